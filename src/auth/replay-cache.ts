@@ -1,0 +1,28 @@
+/**
+ * Remembers proof nonces until their proof could no longer pass the clock
+ * window, so a captured proof cannot be sent twice.
+ */
+export interface ReplayCache {
+  /** True the first time a nonce is seen; false for a replay. */
+  remember(nonce: string, expiresAtMs: number): Promise<boolean>;
+}
+
+/** One proxy process: memory is enough (several replicas share one in the backend, issue 8). */
+export class MemoryReplayCache implements ReplayCache {
+  private readonly seen = new Map<string, number>();
+  private lastSweep = 0;
+
+  async remember(nonce: string, expiresAtMs: number): Promise<boolean> {
+    const now = Date.now();
+    if (now - this.lastSweep > 10_000) this.sweep(now);
+    const until = this.seen.get(nonce);
+    if (until !== undefined && until > now) return false;
+    this.seen.set(nonce, expiresAtMs);
+    return true;
+  }
+
+  private sweep(now: number): void {
+    this.lastSweep = now;
+    for (const [k, until] of this.seen) if (until <= now) this.seen.delete(k);
+  }
+}

@@ -1,0 +1,234 @@
+import type { Argv } from "yargs";
+import { readFileSync } from "node:fs";
+import { AzgateError } from "../../errors/index.ts";
+import type { Role } from "../../rbac/types.ts";
+import type { User } from "../../resources/user.ts";
+import type { TokenInfo } from "../../proxy/admin.ts";
+import { inviteMessage } from "../../proxy/users.ts";
+import { formatDuration } from "../../util/duration.ts";
+import { connectAdmin, type AdminConnection } from "../connect.ts";
+import { fields, print, structured, table, type Format } from "../output.ts";
+import { csv, run } from "../run.ts";
+
+interface AdminArgs {
+  "data-dir"?: string;
+  config?: string;
+}
+
+/** Runs `fn` with a connection to the cluster and always closes it. */
+function withAdmin<A extends AdminArgs>(fn: (conn: AdminConnection, argv: A) => Promise<void>) {
+  return run<A>(async (argv) => {
+    const conn = await connectAdmin({ dataDir: argv["data-dir"], config: argv.config });
+    try {
+      await fn(conn, argv);
+    } finally {
+      await conn.close();
+    }
+  });
+}
+
+const formatOption = <T>(a: Argv<T>) => a.option("format", { choices: ["text", "json", "yaml"] as const, default: "text" as const, describe: "Output format" });
+
+/** "roles", "role/NAME" or ("roles", "NAME"). */
+function kindAndName(ref: string, name?: string): { kind: string; name?: string } {
+  const [kind, ...rest] = ref.split("/");
+  return { kind, name: rest.length ? rest.join("/") : name };
+}
+
+export function adminCommands(y: Argv) {
+  return y.command<AdminArgs>(
+    "admin",
+    "Manage the cluster: users, roles, join tokens",
+    (a) =>
+      a
+        .option("data-dir", { type: "string", describe: "On the proxy host: act on this data dir directly (bootstrap)" })
+        .option("config", { type: "string", describe: "Proxy config file, with --data-dir" })
+        .command(
+          "status",
+          "Cluster name, version and CA pin",
+          (b) => b,
+          withAdmin(async ({ client }) => {
+            const s = await client.call<{ cluster_name: string; version: string; ca_pins: string[] }>("GET", "/v1/cluster/status");
+            print(fields([["Cluster", s.cluster_name], ["Version", s.version], ...s.ca_pins.map((p): [string, string] => ["CA pin", p])]));
+          }),
+        )
+        .command<AdminArgs & { file?: string; filename?: string; force?: boolean }>(
+          "create [filename]",
+          "Create resources from a YAML file (Teleport role files load unchanged)",
+          (b) =>
+            b
+              .positional("filename", { type: "string", describe: "Resource file" })
+              .option("file", { alias: "f", type: "string", describe: "Resource file ('-' for stdin)" })
+              .option("force", { type: "boolean", describe: "Overwrite resources that exist" }),
+          withAdmin(async ({ client }, argv) => {
+            const file = argv.file ?? argv.filename;
+            if (!file) throw new AzgateError("bad_parameter", "give a file: azgate admin create -f role.yaml");
+            let text: string;
+            try {
+              text = readFileSync(file === "-" ? 0 : file, "utf8");
+            } catch (e) {
+              throw new AzgateError("bad_parameter", `cannot read ${file}: ${(e as Error).message}`);
+            }
+            const res = await client.call<{ messages: string[]; warnings: string[] }>("POST", "/v1/admin/resources", { text, source: file, force: argv.force === true });
+            for (const w of res.warnings) process.stderr.write(`WARNING: ${w}\n`);
+            print(res.messages.join("\n"));
+          }),
+        )
+        .command<AdminArgs & { ref: string; name?: string; format: Format }>(
+          "get <ref> [name]",
+          "Show roles, users or tokens: get roles, get role/NAME",
+          (b) => formatOption(b.positional("ref", { type: "string", demandOption: true }).positional("name", { type: "string" })),
+          withAdmin(async ({ client }, argv) => {
+            const { kind, name } = kindAndName(argv.ref, argv.name);
+            const path = `/v1/admin/resources/${encodeURIComponent(kind)}${name ? `/${encodeURIComponent(name)}` : ""}`;
+            const { items } = await client.call<{ items: unknown[] }>("GET", path);
+            print(argv.format === "text" ? resourceTable(kind, items) : structured(name ? items[0] : items, argv.format));
+          }),
+        )
+        .command<AdminArgs & { ref: string }>(
+          "rm <ref>",
+          "Delete a resource: rm role/NAME, rm user/NAME, rm token/TOKEN",
+          (b) => b.positional("ref", { type: "string", demandOption: true }),
+          withAdmin(async ({ client }, argv) => {
+            const { kind, name } = kindAndName(argv.ref);
+            if (!name) throw new AzgateError("bad_parameter", `say what to delete as KIND/NAME, for example role/${argv.ref}`);
+            const res = await client.call<{ message: string }>("DELETE", `/v1/admin/resources/${encodeURIComponent(kind)}/${encodeURIComponent(name)}`);
+            print(res.message);
+          }),
+        )
+        .command("users", "Add, update and reset users", (u) => userCommands(u).demandCommand(1))
+        .command("tokens", "Join tokens for agents", (t) => tokenCommands(t).demandCommand(1))
+        .demandCommand(1),
+  );
+}
+
+function userCommands(u: Argv<AdminArgs>) {
+  return u
+    .command<AdminArgs & { name: string; roles?: string; "azure-identities"?: string; format: Format }>(
+      "add <name>",
+      "Add a user; prints a one-time invite",
+      (b) =>
+        formatOption(
+          b
+            .positional("name", { type: "string", demandOption: true })
+            .option("roles", { type: "string", demandOption: true, describe: "Comma-separated roles" })
+            .option("azure-identities", { type: "string", describe: "Comma-separated Azure identity resource IDs (trait azure_identities)" }),
+        ),
+      withAdmin(async ({ client }, argv) => {
+        const ids = csv(argv["azure-identities"]);
+        const res = await client.call<{ invite_token: string; invite_expires: string; public_url: string }>("POST", "/v1/admin/users", {
+          name: argv.name,
+          roles: csv(argv.roles),
+          traits: ids.length ? { azure_identities: ids } : {},
+        });
+        print(argv.format === "text" ? inviteMessage(argv.name, res.invite_token, new Date(res.invite_expires), res.public_url) : structured({ user: argv.name, ...res }, argv.format));
+      }),
+    )
+    .command<AdminArgs & { name: string; "set-roles"?: string; "set-azure-identities"?: string }>(
+      "update <name>",
+      "Change a user's roles or Azure identities",
+      (b) =>
+        b
+          .positional("name", { type: "string", demandOption: true })
+          .option("set-roles", { type: "string", describe: "Replace roles (comma-separated)" })
+          .option("set-azure-identities", { type: "string", describe: "Replace the azure_identities trait (comma-separated; '' clears it)" }),
+      withAdmin(async ({ client }, argv) => {
+        const update: Record<string, unknown> = {};
+        if (argv["set-roles"] !== undefined) update.roles = csv(argv["set-roles"]);
+        if (argv["set-azure-identities"] !== undefined) update.azure_identities = csv(argv["set-azure-identities"]);
+        if (Object.keys(update).length === 0) throw new AzgateError("bad_parameter", "nothing to update: pass --set-roles or --set-azure-identities");
+        await client.call("PATCH", `/v1/admin/users/${encodeURIComponent(argv.name)}`, update);
+        print(`User ${argv.name} has been updated.`);
+      }),
+    )
+    .command<AdminArgs & { name: string }>(
+      "reset <name>",
+      "New invite for a user (new password and second factor; lifts a lockout)",
+      (b) => b.positional("name", { type: "string", demandOption: true }),
+      withAdmin(async ({ client }, argv) => {
+        const res = await client.call<{ invite_token: string; invite_expires: string; public_url: string }>("POST", `/v1/admin/users/${encodeURIComponent(argv.name)}/reset`);
+        print(inviteMessage(argv.name, res.invite_token, new Date(res.invite_expires), res.public_url).replace("has been created but requires", "has been reset and requires"));
+      }),
+    )
+    .command<AdminArgs & { format: Format }>(
+      "ls",
+      "List users",
+      (b) => formatOption(b),
+      withAdmin(async ({ client }, argv) => {
+        const { items } = await client.call<{ items: unknown[] }>("GET", "/v1/admin/resources/user");
+        print(argv.format === "text" ? resourceTable("user", items) : structured(items, argv.format));
+      }),
+    );
+}
+
+function tokenCommands(t: Argv<AdminArgs>) {
+  return t
+    .command<AdminArgs & { type: string; ttl: string; format?: Format }>(
+      "add",
+      "Create a join token",
+      (b) =>
+        b
+          .option("type", { type: "string", default: "app", describe: "Token type: app" })
+          .option("ttl", { type: "string", default: "30m", describe: "Lifetime" })
+          // No default: without --format the token comes with instructions; --format=text prints it alone for scripts.
+          .option("format", { choices: ["text", "json", "yaml"] as const, describe: "Output format" }),
+      withAdmin(async ({ client }, argv) => {
+        const res = await client.call<TokenInfo & { token: string }>("POST", "/v1/admin/tokens", { type: argv.type, ttl: argv.ttl });
+        if (argv.format === "json" || argv.format === "yaml") return print(structured(res, argv.format));
+        if (argv.format === "text") return print(res.token);
+        const status = await client.call<{ ca_pins: string[]; public_url: string }>("GET", "/v1/cluster/status");
+        print(
+          [
+            `The invite token: ${res.token}`,
+            `This token will expire in ${formatDuration(Date.parse(res.expires) - Date.now() + 500)}.`,
+            ``,
+            `Run this on the new agent:`,
+            `> azgate start --mode agent --proxy ${new URL(status.public_url).host} --token ${res.token} --ca-pin ${status.ca_pins[0]} --app azure-cli --app-cloud Azure`,
+          ].join("\n"),
+        );
+      }),
+    )
+    .command<AdminArgs & { format: Format }>(
+      "ls",
+      "List join tokens",
+      (b) => formatOption(b),
+      withAdmin(async ({ client }, argv) => {
+        const { items } = await client.call<{ items: unknown[] }>("GET", "/v1/admin/resources/token");
+        print(argv.format === "text" ? resourceTable("token", items) : structured(items, argv.format));
+      }),
+    )
+    .command<AdminArgs & { token: string }>(
+      "rm <token>",
+      "Delete a join token (the token or its ID)",
+      (b) => b.positional("token", { type: "string", demandOption: true }),
+      withAdmin(async ({ client }, argv) => {
+        print((await client.call<{ message: string }>("DELETE", `/v1/admin/resources/token/${encodeURIComponent(argv.token)}`)).message);
+      }),
+    );
+}
+
+function resourceTable(kind: string, items: unknown[]): string {
+  const k = kind.toLowerCase().replace(/s$/, "");
+  if (k === "role") {
+    return table(
+      ["Role", "Azure identities", "Denied identities", "App labels", "Max session TTL"],
+      (items as Role[]).map((r) => [
+        r.metadata.name,
+        (r.spec.allow?.azure_identities ?? []).join(",") || "-",
+        (r.spec.deny?.azure_identities ?? []).join(",") || "-",
+        Object.entries(r.spec.allow?.app_labels ?? {}).map(([key, v]) => `${key}=${[v].flat().join("|")}`).join(",") || "-",
+        r.spec.options?.max_session_ttl ?? "12h (default)",
+      ]),
+    );
+  }
+  if (k === "user") {
+    return table(
+      ["User", "Roles", "Azure identities"],
+      (items as User[]).map((u) => [u.metadata.name, u.spec.roles.join(","), (u.spec.traits.azure_identities ?? []).join(",") || "-"]),
+    );
+  }
+  return table(
+    ["ID", "Type", "Expires"],
+    (items as TokenInfo[]).map((t) => [t.id, t.type, `${t.expires} (in ${formatDuration(Date.parse(t.expires) - Date.now())})`]),
+  );
+}

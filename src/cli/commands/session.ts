@@ -1,0 +1,142 @@
+import type { Argv } from "yargs";
+import { x509 } from "../../pki/x509.ts";
+import { AzgateError } from "../../errors/index.ts";
+import { ApiClient } from "../../client/api.ts";
+import { establishTrust, proxyBaseUrl } from "../../client/trust.ts";
+import { loadCredentials, loadProfile, removeCredentials, saveProfile } from "../../client/profile.ts";
+import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../../pki/keys.ts";
+import { identityOf } from "../../pki/certificate.ts";
+import { newTotpSecret, totpFor } from "../../auth/totp.ts";
+import { formatDuration, parseDuration } from "../../util/duration.ts";
+import { ask, confirm } from "../prompt.ts";
+import { fields, print, structured } from "../output.ts";
+import { run } from "../run.ts";
+
+interface TrustArgs {
+  proxy?: string;
+  "ca-pin"?: string;
+  insecure?: boolean;
+}
+
+const trustOptions = <T>(a: Argv<T>) =>
+  a
+    .option("proxy", { type: "string", describe: "Proxy address, host:port (port 3080 when omitted)" })
+    .option("ca-pin", { type: "string", describe: "Expected CA pin, sha256:... (from azgate admin status)" })
+    .option("insecure", { type: "boolean", describe: "Do not verify the proxy (throwaway demos only)" });
+
+async function trust(argv: TrustArgs, proxy: string) {
+  const known = await loadProfile(proxy);
+  return establishTrust({
+    proxy,
+    caPin: argv["ca-pin"],
+    insecure: argv.insecure,
+    knownCaPem: known?.ca_pem,
+    confirm: (pin, cluster) => {
+      process.stderr.write(`The proxy ${proxy} (cluster "${cluster}") presents a CA not seen before.\nCA pin ${pin}\n`);
+      return confirm("Trust this CA and continue?");
+    },
+  });
+}
+
+export function sessionCommands(y: Argv) {
+  return y
+    .command<TrustArgs & { user?: string; ttl?: string }>(
+      "login",
+      "Sign in to a cluster and store a certificate",
+      (a) => trustOptions(a).option("user", { type: "string", describe: "User name" }).option("ttl", { type: "string", describe: "Shorter certificate lifetime (capped by your roles)" }),
+      run(async (argv) => {
+        const previous = await loadProfile();
+        const proxy = argv.proxy ?? previous?.proxy;
+        if (!proxy) throw new AzgateError("bad_parameter", "--proxy is required for the first login");
+        const { target, ping } = await trust(argv, proxy);
+        const user = argv.user ?? (previous?.proxy === proxy ? previous.user : undefined) ?? (await ask("User: ")).trim();
+        const password = await ask(`Enter password for ${user}: `, { secret: true });
+        const otp = ping.second_factor === "otp" ? (await ask("Enter your OTP token: ")).trim() : undefined;
+        const keys = await generateKeyPair();
+        const res = await new ApiClient(target).call<{ cert_pem: string; expires: string }>("POST", "/v1/auth/login", {
+          user,
+          password,
+          otp,
+          public_key_pem: await publicKeyToPem(keys.publicKey),
+          ttl_ms: argv.ttl ? parseDuration(argv.ttl, "--ttl") : undefined,
+        });
+        await saveProfile({ proxy, user, cluster: ping.cluster_name, ca_pem: target.ca_pem, insecure: target.insecure }, await privateKeyToPem(keys.privateKey), res.cert_pem);
+        print(statusText(proxy, res.cert_pem));
+      }),
+    )
+    .command<{ proxy?: string }>(
+      "logout",
+      "Remove stored credentials",
+      (a) => a.option("proxy", { type: "string", describe: "Only this proxy's profile" }),
+      run(async (argv) => {
+        const removed = await removeCredentials(argv.proxy);
+        print(removed.length ? `Logged out ${removed.join(", ")}.` : "Not logged in.");
+      }),
+    )
+    .command<{ format: string }>(
+      "status",
+      "Show the current login",
+      (a) => a.option("format", { choices: ["text", "json", "yaml"], default: "text", describe: "Output format" }),
+      run(async (argv) => {
+        const profile = await loadProfile();
+        const creds = profile ? await loadCredentials(profile) : null;
+        if (!profile || !creds) throw new AzgateError("unauthenticated", "not logged in; run azgate login --proxy HOST:PORT --user NAME");
+        print(argv.format === "text" ? statusText(profile.proxy, creds.certPem) : structured(statusData(profile.proxy, creds.certPem), argv.format as "json"));
+      }),
+    )
+    .command("users", "Your own account", (u) =>
+      u
+        .command<TrustArgs & { token: string; "otp-secret"?: string }>(
+          "accept-invite <token>",
+          "Set a password (and authenticator) with an invite",
+          (a) => trustOptions(a).positional("token", { type: "string", demandOption: true }).option("otp-secret", { type: "string", describe: "Use this base32 TOTP secret instead of a new one" }),
+          run(async (argv) => {
+            if (!argv.proxy) throw new AzgateError("bad_parameter", "--proxy is required");
+            const { target } = await trust(argv, argv.proxy);
+            const api = new ApiClient(target);
+            const invite = await api.call<{ user: string; second_factor: string }>("GET", `/v1/invites/${encodeURIComponent(argv.token)}`);
+            const password = await ask(`New password for ${invite.user} (12 characters or more): `, { secret: true });
+            if ((await ask("Repeat the password: ", { secret: true })) !== password) throw new AzgateError("bad_parameter", "the two passwords differ");
+            let otp_secret: string | undefined;
+            let otp_code: string | undefined;
+            if (invite.second_factor === "otp") {
+              otp_secret = argv["otp-secret"]?.toUpperCase() ?? newTotpSecret();
+              process.stderr.write(`Add this key to your authenticator app (TOTP, 6 digits, 30 s):\n  ${otp_secret}\n  ${totpFor(invite.user, otp_secret, "azgate").toString()}\n`);
+              otp_code = (await ask("Code shown by the app: ")).trim();
+            }
+            await api.call("POST", `/v1/invites/${encodeURIComponent(argv.token)}/accept`, { password, otp_secret, otp_code });
+            print(`User ${invite.user} is ready. Log in with: azgate login --proxy ${argv.proxy} --user ${invite.user}`);
+          }),
+        )
+        .demandCommand(1),
+    );
+}
+
+function statusData(proxy: string, certPem: string) {
+  const cert = new x509.X509Certificate(certPem);
+  const id = identityOf(cert);
+  return {
+    profile_url: proxyBaseUrl(proxy),
+    user: id.name,
+    roles: id.roles,
+    azure_identities: id.azure_identities,
+    traits: id.traits,
+    valid_until: cert.notAfter.toISOString(),
+    expired: cert.notAfter.getTime() <= Date.now(),
+  };
+}
+
+function statusText(proxy: string, certPem: string): string {
+  const s = statusData(proxy, certPem);
+  const left = new Date(s.valid_until).getTime() - Date.now();
+  return (
+    "> " +
+    fields([
+      ["Profile URL", s.profile_url],
+      ["Logged in as", s.user],
+      ["Roles", s.roles.join(", ") || "(none)"],
+      ["Azure identities", s.azure_identities.join(", ") || "(none)"],
+      ["Valid until", `${s.valid_until} [${s.expired ? "EXPIRED" : `valid for ${formatDuration(left)}`}]`],
+    ]).replace(/\n/g, "\n  ")
+  );
+}

@@ -1,0 +1,109 @@
+import type { Argv } from "yargs";
+import path from "node:path";
+import { AzgateError } from "../../errors/index.ts";
+import { defaultDataDir, loadConfig } from "../../config/load.ts";
+import { startProxy } from "../../proxy/server.ts";
+import { runtimeVersion } from "../../runtime/index.ts";
+import { VERSION } from "../../version.ts";
+import { fields, print } from "../output.ts";
+import { csv, run } from "../run.ts";
+
+interface StartArgs {
+  mode: "proxy" | "agent";
+  config?: string;
+  "data-dir"?: string;
+  listen?: string;
+  "public-addr"?: string;
+  "cluster-name"?: string;
+  "second-factor"?: string;
+  "tls-cert-file"?: string;
+  "tls-key-file"?: string;
+  proxy?: string;
+  token?: string;
+  "ca-pin"?: string;
+  app?: string;
+  "app-cloud"?: string;
+  labels?: string;
+}
+
+export function startCommand(y: Argv) {
+  return y.command<StartArgs>(
+    "start",
+    "Run the proxy or the agent",
+    (a) =>
+      a
+        .option("mode", { choices: ["proxy", "agent"] as const, demandOption: true, describe: "What to run" })
+        .option("config", { alias: "c", type: "string", describe: "YAML config file (then AZGATE_* env, then flags)" })
+        .option("data-dir", { type: "string", describe: "State directory" })
+        .option("listen", { type: "string", describe: "proxy: address to listen on (host:port)" })
+        .option("public-addr", { type: "string", describe: "proxy: address clients and agents reach it by" })
+        .option("cluster-name", { type: "string", describe: "proxy: cluster name (fixed at first start)" })
+        .option("second-factor", { type: "string", describe: "proxy: otp or off" })
+        .option("tls-cert-file", { type: "string", describe: "proxy: TLS certificate (default: one from the host CA)" })
+        .option("tls-key-file", { type: "string", describe: "proxy: TLS key" })
+        .option("proxy", { type: "string", describe: "agent: proxy address" })
+        .option("token", { type: "string", describe: "agent: join token" })
+        .option("ca-pin", { type: "string", describe: "agent: CA pin of the proxy" })
+        .option("app", { type: "string", describe: "agent: app name to serve" })
+        .option("app-cloud", { type: "string", describe: "agent: app cloud (Azure)" })
+        .option("labels", { type: "string", describe: "agent: app labels, k=v,k2=v2" }),
+    run(async (argv) => {
+      const config = loadConfig({
+        file: argv.config,
+        env: process.env,
+        flags: [
+          [["data_dir"], argv["data-dir"]],
+          [["cluster_name"], argv["cluster-name"]],
+          [["proxy", "listen"], argv.listen],
+          [["proxy", "public_addr"], argv["public-addr"]],
+          [["proxy", "tls", "cert_file"], argv["tls-cert-file"]],
+          [["proxy", "tls", "key_file"], argv["tls-key-file"]],
+          [["auth", "second_factor"], argv["second-factor"]],
+          [["agent", "proxy_addr"], argv.proxy],
+          [["agent", "auth_token"], argv.token],
+          [["agent", "ca_pin"], argv["ca-pin"]],
+          [["agent", "apps"], argv.app ? [{ name: argv.app, cloud: argv["app-cloud"] ?? "Azure", labels: parseLabels(argv.labels) }] : undefined],
+        ],
+      });
+      if (argv.mode === "agent") {
+        const agent = config.agent;
+        const missing = [!agent?.proxy_addr && "agent.proxy_addr (--proxy)", !agent?.auth_token && "agent.auth_token (--token)", !agent?.apps.length && "agent.apps (--app)"].filter(Boolean);
+        if (missing.length) throw new AzgateError("config_invalid", `invalid configuration: missing ${missing.join(", ")}`);
+        throw new AzgateError("not_implemented", `agent configuration is valid (${agent!.apps.length} app(s): ${agent!.apps.map((a) => a.name).join(", ")}), but agent mode is not built yet`);
+      }
+      const dataDir = path.resolve(config.data_dir ?? defaultDataDir());
+      const proxy = await startProxy({ ...config, data_dir: dataDir });
+      print(
+        [
+          `azgate proxy ${VERSION} (${runtimeVersion()}) is running.`,
+          fields([
+            ["Cluster", proxy.clusterName],
+            ["Listening", `${config.proxy.listen.replace(/:\d+$/, "")}:${proxy.port}`],
+            ["Public URL", proxy.publicUrl],
+            ["CA pin", proxy.caPins.join(", ")],
+            ["Data dir", dataDir],
+          ]),
+          ``,
+          `Create the first user on this host: azgate admin --data-dir ${dataDir} users add NAME --roles access,editor`,
+        ].join("\n"),
+      );
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once("SIGINT", stop);
+        process.once("SIGTERM", stop);
+      });
+      await proxy.close();
+      print("azgate proxy stopped.");
+    }),
+  );
+}
+
+export function parseLabels(text: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of csv(text)) {
+    const [k, ...v] = pair.split("=");
+    if (!k || v.length === 0) throw new AzgateError("bad_parameter", `--labels: "${pair}" must be key=value`);
+    out[k.trim()] = v.join("=").trim();
+  }
+  return out;
+}

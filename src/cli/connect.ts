@@ -1,0 +1,57 @@
+import path from "node:path";
+import { AzgateError } from "../errors/index.ts";
+import { readLockHolder } from "../runtime/index.ts";
+import { ApiClient } from "../client/api.ts";
+import { loadCredentials, loadProfile } from "../client/profile.ts";
+import { proxyBaseUrl } from "../client/trust.ts";
+import { loadConfig } from "../config/load.ts";
+import { createApi } from "../proxy/api.ts";
+import { issueLocalAdmin, readLocalAdmin } from "../proxy/local-admin.ts";
+import { openState, settingsFrom } from "../proxy/state.ts";
+import { KEYS } from "../proxy/keys.ts";
+
+export interface AdminConnection {
+  client: ApiClient;
+  close(): Promise<void>;
+}
+
+/**
+ * How admin commands reach the cluster:
+ *  - `--data-dir` with a proxy running on it: through that proxy, as the local admin;
+ *  - `--data-dir` with no proxy: the same API, in this process, on the locked backend;
+ *  - otherwise: through the proxy of the current login profile.
+ */
+export async function connectAdmin(opts: { dataDir?: string; config?: string }): Promise<AdminConnection> {
+  if (opts.dataDir) return connectLocal(path.resolve(opts.dataDir), opts.config);
+  return { client: await profileClient(), close: async () => undefined };
+}
+
+export async function profileClient(): Promise<ApiClient> {
+  const profile = await loadProfile();
+  const creds = profile ? await loadCredentials(profile) : null;
+  if (!profile || !creds) {
+    throw new AzgateError("unauthenticated", "not logged in; run azgate login --proxy HOST:PORT --user NAME (or, on the proxy host, pass --data-dir)");
+  }
+  return new ApiClient({ baseUrl: proxyBaseUrl(profile.proxy), ca_pem: profile.ca_pem, insecure: profile.insecure }, creds);
+}
+
+async function connectLocal(dataDir: string, configFile?: string): Promise<AdminConnection> {
+  const holder = await readLockHolder(path.join(dataDir, "azgate.lock"));
+  if (holder) {
+    let creds;
+    try {
+      creds = await readLocalAdmin(dataDir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EACCES") throw new AzgateError("access_denied", `only the owner of ${dataDir} can use it for admin commands`);
+      throw e;
+    }
+    if (!creds) throw new AzgateError("backend_locked", `${dataDir} is held by pid ${holder.pid} (${holder.purpose}), which offers no local admin access; wait for it or stop it`);
+    return { client: new ApiClient({ baseUrl: creds.url, ca_pem: creds.ca_pem }, { keyPem: creds.key_pem, certPem: creds.cert_pem }), close: async () => undefined };
+  }
+  const config = loadConfig({ file: configFile, env: process.env });
+  const { ctx, close } = await openState(dataDir, { settings: settingsFrom(config), purpose: "azgate admin" });
+  const stored = await ctx.backend.get<{ url: string }>(KEYS.publicUrl);
+  const api = createApi(ctx, { publicUrl: () => stored?.value.url ?? proxyBaseUrl("localhost") });
+  const creds = await issueLocalAdmin(ctx.cluster.user, ctx.localAdminSession);
+  return { client: new ApiClient({ baseUrl: "https://local.azgate", fetch: (req) => api.fetch(req) }, creds), close };
+}

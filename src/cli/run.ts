@@ -1,0 +1,36 @@
+import { isAzgateError } from "../errors/index.ts";
+import { closePrompts } from "./prompt.ts";
+
+/**
+ * Wraps a command handler: a user mistake prints `ERROR: <message>` and exits
+ * non-zero, never a stack trace (unless AZGATE_DEBUG=1).
+ */
+export function run<A>(handler: (argv: A) => Promise<void>): (argv: A) => Promise<void> {
+  return async (argv: A) => {
+    try {
+      await handler(argv);
+    } catch (e) {
+      reportError(e);
+    } finally {
+      closePrompts();
+    }
+  };
+}
+
+export function reportError(e: unknown): void {
+  const debug = process.env.AZGATE_DEBUG === "1";
+  if (isAzgateError(e)) {
+    process.stderr.write(`ERROR: ${e.message}\n`);
+    if (debug && e.cause) console.error(e.cause);
+  } else {
+    process.stderr.write(`ERROR: ${e instanceof Error ? e.message : String(e)}\n`);
+    if (debug) console.error(e);
+  }
+  process.exitCode = 1;
+}
+
+/** "a,b , c" -> ["a","b","c"]; repeated flags are joined too. */
+export function csv(value: unknown): string[] {
+  const parts = (Array.isArray(value) ? value : [value]).flatMap((v) => (v === undefined || v === null ? [] : String(v).split(",")));
+  return parts.map((s) => s.trim()).filter(Boolean);
+}

@@ -1,0 +1,68 @@
+import { AzgateError, fromErrorBody } from "../errors/index.ts";
+import { request } from "../runtime/index.ts";
+import { createProof, PROOF_SCHEME } from "../auth/proof.ts";
+import { importPrivateKeyPem } from "../pki/keys.ts";
+
+export interface ApiTarget {
+  /** https://host:port */
+  baseUrl: string;
+  ca_pem?: string;
+  insecure?: boolean;
+  /** In-process transport (the offline admin path); HTTPS when absent. */
+  fetch?: (req: Request) => Response | Promise<Response>;
+}
+
+export interface ApiCredentials {
+  keyPem: string;
+  certPem: string;
+}
+
+/** Calls the proxy API; with credentials, every call carries a fresh proof of possession. */
+export class ApiClient {
+  private key: Promise<CryptoKey> | null;
+  constructor(
+    private readonly target: ApiTarget,
+    private readonly creds?: ApiCredentials,
+  ) {
+    this.key = creds ? importPrivateKeyPem(creds.keyPem) : null;
+  }
+
+  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (text !== undefined) headers["content-type"] = "application/json";
+    if (this.creds && this.key) {
+      const proof = await createProof({ key: await this.key, certPem: this.creds.certPem, method, pathAndQuery: path, body: text });
+      headers.authorization = `${PROOF_SCHEME} ${proof}`;
+    }
+    let res: { status: number; body: string };
+    try {
+      if (this.target.fetch) {
+        const r = await this.target.fetch(new Request(this.target.baseUrl + path, { method, headers, body: text }));
+        res = { status: r.status, body: await r.text() };
+      } else {
+        res = await request(this.target.baseUrl + path, { method, headers, body: text, ca: this.target.ca_pem, insecure: this.target.insecure });
+      }
+    } catch (e) {
+      throw connectionError(this.target.baseUrl, e);
+    }
+    let parsed: unknown;
+    try {
+      parsed = res.body ? JSON.parse(res.body) : {};
+    } catch {
+      throw new AzgateError("connection_failed", `${this.target.baseUrl} did not answer like an azgate proxy (HTTP ${res.status})`);
+    }
+    if (res.status >= 400) throw fromErrorBody(res.status, parsed);
+    return parsed as T;
+  }
+}
+
+export function connectionError(url: string, e: unknown): AzgateError {
+  const err = e as NodeJS.ErrnoException;
+  const hint =
+    err.code === "ECONNREFUSED" ? "nothing is listening there; is the proxy running?" :
+    err.code === "ENOTFOUND" ? "the host name does not resolve" :
+    /certificate|self.signed|verify/i.test(err.message ?? "") ? `its TLS certificate is not trusted (${err.message}); check --ca-pin or the proxy's certificate` :
+    err.message;
+  return new AzgateError("connection_failed", `cannot reach the proxy at ${url}: ${hint}`, { cause: e });
+}

@@ -1,0 +1,55 @@
+import { z } from "zod";
+import { parseDuration } from "../util/duration.ts";
+
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/, "must be host:port, for example 0.0.0.0:3080");
+const addr = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+)(:\d{1,5})?$/, "must be host or host:port, for example proxy.example.com:3080");
+const duration = z.string().refine((v) => {
+  try {
+    parseDuration(v);
+    return true;
+  } catch {
+    return false;
+  }
+}, "must be a duration such as 30m or 1h");
+
+export const agentAppSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be lowercase letters, digits and '-'"),
+  cloud: z.literal("Azure", { message: 'must be "Azure"' }).default("Azure"),
+  uri: z.string().default("cloud://Azure"),
+  description: z.string().optional(),
+  labels: z.record(z.string(), z.string()).default({}),
+});
+
+export const configSchema = z.strictObject({
+  version: z.literal("v1", { message: 'must be "v1"' }).default("v1"),
+  cluster_name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.\-]{0,62}$/, "must be letters, digits, '.' and '-'").optional(),
+  data_dir: z.string().min(1).optional(),
+  proxy: z
+    .strictObject({
+      listen: hostPort.default("0.0.0.0:3080"),
+      public_addr: addr.optional(),
+      tls: z.strictObject({ cert_file: z.string().min(1), key_file: z.string().min(1) }).optional(),
+    })
+    .default({ listen: "0.0.0.0:3080" }),
+  auth: z
+    .strictObject({
+      second_factor: z.enum(["otp", "off"], { message: 'must be "otp" or "off"' }).default("otp"),
+      invite_ttl: duration.default("1h"),
+      lockout: z
+        .strictObject({ max_attempts: z.number().int().min(1).max(100).default(5), window: duration.default("30m"), lock_duration: duration.default("30m") })
+        .default({ max_attempts: 5, window: "30m", lock_duration: "30m" }),
+    })
+    .default({ second_factor: "otp", invite_ttl: "1h", lockout: { max_attempts: 5, window: "30m", lock_duration: "30m" } }),
+  storage: z.strictObject({ type: z.literal("file", { message: 'must be "file" (postgres comes with scale-out)' }) }).default({ type: "file" }),
+  agent: z
+    .strictObject({
+      proxy_addr: addr.optional(),
+      auth_token: z.string().min(1).optional(),
+      ca_pin: z.string().regex(/^sha256:[0-9a-f]{64}$/, "must be sha256:<64 hex digits>").optional(),
+      data_dir: z.string().optional(),
+      apps: z.array(agentAppSchema).default([]),
+    })
+    .optional(),
+});
+
+export type Config = z.infer<typeof configSchema>;

@@ -1,0 +1,84 @@
+/**
+ * Typed errors with stable codes. The CLI prints `ERROR: <message>`; the API
+ * answers `{"error":{"code","message"}}` with `status`. Codes never change
+ * meaning once released: scripts and tests match on them.
+ */
+export type ErrorCode =
+  | "bad_parameter"
+  | "config_invalid"
+  | "resource_invalid"
+  | "not_found"
+  | "already_exists"
+  | "access_denied"
+  | "unauthenticated"
+  | "login_failed"
+  | "user_locked"
+  | "cert_expired"
+  | "cert_untrusted"
+  | "proof_missing"
+  | "proof_invalid"
+  | "proof_mismatch"
+  | "proof_replayed"
+  | "proof_clock_skew"
+  | "token_invalid"
+  | "backend_locked"
+  | "compare_failed"
+  | "trust_required"
+  | "connection_failed"
+  | "rate_limited"
+  | "not_implemented"
+  | "internal";
+
+const statusByCode: Record<ErrorCode, number> = {
+  bad_parameter: 400,
+  config_invalid: 400,
+  resource_invalid: 400,
+  not_found: 404,
+  already_exists: 409,
+  access_denied: 403,
+  unauthenticated: 401,
+  login_failed: 401,
+  user_locked: 403,
+  cert_expired: 401,
+  cert_untrusted: 401,
+  proof_missing: 401,
+  proof_invalid: 401,
+  proof_mismatch: 401,
+  proof_replayed: 401,
+  proof_clock_skew: 401,
+  token_invalid: 403,
+  backend_locked: 409,
+  compare_failed: 409,
+  trust_required: 400,
+  connection_failed: 502,
+  rate_limited: 429,
+  not_implemented: 501,
+  internal: 500,
+};
+
+export class AzgateError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "AzgateError";
+    this.code = code;
+    this.status = statusByCode[code];
+  }
+}
+
+export const isAzgateError = (e: unknown): e is AzgateError => e instanceof AzgateError;
+
+export function toErrorBody(e: AzgateError) {
+  return { error: { code: e.code, message: e.message } };
+}
+
+/** Rebuilds an error from an API error body; unknown codes become `internal`. */
+export function fromErrorBody(status: number, body: unknown): AzgateError {
+  const err = (body as { error?: { code?: string; message?: string } } | undefined)?.error;
+  if (err && typeof err.message === "string") {
+    const code = (err.code && err.code in statusByCode ? err.code : "internal") as ErrorCode;
+    return new AzgateError(code, err.message);
+  }
+  return new AzgateError("internal", `unexpected response from the proxy (HTTP ${status})`);
+}

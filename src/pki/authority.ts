@@ -1,0 +1,52 @@
+import { x509 } from "./x509.ts";
+import { EC_ALG, generateKeyPair, importPrivateKeyPem, privateKeyToPem } from "./keys.ts";
+import { randomSerial } from "./serial.ts";
+
+export type AuthorityType = "user" | "host";
+
+/** A certificate authority in memory: its certificate and signing key. */
+export interface Authority {
+  type: AuthorityType;
+  cert: x509.X509Certificate;
+  key: CryptoKey;
+}
+
+/** How an authority is kept in the backend (the backend dir is 0700, files 0600). */
+export interface StoredAuthority {
+  type: AuthorityType;
+  cert_pem: string;
+  key_pem: string;
+}
+
+const TEN_YEARS_MS = 10 * 365 * 86_400_000;
+
+export async function createAuthority(type: AuthorityType, clusterName: string): Promise<Authority> {
+  const keys = await generateKeyPair();
+  const now = Date.now();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomSerial(),
+    name: `CN=${escapeDn(clusterName)}, O=azgate ${type} CA`,
+    notBefore: new Date(now - 60_000),
+    notAfter: new Date(now + TEN_YEARS_MS),
+    keys,
+    signingAlgorithm: EC_ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { type, cert, key: keys.privateKey };
+}
+
+export async function storeAuthority(a: Authority): Promise<StoredAuthority> {
+  return { type: a.type, cert_pem: a.cert.toString("pem") + "\n", key_pem: await privateKeyToPem(a.key) };
+}
+
+export async function loadAuthority(s: StoredAuthority): Promise<Authority> {
+  return { type: s.type, cert: new x509.X509Certificate(s.cert_pem), key: await importPrivateKeyPem(s.key_pem) };
+}
+
+export function escapeDn(value: string): string {
+  return value.replace(/([,+"\\<>;=])/g, "\\$1");
+}

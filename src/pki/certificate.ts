@@ -1,0 +1,91 @@
+import { x509 } from "./x509.ts";
+import { AzgateError } from "../errors/index.ts";
+import type { Authority } from "./authority.ts";
+import { escapeDn } from "./authority.ts";
+import { EC_ALG } from "./keys.ts";
+import { IDENTITY_OID, decodeIdentity, encodeIdentity, type Identity } from "./identity.ts";
+import { randomSerial } from "./serial.ts";
+
+const CLOCK_SKEW_MS = 60_000;
+
+/** A client certificate (user, local admin, or host) binding a public key to an identity. */
+export async function issueIdentityCert(opts: {
+  ca: Authority;
+  publicKey: CryptoKey;
+  identity: Identity;
+  notAfter: Date;
+}): Promise<x509.X509Certificate> {
+  const notAfter = opts.notAfter.getTime() > opts.ca.cert.notAfter.getTime() ? opts.ca.cert.notAfter : opts.notAfter;
+  return x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    subject: `CN=${escapeDn(opts.identity.name)}`,
+    issuer: opts.ca.cert.subject,
+    notBefore: new Date(Date.now() - CLOCK_SKEW_MS),
+    notAfter,
+    signingKey: opts.ca.key,
+    publicKey: opts.publicKey,
+    signingAlgorithm: EC_ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
+      await x509.AuthorityKeyIdentifierExtension.create(opts.ca.cert, false),
+      new x509.Extension(IDENTITY_OID, false, encodeIdentity(opts.identity)),
+    ],
+  });
+}
+
+/** The proxy's TLS server certificate when the operator gives none. */
+export async function issueServerCert(opts: {
+  ca: Authority;
+  publicKey: CryptoKey;
+  dnsNames: string[];
+  ips: string[];
+  notAfter: Date;
+}): Promise<x509.X509Certificate> {
+  const names = [...opts.dnsNames.map((value) => ({ type: "dns" as const, value })), ...opts.ips.map((value) => ({ type: "ip" as const, value }))];
+  return x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    subject: `CN=${escapeDn(opts.dnsNames[0] ?? opts.ips[0] ?? "azgate")}`,
+    issuer: opts.ca.cert.subject,
+    notBefore: new Date(Date.now() - CLOCK_SKEW_MS),
+    notAfter: opts.notAfter,
+    signingKey: opts.ca.key,
+    publicKey: opts.publicKey,
+    signingAlgorithm: EC_ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
+      new x509.SubjectAlternativeNameExtension(names, false),
+      await x509.AuthorityKeyIdentifierExtension.create(opts.ca.cert, false),
+    ],
+  });
+}
+
+export function identityOf(cert: x509.X509Certificate): Identity {
+  const ext = cert.getExtension(IDENTITY_OID);
+  if (!ext) throw new AzgateError("cert_untrusted", "certificate carries no azgate identity");
+  return decodeIdentity(ext.value);
+}
+
+/**
+ * Checks that `cert` was signed by one of `cas` and is valid now. Distinct
+ * codes: a foreign or forged certificate is cert_untrusted, an old one cert_expired.
+ */
+export async function verifyIdentityCert(cert: x509.X509Certificate, cas: x509.X509Certificate[], now = new Date()): Promise<Identity> {
+  let signed = false;
+  for (const ca of cas) {
+    if (cert.issuer !== ca.subject) continue;
+    if (await cert.verify({ publicKey: ca.publicKey, signatureOnly: true })) {
+      signed = true;
+      break;
+    }
+  }
+  if (!signed) throw new AzgateError("cert_untrusted", "certificate was not issued by this cluster; run azgate login again");
+  if (now.getTime() < cert.notBefore.getTime() - CLOCK_SKEW_MS) throw new AzgateError("cert_untrusted", "certificate is not valid yet; check this machine's clock");
+  if (now.getTime() > cert.notAfter.getTime()) {
+    throw new AzgateError("cert_expired", `your session expired at ${cert.notAfter.toISOString()}; run azgate login again`);
+  }
+  return identityOf(cert);
+}

@@ -1,0 +1,182 @@
+/**
+ * Admin operations, shared by the HTTP API and the local bootstrap path.
+ * Each one authorises the caller by `rules`, writes, and audits.
+ */
+import { AzgateError } from "../errors/index.ts";
+import type { Role } from "../rbac/types.ts";
+import type { Resource } from "../resources/parse.ts";
+import type { User } from "../resources/user.ts";
+import { parseDuration } from "../util/duration.ts";
+import { authorize, type Caller } from "./caller.ts";
+import type { ProxyContext } from "./context.ts";
+import { KEYS, newSecret, secretHash } from "./keys.ts";
+import { checkUserName, createInvite, getUser, requireRolesExist } from "./users.ts";
+
+export const RESOURCE_KINDS = ["role", "user", "token"] as const;
+export type ResourceKind = (typeof RESOURCE_KINDS)[number];
+
+export function parseKind(kind: string): ResourceKind {
+  const k = kind.toLowerCase().replace(/s$/, "");
+  if (!(RESOURCE_KINDS as readonly string[]).includes(k)) {
+    throw new AzgateError("bad_parameter", `unknown resource kind "${kind}"; supported: ${RESOURCE_KINDS.join(", ")}`);
+  }
+  return k as ResourceKind;
+}
+
+export interface TokenInfo {
+  id: string;
+  type: "app";
+  roles: string[];
+  expires: string;
+  created: string;
+}
+
+// ---- create / get / rm -------------------------------------------------------
+
+export async function createResources(ctx: ProxyContext, caller: Caller, resources: Resource[], force: boolean): Promise<string[]> {
+  // Check everything first: permissions, existence, references. Then write.
+  const plan: { resource: Resource; exists: boolean }[] = [];
+  for (const r of resources) {
+    const key = r.kind === "role" ? KEYS.role(r.metadata.name) : KEYS.user(r.metadata.name);
+    const exists = (await ctx.backend.get(key)) !== null;
+    authorize(caller, r.kind, exists ? "update" : "create");
+    if (exists && !force) throw new AzgateError("already_exists", `${r.kind} "${r.metadata.name}" already exists; use --force to overwrite it`);
+    if (r.kind === "user") await requireRolesExist(ctx, r.spec.roles.filter((n) => !resources.some((o) => o.kind === "role" && o.metadata.name === n)));
+    plan.push({ resource: r, exists });
+  }
+  const done: string[] = [];
+  for (const { resource: r, exists } of plan) {
+    if (r.kind === "role") await ctx.backend.put<Role>(KEYS.role(r.metadata.name), r);
+    else await ctx.backend.put<User>(KEYS.user(r.metadata.name), { ...r, spec: { ...r.spec, created_by: { time: new Date().toISOString(), user: caller.name } } });
+    await ctx.audit.emit({ event: `${r.kind}.${exists ? "updated" : "created"}`, code: r.kind === "role" ? "T9000I" : "T1002I", user: caller.name, name: r.metadata.name });
+    done.push(`${r.kind} "${r.metadata.name}" has been ${exists ? "updated" : "created"}`);
+  }
+  return done;
+}
+
+export async function getResources(ctx: ProxyContext, caller: Caller, kind: ResourceKind, name?: string): Promise<unknown[]> {
+  authorize(caller, kind, name ? "read" : "list");
+  if (kind === "token") {
+    const tokens = await listTokens(ctx);
+    return name ? tokens.filter((t) => t.id === name || t.id === secretHash(name).slice(0, 16)) : tokens;
+  }
+  const prefix = kind === "role" ? KEYS.roles : KEYS.users;
+  if (name) {
+    const item = await ctx.backend.get(prefix + name);
+    if (!item) throw new AzgateError("not_found", `${kind} "${name}" is not found`);
+    return [item.value];
+  }
+  return (await ctx.backend.list(prefix)).map((i) => i.value);
+}
+
+export async function removeResource(ctx: ProxyContext, caller: Caller, kind: ResourceKind, name: string): Promise<string> {
+  authorize(caller, kind, "delete");
+  if (kind === "token") return removeToken(ctx, caller, name);
+  if (kind === "role") {
+    if (!(await ctx.backend.delete(KEYS.role(name)))) throw new AzgateError("not_found", `role "${name}" is not found`);
+  } else {
+    if (!(await ctx.backend.delete(KEYS.user(name)))) throw new AzgateError("not_found", `user "${name}" is not found`);
+    await ctx.backend.delete(KEYS.userAuth(name));
+    await ctx.backend.delete(KEYS.loginFailures(name));
+  }
+  await ctx.audit.emit({ event: `${kind}.deleted`, code: kind === "role" ? "T9001I" : "T1004I", user: caller.name, name });
+  return `${kind} "${name}" has been deleted`;
+}
+
+// ---- users --------------------------------------------------------------------
+
+export async function addUser(ctx: ProxyContext, caller: Caller, name: string, roles: string[], traits: Record<string, string[]>) {
+  authorize(caller, "user", "create");
+  checkUserName(name);
+  if (roles.length === 0) throw new AzgateError("bad_parameter", "a user needs at least one role: --roles access,editor");
+  await requireRolesExist(ctx, roles);
+  const user: User = {
+    kind: "user",
+    version: "v2",
+    metadata: { name },
+    spec: { roles, traits, created_by: { time: new Date().toISOString(), user: caller.name } },
+  };
+  try {
+    await ctx.backend.compareAndSwap(KEYS.user(name), null, user);
+  } catch (e) {
+    if ((e as AzgateError).code === "compare_failed") throw new AzgateError("already_exists", `user "${name}" already exists`);
+    throw e;
+  }
+  await ctx.audit.emit({ event: "user.create", code: "T1002I", user: caller.name, name, roles });
+  return { user, invite: await createInvite(ctx, name) };
+}
+
+export interface UserUpdate {
+  roles?: string[];
+  azure_identities?: string[];
+  traits?: Record<string, string[]>;
+}
+
+export async function updateUser(ctx: ProxyContext, caller: Caller, name: string, update: UserUpdate): Promise<User> {
+  authorize(caller, "user", "update");
+  if (update.roles) {
+    if (update.roles.length === 0) throw new AzgateError("bad_parameter", "--set-roles needs at least one role");
+    await requireRolesExist(ctx, update.roles);
+  }
+  for (let attempt = 0; ; attempt++) {
+    const item = await ctx.backend.get<User>(KEYS.user(name));
+    if (!item) throw new AzgateError("not_found", `user "${name}" is not found`);
+    const traits = { ...item.value.spec.traits, ...(update.traits ?? {}) };
+    // --set-azure-identities replaces the trait, as in tctl.
+    if (update.azure_identities) traits.azure_identities = update.azure_identities;
+    const next: User = { ...item.value, spec: { ...item.value.spec, roles: update.roles ?? item.value.spec.roles, traits } };
+    try {
+      await ctx.backend.compareAndSwap(item.key, item.revision, next);
+      await ctx.audit.emit({ event: "user.update", code: "T1003I", user: caller.name, name, roles: next.spec.roles });
+      return next;
+    } catch (e) {
+      if ((e as AzgateError).code !== "compare_failed" || attempt >= 5) throw e;
+    }
+  }
+}
+
+/** A new invite for an existing user: sets a new password and second factor, and lifts a lockout. */
+export async function resetUser(ctx: ProxyContext, caller: Caller, name: string) {
+  authorize(caller, "user", "update");
+  if (!(await getUser(ctx, name))) throw new AzgateError("not_found", `user "${name}" is not found`);
+  await ctx.backend.delete(KEYS.loginFailures(name));
+  await ctx.audit.emit({ event: "user.reset", code: "T1006I", user: caller.name, name });
+  return createInvite(ctx, name);
+}
+
+// ---- join tokens ----------------------------------------------------------------
+
+export async function addToken(ctx: ProxyContext, caller: Caller, type: string, ttl: string) {
+  authorize(caller, "token", "create");
+  if (type !== "app") throw new AzgateError("bad_parameter", `--type: unsupported token type "${type}"; supported: app`);
+  const ttlMs = parseDuration(ttl, "--ttl");
+  if (ttlMs > 48 * 3_600_000) throw new AzgateError("bad_parameter", "--ttl: join tokens may live at most 48h");
+  const token = newSecret(16);
+  const hash = secretHash(token);
+  const expires = new Date(Date.now() + ttlMs);
+  const info: TokenInfo = { id: hash.slice(0, 16), type: "app", roles: ["app"], expires: expires.toISOString(), created: new Date().toISOString() };
+  await ctx.backend.put<TokenInfo>(KEYS.token(hash), info, { expires });
+  await ctx.audit.emit({ event: "join_token.create", code: "TJT00I", user: caller.name, token_id: info.id, roles: info.roles, expires: info.expires });
+  return { token, ...info };
+}
+
+export async function listTokens(ctx: ProxyContext): Promise<TokenInfo[]> {
+  return (await ctx.backend.list<TokenInfo>(KEYS.tokens)).map((i) => i.value);
+}
+
+/** Accepts the token itself or its id (as `tokens ls` shows it). */
+export async function removeToken(ctx: ProxyContext, caller: Caller, tokenOrId: string): Promise<string> {
+  authorize(caller, "token", "delete");
+  const items = await ctx.backend.list<TokenInfo>(KEYS.tokens);
+  const hash = secretHash(tokenOrId);
+  const item = items.find((i) => i.key === KEYS.token(hash) || i.value.id === tokenOrId);
+  if (!item || !(await ctx.backend.delete(item.key))) throw new AzgateError("not_found", `token "${tokenOrId}" is not found`);
+  await ctx.audit.emit({ event: "join_token.delete", code: "TJT01I", user: caller.name, token_id: item.value.id });
+  return `token ${item.value.id} has been deleted`;
+}
+
+/** Expired invites and tokens read as absent already; this removes their files too. */
+export async function sweepExpired(ctx: ProxyContext): Promise<void> {
+  await ctx.backend.list(KEYS.tokens);
+  await ctx.backend.list(KEYS.invites);
+}

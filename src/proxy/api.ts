@@ -1,0 +1,137 @@
+import { Hono, type Context } from "hono";
+import { AzgateError, isAzgateError, toErrorBody } from "../errors/index.ts";
+import { verifyProof } from "../auth/proof.ts";
+import { parseResources } from "../resources/parse.ts";
+import { VERSION } from "../version.ts";
+import { clusterPins, pemOf } from "./cluster.ts";
+import type { ProxyContext } from "./context.ts";
+import { resolveCaller, type Caller } from "./caller.ts";
+import { login } from "./login.ts";
+import { acceptInvite, describeInvite } from "./users.ts";
+import * as admin from "./admin.ts";
+import { LoginRateLimiter } from "./rate-limit.ts";
+import { invitePages } from "./web/invite.ts";
+
+type Env = { Variables: { caller: Caller; body: string } };
+
+/**
+ * The proxy's HTTP API. Public routes: cluster discovery, login, invites.
+ * Everything else needs a proof of possession (see auth/proof.ts) and is
+ * authorised by the caller's current roles.
+ */
+export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string }) {
+  const app = new Hono<Env>();
+  const limiter = new LoginRateLimiter();
+
+  app.onError((err, c) => {
+    if (isAzgateError(err)) return c.json(toErrorBody(err), err.status as 400);
+    console.error(`[proxy] internal error on ${c.req.method} ${new URL(c.req.url).pathname}:`, err);
+    return c.json(toErrorBody(new AzgateError("internal", "internal error; see the proxy log")), 500);
+  });
+  app.notFound((c) => c.json(toErrorBody(new AzgateError("not_found", `no such endpoint: ${c.req.method} ${new URL(c.req.url).pathname}`)), 404));
+
+  // ---- public ----
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/v1/ping", async (c) =>
+    c.json({
+      cluster_name: ctx.cluster.name,
+      version: VERSION,
+      second_factor: ctx.settings.secondFactor,
+      host_ca_pems: [pemOf(ctx.cluster.host.cert)],
+      ca_pins: await clusterPins(ctx.cluster),
+    }),
+  );
+  app.post("/v1/auth/login", async (c) => {
+    const remote = remoteAddr(c);
+    limiter.check(remote);
+    const body = await jsonBody<Record<string, unknown>>(c);
+    const res = await login(ctx, {
+      user: String(body.user ?? ""),
+      password: String(body.password ?? ""),
+      otp: body.otp === undefined ? undefined : String(body.otp),
+      public_key_pem: String(body.public_key_pem ?? ""),
+      ttl_ms: typeof body.ttl_ms === "number" ? body.ttl_ms : undefined,
+      remote_addr: remote,
+    });
+    return c.json(res);
+  });
+  app.get("/v1/invites/:token", async (c) => c.json(await describeInvite(ctx, c.req.param("token"))));
+  app.post("/v1/invites/:token/accept", async (c) => {
+    limiter.check(remoteAddr(c));
+    const body = await jsonBody<{ password?: string; otp_secret?: string; otp_code?: string }>(c);
+    return c.json(await acceptInvite(ctx, c.req.param("token"), { password: String(body.password ?? ""), otp_secret: body.otp_secret, otp_code: body.otp_code }));
+  });
+  app.route("/web", invitePages(ctx, limiter));
+
+  // ---- authenticated ----
+  const authed = new Hono<Env>();
+  authed.use("*", async (c, next) => {
+    const url = new URL(c.req.url);
+    const body = await c.req.text();
+    const { identity } = await verifyProof({
+      authorization: c.req.header("authorization"),
+      method: c.req.method,
+      pathAndQuery: url.pathname + url.search,
+      body,
+      cas: [ctx.cluster.user.cert],
+      replay: ctx.replay,
+    });
+    c.set("body", body);
+    c.set("caller", await resolveCaller(ctx, identity));
+    await next();
+  });
+
+  authed.get("/whoami", (c) => {
+    const caller = c.get("caller");
+    return c.json({ name: caller.name, kind: caller.identity.kind, roles: caller.roles.map((r) => r.metadata.name), traits: caller.traits });
+  });
+  authed.get("/cluster/status", async (c) => c.json({ cluster_name: ctx.cluster.name, version: VERSION, ca_pins: await clusterPins(ctx.cluster), public_url: opts.publicUrl() }));
+
+  authed.post("/admin/resources", async (c) => {
+    const body = parseJson<{ text?: string; source?: string; force?: boolean }>(c.get("body"));
+    const parsed = parseResources(String(body.text ?? ""), String(body.source ?? "request"));
+    const messages = await admin.createResources(ctx, c.get("caller"), parsed.resources, body.force === true);
+    return c.json({ messages, warnings: parsed.warnings });
+  });
+  authed.get("/admin/resources/:kind/:name?", async (c) =>
+    c.json({ items: await admin.getResources(ctx, c.get("caller"), admin.parseKind(c.req.param("kind")), c.req.param("name")) }),
+  );
+  authed.delete("/admin/resources/:kind/:name", async (c) =>
+    c.json({ message: await admin.removeResource(ctx, c.get("caller"), admin.parseKind(c.req.param("kind")), c.req.param("name")) }),
+  );
+  authed.post("/admin/users", async (c) => {
+    const body = parseJson<{ name?: string; roles?: string[]; traits?: Record<string, string[]> }>(c.get("body"));
+    const { user, invite } = await admin.addUser(ctx, c.get("caller"), String(body.name ?? ""), body.roles ?? [], body.traits ?? {});
+    return c.json({ user, invite_token: invite.token, invite_expires: invite.expires.toISOString(), public_url: opts.publicUrl() });
+  });
+  authed.patch("/admin/users/:name", async (c) => c.json({ user: await admin.updateUser(ctx, c.get("caller"), c.req.param("name"), parseJson(c.get("body"))) }));
+  authed.post("/admin/users/:name/reset", async (c) => {
+    const invite = await admin.resetUser(ctx, c.get("caller"), c.req.param("name"));
+    return c.json({ invite_token: invite.token, invite_expires: invite.expires.toISOString(), public_url: opts.publicUrl() });
+  });
+  authed.post("/admin/tokens", async (c) => {
+    const body = parseJson<{ type?: string; ttl?: string }>(c.get("body"));
+    return c.json(await admin.addToken(ctx, c.get("caller"), String(body.type ?? "app"), String(body.ttl ?? "30m")));
+  });
+  app.route("/v1", authed);
+  return app;
+}
+
+function remoteAddr(c: Context): string {
+  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
+  return env?.incoming?.socket?.remoteAddress ?? "unknown";
+}
+
+async function jsonBody<T>(c: Context): Promise<T> {
+  return parseJson<T>(await c.req.text());
+}
+
+function parseJson<T>(text: string): T {
+  try {
+    const v = JSON.parse(text || "{}");
+    if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error();
+    return v as T;
+  } catch {
+    throw new AzgateError("bad_parameter", "request body must be a JSON object");
+  }
+}

@@ -1,0 +1,45 @@
+import { AzgateError } from "../errors/index.ts";
+import type { Identity } from "../pki/identity.ts";
+import type { Role, Traits } from "../rbac/types.ts";
+import { checkRule } from "../rbac/engine.ts";
+import type { User } from "../resources/user.ts";
+import type { ProxyContext } from "./context.ts";
+import { KEYS } from "./keys.ts";
+import { getUser, loadRoles } from "./users.ts";
+
+/** Who is calling, with roles and traits as the backend says now, not as the certificate said. */
+export interface Caller {
+  identity: Identity;
+  name: string;
+  user: User | null;
+  roles: Role[];
+  traits: Traits;
+}
+
+/** The data dir owner's identity: every admin verb, nothing else. */
+const LOCAL_ADMIN_ROLE: Role = {
+  kind: "role",
+  version: "v7",
+  metadata: { name: "@local-admin" },
+  spec: { allow: { rules: [{ resources: ["*"], verbs: ["*"] }] } },
+};
+
+export async function resolveCaller(ctx: ProxyContext, identity: Identity): Promise<Caller> {
+  if (identity.kind === "local-admin") {
+    if (identity.session_id !== ctx.localAdminSession) {
+      throw new AzgateError("cert_untrusted", "this local admin identity belongs to an earlier proxy run");
+    }
+    return { identity, name: identity.name, user: null, roles: [LOCAL_ADMIN_ROLE], traits: {} };
+  }
+  if (identity.kind !== "user") throw new AzgateError("access_denied", "this call is for users");
+  const user = await getUser(ctx, identity.name);
+  if (!user) throw new AzgateError("unauthenticated", `user "${identity.name}" no longer exists`);
+  const failures = await ctx.backend.get<{ locked_until?: number }>(KEYS.loginFailures(identity.name));
+  if ((failures?.value.locked_until ?? 0) > Date.now()) throw new AzgateError("user_locked", `user "${identity.name}" is locked`);
+  return { identity, name: user.metadata.name, user, roles: await loadRoles(ctx, user.spec.roles), traits: user.spec.traits };
+}
+
+export function authorize(caller: Caller, resource: string, verb: string): void {
+  const d = checkRule(caller.roles, resource, verb);
+  if (!d.allowed) throw new AzgateError("access_denied", `access denied to perform action "${verb}" on "${resource}"`);
+}

@@ -1,0 +1,53 @@
+import { x509 } from "../pki/x509.ts";
+import { AzgateError } from "../errors/index.ts";
+import type { Backend } from "../storage/backend.ts";
+import { createAuthority, loadAuthority, storeAuthority, type Authority, type StoredAuthority } from "../pki/authority.ts";
+import { caPin } from "../pki/pin.ts";
+import { PRESET_ROLES } from "../rbac/presets.ts";
+import type { Role } from "../rbac/types.ts";
+import { KEYS } from "./keys.ts";
+
+export interface ClusterAuthorities {
+  name: string;
+  user: Authority;
+  host: Authority;
+}
+
+/**
+ * First start: pick the cluster name, create the user and host CAs, add the
+ * preset roles. Later starts load them and refuse a different cluster name,
+ * so a data dir never silently changes hands.
+ */
+export async function initCluster(backend: Backend, clusterName: string): Promise<ClusterAuthorities> {
+  const stored = await backend.get<{ name: string }>(KEYS.clusterName);
+  if (stored && stored.value.name !== clusterName) {
+    throw new AzgateError(
+      "config_invalid",
+      `cluster_name: this data dir belongs to cluster "${stored.value.name}", not "${clusterName}"; use the same name or another data dir`,
+    );
+  }
+  if (!stored) await backend.compareAndSwap(KEYS.clusterName, null, { name: clusterName });
+  const user = await loadOrCreateAuthority(backend, "user", clusterName);
+  const host = await loadOrCreateAuthority(backend, "host", clusterName);
+  for (const role of PRESET_ROLES) {
+    if (!(await backend.get(KEYS.role(role.metadata.name)))) await backend.put<Role>(KEYS.role(role.metadata.name), role);
+  }
+  return { name: clusterName, user, host };
+}
+
+async function loadOrCreateAuthority(backend: Backend, type: "user" | "host", clusterName: string): Promise<Authority> {
+  const item = await backend.get<StoredAuthority>(KEYS.authority(type));
+  if (item) return loadAuthority(item.value);
+  const authority = await createAuthority(type, clusterName);
+  await backend.compareAndSwap(KEYS.authority(type), null, await storeAuthority(authority));
+  return authority;
+}
+
+/** Clients and agents pin the host CA: it signs the proxy's TLS certificate. */
+export async function clusterPins(a: ClusterAuthorities): Promise<string[]> {
+  return [await caPin(a.host.cert)];
+}
+
+export function pemOf(cert: x509.X509Certificate): string {
+  return cert.toString("pem") + "\n";
+}

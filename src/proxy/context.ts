@@ -1,0 +1,22 @@
+import type { Backend } from "../storage/backend.ts";
+import type { AuditSink } from "../audit/sink.ts";
+import type { ClusterAuthorities } from "./cluster.ts";
+import type { ReplayCache } from "../auth/replay-cache.ts";
+
+export interface AuthSettings {
+  secondFactor: "otp" | "off";
+  /** Failures within `windowMs` that lock the user for `lockMs`. */
+  lockout: { maxAttempts: number; windowMs: number; lockMs: number };
+  inviteTtlMs: number;
+}
+
+/** What every proxy service needs; built once at start and passed down. */
+export interface ProxyContext {
+  backend: Backend;
+  audit: AuditSink;
+  cluster: ClusterAuthorities;
+  settings: AuthSettings;
+  replay: ReplayCache;
+  /** The session id of this process's local admin identity; no other is accepted. */
+  localAdminSession: string;
+}

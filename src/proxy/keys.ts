@@ -1,0 +1,27 @@
+import { createHash, randomBytes } from "node:crypto";
+
+/** Backend key layout, in one place so a newcomer can see all state at a glance. */
+export const KEYS = {
+  clusterName: "cluster/name",
+  publicUrl: "cluster/public-url",
+  authority: (type: "user" | "host") => `authorities/${type}`,
+  role: (name: string) => `roles/${name}`,
+  roles: "roles/",
+  user: (name: string) => `users/${name}`,
+  users: "users/",
+  userAuth: (name: string) => `user-auth/${name}`,
+  loginFailures: (name: string) => `login-failures/${name}`,
+  invite: (tokenHash: string) => `invites/${tokenHash}`,
+  invites: "invites/",
+  token: (tokenHash: string) => `tokens/${tokenHash}`,
+  tokens: "tokens/",
+};
+
+/** Secrets (invites, join tokens) are stored by hash, so a copy of the backend cannot be used to join or sign up. */
+export function secretHash(secret: string): string {
+  return createHash("sha256").update(secret).digest("hex");
+}
+
+export function newSecret(bytes = 24): string {
+  return randomBytes(bytes).toString("hex");
+}

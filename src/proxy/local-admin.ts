@@ -1,0 +1,50 @@
+import { promises as fsp } from "node:fs";
+import path from "node:path";
+import { ensureDir, writeFileAtomic, readTextOrNull } from "../runtime/index.ts";
+import { generateKeyPair, privateKeyToPem } from "../pki/keys.ts";
+import { issueIdentityCert } from "../pki/certificate.ts";
+import type { Authority } from "../pki/authority.ts";
+import type { Identity } from "../pki/identity.ts";
+
+/**
+ * The bootstrap identity: while a proxy runs, `azgate admin --data-dir DIR`
+ * talks to it with a certificate only the data dir's owner can read
+ * (dir 0700, files 0600). It is valid for this proxy run only.
+ */
+export const LOCAL_ADMIN_NAME = "@local-admin";
+
+export interface LocalAdminCredentials {
+  url: string;
+  ca_pem: string;
+  key_pem: string;
+  cert_pem: string;
+}
+
+const dirOf = (dataDir: string) => path.join(dataDir, "local-admin");
+
+/** A local admin key and certificate, valid only while `sessionId` is this proxy run's. */
+export async function issueLocalAdmin(userCa: Authority, sessionId: string): Promise<{ keyPem: string; certPem: string }> {
+  const keys = await generateKeyPair();
+  const identity: Identity = { kind: "local-admin", name: LOCAL_ADMIN_NAME, roles: [], traits: {}, azure_identities: [], login_method: "local", session_id: sessionId };
+  const cert = await issueIdentityCert({ ca: userCa, publicKey: keys.publicKey, identity, notAfter: new Date(Date.now() + 365 * 86_400_000) });
+  return { keyPem: await privateKeyToPem(keys.privateKey), certPem: cert.toString("pem") + "\n" };
+}
+
+export async function writeLocalAdmin(dataDir: string, userCa: Authority, url: string, caPem: string): Promise<string> {
+  const sessionId = crypto.randomUUID();
+  const { keyPem, certPem } = await issueLocalAdmin(userCa, sessionId);
+  const creds: LocalAdminCredentials = { url, ca_pem: caPem, key_pem: keyPem, cert_pem: certPem };
+  await ensureDir(dirOf(dataDir), 0o700);
+  await fsp.chmod(dirOf(dataDir), 0o700);
+  await writeFileAtomic(path.join(dirOf(dataDir), "credentials.json"), JSON.stringify(creds, null, 2), 0o600);
+  return sessionId;
+}
+
+export async function readLocalAdmin(dataDir: string): Promise<LocalAdminCredentials | null> {
+  const text = await readTextOrNull(path.join(dirOf(dataDir), "credentials.json"));
+  return text ? (JSON.parse(text) as LocalAdminCredentials) : null;
+}
+
+export async function removeLocalAdmin(dataDir: string): Promise<void> {
+  await fsp.rm(dirOf(dataDir), { recursive: true, force: true });
+}

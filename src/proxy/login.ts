@@ -1,0 +1,116 @@
+import { AzgateError } from "../errors/index.ts";
+import { verifyPassword } from "../auth/password.ts";
+import { checkTotp } from "../auth/totp.ts";
+import { importPublicKeyPem } from "../pki/keys.ts";
+import { issueIdentityCert } from "../pki/certificate.ts";
+import type { Identity } from "../pki/identity.ts";
+import { allowedAzureIdentities, sessionTtlMs } from "../rbac/engine.ts";
+import { formatDuration } from "../util/duration.ts";
+import { KEYS } from "./keys.ts";
+import type { ProxyContext } from "./context.ts";
+import { getUser, loadRoles, type UserAuth } from "./users.ts";
+import { pemOf } from "./cluster.ts";
+
+interface Failures {
+  times: number[];
+  locked_until?: number;
+}
+
+export interface LoginRequest {
+  user: string;
+  password: string;
+  otp?: string;
+  public_key_pem: string;
+  ttl_ms?: number;
+  remote_addr?: string;
+}
+
+export interface LoginResponse {
+  cert_pem: string;
+  expires: string;
+  identity: Identity;
+}
+
+const GENERIC_FAILURE = "invalid user name, password or second factor";
+
+/**
+ * Password (and TOTP) login. Every failure looks the same to the caller; after
+ * `maxAttempts` failures in the window the user is locked for `lockMs`, and an
+ * administrator's reset (a new invite) unlocks it early.
+ */
+export async function login(ctx: ProxyContext, req: LoginRequest): Promise<LoginResponse> {
+  const name = String(req.user ?? "");
+  const now = Date.now();
+  const failures = (await ctx.backend.get<Failures>(KEYS.loginFailures(name)))?.value;
+  if (failures?.locked_until && failures.locked_until > now) {
+    await ctx.audit.emit({ event: "user.login", code: "T1000W", user: name, success: false, method: "password", error: "locked", remote_addr: req.remote_addr });
+    throw lockedError(name, failures.locked_until - now);
+  }
+  const publicKey = await importPublicKeyPem(String(req.public_key_pem ?? "")).catch(() => {
+    throw new AzgateError("bad_parameter", "public_key_pem must be a PEM-encoded ECDSA P-256 public key");
+  });
+
+  const user = name ? await getUser(ctx, name) : null;
+  const authItem = user ? await ctx.backend.get<UserAuth>(KEYS.userAuth(name)) : null;
+  const auth = authItem?.value;
+  // Always hash, even for an unknown user, so timing does not reveal which users exist.
+  const passwordOk = await verifyPassword(String(req.password ?? ""), auth?.password_hash);
+  let step: number | null = null;
+  let otpOk = true;
+  if (ctx.settings.secondFactor === "otp") {
+    step = auth?.totp_secret ? checkTotp(auth.totp_secret, String(req.otp ?? "")) : null;
+    otpOk = step !== null && step > (auth?.totp_last_step ?? -1);
+  }
+  if (!user || !auth || !passwordOk || !otpOk) {
+    await recordFailure(ctx, name, now, req.remote_addr);
+    throw new AzgateError("login_failed", GENERIC_FAILURE);
+  }
+  if (step !== null) await ctx.backend.compareAndSwap<UserAuth>(authItem!.key, authItem!.revision, { ...auth, totp_last_step: step });
+  await ctx.backend.delete(KEYS.loginFailures(name));
+
+  const roles = await loadRoles(ctx, user.spec.roles);
+  const maxTtl = sessionTtlMs(roles);
+  const ttl = req.ttl_ms && req.ttl_ms > 0 ? Math.min(req.ttl_ms, maxTtl) : maxTtl;
+  const identity: Identity = {
+    kind: "user",
+    name,
+    roles: roles.map((r) => r.metadata.name),
+    traits: user.spec.traits,
+    azure_identities: allowedAzureIdentities(roles, user.spec.traits),
+    login_method: "password",
+    session_id: crypto.randomUUID(),
+  };
+  const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey, identity, notAfter: new Date(now + ttl) });
+  await ctx.audit.emit({ event: "user.login", code: "T1000I", user: name, success: true, method: "password", session_id: identity.session_id, remote_addr: req.remote_addr });
+  await ctx.audit.emit({ event: "cert.create", code: "TC000I", user: name, cert_type: "user", session_id: identity.session_id, expires: cert.notAfter.toISOString() });
+  return { cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), identity };
+}
+
+async function recordFailure(ctx: ProxyContext, name: string, now: number, remoteAddr?: string): Promise<void> {
+  const { maxAttempts, windowMs, lockMs } = ctx.settings.lockout;
+  if (name) {
+    const key = KEYS.loginFailures(name);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const item = await ctx.backend.get<Failures>(key);
+      const times = [...(item?.value.times ?? []).filter((t) => t > now - windowMs), now];
+      const next: Failures = times.length >= maxAttempts ? { times: [], locked_until: now + lockMs } : { times };
+      try {
+        await ctx.backend.compareAndSwap(key, item?.revision ?? null, next);
+        if (next.locked_until) {
+          await ctx.audit.emit({ event: "user.locked", code: "T1001W", user: name, until: new Date(next.locked_until).toISOString(), remote_addr: remoteAddr });
+        }
+        break;
+      } catch (e) {
+        if ((e as AzgateError).code !== "compare_failed") throw e;
+      }
+    }
+  }
+  await ctx.audit.emit({ event: "user.login", code: "T1000W", user: name, success: false, method: "password", error: GENERIC_FAILURE, remote_addr: remoteAddr });
+}
+
+function lockedError(name: string, remainingMs: number): AzgateError {
+  return new AzgateError(
+    "user_locked",
+    `user "${name}" is locked for ${formatDuration(remainingMs)} after too many failed login attempts; try again later or ask an administrator to reset it (azgate admin users reset ${name})`,
+  );
+}

@@ -1,0 +1,20 @@
+import { AzgateError } from "../errors/index.ts";
+
+/**
+ * Per-address limit on login and invite attempts (a sliding minute), on top of
+ * the per-user lockout: it slows password spraying across many users.
+ */
+export class LoginRateLimiter {
+  private readonly hits = new Map<string, number[]>();
+  constructor(private readonly perMinute = 30) {}
+
+  check(addr: string, now = Date.now()): void {
+    const recent = (this.hits.get(addr) ?? []).filter((t) => t > now - 60_000);
+    if (recent.length >= this.perMinute) {
+      throw new AzgateError("rate_limited", "too many login attempts from this address; wait a minute and try again");
+    }
+    recent.push(now);
+    this.hits.set(addr, recent);
+    if (this.hits.size > 10_000) this.hits.clear(); // bound memory under a flood
+  }
+}

@@ -1,0 +1,71 @@
+import { AzgateError } from "../errors/index.ts";
+import { serve } from "../runtime/index.ts";
+import type { Config } from "../config/schema.ts";
+import { clusterPins, pemOf } from "./cluster.ts";
+import type { ProxyContext } from "./context.ts";
+import { createApi } from "./api.ts";
+import { removeLocalAdmin, writeLocalAdmin } from "./local-admin.ts";
+import { proxyTls } from "./tls.ts";
+import { sweepExpired } from "./admin.ts";
+import { openState, settingsFrom } from "./state.ts";
+import { KEYS } from "./keys.ts";
+
+export interface RunningProxy {
+  /** A loopback URL of this proxy (for the local admin and tests). */
+  url: string;
+  publicUrl: string;
+  port: number;
+  clusterName: string;
+  caPins: string[];
+  ctx: ProxyContext;
+  close(): Promise<void>;
+}
+
+/** "host:port", "[v6]:port" or "host" (then the default port). */
+export function splitHostPort(addr: string, defaultPort: number): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:\[\]]*))(?::(\d{1,5}))?$/.exec(addr.trim());
+  if (!m) throw new AzgateError("bad_parameter", `bad address "${addr}": use host:port`);
+  return { host: m[1] ?? m[2], port: m[3] ? Number(m[3]) : defaultPort };
+}
+
+const urlHost = (host: string) => (host.includes(":") ? `[${host}]` : host);
+
+/** Starts proxy mode: lock the data dir, open state, serve the API over TLS. */
+export async function startProxy(config: Config & { data_dir: string }): Promise<RunningProxy> {
+  const listen = splitHostPort(config.proxy.listen, 3080);
+  const pub = config.proxy.public_addr ? splitHostPort(config.proxy.public_addr, 443) : null;
+  const { ctx, close } = await openState(config.data_dir, {
+    clusterName: config.cluster_name ?? pub?.host ?? "azgate",
+    settings: settingsFrom(config),
+    purpose: "azgate proxy",
+  });
+  const closers: (() => Promise<unknown>)[] = [close];
+  const shutdown = async () => {
+    for (const fn of closers.reverse()) await fn().catch(() => undefined);
+  };
+  try {
+    const tls = await proxyTls({ certFile: config.proxy.tls?.cert_file, keyFile: config.proxy.tls?.key_file, hostCa: ctx.cluster.host, names: [pub?.host ?? "", listen.host] });
+    const urls = { public: "" };
+    const api = createApi(ctx, { publicUrl: () => urls.public });
+    const server = await serve({ fetch: api.fetch, hostname: listen.host, port: listen.port, tls });
+    closers.push(() => server.close());
+    urls.public = pub ? `https://${urlHost(pub.host)}${pub.port === 443 ? "" : `:${pub.port}`}` : `https://localhost:${server.port}`;
+    // Remembered so the offline admin path can print invite links.
+    await ctx.backend.put(KEYS.publicUrl, { url: urls.public });
+
+    const loopback = listen.host === "0.0.0.0" || listen.host === "" ? "127.0.0.1" : listen.host === "::" ? "::1" : listen.host;
+    const localUrl = `https://${urlHost(loopback)}:${server.port}`;
+    ctx.localAdminSession = await writeLocalAdmin(config.data_dir, ctx.cluster.user, localUrl, pemOf(ctx.cluster.host.cert));
+    closers.push(() => removeLocalAdmin(config.data_dir));
+
+    const sweeper = setInterval(() => void sweepExpired(ctx).catch((e) => console.error("[proxy] sweep failed:", e)), 60_000);
+    sweeper.unref?.();
+    closers.push(async () => clearInterval(sweeper));
+
+    await ctx.audit.emit({ event: "proxy.start", code: "TP000I", cluster: ctx.cluster.name, listen: `${listen.host}:${server.port}` });
+    return { url: localUrl, publicUrl: urls.public, port: server.port, clusterName: ctx.cluster.name, caPins: await clusterPins(ctx.cluster), ctx, close: shutdown };
+  } catch (e) {
+    await shutdown();
+    throw e;
+  }
+}

@@ -1,0 +1,103 @@
+import { AzgateError } from "../errors/index.ts";
+import type { Role } from "../rbac/types.ts";
+import { USER_NAME, type User } from "../resources/user.ts";
+import { checkPasswordStrength, hashPassword } from "../auth/password.ts";
+import { checkTotp } from "../auth/totp.ts";
+import { formatDuration } from "../util/duration.ts";
+import { KEYS, newSecret, secretHash } from "./keys.ts";
+import type { ProxyContext } from "./context.ts";
+
+export interface UserAuth {
+  password_hash?: string;
+  totp_secret?: string;
+  /** The last TOTP time step accepted; a code is never accepted twice. */
+  totp_last_step?: number;
+}
+
+interface InviteRecord {
+  user: string;
+  created: string;
+}
+
+export async function getUser(ctx: ProxyContext, name: string): Promise<User | null> {
+  return (await ctx.backend.get<User>(KEYS.user(name)))?.value ?? null;
+}
+
+/** The user's current roles; roles deleted since are skipped (deleting a role takes effect at once). */
+export async function loadRoles(ctx: ProxyContext, names: string[]): Promise<Role[]> {
+  const roles: Role[] = [];
+  for (const name of names) {
+    const item = await ctx.backend.get<Role>(KEYS.role(name));
+    if (item) roles.push(item.value);
+  }
+  return roles;
+}
+
+export async function requireRolesExist(ctx: ProxyContext, names: string[]): Promise<void> {
+  for (const name of names) {
+    if (!(await ctx.backend.get(KEYS.role(name)))) throw new AzgateError("not_found", `role "${name}" is not found`);
+  }
+}
+
+export function checkUserName(name: string): void {
+  if (!USER_NAME.test(name)) throw new AzgateError("bad_parameter", `user name "${name}" must be 1-128 letters, digits, '.', '_', '@', '+' or '-'`);
+}
+
+/** Creates an invite for `user` (new user or password reset); returns the secret token. */
+export async function createInvite(ctx: ProxyContext, user: string): Promise<{ token: string; expires: Date }> {
+  const token = newSecret(24);
+  const expires = new Date(Date.now() + ctx.settings.inviteTtlMs);
+  await ctx.backend.put<InviteRecord>(KEYS.invite(secretHash(token)), { user, created: new Date().toISOString() }, { expires });
+  return { token, expires };
+}
+
+async function findInvite(ctx: ProxyContext, token: string) {
+  const item = typeof token === "string" && token.length > 0 ? await ctx.backend.get<InviteRecord>(KEYS.invite(secretHash(token))) : null;
+  if (!item) throw new AzgateError("token_invalid", "this invite is invalid, used or expired; ask an administrator for a new one");
+  return item;
+}
+
+export async function describeInvite(ctx: ProxyContext, token: string) {
+  const item = await findInvite(ctx, token);
+  return { user: item.value.user, second_factor: ctx.settings.secondFactor, expires: item.expires };
+}
+
+/**
+ * Sets the password (and TOTP secret, when second factor is on) and uses the
+ * invite up. The invite is deleted before the credentials are written, so two
+ * concurrent accepts cannot both succeed.
+ */
+export async function acceptInvite(
+  ctx: ProxyContext,
+  token: string,
+  input: { password: string; otp_secret?: string; otp_code?: string },
+): Promise<{ user: string }> {
+  const invite = await findInvite(ctx, token);
+  const user = invite.value.user;
+  checkPasswordStrength(input.password ?? "");
+  const auth: UserAuth = {};
+  if (ctx.settings.secondFactor === "otp") {
+    if (!input.otp_secret || !/^[A-Z2-7]{16,}=*$/.test(input.otp_secret)) throw new AzgateError("bad_parameter", "an OTP secret (base32) is required: this cluster requires a second factor");
+    const step = checkTotp(input.otp_secret, input.otp_code ?? "");
+    if (step === null) throw new AzgateError("bad_parameter", "the OTP code does not match the secret; check the authenticator app's clock and try again");
+    auth.totp_secret = input.otp_secret;
+    auth.totp_last_step = step;
+  }
+  if (!(await getUser(ctx, user))) throw new AzgateError("not_found", `user "${user}" no longer exists`);
+  auth.password_hash = await hashPassword(input.password);
+  if (!(await ctx.backend.delete(invite.key))) throw new AzgateError("token_invalid", "this invite was just used");
+  await ctx.backend.put<UserAuth>(KEYS.userAuth(user), auth);
+  await ctx.backend.delete(KEYS.loginFailures(user));
+  await ctx.audit.emit({ event: "user.password_change", code: "T1005I", user, success: true });
+  return { user };
+}
+
+export function inviteMessage(user: string, token: string, expires: Date, proxyUrl: string): string {
+  const ttl = formatDuration(expires.getTime() - Date.now() + 500);
+  return [
+    `User "${user}" has been created but requires a password. Share this URL with the user to complete user setup, link is valid for ${ttl}:`,
+    `${proxyUrl}/web/invite/${token}`,
+    ``,
+    `Or, on the user's machine: azgate users accept-invite --proxy ${new URL(proxyUrl).host} ${token}`,
+  ].join("\n");
+}

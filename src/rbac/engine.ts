@@ -1,0 +1,101 @@
+/**
+ * The RBAC engine: pure functions, data in, decision and reason out. It is the
+ * one place that decides; proxy, agent and client call it. Deny wins over
+ * allow in every role, for every field.
+ */
+import type { App, Decision, Role, Rule, Traits } from "./types.ts";
+import { expandAll } from "./template.ts";
+import { matchLabels } from "./labels.ts";
+import { parseDuration } from "../util/duration.ts";
+
+export const DEFAULT_SESSION_TTL_MS = 12 * 3_600_000;
+
+const lower = (s: string) => s.toLowerCase();
+
+/** Identities denied by any role; `*` in deny removes every identity. Labels do not narrow a deny. */
+function deniedIdentities(roles: Role[], traits: Traits): { all: string | null; ids: Map<string, string> } {
+  const ids = new Map<string, string>();
+  let all: string | null = null;
+  for (const role of roles) {
+    for (const id of expandAll(role.spec.deny?.azure_identities, traits)) {
+      if (id === "*") all ??= role.metadata.name;
+      else ids.set(lower(id), role.metadata.name);
+    }
+  }
+  return { all, ids };
+}
+
+/**
+ * Every Azure identity the roles allow (original case, first spelling kept,
+ * sorted), after removing denied ones. Carried in certificates as a hint and
+ * used by the client to resolve `--azure-identity`.
+ */
+export function allowedAzureIdentities(roles: Role[], traits: Traits): string[] {
+  const denied = deniedIdentities(roles, traits);
+  if (denied.all) return [];
+  const out = new Map<string, string>();
+  for (const role of roles) {
+    for (const id of expandAll(role.spec.allow?.azure_identities, traits)) {
+      // A wildcard can only come from a trait value; it never grants anything in allow.
+      if (id === "*" || denied.ids.has(lower(id)) || out.has(lower(id))) continue;
+      out.set(lower(id), id);
+    }
+  }
+  return [...out.values()].sort((a, b) => a.localeCompare(b));
+}
+
+export function checkAppAccess(roles: Role[], traits: Traits, app: App): Decision {
+  for (const role of roles) {
+    if (matchLabels(role.spec.deny?.app_labels, app.labels, traits)) {
+      return { allowed: false, reason: `role "${role.metadata.name}" denies app "${app.name}"` };
+    }
+  }
+  const allowing = roles.find((r) => matchLabels(r.spec.allow?.app_labels, app.labels, traits));
+  return allowing
+    ? { allowed: true, reason: `role "${allowing.metadata.name}" allows app "${app.name}"` }
+    : { allowed: false, reason: `no role allows app "${app.name}"` };
+}
+
+/**
+ * The app and the Azure identity must be allowed by the same role (a role that
+ * grants an identity for dev apps does not grant it for prod apps); any deny wins.
+ */
+export function checkAzureIdentity(roles: Role[], traits: Traits, app: App, identity: string): Decision {
+  const appDecision = checkAppAccess(roles, traits, app);
+  if (!appDecision.allowed) return appDecision;
+  const denied = deniedIdentities(roles, traits);
+  if (denied.all) return { allowed: false, reason: `role "${denied.all}" denies all Azure identities` };
+  const byDeny = denied.ids.get(lower(identity));
+  if (byDeny) return { allowed: false, reason: `role "${byDeny}" denies Azure identity "${identity}"` };
+  for (const role of roles) {
+    if (!matchLabels(role.spec.allow?.app_labels, app.labels, traits)) continue;
+    if (expandAll(role.spec.allow?.azure_identities, traits).some((id) => id !== "*" && lower(id) === lower(identity))) {
+      return { allowed: true, reason: `role "${role.metadata.name}" allows Azure identity "${identity}" on app "${app.name}"` };
+    }
+  }
+  return { allowed: false, reason: `no role allows Azure identity "${identity}" on app "${app.name}"` };
+}
+
+function ruleMatches(rules: Rule[] | undefined, resource: string, verb: string): boolean {
+  return (rules ?? []).some((r) => (r.resources.includes("*") || r.resources.includes(resource)) && (r.verbs.includes("*") || r.verbs.includes(verb)));
+}
+
+/** Admin API authorisation from `rules`: a deny rule wins over any allow rule. */
+export function checkRule(roles: Role[], resource: string, verb: string): Decision {
+  const denying = roles.find((r) => ruleMatches(r.spec.deny?.rules, resource, verb));
+  if (denying) return { allowed: false, reason: `role "${denying.metadata.name}" denies ${verb} on ${resource}` };
+  const allowing = roles.find((r) => ruleMatches(r.spec.allow?.rules, resource, verb));
+  return allowing
+    ? { allowed: true, reason: `role "${allowing.metadata.name}" allows ${verb} on ${resource}` }
+    : { allowed: false, reason: `access denied to perform action "${verb}" on "${resource}"` };
+}
+
+/** Certificates live no longer than the smallest max_session_ttl of the user's roles (12h when unset). */
+export function sessionTtlMs(roles: Role[]): number {
+  let ttl = Infinity;
+  for (const role of roles) {
+    const raw = role.spec.options?.max_session_ttl;
+    ttl = Math.min(ttl, raw ? parseDuration(raw, `role ${role.metadata.name}: spec.options.max_session_ttl`) : DEFAULT_SESSION_TTL_MS);
+  }
+  return ttl === Infinity ? DEFAULT_SESSION_TTL_MS : ttl;
+}

@@ -1,0 +1,42 @@
+/** Role resources as Teleport writes them (kind: role, version v5 to v7), reduced to what azgate reads. */
+export type LabelSelector = Record<string, string | string[]>;
+
+export interface Rule {
+  resources: string[];
+  verbs: string[];
+}
+
+export interface RoleConditions {
+  app_labels?: LabelSelector;
+  azure_identities?: string[];
+  rules?: Rule[];
+}
+
+export interface Role {
+  kind: "role";
+  version: "v5" | "v6" | "v7";
+  metadata: { name: string; description?: string; labels?: Record<string, string> };
+  spec: {
+    allow?: RoleConditions;
+    deny?: RoleConditions;
+    options?: { max_session_ttl?: string; [k: string]: unknown };
+    [k: string]: unknown;
+  };
+}
+
+/** A user's traits. `{{internal.X}}` and `{{external.X}}` both read trait X, as in Teleport. */
+export type Traits = Record<string, string[]>;
+
+export interface App {
+  name: string;
+  labels: Record<string, string>;
+}
+
+export interface Decision {
+  allowed: boolean;
+  reason: string;
+}
+
+/** Admin resources named in `rules`, and the verbs on them. */
+export const RULE_RESOURCES = ["role", "user", "token", "event", "app", "cluster", "github", "oidc", "saml", "connector", "*"] as const;
+export const RULE_VERBS = ["list", "read", "readnosecrets", "create", "update", "delete", "*"] as const;

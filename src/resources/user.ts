@@ -1,0 +1,31 @@
+import { z } from "zod";
+
+export const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
+
+export interface User {
+  kind: "user";
+  version: "v2";
+  metadata: { name: string; description?: string; labels?: Record<string, string> };
+  spec: {
+    roles: string[];
+    traits: Record<string, string[]>;
+    created_by?: { time: string; user: string };
+  };
+}
+
+export const userSchema = z.strictObject({
+  kind: z.literal("user"),
+  version: z.literal("v2", { message: "version must be v2" }),
+  metadata: z.strictObject({
+    name: z.string().regex(USER_NAME, "name must be 1-128 letters, digits, '.', '_', '@', '+' or '-'"),
+    description: z.string().optional(),
+    labels: z.record(z.string(), z.string()).optional(),
+    revision: z.string().optional(),
+  }),
+  spec: z.strictObject({
+    roles: z.array(z.string().min(1)).default([]),
+    traits: z.record(z.string(), z.array(z.string())).default({}),
+    created_by: z.unknown().optional(),
+    status: z.unknown().optional(),
+  }),
+});

@@ -1,0 +1,21 @@
+/**
+ * The only module that knows which runtime it is on. Both Node (>= 20.19) and
+ * Deno 2 implement the `node:` APIs used here, so most of this is shared; any
+ * difference between them belongs in this folder and nowhere else.
+ */
+export { serve, type ServeOptions, type RunningServer } from "./serve.ts";
+export { request, type RequestOptions, type HttpResponse } from "./http.ts";
+export { writeFileAtomic, readTextOrNull, ensureDir, fsyncDir, removeFile, fileMode } from "./fs.ts";
+export { acquireDirLock, readLockHolder, isProcessAlive, type DirLock, type LockHolder } from "./lock.ts";
+
+declare const Deno: { version: { deno: string } } | undefined;
+
+export type RuntimeName = "node" | "deno";
+
+export function runtimeName(): RuntimeName {
+  return typeof Deno !== "undefined" ? "deno" : "node";
+}
+
+export function runtimeVersion(): string {
+  return runtimeName() === "deno" ? `deno ${Deno!.version.deno}` : `node ${process.versions.node}`;
+}

@@ -1,0 +1,43 @@
+import { serve as honoServe } from "@hono/node-server";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+
+export interface ServeOptions {
+  fetch: (req: Request, env?: unknown) => Response | Promise<Response>;
+  hostname: string;
+  port: number;
+  /** PEM key and certificate chain; plain HTTP when absent. */
+  tls?: { key: string; cert: string };
+}
+
+export interface RunningServer {
+  port: number;
+  hostname: string;
+  close(): Promise<void>;
+}
+
+/** Serves a fetch handler with @hono/node-server, which runs unchanged on Node and Deno. */
+export function serve(opts: ServeOptions): Promise<RunningServer> {
+  return new Promise((resolve, reject) => {
+    const server = honoServe(
+      {
+        fetch: opts.fetch,
+        hostname: opts.hostname,
+        port: opts.port,
+        ...(opts.tls ? { createServer: createHttpsServer, serverOptions: { key: opts.tls.key, cert: opts.tls.cert } } : {}),
+      },
+      (info: AddressInfo) => {
+        resolve({
+          port: info.port,
+          hostname: opts.hostname,
+          close: () =>
+            new Promise<void>((done) => {
+              (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+              server.close(() => done());
+            }),
+        });
+      },
+    );
+    server.once("error", reject);
+  });
+}

@@ -1,0 +1,41 @@
+/**
+ * The backend interface of DESIGN.md section 7. Values are JSON. Every write
+ * returns a new revision; compareAndSwap succeeds only if the stored revision
+ * is still the one the caller read (null: the key must not exist).
+ */
+export interface Item<T = unknown> {
+  key: string;
+  value: T;
+  revision: string;
+  /** ISO time after which the item reads as absent and is swept. */
+  expires?: string;
+}
+
+export interface PutOptions {
+  expires?: Date;
+}
+
+export type WatchEvent = { type: "put"; item: Item } | { type: "delete"; key: string };
+
+export interface Backend {
+  get<T = unknown>(key: string): Promise<Item<T> | null>;
+  put<T>(key: string, value: T, opts?: PutOptions): Promise<Item<T>>;
+  /** Fails with compare_failed when the stored revision is not `expected`. */
+  compareAndSwap<T>(key: string, expected: string | null, value: T, opts?: PutOptions): Promise<Item<T>>;
+  delete(key: string): Promise<boolean>;
+  /** Items whose key starts with `prefix`, sorted by key. */
+  list<T = unknown>(prefix: string): Promise<Item<T>[]>;
+  watch(prefix: string, onEvent: (e: WatchEvent) => void): () => void;
+  close(): Promise<void>;
+}
+
+/** Keys are slash-separated paths of non-empty segments: "users/alice". */
+export function checkKey(key: string): void {
+  if (!key || key.startsWith("/") || key.endsWith("/") || key.split("/").some((s) => s === "" || s === "." || s === "..")) {
+    throw new Error(`invalid backend key ${JSON.stringify(key)}`);
+  }
+}
+
+export function isExpired(item: { expires?: string }, now = Date.now()): boolean {
+  return item.expires !== undefined && Date.parse(item.expires) <= now;
+}
