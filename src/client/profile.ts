@@ -24,10 +24,10 @@ export function azgateHome(): string {
 }
 
 const safe = (s: string) => s.replace(/[^A-Za-z0-9._@-]/g, "_");
-const profileFile = (proxy: string) => path.join(azgateHome(), "profiles", `${safe(proxy)}.json`);
-const keyDir = (proxy: string) => path.join(azgateHome(), "keys", safe(proxy));
-export const keyFile = (proxy: string, user: string) => path.join(keyDir(proxy), `${safe(user)}.key`);
-export const certFile = (proxy: string, user: string) => path.join(keyDir(proxy), `${safe(user)}.crt`);
+const keyDir = (proxy: string, home = azgateHome()) => path.join(home, "keys", safe(proxy));
+export const keyFile = (proxy: string, user: string, home?: string) => path.join(keyDir(proxy, home), `${safe(user)}.key`);
+export const certFile = (proxy: string, user: string, home?: string) => path.join(keyDir(proxy, home), `${safe(user)}.crt`);
+export const profileFile = (proxy: string, home = azgateHome()) => path.join(home, "profiles", `${safe(proxy)}.json`);
 
 export async function saveProfile(p: Profile, keyPem: string, certPem: string): Promise<void> {
   await ensureDir(path.join(azgateHome(), "profiles"));

@@ -1,0 +1,33 @@
+import { describe, expect, it } from "vitest";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { loadConfig } from "../src/config/load.ts";
+
+function file(text: string): string {
+  const f = path.join(mkdtempSync(path.join(tmpdir(), "azgate-cfg-")), "azgate.yaml");
+  writeFileSync(f, text);
+  return f;
+}
+
+describe("configuration", () => {
+  it("layers file, then AZGATE_* environment, then flags", () => {
+    const f = file("cluster_name: from-file\nproxy:\n  listen: 0.0.0.0:1000\n  public_addr: file.example.com\n");
+    const c = loadConfig({ file: f, env: { AZGATE_LISTEN: "127.0.0.1:2000", AZGATE_CLUSTER_NAME: "from-env" }, flags: [[["cluster_name"], "from-flag"]] });
+    expect(c.cluster_name).toBe("from-flag");
+    expect(c.proxy.listen).toBe("127.0.0.1:2000");
+    expect(c.proxy.public_addr).toBe("file.example.com");
+    expect(c.auth.second_factor).toBe("otp");
+  });
+
+  it("names the field in a validation error", () => {
+    expect(() => loadConfig({ env: { AZGATE_LISTEN: "nonsense" } })).toThrow(/proxy\.listen: must be host:port/);
+    expect(() => loadConfig({ file: file("auth:\n  second_factor: sms\n") })).toThrow(/auth\.second_factor: must be "otp" or "off"/);
+    expect(() => loadConfig({ file: file("proxy:\n  listn: 0.0.0.0:3080\n") })).toThrow(/proxy\.listn: unknown field/);
+  });
+
+  it("reports malformed YAML and a missing file", () => {
+    expect(() => loadConfig({ file: file("proxy: [\n") })).toThrow(/malformed YAML/);
+    expect(() => loadConfig({ file: "/nonexistent/azgate.yaml" })).toThrow(/cannot read config file/);
+  });
+});

@@ -1,0 +1,256 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { Authenticator, cli, startProxyProcess, tempDir, type ProxyProcess } from "../helpers/azgate.ts";
+import { request } from "../../src/runtime/index.ts";
+import { createProof, PROOF_SCHEME } from "../../src/auth/proof.ts";
+import { importPrivateKeyPem, generateKeyPair } from "../../src/pki/keys.ts";
+import { createAuthority } from "../../src/pki/authority.ts";
+import { issueIdentityCert } from "../../src/pki/certificate.ts";
+import { certFile, keyFile, profileFile } from "../../src/client/profile.ts";
+
+/**
+ * The cluster core through the real CLI against a real proxy process:
+ * bootstrap, invite, accept, login with password and TOTP, roles from the
+ * seed files, identities, tokens, and the failures a user can hit.
+ */
+const SEED = path.resolve("../shared/fixtures/seed");
+const READER = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/myResourceGroup/providers/Microsoft.ManagedIdentity/userAssignedIdentities/teleport-reader";
+const PASSWORD = "correct horse battery staple";
+
+let proxy: ProxyProcess;
+const dataDir = tempDir();
+const aliceHome = tempDir();
+const bobHome = tempDir();
+const alice = new Authenticator();
+const bob = new Authenticator();
+
+const admin = (args: string[]) => cli(["admin", "--data-dir", dataDir, ...args], { home: aliceHome });
+const as = (home: string) => (args: string[], input?: string) => cli(args, { home, input });
+const asAlice = as(aliceHome);
+const asBob = as(bobHome);
+
+function inviteToken(stdout: string): string {
+  const m = /accept-invite --proxy \S+ ([0-9a-f]+)/.exec(stdout);
+  if (!m) throw new Error(`no invite in:\n${stdout}`);
+  return m[1];
+}
+
+async function accept(home: string, token: string, auth: Authenticator) {
+  return cli(["users", "accept-invite", "--proxy", proxy.addr, "--ca-pin", proxy.pin, "--otp-secret", auth.secret, token], {
+    home,
+    input: `${PASSWORD}\n${PASSWORD}\n${await auth.code()}\n`,
+  });
+}
+
+async function login(home: string, user: string, password: string, otp: string, extra: string[] = []) {
+  return cli(["login", "--proxy", proxy.addr, "--ca-pin", proxy.pin, "--user", user, ...extra], { home, input: `${password}\n${otp}\n` });
+}
+
+/** A 6-digit code that is valid for none of the steps the proxy would accept now. */
+function wrongCode(): string {
+  return "000000";
+}
+
+beforeAll(async () => {
+  proxy = await startProxyProcess({ dataDir, home: aliceHome });
+});
+afterAll(async () => {
+  await proxy?.stop();
+});
+
+describe("cluster core end to end", () => {
+  it("bootstraps the first admin on the proxy host and reports the CA pin", async () => {
+    const status = await admin(["status"]);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/Cluster:\s+e2e/);
+    expect(status.stdout).toContain(`CA pin:  ${proxy.pin}`);
+
+    const added = await admin(["users", "add", "alice", "--roles", "access,editor"]);
+    expect(added.code, added.stderr).toBe(0);
+    expect(added.stdout).toContain('User "alice" has been created but requires a password');
+    const accepted = await accept(aliceHome, inviteToken(added.stdout), alice);
+    expect(accepted.code, accepted.stderr).toBe(0);
+    expect(accepted.stdout).toContain("User alice is ready");
+  });
+
+  it("an invite works once", async () => {
+    const added = await admin(["users", "add", "carol", "--roles", "access"]);
+    const token = inviteToken(added.stdout);
+    const carol = new Authenticator();
+    expect((await accept(tempDir(), token, carol)).code).toBe(0);
+    const again = await accept(tempDir(), token, carol);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("ERROR: this invite is invalid, used or expired");
+  });
+
+  it("refuses a wrong password and a wrong OTP code with the same message", async () => {
+    const wrongPassword = await login(aliceHome, "alice", "not the password", await alice.code());
+    expect(wrongPassword.code).toBe(1);
+    expect(wrongPassword.stderr).toContain("ERROR: invalid user name, password or second factor");
+    const wrongOtp = await login(aliceHome, "alice", PASSWORD, wrongCode());
+    expect(wrongOtp.code).toBe(1);
+    expect(wrongOtp.stderr).toContain("ERROR: invalid user name, password or second factor");
+    const noProfile = await asAlice(["status"]);
+    expect(noProfile.stderr).toContain("ERROR: not logged in");
+  });
+
+  it("logs in with password and TOTP; status shows the session", async () => {
+    const res = await login(aliceHome, "alice", PASSWORD, await alice.code());
+    expect(res.code, res.stderr).toBe(0);
+    const status = await asAlice(["status", "--format", "json"]);
+    const s = JSON.parse(status.stdout);
+    expect(s.user).toBe("alice");
+    expect(s.roles).toEqual(["access", "editor"]);
+    expect(s.profile_url).toBe(`https://${proxy.addr}`);
+    expect(Date.parse(s.valid_until) - Date.now()).toBeLessThanOrEqual(8 * 3600_000); // editor caps at 8h
+    expect(s.expired).toBe(false);
+    const text = await asAlice(["status"]);
+    expect(text.stdout).toMatch(/Logged in as:\s+alice/);
+    // The key never leaves the client and is private to its owner.
+    expect(statSync(keyFile(proxy.addr, "alice", aliceHome)).mode & 0o777).toBe(0o600);
+  });
+
+  it("creates the seed roles from their files, unchanged", async () => {
+    const internal = await asAlice(["admin", "create", "-f", `${SEED}/azure-cli-access-internal.yaml`]);
+    expect(internal.stdout.trim()).toBe('role "azure-cli-access" has been created');
+    const again = await asAlice(["admin", "create", "-f", `${SEED}/azure-cli-access-static.yaml`]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('role "azure-cli-access" already exists; use --force');
+    for (const f of ["azure-cli-access-static.yaml", "azure-cli-access-external.yaml", "azure-cli-access-internal.yaml"]) {
+      const res = await asAlice(["admin", "create", "--force", "-f", `${SEED}/${f}`]);
+      expect(res.stdout.trim(), res.stderr).toBe('role "azure-cli-access" has been updated');
+    }
+    const deny = await asAlice(["admin", "create", "-f", `${SEED}/no-azure-identities.yaml`]);
+    expect(deny.stdout.trim()).toBe('role "no-azure-identities" has been created');
+    const roles = await asAlice(["admin", "get", "roles"]);
+    expect(roles.stdout).toMatch(/^azure-cli-access\s+\{\{internal\.azure_identities\}\}/m);
+    expect(roles.stdout).toMatch(/^no-azure-identities\s+-\s+\*/m);
+  });
+
+  it("sets identities and roles, and shows them", async () => {
+    expect((await asAlice(["admin", "users", "update", "alice", "--set-azure-identities", READER])).code).toBe(0);
+    expect((await asAlice(["admin", "users", "update", "alice", "--set-roles", "access,azure-cli-access,editor"])).code).toBe(0);
+    const users = JSON.parse((await asAlice(["admin", "get", "users", "--format", "json"])).stdout);
+    const a = users.find((u: { metadata: { name: string } }) => u.metadata.name === "alice");
+    expect(a.spec.roles).toEqual(["access", "azure-cli-access", "editor"]);
+    expect(a.spec.traits.azure_identities).toEqual([READER]);
+    const yaml = await asAlice(["admin", "get", "role/azure-cli-access", "--format", "yaml"]);
+    expect(yaml.stdout).toContain("kind: role");
+    expect(yaml.stdout).toContain("{{internal.azure_identities}}");
+    const missingRole = await asAlice(["admin", "users", "update", "alice", "--set-roles", "nope"]);
+    expect(missingRole.stderr).toContain('ERROR: role "nope" is not found');
+  });
+
+  it("removes a role", async () => {
+    expect((await asAlice(["admin", "rm", "role/no-azure-identities"])).stdout.trim()).toBe('role "no-azure-identities" has been deleted');
+    const gone = await asAlice(["admin", "get", "role/no-azure-identities"]);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toContain('ERROR: role "no-azure-identities" is not found');
+  });
+
+  it("adds, lists and removes join tokens", async () => {
+    const add = await asAlice(["admin", "tokens", "add", "--type=app", "--ttl=1h", "--format=text"]);
+    expect(add.code, add.stderr).toBe(0);
+    const token = add.stdout.trim();
+    expect(token).toMatch(/^[0-9a-f]{32}$/);
+    const ls = await asAlice(["admin", "tokens", "ls", "--format", "json"]);
+    const tokens = JSON.parse(ls.stdout) as { id: string; type: string; expires: string }[];
+    expect(tokens).toHaveLength(1);
+    expect(tokens[0].type).toBe("app");
+    expect(Date.parse(tokens[0].expires) - Date.now()).toBeGreaterThan(59 * 60_000);
+    expect(ls.stdout).not.toContain(token); // stored and shown by id only
+    expect((await asAlice(["admin", "tokens", "rm", token])).stdout).toContain(`token ${tokens[0].id} has been deleted`);
+    expect(JSON.parse((await asAlice(["admin", "tokens", "ls", "--format", "json"])).stdout)).toEqual([]);
+    const bad = await asAlice(["admin", "tokens", "add", "--type=node"]);
+    expect(bad.stderr).toContain('ERROR: --type: unsupported token type "node"');
+  });
+
+  it("refuses a role with * in allow and a malformed file, writing nothing", async () => {
+    const dir = tempDir();
+    writeFileSync(path.join(dir, "star.yaml"), "kind: role\nversion: v7\nmetadata: {name: star}\nspec:\n  allow:\n    azure_identities: ['*']\n");
+    writeFileSync(path.join(dir, "broken.yaml"), "kind: role\nversion: v7\nmetadata: {name: broken\nspec: [\n");
+    writeFileSync(path.join(dir, "two.yaml"), "kind: role\nversion: v7\nmetadata: {name: first-ok}\nspec: {}\n---\nkind: role\nversion: v7\nmetadata: {name: second}\nspec: {allow: {azure_identitie: []}}\n");
+    const star = await asAlice(["admin", "create", "-f", path.join(dir, "star.yaml")]);
+    expect(star.code).toBe(1);
+    expect(star.stderr).toContain("spec.allow.azure_identities[0]: wildcard matcher is not allowed in allow.azure_identities");
+    const broken = await asAlice(["admin", "create", "-f", path.join(dir, "broken.yaml")]);
+    expect(broken.stderr).toMatch(/broken\.yaml: malformed YAML \(line \d+/);
+    const two = await asAlice(["admin", "create", "-f", path.join(dir, "two.yaml")]);
+    expect(two.stderr).toContain("document 2");
+    expect(two.stderr).toContain("spec.allow.azure_identitie: unknown field");
+    const names = JSON.parse((await asAlice(["admin", "get", "roles", "--format", "json"])).stdout).map((r: { metadata: { name: string } }) => r.metadata.name);
+    expect(names).not.toContain("star");
+    expect(names).not.toContain("first-ok");
+  });
+
+  it("refuses admin commands to a user without admin rules", async () => {
+    const added = await asAlice(["admin", "users", "add", "bob", "--roles", "access"]);
+    expect((await accept(bobHome, inviteToken(added.stdout), bob)).code).toBe(0);
+    expect((await login(bobHome, "bob", PASSWORD, await bob.code())).code).toBe(0);
+    for (const args of [["admin", "get", "users"], ["admin", "create", "-f", `${SEED}/no-azure-identities.yaml`], ["admin", "tokens", "add", "--type=app"], ["admin", "rm", "user/alice"]]) {
+      const res = await asBob(args);
+      expect(res.code, args.join(" ")).toBe(1);
+      expect(res.stderr).toMatch(/^ERROR: access denied to perform action "(list|create|delete)" on "(user|role|token)"/);
+    }
+  });
+
+  it("a proof sent twice is refused, and so is one from another CA", async () => {
+    const key = await importPrivateKeyPem(readFileSync(keyFile(proxy.addr, "bob", bobHome), "utf8"));
+    const certPem = readFileSync(certFile(proxy.addr, "bob", bobHome), "utf8");
+    const caPem = JSON.parse(readFileSync(profileFile(proxy.addr, bobHome), "utf8")).ca_pem;
+    const call = (proof: string) => request(`https://${proxy.addr}/v1/whoami`, { headers: { authorization: `${PROOF_SCHEME} ${proof}` }, ca: caPem });
+
+    const proof = await createProof({ key, certPem, method: "GET", pathAndQuery: "/v1/whoami" });
+    const first = await call(proof);
+    expect(first.status).toBe(200);
+    expect(JSON.parse(first.body).name).toBe("bob");
+    const replayed = await call(proof);
+    expect(replayed.status).toBe(401);
+    expect(JSON.parse(replayed.body).error.code).toBe("proof_replayed");
+
+    const foreignCa = await createAuthority("user", "e2e");
+    const keys = await generateKeyPair();
+    const forged = await issueIdentityCert({
+      ca: foreignCa,
+      publicKey: keys.publicKey,
+      identity: { kind: "user", name: "alice", roles: ["editor"], traits: {}, azure_identities: [], login_method: "password", session_id: "x" },
+      notAfter: new Date(Date.now() + 3600_000),
+    });
+    const res = await call(await createProof({ key: keys.privateKey, certPem: forged.toString("pem"), method: "GET", pathAndQuery: "/v1/whoami" }));
+    expect(res.status).toBe(401);
+    expect(JSON.parse(res.body).error.code).toBe("cert_untrusted");
+  });
+
+  it("an expired certificate is refused with a message that says to log in", async () => {
+    const res = await login(aliceHome, "alice", PASSWORD, await alice.code(), ["--ttl", "2s"]);
+    expect(res.code, res.stderr).toBe(0);
+    await new Promise((r) => setTimeout(r, 2500));
+    const status = JSON.parse((await asAlice(["status", "--format", "json"])).stdout);
+    expect(status.expired).toBe(true);
+    const call = await asAlice(["admin", "get", "users"]);
+    expect(call.code).toBe(1);
+    expect(call.stderr).toMatch(/^ERROR: your session expired at .*; run azgate login again/);
+  });
+
+  it("locks a user after five failures, even for the right password, until reset", async () => {
+    for (let i = 0; i < 5; i++) {
+      const res = await login(bobHome, "bob", `wrong password ${i}`, wrongCode());
+      expect(res.stderr).toContain("invalid user name, password or second factor");
+    }
+    const locked = await login(bobHome, "bob", PASSWORD, await bob.code());
+    expect(locked.code).toBe(1);
+    expect(locked.stderr).toMatch(/ERROR: user "bob" is locked for \d+m\d*s? after too many failed login attempts/);
+    // The session bob already holds stops working too: the backend, not the certificate, decides.
+    const blocked = await asBob(["admin", "get", "roles"]);
+    expect(blocked.code).toBe(1);
+    expect(blocked.stderr).toContain('ERROR: user "bob" is locked');
+  });
+
+  it("logs out", async () => {
+    expect((await asAlice(["logout"])).stdout).toContain(`Logged out alice@${proxy.addr}`);
+    const status = await asAlice(["status"]);
+    expect(status.code).toBe(1);
+    expect(status.stderr).toContain("ERROR: not logged in");
+  });
+});

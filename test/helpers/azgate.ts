@@ -1,0 +1,110 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { TOTP, Secret } from "otpauth";
+
+declare const Deno: { execPath(): string } | undefined;
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+
+/** The real CLI on the runtime running the tests: Node through tsx, or Deno directly. */
+export function azgateCommand(args: string[]): [string, string[]] {
+  if (typeof Deno !== "undefined") return [Deno.execPath(), ["run", "-A", "--quiet", path.join(ROOT, "cmd/azgate.ts"), ...args]];
+  return [process.execPath, [path.join(ROOT, "bin/azgate.mjs"), ...args]];
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function tempDir(prefix = "azgate-e2e-"): string {
+  return mkdtempSync(path.join(tmpdir(), prefix));
+}
+
+/** Runs `azgate ARGS` to completion, writing `input` to its stdin. */
+export function cli(args: string[], opts: { home: string; input?: string; env?: Record<string, string> }): Promise<CliResult> {
+  const [cmd, argv] = azgateCommand(args);
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, argv, { env: { ...process.env, AZGATE_HOME: opts.home, NO_COLOR: "1", ...opts.env }, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(opts.input ?? "");
+  });
+}
+
+export interface ProxyProcess {
+  port: number;
+  addr: string;
+  pin: string;
+  dataDir: string;
+  child: ChildProcess;
+  output: () => string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Starts `azgate start --mode proxy` on a free loopback port and waits until it serves. */
+export function startProxyProcess(opts: { dataDir: string; home: string; args?: string[] }): Promise<ProxyProcess> {
+  const [cmd, argv] = azgateCommand(["start", "--mode", "proxy", "--data-dir", opts.dataDir, "--listen", "127.0.0.1:0", "--cluster-name", "e2e", ...(opts.args ?? [])]);
+  const child = spawn(cmd, argv, { env: { ...process.env, AZGATE_HOME: opts.home }, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`proxy did not start:\n${out}`)), 30_000);
+    const onData = (d: Buffer) => {
+      out += d;
+      const port = /Listening:\s+\S+:(\d+)/.exec(out)?.[1];
+      const pin = /CA pin:\s+(sha256:[0-9a-f]{64})/.exec(out)?.[1];
+      if (port && pin) {
+        clearTimeout(timer);
+        resolve({
+          port: Number(port),
+          addr: `127.0.0.1:${port}`,
+          pin,
+          dataDir: opts.dataDir,
+          child,
+          output: () => out,
+          stop: (signal = "SIGTERM") =>
+            new Promise((done) => {
+              if (child.exitCode !== null || child.signalCode !== null) return done();
+              child.once("exit", () => done());
+              child.kill(signal);
+            }),
+        });
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.once("exit", (code) => reject(new Error(`proxy exited with ${code}:\n${out}`)));
+  });
+}
+
+/**
+ * An authenticator: codes for strictly increasing time steps (a code is
+ * accepted once), using the one-step drift the proxy allows, and waiting for
+ * the clock only when three codes have been used in one step.
+ */
+export class Authenticator {
+  private last = -Infinity;
+  constructor(readonly secret: string = new Secret({ size: 20 }).base32) {}
+
+  async code(): Promise<string> {
+    let now = Date.now();
+    let step = Math.max(this.last + 1, Math.floor(now / 30_000) - 1);
+    while (step > Math.floor(now / 30_000) + 1) {
+      await new Promise((r) => setTimeout(r, 1000));
+      now = Date.now();
+    }
+    this.last = step;
+    return new TOTP({ secret: Secret.fromBase32(this.secret) }).generate({ timestamp: step * 30_000 + 1 });
+  }
+
+  static wrong(): string {
+    return "000000";
+  }
+}

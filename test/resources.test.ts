@@ -1,0 +1,67 @@
+import { describe, expect, it } from "vitest";
+import { readdirSync, readFileSync } from "node:fs";
+import { parseResources } from "../src/resources/parse.ts";
+
+const SEED = "../shared/fixtures/seed";
+
+function problem(text: string): string {
+  try {
+    parseResources(text, "role.yaml");
+  } catch (e) {
+    return (e as Error).message;
+  }
+  throw new Error("expected the resource to be refused");
+}
+
+describe("role files", () => {
+  it.each(readdirSync(SEED).filter((f) => f.endsWith(".yaml") && readFileSync(`${SEED}/${f}`, "utf8").includes("kind: role")))(
+    "seed file %s loads as written",
+    (file) => {
+      const { resources } = parseResources(readFileSync(`${SEED}/${file}`, "utf8"), file);
+      expect(resources).toHaveLength(1);
+      expect(resources[0].kind).toBe("role");
+    },
+  );
+
+  it("refuses * in allow.azure_identities with Teleport's message", () => {
+    const msg = problem("kind: role\nversion: v5\nmetadata: {name: bad}\nspec:\n  allow:\n    azure_identities: ['*']\n");
+    expect(msg).toBe('role.yaml (role "bad"): spec.allow.azure_identities[0]: wildcard matcher is not allowed in allow.azure_identities');
+  });
+
+  it("refuses partial globs in deny.azure_identities", () => {
+    expect(problem("kind: role\nversion: v5\nmetadata: {name: bad}\nspec:\n  deny:\n    azure_identities: ['/subscriptions/*']\n")).toContain("only a whole '*'");
+  });
+
+  it("names an unknown field", () => {
+    expect(problem("kind: role\nversion: v5\nmetadata: {name: r}\nspec:\n  allow:\n    azure_identitiez: [x]\n")).toContain("spec.allow.azure_identitiez: unknown field");
+  });
+
+  it("names an unknown kind", () => {
+    expect(problem("kind: rolez\nversion: v5\nmetadata: {name: r}\nspec: {}\n")).toContain('unknown kind "rolez"');
+  });
+
+  it("reports malformed YAML with its position", () => {
+    expect(problem("kind: role\nmetadata: {name: r\nspec: [\n")).toMatch(/role.yaml: malformed YAML \(line \d+, column \d+\)/);
+  });
+
+  it("refuses a bad version, a bad TTL, a bad regex and an unknown template", () => {
+    expect(problem("kind: role\nversion: v4\nmetadata: {name: r}\nspec: {}\n")).toContain("version: version must be v5, v6 or v7");
+    expect(problem("kind: role\nversion: v5\nmetadata: {name: r}\nspec: {options: {max_session_ttl: forever}}\n")).toContain("spec.options.max_session_ttl");
+    expect(problem("kind: role\nversion: v5\nmetadata: {name: r}\nspec: {allow: {app_labels: {env: '^(prod$'}}}\n")).toContain("invalid regular expression");
+    expect(problem("kind: role\nversion: v5\nmetadata: {name: r}\nspec: {allow: {azure_identities: ['{{email.local(external.email)}}']}}\n")).toContain("unsupported template");
+  });
+
+  it("validates every document before accepting any", () => {
+    const msg = problem("kind: role\nversion: v5\nmetadata: {name: ok}\nspec: {}\n---\nkind: role\nversion: v5\nmetadata: {name: bad}\nspec: {allow: {azure_identities: ['*']}}\n");
+    expect(msg).toContain("role.yaml: document 2");
+  });
+
+  it("accepts Teleport-only fields and reports them as ignored", () => {
+    const { warnings } = parseResources("kind: role\nversion: v7\nmetadata: {name: r}\nspec:\n  allow:\n    logins: [root]\n    app_labels: {'*': '*'}\n  options: {forward_agent: true}\n", "r.yaml");
+    expect(warnings).toEqual(['role "r": ignored fields not used by azgate: spec.allow.logins, spec.options.forward_agent']);
+  });
+
+  it("refuses rule conditions it cannot enforce", () => {
+    expect(problem("kind: role\nversion: v7\nmetadata: {name: r}\nspec: {allow: {rules: [{resources: [role], verbs: [list], where: 'x'}]}}\n")).toContain("where: unknown field");
+  });
+});
