@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+// Runs the whole suite on Node, then the same files on Deno, and prints one
+// line "N passed, N failed" summed over both (CI reads that line).
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import path from "node:path";
+
+const out = path.resolve(".test-results");
+rmSync(out, { recursive: true, force: true });
+mkdirSync(out, { recursive: true });
+
+const runs = [
+  { name: "node", cmd: "npx", args: ["vitest", "run"] },
+  { name: "deno", cmd: "npx", args: ["deno", "run", "-A", "npm:vitest", "run"] },
+];
+const only = process.argv[2];
+let passed = 0;
+let failed = 0;
+for (const run of runs.filter((r) => !only || r.name === only)) {
+  const file = path.join(out, `${run.name}.json`);
+  console.log(`\n=== tests on ${run.name} ===`);
+  const res = spawnSync(run.cmd, [...run.args, "--reporter=default", "--reporter=json", `--outputFile.json=${file}`], { stdio: "inherit" });
+  let report;
+  try {
+    report = JSON.parse(readFileSync(file, "utf8"));
+  } catch {
+    console.log(`ERROR: the ${run.name} run produced no report (exit ${res.status})`);
+    failed += 1;
+    continue;
+  }
+  passed += report.numPassedTests;
+  failed += report.numFailedTests;
+  // A suite that failed to load counts as a failure even with no failed test in it.
+  if (res.status !== 0 && report.numFailedTests === 0) failed += 1;
+  console.log(`${run.name}: ${report.numPassedTests} passed, ${report.numFailedTests} failed`);
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed > 0 ? 1 : 0);
