@@ -84,6 +84,29 @@ describe("cluster core end to end", () => {
     expect(again.stderr).toContain("ERROR: this invite is invalid, used or expired");
   });
 
+  it("an invite can be accepted on the web page", async () => {
+    const added = await admin(["users", "add", "dave", "--roles", "access"]);
+    const token = inviteToken(added.stdout);
+    const caPem = await request(`https://${proxy.addr}/v1/ping`, { insecure: true }).then((r) => JSON.parse(r.body).host_ca_pems[0]);
+    const page = await request(`https://${proxy.addr}/web/invite/${token}`, { ca: caPem });
+    expect(page.status).toBe(200);
+    expect(page.headers["referrer-policy"]).toBe("no-referrer");
+    expect(page.body).toContain("Set up the account <b>dave</b>");
+    const secret = /name="otp_secret" value="([A-Z2-7]+)"/.exec(page.body)![1];
+    const dave = new Authenticator(secret);
+    const form = (fields: Record<string, string>) => request(`https://${proxy.addr}/web/invite/${token}`, {
+      method: "POST", ca: caPem, headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(fields).toString(),
+    });
+    const mismatch = await form({ password: PASSWORD, password_confirm: PASSWORD + "x", otp_secret: secret, otp_code: await dave.code() });
+    expect(mismatch.status).toBe(400);
+    expect(mismatch.body).toContain("the two passwords differ");
+    const ok = await form({ password: PASSWORD, password_confirm: PASSWORD, otp_secret: secret, otp_code: await dave.code() });
+    expect(ok.status, ok.body).toBe(200);
+    expect(ok.body).toContain("Welcome, dave");
+    const daveHome = tempDir();
+    expect((await login(daveHome, "dave", PASSWORD, await dave.code())).code).toBe(0);
+  });
+
   it("refuses a wrong password and a wrong OTP code with the same message", async () => {
     const wrongPassword = await login(aliceHome, "alice", "not the password", await alice.code());
     expect(wrongPassword.code).toBe(1);
@@ -129,6 +152,10 @@ describe("cluster core end to end", () => {
   });
 
   it("sets identities and roles, and shows them", async () => {
+    // Like tctl: a comma-separated list becomes one trait value each, and replaces the trait.
+    expect((await asAlice(["admin", "users", "update", "alice", "--set-azure-identities", "a,b,c"])).code).toBe(0);
+    const three = JSON.parse((await asAlice(["admin", "get", "user/alice", "--format", "json"])).stdout);
+    expect(three.spec.traits.azure_identities).toEqual(["a", "b", "c"]);
     expect((await asAlice(["admin", "users", "update", "alice", "--set-azure-identities", READER])).code).toBe(0);
     expect((await asAlice(["admin", "users", "update", "alice", "--set-roles", "access,azure-cli-access,editor"])).code).toBe(0);
     const users = JSON.parse((await asAlice(["admin", "get", "users", "--format", "json"])).stdout);
