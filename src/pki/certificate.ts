@@ -8,17 +8,12 @@ import { randomSerial } from "./serial.ts";
 
 const CLOCK_SKEW_MS = 60_000;
 
-/** A client certificate (user, local admin, or host) binding a public key to an identity. */
-export async function issueIdentityCert(opts: {
-  ca: Authority;
-  publicKey: CryptoKey;
-  identity: Identity;
-  notAfter: Date;
-}): Promise<x509.X509Certificate> {
+/** Signs a leaf certificate for `publicKey` with the CA; never valid past the CA itself. */
+async function signLeaf(opts: { ca: Authority; publicKey: CryptoKey; subject: string; notAfter: Date; extensions: x509.Extension[] }): Promise<x509.X509Certificate> {
   const notAfter = opts.notAfter.getTime() > opts.ca.cert.notAfter.getTime() ? opts.ca.cert.notAfter : opts.notAfter;
   return x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
-    subject: `CN=${escapeDn(opts.identity.name)}`,
+    subject: `CN=${escapeDn(opts.subject)}`,
     issuer: opts.ca.cert.subject,
     notBefore: new Date(Date.now() - CLOCK_SKEW_MS),
     notAfter,
@@ -28,38 +23,28 @@ export async function issueIdentityCert(opts: {
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
       await x509.AuthorityKeyIdentifierExtension.create(opts.ca.cert, false),
-      new x509.Extension(IDENTITY_OID, false, encodeIdentity(opts.identity)),
+      ...opts.extensions,
     ],
   });
 }
 
+/** A client certificate (user, local admin, or host) binding a public key to an identity. */
+export function issueIdentityCert(opts: { ca: Authority; publicKey: CryptoKey; identity: Identity; notAfter: Date }): Promise<x509.X509Certificate> {
+  return signLeaf({
+    ...opts,
+    subject: opts.identity.name,
+    extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false), new x509.Extension(IDENTITY_OID, false, encodeIdentity(opts.identity))],
+  });
+}
+
 /** The proxy's TLS server certificate when the operator gives none. */
-export async function issueServerCert(opts: {
-  ca: Authority;
-  publicKey: CryptoKey;
-  dnsNames: string[];
-  ips: string[];
-  notAfter: Date;
-}): Promise<x509.X509Certificate> {
+export function issueServerCert(opts: { ca: Authority; publicKey: CryptoKey; dnsNames: string[]; ips: string[]; notAfter: Date }): Promise<x509.X509Certificate> {
   const names = [...opts.dnsNames.map((value) => ({ type: "dns" as const, value })), ...opts.ips.map((value) => ({ type: "ip" as const, value }))];
-  return x509.X509CertificateGenerator.create({
-    serialNumber: randomSerial(),
-    subject: `CN=${escapeDn(opts.dnsNames[0] ?? opts.ips[0] ?? "azgate")}`,
-    issuer: opts.ca.cert.subject,
-    notBefore: new Date(Date.now() - CLOCK_SKEW_MS),
-    notAfter: opts.notAfter,
-    signingKey: opts.ca.key,
-    publicKey: opts.publicKey,
-    signingAlgorithm: EC_ALG,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
-      new x509.SubjectAlternativeNameExtension(names, false),
-      await x509.AuthorityKeyIdentifierExtension.create(opts.ca.cert, false),
-    ],
+  return signLeaf({
+    ...opts,
+    subject: opts.dnsNames[0] ?? opts.ips[0] ?? "azgate",
+    extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false), new x509.SubjectAlternativeNameExtension(names, false)],
   });
 }
 

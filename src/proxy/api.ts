@@ -9,7 +9,7 @@ import { resolveCaller, type Caller } from "./caller.ts";
 import { login } from "./login.ts";
 import { acceptInvite, describeInvite } from "./users.ts";
 import * as admin from "./admin.ts";
-import { LoginRateLimiter } from "./rate-limit.ts";
+import { LoginRateLimiter, remoteAddr } from "./rate-limit.ts";
 import { invitePages } from "./web/invite.ts";
 
 type Env = { Variables: { caller: Caller; body: string } };
@@ -115,11 +115,6 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string }) 
   });
   app.route("/v1", authed);
   return app;
-}
-
-function remoteAddr(c: Context): string {
-  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
-  return env?.incoming?.socket?.remoteAddress ?? "unknown";
 }
 
 async function jsonBody<T>(c: Context): Promise<T> {

@@ -1,4 +1,14 @@
+import type { Context } from "hono";
 import { AzgateError } from "../errors/index.ts";
+
+/**
+ * The caller's socket address. Headers such as X-Forwarded-For are not used:
+ * a client could set them to dodge the limit.
+ */
+export function remoteAddr(c: Context): string {
+  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
+  return env?.incoming?.socket?.remoteAddress ?? "unknown";
+}
 
 /**
  * Per-address limit on login and invite attempts (a sliding minute), on top of

@@ -59,7 +59,3 @@ export async function removeFile(file: string): Promise<boolean> {
     throw e;
   }
 }
-
-export async function fileMode(file: string): Promise<number> {
-  return (await fsp.stat(file)).mode & 0o777;
-}

@@ -5,7 +5,7 @@
  */
 export { serve, type ServeOptions, type RunningServer } from "./serve.ts";
 export { request, type RequestOptions, type HttpResponse } from "./http.ts";
-export { writeFileAtomic, readTextOrNull, ensureDir, fsyncDir, removeFile, fileMode } from "./fs.ts";
+export { writeFileAtomic, readTextOrNull, ensureDir, fsyncDir, removeFile } from "./fs.ts";
 export { acquireDirLock, readLockHolder, isProcessAlive, type DirLock, type LockHolder } from "./lock.ts";
 
 declare const Deno: { version: { deno: string } } | undefined;

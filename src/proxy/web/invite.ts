@@ -4,7 +4,7 @@ import { isAzgateError } from "../../errors/index.ts";
 import { newTotpSecret, totpFor } from "../../auth/totp.ts";
 import type { ProxyContext } from "../context.ts";
 import { acceptInvite, describeInvite } from "../users.ts";
-import type { LoginRateLimiter } from "../rate-limit.ts";
+import { remoteAddr, type LoginRateLimiter } from "../rate-limit.ts";
 
 /**
  * The small web page where an invited user sets a password and registers an
@@ -35,7 +35,7 @@ export function invitePages(ctx: ProxyContext, limiter: LoginRateLimiter) {
     const f = await c.req.parseBody();
     const get = (k: string) => (typeof f[k] === "string" ? (f[k] as string) : "");
     try {
-      limiter.check(c.req.header("x-forwarded-for") ?? "web");
+      limiter.check(remoteAddr(c));
       if (get("password") !== get("password_confirm")) throw Object.assign(new Error("the two passwords differ"), { retry: true });
       const { user } = await acceptInvite(ctx, c.req.param("token"), { password: get("password"), otp_secret: get("otp_secret") || undefined, otp_code: get("otp_code") });
       return c.html(page(html`<p>Welcome, ${user}. Your account is ready. Sign in from a terminal:</p><pre>azgate login --proxy ${new URL(c.req.url).host} --user ${user}</pre>`));
