@@ -6,6 +6,7 @@
 export { serve, type ServeOptions, type RunningServer } from "./serve.ts";
 export { request, type RequestOptions, type HttpResponse } from "./http.ts";
 export { writeFileAtomic, readTextOrNull, ensureDir, fsyncDir, removeFile } from "./fs.ts";
+export { serveInterceptingProxy, type InterceptingProxyOptions } from "./intercept.ts";
 export { acquireDirLock, readLockHolder, isProcessAlive, type DirLock, type LockHolder } from "./lock.ts";
 
 declare const Deno: { version: { deno: string } } | undefined;

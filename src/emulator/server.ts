@@ -1,0 +1,75 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { Hono } from "hono";
+import { ensureDir, serve, serveInterceptingProxy, writeFileAtomic } from "../runtime/index.ts";
+import { createAuthority } from "../pki/authority.ts";
+import { generateKeyPair, privateKeyToPem } from "../pki/keys.ts";
+import { issueServerCert } from "../pki/certificate.ts";
+import { DEFAULT_WORLD_YAML } from "./default-world.ts";
+import { parseWorld, type World } from "./world.ts";
+import { newSigningKey } from "./keys.ts";
+import { WorkloadIssuer } from "./workload-issuer.ts";
+import { entraApp, LOGIN_HOST } from "./entra.ts";
+
+/** Host names the emulator answers for; its certificate names all of them. */
+export const EMULATED_HOSTS = [LOGIN_HOST, "management.azure.com", "*.vault.azure.net", "*.blob.core.windows.net", "oidc.prod-aks.azure.com", "localhost"];
+
+export interface RunningEmulator {
+  world: World;
+  /** Direct HTTPS (connect-to style: resolve the real names to this address). */
+  httpsPort: number;
+  /** HTTP proxy that terminates CONNECT itself (for HTTPS_PROXY clients). */
+  proxyPort: number;
+  /** PEM of the emulator's CA: trusted only by what the caller points at it. */
+  caFile: string;
+  caPem: string;
+  issuer: WorkloadIssuer;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the emulator: Entra ID and the AKS OIDC issuer (ARM, IMDS, Key Vault
+ * and Blob come next), on one HTTPS port dispatching by Host, plus a proxy port.
+ */
+export async function startEmulator(opts: { dir: string; worldFile?: string; hostname?: string; httpsPort?: number; proxyPort?: number }): Promise<RunningEmulator> {
+  const world = opts.worldFile ? parseWorld(readFileSync(opts.worldFile, "utf8"), opts.worldFile) : parseWorld(DEFAULT_WORLD_YAML, "default world");
+  await ensureDir(opts.dir);
+  const ca = await createAuthority("host", "azgate Azure emulator");
+  const keys = await generateKeyPair();
+  const cert = await issueServerCert({ ca, publicKey: keys.publicKey, dnsNames: EMULATED_HOSTS, ips: ["127.0.0.1"], notAfter: new Date(Date.now() + 7 * 86_400_000) });
+  const caPem = ca.cert.toString("pem") + "\n";
+  const tls = { key: await privateKeyToPem(keys.privateKey), cert: cert.toString("pem") + "\n" + caPem };
+  const caFile = path.join(opts.dir, "emulator-ca.pem");
+  await writeFileAtomic(caFile, caPem, 0o600);
+
+  const issuer = new WorkloadIssuer(world.aks_oidc_issuer, await newSigningKey("aks-emulated-1"));
+  const entra = entraApp({ world, key: await newSigningKey("entra-emulated-1"), issuers: [issuer] });
+  const issuerPath = new URL(issuer.issuer).pathname.replace(/\/$/, "");
+  const aks = new Hono()
+    .get(`${issuerPath}/.well-known/openid-configuration`, (c) => c.json(issuer.discovery()))
+    .get(`${issuerPath}/openid/v1/jwks`, (c) => c.json(issuer.jwks()));
+
+  const root = new Hono();
+  root.all("*", (c) => {
+    const host = (c.req.header("host") ?? "").replace(/:\d+$/, "").toLowerCase();
+    if (host === LOGIN_HOST) return entra.fetch(c.req.raw);
+    if (host === "oidc.prod-aks.azure.com") return aks.fetch(c.req.raw);
+    return c.json({ error: { code: "UnknownHost", message: `the Azure emulator does not serve ${host || "(no host)"}` } }, 404);
+  });
+
+  const hostname = opts.hostname ?? "127.0.0.1";
+  const direct = await serve({ fetch: root.fetch, hostname, port: opts.httpsPort ?? 0, tls });
+  const proxy = await serveInterceptingProxy({ fetch: root.fetch, hostname, port: opts.proxyPort ?? 0, tls });
+  return {
+    world,
+    httpsPort: direct.port,
+    proxyPort: proxy.port,
+    caFile,
+    caPem,
+    issuer,
+    close: async () => {
+      await proxy.close();
+      await direct.close();
+    },
+  };
+}

@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { SignJWT, UnsecuredJWT } from "jose";
+import { startEmulator, type RunningEmulator } from "../src/emulator/server.ts";
+import { newSigningKey } from "../src/emulator/keys.ts";
+import { tempDir } from "./helpers/azgate.ts";
+
+/** Entra ID and Workload ID of the emulator, judged by the real @azure/identity through the real host name. */
+const SA = { namespace: "teleport-ns", serviceAccount: "teleport-azure-cli-aks-service-account" };
+const AGENT_CLIENT = "00000000-0000-0000-0000-000000000001";
+const ARM = "https://management.azure.com/.default";
+let emu: RunningEmulator;
+let dir: string;
+
+beforeAll(async () => {
+  dir = tempDir("azgate-emu-");
+  emu = await startEmulator({ dir });
+});
+afterAll(async () => emu?.close());
+
+function jsClient(args: string[], env: Record<string, string>): Promise<{ ok: boolean; message?: string; claims?: Record<string, unknown>; expiresOnTimestamp?: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("node", [path.resolve("test/clients/js-identity.mjs"), ...args], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: dir,
+        HTTPS_PROXY: `http://127.0.0.1:${emu.proxyPort}`,
+        NODE_EXTRA_CA_CERTS: emu.caFile,
+        AZURE_TENANT_ID: emu.world.tenant_id,
+        ...env,
+      },
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    child.on("error", reject);
+    child.on("close", () => {
+      try {
+        resolve(JSON.parse(out.trim().split("\n").pop()!));
+      } catch {
+        reject(new Error(`client printed no result: ${out}\n${err}`));
+      }
+    });
+  });
+}
+
+const assertion = (over: { iss?: string; sub?: string; aud?: string; exp?: number; key?: CryptoKey; kid?: string }) =>
+  new SignJWT({})
+    .setProtectedHeader({ alg: "RS256", kid: over.kid ?? emu.issuer.key.kid })
+    .setIssuer(over.iss ?? emu.issuer.issuer)
+    .setSubject(over.sub ?? `system:serviceaccount:${SA.namespace}:${SA.serviceAccount}`)
+    .setAudience(over.aud ?? "api://AzureADTokenExchange")
+    .setIssuedAt()
+    .setExpirationTime(over.exp ?? Math.floor(Date.now() / 1000) + 600)
+    .sign(over.key ?? emu.issuer.key.privateKey);
+
+describe("emulated Entra ID with the real @azure/identity", () => {
+  it("WorkloadIdentityCredential exchanges the projected token for an Entra-shaped token", async () => {
+    const file = path.join(dir, "sa-token");
+    const projection = await emu.issuer.project(file, SA);
+    const res = await jsClient(["workload", ARM], { AZURE_CLIENT_ID: AGENT_CLIENT, AZURE_FEDERATED_TOKEN_FILE: file });
+    projection.stop();
+    expect(res.ok, res.message).toBe(true);
+    expect(res.claims).toMatchObject({
+      aud: "https://management.azure.com",
+      iss: `https://sts.windows.net/${emu.world.tenant_id}/`,
+      tid: emu.world.tenant_id,
+      appid: AGENT_CLIENT,
+      oid: "10000000-0000-4000-8000-000000000001",
+      xms_mirid: "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/myResourceGroup/providers/Microsoft.ManagedIdentity/userAssignedIdentities/teleport-azure-cli-aks-agent",
+    });
+    expect(res.expiresOnTimestamp! - Date.now()).toBeGreaterThan(50 * 60_000);
+  });
+
+  it("keeps the trailing slash of v1 resources", async () => {
+    const res = await jsClient(["assertion", "https://management.core.windows.net//.default"], { AZURE_CLIENT_ID: AGENT_CLIENT, ASSERTION: await assertion({}) });
+    expect(res.ok, res.message).toBe(true);
+    expect(res.claims!.aud).toBe("https://management.core.windows.net/");
+  });
+
+  it("issues tokens for an application with its client secret, and refuses a wrong one", async () => {
+    const app = { AZURE_CLIENT_ID: "00000000-0000-4000-8000-000000000010" };
+    const ok = await jsClient(["secret", "https://vault.azure.net/.default"], { ...app, CLIENT_SECRET: "emulated-client-secret" });
+    expect(ok.ok, ok.message).toBe(true);
+    expect(ok.claims!.aud).toBe("https://vault.azure.net");
+    expect(ok.claims!.xms_mirid).toBeUndefined();
+    const bad = await jsClient(["secret", ARM], { ...app, CLIENT_SECRET: "wrong" });
+    expect(bad.message).toContain("AADSTS7000215");
+  });
+
+  const negatives: [string, () => Promise<Record<string, string>>, string][] = [
+    ["a subject without a federated credential", async () => ({ AZURE_CLIENT_ID: AGENT_CLIENT, ASSERTION: await assertion({ sub: "system:serviceaccount:default:intruder" }) }), "AADSTS70021"],
+    ["the wrong audience", async () => ({ AZURE_CLIENT_ID: AGENT_CLIENT, ASSERTION: await assertion({ aud: "api://other" }) }), "AADSTS700212"],
+    ["an unknown issuer", async () => ({ AZURE_CLIENT_ID: AGENT_CLIENT, ASSERTION: await assertion({ iss: "https://evil.example.com/" }) }), "AADSTS700211"],
+    ["the right issuer but a foreign signing key", async () => {
+      const k = await newSigningKey(emu.issuer.key.kid);
+      return { AZURE_CLIENT_ID: AGENT_CLIENT, ASSERTION: await assertion({ key: k.privateKey }) };
+    }, "AADSTS700027"],
+    ["an expired assertion", async () => ({ AZURE_CLIENT_ID: AGENT_CLIENT, ASSERTION: await assertion({ exp: Math.floor(Date.now() / 1000) - 600 }) }), "AADSTS700024"],
+    ["an unsigned assertion", async () => ({
+      AZURE_CLIENT_ID: AGENT_CLIENT,
+      ASSERTION: new UnsecuredJWT({}).setIssuer(emu.issuer.issuer).setSubject(`system:serviceaccount:${SA.namespace}:${SA.serviceAccount}`).setAudience("api://AzureADTokenExchange").setExpirationTime("10m").encode(),
+    }), "AADSTS700027"],
+    ["an unknown client ID", async () => ({ AZURE_CLIENT_ID: "99999999-0000-4000-8000-000000000099", ASSERTION: await assertion({}) }), "AADSTS700016"],
+  ];
+  it.each(negatives)("refuses %s as Entra does", async (_name, env, code) => {
+    const res = await jsClient(["assertion", ARM], await env());
+    expect(res.ok).toBe(false);
+    expect(res.message).toContain(code);
+  });
+
+  it("refuses a scope for an unknown resource", async () => {
+    const res = await jsClient(["assertion", "https://unknown.example.com/.default"], { AZURE_CLIENT_ID: AGENT_CLIENT, ASSERTION: await assertion({}) });
+    expect(res.message).toContain("AADSTS70011");
+  });
+});
