@@ -10,6 +10,7 @@ import { parseWorld, type World } from "./world.ts";
 import { newSigningKey } from "./keys.ts";
 import { WorkloadIssuer } from "./workload-issuer.ts";
 import { entraApp, LOGIN_HOST } from "./entra.ts";
+import { armApp, ARM_HOST } from "./arm.ts";
 
 /** Host names the emulator answers for; its certificate names all of them. */
 export const EMULATED_HOSTS = [LOGIN_HOST, "management.azure.com", "*.vault.azure.net", "*.blob.core.windows.net", "oidc.prod-aks.azure.com", "localhost"];
@@ -28,10 +29,10 @@ export interface RunningEmulator {
 }
 
 /**
- * Starts the emulator: Entra ID and the AKS OIDC issuer (ARM, IMDS, Key Vault
+ * Starts the emulator: Entra ID, the AKS OIDC issuer and ARM (IMDS, Key Vault
  * and Blob come next), on one HTTPS port dispatching by Host, plus a proxy port.
  */
-export async function startEmulator(opts: { dir: string; worldFile?: string; hostname?: string; httpsPort?: number; proxyPort?: number }): Promise<RunningEmulator> {
+export async function startEmulator(opts: { dir: string; worldFile?: string; hostname?: string; httpsPort?: number; proxyPort?: number; armPageSize?: number }): Promise<RunningEmulator> {
   const world = opts.worldFile ? parseWorld(readFileSync(opts.worldFile, "utf8"), opts.worldFile) : parseWorld(DEFAULT_WORLD_YAML, "default world");
   await ensureDir(opts.dir);
   const ca = await createAuthority("host", "azgate Azure emulator");
@@ -43,7 +44,9 @@ export async function startEmulator(opts: { dir: string; worldFile?: string; hos
   await writeFileAtomic(caFile, caPem, 0o600);
 
   const issuer = new WorkloadIssuer(world.aks_oidc_issuer, await newSigningKey("aks-emulated-1"));
-  const entra = entraApp({ world, key: await newSigningKey("entra-emulated-1"), issuers: [issuer] });
+  const entraKey = await newSigningKey("entra-emulated-1");
+  const entra = entraApp({ world, key: entraKey, issuers: [issuer] });
+  const arm = armApp({ world, key: entraKey, pageSize: opts.armPageSize });
   const issuerPath = new URL(issuer.issuer).pathname.replace(/\/$/, "");
   const aks = new Hono()
     .get(`${issuerPath}/.well-known/openid-configuration`, (c) => c.json(issuer.discovery()))
@@ -54,6 +57,7 @@ export async function startEmulator(opts: { dir: string; worldFile?: string; hos
     const host = (c.req.header("host") ?? "").replace(/:\d+$/, "").toLowerCase();
     if (host === LOGIN_HOST) return entra.fetch(c.req.raw);
     if (host === "oidc.prod-aks.azure.com") return aks.fetch(c.req.raw);
+    if (host === ARM_HOST) return arm.fetch(c.req.raw);
     return c.json({ error: { code: "UnknownHost", message: `the Azure emulator does not serve ${host || "(no host)"}` } }, 404);
   });
 

@@ -1,0 +1,172 @@
+import { Hono, type Context } from "hono";
+import { createLocalJWKSet, jwtVerify, errors as joseErrors } from "jose";
+import type { SigningKey } from "./keys.ts";
+import { identityResourceId, type World } from "./world.ts";
+import { isAllowed, visibleSubscriptions } from "./arm-rbac.ts";
+
+export const ARM_HOST = "management.azure.com";
+const AUDIENCES = ["https://management.core.windows.net/", "https://management.core.windows.net", "https://management.azure.com/", "https://management.azure.com"];
+
+type Env = { Variables: { oid: string } };
+
+/**
+ * ARM on management.azure.com: bearer tokens checked like ARM (signature,
+ * expiry, audience), case-insensitive paths, Azure RBAC from the world's role
+ * assignments, errors in ARM's shape, nextLink paging. Resource groups can be
+ * created and deleted; the rest is read-only.
+ */
+export function armApp(opts: { world: World; key: SigningKey; pageSize?: number }) {
+  const { world } = opts;
+  const pageSize = opts.pageSize ?? 100;
+  const jwks = createLocalJWKSet({ keys: [opts.key.jwk] });
+  const app = new Hono<Env>();
+  const armError = (c: Context, status: number, code: string, message: string) => c.json({ error: { code, message } }, status as 400);
+
+  app.use("*", async (c, next) => {
+    const auth = c.req.header("authorization") ?? "";
+    if (!/^Bearer\s+\S+$/i.test(auth)) return armError(c, 401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.");
+    try {
+      const { payload } = await jwtVerify(auth.split(/\s+/)[1], jwks, { algorithms: ["RS256"] });
+      if (!AUDIENCES.includes(String(payload.aud))) {
+        return armError(c, 401, "InvalidAuthenticationTokenAudience", `The access token has been obtained for wrong audience or resource '${payload.aud}'. It should exactly match with one of the allowed audiences ${AUDIENCES.map((a) => `'${a}'`).join(",")}.`);
+      }
+      c.set("oid", String(payload.oid));
+    } catch (e) {
+      if (e instanceof joseErrors.JWTExpired) return armError(c, 401, "ExpiredAuthenticationToken", "The access token expiry UTC time is earlier than current UTC time.");
+      return armError(c, 401, "InvalidAuthenticationToken", "The access token is invalid.");
+    }
+    await next();
+  });
+
+  // ARM paths are case-insensitive: route on the lowercased path, answer with the world's spelling.
+  app.all("*", (c) => {
+    const url = new URL(c.req.url);
+    const parts = url.pathname.replace(/\/+$/, "").split("/").slice(1);
+    const lower = parts.map((p) => p.toLowerCase());
+    const oid = c.get("oid");
+    const deny = (action: string, scope: string) =>
+      armError(c, 403, "AuthorizationFailed", `The client '${oid}' with object id '${oid}' does not have authorization to perform action '${action}' over scope '${scope}' or the scope is invalid. If access was recently granted, please refresh your credentials.`);
+    const list = (items: unknown[]) => {
+      const skip = Number(url.searchParams.get("$skiptoken") ?? 0) || 0;
+      const page = items.slice(skip, skip + pageSize);
+      const next = new URL(url);
+      next.searchParams.set("$skiptoken", String(skip + pageSize));
+      return c.json({ value: page, ...(skip + pageSize < items.length ? { nextLink: next.toString() } : {}) });
+    };
+    const method = c.req.method;
+
+    if (lower[0] === "tenants" && parts.length === 1) return list([{ id: `/tenants/${world.tenant_id}`, tenantId: world.tenant_id, tenantCategory: "Home" }]);
+    if (lower[0] !== "subscriptions") return armError(c, 404, "InvalidResourceType", `The resource type '${parts[0] ?? ""}' could not be found in the namespace 'Microsoft.Resources'.`);
+    if (parts.length === 1) {
+      const visible = visibleSubscriptions(world, oid);
+      return list(world.subscriptions.filter((s) => visible.includes(s.id)).map(subscriptionJson));
+    }
+    const sub = world.subscriptions.find((s) => s.id.toLowerCase() === lower[1]);
+    if (!sub) return armError(c, 404, "SubscriptionNotFound", `The subscription '${parts[1]}' could not be found.`);
+    const subScope = `/subscriptions/${sub.id}`;
+    if (parts.length === 2) {
+      return isAllowed(world, oid, "Microsoft.Resources/subscriptions/read", subScope) ? c.json(subscriptionJson(sub)) : deny("Microsoft.Resources/subscriptions/read", subScope);
+    }
+    // /subscriptions/{sub}/providers/{ns}/{type}
+    if (lower[2] === "providers" && parts.length === 5) return listProviderResources(`${lower[3]}/${lower[4]}`, subScope, null);
+    if (lower[2] !== "resourcegroups") return armError(c, 404, "InvalidResourceType", `The resource type '${parts[2]}' could not be found.`);
+    if (parts.length === 3) {
+      const groups = world.resource_groups.filter((g) => g.subscription === sub.id && isAllowed(world, oid, "Microsoft.Resources/subscriptions/resourceGroups/read", groupId(g)));
+      return list(groups.map(groupJson));
+    }
+    const groupName = parts[3];
+    const group = world.resource_groups.find((g) => g.subscription === sub.id && g.name.toLowerCase() === groupName.toLowerCase());
+    const rgScope = group ? groupId(group) : `${subScope}/resourceGroups/${groupName}`;
+    if (parts.length === 4) {
+      const action = method === "GET" || method === "HEAD" ? "read" : method === "PUT" ? "write" : method === "DELETE" ? "delete" : "";
+      if (!action) return armError(c, 405, "MethodNotAllowed", `The method ${method} is not allowed.`);
+      const full = `Microsoft.Resources/subscriptions/resourceGroups/${action}`;
+      if (!isAllowed(world, oid, full, rgScope)) return deny(full, rgScope);
+      if (action === "read") return group ? c.json(groupJson(group)) : armError(c, 404, "ResourceGroupNotFound", `Resource group '${groupName}' could not be found.`);
+      if (action === "write") return upsertGroup(c, sub.id, groupName, group);
+      if (!group) return armError(c, 404, "ResourceGroupNotFound", `Resource group '${groupName}' could not be found.`);
+      world.resource_groups.splice(world.resource_groups.indexOf(group), 1);
+      return c.body(null, 202);
+    }
+    if (!group) return armError(c, 404, "ResourceGroupNotFound", `Resource group '${groupName}' could not be found.`);
+    if (lower[4] === "providers" && parts.length === 7) return listProviderResources(`${lower[5]}/${lower[6]}`, subScope, group.name);
+    if (lower[4] === "providers" && parts.length === 8) return getProviderResource(`${lower[5]}/${lower[6]}`, group, parts[7]);
+    return armError(c, 404, "InvalidResourceType", `The resource type could not be found.`);
+
+    function listProviderResources(type: string, scope: string, rg: string | null) {
+      if (type === "microsoft.authorization/roleassignments") {
+        const action = "Microsoft.Authorization/roleAssignments/read";
+        if (!isAllowed(world, oid, action, scope)) return deny(action, scope);
+        return list(world.role_assignments.filter((a) => a.scope.toLowerCase().startsWith(scope.toLowerCase())).map(roleAssignmentJson));
+      }
+      const kind = RESOURCE_KINDS[type];
+      if (!kind) return armError(c, 404, "InvalidResourceType", `The resource type '${type}' could not be found.`);
+      const items = kind.items(world).filter((r) => r.subscription === sub!.id && (rg === null || r.resource_group.toLowerCase() === rg.toLowerCase()));
+      return list(items.filter((r) => isAllowed(world, oid, kind.action, kind.id(r))).map((r) => kind.json(r, world)));
+    }
+
+    function getProviderResource(type: string, rg: World["resource_groups"][number], name: string) {
+      const kind = RESOURCE_KINDS[type];
+      if (!kind) return armError(c, 404, "InvalidResourceType", `The resource type '${type}' could not be found.`);
+      const id = `${groupId(rg)}/providers/${kind.type}/${name}`;
+      if (!isAllowed(world, oid, kind.action, id)) return deny(kind.action, id);
+      const item = kind.items(world).find((r) => r.subscription === rg.subscription && r.resource_group.toLowerCase() === rg.name.toLowerCase() && r.name.toLowerCase() === name.toLowerCase());
+      return item ? c.json(kind.json(item, world)) : armError(c, 404, "ResourceNotFound", `The Resource '${kind.type}/${name}' under resource group '${rg.name}' was not found.`);
+    }
+  });
+
+  async function upsertGroup(c: Context, subscription: string, name: string, existing: World["resource_groups"][number] | undefined) {
+    let body: { location?: string } = {};
+    try {
+      body = JSON.parse((await c.req.text()) || "{}");
+    } catch {
+      return c.json({ error: { code: "InvalidRequestContent", message: "The request content was invalid and could not be deserialized." } }, 400);
+    }
+    if (existing) return c.json(groupJson(existing), 200);
+    if (!body.location) return c.json({ error: { code: "LocationRequired", message: "The location property is required for this definition." } }, 400);
+    const group = { subscription, name, location: body.location };
+    world.resource_groups.push(group);
+    return c.json(groupJson(group), 201);
+  }
+
+  return app;
+
+  function subscriptionJson(s: World["subscriptions"][number]) {
+    return { id: `/subscriptions/${s.id}`, authorizationSource: "RoleBased", managedByTenants: [], tags: {}, subscriptionId: s.id, tenantId: world.tenant_id, displayName: s.display_name, state: "Enabled", subscriptionPolicies: { locationPlacementId: "Public_2014-09-01", quotaId: "PayAsYouGo_2014-09-01", spendingLimit: "Off" } };
+  }
+  function roleAssignmentJson(a: World["role_assignments"][number], i: number) {
+    return { id: `${a.scope}/providers/Microsoft.Authorization/roleAssignments/${i}`, type: "Microsoft.Authorization/roleAssignments", name: String(i), properties: { roleDefinitionName: a.role, principalId: a.principal_id, principalType: "ServicePrincipal", scope: a.scope } };
+  }
+}
+
+const groupId = (g: World["resource_groups"][number]) => `/subscriptions/${g.subscription}/resourceGroups/${g.name}`;
+const groupJson = (g: World["resource_groups"][number]) => ({ id: groupId(g), name: g.name, type: "Microsoft.Resources/resourceGroups", location: g.location, properties: { provisioningState: "Succeeded" } });
+
+interface Kind<T extends { subscription: string; resource_group: string; name: string }> {
+  type: string;
+  action: string;
+  items: (w: World) => T[];
+  id: (r: T) => string;
+  json: (r: T, w: World) => unknown;
+}
+
+const identityKind: Kind<World["identities"][number]> = {
+  type: "Microsoft.ManagedIdentity/userAssignedIdentities",
+  action: "Microsoft.ManagedIdentity/userAssignedIdentities/read",
+  items: (w) => w.identities,
+  id: identityResourceId,
+  json: (i, w) => ({ id: identityResourceId(i), name: i.name, type: "Microsoft.ManagedIdentity/userAssignedIdentities", location: i.location, tags: {}, properties: { tenantId: w.tenant_id, principalId: i.principal_id, clientId: i.client_id } }),
+};
+
+const vmKind: Kind<World["virtual_machines"][number]> = {
+  type: "Microsoft.Compute/virtualMachines",
+  action: "Microsoft.Compute/virtualMachines/read",
+  items: (w) => w.virtual_machines,
+  id: (v) => `/subscriptions/${v.subscription}/resourceGroups/${v.resource_group}/providers/Microsoft.Compute/virtualMachines/${v.name}`,
+  json: (v) => ({ id: vmKind.id(v), name: v.name, type: "Microsoft.Compute/virtualMachines", location: v.location, properties: { hardwareProfile: { vmSize: v.vm_size }, provisioningState: "Succeeded" } }),
+};
+
+const RESOURCE_KINDS: Record<string, Kind<any>> = {
+  "microsoft.managedidentity/userassignedidentities": identityKind,
+  "microsoft.compute/virtualmachines": vmKind,
+};
