@@ -111,6 +111,38 @@ describe("emulated Entra ID with the real @azure/identity", () => {
     expect(res.message).toContain(code);
   });
 
+  it("ManagedIdentityCredential gets a token from the emulated IMDS through the proxy", async () => {
+    const res = await jsClient(["imds", ARM], { MI_CLIENT_ID: "00000000-0000-4000-8000-000000000002" });
+    expect(res.ok, res.message).toBe(true);
+    expect(res.claims).toMatchObject({ appid: "00000000-0000-4000-8000-000000000002", aud: "https://management.azure.com" });
+    const unknown = await jsClient(["imds", ARM], { MI_CLIENT_ID: "99999999-0000-4000-8000-000000000099" });
+    expect(unknown.ok).toBe(false);
+    expect(unknown.message).toContain("Identity not found");
+  });
+
+  it("IMDS wants the Metadata header and answers an unknown client_id with 400 Bad Request", async () => {
+    const http = await import("node:http");
+    const get = (headers: Record<string, string>, query: string) =>
+      new Promise<{ status?: number; reason?: string; body: string }>((resolve, reject) => {
+        // Absolute-URI request through the proxy port, as az and Python send it.
+        const req = http.request({ host: "127.0.0.1", port: emu.proxyPort, path: `http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/${query}`, headers }, (res) => {
+          let body = "";
+          res.on("data", (d) => (body += d));
+          res.on("end", () => resolve({ status: res.statusCode, reason: res.statusMessage, body }));
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    const probe = await get({}, "");
+    expect(probe.status).toBe(400);
+    expect(JSON.parse(probe.body).error_description).toBe("Required metadata header not specified");
+    const unknown = await get({ Metadata: "true" }, "&client_id=22222222-0000-4000-8000-000000000022");
+    expect([unknown.status, unknown.reason]).toEqual([400, "Bad Request"]);
+    const byObject = await get({ Metadata: "true" }, "&object_id=10000000-0000-4000-8000-000000000002");
+    expect(byObject.status).toBe(200);
+    expect(JSON.parse(byObject.body)).toMatchObject({ client_id: "00000000-0000-4000-8000-000000000002", token_type: "Bearer", resource: "https://management.azure.com/" });
+  });
+
   it("refuses a scope for an unknown resource", async () => {
     const res = await jsClient(["assertion", "https://unknown.example.com/.default"], { AZURE_CLIENT_ID: AGENT_CLIENT, ASSERTION: await assertion({}) });
     expect(res.message).toContain("AADSTS70011");

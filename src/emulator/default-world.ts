@@ -47,6 +47,8 @@ role_assignments:
   - { principal_id: 10000000-0000-4000-8000-000000000001, role: teleport-azure-cli-aks-agent-role, scope: /subscriptions/00000000-0000-0000-0000-000000000000 }
   - { principal_id: 10000000-0000-4000-8000-000000000002, role: Reader, scope: /subscriptions/00000000-0000-0000-0000-000000000000 }
   - { principal_id: 10000000-0000-4000-8000-000000000003, role: Contributor, scope: /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/myResourceGroup }
+imds:
+  user_assigned: [teleport-azure-cli-aks-agent, teleport-reader, teleport-contributor]
 virtual_machines:
   - { subscription: 00000000-0000-0000-0000-000000000000, resource_group: myResourceGroup, name: web-01 }
   - { subscription: 00000000-0000-0000-0000-000000000000, resource_group: myResourceGroup, name: web-02 }

@@ -11,6 +11,7 @@ import { newSigningKey } from "./keys.ts";
 import { WorkloadIssuer } from "./workload-issuer.ts";
 import { entraApp, LOGIN_HOST } from "./entra.ts";
 import { armApp, ARM_HOST } from "./arm.ts";
+import { imdsApp, IMDS_HOST } from "./imds.ts";
 
 /** Host names the emulator answers for; its certificate names all of them. */
 export const EMULATED_HOSTS = [LOGIN_HOST, "management.azure.com", "*.vault.azure.net", "*.blob.core.windows.net", "oidc.prod-aks.azure.com", "localhost"];
@@ -29,7 +30,7 @@ export interface RunningEmulator {
 }
 
 /**
- * Starts the emulator: Entra ID, the AKS OIDC issuer and ARM (IMDS, Key Vault
+ * Starts the emulator: Entra ID, the AKS OIDC issuer, ARM and IMDS (Key Vault
  * and Blob come next), on one HTTPS port dispatching by Host, plus a proxy port.
  */
 export async function startEmulator(opts: { dir: string; worldFile?: string; hostname?: string; httpsPort?: number; proxyPort?: number; armPageSize?: number }): Promise<RunningEmulator> {
@@ -47,6 +48,7 @@ export async function startEmulator(opts: { dir: string; worldFile?: string; hos
   const entraKey = await newSigningKey("entra-emulated-1");
   const entra = entraApp({ world, key: entraKey, issuers: [issuer] });
   const arm = armApp({ world, key: entraKey, pageSize: opts.armPageSize });
+  const imds = imdsApp({ world, key: entraKey });
   const issuerPath = new URL(issuer.issuer).pathname.replace(/\/$/, "");
   const aks = new Hono()
     .get(`${issuerPath}/.well-known/openid-configuration`, (c) => c.json(issuer.discovery()))
@@ -58,6 +60,8 @@ export async function startEmulator(opts: { dir: string; worldFile?: string; hos
     if (host === LOGIN_HOST) return entra.fetch(c.req.raw);
     if (host === "oidc.prod-aks.azure.com") return aks.fetch(c.req.raw);
     if (host === ARM_HOST) return arm.fetch(c.req.raw);
+    // IMDS is plain HTTP: it arrives as an absolute-URI request on the proxy port.
+    if (host === IMDS_HOST) return imds.fetch(c.req.raw);
     return c.json({ error: { code: "UnknownHost", message: `the Azure emulator does not serve ${host || "(no host)"}` } }, 404);
   });
 

@@ -38,6 +38,8 @@ export const worldSchema = z.strictObject({
   applications: z.array(z.strictObject({ display_name: z.string(), client_id: guid, principal_id: guid, secret: z.string().optional() })).default([]),
   role_definitions: z.array(z.strictObject({ name: z.string(), actions: z.array(z.string()) })).default([]),
   role_assignments: z.array(z.strictObject({ principal_id: guid, role: z.string(), scope: z.string() })).default([]),
+  /** The VM the IMDS endpoint belongs to: its user-assigned identities, by name. */
+  imds: z.strictObject({ user_assigned: z.array(z.string()).default([]) }).default({ user_assigned: [] }),
   virtual_machines: z
     .array(z.strictObject({ subscription: guid, resource_group: z.string(), name: z.string(), location: z.string().default("eastus"), vm_size: z.string().default("Standard_B2s") }))
     .default([]),
