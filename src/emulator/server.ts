@@ -56,7 +56,8 @@ export async function startEmulator(opts: { dir: string; worldFile?: string; hos
 
   const root = new Hono();
   root.all("*", (c) => {
-    const host = (c.req.header("host") ?? "").replace(/:\d+$/, "").toLowerCase();
+    // The URL's host: an absolute-form request line wins over the Host header (RFC 9112 3.2.2).
+    const host = new URL(c.req.url).hostname.toLowerCase();
     if (host === LOGIN_HOST) return entra.fetch(c.req.raw);
     if (host === "oidc.prod-aks.azure.com") return aks.fetch(c.req.raw);
     if (host === ARM_HOST) return arm.fetch(c.req.raw);
