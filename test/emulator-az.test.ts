@@ -1,0 +1,63 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startEmulator, type RunningEmulator } from "../src/emulator/server.ts";
+import { tempDir } from "./helpers/azgate.ts";
+import { runCommand } from "./helpers/run.ts";
+
+/**
+ * The real Azure CLI (Debian's azure-cli, installed by .ci/run) against the
+ * emulator, through the real host names: IMDS by HTTP_PROXY, ARM by
+ * HTTPS_PROXY, trusting only the emulator's CA.
+ */
+const READER_CLIENT = "00000000-0000-4000-8000-000000000002";
+let emu: RunningEmulator;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  const dir = tempDir("azgate-az-");
+  emu = await startEmulator({ dir });
+  const proxy = `http://127.0.0.1:${emu.proxyPort}`;
+  env = {
+    HOME: dir,
+    AZURE_CONFIG_DIR: `${dir}/azure`,
+    AZURE_CORE_COLLECT_TELEMETRY: "false",
+    AZURE_CORE_NO_COLOR: "true",
+    HTTPS_PROXY: proxy,
+    HTTP_PROXY: proxy,
+    REQUESTS_CA_BUNDLE: emu.caFile,
+  };
+});
+afterAll(async () => emu?.close());
+
+const az = (...args: string[]) => runCommand("az", args, env);
+
+describe("emulator with the real az CLI", () => {
+  it("az login --identity through the emulated IMDS, then reads as Reader, and a write is refused", async () => {
+    const login = await az("login", "--identity", "--username", READER_CLIENT, "--output", "json");
+    expect(login.code, login.stderr).toBe(0);
+    const accounts = JSON.parse(login.stdout);
+    expect(accounts[0]).toMatchObject({ id: "00000000-0000-0000-0000-000000000000", tenantId: emu.world.tenant_id, user: { type: "servicePrincipal" } });
+
+    const groups = await az("group", "list", "--output", "json");
+    expect(groups.code, groups.stderr).toBe(0);
+    expect(JSON.parse(groups.stdout).map((g: { name: string }) => g.name)).toEqual(["myResourceGroup", "production"]);
+
+    const identity = await az("identity", "show", "-g", "myResourceGroup", "-n", "teleport-reader", "--output", "json");
+    expect(identity.code, identity.stderr).toBe(0);
+    expect(JSON.parse(identity.stdout)).toMatchObject({ clientId: READER_CLIENT, principalId: "10000000-0000-4000-8000-000000000002", resourceGroup: "myResourceGroup" });
+
+    const rest = await az("rest", "--method", "get", "--url", "https://management.azure.com/subscriptions?api-version=2022-12-01", "--output", "json");
+    expect(rest.code, rest.stderr).toBe(0);
+    expect(JSON.parse(rest.stdout).value[0].displayName).toBe("Emulated Subscription");
+
+    const write = await az("group", "create", "--name", "new-group", "--location", "eastus");
+    expect(write.code).toBe(1);
+    expect(write.stderr).toContain("(AuthorizationFailed)");
+    expect(write.stderr).toContain("Microsoft.Resources/subscriptions/resourceGroups/write");
+  });
+
+  it("az login --identity with an object id falls back from client_id, as az does on IMDS", async () => {
+    const login = await az("login", "--identity", "--username", "10000000-0000-4000-8000-000000000002", "--output", "json");
+    expect(login.code, login.stderr).toBe(0);
+    expect(JSON.parse(login.stdout)[0].user.assignedIdentityInfo).toBe("MSIObject-10000000-0000-4000-8000-000000000002");
+  });
+});
