@@ -5,10 +5,25 @@ import type { World } from "./world.ts";
  * grants actions (with `*` wildcards) minus notActions, at a scope and below.
  * Pure: world in, decision out.
  */
-const BUILT_IN: Record<string, { actions: string[]; notActions: string[] }> = {
-  Owner: { actions: ["*"], notActions: [] },
-  Contributor: { actions: ["*"], notActions: ["Microsoft.Authorization/*/Delete", "Microsoft.Authorization/*/Write", "Microsoft.Authorization/elevateAccess/Action"] },
-  Reader: { actions: ["*/read"], notActions: [] },
+interface RoleDef {
+  actions: string[];
+  notActions: string[];
+  /** Data-plane permissions (secrets, blob contents): never granted by control-plane actions. */
+  dataActions: string[];
+}
+
+const BUILT_IN: Record<string, RoleDef> = {
+  Owner: { actions: ["*"], notActions: [], dataActions: [] },
+  Contributor: { actions: ["*"], notActions: ["Microsoft.Authorization/*/Delete", "Microsoft.Authorization/*/Write", "Microsoft.Authorization/elevateAccess/Action"], dataActions: [] },
+  Reader: { actions: ["*/read"], notActions: [], dataActions: [] },
+  "Key Vault Secrets User": { actions: [], notActions: [], dataActions: ["Microsoft.KeyVault/vaults/secrets/getSecret/action", "Microsoft.KeyVault/vaults/secrets/readMetadata/action"] },
+  "Key Vault Secrets Officer": { actions: [], notActions: [], dataActions: ["Microsoft.KeyVault/vaults/secrets/*"] },
+  "Storage Blob Data Reader": { actions: [], notActions: [], dataActions: ["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"] },
+  "Storage Blob Data Contributor": {
+    actions: [],
+    notActions: [],
+    dataActions: ["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read", "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write", "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete"],
+  },
 };
 
 function actionMatches(pattern: string, action: string): boolean {
@@ -23,17 +38,27 @@ export function scopeCovers(scope: string, resource: string): boolean {
   return s === "" || r === s || r.startsWith(s + "/");
 }
 
-export function roleActions(world: World, role: string): { actions: string[]; notActions: string[] } | null {
+export function roleDefinition(world: World, role: string): RoleDef | null {
   const custom = world.role_definitions.find((d) => d.name.toLowerCase() === role.toLowerCase());
-  return custom ? { actions: custom.actions, notActions: [] } : BUILT_IN[role] ?? null;
+  return custom ? { actions: custom.actions, notActions: [], dataActions: custom.data_actions } : BUILT_IN[role] ?? null;
 }
 
-export function isAllowed(world: World, principalId: string, action: string, resourceId: string): boolean {
+function granted(world: World, principalId: string, resourceId: string, grants: (role: RoleDef) => boolean): boolean {
   return world.role_assignments.some((a) => {
     if (a.principal_id.toLowerCase() !== principalId.toLowerCase() || !scopeCovers(a.scope, resourceId)) return false;
-    const role = roleActions(world, a.role);
-    return !!role && role.actions.some((p) => actionMatches(p, action)) && !role.notActions.some((p) => actionMatches(p, action));
+    const role = roleDefinition(world, a.role);
+    return !!role && grants(role);
   });
+}
+
+/** A control-plane (ARM) action. */
+export function isAllowed(world: World, principalId: string, action: string, resourceId: string): boolean {
+  return granted(world, principalId, resourceId, (r) => r.actions.some((p) => actionMatches(p, action)) && !r.notActions.some((p) => actionMatches(p, action)));
+}
+
+/** A data-plane action (Key Vault secrets, blob contents). */
+export function isDataAllowed(world: World, principalId: string, dataAction: string, resourceId: string): boolean {
+  return granted(world, principalId, resourceId, (r) => r.dataActions.some((p) => actionMatches(p, dataAction)));
 }
 
 /** Subscriptions a principal sees: those where it holds any assignment at or below the subscription. */

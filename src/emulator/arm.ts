@@ -1,5 +1,5 @@
 import { Hono, type Context } from "hono";
-import { createLocalJWKSet, jwtVerify, errors as joseErrors } from "jose";
+import { bearerChecker } from "./bearer.ts";
 import type { SigningKey } from "./keys.ts";
 import { identityResourceId, type World } from "./world.ts";
 import { isAllowed, visibleSubscriptions } from "./arm-rbac.ts";
@@ -18,24 +18,22 @@ type Env = { Variables: { oid: string } };
 export function armApp(opts: { world: World; key: SigningKey; pageSize?: number }) {
   const { world } = opts;
   const pageSize = opts.pageSize ?? 100;
-  const jwks = createLocalJWKSet({ keys: [opts.key.jwk] });
+  const checkBearer = bearerChecker(opts.key, AUDIENCES);
   const app = new Hono<Env>();
   const armError = (c: Context, status: number, code: string, message: string) => c.json({ error: { code, message } }, status as 400);
 
   app.use("*", async (c, next) => {
-    const auth = c.req.header("authorization") ?? "";
-    if (!/^Bearer\s+\S+$/i.test(auth)) return armError(c, 401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.");
-    try {
-      const { payload } = await jwtVerify(auth.split(/\s+/)[1], jwks, { algorithms: ["RS256"] });
-      if (!AUDIENCES.includes(String(payload.aud))) {
-        return armError(c, 401, "InvalidAuthenticationTokenAudience", `The access token has been obtained for wrong audience or resource '${payload.aud}'. It should exactly match with one of the allowed audiences ${AUDIENCES.map((a) => `'${a}'`).join(",")}.`);
-      }
-      c.set("oid", String(payload.oid));
-    } catch (e) {
-      if (e instanceof joseErrors.JWTExpired) return armError(c, 401, "ExpiredAuthenticationToken", "The access token expiry UTC time is earlier than current UTC time.");
-      return armError(c, 401, "InvalidAuthenticationToken", "The access token is invalid.");
+    const r = await checkBearer(c.req.header("authorization"));
+    if (r.ok) {
+      c.set("oid", String(r.claims.oid));
+      return next();
     }
-    await next();
+    if (r.reason === "missing") return armError(c, 401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.");
+    if (r.reason === "expired") return armError(c, 401, "ExpiredAuthenticationToken", "The access token expiry UTC time is earlier than current UTC time.");
+    if (r.reason === "audience") {
+      return armError(c, 401, "InvalidAuthenticationTokenAudience", `The access token has been obtained for wrong audience or resource '${r.audience}'. It should exactly match with one of the allowed audiences ${AUDIENCES.map((a) => `'${a}'`).join(",")}.`);
+    }
+    return armError(c, 401, "InvalidAuthenticationToken", "The access token is invalid.");
   });
 
   // ARM paths are case-insensitive: route on the lowercased path, answer with the world's spelling.

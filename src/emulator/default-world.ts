@@ -41,12 +41,22 @@ identities:
         subject: system:serviceaccount:teleport-ns:teleport-azure-cli-aks-service-account
 applications:
   - { display_name: ci-pipeline, client_id: 00000000-0000-4000-8000-000000000010, principal_id: 10000000-0000-4000-8000-000000000010, secret: emulated-client-secret }
+key_vaults:
+  - subscription: 00000000-0000-0000-0000-000000000000
+    resource_group: myResourceGroup
+    name: teleport-demo-kv
+    secrets: { db-password: emulated-secret-value, api-key: emulated-api-key }
+storage_accounts:
+  - { subscription: 00000000-0000-0000-0000-000000000000, resource_group: myResourceGroup, name: teleportdemostore, containers: [reports] }
 role_definitions:
   - { name: teleport-azure-cli-aks-agent-role, actions: [Microsoft.ManagedIdentity/userAssignedIdentities/read] }
 role_assignments:
   - { principal_id: 10000000-0000-4000-8000-000000000001, role: teleport-azure-cli-aks-agent-role, scope: /subscriptions/00000000-0000-0000-0000-000000000000 }
   - { principal_id: 10000000-0000-4000-8000-000000000002, role: Reader, scope: /subscriptions/00000000-0000-0000-0000-000000000000 }
   - { principal_id: 10000000-0000-4000-8000-000000000003, role: Contributor, scope: /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/myResourceGroup }
+  - { principal_id: 10000000-0000-4000-8000-000000000002, role: Key Vault Secrets User, scope: /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/myResourceGroup/providers/Microsoft.KeyVault/vaults/teleport-demo-kv }
+  - { principal_id: 10000000-0000-4000-8000-000000000002, role: Storage Blob Data Reader, scope: /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/myResourceGroup/providers/Microsoft.Storage/storageAccounts/teleportdemostore }
+  - { principal_id: 10000000-0000-4000-8000-000000000003, role: Storage Blob Data Contributor, scope: /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/myResourceGroup/providers/Microsoft.Storage/storageAccounts/teleportdemostore }
 imds:
   user_assigned: [teleport-azure-cli-aks-agent, teleport-reader, teleport-contributor]
 virtual_machines:

@@ -12,6 +12,8 @@ import { WorkloadIssuer } from "./workload-issuer.ts";
 import { entraApp, LOGIN_HOST } from "./entra.ts";
 import { armApp, ARM_HOST } from "./arm.ts";
 import { imdsApp, IMDS_HOST } from "./imds.ts";
+import { keyVaultApp, VAULT_SUFFIX } from "./keyvault.ts";
+import { blobApp, BLOB_SUFFIX } from "./blob.ts";
 
 /** Host names the emulator answers for; its certificate names all of them. */
 export const EMULATED_HOSTS = [LOGIN_HOST, "management.azure.com", "*.vault.azure.net", "*.blob.core.windows.net", "oidc.prod-aks.azure.com", "localhost"];
@@ -30,8 +32,8 @@ export interface RunningEmulator {
 }
 
 /**
- * Starts the emulator: Entra ID, the AKS OIDC issuer, ARM and IMDS (Key Vault
- * and Blob come next), on one HTTPS port dispatching by Host, plus a proxy port.
+ * Starts the emulator: Entra ID, the AKS OIDC issuer, ARM, IMDS, Key Vault and
+ * Blob storage, on one HTTPS port dispatching by host, plus a proxy port.
  */
 export async function startEmulator(opts: { dir: string; worldFile?: string; hostname?: string; httpsPort?: number; proxyPort?: number; armPageSize?: number }): Promise<RunningEmulator> {
   const world = opts.worldFile ? parseWorld(readFileSync(opts.worldFile, "utf8"), opts.worldFile) : parseWorld(DEFAULT_WORLD_YAML, "default world");
@@ -49,6 +51,8 @@ export async function startEmulator(opts: { dir: string; worldFile?: string; hos
   const entra = entraApp({ world, key: entraKey, issuers: [issuer] });
   const arm = armApp({ world, key: entraKey, pageSize: opts.armPageSize });
   const imds = imdsApp({ world, key: entraKey });
+  const vault = keyVaultApp({ world, key: entraKey });
+  const blobs = blobApp({ world, key: entraKey, dir: opts.dir });
   const issuerPath = new URL(issuer.issuer).pathname.replace(/\/$/, "");
   const aks = new Hono()
     .get(`${issuerPath}/.well-known/openid-configuration`, (c) => c.json(issuer.discovery()))
@@ -63,6 +67,8 @@ export async function startEmulator(opts: { dir: string; worldFile?: string; hos
     if (host === ARM_HOST) return arm.fetch(c.req.raw);
     // IMDS is plain HTTP: it arrives as an absolute-URI request on the proxy port.
     if (host === IMDS_HOST) return imds.fetch(c.req.raw);
+    if (host.endsWith(VAULT_SUFFIX)) return vault.fetch(c.req.raw);
+    if (host.endsWith(BLOB_SUFFIX)) return blobs.fetch(c.req.raw);
     return c.json({ error: { code: "UnknownHost", message: `the Azure emulator does not serve ${host || "(no host)"}` } }, 404);
   });
 

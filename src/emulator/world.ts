@@ -36,8 +36,14 @@ export const worldSchema = z.strictObject({
     )
     .default([]),
   applications: z.array(z.strictObject({ display_name: z.string(), client_id: guid, principal_id: guid, secret: z.string().optional() })).default([]),
-  role_definitions: z.array(z.strictObject({ name: z.string(), actions: z.array(z.string()) })).default([]),
+  role_definitions: z.array(z.strictObject({ name: z.string(), actions: z.array(z.string()).default([]), data_actions: z.array(z.string()).default([]) })).default([]),
   role_assignments: z.array(z.strictObject({ principal_id: guid, role: z.string(), scope: z.string() })).default([]),
+  key_vaults: z
+    .array(z.strictObject({ subscription: guid, resource_group: z.string(), name: z.string().regex(/^[a-z0-9-]{3,24}$/i, "must be 3-24 letters, digits and '-'"), secrets: z.record(z.string(), z.string()).default({}) }))
+    .default([]),
+  storage_accounts: z
+    .array(z.strictObject({ subscription: guid, resource_group: z.string(), name: z.string().regex(/^[a-z0-9]{3,24}$/, "must be 3-24 lowercase letters and digits"), containers: z.array(z.string()).default([]) }))
+    .default([]),
   /** The VM the IMDS endpoint belongs to: its user-assigned identities, by name. */
   imds: z.strictObject({ user_assigned: z.array(z.string()).default([]) }).default({ user_assigned: [] }),
   virtual_machines: z

@@ -1,0 +1,100 @@
+import { createReadStream, createWriteStream, promises as fsp } from "node:fs";
+import { createHash, randomUUID } from "node:crypto";
+import path from "node:path";
+import { Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { Hono, type Context } from "hono";
+import type { SigningKey } from "./keys.ts";
+import type { World } from "./world.ts";
+import { bearerChecker } from "./bearer.ts";
+import { isDataAllowed } from "./arm-rbac.ts";
+
+export const BLOB_SUFFIX = ".blob.core.windows.net";
+const BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs";
+
+/**
+ * Blob storage on <account>.blob.core.windows.net: block blobs put and get,
+ * streamed to and from disk (bodies may be large), data-plane RBAC, audience
+ * https://storage.azure.com, errors in Storage's XML shape.
+ */
+export function blobApp(opts: { world: World; key: SigningKey; dir: string }) {
+  const { world } = opts;
+  const check = bearerChecker(opts.key, ["https://storage.azure.com", "https://storage.azure.com/"]);
+  const app = new Hono();
+
+  app.all("*", async (c) => {
+    const url = new URL(c.req.url);
+    const accountName = url.hostname.slice(0, -BLOB_SUFFIX.length);
+    const account = world.storage_accounts.find((a) => a.name === accountName);
+    if (!account) return xmlError(c, 404, "ResourceNotFound", "The specified resource does not exist.");
+    const auth = await check(c.req.header("authorization"));
+    if (!auth.ok) {
+      c.header("WWW-Authenticate", `Bearer authorization_uri=https://login.microsoftonline.com/${world.tenant_id}/oauth2/authorize resource_id=https://storage.azure.com`);
+      return xmlError(c, 401, auth.reason === "missing" ? "NoAuthenticationInformation" : "InvalidAuthenticationInfo", "Server failed to authenticate the request. Please refer to the information in the www-authenticate header.");
+    }
+    const [container, ...rest] = url.pathname.split("/").slice(1).map(decodeURIComponent);
+    const blob = rest.join("/");
+    if (!container || !account.containers.includes(container)) return xmlError(c, 404, "ContainerNotFound", "The specified container does not exist.");
+    if (!blob || blob.split("/").some((s) => s === ".." || s === ".")) return xmlError(c, 400, "InvalidUri", "The requested URI does not represent any resource on the server.");
+    const scope = `/subscriptions/${account.subscription}/resourceGroups/${account.resource_group}/providers/Microsoft.Storage/storageAccounts/${account.name}/blobServices/default/containers/${container}`;
+    const file = path.join(opts.dir, "blobs", account.name, container, ...blob.split("/"));
+    // Metadata lives in its own tree, so no blob name can collide with it.
+    const etagFile = path.join(opts.dir, "blob-etags", account.name, container, ...blob.split("/"));
+    const method = c.req.method;
+    const action = method === "PUT" ? "write" : method === "DELETE" ? "delete" : "read";
+    if (!isDataAllowed(world, String(auth.claims.oid), `${BLOBS}/${action}`, scope)) {
+      return xmlError(c, 403, "AuthorizationPermissionMismatch", "This request is not authorized to perform this operation using this permission.");
+    }
+    if (method === "PUT") {
+      if (c.req.header("x-ms-blob-type") !== "BlockBlob") return xmlError(c, 400, "InvalidHeaderValue", "The value for one of the HTTP headers is not in the correct format. Only BlockBlob uploads are emulated.");
+      await fsp.mkdir(path.dirname(file), { recursive: true });
+      const md5 = createHash("md5");
+      const body = c.req.raw.body ? Readable.fromWeb(c.req.raw.body as import("node:stream/web").ReadableStream) : Readable.from([]);
+      const hashing = new Transform({ transform: (chunk, _e, done) => (md5.update(chunk), done(null, chunk)) });
+      await pipeline(body, hashing, createWriteStream(file));
+      const etag = `"0x${randomUUID().replace(/-/g, "").slice(0, 15).toUpperCase()}"`;
+      await fsp.mkdir(path.dirname(etagFile), { recursive: true });
+      await fsp.writeFile(etagFile, etag);
+      return c.body(null, 201, { ETag: etag, "Content-MD5": md5.digest("base64"), "x-ms-request-server-encrypted": "true", "x-ms-version": "2021-08-06" });
+    }
+    const stat = await fsp.stat(file).catch(() => null);
+    if (!stat) return xmlError(c, 404, "BlobNotFound", "The specified blob does not exist.");
+    if (method === "DELETE") {
+      await fsp.rm(file);
+      return c.body(null, 202);
+    }
+    const headers = {
+      "Content-Length": String(stat.size),
+      "Content-Type": "application/octet-stream",
+      ETag: await fsp.readFile(etagFile, "utf8").catch(() => '"0x0"'),
+      "Last-Modified": stat.mtime.toUTCString(),
+      "x-ms-blob-type": "BlockBlob",
+      "x-ms-version": "2021-08-06",
+    };
+    if (method === "HEAD") return c.body(null, 200, headers);
+    // SDKs download large blobs in parallel ranges (Range or x-ms-range).
+    const range = parseRange(c.req.header("x-ms-range") ?? c.req.header("range"), stat.size);
+    if (range === "invalid") return xmlError(c, 416, "InvalidRange", "The range specified is invalid for the current size of the resource.");
+    if (range) {
+      const partial = { ...headers, "Content-Length": String(range.end - range.start + 1), "Content-Range": `bytes ${range.start}-${range.end}/${stat.size}` };
+      return new Response(Readable.toWeb(createReadStream(file, range)) as ReadableStream, { status: 206, headers: partial });
+    }
+    return new Response(Readable.toWeb(createReadStream(file)) as ReadableStream, { status: 200, headers });
+  });
+  return app;
+}
+
+/** `bytes=START-[END]` within a blob of `size` bytes; null when absent. */
+export function parseRange(header: string | undefined, size: number): { start: number; end: number } | null | "invalid" {
+  if (!header) return null;
+  const m = /^bytes=(\d+)-(\d*)$/.exec(header.trim());
+  if (!m) return "invalid";
+  const start = Number(m[1]);
+  const end = Math.min(m[2] ? Number(m[2]) : size - 1, size - 1);
+  return start > end || start >= size ? "invalid" : { start, end };
+}
+
+function xmlError(c: Context, status: number, code: string, message: string): Response {
+  const body = `\uFEFF<?xml version="1.0" encoding="utf-8"?><Error><Code>${code}</Code><Message>${message}\nRequestId:${randomUUID()}\nTime:${new Date().toISOString()}</Message></Error>`;
+  return c.body(body, status as 400, { "Content-Type": "application/xml", "x-ms-error-code": code });
+}

@@ -1,0 +1,66 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import path from "node:path";
+import { startEmulator, type RunningEmulator } from "../src/emulator/server.ts";
+import { tempDir } from "./helpers/azgate.ts";
+import { runCommand } from "./helpers/run.ts";
+
+/** Key Vault and Blob (other audiences, large bodies) with the real @azure/keyvault-secrets and @azure/storage-blob. */
+let emu: RunningEmulator;
+let dir: string;
+let tokenFile: string;
+let stop: () => void;
+
+beforeAll(async () => {
+  dir = tempDir("azgate-data-");
+  emu = await startEmulator({ dir });
+  tokenFile = path.join(dir, "sa-token");
+  stop = (await emu.issuer.project(tokenFile, { namespace: "teleport-ns", serviceAccount: "teleport-azure-cli-aks-service-account" })).stop;
+});
+afterAll(async () => {
+  stop?.();
+  await emu?.close();
+});
+
+type Call = { ok: boolean; value?: string; status?: number; code?: string; message?: string };
+async function data(clientId: string, env: Record<string, string> = {}) {
+  const res = await runCommand("node", [path.resolve("test/clients/js-data.mjs")], {
+    HOME: dir,
+    HTTPS_PROXY: `http://127.0.0.1:${emu.proxyPort}`,
+    NODE_EXTRA_CA_CERTS: emu.caFile,
+    AZURE_TENANT_ID: emu.world.tenant_id,
+    AZURE_CLIENT_ID: clientId,
+    AZURE_FEDERATED_TOKEN_FILE: tokenFile,
+    ...env,
+  });
+  try {
+    return JSON.parse(res.stdout.trim().split("\n").pop()!) as Record<"secret" | "missing" | "upload" | "download", Call> & { sha: string };
+  } catch {
+    throw new Error(`no result (exit ${res.code}):\n${res.stdout}\n${res.stderr}`);
+  }
+}
+
+describe("emulated Key Vault and Blob storage with the real SDKs", () => {
+  it("a Blob Data Contributor uploads and downloads 8 MiB intact; it may not read secrets", async () => {
+    const r = await data("00000000-0000-4000-8000-000000000003");
+    expect(r.upload.ok, r.upload.message).toBe(true);
+    expect(r.download).toEqual({ ok: true, value: r.sha });
+    expect(r.secret).toMatchObject({ ok: false, status: 403, code: "Forbidden" });
+  });
+
+  it("Key Vault Secrets User reads a secret; Blob Data Reader reads but may not write", async () => {
+    const r = await data("00000000-0000-4000-8000-000000000002");
+    expect(r.secret).toEqual({ ok: true, value: "emulated-secret-value" });
+    expect(r.missing).toMatchObject({ ok: false, status: 404, code: "SecretNotFound" });
+    expect(r.upload).toMatchObject({ ok: false, status: 403, code: "AuthorizationPermissionMismatch" });
+    const read = await data("00000000-0000-4000-8000-000000000002", { BLOB_SIZE: "16", READ_BLOB: "big/report.bin" });
+    expect(read.download.ok, read.download.message).toBe(true);
+  });
+
+  it("control-plane Reader alone reaches no data (the agent's custom role)", async () => {
+    const r = await data("00000000-0000-0000-0000-000000000001", { BLOB_SIZE: "16" });
+    expect(r.secret).toMatchObject({ ok: false, status: 403 });
+    expect(r.upload).toMatchObject({ ok: false, status: 403, code: "AuthorizationPermissionMismatch" });
+    // The SDK's download starts with a HEAD, whose error has no body to carry a code.
+    expect(r.download).toMatchObject({ ok: false, status: 403 });
+  });
+});
