@@ -49,6 +49,13 @@ describe("emulator with the real az CLI", () => {
     expect(rest.code, rest.stderr).toBe(0);
     expect(JSON.parse(rest.stdout).value[0].displayName).toBe("Emulated Subscription");
 
+    // Debian's az 2.45 cannot run `az vm list` (its compute SDK lacks the API version); az rest reaches the same URL.
+    const vms = await az("rest", "--method", "get", "--url", "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/providers/Microsoft.Compute/virtualMachines?api-version=2022-11-01", "--output", "json");
+    expect(vms.code, vms.stderr).toBe(0);
+    expect(JSON.parse(vms.stdout).value.map((v: { name: string }) => v.name)).toEqual(["web-01", "web-02", "db-01"]);
+    const assignments = await az("rest", "--method", "get", "--url", "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01", "--output", "json");
+    expect(JSON.parse(assignments.stdout).value.some((a: { properties: { roleDefinitionName: string } }) => a.properties.roleDefinitionName === "Reader")).toBe(true);
+
     const write = await az("group", "create", "--name", "new-group", "--location", "eastus");
     expect(write.code).toBe(1);
     expect(write.stderr).toContain("(AuthorizationFailed)");
