@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn } from "node:child_process";
 import path from "node:path";
 import { startEmulator, type RunningEmulator } from "../src/emulator/server.ts";
 import { armApp } from "../src/emulator/arm.ts";
@@ -8,6 +7,7 @@ import { issueAccessToken } from "../src/emulator/access-token.ts";
 import { parseWorld } from "../src/emulator/world.ts";
 import { DEFAULT_WORLD_YAML } from "../src/emulator/default-world.ts";
 import { tempDir } from "./helpers/azgate.ts";
+import { runJsonClient } from "./helpers/run.ts";
 
 /** Emulated ARM, judged by the real @azure/arm-resources and @azure/arm-msi with Workload ID tokens. */
 const SUB = "00000000-0000-0000-0000-000000000000";
@@ -30,33 +30,16 @@ afterAll(async () => {
 });
 
 type Call = { ok: boolean; value?: any; status?: number; code?: string; message?: string };
-function arm(clientId: string, env: Record<string, string> = {}): Promise<Record<"groups" | "identity" | "identities" | "create" | "update", Call>> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("node", [path.resolve("test/clients/js-arm.mjs")], {
-      env: {
-        PATH: process.env.PATH,
-        HOME: dir,
-        HTTPS_PROXY: `http://127.0.0.1:${emu.proxyPort}`,
-        NODE_EXTRA_CA_CERTS: emu.caFile,
-        AZURE_TENANT_ID: emu.world.tenant_id,
-        AZURE_CLIENT_ID: clientId,
-        AZURE_FEDERATED_TOKEN_FILE: tokenFile,
-        SUBSCRIPTION: SUB,
-        ...env,
-      },
-    });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
-    child.on("error", reject);
-    child.on("close", () => {
-      try {
-        resolve(JSON.parse(out.trim().split("\n").pop()!));
-      } catch {
-        reject(new Error(`no result: ${out}\n${err}`));
-      }
-    });
+function arm(clientId: string, env: Record<string, string> = {}) {
+  return runJsonClient<Record<"groups" | "identity" | "identities" | "create" | "update", Call>>(path.resolve("test/clients/js-arm.mjs"), [], {
+    HOME: dir,
+    HTTPS_PROXY: `http://127.0.0.1:${emu.proxyPort}`,
+    NODE_EXTRA_CA_CERTS: emu.caFile,
+    AZURE_TENANT_ID: emu.world.tenant_id,
+    AZURE_CLIENT_ID: clientId,
+    AZURE_FEDERATED_TOKEN_FILE: tokenFile,
+    SUBSCRIPTION: SUB,
+    ...env,
   });
 }
 

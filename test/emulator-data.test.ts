@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import path from "node:path";
 import { startEmulator, type RunningEmulator } from "../src/emulator/server.ts";
 import { tempDir } from "./helpers/azgate.ts";
-import { runCommand } from "./helpers/run.ts";
+import { runJsonClient } from "./helpers/run.ts";
 
 /** Key Vault and Blob (other audiences, large bodies) with the real @azure/keyvault-secrets and @azure/storage-blob. */
 let emu: RunningEmulator;
@@ -22,8 +22,8 @@ afterAll(async () => {
 });
 
 type Call = { ok: boolean; value?: string; status?: number; code?: string; message?: string };
-async function data(clientId: string, env: Record<string, string> = {}) {
-  const res = await runCommand("node", [path.resolve("test/clients/js-data.mjs")], {
+function data(clientId: string, env: Record<string, string> = {}) {
+  return runJsonClient<Record<"secret" | "missing" | "upload" | "download", Call> & { sha: string }>(path.resolve("test/clients/js-data.mjs"), [], {
     HOME: dir,
     HTTPS_PROXY: `http://127.0.0.1:${emu.proxyPort}`,
     NODE_EXTRA_CA_CERTS: emu.caFile,
@@ -32,11 +32,6 @@ async function data(clientId: string, env: Record<string, string> = {}) {
     AZURE_FEDERATED_TOKEN_FILE: tokenFile,
     ...env,
   });
-  try {
-    return JSON.parse(res.stdout.trim().split("\n").pop()!) as Record<"secret" | "missing" | "upload" | "download", Call> & { sha: string };
-  } catch {
-    throw new Error(`no result (exit ${res.code}):\n${res.stdout}\n${res.stderr}`);
-  }
 }
 
 describe("emulated Key Vault and Blob storage with the real SDKs", () => {

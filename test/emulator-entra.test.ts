@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn } from "node:child_process";
 import path from "node:path";
 import { SignJWT, UnsecuredJWT } from "jose";
 import { startEmulator, type RunningEmulator } from "../src/emulator/server.ts";
 import { newSigningKey } from "../src/emulator/keys.ts";
 import { tempDir } from "./helpers/azgate.ts";
+import { runJsonClient } from "./helpers/run.ts";
 
 /** Entra ID and Workload ID of the emulator, judged by the real @azure/identity through the real host name. */
 const SA = { namespace: "teleport-ns", serviceAccount: "teleport-azure-cli-aks-service-account" };
@@ -19,30 +19,13 @@ beforeAll(async () => {
 });
 afterAll(async () => emu?.close());
 
-function jsClient(args: string[], env: Record<string, string>): Promise<{ ok: boolean; message?: string; claims?: Record<string, unknown>; expiresOnTimestamp?: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("node", [path.resolve("test/clients/js-identity.mjs"), ...args], {
-      env: {
-        PATH: process.env.PATH,
-        HOME: dir,
-        HTTPS_PROXY: `http://127.0.0.1:${emu.proxyPort}`,
-        NODE_EXTRA_CA_CERTS: emu.caFile,
-        AZURE_TENANT_ID: emu.world.tenant_id,
-        ...env,
-      },
-    });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
-    child.on("error", reject);
-    child.on("close", () => {
-      try {
-        resolve(JSON.parse(out.trim().split("\n").pop()!));
-      } catch {
-        reject(new Error(`client printed no result: ${out}\n${err}`));
-      }
-    });
+function jsClient(args: string[], env: Record<string, string>) {
+  return runJsonClient<{ ok: boolean; message?: string; claims?: Record<string, unknown>; expiresOnTimestamp?: number }>(path.resolve("test/clients/js-identity.mjs"), args, {
+    HOME: dir,
+    HTTPS_PROXY: `http://127.0.0.1:${emu.proxyPort}`,
+    NODE_EXTRA_CA_CERTS: emu.caFile,
+    AZURE_TENANT_ID: emu.world.tenant_id,
+    ...env,
   });
 }
 

@@ -3,7 +3,7 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { startEmulator, type RunningEmulator } from "../src/emulator/server.ts";
 import { tempDir } from "./helpers/azgate.ts";
-import { runCommand } from "./helpers/run.ts";
+import { runJsonClient } from "./helpers/run.ts";
 
 /** Python's azure-identity (Debian python3-azure) getting a Workload ID token from the emulator. */
 let emu: RunningEmulator;
@@ -15,9 +15,9 @@ beforeAll(async () => {
 });
 afterAll(async () => emu?.close());
 
-async function python(tokenFile: string, clientId: string) {
-  // Debian's interpreter, which sees python3-azure (a pyenv python on PATH would not).
-  const res = await runCommand("/usr/bin/python3", [path.resolve("test/clients/py-workload.py"), "https://management.azure.com/.default"], {
+function python(tokenFile: string, clientId: string) {
+  // Debian's interpreter (runJsonClient picks /usr/bin/python3), which sees python3-azure.
+  return runJsonClient<{ ok: boolean; claims?: Record<string, string>; message?: string }>(path.resolve("test/clients/py-workload.py"), ["https://management.azure.com/.default"], {
     HOME: dir,
     HTTPS_PROXY: `http://127.0.0.1:${emu.proxyPort}`,
     REQUESTS_CA_BUNDLE: emu.caFile,
@@ -26,12 +26,6 @@ async function python(tokenFile: string, clientId: string) {
     AZURE_CLIENT_ID: clientId,
     AZURE_FEDERATED_TOKEN_FILE: tokenFile,
   });
-  const line = res.stdout.trim().split("\n").pop() ?? "";
-  try {
-    return JSON.parse(line) as { ok: boolean; claims?: Record<string, string>; message?: string };
-  } catch {
-    throw new Error(`python printed no result (exit ${res.code}):\n${res.stdout}\n${res.stderr}`);
-  }
 }
 
 describe("emulator with Python's azure-identity", () => {

@@ -25,3 +25,14 @@ export function runCommand(cmd: string, args: string[], env: Record<string, stri
     });
   });
 }
+
+/** Runs a client script (node or Debian's python) and parses the one JSON line it prints last. */
+export async function runJsonClient<T>(script: string, args: string[], env: Record<string, string>): Promise<T> {
+  const interpreter = script.endsWith(".py") ? "/usr/bin/python3" : "node";
+  const res = await runCommand(interpreter, [script, ...args], env);
+  try {
+    return JSON.parse(res.stdout.trim().split("\n").pop() ?? "") as T;
+  } catch {
+    throw new Error(`${script} printed no result (exit ${res.code}):\n${res.stdout}\n${res.stderr}`);
+  }
+}
