@@ -1,46 +1,25 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import path from "node:path";
-import { startEmulator, type RunningEmulator } from "../src/emulator/server.ts";
 import { armApp } from "../src/emulator/arm.ts";
 import { newSigningKey } from "../src/emulator/keys.ts";
 import { issueAccessToken } from "../src/emulator/access-token.ts";
 import { parseWorld } from "../src/emulator/world.ts";
 import { DEFAULT_WORLD_YAML } from "../src/emulator/default-world.ts";
-import { tempDir } from "./helpers/azgate.ts";
+import { clientEnv, useEmulator } from "./helpers/emulator.ts";
 import { runJsonClient } from "./helpers/run.ts";
 
 /** Emulated ARM, judged by the real @azure/arm-resources and @azure/arm-msi with Workload ID tokens. */
 const SUB = "00000000-0000-0000-0000-000000000000";
-const SA = { namespace: "teleport-ns", serviceAccount: "teleport-azure-cli-aks-service-account" };
 const CLIENTS = { agent: "00000000-0000-0000-0000-000000000001", reader: "00000000-0000-4000-8000-000000000002", contributor: "00000000-0000-4000-8000-000000000003" };
-let emu: RunningEmulator;
-let dir: string;
-let tokenFile: string;
-let stopProjection: () => void;
-
-beforeAll(async () => {
-  dir = tempDir("azgate-arm-");
-  emu = await startEmulator({ dir, armPageSize: 1 }); // one item per page: every list must follow nextLink
-  tokenFile = path.join(dir, "sa-token");
-  stopProjection = (await emu.issuer.project(tokenFile, SA)).stop;
-});
-afterAll(async () => {
-  stopProjection?.();
-  await emu?.close();
-});
+const fx = useEmulator({ armPageSize: 1, projectToken: true }); // one item per page: every list must follow nextLink
 
 type Call = { ok: boolean; value?: any; status?: number; code?: string; message?: string };
 function arm(clientId: string, env: Record<string, string> = {}) {
-  return runJsonClient<Record<"groups" | "identity" | "identities" | "create" | "update", Call>>(path.resolve("test/clients/js-arm.mjs"), [], {
-    HOME: dir,
-    HTTPS_PROXY: `http://127.0.0.1:${emu.proxyPort}`,
-    NODE_EXTRA_CA_CERTS: emu.caFile,
-    AZURE_TENANT_ID: emu.world.tenant_id,
-    AZURE_CLIENT_ID: clientId,
-    AZURE_FEDERATED_TOKEN_FILE: tokenFile,
-    SUBSCRIPTION: SUB,
-    ...env,
-  });
+  return runJsonClient<Record<"groups" | "identity" | "identities" | "create" | "update", Call>>(
+    path.resolve("test/clients/js-arm.mjs"),
+    [],
+    clientEnv(fx, { AZURE_CLIENT_ID: clientId, AZURE_FEDERATED_TOKEN_FILE: fx.tokenFile, SUBSCRIPTION: SUB, ...env }),
+  );
 }
 
 describe("emulated ARM with the real SDKs", () => {
@@ -48,7 +27,7 @@ describe("emulated ARM with the real SDKs", () => {
     const r = await arm(CLIENTS.reader);
     expect(r.groups).toEqual({ ok: true, value: ["myResourceGroup", "production"] });
     expect(r.identity.ok, r.identity.message).toBe(true);
-    expect(r.identity.value).toMatchObject({ name: "teleport-reader", clientId: CLIENTS.reader, principalId: "10000000-0000-4000-8000-000000000002", tenantId: emu.world.tenant_id });
+    expect(r.identity.value).toMatchObject({ name: "teleport-reader", clientId: CLIENTS.reader, principalId: "10000000-0000-4000-8000-000000000002", tenantId: fx.emu.world.tenant_id });
     // The path was lowercased by the caller; ARM paths ignore case.
     expect(r.identities.value).toEqual(["teleport-azure-cli-aks-agent", "teleport-reader", "teleport-contributor"]);
     expect(r.create).toMatchObject({ ok: false, status: 403, code: "AuthorizationFailed" });

@@ -1,37 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import path from "node:path";
-import { startEmulator, type RunningEmulator } from "../src/emulator/server.ts";
-import { tempDir } from "./helpers/azgate.ts";
+import { clientEnv, useEmulator } from "./helpers/emulator.ts";
 import { runJsonClient } from "./helpers/run.ts";
 
 /** Key Vault and Blob (other audiences, large bodies) with the real @azure/keyvault-secrets and @azure/storage-blob. */
-let emu: RunningEmulator;
-let dir: string;
-let tokenFile: string;
-let stop: () => void;
-
-beforeAll(async () => {
-  dir = tempDir("azgate-data-");
-  emu = await startEmulator({ dir });
-  tokenFile = path.join(dir, "sa-token");
-  stop = (await emu.issuer.project(tokenFile, { namespace: "teleport-ns", serviceAccount: "teleport-azure-cli-aks-service-account" })).stop;
-});
-afterAll(async () => {
-  stop?.();
-  await emu?.close();
-});
+const fx = useEmulator({ projectToken: true });
 
 type Call = { ok: boolean; value?: string; status?: number; code?: string; message?: string };
 function data(clientId: string, env: Record<string, string> = {}) {
-  return runJsonClient<Record<"secret" | "missing" | "upload" | "download", Call> & { sha: string }>(path.resolve("test/clients/js-data.mjs"), [], {
-    HOME: dir,
-    HTTPS_PROXY: `http://127.0.0.1:${emu.proxyPort}`,
-    NODE_EXTRA_CA_CERTS: emu.caFile,
-    AZURE_TENANT_ID: emu.world.tenant_id,
-    AZURE_CLIENT_ID: clientId,
-    AZURE_FEDERATED_TOKEN_FILE: tokenFile,
-    ...env,
-  });
+  return runJsonClient<Record<"secret" | "missing" | "upload" | "download", Call> & { sha: string }>(
+    path.resolve("test/clients/js-data.mjs"),
+    [],
+    clientEnv(fx, { AZURE_CLIENT_ID: clientId, AZURE_FEDERATED_TOKEN_FILE: fx.tokenFile, ...env }),
+  );
 }
 
 describe("emulated Key Vault and Blob storage with the real SDKs", () => {

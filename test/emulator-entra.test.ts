@@ -1,55 +1,47 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import path from "node:path";
 import { SignJWT, UnsecuredJWT } from "jose";
-import { startEmulator, type RunningEmulator } from "../src/emulator/server.ts";
 import { newSigningKey } from "../src/emulator/keys.ts";
-import { tempDir } from "./helpers/azgate.ts";
+import { useEmulator } from "./helpers/emulator.ts";
 import { runJsonClient } from "./helpers/run.ts";
 
 /** Entra ID and Workload ID of the emulator, judged by the real @azure/identity through the real host name. */
 const SA = { namespace: "teleport-ns", serviceAccount: "teleport-azure-cli-aks-service-account" };
 const AGENT_CLIENT = "00000000-0000-0000-0000-000000000001";
 const ARM = "https://management.azure.com/.default";
-let emu: RunningEmulator;
-let dir: string;
-
-beforeAll(async () => {
-  dir = tempDir("azgate-emu-");
-  emu = await startEmulator({ dir });
-});
-afterAll(async () => emu?.close());
+const fx = useEmulator();
 
 function jsClient(args: string[], env: Record<string, string>) {
   return runJsonClient<{ ok: boolean; message?: string; claims?: Record<string, unknown>; expiresOnTimestamp?: number }>(path.resolve("test/clients/js-identity.mjs"), args, {
-    HOME: dir,
-    HTTPS_PROXY: `http://127.0.0.1:${emu.proxyPort}`,
-    NODE_EXTRA_CA_CERTS: emu.caFile,
-    AZURE_TENANT_ID: emu.world.tenant_id,
+    HOME: fx.dir,
+    HTTPS_PROXY: `http://127.0.0.1:${fx.emu.proxyPort}`,
+    NODE_EXTRA_CA_CERTS: fx.emu.caFile,
+    AZURE_TENANT_ID: fx.emu.world.tenant_id,
     ...env,
   });
 }
 
 const assertion = (over: { iss?: string; sub?: string; aud?: string; exp?: number; key?: CryptoKey; kid?: string }) =>
   new SignJWT({})
-    .setProtectedHeader({ alg: "RS256", kid: over.kid ?? emu.issuer.key.kid })
-    .setIssuer(over.iss ?? emu.issuer.issuer)
+    .setProtectedHeader({ alg: "RS256", kid: over.kid ?? fx.emu.issuer.key.kid })
+    .setIssuer(over.iss ?? fx.emu.issuer.issuer)
     .setSubject(over.sub ?? `system:serviceaccount:${SA.namespace}:${SA.serviceAccount}`)
     .setAudience(over.aud ?? "api://AzureADTokenExchange")
     .setIssuedAt()
     .setExpirationTime(over.exp ?? Math.floor(Date.now() / 1000) + 600)
-    .sign(over.key ?? emu.issuer.key.privateKey);
+    .sign(over.key ?? fx.emu.issuer.key.privateKey);
 
 describe("emulated Entra ID with the real @azure/identity", () => {
   it("WorkloadIdentityCredential exchanges the projected token for an Entra-shaped token", async () => {
-    const file = path.join(dir, "sa-token");
-    const projection = await emu.issuer.project(file, SA);
+    const file = path.join(fx.dir, "sa-token");
+    const projection = await fx.emu.issuer.project(file, SA);
     const res = await jsClient(["workload", ARM], { AZURE_CLIENT_ID: AGENT_CLIENT, AZURE_FEDERATED_TOKEN_FILE: file });
     projection.stop();
     expect(res.ok, res.message).toBe(true);
     expect(res.claims).toMatchObject({
       aud: "https://management.azure.com",
-      iss: `https://sts.windows.net/${emu.world.tenant_id}/`,
-      tid: emu.world.tenant_id,
+      iss: `https://sts.windows.net/${fx.emu.world.tenant_id}/`,
+      tid: fx.emu.world.tenant_id,
       appid: AGENT_CLIENT,
       oid: "10000000-0000-4000-8000-000000000001",
       xms_mirid: "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/myResourceGroup/providers/Microsoft.ManagedIdentity/userAssignedIdentities/teleport-azure-cli-aks-agent",
@@ -78,13 +70,13 @@ describe("emulated Entra ID with the real @azure/identity", () => {
     ["the wrong audience", async () => ({ AZURE_CLIENT_ID: AGENT_CLIENT, ASSERTION: await assertion({ aud: "api://other" }) }), "AADSTS700212"],
     ["an unknown issuer", async () => ({ AZURE_CLIENT_ID: AGENT_CLIENT, ASSERTION: await assertion({ iss: "https://evil.example.com/" }) }), "AADSTS700211"],
     ["the right issuer but a foreign signing key", async () => {
-      const k = await newSigningKey(emu.issuer.key.kid);
+      const k = await newSigningKey(fx.emu.issuer.key.kid);
       return { AZURE_CLIENT_ID: AGENT_CLIENT, ASSERTION: await assertion({ key: k.privateKey }) };
     }, "AADSTS700027"],
     ["an expired assertion", async () => ({ AZURE_CLIENT_ID: AGENT_CLIENT, ASSERTION: await assertion({ exp: Math.floor(Date.now() / 1000) - 600 }) }), "AADSTS700024"],
     ["an unsigned assertion", async () => ({
       AZURE_CLIENT_ID: AGENT_CLIENT,
-      ASSERTION: new UnsecuredJWT({}).setIssuer(emu.issuer.issuer).setSubject(`system:serviceaccount:${SA.namespace}:${SA.serviceAccount}`).setAudience("api://AzureADTokenExchange").setExpirationTime("10m").encode(),
+      ASSERTION: new UnsecuredJWT({}).setIssuer(fx.emu.issuer.issuer).setSubject(`system:serviceaccount:${SA.namespace}:${SA.serviceAccount}`).setAudience("api://AzureADTokenExchange").setExpirationTime("10m").encode(),
     }), "AADSTS700027"],
     ["an unknown client ID", async () => ({ AZURE_CLIENT_ID: "99999999-0000-4000-8000-000000000099", ASSERTION: await assertion({}) }), "AADSTS700016"],
   ];
@@ -108,7 +100,7 @@ describe("emulated Entra ID with the real @azure/identity", () => {
     const get = (headers: Record<string, string>, query: string) =>
       new Promise<{ status?: number; reason?: string; body: string }>((resolve, reject) => {
         // Absolute-URI request through the proxy port, as az and Python send it.
-        const req = http.request({ host: "127.0.0.1", port: emu.proxyPort, path: `http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/${query}`, headers }, (res) => {
+        const req = http.request({ host: "127.0.0.1", port: fx.emu.proxyPort, path: `http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/${query}`, headers }, (res) => {
           let body = "";
           res.on("data", (d) => (body += d));
           res.on("end", () => resolve({ status: res.statusCode, reason: res.statusMessage, body }));
