@@ -34,3 +34,11 @@ export function csv(value: unknown): string[] {
   const parts = (Array.isArray(value) ? value : [value]).flatMap((v) => (v === undefined || v === null ? [] : String(v).split(",")));
   return parts.map((s) => s.trim()).filter(Boolean);
 }
+
+/** Resolves on the first SIGINT or SIGTERM: long-running modes stop cleanly on Ctrl-C or a pod stop. */
+export function untilSignalled(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once("SIGINT", () => resolve());
+    process.once("SIGTERM", () => resolve());
+  });
+}

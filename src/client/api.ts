@@ -57,12 +57,20 @@ export class ApiClient {
   }
 }
 
+const TLS_UNTRUSTED = /certificate|self.signed|verify/i;
+
 export function connectionError(url: string, e: unknown): AzgateError {
   const err = e as NodeJS.ErrnoException;
   const hint =
     err.code === "ECONNREFUSED" ? "nothing is listening there; is the proxy running?" :
     err.code === "ENOTFOUND" ? "the host name does not resolve" :
-    /certificate|self.signed|verify/i.test(err.message ?? "") ? `its TLS certificate is not trusted (${err.message}); check --ca-pin or the proxy's certificate` :
+    TLS_UNTRUSTED.test(err.message ?? "") ? `its TLS certificate is not trusted (${err.message}); check --ca-pin or the proxy's certificate` :
     err.message;
   return new AzgateError("connection_failed", `cannot reach the proxy at ${url}: ${hint}`, { cause: e });
+}
+
+/** True when a call failed because the proxy's TLS certificate did not verify (judged on the underlying error). */
+export function isUntrustedTls(e: unknown): boolean {
+  const err = e as AzgateError;
+  return err?.code === "connection_failed" && TLS_UNTRUSTED.test((err.cause as Error | undefined)?.message ?? "");
 }

@@ -1,7 +1,7 @@
 import { x509 } from "../pki/x509.ts";
 import { AzgateError } from "../errors/index.ts";
 import { caPin, normalizePin } from "../pki/pin.ts";
-import { ApiClient, type ApiTarget } from "./api.ts";
+import { ApiClient, isUntrustedTls, type ApiTarget } from "./api.ts";
 
 export interface PingResponse {
   cluster_name: string;
@@ -43,7 +43,7 @@ export async function establishTrust(opts: {
     try {
       return { target, ping: await ping(target) };
     } catch (e) {
-      if ((e as AzgateError).code !== "connection_failed" || !/trusted/.test((e as Error).message)) throw e;
+      if (!isUntrustedTls(e)) throw e;
       throw new AzgateError(
         "cert_untrusted",
         `the proxy ${opts.proxy} no longer presents a certificate from the CA trusted at your last login; if the cluster was rebuilt, log in again with --ca-pin`,
@@ -55,7 +55,7 @@ export async function establishTrust(opts: {
       const target = { baseUrl };
       return { target, ping: await ping(target) };
     } catch (e) {
-      if ((e as AzgateError).code !== "connection_failed" || !/trusted/.test((e as Error).message)) throw e;
+      if (!isUntrustedTls(e)) throw e;
     }
   }
   const unverified = await ping({ baseUrl, insecure: true });

@@ -103,8 +103,4 @@ export class Authenticator {
     this.last = step;
     return new TOTP({ secret: Secret.fromBase32(this.secret) }).generate({ timestamp: step * 30_000 + 1 });
   }
-
-  static wrong(): string {
-    return "000000";
-  }
 }

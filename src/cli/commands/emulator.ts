@@ -4,7 +4,7 @@ import os from "node:os";
 import { startEmulator } from "../../emulator/server.ts";
 import { splitHostPort } from "../../proxy/server.ts";
 import { fields, print } from "../output.ts";
-import { run } from "../run.ts";
+import { run, untilSignalled } from "../run.ts";
 
 interface EmulatorArgs {
   world?: string;
@@ -45,10 +45,7 @@ export function emulatorCommand(y: Argv) {
           `  export AZURE_TENANT_ID=${emu.world.tenant_id}`,
         ].join("\n"),
       );
-      await new Promise<void>((resolve) => {
-        process.once("SIGINT", resolve);
-        process.once("SIGTERM", resolve);
-      });
+      await untilSignalled();
       await emu.close();
     }),
   );

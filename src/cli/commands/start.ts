@@ -6,7 +6,7 @@ import { startProxy } from "../../proxy/server.ts";
 import { runtimeVersion } from "../../runtime/index.ts";
 import { VERSION } from "../../version.ts";
 import { fields, print } from "../output.ts";
-import { csv, run } from "../run.ts";
+import { csv, run, untilSignalled } from "../run.ts";
 
 interface StartArgs {
   mode: "proxy" | "agent";
@@ -87,11 +87,7 @@ export function startCommand(y: Argv) {
           `Create the first user on this host: azgate admin --data-dir ${dataDir} users add NAME --roles access,editor`,
         ].join("\n"),
       );
-      await new Promise<void>((resolve) => {
-        const stop = () => resolve();
-        process.once("SIGINT", stop);
-        process.once("SIGTERM", stop);
-      });
+      await untilSignalled();
       await proxy.close();
       print("azgate proxy stopped.");
     }),
