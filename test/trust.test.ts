@@ -1,0 +1,39 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { establishTrust } from "../src/client/trust.ts";
+import { startProxy, type RunningProxy } from "../src/proxy/server.ts";
+import { loadConfig } from "../src/config/load.ts";
+import { createAuthority } from "../src/pki/authority.ts";
+import { tempDir } from "./helpers/azgate.ts";
+
+/** How a client decides to trust a proxy, against a real proxy serving TLS from its host CA. */
+let proxy: RunningProxy;
+let addr: string;
+beforeAll(async () => {
+  const config = loadConfig({ flags: [[["proxy", "listen"], "127.0.0.1:0"], [["cluster_name"], "trust"]] });
+  proxy = await startProxy({ ...config, data_dir: tempDir("azgate-trust-") });
+  addr = `127.0.0.1:${proxy.port}`;
+});
+afterAll(async () => proxy?.close());
+
+describe("establishing trust in a proxy", () => {
+  it("without a pin, a web-PKI failure asks for --ca-pin (unless the user confirms the pin shown)", async () => {
+    await expect(establishTrust({ proxy: addr })).rejects.toMatchObject({ code: "trust_required", message: expect.stringContaining(`--ca-pin ${proxy.caPins[0]}`) });
+    let shown = "";
+    const ok = await establishTrust({ proxy: addr, confirm: async (pin) => ((shown = pin), true) });
+    expect(shown).toBe(proxy.caPins[0]);
+    expect(ok.ping.cluster_name).toBe("trust");
+    expect(ok.target.ca_pem).toContain("BEGIN CERTIFICATE");
+    await expect(establishTrust({ proxy: addr, confirm: async () => false })).rejects.toMatchObject({ code: "trust_required" });
+  });
+
+  it("a CA saved at an earlier login is used as is, and a changed CA is refused", async () => {
+    const { target } = await establishTrust({ proxy: addr, caPin: proxy.caPins[0] });
+    expect((await establishTrust({ proxy: addr, knownCaPem: target.ca_pem })).ping.cluster_name).toBe("trust");
+    const other = (await createAuthority("host", "other")).cert.toString("pem");
+    await expect(establishTrust({ proxy: addr, knownCaPem: other })).rejects.toMatchObject({ code: "cert_untrusted", message: expect.stringContaining("no longer presents a certificate") });
+  });
+
+  it("a wrong pin is refused, naming the pin the proxy presented", async () => {
+    await expect(establishTrust({ proxy: addr, caPin: "sha256:" + "0".repeat(64) })).rejects.toMatchObject({ code: "cert_untrusted", message: expect.stringContaining(proxy.caPins[0]) });
+  });
+});
