@@ -86,8 +86,10 @@ export function startProxyProcess(opts: { dataDir: string; home: string; args?: 
 
 /**
  * An authenticator: codes for strictly increasing time steps (a code is
- * accepted once), using the one-step drift the proxy allows, and waiting for
- * the clock only when three codes have been used in one step.
+ * accepted once). It starts at the current step, never a past one: a past
+ * step's code dies at the next 30 s boundary, which a CLI start can cross.
+ * It uses the proxy's one-step drift for a second code in the same step and
+ * waits for the clock only beyond that.
  */
 export class Authenticator {
   private last = -Infinity;
@@ -95,7 +97,7 @@ export class Authenticator {
 
   async code(): Promise<string> {
     let now = Date.now();
-    let step = Math.max(this.last + 1, Math.floor(now / 30_000) - 1);
+    const step = Math.max(this.last + 1, Math.floor(now / 30_000));
     while (step > Math.floor(now / 30_000) + 1) {
       await new Promise((r) => setTimeout(r, 1000));
       now = Date.now();
