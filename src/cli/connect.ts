@@ -1,3 +1,4 @@
+import { AppRegistry } from "../proxy/registry.ts";
 import path from "node:path";
 import { AzgateError } from "../errors/index.ts";
 import { readLockHolder } from "../runtime/index.ts";
@@ -51,7 +52,8 @@ async function connectLocal(dataDir: string, configFile?: string): Promise<Admin
   const config = loadConfig({ file: configFile, env: process.env });
   const { ctx, close } = await openState(dataDir, { settings: settingsFrom(config), purpose: "azgate admin" });
   const stored = await ctx.backend.get<{ url: string }>(KEYS.publicUrl);
-  const api = createApi(ctx, { publicUrl: () => stored?.value.url ?? proxyBaseUrl("localhost") });
+  // Offline: no agents are connected, so the app registry is empty.
+  const api = createApi(ctx, { publicUrl: () => stored?.value.url ?? proxyBaseUrl("localhost"), registry: new AppRegistry() });
   const creds = await issueLocalAdmin(ctx.cluster.user, ctx.localAdminSession);
   return { client: new ApiClient({ baseUrl: "https://local.azgate", fetch: (req) => api.fetch(req) }, creds), close };
 }

@@ -5,6 +5,7 @@ import { startCommand } from "./commands/start.ts";
 import { sessionCommands } from "./commands/session.ts";
 import { adminCommands } from "./commands/admin.ts";
 import { emulatorCommand } from "./commands/emulator.ts";
+import { appsCommands } from "./commands/apps.ts";
 import { print } from "./output.ts";
 
 /** Builds the whole command tree; `argv` excludes the executable and script. */
@@ -23,6 +24,7 @@ export async function main(argv: string[]): Promise<void> {
     });
   cli = startCommand(cli);
   cli = sessionCommands(cli);
+  cli = appsCommands(cli);
   cli = adminCommands(cli);
   cli = emulatorCommand(cli);
   cli = cli.command("version", "Print the version", (a) => a, () => print(`azgate ${VERSION} (${runtimeVersion()})`));

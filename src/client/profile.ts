@@ -29,13 +29,13 @@ export const keyFile = (proxy: string, user: string, home?: string) => path.join
 export const certFile = (proxy: string, user: string, home?: string) => path.join(keyDir(proxy, home), `${safe(user)}.crt`);
 export const profileFile = (proxy: string, home = azgateHome()) => path.join(home, "profiles", `${safe(proxy)}.json`);
 
-export async function saveProfile(p: Profile, keyPem: string, certPem: string): Promise<void> {
-  await ensureDir(path.join(azgateHome(), "profiles"));
-  await ensureDir(keyDir(p.proxy));
-  await writeFileAtomic(keyFile(p.proxy, p.user), keyPem, 0o600);
-  await writeFileAtomic(certFile(p.proxy, p.user), certPem, 0o600);
-  await writeFileAtomic(profileFile(p.proxy), JSON.stringify(p, null, 2) + "\n", 0o600);
-  await writeFileAtomic(path.join(azgateHome(), "current-profile"), p.proxy + "\n", 0o600);
+export async function saveProfile(p: Profile, keyPem: string, certPem: string, home = azgateHome()): Promise<void> {
+  await ensureDir(path.join(home, "profiles"));
+  await ensureDir(keyDir(p.proxy, home));
+  await writeFileAtomic(keyFile(p.proxy, p.user, home), keyPem, 0o600);
+  await writeFileAtomic(certFile(p.proxy, p.user, home), certPem, 0o600);
+  await writeFileAtomic(profileFile(p.proxy, home), JSON.stringify(p, null, 2) + "\n", 0o600);
+  await writeFileAtomic(path.join(home, "current-profile"), p.proxy + "\n", 0o600);
 }
 
 export async function currentProfileName(): Promise<string | null> {

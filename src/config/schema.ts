@@ -35,11 +35,12 @@ export const configSchema = z.strictObject({
     .strictObject({
       second_factor: z.enum(["otp", "off"], { message: 'must be "otp" or "off"' }).default("otp"),
       invite_ttl: duration.default("1h"),
+      host_cert_ttl: duration.default("24h"),
       lockout: z
         .strictObject({ max_attempts: z.number().int().min(1).max(100).default(5), window: duration.default("30m"), lock_duration: duration.default("30m") })
         .default({ max_attempts: 5, window: "30m", lock_duration: "30m" }),
     })
-    .default({ second_factor: "otp", invite_ttl: "1h", lockout: { max_attempts: 5, window: "30m", lock_duration: "30m" } }),
+    .default({ second_factor: "otp", invite_ttl: "1h", host_cert_ttl: "24h", lockout: { max_attempts: 5, window: "30m", lock_duration: "30m" } }),
   storage: z.strictObject({ type: z.literal("file", { message: 'must be "file" (postgres comes with scale-out)' }) }).default({ type: "file" }),
   agent: z
     .strictObject({
@@ -48,6 +49,8 @@ export const configSchema = z.strictObject({
       ca_pin: z.string().regex(/^sha256:[0-9a-f]{64}$/, "must be sha256:<64 hex digits>").optional(),
       data_dir: z.string().optional(),
       apps: z.array(agentAppSchema).default([]),
+      /** Like curl's --connect-to: every Azure connection goes to this address (the emulator), names kept. */
+      connect_to: z.strictObject({ address: hostPort, ca_file: z.string().min(1).optional() }).optional(),
     })
     .optional(),
 });

@@ -28,8 +28,20 @@ export interface RunningEmulator {
   caFile: string;
   caPem: string;
   issuer: WorkloadIssuer;
+  /** The most recent requests it served (bounded), so tests can see what reached "Azure". */
+  requests: SeenRequest[];
   close(): Promise<void>;
 }
+
+export interface SeenRequest {
+  method: string;
+  host: string;
+  path: string;
+  authorization?: string;
+  headers: Record<string, string>;
+}
+
+const REQUEST_LOG_SIZE = 2000;
 
 /**
  * Starts the emulator: Entra ID, the AKS OIDC issuer, ARM, IMDS, Key Vault and
@@ -58,10 +70,14 @@ export async function startEmulator(opts: { dir: string; worldFile?: string; hos
     .get(`${issuerPath}/.well-known/openid-configuration`, (c) => c.json(issuer.discovery()))
     .get(`${issuerPath}/openid/v1/jwks`, (c) => c.json(issuer.jwks()));
 
+  const requests: SeenRequest[] = [];
   const root = new Hono();
   root.all("*", (c) => {
     // The URL's host: an absolute-form request line wins over the Host header (RFC 9112 3.2.2).
-    const host = new URL(c.req.url).hostname.toLowerCase();
+    const url = new URL(c.req.url);
+    const host = url.hostname.toLowerCase();
+    requests.push({ method: c.req.method, host, path: url.pathname + url.search, authorization: c.req.header("authorization"), headers: Object.fromEntries(c.req.raw.headers) });
+    if (requests.length > REQUEST_LOG_SIZE) requests.splice(0, requests.length - REQUEST_LOG_SIZE);
     if (host === LOGIN_HOST) return entra.fetch(c.req.raw);
     if (host === "oidc.prod-aks.azure.com") return aks.fetch(c.req.raw);
     if (host === ARM_HOST) return arm.fetch(c.req.raw);
@@ -82,6 +98,7 @@ export async function startEmulator(opts: { dir: string; worldFile?: string; hos
     caFile,
     caPem,
     issuer,
+    requests,
     close: async () => {
       await proxy.close();
       await direct.close();

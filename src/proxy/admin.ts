@@ -29,7 +29,13 @@ export interface TokenInfo {
   roles: string[];
   expires: string;
   created: string;
+  /** Joins allowed; unlimited until expiry when absent (as in Teleport). */
+  max_uses?: number;
+  uses?: number;
 }
+
+/** Expired tokens are kept this long so a late join is told "expired", not "unknown". */
+export const EXPIRED_TOKEN_GRACE_MS = 24 * 3_600_000;
 
 // ---- create / get / rm -------------------------------------------------------
 
@@ -146,22 +152,31 @@ export async function resetUser(ctx: ProxyContext, caller: Caller, name: string)
 
 // ---- join tokens ----------------------------------------------------------------
 
-export async function addToken(ctx: ProxyContext, caller: Caller, type: string, ttl: string) {
+export async function addToken(ctx: ProxyContext, caller: Caller, type: string, ttl: string, maxUses?: number) {
   authorize(caller, "token", "create");
   if (type !== "app") throw new AzgateError("bad_parameter", `--type: unsupported token type "${type}"; supported: app`);
   const ttlMs = parseDuration(ttl, "--ttl");
   if (ttlMs > 48 * 3_600_000) throw new AzgateError("bad_parameter", "--ttl: join tokens may live at most 48h");
+  if (maxUses !== undefined && (!Number.isInteger(maxUses) || maxUses < 1)) throw new AzgateError("bad_parameter", "--uses must be a whole number of at least 1");
   const token = newSecret(16);
   const hash = secretHash(token);
   const expires = new Date(Date.now() + ttlMs);
-  const info: TokenInfo = { id: hash.slice(0, 16), type: "app", roles: ["app"], expires: expires.toISOString(), created: new Date().toISOString() };
-  await ctx.backend.put<TokenInfo>(KEYS.token(hash), info, { expires });
+  const info: TokenInfo = {
+    id: hash.slice(0, 16),
+    type: "app",
+    roles: ["app"],
+    expires: expires.toISOString(),
+    created: new Date().toISOString(),
+    ...(maxUses ? { max_uses: maxUses, uses: 0 } : {}),
+  };
+  await ctx.backend.put<TokenInfo>(KEYS.token(hash), info, { expires: new Date(expires.getTime() + EXPIRED_TOKEN_GRACE_MS) });
   await ctx.audit.emit({ event: "join_token.create", code: "TJT00I", user: caller.name, token_id: info.id, roles: info.roles, expires: info.expires });
   return { token, ...info };
 }
 
+/** Tokens that can still be used (expired and used-up ones are kept a while only to explain a failed join). */
 export async function listTokens(ctx: ProxyContext): Promise<TokenInfo[]> {
-  return (await ctx.backend.list<TokenInfo>(KEYS.tokens)).map((i) => i.value);
+  return (await ctx.backend.list<TokenInfo>(KEYS.tokens)).map((i) => i.value).filter((t) => Date.parse(t.expires) > Date.now() && !(t.max_uses && (t.uses ?? 0) >= t.max_uses));
 }
 
 /** Accepts the token itself or its id (as `tokens ls` shows it). */

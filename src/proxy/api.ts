@@ -11,15 +11,19 @@ import { acceptInvite, describeInvite } from "./users.ts";
 import * as admin from "./admin.ts";
 import { LoginRateLimiter, remoteAddr } from "./rate-limit.ts";
 import { invitePages } from "./web/invite.ts";
+import { joinAgent } from "./join.ts";
+import { issueAppCert, listApps } from "./apps.ts";
+import type { AppRegistry } from "./registry.ts";
+import type { TunnelServer } from "./tunnels.ts";
 
-type Env = { Variables: { caller: Caller; body: string } };
+type Env = { Variables: { caller: Caller; body: string; certExpires: Date } };
 
 /**
  * The proxy's HTTP API. Public routes: cluster discovery, login, invites.
  * Everything else needs a proof of possession (see auth/proof.ts) and is
  * authorised by the caller's current roles.
  */
-export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string }) {
+export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; registry: AppRegistry; tunnels?: TunnelServer }) {
   const app = new Hono<Env>();
   const limiter = new LoginRateLimiter();
 
@@ -62,13 +66,21 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string }) 
     return c.json(await acceptInvite(ctx, c.req.param("token"), { password: String(body.password ?? ""), otp_secret: body.otp_secret, otp_code: body.otp_code }));
   });
   app.route("/web", invitePages(ctx, limiter));
+  app.post("/v1/join", async (c) => {
+    const remote = remoteAddr(c);
+    limiter.check(remote);
+    const body = await jsonBody<Record<string, unknown>>(c);
+    return c.json(await joinAgent(ctx, { token: String(body.token ?? ""), type: String(body.type ?? ""), public_key_pem: String(body.public_key_pem ?? ""), host_name: typeof body.host_name === "string" ? body.host_name : undefined }, remote));
+  });
+  // WebSocket tunnels authenticate at the upgrade themselves.
+  if (opts.tunnels) app.route("/v1/tunnel", opts.tunnels.routes);
 
   // ---- authenticated ----
   const authed = new Hono<Env>();
   authed.use("*", async (c, next) => {
     const url = new URL(c.req.url);
     const body = await c.req.text();
-    const { identity } = await verifyProof({
+    const { identity, cert } = await verifyProof({
       authorization: c.req.header("authorization"),
       method: c.req.method,
       pathAndQuery: url.pathname + url.search,
@@ -77,6 +89,7 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string }) 
       replay: ctx.replay,
     });
     c.set("body", body);
+    c.set("certExpires", cert.notAfter);
     c.set("caller", await resolveCaller(ctx, identity));
     await next();
   });
@@ -110,8 +123,19 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string }) 
     return c.json({ invite_token: invite.token, invite_expires: invite.expires.toISOString(), public_url: opts.publicUrl() });
   });
   authed.post("/admin/tokens", async (c) => {
-    const body = parseJson<{ type?: string; ttl?: string }>(c.get("body"));
-    return c.json(await admin.addToken(ctx, c.get("caller"), String(body.type ?? "app"), String(body.ttl ?? "30m")));
+    const body = parseJson<{ type?: string; ttl?: string; uses?: number }>(c.get("body"));
+    return c.json(await admin.addToken(ctx, c.get("caller"), String(body.type ?? "app"), String(body.ttl ?? "30m"), body.uses));
+  });
+  authed.get("/apps", (c) => c.json({ items: listApps(opts.registry, c.get("caller")) }));
+  authed.post("/apps/login", async (c) => {
+    const body = parseJson<{ app?: string; azure_identity?: string; public_key_pem?: string }>(c.get("body"));
+    return c.json(
+      await issueAppCert(ctx, opts.registry, c.get("caller"), c.get("certExpires"), {
+        app: String(body.app ?? ""),
+        azure_identity: String(body.azure_identity ?? ""),
+        public_key_pem: String(body.public_key_pem ?? ""),
+      }),
+    );
   });
   app.route("/v1", authed);
   return app;

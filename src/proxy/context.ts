@@ -8,6 +8,8 @@ export interface AuthSettings {
   /** Failures within `windowMs` that lock the user for `lockMs`. */
   lockout: { maxAttempts: number; windowMs: number; lockMs: number };
   inviteTtlMs: number;
+  /** Lifetime of agent (host) certificates; agents renew at two thirds of it. */
+  hostCertTtlMs: number;
 }
 
 /** What every proxy service needs; built once at start and passed down. */

@@ -15,6 +15,9 @@ export const KEYS = {
   invites: "invites/",
   token: (tokenHash: string) => `tokens/${tokenHash}`,
   tokens: "tokens/",
+  /** Joined agents by host id: the proxy renews certificates only for hosts listed here. */
+  agent: (hostId: string) => `agents/${hostId}`,
+  agents: "agents/",
 };
 
 /** Secrets (invites, join tokens) are stored by hash, so a copy of the backend cannot be used to join or sign up. */

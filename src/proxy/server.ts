@@ -9,6 +9,9 @@ import { proxyTls } from "./tls.ts";
 import { sweepExpired } from "./admin.ts";
 import { openState, settingsFrom } from "./state.ts";
 import { KEYS } from "./keys.ts";
+import { AppRegistry } from "./registry.ts";
+import { tunnelServer, type TunnelServer } from "./tunnels.ts";
+import { WS_MAX_PAYLOAD } from "../tunnel/index.ts";
 
 export interface RunningProxy {
   /** A loopback URL of this proxy (for the local admin and tests). */
@@ -18,8 +21,13 @@ export interface RunningProxy {
   clusterName: string;
   caPins: string[];
   ctx: ProxyContext;
+  registry: AppRegistry;
+  tunnels: TunnelServer;
   close(): Promise<void>;
 }
+
+/** How long a stopping proxy lets open streams finish. */
+const DRAIN_DEADLINE_MS = 10_000;
 
 /** "host:port", "[v6]:port" or "host" (then the default port). */
 export function splitHostPort(addr: string, defaultPort: number): { host: string; port: number } {
@@ -46,9 +54,16 @@ export async function startProxy(config: Config & { data_dir: string }): Promise
   try {
     const tls = await proxyTls({ certFile: config.proxy.tls?.cert_file, keyFile: config.proxy.tls?.key_file, hostCa: ctx.cluster.host, names: [pub?.host ?? "", listen.host] });
     const urls = { public: "" };
-    const api = createApi(ctx, { publicUrl: () => urls.public });
-    const server = await serve({ fetch: api.fetch, hostname: listen.host, port: listen.port, tls });
+    const registry = new AppRegistry();
+    const tunnels = tunnelServer(ctx, registry);
+    const api = createApi(ctx, { publicUrl: () => urls.public, registry, tunnels });
+    const server = await serve({ fetch: api.fetch, hostname: listen.host, port: listen.port, tls, websocket: { maxPayload: WS_MAX_PAYLOAD } });
     closers.push(() => server.close());
+    // Runs before the listener closes: agents and clients are told to move, open streams finish.
+    closers.push(async () => {
+      await tunnels.drain(DRAIN_DEADLINE_MS);
+      tunnels.close();
+    });
     urls.public = pub ? `https://${urlHost(pub.host)}${pub.port === 443 ? "" : `:${pub.port}`}` : `https://localhost:${server.port}`;
     // Remembered so the offline admin path can print invite links.
     await ctx.backend.put(KEYS.publicUrl, { url: urls.public });
@@ -63,7 +78,7 @@ export async function startProxy(config: Config & { data_dir: string }): Promise
     closers.push(async () => clearInterval(sweeper));
 
     await ctx.audit.emit({ event: "proxy.start", code: "TP000I", cluster: ctx.cluster.name, listen: `${listen.host}:${server.port}` });
-    return { url: localUrl, publicUrl: urls.public, port: server.port, clusterName: ctx.cluster.name, caPins: await clusterPins(ctx.cluster), ctx, close: shutdown };
+    return { url: localUrl, publicUrl: urls.public, port: server.port, clusterName: ctx.cluster.name, caPins: await clusterPins(ctx.cluster), ctx, registry, tunnels, close: shutdown };
   } catch (e) {
     await shutdown();
     throw e;

@@ -13,6 +13,7 @@ export function settingsFrom(config: Config): AuthSettings {
   return {
     secondFactor: config.auth.second_factor,
     inviteTtlMs: parseDuration(config.auth.invite_ttl),
+    hostCertTtlMs: parseDuration(config.auth.host_cert_ttl),
     lockout: {
       maxAttempts: config.auth.lockout.max_attempts,
       windowMs: parseDuration(config.auth.lockout.window),

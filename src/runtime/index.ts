@@ -3,7 +3,7 @@
  * Deno 2 implement the `node:` APIs used here, so most of this is shared; any
  * difference between them belongs in this folder and nowhere else.
  */
-export { serve, type ServeOptions, type RunningServer } from "./serve.ts";
+export { serve, upgradeWebSocket, type ServeOptions, type RunningServer } from "./serve.ts";
 export { request, type RequestOptions, type HttpResponse } from "./http.ts";
 export { writeFileAtomic, readTextOrNull, ensureDir, fsyncDir, removeFile } from "./fs.ts";
 export { serveInterceptingProxy, type InterceptingProxyOptions } from "./intercept.ts";

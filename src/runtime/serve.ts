@@ -1,4 +1,5 @@
-import { serve as honoServe } from "@hono/node-server";
+import { serve as honoServe, upgradeWebSocket } from "@hono/node-server";
+import { WebSocketServer } from "ws";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 
@@ -8,7 +9,12 @@ export interface ServeOptions {
   port: number;
   /** PEM key and certificate chain; plain HTTP when absent. */
   tls?: { key: string; cert: string };
+  /** Accept WebSocket upgrades on routes that use `upgradeWebSocket`, with this largest message. */
+  websocket?: { maxPayload: number };
 }
+
+/** Hono middleware that turns a request into a WebSocket (the same adapter on Node and Deno). */
+export { upgradeWebSocket };
 
 export interface RunningServer {
   port: number;
@@ -25,6 +31,7 @@ export function serve(opts: ServeOptions): Promise<RunningServer> {
         hostname: opts.hostname,
         port: opts.port,
         ...(opts.tls ? { createServer: createHttpsServer, serverOptions: { key: opts.tls.key, cert: opts.tls.cert } } : {}),
+        ...(opts.websocket ? { websocket: { server: new WebSocketServer({ noServer: true, maxPayload: opts.websocket.maxPayload }) } } : {}),
       },
       (info: AddressInfo) => {
         resolve({

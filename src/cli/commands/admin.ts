@@ -163,17 +163,18 @@ function userCommands(u: Argv<AdminArgs>) {
 
 function tokenCommands(t: Argv<AdminArgs>) {
   return t
-    .command<AdminArgs & { type: string; ttl: string; format?: Format }>(
+    .command<AdminArgs & { type: string; ttl: string; uses?: number; format?: Format }>(
       "add",
       "Create a join token",
       (b) =>
         b
           .option("type", { type: "string", default: "app", describe: "Token type: app" })
           .option("ttl", { type: "string", default: "30m", describe: "Lifetime" })
+          .option("uses", { type: "number", describe: "How many agents may join with it (default: any number until it expires)" })
           // No default: without --format the token comes with instructions; --format=text prints it alone for scripts.
           .option("format", { choices: ["text", "json", "yaml"] as const, describe: "Output format" }),
       withAdmin(async ({ client }, argv) => {
-        const res = await client.call<TokenInfo & { token: string }>("POST", "/v1/admin/tokens", { type: argv.type, ttl: argv.ttl });
+        const res = await client.call<TokenInfo & { token: string }>("POST", "/v1/admin/tokens", { type: argv.type, ttl: argv.ttl, uses: argv.uses });
         if (argv.format === "json" || argv.format === "yaml") return print(structured(res, argv.format));
         if (argv.format === "text") return print(res.token);
         const status = await client.call<{ ca_pins: string[]; public_url: string }>("GET", "/v1/cluster/status");
@@ -228,7 +229,7 @@ function resourceTable(kind: string, items: unknown[]): string {
     );
   }
   return table(
-    ["ID", "Type", "Expires"],
-    (items as TokenInfo[]).map((t) => [t.id, t.type, `${t.expires} (in ${formatDuration(Date.parse(t.expires) - Date.now())})`]),
+    ["ID", "Type", "Uses", "Expires"],
+    (items as TokenInfo[]).map((t) => [t.id, t.type, t.max_uses ? `${t.uses ?? 0}/${t.max_uses}` : `${t.uses ?? 0}`, `${t.expires} (in ${formatDuration(Date.parse(t.expires) - Date.now())})`]),
   );
 }

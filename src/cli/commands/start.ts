@@ -3,6 +3,8 @@ import path from "node:path";
 import { AzgateError } from "../../errors/index.ts";
 import { defaultDataDir, loadConfig } from "../../config/load.ts";
 import { startProxy } from "../../proxy/server.ts";
+import { startAgent } from "../../agent/server.ts";
+import type { Config } from "../../config/schema.ts";
 import { runtimeVersion } from "../../runtime/index.ts";
 import { VERSION } from "../../version.ts";
 import { fields, print } from "../output.ts";
@@ -24,6 +26,8 @@ interface StartArgs {
   app?: string;
   "app-cloud"?: string;
   labels?: string;
+  "azure-connect-to"?: string;
+  "azure-ca-file"?: string;
 }
 
 export function startCommand(y: Argv) {
@@ -46,7 +50,9 @@ export function startCommand(y: Argv) {
         .option("ca-pin", { type: "string", describe: "agent: CA pin of the proxy" })
         .option("app", { type: "string", describe: "agent: app name to serve" })
         .option("app-cloud", { type: "string", describe: "agent: app cloud (Azure)" })
-        .option("labels", { type: "string", describe: "agent: app labels, k=v,k2=v2" }),
+        .option("labels", { type: "string", describe: "agent: app labels, k=v,k2=v2" })
+        .option("azure-connect-to", { type: "string", describe: "agent: send all Azure connections to host:port (an emulator), keeping host names" })
+        .option("azure-ca-file", { type: "string", describe: "agent: CA to trust for --azure-connect-to" }),
     run(async (argv) => {
       const config = loadConfig({
         file: argv.config,
@@ -63,14 +69,11 @@ export function startCommand(y: Argv) {
           [["agent", "auth_token"], argv.token],
           [["agent", "ca_pin"], argv["ca-pin"]],
           [["agent", "apps"], argv.app ? [{ name: argv.app, cloud: argv["app-cloud"] ?? "Azure", labels: parseLabels(argv.labels) }] : undefined],
+          [["agent", "connect_to", "address"], argv["azure-connect-to"]],
+          [["agent", "connect_to", "ca_file"], argv["azure-ca-file"]],
         ],
       });
-      if (argv.mode === "agent") {
-        const agent = config.agent;
-        const missing = [!agent?.proxy_addr && "agent.proxy_addr (--proxy)", !agent?.auth_token && "agent.auth_token (--token)", !agent?.apps.length && "agent.apps (--app)"].filter(Boolean);
-        if (missing.length) throw new AzgateError("config_invalid", `invalid configuration: missing ${missing.join(", ")}`);
-        throw new AzgateError("not_implemented", `agent configuration is valid (${agent!.apps.length} app(s): ${agent!.apps.map((a) => a.name).join(", ")}), but agent mode is not built yet`);
-      }
+      if (argv.mode === "agent") return runAgent(config);
       const dataDir = path.resolve(config.data_dir ?? defaultDataDir());
       const proxy = await startProxy({ ...config, data_dir: dataDir });
       print(
@@ -92,6 +95,40 @@ export function startCommand(y: Argv) {
       print("azgate proxy stopped.");
     }),
   );
+}
+
+async function runAgent(config: Config): Promise<void> {
+  const agent = config.agent;
+  const missing = [!agent?.proxy_addr && "agent.proxy_addr (--proxy)", !agent?.apps.length && "agent.apps (--app)"].filter(Boolean);
+  if (missing.length || !agent?.proxy_addr) throw new AzgateError("config_invalid", `invalid configuration: missing ${missing.join(", ")}`);
+  if (agent.connect_to && !agent.connect_to.ca_file) throw new AzgateError("config_invalid", "agent.connect_to.ca_file (--azure-ca-file): the CA of the address in agent.connect_to is needed");
+  const dataDir = path.resolve(agent.data_dir ?? config.data_dir ?? defaultDataDir());
+  const running = await startAgent({
+    dataDir,
+    proxyAddr: agent.proxy_addr,
+    token: agent.auth_token,
+    caPin: agent.ca_pin,
+    apps: agent.apps.map((a) => ({ name: a.name, cloud: a.cloud, uri: a.uri, labels: a.labels, ...(a.description ? { description: a.description } : {}) })),
+    connectTo: agent.connect_to ? { address: agent.connect_to.address, caFile: agent.connect_to.ca_file } : undefined,
+  });
+  print(
+    [
+      `azgate agent ${VERSION} (${runtimeVersion()}) is running.`,
+      fields([
+        ["Cluster", running.clusterName],
+        ["Host ID", running.hostId],
+        ["Proxy", agent.proxy_addr],
+        ["Apps", agent.apps.map((a) => a.name).join(", ")],
+        ["Azure credentials", running.tokens.mode === "workload" ? "Workload ID (AZURE_* environment)" : "managed identity (IMDS)"],
+        ...(agent.connect_to ? [["Azure connect-to", agent.connect_to.address] as [string, string]] : []),
+        ["Data dir", dataDir],
+      ]),
+    ].join("\n"),
+  );
+  const fatal = await Promise.race([untilSignalled().then(() => null), running.stopped]);
+  await running.close();
+  if (fatal) throw fatal;
+  print("azgate agent stopped.");
 }
 
 export function parseLabels(text: string | undefined): Record<string, string> {

@@ -1,0 +1,190 @@
+/**
+ * The agent's side of one Azure request (DESIGN.md section 4 step 6):
+ * check the target, verify the placeholder token against the client's key and
+ * the session's identity, swap in a real token, and stream the request to
+ * Azure and the response back, with the upstream status and timings in a
+ * trailer.
+ */
+import type { IncomingMessage } from "node:http";
+import { isAzureEndpoint } from "../azure/endpoints.ts";
+import { scopeForResource } from "../azure/scopes.ts";
+import { PlaceholderError, verifyPlaceholder } from "../azure/placeholder.ts";
+import { EC_ALG } from "../pki/keys.ts";
+import { ErrorCode, StreamResetError, type TunnelStream } from "../tunnel/index.ts";
+import { headerValue, requestHeadSchema, respondJson, type HeaderList, type ResponseTrailer } from "../tunnel/http.ts";
+import { z } from "zod";
+import { TargetRefused, type Outbound } from "./outbound.ts";
+import { TokenError, type AzureTokenProvider } from "./tokens.ts";
+
+/** Hop-by-hop headers (RFC 9110 7.6.1) and ones that would let a client steer or spoof the request. */
+const STRIPPED_HEADERS = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authorization",
+  "proxy-authenticate",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+  "forwarded",
+  "x-real-ip",
+]);
+const isStripped = (name: string) => STRIPPED_HEADERS.has(name) || name.startsWith("x-forwarded-") || name.startsWith("x-azgate-");
+
+const streamMetaSchema = requestHeadSchema.extend({
+  session: z.object({ user: z.string(), app: z.string(), azure_identity: z.string().min(1), session_id: z.string() }),
+  client_key: z.record(z.string(), z.unknown()),
+  request_id: z.string(),
+});
+
+export interface ForwarderDeps {
+  outbound: Outbound;
+  tokens: AzureTokenProvider;
+  log?: (line: string) => void;
+}
+
+type Refusal = { status: number; code: string; message: string };
+const refusal = (status: number, code: string, message: string): Refusal => ({ status, code, message });
+
+export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): Promise<void> {
+  const started = performance.now();
+  const refuse = (r: Refusal) => {
+    deps.log?.(`refused ${r.code}: ${r.message}`);
+    return respondJson(stream, r.status, { error: { code: r.code, message: `azgate agent: ${r.message}` } }).catch(() => undefined);
+  };
+  const parsed = streamMetaSchema.safeParse(stream.meta);
+  if (!parsed.success) return refuse(refusal(400, "bad_request", "malformed stream metadata"));
+  const meta = parsed.data;
+  let url: URL;
+  try {
+    url = new URL(meta.url);
+  } catch {
+    return refuse(refusal(400, "bad_request", "malformed URL"));
+  }
+
+  // 1. The target: an Azure API host, over HTTPS on 443, named only by the URL.
+  const targetProblem = checkTarget(url, meta.headers);
+  if (targetProblem) return refuse(targetProblem);
+  let pinned;
+  try {
+    pinned = await deps.outbound.pin(url.hostname, 443, true);
+  } catch (e) {
+    return refuse(e instanceof TargetRefused ? refusal(403, "target_refused", e.message) : refusal(502, "target_unreachable", (e as Error).message));
+  }
+
+  // 2. The token: verify the placeholder, then swap in a real one.
+  const headers: Record<string, string | string[]> = {};
+  for (const [k, v] of meta.headers) {
+    const name = k.toLowerCase();
+    if (isStripped(name)) continue;
+    const prev = headers[name];
+    headers[name] = prev === undefined ? v : [...[prev].flat(), v];
+  }
+  let tokenMs: number | undefined;
+  const auth = headerValue(meta.headers, "authorization");
+  if (auth.length > 1) return refuse(refusal(400, "bad_request", "more than one Authorization header"));
+  if (auth.length === 1) {
+    const m = /^Bearer (\S+)$/.exec(auth[0]);
+    if (!m) return refuse(refusal(401, "token_invalid", "Authorization must be a Bearer token from azgate's token endpoint"));
+    let resource: string;
+    try {
+      const key = await crypto.subtle.importKey("jwk", meta.client_key as JsonWebKey, EC_ALG, false, ["verify"]);
+      resource = (await verifyPlaceholder(m[1], key, meta.session.azure_identity)).resource;
+    } catch (e) {
+      const problem = e instanceof PlaceholderError ? e.message : "the client key is unusable";
+      return refuse(refusal(401, "token_invalid", problem));
+    }
+    const t0 = performance.now();
+    try {
+      headers.authorization = `Bearer ${(await deps.tokens.getToken(meta.session.azure_identity, scopeForResource(resource))).token}`;
+    } catch (e) {
+      const code = e instanceof TokenError ? `token_${e.reason}` : "token_unavailable";
+      return refuse(refusal(e instanceof TokenError && e.reason === "timeout" ? 504 : 502, code, (e as Error).message));
+    }
+    tokenMs = performance.now() - t0;
+  }
+
+  // 3. Forward, streaming both ways with backpressure.
+  const t1 = performance.now();
+  const req = deps.outbound.request(url, pinned, { method: meta.method, headers });
+  const upstreamDone = new Promise<IncomingMessage>((resolve, reject) => {
+    req.once("response", resolve);
+    req.once("error", reject);
+  });
+  void stream.done().then(() => {
+    if (stream.resetError) req.destroy(new Error(`stream reset: ${stream.resetError.reason}`));
+  });
+  const sendBody = pumpRequestBody(stream, req);
+  let res: IncomingMessage;
+  try {
+    res = await upstreamDone;
+  } catch (e) {
+    await sendBody.catch(() => undefined);
+    if (stream.resetError) return;
+    return refuse(refusal(502, "upstream_failed", `${url.host}: ${(e as Error).message}`));
+  }
+  const upstreamMs = performance.now() - t1;
+  const responseHeaders: HeaderList = [];
+  for (let i = 0; i < res.rawHeaders.length; i += 2) {
+    const name = res.rawHeaders[i].toLowerCase();
+    if (STRIPPED_HEADERS.has(name) && name !== "host") continue;
+    responseHeaders.push([res.rawHeaders[i], res.rawHeaders[i + 1]]);
+  }
+  let error: string | undefined;
+  try {
+    stream.sendMeta({ status: res.statusCode ?? 502, headers: responseHeaders });
+    const writer = stream.writable.getWriter();
+    for await (const chunk of res as AsyncIterable<Buffer>) await writer.write(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    writer.releaseLock();
+  } catch (e) {
+    error = (e as Error).message;
+    if (e instanceof StreamResetError) {
+      res.destroy();
+      return;
+    }
+  }
+  if (stream.resetError) return;
+  const trailer: ResponseTrailer = { timings: { total_ms: round(performance.now() - started), upstream_ms: round(upstreamMs), ...(tokenMs !== undefined ? { token_ms: round(tokenMs) } : {}) }, ...(error ? { error } : {}) };
+  if (error) return stream.reset(ErrorCode.INTERNAL_ERROR, `upstream body failed: ${error}`);
+  stream.sendMeta(trailer as unknown as Record<string, unknown>);
+  stream.end();
+}
+
+const round = (ms: number) => Math.round(ms * 10) / 10;
+
+/** Why the target is refused, or null. Exported for tests. */
+export function checkTarget(url: URL, headers: HeaderList): Refusal | null {
+  if (url.protocol !== "https:") return refusal(403, "target_refused", `${url.protocol}//${url.host} is not HTTPS; the agent forwards to Azure over HTTPS only`);
+  if (url.port && url.port !== "443") return refusal(403, "target_refused", `port ${url.port} is not allowed; Azure APIs are on 443`);
+  if (url.username || url.password) return refusal(403, "target_refused", "URLs with credentials are not forwarded");
+  if (!isAzureEndpoint(url.hostname)) return refusal(403, "target_refused", `${url.hostname} is not an Azure API host`);
+  // The URL names the target; a header that names another is an attempt to steer the agent.
+  for (const name of ["host", "x-forwarded-host", "forwarded", "x-original-host", "x-host"]) {
+    for (const v of headerValue(headers, name)) {
+      const claimed = name === "forwarded" ? /host="?([^;,"]+)/i.exec(v)?.[1] : v.trim();
+      if (claimed && claimed.toLowerCase().replace(/:443$/, "") !== url.hostname.toLowerCase()) {
+        return refusal(403, "target_refused", `the ${name} header names ${claimed}, not the request's host ${url.hostname}`);
+      }
+    }
+  }
+  return null;
+}
+
+async function pumpRequestBody(stream: TunnelStream, req: import("node:http").ClientRequest): Promise<void> {
+  try {
+    const reader = stream.readable.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (!req.write(value)) await new Promise<void>((resolve, reject) => {
+        req.once("drain", resolve);
+        req.once("error", reject);
+      });
+    }
+    req.end();
+  } catch (e) {
+    req.destroy(e as Error);
+  }
+}

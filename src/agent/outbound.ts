@@ -1,0 +1,100 @@
+/**
+ * The agent's outbound HTTPS: every connection to Azure (forwarded requests,
+ * Entra token fetches, ARM lookups) goes through here.
+ *
+ * - Forwarded requests resolve the target name once, refuse it if any address
+ *   is forbidden (address-policy.ts), and connect to the checked address, so a
+ *   second DNS answer cannot swap in another (DNS rebinding).
+ * - `connectTo` (the emulator, like curl's --connect-to) sends every connection
+ *   to one address with a given CA, keeping the host name for SNI and Host.
+ *   The operator chose that address, so it is exempt from the checks.
+ */
+import dns from "node:dns";
+import https from "node:https";
+import http from "node:http";
+import type { LookupFunction } from "node:net";
+import { forbiddenAddressReason } from "./address-policy.ts";
+
+export interface OutboundOptions {
+  connectTo?: { host: string; port: number };
+  /** CA PEM to trust instead of the system store (with connectTo: the emulator's CA). */
+  caPem?: string;
+  /** DNS resolution; tests replace it, as DNS for Azure names cannot run here. */
+  resolve?: (host: string) => Promise<{ address: string; family: number }[]>;
+}
+
+export class TargetRefused extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TargetRefused";
+  }
+}
+
+interface Pinned {
+  address: string;
+  family: number;
+  port: number;
+}
+
+const systemResolve = async (host: string) => dns.promises.lookup(host, { all: true, verbatim: true });
+
+export class Outbound {
+  private readonly agent: https.Agent;
+
+  constructor(private readonly opts: OutboundOptions = {}) {
+    this.agent = new https.Agent({ keepAlive: true, maxSockets: 256, ca: opts.caPem });
+  }
+
+  get connectTo() {
+    return this.opts.connectTo;
+  }
+
+  /** The address to connect to for `host`: checked against the policy unless connect-to applies. */
+  async pin(host: string, port: number, checked: boolean): Promise<Pinned> {
+    if (this.opts.connectTo) return { address: this.opts.connectTo.host, family: this.opts.connectTo.host.includes(":") ? 6 : 4, port: this.opts.connectTo.port };
+    let addresses: { address: string; family: number }[];
+    try {
+      addresses = await (this.opts.resolve ?? systemResolve)(host);
+    } catch (e) {
+      throw new Error(`cannot resolve ${host}: ${(e as Error).message}`);
+    }
+    if (addresses.length === 0) throw new Error(`cannot resolve ${host}: no addresses`);
+    if (checked) {
+      for (const a of addresses) {
+        const why = forbiddenAddressReason(a.address);
+        if (why) throw new TargetRefused(`${host} resolves to ${a.address} (${why}); the agent does not forward there`);
+      }
+    }
+    return { ...addresses[0], port };
+  }
+
+  /**
+   * Starts an HTTPS request to `url` at a pinned address. Redirects are
+   * never followed: the caller gets the 3xx as it is.
+   */
+  request(url: URL, pinned: Pinned, opts: { method: string; headers: Record<string, string | string[]>; timeoutMs?: number }): http.ClientRequest {
+    const lookup: LookupFunction = (_host, options, cb) => {
+      if ((options as { all?: boolean }).all) (cb as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address: pinned.address, family: pinned.family }]);
+      else cb(null, pinned.address, pinned.family);
+    };
+    const req = https.request({
+      protocol: "https:",
+      host: url.hostname,
+      servername: url.hostname,
+      port: pinned.port,
+      path: url.pathname + url.search,
+      method: opts.method,
+      headers: { ...opts.headers, host: url.host },
+      lookup,
+      agent: this.agent,
+      ca: this.opts.caPem,
+      timeout: opts.timeoutMs ?? 120_000,
+    });
+    req.on("timeout", () => req.destroy(new Error(`no answer from ${url.host} for ${Math.round((opts.timeoutMs ?? 120_000) / 1000)}s`)));
+    return req;
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * The agent's reverse tunnel: dial the proxy, heartbeat the apps, serve the
+ * streams the proxy opens, and reconnect with jittered exponential backoff
+ * when the proxy restarts, drains, or the network drops.
+ */
+import { AzgateError } from "../errors/index.ts";
+import { importPrivateKeyPem } from "../pki/keys.ts";
+import { controlCall, dialTunnel, type TunnelSession, type TunnelStream } from "../tunnel/index.ts";
+import { VERSION } from "../version.ts";
+import type { AppSpec } from "../proxy/registry.ts";
+
+export interface ReverseTunnelOptions {
+  baseUrl: string;
+  caPem: string;
+  /** Current credentials (they change when the certificate is renewed). */
+  credentials: () => { keyPem: string; certPem: string };
+  hostName: string;
+  apps: AppSpec[];
+  onStream: (stream: TunnelStream) => void;
+  log: (line: string) => void;
+  backoff?: { initialMs: number; maxMs: number };
+  /** Called with errors that retrying cannot fix (the agent was removed, its certificate expired). */
+  onFatal?: (e: AzgateError) => void;
+}
+
+/** Refusals that retrying will not fix. */
+const FATAL = new Set(["cert_expired", "cert_untrusted", "access_denied"]);
+
+export function backoffDelay(attempt: number, initialMs: number, maxMs: number, random = Math.random): number {
+  const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 20));
+  // "Equal jitter": half fixed, half random, so agents that lost the same proxy do not return in lockstep.
+  return ceiling / 2 + random() * (ceiling / 2);
+}
+
+export class ReverseTunnel {
+  private session: TunnelSession | null = null;
+  private stopped = false;
+  private attempt = 0;
+  private wake: (() => void) | null = null;
+  private heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly connectedWaiters: (() => void)[] = [];
+  /** Completed connections, for status output and tests. */
+  connections = 0;
+
+  constructor(private readonly opts: ReverseTunnelOptions) {}
+
+  get current(): TunnelSession | null {
+    return this.session && !this.session.isClosed ? this.session : null;
+  }
+
+  /** Resolves once a tunnel is up and its first heartbeat was accepted. */
+  connected(): Promise<void> {
+    if (this.current && this.connections > 0) return Promise.resolve();
+    return new Promise((r) => this.connectedWaiters.push(r));
+  }
+
+  start(): void {
+    void this.loop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.heartbeatTimer);
+    this.wake?.();
+    const s = this.session;
+    if (s && !s.isClosed) await s.drain(5_000, "agent is shutting down");
+  }
+
+  private async loop(): Promise<void> {
+    const { initialMs, maxMs } = this.opts.backoff ?? { initialMs: 500, maxMs: 30_000 };
+    while (!this.stopped) {
+      try {
+        const session = await this.dial();
+        this.session = session;
+        await this.heartbeat(session);
+        this.attempt = 0;
+        this.connections++;
+        this.opts.log(`tunnel to ${this.opts.baseUrl} is up (${this.opts.apps.map((a) => a.name).join(", ")})`);
+        for (const w of this.connectedWaiters.splice(0)) w();
+        const closed = await Promise.race([session.closed(), this.untilDraining(session)]);
+        clearTimeout(this.heartbeatTimer);
+        if (this.stopped) return;
+        this.opts.log(`tunnel lost: ${closed}; reconnecting`);
+      } catch (e) {
+        if (this.stopped) return;
+        const err = e as AzgateError;
+        if (FATAL.has(err.code)) {
+          this.opts.log(`the proxy refused this agent: ${err.message}`);
+          this.opts.onFatal?.(err);
+          return;
+        }
+        const delay = backoffDelay(this.attempt++, initialMs, maxMs);
+        this.opts.log(`cannot reach the proxy (${err.message}); retrying in ${(delay / 1000).toFixed(1)}s`);
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, delay);
+          this.wake = () => {
+            clearTimeout(t);
+            r();
+          };
+        });
+      }
+    }
+  }
+
+  /** Resolves when the proxy announces a drain: the agent dials again while the old tunnel finishes its streams. */
+  private untilDraining(session: TunnelSession): Promise<string> {
+    return new Promise((resolve) => {
+      const t = setInterval(() => {
+        if (session.isClosed || session.isDraining) {
+          clearInterval(t);
+          resolve(session.isClosed ? "closed" : "the proxy is draining");
+        }
+      }, 200);
+      void session.closed().then((c) => {
+        clearInterval(t);
+        resolve(c.reason);
+      });
+    });
+  }
+
+  private async dial(): Promise<TunnelSession> {
+    const { keyPem, certPem } = this.opts.credentials();
+    return dialTunnel({
+      baseUrl: this.opts.baseUrl,
+      path: "/v1/tunnel/agent",
+      caPem: this.opts.caPem,
+      key: await importPrivateKeyPem(keyPem),
+      certPem,
+      session: { name: "reverse tunnel", onStream: this.opts.onStream },
+    });
+  }
+
+  private async heartbeat(session: TunnelSession): Promise<void> {
+    const answer = await controlCall<{ ok: boolean; interval_ms?: number; message?: string; code?: string }>(session, {
+      type: "heartbeat",
+      host_name: this.opts.hostName,
+      version: VERSION,
+      apps: this.opts.apps,
+    });
+    if (!answer.ok) throw new AzgateError("bad_parameter", `the proxy refused the heartbeat: ${answer.message ?? "no reason"}`);
+    const next = Math.max(1_000, answer.interval_ms ?? 10_000);
+    clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = setTimeout(() => {
+      if (session.isClosed || this.stopped) return;
+      this.heartbeat(session).catch((e) => {
+        this.opts.log(`heartbeat failed: ${(e as Error).message}; reconnecting`);
+        session.close(6, "heartbeat failed");
+      });
+    }, next);
+    (this.heartbeatTimer as { unref?: () => void }).unref?.();
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * Agent mode: join (or reuse the stored identity), open the reverse tunnel,
+ * forward Azure requests, and renew the host certificate before it expires.
+ */
+import path from "node:path";
+import { readFileSync } from "node:fs";
+import { x509 } from "../pki/x509.ts";
+import { AzgateError } from "../errors/index.ts";
+import { acquireDirLock, ensureDir } from "../runtime/index.ts";
+import { proxyBaseUrl } from "../client/trust.ts";
+import { splitHostPort } from "../proxy/server.ts";
+import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../pki/keys.ts";
+import { controlCall } from "../tunnel/index.ts";
+import type { HostCertificate } from "../proxy/join.ts";
+import type { AppSpec } from "../proxy/registry.ts";
+import { ensureJoined } from "./join.ts";
+import { saveAgentState, type AgentState } from "./state.ts";
+import { Outbound } from "./outbound.ts";
+import { identityHttpClient } from "./identity-http.ts";
+import { AzureTokenProvider } from "./tokens.ts";
+import { forwardStream } from "./forward.ts";
+import { ReverseTunnel } from "./reverse-tunnel.ts";
+
+export interface AgentConfig {
+  dataDir: string;
+  proxyAddr: string;
+  token?: string;
+  caPin?: string;
+  apps: AppSpec[];
+  hostName?: string;
+  /** Send all Azure connections to this host:port (the emulator), trusting `caFile`. */
+  connectTo?: { address: string; caFile?: string };
+  env?: Record<string, string | undefined>;
+  log?: (line: string) => void;
+  backoff?: { initialMs: number; maxMs: number };
+}
+
+export interface RunningAgent {
+  hostId: string;
+  clusterName: string;
+  tunnel: ReverseTunnel;
+  tokens: AzureTokenProvider;
+  /** Resolves when the agent stops by itself (a fatal refusal). */
+  stopped: Promise<AzgateError | null>;
+  close(): Promise<void>;
+}
+
+export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
+  const log = cfg.log ?? ((line: string) => console.log(`[agent] ${line}`));
+  await ensureDir(cfg.dataDir, 0o700);
+  const lock = await acquireDirLock(cfg.dataDir, "azgate agent");
+  try {
+    let state = await ensureJoined({ dataDir: cfg.dataDir, proxyAddr: cfg.proxyAddr, token: cfg.token, caPin: cfg.caPin, hostName: cfg.hostName });
+    let connectTo: { host: string; port: number } | undefined;
+    let caPem: string | undefined;
+    if (cfg.connectTo) {
+      const hp = splitHostPort(cfg.connectTo.address, 443);
+      connectTo = { host: hp.host, port: hp.port };
+      if (cfg.connectTo.caFile) {
+        try {
+          caPem = readFileSync(path.resolve(cfg.connectTo.caFile), "utf8");
+        } catch (e) {
+          throw new AzgateError("config_invalid", `agent.connect_to.ca_file: cannot read ${cfg.connectTo.caFile}: ${(e as Error).message}`);
+        }
+      }
+    }
+    const outbound = new Outbound({ connectTo, caPem });
+    const tokens = new AzureTokenProvider({ env: cfg.env ?? process.env, httpClient: identityHttpClient(outbound) });
+    let fatal: (e: AzgateError | null) => void = () => undefined;
+    const stopped = new Promise<AzgateError | null>((r) => (fatal = r));
+    const tunnel = new ReverseTunnel({
+      baseUrl: proxyBaseUrl(cfg.proxyAddr),
+      caPem: state.identity.host_ca_pem,
+      credentials: () => state,
+      hostName: cfg.hostName ?? state.identity.host_id,
+      apps: cfg.apps,
+      log,
+      backoff: cfg.backoff,
+      onStream: (stream) =>
+        void forwardStream({ outbound, tokens, log }, stream).catch((e) => {
+          log(`stream failed: ${(e as Error).message}`);
+          stream.reset(2, "agent error");
+        }),
+      onFatal: (e) => fatal(e),
+    });
+    tunnel.start();
+
+    // Renew at two thirds of the certificate's life, over the tunnel.
+    let renewTimer: ReturnType<typeof setTimeout> | undefined;
+    const scheduleRenewal = () => {
+      const cert = new x509.X509Certificate(state.certPem);
+      const life = cert.notAfter.getTime() - cert.notBefore.getTime();
+      const at = cert.notBefore.getTime() + (life * 2) / 3;
+      renewTimer = setTimeout(() => void renew(), Math.min(Math.max(at - Date.now(), 1_000), 2 ** 31 - 1));
+      (renewTimer as { unref?: () => void }).unref?.();
+    };
+    const renew = async () => {
+      try {
+        const session = tunnel.current;
+        if (!session) throw new Error("no tunnel");
+        const keys = await generateKeyPair();
+        const res = await controlCall<HostCertificate & { ok: boolean; message?: string }>(session, { type: "renew", public_key_pem: await publicKeyToPem(keys.publicKey) });
+        if (!res.ok) throw new Error(res.message ?? "refused");
+        const next: AgentState = { ...state, keyPem: await privateKeyToPem(keys.privateKey), certPem: res.cert_pem };
+        await saveAgentState(cfg.dataDir, next);
+        state = next;
+        log(`host certificate renewed; valid until ${res.expires}`);
+        scheduleRenewal();
+      } catch (e) {
+        log(`certificate renewal failed (${(e as Error).message}); retrying in 10s`);
+        renewTimer = setTimeout(() => void renew(), 10_000);
+        (renewTimer as { unref?: () => void }).unref?.();
+      }
+    };
+    scheduleRenewal();
+
+    return {
+      hostId: state.identity.host_id,
+      clusterName: state.identity.cluster_name,
+      tunnel,
+      tokens,
+      stopped,
+      close: async () => {
+        clearTimeout(renewTimer);
+        await tunnel.stop();
+        outbound.close();
+        fatal(null);
+        await lock.release();
+      },
+    };
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * Real Entra ID tokens on the agent, from @azure/identity (DESIGN.md section 4
+ * step 7):
+ * - Workload ID (AKS): the standard AZURE_* environment. Each user-assigned
+ *   identity's client ID is read from ARM with the agent's own identity, and
+ *   cached; then a WorkloadIdentityCredential for that client ID.
+ * - Otherwise a VM managed identity, by resource ID, through IMDS.
+ * Tokens are cached per (identity, scope) until shortly before they expire;
+ * concurrent fetches for one key share one call; a fetch has a deadline.
+ */
+import { readFileSync } from "node:fs";
+import { decodeJwt } from "jose";
+import { ManagedIdentityCredential, WorkloadIdentityCredential, type AccessToken, type TokenCredential } from "@azure/identity";
+import { createHttpHeaders, type HttpClient, type PipelineRequest } from "@azure/core-rest-pipeline";
+import { parseIdentityId, identityName } from "../azure/resource-id.ts";
+
+export const ARM_SCOPE = "https://management.azure.com/.default";
+/** Cache key of the agent's own identity (from AZURE_CLIENT_ID). */
+const AGENT_SELF = "agent:self";
+const ARM_IDENTITY_API = "2023-01-31";
+
+export interface TokenProviderOptions {
+  env: Record<string, string | undefined>;
+  httpClient: HttpClient;
+  /** Deadline for one token fetch (Teleport uses 5 s). */
+  timeoutMs?: number;
+  /** Refresh this long before a token expires. */
+  refreshMarginMs?: number;
+  clientIdTtlMs?: number;
+  now?: () => number;
+}
+
+/** A token could not be obtained; the message names the identity and the likely cause. */
+export class TokenError extends Error {
+  constructor(
+    readonly reason: "timeout" | "no_federated_credential" | "identity_not_found" | "agent_cannot_read_identity" | "not_an_identity" | "entra" | "unavailable",
+    message: string,
+  ) {
+    super(message);
+    this.name = "TokenError";
+  }
+}
+
+interface Cached {
+  token: string;
+  expiresOn: number;
+  refreshAt: number;
+}
+
+export class AzureTokenProvider {
+  readonly mode: "workload" | "managed-identity";
+  private readonly cache = new Map<string, Cached>();
+  private readonly inflight = new Map<string, Promise<Cached>>();
+  private readonly clientIds = new Map<string, { clientId: string; until: number }>();
+  private readonly credentials = new Map<string, TokenCredential>();
+  private readonly timeoutMs: number;
+  private readonly margin: number;
+  private readonly now: () => number;
+  /** Counters for the metrics and the benchmark. */
+  readonly stats = { hits: 0, fetches: 0 };
+
+  constructor(private readonly opts: TokenProviderOptions) {
+    const e = opts.env;
+    this.mode = e.AZURE_CLIENT_ID && e.AZURE_TENANT_ID && e.AZURE_FEDERATED_TOKEN_FILE ? "workload" : "managed-identity";
+    this.timeoutMs = opts.timeoutMs ?? 5_000;
+    this.margin = opts.refreshMarginMs ?? 5 * 60_000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** A real token for `identity` (an ARM resource ID) and `scope`. */
+  async getToken(identity: string, scope: string): Promise<{ token: string; expiresOn: number }> {
+    const key = `${identity.toLowerCase()}\n${scope}`;
+    const hit = this.cache.get(key);
+    if (hit && this.now() < hit.refreshAt) {
+      this.stats.hits++;
+      return hit;
+    }
+    let pending = this.inflight.get(key);
+    if (!pending) {
+      pending = this.fetchWithDeadline(identity, scope).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, pending);
+    }
+    const fresh = await pending;
+    this.cache.set(key, fresh);
+    return fresh;
+  }
+
+  private async fetchWithDeadline(identity: string, scope: string): Promise<Cached> {
+    this.stats.fetches++;
+    const abort = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        abort.abort();
+        reject(new TokenError("timeout", `timeout waiting for an Azure token for identity "${identityName(identity)}" (${scope}) after ${this.timeoutMs / 1000}s`));
+      }, this.timeoutMs);
+    });
+    try {
+      const t = await Promise.race([this.fetch(identity, scope, abort.signal), deadline]);
+      const lifetime = t.expiresOnTimestamp - this.now();
+      // Short-lived tokens are refreshed at half-life rather than never cached.
+      const refreshAt = t.expiresOnTimestamp - Math.min(this.margin, lifetime / 2);
+      return { token: t.token, expiresOn: t.expiresOnTimestamp, refreshAt };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async fetch(identity: string, scope: string, abortSignal: AbortSignal): Promise<AccessToken> {
+    if (this.mode === "managed-identity") {
+      const cred = this.credential(`mi:${identity.toLowerCase()}`, () => new ManagedIdentityCredential({ resourceId: identity, httpClient: this.opts.httpClient }));
+      return this.call(cred, scope, abortSignal, identity, undefined);
+    }
+    // The agent's own identity is the one the environment names; others are looked up in ARM.
+    const clientId = identity === AGENT_SELF ? this.opts.env.AZURE_CLIENT_ID! : await this.clientIdOf(identity, abortSignal);
+    const cred = this.credential(`wi:${clientId}`, () => this.workloadCredential(clientId));
+    return this.call(cred, scope, abortSignal, identity, clientId);
+  }
+
+  private workloadCredential(clientId: string): TokenCredential {
+    const e = this.opts.env;
+    return new WorkloadIdentityCredential({
+      clientId,
+      tenantId: e.AZURE_TENANT_ID,
+      tokenFilePath: e.AZURE_FEDERATED_TOKEN_FILE,
+      authorityHost: e.AZURE_AUTHORITY_HOST || undefined,
+      httpClient: this.opts.httpClient,
+    });
+  }
+
+  private credential(key: string, make: () => TokenCredential): TokenCredential {
+    let c = this.credentials.get(key);
+    if (!c) this.credentials.set(key, (c = make()));
+    return c;
+  }
+
+  private async call(cred: TokenCredential, scope: string, abortSignal: AbortSignal, identity: string, clientId: string | undefined): Promise<AccessToken> {
+    try {
+      const t = await cred.getToken(scope, { abortSignal });
+      if (!t) throw new Error("no token returned");
+      return t;
+    } catch (e) {
+      throw this.explain(e as Error, identity, clientId);
+    }
+  }
+
+  /** The identity's client ID, read from ARM with the agent's own Workload ID (cached 30 min). */
+  private async clientIdOf(identity: string, abortSignal: AbortSignal): Promise<string> {
+    const key = identity.toLowerCase();
+    const cached = this.clientIds.get(key);
+    if (cached && this.now() < cached.until) return cached.clientId;
+    const parsed = parseIdentityId(identity);
+    if (!parsed) throw new TokenError("not_an_identity", `"${identity}" is not a user-assigned managed identity resource ID`);
+    const own = this.opts.env.AZURE_CLIENT_ID!;
+    const armToken = await this.getToken(AGENT_SELF, ARM_SCOPE);
+    const res = await this.opts.httpClient.sendRequest({
+      url: `https://management.azure.com${identity}?api-version=${ARM_IDENTITY_API}`,
+      method: "GET",
+      headers: createHttpHeaders({ authorization: `Bearer ${armToken.token}`, accept: "application/json" }),
+      timeout: this.timeoutMs,
+      withCredentials: false,
+      requestId: crypto.randomUUID(),
+      abortSignal,
+    } as PipelineRequest);
+    const name = parsed.name;
+    if (res.status === 404) {
+      throw new TokenError("identity_not_found", `Azure identity "${name}" was not found (resource group ${parsed.resourceGroup}, subscription ${parsed.subscription}); check the ID in the role's azure_identities`);
+    }
+    if (res.status === 401 || res.status === 403) {
+      throw new TokenError(
+        "agent_cannot_read_identity",
+        `the agent's own identity (client ID ${own}) cannot read Azure identity "${name}": grant it Microsoft.ManagedIdentity/userAssignedIdentities/read on the identity or its resource group (for example the "Managed Identity Operator" role)`,
+      );
+    }
+    let clientId: unknown;
+    try {
+      clientId = (JSON.parse(res.bodyAsText ?? "{}") as { properties?: { clientId?: unknown } }).properties?.clientId;
+    } catch {
+      // handled below
+    }
+    if (res.status !== 200 || typeof clientId !== "string") {
+      throw new TokenError("unavailable", `cannot find the client ID of Azure identity "${name}" (ARM answered HTTP ${res.status})`);
+    }
+    this.clientIds.set(key, { clientId, until: this.now() + (this.opts.clientIdTtlMs ?? 30 * 60_000) });
+    return clientId;
+  }
+
+  /** Turns Entra's AADSTS codes into a cause an operator can act on. */
+  private explain(e: Error, identity: string, clientId: string | undefined): Error {
+    if (e instanceof TokenError) return e;
+    if (e.name === "AbortError") return e;
+    const name = identity === AGENT_SELF ? `the agent's own identity (client ID ${this.opts.env.AZURE_CLIENT_ID})` : `Azure identity "${identityName(identity)}"`;
+    const code = /AADSTS(\d+)/.exec(e.message)?.[1];
+    const sa = this.serviceAccount();
+    if (code === "70021" || code === "700211" || code === "700212") {
+      return new TokenError(
+        "no_federated_credential",
+        `Entra ID refused Workload ID for ${name}${clientId ? ` (client ID ${clientId})` : ""}: no federated credential on it trusts this agent's service account token` +
+          (sa ? ` (issuer ${sa.iss}, subject ${sa.sub}); add one: az identity federated-credential create --identity-name ${identityName(identity)} --resource-group <rg> --issuer ${sa.iss} --subject ${sa.sub} --audience api://AzureADTokenExchange` : "") +
+          ` [AADSTS${code}]`,
+      );
+    }
+    if (code === "700016") return new TokenError("entra", `Entra ID does not know the client ID of ${name}${clientId ? ` (${clientId})` : ""} in tenant ${this.opts.env.AZURE_TENANT_ID} [AADSTS700016]`);
+    if (code) return new TokenError("entra", `Entra ID refused a token for ${name}: ${e.message.split("\n")[0]}`);
+    return new TokenError("unavailable", `cannot get a token for ${name}: ${e.message.split("\n")[0]}`);
+  }
+
+  private serviceAccount(): { iss: string; sub: string } | null {
+    try {
+      const claims = decodeJwt(readFileSync(this.opts.env.AZURE_FEDERATED_TOKEN_FILE ?? "", "utf8").trim());
+      return typeof claims.iss === "string" && typeof claims.sub === "string" ? { iss: claims.iss, sub: claims.sub } : null;
+    } catch {
+      return null;
+    }
+  }
+}

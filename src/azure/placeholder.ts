@@ -1,0 +1,66 @@
+/**
+ * The placeholder token the workstation hands to az and SDKs in place of a
+ * real Entra token. It is a JWT signed with the client's app key, so only the
+ * agent that receives the key from the proxy can verify it, and it is useless
+ * outside azgate. Unlike Teleport's (tid and resource only), it expires with
+ * the app certificate and names the Azure identity it was minted for.
+ */
+import { SignJWT, jwtVerify, errors as joseErrors } from "jose";
+
+export interface PlaceholderClaims {
+  /** Tenant id (az reads it at `az login`). */
+  tid: string;
+  /** The v1 resource the token is for; the agent asks Entra for `<resource>/.default`. */
+  resource: string;
+  /** The Azure identity (resource ID) of the app session. */
+  xms_mirid: string;
+  iat: number;
+  exp: number;
+  jti: string;
+}
+
+export const PLACEHOLDER_ISSUER = "azgate-client";
+
+export async function signPlaceholder(key: CryptoKey, claims: { tid: string; resource: string; identity: string; expires: Date }): Promise<string> {
+  return new SignJWT({ tid: claims.tid, resource: claims.resource, xms_mirid: claims.identity })
+    .setProtectedHeader({ alg: "ES256", typ: "JWT" })
+    .setIssuer(PLACEHOLDER_ISSUER)
+    .setIssuedAt()
+    .setExpirationTime(Math.floor(claims.expires.getTime() / 1000))
+    .setJti(crypto.randomUUID())
+    .sign(key);
+}
+
+export type PlaceholderProblem = "malformed" | "signature" | "expired" | "identity" | "resource";
+
+export class PlaceholderError extends Error {
+  constructor(
+    readonly problem: PlaceholderProblem,
+    message: string,
+  ) {
+    super(message);
+    this.name = "PlaceholderError";
+  }
+}
+
+/**
+ * Verifies a placeholder against the client's public key and the session's
+ * identity (compared ignoring case, as RBAC compares identities).
+ */
+export async function verifyPlaceholder(token: string, clientKey: CryptoKey, identity: string, now = new Date()): Promise<PlaceholderClaims> {
+  let payload: Partial<PlaceholderClaims>;
+  try {
+    ({ payload } = await jwtVerify<PlaceholderClaims>(token, clientKey, { algorithms: ["ES256"], issuer: PLACEHOLDER_ISSUER, currentDate: now, clockTolerance: 30, requiredClaims: ["exp", "jti"] }));
+  } catch (e) {
+    if (e instanceof joseErrors.JWTExpired) throw new PlaceholderError("expired", "the token has expired; run azgate apps login again");
+    if (e instanceof joseErrors.JWSSignatureVerificationFailed) throw new PlaceholderError("signature", "the token was not signed by this session's key");
+    throw new PlaceholderError("malformed", `the token is not an azgate token (${(e as Error).message})`);
+  }
+  if (typeof payload.xms_mirid !== "string" || payload.xms_mirid.toLowerCase() !== identity.toLowerCase()) {
+    throw new PlaceholderError("identity", `the token is for identity "${payload.xms_mirid ?? "(none)"}", not this session's "${identity}"`);
+  }
+  if (typeof payload.resource !== "string" || !/^\S{1,512}$/.test(payload.resource)) {
+    throw new PlaceholderError("resource", "the token names no resource");
+  }
+  return payload as PlaceholderClaims;
+}

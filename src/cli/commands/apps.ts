@@ -1,0 +1,37 @@
+import type { Argv } from "yargs";
+import type { AppView } from "../../proxy/apps.ts";
+import { profileClient } from "../connect.ts";
+import { loadProfile } from "../../client/profile.ts";
+import { print, structured, table, type Format } from "../output.ts";
+import { run } from "../run.ts";
+
+export function appsCommands(y: Argv) {
+  return y.command("apps", "Apps you can use (Azure CLI access)", (a) =>
+    a
+      .command<{ format: Format }>(
+        "ls",
+        "List the apps your roles allow",
+        (b) => b.option("format", { choices: ["text", "json", "yaml"] as const, default: "text" as const, describe: "Output format" }),
+        run(async (argv) => {
+          const client = await profileClient();
+          const { items } = await client.call<{ items: AppView[] }>("GET", "/v1/apps");
+          if (argv.format !== "text") return print(structured(items, argv.format));
+          if (items.length === 0) return print("No apps you can use are connected right now.");
+          const proxy = (await loadProfile())?.proxy ?? "";
+          print(
+            table(
+              ["Application", "Description", "Type", "Public Address", "Labels"],
+              items.map((app) => [
+                app.name,
+                app.description ?? (app.cloud === "Azure" ? "Azure CLI and API access" : ""),
+                app.cloud === "Azure" ? "Azure" : "HTTP",
+                proxy,
+                Object.entries(app.labels).map(([k, v]) => `${k}=${v}`).join(",") || "-",
+              ]),
+            ),
+          );
+        }),
+      )
+      .demandCommand(1),
+  );
+}

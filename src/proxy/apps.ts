@@ -1,0 +1,78 @@
+/**
+ * Apps as users see them: the list their roles allow, and app certificates
+ * (one app and, for Azure, one Azure identity) issued only when the user's
+ * current roles allow both.
+ */
+import { AzgateError } from "../errors/index.ts";
+import { allowedAzureIdentities, checkAppAccess, checkAzureIdentity } from "../rbac/engine.ts";
+import { importPublicKeyPem } from "../pki/keys.ts";
+import { issueIdentityCert } from "../pki/certificate.ts";
+import type { Identity } from "../pki/identity.ts";
+import type { Caller } from "./caller.ts";
+import type { ProxyContext } from "./context.ts";
+import { pemOf } from "./cluster.ts";
+import type { AppRegistry, AppSpec } from "./registry.ts";
+
+export interface AppView extends AppSpec {
+  /** Live agents serving it. */
+  servers: number;
+  /** Azure identities the caller may use with this app. */
+  azure_identities: string[];
+}
+
+export function listApps(registry: AppRegistry, caller: Caller): AppView[] {
+  return registry
+    .apps()
+    .filter(({ app }) => checkAppAccess(caller.roles, caller.traits, app).allowed)
+    .map(({ app, servers }) => ({
+      ...app,
+      servers,
+      azure_identities: allowedAzureIdentities(caller.roles, caller.traits).filter((id) => checkAzureIdentity(caller.roles, caller.traits, app, id).allowed),
+    }));
+}
+
+export interface AppLoginRequest {
+  app: string;
+  azure_identity: string;
+  public_key_pem: string;
+}
+
+export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, caller: Caller, callerCertExpires: Date, req: AppLoginRequest) {
+  if (caller.identity.kind !== "user" || caller.identity.route) throw new AzgateError("access_denied", "app certificates are issued to a user session; run azgate login");
+  const app = registry.app(req.app);
+  // Without a live agent the app's labels are unknown, so access cannot be decided.
+  if (!app || !checkAppAccess(caller.roles, caller.traits, app).allowed) {
+    throw new AzgateError("not_found", `app "${req.app}" not found; azgate apps ls shows the apps you can use`);
+  }
+  const decision = checkAzureIdentity(caller.roles, caller.traits, app, req.azure_identity);
+  if (!decision.allowed) {
+    await ctx.audit.emit({ event: "app.session.denied", code: "T2007W", user: caller.name, app: app.name, azure_identity: req.azure_identity, reason: decision.reason, success: false });
+    throw new AzgateError("access_denied", `access to Azure identity "${req.azure_identity}" on app "${app.name}" denied: ${decision.reason}`);
+  }
+  let publicKey: CryptoKey;
+  try {
+    publicKey = await importPublicKeyPem(req.public_key_pem);
+  } catch {
+    throw new AzgateError("bad_parameter", "public_key_pem must be an ECDSA P-256 public key in PEM");
+  }
+  const identity: Identity = {
+    ...caller.identity,
+    roles: caller.roles.map((r) => r.metadata.name),
+    traits: caller.traits,
+    azure_identities: allowedAzureIdentities(caller.roles, caller.traits),
+    session_id: crypto.randomUUID(),
+    route: { app: app.name, azure_identity: req.azure_identity },
+  };
+  // An app certificate never outlives the user's session.
+  const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey, identity, notAfter: callerCertExpires });
+  await ctx.audit.emit({
+    event: "app.session.start",
+    code: "T2007I",
+    user: caller.name,
+    app: app.name,
+    azure_identity: req.azure_identity,
+    session_id: identity.session_id,
+    expires: cert.notAfter.toISOString(),
+  });
+  return { cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), app, azure_identity: req.azure_identity };
+}

@@ -1,0 +1,113 @@
+/**
+ * Agents join with a join token and their own public key, and receive a host
+ * certificate from the host CA. Tokens are stored by hash; expired and used-up
+ * ones are kept a day so a failed join can say which it was.
+ */
+import { AzgateError } from "../errors/index.ts";
+import { importPublicKeyPem } from "../pki/keys.ts";
+import { issueIdentityCert } from "../pki/certificate.ts";
+import type { Identity } from "../pki/identity.ts";
+import { formatDuration } from "../util/duration.ts";
+import type { TokenInfo } from "./admin.ts";
+import type { ProxyContext } from "./context.ts";
+import { pemOf } from "./cluster.ts";
+import { KEYS, secretHash } from "./keys.ts";
+
+export interface AgentRecord {
+  host_id: string;
+  host_name: string;
+  joined: string;
+  token_id: string;
+  last_renewed?: string;
+}
+
+export interface JoinRequest {
+  token: string;
+  type: string;
+  public_key_pem: string;
+  host_name?: string;
+}
+
+export interface HostCertificate {
+  host_id: string;
+  cluster_name: string;
+  cert_pem: string;
+  expires: string;
+  /** The host CA: it signs the proxy's TLS certificate, so the agent trusts it from now on. */
+  host_ca_pem: string;
+}
+
+const NEW_TOKEN = "create a new one on the proxy: azgate admin tokens add --type=app";
+
+export async function joinAgent(ctx: ProxyContext, req: JoinRequest, remoteAddr?: string): Promise<HostCertificate> {
+  if (req.type !== "app") throw new AzgateError("bad_parameter", `cannot join as "${req.type}": agents join as "app"`);
+  const publicKey = await parsePublicKey(req.public_key_pem);
+  const hash = secretHash(req.token.trim());
+  const token = await consumeToken(ctx, hash);
+  const hostId = crypto.randomUUID();
+  const record: AgentRecord = { host_id: hostId, host_name: (req.host_name ?? "").slice(0, 253) || hostId, joined: new Date().toISOString(), token_id: token.id };
+  await ctx.backend.put<AgentRecord>(KEYS.agent(hostId), record);
+  const cert = await issueHostCert(ctx, hostId, publicKey);
+  await ctx.audit.emit({ event: "agent.join", code: "TJ001I", host_id: hostId, host_name: record.host_name, token_id: token.id, remote_addr: remoteAddr, success: true });
+  return cert;
+}
+
+/** A new certificate for a joined agent, for its current or a new key. */
+export async function renewHostCert(ctx: ProxyContext, identity: Identity, publicKeyPem: string): Promise<HostCertificate> {
+  if (identity.kind !== "host") throw new AzgateError("access_denied", "only agents renew host certificates");
+  const item = await ctx.backend.get<AgentRecord>(KEYS.agent(identity.name));
+  if (!item) throw new AzgateError("access_denied", `agent ${identity.name} was removed from the cluster; join it again with a new token`);
+  const cert = await issueHostCert(ctx, identity.name, await parsePublicKey(publicKeyPem));
+  await ctx.backend.put<AgentRecord>(item.key, { ...item.value, last_renewed: new Date().toISOString() });
+  await ctx.audit.emit({ event: "cert.create", code: "TC000I", cert_type: "host", host_id: identity.name, expires: cert.expires });
+  return cert;
+}
+
+async function consumeToken(ctx: ProxyContext, hash: string): Promise<TokenInfo> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const item = await ctx.backend.get<TokenInfo>(KEYS.token(hash));
+    if (!item) {
+      if (await ctx.backend.get(KEYS.invite(hash))) {
+        throw new AzgateError("token_invalid", `this is a user invite, not a join token; ${NEW_TOKEN}`);
+      }
+      throw new AzgateError("token_invalid", `the join token is not valid (unknown, deleted, or expired more than a day ago); ${NEW_TOKEN}`);
+    }
+    const t = item.value;
+    if (t.type !== "app") throw new AzgateError("token_invalid", `the join token is for "${t.type}", not for app agents; ${NEW_TOKEN}`);
+    const expiredFor = Date.now() - Date.parse(t.expires);
+    if (expiredFor >= 0) throw new AzgateError("token_invalid", `the join token expired ${formatDuration(expiredFor)} ago; ${NEW_TOKEN}`);
+    const uses = t.uses ?? 0;
+    if (t.max_uses && uses >= t.max_uses) {
+      throw new AzgateError("token_invalid", `the join token is used up (${uses} of ${t.max_uses} joins); ${NEW_TOKEN}`);
+    }
+    try {
+      await ctx.backend.compareAndSwap<TokenInfo>(item.key, item.revision, { ...t, uses: uses + 1 }, { expires: item.expires ? new Date(item.expires) : undefined });
+      return t;
+    } catch (e) {
+      if ((e as AzgateError).code !== "compare_failed") throw e;
+    }
+  }
+  throw new AzgateError("internal", "the join token is being used by many agents at once; try again");
+}
+
+async function issueHostCert(ctx: ProxyContext, hostId: string, publicKey: CryptoKey): Promise<HostCertificate> {
+  const identity: Identity = {
+    kind: "host",
+    name: hostId,
+    roles: ["app"],
+    traits: {},
+    azure_identities: [],
+    login_method: "join-token",
+    session_id: crypto.randomUUID(),
+  };
+  const cert = await issueIdentityCert({ ca: ctx.cluster.host, publicKey, identity, notAfter: new Date(Date.now() + ctx.settings.hostCertTtlMs) });
+  return { host_id: hostId, cluster_name: ctx.cluster.name, cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), host_ca_pem: pemOf(ctx.cluster.host.cert) };
+}
+
+async function parsePublicKey(pem: string): Promise<CryptoKey> {
+  try {
+    return await importPublicKeyPem(pem);
+  } catch {
+    throw new AzgateError("bad_parameter", "public_key_pem must be an ECDSA P-256 public key in PEM");
+  }
+}

@@ -1,0 +1,100 @@
+import type { TunnelSession } from "../tunnel/index.ts";
+
+/** An app as an agent announces it in its heartbeats. */
+export interface AppSpec {
+  name: string;
+  cloud: "Azure";
+  uri: string;
+  description?: string;
+  labels: Record<string, string>;
+}
+
+/** One agent's tunnel to this proxy. */
+export interface AgentTunnel {
+  id: string;
+  hostId: string;
+  hostName: string;
+  session: TunnelSession;
+  connectedAt: number;
+}
+
+export interface AppServer {
+  app: AppSpec;
+  tunnel: AgentTunnel;
+  lastSeen: number;
+}
+
+/**
+ * The proxy's registry of app servers, fed by agent heartbeats. A server is
+ * live while its tunnel is open and it heartbeated within `ttlMs`; streams are
+ * spread over live servers, least busy first, rotating among equals.
+ */
+export class AppRegistry {
+  private readonly byTunnel = new Map<string, AppServer[]>();
+  private rotation = 0;
+
+  constructor(
+    private readonly ttlMs = 45_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  heartbeat(tunnel: AgentTunnel, apps: AppSpec[]): void {
+    const seen = this.now();
+    this.byTunnel.set(
+      tunnel.id,
+      apps.map((app) => ({ app, tunnel, lastSeen: seen })),
+    );
+  }
+
+  removeTunnel(tunnelId: string): void {
+    this.byTunnel.delete(tunnelId);
+  }
+
+  private live(): AppServer[] {
+    const cutoff = this.now() - this.ttlMs;
+    const out: AppServer[] = [];
+    for (const [id, servers] of this.byTunnel) {
+      const session = servers[0]?.tunnel.session;
+      if (!session || session.isClosed || servers[0].lastSeen < cutoff) {
+        this.byTunnel.delete(id);
+        continue;
+      }
+      out.push(...servers);
+    }
+    return out;
+  }
+
+  /** Live servers for `appName` that can take a stream now, in the order to try them. */
+  servers(appName: string): AppServer[] {
+    const candidates = this.live().filter((s) => s.app.name === appName && !s.tunnel.session.isDraining);
+    if (candidates.length < 2) return candidates;
+    const start = this.rotation++ % candidates.length;
+    const rotated = [...candidates.slice(start), ...candidates.slice(0, start)];
+    return rotated.sort((a, b) => a.tunnel.session.openStreams - b.tunnel.session.openStreams);
+  }
+
+  /** The app by name (labels from the most recent heartbeat), even when its agents are busy or draining. */
+  app(appName: string): AppSpec | null {
+    let best: AppServer | null = null;
+    for (const s of this.live()) if (s.app.name === appName && (!best || s.lastSeen > best.lastSeen)) best = s;
+    return best?.app ?? null;
+  }
+
+  /** Every app with its number of live servers. */
+  apps(): { app: AppSpec; servers: number }[] {
+    const byName = new Map<string, { app: AppSpec; servers: number; lastSeen: number }>();
+    for (const s of this.live()) {
+      const e = byName.get(s.app.name);
+      if (!e) byName.set(s.app.name, { app: s.app, servers: 1, lastSeen: s.lastSeen });
+      else {
+        e.servers++;
+        if (s.lastSeen > e.lastSeen) Object.assign(e, { app: s.app, lastSeen: s.lastSeen });
+      }
+    }
+    return [...byName.values()].map(({ app, servers }) => ({ app, servers })).sort((a, b) => a.app.name.localeCompare(b.app.name));
+  }
+
+  get tunnels(): number {
+    return this.byTunnel.size;
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * One client stream, one Azure request: authorise it against the caller's
+ * current roles, audit it, and relay it to an agent serving the app, failing
+ * over to another agent when one goes away before answering.
+ */
+import { isAzureEndpoint } from "../azure/endpoints.ts";
+import { isAzgateError } from "../errors/index.ts";
+import type { Identity } from "../pki/identity.ts";
+import { checkAzureIdentity } from "../rbac/engine.ts";
+import { ErrorCode, StreamResetError, type TunnelStream } from "../tunnel/index.ts";
+import { requestHeadSchema, respondJson, responseHeadSchema, type RequestHead } from "../tunnel/http.ts";
+import { resolveCaller } from "./caller.ts";
+import type { ProxyContext } from "./context.ts";
+import type { AppRegistry, AppServer } from "./registry.ts";
+
+/** What the proxy tells the agent about a stream, beyond the request head. */
+export interface AgentStreamMeta extends RequestHead {
+  session: { user: string; app: string; azure_identity: string; session_id: string };
+  /** The client's app key (public JWK): the agent verifies the placeholder token with it. */
+  client_key: JsonWebKey;
+  request_id: string;
+}
+
+export interface ClientSession {
+  identity: Identity;
+  clientKey: JsonWebKey;
+  remoteAddr?: string;
+}
+
+const MAX_ATTEMPTS = 3;
+
+export async function routeClientStream(ctx: ProxyContext, registry: AppRegistry, client: ClientSession, stream: TunnelStream): Promise<void> {
+  const requestId = crypto.randomUUID();
+  const started = Date.now();
+  const refuse = (status: number, code: string, message: string) =>
+    respondJson(stream, status, { error: { code, message: `azgate: ${message}` } }, [["x-azgate-request-id", requestId]]).catch(() => undefined);
+
+  const parsed = requestHeadSchema.safeParse(stream.meta);
+  if (!parsed.success) return refuse(400, "bad_request", "malformed request metadata");
+  const head = parsed.data;
+  const url = new URL(head.url);
+  const route = client.identity.route;
+  if (!route?.azure_identity) return refuse(403, "access_denied", "this session has no Azure identity; run azgate apps login APP --azure-identity NAME");
+
+  const base = { user: client.identity.name, app: route.app, azure_identity: route.azure_identity, session_id: client.identity.session_id, request_id: requestId };
+  const deny = async (status: number, code: string, reason: string) => {
+    await ctx.audit.emit({ event: "app.request.denied", code: "T2009W", ...base, method: head.method, host: url.hostname, path: url.pathname, reason, success: false });
+    return refuse(status, code, reason);
+  };
+
+  let caller;
+  try {
+    caller = await resolveCaller(ctx, client.identity);
+  } catch (e) {
+    return deny(isAzgateError(e) ? e.status : 401, isAzgateError(e) ? e.code : "unauthenticated", (e as Error).message);
+  }
+  const app = registry.app(route.app);
+  if (!app) return refuse(503, "app_unavailable", `no agent serves app "${route.app}" right now; azgate apps ls shows the apps that are up`);
+  const decision = checkAzureIdentity(caller.roles, caller.traits, app, route.azure_identity);
+  if (!decision.allowed) return deny(403, "access_denied", decision.reason);
+  if (url.protocol !== "https:" || !isAzureEndpoint(url.hostname) || (url.port && url.port !== "443")) {
+    return deny(403, "target_refused", `${url.host} is not an Azure API host over HTTPS`);
+  }
+
+  await ctx.audit.emit({ event: "app.request", code: "T2009I", ...base, method: head.method, host: url.hostname, path: url.pathname, query: url.search.slice(1) });
+
+  const meta: AgentStreamMeta = { ...head, session: base, client_key: client.clientKey, request_id: requestId };
+  const body = new BodyPump(stream.readable.getReader());
+  let status = 0;
+  let lastError = "no agent could take the request";
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const server = pickServer(registry, app.name, attempt);
+    if (!server) break;
+    const outcome = await relay(server, meta, body, stream);
+    if (outcome.ok) {
+      status = outcome.status;
+      break;
+    }
+    lastError = outcome.error;
+    // Only a request whose body was fully read and empty can be replayed on another agent.
+    if (!outcome.retryable || !body.replayable) break;
+  }
+  if (!status && !stream.isClosed) {
+    if (body.started || stream.resetError) stream.reset(ErrorCode.UNAVAILABLE, lastError);
+    else await refuse(502, "agent_unavailable", lastError);
+  }
+  void ctx.audit
+    .emit({ event: "app.request.end", code: "T2009I", ...base, status: status || 502, duration_ms: Date.now() - started })
+    .catch((e) => console.error("[proxy] audit failed:", e));
+}
+
+function pickServer(registry: AppRegistry, app: string, attempt: number): AppServer | undefined {
+  const servers = registry.servers(app);
+  return servers[attempt % Math.max(servers.length, 1)];
+}
+
+type RelayOutcome = { ok: true; status: number } | { ok: false; retryable: boolean; error: string };
+
+async function relay(server: AppServer, meta: AgentStreamMeta, body: BodyPump, client: TunnelStream): Promise<RelayOutcome> {
+  let upstream: TunnelStream;
+  try {
+    upstream = server.tunnel.session.open(meta as unknown as Record<string, unknown>);
+  } catch (e) {
+    return { ok: false, retryable: true, error: `agent ${server.tunnel.hostName}: ${(e as Error).message}` };
+  }
+  // A reset on either side is passed to the other with its code and reason.
+  void client.done().then(() => client.resetError && upstream.reset(client.resetError.code, client.resetError.reason));
+  body.attach(upstream.writable.getWriter());
+
+  let head;
+  try {
+    head = await upstream.readMeta();
+  } catch (e) {
+    return { ok: false, retryable: true, error: `agent ${server.tunnel.hostName} went away: ${(e as Error).message}` };
+  }
+  const parsed = responseHeadSchema.safeParse(head);
+  if (!parsed.success) {
+    upstream.reset(ErrorCode.PROTOCOL_ERROR, "malformed response head");
+    return { ok: false, retryable: false, error: `agent ${server.tunnel.hostName} sent a malformed response` };
+  }
+  void upstream.done().then(() => upstream.resetError && client.reset(upstream.resetError.code, upstream.resetError.reason));
+  try {
+    client.sendMeta(parsed.data);
+    await upstream.readable.pipeTo(client.writable, { preventClose: true, preventAbort: true, preventCancel: true });
+    const trailer = await upstream.readMeta();
+    if (trailer) client.sendMeta(trailer);
+    client.end();
+  } catch (e) {
+    const err = e instanceof StreamResetError ? e : new StreamResetError(ErrorCode.INTERNAL_ERROR, (e as Error).message, false);
+    client.reset(err.code, err.reason);
+    upstream.reset(err.code, err.reason);
+  }
+  return { ok: true, status: parsed.data.status };
+}
+
+/**
+ * Copies the client's request body to the current upstream. It remembers
+ * whether any byte was read, which decides if a failed attempt can be retried.
+ */
+class BodyPump {
+  private writer: WritableStreamDefaultWriter<Uint8Array> | null = null;
+  private running = false;
+  private ended = false;
+  started = false;
+
+  constructor(private readonly reader: ReadableStreamDefaultReader<Uint8Array>) {}
+
+  get replayable(): boolean {
+    return this.ended && !this.started;
+  }
+
+  attach(writer: WritableStreamDefaultWriter<Uint8Array>): void {
+    this.writer = writer;
+    if (this.ended) {
+      writer.close().catch(() => undefined);
+      return;
+    }
+    if (!this.running) {
+      this.running = true;
+      void this.run();
+    }
+  }
+
+  private async run(): Promise<void> {
+    try {
+      for (;;) {
+        const { done, value } = await this.reader.read();
+        if (done) {
+          this.ended = true;
+          await this.writer?.close();
+          return;
+        }
+        this.started = true;
+        await this.writer!.write(value);
+      }
+    } catch (e) {
+      const reset = e instanceof StreamResetError ? e : null;
+      await this.writer?.abort(reset ?? e).catch(() => undefined);
+    }
+  }
+}

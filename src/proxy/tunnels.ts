@@ -1,0 +1,168 @@
+/**
+ * The proxy's two WebSocket endpoints. Each is authenticated once, at the
+ * upgrade, by a certificate and a proof of possession:
+ *   /v1/tunnel/agent  agents (host certificates): heartbeats, renewals, and
+ *                     the streams the proxy opens to them;
+ *   /v1/tunnel/client clients (app certificates): one stream per Azure request.
+ */
+import { Hono, type Context } from "hono";
+import type { WebSocket } from "ws";
+import { z } from "zod";
+import { x509 } from "../pki/x509.ts";
+import { AzgateError, isAzgateError } from "../errors/index.ts";
+import { verifyProof } from "../auth/proof.ts";
+import type { Identity } from "../pki/identity.ts";
+import { upgradeWebSocket } from "../runtime/index.ts";
+import { agentAppSchema } from "../config/schema.ts";
+import { attachSession, ErrorCode, respondJsonMeta, type TunnelSession, type TunnelStream } from "../tunnel/index.ts";
+import type { ProxyContext } from "./context.ts";
+import { KEYS } from "./keys.ts";
+import { renewHostCert } from "./join.ts";
+import { remoteAddr } from "./rate-limit.ts";
+import type { AgentTunnel, AppRegistry } from "./registry.ts";
+import { routeClientStream } from "./route.ts";
+
+export const HEARTBEAT_INTERVAL_MS = 10_000;
+
+type Env = { Variables: { identity: Identity; cert: x509.X509Certificate } };
+
+const heartbeatSchema = z.object({
+  type: z.literal("heartbeat"),
+  host_name: z.string().max(253),
+  version: z.string().max(64),
+  apps: z.array(agentAppSchema).max(100),
+});
+const renewSchema = z.object({ type: z.literal("renew"), public_key_pem: z.string().max(4096) });
+
+export interface TunnelServer {
+  routes: Hono<Env>;
+  /** Tells every connected agent and client to move, waits up to `deadlineMs` for open streams, then closes. */
+  drain(deadlineMs: number): Promise<void>;
+  close(): void;
+  counts(): { agents: number; clients: number };
+}
+
+export function tunnelServer(ctx: ProxyContext, registry: AppRegistry): TunnelServer {
+  const agents = new Set<TunnelSession>();
+  const clients = new Set<TunnelSession>();
+  const routes = new Hono<Env>();
+  let draining = false;
+
+  const authenticate = (kind: "host" | "user") => async (c: Context<Env>, next: () => Promise<void>) => {
+    try {
+      if (draining) throw new AzgateError("connection_failed", "this proxy is shutting down; connect to another");
+      const url = new URL(c.req.url);
+      const { identity, cert } = await verifyProof({
+        authorization: c.req.header("authorization"),
+        method: "GET",
+        pathAndQuery: url.pathname + url.search,
+        cas: [kind === "host" ? ctx.cluster.host.cert : ctx.cluster.user.cert],
+        replay: ctx.replay,
+      });
+      if (identity.kind !== kind) throw new AzgateError("access_denied", kind === "host" ? "this endpoint is for agents" : "this endpoint is for app sessions; run azgate apps login");
+      if (kind === "host" && !(await ctx.backend.get(KEYS.agent(identity.name)))) {
+        throw new AzgateError("access_denied", `agent ${identity.name} was removed from the cluster; join it again with a new token`);
+      }
+      if (kind === "user" && !identity.route) throw new AzgateError("access_denied", "a user session cannot open a tunnel; run azgate apps login first");
+      c.set("identity", identity);
+      c.set("cert", cert);
+    } catch (e) {
+      // An upgrade refusal carries no body, so the reason travels in a header.
+      const err = isAzgateError(e) ? e : new AzgateError("internal", "internal error");
+      return c.body(null, err.status as 401, { "x-azgate-error": encodeURIComponent(JSON.stringify({ code: err.code, message: err.message })) });
+    }
+    await next();
+  };
+
+  routes.get(
+    "/agent",
+    authenticate("host"),
+    upgradeWebSocket((c) => {
+      const identity = c.get("identity");
+      return {
+        onOpen(_ev, ws) {
+          const tunnel: AgentTunnel = { id: crypto.randomUUID(), hostId: identity.name, hostName: identity.name, session: null as unknown as TunnelSession, connectedAt: Date.now() };
+          tunnel.session = attachSession(ws.raw as WebSocket, {
+            role: "acceptor",
+            name: `agent ${identity.name}`,
+            onStream: (stream) => void handleAgentStream(ctx, registry, tunnel, identity, stream),
+          });
+          agents.add(tunnel.session);
+          closeAtExpiry(tunnel.session, c.get("cert").notAfter);
+          void ctx.audit.emit({ event: "agent.connect", code: "TA001I", host_id: identity.name, remote_addr: remoteAddr(c) });
+          void tunnel.session.closed().then((info) => {
+            agents.delete(tunnel.session);
+            registry.removeTunnel(tunnel.id);
+            void ctx.audit.emit({ event: "agent.disconnect", code: "TA002I", host_id: identity.name, reason: info.reason });
+          });
+        },
+      };
+    }),
+  );
+
+  routes.get(
+    "/client",
+    authenticate("user"),
+    upgradeWebSocket((c) => {
+      const identity = c.get("identity");
+      const cert = c.get("cert");
+      const addr = remoteAddr(c);
+      return {
+        async onOpen(_ev, ws) {
+          const clientKey = (await crypto.subtle.exportKey("jwk", await cert.publicKey.export({ name: "ECDSA", namedCurve: "P-256" }, ["verify"]))) as JsonWebKey;
+          const session = attachSession(ws.raw as WebSocket, {
+            role: "acceptor",
+            name: `client ${identity.name}`,
+            onStream: (stream) => void routeClientStream(ctx, registry, { identity, clientKey, remoteAddr: addr }, stream).catch((e) => {
+              console.error("[proxy] client stream failed:", e);
+              stream.reset(ErrorCode.INTERNAL_ERROR, "internal error; see the proxy log");
+            }),
+          });
+          clients.add(session);
+          closeAtExpiry(session, cert.notAfter);
+          void session.closed().then(() => clients.delete(session));
+        },
+      };
+    }),
+  );
+
+  return {
+    routes,
+    async drain(deadlineMs) {
+      draining = true;
+      await Promise.all([...agents, ...clients].map((s) => s.drain(deadlineMs, "proxy is shutting down")));
+    },
+    close() {
+      for (const s of [...agents, ...clients]) s.close(ErrorCode.UNAVAILABLE, "proxy is shutting down");
+    },
+    counts: () => ({ agents: agents.size, clients: clients.size }),
+  };
+}
+
+/** A tunnel lives no longer than the certificate it was opened with; the peer reconnects with a renewed one. */
+function closeAtExpiry(session: TunnelSession, notAfter: Date): void {
+  const ms = Math.min(notAfter.getTime() - Date.now(), 2 ** 31 - 1);
+  const t = setTimeout(() => void session.drain(10_000, "certificate expired; reconnect with a renewed one"), Math.max(ms, 0));
+  (t as { unref?: () => void }).unref?.();
+  void session.closed().then(() => clearTimeout(t));
+}
+
+async function handleAgentStream(ctx: ProxyContext, registry: AppRegistry, tunnel: AgentTunnel, identity: Identity, stream: TunnelStream): Promise<void> {
+  try {
+    const type = stream.meta.type;
+    if (type === "heartbeat") {
+      const hb = heartbeatSchema.parse(stream.meta);
+      tunnel.hostName = hb.host_name || identity.name;
+      registry.heartbeat(tunnel, hb.apps.map((a) => ({ ...a, cloud: "Azure" as const })));
+      respondJsonMeta(stream, { ok: true, cluster_name: ctx.cluster.name, interval_ms: HEARTBEAT_INTERVAL_MS });
+    } else if (type === "renew") {
+      const req = renewSchema.parse(stream.meta);
+      respondJsonMeta(stream, { ok: true, ...(await renewHostCert(ctx, identity, req.public_key_pem)) });
+    } else {
+      stream.reset(ErrorCode.REFUSED_STREAM, `unknown stream type "${String(type)}"`);
+    }
+  } catch (e) {
+    const message = e instanceof z.ZodError ? "malformed request" : (e as Error).message;
+    respondJsonMeta(stream, { ok: false, code: isAzgateError(e) ? e.code : "bad_request", message });
+  }
+}

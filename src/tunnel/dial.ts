@@ -1,0 +1,63 @@
+/**
+ * Dials a proxy tunnel endpoint: a WebSocket upgrade carrying a proof of
+ * possession for the caller's certificate, verified against a pinned CA.
+ */
+import { WebSocket } from "ws";
+import { AzgateError, fromErrorBody } from "../errors/index.ts";
+import { createProof, PROOF_SCHEME } from "../auth/proof.ts";
+import { attachSession, WS_MAX_PAYLOAD } from "./websocket.ts";
+import type { SessionOptions, TunnelSession } from "./session.ts";
+
+export interface DialOptions {
+  /** https://host:port of the proxy. */
+  baseUrl: string;
+  /** "/v1/tunnel/agent" or "/v1/tunnel/client". */
+  path: string;
+  caPem?: string;
+  insecure?: boolean;
+  key: CryptoKey;
+  certPem: string;
+  session: Omit<SessionOptions, "role">;
+  timeoutMs?: number;
+}
+
+export async function dialTunnel(opts: DialOptions): Promise<TunnelSession> {
+  const url = new URL(opts.path, opts.baseUrl);
+  const proof = await createProof({ key: opts.key, certPem: opts.certPem, method: "GET", pathAndQuery: url.pathname + url.search });
+  url.protocol = "wss:";
+  const ws = new WebSocket(url, {
+    headers: { authorization: `${PROOF_SCHEME} ${proof}` },
+    ca: opts.caPem,
+    rejectUnauthorized: !opts.insecure,
+    maxPayload: WS_MAX_PAYLOAD,
+    handshakeTimeout: opts.timeoutMs ?? 15_000,
+    perMessageDeflate: false,
+  });
+  return new Promise((resolve, reject) => {
+    const fail = (err: Error) => {
+      ws.removeAllListeners();
+      ws.on("error", () => undefined);
+      ws.terminate();
+      reject(err);
+    };
+    ws.once("unexpected-response", (_req, res) => {
+      const header = res.headers["x-azgate-error"];
+      let err = new AzgateError("connection_failed", `the proxy refused the tunnel (HTTP ${res.statusCode})`);
+      if (typeof header === "string") {
+        try {
+          err = fromErrorBody(res.statusCode ?? 500, { error: JSON.parse(decodeURIComponent(header)) });
+        } catch {
+          // keep the generic error
+        }
+      }
+      res.resume();
+      fail(err);
+    });
+    ws.once("error", (e) => fail(new AzgateError("connection_failed", `cannot open a tunnel to ${opts.baseUrl}: ${e.message}`, { cause: e })));
+    ws.once("open", () => {
+      ws.removeAllListeners("error");
+      ws.removeAllListeners("unexpected-response");
+      resolve(attachSession(ws, { ...opts.session, role: "dialer" }));
+    });
+  });
+}

@@ -1,0 +1,94 @@
+/**
+ * HTTP over a tunnel stream (docs/tunnel-protocol.md, "HTTP streams"):
+ * OPEN carries the request head, DATA the body, END ends the body; the
+ * answer is a META with the response head, DATA, an optional trailer META
+ * (status of the upstream call and timings), then END.
+ */
+import { z } from "zod";
+import { ErrorCode, type Meta } from "./frame.ts";
+import type { TunnelStream } from "./stream.ts";
+import type { TunnelSession } from "./session.ts";
+
+export type HeaderList = [string, string][];
+
+const headerList = z.array(z.tuple([z.string().min(1).max(256), z.string().max(8192)])).max(256);
+
+export const requestHeadSchema = z.object({
+  kind: z.literal("http"),
+  method: z.string().regex(/^[A-Z]{1,16}$/, "must be an HTTP method"),
+  url: z.string().url().max(8192),
+  headers: headerList,
+});
+export type RequestHead = z.infer<typeof requestHeadSchema>;
+
+export const responseHeadSchema = z.object({
+  status: z.number().int().min(100).max(599),
+  headers: headerList,
+});
+export type ResponseHead = z.infer<typeof responseHeadSchema>;
+
+/** The trailer the agent sends after the body: where the time went. */
+export interface ResponseTrailer {
+  timings: { total_ms: number; token_ms?: number; upstream_ms?: number };
+  /** Set when the upstream body ended abnormally. */
+  error?: string;
+}
+
+/** Answers a stream with a small JSON response and ends it (refusals and errors). */
+export async function respondJson(stream: TunnelStream, status: number, body: unknown, extraHeaders: HeaderList = []): Promise<void> {
+  const bytes = new TextEncoder().encode(JSON.stringify(body));
+  stream.sendMeta({ status, headers: [["content-type", "application/json; charset=utf-8"], ["content-length", String(bytes.length)], ...extraHeaders] } satisfies ResponseHead);
+  const writer = stream.writable.getWriter();
+  await writer.write(bytes);
+  await writer.close();
+}
+
+export function headerValue(headers: HeaderList, name: string): string[] {
+  const n = name.toLowerCase();
+  return headers.filter(([k]) => k.toLowerCase() === n).map(([, v]) => v);
+}
+
+export interface TunnelResponse {
+  status: number;
+  headers: HeaderList;
+  body: ReadableStream<Uint8Array>;
+  /** Resolves after the body with the trailer, if the far side sent one. */
+  trailer: () => Promise<ResponseTrailer | null>;
+  stream: TunnelStream;
+}
+
+/**
+ * Sends one HTTP request over a session and waits for the response head.
+ * The body (if any) is streamed with flow control.
+ */
+export async function tunnelRequest(
+  session: TunnelSession,
+  head: Omit<RequestHead, "kind"> & Meta,
+  body?: ReadableStream<Uint8Array> | Uint8Array,
+): Promise<TunnelResponse> {
+  const stream = session.open({ kind: "http", ...head });
+  const sending = (async () => {
+    if (body instanceof ReadableStream) return body.pipeTo(stream.writable);
+    const writer = stream.writable.getWriter();
+    if (body && body.length) await writer.write(body);
+    await writer.close();
+  })();
+  sending.catch(() => undefined);
+  const meta = await stream.readMeta();
+  if (!meta) {
+    stream.reset(ErrorCode.PROTOCOL_ERROR, "no response head");
+    throw new Error("the tunnel stream ended without a response");
+  }
+  const parsed = responseHeadSchema.safeParse(meta);
+  if (!parsed.success) {
+    stream.reset(ErrorCode.PROTOCOL_ERROR, "malformed response head");
+    throw new Error("malformed response head on the tunnel stream");
+  }
+  return {
+    status: parsed.data.status,
+    headers: parsed.data.headers,
+    body: stream.readable,
+    trailer: async () => ((await stream.readMeta().catch(() => null)) as ResponseTrailer | null),
+    stream,
+  };
+}

@@ -1,0 +1,228 @@
+import { ErrorCode, LIMITS, type Meta } from "./frame.ts";
+
+/** A stream ended by RESET (from either side) or by its connection closing. */
+export class StreamResetError extends Error {
+  constructor(
+    readonly code: number,
+    readonly reason: string,
+    readonly remote: boolean,
+  ) {
+    super(`stream reset by ${remote ? "peer" : "this side"}: ${reason || "no reason"} (code ${code})`);
+    this.name = "StreamResetError";
+  }
+}
+
+/** What a stream needs from its session; keeps the stream free of connection details. */
+export interface StreamHost {
+  sendData(id: number, data: Uint8Array): void;
+  sendMeta(id: number, meta: Meta): void;
+  sendEnd(id: number): void;
+  sendReset(id: number, code: number, reason: string): void;
+  sendWindow(id: number, increment: number): void;
+  /** Resolves when the connection can take more bytes (connection-level backpressure). */
+  writable(): Promise<void>;
+  streamClosed(id: number): void;
+}
+
+type Waiter = { resolve: () => void; reject: (e: unknown) => void };
+
+/**
+ * One bidirectional stream: metadata on open, then DATA and META in each
+ * direction, half-close with END, or RESET. Bytes are read from `readable` and
+ * written to `writable` (web streams, so both runtimes and fetch bodies fit).
+ *
+ * Flow control: the peer may send at most `initialWindow` bytes we have not
+ * yet handed to our reader; we return credit (WINDOW) as our reader consumes.
+ * A slow reader therefore stops the sender instead of growing a buffer.
+ */
+export class TunnelStream {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+  /** Set once the stream was reset, by either side. */
+  resetError: StreamResetError | null = null;
+
+  private sendWindow: number = LIMITS.initialWindow;
+  private recvAllowance: number = LIMITS.initialWindow;
+  private unacked = 0;
+  private creditWaiters: Waiter[] = [];
+  private chunks: Uint8Array[] = [];
+  private dataWaiter: Waiter | null = null;
+  private metas: Meta[] = [];
+  private metaWaiters: { resolve: (m: Meta | null) => void; reject: (e: unknown) => void }[] = [];
+  private localEnded = false;
+  private remoteEnded = false;
+  private finished = false;
+  private readonly doneResolvers: (() => void)[] = [];
+
+  constructor(
+    readonly id: number,
+    /** The metadata the opener sent. */
+    readonly meta: Meta,
+    private readonly host: StreamHost,
+  ) {
+    this.readable = new ReadableStream<Uint8Array>(
+      {
+        pull: (controller) => this.pull(controller),
+        cancel: () => this.reset(ErrorCode.CANCEL, "reader cancelled"),
+      },
+      { highWaterMark: 0 },
+    );
+    this.writable = new WritableStream<Uint8Array>({
+      write: (chunk) => this.write(chunk),
+      close: () => this.end(),
+      abort: (reason) => this.reset(ErrorCode.CANCEL, reason instanceof Error ? reason.message : "writer aborted"),
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.finished;
+  }
+
+  /** Resolves when both directions are done or the stream was reset. */
+  done(): Promise<void> {
+    if (this.finished) return Promise.resolve();
+    return new Promise((r) => this.doneResolvers.push(r));
+  }
+
+  /** The next META from the peer, in order; null once the peer ended without sending more. */
+  readMeta(): Promise<Meta | null> {
+    const next = this.metas.shift();
+    if (next) return Promise.resolve(next);
+    if (this.resetError) return Promise.reject(this.resetError);
+    if (this.remoteEnded) return Promise.resolve(null);
+    return new Promise((resolve, reject) => this.metaWaiters.push({ resolve, reject }));
+  }
+
+  sendMeta(meta: Meta): void {
+    if (this.resetError) throw this.resetError;
+    if (this.localEnded) throw new Error("stream already ended");
+    this.host.sendMeta(this.id, meta);
+  }
+
+  /** Half-close: no more DATA or META from this side. */
+  end(): void {
+    if (this.localEnded || this.resetError) return;
+    this.localEnded = true;
+    this.host.sendEnd(this.id);
+    this.maybeFinish();
+  }
+
+  reset(code: number, reason: string): void {
+    if (this.resetError || this.finished) return;
+    this.host.sendReset(this.id, code, reason);
+    this.fail(new StreamResetError(code, reason, false));
+  }
+
+  // ---- called by the session -------------------------------------------------
+
+  onData(data: Uint8Array): boolean {
+    if (this.remoteEnded || this.resetError) return true; // late frame after our reset: drop
+    if (data.length > this.recvAllowance) return false; // flow-control violation
+    this.recvAllowance -= data.length;
+    this.chunks.push(data);
+    this.wakeReader();
+    return true;
+  }
+
+  onMeta(meta: Meta): void {
+    if (this.remoteEnded || this.resetError) return;
+    const waiter = this.metaWaiters.shift();
+    if (waiter) waiter.resolve(meta);
+    else this.metas.push(meta);
+  }
+
+  onEnd(): void {
+    if (this.remoteEnded || this.resetError) return;
+    this.remoteEnded = true;
+    for (const w of this.metaWaiters.splice(0)) w.resolve(null);
+    this.wakeReader();
+    this.maybeFinish();
+  }
+
+  onWindow(increment: number): boolean {
+    if (this.sendWindow + increment > LIMITS.maxWindow) return false;
+    this.sendWindow += increment;
+    for (const w of this.creditWaiters.splice(0)) w.resolve();
+    return true;
+  }
+
+  /** RESET from the peer, or the connection went away. */
+  fail(err: StreamResetError): void {
+    if (this.resetError || this.finished) return;
+    this.resetError = err;
+    this.chunks = [];
+    for (const w of this.creditWaiters.splice(0)) w.reject(err);
+    for (const w of this.metaWaiters.splice(0)) w.reject(err);
+    this.wakeReader();
+    this.finish();
+  }
+
+  // ---- internals --------------------------------------------------------------
+
+  private async pull(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
+    for (;;) {
+      const chunk = this.chunks.shift();
+      if (chunk) {
+        controller.enqueue(chunk);
+        this.grantCredit(chunk.length);
+        return;
+      }
+      if (this.resetError) {
+        controller.error(this.resetError);
+        return;
+      }
+      if (this.remoteEnded) {
+        controller.close();
+        return;
+      }
+      await new Promise<void>((resolve, reject) => (this.dataWaiter = { resolve, reject }));
+    }
+  }
+
+  private grantCredit(consumed: number): void {
+    this.unacked += consumed;
+    // Batch credit so small reads do not each cost a frame. A quarter window
+    // is safe: a sender that used up its window has given us four times that.
+    if (this.unacked >= LIMITS.initialWindow / 4) {
+      if (this.remoteEnded || this.resetError) return;
+      this.recvAllowance += this.unacked;
+      this.host.sendWindow(this.id, this.unacked);
+      this.unacked = 0;
+    }
+  }
+
+  private wakeReader(): void {
+    const w = this.dataWaiter;
+    this.dataWaiter = null;
+    w?.resolve();
+  }
+
+  private async write(chunk: Uint8Array): Promise<void> {
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.resetError) throw this.resetError;
+      if (this.localEnded) throw new Error("stream already ended");
+      if (this.sendWindow === 0) {
+        await new Promise<void>((resolve, reject) => this.creditWaiters.push({ resolve, reject }));
+        continue;
+      }
+      await this.host.writable();
+      if (this.resetError) throw this.resetError;
+      const n = Math.min(chunk.length - offset, this.sendWindow, LIMITS.maxDataPayload);
+      this.host.sendData(this.id, chunk.subarray(offset, offset + n));
+      this.sendWindow -= n;
+      offset += n;
+    }
+  }
+
+  private maybeFinish(): void {
+    if (this.localEnded && this.remoteEnded) this.finish();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.host.streamClosed(this.id);
+    for (const r of this.doneResolvers.splice(0)) r();
+  }
+}

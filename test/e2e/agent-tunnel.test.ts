@@ -1,0 +1,100 @@
+/**
+ * Agents and tunnels end to end: a real proxy process, real agent processes
+ * using Workload ID against the emulator, and a test client on the proxy's
+ * stream API (the CLI's local proxy comes with issue 5).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { statSync } from "node:fs";
+import path from "node:path";
+import { useEmulator } from "../helpers/emulator.ts";
+import { IDENTITY, readBody, spawnAgent, startCluster, type AgentProcess, type TestCluster, type UserSession } from "../helpers/cluster.ts";
+import { cli, tempDir } from "../helpers/azgate.ts";
+import { saveProfile } from "../../src/client/profile.ts";
+
+const fx = useEmulator({ projectToken: true });
+const READER = IDENTITY("teleport-reader");
+
+describe("agent join, reverse tunnel and Azure forwarding", () => {
+  let cluster: TestCluster;
+  let agent: AgentProcess;
+  let alice: UserSession;
+
+  beforeAll(async () => {
+    cluster = await startCluster();
+    agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken() });
+    await agent.waitFor(/tunnel to .* is up/);
+    await cluster.admin.call("POST", "/v1/admin/resources", {
+      text: `kind: role\nversion: v7\nmetadata: {name: azure-prod}\nspec:\n  allow:\n    app_labels: {env: prod}\n    azure_identities: ["{{internal.azure_identities}}"]\n`,
+    });
+    alice = await cluster.user("alice", ["azure-prod"], [READER]);
+  });
+  afterAll(async () => {
+    await agent?.stop();
+    await cluster?.stop();
+  });
+
+  it("stores the agent identity 0600 in a 0700 dir", () => {
+    const dir = path.join(agent.dataDir, "agent");
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    for (const f of ["host.key", "host.crt", "identity.json"]) expect(statSync(path.join(dir, f)).mode & 0o777).toBe(0o600);
+  });
+
+  it("lists the app for a user whose role allows it, through the real CLI", async () => {
+    const home = tempDir("azgate-home-");
+    await saveProfile({ proxy: cluster.proxy.addr, user: "alice", cluster: "e2e", ca_pem: cluster.target.ca_pem }, alice.keyPem, alice.certPem, home);
+    const text = await cli(["apps", "ls"], { home });
+    expect(text.stderr).toBe("");
+    expect(text.stdout).toMatch(/^Application\s+Description\s+Type\s+Public Address\s+Labels/m);
+    expect(text.stdout).toMatch(/^azure-cli\s+.*Azure\s+.*env=prod/m);
+    const json = JSON.parse((await cli(["apps", "ls", "--format", "json"], { home })).stdout);
+    expect(json).toEqual([expect.objectContaining({ name: "azure-cli", cloud: "Azure", labels: { env: "prod" }, servers: 1, azure_identities: [READER] })]);
+    const yaml = (await cli(["apps", "ls", "--format", "yaml"], { home })).stdout;
+    expect(yaml).toMatch(/- name: azure-cli/);
+  });
+
+  it("hides apps the user's roles do not allow", async () => {
+    await cluster.admin.call("POST", "/v1/admin/resources", { text: `kind: role\nversion: v7\nmetadata: {name: dev-only}\nspec:\n  allow:\n    app_labels: {env: dev}\n` });
+    const bob = await cluster.user("bob", ["dev-only"]);
+    expect((await bob.api.call<{ items: unknown[] }>("GET", "/v1/apps")).items).toEqual([]);
+    await expect(bob.appSession("azure-cli", READER)).rejects.toThrow(/app "azure-cli" not found/);
+  });
+
+  it("forwards ARM calls with a real token that the client never sees", async () => {
+    const app = await alice.appSession("azure-cli", READER);
+    try {
+      const placeholder = await app.placeholder("https://management.core.windows.net/");
+      const before = fx.emu.requests.length;
+      const res = await app.request(`https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups?api-version=2021-04-01`, {
+        headers: [["authorization", `Bearer ${placeholder}`], ["accept", "application/json"]],
+      });
+      const body = await readBody(res);
+      expect(res.status).toBe(200);
+      expect(JSON.parse(body).value.map((g: { name: string }) => g.name)).toContain("myResourceGroup");
+      const trailer = await res.trailer();
+      expect(trailer?.timings.total_ms).toBeGreaterThan(0);
+
+      const seen = fx.emu.requests.slice(before).find((r) => r.host === "management.azure.com" && r.path.includes("/resourcegroups"));
+      const real = seen?.authorization?.replace(/^Bearer /, "");
+      expect(real).toBeTruthy();
+      expect(real).not.toBe(placeholder);
+      expect(JSON.parse(Buffer.from(real!.split(".")[1], "base64url").toString()).xms_mirid).toBe(READER);
+      // Nothing the client received carries the real token.
+      expect(JSON.stringify(res.headers) + body + JSON.stringify(trailer)).not.toContain(real!.split(".")[2]);
+      // Hop-by-hop and azgate headers are not forwarded.
+      expect(Object.keys(seen!.headers).filter((h) => h.startsWith("x-azgate") || h === "x-forwarded-host")).toEqual([]);
+    } finally {
+      app.close();
+    }
+  });
+
+  it("passes a request without Authorization through unchanged", async () => {
+    const app = await alice.appSession("azure-cli", READER);
+    try {
+      const res = await app.request(`https://management.azure.com/subscriptions?api-version=2019-11-01`, { resource: null });
+      expect(res.status).toBe(401);
+      expect(await readBody(res)).toMatch(/AuthenticationFailed|InvalidAuthenticationToken/);
+    } finally {
+      app.close();
+    }
+  });
+});
