@@ -13,11 +13,11 @@ export interface EmulatorFixture {
 }
 
 /** Starts an emulator for the calling test file (and a projected token), and stops it after. */
-export function useEmulator(opts: { armPageSize?: number; projectToken?: boolean } = {}): EmulatorFixture {
+export function useEmulator(opts: { armPageSize?: number; projectToken?: boolean; worldFile?: string } = {}): EmulatorFixture {
   const fx = { dir: tempDir("azgate-emu-") } as EmulatorFixture;
   let stopProjection: (() => void) | undefined;
   beforeAll(async () => {
-    fx.emu = await startEmulator({ dir: fx.dir, armPageSize: opts.armPageSize });
+    fx.emu = await startEmulator({ dir: fx.dir, armPageSize: opts.armPageSize, worldFile: opts.worldFile });
     fx.tokenFile = path.join(fx.dir, "sa-token");
     if (opts.projectToken) stopProjection = (await fx.emu.issuer.project(fx.tokenFile, AGENT_SA)).stop;
   });

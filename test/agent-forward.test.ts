@@ -1,0 +1,276 @@
+/**
+ * The agent's forwarder and token provider, in process, against the emulator
+ * (real @azure/identity, real HTTPS). DNS for Azure names cannot run here, so
+ * the DNS-rebinding cases give the forwarder a resolver; everything else is real.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { writeFileSync } from "node:fs";
+import https from "node:https";
+import net from "node:net";
+import path from "node:path";
+import { parse, stringify } from "yaml";
+import { DEFAULT_WORLD_YAML } from "../src/emulator/default-world.ts";
+import { useEmulator } from "./helpers/emulator.ts";
+import { agentEnv, IDENTITY, readBody } from "./helpers/cluster.ts";
+import { tempDir } from "./helpers/azgate.ts";
+import { Outbound } from "../src/agent/outbound.ts";
+import { identityHttpClient } from "../src/agent/identity-http.ts";
+import { AzureTokenProvider, TokenError } from "../src/agent/tokens.ts";
+import { forwardStream } from "../src/agent/forward.ts";
+import { forbiddenAddressReason } from "../src/agent/address-policy.ts";
+import { backoffDelay } from "../src/agent/reverse-tunnel.ts";
+import { TunnelSession, type FrameTransport } from "../src/tunnel/index.ts";
+import { tunnelRequest } from "../src/tunnel/http.ts";
+import { generateKeyPair, privateKeyToPem } from "../src/pki/keys.ts";
+import { signPlaceholder } from "../src/azure/placeholder.ts";
+import { createAuthority } from "../src/pki/authority.ts";
+import { issueServerCert } from "../src/pki/certificate.ts";
+import { isAzureEndpoint } from "../src/azure/endpoints.ts";
+import { scopeForResource } from "../src/azure/scopes.ts";
+
+const worldFile = path.join(tempDir("azgate-world-"), "world.yaml");
+{
+  const world = parse(DEFAULT_WORLD_YAML);
+  const fed = world.identities[0].federated_credentials;
+  world.identities.push(
+    { subscription: world.subscriptions[0].id, resource_group: "myResourceGroup", name: "unfederated", client_id: "00000000-0000-4000-8000-000000000020", principal_id: "10000000-0000-4000-8000-000000000020", federated_credentials: [] },
+    { subscription: world.subscriptions[0].id, resource_group: "myResourceGroup", name: "agent-blind", client_id: "00000000-0000-4000-8000-000000000021", principal_id: "10000000-0000-4000-8000-000000000021", federated_credentials: fed },
+  );
+  writeFileSync(worldFile, stringify(world));
+}
+const fx = useEmulator({ projectToken: true, worldFile });
+const READER = IDENTITY("teleport-reader");
+const SUBS = "https://management.azure.com/subscriptions?api-version=2019-11-01";
+
+/** A client session wired to forwardStream on an acceptor session, as the proxy would open it. */
+function forwarderPair(outbound: Outbound, tokens: AzureTokenProvider) {
+  let client!: TunnelSession;
+  let agent!: TunnelSession;
+  const t = (to: () => TunnelSession): FrameTransport => ({
+    send: (f) => {
+      const c = f.slice();
+      setImmediate(() => to().receive(c));
+    },
+    writable: () => Promise.resolve(),
+    close: () => setImmediate(() => to().transportClosed("closed")),
+  });
+  client = new TunnelSession(t(() => agent), { role: "dialer" });
+  agent = new TunnelSession(t(() => client), { role: "acceptor", onStream: (s) => void forwardStream({ outbound, tokens }, s) });
+  return client;
+}
+
+describe("the agent's forwarder", () => {
+  let outbound: Outbound;
+  let tokens: AzureTokenProvider;
+  let client: TunnelSession;
+  let key: CryptoKeyPair;
+  let clientKey: JsonWebKey;
+
+  beforeAll(async () => {
+    outbound = new Outbound({ connectTo: { host: "127.0.0.1", port: fx.emu.httpsPort }, caPem: fx.emu.caPem });
+    tokens = new AzureTokenProvider({ env: agentEnv(fx), httpClient: identityHttpClient(outbound) });
+    client = forwarderPair(outbound, tokens);
+    key = await generateKeyPair();
+    clientKey = await crypto.subtle.exportKey("jwk", key.publicKey);
+  });
+  afterAll(() => {
+    client.close();
+    outbound.close();
+  });
+
+  const send = async (url: string, opts: { headers?: [string, string][]; identity?: string; session?: TunnelSession; token?: string | null } = {}) => {
+    const headers = [...(opts.headers ?? [])];
+    if (opts.token !== null) headers.push(["authorization", `Bearer ${opts.token ?? (await signPlaceholder(key.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: READER, expires: new Date(Date.now() + 3_600_000) }))}`]);
+    const res = await tunnelRequest(opts.session ?? client, {
+      method: "GET",
+      url,
+      headers,
+      session: { user: "alice", app: "azure-cli", azure_identity: opts.identity ?? READER, session_id: "s1" },
+      client_key: clientKey,
+      request_id: "r1",
+    });
+    return { status: res.status, body: await readBody(res) };
+  };
+
+  it("forwards an allowed request with a real token", async () => {
+    const res = await send(SUBS);
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body).value[0].subscriptionId).toBe("00000000-0000-0000-0000-000000000000");
+  });
+
+  it.each([
+    ["a non-Azure host", "https://example.com/", /example\.com is not an Azure API host/],
+    ["IMDS", "https://169.254.169.254/metadata/identity/oauth2/token", /169\.254\.169\.254 is not an Azure API host/],
+    ["plain HTTP", "http://management.azure.com/subscriptions", /not HTTPS/],
+    ["another port", "https://management.azure.com:8443/subscriptions", /port 8443/],
+    ["a look-alike suffix", "https://management.azure.com.evil.example/", /not an Azure API host/],
+  ])("refuses %s", async (_name, url, message) => {
+    const res = await send(url);
+    expect(res.status).toBe(403);
+    expect(res.body).toMatch(message);
+  });
+
+  it.each([
+    ["X-Forwarded-Host", [["x-forwarded-host", "169.254.169.254"]]],
+    ["a second Host", [["host", "internal.example"]]],
+    ["Forwarded", [["forwarded", "for=1.2.3.4;host=10.0.0.5"]]],
+  ] as [string, [string, string][]][])("refuses a host smuggled in %s", async (_name, headers) => {
+    const res = await send(SUBS, { headers });
+    expect(res.status).toBe(403);
+    expect(res.body).toMatch(/header names/);
+  });
+
+  it("refuses placeholder tokens signed by another key, for another identity, or expired", async () => {
+    const other = await generateKeyPair();
+    const later = new Date(Date.now() + 3_600_000);
+    const foreign = await signPlaceholder(other.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: READER, expires: later });
+    const otherIdentity = await signPlaceholder(key.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: IDENTITY("teleport-contributor"), expires: later });
+    const expired = await signPlaceholder(key.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: READER, expires: new Date(Date.now() - 120_000) });
+    expect(await send(SUBS, { token: foreign })).toMatchObject({ status: 401, body: expect.stringMatching(/not signed by this session's key/) });
+    expect(await send(SUBS, { token: otherIdentity })).toMatchObject({ status: 401, body: expect.stringMatching(/is for identity .*teleport-contributor/) });
+    expect(await send(SUBS, { token: expired })).toMatchObject({ status: 401, body: expect.stringMatching(/expired/) });
+    expect(await send(SUBS, { token: "not-a-jwt" })).toMatchObject({ status: 401, body: expect.stringMatching(/not an azgate token/) });
+  });
+
+  it("refuses names that resolve to loopback, IMDS or private addresses (checked after DNS)", async () => {
+    const answers: Record<string, string> = { "rebind.vault.azure.net": "127.0.0.1", "imds.blob.core.windows.net": "169.254.169.254", "mapped.management.azure.com": "::ffff:10.1.2.3" };
+    const dnsOutbound = new Outbound({ resolve: async (host) => [{ address: answers[host] ?? "20.0.0.1", family: answers[host]?.includes(":") ? 6 : 4 }] });
+    const session = forwarderPair(dnsOutbound, tokens);
+    try {
+      for (const [host, addr] of Object.entries(answers)) {
+        const res = await send(`https://${host}/x`, { session });
+        expect(res.status).toBe(403);
+        expect(res.body).toContain(`resolves to ${addr}`);
+      }
+    } finally {
+      session.close();
+      dnsOutbound.close();
+    }
+  });
+
+  it("does not follow a redirect to a private address", async () => {
+    // An "Azure" that redirects: a fixture server with the emulator CA's trust, standing in for a hostile upstream.
+    const ca = await createAuthority("host", "redirect fixture");
+    const k = await generateKeyPair();
+    const cert = await issueServerCert({ ca, publicKey: k.publicKey, dnsNames: ["management.azure.com"], ips: [], notAfter: new Date(Date.now() + 3_600_000) });
+    let privateHits = 0;
+    const privateServer = net.createServer((s) => {
+      privateHits++;
+      s.destroy();
+    });
+    await new Promise<void>((r) => privateServer.listen(0, "127.0.0.1", r));
+    const privatePort = (privateServer.address() as net.AddressInfo).port;
+    const upstream = https.createServer({ key: await privateKeyToPem(k.privateKey), cert: cert.toString("pem") }, (_req, res) => {
+      res.writeHead(302, { location: `https://127.0.0.1:${privatePort}/steal` });
+      res.end();
+    });
+    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+    const redirecting = new Outbound({ connectTo: { host: "127.0.0.1", port: (upstream.address() as net.AddressInfo).port }, caPem: ca.cert.toString("pem") });
+    const session = forwarderPair(redirecting, tokens);
+    try {
+      const res = await tunnelRequest(session, { method: "GET", url: SUBS, headers: [], session: { user: "a", app: "azure-cli", azure_identity: READER, session_id: "s" }, client_key: clientKey, request_id: "r" });
+      expect(res.status).toBe(302);
+      expect(res.headers).toContainEqual(["location", `https://127.0.0.1:${privatePort}/steal`]);
+      await readBody(res);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(privateHits).toBe(0);
+    } finally {
+      session.close();
+      redirecting.close();
+      upstream.close();
+      privateServer.close();
+    }
+  });
+});
+
+describe("the agent's token provider", () => {
+  let outbound: Outbound;
+  beforeAll(() => {
+    outbound = new Outbound({ connectTo: { host: "127.0.0.1", port: fx.emu.httpsPort }, caPem: fx.emu.caPem });
+  });
+  afterAll(() => outbound.close());
+  const provider = (env = agentEnv(fx), extra: Partial<ConstructorParameters<typeof AzureTokenProvider>[0]> = {}) =>
+    new AzureTokenProvider({ env, httpClient: identityHttpClient(outbound), ...extra });
+
+  it("uses Workload ID from the AZURE_* environment, caches per identity and scope, and merges concurrent fetches", async () => {
+    const p = provider();
+    expect(p.mode).toBe("workload");
+    const scope = "https://vault.azure.net/.default";
+    const [a, b, c] = await Promise.all([p.getToken(READER, scope), p.getToken(READER, scope), p.getToken(READER.toUpperCase(), scope)]);
+    expect(a.token).toBe(b.token);
+    expect(c.token).toBe(a.token);
+    const claims = JSON.parse(Buffer.from(a.token.split(".")[1], "base64url").toString());
+    expect(claims).toMatchObject({ aud: "https://vault.azure.net", xms_mirid: READER });
+    // One fetch for the reader and one for the agent's own ARM token (client ID lookup).
+    expect(p.stats.fetches).toBe(2);
+    await p.getToken(READER, scope);
+    expect(p.stats.hits).toBeGreaterThanOrEqual(1);
+    await p.getToken(READER, scopeForResource("https://management.core.windows.net/"));
+    expect(p.stats.fetches).toBe(3);
+  });
+
+  it("names the identity and the cause: no federated credential", async () => {
+    const err = await provider().getToken(IDENTITY("unfederated"), "https://management.azure.com/.default").catch((e) => e);
+    expect(err).toBeInstanceOf(TokenError);
+    expect(err.reason).toBe("no_federated_credential");
+    expect(err.message).toMatch(/"unfederated".*no federated credential.*system:serviceaccount:teleport-ns:teleport-azure-cli-aks-service-account/);
+  });
+
+  it("names the identity and the cause: the agent may not read it", async () => {
+    const err = await provider(agentEnv(fx, "00000000-0000-4000-8000-000000000021")).getToken(READER, "https://management.azure.com/.default").catch((e) => e);
+    expect(err.reason).toBe("agent_cannot_read_identity");
+    expect(err.message).toMatch(/cannot read Azure identity "teleport-reader".*userAssignedIdentities\/read/);
+  });
+
+  it("names the identity and the cause: not found", async () => {
+    const err = await provider().getToken(IDENTITY("no-such-identity"), "https://management.azure.com/.default").catch((e) => e);
+    expect(err.reason).toBe("identity_not_found");
+    expect(err.message).toMatch(/"no-such-identity" was not found/);
+  });
+
+  it("gives up after its deadline when Entra does not answer", async () => {
+    const blackHole = net.createServer(() => undefined);
+    await new Promise<void>((r) => blackHole.listen(0, "127.0.0.1", r));
+    const slow = new Outbound({ connectTo: { host: "127.0.0.1", port: (blackHole.address() as net.AddressInfo).port }, caPem: fx.emu.caPem });
+    try {
+      const p = new AzureTokenProvider({ env: agentEnv(fx), httpClient: identityHttpClient(slow), timeoutMs: 300 });
+      const err = await p.getToken(READER, "https://management.azure.com/.default").catch((e) => e);
+      expect(err.reason).toBe("timeout");
+      expect(err.message).toMatch(/timeout waiting for an Azure token .* after 0.3s/);
+    } finally {
+      slow.close();
+      blackHole.close();
+    }
+  });
+});
+
+describe("pure pieces", () => {
+  it.each([
+    ["127.0.0.1", "loopback"], ["169.254.169.254", "link-local (IMDS)"], ["10.0.0.1", "private"], ["172.31.255.255", "private"], ["192.168.1.1", "private"],
+    ["100.64.0.1", "carrier-grade NAT"], ["0.0.0.0", "unspecified"], ["::1", "loopback"], ["::", "unspecified"], ["fe80::1", "link-local"], ["fd00::1", "private (ULA)"],
+    ["::ffff:127.0.0.1", "loopback"], ["::ffff:a9fe:a9fe", "link-local (IMDS)"], ["64:ff9b::10.0.0.1", "private"], ["224.0.0.1", "multicast"], ["nonsense", "not an IP address"],
+  ])("forbids %s (%s)", (addr, why) => {
+    expect(forbiddenAddressReason(addr)).toBe(why);
+  });
+  it.each(["20.190.160.1", "40.126.0.1", "2603:1030::1", "::ffff:20.1.2.3"])("allows public %s", (addr) => {
+    expect(forbiddenAddressReason(addr)).toBeNull();
+  });
+  it.each([
+    ["", false], ["management.azure.com", true], ["subdomain.core.windows.net", true], ["core.windows.net.example.com", false],
+    ["not-azure.example.com", false], ["my-azurefd.net", false], ["my.azurefd.net", true], ["MANAGEMENT.AZURE.COM", true],
+  ])("isAzureEndpoint(%j) is %s (Teleport's cases)", (host, want) => {
+    expect(isAzureEndpoint(host)).toBe(want);
+  });
+  it("maps v1 resources to .default scopes, keeping a trailing slash", () => {
+    expect(scopeForResource("https://management.core.windows.net/")).toBe("https://management.core.windows.net//.default");
+    expect(scopeForResource("https://vault.azure.net")).toBe("https://vault.azure.net/.default");
+    expect(scopeForResource("https://graph.microsoft.com/.default")).toBe("https://graph.microsoft.com/.default");
+    expect(scopeForResource("openid")).toBe("openid");
+  });
+  it("backs off exponentially with jitter, capped", () => {
+    expect(backoffDelay(0, 500, 30_000, () => 0)).toBe(250);
+    expect(backoffDelay(0, 500, 30_000, () => 1)).toBe(500);
+    expect(backoffDelay(3, 500, 30_000, () => 1)).toBe(4000);
+    expect(backoffDelay(30, 500, 30_000, () => 0.5)).toBe(22_500);
+  });
+});
