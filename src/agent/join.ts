@@ -26,7 +26,8 @@ export async function ensureJoined(opts: JoinOptions): Promise<AgentState> {
   if (existing) {
     await checkSameCluster(existing, opts);
     const expires = new x509.X509Certificate(existing.certPem).notAfter;
-    if (expires.getTime() > Date.now() + 60_000) return existing;
+    // Still valid: use it; the renewal timer replaces it soon enough.
+    if (expires.getTime() > Date.now() + 1_000) return existing;
     if (!opts.token) {
       throw new AzgateError("cert_expired", `the agent's certificate expired at ${expires.toISOString()} while it was away; give it a new join token (--token) to join again`);
     }

@@ -89,8 +89,9 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     let renewTimer: ReturnType<typeof setTimeout> | undefined;
     const scheduleRenewal = () => {
       const cert = new x509.X509Certificate(state.certPem);
-      const life = cert.notAfter.getTime() - cert.notBefore.getTime();
-      const at = cert.notBefore.getTime() + (life * 2) / 3;
+      // notBefore is back-dated a minute for clock skew; the useful life starts after that.
+      const life = cert.notAfter.getTime() - cert.notBefore.getTime() - 60_000;
+      const at = cert.notAfter.getTime() - life / 3;
       renewTimer = setTimeout(() => void renew(), Math.min(Math.max(at - Date.now(), 1_000), 2 ** 31 - 1));
       (renewTimer as { unref?: () => void }).unref?.();
     };

@@ -51,7 +51,17 @@ export function blobApp(opts: { world: World; key: SigningKey; dir: string }) {
       const md5 = createHash("md5");
       const body = c.req.raw.body ? Readable.fromWeb(c.req.raw.body as import("node:stream/web").ReadableStream) : Readable.from([]);
       const hashing = new Transform({ transform: (chunk, _e, done) => (md5.update(chunk), done(null, chunk)) });
-      await pipeline(body, hashing, createWriteStream(file));
+      // Like Azure, an upload that breaks off leaves the old blob (or none), never a partial one.
+      const uploads = path.join(opts.dir, "blob-uploads");
+      await fsp.mkdir(uploads, { recursive: true });
+      const temp = path.join(uploads, randomUUID());
+      try {
+        await pipeline(body, hashing, createWriteStream(temp));
+        await fsp.rename(temp, file);
+      } catch (e) {
+        await fsp.rm(temp, { force: true });
+        throw e;
+      }
       const etag = `"0x${randomUUID().replace(/-/g, "").slice(0, 15).toUpperCase()}"`;
       await fsp.mkdir(path.dirname(etagFile), { recursive: true });
       await fsp.writeFile(etagFile, etag);

@@ -50,9 +50,9 @@ export interface ProxyProcess {
 }
 
 /** Starts `azgate start --mode proxy` on a free loopback port and waits until it serves. */
-export function startProxyProcess(opts: { dataDir: string; home: string; args?: string[] }): Promise<ProxyProcess> {
-  const [cmd, argv] = azgateCommand(["start", "--mode", "proxy", "--data-dir", opts.dataDir, "--listen", "127.0.0.1:0", "--cluster-name", "e2e", ...(opts.args ?? [])]);
-  const child = spawn(cmd, argv, { env: { ...process.env, AZGATE_HOME: opts.home }, stdio: ["ignore", "pipe", "pipe"] });
+export function startProxyProcess(opts: { dataDir: string; home: string; args?: string[]; clusterName?: string; port?: number; env?: Record<string, string> }): Promise<ProxyProcess> {
+  const [cmd, argv] = azgateCommand(["start", "--mode", "proxy", "--data-dir", opts.dataDir, "--listen", `127.0.0.1:${opts.port ?? 0}`, "--cluster-name", opts.clusterName ?? "e2e", ...(opts.args ?? [])]);
+  const child = spawn(cmd, argv, { env: { ...process.env, AZGATE_HOME: opts.home, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`proxy did not start:\n${out}`)), 30_000);
