@@ -94,7 +94,7 @@ describe("the agent's forwarder", () => {
 
   it("forwards an allowed request with a real token", async () => {
     const res = await send(SUBS);
-    expect(res.status).toBe(200);
+    expect(res.status, res.body).toBe(200);
     expect(JSON.parse(res.body).value[0].subscriptionId).toBe("00000000-0000-0000-0000-000000000000");
   });
 

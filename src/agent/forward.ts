@@ -5,12 +5,11 @@
  * Azure and the response back, with the upstream status and timings in a
  * trailer.
  */
-import type { IncomingMessage } from "node:http";
 import { isAzureEndpoint } from "../azure/endpoints.ts";
 import { scopeForResource } from "../azure/scopes.ts";
 import { PlaceholderError, verifyPlaceholder } from "../azure/placeholder.ts";
 import { EC_ALG } from "../pki/keys.ts";
-import { ErrorCode, StreamResetError, type TunnelStream } from "../tunnel/index.ts";
+import { ErrorCode, type TunnelStream } from "../tunnel/index.ts";
 import { headerValue, requestHeadSchema, respondJson, type HeaderList, type ResponseTrailer } from "../tunnel/http.ts";
 import { z } from "zod";
 import { TargetRefused, type Outbound } from "./outbound.ts";
@@ -75,13 +74,7 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
   }
 
   // 2. The token: verify the placeholder, then swap in a real one.
-  const headers: Record<string, string | string[]> = {};
-  for (const [k, v] of meta.headers) {
-    const name = k.toLowerCase();
-    if (isStripped(name)) continue;
-    const prev = headers[name];
-    headers[name] = prev === undefined ? v : [...[prev].flat(), v];
-  }
+  const headers: [string, string][] = meta.headers.filter(([k]) => !isStripped(k.toLowerCase()) && k.toLowerCase() !== "authorization");
   let tokenMs: number | undefined;
   const auth = headerValue(meta.headers, "authorization");
   if (auth.length > 1) return refuse(refusal(400, "bad_request", "more than one Authorization header"));
@@ -98,7 +91,7 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
     }
     const t0 = performance.now();
     try {
-      headers.authorization = `Bearer ${(await deps.tokens.getToken(meta.session.azure_identity, scopeForResource(resource))).token}`;
+      headers.push(["authorization", `Bearer ${(await deps.tokens.getToken(meta.session.azure_identity, scopeForResource(resource))).token}`]);
     } catch (e) {
       const code = e instanceof TokenError ? `token_${e.reason}` : "token_unavailable";
       return refuse(refusal(e instanceof TokenError && e.reason === "timeout" ? 504 : 502, code, (e as Error).message));
@@ -108,46 +101,26 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
 
   // 3. Forward, streaming both ways with backpressure.
   const t1 = performance.now();
-  const req = deps.outbound.request(url, pinned, { method: meta.method, headers });
-  const upstreamDone = new Promise<IncomingMessage>((resolve, reject) => {
-    req.once("response", resolve);
-    req.once("error", reject);
-  });
-  void stream.done().then(() => {
-    if (stream.resetError) req.destroy(new Error(`stream reset: ${stream.resetError.reason}`));
-  });
-  const sendBody = pumpRequestBody(stream, req);
-  let res: IncomingMessage;
+  const abort = new AbortController();
+  void stream.done().then(() => stream.resetError && abort.abort(new Error(`stream reset: ${stream.resetError.reason}`)));
+  let res;
   try {
-    res = await upstreamDone;
+    res = await deps.outbound.send(url, pinned, { method: meta.method, headers, body: stream.readable, signal: abort.signal });
   } catch (e) {
-    await sendBody.catch(() => undefined);
     if (stream.resetError) return;
     return refuse(refusal(502, "upstream_failed", `${url.host}: ${(e as Error).message}`));
   }
   const upstreamMs = performance.now() - t1;
-  const responseHeaders: HeaderList = [];
-  for (let i = 0; i < res.rawHeaders.length; i += 2) {
-    const name = res.rawHeaders[i].toLowerCase();
-    if (STRIPPED_HEADERS.has(name) && name !== "host") continue;
-    responseHeaders.push([res.rawHeaders[i], res.rawHeaders[i + 1]]);
-  }
-  let error: string | undefined;
+  const responseHeaders = res.headers.filter(([k]) => !STRIPPED_HEADERS.has(k.toLowerCase()) || k.toLowerCase() === "host");
   try {
-    stream.sendMeta({ status: res.statusCode ?? 502, headers: responseHeaders });
-    const writer = stream.writable.getWriter();
-    for await (const chunk of res as AsyncIterable<Buffer>) await writer.write(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    writer.releaseLock();
+    stream.sendMeta({ status: res.status, headers: responseHeaders });
+    await res.body.pipeTo(stream.writable, { preventClose: true });
   } catch (e) {
-    error = (e as Error).message;
-    if (e instanceof StreamResetError) {
-      res.destroy();
-      return;
-    }
+    if (!stream.resetError) stream.reset(ErrorCode.INTERNAL_ERROR, `upstream body failed: ${(e as Error).message}`);
+    abort.abort();
+    return;
   }
-  if (stream.resetError) return;
-  const trailer: ResponseTrailer = { timings: { total_ms: round(performance.now() - started), upstream_ms: round(upstreamMs), ...(tokenMs !== undefined ? { token_ms: round(tokenMs) } : {}) }, ...(error ? { error } : {}) };
-  if (error) return stream.reset(ErrorCode.INTERNAL_ERROR, `upstream body failed: ${error}`);
+  const trailer: ResponseTrailer = { timings: { total_ms: round(performance.now() - started), upstream_ms: round(upstreamMs), ...(tokenMs !== undefined ? { token_ms: round(tokenMs) } : {}) } };
   stream.sendMeta(trailer as unknown as Record<string, unknown>);
   stream.end();
 }
@@ -170,21 +143,4 @@ export function checkTarget(url: URL, headers: HeaderList): Refusal | null {
     }
   }
   return null;
-}
-
-async function pumpRequestBody(stream: TunnelStream, req: import("node:http").ClientRequest): Promise<void> {
-  try {
-    const reader = stream.readable.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (!req.write(value)) await new Promise<void>((resolve, reject) => {
-        req.once("drain", resolve);
-        req.once("error", reject);
-      });
-    }
-    req.end();
-  } catch (e) {
-    req.destroy(e as Error);
-  }
 }

@@ -14,6 +14,7 @@ import https from "node:https";
 import http from "node:http";
 import type { LookupFunction } from "node:net";
 import { forbiddenAddressReason } from "./address-policy.ts";
+import { closeHttpsClients, httpsRequest, type HttpsResponse } from "../runtime/index.ts";
 
 export interface OutboundOptions {
   connectTo?: { host: string; port: number };
@@ -69,9 +70,15 @@ export class Outbound {
   }
 
   /**
-   * Starts an HTTPS request to `url` at a pinned address. Redirects are
-   * never followed: the caller gets the 3xx as it is.
+   * The data path: streams a request to `url` at a pinned address and the
+   * response back, with backpressure. Redirects are never followed: the
+   * caller gets the 3xx as it is.
    */
+  send(url: URL, pinned: Pinned, opts: { method: string; headers: [string, string][]; body?: ReadableStream<Uint8Array> | null; signal?: AbortSignal }): Promise<HttpsResponse> {
+    return httpsRequest({ url, method: opts.method, headers: opts.headers, body: opts.body, connect: { host: pinned.address, port: pinned.port }, caPem: this.opts.caPem, signal: opts.signal });
+  }
+
+  /** A small control request (token and ARM lookups) as a node ClientRequest. */
   request(url: URL, pinned: Pinned, opts: { method: string; headers: Record<string, string | string[]>; timeoutMs?: number }): http.ClientRequest {
     const lookup: LookupFunction = (_host, options, cb) => {
       if ((options as { all?: boolean }).all) (cb as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address: pinned.address, family: pinned.family }]);
@@ -96,5 +103,6 @@ export class Outbound {
 
   close(): void {
     this.agent.destroy();
+    void closeHttpsClients();
   }
 }

@@ -7,6 +7,7 @@ export { serve, upgradeWebSocket, type ServeOptions, type RunningServer } from "
 export { request, type RequestOptions, type HttpResponse } from "./http.ts";
 export { writeFileAtomic, readTextOrNull, ensureDir, fsyncDir, removeFile } from "./fs.ts";
 export { serveInterceptingProxy, type InterceptingProxyOptions } from "./intercept.ts";
+export { waitForWritable } from "./backpressure.ts";
 export { acquireDirLock, readLockHolder, isProcessAlive, type DirLock, type LockHolder } from "./lock.ts";
 
 declare const Deno: { version: { deno: string } } | undefined;
@@ -20,3 +21,4 @@ export function runtimeName(): RuntimeName {
 export function runtimeVersion(): string {
   return runtimeName() === "deno" ? `deno ${Deno!.version.deno}` : `node ${process.versions.node}`;
 }
+export { httpsRequest, closeHttpsClients, type HttpsRequest, type HttpsResponse } from "./https-client.ts";

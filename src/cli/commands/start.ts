@@ -8,7 +8,7 @@ import type { Config } from "../../config/schema.ts";
 import { runtimeVersion } from "../../runtime/index.ts";
 import { VERSION } from "../../version.ts";
 import { fields, print } from "../output.ts";
-import { csv, run, untilSignalled } from "../run.ts";
+import { csv, exitAfterStop, run, untilSignalled } from "../run.ts";
 
 interface StartArgs {
   mode: "proxy" | "agent";
@@ -93,6 +93,7 @@ export function startCommand(y: Argv) {
       await untilSignalled();
       await proxy.close();
       print("azgate proxy stopped.");
+      exitAfterStop();
     }),
   );
 }
@@ -127,6 +128,7 @@ async function runAgent(config: Config): Promise<void> {
   );
   const fatal = await Promise.race([untilSignalled().then(() => null), running.stopped]);
   await running.close();
+  exitAfterStop();
   if (fatal) throw fatal;
   print("azgate agent stopped.");
 }
