@@ -51,3 +51,22 @@ describe("data dir lock", () => {
     await lock.release();
   });
 });
+
+describe("audit sink", () => {
+  it("acknowledges every concurrent event only once written, with one JSON object per line, 0600", async () => {
+    const { JsonLinesAuditSink } = await import("../src/audit/sink.ts");
+    const { mkdtempSync, readFileSync, statSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const path = await import("node:path");
+    const dir = mkdtempSync(path.join(tmpdir(), "azgate-audit-"));
+    const sink = await JsonLinesAuditSink.open(dir);
+    const acked: number[] = [];
+    await Promise.all(Array.from({ length: 300 }, (_, i) => sink.emit({ event: "test", code: "T0", n: i }).then(() => acked.push(i))));
+    const file = path.join(dir, "audit", "events.jsonl");
+    const lines = readFileSync(file, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.n).sort((a, b) => a - b)).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    expect(acked).toHaveLength(300);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    await sink.close();
+  });
+});

@@ -20,9 +20,15 @@ export interface AuditSink {
   close(): Promise<void>;
 }
 
-/** Append-only JSON lines, fsync'd per event so an acknowledged event survives a crash. */
+/**
+ * Append-only JSON lines, fsync'd before an event is acknowledged, so an
+ * acknowledged event survives a crash. Events that arrive while a write is in
+ * flight are written together with one fsync (group commit): each caller
+ * still waits for the fsync that covers its own line.
+ */
 export class JsonLinesAuditSink implements AuditSink {
-  private queue: Promise<void> = Promise.resolve();
+  private pending: { line: string; done: () => void; fail: (e: unknown) => void }[] = [];
+  private writing: Promise<void> | null = null;
   private constructor(private readonly file: string) {}
 
   static async open(dataDir: string): Promise<JsonLinesAuditSink> {
@@ -33,20 +39,33 @@ export class JsonLinesAuditSink implements AuditSink {
 
   emit(e: Omit<AuditEvent, "time">): Promise<void> {
     const line = JSON.stringify({ time: new Date().toISOString(), ...e }) + "\n";
-    const write = async () => {
-      const fh = await fsp.open(this.file, "a", 0o600);
+    return new Promise<void>((done, fail) => {
+      this.pending.push({ line, done, fail });
+      this.writing ??= this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.pending;
+      this.pending = [];
       try {
-        await fh.appendFile(line);
-        await fh.sync();
-      } finally {
-        await fh.close();
+        const fh = await fsp.open(this.file, "a", 0o600);
+        try {
+          await fh.appendFile(batch.map((b) => b.line).join(""));
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        for (const b of batch) b.done();
+      } catch (e) {
+        for (const b of batch) b.fail(e);
       }
-    };
-    this.queue = this.queue.then(write, write);
-    return this.queue;
+    }
+    this.writing = null;
   }
 
   async close(): Promise<void> {
-    await this.queue.catch(() => undefined);
+    await this.writing?.catch(() => undefined);
   }
 }

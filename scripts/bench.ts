@@ -1,0 +1,143 @@
+/**
+ * npm run bench: what the tunnels cost, on loopback.
+ *  - ARM GETs straight to the emulator vs through client stream -> proxy ->
+ *    agent -> emulator (p50, p99, requests per second);
+ *  - a large blob up and down through the same path (MB/s), against direct.
+ * Real processes for the proxy and the agent; the emulator and the clients
+ * run in this process. Figures only: nothing here passes or fails.
+ */
+import https from "node:https";
+import path from "node:path";
+import { startEmulator } from "../src/emulator/server.ts";
+import { startProxyProcess, tempDir } from "../test/helpers/azgate.ts";
+import { IDENTITY, readBody, spawnAgent, startCluster } from "../test/helpers/cluster.ts";
+import { Outbound } from "../src/agent/outbound.ts";
+import { identityHttpClient } from "../src/agent/identity-http.ts";
+import { AzureTokenProvider } from "../src/agent/tokens.ts";
+import type { EmulatorFixture } from "../test/helpers/emulator.ts";
+
+void startProxyProcess;
+const N = Number(process.env.BENCH_REQUESTS ?? 2000);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
+const BLOB_MIB = Number(process.env.BENCH_BLOB_MIB ?? 256);
+const URL_SUBS = "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups?api-version=2021-04-01";
+const READER = IDENTITY("teleport-reader");
+const CONTRIBUTOR = IDENTITY("teleport-contributor");
+
+function pct(sorted: number[], p: number) {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function load(name: string, once: () => Promise<void>) {
+  for (let i = 0; i < 50; i++) await once(); // warm up
+  const times: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next++ < N) {
+        const t = performance.now();
+        await once();
+        times.push(performance.now() - t);
+      }
+    }),
+  );
+  const secs = (performance.now() - started) / 1000;
+  times.sort((a, b) => a - b);
+  return { name, p50: pct(times, 50), p99: pct(times, 99), rps: times.length / secs };
+}
+
+function zeros(total: number): ReadableStream<Uint8Array> {
+  let sent = 0;
+  return new ReadableStream({ pull(c) {
+    if (sent >= total) return c.close();
+    const n = Math.min(256 * 1024, total - sent);
+    sent += n;
+    c.enqueue(new Uint8Array(n));
+  } }, { highWaterMark: 0 });
+}
+
+async function drain(body: ReadableStream<Uint8Array>): Promise<number> {
+  let n = 0;
+  const r = body.getReader();
+  for (;;) {
+    const { done, value } = await r.read();
+    if (done) return n;
+    n += value.length;
+  }
+}
+
+async function main() {
+  const dir = tempDir("azgate-bench-");
+  const emu = await startEmulator({ dir });
+  const tokenFile = path.join(dir, "sa-token");
+  const projection = await emu.issuer.project(tokenFile, { namespace: "teleport-ns", serviceAccount: "teleport-azure-cli-aks-service-account" });
+  const fx = { emu, dir, tokenFile } as EmulatorFixture;
+  const cluster = await startCluster();
+  const agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken() });
+  await agent.waitFor(/tunnel to .* is up/);
+  await cluster.admin.call("POST", "/v1/admin/resources", { text: `kind: role\nversion: v7\nmetadata: {name: bench}\nspec: {allow: {app_labels: {"*": "*"}, azure_identities: ["${READER}", "${CONTRIBUTOR}"]}}\n` });
+  const user = await cluster.user("bench", ["bench"]);
+  const app = await user.appSession("azure-cli", READER);
+  const blobApp = await user.appSession("azure-cli", CONTRIBUTOR);
+
+  // Direct: the same requests with real tokens, straight to the emulator over keep-alive HTTPS.
+  const outbound = new Outbound({ connectTo: { host: "127.0.0.1", port: emu.httpsPort }, caPem: emu.caPem });
+  const tokens = new AzureTokenProvider({ env: { AZURE_CLIENT_ID: "00000000-0000-0000-0000-000000000001", AZURE_TENANT_ID: emu.world.tenant_id, AZURE_FEDERATED_TOKEN_FILE: tokenFile }, httpClient: identityHttpClient(outbound) });
+  const armToken = (await tokens.getToken(READER, "https://management.core.windows.net//.default")).token;
+  const blobToken = (await tokens.getToken(CONTRIBUTOR, "https://storage.azure.com/.default")).token;
+  const pinned = await outbound.pin("management.azure.com", 443, false);
+  const direct = async (url: string, method = "GET", token = armToken, body?: ReadableStream<Uint8Array>, headers: [string, string][] = []) => {
+    const res = await outbound.send(new URL(url), pinned, { method, headers: [["authorization", `Bearer ${token}`], ...headers], body });
+    const n = await drain(res.body);
+    if (res.status >= 300) throw new Error(`direct ${method} ${url}: ${res.status}`);
+    return n;
+  };
+
+  const rows = [
+    await load("ARM GET, direct to the emulator", async () => void (await direct(URL_SUBS))),
+    await load("ARM GET, client stream -> proxy -> agent", async () => {
+      const res = await app.request(URL_SUBS);
+      await readBody(res);
+      if (res.status !== 200) throw new Error(`tunnel: ${res.status}`);
+    }),
+  ];
+
+  const size = BLOB_MIB * 1024 * 1024;
+  const blobUrl = (n: string) => `https://teleportdemostore.blob.core.windows.net/reports/${n}`;
+  const put = [["x-ms-blob-type", "BlockBlob"], ["content-length", String(size)]] as [string, string][];
+  const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
+  let t = performance.now();
+  await direct(blobUrl("bench-direct.bin"), "PUT", blobToken, zeros(size), put);
+  const directUp = mbps(size, performance.now() - t);
+  t = performance.now();
+  await direct(blobUrl("bench-direct.bin"), "GET", blobToken);
+  const directDown = mbps(size, performance.now() - t);
+  t = performance.now();
+  const up = await blobApp.request(blobUrl("bench-tunnel.bin"), { method: "PUT", resource: "https://storage.azure.com", headers: put, body: zeros(size) });
+  await readBody(up);
+  const tunnelUp = mbps(size, performance.now() - t);
+  t = performance.now();
+  const down = await blobApp.request(blobUrl("bench-tunnel.bin"), { resource: "https://storage.azure.com" });
+  const got = await drain(down.body);
+  const tunnelDown = mbps(got, performance.now() - t);
+
+  console.log(`\nazgate bench (${process.version}, ${N} requests, concurrency ${CONCURRENCY}, loopback; proxy and agent are separate processes)\n`);
+  console.log("| path | p50 ms | p99 ms | req/s |\n|---|---:|---:|---:|");
+  for (const r of rows) console.log(`| ${r.name} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.rps.toFixed(0)} |`);
+  console.log(`\n| ${BLOB_MIB} MiB blob | upload MB/s | download MB/s |\n|---|---:|---:|`);
+  console.log(`| direct to the emulator | ${directUp.toFixed(0)} | ${directDown.toFixed(0)} |`);
+  console.log(`| through client stream, proxy and agent | ${tunnelUp.toFixed(0)} | ${tunnelDown.toFixed(0)} |`);
+
+  app.close();
+  blobApp.close();
+  outbound.close();
+  await agent.stop();
+  await cluster.stop();
+  projection.stop();
+  await emu.close();
+  void https;
+  process.exit(0);
+}
+
+await main();
