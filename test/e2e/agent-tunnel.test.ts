@@ -4,7 +4,7 @@
  * stream API (the CLI's local proxy comes with issue 5).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { useEmulator } from "../helpers/emulator.ts";
 import { IDENTITY, readBody, spawnAgent, startCluster, type AgentProcess, type TestCluster, type UserSession } from "../helpers/cluster.ts";
@@ -96,5 +96,53 @@ describe("agent join, reverse tunnel and Azure forwarding", () => {
     } finally {
       app.close();
     }
+  });
+
+  it("authorises every stream against current roles: a refused host, an identity no longer allowed, a deleted role", async () => {
+    await cluster.admin.call("POST", "/v1/admin/resources", {
+      text: `kind: role\nversion: v7\nmetadata: {name: temp-reader}\nspec: {allow: {app_labels: {env: prod}, azure_identities: ["${READER}"]}}\n`,
+    });
+    const erin = await cluster.user("erin", ["temp-reader"]);
+    const app = await erin.appSession("azure-cli", READER);
+    try {
+      const refused = await app.request("https://example.com/");
+      expect(refused.status).toBe(403);
+      expect(await readBody(refused)).toMatch(/example\.com is not an Azure API host/);
+
+      const ok = await app.request("https://management.azure.com/subscriptions?api-version=2019-11-01");
+      expect(ok.status).toBe(200);
+      await readBody(ok);
+
+      // A deny added to the role takes effect on the next request of an open session.
+      await cluster.admin.call("POST", "/v1/admin/resources", {
+        force: true,
+        text: `kind: role\nversion: v7\nmetadata: {name: temp-reader}\nspec: {allow: {app_labels: {env: prod}, azure_identities: ["${READER}"]}, deny: {azure_identities: ["${READER.toUpperCase()}"]}}\n`,
+      });
+      const denied = await app.request("https://management.azure.com/subscriptions?api-version=2019-11-01");
+      expect(denied.status).toBe(403);
+      expect(await readBody(denied)).toMatch(/denies Azure identity/);
+
+      await cluster.admin.call("DELETE", "/v1/admin/resources/role/temp-reader");
+      const gone = await app.request("https://management.azure.com/subscriptions?api-version=2019-11-01");
+      expect(gone.status).toBe(403);
+      await readBody(gone);
+    } finally {
+      app.close();
+    }
+    const events = readFileSync(path.join(cluster.proxy.dataDir, "audit", "events.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const mine = events.filter((e) => e.user === "erin");
+    expect(mine.filter((e) => e.event === "app.request")).toEqual([expect.objectContaining({ azure_identity: READER, method: "GET", host: "management.azure.com", path: "/subscriptions" })]);
+    expect(mine.filter((e) => e.event === "app.request.denied").map((e) => e.reason)).toEqual([
+      expect.stringMatching(/example\.com/),
+      expect.stringMatching(/denies Azure identity/),
+      expect.stringMatching(/no role allows/),
+    ]);
+    expect(mine.find((e) => e.event === "app.request.end")).toMatchObject({ status: 200 });
+    // Secrets never reach the audit log.
+    expect(JSON.stringify(events)).not.toMatch(/eyJ[A-Za-z0-9_-]{20,}\./);
+  });
+
+  it("refuses an app session for an identity the user's roles do not allow", async () => {
+    await expect(alice.appSession("azure-cli", IDENTITY("teleport-contributor"))).rejects.toThrow(/no role allows Azure identity/);
   });
 });

@@ -1,0 +1,70 @@
+import { describe, expect, it } from "vitest";
+import { AppRegistry, type AgentTunnel, type AppSpec } from "../src/proxy/registry.ts";
+import type { TunnelSession } from "../src/tunnel/index.ts";
+
+const app = (name: string, labels: Record<string, string> = {}): AppSpec => ({ name, cloud: "Azure", uri: "cloud://Azure", labels });
+
+function tunnel(id: string, state = { closed: false, draining: false, open: 0 }): AgentTunnel & { state: typeof state } {
+  const session = {
+    get isClosed() {
+      return state.closed;
+    },
+    get isDraining() {
+      return state.draining;
+    },
+    get openStreams() {
+      return state.open;
+    },
+  } as unknown as TunnelSession;
+  return { id, hostId: id, hostName: id, session, connectedAt: 0, state };
+}
+
+describe("app registry", () => {
+  it("registers apps from heartbeats and expires agents that fall silent", () => {
+    let now = 0;
+    const reg = new AppRegistry(45_000, () => now);
+    const a = tunnel("a");
+    reg.heartbeat(a, [app("azure-cli", { env: "prod" })]);
+    expect(reg.apps()).toEqual([{ app: app("azure-cli", { env: "prod" }), servers: 1 }]);
+    now = 44_000;
+    expect(reg.servers("azure-cli")).toHaveLength(1);
+    now = 46_000;
+    expect(reg.servers("azure-cli")).toHaveLength(0);
+    expect(reg.app("azure-cli")).toBeNull();
+  });
+
+  it("drops an agent at once when its tunnel closes, and skips draining ones for new streams", () => {
+    const reg = new AppRegistry();
+    const a = tunnel("a");
+    const b = tunnel("b");
+    reg.heartbeat(a, [app("azure-cli")]);
+    reg.heartbeat(b, [app("azure-cli")]);
+    a.state.draining = true;
+    expect(reg.servers("azure-cli").map((s) => s.tunnel.id)).toEqual(["b"]);
+    expect(reg.app("azure-cli")).not.toBeNull();
+    b.state.closed = true;
+    expect(reg.servers("azure-cli")).toEqual([]);
+    expect(reg.apps()).toEqual([{ app: app("azure-cli"), servers: 1 }]);
+  });
+
+  it("spreads streams: least busy first, rotating among equals", () => {
+    const reg = new AppRegistry();
+    const [a, b, c] = [tunnel("a"), tunnel("b"), tunnel("c")];
+    for (const t of [a, b, c]) reg.heartbeat(t, [app("azure-cli")]);
+    const firsts = Array.from({ length: 6 }, () => reg.servers("azure-cli")[0].tunnel.id);
+    expect(new Set(firsts)).toEqual(new Set(["a", "b", "c"]));
+    a.state.open = 5;
+    b.state.open = 1;
+    c.state.open = 3;
+    expect(reg.servers("azure-cli").map((s) => s.tunnel.id)).toEqual(["b", "c", "a"]);
+  });
+
+  it("takes an app's labels from its most recent heartbeat", () => {
+    let now = 0;
+    const reg = new AppRegistry(45_000, () => now);
+    reg.heartbeat(tunnel("a"), [app("azure-cli", { env: "dev" })]);
+    now = 10;
+    reg.heartbeat(tunnel("b"), [app("azure-cli", { env: "prod" })]);
+    expect(reg.app("azure-cli")?.labels).toEqual({ env: "prod" });
+  });
+});
