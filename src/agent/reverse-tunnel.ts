@@ -38,7 +38,6 @@ export class ReverseTunnel {
   private attempt = 0;
   private wake: (() => void) | null = null;
   private heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
-  private readonly connectedWaiters: (() => void)[] = [];
   /** Completed connections, for status output and tests. */
   connections = 0;
 
@@ -46,12 +45,6 @@ export class ReverseTunnel {
 
   get current(): TunnelSession | null {
     return this.session && !this.session.isClosed ? this.session : null;
-  }
-
-  /** Resolves once a tunnel is up and its first heartbeat was accepted. */
-  connected(): Promise<void> {
-    if (this.current && this.connections > 0) return Promise.resolve();
-    return new Promise((r) => this.connectedWaiters.push(r));
   }
 
   start(): void {
@@ -76,7 +69,6 @@ export class ReverseTunnel {
         this.attempt = 0;
         this.connections++;
         this.opts.log(`tunnel to ${this.opts.baseUrl} is up (${this.opts.apps.map((a) => a.name).join(", ")})`);
-        for (const w of this.connectedWaiters.splice(0)) w();
         const closed = await Promise.race([session.closed(), this.untilDraining(session)]);
         clearTimeout(this.heartbeatTimer);
         if (this.stopped) return;

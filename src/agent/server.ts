@@ -2,6 +2,7 @@
  * Agent mode: join (or reuse the stored identity), open the reverse tunnel,
  * forward Azure requests, and renew the host certificate before it expires.
  */
+import os from "node:os";
 import path from "node:path";
 import { readFileSync } from "node:fs";
 import { x509 } from "../pki/x509.ts";
@@ -72,7 +73,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       baseUrl: proxyBaseUrl(cfg.proxyAddr),
       caPem: state.identity.host_ca_pem,
       credentials: () => state,
-      hostName: cfg.hostName ?? state.identity.host_id,
+      hostName: cfg.hostName ?? os.hostname(),
       apps: cfg.apps,
       log,
       backoff: cfg.backoff,
