@@ -27,6 +27,7 @@ import { createAuthority } from "../src/pki/authority.ts";
 import { issueServerCert } from "../src/pki/certificate.ts";
 import { isAzureEndpoint } from "../src/azure/endpoints.ts";
 import { scopeForResource } from "../src/azure/scopes.ts";
+import { tokenMayGoTo } from "../src/azure/audiences.ts";
 
 const worldFile = path.join(tempDir("azgate-world-"), "world.yaml");
 {
@@ -130,6 +131,13 @@ describe("the agent's forwarder", () => {
     expect(await send(SUBS, { token: otherIdentity })).toMatchObject({ status: 401, body: expect.stringMatching(/is for identity .*teleport-contributor/) });
     expect(await send(SUBS, { token: expired })).toMatchObject({ status: 401, body: expect.stringMatching(/expired/) });
     expect(await send(SUBS, { token: "not-a-jwt" })).toMatchObject({ status: 401, body: expect.stringMatching(/not an azgate token/) });
+  });
+
+  it("sends a real token only to the service its audience names (no ARM token to a Front Door host)", async () => {
+    const res = await send("https://evil.azurefd.net/collect");
+    expect(res.status).toBe(403);
+    expect(res.body).toMatch(/a token for https:\/\/management\.core\.windows\.net\/ is not sent to evil\.azurefd\.net/);
+    expect(fx.emu.requests.some((r) => r.host === "evil.azurefd.net")).toBe(false);
   });
 
   it("refuses names that resolve to loopback, IMDS or private addresses (checked after DNS)", async () => {
@@ -260,6 +268,21 @@ describe("pure pieces", () => {
     ["not-azure.example.com", false], ["my-azurefd.net", false], ["my.azurefd.net", true], ["MANAGEMENT.AZURE.COM", true],
   ])("isAzureEndpoint(%j) is %s (Teleport's cases)", (host, want) => {
     expect(isAzureEndpoint(host)).toBe(want);
+  });
+  it.each([
+    ["https://management.core.windows.net/", "management.azure.com", true],
+    ["https://management.azure.com", "myregistry.azurecr.io", true],
+    ["https://management.core.windows.net/", "evil.azurefd.net", false],
+    ["https://management.core.windows.net/", "acct.blob.core.windows.net", false],
+    ["https://storage.azure.com", "acct.blob.core.windows.net", true],
+    ["https://storage.azure.com/", "management.azure.com", false],
+    ["https://vault.azure.net", "teleport-demo-kv.vault.azure.net", true],
+    ["https://vault.azure.net", "kv.vault.azure.net.evil.example", false],
+    ["https://acct.blob.core.windows.net", "acct.blob.core.windows.net", true],
+    ["https://acct.blob.core.windows.net", "other.blob.core.windows.net", false],
+    ["not a url", "management.azure.com", false],
+  ])("a token for %s may go to %s: %s", (resource, host, want) => {
+    expect(tokenMayGoTo(resource, host)).toBe(want);
   });
   it("maps v1 resources to .default scopes, keeping a trailing slash", () => {
     expect(scopeForResource("https://management.core.windows.net/")).toBe("https://management.core.windows.net//.default");

@@ -7,6 +7,7 @@
  */
 import { isAzureEndpoint } from "../azure/endpoints.ts";
 import { scopeForResource } from "../azure/scopes.ts";
+import { tokenMayGoTo } from "../azure/audiences.ts";
 import { PlaceholderError, verifyPlaceholder } from "../azure/placeholder.ts";
 import { EC_ALG } from "../pki/keys.ts";
 import { ErrorCode, type TunnelStream } from "../tunnel/index.ts";
@@ -88,6 +89,9 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
     } catch (e) {
       const problem = e instanceof PlaceholderError ? e.message : "the client key is unusable";
       return refuse(refusal(401, "token_invalid", problem));
+    }
+    if (!tokenMayGoTo(resource, url.hostname)) {
+      return refuse(refusal(403, "token_audience_mismatch", `a token for ${resource} is not sent to ${url.hostname}; ask the token endpoint for this service's resource`));
     }
     const t0 = performance.now();
     try {

@@ -11,6 +11,11 @@
  * CONNECT proxy of our own that dials the chosen address (fetch cannot be
  * told which address to connect to otherwise). Node uses node:https with a
  * fixed lookup.
+ *
+ * Deno's fetch sends a streamed body chunked and drops a Content-Length the
+ * caller set, which Azure Storage refuses for uploads. So on Deno a request
+ * whose body has a declared length goes through node:https (its writes are
+ * paced by waitForWritable); its response is usually small.
  */
 import https from "node:https";
 import { Readable } from "node:stream";
@@ -49,7 +54,8 @@ declare const Deno:
   | undefined;
 
 export function httpsRequest(req: HttpsRequest): Promise<HttpsResponse> {
-  return typeof Deno !== "undefined" ? viaDenoFetch(req) : viaNodeHttps(req);
+  const declaredLength = req.headers.some(([k]) => k.toLowerCase() === "content-length") && !["GET", "HEAD"].includes(req.method);
+  return typeof Deno !== "undefined" && !declaredLength ? viaDenoFetch(req) : viaNodeHttps(req);
 }
 
 // ---- Deno -----------------------------------------------------------------------

@@ -74,6 +74,9 @@ describe("tunnel resilience", () => {
       });
       expect(put.status).toBe(201);
       await readBody(put);
+      // Azure Storage needs the length: the upload must not arrive chunked.
+      const seenPut = [...fx.emu.requests].reverse().find((r) => r.method === "PUT" && r.path.endsWith("/big.bin"));
+      expect(seenPut?.headers["content-length"]).toBe(String(size));
 
       const get = await app.request(BLOB("big.bin"), { resource: "https://storage.azure.com", headers: [["x-ms-version", "2021-08-06"]] });
       expect(get.status).toBe(200);
