@@ -5,7 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeFileSync } from "node:fs";
+import http from "node:http";
 import https from "node:https";
+import { createHttpHeaders, type HttpClient } from "@azure/core-rest-pipeline";
 import net from "node:net";
 import path from "node:path";
 import { parse, stringify } from "yaml";
@@ -234,6 +236,34 @@ describe("the agent's token provider", () => {
     const err = await provider().getToken(IDENTITY("no-such-identity"), "https://management.azure.com/.default").catch((e) => e);
     expect(err.reason).toBe("identity_not_found");
     expect(err.message).toMatch(/"no-such-identity" was not found/);
+  });
+
+  it("uses a VM managed identity by resource ID when the Workload ID environment is absent", async () => {
+    // IMDS is plain HTTP on the VM; here it is the emulator's, reached as an absolute-URI request on its proxy port.
+    const toEmulator = identityHttpClient(outbound);
+    const viaImds: HttpClient = {
+      sendRequest: (req) =>
+        new URL(req.url).protocol !== "http:"
+          ? toEmulator.sendRequest(req)
+          : new Promise((resolve, reject) => {
+              const out = http.request({ host: "127.0.0.1", port: fx.emu.proxyPort, path: req.url, method: req.method, headers: Object.fromEntries(req.headers) }, (res) => {
+                let body = "";
+                res.on("data", (c) => (body += c));
+                res.on("end", () => {
+                  const headers = createHttpHeaders();
+                  for (const [k, v] of Object.entries(res.headers)) if (typeof v === "string") headers.set(k, v);
+                  resolve({ request: req, status: res.statusCode ?? 0, headers, bodyAsText: body });
+                });
+              });
+              out.on("error", reject);
+              out.end(typeof req.body === "string" ? req.body : undefined);
+            }),
+    };
+    const p = new AzureTokenProvider({ env: {}, httpClient: viaImds });
+    expect(p.mode).toBe("managed-identity");
+    const t = await p.getToken(READER, "https://management.azure.com/.default");
+    expect(JSON.parse(Buffer.from(t.token.split(".")[1], "base64url").toString())).toMatchObject({ xms_mirid: READER });
+    expect(fx.emu.requests.some((r) => r.host === "169.254.169.254" && r.path.includes("msi_res_id"))).toBe(true);
   });
 
   it("gives up after its deadline when Entra does not answer", async () => {
