@@ -11,37 +11,39 @@ export function identityHttpClient(outbound: Outbound): HttpClient {
   return {
     async sendRequest(request: PipelineRequest): Promise<PipelineResponse> {
       const url = new URL(request.url);
-      const headers: Record<string, string> = {};
-      for (const [k, v] of request.headers) headers[k] = v;
-      const body = typeof request.body === "string" ? request.body : request.body instanceof Uint8Array ? request.body : undefined;
+      const headers: [string, string][] = [...request.headers];
+      const body = typeof request.body === "string" ? new TextEncoder().encode(request.body) : request.body instanceof Uint8Array ? request.body : undefined;
       if (request.body !== undefined && request.body !== null && body === undefined) throw new Error("identity client: unsupported request body type");
-      if (body !== undefined) headers["content-length"] = String(Buffer.byteLength(body));
+      if (body !== undefined) headers.push(["content-length", String(body.length)]);
       const timeoutMs = request.timeout > 0 ? request.timeout : 30_000;
-      const req =
-        url.protocol === "http:"
-          ? http.request(url, { method: request.method, headers, timeout: timeoutMs })
-          : outbound.request(url, await outbound.pin(url.hostname, Number(url.port || 443), false), { method: request.method, headers, timeoutMs });
-      return new Promise<PipelineResponse>((resolve, reject) => {
-        const onAbort = () => req.destroy(new Error("request aborted"));
-        request.abortSignal?.addEventListener("abort", onAbort, { once: true });
-        req.on("error", (e) => {
-          request.abortSignal?.removeEventListener("abort", onAbort);
-          reject(Object.assign(e, { code: (e as NodeJS.ErrnoException).code ?? "REQUEST_SEND_ERROR" }));
-        });
-        req.on("timeout", () => req.destroy(new Error(`timeout after ${timeoutMs}ms`)));
-        req.on("response", (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("error", reject);
-          res.on("end", () => {
-            request.abortSignal?.removeEventListener("abort", onAbort);
-            const out = createHttpHeaders();
-            for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) out.set(k, Array.isArray(v) ? v.join(", ") : v);
-            resolve({ request, status: res.statusCode ?? 0, headers: out, bodyAsText: Buffer.concat(chunks).toString("utf8") });
-          });
-        });
-        req.end(body);
-      });
+      const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(request.abortSignal ? [request.abortSignal as AbortSignal] : [])]);
+      const res = url.protocol === "http:" ? await plainHttp(url, request.method, headers, body, signal) : await viaOutbound(outbound, url, request.method, headers, body, signal);
+      const out = createHttpHeaders();
+      for (const [k, v] of res.headers) out.set(k, v);
+      return { request, status: res.status, headers: out, bodyAsText: res.text };
     },
   };
+}
+
+async function viaOutbound(outbound: Outbound, url: URL, method: string, headers: [string, string][], body: Uint8Array | undefined, signal: AbortSignal) {
+  const pinned = await outbound.pin(url.hostname, Number(url.port || 443), false);
+  const res = await outbound.send(url, pinned, { method, headers, body: body ? new ReadableStream<Uint8Array>({ start: (c) => (c.enqueue(body), c.close()) }) : null, signal });
+  return { status: res.status, headers: res.headers, text: await new Response(res.body).text() };
+}
+
+function plainHttp(url: URL, method: string, headers: [string, string][], body: Uint8Array | undefined, signal: AbortSignal) {
+  return new Promise<{ status: number; headers: [string, string][]; text: string }>((resolve, reject) => {
+    const req = http.request(url, { method, headers: Object.fromEntries(headers), signal }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("error", reject);
+      res.on("end", () => {
+        const list: [string, string][] = [];
+        for (let i = 0; i < res.rawHeaders.length; i += 2) list.push([res.rawHeaders[i], res.rawHeaders[i + 1]]);
+        resolve({ status: res.statusCode ?? 0, headers: list, text: Buffer.concat(chunks).toString("utf8") });
+      });
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
 }

@@ -10,9 +10,6 @@
  *   The operator chose that address, so it is exempt from the checks.
  */
 import dns from "node:dns";
-import https from "node:https";
-import http from "node:http";
-import type { LookupFunction } from "node:net";
 import { forbiddenAddressReason } from "./address-policy.ts";
 import { closeHttpsClients, httpsRequest, type HttpsResponse } from "../runtime/index.ts";
 
@@ -40,11 +37,7 @@ interface Pinned {
 const systemResolve = async (host: string) => dns.promises.lookup(host, { all: true, verbatim: true });
 
 export class Outbound {
-  private readonly agent: https.Agent;
-
-  constructor(private readonly opts: OutboundOptions = {}) {
-    this.agent = new https.Agent({ keepAlive: true, maxSockets: 256, ca: opts.caPem });
-  }
+  constructor(private readonly opts: OutboundOptions = {}) {}
 
   get connectTo() {
     return this.opts.connectTo;
@@ -78,31 +71,7 @@ export class Outbound {
     return httpsRequest({ url, method: opts.method, headers: opts.headers, body: opts.body, connect: { host: pinned.address, port: pinned.port }, caPem: this.opts.caPem, signal: opts.signal });
   }
 
-  /** A small control request (token and ARM lookups) as a node ClientRequest. */
-  request(url: URL, pinned: Pinned, opts: { method: string; headers: Record<string, string | string[]>; timeoutMs?: number }): http.ClientRequest {
-    const lookup: LookupFunction = (_host, options, cb) => {
-      if ((options as { all?: boolean }).all) (cb as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address: pinned.address, family: pinned.family }]);
-      else cb(null, pinned.address, pinned.family);
-    };
-    const req = https.request({
-      protocol: "https:",
-      host: url.hostname,
-      servername: url.hostname,
-      port: pinned.port,
-      path: url.pathname + url.search,
-      method: opts.method,
-      headers: { ...opts.headers, host: url.host },
-      lookup,
-      agent: this.agent,
-      ca: this.opts.caPem,
-      timeout: opts.timeoutMs ?? 120_000,
-    });
-    req.on("timeout", () => req.destroy(new Error(`no answer from ${url.host} for ${Math.round((opts.timeoutMs ?? 120_000) / 1000)}s`)));
-    return req;
-  }
-
   close(): void {
-    this.agent.destroy();
     void closeHttpsClients();
   }
 }
