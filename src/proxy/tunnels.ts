@@ -24,7 +24,7 @@ import { routeClientStream } from "./route.ts";
 
 export const HEARTBEAT_INTERVAL_MS = 10_000;
 
-type Env = { Variables: { identity: Identity; cert: x509.X509Certificate } };
+type Env = { Variables: { identity: Identity; cert: x509.X509Certificate; clientKey: JsonWebKey } };
 
 const heartbeatSchema = z.object({
   type: z.literal("heartbeat"),
@@ -66,6 +66,8 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry): TunnelSe
       if (kind === "user" && !identity.route) throw new AzgateError("access_denied", "a user session cannot open a tunnel; run azgate apps login first");
       c.set("identity", identity);
       c.set("cert", cert);
+      // Exported here, not in onOpen: frames that arrive before the session is attached would be lost.
+      c.set("clientKey", (await crypto.subtle.exportKey("jwk", await cert.publicKey.export({ name: "ECDSA", namedCurve: "P-256" }, ["verify"]))) as JsonWebKey);
     } catch (e) {
       // An upgrade refusal carries no body, so the reason travels in a header.
       const err = isAzgateError(e) ? e : new AzgateError("internal", "internal error");
@@ -106,10 +108,11 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry): TunnelSe
     upgradeWebSocket((c) => {
       const identity = c.get("identity");
       const cert = c.get("cert");
+      const clientKey = c.get("clientKey");
       const addr = remoteAddr(c);
       return {
-        async onOpen(_ev, ws) {
-          const clientKey = (await crypto.subtle.exportKey("jwk", await cert.publicKey.export({ name: "ECDSA", namedCurve: "P-256" }, ["verify"]))) as JsonWebKey;
+        // Synchronous on purpose: the session must listen before the first frame is delivered.
+        onOpen(_ev, ws) {
           const session = attachSession(ws.raw as WebSocket, {
             role: "acceptor",
             name: `client ${identity.name}`,
