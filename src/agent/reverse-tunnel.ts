@@ -16,6 +16,7 @@ export interface ReverseTunnelOptions {
   credentials: () => { keyPem: string; certPem: string };
   hostName: string;
   apps: AppSpec[];
+  tenantId?: string;
   onStream: (stream: TunnelStream) => void;
   log: (line: string) => void;
   backoff?: { initialMs: number; maxMs: number };
@@ -128,6 +129,7 @@ export class ReverseTunnel {
       host_name: this.opts.hostName,
       version: VERSION,
       apps: this.opts.apps,
+      ...(this.opts.tenantId ? { tenant_id: this.opts.tenantId } : {}),
     });
     if (!answer.ok) throw new AzgateError("bad_parameter", `the proxy refused the heartbeat: ${answer.message ?? "no reason"}`);
     const next = Math.max(1_000, answer.interval_ms ?? 10_000);

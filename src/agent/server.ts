@@ -75,6 +75,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       credentials: () => state,
       hostName: cfg.hostName ?? os.hostname(),
       apps: cfg.apps,
+      tenantId: (cfg.env ?? process.env).AZURE_TENANT_ID,
       log,
       backoff: cfg.backoff,
       onStream: (stream) =>

@@ -74,5 +74,5 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
     session_id: identity.session_id,
     expires: cert.notAfter.toISOString(),
   });
-  return { cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), app, azure_identity: req.azure_identity };
+  return { cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), app: app.name, azure_identity: req.azure_identity, tenant_id: app.tenant_id ?? null };
 }

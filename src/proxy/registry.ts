@@ -7,6 +7,8 @@ export interface AppSpec {
   uri: string;
   description?: string;
   labels: Record<string, string>;
+  /** The Entra tenant the agent's identities live in, when it knows (Workload ID). */
+  tenant_id?: string;
 }
 
 /** One agent's tunnel to this proxy. */

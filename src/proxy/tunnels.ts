@@ -31,6 +31,7 @@ const heartbeatSchema = z.object({
   host_name: z.string().max(253),
   version: z.string().max(64),
   apps: z.array(agentAppSchema).max(100),
+  tenant_id: z.string().max(64).optional(),
 });
 const renewSchema = z.object({ type: z.literal("renew"), public_key_pem: z.string().max(4096) });
 
@@ -156,7 +157,7 @@ async function handleAgentStream(ctx: ProxyContext, registry: AppRegistry, tunne
     if (type === "heartbeat") {
       const hb = heartbeatSchema.parse(stream.meta);
       tunnel.hostName = hb.host_name || identity.name;
-      registry.heartbeat(tunnel, hb.apps.map((a) => ({ ...a, cloud: "Azure" as const })));
+      registry.heartbeat(tunnel, hb.apps.map((a) => ({ ...a, cloud: "Azure" as const, ...(hb.tenant_id ? { tenant_id: hb.tenant_id } : {}) })));
       respondJsonMeta(stream, { ok: true, cluster_name: ctx.cluster.name, interval_ms: HEARTBEAT_INTERVAL_MS });
     } else if (type === "renew") {
       const req = renewSchema.parse(stream.meta);

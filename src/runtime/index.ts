@@ -22,3 +22,4 @@ export function runtimeVersion(): string {
   return runtimeName() === "deno" ? `deno ${Deno!.version.deno}` : `node ${process.versions.node}`;
 }
 export { httpsRequest, closeHttpsClients, type HttpsRequest, type HttpsResponse } from "./https-client.ts";
+export { serveLocalProxy, isLoopback, CONNECT_TARGET_HEADER, type LocalProxyOptions, type RunningLocalProxy } from "./local-proxy.ts";

@@ -4,10 +4,11 @@ import { profileClient } from "../connect.ts";
 import { loadProfile } from "../../client/profile.ts";
 import { print, structured, table, type Format } from "../output.ts";
 import { run } from "../run.ts";
+import { appLoginCommands } from "./azure.ts";
 
 export function appsCommands(y: Argv) {
   return y.command("apps", "Apps you can use (Azure CLI access)", (a) =>
-    a
+    appLoginCommands(a)
       .command<{ format: Format }>(
         "ls",
         "List the apps your roles allow",

@@ -1,0 +1,73 @@
+/**
+ * App sessions on disk, beside the user's keys:
+ *   keys/<proxy>/<user>-app/<cluster>/<app>.key, .crt, .json   (0600)
+ *   keys/<proxy>/<user>-app/<cluster>/<app>-localca.pem, -localca.key, -bundle.pem
+ *   azure/<cluster>/<app>/                                      AZURE_CONFIG_DIR, private per app
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { promises as fsp } from "node:fs";
+import path from "node:path";
+import { ensureDir, readTextOrNull, writeFileAtomic } from "../runtime/index.ts";
+import { azgateHome, type Profile } from "./profile.ts";
+import type { LocalCaFiles } from "./local-ca.ts";
+
+export interface AppSessionInfo {
+  app: string;
+  azure_identity: string;
+  tenant: string;
+  expires: string;
+}
+
+const safe = (s: string) => s.replace(/[^A-Za-z0-9._@-]/g, "_");
+export const appDir = (p: Profile, home = azgateHome()) => path.join(home, "keys", safe(p.proxy), `${safe(p.user)}-app`, safe(p.cluster));
+export const azureConfigDir = (p: Profile, app: string, home = azgateHome()) => path.join(home, "azure", safe(p.cluster), safe(app));
+
+export async function saveAppSession(p: Profile, info: AppSessionInfo, keyPem: string, certPem: string, ca: LocalCaFiles): Promise<void> {
+  const dir = appDir(p);
+  await ensureDir(dir, 0o700);
+  const base = path.join(dir, safe(info.app));
+  await writeFileAtomic(`${base}.key`, keyPem, 0o600);
+  await writeFileAtomic(`${base}.crt`, certPem, 0o600);
+  await writeFileAtomic(`${base}-localca.key`, ca.keyPem, 0o600);
+  await writeFileAtomic(`${base}-localca.pem`, ca.certPem, 0o600);
+  // Python's requests replaces its trust store with REQUESTS_CA_BUNDLE: give it the local CA plus the system's,
+  // so hosts that are tunnelled unchanged still verify.
+  const system = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"].find((f) => existsSync(f));
+  await writeFileAtomic(`${base}-bundle.pem`, ca.certPem + (system ? readFileSync(system, "utf8") : ""), 0o600);
+  await writeFileAtomic(`${base}.json`, JSON.stringify(info, null, 2) + "\n", 0o600);
+  await ensureDir(azureConfigDir(p, info.app), 0o700);
+}
+
+export interface StoredAppSession {
+  info: AppSessionInfo;
+  keyPem: string;
+  certPem: string;
+  ca: LocalCaFiles;
+  caFile: string;
+  bundleFile: string;
+}
+
+export async function loadAppSession(p: Profile, app: string): Promise<StoredAppSession | null> {
+  const base = path.join(appDir(p), safe(app));
+  const [info, keyPem, certPem, caKey, caPem] = await Promise.all([".json", ".key", ".crt", "-localca.key", "-localca.pem"].map((s) => readTextOrNull(base + s)));
+  if (!info || !keyPem || !certPem || !caKey || !caPem) return null;
+  return { info: JSON.parse(info) as AppSessionInfo, keyPem, certPem, ca: { keyPem: caKey, certPem: caPem }, caFile: `${base}-localca.pem`, bundleFile: `${base}-bundle.pem` };
+}
+
+export async function listAppSessions(p: Profile): Promise<AppSessionInfo[]> {
+  const dir = appDir(p);
+  const names = await fsp.readdir(dir).catch(() => [] as string[]);
+  const out: AppSessionInfo[] = [];
+  for (const n of names.filter((f) => f.endsWith(".json"))) out.push(JSON.parse(await fsp.readFile(path.join(dir, n), "utf8")) as AppSessionInfo);
+  return out;
+}
+
+/** Removes the app's key, certificate and local CA; AZURE_CONFIG_DIR stays, as in Teleport. */
+export async function removeAppSession(p: Profile, app: string): Promise<boolean> {
+  const base = path.join(appDir(p), safe(app));
+  let removed = false;
+  for (const s of [".json", ".key", ".crt", "-localca.key", "-localca.pem", "-bundle.pem"]) {
+    removed = (await fsp.rm(base + s).then(() => true, () => false)) || removed;
+  }
+  return removed;
+}

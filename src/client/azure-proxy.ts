@@ -1,0 +1,105 @@
+/**
+ * The workstation side of an Azure app session: the local forward proxy
+ * (CONNECT, TLS interception for Azure and the token hosts), the token
+ * endpoint emulation, and one authenticated tunnel session to the proxy that
+ * carries every other intercepted request as a stream (re-dialled when lost).
+ */
+import { isAzureEndpoint } from "../azure/endpoints.ts";
+import { serveLocalProxy, CONNECT_TARGET_HEADER } from "../runtime/index.ts";
+import { dialTunnel, type TunnelSession } from "../tunnel/index.ts";
+import { tunnelRequest } from "../tunnel/http.ts";
+import type { ApiTarget } from "./api.ts";
+import { LeafMinter, type LocalCaFiles } from "./local-ca.ts";
+import { IDENTITY_HOST, MSI_HOST, tokenEndpoint } from "./token-endpoint.ts";
+
+export interface AppCredentials {
+  app: string;
+  identity: string;
+  tenant: string;
+  key: CryptoKey;
+  certPem: string;
+  expires: Date;
+}
+
+export interface RunningAzureProxy {
+  port: number;
+  secret: string;
+  close(): Promise<void>;
+}
+
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host", "x-forwarded-host", CONNECT_TARGET_HEADER]);
+const NULL_BODY = new Set([101, 204, 205, 304]);
+
+export async function startAzureProxy(opts: { creds: AppCredentials; target: ApiTarget; ca: LocalCaFiles; secret: string; port?: number; log?: (l: string) => void }): Promise<RunningAzureProxy> {
+  const minter = new LeafMinter(opts.ca);
+  const tokens = tokenEndpoint({ secret: opts.secret, identity: opts.creds.identity, tenant: opts.creds.tenant, key: opts.creds.key, expires: opts.creds.expires, clientId: "00000000-0000-0000-0000-000000000000" });
+  let session: Promise<TunnelSession> | null = null;
+  const tunnel = async (): Promise<TunnelSession> => {
+    const current = session ? await session.catch(() => null) : null;
+    if (current && !current.isClosed && !current.isDraining) return current;
+    session = dialTunnel({ baseUrl: opts.target.baseUrl, path: "/v1/tunnel/client", caPem: opts.target.ca_pem, insecure: opts.target.insecure, key: opts.creds.key, certPem: opts.creds.certPem, session: {} });
+    return session;
+  };
+
+  const handle = async (req: Request): Promise<Response> => {
+    const local = tokens(req);
+    if (local) return local;
+    const url = new URL(req.url);
+    const target = req.headers.get(CONNECT_TARGET_HEADER) ?? "";
+    const hostHeader = (req.headers.get("host") ?? "").toLowerCase().replace(/:443$/, "");
+    if (!target || hostHeader !== target.replace(/:443$/, "")) {
+      return Response.json({ error: { code: "host_mismatch", message: `azgate: the Host header (${hostHeader}) does not match the CONNECT target (${target})` } }, { status: 421 });
+    }
+    const headers: [string, string][] = [];
+    req.headers.forEach((v, k) => {
+      if (!HOP_BY_HOP.has(k.toLowerCase())) headers.push([k, v]);
+    });
+    const body = req.body && !["GET", "HEAD"].includes(req.method) ? req.body : undefined;
+    let res;
+    try {
+      res = await tunnelRequest(await tunnel(), { method: req.method, url: `https://${hostHeader}${url.pathname}${url.search}`, headers }, body);
+    } catch (e) {
+      return Response.json({ error: { code: "azgate_unavailable", message: `azgate: ${(e as Error).message}` } }, { status: 502 });
+    }
+    const out = new Headers();
+    for (const [k, v] of res.headers) if (!HOP_BY_HOP.has(k.toLowerCase()) && k.toLowerCase() !== "content-length") out.append(k, v);
+    if (NULL_BODY.has(res.status) || req.method === "HEAD") {
+      void res.body.cancel().catch(() => undefined);
+      return new Response(null, { status: res.status, headers: out });
+    }
+    return new Response(res.body, { status: res.status, headers: out });
+  };
+
+  const proxy = await serveLocalProxy({
+    port: opts.port ?? 0,
+    intercept: (host, port) => port === 443 && (host === MSI_HOST || host === IDENTITY_HOST || isAzureEndpoint(host)),
+    secureContext: (name) => minter.context(name),
+    fetch: handle,
+    log: opts.log,
+  });
+  return {
+    port: proxy.port,
+    secret: opts.secret,
+    close: async () => {
+      await proxy.close();
+      (await session?.catch(() => null))?.close();
+    },
+  };
+}
+
+/** The environment a shell or child process needs to use the proxy. */
+export function azureEnv(p: { port: number; secret: string; configDir: string; caBundle: string; localCa: string }): Record<string, string> {
+  const proxyUrl = `http://127.0.0.1:${p.port}`;
+  return {
+    AZURE_CONFIG_DIR: p.configDir,
+    HTTPS_PROXY: proxyUrl,
+    HTTP_PROXY: proxyUrl,
+    // Both protocols: az before 2.73 reads MSI_ENDPOINT; MSAL-based clients prefer IDENTITY_ENDPOINT.
+    MSI_ENDPOINT: `https://${MSI_HOST}/${p.secret}`,
+    IDENTITY_ENDPOINT: `https://${IDENTITY_HOST}`,
+    IDENTITY_HEADER: p.secret,
+    REQUESTS_CA_BUNDLE: p.caBundle,
+    SSL_CERT_FILE: p.caBundle,
+    NODE_EXTRA_CA_CERTS: p.localCa,
+  };
+}

@@ -1,0 +1,110 @@
+/**
+ * The workstation's forward proxy: loopback only, CONNECT only. Intercepted
+ * hosts get TLS terminated here with a certificate chosen by SNI and their
+ * requests served by `fetch`, which learns the CONNECT target (to check the
+ * Host header against it); other hosts are tunnelled unchanged.
+ *
+ * Runtime note: the CONNECT target travels on the raw socket and is read
+ * back through the TLS socket's `_parent`, which Node and Deno 2 both set.
+ */
+import http from "node:http";
+import https from "node:https";
+import net from "node:net";
+import type tls from "node:tls";
+import type { AddressInfo, Socket } from "node:net";
+import { getRequestListener } from "@hono/node-server";
+
+/** Set by the proxy on intercepted requests (any value a client sends is dropped first). */
+export const CONNECT_TARGET_HEADER = "x-azgate-connect-target";
+
+export interface LocalProxyOptions {
+  port: number;
+  /** True when CONNECT host:port must be terminated here. */
+  intercept(host: string, port: number): boolean;
+  secureContext(servername: string): Promise<tls.SecureContext>;
+  fetch(req: Request): Response | Promise<Response>;
+  log?(line: string): void;
+}
+
+export interface RunningLocalProxy {
+  port: number;
+  close(): Promise<void>;
+}
+
+export function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  const a = address.replace(/^::ffff:/, "");
+  return a === "::1" || /^127\.\d+\.\d+\.\d+$/.test(a);
+}
+
+function splitTarget(url: string | undefined): { host: string; port: number } | null {
+  const m = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(url ?? "");
+  return m ? { host: (m[1] ?? m[2]).toLowerCase(), port: Number(m[3]) } : null;
+}
+
+export function serveLocalProxy(opts: LocalProxyOptions): Promise<RunningLocalProxy> {
+  const listener = getRequestListener(opts.fetch);
+  const inner = https.createServer(
+    {
+      SNICallback: (name, cb) => {
+        opts.secureContext(name).then((ctx) => cb(null, ctx), (e) => cb(e as Error));
+      },
+    },
+    (req, res) => {
+      delete req.headers[CONNECT_TARGET_HEADER];
+      const target = (req.socket as unknown as { _parent?: { azgateTarget?: string } })._parent?.azgateTarget;
+      if (target) req.headers[CONNECT_TARGET_HEADER] = target;
+      void listener(req, res);
+    },
+  );
+  const outer = http.createServer((req, res) => {
+    res.writeHead(400, { "content-type": "text/plain" }).end("azgate's local proxy only takes CONNECT\n");
+  });
+  const sockets = new Set<Socket>();
+  outer.on("connection", (s: Socket) => {
+    if (!isLoopback(s.remoteAddress)) {
+      opts.log?.(`refused a connection from ${s.remoteAddress}: the local proxy serves this machine only`);
+      s.destroy();
+      return;
+    }
+    sockets.add(s);
+    s.once("close", () => sockets.delete(s));
+  });
+  outer.on("connect", (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+    const target = splitTarget(req.url);
+    if (!target) {
+      socket.end("HTTP/1.1 400 Bad Request\r\n\r\n");
+      return;
+    }
+    if (opts.intercept(target.host, target.port)) {
+      (socket as Socket & { azgateTarget?: string }).azgateTarget = `${target.host}:${target.port}`;
+      socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      if (head.length) socket.unshift(head);
+      inner.emit("connection", socket);
+      return;
+    }
+    // Everything else goes through untouched, as a plain TCP tunnel.
+    const upstream = net.connect(target.port, target.host);
+    upstream.once("connect", () => {
+      socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      if (head.length) upstream.write(head);
+      upstream.pipe(socket);
+      socket.pipe(upstream);
+    });
+    upstream.on("error", () => socket.end("HTTP/1.1 503 Service Unavailable\r\n\r\n"));
+    socket.on("error", () => upstream.destroy());
+  });
+  return new Promise((resolve, reject) => {
+    outer.once("error", reject);
+    outer.listen(opts.port, "127.0.0.1", () => {
+      resolve({
+        port: (outer.address() as AddressInfo).port,
+        close: () =>
+          new Promise<void>((done) => {
+            for (const s of sockets) s.destroy();
+            outer.close(() => done());
+          }),
+      });
+    });
+  });
+}

@@ -1,0 +1,91 @@
+/**
+ * The Azure CLI through azgate, end to end: the Debian azure-cli, a real
+ * proxy, a real agent (Workload ID against the emulator) and the emulator.
+ * The CLI runs as `azgate apps login` / `azgate az`, as a user would.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import path from "node:path";
+import { useEmulator } from "../helpers/emulator.ts";
+import { IDENTITY, spawnAgent, startCluster, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
+import { cli, tempDir } from "../helpers/azgate.ts";
+import { saveProfile } from "../../src/client/profile.ts";
+
+const fx = useEmulator({ projectToken: true });
+const READER = IDENTITY("teleport-reader");
+const SEED = path.resolve(import.meta.dirname, "../../../shared/fixtures/seed");
+
+describe("az through azgate", () => {
+  let cluster: TestCluster;
+  let agent: AgentProcess;
+  let home: string;
+  const az = (args: string[]) => cli(args, { home, env: { HOME: home } });
+
+  beforeAll(async () => {
+    cluster = await startCluster();
+    agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken() });
+    await agent.waitFor(/tunnel to .* is up/);
+    await cluster.admin.call("POST", "/v1/admin/resources", { text: readFileSync(path.join(SEED, "azure-cli-access-internal.yaml"), "utf8") });
+    const alice = await cluster.user("alice", ["azure-cli-access"], [READER, IDENTITY("teleport-contributor")]);
+    home = tempDir("azgate-home-");
+    await saveProfile({ proxy: cluster.proxy.addr, user: "alice", cluster: "e2e", ca_pem: cluster.target.ca_pem }, alice.keyPem, alice.certPem, home);
+  });
+  afterAll(async () => {
+    await agent?.stop();
+    await cluster?.stop();
+  });
+
+  it("apps login runs az login --identity through azgate and prints az's subscriptions, then the three lines", async () => {
+    const res = await az(["apps", "login", "azure-cli", "--azure-identity", "teleport-reader"]);
+    expect(res.stderr + res.stdout).not.toMatch(/ERROR/);
+    expect(res.code).toBe(0);
+    const json = JSON.parse(res.stdout.slice(0, res.stdout.indexOf("Logged into")));
+    expect(json[0]).toMatchObject({ id: "00000000-0000-0000-0000-000000000000", tenantId: fx.emu.world.tenant_id, user: { type: "servicePrincipal" } });
+    expect(res.stdout).toContain(`Logged into Azure app "azure-cli".\nYour identity: ${READER}\nExample Azure CLI command: azgate az group list`);
+    const dir = path.join(home, "keys");
+    const files = readdirSync(dir, { recursive: true }).map(String).filter((f) => /\.(key|crt|pem|json)$/.test(f));
+    for (const f of files) expect(statSync(path.join(dir, f)).mode & 0o777, f).toBe(0o600);
+  });
+
+  it("runs az group list, identity show and rest against the emulator's data", async () => {
+    const groups = await az(["az", "group", "list", "-o", "json"]);
+    expect(groups.code).toBe(0);
+    expect(JSON.parse(groups.stdout).map((g: { name: string }) => g.name)).toEqual(expect.arrayContaining(["myResourceGroup", "production"]));
+    const show = await az(["az", "identity", "show", "-g", "myResourceGroup", "-n", "teleport-reader", "-o", "json"]);
+    expect(show.code).toBe(0);
+    expect(JSON.parse(show.stdout)).toMatchObject({ name: "teleport-reader", clientId: "00000000-0000-4000-8000-000000000002" });
+    const rest = await az(["az", "rest", "--method", "get", "--url", "https://management.azure.com/subscriptions?api-version=2022-12-01"]);
+    expect(rest.code).toBe(0);
+    expect(JSON.parse(rest.stdout).value[0].subscriptionId).toBe("00000000-0000-0000-0000-000000000000");
+  });
+
+  it("passes az's own failure and exit code: a write as Reader is AuthorizationFailed", async () => {
+    const res = await az(["az", "group", "create", "-n", "new-group", "-l", "eastus"]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/AuthorizationFailed/);
+  });
+
+  it("az account get-access-token returns the placeholder, never a token the emulator issued", async () => {
+    const res = await az(["az", "account", "get-access-token", "-o", "json"]);
+    expect(res.code).toBe(0);
+    const token = JSON.parse(res.stdout).accessToken as string;
+    const claims = JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString());
+    expect(claims).toMatchObject({ iss: "azgate-client", xms_mirid: READER, tid: fx.emu.world.tenant_id });
+    // Every real token that reached the emulator stays off the workstation: not in az's config dir.
+    const real = fx.emu.requests.map((r) => r.authorization?.replace(/^Bearer /, "")).filter((t): t is string => !!t && t.split(".").length === 3 && !t.includes(token));
+    expect(real.length).toBeGreaterThan(0);
+    const azureDir = path.join(home, "azure");
+    const everything = readdirSync(azureDir, { recursive: true })
+      .map((f) => path.join(azureDir, String(f)))
+      .filter((f) => statSync(f).isFile())
+      .map((f) => readFileSync(f, "latin1"))
+      .join("\n");
+    for (const t of new Set(real)) expect(everything.includes(t.split(".")[2])).toBe(false);
+  });
+
+  it("refuses an identity the user may not use, listing the choices", async () => {
+    const res = await az(["apps", "login", "azure-cli", "--azure-identity", "teleport-azure-cli-aks-agent"]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/failed to find the identity matching "teleport-azure-cli-aks-agent"[\s\S]*teleport-contributor[\s\S]*teleport-reader/);
+  });
+});
