@@ -69,4 +69,30 @@ describe("audit sink", () => {
     expect(statSync(file).mode & 0o777).toBe(0o600);
     await sink.close();
   });
+
+  it("searches by time, user and event name, keeps the newest matches, and skips a torn last line", async () => {
+    const { JsonLinesAuditSink } = await import("../src/audit/sink.ts");
+    const { mkdtempSync, appendFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const path = await import("node:path");
+    const dir = mkdtempSync(path.join(tmpdir(), "azgate-audit-"));
+    const sink = await JsonLinesAuditSink.open(dir);
+    expect(await sink.search({})).toEqual([]);
+    const file = path.join(dir, "audit", "events.jsonl");
+    const at = (m: number) => new Date(Date.UTC(2026, 10, 24, 10, m)).toISOString();
+    const events = [
+      { time: at(0), event: "user.login", code: "T1000I", user: "alice" },
+      { time: at(1), event: "app.request", code: "T2009I", user: "alice", n: 1 },
+      { time: at(2), event: "app.request.denied", code: "T2009W", user: "bob", n: 2 },
+      { time: at(3), event: "app.requests", code: "X", user: "alice" },
+      { time: at(4), event: "app.request", code: "T2009I", user: "alice", n: 3 },
+    ];
+    appendFileSync(file, events.map((e) => JSON.stringify(e) + "\n").join("") + '{"time":"2026-11-24T10:05:00.000Z","event":"app.requ');
+    expect((await sink.search({})).length).toBe(5);
+    expect((await sink.search({ user: "alice" })).map((e) => e.event)).toEqual(["user.login", "app.request", "app.requests", "app.request"]);
+    expect((await sink.search({ event: "app.request" })).map((e) => e.n)).toEqual([1, 2, 3]);
+    expect((await sink.search({ since: new Date(at(2)) })).map((e) => e.time)).toEqual([at(2), at(3), at(4)]);
+    expect((await sink.search({ event: "app.request", limit: 2 })).map((e) => e.n)).toEqual([2, 3]);
+    await sink.close();
+  });
 });

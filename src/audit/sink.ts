@@ -1,5 +1,6 @@
-import { promises as fsp } from "node:fs";
+import { createReadStream, promises as fsp } from "node:fs";
 import path from "node:path";
+import { createInterface } from "node:readline";
 import { ensureDir } from "../runtime/index.ts";
 
 /**
@@ -15,9 +16,31 @@ export interface AuditEvent {
   [field: string]: unknown;
 }
 
+export interface AuditQuery {
+  /** Only events at or after this time. */
+  since?: Date;
+  /** Only events about this user. */
+  user?: string;
+  /** Only events whose name is this or starts with it followed by "." (e.g. "app.request"). */
+  event?: string;
+  /** The newest this many matches (default 1000). */
+  limit?: number;
+}
+
 export interface AuditSink {
   emit(e: Omit<AuditEvent, "time">): Promise<void>;
+  /** Matching events, oldest first. */
+  search(q: AuditQuery): Promise<AuditEvent[]>;
   close(): Promise<void>;
+}
+
+export const DEFAULT_AUDIT_LIMIT = 1000;
+
+export function matchesQuery(e: AuditEvent, q: AuditQuery): boolean {
+  if (q.since && !(Date.parse(e.time) >= q.since.getTime())) return false;
+  if (q.user && e.user !== q.user) return false;
+  if (q.event && e.event !== q.event && !e.event.startsWith(`${q.event}.`)) return false;
+  return true;
 }
 
 /**
@@ -63,6 +86,36 @@ export class JsonLinesAuditSink implements AuditSink {
       }
     }
     this.writing = null;
+  }
+
+  /**
+   * Reads the file line by line, keeping only the newest `limit` matches, so
+   * memory stays bounded however long the log is. A torn last line (a crash
+   * mid-append) is skipped, not fatal.
+   */
+  async search(q: AuditQuery): Promise<AuditEvent[]> {
+    const limit = q.limit ?? DEFAULT_AUDIT_LIMIT;
+    const out: AuditEvent[] = [];
+    let input;
+    try {
+      input = createReadStream(this.file, { encoding: "utf8" });
+      await new Promise<void>((ok, fail) => input!.once("open", () => ok()).once("error", fail));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw e;
+    }
+    for await (const line of createInterface({ input, crlfDelay: Infinity })) {
+      let e: AuditEvent;
+      try {
+        e = JSON.parse(line) as AuditEvent;
+      } catch {
+        continue;
+      }
+      if (!matchesQuery(e, q)) continue;
+      out.push(e);
+      if (out.length > limit) out.shift();
+    }
+    return out;
   }
 
   async close(): Promise<void> {

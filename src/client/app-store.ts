@@ -47,8 +47,8 @@ export interface StoredAppSession {
   bundleFile: string;
 }
 
-export async function loadAppSession(p: Profile, app: string): Promise<StoredAppSession | null> {
-  const base = path.join(appDir(p), safe(app));
+export async function loadAppSession(p: Profile, app: string, home = azgateHome()): Promise<StoredAppSession | null> {
+  const base = path.join(appDir(p, home), safe(app));
   const [info, keyPem, certPem, caKey, caPem] = await Promise.all([".json", ".key", ".crt", "-localca.key", "-localca.pem"].map((s) => readTextOrNull(base + s)));
   if (!info || !keyPem || !certPem || !caKey || !caPem) return null;
   return { info: JSON.parse(info) as AppSessionInfo, keyPem, certPem, ca: { keyPem: caKey, certPem: caPem }, caFile: `${base}-localca.pem`, bundleFile: `${base}-bundle.pem` };

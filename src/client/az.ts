@@ -33,7 +33,9 @@ export async function azVersion(az: string): Promise<string | null> {
     const c = JSON.parse(cached) as { stamp: string; version: string };
     if (c.stamp === stamp) return c.version;
   }
-  const out = spawnSync(az, ["version", "--output", "json"], { encoding: "utf8", env: { ...process.env, AZURE_CORE_COLLECT_TELEMETRY: "false" }, timeout: 60_000 });
+  // A config dir of its own: a bare `az version` would create ~/.azure and try the network on its own.
+  const env = { ...process.env, AZURE_CONFIG_DIR: path.join(azgateHome(), "azure", ".az-version"), AZURE_CORE_COLLECT_TELEMETRY: "false" };
+  const out = spawnSync(az, ["version", "--output", "json"], { encoding: "utf8", env, timeout: 60_000 });
   try {
     const version = String((JSON.parse(out.stdout) as Record<string, string>)["azure-cli-core"]);
     if (!/^\d+\.\d+\.\d+/.test(version)) return null;

@@ -11,7 +11,7 @@ const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 export const LOGIN_HOST = "login.microsoftonline.com";
 
 /** Entra ID on login.microsoftonline.com: discovery, JWKS, and the v2 token endpoint for client credentials. */
-export function entraApp(opts: { world: World; key: SigningKey; issuers: WorkloadIssuer[] }) {
+export function entraApp(opts: { world: World; key: SigningKey; issuers: WorkloadIssuer[]; onIssued?: (token: string) => void }) {
   const { world, key } = opts;
   const app = new Hono();
   const base = `https://${LOGIN_HOST}`;
@@ -76,6 +76,7 @@ export function entraApp(opts: { world: World; key: SigningKey; issuers: Workloa
       return fail(c, entraError(401, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."));
     }
     const { token } = await issueAccessToken(key, world.tenant_id, principal, audience);
+    opts.onIssued?.(token);
     return c.json({ token_type: "Bearer", expires_in: TOKEN_LIFETIME_S, ext_expires_in: TOKEN_LIFETIME_S, access_token: token });
   });
   return app;

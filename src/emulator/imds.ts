@@ -10,7 +10,7 @@ export const IMDS_HOST = "169.254.169.254";
  * Metadata header is required (Python probes without it), and an unknown
  * client_id is a 400 "Bad Request" so az can fall back to object_id.
  */
-export function imdsApp(opts: { world: World; key: SigningKey }) {
+export function imdsApp(opts: { world: World; key: SigningKey; onIssued?: (token: string) => void }) {
   const { world } = opts;
   const app = new Hono();
   const bad = (c: Context, description: string) => c.json({ error: "invalid_request", error_description: description }, 400);
@@ -34,6 +34,7 @@ export function imdsApp(opts: { world: World; key: SigningKey }) {
     if (chosen.length > 1) return bad(c, "Multiple user assigned identities exist, please specify the clientId / resourceId of the identity in the token request");
     const id = chosen[0];
     const { token, expiresOn, notBefore } = await issueAccessToken(opts.key, world.tenant_id, { client_id: id.client_id, principal_id: id.principal_id, resource_id: identityResourceId(id) }, audience);
+    opts.onIssued?.(token);
     return c.json({
       access_token: token,
       client_id: id.client_id,

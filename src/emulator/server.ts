@@ -30,6 +30,8 @@ export interface RunningEmulator {
   issuer: WorkloadIssuer;
   /** The most recent requests it served (bounded), so tests can see what reached "Azure". */
   requests: SeenRequest[];
+  /** Every access token Entra and IMDS issued, so tests can prove none reaches a client. */
+  issuedTokens: Set<string>;
   close(): Promise<void>;
 }
 
@@ -39,6 +41,8 @@ export interface SeenRequest {
   path: string;
   authorization?: string;
   headers: Record<string, string>;
+  /** Sent back as x-ms-request-id. */
+  requestId: string;
 }
 
 const REQUEST_LOG_SIZE = 2000;
@@ -60,9 +64,11 @@ export async function startEmulator(opts: { dir: string; worldFile?: string; hos
 
   const issuer = new WorkloadIssuer(world.aks_oidc_issuer, await newSigningKey("aks-emulated-1"));
   const entraKey = await newSigningKey("entra-emulated-1");
-  const entra = entraApp({ world, key: entraKey, issuers: [issuer] });
+  const issuedTokens = new Set<string>();
+  const onIssued = (token: string) => issuedTokens.add(token);
+  const entra = entraApp({ world, key: entraKey, issuers: [issuer], onIssued });
   const arm = armApp({ world, key: entraKey, pageSize: opts.armPageSize });
-  const imds = imdsApp({ world, key: entraKey });
+  const imds = imdsApp({ world, key: entraKey, onIssued });
   const vault = keyVaultApp({ world, key: entraKey });
   const blobs = blobApp({ world, key: entraKey, dir: opts.dir });
   const issuerPath = new URL(issuer.issuer).pathname.replace(/\/$/, "");
@@ -72,12 +78,20 @@ export async function startEmulator(opts: { dir: string; worldFile?: string; hos
 
   const requests: SeenRequest[] = [];
   const root = new Hono();
-  root.all("*", (c) => {
+  root.use("*", async (c, next) => {
     // The URL's host: an absolute-form request line wins over the Host header (RFC 9112 3.2.2).
     const url = new URL(c.req.url);
     const host = url.hostname.toLowerCase();
-    requests.push({ method: c.req.method, host, path: url.pathname + url.search, authorization: c.req.header("authorization"), headers: Object.fromEntries(c.req.raw.headers) });
+    // Like Azure, every answer carries a request id (clients log it; azgate's audit records it).
+    const requestId = crypto.randomUUID();
+    requests.push({ method: c.req.method, host, path: url.pathname + url.search, authorization: c.req.header("authorization"), headers: Object.fromEntries(c.req.raw.headers), requestId });
     if (requests.length > REQUEST_LOG_SIZE) requests.splice(0, requests.length - REQUEST_LOG_SIZE);
+    await next();
+    c.res.headers.set("x-ms-request-id", requestId);
+    if (host === ARM_HOST) c.res.headers.set("x-ms-correlation-request-id", c.req.header("x-ms-correlation-request-id") ?? requestId);
+  });
+  root.all("*", (c) => {
+    const host = new URL(c.req.url).hostname.toLowerCase();
     if (host === LOGIN_HOST) return entra.fetch(c.req.raw);
     if (host === "oidc.prod-aks.azure.com") return aks.fetch(c.req.raw);
     if (host === ARM_HOST) return arm.fetch(c.req.raw);
@@ -99,6 +113,7 @@ export async function startEmulator(opts: { dir: string; worldFile?: string; hos
     caPem,
     issuer,
     requests,
+    issuedTokens,
     close: async () => {
       await proxy.close();
       await direct.close();

@@ -2,6 +2,7 @@
  * Admin operations, shared by the HTTP API and the local bootstrap path.
  * Each one authorises the caller by `rules`, writes, and audits.
  */
+import type { AuditEvent } from "../audit/sink.ts";
 import { AzgateError } from "../errors/index.ts";
 import type { Role } from "../rbac/types.ts";
 import type { Resource } from "../resources/parse.ts";
@@ -194,4 +195,25 @@ export async function removeToken(ctx: ProxyContext, caller: Caller, tokenOrId: 
 export async function sweepExpired(ctx: ProxyContext): Promise<void> {
   await ctx.backend.list(KEYS.tokens);
   await ctx.backend.list(KEYS.invites);
+}
+
+// ---- audit ----------------------------------------------------------------------
+
+/**
+ * Reads the audit log for `azgate admin audit ls`. `since` is an ISO time or
+ * a duration back from now ("1h"); callers need `list` on `event`.
+ */
+export async function searchAudit(ctx: ProxyContext, caller: Caller, q: { since?: string; user?: string; event?: string; limit?: string }): Promise<AuditEvent[]> {
+  authorize(caller, "event", "list");
+  let since: Date | undefined;
+  if (q.since) {
+    since = /^\d{4}-\d\d-\d\d/.test(q.since) ? new Date(q.since) : new Date(Date.now() - parseDuration(q.since, "since"));
+    if (Number.isNaN(since.getTime())) throw new AzgateError("bad_parameter", `since: "${q.since}" is neither a time (2026-11-24T10:00:00Z) nor a duration (1h)`);
+  }
+  let limit: number | undefined;
+  if (q.limit !== undefined) {
+    limit = Number(q.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new AzgateError("bad_parameter", `limit: "${q.limit}" must be a whole number from 1 to 100000`);
+  }
+  return ctx.audit.search({ since, user: q.user || undefined, event: q.event || undefined, limit });
 }

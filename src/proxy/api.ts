@@ -126,6 +126,7 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
     const body = parseJson<{ type?: string; ttl?: string; uses?: number }>(c.get("body"));
     return c.json(await admin.addToken(ctx, c.get("caller"), String(body.type ?? "app"), String(body.ttl ?? "30m"), body.uses));
   });
+  authed.get("/admin/audit", async (c) => c.json({ items: await admin.searchAudit(ctx, c.get("caller"), c.req.query()) }));
   authed.get("/apps", (c) => c.json({ items: listApps(opts.registry, c.get("caller")) }));
   authed.post("/apps/login", async (c) => {
     const body = parseJson<{ app?: string; azure_identity?: string; public_key_pem?: string }>(c.get("body"));

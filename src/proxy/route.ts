@@ -8,7 +8,7 @@ import { isAzgateError } from "../errors/index.ts";
 import type { Identity } from "../pki/identity.ts";
 import { checkAzureIdentity } from "../rbac/engine.ts";
 import { ErrorCode, StreamResetError, type TunnelStream } from "../tunnel/index.ts";
-import { requestHeadSchema, respondJson, responseHeadSchema, type RequestHead } from "../tunnel/http.ts";
+import { headerValue, requestHeadSchema, respondJson, responseHeadSchema, type HeaderList, type RequestHead } from "../tunnel/http.ts";
 import { resolveCaller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
 import type { AppRegistry, AppServer } from "./registry.ts";
@@ -62,30 +62,51 @@ export async function routeClientStream(ctx: ProxyContext, registry: AppRegistry
     return deny(403, "target_refused", `${url.host} is not an Azure API host over HTTPS`);
   }
 
-  await ctx.audit.emit({ event: "app.request", code: "T2009I", ...base, method: head.method, host: url.hostname, path: url.pathname, query: url.search.slice(1) });
+  const request = { method: head.method, host: url.hostname, path: url.pathname, query: url.search.slice(1) };
+  // Written before anything is forwarded: when the audit log cannot be written, nothing goes out.
+  try {
+    await ctx.audit.emit({ event: "app.request.start", code: "T2009I", ...base, ...request });
+  } catch (e) {
+    console.error("[proxy] audit failed, request refused:", (e as Error).message);
+    return refuse(503, "audit_unavailable", "the audit log cannot be written; the request was not forwarded");
+  }
 
   const meta: AgentStreamMeta = { ...head, session: base, client_key: client.clientKey, request_id: requestId };
   const body = new BodyPump(stream.readable.getReader());
-  let status = 0;
+  let outcome: RelayOutcome | null = null;
   let lastError = "no agent could take the request";
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const server = pickServer(registry, app.name, attempt);
     if (!server) break;
-    const outcome = await relay(server, meta, body, stream);
-    if (outcome.ok) {
-      status = outcome.status;
+    const tried = await relay(server, meta, body, stream);
+    if (tried.ok) {
+      outcome = tried;
       break;
     }
-    lastError = outcome.error;
+    lastError = tried.error;
     // Only a request whose body was fully read and empty can be replayed on another agent.
-    if (!outcome.retryable || !body.replayable) break;
+    if (!tried.retryable || !body.replayable) break;
   }
-  if (!status && !stream.isClosed) {
+  if (!outcome && !stream.isClosed) {
     if (body.started || stream.resetError) stream.reset(ErrorCode.UNAVAILABLE, lastError);
     else await refuse(502, "agent_unavailable", lastError);
   }
+  // One event per forwarded request, with what it did.
   void ctx.audit
-    .emit({ event: "app.request.end", code: "T2009I", ...base, status: status || 502, duration_ms: Date.now() - started })
+    .emit({
+      event: "app.request",
+      code: outcome?.ok && !outcome.error ? "T2009I" : "T2009E",
+      ...base,
+      ...request,
+      status: outcome?.status ?? 502,
+      bytes_in: body.bytes,
+      bytes_out: outcome?.bytes ?? 0,
+      duration_ms: Date.now() - started,
+      azure_request_id: outcome?.azureRequestId ?? null,
+      agent: outcome?.agent ?? null,
+      ...(outcome?.error || !outcome ? { error: outcome?.error ?? lastError } : {}),
+      success: !!outcome && !outcome.error && outcome.status < 400,
+    })
     .catch((e) => console.error("[proxy] audit failed:", e));
 }
 
@@ -94,7 +115,13 @@ function pickServer(registry: AppRegistry, app: string, attempt: number): AppSer
   return servers[attempt % Math.max(servers.length, 1)];
 }
 
-type RelayOutcome = { ok: true; status: number } | { ok: false; retryable: boolean; error: string };
+type Relayed = { ok: true; status: number; bytes: number; azureRequestId: string | null; agent: string; error?: string };
+type RelayOutcome = Relayed | { ok: false; retryable: boolean; error: string };
+
+/** Azure's own id for the request (ARM, Storage, Key Vault all send one), for matching with Azure's logs. */
+function azureRequestId(headers: HeaderList): string | null {
+  return headerValue(headers, "x-ms-request-id")[0] ?? headerValue(headers, "x-ms-correlation-request-id")[0] ?? null;
+}
 
 async function relay(server: AppServer, meta: AgentStreamMeta, body: BodyPump, client: TunnelStream): Promise<RelayOutcome> {
   let upstream: TunnelStream;
@@ -119,18 +146,27 @@ async function relay(server: AppServer, meta: AgentStreamMeta, body: BodyPump, c
     return { ok: false, retryable: false, error: `agent ${server.tunnel.hostName} sent a malformed response` };
   }
   void upstream.done().then(() => upstream.resetError && client.reset(upstream.resetError.code, upstream.resetError.reason));
+  const result: Relayed = { ok: true, status: parsed.data.status, bytes: 0, azureRequestId: azureRequestId(parsed.data.headers), agent: server.tunnel.hostName };
+  const count = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, out) {
+      result.bytes += chunk.byteLength;
+      out.enqueue(chunk);
+    },
+  });
   try {
     client.sendMeta(parsed.data);
-    await upstream.readable.pipeTo(client.writable, { preventClose: true, preventAbort: true, preventCancel: true });
-    const trailer = await upstream.readMeta();
+    await upstream.readable.pipeThrough(count).pipeTo(client.writable, { preventClose: true, preventAbort: true, preventCancel: true });
+    const trailer = (await upstream.readMeta()) as { error?: string } | null;
     if (trailer) client.sendMeta(trailer);
+    if (trailer?.error) result.error = trailer.error;
     client.end();
   } catch (e) {
     const err = e instanceof StreamResetError ? e : new StreamResetError(ErrorCode.INTERNAL_ERROR, (e as Error).message, false);
     client.reset(err.code, err.reason);
     upstream.reset(err.code, err.reason);
+    result.error = err.reason || "stream reset";
   }
-  return { ok: true, status: parsed.data.status };
+  return result;
 }
 
 /**
@@ -142,6 +178,8 @@ class BodyPump {
   private running = false;
   private ended = false;
   started = false;
+  /** Request body bytes read from the client. */
+  bytes = 0;
 
   constructor(private readonly reader: ReadableStreamDefaultReader<Uint8Array>) {}
 
@@ -171,6 +209,7 @@ class BodyPump {
           return;
         }
         this.started = true;
+        this.bytes += value.byteLength;
         await this.writer!.write(value);
       }
     } catch (e) {

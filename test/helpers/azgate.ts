@@ -106,3 +106,50 @@ export class Authenticator {
     return new TOTP({ secret: Secret.fromBase32(this.secret) }).generate({ timestamp: step * 30_000 + 1 });
   }
 }
+
+export interface LongRunningCli {
+  child: ChildProcess;
+  output(): string;
+  /** Sends `signal` and resolves with the exit code (or the signal's conventional code). */
+  stop(signal?: NodeJS.Signals): Promise<number>;
+}
+
+/** Starts `azgate ARGS` that keeps running (proxy azure), resolved once its stdout matches `ready`. */
+export function startCli(args: string[], opts: { home: string; env?: Record<string, string>; ready: RegExp; timeoutMs?: number }): Promise<LongRunningCli> {
+  const [cmd, argv] = azgateCommand(args);
+  const child = spawn(cmd, argv, { env: { ...process.env, AZGATE_HOME: opts.home, NO_COLOR: "1", ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  const exited = new Promise<number>((done) => child.once("exit", (code, signal) => done(code ?? (signal === "SIGINT" ? 130 : 143))));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`azgate ${args.join(" ")} did not get ready:\n${out}`)), opts.timeoutMs ?? 30_000);
+    const onData = (d: Buffer) => {
+      out += d;
+      if (opts.ready.test(out)) {
+        clearTimeout(timer);
+        resolve({
+          child,
+          output: () => out,
+          stop: (signal = "SIGINT") => {
+            if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+            return exited;
+          },
+        });
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", (d) => (out += d));
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`azgate ${args.join(" ")} exited (${code}) before it was ready:\n${out}`));
+    });
+  });
+}
+
+/** `export K=V` lines (as `proxy azure --format unix` prints them) to an environment. */
+export function parseExports(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const m of text.matchAll(/^export ([A-Z_][A-Z0-9_]*)=(.*)$/gm)) {
+    env[m[1]] = m[2].startsWith("'") ? m[2].slice(1, -1).replace(/'\\''/g, "'") : m[2];
+  }
+  return env;
+}

@@ -104,7 +104,8 @@ export interface TestCluster {
   home: string;
   joinToken(opts?: { ttl?: string; uses?: number }): Promise<string>;
   /** Creates a user with roles (and azure_identities trait) and logs in; returns its API client. */
-  user(name: string, roles: string[], azureIdentities?: string[]): Promise<UserSession>;
+  /** A user, logged in; `ttlMs` shortens the login certificate (and so every app certificate). */
+  user(name: string, roles: string[], azureIdentities?: string[], opts?: { ttlMs?: number }): Promise<UserSession>;
   stop(): Promise<void>;
 }
 
@@ -142,12 +143,12 @@ export async function startCluster(opts: { args?: string[]; clusterName?: string
     async joinToken(o = {}) {
       return (await admin.call<{ token: string }>("POST", "/v1/admin/tokens", { type: "app", ttl: o.ttl ?? "1h", uses: o.uses })).token;
     },
-    async user(name, roles, azureIdentities = []) {
+    async user(name, roles, azureIdentities = [], opts = {}) {
       const { invite_token } = await admin.call<{ invite_token: string }>("POST", "/v1/admin/users", { name, roles, traits: { azure_identities: azureIdentities } });
       const password = `correct horse battery ${name}`;
       await new ApiClient(target).call("POST", `/v1/invites/${invite_token}/accept`, { password });
       const keys = await generateKeyPair();
-      const login = await new ApiClient(target).call<{ cert_pem: string }>("POST", "/v1/auth/login", { user: name, password, public_key_pem: await publicKeyToPem(keys.publicKey) });
+      const login = await new ApiClient(target).call<{ cert_pem: string }>("POST", "/v1/auth/login", { user: name, password, public_key_pem: await publicKeyToPem(keys.publicKey), ttl_ms: opts.ttlMs });
       const keyPem = await privateKeyToPem(keys.privateKey);
       const api = new ApiClient(target, { keyPem, certPem: login.cert_pem });
       return {

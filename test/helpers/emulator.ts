@@ -39,3 +39,9 @@ export function clientEnv(fx: EmulatorFixture, extra: Record<string, string> = {
     ...extra,
   };
 }
+
+/** The access tokens the emulator issued that appear in `haystack`, whole or by their signature alone. */
+export function findIssuedTokens(fx: EmulatorFixture, haystack: string | Buffer): string[] {
+  const text = typeof haystack === "string" ? haystack : haystack.toString("latin1");
+  return [...fx.emu.issuedTokens].filter((t) => text.includes(t) || text.includes(t.split(".")[2]));
+}

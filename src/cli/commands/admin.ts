@@ -4,6 +4,7 @@ import { AzgateError } from "../../errors/index.ts";
 import type { Role } from "../../rbac/types.ts";
 import type { User } from "../../resources/user.ts";
 import type { TokenInfo } from "../../proxy/admin.ts";
+import type { AuditEvent } from "../../audit/sink.ts";
 import { inviteMessage } from "../../proxy/users.ts";
 import { formatDuration } from "../../util/duration.ts";
 import { connectAdmin, type AdminConnection } from "../connect.ts";
@@ -98,6 +99,7 @@ export function adminCommands(y: Argv) {
         )
         .command("users", "Add, update and reset users", (u) => userCommands(u).demandCommand(1))
         .command("tokens", "Join tokens for agents", (t) => tokenCommands(t).demandCommand(1))
+        .command("audit", "Read the audit log", (t) => auditCommands(t).demandCommand(1))
         .demandCommand(1),
   );
 }
@@ -232,4 +234,42 @@ function resourceTable(kind: string, items: unknown[]): string {
     ["ID", "Type", "Uses", "Expires"],
     (items as TokenInfo[]).map((t) => [t.id, t.type, t.max_uses ? `${t.uses ?? 0}/${t.max_uses}` : `${t.uses ?? 0}`, `${t.expires} (in ${formatDuration(Date.parse(t.expires) - Date.now())})`]),
   );
+}
+
+function auditCommands(t: Argv<AdminArgs>) {
+  return t.command<AdminArgs & { since?: string; user?: string; event?: string; limit?: number; format: Format }>(
+    "ls",
+    "List audit events, oldest first",
+    (b) =>
+      formatOption(
+        b
+          .option("since", { type: "string", describe: "Only events since a time (2026-11-24T10:00:00Z) or for a duration back from now (1h)" })
+          .option("user", { type: "string", describe: "Only events about this user" })
+          .option("event", { type: "string", describe: "Only this event type and its sub-types (app.request)" })
+          .option("limit", { type: "number", describe: "The newest N events (default 1000)" }),
+      ),
+    withAdmin(async ({ client }, argv) => {
+      const q = new URLSearchParams();
+      if (argv.since) q.set("since", argv.since);
+      if (argv.user) q.set("user", argv.user);
+      if (argv.event) q.set("event", argv.event);
+      if (argv.limit !== undefined) q.set("limit", String(argv.limit));
+      const { items } = await client.call<{ items: AuditEvent[] }>("GET", `/v1/admin/audit?${q}`);
+      print(argv.format === "text" ? table(["Time", "Event", "User", "Details"], items.map((e) => [e.time, e.event, e.user ?? "", auditSummary(e)])) : structured(items, argv.format));
+    }),
+  );
+}
+
+/** One readable line for the most telling fields of an event. */
+function auditSummary(e: AuditEvent): string {
+  if (typeof e.method === "string") {
+    const what = `${e.method} ${e.host ?? ""}${e.path ?? ""}${e.query ? `?${e.query}` : ""}`;
+    const result = e.status !== undefined ? ` -> ${e.status}${e.duration_ms !== undefined ? ` in ${e.duration_ms} ms` : ""}` : "";
+    return `${what}${result}${e.reason ? ` (${e.reason})` : ""}`;
+  }
+  const skip = new Set(["time", "event", "code", "user", "success"]);
+  return Object.entries(e)
+    .filter(([k, v]) => !skip.has(k) && v !== undefined && v !== null)
+    .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+    .join(" ");
 }

@@ -123,9 +123,17 @@ export async function azPassthrough(args: string[]): Promise<void> {
 
 type Shell = "unix" | "powershell" | "command-prompt" | "text";
 
+/** Quotes for POSIX shells only when needed, so the usual case stays copy-pasteable. */
+const shQuote = (v: string) => (/^[A-Za-z0-9_@%+=:,./-]*$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`);
+
 export function exportLines(env: Record<string, string>, format: Shell): string {
   return Object.entries(env)
-    .map(([k, v]) => (format === "unix" ? `export ${k}=${v}` : format === "powershell" ? `$Env:${k}="${v}"` : format === "command-prompt" ? `set ${k}=${v}` : `${k}=${v}`))
+    .map(([k, v]) =>
+      format === "unix" ? `export ${k}=${shQuote(v)}`
+      : format === "powershell" ? `$Env:${k}="${v.replace(/[`"$]/g, "`$&")}"`
+      : format === "command-prompt" ? `set ${k}=${v}`
+      : `${k}=${v}`,
+    )
     .join("\n");
 }
 
