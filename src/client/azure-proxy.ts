@@ -73,6 +73,8 @@ export async function startAzureProxy(opts: { creds: AppCredentials; target: Api
   const proxy = await serveLocalProxy({
     port: opts.port ?? 0,
     intercept: (host, port) => port === 443 && (host === MSI_HOST || host === IDENTITY_HOST || isAzureEndpoint(host)),
+    // After the app certificate ends, nothing here works (its local CA ended too): say so at CONNECT, before TLS fails obscurely.
+    refusal: () => (Date.now() >= opts.creds.expires.getTime() ? `azgate app session for "${opts.creds.app}" expired at ${opts.creds.expires.toISOString()}; run azgate apps login ${opts.creds.app}` : null),
     secureContext: (name) => minter.context(name),
     fetch: handle,
     log: opts.log,

@@ -49,6 +49,10 @@ export function tokenEndpoint(opts: TokenEndpointOptions) {
     }
     const now = Math.floor(Date.now() / 1000);
     const expiresOn = Math.floor(opts.expires.getTime() / 1000);
+    if (expiresOn <= now) {
+      const message = `the azgate app session expired at ${opts.expires.toISOString()}; run azgate apps login again`;
+      return c.json({ error: "unauthorized_client", error_description: message, message }, 401);
+    }
     const token = await signPlaceholder(opts.key, { tid: opts.tenant, resource, identity: opts.identity, expires: opts.expires });
     c.header("Cache-Control", "no-store");
     return c.json({

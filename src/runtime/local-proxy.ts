@@ -21,6 +21,8 @@ export interface LocalProxyOptions {
   port: number;
   /** True when CONNECT host:port must be terminated here. */
   intercept(host: string, port: number): boolean;
+  /** A reason to refuse every CONNECT (as 403 with that reason), or null to serve. */
+  refusal?(): string | null;
   secureContext(servername: string): Promise<tls.SecureContext>;
   fetch(req: Request): Response | Promise<Response>;
   log?(line: string): void;
@@ -74,6 +76,13 @@ export function serveLocalProxy(opts: LocalProxyOptions): Promise<RunningLocalPr
     const target = splitTarget(req.url);
     if (!target) {
       socket.end("HTTP/1.1 400 Bad Request\r\n\r\n");
+      return;
+    }
+    const refusal = opts.refusal?.();
+    if (refusal) {
+      // Clients show the reason phrase ("Tunnel connection failed: 403 ..."): it must be one clean line.
+      const reason = refusal.replace(/[^\x20-\x7e]/g, " ");
+      socket.end(`HTTP/1.1 403 ${reason}\r\ncontent-type: text/plain\r\ncontent-length: ${reason.length + 1}\r\n\r\n${reason}\n`);
       return;
     }
     if (opts.intercept(target.host, target.port)) {

@@ -17,7 +17,7 @@ export function connectThrough(proxyPort: number, host: string, caPem: string): 
     req.once("connect", (res, socket) => {
       if (res.statusCode !== 200) {
         socket.destroy();
-        return reject(new Error(`CONNECT ${host}: ${res.statusCode}`));
+        return reject(new Error(`CONNECT ${host}: ${res.statusCode} ${res.statusMessage}`));
       }
       const t = tls.connect({ socket, servername: host, ca: caPem });
       t.once("secureConnect", () => resolve(t));

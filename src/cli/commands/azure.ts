@@ -27,14 +27,16 @@ async function session(): Promise<{ profile: Profile; client: ApiClient; target:
 }
 
 /** Starts the local proxy for an app session stored on disk; the caller closes it. */
-async function openAzure(appName: string | undefined, port = 0): Promise<{ proxy: RunningAzureProxy; env: Record<string, string>; app: string; identity: string }> {
+async function openAzure(appName: string | undefined, port = 0): Promise<{ proxy: RunningAzureProxy; env: Record<string, string>; app: string; identity: string; expires: Date }> {
   const { profile, target } = await session();
   let app = appName;
   if (!app) {
-    const sessions = (await listAppSessions(profile)).filter((s) => Date.parse(s.expires) > Date.now());
+    const sessions = await listAppSessions(profile);
     if (sessions.length === 0) throw new AzgateError("not_found", "please login using 'azgate apps login' first");
-    if (sessions.length > 1) throw new AzgateError("bad_parameter", `multiple apps are available (${sessions.map((s) => s.app).join(", ")}), please specify one with --app`);
-    app = sessions[0].app;
+    const live = sessions.filter((s) => Date.parse(s.expires) > Date.now());
+    if (live.length > 1) throw new AzgateError("bad_parameter", `multiple apps are available (${live.map((s) => s.app).join(", ")}), please specify one with --app`);
+    // Only expired sessions: take the latest, so the error below says it expired rather than "not logged in".
+    app = live[0]?.app ?? sessions.sort((a, b) => Date.parse(b.expires) - Date.parse(a.expires))[0].app;
   }
   const stored = await loadAppSession(profile, app);
   if (!stored) throw new AzgateError("not_found", `not logged into app "${app}"; run azgate apps login ${app}`);
@@ -49,7 +51,7 @@ async function openAzure(appName: string | undefined, port = 0): Promise<{ proxy
     port,
   });
   const env = azureEnv({ port: proxy.port, secret, configDir: azureConfigDir(profile, app), caBundle: stored.bundleFile, localCa: stored.caFile });
-  return { proxy, env, app, identity: stored.info.azure_identity };
+  return { proxy, env, app, identity: stored.info.azure_identity, expires };
 }
 
 export function appLoginCommands(a: Argv) {
@@ -76,7 +78,15 @@ export function appLoginCommands(a: Argv) {
         });
         const ca = await createLocalCa(new Date(res.expires));
         await saveAppSession(profile, { app: app.name, azure_identity: identity, tenant: res.tenant_id ?? "00000000-0000-0000-0000-000000000000", expires: res.expires }, await privateKeyToPem(keys.privateKey), res.cert_pem, ca);
-        const az = findAz();
+        const done = [`Logged into Azure app "${app.name}".`, `Your identity: ${identity}`];
+        let az: string;
+        try {
+          az = findAz();
+        } catch (e) {
+          // The session is still good for SDKs through `proxy azure`: say so rather than fail.
+          print([...done, ``, `Note: ${(e as Error).message}.`, `az login was skipped; Azure SDKs work through: azgate proxy azure`].join("\n"));
+          return;
+        }
         const flag = usesMsal(await azVersion(az)) ? "--resource-id" : "--username";
         const opened = await openAzure(app.name);
         try {
@@ -85,7 +95,7 @@ export function appLoginCommands(a: Argv) {
         } finally {
           await opened.proxy.close();
         }
-        print([`Logged into Azure app "${app.name}".`, `Your identity: ${identity}`, `Example Azure CLI command: azgate az group list`].join("\n"));
+        print([...done, `Example Azure CLI command: azgate az group list`].join("\n"));
       }),
     )
     .command<{ app?: string }>(
@@ -160,7 +170,12 @@ export function proxyCommands(y: Argv) {
               exportLines(opened.env, format),
             ].join("\n"),
           );
+          const expiry = setTimeout(
+            () => process.stderr.write(`The app session for "${opened.app}" expired at ${opened.expires.toISOString()}; requests are refused. Run azgate apps login ${opened.app}, then start azgate proxy azure again.\n`),
+            Math.min(Math.max(opened.expires.getTime() - Date.now(), 0), 2 ** 31 - 1),
+          );
           await untilSignalled();
+          clearTimeout(expiry);
           await opened.proxy.close();
         }),
       )

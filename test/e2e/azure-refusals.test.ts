@@ -1,0 +1,120 @@
+/**
+ * What azgate refuses on the workstation path, end to end with the Debian az,
+ * a real proxy, a real agent and the emulator: a role that denies every
+ * identity, a role taken away after login, a deleted user, an expired app
+ * certificate, and a machine without az.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { useEmulator } from "../helpers/emulator.ts";
+import { IDENTITY, spawnAgent, startCluster, type AgentProcess, type TestCluster, type UserSession } from "../helpers/cluster.ts";
+import { cli, parseExports, startCli, tempDir } from "../helpers/azgate.ts";
+import { runCommand } from "../helpers/run.ts";
+import { rawRequest } from "../helpers/local-proxy.ts";
+import { saveProfile } from "../../src/client/profile.ts";
+
+const fx = useEmulator({ projectToken: true });
+const READER = IDENTITY("teleport-reader");
+const SEED = path.resolve(import.meta.dirname, "../../../shared/fixtures/seed");
+
+describe("refusals on the workstation path", () => {
+  let cluster: TestCluster;
+  let agent: AgentProcess;
+
+  /** A logged-in workstation for `user`: its own azgate home, used by `azgate ...` calls. */
+  async function workstation(user: UserSession) {
+    const home = tempDir("azgate-home-");
+    await saveProfile({ proxy: cluster.proxy.addr, user: user.name, cluster: "e2e", ca_pem: cluster.target.ca_pem }, user.keyPem, user.certPem, home);
+    return { home, azgate: (args: string[], env: Record<string, string> = {}) => cli(args, { home, env: { HOME: home, ...env } }) };
+  }
+
+  beforeAll(async () => {
+    cluster = await startCluster();
+    agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken() });
+    await agent.waitFor(/tunnel to .* is up/);
+    for (const file of ["azure-cli-access-internal.yaml", "no-azure-identities.yaml"]) {
+      await cluster.admin.call("POST", "/v1/admin/resources", { text: readFileSync(path.join(SEED, file), "utf8") });
+    }
+  });
+  afterAll(async () => {
+    await agent?.stop();
+    await cluster?.stop();
+  });
+
+  it("a no-azure-identities role (deny '*') wins over every allow, at apps login and at the proxy", async () => {
+    const erin = await cluster.user("erin", ["azure-cli-access", "no-azure-identities"], [READER]);
+    const ws = await workstation(erin);
+    const ls = await ws.azgate(["apps", "ls"]);
+    expect(ls.stdout).toContain("azure-cli");
+    for (const flag of [[], ["--azure-identity", "teleport-reader"]]) {
+      const res = await ws.azgate(["apps", "login", "azure-cli", ...flag]);
+      expect(res.code).toBe(1);
+      expect(res.stderr).toContain("ERROR: no Azure identities available, check your permissions");
+    }
+    // A client that skips azgate's own check is refused by the proxy.
+    await expect(erin.appSession("azure-cli", READER)).rejects.toThrow(/denied/);
+  });
+
+  it("a role taken away after login refuses the next request", async () => {
+    const bob = await cluster.user("bob", ["azure-cli-access"], [READER]);
+    const ws = await workstation(bob);
+    expect((await ws.azgate(["apps", "login", "azure-cli"])).code).toBe(0);
+    expect((await ws.azgate(["az", "group", "list", "-o", "json"])).code).toBe(0);
+    await cluster.admin.call("PATCH", "/v1/admin/users/bob", { roles: ["auditor"] });
+    const res = await ws.azgate(["az", "group", "list", "-o", "json"]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('ERROR: (access_denied) azgate: no role allows app "azure-cli"');
+  });
+
+  it("a user deleted after login is refused on the next request", async () => {
+    const carol = await cluster.user("carol", ["azure-cli-access"], [READER]);
+    const ws = await workstation(carol);
+    expect((await ws.azgate(["apps", "login", "azure-cli"])).code).toBe(0);
+    await cluster.admin.call("DELETE", "/v1/admin/resources/user/carol");
+    const res = await ws.azgate(["az", "group", "list", "-o", "json"]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('azgate: user "carol" no longer exists');
+  });
+
+  it("an expired app certificate: the running local proxy and azgate az both refuse", { timeout: 90_000 }, async () => {
+    // The app certificate never outlives the login certificate: log in for 25 s.
+    const dave = await cluster.user("dave", ["azure-cli-access"], [READER], { ttlMs: 25_000 });
+    const expires = Date.now() + 25_000;
+    const ws = await workstation(dave);
+    expect((await ws.azgate(["apps", "login", "azure-cli"])).code).toBe(0);
+    const proxy = await startCli(["proxy", "azure", "--format", "unix"], { home: ws.home, env: { HOME: ws.home }, ready: /export NODE_EXTRA_CA_CERTS=.*\n/ });
+    try {
+      const exports = proxy.output().split("\n").filter((l) => l.startsWith("export ")).join("\n");
+      const before = await runCommand("/bin/sh", ["-c", `${exports}\naz group list -o json`], { HOME: ws.home });
+      expect(before.code, before.stderr).toBe(0);
+      await new Promise((r) => setTimeout(r, Math.max(expires - Date.now(), 0) + 1500));
+      const after = await runCommand("/bin/sh", ["-c", `${exports}\naz group list -o json`], { HOME: ws.home });
+      expect(after.code).not.toBe(0);
+      expect(after.stderr).toContain('azgate app session for "azure-cli" expired at');
+      // Every client hears why at CONNECT, before a TLS handshake with an expired local certificate.
+      const env = parseExports(exports);
+      await expect(rawRequest(Number(new URL(env.HTTPS_PROXY).port), readFileSync(env.NODE_EXTRA_CA_CERTS, "utf8"), "management.azure.com", { method: "GET", path: "/", headers: { host: "management.azure.com" } })).rejects.toThrow(
+        /CONNECT management\.azure\.com: 403 azgate app session for "azure-cli" expired at/,
+      );
+      expect(proxy.output()).toContain('The app session for "azure-cli" expired at');
+    } finally {
+      await proxy.stop();
+    }
+    const res = await ws.azgate(["az", "group", "list"]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/ERROR: your session for app "azure-cli" expired at .*; run azgate apps login azure-cli again/);
+  });
+
+  it("without az on PATH: apps login still logs into the app and says az login was skipped; azgate az explains", async () => {
+    const frank = await cluster.user("frank", ["azure-cli-access"], [READER]);
+    const ws = await workstation(frank);
+    const login = await ws.azgate(["apps", "login", "azure-cli"], { PATH: "/nonexistent" });
+    expect(login.code, login.stderr).toBe(0);
+    expect(login.stdout).toContain(`Logged into Azure app "azure-cli".\nYour identity: ${READER}\n`);
+    expect(login.stdout).toMatch(/the Azure CLI \(az\) is not installed or not on PATH[\s\S]*az login was skipped/);
+    const az = await ws.azgate(["az", "group", "list"], { PATH: "/nonexistent" });
+    expect(az.code).toBe(1);
+    expect(az.stderr).toMatch(/ERROR: the Azure CLI \(az\) is not installed or not on PATH; install it/);
+  });
+});

@@ -1,0 +1,92 @@
+/**
+ * The workstation pieces in-process: the token endpoint emulation (both
+ * protocols, every refusal), the loopback check, and the export syntax.
+ */
+import { describe, expect, it } from "vitest";
+import { generateKeyPair } from "../src/pki/keys.ts";
+import { verifyPlaceholder } from "../src/azure/placeholder.ts";
+import { IDENTITY_HOST, MSI_HOST, tokenEndpoint } from "../src/client/token-endpoint.ts";
+import { isLoopback } from "../src/runtime/index.ts";
+import { exportLines } from "../src/cli/commands/azure.ts";
+
+const ID = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/reader";
+const TENANT = "11111111-1111-4111-8111-111111111111";
+
+async function endpoint(expires = new Date(Date.now() + 3_600_000)) {
+  const keys = await generateKeyPair();
+  const answer = tokenEndpoint({ secret: "s3cret", identity: ID, tenant: TENANT, key: keys.privateKey, expires, clientId: "00000000-0000-0000-0000-000000000000" });
+  const call = async (url: string, init: RequestInit = {}) => {
+    const res = await answer(new Request(url, init))!;
+    return { status: res.status, body: (await res.json()) as Record<string, string> };
+  };
+  return { keys, expires, call };
+}
+
+const form = (body: string, headers: Record<string, string> = { metadata: "true" }) => ({ method: "POST", body, headers: { "content-type": "application/x-www-form-urlencoded", ...headers } });
+
+describe("token endpoint emulation", () => {
+  it("MSI_ENDPOINT (az 2.45 style POST): a placeholder for the session's identity, bounded by the app certificate", async () => {
+    const { keys, expires, call } = await endpoint();
+    for (const body of ["resource=https%3A%2F%2Fmanagement.core.windows.net%2F", `resource=https%3A%2F%2Fmanagement.core.windows.net%2F&msi_res_id=${encodeURIComponent(ID.toLowerCase())}`]) {
+      const res = await call(`https://${MSI_HOST}/s3cret`, form(body));
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ token_type: "Bearer", resource: "https://management.core.windows.net/", expires_on: String(Math.floor(expires.getTime() / 1000)) });
+      const claims = await verifyPlaceholder(res.body.access_token, keys.publicKey, ID);
+      expect(claims).toMatchObject({ tid: TENANT, resource: "https://management.core.windows.net/", xms_mirid: ID });
+      expect(claims.exp).toBeLessThanOrEqual(Math.floor(expires.getTime() / 1000));
+    }
+  });
+
+  it("IDENTITY_ENDPOINT (App Service GET): the header secret, no Metadata needed, mi_res_id checked", async () => {
+    const { call } = await endpoint();
+    const ok = await call(`https://${IDENTITY_HOST}/?api-version=2019-08-01&resource=https://vault.azure.net&mi_res_id=${encodeURIComponent(ID)}`, { headers: { "x-identity-header": "s3cret" } });
+    expect([ok.status, ok.body.resource]).toEqual([200, "https://vault.azure.net"]);
+    const wrong = await call(`https://${IDENTITY_HOST}/?resource=https://vault.azure.net`, { headers: { "x-identity-header": "nope" } });
+    expect([wrong.status, wrong.body.error_description]).toEqual([400, "invalid secret"]);
+  });
+
+  it("refuses what it cannot answer truthfully, each with a message that says why", async () => {
+    const { call } = await endpoint();
+    const msi = (body: string, headers?: Record<string, string>, secret = "s3cret") => call(`https://${MSI_HOST}/${secret}`, form(body, headers));
+    const cases: [Promise<{ status: number; body: Record<string, string> }>, RegExp][] = [
+      [msi("resource=x", {}), /Metadata header/],
+      [msi("resource=x", { metadata: "true" }, "guess"), /invalid secret/],
+      [msi(""), /missing value for parameter 'resource'/],
+      [msi("resource=x&client_id=00000000-0000-4000-8000-000000000002"), /client_id is not supported/],
+      [msi("resource=x&object_id=00000000-0000-4000-8000-000000000002"), /object_id is not supported/],
+      [msi(`resource=x&msi_res_id=${encodeURIComponent(ID.replace("reader", "owner"))}`), /unexpected value for parameter 'msi_res_id'.*uses .*reader/],
+    ];
+    for (const [pending, message] of cases) {
+      const res = await pending;
+      expect(res.status).toBe(400);
+      expect(res.body.error_description).toMatch(message);
+    }
+  });
+
+  it("after the app certificate ends it issues nothing", async () => {
+    const { call } = await endpoint(new Date(Date.now() - 1000));
+    const res = await call(`https://${MSI_HOST}/s3cret`, form("resource=x"));
+    expect([res.status, res.body.error_description]).toEqual([401, expect.stringMatching(/app session expired at .*; run azgate apps login again/)]);
+  });
+
+  it("answers only its two host names", async () => {
+    const keys = await generateKeyPair();
+    const answer = tokenEndpoint({ secret: "s", identity: ID, tenant: TENANT, key: keys.privateKey, expires: new Date(Date.now() + 60_000), clientId: "x" });
+    expect(answer(new Request("https://management.azure.com/s"))).toBeNull();
+  });
+});
+
+describe("local proxy helpers", () => {
+  it("isLoopback: 127/8 and ::1 (also IPv4-mapped) only", () => {
+    for (const a of ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"]) expect(isLoopback(a), a).toBe(true);
+    for (const a of ["10.0.0.1", "192.168.1.10", "::ffff:10.0.0.1", "fe80::1", "0.0.0.0", "", undefined, "128.0.0.1", "::2"]) expect(isLoopback(a), String(a)).toBe(false);
+  });
+
+  it("prints exports in each shell's syntax, quoting only where a POSIX shell needs it", () => {
+    const env = { A: "http://127.0.0.1:1", B: "/tmp/my dir/it's.pem" };
+    expect(exportLines(env, "unix")).toBe(`export A=http://127.0.0.1:1\nexport B='/tmp/my dir/it'\\''s.pem'`);
+    expect(exportLines(env, "powershell")).toBe(`$Env:A="http://127.0.0.1:1"\n$Env:B="/tmp/my dir/it's.pem"`);
+    expect(exportLines(env, "command-prompt")).toBe(`set A=http://127.0.0.1:1\nset B=/tmp/my dir/it's.pem`);
+    expect(exportLines(env, "text")).toBe(`A=http://127.0.0.1:1\nB=/tmp/my dir/it's.pem`);
+  });
+});
