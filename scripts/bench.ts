@@ -2,14 +2,19 @@
  * npm run bench: what the tunnels cost, on loopback.
  *  - ARM GETs straight to the emulator vs through client stream -> proxy ->
  *    agent -> emulator (p50, p99, requests per second);
- *  - a large blob up and down through the same path (MB/s), against direct.
+ *  - a large blob up and down through the same path (MB/s), against direct;
+ *  - the Debian `az group list` straight to the emulator vs through
+ *    `azgate az` (median of several runs, and the difference in ms), and
+ *    vs az alone with the exports of a running `azgate proxy azure`.
  * Real processes for the proxy and the agent; the emulator and the clients
  * run in this process. Figures only: nothing here passes or fails.
  */
 import https from "node:https";
 import path from "node:path";
 import { startEmulator } from "../src/emulator/server.ts";
-import { startProxyProcess, tempDir } from "../test/helpers/azgate.ts";
+import { cli, startCli, startProxyProcess, tempDir } from "../test/helpers/azgate.ts";
+import { runCommand } from "../test/helpers/run.ts";
+import { saveProfile } from "../src/client/profile.ts";
 import { IDENTITY, readBody, spawnAgent, startCluster } from "../test/helpers/cluster.ts";
 import { Outbound } from "../src/agent/outbound.ts";
 import { identityHttpClient } from "../src/agent/identity-http.ts";
@@ -21,6 +26,7 @@ const N = Number(process.env.BENCH_REQUESTS ?? 2000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const BLOB_MIB = Number(process.env.BENCH_BLOB_MIB ?? 256);
 const URL_SUBS = "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups?api-version=2021-04-01";
+const AZ_RUNS = Number(process.env.BENCH_AZ_RUNS ?? 7);
 const READER = IDENTITY("teleport-reader");
 const CONTRIBUTOR = IDENTITY("teleport-contributor");
 
@@ -122,12 +128,17 @@ async function main() {
   const got = await drain(down.body);
   const tunnelDown = mbps(got, performance.now() - t);
 
+  const az = await azBench(emu, cluster, user);
+
   console.log(`\nazgate bench (${process.version}, ${N} requests, concurrency ${CONCURRENCY}, loopback; proxy and agent are separate processes)\n`);
   console.log("| path | p50 ms | p99 ms | req/s |\n|---|---:|---:|---:|");
   for (const r of rows) console.log(`| ${r.name} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.rps.toFixed(0)} |`);
   console.log(`\n| ${BLOB_MIB} MiB blob | upload MB/s | download MB/s |\n|---|---:|---:|`);
   console.log(`| direct to the emulator | ${directUp.toFixed(0)} | ${directDown.toFixed(0)} |`);
   console.log(`| through client stream, proxy and agent | ${tunnelUp.toFixed(0)} | ${tunnelDown.toFixed(0)} |`);
+
+  console.log(`\n| az group list (median of ${AZ_RUNS} runs) | ms | vs direct |\n|---|---:|---:|`);
+  for (const r of az) console.log(`| ${r.name} | ${r.median.toFixed(0)} | ${r === az[0] ? "" : `${r.median - az[0].median >= 0 ? "+" : ""}${(r.median - az[0].median).toFixed(0)} ms`} |`);
 
   app.close();
   blobApp.close();
@@ -138,6 +149,47 @@ async function main() {
   await emu.close();
   void https;
   process.exit(0);
+}
+
+/** Wall-clock of whole `az group list` processes, as a user feels them. */
+async function azBench(emu: Awaited<ReturnType<typeof startEmulator>>, cluster: Awaited<ReturnType<typeof startCluster>>, user: Awaited<ReturnType<Awaited<ReturnType<typeof startCluster>>["user"]>>) {
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const time = async (name: string, once: () => Promise<{ code: number; stderr: string }>) => {
+    const first = await once(); // warm-up (and a check that it works at all)
+    if (first.code !== 0) throw new Error(`${name}: ${first.stderr}`);
+    const times: number[] = [];
+    for (let i = 0; i < AZ_RUNS; i++) {
+      const t = performance.now();
+      const res = await once();
+      times.push(performance.now() - t);
+      if (res.code !== 0) throw new Error(`${name}: ${res.stderr}`);
+    }
+    return { name, median: median(times) };
+  };
+
+  // Direct: az logged in through the emulator's IMDS, talking to the emulator's ARM.
+  const dir = tempDir("azgate-bench-az-");
+  const directEnv = { HOME: dir, AZURE_CONFIG_DIR: `${dir}/azure`, AZURE_CORE_COLLECT_TELEMETRY: "false", HTTPS_PROXY: `http://127.0.0.1:${emu.proxyPort}`, HTTP_PROXY: `http://127.0.0.1:${emu.proxyPort}`, REQUESTS_CA_BUNDLE: emu.caFile };
+  const login = await runCommand("az", ["login", "--identity", "--username", "00000000-0000-4000-8000-000000000002", "-o", "none"], directEnv);
+  if (login.code !== 0) throw new Error(`az login against the emulator: ${login.stderr}`);
+
+  // Through azgate: a workstation logged in as the bench user, az logged in through apps login.
+  const home = tempDir("azgate-bench-home-");
+  await saveProfile({ proxy: cluster.proxy.addr, user: user.name, cluster: "e2e", ca_pem: cluster.target.ca_pem }, user.keyPem, user.certPem, home);
+  const env = { HOME: home, AZURE_CORE_COLLECT_TELEMETRY: "false" };
+  const appLogin = await cli(["apps", "login", "azure-cli", "--azure-identity", "teleport-reader"], { home, env });
+  if (appLogin.code !== 0) throw new Error(`apps login: ${appLogin.stderr}`);
+  const proxy = await startCli(["proxy", "azure", "--format", "unix"], { home, env, ready: /export NODE_EXTRA_CA_CERTS=.*\n/ });
+  const exports = proxy.output().split("\n").filter((l) => l.startsWith("export ")).join("\n");
+  try {
+    return [
+      await time("az, direct to the emulator", () => runCommand("az", ["group", "list", "-o", "none"], directEnv)),
+      await time("azgate az (starts the local proxy each time)", () => cli(["az", "group", "list", "-o", "none"], { home, env })),
+      await time("az with the exports of a running azgate proxy azure", () => runCommand("/bin/sh", ["-c", `${exports}\naz group list -o none`], env)),
+    ];
+  } finally {
+    await proxy.stop();
+  }
 }
 
 await main();
