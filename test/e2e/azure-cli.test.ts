@@ -41,6 +41,8 @@ describe("az through azgate", () => {
   });
 
   it("apps login runs az login --identity through azgate and prints az's subscriptions, then the three lines", async () => {
+    const ls = await az(["apps", "ls"]);
+    expect(ls.stdout).toMatch(/^azure-cli\s/m);
     const res = await az(["apps", "login", "azure-cli", "--azure-identity", "teleport-reader"]);
     expect(res.stderr + res.stdout).not.toMatch(/ERROR/);
     expect(res.code).toBe(0);
@@ -89,5 +91,15 @@ describe("az through azgate", () => {
     const res = await az(["apps", "login", "azure-cli", "--azure-identity", "teleport-azure-cli-aks-agent"]);
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/failed to find the identity matching "teleport-azure-cli-aks-agent"[\s\S]*teleport-contributor[\s\S]*teleport-reader/);
+  });
+
+  it("apps logout removes the app credentials; azgate az then asks for apps login", async () => {
+    const out = await az(["apps", "logout", "azure-cli"]);
+    expect([out.code, out.stdout]).toEqual([0, 'Logged out of "azure-cli".\n']);
+    const keys = readdirSync(path.join(home, "keys"), { recursive: true }).map(String);
+    expect(keys.filter((f) => f.includes("-app/"))).not.toContainEqual(expect.stringMatching(/\.(key|crt|pem)$/));
+    const res = await az(["az", "group", "list"]);
+    expect([res.code, res.stderr]).toEqual([1, "ERROR: please login using 'azgate apps login' first\n"]);
+    expect((await az(["apps", "logout"])).stdout).toBe("Not logged into any app.\n");
   });
 });
