@@ -8,6 +8,7 @@ import { verifyPlaceholder } from "../src/azure/placeholder.ts";
 import { IDENTITY_HOST, MSI_HOST, tokenEndpoint } from "../src/client/token-endpoint.ts";
 import { isLoopback } from "../src/runtime/index.ts";
 import { exportLines } from "../src/cli/commands/azure.ts";
+import { tokenSecret, usesMsal } from "../src/client/az.ts";
 
 const ID = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/reader";
 const TENANT = "11111111-1111-4111-8111-111111111111";
@@ -88,5 +89,25 @@ describe("local proxy helpers", () => {
     expect(exportLines(env, "powershell")).toBe(`$Env:A="http://127.0.0.1:1"\n$Env:B="/tmp/my dir/it's.pem"`);
     expect(exportLines(env, "command-prompt")).toBe(`set A=http://127.0.0.1:1\nset B=/tmp/my dir/it's.pem`);
     expect(exportLines(env, "text")).toBe(`A=http://127.0.0.1:1\nB=/tmp/my dir/it's.pem`);
+  });
+});
+
+describe("running az", () => {
+  it("reuses the secret a shell already exported from proxy azure, else makes a new random one", () => {
+    expect(tokenSecret({ IDENTITY_ENDPOINT: `https://${IDENTITY_HOST}`, IDENTITY_HEADER: "abc123" })).toBe("abc123");
+    expect(tokenSecret({ MSI_ENDPOINT: `https://${MSI_HOST}/def456` })).toBe("def456");
+    // Someone else's endpoint is not ours to reuse.
+    const fresh = tokenSecret({ IDENTITY_ENDPOINT: "http://169.254.169.254/msi", IDENTITY_HEADER: "theirs" });
+    expect(fresh).toMatch(/^[0-9a-f]{20}$/);
+    expect(tokenSecret({})).not.toBe(tokenSecret({}));
+  });
+
+  it("logs in with --resource-id from az 2.73 (MSAL), --username before, MSAL when unknown", () => {
+    expect(usesMsal("2.45.0")).toBe(false);
+    expect(usesMsal("2.72.9")).toBe(false);
+    expect(usesMsal("2.73.0")).toBe(true);
+    expect(usesMsal("2.80.1")).toBe(true);
+    expect(usesMsal("3.0.0")).toBe(true);
+    expect(usesMsal(null)).toBe(true);
   });
 });

@@ -13,7 +13,7 @@ import { networkInterfaces } from "node:os";
 import path from "node:path";
 import { findIssuedTokens, useEmulator } from "../helpers/emulator.ts";
 import { IDENTITY, spawnAgent, startCluster, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
-import { cli, parseExports, startCli, tempDir, type LongRunningCli } from "../helpers/azgate.ts";
+import { cli, parseExports, startCli, startProxyProcess, tempDir, type LongRunningCli } from "../helpers/azgate.ts";
 import { rawRequest, startTrafficRecorder } from "../helpers/local-proxy.ts";
 import { runCommand, runJsonClient } from "../helpers/run.ts";
 import { saveProfile } from "../../src/client/profile.ts";
@@ -70,6 +70,7 @@ describe("azgate proxy azure, used from another process", () => {
     await proxy?.stop();
     await agent?.stop();
     await cluster?.stop();
+    await cluster?.proxy.stop(); // the restarted one, when a test restarted it
   });
 
   it("prints where it listens, the --port hint, and every export a client needs", () => {
@@ -209,6 +210,16 @@ describe("azgate proxy azure, used from another process", () => {
     expect(fx.emu.issuedTokens.size).toBeGreaterThan(0);
     expect(findIssuedTokens(fx, traffic)).toEqual([]);
     expect(findIssuedTokens(fx, [...seen, proxy.output(), ...files].join("\n"))).toEqual([]);
+  });
+
+  it("re-dials the proxy after it restarts: the next az command in the second shell works", async () => {
+    const mark = agent.output().length;
+    await cluster.proxy.stop();
+    cluster.proxy = await startProxyProcess({ dataDir: cluster.proxy.dataDir, home: cluster.home, port: cluster.proxy.port, args: ["--second-factor", "off"] });
+    await agent.waitFor(/tunnel to .* is up/, 20_000, mark);
+    const res = await runCommand("/bin/sh", ["-c", `${exportsText}\naz group list -o json`], { HOME: home });
+    expect(res.code, res.stderr).toBe(0);
+    expect(JSON.parse(res.stdout).map((g: { name: string }) => g.name)).toContain("myResourceGroup");
   });
 
   it("shuts down cleanly on Ctrl-C and frees the port", async () => {
