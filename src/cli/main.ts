@@ -5,6 +5,7 @@ import { startCommand } from "./commands/start.ts";
 import { sessionCommands } from "./commands/session.ts";
 import { adminCommands } from "./commands/admin.ts";
 import { emulatorCommand } from "./commands/emulator.ts";
+import { demoCommands } from "./commands/demo.ts";
 import { appsCommands } from "./commands/apps.ts";
 import { azPassthrough, proxyCommands } from "./commands/azure.ts";
 import { print } from "./output.ts";
@@ -32,6 +33,7 @@ export async function main(argv: string[]): Promise<void> {
   cli = cli.command("az", "Run the Azure CLI through azgate: azgate az ARGS... (after apps login)", (a) => a);
   cli = adminCommands(cli);
   cli = emulatorCommand(cli);
+  cli = demoCommands(cli);
   cli = cli.command("version", "Print the version", (a) => a, () => print(`azgate ${VERSION} (${runtimeVersion()})`));
   await cli.demandCommand(1, "name a command").help().alias("h", "help").parseAsync();
 }

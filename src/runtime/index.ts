@@ -23,3 +23,4 @@ export function runtimeVersion(): string {
 }
 export { httpsRequest, closeHttpsClients, type HttpsRequest, type HttpsResponse } from "./https-client.ts";
 export { serveLocalProxy, isLoopback, CONNECT_TARGET_HEADER, type LocalProxyOptions, type RunningLocalProxy } from "./local-proxy.ts";
+export { selfCommand } from "./self.ts";

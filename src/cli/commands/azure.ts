@@ -3,56 +3,12 @@
  * `proxy azure|az`.
  */
 import type { Argv } from "yargs";
-import { x509 } from "../../pki/x509.ts";
 import { AzgateError } from "../../errors/index.ts";
-import { loadCredentials, loadProfile, type Profile } from "../../client/profile.ts";
-import { ApiClient } from "../../client/api.ts";
-import { proxyBaseUrl } from "../../client/trust.ts";
-import { generateKeyPair, importPrivateKeyPem, privateKeyToPem, publicKeyToPem } from "../../pki/keys.ts";
-import { createLocalCa } from "../../client/local-ca.ts";
-import { azureConfigDir, listAppSessions, loadAppSession, removeAppSession, saveAppSession } from "../../client/app-store.ts";
-import { chooseAzureIdentity } from "../../client/identity-choice.ts";
-import { azureEnv, startAzureProxy, type RunningAzureProxy } from "../../client/azure-proxy.ts";
-import { azVersion, findAz, runAz, tokenSecret, usesMsal } from "../../client/az.ts";
-import type { AppView } from "../../proxy/apps.ts";
+import { listAppSessions, removeAppSession } from "../../client/app-store.ts";
+import { currentSession, loginApp, openAzure } from "../../client/azure-session.ts";
+import { azVersion, findAz, runAz, usesMsal } from "../../client/az.ts";
 import { print } from "../output.ts";
 import { run, untilSignalled } from "../run.ts";
-
-async function session(): Promise<{ profile: Profile; client: ApiClient; target: { baseUrl: string; ca_pem?: string; insecure?: boolean } }> {
-  const profile = await loadProfile();
-  const creds = profile ? await loadCredentials(profile) : null;
-  if (!profile || !creds) throw new AzgateError("unauthenticated", "not logged in; run azgate login --proxy HOST:PORT --user NAME");
-  const target = { baseUrl: proxyBaseUrl(profile.proxy), ca_pem: profile.ca_pem, insecure: profile.insecure };
-  return { profile, client: new ApiClient(target, creds), target };
-}
-
-/** Starts the local proxy for an app session stored on disk; the caller closes it. */
-async function openAzure(appName: string | undefined, port = 0): Promise<{ proxy: RunningAzureProxy; env: Record<string, string>; app: string; identity: string; expires: Date }> {
-  const { profile, target } = await session();
-  let app = appName;
-  if (!app) {
-    const sessions = await listAppSessions(profile);
-    if (sessions.length === 0) throw new AzgateError("not_found", "please login using 'azgate apps login' first");
-    const live = sessions.filter((s) => Date.parse(s.expires) > Date.now());
-    if (live.length > 1) throw new AzgateError("bad_parameter", `multiple apps are available (${live.map((s) => s.app).join(", ")}), please specify one with --app`);
-    // Only expired sessions: take the latest, so the error below says it expired rather than "not logged in".
-    app = live[0]?.app ?? sessions.sort((a, b) => Date.parse(b.expires) - Date.parse(a.expires))[0].app;
-  }
-  const stored = await loadAppSession(profile, app);
-  if (!stored) throw new AzgateError("not_found", `not logged into app "${app}"; run azgate apps login ${app}`);
-  const expires = new x509.X509Certificate(stored.certPem).notAfter;
-  if (expires.getTime() <= Date.now()) throw new AzgateError("cert_expired", `your session for app "${app}" expired at ${expires.toISOString()}; run azgate apps login ${app} again`);
-  const secret = tokenSecret();
-  const proxy = await startAzureProxy({
-    creds: { app, identity: stored.info.azure_identity, tenant: stored.info.tenant, key: await importPrivateKeyPem(stored.keyPem), certPem: stored.certPem, expires },
-    target,
-    ca: stored.ca,
-    secret,
-    port,
-  });
-  const env = azureEnv({ port: proxy.port, secret, configDir: azureConfigDir(profile, app), caBundle: stored.bundleFile, localCa: stored.caFile });
-  return { proxy, env, app, identity: stored.info.azure_identity, expires };
-}
 
 export function appLoginCommands(a: Argv) {
   return a
@@ -65,20 +21,9 @@ export function appLoginCommands(a: Argv) {
           .option("azure-identity", { type: "string", describe: "(Azure apps) managed identity: full resource ID or its name" })
           .option("debug", { type: "boolean", describe: "Pass --debug to az login" }),
       run(async (argv) => {
-        const { profile, client } = await session();
-        const { items } = await client.call<{ items: AppView[] }>("GET", "/v1/apps");
-        const app = items.find((i) => i.name === argv.app);
-        if (!app) throw new AzgateError("not_found", `app "${argv.app}" not found; azgate apps ls shows the apps you can use`);
-        const identity = chooseAzureIdentity(app.azure_identities, argv["azure-identity"]);
-        const keys = await generateKeyPair();
-        const res = await client.call<{ cert_pem: string; expires: string; tenant_id: string | null }>("POST", "/v1/apps/login", {
-          app: app.name,
-          azure_identity: identity,
-          public_key_pem: await publicKeyToPem(keys.publicKey),
-        });
-        const ca = await createLocalCa(new Date(res.expires));
-        await saveAppSession(profile, { app: app.name, azure_identity: identity, tenant: res.tenant_id ?? "00000000-0000-0000-0000-000000000000", expires: res.expires }, await privateKeyToPem(keys.privateKey), res.cert_pem, ca);
-        const done = [`Logged into Azure app "${app.name}".`, `Your identity: ${identity}`];
+        const session = await currentSession();
+        const { app, identity } = await loginApp(session, argv.app, argv["azure-identity"]);
+        const done = [`Logged into Azure app "${app}".`, `Your identity: ${identity}`];
         let az: string;
         try {
           az = findAz();
@@ -88,7 +33,7 @@ export function appLoginCommands(a: Argv) {
           return;
         }
         const flag = usesMsal(await azVersion(az)) ? "--resource-id" : "--username";
-        const opened = await openAzure(app.name);
+        const opened = await openAzure(session, app);
         try {
           const result = await runAz(az, ["login", "--identity", flag, identity, ...(argv.debug ? ["--debug"] : [])], opened.env);
           if (result.code !== 0) throw new AzgateError("login_failed", `failed to automatically login with az login using identity "${identity}"; run with --debug for details`);
@@ -103,7 +48,7 @@ export function appLoginCommands(a: Argv) {
       "Remove app credentials (all apps when none is named)",
       (b) => b.positional("app", { type: "string" }),
       run(async (argv) => {
-        const { profile } = await session();
+        const { profile } = await currentSession();
         const apps = argv.app ? [argv.app] : (await listAppSessions(profile)).map((s) => s.app);
         const removed: string[] = [];
         for (const app of apps) if (await removeAppSession(profile, app)) removed.push(app);
@@ -121,7 +66,7 @@ export async function azPassthrough(args: string[]): Promise<void> {
   }
   await run(async () => {
     const az = findAz();
-    const opened = await openAzure(app);
+    const opened = await openAzure(await currentSession(), app);
     try {
       const result = await runAz(az, args, opened.env);
       process.exitCode = result.code;
@@ -159,7 +104,7 @@ export function proxyCommands(y: Argv) {
             .option("port", { alias: "p", type: "number", describe: "Port of the forward proxy (random when omitted)" })
             .option("format", { alias: "f", choices: ["unix", "powershell", "command-prompt", "text"] as const, describe: "Export syntax (default: powershell on Windows, unix elsewhere)" }),
         run(async (argv) => {
-          const opened = await openAzure(argv.app, argv.port ?? 0);
+          const opened = await openAzure(await currentSession(), argv.app, argv.port ?? 0);
           const format = argv.format ?? (process.platform === "win32" ? "powershell" : "unix");
           print(
             [

@@ -1,0 +1,106 @@
+/**
+ * `azgate demo [--check]`: everything in one process, offline (see
+ * src/demo/start.ts), and the hidden `demo-client` that `--check` runs as a
+ * separate process.
+ */
+import type { Argv } from "yargs";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { startDemo } from "../../demo/start.ts";
+import { checkDemo, type Outcome } from "../../demo/check.ts";
+import { runCheckClient } from "../../demo/check-client.ts";
+import { DEMO_APP, DEMO_IDENTITY_NAME } from "../../demo/seed.ts";
+import { findAz } from "../../client/az.ts";
+import { selfCommand } from "../../runtime/index.ts";
+import { fields, print } from "../output.ts";
+import { exitAfterStop, run, untilSignalled } from "../run.ts";
+
+interface DemoArgs {
+  "data-dir"?: string;
+  port?: number;
+  check?: boolean;
+  verbose?: boolean;
+}
+
+/** How the user runs this same azgate in another shell. */
+function azgateInvocation(): string {
+  const [cmd, args] = selfCommand([]);
+  return [cmd, ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a}'`)).join(" ");
+}
+
+export function demoCommands(y: Argv) {
+  return y
+    .command<DemoArgs>(
+      "demo",
+      "Run an offline demo: emulated Azure, a proxy and an agent in one process, and you logged in",
+      (a) =>
+        a
+          .option("data-dir", { type: "string", describe: "State directory (default: a new temporary one, removed at the end)" })
+          .option("port", { type: "number", describe: "Proxy port on 127.0.0.1 (default 3080; with --check any free port)" })
+          .option("check", { type: "boolean", describe: "Run the whole client path with @azure/identity (and az when installed), report each step, and stop" })
+          .option("verbose", { type: "boolean", describe: "Show the components' logs" }),
+      run(async (argv) => {
+        const temporary = !argv["data-dir"];
+        const dataDir = path.resolve(argv["data-dir"] ?? mkdtempSync(path.join(os.tmpdir(), "azgate-demo-")));
+        // The check logs in under its own azgate home, leaving the user's profile alone.
+        if (argv.check) process.env.AZGATE_HOME = mkdtempSync(path.join(os.tmpdir(), "azgate-demo-home-"));
+        const log = (line: string) => (argv.verbose || !/^agent: /.test(line) ? process.stderr.write(`[demo] ${line}\n`) : undefined);
+        const demo = await startDemo({ dataDir, port: argv.port ?? (argv.check ? 0 : 3080), log });
+        try {
+          if (argv.check) {
+            const marks: Record<Outcome, string> = { PASS: "PASS", FAIL: "FAIL", SKIP: "SKIP" };
+            const ok = await checkDemo(demo, (outcome, step, detail) => print(`${marks[outcome]}  ${step}${detail ? `: ${detail}` : ""}`));
+            print(ok ? "\nazgate demo --check: every step passed." : "\nazgate demo --check: some steps failed (see FAIL above).");
+            if (!ok) process.exitCode = 1;
+            return;
+          }
+          print(nextSteps(demo.proxy.port, demo.user, demo.password, demo.identity, dataDir, temporary));
+          await untilSignalled();
+          print("Stopping the demo.");
+        } finally {
+          await demo.close();
+          if (temporary) rmSync(dataDir, { recursive: true, force: true });
+          if (argv.check && process.env.AZGATE_HOME) rmSync(process.env.AZGATE_HOME, { recursive: true, force: true });
+          exitAfterStop();
+        }
+      }),
+    )
+    .command<{ subscription: string }>(
+      "demo-client",
+      false, // hidden: the client half of demo --check
+      (a) => a.option("subscription", { type: "string", demandOption: true }),
+      run(async (argv) => {
+        const steps = await runCheckClient(argv.subscription);
+        print(JSON.stringify(steps));
+      }),
+    );
+}
+
+function nextSteps(port: number, user: string, password: string, identity: string, dataDir: string, temporary: boolean): string {
+  let azNote = "";
+  try {
+    findAz();
+  } catch (e) {
+    azNote = `\nNote: ${(e as Error).message}.\nWithout az, azgate demo --check runs the same path with @azure/identity.\n`;
+  }
+  return [
+    `azgate demo is running: an emulated Azure (offline), a proxy, and an agent using Workload ID.`,
+    ``,
+    fields([
+      ["Proxy", `https://127.0.0.1:${port} (cluster "demo")`],
+      ["User", `${user}, logged in as your current azgate profile (password: ${password})`],
+      ["Azure identity", identity],
+      ["Data dir", `${dataDir}${temporary ? " (removed when the demo stops)" : ""}`],
+    ]),
+    azNote,
+    `In a second shell, try:`,
+    `  alias azgate="${azgateInvocation()}"`,
+    `  azgate apps ls`,
+    `  azgate apps login ${DEMO_APP} --azure-identity ${DEMO_IDENTITY_NAME}`,
+    `  azgate az group list`,
+    `  azgate proxy azure`,
+    ``,
+    `Press Ctrl-C to stop.`,
+  ].join("\n");
+}
