@@ -7,7 +7,8 @@ import path from "node:path";
 import { readFileSync } from "node:fs";
 import { x509 } from "../pki/x509.ts";
 import { AzgateError } from "../errors/index.ts";
-import { acquireDirLock, ensureDir } from "../runtime/index.ts";
+import { acquireDirLock, ensureDir, type RunningServer } from "../runtime/index.ts";
+import { serveProbes } from "../health/probes.ts";
 import { proxyBaseUrl } from "../client/trust.ts";
 import { splitHostPort } from "../proxy/server.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../pki/keys.ts";
@@ -34,6 +35,8 @@ export interface AgentConfig {
   env?: Record<string, string | undefined>;
   log?: (line: string) => void;
   backoff?: { initialMs: number; maxMs: number };
+  /** host:port for /healthz and /readyz (ready while the tunnel to the proxy is up). */
+  diagAddr?: string;
 }
 
 export interface RunningAgent {
@@ -43,6 +46,8 @@ export interface RunningAgent {
   tokens: AzureTokenProvider;
   /** Resolves when the agent stops by itself (a fatal refusal). */
   stopped: Promise<AzgateError | null>;
+  /** The probes' port, when diagAddr was given. */
+  diagPort?: number;
   close(): Promise<void>;
 }
 
@@ -117,7 +122,17 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     };
     scheduleRenewal();
 
+    let probes: RunningServer | undefined;
+    if (cfg.diagAddr) {
+      const hp = splitHostPort(cfg.diagAddr, 3000);
+      probes = await serveProbes(hp.host, hp.port, () => {
+        const s = tunnel.current;
+        return s && !s.isDraining ? { ready: true } : { ready: false, reason: "no tunnel to the proxy" };
+      });
+    }
+
     return {
+      diagPort: probes?.port,
       hostId: state.identity.host_id,
       clusterName: state.identity.cluster_name,
       tunnel,
@@ -125,6 +140,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       stopped,
       close: async () => {
         clearTimeout(renewTimer);
+        await probes?.close();
         await tunnel.stop();
         outbound.close();
         fatal(null);

@@ -20,6 +20,7 @@ export const ENV_FIELDS: Record<string, string[]> = {
   AZGATE_AUTH_TOKEN: ["agent", "auth_token"],
   AZGATE_CA_PIN: ["agent", "ca_pin"],
   AZGATE_AZURE_CONNECT_TO: ["agent", "connect_to", "address"],
+  AZGATE_DIAG_ADDR: ["agent", "diag_addr"],
   AZGATE_AZURE_CA_FILE: ["agent", "connect_to", "ca_file"],
 };
 

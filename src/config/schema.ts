@@ -51,6 +51,8 @@ export const configSchema = z.strictObject({
       apps: z.array(agentAppSchema).default([]),
       /** Like curl's --connect-to: every Azure connection goes to this address (the emulator), names kept. */
       connect_to: z.strictObject({ address: hostPort, ca_file: z.string().min(1).optional() }).optional(),
+      /** /healthz and /readyz over plain HTTP (Kubernetes probes). */
+      diag_addr: hostPort.optional(),
     })
     .optional(),
 });

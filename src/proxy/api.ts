@@ -9,6 +9,8 @@ import { resolveCaller, type Caller } from "./caller.ts";
 import { login } from "./login.ts";
 import { acceptInvite, describeInvite } from "./users.ts";
 import * as admin from "./admin.ts";
+import { probeRoutes } from "../health/probes.ts";
+import { KEYS } from "./keys.ts";
 import { LoginRateLimiter, remoteAddr } from "./rate-limit.ts";
 import { invitePages } from "./web/invite.ts";
 import { joinAgent } from "./join.ts";
@@ -35,7 +37,19 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   app.notFound((c) => c.json(toErrorBody(new AzgateError("not_found", `no such endpoint: ${c.req.method} ${new URL(c.req.url).pathname}`)), 404));
 
   // ---- public ----
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  // Ready: not shutting down, and the backend answers a read.
+  app.route(
+    "/",
+    probeRoutes(async () => {
+      if (opts.tunnels?.isDraining()) return { ready: false, reason: "shutting down" };
+      try {
+        await ctx.backend.get(KEYS.role("access"));
+        return { ready: true };
+      } catch (e) {
+        return { ready: false, reason: `backend: ${(e as Error).message}` };
+      }
+    }),
+  );
   app.get("/v1/ping", async (c) =>
     c.json({
       cluster_name: ctx.cluster.name,

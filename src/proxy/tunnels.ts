@@ -41,6 +41,8 @@ export interface TunnelServer {
   drain(deadlineMs: number): Promise<void>;
   close(): void;
   counts(): { agents: number; clients: number };
+  /** True once drain() began: the proxy is shutting down. */
+  isDraining(): boolean;
 }
 
 export function tunnelServer(ctx: ProxyContext, registry: AppRegistry): TunnelServer {
@@ -140,6 +142,7 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry): TunnelSe
       for (const s of [...agents, ...clients]) s.close(ErrorCode.UNAVAILABLE, "proxy is shutting down");
     },
     counts: () => ({ agents: agents.size, clients: clients.size }),
+    isDraining: () => draining,
   };
 }
 

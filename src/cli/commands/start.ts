@@ -52,7 +52,8 @@ export function startCommand(y: Argv) {
         .option("app-cloud", { type: "string", describe: "agent: app cloud (Azure)" })
         .option("labels", { type: "string", describe: "agent: app labels, k=v,k2=v2" })
         .option("azure-connect-to", { type: "string", describe: "agent: send all Azure connections to host:port (an emulator), keeping host names" })
-        .option("azure-ca-file", { type: "string", describe: "agent: CA to trust for --azure-connect-to" }),
+        .option("azure-ca-file", { type: "string", describe: "agent: CA to trust for --azure-connect-to" })
+        .option("diag-addr", { type: "string", describe: "agent: serve /healthz and /readyz on this host:port (plain HTTP)" }),
     run(async (argv) => {
       const config = loadConfig({
         file: argv.config,
@@ -71,6 +72,7 @@ export function startCommand(y: Argv) {
           [["agent", "apps"], argv.app ? [{ name: argv.app, cloud: argv["app-cloud"] ?? "Azure", labels: parseLabels(argv.labels) }] : undefined],
           [["agent", "connect_to", "address"], argv["azure-connect-to"]],
           [["agent", "connect_to", "ca_file"], argv["azure-ca-file"]],
+          [["agent", "diag_addr"], argv["diag-addr"]],
         ],
       });
       if (argv.mode === "agent") return runAgent(config);
@@ -111,6 +113,7 @@ async function runAgent(config: Config): Promise<void> {
     caPin: agent.ca_pin,
     apps: agent.apps.map((a) => ({ name: a.name, cloud: a.cloud, uri: a.uri, labels: a.labels, ...(a.description ? { description: a.description } : {}) })),
     connectTo: agent.connect_to ? { address: agent.connect_to.address, caFile: agent.connect_to.ca_file } : undefined,
+    diagAddr: agent.diag_addr,
   });
   print(
     [
@@ -122,6 +125,7 @@ async function runAgent(config: Config): Promise<void> {
         ["Apps", agent.apps.map((a) => a.name).join(", ")],
         ["Azure credentials", running.tokens.mode === "workload" ? "Workload ID (AZURE_* environment)" : "managed identity (IMDS)"],
         ...(agent.connect_to ? [["Azure connect-to", agent.connect_to.address] as [string, string]] : []),
+        ...(running.diagPort ? [["Probes", `http://${agent.diag_addr!.replace(/:\d+$/, "")}:${running.diagPort}/healthz, /readyz`] as [string, string]] : []),
         ["Data dir", dataDir],
       ]),
     ].join("\n"),

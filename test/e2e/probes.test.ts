@@ -1,0 +1,58 @@
+/**
+ * Liveness and readiness for the image and the charts: the proxy's /healthz
+ * and /readyz on its API port, the agent's on --diag-addr; the agent is ready
+ * only while its tunnel to the proxy is up.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import http from "node:http";
+import https from "node:https";
+import { useEmulator } from "../helpers/emulator.ts";
+import { spawnAgent, startCluster, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
+
+const fx = useEmulator({ projectToken: true });
+
+function getJson(url: string, ca?: string): Promise<{ status: number; body: Record<string, string> }> {
+  return new Promise((resolve, reject) => {
+    const req = (url.startsWith("https:") ? https : http).get(url, { ca }, (res) => {
+      let text = "";
+      res.on("data", (d) => (text += d));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+    });
+    req.on("error", reject);
+  });
+}
+
+describe("health and readiness probes", () => {
+  let cluster: TestCluster;
+  let agent: AgentProcess;
+  beforeAll(async () => {
+    cluster = await startCluster();
+    agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken(), args: ["--diag-addr", "127.0.0.1:0"] });
+    await agent.waitFor(/tunnel to .* is up/);
+    await agent.waitFor(/Probes:\s+http:\/\/127\.0\.0\.1:\d+/);
+  });
+  afterAll(async () => {
+    await agent?.stop();
+    await cluster?.stop();
+  });
+
+  it("proxy: /healthz and /readyz answer 200 on the API port", async () => {
+    const base = `https://${cluster.proxy.addr}`;
+    expect(await getJson(`${base}/healthz`, cluster.target.ca_pem)).toEqual({ status: 200, body: { status: "ok" } });
+    expect(await getJson(`${base}/readyz`, cluster.target.ca_pem)).toEqual({ status: 200, body: { status: "ready" } });
+  });
+
+  it("agent: ready while its tunnel is up, not ready (503, with the reason) once the proxy is gone, alive throughout", async () => {
+    const port = /Probes:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(agent.output())![1];
+    const base = `http://127.0.0.1:${port}`;
+    expect(await getJson(`${base}/readyz`)).toEqual({ status: 200, body: { status: "ready" } });
+    await cluster.proxy.stop();
+    let ready = await getJson(`${base}/readyz`);
+    for (let i = 0; i < 50 && ready.status === 200; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      ready = await getJson(`${base}/readyz`);
+    }
+    expect(ready).toEqual({ status: 503, body: { status: "not ready", reason: "no tunnel to the proxy" } });
+    expect(await getJson(`${base}/healthz`)).toEqual({ status: 200, body: { status: "ok" } });
+  });
+});
