@@ -5,11 +5,15 @@
  *  - a large blob up and down through the same path (MB/s), against direct;
  *  - the Debian `az group list` straight to the emulator vs through
  *    `azgate az` (median of several runs, and the difference in ms), and
- *    vs az alone with the exports of a running `azgate proxy azure`.
+ *    vs az alone with the exports of a running `azgate proxy azure`;
+ *  - how fast the single binary starts: `dist/azgate --help`, median of 10
+ *    (built first when missing).
  * Real processes for the proxy and the agent; the emulator and the clients
  * run in this process. Figures only: nothing here passes or fails.
  */
 import https from "node:https";
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { startEmulator } from "../src/emulator/server.ts";
 import { cli, startCli, startProxyProcess, tempDir } from "../test/helpers/azgate.ts";
@@ -129,6 +133,7 @@ async function main() {
   const tunnelDown = mbps(got, performance.now() - t);
 
   const az = await azBench(emu, cluster, user);
+  const startup = binaryStartup();
 
   console.log(`\nazgate bench (${process.version}, ${N} requests, concurrency ${CONCURRENCY}, loopback; proxy and agent are separate processes)\n`);
   console.log("| path | p50 ms | p99 ms | req/s |\n|---|---:|---:|---:|");
@@ -140,6 +145,9 @@ async function main() {
   console.log(`\n| az group list (median of ${AZ_RUNS} runs) | ms | vs direct |\n|---|---:|---:|`);
   for (const r of az) console.log(`| ${r.name} | ${r.median.toFixed(0)} | ${r === az[0] ? "" : `${r.median - az[0].median >= 0 ? "+" : ""}${(r.median - az[0].median).toFixed(0)} ms`} |`);
 
+  console.log(`\n| single binary | median ms (10 runs) |\n|---|---:|`);
+  for (const [name, ms] of startup) console.log(`| ${name} | ${ms.toFixed(0)} |`);
+
   app.close();
   blobApp.close();
   outbound.close();
@@ -149,6 +157,27 @@ async function main() {
   await emu.close();
   void https;
   process.exit(0);
+}
+
+/** Start-up of the single binary, against the same CLI through tsx. */
+function binaryStartup(): [string, number][] {
+  const root = path.resolve(import.meta.dirname, "..");
+  const binary = path.join(root, "dist/azgate");
+  if (!existsSync(binary)) execFileSync(process.execPath, [path.join(root, "scripts/build-binary.mjs")], { stdio: "inherit" });
+  const median = (cmd: string, args: string[]) => {
+    const times: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const t = performance.now();
+      execFileSync(cmd, args, { stdio: "ignore" });
+      times.push(performance.now() - t);
+    }
+    return times.sort((a, b) => a - b)[5];
+  };
+  return [
+    ["dist/azgate --help", median(binary, ["--help"])],
+    ["dist/azgate --version", median(binary, ["--version"])],
+    ["node bin/azgate.mjs --help (tsx, for comparison)", median(process.execPath, [path.join(root, "bin/azgate.mjs"), "--help"])],
+  ];
 }
 
 /** Wall-clock of whole `az group list` processes, as a user feels them. */

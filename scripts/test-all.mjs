@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Runs the whole suite on Node, then the same files on Deno, and prints one
-// line "N passed, N failed" summed over both (CI reads that line).
+// Runs the whole suite on Node, then the same files on Deno, then builds the
+// single binary and runs its smoke test (test/binary) against it alone, and
+// prints one line "N passed, N failed" summed over all three (CI reads it).
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
@@ -12,6 +13,7 @@ mkdirSync(out, { recursive: true });
 const runs = [
   { name: "node", cmd: "npx", args: ["vitest", "run"] },
   { name: "deno", cmd: "npx", args: ["deno", "run", "-A", "npm:vitest", "run"] },
+  { name: "binary", build: ["npm", ["run", "build:binary"]], cmd: "npx", args: ["vitest", "run"], env: { AZGATE_TEST_BINARY: "1" } },
 ];
 const only = process.argv[2];
 let passed = 0;
@@ -19,7 +21,15 @@ let failed = 0;
 for (const run of runs.filter((r) => !only || r.name === only)) {
   const file = path.join(out, `${run.name}.json`);
   console.log(`\n=== tests on ${run.name} ===`);
-  const res = spawnSync(run.cmd, [...run.args, "--reporter=default", "--reporter=json", `--outputFile.json=${file}`], { stdio: "inherit" });
+  if (run.build) {
+    const built = spawnSync(run.build[0], run.build[1], { stdio: "inherit" });
+    if (built.status !== 0) {
+      console.log(`ERROR: ${run.build.flat().join(" ")} failed (exit ${built.status})`);
+      failed += 1;
+      continue;
+    }
+  }
+  const res = spawnSync(run.cmd, [...run.args, "--reporter=default", "--reporter=json", `--outputFile.json=${file}`], { stdio: "inherit", env: { ...process.env, ...run.env } });
   let report;
   try {
     report = JSON.parse(readFileSync(file, "utf8"));

@@ -6,6 +6,7 @@ import { sessionCommands } from "./commands/session.ts";
 import { adminCommands } from "./commands/admin.ts";
 import { emulatorCommand } from "./commands/emulator.ts";
 import { demoCommands } from "./commands/demo.ts";
+import { healthcheckCommand } from "./commands/healthcheck.ts";
 import { appsCommands } from "./commands/apps.ts";
 import { azPassthrough, proxyCommands } from "./commands/azure.ts";
 import { print } from "./output.ts";
@@ -34,6 +35,7 @@ export async function main(argv: string[]): Promise<void> {
   cli = adminCommands(cli);
   cli = emulatorCommand(cli);
   cli = demoCommands(cli);
+  cli = healthcheckCommand(cli);
   cli = cli.command("version", "Print the version", (a) => a, () => print(`azgate ${VERSION} (${runtimeVersion()})`));
   await cli.demandCommand(1, "name a command").help().alias("h", "help").parseAsync();
 }

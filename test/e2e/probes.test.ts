@@ -8,6 +8,7 @@ import http from "node:http";
 import https from "node:https";
 import { useEmulator } from "../helpers/emulator.ts";
 import { spawnAgent, startCluster, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
+import { cli, tempDir } from "../helpers/azgate.ts";
 
 const fx = useEmulator({ projectToken: true });
 
@@ -40,6 +41,18 @@ describe("health and readiness probes", () => {
     const base = `https://${cluster.proxy.addr}`;
     expect(await getJson(`${base}/healthz`, cluster.target.ca_pem)).toEqual({ status: 200, body: { status: "ok" } });
     expect(await getJson(`${base}/readyz`, cluster.target.ca_pem)).toEqual({ status: 200, body: { status: "ready" } });
+  });
+
+  it("azgate healthcheck (the image's HEALTHCHECK) passes against both, and refuses a non-loopback URL", async () => {
+    const home = tempDir();
+    const port = /Probes:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(agent.output())![1];
+    const proxyCheck = await cli(["healthcheck", "--url", `https://${cluster.proxy.addr}/readyz`], { home });
+    expect([proxyCheck.code, proxyCheck.stdout]).toEqual([0, expect.stringContaining("readyz: ok")]);
+    expect((await cli(["healthcheck", "--url", `http://127.0.0.1:${port}/readyz`], { home })).code).toBe(0);
+    const remote = await cli(["healthcheck", "--url", "https://example.com/readyz"], { home });
+    expect([remote.code, remote.stderr]).toEqual([1, expect.stringContaining("must be a loopback address")]);
+    const closed = await cli(["healthcheck", "--url", "http://127.0.0.1:1/readyz"], { home });
+    expect(closed.code).toBe(1);
   });
 
   it("agent: ready while its tunnel is up, not ready (503, with the reason) once the proxy is gone, alive throughout", async () => {

@@ -1,0 +1,47 @@
+{{- define "azgate-agent.fullname" -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "azgate-agent.labels" -}}
+app.kubernetes.io/name: azgate-agent
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "azgate-agent.selector" -}}
+app.kubernetes.io/name: azgate-agent
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "azgate-agent.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "azgate-agent.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "azgate-agent.tokenSecret" -}}
+{{- default (printf "%s-join-token" (include "azgate-agent.fullname" .)) .Values.joinTokenSecret.name -}}
+{{- end -}}
+
+{{- define "azgate-agent.validate" -}}
+{{- $roles := splitList "," (toString .Values.roles) -}}
+{{- range $roles -}}
+{{- if ne (trim .) "app" -}}
+{{- fail (printf "roles: %q is not served by azgate agents; use roles: app" (trim .)) -}}
+{{- end -}}
+{{- end -}}
+{{- if not .Values.proxyAddr -}}
+{{- fail "proxyAddr is required (host:port of the azgate proxy)" -}}
+{{- end -}}
+{{- if not .Values.apps -}}
+{{- fail "apps: list at least one app (name, cloud: Azure)" -}}
+{{- end -}}
+{{- range .Values.apps -}}
+{{- if ne (default "Azure" .cloud) "Azure" -}}
+{{- fail (printf "apps: %q has cloud %q; azgate serves Azure apps" .name .cloud) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

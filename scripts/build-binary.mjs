@@ -1,0 +1,55 @@
+// npm run build:binary: dist/azgate, a Node single executable application
+// holding every mode. Offline: esbuild bundles to one CommonJS file, Node
+// makes the SEA blob, postject injects it into a copy of this node binary.
+import { build } from "esbuild";
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmodSync, copyFileSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+
+const root = path.resolve(import.meta.dirname, "..");
+const dist = path.join(root, "dist");
+const bundle = path.join(dist, "azgate.cjs");
+const blob = path.join(dist, "azgate.blob");
+const binary = path.join(dist, process.platform === "win32" ? "azgate.exe" : "azgate");
+
+mkdirSync(dist, { recursive: true });
+await build({
+  entryPoints: [path.join(root, "scripts/binary-entry.ts")],
+  outfile: bundle,
+  bundle: true,
+  platform: "node",
+  format: "cjs",
+  target: "node20",
+  minify: true,
+  legalComments: "none",
+  // Optional modules (ws native helpers, debug colours): a stub that throws, so they fall back
+  // (left external, the SEA's require would warn on every start).
+  plugins: [
+    {
+      name: "optional-natives",
+      setup(b) {
+        b.onResolve({ filter: /^(bufferutil|utf-8-validate|supports-color)$/ }, (a) => ({ path: a.path, namespace: "stub" }));
+        b.onLoad({ filter: /.*/, namespace: "stub" }, () => ({ contents: "throw new Error('not bundled');", loader: "js" }));
+      },
+    },
+  ],
+  // yargs 18 and our runtime helpers use import.meta.url: give the CJS bundle one.
+  banner: { js: "const __azgate_import_meta_url = require('url').pathToFileURL(__filename).href;" },
+  define: { "import.meta.url": "__azgate_import_meta_url" },
+  logLevel: "warning",
+});
+
+const seaConfig = path.join(dist, "sea-config.json");
+writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }));
+execFileSync(process.execPath, ["--experimental-sea-config", seaConfig], { stdio: "inherit" });
+
+rmSync(binary, { force: true });
+copyFileSync(process.execPath, binary);
+chmodSync(binary, 0o755);
+const injected = spawnSync(process.execPath, [path.join(root, "node_modules/postject/dist/cli.js"), binary, "NODE_SEA_BLOB", blob, "--sentinel-fuse", "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2"], { encoding: "utf8" });
+// postject warns about ELF note sections it does not need; show anything else.
+process.stderr.write(injected.stderr.split("\n").filter((l) => l && !/string offset for section name/.test(l)).map((l) => l + "\n").join(""));
+if (injected.status !== 0) throw new Error(`postject failed (exit ${injected.status})`);
+rmSync(blob);
+rmSync(seaConfig);
+console.log(`built ${path.relative(root, binary)} (${(statSync(binary).size / 1e6).toFixed(0)} MB, Node ${process.versions.node})`);

