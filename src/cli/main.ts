@@ -1,20 +1,13 @@
 import yargs from "yargs";
 import { VERSION } from "../version.ts";
-import { runtimeVersion } from "../runtime/index.ts";
-import { startCommand } from "./commands/start.ts";
-import { sessionCommands } from "./commands/session.ts";
-import { adminCommands } from "./commands/admin.ts";
-import { emulatorCommand } from "./commands/emulator.ts";
-import { demoCommands } from "./commands/demo.ts";
-import { healthcheckCommand } from "./commands/healthcheck.ts";
-import { appsCommands } from "./commands/apps.ts";
-import { azPassthrough, proxyCommands } from "./commands/azure.ts";
+import { runtimeVersion } from "../runtime/version.ts";
+import { DESCRIBE, MODULES } from "./catalog.ts";
 import { print } from "./output.ts";
 
-/** Builds the whole command tree; `argv` excludes the executable and script. */
+/** Builds the command tree; `argv` excludes the executable and script. */
 export async function main(argv: string[]): Promise<void> {
   // `azgate az ...`: every argument belongs to az, so yargs never sees them.
-  if (argv[0] === "az") return azPassthrough(argv.slice(1));
+  if (argv[0] === "az") return (await import("./commands/azure.ts")).azPassthrough(argv.slice(1));
   let cli = yargs(argv)
     .scriptName("azgate")
     .usage("azgate: access to the Azure CLI and Azure APIs through a gateway\n\nUsage: $0 <command> [options]")
@@ -27,15 +20,14 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = 2;
       void y;
     });
-  cli = startCommand(cli);
-  cli = sessionCommands(cli);
-  cli = appsCommands(cli);
-  cli = proxyCommands(cli);
-  cli = cli.command("az", "Run the Azure CLI through azgate: azgate az ARGS... (after apps login)", (a) => a);
-  cli = adminCommands(cli);
-  cli = emulatorCommand(cli);
-  cli = demoCommands(cli);
-  cli = healthcheckCommand(cli);
-  cli = cli.command("version", "Print the version", (a) => a, () => print(`azgate ${VERSION} (${runtimeVersion()})`));
+  // Only the module of the command being run is loaded; the others are listed by name and description.
+  const known = new Set(MODULES.flatMap((m) => [...m.commands, ...(m.hidden ?? [])]));
+  const asked = argv.find((a) => known.has(a));
+  for (const m of MODULES) {
+    if (asked && (m.commands.includes(asked) || m.hidden?.includes(asked))) cli = (await m.load())(cli);
+    else for (const name of m.commands) cli = cli.command(name, DESCRIBE[name as keyof typeof DESCRIBE]);
+    if (m.commands.includes("proxy")) cli = cli.command("az", DESCRIBE.az, (a) => a);
+  }
+  cli = cli.command("version", DESCRIBE.version, (a) => a, () => print(`azgate ${VERSION} (${runtimeVersion()})`));
   await cli.demandCommand(1, "name a command").help().alias("h", "help").parseAsync();
 }

@@ -1,4 +1,3 @@
-import { stringify as toYaml } from "yaml";
 
 export type Format = "text" | "json" | "yaml";
 
@@ -15,8 +14,9 @@ export function fields(pairs: [string, string][]): string {
   return pairs.map(([k, v]) => `${(k + ":").padEnd(w)} ${v}`).join("\n");
 }
 
-export function structured(value: unknown, format: "json" | "yaml"): string {
-  return format === "json" ? JSON.stringify(value, null, 2) : toYaml(value).trimEnd();
+/** JSON or YAML text. Async because the YAML library is loaded only when asked for (CLI start-up time). */
+export async function structured(value: unknown, format: "json" | "yaml"): Promise<string> {
+  return format === "json" ? JSON.stringify(value, null, 2) : (await import("yaml")).stringify(value).trimEnd();
 }
 
 export function print(text: string): void {

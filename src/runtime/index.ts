@@ -10,17 +10,7 @@ export { serveInterceptingProxy, type InterceptingProxyOptions } from "./interce
 export { waitForWritable } from "./backpressure.ts";
 export { acquireDirLock, readLockHolder, isProcessAlive, type DirLock, type LockHolder } from "./lock.ts";
 
-declare const Deno: { version: { deno: string } } | undefined;
-
-export type RuntimeName = "node" | "deno";
-
-export function runtimeName(): RuntimeName {
-  return typeof Deno !== "undefined" ? "deno" : "node";
-}
-
-export function runtimeVersion(): string {
-  return runtimeName() === "deno" ? `deno ${Deno!.version.deno}` : `node ${process.versions.node}`;
-}
+export { runtimeName, runtimeVersion, type RuntimeName } from "./version.ts";
 export { httpsRequest, closeHttpsClients, type HttpsRequest, type HttpsResponse } from "./https-client.ts";
 export { serveLocalProxy, isLoopback, CONNECT_TARGET_HEADER, type LocalProxyOptions, type RunningLocalProxy } from "./local-proxy.ts";
 export { selfCommand } from "./self.ts";

@@ -1,4 +1,5 @@
 import type { Argv } from "yargs";
+import { DESCRIBE } from "../catalog.ts";
 import { readFileSync } from "node:fs";
 import { AzgateError } from "../../errors/index.ts";
 import type { Role } from "../../rbac/types.ts";
@@ -39,7 +40,7 @@ function kindAndName(ref: string, name?: string): { kind: string; name?: string 
 export function adminCommands(y: Argv) {
   return y.command<AdminArgs>(
     "admin",
-    "Manage the cluster: users, roles, join tokens",
+    DESCRIBE.admin,
     (a) =>
       a
         .option("data-dir", { type: "string", describe: "On the proxy host: act on this data dir directly (bootstrap)" })
@@ -83,7 +84,7 @@ export function adminCommands(y: Argv) {
             const { kind, name } = kindAndName(argv.ref, argv.name);
             const path = `/v1/admin/resources/${encodeURIComponent(kind)}${name ? `/${encodeURIComponent(name)}` : ""}`;
             const { items } = await client.call<{ items: unknown[] }>("GET", path);
-            print(argv.format === "text" ? resourceTable(kind, items) : structured(name ? items[0] : items, argv.format));
+            print(argv.format === "text" ? resourceTable(kind, items) : await structured(name ? items[0] : items, argv.format));
           }),
         )
         .command<AdminArgs & { ref: string }>(
@@ -123,7 +124,7 @@ function userCommands(u: Argv<AdminArgs>) {
           roles: csv(argv.roles),
           traits: ids.length ? { azure_identities: ids } : {},
         });
-        print(argv.format === "text" ? inviteMessage(argv.name, res.invite_token, new Date(res.invite_expires), res.public_url) : structured({ user: argv.name, ...res }, argv.format));
+        print(argv.format === "text" ? inviteMessage(argv.name, res.invite_token, new Date(res.invite_expires), res.public_url) : await structured({ user: argv.name, ...res }, argv.format));
       }),
     )
     .command<AdminArgs & { name: string; "set-roles"?: string; "set-azure-identities"?: string }>(
@@ -158,7 +159,7 @@ function userCommands(u: Argv<AdminArgs>) {
       (b) => formatOption(b),
       withAdmin(async ({ client }, argv) => {
         const { items } = await client.call<{ items: unknown[] }>("GET", "/v1/admin/resources/user");
-        print(argv.format === "text" ? resourceTable("user", items) : structured(items, argv.format));
+        print(argv.format === "text" ? resourceTable("user", items) : await structured(items, argv.format));
       }),
     );
 }
@@ -177,7 +178,7 @@ function tokenCommands(t: Argv<AdminArgs>) {
           .option("format", { choices: ["text", "json", "yaml"] as const, describe: "Output format" }),
       withAdmin(async ({ client }, argv) => {
         const res = await client.call<TokenInfo & { token: string }>("POST", "/v1/admin/tokens", { type: argv.type, ttl: argv.ttl, uses: argv.uses });
-        if (argv.format === "json" || argv.format === "yaml") return print(structured(res, argv.format));
+        if (argv.format === "json" || argv.format === "yaml") return print(await structured(res, argv.format));
         if (argv.format === "text") return print(res.token);
         const status = await client.call<{ ca_pins: string[]; public_url: string }>("GET", "/v1/cluster/status");
         print(
@@ -197,7 +198,7 @@ function tokenCommands(t: Argv<AdminArgs>) {
       (b) => formatOption(b),
       withAdmin(async ({ client }, argv) => {
         const { items } = await client.call<{ items: unknown[] }>("GET", "/v1/admin/resources/token");
-        print(argv.format === "text" ? resourceTable("token", items) : structured(items, argv.format));
+        print(argv.format === "text" ? resourceTable("token", items) : await structured(items, argv.format));
       }),
     )
     .command<AdminArgs & { token: string }>(
@@ -255,7 +256,7 @@ function auditCommands(t: Argv<AdminArgs>) {
       if (argv.event) q.set("event", argv.event);
       if (argv.limit !== undefined) q.set("limit", String(argv.limit));
       const { items } = await client.call<{ items: AuditEvent[] }>("GET", `/v1/admin/audit?${q}`);
-      print(argv.format === "text" ? table(["Time", "Event", "User", "Details"], items.map((e) => [e.time, e.event, e.user ?? "", auditSummary(e)])) : structured(items, argv.format));
+      print(argv.format === "text" ? table(["Time", "Event", "User", "Details"], items.map((e) => [e.time, e.event, e.user ?? "", auditSummary(e)])) : await structured(items, argv.format));
     }),
   );
 }

@@ -1,4 +1,5 @@
 import type { Argv } from "yargs";
+import { DESCRIBE } from "../catalog.ts";
 import type { AppView } from "../../proxy/apps.ts";
 import { profileClient } from "../connect.ts";
 import { loadProfile } from "../../client/profile.ts";
@@ -7,7 +8,7 @@ import { run } from "../run.ts";
 import { appLoginCommands } from "./azure.ts";
 
 export function appsCommands(y: Argv) {
-  return y.command("apps", "Apps you can use (Azure CLI access)", (a) =>
+  return y.command("apps", DESCRIBE.apps, (a) =>
     appLoginCommands(a)
       .command<{ format: Format }>(
         "ls",
@@ -16,7 +17,7 @@ export function appsCommands(y: Argv) {
         run(async (argv) => {
           const client = await profileClient();
           const { items } = await client.call<{ items: AppView[] }>("GET", "/v1/apps");
-          if (argv.format !== "text") return print(structured(items, argv.format));
+          if (argv.format !== "text") return print(await structured(items, argv.format));
           if (items.length === 0) return print("No apps you can use are connected right now.");
           const proxy = (await loadProfile())?.proxy ?? "";
           print(

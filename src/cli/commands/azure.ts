@@ -3,6 +3,7 @@
  * `proxy azure|az`.
  */
 import type { Argv } from "yargs";
+import { DESCRIBE } from "../catalog.ts";
 import { AzgateError } from "../../errors/index.ts";
 import { listAppSessions, removeAppSession } from "../../client/app-store.ts";
 import { currentSession, loginApp, openAzure } from "../../client/azure-session.ts";
@@ -93,7 +94,7 @@ export function exportLines(env: Record<string, string>, format: Shell): string 
 }
 
 export function proxyCommands(y: Argv) {
-  return y.command("proxy", "Local proxies for tools other than az", (p) =>
+  return y.command("proxy", DESCRIBE.proxy, (p) =>
     p
       .command<{ app?: string; port?: number; format?: Shell }>(
         ["azure", "az"],

@@ -4,6 +4,7 @@
  * separate process.
  */
 import type { Argv } from "yargs";
+import { DESCRIBE } from "../catalog.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -33,7 +34,7 @@ export function demoCommands(y: Argv) {
   return y
     .command<DemoArgs>(
       "demo",
-      "Run an offline demo: emulated Azure, a proxy and an agent in one process, and you logged in",
+      DESCRIBE.demo,
       (a) =>
         a
           .option("data-dir", { type: "string", describe: "State directory (default: a new temporary one, removed at the end)" })

@@ -1,4 +1,5 @@
 import type { Argv } from "yargs";
+import { DESCRIBE } from "../catalog.ts";
 import path from "node:path";
 import os from "node:os";
 import { startEmulator } from "../../emulator/server.ts";
@@ -16,7 +17,7 @@ interface EmulatorArgs {
 export function emulatorCommand(y: Argv) {
   return y.command<EmulatorArgs>(
     "emulator",
-    "Run the offline Azure emulator (Entra ID and Workload ID so far)",
+    DESCRIBE.emulator,
     (a) =>
       a
         .option("world", { type: "string", describe: "World YAML file (default: the seed guide's world)" })

@@ -5,6 +5,7 @@
  * cannot be turned against anything else.
  */
 import type { Argv } from "yargs";
+import { DESCRIBE } from "../catalog.ts";
 import http from "node:http";
 import https from "node:https";
 import { AzgateError } from "../../errors/index.ts";
@@ -15,7 +16,7 @@ import { run } from "../run.ts";
 export function healthcheckCommand(y: Argv) {
   return y.command<{ url: string }>(
     "healthcheck",
-    "Exit 0 when a local azgate answers its probe (for container HEALTHCHECK)",
+    DESCRIBE.healthcheck,
     (a) => a.option("url", { type: "string", default: "https://127.0.0.1:3080/readyz", describe: "Probe URL on this machine (agent: http://127.0.0.1:3000/readyz)" }),
     run(async (argv) => {
       const url = new URL(argv.url);

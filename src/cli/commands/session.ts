@@ -1,4 +1,5 @@
 import type { Argv } from "yargs";
+import { DESCRIBE } from "../catalog.ts";
 import { x509 } from "../../pki/x509.ts";
 import { AzgateError } from "../../errors/index.ts";
 import { ApiClient } from "../../client/api.ts";
@@ -42,7 +43,7 @@ export function sessionCommands(y: Argv) {
   return y
     .command<TrustArgs & { user?: string; ttl?: string }>(
       "login",
-      "Sign in to a cluster and store a certificate",
+      DESCRIBE.login,
       (a) => trustOptions(a).option("user", { type: "string", describe: "User name" }).option("ttl", { type: "string", describe: "Shorter certificate lifetime (capped by your roles)" }),
       run(async (argv) => {
         const previous = await loadProfile();
@@ -66,7 +67,7 @@ export function sessionCommands(y: Argv) {
     )
     .command<{ proxy?: string }>(
       "logout",
-      "Remove stored credentials",
+      DESCRIBE.logout,
       (a) => a.option("proxy", { type: "string", describe: "Only this proxy's profile" }),
       run(async (argv) => {
         const removed = await removeCredentials(argv.proxy);
@@ -75,16 +76,16 @@ export function sessionCommands(y: Argv) {
     )
     .command<{ format: string }>(
       "status",
-      "Show the current login",
+      DESCRIBE.status,
       (a) => a.option("format", { choices: ["text", "json", "yaml"], default: "text", describe: "Output format" }),
       run(async (argv) => {
         const profile = await loadProfile();
         const creds = profile ? await loadCredentials(profile) : null;
         if (!profile || !creds) throw new AzgateError("unauthenticated", "not logged in; run azgate login --proxy HOST:PORT --user NAME");
-        print(argv.format === "text" ? statusText(profile.proxy, creds.certPem) : structured(statusData(profile.proxy, creds.certPem), argv.format as "json"));
+        print(argv.format === "text" ? statusText(profile.proxy, creds.certPem) : await structured(statusData(profile.proxy, creds.certPem), argv.format as "json"));
       }),
     )
-    .command("users", "Your own account", (u) =>
+    .command("users", DESCRIBE.users, (u) =>
       u
         .command<TrustArgs & { token: string; "otp-secret"?: string }>(
           "accept-invite <token>",

@@ -1,4 +1,5 @@
 import type { Argv } from "yargs";
+import { DESCRIBE } from "../catalog.ts";
 import path from "node:path";
 import { AzgateError } from "../../errors/index.ts";
 import { defaultDataDir, loadConfig } from "../../config/load.ts";
@@ -33,7 +34,7 @@ interface StartArgs {
 export function startCommand(y: Argv) {
   return y.command<StartArgs>(
     "start",
-    "Run the proxy or the agent",
+    DESCRIBE.start,
     (a) =>
       a
         .option("mode", { choices: ["proxy", "agent"] as const, demandOption: true, describe: "What to run" })
