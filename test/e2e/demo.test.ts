@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { cli, startCli, tempDir } from "../helpers/azgate.ts";
+import { runCommand } from "../helpers/run.ts";
 import { DEMO_ROLE_YAML } from "../../src/demo/seed.ts";
 
 const SEED = path.resolve(import.meta.dirname, "../../../shared/fixtures/seed");
@@ -24,15 +25,18 @@ describe("azgate demo", () => {
       expect(out).toMatch(/azgate demo is running/);
       for (const line of ["azgate apps ls", "azgate apps login azure-cli --azure-identity teleport-reader", "azgate az group list", "azgate proxy azure"]) expect(out).toContain(`  ${line}\n`);
       const dataDir = /Data dir:\s+(\S+)/.exec(out)![1];
-      const shell = (args: string[]) => cli(args, { home, env: { HOME: home } });
-      const ls = await shell(["apps", "ls"]);
-      expect(ls.stdout).toMatch(/^azure-cli\s/m);
-      const login = await shell(["apps", "login", "azure-cli", "--azure-identity", "teleport-reader"]);
-      expect(login.code, login.stderr).toBe(0);
-      expect(login.stdout).toContain('Logged into Azure app "azure-cli".');
-      const groups = await shell(["az", "group", "list", "-o", "json"]);
-      expect(groups.code, groups.stderr).toBe(0);
-      expect(JSON.parse(groups.stdout).map((g: { name: string }) => g.name)).toEqual(["myResourceGroup", "production"]);
+      // The second shell: the printed lines, verbatim, up to the long-running `proxy azure`.
+      const lines = out.slice(out.indexOf("In a second shell, try:\n")).split("\n").slice(1).map((l) => l.trim());
+      const script = lines.slice(0, lines.indexOf("azgate proxy azure"));
+      expect(script[0]).toMatch(/^alias azgate=/);
+      const second = await runCommand("/bin/sh", ["-c", script.join("\n")], { HOME: home, AZGATE_HOME: home });
+      expect(second.code, second.stderr).toBe(0);
+      expect(second.stdout).toMatch(/^azure-cli\s/m);
+      expect(second.stdout).toContain('Logged into Azure app "azure-cli".');
+      // az group list's answer comes after apps login's closing lines.
+      const groups = second.stdout.slice(second.stdout.indexOf("Example Azure CLI command: azgate az group list"));
+      expect(groups).toContain('"name": "myResourceGroup"');
+      expect(groups).toContain('"name": "production"');
       await demo.stop("SIGINT");
       expect(demo.output()).toContain("Stopping the demo.");
       expect(existsSync(dataDir)).toBe(false);
@@ -49,5 +53,12 @@ describe("azgate demo", () => {
       expect(res.stdout).toMatch(new RegExp(`^PASS +.*${step.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`, "m"));
     }
     expect(res.stdout).toContain("every step passed");
+  });
+
+  it("--check without az: every other step passes and the az step is skipped with how to install it", { timeout: 120_000 }, async () => {
+    const res = await cli(["demo", "--check"], { home: tempDir("azgate-demo-home-"), env: { PATH: "/nonexistent" } });
+    expect(res.code, res.stdout + res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/^SKIP +az group list through azgate: the Azure CLI \(az\) is not installed or not on PATH; install it \(Debian\/Ubuntu: apt-get install azure-cli/m);
+    expect(res.stdout).toMatch(/^PASS +.*lists resource groups through the local proxy/m);
   });
 });
