@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs the whole suite on Node, then the same files on Deno, then builds the
-// single binary and runs its smoke test (test/binary) against it alone, and
-// prints one line "N passed, N failed" summed over all three (CI reads it).
+// single binary and runs its smoke test (test/binary) against it alone, then
+// builds and runs the container image with podman (test/image), and prints
+// one line "N passed, N failed" summed over all four (CI reads it).
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
@@ -14,6 +15,7 @@ const runs = [
   { name: "node", cmd: "npx", args: ["vitest", "run"] },
   { name: "deno", cmd: "npx", args: ["deno", "run", "-A", "npm:vitest", "run"] },
   { name: "binary", build: ["npm", ["run", "build:binary"]], cmd: "npx", args: ["vitest", "run"], env: { AZGATE_TEST_BINARY: "1" } },
+  { name: "image", cmd: "npx", args: ["vitest", "run"], env: { AZGATE_TEST_IMAGE: "1" } },
 ];
 const only = process.argv[2];
 let passed = 0;

@@ -1,10 +1,9 @@
 /**
- * The container image, checked statically: no container engine can pull base
- * images here, so the Dockerfile's structure is what is tested (stages, the
- * non-root user, no build tools or shell steps in the final stage, the
- * volume, the health check, the entrypoint), and every file the build copies
- * must exist. The health check command itself is tested end to end in
- * test/e2e/probes.test.ts.
+ * The Dockerfile's structure: what the built-image test (test/image, which
+ * must substitute locally made base images since no registry is reachable)
+ * cannot see: the distroless runtime base, no shell step in the final stage,
+ * only the binary copied in, and every file the build copies existing. The
+ * health check command itself is tested in test/e2e/probes.test.ts.
  */
 import { describe, expect, it } from "vitest";
 import { existsSync, readFileSync } from "node:fs";
