@@ -132,8 +132,9 @@ async function main() {
   const got = await drain(down.body);
   const tunnelDown = mbps(got, performance.now() - t);
 
-  const az = await azBench(emu, cluster, user);
-  const startup = binaryStartup();
+  const binary = ensureBinary();
+  const az = await azBench(emu, cluster, user, binary);
+  const startup = binaryStartup(binary);
 
   console.log(`\nazgate bench (${process.version}, ${N} requests, concurrency ${CONCURRENCY}, loopback; proxy and agent are separate processes)\n`);
   console.log("| path | p50 ms | p99 ms | req/s |\n|---|---:|---:|---:|");
@@ -159,11 +160,16 @@ async function main() {
   process.exit(0);
 }
 
-/** Start-up of the single binary, against the same CLI through tsx. */
-function binaryStartup(): [string, number][] {
+function ensureBinary(): string {
   const root = path.resolve(import.meta.dirname, "..");
   const binary = path.join(root, "dist/azgate");
   if (!existsSync(binary)) execFileSync(process.execPath, [path.join(root, "scripts/build-binary.mjs")], { stdio: "inherit" });
+  return binary;
+}
+
+/** Start-up of the single binary, against the same CLI through tsx. */
+function binaryStartup(binary: string): [string, number][] {
+  const root = path.resolve(import.meta.dirname, "..");
   const median = (cmd: string, args: string[]) => {
     const times: number[] = [];
     for (let i = 0; i < 10; i++) {
@@ -181,7 +187,7 @@ function binaryStartup(): [string, number][] {
 }
 
 /** Wall-clock of whole `az group list` processes, as a user feels them. */
-async function azBench(emu: Awaited<ReturnType<typeof startEmulator>>, cluster: Awaited<ReturnType<typeof startCluster>>, user: Awaited<ReturnType<Awaited<ReturnType<typeof startCluster>>["user"]>>) {
+async function azBench(emu: Awaited<ReturnType<typeof startEmulator>>, cluster: Awaited<ReturnType<typeof startCluster>>, user: Awaited<ReturnType<Awaited<ReturnType<typeof startCluster>>["user"]>>, binary: string) {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const time = async (name: string, once: () => Promise<{ code: number; stderr: string }>) => {
     const first = await once(); // warm-up (and a check that it works at all)
@@ -213,7 +219,8 @@ async function azBench(emu: Awaited<ReturnType<typeof startEmulator>>, cluster: 
   try {
     return [
       await time("az, direct to the emulator", () => runCommand("az", ["group", "list", "-o", "none"], directEnv)),
-      await time("azgate az (starts the local proxy each time)", () => cli(["az", "group", "list", "-o", "none"], { home, env })),
+      await time("azgate az, from source through tsx (starts the local proxy each time)", () => cli(["az", "group", "list", "-o", "none"], { home, env })),
+      await time("dist/azgate az (the single binary)", () => runCommand(binary, ["az", "group", "list", "-o", "none"], { ...env, AZGATE_HOME: home })),
       await time("az with the exports of a running azgate proxy azure", () => runCommand("/bin/sh", ["-c", `${exports}\naz group list -o none`], env)),
     ];
   } finally {

@@ -70,6 +70,11 @@ export async function startAzureProxy(opts: { creds: AppCredentials; target: Api
     return new Response(res.body, { status: res.status, headers: out });
   };
 
+  // Warm up while the client starts (az needs most of a second to boot Python): dial the tunnel and mint
+  // the certificates nearly every session uses, so the first request does not wait for them.
+  void tunnel().catch(() => undefined);
+  for (const host of [MSI_HOST, IDENTITY_HOST, "management.azure.com"]) void minter.context(host).catch(() => undefined);
+
   const proxy = await serveLocalProxy({
     port: opts.port ?? 0,
     intercept: (host, port) => port === 443 && (host === MSI_HOST || host === IDENTITY_HOST || isAzureEndpoint(host)),

@@ -70,7 +70,6 @@ describe("azgate proxy azure, used from another process", () => {
     await proxy?.stop();
     await agent?.stop();
     await cluster?.stop();
-    await cluster?.proxy.stop(); // the restarted one, when a test restarted it
   });
 
   it("prints where it listens, the --port hint, and every export a client needs", () => {

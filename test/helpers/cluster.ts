@@ -135,7 +135,7 @@ export async function startCluster(opts: { args?: string[]; clusterName?: string
   if (!local) throw new Error("no local admin credentials");
   const target: ApiTarget = { baseUrl: `https://127.0.0.1:${proxy.port}`, ca_pem: local.ca_pem };
   const admin = new ApiClient(target, { keyPem: local.key_pem, certPem: local.cert_pem });
-  return {
+  const cluster: TestCluster = {
     proxy,
     target,
     admin,
@@ -159,10 +159,13 @@ export async function startCluster(opts: { args?: string[]; clusterName?: string
         appSession: (app, identity) => openAppSession(target, api, app, identity),
       };
     },
+    // Stops the proxy the test left running, which is a new process when a test restarted it.
     async stop() {
       await proxy.stop();
+      await cluster.proxy.stop();
     },
   };
+  return cluster;
 }
 
 export async function openAppSession(target: ApiTarget, api: ApiClient, app: string, identity: string): Promise<AppSession> {
