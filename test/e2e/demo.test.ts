@@ -4,7 +4,7 @@
  * same path with @azure/identity in a separate process and judges each step.
  */
 import { describe, expect, it } from "vitest";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { cli, startCli, tempDir } from "../helpers/azgate.ts";
 import { runCommand } from "../helpers/run.ts";
@@ -25,6 +25,10 @@ describe("azgate demo", () => {
       expect(out).toMatch(/azgate demo is running/);
       for (const line of ["azgate apps ls", "azgate apps login azure-cli --azure-identity teleport-reader", "azgate az group list", "azgate proxy azure"]) expect(out).toContain(`  ${line}\n`);
       const dataDir = /Data dir:\s+(\S+)/.exec(out)![1];
+      // The password is in a 0600 file, never on the terminal.
+      const passwordFile = /password in (\S+)\)/.exec(out)![1];
+      expect(statSync(passwordFile).mode & 0o777).toBe(0o600);
+      expect(out).not.toContain(readFileSync(passwordFile, "utf8").trim());
       // The second shell: the printed lines, verbatim, up to the long-running `proxy azure`.
       const lines = out.slice(out.indexOf("In a second shell, try:\n")).split("\n").slice(1).map((l) => l.trim());
       const script = lines.slice(0, lines.indexOf("azgate proxy azure"));

@@ -13,7 +13,7 @@ import { checkDemo, type Outcome } from "../../demo/check.ts";
 import { runCheckClient } from "../../demo/check-client.ts";
 import { DEMO_APP, DEMO_IDENTITY_NAME } from "../../demo/seed.ts";
 import { findAz } from "../../client/az.ts";
-import { selfCommand } from "../../runtime/index.ts";
+import { selfCommand, writeFileAtomic } from "../../runtime/index.ts";
 import { fields, print } from "../output.ts";
 import { exitAfterStop, run, untilSignalled } from "../run.ts";
 
@@ -56,7 +56,10 @@ export function demoCommands(y: Argv) {
             if (!ok) process.exitCode = 1;
             return;
           }
-          print(nextSteps(demo.proxy.port, demo.user, demo.password, demo.identity, dataDir, temporary));
+          // The password goes to a 0600 file, not the terminal (terminals get recorded and shared).
+          const passwordFile = path.join(dataDir, `${demo.user}.password`);
+          await writeFileAtomic(passwordFile, demo.password + "\n", 0o600);
+          print(nextSteps(demo.proxy.port, demo.user, passwordFile, demo.identity, dataDir, temporary));
           await untilSignalled();
           print("Stopping the demo.");
         } finally {
@@ -78,7 +81,7 @@ export function demoCommands(y: Argv) {
     );
 }
 
-function nextSteps(port: number, user: string, password: string, identity: string, dataDir: string, temporary: boolean): string {
+function nextSteps(port: number, user: string, passwordFile: string, identity: string, dataDir: string, temporary: boolean): string {
   let azNote = "";
   try {
     findAz();
@@ -90,7 +93,7 @@ function nextSteps(port: number, user: string, password: string, identity: strin
     ``,
     fields([
       ["Proxy", `https://127.0.0.1:${port} (cluster "demo")`],
-      ["User", `${user}, logged in as your current azgate profile (password: ${password})`],
+      ["User", `${user}, logged in as your current azgate profile (password in ${passwordFile})`],
       ["Azure identity", identity],
       ["Data dir", `${dataDir}${temporary ? " (removed when the demo stops)" : ""}`],
     ]),
