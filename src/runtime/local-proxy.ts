@@ -11,7 +11,8 @@ import http from "node:http";
 import https from "node:https";
 import net from "node:net";
 import type tls from "node:tls";
-import type { AddressInfo, Socket } from "node:net";
+import type { Socket } from "node:net";
+import { listenTracked, type Listening } from "./listen.ts";
 import { getRequestListener } from "@hono/node-server";
 
 /** Set by the proxy on intercepted requests (any value a client sends is dropped first). */
@@ -28,10 +29,7 @@ export interface LocalProxyOptions {
   log?(line: string): void;
 }
 
-export interface RunningLocalProxy {
-  port: number;
-  close(): Promise<void>;
-}
+export type RunningLocalProxy = Listening;
 
 export function isLoopback(address: string | undefined): boolean {
   if (!address) return false;
@@ -62,15 +60,11 @@ export function serveLocalProxy(opts: LocalProxyOptions): Promise<RunningLocalPr
   const outer = http.createServer((req, res) => {
     res.writeHead(400, { "content-type": "text/plain" }).end("azgate's local proxy only takes CONNECT\n");
   });
-  const sockets = new Set<Socket>();
   outer.on("connection", (s: Socket) => {
     if (!isLoopback(s.remoteAddress)) {
       opts.log?.(`refused a connection from ${s.remoteAddress}: the local proxy serves this machine only`);
       s.destroy();
-      return;
     }
-    sockets.add(s);
-    s.once("close", () => sockets.delete(s));
   });
   outer.on("connect", (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
     const target = splitTarget(req.url);
@@ -103,17 +97,5 @@ export function serveLocalProxy(opts: LocalProxyOptions): Promise<RunningLocalPr
     upstream.on("error", () => socket.end("HTTP/1.1 503 Service Unavailable\r\n\r\n"));
     socket.on("error", () => upstream.destroy());
   });
-  return new Promise((resolve, reject) => {
-    outer.once("error", reject);
-    outer.listen(opts.port, "127.0.0.1", () => {
-      resolve({
-        port: (outer.address() as AddressInfo).port,
-        close: () =>
-          new Promise<void>((done) => {
-            for (const s of sockets) s.destroy();
-            outer.close(() => done());
-          }),
-      });
-    });
-  });
+  return listenTracked(outer, opts.port, "127.0.0.1");
 }

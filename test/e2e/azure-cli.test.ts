@@ -7,13 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { findIssuedTokens, useEmulator } from "../helpers/emulator.ts";
-import { IDENTITY, spawnAgent, startCluster, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
-import { cli, tempDir } from "../helpers/azgate.ts";
-import { saveProfile } from "../../src/client/profile.ts";
+import { IDENTITY, startClusterWithAgent, workstationHome, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
+import { cli } from "../helpers/azgate.ts";
 
 const fx = useEmulator({ projectToken: true });
 const READER = IDENTITY("teleport-reader");
-const SEED = path.resolve(import.meta.dirname, "../../../shared/fixtures/seed");
 
 describe("az through azgate", () => {
   let cluster: TestCluster;
@@ -27,13 +25,9 @@ describe("az through azgate", () => {
   };
 
   beforeAll(async () => {
-    cluster = await startCluster();
-    agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken() });
-    await agent.waitFor(/tunnel to .* is up/);
-    await cluster.admin.call("POST", "/v1/admin/resources", { text: readFileSync(path.join(SEED, "azure-cli-access-internal.yaml"), "utf8") });
+    ({ cluster, agent } = await startClusterWithAgent(fx));
     const alice = await cluster.user("alice", ["azure-cli-access"], [READER, IDENTITY("teleport-contributor")]);
-    home = tempDir("azgate-home-");
-    await saveProfile({ proxy: cluster.proxy.addr, user: "alice", cluster: "e2e", ca_pem: cluster.target.ca_pem }, alice.keyPem, alice.certPem, home);
+    home = await workstationHome(cluster, alice);
   });
   afterAll(async () => {
     await agent?.stop();

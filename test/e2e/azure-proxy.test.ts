@@ -12,17 +12,15 @@ import net from "node:net";
 import { networkInterfaces } from "node:os";
 import path from "node:path";
 import { findIssuedTokens, useEmulator } from "../helpers/emulator.ts";
-import { IDENTITY, spawnAgent, startCluster, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
+import { IDENTITY, startClusterWithAgent, workstationHome, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
 import { cli, parseExports, startCli, startProxyProcess, tempDir, type LongRunningCli } from "../helpers/azgate.ts";
 import { rawRequest, startTrafficRecorder } from "../helpers/local-proxy.ts";
 import { runCommand, runJsonClient } from "../helpers/run.ts";
-import { saveProfile } from "../../src/client/profile.ts";
 import { loadAppSession, type StoredAppSession } from "../../src/client/app-store.ts";
 
 const fx = useEmulator({ projectToken: true });
 const READER = IDENTITY("teleport-reader");
 const SUBSCRIPTION = "00000000-0000-0000-0000-000000000000";
-const SEED = path.resolve(import.meta.dirname, "../../../shared/fixtures/seed");
 const JS_CLIENT = path.resolve(import.meta.dirname, "../clients/js-msi-arm.mjs");
 const PY_CLIENT = path.resolve(import.meta.dirname, "../clients/py-msi-arm.py");
 
@@ -48,14 +46,10 @@ describe("azgate proxy azure, used from another process", () => {
   };
 
   beforeAll(async () => {
-    cluster = await startCluster();
-    agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken() });
-    await agent.waitFor(/tunnel to .* is up/);
-    await cluster.admin.call("POST", "/v1/admin/resources", { text: readFileSync(path.join(SEED, "azure-cli-access-internal.yaml"), "utf8") });
+    ({ cluster, agent } = await startClusterWithAgent(fx));
     const alice = await cluster.user("alice", ["azure-cli-access"], [READER, IDENTITY("teleport-contributor")]);
-    home = tempDir("azgate-home-");
+    home = await workstationHome(cluster, alice);
     const profile = { proxy: cluster.proxy.addr, user: "alice", cluster: "e2e", ca_pem: cluster.target.ca_pem };
-    await saveProfile(profile, alice.keyPem, alice.certPem, home);
     const login = keep(await cli(["apps", "login", "azure-cli", "--azure-identity", READER.toUpperCase()], { home, env: { HOME: home } }));
     expect(login.code, login.stderr).toBe(0);
     expect(login.stdout).toContain(`Your identity: ${READER}\n`);

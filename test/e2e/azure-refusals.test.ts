@@ -6,17 +6,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import path from "node:path";
 import { useEmulator } from "../helpers/emulator.ts";
-import { IDENTITY, spawnAgent, startCluster, type AgentProcess, type TestCluster, type UserSession } from "../helpers/cluster.ts";
-import { cli, parseExports, startCli, tempDir } from "../helpers/azgate.ts";
+import { IDENTITY, startClusterWithAgent, workstationHome, type AgentProcess, type TestCluster, type UserSession } from "../helpers/cluster.ts";
+import { cli, parseExports, startCli } from "../helpers/azgate.ts";
 import { runCommand } from "../helpers/run.ts";
 import { rawRequest } from "../helpers/local-proxy.ts";
-import { saveProfile } from "../../src/client/profile.ts";
 
 const fx = useEmulator({ projectToken: true });
 const READER = IDENTITY("teleport-reader");
-const SEED = path.resolve(import.meta.dirname, "../../../shared/fixtures/seed");
 
 describe("refusals on the workstation path", () => {
   let cluster: TestCluster;
@@ -24,18 +21,12 @@ describe("refusals on the workstation path", () => {
 
   /** A logged-in workstation for `user`: its own azgate home, used by `azgate ...` calls. */
   async function workstation(user: UserSession) {
-    const home = tempDir("azgate-home-");
-    await saveProfile({ proxy: cluster.proxy.addr, user: user.name, cluster: "e2e", ca_pem: cluster.target.ca_pem }, user.keyPem, user.certPem, home);
+    const home = await workstationHome(cluster, user);
     return { home, azgate: (args: string[], env: Record<string, string> = {}) => cli(args, { home, env: { HOME: home, ...env } }) };
   }
 
   beforeAll(async () => {
-    cluster = await startCluster();
-    agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken() });
-    await agent.waitFor(/tunnel to .* is up/);
-    for (const file of ["azure-cli-access-internal.yaml", "no-azure-identities.yaml"]) {
-      await cluster.admin.call("POST", "/v1/admin/resources", { text: readFileSync(path.join(SEED, file), "utf8") });
-    }
+    ({ cluster, agent } = await startClusterWithAgent(fx, ["azure-cli-access-internal.yaml", "no-azure-identities.yaml"]));
   });
   afterAll(async () => {
     await agent?.stop();

@@ -5,7 +5,9 @@
  * their own tests).
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import path from "node:path";
+import { saveProfile } from "../../src/client/profile.ts";
 import { ApiClient, type ApiTarget } from "../../src/client/api.ts";
 import { readLocalAdmin } from "../../src/proxy/local-admin.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../../src/pki/keys.ts";
@@ -196,3 +198,24 @@ export async function readBody(res: TunnelResponse): Promise<string> {
 }
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
+
+export const SEED_DIR = path.resolve(import.meta.dirname, "../../../shared/fixtures/seed");
+
+/**
+ * What the workstation tests start from: a proxy, one agent (Workload ID
+ * against the emulator) with its tunnel up, and the seed guide's role files.
+ */
+export async function startClusterWithAgent(fx: EmulatorFixture, seedRoles = ["azure-cli-access-internal.yaml"]): Promise<{ cluster: TestCluster; agent: AgentProcess }> {
+  const cluster = await startCluster();
+  const agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken() });
+  await agent.waitFor(/tunnel to .* is up/);
+  for (const file of seedRoles) await cluster.admin.call("POST", "/v1/admin/resources", { text: readFileSync(path.join(SEED_DIR, file), "utf8") });
+  return { cluster, agent };
+}
+
+/** An azgate home logged in as `user` on `cluster` (a workstation of its own). */
+export async function workstationHome(cluster: TestCluster, user: UserSession): Promise<string> {
+  const home = tempDir("azgate-home-");
+  await saveProfile({ proxy: cluster.proxy.addr, user: user.name, cluster: "e2e", ca_pem: cluster.target.ca_pem }, user.keyPem, user.certPem, home);
+  return home;
+}
