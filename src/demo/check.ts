@@ -40,17 +40,20 @@ export async function checkDemo(demo: RunningDemo, report: (outcome: Outcome, st
   try {
     report("PASS", "local proxy with the emulated token endpoints", opened.env.HTTPS_PROXY);
     let clientOutput = "";
+    let clientSteps: ClientStep[] = [];
     await step("a separate client process, configured only by the proxy azure exports", async () => {
       const run = await runSelf(["demo-client", "--subscription", demo.emulator.world.subscriptions[0].id], { ...process.env, ...opened.env });
       clientOutput = run.stdout + run.stderr;
       const steps = JSON.parse(run.stdout.trim().split("\n").pop() || "null") as ClientStep[] | null;
       if (!steps) throw new Error(`no result (exit ${run.code}): ${clientOutput.slice(0, 500)}`);
-      for (const s of steps) {
-        report(s.ok ? "PASS" : "FAIL", `  ${s.name}`, s.detail);
-        if (!s.ok) failed = true;
-      }
+      clientSteps = steps;
       return `exit ${run.code}`;
     });
+    // The client's own steps, under the line that started it.
+    for (const s of clientSteps) {
+      report(s.ok ? "PASS" : "FAIL", `  ${s.name}`, s.detail);
+      if (!s.ok) failed = true;
+    }
     await step("no token the emulator issued reached the client", async () => {
       const leaked = [...demo.emulator.issuedTokens].filter((t) => clientOutput.includes(t) || clientOutput.includes(t.split(".")[2]));
       if (leaked.length) throw new Error(`${leaked.length} real token(s) in the client's output`);
