@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { readdirSync, readFileSync } from "node:fs";
 import { parseResources } from "../src/resources/parse.ts";
+import { connectorRoles, withoutSecrets, type Connector } from "../src/resources/connector.ts";
 
 const SEED = "../shared/fixtures/seed";
 
@@ -63,5 +64,40 @@ describe("role files", () => {
 
   it("refuses rule conditions it cannot enforce", () => {
     expect(problem("kind: role\nversion: v7\nmetadata: {name: r}\nspec: {allow: {rules: [{resources: [role], verbs: [list], where: 'x'}]}}\n")).toContain("where: unknown field");
+  });
+});
+
+describe("connector files", () => {
+  const CONNECTORS = "../shared/fixtures/connectors";
+  const load = (f: string) => readFileSync(`${CONNECTORS}/${f}`, "utf8");
+
+  it("loads the seed guide's github, oidc and saml connectors as written", () => {
+    for (const f of ["github.yaml", "oidc.yaml", "saml.yaml"]) {
+      const { resources, warnings } = parseResources(load(f), f);
+      expect(resources).toHaveLength(1);
+      expect(warnings).toEqual([]);
+    }
+    const [oidc] = parseResources(load("oidc.yaml"), "oidc.yaml").resources as Connector[];
+    expect(connectorRoles(oidc)).toEqual(["access", "azure-cli-access"]);
+  });
+
+  it("names the field that is wrong", () => {
+    const bad = (text: string) => () => parseResources(text, "c.yaml");
+    expect(bad(load("oidc.yaml").replace("  issuer_url: https://idp.example.com\n", ""))).toThrow(/c\.yaml \(oidc "myoidc"\): spec\.issuer_url: /);
+    expect(bad(load("oidc.yaml").replace("value: my-group", "value: ^my-(group$"))).toThrow(/spec\.claims_to_roles\[0\]\.value: invalid regular expression/);
+    expect(bad(load("saml.yaml").replace(/  entity_descriptor_url: .*\n/, ""))).toThrow(/spec\.entity_descriptor: give entity_descriptor or entity_descriptor_url/);
+    expect(bad(load("github.yaml").replace("  display: GitHub\n", "  display: GitHub\n  favourite_colour: blue\n"))).toThrow(/spec\.favourite_colour: unknown field/);
+    expect(bad(load("github.yaml").replace("version: v3", "version: v9"))).toThrow(/version: version must be v3/);
+    expect(bad(load("saml.yaml").replace("roles: [access, azure-cli-access]", "roles: []"))).toThrow(/spec\.attributes_to_roles\[0\]\.roles: roles: give at least one role/);
+  });
+
+  it("hides secrets without changing the stored resource", () => {
+    const [github] = parseResources(load("github.yaml"), "g").resources as Connector[];
+    const shown = withoutSecrets(github);
+    expect(JSON.stringify(shown)).not.toContain("github-client-secret-value");
+    expect((github.spec as { client_secret: string }).client_secret).toBe("github-client-secret-value");
+    const saml = parseResources(load("saml.yaml").replace("  attributes_to_roles:", "  signing_key_pair: {private_key: PRIVATE, cert: CERT}\n  attributes_to_roles:"), "s").resources[0] as Connector;
+    expect(JSON.stringify(withoutSecrets(saml))).not.toContain("PRIVATE");
+    expect(JSON.stringify(withoutSecrets(saml))).toContain("CERT");
   });
 });

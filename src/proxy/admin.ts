@@ -3,6 +3,7 @@
  * Each one authorises the caller by `rules`, writes, and audits.
  */
 import type { AuditEvent } from "../audit/sink.ts";
+import { CONNECTOR_KINDS, connectorRoles, withoutSecrets, type Connector, type ConnectorKind } from "../resources/connector.ts";
 import { AzgateError } from "../errors/index.ts";
 import type { Role } from "../rbac/types.ts";
 import type { Resource } from "../resources/parse.ts";
@@ -13,8 +14,28 @@ import type { ProxyContext } from "./context.ts";
 import { KEYS, newSecret, secretHash } from "./keys.ts";
 import { checkUserName, createInvite, getUser, requireRolesExist } from "./users.ts";
 
-export const RESOURCE_KINDS = ["role", "user", "token"] as const;
+export const RESOURCE_KINDS = ["role", "user", "token", "github", "oidc", "saml"] as const;
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
+
+const isConnectorKind = (k: string): k is ConnectorKind => (CONNECTOR_KINDS as readonly string[]).includes(k);
+
+/** Where a created resource is stored. */
+function resourceKey(r: Resource): string {
+  return r.kind === "role" ? KEYS.role(r.metadata.name) : r.kind === "user" ? KEYS.user(r.metadata.name) : KEYS.connector(r.kind, r.metadata.name);
+}
+
+/** Connectors are governed by their own kind or by the "connector" rule resource. */
+function authorizeConnector(caller: Caller, kind: ConnectorKind, verb: string): void {
+  try {
+    authorize(caller, kind, verb);
+  } catch (e) {
+    try {
+      authorize(caller, "connector", verb);
+    } catch {
+      throw e;
+    }
+  }
+}
 
 export function parseKind(kind: string): ResourceKind {
   const k = kind.toLowerCase().replace(/s$/, "");
@@ -43,25 +64,29 @@ export const EXPIRED_TOKEN_GRACE_MS = 24 * 3_600_000;
 export async function createResources(ctx: ProxyContext, caller: Caller, resources: Resource[], force: boolean): Promise<string[]> {
   // Check everything first: permissions, existence, references. Then write.
   const plan: { resource: Resource; exists: boolean }[] = [];
+  const definedHere = (n: string) => resources.some((o) => o.kind === "role" && o.metadata.name === n);
   for (const r of resources) {
-    const key = r.kind === "role" ? KEYS.role(r.metadata.name) : KEYS.user(r.metadata.name);
-    const exists = (await ctx.backend.get(key)) !== null;
-    authorize(caller, r.kind, exists ? "update" : "create");
+    const exists = (await ctx.backend.get(resourceKey(r))) !== null;
+    if (isConnectorKind(r.kind)) authorizeConnector(caller, r.kind, exists ? "update" : "create");
+    else authorize(caller, r.kind, exists ? "update" : "create");
     if (exists && !force) throw new AzgateError("already_exists", `${r.kind} "${r.metadata.name}" already exists; use --force to overwrite it`);
-    if (r.kind === "user") await requireRolesExist(ctx, r.spec.roles.filter((n) => !resources.some((o) => o.kind === "role" && o.metadata.name === n)));
+    if (r.kind === "user") await requireRolesExist(ctx, r.spec.roles.filter((n) => !definedHere(n)));
+    if (r.kind !== "user" && r.kind !== "role") await requireRolesExist(ctx, connectorRoles(r).filter((n) => !definedHere(n)));
     plan.push({ resource: r, exists });
   }
   const done: string[] = [];
   for (const { resource: r, exists } of plan) {
-    if (r.kind === "role") await ctx.backend.put<Role>(KEYS.role(r.metadata.name), r);
-    else await ctx.backend.put<User>(KEYS.user(r.metadata.name), { ...r, spec: { ...r.spec, created_by: { time: new Date().toISOString(), user: caller.name } } });
-    await ctx.audit.emit({ event: `${r.kind}.${exists ? "updated" : "created"}`, code: r.kind === "role" ? "T9000I" : "T1002I", user: caller.name, name: r.metadata.name });
+    if (r.kind === "user") await ctx.backend.put<User>(KEYS.user(r.metadata.name), { ...r, spec: { ...r.spec, created_by: { time: new Date().toISOString(), user: caller.name } } });
+    else await ctx.backend.put(resourceKey(r), r);
+    const code = r.kind === "role" ? "T9000I" : r.kind === "user" ? "T1002I" : "T8000I";
+    await ctx.audit.emit({ event: `${r.kind}.${exists ? "updated" : "created"}`, code, user: caller.name, name: r.metadata.name });
     done.push(`${r.kind} "${r.metadata.name}" has been ${exists ? "updated" : "created"}`);
   }
   return done;
 }
 
-export async function getResources(ctx: ProxyContext, caller: Caller, kind: ResourceKind, name?: string): Promise<unknown[]> {
+export async function getResources(ctx: ProxyContext, caller: Caller, kind: ResourceKind, name?: string, withSecrets = false): Promise<unknown[]> {
+  if (isConnectorKind(kind)) return getConnectors(ctx, caller, kind, name, withSecrets);
   authorize(caller, kind, name ? "read" : "list");
   if (kind === "token") {
     const tokens = await listTokens(ctx);
@@ -76,7 +101,32 @@ export async function getResources(ctx: ProxyContext, caller: Caller, kind: Reso
   return (await ctx.backend.list(prefix)).map((i) => i.value);
 }
 
+/**
+ * Connectors hold secrets: `read` shows them (with --with-secrets), and
+ * `readnosecrets` (or `read`) shows the rest, as in Teleport.
+ */
+async function getConnectors(ctx: ProxyContext, caller: Caller, kind: ConnectorKind, name: string | undefined, withSecrets: boolean): Promise<unknown[]> {
+  if (!name) authorizeConnector(caller, kind, "list");
+  if (withSecrets) authorizeConnector(caller, kind, "read");
+  else {
+    try {
+      authorizeConnector(caller, kind, "readnosecrets");
+    } catch {
+      authorizeConnector(caller, kind, "read");
+    }
+  }
+  const items = name ? [await ctx.backend.get<Connector>(KEYS.connector(kind, name))] : await ctx.backend.list<Connector>(KEYS.connectors(kind));
+  if (name && !items[0]) throw new AzgateError("not_found", `${kind} "${name}" is not found`);
+  return items.map((i) => (withSecrets ? i!.value : withoutSecrets(i!.value)));
+}
+
 export async function removeResource(ctx: ProxyContext, caller: Caller, kind: ResourceKind, name: string): Promise<string> {
+  if (isConnectorKind(kind)) {
+    authorizeConnector(caller, kind, "delete");
+    if (!(await ctx.backend.delete(KEYS.connector(kind, name)))) throw new AzgateError("not_found", `${kind} "${name}" is not found`);
+    await ctx.audit.emit({ event: `${kind}.deleted`, code: "T8200I", user: caller.name, name });
+    return `${kind} connector "${name}" has been deleted`;
+  }
   authorize(caller, kind, "delete");
   if (kind === "token") return removeToken(ctx, caller, name);
   if (kind === "role") {

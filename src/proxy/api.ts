@@ -121,7 +121,7 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
     return c.json({ messages, warnings: parsed.warnings });
   });
   authed.get("/admin/resources/:kind/:name?", async (c) =>
-    c.json({ items: await admin.getResources(ctx, c.get("caller"), admin.parseKind(c.req.param("kind")), c.req.param("name")) }),
+    c.json({ items: await admin.getResources(ctx, c.get("caller"), admin.parseKind(c.req.param("kind")), c.req.param("name"), c.req.query("with_secrets") === "true") }),
   );
   authed.delete("/admin/resources/:kind/:name", async (c) =>
     c.json({ message: await admin.removeResource(ctx, c.get("caller"), admin.parseKind(c.req.param("kind")), c.req.param("name")) }),

@@ -18,6 +18,9 @@ export const KEYS = {
   /** Joined agents by host id: the proxy renews certificates only for hosts listed here. */
   agent: (hostId: string) => `agents/${hostId}`,
   agents: "agents/",
+  /** SSO connectors (github, oidc, saml) by kind and name; they hold secrets, shown only to `read`. */
+  connector: (kind: string, name: string) => `connectors/${kind}/${name}`,
+  connectors: (kind: string) => `connectors/${kind}/`,
 };
 
 /** Secrets (invites, join tokens) are stored by hash, so a copy of the backend cannot be used to join or sign up. */

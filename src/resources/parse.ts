@@ -4,15 +4,16 @@ import type { Role } from "../rbac/types.ts";
 import { formatIssues } from "./issues.ts";
 import { ignoredRoleFields, roleSchema } from "./role.ts";
 import { userSchema, type User } from "./user.ts";
+import { githubSchema, oidcSchema, samlSchema, type Connector } from "./connector.ts";
 
-export type Resource = Role | User;
+export type Resource = Role | User | Connector;
 
 export interface ParsedResources {
   resources: Resource[];
   warnings: string[];
 }
 
-const SCHEMAS = { role: roleSchema, user: userSchema } as const;
+const SCHEMAS = { role: roleSchema, user: userSchema, github: githubSchema, oidc: oidcSchema, saml: samlSchema } as const;
 export const CREATABLE_KINDS = Object.keys(SCHEMAS);
 
 /**

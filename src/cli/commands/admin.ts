@@ -1,11 +1,16 @@
 import type { Argv } from "yargs";
 import { DESCRIBE } from "../catalog.ts";
-import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseResources } from "../../resources/parse.ts";
 import { AzgateError } from "../../errors/index.ts";
 import type { Role } from "../../rbac/types.ts";
 import type { User } from "../../resources/user.ts";
 import type { TokenInfo } from "../../proxy/admin.ts";
 import type { AuditEvent } from "../../audit/sink.ts";
+import { connectorRoles, type Connector } from "../../resources/connector.ts";
 import { inviteMessage } from "../../proxy/users.ts";
 import { formatDuration } from "../../util/duration.ts";
 import { connectAdmin, type AdminConnection } from "../connect.ts";
@@ -76,15 +81,31 @@ export function adminCommands(y: Argv) {
             print(res.messages.join("\n"));
           }),
         )
-        .command<AdminArgs & { ref: string; name?: string; format: Format }>(
+        .command<AdminArgs & { ref: string; name?: string; format: Format; "with-secrets"?: boolean }>(
           "get <ref> [name]",
-          "Show roles, users or tokens: get roles, get role/NAME",
-          (b) => formatOption(b.positional("ref", { type: "string", demandOption: true }).positional("name", { type: "string" })),
+          "Show roles, users, tokens or connectors (github, oidc, saml): get roles, get role/NAME, get saml/NAME",
+          (b) =>
+            formatOption(b.positional("ref", { type: "string", demandOption: true }).positional("name", { type: "string" })).option("with-secrets", {
+              type: "boolean",
+              describe: "Include connector secrets (needs read, not only readnosecrets)",
+            }),
           withAdmin(async ({ client }, argv) => {
             const { kind, name } = kindAndName(argv.ref, argv.name);
-            const path = `/v1/admin/resources/${encodeURIComponent(kind)}${name ? `/${encodeURIComponent(name)}` : ""}`;
+            const path = `/v1/admin/resources/${encodeURIComponent(kind)}${name ? `/${encodeURIComponent(name)}` : ""}${argv["with-secrets"] ? "?with_secrets=true" : ""}`;
             const { items } = await client.call<{ items: unknown[] }>("GET", path);
             print(argv.format === "text" ? resourceTable(kind, items) : await structured(name ? items[0] : items, argv.format));
+          }),
+        )
+        .command<AdminArgs & { ref: string }>(
+          "edit <ref>",
+          "Edit a resource in $EDITOR and apply it: edit role/NAME, edit github/NAME",
+          (b) => b.positional("ref", { type: "string", demandOption: true }),
+          withAdmin(async ({ client }, argv) => {
+            const { kind, name } = kindAndName(argv.ref);
+            if (!name) throw new AzgateError("bad_parameter", `say what to edit as KIND/NAME, for example role/${argv.ref}`);
+            const secrets = ["github", "oidc", "saml"].includes(kind) ? "?with_secrets=true" : "";
+            const { items } = await client.call<{ items: unknown[] }>("GET", `/v1/admin/resources/${encodeURIComponent(kind)}/${encodeURIComponent(name)}${secrets}`);
+            print(await editAndApply(client, kind, name, items[0]));
           }),
         )
         .command<AdminArgs & { ref: string }>(
@@ -225,6 +246,12 @@ function resourceTable(kind: string, items: unknown[]): string {
       ]),
     );
   }
+  if (k === "github" || k === "oidc" || k === "saml") {
+    return table(
+      ["Name", "Kind", "Display", "Maps to roles"],
+      (items as Connector[]).map((c) => [c.metadata.name, c.kind, c.spec.display ?? "-", connectorRoles(c).join(",")]),
+    );
+  }
   if (k === "user") {
     return table(
       ["User", "Roles", "Azure identities"],
@@ -273,4 +300,32 @@ function auditSummary(e: AuditEvent): string {
     .filter(([k, v]) => !skip.has(k) && v !== undefined && v !== null)
     .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
     .join(" ");
+}
+
+/**
+ * Writes the resource to a private temp file, opens $EDITOR (or $VISUAL, else
+ * vi) on it, and applies the result if it changed. Kind and name must stay:
+ * renaming in an editor would silently create a second resource.
+ */
+async function editAndApply(client: AdminConnection["client"], kind: string, name: string, resource: unknown): Promise<string> {
+  const { stringify } = await import("yaml");
+  const dir = mkdtempSync(path.join(os.tmpdir(), "azgate-edit-"));
+  const file = path.join(dir, `${kind}-${name}.yaml`);
+  try {
+    const original = stringify(resource);
+    writeFileSync(file, original, { mode: 0o600 });
+    const editor = process.env.VISUAL || process.env.EDITOR || "vi";
+    const res = spawnSync(`${editor} "${file}"`, { shell: true, stdio: "inherit" });
+    if (res.status !== 0) throw new AzgateError("bad_parameter", `${editor} exited with ${res.status ?? res.signal}; nothing was changed`);
+    const edited = readFileSync(file, "utf8");
+    if (edited === original) return `${kind} "${name}" was not changed`;
+    const parsed = parseResources(edited, file).resources;
+    if (parsed.length !== 1 || parsed[0].kind !== kind || parsed[0].metadata.name !== name) {
+      throw new AzgateError("bad_parameter", `the edited file must still hold ${kind} "${name}" alone; nothing was changed`);
+    }
+    const out = await client.call<{ messages: string[] }>("POST", "/v1/admin/resources", { text: edited, source: `edited ${kind}/${name}`, force: true });
+    return out.messages.join("\n");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -1,0 +1,95 @@
+/**
+ * SSO connector resources through the real CLI and a real proxy: the seed
+ * guide's files load as written, secrets are hidden unless asked for by a
+ * role that may read them, `admin edit` round-trips through $EDITOR, and
+ * `rm` removes them. (The login flows come with the rest of issue 7.)
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chmodSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { SEED_DIR, startCluster, type TestCluster } from "../helpers/cluster.ts";
+import { cli, tempDir } from "../helpers/azgate.ts";
+import { saveProfile } from "../../src/client/profile.ts";
+
+const CONNECTORS = path.resolve(SEED_DIR, "../connectors");
+
+describe("connector resources", () => {
+  let cluster: TestCluster;
+  const home = tempDir("azgate-admin-home-");
+  const admin = (args: string[], env: Record<string, string> = {}) => cli(["admin", "--data-dir", cluster.proxy.dataDir, ...args], { home, env });
+
+  beforeAll(async () => {
+    cluster = await startCluster();
+    const seed = await admin(["create", "-f", path.join(SEED_DIR, "azure-cli-access-internal.yaml")]);
+    expect(seed.code, seed.stderr).toBe(0);
+  });
+  afterAll(async () => cluster?.stop());
+
+  it("creates the seed guide's github, oidc and saml connectors from their files, unchanged", async () => {
+    for (const [file, kind, name] of [["github.yaml", "github", "github"], ["oidc.yaml", "oidc", "myoidc"], ["saml.yaml", "saml", "mysaml"]]) {
+      const res = await admin(["create", "-f", path.join(CONNECTORS, file)]);
+      expect(res.code, res.stderr).toBe(0);
+      expect(res.stdout).toContain(`${kind} "${name}" has been created`);
+    }
+    const list = await admin(["get", "oidc"]);
+    expect(list.stdout).toMatch(/myoidc\s+oidc\s+Corporate SSO\s+access,azure-cli-access/);
+  });
+
+  it("hides secrets unless --with-secrets, which needs read (readnosecrets is not enough)", async () => {
+    const hidden = await admin(["get", "github/github", "--format", "yaml"]);
+    expect(hidden.code, hidden.stderr).toBe(0);
+    expect(hidden.stdout).toContain("client_id: github-client-id");
+    expect(hidden.stdout).not.toContain("github-client-secret-value");
+    const shown = await admin(["get", "github/github", "--format", "yaml", "--with-secrets"]);
+    expect(shown.stdout).toContain("client_secret: github-client-secret-value");
+
+    const roleFile = path.join(tempDir(), "viewer.yaml");
+    writeFileSync(roleFile, "kind: role\nversion: v7\nmetadata: {name: connector-viewer}\nspec: {allow: {rules: [{resources: [connector], verbs: [list, readnosecrets]}]}}\n");
+    expect((await admin(["create", "-f", roleFile])).code).toBe(0);
+    const viewer = await cluster.user("vera", ["connector-viewer"]);
+    const veraHome = tempDir("azgate-home-");
+    await saveProfile({ proxy: cluster.proxy.addr, user: "vera", cluster: "e2e", ca_pem: cluster.target.ca_pem }, viewer.keyPem, viewer.certPem, veraHome);
+    const asVera = (args: string[]) => cli(["admin", ...args], { home: veraHome });
+    const ok = await asVera(["get", "saml/mysaml", "--format", "json"]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout).spec.entity_descriptor_url).toBe("https://idp.example.com/saml/metadata");
+    const refused = await asVera(["get", "oidc/myoidc", "--with-secrets"]);
+    expect([refused.code, refused.stderr]).toEqual([1, expect.stringContaining('access denied to perform action "read" on "oidc"')]);
+    const noDelete = await asVera(["rm", "oidc/myoidc"]);
+    expect(noDelete.code).toBe(1);
+  });
+
+  it("refuses a connector that maps to a role that does not exist, naming it", async () => {
+    const file = path.join(tempDir(), "oidc.yaml");
+    writeFileSync(file, "kind: oidc\nversion: v3\nmetadata: {name: other}\nspec: {issuer_url: 'https://idp.example.com', client_id: a, client_secret: b, redirect_url: 'https://p.example.com/cb', claims_to_roles: [{claim: groups, value: g, roles: [no-such-role]}]}\n");
+    const res = await admin(["create", "-f", file]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/no-such-role/);
+    expect((await admin(["get", "oidc/other"])).stderr).toContain('oidc "other" is not found');
+  });
+
+  it("edit opens $EDITOR on the resource with its secrets and applies the change; an unchanged file changes nothing", async () => {
+    const editor = path.join(tempDir(), "edit.sh");
+    writeFileSync(editor, `#!/bin/sh\nsed -i 's/display: Corporate SSO/display: Single sign-on/' "$1"\n`);
+    chmodSync(editor, 0o755);
+    const res = await admin(["edit", "oidc/myoidc"], { EDITOR: editor });
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toContain('oidc "myoidc" has been updated');
+    const after = await admin(["get", "oidc/myoidc", "--format", "yaml", "--with-secrets"]);
+    expect(after.stdout).toContain("display: Single sign-on");
+    expect(after.stdout).toContain("client_secret: oidc-client-secret-value");
+    const same = await admin(["edit", "oidc/myoidc"], { EDITOR: "true" });
+    expect(same.stdout).toContain('oidc "myoidc" was not changed');
+    const rename = path.join(tempDir(), "rename.sh");
+    writeFileSync(rename, `#!/bin/sh\nsed -i 's/name: myoidc/name: renamed/' "$1"\n`);
+    chmodSync(rename, 0o755);
+    const renamed = await admin(["edit", "oidc/myoidc"], { EDITOR: rename });
+    expect([renamed.code, renamed.stderr]).toEqual([1, expect.stringContaining('must still hold oidc "myoidc" alone; nothing was changed')]);
+  });
+
+  it("rm removes a connector", async () => {
+    const res = await admin(["rm", "saml/mysaml"]);
+    expect([res.code, res.stdout]).toEqual([0, 'saml connector "mysaml" has been deleted\n']);
+    expect((await admin(["get", "saml/mysaml"])).code).toBe(1);
+  });
+});
