@@ -188,8 +188,10 @@ describe("azgate proxy azure, used from another process", () => {
       }
       const saved = env;
       env = recorded;
-      expect((await client(JS_CLIENT, {})).ok).toBe(true);
-      expect((await client(PY_CLIENT, {})).ok).toBe(true);
+      for (const script of [JS_CLIENT, PY_CLIENT]) {
+        const res = await client(script, {});
+        expect(res.ok, `${path.basename(script)}: ${res.message}`).toBe(true);
+      }
       env = saved;
     } finally {
       await recorder.close();

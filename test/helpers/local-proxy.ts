@@ -78,10 +78,11 @@ export function startTrafficRecorder(opts: { upstreamPort: number; ca: LocalCaFi
     connectThrough(opts.upstreamPort, host, opts.ca.certPem).then(
       (upstream) => {
         upstream.on("data", (d: Buffer) => chunks.push(Buffer.from(d)));
+        // pipe() ends each side after the other ends; destroying on "close" instead could drop bytes still
+        // buffered for the client (seen on Deno as an aborted response).
         upstream.pipe(inner);
         inner.pipe(upstream);
         upstream.on("error", () => inner.destroy());
-        upstream.once("close", () => inner.destroy());
         inner.once("close", () => upstream.destroy());
       },
       () => inner.destroy(),
