@@ -5,8 +5,9 @@
  */
 import tls from "node:tls";
 import { x509 } from "../pki/x509.ts";
-import { EC_ALG, generateKeyPair, importPrivateKeyPem, privateKeyToPem } from "../pki/keys.ts";
-import { randomSerial } from "../pki/serial.ts";
+import { createSelfSignedCa, type CaKey } from "../pki/authority.ts";
+import { issueServerCert } from "../pki/certificate.ts";
+import { generateKeyPair, importPrivateKeyPem, privateKeyToPem } from "../pki/keys.ts";
 
 export interface LocalCaFiles {
   certPem: string;
@@ -14,29 +15,17 @@ export interface LocalCaFiles {
 }
 
 export async function createLocalCa(notAfter: Date): Promise<LocalCaFiles> {
-  const keys = await generateKeyPair();
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomSerial(),
-    name: "CN=azgate local CA, O=azgate",
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter,
-    keys,
-    signingAlgorithm: EC_ALG,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
-  });
-  return { certPem: cert.toString("pem") + "\n", keyPem: await privateKeyToPem(keys.privateKey) };
+  const ca = await createSelfSignedCa("CN=azgate local CA, O=azgate", notAfter);
+  return { certPem: ca.cert.toString("pem") + "\n", keyPem: await privateKeyToPem(ca.key) };
 }
 
 /** Mints and caches a TLS context per host name. */
 export class LeafMinter {
   private readonly contexts = new Map<string, Promise<tls.SecureContext>>();
+  private ca: Promise<CaKey> | null = null;
   private leafKey: Promise<{ pair: CryptoKeyPair; pem: string }> | null = null;
 
-  constructor(private readonly ca: LocalCaFiles) {}
+  constructor(private readonly files: LocalCaFiles) {}
 
   context(host: string): Promise<tls.SecureContext> {
     const name = host.toLowerCase();
@@ -49,27 +38,11 @@ export class LeafMinter {
   }
 
   private async mint(host: string): Promise<tls.SecureContext> {
-    // One leaf key for all hosts of this session; each host gets its own certificate.
+    this.ca ??= importPrivateKeyPem(this.files.keyPem).then((key) => ({ cert: new x509.X509Certificate(this.files.certPem), key }));
+    // One leaf key for all hosts of this session; each host gets its own certificate, ending with the CA.
     this.leafKey ??= generateKeyPair().then(async (pair) => ({ pair, pem: await privateKeyToPem(pair.privateKey) }));
-    const { pair, pem } = await this.leafKey;
-    const caCert = new x509.X509Certificate(this.ca.certPem);
-    const cert = await x509.X509CertificateGenerator.create({
-      serialNumber: randomSerial(),
-      subject: `CN=${host}`,
-      issuer: caCert.subject,
-      notBefore: new Date(Date.now() - 60_000),
-      notAfter: caCert.notAfter,
-      signingKey: await importPrivateKeyPem(this.ca.keyPem),
-      publicKey: pair.publicKey,
-      signingAlgorithm: EC_ALG,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
-        new x509.SubjectAlternativeNameExtension([{ type: "dns", value: host }], false),
-        await x509.AuthorityKeyIdentifierExtension.create(caCert, false),
-      ],
-    });
-    return tls.createSecureContext({ key: pem, cert: cert.toString("pem") + "\n" + this.ca.certPem });
+    const [ca, { pair, pem }] = await Promise.all([this.ca, this.leafKey]);
+    const cert = await issueServerCert({ ca, publicKey: pair.publicKey, dnsNames: [host], ips: [], notAfter: ca.cert.notAfter });
+    return tls.createSecureContext({ key: pem, cert: cert.toString("pem") + "\n" + this.files.certPem });
   }
 }

@@ -5,10 +5,14 @@ import { randomSerial } from "./serial.ts";
 export type AuthorityType = "user" | "host";
 
 /** A certificate authority in memory: its certificate and signing key. */
-export interface Authority {
-  type: AuthorityType;
+/** A CA certificate and its signing key. */
+export interface CaKey {
   cert: x509.X509Certificate;
   key: CryptoKey;
+}
+
+export interface Authority extends CaKey {
+  type: AuthorityType;
 }
 
 /** How an authority is kept in the backend (the backend dir is 0700, files 0600). */
@@ -21,13 +25,17 @@ export interface StoredAuthority {
 const TEN_YEARS_MS = 10 * 365 * 86_400_000;
 
 export async function createAuthority(type: AuthorityType, clusterName: string): Promise<Authority> {
+  return { type, ...(await createSelfSignedCa(`CN=${escapeDn(clusterName)}, O=azgate ${type} CA`, new Date(Date.now() + TEN_YEARS_MS))) };
+}
+
+/** A CA that signs leaves only (path length 0): the cluster's authorities and the workstation's local CA. */
+export async function createSelfSignedCa(name: string, notAfter: Date): Promise<CaKey> {
   const keys = await generateKeyPair();
-  const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerial(),
-    name: `CN=${escapeDn(clusterName)}, O=azgate ${type} CA`,
-    notBefore: new Date(now - 60_000),
-    notAfter: new Date(now + TEN_YEARS_MS),
+    name,
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter,
     keys,
     signingAlgorithm: EC_ALG,
     extensions: [
@@ -36,7 +44,7 @@ export async function createAuthority(type: AuthorityType, clusterName: string):
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  return { type, cert, key: keys.privateKey };
+  return { cert, key: keys.privateKey };
 }
 
 export async function storeAuthority(a: Authority): Promise<StoredAuthority> {

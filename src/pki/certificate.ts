@@ -1,6 +1,6 @@
 import { x509 } from "./x509.ts";
 import { AzgateError } from "../errors/index.ts";
-import type { Authority } from "./authority.ts";
+import type { Authority, CaKey } from "./authority.ts";
 import { escapeDn } from "./authority.ts";
 import { EC_ALG } from "./keys.ts";
 import { IDENTITY_OID, decodeIdentity, encodeIdentity, type Identity } from "./identity.ts";
@@ -9,7 +9,7 @@ import { randomSerial } from "./serial.ts";
 const CLOCK_SKEW_MS = 60_000;
 
 /** Signs a leaf certificate for `publicKey` with the CA; never valid past the CA itself. */
-async function signLeaf(opts: { ca: Authority; publicKey: CryptoKey; subject: string; notAfter: Date; extensions: x509.Extension[] }): Promise<x509.X509Certificate> {
+async function signLeaf(opts: { ca: CaKey; publicKey: CryptoKey; subject: string; notAfter: Date; extensions: x509.Extension[] }): Promise<x509.X509Certificate> {
   const notAfter = opts.notAfter.getTime() > opts.ca.cert.notAfter.getTime() ? opts.ca.cert.notAfter : opts.notAfter;
   return x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
@@ -39,7 +39,7 @@ export function issueIdentityCert(opts: { ca: Authority; publicKey: CryptoKey; i
 }
 
 /** The proxy's TLS server certificate when the operator gives none. */
-export function issueServerCert(opts: { ca: Authority; publicKey: CryptoKey; dnsNames: string[]; ips: string[]; notAfter: Date }): Promise<x509.X509Certificate> {
+export function issueServerCert(opts: { ca: CaKey; publicKey: CryptoKey; dnsNames: string[]; ips: string[]; notAfter: Date }): Promise<x509.X509Certificate> {
   const names = [...opts.dnsNames.map((value) => ({ type: "dns" as const, value })), ...opts.ips.map((value) => ({ type: "ip" as const, value }))];
   return signLeaf({
     ...opts,
