@@ -193,8 +193,16 @@ export async function openAppSession(target: ApiTarget, api: ApiClient, app: str
   return session;
 }
 
+/** The whole body as text; a reset stream rejects with its StreamResetError (not a wrapper). */
 export async function readBody(res: TunnelResponse): Promise<string> {
-  return new Response(res.body).text();
+  const chunks: Uint8Array[] = [];
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
