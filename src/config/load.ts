@@ -16,6 +16,7 @@ export const ENV_FIELDS: Record<string, string[]> = {
   AZGATE_TLS_KEY_FILE: ["proxy", "tls", "key_file"],
   AZGATE_SECOND_FACTOR: ["auth", "second_factor"],
   AZGATE_HOST_CERT_TTL: ["auth", "host_cert_ttl"],
+  AZGATE_SSO_LOGIN_TIMEOUT: ["auth", "sso_login_timeout"],
   AZGATE_PROXY_ADDR: ["agent", "proxy_addr"],
   AZGATE_AUTH_TOKEN: ["agent", "auth_token"],
   AZGATE_CA_PIN: ["agent", "ca_pin"],

@@ -36,11 +36,13 @@ export const configSchema = z.strictObject({
       second_factor: z.enum(["otp", "off"], { message: 'must be "otp" or "off"' }).default("otp"),
       invite_ttl: duration.default("1h"),
       host_cert_ttl: duration.default("24h"),
+      /** How long an SSO login may take from start to certificate pickup. */
+      sso_login_timeout: duration.default("3m"),
       lockout: z
         .strictObject({ max_attempts: z.number().int().min(1).max(100).default(5), window: duration.default("30m"), lock_duration: duration.default("30m") })
         .default({ max_attempts: 5, window: "30m", lock_duration: "30m" }),
     })
-    .default({ second_factor: "otp", invite_ttl: "1h", host_cert_ttl: "24h", lockout: { max_attempts: 5, window: "30m", lock_duration: "30m" } }),
+    .default({ second_factor: "otp", invite_ttl: "1h", host_cert_ttl: "24h", sso_login_timeout: "3m", lockout: { max_attempts: 5, window: "30m", lock_duration: "30m" } }),
   storage: z.strictObject({ type: z.literal("file", { message: 'must be "file" (postgres comes with scale-out)' }) }).default({ type: "file" }),
   agent: z
     .strictObject({

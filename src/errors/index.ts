@@ -12,6 +12,9 @@ export type ErrorCode =
   | "access_denied"
   | "unauthenticated"
   | "login_failed"
+  | "sso_failed"
+  | "sso_attempt_invalid"
+  | "sso_no_roles"
   | "user_locked"
   | "cert_expired"
   | "cert_untrusted"
@@ -38,6 +41,12 @@ const statusByCode: Record<ErrorCode, number> = {
   access_denied: 403,
   unauthenticated: 401,
   login_failed: 401,
+  /** The identity provider's answer did not check out (signature, audience, nonce, issuer, replay...). */
+  sso_failed: 401,
+  /** Unknown, expired, used or foreign login attempt. */
+  sso_attempt_invalid: 403,
+  /** Authenticated by the IdP, but the connector maps nothing the user has to a role. */
+  sso_no_roles: 403,
   user_locked: 403,
   cert_expired: 401,
   cert_untrusted: 401,

@@ -245,6 +245,8 @@ export async function removeToken(ctx: ProxyContext, caller: Caller, tokenOrId: 
 export async function sweepExpired(ctx: ProxyContext): Promise<void> {
   await ctx.backend.list(KEYS.tokens);
   await ctx.backend.list(KEYS.invites);
+  await ctx.backend.list(KEYS.users); // SSO users end with their certificate
+  await ctx.backend.list(KEYS.ssoAttempts);
 }
 
 // ---- audit ----------------------------------------------------------------------

@@ -13,6 +13,7 @@ import { probeRoutes } from "../health/probes.ts";
 import { KEYS } from "./keys.ts";
 import { LoginRateLimiter, remoteAddr } from "./rate-limit.ts";
 import { invitePages } from "./web/invite.ts";
+import { ssoRoutes } from "./sso/routes.ts";
 import { joinAgent } from "./join.ts";
 import { issueAppCert, listApps } from "./apps.ts";
 import type { AppRegistry } from "./registry.ts";
@@ -80,6 +81,7 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
     return c.json(await acceptInvite(ctx, c.req.param("token"), { password: String(body.password ?? ""), otp_secret: body.otp_secret, otp_code: body.otp_code }));
   });
   app.route("/web", invitePages(ctx, limiter));
+  app.route("/", ssoRoutes(ctx, limiter));
   app.post("/v1/join", async (c) => {
     const remote = remoteAddr(c);
     limiter.check(remote);

@@ -10,6 +10,8 @@ export interface AuthSettings {
   inviteTtlMs: number;
   /** Lifetime of agent (host) certificates; agents renew at two thirds of it. */
   hostCertTtlMs: number;
+  /** From `login --auth` to certificate pickup: longer and the attempt is refused. */
+  ssoLoginTimeoutMs: number;
 }
 
 /** What every proxy service needs; built once at start and passed down. */

@@ -21,6 +21,13 @@ export const KEYS = {
   /** SSO connectors (github, oidc, saml) by kind and name; they hold secrets, shown only to `read`. */
   connector: (kind: string, name: string) => `connectors/${kind}/${name}`,
   connectors: (kind: string) => `connectors/${kind}/`,
+  /** SSO login attempts by the hash of their id (which travels in URLs as state). */
+  ssoAttempt: (idHash: string) => `sso-attempts/${idHash}`,
+  ssoAttempts: "sso-attempts/",
+  /** SAML request ids awaiting their response (InResponseTo), shared by every proxy. */
+  samlRequest: (id: string) => `saml-requests/${id}`,
+  /** SAML assertion ids already accepted, until they expire (replay). */
+  samlAssertion: (idHash: string) => `saml-assertions/${idHash}`,
 };
 
 /** Secrets (invites, join tokens) are stored by hash, so a copy of the backend cannot be used to join or sign up. */

@@ -14,6 +14,7 @@ export function settingsFrom(config: Config): AuthSettings {
     secondFactor: config.auth.second_factor,
     inviteTtlMs: parseDuration(config.auth.invite_ttl),
     hostCertTtlMs: parseDuration(config.auth.host_cert_ttl),
+    ssoLoginTimeoutMs: parseDuration(config.auth.sso_login_timeout),
     lockout: {
       maxAttempts: config.auth.lockout.max_attempts,
       windowMs: parseDuration(config.auth.lockout.window),

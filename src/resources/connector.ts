@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { compileRegex } from "../rbac/labels.ts";
+import { parseDuration } from "../util/duration.ts";
 
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "name must be 1-64 letters, digits, '.', '_' or '-'");
 const metadata = z.strictObject({
@@ -24,6 +25,20 @@ const matchValue = z
   .min(1)
   .refine((v) => !(v.startsWith("^") && v.endsWith("$")) || compileRegex(v) !== null, { message: "invalid regular expression" });
 
+/** azgate's own field: SSO users' certificates last no longer than this (and no longer than their roles allow). */
+const maxSessionTtl = z
+  .string()
+  .refine((v) => isDuration(v), { message: 'max_session_ttl must be a duration such as "8h" or "30m"' })
+  .optional();
+
+function isDuration(v: string): boolean {
+  try {
+    return parseDuration(v) > 0;
+  } catch {
+    return false;
+  }
+}
+
 const ignored = (names: string[]) => Object.fromEntries(names.map((n) => [n, z.unknown().optional()]));
 
 export const githubSchema = z.strictObject({
@@ -37,6 +52,7 @@ export const githubSchema = z.strictObject({
     redirect_url: url("redirect_url"),
     endpoint_url: url("endpoint_url").optional(),
     api_endpoint_url: url("api_endpoint_url").optional(),
+    max_session_ttl: maxSessionTtl,
     teams_to_roles: z.array(z.strictObject({ organization: z.string().min(1), team: z.string().min(1), roles })).min(1, "teams_to_roles: map at least one team to roles"),
     ...ignored(["teams_to_logins", "client_redirect_settings", "user_matchers"]),
   }),
@@ -58,6 +74,7 @@ export const oidcSchema = z.strictObject({
     max_age: z.string().optional(),
     username_claim: z.string().optional(),
     allow_unverified_email: z.boolean().optional(),
+    max_session_ttl: maxSessionTtl,
     claims_to_roles: z.array(z.strictObject({ claim: z.string().min(1), value: matchValue, roles })).min(1, "claims_to_roles: map at least one claim to roles"),
     ...ignored(["provider", "google_service_account_uri", "google_service_account", "google_admin_email", "client_redirect_settings", "mfa", "pkce_mode", "user_matchers"]),
   }),
@@ -83,6 +100,7 @@ export const samlSchema = z
       signing_key_pair: keyPair.optional(),
       assertion_key_pair: keyPair.optional(),
       allow_idp_initiated: z.boolean().optional(),
+      max_session_ttl: maxSessionTtl,
       attributes_to_roles: z.array(z.strictObject({ name: z.string().min(1), value: matchValue, roles })).min(1, "attributes_to_roles: map at least one attribute to roles"),
       ...ignored(["provider", "encryption_key_pair", "client_redirect_settings", "single_logout_url", "mfa", "force_authn", "preferred_request_binding", "user_matchers"]),
     }),

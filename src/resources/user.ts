@@ -5,11 +5,13 @@ export const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
 export interface User {
   kind: "user";
   version: "v2";
-  metadata: { name: string; description?: string; labels?: Record<string, string> };
+  /** `expires` is set on users made by an SSO login: they last as long as their certificate. */
+  metadata: { name: string; description?: string; labels?: Record<string, string>; expires?: string };
   spec: {
     roles: string[];
     traits: Record<string, string[]>;
-    created_by?: { time: string; user: string };
+    /** `user` for users an administrator made; `connector` for users an SSO login made (as in Teleport). */
+    created_by?: { time: string; user?: string; connector?: { type: string; id: string; identity: string } };
   };
 }
 

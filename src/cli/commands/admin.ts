@@ -232,6 +232,13 @@ function tokenCommands(t: Argv<AdminArgs>) {
     );
 }
 
+/** Local, or the SSO connector that made the user and until when it lasts. */
+function userType(u: User): string {
+  const c = u.spec.created_by?.connector;
+  if (!c) return "local";
+  return `sso: ${c.type}/${c.id}${u.metadata.expires ? ` until ${u.metadata.expires}` : ""}`;
+}
+
 function resourceTable(kind: string, items: unknown[]): string {
   const k = kind.toLowerCase().replace(/s$/, "");
   if (k === "role") {
@@ -254,8 +261,8 @@ function resourceTable(kind: string, items: unknown[]): string {
   }
   if (k === "user") {
     return table(
-      ["User", "Roles", "Azure identities"],
-      (items as User[]).map((u) => [u.metadata.name, u.spec.roles.join(","), (u.spec.traits.azure_identities ?? []).join(",") || "-"]),
+      ["User", "Roles", "Azure identities", "Type"],
+      (items as User[]).map((u) => [u.metadata.name, u.spec.roles.join(","), (u.spec.traits.azure_identities ?? []).join(",") || "-", userType(u)]),
     );
   }
   return table(

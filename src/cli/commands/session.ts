@@ -3,6 +3,7 @@ import { DESCRIBE } from "../catalog.ts";
 import { x509 } from "../../pki/x509.ts";
 import { AzgateError } from "../../errors/index.ts";
 import { ApiClient } from "../../client/api.ts";
+import { ssoLogin } from "../../client/sso-login.ts";
 import { establishTrust, proxyBaseUrl } from "../../client/trust.ts";
 import { loadCredentials, loadProfile, removeCredentials, saveProfile } from "../../client/profile.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../../pki/keys.ts";
@@ -41,15 +42,27 @@ async function trust(argv: TrustArgs, proxy: string) {
 
 export function sessionCommands(y: Argv) {
   return y
-    .command<TrustArgs & { user?: string; ttl?: string }>(
+    .command<TrustArgs & { user?: string; ttl?: string; auth?: string; browser?: string }>(
       "login",
       DESCRIBE.login,
-      (a) => trustOptions(a).option("user", { type: "string", describe: "User name" }).option("ttl", { type: "string", describe: "Shorter certificate lifetime (capped by your roles)" }),
+      (a) =>
+        trustOptions(a)
+          .option("user", { type: "string", describe: "User name (local users)" })
+          .option("ttl", { type: "string", describe: "Shorter certificate lifetime (capped by your roles)" })
+          .option("auth", { type: "string", describe: "Sign in with this SSO connector (github, oidc or saml) instead of a password" })
+          .option("browser", { type: "string", describe: 'With --auth: "none" prints the URL instead of opening a browser' }),
       run(async (argv) => {
         const previous = await loadProfile();
         const proxy = argv.proxy ?? previous?.proxy;
         if (!proxy) throw new AzgateError("bad_parameter", "--proxy is required for the first login");
         const { target, ping } = await trust(argv, proxy);
+        const ttlMs = argv.ttl ? parseDuration(argv.ttl, "--ttl") : undefined;
+        if (argv.auth) {
+          if (argv.browser !== undefined && argv.browser !== "none") throw new AzgateError("bad_parameter", '--browser takes only "none" (the default opens the system browser or $BROWSER)');
+          const sso = await ssoLogin({ target, connector: argv.auth, browser: argv.browser, ttlMs, say: (line) => process.stderr.write(line + "\n") });
+          await saveProfile({ proxy, user: sso.user, cluster: ping.cluster_name, ca_pem: target.ca_pem, insecure: target.insecure }, sso.keyPem, sso.certPem);
+          return print(statusText(proxy, sso.certPem));
+        }
         const user = argv.user ?? (previous?.proxy === proxy ? previous.user : undefined) ?? (await ask("User: ")).trim();
         const password = await ask(`Enter password for ${user}: `, { secret: true });
         const otp = ping.second_factor === "otp" ? (await ask("Enter your OTP token: ")).trim() : undefined;
@@ -59,7 +72,7 @@ export function sessionCommands(y: Argv) {
           password,
           otp,
           public_key_pem: await publicKeyToPem(keys.publicKey),
-          ttl_ms: argv.ttl ? parseDuration(argv.ttl, "--ttl") : undefined,
+          ttl_ms: ttlMs,
         });
         await saveProfile({ proxy, user, cluster: ping.cluster_name, ca_pem: target.ca_pem, insecure: target.insecure }, await privateKeyToPem(keys.privateKey), res.cert_pem);
         print(statusText(proxy, res.cert_pem));

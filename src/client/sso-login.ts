@@ -1,0 +1,90 @@
+/**
+ * `azgate login --auth NAME`: the client side of an SSO login.
+ *
+ * A fresh key and a secret are made here and never leave this process
+ * (only the secret's hash goes to the proxy). A loopback listener waits for
+ * the browser to come back with a one-time code; the certificate is then
+ * picked up with code and secret together, so a browser that lands on
+ * another client, or a code read from a URL, gets nobody a certificate.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { AzgateError } from "../errors/index.ts";
+import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../pki/keys.ts";
+import { listenTracked } from "../runtime/listen.ts";
+import { ApiClient, type ApiTarget } from "./api.ts";
+import { openBrowser } from "./browser.ts";
+
+export interface SsoLoginOptions {
+  target: ApiTarget;
+  connector: string;
+  /** "none" prints the URL only; otherwise the system's browser (or $BROWSER) is opened. */
+  browser?: string;
+  ttlMs?: number;
+  /** Where instructions go (stderr in the CLI). */
+  say: (line: string) => void;
+}
+
+export interface SsoLoginResult {
+  user: string;
+  roles: string[];
+  keyPem: string;
+  certPem: string;
+}
+
+type Outcome = { code: string } | { error: string };
+
+export async function ssoLogin(o: SsoLoginOptions): Promise<SsoLoginResult> {
+  const keys = await generateKeyPair();
+  const secret = randomBytes(32).toString("hex");
+  const api = new ApiClient(o.target);
+
+  let settle: (x: Outcome) => void = () => undefined;
+  const returned = new Promise<Outcome>((resolve) => (settle = resolve));
+  const server = createServer((req, res) => onCallback(req, res, settle));
+  const listener = await listenTracked(server, 0, "127.0.0.1");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const start = await api.call<{ attempt: string; auth_url: string; display: string; expires: string }>("POST", "/v1/sso/login", {
+      connector: o.connector,
+      public_key_pem: await publicKeyToPem(keys.publicKey),
+      redirect_url: `http://127.0.0.1:${listener.port}/callback`,
+      secret_hash: createHash("sha256").update(secret).digest("hex"),
+      ttl_ms: o.ttlMs,
+    });
+    if (o.browser !== "none") {
+      const opened = await openBrowser(start.auth_url);
+      if (!opened) o.say("Could not open a browser.");
+    }
+    o.say(`If browser window does not open automatically, open it by clicking on the link:\n ${start.auth_url}`);
+    const expired = new Promise<Outcome>((resolve) => {
+      timer = setTimeout(() => resolve({ error: "the login timed out; run azgate login --auth again" }), Math.max(Date.parse(start.expires) - Date.now(), 1_000));
+    });
+    const outcome = await Promise.race([returned, expired]);
+    if ("error" in outcome) throw new AzgateError("sso_failed", outcome.error);
+    const cert = await api.call<{ cert_pem: string; user: string; roles: string[] }>("POST", "/v1/sso/pickup", { attempt: start.attempt, code: outcome.code, secret });
+    return { user: cert.user, roles: cert.roles, keyPem: await privateKeyToPem(keys.privateKey), certPem: cert.cert_pem };
+  } finally {
+    clearTimeout(timer);
+    await listener.close();
+  }
+}
+
+/** The browser's last stop: a page for the person, and the code or the error for the waiting login. */
+function onCallback(req: IncomingMessage, res: ServerResponse, settle: (x: Outcome) => void): void {
+  const url = new URL(req.url ?? "/", "http://127.0.0.1");
+  if (req.method !== "GET" || url.pathname !== "/callback") {
+    res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
+    return;
+  }
+  const code = url.searchParams.get("code");
+  const error = url.searchParams.get("error") ?? (code ? null : "the callback carried neither a code nor an error");
+  const headers = { "content-type": "text/html; charset=utf-8", "cache-control": "no-store", "referrer-policy": "no-referrer", "content-security-policy": "default-src 'none'" };
+  const text = error ? `Login failed: ${error}` : "Login successful. You can close this window and return to the terminal.";
+  res.writeHead(error ? 400 : 200, headers).end(`<!doctype html><meta charset="utf-8"><title>azgate</title><h1>azgate</h1><p id="result">${escapeHtml(text)}</p>\n`);
+  settle(error ? { error } : { code: code! });
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+}

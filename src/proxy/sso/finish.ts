@@ -1,0 +1,92 @@
+/**
+ * The end every SSO protocol shares: the identity provider vouched for a
+ * user, the connector mapped them to roles; now make the temporary user,
+ * issue the certificate for the client's key, and hand it to the attempt.
+ */
+import { AzgateError } from "../../errors/index.ts";
+import { importPublicKeyPem } from "../../pki/keys.ts";
+import { issueIdentityCert } from "../../pki/certificate.ts";
+import type { Identity } from "../../pki/identity.ts";
+import { allowedAzureIdentities, sessionTtlMs } from "../../rbac/engine.ts";
+import type { Traits } from "../../rbac/types.ts";
+import type { Connector } from "../../resources/connector.ts";
+import type { User } from "../../resources/user.ts";
+import { parseDuration } from "../../util/duration.ts";
+import { pemOf } from "../cluster.ts";
+import type { ProxyContext } from "../context.ts";
+import { KEYS } from "../keys.ts";
+import { getUser, loadRoles } from "../users.ts";
+import { completeAttempt, type SsoAttempt } from "./attempt.ts";
+
+export interface SsoIdentity {
+  /** The user name the IdP gave (email, login or subject), already cleaned. */
+  user: string;
+  roles: string[];
+  traits: Traits;
+}
+
+/** Issues the certificate and returns the URL the browser goes to next (the client's loopback, with the pickup code). */
+export async function finishSsoLogin(
+  ctx: ProxyContext,
+  connector: Connector,
+  attempt: { key: string; revision: string; value: SsoAttempt; expires?: string },
+  who: SsoIdentity,
+): Promise<string> {
+  const audit = { user: who.user, method: connector.kind, connector: connector.metadata.name, remote_addr: attempt.value.remote_addr };
+  if (who.roles.length === 0) {
+    await ctx.audit.emit({ event: "user.login", code: "T1001W", ...audit, success: false, error: "no roles mapped" });
+    throw new AzgateError(
+      "sso_no_roles",
+      `user "${who.user}" signed in with ${connector.kind} connector "${connector.metadata.name}", but nothing they have maps to a role; ask an administrator to check the connector's ${mappingField(connector)}`,
+    );
+  }
+  const existing = await getUser(ctx, who.user);
+  if (existing && !existing.spec.created_by?.connector) {
+    await ctx.audit.emit({ event: "user.login", code: "T1001W", ...audit, success: false, error: "local user with this name" });
+    throw new AzgateError("already_exists", `a local user named "${who.user}" exists; an SSO login cannot take it over`);
+  }
+  const roles = await loadRoles(ctx, who.roles);
+  if (roles.length === 0) throw new AzgateError("sso_no_roles", `the roles ${who.roles.join(", ")} mapped by connector "${connector.metadata.name}" do not exist`);
+
+  const now = Date.now();
+  const limits = [sessionTtlMs(roles)];
+  if (connector.spec.max_session_ttl) limits.push(parseDuration(connector.spec.max_session_ttl));
+  if (attempt.value.ttl_ms && attempt.value.ttl_ms > 0) limits.push(attempt.value.ttl_ms);
+  const notAfter = new Date(now + Math.min(...limits));
+
+  // A temporary user: it expires with its certificate, so the backend keeps no SSO users nobody uses.
+  const user: User = {
+    kind: "user",
+    version: "v2",
+    metadata: { name: who.user, expires: notAfter.toISOString() },
+    spec: {
+      roles: roles.map((r) => r.metadata.name),
+      traits: who.traits,
+      created_by: { time: new Date(now).toISOString(), connector: { type: connector.kind, id: connector.metadata.name, identity: who.user } },
+    },
+  };
+  await ctx.backend.put<User>(KEYS.user(who.user), user, { expires: notAfter });
+
+  const identity: Identity = {
+    kind: "user",
+    name: who.user,
+    roles: user.spec.roles,
+    traits: who.traits,
+    azure_identities: allowedAzureIdentities(roles, who.traits),
+    login_method: "sso",
+    session_id: crypto.randomUUID(),
+  };
+  const publicKey = await importPublicKeyPem(attempt.value.public_key_pem);
+  const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey, identity, notAfter });
+  const code = await completeAttempt(ctx, attempt, { cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), user: who.user, roles: identity.roles });
+  await ctx.audit.emit({ event: "user.login", code: "T1000I", ...audit, success: true, session_id: identity.session_id, roles: identity.roles });
+  await ctx.audit.emit({ event: "cert.create", code: "TC000I", user: who.user, cert_type: "user", session_id: identity.session_id, expires: cert.notAfter.toISOString() });
+
+  const back = new URL(attempt.value.client_redirect);
+  back.searchParams.set("code", code);
+  return back.toString();
+}
+
+function mappingField(c: Connector): string {
+  return c.kind === "github" ? "teams_to_roles" : c.kind === "oidc" ? "claims_to_roles" : "attributes_to_roles";
+}

@@ -1,0 +1,143 @@
+/**
+ * The SSO endpoints. The client starts an attempt (POST /v1/sso/login) and
+ * sends the browser to the identity provider; the provider sends it back to
+ * the callback Teleport's connectors name (/v1/webapi/{oidc,github}/callback,
+ * /v1/webapi/saml/acs/NAME); the proxy sends it on to the client's loopback
+ * with a one-time code, and the client picks the certificate up
+ * (POST /v1/sso/pickup) with that code and its secret.
+ */
+import { Hono, type Context } from "hono";
+import { html } from "hono/html";
+import { AzgateError, isAzgateError, toErrorBody } from "../../errors/index.ts";
+import { importPublicKeyPem } from "../../pki/keys.ts";
+import { CONNECTOR_KINDS, type Connector, type ConnectorKind, type GithubConnector, type OidcConnector, type SamlConnector } from "../../resources/connector.ts";
+import type { ProxyContext } from "../context.ts";
+import { KEYS } from "../keys.ts";
+import { remoteAddr, type LoginRateLimiter } from "../rate-limit.ts";
+import { checkClientRedirect, createAttempt, pendingAttempt, pickUp, type SsoAttempt } from "./attempt.ts";
+import { finishSsoLogin, type SsoIdentity } from "./finish.ts";
+import { githubCallback, githubStart } from "./github.ts";
+import { oidcCallback, oidcStart } from "./oidc.ts";
+import { samlAcs, samlStart } from "./saml.ts";
+
+/** The connector `name`, of any kind (names are unique enough in practice; `kind` settles a clash). */
+async function findConnector(ctx: ProxyContext, name: string, kind?: string): Promise<Connector> {
+  const kinds = kind ? CONNECTOR_KINDS.filter((k) => k === kind) : CONNECTOR_KINDS;
+  for (const k of kinds) {
+    const item = await ctx.backend.get<Connector>(KEYS.connector(k, name));
+    if (item) return item.value;
+  }
+  const known = (await Promise.all(CONNECTOR_KINDS.map((k) => ctx.backend.list<Connector>(KEYS.connectors(k))))).flat().map((i) => i.value.metadata.name);
+  throw new AzgateError("not_found", `no SSO connector named "${name}"${known.length ? `; this cluster has: ${known.join(", ")}` : "; this cluster has none"}`);
+}
+
+export function ssoRoutes(ctx: ProxyContext, limiter: LoginRateLimiter) {
+  const app = new Hono();
+
+  app.post("/v1/sso/login", async (c) => {
+    const remote = remoteAddr(c);
+    limiter.check(remote);
+    const body = (await c.req.json().catch(() => ({}))) as Record<string, unknown>;
+    const connector = await findConnector(ctx, String(body.connector ?? ""), typeof body.kind === "string" ? body.kind : undefined);
+    const publicKeyPem = String(body.public_key_pem ?? "");
+    await importPublicKeyPem(publicKeyPem).catch(() => {
+      throw new AzgateError("bad_parameter", "public_key_pem must be a PEM-encoded ECDSA P-256 public key");
+    });
+    const secretHash = String(body.secret_hash ?? "");
+    if (!/^[0-9a-f]{64}$/.test(secretHash)) throw new AzgateError("bad_parameter", "secret_hash must be the hex SHA-256 of the client's secret");
+    const attempt: SsoAttempt = {
+      kind: connector.kind,
+      connector: connector.metadata.name,
+      public_key_pem: publicKeyPem,
+      client_redirect: checkClientRedirect(String(body.redirect_url ?? "")),
+      secret_hash: secretHash,
+      ttl_ms: typeof body.ttl_ms === "number" ? body.ttl_ms : undefined,
+      protocol: {},
+      remote_addr: remote,
+    };
+    // The attempt id is the state, so it exists before the IdP URL is built; the protocol state is added after.
+    const { id, expires } = await createAttempt(ctx, attempt);
+    const start =
+      connector.kind === "oidc" ? await oidcStart(connector, id) : connector.kind === "saml" ? await samlStart(ctx, connector, id) : githubStart(connector, id);
+    const item = await pendingAttempt(ctx, id, connector.kind);
+    await ctx.backend.compareAndSwap<SsoAttempt>(item.key, item.revision, { ...attempt, protocol: start.protocol }, { expires });
+    return c.json({ attempt: id, auth_url: start.url, kind: connector.kind, display: connector.spec.display ?? connector.metadata.name, expires: expires.toISOString() });
+  });
+
+  app.post("/v1/sso/pickup", async (c) => {
+    limiter.check(remoteAddr(c));
+    const body = (await c.req.json().catch(() => ({}))) as Record<string, unknown>;
+    return c.json(await pickUp(ctx, String(body.attempt ?? ""), String(body.code ?? ""), String(body.secret ?? "")));
+  });
+
+  app.get("/v1/webapi/oidc/callback", (c) =>
+    callback(c, ctx, "oidc", c.req.query("state") ?? "", (connector, attempt) =>
+      oidcCallback(connector as OidcConnector, new URL(c.req.url).searchParams, {
+        state: c.req.query("state") ?? "",
+        pkce_verifier: attempt.protocol.pkce_verifier ?? "",
+        nonce: attempt.protocol.nonce ?? "",
+      }),
+    ),
+  );
+  app.get("/v1/webapi/github/callback", (c) =>
+    callback(c, ctx, "github", c.req.query("state") ?? "", (connector) => {
+      const error = c.req.query("error");
+      if (error) throw new AzgateError("sso_failed", `GitHub: ${c.req.query("error_description") ?? error}`);
+      return githubCallback(connector as GithubConnector, c.req.query("code") ?? "");
+    }),
+  );
+  app.post("/v1/webapi/saml/acs/:name", async (c) => {
+    const form = await c.req.parseBody();
+    const relayState = typeof form.RelayState === "string" ? form.RelayState : "";
+    return callback(c, ctx, "saml", relayState, (connector, attempt) => {
+      if (connector.metadata.name !== c.req.param("name")) throw new AzgateError("sso_failed", "this SAML response was posted to another connector's ACS");
+      return samlAcs(ctx, connector as SamlConnector, typeof form.SAMLResponse === "string" ? form.SAMLResponse : "", attempt.protocol.saml_request_id ?? "");
+    });
+  });
+  return app;
+}
+
+/**
+ * A browser arriving from the identity provider. Unknown attempts get an
+ * error page; a known attempt ends at the client's loopback either way, with
+ * the code or with the error, so the terminal says what happened.
+ */
+async function callback(c: Context, ctx: ProxyContext, kind: ConnectorKind, state: string, verify: (connector: Connector, attempt: SsoAttempt) => Promise<SsoIdentity>) {
+  noStore(c);
+  let item;
+  try {
+    item = await pendingAttempt(ctx, state, kind);
+  } catch (e) {
+    await ctx.audit.emit({ event: "user.login", code: "T1001W", method: kind, success: false, error: (e as Error).message, remote_addr: remoteAddr(c) });
+    return errorPage(c, e);
+  }
+  try {
+    const connector = await findConnector(ctx, item.value.connector, kind);
+    const who = await verify(connector, item.value);
+    return c.redirect(await finishSsoLogin(ctx, connector, item, who), 302);
+  } catch (e) {
+    await ctx.backend.delete(item.key);
+    const message = isAzgateError(e) ? e.message : "internal error; see the proxy log";
+    if (!isAzgateError(e)) console.error("[proxy] SSO callback failed:", e);
+    else if (e.code !== "sso_no_roles") await ctx.audit.emit({ event: "user.login", code: "T1001W", method: kind, connector: item.value.connector, success: false, error: message, remote_addr: remoteAddr(c) });
+    const back = new URL(item.value.client_redirect);
+    back.searchParams.set("error", message);
+    return c.redirect(back.toString(), 302);
+  }
+}
+
+function noStore(c: Context) {
+  c.header("Cache-Control", "no-store");
+  c.header("Referrer-Policy", "no-referrer");
+}
+
+function errorPage(c: Context, e: unknown) {
+  const err = isAzgateError(e) ? e : new AzgateError("internal", "internal error; see the proxy log");
+  c.header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
+  return c.html(
+    html`<!doctype html><html><head><meta charset="utf-8"><title>azgate: login failed</title>
+    <style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}.error{color:#b00020}</style></head>
+    <body><h1>azgate</h1><p class="error" id="error">Login failed: ${toErrorBody(err).error.message}</p></body></html>`,
+    err.status as 403,
+  );
+}

@@ -1,0 +1,56 @@
+/**
+ * From what an identity provider said to roles and traits. Pure: OIDC claims
+ * and SAML attributes both become external traits (so `{{external.NAME}}`
+ * in roles expands to them), and the connector's mapping picks the roles.
+ */
+import { matchLabelValue } from "../rbac/labels.ts";
+import type { Traits } from "../rbac/types.ts";
+
+/** Each claim as a list of strings; objects and nulls are dropped (they cannot feed a template). */
+export function claimsToTraits(claims: Record<string, unknown>): Traits {
+  const traits: Traits = {};
+  for (const [name, value] of Object.entries(claims)) {
+    const list = (Array.isArray(value) ? value : [value]).filter((v) => ["string", "number", "boolean"].includes(typeof v)).map(String);
+    if (list.length) traits[name] = list;
+  }
+  return traits;
+}
+
+export interface TraitRule {
+  /** The claim (OIDC) or attribute (SAML) name. */
+  name: string;
+  /** Literal, glob with `*`, or a regular expression in `^...$`. */
+  value: string;
+  roles: string[];
+}
+
+/** The roles of every rule one of whose trait values matches; in rule order, without repeats. */
+export function rolesFromTraits(rules: TraitRule[], traits: Traits): string[] {
+  const roles = new Set<string>();
+  for (const rule of rules) {
+    if ((traits[rule.name] ?? []).some((v) => matchLabelValue(rule.value, v))) for (const r of rule.roles) roles.add(r);
+  }
+  return [...roles];
+}
+
+export interface GithubTeam {
+  organization: string;
+  team: string;
+}
+
+/** GitHub: the roles of every (organization, team) pair the user is in; names compare case-insensitively, as GitHub's do. */
+export function rolesFromTeams(rules: { organization: string; team: string; roles: string[] }[], teams: GithubTeam[]): string[] {
+  const roles = new Set<string>();
+  const lower = (s: string) => s.toLowerCase();
+  for (const rule of rules) {
+    const hit = teams.some((t) => lower(t.organization) === lower(rule.organization) && matchLabelValue(lower(rule.team), lower(t.team)));
+    if (hit) for (const r of rule.roles) roles.add(r);
+  }
+  return [...roles];
+}
+
+/** A user name an SSO login may take: the IdP's value, cleaned to the characters user names allow. */
+export function ssoUserName(value: string): string | null {
+  const cleaned = value.trim().replace(/[^A-Za-z0-9._@+-]/g, "_").slice(0, 128);
+  return /^[A-Za-z0-9]/.test(cleaned) ? cleaned : null;
+}

@@ -1,0 +1,232 @@
+/**
+ * OIDC single sign-on end to end: the real CLI and proxy processes, a real
+ * OpenID provider (oidc-provider) on loopback, and headless Chromium typing
+ * into the provider's own login page. The user's claims pick their roles,
+ * and their azure_identities claim feeds {{external.azure_identities}}.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Browser, Page } from "playwright-core";
+import { useEmulator } from "../helpers/emulator.ts";
+import { IDENTITY, startCluster, startClusterWithAgent, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
+import { cli, tempDir } from "../helpers/azgate.ts";
+import { freshPage, launchBrowser, recordRequests, textOf } from "../helpers/browser.ts";
+import { startOidcIdp, startIssuerImpostor, type OidcIdp } from "../helpers/idp-oidc.ts";
+import { startRawAttempt, startSsoLogin, waitForCallback } from "../helpers/sso.ts";
+
+const fx = useEmulator({ projectToken: true });
+const READER = IDENTITY("teleport-reader");
+const ACCOUNTS = {
+  "alice@example.com": { email: "alice@example.com", email_verified: true, groups: ["azure-users", "staff"], azure_identities: [READER] },
+  "bob@example.com": { email: "bob@example.com", email_verified: true, groups: ["staff"] },
+};
+
+const connector = (idp: { issuer: string; clientId: string; clientSecret: string }, name: string, port: number) => ({
+  kind: "oidc",
+  version: "v3",
+  metadata: { name },
+  spec: {
+    display: "Corporate SSO",
+    issuer_url: idp.issuer,
+    client_id: idp.clientId,
+    client_secret: idp.clientSecret,
+    redirect_url: `https://127.0.0.1:${port}/v1/webapi/oidc/callback`,
+    scope: ["groups", "azure"],
+    claims_to_roles: [{ claim: "groups", value: "azure-*", roles: ["access", "azure-cli-access"] }],
+  },
+});
+
+/** Types into oidc-provider's login page, then accepts its consent page. */
+async function signIn(page: Page, url: string, login: string): Promise<void> {
+  await page.goto(url);
+  await page.fill('input[name="login"]', login);
+  await page.fill('input[name="password"]', "any password works on this IdP");
+  await page.click('button[type="submit"]');
+  // The consent page; a returning user with consent already given skips it.
+  const consent = page.locator('button[type="submit"]:has-text("Continue")');
+  if (await consent.isVisible({ timeout: 5_000 }).catch(() => false)) await consent.click();
+}
+
+describe("OIDC login", () => {
+  let cluster: TestCluster;
+  let agent: AgentProcess;
+  let idp: OidcIdp;
+  let browser: Browser;
+  const admin = (args: string[]) => cli(["admin", "--data-dir", cluster.proxy.dataDir, ...args], { home: tempDir("azgate-admin-") });
+
+  beforeAll(async () => {
+    ({ cluster, agent } = await startClusterWithAgent(fx, ["azure-cli-access-external.yaml"]));
+    idp = await startOidcIdp({ redirectUri: `https://127.0.0.1:${cluster.proxy.port}/v1/webapi/oidc/callback`, accounts: ACCOUNTS });
+    await cluster.admin.call("POST", "/v1/admin/resources", { text: JSON.stringify(connector(idp, "corp", cluster.proxy.port)) });
+    browser = await launchBrowser();
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+    await idp?.close();
+    await agent?.stop();
+    await cluster?.stop();
+  });
+
+  it("signs alice in with her groups' roles and her azure_identities claim, and apps login honours it", async () => {
+    const home = tempDir("azgate-home-");
+    const login = await startSsoLogin(cluster, home, "corp");
+    expect(new URL(login.url).origin).toBe(idp.issuer);
+    const { context, page } = await freshPage(browser);
+    await signIn(page, login.url, "alice@example.com");
+    await waitForCallback(page);
+    expect(await textOf(page, "#result")).toMatch(/Login successful/);
+    await context.close();
+
+    const res = await login.done;
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/Logged in as:\s+alice@example.com/);
+    expect(res.stdout).toMatch(/Roles:\s+access, azure-cli-access/);
+
+    const status = await cli(["status", "--format", "json"], { home });
+    const s = JSON.parse(status.stdout);
+    expect(s.roles).toEqual(["access", "azure-cli-access"]);
+    expect(s.azure_identities).toEqual([READER]);
+    expect(s.traits.groups).toEqual(["azure-users", "staff"]);
+
+    const apps = await cli(["apps", "login", "azure-cli", "--azure-identity", "teleport-reader"], { home });
+    expect(apps.code, apps.stderr).toBe(0);
+    const other = await cli(["apps", "login", "azure-cli", "--azure-identity", "teleport-contributor"], { home });
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/teleport-contributor/);
+
+    const users = await admin(["users", "ls"]);
+    expect(users.stdout).toMatch(/alice@example.com\s+access,azure-cli-access\s+\S+teleport-reader\s+sso: oidc\/corp until \d{4}-/);
+  });
+
+  it("refuses a user whose claims map to no role, and says so in the terminal", async () => {
+    const login = await startSsoLogin(cluster, tempDir("azgate-home-"), "corp");
+    const { context, page } = await freshPage(browser);
+    await signIn(page, login.url, "bob@example.com");
+    await waitForCallback(page);
+    expect(await textOf(page, "#result")).toMatch(/Login failed: .*nothing they have maps to a role/);
+    await context.close();
+    const res = await login.done;
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('user "bob@example.com" signed in with oidc connector "corp", but nothing they have maps to a role');
+  });
+
+  it("refuses an ID token whose nonce is not the one this login asked for", async () => {
+    const login = await startSsoLogin(cluster, tempDir("azgate-home-"), "corp");
+    const tampered = new URL(login.url);
+    tampered.searchParams.set("nonce", "a-nonce-the-proxy-never-made");
+    const { context, page } = await freshPage(browser);
+    await signIn(page, tampered.toString(), "alice@example.com");
+    await waitForCallback(page);
+    await context.close();
+    const res = await login.done;
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/OIDC login was refused: .*nonce/);
+  });
+
+  it("refuses a callback whose state is not its login's: replayed, another attempt's, or none at all", async () => {
+    const login = await startSsoLogin(cluster, tempDir("azgate-home-"), "corp");
+    const other = await startRawAttempt(cluster, "corp");
+    try {
+      const { context, page } = await freshPage(browser);
+      const callbacks = recordRequests(page, "/v1/webapi/oidc/callback");
+      await signIn(page, login.url, "alice@example.com");
+      await waitForCallback(page);
+      expect((await login.done).code).toBe(0);
+      expect(callbacks).toHaveLength(1);
+      // The same callback again: its attempt is used up.
+      const again = await page.goto(callbacks[0]);
+      expect(again?.status()).toBe(403);
+      expect(await textOf(page, "#error")).toMatch(/already been completed|unknown, used or expired/);
+      // Its code under another pending attempt's state: that attempt fails, and its client is told.
+      const swapped = new URL(callbacks[0]);
+      swapped.searchParams.set("state", other.attempt);
+      await page.goto(swapped.toString());
+      await expect.poll(() => other.arrived.length, { timeout: 15_000 }).toBe(1);
+      expect(other.arrived[0].searchParams.get("code")).toBeNull();
+      expect(other.arrived[0].searchParams.get("error")).toMatch(/OIDC login was refused/);
+      // A state that names no attempt gets an error page at the proxy.
+      const forged = new URL(callbacks[0]);
+      forged.searchParams.set("state", "0".repeat(48));
+      const answer = await page.goto(forged.toString());
+      expect(answer?.status()).toBe(403);
+      expect(await textOf(page, "#error")).toMatch(/unknown, used or expired/);
+      await context.close();
+    } finally {
+      await other.close();
+      await login.cancel();
+    }
+  });
+
+  it("gives the certificate only to the client holding the secret, once", async () => {
+    const attempt = await startRawAttempt(cluster, "corp");
+    try {
+      const { context, page } = await freshPage(browser);
+      await signIn(page, attempt.auth_url, "alice@example.com");
+      await expect.poll(() => attempt.arrived.length, { timeout: 15_000 }).toBe(1);
+      await context.close();
+      const code = attempt.arrived[0].searchParams.get("code")!;
+      expect(code).toMatch(/^[0-9a-f]{32}$/);
+      // Another client received the browser (and so the code), but not the secret.
+      await expect(attempt.pickup(code, "f".repeat(64))).rejects.toThrow(/started by another client/);
+      // Guessing cancelled the attempt: not even the right secret gets it now.
+      await expect(attempt.pickup(code)).rejects.toThrow(/unknown, used or expired/);
+    } finally {
+      await attempt.close();
+    }
+  });
+
+  it("picks up once: a second pickup with the same code and secret is refused", async () => {
+    const attempt = await startRawAttempt(cluster, "corp");
+    try {
+      const { context, page } = await freshPage(browser);
+      await signIn(page, attempt.auth_url, "alice@example.com");
+      await expect.poll(() => attempt.arrived.length, { timeout: 15_000 }).toBe(1);
+      await context.close();
+      const code = attempt.arrived[0].searchParams.get("code")!;
+      expect((await attempt.pickup(code)).user).toBe("alice@example.com");
+      await expect(attempt.pickup(code)).rejects.toThrow(/unknown, used or expired/);
+    } finally {
+      await attempt.close();
+    }
+  });
+
+  it("refuses an ID token from an issuer other than the connector's", async () => {
+    const impostor = await startIssuerImpostor(idp);
+    try {
+      await cluster.admin.call("POST", "/v1/admin/resources", { text: JSON.stringify(connector({ ...idp, issuer: impostor.issuer }, "impostor", cluster.proxy.port)) });
+      const login = await startSsoLogin(cluster, tempDir("azgate-home-"), "impostor");
+      const { context, page } = await freshPage(browser);
+      await signIn(page, login.url, "alice@example.com");
+      await waitForCallback(page);
+      await context.close();
+      const res = await login.done;
+      expect(res.code).toBe(1);
+      expect(res.stderr).toMatch(/OIDC login was refused: .*iss/);
+    } finally {
+      await impostor.close();
+    }
+  });
+});
+
+describe("OIDC login attempts expire", () => {
+  it("refuses a login finished after the attempt's time is up", async () => {
+    const cluster = await startCluster({ env: { AZGATE_SSO_LOGIN_TIMEOUT: "3s" } });
+    const idp = await startOidcIdp({ redirectUri: `https://127.0.0.1:${cluster.proxy.port}/v1/webapi/oidc/callback`, accounts: ACCOUNTS });
+    const browser = await launchBrowser();
+    try {
+      await cluster.admin.call("POST", "/v1/admin/resources", { text: "kind: role\nversion: v7\nmetadata: {name: azure-cli-access}\nspec: {allow: {app_labels: {'*': '*'}}}\n" });
+      await cluster.admin.call("POST", "/v1/admin/resources", { text: JSON.stringify(connector(idp, "corp", cluster.proxy.port)) });
+      const attempt = await startRawAttempt(cluster, "corp");
+      await new Promise((r) => setTimeout(r, 3_500));
+      const { page } = await freshPage(browser);
+      await signIn(page, attempt.auth_url, "alice@example.com");
+      await page.waitForURL(/\/v1\/webapi\/oidc\/callback/, { timeout: 15_000 });
+      expect(await textOf(page, "#error")).toMatch(/unknown, used or expired/);
+      expect(attempt.arrived).toEqual([]);
+      await attempt.close();
+    } finally {
+      await browser.close();
+      await idp.close();
+      await cluster.stop();
+    }
+  });
+});
