@@ -247,6 +247,7 @@ export async function sweepExpired(ctx: ProxyContext): Promise<void> {
   await ctx.backend.list(KEYS.invites);
   await ctx.backend.list(KEYS.users); // SSO users end with their certificate
   await ctx.backend.list(KEYS.ssoAttempts);
+  await ctx.backend.list(KEYS.samlRequests);
 }
 
 // ---- audit ----------------------------------------------------------------------

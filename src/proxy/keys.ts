@@ -26,8 +26,7 @@ export const KEYS = {
   ssoAttempts: "sso-attempts/",
   /** SAML request ids awaiting their response (InResponseTo), shared by every proxy. */
   samlRequest: (id: string) => `saml-requests/${id}`,
-  /** SAML assertion ids already accepted, until they expire (replay). */
-  samlAssertion: (idHash: string) => `saml-assertions/${idHash}`,
+  samlRequests: "saml-requests/",
 };
 
 /** Secrets (invites, join tokens) are stored by hash, so a copy of the backend cannot be used to join or sign up. */

@@ -1,7 +1,9 @@
 /**
  * SAML 2.0, service-provider initiated, with @node-saml/node-saml: signed
  * assertions are required; signature, audience, time window and
- * InResponseTo are checked by the library, the recipient and replay here.
+ * InResponseTo are checked by the library, the recipient here. Replay: a
+ * response must answer an outstanding request, and the library deletes each
+ * request id on first use (kept in the backend, so every replica agrees).
  * Attributes become traits and `attributes_to_roles` picks the roles.
  */
 import { SAML, type CacheProvider, type Profile } from "@node-saml/node-saml";
@@ -92,7 +94,7 @@ export async function samlStart(ctx: ProxyContext, c: SamlConnector, relayState:
   return { url: await saml.getAuthorizeUrlAsync(relayState, undefined, {}), protocol: { saml_request_id: requestId } };
 }
 
-/** The POST to the ACS: validate, check it answers this attempt's request, recipient, replay; map attributes. */
+/** The POST to the ACS: validate, check it answers this attempt's request and recipient; map attributes. */
 export async function samlAcs(ctx: ProxyContext, c: SamlConnector, samlResponse: string, expectedRequestId: string): Promise<SsoIdentity> {
   const saml = await client(ctx, c);
   let profile: Profile | null;
@@ -105,13 +107,6 @@ export async function samlAcs(ctx: ProxyContext, c: SamlConnector, samlResponse:
   const assertion = readAssertion(profile.getAssertionXml?.() ?? "");
   if (assertion.inResponseTo !== expectedRequestId) throw new AzgateError("sso_failed", "the SAML assertion answers another login request");
   if (assertion.recipient !== c.spec.acs) throw new AzgateError("sso_failed", `the SAML assertion is for recipient ${assertion.recipient || "(none)"}, not ${c.spec.acs}`);
-  // Replay: each assertion id is accepted once while it is valid.
-  const until = new Date(Math.max(assertion.notOnOrAfter ?? 0, Date.now()) + CLOCK_SKEW_MS);
-  try {
-    await ctx.backend.compareAndSwap(KEYS.samlAssertion(secretHash(assertion.id)), null, { seen: new Date().toISOString() }, { expires: until });
-  } catch {
-    throw new AzgateError("sso_failed", "this SAML assertion has been used already (replay)");
-  }
 
   const raw = profile.nameID || String(profile.email ?? profile.mail ?? "");
   const user = ssoUserName(raw);
@@ -121,15 +116,8 @@ export async function samlAcs(ctx: ProxyContext, c: SamlConnector, samlResponse:
 }
 
 /** The parts of the (already verified) assertion node-saml does not check for us. */
-function readAssertion(xml: string): { id: string; inResponseTo?: string; recipient?: string; notOnOrAfter?: number } {
+function readAssertion(xml: string): { inResponseTo?: string; recipient?: string } {
   const doc = new DOMParser().parseFromString(xml, "text/xml");
-  const root = doc.documentElement!;
-  const data = root.getElementsByTagNameNS(ASSERTION, "SubjectConfirmationData")[0];
-  const notOnOrAfter = data?.getAttribute("NotOnOrAfter");
-  return {
-    id: root.getAttribute("ID") ?? "",
-    inResponseTo: data?.getAttribute("InResponseTo") ?? undefined,
-    recipient: data?.getAttribute("Recipient") ?? undefined,
-    notOnOrAfter: notOnOrAfter ? Date.parse(notOnOrAfter) : undefined,
-  };
+  const data = doc.documentElement!.getElementsByTagNameNS(ASSERTION, "SubjectConfirmationData")[0];
+  return { inResponseTo: data?.getAttribute("InResponseTo") ?? undefined, recipient: data?.getAttribute("Recipient") ?? undefined };
 }
