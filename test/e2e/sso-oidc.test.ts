@@ -11,6 +11,7 @@ import { IDENTITY, startCluster, startClusterWithAgent, type AgentProcess, type 
 import { cli, tempDir } from "../helpers/azgate.ts";
 import { freshPage, launchBrowser, recordRequests, textOf } from "../helpers/browser.ts";
 import { startOidcIdp, startIssuerImpostor, type OidcIdp } from "../helpers/idp-oidc.ts";
+import { x509 } from "../../src/pki/x509.ts";
 import { startRawAttempt, startSsoLogin, waitForCallback } from "../helpers/sso.ts";
 
 const fx = useEmulator({ projectToken: true });
@@ -187,6 +188,36 @@ describe("OIDC login", () => {
     } finally {
       await attempt.close();
     }
+  });
+
+  it("bounds an SSO certificate by the connector's max_session_ttl and by the roles'", async () => {
+    const brief = { kind: "role", version: "v7", metadata: { name: "brief" }, spec: { options: { max_session_ttl: "20m" }, allow: { app_labels: { "*": "*" } } } };
+    await cluster.admin.call("POST", "/v1/admin/resources", { text: JSON.stringify(brief) });
+    const short = connector(idp, "short", cluster.proxy.port);
+    short.spec = { ...short.spec, max_session_ttl: "45m" } as typeof short.spec;
+    const briefRole = connector(idp, "brief-role", cluster.proxy.port);
+    briefRole.spec.claims_to_roles = [{ claim: "groups", value: "azure-users", roles: ["access", "brief"] }];
+    for (const c of [short, briefRole]) await cluster.admin.call("POST", "/v1/admin/resources", { text: JSON.stringify(c) });
+
+    const lifetimeMin = async (name: string) => {
+      const attempt = await startRawAttempt(cluster, name);
+      try {
+        const { context, page } = await freshPage(browser);
+        await signIn(page, attempt.auth_url, "alice@example.com");
+        await expect.poll(() => attempt.arrived.length, { timeout: 15_000 }).toBe(1);
+        await context.close();
+        const cert = await attempt.pickup(attempt.arrived[0].searchParams.get("code")!);
+        return (new x509.X509Certificate(cert.cert_pem).notAfter.getTime() - Date.now()) / 60_000;
+      } finally {
+        await attempt.close();
+      }
+    };
+    const withShortConnector = await lifetimeMin("short");
+    expect(withShortConnector).toBeGreaterThan(43);
+    expect(withShortConnector).toBeLessThanOrEqual(45);
+    const withBriefRole = await lifetimeMin("brief-role");
+    expect(withBriefRole).toBeGreaterThan(18);
+    expect(withBriefRole).toBeLessThanOrEqual(20);
   });
 
   it("refuses an ID token from an issuer other than the connector's", async () => {
