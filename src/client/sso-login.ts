@@ -9,6 +9,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createInterface } from "node:readline";
 import { AzgateError } from "../errors/index.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../pki/keys.ts";
 import { listenTracked } from "../runtime/listen.ts";
@@ -23,6 +24,12 @@ export interface SsoLoginOptions {
   ttlMs?: number;
   /** Where instructions go (stderr in the CLI). */
   say: (line: string) => void;
+  /**
+   * With browser "none": where the person may paste the address the browser
+   * ended at, when that browser runs on another machine and so cannot reach
+   * this one's loopback (stdin in the CLI).
+   */
+  pasteFrom?: NodeJS.ReadableStream;
 }
 
 export interface SsoLoginResult {
@@ -44,6 +51,7 @@ export async function ssoLogin(o: SsoLoginOptions): Promise<SsoLoginResult> {
   const server = createServer((req, res) => onCallback(req, res, settle));
   const listener = await listenTracked(server, 0, "127.0.0.1");
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let stopReading = () => {};
   try {
     const start = await api.call<{ attempt: string; auth_url: string; display: string; expires: string }>("POST", "/v1/sso/login", {
       connector: o.connector,
@@ -57,6 +65,10 @@ export async function ssoLogin(o: SsoLoginOptions): Promise<SsoLoginResult> {
       if (!opened) o.say("Could not open a browser.");
     }
     o.say(`If browser window does not open automatically, open it by clicking on the link:\n ${start.auth_url}`);
+    if (o.browser === "none" && o.pasteFrom) {
+      o.say(`A browser on another machine ends at an address starting http://127.0.0.1:${listener.port}/callback that cannot load there: paste that address here.`);
+      stopReading = readPasted(o.pasteFrom, settle);
+    }
     const expired = new Promise<Outcome>((resolve) => {
       timer = setTimeout(() => resolve({ error: "the login timed out; run azgate login --auth again" }), Math.max(Date.parse(start.expires) - Date.now(), 1_000));
     });
@@ -66,8 +78,29 @@ export async function ssoLogin(o: SsoLoginOptions): Promise<SsoLoginResult> {
     return { user: cert.user, roles: cert.roles, keyPem: await privateKeyToPem(keys.privateKey), certPem: cert.cert_pem };
   } finally {
     clearTimeout(timer);
+    stopReading();
     await listener.close();
   }
+}
+
+/** Lines typed or pasted: the first that is a callback address settles the login like the loopback would. */
+function readPasted(input: NodeJS.ReadableStream, settle: (x: Outcome) => void): () => void {
+  const lines = createInterface({ input, terminal: false });
+  lines.on("line", (line) => {
+    let url: URL;
+    try {
+      url = new URL(line.trim());
+    } catch {
+      return;
+    }
+    const code = url.searchParams.get("code");
+    const error = url.searchParams.get("error");
+    if (url.pathname === "/callback" && (code || error)) settle(error ? { error } : { code: code! });
+  });
+  return () => {
+    lines.close();
+    input.pause();
+  };
 }
 
 /** The browser's last stop: a page for the person, and the code or the error for the waiting login. */

@@ -88,6 +88,33 @@ describe("GitHub login", () => {
     expect(users.stdout).toMatch(/carol\s+azure-reader-static,access,azure-cli-access\s+-\s+sso: github\/github until/);
   });
 
+  it("--browser none: a browser on another machine ends at an address that is pasted into the terminal", async () => {
+    const home = tempDir("azgate-home-");
+    const pending = await startSsoLogin(cluster, home, "github");
+    const { context, page } = await freshPage(browser);
+    // That browser cannot reach this machine's loopback: the redirects after the GitHub
+    // login are followed by hand up to the loopback address, which is shown as unreachable.
+    let unreachable = "";
+    await page.route((u) => u.pathname === "/session", async (route) => {
+      const toProxy = (await route.fetch({ maxRedirects: 0 })).headers()["location"];
+      const toLoopback = (await page.request.get(toProxy, { maxRedirects: 0 })).headers()["location"];
+      unreachable = toLoopback;
+      return route.fulfill({ status: 502, contentType: "text/html", body: "<p>This site can't be reached</p>" });
+    });
+    await page.goto(pending.url);
+    await page.fill('input[name="login"]', "carol");
+    await page.fill('input[name="password"]', "carol's github password");
+    await page.click("#sign-in");
+    await expect.poll(() => unreachable, { timeout: 15_000 }).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback\?code=/);
+    await context.close();
+    pending.type("not an address");
+    pending.type(unreachable);
+    const res = await pending.done;
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stderr).toContain("paste that address here");
+    expect(res.stdout).toMatch(/Logged in as:\s+carol/);
+  });
+
   it("refuses a user in no mapped team (same team name, other organization)", async () => {
     const res = await loginAs("dave", "dave's github password");
     expect(res.code).toBe(1);

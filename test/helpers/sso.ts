@@ -18,12 +18,14 @@ export interface PendingLogin {
   done: Promise<CliResult>;
   /** Ends a login the test will not finish. */
   cancel(): Promise<CliResult>;
+  /** Types a line into the CLI (as a person pasting an address). */
+  type(line: string): void;
 }
 
 /** Starts the CLI login and resolves once it has printed the link to open. */
 export function startSsoLogin(cluster: TestCluster, home: string, connector: string, extra: string[] = []): Promise<PendingLogin> {
   const [cmd, argv] = azgateCommand(["login", "--proxy", cluster.proxy.addr, "--ca-pin", cluster.proxy.pin, "--auth", connector, "--browser", "none", ...extra]);
-  const child = spawn(cmd, argv, { env: { ...process.env, AZGATE_HOME: home, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(cmd, argv, { env: { ...process.env, AZGATE_HOME: home, NO_COLOR: "1" }, stdio: ["pipe", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   const done = new Promise<CliResult>((resolve) => child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr })));
@@ -40,6 +42,7 @@ export function startSsoLogin(cluster: TestCluster, home: string, connector: str
             child.kill("SIGTERM");
             return done;
           },
+          type: (line) => child.stdin.write(line + "\n"),
         });
     });
     void done.then((r) => reject(new Error(`login exited (${r.code}) before printing a link:\n${r.stderr}`)));
