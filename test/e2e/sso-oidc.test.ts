@@ -157,14 +157,25 @@ describe("OIDC login", () => {
     }
   });
 
-  it("gives the certificate only to the client holding the secret, once", async () => {
-    const attempt = await startRawAttempt(cluster, "corp");
+  /** A login made by hand (see startRawAttempt), signed in as alice: the attempt and the code its loopback got. */
+  async function signedInAttempt(name: string) {
+    const attempt = await startRawAttempt(cluster, name);
+    const { context, page } = await freshPage(browser);
     try {
-      const { context, page } = await freshPage(browser);
       await signIn(page, attempt.auth_url, "alice@example.com");
       await expect.poll(() => attempt.arrived.length, { timeout: 15_000 }).toBe(1);
+      return { attempt, code: attempt.arrived[0].searchParams.get("code")! };
+    } catch (e) {
+      await attempt.close();
+      throw e;
+    } finally {
       await context.close();
-      const code = attempt.arrived[0].searchParams.get("code")!;
+    }
+  }
+
+  it("gives the certificate only to the client holding the secret, once", async () => {
+    const { attempt, code } = await signedInAttempt("corp");
+    try {
       expect(code).toMatch(/^[0-9a-f]{32}$/);
       // Another client received the browser (and so the code), but not the secret.
       await expect(attempt.pickup(code, "f".repeat(64))).rejects.toThrow(/started by another client/);
@@ -176,13 +187,8 @@ describe("OIDC login", () => {
   });
 
   it("picks up once: a second pickup with the same code and secret is refused", async () => {
-    const attempt = await startRawAttempt(cluster, "corp");
+    const { attempt, code } = await signedInAttempt("corp");
     try {
-      const { context, page } = await freshPage(browser);
-      await signIn(page, attempt.auth_url, "alice@example.com");
-      await expect.poll(() => attempt.arrived.length, { timeout: 15_000 }).toBe(1);
-      await context.close();
-      const code = attempt.arrived[0].searchParams.get("code")!;
       expect((await attempt.pickup(code)).user).toBe("alice@example.com");
       await expect(attempt.pickup(code)).rejects.toThrow(/unknown, used or expired/);
     } finally {
@@ -200,13 +206,9 @@ describe("OIDC login", () => {
     for (const c of [short, briefRole]) await cluster.admin.call("POST", "/v1/admin/resources", { text: JSON.stringify(c) });
 
     const lifetimeMin = async (name: string) => {
-      const attempt = await startRawAttempt(cluster, name);
+      const { attempt, code } = await signedInAttempt(name);
       try {
-        const { context, page } = await freshPage(browser);
-        await signIn(page, attempt.auth_url, "alice@example.com");
-        await expect.poll(() => attempt.arrived.length, { timeout: 15_000 }).toBe(1);
-        await context.close();
-        const cert = await attempt.pickup(attempt.arrived[0].searchParams.get("code")!);
+        const cert = await attempt.pickup(code);
         return (new x509.X509Certificate(cert.cert_pem).notAfter.getTime() - Date.now()) / 60_000;
       } finally {
         await attempt.close();

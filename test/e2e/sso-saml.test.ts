@@ -116,6 +116,12 @@ describe("SAML login", () => {
     expect(res.stderr).toMatch(/recipient https:\/\/elsewhere.example.com\/acs/);
   });
 
+  it("refuses an assertion outside its time window", async () => {
+    const res = await loginAs("alice@example.com", "alice's IdP password", "expired");
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/SAML response was refused: .*(expired|NotOnOrAfter|subject confirmation)/i);
+  });
+
   it("refuses a replayed assertion, under its own attempt or another's", async () => {
     const ok = await loginAs("alice@example.com", "alice's IdP password");
     expect(ok.code).toBe(0);

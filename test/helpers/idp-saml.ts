@@ -15,7 +15,7 @@ import { serve } from "../../src/runtime/index.ts";
 // The SP's requests come from azgate under test; their XML schema is not what is tested here.
 samlify.setSchemaValidator({ validate: async () => "skipped by the test IdP" });
 
-export type Misbehaviour = "none" | "unsigned" | "tampered" | "other-audience" | "other-recipient";
+export type Misbehaviour = "none" | "unsigned" | "tampered" | "other-audience" | "other-recipient" | "expired";
 
 export interface SamlAccount {
   password: string;
@@ -82,7 +82,8 @@ export async function startSamlIdp(o: { acs: string; spEntityId?: string; accoun
   });
 
   async function signedResponse(requestId: string, user: string, account: SamlAccount): Promise<string> {
-    const now = new Date();
+    // "expired": issued 20 minutes ago and valid for 5.
+    const now = new Date(Date.now() - (state.misbehave === "expired" ? 20 * 60_000 : 0));
     const later = new Date(now.getTime() + 5 * 60_000).toISOString();
     const attributes = Object.entries(account.attributes)
       .map(([name, values]) => `<saml:Attribute Name="${esc(name)}" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:basic">${values.map((v) => `<saml:AttributeValue xsi:type="xs:string">${esc(v)}</saml:AttributeValue>`).join("")}</saml:Attribute>`)
