@@ -26,6 +26,17 @@ describe("configuration", () => {
     expect(() => loadConfig({ file: file("proxy:\n  listn: 0.0.0.0:3080\n") })).toThrow(/proxy\.listn: unknown field/);
   });
 
+  it("takes file or postgres storage, and says what a postgres one lacks", () => {
+    expect(loadConfig({}).storage).toEqual({ type: "file" });
+    const pg = loadConfig({ env: { AZGATE_STORAGE_TYPE: "postgres", AZGATE_STORAGE_CONN_STRING: "postgres://azgate@db.example.com:5432/azgate?sslmode=verify-full" } });
+    expect(pg.storage).toEqual({ type: "postgres", conn_string: "postgres://azgate@db.example.com:5432/azgate?sslmode=verify-full", auth: "password" });
+    expect(loadConfig({ file: file("storage:\n  type: postgres\n  conn_string: postgresql://u@h/db\n  auth: entra\n  ca_file: /etc/ssl/azure.pem\n") }).storage).toMatchObject({ auth: "entra", ca_file: "/etc/ssl/azure.pem" });
+    expect(() => loadConfig({ file: file("storage:\n  type: postgres\n") })).toThrow(/storage\.conn_string/);
+    expect(() => loadConfig({ file: file("storage:\n  type: postgres\n  conn_string: mysql://x\n") })).toThrow(/storage\.conn_string: must be a postgres:\/\/ connection string/);
+    expect(() => loadConfig({ file: file("storage:\n  type: etcd\n") })).toThrow(/storage\.type: type must be "file" or "postgres"|storage: type must be "file" or "postgres"/);
+    expect(() => loadConfig({ file: file("storage:\n  type: postgres\n  conn_string: postgres://h/db\n  auth: kerberos\n") })).toThrow(/storage\.auth: must be "password" or "entra"/);
+  });
+
   it("reports malformed YAML and a missing file", () => {
     expect(() => loadConfig({ file: file("proxy: [\n") })).toThrow(/malformed YAML/);
     expect(() => loadConfig({ file: "/nonexistent/azgate.yaml" })).toThrow(/cannot read config file/);

@@ -50,7 +50,7 @@ async function connectLocal(dataDir: string, configFile?: string): Promise<Admin
     return { client: new ApiClient({ baseUrl: creds.url, ca_pem: creds.ca_pem }, { keyPem: creds.key_pem, certPem: creds.cert_pem }), close: async () => undefined };
   }
   const config = loadConfig({ file: configFile, env: process.env });
-  const { ctx, close } = await openState(dataDir, { settings: settingsFrom(config), purpose: "azgate admin" });
+  const { ctx, close } = await openState(dataDir, { settings: settingsFrom(config), purpose: "azgate admin", storage: config.storage });
   const stored = await ctx.backend.get<{ url: string }>(KEYS.publicUrl);
   // Offline: no agents are connected, so the app registry is empty.
   const api = createApi(ctx, { publicUrl: () => stored?.value.url ?? proxyBaseUrl("localhost"), registry: new AppRegistry() });

@@ -43,7 +43,25 @@ export const configSchema = z.strictObject({
         .default({ max_attempts: 5, window: "30m", lock_duration: "30m" }),
     })
     .default({ second_factor: "otp", invite_ttl: "1h", host_cert_ttl: "24h", sso_login_timeout: "3m", lockout: { max_attempts: 5, window: "30m", lock_duration: "30m" } }),
-  storage: z.strictObject({ type: z.literal("file", { message: 'must be "file" (postgres comes with scale-out)' }) }).default({ type: "file" }),
+  storage: z
+    .discriminatedUnion(
+      "type",
+      [
+        z.strictObject({ type: z.literal("file") }),
+        z.strictObject({
+          type: z.literal("postgres"),
+          /** postgres://USER[:PASSWORD]@HOST:PORT/DB?sslmode=verify-full */
+          conn_string: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// connection string"),
+          /** CA certificates (PEM file) to verify the server with. */
+          ca_file: z.string().min(1).optional(),
+          /** password: from the connection string (or PGPASSWORD); entra: an Entra ID token from the pod's identity. */
+          auth: z.enum(["password", "entra"], { message: 'must be "password" or "entra"' }).default("password"),
+          max_connections: z.number().int().min(1).max(1000).optional(),
+        }),
+      ],
+      { message: 'type must be "file" or "postgres"' },
+    )
+    .default({ type: "file" }),
   agent: z
     .strictObject({
       proxy_addr: addr.optional(),

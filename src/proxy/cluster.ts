@@ -19,28 +19,37 @@ export interface ClusterAuthorities {
  * so a data dir never silently changes hands.
  */
 export async function initCluster(backend: Backend, clusterName: string): Promise<ClusterAuthorities> {
-  const stored = await backend.get<{ name: string }>(KEYS.clusterName);
-  if (stored && stored.value.name !== clusterName) {
+  // Replicas starting together on a shared backend race here: whoever writes first wins, the others read what it wrote.
+  await createOnce(backend, KEYS.clusterName, { name: clusterName });
+  const stored = (await backend.get<{ name: string }>(KEYS.clusterName))!;
+  if (stored.value.name !== clusterName) {
     throw new AzgateError(
       "config_invalid",
       `cluster_name: this data dir belongs to cluster "${stored.value.name}", not "${clusterName}"; use the same name or another data dir`,
     );
   }
-  if (!stored) await backend.compareAndSwap(KEYS.clusterName, null, { name: clusterName });
   const user = await loadOrCreateAuthority(backend, "user", clusterName);
   const host = await loadOrCreateAuthority(backend, "host", clusterName);
   for (const role of PRESET_ROLES) {
-    if (!(await backend.get(KEYS.role(role.metadata.name)))) await backend.put<Role>(KEYS.role(role.metadata.name), role);
+    if (!(await backend.get(KEYS.role(role.metadata.name)))) await createOnce<Role>(backend, KEYS.role(role.metadata.name), role);
   }
   return { name: clusterName, user, host };
+}
+
+/** Writes `value` unless the key exists (or another writer got there first); never overwrites. */
+async function createOnce<T>(backend: Backend, key: string, value: T): Promise<void> {
+  try {
+    await backend.compareAndSwap(key, null, value);
+  } catch (e) {
+    if ((e as AzgateError).code !== "compare_failed") throw e;
+  }
 }
 
 async function loadOrCreateAuthority(backend: Backend, type: "user" | "host", clusterName: string): Promise<Authority> {
   const item = await backend.get<StoredAuthority>(KEYS.authority(type));
   if (item) return loadAuthority(item.value);
-  const authority = await createAuthority(type, clusterName);
-  await backend.compareAndSwap(KEYS.authority(type), null, await storeAuthority(authority));
-  return authority;
+  await createOnce(backend, KEYS.authority(type), await storeAuthority(await createAuthority(type, clusterName)));
+  return loadAuthority((await backend.get<StoredAuthority>(KEYS.authority(type)))!.value);
 }
 
 /** Clients and agents pin the host CA: it signs the proxy's TLS certificate. */

@@ -46,6 +46,7 @@ export async function startProxy(config: Config & { data_dir: string }): Promise
     clusterName: config.cluster_name ?? pub?.host ?? "azgate",
     settings: settingsFrom(config),
     purpose: "azgate proxy",
+    storage: config.storage,
   });
   const closers: (() => Promise<unknown>)[] = [close];
   const shutdown = async () => {

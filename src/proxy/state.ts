@@ -1,7 +1,12 @@
 import { AzgateError } from "../errors/index.ts";
 import { acquireDirLock, ensureDir } from "../runtime/index.ts";
+import { readFile } from "node:fs/promises";
 import { FileBackend } from "../storage/file.ts";
-import { JsonLinesAuditSink } from "../audit/sink.ts";
+import { PostgresBackend } from "../storage/postgres.ts";
+import { entraPassword } from "../storage/postgres-auth.ts";
+import type { Backend } from "../storage/backend.ts";
+import { JsonLinesAuditSink, type AuditSink } from "../audit/sink.ts";
+import { PostgresAuditSink } from "../audit/postgres-sink.ts";
 import { MemoryReplayCache } from "../auth/replay-cache.ts";
 import { parseDuration } from "../util/duration.ts";
 import type { Config } from "../config/schema.ts";
@@ -27,7 +32,10 @@ export function settingsFrom(config: Config): AuthSettings {
  * Opens a data dir for exclusive use: lock, backend, audit, cluster CAs.
  * Without `clusterName` the dir must already hold a cluster.
  */
-export async function openState(dataDir: string, opts: { clusterName?: string; settings: AuthSettings; purpose: string }): Promise<{ ctx: ProxyContext; close: () => Promise<void> }> {
+export async function openState(
+  dataDir: string,
+  opts: { clusterName?: string; settings: AuthSettings; purpose: string; storage?: Config["storage"] },
+): Promise<{ ctx: ProxyContext; close: () => Promise<void> }> {
   await ensureDir(dataDir, 0o700);
   const lock = await acquireDirLock(dataDir, opts.purpose);
   const closers: (() => Promise<unknown>)[] = [() => lock.release()];
@@ -35,9 +43,8 @@ export async function openState(dataDir: string, opts: { clusterName?: string; s
     for (const fn of closers.reverse()) await fn().catch(() => undefined);
   };
   try {
-    const backend = await FileBackend.open(dataDir);
+    const { backend, audit } = await openStorage(dataDir, opts.storage ?? { type: "file" });
     closers.push(() => backend.close());
-    const audit = await JsonLinesAuditSink.open(dataDir);
     closers.push(() => audit.close());
     let clusterName = opts.clusterName;
     if (!clusterName) {
@@ -53,4 +60,32 @@ export async function openState(dataDir: string, opts: { clusterName?: string; s
     await close();
     throw e;
   }
+}
+
+/** The backend and audit log: files in the data dir, or PostgreSQL shared by every replica. */
+async function openStorage(dataDir: string, storage: Config["storage"]): Promise<{ backend: Backend; audit: AuditSink }> {
+  if (storage.type === "file") {
+    const backend = await FileBackend.open(dataDir);
+    try {
+      return { backend, audit: await JsonLinesAuditSink.open(dataDir) };
+    } catch (e) {
+      await backend.close();
+      throw e;
+    }
+  }
+  let caPem: string | undefined;
+  if (storage.ca_file) {
+    try {
+      caPem = await readFile(storage.ca_file, "utf8");
+    } catch (e) {
+      throw new AzgateError("config_invalid", `storage.ca_file: ${(e as Error).message}`);
+    }
+  }
+  const backend = await PostgresBackend.open({
+    connectionString: storage.conn_string,
+    caPem,
+    password: storage.auth === "entra" ? entraPassword() : undefined,
+    maxConnections: storage.max_connections,
+  });
+  return { backend, audit: new PostgresAuditSink(backend.pool) };
 }

@@ -12,6 +12,8 @@ import { cli, tempDir } from "../helpers/azgate.ts";
 import { freshPage, launchBrowser, recordRequests, textOf } from "../helpers/browser.ts";
 import { startOidcIdp, startIssuerImpostor, type OidcIdp } from "../helpers/idp-oidc.ts";
 import { x509 } from "../../src/pki/x509.ts";
+import { ApiClient } from "../../src/client/api.ts";
+import { generateKeyPair, publicKeyToPem } from "../../src/pki/keys.ts";
 import { startRawAttempt, startSsoLogin, waitForCallback } from "../helpers/sso.ts";
 
 const fx = useEmulator({ projectToken: true });
@@ -96,6 +98,22 @@ describe("OIDC login", () => {
 
     const users = await admin(["users", "ls"]);
     expect(users.stdout).toMatch(/alice@example.com\s+access,azure-cli-access\s+\S+teleport-reader\s+sso: oidc\/corp until \d{4}-/);
+  });
+
+  it("says what is wrong with a login request, and names the connectors there are", async () => {
+    const unknown = await cli(["login", "--proxy", cluster.proxy.addr, "--ca-pin", cluster.proxy.pin, "--auth", "nosuch", "--browser", "none"], { home: tempDir("azgate-home-") });
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/no SSO connector named "nosuch"; this cluster has: .*corp/);
+    const badBrowser = await cli(["login", "--proxy", cluster.proxy.addr, "--ca-pin", cluster.proxy.pin, "--auth", "corp", "--browser", "firefox"], { home: tempDir("azgate-home-") });
+    expect(badBrowser.stderr).toContain('--browser takes only "none"');
+
+    const api = new ApiClient(cluster.target);
+    const keys = await generateKeyPair();
+    const good = { connector: "corp", public_key_pem: await publicKeyToPem(keys.publicKey), redirect_url: "http://127.0.0.1:9/callback", secret_hash: "a".repeat(64) };
+    await expect(api.call("POST", "/v1/sso/login", { ...good, redirect_url: "https://attacker.example.com/callback" })).rejects.toThrow(/redirect_url must be http:\/\/127.0.0.1:PORT/);
+    await expect(api.call("POST", "/v1/sso/login", { ...good, secret_hash: "short" })).rejects.toThrow(/secret_hash must be the hex SHA-256/);
+    await expect(api.call("POST", "/v1/sso/login", { ...good, public_key_pem: "nope" })).rejects.toThrow(/public_key_pem must be a PEM-encoded/);
+    await expect(api.call("POST", "/v1/sso/pickup", { attempt: "x", code: "y", secret: "z" })).rejects.toThrow(/unknown, used or expired/);
   });
 
   it("refuses a user whose claims map to no role, and says so in the terminal", async () => {

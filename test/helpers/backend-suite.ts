@@ -72,9 +72,13 @@ export function backendSuite(name: string, open: () => Promise<Backend>) {
       await b.put("roles/a", 1);
       await b.put("users/x", 1);
       await b.delete("roles/a");
+      // A shared backend tells watchers asynchronously (other replicas' changes too): wait for them.
+      const names = () => seen.map((e) => (e.type === "put" ? `put ${e.item.key}=${JSON.stringify(e.item.value)}` : `delete ${e.key}`));
+      await expect.poll(names).toEqual(["put roles/a=1", "delete roles/a"]);
       stop();
       await b.put("roles/b", 1);
-      expect(seen.map((e) => (e.type === "put" ? `put ${e.item.key}` : `delete ${e.key}`))).toEqual(["put roles/a", "delete roles/a"]);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(names()).toEqual(["put roles/a=1", "delete roles/a"]);
       await b.close();
     });
   });

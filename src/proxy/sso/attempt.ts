@@ -53,11 +53,13 @@ export function checkClientRedirect(value: string): string {
   return url.toString();
 }
 
-export async function createAttempt(ctx: ProxyContext, attempt: SsoAttempt): Promise<{ id: string; expires: Date }> {
-  const id = newSecret(24);
+/** The id of a new attempt: secret enough to serve as OAuth state. */
+export const newAttemptId = () => newSecret(24);
+
+export async function saveAttempt(ctx: ProxyContext, id: string, attempt: SsoAttempt): Promise<Date> {
   const expires = new Date(Date.now() + ctx.settings.ssoLoginTimeoutMs);
   await ctx.backend.put<SsoAttempt>(itemKey(id), attempt, { expires });
-  return { id, expires };
+  return expires;
 }
 
 const EXPIRED = "this login attempt is unknown, used or expired; run azgate login --auth again";

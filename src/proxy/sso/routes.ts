@@ -14,7 +14,7 @@ import { CONNECTOR_KINDS, type Connector, type ConnectorKind, type GithubConnect
 import type { ProxyContext } from "../context.ts";
 import { KEYS } from "../keys.ts";
 import { remoteAddr, type LoginRateLimiter } from "../rate-limit.ts";
-import { checkClientRedirect, createAttempt, pendingAttempt, pickUp, type SsoAttempt } from "./attempt.ts";
+import { checkClientRedirect, newAttemptId, pendingAttempt, pickUp, saveAttempt, type SsoAttempt } from "./attempt.ts";
 import { finishSsoLogin, type SsoIdentity } from "./finish.ts";
 import { githubCallback, githubStart } from "./github.ts";
 import { oidcCallback, oidcStart } from "./oidc.ts";
@@ -45,22 +45,21 @@ export function ssoRoutes(ctx: ProxyContext, limiter: LoginRateLimiter) {
     });
     const secretHash = String(body.secret_hash ?? "");
     if (!/^[0-9a-f]{64}$/.test(secretHash)) throw new AzgateError("bad_parameter", "secret_hash must be the hex SHA-256 of the client's secret");
-    const attempt: SsoAttempt = {
+    const client_redirect = checkClientRedirect(String(body.redirect_url ?? ""));
+    // The attempt id is the OAuth state (SAML RelayState): the IdP sends it back with the answer.
+    const id = newAttemptId();
+    const start =
+      connector.kind === "oidc" ? await oidcStart(connector, id) : connector.kind === "saml" ? await samlStart(ctx, connector, id) : githubStart(connector, id);
+    const expires = await saveAttempt(ctx, id, {
       kind: connector.kind,
       connector: connector.metadata.name,
       public_key_pem: publicKeyPem,
-      client_redirect: checkClientRedirect(String(body.redirect_url ?? "")),
+      client_redirect,
       secret_hash: secretHash,
       ttl_ms: typeof body.ttl_ms === "number" ? body.ttl_ms : undefined,
-      protocol: {},
+      protocol: start.protocol,
       remote_addr: remote,
-    };
-    // The attempt id is the state, so it exists before the IdP URL is built; the protocol state is added after.
-    const { id, expires } = await createAttempt(ctx, attempt);
-    const start =
-      connector.kind === "oidc" ? await oidcStart(connector, id) : connector.kind === "saml" ? await samlStart(ctx, connector, id) : githubStart(connector, id);
-    const item = await pendingAttempt(ctx, id, connector.kind);
-    await ctx.backend.compareAndSwap<SsoAttempt>(item.key, item.revision, { ...attempt, protocol: start.protocol }, { expires });
+    });
     return c.json({ attempt: id, auth_url: start.url, kind: connector.kind, display: connector.spec.display ?? connector.metadata.name, expires: expires.toISOString() });
   });
 

@@ -1,0 +1,43 @@
+/**
+ * Audit events in PostgreSQL (the `azgate_audit` table of
+ * storage/postgres-schema.ts), shared by every proxy replica. An event is
+ * acknowledged once its INSERT has committed. `user`, `azure_identity`,
+ * `event` and `time` are columns with indexes; the whole event is kept as
+ * JSON beside them.
+ */
+import type pg from "pg";
+import { DEFAULT_AUDIT_LIMIT, type AuditEvent, type AuditQuery, type AuditSink } from "./sink.ts";
+
+export class PostgresAuditSink implements AuditSink {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async emit(e: Omit<AuditEvent, "time">): Promise<void> {
+    const event: AuditEvent = { time: new Date().toISOString(), ...e } as AuditEvent;
+    const identity = typeof event.azure_identity === "string" ? event.azure_identity : null;
+    await this.pool.query(`INSERT INTO azgate_audit (time, event, "user", azure_identity, data) VALUES ($1, $2, $3, $4, $5)`, [
+      event.time,
+      event.event,
+      event.user ?? null,
+      identity,
+      JSON.stringify(event),
+    ]);
+  }
+
+  /** The newest `limit` matches, returned oldest first (as the file sink does). */
+  async search(q: AuditQuery): Promise<AuditEvent[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const param = (v: unknown) => (params.push(v), `$${params.length}`);
+    if (q.since) where.push(`time >= ${param(q.since.toISOString())}`);
+    if (q.user) where.push(`"user" = ${param(q.user)}`);
+    if (q.event) where.push(`(event = ${param(q.event)} OR starts_with(event, ${param(`${q.event}.`)}))`);
+    const filter = where.length ? `WHERE ${where.join(" AND ")}` : "";
+    const limit = param(q.limit ?? DEFAULT_AUDIT_LIMIT);
+    const { rows } = await this.pool.query<{ data: AuditEvent }>(`SELECT data FROM (SELECT id, data FROM azgate_audit ${filter} ORDER BY id DESC LIMIT ${limit}) newest ORDER BY id`, params);
+    return rows.map((r) => r.data);
+  }
+
+  async close(): Promise<void> {
+    // The pool belongs to the backend, which closes it.
+  }
+}

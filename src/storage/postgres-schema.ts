@@ -1,0 +1,55 @@
+/**
+ * The PostgreSQL schema, as numbered migrations run on start. Replicas that
+ * start together take an advisory lock, so each migration runs once; a
+ * migration and its version row commit together.
+ */
+import type pg from "pg";
+
+const MIGRATIONS: string[] = [
+  // 1: key-value items, and the audit log with indexes for the queries `admin audit ls` makes.
+  `CREATE SEQUENCE azgate_revisions;
+   CREATE TABLE azgate_items (
+     key text PRIMARY KEY COLLATE "C",
+     value jsonb NOT NULL,
+     revision bigint NOT NULL,
+     expires timestamptz
+   );
+   CREATE INDEX azgate_items_expires ON azgate_items (expires) WHERE expires IS NOT NULL;
+   CREATE TABLE azgate_audit (
+     id bigserial PRIMARY KEY,
+     time timestamptz NOT NULL,
+     event text NOT NULL,
+     "user" text,
+     azure_identity text,
+     data jsonb NOT NULL
+   );
+   CREATE INDEX azgate_audit_time ON azgate_audit (time);
+   CREATE INDEX azgate_audit_user ON azgate_audit ("user", time);
+   CREATE INDEX azgate_audit_identity ON azgate_audit (azure_identity, time);
+   CREATE INDEX azgate_audit_event ON azgate_audit (event, time);`,
+];
+
+/** An arbitrary constant: the advisory lock all azgate replicas agree on for migrations. */
+const MIGRATION_LOCK = 4242_0001;
+
+export async function migrate(pool: pg.Pool): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query("BEGIN");
+    await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
+    await client.query("CREATE TABLE IF NOT EXISTS azgate_schema (version int PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())");
+    const { rows } = await client.query<{ v: number | null }>("SELECT max(version) AS v FROM azgate_schema");
+    const current = rows[0]?.v ?? 0;
+    if (current > MIGRATIONS.length) throw new Error(`the database schema is version ${current}, newer than this azgate knows (${MIGRATIONS.length}); upgrade azgate`);
+    for (let v = current + 1; v <= MIGRATIONS.length; v++) {
+      await client.query(MIGRATIONS[v - 1]);
+      await client.query("INSERT INTO azgate_schema (version) VALUES ($1)", [v]);
+    }
+    await client.query("COMMIT");
+  } catch (e) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw e;
+  } finally {
+    client.release();
+  }
+}

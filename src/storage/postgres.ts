@@ -1,0 +1,170 @@
+/**
+ * The backend on PostgreSQL (node-postgres), for several proxy replicas
+ * sharing one state. One row per key; revisions come from one sequence, so
+ * compare-and-swap is a conditional UPDATE (or INSERT) that either returns
+ * the new row or nothing. Expiry uses the database's clock, the one clock all
+ * replicas share. Watchers hear of changes through LISTEN/NOTIFY, from this
+ * process and every other.
+ */
+import pg from "pg";
+import { parse } from "pg-connection-string";
+import { AzgateError } from "../errors/index.ts";
+import { checkKey, type Backend, type Item, type PutOptions, type WatchEvent } from "./backend.ts";
+import { migrate } from "./postgres-schema.ts";
+
+const CHANNEL = "azgate_items";
+const LIVE = "(expires IS NULL OR expires > now())";
+const MAX_PAYLOAD = 7900;
+
+type Row = { key: string; value: unknown; revision: string; expires: Date | null };
+
+function toItem<T>(row: Row): Item<T> {
+  return { key: row.key, value: row.value as T, revision: String(row.revision), ...(row.expires ? { expires: row.expires.toISOString() } : {}) };
+}
+
+export interface PostgresOptions {
+  connectionString: string;
+  /** Extra CA certificates (PEM) to verify the server with, e.g. Azure's. */
+  caPem?: string;
+  /** A password source called for each new connection (Entra tokens expire; see postgres-auth.ts). */
+  password?: () => Promise<string>;
+  maxConnections?: number;
+}
+
+export class PostgresBackend implements Backend {
+  private readonly watchers = new Set<{ prefix: string; fn: (e: WatchEvent) => void }>();
+  private listener: pg.PoolClient | null = null;
+  private listening: Promise<void> | undefined;
+
+  private constructor(readonly pool: pg.Pool) {}
+
+  static async open(o: PostgresOptions): Promise<PostgresBackend> {
+    const pool = new pg.Pool(poolConfig(o));
+    // An idle connection that breaks is dropped from the pool; without this handler it would crash the process.
+    pool.on("error", (e) => console.error("[postgres] idle connection failed:", e.message));
+    try {
+      await migrate(pool);
+    } catch (e) {
+      await pool.end().catch(() => undefined);
+      throw new AzgateError("connection_failed", `PostgreSQL: ${(e as Error).message}`, { cause: e });
+    }
+    return new PostgresBackend(pool);
+  }
+
+  async get<T>(key: string): Promise<Item<T> | null> {
+    checkKey(key);
+    const { rows } = await this.pool.query<Row>(`SELECT key, value, revision, expires FROM azgate_items WHERE key = $1 AND ${LIVE}`, [key]);
+    return rows[0] ? toItem<T>(rows[0]) : null;
+  }
+
+  async put<T>(key: string, value: T, opts?: PutOptions): Promise<Item<T>> {
+    checkKey(key);
+    const { rows } = await this.pool.query<Row>(
+      `INSERT INTO azgate_items (key, value, revision, expires) VALUES ($1, $2, nextval('azgate_revisions'), $3)
+       ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, revision = EXCLUDED.revision, expires = EXCLUDED.expires
+       RETURNING key, value, revision, expires`,
+      [key, JSON.stringify(value), opts?.expires ?? null],
+    );
+    return this.changed(toItem<T>(rows[0]));
+  }
+
+  async compareAndSwap<T>(key: string, expected: string | null, value: T, opts?: PutOptions): Promise<Item<T>> {
+    checkKey(key);
+    const params = [key, JSON.stringify(value), opts?.expires ?? null];
+    // null: the key must be absent, and an expired row counts as absent.
+    const sql =
+      expected === null
+        ? `INSERT INTO azgate_items (key, value, revision, expires) VALUES ($1, $2, nextval('azgate_revisions'), $3)
+           ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, revision = EXCLUDED.revision, expires = EXCLUDED.expires
+           WHERE azgate_items.expires IS NOT NULL AND azgate_items.expires <= now()
+           RETURNING key, value, revision, expires`
+        : `UPDATE azgate_items SET value = $2, revision = nextval('azgate_revisions'), expires = $3
+           WHERE key = $1 AND revision = $4 AND ${LIVE} RETURNING key, value, revision, expires`;
+    if (expected !== null && !/^\d+$/.test(expected)) throw new AzgateError("compare_failed", `${key} has changed since it was read`);
+    const { rows } = await this.pool.query<Row>(sql, expected === null ? params : [...params, expected]);
+    if (!rows[0]) throw new AzgateError("compare_failed", `${key} has changed since it was read`);
+    return this.changed(toItem<T>(rows[0]));
+  }
+
+  async delete(key: string): Promise<boolean> {
+    checkKey(key);
+    const { rows } = await this.pool.query<{ live: boolean }>(`DELETE FROM azgate_items WHERE key = $1 RETURNING ${LIVE} AS live`, [key]);
+    if (!rows[0]) return false;
+    await this.notify({ type: "delete", key });
+    return rows[0].live;
+  }
+
+  async list<T>(prefix: string): Promise<Item<T>[]> {
+    // Expired rows are swept as lists pass over them, as the file backend does.
+    // LIKE 'prefix%' on a "C"-collated key walks the primary key's index.
+    const like = prefix.replace(/[\\%_]/g, "\\$&") + "%";
+    await this.pool.query(`DELETE FROM azgate_items WHERE key LIKE $1 AND expires <= now()`, [like]);
+    const { rows } = await this.pool.query<Row>(`SELECT key, value, revision, expires FROM azgate_items WHERE key LIKE $1 AND ${LIVE} ORDER BY key`, [like]);
+    return rows.map((r) => toItem<T>(r));
+  }
+
+  watch(prefix: string, fn: (e: WatchEvent) => void): () => void {
+    const w = { prefix, fn };
+    this.watchers.add(w);
+    this.listen().catch((e) => console.error("[postgres] cannot LISTEN for changes:", (e as Error).message));
+    return () => this.watchers.delete(w);
+  }
+
+  async close(): Promise<void> {
+    this.watchers.clear();
+    this.listener?.release();
+    this.listener = null;
+    await this.pool.end();
+  }
+
+  private async changed<T>(item: Item<T>): Promise<Item<T>> {
+    await this.notify({ type: "put", key: item.key, item });
+    return item;
+  }
+
+  /**
+   * NOTIFY payloads are limited to 8000 bytes: a put carries its item when it
+   * fits (so a watcher sees the value even if the key is deleted just after),
+   * otherwise the key only, and watchers read the item.
+   */
+  private async notify(e: { type: "put" | "delete"; key: string; item?: Item }): Promise<void> {
+    await this.listening; // a watcher added just before this write must hear of it
+    let payload = JSON.stringify(e);
+    if (payload.length > MAX_PAYLOAD) payload = JSON.stringify({ type: e.type, key: e.key });
+    await this.pool.query(`SELECT pg_notify($1, $2)`, [CHANNEL, payload]);
+  }
+
+  private listen(): Promise<void> {
+    this.listening ??= (async () => {
+      const client = await this.pool.connect();
+      this.listener = client;
+      client.on("notification", (n) => void this.dispatch(n.payload ?? "").catch((err) => console.error("[postgres] watch:", (err as Error).message)));
+      await client.query(`LISTEN ${CHANNEL}`);
+    })();
+    return this.listening;
+  }
+
+  private async dispatch(payload: string): Promise<void> {
+    const e = JSON.parse(payload) as { type: "put" | "delete"; key: string; item?: Item };
+    const interested = [...this.watchers].filter((w) => e.key.startsWith(w.prefix));
+    if (interested.length === 0) return;
+    let event: WatchEvent;
+    if (e.type === "delete") event = { type: "delete", key: e.key };
+    else {
+      const item = e.item ?? (await this.get(e.key));
+      if (!item) return; // too large to carry, and deleted since: its delete event follows
+      event = { type: "put", item };
+    }
+    for (const w of interested) w.fn(event);
+  }
+}
+
+function poolConfig(o: PostgresOptions): pg.PoolConfig {
+  // Fields parsed from the string would override the ones given beside it, so it is parsed here and merged once.
+  const fromString = parse(o.connectionString) as pg.PoolConfig & { sslmode?: string };
+  const config: pg.PoolConfig = { ...fromString, max: o.maxConnections ?? 10, connectionTimeoutMillis: 10_000, application_name: "azgate" };
+  // A CA given here means: verify the server against it, whatever sslmode the string says.
+  if (o.caPem) config.ssl = { ca: o.caPem, rejectUnauthorized: true };
+  if (o.password) config.password = o.password;
+  return config;
+}

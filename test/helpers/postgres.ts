@@ -1,0 +1,94 @@
+/**
+ * A throwaway PostgreSQL server from Debian's packages, on loopback: initdb
+ * into a temp dir, password (SCRAM) authentication over TCP, stopped and
+ * removed at the end. PostgreSQL refuses to run as root, so as root it runs
+ * as the `postgres` user the package creates.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+export interface TestPostgres {
+  /** postgres://azgate:PASSWORD@127.0.0.1:PORT/DB */
+  url: string;
+  /** A fresh database on this server (so test files do not share state). */
+  database(name: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+function binDir(): string {
+  const root = "/usr/lib/postgresql";
+  const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(path.join(root, v, "bin", "postgres"))) : [];
+  if (versions.length === 0) throw new Error("PostgreSQL is not installed: apt-get install -y postgresql (.ci/run does)");
+  return path.join(root, versions.sort((a, b) => Number(b) - Number(a))[0], "bin");
+}
+
+const asRoot = () => process.getuid?.() === 0;
+const asServerUser = (cmd: string, args: string[]): [string, string[]] => (asRoot() ? ["runuser", ["-u", "postgres", "--", cmd, ...args]] : [cmd, args]);
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startPostgres(): Promise<TestPostgres> {
+  const bin = binDir();
+  const dir = mkdtempSync(path.join(tmpdir(), "azgate-pg-"));
+  const data = path.join(dir, "data");
+  const password = `pw-${crypto.randomUUID()}`;
+  writeFileSync(path.join(dir, "pwfile"), password + "\n");
+  if (asRoot()) {
+    const ids = spawnSync("id", ["-u", "postgres"]).stdout.toString().trim();
+    const gid = spawnSync("id", ["-g", "postgres"]).stdout.toString().trim();
+    chownSync(dir, Number(ids), Number(gid));
+    chownSync(path.join(dir, "pwfile"), Number(ids), Number(gid));
+  }
+  chmodSync(dir, 0o700);
+  const [initCmd, initArgs] = asServerUser(path.join(bin, "initdb"), ["-D", data, "-U", "azgate", `--pwfile=${path.join(dir, "pwfile")}`, "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-sync"]);
+  const init = spawnSync(initCmd, initArgs, { encoding: "utf8" });
+  if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
+
+  const port = await freePort();
+  const [cmd, args] = asServerUser(path.join(bin, "postgres"), ["-D", data, "-h", "127.0.0.1", "-p", String(port), "-k", dir, "-c", "fsync=off", "-c", "max_connections=200"]);
+  const server: ChildProcess = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  server.stderr!.on("data", (d) => (log += d));
+  const exited = new Promise<void>((r) => server.once("exit", () => r()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`PostgreSQL did not start:\n${log}`)), 30_000);
+    const check = () => {
+      if (/ready to accept connections/.test(log)) {
+        clearTimeout(timer);
+        resolve();
+      } else if (server.exitCode !== null) reject(new Error(`PostgreSQL exited:\n${log}`));
+      else setTimeout(check, 50);
+    };
+    check();
+  });
+  const url = (db: string) => `postgres://azgate:${encodeURIComponent(password)}@127.0.0.1:${port}/${db}`;
+  return {
+    url: url("postgres"),
+    async database(name) {
+      const [psqlCmd, psqlArgs] = asServerUser(path.join(bin, "psql"), ["-h", dir, "-p", String(port), "-U", "azgate", "-d", "postgres", "-c", `CREATE DATABASE "${name}"`]);
+      const r = spawnSync(psqlCmd, psqlArgs, { encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`CREATE DATABASE ${name}: ${r.stderr}`);
+      return url(name);
+    },
+    async stop() {
+      // Signal the postmaster itself (runuser does not pass signals on); SIGINT is a fast shutdown.
+      const pid = Number(readFileSync(path.join(data, "postmaster.pid"), "utf8").split("\n")[0]);
+      if (pid) process.kill(pid, "SIGINT");
+      else server.kill("SIGINT");
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,101 @@
+/**
+ * The PostgreSQL backend against a real PostgreSQL server (Debian's): the
+ * same suite as the file backend, then what only a shared backend must do:
+ * several replicas on one database agree, see each other's changes, and
+ * migrate once.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import pg from "pg";
+import { PostgresBackend } from "../src/storage/postgres.ts";
+import type { WatchEvent } from "../src/storage/backend.ts";
+import { backendSuite } from "./helpers/backend-suite.ts";
+import { startPostgres, type TestPostgres } from "./helpers/postgres.ts";
+
+let server: TestPostgres;
+let databases = 0;
+const freshDatabase = () => server.database(`azgate_test_${++databases}`);
+
+beforeAll(async () => {
+  server = await startPostgres();
+}, 60_000);
+afterAll(async () => server?.stop());
+
+backendSuite("postgres", async () => PostgresBackend.open({ connectionString: await freshDatabase() }));
+
+describe("postgres backend shared by replicas", () => {
+  it("two replicas on one database: one compare-and-swap winner, and each sees the other's changes", async () => {
+    const url = await freshDatabase();
+    const [a, b] = await Promise.all([PostgresBackend.open({ connectionString: url }), PostgresBackend.open({ connectionString: url })]);
+    try {
+      const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).compareAndSwap("invites/x", null, i)));
+      expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+
+      const seen: WatchEvent[] = [];
+      const stop = a.watch("roles/", (e) => seen.push(e));
+      await b.put("roles/r", { from: "b" });
+      await b.delete("roles/r");
+      await expect.poll(() => seen.map((e) => e.type)).toEqual(["put", "delete"]);
+      expect(seen[0]).toMatchObject({ type: "put", item: { key: "roles/r", value: { from: "b" } } });
+      stop();
+      // A value too large to travel in a notification is read by the watcher instead.
+      const big = "x".repeat(20_000);
+      const stop2 = a.watch("big/", (e) => seen.push(e));
+      await b.put("big/one", big);
+      await expect.poll(() => seen.length).toBe(3);
+      expect(seen[2]).toMatchObject({ type: "put", item: { key: "big/one", value: big } });
+      stop2();
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it("expiry follows the database's clock, and an expired key can be claimed again", async () => {
+    const b = await PostgresBackend.open({ connectionString: await freshDatabase() });
+    try {
+      await b.put("login-failures/x", 1, { expires: new Date(Date.now() - 1) });
+      expect(await b.get("login-failures/x")).toBeNull();
+      expect(await b.delete("login-failures/x")).toBe(false);
+      await b.put("invites/y", 1, { expires: new Date(Date.now() - 1) });
+      expect((await b.compareAndSwap("invites/y", null, 2)).value).toBe(2);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it("migrates once when replicas start together, and refuses a schema newer than it knows", async () => {
+    const url = await freshDatabase();
+    const opened = await Promise.all(Array.from({ length: 4 }, () => PostgresBackend.open({ connectionString: url })));
+    await Promise.all(opened.map((b) => b.close()));
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      expect((await client.query("SELECT version FROM azgate_schema ORDER BY version")).rows).toEqual([{ version: 1 }]);
+      await client.query("INSERT INTO azgate_schema (version) VALUES (99)");
+    } finally {
+      await client.end();
+    }
+    await expect(PostgresBackend.open({ connectionString: url })).rejects.toThrow(/schema is version 99, newer than this azgate knows/);
+  });
+
+  it("says clearly when the database cannot be reached or refuses the password", async () => {
+    await expect(PostgresBackend.open({ connectionString: "postgres://azgate:x@127.0.0.1:1/postgres" })).rejects.toMatchObject({ code: "connection_failed", message: expect.stringMatching(/^PostgreSQL: .*ECONNREFUSED/) });
+    const wrong = new URL(server.url);
+    wrong.password = "wrong";
+    await expect(PostgresBackend.open({ connectionString: wrong.toString() })).rejects.toThrow(/PostgreSQL: password authentication failed/);
+  });
+
+  it("asks a password source for each new connection (how Entra tokens are used)", async () => {
+    const url = new URL(await freshDatabase());
+    const password = decodeURIComponent(url.password);
+    url.password = "";
+    let asked = 0;
+    const b = await PostgresBackend.open({ connectionString: url.toString(), password: async () => (asked++, password) });
+    try {
+      await b.put("roles/a", 1);
+      expect(asked).toBeGreaterThan(0);
+    } finally {
+      await b.close();
+    }
+  });
+});
