@@ -9,6 +9,7 @@ import pg from "pg";
 import { PostgresBackend } from "../src/storage/postgres.ts";
 import type { WatchEvent } from "../src/storage/backend.ts";
 import { backendSuite } from "./helpers/backend-suite.ts";
+import { BackendReplayCache } from "../src/auth/replay-cache.ts";
 import { startPostgres, type TestPostgres } from "./helpers/postgres.ts";
 
 let server: TestPostgres;
@@ -44,6 +45,20 @@ describe("postgres backend shared by replicas", () => {
       await expect.poll(() => seen.length).toBe(3);
       expect(seen[2]).toMatchObject({ type: "put", item: { key: "big/one", value: big } });
       stop2();
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it("a proof nonce used at one replica is refused at another", async () => {
+    const url = await freshDatabase();
+    const [a, b] = await Promise.all([PostgresBackend.open({ connectionString: url }), PostgresBackend.open({ connectionString: url })]);
+    try {
+      const until = Date.now() + 60_000;
+      expect(await new BackendReplayCache(a).remember("session:nonce-1", until)).toBe(true);
+      expect(await new BackendReplayCache(b).remember("session:nonce-1", until)).toBe(false);
+      expect(await new BackendReplayCache(b).remember("session:nonce-2", until)).toBe(true);
     } finally {
       await a.close();
       await b.close();

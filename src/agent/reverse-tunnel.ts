@@ -22,6 +22,17 @@ export interface ReverseTunnelOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** Called with errors that retrying cannot fix (the agent was removed, its certificate expired). */
   onFatal?: (e: AzgateError) => void;
+  /** Each heartbeat's answer: which replica this tunnel reached, and every replica there is. */
+  onHeartbeat?: (answer: HeartbeatAnswer, tunnel: ReverseTunnel) => void;
+}
+
+export interface HeartbeatAnswer {
+  ok: boolean;
+  interval_ms?: number;
+  message?: string;
+  code?: string;
+  proxy_id?: string;
+  peers?: { id: string; addr: string }[];
 }
 
 /** Refusals that retrying will not fix. */
@@ -41,8 +52,14 @@ export class ReverseTunnel {
   private heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
   /** Completed connections, for status output and tests. */
   connections = 0;
+  /** The replica the current tunnel reached (from its heartbeat). */
+  proxyId: string | null = null;
 
   constructor(private readonly opts: ReverseTunnelOptions) {}
+
+  get baseUrl(): string {
+    return this.opts.baseUrl;
+  }
 
   get current(): TunnelSession | null {
     return this.session && !this.session.isClosed ? this.session : null;
@@ -124,7 +141,7 @@ export class ReverseTunnel {
   }
 
   private async heartbeat(session: TunnelSession): Promise<void> {
-    const answer = await controlCall<{ ok: boolean; interval_ms?: number; message?: string; code?: string }>(session, {
+    const answer = await controlCall<HeartbeatAnswer>(session, {
       type: "heartbeat",
       host_name: this.opts.hostName,
       version: VERSION,
@@ -132,6 +149,8 @@ export class ReverseTunnel {
       ...(this.opts.tenantId ? { tenant_id: this.opts.tenantId } : {}),
     });
     if (!answer.ok) throw new AzgateError("bad_parameter", `the proxy refused the heartbeat: ${answer.message ?? "no reason"}`);
+    this.proxyId = answer.proxy_id ?? null;
+    this.opts.onHeartbeat?.(answer, this);
     const next = Math.max(1_000, answer.interval_ms ?? 10_000);
     clearTimeout(this.heartbeatTimer);
     this.heartbeatTimer = setTimeout(() => {

@@ -21,7 +21,7 @@ import { Outbound } from "./outbound.ts";
 import { identityHttpClient } from "./identity-http.ts";
 import { AzureTokenProvider } from "./tokens.ts";
 import { forwardStream } from "./forward.ts";
-import { ReverseTunnel } from "./reverse-tunnel.ts";
+import { TunnelPool } from "./tunnel-pool.ts";
 
 export interface AgentConfig {
   dataDir: string;
@@ -42,7 +42,7 @@ export interface AgentConfig {
 export interface RunningAgent {
   hostId: string;
   clusterName: string;
-  tunnel: ReverseTunnel;
+  tunnel: TunnelPool;
   tokens: AzureTokenProvider;
   /** Resolves when the agent stops by itself (a fatal refusal). */
   stopped: Promise<AzgateError | null>;
@@ -74,7 +74,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     const tokens = new AzureTokenProvider({ env: cfg.env ?? process.env, httpClient: identityHttpClient(outbound) });
     let fatal: (e: AzgateError | null) => void = () => undefined;
     const stopped = new Promise<AzgateError | null>((r) => (fatal = r));
-    const tunnel = new ReverseTunnel({
+    const tunnel = new TunnelPool({
       baseUrl: proxyBaseUrl(cfg.proxyAddr),
       caPem: state.identity.host_ca_pem,
       credentials: () => state,

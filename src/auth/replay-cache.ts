@@ -1,3 +1,6 @@
+import { createHash } from "node:crypto";
+import type { Backend } from "../storage/backend.ts";
+
 /**
  * Remembers proof nonces until their proof could no longer pass the clock
  * window, so a captured proof cannot be sent twice.
@@ -7,7 +10,7 @@ export interface ReplayCache {
   remember(nonce: string, expiresAtMs: number): Promise<boolean>;
 }
 
-/** One proxy process: memory is enough (several replicas share one in the backend, issue 8). */
+/** One proxy process (the file backend allows no other): memory is enough. */
 export class MemoryReplayCache implements ReplayCache {
   private readonly seen = new Map<string, number>();
   private lastSweep = 0;
@@ -24,5 +27,24 @@ export class MemoryReplayCache implements ReplayCache {
   private sweep(now: number): void {
     this.lastSweep = now;
     for (const [k, until] of this.seen) if (until <= now) this.seen.delete(k);
+  }
+}
+
+/**
+ * Several replicas: a proof replayed to another replica must be refused
+ * there too, so nonces are claimed in the shared backend (compare-and-swap
+ * on an absent key), and expire with the proof's window.
+ */
+export class BackendReplayCache implements ReplayCache {
+  constructor(private readonly backend: Backend) {}
+
+  async remember(nonce: string, expiresAtMs: number): Promise<boolean> {
+    try {
+      await this.backend.compareAndSwap(`proof-nonces/${createHash("sha256").update(nonce).digest("hex")}`, null, 1, { expires: new Date(expiresAtMs) });
+      return true;
+    } catch (e) {
+      if ((e as { code?: string }).code === "compare_failed") return false;
+      throw e;
+    }
   }
 }

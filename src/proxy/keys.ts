@@ -21,6 +21,9 @@ export const KEYS = {
   /** SSO connectors (github, oidc, saml) by kind and name; they hold secrets, shown only to `read`. */
   connector: (kind: string, name: string) => `connectors/${kind}/${name}`,
   connectors: (kind: string) => `connectors/${kind}/`,
+  /** Proxy replicas that advertise an address for agents (expire unless refreshed). */
+  proxy: (id: string) => `proxies/${id}`,
+  proxies: "proxies/",
   /** SSO login attempts by the hash of their id (which travels in URLs as state). */
   ssoAttempt: (idHash: string) => `sso-attempts/${idHash}`,
   ssoAttempts: "sso-attempts/",

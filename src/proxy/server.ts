@@ -11,6 +11,7 @@ import { openState, settingsFrom } from "./state.ts";
 import { KEYS } from "./keys.ts";
 import { AppRegistry } from "./registry.ts";
 import { tunnelServer, type TunnelServer } from "./tunnels.ts";
+import { advertise, listPeers } from "./peers.ts";
 import { WS_MAX_PAYLOAD } from "../tunnel/index.ts";
 
 export interface RunningProxy {
@@ -53,10 +54,11 @@ export async function startProxy(config: Config & { data_dir: string }): Promise
     for (const fn of closers.reverse()) await fn().catch(() => undefined);
   };
   try {
-    const tls = await proxyTls({ certFile: config.proxy.tls?.cert_file, keyFile: config.proxy.tls?.key_file, hostCa: ctx.cluster.host, names: [pub?.host ?? "", listen.host] });
+    const tls = await proxyTls({ certFile: config.proxy.tls?.cert_file, keyFile: config.proxy.tls?.key_file, hostCa: ctx.cluster.host, names: [pub?.host ?? "", listen.host, config.proxy.advertise_addr ? splitHostPort(config.proxy.advertise_addr, 0).host : ""] });
     const urls = { public: "" };
     const registry = new AppRegistry();
-    const tunnels = tunnelServer(ctx, registry);
+    const replicaId = crypto.randomUUID();
+    const tunnels = tunnelServer(ctx, registry, { id: replicaId, peers: () => listPeers(ctx) });
     const api = createApi(ctx, { publicUrl: () => urls.public, registry, tunnels });
     const server = await serve({ fetch: api.fetch, hostname: listen.host, port: listen.port, tls, websocket: { maxPayload: WS_MAX_PAYLOAD } });
     closers.push(() => server.close());
@@ -73,6 +75,13 @@ export async function startProxy(config: Config & { data_dir: string }): Promise
     const localUrl = `https://${urlHost(loopback)}:${server.port}`;
     ctx.localAdminSession = await writeLocalAdmin(config.data_dir, ctx.cluster.user, localUrl, pemOf(ctx.cluster.host.cert));
     closers.push(() => removeLocalAdmin(config.data_dir));
+
+    if (config.proxy.advertise_addr) {
+      // Port 0 stands for the port this replica listens on (tests, or a listener on a random port).
+      const adv = splitHostPort(config.proxy.advertise_addr, server.port);
+      const ad = advertise(ctx, { id: replicaId, addr: `${urlHost(adv.host)}:${adv.port || server.port}`, started: new Date().toISOString() });
+      closers.push(() => ad.stop());
+    }
 
     const sweeper = setInterval(() => void sweepExpired(ctx).catch((e) => console.error("[proxy] sweep failed:", e)), 60_000);
     sweeper.unref?.();

@@ -7,7 +7,7 @@ import { entraPassword } from "../storage/postgres-auth.ts";
 import type { Backend } from "../storage/backend.ts";
 import { JsonLinesAuditSink, type AuditSink } from "../audit/sink.ts";
 import { PostgresAuditSink } from "../audit/postgres-sink.ts";
-import { MemoryReplayCache } from "../auth/replay-cache.ts";
+import { BackendReplayCache, MemoryReplayCache } from "../auth/replay-cache.ts";
 import { parseDuration } from "../util/duration.ts";
 import type { Config } from "../config/schema.ts";
 import { initCluster } from "./cluster.ts";
@@ -54,7 +54,7 @@ export async function openState(
       }
     }
     const cluster = await initCluster(backend, clusterName);
-    const ctx: ProxyContext = { backend, audit, cluster, settings: opts.settings, replay: new MemoryReplayCache(), localAdminSession: crypto.randomUUID() };
+    const ctx: ProxyContext = { backend, audit, cluster, settings: opts.settings, replay: opts.storage?.type === "postgres" ? new BackendReplayCache(backend) : new MemoryReplayCache(), localAdminSession: crypto.randomUUID() };
     return { ctx, close };
   } catch (e) {
     await close();

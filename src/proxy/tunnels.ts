@@ -21,6 +21,7 @@ import { renewHostCert } from "./join.ts";
 import { remoteAddr } from "./rate-limit.ts";
 import type { AgentTunnel, AppRegistry } from "./registry.ts";
 import { routeClientStream } from "./route.ts";
+import type { ProxyPeer } from "./peers.ts";
 
 export const HEARTBEAT_INTERVAL_MS = 10_000;
 
@@ -45,7 +46,13 @@ export interface TunnelServer {
   isDraining(): boolean;
 }
 
-export function tunnelServer(ctx: ProxyContext, registry: AppRegistry): TunnelServer {
+/** Who this replica is, and the replicas agents should also hold tunnels to. */
+export interface ReplicaInfo {
+  id: string;
+  peers: () => Promise<ProxyPeer[]>;
+}
+
+export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: ReplicaInfo = { id: "single", peers: async () => [] }): TunnelServer {
   const agents = new Set<TunnelSession>();
   const clients = new Set<TunnelSession>();
   const routes = new Hono<Env>();
@@ -90,7 +97,7 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry): TunnelSe
           tunnel.session = attachSession(ws.raw as WebSocket, {
             role: "acceptor",
             name: `agent ${identity.name}`,
-            onStream: (stream) => void handleAgentStream(ctx, registry, tunnel, identity, stream),
+            onStream: (stream) => void handleAgentStream(ctx, registry, replica, tunnel, identity, stream),
           });
           agents.add(tunnel.session);
           closeAtExpiry(tunnel.session, c.get("cert").notAfter);
@@ -154,14 +161,16 @@ function closeAtExpiry(session: TunnelSession, notAfter: Date): void {
   void session.closed().then(() => clearTimeout(t));
 }
 
-async function handleAgentStream(ctx: ProxyContext, registry: AppRegistry, tunnel: AgentTunnel, identity: Identity, stream: TunnelStream): Promise<void> {
+async function handleAgentStream(ctx: ProxyContext, registry: AppRegistry, replica: ReplicaInfo, tunnel: AgentTunnel, identity: Identity, stream: TunnelStream): Promise<void> {
   try {
     const type = stream.meta.type;
     if (type === "heartbeat") {
       const hb = heartbeatSchema.parse(stream.meta);
       tunnel.hostName = hb.host_name || identity.name;
       registry.heartbeat(tunnel, hb.apps.map((a) => ({ ...a, cloud: "Azure" as const, ...(hb.tenant_id ? { tenant_id: hb.tenant_id } : {}) })));
-      respondJsonMeta(stream, { ok: true, cluster_name: ctx.cluster.name, interval_ms: HEARTBEAT_INTERVAL_MS });
+      // Every answer lists the replicas, so the agent follows replicas coming and going.
+      const peers = (await replica.peers()).map((p) => ({ id: p.id, addr: p.addr }));
+      respondJsonMeta(stream, { ok: true, cluster_name: ctx.cluster.name, interval_ms: HEARTBEAT_INTERVAL_MS, proxy_id: replica.id, peers });
     } else if (type === "renew") {
       const req = renewSchema.parse(stream.meta);
       respondJsonMeta(stream, { ok: true, ...(await renewHostCert(ctx, identity, req.public_key_pem)) });

@@ -36,7 +36,13 @@ export class PostgresBackend implements Backend {
   private listener: pg.PoolClient | null = null;
   private listening: Promise<void> | undefined;
 
-  private constructor(readonly pool: pg.Pool) {}
+  private readonly sweeper: ReturnType<typeof setInterval>;
+
+  private constructor(readonly pool: pg.Pool) {
+    // Expired rows (proof nonces, login attempts, advertisements) are removed in bulk once a minute.
+    this.sweeper = setInterval(() => void pool.query(`DELETE FROM azgate_items WHERE expires <= now()`).catch(() => undefined), 60_000);
+    this.sweeper.unref?.();
+  }
 
   static async open(o: PostgresOptions): Promise<PostgresBackend> {
     const pool = new pg.Pool(poolConfig(o));
@@ -111,6 +117,7 @@ export class PostgresBackend implements Backend {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     this.watchers.clear();
     this.listener?.release();
     this.listener = null;

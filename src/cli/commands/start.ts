@@ -17,6 +17,7 @@ interface StartArgs {
   "data-dir"?: string;
   listen?: string;
   "public-addr"?: string;
+  "advertise-addr"?: string;
   "cluster-name"?: string;
   "second-factor"?: string;
   "tls-cert-file"?: string;
@@ -42,6 +43,7 @@ export function startCommand(y: Argv) {
         .option("data-dir", { type: "string", describe: "State directory" })
         .option("listen", { type: "string", describe: "proxy: address to listen on (host:port)" })
         .option("public-addr", { type: "string", describe: "proxy: address clients and agents reach it by" })
+        .option("advertise-addr", { type: "string", describe: "proxy: this replica's own address, for agents to connect to every replica (e.g. the pod IP:3080)" })
         .option("cluster-name", { type: "string", describe: "proxy: cluster name (fixed at first start)" })
         .option("second-factor", { type: "string", describe: "proxy: otp or off" })
         .option("tls-cert-file", { type: "string", describe: "proxy: TLS certificate (default: one from the host CA)" })
@@ -64,6 +66,7 @@ export function startCommand(y: Argv) {
           [["cluster_name"], argv["cluster-name"]],
           [["proxy", "listen"], argv.listen],
           [["proxy", "public_addr"], argv["public-addr"]],
+          [["proxy", "advertise_addr"], argv["advertise-addr"]],
           [["proxy", "tls", "cert_file"], argv["tls-cert-file"]],
           [["proxy", "tls", "key_file"], argv["tls-key-file"]],
           [["auth", "second_factor"], argv["second-factor"]],

@@ -1,0 +1,37 @@
+/**
+ * Proxy replicas advertise themselves in the shared backend, so an agent that
+ * reached one replica (through a load balancer) learns of all of them and
+ * holds a tunnel to each: whichever replica a client lands on has a tunnel
+ * to the agent. An advertisement lives 30 s and is refreshed every 10 s; a
+ * replica that dies drops out within 30 s, one that stops cleanly at once.
+ */
+import type { ProxyContext } from "./context.ts";
+import { KEYS } from "./keys.ts";
+
+export interface ProxyPeer {
+  id: string;
+  /** host:port agents dial to reach this replica itself. */
+  addr: string;
+  started: string;
+}
+
+const TTL_MS = 30_000;
+const REFRESH_MS = 10_000;
+
+export function advertise(ctx: ProxyContext, peer: ProxyPeer): { stop(): Promise<void> } {
+  const write = () => ctx.backend.put<ProxyPeer>(KEYS.proxy(peer.id), peer, { expires: new Date(Date.now() + TTL_MS) });
+  const first = write().catch((e) => console.error("[proxy] cannot advertise this replica:", (e as Error).message));
+  const timer = setInterval(() => void write().catch((e) => console.error("[proxy] cannot advertise this replica:", (e as Error).message)), REFRESH_MS);
+  timer.unref?.();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await first;
+      await ctx.backend.delete(KEYS.proxy(peer.id)).catch(() => undefined);
+    },
+  };
+}
+
+export async function listPeers(ctx: ProxyContext): Promise<ProxyPeer[]> {
+  return (await ctx.backend.list<ProxyPeer>(KEYS.proxies)).map((i) => i.value);
+}
