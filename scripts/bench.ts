@@ -7,7 +7,9 @@
  *    `azgate az` (median of several runs, and the difference in ms), and
  *    vs az alone with the exports of a running `azgate proxy azure`;
  *  - how fast the single binary starts: `dist/azgate --help`, median of 10
- *    (built first when missing).
+ *    (built first when missing);
+ *  - two proxy replicas on PostgreSQL behind a TCP balancer: 1,000
+ *    concurrent az-style requests (throughput, p50, p99, errors).
  * Real processes for the proxy and the agent; the emulator and the clients
  * run in this process. Figures only: nothing here passes or fails.
  */
@@ -24,6 +26,8 @@ import { Outbound } from "../src/agent/outbound.ts";
 import { identityHttpClient } from "../src/agent/identity-http.ts";
 import { AzureTokenProvider } from "../src/agent/tokens.ts";
 import type { EmulatorFixture } from "../test/helpers/emulator.ts";
+import { startReplicaCluster } from "../test/helpers/replicas.ts";
+import { describeLoad, replicaLoad } from "../test/helpers/replica-load.ts";
 
 void startProxyProcess;
 const N = Number(process.env.BENCH_REQUESTS ?? 2000);
@@ -31,6 +35,8 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const BLOB_MIB = Number(process.env.BENCH_BLOB_MIB ?? 256);
 const URL_SUBS = "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups?api-version=2021-04-01";
 const AZ_RUNS = Number(process.env.BENCH_AZ_RUNS ?? 7);
+const REPLICA_CONCURRENCY = Number(process.env.BENCH_REPLICA_CONCURRENCY ?? 1000);
+const REPLICA_REQUESTS = Number(process.env.BENCH_REPLICA_REQUESTS ?? 10_000);
 const READER = IDENTITY("teleport-reader");
 const CONTRIBUTOR = IDENTITY("teleport-contributor");
 
@@ -135,6 +141,11 @@ async function main() {
   const binary = ensureBinary();
   const az = await azBench(emu, cluster, user, binary);
   const startup = binaryStartup(binary);
+  app.close();
+  blobApp.close();
+  await agent.stop();
+  await cluster.stop();
+  const replicas = await replicaBench(fx);
 
   console.log(`\nazgate bench (${process.version}, ${N} requests, concurrency ${CONCURRENCY}, loopback; proxy and agent are separate processes)\n`);
   console.log("| path | p50 ms | p99 ms | req/s |\n|---|---:|---:|---:|");
@@ -149,11 +160,10 @@ async function main() {
   console.log(`\n| single binary | median ms (10 runs) |\n|---|---:|`);
   for (const [name, ms] of startup) console.log(`| ${name} | ${ms.toFixed(0)} |`);
 
-  app.close();
-  blobApp.close();
+  console.log(`\n| two proxy replicas on PostgreSQL | |\n|---|---|`);
+  console.log(`| ${REPLICA_CONCURRENCY} concurrent az-style requests | ${replicas} |`);
+
   outbound.close();
-  await agent.stop();
-  await cluster.stop();
   projection.stop();
   await emu.close();
   void https;
@@ -187,6 +197,21 @@ function binaryStartup(binary: string): [string, number][] {
 }
 
 /** Wall-clock of whole `az group list` processes, as a user feels them. */
+/** 1,000 concurrent request streams through two replicas behind a balancer (needs Debian's PostgreSQL). */
+async function replicaBench(fx: EmulatorFixture): Promise<string> {
+  let cluster;
+  try {
+    cluster = await startReplicaCluster(fx);
+  } catch (e) {
+    return `skipped: ${(e as Error).message.split("\n")[0]}`;
+  }
+  try {
+    return describeLoad(await replicaLoad(cluster, { concurrency: REPLICA_CONCURRENCY, requests: REPLICA_REQUESTS, timeLimitMs: 120_000 }));
+  } finally {
+    await cluster.stop();
+  }
+}
+
 async function azBench(emu: Awaited<ReturnType<typeof startEmulator>>, cluster: Awaited<ReturnType<typeof startCluster>>, user: Awaited<ReturnType<Awaited<ReturnType<typeof startCluster>>["user"]>>, binary: string) {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const time = async (name: string, once: () => Promise<{ code: number; stderr: string }>) => {

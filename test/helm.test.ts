@@ -129,6 +129,31 @@ describe("Helm chart azgate-proxy", () => {
     expect(missingHost.stderr).toContain("ingress.host is required");
   });
 
+  it("several replicas on PostgreSQL: the connection string from a Secret, each pod advertising its IP, metrics exposed", async () => {
+    const objs = render(PROXY, ["--set", "replicas=3", "--set", "postgres.enabled=true", "--set", "postgres.connStringSecret.name=azgate-pg", "--set", "postgres.auth=entra", "--set", "postgres.caConfigMap=azure-pg-ca"]);
+    for (const o of objs) await validate(o);
+    const sts = find(objs, "StatefulSet");
+    expect(sts.spec.replicas).toBe(3);
+    const container = sts.spec.template.spec.containers[0];
+    expect(container.env).toEqual(
+      expect.arrayContaining([
+        { name: "AZGATE_ADVERTISE_ADDR", value: "$(POD_IP):3080" },
+        { name: "AZGATE_STORAGE_CONN_STRING", valueFrom: { secretKeyRef: { name: "azgate-pg", key: "conn_string" } } },
+      ]),
+    );
+    expect(container.ports).toContainEqual({ name: "metrics", containerPort: 3000 });
+    expect(sts.spec.template.metadata.annotations).toMatchObject({ "prometheus.io/scrape": "true", "prometheus.io/port": "3000" });
+    expect(find(objs, "Service").spec.ports).toContainEqual({ name: "metrics", port: 3000, targetPort: "metrics" });
+    const file = path.join(tempDir("azgate-helm-"), "azgate.yaml");
+    writeFileSync(file, find(objs, "ConfigMap").data["azgate.yaml"]);
+    const config = loadConfig({ file, env: { AZGATE_STORAGE_CONN_STRING: "postgres://azgate@db.example.com/azgate", AZGATE_ADVERTISE_ADDR: "10.0.0.7:3080" } });
+    expect(config.storage).toEqual({ type: "postgres", conn_string: "postgres://azgate@db.example.com/azgate", auth: "entra", ca_file: "/etc/azgate-postgres/ca.pem" });
+    expect(config.proxy).toMatchObject({ diag_addr: "0.0.0.0:3000", advertise_addr: "10.0.0.7:3080" });
+
+    expect(helm(["template", "demo", PROXY, "--set", "replicas=2"]).stderr).toContain("replicas > 1 needs postgres.enabled");
+    expect(helm(["template", "demo", PROXY, "--set", "postgres.enabled=true"]).stderr).toContain("postgres.connStringSecret.name is required");
+  });
+
   it("every rendered object fails validation when broken (the schema check is real)", async () => {
     const sts = find<K8sObject>(render(PROXY), "StatefulSet") as unknown as { spec: { template: { spec: { containers: { ports: { containerPort: unknown }[] }[] } } } } & K8sObject;
     sts.spec.template.spec.containers[0].ports[0].containerPort = "not-a-number";

@@ -8,7 +8,8 @@ import { readFileSync } from "node:fs";
 import { x509 } from "../pki/x509.ts";
 import { AzgateError } from "../errors/index.ts";
 import { acquireDirLock, ensureDir, type RunningServer } from "../runtime/index.ts";
-import { serveProbes } from "../health/probes.ts";
+import { serveDiag } from "../health/probes.ts";
+import { agentMetrics } from "../metrics/agent.ts";
 import { proxyBaseUrl } from "../client/trust.ts";
 import { splitHostPort } from "../proxy/server.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../pki/keys.ts";
@@ -71,7 +72,15 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       }
     }
     const outbound = new Outbound({ connectTo, caPem });
-    const tokens = new AzureTokenProvider({ env: cfg.env ?? process.env, httpClient: identityHttpClient(outbound) });
+    const metrics = agentMetrics();
+    const tokens = new AzureTokenProvider({
+      env: cfg.env ?? process.env,
+      httpClient: identityHttpClient(outbound),
+      observe: {
+        lookup: (hit) => metrics.tokenLookups.inc({ result: hit ? "hit" : "miss" }),
+        fetched: (seconds, ok) => metrics.tokenFetch.observe({ outcome: ok ? "ok" : "error" }, seconds),
+      },
+    });
     let fatal: (e: AzgateError | null) => void = () => undefined;
     const stopped = new Promise<AzgateError | null>((r) => (fatal = r));
     const tunnel = new TunnelPool({
@@ -125,10 +134,15 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     let probes: RunningServer | undefined;
     if (cfg.diagAddr) {
       const hp = splitHostPort(cfg.diagAddr, 3000);
-      probes = await serveProbes(hp.host, hp.port, () => {
-        const s = tunnel.current;
-        return s && !s.isDraining ? { ready: true } : { ready: false, reason: "no tunnel to the proxy" };
-      });
+      probes = await serveDiag(
+        hp.host,
+        hp.port,
+        () => {
+          const s = tunnel.current;
+          return s && !s.isDraining ? { ready: true } : { ready: false, reason: "no tunnel to the proxy" };
+        },
+        async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }),
+      );
     }
 
     return {

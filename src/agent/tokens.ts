@@ -28,6 +28,8 @@ export interface TokenProviderOptions {
   refreshMarginMs?: number;
   clientIdTtlMs?: number;
   now?: () => number;
+  /** For metrics: every lookup (cache hit or not) and every fetch from Entra with its duration. */
+  observe?: { lookup(hit: boolean): void; fetched(seconds: number, ok: boolean): void };
 }
 
 /** A token could not be obtained; the message names the identity and the likely cause. */
@@ -73,8 +75,10 @@ export class AzureTokenProvider {
     const hit = this.cache.get(key);
     if (hit && this.now() < hit.refreshAt) {
       this.stats.hits++;
+      this.opts.observe?.lookup(true);
       return hit;
     }
+    this.opts.observe?.lookup(false);
     let pending = this.inflight.get(key);
     if (!pending) {
       pending = this.fetchWithDeadline(identity, scope).finally(() => this.inflight.delete(key));
@@ -95,14 +99,18 @@ export class AzureTokenProvider {
         reject(new TokenError("timeout", `timeout waiting for an Azure token for identity "${identityName(identity)}" (${scope}) after ${this.timeoutMs / 1000}s`));
       }, this.timeoutMs);
     });
+    const started = performance.now();
+    let ok = false;
     try {
       const t = await Promise.race([this.fetch(identity, scope, abort.signal), deadline]);
+      ok = true;
       const lifetime = t.expiresOnTimestamp - this.now();
       // Short-lived tokens are refreshed at half-life rather than never cached.
       const refreshAt = t.expiresOnTimestamp - Math.min(this.margin, lifetime / 2);
       return { token: t.token, expiresOn: t.expiresOnTimestamp, refreshAt };
     } finally {
       clearTimeout(timer);
+      this.opts.observe?.fetched((performance.now() - started) / 1000, ok);
     }
   }
 

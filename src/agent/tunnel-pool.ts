@@ -49,10 +49,13 @@ export class TunnelPool {
     if (this.stopped || !answer.peers) return;
     const listed = new Map(answer.peers.map((p) => [p.id, p.addr]));
     for (const [id, tunnel] of this.direct) {
-      if (!listed.has(id)) {
+      const gone = !listed.has(id);
+      // The seed reconnected (through the balancer) to this very replica: one tunnel to it is enough.
+      const doubled = this.seed.proxyId === id && this.seed.current !== null;
+      if (gone || doubled) {
         this.direct.delete(id);
         void tunnel.stop();
-        this.opts.log(`proxy replica ${id} is gone; its tunnel is closed`);
+        this.opts.log(gone ? `proxy replica ${id} is gone; its tunnel is closed` : `proxy replica ${id} is reached through ${this.opts.baseUrl} again; its direct tunnel is closed`);
       }
     }
     for (const [id, addr] of listed) {

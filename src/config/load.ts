@@ -13,6 +13,7 @@ export const ENV_FIELDS: Record<string, string[]> = {
   AZGATE_LISTEN: ["proxy", "listen"],
   AZGATE_PUBLIC_ADDR: ["proxy", "public_addr"],
   AZGATE_ADVERTISE_ADDR: ["proxy", "advertise_addr"],
+  AZGATE_PROXY_DIAG_ADDR: ["proxy", "diag_addr"],
   AZGATE_TLS_CERT_FILE: ["proxy", "tls", "cert_file"],
   AZGATE_TLS_KEY_FILE: ["proxy", "tls", "key_file"],
   AZGATE_SECOND_FACTOR: ["auth", "second_factor"],

@@ -30,6 +30,8 @@ export const configSchema = z.strictObject({
       public_addr: addr.optional(),
       /** This replica's own address, advertised to agents so they hold a tunnel to every replica. */
       advertise_addr: hostPort.optional(),
+      /** Plain-HTTP diagnostics: /metrics (Prometheus), /healthz, /readyz. */
+      diag_addr: hostPort.optional(),
       tls: z.strictObject({ cert_file: z.string().min(1), key_file: z.string().min(1) }).optional(),
     })
     .default({ listen: "0.0.0.0:3080" }),

@@ -18,7 +18,17 @@ export function probeRoutes(readiness: () => Readiness | Promise<Readiness>): Ho
   return app;
 }
 
-/** A plain-HTTP server with only the probes (the agent's `--diag-addr`). */
-export function serveProbes(hostname: string, port: number, readiness: () => Readiness | Promise<Readiness>): Promise<RunningServer> {
-  return serve({ fetch: probeRoutes(readiness).fetch, hostname, port });
+/** Prometheus text, as a registry renders it. */
+export type MetricsSource = () => Promise<{ contentType: string; text: string }>;
+
+/** The plain-HTTP diagnostics listener (`--diag-addr`): the probes and /metrics. */
+export function serveDiag(hostname: string, port: number, readiness: () => Readiness | Promise<Readiness>, metrics?: MetricsSource): Promise<RunningServer> {
+  const app = probeRoutes(readiness);
+  if (metrics) {
+    app.get("/metrics", async (c) => {
+      const m = await metrics();
+      return c.body(m.text, 200, { "content-type": m.contentType });
+    });
+  }
+  return serve({ fetch: app.fetch, hostname, port });
 }

@@ -3,6 +3,8 @@ import type { AuditSink } from "../audit/sink.ts";
 import type { ClusterAuthorities } from "./cluster.ts";
 import type { ReplayCache } from "../auth/replay-cache.ts";
 
+import type { ProxyMetrics } from "../metrics/proxy.ts";
+
 export interface AuthSettings {
   secondFactor: "otp" | "off";
   /** Failures within `windowMs` that lock the user for `lockMs`. */
@@ -21,6 +23,7 @@ export interface ProxyContext {
   cluster: ClusterAuthorities;
   settings: AuthSettings;
   replay: ReplayCache;
+  metrics: ProxyMetrics;
   /** The session id of this process's local admin identity; no other is accepted. */
   localAdminSession: string;
 }

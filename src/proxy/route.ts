@@ -8,7 +8,7 @@ import { isAzgateError } from "../errors/index.ts";
 import type { Identity } from "../pki/identity.ts";
 import { checkAzureIdentity } from "../rbac/engine.ts";
 import { ErrorCode, StreamResetError, type TunnelStream } from "../tunnel/index.ts";
-import { headerValue, requestHeadSchema, respondJson, responseHeadSchema, type HeaderList, type RequestHead } from "../tunnel/http.ts";
+import { headerValue, requestHeadSchema, respondJson, responseHeadSchema, type HeaderList, type RequestHead, type ResponseTrailer } from "../tunnel/http.ts";
 import { resolveCaller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
 import type { AppRegistry, AppServer } from "./registry.ts";
@@ -44,6 +44,7 @@ export async function routeClientStream(ctx: ProxyContext, registry: AppRegistry
 
   const base = { user: client.identity.name, app: route.app, azure_identity: route.azure_identity, session_id: client.identity.session_id, request_id: requestId };
   const deny = async (status: number, code: string, reason: string) => {
+    ctx.metrics.denials.inc({ reason: code });
     await ctx.audit.emit({ event: "app.request.denied", code: "T2009W", ...base, method: head.method, host: url.hostname, path: url.pathname, reason, success: false });
     return refuse(status, code, reason);
   };
@@ -75,21 +76,32 @@ export async function routeClientStream(ctx: ProxyContext, registry: AppRegistry
   const body = new BodyPump(stream.readable.getReader());
   let outcome: RelayOutcome | null = null;
   let lastError = "no agent could take the request";
-  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const server = pickServer(registry, app.name, attempt);
-    if (!server) break;
-    const tried = await relay(server, meta, body, stream);
-    if (tried.ok) {
-      outcome = tried;
-      break;
+  ctx.metrics.openStreams.inc();
+  try {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const server = pickServer(registry, app.name, attempt);
+      if (!server) break;
+      const tried = await relay(server, meta, body, stream);
+      if (tried.ok) {
+        outcome = tried;
+        break;
+      }
+      lastError = tried.error;
+      // Only a request whose body was fully read and empty can be replayed on another agent.
+      if (!tried.retryable || !body.replayable) break;
     }
-    lastError = tried.error;
-    // Only a request whose body was fully read and empty can be replayed on another agent.
-    if (!tried.retryable || !body.replayable) break;
+  } finally {
+    ctx.metrics.openStreams.dec();
   }
   if (!outcome && !stream.isClosed) {
     if (body.started || stream.resetError) stream.reset(ErrorCode.UNAVAILABLE, lastError);
     else await refuse(502, "agent_unavailable", lastError);
+  }
+  const durationMs = Date.now() - started;
+  ctx.metrics.requests.inc({ app: route.app, identity: route.azure_identity, method: head.method, status: String(outcome?.ok ? outcome.status : 502) });
+  if (outcome?.ok && outcome.upstreamMs !== undefined) {
+    ctx.metrics.upstream.observe({ app: route.app }, outcome.upstreamMs / 1000);
+    ctx.metrics.overhead.observe({ app: route.app }, Math.max(durationMs - outcome.upstreamMs, 0) / 1000);
   }
   // One event per forwarded request, with what it did.
   void ctx.audit
@@ -101,7 +113,7 @@ export async function routeClientStream(ctx: ProxyContext, registry: AppRegistry
       status: outcome?.status ?? 502,
       bytes_in: body.bytes,
       bytes_out: outcome?.bytes ?? 0,
-      duration_ms: Date.now() - started,
+      duration_ms: durationMs,
       azure_request_id: outcome?.azureRequestId ?? null,
       agent: outcome?.agent ?? null,
       ...(outcome?.error || !outcome ? { error: outcome?.error ?? lastError } : {}),
@@ -115,7 +127,7 @@ function pickServer(registry: AppRegistry, app: string, attempt: number): AppSer
   return servers[attempt % Math.max(servers.length, 1)];
 }
 
-type Relayed = { ok: true; status: number; bytes: number; azureRequestId: string | null; agent: string; error?: string };
+type Relayed = { ok: true; status: number; bytes: number; azureRequestId: string | null; agent: string; error?: string; upstreamMs?: number };
 type RelayOutcome = Relayed | { ok: false; retryable: boolean; error: string };
 
 /** Azure's own id for the request (ARM, Storage, Key Vault all send one), for matching with Azure's logs. */
@@ -156,9 +168,10 @@ async function relay(server: AppServer, meta: AgentStreamMeta, body: BodyPump, c
   try {
     client.sendMeta(parsed.data);
     await upstream.readable.pipeThrough(count).pipeTo(client.writable, { preventClose: true, preventAbort: true, preventCancel: true });
-    const trailer = (await upstream.readMeta()) as { error?: string } | null;
-    if (trailer) client.sendMeta(trailer);
+    const trailer = (await upstream.readMeta()) as ResponseTrailer | null;
+    if (trailer) client.sendMeta(trailer as unknown as Record<string, unknown>);
     if (trailer?.error) result.error = trailer.error;
+    result.upstreamMs = trailer?.timings?.upstream_ms;
     client.end();
   } catch (e) {
     const err = e instanceof StreamResetError ? e : new StreamResetError(ErrorCode.INTERNAL_ERROR, (e as Error).message, false);

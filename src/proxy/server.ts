@@ -12,11 +12,14 @@ import { KEYS } from "./keys.ts";
 import { AppRegistry } from "./registry.ts";
 import { tunnelServer, type TunnelServer } from "./tunnels.ts";
 import { advertise, listPeers } from "./peers.ts";
+import { serveDiag } from "../health/probes.ts";
 import { WS_MAX_PAYLOAD } from "../tunnel/index.ts";
 
 export interface RunningProxy {
   /** A loopback URL of this proxy (for the local admin and tests). */
   url: string;
+  /** The diagnostics listener's port (/metrics, probes), when one was asked for. */
+  diagPort?: number;
   publicUrl: string;
   port: number;
   clusterName: string;
@@ -83,12 +86,26 @@ export async function startProxy(config: Config & { data_dir: string }): Promise
       closers.push(() => ad.stop());
     }
 
+    let diagPort: number | undefined;
+    if (config.proxy.diag_addr) {
+      const hp = splitHostPort(config.proxy.diag_addr, 3000);
+      const readiness = async () => (tunnels.isDraining() ? { ready: false as const, reason: "shutting down" } : { ready: true as const });
+      const diag = await serveDiag(hp.host, hp.port, readiness, async () => {
+        const counts = tunnels.counts();
+        ctx.metrics.tunnels.set({ kind: "agent" }, counts.agents);
+        ctx.metrics.tunnels.set({ kind: "client" }, counts.clients);
+        return { contentType: ctx.metrics.registry.contentType, text: await ctx.metrics.registry.metrics() };
+      });
+      diagPort = diag.port;
+      closers.push(() => diag.close());
+    }
+
     const sweeper = setInterval(() => void sweepExpired(ctx).catch((e) => console.error("[proxy] sweep failed:", e)), 60_000);
     sweeper.unref?.();
     closers.push(async () => clearInterval(sweeper));
 
     await ctx.audit.emit({ event: "proxy.start", code: "TP000I", cluster: ctx.cluster.name, listen: `${listen.host}:${server.port}` });
-    return { url: localUrl, publicUrl: urls.public, port: server.port, clusterName: ctx.cluster.name, caPins: await clusterPins(ctx.cluster), ctx, registry, tunnels, close: shutdown };
+    return { url: localUrl, diagPort, publicUrl: urls.public, port: server.port, clusterName: ctx.cluster.name, caPins: await clusterPins(ctx.cluster), ctx, registry, tunnels, close: shutdown };
   } catch (e) {
     await shutdown();
     throw e;

@@ -7,6 +7,8 @@ import { entraPassword } from "../storage/postgres-auth.ts";
 import type { Backend } from "../storage/backend.ts";
 import { JsonLinesAuditSink, type AuditSink } from "../audit/sink.ts";
 import { PostgresAuditSink } from "../audit/postgres-sink.ts";
+import { timedBackend } from "../storage/timed.ts";
+import { proxyMetrics } from "../metrics/proxy.ts";
 import { BackendReplayCache, MemoryReplayCache } from "../auth/replay-cache.ts";
 import { parseDuration } from "../util/duration.ts";
 import type { Config } from "../config/schema.ts";
@@ -43,7 +45,10 @@ export async function openState(
     for (const fn of closers.reverse()) await fn().catch(() => undefined);
   };
   try {
-    const { backend, audit } = await openStorage(dataDir, opts.storage ?? { type: "file" });
+    const metrics = proxyMetrics();
+    const storage = await openStorage(dataDir, opts.storage ?? { type: "file" });
+    const backend = timedBackend(storage.backend, (op, seconds) => metrics.backend.observe({ op }, seconds));
+    const audit = storage.audit;
     closers.push(() => backend.close());
     closers.push(() => audit.close());
     let clusterName = opts.clusterName;
@@ -54,7 +59,7 @@ export async function openState(
       }
     }
     const cluster = await initCluster(backend, clusterName);
-    const ctx: ProxyContext = { backend, audit, cluster, settings: opts.settings, replay: opts.storage?.type === "postgres" ? new BackendReplayCache(backend) : new MemoryReplayCache(), localAdminSession: crypto.randomUUID() };
+    const ctx: ProxyContext = { backend, audit, cluster, settings: opts.settings, replay: opts.storage?.type === "postgres" ? new BackendReplayCache(backend) : new MemoryReplayCache(), localAdminSession: crypto.randomUUID(), metrics };
     return { ctx, close };
   } catch (e) {
     await close();

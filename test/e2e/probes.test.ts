@@ -30,7 +30,7 @@ describe("health and readiness probes", () => {
     cluster = await startCluster();
     agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken(), args: ["--diag-addr", "127.0.0.1:0"] });
     await agent.waitFor(/tunnel to .* is up/);
-    await agent.waitFor(/Probes:\s+http:\/\/127\.0\.0\.1:\d+/);
+    await agent.waitFor(/Diagnostics:\s+http:\/\/127\.0\.0\.1:\d+/);
   });
   afterAll(async () => {
     await agent?.stop();
@@ -45,7 +45,7 @@ describe("health and readiness probes", () => {
 
   it("azgate healthcheck (the image's HEALTHCHECK) passes against both, and refuses a non-loopback URL", async () => {
     const home = tempDir();
-    const port = /Probes:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(agent.output())![1];
+    const port = /Diagnostics:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(agent.output())![1];
     const proxyCheck = await cli(["healthcheck", "--url", `https://${cluster.proxy.addr}/readyz`], { home });
     expect([proxyCheck.code, proxyCheck.stdout]).toEqual([0, expect.stringContaining("readyz: ok")]);
     expect((await cli(["healthcheck", "--url", `http://127.0.0.1:${port}/readyz`], { home })).code).toBe(0);
@@ -56,7 +56,7 @@ describe("health and readiness probes", () => {
   });
 
   it("agent: ready while its tunnel is up, not ready (503, with the reason) once the proxy is gone, alive throughout", async () => {
-    const port = /Probes:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(agent.output())![1];
+    const port = /Diagnostics:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(agent.output())![1];
     const base = `http://127.0.0.1:${port}`;
     expect(await getJson(`${base}/readyz`)).toEqual({ status: 200, body: { status: "ready" } });
     await cluster.proxy.stop();

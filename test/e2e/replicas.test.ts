@@ -7,71 +7,31 @@
  * requests keep succeeding, with no user, role or acknowledged audit event lost.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readFileSync } from "node:fs";
-import path from "node:path";
 import { useEmulator } from "../helpers/emulator.ts";
-import { IDENTITY, openAppSession, readBody, SEED_DIR, spawnAgent, type AgentProcess, type AppSession } from "../helpers/cluster.ts";
-import { cli, startProxyProcess, tempDir, type ProxyProcess } from "../helpers/azgate.ts";
-import { startPostgres, type TestPostgres } from "../helpers/postgres.ts";
-import { startTcpBalancer, type TcpBalancer } from "../helpers/tcp-balancer.ts";
-import { readLocalAdmin } from "../../src/proxy/local-admin.ts";
-import { ApiClient, type ApiTarget } from "../../src/client/api.ts";
-import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../../src/pki/keys.ts";
+import { readBody, type AppSession } from "../helpers/cluster.ts";
+import { cli, tempDir, type ProxyProcess } from "../helpers/azgate.ts";
+import { READER, startReplicaCluster, type ReplicaCluster } from "../helpers/replicas.ts";
 
 const fx = useEmulator({ projectToken: true });
-const READER = IDENTITY("teleport-reader");
 const SUBS = "https://management.azure.com/subscriptions?api-version=2019-11-01";
 
 describe("proxy replicas", () => {
-  let db: TestPostgres;
-  let lb: TcpBalancer;
+  let cluster: ReplicaCluster;
   let a: ProxyProcess;
   let b: ProxyProcess;
-  let agent: AgentProcess;
-  let env: Record<string, string>;
-  let aliceApi: (t: ApiTarget) => ApiClient;
-  const targetOf = async (p: ProxyProcess | TcpBalancer) => ({ baseUrl: `https://127.0.0.1:${p.port}`, ca_pem: (await readLocalAdmin(a.dataDir))!.ca_pem });
-  const replica = () =>
-    startProxyProcess({ dataDir: tempDir("azgate-replica-"), home: tempDir("azgate-home-"), args: ["--second-factor", "off", "--advertise-addr", "127.0.0.1:0", "--public-addr", lb.addr], env });
 
   beforeAll(async () => {
-    db = await startPostgres();
-    env = { AZGATE_STORAGE_TYPE: "postgres", AZGATE_STORAGE_CONN_STRING: await db.database("azgate_replicas") };
-    lb = await startTcpBalancer();
-    [a, b] = await Promise.all([replica(), replica()]);
-    lb.backends = [a.port, b.port];
-
-    const local = (await readLocalAdmin(a.dataDir))!;
-    const admin = new ApiClient({ baseUrl: local.url, ca_pem: local.ca_pem }, { keyPem: local.key_pem, certPem: local.cert_pem });
-    await admin.call("POST", "/v1/admin/resources", { text: readFileSync(path.join(SEED_DIR, "azure-cli-access-internal.yaml"), "utf8") });
-    const { invite_token } = await admin.call<{ invite_token: string }>("POST", "/v1/admin/users", { name: "alice", roles: ["access", "azure-cli-access"], traits: { azure_identities: [READER] } });
-    const password = "correct horse battery staple";
-    const viaLb = new ApiClient(await targetOf(lb));
-    await viaLb.call("POST", `/v1/invites/${invite_token}/accept`, { password });
-    const keys = await generateKeyPair();
-    const login = await viaLb.call<{ cert_pem: string }>("POST", "/v1/auth/login", { user: "alice", password, public_key_pem: await publicKeyToPem(keys.publicKey) });
-    const keyPem = await privateKeyToPem(keys.privateKey);
-    aliceApi = (t) => new ApiClient(t, { keyPem, certPem: login.cert_pem });
-
-    const { token } = await admin.call<{ token: string }>("POST", "/v1/admin/tokens", { type: "app", ttl: "1h" });
-    agent = spawnAgent({ proxy: { ...a, addr: lb.addr }, fx, token });
-    // One tunnel through the balancer, then one straight to the replica it did not reach.
-    await agent.waitFor(/opening a tunnel/);
-    await agent.waitFor(/tunnel to .* is up[\s\S]*tunnel to .* is up/);
+    cluster = await startReplicaCluster(fx);
+    [a, b] = cluster.replicas;
   }, 90_000);
-  afterAll(async () => {
-    await agent?.stop();
-    for (const p of [a, b]) await p?.stop();
-    await lb?.close();
-    await db?.stop();
-  });
+  afterAll(async () => cluster?.stop());
 
   it("the agent holds a tunnel to each replica, and clients succeed through either", async () => {
+    expect(cluster.agent.output()).toMatch(/proxy replica \S+ at 127\.0\.0\.1:\d+: opening a tunnel/);
     for (const p of [a, b]) {
-      const t = await targetOf(p);
-      const { items } = await aliceApi(t).call<{ items: { name: string }[] }>("GET", "/v1/apps");
+      const { items } = await cluster.alice(await cluster.targetOf(p)).call<{ items: { name: string }[] }>("GET", "/v1/apps");
       expect(items.map((i) => i.name), `apps on replica ${p.port}`).toEqual(["azure-cli"]);
-      const app = await openAppSession(t, aliceApi(t), "azure-cli", READER);
+      const app = await cluster.appSession(p);
       try {
         const res = await app.request(SUBS);
         expect(res.status).toBe(200);
@@ -83,7 +43,6 @@ describe("proxy replicas", () => {
   });
 
   it("keeps serving after a replica is killed mid-traffic, once clients reconnect, losing nothing acknowledged", async () => {
-    const lbTarget = await targetOf(lb);
     let ok = 0;
     let failedInFlight = 0;
     let stop = false;
@@ -92,7 +51,7 @@ describe("proxy replicas", () => {
       let app: AppSession | null = null;
       while (!stop) {
         try {
-          app ??= await openAppSession(lbTarget, aliceApi(lbTarget), "azure-cli", READER);
+          app ??= await cluster.appSession();
           const res = await app.request(SUBS);
           await readBody(res);
           if (res.status === 200) ok++;
@@ -109,7 +68,7 @@ describe("proxy replicas", () => {
     const workers = Array.from({ length: 6 }, () => worker());
     await new Promise((r) => setTimeout(r, 1_500));
     await a.stop("SIGKILL");
-    lb.backends = [b.port]; // the balancer's health check takes the dead replica out
+    cluster.lb.backends = [b.port]; // the balancer's health check takes the dead replica out
     await new Promise((r) => setTimeout(r, 1_000));
     const afterReconnect = ok;
     await new Promise((r) => setTimeout(r, 2_000));
@@ -120,7 +79,7 @@ describe("proxy replicas", () => {
     expect(ok - afterReconnect).toBeGreaterThan(20);
 
     // Nothing acknowledged is lost: the user, her roles, and an audit start event for every answered request.
-    const survivor = aliceApi(await targetOf(b));
+    const survivor = cluster.alice(await cluster.targetOf(b));
     const me = await survivor.call<{ name: string; roles: string[] }>("GET", "/v1/whoami");
     expect(me).toMatchObject({ name: "alice", roles: ["access", "azure-cli-access"] });
     const audit = await cli(["admin", "--data-dir", b.dataDir, "audit", "ls", "--event", "app.request.start", "--user", "alice", "--limit", "100000", "--format", "json"], { home: tempDir() });
@@ -128,15 +87,49 @@ describe("proxy replicas", () => {
     expect(JSON.parse(audit.stdout).length).toBeGreaterThanOrEqual(ok);
   });
 
-  it("a replica that comes back is found by the agent again", async () => {
-    const mark = agent.output().length;
-    const c = await replica();
+  it("serves Prometheus metrics with the traffic it saw, at each replica and the agent", async () => {
+    // One denial, so the denial series has a value.
+    const app = await cluster.appSession(b);
     try {
-      lb.backends = [b.port, c.port];
-      await agent.waitFor(/opening a tunnel/, 30_000, mark);
-      await agent.waitFor(/tunnel to .* is up/, 30_000, mark);
-      const t = await targetOf(c);
-      const app = await openAppSession(t, aliceApi(t), "azure-cli", READER);
+      expect((await app.request("https://example.com/")).status).toBe(403);
+    } finally {
+      app.close();
+    }
+    const scrape = async (output: string) => {
+      const port = /Diagnostics:\s+http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(output)![1];
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+      expect(res.headers.get("content-type")).toContain("text/plain");
+      return parsePrometheus(await res.text());
+    };
+    const proxy = await scrape(b.output());
+    expect(proxy.value("azgate_requests_total", { app: "azure-cli", identity: READER, method: "GET", status: "200" })).toBeGreaterThan(10);
+    expect(proxy.value("azgate_proxy_overhead_seconds_count", { app: "azure-cli" })).toBeGreaterThan(10);
+    expect(proxy.value("azgate_upstream_seconds_count", { app: "azure-cli" })).toBeGreaterThan(10);
+    // Overhead and Azure's time are told apart: both sums are positive and the mean overhead is well under a second.
+    const overheadMean = proxy.value("azgate_proxy_overhead_seconds_sum", { app: "azure-cli" }) / proxy.value("azgate_proxy_overhead_seconds_count", { app: "azure-cli" });
+    expect(overheadMean).toBeGreaterThan(0);
+    expect(overheadMean).toBeLessThan(1);
+    expect(proxy.value("azgate_denials_total", { reason: "target_refused" })).toBe(1);
+    // One tunnel from the agent (two for a moment while its first one moves here from the dead replica).
+    expect(proxy.value("azgate_tunnels", { kind: "agent" })).toBeGreaterThanOrEqual(1);
+    expect(proxy.value("azgate_tunnels", { kind: "agent" })).toBeLessThanOrEqual(2);
+    expect(proxy.value("azgate_open_streams", {})).toBe(0);
+    expect(proxy.value("azgate_backend_seconds_count", { op: "get" })).toBeGreaterThan(0);
+
+    const agentMetrics = await scrape(cluster.agent.output());
+    expect(agentMetrics.value("azgate_entra_token_lookups_total", { result: "miss" })).toBeGreaterThanOrEqual(1);
+    expect(agentMetrics.value("azgate_entra_token_lookups_total", { result: "hit" })).toBeGreaterThan(10);
+    expect(agentMetrics.value("azgate_entra_token_fetch_seconds_count", { outcome: "ok" })).toBeGreaterThanOrEqual(1);
+  });
+
+  it("a replica that comes back is found by the agent again", async () => {
+    const mark = cluster.agent.output().length;
+    const c = await cluster.addReplica();
+    try {
+      cluster.lb.backends = [b.port, c.port];
+      await cluster.agent.waitFor(/opening a tunnel/, 30_000, mark);
+      await cluster.agent.waitFor(/tunnel to .* is up/, 30_000, mark);
+      const app = await cluster.appSession(c);
       try {
         expect((await app.request(SUBS)).status).toBe(200);
       } finally {
@@ -147,3 +140,22 @@ describe("proxy replicas", () => {
     }
   });
 });
+
+/** Prometheus text exposition, read into name{labels} -> value. */
+function parsePrometheus(text: string) {
+  const samples = text
+    .split("\n")
+    .filter((l) => l && !l.startsWith("#"))
+    .map((l) => {
+      const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(l)!;
+      const labels = Object.fromEntries([...(m[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+      return { name: m[1], labels, value: Number(m[3]) };
+    });
+  return {
+    /** The sample with exactly these labels (NaN when there is none). */
+    value(name: string, labels: Record<string, string>) {
+      const want = JSON.stringify(Object.entries(labels).sort());
+      return samples.find((s) => s.name === name && JSON.stringify(Object.entries(s.labels).sort()) === want)?.value ?? NaN;
+    },
+  };
+}

@@ -56,7 +56,7 @@ export function startCommand(y: Argv) {
         .option("labels", { type: "string", describe: "agent: app labels, k=v,k2=v2" })
         .option("azure-connect-to", { type: "string", describe: "agent: send all Azure connections to host:port (an emulator), keeping host names" })
         .option("azure-ca-file", { type: "string", describe: "agent: CA to trust for --azure-connect-to" })
-        .option("diag-addr", { type: "string", describe: "agent: serve /healthz and /readyz on this host:port (plain HTTP)" }),
+        .option("diag-addr", { type: "string", describe: "serve /metrics (Prometheus), /healthz and /readyz on this host:port (plain HTTP)" }),
     run(async (argv) => {
       const config = loadConfig({
         file: argv.config,
@@ -76,7 +76,7 @@ export function startCommand(y: Argv) {
           [["agent", "apps"], argv.app ? [{ name: argv.app, cloud: argv["app-cloud"] ?? "Azure", labels: parseLabels(argv.labels) }] : undefined],
           [["agent", "connect_to", "address"], argv["azure-connect-to"]],
           [["agent", "connect_to", "ca_file"], argv["azure-ca-file"]],
-          [["agent", "diag_addr"], argv["diag-addr"]],
+          [[argv.mode === "agent" ? "agent" : "proxy", "diag_addr"], argv["diag-addr"]],
         ],
       });
       if (argv.mode === "agent") return runAgent(config);
@@ -91,6 +91,7 @@ export function startCommand(y: Argv) {
             ["Public URL", proxy.publicUrl],
             ["CA pin", proxy.caPins.join(", ")],
             ["Data dir", dataDir],
+            ...(proxy.diagPort ? [["Diagnostics", `http://${config.proxy.diag_addr!.replace(/:\d+$/, "")}:${proxy.diagPort}/metrics, /healthz, /readyz`] as [string, string]] : []),
           ]),
           ``,
           `Create the first user on this host: azgate admin --data-dir ${dataDir} users add NAME --roles access,editor`,
@@ -129,7 +130,7 @@ async function runAgent(config: Config): Promise<void> {
         ["Apps", agent.apps.map((a) => a.name).join(", ")],
         ["Azure credentials", running.tokens.mode === "workload" ? "Workload ID (AZURE_* environment)" : "managed identity (IMDS)"],
         ...(agent.connect_to ? [["Azure connect-to", agent.connect_to.address] as [string, string]] : []),
-        ...(running.diagPort ? [["Probes", `http://${agent.diag_addr!.replace(/:\d+$/, "")}:${running.diagPort}/healthz, /readyz`] as [string, string]] : []),
+        ...(running.diagPort ? [["Diagnostics", `http://${agent.diag_addr!.replace(/:\d+$/, "")}:${running.diagPort}/metrics, /healthz, /readyz`] as [string, string]] : []),
         ["Data dir", dataDir],
       ]),
     ].join("\n"),
