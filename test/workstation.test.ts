@@ -32,7 +32,7 @@ describe("token endpoint emulation", () => {
       const res = await call(`https://${MSI_HOST}/s3cret`, form(body));
       expect(res.status).toBe(200);
       expect(res.body).toMatchObject({ token_type: "Bearer", resource: "https://management.core.windows.net/", expires_on: String(Math.floor(expires.getTime() / 1000)) });
-      const claims = await verifyPlaceholder(res.body.access_token, keys.publicKey, ID);
+      const claims = verifyPlaceholder(res.body.access_token, await crypto.subtle.exportKey("jwk", keys.publicKey), ID);
       expect(claims).toMatchObject({ tid: TENANT, resource: "https://management.core.windows.net/", xms_mirid: ID });
       expect(claims.exp).toBeLessThanOrEqual(Math.floor(expires.getTime() / 1000));
     }

@@ -9,7 +9,6 @@ import { isAzureEndpoint } from "../azure/endpoints.ts";
 import { scopeForResource } from "../azure/scopes.ts";
 import { tokenMayGoTo } from "../azure/audiences.ts";
 import { PlaceholderError, verifyPlaceholder } from "../azure/placeholder.ts";
-import { EC_ALG } from "../pki/keys.ts";
 import { ErrorCode, type TunnelStream } from "../tunnel/index.ts";
 import { headerValue, requestHeadSchema, respondJson, type HeaderList, type ResponseTrailer } from "../tunnel/http.ts";
 import { z } from "zod";
@@ -84,8 +83,7 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
     if (!m) return refuse(refusal(401, "token_invalid", "Authorization must be a Bearer token from azgate's token endpoint"));
     let resource: string;
     try {
-      const key = await crypto.subtle.importKey("jwk", meta.client_key as JsonWebKey, EC_ALG, false, ["verify"]);
-      resource = (await verifyPlaceholder(m[1], key, meta.session.azure_identity)).resource;
+      resource = verifyPlaceholder(m[1], meta.client_key as JsonWebKey, meta.session.azure_identity).resource;
     } catch (e) {
       const problem = e instanceof PlaceholderError ? e.message : "the client key is unusable";
       return refuse(refusal(401, "token_invalid", problem));

@@ -5,7 +5,8 @@
  * outside azgate. Unlike Teleport's (tid and resource only), it expires with
  * the app certificate and names the Azure identity it was minted for.
  */
-import { SignJWT, jwtVerify, errors as joseErrors } from "jose";
+import { SignJWT, decodeJwt } from "jose";
+import { verifyEs256 } from "../pki/es256.ts";
 
 export interface PlaceholderClaims {
   /** Tenant id (az reads it at `az login`). */
@@ -44,18 +45,24 @@ export class PlaceholderError extends Error {
 }
 
 /**
- * Verifies a placeholder against the client's public key and the session's
- * identity (compared ignoring case, as RBAC compares identities).
+ * Verifies a placeholder against the client's public key (JWK) and the
+ * session's identity (compared ignoring case, as RBAC compares identities).
+ * The signature is checked with node:crypto (see pki/es256.ts for why), the
+ * claims here: issuer, expiry with 30 s of clock tolerance, jti.
  */
-export async function verifyPlaceholder(token: string, clientKey: CryptoKey, identity: string, now = new Date()): Promise<PlaceholderClaims> {
-  let payload: Partial<PlaceholderClaims>;
+export function verifyPlaceholder(token: string, clientKey: JsonWebKey, identity: string, now = new Date()): PlaceholderClaims {
+  let payload: Partial<PlaceholderClaims> & { iss?: unknown };
   try {
-    ({ payload } = await jwtVerify<PlaceholderClaims>(token, clientKey, { algorithms: ["ES256"], issuer: PLACEHOLDER_ISSUER, currentDate: now, clockTolerance: 30, requiredClaims: ["exp", "jti"] }));
+    if (!verifyEs256(token, clientKey)) throw new PlaceholderError("signature", "the token was not signed by this session's key");
+    payload = decodeJwt(token) as typeof payload;
   } catch (e) {
-    if (e instanceof joseErrors.JWTExpired) throw new PlaceholderError("expired", "the token has expired; run azgate apps login again");
-    if (e instanceof joseErrors.JWSSignatureVerificationFailed) throw new PlaceholderError("signature", "the token was not signed by this session's key");
+    if (e instanceof PlaceholderError) throw e;
     throw new PlaceholderError("malformed", `the token is not an azgate token (${(e as Error).message})`);
   }
+  if (payload.iss !== PLACEHOLDER_ISSUER || typeof payload.jti !== "string" || typeof payload.exp !== "number") {
+    throw new PlaceholderError("malformed", "the token is not an azgate token (issuer, jti or exp missing)");
+  }
+  if (payload.exp * 1000 + CLOCK_TOLERANCE_MS <= now.getTime()) throw new PlaceholderError("expired", "the token has expired; run azgate apps login again");
   if (typeof payload.xms_mirid !== "string" || payload.xms_mirid.toLowerCase() !== identity.toLowerCase()) {
     throw new PlaceholderError("identity", `the token is for identity "${payload.xms_mirid ?? "(none)"}", not this session's "${identity}"`);
   }
@@ -64,3 +71,5 @@ export async function verifyPlaceholder(token: string, clientKey: CryptoKey, ide
   }
   return payload as PlaceholderClaims;
 }
+
+const CLOCK_TOLERANCE_MS = 30_000;

@@ -1,4 +1,4 @@
-import { promises as fsp } from "node:fs";
+import { promises as fsp, readFileSync, rmSync } from "node:fs";
 import { AzgateError } from "../errors/index.ts";
 import { fsyncDir } from "./fs.ts";
 import path from "node:path";
@@ -56,9 +56,16 @@ export async function acquireDirLock(dir: string, purpose: string): Promise<DirL
       await fsyncDir(dir);
       return {
         file,
+        // Synchronous on purpose: it runs while a process stops, and on Deno an
+        // async file op issued after heavy load was seen never to complete.
         release: async () => {
-          const holder = await fsp.readFile(file, "utf8").catch(() => "");
-          if (holder.includes(`"pid":${process.pid},`)) await fsp.rm(file, { force: true });
+          let holder = "";
+          try {
+            holder = readFileSync(file, "utf8");
+          } catch {
+            return;
+          }
+          if (holder.includes(`"pid":${process.pid},`)) rmSync(file, { force: true });
         },
       };
     } catch (e) {

@@ -18,10 +18,11 @@ describe("load through two replicas", () => {
   afterAll(async () => cluster?.stop());
 
   it("carries 1,000 concurrent request streams with zero errors, over both replicas", async () => {
-    const result = await replicaLoad(cluster, { concurrency: 1000, requests: 4000, timeLimitMs: 120_000 });
+    const requests = 4000;
+    const result = await replicaLoad(cluster, { concurrency: 1000, requests, timeLimitMs: 120_000 });
     console.log(`[load] ${describeLoad(result)}`);
     expect(result.errors.slice(0, 5)).toEqual([]);
-    expect(result.requests).toBe(4000);
+    expect(result.requests).toBe(requests);
     // The balancer spread the sessions: both replicas forwarded requests.
     for (const replica of cluster.replicas) {
       const port = /Diagnostics:\s+http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(replica.output())![1];
