@@ -11,6 +11,11 @@ import type { WatchEvent } from "../src/storage/backend.ts";
 import { backendSuite } from "./helpers/backend-suite.ts";
 import { BackendReplayCache } from "../src/auth/replay-cache.ts";
 import { startPostgres, type TestPostgres } from "./helpers/postgres.ts";
+import { createSelfSignedCa } from "../src/pki/authority.ts";
+
+async function otherCaPem(): Promise<string> {
+  return (await createSelfSignedCa("CN=another CA", new Date(Date.now() + 86_400_000))).cert.toString("pem") + "\n";
+}
 
 let server: TestPostgres;
 let databases = 0;
@@ -99,6 +104,26 @@ describe("postgres backend shared by replicas", () => {
     wrong.password = "wrong";
     await expect(PostgresBackend.open({ connectionString: wrong.toString() })).rejects.toThrow(/PostgreSQL: password authentication failed/);
   });
+
+  it("verifies a TLS server against the given CA, and refuses one it does not trust", async () => {
+    const tlsServer = await startPostgres({ tls: true });
+    try {
+      const url = await tlsServer.database("azgate_tls");
+      const b = await PostgresBackend.open({ connectionString: url, caPem: tlsServer.caPem });
+      try {
+        const { rows } = await b.pool.query<{ ssl: boolean }>("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
+        expect(rows[0].ssl).toBe(true);
+      } finally {
+        await b.close();
+      }
+      // Another CA: the connection is refused before any password is sent.
+      await expect(PostgresBackend.open({ connectionString: url, caPem: await otherCaPem() })).rejects.toThrow(/PostgreSQL: .*(self[- ]signed|unable to verify|certificate)/i);
+      // sslmode in the string alone (no CA given): verify-full with the system CAs refuses it too.
+      await expect(PostgresBackend.open({ connectionString: `${url}?sslmode=verify-full` })).rejects.toThrow(/PostgreSQL: .*(self[- ]signed|unable to verify|certificate)/i);
+    } finally {
+      await tlsServer.stop();
+    }
+  }, 60_000);
 
   it("asks a password source for each new connection (how Entra tokens are used)", async () => {
     const url = new URL(await freshDatabase());

@@ -122,9 +122,10 @@ describe("proxy replicas", () => {
     expect(agentMetrics.value("azgate_entra_token_fetch_seconds_count", { outcome: "ok" })).toBeGreaterThanOrEqual(1);
   });
 
-  it("a replica that comes back is found by the agent again", async () => {
+  it("a replica that joins is found by the agent; one stopped cleanly withdraws and loses its tunnel", async () => {
     const mark = cluster.agent.output().length;
     const c = await cluster.addReplica();
+    let stopped = false;
     try {
       cluster.lb.backends = [b.port, c.port];
       await cluster.agent.waitFor(/opening a tunnel/, 30_000, mark);
@@ -135,8 +136,14 @@ describe("proxy replicas", () => {
       } finally {
         app.close();
       }
+      // SIGTERM: the replica drains, tells the agent to move, and withdraws its advertisement.
+      const before = cluster.agent.output().length;
+      await c.stop("SIGTERM");
+      stopped = true;
+      expect(c.output()).toContain("azgate proxy stopped.");
+      await cluster.agent.waitFor(/proxy replica \S+ is gone; its tunnel is closed/, 20_000, before);
     } finally {
-      await c.stop();
+      if (!stopped) await c.stop();
     }
   });
 });

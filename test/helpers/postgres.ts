@@ -9,10 +9,15 @@ import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSyn
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { createSelfSignedCa } from "../../src/pki/authority.ts";
+import { issueServerCert } from "../../src/pki/certificate.ts";
+import { generateKeyPair, privateKeyToPem } from "../../src/pki/keys.ts";
 
 export interface TestPostgres {
   /** postgres://azgate:PASSWORD@127.0.0.1:PORT/DB */
   url: string;
+  /** With `tls`: the CA (PEM) that issued the server's certificate. */
+  caPem?: string;
   /** A fresh database on this server (so test files do not share state). */
   database(name: string): Promise<string>;
   stop(): Promise<void>;
@@ -28,6 +33,10 @@ function binDir(): string {
 const asRoot = () => process.getuid?.() === 0;
 const asServerUser = (cmd: string, args: string[]): [string, string[]] => (asRoot() ? ["runuser", ["-u", "postgres", "--", cmd, ...args]] : [cmd, args]);
 
+function postgresIds(): { uid: number; gid: number } {
+  return { uid: Number(spawnSync("id", ["-u", "postgres"]).stdout.toString().trim()), gid: Number(spawnSync("id", ["-g", "postgres"]).stdout.toString().trim()) };
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -39,25 +48,36 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function startPostgres(): Promise<TestPostgres> {
+/** `tls`: the server also speaks TLS, with a certificate for 127.0.0.1 from a CA of the test's own. */
+export async function startPostgres(opts: { tls?: boolean } = {}): Promise<TestPostgres> {
   const bin = binDir();
   const dir = mkdtempSync(path.join(tmpdir(), "azgate-pg-"));
   const data = path.join(dir, "data");
   const password = `pw-${crypto.randomUUID()}`;
   writeFileSync(path.join(dir, "pwfile"), password + "\n");
   if (asRoot()) {
-    const ids = spawnSync("id", ["-u", "postgres"]).stdout.toString().trim();
-    const gid = spawnSync("id", ["-g", "postgres"]).stdout.toString().trim();
-    chownSync(dir, Number(ids), Number(gid));
-    chownSync(path.join(dir, "pwfile"), Number(ids), Number(gid));
+    chownSync(dir, postgresIds().uid, postgresIds().gid);
+    chownSync(path.join(dir, "pwfile"), postgresIds().uid, postgresIds().gid);
   }
   chmodSync(dir, 0o700);
   const [initCmd, initArgs] = asServerUser(path.join(bin, "initdb"), ["-D", data, "-U", "azgate", `--pwfile=${path.join(dir, "pwfile")}`, "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-sync"]);
   const init = spawnSync(initCmd, initArgs, { encoding: "utf8" });
   if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
 
+  const tlsArgs: string[] = [];
+  let caPem: string | undefined;
+  if (opts.tls) {
+    const ca = await createSelfSignedCa("CN=test postgres CA", new Date(Date.now() + 86_400_000));
+    const keys = await generateKeyPair();
+    const cert = await issueServerCert({ ca, publicKey: keys.publicKey, dnsNames: ["localhost"], ips: ["127.0.0.1"], notAfter: new Date(Date.now() + 86_400_000) });
+    writeFileSync(path.join(dir, "server.crt"), cert.toString("pem") + "\n");
+    writeFileSync(path.join(dir, "server.key"), await privateKeyToPem(keys.privateKey), { mode: 0o600 });
+    if (asRoot()) for (const f of ["server.crt", "server.key"]) chownSync(path.join(dir, f), postgresIds().uid, postgresIds().gid);
+    caPem = ca.cert.toString("pem") + "\n";
+    tlsArgs.push("-c", "ssl=on", "-c", `ssl_cert_file=${path.join(dir, "server.crt")}`, "-c", `ssl_key_file=${path.join(dir, "server.key")}`);
+  }
   const port = await freePort();
-  const [cmd, args] = asServerUser(path.join(bin, "postgres"), ["-D", data, "-h", "127.0.0.1", "-p", String(port), "-k", dir, "-c", "fsync=off", "-c", "max_connections=200"]);
+  const [cmd, args] = asServerUser(path.join(bin, "postgres"), ["-D", data, "-h", "127.0.0.1", "-p", String(port), "-k", dir, "-c", "fsync=off", "-c", "max_connections=200", ...tlsArgs]);
   const server: ChildProcess = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   server.stderr!.on("data", (d) => (log += d));
@@ -76,6 +96,7 @@ export async function startPostgres(): Promise<TestPostgres> {
   const url = (db: string) => `postgres://azgate:${encodeURIComponent(password)}@127.0.0.1:${port}/${db}`;
   return {
     url: url("postgres"),
+    caPem,
     async database(name) {
       const [psqlCmd, psqlArgs] = asServerUser(path.join(bin, "psql"), ["-h", dir, "-p", String(port), "-U", "azgate", "-d", "postgres", "-c", `CREATE DATABASE "${name}"`]);
       const r = spawnSync(psqlCmd, psqlArgs, { encoding: "utf8" });
