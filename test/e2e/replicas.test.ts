@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useEmulator } from "../helpers/emulator.ts";
-import { readBody, type AppSession } from "../helpers/cluster.ts";
+import { openAppSession, readBody, type AppSession } from "../helpers/cluster.ts";
 import { cli, tempDir, type ProxyProcess } from "../helpers/azgate.ts";
 import { READER, startReplicaCluster, type ReplicaCluster } from "../helpers/replicas.ts";
 
@@ -39,6 +39,23 @@ describe("proxy replicas", () => {
       } finally {
         app.close();
       }
+    }
+  });
+
+  it("a replica with no tunnel to the app's agent refuses a client's request, naming the app", async () => {
+    const lonely = await cluster.addReplica({ advertise: false });
+    try {
+      // The app certificate comes from a replica the agent serves; the stream goes to the one it does not.
+      const app = await openAppSession(await cluster.targetOf(lonely), cluster.alice(await cluster.targetOf(b)), "azure-cli", READER);
+      try {
+        const res = await app.request(SUBS);
+        expect(res.status).toBe(503);
+        expect(JSON.parse(await readBody(res)).error.message).toBe('azgate: no agent serves app "azure-cli" right now; azgate apps ls shows the apps that are up');
+      } finally {
+        app.close();
+      }
+    } finally {
+      await lonely.stop();
     }
   });
 

@@ -21,8 +21,8 @@ export interface ReplicaCluster {
   lb: TcpBalancer;
   replicas: ProxyProcess[];
   agent: AgentProcess;
-  /** Starts one more replica on the same database (not added to the balancer). */
-  addReplica(): Promise<ProxyProcess>;
+  /** Starts one more replica on the same database (not added to the balancer); `advertise: false` keeps agents away. */
+  addReplica(o?: { advertise?: boolean }): Promise<ProxyProcess>;
   /** How to reach a replica (or the balancer) with the cluster's CA. */
   targetOf(p: { port: number }): Promise<ApiTarget>;
   /** alice's API client against a target. */
@@ -36,14 +36,14 @@ export async function startReplicaCluster(fx: EmulatorFixture, opts: { replicas?
   const db = await startPostgres();
   const env = { AZGATE_STORAGE_TYPE: "postgres", AZGATE_STORAGE_CONN_STRING: await db.database("azgate_replicas") };
   const lb = await startTcpBalancer();
-  const replica = () =>
+  const replica = (o: { advertise?: boolean } = {}) =>
     startProxyProcess({
       dataDir: tempDir("azgate-replica-"),
       home: tempDir("azgate-home-"),
-      args: ["--second-factor", "off", "--advertise-addr", "127.0.0.1:0", "--public-addr", lb.addr, "--diag-addr", "127.0.0.1:0"],
+      args: ["--second-factor", "off", ...(o.advertise === false ? [] : ["--advertise-addr", "127.0.0.1:0"]), "--public-addr", lb.addr, "--diag-addr", "127.0.0.1:0"],
       env,
     });
-  const replicas = await Promise.all(Array.from({ length: opts.replicas ?? 2 }, replica));
+  const replicas = await Promise.all(Array.from({ length: opts.replicas ?? 2 }, () => replica()));
   lb.backends = replicas.map((r) => r.port);
   const caPem = (await readLocalAdmin(replicas[0].dataDir))!.ca_pem;
   const targetOf = async (p: { port: number }) => ({ baseUrl: `https://127.0.0.1:${p.port}`, ca_pem: caPem });
