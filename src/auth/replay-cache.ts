@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { Backend } from "../storage/backend.ts";
+import { putIfAbsent, type Backend } from "../storage/backend.ts";
 
 /**
  * Remembers proof nonces until their proof could no longer pass the clock
@@ -38,13 +38,7 @@ export class MemoryReplayCache implements ReplayCache {
 export class BackendReplayCache implements ReplayCache {
   constructor(private readonly backend: Backend) {}
 
-  async remember(nonce: string, expiresAtMs: number): Promise<boolean> {
-    try {
-      await this.backend.compareAndSwap(`proof-nonces/${createHash("sha256").update(nonce).digest("hex")}`, null, 1, { expires: new Date(expiresAtMs) });
-      return true;
-    } catch (e) {
-      if ((e as { code?: string }).code === "compare_failed") return false;
-      throw e;
-    }
+  remember(nonce: string, expiresAtMs: number): Promise<boolean> {
+    return putIfAbsent(this.backend, `proof-nonces/${createHash("sha256").update(nonce).digest("hex")}`, 1, { expires: new Date(expiresAtMs) });
   }
 }

@@ -2,6 +2,7 @@
  * Admin operations, shared by the HTTP API and the local bootstrap path.
  * Each one authorises the caller by `rules`, writes, and audits.
  */
+import { putIfAbsent } from "../storage/backend.ts";
 import type { AuditEvent } from "../audit/sink.ts";
 import { CONNECTOR_KINDS, connectorRoles, withoutSecrets, type Connector, type ConnectorKind } from "../resources/connector.ts";
 import { AzgateError } from "../errors/index.ts";
@@ -153,12 +154,7 @@ export async function addUser(ctx: ProxyContext, caller: Caller, name: string, r
     metadata: { name },
     spec: { roles, traits, created_by: { time: new Date().toISOString(), user: caller.name } },
   };
-  try {
-    await ctx.backend.compareAndSwap(KEYS.user(name), null, user);
-  } catch (e) {
-    if ((e as AzgateError).code === "compare_failed") throw new AzgateError("already_exists", `user "${name}" already exists`);
-    throw e;
-  }
+  if (!(await putIfAbsent(ctx.backend, KEYS.user(name), user))) throw new AzgateError("already_exists", `user "${name}" already exists`);
   await ctx.audit.emit({ event: "user.create", code: "T1002I", user: caller.name, name, roles });
   return { user, invite: await createInvite(ctx, name) };
 }

@@ -9,7 +9,7 @@ import { resolveCaller, type Caller } from "./caller.ts";
 import { login } from "./login.ts";
 import { acceptInvite, describeInvite } from "./users.ts";
 import * as admin from "./admin.ts";
-import { probeRoutes } from "../health/probes.ts";
+import { probeRoutes, type Readiness } from "../health/probes.ts";
 import { KEYS } from "./keys.ts";
 import { LoginRateLimiter, remoteAddr } from "./rate-limit.ts";
 import { invitePages } from "./web/invite.ts";
@@ -38,19 +38,7 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   app.notFound((c) => c.json(toErrorBody(new AzgateError("not_found", `no such endpoint: ${c.req.method} ${new URL(c.req.url).pathname}`)), 404));
 
   // ---- public ----
-  // Ready: not shutting down, and the backend answers a read.
-  app.route(
-    "/",
-    probeRoutes(async () => {
-      if (opts.tunnels?.isDraining()) return { ready: false, reason: "shutting down" };
-      try {
-        await ctx.backend.get(KEYS.role("access"));
-        return { ready: true };
-      } catch (e) {
-        return { ready: false, reason: `backend: ${(e as Error).message}` };
-      }
-    }),
-  );
+  app.route("/", probeRoutes(() => proxyReadiness(ctx, opts.tunnels)));
   app.get("/v1/ping", async (c) =>
     c.json({
       cluster_name: ctx.cluster.name,
@@ -156,6 +144,17 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   });
   app.route("/v1", authed);
   return app;
+}
+
+/** Ready: not shutting down, and the backend answers a read (the API port's /readyz and the diagnostics port's). */
+export async function proxyReadiness(ctx: ProxyContext, tunnels?: TunnelServer): Promise<Readiness> {
+  if (tunnels?.isDraining()) return { ready: false, reason: "shutting down" };
+  try {
+    await ctx.backend.get(KEYS.role("access"));
+    return { ready: true };
+  } catch (e) {
+    return { ready: false, reason: `backend: ${(e as Error).message}` };
+  }
 }
 
 async function jsonBody<T>(c: Context): Promise<T> {

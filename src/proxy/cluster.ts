@@ -1,6 +1,6 @@
 import { x509 } from "../pki/x509.ts";
 import { AzgateError } from "../errors/index.ts";
-import type { Backend } from "../storage/backend.ts";
+import { putIfAbsent, type Backend } from "../storage/backend.ts";
 import { createAuthority, loadAuthority, storeAuthority, type Authority, type StoredAuthority } from "../pki/authority.ts";
 import { caPin } from "../pki/pin.ts";
 import { PRESET_ROLES } from "../rbac/presets.ts";
@@ -20,7 +20,7 @@ export interface ClusterAuthorities {
  */
 export async function initCluster(backend: Backend, clusterName: string): Promise<ClusterAuthorities> {
   // Replicas starting together on a shared backend race here: whoever writes first wins, the others read what it wrote.
-  await createOnce(backend, KEYS.clusterName, { name: clusterName });
+  await putIfAbsent(backend, KEYS.clusterName, { name: clusterName });
   const stored = (await backend.get<{ name: string }>(KEYS.clusterName))!;
   if (stored.value.name !== clusterName) {
     throw new AzgateError(
@@ -31,24 +31,15 @@ export async function initCluster(backend: Backend, clusterName: string): Promis
   const user = await loadOrCreateAuthority(backend, "user", clusterName);
   const host = await loadOrCreateAuthority(backend, "host", clusterName);
   for (const role of PRESET_ROLES) {
-    if (!(await backend.get(KEYS.role(role.metadata.name)))) await createOnce<Role>(backend, KEYS.role(role.metadata.name), role);
+    await putIfAbsent<Role>(backend, KEYS.role(role.metadata.name), role);
   }
   return { name: clusterName, user, host };
-}
-
-/** Writes `value` unless the key exists (or another writer got there first); never overwrites. */
-async function createOnce<T>(backend: Backend, key: string, value: T): Promise<void> {
-  try {
-    await backend.compareAndSwap(key, null, value);
-  } catch (e) {
-    if ((e as AzgateError).code !== "compare_failed") throw e;
-  }
 }
 
 async function loadOrCreateAuthority(backend: Backend, type: "user" | "host", clusterName: string): Promise<Authority> {
   const item = await backend.get<StoredAuthority>(KEYS.authority(type));
   if (item) return loadAuthority(item.value);
-  await createOnce(backend, KEYS.authority(type), await storeAuthority(await createAuthority(type, clusterName)));
+  await putIfAbsent(backend, KEYS.authority(type), await storeAuthority(await createAuthority(type, clusterName)));
   return loadAuthority((await backend.get<StoredAuthority>(KEYS.authority(type)))!.value);
 }
 

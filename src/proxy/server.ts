@@ -3,7 +3,7 @@ import { serve } from "../runtime/index.ts";
 import type { Config } from "../config/schema.ts";
 import { clusterPins, pemOf } from "./cluster.ts";
 import type { ProxyContext } from "./context.ts";
-import { createApi } from "./api.ts";
+import { createApi, proxyReadiness } from "./api.ts";
 import { removeLocalAdmin, writeLocalAdmin } from "./local-admin.ts";
 import { proxyTls } from "./tls.ts";
 import { sweepExpired } from "./admin.ts";
@@ -89,8 +89,7 @@ export async function startProxy(config: Config & { data_dir: string }): Promise
     let diagPort: number | undefined;
     if (config.proxy.diag_addr) {
       const hp = splitHostPort(config.proxy.diag_addr, 3000);
-      const readiness = async () => (tunnels.isDraining() ? { ready: false as const, reason: "shutting down" } : { ready: true as const });
-      const diag = await serveDiag(hp.host, hp.port, readiness, async () => {
+      const diag = await serveDiag(hp.host, hp.port, () => proxyReadiness(ctx, tunnels), async () => {
         const counts = tunnels.counts();
         ctx.metrics.tunnels.set({ kind: "agent" }, counts.agents);
         ctx.metrics.tunnels.set({ kind: "client" }, counts.clients);

@@ -39,3 +39,14 @@ export function checkKey(key: string): void {
 export function isExpired(item: { expires?: string }, now = Date.now()): boolean {
   return item.expires !== undefined && Date.parse(item.expires) <= now;
 }
+
+/** Writes `value` only if `key` is absent (or expired); false when another writer got there first. */
+export async function putIfAbsent<T>(backend: Backend, key: string, value: T, opts?: PutOptions): Promise<boolean> {
+  try {
+    await backend.compareAndSwap(key, null, value, opts);
+    return true;
+  } catch (e) {
+    if ((e as { code?: string }).code === "compare_failed") return false;
+    throw e;
+  }
+}

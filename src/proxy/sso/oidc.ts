@@ -9,31 +9,26 @@ import * as oidc from "openid-client";
 import { AzgateError } from "../../errors/index.ts";
 import type { OidcConnector } from "../../resources/connector.ts";
 import { claimsToTraits, rolesFromTraits, ssoUserName } from "../../sso/mapping.ts";
+import { ttlCache } from "../../util/ttl-cache.ts";
 import type { SsoIdentity } from "./finish.ts";
 
 /** Claims about the token itself, not the user: kept out of traits. */
 const PROTOCOL_CLAIMS = ["iss", "aud", "exp", "iat", "nbf", "nonce", "at_hash", "c_hash", "s_hash", "auth_time", "azp", "sid", "jti", "acr", "amr"];
-const DISCOVERY_CACHE_MS = 5 * 60_000;
-const discovered = new Map<string, { at: number; config: Promise<oidc.Configuration> }>();
+/** Discovery documents, for 5 minutes per issuer and client. */
+const discovered = ttlCache<oidc.Configuration>(5 * 60_000);
 
 /** Plain http is accepted only for an issuer on this machine (tests, local IdPs); anywhere else it is https. */
 function isLoopback(url: URL): boolean {
   return ["127.0.0.1", "[::1]", "localhost"].includes(url.hostname);
 }
 
-async function configuration(c: OidcConnector): Promise<oidc.Configuration> {
-  const key = JSON.stringify([c.spec.issuer_url, c.spec.client_id, c.spec.client_secret]);
-  const hit = discovered.get(key);
-  if (hit && Date.now() - hit.at < DISCOVERY_CACHE_MS) return hit.config;
+function configuration(c: OidcConnector): Promise<oidc.Configuration> {
   const issuer = new URL(c.spec.issuer_url);
-  const config = oidc
-    .discovery(issuer, c.spec.client_id, c.spec.client_secret, undefined, isLoopback(issuer) ? { execute: [oidc.allowInsecureRequests] } : undefined)
-    .catch((e: Error) => {
-      discovered.delete(key);
+  return discovered(JSON.stringify([c.spec.issuer_url, c.spec.client_id, c.spec.client_secret]), () =>
+    oidc.discovery(issuer, c.spec.client_id, c.spec.client_secret, undefined, isLoopback(issuer) ? { execute: [oidc.allowInsecureRequests] } : undefined).catch((e: Error) => {
       throw new AzgateError("sso_failed", `cannot reach the OIDC issuer ${c.spec.issuer_url}: ${e.message}`);
-    });
-  discovered.set(key, { at: Date.now(), config });
-  return config;
+    }),
+  );
 }
 
 export const redirectUrl = (c: OidcConnector) => [c.spec.redirect_url].flat()[0];

@@ -15,27 +15,23 @@ import { certPem, parseIdpMetadata, type IdpMetadata } from "../../sso/saml-meta
 import type { ProxyContext } from "../context.ts";
 import { KEYS, secretHash } from "../keys.ts";
 import type { SsoIdentity } from "./finish.ts";
+import { ttlCache } from "../../util/ttl-cache.ts";
 
 const ASSERTION = "urn:oasis:names:tc:SAML:2.0:assertion";
-const METADATA_CACHE_MS = 5 * 60_000;
 const CLOCK_SKEW_MS = 60_000;
-const fetched = new Map<string, { at: number; metadata: Promise<IdpMetadata> }>();
+/** Metadata fetched from entity_descriptor_url, for 5 minutes. */
+const fetched = ttlCache<IdpMetadata>(5 * 60_000);
 
 async function idpMetadata(c: SamlConnector): Promise<IdpMetadata> {
   if (c.spec.entity_descriptor) return parse(c, c.spec.entity_descriptor);
   const url = c.spec.entity_descriptor_url!;
-  const hit = fetched.get(url);
-  if (hit && Date.now() - hit.at < METADATA_CACHE_MS) return hit.metadata;
-  const metadata = (async () => {
+  return fetched(JSON.stringify([url, c.spec.issuer, c.spec.sso]), async () => {
     const res = await fetch(url).catch((e: Error) => {
       throw new AzgateError("sso_failed", `cannot fetch the SAML metadata from ${url}: ${e.message}`);
     });
     if (!res.ok) throw new AzgateError("sso_failed", `cannot fetch the SAML metadata from ${url}: HTTP ${res.status}`);
     return parse(c, await res.text());
-  })();
-  metadata.catch(() => fetched.delete(url));
-  fetched.set(url, { at: Date.now(), metadata });
-  return metadata;
+  });
 }
 
 function parse(c: SamlConnector, xml: string): IdpMetadata {
