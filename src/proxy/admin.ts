@@ -6,7 +6,6 @@ import { putIfAbsent } from "../storage/backend.ts";
 import type { AuditEvent } from "../audit/sink.ts";
 import { CONNECTOR_KINDS, connectorRoles, withoutSecrets, type Connector, type ConnectorKind } from "../resources/connector.ts";
 import { AzgateError } from "../errors/index.ts";
-import type { Role } from "../rbac/types.ts";
 import type { Resource } from "../resources/parse.ts";
 import type { User } from "../resources/user.ts";
 import { parseDuration } from "../util/duration.ts";
