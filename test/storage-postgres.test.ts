@@ -10,6 +10,7 @@ import { PostgresBackend } from "../src/storage/postgres.ts";
 import type { WatchEvent } from "../src/storage/backend.ts";
 import { backendSuite } from "./helpers/backend-suite.ts";
 import { BackendReplayCache } from "../src/auth/replay-cache.ts";
+import { entraPassword } from "../src/storage/postgres-auth.ts";
 import { startPostgres, type TestPostgres } from "./helpers/postgres.ts";
 import { createSelfSignedCa } from "../src/pki/authority.ts";
 
@@ -137,5 +138,27 @@ describe("postgres backend shared by replicas", () => {
     } finally {
       await b.close();
     }
+  });
+});
+
+describe("Entra ID passwords for Azure Database for PostgreSQL", () => {
+  it("asks for the OSS RDBMS scope, reuses a token until 5 minutes before it expires, then asks again", async () => {
+    let now = Date.now();
+    const scopes: string[] = [];
+    let issued = 0;
+    const credential = {
+      async getToken(scope: string | string[]) {
+        scopes.push([scope].flat()[0]);
+        issued++;
+        return { token: `entra-token-${issued}`, expiresOnTimestamp: now + 60 * 60_000 };
+      },
+    };
+    const password = entraPassword(credential, () => now);
+    expect(await password()).toBe("entra-token-1");
+    now += 50 * 60_000; // 10 minutes left: still good
+    expect(await password()).toBe("entra-token-1");
+    now += 6 * 60_000; // 4 minutes left: renewed
+    expect(await password()).toBe("entra-token-2");
+    expect(scopes).toEqual(["https://ossrdbms-aad.database.windows.net/.default", "https://ossrdbms-aad.database.windows.net/.default"]);
   });
 });
