@@ -39,6 +39,7 @@ describe("postgres backend shared by replicas", () => {
 
       const seen: WatchEvent[] = [];
       const stop = a.watch("roles/", (e) => seen.push(e));
+      await a.watching(); // another replica's writes are heard from here on
       await b.put("roles/r", { from: "b" });
       await b.delete("roles/r");
       await expect.poll(() => seen.map((e) => e.type)).toEqual(["put", "delete"]);

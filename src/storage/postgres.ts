@@ -116,6 +116,15 @@ export class PostgresBackend implements Backend {
     return () => this.watchers.delete(w);
   }
 
+  /**
+   * Resolves once LISTEN is in place: changes committed by other replicas
+   * after this point reach the watchers. (This replica's own writes wait for
+   * it already.) Callers that load state and then watch await it in between.
+   */
+  watching(): Promise<void> {
+    return this.listen();
+  }
+
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.watchers.clear();
