@@ -14,11 +14,9 @@ export async function main(argv: string[]): Promise<void> {
     .version(`${VERSION} (${runtimeVersion()})`)
     .strict()
     .wrap(Math.min(110, process.stdout.columns || 100))
-    .fail((msg, err, y) => {
-      if (err) throw err;
-      process.stderr.write(`ERROR: ${msg}\n\nRun "azgate --help" (or the command with --help) for usage.\n`);
-      process.exitCode = 2;
-      void y;
+    // Throwing is what stops yargs: a fail handler that returns lets the command run anyway.
+    .fail((msg, err) => {
+      throw err ?? new UsageError(msg);
     });
   // Only the module of the command being run is loaded; the others are listed by name and description.
   const known = new Set(MODULES.flatMap((m) => [...m.commands, ...(m.hidden ?? [])]));
@@ -29,5 +27,14 @@ export async function main(argv: string[]): Promise<void> {
     if (m.commands.includes("proxy")) cli = cli.command("az", DESCRIBE.az, (a) => a);
   }
   cli = cli.command("version", DESCRIBE.version, (a) => a, () => print(`azgate ${VERSION} (${runtimeVersion()})`));
-  await cli.demandCommand(1, "name a command").help().alias("h", "help").parseAsync();
+  try {
+    await cli.demandCommand(1, "name a command").help().alias("h", "help").parseAsync();
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`ERROR: ${e.message}\n\nRun "azgate --help" (or the command with --help) for usage.\n`);
+    process.exitCode = 2;
+  }
 }
+
+/** Arguments yargs refused (unknown option, missing value, bad choice): exit code 2, as for any CLI. */
+class UsageError extends Error {}

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { Authenticator, cli, startProxyProcess, tempDir, type ProxyProcess } from "../helpers/azgate.ts";
 import { request } from "../../src/runtime/index.ts";
@@ -209,6 +209,19 @@ describe("cluster core end to end", () => {
     const names = JSON.parse((await asAlice(["admin", "get", "roles", "--format", "json"])).stdout).map((r: { metadata: { name: string } }) => r.metadata.name);
     expect(names).not.toContain("star");
     expect(names).not.toContain("first-ok");
+  });
+
+  it("a usage error exits 2 and runs nothing", async () => {
+    const unused = path.join(tempDir(), "never-created");
+    const badMode = await cli(["start", "--mode", "bogus", "--data-dir", unused], { home: aliceHome });
+    expect(badMode.code).toBe(2);
+    expect(badMode.stderr).toContain('Argument: mode, Given: "bogus", Choices: "proxy", "agent"');
+    expect(badMode.stdout).not.toContain("is running");
+    expect(existsSync(unused)).toBe(false);
+    const missing = await asAlice(["admin", "users", "add", "erin"]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr.trim().split("\n")[0]).toBe("ERROR: Missing required argument: roles");
+    expect((await asAlice(["admin", "users", "ls"])).stdout).not.toContain("erin");
   });
 
   it("refuses admin commands to a user without admin rules", async () => {
