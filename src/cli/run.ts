@@ -17,6 +17,11 @@ export function run<A>(handler: (argv: A) => Promise<void>): (argv: A) => Promis
   };
 }
 
+/** For `.demandCommand(...subcommandNeeded("admin users"))`: yargs' own words are about "non-option arguments". */
+export function subcommandNeeded(command: string): [number, string] {
+  return [1, `name a subcommand; "azgate ${command} --help" lists them`];
+}
+
 export function reportError(e: unknown): void {
   const debug = process.env.AZGATE_DEBUG === "1";
   if (isAzgateError(e)) {

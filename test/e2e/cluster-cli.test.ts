@@ -222,6 +222,9 @@ describe("cluster core end to end", () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr.trim().split("\n")[0]).toBe("ERROR: Missing required argument: roles");
     expect((await asAlice(["admin", "users", "ls"])).stdout).not.toContain("erin");
+    const bare = await asAlice(["admin", "users"]);
+    expect(bare.code).toBe(2);
+    expect(bare.stderr.split("\n")[0]).toBe('ERROR: name a subcommand; "azgate admin users --help" lists them');
   });
 
   it("refuses admin commands to a user without admin rules", async () => {

@@ -15,7 +15,7 @@ import { inviteMessage } from "../../proxy/users.ts";
 import { formatDuration } from "../../util/duration.ts";
 import { connectAdmin, type AdminConnection } from "../connect.ts";
 import { fields, print, structured, table, type Format } from "../output.ts";
-import { csv, run } from "../run.ts";
+import { csv, run, subcommandNeeded } from "../run.ts";
 
 interface AdminArgs {
   "data-dir"?: string;
@@ -119,10 +119,10 @@ export function adminCommands(y: Argv) {
             print(res.message);
           }),
         )
-        .command("users", "Add, update and reset users", (u) => userCommands(u).demandCommand(1))
-        .command("tokens", "Join tokens for agents", (t) => tokenCommands(t).demandCommand(1))
-        .command("audit", "Read the audit log", (t) => auditCommands(t).demandCommand(1))
-        .demandCommand(1),
+        .command("users", "Add, update and reset users", (u) => userCommands(u).demandCommand(...subcommandNeeded("admin users")))
+        .command("tokens", "Join tokens for agents", (t) => tokenCommands(t).demandCommand(...subcommandNeeded("admin tokens")))
+        .command("audit", "Read the audit log", (t) => auditCommands(t).demandCommand(...subcommandNeeded("admin audit")))
+        .demandCommand(...subcommandNeeded("admin")),
   );
 }
 

@@ -4,7 +4,7 @@ import type { AppView } from "../../proxy/apps.ts";
 import { profileClient } from "../connect.ts";
 import { loadProfile } from "../../client/profile.ts";
 import { print, structured, table, type Format } from "../output.ts";
-import { run } from "../run.ts";
+import { run, subcommandNeeded } from "../run.ts";
 import { appLoginCommands } from "./azure.ts";
 
 export function appsCommands(y: Argv) {
@@ -34,6 +34,6 @@ export function appsCommands(y: Argv) {
           );
         }),
       )
-      .demandCommand(1),
+      .demandCommand(...subcommandNeeded("apps")),
   );
 }

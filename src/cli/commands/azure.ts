@@ -9,7 +9,7 @@ import { listAppSessions, removeAppSession } from "../../client/app-store.ts";
 import { currentSession, loginApp, openAzure } from "../../client/azure-session.ts";
 import { azVersion, findAz, runAz, usesMsal } from "../../client/az.ts";
 import { print } from "../output.ts";
-import { run, untilSignalled } from "../run.ts";
+import { run, subcommandNeeded, untilSignalled } from "../run.ts";
 
 export function appLoginCommands(a: Argv) {
   return a
@@ -125,6 +125,6 @@ export function proxyCommands(y: Argv) {
           await opened.proxy.close();
         }),
       )
-      .demandCommand(1),
+      .demandCommand(...subcommandNeeded("proxy")),
   );
 }

@@ -12,7 +12,7 @@ import { newTotpSecret, totpFor } from "../../auth/totp.ts";
 import { formatDuration, parseDuration } from "../../util/duration.ts";
 import { ask, confirm } from "../prompt.ts";
 import { fields, print, structured } from "../output.ts";
-import { run } from "../run.ts";
+import { run, subcommandNeeded } from "../run.ts";
 
 interface TrustArgs {
   proxy?: string;
@@ -122,7 +122,7 @@ export function sessionCommands(y: Argv) {
             print(`User ${invite.user} is ready. Log in with: azgate login --proxy ${argv.proxy} --user ${invite.user}`);
           }),
         )
-        .demandCommand(1),
+        .demandCommand(...subcommandNeeded("users")),
     );
 }
 
