@@ -19,7 +19,7 @@ import { Outbound } from "../src/agent/outbound.ts";
 import { identityHttpClient } from "../src/agent/identity-http.ts";
 import { AzureTokenProvider, TokenError } from "../src/agent/tokens.ts";
 import { forwardStream } from "../src/agent/forward.ts";
-import { forbiddenAddressReason } from "../src/agent/address-policy.ts";
+import { forbiddenAddressReason } from "../src/net/address-policy.ts";
 import { backoffDelay } from "../src/agent/reverse-tunnel.ts";
 import { TunnelSession, type FrameTransport } from "../src/tunnel/index.ts";
 import { tunnelRequest } from "../src/tunnel/http.ts";
@@ -189,6 +189,50 @@ describe("the agent's forwarder", () => {
       redirecting.close();
       upstream.close();
       privateServer.close();
+    }
+  });
+});
+
+describe("the agent's forwarder against an upstream that honours TRACE", () => {
+  it("refuses TRACE (and other methods Azure does not use) before a token is attached: the upstream sees nothing", async () => {
+    // A hostile or misconfigured "Azure" that echoes a TRACE request back, Authorization header and all.
+    const ca = await createAuthority("host", "trace fixture");
+    const k = await generateKeyPair();
+    const cert = await issueServerCert({ ca, publicKey: k.publicKey, dnsNames: ["management.azure.com"], ips: [], notAfter: new Date(Date.now() + 3_600_000) });
+    const seen: string[] = [];
+    const upstream = https.createServer({ key: await privateKeyToPem(k.privateKey), cert: cert.toString("pem") }, (req, res) => {
+      seen.push(req.method ?? "");
+      res.writeHead(200, { "content-type": "message/http" });
+      res.end(`${req.method} ${req.url} HTTP/1.1\r\n${Object.entries(req.headers).map(([h, v]) => `${h}: ${v}`).join("\r\n")}\r\n`);
+    });
+    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+    const echoing = new Outbound({ connectTo: { host: "127.0.0.1", port: (upstream.address() as net.AddressInfo).port }, caPem: ca.cert.toString("pem") });
+    const tokens = new AzureTokenProvider({ env: agentEnv(fx), httpClient: identityHttpClient(new Outbound({ connectTo: { host: "127.0.0.1", port: fx.emu.httpsPort }, caPem: fx.emu.caPem })) });
+    const session = forwarderPair(echoing, tokens);
+    const key = await generateKeyPair();
+    const clientKey = await crypto.subtle.exportKey("jwk", key.publicKey);
+    const placeholder = await signPlaceholder(key.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: READER, expires: new Date(Date.now() + 3_600_000) });
+    const send = async (method: string) => {
+      const res = await tunnelRequest(session, { method, url: SUBS, headers: [["authorization", `Bearer ${placeholder}`]], session: { user: "a", app: "azure-cli", azure_identity: READER, session_id: "s" }, client_key: clientKey, request_id: "r" });
+      return { status: res.status, body: await readBody(res) };
+    };
+    try {
+      for (const method of ["TRACE", "TRACK", "CONNECT", "PROPFIND"]) {
+        const res = await send(method);
+        expect(res.status, method).toBe(405);
+        expect(res.body).toContain(`method ${method} is not used by Azure APIs`);
+      }
+      expect(seen).toEqual([]);
+      // The same upstream gets (and echoes) a GET, with a real token swapped in: the refusal above is what kept it out.
+      const get = await send("GET");
+      expect(get.status).toBe(200);
+      expect(seen).toEqual(["GET"]);
+      expect(get.body).toMatch(/authorization: Bearer ey/i);
+      expect(get.body).not.toContain(placeholder);
+    } finally {
+      session.close();
+      echoing.close();
+      upstream.close();
     }
   });
 });

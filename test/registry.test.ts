@@ -25,12 +25,12 @@ describe("app registry", () => {
     const reg = new AppRegistry(45_000, () => now);
     const a = tunnel("a");
     reg.heartbeat(a, [app("azure-cli", { env: "prod" })]);
-    expect(reg.apps()).toEqual([{ app: app("azure-cli", { env: "prod" }), servers: 1 }]);
+    expect(reg.all().map((s) => s.app)).toEqual([app("azure-cli", { env: "prod" })]);
     now = 44_000;
     expect(reg.servers("azure-cli")).toHaveLength(1);
     now = 46_000;
     expect(reg.servers("azure-cli")).toHaveLength(0);
-    expect(reg.app("azure-cli")).toBeNull();
+    expect(reg.all("azure-cli")).toEqual([]);
   });
 
   it("drops an agent at once when its tunnel closes, and skips draining ones for new streams", () => {
@@ -41,10 +41,10 @@ describe("app registry", () => {
     reg.heartbeat(b, [app("azure-cli")]);
     a.state.draining = true;
     expect(reg.servers("azure-cli").map((s) => s.tunnel.id)).toEqual(["b"]);
-    expect(reg.app("azure-cli")).not.toBeNull();
+    expect(reg.all("azure-cli").map((s) => s.tunnel.id)).toEqual(["a", "b"]);
     b.state.closed = true;
     expect(reg.servers("azure-cli")).toEqual([]);
-    expect(reg.apps()).toEqual([{ app: app("azure-cli"), servers: 1 }]);
+    expect(reg.all("azure-cli").map((s) => s.tunnel.id)).toEqual(["a"]);
   });
 
   it("spreads streams: least busy first, rotating among equals", () => {
@@ -59,12 +59,17 @@ describe("app registry", () => {
     expect(reg.servers("azure-cli").map((s) => s.tunnel.id)).toEqual(["b", "c", "a"]);
   });
 
-  it("takes an app's labels from its most recent heartbeat", () => {
+  it("keeps each server's own labels when two agents announce one app name, and filters servers by the caller's check", () => {
     let now = 0;
     const reg = new AppRegistry(45_000, () => now);
     reg.heartbeat(tunnel("a"), [app("azure-cli", { env: "dev" })]);
     now = 10;
     reg.heartbeat(tunnel("b"), [app("azure-cli", { env: "prod" })]);
-    expect(reg.app("azure-cli")?.labels).toEqual({ env: "prod" });
+    expect(reg.all("azure-cli").map((s) => [s.tunnel.id, s.app.labels.env])).toEqual([["a", "dev"], ["b", "prod"]]);
+    // A heartbeat of the dev agent does not relabel the prod one (the old registry kept the last heartbeat's labels).
+    now = 20;
+    reg.heartbeat(tunnel("a"), [app("azure-cli", { env: "dev" })]);
+    const devOnly = (s: { app: AppSpec }) => s.app.labels.env === "dev";
+    for (let i = 0; i < 4; i++) expect(reg.servers("azure-cli", devOnly).map((s) => s.tunnel.id)).toEqual(["a"]);
   });
 });

@@ -6,6 +6,7 @@
  * trailer.
  */
 import { isAzureEndpoint } from "../azure/endpoints.ts";
+import { isAzureMethod } from "../azure/methods.ts";
 import { scopeForResource } from "../azure/scopes.ts";
 import { tokenMayGoTo } from "../azure/audiences.ts";
 import { PlaceholderError, verifyPlaceholder } from "../azure/placeholder.ts";
@@ -62,6 +63,9 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
   } catch {
     return refuse(refusal(400, "bad_request", "malformed URL"));
   }
+
+  // 0. The method: only those Azure APIs use, so a TRACE cannot echo the real token back.
+  if (!isAzureMethod(meta.method)) return refuse(refusal(405, "method_not_allowed", `method ${meta.method} is not used by Azure APIs; refused before any token was attached`));
 
   // 1. The target: an Azure API host, over HTTPS on 443, named only by the URL.
   const targetProblem = checkTarget(url, meta.headers);

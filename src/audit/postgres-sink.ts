@@ -12,7 +12,8 @@ export class PostgresAuditSink implements AuditSink {
   constructor(private readonly pool: pg.Pool) {}
 
   async emit(e: Omit<AuditEvent, "time">): Promise<void> {
-    const event: AuditEvent = { time: new Date().toISOString(), ...e } as AuditEvent;
+    // PostgreSQL text and jsonb refuse NUL: an event quoting hostile input must still be written.
+    const event = JSON.parse(JSON.stringify({ time: new Date().toISOString(), ...e }).replace(/\\u0000/g, "\\ufffd")) as AuditEvent;
     const identity = typeof event.azure_identity === "string" ? event.azure_identity : null;
     await this.pool.query(`INSERT INTO azgate_audit (time, event, "user", azure_identity, data) VALUES ($1, $2, $3, $4, $5)`, [
       event.time,

@@ -46,15 +46,21 @@ export async function createProof(opts: {
     .sign(opts.key);
 }
 
+/**
+ * Verifies everything but the body unless `body` is given. With
+ * `bodyFollows`, the body is left to checkProofBody, so a server can refuse
+ * a call without a valid proof before it reads a byte of the body.
+ */
 export async function verifyProof(opts: {
   authorization: string | undefined;
   method: string;
   pathAndQuery: string;
   body?: string | Uint8Array;
+  bodyFollows?: boolean;
   cas: x509.X509Certificate[];
   replay: ReplayCache;
   now?: number;
-}): Promise<{ identity: Identity; cert: x509.X509Certificate }> {
+}): Promise<{ identity: Identity; cert: x509.X509Certificate; claims: ProofClaims }> {
   const now = opts.now ?? Date.now();
   const jws = parseAuthorization(opts.authorization);
   let cert: x509.X509Certificate;
@@ -78,15 +84,20 @@ export async function verifyProof(opts: {
   if (claims.htm !== opts.method.toUpperCase() || claims.htu !== opts.pathAndQuery) {
     throw new AzgateError("proof_mismatch", "request proof was made for another request");
   }
-  const expectedBh = opts.body !== undefined && opts.body.length > 0 ? await bodyHash(opts.body) : undefined;
-  if (claims.bh !== expectedBh) throw new AzgateError("proof_mismatch", "request body does not match its proof");
+  if (!opts.bodyFollows) await checkProofBody(claims, opts.body);
   if (typeof claims.iat !== "number" || Math.abs(now - claims.iat * 1000) > PROOF_WINDOW_MS) {
     throw new AzgateError("proof_clock_skew", "request proof is outside the allowed clock window (60s); check this machine's clock");
   }
   if (typeof claims.jti !== "string" || claims.jti.length < 16) throw new AzgateError("proof_invalid", "request proof has no nonce");
   const fresh = await opts.replay.remember(`${identity.session_id}:${claims.jti}`, claims.iat * 1000 + PROOF_WINDOW_MS);
   if (!fresh) throw new AzgateError("proof_replayed", "request proof was already used");
-  return { identity, cert };
+  return { identity, cert, claims };
+}
+
+/** The body against the digest its proof signed (none when the body is empty). */
+export async function checkProofBody(claims: ProofClaims, body: string | Uint8Array | undefined): Promise<void> {
+  const expectedBh = body !== undefined && body.length > 0 ? await bodyHash(body) : undefined;
+  if (claims.bh !== expectedBh) throw new AzgateError("proof_mismatch", "request body does not match its proof");
 }
 
 function parseAuthorization(header: string | undefined): string {

@@ -98,7 +98,7 @@ export async function startDemo(opts: DemoOptions): Promise<RunningDemo> {
       log: (l) => opts.log(`agent: ${l}`),
     });
     closers.push(() => agent.close());
-    await waitFor(() => proxy.registry.app(DEMO_APP) !== undefined, 15_000, "the agent did not register its app with the proxy");
+    await waitFor(() => proxy.registry.all(DEMO_APP).length > 0, 15_000, "the agent did not register its app with the proxy");
 
     // The user: created (or reset, when the data dir is reused) with an invite accepted here.
     const password = `demo-${crypto.randomUUID()}`;

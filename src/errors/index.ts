@@ -16,6 +16,10 @@ export type ErrorCode =
   | "sso_attempt_invalid"
   | "sso_no_roles"
   | "user_locked"
+  | "locked"
+  | "method_not_allowed"
+  | "payload_too_large"
+  | "unsupported_media_type"
   | "cert_expired"
   | "cert_untrusted"
   | "proof_missing"
@@ -47,7 +51,13 @@ const statusByCode: Record<ErrorCode, number> = {
   sso_attempt_invalid: 403,
   /** Authenticated by the IdP, but the connector maps nothing the user has to a role. */
   sso_no_roles: 403,
+  /** Password logins only, after too many failures (not other calls: anyone can fail a login). */
   user_locked: 403,
+  /** An administrator's lock (azgate admin lock) matches the user, role, Azure identity or session. */
+  locked: 403,
+  method_not_allowed: 405,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
   cert_expired: 401,
   cert_untrusted: 401,
   proof_missing: 401,

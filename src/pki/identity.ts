@@ -17,6 +17,11 @@ export interface Identity {
   azure_identities: string[];
   login_method: "password" | "invite" | "local" | "join-token" | "sso";
   session_id: string;
+  /** App certificates: the login session they were issued from (a lock on it covers them too). */
+  login_session_id?: string;
+  /** The user record's id and credential generation at issue: a recreated or reset user's old certificates are refused. */
+  user_id?: string;
+  generation?: number;
   /** For app certificates: the app and, for Azure apps, the chosen identity. */
   route?: { app: string; azure_identity?: string };
 }

@@ -12,9 +12,10 @@ import { parseDuration } from "../util/duration.ts";
 import { authorize, type Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
 import { KEYS, newSecret, secretHash } from "./keys.ts";
-import { checkUserName, createInvite, getUser, requireRolesExist } from "./users.ts";
+import { listLocks, removeLock } from "./locks.ts";
+import { checkUserName, createInvite, deleteInvitesOf, getUser, newUserStatus, requireRolesExist, userStamp } from "./users.ts";
 
-export const RESOURCE_KINDS = ["role", "user", "token", "github", "oidc", "saml"] as const;
+export const RESOURCE_KINDS = ["role", "user", "token", "github", "oidc", "saml", "lock"] as const;
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
 
 const isConnectorKind = (k: string): k is ConnectorKind => (CONNECTOR_KINDS as readonly string[]).includes(k);
@@ -63,21 +64,25 @@ export const EXPIRED_TOKEN_GRACE_MS = 24 * 3_600_000;
 
 export async function createResources(ctx: ProxyContext, caller: Caller, resources: Resource[], force: boolean): Promise<string[]> {
   // Check everything first: permissions, existence, references. Then write.
-  const plan: { resource: Resource; exists: boolean }[] = [];
+  const plan: { resource: Resource; exists: boolean; stored?: unknown }[] = [];
   const definedHere = (n: string) => resources.some((o) => o.kind === "role" && o.metadata.name === n);
   for (const r of resources) {
-    const exists = (await ctx.backend.get(resourceKey(r))) !== null;
+    const stored = await ctx.backend.get(resourceKey(r));
+    const exists = stored !== null;
     if (isConnectorKind(r.kind)) authorizeConnector(caller, r.kind, exists ? "update" : "create");
     else authorize(caller, r.kind, exists ? "update" : "create");
     if (exists && !force) throw new AzgateError("already_exists", `${r.kind} "${r.metadata.name}" already exists; use --force to overwrite it`);
     if (r.kind === "user") await requireRolesExist(ctx, r.spec.roles.filter((n) => !definedHere(n)));
     if (r.kind !== "user" && r.kind !== "role") await requireRolesExist(ctx, connectorRoles(r).filter((n) => !definedHere(n)));
-    plan.push({ resource: r, exists });
+    plan.push({ resource: r, exists, stored: stored?.value });
   }
   const done: string[] = [];
-  for (const { resource: r, exists } of plan) {
-    if (r.kind === "user") await ctx.backend.put<User>(KEYS.user(r.metadata.name), { ...r, spec: { ...r.spec, created_by: { time: new Date().toISOString(), user: caller.name } } });
-    else await ctx.backend.put(resourceKey(r), r);
+  for (const { resource: r, exists, stored } of plan) {
+    if (r.kind === "user") {
+      // The record keeps its id and generation across an update; a new one gets its own (never the file's).
+      const status = stored ? userStamp(stored as User) : newUserStatus();
+      await ctx.backend.put<User>(KEYS.user(r.metadata.name), { ...r, spec: { ...r.spec, roles: unique(r.spec.roles), created_by: { time: new Date().toISOString(), user: caller.name } }, status });
+    } else await ctx.backend.put(resourceKey(r), r);
     const code = r.kind === "role" ? "T9000I" : r.kind === "user" ? "T1002I" : "T8000I";
     await ctx.audit.emit({ event: `${r.kind}.${exists ? "updated" : "created"}`, code, user: caller.name, name: r.metadata.name });
     done.push(`${r.kind} "${r.metadata.name}" has been ${exists ? "updated" : "created"}`);
@@ -88,6 +93,7 @@ export async function createResources(ctx: ProxyContext, caller: Caller, resourc
 export async function getResources(ctx: ProxyContext, caller: Caller, kind: ResourceKind, name?: string, withSecrets = false): Promise<unknown[]> {
   if (isConnectorKind(kind)) return getConnectors(ctx, caller, kind, name, withSecrets);
   authorize(caller, kind, name ? "read" : "list");
+  if (kind === "lock") return listLocks(ctx, name);
   if (kind === "token") {
     const tokens = await listTokens(ctx);
     return name ? tokens.filter((t) => t.id === name || t.id === secretHash(name).slice(0, 16)) : tokens;
@@ -129,12 +135,14 @@ export async function removeResource(ctx: ProxyContext, caller: Caller, kind: Re
   }
   authorize(caller, kind, "delete");
   if (kind === "token") return removeToken(ctx, caller, name);
+  if (kind === "lock") return removeLock(ctx, caller, name);
   if (kind === "role") {
     if (!(await ctx.backend.delete(KEYS.role(name)))) throw new AzgateError("not_found", `role "${name}" is not found`);
   } else {
     if (!(await ctx.backend.delete(KEYS.user(name)))) throw new AzgateError("not_found", `user "${name}" is not found`);
     await ctx.backend.delete(KEYS.userAuth(name));
     await ctx.backend.delete(KEYS.loginFailures(name));
+    await deleteInvitesOf(ctx, name);
   }
   await ctx.audit.emit({ event: `${kind}.deleted`, code: kind === "role" ? "T9001I" : "T1004I", user: caller.name, name });
   return `${kind} "${name}" has been deleted`;
@@ -145,6 +153,7 @@ export async function removeResource(ctx: ProxyContext, caller: Caller, kind: Re
 export async function addUser(ctx: ProxyContext, caller: Caller, name: string, roles: string[], traits: Record<string, string[]>) {
   authorize(caller, "user", "create");
   checkUserName(name);
+  roles = unique(roles);
   if (roles.length === 0) throw new AzgateError("bad_parameter", "a user needs at least one role: --roles access,editor");
   await requireRolesExist(ctx, roles);
   const user: User = {
@@ -152,10 +161,11 @@ export async function addUser(ctx: ProxyContext, caller: Caller, name: string, r
     version: "v2",
     metadata: { name },
     spec: { roles, traits, created_by: { time: new Date().toISOString(), user: caller.name } },
+    status: newUserStatus(),
   };
   if (!(await putIfAbsent(ctx.backend, KEYS.user(name), user))) throw new AzgateError("already_exists", `user "${name}" already exists`);
   await ctx.audit.emit({ event: "user.create", code: "T1002I", user: caller.name, name, roles });
-  return { user, invite: await createInvite(ctx, name) };
+  return { user, invite: await createInvite(ctx, user) };
 }
 
 export interface UserUpdate {
@@ -166,6 +176,8 @@ export interface UserUpdate {
 
 export async function updateUser(ctx: ProxyContext, caller: Caller, name: string, update: UserUpdate): Promise<User> {
   authorize(caller, "user", "update");
+  if (update.roles) update = { ...update, roles: unique(update.roles) };
+  if (update.azure_identities) update = { ...update, azure_identities: unique(update.azure_identities) };
   if (update.roles) {
     if (update.roles.length === 0) throw new AzgateError("bad_parameter", "--set-roles needs at least one role");
     await requireRolesExist(ctx, update.roles);
@@ -178,7 +190,7 @@ export async function updateUser(ctx: ProxyContext, caller: Caller, name: string
     if (update.azure_identities) traits.azure_identities = update.azure_identities;
     const next: User = { ...item.value, spec: { ...item.value.spec, roles: update.roles ?? item.value.spec.roles, traits } };
     try {
-      await ctx.backend.compareAndSwap(item.key, item.revision, next);
+      await ctx.backend.compareAndSwap(item.key, item.revision, next, item.expires ? { expires: new Date(item.expires) } : undefined);
       await ctx.audit.emit({ event: "user.update", code: "T1003I", user: caller.name, name, roles: next.spec.roles });
       return next;
     } catch (e) {
@@ -187,14 +199,35 @@ export async function updateUser(ctx: ProxyContext, caller: Caller, name: string
   }
 }
 
-/** A new invite for an existing user: sets a new password and second factor, and lifts a lockout. */
+/**
+ * Resets a user, as Teleport's reset does: the password and the OTP device
+ * stop working at once, the credential generation is bumped (every
+ * certificate issued before is refused on its next use), earlier invites are
+ * voided, a lockout is lifted, and a new invite sets new credentials.
+ */
 export async function resetUser(ctx: ProxyContext, caller: Caller, name: string) {
   authorize(caller, "user", "update");
-  if (!(await getUser(ctx, name))) throw new AzgateError("not_found", `user "${name}" is not found`);
+  checkUserName(name);
+  let user: User | null = null;
+  for (let attempt = 0; !user; attempt++) {
+    const item = await ctx.backend.get<User>(KEYS.user(name));
+    if (!item) throw new AzgateError("not_found", `user "${name}" is not found`);
+    const stamp = userStamp(item.value);
+    const next: User = { ...item.value, status: { id: stamp.id || crypto.randomUUID(), generation: stamp.generation + 1 } };
+    try {
+      await ctx.backend.compareAndSwap(item.key, item.revision, next, item.expires ? { expires: new Date(item.expires) } : undefined);
+      user = next;
+    } catch (e) {
+      if ((e as AzgateError).code !== "compare_failed" || attempt >= 5) throw e;
+    }
+  }
+  await ctx.backend.delete(KEYS.userAuth(name));
   await ctx.backend.delete(KEYS.loginFailures(name));
-  await ctx.audit.emit({ event: "user.reset", code: "T1006I", user: caller.name, name });
-  return createInvite(ctx, name);
+  await ctx.audit.emit({ event: "user.reset", code: "T1006I", user: caller.name, name, generation: user.status!.generation });
+  return createInvite(ctx, user);
 }
+
+const unique = (list: string[]) => [...new Set(list)];
 
 // ---- join tokens ----------------------------------------------------------------
 

@@ -1,6 +1,8 @@
 import { Hono, type Context } from "hono";
 import { AzgateError, isAzgateError, toErrorBody } from "../errors/index.ts";
-import { verifyProof } from "../auth/proof.ts";
+import { checkProofBody, verifyProof } from "../auth/proof.ts";
+import { parseJsonObject } from "../util/json.ts";
+import { BODY_LIMITS, limitBody, requireJson } from "./limits.ts";
 import { parseResources } from "../resources/parse.ts";
 import { VERSION } from "../version.ts";
 import { clusterPins, pemOf } from "./cluster.ts";
@@ -9,6 +11,7 @@ import { resolveCaller, type Caller } from "./caller.ts";
 import { login } from "./login.ts";
 import { acceptInvite, describeInvite } from "./users.ts";
 import * as admin from "./admin.ts";
+import { createLock, type LockTarget } from "./locks.ts";
 import { probeRoutes, type Readiness } from "../health/probes.ts";
 import { KEYS } from "./keys.ts";
 import { LoginRateLimiter, remoteAddr } from "./rate-limit.ts";
@@ -37,6 +40,15 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   });
   app.notFound((c) => c.json(toErrorBody(new AzgateError("not_found", `no such endpoint: ${c.req.method} ${new URL(c.req.url).pathname}`)), 404));
 
+  // Bodies are bounded before they are read; JSON routes take JSON only (no cross-site form posts).
+  app.post("/v1/webapi/saml/acs/*", limitBody(BODY_LIMITS.samlResponse));
+  app.on(["POST", "PUT", "PATCH", "DELETE"], "/v1/*", async (c, next) => {
+    if (c.req.path.startsWith("/v1/webapi/saml/acs/")) return next();
+    return requireJson(c, next);
+  });
+  for (const route of ["/v1/auth/*", "/v1/invites/*", "/v1/join", "/v1/sso/*"]) app.post(route, limitBody(BODY_LIMITS.public));
+  app.post("/web/*", limitBody(BODY_LIMITS.public));
+
   // ---- public ----
   app.route("/", probeRoutes(() => proxyReadiness(ctx, opts.tunnels)));
   app.get("/v1/ping", async (c) =>
@@ -64,9 +76,10 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   });
   app.get("/v1/invites/:token", async (c) => c.json(await describeInvite(ctx, c.req.param("token"))));
   app.post("/v1/invites/:token/accept", async (c) => {
-    limiter.check(remoteAddr(c));
+    const remote = remoteAddr(c);
+    limiter.check(remote);
     const body = await jsonBody<{ password?: string; otp_secret?: string; otp_code?: string }>(c);
-    return c.json(await acceptInvite(ctx, c.req.param("token"), { password: String(body.password ?? ""), otp_secret: body.otp_secret, otp_code: body.otp_code }));
+    return c.json(await acceptInvite(ctx, c.req.param("token"), { password: String(body.password ?? ""), otp_secret: body.otp_secret, otp_code: body.otp_code }, remote));
   });
   app.route("/web", invitePages(ctx, limiter));
   app.route("/", ssoRoutes(ctx, limiter));
@@ -81,21 +94,27 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
 
   // ---- authenticated ----
   const authed = new Hono<Env>();
+  // The proof is checked before a byte of the body is read; then the body, bounded, against the proof's digest.
   authed.use("*", async (c, next) => {
     const url = new URL(c.req.url);
-    const body = await c.req.text();
-    const { identity, cert } = await verifyProof({
+    const { identity, cert, claims } = await verifyProof({
       authorization: c.req.header("authorization"),
       method: c.req.method,
       pathAndQuery: url.pathname + url.search,
-      body,
+      bodyFollows: true,
       cas: [ctx.cluster.user.cert],
       replay: ctx.replay,
     });
-    c.set("body", body);
-    c.set("certExpires", cert.notAfter);
+    // App certificates open tunnels; they never call the user API.
+    if (identity.route) throw new AzgateError("access_denied", "an app certificate cannot call the user API; it only opens app tunnels");
     c.set("caller", await resolveCaller(ctx, identity));
-    await next();
+    c.set("certExpires", cert.notAfter);
+    await limitBody(BODY_LIMITS.authenticated)(c, async () => {
+      const body = await c.req.text();
+      await checkProofBody(claims, body);
+      c.set("body", body);
+      await next();
+    });
   });
 
   authed.get("/whoami", (c) => {
@@ -125,6 +144,12 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   authed.post("/admin/users/:name/reset", async (c) => {
     const invite = await admin.resetUser(ctx, c.get("caller"), c.req.param("name"));
     return c.json({ invite_token: invite.token, invite_expires: invite.expires.toISOString(), public_url: opts.publicUrl() });
+  });
+  authed.post("/admin/locks", async (c) => {
+    const body = parseJson<{ target?: LockTarget; ttl?: string; message?: string }>(c.get("body"));
+    const lock = await createLock(ctx, c.get("caller"), body);
+    // This replica's open tunnels are rechecked by the backend watch (tunnels.ts), as every replica's are.
+    return c.json(lock);
   });
   authed.post("/admin/tokens", async (c) => {
     const body = parseJson<{ type?: string; ttl?: string; uses?: number }>(c.get("body"));
@@ -161,12 +186,4 @@ async function jsonBody<T>(c: Context): Promise<T> {
   return parseJson<T>(await c.req.text());
 }
 
-function parseJson<T>(text: string): T {
-  try {
-    const v = JSON.parse(text || "{}");
-    if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error();
-    return v as T;
-  } catch {
-    throw new AzgateError("bad_parameter", "request body must be a JSON object");
-  }
-}
+const parseJson = parseJsonObject;

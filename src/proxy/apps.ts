@@ -20,15 +20,20 @@ export interface AppView extends AppSpec {
   azure_identities: string[];
 }
 
+/**
+ * The app servers the caller's roles allow, each judged on its own labels;
+ * servers of one name with the same labels are one row.
+ */
 export function listApps(registry: AppRegistry, caller: Caller): AppView[] {
-  return registry
-    .apps()
-    .filter(({ app }) => checkAppAccess(caller.roles, caller.traits, app).allowed)
-    .map(({ app, servers }) => ({
-      ...app,
-      servers,
-      azure_identities: allowedAzureIdentities(caller.roles, caller.traits).filter((id) => checkAzureIdentity(caller.roles, caller.traits, app, id).allowed),
-    }));
+  const rows = new Map<string, AppView>();
+  for (const { app } of registry.all()) {
+    if (!checkAppAccess(caller.roles, caller.traits, app).allowed) continue;
+    const key = JSON.stringify([app.name, Object.entries(app.labels).sort()]);
+    const row = rows.get(key);
+    if (row) row.servers++;
+    else rows.set(key, { ...app, servers: 1, azure_identities: allowedAzureIdentities(caller.roles, caller.traits).filter((id) => checkAzureIdentity(caller.roles, caller.traits, app, id).allowed) });
+  }
+  return [...rows.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
 
 export interface AppLoginRequest {
@@ -39,12 +44,13 @@ export interface AppLoginRequest {
 
 export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, caller: Caller, callerCertExpires: Date, req: AppLoginRequest) {
   if (caller.identity.kind !== "user" || caller.identity.route) throw new AzgateError("access_denied", "app certificates are issued to a user session; run azgate login");
-  const app = registry.app(req.app);
-  // Without a live agent the app's labels are unknown, so access cannot be decided.
-  if (!app || !checkAppAccess(caller.roles, caller.traits, app).allowed) {
+  // Without a live agent the app's labels are unknown, so access cannot be decided. Each server is judged on its own labels.
+  const visible = registry.all(req.app).filter((s) => checkAppAccess(caller.roles, caller.traits, s.app).allowed);
+  if (visible.length === 0) {
     throw new AzgateError("not_found", `app "${req.app}" not found; azgate apps ls shows the apps you can use`);
   }
-  const decision = checkAzureIdentity(caller.roles, caller.traits, app, req.azure_identity);
+  const decisions = visible.map((s) => ({ app: s.app, decision: checkAzureIdentity(caller.roles, caller.traits, s.app, req.azure_identity) }));
+  const { app, decision } = decisions.find((d) => d.decision.allowed) ?? decisions[0];
   if (!decision.allowed) {
     await ctx.audit.emit({ event: "app.session.denied", code: "T2007W", user: caller.name, app: app.name, azure_identity: req.azure_identity, reason: decision.reason, success: false });
     throw new AzgateError("access_denied", `access to Azure identity "${req.azure_identity}" on app "${app.name}" denied: ${decision.reason}`);
@@ -61,6 +67,7 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
     traits: caller.traits,
     azure_identities: allowedAzureIdentities(caller.roles, caller.traits),
     session_id: crypto.randomUUID(),
+    login_session_id: caller.identity.session_id,
     route: { app: app.name, azure_identity: req.azure_identity },
   };
   // An app certificate never outlives the user's session.

@@ -4,8 +4,8 @@ import type { Role, Traits } from "../rbac/types.ts";
 import { checkRule } from "../rbac/engine.ts";
 import type { User } from "../resources/user.ts";
 import type { ProxyContext } from "./context.ts";
-import { KEYS } from "./keys.ts";
-import { getUser, loadRoles } from "./users.ts";
+import { checkLocks } from "./locks.ts";
+import { getUser, loadRoles, userStamp } from "./users.ts";
 
 /** Who is calling, with roles and traits as the backend says now, not as the certificate said. */
 export interface Caller {
@@ -34,9 +34,20 @@ export async function resolveCaller(ctx: ProxyContext, identity: Identity): Prom
   if (identity.kind !== "user") throw new AzgateError("access_denied", "this call is for users");
   const user = await getUser(ctx, identity.name);
   if (!user) throw new AzgateError("unauthenticated", `user "${identity.name}" no longer exists`);
-  const failures = await ctx.backend.get<{ locked_until?: number }>(KEYS.loginFailures(identity.name));
-  if ((failures?.value.locked_until ?? 0) > Date.now()) throw new AzgateError("user_locked", `user "${identity.name}" is locked`);
-  return { identity, name: user.metadata.name, user, roles: await loadRoles(ctx, user.spec.roles), traits: user.spec.traits };
+  // The same record, not a later user of the same name, and no reset since the certificate was issued.
+  const stamp = userStamp(user);
+  if ((identity.user_id ?? "") !== stamp.id || (identity.generation ?? 0) !== stamp.generation) {
+    throw new AzgateError("unauthenticated", `this certificate was issued to an earlier account "${identity.name}" (deleted or reset since); run azgate login`);
+  }
+  // The failed-login lockout is not checked here: it stops password guessing, not signed-in sessions.
+  const roles = await loadRoles(ctx, user.spec.roles);
+  await checkLocks(ctx, {
+    user: user.metadata.name,
+    roles: roles.map((r) => r.metadata.name),
+    azure_identity: identity.route?.azure_identity,
+    session_ids: [identity.session_id, identity.login_session_id].filter((s): s is string => !!s),
+  });
+  return { identity, name: user.metadata.name, user, roles, traits: user.spec.traits };
 }
 
 export function authorize(caller: Caller, resource: string, verb: string): void {

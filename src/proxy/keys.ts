@@ -13,6 +13,9 @@ export const KEYS = {
   loginFailures: (name: string) => `login-failures/${name}`,
   invite: (tokenHash: string) => `invites/${tokenHash}`,
   invites: "invites/",
+  /** Locks by id (Teleport's lock resource): every replica reads them on every request. */
+  lock: (id: string) => `locks/${id}`,
+  locks: "locks/",
   token: (tokenHash: string) => `tokens/${tokenHash}`,
   tokens: "tokens/",
   /** Joined agents by host id: the proxy renews certificates only for hosts listed here. */

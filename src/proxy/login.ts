@@ -8,7 +8,9 @@ import { allowedAzureIdentities, sessionTtlMs } from "../rbac/engine.ts";
 import { formatDuration } from "../util/duration.ts";
 import { KEYS } from "./keys.ts";
 import type { ProxyContext } from "./context.ts";
-import { getUser, loadRoles, type UserAuth } from "./users.ts";
+import { getUser, loadRoles, userStamp, type UserAuth } from "./users.ts";
+import { USER_NAME } from "../resources/user.ts";
+import { checkLocks } from "./locks.ts";
 import { pemOf } from "./cluster.ts";
 
 interface Failures {
@@ -41,6 +43,11 @@ const GENERIC_FAILURE = "invalid user name, password or second factor";
 export async function login(ctx: ProxyContext, req: LoginRequest): Promise<LoginResponse> {
   const name = String(req.user ?? "");
   const now = Date.now();
+  // Refused before any lookup: such a name cannot exist, and it never reaches the backend or the audit log.
+  if (!USER_NAME.test(name)) {
+    await ctx.audit.emit({ event: "user.login", code: "T1000W", success: false, method: "password", error: "malformed user name", remote_addr: req.remote_addr });
+    throw new AzgateError("login_failed", GENERIC_FAILURE);
+  }
   const failures = (await ctx.backend.get<Failures>(KEYS.loginFailures(name)))?.value;
   if (failures?.locked_until && failures.locked_until > now) {
     await ctx.audit.emit({ event: "user.login", code: "T1000W", user: name, success: false, method: "password", error: "locked", remote_addr: req.remote_addr });
@@ -62,13 +69,19 @@ export async function login(ctx: ProxyContext, req: LoginRequest): Promise<Login
     otpOk = step !== null && step > (auth?.totp_last_step ?? -1);
   }
   if (!user || !auth || !passwordOk || !otpOk) {
-    await recordFailure(ctx, name, now, req.remote_addr);
+    await recordFailure(ctx, user ? name : null, name, now, req.remote_addr);
     throw new AzgateError("login_failed", GENERIC_FAILURE);
   }
   if (step !== null) await ctx.backend.compareAndSwap<UserAuth>(authItem!.key, authItem!.revision, { ...auth, totp_last_step: step });
   await ctx.backend.delete(KEYS.loginFailures(name));
 
   const roles = await loadRoles(ctx, user.spec.roles);
+  try {
+    await checkLocks(ctx, { user: name, roles: roles.map((r) => r.metadata.name), session_ids: [] });
+  } catch (e) {
+    await ctx.audit.emit({ event: "user.login", code: "T1000W", user: name, success: false, method: "password", error: (e as Error).message, remote_addr: req.remote_addr });
+    throw e;
+  }
   const maxTtl = sessionTtlMs(roles);
   const ttl = req.ttl_ms && req.ttl_ms > 0 ? Math.min(req.ttl_ms, maxTtl) : maxTtl;
   const identity: Identity = {
@@ -79,6 +92,8 @@ export async function login(ctx: ProxyContext, req: LoginRequest): Promise<Login
     azure_identities: allowedAzureIdentities(roles, user.spec.traits),
     login_method: "password",
     session_id: crypto.randomUUID(),
+    user_id: userStamp(user).id,
+    generation: userStamp(user).generation,
   };
   const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey, identity, notAfter: new Date(now + ttl) });
   await ctx.audit.emit({ event: "user.login", code: "T1000I", user: name, success: true, method: "password", session_id: identity.session_id, remote_addr: req.remote_addr });
@@ -86,16 +101,20 @@ export async function login(ctx: ProxyContext, req: LoginRequest): Promise<Login
   return { cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), identity };
 }
 
-async function recordFailure(ctx: ProxyContext, name: string, now: number, remoteAddr?: string): Promise<void> {
+/**
+ * Counts a failure against an existing user only (a name nobody has cannot
+ * fill the backend); the record expires with its window or its lock.
+ */
+async function recordFailure(ctx: ProxyContext, existing: string | null, name: string, now: number, remoteAddr?: string): Promise<void> {
   const { maxAttempts, windowMs, lockMs } = ctx.settings.lockout;
-  if (name) {
+  if (existing) {
     const key = KEYS.loginFailures(name);
     for (let attempt = 0; attempt < 5; attempt++) {
       const item = await ctx.backend.get<Failures>(key);
       const times = [...(item?.value.times ?? []).filter((t) => t > now - windowMs), now];
       const next: Failures = times.length >= maxAttempts ? { times: [], locked_until: now + lockMs } : { times };
       try {
-        await ctx.backend.compareAndSwap(key, item?.revision ?? null, next);
+        await ctx.backend.compareAndSwap(key, item?.revision ?? null, next, { expires: new Date(next.locked_until ?? now + windowMs) });
         if (next.locked_until) {
           await ctx.audit.emit({ event: "user.locked", code: "T1001W", user: name, until: new Date(next.locked_until).toISOString(), remote_addr: remoteAddr });
         }

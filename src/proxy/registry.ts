@@ -29,7 +29,8 @@ export interface AppServer {
 /**
  * The proxy's registry of app servers, fed by agent heartbeats. A server is
  * live while its tunnel is open and it heartbeated within `ttlMs`; streams are
- * spread over live servers, least busy first, rotating among equals.
+ * spread over live servers, least busy first, rotating among equals. The
+ * registry decides nothing: callers filter servers by the caller's roles.
  */
 export class AppRegistry {
   private readonly byTunnel = new Map<string, AppServer[]>();
@@ -66,34 +67,26 @@ export class AppRegistry {
     return out;
   }
 
-  /** Live servers for `appName` that can take a stream now, in the order to try them. */
-  servers(appName: string): AppServer[] {
-    const candidates = this.live().filter((s) => s.app.name === appName && !s.tunnel.session.isDraining);
+  /**
+   * Live servers for `appName` that can take a stream now and that `accept`
+   * lets through (the caller's roles, on each server's own labels), in the
+   * order to try them.
+   */
+  servers(appName: string, accept: (s: AppServer) => boolean = () => true): AppServer[] {
+    const candidates = this.live().filter((s) => s.app.name === appName && !s.tunnel.session.isDraining && accept(s));
     if (candidates.length < 2) return candidates;
     const start = this.rotation++ % candidates.length;
     const rotated = [...candidates.slice(start), ...candidates.slice(0, start)];
     return rotated.sort((a, b) => a.tunnel.session.openStreams - b.tunnel.session.openStreams);
   }
 
-  /** The app by name (labels from the most recent heartbeat), even when its agents are busy or draining. */
-  app(appName: string): AppSpec | null {
-    let best: AppServer | null = null;
-    for (const s of this.live()) if (s.app.name === appName && (!best || s.lastSeen > best.lastSeen)) best = s;
-    return best?.app ?? null;
-  }
-
-  /** Every app with its number of live servers. */
-  apps(): { app: AppSpec; servers: number }[] {
-    const byName = new Map<string, { app: AppSpec; servers: number; lastSeen: number }>();
-    for (const s of this.live()) {
-      const e = byName.get(s.app.name);
-      if (!e) byName.set(s.app.name, { app: s.app, servers: 1, lastSeen: s.lastSeen });
-      else {
-        e.servers++;
-        if (s.lastSeen > e.lastSeen) Object.assign(e, { app: s.app, lastSeen: s.lastSeen });
-      }
-    }
-    return [...byName.values()].map(({ app, servers }) => ({ app, servers })).sort((a, b) => a.app.name.localeCompare(b.app.name));
+  /**
+   * Every live server (of `appName`, when given), busy or draining too. Each
+   * keeps its own labels: two agents announcing one app name are two servers,
+   * and access is decided per server.
+   */
+  all(appName?: string): AppServer[] {
+    return this.live().filter((s) => appName === undefined || s.app.name === appName);
   }
 
   get tunnels(): number {

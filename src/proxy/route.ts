@@ -4,6 +4,8 @@
  * over to another agent when one goes away before answering.
  */
 import { isAzureEndpoint } from "../azure/endpoints.ts";
+import { AZURE_METHODS, isAzureMethod } from "../azure/methods.ts";
+import { redactQuery } from "../azure/redact.ts";
 import { isAzgateError } from "../errors/index.ts";
 import type { Identity } from "../pki/identity.ts";
 import { checkAzureIdentity } from "../rbac/engine.ts";
@@ -45,7 +47,7 @@ export async function routeClientStream(ctx: ProxyContext, registry: AppRegistry
   const base = { user: client.identity.name, app: route.app, azure_identity: route.azure_identity, session_id: client.identity.session_id, request_id: requestId };
   const deny = async (status: number, code: string, reason: string) => {
     ctx.metrics.denials.inc({ reason: code });
-    await ctx.audit.emit({ event: "app.request.denied", code: "T2009W", ...base, method: head.method, host: url.hostname, path: url.pathname, reason, success: false });
+    await ctx.audit.emit({ event: "app.request.denied", code: "T2009W", ...base, method: head.method, host: url.hostname, path: url.pathname, error_code: code, reason, success: false });
     return refuse(status, code, reason);
   };
 
@@ -55,15 +57,19 @@ export async function routeClientStream(ctx: ProxyContext, registry: AppRegistry
   } catch (e) {
     return deny(isAzgateError(e) ? e.status : 401, isAzgateError(e) ? e.code : "unauthenticated", (e as Error).message);
   }
-  const app = registry.app(route.app);
-  if (!app) return refuse(503, "app_unavailable", `no agent serves app "${route.app}" right now; azgate apps ls shows the apps that are up`);
-  const decision = checkAzureIdentity(caller.roles, caller.traits, app, route.azure_identity);
-  if (!decision.allowed) return deny(403, "access_denied", decision.reason);
+  // Authorised per app server, on its own labels: only servers the caller's roles allow are tried.
+  const known = registry.all(route.app);
+  if (known.length === 0) return refuse(503, "app_unavailable", `no agent serves app "${route.app}" right now; azgate apps ls shows the apps that are up`);
+  const azureIdentity = route.azure_identity;
+  const allowedOn = (s: AppServer) => checkAzureIdentity(caller.roles, caller.traits, s.app, azureIdentity).allowed;
+  if (!known.some(allowedOn)) return deny(403, "access_denied", checkAzureIdentity(caller.roles, caller.traits, known[0].app, azureIdentity).reason);
+  if (!isAzureMethod(head.method)) return deny(405, "method_not_allowed", `method ${head.method} is not used by Azure APIs; azgate forwards only ${AZURE_METHODS.join(", ")}`);
   if (url.protocol !== "https:" || !isAzureEndpoint(url.hostname) || (url.port && url.port !== "443")) {
     return deny(403, "target_refused", `${url.host} is not an Azure API host over HTTPS`);
   }
 
-  const request = { method: head.method, host: url.hostname, path: url.pathname, query: url.search.slice(1) };
+  // Credentials in the query (a SAS signature, a function key) never reach the audit log.
+  const request = { method: head.method, host: url.hostname, path: url.pathname, query: redactQuery(url.search.slice(1)) };
   // Written before anything is forwarded: when the audit log cannot be written, nothing goes out.
   try {
     await ctx.audit.emit({ event: "app.request.start", code: "T2009I", ...base, ...request });
@@ -79,7 +85,7 @@ export async function routeClientStream(ctx: ProxyContext, registry: AppRegistry
   ctx.metrics.openStreams.inc();
   try {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const server = pickServer(registry, app.name, attempt);
+      const server = pickServer(registry, route.app, allowedOn, attempt);
       if (!server) break;
       const tried = await relay(server, meta, body, stream);
       if (tried.ok) {
@@ -116,18 +122,19 @@ export async function routeClientStream(ctx: ProxyContext, registry: AppRegistry
       duration_ms: durationMs,
       azure_request_id: outcome?.azureRequestId ?? null,
       agent: outcome?.agent ?? null,
+      agent_id: outcome?.agentId ?? null,
       ...(outcome?.error || !outcome ? { error: outcome?.error ?? lastError } : {}),
       success: !!outcome && !outcome.error && outcome.status < 400,
     })
     .catch((e) => console.error("[proxy] audit failed:", e));
 }
 
-function pickServer(registry: AppRegistry, app: string, attempt: number): AppServer | undefined {
-  const servers = registry.servers(app);
+function pickServer(registry: AppRegistry, app: string, allowed: (s: AppServer) => boolean, attempt: number): AppServer | undefined {
+  const servers = registry.servers(app, allowed);
   return servers[attempt % Math.max(servers.length, 1)];
 }
 
-type Relayed = { ok: true; status: number; bytes: number; azureRequestId: string | null; agent: string; error?: string; upstreamMs?: number };
+type Relayed = { ok: true; status: number; bytes: number; azureRequestId: string | null; agent: string; agentId: string; error?: string; upstreamMs?: number };
 type RelayOutcome = Relayed | { ok: false; retryable: boolean; error: string };
 
 /** Azure's own id for the request (ARM, Storage, Key Vault all send one), for matching with Azure's logs. */
@@ -158,7 +165,7 @@ async function relay(server: AppServer, meta: AgentStreamMeta, body: BodyPump, c
     return { ok: false, retryable: false, error: `agent ${server.tunnel.hostName} sent a malformed response` };
   }
   void upstream.done().then(() => upstream.resetError && client.reset(upstream.resetError.code, upstream.resetError.reason));
-  const result: Relayed = { ok: true, status: parsed.data.status, bytes: 0, azureRequestId: azureRequestId(parsed.data.headers), agent: server.tunnel.hostName };
+  const result: Relayed = { ok: true, status: parsed.data.status, bytes: 0, azureRequestId: azureRequestId(parsed.data.headers), agent: server.tunnel.hostName, agentId: server.tunnel.hostId };
   const count = new TransformStream<Uint8Array, Uint8Array>({
     transform(chunk, out) {
       result.bytes += chunk.byteLength;

@@ -21,6 +21,7 @@ import { renewHostCert } from "./join.ts";
 import { remoteAddr } from "./rate-limit.ts";
 import type { AgentTunnel, AppRegistry } from "./registry.ts";
 import { routeClientStream } from "./route.ts";
+import { resolveCaller } from "./caller.ts";
 import type { ProxyPeer } from "./peers.ts";
 
 export const HEARTBEAT_INTERVAL_MS = 10_000;
@@ -54,7 +55,21 @@ export interface ReplicaInfo {
 
 export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: ReplicaInfo = { id: "single", peers: async () => [] }): TunnelServer {
   const agents = new Set<TunnelSession>();
-  const clients = new Set<TunnelSession>();
+  /** Open client tunnels and the app certificate each was opened with. */
+  const clients = new Map<TunnelSession, Identity>();
+  // A lock, a deleted or reset user: close the tunnels it covers at once, with their open streams
+  // (every new request is refused anyway; this ends the ones in flight). Any replica's change is heard.
+  const recheck = () => {
+    for (const [session, identity] of clients) {
+      resolveCaller(ctx, identity).catch((e) => {
+        if (isAzgateError(e) && ["locked", "unauthenticated", "access_denied"].includes(e.code)) {
+          void ctx.audit.emit({ event: "app.session.closed", code: "T2008W", user: identity.name, session_id: identity.session_id, reason: e.message });
+          session.close(ErrorCode.REFUSED_STREAM, e.message);
+        }
+      });
+    }
+  };
+  const unwatch = [ctx.backend.watch(KEYS.locks, (e) => e.type === "put" && recheck()), ctx.backend.watch(KEYS.users, () => recheck())];
   const routes = new Hono<Env>();
   let draining = false;
 
@@ -74,6 +89,14 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
         throw new AzgateError("access_denied", `agent ${identity.name} was removed from the cluster; join it again with a new token`);
       }
       if (kind === "user" && !identity.route) throw new AzgateError("access_denied", "a user session cannot open a tunnel; run azgate apps login first");
+      // The account as it is now: deleted, reset, recreated or locked accounts open no tunnel.
+      if (kind === "user") {
+        await resolveCaller(ctx, identity).catch(async (e) => {
+          const code = isAzgateError(e) ? e.code : "internal";
+          await ctx.audit.emit({ event: "app.tunnel.denied", code: "T2010W", user: identity.name, session_id: identity.session_id, app: identity.route?.app, azure_identity: identity.route?.azure_identity, error_code: code, reason: (e as Error).message, success: false });
+          throw e;
+        });
+      }
       c.set("identity", identity);
       c.set("cert", cert);
       // Exported here, not in onOpen: frames that arrive before the session is attached would be lost.
@@ -131,7 +154,7 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
               stream.reset(ErrorCode.INTERNAL_ERROR, "internal error; see the proxy log");
             }),
           });
-          clients.add(session);
+          clients.set(session, identity);
           closeAtExpiry(session, cert.notAfter);
           void session.closed().then(() => clients.delete(session));
         },
@@ -143,10 +166,11 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
     routes,
     async drain(deadlineMs) {
       draining = true;
-      await Promise.all([...agents, ...clients].map((s) => s.drain(deadlineMs, "proxy is shutting down")));
+      await Promise.all([...agents, ...clients.keys()].map((s) => s.drain(deadlineMs, "proxy is shutting down")));
     },
     close() {
-      for (const s of [...agents, ...clients]) s.close(ErrorCode.UNAVAILABLE, "proxy is shutting down");
+      for (const stop of unwatch) stop();
+      for (const s of [...agents, ...clients.keys()]) s.close(ErrorCode.UNAVAILABLE, "proxy is shutting down");
     },
     counts: () => ({ agents: agents.size, clients: clients.size }),
     isDraining: () => draining,

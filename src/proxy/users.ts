@@ -1,6 +1,6 @@
 import { AzgateError } from "../errors/index.ts";
 import type { Role } from "../rbac/types.ts";
-import { USER_NAME, type User } from "../resources/user.ts";
+import { USER_NAME, type User, type UserStatus } from "../resources/user.ts";
 import { checkPasswordStrength, hashPassword } from "../auth/password.ts";
 import { checkTotp } from "../auth/totp.ts";
 import { formatDuration } from "../util/duration.ts";
@@ -14,9 +14,24 @@ export interface UserAuth {
   totp_last_step?: number;
 }
 
+/** An invite is bound to one user record (its id) and one credential generation. */
 interface InviteRecord {
   user: string;
+  user_id: string;
+  generation: number;
   created: string;
+}
+
+/** A fresh record's id and first generation. */
+export const newUserStatus = (): UserStatus => ({ id: crypto.randomUUID(), generation: 1 });
+
+/**
+ * The record's id and generation. Records written before ids existed have
+ * neither and read as ("", 0): certificates issued then carry neither, so
+ * they keep working until the first reset gives the record a real id.
+ */
+export function userStamp(user: User): UserStatus {
+  return { id: user.status?.id ?? "", generation: user.status?.generation ?? 0 };
 }
 
 export async function getUser(ctx: ProxyContext, name: string): Promise<User | null> {
@@ -40,15 +55,32 @@ export async function requireRolesExist(ctx: ProxyContext, names: string[]): Pro
 }
 
 export function checkUserName(name: string): void {
-  if (!USER_NAME.test(name)) throw new AzgateError("bad_parameter", `user name "${name}" must be 1-128 letters, digits, '.', '_', '@', '+' or '-'`);
+  // The refused name is quoted as JSON: escapes and newlines in it are shown, never obeyed.
+  if (!USER_NAME.test(name)) throw new AzgateError("bad_parameter", `user name ${JSON.stringify(name.slice(0, 200))} must be 1-128 letters, digits, '.', '_', '@', '+' or '-'`);
 }
 
-/** Creates an invite for `user` (new user or password reset); returns the secret token. */
-export async function createInvite(ctx: ProxyContext, user: string): Promise<{ token: string; expires: Date }> {
+/**
+ * Creates an invite for `user` (new user or password reset) and voids every
+ * other invite of that name: a user has at most one live invite. Returns the
+ * secret token.
+ */
+export async function createInvite(ctx: ProxyContext, user: User): Promise<{ token: string; expires: Date }> {
+  const name = user.metadata.name;
+  await deleteInvitesOf(ctx, name);
   const token = newSecret(24);
   const expires = new Date(Date.now() + ctx.settings.inviteTtlMs);
-  await ctx.backend.put<InviteRecord>(KEYS.invite(secretHash(token)), { user, created: new Date().toISOString() }, { expires });
+  const stamp = userStamp(user);
+  await ctx.backend.put<InviteRecord>(KEYS.invite(secretHash(token)), { user: name, user_id: stamp.id, generation: stamp.generation, created: new Date().toISOString() }, { expires });
   return { token, expires };
+}
+
+/** Deletes every invite issued to the user name (another invite, acceptance, deletion). */
+export async function deleteInvitesOf(ctx: ProxyContext, name: string): Promise<number> {
+  let n = 0;
+  for (const item of await ctx.backend.list<InviteRecord>(KEYS.invites)) {
+    if (item.value.user === name && (await ctx.backend.delete(item.key))) n++;
+  }
+  return n;
 }
 
 async function findInvite(ctx: ProxyContext, token: string) {
@@ -71,9 +103,21 @@ export async function acceptInvite(
   ctx: ProxyContext,
   token: string,
   input: { password: string; otp_secret?: string; otp_code?: string },
+  remoteAddr?: string,
 ): Promise<{ user: string }> {
-  const invite = await findInvite(ctx, token);
+  const invite = await findInvite(ctx, token).catch(async (e) => {
+    await ctx.audit.emit({ event: "user.invite.refused", code: "T1005W", success: false, error: "unknown, used, voided or expired invite", remote_addr: remoteAddr });
+    throw e;
+  });
   const user = invite.value.user;
+  // Bound to the record it was made for: not a later user of the same name, not after a newer invite or reset.
+  const record = await getUser(ctx, user);
+  const stamp = record ? userStamp(record) : null;
+  if (!stamp || stamp.id !== (invite.value.user_id ?? "") || stamp.generation !== (invite.value.generation ?? 0)) {
+    await ctx.backend.delete(invite.key);
+    await ctx.audit.emit({ event: "user.invite.refused", code: "T1005W", user, success: false, error: record ? "invite issued before the latest reset" : "user no longer exists", remote_addr: remoteAddr });
+    throw new AzgateError("token_invalid", "this invite is invalid, used or expired; ask an administrator for a new one");
+  }
   checkPasswordStrength(input.password ?? "");
   const auth: UserAuth = {};
   if (ctx.settings.secondFactor === "otp") {
@@ -83,10 +127,15 @@ export async function acceptInvite(
     auth.totp_secret = input.otp_secret;
     auth.totp_last_step = step;
   }
-  if (!(await getUser(ctx, user))) throw new AzgateError("not_found", `user "${user}" no longer exists`);
   auth.password_hash = await hashPassword(input.password);
   if (!(await ctx.backend.delete(invite.key))) throw new AzgateError("token_invalid", "this invite was just used");
+  // The record may have been reset or replaced while the password was hashed.
+  const now = await getUser(ctx, user);
+  if (!now || userStamp(now).id !== stamp.id || userStamp(now).generation !== stamp.generation) {
+    throw new AzgateError("token_invalid", "this invite was voided while it was being accepted; ask an administrator for a new one");
+  }
   await ctx.backend.put<UserAuth>(KEYS.userAuth(user), auth);
+  await deleteInvitesOf(ctx, user);
   await ctx.backend.delete(KEYS.loginFailures(user));
   await ctx.audit.emit({ event: "user.password_change", code: "T1005I", user, success: true });
   return { user };

@@ -11,8 +11,20 @@ export interface User {
     roles: string[];
     traits: Record<string, string[]>;
     /** `user` for users an administrator made; `connector` for users an SSO login made (as in Teleport). */
-    created_by?: { time: string; user?: string; connector?: { type: string; id: string; identity: string } };
+    created_by?: { time: string; user?: string; connector?: { type: string; id: string; identity: string; subject?: string } };
   };
+  /**
+   * Set by the proxy, never taken from a file: a random id for this user
+   * record and a credential generation that a reset bumps. Certificates carry
+   * both, so a certificate outlives neither a deleted-and-recreated user of
+   * the same name nor a reset.
+   */
+  status?: UserStatus;
+}
+
+export interface UserStatus {
+  id: string;
+  generation: number;
 }
 
 export const userSchema = z.strictObject({
@@ -30,4 +42,6 @@ export const userSchema = z.strictObject({
     created_by: z.unknown().optional(),
     status: z.unknown().optional(),
   }),
+  // Ignored on input: the proxy keeps the stored record's own.
+  status: z.unknown().optional(),
 });

@@ -1,3 +1,4 @@
+import { AzgateError } from "../errors/index.ts";
 /**
  * The backend interface of DESIGN.md section 7. Values are JSON. Every write
  * returns a new revision; compareAndSwap succeeds only if the stored revision
@@ -29,10 +30,15 @@ export interface Backend {
   close(): Promise<void>;
 }
 
-/** Keys are slash-separated paths of non-empty segments: "users/alice". */
+/**
+ * Keys are slash-separated paths of non-empty segments: "users/alice". Names
+ * in keys come from callers, so a bad one is the caller's error (400), and
+ * control characters (NUL above all, which PostgreSQL refuses) never reach a
+ * backend.
+ */
 export function checkKey(key: string): void {
-  if (!key || key.startsWith("/") || key.endsWith("/") || key.split("/").some((s) => s === "" || s === "." || s === "..")) {
-    throw new Error(`invalid backend key ${JSON.stringify(key)}`);
+  if (!key || key.length > 1024 || /[\x00-\x1f\x7f]/.test(key) || key.startsWith("/") || key.endsWith("/") || key.split("/").some((s) => s === "" || s === "." || s === "..")) {
+    throw new AzgateError("bad_parameter", `invalid name in ${JSON.stringify(key.slice(0, 80))}: names are 1-256 printable characters without "/"`);
   }
 }
 

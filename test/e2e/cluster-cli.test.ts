@@ -276,7 +276,7 @@ describe("cluster core end to end", () => {
     expect(call.stderr).toMatch(/^ERROR: your session expired at .*; run azgate login again/);
   });
 
-  it("locks a user after five failures, even for the right password, until reset", async () => {
+  it("locks a user's password logins after five failures, even for the right password; the sessions they hold go on", async () => {
     for (let i = 0; i < 5; i++) {
       const res = await login(bobHome, "bob", `wrong password ${i}`, wrongCode());
       expect(res.stderr).toContain("invalid user name, password or second factor");
@@ -284,10 +284,9 @@ describe("cluster core end to end", () => {
     const locked = await login(bobHome, "bob", PASSWORD, await bob.code());
     expect(locked.code).toBe(1);
     expect(locked.stderr).toMatch(/ERROR: user "bob" is locked for \d+m\d*s? after too many failed login attempts/);
-    // The session bob already holds stops working too: the backend, not the certificate, decides.
-    const blocked = await asBob(["admin", "get", "roles"]);
-    expect(blocked.code).toBe(1);
-    expect(blocked.stderr).toContain('ERROR: user "bob" is locked');
+    // The lockout stops password guessing only: anyone can fail a login, so it must not cut bob's live session.
+    const still = await asBob(["apps", "ls"]);
+    expect(still.code, still.stderr).toBe(0);
   });
 
   it("logs out", async () => {

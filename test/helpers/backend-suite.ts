@@ -61,7 +61,11 @@ export function backendSuite(name: string, open: () => Promise<Backend>) {
       await b.put("users/..hidden", 2);
       await b.put("users/a%2Fb", 3);
       expect((await b.list("users/")).map((i) => i.value).sort()).toEqual([1, 2, 3]);
-      await expect(b.get("users/../x")).rejects.toThrow(/invalid backend key/);
+      await expect(b.get("users/../x")).rejects.toThrow(/invalid name in/);
+      // Control characters (NUL above all: PostgreSQL refuses it) are the caller's error, before the backend.
+      for (const key of ["users/a\u0000b", "users/a\u001b]0;x\u0007"]) {
+        await expect(b.put(key, 1)).rejects.toMatchObject({ code: "bad_parameter" });
+      }
       await b.close();
     });
 

@@ -9,12 +9,13 @@ import { AzgateError } from "../../errors/index.ts";
 import type { Role } from "../../rbac/types.ts";
 import type { User } from "../../resources/user.ts";
 import type { TokenInfo } from "../../proxy/admin.ts";
+import { describeTarget, type Lock } from "../../resources/lock.ts";
 import type { AuditEvent } from "../../audit/sink.ts";
 import { connectorRoles, type Connector } from "../../resources/connector.ts";
 import { inviteMessage } from "../../proxy/users.ts";
 import { formatDuration } from "../../util/duration.ts";
 import { connectAdmin, type AdminConnection } from "../connect.ts";
-import { fields, print, structured, table, type Format } from "../output.ts";
+import { fields, print, printErr, structured, table, type Format } from "../output.ts";
 import { csv, run, subcommandNeeded } from "../run.ts";
 
 interface AdminArgs {
@@ -77,7 +78,7 @@ export function adminCommands(y: Argv) {
               throw new AzgateError("bad_parameter", `cannot read ${file}: ${(e as Error).message}`);
             }
             const res = await client.call<{ messages: string[]; warnings: string[] }>("POST", "/v1/admin/resources", { text, source: file, force: argv.force === true });
-            for (const w of res.warnings) process.stderr.write(`WARNING: ${w}\n`);
+            for (const w of res.warnings) printErr(`WARNING: ${w}`);
             print(res.messages.join("\n"));
           }),
         )
@@ -117,6 +118,25 @@ export function adminCommands(y: Argv) {
             if (!name) throw new AzgateError("bad_parameter", `say what to delete as KIND/NAME, for example role/${argv.ref}`);
             const res = await client.call<{ message: string }>("DELETE", `/v1/admin/resources/${encodeURIComponent(kind)}/${encodeURIComponent(name)}`);
             print(res.message);
+          }),
+        )
+        .command<AdminArgs & { user?: string; role?: string; "azure-identity"?: string; session?: string; ttl?: string; message?: string; format?: Format }>(
+          "lock",
+          "Lock a user, role, Azure identity or session: matching requests are refused from the next one on, open tunnels close",
+          (b) =>
+            b
+              .option("user", { type: "string", describe: "Lock this user" })
+              .option("role", { type: "string", describe: "Lock every user with this role" })
+              .option("azure-identity", { type: "string", describe: "Lock this Azure identity (resource ID or name) for everyone" })
+              .option("session", { type: "string", describe: "Lock one login or app session (its ID, as audit events show it)" })
+              .option("ttl", { type: "string", describe: "Lift the lock after this long (default: until removed)" })
+              .option("message", { type: "string", describe: "Shown to whoever is refused" })
+              .option("format", { choices: ["text", "json", "yaml"] as const, describe: "Output format" }),
+          withAdmin(async ({ client }, argv) => {
+            const target = { user: argv.user, role: argv.role, azure_identity: argv["azure-identity"], session_id: argv.session };
+            const lock = await client.call<Lock>("POST", "/v1/admin/locks", { target, ttl: argv.ttl, message: argv.message });
+            if (argv.format === "json" || argv.format === "yaml") return print(await structured(lock, argv.format));
+            print(`Created a lock with name "${lock.metadata.name}".`);
           }),
         )
         .command("users", "Add, update and reset users", (u) => userCommands(u).demandCommand(...subcommandNeeded("admin users")))
@@ -241,6 +261,12 @@ function userType(u: User): string {
 
 function resourceTable(kind: string, items: unknown[]): string {
   const k = kind.toLowerCase().replace(/s$/, "");
+  if (k === "lock") {
+    return table(
+      ["ID", "Target", "Message", "Expires"],
+      (items as Lock[]).map((l) => [l.metadata.name, describeTarget(l.spec.target), l.spec.message ?? "-", l.metadata.expires ?? "never"]),
+    );
+  }
   if (k === "role") {
     return table(
       ["Role", "Azure identities", "Denied identities", "App labels", "Max session TTL"],
