@@ -41,6 +41,17 @@ describe("claims and attributes to traits and roles", () => {
     expect(ssoUserName("Alice Smith")).toBe("Alice_Smith");
     expect(ssoUserName("  ")).toBeNull();
     expect(ssoUserName("-leading")).toBeNull();
+    // Too long is refused, not cut (cutting made two people one user).
+    expect(ssoUserName("a".repeat(129))).toBeNull();
+  });
+
+  it("bounds what claims become traits: a 300 kB claim cannot reach a certificate", () => {
+    const traits = claimsToTraits({ huge: "x".repeat(300_000), groups: Array.from({ length: 1000 }, (_, i) => `g${i}`), ok: "fine", ...Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`c${i}`, "v"])) });
+    expect(traits.huge).toBeUndefined();
+    expect(traits.groups).toHaveLength(256);
+    expect(traits.ok).toEqual(["fine"]);
+    expect(Object.keys(traits).length).toBeLessThanOrEqual(128);
+    expect(JSON.stringify(traits).length).toBeLessThan(64 * 1024);
   });
 });
 
@@ -68,10 +79,13 @@ describe("SAML metadata", () => {
 });
 
 describe("where a login's code may go", () => {
-  it("accepts only the client's loopback listener over http", () => {
+  it("accepts only the CLI's own loopback callback over http", () => {
     expect(checkClientRedirect("http://127.0.0.1:43123/callback")).toBe("http://127.0.0.1:43123/callback");
-    expect(checkClientRedirect("http://localhost:43123/callback")).toBe("http://localhost:43123/callback");
-    for (const bad of ["https://evil.example.com/callback", "http://example.com/callback", "http://user:pw@127.0.0.1:1/callback", "javascript:alert(1)", "not a url"]) {
+    expect(checkClientRedirect("http://[::1]:43123/callback")).toBe("http://[::1]:43123/callback");
+    const bads = ["https://evil.example.com/callback", "http://example.com/callback", "http://user:pw@127.0.0.1:1/callback", "javascript:alert(1)", "not a url"];
+    // Another local service's path or port-less address, a name that DNS may resolve elsewhere, extra query.
+    bads.push("http://127.0.0.1:8080/anything", "http://127.0.0.1/callback", "http://localhost:43123/callback", "http://127.0.0.1:43123/callback?next=/admin", "http://127.0.0.1:43123/callback/../x");
+    for (const bad of bads) {
       expect(() => checkClientRedirect(bad), bad).toThrow(/redirect_url must be/);
     }
   });

@@ -6,12 +6,28 @@
 import { matchLabelValue } from "../rbac/labels.ts";
 import type { Traits } from "../rbac/types.ts";
 
-/** Each claim as a list of strings; objects and nulls are dropped (they cannot feed a template). */
+/**
+ * How much of what an IdP says becomes traits (traits travel in every
+ * certificate): longer values, more values or more claims are dropped, so
+ * one huge claim cannot make a certificate that breaks every later request.
+ */
+export const TRAIT_LIMITS = { nameChars: 128, valueChars: 1024, valuesPerTrait: 256, traits: 128 };
+
+/** Each claim as a list of strings; objects, nulls and values over the limits are dropped (they cannot feed a template). */
 export function claimsToTraits(claims: Record<string, unknown>): Traits {
   const traits: Traits = {};
+  let count = 0;
   for (const [name, value] of Object.entries(claims)) {
-    const list = (Array.isArray(value) ? value : [value]).filter((v) => ["string", "number", "boolean"].includes(typeof v)).map(String);
-    if (list.length) traits[name] = list;
+    if (count >= TRAIT_LIMITS.traits || name.length > TRAIT_LIMITS.nameChars) continue;
+    const list = (Array.isArray(value) ? value : [value])
+      .filter((v) => ["string", "number", "boolean"].includes(typeof v))
+      .map(String)
+      .filter((v) => v.length <= TRAIT_LIMITS.valueChars)
+      .slice(0, TRAIT_LIMITS.valuesPerTrait);
+    if (list.length) {
+      traits[name] = list;
+      count++;
+    }
   }
   return traits;
 }
@@ -49,8 +65,13 @@ export function rolesFromTeams(rules: { organization: string; team: string; role
   return [...roles];
 }
 
-/** A user name an SSO login may take: the IdP's value, cleaned to the characters user names allow. */
+/**
+ * A user name an SSO login may take: the IdP's value, cleaned to the
+ * characters user names allow. Cleaning can make two people's names alike
+ * ("ops/lead" and "ops_lead"): the user record is bound to the IdP's subject,
+ * so the second is refused, never merged. Too long is refused, not cut.
+ */
 export function ssoUserName(value: string): string | null {
-  const cleaned = value.trim().replace(/[^A-Za-z0-9._@+-]/g, "_").slice(0, 128);
-  return /^[A-Za-z0-9]/.test(cleaned) ? cleaned : null;
+  const cleaned = value.trim().replace(/[^A-Za-z0-9._@+-]/g, "_");
+  return cleaned.length <= 128 && /^[A-Za-z0-9]/.test(cleaned) ? cleaned : null;
 }

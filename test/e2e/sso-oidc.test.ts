@@ -5,6 +5,7 @@
  * and their azure_identities claim feeds {{external.azure_identities}}.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import https from "node:https";
 import type { Browser, Page } from "playwright-core";
 import { useEmulator } from "../helpers/emulator.ts";
 import { IDENTITY, startCluster, startClusterWithAgent, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
@@ -21,6 +22,15 @@ const READER = IDENTITY("teleport-reader");
 const ACCOUNTS = {
   "alice@example.com": { email: "alice@example.com", email_verified: true, groups: ["azure-users", "staff"], azure_identities: [READER] },
   "bob@example.com": { email: "bob@example.com", email_verified: true, groups: ["staff"] },
+  "carol@example.com": { email: "carol@example.com", email_verified: true, groups: ["azure-users"] },
+  "dan@example.com": { email: "dan@example.com", email_verified: true, groups: ["azure-users"] },
+  // Two people whose e-mail addresses clean to one user name (ops_lead@example.com).
+  "ops/lead@example.com": { email: "ops/lead@example.com", email_verified: true, groups: ["azure-users"] },
+  "ops_lead@example.com": { email: "ops_lead@example.com", email_verified: true, groups: ["azure-users", "azure-admins"] },
+  "unverified@example.com": { email: "unverified@example.com", email_verified: "true", groups: ["azure-users"] },
+  "erin@example.com": { email: "erin@example.com", email_verified: true, groups: ["azure-users"] },
+  // A 300 kB claim: it must not reach a certificate.
+  "big@example.com": { email: "big@example.com", email_verified: true, groups: ["azure-users", "x".repeat(300_000)] },
 };
 
 const connector = (idp: { issuer: string; clientId: string; clientSecret: string }, name: string, port: number) => ({
@@ -175,12 +185,12 @@ describe("OIDC login", () => {
     }
   });
 
-  /** A login made by hand (see startRawAttempt), signed in as alice: the attempt and the code its loopback got. */
-  async function signedInAttempt(name: string) {
-    const attempt = await startRawAttempt(cluster, name);
+  /** A login made by hand (see startRawAttempt), signed in as `login`: the attempt and the code its loopback got. */
+  async function signedInAttempt(name: string, login = "alice@example.com", opts: { ttlMs?: number } = {}) {
+    const attempt = await startRawAttempt(cluster, name, opts);
     const { context, page } = await freshPage(browser);
     try {
-      await signIn(page, attempt.auth_url, "alice@example.com");
+      await signIn(page, attempt.auth_url, login);
       await expect.poll(() => attempt.arrived.length, { timeout: 15_000 }).toBe(1);
       return { attempt, code: attempt.arrived[0].searchParams.get("code")! };
     } catch (e) {
@@ -223,8 +233,9 @@ describe("OIDC login", () => {
     briefRole.spec.claims_to_roles = [{ claim: "groups", value: "azure-users", roles: ["access", "brief"] }];
     for (const c of [short, briefRole]) await cluster.admin.call("POST", "/v1/admin/resources", { text: JSON.stringify(c) });
 
-    const lifetimeMin = async (name: string) => {
-      const { attempt, code } = await signedInAttempt(name);
+    // A user name belongs to one connector and subject: each connector signs in a person of its own here.
+    const lifetimeMin = async (name: string, login: string) => {
+      const { attempt, code } = await signedInAttempt(name, login);
       try {
         const cert = await attempt.pickup(code);
         return (new x509.X509Certificate(cert.cert_pem).notAfter.getTime() - Date.now()) / 60_000;
@@ -232,12 +243,96 @@ describe("OIDC login", () => {
         await attempt.close();
       }
     };
-    const withShortConnector = await lifetimeMin("short");
+    const withShortConnector = await lifetimeMin("short", "carol@example.com");
     expect(withShortConnector).toBeGreaterThan(43);
     expect(withShortConnector).toBeLessThanOrEqual(45);
-    const withBriefRole = await lifetimeMin("brief-role");
+    const withBriefRole = await lifetimeMin("brief-role", "dan@example.com");
     expect(withBriefRole).toBeGreaterThan(18);
     expect(withBriefRole).toBeLessThanOrEqual(20);
+  });
+
+  /** The outcome a signed-in attempt's loopback received: a code, or the proxy's error. */
+  async function outcomeOf(connectorName: string, login: string, opts: { ttlMs?: number } = {}) {
+    const attempt = await startRawAttempt(cluster, connectorName, opts);
+    const { context, page } = await freshPage(browser);
+    try {
+      await signIn(page, attempt.auth_url, login);
+      await expect.poll(() => attempt.arrived.length, { timeout: 15_000 }).toBe(1);
+      const url = attempt.arrived[0];
+      const code = url.searchParams.get("code");
+      return { error: url.searchParams.get("error"), cert: code ? await attempt.pickup(code) : null, keyPem: attempt.keyPem };
+    } finally {
+      await context.close();
+      await attempt.close();
+    }
+  }
+
+  const loginEvents = async (since: number) =>
+    ((await cluster.admin.call<{ items: { event: string; user?: string; success?: boolean; error?: string; subject?: string; time: string }[] }>("GET", "/v1/admin/audit?event=user.login")).items).filter((e) => Date.parse(e.time) >= since);
+
+  it("never merges two people whose names clean to one user name, nor one name across connectors", async () => {
+    const since = Date.now() - 1000;
+    const first = await outcomeOf("corp", "ops/lead@example.com");
+    expect(first.error).toBeNull();
+    expect(first.cert!.user).toBe("ops_lead@example.com");
+    // The second person (another subject, more groups) is refused, and the first one's record is untouched.
+    const second = await outcomeOf("corp", "ops_lead@example.com");
+    expect(second.cert).toBeNull();
+    expect(second.error).toMatch(/the user name "ops_lead@example.com" is in use by another person's sign-in \(oidc connector "corp"\)/);
+    const events = await loginEvents(since);
+    expect(events).toContainEqual(expect.objectContaining({ user: "ops_lead@example.com", success: false, error: "user name held by another SSO identity", subject: expect.stringMatching(/:ops_lead@example.com$/) }));
+    // The first person's certificate still works, with the first person's roles and nobody else's.
+    const whoami = await new ApiClient(cluster.target, { keyPem: first.keyPem, certPem: first.cert!.cert_pem }).call<{ name: string; roles: string[] }>("GET", "/v1/whoami");
+    expect(whoami).toMatchObject({ name: "ops_lead@example.com", roles: ["access", "azure-cli-access"] });
+    const stored = (await cluster.admin.call<{ items: { spec: { created_by: { connector: { subject: string } } }; status: { id: string } }[] }>("GET", "/v1/admin/resources/user/ops_lead@example.com")).items[0];
+    expect(stored.spec.created_by.connector.subject).toMatch(/:ops\/lead@example.com$/);
+
+    // The same person through another connector (same IdP, same subject) is another identity: refused too.
+    await cluster.admin.call("POST", "/v1/admin/resources", { text: JSON.stringify(connector(idp, "corp2", cluster.proxy.port)) });
+    const other = await outcomeOf("corp2", "ops/lead@example.com");
+    expect(other.error).toMatch(/in use by another person's sign-in \(oidc connector "corp"\)/);
+  });
+
+  it("a later short login of the same person does not cut the earlier session short", async () => {
+    const long = await outcomeOf("corp", "erin@example.com");
+    const longEnd = new x509.X509Certificate(long.cert!.cert_pem).notAfter.getTime();
+    const short = await outcomeOf("corp", "erin@example.com", { ttlMs: 120_000 });
+    expect(new x509.X509Certificate(short.cert!.cert_pem).notAfter.getTime()).toBeLessThan(longEnd - 3_600_000);
+    const record = (await cluster.admin.call<{ items: { metadata: { expires: string }; status: { id: string } }[] }>("GET", "/v1/admin/resources/user/erin@example.com")).items[0];
+    expect(Math.abs(Date.parse(record.metadata.expires) - longEnd)).toBeLessThan(2000);
+  });
+
+  it("counts email_verified only as boolean true, and keeps a 300 kB claim out of the certificate", async () => {
+    const since = Date.now() - 1000;
+    const unverified = await outcomeOf("corp", "unverified@example.com");
+    expect(unverified.cert).toBeNull();
+    expect(unverified.error).toContain("the email unverified@example.com is not verified by the identity provider");
+    expect(await loginEvents(since)).toContainEqual(expect.objectContaining({ success: false, error: expect.stringContaining("is not verified") }));
+
+    const big = await outcomeOf("corp", "big@example.com");
+    expect(big.error).toBeNull();
+    expect(big.cert!.cert_pem.length).toBeLessThan(8 * 1024);
+    expect(big.cert!.cert_pem).not.toContain("x".repeat(1000));
+  });
+
+  it("refuses an ID token issued in the future (an IdP whose clock runs 10 minutes ahead)", async () => {
+    const since = Date.now() - 1000;
+    const realNow = Date.now;
+    const attempt = await startRawAttempt(cluster, "corp");
+    const { context, page } = await freshPage(browser);
+    try {
+      // The IdP runs in this process: its clock, and so the token's iat, is moved ahead while it signs.
+      Date.now = () => realNow() + 600_000;
+      await signIn(page, attempt.auth_url, "carol@example.com");
+      await expect.poll(() => attempt.arrived.length, { timeout: 15_000 }).toBe(1);
+    } finally {
+      Date.now = realNow;
+      await context.close();
+      await attempt.close();
+    }
+    expect(attempt.arrived[0].searchParams.get("code")).toBeNull();
+    expect(attempt.arrived[0].searchParams.get("error")).toMatch(/ID token was issued in the future/);
+    expect(await loginEvents(since)).toContainEqual(expect.objectContaining({ success: false, error: expect.stringMatching(/issued in the future/) }));
   });
 
   it("refuses an ID token from an issuer other than the connector's", async () => {
@@ -255,6 +350,26 @@ describe("OIDC login", () => {
     } finally {
       await impostor.close();
     }
+  });
+  it("bounds the SSO edges: the client's redirect, the SAML ACS body, and the callbacks' rate (runs last: it spends this address's budget)", async () => {
+    const api = new ApiClient(cluster.target);
+    const keys = await generateKeyPair();
+    const start = { connector: "corp", public_key_pem: await publicKeyToPem(keys.publicKey), secret_hash: "a".repeat(64) };
+    // Loopback is not enough: another local service's port and path would receive the browser (and the code).
+    for (const redirect_url of ["http://127.0.0.1:8080/anything", "http://localhost:8080/callback", "http://127.0.0.1/callback"]) {
+      await expect(api.call("POST", "/v1/sso/login", { ...start, redirect_url }), redirect_url).rejects.toThrow(/redirect_url must be http:\/\/127.0.0.1:PORT\/callback/);
+    }
+    // A 128 MB SAML "response" is refused by its Content-Length, before it is read.
+    const huge = await rawHttps(cluster, "POST", "/v1/webapi/saml/acs/corp", { "content-type": "application/x-www-form-urlencoded", "content-length": String(128 * 1024 * 1024) }, "SAMLResponse=x");
+    expect(huge.status).toBe(413);
+    // Without a Content-Length, by counting: 1 MiB streamed in chunks.
+    const chunked = await rawHttps(cluster, "POST", "/v1/webapi/saml/acs/corp", { "content-type": "application/x-www-form-urlencoded", "transfer-encoding": "chunked" }, "SAMLResponse=" + "x".repeat(1024 * 1024));
+    expect(chunked.status).toBe(413);
+    // A flood of callbacks is cut off (each one costs the proxy a round trip to the IdP).
+    const statuses: number[] = [];
+    for (let i = 0; i < 65; i++) statuses.push((await rawHttps(cluster, "GET", `/v1/webapi/oidc/callback?state=${i}&code=x`, {})).status);
+    expect(new Set(statuses)).toEqual(new Set([403, 429]));
+    expect(statuses.at(-1)).toBe(429);
   });
 });
 
@@ -281,3 +396,16 @@ describe("OIDC login attempts expire", () => {
     }
   });
 });
+
+/** One HTTPS request to the proxy with exactly these headers (what a browser or an attacker sends). */
+function rawHttps(cluster: TestCluster, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host: "127.0.0.1", port: cluster.proxy.port, method, path, headers, ca: cluster.target.ca_pem, servername: "localhost", agent: false }, (res) => {
+      let text = "";
+      res.on("data", (d) => (text += d));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}

@@ -9,7 +9,7 @@ import type { Page } from "playwright-core";
 import { azgateCommand, type CliResult } from "./azgate.ts";
 import { loginUrlFrom } from "./browser.ts";
 import type { TestCluster } from "./cluster.ts";
-import { generateKeyPair, publicKeyToPem } from "../../src/pki/keys.ts";
+import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../../src/pki/keys.ts";
 import { ApiClient } from "../../src/client/api.ts";
 import { listenTracked } from "../../src/runtime/listen.ts";
 
@@ -59,7 +59,7 @@ export async function waitForCallback(page: Page): Promise<URL> {
  * An SSO login made by hand against the API, standing in for a client whose
  * loopback a test controls: what arrives at its callback is recorded.
  */
-export async function startRawAttempt(cluster: TestCluster, connector: string) {
+export async function startRawAttempt(cluster: TestCluster, connector: string, opts: { ttlMs?: number } = {}) {
   const secret = randomBytes(32).toString("hex");
   const keys = await generateKeyPair();
   const arrived: URL[] = [];
@@ -75,11 +75,13 @@ export async function startRawAttempt(cluster: TestCluster, connector: string) {
     public_key_pem: await publicKeyToPem(keys.publicKey),
     redirect_url: `http://127.0.0.1:${listener.port}/callback`,
     secret_hash: createHash("sha256").update(secret).digest("hex"),
+    ttl_ms: opts.ttlMs,
   });
   return {
     ...start,
     secret,
     arrived,
+    keyPem: await privateKeyToPem(keys.privateKey),
     pickup: (code: string, withSecret = secret) => api.call<{ cert_pem: string; user: string }>("POST", "/v1/sso/pickup", { attempt: start.attempt, code, secret: withSecret }),
     close: () => listener.close(),
   };

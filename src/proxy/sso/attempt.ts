@@ -39,7 +39,14 @@ export interface SsoAttempt {
 
 const itemKey = (id: string) => KEYS.ssoAttempt(secretHash(id));
 
-/** Only a loopback http URL may receive the browser at the end (no open redirect). */
+/** The path the CLI's loopback listener serves: the only place the browser is sent at the end. */
+export const CLIENT_CALLBACK_PATH = "/callback";
+
+/**
+ * Only the CLI's own loopback callback may receive the browser at the end:
+ * http, a loopback address with a port, the callback path, nothing else (no
+ * open redirect to another local service's path).
+ */
 export function checkClientRedirect(value: string): string {
   let url: URL;
   try {
@@ -47,8 +54,9 @@ export function checkClientRedirect(value: string): string {
   } catch {
     throw new AzgateError("bad_parameter", "redirect_url must be a URL");
   }
-  if (url.protocol !== "http:" || !["127.0.0.1", "[::1]", "localhost"].includes(url.hostname) || url.username || url.password) {
-    throw new AzgateError("bad_parameter", "redirect_url must be http://127.0.0.1:PORT/... (the client's loopback listener)");
+  const loopback = ["127.0.0.1", "[::1]"].includes(url.hostname);
+  if (url.protocol !== "http:" || !loopback || !url.port || url.pathname !== CLIENT_CALLBACK_PATH || url.search || url.hash || url.username || url.password) {
+    throw new AzgateError("bad_parameter", `redirect_url must be http://127.0.0.1:PORT${CLIENT_CALLBACK_PATH} (the azgate CLI's loopback listener)`);
   }
   return url.toString();
 }

@@ -15,12 +15,20 @@ import { parseDuration } from "../../util/duration.ts";
 import { pemOf } from "../cluster.ts";
 import type { ProxyContext } from "../context.ts";
 import { KEYS } from "../keys.ts";
-import { getUser, loadRoles } from "../users.ts";
+import { loadRoles, newUserStatus } from "../users.ts";
+import { checkLocks } from "../locks.ts";
 import { completeAttempt, type SsoAttempt } from "./attempt.ts";
 
 export interface SsoIdentity {
   /** The user name the IdP gave (email, login or subject), already cleaned. */
   user: string;
+  /**
+   * Who the person is at the IdP, stable for life: OIDC issuer and `sub`,
+   * SAML issuer and NameID, GitHub's numeric user id. The user record is
+   * bound to it, so two people whose names clean to the same user name
+   * never share one account.
+   */
+  subject: string;
   roles: string[];
   traits: Traits;
 }
@@ -40,13 +48,29 @@ export async function finishSsoLogin(
       `user "${who.user}" signed in with ${connector.kind} connector "${connector.metadata.name}", but nothing they have maps to a role; ask an administrator to check the connector's ${mappingField(connector)}`,
     );
   }
-  const existing = await getUser(ctx, who.user);
-  if (existing && !existing.spec.created_by?.connector) {
+  const existingItem = await ctx.backend.get<User>(KEYS.user(who.user));
+  const existing = existingItem?.value;
+  const owner = existing?.spec.created_by?.connector;
+  if (existing && !owner) {
     await ctx.audit.emit({ event: "user.login", code: "T1001W", ...audit, success: false, error: "local user with this name" });
     throw new AzgateError("already_exists", `a local user named "${who.user}" exists; an SSO login cannot take it over`);
   }
+  // The name is held by another person (another connector, or another subject at this one): refused, never merged.
+  if (owner && (owner.type !== connector.kind || owner.id !== connector.metadata.name || owner.subject !== who.subject)) {
+    await ctx.audit.emit({ event: "user.login", code: "T1001W", ...audit, subject: who.subject, success: false, error: "user name held by another SSO identity" });
+    throw new AzgateError(
+      "already_exists",
+      `the user name "${who.user}" is in use by another person's sign-in (${owner.type} connector "${owner.id}"); ask an administrator to set the connector's username_claim to a unique claim`,
+    );
+  }
   const roles = await loadRoles(ctx, who.roles);
   if (roles.length === 0) throw new AzgateError("sso_no_roles", `the roles ${who.roles.join(", ")} mapped by connector "${connector.metadata.name}" do not exist`);
+  try {
+    await checkLocks(ctx, { user: who.user, roles: roles.map((r) => r.metadata.name), session_ids: [] });
+  } catch (e) {
+    await ctx.audit.emit({ event: "user.login", code: "T1001W", ...audit, success: false, error: (e as Error).message });
+    throw e;
+  }
 
   const now = Date.now();
   const limits = [sessionTtlMs(roles)];
@@ -54,18 +78,27 @@ export async function finishSsoLogin(
   if (attempt.value.ttl_ms && attempt.value.ttl_ms > 0) limits.push(attempt.value.ttl_ms);
   const notAfter = new Date(now + Math.min(...limits));
 
-  // A temporary user: it expires with its certificate, so the backend keeps no SSO users nobody uses.
+  // A temporary user: it expires with its last certificate, so the backend keeps no SSO users nobody uses.
+  // The same person signing in again keeps the record's id (earlier sessions go on) and never shortens its life.
+  const recordExpires = new Date(Math.max(notAfter.getTime(), existingItem?.expires ? Date.parse(existingItem.expires) : 0));
   const user: User = {
     kind: "user",
     version: "v2",
-    metadata: { name: who.user, expires: notAfter.toISOString() },
+    metadata: { name: who.user, expires: recordExpires.toISOString() },
     spec: {
       roles: roles.map((r) => r.metadata.name),
       traits: who.traits,
-      created_by: { time: new Date(now).toISOString(), connector: { type: connector.kind, id: connector.metadata.name, identity: who.user } },
+      created_by: { time: new Date(now).toISOString(), connector: { type: connector.kind, id: connector.metadata.name, identity: who.user, subject: who.subject } },
     },
+    status: existing?.status ?? newUserStatus(),
   };
-  await ctx.backend.put<User>(KEYS.user(who.user), user, { expires: notAfter });
+  try {
+    await ctx.backend.compareAndSwap<User>(KEYS.user(who.user), existingItem?.revision ?? null, user, { expires: recordExpires });
+  } catch (e) {
+    // Another login of this name landed in between: try again rather than overwrite it.
+    if ((e as AzgateError).code === "compare_failed") throw new AzgateError("sso_failed", `another sign-in for "${who.user}" happened at the same moment; run azgate login --auth again`);
+    throw e;
+  }
 
   const identity: Identity = {
     kind: "user",
@@ -75,6 +108,8 @@ export async function finishSsoLogin(
     azure_identities: allowedAzureIdentities(roles, who.traits),
     login_method: "sso",
     session_id: crypto.randomUUID(),
+    user_id: user.status!.id,
+    generation: user.status!.generation,
   };
   const publicKey = await importPublicKeyPem(attempt.value.public_key_pem);
   const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey, identity, notAfter });

@@ -32,13 +32,15 @@ export async function githubCallback(c: GithubConnector, code: string): Promise<
   });
   if (!token.access_token) throw new AzgateError("sso_failed", `GitHub refused the code: ${token.error_description ?? token.error ?? "no access token"}`);
   const auth = { headers: { accept: "application/vnd.github+json", authorization: `Bearer ${token.access_token}` } };
-  const me = await call<{ login?: string }>(`${apiEndpoint(c)}/user`, auth);
+  const me = await call<{ login?: string; id?: number }>(`${apiEndpoint(c)}/user`, auth);
   const teams = await call<{ slug: string; organization: { login: string } }[]>(`${apiEndpoint(c)}/user/teams?per_page=100`, auth);
   const user = ssoUserName(me.login ?? "");
-  if (!user) throw new AzgateError("sso_failed", "GitHub did not say who the user is");
+  if (!user || typeof me.id !== "number") throw new AzgateError("sso_failed", "GitHub did not say who the user is");
   const memberships = teams.map((t) => ({ organization: t.organization.login, team: t.slug }));
   return {
     user,
+    // The numeric id survives a renamed login; the login name may be taken by someone else later.
+    subject: `github:${apiEndpoint(c)}:${me.id}`,
     roles: rolesFromTeams(c.spec.teams_to_roles, memberships),
     traits: { github_teams: memberships.map((m) => `${m.organization}/${m.team}`), logins: [me.login!] },
   };

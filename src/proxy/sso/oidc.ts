@@ -14,6 +14,7 @@ import type { SsoIdentity } from "./finish.ts";
 
 /** Claims about the token itself, not the user: kept out of traits. */
 const PROTOCOL_CLAIMS = ["iss", "aud", "exp", "iat", "nbf", "nonce", "at_hash", "c_hash", "s_hash", "auth_time", "azp", "sid", "jti", "acr", "amr"];
+const CLOCK_SKEW_MS = 60_000;
 /** Discovery documents, for 5 minutes per issuer and client. */
 const discovered = ttlCache<oidc.Configuration>(5 * 60_000);
 
@@ -66,25 +67,33 @@ export async function oidcCallback(c: OidcConnector, query: URLSearchParams, exp
       idTokenExpected: true,
     });
     const idClaims = tokens.claims()!;
+    // The library refuses an old iat but not one from the future: a token minted ahead of time (or by a
+    // provider with a wrong clock) is refused past the same skew SAML allows.
+    if (typeof idClaims.iat !== "number" || idClaims.iat * 1000 > Date.now() + CLOCK_SKEW_MS) {
+      throw new AzgateError("sso_failed", "the OIDC login was refused: the ID token was issued in the future (iat); check the identity provider's clock");
+    }
     let userinfo: Record<string, unknown> = {};
     if (config.serverMetadata().userinfo_endpoint && tokens.access_token) {
       userinfo = (await oidc.fetchUserInfo(config, tokens.access_token, idClaims.sub)) as Record<string, unknown>;
     }
     claims = { ...userinfo, ...idClaims };
   } catch (e) {
+    if (e instanceof AzgateError) throw e;
     throw new AzgateError("sso_failed", `the OIDC login was refused: ${describe(e)}`);
   }
   const usernameClaim = c.spec.username_claim ?? "email";
   const raw = claims[usernameClaim];
   if (typeof raw !== "string" || !raw) throw new AzgateError("sso_failed", `the identity provider sent no "${usernameClaim}" claim to name the user (set username_claim in the connector)`);
-  if (usernameClaim === "email" && claims.email_verified === false && !c.spec.allow_unverified_email) {
+  // Only a boolean true counts as verified: a missing claim, "true" as a string or 1 do not.
+  if (usernameClaim === "email" && claims.email_verified !== true && !c.spec.allow_unverified_email) {
     throw new AzgateError("sso_failed", `the email ${raw} is not verified by the identity provider`);
   }
   const user = ssoUserName(raw);
   if (!user) throw new AzgateError("sso_failed", `"${raw}" cannot be a user name`);
+  if (typeof claims.sub !== "string" || !claims.sub) throw new AzgateError("sso_failed", "the ID token has no subject (sub)");
   const traits = claimsToTraits(Object.fromEntries(Object.entries(claims).filter(([k]) => !PROTOCOL_CLAIMS.includes(k))));
   const rules = c.spec.claims_to_roles.map((r) => ({ name: r.claim, value: r.value, roles: r.roles }));
-  return { user, roles: rolesFromTraits(rules, traits), traits };
+  return { user, subject: `oidc:${String(claims.iss)}:${claims.sub}`, roles: rolesFromTraits(rules, traits), traits };
 }
 
 /** openid-client wraps the specific check that failed (nonce, iss, PKCE...) in `cause`; say both. */

@@ -7,13 +7,14 @@
  * (POST /v1/sso/pickup) with that code and its secret.
  */
 import { Hono, type Context } from "hono";
+import { parseJsonObject } from "../../util/json.ts";
 import { html } from "hono/html";
 import { AzgateError, isAzgateError, toErrorBody } from "../../errors/index.ts";
 import { importPublicKeyPem } from "../../pki/keys.ts";
 import { CONNECTOR_KINDS, type Connector, type ConnectorKind, type GithubConnector, type OidcConnector, type SamlConnector } from "../../resources/connector.ts";
 import type { ProxyContext } from "../context.ts";
 import { KEYS } from "../keys.ts";
-import { remoteAddr, type LoginRateLimiter } from "../rate-limit.ts";
+import { LoginRateLimiter, remoteAddr } from "../rate-limit.ts";
 import { checkClientRedirect, newAttemptId, pendingAttempt, pickUp, saveAttempt, type SsoAttempt } from "./attempt.ts";
 import { finishSsoLogin, type SsoIdentity } from "./finish.ts";
 import { githubCallback, githubStart } from "./github.ts";
@@ -37,7 +38,7 @@ export function ssoRoutes(ctx: ProxyContext, limiter: LoginRateLimiter) {
   app.post("/v1/sso/login", async (c) => {
     const remote = remoteAddr(c);
     limiter.check(remote);
-    const body = (await c.req.json().catch(() => ({}))) as Record<string, unknown>;
+    const body = parseJsonObject<Record<string, unknown>>(await c.req.text());
     const connector = await findConnector(ctx, String(body.connector ?? ""), typeof body.kind === "string" ? body.kind : undefined);
     const publicKeyPem = String(body.public_key_pem ?? "");
     await importPublicKeyPem(publicKeyPem).catch(() => {
@@ -65,10 +66,16 @@ export function ssoRoutes(ctx: ProxyContext, limiter: LoginRateLimiter) {
 
   app.post("/v1/sso/pickup", async (c) => {
     limiter.check(remoteAddr(c));
-    const body = (await c.req.json().catch(() => ({}))) as Record<string, unknown>;
+    const body = parseJsonObject<Record<string, unknown>>(await c.req.text());
     return c.json(await pickUp(ctx, String(body.attempt ?? ""), String(body.code ?? ""), String(body.secret ?? "")));
   });
 
+  // The callbacks cost the proxy a round trip to the IdP (or an XML signature check): rate-limited like logins.
+  const callbacks = new LoginRateLimiter(60);
+  app.use("/v1/webapi/*", async (c, next) => {
+    callbacks.check(remoteAddr(c));
+    await next();
+  });
   app.get("/v1/webapi/oidc/callback", (c) =>
     callback(c, ctx, "oidc", c.req.query("state") ?? "", (connector, attempt) =>
       oidcCallback(connector as OidcConnector, new URL(c.req.url).searchParams, {

@@ -108,7 +108,7 @@ export async function samlAcs(ctx: ProxyContext, c: SamlConnector, samlResponse:
   const user = ssoUserName(raw);
   if (!user) throw new AzgateError("sso_failed", `the SAML assertion names no usable user ("${raw}")`);
   const traits = claimsToTraits((profile.attributes as Record<string, unknown>) ?? {});
-  return { user, roles: rolesFromTraits(c.spec.attributes_to_roles, traits), traits };
+  return { user, subject: `saml:${profile.issuer ?? ""}:${profile.nameID ?? raw}`, roles: rolesFromTraits(c.spec.attributes_to_roles, traits), traits };
 }
 
 /** The parts of the (already verified) assertion node-saml does not check for us. */
