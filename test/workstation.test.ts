@@ -3,7 +3,12 @@
  * protocols, every refusal), the loopback check, and the export syntax.
  */
 import { describe, expect, it } from "vitest";
-import { generateKeyPair } from "../src/pki/keys.ts";
+import net from "node:net";
+import tls from "node:tls";
+import { generateKeyPair, importPrivateKeyPem, privateKeyToPem } from "../src/pki/keys.ts";
+import { createLocalCa, LEAF_CACHE_SIZE, LeafMinter } from "../src/client/local-ca.ts";
+import { issueServerCert } from "../src/pki/certificate.ts";
+import { x509 } from "../src/pki/x509.ts";
 import { verifyPlaceholder } from "../src/azure/placeholder.ts";
 import { IDENTITY_HOST, MSI_HOST, tokenEndpoint } from "../src/client/token-endpoint.ts";
 import { isLoopback } from "../src/runtime/index.ts";
@@ -94,12 +99,24 @@ describe("local proxy helpers", () => {
 
 describe("running az", () => {
   it("reuses the secret a shell already exported from proxy azure, else makes a new random one", () => {
-    expect(tokenSecret({ IDENTITY_ENDPOINT: `https://${IDENTITY_HOST}`, IDENTITY_HEADER: "abc123" })).toBe("abc123");
-    expect(tokenSecret({ MSI_ENDPOINT: `https://${MSI_HOST}/def456` })).toBe("def456");
+    expect(tokenSecret({ IDENTITY_ENDPOINT: `https://${IDENTITY_HOST}`, IDENTITY_HEADER: "abc123abc123abc123ab" })).toBe("abc123abc123abc123ab");
+    expect(tokenSecret({ MSI_ENDPOINT: `https://${MSI_HOST}/def456def456def456de` })).toBe("def456def456def456de");
     // Someone else's endpoint is not ours to reuse.
     const fresh = tokenSecret({ IDENTITY_ENDPOINT: "http://169.254.169.254/msi", IDENTITY_HEADER: "theirs" });
     expect(fresh).toMatch(/^[0-9a-f]{20}$/);
     expect(tokenSecret({})).not.toBe(tokenSecret({}));
+  });
+
+  it("refuses a half or damaged azgate export instead of silently replacing it", () => {
+    const bad: Record<string, string>[] = [
+      { IDENTITY_HEADER: "abc123abc123abc123ab" },
+      { IDENTITY_ENDPOINT: `https://${IDENTITY_HOST}` },
+      { IDENTITY_ENDPOINT: `https://${IDENTITY_HOST}`, IDENTITY_HEADER: "x y" },
+      { MSI_ENDPOINT: `https://${MSI_HOST}/` },
+      { MSI_ENDPOINT: `https://${MSI_HOST}/abc123abc123abc123ab/../x` },
+      { MSI_ENDPOINT: `https://${MSI_HOST}/abc123abc123abc123ab`, IDENTITY_ENDPOINT: `https://${IDENTITY_HOST}`, IDENTITY_HEADER: "def456def456def456de" },
+    ];
+    for (const env of bad) expect(() => tokenSecret(env), JSON.stringify(env)).toThrow(/not azgate's\. Unset them/);
   });
 
   it("logs in with --resource-id from az 2.73 (MSAL), --username before, MSAL when unknown", () => {
@@ -109,5 +126,47 @@ describe("running az", () => {
     expect(usesMsal("2.80.1")).toBe(true);
     expect(usesMsal("3.0.0")).toBe(true);
     expect(usesMsal(null)).toBe(true);
+  });
+});
+
+describe("the local CA", () => {
+  /** A TLS handshake to a server presenting `certPem` for `name`, trusting the local CA only. */
+  async function handshake(ca: { certPem: string }, name: string, keyPem: string, certPem: string): Promise<string> {
+    const server = tls.createServer({ key: keyPem, cert: certPem }, (s) => s.end());
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      return await new Promise<string>((resolve) => {
+        const s = tls.connect({ host: "127.0.0.1", port: (server.address() as net.AddressInfo).port, servername: net.isIP(name) ? undefined : name, ca: ca.certPem }, () => {
+          s.destroy();
+          resolve("ok");
+        });
+        s.on("error", (e: NodeJS.ErrnoException) => resolve(`${e.code}: ${e.message}`));
+      });
+    } finally {
+      server.close();
+    }
+  }
+
+  it("is name-constrained: a leaf it signs for any other site (or an IP) is refused by the clients that trust it", async () => {
+    const files = await createLocalCa(new Date(Date.now() + 3_600_000));
+    const ca = { cert: new x509.X509Certificate(files.certPem), key: await importPrivateKeyPem(files.keyPem) };
+    const leafKey = await generateKeyPair();
+    const pem = await privateKeyToPem(leafKey.privateKey);
+    const leaf = async (dnsNames: string[], ips: string[] = []) => (await issueServerCert({ ca, publicKey: leafKey.publicKey, dnsNames, ips, notAfter: ca.cert.notAfter })).toString("pem") + "\n" + files.certPem;
+    expect(await handshake(files, "management.azure.com", pem, await leaf(["management.azure.com"]))).toBe("ok");
+    expect(await handshake(files, "myvault.vault.azure.net", pem, await leaf(["myvault.vault.azure.net"]))).toBe("ok");
+    // Someone who steals the key from the workstation cannot impersonate another site to this machine's clients.
+    expect(await handshake(files, "github.com", pem, await leaf(["github.com"]))).toMatch(/permitted subtree violation/);
+    expect(await handshake(files, "evil-management.azure.com.example", pem, await leaf(["evil-management.azure.com.example"]))).not.toBe("ok");
+    expect(await handshake(files, "127.0.0.1", pem, await leaf([], ["127.0.0.1"]))).not.toBe("ok");
+  });
+
+  it("mints leaves only for intercepted names, and keeps a bounded number", async () => {
+    const minter = new LeafMinter(await createLocalCa(new Date(Date.now() + 3_600_000)));
+    await expect(minter.context("github.com")).rejects.toThrow(/does not sign for github.com/);
+    for (let i = 0; i < LEAF_CACHE_SIZE + 20; i++) await minter.context(`acct${i}.blob.core.windows.net`);
+    expect(minter.cached).toHaveLength(LEAF_CACHE_SIZE);
+    expect(minter.cached).toContain(`acct${LEAF_CACHE_SIZE + 19}.blob.core.windows.net`);
+    expect(minter.cached).not.toContain("acct0.blob.core.windows.net");
   });
 });

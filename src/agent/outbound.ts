@@ -10,7 +10,7 @@
  *   The operator chose that address, so it is exempt from the checks.
  */
 import dns from "node:dns";
-import { forbiddenAddressReason } from "./address-policy.ts";
+import { forbiddenAddressReason } from "../net/address-policy.ts";
 import { closeHttpsClients, httpsRequest, type HttpsResponse } from "../runtime/index.ts";
 
 export interface OutboundOptions {

@@ -2,7 +2,7 @@ import yargs from "yargs";
 import { VERSION } from "../version.ts";
 import { runtimeVersion } from "../runtime/version.ts";
 import { DESCRIBE, MODULES } from "./catalog.ts";
-import { print } from "./output.ts";
+import { print, printErr } from "./output.ts";
 
 /** Builds the command tree; `argv` excludes the executable and script. */
 export async function main(argv: string[]): Promise<void> {
@@ -31,7 +31,7 @@ export async function main(argv: string[]): Promise<void> {
     await cli.demandCommand(1, "name a command").help().alias("h", "help").parseAsync();
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    process.stderr.write(`ERROR: ${e.message}\n\nRun "azgate --help" (or the command with --help) for usage.\n`);
+    printErr(`ERROR: ${e.message}\n\nRun "azgate --help" (or the command with --help) for usage.`);
     process.exitCode = 2;
   }
 }

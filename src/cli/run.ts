@@ -1,5 +1,6 @@
 import { isAzgateError } from "../errors/index.ts";
 import { closePrompts } from "./prompt.ts";
+import { printErr } from "./output.ts";
 
 /**
  * Wraps a command handler: a user mistake prints `ERROR: <message>` and exits
@@ -25,10 +26,10 @@ export function subcommandNeeded(command: string): [number, string] {
 export function reportError(e: unknown): void {
   const debug = process.env.AZGATE_DEBUG === "1";
   if (isAzgateError(e)) {
-    process.stderr.write(`ERROR: ${e.message}\n`);
+    printErr(`ERROR: ${e.message}`);
     if (debug && e.cause) console.error(e.cause);
   } else {
-    process.stderr.write(`ERROR: ${e instanceof Error ? e.message : String(e)}\n`);
+    printErr(`ERROR: ${e instanceof Error ? e.message : String(e)}`);
     if (debug) console.error(e);
   }
   process.exitCode = 1;

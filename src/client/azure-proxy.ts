@@ -5,6 +5,7 @@
  * carries every other intercepted request as a stream (re-dialled when lost).
  */
 import { isAzureEndpoint } from "../azure/endpoints.ts";
+import { isAzureMethod } from "../azure/methods.ts";
 import { serveLocalProxy, CONNECT_TARGET_HEADER } from "../runtime/index.ts";
 import { dialTunnel, type TunnelSession } from "../tunnel/index.ts";
 import { tunnelRequest } from "../tunnel/http.ts";
@@ -45,6 +46,9 @@ export async function startAzureProxy(opts: { creds: AppCredentials; target: Api
     const local = tokens(req);
     if (local) return local;
     const url = new URL(req.url);
+    if (!isAzureMethod(req.method)) {
+      return Response.json({ error: { code: "method_not_allowed", message: `azgate: method ${req.method} is not used by Azure APIs` } }, { status: 405 });
+    }
     const target = req.headers.get(CONNECT_TARGET_HEADER) ?? "";
     const hostHeader = (req.headers.get("host") ?? "").toLowerCase().replace(/:443$/, "");
     if (!target || hostHeader !== target.replace(/:443$/, "")) {

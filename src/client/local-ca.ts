@@ -1,21 +1,33 @@
 /**
  * The workstation's local CA for TLS interception: made per app session,
- * valid no longer than the app certificate, key stored 0600. Leaf
- * certificates are minted per host name on first use and cached.
+ * valid no longer than the app certificate, key stored 0600, and
+ * name-constrained to the hosts it intercepts (Azure's API hosts and the
+ * token endpoints). Leaf certificates are minted per host name on first use,
+ * only for intercepted names, and a bounded number are cached.
  */
 import tls from "node:tls";
 import { x509 } from "../pki/x509.ts";
 import { createSelfSignedCa, type CaKey } from "../pki/authority.ts";
 import { issueServerCert } from "../pki/certificate.ts";
 import { generateKeyPair, importPrivateKeyPem, privateKeyToPem } from "../pki/keys.ts";
+import { AZURE_HOST_SUFFIXES, isAzureEndpoint } from "../azure/endpoints.ts";
+import { IDENTITY_HOST, MSI_HOST } from "./token-endpoint.ts";
+
+export const isLocalCaName = (name: string) => name === MSI_HOST || name === IDENTITY_HOST || isAzureEndpoint(name);
 
 export interface LocalCaFiles {
   certPem: string;
   keyPem: string;
 }
 
+/** What the local CA may sign for: the intercepted names, and nothing else. */
+export const LOCAL_CA_NAMES = [MSI_HOST, IDENTITY_HOST, ...AZURE_HOST_SUFFIXES] as const;
+
+/** Leaf contexts kept at once; the least recently used goes first. */
+export const LEAF_CACHE_SIZE = 64;
+
 export async function createLocalCa(notAfter: Date): Promise<LocalCaFiles> {
-  const ca = await createSelfSignedCa("CN=azgate local CA, O=azgate", notAfter);
+  const ca = await createSelfSignedCa("CN=azgate local CA, O=azgate", notAfter, LOCAL_CA_NAMES);
   return { certPem: ca.cert.toString("pem") + "\n", keyPem: await privateKeyToPem(ca.key) };
 }
 
@@ -29,12 +41,18 @@ export class LeafMinter {
 
   context(host: string): Promise<tls.SecureContext> {
     const name = host.toLowerCase();
+    if (!isLocalCaName(name)) return Promise.reject(new Error(`azgate's local CA does not sign for ${name}`));
     let ctx = this.contexts.get(name);
-    if (!ctx) {
-      ctx = this.mint(name);
-      this.contexts.set(name, ctx);
-    }
+    if (ctx) this.contexts.delete(name);
+    else ctx = this.mint(name);
+    this.contexts.set(name, ctx);
+    while (this.contexts.size > LEAF_CACHE_SIZE) this.contexts.delete(this.contexts.keys().next().value!);
     return ctx;
+  }
+
+  /** Host names with a leaf cached now (for tests). */
+  get cached(): string[] {
+    return [...this.contexts.keys()];
   }
 
   private async mint(host: string): Promise<tls.SecureContext> {

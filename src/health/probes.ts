@@ -21,9 +21,27 @@ export function probeRoutes(readiness: () => Readiness | Promise<Readiness>): Ho
 /** Prometheus text, as a registry renders it. */
 export type MetricsSource = () => Promise<{ contentType: string; text: string }>;
 
+/**
+ * Kubernetes probes and Prometheus address a pod by IP; a browser sent to a
+ * rebinding DNS name carries that name. Only IP literals and localhost are
+ * answered, so a web page cannot read the metrics through the user's browser.
+ */
+export function isDiagHost(host: string | undefined): boolean {
+  if (!host) return false;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:]+))(?::\d{1,5})?$/.exec(host);
+  if (!m) return false;
+  const name = (m[1] ?? m[2]).toLowerCase();
+  return m[1] !== undefined || name === "localhost" || /^\d{1,3}(\.\d{1,3}){3}$/.test(name);
+}
+
 /** The plain-HTTP diagnostics listener (`--diag-addr`): the probes and /metrics. */
 export function serveDiag(hostname: string, port: number, readiness: () => Readiness | Promise<Readiness>, metrics?: MetricsSource): Promise<RunningServer> {
-  const app = probeRoutes(readiness);
+  const app = new Hono();
+  app.use("*", async (c, next) => {
+    if (!isDiagHost(c.req.header("host"))) return c.json({ error: { code: "access_denied", message: "the diagnostics port answers requests to an IP address or localhost only" } }, 403);
+    await next();
+  });
+  app.route("/", probeRoutes(readiness));
   if (metrics) {
     app.get("/metrics", async (c) => {
       const m = await metrics();

@@ -84,3 +84,13 @@ export function forbiddenAddressReason(address: string): string | null {
   }
   return V6_RANGES.find((r) => inRange(a6, 128, r))?.[2] ?? null;
 }
+
+/**
+ * Why the workstation's local proxy must not tunnel to `address`: this
+ * machine itself (loopback, unspecified) or its link (link-local: IMDS and
+ * friends). A client of the local proxy reaches no local service through it.
+ */
+export function localTargetReason(address: string): string | null {
+  const why = forbiddenAddressReason(address);
+  return why && /loopback|link-local|unspecified|metadata|not an IP/.test(why) ? why : null;
+}

@@ -1,4 +1,6 @@
 import { x509 } from "./x509.ts";
+import * as asn1 from "@peculiar/asn1-x509";
+import { AsnConvert } from "@peculiar/asn1-schema";
 import { EC_ALG, generateKeyPair, importPrivateKeyPem, privateKeyToPem } from "./keys.ts";
 import { randomSerial } from "./serial.ts";
 
@@ -28,8 +30,14 @@ export async function createAuthority(type: AuthorityType, clusterName: string):
   return { type, ...(await createSelfSignedCa(`CN=${escapeDn(clusterName)}, O=azgate ${type} CA`, new Date(Date.now() + TEN_YEARS_MS))) };
 }
 
-/** A CA that signs leaves only (path length 0): the cluster's authorities and the workstation's local CA. */
-export async function createSelfSignedCa(name: string, notAfter: Date): Promise<CaKey> {
+/**
+ * A CA that signs leaves only (path length 0): the cluster's authorities and
+ * the workstation's local CA. `permittedDns`, when given, name-constrains it
+ * (RFC 5280 4.2.1.10, critical): certificates it signs are valid for those
+ * DNS names and their subdomains only, and for no IP address, so a stolen
+ * local CA key cannot impersonate any other site to the clients that trust it.
+ */
+export async function createSelfSignedCa(name: string, notAfter: Date, permittedDns?: readonly string[]): Promise<CaKey> {
   const keys = await generateKeyPair();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerial(),
@@ -42,6 +50,7 @@ export async function createSelfSignedCa(name: string, notAfter: Date): Promise<
       new x509.BasicConstraintsExtension(true, 0, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      ...(permittedDns ? [nameConstraints(permittedDns)] : []),
     ],
   });
   return { cert, key: keys.privateKey };
@@ -57,4 +66,14 @@ export async function loadAuthority(s: StoredAuthority): Promise<Authority> {
 
 export function escapeDn(value: string): string {
   return value.replace(/([,+"\\<>;=])/g, "\\$1");
+}
+
+function nameConstraints(dns: readonly string[]): x509.Extension {
+  const ipAll = (cidr: string) => new asn1.GeneralSubtree({ base: new asn1.GeneralName({ iPAddress: cidr }) });
+  const value = new asn1.NameConstraints({
+    permittedSubtrees: new asn1.GeneralSubtrees(dns.map((d) => new asn1.GeneralSubtree({ base: new asn1.GeneralName({ dNSName: d }) }))),
+    // Every IPv4 and IPv6 address (address and mask all zero) is excluded.
+    excludedSubtrees: new asn1.GeneralSubtrees([ipAll("0.0.0.0/0"), ipAll("::/0")]),
+  });
+  return new x509.Extension(asn1.id_ce_nameConstraints, true, AsnConvert.serialize(value));
 }

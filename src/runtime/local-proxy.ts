@@ -10,6 +10,8 @@
 import http from "node:http";
 import https from "node:https";
 import net from "node:net";
+import dns from "node:dns/promises";
+import { localTargetReason } from "../net/address-policy.ts";
 import type tls from "node:tls";
 import type { Socket } from "node:net";
 import { listenTracked, type Listening } from "./listen.ts";
@@ -86,16 +88,41 @@ export function serveLocalProxy(opts: LocalProxyOptions): Promise<RunningLocalPr
       inner.emit("connection", socket);
       return;
     }
-    // Everything else goes through untouched, as a plain TCP tunnel.
-    const upstream = net.connect(target.port, target.host);
-    upstream.once("connect", () => {
-      socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-      if (head.length) upstream.write(head);
-      upstream.pipe(socket);
-      socket.pipe(upstream);
-    });
-    upstream.on("error", () => socket.end("HTTP/1.1 503 Service Unavailable\r\n\r\n"));
-    socket.on("error", () => upstream.destroy());
+    // Everything else goes through untouched, as a plain TCP tunnel, but never to this machine or its link
+    // (loopback services, IMDS): the name is resolved here and the checked address is the one dialled.
+    void resolveTunnelTarget(target.host).then(
+      (address) => tunnel(socket, head, address, target.port),
+      (e: Error) => {
+        opts.log?.(`refused CONNECT ${target.host}:${target.port}: ${e.message}`);
+        const reason = `azgate local proxy: ${e.message}`.replace(/[^\x20-\x7e]/g, " ");
+        socket.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: ${reason.length + 1}\r\n\r\n${reason}\n`);
+      },
+    );
   });
   return listenTracked(outer, opts.port, "127.0.0.1");
+}
+
+/** The address to dial for a tunnelled CONNECT, refusing loopback and link-local targets however they are named. */
+async function resolveTunnelTarget(host: string): Promise<string> {
+  const literal = net.isIP(host) ? [{ address: host }] : await dns.lookup(host, { all: true, verbatim: true }).catch(() => {
+    throw new Error(`cannot resolve ${host}`);
+  });
+  for (const { address } of literal) {
+    const why = localTargetReason(address);
+    if (why) throw new Error(`${host} is a ${why} address; the local proxy does not tunnel to this machine or its link`);
+  }
+  if (literal.length === 0) throw new Error(`cannot resolve ${host}`);
+  return literal[0].address;
+}
+
+function tunnel(socket: Socket, head: Buffer, address: string, port: number): void {
+  const upstream = net.connect(port, address);
+  upstream.once("connect", () => {
+    socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+    if (head.length) upstream.write(head);
+    upstream.pipe(socket);
+    socket.pipe(upstream);
+  });
+  upstream.on("error", () => socket.end("HTTP/1.1 503 Service Unavailable\r\n\r\n"));
+  socket.on("error", () => upstream.destroy());
 }

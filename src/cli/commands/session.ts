@@ -11,7 +11,7 @@ import { identityOf } from "../../pki/certificate.ts";
 import { newTotpSecret, totpFor } from "../../auth/totp.ts";
 import { formatDuration, parseDuration } from "../../util/duration.ts";
 import { ask, confirm } from "../prompt.ts";
-import { fields, print, structured } from "../output.ts";
+import { fields, print, printErr, structured } from "../output.ts";
 import { run, subcommandNeeded } from "../run.ts";
 
 interface TrustArgs {
@@ -59,7 +59,7 @@ export function sessionCommands(y: Argv) {
         const ttlMs = argv.ttl ? parseDuration(argv.ttl, "--ttl") : undefined;
         if (argv.auth) {
           if (argv.browser !== undefined && argv.browser !== "none") throw new AzgateError("bad_parameter", '--browser takes only "none" (the default opens the system browser or $BROWSER)');
-          const sso = await ssoLogin({ target, connector: argv.auth, browser: argv.browser, ttlMs, say: (line) => process.stderr.write(line + "\n"), pasteFrom: process.stdin });
+          const sso = await ssoLogin({ target, connector: argv.auth, browser: argv.browser, ttlMs, say: (line) => printErr(line), pasteFrom: process.stdin });
           await saveProfile({ proxy, user: sso.user, cluster: ping.cluster_name, ca_pem: target.ca_pem, insecure: target.insecure }, sso.keyPem, sso.certPem);
           return print(statusText(proxy, sso.certPem));
         }
