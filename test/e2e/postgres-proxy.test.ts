@@ -62,6 +62,18 @@ describe("proxies on PostgreSQL", () => {
     expect(JSON.parse(users.stdout).map((u: { metadata: { name: string } }) => u.metadata.name)).toContain("alice");
   });
 
+  it("NUL bytes in names never reach PostgreSQL: a clear refusal and an audit event, not a 500", async () => {
+    const a = proxies[0];
+    const api = new ApiClient(await target(a));
+    const keys = await generateKeyPair();
+    const since = Date.now() - 1000;
+    await expect(api.call("POST", "/v1/auth/login", { user: "ali\u0000ce", password: "x", public_key_pem: await publicKeyToPem(keys.publicKey) })).rejects.toMatchObject({ code: "login_failed" });
+    await expect(api.call("POST", "/v1/sso/login", { connector: "corp\u0000x", public_key_pem: await publicKeyToPem(keys.publicKey), redirect_url: "http://127.0.0.1:9/callback", secret_hash: "a".repeat(64) })).rejects.toMatchObject({ code: "bad_parameter" });
+    await expect((await admin(a)).call("GET", "/v1/admin/resources/user/x%00y")).rejects.toMatchObject({ code: "bad_parameter" });
+    const { items } = await (await admin(a)).call<{ items: { event: string; success?: boolean; error?: string; time: string }[] }>("GET", "/v1/admin/audit?event=user.login");
+    expect(items.filter((e) => Date.parse(e.time) >= since)).toContainEqual(expect.objectContaining({ success: false, error: "malformed user name" }));
+  });
+
   it("refuses to start on a database it cannot reach, saying so", async () => {
     const bad = await startProxyProcess({
       dataDir: tempDir("azgate-replica-"),
