@@ -13,7 +13,7 @@ import { loadConfig } from "../src/config/load.ts";
 import { tempDir } from "./helpers/azgate.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
-const SEED_VALUES = path.resolve(ROOT, "../shared/fixtures/seed/azure_access_agent.values.yaml");
+const SEED_VALUES = path.resolve(ROOT, "test/fixtures/seed/azure_access_agent.values.yaml");
 const AGENT = path.join(ROOT, "deploy/helm/azgate-agent");
 const PROXY = path.join(ROOT, "deploy/helm/azgate-proxy");
 

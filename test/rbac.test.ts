@@ -1,3 +1,4 @@
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { allowedAzureIdentities, checkAppAccess, checkAzureIdentity, checkRule, expandTemplate, matchLabels, sessionTtlMs, PRESET_ROLES, type Role } from "../src/rbac/index.ts";
@@ -11,7 +12,7 @@ const app = { name: "azure-cli", labels: { env: "prod", team: "platform" } };
 function role(name: string, spec: Role["spec"]): Role {
   return { kind: "role", version: "v7", metadata: { name }, spec };
 }
-const fixture = (f: string) => parseResources(readFileSync(`../shared/fixtures/seed/${f}`, "utf8"), f).resources[0] as Role;
+const fixture = (f: string) => parseResources(readFileSync(path.join(import.meta.dirname, "fixtures/seed", f), "utf8"), f).resources[0] as Role;
 
 describe("azure identity matching", () => {
   it("allows a listed identity ignoring case, and returns it as written", () => {

@@ -1,9 +1,10 @@
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { readdirSync, readFileSync } from "node:fs";
 import { parseResources } from "../src/resources/parse.ts";
 import { connectorRoles, withoutSecrets, type Connector } from "../src/resources/connector.ts";
 
-const SEED = "../shared/fixtures/seed";
+const SEED = path.resolve(import.meta.dirname, "fixtures/seed");
 
 function problem(text: string): string {
   try {
@@ -68,7 +69,7 @@ describe("role files", () => {
 });
 
 describe("connector files", () => {
-  const CONNECTORS = "../shared/fixtures/connectors";
+  const CONNECTORS = path.resolve(import.meta.dirname, "fixtures/connectors");
   const load = (f: string) => readFileSync(`${CONNECTORS}/${f}`, "utf8");
 
   it("loads the seed guide's github, oidc and saml connectors as written", () => {

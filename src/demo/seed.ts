@@ -1,7 +1,7 @@
 /**
  * What the demo sets up, from the seed guide: its role file (embedded, so the
  * single binary needs no other file; a test keeps it equal to
- * ../shared/fixtures/seed/azure-cli-access-internal.yaml), its user, its
+ * test/fixtures/seed/azure-cli-access-internal.yaml), its user, its
  * identity, and the agent's Workload ID service account.
  */
 export const DEMO_ROLE_YAML = `kind: role

@@ -14,7 +14,7 @@ import { certFile, keyFile, profileFile } from "../../src/client/profile.ts";
  * bootstrap, invite, accept, login with password and TOTP, roles from the
  * seed files, identities, tokens, and the failures a user can hit.
  */
-const SEED = path.resolve("../shared/fixtures/seed");
+const SEED = path.resolve(import.meta.dirname, "../fixtures/seed");
 const READER = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/myResourceGroup/providers/Microsoft.ManagedIdentity/userAssignedIdentities/teleport-reader";
 const PASSWORD = "correct horse battery staple";
 

@@ -10,7 +10,7 @@ import { cli, startCli, tempDir } from "../helpers/azgate.ts";
 import { runCommand } from "../helpers/run.ts";
 import { DEMO_ROLE_YAML } from "../../src/demo/seed.ts";
 
-const SEED = path.resolve(import.meta.dirname, "../../../shared/fixtures/seed");
+const SEED = path.resolve(import.meta.dirname, "../fixtures/seed");
 
 describe("azgate demo", () => {
   it("embeds the seed guide's role file unchanged", () => {

@@ -419,10 +419,14 @@ function rawHttps(cluster: TestCluster, method: string, urlPath: string, headers
     const req = https.request({ host: "127.0.0.1", port: cluster.proxy.port, method, path: urlPath, headers, ca: cluster.target.ca_pem, servername: "localhost", agent: false }, (res) => {
       let text = "";
       res.on("data", (d) => (text += d));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+      res.on("end", () => {
+        resolve({ status: res.statusCode ?? 0, body: text });
+        req.destroy(); // stop sending a body the server refused
+      });
     });
+    req.setTimeout(20_000, () => req.destroy(new Error(`no answer to ${method} ${urlPath} in 20 s`)));
     // The server answers before reading a body it refuses, and may close while it is still being sent.
-    req.on("error", (e: NodeJS.ErrnoException) => (e.code === "EPIPE" || e.code === "ECONNRESET" ? undefined : reject(e)));
+    req.on("error", (e: NodeJS.ErrnoException) => (e.code === "EPIPE" || e.code === "ECONNRESET" || e.code === "ERR_STREAM_DESTROYED" ? undefined : reject(e)));
     req.end(body);
   });
 }

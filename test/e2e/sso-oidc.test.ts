@@ -251,6 +251,46 @@ describe("OIDC login", () => {
     expect(withBriefRole).toBeLessThanOrEqual(20);
   });
 
+  it("refuses an ID token from an issuer other than the connector's", async () => {
+    const impostor = await startIssuerImpostor(idp);
+    try {
+      await cluster.admin.call("POST", "/v1/admin/resources", { text: JSON.stringify(connector({ ...idp, issuer: impostor.issuer }, "impostor", cluster.proxy.port)) });
+      const login = await startSsoLogin(cluster, tempDir("azgate-home-"), "impostor");
+      const { context, page } = await freshPage(browser);
+      await signIn(page, login.url, "alice@example.com");
+      await waitForCallback(page);
+      await context.close();
+      const res = await login.done;
+      expect(res.code).toBe(1);
+      expect(res.stderr).toMatch(/OIDC login was refused: .*iss/);
+    } finally {
+      await impostor.close();
+    }
+  });
+});
+
+/**
+ * The outside review's SSO attacks, on a proxy of their own (each login
+ * spends the per-address login budget, which the tests above use up).
+ */
+describe("OIDC identities and edges", () => {
+  let cluster: TestCluster;
+  let idp: OidcIdp;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    cluster = await startCluster();
+    await cluster.admin.call("POST", "/v1/admin/resources", { text: "kind: role\nversion: v7\nmetadata: {name: azure-cli-access}\nspec: {allow: {app_labels: {'*': '*'}}}\n" });
+    idp = await startOidcIdp({ redirectUri: `https://127.0.0.1:${cluster.proxy.port}/v1/webapi/oidc/callback`, accounts: ACCOUNTS });
+    await cluster.admin.call("POST", "/v1/admin/resources", { text: JSON.stringify(connector(idp, "corp", cluster.proxy.port)) });
+    browser = await launchBrowser();
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+    await idp?.close();
+    await cluster?.stop();
+  });
+
   /** The outcome a signed-in attempt's loopback received: a code, or the proxy's error. */
   async function outcomeOf(connectorName: string, login: string, opts: { ttlMs?: number } = {}) {
     const attempt = await startRawAttempt(cluster, connectorName, opts);
@@ -335,23 +375,29 @@ describe("OIDC login", () => {
     expect(await loginEvents(since)).toContainEqual(expect.objectContaining({ success: false, error: expect.stringMatching(/issued in the future/) }));
   });
 
-  it("refuses an ID token from an issuer other than the connector's", async () => {
-    const impostor = await startIssuerImpostor(idp);
+  it("the CLI's loopback callback escapes what it is sent: a page that calls it cannot drive the terminal", async () => {
+    const home = tempDir("azgate-home-");
+    const login = await startSsoLogin(cluster, home, "corp");
     try {
-      await cluster.admin.call("POST", "/v1/admin/resources", { text: JSON.stringify(connector({ ...idp, issuer: impostor.issuer }, "impostor", cluster.proxy.port)) });
-      const login = await startSsoLogin(cluster, tempDir("azgate-home-"), "impostor");
-      const { context, page } = await freshPage(browser);
-      await signIn(page, login.url, "alice@example.com");
-      await waitForCallback(page);
-      await context.close();
+      // With --browser none the CLI names its loopback address (for pasting); a local web page could find it by scanning.
+      const portOf = () => /http:\/\/127\.0\.0\.1:(\d+)\/callback/.exec(login.output())?.[1];
+      await expect.poll(portOf).toBeTruthy();
+      const port = portOf()!;
+      const hostile = "\u001b]0;owned\u0007\u001b]52;c;ZXZpbA==\u0007<script>alert(1)</script>";
+      const page = await fetch(`http://127.0.0.1:${port}/callback?error=${encodeURIComponent(hostile)}`);
+      const html = await page.text();
+      expect(html).not.toContain("<script>");
+      expect(html).toContain("&#60;script&#62;");
       const res = await login.done;
       expect(res.code).toBe(1);
-      expect(res.stderr).toMatch(/OIDC login was refused: .*iss/);
+      expect(res.stderr).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+      expect(res.stderr).toContain("ERROR: \\u001b]0;owned\\u0007");
     } finally {
-      await impostor.close();
+      await login.cancel();
     }
   });
-  it("bounds the SSO edges: the client's redirect, the SAML ACS body, and the callbacks' rate (runs last: it spends this address's budget)", async () => {
+
+  it("bounds the SSO edges: the client's redirect, the SAML ACS body, and the callbacks' rate (runs last: it spends this address's callback budget)", async () => {
     const api = new ApiClient(cluster.target);
     const keys = await generateKeyPair();
     const start = { connector: "corp", public_key_pem: await publicKeyToPem(keys.publicKey), secret_hash: "a".repeat(64) };

@@ -207,7 +207,7 @@ export async function readBody(res: TunnelResponse): Promise<string> {
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 
-export const SEED_DIR = path.resolve(import.meta.dirname, "../../../shared/fixtures/seed");
+export const SEED_DIR = path.resolve(import.meta.dirname, "../fixtures/seed");
 
 /**
  * What the workstation tests start from: a proxy, one agent (Workload ID

@@ -20,6 +20,8 @@ export interface PendingLogin {
   cancel(): Promise<CliResult>;
   /** Types a line into the CLI (as a person pasting an address). */
   type(line: string): void;
+  /** What the CLI printed to stderr so far. */
+  output(): string;
 }
 
 /** Starts the CLI login and resolves once it has printed the link to open. */
@@ -43,6 +45,7 @@ export function startSsoLogin(cluster: TestCluster, home: string, connector: str
             return done;
           },
           type: (line) => child.stdin.write(line + "\n"),
+          output: () => stderr,
         });
     });
     void done.then((r) => reject(new Error(`login exited (${r.code}) before printing a link:\n${r.stderr}`)));

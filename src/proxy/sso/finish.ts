@@ -56,7 +56,8 @@ export async function finishSsoLogin(
     throw new AzgateError("already_exists", `a local user named "${who.user}" exists; an SSO login cannot take it over`);
   }
   // The name is held by another person (another connector, or another subject at this one): refused, never merged.
-  if (owner && (owner.type !== connector.kind || owner.id !== connector.metadata.name || owner.subject !== who.subject)) {
+  // A record from before subjects were kept (no `subject`) is taken over by its connector's next login of that name.
+  if (owner && (owner.type !== connector.kind || owner.id !== connector.metadata.name || (owner.subject !== undefined && owner.subject !== who.subject))) {
     await ctx.audit.emit({ event: "user.login", code: "T1001W", ...audit, subject: who.subject, success: false, error: "user name held by another SSO identity" });
     throw new AzgateError(
       "already_exists",
