@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { AppRegistry, type AgentTunnel, type AppSpec } from "../src/proxy/registry.ts";
+import { AppRegistry, type AgentTunnel } from "../src/proxy/registry.ts";
+import type { AppSpec } from "../src/api/types.ts";
 import type { TunnelSession } from "../src/tunnel/index.ts";
 
 const app = (name: string, labels: Record<string, string> = {}): AppSpec => ({ name, cloud: "Azure", uri: "cloud://Azure", labels });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { establishTrust } from "../src/client/trust.ts";
+import { establishTrust } from "../src/api/trust.ts";
 import { startProxy, type RunningProxy } from "../src/proxy/server.ts";
 import { loadConfig } from "../src/config/load.ts";
 import { createAuthority } from "../src/pki/authority.ts";

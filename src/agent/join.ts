@@ -6,10 +6,10 @@
 import os from "node:os";
 import { x509 } from "../pki/x509.ts";
 import { AzgateError } from "../errors/index.ts";
-import { ApiClient } from "../client/api.ts";
-import { establishTrust, proxyBaseUrl, type PingResponse } from "../client/trust.ts";
+import { ApiClient } from "../api/client.ts";
+import { establishTrust, proxyBaseUrl } from "../api/trust.ts";
+import type { HostCertificate, PingResponse } from "../api/types.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../pki/keys.ts";
-import type { HostCertificate } from "../proxy/join.ts";
 import { agentStateDir, loadAgentState, saveAgentState, type AgentState } from "./state.ts";
 
 export interface JoinOptions {

@@ -7,7 +7,7 @@ import { AzgateError } from "../errors/index.ts";
 import { importPrivateKeyPem } from "../pki/keys.ts";
 import { controlCall, dialTunnel, type TunnelSession, type TunnelStream } from "../tunnel/index.ts";
 import { VERSION } from "../version.ts";
-import type { AppSpec } from "../proxy/registry.ts";
+import type { AppSpec } from "../api/types.ts";
 
 export interface ReverseTunnelOptions {
   baseUrl: string;

@@ -6,7 +6,7 @@
  * for 30 s) loses its tunnel; one that comes back gets a new one. With a
  * single proxy, or replicas that advertise nothing, this is one tunnel.
  */
-import { proxyBaseUrl } from "../client/trust.ts";
+import { proxyBaseUrl } from "../api/trust.ts";
 import type { TunnelSession } from "../tunnel/index.ts";
 import { ReverseTunnel, type HeartbeatAnswer, type ReverseTunnelOptions } from "./reverse-tunnel.ts";
 

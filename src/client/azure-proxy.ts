@@ -9,7 +9,7 @@ import { isAzureMethod } from "../azure/methods.ts";
 import { serveLocalProxy, CONNECT_TARGET_HEADER } from "../runtime/index.ts";
 import { dialTunnel, type TunnelSession } from "../tunnel/index.ts";
 import { tunnelRequest } from "../tunnel/http.ts";
-import type { ApiTarget } from "./api.ts";
+import type { ApiTarget } from "../api/client.ts";
 import { LeafMinter, type LocalCaFiles } from "./local-ca.ts";
 import { IDENTITY_HOST, MSI_HOST, tokenEndpoint } from "./token-endpoint.ts";
 

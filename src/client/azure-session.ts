@@ -7,10 +7,10 @@
 import { x509 } from "../pki/x509.ts";
 import { AzgateError } from "../errors/index.ts";
 import { generateKeyPair, importPrivateKeyPem, privateKeyToPem, publicKeyToPem } from "../pki/keys.ts";
-import type { AppView } from "../proxy/apps.ts";
+import type { AppView } from "../api/types.ts";
 import { loadCredentials, loadProfile, type Profile } from "./profile.ts";
-import { ApiClient, type ApiTarget } from "./api.ts";
-import { proxyBaseUrl } from "./trust.ts";
+import { ApiClient, type ApiTarget } from "../api/client.ts";
+import { proxyBaseUrl } from "../api/trust.ts";
 import { createLocalCa } from "./local-ca.ts";
 import { azureConfigDir, listAppSessions, loadAppSession, saveAppSession } from "./app-store.ts";
 import { chooseAzureIdentity } from "./identity-choice.ts";

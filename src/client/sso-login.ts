@@ -13,7 +13,7 @@ import { createInterface } from "node:readline";
 import { AzgateError } from "../errors/index.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../pki/keys.ts";
 import { listenTracked } from "../runtime/listen.ts";
-import { ApiClient, type ApiTarget } from "./api.ts";
+import { ApiClient, type ApiTarget } from "../api/client.ts";
 import { openBrowser } from "./browser.ts";
 
 export interface SsoLoginOptions {

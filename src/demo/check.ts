@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { currentSession, loginApp, openAzure } from "../client/azure-session.ts";
 import { azVersion, findAz, usesMsal } from "../client/az.ts";
 import { selfCommand } from "../runtime/index.ts";
-import type { AppView } from "../proxy/apps.ts";
+import type { AppView } from "../api/types.ts";
 import type { ClientStep } from "./check-client.ts";
 import type { RunningDemo } from "./start.ts";
 import { DEMO_APP, DEMO_IDENTITY_NAME } from "./seed.ts";

@@ -12,7 +12,7 @@ import { identityResourceId } from "../emulator/world.ts";
 import { loadConfig } from "../config/load.ts";
 import { startProxy, type RunningProxy } from "../proxy/server.ts";
 import { startAgent, type RunningAgent } from "../agent/server.ts";
-import { ApiClient } from "../client/api.ts";
+import { ApiClient } from "../api/client.ts";
 import { saveProfile, type Profile } from "../client/profile.ts";
 import { connectAdmin } from "../cli/connect.ts";
 import { AzgateError } from "../errors/index.ts";

@@ -11,14 +11,8 @@ import type { Identity } from "../pki/identity.ts";
 import type { Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
 import { pemOf } from "./cluster.ts";
-import type { AppRegistry, AppSpec } from "./registry.ts";
-
-export interface AppView extends AppSpec {
-  /** Live agents serving it. */
-  servers: number;
-  /** Azure identities the caller may use with this app. */
-  azure_identities: string[];
-}
+import type { AppRegistry } from "./registry.ts";
+import type { AppView } from "../api/types.ts";
 
 /**
  * The app servers the caller's roles allow, each judged on its own labels;

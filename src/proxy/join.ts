@@ -10,6 +10,7 @@ import type { Identity } from "../pki/identity.ts";
 import { formatDuration } from "../util/duration.ts";
 import type { TokenInfo } from "./admin.ts";
 import type { ProxyContext } from "./context.ts";
+import type { HostCertificate } from "../api/types.ts";
 import { pemOf } from "./cluster.ts";
 import { KEYS, secretHash } from "./keys.ts";
 
@@ -26,15 +27,6 @@ export interface JoinRequest {
   type: string;
   public_key_pem: string;
   host_name?: string;
-}
-
-export interface HostCertificate {
-  host_id: string;
-  cluster_name: string;
-  cert_pem: string;
-  expires: string;
-  /** The host CA: it signs the proxy's TLS certificate, so the agent trusts it from now on. */
-  host_ca_pem: string;
 }
 
 const NEW_TOKEN = "create a new one on the proxy: azgate admin tokens add --type=app";

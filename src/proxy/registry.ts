@@ -1,15 +1,5 @@
 import type { TunnelSession } from "../tunnel/index.ts";
-
-/** An app as an agent announces it in its heartbeats. */
-export interface AppSpec {
-  name: string;
-  cloud: "Azure";
-  uri: string;
-  description?: string;
-  labels: Record<string, string>;
-  /** The Entra tenant the agent's identities live in, when it knows (Workload ID). */
-  tenant_id?: string;
-}
+import type { AppSpec } from "../api/types.ts";
 
 /** One agent's tunnel to this proxy. */
 export interface AgentTunnel {

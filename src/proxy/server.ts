@@ -1,4 +1,4 @@
-import { AzgateError } from "../errors/index.ts";
+import { splitHostPort, urlHost } from "../util/address.ts";
 import { serve } from "../runtime/index.ts";
 import type { Config } from "../config/schema.ts";
 import { clusterPins, pemOf } from "./cluster.ts";
@@ -32,15 +32,6 @@ export interface RunningProxy {
 
 /** How long a stopping proxy lets open streams finish. */
 const DRAIN_DEADLINE_MS = 10_000;
-
-/** "host:port", "[v6]:port" or "host" (then the default port). */
-export function splitHostPort(addr: string, defaultPort: number): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:\[\]]*))(?::(\d{1,5}))?$/.exec(addr.trim());
-  if (!m) throw new AzgateError("bad_parameter", `bad address "${addr}": use host:port`);
-  return { host: m[1] ?? m[2], port: m[3] ? Number(m[3]) : defaultPort };
-}
-
-const urlHost = (host: string) => (host.includes(":") ? `[${host}]` : host);
 
 /** Starts proxy mode: lock the data dir, open state, serve the API over TLS. */
 export async function startProxy(config: Config & { data_dir: string }): Promise<RunningProxy> {

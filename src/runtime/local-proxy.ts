@@ -12,6 +12,7 @@ import https from "node:https";
 import net from "node:net";
 import dns from "node:dns/promises";
 import { localTargetReason } from "../net/address-policy.ts";
+import { connectTarget } from "../util/address.ts";
 import type tls from "node:tls";
 import type { Socket } from "node:net";
 import { listenTracked, type Listening } from "./listen.ts";
@@ -39,11 +40,6 @@ export function isLoopback(address: string | undefined): boolean {
   return a === "::1" || /^127\.\d+\.\d+\.\d+$/.test(a);
 }
 
-function splitTarget(url: string | undefined): { host: string; port: number } | null {
-  const m = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(url ?? "");
-  return m ? { host: (m[1] ?? m[2]).toLowerCase(), port: Number(m[3]) } : null;
-}
-
 export function serveLocalProxy(opts: LocalProxyOptions): Promise<RunningLocalProxy> {
   const listener = getRequestListener(opts.fetch);
   const inner = https.createServer(
@@ -69,7 +65,7 @@ export function serveLocalProxy(opts: LocalProxyOptions): Promise<RunningLocalPr
     }
   });
   outer.on("connect", (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
-    const target = splitTarget(req.url);
+    const target = connectTarget(req.url);
     if (!target) {
       socket.end("HTTP/1.1 400 Bad Request\r\n\r\n");
       return;

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { startProxyProcess, tempDir, type ProxyProcess } from "../helpers/azgate.ts";
-import { ApiClient } from "../../src/client/api.ts";
+import { ApiClient } from "../../src/api/client.ts";
 import { readLocalAdmin } from "../../src/proxy/local-admin.ts";
 
 /**

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cli, startProxyProcess, tempDir, type ProxyProcess } from "../helpers/azgate.ts";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.ts";
 import { readLocalAdmin } from "../../src/proxy/local-admin.ts";
-import { ApiClient } from "../../src/client/api.ts";
+import { ApiClient } from "../../src/api/client.ts";
 import { generateKeyPair, publicKeyToPem } from "../../src/pki/keys.ts";
 
 describe("proxies on PostgreSQL", () => {

@@ -20,7 +20,7 @@ import { IDENTITY, openAppSession, readBody, spawnAgent, startCluster, workstati
 import { cli, startCli, tempDir } from "../helpers/azgate.ts";
 import { runCommand } from "../helpers/run.ts";
 import { connectThrough, rawRequest } from "../helpers/local-proxy.ts";
-import { ApiClient } from "../../src/client/api.ts";
+import { ApiClient } from "../../src/api/client.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../../src/pki/keys.ts";
 import { identityOf } from "../../src/pki/certificate.ts";
 import { x509 } from "../../src/pki/x509.ts";

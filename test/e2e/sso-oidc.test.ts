@@ -13,7 +13,7 @@ import { cli, tempDir } from "../helpers/azgate.ts";
 import { freshPage, launchBrowser, recordRequests, textOf } from "../helpers/browser.ts";
 import { startOidcIdp, startIssuerImpostor, type OidcIdp } from "../helpers/idp-oidc.ts";
 import { x509 } from "../../src/pki/x509.ts";
-import { ApiClient } from "../../src/client/api.ts";
+import { ApiClient } from "../../src/api/client.ts";
 import { generateKeyPair, publicKeyToPem } from "../../src/pki/keys.ts";
 import { startRawAttempt, startSsoLogin, waitForCallback } from "../helpers/sso.ts";
 

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { useEmulator } from "../helpers/emulator.ts";
 import { IDENTITY, openAppSession, readBody, spawnAgent, startCluster, type AgentProcess, type AppSession, type TestCluster, type UserSession } from "../helpers/cluster.ts";
 import { startProxyProcess } from "../helpers/azgate.ts";
-import { ApiClient } from "../../src/client/api.ts";
+import { ApiClient } from "../../src/api/client.ts";
 import { readLocalAdmin } from "../../src/proxy/local-admin.ts";
 import { StreamResetError } from "../../src/tunnel/index.ts";
 import type { TunnelResponse } from "../../src/tunnel/http.ts";

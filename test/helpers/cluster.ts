@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { saveProfile } from "../../src/client/profile.ts";
-import { ApiClient, type ApiTarget } from "../../src/client/api.ts";
+import { ApiClient, type ApiTarget } from "../../src/api/client.ts";
 import { readLocalAdmin } from "../../src/proxy/local-admin.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../../src/pki/keys.ts";
 import { dialTunnel, type TunnelSession } from "../../src/tunnel/index.ts";

@@ -11,7 +11,7 @@ import { startProxyProcess, tempDir, type ProxyProcess } from "./azgate.ts";
 import { startPostgres, type TestPostgres } from "./postgres.ts";
 import { startTcpBalancer, type TcpBalancer } from "./tcp-balancer.ts";
 import { readLocalAdmin } from "../../src/proxy/local-admin.ts";
-import { ApiClient, type ApiTarget } from "../../src/client/api.ts";
+import { ApiClient, type ApiTarget } from "../../src/api/client.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../../src/pki/keys.ts";
 
 export const READER = IDENTITY("teleport-reader");

@@ -10,7 +10,7 @@ import { azgateCommand, type CliResult } from "./azgate.ts";
 import { loginUrlFrom } from "./browser.ts";
 import type { TestCluster } from "./cluster.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../../src/pki/keys.ts";
-import { ApiClient } from "../../src/client/api.ts";
+import { ApiClient } from "../../src/api/client.ts";
 import { listenTracked } from "../../src/runtime/listen.ts";
 
 export interface PendingLogin {

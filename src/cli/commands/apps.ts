@@ -1,6 +1,6 @@
 import type { Argv } from "yargs";
 import { DESCRIBE } from "../catalog.ts";
-import type { AppView } from "../../proxy/apps.ts";
+import type { AppView } from "../../api/types.ts";
 import { profileClient } from "../connect.ts";
 import { loadProfile } from "../../client/profile.ts";
 import { print, structured, table, type Format } from "../output.ts";

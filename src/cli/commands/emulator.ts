@@ -3,7 +3,7 @@ import { DESCRIBE } from "../catalog.ts";
 import path from "node:path";
 import os from "node:os";
 import { startEmulator } from "../../emulator/server.ts";
-import { splitHostPort } from "../../proxy/server.ts";
+import { splitHostPort } from "../../util/address.ts";
 import { fields, print } from "../output.ts";
 import { run, untilSignalled } from "../run.ts";
 

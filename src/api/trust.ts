@@ -1,15 +1,8 @@
 import { x509 } from "../pki/x509.ts";
 import { AzgateError } from "../errors/index.ts";
 import { caPin, normalizePin } from "../pki/pin.ts";
-import { ApiClient, isUntrustedTls, type ApiTarget } from "./api.ts";
-
-export interface PingResponse {
-  cluster_name: string;
-  version: string;
-  second_factor: "otp" | "off";
-  host_ca_pems: string[];
-  ca_pins: string[];
-}
+import { ApiClient, isUntrustedTls, type ApiTarget } from "./client.ts";
+import type { PingResponse } from "./types.ts";
 
 export const DEFAULT_PROXY_PORT = 3080;
 

@@ -1,0 +1,43 @@
+/**
+ * The proxy API's wire types: what the proxy, the agent and the client say to
+ * each other, in one place every mode imports and that imports no mode
+ * (Teleport's api/types plays this part).
+ */
+
+/** GET /v1/ping: the cluster as an unauthenticated caller sees it. */
+export interface PingResponse {
+  cluster_name: string;
+  version: string;
+  second_factor: "otp" | "off";
+  host_ca_pems: string[];
+  ca_pins: string[];
+}
+
+/** An app as an agent announces it in its heartbeats. */
+export interface AppSpec {
+  name: string;
+  cloud: "Azure";
+  uri: string;
+  description?: string;
+  labels: Record<string, string>;
+  /** The Entra tenant the agent's identities live in, when it knows (Workload ID). */
+  tenant_id?: string;
+}
+
+/** An app as a user sees it (GET /v1/apps): one row per app name and label set the user's roles allow. */
+export interface AppView extends AppSpec {
+  /** Live agents serving it. */
+  servers: number;
+  /** Azure identities the caller may use with this app. */
+  azure_identities: string[];
+}
+
+/** POST /v1/join and the renew call over the tunnel: an agent's host certificate. */
+export interface HostCertificate {
+  host_id: string;
+  cluster_name: string;
+  cert_pem: string;
+  expires: string;
+  /** The host CA: it signs the proxy's TLS certificate, so the agent trusts it from now on. */
+  host_ca_pem: string;
+}
