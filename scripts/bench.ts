@@ -105,7 +105,7 @@ async function main() {
   const tokens = new AzureTokenProvider({ env: { AZURE_CLIENT_ID: "00000000-0000-0000-0000-000000000001", AZURE_TENANT_ID: emu.world.tenant_id, AZURE_FEDERATED_TOKEN_FILE: tokenFile }, httpClient: identityHttpClient(outbound) });
   const armToken = (await tokens.getToken(READER, "https://management.core.windows.net//.default")).token;
   const blobToken = (await tokens.getToken(CONTRIBUTOR, "https://storage.azure.com/.default")).token;
-  const pinned = await outbound.pin("management.azure.com", 443, false);
+  const pinned = await outbound.pinTrusted("management.azure.com", 443);
   const direct = async (url: string, method = "GET", token = armToken, body?: ReadableStream<Uint8Array>, headers: [string, string][] = []) => {
     const res = await outbound.send(new URL(url), pinned, { method, headers: [["authorization", `Bearer ${token}`], ...headers], body });
     const n = await drain(res.body);

@@ -17,7 +17,8 @@ import { agentEnv, IDENTITY, readBody } from "./helpers/cluster.ts";
 import { tempDir } from "./helpers/azgate.ts";
 import { Outbound } from "../src/agent/outbound.ts";
 import { identityHttpClient } from "../src/agent/identity-http.ts";
-import { AzureTokenProvider, TokenError } from "../src/agent/tokens.ts";
+import { AzureTokenProvider } from "../src/agent/tokens.ts";
+import { TokenUnavailable } from "../src/errors/index.ts";
 import { forwardStream } from "../src/agent/forward.ts";
 import { forbiddenAddressReason } from "../src/net/address-policy.ts";
 import { backoffDelay } from "../src/agent/reverse-tunnel.ts";
@@ -265,7 +266,7 @@ describe("the agent's token provider", () => {
 
   it("names the identity and the cause: no federated credential", async () => {
     const err = await provider().getToken(IDENTITY("unfederated"), "https://management.azure.com/.default").catch((e) => e);
-    expect(err).toBeInstanceOf(TokenError);
+    expect(err).toBeInstanceOf(TokenUnavailable);
     expect(err.reason).toBe("no_federated_credential");
     expect(err.message).toMatch(/"unfederated".*no federated credential.*system:serviceaccount:teleport-ns:teleport-azure-cli-aks-service-account/);
   });

@@ -26,7 +26,7 @@ export function identityHttpClient(outbound: Outbound): HttpClient {
 }
 
 async function viaOutbound(outbound: Outbound, url: URL, method: string, headers: [string, string][], body: Uint8Array | undefined, signal: AbortSignal) {
-  const pinned = await outbound.pin(url.hostname, Number(url.port || 443), false);
+  const pinned = await outbound.pinTrusted(url.hostname, Number(url.port || 443));
   const res = await outbound.send(url, pinned, { method, headers, body: body ? new ReadableStream<Uint8Array>({ start: (c) => (c.enqueue(body), c.close()) }) : null, signal });
   return { status: res.status, headers: res.headers, text: await new Response(res.body).text() };
 }

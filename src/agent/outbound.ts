@@ -10,6 +10,7 @@
  *   The operator chose that address, so it is exempt from the checks.
  */
 import dns from "node:dns";
+import { TargetRefused } from "../errors/index.ts";
 import { forbiddenAddressReason } from "../net/address-policy.ts";
 import { closeHttpsClients, httpsRequest, type HttpsResponse } from "../runtime/index.ts";
 
@@ -19,13 +20,6 @@ export interface OutboundOptions {
   caPem?: string;
   /** DNS resolution; tests replace it, as DNS for Azure names cannot run here. */
   resolve?: (host: string) => Promise<{ address: string; family: number }[]>;
-}
-
-export class TargetRefused extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "TargetRefused";
-  }
 }
 
 interface Pinned {
@@ -43,8 +37,17 @@ export class Outbound {
     return this.opts.connectTo;
   }
 
-  /** The address to connect to for `host`: checked against the policy unless connect-to applies. */
-  async pin(host: string, port: number, checked: boolean): Promise<Pinned> {
+  /** A forwarded request's target: every address `host` resolves to must pass the address policy (unless connect-to applies). */
+  pinChecked(host: string, port: number): Promise<Pinned> {
+    return this.pin(host, port, true);
+  }
+
+  /** Entra ID and ARM for the agent's own token fetches: hosts the agent chose, not a client. */
+  pinTrusted(host: string, port: number): Promise<Pinned> {
+    return this.pin(host, port, false);
+  }
+
+  private async pin(host: string, port: number, checked: boolean): Promise<Pinned> {
     if (this.opts.connectTo) return { address: this.opts.connectTo.host, family: this.opts.connectTo.host.includes(":") ? 6 : 4, port: this.opts.connectTo.port };
     let addresses: { address: string; family: number }[];
     try {

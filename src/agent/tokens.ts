@@ -8,6 +8,7 @@
  * Tokens are cached per (identity, scope) until shortly before they expire;
  * concurrent fetches for one key share one call; a fetch has a deadline.
  */
+import { TokenUnavailable } from "../errors/index.ts";
 import { readFileSync } from "node:fs";
 import { decodeJwt } from "jose";
 import { ManagedIdentityCredential, WorkloadIdentityCredential, type AccessToken, type TokenCredential } from "@azure/identity";
@@ -30,17 +31,6 @@ export interface TokenProviderOptions {
   now?: () => number;
   /** For metrics: every lookup (cache hit or not) and every fetch from Entra with its duration. */
   observe?: { lookup(hit: boolean): void; fetched(seconds: number, ok: boolean): void };
-}
-
-/** A token could not be obtained; the message names the identity and the likely cause. */
-export class TokenError extends Error {
-  constructor(
-    readonly reason: "timeout" | "no_federated_credential" | "identity_not_found" | "agent_cannot_read_identity" | "not_an_identity" | "entra" | "unavailable",
-    message: string,
-  ) {
-    super(message);
-    this.name = "TokenError";
-  }
 }
 
 interface Cached {
@@ -96,7 +86,7 @@ export class AzureTokenProvider {
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         abort.abort();
-        reject(new TokenError("timeout", `timeout waiting for an Azure token for identity "${identityName(identity)}" (${scope}) after ${this.timeoutMs / 1000}s`));
+        reject(new TokenUnavailable("timeout", `timeout waiting for an Azure token for identity "${identityName(identity)}" (${scope}) after ${this.timeoutMs / 1000}s`));
       }, this.timeoutMs);
     });
     const started = performance.now();
@@ -158,7 +148,7 @@ export class AzureTokenProvider {
     const cached = this.clientIds.get(key);
     if (cached && this.now() < cached.until) return cached.clientId;
     const parsed = parseIdentityId(identity);
-    if (!parsed) throw new TokenError("not_an_identity", `"${identity}" is not a user-assigned managed identity resource ID`);
+    if (!parsed) throw new TokenUnavailable("not_an_identity", `"${identity}" is not a user-assigned managed identity resource ID`);
     const own = this.opts.env.AZURE_CLIENT_ID!;
     const armToken = await this.getToken(AGENT_SELF, ARM_SCOPE);
     const res = await this.opts.httpClient.sendRequest({
@@ -172,10 +162,10 @@ export class AzureTokenProvider {
     } as PipelineRequest);
     const name = parsed.name;
     if (res.status === 404) {
-      throw new TokenError("identity_not_found", `Azure identity "${name}" was not found (resource group ${parsed.resourceGroup}, subscription ${parsed.subscription}); check the ID in the role's azure_identities`);
+      throw new TokenUnavailable("identity_not_found", `Azure identity "${name}" was not found (resource group ${parsed.resourceGroup}, subscription ${parsed.subscription}); check the ID in the role's azure_identities`);
     }
     if (res.status === 401 || res.status === 403) {
-      throw new TokenError(
+      throw new TokenUnavailable(
         "agent_cannot_read_identity",
         `the agent's own identity (client ID ${own}) cannot read Azure identity "${name}": grant it Microsoft.ManagedIdentity/userAssignedIdentities/read on the identity or its resource group (for example the "Managed Identity Operator" role)`,
       );
@@ -187,7 +177,7 @@ export class AzureTokenProvider {
       // handled below
     }
     if (res.status !== 200 || typeof clientId !== "string") {
-      throw new TokenError("unavailable", `cannot find the client ID of Azure identity "${name}" (ARM answered HTTP ${res.status})`);
+      throw new TokenUnavailable("unavailable", `cannot find the client ID of Azure identity "${name}" (ARM answered HTTP ${res.status})`);
     }
     this.clientIds.set(key, { clientId, until: this.now() + (this.opts.clientIdTtlMs ?? 30 * 60_000) });
     return clientId;
@@ -195,22 +185,22 @@ export class AzureTokenProvider {
 
   /** Turns Entra's AADSTS codes into a cause an operator can act on. */
   private explain(e: Error, identity: string, clientId: string | undefined): Error {
-    if (e instanceof TokenError) return e;
+    if (e instanceof TokenUnavailable) return e;
     if (e.name === "AbortError") return e;
     const name = identity === AGENT_SELF ? `the agent's own identity (client ID ${this.opts.env.AZURE_CLIENT_ID})` : `Azure identity "${identityName(identity)}"`;
     const code = /AADSTS(\d+)/.exec(e.message)?.[1];
     const sa = this.serviceAccount();
     if (code === "70021" || code === "700211" || code === "700212") {
-      return new TokenError(
+      return new TokenUnavailable(
         "no_federated_credential",
         `Entra ID refused Workload ID for ${name}${clientId ? ` (client ID ${clientId})` : ""}: no federated credential on it trusts this agent's service account token` +
           (sa ? ` (issuer ${sa.iss}, subject ${sa.sub}); add one: az identity federated-credential create --identity-name ${identityName(identity)} --resource-group <rg> --issuer ${sa.iss} --subject ${sa.sub} --audience api://AzureADTokenExchange` : "") +
           ` [AADSTS${code}]`,
       );
     }
-    if (code === "700016") return new TokenError("entra", `Entra ID does not know the client ID of ${name}${clientId ? ` (${clientId})` : ""} in tenant ${this.opts.env.AZURE_TENANT_ID} [AADSTS700016]`);
-    if (code) return new TokenError("entra", `Entra ID refused a token for ${name}: ${e.message.split("\n")[0]}`);
-    return new TokenError("unavailable", `cannot get a token for ${name}: ${e.message.split("\n")[0]}`);
+    if (code === "700016") return new TokenUnavailable("entra", `Entra ID does not know the client ID of ${name}${clientId ? ` (${clientId})` : ""} in tenant ${this.opts.env.AZURE_TENANT_ID} [AADSTS700016]`);
+    if (code) return new TokenUnavailable("entra", `Entra ID refused a token for ${name}: ${e.message.split("\n")[0]}`);
+    return new TokenUnavailable("unavailable", `cannot get a token for ${name}: ${e.message.split("\n")[0]}`);
   }
 
   private serviceAccount(): { iss: string; sub: string } | null {

@@ -5,6 +5,7 @@
  * outside azgate. Unlike Teleport's (tid and resource only), it expires with
  * the app certificate and names the Azure identity it was minted for.
  */
+import { PlaceholderInvalid } from "../errors/index.ts";
 import { SignJWT, decodeJwt } from "jose";
 import { verifyEs256 } from "../pki/es256.ts";
 
@@ -32,17 +33,7 @@ export async function signPlaceholder(key: CryptoKey, claims: { tid: string; res
     .sign(key);
 }
 
-export type PlaceholderProblem = "malformed" | "signature" | "expired" | "identity" | "resource";
-
-export class PlaceholderError extends Error {
-  constructor(
-    readonly problem: PlaceholderProblem,
-    message: string,
-  ) {
-    super(message);
-    this.name = "PlaceholderError";
-  }
-}
+export type PlaceholderProblem = PlaceholderInvalid["problem"];
 
 /**
  * Verifies a placeholder against the client's public key (JWK) and the
@@ -53,21 +44,21 @@ export class PlaceholderError extends Error {
 export function verifyPlaceholder(token: string, clientKey: JsonWebKey, identity: string, now = new Date()): PlaceholderClaims {
   let payload: Partial<PlaceholderClaims> & { iss?: unknown };
   try {
-    if (!verifyEs256(token, clientKey)) throw new PlaceholderError("signature", "the token was not signed by this session's key");
+    if (!verifyEs256(token, clientKey)) throw new PlaceholderInvalid("signature", "the token was not signed by this session's key");
     payload = decodeJwt(token) as typeof payload;
   } catch (e) {
-    if (e instanceof PlaceholderError) throw e;
-    throw new PlaceholderError("malformed", `the token is not an azgate token (${(e as Error).message})`);
+    if (e instanceof PlaceholderInvalid) throw e;
+    throw new PlaceholderInvalid("malformed", `the token is not an azgate token (${(e as Error).message})`);
   }
   if (payload.iss !== PLACEHOLDER_ISSUER || typeof payload.jti !== "string" || typeof payload.exp !== "number") {
-    throw new PlaceholderError("malformed", "the token is not an azgate token (issuer, jti or exp missing)");
+    throw new PlaceholderInvalid("malformed", "the token is not an azgate token (issuer, jti or exp missing)");
   }
-  if (payload.exp * 1000 + CLOCK_TOLERANCE_MS <= now.getTime()) throw new PlaceholderError("expired", "the token has expired; run azgate apps login again");
+  if (payload.exp * 1000 + CLOCK_TOLERANCE_MS <= now.getTime()) throw new PlaceholderInvalid("expired", "the token has expired; run azgate apps login again");
   if (typeof payload.xms_mirid !== "string" || payload.xms_mirid.toLowerCase() !== identity.toLowerCase()) {
-    throw new PlaceholderError("identity", `the token is for identity "${payload.xms_mirid ?? "(none)"}", not this session's "${identity}"`);
+    throw new PlaceholderInvalid("identity", `the token is for identity "${payload.xms_mirid ?? "(none)"}", not this session's "${identity}"`);
   }
   if (typeof payload.resource !== "string" || !/^\S{1,512}$/.test(payload.resource)) {
-    throw new PlaceholderError("resource", "the token names no resource");
+    throw new PlaceholderInvalid("resource", "the token names no resource");
   }
   return payload as PlaceholderClaims;
 }

@@ -4,8 +4,8 @@
  * endpoint emulation, and one authenticated tunnel session to the proxy that
  * carries every other intercepted request as a stream (re-dialled when lost).
  */
-import { isAzureEndpoint } from "../azure/endpoints.ts";
-import { isAzureMethod } from "../azure/methods.ts";
+import { checkAzureMethod, forwardableHeaders, isAzureTarget, refusal } from "../azure/forwarding.ts";
+import { AzgateError, HostMismatch } from "../errors/index.ts";
 import { serveLocalProxy, CONNECT_TARGET_HEADER } from "../runtime/index.ts";
 import { dialTunnel, type TunnelSession } from "../tunnel/index.ts";
 import { tunnelRequest } from "../tunnel/http.ts";
@@ -28,8 +28,13 @@ export interface RunningAzureProxy {
   close(): Promise<void>;
 }
 
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host", "x-forwarded-host", CONNECT_TARGET_HEADER]);
 const NULL_BODY = new Set([101, 204, 205, 304]);
+
+/** A refusal from the workstation, in the shape every hop uses (forwarding.ts). */
+function refused(err: AzgateError): Response {
+  const r = refusal(err, "azgate");
+  return Response.json(r.body, { status: r.status });
+}
 
 export async function startAzureProxy(opts: { creds: AppCredentials; target: ApiTarget; ca: LocalCaFiles; secret: string; port?: number; log?: (l: string) => void }): Promise<RunningAzureProxy> {
   const minter = new LeafMinter(opts.ca);
@@ -46,27 +51,26 @@ export async function startAzureProxy(opts: { creds: AppCredentials; target: Api
     const local = tokens(req);
     if (local) return local;
     const url = new URL(req.url);
-    if (!isAzureMethod(req.method)) {
-      return Response.json({ error: { code: "method_not_allowed", message: `azgate: method ${req.method} is not used by Azure APIs` } }, { status: 405 });
-    }
+    const methodProblem = checkAzureMethod(req.method);
+    if (methodProblem) return refused(methodProblem);
     const target = req.headers.get(CONNECT_TARGET_HEADER) ?? "";
     const hostHeader = (req.headers.get("host") ?? "").toLowerCase().replace(/:443$/, "");
     if (!target || hostHeader !== target.replace(/:443$/, "")) {
-      return Response.json({ error: { code: "host_mismatch", message: `azgate: the Host header (${hostHeader}) does not match the CONNECT target (${target})` } }, { status: 421 });
+      return refused(new HostMismatch(`the Host header (${hostHeader}) does not match the CONNECT target (${target})`));
     }
-    const headers: [string, string][] = [];
-    req.headers.forEach((v, k) => {
-      if (!HOP_BY_HOP.has(k.toLowerCase())) headers.push([k, v]);
-    });
+    const all: [string, string][] = [];
+    req.headers.forEach((v, k) => all.push([k, v]));
+    const headers = forwardableHeaders(all, "request");
     const body = req.body && !["GET", "HEAD"].includes(req.method) ? req.body : undefined;
     let res;
     try {
       res = await tunnelRequest(await tunnel(), { method: req.method, url: `https://${hostHeader}${url.pathname}${url.search}`, headers }, body);
     } catch (e) {
-      return Response.json({ error: { code: "azgate_unavailable", message: `azgate: ${(e as Error).message}` } }, { status: 502 });
+      return refused(new AzgateError("azgate_unavailable", (e as Error).message));
     }
     const out = new Headers();
-    for (const [k, v] of res.headers) if (!HOP_BY_HOP.has(k.toLowerCase()) && k.toLowerCase() !== "content-length") out.append(k, v);
+    // The body is streamed on as it comes: its length is the new hop's business.
+    for (const [k, v] of forwardableHeaders(res.headers, "response")) if (k.toLowerCase() !== "content-length") out.append(k, v);
     if (NULL_BODY.has(res.status) || req.method === "HEAD") {
       void res.body.cancel().catch(() => undefined);
       return new Response(null, { status: res.status, headers: out });
@@ -81,7 +85,7 @@ export async function startAzureProxy(opts: { creds: AppCredentials; target: Api
 
   const proxy = await serveLocalProxy({
     port: opts.port ?? 0,
-    intercept: (host, port) => port === 443 && (host === MSI_HOST || host === IDENTITY_HOST || isAzureEndpoint(host)),
+    intercept: (host, port) => (port === 443 && (host === MSI_HOST || host === IDENTITY_HOST)) || isAzureTarget(host, port),
     // After the app certificate ends, nothing here works (its local CA ended too): say so at CONNECT, before TLS fails obscurely.
     refusal: () => (Date.now() >= opts.creds.expires.getTime() ? `azgate app session for "${opts.creds.app}" expired at ${opts.creds.expires.toISOString()}; run azgate apps login ${opts.creds.app}` : null),
     secureContext: (name) => minter.context(name),

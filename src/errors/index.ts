@@ -34,7 +34,25 @@ export type ErrorCode =
   | "connection_failed"
   | "rate_limited"
   | "not_implemented"
-  | "internal";
+  | "internal"
+  // The Azure request path (client, proxy, agent): docs/tunnel-protocol.md lists them.
+  | "bad_request"
+  | "target_refused"
+  | "host_mismatch"
+  | "token_audience_mismatch"
+  | "token_timeout"
+  | "token_no_federated_credential"
+  | "token_identity_not_found"
+  | "token_agent_cannot_read_identity"
+  | "token_not_an_identity"
+  | "token_entra"
+  | "token_unavailable"
+  | "upstream_failed"
+  | "target_unreachable"
+  | "app_unavailable"
+  | "agent_unavailable"
+  | "audit_unavailable"
+  | "azgate_unavailable";
 
 const statusByCode: Record<ErrorCode, number> = {
   bad_parameter: 400,
@@ -65,7 +83,8 @@ const statusByCode: Record<ErrorCode, number> = {
   proof_mismatch: 401,
   proof_replayed: 401,
   proof_clock_skew: 401,
-  token_invalid: 403,
+  /** An invite, a join token or an Azure placeholder token that is not (or no longer) valid. */
+  token_invalid: 401,
   backend_locked: 409,
   compare_failed: 409,
   trust_required: 400,
@@ -73,7 +92,36 @@ const statusByCode: Record<ErrorCode, number> = {
   rate_limited: 429,
   not_implemented: 501,
   internal: 500,
+  /** Malformed stream metadata or request (a client that is not azgate's, or a bug). */
+  bad_request: 400,
+  /** Not an Azure API host over HTTPS on 443, or a header that steers the request elsewhere. */
+  target_refused: 403,
+  /** The workstation: the Host header names another host than the CONNECT target. */
+  host_mismatch: 421,
+  /** A token for one service sent to another (an ARM token to a storage host). */
+  token_audience_mismatch: 403,
+  token_timeout: 504,
+  token_no_federated_credential: 502,
+  token_identity_not_found: 502,
+  token_agent_cannot_read_identity: 502,
+  token_not_an_identity: 502,
+  token_entra: 502,
+  token_unavailable: 502,
+  /** Azure could not be reached, or broke off. */
+  upstream_failed: 502,
+  target_unreachable: 502,
+  /** No agent serves the app right now. */
+  app_unavailable: 503,
+  /** Every agent tried went away before answering. */
+  agent_unavailable: 502,
+  /** The audit log cannot be written: nothing is forwarded. */
+  audit_unavailable: 503,
+  /** The workstation's local proxy cannot reach the azgate proxy. */
+  azgate_unavailable: 502,
 };
+
+/** Every registered code and its HTTP status (tests walk it; docs list it). */
+export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = statusByCode;
 
 export class AzgateError extends Error {
   readonly code: ErrorCode;
@@ -100,4 +148,106 @@ export function fromErrorBody(status: number, body: unknown): AzgateError {
     return new AzgateError(code, err.message);
   }
   return new AzgateError("internal", `unexpected response from the proxy (HTTP ${status})`);
+}
+
+// ---- the Azure request path: one class per code (jose's errors.ts is the model) ----
+
+export class AccessDenied extends AzgateError {
+  static readonly code = "access_denied";
+  constructor(message: string) {
+    super(AccessDenied.code, message);
+  }
+}
+
+export class BadRequest extends AzgateError {
+  static readonly code = "bad_request";
+  constructor(message: string) {
+    super(BadRequest.code, message);
+  }
+}
+
+export class TargetRefused extends AzgateError {
+  static readonly code = "target_refused";
+  constructor(message: string) {
+    super(TargetRefused.code, message);
+  }
+}
+
+export class MethodNotAllowed extends AzgateError {
+  static readonly code = "method_not_allowed";
+  constructor(message: string) {
+    super(MethodNotAllowed.code, message);
+  }
+}
+
+export class HostMismatch extends AzgateError {
+  static readonly code = "host_mismatch";
+  constructor(message: string) {
+    super(HostMismatch.code, message);
+  }
+}
+
+/** The placeholder token is not this session's, or not valid; `problem` says which check failed. */
+export class PlaceholderInvalid extends AzgateError {
+  static readonly code = "token_invalid";
+  constructor(
+    readonly problem: "malformed" | "signature" | "expired" | "identity" | "resource",
+    message: string,
+  ) {
+    super(PlaceholderInvalid.code, message);
+  }
+}
+
+export class TokenAudienceMismatch extends AzgateError {
+  static readonly code = "token_audience_mismatch";
+  constructor(message: string) {
+    super(TokenAudienceMismatch.code, message);
+  }
+}
+
+export type TokenFailure = "timeout" | "no_federated_credential" | "identity_not_found" | "agent_cannot_read_identity" | "not_an_identity" | "entra" | "unavailable";
+
+/** The agent could not get a real token; the code (`token_<reason>`) says why, the message names the identity. */
+export class TokenUnavailable extends AzgateError {
+  constructor(
+    readonly reason: TokenFailure,
+    message: string,
+  ) {
+    super(`token_${reason}` as ErrorCode, message);
+  }
+}
+
+export class UpstreamFailed extends AzgateError {
+  static readonly code = "upstream_failed";
+  constructor(message: string) {
+    super(UpstreamFailed.code, message);
+  }
+}
+
+export class TargetUnreachable extends AzgateError {
+  static readonly code = "target_unreachable";
+  constructor(message: string) {
+    super(TargetUnreachable.code, message);
+  }
+}
+
+export class AppUnavailable extends AzgateError {
+  static readonly code = "app_unavailable";
+  constructor(message: string) {
+    super(AppUnavailable.code, message);
+  }
+}
+
+export class AgentUnavailable extends AzgateError {
+  static readonly code = "agent_unavailable";
+  constructor(message: string) {
+    super(AgentUnavailable.code, message);
+  }
+}
+
+export class AuditUnavailable extends AzgateError {
+  static readonly code = "audit_unavailable";
+  constructor(message: string) {
+    super(AuditUnavailable.code, message);
+  }
 }

@@ -20,7 +20,7 @@ import { KEYS } from "./keys.ts";
 import { renewHostCert } from "./join.ts";
 import { remoteAddr } from "./rate-limit.ts";
 import type { AgentTunnel, AppRegistry } from "./registry.ts";
-import { routeClientStream } from "./route.ts";
+import { handleAppRequest } from "./app-request.ts";
 import { resolveCaller } from "./caller.ts";
 import type { ProxyPeer } from "./peers.ts";
 
@@ -149,7 +149,7 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
           const session = attachSession(ws.raw as WebSocket, {
             role: "acceptor",
             name: `client ${identity.name}`,
-            onStream: (stream) => void routeClientStream(ctx, registry, { identity, clientKey, remoteAddr: addr }, stream).catch((e) => {
+            onStream: (stream) => void handleAppRequest(ctx, registry, { identity, clientKey, remoteAddr: addr }, stream).catch((e) => {
               console.error("[proxy] client stream failed:", e);
               stream.reset(ErrorCode.INTERNAL_ERROR, "internal error; see the proxy log");
             }),

@@ -27,12 +27,12 @@ export const responseHeadSchema = z.object({
 });
 export type ResponseHead = z.infer<typeof responseHeadSchema>;
 
-/** The trailer the agent sends after the body: where the time went. */
-export interface ResponseTrailer {
-  timings: { total_ms: number; token_ms?: number; upstream_ms?: number };
-  /** Set when the upstream body ended abnormally. */
-  error?: string;
-}
+/** The trailer the agent sends after the body: where the time went, and whether the upstream body ended abnormally. */
+export const responseTrailerSchema = z.object({
+  timings: z.object({ total_ms: z.number(), token_ms: z.number().optional(), upstream_ms: z.number().optional() }),
+  error: z.string().max(4096).optional(),
+});
+export type ResponseTrailer = z.infer<typeof responseTrailerSchema>;
 
 /** Answers a stream with a small JSON response and ends it (refusals and errors). */
 export async function respondJson(stream: TunnelStream, status: number, body: unknown, extraHeaders: HeaderList = []): Promise<void> {
@@ -88,7 +88,7 @@ export async function tunnelRequest(
     status: parsed.data.status,
     headers: parsed.data.headers,
     body: stream.readable,
-    trailer: async () => ((await stream.readMeta().catch(() => null)) as ResponseTrailer | null),
+    trailer: async () => responseTrailerSchema.safeParse(await stream.readMeta().catch(() => null)).data ?? null,
     stream,
   };
 }

@@ -1,0 +1,111 @@
+/**
+ * One client stream, one Azure request, top to bottom:
+ *
+ *   1. parse the request head;
+ *   2. authorise it (authorize-request.ts); a refusal is audited and answered;
+ *   3. audit the start: when the log cannot be written, nothing is forwarded;
+ *   4. relay it to an agent (relay.ts);
+ *   5. audit what it did.
+ */
+import { refusal, type AgentRequest } from "../azure/forwarding.ts";
+import { redactQuery } from "../azure/redact.ts";
+import { AuditUnavailable, AgentUnavailable, AzgateError, BadRequest, isAzgateError } from "../errors/index.ts";
+import type { Identity } from "../pki/identity.ts";
+import type { TunnelStream } from "../tunnel/index.ts";
+import { requestHeadSchema, respondJson } from "../tunnel/http.ts";
+import { authorizeRequest } from "./authorize-request.ts";
+import type { ProxyContext } from "./context.ts";
+import type { AppRegistry } from "./registry.ts";
+import { relayToAgents } from "./relay.ts";
+
+export interface ClientSession {
+  identity: Identity;
+  clientKey: JsonWebKey;
+  remoteAddr?: string;
+}
+
+export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry, client: ClientSession, stream: TunnelStream): Promise<void> {
+  const requestId = crypto.randomUUID();
+  const started = Date.now();
+  const answer = (err: AzgateError) => {
+    const r = refusal(err, "azgate");
+    return respondJson(stream, r.status, r.body, [["x-azgate-request-id", requestId]]).catch(() => undefined);
+  };
+  const { identity } = client;
+  const base = { user: identity.name, app: identity.route?.app, azure_identity: identity.route?.azure_identity, session_id: identity.session_id, request_id: requestId };
+
+  // 1. Parse.
+  const parsed = requestHeadSchema.safeParse(stream.meta);
+  let url: URL | null = null;
+  try {
+    if (parsed.success) url = new URL(parsed.data.url);
+  } catch {
+    url = null;
+  }
+  if (!parsed.success || !url) return refuse(new BadRequest("malformed request metadata"), {});
+  const head = parsed.data;
+  const request = { method: head.method, host: url.hostname, path: url.pathname };
+
+  // 2. Authorise. Every refusal goes through here: counted, audited, answered.
+  async function refuse(err: AzgateError, what: Record<string, unknown>) {
+    ctx.metrics.denials.inc({ reason: err.code });
+    await ctx.audit.emit({ event: "app.request.denied", code: "T2009W", ...base, ...what, error_code: err.code, reason: err.message, success: false }).catch((e) => console.error("[proxy] audit failed:", e));
+    return answer(err);
+  }
+  let authorized;
+  try {
+    authorized = await authorizeRequest(ctx, registry, identity, { method: head.method, url, headers: head.headers });
+  } catch (e) {
+    return refuse(isAzgateError(e) ? e : new AzgateError("internal", "internal error; see the proxy log"), request);
+  }
+
+  // 3. Audit the start (credentials in the query, a SAS signature or a function key, are redacted).
+  const audited = { ...request, query: redactQuery(url.search.slice(1)) };
+  try {
+    await ctx.audit.emit({ event: "app.request.start", code: "T2009I", ...base, ...audited });
+  } catch (e) {
+    console.error("[proxy] audit failed, request refused:", (e as Error).message);
+    return answer(new AuditUnavailable("the audit log cannot be written; the request was not forwarded"));
+  }
+
+  // 4. Relay.
+  const agentRequest: AgentRequest = {
+    ...head,
+    session: { user: identity.name, app: authorized.app, azure_identity: authorized.azureIdentity, session_id: identity.session_id },
+    client_key: client.clientKey as Record<string, unknown>,
+    request_id: requestId,
+  };
+  ctx.metrics.openStreams.inc();
+  let result;
+  try {
+    result = await relayToAgents(registry, authorized.app, authorized.allowedOn, agentRequest, stream, (message) => answer(new AgentUnavailable(message)));
+  } finally {
+    ctx.metrics.openStreams.dec();
+  }
+
+  // 5. Audit what it did (and count it).
+  const { outcome, lastError, bytesIn } = result;
+  const durationMs = Date.now() - started;
+  ctx.metrics.requests.inc({ app: authorized.app, identity: authorized.azureIdentity, method: head.method, status: String(outcome ? outcome.status : 502) });
+  if (outcome?.upstreamMs !== undefined) {
+    ctx.metrics.upstream.observe({ app: authorized.app }, outcome.upstreamMs / 1000);
+    ctx.metrics.overhead.observe({ app: authorized.app }, Math.max(durationMs - outcome.upstreamMs, 0) / 1000);
+  }
+  void ctx.audit
+    .emit({
+      event: "app.request",
+      code: outcome && !outcome.error ? "T2009I" : "T2009E",
+      ...base,
+      ...audited,
+      status: outcome?.status ?? 502,
+      bytes_in: bytesIn,
+      bytes_out: outcome?.bytes ?? 0,
+      duration_ms: durationMs,
+      azure_request_id: outcome?.azureRequestId ?? null,
+      agent: outcome?.agent ?? null,
+      agent_id: outcome?.agentId ?? null,
+      ...(outcome?.error || !outcome ? { error: outcome?.error ?? lastError } : {}),
+      success: !!outcome && !outcome.error && outcome.status < 400,
+    })
+    .catch((e) => console.error("[proxy] audit failed:", e));
+}

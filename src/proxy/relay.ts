@@ -1,0 +1,151 @@
+/**
+ * Relaying one authorised request to an agent: pick a server the caller may
+ * use, open a stream on its tunnel, copy the body there and the answer back,
+ * and fail over to another server when one goes away before answering (only
+ * a request whose body was empty can be replayed).
+ */
+import type { AgentRequest } from "../azure/forwarding.ts";
+import { ErrorCode, StreamResetError, type TunnelStream } from "../tunnel/index.ts";
+import { headerValue, responseHeadSchema, responseTrailerSchema, type HeaderList } from "../tunnel/http.ts";
+import type { AppRegistry, AppServer } from "./registry.ts";
+
+const MAX_ATTEMPTS = 3;
+
+export type Relayed = { ok: true; status: number; bytes: number; azureRequestId: string | null; agent: string; agentId: string; error?: string; upstreamMs?: number };
+type RelayOutcome = Relayed | { ok: false; retryable: boolean; error: string };
+
+export interface RelayResult {
+  /** The answer an agent gave, or null when none could take the request. */
+  outcome: Relayed | null;
+  /** Why the last attempt failed. */
+  lastError: string;
+  /** Request body bytes read from the client. */
+  bytesIn: number;
+}
+
+/** Tries up to three servers of `app` that `allowed` lets through; answers the client (or resets its stream) in every case. */
+export async function relayToAgents(registry: AppRegistry, app: string, allowed: (s: AppServer) => boolean, request: AgentRequest, client: TunnelStream, refuse: (message: string) => Promise<void>): Promise<RelayResult> {
+  const body = new BodyPump(client.readable.getReader());
+  let outcome: Relayed | null = null;
+  let lastError = "no agent could take the request";
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const servers = registry.servers(app, allowed);
+    const server = servers[attempt % Math.max(servers.length, 1)];
+    if (!server) break;
+    const tried = await relay(server, request, body, client);
+    if (tried.ok) {
+      outcome = tried;
+      break;
+    }
+    lastError = tried.error;
+    if (!tried.retryable || !body.replayable) break;
+  }
+  if (!outcome && !client.isClosed) {
+    // Bytes already went to an agent: the client must see the stream fail, not a clean refusal.
+    if (body.started || client.resetError) client.reset(ErrorCode.UNAVAILABLE, lastError);
+    else await refuse(lastError);
+  }
+  return { outcome, lastError, bytesIn: body.bytes };
+}
+
+/** Azure's own id for the request (ARM, Storage, Key Vault all send one), for matching with Azure's logs. */
+function azureRequestId(headers: HeaderList): string | null {
+  return headerValue(headers, "x-ms-request-id")[0] ?? headerValue(headers, "x-ms-correlation-request-id")[0] ?? null;
+}
+
+async function relay(server: AppServer, meta: AgentRequest, body: BodyPump, client: TunnelStream): Promise<RelayOutcome> {
+  let upstream: TunnelStream;
+  try {
+    upstream = server.tunnel.session.open(meta);
+  } catch (e) {
+    return { ok: false, retryable: true, error: `agent ${server.tunnel.hostName}: ${(e as Error).message}` };
+  }
+  // A reset on either side is passed to the other with its code and reason.
+  void client.done().then(() => client.resetError && upstream.reset(client.resetError.code, client.resetError.reason));
+  body.attach(upstream.writable.getWriter());
+
+  let head;
+  try {
+    head = await upstream.readMeta();
+  } catch (e) {
+    return { ok: false, retryable: true, error: `agent ${server.tunnel.hostName} went away: ${(e as Error).message}` };
+  }
+  const parsed = responseHeadSchema.safeParse(head);
+  if (!parsed.success) {
+    upstream.reset(ErrorCode.PROTOCOL_ERROR, "malformed response head");
+    return { ok: false, retryable: false, error: `agent ${server.tunnel.hostName} sent a malformed response` };
+  }
+  void upstream.done().then(() => upstream.resetError && client.reset(upstream.resetError.code, upstream.resetError.reason));
+  const result: Relayed = { ok: true, status: parsed.data.status, bytes: 0, azureRequestId: azureRequestId(parsed.data.headers), agent: server.tunnel.hostName, agentId: server.tunnel.hostId };
+  const count = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, out) {
+      result.bytes += chunk.byteLength;
+      out.enqueue(chunk);
+    },
+  });
+  try {
+    client.sendMeta(parsed.data);
+    await upstream.readable.pipeThrough(count).pipeTo(client.writable, { preventClose: true, preventAbort: true, preventCancel: true });
+    const trailer = responseTrailerSchema.safeParse(await upstream.readMeta()).data ?? null;
+    if (trailer) client.sendMeta(trailer);
+    if (trailer?.error) result.error = trailer.error;
+    result.upstreamMs = trailer?.timings?.upstream_ms;
+    client.end();
+  } catch (e) {
+    const err = e instanceof StreamResetError ? e : new StreamResetError(ErrorCode.INTERNAL_ERROR, (e as Error).message, false);
+    client.reset(err.code, err.reason);
+    upstream.reset(err.code, err.reason);
+    result.error = err.reason || "stream reset";
+  }
+  return result;
+}
+
+/**
+ * Copies the client's request body to the current upstream. It remembers
+ * whether any byte was read, which decides if a failed attempt can be retried.
+ */
+class BodyPump {
+  private writer: WritableStreamDefaultWriter<Uint8Array> | null = null;
+  private running = false;
+  private ended = false;
+  started = false;
+  /** Request body bytes read from the client. */
+  bytes = 0;
+
+  constructor(private readonly reader: ReadableStreamDefaultReader<Uint8Array>) {}
+
+  get replayable(): boolean {
+    return this.ended && !this.started;
+  }
+
+  attach(writer: WritableStreamDefaultWriter<Uint8Array>): void {
+    this.writer = writer;
+    if (this.ended) {
+      writer.close().catch(() => undefined);
+      return;
+    }
+    if (!this.running) {
+      this.running = true;
+      void this.run();
+    }
+  }
+
+  private async run(): Promise<void> {
+    try {
+      for (;;) {
+        const { done, value } = await this.reader.read();
+        if (done) {
+          this.ended = true;
+          await this.writer?.close();
+          return;
+        }
+        this.started = true;
+        this.bytes += value.byteLength;
+        await this.writer!.write(value);
+      }
+    } catch (e) {
+      const reset = e instanceof StreamResetError ? e : null;
+      await this.writer?.abort(reset ?? e).catch(() => undefined);
+    }
+  }
+}
