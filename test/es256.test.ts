@@ -1,7 +1,7 @@
 /** The node:crypto ES256 check agrees with jose (WebCrypto) on what is signed, and refuses the rest. */
 import { describe, expect, it } from "vitest";
 import { CompactSign, SignJWT } from "jose";
-import { verifyEs256 } from "../src/pki/es256.ts";
+import { verifyEs256 } from "../src/runtime/index.ts";
 import { generateKeyPair } from "../src/pki/keys.ts";
 
 describe("ES256 verification with node:crypto", () => {

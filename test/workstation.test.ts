@@ -10,10 +10,11 @@ import { createLocalCa, LEAF_CACHE_SIZE, LeafMinter } from "../src/client/local-
 import { issueServerCert } from "../src/pki/certificate.ts";
 import { x509 } from "../src/pki/x509.ts";
 import { verifyPlaceholder } from "../src/azure/placeholder.ts";
-import { IDENTITY_HOST, MSI_HOST, tokenEndpoint } from "../src/client/token-endpoint.ts";
-import { isLoopback } from "../src/runtime/index.ts";
+import { tokenEndpoint } from "../src/client/token-endpoint.ts";
+import { IDENTITY_HOST, MSI_HOST, tokenSecret } from "../src/client/session-env.ts";
+import { isLoopback } from "../src/net/connect-server.ts";
 import { exportLines } from "../src/cli/commands/azure.ts";
-import { tokenSecret, usesMsal } from "../src/client/az.ts";
+import { usesMsal } from "../src/client/az.ts";
 
 const ID = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/reader";
 const TENANT = "11111111-1111-4111-8111-111111111111";

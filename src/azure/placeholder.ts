@@ -7,7 +7,7 @@
  */
 import { PlaceholderInvalid } from "../errors/index.ts";
 import { SignJWT, decodeJwt } from "jose";
-import { verifyEs256 } from "../pki/es256.ts";
+import { verifyEs256 } from "../runtime/es256.ts";
 
 export interface PlaceholderClaims {
   /** Tenant id (az reads it at `az login`). */
@@ -38,7 +38,7 @@ export type PlaceholderProblem = PlaceholderInvalid["problem"];
 /**
  * Verifies a placeholder against the client's public key (JWK) and the
  * session's identity (compared ignoring case, as RBAC compares identities).
- * The signature is checked with node:crypto (see pki/es256.ts for why), the
+ * The signature is checked with node:crypto (see runtime/es256.ts for why), the
  * claims here: issuer, expiry with 30 s of clock tolerance, jti.
  */
 export function verifyPlaceholder(token: string, clientKey: JsonWebKey, identity: string, now = new Date()): PlaceholderClaims {

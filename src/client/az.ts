@@ -9,7 +9,6 @@ import path from "node:path";
 import { AzgateError } from "../errors/index.ts";
 import { readTextOrNull, writeFileAtomic } from "../runtime/index.ts";
 import { azgateHome } from "./profile.ts";
-import { IDENTITY_HOST, MSI_HOST } from "./token-endpoint.ts";
 
 export const MSAL_VERSION = [2, 73, 0];
 
@@ -52,42 +51,6 @@ export function usesMsal(version: string | null): boolean {
   const v = version.split(".").map((n) => parseInt(n, 10));
   for (let i = 0; i < 3; i++) if ((v[i] ?? 0) !== MSAL_VERSION[i]) return (v[i] ?? 0) > MSAL_VERSION[i];
   return true;
-}
-
-const SECRET = /^[0-9a-f]{16,128}$/;
-
-function inheritedError(what: string): AzgateError {
-  return new AzgateError("bad_parameter", `${what}; this shell's managed-identity variables are not azgate's. Unset them (unset MSI_ENDPOINT IDENTITY_ENDPOINT IDENTITY_HEADER) or open a new shell, then run the command again`);
-}
-
-/**
- * Reuses the secret of exports already in the environment (a shell that ran
- * `azgate proxy azure`), else a new one. Another service's endpoint (a VM's,
- * App Service's) is replaced in the child's environment. What is refused is
- * a half or damaged azgate export: an IDENTITY_HEADER without its endpoint,
- * azgate's endpoint with a malformed secret, or two secrets that disagree;
- * guessing there could hand a client a secret that is not this session's.
- */
-export function tokenSecret(env: Record<string, string | undefined> = process.env): string {
-  const idEndpoint = env.IDENTITY_ENDPOINT;
-  const idHeader = env.IDENTITY_HEADER;
-  const msi = env.MSI_ENDPOINT;
-  const ours = `https://${IDENTITY_HOST}`;
-  const msiPrefix = `https://${MSI_HOST}/`;
-  let fromIdentity: string | undefined;
-  let fromMsi: string | undefined;
-  if (idHeader !== undefined && !idEndpoint) throw inheritedError("IDENTITY_HEADER is set without IDENTITY_ENDPOINT");
-  if (idEndpoint?.replace(/\/$/, "") === ours) {
-    if (!idHeader || !SECRET.test(idHeader)) throw inheritedError(`IDENTITY_ENDPOINT is azgate's (${ours}) but IDENTITY_HEADER is ${idHeader ? "malformed" : "missing"}`);
-    fromIdentity = idHeader;
-  }
-  if (msi !== undefined && msi.toLowerCase().startsWith(msiPrefix.slice(0, -1))) {
-    const secret = msi.slice(msiPrefix.length);
-    if (!msi.startsWith(msiPrefix) || !SECRET.test(secret)) throw inheritedError(`MSI_ENDPOINT names azgate's endpoint but is malformed (${JSON.stringify(msi.slice(0, 80))})`);
-    fromMsi = secret;
-  }
-  if (fromIdentity && fromMsi && fromIdentity !== fromMsi) throw inheritedError("IDENTITY_HEADER and MSI_ENDPOINT carry different azgate secrets");
-  return fromIdentity ?? fromMsi ?? Array.from(crypto.getRandomValues(new Uint8Array(10)), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** Runs az with `env` added, passing stdio and signals; resolves with its exit code. */

@@ -14,8 +14,8 @@ import { proxyBaseUrl } from "../api/trust.ts";
 import { createLocalCa } from "./local-ca.ts";
 import { azureConfigDir, listAppSessions, loadAppSession, saveAppSession } from "./app-store.ts";
 import { chooseAzureIdentity } from "./identity-choice.ts";
-import { azureEnv, startAzureProxy, type RunningAzureProxy } from "./azure-proxy.ts";
-import { tokenSecret } from "./az.ts";
+import { serveLocalProxy, type RunningLocalProxy } from "./local-proxy.ts";
+import { azureEnv, tokenSecret } from "./session-env.ts";
 
 export interface UserSession {
   profile: Profile;
@@ -50,8 +50,8 @@ export async function loginApp(s: UserSession, appName: string, identityFlag?: s
   return { app: app.name, identity, expires: res.expires };
 }
 
-export interface OpenAzure {
-  proxy: RunningAzureProxy;
+export interface LocalProxySession {
+  proxy: RunningLocalProxy;
   /** The variables a client needs (see azureEnv). */
   env: Record<string, string>;
   app: string;
@@ -60,7 +60,7 @@ export interface OpenAzure {
 }
 
 /** Starts the local proxy for an app session stored on disk (the only one, when `appName` is not given); the caller closes it. */
-export async function openAzure(s: UserSession, appName: string | undefined, port = 0): Promise<OpenAzure> {
+export async function startLocalProxy(s: UserSession, appName: string | undefined, port = 0): Promise<LocalProxySession> {
   let app = appName;
   if (!app) {
     const sessions = await listAppSessions(s.profile);
@@ -75,7 +75,7 @@ export async function openAzure(s: UserSession, appName: string | undefined, por
   const expires = new x509.X509Certificate(stored.certPem).notAfter;
   if (expires.getTime() <= Date.now()) throw new AzgateError("cert_expired", `your session for app "${app}" expired at ${expires.toISOString()}; run azgate apps login ${app} again`);
   const secret = tokenSecret();
-  const proxy = await startAzureProxy({
+  const proxy = await serveLocalProxy({
     creds: { app, identity: stored.info.azure_identity, tenant: stored.info.tenant, key: await importPrivateKeyPem(stored.keyPem), certPem: stored.certPem, expires },
     target: s.target,
     ca: stored.ca,

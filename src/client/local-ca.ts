@@ -11,7 +11,7 @@ import { createSelfSignedCa, type CaKey } from "../pki/authority.ts";
 import { issueServerCert } from "../pki/certificate.ts";
 import { generateKeyPair, importPrivateKeyPem, privateKeyToPem } from "../pki/keys.ts";
 import { AZURE_HOST_SUFFIXES, isAzureEndpoint } from "../azure/endpoints.ts";
-import { IDENTITY_HOST, MSI_HOST } from "./token-endpoint.ts";
+import { IDENTITY_HOST, MSI_HOST } from "./session-env.ts";
 
 export const isLocalCaName = (name: string) => name === MSI_HOST || name === IDENTITY_HOST || isAzureEndpoint(name);
 

@@ -12,7 +12,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { createInterface } from "node:readline";
 import { AzgateError } from "../errors/index.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../pki/keys.ts";
-import { listenTracked } from "../runtime/listen.ts";
+import { listenTracked } from "../net/listen.ts";
 import { ApiClient, type ApiTarget } from "../api/client.ts";
 import { openBrowser } from "./browser.ts";
 

@@ -7,9 +7,8 @@
  */
 import { Hono, type Context } from "hono";
 import { signPlaceholder } from "../azure/placeholder.ts";
+import { IDENTITY_HOST, MSI_HOST } from "./session-env.ts";
 
-export const MSI_HOST = "azure-msi.azgate.invalid";
-export const IDENTITY_HOST = "azure-identity.azgate.invalid";
 
 export interface TokenEndpointOptions {
   secret: string;

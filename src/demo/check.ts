@@ -5,7 +5,7 @@
  * trail, the real-token invariant, and (when installed) the real az.
  */
 import { spawn } from "node:child_process";
-import { currentSession, loginApp, openAzure } from "../client/azure-session.ts";
+import { currentSession, loginApp, startLocalProxy } from "../client/azure-session.ts";
 import { azVersion, findAz, usesMsal } from "../client/az.ts";
 import { selfCommand } from "../runtime/index.ts";
 import type { AppView } from "../api/types.ts";
@@ -36,7 +36,7 @@ export async function checkDemo(demo: RunningDemo, report: (outcome: Outcome, st
   });
   if (!(await step(`apps login ${DEMO_APP} --azure-identity ${DEMO_IDENTITY_NAME}`, async () => (await loginApp(session, DEMO_APP, DEMO_IDENTITY_NAME)).identity))) return false;
 
-  const opened = await openAzure(session, DEMO_APP);
+  const opened = await startLocalProxy(session, DEMO_APP);
   try {
     report("PASS", "local proxy with the emulated token endpoints", opened.env.HTTPS_PROXY);
     let clientOutput = "";

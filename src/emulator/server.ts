@@ -1,7 +1,9 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { Hono } from "hono";
-import { ensureDir, serve, serveInterceptingProxy, writeFileAtomic } from "../runtime/index.ts";
+import { createSecureContext } from "node:tls";
+import { ensureDir, serve, writeFileAtomic } from "../runtime/index.ts";
+import { serveConnect } from "../net/connect-server.ts";
 import { createAuthority } from "../pki/authority.ts";
 import { generateKeyPair, privateKeyToPem } from "../pki/keys.ts";
 import { issueServerCert } from "../pki/certificate.ts";
@@ -104,7 +106,9 @@ export async function startEmulator(opts: { dir: string; worldFile?: string; hos
 
   const hostname = opts.hostname ?? "127.0.0.1";
   const direct = await serve({ fetch: root.fetch, hostname, port: opts.httpsPort ?? 0, tls });
-  const proxy = await serveInterceptingProxy({ fetch: root.fetch, hostname, port: opts.proxyPort ?? 0, tls });
+  // Every CONNECT is terminated here with the one certificate that names all of the emulator's hosts.
+  const context = createSecureContext({ key: tls.key, cert: tls.cert });
+  const proxy = await serveConnect({ hostname, port: opts.proxyPort ?? 0, decide: () => ({ intercept: true }), secureContext: async () => context, fetch: root.fetch, plain: root.fetch });
   return {
     world,
     httpsPort: direct.port,

@@ -6,11 +6,11 @@
 export { serve, upgradeWebSocket, type ServeOptions, type RunningServer } from "./serve.ts";
 export { request, type RequestOptions, type HttpResponse } from "./http.ts";
 export { writeFileAtomic, readTextOrNull, ensureDir, fsyncDir, removeFile } from "./fs.ts";
-export { serveInterceptingProxy, type InterceptingProxyOptions } from "./intercept.ts";
 export { waitForWritable } from "./backpressure.ts";
 export { acquireDirLock, readLockHolder, isProcessAlive, type DirLock, type LockHolder } from "./lock.ts";
 
 export { runtimeName, runtimeVersion, type RuntimeName } from "./version.ts";
 export { httpsRequest, closeHttpsClients, type HttpsRequest, type HttpsResponse } from "./https-client.ts";
-export { serveLocalProxy, isLoopback, CONNECT_TARGET_HEADER, type LocalProxyOptions, type RunningLocalProxy } from "./local-proxy.ts";
 export { selfCommand } from "./self.ts";
+export { verifyEs256 } from "./es256.ts";
+export { exitAfterStop } from "./exit.ts";

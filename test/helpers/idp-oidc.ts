@@ -6,7 +6,7 @@
 import { createServer } from "node:http";
 import Provider from "oidc-provider";
 import { Hono } from "hono";
-import { listenTracked } from "../../src/runtime/listen.ts";
+import { listenTracked } from "../../src/net/listen.ts";
 import { serve } from "../../src/runtime/index.ts";
 
 export interface OidcIdp {

@@ -11,7 +11,7 @@ import { loginUrlFrom } from "./browser.ts";
 import type { TestCluster } from "./cluster.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../../src/pki/keys.ts";
 import { ApiClient } from "../../src/api/client.ts";
-import { listenTracked } from "../../src/runtime/listen.ts";
+import { listenTracked } from "../../src/net/listen.ts";
 
 export interface PendingLogin {
   url: string;

@@ -4,7 +4,7 @@
  * skipped. It knows nothing of TLS or HTTP (the proxies' TLS passes through).
  */
 import { connect, createServer, type Socket } from "node:net";
-import { listenTracked, type Listening } from "../../src/runtime/listen.ts";
+import { listenTracked, type Listening } from "../../src/net/listen.ts";
 
 export interface TcpBalancer {
   port: number;

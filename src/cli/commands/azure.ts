@@ -6,7 +6,7 @@ import type { Argv } from "yargs";
 import { DESCRIBE } from "../catalog.ts";
 import { AzgateError } from "../../errors/index.ts";
 import { listAppSessions, removeAppSession } from "../../client/app-store.ts";
-import { currentSession, loginApp, openAzure } from "../../client/azure-session.ts";
+import { currentSession, loginApp, startLocalProxy } from "../../client/azure-session.ts";
 import { azVersion, findAz, runAz, usesMsal } from "../../client/az.ts";
 import { print } from "../output.ts";
 import { run, subcommandNeeded, untilSignalled } from "../run.ts";
@@ -34,7 +34,7 @@ export function appLoginCommands(a: Argv) {
           return;
         }
         const flag = usesMsal(await azVersion(az)) ? "--resource-id" : "--username";
-        const opened = await openAzure(session, app);
+        const opened = await startLocalProxy(session, app);
         try {
           const result = await runAz(az, ["login", "--identity", flag, identity, ...(argv.debug ? ["--debug"] : [])], opened.env);
           if (result.code !== 0) throw new AzgateError("login_failed", `failed to automatically login with az login using identity "${identity}"; run with --debug for details`);
@@ -67,7 +67,7 @@ export async function azPassthrough(args: string[]): Promise<void> {
   }
   await run(async () => {
     const az = findAz();
-    const opened = await openAzure(await currentSession(), app);
+    const opened = await startLocalProxy(await currentSession(), app);
     try {
       const result = await runAz(az, args, opened.env);
       process.exitCode = result.code;
@@ -105,7 +105,7 @@ export function proxyCommands(y: Argv) {
             .option("port", { alias: "p", type: "number", describe: "Port of the forward proxy (random when omitted)" })
             .option("format", { alias: "f", choices: ["unix", "powershell", "command-prompt", "text"] as const, describe: "Export syntax (default: powershell on Windows, unix elsewhere)" }),
         run(async (argv) => {
-          const opened = await openAzure(await currentSession(), argv.app, argv.port ?? 0);
+          const opened = await startLocalProxy(await currentSession(), argv.app, argv.port ?? 0);
           const format = argv.format ?? (process.platform === "win32" ? "powershell" : "unix");
           print(
             [

@@ -15,7 +15,8 @@ import { DEMO_APP, DEMO_IDENTITY_NAME } from "../../demo/seed.ts";
 import { findAz } from "../../client/az.ts";
 import { selfCommand, writeFileAtomic } from "../../runtime/index.ts";
 import { fields, print } from "../output.ts";
-import { exitAfterStop, run, untilSignalled } from "../run.ts";
+import { run, untilSignalled } from "../run.ts";
+import { exitAfterStop } from "../../runtime/index.ts";
 
 interface DemoArgs {
   "data-dir"?: string;

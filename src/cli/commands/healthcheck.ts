@@ -9,7 +9,7 @@ import { DESCRIBE } from "../catalog.ts";
 import http from "node:http";
 import https from "node:https";
 import { AzgateError } from "../../errors/index.ts";
-import { isLoopback } from "../../runtime/index.ts";
+import { isLoopback } from "../../net/connect-server.ts";
 import { print } from "../output.ts";
 import { run } from "../run.ts";
 

@@ -9,7 +9,8 @@ import type { Config } from "../../config/schema.ts";
 import { runtimeVersion } from "../../runtime/index.ts";
 import { VERSION } from "../../version.ts";
 import { fields, print } from "../output.ts";
-import { csv, exitAfterStop, run, untilSignalled } from "../run.ts";
+import { csv, run, untilSignalled } from "../run.ts";
+import { exitAfterStop } from "../../runtime/index.ts";
 
 interface StartArgs {
   mode: "proxy" | "agent";

@@ -5,13 +5,17 @@
  * carries every other intercepted request as a stream (re-dialled when lost).
  */
 import { checkAzureMethod, forwardableHeaders, isAzureTarget, refusal } from "../azure/forwarding.ts";
-import { AzgateError, HostMismatch } from "../errors/index.ts";
-import { serveLocalProxy, CONNECT_TARGET_HEADER } from "../runtime/index.ts";
+import { AzgateError } from "../errors/index.ts";
+import dns from "node:dns/promises";
+import net from "node:net";
+import { serveConnect, type ConnectDecision } from "../net/connect-server.ts";
+import { localTargetReason } from "../net/address-policy.ts";
 import { dialTunnel, type TunnelSession } from "../tunnel/index.ts";
 import { tunnelRequest } from "../tunnel/http.ts";
 import type { ApiTarget } from "../api/client.ts";
 import { LeafMinter, type LocalCaFiles } from "./local-ca.ts";
-import { IDENTITY_HOST, MSI_HOST, tokenEndpoint } from "./token-endpoint.ts";
+import { tokenEndpoint } from "./token-endpoint.ts";
+import { IDENTITY_HOST, MSI_HOST } from "./session-env.ts";
 
 export interface AppCredentials {
   app: string;
@@ -22,7 +26,7 @@ export interface AppCredentials {
   expires: Date;
 }
 
-export interface RunningAzureProxy {
+export interface RunningLocalProxy {
   port: number;
   secret: string;
   close(): Promise<void>;
@@ -36,7 +40,7 @@ function refused(err: AzgateError): Response {
   return Response.json(r.body, { status: r.status });
 }
 
-export async function startAzureProxy(opts: { creds: AppCredentials; target: ApiTarget; ca: LocalCaFiles; secret: string; port?: number; log?: (l: string) => void }): Promise<RunningAzureProxy> {
+export async function serveLocalProxy(opts: { creds: AppCredentials; target: ApiTarget; ca: LocalCaFiles; secret: string; port?: number; log?: (l: string) => void }): Promise<RunningLocalProxy> {
   const minter = new LeafMinter(opts.ca);
   const tokens = tokenEndpoint({ secret: opts.secret, identity: opts.creds.identity, tenant: opts.creds.tenant, key: opts.creds.key, expires: opts.creds.expires, clientId: "00000000-0000-0000-0000-000000000000" });
   let session: Promise<TunnelSession> | null = null;
@@ -53,11 +57,8 @@ export async function startAzureProxy(opts: { creds: AppCredentials; target: Api
     const url = new URL(req.url);
     const methodProblem = checkAzureMethod(req.method);
     if (methodProblem) return refused(methodProblem);
-    const target = req.headers.get(CONNECT_TARGET_HEADER) ?? "";
+    // The CONNECT server checked that Host names the CONNECT target.
     const hostHeader = (req.headers.get("host") ?? "").toLowerCase().replace(/:443$/, "");
-    if (!target || hostHeader !== target.replace(/:443$/, "")) {
-      return refused(new HostMismatch(`the Host header (${hostHeader}) does not match the CONNECT target (${target})`));
-    }
     const all: [string, string][] = [];
     req.headers.forEach((v, k) => all.push([k, v]));
     const headers = forwardableHeaders(all, "request");
@@ -83,15 +84,14 @@ export async function startAzureProxy(opts: { creds: AppCredentials; target: Api
   void tunnel().catch(() => undefined);
   for (const host of [MSI_HOST, IDENTITY_HOST, "management.azure.com"]) void minter.context(host).catch(() => undefined);
 
-  const proxy = await serveLocalProxy({
-    port: opts.port ?? 0,
-    intercept: (host, port) => (port === 443 && (host === MSI_HOST || host === IDENTITY_HOST)) || isAzureTarget(host, port),
+  const decide = async ({ host, port }: { host: string; port: number }): Promise<ConnectDecision> => {
     // After the app certificate ends, nothing here works (its local CA ended too): say so at CONNECT, before TLS fails obscurely.
-    refusal: () => (Date.now() >= opts.creds.expires.getTime() ? `azgate app session for "${opts.creds.app}" expired at ${opts.creds.expires.toISOString()}; run azgate apps login ${opts.creds.app}` : null),
-    secureContext: (name) => minter.context(name),
-    fetch: handle,
-    log: opts.log,
-  });
+    if (Date.now() >= opts.creds.expires.getTime()) return { refuse: `azgate app session for "${opts.creds.app}" expired at ${opts.creds.expires.toISOString()}; run azgate apps login ${opts.creds.app}` };
+    if ((port === 443 && (host === MSI_HOST || host === IDENTITY_HOST)) || isAzureTarget(host, port)) return { intercept: true };
+    // Everything else goes through untouched, but never to this machine or its link (loopback services, IMDS).
+    return tunnelTo(host);
+  };
+  const proxy = await serveConnect({ hostname: "127.0.0.1", port: opts.port ?? 0, loopbackOnly: true, decide, secureContext: (name) => minter.context(name), fetch: handle, log: opts.log });
   return {
     port: proxy.port,
     secret: opts.secret,
@@ -102,19 +102,18 @@ export async function startAzureProxy(opts: { creds: AppCredentials; target: Api
   };
 }
 
-/** The environment a shell or child process needs to use the proxy. */
-export function azureEnv(p: { port: number; secret: string; configDir: string; caBundle: string; localCa: string }): Record<string, string> {
-  const proxyUrl = `http://127.0.0.1:${p.port}`;
-  return {
-    AZURE_CONFIG_DIR: p.configDir,
-    HTTPS_PROXY: proxyUrl,
-    HTTP_PROXY: proxyUrl,
-    // Both protocols: az before 2.73 reads MSI_ENDPOINT; MSAL-based clients prefer IDENTITY_ENDPOINT.
-    MSI_ENDPOINT: `https://${MSI_HOST}/${p.secret}`,
-    IDENTITY_ENDPOINT: `https://${IDENTITY_HOST}`,
-    IDENTITY_HEADER: p.secret,
-    REQUESTS_CA_BUNDLE: p.caBundle,
-    SSL_CERT_FILE: p.caBundle,
-    NODE_EXTRA_CA_CERTS: p.localCa,
-  };
+/** A tunnelled CONNECT: the name resolved here, refused if any address is loopback or link-local, the checked address dialled. */
+async function tunnelTo(host: string): Promise<ConnectDecision> {
+  let addresses: { address: string }[];
+  try {
+    addresses = net.isIP(host) ? [{ address: host }] : await dns.lookup(host, { all: true, verbatim: true });
+  } catch {
+    return { refuse: `azgate local proxy: cannot resolve ${host}` };
+  }
+  if (addresses.length === 0) return { refuse: `azgate local proxy: cannot resolve ${host}` };
+  for (const { address } of addresses) {
+    const why = localTargetReason(address);
+    if (why) return { refuse: `azgate local proxy: ${host} is a ${why} address; the local proxy does not tunnel to this machine or its link` };
+  }
+  return { tunnel: addresses[0].address };
 }

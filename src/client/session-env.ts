@@ -1,0 +1,64 @@
+/**
+ * The workstation's session environment, written and read in one place: the
+ * variables `azgate proxy azure` prints and `azgate az` gives its child
+ * (`azureEnv`), and reading them back from a shell that already has them
+ * (`tokenSecret`), with the emulated token endpoints' host names.
+ */
+import { AzgateError } from "../errors/index.ts";
+
+/** The emulated managed-identity endpoints: names that resolve nowhere (.invalid), reached only through the local proxy. */
+export const MSI_HOST = "azure-msi.azgate.invalid";
+export const IDENTITY_HOST = "azure-identity.azgate.invalid";
+
+/** The environment a shell or child process needs to use the proxy. */
+export function azureEnv(p: { port: number; secret: string; configDir: string; caBundle: string; localCa: string }): Record<string, string> {
+  const proxyUrl = `http://127.0.0.1:${p.port}`;
+  return {
+    AZURE_CONFIG_DIR: p.configDir,
+    HTTPS_PROXY: proxyUrl,
+    HTTP_PROXY: proxyUrl,
+    // Both protocols: az before 2.73 reads MSI_ENDPOINT; MSAL-based clients prefer IDENTITY_ENDPOINT.
+    MSI_ENDPOINT: `https://${MSI_HOST}/${p.secret}`,
+    IDENTITY_ENDPOINT: `https://${IDENTITY_HOST}`,
+    IDENTITY_HEADER: p.secret,
+    REQUESTS_CA_BUNDLE: p.caBundle,
+    SSL_CERT_FILE: p.caBundle,
+    NODE_EXTRA_CA_CERTS: p.localCa,
+  };
+}
+
+const SECRET = /^[0-9a-f]{16,128}$/;
+
+function inheritedError(what: string): AzgateError {
+  return new AzgateError("bad_parameter", `${what}; this shell's managed-identity variables are not azgate's. Unset them (unset MSI_ENDPOINT IDENTITY_ENDPOINT IDENTITY_HEADER) or open a new shell, then run the command again`);
+}
+
+/**
+ * Reuses the secret of exports already in the environment (a shell that ran
+ * `azgate proxy azure`), else a new one. Another service's endpoint (a VM's,
+ * App Service's) is replaced in the child's environment. What is refused is
+ * a half or damaged azgate export: an IDENTITY_HEADER without its endpoint,
+ * azgate's endpoint with a malformed secret, or two secrets that disagree;
+ * guessing there could hand a client a secret that is not this session's.
+ */
+export function tokenSecret(env: Record<string, string | undefined> = process.env): string {
+  const idEndpoint = env.IDENTITY_ENDPOINT;
+  const idHeader = env.IDENTITY_HEADER;
+  const msi = env.MSI_ENDPOINT;
+  const ours = `https://${IDENTITY_HOST}`;
+  const msiPrefix = `https://${MSI_HOST}/`;
+  let fromIdentity: string | undefined;
+  let fromMsi: string | undefined;
+  if (idHeader !== undefined && !idEndpoint) throw inheritedError("IDENTITY_HEADER is set without IDENTITY_ENDPOINT");
+  if (idEndpoint?.replace(/\/$/, "") === ours) {
+    if (!idHeader || !SECRET.test(idHeader)) throw inheritedError(`IDENTITY_ENDPOINT is azgate's (${ours}) but IDENTITY_HEADER is ${idHeader ? "malformed" : "missing"}`);
+    fromIdentity = idHeader;
+  }
+  if (msi !== undefined && msi.toLowerCase().startsWith(msiPrefix.slice(0, -1))) {
+    const secret = msi.slice(msiPrefix.length);
+    if (!msi.startsWith(msiPrefix) || !SECRET.test(secret)) throw inheritedError(`MSI_ENDPOINT names azgate's endpoint but is malformed (${JSON.stringify(msi.slice(0, 80))})`);
+    fromMsi = secret;
+  }
+  if (fromIdentity && fromMsi && fromIdentity !== fromMsi) throw inheritedError("IDENTITY_HEADER and MSI_ENDPOINT carry different azgate secrets");
+  return fromIdentity ?? fromMsi ?? Array.from(crypto.getRandomValues(new Uint8Array(10)), (b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,125 @@
+/**
+ * An HTTP proxy that serves CONNECT, the one implementation behind the
+ * workstation's local proxy and the emulator's: for each CONNECT it decides
+ * to terminate TLS here (and serve the inner requests with `fetch`), to
+ * tunnel to the target over TCP, or to refuse. Every decision is made here,
+ * where the CONNECT target is known: an intercepted request whose Host
+ * header names another host than the CONNECT target is refused before
+ * `fetch` sees it (421), token hosts included.
+ */
+import http from "node:http";
+import net from "node:net";
+import tls from "node:tls";
+import { getRequestListener } from "@hono/node-server";
+import { HostMismatch } from "../errors/index.ts";
+import { refusal } from "../azure/forwarding.ts";
+import { connectTarget } from "../util/address.ts";
+import { listenTracked, type Listening } from "./listen.ts";
+
+export type ConnectDecision = { intercept: true } | { tunnel: string } | { refuse: string };
+
+export interface ConnectServerOptions {
+  hostname: string;
+  port: number;
+  /** Serve this machine only: connections from elsewhere are closed unanswered. */
+  loopbackOnly?: boolean;
+  /**
+   * What to do with CONNECT host:port: intercept it, tunnel it to the given
+   * (checked) address, or refuse it with a one-line reason (clients print it).
+   */
+  decide(target: { host: string; port: number }): ConnectDecision | Promise<ConnectDecision>;
+  /** The TLS context for an intercepted host, by SNI name. */
+  secureContext(servername: string): Promise<tls.SecureContext>;
+  /** Serves an intercepted request (its Host matched the CONNECT target). */
+  fetch(req: Request): Response | Promise<Response>;
+  /** Serves a plain proxy request (absolute URI, no CONNECT); 400 when absent. */
+  plain?(req: Request): Response | Promise<Response>;
+  log?(line: string): void;
+}
+
+export type RunningConnectServer = Listening;
+
+export function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  const a = address.replace(/^::ffff:/, "");
+  return a === "::1" || /^127\.\d+\.\d+\.\d+$/.test(a);
+}
+
+const hostOnly = (value: string, port: number) => {
+  const v = value.toLowerCase();
+  return v.endsWith(`:${port}`) ? v.slice(0, -`:${port}`.length) : v;
+};
+
+export function serveConnect(opts: ConnectServerOptions): Promise<RunningConnectServer> {
+  const listener = getRequestListener(opts.fetch);
+  /** Each terminated TLS socket and the CONNECT target it was opened for. */
+  const targets = new WeakMap<net.Socket, { host: string; port: number }>();
+  // Plain HTTP over the decrypted socket: the TLS socket is made below, where the target is known.
+  const inner = http.createServer((req, res) => {
+    const target = targets.get(req.socket);
+    const host = hostOnly(req.headers.host ?? "", target?.port ?? 443);
+    if (!target || host !== target.host) {
+      const r = refusal(new HostMismatch(`the Host header (${host || "none"}) does not match the CONNECT target (${target ? `${target.host}:${target.port}` : "none"})`), "azgate");
+      res.writeHead(r.status, { "content-type": "application/json; charset=utf-8" }).end(JSON.stringify(r.body));
+      return;
+    }
+    void listener(req, res);
+  });
+  const plain = opts.plain ? getRequestListener(opts.plain) : null;
+  const outer = http.createServer((req, res) => {
+    if (plain) return void plain(req, res);
+    res.writeHead(400, { "content-type": "text/plain" }).end("this proxy only takes CONNECT\n");
+  });
+  if (opts.loopbackOnly) {
+    outer.on("connection", (s: net.Socket) => {
+      if (!isLoopback(s.remoteAddress)) {
+        opts.log?.(`refused a connection from ${s.remoteAddress}: the local proxy serves this machine only`);
+        s.destroy();
+      }
+    });
+  }
+  outer.on("connect", (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    const target = connectTarget(req.url);
+    if (!target) {
+      socket.end("HTTP/1.1 400 Bad Request\r\n\r\n");
+      return;
+    }
+    socket.on("error", () => socket.destroy());
+    void Promise.resolve(opts.decide(target)).then(
+      (decision) => {
+        if ("refuse" in decision) return refuse(socket, decision.refuse, opts.log, target);
+        if ("tunnel" in decision) return tunnel(socket, head, decision.tunnel, target.port);
+        socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+        if (head.length) socket.unshift(head);
+        const secure = new tls.TLSSocket(socket, {
+          isServer: true,
+          SNICallback: (name, cb) => opts.secureContext(name).then((c) => cb(null, c), (e) => cb(e as Error)),
+        });
+        secure.on("error", () => socket.destroy());
+        targets.set(secure, target);
+        inner.emit("connection", secure);
+      },
+      (e: Error) => refuse(socket, e.message, opts.log, target),
+    );
+  });
+  return listenTracked(outer, opts.port, opts.hostname);
+}
+
+/** A refusal at CONNECT: clients show the reason phrase ("Tunnel connection failed: 403 ..."), so it is one clean line. */
+function refuse(socket: net.Socket, reason: string, log: ((line: string) => void) | undefined, target: { host: string; port: number }): void {
+  log?.(`refused CONNECT ${target.host}:${target.port}: ${reason}`);
+  const line = reason.replace(/[^\x20-\x7e]/g, " ");
+  socket.end(`HTTP/1.1 403 ${line}\r\ncontent-type: text/plain\r\ncontent-length: ${line.length + 1}\r\n\r\n${line}\n`);
+}
+
+function tunnel(socket: net.Socket, head: Buffer, address: string, port: number): void {
+  const upstream = net.connect(port, address);
+  upstream.once("connect", () => {
+    socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+    if (head.length) upstream.write(head);
+    upstream.pipe(socket);
+    socket.pipe(upstream);
+  });
+  upstream.on("error", () => socket.end("HTTP/1.1 503 Service Unavailable\r\n\r\n"));
+  socket.on("error", () => upstream.destroy());
+}

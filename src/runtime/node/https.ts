@@ -1,0 +1,71 @@
+/**
+ * HTTPS on Node: node:https with a fixed lookup (the pinned address), keep-alive
+ * agents per CA, request bodies paced by waitForWritable.
+ */
+import https from "node:https";
+import { Readable } from "node:stream";
+import type { LookupFunction } from "node:net";
+import { waitForWritable } from "../backpressure.ts";
+import type { HttpsRequest, HttpsResponse } from "../https-client.ts";
+
+const nodeAgents = new Map<string, https.Agent>();
+
+/** Ends pooled connections so a stopping process can exit. */
+export function closeNodeAgents(): void {
+  for (const a of nodeAgents.values()) a.destroy();
+  nodeAgents.clear();
+}
+
+export function viaNodeHttps(req: HttpsRequest): Promise<HttpsResponse> {
+  const caKey = req.caPem ?? "";
+  let agent = nodeAgents.get(caKey);
+  if (!agent) nodeAgents.set(caKey, (agent = new https.Agent({ keepAlive: true, maxSockets: 256, ca: req.caPem })));
+  const family = req.connect.host.includes(":") ? 6 : 4;
+  const lookup: LookupFunction = (_host, options, cb) => {
+    if ((options as { all?: boolean }).all) (cb as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address: req.connect.host, family }]);
+    else cb(null, req.connect.host, family);
+  };
+  const headers: Record<string, string | string[]> = {};
+  for (const [k, v] of req.headers) {
+    const prev = headers[k];
+    headers[k] = prev === undefined ? v : [...[prev].flat(), v];
+  }
+  headers.host = req.url.host;
+  const out = https.request({
+    protocol: "https:",
+    host: req.url.hostname,
+    servername: req.url.hostname,
+    port: req.connect.port,
+    path: req.url.pathname + req.url.search,
+    method: req.method,
+    headers,
+    lookup,
+    agent,
+    ca: req.caPem,
+    signal: req.signal,
+  });
+  return new Promise((resolve, reject) => {
+    out.once("error", reject);
+    out.once("response", (res) => {
+      const rawHeaders: [string, string][] = [];
+      for (let i = 0; i < res.rawHeaders.length; i += 2) rawHeaders.push([res.rawHeaders[i], res.rawHeaders[i + 1]]);
+      resolve({ status: res.statusCode ?? 502, headers: rawHeaders, body: Readable.toWeb(res) as unknown as ReadableStream<Uint8Array> });
+    });
+    void (async () => {
+      try {
+        if (req.body) {
+          const reader = req.body.getReader();
+          for (;;) {
+            const { done, value } = await reader.read();
+            if (done) break;
+            out.write(value);
+            await waitForWritable(out);
+          }
+        }
+        out.end();
+      } catch (e) {
+        out.destroy(e as Error);
+      }
+    })();
+  });
+}
