@@ -22,7 +22,8 @@ import { TokenUnavailable } from "../src/errors/index.ts";
 import { forwardStream } from "../src/agent/forward.ts";
 import { forbiddenAddressReason } from "../src/net/address-policy.ts";
 import { backoffDelay } from "../src/agent/reverse-tunnel.ts";
-import { TunnelSession, type FrameTransport } from "../src/tunnel/index.ts";
+import { memoryPair } from "../src/tunnel/memory.ts";
+import type { TunnelSession } from "../src/tunnel/index.ts";
 import { tunnelRequest } from "../src/tunnel/http.ts";
 import { generateKeyPair, privateKeyToPem } from "../src/pki/keys.ts";
 import { signPlaceholder } from "../src/azure/placeholder.ts";
@@ -48,19 +49,7 @@ const SUBS = "https://management.azure.com/subscriptions?api-version=2019-11-01"
 
 /** A client session wired to forwardStream on an acceptor session, as the proxy would open it. */
 function forwarderPair(outbound: Outbound, tokens: AzureTokenProvider) {
-  let client!: TunnelSession;
-  let agent!: TunnelSession;
-  const t = (to: () => TunnelSession): FrameTransport => ({
-    send: (f) => {
-      const c = f.slice();
-      setImmediate(() => to().receive(c));
-    },
-    writable: () => Promise.resolve(),
-    close: () => setImmediate(() => to().transportClosed("closed")),
-  });
-  client = new TunnelSession(t(() => agent), { role: "dialer" });
-  agent = new TunnelSession(t(() => client), { role: "acceptor", onStream: (s) => void forwardStream({ outbound, tokens }, s) });
-  return client;
+  return memoryPair({}, { onStream: (s) => void forwardStream({ outbound, tokens }, s) }).dialer;
 }
 
 describe("the agent's forwarder", () => {

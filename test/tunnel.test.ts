@@ -1,3 +1,4 @@
+import { memoryPair } from "../src/tunnel/memory.ts";
 import { describe, expect, it } from "vitest";
 import {
   decodeFrame,
@@ -13,24 +14,22 @@ import {
 } from "../src/tunnel/index.ts";
 
 /** Two sessions joined by an in-memory transport that delivers asynchronously, like a socket. */
+/** Two sessions joined in memory (src/tunnel/memory.ts): `a` dials, `b` accepts. */
 function pair(opts: { onStream?: (s: TunnelStream) => void; idleTimeoutMs?: number; pingIntervalMs?: number } = {}) {
-  const sent = { a: 0, b: 0 };
-  let a!: TunnelSession;
-  let b!: TunnelSession;
-  const transport = (to: () => TunnelSession, side: "a" | "b"): FrameTransport => ({
-    send(frame) {
-      sent[side] += frame.length;
-      const copy = frame.slice();
-      setImmediate(() => to().receive(copy));
+  const timing = { idleTimeoutMs: opts.idleTimeoutMs, pingIntervalMs: opts.pingIntervalMs };
+  const p = memoryPair(timing, { ...timing, onStream: opts.onStream });
+  return {
+    a: p.dialer,
+    b: p.acceptor,
+    sent: {
+      get a() {
+        return p.sent.dialer;
+      },
+      get b() {
+        return p.sent.acceptor;
+      },
     },
-    writable: () => Promise.resolve(),
-    close() {
-      setImmediate(() => to().transportClosed("peer closed"));
-    },
-  });
-  a = new TunnelSession(transport(() => b, "a"), { role: "dialer", idleTimeoutMs: opts.idleTimeoutMs, pingIntervalMs: opts.pingIntervalMs });
-  b = new TunnelSession(transport(() => a, "b"), { role: "acceptor", onStream: opts.onStream, idleTimeoutMs: opts.idleTimeoutMs, pingIntervalMs: opts.pingIntervalMs });
-  return { a, b, sent };
+  };
 }
 
 const bytes = (n: number, fill = 7) => new Uint8Array(n).fill(fill);

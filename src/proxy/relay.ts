@@ -28,17 +28,19 @@ export async function relayToAgents(registry: AppRegistry, app: string, allowed:
   const body = new BodyPump(client.readable.getReader());
   let outcome: Relayed | null = null;
   let lastError = "no agent could take the request";
+  const tried = new Set<string>();
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const servers = registry.servers(app, allowed);
-    const server = servers[attempt % Math.max(servers.length, 1)];
+    // The next server not tried yet (a retry on the one that just failed would fail again).
+    const server = registry.servers(app, allowed).find((s) => !tried.has(s.tunnel.id));
     if (!server) break;
-    const tried = await relay(server, request, body, client);
-    if (tried.ok) {
-      outcome = tried;
+    tried.add(server.tunnel.id);
+    const result = await relay(server, request, body, client);
+    if (result.ok) {
+      outcome = result;
       break;
     }
-    lastError = tried.error;
-    if (!tried.retryable || !body.replayable) break;
+    lastError = result.error;
+    if (!result.retryable || !body.replayable) break;
   }
   if (!outcome && !client.isClosed) {
     // Bytes already went to an agent: the client must see the stream fail, not a clean refusal.

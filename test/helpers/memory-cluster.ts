@@ -1,0 +1,151 @@
+/**
+ * A whole cluster in this process: the proxy's real state (file backend,
+ * audit log, CAs) and request path (handleAppRequest), agents running the
+ * real forwarder against the emulator, and clients, all joined by in-memory
+ * tunnel pairs. Users are made and logged in through the proxy's own
+ * functions. The registry takes an injected clock. A request costs a few
+ * milliseconds, so the proxy's routing, authorisation, audit and failover can
+ * be tested case by case; the spawned-process suites stay the safety net.
+ */
+import { openState, settingsFrom } from "../../src/proxy/state.ts";
+import { configSchema } from "../../src/config/schema.ts";
+import type { ProxyContext } from "../../src/proxy/context.ts";
+import { AppRegistry, type AgentTunnel } from "../../src/proxy/registry.ts";
+import { handleAppRequest } from "../../src/proxy/app-request.ts";
+import { resolveCaller, type Caller } from "../../src/proxy/caller.ts";
+import { addUser } from "../../src/proxy/admin.ts";
+import { acceptInvite } from "../../src/proxy/users.ts";
+import { login } from "../../src/proxy/login.ts";
+import { issueAppCert } from "../../src/proxy/apps.ts";
+import { parseResources } from "../../src/resources/parse.ts";
+import { createResources } from "../../src/proxy/admin.ts";
+import { identityOf } from "../../src/pki/certificate.ts";
+import { x509 } from "../../src/pki/x509.ts";
+import { generateKeyPair, publicKeyToPem } from "../../src/pki/keys.ts";
+import type { Identity } from "../../src/pki/identity.ts";
+import { memoryPair } from "../../src/tunnel/memory.ts";
+import type { TunnelSession, TunnelStream } from "../../src/tunnel/index.ts";
+import { tunnelRequest, type TunnelResponse } from "../../src/tunnel/http.ts";
+import { signPlaceholder } from "../../src/azure/placeholder.ts";
+import { forwardStream } from "../../src/agent/forward.ts";
+import { Outbound } from "../../src/agent/outbound.ts";
+import { AzureTokenProvider } from "../../src/agent/tokens.ts";
+import { identityHttpClient } from "../../src/agent/identity-http.ts";
+import type { AppSpec } from "../../src/api/types.ts";
+import { agentEnv } from "./cluster.ts";
+import { tempDir } from "./azgate.ts";
+import type { EmulatorFixture } from "./emulator.ts";
+
+export interface MemoryAgent {
+  id: string;
+  tunnel: AgentTunnel;
+  /** Streams this agent was given. */
+  streams: number;
+  /** Says "alive" to the registry now (on the registry's clock). */
+  heartbeat(): void;
+  /** Drops the agent's tunnel, as a pod that dies does. */
+  kill(): void;
+}
+
+export interface MemoryApp {
+  identity: Identity;
+  session: TunnelSession;
+  /** One request as the workstation's local proxy sends it, with a placeholder for `resource` (null: no Authorization). */
+  request(url: string, opts?: { method?: string; body?: Uint8Array; resource?: string | null; headers?: [string, string][] }): Promise<TunnelResponse & { text: () => Promise<string> }>;
+}
+
+export interface MemoryCluster {
+  ctx: ProxyContext;
+  registry: AppRegistry;
+  /** The registry's clock: `advance` moves it. */
+  clock: { now: number; advance(ms: number): void };
+  admin: Caller;
+  agent(opts?: { app?: string; labels?: Record<string, string>; onStream?: (s: TunnelStream, forward: () => Promise<void>) => void }): MemoryAgent;
+  createRoles(yaml: string): Promise<void>;
+  /** A user made, invited, signed up and logged in; returns an app session for `azureIdentity`. */
+  appSession(user: string, roles: string[], azureIdentity: string, opts?: { traits?: Record<string, string[]>; app?: string }): Promise<MemoryApp>;
+  close(): Promise<void>;
+}
+
+export async function startMemoryCluster(fx: EmulatorFixture): Promise<MemoryCluster> {
+  const config = configSchema.parse({ auth: { second_factor: "off" } });
+  const { ctx, close } = await openState(tempDir("azgate-mem-"), { clusterName: "memory", settings: settingsFrom(config), purpose: "memory cluster" });
+  const clock = {
+    now: Date.now(),
+    advance(ms: number) {
+      clock.now += ms;
+    },
+  };
+  const registry = new AppRegistry(45_000, () => clock.now);
+  const admin = await resolveCaller(ctx, { kind: "local-admin", name: "@local-admin", roles: [], traits: {}, azure_identities: [], login_method: "local", session_id: ctx.localAdminSession });
+  const outbound = new Outbound({ connectTo: { host: "127.0.0.1", port: fx.emu.httpsPort }, caPem: fx.emu.caPem });
+  const tokens = new AzureTokenProvider({ env: agentEnv(fx), httpClient: identityHttpClient(outbound) });
+  const sessions: TunnelSession[] = [];
+  let agents = 0;
+
+  const cluster: MemoryCluster = {
+    ctx,
+    registry,
+    clock,
+    admin,
+    agent(opts = {}) {
+      const id = `agent-${++agents}`;
+      const app: AppSpec = { name: opts.app ?? "azure-cli", cloud: "Azure", uri: "cloud://Azure", labels: opts.labels ?? { env: "prod" } };
+      const agent: MemoryAgent = {
+        id,
+        streams: 0,
+        tunnel: null as unknown as AgentTunnel,
+        heartbeat: () => registry.heartbeat(agent.tunnel, [app]),
+        kill: () => pair.dialer.close(6, "agent killed"),
+      };
+      // The agent dials (dialer) and the proxy opens a stream per request on it, as over the real WebSocket.
+      const pair = memoryPair({
+        onStream: (s) => {
+          agent.streams++;
+          const forward = () => forwardStream({ outbound, tokens }, s);
+          if (opts.onStream) opts.onStream(s, forward);
+          else void forward();
+        },
+      });
+      sessions.push(pair.dialer, pair.acceptor);
+      agent.tunnel = { id: crypto.randomUUID(), hostId: id, hostName: id, session: pair.acceptor, connectedAt: clock.now };
+      agent.heartbeat();
+      return agent;
+    },
+    async createRoles(yaml) {
+      await createResources(ctx, admin, parseResources(yaml, "test").resources, true);
+    },
+    async appSession(user, roles, azureIdentity, opts = {}) {
+      const { invite } = await addUser(ctx, admin, user, roles, opts.traits ?? { azure_identities: [azureIdentity] });
+      const password = `correct horse battery ${user}`;
+      await acceptInvite(ctx, invite.token, { password });
+      const userKey = await generateKeyPair();
+      const loggedIn = await login(ctx, { user, password, public_key_pem: await publicKeyToPem(userKey.publicKey) });
+      const caller = await resolveCaller(ctx, loggedIn.identity);
+      const appKey = await generateKeyPair();
+      const appCert = await issueAppCert(ctx, registry, caller, new Date(loggedIn.expires), { app: opts.app ?? "azure-cli", azure_identity: azureIdentity, public_key_pem: await publicKeyToPem(appKey.publicKey) });
+      const cert = new x509.X509Certificate(appCert.cert_pem);
+      const identity = identityOf(cert);
+      const clientKey = (await crypto.subtle.exportKey("jwk", appKey.publicKey)) as JsonWebKey;
+      const pair = memoryPair({}, { onStream: (s) => void handleAppRequest(ctx, registry, { identity, clientKey }, s) });
+      sessions.push(pair.dialer, pair.acceptor);
+      return {
+        identity,
+        session: pair.dialer,
+        async request(url, o = {}) {
+          const headers: [string, string][] = [...(o.headers ?? [])];
+          const resource = o.resource === undefined ? "https://management.core.windows.net/" : o.resource;
+          if (resource !== null) headers.push(["authorization", `Bearer ${await signPlaceholder(appKey.privateKey, { tid: "t", resource, identity: azureIdentity, expires: cert.notAfter })}`]);
+          const res = await tunnelRequest(pair.dialer, { method: o.method ?? "GET", url, headers }, o.body);
+          return { ...res, text: async () => new TextDecoder().decode(await new Response(res.body).arrayBuffer()) };
+        },
+      };
+    },
+    async close() {
+      for (const s of sessions) s.close(0, "closing");
+      outbound.close();
+      await close();
+    },
+  };
+  return cluster;
+}

@@ -1,0 +1,176 @@
+/**
+ * The proxy's request path in process (test/helpers/memory-cluster.ts): the
+ * real state, authorisation, audit, relay and agent forwarder, joined by
+ * in-memory tunnels, against the emulator. Each case costs milliseconds, so
+ * each rule gets its own: authorisation on current roles, revocation (lock,
+ * reset, deletion) on the next request, audit before forwarding, failover
+ * only when it is safe, and agents that fall silent (an injected clock).
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { useEmulator } from "./helpers/emulator.ts";
+import { IDENTITY } from "./helpers/cluster.ts";
+import { startMemoryCluster, type MemoryCluster } from "./helpers/memory-cluster.ts";
+import { createLock } from "../src/proxy/locks.ts";
+import { removeResource, resetUser, updateUser } from "../src/proxy/admin.ts";
+import type { AuditEvent } from "../src/audit/sink.ts";
+
+const fx = useEmulator({ projectToken: true });
+const READER = IDENTITY("teleport-reader");
+const GROUPS = "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups?api-version=2022-09-01";
+const ROLES = `kind: role
+version: v7
+metadata: {name: azure-cli-access}
+spec: {allow: {app_labels: {'*': '*'}, azure_identities: ['{{internal.azure_identities}}']}}
+---
+kind: role
+version: v7
+metadata: {name: dev-only}
+spec: {allow: {app_labels: {env: dev}, azure_identities: ['{{internal.azure_identities}}']}}
+`;
+
+describe("the proxy's request path, in process", () => {
+  let c: MemoryCluster;
+  let prod: ReturnType<MemoryCluster["agent"]>;
+  let users = 0;
+  const nextUser = () => `user${++users}`;
+  const events = async (event: string, user: string): Promise<AuditEvent[]> => (await c.ctx.audit.search({ event })).filter((e) => e.event === event && e.user === user);
+
+  beforeAll(async () => {
+    c = await startMemoryCluster(fx);
+    await c.createRoles(ROLES);
+    prod = c.agent();
+  });
+  afterAll(async () => {
+    await c?.close();
+  });
+  afterEach(() => {
+    // Every test starts with the prod agent alive on the registry's clock.
+    prod.heartbeat();
+  });
+
+  it("forwards an allowed request, audited before and after, with the agent that served it", async () => {
+    const user = nextUser();
+    const app = await c.appSession(user, ["azure-cli-access"], READER);
+    const res = await app.request(GROUPS);
+    expect(res.status).toBe(200);
+    expect(JSON.parse(await res.text()).value.length).toBeGreaterThan(0);
+    await expect.poll(async () => (await events("app.request", user)).length).toBe(1);
+    const [start] = await events("app.request.start", user);
+    const [done] = await events("app.request", user);
+    expect(start).toMatchObject({ method: "GET", host: "management.azure.com", azure_identity: READER });
+    expect(done).toMatchObject({ status: 200, success: true, agent_id: "agent-1", request_id: start.request_id });
+    expect(Date.parse(start.time)).toBeLessThanOrEqual(Date.parse(done.time));
+  });
+
+  it("authorises on the current roles: a role taken away refuses the next request, audited", async () => {
+    const user = nextUser();
+    const app = await c.appSession(user, ["azure-cli-access"], READER);
+    expect((await app.request(GROUPS)).status).toBe(200);
+    await updateUser(c.ctx, c.admin, user, { roles: ["auditor"] });
+    const refused = await app.request(GROUPS);
+    expect(refused.status).toBe(403);
+    expect(JSON.parse(await refused.text()).error).toEqual({ code: "access_denied", message: 'azgate: no role allows app "azure-cli"' });
+    expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: "access_denied", success: false })]);
+  });
+
+  it.each([
+    ["a lock on the user", async (user: string) => void (await createLock(c.ctx, c.admin, { target: { user }, message: "incident" })), "locked"],
+    ["a reset", async (user: string) => void (await resetUser(c.ctx, c.admin, user)), "unauthenticated"],
+    ["deleting the user", async (user: string) => void (await removeResource(c.ctx, c.admin, "user", user)), "unauthenticated"],
+  ])("revokes on the next request: %s", async (_name, revoke, code) => {
+    const user = nextUser();
+    const app = await c.appSession(user, ["azure-cli-access"], READER);
+    expect((await app.request(GROUPS)).status).toBe(200);
+    await revoke(user);
+    const refused = await app.request(GROUPS);
+    expect(refused.status).toBe(code === "locked" ? 403 : 401);
+    expect(JSON.parse(await refused.text()).error.code).toBe(code);
+    expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: code })]);
+  });
+
+  it("writes the audit event before forwarding: when the log cannot be written, nothing reaches Azure", async () => {
+    const user = nextUser();
+    const app = await c.appSession(user, ["azure-cli-access"], READER);
+    const emit = c.ctx.audit.emit.bind(c.ctx.audit);
+    c.ctx.audit.emit = async (e) => {
+      if (e.event === "app.request.start") throw new Error("disk full");
+      return emit(e);
+    };
+    const before = fx.emu.requests.length;
+    try {
+      const res = await app.request(`${GROUPS}&probe=${user}`);
+      expect(res.status).toBe(503);
+      expect(JSON.parse(await res.text()).error.code).toBe("audit_unavailable");
+    } finally {
+      c.ctx.audit.emit = emit;
+    }
+    expect(fx.emu.requests.slice(before).some((r) => r.path.includes(`probe=${user}`))).toBe(false);
+  });
+
+  it("routes only to servers the caller's roles allow, each on its own labels", async () => {
+    const dev = c.agent({ labels: { env: "dev" } });
+    const user = nextUser();
+    const app = await c.appSession(user, ["dev-only"], READER);
+    for (let i = 0; i < 5; i++) expect((await app.request(GROUPS)).status).toBe(200);
+    expect(dev.streams).toBe(5);
+    dev.kill();
+    // With its only allowed server gone, the request is refused, never sent to the prod agent.
+    await new Promise((r) => setImmediate(r));
+    const refused = await app.request(GROUPS);
+    expect(refused.status).toBe(403);
+  });
+
+  it("fails over a request without a body to another agent when one goes away before answering; a request with a body is not replayed", async () => {
+    const dying = c.agent({ labels: { env: "prod" }, onStream: (s) => s.reset(6, "agent went away") });
+    const user = nextUser();
+    const app = await c.appSession(user, ["azure-cli-access"], READER);
+    let answered = 0;
+    for (let i = 0; i < 4; i++) {
+      const res = await app.request(GROUPS);
+      expect(res.status).toBe(200);
+      answered++;
+    }
+    expect(answered).toBe(4);
+    expect(dying.streams).toBeGreaterThan(0); // it was tried, and the request went on to the other agent
+    // A body already sent cannot be replayed: the client sees the stream fail, never a half request elsewhere.
+    let failed = 0;
+    for (let i = 0; i < 4; i++) {
+      const res = await app
+        .request("https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg-x?api-version=2022-09-01", { method: "PUT", body: new TextEncoder().encode('{"location":"westeurope"}') })
+        .then((r) => r.text().then(() => r.status))
+        .catch(() => "reset");
+      if (res === "reset" || res === 502) failed++;
+    }
+    expect(failed).toBeGreaterThan(0);
+    dying.kill();
+  });
+
+  it("drops an agent that falls silent for 45 s (the registry's clock): its app is unavailable, audited", async () => {
+    const user = nextUser();
+    const app = await c.appSession(user, ["azure-cli-access"], READER);
+    expect((await app.request(GROUPS)).status).toBe(200);
+    c.clock.advance(46_000);
+    const res = await app.request(GROUPS);
+    expect(res.status).toBe(503);
+    expect(JSON.parse(await res.text()).error.code).toBe("app_unavailable");
+    expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: "app_unavailable" })]);
+    c.clock.advance(-46_000);
+  });
+
+  it("refuses a target that is not Azure and a method Azure does not use, before anything is forwarded", async () => {
+    const user = nextUser();
+    const app = await c.appSession(user, ["azure-cli-access"], READER);
+    const cases: [string, string, number, string][] = [
+      ["GET", "https://169.254.169.254/metadata/identity/oauth2/token", 403, "target_refused"],
+      ["GET", "https://management.azure.com.evil.example/", 403, "target_refused"],
+      ["GET", "http://management.azure.com/subscriptions", 403, "target_refused"],
+      ["TRACE", GROUPS, 405, "method_not_allowed"],
+    ];
+    for (const [method, url, status, code] of cases) {
+      const res = await app.request(url, { method });
+      expect([url, res.status, JSON.parse(await res.text()).error.code]).toEqual([url, status, code]);
+    }
+    expect((await events("app.request.denied", user)).map((e) => e.error_code)).toEqual(cases.map((x) => x[3]));
+    expect(await events("app.request.start", user)).toEqual([]);
+  });
+});
