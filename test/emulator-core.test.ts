@@ -67,7 +67,8 @@ describe("Workload ID", () => {
     const projection = await emu.issuer.project(file, { namespace: "teleport-ns", serviceAccount: "sa", ttlSeconds: 2 });
     const first = readFileSync(file, "utf8");
     expect(decodeJwt(first)).toMatchObject({ sub: "system:serviceaccount:teleport-ns:sa", aud: "api://AzureADTokenExchange", iss: emu.world.aks_oidc_issuer });
-    await new Promise((r) => setTimeout(r, 2500));
+    // Rotation is the issuer's own timer: wait for the file to change, not for a fixed time.
+    await expect.poll(() => readFileSync(file, "utf8"), { timeout: 5_000, interval: 100 }).not.toBe(first);
     const second = readFileSync(file, "utf8");
     projection.stop();
     expect(second).not.toBe(first);

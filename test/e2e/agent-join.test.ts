@@ -38,6 +38,7 @@ describe("agent join", () => {
 
   it("refuses an expired token", async () => {
     const token = await cluster.joinToken({ ttl: "1s" });
+    // 1 s is the shortest token life, and the proxy's clock is its own process's: the token must really expire.
     await new Promise((r) => setTimeout(r, 1500));
     expect(await failedJoin(spawnAgent({ proxy: cluster.proxy, fx, token }))).toMatch(/ERROR: the join token expired .* ago; create a new one/);
   });

@@ -69,9 +69,10 @@ describe("refusals on the workstation path", () => {
   });
 
   it("an expired app certificate: the running local proxy and azgate az both refuse", { timeout: 90_000 }, async () => {
-    // The app certificate never outlives the login certificate: log in for 25 s.
-    const dave = await cluster.user("dave", ["azure-cli-access"], [READER], { ttlMs: 25_000 });
-    const expires = Date.now() + 25_000;
+    // The app certificate never outlives the login certificate: log in for 15 s, enough for apps login
+    // (which runs az login) and one az command on a loaded machine; then the real processes must see it end.
+    const dave = await cluster.user("dave", ["azure-cli-access"], [READER], { ttlMs: 15_000 });
+    const expires = Date.now() + 15_000;
     const ws = await workstation(dave);
     expect((await ws.azgate(["apps", "login", "azure-cli"])).code).toBe(0);
     const proxy = await startCli(["proxy", "azure", "--format", "unix"], { home: ws.home, env: { HOME: ws.home }, ready: /export NODE_EXTRA_CA_CERTS=.*\n/ });

@@ -86,6 +86,7 @@ describe("tunnel resilience", () => {
       while (got < 64 * MiB) got += (await reader.read()).value!.length;
       // The reader stalls: flow control must stop the agent and the proxy from buffering the rest.
       const stalledAt = pids.map(rssMiB);
+      // What is measured is that nothing grows while the reader stalls: the stall must last (3 s of 400+ MB/s upstream).
       await new Promise((r) => setTimeout(r, 3000));
       const afterStall = pids.map(rssMiB);
       for (;;) {
@@ -119,10 +120,13 @@ describe("tunnel resilience", () => {
       });
       const res = app.request(BLOB("cut.bin"), { method: "PUT", resource: "https://storage.azure.com", headers: [["x-ms-blob-type", "BlockBlob"], ["content-length", String(256 * MiB)]], body });
       await expect(res.then((r) => readBody(r))).rejects.toBeInstanceOf(StreamResetError);
-      await new Promise((r) => setTimeout(r, 500));
-      const check = await app.request(BLOB("cut.bin"), { resource: "https://storage.azure.com" });
-      expect(check.status).toBe(404);
-      await readBody(check);
+      // The reset travels on to the agent and the emulator; the blob must never appear.
+      const exists = async () => {
+        const check = await app.request(BLOB("cut.bin"), { resource: "https://storage.azure.com" });
+        await readBody(check);
+        return check.status;
+      };
+      await expect.poll(exists, { timeout: 5_000, interval: 100 }).toBe(404);
     } finally {
       app.close();
     }
@@ -176,10 +180,11 @@ describe("tunnel resilience", () => {
         }
       };
       const workers = [loop(), loop(), loop()];
-      await new Promise((r) => setTimeout(r, 1000));
+      // Traffic flows before the kill, and goes on after it: wait for answers, not for time.
+      await expect.poll(() => ok, { timeout: 20_000, interval: 50 }).toBeGreaterThanOrEqual(5);
       const before = ok;
       await agents[0].stop("SIGKILL");
-      await new Promise((r) => setTimeout(r, 2000));
+      await expect.poll(() => ok, { timeout: 20_000, interval: 50 }).toBeGreaterThan(before + 5);
       stop = true;
       await Promise.all(workers);
       // Requests not yet answered were retried on the surviving agent: none failed.

@@ -81,6 +81,7 @@ export function backendSuite(name: string, open: () => Promise<Backend>) {
       await expect.poll(names).toEqual(["put roles/a=1", "delete roles/a"]);
       stop();
       await b.put("roles/b", 1);
+      // An absence cannot be awaited: give a notification 100 ms to arrive (the ones above took a few).
       await new Promise((r) => setTimeout(r, 100));
       expect(names()).toEqual(["put roles/a=1", "delete roles/a"]);
       await b.close();
