@@ -172,6 +172,7 @@ describe("the agent's forwarder", () => {
       expect(res.status).toBe(302);
       expect(res.headers).toContainEqual(["location", `https://127.0.0.1:${privatePort}/steal`]);
       await readBody(res);
+      // An absence cannot be awaited: a followed redirect would have connected within these 100 ms.
       await new Promise((r) => setTimeout(r, 100));
       expect(privateHits).toBe(0);
     } finally {

@@ -111,6 +111,7 @@ describe("tunnel resilience", () => {
       const body = new ReadableStream<Uint8Array>({
         async pull(c) {
           if (sent >= 32 * MiB) {
+            // A client that stops sending, then gives up a moment later (what an interrupted upload does).
             await new Promise((r) => setTimeout(r, 200));
             return c.error(new Error("client gave up"));
           }
