@@ -102,3 +102,15 @@ describe("connector files", () => {
     expect(JSON.stringify(withoutSecrets(saml))).toContain("CERT");
   });
 });
+
+describe("known field-name mistakes", () => {
+  it("says which field was meant", () => {
+    const oidc = (rule: string) => `kind: oidc\nversion: v3\nmetadata: {name: corp}\nspec:\n  issuer_url: https://idp.example.com\n  client_id: a\n  client_secret: b\n  redirect_url: https://p.example.com/v1/webapi/oidc/callback\n  claims_to_roles:\n    - ${rule}\n`;
+    expect(() => parseResources(oidc("{name: groups, value: admins, roles: [access]}"), "oidc.yaml")).toThrow('spec.claims_to_roles[0].name: unknown field; did you mean "claim"?');
+    const github = "kind: github\nversion: v3\nmetadata: {name: gh}\nspec:\n  client_id: a\n  client_secret: b\n  redirect_url: https://p.example.com/v1/webapi/github/callback\n  teams_to_roles:\n    - {org: octocats, team: admins, roles: [access]}\n";
+    expect(() => parseResources(github, "gh.yaml")).toThrow('spec.teams_to_roles[0].org: unknown field; did you mean "organization"?');
+    const role = "kind: role\nversion: v7\nmetadata: {name: r}\nspec: {allow: {azure_identity: [x]}}\n";
+    expect(() => parseResources(role, "r.yaml")).toThrow('did you mean "azure_identities"?');
+  });
+});
+

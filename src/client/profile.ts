@@ -42,6 +42,21 @@ export async function currentProfileName(): Promise<string | null> {
   return (await readTextOrNull(path.join(azgateHome(), "current-profile")))?.trim() || null;
 }
 
+/** The names of every saved profile (proxy addresses). */
+export async function listProfileNames(): Promise<string[]> {
+  const files = (await fsp.readdir(path.join(azgateHome(), "profiles")).catch(() => [])) as string[];
+  const names: string[] = [];
+  for (const f of files.filter((f) => f.endsWith(".json"))) {
+    const text = await readTextOrNull(path.join(azgateHome(), "profiles", f));
+    try {
+      if (text) names.push((JSON.parse(text) as Profile).proxy);
+    } catch {
+      // A damaged profile is skipped here; loading it by name says what is wrong.
+    }
+  }
+  return names.sort();
+}
+
 export async function loadProfile(proxy?: string): Promise<Profile | null> {
   const name = proxy ?? (await currentProfileName());
   if (!name) return null;

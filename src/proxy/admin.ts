@@ -71,7 +71,7 @@ export async function createResources(ctx: ProxyContext, caller: Caller, resourc
     const exists = stored !== null;
     if (isConnectorKind(r.kind)) authorizeConnector(caller, r.kind, exists ? "update" : "create");
     else authorize(caller, r.kind, exists ? "update" : "create");
-    if (exists && !force) throw new AzgateError("already_exists", `${r.kind} "${r.metadata.name}" already exists; use --force to overwrite it`);
+    if (exists && !force) throw new AzgateError("already_exists", `${r.kind} "${r.metadata.name}" already exists; use -f (--force) to overwrite it`);
     if (r.kind === "user") await requireRolesExist(ctx, r.spec.roles.filter((n) => !definedHere(n)));
     if (r.kind !== "user" && r.kind !== "role") await requireRolesExist(ctx, connectorRoles(r).filter((n) => !definedHere(n)));
     plan.push({ resource: r, exists, stored: stored?.value });

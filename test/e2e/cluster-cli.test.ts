@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { Authenticator, cli, startProxyProcess, tempDir, type ProxyProcess } from "../helpers/azgate.ts";
+import { Authenticator, azgateCommand, cli, startProxyProcess, tempDir, type ProxyProcess } from "../helpers/azgate.ts";
+import { runCommand } from "../helpers/run.ts";
 import { request } from "../../src/runtime/index.ts";
 import { createProof, PROOF_SCHEME } from "../../src/auth/proof.ts";
 import { importPrivateKeyPem, generateKeyPair } from "../../src/pki/keys.ts";
@@ -121,11 +122,13 @@ describe("cluster core end to end", () => {
   it("logs in with password and TOTP; status shows the session", async () => {
     const res = await login(aliceHome, "alice", PASSWORD, await alice.code());
     expect(res.code, res.stderr).toBe(0);
-    const status = await asAlice(["status", "--format", "json"]);
-    const s = JSON.parse(status.stdout);
-    expect(s.user).toBe("alice");
+    // Teleport's shape (tsh status -f json): the seed guide's jq lines work on it verbatim.
+    const status = await asAlice(["status", "-f", "json"]);
+    const s = JSON.parse(status.stdout).active;
+    expect(s.username).toBe("alice");
     expect(s.roles).toEqual(["access", "editor"]);
     expect(s.profile_url).toBe(`https://${proxy.addr}`);
+    expect(s.cluster).toBe("e2e");
     expect(Date.parse(s.valid_until) - Date.now()).toBeLessThanOrEqual(8 * 3600_000); // editor caps at 8h
     expect(s.expired).toBe(false);
     const text = await asAlice(["status"]);
@@ -135,16 +138,17 @@ describe("cluster core end to end", () => {
   });
 
   it("creates the seed roles from their files, unchanged", async () => {
-    const internal = await asAlice(["admin", "create", "-f", `${SEED}/azure-cli-access-internal.yaml`]);
+    // As tctl: the file is the argument, -f is --force (--file still works).
+    const internal = await asAlice(["admin", "create", `${SEED}/azure-cli-access-internal.yaml`]);
     expect(internal.stdout.trim()).toBe('role "azure-cli-access" has been created');
-    const again = await asAlice(["admin", "create", "-f", `${SEED}/azure-cli-access-static.yaml`]);
+    const again = await asAlice(["admin", "create", "--file", `${SEED}/azure-cli-access-static.yaml`]);
     expect(again.code).toBe(1);
-    expect(again.stderr).toContain('role "azure-cli-access" already exists; use --force');
-    for (const f of ["azure-cli-access-static.yaml", "azure-cli-access-external.yaml", "azure-cli-access-internal.yaml"]) {
-      const res = await asAlice(["admin", "create", "--force", "-f", `${SEED}/${f}`]);
+    expect(again.stderr).toContain('role "azure-cli-access" already exists; use -f (--force) to overwrite it');
+    for (const [f, flag] of [["azure-cli-access-static.yaml", "-f"], ["azure-cli-access-external.yaml", "--force"], ["azure-cli-access-internal.yaml", "-f"]]) {
+      const res = await asAlice(["admin", "create", flag, `${SEED}/${f}`]);
       expect(res.stdout.trim(), res.stderr).toBe('role "azure-cli-access" has been updated');
     }
-    const deny = await asAlice(["admin", "create", "-f", `${SEED}/no-azure-identities.yaml`]);
+    const deny = await asAlice(["admin", "create", `${SEED}/no-azure-identities.yaml`]);
     expect(deny.stdout.trim()).toBe('role "no-azure-identities" has been created');
     const roles = await asAlice(["admin", "get", "roles"]);
     expect(roles.stdout).toMatch(/^azure-cli-access\s+\{\{internal\.azure_identities\}\}/m);
@@ -167,6 +171,36 @@ describe("cluster core end to end", () => {
     expect(yaml.stdout).toContain("{{internal.azure_identities}}");
     const missingRole = await asAlice(["admin", "users", "update", "alice", "--set-roles", "nope"]);
     expect(missingRole.stderr).toContain('ERROR: role "nope" is not found');
+  });
+
+  it("runs the seed guide's Step 4 verbatim, azgate for tsh and tctl: status -f json | jq, users update, get --with-secrets > file, create -f file", async () => {
+    // The state the guide starts from: an OIDC connector, and alice without azure-cli-access.
+    expect((await asAlice(["admin", "create", "-f", path.join(import.meta.dirname, "../fixtures/connectors/oidc.yaml")])).code).toBe(0);
+    expect((await asAlice(["admin", "users", "update", "alice", "--set-roles", "access,editor"])).code).toBe(0);
+    expect((await login(aliceHome, "alice", PASSWORD, await alice.code())).code).toBe(0);
+    const bin = tempDir("azgate-bin-");
+    const [cmd, argv] = azgateCommand([]);
+    writeFileSync(path.join(bin, "azgate"), `#!/bin/sh\nexec ${[cmd, ...argv].map((a) => `'${a}'`).join(" ")} "$@"\n`, { mode: 0o755 });
+    const work = tempDir("azgate-guide-");
+    const guide = [
+      "set -eu",
+      `cd '${work}'`,
+      `ROLES=$(azgate status -f json | jq -r '.active.roles | join(",")')`,
+      `azgate admin users update $(azgate status -f json | jq -r '.active.username') --set-roles "\${ROLES?},azure-cli-access"`,
+      "azgate admin get oidc/myoidc --with-secrets > oidc.yaml",
+      "azgate admin create -f oidc.yaml",
+    ].join("\n");
+    const res = await runCommand("/bin/sh", ["-c", guide], { AZGATE_HOME: aliceHome, HOME: process.env.HOME ?? "/root", PATH: `${bin}:${process.env.PATH}`, NO_COLOR: "1" });
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toContain("User alice has been updated.");
+    expect(res.stdout).toContain('oidc "myoidc" has been updated');
+    const saved = readFileSync(path.join(work, "oidc.yaml"), "utf8");
+    expect(saved).toMatch(/^kind: oidc$/m);
+    expect(saved).toContain("client_secret: oidc-client-secret-value");
+    const user = JSON.parse((await asAlice(["admin", "get", "user/alice", "--format", "json"])).stdout);
+    expect(user.spec.roles).toEqual(["access", "editor", "azure-cli-access"]);
+    // The role change revoked nothing (a reset would): restore alice's roles for the tests after this one.
+    expect((await asAlice(["admin", "users", "update", "alice", "--set-roles", "access,azure-cli-access,editor"])).code).toBe(0);
   });
 
   it("removes a role", async () => {
@@ -269,7 +303,7 @@ describe("cluster core end to end", () => {
     const res = await login(aliceHome, "alice", PASSWORD, await alice.code(), ["--ttl", "2s"]);
     expect(res.code, res.stderr).toBe(0);
     // The certificate's end is real time in another process: wait for it to pass, as status reports it.
-    await expect.poll(async () => JSON.parse((await asAlice(["status", "--format", "json"])).stdout).expired, { timeout: 10_000, interval: 250 }).toBe(true);
+    await expect.poll(async () => JSON.parse((await asAlice(["status", "--format", "json"])).stdout).active.expired, { timeout: 10_000, interval: 250 }).toBe(true);
     const call = await asAlice(["admin", "get", "users"]);
     expect(call.code).toBe(1);
     expect(call.stderr).toMatch(/^ERROR: your session expired at .*; run azgate login again/);

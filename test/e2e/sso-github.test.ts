@@ -76,8 +76,8 @@ describe("GitHub login", () => {
     const res = await loginAs("carol", "carol's github password");
     expect(res.shown).toMatch(/Login successful/);
     expect(res.code, res.stderr).toBe(0);
-    const status = JSON.parse((await cli(["status", "--format", "json"], { home: res.home })).stdout);
-    expect(status.user).toBe("carol");
+    const status = JSON.parse((await cli(["status", "--format", "json"], { home: res.home })).stdout).active;
+    expect(status.username).toBe("carol");
     expect(status.roles).toEqual(["azure-reader-static", "access", "azure-cli-access"]);
     expect(status.azure_identities).toEqual([READER]);
     expect(status.traits.github_teams).toEqual(["octocats/azure-admins", "octocats/devs"]);

@@ -95,7 +95,7 @@ describe("OIDC login", () => {
     expect(res.stdout).toMatch(/Roles:\s+access, azure-cli-access/);
 
     const status = await cli(["status", "--format", "json"], { home });
-    const s = JSON.parse(status.stdout);
+    const s = JSON.parse(status.stdout).active;
     expect(s.roles).toEqual(["access", "azure-cli-access"]);
     expect(s.azure_identities).toEqual([READER]);
     expect(s.traits.groups).toEqual(["azure-users", "staff"]);

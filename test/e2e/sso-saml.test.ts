@@ -83,7 +83,7 @@ describe("SAML login", () => {
     expect(res.shown).toMatch(/Login successful/);
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toMatch(/Logged in as:\s+alice@example.com/);
-    const status = JSON.parse((await cli(["status", "--format", "json"], { home: res.home })).stdout);
+    const status = JSON.parse((await cli(["status", "--format", "json"], { home: res.home })).stdout).active;
     expect(status.roles).toEqual(["access", "azure-cli-access"]);
     expect(status.azure_identities).toEqual([READER]);
     expect((await cli(["apps", "login", "azure-cli", "--azure-identity", "teleport-reader"], { home: res.home })).code).toBe(0);

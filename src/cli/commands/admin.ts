@@ -62,15 +62,16 @@ export function adminCommands(y: Argv) {
         )
         .command<AdminArgs & { file?: string; filename?: string; force?: boolean }>(
           "create [filename]",
-          "Create resources from a YAML file (Teleport role files load unchanged)",
+          "Create resources from a YAML file (Teleport role files load unchanged): create [-f] FILE, as tctl create",
           (b) =>
             b
-              .positional("filename", { type: "string", describe: "Resource file" })
-              .option("file", { alias: "f", type: "string", describe: "Resource file ('-' for stdin)" })
-              .option("force", { type: "boolean", describe: "Overwrite resources that exist" }),
+              .positional("filename", { type: "string", describe: "Resource file ('-' for stdin)" })
+              // As in tctl, -f is --force and the file is the argument; --file stays for scripts written before.
+              .option("force", { alias: "f", type: "boolean", describe: "Overwrite resources that exist (-f, as in tctl create -f FILE)" })
+              .option("file", { type: "string", describe: "Resource file, as an option (the argument is the usual way)" }),
           withAdmin(async ({ client }, argv) => {
             const file = argv.file ?? argv.filename;
-            if (!file) throw new AzgateError("bad_parameter", "give a file: azgate admin create -f role.yaml");
+            if (!file) throw new AzgateError("bad_parameter", "give a file: azgate admin create role.yaml (-f to overwrite what exists)");
             let text: string;
             try {
               text = readFileSync(file === "-" ? 0 : file, "utf8");
@@ -82,19 +83,21 @@ export function adminCommands(y: Argv) {
             print(res.messages.join("\n"));
           }),
         )
-        .command<AdminArgs & { ref: string; name?: string; format: Format; "with-secrets"?: boolean }>(
+        .command<AdminArgs & { ref: string; name?: string; format?: Format; "with-secrets"?: boolean }>(
           "get <ref> [name]",
-          "Show roles, users, tokens or connectors (github, oidc, saml): get roles, get role/NAME, get saml/NAME",
+          "Show roles, users, tokens, locks or connectors (github, oidc, saml): get roles (a table), get role/NAME (YAML, ready for create -f)",
           (b) =>
-            formatOption(b.positional("ref", { type: "string", demandOption: true }).positional("name", { type: "string" })).option("with-secrets", {
-              type: "boolean",
-              describe: "Include connector secrets (needs read, not only readnosecrets)",
-            }),
+            b
+              .positional("ref", { type: "string", demandOption: true })
+              .positional("name", { type: "string" })
+              .option("format", { choices: ["text", "json", "yaml"] as const, describe: "Output format (default: YAML for one resource, as tctl get; a table for a list)" })
+              .option("with-secrets", { type: "boolean", describe: "Include connector secrets (needs read, not only readnosecrets)" }),
           withAdmin(async ({ client }, argv) => {
             const { kind, name } = kindAndName(argv.ref, argv.name);
             const path = `/v1/admin/resources/${encodeURIComponent(kind)}${name ? `/${encodeURIComponent(name)}` : ""}${argv["with-secrets"] ? "?with_secrets=true" : ""}`;
             const { items } = await client.call<{ items: unknown[] }>("GET", path);
-            print(argv.format === "text" ? resourceTable(kind, items) : await structured(name ? items[0] : items, argv.format));
+            const format = argv.format ?? (name ? "yaml" : "text");
+            print(format === "text" ? resourceTable(kind, items) : await structured(name ? withoutStatus(items[0]) : items, format));
           }),
         )
         .command<AdminArgs & { ref: string }>(
@@ -250,6 +253,15 @@ function tokenCommands(t: Argv<AdminArgs>) {
         print((await client.call<{ message: string }>("DELETE", `/v1/admin/resources/token/${encodeURIComponent(argv.token)}`)).message);
       }),
     );
+}
+
+/** One resource as a file to edit and create again: the server's own bookkeeping (a user's id and generation) left out. */
+function withoutStatus(item: unknown): unknown {
+  if (item && typeof item === "object" && "status" in item) {
+    const { status: _status, ...rest } = item as Record<string, unknown>;
+    return rest;
+  }
+  return item;
 }
 
 /** Local, or the SSO connector that made the user and until when it lasts. */

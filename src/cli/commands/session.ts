@@ -5,7 +5,7 @@ import { AzgateError } from "../../errors/index.ts";
 import { ApiClient } from "../../api/client.ts";
 import { ssoLogin } from "../../client/sso-login.ts";
 import { establishTrust, proxyBaseUrl } from "../../api/trust.ts";
-import { loadCredentials, loadProfile, removeCredentials, saveProfile } from "../../client/profile.ts";
+import { currentProfileName, listProfileNames, loadCredentials, loadProfile, removeCredentials, saveProfile, type Profile } from "../../client/profile.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../../pki/keys.ts";
 import { identityOf } from "../../pki/certificate.ts";
 import { newTotpSecret, totpFor } from "../../auth/totp.ts";
@@ -60,8 +60,9 @@ export function sessionCommands(y: Argv) {
         if (argv.auth) {
           if (argv.browser !== undefined && argv.browser !== "none") throw new AzgateError("bad_parameter", '--browser takes only "none" (the default opens the system browser or $BROWSER)');
           const sso = await ssoLogin({ target, connector: argv.auth, browser: argv.browser, ttlMs, say: (line) => printErr(line), pasteFrom: process.stdin });
-          await saveProfile({ proxy, user: sso.user, cluster: ping.cluster_name, ca_pem: target.ca_pem, insecure: target.insecure }, sso.keyPem, sso.certPem);
-          return print(statusText(proxy, sso.certPem));
+          const profile: Profile = { proxy, user: sso.user, cluster: ping.cluster_name, ca_pem: target.ca_pem, insecure: target.insecure };
+          await saveProfile(profile, sso.keyPem, sso.certPem);
+          return print(statusText(statusData(profile, sso.certPem), true));
         }
         const user = argv.user ?? (previous?.proxy === proxy ? previous.user : undefined) ?? (await ask("User: ")).trim();
         const password = await ask(`Enter password for ${user}: `, { secret: true });
@@ -74,8 +75,9 @@ export function sessionCommands(y: Argv) {
           public_key_pem: await publicKeyToPem(keys.publicKey),
           ttl_ms: ttlMs,
         });
-        await saveProfile({ proxy, user, cluster: ping.cluster_name, ca_pem: target.ca_pem, insecure: target.insecure }, await privateKeyToPem(keys.privateKey), res.cert_pem);
-        print(statusText(proxy, res.cert_pem));
+        const profile: Profile = { proxy, user, cluster: ping.cluster_name, ca_pem: target.ca_pem, insecure: target.insecure };
+        await saveProfile(profile, await privateKeyToPem(keys.privateKey), res.cert_pem);
+        print(statusText(statusData(profile, res.cert_pem), true));
       }),
     )
     .command<{ proxy?: string }>(
@@ -90,12 +92,21 @@ export function sessionCommands(y: Argv) {
     .command<{ format: string }>(
       "status",
       DESCRIBE.status,
-      (a) => a.option("format", { choices: ["text", "json", "yaml"], default: "text", describe: "Output format" }),
+      (a) => a.option("format", { alias: "f", choices: ["text", "json", "yaml"], default: "text", describe: "Output format (-f json, as tsh status -f json)" }),
       run(async (argv) => {
-        const profile = await loadProfile();
-        const creds = profile ? await loadCredentials(profile) : null;
-        if (!profile || !creds) throw new AzgateError("unauthenticated", "not logged in; run azgate login --proxy HOST:PORT --user NAME");
-        print(argv.format === "text" ? statusText(profile.proxy, creds.certPem) : await structured(statusData(profile.proxy, creds.certPem), argv.format as "json"));
+        // Every profile, the current one first and marked, as tsh status lists them.
+        const current = await currentProfileName();
+        const all = [];
+        for (const name of [current, ...(await listProfileNames()).filter((n) => n !== current)]) {
+          const profile = name ? await loadProfile(name) : null;
+          const creds = profile ? await loadCredentials(profile) : null;
+          if (profile && creds) all.push(statusData(profile, creds.certPem));
+        }
+        const active = current ? all.find((p) => p.profile_url === proxyBaseUrl(current)) : undefined;
+        if (!active) throw new AzgateError("unauthenticated", "not logged in; run azgate login --proxy HOST:PORT --user NAME");
+        const others = all.filter((p) => p !== active);
+        if (argv.format === "text") print([statusText(active, true), ...others.map((p) => statusText(p, false))].join("\n\n"));
+        else print(await structured({ active, profiles: others }, argv.format as "json"));
       }),
     )
     .command("users", DESCRIBE.users, (u) =>
@@ -126,28 +137,32 @@ export function sessionCommands(y: Argv) {
     );
 }
 
-function statusData(proxy: string, certPem: string) {
+/** One profile as tsh status -f json shows it (Teleport's field names), plus whether it has expired. */
+function statusData(profile: Profile, certPem: string) {
   const cert = new x509.X509Certificate(certPem);
   const id = identityOf(cert);
   return {
-    profile_url: proxyBaseUrl(proxy),
-    user: id.name,
+    profile_url: proxyBaseUrl(profile.proxy),
+    username: id.name,
+    cluster: profile.cluster,
     roles: id.roles,
-    azure_identities: id.azure_identities,
     traits: id.traits,
+    logins: [] as string[],
+    active_requests: [] as string[],
+    azure_identities: id.azure_identities,
     valid_until: cert.notAfter.toISOString(),
     expired: cert.notAfter.getTime() <= Date.now(),
   };
 }
 
-function statusText(proxy: string, certPem: string): string {
-  const s = statusData(proxy, certPem);
+function statusText(s: ReturnType<typeof statusData>, active: boolean): string {
   const left = new Date(s.valid_until).getTime() - Date.now();
   return (
-    "> " +
+    (active ? "> " : "  ") +
     fields([
       ["Profile URL", s.profile_url],
-      ["Logged in as", s.user],
+      ["Logged in as", s.username],
+      ["Cluster", s.cluster],
       ["Roles", s.roles.join(", ") || "(none)"],
       ["Azure identities", s.azure_identities.join(", ") || "(none)"],
       ["Valid until", `${s.valid_until} [${s.expired ? "EXPIRED" : `valid for ${formatDuration(left)}`}]`],
