@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
+import { readFileSync } from "node:fs";
 import { azgateCommand, tempDir } from "./helpers/azgate.ts";
 import { runCommand } from "./helpers/run.ts";
 import { entraApp } from "../src/emulator/entra.ts";
@@ -14,7 +15,7 @@ let child: ChildProcess | undefined;
 afterAll(() => child?.kill("SIGTERM"));
 
 describe("azgate emulator (the command)", () => {
-  it("prints the environment to use, and a real client works with exactly that", async () => {
+  it("prints the environment to use: pasted into a shell as printed, the real az logs in with a printed identity and lists groups; an SDK client works too", async () => {
     const [cmd, args] = azgateCommand(["emulator", "--dir", tempDir("azgate-emucli-")]);
     child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
@@ -22,17 +23,26 @@ describe("azgate emulator (the command)", () => {
       const t = setTimeout(() => reject(new Error(`no banner:\n${out}`)), 30_000);
       child!.stdout!.on("data", (d) => {
         out += d;
-        if (out.includes("AZURE_TENANT_ID=")) (clearTimeout(t), resolve());
+        if (out.includes("--azure-ca-file")) (clearTimeout(t), resolve());
       });
     });
-    const env = Object.fromEntries([...out.matchAll(/export (\w+)=(\S+)/g)].map((m) => [m[1], m[2]]));
-    expect(Object.keys(env).sort()).toEqual(["AZURE_TENANT_ID", "HTTPS_PROXY", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE"]);
+    const exports = out.split("\n").filter((l) => l.startsWith("  export ")).join("\n");
+    const env = Object.fromEntries([...exports.matchAll(/export (\w+)=(\S+)/g)].map((m) => [m[1], m[2]]));
+    expect(Object.keys(env).sort()).toEqual(["AZURE_CONFIG_DIR", "AZURE_TENANT_ID", "HTTPS_PROXY", "HTTP_PROXY", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE"]);
+    const reader = /^  teleport-reader\s+([0-9a-f-]{36})$/m.exec(out)![1];
+    // The exports exactly as printed (comments and all), then az: the shell a person would have.
+    const az = await runCommand("/bin/sh", ["-c", `${exports}\naz login --identity --username ${reader} -o none && az group list --query '[].name' -o tsv`], { HOME: tempDir(), AZURE_CORE_COLLECT_TELEMETRY: "false" });
+    expect(az.code, az.stderr).toBe(0);
+    expect(az.stdout.trim().split("\n")).toEqual(["myResourceGroup", "production"]);
+    // The agent's command names the identity and a token file the emulator keeps fresh.
+    expect(out).toMatch(/AZURE_CLIENT_ID=00000000-0000-0000-0000-000000000001 AZURE_TENANT_ID=\S+ AZURE_FEDERATED_TOKEN_FILE=(\S+) /);
+    expect(readFileSync(/AZURE_FEDERATED_TOKEN_FILE=(\S+)/.exec(out)![1], "utf8")).toMatch(/^ey/);
     const res = await runCommand("node", [path.resolve("test/clients/js-identity.mjs"), "secret", "https://management.azure.com/.default"], {
       HTTPS_PROXY: env.HTTPS_PROXY,
       NODE_EXTRA_CA_CERTS: env.NODE_EXTRA_CA_CERTS,
       AZURE_TENANT_ID: env.AZURE_TENANT_ID,
-      AZURE_CLIENT_ID: "00000000-0000-4000-8000-000000000010",
-      CLIENT_SECRET: "emulated-client-secret",
+      AZURE_CLIENT_ID: /ci-pipeline\s+client ID (\S+)/.exec(out)![1],
+      CLIENT_SECRET: /secret (\S+)/.exec(out)![1],
       HOME: tempDir(),
     });
     expect(JSON.parse(res.stdout.trim()).ok, res.stdout).toBe(true);
