@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { establishTrust } from "../src/api/trust.ts";
 import { startProxy, type RunningProxy } from "../src/proxy/server.ts";
 import { loadConfig } from "../src/config/load.ts";
@@ -35,5 +37,17 @@ describe("establishing trust in a proxy", () => {
 
   it("a wrong pin is refused, naming the pin the proxy presented", async () => {
     await expect(establishTrust({ proxy: addr, caPin: "sha256:" + "0".repeat(64) })).rejects.toMatchObject({ code: "cert_untrusted", message: expect.stringContaining(proxy.caPins[0]) });
+  });
+
+  it("says what is wrong instead of a library's words: a malformed pin before any dial, a port that does not speak TLS", async () => {
+    await expect(establishTrust({ proxy: addr, caPin: "abc" })).rejects.toMatchObject({ code: "bad_parameter", message: expect.stringContaining('--ca-pin "abc" is not a CA pin: it is sha256: and 64 hex digits') });
+    const plain = http.createServer((_req, res) => res.end("hello"));
+    await new Promise<void>((r) => plain.listen(0, "127.0.0.1", r));
+    try {
+      const port = (plain.address() as AddressInfo).port;
+      await expect(establishTrust({ proxy: `127.0.0.1:${port}`, caPin: proxy.caPins[0] })).rejects.toMatchObject({ code: "connection_failed", message: expect.stringContaining("that port does not speak TLS") });
+    } finally {
+      plain.close();
+    }
   });
 });

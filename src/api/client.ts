@@ -65,6 +65,9 @@ export function connectionError(url: string, e: unknown): AzgateError {
     err.code === "ECONNREFUSED" ? "nothing is listening there; is the proxy running?" :
     err.code === "ENOTFOUND" ? "the host name does not resolve" :
     TLS_UNTRUSTED.test(err.message ?? "") ? `its TLS certificate is not trusted (${err.message}); check --ca-pin or the proxy's certificate` :
+    /wrong version number|packet length too long|EPROTO/i.test(`${err.code} ${err.message}`) ? "that port does not speak TLS (a plain HTTP port, or another service?); check the address and port of the azgate proxy" :
+    err.code === "ECONNRESET" ? "the connection was reset; is something else (a firewall, another service) on that port?" :
+    err.code === "ETIMEDOUT" ? "the connection timed out; check the address, and any firewall between here and the proxy" :
     err.message;
   return new AzgateError("connection_failed", `cannot reach the proxy at ${url}: ${hint}`, { cause: e });
 }

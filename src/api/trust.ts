@@ -26,6 +26,8 @@ export async function establishTrust(opts: {
   confirm?: (pin: string, cluster: string) => Promise<boolean>;
 }): Promise<{ target: ApiTarget; ping: PingResponse }> {
   const baseUrl = proxyBaseUrl(opts.proxy);
+  // A malformed pin is the caller's mistake: said before anything is dialled.
+  const wantPin = opts.caPin ? normalizePin(opts.caPin) : undefined;
   const ping = (t: ApiTarget) => new ApiClient(t).call<PingResponse>("GET", "/v1/ping");
   if (opts.insecure) {
     const target = { baseUrl, insecure: true };
@@ -55,7 +57,7 @@ export async function establishTrust(opts: {
   const offered = await Promise.all(unverified.host_ca_pems.map(async (pem) => ({ pem, pin: await caPin(new x509.X509Certificate(pem)) })));
   let chosen: { pem: string; pin: string } | undefined;
   if (opts.caPin) {
-    const want = normalizePin(opts.caPin);
+    const want = wantPin!;
     chosen = offered.find((o) => o.pin === want);
     if (!chosen) {
       throw new AzgateError(

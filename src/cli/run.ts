@@ -28,11 +28,41 @@ export function reportError(e: unknown): void {
   if (isAzgateError(e)) {
     printErr(`ERROR: ${e.message}`);
     if (debug && e.cause) console.error(e.cause);
+  } else if (systemErrorMessage(e)) {
+    printErr(`ERROR: ${systemErrorMessage(e)}`);
+    if (debug) console.error(e);
   } else {
     printErr(`ERROR: ${e instanceof Error ? e.message : String(e)}`);
     if (debug) console.error(e);
   }
   process.exitCode = 1;
+}
+
+/** The operating system's refusals, said as a person can act on them (the path or address included). */
+function systemErrorMessage(e: unknown): string | null {
+  const err = e as NodeJS.ErrnoException & { path?: string; address?: string; port?: number };
+  const where = err?.path ?? (err?.address ? `${err.address}${err.port ? `:${err.port}` : ""}` : "");
+  switch (err?.code) {
+    case "EACCES":
+    case "EPERM":
+      return err.syscall === "listen" || err.syscall === "bind"
+        ? `not allowed to listen on ${where} (ports below 1024 need privileges); choose another address`
+        : `permission denied on ${where}: run as a user who may write there, or choose another path (--data-dir)`;
+    case "EADDRINUSE":
+      return `${where} is already in use; stop what listens there or choose another address`;
+    case "EADDRNOTAVAIL":
+      return `${where} is not an address of this machine; choose one it has (127.0.0.1, 0.0.0.0)`;
+    case "ENOENT":
+      return `${where} does not exist`;
+    case "ENOTDIR":
+      return `${where}: a part of this path is a file, not a directory; choose another path`;
+    case "ENOSPC":
+      return `no space left on the device holding ${where}`;
+    case "EROFS":
+      return `${where} is on a read-only file system; choose another path`;
+    default:
+      return null;
+  }
 }
 
 /** "a,b , c" -> ["a","b","c"]; repeated flags are joined too. */

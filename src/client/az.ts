@@ -54,9 +54,9 @@ export function usesMsal(version: string | null): boolean {
 }
 
 /** Runs az with `env` added, passing stdio and signals; resolves with its exit code. */
-export function runAz(az: string, args: string[], env: Record<string, string>, opts: { capture?: boolean } = {}): Promise<{ code: number; stdout: string }> {
+export function runAz(az: string, args: string[], env: Record<string, string>, opts: { capture?: boolean; signal?: AbortSignal } = {}): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(az, args, { env: { AZURE_CORE_COLLECT_TELEMETRY: "false", ...process.env, ...env }, stdio: ["inherit", opts.capture ? "pipe" : "inherit", "inherit"] });
+    const child = spawn(az, args, { env: { AZURE_CORE_COLLECT_TELEMETRY: "false", ...process.env, ...env }, stdio: ["inherit", opts.capture ? "pipe" : "inherit", "inherit"], signal: opts.signal });
     let stdout = "";
     child.stdout?.on("data", (d) => {
       stdout += d;

@@ -30,6 +30,8 @@ export interface RunningLocalProxy {
   port: number;
   secret: string;
   close(): Promise<void>;
+  /** Settles with the first tunnel dial (started at once, while the client boots): a proxy that is down is known early. */
+  connected: Promise<void>;
 }
 
 const NULL_BODY = new Set([101, 204, 205, 304]);
@@ -81,7 +83,8 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
 
   // Warm up while the client starts (az needs most of a second to boot Python): dial the tunnel and mint
   // the certificates nearly every session uses, so the first request does not wait for them.
-  void tunnel().catch(() => undefined);
+  const connected = tunnel().then(() => undefined);
+  connected.catch(() => undefined);
   for (const host of [MSI_HOST, IDENTITY_HOST, "management.azure.com"]) void minter.context(host).catch(() => undefined);
 
   const decide = async ({ host, port }: { host: string; port: number }): Promise<ConnectDecision> => {
@@ -95,6 +98,7 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
   return {
     port: proxy.port,
     secret: opts.secret,
+    connected,
     close: async () => {
       await proxy.close();
       (await session?.catch(() => null))?.close();

@@ -1,4 +1,5 @@
 import { x509 } from "./x509.ts";
+import { AzgateError } from "../errors/index.ts";
 
 /** `sha256:<hex>` of a certificate's SubjectPublicKeyInfo, like Teleport's CA pins. */
 export async function caPin(cert: x509.X509Certificate): Promise<string> {
@@ -6,7 +7,12 @@ export async function caPin(cert: x509.X509Certificate): Promise<string> {
   return "sha256:" + Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** `sha256:<64 hex>` (the prefix may be left out); anything else is refused with what a pin looks like. */
 export function normalizePin(pin: string): string {
   const p = pin.trim().toLowerCase();
-  return p.startsWith("sha256:") ? p : `sha256:${p}`;
+  const full = p.startsWith("sha256:") ? p : `sha256:${p}`;
+  if (!/^sha256:[0-9a-f]{64}$/.test(full)) {
+    throw new AzgateError("bad_parameter", `--ca-pin ${JSON.stringify(pin.slice(0, 80))} is not a CA pin: it is sha256: and 64 hex digits, as "azgate admin status" prints it on the proxy host`);
+  }
+  return full;
 }

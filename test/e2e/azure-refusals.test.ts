@@ -108,5 +108,21 @@ describe("refusals on the workstation path", () => {
     const az = await ws.azgate(["az", "group", "list"], { PATH: "/nonexistent" });
     expect(az.code).toBe(1);
     expect(az.stderr).toMatch(/ERROR: the Azure CLI \(az\) is not installed or not on PATH; install it/);
+    // az installed later: the app session has no az login yet, and azgate says what to run (not az's "Please run 'az login'").
+    const later = await ws.azgate(["az", "group", "list"]);
+    expect(later.code).toBe(1);
+    expect(later.stderr).toContain('ERROR: az is not logged in for app "azure-cli": the last apps login did not finish its az login; run azgate apps login azure-cli again');
+  });
+
+  it("with the proxy down, azgate az says so at once instead of letting az retry (runs last: it stops the proxy)", async () => {
+    const gina = await cluster.user("gina", ["azure-cli-access"], [READER]);
+    const ws = await workstation(gina);
+    expect((await ws.azgate(["apps", "login", "azure-cli"])).code).toBe(0);
+    await cluster.proxy.stop();
+    const res = await ws.azgate(["az", "group", "list", "-o", "json"]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/ERROR: cannot open a tunnel to https:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED.*; az was not run to the end\. Is the azgate proxy up\?/);
+    // az was stopped because the dial failed (az alone would retry a 502 for about 8 s, then print its own error).
+    expect(res.stderr).not.toContain("HTTPSConnectionPool");
   });
 });

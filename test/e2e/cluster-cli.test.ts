@@ -245,6 +245,12 @@ describe("cluster core end to end", () => {
     expect(names).not.toContain("first-ok");
   });
 
+  it("says what the operating system refused, with the path, not a raw errno", async () => {
+    const res = await cli(["start", "--mode", "proxy", "--data-dir", "/etc/hostname/azgate", "--listen", "127.0.0.1:0"], { home: tempDir() });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/^ERROR: \/etc\/hostname(\/azgate)?: a part of this path is a file, not a directory; choose another path$/m);
+  });
+
   it("a usage error exits 2 and runs nothing", async () => {
     const unused = path.join(tempDir(), "never-created");
     const badMode = await cli(["start", "--mode", "bogus", "--data-dir", unused], { home: aliceHome });

@@ -3,6 +3,8 @@
  * `proxy azure|az`.
  */
 import type { Argv } from "yargs";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
 import { DESCRIBE } from "../catalog.ts";
 import { AzgateError } from "../../errors/index.ts";
 import { listAppSessions, removeAppSession } from "../../client/app-store.ts";
@@ -68,13 +70,44 @@ export async function azPassthrough(args: string[]): Promise<void> {
   await run(async () => {
     const az = findAz();
     const opened = await startLocalProxy(await currentSession(), app);
+    if (needsAccount(args) && !(await hasAzAccount(opened.env.AZURE_CONFIG_DIR))) {
+      await opened.proxy.close();
+      throw new AzgateError("not_found", `az is not logged in for app "${opened.app}": the last apps login did not finish its az login; run azgate apps login ${opened.app} again`);
+    }
+    // az boots while the tunnel is dialled; a proxy that cannot be reached stops az at once (az itself would retry for seconds).
+    const stop = new AbortController();
+    const unreachable = opened.proxy.connected.then(
+      () => null,
+      (e: Error) => {
+        stop.abort();
+        return e;
+      },
+    );
     try {
-      const result = await runAz(az, args, opened.env);
+      const result = await runAz(az, args, opened.env, { signal: stop.signal });
       process.exitCode = result.code;
+    } catch (e) {
+      const cause = await Promise.race([unreachable, new Promise<null>((r) => setTimeout(() => r(null), 100))]);
+      if (cause) throw new AzgateError("connection_failed", `${cause.message}; az was not run to the end. Is the azgate proxy up? (azgate status shows which one this session uses)`);
+      throw e;
     } finally {
       await opened.proxy.close();
     }
   })(undefined);
+}
+
+/** az commands that work without a logged-in account (the rest would print "Please run 'az login'"). */
+const ACCOUNT_FREE = new Set(["login", "logout", "version", "--version", "-h", "--help", "help", "config", "extension", "cache", "find", "upgrade", "init", "interactive", "feedback", "survey"]);
+const needsAccount = (args: string[]) => args.length > 0 && !ACCOUNT_FREE.has(args[0]) && !args.includes("--help") && !args.includes("-h");
+
+/** True when az has an account in this config dir (apps login's az login got that far). */
+async function hasAzAccount(configDir: string): Promise<boolean> {
+  try {
+    const text = (await readFile(path.join(configDir, "azureProfile.json"), "utf8")).replace(/^\uFEFF/, "");
+    return ((JSON.parse(text) as { subscriptions?: unknown[] }).subscriptions ?? []).length > 0;
+  } catch {
+    return false;
+  }
 }
 
 type Shell = "unix" | "powershell" | "command-prompt" | "text";
@@ -105,6 +138,9 @@ export function proxyCommands(y: Argv) {
             .option("port", { alias: "p", type: "number", describe: "Port of the forward proxy (random when omitted)" })
             .option("format", { alias: "f", choices: ["unix", "powershell", "command-prompt", "text"] as const, describe: "Export syntax (default: powershell on Windows, unix elsewhere)" }),
         run(async (argv) => {
+          if (argv.port !== undefined && !(Number.isInteger(argv.port) && argv.port >= 0 && argv.port <= 65535)) {
+            throw new AzgateError("bad_parameter", `--port ${argv.port} is not a port: use a whole number from 1 to 65535 (or leave it out for a free one)`);
+          }
           const opened = await startLocalProxy(await currentSession(), argv.app, argv.port ?? 0);
           const format = argv.format ?? (process.platform === "win32" ? "powershell" : "unix");
           print(
