@@ -4,8 +4,9 @@
  * same path with @azure/identity in a separate process and judges each step.
  */
 import { describe, expect, it } from "vitest";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
+import net from "node:net";
 import { cli, startCli, tempDir } from "../helpers/azgate.ts";
 import { runCommand } from "../helpers/run.ts";
 import { DEMO_ROLE_YAML } from "../../src/demo/seed.ts";
@@ -41,11 +42,28 @@ describe("azgate demo", () => {
       const groups = second.stdout.slice(second.stdout.indexOf("Example Azure CLI command: azgate az group list"));
       expect(groups).toContain('"name": "myResourceGroup"');
       expect(groups).toContain('"name": "production"');
+      // The demo logged its user in under its own home: the user's own profile is untouched.
+      expect(existsSync(path.join(home, "current-profile"))).toBe(false);
       await demo.stop("SIGINT");
       expect(demo.output()).toContain("Stopping the demo.");
       expect(existsSync(dataDir)).toBe(false);
     } finally {
       await demo.stop("SIGKILL");
+    }
+  });
+
+  it("leaves nothing behind when it cannot start (its port is taken)", async () => {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r));
+    const tmp = tempDir("azgate-demo-tmp-");
+    try {
+      const res = await cli(["demo", "--port", String((taken.address() as net.AddressInfo).port)], { home: tempDir("azgate-demo-home-"), env: { TMPDIR: tmp } });
+      expect(res.code).toBe(1);
+      expect(res.stderr).toMatch(/ERROR: port \d+ is in use; pick another with --port/);
+      // (tsx, which runs the sources on Node, keeps its compile cache there: not the demo's.)
+      expect(readdirSync(tmp).filter((n) => !n.startsWith("tsx-"))).toEqual([]);
+    } finally {
+      taken.close();
     }
   });
 

@@ -20,6 +20,7 @@ import { exitAfterStop } from "../../runtime/index.ts";
 
 interface DemoArgs {
   "data-dir"?: string;
+  home?: string;
   port?: number;
   check?: boolean;
   verbose?: boolean;
@@ -39,16 +40,25 @@ export function demoCommands(y: Argv) {
       (a) =>
         a
           .option("data-dir", { type: "string", describe: "State directory (default: a new temporary one, removed at the end)" })
+          .option("home", { type: "string", describe: "azgate home to log the demo user into (default: one inside the data dir; your own profile is left alone)" })
           .option("port", { type: "number", describe: "Proxy port on 127.0.0.1 (default 3080; with --check any free port)" })
           .option("check", { type: "boolean", describe: "Run the whole client path with @azure/identity (and az when installed), report each step, and stop" })
           .option("verbose", { type: "boolean", describe: "Show the components' logs" }),
       run(async (argv) => {
         const temporary = !argv["data-dir"];
         const dataDir = path.resolve(argv["data-dir"] ?? mkdtempSync(path.join(os.tmpdir(), "azgate-demo-")));
-        // The check logs in under its own azgate home, leaving the user's profile alone.
-        if (argv.check) process.env.AZGATE_HOME = mkdtempSync(path.join(os.tmpdir(), "azgate-demo-home-"));
+        // The demo logs its user in under an azgate home of its own: the user's current profile is left alone.
+        const home = path.resolve(argv.home ?? path.join(dataDir, "home"));
+        process.env.AZGATE_HOME = home;
         const log = (line: string) => (argv.verbose || !/^agent: /.test(line) ? process.stderr.write(`[demo] ${line}\n`) : undefined);
-        const demo = await startDemo({ dataDir, port: argv.port ?? (argv.check ? 0 : 3080), log });
+        let demo;
+        try {
+          demo = await startDemo({ dataDir, port: argv.port ?? (argv.check ? 0 : 3080), log, home });
+        } catch (e) {
+          // Nothing is left behind when it cannot start (a port in use, say).
+          if (temporary) rmSync(dataDir, { recursive: true, force: true });
+          throw e;
+        }
         try {
           if (argv.check) {
             const marks: Record<Outcome, string> = { PASS: "PASS", FAIL: "FAIL", SKIP: "SKIP" };
@@ -60,13 +70,12 @@ export function demoCommands(y: Argv) {
           // The password goes to a 0600 file, not the terminal (terminals get recorded and shared).
           const passwordFile = path.join(dataDir, `${demo.user}.password`);
           await writeFileAtomic(passwordFile, demo.password + "\n", 0o600);
-          print(nextSteps(demo.proxy.port, demo.user, passwordFile, demo.identity, dataDir, temporary));
+          print(nextSteps(demo.proxy.port, demo.user, passwordFile, demo.identity, dataDir, temporary, home));
           await untilSignalled();
           print("Stopping the demo.");
         } finally {
           await demo.close();
           if (temporary) rmSync(dataDir, { recursive: true, force: true });
-          if (argv.check && process.env.AZGATE_HOME) rmSync(process.env.AZGATE_HOME, { recursive: true, force: true });
           exitAfterStop();
         }
       }),
@@ -82,7 +91,7 @@ export function demoCommands(y: Argv) {
     );
 }
 
-function nextSteps(port: number, user: string, passwordFile: string, identity: string, dataDir: string, temporary: boolean): string {
+function nextSteps(port: number, user: string, passwordFile: string, identity: string, dataDir: string, temporary: boolean, home: string): string {
   let azNote = "";
   try {
     findAz();
@@ -94,13 +103,14 @@ function nextSteps(port: number, user: string, passwordFile: string, identity: s
     ``,
     fields([
       ["Proxy", `https://127.0.0.1:${port} (cluster "demo")`],
-      ["User", `${user}, logged in as your current azgate profile (password in ${passwordFile})`],
+      ["User", `${user}, logged in under the demo's own azgate home ${home} (password in ${passwordFile})`],
       ["Azure identity", identity],
       ["Data dir", `${dataDir}${temporary ? " (removed when the demo stops)" : ""}`],
     ]),
     azNote,
     `In a second shell, try:`,
     `  alias azgate="${azgateInvocation()}"`,
+    `  export AZGATE_HOME=${home}     # the demo's profile; your own stays as it was`,
     `  azgate apps ls`,
     `  azgate apps login ${DEMO_APP} --azure-identity ${DEMO_IDENTITY_NAME}`,
     `  azgate az group list`,
