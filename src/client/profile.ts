@@ -2,6 +2,7 @@ import { promises as fsp } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ensureDir, readTextOrNull, writeFileAtomic } from "../runtime/index.ts";
+import { AzgateError } from "../errors/index.ts";
 
 /**
  * The client's state under ~/.azgate (AZGATE_HOME overrides):
@@ -57,25 +58,64 @@ export async function listProfileNames(): Promise<string[]> {
   return names.sort();
 }
 
+/** What to say when a file of a profile cannot be read: the file, and the command that repairs it. */
+function damaged(file: string, proxy: string, what: string): AzgateError {
+  return new AzgateError("config_invalid", `${file} is damaged (${what}); run azgate logout --proxy ${proxy}, then log in again`);
+}
+
 export async function loadProfile(proxy?: string): Promise<Profile | null> {
   const name = proxy ?? (await currentProfileName());
   if (!name) return null;
-  const text = await readTextOrNull(profileFile(name));
-  return text ? (JSON.parse(text) as Profile) : null;
+  const file = profileFile(name);
+  const text = await readTextOrNull(file);
+  if (!text) return null;
+  let p: Profile;
+  try {
+    p = JSON.parse(text) as Profile;
+  } catch {
+    throw damaged(file, name, "not JSON");
+  }
+  if (typeof p?.proxy !== "string" || typeof p.user !== "string") throw damaged(file, name, "no proxy or user");
+  return p;
 }
 
 export async function loadCredentials(p: Profile): Promise<{ keyPem: string; certPem: string } | null> {
   const [keyPem, certPem] = await Promise.all([readTextOrNull(keyFile(p.proxy, p.user)), readTextOrNull(certFile(p.proxy, p.user))]);
-  return keyPem && certPem ? { keyPem, certPem } : null;
+  if (!keyPem || !certPem) return null;
+  if (!/-----BEGIN PRIVATE KEY-----/.test(keyPem)) throw damaged(keyFile(p.proxy, p.user), p.proxy, "not a PEM private key");
+  if (!/-----BEGIN CERTIFICATE-----/.test(certPem)) throw damaged(certFile(p.proxy, p.user), p.proxy, "not a PEM certificate");
+  return { keyPem, certPem };
 }
 
-/** Removes the credentials of a profile (or of all). The trusted CA is kept for the next login. */
+/** The CA a person confirmed for a proxy (by pin or at the prompt), remembered until a login replaces it. */
+export const trustedCaFile = (proxy: string, home = azgateHome()) => path.join(home, "trusted", `${safe(proxy)}.pem`);
+
+export async function rememberTrustedCa(proxy: string, caPem: string): Promise<void> {
+  await ensureDir(path.join(azgateHome(), "trusted"));
+  await writeFileAtomic(trustedCaFile(proxy), caPem, 0o600);
+}
+
+export async function trustedCa(proxy: string): Promise<string | null> {
+  return readTextOrNull(trustedCaFile(proxy));
+}
+
+/**
+ * Removes the credentials of a profile (or of all). The trusted CA is kept for
+ * the next login. Works on a damaged profile too: that is how one repairs it.
+ */
 export async function removeCredentials(proxy?: string): Promise<string[]> {
   const names = proxy ? [proxy] : ((await fsp.readdir(path.join(azgateHome(), "profiles")).catch(() => [])) as string[]).map((f) => f.replace(/\.json$/, ""));
   const removed: string[] = [];
   for (const name of names) {
-    const p = await loadProfile(name);
-    if (!p) continue;
+    const p = await loadProfile(name).catch(() => null);
+    if (!p) {
+      // Damaged (or only half there): remove what there is under that name.
+      const had = (await readTextOrNull(profileFile(name))) !== null;
+      await fsp.rm(keyDir(name), { recursive: true, force: true });
+      await fsp.rm(profileFile(name), { force: true });
+      if (had) removed.push(name);
+      continue;
+    }
     await fsp.rm(keyDir(p.proxy), { recursive: true, force: true });
     removed.push(`${p.user}@${p.proxy}`);
   }

@@ -245,6 +245,32 @@ describe("cluster core end to end", () => {
     expect(names).not.toContain("first-ok");
   });
 
+  it("remembers a CA confirmed once; a damaged profile names its file and logout --proxy repairs it", async () => {
+    const carlHome = tempDir();
+    const carl = new Authenticator();
+    const added = await admin(["users", "add", "carl", "--roles", "access"]);
+    expect((await accept(carlHome, inviteToken(added.stdout), carl)).code).toBe(0);
+    // The pin given at accept-invite is remembered for this proxy: login needs no --ca-pin and asks nothing.
+    const res = await cli(["login", "--proxy", proxy.addr, "--user", "carl"], { home: carlHome, input: `${PASSWORD}\n${await carl.code()}\n` });
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stderr).not.toContain("presents a CA not seen before");
+    // A damaged profile: every command says which file and how to repair it.
+    const file = profileFile(proxy.addr, carlHome);
+    writeFileSync(file, "{ not json");
+    const status = await cli(["status"], { home: carlHome });
+    expect(status.code).toBe(1);
+    expect(status.stderr).toContain(`ERROR: ${file} is damaged (not JSON); run azgate logout --proxy ${proxy.addr}, then log in again`);
+    const logout = await cli(["logout", "--proxy", proxy.addr], { home: carlHome });
+    expect(logout.code, logout.stderr).toBe(0);
+    expect(existsSync(file)).toBe(false);
+    // A damaged key file too.
+    expect((await cli(["login", "--proxy", proxy.addr, "--user", "carl"], { home: carlHome, input: `${PASSWORD}\n${await carl.code()}\n` })).code).toBe(0);
+    writeFileSync(keyFile(proxy.addr, "carl", carlHome), "garbage");
+    const apps = await cli(["apps", "ls"], { home: carlHome });
+    expect(apps.stderr).toContain(`ERROR: ${keyFile(proxy.addr, "carl", carlHome)} is damaged (not a PEM private key); run azgate logout --proxy ${proxy.addr}, then log in again`);
+    expect((await cli(["logout", "--proxy", proxy.addr], { home: carlHome })).code).toBe(0);
+  });
+
   it("says what the operating system refused, with the path, not a raw errno", async () => {
     const res = await cli(["start", "--mode", "proxy", "--data-dir", "/etc/hostname/azgate", "--listen", "127.0.0.1:0"], { home: tempDir() });
     expect(res.code).toBe(1);

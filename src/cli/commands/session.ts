@@ -5,7 +5,7 @@ import { AzgateError } from "../../errors/index.ts";
 import { ApiClient } from "../../api/client.ts";
 import { ssoLogin } from "../../client/sso-login.ts";
 import { establishTrust, proxyBaseUrl } from "../../api/trust.ts";
-import { currentProfileName, listProfileNames, loadCredentials, loadProfile, removeCredentials, saveProfile, type Profile } from "../../client/profile.ts";
+import { currentProfileName, listProfileNames, loadCredentials, loadProfile, rememberTrustedCa, removeCredentials, saveProfile, trustedCa, type Profile } from "../../client/profile.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../../pki/keys.ts";
 import { identityOf } from "../../pki/certificate.ts";
 import { newTotpSecret, totpFor } from "../../auth/totp.ts";
@@ -26,18 +26,21 @@ const trustOptions = <T>(a: Argv<T>) =>
     .option("ca-pin", { type: "string", describe: "Expected CA pin, sha256:... (from azgate admin status)" })
     .option("insecure", { type: "boolean", describe: "Do not verify the proxy (throwaway demos only)" });
 
+/** Trust in a proxy: a CA confirmed once (at accept-invite or login, by pin or at the prompt) is remembered for it. */
 async function trust(argv: TrustArgs, proxy: string) {
-  const known = await loadProfile(proxy);
-  return establishTrust({
+  const known = (await loadProfile(proxy).catch(() => null))?.ca_pem ?? (await trustedCa(proxy)) ?? undefined;
+  const res = await establishTrust({
     proxy,
     caPin: argv["ca-pin"],
     insecure: argv.insecure,
-    knownCaPem: known?.ca_pem,
+    knownCaPem: known,
     confirm: (pin, cluster) => {
       process.stderr.write(`The proxy ${proxy} (cluster "${cluster}") presents a CA not seen before.\nCA pin ${pin}\n`);
       return confirm("Trust this CA and continue?");
     },
   });
+  if (res.target.ca_pem && !res.target.insecure) await rememberTrustedCa(proxy, res.target.ca_pem);
+  return res;
 }
 
 export function sessionCommands(y: Argv) {
