@@ -67,14 +67,23 @@ describe("container image, built with podman", () => {
 
   beforeAll(() => {
     buildBases();
-    build = podman(["build", "--isolation", "chroot", "--format", "docker", "--build-arg", `BUILD_IMAGE=${NODE_BASE}`, "--build-arg", `RUNTIME_IMAGE=${DEBIAN}`, "-t", IMAGE, ROOT]);
+    // Built by the script the README gives (scripts/build-image.sh REGISTRY TAG), with this sandbox's podman flags.
+    const res = spawnSync("bash", [path.join(ROOT, "scripts/build-image.sh"), "localhost", "test"], {
+      cwd: ROOT,
+      encoding: "utf8",
+      timeout: 900_000,
+      maxBuffer: 64 * 1024 * 1024,
+      env: { ...env, CONTAINER_ENGINE: ["podman", ...GLOBAL].join(" "), CONTAINER_BUILD_FLAGS: "--isolation chroot --format docker", BUILD_IMAGE: NODE_BASE, RUNTIME_IMAGE: DEBIAN },
+    });
+    build = { code: res.status ?? -1, stdout: res.stdout, stderr: res.stderr };
   }, 900_000);
   afterAll(() => {
     for (const c of containers) podman(["rm", "-f", c]);
   });
 
-  it("builds from the Dockerfile", () => {
+  it("builds from the Dockerfile, tagged for the registry given to scripts/build-image.sh", () => {
     expect(build.code, build.stdout.slice(-3000) + build.stderr.slice(-3000)).toBe(0);
+    expect(build.stdout).toContain("Built localhost/azgate:test. Charts: --set image.repository=localhost/azgate --set image.tag=test");
   });
 
   it("runs as non-root with the data volume, the health check and the binary as entrypoint", () => {
