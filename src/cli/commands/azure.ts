@@ -6,7 +6,7 @@ import type { Argv } from "yargs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { DESCRIBE } from "../catalog.ts";
-import { AzgateError } from "../../errors/index.ts";
+import { AzgateError, isAzgateError } from "../../errors/index.ts";
 import { listAppSessions, removeAppSession } from "../../client/app-store.ts";
 import { currentSession, loginApp, startLocalProxy } from "../../client/azure-session.ts";
 import { azVersion, findAz, runAz, usesMsal } from "../../client/az.ts";
@@ -88,6 +88,8 @@ export async function azPassthrough(args: string[]): Promise<void> {
       process.exitCode = result.code;
     } catch (e) {
       const cause = await Promise.race([unreachable, new Promise<null>((r) => setTimeout(() => r(null), 100))]);
+      // The proxy answered and refused the session (a deleted, reset or locked user): its words, as it said them.
+      if (isAzgateError(cause) && cause.code !== "connection_failed") throw cause;
       if (cause) throw new AzgateError("connection_failed", `${cause.message}; az was not run to the end. Is the azgate proxy up? (azgate status shows which one this session uses)`);
       throw e;
     } finally {
