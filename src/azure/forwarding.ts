@@ -2,7 +2,7 @@
  * The rules of the Azure request path, each written once (pure, no I/O).
  * The workstation's local proxy, the proxy and the agent all call these:
  *
- *   - what an Azure target is (`checkAzureTarget`, `isAzureTarget`);
+ *   - what an Azure target is (`checkAzureTarget`);
  *   - which methods are forwarded (`checkAzureMethod`);
  *   - which headers cross a hop (`forwardableHeaders`);
  *   - what each leg carries (`agentRequestSchema`; the client leg and the
@@ -29,11 +29,6 @@ export const agentRequestSchema = requestHeadSchema.extend({
 export type AgentRequest = z.infer<typeof agentRequestSchema>;
 
 // ---- the target ----
-
-/** An Azure API host on the HTTPS port: what the workstation intercepts at CONNECT. */
-export function isAzureTarget(host: string, port: number): boolean {
-  return port === 443 && isAzureEndpoint(host);
-}
 
 /** Headers that name a host: one that names another than the URL is an attempt to steer the request. */
 const HOST_NAMING = ["host", "x-forwarded-host", "forwarded", "x-original-host", "x-host"];

@@ -4,7 +4,7 @@
  * endpoint emulation, and one authenticated tunnel session to the proxy that
  * carries every other intercepted request as a stream (re-dialled when lost).
  */
-import { checkAzureMethod, forwardableHeaders, isAzureTarget, refusal } from "../azure/forwarding.ts";
+import { checkAzureMethod, forwardableHeaders, refusal } from "../azure/forwarding.ts";
 import { AzgateError } from "../errors/index.ts";
 import dns from "node:dns/promises";
 import net from "node:net";
@@ -13,7 +13,7 @@ import { localTargetReason } from "../net/address-policy.ts";
 import { dialTunnel, type TunnelSession } from "../tunnel/index.ts";
 import { tunnelRequest } from "../tunnel/http.ts";
 import type { ApiTarget } from "../api/client.ts";
-import { LeafMinter, type LocalCaFiles } from "./local-ca.ts";
+import { isLocalCaName, LeafMinter, type LocalCaFiles } from "./local-ca.ts";
 import { tokenEndpoint } from "./token-endpoint.ts";
 import { IDENTITY_HOST, MSI_HOST } from "./session-env.ts";
 
@@ -90,7 +90,8 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
   const decide = async ({ host, port }: { host: string; port: number }): Promise<ConnectDecision> => {
     // After the app certificate ends, nothing here works (its local CA ended too): say so at CONNECT, before TLS fails obscurely.
     if (Date.now() >= opts.creds.expires.getTime()) return { refuse: `azgate app session for "${opts.creds.app}" expired at ${opts.creds.expires.toISOString()}; run azgate apps login ${opts.creds.app}` };
-    if ((port === 443 && (host === MSI_HOST || host === IDENTITY_HOST)) || isAzureTarget(host, port)) return { intercept: true };
+    // What the local CA may sign for (the token hosts and Azure's) is exactly what is intercepted.
+    if (port === 443 && isLocalCaName(host)) return { intercept: true };
     // Everything else goes through untouched, but never to this machine or its link (loopback services, IMDS).
     return tunnelTo(host);
   };

@@ -182,16 +182,24 @@ export async function updateUser(ctx: ProxyContext, caller: Caller, name: string
     if (update.roles.length === 0) throw new AzgateError("bad_parameter", "--set-roles needs at least one role");
     await requireRolesExist(ctx, update.roles);
   }
+  const next = await changeUser(ctx, name, (user) => {
+    const traits = { ...user.spec.traits, ...(update.traits ?? {}) };
+    // --set-azure-identities replaces the trait, as in tctl.
+    if (update.azure_identities) traits.azure_identities = update.azure_identities;
+    return { ...user, spec: { ...user.spec, roles: update.roles ?? user.spec.roles, traits } };
+  });
+  await ctx.audit.emit({ event: "user.update", code: "T1003I", user: caller.name, name, roles: next.spec.roles });
+  return next;
+}
+
+/** Rewrites a user record with `change`, retrying when another writer got there first; the record keeps its expiry. */
+async function changeUser(ctx: ProxyContext, name: string, change: (user: User) => User): Promise<User> {
   for (let attempt = 0; ; attempt++) {
     const item = await ctx.backend.get<User>(KEYS.user(name));
     if (!item) throw new AzgateError("not_found", `user "${name}" is not found`);
-    const traits = { ...item.value.spec.traits, ...(update.traits ?? {}) };
-    // --set-azure-identities replaces the trait, as in tctl.
-    if (update.azure_identities) traits.azure_identities = update.azure_identities;
-    const next: User = { ...item.value, spec: { ...item.value.spec, roles: update.roles ?? item.value.spec.roles, traits } };
+    const next = change(item.value);
     try {
       await ctx.backend.compareAndSwap(item.key, item.revision, next, item.expires ? { expires: new Date(item.expires) } : undefined);
-      await ctx.audit.emit({ event: "user.update", code: "T1003I", user: caller.name, name, roles: next.spec.roles });
       return next;
     } catch (e) {
       if ((e as AzgateError).code !== "compare_failed" || attempt >= 5) throw e;
@@ -208,19 +216,10 @@ export async function updateUser(ctx: ProxyContext, caller: Caller, name: string
 export async function resetUser(ctx: ProxyContext, caller: Caller, name: string) {
   authorize(caller, "user", "update");
   checkUserName(name);
-  let user: User | null = null;
-  for (let attempt = 0; !user; attempt++) {
-    const item = await ctx.backend.get<User>(KEYS.user(name));
-    if (!item) throw new AzgateError("not_found", `user "${name}" is not found`);
-    const stamp = userStamp(item.value);
-    const next: User = { ...item.value, status: { id: stamp.id || crypto.randomUUID(), generation: stamp.generation + 1 } };
-    try {
-      await ctx.backend.compareAndSwap(item.key, item.revision, next, item.expires ? { expires: new Date(item.expires) } : undefined);
-      user = next;
-    } catch (e) {
-      if ((e as AzgateError).code !== "compare_failed" || attempt >= 5) throw e;
-    }
-  }
+  const user = await changeUser(ctx, name, (u) => {
+    const stamp = userStamp(u);
+    return { ...u, status: { id: stamp.id || crypto.randomUUID(), generation: stamp.generation + 1 } };
+  });
   await ctx.backend.delete(KEYS.userAuth(name));
   await ctx.backend.delete(KEYS.loginFailures(name));
   await ctx.audit.emit({ event: "user.reset", code: "T1006I", user: caller.name, name, generation: user.status!.generation });
