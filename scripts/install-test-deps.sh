@@ -3,14 +3,16 @@
 # Python azure-identity (clients), Chromium (the SSO tests' browser, driven by
 # playwright-core), PostgreSQL (the shared backend; tests start their own
 # servers on loopback), podman, runc and debootstrap (the container image),
-# jq (the seed guide's shell lines, run verbatim).
+# jq (the seed guide's shell lines, run verbatim), nginx and openssl (a TLS
+# front with an operator's CA before the proxy, as ingress-nginx is).
 # Installs what is missing when run as root; otherwise says what to install.
 set -euo pipefail
 
 need=()
 command -v az >/dev/null 2>&1 || need+=(azure-cli)
 /usr/bin/python3 -c "import azure.identity, azure.mgmt.resource" >/dev/null 2>&1 || need+=(python3-azure)
-for tool in podman runc debootstrap chromium jq; do command -v "$tool" >/dev/null 2>&1 || need+=("$tool"); done
+for tool in podman runc debootstrap chromium jq openssl; do command -v "$tool" >/dev/null 2>&1 || need+=("$tool"); done
+[ -x /usr/sbin/nginx ] || need+=(nginx)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi

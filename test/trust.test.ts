@@ -32,7 +32,7 @@ describe("establishing trust in a proxy", () => {
     const { target } = await establishTrust({ proxy: addr, caPin: proxy.caPins[0] });
     expect((await establishTrust({ proxy: addr, knownCaPem: target.ca_pem })).ping.cluster_name).toBe("trust");
     const other = (await createAuthority("host", "other")).cert.toString("pem");
-    await expect(establishTrust({ proxy: addr, knownCaPem: other })).rejects.toMatchObject({ code: "cert_untrusted", message: expect.stringContaining("no longer presents a certificate") });
+    await expect(establishTrust({ proxy: addr, knownCaPem: other })).rejects.toMatchObject({ code: "cert_untrusted", message: expect.stringContaining("no longer presents the CA trusted at your last login") });
   });
 
   it("a wrong pin is refused, naming the pin the proxy presented", async () => {

@@ -7,7 +7,7 @@ import os from "node:os";
 import { x509 } from "../pki/x509.ts";
 import { AzgateError } from "../errors/index.ts";
 import { ApiClient } from "../api/client.ts";
-import { establishTrust, proxyBaseUrl } from "../api/trust.ts";
+import { establishTrust } from "../api/trust.ts";
 import type { HostCertificate, PingResponse } from "../api/types.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../pki/keys.ts";
 import { agentStateDir, loadAgentState, saveAgentState, type AgentState } from "./state.ts";
@@ -16,7 +16,9 @@ export interface JoinOptions {
   dataDir: string;
   proxyAddr: string;
   token?: string;
-  caPin?: string;
+  caPin?: string | string[];
+  /** CAs of a TLS front before the proxy (agent.proxy_ca_file). */
+  proxyCaPems?: string[];
   insecure?: boolean;
   hostName?: string;
 }
@@ -37,7 +39,7 @@ export async function ensureJoined(opts: JoinOptions): Promise<AgentState> {
 }
 
 async function join(opts: JoinOptions, knownCaPem?: string): Promise<AgentState> {
-  const { target, ping } = await establishTrust({ proxy: opts.proxyAddr, caPin: opts.caPin, insecure: opts.insecure, knownCaPem: opts.caPin ? undefined : knownCaPem }).catch((e) => {
+  const { target, ping } = await establishTrust({ proxy: opts.proxyAddr, caPin: opts.caPin, insecure: opts.insecure, knownCaPem: opts.caPin ? undefined : knownCaPem, proxyCaPems: opts.proxyCaPems }).catch((e) => {
     if ((e as AzgateError).code === "trust_required") {
       throw new AzgateError("trust_required", `${(e as Error).message.replace(/, or --insecure.*$/, "")}; an agent needs the CA pin to join (--ca-pin or agent.ca_pin)`);
     }
@@ -59,15 +61,18 @@ async function join(opts: JoinOptions, knownCaPem?: string): Promise<AgentState>
   return state;
 }
 
+/** The stored identity is this proxy's cluster: its host CA, read over a verified connection, is the one the agent joined. */
 async function checkSameCluster(state: AgentState, opts: JoinOptions): Promise<void> {
   let ping: PingResponse;
   try {
-    ping = await new ApiClient({ baseUrl: proxyBaseUrl(opts.proxyAddr), ca_pem: state.identity.host_ca_pem }).call<PingResponse>("GET", "/v1/ping");
+    ({ ping } = await establishTrust({ proxy: opts.proxyAddr, knownCaPem: state.identity.host_ca_pem, proxyCaPems: opts.proxyCaPems }));
   } catch (e) {
-    if ((e as AzgateError).code !== "connection_failed" || !/not trusted/.test((e as Error).message)) return; // unreachable now: the tunnel retries
+    const err = e as AzgateError;
+    if (err.code === "connection_failed") return; // unreachable now: the tunnel retries
+    if (err.code !== "cert_untrusted") throw e;
     throw new AzgateError(
       "cert_untrusted",
-      `the data dir ${agentStateDir(opts.dataDir)} belongs to cluster "${state.identity.cluster_name}", but the proxy at ${opts.proxyAddr} does not present that cluster's CA; use another --data-dir, or delete ${agentStateDir(opts.dataDir)} to join this proxy's cluster`,
+      `the data dir ${agentStateDir(opts.dataDir)} belongs to cluster "${state.identity.cluster_name}", but the proxy at ${opts.proxyAddr} does not present that cluster's CA (${err.message}); use another --data-dir, or delete ${agentStateDir(opts.dataDir)} to join this proxy's cluster`,
     );
   }
   if (ping.cluster_name !== state.identity.cluster_name) {

@@ -11,7 +11,8 @@ import type { AppSpec } from "../api/types.ts";
 
 export interface ReverseTunnelOptions {
   baseUrl: string;
-  caPem: string;
+  /** CAs trusted besides the web PKI: the cluster's host CA and any TLS front's (agent.proxy_ca_file). */
+  caPems: string[];
   /** Current credentials (they change when the certificate is renewed). */
   credentials: () => { keyPem: string; certPem: string };
   hostName: string;
@@ -133,7 +134,7 @@ export class ReverseTunnel {
     return dialTunnel({
       baseUrl: this.opts.baseUrl,
       path: "/v1/tunnel/agent",
-      caPem: this.opts.caPem,
+      caPems: this.opts.caPems,
       key: await importPrivateKeyPem(keyPem),
       certPem,
       session: { name: "reverse tunnel", onStream: this.opts.onStream },

@@ -27,7 +27,9 @@ export interface AgentConfig {
   dataDir: string;
   proxyAddr: string;
   token?: string;
-  caPin?: string;
+  caPin?: string | string[];
+  /** CAs of a TLS front before the proxy (agent.proxy_ca_file). */
+  proxyCaPems?: string[];
   apps: AppSpec[];
   hostName?: string;
   /** Send all Azure connections to this host:port (the emulator), trusting `caFile`. */
@@ -56,7 +58,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   await ensureDir(cfg.dataDir, 0o700);
   const lock = await acquireDirLock(cfg.dataDir, "azgate agent");
   try {
-    let state = await ensureJoined({ dataDir: cfg.dataDir, proxyAddr: cfg.proxyAddr, token: cfg.token, caPin: cfg.caPin, hostName: cfg.hostName });
+    let state = await ensureJoined({ dataDir: cfg.dataDir, proxyAddr: cfg.proxyAddr, token: cfg.token, caPin: cfg.caPin, proxyCaPems: cfg.proxyCaPems, hostName: cfg.hostName });
     let connectTo: { host: string; port: number } | undefined;
     let caPem: string | undefined;
     if (cfg.connectTo) {
@@ -84,7 +86,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     const stopped = new Promise<AzgateError | null>((r) => (fatal = r));
     const tunnel = new TunnelPool({
       baseUrl: proxyBaseUrl(cfg.proxyAddr),
-      caPem: state.identity.host_ca_pem,
+      caPems: [state.identity.host_ca_pem, ...(cfg.proxyCaPems ?? [])],
       credentials: () => state,
       hostName: cfg.hostName ?? os.hostname(),
       apps: cfg.apps,

@@ -6,7 +6,12 @@ import { importPrivateKeyPem } from "../pki/keys.ts";
 export interface ApiTarget {
   /** https://host:port */
   baseUrl: string;
+  /** The cluster's host CA: authenticates the cluster, and verifies the proxy's TLS when it serves its own certificate. */
   ca_pem?: string;
+  /** CAs for a TLS front (an ingress, an operator certificate), trusted besides the host CA and the web PKI. */
+  proxy_ca_pems?: string[];
+  /** The offline admin path: exactly this server certificate (SHA-256), nothing else. */
+  cert_sha256?: string;
   insecure?: boolean;
   /** In-process transport (the offline admin path); HTTPS when absent. */
   fetch?: (req: Request) => Response | Promise<Response>;
@@ -41,7 +46,7 @@ export class ApiClient {
         const r = await this.target.fetch(new Request(this.target.baseUrl + path, { method, headers, body: text }));
         res = { status: r.status, body: await r.text() };
       } else {
-        res = await request(this.target.baseUrl + path, { method, headers, body: text, ca: this.target.ca_pem, insecure: this.target.insecure });
+        res = await request(this.target.baseUrl + path, { method, headers, body: text, ca: trustedCas(this.target), certSha256: this.target.cert_sha256, insecure: this.target.insecure });
       }
     } catch (e) {
       throw connectionError(this.target.baseUrl, e);
@@ -57,6 +62,11 @@ export class ApiClient {
   }
 }
 
+/** The CAs a connection to the proxy trusts besides the web PKI: the cluster's host CA and any TLS front's. */
+export function trustedCas(target: Pick<ApiTarget, "ca_pem" | "proxy_ca_pems">): string[] {
+  return [...(target.ca_pem ? [target.ca_pem] : []), ...(target.proxy_ca_pems ?? [])];
+}
+
 const TLS_UNTRUSTED = /certificate|self.signed|verify/i;
 
 export function connectionError(url: string, e: unknown): AzgateError {
@@ -64,7 +74,7 @@ export function connectionError(url: string, e: unknown): AzgateError {
   const hint =
     err.code === "ECONNREFUSED" ? "nothing is listening there; is the proxy running?" :
     err.code === "ENOTFOUND" ? "the host name does not resolve" :
-    TLS_UNTRUSTED.test(err.message ?? "") ? `its TLS certificate is not trusted (${err.message}); check --ca-pin or the proxy's certificate` :
+    TLS_UNTRUSTED.test(err.message ?? "") ? `its TLS certificate is not trusted (${err.message}); check --ca-pin, or pass the CA of the certificate it serves (an ingress's, an operator's) with --proxy-ca-file` :
     /wrong version number|packet length too long|EPROTO/i.test(`${err.code} ${err.message}`) ? "that port does not speak TLS (a plain HTTP port, or another service?); check the address and port of the azgate proxy" :
     err.code === "ECONNRESET" ? "the connection was reset; is something else (a firewall, another service) on that port?" :
     err.code === "ETIMEDOUT" ? "the connection timed out; check the address, and any firewall between here and the proxy" :

@@ -3,7 +3,7 @@ import path from "node:path";
 import { AzgateError } from "../errors/index.ts";
 import { readLockHolder } from "../runtime/index.ts";
 import { ApiClient } from "../api/client.ts";
-import { loadCredentials, loadProfile } from "../client/profile.ts";
+import { loadCredentials, loadProfile, profileTarget } from "../client/profile.ts";
 import { proxyBaseUrl } from "../api/trust.ts";
 import { loadConfig } from "../config/load.ts";
 import { createApi } from "../proxy/api.ts";
@@ -33,7 +33,7 @@ export async function profileClient(): Promise<ApiClient> {
   if (!profile || !creds) {
     throw new AzgateError("unauthenticated", "not logged in; run azgate login --proxy HOST:PORT --user NAME (or, on the proxy host, pass --data-dir)");
   }
-  return new ApiClient({ baseUrl: proxyBaseUrl(profile.proxy), ca_pem: profile.ca_pem, insecure: profile.insecure }, creds);
+  return new ApiClient(profileTarget(profile), creds);
 }
 
 async function connectLocal(dataDir: string, configFile?: string): Promise<AdminConnection> {
@@ -47,7 +47,7 @@ async function connectLocal(dataDir: string, configFile?: string): Promise<Admin
       throw e;
     }
     if (!creds) throw new AzgateError("backend_locked", `${dataDir} is held by pid ${holder.pid} (${holder.purpose}), which offers no local admin access; wait for it or stop it`);
-    return { client: new ApiClient({ baseUrl: creds.url, ca_pem: creds.ca_pem }, { keyPem: creds.key_pem, certPem: creds.cert_pem }), close: async () => undefined };
+    return { client: new ApiClient({ baseUrl: creds.url, cert_sha256: creds.cert_sha256, ca_pem: creds.ca_pem }, { keyPem: creds.key_pem, certPem: creds.cert_pem }), close: async () => undefined };
   }
   const config = loadConfig({ file: configFile, env: process.env });
   const { ctx, close } = await openState(dataDir, { settings: settingsFrom(config), purpose: "azgate admin", storage: config.storage });

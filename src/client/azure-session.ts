@@ -8,9 +8,8 @@ import { x509 } from "../pki/x509.ts";
 import { AzgateError } from "../errors/index.ts";
 import { generateKeyPair, importPrivateKeyPem, privateKeyToPem, publicKeyToPem } from "../pki/keys.ts";
 import type { AppView } from "../api/types.ts";
-import { loadCredentials, loadProfile, type Profile } from "./profile.ts";
+import { loadCredentials, loadProfile, profileTarget, type Profile } from "./profile.ts";
 import { ApiClient, type ApiTarget } from "../api/client.ts";
-import { proxyBaseUrl } from "../api/trust.ts";
 import { createLocalCa } from "./local-ca.ts";
 import { azureConfigDir, listAppSessions, loadAppSession, saveAppSession } from "./app-store.ts";
 import { chooseAzureIdentity } from "./identity-choice.ts";
@@ -28,7 +27,7 @@ export async function currentSession(): Promise<UserSession> {
   const profile = await loadProfile();
   const creds = profile ? await loadCredentials(profile) : null;
   if (!profile || !creds) throw new AzgateError("unauthenticated", "not logged in; run azgate login --proxy HOST:PORT --user NAME");
-  const target = { baseUrl: proxyBaseUrl(profile.proxy), ca_pem: profile.ca_pem, insecure: profile.insecure };
+  const target = profileTarget(profile);
   return { profile, client: new ApiClient(target, creds), target };
 }
 

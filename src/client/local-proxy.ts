@@ -12,7 +12,7 @@ import { serveConnect, type ConnectDecision } from "../net/connect-server.ts";
 import { localTargetReason } from "../net/address-policy.ts";
 import { dialTunnel, type TunnelSession } from "../tunnel/index.ts";
 import { tunnelRequest } from "../tunnel/http.ts";
-import type { ApiTarget } from "../api/client.ts";
+import { trustedCas, type ApiTarget } from "../api/client.ts";
 import { isLocalCaName, LeafMinter, type LocalCaFiles } from "./local-ca.ts";
 import { tokenEndpoint } from "./token-endpoint.ts";
 import { IDENTITY_HOST, MSI_HOST } from "./session-env.ts";
@@ -49,7 +49,7 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
   const tunnel = async (): Promise<TunnelSession> => {
     const current = session ? await session.catch(() => null) : null;
     if (current && !current.isClosed && !current.isDraining) return current;
-    session = dialTunnel({ baseUrl: opts.target.baseUrl, path: "/v1/tunnel/client", caPem: opts.target.ca_pem, insecure: opts.target.insecure, key: opts.creds.key, certPem: opts.creds.certPem, session: {} });
+    session = dialTunnel({ baseUrl: opts.target.baseUrl, path: "/v1/tunnel/client", caPems: trustedCas(opts.target), insecure: opts.target.insecure, key: opts.creds.key, certPem: opts.creds.certPem, session: {} });
     return session;
   };
 

@@ -20,6 +20,8 @@ export const agentAppSchema = z.strictObject({
   labels: z.record(z.string(), z.string()).default({}),
 });
 
+const pinSchema = z.string().regex(/^sha256:[0-9a-f]{64}$/, "must be sha256:<64 hex digits>");
+
 export const configSchema = z.strictObject({
   version: z.literal("v1", { message: 'must be "v1"' }).default("v1"),
   cluster_name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.\-]{0,62}$/, "must be letters, digits, '.' and '-'").optional(),
@@ -33,6 +35,8 @@ export const configSchema = z.strictObject({
       /** Plain-HTTP diagnostics: /metrics (Prometheus), /healthz, /readyz. */
       diag_addr: hostPort.optional(),
       tls: z.strictObject({ cert_file: z.string().min(1), key_file: z.string().min(1) }).optional(),
+      /** More names (DNS or IP) for the certificate the proxy issues itself, e.g. the Service name in-cluster agents dial. */
+      server_names: z.array(z.string().min(1).max(253)).max(32).optional(),
     })
     .default({ listen: "0.0.0.0:3080" }),
   auth: z
@@ -70,7 +74,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       proxy_addr: addr.optional(),
       auth_token: z.string().min(1).optional(),
-      ca_pin: z.string().regex(/^sha256:[0-9a-f]{64}$/, "must be sha256:<64 hex digits>").optional(),
+      /** One pin, or a list (any may match: the old and the new CA while it rotates), as teleport-kube-agent's caPin. */
+      ca_pin: z.union([pinSchema, z.array(pinSchema).min(1).max(8)]).optional(),
+      /** CA (PEM) of the TLS certificate at proxy_addr when an ingress or an operator certificate serves it; the web PKI and the cluster's CA are trusted anyway. */
+      proxy_ca_file: z.string().min(1).optional(),
       data_dir: z.string().optional(),
       apps: z.array(agentAppSchema).default([]),
       /** Like curl's --connect-to: every Azure connection goes to this address (the emulator), names kept. */

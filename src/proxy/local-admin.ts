@@ -1,5 +1,6 @@
 import { promises as fsp } from "node:fs";
 import path from "node:path";
+import { X509Certificate } from "node:crypto";
 import { ensureDir, writeFileAtomic, readTextOrNull } from "../runtime/index.ts";
 import { generateKeyPair, privateKeyToPem } from "../pki/keys.ts";
 import { issueIdentityCert } from "../pki/certificate.ts";
@@ -16,6 +17,8 @@ export const LOCAL_ADMIN_NAME = "@local-admin";
 export interface LocalAdminCredentials {
   url: string;
   ca_pem: string;
+  /** SHA-256 of the certificate this proxy run serves: the admin path trusts exactly it (an operator's certificate may not name loopback). */
+  cert_sha256?: string;
   key_pem: string;
   cert_pem: string;
 }
@@ -30,10 +33,11 @@ export async function issueLocalAdmin(userCa: Authority, sessionId: string): Pro
   return { keyPem: await privateKeyToPem(keys.privateKey), certPem: cert.toString("pem") + "\n" };
 }
 
-export async function writeLocalAdmin(dataDir: string, userCa: Authority, url: string, caPem: string): Promise<string> {
+export async function writeLocalAdmin(dataDir: string, userCa: Authority, url: string, caPem: string, servedCertPem: string): Promise<string> {
   const sessionId = crypto.randomUUID();
   const { keyPem, certPem } = await issueLocalAdmin(userCa, sessionId);
-  const creds: LocalAdminCredentials = { url, ca_pem: caPem, key_pem: keyPem, cert_pem: certPem };
+  const cert_sha256 = new X509Certificate(servedCertPem).fingerprint256;
+  const creds: LocalAdminCredentials = { url, ca_pem: caPem, cert_sha256, key_pem: keyPem, cert_pem: certPem };
   await ensureDir(dirOf(dataDir), 0o700);
   await fsp.chmod(dirOf(dataDir), 0o700);
   await writeFileAtomic(path.join(dirOf(dataDir), "credentials.json"), JSON.stringify(creds, null, 2), 0o600);

@@ -48,7 +48,7 @@ export async function startProxy(config: Config & { data_dir: string }): Promise
     for (const fn of closers.reverse()) await fn().catch(() => undefined);
   };
   try {
-    const tls = await proxyTls({ certFile: config.proxy.tls?.cert_file, keyFile: config.proxy.tls?.key_file, hostCa: ctx.cluster.host, names: [pub?.host ?? "", listen.host, config.proxy.advertise_addr ? splitHostPort(config.proxy.advertise_addr, 0).host : ""] });
+    const tls = await proxyTls({ certFile: config.proxy.tls?.cert_file, keyFile: config.proxy.tls?.key_file, hostCa: ctx.cluster.host, names: [pub?.host ?? "", listen.host, config.proxy.advertise_addr ? splitHostPort(config.proxy.advertise_addr, 0).host : "", ...(config.proxy.server_names ?? [])] });
     const urls = { public: "" };
     const registry = new AppRegistry();
     const replicaId = crypto.randomUUID();
@@ -67,7 +67,7 @@ export async function startProxy(config: Config & { data_dir: string }): Promise
 
     const loopback = listen.host === "0.0.0.0" || listen.host === "" ? "127.0.0.1" : listen.host === "::" ? "::1" : listen.host;
     const localUrl = `https://${urlHost(loopback)}:${server.port}`;
-    ctx.localAdminSession = await writeLocalAdmin(config.data_dir, ctx.cluster.user, localUrl, pemOf(ctx.cluster.host.cert));
+    ctx.localAdminSession = await writeLocalAdmin(config.data_dir, ctx.cluster.user, localUrl, pemOf(ctx.cluster.host.cert), tls.cert);
     closers.push(() => removeLocalAdmin(config.data_dir));
 
     if (config.proxy.advertise_addr) {

@@ -1,14 +1,23 @@
 import http from "node:http";
 import https from "node:https";
+import tls from "node:tls";
+import { caWithSystemRoots } from "./tls-trust.ts";
 
 export interface RequestOptions {
   method?: string;
   headers?: Record<string, string>;
   body?: string | Uint8Array;
-  /** PEM CA certificates to trust instead of the system store. */
-  ca?: string;
+  /** PEM CA certificates to trust besides the web PKI (the cluster's CA, an operator's). */
+  ca?: string | readonly string[];
   /** Skip certificate verification (first contact before a pin check, or --insecure). */
   insecure?: boolean;
+  /**
+   * Trust exactly the server certificate with this SHA-256 fingerprint (hex,
+   * any case, colons allowed) and nothing else: the offline admin path dials
+   * its own proxy on loopback, whose certificate (an operator's) may name
+   * neither loopback nor chain to a CA this process knows.
+   */
+  certSha256?: string;
   timeoutMs?: number;
 }
 
@@ -22,17 +31,23 @@ export interface HttpResponse {
  * A small HTTP(S) client on node:http(s), which both runtimes implement with
  * per-request CA support (fetch on Node and Deno differ here).
  */
-export function request(url: string, opts: RequestOptions = {}): Promise<HttpResponse> {
+export async function request(url: string, opts: RequestOptions = {}): Promise<HttpResponse> {
   const u = new URL(url);
-  const mod = u.protocol === "https:" ? https : http;
+  const secure = u.protocol === "https:";
+  const mod = secure ? https : http;
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  // A pinned certificate is checked on a connection of our own before a byte of the request is written.
+  const pinned = secure && opts.certSha256 ? await connectPinned(u, opts.certSha256, timeoutMs) : undefined;
   return new Promise((resolve, reject) => {
     const req = mod.request(
       u,
       {
         method: opts.method ?? "GET",
         headers: { ...(opts.headers ?? {}), ...(opts.body !== undefined ? { "content-length": String(Buffer.byteLength(opts.body)) } : {}) },
-        ...(u.protocol === "https:" ? { ca: opts.ca, rejectUnauthorized: !opts.insecure } : {}),
-        timeout: opts.timeoutMs ?? 30_000,
+        ...(secure && !pinned ? { ca: caWithSystemRoots(typeof opts.ca === "string" ? [opts.ca] : opts.ca), rejectUnauthorized: !opts.insecure } : {}),
+        // No agent: with one, node:http ignores createConnection.
+        ...(pinned ? { createConnection: () => pinned } : {}),
+        timeout: timeoutMs,
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -45,5 +60,25 @@ export function request(url: string, opts: RequestOptions = {}): Promise<HttpRes
     req.on("error", reject);
     if (opts.body !== undefined) req.write(opts.body);
     req.end();
+  });
+}
+
+function connectPinned(u: URL, sha256: string, timeoutMs: number): Promise<tls.TLSSocket> {
+  const want = sha256.replace(/:/g, "").toLowerCase();
+  const host = u.hostname.replace(/^\[|\]$/g, "");
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host, port: Number(u.port || 443), rejectUnauthorized: false, ...(/^[\d.:]+$/.test(host) ? {} : { servername: host }) });
+    const timer = setTimeout(() => socket.destroy(new Error(`connecting to ${u.host} timed out`)), timeoutMs);
+    socket.once("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    socket.once("secureConnect", () => {
+      clearTimeout(timer);
+      const got = socket.getPeerCertificate().fingerprint256?.replace(/:/g, "").toLowerCase();
+      if (got === want) return resolve(socket);
+      socket.destroy();
+      reject(new Error(`the server at ${u.host} presented certificate ${got ?? "(none)"}, not the pinned certificate ${want}`));
+    });
   });
 }

@@ -5,6 +5,7 @@
 import { WebSocket } from "ws";
 import { AzgateError, fromErrorBody } from "../errors/index.ts";
 import { createProof, PROOF_SCHEME } from "../auth/proof.ts";
+import { caWithSystemRoots } from "../runtime/index.ts";
 import { attachSession, WS_MAX_PAYLOAD } from "./websocket.ts";
 import type { SessionOptions, TunnelSession } from "./session.ts";
 
@@ -13,7 +14,8 @@ export interface DialOptions {
   baseUrl: string;
   /** "/v1/tunnel/agent" or "/v1/tunnel/client". */
   path: string;
-  caPem?: string;
+  /** CAs trusted besides the web PKI (the cluster's host CA, a TLS front's). */
+  caPems?: readonly string[];
   insecure?: boolean;
   key: CryptoKey;
   certPem: string;
@@ -27,7 +29,7 @@ export async function dialTunnel(opts: DialOptions): Promise<TunnelSession> {
   url.protocol = "wss:";
   const ws = new WebSocket(url, {
     headers: { authorization: `${PROOF_SCHEME} ${proof}` },
-    ca: opts.caPem,
+    ca: caWithSystemRoots(opts.caPems),
     rejectUnauthorized: !opts.insecure,
     maxPayload: WS_MAX_PAYLOAD,
     handshakeTimeout: opts.timeoutMs ?? 15_000,

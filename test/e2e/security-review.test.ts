@@ -105,7 +105,7 @@ describe("accounts: invites, resets, deletion, lockout, terminal output", () => 
 
     // The old tunnel was closed when the record went away; re-opening it, or calling the API, is refused.
     expect((await closed).reason).toMatch(/no longer exists|earlier account/);
-    await expect(dialTunnel({ baseUrl: cluster.target.baseUrl, path: "/v1/tunnel/client", caPem: cluster.target.ca_pem, key: app.key.privateKey, certPem: app.certPem, session: {} })).rejects.toThrow(
+    await expect(dialTunnel({ baseUrl: cluster.target.baseUrl, path: "/v1/tunnel/client", caPems: [cluster.target.ca_pem!], key: app.key.privateKey, certPem: app.certPem, session: {} })).rejects.toThrow(
       /issued to an earlier account "bob"/,
     );
     await expect(bob.api.call("GET", "/v1/whoami")).rejects.toThrow(/issued to an earlier account "bob"/);

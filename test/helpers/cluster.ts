@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { saveProfile } from "../../src/client/profile.ts";
-import { ApiClient, type ApiTarget } from "../../src/api/client.ts";
+import { ApiClient, trustedCas, type ApiTarget } from "../../src/api/client.ts";
 import { readLocalAdmin } from "../../src/proxy/local-admin.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../../src/pki/keys.ts";
 import { dialTunnel, type TunnelSession } from "../../src/tunnel/index.ts";
@@ -173,7 +173,7 @@ export async function startCluster(opts: { args?: string[]; clusterName?: string
 export async function openAppSession(target: ApiTarget, api: ApiClient, app: string, identity: string): Promise<AppSession> {
   const key = await generateKeyPair();
   const res = await api.call<{ cert_pem: string; expires: string }>("POST", "/v1/apps/login", { app, azure_identity: identity, public_key_pem: await publicKeyToPem(key.publicKey) });
-  const tunnel = await dialTunnel({ baseUrl: target.baseUrl, path: "/v1/tunnel/client", caPem: target.ca_pem, key: key.privateKey, certPem: res.cert_pem, session: {} });
+  const tunnel = await dialTunnel({ baseUrl: target.baseUrl, path: "/v1/tunnel/client", caPems: trustedCas(target), key: key.privateKey, certPem: res.cert_pem, session: {} });
   const expires = new Date(res.expires);
   const session: AppSession = {
     key,

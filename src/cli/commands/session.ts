@@ -4,7 +4,7 @@ import { x509 } from "../../pki/x509.ts";
 import { AzgateError } from "../../errors/index.ts";
 import { ApiClient } from "../../api/client.ts";
 import { ssoLogin } from "../../client/sso-login.ts";
-import { establishTrust, proxyBaseUrl } from "../../api/trust.ts";
+import { establishTrust, PROXY_CA_FILE_ENV, proxyBaseUrl, proxyCaFromArgs } from "../../api/trust.ts";
 import { currentProfileName, listProfileNames, loadCredentials, loadProfile, rememberTrustedCa, removeCredentials, saveProfile, trustedCa, type Profile } from "../../client/profile.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../../pki/keys.ts";
 import { identityOf } from "../../pki/certificate.ts";
@@ -17,6 +17,7 @@ import { run, subcommandNeeded } from "../run.ts";
 interface TrustArgs {
   proxy?: string;
   "ca-pin"?: string;
+  "proxy-ca-file"?: string;
   insecure?: boolean;
 }
 
@@ -24,16 +25,19 @@ const trustOptions = <T>(a: Argv<T>) =>
   a
     .option("proxy", { type: "string", describe: "Proxy address, host:port (port 3080 when omitted)" })
     .option("ca-pin", { type: "string", describe: "Expected CA pin, sha256:... (from azgate admin status)" })
+    .option("proxy-ca-file", { type: "string", describe: `CA (PEM) of the TLS certificate the proxy's address serves, when an ingress or an operator certificate fronts it (or ${PROXY_CA_FILE_ENV})` })
     .option("insecure", { type: "boolean", describe: "Do not verify the proxy (throwaway demos only)" });
 
 /** Trust in a proxy: a CA confirmed once (at accept-invite or login, by pin or at the prompt) is remembered for it. */
 async function trust(argv: TrustArgs, proxy: string) {
-  const known = (await loadProfile(proxy).catch(() => null))?.ca_pem ?? (await trustedCa(proxy)) ?? undefined;
+  const saved = await loadProfile(proxy).catch(() => null);
+  const known = saved?.ca_pem ?? (await trustedCa(proxy)) ?? undefined;
   const res = await establishTrust({
     proxy,
     caPin: argv["ca-pin"],
     insecure: argv.insecure,
     knownCaPem: known,
+    proxyCaPems: proxyCaFromArgs(argv["proxy-ca-file"]) ?? saved?.proxy_ca_pems,
     confirm: (pin, cluster) => {
       process.stderr.write(`The proxy ${proxy} (cluster "${cluster}") presents a CA not seen before.\nCA pin ${pin}\n`);
       return confirm("Trust this CA and continue?");
@@ -63,7 +67,7 @@ export function sessionCommands(y: Argv) {
         if (argv.auth) {
           if (argv.browser !== undefined && argv.browser !== "none") throw new AzgateError("bad_parameter", '--browser takes only "none" (the default opens the system browser or $BROWSER)');
           const sso = await ssoLogin({ target, connector: argv.auth, browser: argv.browser, ttlMs, say: (line) => printErr(line), pasteFrom: process.stdin });
-          const profile: Profile = { proxy, user: sso.user, cluster: ping.cluster_name, ca_pem: target.ca_pem, insecure: target.insecure };
+          const profile: Profile = { proxy, user: sso.user, cluster: ping.cluster_name, ca_pem: target.ca_pem, proxy_ca_pems: target.proxy_ca_pems, insecure: target.insecure };
           await saveProfile(profile, sso.keyPem, sso.certPem);
           return print(statusText(statusData(profile, sso.certPem), true));
         }
@@ -78,7 +82,7 @@ export function sessionCommands(y: Argv) {
           public_key_pem: await publicKeyToPem(keys.publicKey),
           ttl_ms: ttlMs,
         });
-        const profile: Profile = { proxy, user, cluster: ping.cluster_name, ca_pem: target.ca_pem, insecure: target.insecure };
+        const profile: Profile = { proxy, user, cluster: ping.cluster_name, ca_pem: target.ca_pem, proxy_ca_pems: target.proxy_ca_pems, insecure: target.insecure };
         await saveProfile(profile, await privateKeyToPem(keys.privateKey), res.cert_pem);
         print(statusText(statusData(profile, res.cert_pem), true));
       }),

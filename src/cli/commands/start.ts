@@ -1,3 +1,4 @@
+import { readProxyCaFile } from "../../api/trust.ts";
 import type { Argv } from "yargs";
 import { DESCRIBE } from "../catalog.ts";
 import path from "node:path";
@@ -26,6 +27,8 @@ interface StartArgs {
   proxy?: string;
   token?: string;
   "ca-pin"?: string;
+  "proxy-ca-file"?: string;
+  "server-names"?: string;
   app?: string;
   "app-cloud"?: string;
   labels?: string;
@@ -49,9 +52,11 @@ export function startCommand(y: Argv) {
         .option("second-factor", { type: "string", describe: "proxy: otp or off" })
         .option("tls-cert-file", { type: "string", describe: "proxy: TLS certificate (default: one from the host CA)" })
         .option("tls-key-file", { type: "string", describe: "proxy: TLS key" })
+        .option("server-names", { type: "string", describe: "proxy: more names for its self-issued certificate, comma-separated (e.g. the Service name agents dial in-cluster)" })
         .option("proxy", { type: "string", describe: "agent: proxy address" })
         .option("token", { type: "string", describe: "agent: join token" })
         .option("ca-pin", { type: "string", describe: "agent: CA pin of the proxy" })
+        .option("proxy-ca-file", { type: "string", describe: "agent: CA (PEM) of the proxy address's TLS certificate, when an ingress or an operator certificate serves it (AZGATE_PROXY_CA_FILE)" })
         .option("app", { type: "string", describe: "agent: app name to serve" })
         .option("app-cloud", { type: "string", describe: "agent: app cloud (Azure)" })
         .option("labels", { type: "string", describe: "agent: app labels, k=v,k2=v2" })
@@ -74,6 +79,8 @@ export function startCommand(y: Argv) {
           [["agent", "proxy_addr"], argv.proxy],
           [["agent", "auth_token"], argv.token],
           [["agent", "ca_pin"], argv["ca-pin"]],
+          [["agent", "proxy_ca_file"], argv["proxy-ca-file"]],
+          [["proxy", "server_names"], argv["server-names"]?.split(",").map((n) => n.trim()).filter(Boolean)],
           [["agent", "apps"], argv.app ? [{ name: argv.app, cloud: argv["app-cloud"] ?? "Azure", labels: parseLabels(argv.labels) }] : undefined],
           [["agent", "connect_to", "address"], argv["azure-connect-to"]],
           [["agent", "connect_to", "ca_file"], argv["azure-ca-file"]],
@@ -117,6 +124,7 @@ async function runAgent(config: Config): Promise<void> {
     proxyAddr: agent.proxy_addr,
     token: agent.auth_token,
     caPin: agent.ca_pin,
+    proxyCaPems: agent.proxy_ca_file ? readProxyCaFile(agent.proxy_ca_file, "agent.proxy_ca_file") : undefined,
     apps: agent.apps.map((a) => ({ name: a.name, cloud: a.cloud, uri: a.uri, labels: a.labels, ...(a.description ? { description: a.description } : {}) })),
     connectTo: agent.connect_to ? { address: agent.connect_to.address, caFile: agent.connect_to.ca_file } : undefined,
     diagAddr: agent.diag_addr,
