@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseAllDocuments } from "yaml";
 import { loadConfig } from "../src/config/load.ts";
@@ -14,6 +14,7 @@ import { tempDir } from "./helpers/azgate.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const SEED_VALUES = path.resolve(ROOT, "test/fixtures/seed/azure_access_agent.values.yaml");
+const KUBE_AGENT_VALUES = path.resolve(ROOT, "test/fixtures/helm/teleport-kube-agent.values.yaml");
 const AGENT = path.join(ROOT, "deploy/helm/azgate-agent");
 const PROXY = path.join(ROOT, "deploy/helm/azgate-proxy");
 
@@ -53,6 +54,24 @@ async function validate(obj: K8sObject): Promise<void> {
 }
 
 const find = <T = Record<string, any>>(objs: K8sObject[], kind: string) => objs.find((o) => o.kind === kind) as unknown as T;
+
+/** The azgate.yaml a chart's ConfigMap holds, loaded by azgate's own loader. */
+function chartConfig(objs: K8sObject[], env: Record<string, string> = {}) {
+  const file = path.join(tempDir("azgate-helm-"), "azgate.yaml");
+  writeFileSync(file, find(objs, "ConfigMap").data["azgate.yaml"]);
+  return loadConfig({ file, env });
+}
+
+/** NOTES.txt as `helm install` prints it (helm template leaves NOTES out; a copy of the chart renders it into a ConfigMap). */
+function renderNotes(chart: string, args: string[]): string {
+  const copy = path.join(tempDir("azgate-helm-"), path.basename(chart));
+  cpSync(chart, copy, { recursive: true });
+  cpSync(path.join(copy, "templates/NOTES.txt"), path.join(copy, "notes.txt"));
+  writeFileSync(path.join(copy, "templates/notes-preview.yaml"), 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: notes }\ndata:\n  notes: {{ tpl (.Files.Get "notes.txt") . | quote }}\n');
+  const res = helm(["template", "demo", copy, "--show-only", "templates/notes-preview.yaml", ...args]);
+  expect(res.code, res.stderr).toBe(0);
+  return (parseAllDocuments(res.stdout)[0].toJS() as { data: { notes: string } }).data.notes;
+}
 
 describe("Helm chart azgate-agent", () => {
   it("lints with the seed guide's values file", () => {
@@ -99,6 +118,77 @@ describe("Helm chart azgate-agent", () => {
     const noProxy = helm(["template", "demo", AGENT, "--set", "apps[0].name=x"]);
     expect(noProxy.stderr).toContain("proxyAddr is required");
   });
+  it("takes a teleport-kube-agent values file with every supported key, each one applied, every object valid", async () => {
+    const objs = render(AGENT, ["-f", KUBE_AGENT_VALUES, "--namespace", "teleport-ns"]);
+    for (const o of objs) await validate(o);
+    expect(objs.map((o) => o.kind).sort()).toEqual(["ConfigMap", "PodDisruptionBudget", "Secret", "ServiceAccount", "StatefulSet"]);
+    for (const o of objs) expect(o.metadata.labels, o.kind).toMatchObject({ tier: "access" });
+    const sa = find(objs, "ServiceAccount");
+    expect(sa.metadata).toMatchObject({ name: "azure-agent", annotations: { "azure.workload.identity/client-id": "00000000-0000-0000-0000-000000000001" } });
+    expect(find(objs, "Secret").metadata).toMatchObject({ name: "azure-agent-join-token", annotations: { owner: "security" } });
+    expect(find(objs, "ConfigMap").metadata.annotations).toEqual({ owner: "platform" });
+    expect(find(objs, "PodDisruptionBudget").spec).toEqual({ minAvailable: 2, selector: { matchLabels: { "app.kubernetes.io/name": "azgate-agent", "app.kubernetes.io/instance": "demo" } } });
+
+    const sts = find(objs, "StatefulSet");
+    expect(sts.metadata.annotations).toEqual({ team: "platform" });
+    expect(sts.spec.replicas).toBe(3);
+    const pod = sts.spec.template;
+    expect(pod.metadata.labels["azure.workload.identity/use"]).toBe("true");
+    expect(pod.metadata.annotations["cluster-autoscaler.kubernetes.io/safe-to-evict"]).toBe("false");
+    expect(pod.spec).toMatchObject({
+      serviceAccountName: "azure-agent",
+      priorityClassName: "system-cluster-critical",
+      imagePullSecrets: [{ name: "registry-credentials" }],
+      nodeSelector: { "kubernetes.io/os": "linux" },
+      tolerations: [{ key: "dedicated", operator: "Equal", value: "access", effect: "NoSchedule" }],
+    });
+    // requireAntiAffinity: agents on different nodes, required.
+    expect(pod.spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0]).toMatchObject({ topologyKey: "kubernetes.io/hostname" });
+    const container = pod.spec.containers[0];
+    expect(container).toMatchObject({ image: "registry.example.com/azgate:0.1.0", imagePullPolicy: "Always", resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { memory: "1Gi" } } });
+    expect(container.env).toEqual([
+      { name: "AZGATE_AUTH_TOKEN", valueFrom: { secretKeyRef: { name: "azure-agent-join-token", key: "auth-token", optional: true } } },
+      { name: "HTTPS_PROXY", value: "http://egress.example.com:3128" },
+    ]);
+    // tls.existingCASecretName: the CA is mounted and the agent trusts it for the proxy's address.
+    expect(pod.spec.volumes).toContainEqual({ name: "proxy-ca", secret: { secretName: "corp-ingress-ca" } });
+    expect(container.volumeMounts).toContainEqual({ name: "proxy-ca", mountPath: "/etc/azgate-proxy-ca", readOnly: true });
+    expect(chartConfig(objs).agent).toMatchObject({
+      proxy_addr: "azgate.example.com:443",
+      ca_pin: ["sha256:1111111111111111111111111111111111111111111111111111111111111111", "sha256:2222222222222222222222222222222222222222222222222222222222222222"],
+      proxy_ca_file: "/etc/azgate-proxy-ca/ca.pem",
+      apps: [{ name: "azure-cli", labels: { env: "prod" } }],
+    });
+  });
+
+  it("caPin as one string; an affinity given replaces the default spread; one replica has no PodDisruptionBudget", async () => {
+    const pin = `sha256:${"3".repeat(64)}`;
+    const objs = render(AGENT, ["-f", SEED_VALUES, "--set", `caPin=${pin}`, "--set", "highAvailability.replicaCount=2", "--set", "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key=pool", "--set", "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator=Exists"]);
+    for (const o of objs) await validate(o);
+    expect(chartConfig(objs).agent?.ca_pin).toEqual([pin]);
+    const affinity = find(objs, "StatefulSet").spec.template.spec.affinity;
+    expect(Object.keys(affinity)).toEqual(["nodeAffinity"]);
+    expect(render(AGENT, ["-f", SEED_VALUES]).map((o) => o.kind)).not.toContain("PodDisruptionBudget");
+    // Two replicas by default spread over nodes, preferred not required.
+    const spread = find(render(AGENT, ["-f", SEED_VALUES, "--set", "highAvailability.replicaCount=2"]), "StatefulSet").spec.template.spec.affinity;
+    expect(spread.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey).toBe("kubernetes.io/hostname");
+  });
+
+  it("refuses values it does not support, with a message, instead of ignoring them", () => {
+    for (const [set, message] of [
+      ["kubeClusterName=aks", "Additional property kubeClusterName is not allowed"],
+      ["highAvailability.replicas=2", "Additional property replicas is not allowed"],
+      ["annotations.ingress.x=y", "Additional property ingress is not allowed"],
+      ["caPin=abc", "caPin"],
+      ["highAvailability.replicaCount=0", "replicaCount"],
+    ]) {
+      const res = helm(["template", "demo", AGENT, "-f", SEED_VALUES, "--set", set]);
+      expect(res.code, set).not.toBe(0);
+      expect(res.stderr, set).toContain(message);
+    }
+    const noSecret = helm(["template", "demo", AGENT, "-f", SEED_VALUES, "--set", "joinTokenSecret.create=false"]);
+    expect(noSecret.stderr).toContain("joinTokenSecret.name is required when joinTokenSecret.create is false");
+  });
 });
 
 describe("Helm chart azgate-proxy", () => {
@@ -107,7 +197,7 @@ describe("Helm chart azgate-proxy", () => {
     expect(lint.code, lint.stdout + lint.stderr).toBe(0);
     const objs = render(PROXY);
     for (const o of objs) await validate(o);
-    expect(objs.map((o) => o.kind).sort()).toEqual(["ConfigMap", "Service", "StatefulSet"]);
+    expect(objs.map((o) => o.kind).sort()).toEqual(["ConfigMap", "Service", "ServiceAccount", "StatefulSet"]);
     const sts = find(objs, "StatefulSet");
     expect(sts.spec.replicas).toBe(1);
     expect(sts.spec.volumeClaimTemplates[0].spec.resources.requests.storage).toBe("1Gi");
@@ -130,7 +220,7 @@ describe("Helm chart azgate-proxy", () => {
   });
 
   it("several replicas on PostgreSQL: the connection string from a Secret, each pod advertising its IP, metrics exposed", async () => {
-    const objs = render(PROXY, ["--set", "replicas=3", "--set", "postgres.enabled=true", "--set", "postgres.connStringSecret.name=azgate-pg", "--set", "postgres.auth=entra", "--set", "postgres.caConfigMap=azure-pg-ca"]);
+    const objs = render(PROXY, ["--set", "replicas=3", "--set", "postgres.enabled=true", "--set", "postgres.connStringSecret.name=azgate-pg", "--set", "postgres.auth=entra", "--set", "workloadIdentity.clientId=abc", "--set", "postgres.caConfigMap=azure-pg-ca"]);
     for (const o of objs) await validate(o);
     const sts = find(objs, "StatefulSet");
     expect(sts.spec.replicas).toBe(3);
@@ -158,5 +248,51 @@ describe("Helm chart azgate-proxy", () => {
     const sts = find<K8sObject>(render(PROXY), "StatefulSet") as unknown as { spec: { template: { spec: { containers: { ports: { containerPort: unknown }[] }[] } } } } & K8sObject;
     sts.spec.template.spec.containers[0].ports[0].containerPort = "not-a-number";
     await expect(validate(sts)).rejects.toThrow(/containerPort/);
+  });
+  it("several replicas: a PodDisruptionBudget and a spread over nodes; Workload ID on the service account and pods so postgres.auth entra works", async () => {
+    const objs = render(PROXY, ["--namespace", "azgate", "--set", "replicas=3", "--set", "postgres.enabled=true", "--set", "postgres.connStringSecret.name=azgate-pg", "--set", "postgres.auth=entra", "--set", "workloadIdentity.clientId=11111111-2222-3333-4444-555555555555"]);
+    for (const o of objs) await validate(o);
+    expect(find(objs, "PodDisruptionBudget").spec).toMatchObject({ minAvailable: 1, selector: { matchLabels: { "app.kubernetes.io/name": "azgate-proxy" } } });
+    expect(find(objs, "ServiceAccount").metadata).toMatchObject({ name: "demo", annotations: { "azure.workload.identity/client-id": "11111111-2222-3333-4444-555555555555" } });
+    const pod = find(objs, "StatefulSet").spec.template;
+    expect(pod.metadata.labels["azure.workload.identity/use"]).toBe("true");
+    expect(pod.spec.serviceAccountName).toBe("demo");
+    expect(pod.spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey).toBe("kubernetes.io/hostname");
+    // One replica: neither.
+    const one = render(PROXY);
+    expect(one.map((o) => o.kind)).not.toContain("PodDisruptionBudget");
+    expect(find(one, "StatefulSet").spec.template.spec.affinity).toBeUndefined();
+    // entra without a Workload ID could never sign in: said at install.
+    const noId = helm(["template", "demo", PROXY, "--set", "postgres.enabled=true", "--set", "postgres.connStringSecret.name=x", "--set", "postgres.auth=entra"]);
+    expect(noId.stderr).toContain("postgres.auth: entra signs in with the pod's Workload ID: set workloadIdentity.clientId");
+  });
+
+  it("its own certificate names the Service agents dial in-cluster; tls.secretName serves an operator certificate instead", async () => {
+    const own = chartConfig(render(PROXY, ["--namespace", "azgate", "--set", "serverNames[0]=azgate.internal.example.com"]));
+    expect(own.proxy.server_names).toEqual(["demo", "demo.azgate", "demo.azgate.svc", "demo.azgate.svc.cluster.local", "azgate.internal.example.com"]);
+    expect(own.proxy.tls).toBeUndefined();
+    const objs = render(PROXY, ["--set", "tls.secretName=azgate-tls"]);
+    for (const o of objs) await validate(o);
+    expect(chartConfig(objs).proxy.tls).toEqual({ cert_file: "/etc/azgate-tls/tls.crt", key_file: "/etc/azgate-tls/tls.key" });
+    const pod = find(objs, "StatefulSet").spec.template.spec;
+    expect(pod.volumes).toContainEqual({ name: "tls", secret: { secretName: "azgate-tls" } });
+    expect(pod.containers[0].volumeMounts).toContainEqual({ name: "tls", mountPath: "/etc/azgate-tls", readOnly: true });
+  });
+
+  it("NOTES.txt gives the next commands: the CA pin, the first user, a join token, and the CA file behind an Ingress", () => {
+    const notes = renderNotes(PROXY, ["--namespace", "azgate", "--set", "ingress.enabled=true", "--set", "ingress.host=azgate.example.com"]);
+    expect(notes).toContain("kubectl -n azgate exec demo-0 -- azgate admin --data-dir /var/lib/azgate status");
+    expect(notes).toContain("kubectl -n azgate exec demo-0 -- azgate admin --data-dir /var/lib/azgate tokens add --type=app --ttl=1h --format=text");
+    expect(notes).toContain("--set proxyAddr=azgate.example.com:443");
+    expect(notes).toContain("azgate login --proxy azgate.example.com:443 --ca-pin sha256:... --proxy-ca-file ca.pem");
+    expect(renderNotes(PROXY, ["--namespace", "azgate"])).toContain("azgate login --proxy demo.azgate.svc:443 --ca-pin sha256:... --user alice");
+  });
+
+  it("refuses values it does not support, with a message", () => {
+    for (const [set, message] of [["replica=2", "Additional property replica is not allowed"], ["ingress.hosts[0]=x", "Additional property hosts is not allowed"], ["auth.secondFactor=sms", "secondFactor"]]) {
+      const res = helm(["template", "demo", PROXY, "--set", set]);
+      expect(res.code, set).not.toBe(0);
+      expect(res.stderr, set).toContain(message);
+    }
   });
 });

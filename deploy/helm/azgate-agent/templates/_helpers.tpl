@@ -26,6 +26,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default (printf "%s-join-token" (include "azgate-agent.fullname" .)) .Values.joinTokenSecret.name -}}
 {{- end -}}
 
+{{/* caPin as a string or a list (teleport-kube-agent's shape), as a list. */}}
+{{- define "azgate-agent.caPins" -}}
+{{- $pins := list -}}
+{{- if kindIs "slice" .Values.caPin -}}{{- $pins = .Values.caPin -}}{{- else if .Values.caPin -}}{{- $pins = list .Values.caPin -}}{{- end -}}
+{{- toJson $pins -}}
+{{- end -}}
+
 {{- define "azgate-agent.validate" -}}
 {{- $roles := splitList "," (toString .Values.roles) -}}
 {{- range $roles -}}
@@ -35,6 +42,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- if not .Values.proxyAddr -}}
 {{- fail "proxyAddr is required (host:port of the azgate proxy)" -}}
+{{- end -}}
+{{- if and (not .Values.joinTokenSecret.create) (not .Values.joinTokenSecret.name) -}}
+{{- fail "joinTokenSecret.name is required when joinTokenSecret.create is false (an existing Secret with the key auth-token)" -}}
 {{- end -}}
 {{- if not .Values.apps -}}
 {{- fail "apps: list at least one app (name, cloud: Azure)" -}}
