@@ -268,7 +268,8 @@ describe("Helm chart azgate-proxy", () => {
   });
 
   it("its own certificate names the Service agents dial in-cluster; tls.secretName serves an operator certificate instead", async () => {
-    const own = chartConfig(render(PROXY, ["--namespace", "azgate", "--set", "serverNames[0]=azgate.internal.example.com"]));
+    const own = chartConfig(render(PROXY, ["--namespace", "azgate", "--set", "serverNames[0]=azgate.internal.example.com", "--set", "trustedProxies[0]=10.244.0.0/16"]));
+    expect(own.proxy.trusted_proxies).toEqual(["10.244.0.0/16"]);
     expect(own.proxy.server_names).toEqual(["demo", "demo.azgate", "demo.azgate.svc", "demo.azgate.svc.cluster.local", "azgate.internal.example.com"]);
     expect(own.proxy.tls).toBeUndefined();
     const objs = render(PROXY, ["--set", "tls.secretName=azgate-tls"]);

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { parseDuration } from "../util/duration.ts";
+import { isCidr } from "../net/address-policy.ts";
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/, "must be host:port, for example 0.0.0.0:3080");
 const addr = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+)(:\d{1,5})?$/, "must be host or host:port, for example proxy.example.com:3080");
@@ -37,6 +38,8 @@ export const configSchema = z.strictObject({
       tls: z.strictObject({ cert_file: z.string().min(1), key_file: z.string().min(1) }).optional(),
       /** More names (DNS or IP) for the certificate the proxy issues itself, e.g. the Service name in-cluster agents dial. */
       server_names: z.array(z.string().min(1).max(253)).max(32).optional(),
+      /** Fronts (an Ingress controller's, a load balancer's addresses, as CIDRs) trusted to say who the caller is in X-Forwarded-For. */
+      trusted_proxies: z.array(z.string().refine(isCidr, "must be an IP address or a CIDR range (10.0.0.0/8, fd00::/8)")).max(64).optional(),
     })
     .default({ listen: "0.0.0.0:3080" }),
   auth: z

@@ -94,3 +94,33 @@ export function localTargetReason(address: string): string | null {
   const why = forbiddenAddressReason(address);
   return why && /loopback|link-local|unspecified|metadata|not an IP/.test(why) ? why : null;
 }
+
+/** An address as a number and its width (32 or 128), or null when it is not an IP address. */
+function parseAddress(address: string): { n: bigint; width: 32 | 128 } | null {
+  const a4 = v4(address);
+  if (a4 !== null) return { n: a4, width: 32 };
+  const a6 = v6(address);
+  if (a6 === null) return null;
+  // An IPv4-mapped address (what a dual-stack socket reports) is the IPv4 address.
+  if (a6 >> 32n === 0xffffn) return { n: a6 & 0xffffffffn, width: 32 };
+  return { n: a6, width: 128 };
+}
+
+/** True when `cidr` is an address range (a.b.c.d/n, x::/n) or a single address. */
+export function isCidr(cidr: string): boolean {
+  const [addr, bits, ...rest] = cidr.split("/");
+  const a = parseAddress(addr);
+  return !!a && rest.length === 0 && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= a.width));
+}
+
+/** True when `address` lies in one of `cidrs` (each a range or a single address). */
+export function inCidrs(address: string, cidrs: readonly string[]): boolean {
+  const a = parseAddress(address);
+  if (!a) return false;
+  return cidrs.some((cidr) => {
+    const [base, bits] = cidr.split("/");
+    const b = parseAddress(base);
+    if (!b || b.width !== a.width) return false;
+    return inRange(a.n, a.width, [b.n, bits === undefined ? a.width : Number(bits), ""]);
+  });
+}

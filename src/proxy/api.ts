@@ -15,6 +15,7 @@ import { createLock, type LockTarget } from "./locks.ts";
 import { probeRoutes, type Readiness } from "../health/probes.ts";
 import { KEYS } from "./keys.ts";
 import { LoginRateLimiter, remoteAddr } from "./rate-limit.ts";
+import { clientAddressMiddleware } from "./client-address.ts";
 import { invitePages } from "./web/invite.ts";
 import { ssoRoutes } from "./sso/routes.ts";
 import { joinAgent } from "./join.ts";
@@ -32,6 +33,8 @@ type Env = { Variables: { caller: Caller; body: string; certExpires: Date } };
 export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; registry: AppRegistry; tunnels?: TunnelServer }) {
   const app = new Hono<Env>();
   const limiter = new LoginRateLimiter();
+  // Before anything reads the caller's address.
+  app.use("*", clientAddressMiddleware(ctx.settings.trustedProxies));
 
   app.onError((err, c) => {
     if (isAzgateError(err)) return c.json(toErrorBody(err), err.status as 400);

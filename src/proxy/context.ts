@@ -14,6 +14,8 @@ export interface AuthSettings {
   hostCertTtlMs: number;
   /** From `login --auth` to certificate pickup: longer and the attempt is refused. */
   ssoLoginTimeoutMs: number;
+  /** Fronts (CIDRs) whose X-Forwarded-For names the caller, for rate limits and audit (proxy.trusted_proxies). */
+  trustedProxies: string[];
 }
 
 /** What every proxy service needs; built once at start and passed down. */

@@ -2,10 +2,13 @@ import type { Context } from "hono";
 import { AzgateError } from "../errors/index.ts";
 
 /**
- * The caller's socket address. Headers such as X-Forwarded-For are not used:
- * a client could set them to dodge the limit.
+ * The caller's address, as client-address.ts decided it for this request:
+ * the socket's, or X-Forwarded-For's as far as trusted fronts vouch for it
+ * (never a header alone: a client could set it to dodge the limit).
  */
 export function remoteAddr(c: Context): string {
+  const decided = c.get("clientAddr") as string | undefined;
+  if (decided) return decided;
   const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
   return env?.incoming?.socket?.remoteAddress ?? "unknown";
 }

@@ -22,6 +22,7 @@ export function settingsFrom(config: Config): AuthSettings {
     inviteTtlMs: parseDuration(config.auth.invite_ttl),
     hostCertTtlMs: parseDuration(config.auth.host_cert_ttl),
     ssoLoginTimeoutMs: parseDuration(config.auth.sso_login_timeout),
+    trustedProxies: config.proxy.trusted_proxies ?? [],
     lockout: {
       maxAttempts: config.auth.lockout.max_attempts,
       windowMs: parseDuration(config.auth.lockout.window),

@@ -7,6 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync, writeFileSync } from "node:fs";
+import https from "node:https";
 import path from "node:path";
 import { useEmulator } from "../helpers/emulator.ts";
 import { IDENTITY, openAppSession, readBody, spawnAgent, startCluster, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
@@ -44,7 +45,8 @@ describe("behind nginx terminating TLS with the operator's CA", () => {
     const dir = tempDir("azgate-front-");
     ca = operatorCa(path.join(dir, "ca"));
     // The proxy's own certificate names the Service in-cluster clients (here: nginx) dial.
-    cluster = await startCluster({ args: ["--server-names", SERVICE_NAME] });
+    // nginx on loopback is the one front the proxy believes about callers' addresses.
+    cluster = await startCluster({ args: ["--server-names", SERVICE_NAME, "--trusted-proxies", "127.0.0.1/32"] });
     const hostCaFile = path.join(dir, "host-ca.pem");
     writeFileSync(hostCaFile, cluster.target.ca_pem!);
     front = await startNginxFront({ dir: path.join(dir, "nginx"), cert: ca.issue("front", ["localhost", "127.0.0.1"]), upstreamPort: cluster.proxy.port, upstreamCaFile: hostCaFile, upstreamName: SERVICE_NAME });
@@ -88,6 +90,33 @@ describe("behind nginx terminating TLS with the operator's CA", () => {
     expect(JSON.parse(groups.stdout).map((g: { name: string }) => g.name)).toEqual(expect.arrayContaining(["myResourceGroup", "production"]));
     // Both commands' tunnels closed when they ended: nginx logged the upgrades it passed on.
     expect(front.accessLog()).toMatch(/"GET \/v1\/tunnel\/client HTTP\/1.1" 101 /);
+  });
+
+  it("audit and rate limits see the caller nginx saw, not nginx, and not what the caller wrote in X-Forwarded-For", async () => {
+    const publicKeyPem = await publicKeyToPem((await generateKeyPair()).publicKey);
+    const login = (from: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const body = JSON.stringify({ user: "nobody", password: "wrong", public_key_pem: publicKeyPem });
+        const req = https.request(
+          { host: "127.0.0.1", port: front.port, localAddress: from, method: "POST", path: "/v1/auth/login", ca: readFileSync(ca.caFile, "utf8"), headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body), "x-forwarded-for": "203.0.113.9" } },
+          (res) => {
+            let text = "";
+            res.on("data", (d) => (text += d));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+          },
+        );
+        req.on("error", reject);
+        req.end(body);
+      });
+    const since = new Date().toISOString();
+    expect((await login("127.0.0.2")).status).toBe(401);
+    const { items } = await cluster.admin.call<{ items: { remote_addr?: string; time: string; user?: string }[] }>("GET", "/v1/admin/audit?event=user.login");
+    expect(items.filter((e) => e.time >= since && e.user === "nobody").map((e) => e.remote_addr)).toEqual(["127.0.0.2"]);
+    // The per-address limit (30 a minute) counts 127.0.0.2 alone: another caller behind the same front still gets in.
+    for (let i = 0; i < 29; i++) await login("127.0.0.2");
+    const limited = await login("127.0.0.2");
+    expect([limited.status, JSON.parse(limited.body).error.code]).toEqual([429, "rate_limited"]);
+    expect((await login("127.0.0.3")).status).toBe(401);
   });
 
   it("a 64 MiB blob goes up and comes back intact through nginx, the proxy and the agent", async () => {

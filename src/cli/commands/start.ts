@@ -29,6 +29,7 @@ interface StartArgs {
   "ca-pin"?: string;
   "proxy-ca-file"?: string;
   "server-names"?: string;
+  "trusted-proxies"?: string;
   app?: string;
   "app-cloud"?: string;
   labels?: string;
@@ -52,6 +53,7 @@ export function startCommand(y: Argv) {
         .option("second-factor", { type: "string", describe: "proxy: otp or off" })
         .option("tls-cert-file", { type: "string", describe: "proxy: TLS certificate (default: one from the host CA)" })
         .option("tls-key-file", { type: "string", describe: "proxy: TLS key" })
+        .option("trusted-proxies", { type: "string", describe: "proxy: CIDRs of fronts (an Ingress controller) whose X-Forwarded-For names the caller, comma-separated" })
         .option("server-names", { type: "string", describe: "proxy: more names for its self-issued certificate, comma-separated (e.g. the Service name agents dial in-cluster)" })
         .option("proxy", { type: "string", describe: "agent: proxy address" })
         .option("token", { type: "string", describe: "agent: join token" })
@@ -80,6 +82,7 @@ export function startCommand(y: Argv) {
           [["agent", "auth_token"], argv.token],
           [["agent", "ca_pin"], argv["ca-pin"]],
           [["agent", "proxy_ca_file"], argv["proxy-ca-file"]],
+          [["proxy", "trusted_proxies"], argv["trusted-proxies"]?.split(",").map((n) => n.trim()).filter(Boolean)],
           [["proxy", "server_names"], argv["server-names"]?.split(",").map((n) => n.trim()).filter(Boolean)],
           [["agent", "apps"], argv.app ? [{ name: argv.app, cloud: argv["app-cloud"] ?? "Azure", labels: parseLabels(argv.labels) }] : undefined],
           [["agent", "connect_to", "address"], argv["azure-connect-to"]],
