@@ -10,7 +10,7 @@ import { createLocalCa, LEAF_CACHE_SIZE, LeafMinter } from "../src/client/local-
 import { issueServerCert } from "../src/pki/certificate.ts";
 import { x509 } from "../src/pki/x509.ts";
 import { verifyPlaceholder } from "../src/azure/placeholder.ts";
-import { tokenEndpoint } from "../src/client/token-endpoint.ts";
+import { tokenEndpoint, type TokenDialect } from "../src/client/token-endpoint.ts";
 import { IDENTITY_HOST, MSI_HOST, tokenSecret } from "../src/client/session-env.ts";
 import { isLoopback } from "../src/net/connect-server.ts";
 import { exportLines } from "../src/cli/commands/azure.ts";
@@ -19,14 +19,18 @@ import { usesMsal } from "../src/client/az.ts";
 const ID = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/reader";
 const TENANT = "11111111-1111-4111-8111-111111111111";
 
+const CLIENT_ID = "00000000-0000-4000-8000-000000000002";
+const PRINCIPAL_ID = "10000000-0000-4000-8000-000000000002";
+
 async function endpoint(expires = new Date(Date.now() + 3_600_000)) {
   const keys = await generateKeyPair();
-  const answer = tokenEndpoint({ secret: "s3cret", identity: ID, tenant: TENANT, key: keys.privateKey, expires, clientId: "00000000-0000-0000-0000-000000000000" });
+  const seen: TokenDialect[] = [];
+  const answer = tokenEndpoint({ secret: "s3cret", identity: ID, clientId: CLIENT_ID, principalId: PRINCIPAL_ID, tenant: TENANT, key: keys.privateKey, expires, observe: (i) => seen.push(i.dialect) });
   const call = async (url: string, init: RequestInit = {}) => {
     const res = await answer(new Request(url, init))!;
     return { status: res.status, body: (await res.json()) as Record<string, string> };
   };
-  return { keys, expires, call };
+  return { keys, expires, call, seen };
 }
 
 const form = (body: string, headers: Record<string, string> = { metadata: "true" }) => ({ method: "POST", body, headers: { "content-type": "application/x-www-form-urlencoded", ...headers } });
@@ -56,18 +60,72 @@ describe("token endpoint emulation", () => {
     const { call } = await endpoint();
     const msi = (body: string, headers?: Record<string, string>, secret = "s3cret") => call(`https://${MSI_HOST}/${secret}`, form(body, headers));
     const cases: [Promise<{ status: number; body: Record<string, string> }>, RegExp][] = [
-      [msi("resource=x", {}), /Metadata header/],
+      [msi("resource=x", {}), /Required metadata header not specified/],
       [msi("resource=x", { metadata: "true" }, "guess"), /invalid secret/],
       [msi(""), /missing value for parameter 'resource'/],
-      [msi("resource=x&client_id=00000000-0000-4000-8000-000000000002"), /client_id is not supported/],
-      [msi("resource=x&object_id=00000000-0000-4000-8000-000000000002"), /object_id is not supported/],
+      [msi("resource=x&client_id=00000000-0000-4000-8000-000000000099"), /unexpected value for parameter 'client_id': 00000000-0000-4000-8000-000000000099; this app session uses .*reader \(client ID 00000000-0000-4000-8000-000000000002\)/],
+      [msi("resource=x&object_id=10000000-0000-4000-8000-000000000099"), /unexpected value for parameter 'object_id'/],
       [msi(`resource=x&msi_res_id=${encodeURIComponent(ID.replace("reader", "owner"))}`), /unexpected value for parameter 'msi_res_id'.*uses .*reader/],
+      // No secret in any carrier, or the IMDS shape without Metadata.
+      [call(`https://${IDENTITY_HOST}/?api-version=2019-08-01&resource=x`), /invalid secret/],
+      [call(`https://${IDENTITY_HOST}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=x`, { headers: { "x-ms-identity": "s3cret" } }), /Required metadata header not specified/],
     ];
     for (const [pending, message] of cases) {
       const res = await pending;
       expect(res.status).toBe(400);
       expect(res.body.error_description).toMatch(message);
     }
+  });
+
+  // Each client's exact token request, as its source builds it, answered and parsed the way that client parses it.
+  describe("every client's dialect", () => {
+    const ARM = "https://management.azure.com";
+    const claimsOf = (jwt: string) => JSON.parse(Buffer.from(jwt.split(".")[1], "base64url").toString()) as Record<string, unknown>;
+
+    it("MSAL (az >= 2.73, @azure/identity, MSAL Python): App Service 2019 GET, X-IDENTITY-HEADER, mi_res_id or client_id; reads expires_on", async () => {
+      // msal-node src/client/ManagedIdentitySources/AppService.ts; msal/managed_identity.py _obtain_token_on_app_service
+      const { call, seen } = await endpoint();
+      for (const selector of [`mi_res_id=${encodeURIComponent(ID)}`, `client_id=${CLIENT_ID}`, `object_id=${PRINCIPAL_ID}`, ""]) {
+        const res = await call(`https://${IDENTITY_HOST}/?api-version=2019-08-01&resource=${encodeURIComponent(ARM)}${selector ? "&" + selector : ""}`, { headers: { "x-identity-header": "s3cret" } });
+        expect([selector, res.status]).toEqual([selector, 200]);
+        expect(Number(res.body.expires_on) - Date.now() / 1000).toBeGreaterThan(3000);
+      }
+      expect(seen).toEqual(["app-service-2019", "app-service-2019", "app-service-2019", "app-service-2019"]);
+    });
+
+    it("Go azidentity: App Service GET with X-IDENTITY-HEADER only (no Metadata), principal_id; reads expires_in or expires_on", async () => {
+      // Azure/azure-sdk-for-go sdk/azidentity/managed_identity_client.go createAppServiceAuthRequest
+      const { call, seen } = await endpoint();
+      const res = await call(`https://${IDENTITY_HOST}/msi/token?api-version=2019-08-01&resource=${encodeURIComponent(ARM)}&principal_id=${PRINCIPAL_ID}`, { headers: { "X-IDENTITY-HEADER": "s3cret" } });
+      expect(res.status).toBe(200);
+      expect(Number(res.body.expires_in)).toBeGreaterThan(3000);
+      expect(seen).toEqual(["app-service-2019"]);
+    });
+
+    it("Terraform azurerm (go-azure-sdk): the IMDS shape, client_id only, the secret as x-ms-identity; reads only expires_in", async () => {
+      // hashicorp/go-azure-sdk sdk/auth/managed_identity_authorizer.go: api-version 2018-02-01, Metadata: true, x-ms-identity when IDENTITY_HEADER is set
+      const { call, seen } = await endpoint();
+      const res = await call(`https://${MSI_HOST}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=${encodeURIComponent("https://graph.microsoft.com/")}&client_id=${CLIENT_ID}`, { headers: { Metadata: "true", "x-ms-identity": "s3cret" } });
+      expect(res.status).toBe(200);
+      expect(Number.parseInt(res.body.expires_in, 10)).toBeGreaterThan(3000);
+      expect(claimsOf(res.body.access_token)).toMatchObject({ tid: TENANT, xms_mirid: ID });
+      expect(seen).toEqual(["imds"]);
+    });
+
+    it("az in App Service mode (2017): GET with the secret header, clientid, the resource not URL-encoded", async () => {
+      // msrestazure azure_active_directory.py get_msi_token_webapp
+      const { call, seen } = await endpoint();
+      const res = await call(`https://${IDENTITY_HOST}/?resource=https://management.core.windows.net/&api-version=2017-09-01&clientid=${CLIENT_ID}`, { headers: { secret: "s3cret" } });
+      expect([res.status, res.body.resource, res.body.token_type]).toEqual([200, "https://management.core.windows.net/", "Bearer"]);
+      expect(seen).toEqual(["app-service-2017"]);
+    });
+
+    it("az 2.45 on the MSI_ENDPOINT path sends an object ID as client_id (its bug): accepted, as it names this identity", async () => {
+      const { call, seen } = await endpoint();
+      const res = await call(`https://${MSI_HOST}/s3cret`, form(`resource=${encodeURIComponent(ARM)}&client_id=${PRINCIPAL_ID}`));
+      expect(res.status).toBe(200);
+      expect(seen).toEqual(["cloud-shell"]);
+    });
   });
 
   it("after the app certificate ends it issues nothing", async () => {
@@ -78,7 +136,7 @@ describe("token endpoint emulation", () => {
 
   it("answers only its two host names", async () => {
     const keys = await generateKeyPair();
-    const answer = tokenEndpoint({ secret: "s", identity: ID, tenant: TENANT, key: keys.privateKey, expires: new Date(Date.now() + 60_000), clientId: "x" });
+    const answer = tokenEndpoint({ secret: "s", identity: ID, tenant: TENANT, key: keys.privateKey, expires: new Date(Date.now() + 60_000) });
     expect(answer(new Request("https://management.azure.com/s"))).toBeNull();
   });
 });

@@ -44,7 +44,7 @@ function refused(err: AzgateError): Response {
 
 export async function serveLocalProxy(opts: { creds: AppCredentials; target: ApiTarget; ca: LocalCaFiles; secret: string; port?: number; log?: (l: string) => void }): Promise<RunningLocalProxy> {
   const minter = new LeafMinter(opts.ca);
-  const tokens = tokenEndpoint({ secret: opts.secret, identity: opts.creds.identity, tenant: opts.creds.tenant, key: opts.creds.key, expires: opts.creds.expires, clientId: "00000000-0000-0000-0000-000000000000" });
+  const tokens = tokenEndpoint({ secret: opts.secret, identity: opts.creds.identity, tenant: opts.creds.tenant, key: opts.creds.key, expires: opts.creds.expires });
   let session: Promise<TunnelSession> | null = null;
   const tunnel = async (): Promise<TunnelSession> => {
     const current = session ? await session.catch(() => null) : null;

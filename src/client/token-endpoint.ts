@@ -1,28 +1,62 @@
 /**
- * Token endpoint emulation on the workstation (a Hono app behind the local
- * proxy): the legacy MSI_ENDPOINT protocol (az 2.45 and Cloud Shell style
- * clients) and the App Service IDENTITY_ENDPOINT protocol (MSAL, az 2.73+).
- * It answers with a placeholder token signed by the app key; the agent swaps
- * it for a real one. Field names and messages follow the reference notes.
+ * The managed-identity token endpoint on the workstation (a Hono app behind
+ * the local proxy), speaking every dialect real clients use. It answers with
+ * a placeholder token signed by the app key; the agent swaps it for a real
+ * one. Which dialect a request is follows from where it carries its secret:
+ *
+ * | dialect          | who sends it                                  | secret              | Metadata: true |
+ * |------------------|-----------------------------------------------|---------------------|----------------|
+ * | cloud-shell      | az < 2.73, JS/Go/.NET with MSI_ENDPOINT alone | the URL path        | required       |
+ * | app-service-2019 | MSAL (az >= 2.73, JS, Python, .NET), Go       | X-IDENTITY-HEADER   | no             |
+ * | app-service-2017 | az in App Service mode, Azure ML style        | secret              | no             |
+ * | go-azure-sdk     | Terraform azurerm (IDENTITY_HEADER set)       | x-ms-identity       | no             |
+ * | imds             | any client pointed at .../metadata/identity/oauth2/token, with one of the headers above | | required |
+ *
+ * Azure itself wants Metadata only on the IMDS shape (and Cloud Shell, whose
+ * clients all send it); Go and JS omit it on App Service. A selector
+ * (client_id, clientid, object_id, principal_id, mi_res_id, msi_res_id) is
+ * accepted when it names the session's identity by resource ID (any case),
+ * client ID or principal ID, and refused with 400 "Bad Request" when it names
+ * another (az's IMDS fallback from client_id to object_id relies on that).
  */
 import { Hono, type Context } from "hono";
+import { timingSafeEqual } from "node:crypto";
 import { signPlaceholder } from "../azure/placeholder.ts";
 import { IDENTITY_HOST, MSI_HOST } from "./session-env.ts";
 
+export type TokenDialect = "cloud-shell" | "app-service-2019" | "app-service-2017" | "go-azure-sdk" | "imds";
 
 export interface TokenEndpointOptions {
   secret: string;
-  /** The app session's Azure identity, exactly as in its certificate. */
+  /** The app session's Azure identity, exactly as in its certificate (its resource ID). */
   identity: string;
+  /** The identity's client (application) ID and principal (object) ID, when known. */
+  clientId?: string;
+  principalId?: string;
   tenant: string;
   key: CryptoKey;
   /** The app certificate's end: no token outlives it. */
   expires: Date;
-  /** Reported as client_id (a stable per-session value; clients only display it). */
-  clientId: string;
+  /** Told of every token issued, with the dialect it was asked in. */
+  observe?: (issued: { dialect: TokenDialect; resource: string; selector?: string }) => void;
 }
 
+/** Where clients put the identity they want. */
+export const SELECTORS = ["client_id", "clientid", "object_id", "principal_id", "mi_res_id", "msi_res_id"] as const;
+
+const IMDS_PATH = /^\/metadata\/identity\/oauth2\/token\/?$/i;
+/** A client ID where azgate knows none: clients only display it. */
+const UNKNOWN_CLIENT_ID = "00000000-0000-0000-0000-000000000000";
+
+// Azure's reason phrase matters: az's IMDS fallback matches "Bad Request".
 const badRequest = (c: Context, message: string) => c.json({ error: "invalid_request", error_description: message, message }, 400);
+
+function sameSecret(given: string | undefined, want: string): boolean {
+  if (!given) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(want);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
 
 async function params(c: Context): Promise<URLSearchParams> {
   const q = new URL(c.req.url).searchParams;
@@ -33,18 +67,34 @@ async function params(c: Context): Promise<URLSearchParams> {
   return q;
 }
 
+/** The dialect and the secret it carries, from the host, the path and the headers. */
+function classify(c: Context, host: string): { dialect: TokenDialect; secret?: string; needsMetadata: boolean } {
+  const path = new URL(c.req.url).pathname;
+  const header = (h: string) => c.req.header(h);
+  const fromHeaders = header("x-identity-header") ?? header("x-ms-identity") ?? header("secret");
+  if (IMDS_PATH.test(path)) return { dialect: "imds", secret: fromHeaders, needsMetadata: true };
+  if (host === MSI_HOST) return { dialect: "cloud-shell", secret: decodeURIComponent(path.slice(1)).replace(/\/$/, ""), needsMetadata: true };
+  if (header("x-identity-header") !== undefined) return { dialect: "app-service-2019", secret: header("x-identity-header"), needsMetadata: false };
+  if (header("x-ms-identity") !== undefined) return { dialect: "go-azure-sdk", secret: header("x-ms-identity"), needsMetadata: false };
+  return { dialect: "app-service-2017", secret: header("secret"), needsMetadata: false };
+}
+
 export function tokenEndpoint(opts: TokenEndpointOptions) {
-  const answer = async (c: Context, p: URLSearchParams, identityField: "msi_res_id" | "mi_res_id") => {
-    for (const field of ["client_id", "clientid", "object_id", "principal_id"]) {
-      if (p.get(field)) {
-        return badRequest(c, `azgate serves one Azure identity per app session, by resource ID: ${opts.identity}; ${field} is not supported (use --resource-id or ${identityField})`);
-      }
-    }
+  const names = [opts.identity, opts.clientId, opts.principalId].filter((n): n is string => !!n).map((n) => n.toLowerCase());
+
+  const app = new Hono();
+  app.all("*", async (c) => {
+    const host = new URL(c.req.url).hostname.toLowerCase();
+    const { dialect, secret, needsMetadata } = classify(c, host);
+    if (!sameSecret(secret, opts.secret)) return badRequest(c, "invalid secret");
+    if (needsMetadata && c.req.header("metadata")?.toLowerCase() !== "true") return badRequest(c, "Required metadata header not specified (expected Metadata: true)");
+    const p = await params(c);
     const resource = p.get("resource");
     if (!resource) return badRequest(c, "missing value for parameter 'resource'");
-    const asked = p.get(identityField) ?? p.get("msi_res_id") ?? p.get("mi_res_id");
-    if (asked && asked.toLowerCase() !== opts.identity.toLowerCase()) {
-      return badRequest(c, `unexpected value for parameter '${identityField}': ${asked}; this app session uses ${opts.identity} (run azgate apps login to change it)`);
+    const field = SELECTORS.find((f) => p.get(f));
+    const asked = field ? p.get(field)! : undefined;
+    if (asked && !names.includes(asked.toLowerCase())) {
+      return badRequest(c, `unexpected value for parameter '${field}': ${asked}; this app session uses ${opts.identity}${opts.clientId ? ` (client ID ${opts.clientId})` : ""} (run azgate apps login to change it)`);
     }
     const now = Math.floor(Date.now() / 1000);
     const expiresOn = Math.floor(opts.expires.getTime() / 1000);
@@ -53,36 +103,24 @@ export function tokenEndpoint(opts: TokenEndpointOptions) {
       return c.json({ error: "unauthorized_client", error_description: message, message }, 401);
     }
     const token = await signPlaceholder(opts.key, { tid: opts.tenant, resource, identity: opts.identity, expires: opts.expires });
+    opts.observe?.({ dialect, resource, selector: field });
     c.header("Cache-Control", "no-store");
+    // Every value a string, as IMDS answers: each client parses the fields it reads from strings.
+    const expiresIn = String(Math.max(expiresOn - now, 0));
     return c.json({
       access_token: token,
-      client_id: opts.clientId,
-      expires_in: Math.max(expiresOn - now, 0),
+      client_id: opts.clientId ?? UNKNOWN_CLIENT_ID,
+      expires_in: expiresIn,
       expires_on: String(expiresOn),
-      ext_expires_in: Math.max(expiresOn - now, 0),
+      ext_expires_in: expiresIn,
       not_before: String(now - 10),
       resource,
       token_type: "Bearer",
     });
-  };
-
-  const msi = new Hono();
-  msi.all("/:secret{.*}", async (c) => {
-    if (c.req.param("secret").replace(/\/$/, "") !== opts.secret) return badRequest(c, "invalid secret");
-    if (c.req.header("metadata") !== "true") return badRequest(c, "expected Metadata header with value 'true'");
-    return answer(c, await params(c), "msi_res_id");
-  });
-
-  const appService = new Hono();
-  appService.all("*", async (c) => {
-    if (c.req.header("x-identity-header") !== opts.secret) return badRequest(c, "invalid secret");
-    return answer(c, await params(c), "mi_res_id");
   });
 
   return (req: Request): Promise<Response> | Response | null => {
     const host = new URL(req.url).hostname.toLowerCase();
-    if (host === MSI_HOST) return msi.fetch(req);
-    if (host === IDENTITY_HOST) return appService.fetch(req);
-    return null;
+    return host === MSI_HOST || host === IDENTITY_HOST ? app.fetch(req) : null;
   };
 }

@@ -108,7 +108,7 @@ describe("azgate proxy azure, used from another process", () => {
     }
   });
 
-  it("the token endpoint refuses a wrong secret, a missing Metadata header, client_id and another identity", async () => {
+  it("the token endpoint refuses a wrong secret, a missing Metadata header, and another identity by client_id or resource ID", async () => {
     const msi = (p: string, headers: Record<string, string>, body: string) =>
       rawRequest(port, session.ca.certPem, "azure-msi.azgate.invalid", { method: "POST", path: p, headers: { host: "azure-msi.azgate.invalid", "content-type": "application/x-www-form-urlencoded", ...headers }, body });
     const resource = "resource=https%3A%2F%2Fmanagement.azure.com";
@@ -116,8 +116,9 @@ describe("azgate proxy azure, used from another process", () => {
     expect([wrongPath.status, wrongPath.body]).toEqual([400, expect.stringContaining("invalid secret")]);
     const noMetadata = await msi(`/${env.IDENTITY_HEADER}`, {}, resource);
     expect([noMetadata.status, noMetadata.body]).toEqual([400, expect.stringContaining("Metadata")]);
-    const byClientId = await msi(`/${env.IDENTITY_HEADER}`, { metadata: "true" }, `${resource}&client_id=00000000-0000-4000-8000-000000000002`);
-    expect([byClientId.status, byClientId.body]).toEqual([400, expect.stringContaining("client_id is not supported")]);
+    // teleport-contributor's client ID, while the session is teleport-reader's.
+    const byClientId = await msi(`/${env.IDENTITY_HEADER}`, { metadata: "true" }, `${resource}&client_id=00000000-0000-4000-8000-000000000003`);
+    expect([byClientId.status, byClientId.body]).toEqual([400, expect.stringContaining("unexpected value for parameter 'client_id'")]);
     const good = await msi(`/${env.IDENTITY_HEADER}`, { metadata: "true" }, resource);
     expect(good.status).toBe(200);
     expect(JSON.parse(good.body)).toMatchObject({ token_type: "Bearer", resource: "https://management.azure.com", expires_on: expect.stringMatching(/^\d+$/) });
