@@ -107,6 +107,19 @@ describe("the proxy's request path, in process", () => {
     expect(fx.emu.requests.slice(before).some((r) => r.path.includes(`probe=${user}`))).toBe(false);
   });
 
+  it("apps login learns the identity's client, principal and tenant IDs from an agent, audited; one it cannot learn leaves them unknown and login still works", async () => {
+    const user = nextUser();
+    const app = await c.appSession(user, ["azure-cli-access"], READER);
+    const facts = { client_id: "00000000-0000-4000-8000-000000000002", principal_id: "10000000-0000-4000-8000-000000000002" };
+    expect(app.login).toMatchObject({ ...facts, tenant_id: fx.emu.world.tenant_id });
+    expect(await events("app.session.start", user)).toEqual([expect.objectContaining(facts)]);
+    // An identity Azure does not have: the agent cannot tell, so nothing is made up.
+    const other = nextUser();
+    const ghost = await c.appSession(other, ["azure-cli-access"], IDENTITY("ghost"));
+    expect([ghost.login.client_id, ghost.login.principal_id]).toEqual([null, null]);
+    expect((await events("app.session.start", other))[0].identity_facts).toMatch(/ghost/);
+  });
+
   it("routes only to servers the caller's roles allow, each on its own labels", async () => {
     const dev = c.agent({ labels: { env: "dev" } });
     const user = nextUser();

@@ -108,7 +108,8 @@ describe("token endpoint emulation", () => {
       const res = await call(`https://${MSI_HOST}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=${encodeURIComponent("https://graph.microsoft.com/")}&client_id=${CLIENT_ID}`, { headers: { Metadata: "true", "x-ms-identity": "s3cret" } });
       expect(res.status).toBe(200);
       expect(Number.parseInt(res.body.expires_in, 10)).toBeGreaterThan(3000);
-      expect(claimsOf(res.body.access_token)).toMatchObject({ tid: TENANT, xms_mirid: ID });
+      // The claims Terraform parses (go-azure-sdk sdk/auth/claims.go): the identity's own, not placeholders.
+      expect(claimsOf(res.body.access_token)).toMatchObject({ tid: TENANT, xms_mirid: ID, appid: CLIENT_ID, azp: CLIENT_ID, oid: PRINCIPAL_ID, idtyp: "app", aud: "https://graph.microsoft.com/" });
       expect(seen).toEqual(["imds"]);
     });
 

@@ -15,12 +15,12 @@ import { splitHostPort } from "../util/address.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../pki/keys.ts";
 import { controlCall } from "../tunnel/index.ts";
 import type { AppSpec, HostCertificate } from "../api/types.ts";
+import { serveProxyStream } from "./streams.ts";
 import { ensureJoined } from "./join.ts";
 import { saveAgentState, type AgentState } from "./state.ts";
 import { Outbound } from "./outbound.ts";
 import { identityHttpClient } from "./identity-http.ts";
 import { AzureTokenProvider } from "./tokens.ts";
-import { forwardStream } from "./forward.ts";
 import { TunnelPool } from "./tunnel-pool.ts";
 
 export interface AgentConfig {
@@ -94,7 +94,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       log,
       backoff: cfg.backoff,
       onStream: (stream) =>
-        void forwardStream({ outbound, tokens, log }, stream).catch((e) => {
+        void serveProxyStream({ outbound, tokens, log }, stream).catch((e) => {
           log(`stream failed: ${(e as Error).message}`);
           stream.reset(2, "agent error");
         }),

@@ -41,3 +41,16 @@ export interface HostCertificate {
   /** The host CA: it signs the proxy's TLS certificate, so the agent trusts it from now on. */
   host_ca_pem: string;
 }
+
+/**
+ * Proxy to agent, at `apps login`: the facts of an Azure identity, read by the
+ * agent from a real ARM token it fetched for it (`appid`, `oid`, `tid`), so
+ * the workstation's placeholder carries the identity's real claims and its
+ * token endpoint recognises the identity by client and principal ID.
+ */
+export const IDENTITY_FACTS_CALL = "identity_facts";
+export interface IdentityFacts {
+  client_id: string;
+  principal_id: string;
+  tenant_id: string;
+}

@@ -23,8 +23,20 @@ export interface PlaceholderClaims {
 
 export const PLACEHOLDER_ISSUER = "azgate-client";
 
-export async function signPlaceholder(key: CryptoKey, claims: { tid: string; resource: string; identity: string; expires: Date }): Promise<string> {
-  return new SignJWT({ tid: claims.tid, resource: claims.resource, xms_mirid: claims.identity })
+/**
+ * Signs a placeholder. With the identity's client and principal IDs (learnt
+ * at apps login) it carries the claims tools read from a managed identity's
+ * token: Terraform and Pulumi take `appid`, `oid` and `tid` from it, az `tid`.
+ */
+export async function signPlaceholder(key: CryptoKey, claims: { tid: string; resource: string; identity: string; expires: Date; clientId?: string; principalId?: string }): Promise<string> {
+  const facts = {
+    aud: claims.resource,
+    idtyp: "app",
+    ver: "1.0",
+    ...(claims.clientId ? { appid: claims.clientId, azp: claims.clientId } : {}),
+    ...(claims.principalId ? { oid: claims.principalId, sub: claims.principalId } : {}),
+  };
+  return new SignJWT({ tid: claims.tid, resource: claims.resource, xms_mirid: claims.identity, ...facts })
     .setProtectedHeader({ alg: "ES256", typ: "JWT" })
     .setIssuer(PLACEHOLDER_ISSUER)
     .setIssuedAt()

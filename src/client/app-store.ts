@@ -15,6 +15,9 @@ export interface AppSessionInfo {
   app: string;
   azure_identity: string;
   tenant: string;
+  /** The identity's client and principal IDs, when the proxy could learn them at apps login. */
+  client_id?: string;
+  principal_id?: string;
   expires: string;
 }
 

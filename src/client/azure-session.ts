@@ -11,7 +11,7 @@ import type { AppView } from "../api/types.ts";
 import { loadCredentials, loadProfile, profileTarget, type Profile } from "./profile.ts";
 import { ApiClient, type ApiTarget } from "../api/client.ts";
 import { createLocalCa } from "./local-ca.ts";
-import { azureConfigDir, listAppSessions, loadAppSession, saveAppSession } from "./app-store.ts";
+import { azureConfigDir, listAppSessions, loadAppSession, saveAppSession, type AppSessionInfo } from "./app-store.ts";
 import { chooseAzureIdentity } from "./identity-choice.ts";
 import { serveLocalProxy, type RunningLocalProxy } from "./local-proxy.ts";
 import { azureEnv, tokenSecret } from "./session-env.ts";
@@ -38,13 +38,20 @@ export async function loginApp(s: UserSession, appName: string, identityFlag?: s
   if (!app) throw new AzgateError("not_found", `app "${appName}" not found; azgate apps ls shows the apps you can use`);
   const identity = chooseAzureIdentity(app.azure_identities, identityFlag);
   const keys = await generateKeyPair();
-  const res = await s.client.call<{ cert_pem: string; expires: string; tenant_id: string | null }>("POST", "/v1/apps/login", {
+  const res = await s.client.call<{ cert_pem: string; expires: string; tenant_id: string | null; client_id?: string | null; principal_id?: string | null }>("POST", "/v1/apps/login", {
     app: app.name,
     azure_identity: identity,
     public_key_pem: await publicKeyToPem(keys.publicKey),
   });
   const ca = await createLocalCa(new Date(res.expires));
-  const info = { app: app.name, azure_identity: identity, tenant: res.tenant_id ?? "00000000-0000-0000-0000-000000000000", expires: res.expires };
+  const info: AppSessionInfo = {
+    app: app.name,
+    azure_identity: identity,
+    tenant: res.tenant_id ?? "00000000-0000-0000-0000-000000000000",
+    ...(res.client_id ? { client_id: res.client_id } : {}),
+    ...(res.principal_id ? { principal_id: res.principal_id } : {}),
+    expires: res.expires,
+  };
   await saveAppSession(s.profile, info, await privateKeyToPem(keys.privateKey), res.cert_pem, ca);
   return { app: app.name, identity, expires: res.expires };
 }
@@ -75,7 +82,7 @@ export async function startLocalProxy(s: UserSession, appName: string | undefine
   if (expires.getTime() <= Date.now()) throw new AzgateError("cert_expired", `your session for app "${app}" expired at ${expires.toISOString()}; run azgate apps login ${app} again`);
   const secret = tokenSecret();
   const proxy = await serveLocalProxy({
-    creds: { app, identity: stored.info.azure_identity, tenant: stored.info.tenant, key: await importPrivateKeyPem(stored.keyPem), certPem: stored.certPem, expires },
+    creds: { app, identity: stored.info.azure_identity, clientId: stored.info.client_id, principalId: stored.info.principal_id, tenant: stored.info.tenant, key: await importPrivateKeyPem(stored.keyPem), certPem: stored.certPem, expires },
     target: s.target,
     ca: stored.ca,
     secret,

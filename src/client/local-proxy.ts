@@ -20,6 +20,9 @@ import { IDENTITY_HOST, MSI_HOST } from "./session-env.ts";
 export interface AppCredentials {
   app: string;
   identity: string;
+  /** The identity's client and principal IDs, when known (apps login). */
+  clientId?: string;
+  principalId?: string;
   tenant: string;
   key: CryptoKey;
   certPem: string;
@@ -44,7 +47,8 @@ function refused(err: AzgateError): Response {
 
 export async function serveLocalProxy(opts: { creds: AppCredentials; target: ApiTarget; ca: LocalCaFiles; secret: string; port?: number; log?: (l: string) => void }): Promise<RunningLocalProxy> {
   const minter = new LeafMinter(opts.ca);
-  const tokens = tokenEndpoint({ secret: opts.secret, identity: opts.creds.identity, tenant: opts.creds.tenant, key: opts.creds.key, expires: opts.creds.expires });
+  const { identity, clientId, principalId, tenant, key, expires } = opts.creds;
+  const tokens = tokenEndpoint({ secret: opts.secret, identity, clientId, principalId, tenant, key, expires });
   let session: Promise<TunnelSession> | null = null;
   const tunnel = async (): Promise<TunnelSession> => {
     const current = session ? await session.catch(() => null) : null;

@@ -102,7 +102,7 @@ export function tokenEndpoint(opts: TokenEndpointOptions) {
       const message = `the azgate app session expired at ${opts.expires.toISOString()}; run azgate apps login again`;
       return c.json({ error: "unauthorized_client", error_description: message, message }, 401);
     }
-    const token = await signPlaceholder(opts.key, { tid: opts.tenant, resource, identity: opts.identity, expires: opts.expires });
+    const token = await signPlaceholder(opts.key, { tid: opts.tenant, resource, identity: opts.identity, expires: opts.expires, clientId: opts.clientId, principalId: opts.principalId });
     opts.observe?.({ dialect, resource, selector: field });
     c.header("Cache-Control", "no-store");
     // Every value a string, as IMDS answers: each client parses the fields it reads from strings.

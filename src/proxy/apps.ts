@@ -12,6 +12,7 @@ import type { Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
 import { pemOf } from "./cluster.ts";
 import type { AppRegistry } from "./registry.ts";
+import { askIdentityFacts } from "./identity-facts.ts";
 import type { AppView } from "../api/types.ts";
 
 /**
@@ -66,6 +67,7 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
   };
   // An app certificate never outlives the user's session.
   const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey, identity, notAfter: callerCertExpires });
+  const { facts, problem } = await askIdentityFacts(registry, app.name, (s) => checkAzureIdentity(caller.roles, caller.traits, s.app, req.azure_identity).allowed, req.azure_identity);
   await ctx.audit.emit({
     event: "app.session.start",
     code: "T2007I",
@@ -74,6 +76,15 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
     azure_identity: req.azure_identity,
     session_id: identity.session_id,
     expires: cert.notAfter.toISOString(),
+    ...(facts ? { client_id: facts.client_id, principal_id: facts.principal_id } : { identity_facts: problem }),
   });
-  return { cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), app: app.name, azure_identity: req.azure_identity, tenant_id: app.tenant_id ?? null };
+  return {
+    cert_pem: pemOf(cert),
+    expires: cert.notAfter.toISOString(),
+    app: app.name,
+    azure_identity: req.azure_identity,
+    tenant_id: facts?.tenant_id ?? app.tenant_id ?? null,
+    client_id: facts?.client_id ?? null,
+    principal_id: facts?.principal_id ?? null,
+  };
 }

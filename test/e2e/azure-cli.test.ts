@@ -71,7 +71,8 @@ describe("az through azgate", () => {
     expect(res.code).toBe(0);
     const token = JSON.parse(res.stdout).accessToken as string;
     const claims = JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString());
-    expect(claims).toMatchObject({ iss: "azgate-client", xms_mirid: READER, tid: fx.emu.world.tenant_id });
+    // The identity's real facts, learnt from the agent at apps login (the emulator's world: teleport-reader's client and principal IDs).
+    expect(claims).toMatchObject({ iss: "azgate-client", xms_mirid: READER, tid: fx.emu.world.tenant_id, appid: "00000000-0000-4000-8000-000000000002", oid: "10000000-0000-4000-8000-000000000002", idtyp: "app" });
     // No token the emulator issued is in anything az printed in this file, or anywhere under the azgate home.
     const everything = readdirSync(home, { recursive: true })
       .map((f) => path.join(home, String(f)))

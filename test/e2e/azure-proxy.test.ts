@@ -121,6 +121,9 @@ describe("azgate proxy azure, used from another process", () => {
     expect([byClientId.status, byClientId.body]).toEqual([400, expect.stringContaining("unexpected value for parameter 'client_id'")]);
     const good = await msi(`/${env.IDENTITY_HEADER}`, { metadata: "true" }, resource);
     expect(good.status).toBe(200);
+    // The session's own identity by its client ID (learnt at apps login from the agent), as Terraform and az --client-id ask.
+    const ownClientId = await msi(`/${env.IDENTITY_HEADER}`, { metadata: "true" }, `${resource}&client_id=00000000-0000-4000-8000-000000000002`);
+    expect(ownClientId.status, ownClientId.body).toBe(200);
     expect(JSON.parse(good.body)).toMatchObject({ token_type: "Bearer", resource: "https://management.azure.com", expires_on: expect.stringMatching(/^\d+$/) });
 
     const appService = (query: string, secret: string) =>

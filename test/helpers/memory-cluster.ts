@@ -28,6 +28,7 @@ import type { TunnelSession, TunnelStream } from "../../src/tunnel/index.ts";
 import { tunnelRequest, type TunnelResponse } from "../../src/tunnel/http.ts";
 import { signPlaceholder } from "../../src/azure/placeholder.ts";
 import { forwardStream } from "../../src/agent/forward.ts";
+import { isIdentityFactsCall, serveProxyStream } from "../../src/agent/streams.ts";
 import { Outbound } from "../../src/agent/outbound.ts";
 import { AzureTokenProvider } from "../../src/agent/tokens.ts";
 import { identityHttpClient } from "../../src/agent/identity-http.ts";
@@ -49,6 +50,8 @@ export interface MemoryAgent {
 
 export interface MemoryApp {
   identity: Identity;
+  /** The proxy's answer to apps login. */
+  login: Awaited<ReturnType<typeof issueAppCert>>;
   session: TunnelSession;
   /** One request as the workstation's local proxy sends it, with a placeholder for `resource` (null: no Authorization). */
   request(url: string, opts?: { method?: string; body?: Uint8Array; resource?: string | null; headers?: [string, string][] }): Promise<TunnelResponse & { text: () => Promise<string> }>;
@@ -101,6 +104,8 @@ export async function startMemoryCluster(fx: EmulatorFixture): Promise<MemoryClu
       // The agent dials (dialer) and the proxy opens a stream per request on it, as over the real WebSocket.
       const pair = memoryPair({
         onStream: (s) => {
+          // apps login asks the agent for the identity's facts: answered as the agent does, not counted as a request.
+          if (isIdentityFactsCall(s)) return void serveProxyStream({ outbound, tokens }, s);
           agent.streams++;
           const forward = () => forwardStream({ outbound, tokens }, s);
           if (opts.onStream) opts.onStream(s, forward);
@@ -131,6 +136,7 @@ export async function startMemoryCluster(fx: EmulatorFixture): Promise<MemoryClu
       sessions.push(pair.dialer, pair.acceptor);
       return {
         identity,
+        login: appCert,
         session: pair.dialer,
         async request(url, o = {}) {
           const headers: [string, string][] = [...(o.headers ?? [])];

@@ -1,0 +1,33 @@
+/**
+ * The agent's answer to the proxy's identity_facts call (api/types.ts): the
+ * identity's client, principal and tenant IDs, taken from the claims of a
+ * real ARM token for it. The token is cached for the requests that follow,
+ * and a failure here (no federated credential, say) is the one the user
+ * would otherwise meet at the first request, told at apps login instead.
+ */
+import { decodeJwt } from "jose";
+import { respondJsonMeta, type TunnelStream } from "../tunnel/index.ts";
+import type { IdentityFacts } from "../api/types.ts";
+import { ARM_SCOPE, type AzureTokenProvider } from "./tokens.ts";
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export async function identityFacts(tokens: AzureTokenProvider, identity: string): Promise<IdentityFacts> {
+  const { token } = await tokens.getToken(identity, ARM_SCOPE);
+  const claims = decodeJwt(token);
+  const facts = { client_id: claims.appid ?? claims.azp, principal_id: claims.oid, tenant_id: claims.tid };
+  for (const [k, v] of Object.entries(facts)) {
+    if (typeof v !== "string" || !GUID.test(v)) throw new Error(`the token Entra ID issued for ${identity} has no ${k.replace("_id", "")} ID claim`);
+  }
+  return facts as IdentityFacts;
+}
+
+export async function answerIdentityFacts(tokens: AzureTokenProvider, stream: TunnelStream): Promise<void> {
+  const identity = stream.meta.identity;
+  try {
+    if (typeof identity !== "string" || !identity) throw new Error("identity_facts needs an identity");
+    respondJsonMeta(stream, { ok: true, ...(await identityFacts(tokens, identity)) });
+  } catch (e) {
+    respondJsonMeta(stream, { ok: false, message: (e as Error).message });
+  }
+}
