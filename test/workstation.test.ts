@@ -15,6 +15,7 @@ import { IDENTITY_HOST, MSI_HOST, tokenSecret } from "../src/client/session-env.
 import { isLoopback } from "../src/net/connect-server.ts";
 import { exportLines } from "../src/cli/commands/azure.ts";
 import { usesMsal } from "../src/client/az.ts";
+import { execEnv, SCRUBBED } from "../src/client/exec-env.ts";
 
 const ID = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/reader";
 const TENANT = "11111111-1111-4111-8111-111111111111";
@@ -229,5 +230,24 @@ describe("the local CA", () => {
     expect(minter.cached).toHaveLength(LEAF_CACHE_SIZE);
     expect(minter.cached).toContain(`acct${LEAF_CACHE_SIZE + 19}.blob.core.windows.net`);
     expect(minter.cached).not.toContain("acct0.blob.core.windows.net");
+  });
+});
+
+describe("azgate exec's environment", () => {
+  const session = { sessionEnv: { HTTPS_PROXY: "http://127.0.0.1:1", IDENTITY_HEADER: "abc" }, identity: ID, tenant: TENANT };
+
+  it("drops every credential of the user's own and every other identity source; keeps the rest of the shell", () => {
+    const parent = { PATH: "/usr/bin", HOME: "/home/u", AZURE_CLIENT_SECRET: "s", AZURE_CLIENT_CERTIFICATE_PATH: "/c.pem", AZURE_FEDERATED_TOKEN_FILE: "/t", AZURE_USERNAME: "u", AZURE_PASSWORD: "p", ARM_CLIENT_SECRET: "s2", ARM_USE_CLI: "true", MSI_SECRET: "m", IMDS_ENDPOINT: "http://x", AZURE_CLIENT_ID: "mine" };
+    const env = execEnv(parent, session);
+    for (const [k, v] of Object.entries(parent)) if ((SCRUBBED as readonly string[]).includes(k)) expect(env[k], k).not.toBe(v);
+    expect(env).toMatchObject({ PATH: "/usr/bin", HOME: "/home/u", HTTPS_PROXY: "http://127.0.0.1:1", IDENTITY_HEADER: "abc", AZURE_TOKEN_CREDENTIALS: "ManagedIdentityCredential", AZURE_TENANT_ID: TENANT, ARM_USE_MSI: "true", ARM_TENANT_ID: TENANT, ARM_SUBSCRIPTION_ID: "00000000-0000-0000-0000-000000000000", NO_PROXY: "127.0.0.1,localhost,::1" });
+    // No client ID known: none is set (the user's own would name another identity).
+    expect(env.AZURE_CLIENT_ID).toBeUndefined();
+    expect(env.ARM_MSI_ENDPOINT).toBe(`https://${MSI_HOST}/metadata/identity/oauth2/token`);
+  });
+
+  it("names the session's client ID when known, and keeps a subscription the user chose", () => {
+    const env = execEnv({ ARM_SUBSCRIPTION_ID: "11111111-0000-0000-0000-000000000000" }, { ...session, clientId: "00000000-0000-4000-8000-000000000002" });
+    expect(env).toMatchObject({ AZURE_CLIENT_ID: "00000000-0000-4000-8000-000000000002", ARM_CLIENT_ID: "00000000-0000-4000-8000-000000000002", ARM_SUBSCRIPTION_ID: "11111111-0000-0000-0000-000000000000" });
   });
 });

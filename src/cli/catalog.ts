@@ -15,6 +15,7 @@ export const DESCRIBE = {
   apps: "Apps you can use (Azure CLI access)",
   proxy: "Local proxies for tools other than az",
   az: "Run the Azure CLI through azgate: azgate az ARGS... (after apps login)",
+  exec: "Run any tool through azgate with the app session's managed identity: azgate exec [--app NAME] -- COMMAND ARGS... (terraform, Python, Go, SDK scripts)",
   admin: "Manage the cluster: users, roles, join tokens, audit",
   emulator: "Run the offline Azure emulator (Entra ID, ARM, IMDS, Key Vault, Blob storage)",
   demo: "Run an offline demo: emulated Azure, a proxy and an agent in one process, and you logged in",

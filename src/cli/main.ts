@@ -8,6 +8,7 @@ import { print, printErr } from "./output.ts";
 export async function main(argv: string[]): Promise<void> {
   // `azgate az ...`: every argument belongs to az, so yargs never sees them.
   if (argv[0] === "az") return (await import("./commands/azure.ts")).azPassthrough(argv.slice(1));
+  if (argv[0] === "exec" && !["--help", "-h"].includes(argv[1] ?? "")) return (await import("./commands/azure.ts")).execPassthrough(argv.slice(1));
   let cli = yargs(argv)
     .scriptName("azgate")
     .usage("azgate: access to the Azure CLI and Azure APIs through a gateway\n\nUsage: $0 <command> [options]")
@@ -24,7 +25,7 @@ export async function main(argv: string[]): Promise<void> {
   for (const m of MODULES) {
     if (asked && (m.commands.includes(asked) || m.hidden?.includes(asked))) cli = (await m.load())(cli);
     else for (const name of m.commands) cli = cli.command(name, DESCRIBE[name as keyof typeof DESCRIBE]);
-    if (m.commands.includes("proxy")) cli = cli.command("az", DESCRIBE.az, (a) => a);
+    if (m.commands.includes("proxy")) cli = cli.command("az", DESCRIBE.az, (a) => a).command("exec", DESCRIBE.exec, (a) => a);
   }
   cli = cli.command("version", DESCRIBE.version, (a) => a, () => print(`azgate ${VERSION} (${runtimeVersion()})`));
   try {

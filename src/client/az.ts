@@ -55,8 +55,17 @@ export function usesMsal(version: string | null): boolean {
 
 /** Runs az with `env` added, passing stdio and signals; resolves with its exit code. */
 export function runAz(az: string, args: string[], env: Record<string, string>, opts: { capture?: boolean; signal?: AbortSignal } = {}): Promise<{ code: number; stdout: string }> {
+  return runChild(az, args, { AZURE_CORE_COLLECT_TELEMETRY: "false", ...process.env, ...env } as Record<string, string>, opts);
+}
+
+/**
+ * Runs a command with exactly `env`, passing stdin, stdout and stderr,
+ * SIGINT and SIGTERM; resolves with its exit code (128 + the signal when a
+ * signal ended it). A command that cannot be started rejects, saying why.
+ */
+export function runChild(cmd: string, args: string[], env: Record<string, string>, opts: { capture?: boolean; signal?: AbortSignal } = {}): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(az, args, { env: { AZURE_CORE_COLLECT_TELEMETRY: "false", ...process.env, ...env }, stdio: ["inherit", opts.capture ? "pipe" : "inherit", "inherit"], signal: opts.signal });
+    const child = spawn(cmd, args, { env, stdio: ["inherit", opts.capture ? "pipe" : "inherit", "inherit"], signal: opts.signal });
     let stdout = "";
     child.stdout?.on("data", (d) => {
       stdout += d;
@@ -67,11 +76,19 @@ export function runAz(az: string, args: string[], env: Record<string, string>, o
     const onTerm = forward("SIGTERM");
     process.on("SIGINT", onInt);
     process.on("SIGTERM", onTerm);
-    child.on("error", reject);
-    child.on("close", (code, signal) => {
+    const done = () => {
       process.off("SIGINT", onInt);
       process.off("SIGTERM", onTerm);
-      resolve({ code: code ?? (signal === "SIGINT" ? 130 : 143), stdout });
+    };
+    child.on("error", (e: NodeJS.ErrnoException) => {
+      done();
+      if (e.code === "ENOENT") reject(new AzgateError("not_found", `${cmd}: command not found (not on PATH)`));
+      else if (e.code === "EACCES") reject(new AzgateError("access_denied", `${cmd}: permission denied (not executable?)`));
+      else reject(e);
+    });
+    child.on("close", (code, signal) => {
+      done();
+      resolve({ code: code ?? 128 + (signal === "SIGINT" ? 2 : signal === "SIGKILL" ? 9 : 15), stdout });
     });
   });
 }

@@ -62,6 +62,9 @@ export interface LocalProxySession {
   env: Record<string, string>;
   app: string;
   identity: string;
+  tenant: string;
+  /** The identity's client ID, when apps login learnt it. */
+  clientId?: string;
   expires: Date;
 }
 
@@ -89,5 +92,5 @@ export async function startLocalProxy(s: UserSession, appName: string | undefine
     port,
   });
   const env = azureEnv({ port: proxy.port, secret, configDir: azureConfigDir(s.profile, app), caBundle: stored.bundleFile, localCa: stored.caFile });
-  return { proxy, env, app, identity: stored.info.azure_identity, expires };
+  return { proxy, env, app, identity: stored.info.azure_identity, tenant: stored.info.tenant, clientId: stored.info.client_id, expires };
 }

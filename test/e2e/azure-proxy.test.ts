@@ -23,6 +23,7 @@ const READER = IDENTITY("teleport-reader");
 const SUBSCRIPTION = "00000000-0000-0000-0000-000000000000";
 const JS_CLIENT = path.resolve(import.meta.dirname, "../clients/js-msi-arm.mjs");
 const PY_CLIENT = path.resolve(import.meta.dirname, "../clients/py-msi-arm.py");
+const PY_DEFAULT = path.resolve(import.meta.dirname, "../clients/py-default.py");
 
 type ClientResult = { ok: boolean; message?: string; claims?: Record<string, unknown>; groups?: string[] };
 
@@ -178,6 +179,21 @@ describe("azgate proxy azure, used from another process", () => {
     expect(list.stdout).toMatch(/app\.request\s+alice\s+GET management\.azure\.com\/subscriptions\/.* -> 200 in \d+ ms/);
     const bad = await cli(["admin", "--data-dir", cluster.proxy.dataDir, "audit", "ls", "--since", "yesterday"], { home: tempDir() });
     expect([bad.code, bad.stderr]).toEqual([1, expect.stringContaining('since: "yesterday" is not a duration')]);
+  });
+
+  it("azgate exec runs any tool with the session's identity and none of the user's own credentials; exit code and a missing command", async () => {
+    // A shell where the user also has credentials of their own: none may reach the child, or DefaultAzureCredential would take them.
+    const userShell = { HOME: home, AZURE_CLIENT_SECRET: "the-users-own-secret", AZURE_CLIENT_ID: "99999999-0000-4000-8000-000000000099", AZURE_TENANT_ID: "99999999-0000-4000-8000-000000000098", AZURE_USERNAME: "me@example.com" };
+    const py = keep(await cli(["exec", "--", "/usr/bin/python3", PY_DEFAULT], { home, env: userShell }));
+    expect(py.code, py.stderr).toBe(0);
+    const out = JSON.parse(py.stdout.trim().split("\n").pop()!) as ClientResult & { secret_seen: boolean };
+    expect(out, out.message).toMatchObject({ ok: true, secret_seen: false });
+    expect(out.groups).toEqual(expect.arrayContaining(["myResourceGroup", "production"]));
+    expect(out.claims).toMatchObject({ iss: "azgate-client", xms_mirid: READER, tid: fx.emu.world.tenant_id, appid: "00000000-0000-4000-8000-000000000002", oid: "10000000-0000-4000-8000-000000000002" });
+    const shell = keep(await cli(["exec", "--", "/bin/sh", "-c", 'echo "${AZURE_CLIENT_SECRET-unset} ${AZURE_USERNAME-unset} $AZURE_CLIENT_ID $ARM_USE_MSI $AZURE_TOKEN_CREDENTIALS $ARM_SUBSCRIPTION_ID"; exit 7'], { home, env: userShell }));
+    expect([shell.code, shell.stdout]).toEqual([7, `unset unset 00000000-0000-4000-8000-000000000002 true ManagedIdentityCredential ${SUBSCRIPTION}\n`]);
+    const missing = await cli(["exec", "--", "no-such-tool-xyz"], { home, env: { HOME: home } });
+    expect([missing.code, missing.stderr]).toEqual([1, "ERROR: no-such-tool-xyz: command not found (not on PATH)\n"]);
   });
 
   it("no byte that reached the workstation holds a token the emulator issued", async () => {

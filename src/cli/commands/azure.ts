@@ -1,6 +1,6 @@
 /**
- * Workstation commands for Azure apps: `apps login|logout`, `az ...` and
- * `proxy azure|az`.
+ * Workstation commands for Azure apps: `apps login|logout`, `az ...`,
+ * `exec -- COMMAND ...` and `proxy azure|az`.
  */
 import type { Argv } from "yargs";
 import { readFile } from "node:fs/promises";
@@ -8,8 +8,9 @@ import path from "node:path";
 import { DESCRIBE } from "../catalog.ts";
 import { AzgateError, isAzgateError } from "../../errors/index.ts";
 import { listAppSessions, removeAppSession } from "../../client/app-store.ts";
-import { currentSession, loginApp, startLocalProxy } from "../../client/azure-session.ts";
-import { azVersion, findAz, runAz, usesMsal } from "../../client/az.ts";
+import { currentSession, loginApp, startLocalProxy, type LocalProxySession } from "../../client/azure-session.ts";
+import { azVersion, findAz, runAz, runChild, usesMsal } from "../../client/az.ts";
+import { execEnv } from "../../client/exec-env.ts";
 import { print } from "../output.ts";
 import { run, subcommandNeeded, untilSignalled } from "../run.ts";
 
@@ -62,40 +63,65 @@ export function appLoginCommands(a: Argv) {
 
 /** `azgate az ARGS...`: everything after `az` goes to az untouched (`--app NAME` first picks the app). */
 export async function azPassthrough(args: string[]): Promise<void> {
-  let app: string | undefined;
-  if (args[0] === "--app" && args[1]) {
-    app = args[1];
-    args = args.slice(2);
-  }
+  const { app, rest } = appFlag(args);
   await run(async () => {
     const az = findAz();
-    const opened = await startLocalProxy(await currentSession(), app);
-    if (needsAccount(args) && !(await hasAzAccount(opened.env.AZURE_CONFIG_DIR))) {
-      await opened.proxy.close();
-      throw new AzgateError("not_found", `az is not logged in for app "${opened.app}": the last apps login did not finish its az login; run azgate apps login ${opened.app} again`);
-    }
-    // az boots while the tunnel is dialled; a proxy that cannot be reached stops az at once (az itself would retry for seconds).
-    const stop = new AbortController();
-    const unreachable = opened.proxy.connected.then(
-      () => null,
-      (e: Error) => {
-        stop.abort();
-        return e;
-      },
-    );
-    try {
-      const result = await runAz(az, args, opened.env, { signal: stop.signal });
-      process.exitCode = result.code;
-    } catch (e) {
-      const cause = await Promise.race([unreachable, new Promise<null>((r) => setTimeout(() => r(null), 100))]);
-      // The proxy answered and refused the session (a deleted, reset or locked user): its words, as it said them.
-      if (isAzgateError(cause) && cause.code !== "connection_failed") throw cause;
-      if (cause) throw new AzgateError("connection_failed", `${cause.message}; az was not run to the end. Is the azgate proxy up? (azgate status shows which one this session uses)`);
-      throw e;
-    } finally {
-      await opened.proxy.close();
-    }
+    await throughSession(app, "az", async (opened, signal) => {
+      if (needsAccount(rest) && !(await hasAzAccount(opened.env.AZURE_CONFIG_DIR))) {
+        throw new AzgateError("not_found", `az is not logged in for app "${opened.app}": the last apps login did not finish its az login; run azgate apps login ${opened.app} again`);
+      }
+      return runAz(az, rest, opened.env, { signal });
+    });
   })(undefined);
+}
+
+/**
+ * `azgate exec [--app NAME] [--] COMMAND ARGS...`: any tool through the app
+ * session (terraform, a Python or Go program, an SDK script), with the
+ * environment exec-env.ts builds: the user's own Azure credentials removed.
+ */
+export async function execPassthrough(args: string[]): Promise<void> {
+  const { app, rest } = appFlag(args);
+  const argv = rest[0] === "--" ? rest.slice(1) : rest;
+  await run(async () => {
+    if (argv.length === 0) throw new AzgateError("bad_parameter", "azgate exec needs a command: azgate exec [--app NAME] -- COMMAND [ARGS...]");
+    await throughSession(app, argv[0], async (opened, signal) => {
+      const env = execEnv(process.env, { sessionEnv: opened.env, identity: opened.identity, tenant: opened.tenant, clientId: opened.clientId });
+      return runChild(argv[0], argv.slice(1), env, { signal });
+    });
+  })(undefined);
+}
+
+function appFlag(args: string[]): { app?: string; rest: string[] } {
+  return args[0] === "--app" && args[1] ? { app: args[1], rest: args.slice(2) } : { rest: args };
+}
+
+/**
+ * Runs `child` with the app session's local proxy up for its lifetime, and
+ * its exit code as azgate's. The child boots while the tunnel is dialled; a
+ * proxy that cannot be reached stops it at once (az would retry for seconds).
+ */
+async function throughSession(app: string | undefined, name: string, child: (opened: LocalProxySession, signal: AbortSignal) => Promise<{ code: number }>): Promise<void> {
+  const opened = await startLocalProxy(await currentSession(), app);
+  const stop = new AbortController();
+  const unreachable = opened.proxy.connected.then(
+    () => null,
+    (e: Error) => {
+      stop.abort();
+      return e;
+    },
+  );
+  try {
+    process.exitCode = (await child(opened, stop.signal)).code;
+  } catch (e) {
+    const cause = await Promise.race([unreachable, new Promise<null>((r) => setTimeout(() => r(null), 100))]);
+    // The proxy answered and refused the session (a deleted, reset or locked user): its words, as it said them.
+    if (isAzgateError(cause) && cause.code !== "connection_failed") throw cause;
+    if (cause) throw new AzgateError("connection_failed", `${cause.message}; ${name} was not run to the end. Is the azgate proxy up? (azgate status shows which one this session uses)`);
+    throw e;
+  } finally {
+    await opened.proxy.close();
+  }
 }
 
 /** az commands that work without a logged-in account (the rest would print "Please run 'az login'"). */

@@ -1,0 +1,77 @@
+/**
+ * The environment `azgate exec` gives a command: the user's own minus every
+ * Azure credential a client could pick up instead of azgate's, plus the app
+ * session's (session-env.ts) and what each runtime and tool needs to use the
+ * emulated managed identity: DefaultAzureCredential told to take it, and
+ * Terraform's azurerm pointed at it. Pure.
+ */
+import { MSI_HOST } from "./session-env.ts";
+
+/**
+ * Credentials and identity sources from the user's shell that would win over
+ * the managed identity (a client secret, a certificate, a Workload ID token,
+ * a username, another managed-identity endpoint), for the SDKs and Terraform.
+ */
+export const SCRUBBED = [
+  "AZURE_CLIENT_SECRET",
+  "AZURE_CLIENT_CERTIFICATE_PATH",
+  "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+  "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN",
+  "AZURE_FEDERATED_TOKEN_FILE",
+  "AZURE_USERNAME",
+  "AZURE_PASSWORD",
+  "AZURE_CLIENT_ID",
+  "AZURE_TENANT_ID",
+  "AZURE_AUTHORITY_HOST",
+  "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+  "MSI_SECRET",
+  "IDENTITY_SERVER_THUMBPRINT",
+  "IMDS_ENDPOINT",
+  "ARM_CLIENT_ID",
+  "ARM_CLIENT_SECRET",
+  "ARM_CLIENT_CERTIFICATE_PATH",
+  "ARM_CLIENT_CERTIFICATE_PASSWORD",
+  "ARM_OIDC_TOKEN",
+  "ARM_OIDC_TOKEN_FILE_PATH",
+  "ARM_OIDC_REQUEST_TOKEN",
+  "ARM_OIDC_REQUEST_URL",
+  "ARM_USE_OIDC",
+  "ARM_USE_CLI",
+  "ARM_USE_AKS_WORKLOAD_IDENTITY",
+  "ARM_TENANT_ID",
+  "ARM_MSI_ENDPOINT",
+  "ARM_USE_MSI",
+] as const;
+
+export interface ExecSession {
+  /** The local proxy's variables (azureEnv). */
+  sessionEnv: Record<string, string>;
+  /** The app session's identity (resource ID), tenant and, when known, client ID. */
+  identity: string;
+  tenant: string;
+  clientId?: string;
+}
+
+export function execEnv(parent: Record<string, string | undefined>, s: ExecSession): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(parent)) if (v !== undefined && !(SCRUBBED as readonly string[]).includes(k)) env[k] = v;
+  const subscription = /^\/subscriptions\/([^/]+)\//i.exec(s.identity)?.[1];
+  return {
+    ...env,
+    ...s.sessionEnv,
+    AZURE_CORE_COLLECT_TELEMETRY: "false",
+    // Loopback is never proxied (a client's own local services, and Go never proxies it anyway).
+    NO_PROXY: "127.0.0.1,localhost,::1",
+    no_proxy: "127.0.0.1,localhost,::1",
+    // DefaultAzureCredential (Go >= 1.11, JS, Python, .NET, Java) goes straight to the managed identity.
+    AZURE_TOKEN_CREDENTIALS: "ManagedIdentityCredential",
+    AZURE_TENANT_ID: s.tenant,
+    ...(s.clientId ? { AZURE_CLIENT_ID: s.clientId } : {}),
+    // Terraform azurerm (go-azure-sdk): the IMDS dialect at azgate's endpoint, with IDENTITY_HEADER sent as x-ms-identity.
+    ARM_USE_MSI: "true",
+    ARM_MSI_ENDPOINT: `https://${MSI_HOST}/metadata/identity/oauth2/token`,
+    ARM_TENANT_ID: s.tenant,
+    ...(s.clientId ? { ARM_CLIENT_ID: s.clientId } : {}),
+    ...(subscription && !parent.ARM_SUBSCRIPTION_ID ? { ARM_SUBSCRIPTION_ID: subscription } : {}),
+  };
+}
