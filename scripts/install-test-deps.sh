@@ -4,7 +4,8 @@
 # playwright-core), PostgreSQL (the shared backend; tests start their own
 # servers on loopback), podman, runc and debootstrap (the container image),
 # jq (the seed guide's shell lines, run verbatim), nginx and openssl (a TLS
-# front with an operator's CA before the proxy, as ingress-nginx is).
+# front with an operator's CA before the proxy, as ingress-nginx is), Go and
+# go-autorest (a Go client built offline by the tests).
 # Installs what is missing when run as root; otherwise says what to install.
 set -euo pipefail
 
@@ -13,6 +14,8 @@ command -v az >/dev/null 2>&1 || need+=(azure-cli)
 /usr/bin/python3 -c "import azure.identity, azure.mgmt.resource" >/dev/null 2>&1 || need+=(python3-azure)
 for tool in podman runc debootstrap chromium jq openssl; do command -v "$tool" >/dev/null 2>&1 || need+=("$tool"); done
 [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v go >/dev/null 2>&1 || need+=(golang-go)
+[ -d /usr/share/gocode/src/github.com/Azure/go-autorest/autorest/adal ] || need+=(golang-github-azure-go-autorest-dev)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi

@@ -16,6 +16,7 @@ import { IDENTITY, startClusterWithAgent, workstationHome, type AgentProcess, ty
 import { cli, parseExports, startCli, startProxyProcess, tempDir, type LongRunningCli } from "../helpers/azgate.ts";
 import { rawRequest, startTrafficRecorder } from "../helpers/local-proxy.ts";
 import { runCommand, runJsonClient } from "../helpers/run.ts";
+import { buildGoClient } from "../helpers/go.ts";
 import { loadAppSession, type StoredAppSession } from "../../src/client/app-store.ts";
 
 const fx = useEmulator({ projectToken: true });
@@ -181,7 +182,7 @@ describe("azgate proxy azure, used from another process", () => {
     expect([bad.code, bad.stderr]).toEqual([1, expect.stringContaining('since: "yesterday" is not a duration')]);
   });
 
-  it("azgate exec runs any tool with the session's identity and none of the user's own credentials; exit code and a missing command", async () => {
+  it("azgate exec runs any tool with the session's identity and none of the user's own credentials: Python's DefaultAzureCredential, a Go program on go-autorest; exit code and a missing command", async () => {
     // A shell where the user also has credentials of their own: none may reach the child, or DefaultAzureCredential would take them.
     const userShell = { HOME: home, AZURE_CLIENT_SECRET: "the-users-own-secret", AZURE_CLIENT_ID: "99999999-0000-4000-8000-000000000099", AZURE_TENANT_ID: "99999999-0000-4000-8000-000000000098", AZURE_USERNAME: "me@example.com" };
     const py = keep(await cli(["exec", "--", "/usr/bin/python3", PY_DEFAULT], { home, env: userShell }));
@@ -192,6 +193,13 @@ describe("azgate proxy azure, used from another process", () => {
     expect(out.claims).toMatchObject({ iss: "azgate-client", xms_mirid: READER, tid: fx.emu.world.tenant_id, appid: "00000000-0000-4000-8000-000000000002", oid: "10000000-0000-4000-8000-000000000002" });
     const shell = keep(await cli(["exec", "--", "/bin/sh", "-c", 'echo "${AZURE_CLIENT_SECRET-unset} ${AZURE_USERNAME-unset} $AZURE_CLIENT_ID $ARM_USE_MSI $AZURE_TOKEN_CREDENTIALS $ARM_SUBSCRIPTION_ID"; exit 7'], { home, env: userShell }));
     expect([shell.code, shell.stdout]).toEqual([7, `unset unset 00000000-0000-4000-8000-000000000002 true ManagedIdentityCredential ${SUBSCRIPTION}\n`]);
+    // A Go program on go-autorest's adal (MSI_ENDPOINT: the Cloud Shell dialect), then an ARM GET: Go's own proxy and CA settings.
+    const goClient = buildGoClient("go-msi-arm");
+    const go = keep(await cli(["exec", "--", goClient], { home, env: userShell }));
+    expect(go.code, go.stderr).toBe(0);
+    const goOut = JSON.parse(go.stdout.trim()) as ClientResult;
+    expect(goOut, goOut.message).toMatchObject({ ok: true, claims: { xms_mirid: READER, appid: "00000000-0000-4000-8000-000000000002" } });
+    expect(goOut.groups).toEqual(expect.arrayContaining(["myResourceGroup", "production"]));
     const missing = await cli(["exec", "--", "no-such-tool-xyz"], { home, env: { HOME: home } });
     expect([missing.code, missing.stderr]).toEqual([1, "ERROR: no-such-tool-xyz: command not found (not on PATH)\n"]);
   });
