@@ -77,6 +77,9 @@ describe("azgate proxy azure, used from another process", () => {
     expect(env.HTTPS_PROXY).toBe(`http://127.0.0.1:${port}`);
     expect(env.MSI_ENDPOINT).toBe(`https://azure-msi.azgate.invalid/${env.IDENTITY_HEADER}`);
     expect(statSync(env.NODE_EXTRA_CA_CERTS).mode & 0o777).toBe(0o600);
+    // The same set azgate exec gives a command: the user's own credentials unset, then what each runtime and tool reads.
+    expect(proxy.output()).toMatch(/^unset AZURE_CLIENT_SECRET AZURE_CLIENT_CERTIFICATE_PATH .*AZURE_USERNAME AZURE_PASSWORD .*ARM_CLIENT_SECRET/m);
+    expect(env).toMatchObject({ AZURE_TOKEN_CREDENTIALS: "ManagedIdentityCredential", AZURE_TENANT_ID: fx.emu.world.tenant_id, AZURE_CLIENT_ID: "00000000-0000-4000-8000-000000000002", ARM_USE_MSI: "true", ARM_SUBSCRIPTION_ID: SUBSCRIPTION, NO_PROXY: "127.0.0.1,localhost,::1" });
   });
 
   it("a second shell that sources the exports runs az group list", async () => {

@@ -10,7 +10,7 @@ import { AzgateError, isAzgateError } from "../../errors/index.ts";
 import { listAppSessions, removeAppSession } from "../../client/app-store.ts";
 import { currentSession, loginApp, startLocalProxy, type LocalProxySession } from "../../client/azure-session.ts";
 import { azVersion, findAz, runAz, runChild, usesMsal } from "../../client/az.ts";
-import { execEnv } from "../../client/exec-env.ts";
+import { execEnv, SCRUBBED } from "../../client/exec-env.ts";
 import { print } from "../output.ts";
 import { run, subcommandNeeded, untilSignalled } from "../run.ts";
 
@@ -154,6 +154,14 @@ export function exportLines(env: Record<string, string>, format: Shell): string 
     .join("\n");
 }
 
+/** The line that removes the user's own Azure credentials from a shell (exec-env.ts SCRUBBED), in its syntax. */
+export function unsetLine(names: readonly string[], format: Shell): string | null {
+  return format === "unix" ? `unset ${names.join(" ")}`
+    : format === "powershell" ? names.map((n) => `Remove-Item Env:${n} -ErrorAction SilentlyContinue`).join("\n")
+    : format === "command-prompt" ? names.map((n) => `set ${n}=`).join("\n")
+    : null;
+}
+
 export function proxyCommands(y: Argv) {
   return y.command("proxy", DESCRIBE.proxy, (p) =>
     p
@@ -171,13 +179,16 @@ export function proxyCommands(y: Argv) {
           }
           const opened = await startLocalProxy(await currentSession(), argv.app, argv.port ?? 0);
           const format = argv.format ?? (process.platform === "win32" ? "powershell" : "unix");
+          const sessionExports = execEnv({}, { sessionEnv: opened.env, identity: opened.identity, tenant: opened.tenant, clientId: opened.clientId });
           print(
             [
               `Started Azure proxy on http://127.0.0.1:${opened.proxy.port}.`,
               ...(argv.port ? [] : [`To avoid port randomization, you can choose the listening port using the --port flag.`]),
               ``,
               `Use the following environment variables with Azure CLI or Azure SDKs (app "${opened.app}", identity ${opened.identity}):`,
-              exportLines(opened.env, format),
+              // What azgate exec gives a command: the user's own Azure credentials removed, then the session's.
+              ...[unsetLine(SCRUBBED.filter((n) => !(n in sessionExports)), format) ?? []].flat(),
+              exportLines(sessionExports, format),
             ].join("\n"),
           );
           const expiry = setTimeout(
