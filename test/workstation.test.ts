@@ -162,9 +162,13 @@ describe("running az", () => {
   it("reuses the secret a shell already exported from proxy azure, else makes a new random one", () => {
     expect(tokenSecret({ IDENTITY_ENDPOINT: `https://${IDENTITY_HOST}`, IDENTITY_HEADER: "abc123abc123abc123ab" })).toBe("abc123abc123abc123ab");
     expect(tokenSecret({ MSI_ENDPOINT: `https://${MSI_HOST}/def456def456def456de` })).toBe("def456def456def456de");
-    // Someone else's endpoint is not ours to reuse.
-    const fresh = tokenSecret({ IDENTITY_ENDPOINT: "http://169.254.169.254/msi", IDENTITY_HEADER: "theirs" });
-    expect(fresh).toMatch(/^[0-9a-f]{20}$/);
+    // What proxy azure exports now: the loopback endpoint on its port.
+    expect(tokenSecret({ IDENTITY_ENDPOINT: "http://127.0.0.1:45678/azgate/msi/token", IDENTITY_HEADER: "abc123abc123abc123ab" })).toBe("abc123abc123abc123ab");
+    // Someone else's endpoint is not ours to reuse: a VM's, or App Service's own loopback one.
+    for (const theirs of ["http://169.254.169.254/msi", "http://127.0.0.1:41741/MSI/token/"]) {
+      const fresh = tokenSecret({ IDENTITY_ENDPOINT: theirs, IDENTITY_HEADER: "theirs" });
+      expect(fresh).toMatch(/^[0-9a-f]{20}$/);
+    }
     expect(tokenSecret({})).not.toBe(tokenSecret({}));
   });
 
@@ -173,6 +177,7 @@ describe("running az", () => {
       { IDENTITY_HEADER: "abc123abc123abc123ab" },
       { IDENTITY_ENDPOINT: `https://${IDENTITY_HOST}` },
       { IDENTITY_ENDPOINT: `https://${IDENTITY_HOST}`, IDENTITY_HEADER: "x y" },
+      { IDENTITY_ENDPOINT: "http://127.0.0.1:45678/azgate/msi/token" },
       { MSI_ENDPOINT: `https://${MSI_HOST}/` },
       { MSI_ENDPOINT: `https://${MSI_HOST}/abc123abc123abc123ab/../x` },
       { MSI_ENDPOINT: `https://${MSI_HOST}/abc123abc123abc123ab`, IDENTITY_ENDPOINT: `https://${IDENTITY_HOST}`, IDENTITY_HEADER: "def456def456def456de" },

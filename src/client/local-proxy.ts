@@ -5,7 +5,7 @@
  * carries every other intercepted request as a stream (re-dialled when lost).
  */
 import { checkAzureMethod, forwardableHeaders, refusal } from "../azure/forwarding.ts";
-import { AzgateError } from "../errors/index.ts";
+import { AzgateError, TargetRefused } from "../errors/index.ts";
 import dns from "node:dns/promises";
 import net from "node:net";
 import { serveConnect, type ConnectDecision } from "../net/connect-server.ts";
@@ -15,7 +15,7 @@ import { tunnelRequest } from "../tunnel/http.ts";
 import { trustedCas, type ApiTarget } from "../api/client.ts";
 import { isLocalCaName, LeafMinter, type LocalCaFiles } from "./local-ca.ts";
 import { tokenEndpoint } from "./token-endpoint.ts";
-import { IDENTITY_HOST, MSI_HOST } from "./session-env.ts";
+import { IDENTITY_HOST, LOOPBACK_TOKEN_PATH, MSI_HOST } from "./session-env.ts";
 
 export interface AppCredentials {
   app: string;
@@ -99,7 +99,17 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
     // Everything else goes through untouched, but never to this machine or its link (loopback services, IMDS).
     return tunnelTo(host);
   };
-  const proxy = await serveConnect({ hostname: "127.0.0.1", port: opts.port ?? 0, loopbackOnly: true, decide, secureContext: (name) => minter.context(name), fetch: handle, log: opts.log });
+  // Plain HTTP on the proxy's port: the loopback token endpoint, asked for by this port's own name (so a web
+  // page cannot reach it through another name it controls); nothing else (no plain proxying, to IMDS least of all).
+  let port = 0;
+  const plain = (req: Request): Response | Promise<Response> => {
+    const host = (req.headers.get("host") ?? "").toLowerCase();
+    const ours = [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`].includes(host);
+    if (ours && new URL(req.url).pathname === LOOPBACK_TOKEN_PATH) return tokens.loopback(req);
+    return refused(new TargetRefused(`the azgate local proxy takes CONNECT for HTTPS, and serves only its token endpoint (http://127.0.0.1:${port}${LOOPBACK_TOKEN_PATH}) over plain HTTP`));
+  };
+  const proxy = await serveConnect({ hostname: "127.0.0.1", port: opts.port ?? 0, loopbackOnly: true, decide, secureContext: (name) => minter.context(name), fetch: handle, plain, log: opts.log });
+  port = proxy.port;
   return {
     port: proxy.port,
     secret: opts.secret,

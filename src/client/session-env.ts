@@ -9,6 +9,16 @@ import { AzgateError } from "../errors/index.ts";
 /** The emulated managed-identity endpoints: names that resolve nowhere (.invalid), reached only through the local proxy. */
 export const MSI_HOST = "azure-msi.azgate.invalid";
 export const IDENTITY_HOST = "azure-identity.azgate.invalid";
+/**
+ * The token endpoint on the local proxy's own port, plain HTTP on loopback,
+ * as App Service serves its own (IDENTITY_ENDPOINT=http://127.0.0.1:PORT/...):
+ * clients reach it without the proxy or the local CA (Java, .NET, clients
+ * that ignore HTTPS_PROXY for the managed-identity call). The path is azgate's
+ * own, so a real App Service endpoint is never taken for it.
+ */
+export const LOOPBACK_TOKEN_PATH = "/azgate/msi/token";
+export const loopbackTokenEndpoint = (port: number) => `http://127.0.0.1:${port}${LOOPBACK_TOKEN_PATH}`;
+const LOOPBACK_ENDPOINT = /^http:\/\/127\.0\.0\.1:\d{1,5}\/azgate\/msi\/token$/;
 
 /** The environment a shell or child process needs to use the proxy. */
 export function azureEnv(p: { port: number; secret: string; configDir: string; caBundle: string; localCa: string }): Record<string, string> {
@@ -17,9 +27,12 @@ export function azureEnv(p: { port: number; secret: string; configDir: string; c
     AZURE_CONFIG_DIR: p.configDir,
     HTTPS_PROXY: proxyUrl,
     HTTP_PROXY: proxyUrl,
-    // Both protocols: az before 2.73 reads MSI_ENDPOINT; MSAL-based clients prefer IDENTITY_ENDPOINT.
+    // Both protocols: az before 2.73 reads MSI_ENDPOINT; MSAL-based clients and Go prefer IDENTITY_ENDPOINT,
+    // served on loopback over plain HTTP (no proxy, no CA needed for the token call; NO_PROXY keeps it direct).
     MSI_ENDPOINT: `https://${MSI_HOST}/${p.secret}`,
-    IDENTITY_ENDPOINT: `https://${IDENTITY_HOST}`,
+    IDENTITY_ENDPOINT: loopbackTokenEndpoint(p.port),
+    NO_PROXY: "127.0.0.1,localhost,::1",
+    no_proxy: "127.0.0.1,localhost,::1",
     IDENTITY_HEADER: p.secret,
     REQUESTS_CA_BUNDLE: p.caBundle,
     SSL_CERT_FILE: p.caBundle,
@@ -50,8 +63,8 @@ export function tokenSecret(env: Record<string, string | undefined> = process.en
   let fromIdentity: string | undefined;
   let fromMsi: string | undefined;
   if (idHeader !== undefined && !idEndpoint) throw inheritedError("IDENTITY_HEADER is set without IDENTITY_ENDPOINT");
-  if (idEndpoint?.replace(/\/$/, "") === ours) {
-    if (!idHeader || !SECRET.test(idHeader)) throw inheritedError(`IDENTITY_ENDPOINT is azgate's (${ours}) but IDENTITY_HEADER is ${idHeader ? "malformed" : "missing"}`);
+  if (idEndpoint && (idEndpoint.replace(/\/$/, "") === ours || LOOPBACK_ENDPOINT.test(idEndpoint))) {
+    if (!idHeader || !SECRET.test(idHeader)) throw inheritedError(`IDENTITY_ENDPOINT is azgate's (${idEndpoint}) but IDENTITY_HEADER is ${idHeader ? "malformed" : "missing"}`);
     fromIdentity = idHeader;
   }
   if (msi !== undefined && msi.toLowerCase().startsWith(msiPrefix.slice(0, -1))) {

@@ -119,8 +119,11 @@ export function tokenEndpoint(opts: TokenEndpointOptions) {
     });
   });
 
-  return (req: Request): Promise<Response> | Response | null => {
+  const intercepted = (req: Request): Promise<Response> | Response | null => {
     const host = new URL(req.url).hostname.toLowerCase();
     return host === MSI_HOST || host === IDENTITY_HOST ? app.fetch(req) : null;
   };
+  /** The same endpoint on loopback HTTP (session-env.ts LOOPBACK_TOKEN_PATH); the caller checked Host and path. */
+  const loopback = (req: Request): Promise<Response> | Response => app.fetch(req);
+  return Object.assign(intercepted, { loopback });
 }

@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync, readdirSync, statSync } from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import { networkInterfaces } from "node:os";
 import path from "node:path";
@@ -148,7 +149,7 @@ describe("azgate proxy azure, used from another process", () => {
     }
     expect(fx.emu.requests.slice(before).filter((r) => r.path.startsWith("/subscriptions?api-version=2022-12-01"))).toEqual([]);
     const plain = await fetch(`http://127.0.0.1:${port}/`);
-    expect([plain.status, await plain.text()]).toEqual([400, expect.stringContaining("only takes CONNECT")]);
+    expect([plain.status, await plain.text()]).toEqual([403, expect.stringContaining("takes CONNECT for HTTPS, and serves only its token endpoint")]);
   });
 
   it("listens on loopback only: the machine's other addresses are refused", async () => {
@@ -205,6 +206,32 @@ describe("azgate proxy azure, used from another process", () => {
     expect(goOut.groups).toEqual(expect.arrayContaining(["myResourceGroup", "production"]));
     const missing = await cli(["exec", "--", "no-such-tool-xyz"], { home, env: { HOME: home } });
     expect([missing.code, missing.stderr]).toEqual([1, "ERROR: no-such-tool-xyz: command not found (not on PATH)\n"]);
+  });
+
+  it("the token endpoint on loopback HTTP (IDENTITY_ENDPOINT) answers only by this port's own name, with the secret; no plain proxying, to IMDS least of all", async () => {
+    expect(env.IDENTITY_ENDPOINT).toBe(`http://127.0.0.1:${port}/azgate/msi/token`);
+    const get = (path: string, headers: Record<string, string>) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = http.request({ host: "127.0.0.1", port, path, headers }, (res) => {
+          let body = "";
+          res.on("data", (d) => (body += d));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    const q = "/azgate/msi/token?api-version=2019-08-01&resource=https://management.azure.com";
+    const ok = await get(q, { host: `127.0.0.1:${port}`, "x-identity-header": env.IDENTITY_HEADER });
+    expect(ok.status, ok.body).toBe(200);
+    expect(JSON.parse(ok.body)).toMatchObject({ token_type: "Bearer", client_id: "00000000-0000-4000-8000-000000000002" });
+    // Through HTTP_PROXY (absolute form), as a client that ignores NO_PROXY sends it: the same endpoint.
+    expect((await get(`http://127.0.0.1:${port}${q}`, { host: `127.0.0.1:${port}`, "x-identity-header": env.IDENTITY_HEADER })).status).toBe(200);
+    // A name an attacker's page could use (DNS rebinding), no secret, IMDS, another path: refused.
+    expect((await get(q, { host: `rebind.example:${port}`, "x-identity-header": env.IDENTITY_HEADER })).status).toBe(403);
+    expect((await get(q, { host: `127.0.0.1:${port}` })).status).toBe(400);
+    const imds = await get("http://169.254.169.254/metadata/identity/oauth2/token?resource=x", { host: "169.254.169.254", metadata: "true" });
+    expect([imds.status, JSON.parse(imds.body).error.code]).toEqual([403, "target_refused"]);
+    expect((await get("/other", { host: `127.0.0.1:${port}` })).status).toBe(403);
   });
 
   it("no byte that reached the workstation holds a token the emulator issued", async () => {

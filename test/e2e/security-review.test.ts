@@ -17,7 +17,7 @@ import net from "node:net";
 import path from "node:path";
 import { useEmulator } from "../helpers/emulator.ts";
 import { IDENTITY, openAppSession, readBody, spawnAgent, startCluster, workstationHome, type AgentProcess, type TestCluster, type UserSession } from "../helpers/cluster.ts";
-import { cli, startCli, tempDir } from "../helpers/azgate.ts";
+import { cli, parseExports, startCli, tempDir } from "../helpers/azgate.ts";
 import { runCommand } from "../helpers/run.ts";
 import { connectThrough, rawRequest } from "../helpers/local-proxy.ts";
 import { ApiClient } from "../../src/api/client.ts";
@@ -304,7 +304,7 @@ describe("the request path: locks, per-server labels, methods, bodies, the works
 
   it("forwards only the methods Azure uses: TRACE is refused at the local proxy and, from a client that skips it, at the proxy, audited", async () => {
     const since = Date.now() - 1000;
-    const env = Object.fromEntries(exports.split("\n").map((l) => /^export ([A-Z_]+)=(.*)$/.exec(l)!.slice(1, 3)).map(([k, v]) => [k, v.replace(/^'|'$/g, "")]));
+    const env = parseExports(exports);
     const port = Number(new URL(env.HTTPS_PROXY).port);
     const ca = readFileSync(env.NODE_EXTRA_CA_CERTS, "utf8");
     const local = await rawRequest(port, ca, "management.azure.com", { method: "TRACE", path: "/subscriptions", headers: { host: "management.azure.com" } });
