@@ -69,7 +69,7 @@ export interface LocalProxySession {
 }
 
 /** Starts the local proxy for an app session stored on disk (the only one, when `appName` is not given); the caller closes it. */
-export async function startLocalProxy(s: UserSession, appName: string | undefined, port = 0): Promise<LocalProxySession> {
+export async function startLocalProxy(s: UserSession, appName: string | undefined, port = 0, log?: (line: string) => void): Promise<LocalProxySession> {
   let app = appName;
   if (!app) {
     const sessions = await listAppSessions(s.profile);
@@ -90,6 +90,7 @@ export async function startLocalProxy(s: UserSession, appName: string | undefine
     ca: stored.ca,
     secret,
     port,
+    log,
   });
   const env = azureEnv({ port: proxy.port, secret, configDir: azureConfigDir(s.profile, app), caBundle: stored.bundleFile, localCa: stored.caFile });
   return { proxy, env, app, identity: stored.info.azure_identity, tenant: stored.info.tenant, clientId: stored.info.client_id, expires };

@@ -48,7 +48,8 @@ function refused(err: AzgateError): Response {
 export async function serveLocalProxy(opts: { creds: AppCredentials; target: ApiTarget; ca: LocalCaFiles; secret: string; port?: number; log?: (l: string) => void }): Promise<RunningLocalProxy> {
   const minter = new LeafMinter(opts.ca);
   const { identity, clientId, principalId, tenant, key, expires } = opts.creds;
-  const tokens = tokenEndpoint({ secret: opts.secret, identity, clientId, principalId, tenant, key, expires });
+  const observe = opts.log && ((i: { dialect: string; resource: string; selector?: string }) => opts.log!(`token for ${i.resource} (${i.dialect} dialect${i.selector ? `, by ${i.selector}` : ""})`));
+  const tokens = tokenEndpoint({ secret: opts.secret, identity, clientId, principalId, tenant, key, expires, observe: observe || undefined });
   let session: Promise<TunnelSession> | null = null;
   const tunnel = async (): Promise<TunnelSession> => {
     const current = session ? await session.catch(() => null) : null;

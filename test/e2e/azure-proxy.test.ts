@@ -26,8 +26,9 @@ const SUBSCRIPTION = "00000000-0000-0000-0000-000000000000";
 const JS_CLIENT = path.resolve(import.meta.dirname, "../clients/js-msi-arm.mjs");
 const PY_CLIENT = path.resolve(import.meta.dirname, "../clients/py-msi-arm.py");
 const PY_DEFAULT = path.resolve(import.meta.dirname, "../clients/py-default.py");
+const MSAL_CLIENT = path.resolve(import.meta.dirname, "../clients/msal-mi-arm.mjs");
 
-type ClientResult = { ok: boolean; message?: string; claims?: Record<string, unknown>; groups?: string[] };
+type ClientResult = { ok: boolean; message?: string; claims?: Record<string, unknown>; groups?: string[]; dialects?: string[] };
 
 describe("azgate proxy azure, used from another process", () => {
   let cluster: TestCluster;
@@ -41,11 +42,14 @@ describe("azgate proxy azure, used from another process", () => {
   /** Everything the workstation side printed, for the final token search. */
   const seen: string[] = [];
   const keep = <T extends { stdout: string; stderr: string }>(r: T): T => (seen.push(r.stdout, r.stderr), r);
+  /** The token dialects `proxy azure --debug` logged since output offset `from`. */
+  const dialectsSince = (from: number) => [...new Set([...proxy.output().slice(from).matchAll(/\[azgate\] token for \S+ \(([a-z0-9-]+) dialect/g)].map((m) => m[1]))];
   const client = async (script: string, extra: Record<string, string | undefined>) => {
     const clientEnv = Object.fromEntries(Object.entries({ ...env, HOME: home, SUBSCRIPTION, ...extra }).filter((e): e is [string, string] => e[1] !== undefined));
+    const from = proxy.output().length;
     const res = await runJsonClient<ClientResult>(script, [], clientEnv);
     seen.push(JSON.stringify(res));
-    return res;
+    return { ...res, dialects: dialectsSince(from) };
   };
 
   beforeAll(async () => {
@@ -56,7 +60,7 @@ describe("azgate proxy azure, used from another process", () => {
     const login = keep(await cli(["apps", "login", "azure-cli", "--azure-identity", READER.toUpperCase()], { home, env: { HOME: home } }));
     expect(login.code, login.stderr).toBe(0);
     expect(login.stdout).toContain(`Your identity: ${READER}\n`);
-    proxy = await startCli(["proxy", "azure", "--format", "unix"], { home, env: { HOME: home }, ready: /export NODE_EXTRA_CA_CERTS=.*\n/ });
+    proxy = await startCli(["proxy", "azure", "--format", "unix", "--debug"], { home, env: { HOME: home }, ready: /export NODE_EXTRA_CA_CERTS=.*\n/ });
     // What a user pastes into the other shell: the export lines.
     exportsText = proxy.output().split("\n").filter((l) => l.startsWith("export ")).join("\n");
     env = parseExports(exportsText);
@@ -84,8 +88,10 @@ describe("azgate proxy azure, used from another process", () => {
   });
 
   it("a second shell that sources the exports runs az group list", async () => {
+    const from = proxy.output().length;
     const res = keep(await runCommand("/bin/sh", ["-c", `${exportsText}\naz group list -o json`], { HOME: home }));
     expect(res.code, res.stderr).toBe(0);
+    expect(dialectsSince(from)).toEqual(["cloud-shell"]);
     expect(JSON.parse(res.stdout).map((g: { name: string }) => g.name)).toEqual(expect.arrayContaining(["myResourceGroup", "production"]));
   });
 
@@ -95,6 +101,7 @@ describe("azgate proxy azure, used from another process", () => {
       expect(res.ok, res.message).toBe(true);
       expect(res.claims).toMatchObject({ iss: "azgate-client", xms_mirid: READER, tid: fx.emu.world.tenant_id });
       expect(res.groups).toEqual(expect.arrayContaining(["myResourceGroup", "production"]));
+      expect(res.dialects).toEqual(["app-service-2019"]);
     }
   });
 
@@ -103,6 +110,18 @@ describe("azgate proxy azure, used from another process", () => {
     expect(res.ok, res.message).toBe(true);
     expect(res.claims).toMatchObject({ iss: "azgate-client", xms_mirid: READER });
     expect(res.groups).toEqual(expect.arrayContaining(["myResourceGroup"]));
+    expect(res.dialects).toEqual(["cloud-shell"]);
+  });
+
+  it("az 2.73+'s managed-identity path (MSAL's ManagedIdentityApplication): App Service source, with and without --resource-id, then ARM", async () => {
+    for (const resourceId of [undefined, READER]) {
+      const res = (await client(MSAL_CLIENT, { RESOURCE_ID: resourceId })) as ClientResult & { source?: string };
+      expect(res.ok, `${resourceId}: ${res.message}`).toBe(true);
+      expect(res.source).toBe("AppService");
+      expect(res.dialects).toEqual(["app-service-2019"]);
+      expect(res.claims).toMatchObject({ iss: "azgate-client", xms_mirid: READER, appid: "00000000-0000-4000-8000-000000000002" });
+      expect(res.groups).toEqual(expect.arrayContaining(["myResourceGroup", "production"]));
+    }
   });
 
   it("Python's azure-identity with azure-mgmt-resource, both endpoint styles", async () => {
@@ -110,6 +129,7 @@ describe("azgate proxy azure, used from another process", () => {
       const res = await client(PY_CLIENT, extra);
       expect(res.ok, `${JSON.stringify(extra)}: ${res.message}`).toBe(true);
       expect(res.claims).toMatchObject({ iss: "azgate-client", xms_mirid: READER });
+      expect(res.dialects).toEqual([extra.IDENTITY_ENDPOINT === undefined && "IDENTITY_ENDPOINT" in extra ? "cloud-shell" : "app-service-2019"]);
       expect(res.groups).toEqual(expect.arrayContaining(["myResourceGroup", "production"]));
     }
   });

@@ -165,19 +165,20 @@ export function unsetLine(names: readonly string[], format: Shell): string | nul
 export function proxyCommands(y: Argv) {
   return y.command("proxy", DESCRIBE.proxy, (p) =>
     p
-      .command<{ app?: string; port?: number; format?: Shell }>(
+      .command<{ app?: string; port?: number; format?: Shell; debug?: boolean }>(
         ["azure", "az"],
         "Start the local Azure proxy and print the environment for another shell",
         (b) =>
           b
             .option("app", { type: "string", describe: "App, when logged into several" })
             .option("port", { alias: "p", type: "number", describe: "Port of the forward proxy (random when omitted)" })
-            .option("format", { alias: "f", choices: ["unix", "powershell", "command-prompt", "text"] as const, describe: "Export syntax (default: powershell on Windows, unix elsewhere)" }),
+            .option("format", { alias: "f", choices: ["unix", "powershell", "command-prompt", "text"] as const, describe: "Export syntax (default: powershell on Windows, unix elsewhere)" })
+            .option("debug", { type: "boolean", describe: "Log each token issued (with the client's dialect) and each refusal to stderr" }),
         run(async (argv) => {
           if (argv.port !== undefined && !(Number.isInteger(argv.port) && argv.port >= 0 && argv.port <= 65535)) {
             throw new AzgateError("bad_parameter", `--port ${argv.port} is not a port: use a whole number from 1 to 65535 (or leave it out for a free one)`);
           }
-          const opened = await startLocalProxy(await currentSession(), argv.app, argv.port ?? 0);
+          const opened = await startLocalProxy(await currentSession(), argv.app, argv.port ?? 0, argv.debug ? (line) => process.stderr.write(`[azgate] ${line}\n`) : undefined);
           const format = argv.format ?? (process.platform === "win32" ? "powershell" : "unix");
           const sessionExports = execEnv({}, { sessionEnv: opened.env, identity: opened.identity, tenant: opened.tenant, clientId: opened.clientId });
           print(
