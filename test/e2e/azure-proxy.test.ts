@@ -27,6 +27,7 @@ const JS_CLIENT = path.resolve(import.meta.dirname, "../clients/js-msi-arm.mjs")
 const PY_CLIENT = path.resolve(import.meta.dirname, "../clients/py-msi-arm.py");
 const PY_DEFAULT = path.resolve(import.meta.dirname, "../clients/py-default.py");
 const MSAL_CLIENT = path.resolve(import.meta.dirname, "../clients/msal-mi-arm.mjs");
+const JS_DEFAULT = path.resolve(import.meta.dirname, "../clients/js-default.mjs");
 
 type ClientResult = { ok: boolean; message?: string; claims?: Record<string, unknown>; groups?: string[]; dialects?: string[] };
 
@@ -206,7 +207,7 @@ describe("azgate proxy azure, used from another process", () => {
     expect([bad.code, bad.stderr]).toEqual([1, expect.stringContaining('since: "yesterday" is not a duration')]);
   });
 
-  it("azgate exec runs any tool with the session's identity and none of the user's own credentials: Python's DefaultAzureCredential, a Go program on go-autorest; exit code and a missing command", async () => {
+  it("azgate exec runs any tool with the session's identity and none of the user's own credentials: Python's and Node's DefaultAzureCredential, a Go program on go-autorest; exit code and a missing command", async () => {
     // A shell where the user also has credentials of their own: none may reach the child, or DefaultAzureCredential would take them.
     const userShell = { HOME: home, AZURE_CLIENT_SECRET: "the-users-own-secret", AZURE_CLIENT_ID: "99999999-0000-4000-8000-000000000099", AZURE_TENANT_ID: "99999999-0000-4000-8000-000000000098", AZURE_USERNAME: "me@example.com" };
     const py = keep(await cli(["exec", "--", "/usr/bin/python3", PY_DEFAULT], { home, env: userShell }));
@@ -217,6 +218,12 @@ describe("azgate proxy azure, used from another process", () => {
     expect(out.claims).toMatchObject({ iss: "azgate-client", xms_mirid: READER, tid: fx.emu.world.tenant_id, appid: "00000000-0000-4000-8000-000000000002", oid: "10000000-0000-4000-8000-000000000002" });
     const shell = keep(await cli(["exec", "--", "/bin/sh", "-c", 'echo "${AZURE_CLIENT_SECRET-unset} ${AZURE_USERNAME-unset} $AZURE_CLIENT_ID $ARM_USE_MSI $AZURE_TOKEN_CREDENTIALS $ARM_SUBSCRIPTION_ID"; exit 7'], { home, env: userShell }));
     expect([shell.code, shell.stdout]).toEqual([7, `unset unset 00000000-0000-4000-8000-000000000002 true ManagedIdentityCredential ${SUBSCRIPTION}\n`]);
+    // A Node script on DefaultAzureCredential: ARM, then Key Vault (another audience, through the agent).
+    const js = keep(await cli(["exec", "--", "node", JS_DEFAULT], { home, env: userShell }));
+    expect(js.code, js.stderr).toBe(0);
+    const jsOut = JSON.parse(js.stdout.trim()) as ClientResult & { secret?: string; secret_seen: boolean };
+    expect(jsOut, jsOut.message).toMatchObject({ ok: true, secret_seen: false, secret: "emulated-secret-value", claims: { xms_mirid: READER } });
+    expect(jsOut.groups).toEqual(expect.arrayContaining(["myResourceGroup", "production"]));
     // A Go program on go-autorest's adal (MSI_ENDPOINT: the Cloud Shell dialect), then an ARM GET: Go's own proxy and CA settings.
     const goClient = buildGoClient("go-msi-arm");
     const go = keep(await cli(["exec", "--", goClient], { home, env: userShell }));
