@@ -342,8 +342,8 @@ describe("the request path: locks, per-server labels, methods, bodies, the works
     const attempts: Record<string, string>[] = [{ "content-type": "application/json", "content-length": String(fifty.length) }, { "content-type": "application/json", "transfer-encoding": "chunked" }];
     for (const headers of attempts) {
       const res = await rawHttps(cluster, "POST", "/v1/admin/resources", headers, fifty);
-      expect(res.status).toBe(401);
-      expect(res.body).toContain("proof_missing");
+      // Refused unread: the 401, or the connection reset before it arrived (never anything else).
+      if (res.status !== -1) expect([res.status, res.body]).toEqual([401, expect.stringContaining("proof_missing")]);
     }
     expect(rss() - before).toBeLessThan(20 * 1024 * 1024);
 
@@ -425,8 +425,12 @@ function rawHttps(cluster: TestCluster, method: string, urlPath: string, headers
       });
     });
     req.setTimeout(20_000, () => req.destroy(new Error(`no answer to ${method} ${urlPath} in 20 s`)));
-    // The server answers before reading a body it refuses, and may close while it is still being sent.
-    req.on("error", (e: NodeJS.ErrnoException) => (e.code === "EPIPE" || e.code === "ECONNRESET" || e.code === "ERR_STREAM_DESTROYED" ? undefined : reject(e)));
+    // The server answers before reading a body it refuses, and may close while it is still being sent: a
+    // reset can then reach this client before the answer does (seen on Deno under load). That is a refusal
+    // too, reported as status -1; a connection that closes with no answer and no reset is an error.
+    let reset = false;
+    req.on("error", (e: NodeJS.ErrnoException) => (e.code === "EPIPE" || e.code === "ECONNRESET" || e.code === "ERR_STREAM_DESTROYED" ? (reset = true) : reject(e)));
+    req.on("close", () => (reset ? resolve({ status: -1, body: "connection reset before the answer" }) : reject(new Error(`${method} ${urlPath}: closed with no answer`))));
     req.end(body);
   });
 }

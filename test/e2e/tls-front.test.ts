@@ -187,4 +187,14 @@ describe("a proxy serving an operator certificate (proxy.tls)", () => {
     expect(ls.code, ls.stderr).toBe(0);
     expect(ls.stdout).toMatch(/^azure-cli\s/m);
   });
+
+  it("a certificate the machine already trusts (the operator's CA in NODE_EXTRA_CA_CERTS, as a company CA is) needs no --proxy-ca-file; the pin still decides", async () => {
+    const trusted = { NODE_EXTRA_CA_CERTS: ca.caFile };
+    const ok = await cli(["login", "--proxy", proxy.addr, "--ca-pin", proxy.pin, "--user", "bob"], { home: tempDir("azgate-home-"), input: `${PASSWORD}\n`, env: trusted });
+    expect(ok.code, ok.stderr).toBe(0);
+    const wrongPin = `sha256:${"cd".repeat(32)}`;
+    const refused = await cli(["login", "--proxy", proxy.addr, "--ca-pin", wrongPin, "--user", "bob"], { home: tempDir("azgate-home-"), input: `${PASSWORD}\n`, env: trusted });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`CA pin mismatch: the proxy at ${proxy.addr} presented ${proxy.pin}, expected ${wrongPin}`);
+  });
 });
