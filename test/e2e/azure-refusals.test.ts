@@ -71,10 +71,11 @@ describe("refusals on the workstation path", () => {
   });
 
   it("an expired app certificate: the running local proxy and azgate az both refuse", { timeout: 90_000 }, async () => {
-    // The app certificate never outlives the login certificate: log in for 15 s, enough for apps login
-    // (which runs az login) and one az command on a loaded machine; then the real processes must see it end.
-    const dave = await cluster.user("dave", ["azure-cli-access"], [READER], { ttlMs: 15_000 });
-    const expires = Date.now() + 15_000;
+    // The app certificate never outlives the login certificate: log in for 30 s, enough for apps login
+    // (which runs az login) and one az command on a machine running two test files at once (15 s was
+    // not, once); then the real processes must see it end. The wait is real: the processes read the clock.
+    const dave = await cluster.user("dave", ["azure-cli-access"], [READER], { ttlMs: 30_000 });
+    const expires = Date.now() + 30_000;
     const ws = await workstation(dave);
     expect((await ws.azgate(["apps", "login", "azure-cli"])).code).toBe(0);
     const proxy = await startCli(["proxy", "azure", "--format", "unix"], { home: ws.home, env: { HOME: ws.home }, ready: /export NODE_EXTRA_CA_CERTS=.*\n/ });
