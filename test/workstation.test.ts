@@ -15,7 +15,7 @@ import { IDENTITY_HOST, MSI_HOST, tokenSecret } from "../src/client/session-env.
 import { isLoopback } from "../src/net/connect-server.ts";
 import { exportLines } from "../src/cli/commands/azure.ts";
 import { usesMsal } from "../src/client/az.ts";
-import { execEnv, SCRUBBED } from "../src/client/exec-env.ts";
+import { EXEC_VARIABLES, execEnv, SCRUBBED } from "../src/client/exec-env.ts";
 
 const ID = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/reader";
 const TENANT = "11111111-1111-4111-8111-111111111111";
@@ -249,6 +249,11 @@ describe("azgate exec's environment", () => {
     // No client ID known: none is set (the user's own would name another identity).
     expect(env.AZURE_CLIENT_ID).toBeUndefined();
     expect(env.ARM_MSI_ENDPOINT).toBe(`https://${MSI_HOST}/metadata/identity/oauth2/token`);
+  });
+
+  it("every variable it can set is in EXEC_VARIABLES, which azgate env --unset unsets", () => {
+    const all = execEnv({}, { ...session, clientId: "c", sessionEnv: { AZURE_CONFIG_DIR: "d", HTTPS_PROXY: "p", HTTP_PROXY: "p", MSI_ENDPOINT: "m", IDENTITY_ENDPOINT: "i", IDENTITY_HEADER: "h", NO_PROXY: "n", no_proxy: "n", REQUESTS_CA_BUNDLE: "r", SSL_CERT_FILE: "s", NODE_EXTRA_CA_CERTS: "e" } });
+    expect(Object.keys(all).filter((k) => !(EXEC_VARIABLES as readonly string[]).includes(k))).toEqual([]);
   });
 
   it("names the session's client ID when known, and keeps a subscription the user chose", () => {

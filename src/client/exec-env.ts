@@ -43,6 +43,13 @@ export const SCRUBBED = [
   "ARM_USE_MSI",
 ] as const;
 
+/** Every variable `azgate exec` may set, for `azgate env --unset`. */
+export const EXEC_VARIABLES = [
+  "AZURE_CONFIG_DIR", "HTTPS_PROXY", "HTTP_PROXY", "MSI_ENDPOINT", "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "NO_PROXY", "no_proxy",
+  "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "AZURE_CORE_COLLECT_TELEMETRY", "AZURE_TOKEN_CREDENTIALS",
+  "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "ARM_USE_MSI", "ARM_MSI_ENDPOINT", "ARM_TENANT_ID", "ARM_CLIENT_ID", "ARM_SUBSCRIPTION_ID",
+] as const;
+
 export interface ExecSession {
   /** The local proxy's variables (azureEnv). */
   sessionEnv: Record<string, string>;

@@ -14,7 +14,7 @@ import { networkInterfaces } from "node:os";
 import path from "node:path";
 import { findIssuedTokens, useEmulator } from "../helpers/emulator.ts";
 import { IDENTITY, startClusterWithAgent, workstationHome, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
-import { cli, parseExports, startCli, startProxyProcess, tempDir, type LongRunningCli } from "../helpers/azgate.ts";
+import { azgateCommand, cli, parseExports, startCli, startProxyProcess, tempDir, type LongRunningCli } from "../helpers/azgate.ts";
 import { rawRequest, startTrafficRecorder } from "../helpers/local-proxy.ts";
 import { runCommand, runJsonClient } from "../helpers/run.ts";
 import { buildGoClient } from "../helpers/go.ts";
@@ -259,6 +259,24 @@ describe("azgate proxy azure, used from another process", () => {
     const imds = await get("http://169.254.169.254/metadata/identity/oauth2/token?resource=x", { host: "169.254.169.254", metadata: "true" });
     expect([imds.status, JSON.parse(imds.body).error.code]).toEqual([403, "target_refused"]);
     expect((await get("/other", { host: `127.0.0.1:${port}` })).status).toBe(403);
+  });
+
+  it('eval "$(azgate env)" starts the local proxy in the background for this shell; az works; eval "$(azgate env --unset)" stops it and unsets it all', async () => {
+    const [cmd, argv] = azgateCommand([]);
+    const azgate = [cmd, ...argv].map((a) => `'${a}'`).join(" ");
+    const script = `eval "$(${azgate} env)" || exit 9
+echo "pid=$AZGATE_ENV_PID"
+az group list -o json > "$HOME/groups.json" || exit 8
+eval "$(${azgate} env --unset)"
+echo "after=\${HTTPS_PROXY-unset},\${AZGATE_ENV_PID-unset},\${IDENTITY_ENDPOINT-unset}"`;
+    const res = keep(await runCommand("/bin/sh", ["-c", script], { HOME: home, AZGATE_HOME: home }));
+    expect(res.code, res.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(path.join(home, "groups.json"), "utf8")).map((g: { name: string }) => g.name)).toEqual(expect.arrayContaining(["myResourceGroup"]));
+    expect(res.stdout).toContain("after=unset,unset,unset");
+    const pid = Number(/pid=(\d+)/.exec(res.stdout)?.[1]);
+    expect(pid).toBeGreaterThan(0);
+    // --unset stopped the background proxy (SIGTERM; it closes cleanly).
+    await expect.poll(() => { try { process.kill(pid, 0); return "alive"; } catch { return "gone"; } }, { timeout: 10_000 }).toBe("gone");
   });
 
   it("no byte that reached the workstation holds a token the emulator issued", async () => {

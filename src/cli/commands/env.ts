@@ -1,0 +1,77 @@
+/**
+ * `eval "$(azgate env [--app NAME])"`: as `eval "$(ssh-agent)"` does, starts
+ * the local proxy in the background (a detached `azgate proxy azure`) and
+ * prints what `azgate exec` sets, plus AZGATE_ENV_PID, for the shell to take
+ * in; `eval "$(azgate env --unset)"` stops that proxy and unsets it all.
+ */
+import type { Argv } from "yargs";
+import { spawn } from "node:child_process";
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { azgateHome } from "../../client/profile.ts";
+import { DESCRIBE } from "../catalog.ts";
+import { AzgateError } from "../../errors/index.ts";
+import { isProcessAlive, selfCommand } from "../../runtime/index.ts";
+import { EXEC_VARIABLES } from "../../client/exec-env.ts";
+import { print } from "../output.ts";
+import { run } from "../run.ts";
+
+const READY = /^export NODE_EXTRA_CA_CERTS=.*$/m;
+const START_TIMEOUT_MS = 30_000;
+
+export function envCommand(y: Argv) {
+  return y.command<{ app?: string; unset?: boolean }>(
+    "env",
+    DESCRIBE.env,
+    (a) =>
+      a
+        .option("app", { type: "string", describe: "App, when logged into several" })
+        .option("unset", { type: "boolean", describe: "Stop the background proxy this shell started and print the unset line" }),
+    run(async (argv) => {
+      const running = Number(process.env.AZGATE_ENV_PID);
+      if (argv.unset) {
+        if (running > 0 && (await isProcessAlive(running))) process.kill(running, "SIGTERM");
+        return print(`unset AZGATE_ENV_PID ${EXEC_VARIABLES.join(" ")}`);
+      }
+      if (running > 0 && (await isProcessAlive(running))) {
+        throw new AzgateError("bad_parameter", `this shell already has an azgate env (its proxy is pid ${running}); run eval "$(azgate env --unset)" first`);
+      }
+      print(await startInBackground(argv.app));
+    }),
+  );
+}
+
+/** Starts `azgate proxy azure` detached, waits for its exports, and returns them with its pid. */
+function startInBackground(app: string | undefined): Promise<string> {
+  const [cmd, args] = selfCommand(["proxy", "azure", "--format", "unix", ...(app ? ["--app", app] : [])]);
+  // Its later words (the session's expiry, say) go to a log file: no terminal waits on it.
+  mkdirSync(azgateHome(), { recursive: true, mode: 0o700 });
+  const logFile = path.join(azgateHome(), "env-proxy.log");
+  const log = openSync(logFile, "a", 0o600);
+  const from = fstatSync(log).size;
+  const child = spawn(cmd, args, { detached: true, stdio: ["ignore", "pipe", log] });
+  closeSync(log);
+  let out = "";
+  // What this run wrote, not an earlier one.
+  const err = () => readFileSync(logFile).subarray(from).toString("utf8");
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => fail(new AzgateError("internal", `the background proxy did not start within ${START_TIMEOUT_MS / 1000}s; see ${logFile}`)), START_TIMEOUT_MS);
+    const fail = (e: Error) => {
+      clearTimeout(timer);
+      child.kill("SIGTERM");
+      reject(e);
+    };
+    child.stdout!.on("data", (d) => {
+      out += d;
+      if (!READY.test(out)) return;
+      clearTimeout(timer);
+      // The proxy lives on without this process: nothing more is read from it.
+      child.stdout!.destroy();
+      child.unref();
+      const lines = out.split("\n").filter((l) => l.startsWith("unset ") || l.startsWith("export "));
+      resolve([`# azgate env: the local proxy runs in the background (pid ${child.pid}); eval "$(azgate env --unset)" stops it`, ...lines, `export AZGATE_ENV_PID=${child.pid}`].join("\n"));
+    });
+    child.once("exit", (code) => fail(new AzgateError("internal", /ERROR: (.*)/.exec(err())?.[1] ?? `the background proxy exited (${code}); see ${logFile}`)));
+    child.once("error", (e) => fail(e));
+  });
+}
