@@ -1,7 +1,7 @@
 import http from "node:http";
 import https from "node:https";
 import tls from "node:tls";
-import { caWithSystemRoots } from "./tls-trust.ts";
+import { tlsTrust, type TlsTrust } from "./tls-trust.ts";
 
 export interface RequestOptions {
   method?: string;
@@ -19,6 +19,20 @@ export interface RequestOptions {
    */
   certSha256?: string;
   timeoutMs?: number;
+}
+
+/**
+ * One keep-alive agent per trust set given as a SecureContext: node's agents
+ * pool connections by name, and a context is not part of the name, so a
+ * connection verified under one trust set must not serve a request that asked
+ * for another.
+ */
+const contextAgents = new Map<string, https.Agent>();
+function agentFor(trust: TlsTrust): https.Agent | undefined {
+  if (!trust.options.secureContext) return undefined;
+  let agent = contextAgents.get(trust.key);
+  if (!agent) contextAgents.set(trust.key, (agent = new https.Agent({ keepAlive: true, ...trust.options })));
+  return agent;
 }
 
 export interface HttpResponse {
@@ -44,7 +58,7 @@ export async function request(url: string, opts: RequestOptions = {}): Promise<H
       {
         method: opts.method ?? "GET",
         headers: { ...(opts.headers ?? {}), ...(opts.body !== undefined ? { "content-length": String(Buffer.byteLength(opts.body)) } : {}) },
-        ...(secure && !pinned ? { ca: caWithSystemRoots(typeof opts.ca === "string" ? [opts.ca] : opts.ca), rejectUnauthorized: !opts.insecure } : {}),
+        ...(secure && !pinned ? trustOptions(typeof opts.ca === "string" ? [opts.ca] : opts.ca, !!opts.insecure) : {}),
         // No agent: with one, node:http ignores createConnection.
         ...(pinned ? { createConnection: () => pinned } : {}),
         timeout: timeoutMs,
@@ -61,6 +75,11 @@ export async function request(url: string, opts: RequestOptions = {}): Promise<H
     if (opts.body !== undefined) req.write(opts.body);
     req.end();
   });
+}
+
+function trustOptions(extra: readonly string[] | undefined, insecure: boolean) {
+  const trust = tlsTrust(extra);
+  return { ...trust.options, agent: agentFor(trust), rejectUnauthorized: !insecure };
 }
 
 function connectPinned(u: URL, sha256: string, timeoutMs: number): Promise<tls.TLSSocket> {

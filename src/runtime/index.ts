@@ -14,4 +14,4 @@ export { httpsRequest, closeHttpsClients, type HttpsRequest, type HttpsResponse 
 export { selfCommand } from "./self.ts";
 export { verifyEs256 } from "./es256.ts";
 export { exitAfterStop } from "./exit.ts";
-export { caWithSystemRoots, pemCertificates } from "./tls-trust.ts";
+export { tlsTrust, pemCertificates, type TlsTrust } from "./tls-trust.ts";

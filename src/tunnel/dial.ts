@@ -5,7 +5,7 @@
 import { WebSocket } from "ws";
 import { AzgateError, fromErrorBody } from "../errors/index.ts";
 import { createProof, PROOF_SCHEME } from "../auth/proof.ts";
-import { caWithSystemRoots } from "../runtime/index.ts";
+import { tlsTrust } from "../runtime/index.ts";
 import { attachSession, WS_MAX_PAYLOAD } from "./websocket.ts";
 import type { SessionOptions, TunnelSession } from "./session.ts";
 
@@ -29,7 +29,7 @@ export async function dialTunnel(opts: DialOptions): Promise<TunnelSession> {
   url.protocol = "wss:";
   const ws = new WebSocket(url, {
     headers: { authorization: `${PROOF_SCHEME} ${proof}` },
-    ca: caWithSystemRoots(opts.caPems),
+    ...tlsTrust(opts.caPems).options,
     rejectUnauthorized: !opts.insecure,
     maxPayload: WS_MAX_PAYLOAD,
     handshakeTimeout: opts.timeoutMs ?? 15_000,
