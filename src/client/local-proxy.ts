@@ -48,8 +48,9 @@ function refused(err: AzgateError): Response {
 export async function serveLocalProxy(opts: { creds: AppCredentials; target: ApiTarget; ca: LocalCaFiles; secret: string; port?: number; log?: (l: string) => void }): Promise<RunningLocalProxy> {
   const minter = new LeafMinter(opts.ca);
   const { identity, clientId, principalId, tenant, key, expires } = opts.creds;
-  const observe = opts.log && ((i: { dialect: string; resource: string; selector?: string }) => opts.log!(`token for ${i.resource} (${i.dialect} dialect${i.selector ? `, by ${i.selector}` : ""})`));
-  const tokens = tokenEndpoint({ secret: opts.secret, identity, clientId, principalId, tenant, key, expires, observe: observe || undefined });
+  const log = opts.log;
+  const observe = log && ((i: { dialect: string; resource: string; selector?: string }) => log(`token for ${i.resource} (${i.dialect} dialect${i.selector ? `, by ${i.selector}` : ""})`));
+  const tokens = tokenEndpoint({ secret: opts.secret, identity, clientId, principalId, tenant, key, expires, observe });
   let session: Promise<TunnelSession> | null = null;
   const tunnel = async (): Promise<TunnelSession> => {
     const current = session ? await session.catch(() => null) : null;
@@ -102,15 +103,15 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
   };
   // Plain HTTP on the proxy's port: the loopback token endpoint, asked for by this port's own name (so a web
   // page cannot reach it through another name it controls); nothing else (no plain proxying, to IMDS least of all).
-  let port = 0;
+  let listenPort = 0;
   const plain = (req: Request): Response | Promise<Response> => {
     const host = (req.headers.get("host") ?? "").toLowerCase();
-    const ours = [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`].includes(host);
+    const ours = [`127.0.0.1:${listenPort}`, `localhost:${listenPort}`, `[::1]:${listenPort}`].includes(host);
     if (ours && new URL(req.url).pathname === LOOPBACK_TOKEN_PATH) return tokens.loopback(req);
-    return refused(new TargetRefused(`the azgate local proxy takes CONNECT for HTTPS, and serves only its token endpoint (http://127.0.0.1:${port}${LOOPBACK_TOKEN_PATH}) over plain HTTP`));
+    return refused(new TargetRefused(`the azgate local proxy takes CONNECT for HTTPS, and serves only its token endpoint (http://127.0.0.1:${listenPort}${LOOPBACK_TOKEN_PATH}) over plain HTTP`));
   };
   const proxy = await serveConnect({ hostname: "127.0.0.1", port: opts.port ?? 0, loopbackOnly: true, decide, secureContext: (name) => minter.context(name), fetch: handle, plain, log: opts.log });
-  port = proxy.port;
+  listenPort = proxy.port;
   return {
     port: proxy.port,
     secret: opts.secret,

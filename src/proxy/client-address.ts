@@ -7,7 +7,7 @@
  * client wrote into the header itself sits further left and is never used.
  * Rate limits and audit events use the result.
  */
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { inCidrs } from "../net/address-policy.ts";
 
 export function clientAddress(socketAddr: string, forwardedFor: string | undefined, trusted: readonly string[]): string {
@@ -19,12 +19,16 @@ export function clientAddress(socketAddr: string, forwardedFor: string | undefin
 
 export type ClientAddressEnv = { Variables: { clientAddr: string } };
 
+/** The address of the socket a request came in on (the node-server adapter's, on both runtimes). */
+export function socketAddress(c: Context): string {
+  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
+  return env?.incoming?.socket?.remoteAddress ?? "unknown";
+}
+
 /** Sets `clientAddr` on every request, once, for `remoteAddr(c)` to read. */
 export function clientAddressMiddleware(trusted: readonly string[]): MiddlewareHandler<ClientAddressEnv> {
   return async (c, next) => {
-    const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
-    const socket = env?.incoming?.socket?.remoteAddress ?? "unknown";
-    c.set("clientAddr", clientAddress(socket, c.req.header("x-forwarded-for"), trusted));
+    c.set("clientAddr", clientAddress(socketAddress(c), c.req.header("x-forwarded-for"), trusted));
     await next();
   };
 }

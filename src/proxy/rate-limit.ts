@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import { AzgateError } from "../errors/index.ts";
+import { socketAddress } from "./client-address.ts";
 
 /**
  * The caller's address, as client-address.ts decided it for this request:
@@ -7,10 +8,7 @@ import { AzgateError } from "../errors/index.ts";
  * (never a header alone: a client could set it to dodge the limit).
  */
 export function remoteAddr(c: Context): string {
-  const decided = c.get("clientAddr") as string | undefined;
-  if (decided) return decided;
-  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
-  return env?.incoming?.socket?.remoteAddress ?? "unknown";
+  return (c.get("clientAddr") as string | undefined) || socketAddress(c);
 }
 
 /**

@@ -30,15 +30,29 @@ export function envCommand(y: Argv) {
     run(async (argv) => {
       const running = Number(process.env.AZGATE_ENV_PID);
       if (argv.unset) {
-        if (running > 0 && (await isProcessAlive(running))) process.kill(running, "SIGTERM");
+        if (isOurProxy(running)) process.kill(running, "SIGTERM");
         return print(`unset AZGATE_ENV_PID ${EXEC_VARIABLES.join(" ")}`);
       }
-      if (running > 0 && (await isProcessAlive(running))) {
+      if (isOurProxy(running)) {
         throw new AzgateError("bad_parameter", `this shell already has an azgate env (its proxy is pid ${running}); run eval "$(azgate env --unset)" first`);
       }
       print(await startInBackground(argv.app));
     }),
   );
+}
+
+/**
+ * True when `pid` is alive and, where /proc says what it runs, is an `azgate
+ * proxy azure`: a pid the shell kept after the proxy ended may since have
+ * gone to an unrelated process, which --unset must not signal.
+ */
+function isOurProxy(pid: number): boolean {
+  if (!(pid > 0) || !isProcessAlive(pid)) return false;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("proxy\0azure\0");
+  } catch {
+    return true; // no /proc here: the pid is all there is to go by
+  }
 }
 
 /** Starts `azgate proxy azure` detached, waits for its exports, and returns them with its pid. */
