@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import https from "node:https";
 import path from "node:path";
 import { useEmulator } from "../helpers/emulator.ts";
-import { IDENTITY, openAppSession, readBody, spawnAgent, startCluster, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
+import { IDENTITY, openAppSession, readBody, readBytes, spawnAgent, startCluster, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
 import { cli, startProxyProcess, tempDir, type ProxyProcess } from "../helpers/azgate.ts";
 import { operatorCa, startNginxFront, type NginxFront, type OperatorCa } from "../helpers/tls-front.ts";
 import { ApiClient, type ApiTarget } from "../../src/api/client.ts";
@@ -134,14 +134,7 @@ describe("behind nginx terminating TLS with the operator's CA", () => {
       await readBody(put);
       const get = await app.request(url, { resource: "https://storage.azure.com", headers: [["x-ms-version", "2021-08-06"]] });
       expect(get.status).toBe(200);
-      const chunks: Uint8Array[] = [];
-      const reader = get.body.getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        chunks.push(value);
-      }
-      expect(Buffer.concat(chunks).equals(Buffer.from(blob))).toBe(true);
+      expect((await readBytes(get)).equals(Buffer.from(blob))).toBe(true);
     } finally {
       app.close();
     }

@@ -193,8 +193,8 @@ export async function openAppSession(target: ApiTarget, api: ApiClient, app: str
   return session;
 }
 
-/** The whole body as text; a reset stream rejects with its StreamResetError (not a wrapper). */
-export async function readBody(res: TunnelResponse): Promise<string> {
+/** The whole body; a reset stream rejects with its StreamResetError (not a wrapper). */
+export async function readBytes(res: TunnelResponse): Promise<Buffer> {
   const chunks: Uint8Array[] = [];
   const reader = res.body.getReader();
   for (;;) {
@@ -202,7 +202,12 @@ export async function readBody(res: TunnelResponse): Promise<string> {
     if (done) break;
     chunks.push(value);
   }
-  return Buffer.concat(chunks).toString("utf8");
+  return Buffer.concat(chunks);
+}
+
+/** The whole body as text (see readBytes). */
+export async function readBody(res: TunnelResponse): Promise<string> {
+  return (await readBytes(res)).toString("utf8");
 }
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
