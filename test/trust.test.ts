@@ -6,13 +6,16 @@ import { startProxy, type RunningProxy } from "../src/proxy/server.ts";
 import { loadConfig } from "../src/config/load.ts";
 import { createAuthority } from "../src/pki/authority.ts";
 import { tempDir } from "./helpers/azgate.ts";
+import { readLocalAdmin } from "../src/proxy/local-admin.ts";
+import { request } from "../src/runtime/index.ts";
 
 /** How a client decides to trust a proxy, against a real proxy serving TLS from its host CA. */
 let proxy: RunningProxy;
+const dataDir = tempDir("azgate-trust-");
 let addr: string;
 beforeAll(async () => {
   const config = loadConfig({ flags: [[["proxy", "listen"], "127.0.0.1:0"], [["cluster_name"], "trust"]] });
-  proxy = await startProxy({ ...config, data_dir: tempDir("azgate-trust-") });
+  proxy = await startProxy({ ...config, data_dir: dataDir });
   addr = `127.0.0.1:${proxy.port}`;
 });
 afterAll(async () => proxy?.close());
@@ -33,6 +36,15 @@ describe("establishing trust in a proxy", () => {
     expect((await establishTrust({ proxy: addr, knownCaPem: target.ca_pem })).ping.cluster_name).toBe("trust");
     const other = (await createAuthority("host", "other")).cert.toString("pem");
     await expect(establishTrust({ proxy: addr, knownCaPem: other })).rejects.toMatchObject({ code: "cert_untrusted", message: expect.stringContaining("no longer presents the CA trusted at your last login") });
+  });
+
+  it("the offline admin path trusts exactly the certificate the proxy serves: another fingerprint is refused before a byte is sent", async () => {
+    const local = (await readLocalAdmin(dataDir))!;
+    expect(local.cert_sha256).toMatch(/^[0-9A-F:]{95}$/);
+    const ok = await request(`${local.url}/v1/ping`, { certSha256: local.cert_sha256 });
+    expect(ok.status).toBe(200);
+    const other = local.cert_sha256!.replace(/^../, (h) => (h === "00" ? "01" : "00"));
+    await expect(request(`${local.url}/v1/ping`, { certSha256: other })).rejects.toThrow(/presented certificate [0-9a-f]{64}, not the pinned certificate/);
   });
 
   it("a wrong pin is refused, naming the pin the proxy presented", async () => {
