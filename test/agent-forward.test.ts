@@ -52,38 +52,44 @@ function forwarderPair(outbound: Outbound, tokens: AzureTokenProvider) {
   return memoryPair({}, { onStream: (s) => void forwardStream({ outbound, tokens }, s) }).dialer;
 }
 
-describe("the agent's forwarder", () => {
-  let outbound: Outbound;
-  let tokens: AzureTokenProvider;
-  let client: TunnelSession;
-  let key: CryptoKeyPair;
-  let clientKey: JsonWebKey;
-
+/**
+ * A forwarder (token provider options from `extra`, read once the emulator runs) and a client session on it, with
+ * the client's key: `send` signs a placeholder for `resource` with that key
+ * (or sends `token`, or none when null) and returns status and body.
+ */
+function useForwarder(extra: () => Partial<ConstructorParameters<typeof AzureTokenProvider>[0]> = () => ({})) {
+  const f = {} as { outbound: Outbound; tokens: AzureTokenProvider; client: TunnelSession; key: CryptoKeyPair; clientKey: JsonWebKey };
   beforeAll(async () => {
-    outbound = new Outbound({ connectTo: { host: "127.0.0.1", port: fx.emu.httpsPort }, caPem: fx.emu.caPem });
-    tokens = new AzureTokenProvider({ env: agentEnv(fx), httpClient: identityHttpClient(outbound) });
-    client = forwarderPair(outbound, tokens);
-    key = await generateKeyPair();
-    clientKey = await crypto.subtle.exportKey("jwk", key.publicKey);
+    f.outbound = new Outbound({ connectTo: { host: "127.0.0.1", port: fx.emu.httpsPort }, caPem: fx.emu.caPem });
+    f.tokens = new AzureTokenProvider({ env: agentEnv(fx), httpClient: identityHttpClient(f.outbound), ...extra() });
+    f.client = forwarderPair(f.outbound, f.tokens);
+    f.key = await generateKeyPair();
+    f.clientKey = await crypto.subtle.exportKey("jwk", f.key.publicKey);
   });
   afterAll(() => {
-    client.close();
-    outbound.close();
+    f.client.close();
+    f.outbound.close();
   });
-
-  const send = async (url: string, opts: { headers?: [string, string][]; identity?: string; session?: TunnelSession; token?: string | null } = {}) => {
+  const send = async (url: string, opts: { headers?: [string, string][]; identity?: string; session?: TunnelSession; token?: string | null; resource?: string } = {}) => {
     const headers = [...(opts.headers ?? [])];
-    if (opts.token !== null) headers.push(["authorization", `Bearer ${opts.token ?? (await signPlaceholder(key.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: READER, expires: new Date(Date.now() + 3_600_000) }))}`]);
-    const res = await tunnelRequest(opts.session ?? client, {
+    const resource = opts.resource ?? "https://management.core.windows.net/";
+    if (opts.token !== null) headers.push(["authorization", `Bearer ${opts.token ?? (await signPlaceholder(f.key.privateKey, { tid: "t", resource, identity: READER, expires: new Date(Date.now() + 3_600_000) }))}`]);
+    const res = await tunnelRequest(opts.session ?? f.client, {
       method: "GET",
       url,
       headers,
       session: { user: "alice", app: "azure-cli", azure_identity: opts.identity ?? READER, session_id: "s1" },
-      client_key: clientKey,
+      client_key: f.clientKey,
       request_id: "r1",
     });
     return { status: res.status, body: await readBody(res) };
   };
+  return Object.assign(f, { send });
+}
+
+describe("the agent's forwarder", () => {
+  const f = useForwarder();
+  const { send } = f;
 
   it("forwards an allowed request with a real token", async () => {
     const res = await send(SUBS);
@@ -117,8 +123,8 @@ describe("the agent's forwarder", () => {
     const other = await generateKeyPair();
     const later = new Date(Date.now() + 3_600_000);
     const foreign = await signPlaceholder(other.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: READER, expires: later });
-    const otherIdentity = await signPlaceholder(key.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: IDENTITY("teleport-contributor"), expires: later });
-    const expired = await signPlaceholder(key.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: READER, expires: new Date(Date.now() - 120_000) });
+    const otherIdentity = await signPlaceholder(f.key.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: IDENTITY("teleport-contributor"), expires: later });
+    const expired = await signPlaceholder(f.key.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: READER, expires: new Date(Date.now() - 120_000) });
     expect(await send(SUBS, { token: foreign })).toMatchObject({ status: 401, body: expect.stringMatching(/not signed by this session's key/) });
     expect(await send(SUBS, { token: otherIdentity })).toMatchObject({ status: 401, body: expect.stringMatching(/is for identity .*teleport-contributor/) });
     expect(await send(SUBS, { token: expired })).toMatchObject({ status: 401, body: expect.stringMatching(/expired/) });
@@ -135,7 +141,7 @@ describe("the agent's forwarder", () => {
   it("refuses names that resolve to loopback, IMDS or private addresses (checked after DNS)", async () => {
     const answers: Record<string, string> = { "rebind.vault.azure.net": "127.0.0.1", "imds.blob.core.windows.net": "169.254.169.254", "mapped.management.azure.com": "::ffff:10.1.2.3" };
     const dnsOutbound = new Outbound({ resolve: async (host) => [{ address: answers[host] ?? "20.0.0.1", family: answers[host]?.includes(":") ? 6 : 4 }] });
-    const session = forwarderPair(dnsOutbound, tokens);
+    const session = forwarderPair(dnsOutbound, f.tokens);
     try {
       for (const [host, addr] of Object.entries(answers)) {
         const res = await send(`https://${host}/x`, { session });
@@ -166,9 +172,9 @@ describe("the agent's forwarder", () => {
     });
     await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
     const redirecting = new Outbound({ connectTo: { host: "127.0.0.1", port: (upstream.address() as net.AddressInfo).port }, caPem: ca.cert.toString("pem") });
-    const session = forwarderPair(redirecting, tokens);
+    const session = forwarderPair(redirecting, f.tokens);
     try {
-      const res = await tunnelRequest(session, { method: "GET", url: SUBS, headers: [], session: { user: "a", app: "azure-cli", azure_identity: READER, session_id: "s" }, client_key: clientKey, request_id: "r" });
+      const res = await tunnelRequest(session, { method: "GET", url: SUBS, headers: [], session: { user: "a", app: "azure-cli", azure_identity: READER, session_id: "s" }, client_key: f.clientKey, request_id: "r" });
       expect(res.status).toBe(302);
       expect(res.headers).toContainEqual(["location", `https://127.0.0.1:${privatePort}/steal`]);
       await readBody(res);
@@ -181,6 +187,34 @@ describe("the agent's forwarder", () => {
       upstream.close();
       privateServer.close();
     }
+  });
+});
+
+describe("the agent's forwarder for an app in Azure US Government", () => {
+  const GOV_ARM = "https://management.usgovcloudapi.net";
+  const f = useForwarder(() => ({ env: { ...agentEnv(fx), AZURE_AUTHORITY_HOST: "https://login.microsoftonline.us/" }, cloud: "AzureUSGovernment" }));
+  const send = (url: string, resource: string) => f.send(url, { resource });
+
+  it("gets the token from that cloud's Entra ID, looks the identity up in its ARM, and sends the request there", async () => {
+    const from = fx.emu.requests.length;
+    const res = await send(`${GOV_ARM}/subscriptions?api-version=2022-12-01`, "https://management.core.usgovcloudapi.net/");
+    expect(res.status, res.body).toBe(200);
+    const seen = fx.emu.requests.slice(from);
+    expect(seen.map((r) => r.host)).toEqual(expect.arrayContaining(["login.microsoftonline.us", "management.usgovcloudapi.net"]));
+    expect(seen.some((r) => r.host.endsWith(".com"))).toBe(false);
+    const upstream = seen.filter((r) => r.host === "management.usgovcloudapi.net" && r.path.startsWith("/subscriptions?"));
+    expect(upstream).toHaveLength(1);
+    const claims = JSON.parse(Buffer.from(upstream[0].authorization!.split(".")[1], "base64url").toString());
+    expect(claims).toMatchObject({ aud: "https://management.core.usgovcloudapi.net/", xms_mirid: READER });
+  });
+
+  it("refuses another cloud's hosts, and a token of another cloud's audience, before anything is sent", async () => {
+    const from = fx.emu.requests.length;
+    const pub = await send("https://management.azure.com/subscriptions?api-version=2022-12-01", "https://management.core.windows.net/");
+    expect(pub).toMatchObject({ status: 403, body: expect.stringMatching(/management\.azure\.com is not an Azure API host of AzureUSGovernment/) });
+    const crossed = await send(`${GOV_ARM}/subscriptions?api-version=2022-12-01`, "https://management.core.windows.net/");
+    expect(crossed).toMatchObject({ status: 403, body: expect.stringMatching(/a token for https:\/\/management\.core\.windows\.net\/ is not sent to management\.usgovcloudapi\.net/) });
+    expect(fx.emu.requests.slice(from)).toEqual([]);
   });
 });
 
@@ -252,6 +286,15 @@ describe("the agent's token provider", () => {
     expect(p.stats.hits).toBeGreaterThanOrEqual(1);
     await p.getToken(READER, scopeForResource("https://management.core.windows.net/"));
     expect(p.stats.fetches).toBe(3);
+  });
+
+  it("serves one cloud: AZURE_AUTHORITY_HOST naming another cloud's Entra ID is a configuration error", () => {
+    expect(() => provider({ ...agentEnv(fx), AZURE_AUTHORITY_HOST: "https://login.microsoftonline.com/" }, { cloud: "AzureChinaCloud" })).toThrow(
+      /apps are in AzureChinaCloud but AZURE_AUTHORITY_HOST \(https:\/\/login\.microsoftonline\.com\/\) is Entra ID of Azure/,
+    );
+    expect(provider({ ...agentEnv(fx), AZURE_AUTHORITY_HOST: "https://login.chinacloudapi.cn" }, { cloud: "AzureChinaCloud" }).armScope).toBe("https://management.chinacloudapi.cn/.default");
+    // An authority azgate does not know (Azure Stack, a private cloud) is the operator's to choose.
+    expect(provider({ ...agentEnv(fx), AZURE_AUTHORITY_HOST: "https://login.example.test/" }, { cloud: "AzureUSGovernment" }).cloud.loginHost).toBe("login.microsoftonline.us");
   });
 
   it("names the identity and the cause: no federated credential", async () => {
@@ -348,6 +391,31 @@ describe("pure pieces", () => {
     ["not a url", "management.azure.com", false],
   ])("a token for %s may go to %s: %s", (resource, host, want) => {
     expect(tokenMayGoTo(resource, host)).toBe(want);
+  });
+  it.each([
+    ["management.usgovcloudapi.net", "AzureUSGovernment", true], ["kv.vault.usgovcloudapi.net", "AzureUSGovernment", true], ["acct.blob.core.usgovcloudapi.net", "AzureUSGovernment", true],
+    ["management.azure.com", "AzureUSGovernment", false], ["management.usgovcloudapi.net", "Azure", false], ["usgovcloudapi.net.evil.example", "AzureUSGovernment", false],
+    ["management.chinacloudapi.cn", "AzureChinaCloud", true], ["kv.vault.azure.cn", "AzureChinaCloud", true], ["microsoftgraph.chinacloudapi.cn", "AzureChinaCloud", true],
+    ["kv.vault.azure.net", "AzureChinaCloud", false], ["management.chinacloudapi.cn", "AzureUSGovernment", false],
+  ] as const)("isAzureEndpoint(%j) in %s is %s", (host, cloud, want) => {
+    expect(isAzureEndpoint(host, cloud)).toBe(want);
+  });
+  it.each([
+    ["https://management.core.usgovcloudapi.net/", "management.usgovcloudapi.net", "AzureUSGovernment", true],
+    ["https://management.usgovcloudapi.net", "myregistry.azurecr.us", "AzureUSGovernment", true],
+    ["https://management.core.windows.net/", "management.usgovcloudapi.net", "AzureUSGovernment", false],
+    ["https://management.core.usgovcloudapi.net/", "management.azure.com", "Azure", false],
+    ["https://storage.azure.com", "acct.blob.core.usgovcloudapi.net", "AzureUSGovernment", true],
+    ["https://storage.azure.com", "acct.blob.core.windows.net", "AzureUSGovernment", false],
+    ["https://vault.usgovcloudapi.net", "kv.vault.usgovcloudapi.net", "AzureUSGovernment", true],
+    ["https://graph.microsoft.us", "graph.microsoft.us", "AzureUSGovernment", true],
+    ["https://graph.microsoft.com", "graph.microsoft.us", "AzureUSGovernment", false],
+    ["https://management.core.chinacloudapi.cn/", "management.chinacloudapi.cn", "AzureChinaCloud", true],
+    ["https://vault.azure.cn", "kv.vault.azure.cn", "AzureChinaCloud", true],
+    ["https://storage.azure.com", "acct.blob.core.chinacloudapi.cn", "AzureChinaCloud", true],
+    ["https://microsoftgraph.chinacloudapi.cn", "microsoftgraph.chinacloudapi.cn", "AzureChinaCloud", true],
+  ] as const)("a token for %s may go to %s in %s: %s", (resource, host, cloud, want) => {
+    expect(tokenMayGoTo(resource, host, cloud)).toBe(want);
   });
   it("maps v1 resources to .default scopes, keeping a trailing slash", () => {
     expect(scopeForResource("https://management.core.windows.net/")).toBe("https://management.core.windows.net//.default");

@@ -37,6 +37,14 @@ describe("configuration", () => {
     expect(() => loadConfig({ file: file("storage:\n  type: postgres\n  conn_string: postgres://h/db\n  auth: kerberos\n") })).toThrow(/storage\.auth: must be "password" or "entra"/);
   });
 
+  it("takes an app's cloud, public Azure by default; one cloud per agent", () => {
+    const apps = (yaml: string) => loadConfig({ file: file(`agent:\n  apps:\n${yaml}`) }).agent?.apps;
+    expect(apps("    - name: azure-cli\n")).toMatchObject([{ name: "azure-cli", cloud: "Azure" }]);
+    expect(apps("    - name: gov\n      cloud: AzureUSGovernment\n    - name: gov2\n      cloud: AzureUSGovernment\n")?.map((a) => a.cloud)).toEqual(["AzureUSGovernment", "AzureUSGovernment"]);
+    expect(() => apps("    - name: cn\n      cloud: AzureGermanCloud\n")).toThrow(/agent\.apps\[0\]\.cloud: must be one of Azure, AzureUSGovernment, AzureChinaCloud/);
+    expect(() => apps("    - name: a\n    - name: b\n      cloud: AzureChinaCloud\n")).toThrow(/agent\.apps: all apps of one agent must name the same cloud/);
+  });
+
   it("reports malformed YAML and a missing file", () => {
     expect(() => loadConfig({ file: file("proxy: [\n") })).toThrow(/malformed YAML/);
     expect(() => loadConfig({ file: "/nonexistent/azgate.yaml" })).toThrow(/cannot read config file/);

@@ -106,6 +106,9 @@ describe("Helm chart azgate-agent", () => {
     writeFileSync(file, find(objs, "ConfigMap").data["azgate.yaml"]);
     const config = loadConfig({ file, env: {} });
     expect(config.agent).toMatchObject({ proxy_addr: "example.teleport.sh:443", data_dir: "/var/lib/azgate", diag_addr: "0.0.0.0:3000", apps: [{ name: "azure-cli", cloud: "Azure", uri: "cloud://Azure" }] });
+    const gov = path.join(tempDir("azgate-helm-"), "azgate.yaml");
+    writeFileSync(gov, find(render(AGENT, ["-f", SEED_VALUES, "--set", "apps[0].cloud=AzureUSGovernment"]), "ConfigMap").data["azgate.yaml"]);
+    expect(loadConfig({ file: gov, env: {} }).agent?.apps).toMatchObject([{ name: "azure-cli", cloud: "AzureUSGovernment" }]);
   });
 
   it("creates the service account when asked, and refuses roles other than app with a clear message", async () => {
@@ -181,11 +184,14 @@ describe("Helm chart azgate-agent", () => {
       ["annotations.ingress.x=y", "Additional property ingress is not allowed"],
       ["caPin=abc", "caPin"],
       ["highAvailability.replicaCount=0", "replicaCount"],
+      ["apps[0].cloud=AzureGermanCloud", "apps.0.cloud"],
     ]) {
       const res = helm(["template", "demo", AGENT, "-f", SEED_VALUES, "--set", set]);
       expect(res.code, set).not.toBe(0);
       expect(res.stderr, set).toContain(message);
     }
+    const mixed = helm(["template", "demo", AGENT, "-f", SEED_VALUES, "--set", "apps[1].name=gov", "--set", "apps[1].cloud=AzureUSGovernment"]);
+    expect(mixed.stderr).toContain('apps: "gov" has cloud "AzureUSGovernment" but "azure-cli" has "Azure"; one agent serves one cloud');
     const noSecret = helm(["template", "demo", AGENT, "-f", SEED_VALUES, "--set", "joinTokenSecret.create=false"]);
     expect(noSecret.stderr).toContain("joinTokenSecret.name is required when joinTokenSecret.create is false");
   });

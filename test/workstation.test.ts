@@ -11,7 +11,7 @@ import { issueServerCert } from "../src/pki/certificate.ts";
 import { x509 } from "../src/pki/x509.ts";
 import { verifyPlaceholder } from "../src/azure/placeholder.ts";
 import { tokenEndpoint, type TokenDialect } from "../src/client/token-endpoint.ts";
-import { IDENTITY_HOST, MSI_HOST, tokenSecret } from "../src/client/session-env.ts";
+import { azureEnv, IDENTITY_HOST, MSI_HOST, tokenSecret } from "../src/client/session-env.ts";
 import { isLoopback } from "../src/net/connect-server.ts";
 import { exportLines } from "../src/cli/commands/azure.ts";
 import { usesMsal } from "../src/client/az.ts";
@@ -228,6 +228,20 @@ describe("the local CA", () => {
     expect(await handshake(files, "127.0.0.1", pem, await leaf([], ["127.0.0.1"]))).not.toBe("ok");
   });
 
+  it("for an app in another cloud, signs for that cloud's hosts only", async () => {
+    const files = await createLocalCa(new Date(Date.now() + 3_600_000), "AzureUSGovernment");
+    const ca = { cert: new x509.X509Certificate(files.certPem), key: await importPrivateKeyPem(files.keyPem) };
+    const leafKey = await generateKeyPair();
+    const pem = await privateKeyToPem(leafKey.privateKey);
+    const leaf = async (name: string) => (await issueServerCert({ ca, publicKey: leafKey.publicKey, dnsNames: [name], ips: [], notAfter: ca.cert.notAfter })).toString("pem") + "\n" + files.certPem;
+    expect(await handshake(files, "management.usgovcloudapi.net", pem, await leaf("management.usgovcloudapi.net"))).toBe("ok");
+    expect(await handshake(files, "management.azure.com", pem, await leaf("management.azure.com"))).not.toBe("ok");
+    const minter = new LeafMinter(files, "AzureUSGovernment");
+    await expect(minter.context("management.azure.com")).rejects.toThrow(/does not sign for management\.azure\.com/);
+    await minter.context("kv.vault.usgovcloudapi.net");
+    expect(minter.cached).toEqual(["kv.vault.usgovcloudapi.net"]);
+  });
+
   it("mints leaves only for intercepted names, and keeps a bounded number", async () => {
     const minter = new LeafMinter(await createLocalCa(new Date(Date.now() + 3_600_000)));
     await expect(minter.context("github.com")).rejects.toThrow(/does not sign for github.com/);
@@ -254,6 +268,12 @@ describe("azgate exec's environment", () => {
   it("every variable it can set is in EXEC_VARIABLES, which azgate env --unset unsets", () => {
     const all = execEnv({}, { ...session, clientId: "c", sessionEnv: { AZURE_CONFIG_DIR: "d", HTTPS_PROXY: "p", HTTP_PROXY: "p", MSI_ENDPOINT: "m", IDENTITY_ENDPOINT: "i", IDENTITY_HEADER: "h", NO_PROXY: "n", no_proxy: "n", REQUESTS_CA_BUNDLE: "r", SSL_CERT_FILE: "s", NODE_EXTRA_CA_CERTS: "e" } });
     expect(Object.keys(all).filter((k) => !(EXEC_VARIABLES as readonly string[]).includes(k))).toEqual([]);
+  });
+
+  it("points az and Terraform at the app's cloud, whatever the user's shell says", () => {
+    const parent = { AZURE_CLOUD_NAME: "AzureChinaCloud", ARM_ENVIRONMENT: "china" };
+    expect(execEnv(parent, { ...session, cloud: "AzureUSGovernment", sessionEnv: azureEnv({ port: 1, secret: "ab", configDir: "d", caBundle: "b", localCa: "c", cloud: "AzureUSGovernment" }) })).toMatchObject({ AZURE_CLOUD_NAME: "AzureUSGovernment", ARM_ENVIRONMENT: "usgovernment" });
+    expect(execEnv(parent, { ...session, sessionEnv: azureEnv({ port: 1, secret: "ab", configDir: "d", caBundle: "b", localCa: "c" }) })).toMatchObject({ AZURE_CLOUD_NAME: "AzureCloud", ARM_ENVIRONMENT: "public" });
   });
 
   it("names the session's client ID when known, and keeps a subscription the user chose", () => {

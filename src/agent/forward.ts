@@ -40,7 +40,7 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
 
   // 1. The method and the target (forwarding.ts): Azure's methods only, an Azure API host over HTTPS on 443
   //    named only by the URL. Checked here again, whatever the proxy decided: nothing is attached before.
-  const targetProblem = checkAzureMethod(meta.method) ?? checkAzureTarget(url, meta.headers);
+  const targetProblem = checkAzureMethod(meta.method) ?? checkAzureTarget(url, meta.headers, deps.tokens.cloud.name);
   if (targetProblem) return refuse(targetProblem);
   let pinned;
   try {
@@ -63,7 +63,7 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
     } catch (e) {
       return refuse(e instanceof PlaceholderInvalid ? e : new PlaceholderInvalid("malformed", "the client key is unusable"));
     }
-    if (!tokenMayGoTo(resource, url.hostname)) {
+    if (!tokenMayGoTo(resource, url.hostname, deps.tokens.cloud.name)) {
       return refuse(new TokenAudienceMismatch(`a token for ${resource} is not sent to ${url.hostname}; ask the token endpoint for this service's resource`));
     }
     const t0 = performance.now();

@@ -74,8 +74,11 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     }
     const outbound = new Outbound({ connectTo, caPem });
     const metrics = agentMetrics();
+    const clouds = new Set(cfg.apps.map((a) => a.cloud));
+    if (clouds.size > 1) throw new AzgateError("config_invalid", `agent.apps: all apps of one agent must name the same cloud (they name ${[...clouds].join(", ")}); run an agent per cloud`);
     const tokens = new AzureTokenProvider({
       env: cfg.env ?? process.env,
+      cloud: cfg.apps[0]?.cloud,
       httpClient: identityHttpClient(outbound),
       observe: {
         lookup: (hit) => metrics.tokenLookups.inc({ result: hit ? "hit" : "miss" }),

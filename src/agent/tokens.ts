@@ -7,6 +7,10 @@
  * - Otherwise a VM managed identity, by resource ID, through IMDS.
  * Tokens are cached per (identity, scope) until shortly before they expire;
  * concurrent fetches for one key share one call; a fetch has a deadline.
+ *
+ * An agent serves one Azure cloud (its apps' `cloud`): Entra ID and ARM are
+ * that cloud's, and the forwarder sends tokens to that cloud's hosts only.
+ * AZURE_AUTHORITY_HOST (set by AKS's Workload ID webhook) must agree with it.
  */
 import { TokenUnavailable } from "../errors/index.ts";
 import { readFileSync } from "node:fs";
@@ -14,14 +18,16 @@ import { decodeJwt } from "jose";
 import { ManagedIdentityCredential, WorkloadIdentityCredential, type AccessToken, type TokenCredential } from "@azure/identity";
 import { createHttpHeaders, type HttpClient, type PipelineRequest } from "@azure/core-rest-pipeline";
 import { parseIdentityId, identityName } from "../azure/resource-id.ts";
-
-export const ARM_SCOPE = "https://management.azure.com/.default";
+import { armScope, cloudByName, cloudOfAuthority, type AzureCloud, type CloudName } from "../azure/clouds.ts";
+import { AzgateError } from "../errors/index.ts";
 /** Cache key of the agent's own identity (from AZURE_CLIENT_ID). */
 const AGENT_SELF = "agent:self";
 const ARM_IDENTITY_API = "2023-01-31";
 
 export interface TokenProviderOptions {
   env: Record<string, string | undefined>;
+  /** The cloud of the agent's apps (public Azure when not given). */
+  cloud?: CloudName;
   httpClient: HttpClient;
   /** Deadline for one token fetch (Teleport uses 5 s). */
   timeoutMs?: number;
@@ -41,6 +47,7 @@ interface Cached {
 
 export class AzureTokenProvider {
   readonly mode: "workload" | "managed-identity";
+  readonly cloud: AzureCloud;
   private readonly cache = new Map<string, Cached>();
   private readonly inflight = new Map<string, Promise<Cached>>();
   private readonly clientIds = new Map<string, { clientId: string; until: number }>();
@@ -57,6 +64,19 @@ export class AzureTokenProvider {
     this.timeoutMs = opts.timeoutMs ?? 5_000;
     this.margin = opts.refreshMarginMs ?? 5 * 60_000;
     this.now = opts.now ?? Date.now;
+    this.cloud = cloudByName(opts.cloud);
+    const authority = e.AZURE_AUTHORITY_HOST ? cloudOfAuthority(e.AZURE_AUTHORITY_HOST) : null;
+    if (authority && authority !== this.cloud) {
+      throw new AzgateError(
+        "config_invalid",
+        `the agent's apps are in ${this.cloud.name} but AZURE_AUTHORITY_HOST (${e.AZURE_AUTHORITY_HOST}) is Entra ID of ${authority.name}; an agent serves the cloud its identity lives in`,
+      );
+    }
+  }
+
+  /** The scope of an ARM token in the agent's cloud (identity lookups, identity facts). */
+  get armScope(): string {
+    return armScope(this.cloud);
   }
 
   /** A real token for `identity` (an ARM resource ID) and `scope`. */
@@ -121,7 +141,7 @@ export class AzureTokenProvider {
       clientId,
       tenantId: e.AZURE_TENANT_ID,
       tokenFilePath: e.AZURE_FEDERATED_TOKEN_FILE,
-      authorityHost: e.AZURE_AUTHORITY_HOST || undefined,
+      authorityHost: e.AZURE_AUTHORITY_HOST || `https://${this.cloud.loginHost}`,
       httpClient: this.opts.httpClient,
     });
   }
@@ -150,9 +170,9 @@ export class AzureTokenProvider {
     const parsed = parseIdentityId(identity);
     if (!parsed) throw new TokenUnavailable("not_an_identity", `"${identity}" is not a user-assigned managed identity resource ID`);
     const own = this.opts.env.AZURE_CLIENT_ID!;
-    const armToken = await this.getToken(AGENT_SELF, ARM_SCOPE);
+    const armToken = await this.getToken(AGENT_SELF, this.armScope);
     const res = await this.opts.httpClient.sendRequest({
-      url: `https://management.azure.com${identity}?api-version=${ARM_IDENTITY_API}`,
+      url: `https://${this.cloud.armHost}${identity}?api-version=${ARM_IDENTITY_API}`,
       method: "GET",
       headers: createHttpHeaders({ authorization: `Bearer ${armToken.token}`, accept: "application/json" }),
       timeout: this.timeoutMs,

@@ -4,6 +4,8 @@
  * (Teleport's api/types plays this part).
  */
 
+import type { CloudName } from "../azure/clouds.ts";
+
 /** GET /v1/ping: the cluster as an unauthenticated caller sees it. */
 export interface PingResponse {
   cluster_name: string;
@@ -16,7 +18,8 @@ export interface PingResponse {
 /** An app as an agent announces it in its heartbeats. */
 export interface AppSpec {
   name: string;
-  cloud: "Azure";
+  /** Azure (public), AzureUSGovernment or AzureChinaCloud. */
+  cloud: CloudName;
   uri: string;
   description?: string;
   labels: Record<string, string>;

@@ -15,6 +15,7 @@
 import { z } from "zod";
 import { MethodNotAllowed, TargetRefused, type AzgateError } from "../errors/index.ts";
 import { headerValue, requestHeadSchema, type HeaderList } from "../tunnel/http.ts";
+import type { CloudName } from "./clouds.ts";
 import { isAzureEndpoint } from "./endpoints.ts";
 import { AZURE_METHODS, isAzureMethod } from "./methods.ts";
 
@@ -33,12 +34,12 @@ export type AgentRequest = z.infer<typeof agentRequestSchema>;
 /** Headers that name a host: one that names another than the URL is an attempt to steer the request. */
 const HOST_NAMING = ["host", "x-forwarded-host", "forwarded", "x-original-host", "x-host"];
 
-/** Why the request's target is refused, or null: Azure API hosts over HTTPS on 443, named only by the URL. */
-export function checkAzureTarget(url: URL, headers: HeaderList): TargetRefused | null {
+/** Why the request's target is refused, or null: the app's cloud's API hosts over HTTPS on 443, named only by the URL. */
+export function checkAzureTarget(url: URL, headers: HeaderList, cloud: CloudName): TargetRefused | null {
   if (url.protocol !== "https:") return new TargetRefused(`${url.protocol}//${url.host} is not HTTPS; azgate forwards to Azure over HTTPS only`);
   if (url.port && url.port !== "443") return new TargetRefused(`port ${url.port} is not allowed; Azure APIs are on 443`);
   if (url.username || url.password) return new TargetRefused("URLs with credentials are not forwarded");
-  if (!isAzureEndpoint(url.hostname)) return new TargetRefused(`${url.hostname} is not an Azure API host`);
+  if (!isAzureEndpoint(url.hostname, cloud)) return new TargetRefused(`${url.hostname} is not an Azure API host${cloud === "Azure" ? "" : ` of ${cloud}`}`);
   for (const name of HOST_NAMING) {
     for (const v of headerValue(headers, name)) {
       const claimed = name === "forwarded" ? /host="?([^;,"]+)/i.exec(v)?.[1] : v.trim();

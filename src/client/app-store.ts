@@ -10,9 +10,12 @@ import path from "node:path";
 import { ensureDir, readTextOrNull, writeFileAtomic } from "../runtime/index.ts";
 import { azgateHome, type Profile } from "./profile.ts";
 import type { LocalCaFiles } from "./local-ca.ts";
+import type { CloudName } from "../azure/clouds.ts";
 
 export interface AppSessionInfo {
   app: string;
+  /** The app's cloud (absent in sessions stored before azgate knew clouds: public Azure). */
+  cloud?: CloudName;
   azure_identity: string;
   tenant: string;
   /** The identity's client and principal IDs, when the proxy could learn them at apps login. */

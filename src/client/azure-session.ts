@@ -8,6 +8,7 @@ import { x509 } from "../pki/x509.ts";
 import { AzgateError } from "../errors/index.ts";
 import { generateKeyPair, importPrivateKeyPem, privateKeyToPem, publicKeyToPem } from "../pki/keys.ts";
 import type { AppView } from "../api/types.ts";
+import type { CloudName } from "../azure/clouds.ts";
 import { loadCredentials, loadProfile, profileTarget, type Profile } from "./profile.ts";
 import { ApiClient, type ApiTarget } from "../api/client.ts";
 import { createLocalCa } from "./local-ca.ts";
@@ -43,9 +44,10 @@ export async function loginApp(s: UserSession, appName: string, identityFlag?: s
     azure_identity: identity,
     public_key_pem: await publicKeyToPem(keys.publicKey),
   });
-  const ca = await createLocalCa(new Date(res.expires));
+  const ca = await createLocalCa(new Date(res.expires), app.cloud);
   const info: AppSessionInfo = {
     app: app.name,
+    cloud: app.cloud,
     azure_identity: identity,
     tenant: res.tenant_id ?? "00000000-0000-0000-0000-000000000000",
     ...(res.client_id ? { client_id: res.client_id } : {}),
@@ -65,6 +67,7 @@ export interface LocalProxySession {
   tenant: string;
   /** The identity's client ID, when apps login learnt it. */
   clientId?: string;
+  cloud: CloudName;
   expires: Date;
 }
 
@@ -85,13 +88,14 @@ export async function startLocalProxy(s: UserSession, appName: string | undefine
   if (expires.getTime() <= Date.now()) throw new AzgateError("cert_expired", `your session for app "${app}" expired at ${expires.toISOString()}; run azgate apps login ${app} again`);
   const secret = tokenSecret();
   const proxy = await serveLocalProxy({
-    creds: { app, identity: stored.info.azure_identity, clientId: stored.info.client_id, principalId: stored.info.principal_id, tenant: stored.info.tenant, key: await importPrivateKeyPem(stored.keyPem), certPem: stored.certPem, expires },
+    creds: { app, cloud: stored.info.cloud ?? "Azure", identity: stored.info.azure_identity, clientId: stored.info.client_id, principalId: stored.info.principal_id, tenant: stored.info.tenant, key: await importPrivateKeyPem(stored.keyPem), certPem: stored.certPem, expires },
     target: s.target,
     ca: stored.ca,
     secret,
     port,
     log,
   });
-  const env = azureEnv({ port: proxy.port, secret, configDir: azureConfigDir(s.profile, app), caBundle: stored.bundleFile, localCa: stored.caFile });
-  return { proxy, env, app, identity: stored.info.azure_identity, tenant: stored.info.tenant, clientId: stored.info.client_id, expires };
+  const cloud = stored.info.cloud ?? "Azure";
+  const env = azureEnv({ port: proxy.port, secret, configDir: azureConfigDir(s.profile, app), caBundle: stored.bundleFile, localCa: stored.caFile, cloud });
+  return { proxy, env, app, identity: stored.info.azure_identity, tenant: stored.info.tenant, clientId: stored.info.client_id, cloud, expires };
 }

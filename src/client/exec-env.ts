@@ -5,6 +5,7 @@
  * emulated managed identity: DefaultAzureCredential told to take it, and
  * Terraform's azurerm pointed at it. Pure.
  */
+import { cloudByName, type CloudName } from "../azure/clouds.ts";
 import { MSI_HOST } from "./session-env.ts";
 
 /**
@@ -41,6 +42,8 @@ export const SCRUBBED = [
   "ARM_TENANT_ID",
   "ARM_MSI_ENDPOINT",
   "ARM_USE_MSI",
+  "ARM_ENVIRONMENT",
+  "ARM_METADATA_HOSTNAME",
 ] as const;
 
 /** Every variable `azgate exec` may set, for `azgate env --unset`. */
@@ -48,6 +51,7 @@ export const EXEC_VARIABLES = [
   "AZURE_CONFIG_DIR", "HTTPS_PROXY", "HTTP_PROXY", "MSI_ENDPOINT", "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "NO_PROXY", "no_proxy",
   "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "AZURE_CORE_COLLECT_TELEMETRY", "AZURE_TOKEN_CREDENTIALS",
   "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "ARM_USE_MSI", "ARM_MSI_ENDPOINT", "ARM_TENANT_ID", "ARM_CLIENT_ID", "ARM_SUBSCRIPTION_ID",
+  "AZURE_CLOUD_NAME", "ARM_ENVIRONMENT",
 ] as const;
 
 export interface ExecSession {
@@ -57,6 +61,8 @@ export interface ExecSession {
   identity: string;
   tenant: string;
   clientId?: string;
+  /** The app's cloud (public Azure when not given). */
+  cloud?: CloudName;
 }
 
 export function execEnv(parent: Record<string, string | undefined>, s: ExecSession): Record<string, string> {
@@ -78,6 +84,7 @@ export function execEnv(parent: Record<string, string | undefined>, s: ExecSessi
     ARM_USE_MSI: "true",
     ARM_MSI_ENDPOINT: `https://${MSI_HOST}/metadata/identity/oauth2/token`,
     ARM_TENANT_ID: s.tenant,
+    ARM_ENVIRONMENT: cloudByName(s.cloud).terraformEnvironment,
     ...(s.clientId ? { ARM_CLIENT_ID: s.clientId } : {}),
     ...(subscription && !parent.ARM_SUBSCRIPTION_ID ? { ARM_SUBSCRIPTION_ID: subscription } : {}),
   };

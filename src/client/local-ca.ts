@@ -10,24 +10,26 @@ import { x509 } from "../pki/x509.ts";
 import { createSelfSignedCa, type CaKey } from "../pki/authority.ts";
 import { issueServerCert } from "../pki/certificate.ts";
 import { generateKeyPair, importPrivateKeyPem, privateKeyToPem } from "../pki/keys.ts";
-import { AZURE_HOST_SUFFIXES, isAzureEndpoint } from "../azure/endpoints.ts";
+import { isAzureEndpoint } from "../azure/endpoints.ts";
+import { cloudByName, type CloudName } from "../azure/clouds.ts";
 import { IDENTITY_HOST, MSI_HOST } from "./session-env.ts";
 
-export const isLocalCaName = (name: string) => name === MSI_HOST || name === IDENTITY_HOST || isAzureEndpoint(name);
+/** Names the local CA of a session in `cloud` signs for: the token hosts and that cloud's API hosts. */
+export const isLocalCaName = (name: string, cloud: CloudName = "Azure") => name === MSI_HOST || name === IDENTITY_HOST || isAzureEndpoint(name, cloud);
 
 export interface LocalCaFiles {
   certPem: string;
   keyPem: string;
 }
 
-/** What the local CA may sign for: the intercepted names, and nothing else. */
-export const LOCAL_CA_NAMES = [MSI_HOST, IDENTITY_HOST, ...AZURE_HOST_SUFFIXES] as const;
+/** What the local CA may sign for: the intercepted names, and nothing else (name constraints). */
+export const localCaNames = (cloud: CloudName = "Azure") => [MSI_HOST, IDENTITY_HOST, ...cloudByName(cloud).hostSuffixes];
 
 /** Leaf contexts kept at once; the least recently used goes first. */
 export const LEAF_CACHE_SIZE = 64;
 
-export async function createLocalCa(notAfter: Date): Promise<LocalCaFiles> {
-  const ca = await createSelfSignedCa("CN=azgate local CA, O=azgate", notAfter, LOCAL_CA_NAMES);
+export async function createLocalCa(notAfter: Date, cloud: CloudName = "Azure"): Promise<LocalCaFiles> {
+  const ca = await createSelfSignedCa("CN=azgate local CA, O=azgate", notAfter, localCaNames(cloud));
   return { certPem: ca.cert.toString("pem") + "\n", keyPem: await privateKeyToPem(ca.key) };
 }
 
@@ -37,11 +39,14 @@ export class LeafMinter {
   private ca: Promise<CaKey> | null = null;
   private leafKey: Promise<{ pair: CryptoKeyPair; pem: string }> | null = null;
 
-  constructor(private readonly files: LocalCaFiles) {}
+  constructor(
+    private readonly files: LocalCaFiles,
+    private readonly cloud: CloudName = "Azure",
+  ) {}
 
   context(host: string): Promise<tls.SecureContext> {
     const name = host.toLowerCase();
-    if (!isLocalCaName(name)) return Promise.reject(new Error(`azgate's local CA does not sign for ${name}`));
+    if (!isLocalCaName(name, this.cloud)) return Promise.reject(new Error(`azgate's local CA does not sign for ${name}`));
     let ctx = this.contexts.get(name);
     if (ctx) this.contexts.delete(name);
     else ctx = this.mint(name);

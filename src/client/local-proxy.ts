@@ -14,11 +14,15 @@ import { dialTunnel, type TunnelSession } from "../tunnel/index.ts";
 import { tunnelRequest } from "../tunnel/http.ts";
 import { trustedCas, type ApiTarget } from "../api/client.ts";
 import { isLocalCaName, LeafMinter, type LocalCaFiles } from "./local-ca.ts";
+import { cloudByName, type CloudName } from "../azure/clouds.ts";
+import { otherCloudsOf } from "../azure/endpoints.ts";
 import { tokenEndpoint } from "./token-endpoint.ts";
 import { IDENTITY_HOST, LOOPBACK_TOKEN_PATH, MSI_HOST } from "./session-env.ts";
 
 export interface AppCredentials {
   app: string;
+  /** The app's cloud: its API hosts are intercepted, other clouds' refused. */
+  cloud: CloudName;
   identity: string;
   /** The identity's client and principal IDs, when known (apps login). */
   clientId?: string;
@@ -46,7 +50,8 @@ function refused(err: AzgateError): Response {
 }
 
 export async function serveLocalProxy(opts: { creds: AppCredentials; target: ApiTarget; ca: LocalCaFiles; secret: string; port?: number; log?: (l: string) => void }): Promise<RunningLocalProxy> {
-  const minter = new LeafMinter(opts.ca);
+  const { cloud } = opts.creds;
+  const minter = new LeafMinter(opts.ca, cloud);
   const { identity, clientId, principalId, tenant, key, expires } = opts.creds;
   const log = opts.log;
   const observe = log && ((i: { dialect: string; resource: string; selector?: string }) => log(`token for ${i.resource} (${i.dialect} dialect${i.selector ? `, by ${i.selector}` : ""})`));
@@ -91,13 +96,16 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
   // the certificates nearly every session uses, so the first request does not wait for them.
   const connected = tunnel().then(() => undefined);
   connected.catch(() => undefined);
-  for (const host of [MSI_HOST, IDENTITY_HOST, "management.azure.com"]) void minter.context(host).catch(() => undefined);
+  for (const host of [MSI_HOST, IDENTITY_HOST, cloudByName(cloud).armHost]) void minter.context(host).catch(() => undefined);
 
   const decide = async ({ host, port }: { host: string; port: number }): Promise<ConnectDecision> => {
     // After the app certificate ends, nothing here works (its local CA ended too): say so at CONNECT, before TLS fails obscurely.
     if (Date.now() >= opts.creds.expires.getTime()) return { refuse: `azgate app session for "${opts.creds.app}" expired at ${opts.creds.expires.toISOString()}; run azgate apps login ${opts.creds.app}` };
     // What the local CA may sign for (the token hosts and Azure's) is exactly what is intercepted.
-    if (port === 443 && isLocalCaName(host)) return { intercept: true };
+    if (port === 443 && isLocalCaName(host, cloud)) return { intercept: true };
+    // Another cloud's API host: a client configured for the wrong cloud; say so rather than send it a placeholder.
+    const others = otherCloudsOf(host, cloud);
+    if (others.length > 0) return { refuse: `azgate: ${host} is an API host of ${others.map((c) => c.name).join(" and ")}, but app "${opts.creds.app}" is in ${cloud}; point the client at ${cloud}` };
     // Everything else goes through untouched, but never to this machine or its link (loopback services, IMDS).
     return tunnelTo(host);
   };

@@ -5,6 +5,7 @@
  * (`tokenSecret`), with the emulated token endpoints' host names.
  */
 import { AzgateError } from "../errors/index.ts";
+import { cloudByName, type CloudName } from "../azure/clouds.ts";
 
 /** The emulated managed-identity endpoints: names that resolve nowhere (.invalid), reached only through the local proxy. */
 export const MSI_HOST = "azure-msi.azgate.invalid";
@@ -21,10 +22,12 @@ export const loopbackTokenEndpoint = (port: number) => `http://127.0.0.1:${port}
 const LOOPBACK_ENDPOINT = /^http:\/\/127\.0\.0\.1:\d{1,5}\/azgate\/msi\/token$/;
 
 /** The environment a shell or child process needs to use the proxy. */
-export function azureEnv(p: { port: number; secret: string; configDir: string; caBundle: string; localCa: string }): Record<string, string> {
+export function azureEnv(p: { port: number; secret: string; configDir: string; caBundle: string; localCa: string; cloud?: CloudName }): Record<string, string> {
   const proxyUrl = `http://127.0.0.1:${p.port}`;
   return {
     AZURE_CONFIG_DIR: p.configDir,
+    // az's [cloud] name (knack reads AZURE_<SECTION>_<OPTION>): the app's cloud, whatever the user's shell says.
+    AZURE_CLOUD_NAME: cloudByName(p.cloud).azCliName,
     HTTPS_PROXY: proxyUrl,
     HTTP_PROXY: proxyUrl,
     // Both protocols: az before 2.73 reads MSI_ENDPOINT; MSAL-based clients and Go prefer IDENTITY_ENDPOINT,

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { parseDuration } from "../util/duration.ts";
 import { isCidr } from "../net/address-policy.ts";
+import { CLOUD_NAMES } from "../azure/clouds.ts";
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/, "must be host:port, for example 0.0.0.0:3080");
 const addr = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+)(:\d{1,5})?$/, "must be host or host:port, for example proxy.example.com:3080");
@@ -15,7 +16,8 @@ const duration = z.string().refine((v) => {
 
 export const agentAppSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be lowercase letters, digits and '-'"),
-  cloud: z.literal("Azure", { message: 'must be "Azure"' }).default("Azure"),
+  /** Azure (public), AzureUSGovernment or AzureChinaCloud (azure/clouds.ts). */
+  cloud: z.enum(CLOUD_NAMES, { message: `must be one of ${CLOUD_NAMES.join(", ")}` }).default("Azure"),
   uri: z.string().default("cloud://Azure"),
   description: z.string().optional(),
   labels: z.record(z.string(), z.string()).default({}),
@@ -82,7 +84,11 @@ export const configSchema = z.strictObject({
       /** CA (PEM) of the TLS certificate at proxy_addr when an ingress or an operator certificate serves it; the web PKI and the cluster's CA are trusted anyway. */
       proxy_ca_file: z.string().min(1).optional(),
       data_dir: z.string().optional(),
-      apps: z.array(agentAppSchema).default([]),
+      /** One agent serves one cloud: its identity and its Entra ID live there. */
+      apps: z
+        .array(agentAppSchema)
+        .default([])
+        .refine((apps) => new Set(apps.map((a) => a.cloud)).size <= 1, "all apps of one agent must name the same cloud (an agent's identity lives in one); run an agent per cloud"),
       /** Like curl's --connect-to: every Azure connection goes to this address (the emulator), names kept. */
       connect_to: z.strictObject({ address: hostPort, ca_file: z.string().min(1).optional() }).optional(),
       /** /healthz and /readyz over plain HTTP (Kubernetes probes). */

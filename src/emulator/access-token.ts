@@ -4,21 +4,20 @@ import type { SigningKey } from "./keys.ts";
 
 export const TOKEN_LIFETIME_S = 3599;
 
-/** Audiences the emulator issues tokens for (ARM's two spellings, Key Vault, Storage, Graph). */
-const RESOURCES = ["https://management.core.windows.net/", "https://management.azure.com", "https://vault.azure.net", "https://storage.azure.com", "https://graph.microsoft.com"];
-
 /**
- * `<resource>/.default` to the token audience. v1 resources ending in "/"
- * keep it (`https://management.core.windows.net//.default`); null when unknown.
+ * `<resource>/.default` to the token audience, among `resources` (a cloud's:
+ * ARM's two spellings, Key Vault, Storage, Graph; clouds.ts). v1 resources
+ * ending in "/" keep it (`https://management.core.windows.net//.default`);
+ * null when unknown.
  */
-export function audienceForScope(scope: string): string | null {
+export function audienceForScope(scope: string, resources: string[]): string | null {
   const s = scope.trim().split(/\s+/).find((x) => x.endsWith("/.default"));
-  return s ? audienceForResource(s.slice(0, -"/.default".length)) : null;
+  return s ? audienceForResource(s.slice(0, -"/.default".length), resources) : null;
 }
 
-export function audienceForResource(resource: string): string | null {
+export function audienceForResource(resource: string, resources: string[]): string | null {
   const bare = resource.replace(/\/+$/, "");
-  const match = RESOURCES.find((r) => r.replace(/\/+$/, "") === bare);
+  const match = resources.find((r) => r.replace(/\/+$/, "") === bare);
   return match ?? null;
 }
 

@@ -3,20 +3,19 @@ import { bearerChecker } from "./bearer.ts";
 import type { SigningKey } from "./keys.ts";
 import { identityResourceId, type World } from "./world.ts";
 import { isAllowed, visibleSubscriptions } from "./arm-rbac.ts";
-
-export const ARM_HOST = "management.azure.com";
-const AUDIENCES = ["https://management.core.windows.net/", "https://management.core.windows.net", "https://management.azure.com/", "https://management.azure.com"];
+import { PUBLIC_CLOUD, type EmulatedCloud } from "./clouds.ts";
 
 type Env = { Variables: { oid: string } };
 
 /**
- * ARM on management.azure.com: bearer tokens checked like ARM (signature,
+ * ARM on management.azure.com (or another cloud's ARM host): bearer tokens checked like ARM (signature,
  * expiry, audience), case-insensitive paths, Azure RBAC from the world's role
  * assignments, errors in ARM's shape, nextLink paging. Resource groups can be
  * created and deleted; the rest is read-only.
  */
-export function armApp(opts: { world: World; key: SigningKey; pageSize?: number }) {
+export function armApp(opts: { world: World; key: SigningKey; pageSize?: number; cloud?: EmulatedCloud }) {
   const { world } = opts;
+  const AUDIENCES = (opts.cloud ?? PUBLIC_CLOUD).armAudiences;
   const pageSize = opts.pageSize ?? 100;
   const checkBearer = bearerChecker(opts.key, AUDIENCES);
   const app = new Hono<Env>();

@@ -8,8 +8,8 @@ import type { SigningKey } from "./keys.ts";
 import type { World } from "./world.ts";
 import { bearerChecker } from "./bearer.ts";
 import { isDataAllowed } from "./arm-rbac.ts";
+import { PUBLIC_CLOUD, type EmulatedCloud } from "./clouds.ts";
 
-export const BLOB_SUFFIX = ".blob.core.windows.net";
 const BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs";
 
 /**
@@ -17,19 +17,21 @@ const BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs";
  * streamed to and from disk (bodies may be large), data-plane RBAC, audience
  * https://storage.azure.com, errors in Storage's XML shape.
  */
-export function blobApp(opts: { world: World; key: SigningKey; dir: string }) {
+export function blobApp(opts: { world: World; key: SigningKey; dir: string; cloud?: EmulatedCloud }) {
   const { world } = opts;
+  const cloud = opts.cloud ?? PUBLIC_CLOUD;
+  const suffix = cloud.blobSuffix;
   const check = bearerChecker(opts.key, ["https://storage.azure.com", "https://storage.azure.com/"]);
   const app = new Hono();
 
   app.all("*", async (c) => {
     const url = new URL(c.req.url);
-    const accountName = url.hostname.slice(0, -BLOB_SUFFIX.length);
+    const accountName = url.hostname.slice(0, -suffix.length);
     const account = world.storage_accounts.find((a) => a.name === accountName);
     if (!account) return xmlError(c, 404, "ResourceNotFound", "The specified resource does not exist.");
     const auth = await check(c.req.header("authorization"));
     if (!auth.ok) {
-      c.header("WWW-Authenticate", `Bearer authorization_uri=https://login.microsoftonline.com/${world.tenant_id}/oauth2/authorize resource_id=https://storage.azure.com`);
+      c.header("WWW-Authenticate", `Bearer authorization_uri=https://${cloud.loginHost}/${world.tenant_id}/oauth2/authorize resource_id=https://storage.azure.com`);
       return xmlError(c, 401, auth.reason === "missing" ? "NoAuthenticationInformation" : "InvalidAuthenticationInfo", "Server failed to authenticate the request. Please refer to the information in the www-authenticate header.");
     }
     const [container, ...rest] = url.pathname.split("/").slice(1).map(decodeURIComponent);

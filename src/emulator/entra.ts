@@ -6,22 +6,25 @@ import type { SigningKey } from "./keys.ts";
 import type { WorkloadIssuer } from "./workload-issuer.ts";
 import { audienceForScope, issueAccessToken, TOKEN_LIFETIME_S, type Principal } from "./access-token.ts";
 import { entraError } from "./entra-errors.ts";
+import { PUBLIC_CLOUD, type EmulatedCloud } from "./clouds.ts";
 
 const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 export const LOGIN_HOST = "login.microsoftonline.com";
 
-/** Entra ID on login.microsoftonline.com: discovery, JWKS, and the v2 token endpoint for client credentials. */
-export function entraApp(opts: { world: World; key: SigningKey; issuers: WorkloadIssuer[]; onIssued?: (token: string) => void }) {
+/** Entra ID on a cloud's login host (login.microsoftonline.com for public Azure): discovery, JWKS, and the v2 token endpoint for client credentials. */
+export function entraApp(opts: { world: World; key: SigningKey; issuers: WorkloadIssuer[]; onIssued?: (token: string) => void; cloud?: EmulatedCloud }) {
   const { world, key } = opts;
+  const cloud = opts.cloud ?? PUBLIC_CLOUD;
   const app = new Hono();
-  const base = `https://${LOGIN_HOST}`;
+  const host = cloud.loginHost;
+  const base = `https://${host}`;
   const fail = (c: { json: (b: unknown, s: 400) => Response }, e: ReturnType<typeof entraError>) => c.json(e.body, e.status as 400);
 
   app.get("/common/discovery/instance", (c) =>
     c.json({
       tenant_discovery_endpoint: `${base}/${world.tenant_id}/v2.0/.well-known/openid-configuration`,
       "api-version": "1.1",
-      metadata: [{ preferred_network: LOGIN_HOST, preferred_cache: "login.windows.net", aliases: [LOGIN_HOST, "login.windows.net", "login.microsoft.com", "sts.windows.net"] }],
+      metadata: [host === LOGIN_HOST ? { preferred_network: LOGIN_HOST, preferred_cache: "login.windows.net", aliases: [LOGIN_HOST, "login.windows.net", "login.microsoft.com", "sts.windows.net"] } : { preferred_network: host, preferred_cache: host, aliases: [host] }],
     }),
   );
   app.get("/:tenant/v2.0/.well-known/openid-configuration", (c) => {
@@ -54,7 +57,7 @@ export function entraApp(opts: { world: World; key: SigningKey; issuers: Workloa
     if (!identity && !application) {
       return fail(c, entraError(400, "unauthorized_client", 700016, `Application with identifier '${form.get("client_id") ?? ""}' was not found in the directory '${tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.`));
     }
-    const audience = audienceForScope(form.get("scope") ?? "");
+    const audience = audienceForScope(form.get("scope") ?? "", cloud.resources);
     if (!audience) {
       return fail(c, entraError(400, "invalid_scope", 70011, `The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope ${form.get("scope") ?? ""} is not valid.`));
     }

@@ -2,6 +2,10 @@ import { Hono, type Context } from "hono";
 import type { SigningKey } from "./keys.ts";
 import { identityResourceId, type World } from "./world.ts";
 import { audienceForResource, issueAccessToken, TOKEN_LIFETIME_S } from "./access-token.ts";
+import { EMULATED_CLOUDS } from "./clouds.ts";
+
+/** A VM's IMDS issues its own cloud's audiences; the emulated one stands in for a VM in any of them. */
+const ANY_CLOUD_RESOURCES = EMULATED_CLOUDS.flatMap((c) => c.resources);
 
 export const IMDS_HOST = "169.254.169.254";
 
@@ -20,7 +24,7 @@ export function imdsApp(opts: { world: World; key: SigningKey; onIssued?: (token
     const q = new URL(c.req.url).searchParams;
     const resource = q.get("resource");
     if (!resource) return bad(c, "Required audience parameter not specified");
-    const audience = audienceForResource(resource);
+    const audience = audienceForResource(resource, ANY_CLOUD_RESOURCES);
     if (!audience) return bad(c, `Resource '${resource}' is not a valid audience`);
     const assigned = world.identities.filter((i) => world.imds.user_assigned.includes(i.name));
     const clientId = q.get("client_id")?.toLowerCase();

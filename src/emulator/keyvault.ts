@@ -3,29 +3,31 @@ import type { SigningKey } from "./keys.ts";
 import type { World } from "./world.ts";
 import { bearerChecker } from "./bearer.ts";
 import { isDataAllowed } from "./arm-rbac.ts";
+import { PUBLIC_CLOUD, type EmulatedCloud } from "./clouds.ts";
 
-export const VAULT_SUFFIX = ".vault.azure.net";
 const VERSION = "0000000000000000000000000000000a";
 
 /**
  * Key Vault secrets on <name>.vault.azure.net: the 401 challenge its SDKs
  * start with, audience https://vault.azure.net, data-plane RBAC, get and list.
  */
-export function keyVaultApp(opts: { world: World; key: SigningKey }) {
+export function keyVaultApp(opts: { world: World; key: SigningKey; cloud?: EmulatedCloud }) {
   const { world } = opts;
-  const check = bearerChecker(opts.key, ["https://vault.azure.net", "https://vault.azure.net/"]);
+  const cloud = opts.cloud ?? PUBLIC_CLOUD;
+  const suffix = cloud.vaultSuffix;
+  const check = bearerChecker(opts.key, [cloud.vaultResource, `${cloud.vaultResource}/`]);
   const app = new Hono();
   const kvError = (c: Context, status: number, code: string, message: string, inner?: string) =>
     c.json({ error: { code, message, ...(inner ? { innererror: { code: inner } } : {}) } }, status as 400);
 
   app.all("*", async (c) => {
     const url = new URL(c.req.url);
-    const vaultName = url.hostname.slice(0, -VAULT_SUFFIX.length);
+    const vaultName = url.hostname.slice(0, -suffix.length);
     const vault = world.key_vaults.find((v) => v.name.toLowerCase() === vaultName);
     if (!vault) return kvError(c, 404, "VaultNotFound", `The vault '${vaultName}' does not exist.`);
     const auth = await check(c.req.header("authorization"));
     if (!auth.ok) {
-      c.header("WWW-Authenticate", `Bearer authorization="https://login.microsoftonline.com/${world.tenant_id}", resource="https://vault.azure.net"`);
+      c.header("WWW-Authenticate", `Bearer authorization="https://${cloud.loginHost}/${world.tenant_id}", resource="${cloud.vaultResource}"`);
       return kvError(c, 401, "Unauthorized", auth.reason === "missing" ? "AKV10000: Request is missing a Bearer or PoP token." : `AKV10022: Invalid audience or token (${auth.reason}).`);
     }
     const oid = String(auth.claims.oid);
@@ -34,7 +36,7 @@ export function keyVaultApp(opts: { world: World; key: SigningKey }) {
     if (c.req.method !== "GET" || parts[0]?.toLowerCase() !== "secrets") return kvError(c, 400, "BadParameter", "Only secret get and list are emulated.");
     const forbidden = (action: string) =>
       kvError(c, 403, "Forbidden", `Caller is not authorized to perform action on resource. If role assignments, deny assignments or role definitions were changed recently, please observe propagation time. Caller: appid=${auth.claims.appid};oid=${oid} Action: '${action}' Resource: '${vaultId.toLowerCase()}'`, "ForbiddenByRbac");
-    const base = `https://${vault.name}${VAULT_SUFFIX}/secrets`;
+    const base = `https://${vault.name}${suffix}/secrets`;
     if (parts.length === 1) {
       const action = "Microsoft.KeyVault/vaults/secrets/readMetadata/action";
       if (!isDataAllowed(world, oid, action, vaultId)) return forbidden(action);

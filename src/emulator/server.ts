@@ -11,14 +11,15 @@ import { DEFAULT_WORLD_YAML } from "./default-world.ts";
 import { parseWorld, type World } from "./world.ts";
 import { newSigningKey } from "./keys.ts";
 import { WorkloadIssuer } from "./workload-issuer.ts";
-import { entraApp, LOGIN_HOST } from "./entra.ts";
-import { armApp, ARM_HOST } from "./arm.ts";
+import { entraApp } from "./entra.ts";
+import { armApp } from "./arm.ts";
 import { imdsApp, IMDS_HOST } from "./imds.ts";
-import { keyVaultApp, VAULT_SUFFIX } from "./keyvault.ts";
-import { blobApp, BLOB_SUFFIX } from "./blob.ts";
+import { keyVaultApp } from "./keyvault.ts";
+import { blobApp } from "./blob.ts";
+import { cloudHostNames, EMULATED_CLOUDS } from "./clouds.ts";
 
-/** Host names the emulator answers for; its certificate names all of them. */
-export const EMULATED_HOSTS = [LOGIN_HOST, "management.azure.com", "*.vault.azure.net", "*.blob.core.windows.net", "oidc.prod-aks.azure.com", "localhost"];
+/** Host names the emulator answers for (public Azure's, US Government's, China's); its certificate names all of them. */
+export const EMULATED_HOSTS = [...cloudHostNames(), "oidc.prod-aks.azure.com", "localhost"];
 
 export interface RunningEmulator {
   world: World;
@@ -68,11 +69,17 @@ export async function startEmulator(opts: { dir: string; worldFile?: string; hos
   const entraKey = await newSigningKey("entra-emulated-1");
   const issuedTokens = new Set<string>();
   const onIssued = (token: string) => issuedTokens.add(token);
-  const entra = entraApp({ world, key: entraKey, issuers: [issuer], onIssued });
-  const arm = armApp({ world, key: entraKey, pageSize: opts.armPageSize });
+  // Each cloud's services, by exact host or by suffix (vaults and storage accounts are subdomains).
+  const byHost = new Map<string, { fetch: (r: Request) => Response | Promise<Response> }>();
+  const bySuffix: [string, { fetch: (r: Request) => Response | Promise<Response> }][] = [];
+  const armHosts = new Set<string>();
+  for (const cloud of EMULATED_CLOUDS) {
+    byHost.set(cloud.loginHost, entraApp({ world, key: entraKey, issuers: [issuer], onIssued, cloud }));
+    byHost.set(cloud.armHost, armApp({ world, key: entraKey, pageSize: opts.armPageSize, cloud }));
+    armHosts.add(cloud.armHost);
+    bySuffix.push([cloud.vaultSuffix, keyVaultApp({ world, key: entraKey, cloud })], [cloud.blobSuffix, blobApp({ world, key: entraKey, dir: opts.dir, cloud })]);
+  }
   const imds = imdsApp({ world, key: entraKey, onIssued });
-  const vault = keyVaultApp({ world, key: entraKey });
-  const blobs = blobApp({ world, key: entraKey, dir: opts.dir });
   const issuerPath = new URL(issuer.issuer).pathname.replace(/\/$/, "");
   const aks = new Hono()
     .get(`${issuerPath}/.well-known/openid-configuration`, (c) => c.json(issuer.discovery()))
@@ -90,17 +97,15 @@ export async function startEmulator(opts: { dir: string; worldFile?: string; hos
     if (requests.length > REQUEST_LOG_SIZE) requests.splice(0, requests.length - REQUEST_LOG_SIZE);
     await next();
     c.res.headers.set("x-ms-request-id", requestId);
-    if (host === ARM_HOST) c.res.headers.set("x-ms-correlation-request-id", c.req.header("x-ms-correlation-request-id") ?? requestId);
+    if (armHosts.has(host)) c.res.headers.set("x-ms-correlation-request-id", c.req.header("x-ms-correlation-request-id") ?? requestId);
   });
   root.all("*", (c) => {
     const host = new URL(c.req.url).hostname.toLowerCase();
-    if (host === LOGIN_HOST) return entra.fetch(c.req.raw);
+    const service = byHost.get(host) ?? bySuffix.find(([suffix]) => host.endsWith(suffix))?.[1];
+    if (service) return service.fetch(c.req.raw);
     if (host === "oidc.prod-aks.azure.com") return aks.fetch(c.req.raw);
-    if (host === ARM_HOST) return arm.fetch(c.req.raw);
     // IMDS is plain HTTP: it arrives as an absolute-URI request on the proxy port.
     if (host === IMDS_HOST) return imds.fetch(c.req.raw);
-    if (host.endsWith(VAULT_SUFFIX)) return vault.fetch(c.req.raw);
-    if (host.endsWith(BLOB_SUFFIX)) return blobs.fetch(c.req.raw);
     return c.json({ error: { code: "UnknownHost", message: `the Azure emulator does not serve ${host || "(no host)"}` } }, 404);
   });
 

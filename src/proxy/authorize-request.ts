@@ -3,7 +3,8 @@
  * path, in order, each refusal an AzgateError with its registered code:
  * the session's identity, the account as it is now (deleted, reset, locked),
  * a server of the app the caller's roles allow on that server's own labels,
- * then the method and the target (the rules of azure/forwarding.ts).
+ * then the method and the target (the rules of azure/forwarding.ts) in that
+ * app's cloud: a request is routed only to servers of the cloud it targets.
  */
 import { checkAzureMethod, checkAzureTarget } from "../azure/forwarding.ts";
 import { AccessDenied, AppUnavailable } from "../errors/index.ts";
@@ -29,9 +30,13 @@ export async function authorizeRequest(ctx: ProxyContext, registry: AppRegistry,
   const caller = await resolveCaller(ctx, identity);
   const known = registry.all(route.app);
   if (known.length === 0) throw new AppUnavailable(`no agent serves app "${route.app}" right now; azgate apps ls shows the apps that are up`);
-  const allowedOn = (s: AppServer) => checkAzureIdentity(caller.roles, caller.traits, s.app, azureIdentity).allowed;
-  if (!known.some(allowedOn)) throw new AccessDenied(checkAzureIdentity(caller.roles, caller.traits, known[0].app, azureIdentity).reason);
-  const problem = checkAzureMethod(request.method) ?? checkAzureTarget(request.url, request.headers);
+  const permitted = (s: AppServer) => checkAzureIdentity(caller.roles, caller.traits, s.app, azureIdentity).allowed;
+  const first = known.find(permitted);
+  if (!first) throw new AccessDenied(checkAzureIdentity(caller.roles, caller.traits, known[0].app, azureIdentity).reason);
+  // An app's agents name one cloud; should two disagree, the request goes only to those of the first's.
+  const cloud = first.app.cloud;
+  const problem = checkAzureMethod(request.method) ?? checkAzureTarget(request.url, request.headers, cloud);
   if (problem) throw problem;
+  const allowedOn = (s: AppServer) => s.app.cloud === cloud && permitted(s);
   return { caller, app: route.app, azureIdentity, allowedOn };
 }

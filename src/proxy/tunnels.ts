@@ -191,7 +191,7 @@ async function handleAgentStream(ctx: ProxyContext, registry: AppRegistry, repli
     if (type === "heartbeat") {
       const hb = heartbeatSchema.parse(stream.meta);
       tunnel.hostName = hb.host_name || identity.name;
-      registry.heartbeat(tunnel, hb.apps.map((a) => ({ ...a, cloud: "Azure" as const, ...(hb.tenant_id ? { tenant_id: hb.tenant_id } : {}) })));
+      registry.heartbeat(tunnel, hb.apps.map((a) => ({ ...a, ...(hb.tenant_id ? { tenant_id: hb.tenant_id } : {}) })));
       // Every answer lists the replicas, so the agent follows replicas coming and going.
       const peers = (await replica.peers()).map((p) => ({ id: p.id, addr: p.addr }));
       respondJsonMeta(stream, { ok: true, cluster_name: ctx.cluster.name, interval_ms: HEARTBEAT_INTERVAL_MS, proxy_id: replica.id, peers });

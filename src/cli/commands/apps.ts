@@ -25,8 +25,8 @@ export function appsCommands(y: Argv) {
               ["Application", "Description", "Type", "Public Address", "Labels"],
               items.map((app) => [
                 app.name,
-                app.description ?? (app.cloud === "Azure" ? "Azure CLI and API access" : ""),
-                app.cloud === "Azure" ? "Azure" : "HTTP",
+                app.description ?? "Azure CLI and API access",
+                app.cloud,
                 proxy,
                 Object.entries(app.labels).map(([k, v]) => `${k}=${v}`).join(",") || "-",
               ]),

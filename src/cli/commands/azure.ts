@@ -86,7 +86,7 @@ export async function execPassthrough(args: string[]): Promise<void> {
   await run(async () => {
     if (argv.length === 0) throw new AzgateError("bad_parameter", "azgate exec needs a command: azgate exec [--app NAME] -- COMMAND [ARGS...]");
     await throughSession(app, argv[0], async (opened, signal) => {
-      const env = execEnv(process.env, { sessionEnv: opened.env, identity: opened.identity, tenant: opened.tenant, clientId: opened.clientId });
+      const env = execEnv(process.env, { sessionEnv: opened.env, identity: opened.identity, tenant: opened.tenant, clientId: opened.clientId, cloud: opened.cloud });
       return runChild(argv[0], argv.slice(1), env, { signal });
     });
   })(undefined);
@@ -180,7 +180,7 @@ export function proxyCommands(y: Argv) {
           }
           const opened = await startLocalProxy(await currentSession(), argv.app, argv.port ?? 0, argv.debug ? (line) => process.stderr.write(`[azgate] ${line}\n`) : undefined);
           const format = argv.format ?? (process.platform === "win32" ? "powershell" : "unix");
-          const sessionExports = execEnv({}, { sessionEnv: opened.env, identity: opened.identity, tenant: opened.tenant, clientId: opened.clientId });
+          const sessionExports = execEnv({}, { sessionEnv: opened.env, identity: opened.identity, tenant: opened.tenant, clientId: opened.clientId, cloud: opened.cloud });
           print(
             [
               `Started Azure proxy on http://127.0.0.1:${opened.proxy.port}.`,

@@ -60,7 +60,7 @@ export function startCommand(y: Argv) {
         .option("ca-pin", { type: "string", describe: "agent: CA pin of the proxy" })
         .option("proxy-ca-file", { type: "string", describe: "agent: CA (PEM) of the proxy address's TLS certificate, when an ingress or an operator certificate serves it (AZGATE_PROXY_CA_FILE)" })
         .option("app", { type: "string", describe: "agent: app name to serve" })
-        .option("app-cloud", { type: "string", describe: "agent: app cloud (Azure)" })
+        .option("app-cloud", { type: "string", describe: "agent: the app's cloud: Azure (default), AzureUSGovernment or AzureChinaCloud" })
         .option("labels", { type: "string", describe: "agent: app labels, k=v,k2=v2" })
         .option("azure-connect-to", { type: "string", describe: "agent: send all Azure connections to host:port (an emulator), keeping host names" })
         .option("azure-ca-file", { type: "string", describe: "agent: CA to trust for --azure-connect-to" })

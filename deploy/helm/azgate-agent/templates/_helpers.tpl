@@ -49,9 +49,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if not .Values.apps -}}
 {{- fail "apps: list at least one app (name, cloud: Azure)" -}}
 {{- end -}}
+{{- $cloud := default "Azure" (index .Values.apps 0).cloud -}}
 {{- range .Values.apps -}}
-{{- if ne (default "Azure" .cloud) "Azure" -}}
-{{- fail (printf "apps: %q has cloud %q; azgate serves Azure apps" .name .cloud) -}}
+{{- if ne (default "Azure" .cloud) $cloud -}}
+{{- fail (printf "apps: %q has cloud %q but %q has %q; one agent serves one cloud (its identity lives there): install a release per cloud" .name (default "Azure" .cloud) (index $.Values.apps 0).name $cloud) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
