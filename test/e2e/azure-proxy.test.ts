@@ -15,7 +15,7 @@ import path from "node:path";
 import { findIssuedTokens, useEmulator } from "../helpers/emulator.ts";
 import { IDENTITY, startClusterWithAgent, workstationHome, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
 import { azgateCommand, cli, parseExports, startCli, startProxyProcess, tempDir, type LongRunningCli } from "../helpers/azgate.ts";
-import { rawRequest, startTrafficRecorder } from "../helpers/local-proxy.ts";
+import { connectThrough, rawRequest, startTrafficRecorder } from "../helpers/local-proxy.ts";
 import { runCommand, runJsonClient } from "../helpers/run.ts";
 import { buildGoClient } from "../helpers/go.ts";
 import { loadAppSession, type StoredAppSession } from "../../src/client/app-store.ts";
@@ -159,6 +159,29 @@ describe("azgate proxy azure, used from another process", () => {
     expect([wrongHeader.status, wrongHeader.body]).toEqual([400, expect.stringContaining("invalid secret")]);
     const other = await appService(`&mi_res_id=${encodeURIComponent(IDENTITY("teleport-contributor"))}`, env.IDENTITY_HEADER);
     expect([other.status, other.body]).toEqual([400, expect.stringContaining("unexpected value for parameter 'mi_res_id'")]);
+  });
+
+  it("answers a POST's head with 100 Continue before its body arrives (az's token POSTs would otherwise wait out a delayed ACK)", async () => {
+    // As Python's http.client sends it: the head in one write, the body in the next, no Expect header.
+    const socket = await connectThrough(port, "azure-msi.azgate.invalid", session.ca.certPem);
+    try {
+      const body = "resource=https%3A%2F%2Fmanagement.azure.com";
+      let received = "";
+      const arrived = (pattern: RegExp) =>
+        new Promise<void>((resolve, reject) => {
+          const check = () => (pattern.test(received) ? (socket.off("data", onData), resolve()) : undefined);
+          const onData = (d: Buffer) => ((received += d), check());
+          socket.on("data", onData);
+          socket.once("close", () => reject(new Error(`closed; received: ${received}`)));
+          check();
+        });
+      socket.write(`POST /${env.IDENTITY_HEADER} HTTP/1.1\r\nhost: azure-msi.azgate.invalid\r\nmetadata: true\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: ${body.length}\r\n\r\n`);
+      await arrived(/^HTTP\/1\.1 100 Continue\r\n\r\n/);
+      socket.write(body);
+      await arrived(/HTTP\/1\.1 200 OK[\s\S]*"access_token"/);
+    } finally {
+      socket.destroy();
+    }
   });
 
   it("refuses a Host header that differs from the CONNECT target, and anything but CONNECT", async () => {
