@@ -23,6 +23,15 @@ export interface DialOptions {
   timeoutMs?: number;
 }
 
+/**
+ * The masking key of every frame this side sends: all zeros. RFC 6455 has
+ * clients mask so that bytes a browser script chose cannot be read as
+ * something else by a cleartext intermediary; a tunnel is TLS from azgate's
+ * own processes, and `ws` skips the XOR for a zero key on both ends (without
+ * the native bufferutil it ran in JavaScript over every byte).
+ */
+const zeroMask = (mask: Uint8Array) => void mask.fill(0);
+
 export async function dialTunnel(opts: DialOptions): Promise<TunnelSession> {
   const url = new URL(opts.path, opts.baseUrl);
   const proof = await createProof({ key: opts.key, certPem: opts.certPem, method: "GET", pathAndQuery: url.pathname + url.search });
@@ -34,6 +43,7 @@ export async function dialTunnel(opts: DialOptions): Promise<TunnelSession> {
     maxPayload: WS_MAX_PAYLOAD,
     handshakeTimeout: opts.timeoutMs ?? 15_000,
     perMessageDeflate: false,
+    generateMask: zeroMask,
   });
   return new Promise((resolve, reject) => {
     const fail = (err: Error) => {
