@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { CompactSign, SignJWT } from "jose";
 import { verifyEs256 } from "../src/runtime/index.ts";
 import { generateKeyPair } from "../src/pki/keys.ts";
+import { signPlaceholder, verifyPlaceholder } from "../src/azure/placeholder.ts";
 
 describe("ES256 verification with node:crypto", () => {
   it("accepts what jose signed, and nothing changed or signed by another key", async () => {
@@ -16,6 +17,22 @@ describe("ES256 verification with node:crypto", () => {
     expect(verifyEs256(changed, jwk)).toBe(false);
     expect(verifyEs256(token, await crypto.subtle.exportKey("jwk", other.publicKey))).toBe(false);
     expect(verifyEs256(`${h}.${token.split(".")[1]}.AAAA`, jwk)).toBe(false);
+  });
+
+  it("remembers a signature it verified, for that key and those bytes only; a placeholder's claims are still checked every time", async () => {
+    const keys = await generateKeyPair();
+    const jwk = await crypto.subtle.exportKey("jwk", keys.publicKey);
+    const otherJwk = await crypto.subtle.exportKey("jwk", (await generateKeyPair()).publicKey);
+    const expires = new Date(Date.now() + 60_000);
+    const token = await signPlaceholder(keys.privateKey, { tid: "t", resource: "https://management.azure.com", identity: "/id", expires });
+    for (let i = 0; i < 3; i++) expect(verifyPlaceholder(token, jwk, "/id").resource).toBe("https://management.azure.com");
+    // Remembered bytes under another key, another identity, or after the expiry: refused as the first time.
+    expect(verifyEs256(token, otherJwk)).toBe(false);
+    expect(() => verifyPlaceholder(token, jwk, "/other")).toThrow(/not this session's/);
+    expect(() => verifyPlaceholder(token, jwk, "/id", new Date(expires.getTime() + 31_000))).toThrow(/expired/);
+    const [h, p, sig] = token.split(".");
+    const flipped = `${h}.${p}.${sig.slice(0, 10)}${sig[10] === "A" ? "B" : "A"}${sig.slice(11)}`;
+    expect(verifyEs256(flipped, jwk)).toBe(false);
   });
 
   it("refuses another algorithm and what is not a compact JWS, saying which", async () => {

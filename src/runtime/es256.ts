@@ -6,10 +6,19 @@
  * req/s and a 5 s p99 at 50 concurrent requests on Deno, ~1,000 req/s with
  * this). Signing stays with jose (WebCrypto): it is not on the hot path.
  */
-import { createPublicKey, verify, type KeyObject } from "node:crypto";
+import { createHash, createPublicKey, verify, type KeyObject } from "node:crypto";
 
 const keys = new Map<string, KeyObject>();
 const MAX_CACHED_KEYS = 1000;
+/**
+ * Digests of (key, JWS) pairs that verified. A client reuses a placeholder
+ * for every request until it expires (az, the SDKs), so the agent would check
+ * the same signature again and again: a SHA-256 here costs a small fraction of
+ * an ECDSA verify. Only the exact bytes, under the exact key, hit; failures
+ * are never kept; claims (expiry, identity) are the caller's to check each time.
+ */
+const verified = new Set<string>();
+const MAX_VERIFIED = 10_000;
 
 /** A public key from its JWK; the agent sees the same session keys again and again. */
 function publicKey(jwk: JsonWebKey): KeyObject {
@@ -41,5 +50,12 @@ export function verifyEs256(jws: string, jwk: JsonWebKey): boolean {
   if (header.alg !== "ES256") throw new Error(`alg must be ES256, not ${String(header.alg)}`);
   const signature = Buffer.from(parts[2], "base64url");
   if (signature.length !== 64) return false;
-  return verify("sha256", Buffer.from(`${parts[0]}.${parts[1]}`), { key: publicKey(jwk), dsaEncoding: "ieee-p1363" }, signature);
+  const digest = createHash("sha256").update(`${jwk.crv}:${jwk.x}:${jwk.y}\n${jws}`).digest("base64");
+  if (verified.has(digest)) return true;
+  const ok = verify("sha256", Buffer.from(`${parts[0]}.${parts[1]}`), { key: publicKey(jwk), dsaEncoding: "ieee-p1363" }, signature);
+  if (ok) {
+    if (verified.size >= MAX_VERIFIED) verified.delete(verified.values().next().value!);
+    verified.add(digest);
+  }
+  return ok;
 }
