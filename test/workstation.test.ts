@@ -270,6 +270,12 @@ describe("azgate exec's environment", () => {
     expect(Object.keys(all).filter((k) => !(EXEC_VARIABLES as readonly string[]).includes(k))).toEqual([]);
   });
 
+  it("gives Python the local CA alone unless asked for the system's roots too; SSL_CERT_FILE always has them", () => {
+    const base = { port: 1, secret: "ab", configDir: "d", caBundle: "/bundle.pem", localCa: "/localca.pem" };
+    expect(azureEnv(base)).toMatchObject({ REQUESTS_CA_BUNDLE: "/localca.pem", SSL_CERT_FILE: "/bundle.pem", NODE_EXTRA_CA_CERTS: "/localca.pem" });
+    expect(azureEnv({ ...base, pythonTrust: "system" })).toMatchObject({ REQUESTS_CA_BUNDLE: "/bundle.pem", SSL_CERT_FILE: "/bundle.pem" });
+  });
+
   it("points az and Terraform at the app's cloud, whatever the user's shell says", () => {
     const parent = { AZURE_CLOUD_NAME: "AzureChinaCloud", ARM_ENVIRONMENT: "china" };
     expect(execEnv(parent, { ...session, cloud: "AzureUSGovernment", sessionEnv: azureEnv({ port: 1, secret: "ab", configDir: "d", caBundle: "b", localCa: "c", cloud: "AzureUSGovernment" }) })).toMatchObject({ AZURE_CLOUD_NAME: "AzureUSGovernment", ARM_ENVIRONMENT: "usgovernment" });

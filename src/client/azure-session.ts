@@ -15,7 +15,7 @@ import { createLocalCa } from "./local-ca.ts";
 import { azureConfigDir, listAppSessions, loadAppSession, saveAppSession, type AppSessionInfo } from "./app-store.ts";
 import { chooseAzureIdentity } from "./identity-choice.ts";
 import { serveLocalProxy, type RunningLocalProxy } from "./local-proxy.ts";
-import { azureEnv, tokenSecret } from "./session-env.ts";
+import { azureEnv, tokenSecret, type PythonTrust } from "./session-env.ts";
 
 export interface UserSession {
   profile: Profile;
@@ -72,7 +72,7 @@ export interface LocalProxySession {
 }
 
 /** Starts the local proxy for an app session stored on disk (the only one, when `appName` is not given); the caller closes it. */
-export async function startLocalProxy(s: UserSession, appName: string | undefined, port = 0, log?: (line: string) => void): Promise<LocalProxySession> {
+export async function startLocalProxy(s: UserSession, appName: string | undefined, port = 0, log?: (line: string) => void, pythonTrust: PythonTrust = "local"): Promise<LocalProxySession> {
   let app = appName;
   if (!app) {
     const sessions = await listAppSessions(s.profile);
@@ -96,6 +96,6 @@ export async function startLocalProxy(s: UserSession, appName: string | undefine
     log,
   });
   const cloud = stored.info.cloud ?? "Azure";
-  const env = azureEnv({ port: proxy.port, secret, configDir: azureConfigDir(s.profile, app), caBundle: stored.bundleFile, localCa: stored.caFile, cloud });
+  const env = azureEnv({ port: proxy.port, secret, configDir: azureConfigDir(s.profile, app), caBundle: stored.bundleFile, localCa: stored.caFile, cloud, pythonTrust });
   return { proxy, env, app, identity: stored.info.azure_identity, tenant: stored.info.tenant, clientId: stored.info.client_id, cloud, expires };
 }

@@ -21,8 +21,19 @@ export const LOOPBACK_TOKEN_PATH = "/azgate/msi/token";
 export const loopbackTokenEndpoint = (port: number) => `http://127.0.0.1:${port}${LOOPBACK_TOKEN_PATH}`;
 const LOOPBACK_ENDPOINT = /^http:\/\/127\.0\.0\.1:\d{1,5}\/azgate\/msi\/token$/;
 
+/**
+ * What Python's requests trusts (REQUESTS_CA_BUNDLE): "local", azgate's local
+ * CA alone, or "system", the local CA plus the system's roots. requests
+ * builds a new SSL context per connection and OpenSSL parses the whole file
+ * each time: 145 system roots cost 24.5 ms per connection, three per az
+ * command (Teleport exports its local CA alone too). With "local", Python
+ * cannot verify a non-Azure host it reaches through the proxy; "system"
+ * keeps that working, for tools that call other HTTPS services as well.
+ */
+export type PythonTrust = "local" | "system";
+
 /** The environment a shell or child process needs to use the proxy. */
-export function azureEnv(p: { port: number; secret: string; configDir: string; caBundle: string; localCa: string; cloud?: CloudName }): Record<string, string> {
+export function azureEnv(p: { port: number; secret: string; configDir: string; caBundle: string; localCa: string; cloud?: CloudName; pythonTrust?: PythonTrust }): Record<string, string> {
   const proxyUrl = `http://127.0.0.1:${p.port}`;
   return {
     AZURE_CONFIG_DIR: p.configDir,
@@ -37,7 +48,7 @@ export function azureEnv(p: { port: number; secret: string; configDir: string; c
     NO_PROXY: "127.0.0.1,localhost,::1",
     no_proxy: "127.0.0.1,localhost,::1",
     IDENTITY_HEADER: p.secret,
-    REQUESTS_CA_BUNDLE: p.caBundle,
+    REQUESTS_CA_BUNDLE: p.pythonTrust === "system" ? p.caBundle : p.localCa,
     SSL_CERT_FILE: p.caBundle,
     NODE_EXTRA_CA_CERTS: p.localCa,
   };

@@ -83,6 +83,11 @@ describe("azgate proxy azure, used from another process", () => {
     expect(env.HTTPS_PROXY).toBe(`http://127.0.0.1:${port}`);
     expect(env.MSI_ENDPOINT).toBe(`https://azure-msi.azgate.invalid/${env.IDENTITY_HEADER}`);
     expect(statSync(env.NODE_EXTRA_CA_CERTS).mode & 0o777).toBe(0o600);
+    // Python parses REQUESTS_CA_BUNDLE on every connection: the local CA alone by default; SSL_CERT_FILE (read once by Go) keeps the system's roots.
+    expect(env.REQUESTS_CA_BUNDLE).toBe(session.caFile);
+    expect(readFileSync(env.REQUESTS_CA_BUNDLE, "utf8").match(/BEGIN CERTIFICATE/g)).toHaveLength(1);
+    expect(env.SSL_CERT_FILE).toBe(session.bundleFile);
+    expect(readFileSync(env.SSL_CERT_FILE, "utf8").match(/BEGIN CERTIFICATE/g)!.length).toBeGreaterThan(10);
     // The same set azgate exec gives a command: the user's own credentials unset, then what each runtime and tool reads.
     expect(proxy.output()).toMatch(/^unset AZURE_CLIENT_SECRET AZURE_CLIENT_CERTIFICATE_PATH .*AZURE_USERNAME AZURE_PASSWORD .*ARM_CLIENT_SECRET/m);
     expect(env).toMatchObject({ AZURE_TOKEN_CREDENTIALS: "ManagedIdentityCredential", AZURE_TENANT_ID: fx.emu.world.tenant_id, AZURE_CLIENT_ID: "00000000-0000-4000-8000-000000000002", ARM_USE_MSI: "true", ARM_SUBSCRIPTION_ID: SUBSCRIPTION, NO_PROXY: "127.0.0.1,localhost,::1" });
@@ -239,8 +244,9 @@ describe("azgate proxy azure, used from another process", () => {
     expect(out, out.message).toMatchObject({ ok: true, secret_seen: false });
     expect(out.groups).toEqual(expect.arrayContaining(["myResourceGroup", "production"]));
     expect(out.claims).toMatchObject({ iss: "azgate-client", xms_mirid: READER, tid: fx.emu.world.tenant_id, appid: "00000000-0000-4000-8000-000000000002", oid: "10000000-0000-4000-8000-000000000002" });
-    const shell = keep(await cli(["exec", "--", "/bin/sh", "-c", 'echo "${AZURE_CLIENT_SECRET-unset} ${AZURE_USERNAME-unset} $AZURE_CLIENT_ID $ARM_USE_MSI $AZURE_TOKEN_CREDENTIALS $ARM_SUBSCRIPTION_ID"; exit 7'], { home, env: userShell }));
-    expect([shell.code, shell.stdout]).toEqual([7, `unset unset 00000000-0000-4000-8000-000000000002 true ManagedIdentityCredential ${SUBSCRIPTION}\n`]);
+    const shell = keep(await cli(["exec", "--", "/bin/sh", "-c", 'echo "${AZURE_CLIENT_SECRET-unset} ${AZURE_USERNAME-unset} $AZURE_CLIENT_ID $ARM_USE_MSI $AZURE_TOKEN_CREDENTIALS $ARM_SUBSCRIPTION_ID $REQUESTS_CA_BUNDLE"; exit 7'], { home, env: userShell }));
+    // Any tool may call other HTTPS services too: under exec, Python keeps the system's roots.
+    expect([shell.code, shell.stdout]).toEqual([7, `unset unset 00000000-0000-4000-8000-000000000002 true ManagedIdentityCredential ${SUBSCRIPTION} ${session.bundleFile}\n`]);
     // A Node script on DefaultAzureCredential: ARM, then Key Vault (another audience, through the agent).
     const js = keep(await cli(["exec", "--", "node", JS_DEFAULT], { home, env: userShell }));
     expect(js.code, js.stderr).toBe(0);
@@ -287,8 +293,8 @@ describe("azgate proxy azure, used from another process", () => {
   it('eval "$(azgate env)" starts the local proxy in the background for this shell; az works; eval "$(azgate env --unset)" stops it and unsets it all', async () => {
     const [cmd, argv] = azgateCommand([]);
     const azgate = [cmd, ...argv].map((a) => `'${a}'`).join(" ");
-    const script = `eval "$(${azgate} env)" || exit 9
-echo "pid=$AZGATE_ENV_PID"
+    const script = `eval "$(${azgate} env --ca-bundle system)" || exit 9
+echo "pid=$AZGATE_ENV_PID ca=$REQUESTS_CA_BUNDLE"
 az group list -o json > "$HOME/groups.json" || exit 8
 eval "$(${azgate} env --unset)"
 echo "after=\${HTTPS_PROXY-unset},\${AZGATE_ENV_PID-unset},\${IDENTITY_ENDPOINT-unset}"`;
@@ -296,6 +302,8 @@ echo "after=\${HTTPS_PROXY-unset},\${AZGATE_ENV_PID-unset},\${IDENTITY_ENDPOINT-
     expect(res.code, res.stderr).toBe(0);
     expect(JSON.parse(readFileSync(path.join(home, "groups.json"), "utf8")).map((g: { name: string }) => g.name)).toEqual(expect.arrayContaining(["myResourceGroup"]));
     expect(res.stdout).toContain("after=unset,unset,unset");
+    // --ca-bundle system: Python trusts the system's roots as well as the local CA (for tools that call other services too).
+    expect(res.stdout).toContain(`ca=${session.bundleFile}\n`);
     const pid = Number(/pid=(\d+)/.exec(res.stdout)?.[1]);
     expect(pid).toBeGreaterThan(0);
     // --unset stopped the background proxy (SIGTERM; it closes cleanly).

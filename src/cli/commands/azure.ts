@@ -11,6 +11,7 @@ import { listAppSessions, removeAppSession } from "../../client/app-store.ts";
 import { currentSession, loginApp, startLocalProxy, type LocalProxySession } from "../../client/azure-session.ts";
 import { azVersion, findAz, runAz, runChild, usesMsal } from "../../client/az.ts";
 import { execEnv, SCRUBBED } from "../../client/exec-env.ts";
+import type { PythonTrust } from "../../client/session-env.ts";
 import { print } from "../output.ts";
 import { run, subcommandNeeded, untilSignalled } from "../run.ts";
 
@@ -85,10 +86,12 @@ export async function execPassthrough(args: string[]): Promise<void> {
   const argv = rest[0] === "--" ? rest.slice(1) : rest;
   await run(async () => {
     if (argv.length === 0) throw new AzgateError("bad_parameter", "azgate exec needs a command: azgate exec [--app NAME] -- COMMAND [ARGS...]");
+    // Any tool: Python's requests keeps the system's roots, for the non-Azure hosts it may also call.
+    const trust = "system";
     await throughSession(app, argv[0], async (opened, signal) => {
       const env = execEnv(process.env, { sessionEnv: opened.env, identity: opened.identity, tenant: opened.tenant, clientId: opened.clientId, cloud: opened.cloud });
       return runChild(argv[0], argv.slice(1), env, { signal });
-    });
+    }, trust);
   })(undefined);
 }
 
@@ -101,8 +104,8 @@ function appFlag(args: string[]): { app?: string; rest: string[] } {
  * its exit code as azgate's. The child boots while the tunnel is dialled; a
  * proxy that cannot be reached stops it at once (az would retry for seconds).
  */
-async function throughSession(app: string | undefined, name: string, child: (opened: LocalProxySession, signal: AbortSignal) => Promise<{ code: number }>): Promise<void> {
-  const opened = await startLocalProxy(await currentSession(), app);
+async function throughSession(app: string | undefined, name: string, child: (opened: LocalProxySession, signal: AbortSignal) => Promise<{ code: number }>, pythonTrust: PythonTrust = "local"): Promise<void> {
+  const opened = await startLocalProxy(await currentSession(), app, 0, undefined, pythonTrust);
   const stop = new AbortController();
   const unreachable = opened.proxy.connected.then(
     () => null,
@@ -165,7 +168,7 @@ export function unsetLine(names: readonly string[], format: Shell): string | nul
 export function proxyCommands(y: Argv) {
   return y.command("proxy", DESCRIBE.proxy, (p) =>
     p
-      .command<{ app?: string; port?: number; format?: Shell; debug?: boolean }>(
+      .command<{ app?: string; port?: number; format?: Shell; debug?: boolean; "ca-bundle"?: PythonTrust }>(
         ["azure", "az"],
         "Start the local Azure proxy and print the environment for another shell",
         (b) =>
@@ -173,12 +176,17 @@ export function proxyCommands(y: Argv) {
             .option("app", { type: "string", describe: "App, when logged into several" })
             .option("port", { alias: "p", type: "number", describe: "Port of the forward proxy (random when omitted)" })
             .option("format", { alias: "f", choices: ["unix", "powershell", "command-prompt", "text"] as const, describe: "Export syntax (default: powershell on Windows, unix elsewhere)" })
-            .option("debug", { type: "boolean", describe: "Log each token issued (with the client's dialect) and each refusal to stderr" }),
+            .option("debug", { type: "boolean", describe: "Log each token issued (with the client's dialect) and each refusal to stderr" })
+            .option("ca-bundle", {
+              choices: ["local", "system"] as const,
+              default: "local" as const,
+              describe: "REQUESTS_CA_BUNDLE for Python (az, SDKs): local = azgate's local CA alone (fast; Python then cannot verify non-Azure hosts it reaches through the proxy), system = plus the system's roots",
+            }),
         run(async (argv) => {
           if (argv.port !== undefined && !(Number.isInteger(argv.port) && argv.port >= 0 && argv.port <= 65535)) {
             throw new AzgateError("bad_parameter", `--port ${argv.port} is not a port: use a whole number from 1 to 65535 (or leave it out for a free one)`);
           }
-          const opened = await startLocalProxy(await currentSession(), argv.app, argv.port ?? 0, argv.debug ? (line) => process.stderr.write(`[azgate] ${line}\n`) : undefined);
+          const opened = await startLocalProxy(await currentSession(), argv.app, argv.port ?? 0, argv.debug ? (line) => process.stderr.write(`[azgate] ${line}\n`) : undefined, argv["ca-bundle"]);
           const format = argv.format ?? (process.platform === "win32" ? "powershell" : "unix");
           const sessionExports = execEnv({}, { sessionEnv: opened.env, identity: opened.identity, tenant: opened.tenant, clientId: opened.clientId, cloud: opened.cloud });
           print(

@@ -20,13 +20,14 @@ const READY = /^export NODE_EXTRA_CA_CERTS=.*$/m;
 const START_TIMEOUT_MS = 30_000;
 
 export function envCommand(y: Argv) {
-  return y.command<{ app?: string; unset?: boolean }>(
+  return y.command<{ app?: string; unset?: boolean; "ca-bundle"?: string }>(
     "env",
     DESCRIBE.env,
     (a) =>
       a
         .option("app", { type: "string", describe: "App, when logged into several" })
-        .option("unset", { type: "boolean", describe: "Stop the background proxy this shell started and print the unset line" }),
+        .option("unset", { type: "boolean", describe: "Stop the background proxy this shell started and print the unset line" })
+        .option("ca-bundle", { choices: ["local", "system"] as const, describe: "as for azgate proxy azure (default: local)" }),
     run(async (argv) => {
       const running = Number(process.env.AZGATE_ENV_PID);
       if (argv.unset) {
@@ -36,7 +37,7 @@ export function envCommand(y: Argv) {
       if (isOurProxy(running)) {
         throw new AzgateError("bad_parameter", `this shell already has an azgate env (its proxy is pid ${running}); run eval "$(azgate env --unset)" first`);
       }
-      print(await startInBackground(argv.app));
+      print(await startInBackground(argv.app, argv["ca-bundle"]));
     }),
   );
 }
@@ -56,8 +57,8 @@ function isOurProxy(pid: number): boolean {
 }
 
 /** Starts `azgate proxy azure` detached, waits for its exports, and returns them with its pid. */
-function startInBackground(app: string | undefined): Promise<string> {
-  const [cmd, args] = selfCommand(["proxy", "azure", "--format", "unix", ...(app ? ["--app", app] : [])]);
+function startInBackground(app: string | undefined, caBundle: string | undefined): Promise<string> {
+  const [cmd, args] = selfCommand(["proxy", "azure", "--format", "unix", ...(app ? ["--app", app] : []), ...(caBundle ? ["--ca-bundle", caBundle] : [])]);
   // Its later words (the session's expiry, say) go to a log file: no terminal waits on it.
   mkdirSync(azgateHome(), { recursive: true, mode: 0o700 });
   const logFile = path.join(azgateHome(), "env-proxy.log");
