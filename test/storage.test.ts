@@ -70,6 +70,29 @@ describe("audit sink", () => {
     await sink.close();
   });
 
+  it("keeps its file open, and follows a rotation: after a rename, a new file within REOPEN_CHECK_MS, nothing lost", async () => {
+    const { JsonLinesAuditSink, REOPEN_CHECK_MS } = await import("../src/audit/sink.ts");
+    const { mkdtempSync, readFileSync, renameSync, statSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const path = await import("node:path");
+    const dir = mkdtempSync(path.join(tmpdir(), "azgate-audit-"));
+    let clock = 1_000_000;
+    const sink = await JsonLinesAuditSink.open(dir, () => clock);
+    const file = path.join(dir, "audit", "events.jsonl");
+    const ns = (f: string) => readFileSync(f, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l).n);
+    await sink.emit({ event: "test", code: "T0", n: 1 });
+    renameSync(file, `${file}.1`);
+    // Within the check interval the open file (now events.jsonl.1) takes the event: durable, in the rotated file.
+    await sink.emit({ event: "test", code: "T0", n: 2 });
+    clock += REOPEN_CHECK_MS;
+    await sink.emit({ event: "test", code: "T0", n: 3 });
+    await sink.emit({ event: "test", code: "T0", n: 4 });
+    expect(ns(`${file}.1`)).toEqual([1, 2]);
+    expect(ns(file)).toEqual([3, 4]);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    await sink.close();
+  });
+
   it("searches by time, user and event name, keeps the newest matches, and skips a torn last line", async () => {
     const { JsonLinesAuditSink } = await import("../src/audit/sink.ts");
     const { mkdtempSync, appendFileSync } = await import("node:fs");

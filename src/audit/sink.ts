@@ -1,4 +1,5 @@
 import { createReadStream, promises as fsp } from "node:fs";
+import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { ensureDir } from "../runtime/index.ts";
@@ -43,21 +44,35 @@ export function matchesQuery(e: AuditEvent, q: AuditQuery): boolean {
   return true;
 }
 
+/** How often the sink checks that its open file is still the one at its path (a rotation renamed it). */
+export const REOPEN_CHECK_MS = 1_000;
+
 /**
- * Append-only JSON lines, fsync'd before an event is acknowledged, so an
- * acknowledged event survives a crash. Events that arrive while a write is in
- * flight are written together with one fsync (group commit): each caller
- * still waits for the fsync that covers its own line.
+ * Append-only JSON lines, on disk (fdatasync) before an event is
+ * acknowledged, so an acknowledged event survives a crash. Events that
+ * arrive while a write is in flight are written together with one sync
+ * (group commit): each caller still waits for the sync that covers its line.
+ *
+ * The file stays open between batches (open, append, fsync and close per
+ * event were four thread-pool jobs, two per request). To rotate the log,
+ * rename it: within REOPEN_CHECK_MS the sink sees that the path names
+ * another file, or none, and opens a new one; events written in between are
+ * in the renamed file, none lost. A failed write closes the file, and the
+ * next batch opens it again.
  */
 export class JsonLinesAuditSink implements AuditSink {
   private pending: { line: string; done: () => void; fail: (e: unknown) => void }[] = [];
   private writing: Promise<void> | null = null;
-  private constructor(private readonly file: string) {}
+  private handle: { fh: FileHandle; ino: number; checkedAt: number } | null = null;
+  private constructor(
+    private readonly file: string,
+    private readonly now: () => number,
+  ) {}
 
-  static async open(dataDir: string): Promise<JsonLinesAuditSink> {
+  static async open(dataDir: string, now: () => number = Date.now): Promise<JsonLinesAuditSink> {
     const dir = path.join(dataDir, "audit");
     await ensureDir(dir);
-    return new JsonLinesAuditSink(path.join(dir, "events.jsonl"));
+    return new JsonLinesAuditSink(path.join(dir, "events.jsonl"), now);
   }
 
   emit(e: Omit<AuditEvent, "time">): Promise<void> {
@@ -73,19 +88,39 @@ export class JsonLinesAuditSink implements AuditSink {
       const batch = this.pending;
       this.pending = [];
       try {
-        const fh = await fsp.open(this.file, "a", 0o600);
-        try {
-          await fh.appendFile(batch.map((b) => b.line).join(""));
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
+        const fh = await this.openFile();
+        await fh.appendFile(batch.map((b) => b.line).join(""));
+        await fh.datasync();
         for (const b of batch) b.done();
       } catch (e) {
+        await this.closeFile();
         for (const b of batch) b.fail(e);
       }
     }
     this.writing = null;
+  }
+
+  /** The open file, reopened when the path no longer names it (checked at most every REOPEN_CHECK_MS). */
+  private async openFile(): Promise<FileHandle> {
+    const now = this.now();
+    if (this.handle && now - this.handle.checkedAt < REOPEN_CHECK_MS) return this.handle.fh;
+    if (this.handle) {
+      const at = await fsp.stat(this.file).catch(() => null);
+      if (at?.ino === this.handle.ino) {
+        this.handle.checkedAt = now;
+        return this.handle.fh;
+      }
+      await this.closeFile();
+    }
+    const fh = await fsp.open(this.file, "a", 0o600);
+    this.handle = { fh, ino: (await fh.stat()).ino, checkedAt: now };
+    return fh;
+  }
+
+  private async closeFile(): Promise<void> {
+    const h = this.handle;
+    this.handle = null;
+    await h?.fh.close().catch(() => undefined);
   }
 
   /**
@@ -120,5 +155,6 @@ export class JsonLinesAuditSink implements AuditSink {
 
   async close(): Promise<void> {
     await this.writing?.catch(() => undefined);
+    await this.closeFile();
   }
 }
