@@ -74,3 +74,33 @@ describe("app registry", () => {
     for (let i = 0; i < 4; i++) expect(reg.servers("azure-cli", devOnly).map((s) => s.tunnel.id)).toEqual(["a"]);
   });
 });
+
+describe("the peer list in heartbeat answers", () => {
+  it("is listed once, dropped when an advertisement changes, and re-listed after PEERS_MAX_AGE_MS", async () => {
+    const { mkdtempSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const path = await import("node:path");
+    const { FileBackend } = await import("../src/storage/file.ts");
+    const { cachedPeers, PEERS_MAX_AGE_MS } = await import("../src/proxy/peers.ts");
+    const { KEYS } = await import("../src/proxy/keys.ts");
+    const backend = await FileBackend.open(mkdtempSync(path.join(tmpdir(), "azgate-peers-")));
+    let lists = 0;
+    const counted = Object.assign(Object.create(backend), { list: (prefix: string) => (lists++, backend.list(prefix)) });
+    let clock = 0;
+    const ctx = { backend: counted } as unknown as import("../src/proxy/context.ts").ProxyContext;
+    const peers = cachedPeers(ctx, () => clock);
+    const advertise = (id: string) => backend.put(KEYS.proxy(id), { id, addr: `${id}:3080`, started: "" });
+    await advertise("a");
+    expect((await peers.peers()).map((p) => p.id)).toEqual(["a"]);
+    expect((await peers.peers()).map((p) => p.id)).toEqual(["a"]);
+    expect(lists).toBe(1);
+    await advertise("b");
+    expect((await peers.peers()).map((p) => p.id)).toEqual(["a", "b"]);
+    expect(lists).toBe(2);
+    clock += PEERS_MAX_AGE_MS;
+    await peers.peers();
+    expect(lists).toBe(3);
+    peers.close();
+    await backend.close();
+  });
+});

@@ -35,3 +35,28 @@ export function advertise(ctx: ProxyContext, peer: ProxyPeer): { stop(): Promise
 export async function listPeers(ctx: ProxyContext): Promise<ProxyPeer[]> {
   return (await ctx.backend.list<ProxyPeer>(KEYS.proxies)).map((i) => i.value);
 }
+
+/** How long a peer list is kept at most; a change any replica makes to one drops it at once. */
+export const PEERS_MAX_AGE_MS = 5_000;
+
+/**
+ * The peer list for heartbeat answers, listed once and kept until an
+ * advertisement changes (the backend's watch, every replica's) or it is
+ * PEERS_MAX_AGE_MS old: every agent heartbeats every 10 s, and listing the
+ * backend for each was a directory read (a query on PostgreSQL) per heartbeat.
+ */
+export function cachedPeers(ctx: ProxyContext, now: () => number = Date.now): { peers(): Promise<ProxyPeer[]>; close(): void } {
+  let cached: { at: number; list: Promise<ProxyPeer[]> } | null = null;
+  const unwatch = ctx.backend.watch(KEYS.proxies, () => (cached = null));
+  return {
+    peers() {
+      if (!cached || now() - cached.at >= PEERS_MAX_AGE_MS) {
+        const list = listPeers(ctx);
+        cached = { at: now(), list };
+        list.catch(() => (cached = null));
+      }
+      return cached.list;
+    },
+    close: unwatch,
+  };
+}

@@ -11,7 +11,7 @@ import { openState, settingsFrom } from "./state.ts";
 import { KEYS } from "./keys.ts";
 import { AppRegistry } from "./registry.ts";
 import { tunnelServer, type TunnelServer } from "./tunnels.ts";
-import { advertise, listPeers } from "./peers.ts";
+import { advertise, cachedPeers } from "./peers.ts";
 import { serveDiag } from "../health/probes.ts";
 import { WS_MAX_PAYLOAD } from "../tunnel/index.ts";
 
@@ -52,7 +52,9 @@ export async function startProxy(config: Config & { data_dir: string }): Promise
     const urls = { public: "" };
     const registry = new AppRegistry();
     const replicaId = crypto.randomUUID();
-    const tunnels = tunnelServer(ctx, registry, { id: replicaId, peers: () => listPeers(ctx) });
+    const peerList = cachedPeers(ctx);
+    closers.push(async () => peerList.close());
+    const tunnels = tunnelServer(ctx, registry, { id: replicaId, peers: peerList.peers });
     const api = createApi(ctx, { publicUrl: () => urls.public, registry, tunnels });
     const server = await serve({ fetch: api.fetch, hostname: listen.host, port: listen.port, tls, websocket: { maxPayload: WS_MAX_PAYLOAD } });
     closers.push(() => server.close());

@@ -8,7 +8,6 @@
 import { Hono, type Context } from "hono";
 import type { WebSocket } from "ws";
 import { z } from "zod";
-import { x509 } from "../pki/x509.ts";
 import { AzgateError, isAzgateError } from "../errors/index.ts";
 import { verifyProof } from "../auth/proof.ts";
 import type { Identity } from "../pki/identity.ts";
@@ -26,7 +25,12 @@ import type { ProxyPeer } from "./peers.ts";
 
 export const HEARTBEAT_INTERVAL_MS = 10_000;
 
-type Env = { Variables: { identity: Identity; cert: x509.X509Certificate; clientKey: JsonWebKey } };
+/**
+ * What an upgrade keeps of its certificate: its end and, for clients, its key.
+ * Not the certificate: the upgrade's context lives as long as the tunnel
+ * (the WebSocket adapter holds it), and parsed X.509 objects per idle tunnel add up.
+ */
+type Env = { Variables: { identity: Identity; notAfter: Date; clientKey?: JsonWebKey } };
 
 const heartbeatSchema = z.object({
   type: z.literal("heartbeat"),
@@ -98,9 +102,10 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
         });
       }
       c.set("identity", identity);
-      c.set("cert", cert);
-      // Exported here, not in onOpen: frames that arrive before the session is attached would be lost.
-      c.set("clientKey", (await crypto.subtle.exportKey("jwk", await cert.publicKey.export({ name: "ECDSA", namedCurve: "P-256" }, ["verify"]))) as JsonWebKey);
+      c.set("notAfter", cert.notAfter);
+      // A client's key checks its placeholders at the agent. Exported here, not in onOpen: frames that arrive
+      // before the session is attached would be lost. Agents have no use for theirs.
+      if (kind === "user") c.set("clientKey", (await crypto.subtle.exportKey("jwk", await cert.publicKey.export({ name: "ECDSA", namedCurve: "P-256" }, ["verify"]))) as JsonWebKey);
     } catch (e) {
       // An upgrade refusal carries no body, so the reason travels in a header.
       const err = isAzgateError(e) ? e : new AzgateError("internal", "internal error");
@@ -123,7 +128,7 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
             onStream: (stream) => void handleAgentStream(ctx, registry, replica, tunnel, identity, stream),
           });
           agents.add(tunnel.session);
-          closeAtExpiry(tunnel.session, c.get("cert").notAfter);
+          closeAtExpiry(tunnel.session, c.get("notAfter"));
           void ctx.audit.emit({ event: "agent.connect", code: "TA001I", host_id: identity.name, remote_addr: remoteAddr(c) });
           void tunnel.session.closed().then((info) => {
             agents.delete(tunnel.session);
@@ -140,8 +145,8 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
     authenticate("user"),
     upgradeWebSocket((c) => {
       const identity = c.get("identity");
-      const cert = c.get("cert");
-      const clientKey = c.get("clientKey");
+      const notAfter = c.get("notAfter");
+      const clientKey = c.get("clientKey")!;
       const addr = remoteAddr(c);
       return {
         // Synchronous on purpose: the session must listen before the first frame is delivered.
@@ -155,7 +160,7 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
             }),
           });
           clients.set(session, identity);
-          closeAtExpiry(session, cert.notAfter);
+          closeAtExpiry(session, notAfter);
           void session.closed().then(() => clients.delete(session));
         },
       };
