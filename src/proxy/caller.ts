@@ -4,8 +4,9 @@ import type { Role, Traits } from "../rbac/types.ts";
 import { checkRule } from "../rbac/engine.ts";
 import type { User } from "../resources/user.ts";
 import type { ProxyContext } from "./context.ts";
-import { checkLocks } from "./locks.ts";
-import { getUser, loadRoles, userStamp } from "./users.ts";
+import { lockInForce } from "./locks.ts";
+import { userStamp } from "./users.ts";
+import { accessSnapshot } from "./access-cache.ts";
 
 /** Who is calling, with roles and traits as the backend says now, not as the certificate said. */
 export interface Caller {
@@ -32,7 +33,9 @@ export async function resolveCaller(ctx: ProxyContext, identity: Identity): Prom
     return { identity, name: identity.name, user: null, roles: [LOCAL_ADMIN_ROLE], traits: {} };
   }
   if (identity.kind !== "user") throw new AzgateError("access_denied", "this call is for users");
-  const user = await getUser(ctx, identity.name);
+  // Users, roles and locks as the backend has them now (cached until anything is written; access-cache.ts).
+  const now = await accessSnapshot(ctx.backend);
+  const user = await now.user(identity.name);
   if (!user) throw new AzgateError("unauthenticated", `user "${identity.name}" no longer exists`);
   // The same record, not a later user of the same name, and no reset since the certificate was issued.
   const stamp = userStamp(user);
@@ -40,8 +43,9 @@ export async function resolveCaller(ctx: ProxyContext, identity: Identity): Prom
     throw new AzgateError("unauthenticated", `this certificate was issued to an earlier account "${identity.name}" (deleted or reset since); run azgate login`);
   }
   // The failed-login lockout is not checked here: it stops password guessing, not signed-in sessions.
-  const roles = await loadRoles(ctx, user.spec.roles);
-  await checkLocks(ctx, {
+  // Roles deleted since are skipped (deleting a role takes effect at once).
+  const roles = (await Promise.all(user.spec.roles.map((r) => now.role(r)))).filter((r): r is Role => r !== null);
+  lockInForce(await now.locks(), {
     user: user.metadata.name,
     roles: roles.map((r) => r.metadata.name),
     azure_identity: identity.route?.azure_identity,

@@ -10,6 +10,7 @@ import { parseDuration } from "../util/duration.ts";
 import { authorize, type Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
 import { KEYS } from "./keys.ts";
+import { accessSnapshot } from "./access-cache.ts";
 import { describeTarget, lockMatches, TARGET_FIELDS, type Lock, type LockSubject, type LockTarget } from "../resources/lock.ts";
 
 export type { Lock, LockTarget };
@@ -56,10 +57,14 @@ export async function removeLock(ctx: ProxyContext, caller: Caller, name: string
   return `lock "${name}" has been deleted`;
 }
 
-/** Throws `locked` with the lock's message when a lock in force matches. */
+/** Throws `locked` with the lock's message when a lock in force matches (the locks as the backend has them now). */
 export async function checkLocks(ctx: ProxyContext, subject: LockSubject): Promise<void> {
-  const locks = await ctx.backend.list<Lock>(KEYS.locks);
-  const lock = locks.find((l) => lockMatches(l.value.spec.target, subject))?.value;
+  lockInForce(await (await accessSnapshot(ctx.backend)).locks(), subject);
+}
+
+/** Throws `locked` with the message of the first of `locks` that matches `subject`. */
+export function lockInForce(locks: Lock[], subject: LockSubject): void {
+  const lock = locks.find((l) => lockMatches(l.spec.target, subject));
   if (!lock) return;
   const why = lock.spec.message ? `: ${lock.spec.message}` : "";
   throw new AzgateError("locked", `lock targeting ${describeTarget(lock.spec.target)} is in force${why}`);

@@ -27,6 +27,14 @@ export interface Backend {
   /** Items whose key starts with `prefix`, sorted by key. */
   list<T = unknown>(prefix: string): Promise<Item<T>[]>;
   watch(prefix: string, onEvent: (e: WatchEvent) => void): () => void;
+  /**
+   * A value that changes with every write through any process sharing this
+   * backend, and moves only once the write is committed: a mark read after a
+   * write returned reflects it. Readers that cache compare marks to know
+   * whether anything changed since they read (see proxy/access-cache.ts).
+   * Expiry is not a write: cached items carry `expires` for their reader.
+   */
+  changeMark(): Promise<string>;
   close(): Promise<void>;
 }
 

@@ -17,6 +17,8 @@ export class FileBackend implements Backend {
   private readonly root: string;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly watchers = new Set<{ prefix: string; fn: (e: WatchEvent) => void }>();
+  /** Writes so far: every write goes through this process. */
+  private writes = 0;
 
   private constructor(root: string) {
     this.root = root;
@@ -115,7 +117,12 @@ export class FileBackend implements Backend {
     return next;
   }
 
+  changeMark(): Promise<string> {
+    return Promise.resolve(String(this.writes));
+  }
+
   private emit(e: WatchEvent): void {
+    this.writes++;
     const key = e.type === "put" ? e.item.key : e.key;
     for (const w of this.watchers) if (key.startsWith(w.prefix)) w.fn(e);
   }

@@ -27,6 +27,8 @@ const MIGRATIONS: string[] = [
    CREATE INDEX azgate_audit_user ON azgate_audit ("user", time);
    CREATE INDEX azgate_audit_identity ON azgate_audit (azure_identity, time);
    CREATE INDEX azgate_audit_event ON azgate_audit (event, time);`,
+  // 2: a counter every write moves once committed: the change mark readers cache by (Backend.changeMark).
+  `CREATE SEQUENCE azgate_changes;`,
 ];
 
 /** An arbitrary constant: the advisory lock all azgate replicas agree on for migrations. */

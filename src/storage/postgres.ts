@@ -147,7 +147,13 @@ export class PostgresBackend implements Backend {
     await this.listening; // a watcher added just before this write must hear of it
     let payload = JSON.stringify(e);
     if (payload.length > MAX_PAYLOAD) payload = JSON.stringify({ type: e.type, key: e.key });
-    await this.pool.query(`SELECT pg_notify($1, $2)`, [CHANNEL, payload]);
+    // The change mark moves here, after the write committed (a revision's nextval runs before its commit).
+    await this.pool.query(`SELECT pg_notify($1, $2), nextval('azgate_changes')`, [CHANNEL, payload]);
+  }
+
+  async changeMark(): Promise<string> {
+    const { rows } = await this.pool.query<{ last_value: string; is_called: boolean }>(`SELECT last_value, is_called FROM azgate_changes`);
+    return rows[0].is_called ? String(rows[0].last_value) : "0";
   }
 
   private listen(): Promise<void> {

@@ -59,6 +59,37 @@ describe("proxy replicas", () => {
     }
   });
 
+  it("revocation acts on the next request at every replica: a lock made through one is in force at the other at once, audited; lifting it restores access at once", async () => {
+    const onB = cluster.alice(await cluster.targetOf(b));
+    // B has read alice, her roles and the locks (and may keep them) before each lock is made through A.
+    for (let round = 0; round < 5; round++) {
+      await onB.call("GET", "/v1/whoami");
+      const lock = await cluster.admin.call<{ metadata: { name: string } }>("POST", "/v1/admin/locks", { target: { user: "alice" }, message: `round ${round}` });
+      await expect(onB.call("GET", "/v1/whoami")).rejects.toMatchObject({ code: "locked", message: expect.stringContaining(`round ${round}`) });
+      await cluster.admin.call("DELETE", `/v1/admin/resources/lock/${lock.metadata.name}`);
+      await expect(onB.call("GET", "/v1/whoami")).resolves.toMatchObject({ name: "alice" });
+    }
+    // The app path at B: the next request after a lock is refused (403, audited) or finds its tunnel closed by the lock (audited).
+    const app = await cluster.appSession(b);
+    const since = new Date().toISOString();
+    try {
+      expect((await app.request(SUBS)).status).toBe(200);
+      const lock = await cluster.admin.call<{ metadata: { name: string } }>("POST", "/v1/admin/locks", { target: { user: "alice" }, message: "app round" });
+      const refused = await app.request(SUBS).then(
+        async (res) => ({ status: res.status, body: await readBody(res) }),
+        (e: Error) => ({ status: -1, body: e.message }),
+      );
+      expect(refused.status === 403 || refused.status === -1, JSON.stringify(refused)).toBe(true);
+      expect(refused.body).toContain("app round");
+      await cluster.admin.call("DELETE", `/v1/admin/resources/lock/${lock.metadata.name}`);
+      const { items } = await cluster.admin.call<{ items: { event: string; user?: string; time: string; reason?: string }[] }>("GET", "/v1/admin/audit?user=alice");
+      const audited = items.filter((e) => e.time >= since && ["app.request.denied", "app.session.closed"].includes(e.event) && e.reason?.includes("app round"));
+      expect(audited.length).toBeGreaterThan(0);
+    } finally {
+      app.close();
+    }
+  });
+
   it("keeps serving after a replica is killed mid-traffic, once clients reconnect, losing nothing acknowledged", async () => {
     let ok = 0;
     let failedInFlight = 0;

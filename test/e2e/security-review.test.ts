@@ -355,7 +355,8 @@ describe("the request path: locks, per-server labels, methods, bodies, the works
       expect([route, res.status, res.body]).toEqual([route, 415, expect.stringContaining("unsupported_media_type")]);
     }
     const public64k = await rawHttps(cluster, "POST", "/v1/auth/login", { "content-type": "application/json" }, Buffer.alloc(100 * 1024, 0x20));
-    expect(public64k.status).toBe(413);
+    // Refused after 64 KiB: the 413, or (Deno closes without reading the rest) a reset that beat it; never a read.
+    if (public64k.status !== -1) expect(public64k.status).toBe(413);
     const deep = await rawHttps(cluster, "POST", "/v1/auth/login", { "content-type": "application/json" }, Buffer.from("[".repeat(20_000) + "]".repeat(20_000)));
     expect([deep.status, deep.body]).toEqual([400, expect.stringContaining("nested deeper")]);
   });

@@ -69,6 +69,25 @@ export function backendSuite(name: string, open: () => Promise<Backend>) {
       await b.close();
     });
 
+    it("moves its change mark with every write, and only then", async () => {
+      const b = await open();
+      const marks = [await b.changeMark()];
+      const step = async (write: () => Promise<unknown>) => {
+        await write();
+        marks.push(await b.changeMark());
+      };
+      expect(await b.changeMark()).toBe(marks[0]);
+      await step(() => b.put("users/m", 1));
+      const item = await b.get("users/m");
+      await step(() => b.compareAndSwap("users/m", item!.revision, 2));
+      await step(() => b.delete("users/m"));
+      await b.get("users/m");
+      await b.list("users/");
+      expect(new Set(marks).size).toBe(4);
+      expect(await b.changeMark()).toBe(marks[3]);
+      await b.close();
+    });
+
     it("notifies watchers of puts and deletes under a prefix", async () => {
       const b = await open();
       const seen: WatchEvent[] = [];

@@ -21,6 +21,8 @@ export interface ReplicaCluster {
   lb: TcpBalancer;
   replicas: ProxyProcess[];
   agent: AgentProcess;
+  /** The local admin of the first replica. */
+  admin: ApiClient;
   /** Starts one more replica on the same database (not added to the balancer); `advertise: false` keeps agents away. */
   addReplica(o?: { advertise?: boolean }): Promise<ProxyProcess>;
   /** How to reach a replica (or the balancer) with the cluster's CA. */
@@ -70,6 +72,7 @@ export async function startReplicaCluster(fx: EmulatorFixture, opts: { replicas?
     lb,
     replicas,
     agent,
+    admin,
     addReplica: replica,
     targetOf,
     alice,
