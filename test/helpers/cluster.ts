@@ -175,6 +175,8 @@ export async function openAppSession(target: ApiTarget, api: ApiClient, app: str
   const res = await api.call<{ cert_pem: string; expires: string }>("POST", "/v1/apps/login", { app, azure_identity: identity, public_key_pem: await publicKeyToPem(key.publicKey) });
   const tunnel = await dialTunnel({ baseUrl: target.baseUrl, path: "/v1/tunnel/client", caPems: trustedCas(target), key: key.privateKey, certPem: res.cert_pem, session: {} });
   const expires = new Date(res.expires);
+  // One placeholder per resource, reused until it expires, as az and the SDKs do.
+  const reused = new Map<string, Promise<string>>();
   const session: AppSession = {
     key,
     certPem: res.cert_pem,
@@ -185,7 +187,10 @@ export async function openAppSession(target: ApiTarget, api: ApiClient, app: str
     async request(url, o = {}) {
       const headers: [string, string][] = [...(o.headers ?? [])];
       const resource = o.resource === undefined ? "https://management.core.windows.net/" : o.resource;
-      if (resource !== null && !headers.some(([k]) => k.toLowerCase() === "authorization")) headers.push(["authorization", `Bearer ${await session.placeholder(resource)}`]);
+      if (resource !== null && !headers.some(([k]) => k.toLowerCase() === "authorization")) {
+        if (!reused.has(resource)) reused.set(resource, session.placeholder(resource));
+        headers.push(["authorization", `Bearer ${await reused.get(resource)}`]);
+      }
       return tunnelRequest(tunnel, { method: o.method ?? "GET", url, headers }, o.body);
     },
     close: () => tunnel.close(),
