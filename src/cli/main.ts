@@ -1,4 +1,3 @@
-import yargs from "yargs";
 import { VERSION } from "../version.ts";
 import { runtimeVersion } from "../runtime/version.ts";
 import { DESCRIBE, MODULES } from "./catalog.ts";
@@ -9,6 +8,8 @@ export async function main(argv: string[]): Promise<void> {
   // `azgate az ...`: every argument belongs to az, so yargs never sees them.
   if (argv[0] === "az") return (await import("./commands/azure.ts")).azPassthrough(argv.slice(1));
   if (argv[0] === "exec" && !["--help", "-h"].includes(argv[1] ?? "")) return (await import("./commands/azure.ts")).execPassthrough(argv.slice(1));
+  // Loaded here, not above: az and exec start their command without it.
+  const { default: yargs } = await import("yargs");
   let cli = yargs(argv)
     .scriptName("azgate")
     .usage("azgate: access to the Azure CLI and Azure APIs through a gateway\n\nUsage: $0 <command> [options]")

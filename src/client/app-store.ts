@@ -7,7 +7,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { promises as fsp } from "node:fs";
 import path from "node:path";
-import { ensureDir, readTextOrNull, writeFileAtomic } from "../runtime/index.ts";
+// The file helpers alone: `azgate az` reads the session before it loads anything heavy.
+import { ensureDir, readTextOrNull, writeFileAtomic } from "../runtime/fs.ts";
 import { azgateHome, type Profile } from "./profile.ts";
 import type { LocalCaFiles } from "./local-ca.ts";
 import type { CloudName } from "../azure/clouds.ts";

@@ -7,7 +7,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import path from "node:path";
 import { AzgateError } from "../errors/index.ts";
-import { readTextOrNull, writeFileAtomic } from "../runtime/index.ts";
+import { readTextOrNull, writeFileAtomic } from "../runtime/fs.ts";
 import { azgateHome } from "./profile.ts";
 
 export const MSAL_VERSION = [2, 73, 0];

@@ -8,14 +8,15 @@ import { x509 } from "../pki/x509.ts";
 import { AzgateError } from "../errors/index.ts";
 import { generateKeyPair, importPrivateKeyPem, privateKeyToPem, publicKeyToPem } from "../pki/keys.ts";
 import type { AppView } from "../api/types.ts";
-import type { CloudName } from "../azure/clouds.ts";
-import { loadCredentials, loadProfile, profileTarget, type Profile } from "./profile.ts";
+import { loadCredentials, loadProfile, type Profile } from "./profile.ts";
+import { profileTarget } from "./target.ts";
 import { ApiClient, type ApiTarget } from "../api/client.ts";
 import { createLocalCa } from "./local-ca.ts";
-import { azureConfigDir, listAppSessions, loadAppSession, saveAppSession, type AppSessionInfo } from "./app-store.ts";
+import { saveAppSession, type AppSessionInfo } from "./app-store.ts";
 import { chooseAzureIdentity } from "./identity-choice.ts";
 import { serveLocalProxy, type RunningLocalProxy } from "./local-proxy.ts";
-import { azureEnv, tokenSecret, type PythonTrust } from "./session-env.ts";
+import type { PythonTrust } from "./session-env.ts";
+import { prepareLocalSession, type PreparedSession } from "./local-session.ts";
 
 export interface UserSession {
   profile: Profile;
@@ -58,44 +59,36 @@ export async function loginApp(s: UserSession, appName: string, identityFlag?: s
   return { app: app.name, identity, expires: res.expires };
 }
 
-export interface LocalProxySession {
+export interface LocalProxySession extends Omit<PreparedSession, "profile" | "credentials" | "stored" | "reserved" | "secret"> {
   proxy: RunningLocalProxy;
-  /** The variables a client needs (see azureEnv). */
-  env: Record<string, string>;
-  app: string;
-  identity: string;
-  tenant: string;
-  /** The identity's client ID, when apps login learnt it. */
-  clientId?: string;
-  cloud: CloudName;
-  expires: Date;
 }
 
 /** Starts the local proxy for an app session stored on disk (the only one, when `appName` is not given); the caller closes it. */
-export async function startLocalProxy(s: UserSession, appName: string | undefined, port = 0, log?: (line: string) => void, pythonTrust: PythonTrust = "local"): Promise<LocalProxySession> {
-  let app = appName;
-  if (!app) {
-    const sessions = await listAppSessions(s.profile);
-    if (sessions.length === 0) throw new AzgateError("not_found", "please login using 'azgate apps login' first");
-    const live = sessions.filter((x) => Date.parse(x.expires) > Date.now());
-    if (live.length > 1) throw new AzgateError("bad_parameter", `multiple apps are available (${live.map((x) => x.app).join(", ")}), please specify one with --app`);
-    // Only expired sessions: take the latest, so the error below says it expired rather than "not logged in".
-    app = live[0]?.app ?? sessions.sort((a, b) => Date.parse(b.expires) - Date.parse(a.expires))[0].app;
+export async function startLocalProxy(appName: string | undefined, port = 0, log?: (line: string) => void, pythonTrust: PythonTrust = "local"): Promise<LocalProxySession> {
+  return openLocalProxy(await prepareLocalSession(appName, port, pythonTrust), log);
+}
+
+/**
+ * The second half (local-session.ts has the first): the keys, the local CA's
+ * leaves and the tunnel to the proxy, served on the port already taken.
+ * On failure the port is released.
+ */
+export async function openLocalProxy(prep: PreparedSession, log?: (line: string) => void): Promise<LocalProxySession> {
+  try {
+    const { stored, app } = prep;
+    const expires = new x509.X509Certificate(stored.certPem).notAfter;
+    if (expires.getTime() <= Date.now()) throw new AzgateError("cert_expired", `your session for app "${app}" expired at ${expires.toISOString()}; run azgate apps login ${app} again`);
+    const proxy = await serveLocalProxy({
+      creds: { app, cloud: prep.cloud, identity: prep.identity, clientId: prep.clientId, principalId: stored.info.principal_id, tenant: prep.tenant, key: await importPrivateKeyPem(stored.keyPem), certPem: stored.certPem, expires },
+      target: profileTarget(prep.profile),
+      ca: stored.ca,
+      secret: prep.secret,
+      reserved: prep.reserved,
+      log,
+    });
+    return { proxy, env: prep.env, app, identity: prep.identity, tenant: prep.tenant, clientId: prep.clientId, cloud: prep.cloud, expires };
+  } catch (e) {
+    await prep.reserved.close();
+    throw e;
   }
-  const stored = await loadAppSession(s.profile, app);
-  if (!stored) throw new AzgateError("not_found", `not logged into app "${app}"; run azgate apps login ${app}`);
-  const expires = new x509.X509Certificate(stored.certPem).notAfter;
-  if (expires.getTime() <= Date.now()) throw new AzgateError("cert_expired", `your session for app "${app}" expired at ${expires.toISOString()}; run azgate apps login ${app} again`);
-  const secret = tokenSecret();
-  const proxy = await serveLocalProxy({
-    creds: { app, cloud: stored.info.cloud ?? "Azure", identity: stored.info.azure_identity, clientId: stored.info.client_id, principalId: stored.info.principal_id, tenant: stored.info.tenant, key: await importPrivateKeyPem(stored.keyPem), certPem: stored.certPem, expires },
-    target: s.target,
-    ca: stored.ca,
-    secret,
-    port,
-    log,
-  });
-  const cloud = stored.info.cloud ?? "Azure";
-  const env = azureEnv({ port: proxy.port, secret, configDir: azureConfigDir(s.profile, app), caBundle: stored.bundleFile, localCa: stored.caFile, cloud, pythonTrust });
-  return { proxy, env, app, identity: stored.info.azure_identity, tenant: stored.info.tenant, clientId: stored.info.client_id, cloud, expires };
 }

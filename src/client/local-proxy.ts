@@ -9,6 +9,7 @@ import { AzgateError, TargetRefused } from "../errors/index.ts";
 import dns from "node:dns/promises";
 import net from "node:net";
 import { serveConnect, type ConnectDecision } from "../net/connect-server.ts";
+import type { ReservedPort } from "../net/listen.ts";
 import { localTargetReason } from "../net/address-policy.ts";
 import { dialTunnel, type TunnelSession } from "../tunnel/index.ts";
 import { tunnelRequest } from "../tunnel/http.ts";
@@ -49,7 +50,7 @@ function refused(err: AzgateError): Response {
   return Response.json(r.body, { status: r.status });
 }
 
-export async function serveLocalProxy(opts: { creds: AppCredentials; target: ApiTarget; ca: LocalCaFiles; secret: string; port?: number; log?: (l: string) => void }): Promise<RunningLocalProxy> {
+export async function serveLocalProxy(opts: { creds: AppCredentials; target: ApiTarget; ca: LocalCaFiles; secret: string; port?: number; reserved?: ReservedPort; log?: (l: string) => void }): Promise<RunningLocalProxy> {
   const { cloud } = opts.creds;
   const minter = new LeafMinter(opts.ca, cloud);
   const { identity, clientId, principalId, tenant, key, expires } = opts.creds;
@@ -118,7 +119,7 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
     if (ours && new URL(req.url).pathname === LOOPBACK_TOKEN_PATH) return tokens.loopback(req);
     return refused(new TargetRefused(`the azgate local proxy takes CONNECT for HTTPS, and serves only its token endpoint (http://127.0.0.1:${listenPort}${LOOPBACK_TOKEN_PATH}) over plain HTTP`));
   };
-  const proxy = await serveConnect({ hostname: "127.0.0.1", port: opts.port ?? 0, loopbackOnly: true, decide, secureContext: (name) => minter.context(name), fetch: handle, plain, interimContinue: true, log: opts.log });
+  const proxy = await serveConnect({ hostname: "127.0.0.1", port: opts.port ?? 0, reserved: opts.reserved, loopbackOnly: true, decide, secureContext: (name) => minter.context(name), fetch: handle, plain, interimContinue: true, log: opts.log });
   listenPort = proxy.port;
   return {
     port: proxy.port,

@@ -1,10 +1,9 @@
 import { promises as fsp } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ensureDir, readTextOrNull, writeFileAtomic } from "../runtime/index.ts";
+// The file helpers alone, not runtime/index.ts: `azgate az` reads the profile before it loads anything heavy.
+import { ensureDir, readTextOrNull, writeFileAtomic } from "../runtime/fs.ts";
 import { AzgateError } from "../errors/index.ts";
-import type { ApiTarget } from "../api/client.ts";
-import { proxyBaseUrl, proxyCaFromArgs } from "../api/trust.ts";
 
 /**
  * The client's state under ~/.azgate (AZGATE_HOME overrides):
@@ -22,12 +21,6 @@ export interface Profile {
   /** The CA of a TLS front (an ingress, an operator certificate) given at login with --proxy-ca-file. */
   proxy_ca_pems?: string[];
   insecure?: boolean;
-}
-
-/** Where and how to reach a profile's proxy: its CAs, plus any AZGATE_PROXY_CA_FILE set now. */
-export function profileTarget(p: Profile): ApiTarget {
-  const front = [...(p.proxy_ca_pems ?? []), ...(proxyCaFromArgs(undefined) ?? [])];
-  return { baseUrl: proxyBaseUrl(p.proxy), ca_pem: p.ca_pem, proxy_ca_pems: front.length ? front : undefined, insecure: p.insecure };
 }
 
 export function azgateHome(): string {

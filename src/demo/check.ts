@@ -36,7 +36,7 @@ export async function checkDemo(demo: RunningDemo, report: (outcome: Outcome, st
   });
   if (!(await step(`apps login ${DEMO_APP} --azure-identity ${DEMO_IDENTITY_NAME}`, async () => (await loginApp(session, DEMO_APP, DEMO_IDENTITY_NAME)).identity))) return false;
 
-  const opened = await startLocalProxy(session, DEMO_APP);
+  const opened = await startLocalProxy(DEMO_APP);
   try {
     report("PASS", "local proxy with the emulated token endpoints", opened.env.HTTPS_PROXY);
     let clientOutput = "";

@@ -14,13 +14,15 @@ import { getRequestListener } from "@hono/node-server";
 import { HostMismatch } from "../errors/index.ts";
 import { refusal } from "../azure/forwarding.ts";
 import { connectTarget } from "../util/address.ts";
-import { listenTracked, type Listening } from "./listen.ts";
+import { listenTracked, type Listening, type ReservedPort } from "./listen.ts";
 
 export type ConnectDecision = { intercept: true } | { tunnel: string } | { refuse: string };
 
 export interface ConnectServerOptions {
+  /** Where to listen; or `reserved`, a port taken earlier whose connections wait for this server. */
   hostname: string;
   port: number;
+  reserved?: ReservedPort;
   /** Serve this machine only: connections from elsewhere are closed unanswered. */
   loopbackOnly?: boolean;
   /**
@@ -126,7 +128,7 @@ export function serveConnect(opts: ConnectServerOptions): Promise<RunningConnect
       (e: Error) => refuse(socket, e.message, opts.log, target),
     );
   });
-  return listenTracked(outer, opts.port, opts.hostname);
+  return opts.reserved ? Promise.resolve(opts.reserved.adopt(outer)) : listenTracked(outer, opts.port, opts.hostname);
 }
 
 /** A refusal at CONNECT: clients show the reason phrase ("Tunnel connection failed: 403 ..."), so it is one clean line. */

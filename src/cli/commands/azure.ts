@@ -8,7 +8,7 @@ import path from "node:path";
 import { DESCRIBE } from "../catalog.ts";
 import { AzgateError, isAzgateError } from "../../errors/index.ts";
 import { listAppSessions, removeAppSession } from "../../client/app-store.ts";
-import { currentSession, loginApp, startLocalProxy, type LocalProxySession } from "../../client/azure-session.ts";
+import { prepareLocalSession, type PreparedSession } from "../../client/local-session.ts";
 import { azVersion, findAz, runAz, runChild, usesMsal } from "../../client/az.ts";
 import { execEnv, SCRUBBED } from "../../client/exec-env.ts";
 import type { PythonTrust } from "../../client/session-env.ts";
@@ -26,6 +26,7 @@ export function appLoginCommands(a: Argv) {
           .option("azure-identity", { type: "string", describe: "(Azure apps) managed identity: full resource ID or its name" })
           .option("debug", { type: "boolean", describe: "Pass --debug to az login" }),
       run(async (argv) => {
+        const { currentSession, loginApp, startLocalProxy } = await import("../../client/azure-session.ts");
         const session = await currentSession();
         const { app, identity } = await loginApp(session, argv.app, argv["azure-identity"]);
         const done = [`Logged into Azure app "${app}".`, `Your identity: ${identity}`];
@@ -38,7 +39,7 @@ export function appLoginCommands(a: Argv) {
           return;
         }
         const flag = usesMsal(await azVersion(az)) ? "--resource-id" : "--username";
-        const opened = await startLocalProxy(session, app);
+        const opened = await startLocalProxy(app);
         try {
           const result = await runAz(az, ["login", "--identity", flag, identity, ...(argv.debug ? ["--debug"] : [])], opened.env);
           if (result.code !== 0) throw new AzgateError("login_failed", `failed to automatically login with az login using identity "${identity}"; run with --debug for details`);
@@ -53,6 +54,7 @@ export function appLoginCommands(a: Argv) {
       "Remove app credentials (all apps when none is named)",
       (b) => b.positional("app", { type: "string" }),
       run(async (argv) => {
+        const { currentSession } = await import("../../client/azure-session.ts");
         const { profile } = await currentSession();
         const apps = argv.app ? [argv.app] : (await listAppSessions(profile)).map((s) => s.app);
         const removed: string[] = [];
@@ -101,12 +103,26 @@ function appFlag(args: string[]): { app?: string; rest: string[] } {
 
 /**
  * Runs `child` with the app session's local proxy up for its lifetime, and
- * its exit code as azgate's. The child boots while the tunnel is dialled; a
- * proxy that cannot be reached stops it at once (az would retry for seconds).
+ * its exit code as azgate's. The child starts first, with what needs no key
+ * (local-session.ts); the keys, the local CA's leaves and the tunnel to the
+ * proxy are loaded while it boots (its first connection waits on the port).
+ * A proxy that cannot be reached stops it at once (az would retry for seconds).
  */
-async function throughSession(app: string | undefined, name: string, child: (opened: LocalProxySession, signal: AbortSignal) => Promise<{ code: number }>, pythonTrust: PythonTrust = "local"): Promise<void> {
-  const opened = await startLocalProxy(await currentSession(), app, 0, undefined, pythonTrust);
+async function throughSession(app: string | undefined, name: string, child: (session: PreparedSession, signal: AbortSignal) => Promise<{ code: number }>, pythonTrust: PythonTrust = "local"): Promise<void> {
+  const prep = await prepareLocalSession(app, 0, pythonTrust);
   const stop = new AbortController();
+  const running = child(prep, stop.signal);
+  running.catch(() => undefined);
+  let opened;
+  try {
+    const { openLocalProxy } = await import("../../client/azure-session.ts");
+    opened = await openLocalProxy(prep);
+  } catch (e) {
+    // No proxy for the command to use (damaged keys, say): stop it, and say why.
+    stop.abort();
+    await running.catch(() => undefined);
+    throw e;
+  }
   const unreachable = opened.proxy.connected.then(
     () => null,
     (e: Error) => {
@@ -115,7 +131,7 @@ async function throughSession(app: string | undefined, name: string, child: (ope
     },
   );
   try {
-    process.exitCode = (await child(opened, stop.signal)).code;
+    process.exitCode = (await running).code;
   } catch (e) {
     const cause = await Promise.race([unreachable, new Promise<null>((r) => setTimeout(() => r(null), 100))]);
     // The proxy answered and refused the session (a deleted, reset or locked user): its words, as it said them.
@@ -186,7 +202,8 @@ export function proxyCommands(y: Argv) {
           if (argv.port !== undefined && !(Number.isInteger(argv.port) && argv.port >= 0 && argv.port <= 65535)) {
             throw new AzgateError("bad_parameter", `--port ${argv.port} is not a port: use a whole number from 1 to 65535 (or leave it out for a free one)`);
           }
-          const opened = await startLocalProxy(await currentSession(), argv.app, argv.port ?? 0, argv.debug ? (line) => process.stderr.write(`[azgate] ${line}\n`) : undefined, argv["ca-bundle"]);
+          const { startLocalProxy } = await import("../../client/azure-session.ts");
+          const opened = await startLocalProxy(argv.app, argv.port ?? 0, argv.debug ? (line) => process.stderr.write(`[azgate] ${line}\n`) : undefined, argv["ca-bundle"]);
           const format = argv.format ?? (process.platform === "win32" ? "powershell" : "unix");
           const sessionExports = execEnv({}, { sessionEnv: opened.env, identity: opened.identity, tenant: opened.tenant, clientId: opened.clientId, cloud: opened.cloud });
           print(
