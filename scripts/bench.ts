@@ -1,11 +1,15 @@
 /**
- * npm run bench: what the tunnels cost, on loopback.
- *  - ARM GETs straight to the emulator vs through client stream -> proxy ->
- *    agent -> emulator (p50, p99, requests per second);
- *  - a large blob up and down through the same path (MB/s), against direct;
+ * npm run bench: what azgate costs, on loopback, beside the direct path and
+ * beside a naive chain of the same shape (scripts/naive/: the same three
+ * processes, WebSocket over TLS to a relay, HTTPS to "Azure", the same token
+ * swap, and none of azgate's checks):
+ *  - ARM GETs one at a time (p50, p99, added p50) and 16 at a time (req/s,
+ *    share of direct); clients reuse their placeholder, as az does;
+ *  - 256 MiB up and down through a fast sink (MB/s, and the relaying
+ *    process's peak RSS), and through the emulator's Blob store (its disk);
  *  - the Debian `az group list` straight to the emulator vs through
- *    `azgate az` (median of several runs, and the difference in ms), and
- *    vs az alone with the exports of a running `azgate proxy azure`;
+ *    `azgate az` and vs az with the exports of a running `azgate proxy
+ *    azure` (medians of interleaved rounds, and the difference in ms);
  *  - how fast the single binary starts: `dist/azgate --help`, median of 10
  *    (built first, so the figure is this checkout's);
  *  - two proxy replicas on PostgreSQL behind a TCP balancer: 1,000
@@ -14,7 +18,14 @@
  * run in this process. Figures only: nothing here passes or fails.
  */
 import https from "node:https";
-import { execFileSync } from "node:child_process";
+import "reflect-metadata";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { Readable } from "node:stream";
+import { createAuthority } from "../src/pki/authority.ts";
+import { issueServerCert } from "../src/pki/certificate.ts";
+import { generateKeyPair, privateKeyToPem } from "../src/pki/keys.ts";
+import { naiveClient } from "./naive/client.ts";
 import path from "node:path";
 import { startEmulator } from "../src/emulator/server.ts";
 import { cli, startCli, startProxyProcess, tempDir } from "../test/helpers/azgate.ts";
@@ -36,21 +47,85 @@ const URL_SUBS = "https://management.azure.com/subscriptions/00000000-0000-0000-
 const AZ_RUNS = Number(process.env.BENCH_AZ_RUNS ?? 7);
 const REPLICA_CONCURRENCY = Number(process.env.BENCH_REPLICA_CONCURRENCY ?? 1000);
 const REPLICA_REQUESTS = Number(process.env.BENCH_REPLICA_REQUESTS ?? 10_000);
+const N1 = Number(process.env.BENCH_REQUESTS_C1 ?? 1000);
+const SINK_HOST = "benchsink.blob.core.windows.net";
 const READER = IDENTITY("teleport-reader");
+
+/** The sink standing in for a fast Azure data plane: a PUT's body is counted and dropped, a GET returns ?size zero bytes. */
+async function sink(req: Request): Promise<Response> {
+  if (req.method === "PUT") {
+    let n = 0;
+    for await (const chunk of req.body as unknown as AsyncIterable<Uint8Array>) n += chunk.length;
+    return new Response(null, { status: 201, headers: { "x-bench-bytes": String(n) } });
+  }
+  const size = Number(new URL(req.url).searchParams.get("size") ?? 0);
+  return new Response(zeros(size), { headers: { "content-length": String(size) } });
+}
+
+async function drainNode(body: Readable): Promise<number> {
+  let n = 0;
+  for await (const chunk of body) n += (chunk as Buffer).length;
+  return n;
+}
+
+/** The highest VmRSS of a process while it runs, sampled every 50 ms. */
+function peakRss(pid: number): { stop(): string } {
+  const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+  const base = rss();
+  let peak = base;
+  const timer = setInterval(() => (peak = Math.max(peak, rss())), 50);
+  return {
+    stop() {
+      clearInterval(timer);
+      return `${base.toFixed(0)} -> ${Math.max(peak, rss()).toFixed(0)} MiB`;
+    },
+  };
+}
+
+/** Starts the naive chain's relay and agent (scripts/naive/chain.ts) and connects its client. */
+async function startNaiveChain(dir: string, emu: Awaited<ReturnType<typeof startEmulator>>, tokens: { arm: string; storage: string }) {
+  const ca = await createAuthority("host", "naive chain");
+  const keys = await generateKeyPair();
+  const cert = await issueServerCert({ ca, publicKey: keys.publicKey, dnsNames: ["localhost"], ips: ["127.0.0.1"], notAfter: new Date(Date.now() + 86_400_000) });
+  const files = { cert: path.join(dir, "naive.crt"), key: path.join(dir, "naive.key"), ca: path.join(dir, "naive-ca.pem") };
+  writeFileSync(files.cert, cert.toString("pem"));
+  writeFileSync(files.key, await privateKeyToPem(keys.privateKey));
+  writeFileSync(files.ca, ca.cert.toString("pem"));
+  const script = path.resolve(import.meta.dirname, "naive/chain.ts");
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const start = (args: string[], env: Record<string, string> = {}) =>
+    new Promise<ChildProcess>((resolve, reject) => {
+      const child = spawn(process.execPath, ["--import", "tsx", script, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
+      child.stdout!.on("data", (d) => /ready/.test(String(d)) && resolve(child));
+      child.once("exit", (code) => reject(new Error(`naive ${args[0]} exited (${code})`)));
+    });
+  const relay = await start(["relay", String(port), files.cert, files.key]);
+  const agent = await start(["agent", `wss://127.0.0.1:${port}`, files.ca, `127.0.0.1:${emu.httpsPort}`, emu.caFile], { NAIVE_ARM_TOKEN: tokens.arm, NAIVE_STORAGE_TOKEN: tokens.storage });
+  const client = await naiveClient(`wss://127.0.0.1:${port}`, ca.cert.toString("pem"));
+  return {
+    client,
+    relayPid: relay.pid!,
+    stop() {
+      client.close();
+      relay.kill();
+      agent.kill();
+    },
+  };
+}
 const CONTRIBUTOR = IDENTITY("teleport-contributor");
 
 function pct(sorted: number[], p: number) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function load(name: string, once: () => Promise<void>) {
+async function load(name: string, once: () => Promise<void>, concurrency = CONCURRENCY, requests = N) {
   for (let i = 0; i < 50; i++) await once(); // warm up
   const times: number[] = [];
   let next = 0;
   const started = performance.now();
   await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next++ < N) {
+    Array.from({ length: concurrency }, async () => {
+      while (next++ < requests) {
         const t = performance.now();
         await once();
         times.push(performance.now() - t);
@@ -88,7 +163,8 @@ async function main() {
   const startup = binaryStartup(binary);
 
   const dir = tempDir("azgate-bench-");
-  const emu = await startEmulator({ dir });
+  // A fast sink as well as the emulator's Blob store (bound by its disk): streaming figures measure the chain.
+  const emu = await startEmulator({ dir, extraHosts: { [SINK_HOST]: sink } });
   const tokenFile = path.join(dir, "sa-token");
   const projection = await emu.issuer.project(tokenFile, { namespace: "teleport-ns", serviceAccount: "teleport-azure-cli-aks-service-account" });
   const fx = { emu, dir, tokenFile } as EmulatorFixture;
@@ -113,14 +189,23 @@ async function main() {
     return n;
   };
 
-  const rows = [
-    await load("ARM GET, direct to the emulator", async () => void (await direct(URL_SUBS))),
-    await load("ARM GET, client stream -> proxy -> agent", async () => {
+  // The naive chain: the same three processes and legs, none of azgate's checks (scripts/naive/).
+  const naive = await startNaiveChain(dir, emu, { arm: armToken, storage: blobToken });
+  const paths: [string, () => Promise<void>][] = [
+    ["direct to the emulator", async () => void (await direct(URL_SUBS))],
+    ["naive chain (WebSocket relay, TLS legs, token swap)", async () => {
+      const res = await naive.client.request(URL_SUBS);
+      await drainNode(res.body);
+      if (res.status !== 200) throw new Error(`naive: ${res.status}`);
+    }],
+    ["azgate: client stream -> proxy -> agent", async () => {
       const res = await app.request(URL_SUBS);
       await readBody(res);
       if (res.status !== 200) throw new Error(`tunnel: ${res.status}`);
-    }),
+    }],
   ];
+  const rows: { name: string; c1: Awaited<ReturnType<typeof load>>; c16: Awaited<ReturnType<typeof load>> }[] = [];
+  for (const [name, once] of paths) rows.push({ name, c1: await load(name, once, 1, N1), c16: await load(name, once) });
 
   const size = BLOB_MIB * 1024 * 1024;
   const blobUrl = (n: string) => `https://teleportdemostore.blob.core.windows.net/reports/${n}`;
@@ -141,6 +226,39 @@ async function main() {
   const got = await drain(down.body);
   const tunnelDown = mbps(got, performance.now() - t);
 
+  // Streaming through the fast sink, direct / naive / azgate, with the relaying process's peak memory.
+  const sinkUrl = `https://${SINK_HOST}/bench`;
+  const sinkPut = [["content-length", String(size)]] as [string, string][];
+  const streams: { name: string; up: number; down: number; rss?: string }[] = [];
+  {
+    let t0 = performance.now();
+    await direct(sinkUrl, "PUT", blobToken, zeros(size), sinkPut);
+    const up = mbps(size, performance.now() - t0);
+    t0 = performance.now();
+    const n = await direct(`${sinkUrl}?size=${size}`, "GET", blobToken);
+    streams.push({ name: "direct to the sink", up, down: mbps(n, performance.now() - t0) });
+  }
+  {
+    const watch = peakRss(naive.relayPid);
+    let t0 = performance.now();
+    const res = await naive.client.request(sinkUrl, { method: "PUT", headers: { "content-length": String(size) }, body: Readable.fromWeb(zeros(size) as import("node:stream/web").ReadableStream) });
+    await drainNode(res.body);
+    const up = mbps(size, performance.now() - t0);
+    t0 = performance.now();
+    const n = await drainNode((await naive.client.request(`${sinkUrl}?size=${size}`)).body);
+    streams.push({ name: "naive chain", up, down: mbps(n, performance.now() - t0), rss: watch.stop() });
+  }
+  {
+    const watch = peakRss(cluster.proxy.child.pid!);
+    let t0 = performance.now();
+    await readBody(await blobApp.request(sinkUrl, { method: "PUT", resource: "https://storage.azure.com", headers: sinkPut, body: zeros(size) }));
+    const up = mbps(size, performance.now() - t0);
+    t0 = performance.now();
+    const n = await drain((await blobApp.request(`${sinkUrl}?size=${size}`, { resource: "https://storage.azure.com" })).body);
+    streams.push({ name: "azgate", up, down: mbps(n, performance.now() - t0), rss: watch.stop() });
+  }
+  naive.stop();
+
   const az = await azBench(emu, cluster, user, binary);
   app.close();
   blobApp.close();
@@ -148,10 +266,16 @@ async function main() {
   await cluster.stop();
   const replicas = await replicaBench(fx);
 
-  console.log(`\nazgate bench (${process.version}, ${N} requests, concurrency ${CONCURRENCY}, loopback; proxy and agent are separate processes)\n`);
-  console.log("| path | p50 ms | p99 ms | req/s |\n|---|---:|---:|---:|");
-  for (const r of rows) console.log(`| ${r.name} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.rps.toFixed(0)} |`);
-  console.log(`\n| ${BLOB_MIB} MiB blob | upload MB/s | download MB/s |\n|---|---:|---:|`);
+  console.log(`\nazgate bench (${process.version}, loopback; proxy and agent, and the naive chain's relay and agent, are separate processes)\n`);
+  console.log(`| ARM GET | c1 p50 ms | c1 p99 ms | added p50 vs direct | c${CONCURRENCY} req/s | share of direct |\n|---|---:|---:|---:|---:|---:|`);
+  for (const r of rows) {
+    const first = r === rows[0];
+    console.log(`| ${r.name} | ${r.c1.p50.toFixed(2)} | ${r.c1.p99.toFixed(2)} | ${first ? "" : `+${(r.c1.p50 - rows[0].c1.p50).toFixed(2)} ms`} | ${r.c16.rps.toFixed(0)} | ${first ? "" : `${((100 * r.c16.rps) / rows[0].c16.rps).toFixed(1)} %`} |`);
+  }
+  console.log(`(c1: ${N1} requests one at a time; c${CONCURRENCY}: ${N} requests, ${CONCURRENCY} at a time; each after 50 to warm up)`);
+  console.log(`\n| ${BLOB_MIB} MiB through a sink | upload MB/s | download MB/s | peak RSS of the relaying process (proxy / relay) |\n|---|---:|---:|---|`);
+  for (const r of streams) console.log(`| ${r.name} | ${r.up.toFixed(0)} | ${r.down.toFixed(0)} | ${r.rss ?? ""} |`);
+  console.log(`\n| ${BLOB_MIB} MiB blob, the emulator's store (bound by its disk) | upload MB/s | download MB/s |\n|---|---:|---:|`);
   console.log(`| direct to the emulator | ${directUp.toFixed(0)} | ${directDown.toFixed(0)} |`);
   console.log(`| through client stream, proxy and agent | ${tunnelUp.toFixed(0)} | ${tunnelDown.toFixed(0)} |`);
 

@@ -54,7 +54,16 @@ const REQUEST_LOG_SIZE = 2000;
  * Starts the emulator: Entra ID, the AKS OIDC issuer, ARM, IMDS, Key Vault and
  * Blob storage, on one HTTPS port dispatching by host, plus a proxy port.
  */
-export async function startEmulator(opts: { dir: string; worldFile?: string; hostname?: string; httpsPort?: number; proxyPort?: number; armPageSize?: number }): Promise<RunningEmulator> {
+export async function startEmulator(opts: {
+  dir: string;
+  worldFile?: string;
+  hostname?: string;
+  httpsPort?: number;
+  proxyPort?: number;
+  armPageSize?: number;
+  /** More hosts to answer, by exact name, ahead of the emulated services (the bench's sink); they must be names the certificate covers. */
+  extraHosts?: Record<string, (req: Request) => Response | Promise<Response>>;
+}): Promise<RunningEmulator> {
   const world = opts.worldFile ? parseWorld(readFileSync(opts.worldFile, "utf8"), opts.worldFile) : parseWorld(DEFAULT_WORLD_YAML, "default world");
   await ensureDir(opts.dir);
   const ca = await createAuthority("host", "azgate Azure emulator");
@@ -101,6 +110,8 @@ export async function startEmulator(opts: { dir: string; worldFile?: string; hos
   });
   root.all("*", (c) => {
     const host = new URL(c.req.url).hostname.toLowerCase();
+    const extra = opts.extraHosts?.[host];
+    if (extra) return extra(c.req.raw);
     const service = byHost.get(host) ?? bySuffix.find(([suffix]) => host.endsWith(suffix))?.[1];
     if (service) return service.fetch(c.req.raw);
     if (host === "oidc.prod-aks.azure.com") return aks.fetch(c.req.raw);
