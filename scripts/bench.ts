@@ -24,8 +24,10 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { Readable } from "node:stream";
 import { createAuthority } from "../src/pki/authority.ts";
 import { issueServerCert } from "../src/pki/certificate.ts";
-import { generateKeyPair, privateKeyToPem } from "../src/pki/keys.ts";
+import { generateKeyPair, importPrivateKeyPem, privateKeyToPem } from "../src/pki/keys.ts";
 import { naiveClient } from "./naive/client.ts";
+import { loadAgentState } from "../src/agent/state.ts";
+import { dialTunnel, type TunnelSession } from "../src/tunnel/index.ts";
 import path from "node:path";
 import { startEmulator } from "../src/emulator/server.ts";
 import { cli, startCli, startProxyProcess, tempDir } from "../test/helpers/azgate.ts";
@@ -80,6 +82,43 @@ function peakRss(pid: number): { stop(): string } {
       return `${base.toFixed(0)} -> ${Math.max(peak, rss()).toFixed(0)} MiB`;
     },
   };
+}
+
+const IDLE_STEPS = (process.env.BENCH_IDLE_TUNNELS ?? "1000,2000").split(",").map(Number).filter((n) => n > 0);
+
+/** The proxy's memory and idle CPU with many agent tunnels open and nothing on them. */
+async function idleTunnelBench(pid: number, baseUrl: string, agentDataDir: string) {
+  const state = (await loadAgentState(agentDataDir))!;
+  const key = await importPrivateKeyPem(state.keyPem);
+  const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+  const cpuTicks = () => {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks (100 per second here)
+  };
+  const settle = () => new Promise((r) => setTimeout(r, 5000));
+  const measure = async (tunnels: number) => {
+    await settle();
+    const t0 = cpuTicks();
+    await new Promise((r) => setTimeout(r, 10_000));
+    return { tunnels, rssMiB: rss(), cpuPercent: cpuTicks() - t0 /* ticks in 10 s = % of a core */ };
+  };
+  const rows: { tunnels: number; rssMiB: number; perTunnelKiB: number | null; cpuPercent: number }[] = [];
+  const none = await measure(0);
+  rows.push({ ...none, perTunnelKiB: null });
+  const sessions: TunnelSession[] = [];
+  try {
+    for (const target of IDLE_STEPS) {
+      while (sessions.length < target) {
+        const n = Math.min(25, target - sessions.length);
+        sessions.push(...(await Promise.all(Array.from({ length: n }, () => dialTunnel({ baseUrl, path: "/v1/tunnel/agent", caPems: [state.identity.host_ca_pem], key, certPem: state.certPem, session: {} })))));
+      }
+      const m = await measure(target);
+      rows.push({ ...m, perTunnelKiB: ((m.rssMiB - none.rssMiB) * 1024) / target });
+    }
+  } finally {
+    for (const s of sessions) s.close();
+  }
+  return rows;
 }
 
 /** Starts the naive chain's relay and agent (scripts/naive/chain.ts) and connects its client. */
@@ -260,6 +299,7 @@ async function main() {
   naive.stop();
 
   const az = await azBench(emu, cluster, user, binary);
+  const idle = await idleTunnelBench(cluster.proxy.child.pid!, cluster.target.baseUrl, agent.dataDir);
   app.close();
   blobApp.close();
   await agent.stop();
@@ -281,6 +321,10 @@ async function main() {
 
   console.log(`\n| az group list (median of ${AZ_RUNS} interleaved rounds) | ms | vs direct |\n|---|---:|---:|`);
   for (const r of az) console.log(`| ${r.name} | ${r.median.toFixed(0)} | ${r === az[0] ? "" : `${r.median - az[0].median >= 0 ? "+" : ""}${(r.median - az[0].median).toFixed(0)} ms`} |`);
+
+  console.log(`\n| idle agent tunnels on one proxy | proxy RSS MiB | RSS per tunnel (from none) | proxy CPU while idle, % of a core (10 s) |\n|---|---:|---:|---:|`);
+  for (const r of idle) console.log(`| ${r.tunnels} | ${r.rssMiB.toFixed(0)} | ${r.perTunnelKiB === null ? "" : `${r.perTunnelKiB.toFixed(1)} KiB`} | ${r.cpuPercent.toFixed(1)} |`);
+  console.log("(raw tunnels dialled with one agent's certificate; they answer pings but send no heartbeats, which a real agent sends every 10 s)");
 
   console.log(`\n| single binary | median ms (10 runs) |\n|---|---:|`);
   for (const [name, ms] of startup) console.log(`| ${name} | ${ms.toFixed(0)} |`);
