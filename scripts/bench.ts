@@ -95,7 +95,8 @@ async function idleTunnelBench(pid: number, baseUrl: string, agentDataDir: strin
     const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
     return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks (100 per second here)
   };
-  const settle = () => new Promise((r) => setTimeout(r, 5000));
+  // After a step's dials, the proxy writes their audit events and collects garbage for a while: idle means after that.
+  const settle = () => new Promise((r) => setTimeout(r, 15_000));
   const measure = async (tunnels: number) => {
     await settle();
     const t0 = cpuTicks();
