@@ -8,7 +8,7 @@ import { x509 } from "../pki/x509.ts";
 import { AzgateError } from "../errors/index.ts";
 import { generateKeyPair, importPrivateKeyPem, privateKeyToPem, publicKeyToPem } from "../pki/keys.ts";
 import type { AppView } from "../api/types.ts";
-import { loadCredentials, loadProfile, type Profile } from "./profile.ts";
+import { currentLogin, type Profile } from "./profile.ts";
 import { profileTarget } from "./target.ts";
 import { ApiClient, type ApiTarget } from "../api/client.ts";
 import { createLocalCa } from "./local-ca.ts";
@@ -26,11 +26,9 @@ export interface UserSession {
 
 /** The current login profile with its credentials. */
 export async function currentSession(): Promise<UserSession> {
-  const profile = await loadProfile();
-  const creds = profile ? await loadCredentials(profile) : null;
-  if (!profile || !creds) throw new AzgateError("unauthenticated", "not logged in; run azgate login --proxy HOST:PORT --user NAME");
+  const { profile, credentials } = await currentLogin();
   const target = profileTarget(profile);
-  return { profile, client: new ApiClient(target, creds), target };
+  return { profile, client: new ApiClient(target, credentials), target };
 }
 
 /** `apps login` without the az part: returns the chosen identity. */
@@ -59,7 +57,7 @@ export async function loginApp(s: UserSession, appName: string, identityFlag?: s
   return { app: app.name, identity, expires: res.expires };
 }
 
-export interface LocalProxySession extends Omit<PreparedSession, "profile" | "credentials" | "stored" | "reserved" | "secret"> {
+export interface LocalProxySession extends Omit<PreparedSession, "profile" | "stored" | "reserved" | "secret"> {
   proxy: RunningLocalProxy;
 }
 

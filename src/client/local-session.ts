@@ -12,12 +12,11 @@ import { AzgateError } from "../errors/index.ts";
 import { reservePort, type ReservedPort } from "../net/listen.ts";
 import type { CloudName } from "../azure/clouds.ts";
 import { azureConfigDir, listAppSessions, loadAppSession, type StoredAppSession } from "./app-store.ts";
-import { loadCredentials, loadProfile, type Profile } from "./profile.ts";
+import { currentLogin, type Profile } from "./profile.ts";
 import { azureEnv, tokenSecret, type PythonTrust } from "./session-env.ts";
 
 export interface PreparedSession {
   profile: Profile;
-  credentials: { keyPem: string; certPem: string };
   stored: StoredAppSession;
   /** The loopback port, listened on; connections wait until the proxy behind it is up. */
   reserved: ReservedPort;
@@ -34,9 +33,8 @@ export interface PreparedSession {
 }
 
 export async function prepareLocalSession(appName: string | undefined, port = 0, pythonTrust: PythonTrust = "local"): Promise<PreparedSession> {
-  const profile = await loadProfile();
-  const credentials = profile ? await loadCredentials(profile) : null;
-  if (!profile || !credentials) throw new AzgateError("unauthenticated", "not logged in; run azgate login --proxy HOST:PORT --user NAME");
+  // Logged in (the user's own key and certificate are there), though this half needs only the profile.
+  const { profile } = await currentLogin();
   let app = appName;
   if (!app) {
     const sessions = await listAppSessions(profile);
@@ -55,5 +53,5 @@ export async function prepareLocalSession(appName: string | undefined, port = 0,
   const reserved = await reservePort(port, "127.0.0.1");
   const cloud = stored.info.cloud ?? "Azure";
   const env = azureEnv({ port: reserved.port, secret, configDir: azureConfigDir(profile, app), caBundle: stored.bundleFile, localCa: stored.caFile, cloud, pythonTrust });
-  return { profile, credentials, stored, reserved, secret, env, app, identity: stored.info.azure_identity, tenant: stored.info.tenant, clientId: stored.info.client_id, cloud, expires };
+  return { profile, stored, reserved, secret, env, app, identity: stored.info.azure_identity, tenant: stored.info.tenant, clientId: stored.info.client_id, cloud, expires };
 }

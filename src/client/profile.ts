@@ -82,6 +82,14 @@ export async function loadProfile(proxy?: string): Promise<Profile | null> {
   return p;
 }
 
+/** The current profile and its credentials, or "not logged in". */
+export async function currentLogin(): Promise<{ profile: Profile; credentials: { keyPem: string; certPem: string } }> {
+  const profile = await loadProfile();
+  const credentials = profile ? await loadCredentials(profile) : null;
+  if (!profile || !credentials) throw new AzgateError("unauthenticated", "not logged in; run azgate login --proxy HOST:PORT --user NAME");
+  return { profile, credentials };
+}
+
 export async function loadCredentials(p: Profile): Promise<{ keyPem: string; certPem: string } | null> {
   const [keyPem, certPem] = await Promise.all([readTextOrNull(keyFile(p.proxy, p.user)), readTextOrNull(certFile(p.proxy, p.user))]);
   if (!keyPem || !certPem) return null;
