@@ -11,6 +11,10 @@
  * user, a changed role, on any replica) is in what the request sees: the next
  * request is refused, as without the cache. On PostgreSQL that mark is one
  * small query per request instead of three or more.
+ *
+ * A snapshot is also dropped after SNAPSHOT_MAX_AGE_MS, for writes that do
+ * not move the mark: an older azgate replica still running during a rolling
+ * upgrade to schema 2, or a row changed in the database by hand.
  */
 import type { Backend, Item } from "../storage/backend.ts";
 import { isExpired } from "../storage/backend.ts";
@@ -26,6 +30,8 @@ export interface AccessSnapshot {
   locks(): Promise<Lock[]>;
 }
 
+export const SNAPSHOT_MAX_AGE_MS = 5_000;
+
 class Snapshot implements AccessSnapshot {
   private readonly users = new Map<string, Promise<User | null>>();
   private readonly roles = new Map<string, Promise<Role | null>>();
@@ -33,7 +39,9 @@ class Snapshot implements AccessSnapshot {
 
   constructor(
     readonly mark: string,
+    readonly startedAt: number,
     private readonly backend: Backend,
+    private readonly now: () => number,
   ) {}
 
   user(name: string): Promise<User | null> {
@@ -50,7 +58,7 @@ class Snapshot implements AccessSnapshot {
       this.lockItems = list;
       list.catch(() => (this.lockItems = null));
     }
-    const now = Date.now();
+    const now = this.now();
     return (await this.lockItems).filter((i) => !isExpired(i, now)).map((i) => i.value);
   }
 
@@ -69,10 +77,11 @@ class Snapshot implements AccessSnapshot {
 const caches = new WeakMap<Backend, { current: Snapshot | null }>();
 
 /** The snapshot for the backend's change mark now: one mark read, then reads only for what this mark has not seen. */
-export async function accessSnapshot(backend: Backend): Promise<AccessSnapshot> {
+export async function accessSnapshot(backend: Backend, now: () => number = Date.now): Promise<AccessSnapshot> {
   let cache = caches.get(backend);
   if (!cache) caches.set(backend, (cache = { current: null }));
   const mark = await backend.changeMark();
-  if (cache.current?.mark !== mark) cache.current = new Snapshot(mark, backend);
+  const at = now();
+  if (cache.current?.mark !== mark || at - cache.current.startedAt >= SNAPSHOT_MAX_AGE_MS) cache.current = new Snapshot(mark, at, backend, now);
   return cache.current;
 }
