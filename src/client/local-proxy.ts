@@ -10,6 +10,7 @@ import dns from "node:dns/promises";
 import net from "node:net";
 import { serveConnect, type ConnectDecision } from "../net/connect-server.ts";
 import type { ReservedPort } from "../net/listen.ts";
+import { sendsInterimContinue } from "../runtime/index.ts";
 import { localTargetReason } from "../net/address-policy.ts";
 import { dialTunnel, type TunnelSession } from "../tunnel/index.ts";
 import { tunnelRequest } from "../tunnel/http.ts";
@@ -119,7 +120,7 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
     if (ours && new URL(req.url).pathname === LOOPBACK_TOKEN_PATH) return tokens.loopback(req);
     return refused(new TargetRefused(`the azgate local proxy takes CONNECT for HTTPS, and serves only its token endpoint (http://127.0.0.1:${listenPort}${LOOPBACK_TOKEN_PATH}) over plain HTTP`));
   };
-  const proxy = await serveConnect({ hostname: "127.0.0.1", port: opts.port ?? 0, reserved: opts.reserved, loopbackOnly: true, decide, secureContext: (name) => minter.context(name), fetch: handle, plain, interimContinue: true, log: opts.log });
+  const proxy = await serveConnect({ hostname: "127.0.0.1", port: opts.port ?? 0, reserved: opts.reserved, loopbackOnly: true, decide, secureContext: (name) => minter.context(name), fetch: handle, plain, interimContinue: sendsInterimContinue(), log: opts.log });
   listenPort = proxy.port;
   return {
     port: proxy.port,

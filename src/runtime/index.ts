@@ -9,7 +9,7 @@ export { writeFileAtomic, readTextOrNull, ensureDir, fsyncDir, removeFile } from
 export { waitForWritable } from "./backpressure.ts";
 export { acquireDirLock, readLockHolder, isProcessAlive, type DirLock, type LockHolder } from "./lock.ts";
 
-export { runtimeName, runtimeVersion, type RuntimeName } from "./version.ts";
+export { runtimeName, runtimeVersion, sendsInterimContinue, type RuntimeName } from "./version.ts";
 export { httpsRequest, closeHttpsClients, type HttpsRequest, type HttpsResponse } from "./https-client.ts";
 export { selfCommand } from "./self.ts";
 export { verifyEs256 } from "./es256.ts";

@@ -10,3 +10,12 @@ export function runtimeName(): RuntimeName {
 export function runtimeVersion(): string {
   return runtimeName() === "deno" ? `deno ${Deno!.version.deno}` : `node ${process.versions.node}`;
 }
+
+/**
+ * Whether a server may send an unsolicited `100 Continue` (connect-server.ts
+ * `interimContinue`). Node: yes. Deno: not for now: after it was added, a
+ * Deno-only test through a TLS-intercepting recorder saw the local proxy close
+ * a connection before answering, twice in three CI runs (never reproduced
+ * alone); until that is understood, Deno's local proxy does without.
+ */
+export const sendsInterimContinue = (): boolean => runtimeName() === "node";

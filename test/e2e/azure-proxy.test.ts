@@ -19,6 +19,7 @@ import { connectThrough, rawRequest, startTrafficRecorder } from "../helpers/loc
 import { runCommand, runJsonClient } from "../helpers/run.ts";
 import { buildGoClient } from "../helpers/go.ts";
 import { loadAppSession, type StoredAppSession } from "../../src/client/app-store.ts";
+import { sendsInterimContinue } from "../../src/runtime/index.ts";
 
 const fx = useEmulator({ projectToken: true });
 const READER = IDENTITY("teleport-reader");
@@ -181,9 +182,12 @@ describe("azgate proxy azure, used from another process", () => {
           check();
         });
       socket.write(`POST /${env.IDENTITY_HEADER} HTTP/1.1\r\nhost: azure-msi.azgate.invalid\r\nmetadata: true\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: ${body.length}\r\n\r\n`);
-      await arrived(/^HTTP\/1\.1 100 Continue\r\n\r\n/);
+      // The local proxy runs on the tests' runtime; on Deno it sends no interim response (runtime/version.ts).
+      const interim = sendsInterimContinue();
+      if (interim) await arrived(/^HTTP\/1\.1 100 Continue\r\n\r\n/);
       socket.write(body);
       await arrived(/HTTP\/1\.1 200 OK[\s\S]*"access_token"/);
+      if (!interim) expect(received).not.toContain("100 Continue");
     } finally {
       socket.destroy();
     }
