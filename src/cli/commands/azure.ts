@@ -3,7 +3,7 @@
  * `exec -- COMMAND ...` and `proxy azure|az`.
  */
 import type { Argv } from "yargs";
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { DESCRIBE } from "../catalog.ts";
 import { AzgateError, isAzgateError } from "../../errors/index.ts";
@@ -70,7 +70,9 @@ export async function azPassthrough(args: string[]): Promise<void> {
   await run(async () => {
     const az = findAz();
     await throughSession(app, "az", async (opened, signal) => {
-      if (needsAccount(rest) && !(await hasAzAccount(opened.env.AZURE_CONFIG_DIR))) {
+      // Synchronous on purpose: az must be spawned before this function first
+      // yields, or the heavy half of the session (keys, leaves, the dial) runs first.
+      if (needsAccount(rest) && !hasAzAccount(opened.env.AZURE_CONFIG_DIR)) {
         throw new AzgateError("not_found", `az is not logged in for app "${opened.app}": the last apps login did not finish its az login; run azgate apps login ${opened.app} again`);
       }
       return runAz(az, rest, opened.env, { signal });
@@ -148,9 +150,9 @@ const ACCOUNT_FREE = new Set(["login", "logout", "version", "--version", "-h", "
 const needsAccount = (args: string[]) => args.length > 0 && !ACCOUNT_FREE.has(args[0]) && !args.includes("--help") && !args.includes("-h");
 
 /** True when az has an account in this config dir (apps login's az login got that far). */
-async function hasAzAccount(configDir: string): Promise<boolean> {
+function hasAzAccount(configDir: string): boolean {
   try {
-    const text = (await readFile(path.join(configDir, "azureProfile.json"), "utf8")).replace(/^\uFEFF/, "");
+    const text = readFileSync(path.join(configDir, "azureProfile.json"), "utf8").replace(/^\uFEFF/, "");
     return ((JSON.parse(text) as { subscriptions?: unknown[] }).subscriptions ?? []).length > 0;
   } catch {
     return false;
