@@ -39,7 +39,7 @@ describe("the error registry", () => {
 
   it("docs/tunnel-protocol.md lists every code the request path answers with, with its status", () => {
     const doc = readFileSync(path.join(ROOT, "docs/tunnel-protocol.md"), "utf8");
-    const requestPath: ErrorCode[] = ["bad_request", "access_denied", "unauthenticated", "locked", "method_not_allowed", "target_refused", "host_mismatch", "token_invalid", "token_audience_mismatch", "token_timeout", "token_no_federated_credential", "token_identity_not_found", "token_agent_cannot_read_identity", "token_not_an_identity", "token_entra", "token_unavailable", "target_unreachable", "upstream_failed", "app_unavailable", "agent_unavailable", "audit_unavailable", "azgate_unavailable"];
+    const requestPath: ErrorCode[] = ["bad_request", "access_denied", "unauthenticated", "locked", "method_not_allowed", "target_refused", "host_mismatch", "token_invalid", "token_audience_mismatch", "token_timeout", "token_no_federated_credential", "token_identity_not_found", "token_agent_cannot_read_identity", "token_not_an_identity", "token_entra", "token_unavailable", "target_unreachable", "upstream_failed", "app_unavailable", "agent_unavailable", "audit_unavailable", "azgate_unavailable", "policy_denied"];
     for (const code of requestPath) {
       const row = doc.split("\n").find((l) => l.startsWith("|") && l.includes(`\`${code}\``));
       expect(row, code).toBeDefined();

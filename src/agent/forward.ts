@@ -9,7 +9,8 @@ import { scopeForResource } from "../azure/scopes.ts";
 import { tokenMayGoTo } from "../azure/audiences.ts";
 import { verifyPlaceholder } from "../azure/placeholder.ts";
 import { agentRequestSchema, checkAzureMethod, checkAzureTarget, forwardableHeaders, refusal } from "../azure/forwarding.ts";
-import { AzgateError, BadRequest, PlaceholderInvalid, TargetUnreachable, TokenAudienceMismatch, TokenUnavailable, UpstreamFailed } from "../errors/index.ts";
+import { differsFromDecided } from "../azure/operation.ts";
+import { AzgateError, BadRequest, PlaceholderInvalid, PolicyDenied, TargetUnreachable, TokenAudienceMismatch, TokenUnavailable, UpstreamFailed } from "../errors/index.ts";
 import { ErrorCode, type TunnelStream } from "../tunnel/index.ts";
 import { headerValue, respondJson, type ResponseTrailer } from "../tunnel/http.ts";
 import type { Outbound } from "./outbound.ts";
@@ -42,6 +43,11 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
   //    named only by the URL. Checked here again, whatever the proxy decided: nothing is attached before.
   const targetProblem = checkAzureMethod(meta.method) ?? checkAzureTarget(url, meta.headers, deps.tokens.cloud.name);
   if (targetProblem) return refuse(targetProblem);
+  //    Where an azure_api policy applied, exactly the request the proxy decided on (docs/tunnel-protocol.md).
+  if (meta.decided) {
+    const changed = differsFromDecided(meta.decided, { method: meta.method, host: url.hostname, path: url.pathname, query: url.searchParams, headers: meta.headers }, deps.tokens.cloud.name);
+    if (changed) return refuse(new PolicyDenied(changed));
+  }
   let pinned;
   try {
     pinned = await deps.outbound.pinChecked(url.hostname, 443);

@@ -26,6 +26,8 @@ export const agentRequestSchema = requestHeadSchema.extend({
   session: z.object({ user: z.string(), app: z.string(), azure_identity: z.string().min(1), session_id: z.string() }),
   client_key: z.record(z.string(), z.unknown()),
   request_id: z.string(),
+  /** The request an azure_api policy authorised (docs/tunnel-protocol.md): the agent forwards exactly that or nothing. */
+  decided: z.object({ method: z.string(), host: z.string(), path: z.string(), action: z.string().nullable() }).optional(),
 });
 export type AgentRequest = z.infer<typeof agentRequestSchema>;
 
@@ -84,5 +86,5 @@ export type Speaker = "azgate" | "azgate agent";
 
 /** A refusal as every hop answers it: the error's registered status, and `{"error":{"code","message"}}` (ARM's shape, which az prints). */
 export function refusal(err: AzgateError, speaker: Speaker): { status: number; body: { error: { code: string; message: string } } } {
-  return { status: err.status, body: { error: { code: err.code, message: `${speaker}: ${err.message}` } } };
+  return { status: err.status, body: { error: { code: err.azureCode ?? err.code, message: `${speaker}: ${err.message}` } } };
 }

@@ -52,7 +52,8 @@ export type ErrorCode =
   | "app_unavailable"
   | "agent_unavailable"
   | "audit_unavailable"
-  | "azgate_unavailable";
+  | "azgate_unavailable"
+  | "policy_denied";
 
 const statusByCode: Record<ErrorCode, number> = {
   bad_parameter: 400,
@@ -118,6 +119,8 @@ const statusByCode: Record<ErrorCode, number> = {
   audit_unavailable: 503,
   /** The workstation's local proxy cannot reach the azgate proxy. */
   azgate_unavailable: 502,
+  /** The caller's azure_api rules refuse this Azure operation (rbac/azure-api.ts). */
+  policy_denied: 403,
 };
 
 /** Every registered code and its HTTP status (tests walk it; docs list it). */
@@ -126,6 +129,8 @@ export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = statusByCode;
 export class AzgateError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
+  /** The code Azure clients see in ARM's error shape, where it differs from `code` (az prints it). */
+  readonly azureCode?: string;
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = "AzgateError";
@@ -156,6 +161,19 @@ export class AccessDenied extends AzgateError {
   static readonly code = "access_denied";
   constructor(message: string) {
     super(AccessDenied.code, message);
+  }
+}
+
+/** The caller's azure_api rules refuse the operation; az prints `(AzgatePolicyDenied) <message>`. */
+export class PolicyDenied extends AzgateError {
+  static readonly code = "policy_denied";
+  override readonly azureCode = "AzgatePolicyDenied";
+  /** What the audit event of the refusal records (the operation and the rule). */
+  constructor(
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(PolicyDenied.code, message);
   }
 }
 

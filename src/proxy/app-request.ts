@@ -9,11 +9,11 @@
  */
 import { refusal, type AgentRequest } from "../azure/forwarding.ts";
 import { redactQuery } from "../azure/redact.ts";
-import { AuditUnavailable, AgentUnavailable, AzgateError, BadRequest, isAzgateError } from "../errors/index.ts";
+import { AuditUnavailable, AgentUnavailable, AzgateError, BadRequest, isAzgateError, PolicyDenied } from "../errors/index.ts";
 import type { Identity } from "../pki/identity.ts";
 import type { TunnelStream } from "../tunnel/index.ts";
 import { requestHeadSchema, respondJson } from "../tunnel/http.ts";
-import { authorizeRequest } from "./authorize-request.ts";
+import { auditPolicy, authorizeRequest } from "./authorize-request.ts";
 import type { ProxyContext } from "./context.ts";
 import type { AppRegistry } from "./registry.ts";
 import { relayToAgents } from "./relay.ts";
@@ -49,7 +49,8 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
   // 2. Authorise. Every refusal goes through here: counted, audited, answered.
   async function refuse(err: AzgateError, what: Record<string, unknown>) {
     ctx.metrics.denials.inc({ reason: err.code });
-    await ctx.audit.emit({ event: "app.request.denied", code: "T2009W", ...base, ...what, error_code: err.code, reason: err.message, success: false }).catch((e) => console.error("[proxy] audit failed:", e));
+    const details = err instanceof PolicyDenied ? err.details : {};
+    await ctx.audit.emit({ event: "app.request.denied", code: "T2009W", ...base, ...what, ...details, error_code: err.code, reason: err.message, success: false }).catch((e) => console.error("[proxy] audit failed:", e));
     return answer(err);
   }
   let authorized;
@@ -59,8 +60,10 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
     return refuse(isAzgateError(e) ? e : new AzgateError("internal", "internal error; see the proxy log"), request);
   }
 
-  // 3. Audit the start (credentials in the query, a SAS signature or a function key, are redacted).
-  const audited = { ...request, query: redactQuery(url.search.slice(1)) };
+  // 3. Audit the start (credentials in the query, a SAS signature or a function key, are redacted), with the
+  //    Azure operation and the policy's decision (an audit-mode "would_deny" is forwarded and recorded).
+  const { operation, policy } = authorized;
+  const audited = { ...request, query: redactQuery(url.search.slice(1)), action: operation?.action ?? null, scope: operation?.scope ?? null, policy: auditPolicy(policy) };
   try {
     await ctx.audit.emit({ event: "app.request.start", code: "T2009I", ...base, ...audited });
   } catch (e) {
@@ -74,6 +77,8 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
     session: { user: identity.name, app: authorized.app, azure_identity: authorized.azureIdentity, session_id: identity.session_id },
     client_key: client.clientKey as Record<string, unknown>,
     request_id: requestId,
+    // What was decided, for the agent to check it forwards exactly that (forward.ts).
+    ...(policy.outcome !== "unrestricted" ? { decided: { method: head.method, host: url.hostname, path: url.pathname, action: operation?.action ?? null } } : {}),
   };
   ctx.metrics.openStreams.inc();
   let result;

@@ -4,12 +4,16 @@
  * the session's identity, the account as it is now (deleted, reset, locked),
  * a server of the app the caller's roles allow on that server's own labels,
  * then the method and the target (the rules of azure/forwarding.ts) in that
- * app's cloud: a request is routed only to servers of the cloud it targets.
+ * app's cloud: a request is routed only to servers of the cloud it targets;
+ * last the Azure operation, against the roles' azure_api rules
+ * (rbac/azure-api.ts).
  */
 import { checkAzureMethod, checkAzureTarget } from "../azure/forwarding.ts";
-import { AccessDenied, AppUnavailable } from "../errors/index.ts";
+import { mapRequest, type AzureOperation } from "../azure/operation.ts";
+import { AccessDenied, AppUnavailable, PolicyDenied } from "../errors/index.ts";
 import type { Identity } from "../pki/identity.ts";
 import { checkAzureIdentity } from "../rbac/engine.ts";
+import { decideAzureApi, type AzureApiDecision } from "../rbac/azure-api.ts";
 import type { HeaderList } from "../tunnel/http.ts";
 import { resolveCaller, type Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
@@ -21,6 +25,10 @@ export interface Authorized {
   azureIdentity: string;
   /** The servers of the app this caller may be routed to. */
   allowedOn: (s: AppServer) => boolean;
+  /** The azure_api decision (an audit-mode "would deny" is forwarded, and recorded). */
+  policy: AzureApiDecision;
+  /** The Azure operation, when it can be named (recorded in the audit log even where no policy applies). */
+  operation: AzureOperation | null;
 }
 
 export async function authorizeRequest(ctx: ProxyContext, registry: AppRegistry, identity: Identity, request: { method: string; url: URL; headers: HeaderList }): Promise<Authorized> {
@@ -37,6 +45,34 @@ export async function authorizeRequest(ctx: ProxyContext, registry: AppRegistry,
   const cloud = first.app.cloud;
   const problem = checkAzureMethod(request.method) ?? checkAzureTarget(request.url, request.headers, cloud);
   if (problem) throw problem;
-  const allowedOn = (s: AppServer) => s.app.cloud === cloud && permitted(s);
-  return { caller, app: route.app, azureIdentity, allowedOn };
+
+  // The operation, against the azure_api rules of the roles that allow the identity on each server's labels.
+  const shape = { method: request.method, host: request.url.hostname, path: request.url.pathname, query: request.url.searchParams, headers: request.headers };
+  const decide = (s: AppServer) => decideAzureApi(caller.roles, caller.traits, s.app, azureIdentity, shape, cloud);
+  const decisions = new Map<AppServer, AzureApiDecision>();
+  const passes = (s: AppServer) => {
+    if (s.app.cloud !== cloud || !permitted(s)) return false;
+    let d = decisions.get(s);
+    if (!d) decisions.set(s, (d = decide(s)));
+    return !(d.outcome === "deny" && d.enforced);
+  };
+  const chosen = known.find(passes);
+  const policy = chosen ? decisions.get(chosen)! : decide(first);
+  const operation = policy.operation ?? tryMap(shape, cloud);
+  if (!chosen) throw new PolicyDenied(policy.reason, { action: operation?.action ?? null, scope: operation?.scope ?? null, policy: auditPolicy(policy) });
+  return { caller, app: route.app, azureIdentity, allowedOn: passes, policy, operation };
+}
+
+function tryMap(shape: Parameters<typeof mapRequest>[0], cloud: Parameters<typeof mapRequest>[1]): AzureOperation | null {
+  try {
+    return mapRequest(shape, cloud);
+  } catch {
+    return null;
+  }
+}
+
+/** The decision as the audit log records it (app.request's `policy`). */
+export function auditPolicy(d: AzureApiDecision): Record<string, unknown> {
+  const decision = d.outcome === "deny" ? (d.enforced ? "deny" : "would_deny") : d.outcome;
+  return { decision, ...(d.matched ? { role: d.matched.role, side: d.matched.side, rule: d.matched.rule + 1, ...(d.matched.preset ? { preset: d.matched.preset } : {}) } : {}), ...(d.outcome === "unrestricted" ? {} : { reason: d.reason }) };
 }

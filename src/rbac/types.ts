@@ -6,10 +6,26 @@ export interface Rule {
   verbs: string[];
 }
 
+/**
+ * One rule of `allow.azure_api` / `deny.azure_api` (rbac/azure-api.ts): ARM
+ * actions within scopes, data actions on hosts, or methods and paths on hosts
+ * without a mapping; in deny, a preset instead.
+ */
+export interface AzureApiRule {
+  actions?: string[];
+  scopes?: string[];
+  data_actions?: string[];
+  hosts?: string[];
+  methods?: string[];
+  paths?: string[];
+  preset?: string;
+}
+
 export interface RoleConditions {
   app_labels?: LabelSelector;
   azure_identities?: string[];
   rules?: Rule[];
+  azure_api?: AzureApiRule[];
 }
 
 export interface Role {
@@ -19,7 +35,7 @@ export interface Role {
   spec: {
     allow?: RoleConditions;
     deny?: RoleConditions;
-    options?: { max_session_ttl?: string; [k: string]: unknown };
+    options?: { max_session_ttl?: string; azure_api_mode?: "enforce" | "audit"; azure_api_unknown?: "deny" | "allow"; [k: string]: unknown };
     [k: string]: unknown;
   };
 }

@@ -4,6 +4,8 @@ import { RULE_RESOURCES, RULE_VERBS } from "../rbac/types.ts";
 import { templateProblem } from "../rbac/template.ts";
 import { compileRegex } from "../rbac/labels.ts";
 import { parseDuration } from "../util/duration.ts";
+import { AZURE_METHODS } from "../azure/methods.ts";
+import { PRESETS } from "../rbac/azure-api.ts";
 
 /**
  * Teleport role fields that azgate does not use. A Teleport role file must load
@@ -60,11 +62,56 @@ const azureIdentities = (side: "allow" | "deny") =>
     });
   });
 
+/** A pattern list: templates valid, `^...$` regular expressions compile, each value checked by `check`. */
+const patterns = (check: (v: string) => string | null) =>
+  z.array(z.string().min(1)).min(1).superRefine((values, ctx) => {
+    values.forEach((v, i) => {
+      const problem = templateProblem(v) ?? (v.startsWith("^") && v.endsWith("$") ? (compileRegex(v) ? null : `invalid regular expression ${v}`) : check(v));
+      if (problem) ctx.addIssue({ code: "custom", path: [i], message: problem });
+    });
+  });
+
+const ACTION = /^(\*|[A-Za-z0-9*]+(\.[A-Za-z0-9*]+)*\/[A-Za-z0-9*./_-]+)$/;
+const actionPattern = patterns((v) => (ACTION.test(v) ? null : `"${v}" is not an Azure action pattern (like Microsoft.Compute/virtualMachines/read or */read)`));
+const scopePattern = patterns((v) => (v === "*" || (v.startsWith("/") && !v.includes("//") && !/\s/.test(v)) ? null : `"${v}" is not a resource ID pattern (it starts with /subscriptions/...)`));
+const hostPattern = patterns((v) => (/^[a-z0-9*.-]+$/i.test(v) ? null : `"${v}" is not a host name pattern`));
+const methodList = z.array(z.enum(AZURE_METHODS, { message: `methods are ${AZURE_METHODS.join(", ")}` })).min(1);
+const pathPattern = patterns((v) => (v.startsWith("/") || v === "*" ? null : `"${v}" is not a path pattern (it starts with /)`));
+
+/** One azure_api rule: exactly one kind (actions, data_actions, methods/paths on hosts, or a preset in deny). */
+const azureApiRule = (side: "allow" | "deny") =>
+  z
+    .strictObject({
+      actions: actionPattern.optional(),
+      scopes: scopePattern.optional(),
+      data_actions: actionPattern.optional(),
+      hosts: hostPattern.optional(),
+      methods: methodList.optional(),
+      paths: pathPattern.optional(),
+      preset: z.string().optional(),
+    })
+    .superRefine((r, ctx) => {
+      const kinds = [r.actions && "actions", r.data_actions && "data_actions", (r.methods || r.paths) && "methods/paths", r.preset !== undefined && "preset"].filter(Boolean);
+      if (kinds.length !== 1) {
+        ctx.addIssue({ code: "custom", message: kinds.length === 0 ? "a rule needs actions, data_actions, methods or paths (with hosts), or (in deny) a preset" : `a rule is one kind: actions, data_actions, methods/paths or preset, not ${kinds.join(" and ")}` });
+        return;
+      }
+      if (r.scopes && !r.actions) ctx.addIssue({ code: "custom", path: ["scopes"], message: "scopes go with actions (ARM operations); data-plane rules name hosts" });
+      if ((r.methods || r.paths) && !r.hosts) ctx.addIssue({ code: "custom", path: ["hosts"], message: "a methods/paths rule names the hosts it applies to" });
+      if (r.actions && r.hosts) ctx.addIssue({ code: "custom", path: ["hosts"], message: "actions are ARM operations, named by scopes, not hosts" });
+      if (r.preset !== undefined) {
+        if (side === "allow") ctx.addIssue({ code: "custom", path: ["preset"], message: "presets are deny rules; put them under deny.azure_api" });
+        else if (!PRESETS[r.preset]) ctx.addIssue({ code: "custom", path: ["preset"], message: `unknown preset "${r.preset}" (known: ${Object.keys(PRESETS).join(", ")})` });
+        if (Object.keys(r).length > 1) ctx.addIssue({ code: "custom", path: ["preset"], message: "a preset rule has no other fields" });
+      }
+    });
+
 const conditions = (side: "allow" | "deny") =>
   z.strictObject({
     app_labels: labelSelector.optional(),
     azure_identities: azureIdentities(side).optional(),
     rules: z.array(rule).optional(),
+    azure_api: z.array(azureApiRule(side)).optional(),
     ...ignoredShape(IGNORED_CONDITION_FIELDS),
   });
 
@@ -90,7 +137,14 @@ export const roleSchema = z.strictObject({
   spec: z.strictObject({
     allow: conditions("allow").optional(),
     deny: conditions("deny").optional(),
-    options: z.strictObject({ max_session_ttl: duration.optional(), ...ignoredShape(IGNORED_OPTION_FIELDS) }).optional(),
+    options: z
+      .strictObject({
+        max_session_ttl: duration.optional(),
+        azure_api_mode: z.enum(["enforce", "audit"]).optional(),
+        azure_api_unknown: z.enum(["deny", "allow"]).optional(),
+        ...ignoredShape(IGNORED_OPTION_FIELDS),
+      })
+      .optional(),
   }),
 });
 

@@ -1,0 +1,298 @@
+/**
+ * What an Azure request does, named as Azure RBAC names it: method, host,
+ * path and query in, `{ plane, action, scope, resource_id, confidence }` out.
+ * Pure, no I/O. The proxy decides per-request policy on it
+ * (rbac/azure-api.ts), the agent checks it saw the request that was decided,
+ * and the emulator's Azure RBAC authorises with it.
+ *
+ * ARM's convention (Microsoft Learn, "Understand Azure role definitions"):
+ * `{Provider}/{type}[/{childType}...]/{verb}`, where GET and HEAD read, PUT
+ * and PATCH write, DELETE deletes, and a POST to `.../{name}` is
+ * `{name}/action`. The last `/providers/{ns}/` segment names the provider
+ * (extension resources: a diagnostic setting on a VM is Microsoft.Insights').
+ * Paths without a provider are Microsoft.Resources' (subscriptions, resource
+ * groups, their resources). Resource providers may authorise under other
+ * names than this derivation (ProviderHub's action mappings are private), so
+ * a derived action is marked "derived", a built-in "exact".
+ *
+ * Paths are compared case-insensitively (ARM's are). Anything a server could
+ * read otherwise than this code does is refused, not guessed at: encoded
+ * separators (%2F, %5C), encoded dots, empty segments, segments ending in a
+ * dot or whitespace, control characters.
+ */
+import { cloudByName, hostMatches, type CloudName } from "./clouds.ts";
+
+export type Plane = "control" | "data";
+export type Confidence = "exact" | "derived" | "unknown";
+
+export interface AzureOperation {
+  plane: Plane;
+  /** The RBAC action (or data action); null when it cannot be named. */
+  action: string | null;
+  /** Where the operation applies: the resource, or for a list the collection's parent; a data URL prefix on data planes. */
+  scope: string;
+  /** The ARM resource the request names, when it names one. */
+  resource_id: string | null;
+  confidence: Confidence;
+}
+
+export interface RequestShape {
+  method: string;
+  host: string;
+  /** The path as sent (percent-encoded), without the query. */
+  path: string;
+  query?: URLSearchParams;
+}
+
+/** Request headers that would make a server do another method than the one decided on. */
+export const METHOD_OVERRIDE_HEADERS = ["x-http-method-override", "x-http-method", "x-method-override"];
+
+/** A path the mapper will not interpret: refused wherever a policy applies. */
+export class UnsafePath extends Error {}
+
+/** Segments of a path, decoded; throws UnsafePath on anything ambiguous. */
+export function safeSegments(rawPath: string): string[] {
+  if (!rawPath.startsWith("/")) throw new UnsafePath("the path must start with /");
+  if (rawPath.includes("\\")) throw new UnsafePath("backslashes are not allowed in the path");
+  if (/%(2f|5c|2e|00)/i.test(rawPath)) throw new UnsafePath("encoded separators, dots or NUL (%2F, %5C, %2E, %00) are not allowed in the path");
+  const raw = rawPath === "/" ? [] : rawPath.slice(1).replace(/\/$/, "").split("/");
+  return raw.map((s) => {
+    if (s === "") throw new UnsafePath("empty path segments (//) are not allowed");
+    let d: string;
+    try {
+      d = decodeURIComponent(s);
+    } catch {
+      throw new UnsafePath("malformed percent-encoding in the path");
+    }
+    if (d === "." || d === "..") throw new UnsafePath("dot segments are not allowed in the path");
+    if (/[\x00-\x1f\x7f]/.test(d)) throw new UnsafePath("control characters are not allowed in the path");
+    if (/[.\s]$/.test(d)) throw new UnsafePath(`a path segment may not end in a dot or whitespace ("${d}")`);
+    return d;
+  });
+}
+
+const VERB: Record<string, string> = { GET: "read", HEAD: "read", PUT: "write", PATCH: "write", DELETE: "delete" };
+
+/** Microsoft.Resources' own types, spelt as Azure's operation list spells them. */
+const BUILT_IN_TYPES: Record<string, string> = {
+  subscriptions: "subscriptions",
+  resourcegroups: "resourceGroups",
+  resources: "resources",
+  locations: "locations",
+  tagnames: "tagNames",
+  providers: "providers",
+  tenants: "tenants",
+};
+
+export function mapRequest(req: RequestShape, cloudName: CloudName = "Azure"): AzureOperation {
+  const host = req.host.toLowerCase().replace(/\.$/, "");
+  const segments = safeSegments(req.path);
+  const method = req.method.toUpperCase();
+  const cloud = cloudByName(cloudName);
+  if (armHosts(cloudName).includes(host)) return mapArm(method, segments);
+  const vaultSuffix = cloud.hostSuffixes.find((s) => s.startsWith("vault."));
+  if (vaultSuffix && host.endsWith(`.${vaultSuffix}`)) return mapKeyVault(method, host, segments);
+  const blobSuffix = storageBlobSuffix(cloudName);
+  if (blobSuffix && host.endsWith(`.${blobSuffix}`)) return mapBlob(method, host, segments, req.query ?? new URLSearchParams());
+  return { plane: "data", action: null, scope: dataScope(host, segments), resource_id: null, confidence: "unknown" };
+}
+
+/** The hosts ARM answers on in a cloud (its API host and the classic management host). */
+export function armHosts(cloudName: CloudName): string[] {
+  const cloud = cloudByName(cloudName);
+  const hosts = cloud.audienceHosts.find(([r]) => r === cloud.armAudiences[0].replace(/\/$/, ""))?.[1] ?? [cloud.armHost];
+  return hosts.filter((h) => h.startsWith("management."));
+}
+
+function storageBlobSuffix(cloudName: CloudName): string | undefined {
+  return cloudByName(cloudName).audienceHosts.find(([r]) => r === "https://storage.azure.com")?.[1].find((h) => h.startsWith("blob."));
+}
+
+const idOf = (segments: string[]) => "/" + segments.join("/");
+const dataScope = (host: string, segments: string[]) => `https://${host}${segments.length ? idOf(segments) : ""}`;
+
+// ---- the control plane (ARM) ----
+
+function mapArm(method: string, seg: string[]): AzureOperation {
+  const lower = seg.map((s) => s.toLowerCase());
+  const unknown = (scope: string): AzureOperation => ({ plane: "control", action: null, scope, resource_id: null, confidence: "unknown" });
+  if (seg.length === 0) return unknown("/");
+  const lastProviders = lower.lastIndexOf("providers");
+
+  // Provider resources (and extension resources): /[scope]/providers/{ns}/{type}/{name}[/{child}/{name}]...[/{action}]
+  if (lastProviders >= 0 && seg.length > lastProviders + 2) {
+    const ns = seg[lastProviders + 1];
+    const scopeSegs = seg.slice(0, lastProviders);
+    // /subscriptions/{s}/providers/{ns}/register: the provider registration verbs.
+    if (isSubscriptionScope(lower.slice(0, lastProviders)) && seg.length === lastProviders + 3 && ["register", "unregister"].includes(lower[lastProviders + 2])) {
+      return method === "POST" ? { plane: "control", action: `${ns}/${lower[lastProviders + 2]}/action`, scope: idOf(scopeSegs), resource_id: null, confidence: "exact" } : unknown(idOf(scopeSegs));
+    }
+    return typed(method, ns, seg.slice(lastProviders + 2), scopeSegs);
+  }
+  // /subscriptions/{s}/providers[/{ns}]: the provider list and one provider.
+  if (lastProviders >= 0 && isSubscriptionScope(lower.slice(0, lastProviders)) && seg.length <= lastProviders + 2) {
+    return readOnly(method, "Microsoft.Resources/subscriptions/providers/read", idOf(seg.slice(0, lastProviders)));
+  }
+  // /providers/{ns}: tenant-level provider metadata.
+  if (lastProviders === 0) return readOnly(method, "Microsoft.Resources/providers/read", "/");
+  // {scope}/providers[/{ns}] below a subscription: no operation of its own.
+  if (lastProviders > 0) return unknown(idOf(seg.slice(0, lastProviders)));
+  // No provider: Microsoft.Resources' own tree (/subscriptions, /tenants, resource groups, resources, locations...).
+  if (lower[0] === "tenants" && seg.length === 1) return readOnly(method, "Microsoft.Resources/tenants/read", "/");
+  if (lower[0] !== "subscriptions") return unknown("/");
+  return typed(method, "Microsoft.Resources", seg, []);
+}
+
+const isSubscriptionScope = (lower: string[]) => lower.length === 2 && lower[0] === "subscriptions";
+
+function readOnly(method: string, action: string, scope: string): AzureOperation {
+  return VERB[method] === "read" ? { plane: "control", action, scope, resource_id: null, confidence: "exact" } : { plane: "control", action: null, scope, resource_id: null, confidence: "unknown" };
+}
+
+/**
+ * `rest` alternates type and name after a provider (or from /subscriptions on,
+ * for Microsoft.Resources' own tree): an even count names a resource, an odd
+ * count a collection, or for a POST an action on what comes before it.
+ */
+function typed(method: string, ns: string, rest: string[], scopeSegs: string[]): AzureOperation {
+  const builtIn = ns === "Microsoft.Resources" && scopeSegs.length === 0 && rest[0]?.toLowerCase() === "subscriptions";
+  const typeName = (s: string) => (builtIn ? BUILT_IN_TYPES[s.toLowerCase()] ?? s : s);
+  const types = (count: number) => rest.slice(0, count).filter((_, i) => i % 2 === 0).map(typeName);
+  const base = builtIn ? [] : [...scopeSegs, "providers", ns];
+  // Microsoft.Resources' own types are Azure's names exactly; everything else follows the convention.
+  const confidence = (count: number): Confidence => (builtIn && types(count).every((t) => KNOWN_BUILT_INS.has(t)) ? "exact" : "derived");
+  // What a name-less position refers to: the scope the provider segment hangs off ("/" at the tenant).
+  const owner = (count: number) => (count === 0 ? (builtIn || scopeSegs.length === 0 ? "/" : idOf(scopeSegs)) : idOf([...base, ...rest.slice(0, count)]));
+  if (rest.length % 2 === 0) {
+    const id = idOf([...base, ...rest]);
+    const verb = VERB[method];
+    // A POST to a resource itself names no operation.
+    if (!verb) return { plane: "control", action: null, scope: id, resource_id: id, confidence: "unknown" };
+    return { plane: "control", action: `${ns}/${types(rest.length).join("/")}/${verb}`, scope: id, resource_id: id, confidence: confidence(rest.length) };
+  }
+  const last = rest.length - 1;
+  if (method === "POST") {
+    const on = owner(last);
+    const prefix = types(last);
+    return { plane: "control", action: `${ns}/${[...prefix, rest[last]].join("/")}/action`, scope: on, resource_id: last > 0 ? on : null, confidence: "derived" };
+  }
+  const scope = owner(last);
+  if (VERB[method] !== "read") return { plane: "control", action: null, scope, resource_id: null, confidence: "unknown" };
+  return { plane: "control", action: `${ns}/${types(rest.length).join("/")}/read`, scope, resource_id: null, confidence: confidence(rest.length) };
+}
+
+const KNOWN_BUILT_INS = new Set(Object.values(BUILT_IN_TYPES));
+
+// ---- data planes ----
+
+const KV = "Microsoft.KeyVault/vaults";
+
+/** Key Vault's data actions, by object kind and request shape (Key Vault REST reference; RBAC data actions). */
+function mapKeyVault(method: string, host: string, seg: string[]): AzureOperation {
+  const lower = seg.map((s) => s.toLowerCase());
+  const op = (action: string | null, confidence: Confidence = "derived"): AzureOperation => ({ plane: "data", action, scope: dataScope(host, seg.slice(0, 2)), resource_id: null, confidence: action ? confidence : "unknown" });
+  const [kind, name, third, fourth] = lower;
+  if (kind === "secrets") {
+    if (seg.length === 1) return op(method === "GET" ? `${KV}/secrets/readMetadata/action` : method === "POST" ? null : null, "exact");
+    if (name === "restore" && seg.length === 2 && method === "POST") return op(`${KV}/secrets/restore/action`, "exact");
+    if (seg.length === 2 && method === "GET") return op(`${KV}/secrets/getSecret/action`, "exact");
+    if (seg.length === 2 && method === "PUT") return op(`${KV}/secrets/setSecret/action`, "exact");
+    if (seg.length === 2 && method === "DELETE") return op(`${KV}/secrets/delete`, "exact");
+    if (seg.length === 3 && third === "versions" && method === "GET") return op(`${KV}/secrets/readMetadata/action`, "exact");
+    if (seg.length === 3 && third === "backup" && method === "POST") return op(`${KV}/secrets/backup/action`, "exact");
+    if (seg.length === 3 && method === "GET") return op(`${KV}/secrets/getSecret/action`, "exact");
+    if (seg.length === 3 && method === "PATCH") return op(`${KV}/secrets/update/action`, "exact");
+    return op(null);
+  }
+  if (kind === "deletedsecrets") {
+    if (method === "GET") return op(`${KV}/secrets/readMetadata/action`);
+    if (seg.length === 2 && method === "DELETE") return op(`${KV}/secrets/purge/action`, "exact");
+    if (seg.length === 3 && third === "recover" && method === "POST") return op(`${KV}/secrets/recover/action`, "exact");
+    return op(null);
+  }
+  if (kind === "keys") {
+    const crypto = ["encrypt", "decrypt", "sign", "verify", "wrapkey", "unwrapkey"];
+    if (seg.length === 4 && method === "POST" && crypto.includes(fourth)) return op(`${KV}/keys/${seg[3]}/action`, "exact");
+    if (seg.length === 3 && third === "create" && method === "POST") return op(`${KV}/keys/create/action`, "exact");
+    if (seg.length === 3 && third === "backup" && method === "POST") return op(`${KV}/keys/backup/action`, "exact");
+    if (seg.length === 3 && third === "rotate" && method === "POST") return op(`${KV}/keys/rotate/action`, "exact");
+    if (method === "GET" || method === "HEAD") return op(`${KV}/keys/read`, "exact");
+    if (seg.length === 2 && method === "PUT") return op(`${KV}/keys/import/action`, "exact");
+    if (seg.length >= 2 && method === "PATCH") return op(`${KV}/keys/update/action`, "exact");
+    if (seg.length === 2 && method === "DELETE") return op(`${KV}/keys/delete`, "exact");
+    return op(null);
+  }
+  if (kind === "certificates") {
+    if (method === "GET" || method === "HEAD") return op(`${KV}/certificates/read`);
+    if (seg.length === 3 && third === "create" && method === "POST") return op(`${KV}/certificates/create/action`);
+    if (seg.length === 3 && third === "import" && method === "POST") return op(`${KV}/certificates/import/action`);
+    if (seg.length === 2 && method === "DELETE") return op(`${KV}/certificates/delete`);
+    if (method === "PATCH") return op(`${KV}/certificates/update/action`);
+    return op(null);
+  }
+  return op(null);
+}
+
+const BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers";
+
+/** Blob storage: containers and blobs (Blob service REST reference; RBAC actions per operation). */
+function mapBlob(method: string, host: string, seg: string[], query: URLSearchParams): AzureOperation {
+  const op = (action: string | null, confidence: Confidence = "derived"): AzureOperation => ({ plane: "data", action, scope: dataScope(host, seg), resource_id: null, confidence: action ? confidence : "unknown" });
+  const restype = query.get("restype")?.toLowerCase();
+  const comp = query.get("comp")?.toLowerCase();
+  const read = method === "GET" || method === "HEAD";
+  if (seg.length === 0) {
+    if (read && comp === "list") return op(`${BLOBS}/read`, "exact");
+    // Account properties, statistics, user delegation keys: not mapped.
+    return op(null);
+  }
+  if (seg.length === 1 && restype === "container") {
+    if (read && comp === "list") return op(`${BLOBS}/blobs/read`, "exact");
+    if (read) return op(`${BLOBS}/read`, "exact");
+    if (method === "PUT") return op(`${BLOBS}/write`, "exact");
+    if (method === "DELETE") return op(`${BLOBS}/delete`, "exact");
+    return op(null);
+  }
+  if (seg.length === 1) return op(null);
+  if (comp === "tags") return op(read ? `${BLOBS}/blobs/tags/read` : method === "PUT" ? `${BLOBS}/blobs/tags/write` : null, "exact");
+  if (read) return op(`${BLOBS}/blobs/read`, "exact");
+  if (method === "PUT") return op(`${BLOBS}/blobs/${comp === "appendblock" ? "add/action" : "write"}`, "exact");
+  if (method === "DELETE") return op(`${BLOBS}/blobs/delete`, "exact");
+  return op(null);
+}
+
+/** True when `host` is one this mapper knows a data plane of (for callers that say so). */
+export const hasDataPlaneMapping = (host: string, cloud: CloudName = "Azure") => {
+  const c = cloudByName(cloud);
+  const vault = c.hostSuffixes.find((s) => s.startsWith("vault."));
+  const blob = storageBlobSuffix(cloud);
+  return (!!vault && hostMatches(host, vault)) || (!!blob && hostMatches(host, blob));
+};
+
+/** What the proxy authorised, as it tells the agent (forwarding.ts `decided`). */
+export interface DecidedRequest {
+  method: string;
+  host: string;
+  path: string;
+  action: string | null;
+}
+
+/**
+ * Why the request about to be forwarded is not the one decided, or null.
+ * The agent asks, with the URL it will send: the same method, host and path,
+ * a path this module reads, the same operation, and no method override.
+ */
+export function differsFromDecided(decided: DecidedRequest, req: RequestShape & { headers: [string, string][] }, cloud: CloudName): string | null {
+  if (req.method !== decided.method || req.host.toLowerCase() !== decided.host.toLowerCase() || req.path !== decided.path) {
+    return `the request (${req.method} ${req.host}${req.path}) is not the one the proxy decided (${decided.method} ${decided.host}${decided.path})`;
+  }
+  const override = req.headers.find(([k]) => METHOD_OVERRIDE_HEADERS.includes(k.toLowerCase()));
+  if (override) return `the ${override[0]} header is not allowed where an azure_api policy applies`;
+  let op: AzureOperation;
+  try {
+    op = mapRequest(req, cloud);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return op.action === decided.action ? null : `the request's operation (${op.action ?? "unknown"}) is not the one the proxy decided (${decided.action ?? "unknown"})`;
+}

@@ -1,0 +1,229 @@
+/**
+ * Per-request Azure API policy (src/rbac/azure-api.ts) and its role syntax
+ * (src/resources/role.ts): who decides, deny wins, default deny once opted
+ * in, audit mode, unknown operations, presets, templates, and the errors a
+ * bad rule gets.
+ */
+import { describe, expect, it } from "vitest";
+import { decideAzureApi, globMatch, PRESETS, scopeCovers } from "../src/rbac/azure-api.ts";
+import type { Role } from "../src/rbac/types.ts";
+import { parseResources } from "../src/resources/parse.ts";
+import { mapRequest } from "../src/azure/operation.ts";
+
+const S = "/subscriptions/00000000-0000-0000-0000-000000000000";
+const MI = `${S}/resourceGroups/ops/providers/Microsoft.ManagedIdentity/userAssignedIdentities`;
+const CONTRIB = `${MI}/prod-contributor`;
+const OTHER = `${MI}/other`;
+const app = { name: "azure-cli", labels: { env: "prod" } };
+const ARM = "management.azure.com";
+
+const role = (name: string, spec: Role["spec"]): Role => ({ kind: "role", version: "v7", metadata: { name }, spec });
+const uses = (identity = CONTRIB, more: Partial<NonNullable<Role["spec"]["allow"]>> = {}) => ({ app_labels: { "*": "*" }, azure_identities: [identity], ...more });
+const req = (method: string, path: string, host = ARM, headers: [string, string][] = []) => ({ method, host, path, query: new URLSearchParams(), headers });
+const decide = (roles: Role[], r: ReturnType<typeof req>, traits = {}) => decideAzureApi(roles, traits, app, CONTRIB, r);
+
+describe("who decides", () => {
+  it("a role file without azure_api leaves the identity unrestricted, as before", () => {
+    const d = decide([role("plain", { allow: uses() })], req("PUT", `${S}/resourceGroups/anything/providers/Microsoft.Authorization/roleAssignments/x`));
+    expect(d).toMatchObject({ outcome: "unrestricted", operation: null, matched: null });
+  });
+
+  it("once a role that allows the identity has allow.azure_api, the identity is default-deny", () => {
+    const roles = [role("readonly", { allow: uses(CONTRIB, { azure_api: [{ actions: ["*/read"] }] }) })];
+    expect(decide(roles, req("GET", `${S}/resourcegroups`))).toMatchObject({ outcome: "allow", matched: { role: "readonly", side: "allow", rule: 0 } });
+    const put = decide(roles, req("PUT", `${S}/resourcegroups/app-1`));
+    expect(put).toMatchObject({ outcome: "deny", enforced: true });
+    expect(put.reason).toBe(`Microsoft.Resources/subscriptions/resourceGroups/write on ${S}/resourcegroups/app-1 is not allowed by any azure_api rule of role readonly`);
+  });
+
+  it("counts only allow rules of roles that allow the identity (on the app's labels)", () => {
+    const roles = [
+      role("restricts", { allow: uses(CONTRIB, { azure_api: [{ actions: ["*/read"] }] }) }),
+      // Grants writes, but for another identity: it cannot widen this one.
+      role("elsewhere", { allow: uses(OTHER, { azure_api: [{ actions: ["*"] }] }) }),
+      // Grants writes for this identity, but on other apps' labels.
+      role("dev-only", { allow: { app_labels: { env: "dev" }, azure_identities: [CONTRIB], azure_api: [{ actions: ["*"] }] } }),
+    ];
+    expect(decide(roles, req("DELETE", `${S}/resourceGroups/app-1`)).outcome).toBe("deny");
+    // A role allowing the identity with no azure_api of its own does not lift another's restriction either.
+    expect(decide([...roles, role("plain", { allow: uses() })], req("DELETE", `${S}/resourceGroups/app-1`)).outcome).toBe("deny");
+  });
+
+  it("rules are ORed, fields within a rule ANDed; scopes cover descendants on segment boundaries", () => {
+    const roles = [
+      role("ops", {
+        allow: uses(CONTRIB, {
+          azure_api: [
+            { actions: ["*/read"] },
+            { actions: ["Microsoft.Compute/virtualMachines/restart/action", "Microsoft.Compute/virtualMachines/start/action"], scopes: [`${S}/resourceGroups/app-*`] },
+            { actions: ["Microsoft.Resources/subscriptions/resourceGroups/write"], scopes: [`${S}/resourceGroups/app-1`] },
+          ],
+        }),
+      }),
+    ];
+    const vm = (rg: string) => `${S}/resourceGroups/${rg}/providers/Microsoft.Compute/virtualMachines/vm1`;
+    expect(decide(roles, req("POST", `${vm("app-7")}/restart`))).toMatchObject({ outcome: "allow", matched: { rule: 1 } });
+    expect(decide(roles, req("POST", `${vm("prod-7")}/restart`)).outcome).toBe("deny");
+    expect(decide(roles, req("POST", `${vm("app-7")}/runCommand`)).outcome).toBe("deny");
+    expect(decide(roles, req("PUT", `${S}/resourcegroups/APP-1`)).outcome).toBe("allow");
+    expect(decide(roles, req("PUT", `${S}/resourcegroups/app-10`)).outcome).toBe("deny");
+  });
+});
+
+describe("deny", () => {
+  it("wins across roles, from any role, and says which role and rule", () => {
+    const roles = [
+      role("admin", { allow: uses(CONTRIB, { azure_api: [{ actions: ["*"] }] }) }),
+      role("guard", { deny: { azure_api: [{ actions: ["*/delete"], scopes: [`${S}/resourceGroups/*-prod`] }] } }),
+    ];
+    const d = decide(roles, req("DELETE", `${S}/resourceGroups/db-prod`));
+    expect(d).toMatchObject({ outcome: "deny", enforced: true, matched: { role: "guard", side: "deny", rule: 0 } });
+    expect(d.reason).toBe(`Microsoft.Resources/subscriptions/resourceGroups/delete on ${S}/resourceGroups/db-prod is denied by role guard (deny rule 1)`);
+    expect(decide(roles, req("DELETE", `${S}/resourceGroups/db-test`)).outcome).toBe("allow");
+  });
+
+  it("applies where no role restricts the identity: the rest stays unrestricted", () => {
+    const roles = [role("plain", { allow: uses() }), role("guard", { deny: { azure_api: [{ preset: "no-privilege-escalation" }] } })];
+    expect(decide(roles, req("PUT", `${S}/resourceGroups/app-1`)).outcome).toBe("allow");
+    const d = decide(roles, req("PUT", `${S}/resourceGroups/app-1/providers/Microsoft.Authorization/roleAssignments/1`));
+    expect(d).toMatchObject({ outcome: "deny", matched: { role: "guard", preset: "no-privilege-escalation" } });
+    expect(d.reason).toContain("is denied by role guard (preset no-privilege-escalation)");
+  });
+
+  it("preset no-privilege-escalation covers role grants, elevation, federated credentials, keys, run-command and deployments", () => {
+    const roles = [role("admin", { allow: uses(CONTRIB, { azure_api: [{ actions: ["*"] }] }), deny: { azure_api: [{ preset: "no-privilege-escalation" }] } })];
+    const RG = `${S}/resourceGroups/app-1`;
+    const refused = [
+      ["PUT", `${RG}/providers/Microsoft.Authorization/roleAssignments/3fa85f64`],
+      ["PUT", `${S}/providers/Microsoft.Authorization/roleDefinitions/3fa85f64`],
+      ["DELETE", `${RG}/providers/Microsoft.Authorization/roleAssignments/3fa85f64`],
+      ["POST", "/providers/Microsoft.Authorization/elevateAccess"],
+      ["PUT", `${RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/mi/federatedIdentityCredentials/f`],
+      ["POST", `${RG}/providers/Microsoft.Storage/storageAccounts/sa/listKeys`],
+      ["POST", `${RG}/providers/Microsoft.Web/sites/w/config/publishingcredentials/list`],
+      ["POST", `${RG}/providers/Microsoft.ContainerService/managedClusters/k/listClusterAdminCredential`],
+      ["POST", `${RG}/providers/Microsoft.Compute/virtualMachines/vm/runCommand`],
+      ["PUT", `${RG}/providers/Microsoft.Compute/virtualMachines/vm/extensions/e`],
+      ["PUT", `${RG}/providers/Microsoft.Resources/deployments/d`],
+      ["PUT", `${RG}/providers/Microsoft.Resources/deploymentScripts/d`],
+      ["PUT", `${RG}/providers/Microsoft.KeyVault/vaults/kv/accessPolicies/add`],
+    ];
+    for (const [m, p] of refused) expect(decide(roles, req(m, p)).outcome, `${m} ${p}`).toBe("deny");
+    for (const [m, p] of [["GET", `${RG}/providers/Microsoft.Authorization/roleAssignments`], ["POST", `${RG}/providers/Microsoft.Compute/virtualMachines/vm/restart`], ["PUT", RG]]) {
+      expect(decide(roles, req(m, p)).outcome, `${m} ${p}`).toBe("allow");
+    }
+  });
+
+  it("every preset action is spelt as an Azure operation: Provider/type.../verb", () => {
+    for (const rule of PRESETS["no-privilege-escalation"]) for (const a of rule.actions!) expect(a).toMatch(/^(\*|Microsoft\.[A-Za-z]+(\/[A-Za-z*]+)*)\/(read|write|delete|[A-Za-z*]+\/action)$/);
+  });
+});
+
+describe("audit mode and unknown operations", () => {
+  it("audit mode records would-deny without enforcing; an enforcing role anywhere in the refusal enforces it", () => {
+    const audit = role("trial", { allow: uses(CONTRIB, { azure_api: [{ actions: ["*/read"] }] }), options: { azure_api_mode: "audit" } });
+    expect(decide([audit], req("PUT", `${S}/resourceGroups/x`))).toMatchObject({ outcome: "deny", enforced: false });
+    const strict = role("strict", { allow: uses(CONTRIB, { azure_api: [{ actions: ["*/read"] }] }) });
+    expect(decide([audit, strict], req("PUT", `${S}/resourceGroups/x`))).toMatchObject({ outcome: "deny", enforced: true });
+  });
+
+  it("an operation that cannot be named is refused, unless a restricting role says azure_api_unknown: allow", () => {
+    const roles = [role("r", { allow: uses(CONTRIB, { azure_api: [{ actions: ["*"] }] }) })];
+    const batch = decide(roles, req("POST", "/batch"));
+    expect(batch).toMatchObject({ outcome: "deny", enforced: true });
+    expect(batch.reason).toContain("azgate cannot name this Azure operation");
+    const lenient = [role("r", { allow: uses(CONTRIB, { azure_api: [{ actions: ["*"] }] }), options: { azure_api_unknown: "allow" } })];
+    expect(decide(lenient, req("POST", "/batch")).outcome).toBe("allow");
+    // Unknown stays refused by a deny that matches it on method and host.
+    const guarded = [...lenient, role("g", { deny: { azure_api: [{ methods: ["POST"], hosts: [ARM], paths: ["/batch"] }] } })];
+    expect(decide(guarded, req("POST", "/batch")).outcome).toBe("deny");
+  });
+
+  it("methods, hosts and paths for hosts without a mapping; data actions on hosts", () => {
+    const roles = [
+      role("r", {
+        allow: uses(CONTRIB, {
+          azure_api: [
+            { methods: ["GET"], hosts: ["graph.microsoft.com"], paths: ["/v1.0/me", "/v1.0/servicePrincipals*"] },
+            { data_actions: ["Microsoft.KeyVault/vaults/secrets/getSecret/action"], hosts: ["kv-app-*.vault.azure.net"] },
+          ],
+        }),
+      }),
+    ];
+    expect(decide(roles, req("GET", "/v1.0/servicePrincipals/abc", "graph.microsoft.com")).outcome).toBe("allow");
+    expect(decide(roles, req("GET", "/v1.0/users", "graph.microsoft.com")).outcome).toBe("deny");
+    expect(decide(roles, req("POST", "/v1.0/me", "graph.microsoft.com")).outcome).toBe("deny");
+    expect(decide(roles, req("GET", "/secrets/db", "kv-app-1.vault.azure.net")).outcome).toBe("allow");
+    expect(decide(roles, req("PUT", "/secrets/db", "kv-app-1.vault.azure.net")).outcome).toBe("deny");
+    // The host wildcard stays within one DNS label.
+    expect(decide(roles, req("GET", "/secrets/db", "kv-app-1.evil.vault.azure.net")).outcome).toBe("deny");
+  });
+});
+
+describe("what is refused before any rule is read", () => {
+  const roles = [role("r", { allow: uses(CONTRIB, { azure_api: [{ actions: ["*"] }] }) })];
+  it("paths the mapper will not read, and method overrides, wherever a policy applies", () => {
+    expect(decide(roles, req("GET", `${S}/resourceGroups/a%2F..%2Fb`)).reason).toMatch(/encoded separators/);
+    expect(decide(roles, req("GET", `${S}/resourceGroups/a.`)).outcome).toBe("deny");
+    const override = decide(roles, req("POST", `${S}/resourceGroups/a/providers/Microsoft.Compute/virtualMachines/v/restart`, ARM, [["X-HTTP-Method-Override", "DELETE"]]));
+    expect(override).toMatchObject({ outcome: "deny", enforced: true });
+    expect(override.reason).toContain("X-HTTP-Method-Override header is not allowed");
+    // Where no rule applies, nothing changes.
+    expect(decide([role("plain", { allow: uses() })], req("GET", `${S}/resourceGroups/a.`)).outcome).toBe("unrestricted");
+  });
+});
+
+describe("templates and traits", () => {
+  it("expand in scopes and actions, one value per trait value; an absent trait matches nothing", () => {
+    const roles = [role("team", { allow: uses(CONTRIB, { azure_api: [{ actions: ["*"], scopes: [`${S}/resourceGroups/{{internal.team}}-*`] }] }) })];
+    expect(decide(roles, req("PUT", `${S}/resourceGroups/payments-dev`), { team: ["search", "payments"] }).outcome).toBe("allow");
+    expect(decide(roles, req("PUT", `${S}/resourceGroups/ads-dev`), { team: ["search", "payments"] }).outcome).toBe("deny");
+    expect(decide(roles, req("PUT", `${S}/resourceGroups/payments-dev`), {}).outcome).toBe("deny");
+  });
+});
+
+describe("matching helpers", () => {
+  it("globs: * in actions spans slashes, in hosts one label, in scopes one segment; ^...$ is a regular expression", () => {
+    expect(globMatch("*/read", "Microsoft.Compute/virtualMachines/read", "any")).toBe(true);
+    expect(globMatch("microsoft.compute/*", "Microsoft.Compute/virtualMachines/start/action", "any")).toBe(true);
+    expect(globMatch("*.vault.azure.net", "a.b.vault.azure.net", "label")).toBe(false);
+    expect(globMatch("^kv-(a|b)\\.vault\\.azure\\.net$", "kv-b.vault.azure.net", "label")).toBe(true);
+    expect(scopeCovers(`${S}/resourceGroups/app-*`, `${S}/resourceGroups/app-1/providers/Microsoft.Compute/virtualMachines/v`)).toBe(true);
+    expect(scopeCovers(`${S}/resourceGroups/app`, `${S}/resourceGroups/app-1`)).toBe(false);
+    expect(scopeCovers(`/subscriptions/*/resourceGroups/app`, `${S}/resourceGroups/app`)).toBe(true);
+    expect(scopeCovers(`${S}/resourceGroups/app-1`, S)).toBe(false);
+    expect(mapRequest({ method: "GET", host: ARM, path: `${S}/resourcegroups` }).scope).toBe(S);
+  });
+});
+
+describe("role syntax", () => {
+  const load = (spec: string) => parseResources(`kind: role\nversion: v7\nmetadata: {name: r}\nspec:\n${spec}`, "role.yaml");
+
+  it("loads every rule kind, presets in deny, and the options", () => {
+    const { resources } = load(
+      `  allow:\n    app_labels: {"*": "*"}\n    azure_identities: ["${CONTRIB}"]\n    azure_api:\n      - actions: ["*/read"]\n        scopes: ["${S}/resourceGroups/app-*"]\n      - data_actions: ["Microsoft.KeyVault/vaults/secrets/getSecret/action"]\n        hosts: ["kv-*.vault.azure.net"]\n      - methods: [GET]\n        hosts: [graph.microsoft.com]\n        paths: ["/v1.0/me"]\n  deny:\n    azure_api:\n      - preset: no-privilege-escalation\n  options:\n    azure_api_mode: audit\n    azure_api_unknown: allow\n`,
+    );
+    const r = resources[0] as Role;
+    expect(r.spec.allow?.azure_api).toHaveLength(3);
+    expect(r.spec.deny?.azure_api).toEqual([{ preset: "no-privilege-escalation" }]);
+    expect(r.spec.options).toMatchObject({ azure_api_mode: "audit", azure_api_unknown: "allow" });
+  });
+
+  it.each([
+    [`  allow:\n    azure_api:\n      - actions: ["*/read"]\n        verbs: [get]\n`, /spec\.allow\.azure_api\[0\]\.verbs: unknown field/],
+    [`  allow:\n    azure_api:\n      - actions: ["Microsoft Compute/read"]\n`, /spec\.allow\.azure_api\[0\]\.actions\[0\]: "Microsoft Compute\/read" is not an Azure action pattern/],
+    [`  allow:\n    azure_api:\n      - actions: ["^(unclosed$"]\n`, /invalid regular expression/],
+    [`  allow:\n    azure_api:\n      - actions: ["*"]\n        scopes: ["subscriptions/x"]\n`, /azure_api\[0\]\.scopes\[0\]: "subscriptions\/x" is not a resource ID pattern/],
+    [`  allow:\n    azure_api:\n      - preset: no-privilege-escalation\n`, /presets are deny rules/],
+    [`  deny:\n    azure_api:\n      - preset: no-such-preset\n`, /unknown preset "no-such-preset"/],
+    [`  deny:\n    azure_api:\n      - preset: no-privilege-escalation\n        scopes: ["/x"]\n`, /a preset rule has no other fields|scopes go with actions/],
+    [`  allow:\n    azure_api:\n      - actions: ["*"]\n        data_actions: ["*"]\n`, /a rule is one kind/],
+    [`  allow:\n    azure_api:\n      - methods: [GET]\n`, /names the hosts it applies to/],
+    [`  allow:\n    azure_api:\n      - methods: [TRACE]\n        hosts: [graph.microsoft.com]\n`, /methods are GET/],
+    [`  allow:\n    azure_api:\n      - {}\n`, /a rule needs actions/],
+    [`  allow:\n    azure_api:\n      - actions: ["*"]\n        scopes: ["/subscriptions/{{internal.team}"]\n`, /unbalanced/],
+    [`  options:\n    azure_api_mode: log\n`, /azure_api_mode/],
+  ])("refuses a bad rule, naming the field (%#)", (spec, message) => {
+    expect(() => load(spec)).toThrow(message);
+  });
+});

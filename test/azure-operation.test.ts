@@ -1,0 +1,163 @@
+/**
+ * The request-to-operation mapper (src/azure/operation.ts), table-driven:
+ * every ARM shape, case variants, extension resources, POST actions, polling,
+ * data planes, and the paths it refuses to read.
+ */
+import { describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { mapRequest, safeSegments, UnsafePath } from "../src/azure/operation.ts";
+
+const S = "/subscriptions/00000000-0000-0000-0000-000000000000";
+const RG = `${S}/resourceGroups/app-1`;
+const VM = `${RG}/providers/Microsoft.Compute/virtualMachines/vm1`;
+const ARM = "management.azure.com";
+
+type Row = [method: string, path: string, action: string | null, scope: string, confidence: "exact" | "derived" | "unknown"];
+
+const CONTROL: Row[] = [
+  // Microsoft.Resources' own tree: exact names.
+  ["GET", "/subscriptions", "Microsoft.Resources/subscriptions/read", "/", "exact"],
+  ["GET", "/tenants", "Microsoft.Resources/tenants/read", "/", "exact"],
+  ["GET", S, "Microsoft.Resources/subscriptions/read", S, "exact"],
+  ["GET", `${S}/resourcegroups`, "Microsoft.Resources/subscriptions/resourceGroups/read", S, "exact"],
+  ["GET", `${S}/resourceGroups/app-1`, "Microsoft.Resources/subscriptions/resourceGroups/read", RG, "exact"],
+  ["HEAD", `${S}/resourcegroups/app-1`, "Microsoft.Resources/subscriptions/resourceGroups/read", `${S}/resourcegroups/app-1`, "exact"],
+  ["PUT", `${S}/resourcegroups/app-1`, "Microsoft.Resources/subscriptions/resourceGroups/write", `${S}/resourcegroups/app-1`, "exact"],
+  ["PATCH", RG, "Microsoft.Resources/subscriptions/resourceGroups/write", RG, "exact"],
+  ["DELETE", RG, "Microsoft.Resources/subscriptions/resourceGroups/delete", RG, "exact"],
+  ["GET", `${S}/resources`, "Microsoft.Resources/subscriptions/resources/read", S, "exact"],
+  ["GET", `${RG}/resources`, "Microsoft.Resources/subscriptions/resourceGroups/resources/read", RG, "exact"],
+  ["GET", `${S}/locations`, "Microsoft.Resources/subscriptions/locations/read", S, "exact"],
+  ["GET", `${S}/tagNames`, "Microsoft.Resources/subscriptions/tagNames/read", S, "exact"],
+  ["GET", `${S}/providers`, "Microsoft.Resources/subscriptions/providers/read", S, "exact"],
+  ["GET", `${S}/providers/Microsoft.Compute`, "Microsoft.Resources/subscriptions/providers/read", S, "exact"],
+  ["POST", `${S}/providers/Microsoft.Compute/register`, "Microsoft.Compute/register/action", S, "exact"],
+  ["POST", `${S}/providers/Microsoft.Compute/unregister`, "Microsoft.Compute/unregister/action", S, "exact"],
+  ["POST", `${RG}/exportTemplate`, "Microsoft.Resources/subscriptions/resourceGroups/exportTemplate/action", RG, "derived"],
+  // Provider resources: collections, items, children.
+  ["GET", `${S}/providers/Microsoft.Compute/virtualMachines`, "Microsoft.Compute/virtualMachines/read", S, "derived"],
+  ["GET", `${RG}/providers/Microsoft.Compute/virtualMachines`, "Microsoft.Compute/virtualMachines/read", RG, "derived"],
+  ["GET", VM, "Microsoft.Compute/virtualMachines/read", VM, "derived"],
+  ["PUT", VM, "Microsoft.Compute/virtualMachines/write", VM, "derived"],
+  ["DELETE", VM, "Microsoft.Compute/virtualMachines/delete", VM, "derived"],
+  ["GET", `${VM}/extensions`, "Microsoft.Compute/virtualMachines/extensions/read", VM, "derived"],
+  ["PUT", `${VM}/extensions/ext1`, "Microsoft.Compute/virtualMachines/extensions/write", `${VM}/extensions/ext1`, "derived"],
+  // POST actions.
+  ["POST", `${VM}/restart`, "Microsoft.Compute/virtualMachines/restart/action", VM, "derived"],
+  ["POST", `${VM}/runCommand`, "Microsoft.Compute/virtualMachines/runCommand/action", VM, "derived"],
+  ["POST", `${RG}/providers/Microsoft.Storage/storageAccounts/sa1/listKeys`, "Microsoft.Storage/storageAccounts/listKeys/action", `${RG}/providers/Microsoft.Storage/storageAccounts/sa1`, "derived"],
+  ["POST", `${RG}/providers/Microsoft.Web/sites/web1/config/appsettings/list`, "Microsoft.Web/sites/config/list/action", `${RG}/providers/Microsoft.Web/sites/web1/config/appsettings`, "derived"],
+  ["POST", "/providers/Microsoft.Authorization/elevateAccess", "Microsoft.Authorization/elevateAccess/action", "/", "derived"],
+  // Extension resources: the last provider wins.
+  ["PUT", `${VM}/providers/Microsoft.Insights/diagnosticSettings/ds1`, "Microsoft.Insights/diagnosticSettings/write", `${VM}/providers/Microsoft.Insights/diagnosticSettings/ds1`, "derived"],
+  ["PUT", `${RG}/providers/Microsoft.Authorization/roleAssignments/3fa85f64-5717-4562-b3fc-2c963f66afa6`, "Microsoft.Authorization/roleAssignments/write", `${RG}/providers/Microsoft.Authorization/roleAssignments/3fa85f64-5717-4562-b3fc-2c963f66afa6`, "derived"],
+  ["GET", `${S}/providers/Microsoft.Authorization/roleDefinitions`, "Microsoft.Authorization/roleDefinitions/read", S, "derived"],
+  ["PUT", `${RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/mi1/federatedIdentityCredentials/fic1`, "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/write", `${RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/mi1/federatedIdentityCredentials/fic1`, "derived"],
+  // Provider metadata and async-operation polling: reads.
+  ["GET", "/providers/Microsoft.Authorization/providerOperations", "Microsoft.Authorization/providerOperations/read", "/", "derived"],
+  ["GET", "/providers/Microsoft.Compute/operations", "Microsoft.Compute/operations/read", "/", "derived"],
+  ["GET", `${S}/providers/Microsoft.Compute/locations/westeurope/operations/op1`, "Microsoft.Compute/locations/operations/read", `${S}/providers/Microsoft.Compute/locations/westeurope/operations/op1`, "derived"],
+  ["GET", `${S}/providers/Microsoft.Resources/locations/westeurope/operationResults/op1`, "Microsoft.Resources/locations/operationResults/read", `${S}/providers/Microsoft.Resources/locations/westeurope/operationResults/op1`, "derived"],
+  // Template deployments: one operation, many writes (denied by the preset).
+  ["PUT", `${RG}/providers/Microsoft.Resources/deployments/d1`, "Microsoft.Resources/deployments/write", `${RG}/providers/Microsoft.Resources/deployments/d1`, "derived"],
+  // What cannot be named.
+  ["POST", "/batch", null, "/", "unknown"],
+  ["GET", "/", null, "/", "unknown"],
+  ["POST", VM, null, VM, "unknown"],
+  ["PUT", `${RG}/providers/Microsoft.Compute/virtualMachines`, null, RG, "unknown"],
+  ["PUT", "/subscriptions", null, "/", "unknown"],
+];
+
+describe("ARM requests to Azure RBAC operations", () => {
+  it.each(CONTROL)("%s %s", (method, p, action, scope, confidence) => {
+    const op = mapRequest({ method, host: ARM, path: p });
+    expect(op).toMatchObject({ plane: "control", action, scope, confidence });
+  });
+
+  it("reads paths case-insensitively, and names Microsoft.Resources' types as Azure does", () => {
+    const lower = mapRequest({ method: "PUT", host: ARM, path: RG.toLowerCase() });
+    const upper = mapRequest({ method: "PUT", host: "MANAGEMENT.AZURE.COM", path: RG.toUpperCase().replace("SUBSCRIPTIONS", "Subscriptions") });
+    expect(lower.action).toBe("Microsoft.Resources/subscriptions/resourceGroups/write");
+    expect(upper.action).toBe("Microsoft.Resources/subscriptions/resourceGroups/write");
+    // The classic management host is ARM too; each cloud has its own.
+    expect(mapRequest({ method: "GET", host: "management.core.windows.net", path: S }).action).toBe("Microsoft.Resources/subscriptions/read");
+    expect(mapRequest({ method: "GET", host: "management.usgovcloudapi.net", path: S }, "AzureUSGovernment").action).toBe("Microsoft.Resources/subscriptions/read");
+    expect(mapRequest({ method: "GET", host: "management.azure.com", path: S }, "AzureUSGovernment").plane).toBe("data");
+  });
+
+  it("gives a resource's ID for items and actions, none for lists", () => {
+    expect(mapRequest({ method: "GET", host: ARM, path: VM }).resource_id).toBe(VM);
+    expect(mapRequest({ method: "POST", host: ARM, path: `${VM}/start` }).resource_id).toBe(VM);
+    expect(mapRequest({ method: "GET", host: ARM, path: `${RG}/providers/Microsoft.Compute/virtualMachines` }).resource_id).toBeNull();
+  });
+});
+
+describe("paths the mapper refuses to read", () => {
+  it.each([
+    ["/subscriptions/x/resourceGroups/a%2F..%2Fb", /encoded separators/],
+    ["/subscriptions/x/resourceGroups/a%5Cb", /encoded separators/],
+    ["/subscriptions/x/resourceGroups/%2e%2e", /encoded separators/],
+    ["/subscriptions/x//resourceGroups/a", /empty path segments/],
+    ["//subscriptions/x", /empty path segments/],
+    ["/subscriptions/x/resourceGroups/a.", /end in a dot or whitespace/],
+    ["/subscriptions/x/resourceGroups/a%20", /end in a dot or whitespace/],
+    ["/subscriptions/x/resourceGroups/a%09b", /control characters/],
+    ["/subscriptions/x\\resourceGroups", /backslashes/],
+    ["/subscriptions/%E0%A4%A", /malformed percent-encoding/],
+    ["subscriptions", /must start with \//],
+  ])("%s", (p, message) => {
+    expect(() => safeSegments(p)).toThrow(UnsafePath);
+    expect(() => mapRequest({ method: "GET", host: ARM, path: p })).toThrow(message);
+  });
+
+  it("accepts a trailing slash and ordinary encoded characters", () => {
+    expect(safeSegments(`${RG}/`)).toEqual(["subscriptions", "00000000-0000-0000-0000-000000000000", "resourceGroups", "app-1"]);
+    expect(safeSegments("/subscriptions/x/resourceGroups/caf%C3%A9")).toEqual(["subscriptions", "x", "resourceGroups", "café"]);
+  });
+});
+
+describe("data planes", () => {
+  const KV = "kv-app-1.vault.azure.net";
+  const BLOB = "sa1.blob.core.windows.net";
+  it.each([
+    ["GET", KV, "/secrets", "", "Microsoft.KeyVault/vaults/secrets/readMetadata/action", `https://${KV}/secrets`],
+    ["GET", KV, "/secrets/db", "", "Microsoft.KeyVault/vaults/secrets/getSecret/action", `https://${KV}/secrets/db`],
+    ["GET", KV, "/secrets/db/0000000000000000000000000000000a", "", "Microsoft.KeyVault/vaults/secrets/getSecret/action", `https://${KV}/secrets/db`],
+    ["GET", KV, "/secrets/db/versions", "", "Microsoft.KeyVault/vaults/secrets/readMetadata/action", `https://${KV}/secrets/db`],
+    ["PUT", KV, "/secrets/db", "", "Microsoft.KeyVault/vaults/secrets/setSecret/action", `https://${KV}/secrets/db`],
+    ["DELETE", KV, "/secrets/db", "", "Microsoft.KeyVault/vaults/secrets/delete", `https://${KV}/secrets/db`],
+    ["DELETE", KV, "/deletedsecrets/db", "", "Microsoft.KeyVault/vaults/secrets/purge/action", `https://${KV}/deletedsecrets/db`],
+    ["POST", KV, "/keys/k1/v1/sign", "", "Microsoft.KeyVault/vaults/keys/sign/action", `https://${KV}/keys/k1`],
+    ["POST", KV, "/keys/k1/v1/unwrapKey", "", "Microsoft.KeyVault/vaults/keys/unwrapKey/action", `https://${KV}/keys/k1`],
+    ["GET", KV, "/keys/k1", "", "Microsoft.KeyVault/vaults/keys/read", `https://${KV}/keys/k1`],
+    ["GET", BLOB, "/", "comp=list", "Microsoft.Storage/storageAccounts/blobServices/containers/read", `https://${BLOB}`],
+    ["GET", BLOB, "/c1", "restype=container&comp=list", "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read", `https://${BLOB}/c1`],
+    ["PUT", BLOB, "/c1", "restype=container", "Microsoft.Storage/storageAccounts/blobServices/containers/write", `https://${BLOB}/c1`],
+    ["GET", BLOB, "/c1/dir/a.txt", "", "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read", `https://${BLOB}/c1/dir/a.txt`],
+    ["PUT", BLOB, "/c1/a.txt", "", "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write", `https://${BLOB}/c1/a.txt`],
+    ["PUT", BLOB, "/c1/a.txt", "comp=appendblock", "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/add/action", `https://${BLOB}/c1/a.txt`],
+    ["DELETE", BLOB, "/c1/a.txt", "", "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete", `https://${BLOB}/c1/a.txt`],
+    ["GET", BLOB, "/c1/a.txt", "comp=tags", "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/read", `https://${BLOB}/c1/a.txt`],
+  ])("%s %s%s?%s", (method, host, p, query, action, scope) => {
+    expect(mapRequest({ method, host, path: p, query: new URLSearchParams(query) })).toMatchObject({ plane: "data", action, scope });
+  });
+
+  it("names nothing on hosts without a mapping (method and path rules only)", () => {
+    expect(mapRequest({ method: "GET", host: "graph.microsoft.com", path: "/v1.0/me" })).toEqual({ plane: "data", action: null, scope: "https://graph.microsoft.com/v1.0/me", resource_id: null, confidence: "unknown" });
+    expect(mapRequest({ method: "POST", host: KV, path: "/secrets" }).action).toBeNull();
+  });
+});
+
+describe("the requests the real az sends (test/fixtures/az-requests.json, captured through azgate against the emulator)", () => {
+  const golden = JSON.parse(readFileSync(path.join(import.meta.dirname, "fixtures/az-requests.json"), "utf8")) as { command: string; requests: { method: string; host: string; path: string; query: string; action: string | null }[] }[];
+  it("covers at least 30 commands", () => {
+    expect(golden.length).toBeGreaterThanOrEqual(30);
+    expect(golden.every((c) => c.requests.length > 0)).toBe(true);
+  });
+  it.each(golden.map((c) => [c.command, c.requests] as const))("az %s", (_command, requests) => {
+    for (const r of requests) {
+      expect(mapRequest({ method: r.method, host: r.host, path: r.path, query: new URLSearchParams(r.query) }).action, `${r.method} ${r.host}${r.path}`).toBe(r.action);
+    }
+  });
+});
