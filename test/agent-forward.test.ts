@@ -70,7 +70,7 @@ function useForwarder(extra: () => Partial<ConstructorParameters<typeof AzureTok
     f.client.close();
     f.outbound.close();
   });
-  const send = async (url: string, opts: { headers?: [string, string][]; identity?: string; session?: TunnelSession; token?: string | null; resource?: string } = {}) => {
+  const send = async (url: string, opts: { headers?: [string, string][]; identity?: string; session?: TunnelSession; token?: string | null; resource?: string; decided?: { method: string; host: string; path: string; action: string | null } } = {}) => {
     const headers = [...(opts.headers ?? [])];
     const resource = opts.resource ?? "https://management.core.windows.net/";
     if (opts.token !== null) headers.push(["authorization", `Bearer ${opts.token ?? (await signPlaceholder(f.key.privateKey, { tid: "t", resource, identity: READER, expires: new Date(Date.now() + 3_600_000) }))}`]);
@@ -81,6 +81,7 @@ function useForwarder(extra: () => Partial<ConstructorParameters<typeof AzureTok
       session: { user: "alice", app: "azure-cli", azure_identity: opts.identity ?? READER, session_id: "s1" },
       client_key: f.clientKey,
       request_id: "r1",
+      ...(opts.decided ? { decided: opts.decided } : {}),
     });
     return { status: res.status, body: await readBody(res) };
   };
@@ -117,6 +118,23 @@ describe("the agent's forwarder", () => {
     const res = await send(SUBS, { headers });
     expect(res.status).toBe(403);
     expect(res.body).toMatch(/header names/);
+  });
+
+  it("forwards only the request an azure_api policy decided on: another path, method, operation, an unreadable path or a method override is refused", async () => {
+    const decided = { method: "GET", host: "management.azure.com", path: "/subscriptions", action: "Microsoft.Resources/subscriptions/read" };
+    expect((await send(SUBS, { decided })).status).toBe(200);
+    const cases: [string, typeof decided, [string, string][], RegExp][] = [
+      ["https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups", decided, [], /is not the one the proxy decided \(GET management\.azure\.com\/subscriptions\)/],
+      [SUBS, { ...decided, method: "DELETE" }, [], /is not the one the proxy decided/],
+      [SUBS, { ...decided, action: "Microsoft.Resources/tenants/read" }, [], /operation \(Microsoft\.Resources\/subscriptions\/read\) is not the one the proxy decided/],
+      [SUBS, decided, [["x-http-method-override", "DELETE"]], /x-http-method-override header is not allowed/],
+      ["https://management.azure.com/subscriptions/a%2Fb", { ...decided, path: "/subscriptions/a%2Fb" }, [], /encoded separators/],
+    ];
+    for (const [url, d, headers, message] of cases) {
+      const res = await send(url, { decided: d, headers });
+      expect([res.status, JSON.parse(res.body).error.code], url).toEqual([403, "AzgatePolicyDenied"]);
+      expect(res.body).toMatch(message);
+    }
   });
 
   it("refuses placeholder tokens signed by another key, for another identity, or expired", async () => {
