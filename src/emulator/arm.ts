@@ -4,6 +4,7 @@ import type { SigningKey } from "./keys.ts";
 import { identityResourceId, type World } from "./world.ts";
 import { isAllowed, visibleSubscriptions } from "./arm-rbac.ts";
 import { PUBLIC_CLOUD, type EmulatedCloud } from "./clouds.ts";
+import { mapRequest, UnsafePath } from "../azure/operation.ts";
 
 type Env = { Variables: { oid: string } };
 
@@ -16,6 +17,7 @@ type Env = { Variables: { oid: string } };
 export function armApp(opts: { world: World; key: SigningKey; pageSize?: number; cloud?: EmulatedCloud }) {
   const { world } = opts;
   const AUDIENCES = (opts.cloud ?? PUBLIC_CLOUD).armAudiences;
+  const cloudName = (opts.cloud ?? PUBLIC_CLOUD).cloud.name;
   const pageSize = opts.pageSize ?? 100;
   const checkBearer = bearerChecker(opts.key, AUDIENCES);
   const app = new Hono<Env>();
@@ -51,6 +53,14 @@ export function armApp(opts: { world: World; key: SigningKey; pageSize?: number;
       return c.json({ value: page, ...(skip + pageSize < items.length ? { nextLink: next.toString() } : {}) });
     };
     const method = c.req.method;
+    // The action ARM checks, named by the same code as azgate's policy uses (an independent consumer of it).
+    let op;
+    try {
+      op = mapRequest({ method, host: url.hostname, path: url.pathname, query: url.searchParams }, cloudName);
+    } catch (e) {
+      if (e instanceof UnsafePath) return armError(c, 400, "InvalidRequestUri", e.message);
+      throw e;
+    }
 
     if (lower[0] === "tenants" && parts.length === 1) return list([{ id: `/tenants/${world.tenant_id}`, tenantId: world.tenant_id, tenantCategory: "Home" }]);
     if (lower[0] !== "subscriptions") return armError(c, 404, "InvalidResourceType", `The resource type '${parts[0] ?? ""}' could not be found in the namespace 'Microsoft.Resources'.`);
@@ -75,10 +85,9 @@ export function armApp(opts: { world: World; key: SigningKey; pageSize?: number;
     const group = world.resource_groups.find((g) => g.subscription === sub.id && g.name.toLowerCase() === groupName.toLowerCase());
     const rgScope = group ? groupId(group) : `${subScope}/resourceGroups/${groupName}`;
     if (parts.length === 4) {
-      const action = method === "GET" || method === "HEAD" ? "read" : method === "PUT" ? "write" : method === "DELETE" ? "delete" : "";
-      if (!action) return armError(c, 405, "MethodNotAllowed", `The method ${method} is not allowed.`);
-      const full = `Microsoft.Resources/subscriptions/resourceGroups/${action}`;
-      if (!isAllowed(world, oid, full, rgScope)) return deny(full, rgScope);
+      if (!op.action || method === "PATCH") return armError(c, 405, "MethodNotAllowed", `The method ${method} is not allowed.`);
+      if (!isAllowed(world, oid, op.action, rgScope)) return deny(op.action, rgScope);
+      const action = op.action.split("/").pop();
       if (action === "read") return group ? c.json(groupJson(group)) : armError(c, 404, "ResourceGroupNotFound", `Resource group '${groupName}' could not be found.`);
       if (action === "write") return upsertGroup(c, sub.id, groupName, group);
       if (!group) return armError(c, 404, "ResourceGroupNotFound", `Resource group '${groupName}' could not be found.`);
@@ -86,6 +95,7 @@ export function armApp(opts: { world: World; key: SigningKey; pageSize?: number;
       return c.body(null, 202);
     }
     if (!group) return armError(c, 404, "ResourceGroupNotFound", `Resource group '${groupName}' could not be found.`);
+    if (lower[4] === "providers" && `${lower[5]}/${lower[6]}` === "microsoft.authorization/roleassignments" && parts.length === 8 && method === "PUT") return putRoleAssignment(groupId(group), parts[7]);
     if (lower[4] === "providers" && parts.length === 7) return listProviderResources(`${lower[5]}/${lower[6]}`, subScope, group.name);
     if (lower[4] === "providers" && parts.length === 8) return getProviderResource(`${lower[5]}/${lower[6]}`, group, parts[7]);
     return armError(c, 404, "InvalidResourceType", `The resource type could not be found.`);
@@ -100,6 +110,22 @@ export function armApp(opts: { world: World; key: SigningKey; pageSize?: number;
       if (!kind) return armError(c, 404, "InvalidResourceType", `The resource type '${type}' could not be found.`);
       const items = kind.items(world).filter((r) => r.subscription === sub!.id && (rg === null || r.resource_group.toLowerCase() === rg.toLowerCase()));
       return list(items.filter((r) => isAllowed(world, oid, kind.action, kind.id(r))).map((r) => kind.json(r, world)));
+    }
+
+    /** A role assignment at a resource group (what az role assignment create sends); ARM checks roleAssignments/write there. */
+    async function putRoleAssignment(scope: string, name: string) {
+      if (!isAllowed(world, oid, op!.action!, op!.scope)) return deny(op!.action!, scope);
+      let body: { properties?: { roleDefinitionId?: string; principalId?: string } };
+      try {
+        body = JSON.parse((await c.req.text()) || "{}");
+      } catch {
+        return armError(c, 400, "InvalidRequestContent", "The request content was invalid and could not be deserialized.");
+      }
+      const roleName = BUILT_IN_ROLE_IDS[String(body.properties?.roleDefinitionId ?? "").split("/").pop()?.toLowerCase() ?? ""];
+      if (!roleName || !body.properties?.principalId) return armError(c, 400, "InvalidRoleAssignmentRequest", "properties.roleDefinitionId must name a built-in role definition, and properties.principalId a principal.");
+      world.role_assignments.push({ principal_id: body.properties.principalId, role: roleName, scope });
+      const i = world.role_assignments.length - 1;
+      return c.json({ ...roleAssignmentJson(world.role_assignments[i], i), id: `${scope}/providers/Microsoft.Authorization/roleAssignments/${name}`, name }, 201);
     }
 
     function getProviderResource(type: string, rg: World["resource_groups"][number], name: string) {
@@ -135,6 +161,13 @@ export function armApp(opts: { world: World; key: SigningKey; pageSize?: number;
     return { id: `${a.scope}/providers/Microsoft.Authorization/roleAssignments/${i}`, type: "Microsoft.Authorization/roleAssignments", name: String(i), properties: { roleDefinitionName: a.role, principalId: a.principal_id, principalType: "ServicePrincipal", scope: a.scope } };
   }
 }
+
+/** Built-in role definitions by their fixed IDs (the same in every tenant). */
+const BUILT_IN_ROLE_IDS: Record<string, string> = {
+  "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
+  "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
+  "acdd72a7-3385-48ef-bd42-f606fba81ae7": "Reader",
+};
 
 const groupId = (g: World["resource_groups"][number]) => `/subscriptions/${g.subscription}/resourceGroups/${g.name}`;
 const groupJson = (g: World["resource_groups"][number]) => ({ id: groupId(g), name: g.name, type: "Microsoft.Resources/resourceGroups", location: g.location, properties: { provisioningState: "Succeeded" } });

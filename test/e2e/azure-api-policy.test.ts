@@ -52,6 +52,7 @@ describe("per-request Azure API policy", () => {
       ["bob", ["owner-api", "no-escalation"]],
       ["carol", ["trial"]],
       ["dave", ["plain"]],
+      ["erin", ["owner-api"]],
     ];
     for (const [name, roles] of users) {
       const user = await cluster.user(name, roles);
@@ -103,6 +104,11 @@ describe("per-request Azure API policy", () => {
     // The same user's other writes pass: owner-api allows them and nothing denies them.
     const ok = await az("bob", ["group", "create", "-n", "bob-rg", "-l", "westeurope", "-o", "none"]);
     expect(ok.code, ok.stderr).toBe(0);
+    // Without the deny role, the same request goes through: the identity's Azure role (Owner) allows it.
+    const erin = await az("erin", ["rest", "--method", "put", "--url", `https://management.azure.com${assignment}?api-version=2022-04-01`, "--body", body, "-o", "json"]);
+    expect(erin.code, erin.stderr).toBe(0);
+    expect(JSON.parse(erin.stdout)).toMatchObject({ properties: { roleDefinitionName: "Reader", principalId: "10000000-0000-4000-8000-000000000002" } });
+    expect(reached(from, "PUT", "/roleAssignments/")).toHaveLength(1);
   });
 
   it("audit mode forwards what it would deny, and records would_deny", async () => {
