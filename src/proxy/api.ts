@@ -21,6 +21,7 @@ import { ssoRoutes } from "./sso/routes.ts";
 import { joinAgent } from "./join.ts";
 import { issueAppCert, listApps } from "./apps.ts";
 import type { AppRegistry } from "./registry.ts";
+import { explainRequest, type ExplainRequest } from "./explain.ts";
 import type { TunnelServer } from "./tunnels.ts";
 
 type Env = { Variables: { caller: Caller; body: string; certExpires: Date } };
@@ -160,6 +161,11 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   });
   authed.get("/admin/audit", async (c) => c.json({ items: await admin.searchAudit(ctx, c.get("caller"), c.req.query()) }));
   authed.get("/apps", (c) => c.json({ items: listApps(opts.registry, c.get("caller")) }));
+  authed.post("/roles/explain", async (c) => {
+    const body = parseJson<ExplainRequest>(c.get("body"));
+    const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+    return c.json(await explainRequest(ctx, opts.registry, c.get("caller"), { user: str(body.user), app: str(body.app), azure_identity: str(body.azure_identity), method: str(body.method), url: str(body.url) }));
+  });
   authed.post("/apps/login", async (c) => {
     const body = parseJson<{ app?: string; azure_identity?: string; public_key_pem?: string }>(c.get("body"));
     return c.json(

@@ -187,3 +187,48 @@ export function scopeCovers(pattern: string, scope: string): boolean {
   }
   return false;
 }
+
+export interface ExplainedRule extends RuleRef {
+  /** The rule as written (a preset by name). */
+  text: string;
+  matched: boolean;
+  /** False for an allow rule of a role that does not allow this identity: it cannot widen anything. */
+  counts: boolean;
+}
+
+export interface AzureApiExplanation {
+  operation: AzureOperation | null;
+  /** Why the path cannot be read, when it cannot. */
+  unreadable: string | null;
+  rules: ExplainedRule[];
+  decision: AzureApiDecision;
+}
+
+/**
+ * Every azure_api rule of the roles, whether it matches this request and
+ * whether it counts for this identity, with the decision: what
+ * `roles explain` prints. The same code as the proxy's decision.
+ */
+export function explainAzureApi(roles: Role[], traits: Traits, app: App, identity: string, req: PolicyRequest, cloud: CloudName = "Azure"): AzureApiExplanation {
+  const decision = decideAzureApi(roles, traits, app, identity, req, cloud);
+  let operation: AzureOperation | null = null;
+  let unreadable: string | null = null;
+  try {
+    operation = mapRequest(req, cloud);
+  } catch (e) {
+    if (!(e instanceof UnsafePath)) throw e;
+    unreadable = e.message;
+  }
+  const counting = new Set(rolesAllowingIdentity(roles, traits, app, identity));
+  const rules: ExplainedRule[] = [];
+  for (const role of roles) {
+    for (const side of ["allow", "deny"] as const) {
+      (role.spec[side]?.azure_api ?? []).forEach((rule, i) => {
+        const expanded = rule.preset ? PRESETS[rule.preset] ?? [] : [rule];
+        const matched = !!operation && expanded.some((r) => ruleMatches(r, operation!, req, traits));
+        rules.push({ role: role.metadata.name, side, rule: i, ...(rule.preset ? { preset: rule.preset } : {}), text: rule.preset ? `preset ${rule.preset}` : JSON.stringify(rule), matched, counts: side === "deny" || counting.has(role) });
+      });
+    }
+  }
+  return { operation, unreadable, rules, decision };
+}

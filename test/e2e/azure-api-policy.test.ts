@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useEmulator } from "../helpers/emulator.ts";
-import { IDENTITY, SUB, spawnAgent, startCluster, workstationHome, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
+import { IDENTITY, SUB, spawnAgent, startCluster, workstationHome, type AgentProcess, type TestCluster, type UserSession } from "../helpers/cluster.ts";
 import { cli } from "../helpers/azgate.ts";
 
 const fx = useEmulator({ projectToken: true });
@@ -36,6 +36,7 @@ describe("per-request Azure API policy", () => {
   let cluster: TestCluster;
   let agent: AgentProcess;
   const homes = new Map<string, string>();
+  const sessions = new Map<string, UserSession>();
   const az = async (user: string, args: string[]) => cli(["az", ...args, "--only-show-errors"], { home: homes.get(user)!, env: { HOME: homes.get(user)! } });
   const reached = (from: number, method: string, pathPart: string) => fx.emu.requests.slice(from).filter((r) => r.method === method && r.path.toLowerCase().includes(pathPart.toLowerCase()));
   const audit = async (user: string, event: string) => (await cluster.admin.call<{ items: Record<string, unknown>[] }>("GET", `/v1/admin/audit?user=${user}&event=${event}`)).items.filter((e) => e.event === event);
@@ -56,6 +57,7 @@ describe("per-request Azure API policy", () => {
     ];
     for (const [name, roles] of users) {
       const user = await cluster.user(name, roles);
+      sessions.set(name, user);
       const home = await workstationHome(cluster, user);
       homes.set(name, home);
       const login = await cli(["apps", "login", "azure-cli", "--azure-identity", "teleport-contributor"], { home, env: { HOME: home } });
@@ -109,6 +111,31 @@ describe("per-request Azure API policy", () => {
     expect(erin.code, erin.stderr).toBe(0);
     expect(JSON.parse(erin.stdout)).toMatchObject({ properties: { roleDefinitionName: "Reader", principalId: "10000000-0000-4000-8000-000000000002" } });
     expect(reached(from, "PUT", "/roleAssignments/")).toHaveLength(1);
+  });
+
+  it("roles explain prints the operation, every rule and the decision the proxy made, for yourself and (admin) for another user", async () => {
+    const url = `https://management.azure.com${S}/resourcegroups/app-2?api-version=2022-09-01`;
+    const mine = await cli(["roles", "explain", "--azure-identity", "teleport-contributor", "-X", "PUT", "--url", url], { home: homes.get("alice")!, env: { HOME: homes.get("alice")! } });
+    expect(mine.code, mine.stderr).toBe(0);
+    expect(mine.stdout).toMatch(/^Operation:\s+Microsoft\.Resources\/subscriptions\/resourceGroups\/write \(control plane, exact\)$/m);
+    expect(mine.stdout).toMatch(/^Decision:\s+DENY$/m);
+    // The same words as the refusal az printed in the first test.
+    expect(mine.stdout).toContain(`Why:            Microsoft.Resources/subscriptions/resourceGroups/write on ${S}/resourcegroups/app-2 is not allowed by any azure_api rule of role rg-writer`);
+    expect(mine.stdout).toMatch(/^rg-writer\s+allow\s+1\s+no\s/m);
+    expect(mine.stdout).toMatch(/^rg-writer\s+allow\s+2\s+no\s/m);
+
+    const assignment = `https://management.azure.com${S}/resourceGroups/myResourceGroup/providers/Microsoft.Authorization/roleAssignments/3fa85f64-5717-4562-b3fc-2c963f66afa6?api-version=2022-04-01`;
+    const bob = await cli(["admin", "--data-dir", cluster.proxy.dataDir, "roles", "explain", "--user", "bob", "--azure-identity", OWNER_MI, "-X", "PUT", "--url", assignment, "--format", "json"], { home: homes.get("alice")! });
+    expect(bob.code, bob.stderr).toBe(0);
+    const out = JSON.parse(bob.stdout);
+    expect(out).toMatchObject({ user: "bob", identity: { allowed: true }, operation: { action: "Microsoft.Authorization/roleAssignments/write" }, decision: { outcome: "deny", enforced: true, matched: { role: "no-escalation", preset: "no-privilege-escalation" } } });
+    expect(out.rules).toEqual(expect.arrayContaining([expect.objectContaining({ role: "owner-api", side: "allow", matched: true, counts: true }), expect.objectContaining({ role: "no-escalation", side: "deny", matched: true })]));
+    // Your own: dave's role has no azure_api.
+    const own = await cli(["roles", "explain", "--azure-identity", "teleport-contributor", "--url", url], { home: homes.get("dave")!, env: { HOME: homes.get("dave")! } });
+    expect(own.code, own.stderr).toBe(0);
+    expect(own.stdout).toMatch(/^Decision:\s+ALLOW \(unrestricted: no azure_api rule applies\)$/m);
+    // Another user's access is not yours to read without the right to read users and roles.
+    await expect(sessions.get("dave")!.api.call("POST", "/v1/roles/explain", { user: "bob", azure_identity: OWNER_MI, method: "GET", url })).rejects.toMatchObject({ code: "access_denied" });
   });
 
   it("audit mode forwards what it would deny, and records would_deny", async () => {

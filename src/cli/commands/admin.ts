@@ -17,6 +17,7 @@ import { formatDuration } from "../../util/duration.ts";
 import { connectAdmin, type AdminConnection } from "../connect.ts";
 import { fields, print, printErr, structured, table, type Format } from "../output.ts";
 import { csv, run, subcommandNeeded } from "../run.ts";
+import { explain, explainOptions, type ExplainArgs } from "./roles.ts";
 
 interface AdminArgs {
   "data-dir"?: string;
@@ -145,6 +146,16 @@ export function adminCommands(y: Argv) {
         .command("users", "Add, update and reset users", (u) => userCommands(u).demandCommand(...subcommandNeeded("admin users")))
         .command("tokens", "Join tokens for agents", (t) => tokenCommands(t).demandCommand(...subcommandNeeded("admin tokens")))
         .command("audit", "Read the audit log", (t) => auditCommands(t).demandCommand(...subcommandNeeded("admin audit")))
+        .command("roles", "Explain roles' decisions", (r) =>
+          r
+            .command<AdminArgs & ExplainArgs>(
+              "explain",
+              "Explain what the proxy decides for one Azure request by a user: the operation, every azure_api rule, the decision",
+              (b) => explainOptions(b, true) as Argv<AdminArgs & ExplainArgs>,
+              withAdmin(async ({ client }, argv) => explain(client, argv)),
+            )
+            .demandCommand(...subcommandNeeded("admin roles")),
+        )
         .demandCommand(...subcommandNeeded("admin")),
   );
 }
