@@ -31,12 +31,7 @@ async function endpoint(expires = new Date(Date.now() + 3_600_000)) {
     const res = await answer(new Request(url, init))!;
     return { status: res.status, body: (await res.json()) as Record<string, string> };
   };
-  /** The same endpoint on the local proxy's loopback port (its caller checked Host and the path prefix). */
-  const loopback = async (path: string, init: RequestInit = {}) => {
-    const res = await answer.loopback(new Request(`http://127.0.0.1:45678${path}`, init));
-    return { status: res.status, body: (await res.json()) as Record<string, string> };
-  };
-  return { keys, expires, call, loopback, seen, answer };
+  return { keys, expires, call, seen };
 }
 
 const form = (body: string, headers: Record<string, string> = { metadata: "true" }) => ({ method: "POST", body, headers: { "content-type": "application/x-www-form-urlencoded", ...headers } });
@@ -52,24 +47,6 @@ describe("token endpoint emulation", () => {
       expect(claims).toMatchObject({ tid: TENANT, resource: "https://management.core.windows.net/", xms_mirid: ID });
       expect(claims.exp).toBeLessThanOrEqual(Math.floor(expires.getTime() / 1000));
     }
-  });
-
-  it("MSI_ENDPOINT on loopback (what azgate exports): the Cloud Shell dialect, its secret in the path, Metadata required", async () => {
-    const { keys, loopback, seen, answer } = await endpoint();
-    const ok = await loopback("/azgate/cloud-shell/s3cret", form("resource=https%3A%2F%2Fmanagement.core.windows.net%2F"));
-    expect(ok.status).toBe(200);
-    expect(verifyPlaceholder(ok.body.access_token, await crypto.subtle.exportKey("jwk", keys.publicKey), ID)).toMatchObject({ tid: TENANT, xms_mirid: ID });
-    expect(seen).toEqual(["cloud-shell"]);
-    for (const [path, headers, message] of [
-      ["/azgate/cloud-shell/guess", { metadata: "true" }, /invalid secret/],
-      ["/azgate/cloud-shell/", { metadata: "true" }, /invalid secret/],
-      ["/azgate/cloud-shell/s3cret", {}, /Required metadata header not specified/],
-    ] as const) {
-      const res = await loopback(path, form("resource=x", headers));
-      expect([res.status, res.body.error_description]).toEqual([400, expect.stringMatching(message)]);
-    }
-    // Only on loopback: through the proxy, that path on another intercepted name is not a token endpoint.
-    expect(await answer(new Request("https://management.azure.com/azgate/cloud-shell/s3cret", form("resource=x")))).toBeNull();
   });
 
   it("IDENTITY_ENDPOINT (App Service GET): the header secret, no Metadata needed, mi_res_id checked", async () => {
@@ -185,9 +162,8 @@ describe("running az", () => {
   it("reuses the secret a shell already exported from proxy azure, else makes a new random one", () => {
     expect(tokenSecret({ IDENTITY_ENDPOINT: `https://${IDENTITY_HOST}`, IDENTITY_HEADER: "abc123abc123abc123ab" })).toBe("abc123abc123abc123ab");
     expect(tokenSecret({ MSI_ENDPOINT: `https://${MSI_HOST}/def456def456def456de` })).toBe("def456def456def456de");
-    // What proxy azure exports now: the loopback endpoints on its port.
+    // What proxy azure exports now: the loopback endpoint on its port.
     expect(tokenSecret({ IDENTITY_ENDPOINT: "http://127.0.0.1:45678/azgate/msi/token", IDENTITY_HEADER: "abc123abc123abc123ab" })).toBe("abc123abc123abc123ab");
-    expect(tokenSecret({ MSI_ENDPOINT: "http://127.0.0.1:45678/azgate/cloud-shell/abc123abc123abc123ab", IDENTITY_ENDPOINT: "http://127.0.0.1:45678/azgate/msi/token", IDENTITY_HEADER: "abc123abc123abc123ab" })).toBe("abc123abc123abc123ab");
     // Someone else's endpoint is not ours to reuse: a VM's, or App Service's own loopback one.
     for (const theirs of ["http://169.254.169.254/msi", "http://127.0.0.1:41741/MSI/token/"]) {
       const fresh = tokenSecret({ IDENTITY_ENDPOINT: theirs, IDENTITY_HEADER: "theirs" });
@@ -205,9 +181,6 @@ describe("running az", () => {
       { MSI_ENDPOINT: `https://${MSI_HOST}/` },
       { MSI_ENDPOINT: `https://${MSI_HOST}/abc123abc123abc123ab/../x` },
       { MSI_ENDPOINT: `https://${MSI_HOST}/abc123abc123abc123ab`, IDENTITY_ENDPOINT: `https://${IDENTITY_HOST}`, IDENTITY_HEADER: "def456def456def456de" },
-      { MSI_ENDPOINT: "http://127.0.0.1:45678/azgate/cloud-shell/" },
-      { MSI_ENDPOINT: "http://127.0.0.1:45678/azgate/cloud-shell/abc123abc123abc123ab/../x" },
-      { MSI_ENDPOINT: "http://127.0.0.1:45678/azgate/cloud-shell/abc123abc123abc123ab", IDENTITY_ENDPOINT: "http://127.0.0.1:45678/azgate/msi/token", IDENTITY_HEADER: "def456def456def456de" },
     ];
     for (const env of bad) expect(() => tokenSecret(env), JSON.stringify(env)).toThrow(/not azgate's\. Unset them/);
   });

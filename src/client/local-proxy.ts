@@ -19,7 +19,7 @@ import { isLocalCaName, LeafMinter, type LocalCaFiles } from "./local-ca.ts";
 import { cloudByName, type CloudName } from "../azure/clouds.ts";
 import { otherCloudsOf } from "../azure/endpoints.ts";
 import { tokenEndpoint } from "./token-endpoint.ts";
-import { IDENTITY_HOST, LOOPBACK_CLOUD_SHELL_PREFIX, LOOPBACK_TOKEN_PATH, MSI_HOST } from "./session-env.ts";
+import { IDENTITY_HOST, LOOPBACK_TOKEN_PATH, MSI_HOST } from "./session-env.ts";
 
 export interface AppCredentials {
   app: string;
@@ -117,8 +117,7 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
   const plain = (req: Request): Response | Promise<Response> => {
     const host = (req.headers.get("host") ?? "").toLowerCase();
     const ours = [`127.0.0.1:${listenPort}`, `localhost:${listenPort}`, `[::1]:${listenPort}`].includes(host);
-    const path = new URL(req.url).pathname;
-    if (ours && (path === LOOPBACK_TOKEN_PATH || path.startsWith(LOOPBACK_CLOUD_SHELL_PREFIX))) return tokens.loopback(req);
+    if (ours && new URL(req.url).pathname === LOOPBACK_TOKEN_PATH) return tokens.loopback(req);
     return refused(new TargetRefused(`the azgate local proxy takes CONNECT for HTTPS, and serves only its token endpoint (http://127.0.0.1:${listenPort}${LOOPBACK_TOKEN_PATH}) over plain HTTP`));
   };
   const proxy = await serveConnect({ hostname: "127.0.0.1", port: opts.port ?? 0, reserved: opts.reserved, loopbackOnly: true, decide, secureContext: (name) => minter.context(name), fetch: handle, plain, interimContinue: sendsInterimContinue(), log: opts.log });

@@ -20,17 +20,6 @@ export const IDENTITY_HOST = "azure-identity.azgate.invalid";
 export const LOOPBACK_TOKEN_PATH = "/azgate/msi/token";
 export const loopbackTokenEndpoint = (port: number) => `http://127.0.0.1:${port}${LOOPBACK_TOKEN_PATH}`;
 const LOOPBACK_ENDPOINT = /^http:\/\/127\.0\.0\.1:\d{1,5}\/azgate\/msi\/token$/;
-/**
- * The Cloud Shell dialect (MSI_ENDPOINT, az before 2.73) on the same loopback
- * port, its secret in the path as Cloud Shell's clients expect. Plain HTTP
- * straight to the port, not HTTPS through the proxy to MSI_HOST: az asks
- * twice per command, and each HTTPS call costs Python a CONNECT and a TLS
- * handshake (12 to 25 ms measured, against 2 to 3 ms). Anyone on the machine
- * can reach either; the secret is what guards both.
- */
-export const LOOPBACK_CLOUD_SHELL_PREFIX = "/azgate/cloud-shell/";
-export const loopbackCloudShellEndpoint = (port: number, secret: string) => `http://127.0.0.1:${port}${LOOPBACK_CLOUD_SHELL_PREFIX}${secret}`;
-const LOOPBACK_CLOUD_SHELL = /^http:\/\/127\.0\.0\.1:\d{1,5}\/azgate\/cloud-shell\//;
 
 /**
  * What Python's requests trusts (REQUESTS_CA_BUNDLE): "local", azgate's local
@@ -52,9 +41,13 @@ export function azureEnv(p: { port: number; secret: string; configDir: string; c
     AZURE_CLOUD_NAME: cloudByName(p.cloud).azCliName,
     HTTPS_PROXY: proxyUrl,
     HTTP_PROXY: proxyUrl,
-    // Both protocols: az before 2.73 reads MSI_ENDPOINT; MSAL-based clients and Go prefer IDENTITY_ENDPOINT.
-    // Both are served on loopback over plain HTTP (no proxy, no CA needed for the token call; NO_PROXY keeps it direct).
-    MSI_ENDPOINT: loopbackCloudShellEndpoint(p.port, p.secret),
+    // Both protocols: az before 2.73 reads MSI_ENDPOINT; MSAL-based clients and Go prefer IDENTITY_ENDPOINT,
+    // served on loopback over plain HTTP (no proxy, no CA needed for the token call; NO_PROXY keeps it direct).
+    // MSI_ENDPOINT stays HTTPS through the proxy, though a loopback HTTP endpoint would save az two CONNECTs and
+    // TLS handshakes per command (about 25 ms, measured): az prints only "<Response [401]>" for a refused token
+    // call, but the reason of a refused CONNECT ("app session ... expired; run azgate apps login"), and a running
+    // `proxy azure` outlives its session.
+    MSI_ENDPOINT: `https://${MSI_HOST}/${p.secret}`,
     IDENTITY_ENDPOINT: loopbackTokenEndpoint(p.port),
     NO_PROXY: "127.0.0.1,localhost,::1",
     no_proxy: "127.0.0.1,localhost,::1",
@@ -92,11 +85,9 @@ export function tokenSecret(env: Record<string, string | undefined> = process.en
     if (!idHeader || !SECRET.test(idHeader)) throw inheritedError(`IDENTITY_ENDPOINT is azgate's (${idEndpoint}) but IDENTITY_HEADER is ${idHeader ? "malformed" : "missing"}`);
     fromIdentity = idHeader;
   }
-  // Both of azgate's forms: the loopback one, and MSI_HOST's (exports printed by an older azgate).
-  const loopback = msi !== undefined ? LOOPBACK_CLOUD_SHELL.exec(msi) : null;
-  if (msi !== undefined && (loopback || msi.toLowerCase().startsWith(msiPrefix.slice(0, -1)))) {
-    const secret = loopback ? msi.slice(loopback[0].length) : msi.slice(msiPrefix.length);
-    if (!(loopback || msi.startsWith(msiPrefix)) || !SECRET.test(secret)) throw inheritedError(`MSI_ENDPOINT names azgate's endpoint but is malformed (${JSON.stringify(msi.slice(0, 80))})`);
+  if (msi !== undefined && msi.toLowerCase().startsWith(msiPrefix.slice(0, -1))) {
+    const secret = msi.slice(msiPrefix.length);
+    if (!msi.startsWith(msiPrefix) || !SECRET.test(secret)) throw inheritedError(`MSI_ENDPOINT names azgate's endpoint but is malformed (${JSON.stringify(msi.slice(0, 80))})`);
     fromMsi = secret;
   }
   if (fromIdentity && fromMsi && fromIdentity !== fromMsi) throw inheritedError("IDENTITY_HEADER and MSI_ENDPOINT carry different azgate secrets");

@@ -6,7 +6,7 @@
  *
  * | dialect          | who sends it                                  | secret              | Metadata: true |
  * |------------------|-----------------------------------------------|---------------------|----------------|
- * | cloud-shell      | az < 2.73, JS/Go/.NET with MSI_ENDPOINT alone | the URL path (MSI_HOST's, or /azgate/cloud-shell/ on loopback) | required |
+ * | cloud-shell      | az < 2.73, JS/Go/.NET with MSI_ENDPOINT alone | the URL path        | required       |
  * | app-service-2019 | MSAL (az >= 2.73, JS, Python, .NET), Go       | X-IDENTITY-HEADER   | no             |
  * | app-service-2017 | az in App Service mode, Azure ML style        | secret              | no             |
  * | go-azure-sdk     | Terraform azurerm (IDENTITY_HEADER set)       | x-ms-identity       | no             |
@@ -22,7 +22,7 @@
 import { Hono, type Context } from "hono";
 import { timingSafeEqual } from "node:crypto";
 import { signPlaceholder } from "../azure/placeholder.ts";
-import { IDENTITY_HOST, LOOPBACK_CLOUD_SHELL_PREFIX, MSI_HOST } from "./session-env.ts";
+import { IDENTITY_HOST, MSI_HOST } from "./session-env.ts";
 
 export type TokenDialect = "cloud-shell" | "app-service-2019" | "app-service-2017" | "go-azure-sdk" | "imds";
 
@@ -74,7 +74,6 @@ function classify(c: Context, host: string): { dialect: TokenDialect; secret?: s
   const fromHeaders = header("x-identity-header") ?? header("x-ms-identity") ?? header("secret");
   if (IMDS_PATH.test(path)) return { dialect: "imds", secret: fromHeaders, needsMetadata: true };
   if (host === MSI_HOST) return { dialect: "cloud-shell", secret: decodeURIComponent(path.slice(1)).replace(/\/$/, ""), needsMetadata: true };
-  if (path.startsWith(LOOPBACK_CLOUD_SHELL_PREFIX)) return { dialect: "cloud-shell", secret: decodeURIComponent(path.slice(LOOPBACK_CLOUD_SHELL_PREFIX.length)).replace(/\/$/, ""), needsMetadata: true };
   if (header("x-identity-header") !== undefined) return { dialect: "app-service-2019", secret: header("x-identity-header"), needsMetadata: false };
   if (header("x-ms-identity") !== undefined) return { dialect: "go-azure-sdk", secret: header("x-ms-identity"), needsMetadata: false };
   return { dialect: "app-service-2017", secret: header("secret"), needsMetadata: false };
@@ -124,7 +123,7 @@ export function tokenEndpoint(opts: TokenEndpointOptions) {
     const host = new URL(req.url).hostname.toLowerCase();
     return host === MSI_HOST || host === IDENTITY_HOST ? app.fetch(req) : null;
   };
-  /** The same endpoint on loopback HTTP (session-env.ts LOOPBACK_TOKEN_PATH, LOOPBACK_CLOUD_SHELL_PREFIX); the caller checked Host and path. */
+  /** The same endpoint on loopback HTTP (session-env.ts LOOPBACK_TOKEN_PATH); the caller checked Host and path. */
   const loopback = (req: Request): Promise<Response> | Response => app.fetch(req);
   return Object.assign(intercepted, { loopback });
 }

@@ -82,9 +82,7 @@ describe("azgate proxy azure, used from another process", () => {
       expect(env[name], name).toBeTruthy();
     }
     expect(env.HTTPS_PROXY).toBe(`http://127.0.0.1:${port}`);
-    // Both token endpoints on the proxy's own port, plain HTTP on loopback (no CONNECT, no TLS handshake per token call).
-    expect(env.MSI_ENDPOINT).toBe(`http://127.0.0.1:${port}/azgate/cloud-shell/${env.IDENTITY_HEADER}`);
-    expect(env.IDENTITY_ENDPOINT).toBe(`http://127.0.0.1:${port}/azgate/msi/token`);
+    expect(env.MSI_ENDPOINT).toBe(`https://azure-msi.azgate.invalid/${env.IDENTITY_HEADER}`);
     expect(statSync(env.NODE_EXTRA_CA_CERTS).mode & 0o777).toBe(0o600);
     // Python parses REQUESTS_CA_BUNDLE on every connection: the local CA alone by default; SSL_CERT_FILE (read once by Go) keeps the system's roots.
     expect(env.REQUESTS_CA_BUNDLE).toBe(session.caFile);
