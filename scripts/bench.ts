@@ -71,8 +71,11 @@ async function drainNode(body: Readable): Promise<number> {
 }
 
 /** The highest VmRSS of a process while it runs, sampled every 50 ms. */
+/** A process's resident memory now, in MiB (Linux). */
+const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+
 function peakRss(pid: number): { stop(): string } {
-  const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+  const rss = () => rssMiB(pid);
   const base = rss();
   let peak = base;
   const timer = setInterval(() => (peak = Math.max(peak, rss())), 50);
@@ -87,10 +90,14 @@ function peakRss(pid: number): { stop(): string } {
 const IDLE_STEPS = (process.env.BENCH_IDLE_TUNNELS ?? "1000,2000").split(",").map(Number).filter((n) => n > 0);
 
 /** The proxy's memory and idle CPU with many agent tunnels open and nothing on them. */
-async function idleTunnelBench(pid: number, baseUrl: string, agentDataDir: string) {
+async function idleTunnelBench(pid: number, baseUrl: string, agentDataDir: string, diagPort: number) {
   const state = (await loadAgentState(agentDataDir))!;
   const key = await importPrivateKeyPem(state.keyPem);
-  const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+  const rss = () => rssMiB(pid);
+  const heapMiB = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${diagPort}/metrics`)).text();
+    return Number(/^azgate_process_memory_bytes\{kind="heap_used"\} (\d+)/m.exec(text)?.[1] ?? NaN) / 1024 / 1024;
+  };
   const cpuTicks = () => {
     const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
     return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks (100 per second here)
@@ -101,11 +108,11 @@ async function idleTunnelBench(pid: number, baseUrl: string, agentDataDir: strin
     await settle();
     const t0 = cpuTicks();
     await new Promise((r) => setTimeout(r, 10_000));
-    return { tunnels, rssMiB: rss(), cpuPercent: cpuTicks() - t0 /* ticks in 10 s = % of a core */ };
+    return { tunnels, rssMiB: rss(), heapMiB: await heapMiB(), cpuPercent: cpuTicks() - t0 /* ticks in 10 s = % of a core */ };
   };
-  const rows: { tunnels: number; rssMiB: number; perTunnelKiB: number | null; cpuPercent: number }[] = [];
+  const rows: { tunnels: number; rssMiB: number; heapMiB: number; perTunnelKiB: number | null; heapPerTunnelKiB: number | null; cpuPercent: number }[] = [];
   const none = await measure(0);
-  rows.push({ ...none, perTunnelKiB: null });
+  rows.push({ ...none, perTunnelKiB: null, heapPerTunnelKiB: null });
   const sessions: TunnelSession[] = [];
   try {
     for (const target of IDLE_STEPS) {
@@ -114,7 +121,7 @@ async function idleTunnelBench(pid: number, baseUrl: string, agentDataDir: strin
         sessions.push(...(await Promise.all(Array.from({ length: n }, () => dialTunnel({ baseUrl, path: "/v1/tunnel/agent", caPems: [state.identity.host_ca_pem], key, certPem: state.certPem, session: {} })))));
       }
       const m = await measure(target);
-      rows.push({ ...m, perTunnelKiB: ((m.rssMiB - none.rssMiB) * 1024) / target });
+      rows.push({ ...m, perTunnelKiB: ((m.rssMiB - none.rssMiB) * 1024) / target, heapPerTunnelKiB: ((m.heapMiB - none.heapMiB) * 1024) / target });
     }
   } finally {
     for (const s of sessions) s.close();
@@ -208,7 +215,8 @@ async function main() {
   const tokenFile = path.join(dir, "sa-token");
   const projection = await emu.issuer.project(tokenFile, { namespace: "teleport-ns", serviceAccount: "teleport-azure-cli-aks-service-account" });
   const fx = { emu, dir, tokenFile } as EmulatorFixture;
-  const cluster = await startCluster();
+  // The diagnostics listener's /metrics gives the proxy's heap (the idle-tunnel rows).
+  const cluster = await startCluster({ args: ["--diag-addr", "127.0.0.1:0"] });
   const agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken() });
   await agent.waitFor(/tunnel to .* is up/);
   await cluster.admin.call("POST", "/v1/admin/resources", { text: `kind: role\nversion: v7\nmetadata: {name: bench}\nspec: {allow: {app_labels: {"*": "*"}, azure_identities: ["${READER}", "${CONTRIBUTOR}"]}}\n` });
@@ -300,7 +308,8 @@ async function main() {
   naive.stop();
 
   const az = await azBench(emu, cluster, user, binary);
-  const idle = await idleTunnelBench(cluster.proxy.child.pid!, cluster.target.baseUrl, agent.dataDir);
+  const diagPort = Number(/Diagnostics:\s+http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(cluster.proxy.output())?.[1]);
+  const idle = await idleTunnelBench(cluster.proxy.child.pid!, cluster.target.baseUrl, agent.dataDir, diagPort);
   app.close();
   blobApp.close();
   await agent.stop();
@@ -323,8 +332,9 @@ async function main() {
   console.log(`\n| az group list (${AZ_RUNS} interleaved rounds) | median ms | median of each round's difference from direct |\n|---|---:|---:|`);
   for (const r of az) console.log(`| ${r.name} | ${r.median.toFixed(0)} | ${r === az[0] ? "" : `${r.added >= 0 ? "+" : ""}${r.added.toFixed(0)} ms`} |`);
 
-  console.log(`\n| idle agent tunnels on one proxy | proxy RSS MiB | RSS per tunnel (from none) | proxy CPU while idle, % of a core (10 s) |\n|---|---:|---:|---:|`);
-  for (const r of idle) console.log(`| ${r.tunnels} | ${r.rssMiB.toFixed(0)} | ${r.perTunnelKiB === null ? "" : `${r.perTunnelKiB.toFixed(1)} KiB`} | ${r.cpuPercent.toFixed(1)} |`);
+  console.log(`\n| idle agent tunnels on one proxy | proxy RSS MiB | RSS per tunnel (from none) | heap MiB | heap per tunnel | proxy CPU while idle, % of a core (10 s) |\n|---|---:|---:|---:|---:|---:|`);
+  const kib = (v: number | null) => (v === null ? "" : `${v.toFixed(1)} KiB`);
+  for (const r of idle) console.log(`| ${r.tunnels} | ${r.rssMiB.toFixed(0)} | ${kib(r.perTunnelKiB)} | ${r.heapMiB.toFixed(0)} | ${kib(r.heapPerTunnelKiB)} | ${r.cpuPercent.toFixed(1)} |`);
   console.log("(raw tunnels dialled with one agent's certificate; they answer pings but send no heartbeats, which a real agent sends every 10 s)");
 
   console.log(`\n| single binary | median ms (10 runs) |\n|---|---:|`);

@@ -51,7 +51,8 @@ function refused(err: AzgateError): Response {
   return Response.json(r.body, { status: r.status });
 }
 
-export async function serveLocalProxy(opts: { creds: AppCredentials; target: ApiTarget; ca: LocalCaFiles; secret: string; port?: number; reserved?: ReservedPort; log?: (l: string) => void }): Promise<RunningLocalProxy> {
+/** Serves the local proxy on a port reserved earlier (local-session.ts), which it adopts. */
+export async function serveLocalProxy(opts: { creds: AppCredentials; target: ApiTarget; ca: LocalCaFiles; secret: string; reserved: ReservedPort; log?: (l: string) => void }): Promise<RunningLocalProxy> {
   const { cloud } = opts.creds;
   const minter = new LeafMinter(opts.ca, cloud);
   const { identity, clientId, principalId, tenant, key, expires } = opts.creds;
@@ -120,7 +121,7 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
     if (ours && new URL(req.url).pathname === LOOPBACK_TOKEN_PATH) return tokens.loopback(req);
     return refused(new TargetRefused(`the azgate local proxy takes CONNECT for HTTPS, and serves only its token endpoint (http://127.0.0.1:${listenPort}${LOOPBACK_TOKEN_PATH}) over plain HTTP`));
   };
-  const proxy = await serveConnect({ hostname: "127.0.0.1", port: opts.port ?? 0, reserved: opts.reserved, loopbackOnly: true, decide, secureContext: (name) => minter.context(name), fetch: handle, plain, interimContinue: sendsInterimContinue(), log: opts.log });
+  const proxy = await serveConnect({ hostname: "127.0.0.1", port: opts.reserved.port, reserved: opts.reserved, loopbackOnly: true, decide, secureContext: (name) => minter.context(name), fetch: handle, plain, interimContinue: sendsInterimContinue(), log: opts.log });
   listenPort = proxy.port;
   return {
     port: proxy.port,

@@ -20,6 +20,18 @@ export function proxyMetrics() {
     backend: new Histogram({ name: "azgate_backend_seconds", help: "Backend operation latency", labelNames: ["op"], buckets: FAST, registers }),
     tunnels: new Gauge({ name: "azgate_tunnels", help: "Connected tunnels, by kind (agent, client)", labelNames: ["kind"], registers }),
     openStreams: new Gauge({ name: "azgate_open_streams", help: "Client streams being relayed now", registers }),
+    // Read when scraped (process.memoryUsage works on Node and Deno): what each connected tunnel costs shows here.
+    memory: new Gauge({
+      name: "azgate_process_memory_bytes",
+      help: "The proxy process's memory: resident set (rss) and the JavaScript heap in use (heap_used)",
+      labelNames: ["kind"],
+      registers,
+      collect() {
+        const m = process.memoryUsage();
+        this.set({ kind: "rss" }, m.rss);
+        this.set({ kind: "heap_used" }, m.heapUsed);
+      },
+    }),
   };
 }
 

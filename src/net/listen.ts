@@ -6,13 +6,19 @@ export interface Listening {
   close(): Promise<void>;
 }
 
-/** Listens on hostname:port (0: any free port) and tracks connections so close() can end them. */
-export function listenTracked(server: Server, port: number, hostname: string): Promise<Listening> {
+/** The server's open connections, kept as they come and go, so a close can end them. */
+function trackConnections(server: Server): Set<Socket> {
   const sockets = new Set<Socket>();
   server.on("connection", (s: Socket) => {
     sockets.add(s);
     s.once("close", () => sockets.delete(s));
   });
+  return sockets;
+}
+
+/** Listens on hostname:port (0: any free port) and tracks connections so close() can end them. */
+export function listenTracked(server: Server, port: number, hostname: string): Promise<Listening> {
+  const sockets = trackConnections(server);
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, hostname, () => {
@@ -58,11 +64,7 @@ export function reservePort(port: number, hostname: string): Promise<ReservedPor
       resolve({
         port: (early.address() as AddressInfo).port,
         adopt(server) {
-          const sockets = new Set<Socket>();
-          server.on("connection", (s: Socket) => {
-            sockets.add(s);
-            s.once("close", () => sockets.delete(s));
-          });
+          const sockets = trackConnections(server);
           const handOver = (s: Socket) => {
             server.emit("connection", s);
             s.resume();

@@ -164,6 +164,11 @@ describe("proxy replicas", () => {
     expect(proxy.value("azgate_tunnels", { kind: "agent" })).toBeLessThanOrEqual(2);
     expect(proxy.value("azgate_open_streams", {})).toBe(0);
     expect(proxy.value("azgate_backend_seconds_count", { op: "get" })).toBeGreaterThan(0);
+    // Memory, read at the scrape: a resident set of some MiB, a heap smaller than it.
+    const rss = proxy.value("azgate_process_memory_bytes", { kind: "rss" });
+    expect(rss).toBeGreaterThan(20 * 1024 * 1024);
+    expect(proxy.value("azgate_process_memory_bytes", { kind: "heap_used" })).toBeGreaterThan(1024 * 1024);
+    expect(proxy.value("azgate_process_memory_bytes", { kind: "heap_used" })).toBeLessThan(rss);
 
     const agentMetrics = await scrape(cluster.agent.output());
     expect(agentMetrics.value("azgate_entra_token_lookups_total", { result: "miss" })).toBeGreaterThanOrEqual(1);
