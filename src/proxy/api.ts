@@ -8,6 +8,7 @@ import { VERSION } from "../version.ts";
 import { clusterPins, pemOf } from "./cluster.ts";
 import type { ProxyContext } from "./context.ts";
 import { resolveCaller, type Caller } from "./caller.ts";
+import type { Identity } from "../pki/identity.ts";
 import { login } from "./login.ts";
 import { acceptInvite, describeInvite } from "./users.ts";
 import * as admin from "./admin.ts";
@@ -31,6 +32,16 @@ type Env = { Variables: { caller: Caller; body: string; certExpires: Date } };
  * Everything else needs a proof of possession (see auth/proof.ts) and is
  * authorised by the caller's current roles.
  */
+/** The refusals of the authenticated API that say "not you" or "not this": audited as api.request.denied. */
+const AUDITED_REFUSALS = new Set(["access_denied", "unauthenticated", "locked", "cert_untrusted", "payload_too_large"]);
+
+async function auditRefusal(ctx: ProxyContext, c: Context, identity: Identity, e: unknown): Promise<void> {
+  if (!isAzgateError(e) || !AUDITED_REFUSALS.has(e.code)) return;
+  await ctx.audit
+    .emit({ event: "api.request.denied", code: "T1010W", user: identity.name, session_id: identity.session_id, ...(identity.route ? { app: identity.route.app, azure_identity: identity.route.azure_identity } : {}), method: c.req.method, path: new URL(c.req.url).pathname, error_code: e.code, reason: e.message, success: false })
+    .catch((err) => console.error("[proxy] audit failed:", err));
+}
+
 export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; registry: AppRegistry; tunnels?: TunnelServer }) {
   const app = new Hono<Env>();
   const limiter = new LoginRateLimiter();
@@ -109,16 +120,25 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
       cas: [ctx.cluster.user.cert],
       replay: ctx.replay,
     });
-    // App certificates open tunnels; they never call the user API.
-    if (identity.route) throw new AzgateError("access_denied", "an app certificate cannot call the user API; it only opens app tunnels");
-    c.set("caller", await resolveCaller(ctx, identity));
-    c.set("certExpires", cert.notAfter);
-    await limitBody(BODY_LIMITS.authenticated)(c, async () => {
-      const body = await c.req.text();
-      await checkProofBody(claims, body);
-      c.set("body", body);
-      await next();
-    });
+    // From here the caller is known (a valid proof for a certificate of ours): a refusal is audited.
+    // (An invalid proof is not: anyone on the network could fill the log with those.)
+    try {
+      // App certificates open tunnels; they never call the user API.
+      if (identity.route) throw new AzgateError("access_denied", "an app certificate cannot call the user API; it only opens app tunnels");
+      c.set("caller", await resolveCaller(ctx, identity));
+      c.set("certExpires", cert.notAfter);
+      await limitBody(BODY_LIMITS.authenticated)(c, async () => {
+        const body = await c.req.text();
+        await checkProofBody(claims, body);
+        c.set("body", body);
+        await next();
+      });
+    } catch (e) {
+      await auditRefusal(ctx, c, identity, e);
+      throw e;
+    }
+    // A route's own refusal (onError answered it already).
+    if (c.error) await auditRefusal(ctx, c, identity, c.error);
   });
 
   authed.get("/whoami", (c) => {

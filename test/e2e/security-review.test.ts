@@ -113,7 +113,8 @@ describe("accounts: invites, resets, deletion, lockout, terminal output", () => 
     expect(closedEvents).toContainEqual(expect.objectContaining({ user: "bob", session_id: identityOf(new x509.X509Certificate(app.certPem)).session_id }));
   });
 
-  it("app certificates open tunnels only; they cannot call the user API", async () => {
+  it("app certificates open tunnels only; they cannot call the user API; every refusal of a known caller is audited", async () => {
+    const since = Date.now() - 1000;
     const hana = await cluster.user("hana", ["azure-cli-access"], [READER]);
     const app = await hana.appSession("azure-cli", READER);
     const asApp = new ApiClient(cluster.target, { keyPem: await privateKeyToPem(app.key.privateKey), certPem: app.certPem });
@@ -121,6 +122,12 @@ describe("accounts: invites, resets, deletion, lockout, terminal output", () => 
       await expect(asApp.call(method, url), url).rejects.toThrow(/an app certificate cannot call the user API/);
     }
     app.close();
+    // A user's own certificate, on an admin route her roles do not allow.
+    await expect(hana.api.call("GET", "/v1/admin/audit")).rejects.toMatchObject({ code: "access_denied" });
+    const denied = await auditOf(cluster, "api.request.denied", since);
+    expect(denied.filter((e) => e.user === "hana" && e.app === "azure-cli" && e.error_code === "access_denied").map((e) => e.path)).toEqual(["/v1/whoami", "/v1/apps", "/v1/admin/audit"]);
+    expect(denied).toContainEqual(expect.objectContaining({ user: "hana", method: "GET", path: "/v1/admin/audit", error_code: "access_denied", reason: expect.stringContaining('"list" on "event"') }));
+    expect(denied.find((e) => e.user === "hana" && !e.app && e.path === "/v1/admin/audit")).toBeDefined();
   });
 
   it("the failed-login lockout stops password logins only: anyone can fail a login, no one can cut a live session", async () => {
@@ -237,8 +244,10 @@ describe("the request path: locks, per-server labels, methods, bodies, the works
     const refused = await az("group list -o json");
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain('lock targeting user:"carol" is in force: incident 42: call the SOC');
-    // A locked user cannot sign in again either.
+    // A locked user cannot sign in again either, nor call the API with the certificate she holds (audited).
     await expect(passwordLogin(cluster, "carol", "correct horse battery carol")).rejects.toMatchObject({ code: "locked" });
+    await expect(carol.api.call("GET", "/v1/apps")).rejects.toMatchObject({ code: "locked" });
+    expect(await auditOf(cluster, "api.request.denied", since)).toContainEqual(expect.objectContaining({ user: "carol", path: "/v1/apps", error_code: "locked", success: false }));
 
     const ls = await admin(["get", "locks"]);
     expect(ls.stdout).toMatch(new RegExp(`${id}\\s+user:"carol"\\s+incident 42: call the SOC\\s+\\d{4}-`));
