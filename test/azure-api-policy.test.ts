@@ -180,6 +180,22 @@ describe("templates and traits", () => {
     expect(decide(roles, req("PUT", `${S}/resourceGroups/ads-dev`), { team: ["search", "payments"] }).outcome).toBe("deny");
     expect(decide(roles, req("PUT", `${S}/resourceGroups/payments-dev`), {}).outcome).toBe("deny");
   });
+
+  it("a trait value never turns an allow rule into a pattern; in a deny rule it may widen it", () => {
+    const roles = [
+      role("team", { allow: uses(CONTRIB, { azure_api: [{ actions: ["*"], scopes: [`${S}/resourceGroups/{{external.team}}`] }] }) }),
+      role("guard", { deny: { azure_api: [{ actions: ["*/delete"], scopes: [`${S}/resourceGroups/{{external.frozen}}`] }] } }),
+    ];
+    // An identity provider attribute set to "*" or a regular expression: matches nothing in allow.
+    for (const team of ["*", "^.*$", "app-*"]) expect(decide(roles, req("PUT", `${S}/resourceGroups/app-1`), { team: [team] }).outcome, team).toBe("deny");
+    expect(decide(roles, req("PUT", `${S}/resourceGroups/app-1`), { team: ["app-1"] }).outcome).toBe("allow");
+    expect(decide(roles, req("DELETE", `${S}/resourceGroups/app-1`), { team: ["app-1"], frozen: ["*"] })).toMatchObject({ outcome: "deny", matched: { role: "guard" } });
+  });
+
+  it("an empty allow.azure_api allows nothing (it restricts; it does not mean no policy)", () => {
+    const roles = [role("nothing", { allow: uses(CONTRIB, { azure_api: [] }) })];
+    expect(decide(roles, req("GET", `${S}/resourcegroups`))).toMatchObject({ outcome: "deny", enforced: true });
+  });
 });
 
 describe("matching helpers", () => {

@@ -94,7 +94,8 @@ export function rolesAllowingIdentity(roles: Role[], traits: Traits, app: App, i
 const mode = (r: Role) => (r.spec.options?.azure_api_mode === "audit" ? "audit" : "enforce");
 
 export function decideAzureApi(roles: Role[], traits: Traits, app: App, identity: string, req: PolicyRequest, cloud: CloudName = "Azure"): AzureApiDecision {
-  const restricting = rolesAllowingIdentity(roles, traits, app, identity).filter((r) => (r.spec.allow?.azure_api ?? []).length > 0);
+  // A role that says azure_api at all, even an empty list, restricts: an empty list allows nothing.
+  const restricting = rolesAllowingIdentity(roles, traits, app, identity).filter((r) => r.spec.allow?.azure_api !== undefined);
   const denying = roles.filter((r) => (r.spec.deny?.azure_api ?? []).length > 0);
   if (restricting.length === 0 && denying.length === 0) return { outcome: "unrestricted", enforced: false, operation: null, matched: null, reason: "no azure_api rule applies to this identity" };
   const concerned = [...new Set([...restricting, ...denying])];
@@ -139,7 +140,18 @@ function describe(op: AzureOperation, req: PolicyRequest): string {
   return op.action ? `${op.action} on ${op.scope}` : `${req.method.toUpperCase()} https://${req.host}${req.path}`;
 }
 
-function matchingRules(role: Role, side: "allow" | "deny", op: AzureOperation, req: PolicyRequest, traits: Traits): RuleRef[] {
+/**
+ * Traits as allow rules read them: a value with a wildcard or a regular
+ * expression's anchors is left out, so a trait (from an identity provider,
+ * where a user may be able to edit an attribute) can never widen an allow
+ * rule into a pattern. Deny rules take traits as they are: wider is safer there.
+ */
+function literalTraits(traits: Traits): Traits {
+  return Object.fromEntries(Object.entries(traits).map(([k, vs]) => [k, vs.filter((v) => !/[*^$]/.test(v))]));
+}
+
+function matchingRules(role: Role, side: "allow" | "deny", op: AzureOperation, req: PolicyRequest, allTraits: Traits): RuleRef[] {
+  const traits = side === "allow" ? literalTraits(allTraits) : allTraits;
   const out: RuleRef[] = [];
   (role.spec[side]?.azure_api ?? []).forEach((rule, i) => {
     const rules = rule.preset ? PRESETS[rule.preset] ?? [] : [rule];
@@ -225,7 +237,7 @@ export function explainAzureApi(roles: Role[], traits: Traits, app: App, identit
     for (const side of ["allow", "deny"] as const) {
       (role.spec[side]?.azure_api ?? []).forEach((rule, i) => {
         const expanded = rule.preset ? PRESETS[rule.preset] ?? [] : [rule];
-        const matched = !!operation && expanded.some((r) => ruleMatches(r, operation!, req, traits));
+        const matched = !!operation && expanded.some((r) => ruleMatches(r, operation!, req, side === "allow" ? literalTraits(traits) : traits));
         rules.push({ role: role.metadata.name, side, rule: i, ...(rule.preset ? { preset: rule.preset } : {}), text: rule.preset ? `preset ${rule.preset}` : JSON.stringify(rule), matched, counts: side === "deny" || counting.has(role) });
       });
     }
