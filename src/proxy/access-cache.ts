@@ -21,6 +21,7 @@ import { isExpired } from "../storage/backend.ts";
 import type { User } from "../resources/user.ts";
 import type { Role } from "../rbac/types.ts";
 import type { Lock } from "../resources/lock.ts";
+import type { AccessGrant } from "../resources/access-request.ts";
 import { KEYS } from "./keys.ts";
 
 export interface AccessSnapshot {
@@ -28,6 +29,8 @@ export interface AccessSnapshot {
   role(name: string): Promise<Role | null>;
   /** Locks in force now (a cached lock that has expired since is left out). */
   locks(): Promise<Lock[]>;
+  /** Access grants stored now (each carries its own window: the caller checks the time). */
+  grants(): Promise<AccessGrant[]>;
 }
 
 export const SNAPSHOT_MAX_AGE_MS = 5_000;
@@ -36,6 +39,7 @@ class Snapshot implements AccessSnapshot {
   private readonly users = new Map<string, Promise<User | null>>();
   private readonly roles = new Map<string, Promise<Role | null>>();
   private lockItems: Promise<Item<Lock>[]> | null = null;
+  private grantItems: Promise<Item<AccessGrant>[]> | null = null;
 
   constructor(
     readonly mark: string,
@@ -60,6 +64,16 @@ class Snapshot implements AccessSnapshot {
     }
     const now = this.now();
     return (await this.lockItems).filter((i) => !isExpired(i, now)).map((i) => i.value);
+  }
+
+  async grants(): Promise<AccessGrant[]> {
+    if (!this.grantItems) {
+      const list = this.backend.list<AccessGrant>(KEYS.accessGrants);
+      this.grantItems = list;
+      list.catch(() => (this.grantItems = null));
+    }
+    const now = this.now();
+    return (await this.grantItems).filter((i) => !isExpired(i, now)).map((i) => i.value);
   }
 
   /** One read per key and snapshot; a failed read is not kept (the next request tries again). */

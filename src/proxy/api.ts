@@ -23,6 +23,7 @@ import { joinAgent } from "./join.ts";
 import { issueAppCert, listApps } from "./apps.ts";
 import type { AppRegistry } from "./registry.ts";
 import { explainRequest, type ExplainRequest } from "./explain.ts";
+import * as requests from "./access-requests.ts";
 import type { TunnelServer } from "./tunnels.ts";
 
 type Env = { Variables: { caller: Caller; body: string; certExpires: Date } };
@@ -180,7 +181,14 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
     return c.json(await admin.addToken(ctx, c.get("caller"), String(body.type ?? "app"), String(body.ttl ?? "30m"), body.uses));
   });
   authed.get("/admin/audit", async (c) => c.json({ items: await admin.searchAudit(ctx, c.get("caller"), c.req.query()) }));
-  authed.get("/apps", (c) => c.json({ items: listApps(opts.registry, c.get("caller")) }));
+  authed.get("/apps", async (c) => c.json({ items: await listApps(ctx, opts.registry, c.get("caller")) }));
+  // Access requests (proxy/access-requests.ts).
+  authed.post("/requests", async (c) => c.json(await requests.createRequest(ctx, c.get("caller"), parseJson<requests.CreateRequestInput>(c.get("body")))));
+  authed.get("/requests", async (c) => c.json({ items: await requests.listRequests(ctx, c.get("caller"), c.req.query("filter")) }));
+  authed.get("/requests/:id", async (c) => c.json(await requests.getRequest(ctx, c.get("caller"), c.req.param("id"))));
+  authed.post("/requests/:id/review", async (c) => c.json(await requests.reviewRequest(ctx, c.get("caller"), c.req.param("id"), parseJson<{ state?: string; reason?: string }>(c.get("body")))));
+  authed.post("/requests/:id/cancel", async (c) => c.json(await requests.cancelRequest(ctx, c.get("caller"), c.req.param("id"))));
+  authed.post("/requests/:id/revoke", async (c) => c.json(await requests.revokeRequest(ctx, c.get("caller"), c.req.param("id"), parseJson<{ reason?: string }>(c.get("body")))));
   authed.post("/roles/explain", async (c) => {
     const body = parseJson<ExplainRequest>(c.get("body"));
     const str = (v: unknown) => (typeof v === "string" ? v : undefined);

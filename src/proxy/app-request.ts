@@ -63,7 +63,7 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
   // 3. Audit the start (credentials in the query, a SAS signature or a function key, are redacted), with the
   //    Azure operation and the policy's decision (an audit-mode "would_deny" is forwarded and recorded).
   const { operation, policy } = authorized;
-  const audited = { ...request, query: redactQuery(url.search.slice(1)), action: operation?.action ?? null, scope: operation?.scope ?? null, policy: auditPolicy(policy) };
+  const audited = { ...request, query: redactQuery(url.search.slice(1)), action: operation?.action ?? null, scope: operation?.scope ?? null, policy: auditPolicy(policy), ...(authorized.accessRequestId ? { access_request_id: authorized.accessRequestId } : {}) };
   try {
     await ctx.audit.emit({ event: "app.request.start", code: "T2009I", ...base, ...audited });
   } catch (e) {

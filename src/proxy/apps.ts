@@ -4,6 +4,7 @@
  * current roles allow both.
  */
 import { AzgateError } from "../errors/index.ts";
+import { openRequestFor, openRequestsOf } from "./access-requests.ts";
 import { allowedAzureIdentities, checkAppAccess, checkAzureIdentity } from "../rbac/engine.ts";
 import { importPublicKeyPem } from "../pki/keys.ts";
 import { issueIdentityCert } from "../pki/certificate.ts";
@@ -17,16 +18,23 @@ import type { AppView } from "../api/types.ts";
 
 /**
  * The app servers the caller's roles allow, each judged on its own labels;
- * servers of one name with the same labels are one row.
+ * servers of one name with the same labels are one row. An identity with an
+ * approved access request of the caller's is listed too: apps login takes it.
  */
-export function listApps(registry: AppRegistry, caller: Caller): AppView[] {
+export async function listApps(ctx: ProxyContext, registry: AppRegistry, caller: Caller): Promise<AppView[]> {
   const rows = new Map<string, AppView>();
+  const requested = caller.identity.kind === "user" ? await openRequestsOf(ctx, caller.name) : [];
   for (const { app } of registry.all()) {
     if (!checkAppAccess(caller.roles, caller.traits, app).allowed) continue;
     const key = JSON.stringify([app.name, Object.entries(app.labels).sort()]);
     const row = rows.get(key);
-    if (row) row.servers++;
-    else rows.set(key, { ...app, servers: 1, azure_identities: allowedAzureIdentities(caller.roles, caller.traits).filter((id) => checkAzureIdentity(caller.roles, caller.traits, app, id).allowed) });
+    if (row) {
+      row.servers++;
+      continue;
+    }
+    const allowed = allowedAzureIdentities(caller.roles, caller.traits).filter((id) => checkAzureIdentity(caller.roles, caller.traits, app, id).allowed);
+    const viaRequests = requested.filter((r) => r.spec.app === app.name && !allowed.some((id) => id.toLowerCase() === r.spec.azure_identity.toLowerCase())).map((r) => r.spec.azure_identity);
+    rows.set(key, { ...app, servers: 1, azure_identities: [...new Set([...allowed, ...viaRequests])] });
   }
   return [...rows.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
@@ -45,7 +53,11 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
     throw new AzgateError("not_found", `app "${req.app}" not found; azgate apps ls shows the apps you can use`);
   }
   const decisions = visible.map((s) => ({ app: s.app, decision: checkAzureIdentity(caller.roles, caller.traits, s.app, req.azure_identity) }));
-  const { app, decision } = decisions.find((d) => d.decision.allowed) ?? decisions[0];
+  let { app, decision } = decisions.find((d) => d.decision.allowed) ?? decisions[0];
+  // An approved access request for it lets the session start; its requests go through while a grant is in force
+  // (authorize-request.ts), and later grants reach the same session without a new apps login.
+  const request = decision.allowed ? undefined : await openRequestFor(ctx, caller.name, app.name, req.azure_identity);
+  if (request) decision = { allowed: true, reason: `access request ${request.metadata.name} is approved` };
   if (!decision.allowed) {
     await ctx.audit.emit({ event: "app.session.denied", code: "T2007W", user: caller.name, app: app.name, azure_identity: req.azure_identity, reason: decision.reason, success: false });
     throw new AzgateError("access_denied", `access to Azure identity "${req.azure_identity}" on app "${app.name}" denied: ${decision.reason}`);
@@ -67,7 +79,7 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
   };
   // An app certificate never outlives the user's session.
   const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey, identity, notAfter: callerCertExpires });
-  const { facts, problem } = await askIdentityFacts(registry, app.name, (s) => checkAzureIdentity(caller.roles, caller.traits, s.app, req.azure_identity).allowed, req.azure_identity);
+  const { facts, problem } = await askIdentityFacts(registry, app.name, (s) => (request ? s.app.name === app.name : checkAzureIdentity(caller.roles, caller.traits, s.app, req.azure_identity).allowed), req.azure_identity);
   await ctx.audit.emit({
     event: "app.session.start",
     code: "T2007I",
@@ -76,6 +88,7 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
     azure_identity: req.azure_identity,
     session_id: identity.session_id,
     expires: cert.notAfter.toISOString(),
+    ...(request ? { access_request_id: request.metadata.name } : {}),
     ...(facts ? { client_id: facts.client_id, principal_id: facts.principal_id } : { identity_facts: problem }),
   });
   return {

@@ -18,6 +18,9 @@ import type { HeaderList } from "../tunnel/http.ts";
 import { resolveCaller, type Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
 import type { AppRegistry, AppServer } from "./registry.ts";
+import { accessSnapshot } from "./access-cache.ts";
+import { activeGrant, type AccessGrant } from "../resources/access-request.ts";
+import type { Role } from "../rbac/types.ts";
 
 export interface Authorized {
   caller: Caller;
@@ -29,6 +32,8 @@ export interface Authorized {
   policy: AzureApiDecision;
   /** The Azure operation, when it can be named (recorded in the audit log even where no policy applies). */
   operation: AzureOperation | null;
+  /** The access request whose grant allows this request, when no role does. */
+  accessRequestId?: string;
 }
 
 export async function authorizeRequest(ctx: ProxyContext, registry: AppRegistry, identity: Identity, request: { method: string; url: URL; headers: HeaderList }): Promise<Authorized> {
@@ -38,9 +43,21 @@ export async function authorizeRequest(ctx: ProxyContext, registry: AppRegistry,
   const caller = await resolveCaller(ctx, identity);
   const known = registry.all(route.app);
   if (known.length === 0) throw new AppUnavailable(`no agent serves app "${route.app}" right now; azgate apps ls shows the apps that are up`);
-  const permitted = (s: AppServer) => checkAzureIdentity(caller.roles, caller.traits, s.app, azureIdentity).allowed;
-  const first = known.find(permitted);
-  if (!first) throw new AccessDenied(checkAzureIdentity(caller.roles, caller.traits, known[0].app, azureIdentity).reason);
+  let permitted = (s: AppServer) => checkAzureIdentity(caller.roles, caller.traits, s.app, azureIdentity).allowed;
+  let first = known.find(permitted);
+  // No role allows it: an approved access request may (a grant, read on every request: a revoke or the window's end acts on the next one).
+  let grant: AccessGrant | undefined;
+  let roles = caller.roles;
+  if (!first) {
+    const snapshot = await accessSnapshot(ctx.backend);
+    grant = activeGrant(await snapshot.grants(), { user: caller.name, app: route.app, azure_identity: azureIdentity }, Date.now());
+    if (!grant) throw new AccessDenied(checkAzureIdentity(caller.roles, caller.traits, known[0].app, azureIdentity).reason);
+    // The requested roles that allow the identity come with the grant, with their azure_api rules.
+    const granted = (await Promise.all(grant.spec.roles.map((n) => snapshot.role(n)))).filter((r): r is Role => r !== null);
+    roles = [...caller.roles, ...granted];
+    permitted = (s: AppServer) => s.app.name === route.app;
+    first = known[0];
+  }
   // An app's agents name one cloud; should two disagree, the request goes only to those of the first's.
   const cloud = first.app.cloud;
   const problem = checkAzureMethod(request.method) ?? checkAzureTarget(request.url, request.headers, cloud);
@@ -48,7 +65,7 @@ export async function authorizeRequest(ctx: ProxyContext, registry: AppRegistry,
 
   // The operation, against the azure_api rules of the roles that allow the identity on each server's labels.
   const shape = { method: request.method, host: request.url.hostname, path: request.url.pathname, query: request.url.searchParams, headers: request.headers };
-  const decide = (s: AppServer) => decideAzureApi(caller.roles, caller.traits, s.app, azureIdentity, shape, cloud);
+  const decide = (s: AppServer) => decideAzureApi(roles, caller.traits, s.app, azureIdentity, shape, cloud);
   const decisions = new Map<AppServer, AzureApiDecision>();
   const passes = (s: AppServer) => {
     if (s.app.cloud !== cloud || !permitted(s)) return false;
@@ -60,7 +77,7 @@ export async function authorizeRequest(ctx: ProxyContext, registry: AppRegistry,
   const policy = chosen ? decisions.get(chosen)! : decide(first);
   const operation = policy.operation ?? tryMap(shape, cloud);
   if (!chosen) throw new PolicyDenied(policy.reason, { action: operation?.action ?? null, scope: operation?.scope ?? null, policy: auditPolicy(policy) });
-  return { caller, app: route.app, azureIdentity, allowedOn: passes, policy, operation };
+  return { caller, app: route.app, azureIdentity, allowedOn: passes, policy, operation, accessRequestId: grant?.spec.request_id };
 }
 
 function tryMap(shape: Parameters<typeof mapRequest>[0], cloud: Parameters<typeof mapRequest>[1]): AzureOperation | null {

@@ -30,6 +30,12 @@ export const KEYS = {
   /** SSO login attempts by the hash of their id (which travels in URLs as state). */
   ssoAttempt: (idHash: string) => `sso-attempts/${idHash}`,
   ssoAttempts: "sso-attempts/",
+  /** Access requests by id (a UUID); their grants by the same id (proxy/access-requests.ts). */
+  accessRequest: (id: string) => `access-requests/${id}`,
+  accessRequests: "access-requests/",
+  /** Grants in force or to come: every replica reads them on every request that no role allows. */
+  accessGrant: (id: string) => `access-grants/${id}`,
+  accessGrants: "access-grants/",
   /** SAML request ids awaiting their response (InResponseTo), shared by every proxy. */
   samlRequest: (id: string) => `saml-requests/${id}`,
   samlRequests: "saml-requests/",

@@ -146,7 +146,7 @@ function describe(op: AzureOperation, req: PolicyRequest): string {
  * where a user may be able to edit an attribute) can never widen an allow
  * rule into a pattern. Deny rules take traits as they are: wider is safer there.
  */
-function literalTraits(traits: Traits): Traits {
+export function literalTraits(traits: Traits): Traits {
   return Object.fromEntries(Object.entries(traits).map(([k, vs]) => [k, vs.filter((v) => !/[*^$]/.test(v))]));
 }
 

@@ -21,7 +21,27 @@ export interface AzureApiRule {
   preset?: string;
 }
 
+/** `request`: what a user may ask for through an access request (rbac/requests.ts). */
+export interface RequestConditions {
+  roles?: string[];
+  search_as_roles?: string[];
+  azure_identities?: string[];
+  max_duration?: string;
+  suggested_reviewers?: string[];
+  thresholds?: { name?: string; approve?: number; deny?: number }[];
+  reason?: { mode?: "required" | "optional"; prompt?: string };
+  ticket?: { mode?: "required" | "optional"; pattern?: string };
+}
+
+/** `review_requests`: whose requests a user may approve or deny. */
+export interface ReviewConditions {
+  roles?: string[];
+  azure_identities?: string[];
+}
+
 export interface RoleConditions {
+  request?: RequestConditions;
+  review_requests?: ReviewConditions;
   app_labels?: LabelSelector;
   azure_identities?: string[];
   rules?: Rule[];
@@ -35,7 +55,7 @@ export interface Role {
   spec: {
     allow?: RoleConditions;
     deny?: RoleConditions;
-    options?: { max_session_ttl?: string; azure_api_mode?: "enforce" | "audit"; azure_api_unknown?: "deny" | "allow"; [k: string]: unknown };
+    options?: { max_session_ttl?: string; azure_api_mode?: "enforce" | "audit"; azure_api_unknown?: "deny" | "allow"; request_prompt?: string; [k: string]: unknown };
     [k: string]: unknown;
   };
 }
@@ -54,5 +74,5 @@ export interface Decision {
 }
 
 /** Admin resources named in `rules`, and the verbs on them. */
-export const RULE_RESOURCES = ["role", "user", "token", "event", "app", "cluster", "github", "oidc", "saml", "connector", "*"] as const;
+export const RULE_RESOURCES = ["role", "user", "token", "event", "app", "cluster", "github", "oidc", "saml", "connector", "access_request", "*"] as const;
 export const RULE_VERBS = ["list", "read", "readnosecrets", "create", "update", "delete", "*"] as const;

@@ -17,7 +17,7 @@ const IGNORED_CONDITION_FIELDS = [
   "logins", "node_labels", "kubernetes_groups", "kubernetes_users", "kubernetes_labels", "kubernetes_resources",
   "db_labels", "db_names", "db_users", "db_roles", "db_service_labels", "aws_role_arns", "gcp_service_accounts",
   "windows_desktop_labels", "windows_desktop_logins", "host_groups", "host_sudoers", "desktop_groups",
-  "request", "review_requests", "impersonate", "join_sessions", "cluster_labels", "group_labels", "spiffe",
+  "impersonate", "join_sessions", "cluster_labels", "group_labels", "spiffe",
   "account_assignments", "github_permissions", "workload_identity_labels", "require_session_join",
 ] as const;
 
@@ -27,7 +27,7 @@ const IGNORED_OPTION_FIELDS = [
   "require_session_mfa", "record_session", "desktop_clipboard", "desktop_directory_sharing", "pin_source_ip",
   "ssh_file_copy", "create_host_user", "create_host_user_mode", "create_db_user", "create_db_user_mode",
   "create_desktop_user", "idp", "lock", "device_trust_mode", "max_kubernetes_connections", "request_access",
-  "request_prompt", "cert_extensions", "create_host_user_default_shell", "ssh_max_sessions",
+  "cert_extensions", "create_host_user_default_shell", "ssh_max_sessions",
 ] as const;
 
 const ignoredShape = (names: readonly string[]) => Object.fromEntries(names.map((n) => [n, z.unknown().optional()]));
@@ -61,6 +61,14 @@ const azureIdentities = (side: "allow" | "deny") =>
       if (problem) ctx.addIssue({ code: "custom", path: [i], message: problem });
     });
   });
+
+const duration = z.string().superRefine((v, ctx) => {
+  try {
+    parseDuration(v);
+  } catch {
+    ctx.addIssue({ code: "custom", message: `"${v}" is not a duration (examples: 30m, 8h, 1h30m)` });
+  }
+});
 
 /** A pattern list: templates valid, `^...$` regular expressions compile, each value checked by `check`. */
 const patterns = (check: (v: string) => string | null) =>
@@ -106,22 +114,63 @@ const azureApiRule = (side: "allow" | "deny") =>
       }
     });
 
+/** Azure identity patterns (resource IDs; `*` stays within a segment). */
+const identityPatterns = patterns((v) => (v.startsWith("/") || v === "*" ? null : `"${v}" is not an Azure identity resource ID pattern (it starts with /subscriptions/...)`));
+
+/**
+ * `request`: what a user may ask for (Teleport's fields; `azure_identities`
+ * and `ticket` are azgate's). Fields that would narrow access if honoured
+ * and that azgate does not implement yet are refused, not ignored.
+ */
+const requestConditions = z
+  .strictObject({
+    roles: z.array(z.string().min(1)).optional(),
+    search_as_roles: z.array(z.string().min(1)).optional(),
+    azure_identities: identityPatterns.optional(),
+    max_duration: duration.optional(),
+    suggested_reviewers: z.array(z.string().min(1)).optional(),
+    thresholds: z.array(z.strictObject({ name: z.string().optional(), approve: z.number().int().min(1).max(10).optional(), deny: z.number().int().min(1).max(10).optional(), filter: z.string().optional() })).optional(),
+    reason: z.strictObject({ mode: z.enum(["required", "optional"]).optional(), prompt: z.string().optional() }).optional(),
+    ticket: z
+      .strictObject({ mode: z.enum(["required", "optional"]).optional(), pattern: z.string().optional() })
+      .superRefine((t, ctx) => {
+        if (t.pattern !== undefined && !compileRegex(t.pattern)) ctx.addIssue({ code: "custom", path: ["pattern"], message: `invalid regular expression ${t.pattern}` });
+      })
+      .optional(),
+    // Teleport fields azgate does not use; ignoring them grants nothing more.
+    claims_to_roles: z.unknown().optional(),
+    annotations: z.unknown().optional(),
+    kubernetes_resources: z.unknown().optional(),
+  })
+  .superRefine((r, ctx) => {
+    r.thresholds?.forEach((t, i) => {
+      if (t.filter !== undefined) ctx.addIssue({ code: "custom", path: ["thresholds", i, "filter"], message: "threshold filters are not supported yet; a filter narrows whose reviews count, so the role is refused rather than the filter ignored" });
+    });
+  });
+
+/** `review_requests`: whose requests a user may review. */
+const reviewConditions = z
+  .strictObject({
+    roles: z.array(z.string().min(1)).optional(),
+    azure_identities: identityPatterns.optional(),
+    where: z.string().optional(),
+    preview_as_roles: z.unknown().optional(),
+    claims_to_roles: z.unknown().optional(),
+  })
+  .superRefine((r, ctx) => {
+    if (r.where !== undefined) ctx.addIssue({ code: "custom", path: ["where"], message: "review_requests.where is not supported yet; it narrows what may be reviewed, so the role is refused rather than the condition ignored" });
+  });
+
 const conditions = (side: "allow" | "deny") =>
   z.strictObject({
+    request: requestConditions.optional(),
+    review_requests: reviewConditions.optional(),
     app_labels: labelSelector.optional(),
     azure_identities: azureIdentities(side).optional(),
     rules: z.array(rule).optional(),
     azure_api: z.array(azureApiRule(side)).optional(),
     ...ignoredShape(IGNORED_CONDITION_FIELDS),
   });
-
-const duration = z.string().superRefine((v, ctx) => {
-  try {
-    parseDuration(v);
-  } catch {
-    ctx.addIssue({ code: "custom", message: `"${v}" is not a duration (examples: 30m, 8h, 1h30m)` });
-  }
-});
 
 export const roleSchema = z.strictObject({
   kind: z.literal("role"),
@@ -142,6 +191,7 @@ export const roleSchema = z.strictObject({
         max_session_ttl: duration.optional(),
         azure_api_mode: z.enum(["enforce", "audit"]).optional(),
         azure_api_unknown: z.enum(["deny", "allow"]).optional(),
+        request_prompt: z.string().optional(),
         ...ignoredShape(IGNORED_OPTION_FIELDS),
       })
       .optional(),

@@ -1,0 +1,126 @@
+/**
+ * `azgate request ...`: ask for an Azure identity for a while, review others'
+ * requests, end access early. In Teleport's words (`tsh request`).
+ */
+import type { Argv } from "yargs";
+import { DESCRIBE } from "../catalog.ts";
+import type { ApiClient } from "../../api/client.ts";
+import type { AccessRequest } from "../../resources/access-request.ts";
+import { identityName } from "../../azure/resource-id.ts";
+import { AzgateError } from "../../errors/index.ts";
+import { formatDuration } from "../../util/duration.ts";
+import { profileClient } from "../connect.ts";
+import { fields, print, printErr, structured, table, type Format } from "../output.ts";
+import { run, subcommandNeeded } from "../run.ts";
+
+/** How often `request create` asks whether its request was reviewed. */
+const POLL_MS = 1_000;
+
+function describe(r: AccessRequest): string {
+  const s = r.spec;
+  return fields([
+    ["Request ID", r.metadata.name],
+    ["Username", s.user],
+    ["App", s.app],
+    ["Azure identity", `${identityName(s.azure_identity)} (${s.azure_identity})`],
+    ["Duration", formatDuration(s.duration_ms)],
+    ["Reason", s.reason || "-"],
+    ...(s.ticket ? [["Ticket", s.ticket] as [string, string]] : []),
+    ["Reviewers", s.suggested_reviewers.join(", ") || "-"],
+    ["Reviews", s.reviews.map((v) => `${v.author} ${v.state}${v.reason ? ` (${v.reason})` : ""}`).join("; ") || "-"],
+    ...(s.grant ? [["Access", `from ${s.grant.not_before} until ${s.grant.not_after}`] as [string, string]] : []),
+    ["Status", s.state],
+  ]);
+}
+
+const get = (client: ApiClient, id: string) => client.call<AccessRequest>("GET", `/v1/requests/${encodeURIComponent(id)}`);
+
+export function requestCommands(y: Argv) {
+  return y.command("request", DESCRIBE.request, (r) =>
+    r
+      .command<{ app: string; "azure-identity": string; for?: string; reason?: string; ticket?: string; start?: string; nowait?: boolean }>(
+        "create",
+        "Request an Azure identity for a while; waits for the review unless --nowait",
+        (b) =>
+          b
+            .option("app", { type: "string", default: "azure-cli", describe: "The app" })
+            .option("azure-identity", { type: "string", demandOption: true, describe: "The identity (name or resource ID)" })
+            .option("for", { type: "string", describe: "How long (30m, 1h; default: the longest your roles allow)" })
+            .option("reason", { type: "string", describe: "Why (required when a role says so)" })
+            .option("ticket", { type: "string", describe: "A change or incident ticket (required when a role says so)" })
+            .option("start", { type: "string", describe: "When the access starts (an RFC 3339 time; default: at approval)" })
+            .option("nowait", { type: "boolean", describe: "Print the request and return without waiting" }),
+        run(async (argv) => {
+          const client = await profileClient();
+          let req = await client.call<AccessRequest>("POST", "/v1/requests", { app: argv.app, azure_identity: argv["azure-identity"], duration: argv.for, reason: argv.reason, ticket: argv.ticket, start: argv.start });
+          print(`Creating request...\n${describe(req)}\n`);
+          if (argv.nowait) return print(`hint: azgate request show ${req.metadata.name} shows its state; once approved, your requests go through without a new login`);
+          printErr("Waiting for request approval...");
+          while (req.spec.state === "PENDING") {
+            await new Promise((r) => setTimeout(r, POLL_MS));
+            req = await get(client, req.metadata.name);
+          }
+          if (req.spec.state !== "APPROVED") {
+            process.exitCode = 1;
+            return printErr(`Request ${req.metadata.name} was ${req.spec.state.toLowerCase()}${req.spec.resolution?.reason ? `: ${req.spec.resolution.reason}` : ""}.`);
+          }
+          print(`Approval received: your access to ${identityName(req.spec.azure_identity)} is in force until ${req.spec.grant?.not_after}. It applies to your next request; no new login is needed.`);
+        }),
+      )
+      .command<{ mine?: boolean; reviewable?: boolean; format: Format }>(
+        "ls",
+        "List requests: yours, those you may review, or (with --mine/--reviewable) one kind",
+        (b) => b.option("mine", { type: "boolean" }).option("reviewable", { type: "boolean" }).option("format", { choices: ["text", "json", "yaml"] as const, default: "text" as const }),
+        run(async (argv) => {
+          const filter = argv.mine ? "mine" : argv.reviewable ? "reviewable" : "";
+          const { items } = await (await profileClient()).call<{ items: AccessRequest[] }>("GET", `/v1/requests${filter ? `?filter=${filter}` : ""}`);
+          if (argv.format !== "text") return print(await structured(items, argv.format));
+          if (items.length === 0) return print("No access requests.");
+          print(table(["ID", "User", "Identity", "Duration", "Created", "Status", "Reason"], items.map((x) => [x.metadata.name, x.spec.user, identityName(x.spec.azure_identity), formatDuration(x.spec.duration_ms), x.spec.created, x.spec.state, x.spec.reason])));
+        }),
+      )
+      .command<{ id: string; format: Format }>(
+        "show <id>",
+        "Show one request",
+        (b) => b.positional("id", { type: "string", demandOption: true }).option("format", { choices: ["text", "json", "yaml"] as const, default: "text" as const }),
+        run(async (argv) => {
+          const req = await get(await profileClient(), argv.id);
+          print(argv.format === "text" ? describe(req) : await structured(req, argv.format));
+        }),
+      )
+      .command(...review("approve", "APPROVED"))
+      .command(...review("deny", "DENIED"))
+      .command<{ id: string }>(
+        "cancel <id>",
+        "Cancel your pending request",
+        (b) => b.positional("id", { type: "string", demandOption: true }),
+        run(async (argv) => {
+          const req = await (await profileClient()).call<AccessRequest>("POST", `/v1/requests/${encodeURIComponent(argv.id)}/cancel`, {});
+          print(`Request ${req.metadata.name} cancelled. Status: ${req.spec.state}`);
+        }),
+      )
+      .command<{ id: string; reason?: string }>(
+        "revoke <id>",
+        "End an approved request's access now (the next request is refused)",
+        (b) => b.positional("id", { type: "string", demandOption: true }).option("reason", { type: "string" }),
+        run(async (argv) => {
+          const req = await (await profileClient()).call<AccessRequest>("POST", `/v1/requests/${encodeURIComponent(argv.id)}/revoke`, { reason: argv.reason });
+          print(`Request ${req.metadata.name} revoked. Status: ${req.spec.state}`);
+        }),
+      )
+      .demandCommand(...subcommandNeeded("request")),
+  );
+}
+
+function review(verb: "approve" | "deny", state: "APPROVED" | "DENIED") {
+  return [
+    `${verb} <id>`,
+    `${verb === "approve" ? "Approve" : "Deny"} a request you may review (never your own)`,
+    (b: Argv) => b.positional("id", { type: "string", demandOption: true }).option("reason", { type: "string", describe: "Why (shown to the requester)" }),
+    run<{ id: string; reason?: string }>(async (argv) => {
+      if (!argv.id) throw new AzgateError("bad_parameter", "give the request ID");
+      const req = await (await profileClient()).call<AccessRequest>("POST", `/v1/requests/${encodeURIComponent(argv.id)}/review`, { state, reason: argv.reason });
+      print(`Successfully submitted review. Request state: ${req.spec.state}`);
+    }),
+  ] as const;
+}

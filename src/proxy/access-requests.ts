@@ -1,0 +1,260 @@
+/**
+ * Access requests on the proxy: create, list, show, review, cancel, revoke.
+ * The rules are rbac/requests.ts's; this file keeps the state (in the
+ * backend, so every replica sees it) and audits each step. Approval writes a
+ * grant, which the per-request check reads (authorize-request.ts): no new
+ * certificate, no re-login; a revoke or the window's end acts on the next
+ * request.
+ */
+import { AzgateError } from "../errors/index.ts";
+import { mayReview, requestTerms, type RoleLookup } from "../rbac/requests.ts";
+import { checkRule } from "../rbac/engine.ts";
+import type { Role } from "../rbac/types.ts";
+import { effectiveState, type AccessGrant, type AccessRequest } from "../resources/access-request.ts";
+import { parseDuration } from "../util/duration.ts";
+import { identityName } from "../azure/resource-id.ts";
+import { accessSnapshot } from "./access-cache.ts";
+import type { Caller } from "./caller.ts";
+import type { ProxyContext } from "./context.ts";
+import { KEYS } from "./keys.ts";
+
+/** How long a request waits for reviews. */
+export const REVIEW_WINDOW_MS = 3_600_000;
+const MAX_TEXT = 1024;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export interface CreateRequestInput {
+  app?: string;
+  azure_identity?: string;
+  duration?: string;
+  reason?: string;
+  ticket?: string;
+  start?: string;
+}
+
+function text(value: unknown, what: string, required: boolean): string {
+  const v = value === undefined || value === null ? "" : String(value);
+  if (required && v.trim() === "") throw new AzgateError("bad_parameter", `${what} is required`);
+  if (v.length > MAX_TEXT || /[\x00-\x08\x0b-\x1f\x7f]/.test(v)) throw new AzgateError("bad_parameter", `${what} must be printable text of at most ${MAX_TEXT} characters`);
+  return v;
+}
+
+async function lookupFor(ctx: ProxyContext, roles: Role[]): Promise<{ lookup: RoleLookup; load: (names: string[]) => Promise<void> }> {
+  const now = await accessSnapshot(ctx.backend);
+  const known = new Map<string, Role | undefined>(roles.map((r) => [r.metadata.name, r]));
+  return {
+    lookup: (n) => known.get(n),
+    load: async (names) => {
+      for (const n of names) if (!known.has(n)) known.set(n, (await now.role(n)) ?? undefined);
+    },
+  };
+}
+
+/** The roles named in `request` / `review_requests` blocks, loaded so the pure rules can read them. */
+const namedRoles = (roles: Role[]) => roles.flatMap((r) => [...(r.spec.allow?.request?.roles ?? []), ...(r.spec.allow?.request?.search_as_roles ?? []), ...(r.spec.deny?.request?.roles ?? []), ...(r.spec.allow?.review_requests?.roles ?? []), ...(r.spec.deny?.review_requests?.roles ?? [])]);
+
+export async function createRequest(ctx: ProxyContext, caller: Caller, input: CreateRequestInput): Promise<AccessRequest> {
+  if (caller.identity.kind !== "user") throw new AzgateError("access_denied", "access requests are made by users");
+  const app = text(input.app, "app", true);
+  const { lookup, load } = await lookupFor(ctx, caller.roles);
+  await load(namedRoles(caller.roles));
+  const identity = resolveRequested(caller.roles, text(input.azure_identity, "azure_identity", true), lookup);
+  const terms = requestTerms(caller.roles, caller.traits, identity, lookup);
+  if (!terms.allowed) {
+    await ctx.audit.emit({ event: "access_request.create", code: "T5000W", user: caller.name, app, azure_identity: identity, success: false, reason: terms.reason });
+    throw new AzgateError("access_denied", terms.reason);
+  }
+  const durationMs = input.duration ? parseDuration(String(input.duration), "duration") : terms.maxDurationMs;
+  if (durationMs <= 0 || durationMs > terms.maxDurationMs) throw new AzgateError("bad_parameter", `duration must be at most ${Math.round(terms.maxDurationMs / 60_000)}m for this identity`);
+  const reason = text(input.reason, "a reason (--reason)", terms.reasonRequired);
+  const ticket = text(input.ticket, "a ticket (--ticket)", terms.ticket.required);
+  if (ticket && terms.ticket.pattern && !new RegExp(terms.ticket.pattern).test(ticket)) throw new AzgateError("bad_parameter", `ticket "${ticket}" does not match ${terms.ticket.pattern}`);
+  const now = Date.now();
+  const start = input.start ? Date.parse(String(input.start)) : now;
+  if (Number.isNaN(start) || start < now - 60_000 || start > now + 7 * 24 * 3_600_000) throw new AzgateError("bad_parameter", "start must be a time (2026-12-01T08:00:00Z) from now to a week ahead");
+  const request: AccessRequest = {
+    kind: "access_request",
+    version: "v3",
+    metadata: { name: crypto.randomUUID() },
+    spec: {
+      user: caller.name,
+      app,
+      azure_identity: identity,
+      roles: terms.grantRoles,
+      reason,
+      ...(ticket ? { ticket } : {}),
+      start: new Date(start).toISOString(),
+      duration_ms: durationMs,
+      state: "PENDING",
+      reviews: [],
+      thresholds: { approve: terms.approvals, deny: terms.denials },
+      suggested_reviewers: terms.suggestedReviewers,
+      created: new Date(now).toISOString(),
+      review_deadline: new Date(Math.max(now, start) + REVIEW_WINDOW_MS).toISOString(),
+    },
+  };
+  await ctx.backend.compareAndSwap(KEYS.accessRequest(request.metadata.name), null, request);
+  await ctx.audit.emit({ event: "access_request.create", code: "T5000I", user: caller.name, access_request_id: request.metadata.name, app, azure_identity: identity, reason, ticket: ticket || null, duration_ms: durationMs, success: true });
+  return withState(request);
+}
+
+/**
+ * A full resource ID as given; a name (teleport-reader) among the identities
+ * the roles name for requests without a wildcard (request.azure_identities,
+ * and those the requestable roles allow).
+ */
+function resolveRequested(roles: Role[], given: string, lookup: RoleLookup): string {
+  if (given.startsWith("/")) return given;
+  const named = roles.flatMap((r) => {
+    const req = r.spec.allow?.request;
+    const viaRoles = [...(req?.roles ?? []), ...(req?.search_as_roles ?? [])].flatMap((n) => lookup(n)?.spec.allow?.azure_identities ?? []);
+    return [...(req?.azure_identities ?? []), ...viaRoles];
+  });
+  const matches = [...new Set(named.filter((id) => !id.includes("*") && !id.includes("{{") && identityName(id).toLowerCase() === given.toLowerCase()))];
+  if (matches.length === 1) return matches[0];
+  if (matches.length > 1) throw new AzgateError("bad_parameter", `"${given}" names several identities; give the resource ID: ${matches.join(", ")}`);
+  throw new AzgateError("bad_parameter", `"${given}" names no identity your roles let you request by name; give its full resource ID`);
+}
+
+const withState = (r: AccessRequest): AccessRequest => ({ ...r, spec: { ...r.spec, state: effectiveState(r, Date.now()) } });
+
+async function load(ctx: ProxyContext, id: string) {
+  if (!UUID.test(id)) throw new AzgateError("bad_parameter", `"${id}" is not a request ID`);
+  const item = await ctx.backend.get<AccessRequest>(KEYS.accessRequest(id));
+  if (!item) throw new AzgateError("not_found", `access request "${id}" not found`);
+  return item;
+}
+
+/** Who may see a request: its requester, whoever may review it, and readers of access requests (rules). */
+async function mayView(ctx: ProxyContext, caller: Caller, r: AccessRequest): Promise<boolean> {
+  if (r.spec.user === caller.name) return true;
+  if (checkRule(caller.roles, "access_request", "read").allowed) return true;
+  return (await reviewDecision(ctx, caller, r)).allowed;
+}
+
+async function reviewDecision(ctx: ProxyContext, caller: Caller, r: AccessRequest) {
+  const { lookup, load: loadRoles } = await lookupFor(ctx, caller.roles);
+  await loadRoles(namedRoles(caller.roles));
+  return mayReview(caller.name, caller.roles, caller.traits, r.spec, lookup);
+}
+
+export async function getRequest(ctx: ProxyContext, caller: Caller, id: string): Promise<AccessRequest> {
+  const { value } = await load(ctx, id);
+  if (!(await mayView(ctx, caller, value))) throw new AzgateError("not_found", `access request "${id}" not found`);
+  return withState(value);
+}
+
+export async function listRequests(ctx: ProxyContext, caller: Caller, filter: string | undefined): Promise<AccessRequest[]> {
+  const all = (await ctx.backend.list<AccessRequest>(KEYS.accessRequests)).map((i) => i.value);
+  const out: AccessRequest[] = [];
+  for (const r of all) {
+    if (filter === "mine" ? r.spec.user !== caller.name : filter === "reviewable" ? !(await reviewDecision(ctx, caller, r)).allowed : !(await mayView(ctx, caller, r))) continue;
+    out.push(withState(r));
+  }
+  return out.sort((a, b) => b.spec.created.localeCompare(a.spec.created));
+}
+
+/** Applies `change` to the stored request with compare-and-swap (two reviewers at once cannot both count as the last). */
+async function update(ctx: ProxyContext, id: string, change: (r: AccessRequest) => AccessRequest): Promise<AccessRequest> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const item = await load(ctx, id);
+    const next = change(structuredClone(item.value));
+    try {
+      await ctx.backend.compareAndSwap(KEYS.accessRequest(id), item.revision, next);
+      return next;
+    } catch (e) {
+      if (!(e instanceof AzgateError && e.code === "compare_failed")) throw e;
+    }
+  }
+  throw new AzgateError("compare_failed", `access request "${id}" is being changed by others; try again`);
+}
+
+export async function reviewRequest(ctx: ProxyContext, caller: Caller, id: string, input: { state?: string; reason?: string }): Promise<AccessRequest> {
+  const verdict = input.state === "APPROVED" || input.state === "DENIED" ? input.state : null;
+  if (!verdict) throw new AzgateError("bad_parameter", 'state must be "APPROVED" or "DENIED"');
+  const reason = text(input.reason, "a reason (--reason)", false);
+  const { value } = await load(ctx, id);
+  const allowed = await reviewDecision(ctx, caller, value);
+  if (!allowed.allowed) {
+    await ctx.audit.emit({ event: "access_request.review", code: "T5002W", user: caller.name, access_request_id: id, requester: value.spec.user, state: verdict, success: false, reason: allowed.reason });
+    throw new AzgateError("access_denied", allowed.reason);
+  }
+  let granted: AccessGrant | null = null;
+  const next = await update(ctx, id, (r) => {
+    const state = effectiveState(r, Date.now());
+    if (state !== "PENDING") throw new AzgateError("bad_parameter", `access request "${id}" is ${state}; only a PENDING request can be reviewed`);
+    if (r.spec.reviews.some((x) => x.author === caller.name)) throw new AzgateError("already_exists", `you already reviewed access request "${id}"`);
+    r.spec.reviews.push({ author: caller.name, state: verdict, reason, created: new Date().toISOString() });
+    const count = (s: string) => r.spec.reviews.filter((x) => x.state === s).length;
+    if (count("DENIED") >= r.spec.thresholds.deny) {
+      r.spec.state = "DENIED";
+      r.spec.resolution = { by: caller.name, at: new Date().toISOString(), reason };
+    } else if (count("APPROVED") >= r.spec.thresholds.approve) {
+      const notBefore = Math.max(Date.now(), Date.parse(r.spec.start));
+      r.spec.state = "APPROVED";
+      r.spec.grant = { not_before: new Date(notBefore).toISOString(), not_after: new Date(notBefore + r.spec.duration_ms).toISOString() };
+      r.spec.resolution = { by: caller.name, at: new Date().toISOString(), reason };
+      granted = { kind: "access_grant", version: "v1", metadata: { name: id }, spec: { request_id: id, user: r.spec.user, app: r.spec.app, azure_identity: r.spec.azure_identity, roles: r.spec.roles, ...r.spec.grant } };
+    }
+    return r;
+  });
+  await ctx.audit.emit({ event: "access_request.review", code: "T5002I", user: caller.name, access_request_id: id, requester: next.spec.user, state: verdict, reason, success: true });
+  if (next.spec.state === "DENIED") await ctx.audit.emit({ event: "access_request.deny", code: "T5003I", user: caller.name, access_request_id: id, requester: next.spec.user, reason });
+  if (granted) {
+    const g = granted as AccessGrant;
+    // The grant reads as absent once its window ends (and is swept).
+    await ctx.backend.put(KEYS.accessGrant(id), g, { expires: new Date(g.spec.not_after) });
+    await ctx.audit.emit({ event: "access_request.approve", code: "T5004I", user: caller.name, access_request_id: id, requester: next.spec.user, reason });
+    await ctx.audit.emit({ event: "access_grant.start", code: "T5005I", user: next.spec.user, access_request_id: id, app: g.spec.app, azure_identity: g.spec.azure_identity, not_before: g.spec.not_before, not_after: g.spec.not_after });
+  }
+  return withState(next);
+}
+
+export async function cancelRequest(ctx: ProxyContext, caller: Caller, id: string): Promise<AccessRequest> {
+  const { value } = await load(ctx, id);
+  if (value.spec.user !== caller.name) throw new AzgateError("access_denied", "only the requester can cancel a request; reviewers deny it, or revoke it once approved");
+  const next = await update(ctx, id, (r) => {
+    const state = effectiveState(r, Date.now());
+    if (state !== "PENDING") throw new AzgateError("bad_parameter", `access request "${id}" is ${state}; only a PENDING request can be cancelled (revoke an approved one)`);
+    r.spec.state = "CANCELLED";
+    r.spec.resolution = { by: caller.name, at: new Date().toISOString(), reason: "cancelled by the requester" };
+    return r;
+  });
+  await ctx.audit.emit({ event: "access_request.cancel", code: "T5006I", user: caller.name, access_request_id: id });
+  return withState(next);
+}
+
+/** Ends an approved request's grant now: its requester, a reviewer, or whoever may update access requests. */
+export async function revokeRequest(ctx: ProxyContext, caller: Caller, id: string, input: { reason?: string }): Promise<AccessRequest> {
+  const reason = text(input.reason, "a reason (--reason)", false);
+  const { value } = await load(ctx, id);
+  const may = value.spec.user === caller.name || checkRule(caller.roles, "access_request", "update").allowed || (await reviewDecision(ctx, caller, value)).allowed;
+  if (!may) throw new AzgateError("access_denied", "only the requester, a reviewer of the request or an administrator can revoke it");
+  const next = await update(ctx, id, (r) => {
+    const state = effectiveState(r, Date.now());
+    if (state !== "APPROVED") throw new AzgateError("bad_parameter", `access request "${id}" is ${state}; only an APPROVED request can be revoked`);
+    r.spec.state = "REVOKED";
+    r.spec.resolution = { by: caller.name, at: new Date().toISOString(), reason };
+    return r;
+  });
+  await ctx.backend.delete(KEYS.accessGrant(id));
+  await ctx.audit.emit({ event: "access_request.revoke", code: "T5007I", user: caller.name, access_request_id: id, requester: next.spec.user, reason });
+  await ctx.audit.emit({ event: "access_grant.end", code: "T5008I", user: next.spec.user, access_request_id: id, app: next.spec.app, azure_identity: next.spec.azure_identity, why: "revoked" });
+  return withState(next);
+}
+
+/**
+ * This user's APPROVED requests whose window has not ended: apps ls lists
+ * their identities and apps login takes them. (A pending one is not enough:
+ * apps login runs az login, which needs ARM to answer.) Once a session is up,
+ * it lasts as long as the login; later grants for the same identity reach it
+ * without a new apps login.
+ */
+export async function openRequestsOf(ctx: ProxyContext, user: string): Promise<AccessRequest[]> {
+  const now = Date.now();
+  return (await ctx.backend.list<AccessRequest>(KEYS.accessRequests)).map((i) => i.value).filter((r) => r.spec.user === user && effectiveState(r, now) === "APPROVED");
+}
+
+export async function openRequestFor(ctx: ProxyContext, user: string, app: string, identity: string): Promise<AccessRequest | undefined> {
+  return (await openRequestsOf(ctx, user)).find((r) => r.spec.app === app && r.spec.azure_identity.toLowerCase() === identity.toLowerCase());
+}

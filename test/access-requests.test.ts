@@ -1,0 +1,106 @@
+/**
+ * The rules of access requests (src/rbac/requests.ts) and the request's state
+ * over time (src/resources/access-request.ts), pure, with the role syntax
+ * that feeds them.
+ */
+import { describe, expect, it } from "vitest";
+import { mayReview, MAX_GRANT_MS, requestTerms } from "../src/rbac/requests.ts";
+import { activeGrant, effectiveState, type AccessGrant, type AccessRequest } from "../src/resources/access-request.ts";
+import type { Role } from "../src/rbac/types.ts";
+import { parseResources } from "../src/resources/parse.ts";
+
+const MI = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ops/providers/Microsoft.ManagedIdentity/userAssignedIdentities";
+const READER = `${MI}/reader`;
+const CONTRIB = `${MI}/contributor`;
+const role = (name: string, spec: Role["spec"]): Role => ({ kind: "role", version: "v7", metadata: { name }, spec });
+const none = () => undefined;
+
+describe("who may request what", () => {
+  it("an identity named in request.azure_identities (patterns), on the roles' terms", () => {
+    const roles = [role("req", { allow: { request: { azure_identities: [`${MI}/r*`], max_duration: "2h", reason: { mode: "required" }, ticket: { mode: "required", pattern: "^INC-[0-9]+$" }, suggested_reviewers: ["bob"] } } })];
+    const t = requestTerms(roles, {}, READER, none);
+    expect(t).toMatchObject({ allowed: true, maxDurationMs: 2 * 3_600_000, reasonRequired: true, ticket: { required: true, pattern: "^INC-[0-9]+$" }, approvals: 1, denials: 1, suggestedReviewers: ["bob"], grantRoles: [] });
+    expect(requestTerms(roles, {}, CONTRIB, none)).toMatchObject({ allowed: false, reason: `no role lets you request Azure identity "${CONTRIB}"` });
+  });
+
+  it("an identity a requestable role allows (Teleport's request.roles), whose azure_api rules then come with the grant", () => {
+    const target = role("prod-contributor", { allow: { app_labels: { "*": "*" }, azure_identities: [CONTRIB] } });
+    const roles = [role("req", { allow: { request: { roles: ["prod-contributor"], thresholds: [{ approve: 2, deny: 1 }] } } })];
+    const t = requestTerms(roles, {}, CONTRIB, (n) => (n === "prod-contributor" ? target : undefined));
+    expect(t).toMatchObject({ allowed: true, grantRoles: ["prod-contributor"], approvals: 2, denials: 1, maxDurationMs: 3_600_000 });
+  });
+
+  it("deny wins; no grant is longer than the global cap; a trait cannot turn an allow into a pattern", () => {
+    const roles = [role("req", { allow: { request: { azure_identities: [`${MI}/*`], max_duration: "720h" } } }), role("no", { deny: { request: { azure_identities: [READER] } } })];
+    expect(requestTerms(roles, {}, READER, none)).toMatchObject({ allowed: false, reason: `role "no" denies requesting Azure identity "${READER}"` });
+    expect(requestTerms(roles, {}, CONTRIB, none).maxDurationMs).toBe(MAX_GRANT_MS);
+    const byTrait = [role("t", { allow: { request: { azure_identities: [`${MI}/{{external.team}}`] } } })];
+    expect(requestTerms(byTrait, { team: ["*"] }, READER, none).allowed).toBe(false);
+    expect(requestTerms(byTrait, { team: ["reader"] }, READER, none).allowed).toBe(true);
+  });
+});
+
+describe("who may review", () => {
+  const reviewer = [role("rev", { allow: { review_requests: { azure_identities: [`${MI}/*`] } } })];
+  const request = { user: "alice", azure_identity: READER };
+  it("a reviewer role covering the identity; never the requester; deny wins", () => {
+    expect(mayReview("bob", reviewer, {}, request, none).allowed).toBe(true);
+    expect(mayReview("alice", reviewer, {}, request, none)).toEqual({ allowed: false, reason: "you cannot review your own request" });
+    expect(mayReview("bob", [], {}, request, none).allowed).toBe(false);
+    const denied = [...reviewer, role("not-reader", { deny: { review_requests: { azure_identities: [READER] } } })];
+    expect(mayReview("bob", denied, {}, request, none)).toMatchObject({ allowed: false, reason: expect.stringContaining('role "not-reader"') });
+  });
+
+  it("through review_requests.roles: a role that allows the identity", () => {
+    const target = role("readers", { allow: { azure_identities: [READER] } });
+    const byRole = [role("rev", { allow: { review_requests: { roles: ["readers"] } } })];
+    expect(mayReview("bob", byRole, {}, request, (n) => (n === "readers" ? target : undefined)).allowed).toBe(true);
+    expect(mayReview("bob", byRole, {}, { user: "alice", azure_identity: CONTRIB }, (n) => (n === "readers" ? target : undefined)).allowed).toBe(false);
+  });
+});
+
+describe("a request over time", () => {
+  const t0 = Date.parse("2026-12-01T08:00:00Z");
+  const base: AccessRequest = {
+    kind: "access_request",
+    version: "v3",
+    metadata: { name: "00000000-0000-4000-8000-000000000001" },
+    spec: { user: "alice", app: "azure-cli", azure_identity: READER, roles: [], reason: "r", start: new Date(t0).toISOString(), duration_ms: 600_000, state: "PENDING", reviews: [], thresholds: { approve: 1, deny: 1 }, suggested_reviewers: [], created: new Date(t0).toISOString(), review_deadline: new Date(t0 + 3_600_000).toISOString() },
+  };
+  it("a pending request expires unreviewed at its deadline; an approved one when its window ends", () => {
+    expect(effectiveState(base, t0 + 3_599_999)).toBe("PENDING");
+    expect(effectiveState(base, t0 + 3_600_000)).toBe("EXPIRED");
+    const approved: AccessRequest = { ...base, spec: { ...base.spec, state: "APPROVED", grant: { not_before: new Date(t0).toISOString(), not_after: new Date(t0 + 600_000).toISOString() } } };
+    expect(effectiveState(approved, t0 + 599_999)).toBe("APPROVED");
+    expect(effectiveState(approved, t0 + 600_000)).toBe("EXPIRED");
+    expect(effectiveState({ ...base, spec: { ...base.spec, state: "DENIED" } }, t0 + 10 * 3_600_000)).toBe("DENIED");
+  });
+
+  it("a grant covers its user, app and identity, inside its window only", () => {
+    const g: AccessGrant = { kind: "access_grant", version: "v1", metadata: { name: "g" }, spec: { request_id: "g", user: "alice", app: "azure-cli", azure_identity: READER, roles: [], not_before: new Date(t0).toISOString(), not_after: new Date(t0 + 600_000).toISOString() } };
+    const who = { user: "alice", app: "azure-cli", azure_identity: READER.toUpperCase() };
+    expect(activeGrant([g], who, t0)).toBe(g);
+    expect(activeGrant([g], who, t0 - 1)).toBeUndefined();
+    expect(activeGrant([g], who, t0 + 600_000)).toBeUndefined();
+    expect(activeGrant([g], { ...who, user: "mallory" }, t0)).toBeUndefined();
+    expect(activeGrant([g], { ...who, app: "other" }, t0)).toBeUndefined();
+  });
+});
+
+describe("role syntax", () => {
+  const load = (spec: string) => parseResources(`kind: role\nversion: v7\nmetadata: {name: r}\nspec:\n${spec}`, "role.yaml");
+  it("Teleport's request and review_requests fields load; azgate's azure_identities and ticket too", () => {
+    const { resources, warnings } = load(`  allow:\n    request:\n      roles: [prod]\n      search_as_roles: [prod]\n      azure_identities: ["${MI}/*"]\n      max_duration: 1h\n      suggested_reviewers: [bob]\n      thresholds: [{approve: 2, deny: 1}]\n      reason: {mode: required, prompt: "Why?"}\n      ticket: {mode: required, pattern: "^INC-[0-9]+$"}\n      claims_to_roles: []\n    review_requests:\n      roles: [prod]\n      preview_as_roles: [prod]\n  options:\n    request_prompt: "Ticket?"\n`);
+    expect((resources[0] as Role).spec.allow?.request?.thresholds).toEqual([{ approve: 2, deny: 1 }]);
+    expect(warnings).toEqual([]);
+  });
+  it.each([
+    [`  allow:\n    request:\n      thresholds: [{approve: 2, filter: 'contains(reviewer.roles, "x")'}]\n`, /thresholds\[0\]\.filter: threshold filters are not supported yet/],
+    [`  allow:\n    review_requests:\n      roles: [x]\n      where: 'contains(request.roles, "x")'\n`, /review_requests\.where: review_requests\.where is not supported yet/],
+    [`  allow:\n    request:\n      ticket: {pattern: "(unclosed"}\n`, /ticket\.pattern: invalid regular expression/],
+    [`  allow:\n    request:\n      azure_identities: ["reader"]\n`, /not an Azure identity resource ID pattern/],
+    [`  allow:\n    request:\n      max_duration: forever\n`, /is not a duration/],
+  ])("refuses what it cannot honour, naming the field (%#)", (spec, message) => {
+    expect(() => load(spec)).toThrow(message);
+  });
+});

@@ -1,0 +1,127 @@
+/**
+ * Just-in-time access end to end: a user with no standing access to an
+ * identity requests it, a reviewer who is not an administrator approves it
+ * from another profile, and the user's running `azgate proxy azure` gets
+ * through on the next az command, with no new login; a revoke, and a
+ * window's end, refuse the next one. The real az, a real proxy and agent.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { useEmulator } from "../helpers/emulator.ts";
+import { IDENTITY, spawnAgent, startCluster, workstationHome, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
+import { cli, parseExports, startCli, type LongRunningCli } from "../helpers/azgate.ts";
+import { runCommand } from "../helpers/run.ts";
+
+const fx = useEmulator({ projectToken: true });
+const READER = IDENTITY("teleport-reader");
+const ALL_IN_GROUP = "/subscriptions/*/resourceGroups/myResourceGroup/providers/Microsoft.ManagedIdentity/userAssignedIdentities/*";
+
+const ROLES = [
+  `kind: role\nversion: v7\nmetadata: {name: requester}\nspec:\n  allow:\n    app_labels: {"*": "*"}\n    request:\n      azure_identities: ["${READER}"]\n      max_duration: 1h\n      reason: {mode: required}\n`,
+  `kind: role\nversion: v7\nmetadata: {name: reviewer}\nspec:\n  allow:\n    app_labels: {"*": "*"}\n    review_requests:\n      azure_identities: ["${ALL_IN_GROUP}"]\n`,
+];
+
+describe("access requests", () => {
+  let cluster: TestCluster;
+  let agent: AgentProcess;
+  let proxy: LongRunningCli | undefined;
+  const homes = new Map<string, string>();
+  const as = (user: string, args: string[]) => cli(args, { home: homes.get(user)!, env: { HOME: homes.get(user)! } });
+  const audit = async (event: string) => (await cluster.admin.call<{ items: Record<string, unknown>[] }>("GET", `/v1/admin/audit?event=${event}`)).items.filter((e) => e.event === event);
+  let exports = "";
+  const az = () => runCommand("/bin/sh", ["-c", `${exports}\naz group list -o json --only-show-errors`], { HOME: homes.get("alice")!, PATH: process.env.PATH! });
+  const idOf = (stdout: string) => /^Request ID:\s+([0-9a-f-]{36})$/m.exec(stdout)![1];
+
+  beforeAll(async () => {
+    cluster = await startCluster();
+    agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken() });
+    await agent.waitFor(/tunnel to .* is up/);
+    for (const text of ROLES) await cluster.admin.call("POST", "/v1/admin/resources", { text });
+    for (const [name, roles] of [["alice", ["requester"]], ["bob", ["reviewer"]], ["mallory", ["requester"]]] as const) {
+      homes.set(name, await workstationHome(cluster, await cluster.user(name, [...roles])));
+    }
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+    await agent?.stop();
+    await cluster?.stop();
+  });
+
+  it("without standing access, or with a request still pending, apps login is refused", async () => {
+    const res = await as("alice", ["apps", "login", "azure-cli", "--azure-identity", READER]);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain("no Azure identities available");
+  });
+
+  it("a reviewer who is not an admin approves; revoke refuses the next request; a new grant reaches the running proxy azure with no new login; self-approval refused", async () => {
+    const noReason = await as("alice", ["request", "create", "--azure-identity", "teleport-reader", "--for", "10m", "--nowait"]);
+    expect(noReason.code).not.toBe(0);
+    expect(noReason.stderr).toContain("a reason (--reason) is required");
+
+    const created = await as("alice", ["request", "create", "--azure-identity", "teleport-reader", "--for", "10m", "--reason", "incident 7", "--nowait"]);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toMatch(/^Status:\s+PENDING$/m);
+    const first = idOf(created.stdout);
+    const pending = await as("alice", ["apps", "login", "azure-cli", "--azure-identity", "teleport-reader"]);
+    expect(pending.code).not.toBe(0);
+
+    const self = await as("alice", ["request", "approve", first]);
+    expect(self.code).not.toBe(0);
+    expect(self.stderr).toContain("you cannot review your own request");
+    const peer = await as("mallory", ["request", "approve", first]);
+    expect(peer.code).not.toBe(0);
+    expect(peer.stderr).toMatch(/not found|no role lets you review/);
+
+    expect((await as("bob", ["request", "ls", "--reviewable"])).stdout).toContain(first);
+    const approved = await as("bob", ["request", "approve", first, "--reason", "ok for incident 7"]);
+    expect(approved.code, approved.stderr).toBe(0);
+    expect(approved.stdout).toContain("Request state: APPROVED");
+
+    // Approved: the session starts, and az works through it.
+    const login = await as("alice", ["apps", "login", "azure-cli", "--azure-identity", "teleport-reader"]);
+    expect(login.code, login.stderr).toBe(0);
+    proxy = await startCli(["proxy", "azure", "--format", "unix"], { home: homes.get("alice")!, env: { HOME: homes.get("alice")! }, ready: /export NODE_EXTRA_CA_CERTS=.*\n/ });
+    exports = proxy.output().split("\n").filter((l) => l.startsWith("export ")).join("\n");
+    expect(parseExports(proxy.output()).AZURE_CONFIG_DIR).toBeTruthy();
+    const during = await az();
+    expect(during.code, during.stderr).toBe(0);
+    expect(JSON.parse(during.stdout).map((g: { name: string }) => g.name)).toContain("myResourceGroup");
+    const events = (await audit("app.request")).filter((e) => e.user === "alice");
+    expect(events.length).toBeGreaterThan(0);
+    expect(events.every((e) => e.access_request_id === first)).toBe(true);
+    expect(await audit("access_request.approve")).toContainEqual(expect.objectContaining({ user: "bob", access_request_id: first, requester: "alice" }));
+    expect(await audit("access_grant.start")).toContainEqual(expect.objectContaining({ user: "alice", access_request_id: first }));
+    expect(await audit("access_request.review")).toContainEqual(expect.objectContaining({ user: "alice", access_request_id: first, success: false, reason: "you cannot review your own request" }));
+
+    // A revoke acts on the next request.
+    const revoked = await as("bob", ["request", "revoke", first, "--reason", "incident closed"]);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    const afterRevoke = await az();
+    expect(afterRevoke.code).not.toBe(0);
+    expect(afterRevoke.stderr).toMatch(/no role allows Azure identity/);
+    expect(await audit("access_grant.end")).toContainEqual(expect.objectContaining({ user: "alice", access_request_id: first, why: "revoked" }));
+
+    // A second request, approved while the same proxy azure runs: its next az command goes through, no new login.
+    const second = idOf((await as("alice", ["request", "create", "--azure-identity", READER, "--for", "10m", "--reason", "incident 8", "--nowait"])).stdout);
+    expect((await az()).code).not.toBe(0);
+    expect((await as("bob", ["request", "approve", second])).code).toBe(0);
+    const again = await az();
+    expect(again.code, again.stderr).toBe(0);
+    expect((await audit("app.request")).filter((e) => e.user === "alice" && e.access_request_id === second).length).toBeGreaterThan(0);
+    expect((await as("bob", ["request", "revoke", second])).code).toBe(0);
+  }, 240_000);
+
+  it("a grant ends with its window: the next request after it is refused", async () => {
+    const created = await as("alice", ["request", "create", "--azure-identity", READER, "--for", "8s", "--reason", "short", "--nowait"]);
+    expect(created.code, created.stderr).toBe(0);
+    const id = idOf(created.stdout);
+    expect((await as("bob", ["request", "approve", id])).code).toBe(0);
+    const shown = await as("alice", ["request", "show", id, "--format", "json"]);
+    const notAfter = Date.parse(JSON.parse(shown.stdout).spec.grant.not_after);
+    const during = await az();
+    if (Date.now() < notAfter) expect(during.code, during.stderr).toBe(0);
+    await new Promise((r) => setTimeout(r, Math.max(0, notAfter - Date.now()) + 300));
+    const after = await az();
+    expect(after.code).not.toBe(0);
+    expect(JSON.parse((await as("alice", ["request", "show", id, "--format", "json"])).stdout).spec.state).toBe("EXPIRED");
+  });
+});
