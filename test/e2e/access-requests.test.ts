@@ -39,7 +39,7 @@ describe("access requests", () => {
     for (const [name, roles] of [["alice", ["requester"]], ["bob", ["reviewer"]], ["mallory", ["requester"]]] as const) {
       homes.set(name, await workstationHome(cluster, await cluster.user(name, [...roles])));
     }
-  });
+  }, 180_000);
   afterAll(async () => {
     await proxy?.stop();
     await agent?.stop();
@@ -123,5 +123,5 @@ describe("access requests", () => {
     const after = await az();
     expect(after.code).not.toBe(0);
     expect(JSON.parse((await as("alice", ["request", "show", id, "--format", "json"])).stdout).spec.state).toBe("EXPIRED");
-  });
+  }, 120_000);
 });

@@ -63,7 +63,7 @@ describe("per-request Azure API policy", () => {
       const login = await cli(["apps", "login", "azure-cli", "--azure-identity", "teleport-contributor"], { home, env: { HOME: home } });
       expect(login.code, login.stderr).toBe(0);
     }
-  });
+  }, 180_000);
   afterAll(async () => {
     await agent?.stop();
     await cluster?.stop();
