@@ -36,7 +36,12 @@ export async function loginApp(s: UserSession, appName: string, identityFlag?: s
   const { items } = await s.client.call<{ items: AppView[] }>("GET", "/v1/apps");
   const app = items.find((i) => i.name === appName);
   if (!app) throw new AzgateError("not_found", `app "${appName}" not found; azgate apps ls shows the apps you can use`);
-  const identity = chooseAzureIdentity(app.azure_identities, identityFlag);
+  let identity: string;
+  try {
+    identity = chooseAzureIdentity(app.azure_identities, identityFlag);
+  } catch (e) {
+    throw await withRequestHint(s, app.name, identityFlag, e);
+  }
   const keys = await generateKeyPair();
   const res = await s.client.call<{ cert_pem: string; expires: string; tenant_id: string | null; client_id?: string | null; principal_id?: string | null }>("POST", "/v1/apps/login", {
     app: app.name,
@@ -55,6 +60,16 @@ export async function loginApp(s: UserSession, appName: string, identityFlag?: s
   };
   await saveAppSession(s.profile, info, await privateKeyToPem(keys.privateKey), res.cert_pem, ca);
   return { app: app.name, identity, expires: res.expires };
+}
+
+/** An identity the roles let the user request (not use): the refusal says how, with the exact command. */
+async function withRequestHint(s: UserSession, app: string, flag: string | undefined, e: unknown): Promise<unknown> {
+  if (!flag || !(e instanceof AzgateError)) return e;
+  const terms = await s.client.call<{ requestable: boolean; azure_identity?: string; max_duration_ms?: number; reason_required?: boolean; ticket_required?: boolean }>("GET", `/v1/requests/terms?azure_identity=${encodeURIComponent(flag)}`).catch(() => ({ requestable: false }) as { requestable: false });
+  if (!terms.requestable) return e;
+  const hours = Math.max(1, Math.floor((terms.max_duration_ms ?? 3_600_000) / 3_600_000));
+  const command = `azgate request create --app ${app} --azure-identity ${flag} --for ${hours}h${terms.reason_required ? ' --reason "..."' : ""}${terms.ticket_required ? " --ticket ..." : ""}`;
+  return new AzgateError("access_denied", `you have no standing access to Azure identity "${terms.azure_identity}", but you may request it:\n  ${command}\nOnce a reviewer approves it, run azgate apps login ${app} --azure-identity ${flag} again.`);
 }
 
 export interface LocalProxySession extends Omit<PreparedSession, "profile" | "stored" | "reserved" | "secret"> {

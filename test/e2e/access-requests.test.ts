@@ -46,10 +46,13 @@ describe("access requests", () => {
     await cluster?.stop();
   });
 
-  it("without standing access, or with a request still pending, apps login is refused", async () => {
-    const res = await as("alice", ["apps", "login", "azure-cli", "--azure-identity", READER]);
+  it("without standing access, apps login is refused with the exact request command; for an identity one may not request, without it", async () => {
+    const res = await as("alice", ["apps", "login", "azure-cli", "--azure-identity", "teleport-reader"]);
     expect(res.code).not.toBe(0);
-    expect(res.stderr).toContain("no Azure identities available");
+    expect(res.stderr).toContain(`you have no standing access to Azure identity "${READER}", but you may request it:\n  azgate request create --app azure-cli --azure-identity teleport-reader --for 1h --reason "..."`);
+    const other = await as("alice", ["apps", "login", "azure-cli", "--azure-identity", "teleport-contributor"]);
+    expect(other.code).not.toBe(0);
+    expect(other.stderr).not.toContain("you may request it");
   });
 
   it("a reviewer who is not an admin approves; revoke refuses the next request; a new grant reaches the running proxy azure with no new login; self-approval refused", async () => {
@@ -114,7 +117,12 @@ describe("access requests", () => {
     const created = await as("alice", ["request", "create", "--azure-identity", READER, "--for", "8s", "--reason", "short", "--nowait"]);
     expect(created.code, created.stderr).toBe(0);
     const id = idOf(created.stdout);
-    expect((await as("bob", ["request", "approve", id])).code).toBe(0);
+    // An administrator approves it on the proxy host, as tctl request approve.
+    const admin = (args: string[]) => cli(["admin", "--data-dir", cluster.proxy.dataDir, "request", ...args], { home: homes.get("bob")! });
+    expect((await admin(["ls"])).stdout).toMatch(new RegExp(`^${id}\\s+alice\\s+teleport-reader\\s.*PENDING`, "m"));
+    const approved = await admin(["approve", id, "--reason", "on call"]);
+    expect(approved.code, approved.stderr).toBe(0);
+    expect(approved.stdout).toContain("Request state: APPROVED");
     const shown = await as("alice", ["request", "show", id, "--format", "json"]);
     const notAfter = Date.parse(JSON.parse(shown.stdout).spec.grant.not_after);
     const during = await az();

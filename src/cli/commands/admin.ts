@@ -18,6 +18,8 @@ import { connectAdmin, type AdminConnection } from "../connect.ts";
 import { fields, print, printErr, structured, table, type Format } from "../output.ts";
 import { csv, run, subcommandNeeded } from "../run.ts";
 import { explain, explainOptions, type ExplainArgs } from "./roles.ts";
+import { adminRequestCommands } from "./requests.ts";
+import type { ApiClient } from "../../api/client.ts";
 
 interface AdminArgs {
   "data-dir"?: string;
@@ -146,6 +148,10 @@ export function adminCommands(y: Argv) {
         .command("users", "Add, update and reset users", (u) => userCommands(u).demandCommand(...subcommandNeeded("admin users")))
         .command("tokens", "Join tokens for agents", (t) => tokenCommands(t).demandCommand(...subcommandNeeded("admin tokens")))
         .command("audit", "Read the audit log", (t) => auditCommands(t).demandCommand(...subcommandNeeded("admin audit")))
+        .command("request", "Access requests, as tctl request: ls, approve, deny, revoke", (r) =>
+          // The admin flags (--data-dir, --config) sit beside each subcommand's own arguments.
+          adminRequestCommands(r, <A,>(fn: (client: ApiClient, argv: A) => Promise<void>) => withAdmin<AdminArgs & A>(async ({ client }, argv) => fn(client, argv)) as (argv: A) => Promise<void>).demandCommand(...subcommandNeeded("admin request")),
+        )
         .command("roles", "Explain roles' decisions", (r) =>
           r
             .command<AdminArgs & ExplainArgs>(

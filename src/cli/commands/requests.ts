@@ -35,6 +35,41 @@ function describe(r: AccessRequest): string {
 
 const get = (client: ApiClient, id: string) => client.call<AccessRequest>("GET", `/v1/requests/${encodeURIComponent(id)}`);
 
+/** Runs a command's body with an API client: the login profile's, or (admin) the admin connection's. */
+export type WithClient = <A>(fn: (client: ApiClient, argv: A) => Promise<void>) => (argv: A) => Promise<void>;
+const asUser: WithClient = (fn) => run(async (argv) => fn(await profileClient(), argv));
+
+/** `azgate admin [--data-dir DIR] request ...`: tctl request's verbs, for administrators (any request but their own). */
+export function adminRequestCommands<T>(r: Argv<T>, withClient: WithClient) {
+  return r
+    .command<{ format: Format }>(
+      "ls",
+      "List every access request",
+      (b) => b.option("format", { choices: ["text", "json", "yaml"] as const, default: "text" as const }),
+      withClient<{ format: Format }>((client, argv) => listRequests(client, "", argv.format)),
+    )
+    .command(...review("approve", "APPROVED", withClient))
+    .command(...review("deny", "DENIED", withClient))
+    .command<{ id: string; reason?: string }>(
+      "revoke <id>",
+      "End an approved request's access now",
+      (b) => b.positional("id", { type: "string", demandOption: true }).option("reason", { type: "string" }),
+      withClient<{ id: string; reason?: string }>((client, argv) => revoke(client, argv.id, argv.reason)),
+    );
+}
+
+async function listRequests(client: ApiClient, filter: string, format: Format) {
+  const { items } = await client.call<{ items: AccessRequest[] }>("GET", `/v1/requests${filter ? `?filter=${filter}` : ""}`);
+  if (format !== "text") return print(await structured(items, format));
+  if (items.length === 0) return print("No access requests.");
+  print(table(["ID", "User", "Identity", "Duration", "Created", "Status", "Reason"], items.map((x) => [x.metadata.name, x.spec.user, identityName(x.spec.azure_identity), formatDuration(x.spec.duration_ms), x.spec.created, x.spec.state, x.spec.reason])));
+}
+
+async function revoke(client: ApiClient, id: string, reason: string | undefined) {
+  const req = await client.call<AccessRequest>("POST", `/v1/requests/${encodeURIComponent(id)}/revoke`, { reason });
+  print(`Request ${req.metadata.name} revoked. Status: ${req.spec.state}`);
+}
+
 export function requestCommands(y: Argv) {
   return y.command("request", DESCRIBE.request, (r) =>
     r
@@ -71,13 +106,7 @@ export function requestCommands(y: Argv) {
         "ls",
         "List requests: yours, those you may review, or (with --mine/--reviewable) one kind",
         (b) => b.option("mine", { type: "boolean" }).option("reviewable", { type: "boolean" }).option("format", { choices: ["text", "json", "yaml"] as const, default: "text" as const }),
-        run(async (argv) => {
-          const filter = argv.mine ? "mine" : argv.reviewable ? "reviewable" : "";
-          const { items } = await (await profileClient()).call<{ items: AccessRequest[] }>("GET", `/v1/requests${filter ? `?filter=${filter}` : ""}`);
-          if (argv.format !== "text") return print(await structured(items, argv.format));
-          if (items.length === 0) return print("No access requests.");
-          print(table(["ID", "User", "Identity", "Duration", "Created", "Status", "Reason"], items.map((x) => [x.metadata.name, x.spec.user, identityName(x.spec.azure_identity), formatDuration(x.spec.duration_ms), x.spec.created, x.spec.state, x.spec.reason])));
-        }),
+        run(async (argv) => listRequests(await profileClient(), argv.mine ? "mine" : argv.reviewable ? "reviewable" : "", argv.format)),
       )
       .command<{ id: string; format: Format }>(
         "show <id>",
@@ -88,8 +117,8 @@ export function requestCommands(y: Argv) {
           print(argv.format === "text" ? describe(req) : await structured(req, argv.format));
         }),
       )
-      .command(...review("approve", "APPROVED"))
-      .command(...review("deny", "DENIED"))
+      .command(...review("approve", "APPROVED", asUser))
+      .command(...review("deny", "DENIED", asUser))
       .command<{ id: string }>(
         "cancel <id>",
         "Cancel your pending request",
@@ -103,23 +132,20 @@ export function requestCommands(y: Argv) {
         "revoke <id>",
         "End an approved request's access now (the next request is refused)",
         (b) => b.positional("id", { type: "string", demandOption: true }).option("reason", { type: "string" }),
-        run(async (argv) => {
-          const req = await (await profileClient()).call<AccessRequest>("POST", `/v1/requests/${encodeURIComponent(argv.id)}/revoke`, { reason: argv.reason });
-          print(`Request ${req.metadata.name} revoked. Status: ${req.spec.state}`);
-        }),
+        run(async (argv) => revoke(await profileClient(), argv.id, argv.reason)),
       )
       .demandCommand(...subcommandNeeded("request")),
   );
 }
 
-function review(verb: "approve" | "deny", state: "APPROVED" | "DENIED") {
+function review(verb: "approve" | "deny", state: "APPROVED" | "DENIED", withClient: WithClient) {
   return [
     `${verb} <id>`,
     `${verb === "approve" ? "Approve" : "Deny"} a request you may review (never your own)`,
     (b: Argv) => b.positional("id", { type: "string", demandOption: true }).option("reason", { type: "string", describe: "Why (shown to the requester)" }),
-    run<{ id: string; reason?: string }>(async (argv) => {
+    withClient<{ id: string; reason?: string }>(async (client, argv) => {
       if (!argv.id) throw new AzgateError("bad_parameter", "give the request ID");
-      const req = await (await profileClient()).call<AccessRequest>("POST", `/v1/requests/${encodeURIComponent(argv.id)}/review`, { state, reason: argv.reason });
+      const req = await client.call<AccessRequest>("POST", `/v1/requests/${encodeURIComponent(argv.id)}/review`, { state, reason: argv.reason });
       print(`Successfully submitted review. Request state: ${req.spec.state}`);
     }),
   ] as const;
