@@ -11,6 +11,7 @@ import { useEmulator } from "../helpers/emulator.ts";
 import { openAppSession, readBody, type AppSession } from "../helpers/cluster.ts";
 import { cli, tempDir, type ProxyProcess } from "../helpers/azgate.ts";
 import { READER, startReplicaCluster, type ReplicaCluster } from "../helpers/replicas.ts";
+import { IDENTITY } from "../helpers/cluster.ts";
 
 const fx = useEmulator({ projectToken: true });
 const SUBS = "https://management.azure.com/subscriptions?api-version=2019-11-01";
@@ -87,6 +88,34 @@ describe("proxy replicas", () => {
       expect(audited.length).toBeGreaterThan(0);
     } finally {
       app.close();
+    }
+  });
+
+  it("an access grant made through one replica is honoured at the other on the next request; a revoke through one ends it at the other", async () => {
+    const CONTRIB = IDENTITY("teleport-contributor");
+    await cluster.admin.call("POST", "/v1/admin/resources", { text: `kind: role\nversion: v7\nmetadata: {name: req-contrib}\nspec:\n  allow:\n    app_labels: {"*": "*"}\n    request:\n      azure_identities: ["${CONTRIB}"]\n` });
+    await cluster.admin.call("PATCH", "/v1/admin/users/alice", { roles: ["access", "azure-cli-access", "req-contrib"] });
+    const onA = cluster.alice(await cluster.targetOf(a));
+    const onB = cluster.alice(await cluster.targetOf(b));
+    // The local admin is replica A's: every approval and revoke below goes through A.
+    const request = async () => (await onA.call<{ metadata: { name: string } }>("POST", "/v1/requests", { app: "azure-cli", azure_identity: CONTRIB, duration: "10m" })).metadata.name;
+    const first = await request();
+    await cluster.admin.call("POST", `/v1/requests/${first}/review`, { state: "APPROVED" });
+    const app = await openAppSession(await cluster.targetOf(b), onB, "azure-cli", CONTRIB);
+    try {
+      expect((await app.request(SUBS)).status).toBe(200);
+      await cluster.admin.call("POST", `/v1/requests/${first}/revoke`, { reason: "test" });
+      const refused = await app.request(SUBS);
+      expect(refused.status).toBe(403);
+      expect(JSON.parse(await readBody(refused)).error.message).toContain("no role allows Azure identity");
+      // A new grant, approved through A, reaches B's next request; the session needs nothing new.
+      const second = await request();
+      await cluster.admin.call("POST", `/v1/requests/${second}/review`, { state: "APPROVED" });
+      expect((await app.request(SUBS)).status).toBe(200);
+    } finally {
+      app.close();
+      // The later tests count on alice's roles as they were.
+      await cluster.admin.call("PATCH", "/v1/admin/users/alice", { roles: ["access", "azure-cli-access"] });
     }
   });
 
