@@ -104,3 +104,45 @@ describe("role syntax", () => {
     expect(() => load(spec)).toThrow(message);
   });
 });
+
+describe("ends that come with time (recordEndings)", () => {
+  it("records a pending request's expiry and a grant's end once each, whoever sweeps, at the time given", async () => {
+    const { FileBackend } = await import("../src/storage/file.ts");
+    const { mkdtempSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const path = await import("node:path");
+    const { KEYS } = await import("../src/proxy/keys.ts");
+    const { recordEndings } = await import("../src/proxy/access-requests.ts");
+    const backend = await FileBackend.open(mkdtempSync(path.join(tmpdir(), "azgate-endings-")));
+    const events: Record<string, unknown>[] = [];
+    const audit = { emit: async (e: Record<string, unknown>) => void events.push(e) };
+    const t0 = Date.parse("2026-12-01T08:00:00Z");
+    const req = (id: string, state: AccessRequest["spec"]["state"], extra: Partial<AccessRequest["spec"]> = {}): AccessRequest => ({
+      kind: "access_request",
+      version: "v3",
+      metadata: { name: id },
+      spec: { user: "alice", app: "azure-cli", azure_identity: READER, roles: [], reason: "r", start: new Date(t0).toISOString(), duration_ms: 600_000, state, reviews: [], thresholds: { approve: 1, deny: 1 }, suggested_reviewers: [], created: new Date(t0).toISOString(), review_deadline: new Date(t0 + 3_600_000).toISOString(), ...extra },
+    });
+    const pending = "00000000-0000-4000-8000-00000000000a";
+    const approved = "00000000-0000-4000-8000-00000000000b";
+    await backend.put(KEYS.accessRequest(pending), req(pending, "PENDING"));
+    await backend.put(KEYS.accessRequest(approved), req(approved, "APPROVED", { grant: { not_before: new Date(t0).toISOString(), not_after: new Date(t0 + 600_000).toISOString() } }));
+    const deps = { backend, audit } as unknown as Parameters<typeof recordEndings>[0];
+
+    // Nothing has ended yet.
+    expect(await recordEndings(deps, t0 + 599_999)).toBe(0);
+    // The grant's window ends first; then the review deadline passes.
+    expect(await recordEndings(deps, t0 + 600_000)).toBe(1);
+    expect(events).toEqual([expect.objectContaining({ event: "access_grant.end", access_request_id: approved, user: "alice", why: "window ended" })]);
+    expect(await recordEndings(deps, t0 + 3_600_000)).toBe(1);
+    expect(events[1]).toMatchObject({ event: "access_request.expire", access_request_id: pending });
+    // Two sweepers at once (two replicas): an end is recorded once.
+    const third = "00000000-0000-4000-8000-00000000000c";
+    await backend.put(KEYS.accessRequest(third), req(third, "APPROVED", { grant: { not_before: new Date(t0).toISOString(), not_after: new Date(t0 + 600_000).toISOString() } }));
+    expect((await Promise.all([recordEndings(deps, t0 + 7_200_000), recordEndings(deps, t0 + 7_200_000)])).reduce((a, b) => a + b)).toBe(1);
+    expect(events).toHaveLength(3);
+    expect(await recordEndings(deps, t0 + 7_200_000)).toBe(0);
+    expect((await backend.get<AccessRequest>(KEYS.accessRequest(pending)))!.value.spec.state).toBe("EXPIRED");
+    await backend.close();
+  });
+});

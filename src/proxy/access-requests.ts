@@ -18,6 +18,8 @@ import type { Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
 import { KEYS } from "./keys.ts";
 
+/** How often the proxy records the ends that come with time (recordEndings). */
+export const ENDINGS_MS = 10_000;
 /** How long a request waits for reviews. */
 export const REVIEW_WINDOW_MS = 3_600_000;
 const MAX_TEXT = 1024;
@@ -275,4 +277,33 @@ export async function openRequestsOf(ctx: ProxyContext, user: string): Promise<A
 
 export async function openRequestFor(ctx: ProxyContext, user: string, app: string, identity: string): Promise<AccessRequest | undefined> {
   return (await openRequestsOf(ctx, user)).find((r) => r.spec.app === app && r.spec.azure_identity.toLowerCase() === identity.toLowerCase());
+}
+
+/**
+ * Records the ends that come with time, once each (compare-and-swap: of
+ * several replicas sweeping, one writes the event): a pending request past
+ * its review deadline (`access_request.expire`) and a grant whose window ran
+ * out (`access_grant.end`). Access itself never waits for this: the grant's
+ * window is checked on every request.
+ */
+export async function recordEndings(deps: Pick<ProxyContext, "backend" | "audit">, now = Date.now()): Promise<number> {
+  let recorded = 0;
+  for (const item of await deps.backend.list<AccessRequest>(KEYS.accessRequests)) {
+    const r = item.value;
+    if (effectiveState(r, now) !== "EXPIRED" || r.spec.state === "EXPIRED") continue;
+    const was = r.spec.state;
+    const next = structuredClone(r);
+    next.spec.state = "EXPIRED";
+    try {
+      await deps.backend.compareAndSwap(item.key, item.revision, next);
+    } catch (e) {
+      if (e instanceof AzgateError && e.code === "compare_failed") continue; // another replica recorded it, or it changed
+      throw e;
+    }
+    recorded++;
+    const base = { user: r.spec.user, access_request_id: r.metadata.name, app: r.spec.app, azure_identity: r.spec.azure_identity };
+    if (was === "PENDING") await deps.audit.emit({ event: "access_request.expire", code: "T5009I", ...base, why: "not reviewed before its deadline" });
+    else await deps.audit.emit({ event: "access_grant.end", code: "T5008I", ...base, why: "window ended", not_after: r.spec.grant?.not_after ?? null });
+  }
+  return recorded;
 }

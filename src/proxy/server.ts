@@ -6,6 +6,7 @@ import type { ProxyContext } from "./context.ts";
 import { createApi, proxyReadiness } from "./api.ts";
 import { removeLocalAdmin, writeLocalAdmin } from "./local-admin.ts";
 import { proxyTls } from "./tls.ts";
+import { ENDINGS_MS, recordEndings } from "./access-requests.ts";
 import { sweepExpired } from "./admin.ts";
 import { openState, settingsFrom } from "./state.ts";
 import { KEYS } from "./keys.ts";
@@ -95,6 +96,10 @@ export async function startProxy(config: Config & { data_dir: string }): Promise
     const sweeper = setInterval(() => void sweepExpired(ctx).catch((e) => console.error("[proxy] sweep failed:", e)), 60_000);
     sweeper.unref?.();
     closers.push(async () => clearInterval(sweeper));
+    // Access requests' ends that come with time, in the audit log within ENDINGS_MS of happening.
+    const endings = setInterval(() => void recordEndings(ctx).catch((e) => console.error("[proxy] recording access request endings failed:", e)), ENDINGS_MS);
+    endings.unref?.();
+    closers.push(async () => clearInterval(endings));
 
     await ctx.audit.emit({ event: "proxy.start", code: "TP000I", cluster: ctx.cluster.name, listen: `${listen.host}:${server.port}` });
     return { url: localUrl, diagPort, publicUrl: urls.public, port: server.port, clusterName: ctx.cluster.name, caPins: await clusterPins(ctx.cluster), ctx, registry, tunnels, close: shutdown };
