@@ -108,7 +108,7 @@ describe("audit sink", () => {
       { time: at(1), event: "app.request", code: "T2009I", user: "alice", n: 1 },
       { time: at(2), event: "app.request.denied", code: "T2009W", user: "bob", n: 2 },
       { time: at(3), event: "app.requests", code: "X", user: "alice" },
-      { time: at(4), event: "app.request", code: "T2009I", user: "alice", n: 3 },
+      { time: at(4), event: "app.request", code: "T2009I", user: "alice", n: 3, access_request_id: "r-1" },
     ];
     appendFileSync(file, events.map((e) => JSON.stringify(e) + "\n").join("") + '{"time":"2026-11-24T10:05:00.000Z","event":"app.requ');
     expect((await sink.search({})).length).toBe(5);
@@ -116,6 +116,8 @@ describe("audit sink", () => {
     expect((await sink.search({ event: "app.request" })).map((e) => e.n)).toEqual([1, 2, 3]);
     expect((await sink.search({ since: new Date(at(2)) })).map((e) => e.time)).toEqual([at(2), at(3), at(4)]);
     expect((await sink.search({ event: "app.request", limit: 2 })).map((e) => e.n)).toEqual([2, 3]);
+    expect((await sink.search({ request: "r-1" })).map((e) => e.n)).toEqual([3]);
+    expect(await sink.search({ request: "r-2" })).toEqual([]);
     await sink.close();
   });
 });

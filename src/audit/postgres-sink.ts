@@ -32,6 +32,7 @@ export class PostgresAuditSink implements AuditSink {
     if (q.since) where.push(`time >= ${param(q.since.toISOString())}`);
     if (q.user) where.push(`"user" = ${param(q.user)}`);
     if (q.event) where.push(`(event = ${param(q.event)} OR starts_with(event, ${param(`${q.event}.`)}))`);
+    if (q.request) where.push(`data ? 'access_request_id' AND data->>'access_request_id' = ${param(q.request)}`);
     const filter = where.length ? `WHERE ${where.join(" AND ")}` : "";
     const limit = param(q.limit ?? DEFAULT_AUDIT_LIMIT);
     const { rows } = await this.pool.query<{ data: AuditEvent }>(`SELECT data FROM (SELECT id, data FROM azgate_audit ${filter} ORDER BY id DESC LIMIT ${limit}) newest ORDER BY id`, params);

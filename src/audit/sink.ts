@@ -24,6 +24,8 @@ export interface AuditQuery {
   user?: string;
   /** Only events whose name is this or starts with it followed by "." (e.g. "app.request"). */
   event?: string;
+  /** Only events of this access request: its steps and every request made under its grant. */
+  request?: string;
   /** The newest this many matches (default 1000). */
   limit?: number;
 }
@@ -41,6 +43,7 @@ export function matchesQuery(e: AuditEvent, q: AuditQuery): boolean {
   if (q.since && !(Date.parse(e.time) >= q.since.getTime())) return false;
   if (q.user && e.user !== q.user) return false;
   if (q.event && e.event !== q.event && !e.event.startsWith(`${q.event}.`)) return false;
+  if (q.request && (e as { access_request_id?: unknown }).access_request_id !== q.request) return false;
   return true;
 }
 

@@ -283,7 +283,7 @@ export async function sweepExpired(ctx: ProxyContext): Promise<void> {
  * Reads the audit log for `azgate admin audit ls`. `since` is an ISO time or
  * a duration back from now ("1h"); callers need `list` on `event`.
  */
-export async function searchAudit(ctx: ProxyContext, caller: Caller, q: { since?: string; user?: string; event?: string; limit?: string }): Promise<AuditEvent[]> {
+export async function searchAudit(ctx: ProxyContext, caller: Caller, q: { since?: string; user?: string; event?: string; limit?: string; request?: string }): Promise<AuditEvent[]> {
   authorize(caller, "event", "list");
   let since: Date | undefined;
   if (q.since) {
@@ -295,5 +295,5 @@ export async function searchAudit(ctx: ProxyContext, caller: Caller, q: { since?
     limit = Number(q.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new AzgateError("bad_parameter", `limit: "${q.limit}" must be a whole number from 1 to 100000`);
   }
-  return ctx.audit.search({ since, user: q.user || undefined, event: q.event || undefined, limit });
+  return ctx.audit.search({ since, user: q.user || undefined, event: q.event || undefined, request: q.request || undefined, limit });
 }

@@ -29,6 +29,8 @@ const MIGRATIONS: string[] = [
    CREATE INDEX azgate_audit_event ON azgate_audit (event, time);`,
   // 2: a counter every write moves once committed: the change mark readers cache by (Backend.changeMark).
   `CREATE SEQUENCE azgate_changes;`,
+  // 3: everything done under one access request (admin audit ls --request ID).
+  `CREATE INDEX azgate_audit_access_request ON azgate_audit ((data->>'access_request_id'), id) WHERE data ? 'access_request_id';`,
 ];
 
 /** An arbitrary constant: the advisory lock all azgate replicas agree on for migrations. */

@@ -95,6 +95,12 @@ describe("access requests", () => {
     expect(await audit("access_grant.start")).toContainEqual(expect.objectContaining({ user: "alice", access_request_id: first }));
     expect(await audit("access_request.review")).toContainEqual(expect.objectContaining({ user: "alice", access_request_id: first, success: false, reason: "you cannot review your own request" }));
 
+    // Everything done with that access, from the audit log by request ID.
+    const byRequest = await cli(["admin", "--data-dir", cluster.proxy.dataDir, "audit", "ls", "--request", first, "--format", "json"], { home: homes.get("bob")! });
+    const trail = JSON.parse(byRequest.stdout) as Record<string, unknown>[];
+    expect(trail.map((e) => e.event)).toEqual(expect.arrayContaining(["access_request.create", "access_request.approve", "access_grant.start", "app.request"]));
+    expect(trail.every((e) => e.access_request_id === first)).toBe(true);
+
     // A revoke acts on the next request.
     const revoked = await as("bob", ["request", "revoke", first, "--reason", "incident closed"]);
     expect(revoked.code, revoked.stderr).toBe(0);

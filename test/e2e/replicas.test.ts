@@ -112,6 +112,10 @@ describe("proxy replicas", () => {
       const second = await request();
       await cluster.admin.call("POST", `/v1/requests/${second}/review`, { state: "APPROVED" });
       expect((await app.request(SUBS)).status).toBe(200);
+      // The audit table answers by request ID (PostgreSQL, its own index): the first request's whole trail, nothing of the second's.
+      const { items } = await cluster.admin.call<{ items: { event: string; access_request_id?: string }[] }>("GET", `/v1/admin/audit?request=${first}`);
+      expect(items.map((e) => e.event)).toEqual(expect.arrayContaining(["access_request.create", "access_request.approve", "access_grant.start", "app.request", "access_request.revoke", "access_grant.end"]));
+      expect(items.every((e) => e.access_request_id === first)).toBe(true);
     } finally {
       app.close();
       // The later tests count on alice's roles as they were.

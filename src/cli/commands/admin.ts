@@ -327,7 +327,7 @@ function resourceTable(kind: string, items: unknown[]): string {
 }
 
 function auditCommands(t: Argv<AdminArgs>) {
-  return t.command<AdminArgs & { since?: string; user?: string; event?: string; limit?: number; format: Format }>(
+  return t.command<AdminArgs & { since?: string; user?: string; event?: string; request?: string; limit?: number; format: Format }>(
     "ls",
     "List audit events, oldest first",
     (b) =>
@@ -336,6 +336,7 @@ function auditCommands(t: Argv<AdminArgs>) {
           .option("since", { type: "string", describe: "Only events since a time (2026-11-24T10:00:00Z) or for a duration back from now (1h)" })
           .option("user", { type: "string", describe: "Only events about this user" })
           .option("event", { type: "string", describe: "Only this event type and its sub-types (app.request)" })
+          .option("request", { type: "string", describe: "Only events of this access request: its steps and every request made under its grant" })
           .option("limit", { type: "number", describe: "The newest N events (default 1000)" }),
       ),
     withAdmin(async ({ client }, argv) => {
@@ -343,6 +344,7 @@ function auditCommands(t: Argv<AdminArgs>) {
       if (argv.since) q.set("since", argv.since);
       if (argv.user) q.set("user", argv.user);
       if (argv.event) q.set("event", argv.event);
+      if (argv.request) q.set("request", argv.request);
       if (argv.limit !== undefined) q.set("limit", String(argv.limit));
       const { items } = await client.call<{ items: AuditEvent[] }>("GET", `/v1/admin/audit?${q}`);
       print(argv.format === "text" ? table(["Time", "Event", "User", "Details"], items.map((e) => [e.time, e.event, e.user ?? "", auditSummary(e)])) : await structured(items, argv.format));
