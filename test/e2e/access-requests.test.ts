@@ -15,7 +15,10 @@ const fx = useEmulator({ projectToken: true });
 const READER = IDENTITY("teleport-reader");
 const ALL_IN_GROUP = "/subscriptions/*/resourceGroups/myResourceGroup/providers/Microsoft.ManagedIdentity/userAssignedIdentities/*";
 
+const CONTRIB = IDENTITY("teleport-contributor");
+
 const ROLES = [
+  `kind: role\nversion: v7\nmetadata: {name: two-person}\nspec:\n  allow:\n    app_labels: {"*": "*"}\n    request:\n      azure_identities: ["${CONTRIB}"]\n      thresholds: [{approve: 2, deny: 1}]\n`,
   `kind: role\nversion: v7\nmetadata: {name: requester}\nspec:\n  allow:\n    app_labels: {"*": "*"}\n    request:\n      azure_identities: ["${READER}"]\n      max_duration: 1h\n      reason: {mode: required}\n`,
   `kind: role\nversion: v7\nmetadata: {name: reviewer}\nspec:\n  allow:\n    app_labels: {"*": "*"}\n    review_requests:\n      azure_identities: ["${ALL_IN_GROUP}"]\n`,
 ];
@@ -36,7 +39,7 @@ describe("access requests", () => {
     agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken() });
     await agent.waitFor(/tunnel to .* is up/);
     for (const text of ROLES) await cluster.admin.call("POST", "/v1/admin/resources", { text });
-    for (const [name, roles] of [["alice", ["requester"]], ["bob", ["reviewer"]], ["mallory", ["requester"]]] as const) {
+    for (const [name, roles] of [["alice", ["requester"]], ["bob", ["reviewer"]], ["carol", ["reviewer"]], ["mallory", ["requester", "two-person"]]] as const) {
       homes.set(name, await workstationHome(cluster, await cluster.user(name, [...roles])));
     }
   }, 180_000);
@@ -119,7 +122,22 @@ describe("access requests", () => {
     expect((await as("bob", ["request", "revoke", second])).code).toBe(0);
   }, 240_000);
 
-  it("a grant ends with its window: the next request after it is refused", async () => {
+  it("a two-approval threshold: one approval leaves it pending, the second approves; one denial ends another", async () => {
+    const create = async () => idOf((await as("mallory", ["request", "create", "--azure-identity", CONTRIB, "--for", "5m", "--nowait"])).stdout);
+    const id = await create();
+    expect((await as("bob", ["request", "approve", id])).stdout).toContain("Request state: PENDING");
+    const twice = await as("bob", ["request", "approve", id]);
+    expect(twice.code).not.toBe(0);
+    expect(twice.stderr).toContain("you already reviewed");
+    expect((await as("carol", ["request", "approve", id])).stdout).toContain("Request state: APPROVED");
+    const denied = await create();
+    expect((await as("carol", ["request", "deny", denied, "--reason", "not now"])).stdout).toContain("Request state: DENIED");
+    expect((await as("bob", ["request", "approve", denied])).stderr).toContain("is DENIED; only a PENDING request can be reviewed");
+    expect(await audit("access_request.deny")).toContainEqual(expect.objectContaining({ user: "carol", access_request_id: denied, reason: "not now" }));
+    expect((await as("bob", ["request", "revoke", id])).code).toBe(0);
+  }, 120_000);
+
+    it("a grant ends with its window: the next request after it is refused", async () => {
     const created = await as("alice", ["request", "create", "--azure-identity", READER, "--for", "8s", "--reason", "short", "--nowait"]);
     expect(created.code, created.stderr).toBe(0);
     const id = idOf(created.stdout);
