@@ -5,7 +5,7 @@
  */
 import { AzgateError } from "../errors/index.ts";
 import { openRequestFor, openRequestsOf } from "./access-requests.ts";
-import { allowedAzureIdentities, checkAppAccess, checkAzureIdentity } from "../rbac/engine.ts";
+import { allowedAzureIdentities, checkAppAccess, checkAzureIdentity, checkDenials } from "../rbac/engine.ts";
 import { importPublicKeyPem } from "../pki/keys.ts";
 import { issueIdentityCert } from "../pki/certificate.ts";
 import type { Identity } from "../pki/identity.ts";
@@ -57,7 +57,8 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
   // An approved access request for it lets the session start; its requests go through while a grant is in force
   // (authorize-request.ts), and later grants reach the same session without a new apps login.
   const request = decision.allowed ? undefined : await openRequestFor(ctx, caller.name, app.name, req.azure_identity);
-  if (request) decision = { allowed: true, reason: `access request ${request.metadata.name} is approved` };
+  // Never around a deny of the app or the identity.
+  if (request) decision = checkDenials(caller.roles, caller.traits, app, req.azure_identity).allowed ? { allowed: true, reason: `access request ${request.metadata.name} is approved` } : checkDenials(caller.roles, caller.traits, app, req.azure_identity);
   if (!decision.allowed) {
     await ctx.audit.emit({ event: "app.session.denied", code: "T2007W", user: caller.name, app: app.name, azure_identity: req.azure_identity, reason: decision.reason, success: false });
     throw new AzgateError("access_denied", `access to Azure identity "${req.azure_identity}" on app "${app.name}" denied: ${decision.reason}`);

@@ -12,7 +12,7 @@ import { checkAzureMethod, checkAzureTarget } from "../azure/forwarding.ts";
 import { mapRequest, type AzureOperation } from "../azure/operation.ts";
 import { AccessDenied, AppUnavailable, PolicyDenied } from "../errors/index.ts";
 import type { Identity } from "../pki/identity.ts";
-import { checkAzureIdentity } from "../rbac/engine.ts";
+import { checkAzureIdentity, checkDenials } from "../rbac/engine.ts";
 import { decideAzureApi, type AzureApiDecision } from "../rbac/azure-api.ts";
 import type { HeaderList } from "../tunnel/http.ts";
 import { resolveCaller, type Caller } from "./caller.ts";
@@ -55,8 +55,10 @@ export async function authorizeRequest(ctx: ProxyContext, registry: AppRegistry,
     // The requested roles that allow the identity come with the grant, with their azure_api rules.
     const granted = (await Promise.all(grant.spec.roles.map((n) => snapshot.role(n)))).filter((r): r is Role => r !== null);
     roles = [...caller.roles, ...granted];
-    permitted = (s: AppServer) => s.app.name === route.app;
-    first = known[0];
+    // A grant goes around the allows, never around a deny of the app or the identity.
+    permitted = (s: AppServer) => s.app.name === route.app && checkDenials(caller.roles, caller.traits, s.app, azureIdentity).allowed;
+    first = known.find(permitted);
+    if (!first) throw new AccessDenied(checkDenials(caller.roles, caller.traits, known[0].app, azureIdentity).reason);
   }
   // An app's agents name one cloud; should two disagree, the request goes only to those of the first's.
   const cloud = first.app.cloud;

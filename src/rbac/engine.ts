@@ -76,6 +76,21 @@ export function checkAzureIdentity(roles: Role[], traits: Traits, app: App, iden
   return { allowed: false, reason: `no role allows Azure identity "${identity}" on app "${app.name}"` };
 }
 
+/**
+ * The denials alone: a role denying the app (its labels) or the identity.
+ * An access grant goes around the allows, never around these: deny wins.
+ */
+export function checkDenials(roles: Role[], traits: Traits, app: App, identity: string): Decision {
+  for (const role of roles) {
+    if (matchLabels(role.spec.deny?.app_labels, app.labels, traits)) return { allowed: false, reason: `role "${role.metadata.name}" denies app "${app.name}"` };
+  }
+  const denied = deniedIdentities(roles, traits);
+  if (denied.all) return { allowed: false, reason: `role "${denied.all}" denies all Azure identities` };
+  const byDeny = denied.ids.get(lower(identity));
+  if (byDeny) return { allowed: false, reason: `role "${byDeny}" denies Azure identity "${identity}"` };
+  return { allowed: true, reason: "no role denies it" };
+}
+
 function ruleMatches(rules: Rule[] | undefined, resource: string, verb: string): boolean {
   return (rules ?? []).some((r) => (r.resources.includes("*") || r.resources.includes(resource)) && (r.verbs.includes("*") || r.verbs.includes(verb)));
 }

@@ -119,6 +119,14 @@ describe("access requests", () => {
     const again = await az();
     expect(again.code, again.stderr).toBe(0);
     expect((await audit("app.request")).filter((e) => e.user === "alice" && e.access_request_id === second).length).toBeGreaterThan(0);
+    // Deny wins over a grant: a role denying the identity, given while the grant is in force, refuses the next request.
+    await cluster.admin.call("POST", "/v1/admin/resources", { text: `kind: role\nversion: v7\nmetadata: {name: no-reader}\nspec:\n  deny:\n    azure_identities: ["${READER}"]\n` });
+    await cluster.admin.call("PATCH", "/v1/admin/users/alice", { roles: ["requester", "no-reader"] });
+    const denied = await az();
+    expect(denied.code).not.toBe(0);
+    expect(denied.stderr).toContain('role "no-reader" denies Azure identity');
+    await cluster.admin.call("PATCH", "/v1/admin/users/alice", { roles: ["requester"] });
+    expect((await az()).code).toBe(0);
     expect((await as("bob", ["request", "revoke", second])).code).toBe(0);
   }, 240_000);
 
