@@ -20,7 +20,7 @@
  * separators (%2F, %5C), encoded dots, empty segments, segments ending in a
  * dot or whitespace, control characters.
  */
-import { cloudByName, hostMatches, type CloudName } from "./clouds.ts";
+import { cloudByName, type CloudName } from "./clouds.ts";
 
 export type Plane = "control" | "data";
 export type Confidence = "exact" | "derived" | "unknown";
@@ -260,14 +260,6 @@ function mapBlob(method: string, host: string, seg: string[], query: URLSearchPa
   if (method === "DELETE") return op(`${BLOBS}/blobs/delete`, "exact");
   return op(null);
 }
-
-/** True when `host` is one this mapper knows a data plane of (for callers that say so). */
-export const hasDataPlaneMapping = (host: string, cloud: CloudName = "Azure") => {
-  const c = cloudByName(cloud);
-  const vault = c.hostSuffixes.find((s) => s.startsWith("vault."));
-  const blob = storageBlobSuffix(cloud);
-  return (!!vault && hostMatches(host, vault)) || (!!blob && hostMatches(host, blob));
-};
 
 /** What the proxy authorised, as it tells the agent (forwarding.ts `decided`). */
 export interface DecidedRequest {

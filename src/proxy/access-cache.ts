@@ -38,8 +38,7 @@ export const SNAPSHOT_MAX_AGE_MS = 5_000;
 class Snapshot implements AccessSnapshot {
   private readonly users = new Map<string, Promise<User | null>>();
   private readonly roles = new Map<string, Promise<Role | null>>();
-  private lockItems: Promise<Item<Lock>[]> | null = null;
-  private grantItems: Promise<Item<AccessGrant>[]> | null = null;
+  private readonly lists = new Map<string, Promise<Item<unknown>[]>>();
 
   constructor(
     readonly mark: string,
@@ -56,24 +55,19 @@ class Snapshot implements AccessSnapshot {
     return this.memo(this.roles, name, async () => (await this.backend.get<Role>(KEYS.role(name)))?.value ?? null);
   }
 
-  async locks(): Promise<Lock[]> {
-    if (!this.lockItems) {
-      const list = this.backend.list<Lock>(KEYS.locks);
-      this.lockItems = list;
-      list.catch(() => (this.lockItems = null));
-    }
-    const now = this.now();
-    return (await this.lockItems).filter((i) => !isExpired(i, now)).map((i) => i.value);
+  locks(): Promise<Lock[]> {
+    return this.live<Lock>(KEYS.locks);
   }
 
-  async grants(): Promise<AccessGrant[]> {
-    if (!this.grantItems) {
-      const list = this.backend.list<AccessGrant>(KEYS.accessGrants);
-      this.grantItems = list;
-      list.catch(() => (this.grantItems = null));
-    }
+  grants(): Promise<AccessGrant[]> {
+    return this.live<AccessGrant>(KEYS.accessGrants);
+  }
+
+  /** A prefix's items, listed once per snapshot; those expired since are left out. */
+  private async live<T>(prefix: string): Promise<T[]> {
+    const items = (await this.memo(this.lists, prefix, () => this.backend.list(prefix))) as Item<T>[];
     const now = this.now();
-    return (await this.grantItems).filter((i) => !isExpired(i, now)).map((i) => i.value);
+    return items.filter((i) => !isExpired(i, now)).map((i) => i.value);
   }
 
   /** One read per key and snapshot; a failed read is not kept (the next request tries again). */

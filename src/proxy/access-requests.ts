@@ -142,36 +142,38 @@ async function load(ctx: ProxyContext, id: string) {
   return item;
 }
 
-/** Who may see a request: its requester, whoever may review it, and readers of access requests (rules). */
-async function mayView(ctx: ProxyContext, caller: Caller, r: AccessRequest): Promise<boolean> {
-  if (r.spec.user === caller.name) return true;
-  if (checkRule(caller.roles, "access_request", "read").allowed) return true;
-  return (await reviewDecision(ctx, caller, r)).allowed;
+/** Decides, for this caller, who may review which request: the roles it names are loaded once, then each request is pure. */
+async function reviewerFor(ctx: ProxyContext, caller: Caller): Promise<(r: AccessRequest) => { allowed: boolean; reason: string }> {
+  const { lookup, load: loadRoles } = await lookupFor(ctx, caller.roles);
+  await loadRoles(namedRoles(caller.roles));
+  const admin = checkRule(caller.roles, "access_request", "update").allowed;
+  return (r) => {
+    const decision = mayReview(caller.name, caller.roles, caller.traits, r.spec, lookup);
+    // An administrator (the rule to update access requests, as tctl request approve) reviews any request but their own.
+    if (!decision.allowed && caller.name !== r.spec.user && admin) return { allowed: true, reason: "an administrator may review any request" };
+    return decision;
+  };
 }
 
 async function reviewDecision(ctx: ProxyContext, caller: Caller, r: AccessRequest) {
-  const { lookup, load: loadRoles } = await lookupFor(ctx, caller.roles);
-  await loadRoles(namedRoles(caller.roles));
-  const decision = mayReview(caller.name, caller.roles, caller.traits, r.spec, lookup);
-  // An administrator (the rule to update access requests, as tctl request approve) reviews any request but their own.
-  if (!decision.allowed && caller.name !== r.spec.user && checkRule(caller.roles, "access_request", "update").allowed) return { allowed: true, reason: "an administrator may review any request" };
-  return decision;
+  return (await reviewerFor(ctx, caller))(r);
 }
+
+/** Who may see a request: its requester, whoever may review it, and readers of access requests (rules). */
+const mayView = (caller: Caller, review: (r: AccessRequest) => { allowed: boolean }) => (r: AccessRequest) =>
+  r.spec.user === caller.name || checkRule(caller.roles, "access_request", "read").allowed || review(r).allowed;
 
 export async function getRequest(ctx: ProxyContext, caller: Caller, id: string): Promise<AccessRequest> {
   const { value } = await load(ctx, id);
-  if (!(await mayView(ctx, caller, value))) throw new AzgateError("not_found", `access request "${id}" not found`);
+  if (!mayView(caller, await reviewerFor(ctx, caller))(value)) throw new AzgateError("not_found", `access request "${id}" not found`);
   return withState(value);
 }
 
 export async function listRequests(ctx: ProxyContext, caller: Caller, filter: string | undefined): Promise<AccessRequest[]> {
   const all = (await ctx.backend.list<AccessRequest>(KEYS.accessRequests)).map((i) => i.value);
-  const out: AccessRequest[] = [];
-  for (const r of all) {
-    if (filter === "mine" ? r.spec.user !== caller.name : filter === "reviewable" ? !(await reviewDecision(ctx, caller, r)).allowed : !(await mayView(ctx, caller, r))) continue;
-    out.push(withState(r));
-  }
-  return out.sort((a, b) => b.spec.created.localeCompare(a.spec.created));
+  const review = await reviewerFor(ctx, caller);
+  const shown = filter === "mine" ? (r: AccessRequest) => r.spec.user === caller.name : filter === "reviewable" ? (r: AccessRequest) => review(r).allowed : mayView(caller, review);
+  return all.filter(shown).map(withState).sort((a, b) => b.spec.created.localeCompare(a.spec.created));
 }
 
 /** Applies `change` to the stored request with compare-and-swap (two reviewers at once cannot both count as the last). */

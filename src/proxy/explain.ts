@@ -5,8 +5,7 @@
  * read roles and users (the auditor and editor presets can).
  */
 import { AzgateError } from "../errors/index.ts";
-import { checkAzureIdentity } from "../rbac/engine.ts";
-import { allowedAzureIdentities } from "../rbac/engine.ts";
+import { allowedAzureIdentities, checkAzureIdentity } from "../rbac/engine.ts";
 import { explainAzureApi, type AzureApiExplanation } from "../rbac/azure-api.ts";
 import type { Role } from "../rbac/types.ts";
 import { identityName } from "../azure/resource-id.ts";

@@ -18,7 +18,7 @@
  * - `options.azure_api_unknown: allow` in a role that restricts the identity
  *   lets operations the mapper cannot name through; the default refuses them.
  */
-import { matchLabels } from "./labels.ts";
+import { rolesAllowingIdentity } from "./engine.ts";
 import { expandAll } from "./template.ts";
 import type { App, AzureApiRule, Role, Traits } from "./types.ts";
 import { mapRequest, METHOD_OVERRIDE_HEADERS, UnsafePath, type AzureOperation, type RequestShape } from "../azure/operation.ts";
@@ -83,12 +83,6 @@ export interface AzureApiDecision {
   operation: AzureOperation | null;
   matched: RuleRef | null;
   reason: string;
-}
-
-/** Roles that allow this identity on this app (the roles whose allow rules count). */
-export function rolesAllowingIdentity(roles: Role[], traits: Traits, app: App, identity: string): Role[] {
-  const lower = identity.toLowerCase();
-  return roles.filter((r) => matchLabels(r.spec.allow?.app_labels, app.labels, traits) && expandAll(r.spec.allow?.azure_identities, traits).some((id) => id !== "*" && id.toLowerCase() === lower));
 }
 
 const mode = (r: Role) => (r.spec.options?.azure_api_mode === "audit" ? "audit" : "enforce");

@@ -44,12 +44,15 @@ export function allowedAzureIdentities(roles: Role[], traits: Traits): string[] 
   return [...out.values()].sort((a, b) => a.localeCompare(b));
 }
 
+/** A role whose deny.app_labels match the app, as a refusal; null when none does. */
+function appDenial(roles: Role[], traits: Traits, app: App): Decision | null {
+  const denying = roles.find((role) => matchLabels(role.spec.deny?.app_labels, app.labels, traits));
+  return denying ? { allowed: false, reason: `role "${denying.metadata.name}" denies app "${app.name}"` } : null;
+}
+
 export function checkAppAccess(roles: Role[], traits: Traits, app: App): Decision {
-  for (const role of roles) {
-    if (matchLabels(role.spec.deny?.app_labels, app.labels, traits)) {
-      return { allowed: false, reason: `role "${role.metadata.name}" denies app "${app.name}"` };
-    }
-  }
+  const denied = appDenial(roles, traits, app);
+  if (denied) return denied;
   const allowing = roles.find((r) => matchLabels(r.spec.allow?.app_labels, app.labels, traits));
   return allowing
     ? { allowed: true, reason: `role "${allowing.metadata.name}" allows app "${app.name}"` }
@@ -67,13 +70,15 @@ export function checkAzureIdentity(roles: Role[], traits: Traits, app: App, iden
   if (denied.all) return { allowed: false, reason: `role "${denied.all}" denies all Azure identities` };
   const byDeny = denied.ids.get(lower(identity));
   if (byDeny) return { allowed: false, reason: `role "${byDeny}" denies Azure identity "${identity}"` };
-  for (const role of roles) {
-    if (!matchLabels(role.spec.allow?.app_labels, app.labels, traits)) continue;
-    if (expandAll(role.spec.allow?.azure_identities, traits).some((id) => id !== "*" && lower(id) === lower(identity))) {
-      return { allowed: true, reason: `role "${role.metadata.name}" allows Azure identity "${identity}" on app "${app.name}"` };
-    }
-  }
-  return { allowed: false, reason: `no role allows Azure identity "${identity}" on app "${app.name}"` };
+  const [allowing] = rolesAllowingIdentity(roles, traits, app, identity);
+  return allowing
+    ? { allowed: true, reason: `role "${allowing.metadata.name}" allows Azure identity "${identity}" on app "${app.name}"` }
+    : { allowed: false, reason: `no role allows Azure identity "${identity}" on app "${app.name}"` };
+}
+
+/** The roles that allow this identity on this app (its labels): the allow side alone, denials aside. */
+export function rolesAllowingIdentity(roles: Role[], traits: Traits, app: App, identity: string): Role[] {
+  return roles.filter((r) => matchLabels(r.spec.allow?.app_labels, app.labels, traits) && expandAll(r.spec.allow?.azure_identities, traits).some((id) => id !== "*" && lower(id) === lower(identity)));
 }
 
 /**
@@ -81,9 +86,8 @@ export function checkAzureIdentity(roles: Role[], traits: Traits, app: App, iden
  * An access grant goes around the allows, never around these: deny wins.
  */
 export function checkDenials(roles: Role[], traits: Traits, app: App, identity: string): Decision {
-  for (const role of roles) {
-    if (matchLabels(role.spec.deny?.app_labels, app.labels, traits)) return { allowed: false, reason: `role "${role.metadata.name}" denies app "${app.name}"` };
-  }
+  const appDenied = appDenial(roles, traits, app);
+  if (appDenied) return appDenied;
   const denied = deniedIdentities(roles, traits);
   if (denied.all) return { allowed: false, reason: `role "${denied.all}" denies all Azure identities` };
   const byDeny = denied.ids.get(lower(identity));
