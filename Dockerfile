@@ -9,6 +9,8 @@ ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 
 # ---- build: bundle and make dist/azgate ----
 FROM ${BUILD_IMAGE} AS build
+# Lets a builder find (and prune) this stage's leftovers: it is never tagged.
+LABEL org.azgate.stage=build
 WORKDIR /src
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-audit --no-fund
@@ -24,6 +26,7 @@ RUN mkdir -p /out/var/lib/azgate && chown 65532:65532 /out/var/lib/azgate
 # ---- runtime: the binary and nothing to build with ----
 # distroless/cc: glibc and libstdc++ (what a Node executable links), no shell, no package manager.
 FROM ${RUNTIME_IMAGE}
+LABEL org.opencontainers.image.title=azgate
 COPY --from=build /src/dist/azgate /usr/local/bin/azgate
 COPY --from=build --chown=65532:65532 /out/var/lib/azgate /var/lib/azgate
 USER 65532:65532

@@ -12,6 +12,8 @@ export default defineConfig({
     // The single binary's smoke test and the container image test run on their own (scripts/test-all.mjs).
     include: process.env.AZGATE_TEST_BINARY ? ["test/binary/**/*.test.ts"] : process.env.AZGATE_TEST_IMAGE ? ["test/image/**/*.test.ts"] : ["test/**/*.test.ts"],
     exclude: process.env.AZGATE_TEST_BINARY || process.env.AZGATE_TEST_IMAGE ? [] : ["test/binary/**", "test/image/**", "node_modules/**"],
+    // A temp dir per run, removed at its end (test/global-setup.ts).
+    globalSetup: ["test/global-setup.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { azgateCommand, tempDir } from "./helpers/azgate.ts";
 import { runCommand } from "./helpers/run.ts";
 import { entraApp } from "../src/emulator/entra.ts";
@@ -46,6 +46,30 @@ describe("azgate emulator (the command)", () => {
       HOME: tempDir(),
     });
     expect(JSON.parse(res.stdout.trim()).ok, res.stdout).toBe(true);
+  });
+
+  it("without --dir keeps its state in a temp dir and removes it on exit; with --dir leaves the dir", async () => {
+    const tmp = tempDir("azgate-emutmp-");
+    const kept = tempDir("azgate-emukept-");
+    for (const args of [["emulator"], ["emulator", "--dir", kept]]) {
+      const [cmd, argv] = azgateCommand(args);
+      const proc = spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TMPDIR: tmp } });
+      let out = "";
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`no banner:\n${out}`)), 30_000);
+        proc.stdout!.on("data", (d) => {
+          out += d;
+          if (out.includes("--azure-ca-file")) (clearTimeout(t), resolve());
+        });
+      });
+      const ca = /^CA:\s+(\S+)$/m.exec(out)![1];
+      expect(existsSync(ca)).toBe(true);
+      const exited = new Promise((resolve) => proc.on("exit", resolve));
+      proc.kill("SIGTERM");
+      await exited;
+      expect(existsSync(ca)).toBe(args.length > 1);
+    }
+    expect(readdirSync(tmp).filter((n) => n.startsWith("azgate-"))).toEqual([]);
   });
 });
 

@@ -322,7 +322,7 @@ echo "after=\${HTTPS_PROXY-unset},\${AZGATE_ENV_PID-unset},\${IDENTITY_ENDPOINT-
       const shell = Object.entries(recorded).map(([k, v]) => `export ${k}='${v}'`).join("\n");
       for (const cmd of ["az group list -o json", "az account get-access-token -o json", "az identity show -g myResourceGroup -n teleport-reader -o json"]) {
         const res = keep(await runCommand("/bin/sh", ["-c", `${shell}\n${cmd}`], { HOME: home }));
-        expect(res.code, `${cmd}: ${res.stderr}`).toBe(0);
+        expect(res.code, `${cmd}: ${res.stderr}\nrecorder: ${recorder.problems().join("; ")}`).toBe(0);
       }
       const saved = env;
       env = recorded;

@@ -56,6 +56,8 @@ export interface TrafficRecorder {
   port: number;
   /** Every byte the local proxy sent back, decrypted. */
   received(): Buffer;
+  /** What went wrong on either side, for a failing test's message: an EOF alone says nothing. */
+  problems(): string[];
   close(): Promise<void>;
 }
 
@@ -63,6 +65,8 @@ export interface TrafficRecorder {
 export function startTrafficRecorder(opts: { upstreamPort: number; ca: LocalCaFiles }): Promise<TrafficRecorder> {
   const minter = new LeafMinter(opts.ca);
   const chunks: Buffer[] = [];
+  const problems: string[] = [];
+  const note = (host: string, side: string) => (e: Error) => problems.push(`${host} ${side}: ${e.message}`);
   const sockets = new Set<net.Socket>();
   const server = http.createServer((_req, res) => res.writeHead(400).end());
   server.on("connect", (req: http.IncomingMessage, client: net.Socket) => {
@@ -74,7 +78,7 @@ export function startTrafficRecorder(opts: { upstreamPort: number; ca: LocalCaFi
       isServer: true,
       SNICallback: (name, cb) => minter.context(name).then((c) => cb(null, c), (e) => cb(e as Error)),
     });
-    inner.on("error", () => client.destroy());
+    inner.on("error", (e) => (note(host, "client TLS")(e), client.destroy()));
     connectThrough(opts.upstreamPort, host, opts.ca.certPem).then(
       (upstream) => {
         upstream.on("data", (d: Buffer) => chunks.push(Buffer.from(d)));
@@ -82,10 +86,10 @@ export function startTrafficRecorder(opts: { upstreamPort: number; ca: LocalCaFi
         // buffered for the client (seen on Deno as an aborted response).
         upstream.pipe(inner);
         inner.pipe(upstream);
-        upstream.on("error", () => inner.destroy());
+        upstream.on("error", (e) => (note(host, "upstream")(e), inner.destroy()));
         inner.once("close", () => upstream.destroy());
       },
-      () => inner.destroy(),
+      (e: Error) => (note(host, "upstream CONNECT")(e), inner.destroy()),
     );
   });
   // Leaves for the hosts the tests use, minted before the first handshake, so none waits on minting. (Once, in
@@ -96,6 +100,7 @@ export function startTrafficRecorder(opts: { upstreamPort: number; ca: LocalCaFi
       resolve({
         port: (server.address() as AddressInfo).port,
         received: () => Buffer.concat(chunks),
+        problems: () => [...problems],
         close: () =>
           new Promise<void>((done) => {
             for (const s of sockets) s.destroy();

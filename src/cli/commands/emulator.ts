@@ -1,5 +1,6 @@
 import type { Argv } from "yargs";
 import { DESCRIBE } from "../catalog.ts";
+import { rmSync } from "node:fs";
 import path from "node:path";
 import os from "node:os";
 import { startEmulator } from "../../emulator/server.ts";
@@ -23,7 +24,7 @@ export function emulatorCommand(y: Argv) {
         .option("world", { type: "string", describe: "World YAML file (default: the seed guide's world)" })
         .option("listen", { type: "string", default: "127.0.0.1:0", describe: "Direct HTTPS address (point the real host names here)" })
         .option("proxy-listen", { type: "string", default: "127.0.0.1:0", describe: "HTTP proxy address (for HTTPS_PROXY clients)" })
-        .option("dir", { type: "string", describe: "Where to write the emulator CA (default: a new temp dir)" }),
+        .option("dir", { type: "string", describe: "Where to keep the emulator's CA, blobs and az state (default: a temp dir, removed on exit)" }),
     run(async (argv) => {
       const direct = splitHostPort(argv.listen, 0);
       const proxy = splitHostPort(argv["proxy-listen"], 0);
@@ -72,6 +73,8 @@ export function emulatorCommand(y: Argv) {
       await untilSignalled();
       projection?.stop();
       await emu.close();
+      // A dir we chose holds only this run's state (blobs can be large): nobody can find it again.
+      if (!argv.dir) rmSync(dir, { recursive: true, force: true });
     }),
   );
 }

@@ -1,0 +1,16 @@
+/**
+ * One temporary directory per test run, removed when the run ends. Every
+ * temp dir the tests, the processes they spawn and the code under test make
+ * lands under it (TMPDIR is what os.tmpdir() and mkdtemp read, on Node,
+ * Deno, Python and Go alike), so a run leaves nothing behind: the streaming
+ * tests alone write a gigabyte, and runs on one machine add up.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+export default function setup(): () => void {
+  const root = mkdtempSync(path.join(tmpdir(), "azgate-tests-"));
+  for (const name of ["TMPDIR", "TMP", "TEMP"]) process.env[name] = root;
+  return () => rmSync(root, { recursive: true, force: true });
+}
