@@ -5,12 +5,14 @@
  * Deno, Python and Go alike), so a run leaves nothing behind: the streaming
  * tests alone write a gigabyte, and runs on one machine add up.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
 export default function setup(): () => void {
   const root = mkdtempSync(path.join(tmpdir(), "azgate-tests-"));
+  // As /tmp is: PostgreSQL's initdb and server run as their own user and read and write here too.
+  chmodSync(root, 0o1777);
   for (const name of ["TMPDIR", "TMP", "TEMP"]) process.env[name] = root;
   return () => rmSync(root, { recursive: true, force: true });
 }

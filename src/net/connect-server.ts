@@ -115,15 +115,22 @@ export function serveConnect(opts: ConnectServerOptions): Promise<RunningConnect
       (decision) => {
         if ("refuse" in decision) return refuse(socket, decision.refuse, opts.log, target);
         if ("tunnel" in decision) return tunnel(socket, head, decision.tunnel, target.port);
-        socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-        if (head.length) socket.unshift(head);
-        const secure = new tls.TLSSocket(socket, {
-          isServer: true,
-          SNICallback: (name, cb) => opts.secureContext(name).then((c) => cb(null, c), (e) => cb(e as Error)),
+        // TLS starts once the 200 is written, not merely queued. On Deno, wrapping a socket in the same
+        // tick as a write to it fails the handshake's first write with EPERM (14 of 400 CONNECTs to a
+        // server that did so in its connect handler; the test recorder did, and az saw EOF). The decision's
+        // promise happens to defer the wrap here (0 of 400), but correctness should not hang on that. The
+        // client sends nothing before it reads the 200, so this waits for nothing else.
+        socket.write("HTTP/1.1 200 Connection Established\r\n\r\n", (err) => {
+          if (err) return void socket.destroy();
+          if (head.length) socket.unshift(head);
+          const secure = new tls.TLSSocket(socket, {
+            isServer: true,
+            SNICallback: (name, cb) => opts.secureContext(name).then((c) => cb(null, c), (e) => cb(e as Error)),
+          });
+          secure.on("error", () => socket.destroy());
+          targets.set(secure, target);
+          inner.emit("connection", secure);
         });
-        secure.on("error", () => socket.destroy());
-        targets.set(secure, target);
-        inner.emit("connection", secure);
       },
       (e: Error) => refuse(socket, e.message, opts.log, target),
     );

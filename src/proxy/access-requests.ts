@@ -17,6 +17,7 @@ import { accessSnapshot } from "./access-cache.ts";
 import type { Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
 import { KEYS } from "./keys.ts";
+import { enqueueNotifications } from "./notify/outbox.ts";
 
 /** How often the proxy records the ends that come with time (recordEndings). */
 export const ENDINGS_MS = 10_000;
@@ -97,6 +98,7 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
   };
   await ctx.backend.compareAndSwap(KEYS.accessRequest(request.metadata.name), null, request);
   await ctx.audit.emit({ event: "access_request.create", code: "T5000I", user: caller.name, access_request_id: request.metadata.name, app, azure_identity: identity, reason, ticket: ticket || null, duration_ms: durationMs, success: true });
+  await enqueueNotifications(ctx.backend, { event: "access_request.create", request, actor: caller.name });
   return withState(request);
 }
 
@@ -229,6 +231,9 @@ export async function reviewRequest(ctx: ProxyContext, caller: Caller, id: strin
     await ctx.audit.emit({ event: "access_request.approve", code: "T5004I", user: caller.name, access_request_id: id, requester: next.spec.user, reason });
     await ctx.audit.emit({ event: "access_grant.start", code: "T5005I", user: next.spec.user, access_request_id: id, app: g.spec.app, azure_identity: g.spec.azure_identity, not_before: g.spec.not_before, not_after: g.spec.not_after });
   }
+  // One message per review: the outcome when it decided the request, the review otherwise.
+  const event = next.spec.state === "DENIED" ? "access_request.deny" : next.spec.state === "APPROVED" ? "access_request.approve" : "access_request.review";
+  await enqueueNotifications(ctx.backend, { event, request: next, actor: caller.name, ...(reason ? { reason } : {}) });
   return withState(next);
 }
 
@@ -243,6 +248,7 @@ export async function cancelRequest(ctx: ProxyContext, caller: Caller, id: strin
     return r;
   });
   await ctx.audit.emit({ event: "access_request.cancel", code: "T5006I", user: caller.name, access_request_id: id });
+  await enqueueNotifications(ctx.backend, { event: "access_request.cancel", request: next, actor: caller.name });
   return withState(next);
 }
 
@@ -262,6 +268,7 @@ export async function revokeRequest(ctx: ProxyContext, caller: Caller, id: strin
   await ctx.backend.delete(KEYS.accessGrant(id));
   await ctx.audit.emit({ event: "access_request.revoke", code: "T5007I", user: caller.name, access_request_id: id, requester: next.spec.user, reason });
   await ctx.audit.emit({ event: "access_grant.end", code: "T5008I", user: next.spec.user, access_request_id: id, app: next.spec.app, azure_identity: next.spec.azure_identity, why: "revoked" });
+  await enqueueNotifications(ctx.backend, { event: "access_request.revoke", request: next, actor: caller.name, ...(reason ? { reason } : {}) });
   return withState(next);
 }
 
@@ -306,6 +313,7 @@ export async function recordEndings(deps: Pick<ProxyContext, "backend" | "audit"
     const base = { user: r.spec.user, access_request_id: r.metadata.name, app: r.spec.app, azure_identity: r.spec.azure_identity };
     if (was === "PENDING") await deps.audit.emit({ event: "access_request.expire", code: "T5009I", ...base, why: "not reviewed before its deadline" });
     else await deps.audit.emit({ event: "access_grant.end", code: "T5008I", ...base, why: "window ended", not_after: r.spec.grant?.not_after ?? null });
+    await enqueueNotifications(deps.backend, { event: was === "PENDING" ? "access_request.expire" : "access_grant.end", request: next });
   }
   return recorded;
 }

@@ -7,21 +7,24 @@ import type { AuditEvent } from "../audit/sink.ts";
 import { CONNECTOR_KINDS, connectorRoles, withoutSecrets, type Connector, type ConnectorKind } from "../resources/connector.ts";
 import { AzgateError } from "../errors/index.ts";
 import type { Resource } from "../resources/parse.ts";
+import { withoutTargetSecrets, type NotificationTarget } from "../resources/notification-target.ts";
 import type { User } from "../resources/user.ts";
 import { parseDuration } from "../util/duration.ts";
 import { authorize, type Caller } from "./caller.ts";
+import { checkRule } from "../rbac/engine.ts";
 import type { ProxyContext } from "./context.ts";
 import { KEYS, newSecret, secretHash } from "./keys.ts";
 import { listLocks, removeLock } from "./locks.ts";
 import { checkUserName, createInvite, deleteInvitesOf, getUser, newUserStatus, requireRolesExist, userStamp } from "./users.ts";
 
-export const RESOURCE_KINDS = ["role", "user", "token", "github", "oidc", "saml", "lock"] as const;
+export const RESOURCE_KINDS = ["role", "user", "token", "github", "oidc", "saml", "lock", "notification_target"] as const;
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
 
 const isConnectorKind = (k: string): k is ConnectorKind => (CONNECTOR_KINDS as readonly string[]).includes(k);
 
 /** Where a created resource is stored. */
 function resourceKey(r: Resource): string {
+  if (r.kind === "notification_target") return KEYS.notificationTarget(r.metadata.name);
   return r.kind === "role" ? KEYS.role(r.metadata.name) : r.kind === "user" ? KEYS.user(r.metadata.name) : KEYS.connector(r.kind, r.metadata.name);
 }
 
@@ -73,7 +76,7 @@ export async function createResources(ctx: ProxyContext, caller: Caller, resourc
     else authorize(caller, r.kind, exists ? "update" : "create");
     if (exists && !force) throw new AzgateError("already_exists", `${r.kind} "${r.metadata.name}" already exists; use -f (--force) to overwrite it`);
     if (r.kind === "user") await requireRolesExist(ctx, r.spec.roles.filter((n) => !definedHere(n)));
-    if (r.kind !== "user" && r.kind !== "role") await requireRolesExist(ctx, connectorRoles(r).filter((n) => !definedHere(n)));
+    if (r.kind === "github" || r.kind === "oidc" || r.kind === "saml") await requireRolesExist(ctx, connectorRoles(r).filter((n) => !definedHere(n)));
     plan.push({ resource: r, exists, stored: stored?.value });
   }
   const done: string[] = [];
@@ -83,7 +86,7 @@ export async function createResources(ctx: ProxyContext, caller: Caller, resourc
       const status = stored ? userStamp(stored as User) : newUserStatus();
       await ctx.backend.put<User>(KEYS.user(r.metadata.name), { ...r, spec: { ...r.spec, roles: unique(r.spec.roles), created_by: { time: new Date().toISOString(), user: caller.name } }, status });
     } else await ctx.backend.put(resourceKey(r), r);
-    const code = r.kind === "role" ? "T9000I" : r.kind === "user" ? "T1002I" : "T8000I";
+    const code = r.kind === "role" ? "T9000I" : r.kind === "user" ? "T1002I" : r.kind === "notification_target" ? "TN100I" : "T8000I";
     await ctx.audit.emit({ event: `${r.kind}.${exists ? "updated" : "created"}`, code, user: caller.name, name: r.metadata.name });
     done.push(`${r.kind} "${r.metadata.name}" has been ${exists ? "updated" : "created"}`);
   }
@@ -92,6 +95,7 @@ export async function createResources(ctx: ProxyContext, caller: Caller, resourc
 
 export async function getResources(ctx: ProxyContext, caller: Caller, kind: ResourceKind, name?: string, withSecrets = false): Promise<unknown[]> {
   if (isConnectorKind(kind)) return getConnectors(ctx, caller, kind, name, withSecrets);
+  if (kind === "notification_target") return getTargets(ctx, caller, name, withSecrets);
   authorize(caller, kind, name ? "read" : "list");
   if (kind === "lock") return listLocks(ctx, name);
   if (kind === "token") {
@@ -126,6 +130,16 @@ async function getConnectors(ctx: ProxyContext, caller: Caller, kind: ConnectorK
   return items.map((i) => (withSecrets ? i!.value : withoutSecrets(i!.value)));
 }
 
+/** Targets hold secrets (URLs with keys, passwords): as connectors, `read` shows them with --with-secrets, `readnosecrets` the rest. */
+async function getTargets(ctx: ProxyContext, caller: Caller, name: string | undefined, withSecrets: boolean): Promise<unknown[]> {
+  if (!name) authorize(caller, "notification_target", "list");
+  if (withSecrets) authorize(caller, "notification_target", "read");
+  else if (!checkRule(caller.roles, "notification_target", "readnosecrets").allowed) authorize(caller, "notification_target", "read");
+  const items = name ? [await ctx.backend.get<NotificationTarget>(KEYS.notificationTarget(name))] : await ctx.backend.list<NotificationTarget>(KEYS.notificationTargets);
+  if (name && !items[0]) throw new AzgateError("not_found", `notification_target "${name}" is not found`);
+  return items.map((i) => (withSecrets ? i!.value : withoutTargetSecrets(i!.value)));
+}
+
 export async function removeResource(ctx: ProxyContext, caller: Caller, kind: ResourceKind, name: string): Promise<string> {
   if (isConnectorKind(kind)) {
     authorizeConnector(caller, kind, "delete");
@@ -136,6 +150,11 @@ export async function removeResource(ctx: ProxyContext, caller: Caller, kind: Re
   authorize(caller, kind, "delete");
   if (kind === "token") return removeToken(ctx, caller, name);
   if (kind === "lock") return removeLock(ctx, caller, name);
+  if (kind === "notification_target") {
+    if (!(await ctx.backend.delete(KEYS.notificationTarget(name)))) throw new AzgateError("not_found", `notification_target "${name}" is not found`);
+    await ctx.audit.emit({ event: "notification_target.deleted", code: "TN101I", user: caller.name, name });
+    return `notification_target "${name}" has been deleted`;
+  }
   if (kind === "role") {
     if (!(await ctx.backend.delete(KEYS.role(name)))) throw new AzgateError("not_found", `role "${name}" is not found`);
   } else {

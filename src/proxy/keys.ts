@@ -36,6 +36,11 @@ export const KEYS = {
   /** Grants in force or to come: every replica reads them on every request that no role allows. */
   accessGrant: (id: string) => `access-grants/${id}`,
   accessGrants: "access-grants/",
+  /** Where access-request notifications go (they hold secrets: URLs, passwords), and the outbox of those not yet sent. */
+  notificationTarget: (name: string) => `notification-targets/${name}`,
+  notificationTargets: "notification-targets/",
+  notification: (id: string) => `notifications/${id}`,
+  notifications: "notifications/",
   /** SAML request ids awaiting their response (InResponseTo), shared by every proxy. */
   samlRequest: (id: string) => `saml-requests/${id}`,
   samlRequests: "saml-requests/",

@@ -6,6 +6,7 @@ import type { ProxyContext } from "./context.ts";
 import { createApi, proxyReadiness } from "./api.ts";
 import { removeLocalAdmin, writeLocalAdmin } from "./local-admin.ts";
 import { proxyTls } from "./tls.ts";
+import { startDispatcher } from "./notify/outbox.ts";
 import { ENDINGS_MS, recordEndings } from "./access-requests.ts";
 import { sweepExpired } from "./admin.ts";
 import { openState, settingsFrom } from "./state.ts";
@@ -100,6 +101,9 @@ export async function startProxy(config: Config & { data_dir: string }): Promise
     const endings = setInterval(() => void recordEndings(ctx).catch((e) => console.error("[proxy] recording access request endings failed:", e)), ENDINGS_MS);
     endings.unref?.();
     closers.push(async () => clearInterval(endings));
+    // Access-request notifications: every replica sends what is due from the shared outbox.
+    const notifier = startDispatcher({ backend: ctx.backend, audit: ctx.audit, context: async () => ({ cluster: ctx.cluster.name, proxyUrl: urls.public }) });
+    closers.push(async () => (notifier.stop(), await notifier.idle()));
 
     await ctx.audit.emit({ event: "proxy.start", code: "TP000I", cluster: ctx.cluster.name, listen: `${listen.host}:${server.port}` });
     return { url: localUrl, diagPort, publicUrl: urls.public, port: server.port, clusterName: ctx.cluster.name, caPins: await clusterPins(ctx.cluster), ctx, registry, tunnels, close: shutdown };

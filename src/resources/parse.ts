@@ -5,15 +5,16 @@ import { formatIssues } from "./issues.ts";
 import { ignoredRoleFields, roleSchema } from "./role.ts";
 import { userSchema, type User } from "./user.ts";
 import { githubSchema, oidcSchema, samlSchema, type Connector } from "./connector.ts";
+import { notificationTargetSchema, type NotificationTarget } from "./notification-target.ts";
 
-export type Resource = Role | User | Connector;
+export type Resource = Role | User | Connector | NotificationTarget;
 
 export interface ParsedResources {
   resources: Resource[];
   warnings: string[];
 }
 
-const SCHEMAS = { role: roleSchema, user: userSchema, github: githubSchema, oidc: oidcSchema, saml: samlSchema } as const;
+const SCHEMAS = { role: roleSchema, user: userSchema, github: githubSchema, oidc: oidcSchema, saml: samlSchema, notification_target: notificationTargetSchema } as const;
 export const CREATABLE_KINDS = Object.keys(SCHEMAS);
 
 /**

@@ -10,6 +10,8 @@ import { useEmulator } from "../helpers/emulator.ts";
 import { IDENTITY, spawnAgent, startCluster, workstationHome, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
 import { cli, parseExports, startCli, type LongRunningCli } from "../helpers/azgate.ts";
 import { runCommand } from "../helpers/run.ts";
+import { newWebhookSecret, startHttpReceiver, type HttpReceiver } from "../helpers/receivers.ts";
+import { Webhook } from "standardwebhooks";
 
 const fx = useEmulator({ projectToken: true });
 const READER = IDENTITY("teleport-reader");
@@ -31,6 +33,8 @@ describe("access requests", () => {
   const as = (user: string, args: string[]) => cli(args, { home: homes.get(user)!, env: { HOME: homes.get(user)! } });
   const audit = async (event: string) => (await cluster.admin.call<{ items: Record<string, unknown>[] }>("GET", `/v1/admin/audit?event=${event}`)).items.filter((e) => e.event === event);
   let exports = "";
+  let hooks: HttpReceiver;
+  const hookSecret = newWebhookSecret();
   const az = () => runCommand("/bin/sh", ["-c", `${exports}\naz group list -o json --only-show-errors`], { HOME: homes.get("alice")!, PATH: process.env.PATH! });
   const idOf = (stdout: string) => /^Request ID:\s+([0-9a-f-]{36})$/m.exec(stdout)![1];
 
@@ -39,11 +43,15 @@ describe("access requests", () => {
     agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken() });
     await agent.waitFor(/tunnel to .* is up/);
     for (const text of ROLES) await cluster.admin.call("POST", "/v1/admin/resources", { text });
+    hooks = await startHttpReceiver();
+    const target = `kind: notification_target\nversion: v1\nmetadata: {name: reviewers}\nspec: {type: webhook, url: "${hooks.url("/hook")}", signing_secret: "${hookSecret}", filter: {users: [alice]}}\n`;
+    await cluster.admin.call("POST", "/v1/admin/resources", { text: target });
     for (const [name, roles] of [["alice", ["requester"]], ["bob", ["reviewer"]], ["carol", ["reviewer"]], ["mallory", ["requester", "two-person"]]] as const) {
       homes.set(name, await workstationHome(cluster, await cluster.user(name, [...roles])));
     }
   }, 180_000);
   afterAll(async () => {
+    await hooks?.close();
     await proxy?.stop();
     await agent?.stop();
     await cluster?.stop();
@@ -111,6 +119,23 @@ describe("access requests", () => {
     expect(afterRevoke.code).not.toBe(0);
     expect(afterRevoke.stderr).toMatch(/no role allows Azure identity/);
     expect(await audit("access_grant.end")).toContainEqual(expect.objectContaining({ user: "alice", access_request_id: first, why: "revoked" }));
+
+    // Reviewers heard each step through the webhook, signed: the Standard Webhooks library verifies every post.
+    await hooks.waitFor(3);
+    const heard = hooks.posts.map((p) => new Webhook(hookSecret).verify(p.body, p.headers as Record<string, string>) as { type: string; data: { request: { id: string }; actor: string } });
+    expect(heard.filter((h) => h.data.request.id === first).map((h) => [h.type, h.data.actor])).toEqual([
+      ["access_request.create", "alice"],
+      ["access_request.approve", "bob"],
+      ["access_request.revoke", "bob"],
+    ]);
+    expect(await audit("notification.sent")).toContainEqual(expect.objectContaining({ target: "reviewers", access_request_id: first, notification_event: "access_request.revoke" }));
+    // The target's URL and secret are secrets: shown only when asked for.
+    const shown = await cli(["admin", "--data-dir", cluster.proxy.dataDir, "get", "notification_target/reviewers", "--format", "json"], { home: homes.get("bob")! });
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toContain('"type": "webhook"');
+    expect(shown.stdout).not.toContain(hookSecret);
+    expect(shown.stdout).not.toContain(hooks.url("/hook"));
+    expect((await cli(["admin", "--data-dir", cluster.proxy.dataDir, "get", "notification_target/reviewers", "--with-secrets", "--format", "json"], { home: homes.get("bob")! })).stdout).toContain(hookSecret);
 
     // A second request, approved while the same proxy azure runs: its next az command goes through, no new login.
     const second = idOf((await as("alice", ["request", "create", "--azure-identity", READER, "--for", "10m", "--reason", "incident 8", "--nowait"])).stdout);

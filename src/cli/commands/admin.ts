@@ -12,6 +12,7 @@ import type { TokenInfo } from "../../proxy/admin.ts";
 import { describeTarget, type Lock } from "../../resources/lock.ts";
 import type { AuditEvent } from "../../audit/sink.ts";
 import { connectorRoles, type Connector } from "../../resources/connector.ts";
+import type { NotificationTarget } from "../../resources/notification-target.ts";
 import { inviteMessage } from "../../proxy/users.ts";
 import { formatDuration } from "../../util/duration.ts";
 import { connectAdmin, type AdminConnection } from "../connect.ts";
@@ -88,13 +89,13 @@ export function adminCommands(y: Argv) {
         )
         .command<AdminArgs & { ref: string; name?: string; format?: Format; "with-secrets"?: boolean }>(
           "get <ref> [name]",
-          "Show roles, users, tokens, locks or connectors (github, oidc, saml): get roles (a table), get role/NAME (YAML, ready for create -f)",
+          "Show roles, users, tokens, locks, connectors (github, oidc, saml) or notification targets: get roles (a table), get role/NAME (YAML, ready for create -f)",
           (b) =>
             b
               .positional("ref", { type: "string", demandOption: true })
               .positional("name", { type: "string" })
               .option("format", { choices: ["text", "json", "yaml"] as const, describe: "Output format (default: YAML for one resource, as tctl get; a table for a list)" })
-              .option("with-secrets", { type: "boolean", describe: "Include connector secrets (needs read, not only readnosecrets)" }),
+              .option("with-secrets", { type: "boolean", describe: "Include secrets of connectors and notification targets (needs read, not only readnosecrets)" }),
           withAdmin(async ({ client }, argv) => {
             const { kind, name } = kindAndName(argv.ref, argv.name);
             const path = `/v1/admin/resources/${encodeURIComponent(kind)}${name ? `/${encodeURIComponent(name)}` : ""}${argv["with-secrets"] ? "?with_secrets=true" : ""}`;
@@ -312,6 +313,12 @@ function resourceTable(kind: string, items: unknown[]): string {
     return table(
       ["Name", "Kind", "Display", "Maps to roles"],
       (items as Connector[]).map((c) => [c.metadata.name, c.kind, c.spec.display ?? "-", connectorRoles(c).join(",")]),
+    );
+  }
+  if (k === "notification_target") {
+    return table(
+      ["Name", "Type", "Events", "Filter"],
+      (items as NotificationTarget[]).map((t) => [t.metadata.name, t.spec.type, (t.spec.events ?? ["all"]).join(","), Object.entries(t.spec.filter ?? {}).map(([key, v]) => `${key}=${((v as string[] | undefined) ?? []).join("|")}`).join(",") || "-"]),
     );
   }
   if (k === "user") {

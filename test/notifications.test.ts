@@ -1,0 +1,260 @@
+/**
+ * Access-request notifications against real receivers on loopback: a
+ * webhook verified with the Standard Webhooks library from npm, Slack- and
+ * Mattermost-style posts checked against Mattermost's documented schema, a
+ * Teams Workflows post whose card Microsoft's own Adaptive Cards library
+ * parses, and mail over STARTTLS with a password to smtp-server. The outbox
+ * runs on the proxy's real state (file backend, audit log) with an injected
+ * clock, so retries are tested without waiting them out.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { Webhook } from "standardwebhooks";
+import { Ajv } from "ajv";
+// The package's ESM build imports files without extensions; its bundled build loads everywhere (its types are the package's).
+// @ts-expect-error -- the bundle has no typings of its own
+import * as ACBundle from "adaptivecards/dist/adaptivecards.js";
+import type * as ACTypes from "adaptivecards";
+const AC = ACBundle as typeof ACTypes;
+import { openState, settingsFrom } from "../src/proxy/state.ts";
+import { configSchema } from "../src/config/schema.ts";
+import type { ProxyContext } from "../src/proxy/context.ts";
+import { KEYS } from "../src/proxy/keys.ts";
+import { parseResources } from "../src/resources/parse.ts";
+import { withoutTargetSecrets, type NotificationTarget } from "../src/resources/notification-target.ts";
+import type { AccessRequest } from "../src/resources/access-request.ts";
+import { BACKOFF_MS, dispatchDue, enqueueNotifications, type OutboxEntry } from "../src/proxy/notify/outbox.ts";
+import { tempDir } from "./helpers/azgate.ts";
+import { newWebhookSecret, startHttpReceiver, startSmtpReceiver, type HttpReceiver, type SmtpReceiver } from "./helpers/receivers.ts";
+
+const READER = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ops/providers/Microsoft.ManagedIdentity/userAssignedIdentities/reader";
+const PROD = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/prod/providers/Microsoft.ManagedIdentity/userAssignedIdentities/prod-contributor";
+const T0 = new Date("2026-12-01T08:00:00Z");
+const CONTEXT = { cluster: "test-cluster", proxyUrl: "https://proxy.example.com" };
+const HOSTILE = "<!channel> please [Approve now](https://evil.example/approve) @here *urgent*";
+
+function request(over: Partial<AccessRequest["spec"]> = {}): AccessRequest {
+  return {
+    kind: "access_request",
+    version: "v3",
+    metadata: { name: crypto.randomUUID() },
+    spec: { user: "alice", app: "azure-cli", azure_identity: READER, roles: [], reason: "INC-42 restart the app", start: T0.toISOString(), duration_ms: 3_600_000, state: "PENDING", reviews: [], thresholds: { approve: 1, deny: 1 }, suggested_reviewers: ["bob"], created: T0.toISOString(), review_deadline: new Date(T0.getTime() + 3_600_000).toISOString(), ...over },
+  };
+}
+
+let ctx: ProxyContext;
+let close: () => Promise<void>;
+let hooks: HttpReceiver;
+let smtp: SmtpReceiver;
+const secret = newWebhookSecret();
+
+async function putTargets(yaml: string) {
+  for (const r of parseResources(yaml, "targets.yaml").resources) await ctx.backend.put(KEYS.notificationTarget(r.metadata.name), r);
+}
+async function clearTargets() {
+  for (const i of await ctx.backend.list(KEYS.notificationTargets)) await ctx.backend.delete(i.key);
+}
+const deps = () => ({ backend: ctx.backend, audit: ctx.audit, context: async () => CONTEXT });
+const byPath = (p: string) => hooks.posts.filter((x) => x.path === p);
+
+beforeAll(async () => {
+  ({ ctx, close } = await openState(tempDir("azgate-notify-"), { clusterName: "test-cluster", settings: settingsFrom(configSchema.parse({})), purpose: "notification tests" }));
+  hooks = await startHttpReceiver();
+  smtp = await startSmtpReceiver(tempDir("azgate-smtp-"));
+});
+afterAll(async () => {
+  await hooks?.close();
+  await smtp?.close();
+  await close?.();
+});
+
+describe("notification targets", () => {
+  it("a webhook carries the request, signed per Standard Webhooks: the npm library verifies it, and refuses a tampered body or another secret", async () => {
+    await clearTargets();
+    await putTargets(`kind: notification_target\nversion: v1\nmetadata: { name: hook }\nspec: { type: webhook, url: "${hooks.url("/hook")}", signing_secret: "${secret}" }\n`);
+    const r = request();
+    // Standard Webhooks receivers refuse a timestamp more than five minutes off: this one runs at the real now.
+    expect(await enqueueNotifications(ctx.backend, { event: "access_request.create", request: r, actor: "alice" })).toBe(1);
+    expect(await dispatchDue(deps())).toBe(1);
+    const [post] = byPath("/hook");
+    const verified = new Webhook(secret).verify(post.body, post.headers as Record<string, string>) as { type: string; data: { request: { id: string; user: string; azure_identity: string; reason: string }; proxy: string } };
+    expect(verified.type).toBe("access_request.create");
+    expect(verified.data.request).toMatchObject({ id: r.metadata.name, user: "alice", azure_identity: READER, reason: "INC-42 restart the app" });
+    expect(verified.data.proxy).toBe(CONTEXT.proxyUrl);
+    expect(post.headers["webhook-id"]).toMatch(/^msg_/);
+    expect(() => new Webhook(secret).verify(post.body.replace("alice", "mallory"), post.headers as Record<string, string>)).toThrow();
+    expect(() => new Webhook(newWebhookSecret()).verify(post.body, post.headers as Record<string, string>)).toThrow();
+    expect(await ctx.backend.list(KEYS.notifications)).toEqual([]);
+    const [sent] = await ctx.audit.search({ event: "notification.sent", request: r.metadata.name });
+    expect(sent).toMatchObject({ target: "hook", notification_event: "access_request.create", attempts: 1, success: true });
+  });
+
+  it("Slack and Mattermost posts are Mattermost's documented incoming-webhook shape; Teams gets one Adaptive Card that Microsoft's library parses cleanly", async () => {
+    await clearTargets();
+    await putTargets(
+      [
+        `kind: notification_target\nversion: v1\nmetadata: { name: slack }\nspec: { type: slack, url: "${hooks.url("/slack")}" }`,
+        `kind: notification_target\nversion: v1\nmetadata: { name: mm }\nspec: { type: mattermost, url: "${hooks.url("/mm")}" }`,
+        `kind: notification_target\nversion: v1\nmetadata: { name: teams }\nspec: { type: teams_workflow, url: "${hooks.url("/teams")}" }`,
+      ].join("\n---\n"),
+    );
+    const r = request({ state: "APPROVED", reviews: [{ author: "bob", state: "APPROVED", reason: "ok", created: T0.toISOString() }], grant: { not_before: T0.toISOString(), not_after: new Date(T0.getTime() + 3_600_000).toISOString() } });
+    expect(await enqueueNotifications(ctx.backend, { event: "access_request.approve", request: r, actor: "bob", reason: "ok" }, T0)).toBe(3);
+    expect(await dispatchDue(deps(), T0)).toBe(3);
+    const validate = new Ajv({ allErrors: true }).compile(JSON.parse(readFileSync(path.resolve("test/fixtures/notifications/mattermost-incoming-webhook.schema.json"), "utf8")));
+    for (const p of ["/slack", "/mm"]) {
+      const body = JSON.parse(byPath(p)[0].body);
+      expect(validate(body), JSON.stringify(validate.errors)).toBe(true);
+      expect(body.attachments[0].fields).toContainEqual({ title: "Request ID", value: expect.stringContaining(r.metadata.name.slice(0, 8)), short: true });
+      expect(body.attachments[0].text).toContain(`azgate apps login azure-cli --azure-identity reader`);
+    }
+    const teams = JSON.parse(byPath("/teams")[0].body);
+    expect(teams).toMatchObject({ type: "message", attachments: [{ contentType: "application/vnd.microsoft.card.adaptive", contentUrl: null }] });
+    const card = new AC.AdaptiveCard();
+    const parsing = new AC.SerializationContext();
+    card.parse(teams.attachments[0].content, parsing);
+    expect(Array.from({ length: parsing.eventCount }, (_, i) => parsing.getEventAt(i).message)).toEqual([]);
+    expect(card.getItemCount()).toBeGreaterThanOrEqual(3);
+    const texts = JSON.stringify(teams.attachments[0].content.body);
+    expect(texts).toContain("approved");
+    expect(texts).toContain("azgate apps login azure-cli --azure-identity reader");
+  });
+
+  it("a reason written to reach reviewers' chat cannot mention @channel or show a link: every text a user wrote is escaped for the target", async () => {
+    hooks.posts.length = 0;
+    await clearTargets();
+    await putTargets(
+      [
+        `kind: notification_target\nversion: v1\nmetadata: { name: slack }\nspec: { type: slack, url: "${hooks.url("/slack")}" }`,
+        `kind: notification_target\nversion: v1\nmetadata: { name: mm }\nspec: { type: mattermost, url: "${hooks.url("/mm")}" }`,
+        `kind: notification_target\nversion: v1\nmetadata: { name: teams }\nspec: { type: teams_workflow, url: "${hooks.url("/teams")}" }`,
+      ].join("\n---\n"),
+    );
+    await enqueueNotifications(ctx.backend, { event: "access_request.create", request: request({ reason: HOSTILE }), actor: "alice" }, T0);
+    expect(await dispatchDue(deps(), T0)).toBe(3);
+    const slack = JSON.stringify(JSON.parse(byPath("/slack")[0].body).attachments[0].fields);
+    expect(slack).not.toContain("<!channel>");
+    expect(slack).toContain("&lt;!channel&gt;");
+    for (const p of ["/mm", "/teams"]) {
+      const text = byPath(p)[0].body;
+      expect(text).not.toContain("[Approve now](https://evil.example");
+      expect(text).not.toContain(" @here");
+      expect(text).toContain(String.raw`\\[Approve now\\]\\(https\\://evil\\.example/approve\\)`);
+    }
+  });
+
+  it("mail goes over STARTTLS with a password to the target's list, the requester and the suggested reviewers who have an e-mail", async () => {
+    await clearTargets();
+    for (const [name, email] of [["alice", "alice@example.com"], ["bob", "bob@example.com"]]) {
+      await ctx.backend.put(KEYS.user(name), { kind: "user", version: "v2", metadata: { name }, spec: { roles: [], traits: { email: [email] } } });
+    }
+    await putTargets(`kind: notification_target\nversion: v1\nmetadata: { name: mail }\nspec:\n  type: smtp\n  smtp: { host: 127.0.0.1, port: ${smtp.port}, security: starttls, username: ${smtp.user}, password: ${smtp.password}, ca_file: ${smtp.caFile}, from: azgate@example.com, to: [security@example.com] }\n`);
+    const r = request({ ticket: "INC-42" });
+    expect(await enqueueNotifications(ctx.backend, { event: "access_request.create", request: r, actor: "alice" }, T0)).toBe(1);
+    expect(await dispatchDue(deps(), T0)).toBe(1);
+    const [m] = await smtp.waitFor(1);
+    expect(m.secure).toBe(true);
+    expect(m.envelopeTo.sort()).toEqual(["alice@example.com", "bob@example.com", "security@example.com"]);
+    expect(m.subject).toBe("[azgate] alice requests reader on azure-cli for 1h");
+    expect(m.text).toContain(`Request ID:`);
+    expect(m.text).toContain(r.metadata.name);
+    expect(m.text).toContain("Ticket:");
+    expect(m.text).toContain(`azgate request approve ${r.metadata.name} --reason "..."`);
+  });
+
+  it("a wrong SMTP password fails the send, audited with the server's answer and never the password; the entry waits for its retry", async () => {
+    await clearTargets();
+    await putTargets(`kind: notification_target\nversion: v1\nmetadata: { name: mail }\nspec:\n  type: smtp\n  smtp: { host: 127.0.0.1, port: ${smtp.port}, username: ${smtp.user}, password: not-the-password, ca_file: ${smtp.caFile}, from: azgate@example.com, to: [security@example.com] }\n`);
+    const r = request();
+    await enqueueNotifications(ctx.backend, { event: "access_request.create", request: r }, T0);
+    expect(await dispatchDue(deps(), T0)).toBe(0);
+    const [failed] = await ctx.audit.search({ event: "notification.failed", request: r.metadata.name });
+    expect(failed).toMatchObject({ target: "mail", success: false, retry_at: new Date(T0.getTime() + BACKOFF_MS[0]).toISOString() });
+    expect(String(failed.error)).toMatch(/refused the mail: .*Invalid username or password/);
+    expect(JSON.stringify(failed)).not.toContain("not-the-password");
+    for (const i of await ctx.backend.list(KEYS.notifications)) await ctx.backend.delete(i.key);
+  });
+
+  it("retries a receiver that is down with back-off, with the same webhook-id; gives up after the last, audited each time", async () => {
+    await clearTargets();
+    hooks.posts.length = 0;
+    await putTargets(`kind: notification_target\nversion: v1\nmetadata: { name: hook }\nspec: { type: webhook, url: "${hooks.url("/hook")}", signing_secret: "${secret}" }\n`);
+    const r = request();
+    await enqueueNotifications(ctx.backend, { event: "access_request.create", request: r }, T0);
+    hooks.failNext(503, 500);
+    expect(await dispatchDue(deps(), T0)).toBe(0);
+    // Not due again before its back-off...
+    expect(await dispatchDue(deps(), new Date(T0.getTime() + BACKOFF_MS[0] - 1))).toBe(0);
+    expect(await dispatchDue(deps(), new Date(T0.getTime() + BACKOFF_MS[0]))).toBe(0);
+    expect(await dispatchDue(deps(), new Date(T0.getTime() + BACKOFF_MS[0] + BACKOFF_MS[1]))).toBe(1);
+    const failures = await ctx.audit.search({ event: "notification.failed", request: r.metadata.name });
+    expect(failures.map((f) => [f.attempts, f.error])).toEqual([
+      [1, "the webhook receiver answered HTTP 503: receiver is down"],
+      [2, "the webhook receiver answered HTTP 500: receiver is down"],
+    ]);
+    const [sent] = await ctx.audit.search({ event: "notification.sent", request: r.metadata.name });
+    expect(sent.attempts).toBe(3);
+    const ids = new Set(failures.map((f) => f.notification_id));
+    expect(ids).toEqual(new Set([sent.notification_id]));
+    expect(byPath("/hook")[0].headers["webhook-id"]).toBe(sent.notification_id);
+
+    // A receiver that never comes back: after the last back-off the entry is given up, and that is audited.
+    const dead = request();
+    await enqueueNotifications(ctx.backend, { event: "access_request.create", request: dead }, T0);
+    hooks.failNext(...Array(BACKOFF_MS.length + 1).fill(502));
+    let at = T0.getTime();
+    for (const wait of [0, ...BACKOFF_MS]) expect(await dispatchDue(deps(), new Date((at += wait)))).toBe(0);
+    const last = (await ctx.audit.search({ event: "notification.failed", request: dead.metadata.name })).at(-1)!;
+    expect(last).toMatchObject({ attempts: BACKOFF_MS.length + 1, gave_up: true });
+    expect(await ctx.backend.list(KEYS.notifications)).toEqual([]);
+  });
+
+  it("an unreachable receiver is a failure that names no URL (the URL is the target's secret)", async () => {
+    await clearTargets();
+    const gone = await startHttpReceiver();
+    const url = gone.url("/services/T000/B000/XXXXSECRETXXXX");
+    await gone.close();
+    await putTargets(`kind: notification_target\nversion: v1\nmetadata: { name: slack }\nspec: { type: slack, url: "${url}" }\n`);
+    const r = request();
+    await enqueueNotifications(ctx.backend, { event: "access_request.create", request: r }, T0);
+    expect(await dispatchDue(deps(), T0)).toBe(0);
+    const [failed] = await ctx.audit.search({ event: "notification.failed", request: r.metadata.name });
+    expect(failed.error).toBe("could not reach the slack receiver: ECONNREFUSED");
+    expect(JSON.stringify(failed)).not.toContain("XXXXSECRETXXXX");
+    for (const i of await ctx.backend.list(KEYS.notifications)) await ctx.backend.delete(i.key);
+  });
+
+  it("a target hears only its events and the requests its filter matches", async () => {
+    await clearTargets();
+    await putTargets(`kind: notification_target\nversion: v1\nmetadata: { name: prod }\nspec: { type: slack, url: "${hooks.url("/prod")}", events: [access_request.create], filter: { azure_identities: ["*/prod-*"], apps: [azure-cli] } }\n`);
+    expect(await enqueueNotifications(ctx.backend, { event: "access_request.create", request: request() }, T0)).toBe(0);
+    expect(await enqueueNotifications(ctx.backend, { event: "access_request.approve", request: request({ azure_identity: PROD }) }, T0)).toBe(0);
+    expect(await enqueueNotifications(ctx.backend, { event: "access_request.create", request: request({ azure_identity: PROD, app: "other" }) }, T0)).toBe(0);
+    expect(await enqueueNotifications(ctx.backend, { event: "access_request.create", request: request({ azure_identity: PROD }) }, T0)).toBe(1);
+    const [entry] = await ctx.backend.list<OutboxEntry>(KEYS.notifications);
+    expect(entry.value).toMatchObject({ target: "prod", attempts: 0, notice: { event: "access_request.create" } });
+    await ctx.backend.delete(entry.key);
+  });
+});
+
+describe("the notification_target resource", () => {
+  const load = (spec: string) => parseResources(`kind: notification_target\nversion: v1\nmetadata: { name: t }\nspec: ${spec}\n`, "t.yaml");
+  it("refuses what cannot work, naming the field", () => {
+    expect(() => load(`{ type: webhook, url: "https://x.example/h" }`)).toThrow(/spec\.signing_secret: signing_secret is required for a webhook target/);
+    expect(() => load(`{ type: webhook, url: "https://x.example/h", signing_secret: "hunter2" }`)).toThrow(/signing_secret must be whsec_/);
+    expect(() => load(`{ type: slack }`)).toThrow(/spec\.url: url is required for a slack target/);
+    expect(() => load(`{ type: slack, url: "file:///etc/passwd" }`)).toThrow(/url must be http or https/);
+    expect(() => load(`{ type: pagerduty, url: "https://x.example" }`)).toThrow(/type must be one of webhook, slack, mattermost, teams_workflow, smtp/);
+    expect(() => load(`{ type: slack, url: "https://x.example", events: [access_request.created] }`)).toThrow(/events: each must be one of/);
+    expect(() => load(`{ type: smtp, smtp: { host: mail, from: "not an address" } }`)).toThrow(/spec\.smtp\.from: must be an e-mail address/);
+    expect(() => load(`{ type: slack, url: "https://x.example", colour: red }`)).toThrow(/colour/);
+  });
+
+  it("hides the URL, signing secret and SMTP password unless asked with secrets", () => {
+    const [t] = load(`{ type: webhook, url: "https://x.example/h", signing_secret: "${secret}" }`).resources as NotificationTarget[];
+    expect(withoutTargetSecrets(t).spec).toEqual({ type: "webhook" });
+    const [m] = load(`{ type: smtp, smtp: { host: mail, from: a@example.com, password: p } }`).resources as NotificationTarget[];
+    expect(withoutTargetSecrets(m).spec.smtp).toEqual({ host: "mail", from: "a@example.com", to: [] });
+  });
+});
