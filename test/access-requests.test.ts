@@ -4,7 +4,8 @@
  * that feeds them.
  */
 import { describe, expect, it } from "vitest";
-import { mayReview, MAX_GRANT_MS, requestTerms } from "../src/rbac/requests.ts";
+import { mayReview, MAX_GRANT_MS, requestTerms, reviewOutcome, thresholdsCounting } from "../src/rbac/requests.ts";
+import { compilePredicate } from "../src/rbac/predicate.ts";
 import { activeGrant, effectiveState, type AccessGrant, type AccessRequest } from "../src/resources/access-request.ts";
 import type { Role } from "../src/rbac/types.ts";
 import { parseResources } from "../src/resources/parse.ts";
@@ -95,13 +96,82 @@ describe("role syntax", () => {
     expect(warnings).toEqual([]);
   });
   it.each([
-    [`  allow:\n    request:\n      thresholds: [{approve: 2, filter: 'contains(reviewer.roles, "x")'}]\n`, /thresholds\[0\]\.filter: threshold filters are not supported yet/],
-    [`  allow:\n    review_requests:\n      roles: [x]\n      where: 'contains(request.roles, "x")'\n`, /review_requests\.where: review_requests\.where is not supported yet/],
+    [`  allow:\n    request:\n      thresholds: [{approve: 2, filter: 'contains(reviewer.role, "x")'}]\n`, /thresholds\[0\]\.filter: unknown name reviewer\.role/],
+    [`  allow:\n    review_requests:\n      roles: [x]\n      where: 'request.reason'\n`, /review_requests\.where: request\.reason is not true or false/],
+    [`  deny:\n    review_requests:\n      where: 'regexp.match(request.roles, "(")'\n`, /review_requests\.where: invalid regular expression/],
     [`  allow:\n    request:\n      ticket: {pattern: "(unclosed"}\n`, /ticket\.pattern: invalid regular expression/],
     [`  allow:\n    request:\n      azure_identities: ["reader"]\n`, /not an Azure identity resource ID pattern/],
     [`  allow:\n    request:\n      max_duration: forever\n`, /is not a duration/],
   ])("refuses what it cannot honour, naming the field (%#)", (spec, message) => {
     expect(() => load(spec)).toThrow(message);
+  });
+});
+
+describe("Teleport's predicates: threshold filters and review_requests.where", () => {
+  const reviewerOf = (name: string, roleNames: string[], traits: Record<string, string[]> = {}) => ({ name, roles: roleNames.map((n) => role(n, {})), traits });
+  const subject = { user: "alice", app: "azure-cli", azure_identity: READER, roles: ["prod"], reason: "incident 7", ticket: "INC-7", suggested_reviewers: [] };
+
+  it("reads the request, the reviewer and the review as Teleport names them; ==, !=, &&, ||, !, equals, contains, regexp.match", () => {
+    const vars = { "reviewer.name": "bob", "reviewer.roles": ["reviewer", "sre"], "reviewer.traits": { team: ["sre"] }, "request.reason": "incident 7", "request.roles": ["db-writer-us-east-1"], "request.azure_identity": READER, "request.azure_identities": [READER], "review.reason": "" };
+    const holds = (text: string) => compilePredicate(text).test(vars);
+    expect(holds('contains(reviewer.roles, "sre") && !equals(request.reason, "")')).toBe(true);
+    expect(holds('contains(reviewer.traits["team"], "sre")')).toBe(true);
+    expect(holds('contains(reviewer.traits.team, "dev")')).toBe(false);
+    expect(holds('contains(reviewer.traits["nope"], "x")')).toBe(false);
+    expect(holds('regexp.match(request.roles, "^db-writer-us-(east|west)-[0-9]+$")')).toBe(true);
+    expect(holds('request.reason == "" || reviewer.name != "bob"')).toBe(false);
+    expect(holds('!(request.reason == "incident 7")')).toBe(false);
+    expect(holds('review.reason == ""')).toBe(true);
+    expect(holds(`contains(request.azure_identities, "${READER}")`)).toBe(true);
+  });
+
+  it.each([
+    ['contains(reviewer.roles, "x"', /expected \)/],
+    ["startsWith(request.reason, \"x\")", /unknown function startsWith/],
+    ['contains("x", reviewer.roles)', /contains needs a string second/],
+    ['request.roles == "x" &&', /unexpected end/],
+    ['equals(request.reason, "x") "y"', /unexpected "y"/],
+    ['"unterminated', /unterminated string/],
+    ['reviewer.roles["x"]', /cannot be indexed/],
+  ])("refuses %s, saying why", (text, message) => {
+    expect(() => compilePredicate(text)).toThrow(message);
+  });
+
+  it("a review counts toward the thresholds whose filter holds; all thresholds must be met to approve, any one denies", () => {
+    const thresholds = [{ approve: 2, deny: 1, filter: 'contains(reviewer.roles, "senior")' }, { approve: 1, deny: 2 }];
+    const senior = thresholdsCounting(thresholds, reviewerOf("bob", ["reviewer", "senior"]), subject, "ok");
+    const junior = thresholdsCounting(thresholds, reviewerOf("dave", ["reviewer"]), subject, "ok");
+    expect([senior, junior]).toEqual([[0, 1], [1]]);
+    const review = (state: "APPROVED" | "DENIED", counts_for: number[]) => ({ state, counts_for });
+    expect(reviewOutcome(thresholds, [review("APPROVED", senior)])).toBe("PENDING");
+    // A junior approval meets the second threshold, never the first's two seniors.
+    expect(reviewOutcome(thresholds, [review("APPROVED", senior), review("APPROVED", junior)])).toBe("PENDING");
+    expect(reviewOutcome(thresholds, [review("APPROVED", senior), review("APPROVED", junior), review("APPROVED", senior)])).toBe("APPROVED");
+    // One senior denial ends it (the first threshold denies at one); a junior's counts only toward the second (two).
+    expect(reviewOutcome(thresholds, [review("DENIED", junior)])).toBe("PENDING");
+    expect(reviewOutcome(thresholds, [review("DENIED", senior)])).toBe("DENIED");
+    // Reviews stored before filters existed count toward every threshold.
+    expect(reviewOutcome([{ approve: 1, deny: 1 }], [{ state: "APPROVED" }])).toBe("APPROVED");
+  });
+
+  it("review_requests.where narrows what a reviewer may review; a deny with only where refuses what it matches", () => {
+    const lookup = () => undefined;
+    const allow = [role("rev", { allow: { review_requests: { azure_identities: [`${MI}/*`], where: '!equals(request.reason, "")' } } })];
+    expect(mayReview("bob", allow, {}, subject, lookup).allowed).toBe(true);
+    expect(mayReview("bob", allow, {}, { ...subject, reason: "" }, lookup)).toMatchObject({ allowed: false, reason: expect.stringContaining("no role lets you review") });
+    const denyTickets = [...allow, role("no-inc", { deny: { review_requests: { where: 'regexp.match(request.ticket, "^INC-")' } } })];
+    expect(mayReview("bob", denyTickets, {}, subject, lookup)).toMatchObject({ allowed: false, reason: expect.stringContaining('role "no-inc" denies') });
+    expect(mayReview("bob", denyTickets, {}, { ...subject, ticket: "CHG-1" }, lookup).allowed).toBe(true);
+    // The reviewer's own traits: only the on-call team reviews.
+    const onCall = [role("rev", { allow: { review_requests: { azure_identities: [`${MI}/*`], where: 'contains(reviewer.traits["team"], "oncall")' } } })];
+    expect(mayReview("bob", onCall, { team: ["oncall"] }, subject, lookup).allowed).toBe(true);
+    expect(mayReview("bob", onCall, { team: ["dev"] }, subject, lookup).allowed).toBe(false);
+  });
+
+  it("the request's terms carry every threshold with its filter; the summary is the strictest", () => {
+    const roles = [role("a", { allow: { request: { azure_identities: [`${MI}/*`], thresholds: [{ approve: 2, deny: 2, filter: 'contains(reviewer.roles, "senior")' }] } } }), role("b", { allow: { request: { azure_identities: [READER], thresholds: [{ approve: 1, deny: 1 }] } } })];
+    expect(requestTerms(roles, {}, READER, none)).toMatchObject({ approvals: 2, denials: 1, thresholds: [{ approve: 2, deny: 2, filter: 'contains(reviewer.roles, "senior")' }, { approve: 1, deny: 1 }] });
+    expect(requestTerms([role("c", { allow: { request: { azure_identities: [READER] } } })], {}, READER, none).thresholds).toEqual([{ approve: 1, deny: 1 }]);
   });
 });
 

@@ -7,7 +7,7 @@
  * request.
  */
 import { AzgateError } from "../errors/index.ts";
-import { mayReview, requestTerms, type RoleLookup } from "../rbac/requests.ts";
+import { mayReview, requestTerms, reviewOutcome, thresholdsCounting, type RoleLookup, type Threshold } from "../rbac/requests.ts";
 import { checkRule } from "../rbac/engine.ts";
 import type { Role } from "../rbac/types.ts";
 import { effectiveState, type AccessGrant, type AccessRequest } from "../resources/access-request.ts";
@@ -21,8 +21,10 @@ import { enqueueNotifications } from "./notify/outbox.ts";
 
 /** How often the proxy records the ends that come with time (recordEndings). */
 export const ENDINGS_MS = 10_000;
-/** How long a request waits for reviews. */
+/** How long a request waits for reviews, unless its requester asks for less or more (request_ttl, within the bounds). */
 export const REVIEW_WINDOW_MS = 3_600_000;
+const MIN_REVIEW_WINDOW_MS = 5_000;
+const MAX_REVIEW_WINDOW_MS = 7 * 86_400_000;
 const MAX_TEXT = 1024;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -33,6 +35,8 @@ export interface CreateRequestInput {
   reason?: string;
   ticket?: string;
   start?: string;
+  /** How long it may wait for reviews (Teleport's --request-ttl). */
+  request_ttl?: string;
 }
 
 function text(value: unknown, what: string, required: boolean): string {
@@ -72,6 +76,8 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
   const reason = text(input.reason, "a reason (--reason)", terms.reasonRequired);
   const ticket = text(input.ticket, "a ticket (--ticket)", terms.ticket.required);
   if (ticket && terms.ticket.pattern && !new RegExp(terms.ticket.pattern).test(ticket)) throw new AzgateError("bad_parameter", `ticket "${ticket}" does not match ${terms.ticket.pattern}`);
+  const reviewWindow = input.request_ttl ? parseDuration(String(input.request_ttl), "request_ttl") : REVIEW_WINDOW_MS;
+  if (reviewWindow < MIN_REVIEW_WINDOW_MS || reviewWindow > MAX_REVIEW_WINDOW_MS) throw new AzgateError("bad_parameter", "request_ttl must be from 5s to 7 days (168h)");
   const now = Date.now();
   const start = input.start ? Date.parse(String(input.start)) : now;
   if (Number.isNaN(start) || start < now - 60_000 || start > now + 7 * 24 * 3_600_000) throw new AzgateError("bad_parameter", "start must be a time (2026-12-01T08:00:00Z) from now to a week ahead");
@@ -91,9 +97,10 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
       state: "PENDING",
       reviews: [],
       thresholds: { approve: terms.approvals, deny: terms.denials },
+      threshold_rules: terms.thresholds,
       suggested_reviewers: terms.suggestedReviewers,
       created: new Date(now).toISOString(),
-      review_deadline: new Date(Math.max(now, start) + REVIEW_WINDOW_MS).toISOString(),
+      review_deadline: new Date(input.request_ttl ? now + reviewWindow : Math.max(now, start) + REVIEW_WINDOW_MS).toISOString(),
     },
   };
   await ctx.backend.compareAndSwap(KEYS.accessRequest(request.metadata.name), null, request);
@@ -203,17 +210,25 @@ export async function reviewRequest(ctx: ProxyContext, caller: Caller, id: strin
     await ctx.audit.emit({ event: "access_request.review", code: "T5002W", user: caller.name, access_request_id: id, requester: value.spec.user, state: verdict, success: false, reason: allowed.reason });
     throw new AzgateError("access_denied", allowed.reason);
   }
+  // Which thresholds this review counts toward (their filters, over the reviewer and the request as they are now).
+  const rules: Threshold[] = value.spec.threshold_rules ?? [value.spec.thresholds];
+  const countsFor = thresholdsCounting(rules, { name: caller.name, roles: caller.roles, traits: caller.traits }, value.spec, reason);
+  if (countsFor.length === 0) {
+    const why = `your review would not count: no threshold of this request counts reviews like yours (${rules.map((t) => t.filter).filter(Boolean).join("; ")})`;
+    await ctx.audit.emit({ event: "access_request.review", code: "T5002W", user: caller.name, access_request_id: id, requester: value.spec.user, state: verdict, success: false, reason: why });
+    throw new AzgateError("access_denied", why);
+  }
   let granted: AccessGrant | null = null;
   const next = await update(ctx, id, (r) => {
     const state = effectiveState(r, Date.now());
     if (state !== "PENDING") throw new AzgateError("bad_parameter", `access request "${id}" is ${state}; only a PENDING request can be reviewed`);
     if (r.spec.reviews.some((x) => x.author === caller.name)) throw new AzgateError("already_exists", `you already reviewed access request "${id}"`);
-    r.spec.reviews.push({ author: caller.name, state: verdict, reason, created: new Date().toISOString() });
-    const count = (s: string) => r.spec.reviews.filter((x) => x.state === s).length;
-    if (count("DENIED") >= r.spec.thresholds.deny) {
+    r.spec.reviews.push({ author: caller.name, state: verdict, reason, created: new Date().toISOString(), counts_for: countsFor });
+    const outcome = reviewOutcome(r.spec.threshold_rules ?? [r.spec.thresholds], r.spec.reviews);
+    if (outcome === "DENIED") {
       r.spec.state = "DENIED";
       r.spec.resolution = { by: caller.name, at: new Date().toISOString(), reason };
-    } else if (count("APPROVED") >= r.spec.thresholds.approve) {
+    } else if (outcome === "APPROVED") {
       const notBefore = Math.max(Date.now(), Date.parse(r.spec.start));
       r.spec.state = "APPROVED";
       r.spec.grant = { not_before: new Date(notBefore).toISOString(), not_after: new Date(notBefore + r.spec.duration_ms).toISOString() };

@@ -15,6 +15,7 @@ import { globMatch, literalTraits } from "./azure-api.ts";
 import { expandAll } from "./template.ts";
 import type { Role, Traits } from "./types.ts";
 import { parseDuration } from "../util/duration.ts";
+import { compilePredicate, type Predicate, type Vars } from "./predicate.ts";
 
 /** No grant is longer than this, whatever a role says (Teleport's cap is 14 days; a day is plenty for JIT). */
 export const MAX_GRANT_MS = 24 * 3_600_000;
@@ -39,6 +40,8 @@ export interface RequestTerms {
   /** Approvals and denials a decision needs (the strictest threshold of the roles that offer the request). */
   approvals: number;
   denials: number;
+  /** Every threshold of those roles (a default one when none has any): all must be met to approve, any one denies. */
+  thresholds: Threshold[];
   suggestedReviewers: string[];
   /** Roles named in `request.roles` that allow the identity: their azure_api rules apply under the grant. */
   grantRoles: string[];
@@ -48,7 +51,7 @@ export interface RequestTerms {
 /** May a user with `roles` request `identity`, and on what terms. */
 export function requestTerms(roles: Role[], traits: Traits, identity: string, lookup: RoleLookup): RequestTerms {
   const denied = roles.find((r) => expandAll(r.spec.deny?.request?.azure_identities, traits).some((p) => p === "*" || matchesIdentity(p, identity)) || (r.spec.deny?.request?.roles ?? []).some((n) => roleAllows(lookup(n), identity, traits)));
-  const none: RequestTerms = { allowed: false, reason: "", maxDurationMs: 0, reasonRequired: false, ticket: { required: false }, approvals: 1, denials: 1, suggestedReviewers: [], grantRoles: [] };
+  const none: RequestTerms = { allowed: false, reason: "", maxDurationMs: 0, reasonRequired: false, ticket: { required: false }, approvals: 1, denials: 1, thresholds: [], suggestedReviewers: [], grantRoles: [] };
   if (denied) return { ...none, reason: `role "${denied.metadata.name}" denies requesting Azure identity "${identity}"` };
   // Allow rules read traits literally (azure-api.ts literalTraits): a trait never becomes a pattern here.
   const literal = literalTraits(traits);
@@ -59,7 +62,8 @@ export function requestTerms(roles: Role[], traits: Traits, identity: string, lo
   });
   if (offering.length === 0) return { ...none, reason: `no role lets you request Azure identity "${identity}"` };
   const durations = offering.map((r) => (r.spec.allow?.request?.max_duration ? parseDuration(r.spec.allow.request.max_duration) : DEFAULT_GRANT_MS));
-  const thresholds = offering.flatMap((r) => r.spec.allow?.request?.thresholds ?? []);
+  const given = offering.flatMap((r) => r.spec.allow?.request?.thresholds ?? []);
+  const thresholds: Threshold[] = given.length ? given.map((t) => ({ ...(t.name ? { name: t.name } : {}), approve: t.approve ?? 1, deny: t.deny ?? 1, ...(t.filter ? { filter: t.filter } : {}) })) : [{ approve: 1, deny: 1 }];
   const tickets = offering.map((r) => r.spec.allow?.request?.ticket).filter((t): t is NonNullable<typeof t> => !!t);
   const grantRoles = [...new Set(offering.flatMap((r) => [...(r.spec.allow?.request?.roles ?? []), ...(r.spec.allow?.request?.search_as_roles ?? [])]).filter((n) => roleAllows(lookup(n), identity, traits)))];
   return {
@@ -69,24 +73,104 @@ export function requestTerms(roles: Role[], traits: Traits, identity: string, lo
     maxDurationMs: Math.min(Math.max(...durations), MAX_GRANT_MS),
     reasonRequired: offering.some((r) => r.spec.allow?.request?.reason?.mode === "required"),
     ticket: { required: tickets.some((t) => t.mode === "required"), pattern: tickets.find((t) => t.pattern)?.pattern },
-    approvals: Math.max(1, ...thresholds.map((t) => t.approve ?? 1)),
-    denials: Math.max(1, Math.min(...(thresholds.length ? thresholds.map((t) => t.deny ?? 1) : [1]))),
+    approvals: Math.max(...thresholds.map((t) => t.approve)),
+    denials: Math.min(...thresholds.map((t) => t.deny)),
+    thresholds,
     suggestedReviewers: [...new Set(offering.flatMap((r) => r.spec.allow?.request?.suggested_reviewers ?? []))],
     grantRoles,
     prompt: offering.map((r) => r.spec.options?.request_prompt).find((p) => !!p),
   };
 }
 
-/** May `reviewer` (with these roles) review a request by `requester` for `identity`: never their own; deny wins. */
-export function mayReview(reviewer: string, roles: Role[], traits: Traits, request: { user: string; azure_identity: string }, lookup: RoleLookup): { allowed: boolean; reason: string } {
+/** What a `where` or a threshold `filter` may read about the request. */
+export interface ReviewSubject {
+  user: string;
+  azure_identity: string;
+  app?: string;
+  roles?: string[];
+  reason?: string;
+  ticket?: string;
+  suggested_reviewers?: string[];
+}
+
+export interface Reviewer {
+  name: string;
+  roles: Role[];
+  traits: Traits;
+}
+
+const compiled = new Map<string, Predicate>();
+/** Compiled once per text; role validation already refused any that does not compile. */
+function predicate(text: string): Predicate {
+  let p = compiled.get(text);
+  if (!p) compiled.set(text, (p = compilePredicate(text)));
+  return p;
+}
+
+function predicateVars(reviewer: Reviewer, request: ReviewSubject, reviewReason?: string): Vars {
+  return {
+    "reviewer.name": reviewer.name,
+    "reviewer.roles": reviewer.roles.map((r) => r.metadata.name),
+    "reviewer.traits": reviewer.traits,
+    "review.reason": reviewReason ?? "",
+    "request.user": request.user,
+    "request.app": request.app ?? "",
+    "request.azure_identity": request.azure_identity,
+    "request.azure_identities": [request.azure_identity],
+    "request.roles": request.roles ?? [],
+    "request.reason": request.reason ?? "",
+    "request.ticket": request.ticket ?? "",
+    "request.suggested_reviewers": request.suggested_reviewers ?? [],
+    "request.system_annotations": {},
+  };
+}
+
+/**
+ * May `reviewer` review this request: never their own; deny wins. A
+ * `review_requests` block covers a request when its identities or roles
+ * match and its `where` holds; a deny block with only `where` covers every
+ * request for which it holds.
+ */
+export function mayReview(reviewer: string, roles: Role[], traits: Traits, request: ReviewSubject, lookup: RoleLookup): { allowed: boolean; reason: string } {
   if (reviewer === request.user) return { allowed: false, reason: "you cannot review your own request" };
-  const covers = (c: Role["spec"]["allow"], t: Traits) => {
+  const vars = predicateVars({ name: reviewer, roles, traits }, request);
+  const covers = (c: Role["spec"]["allow"], t: Traits, side: "allow" | "deny") => {
     const r = c?.review_requests;
     if (!r) return false;
-    return expandAll(r.azure_identities, t).some((p) => p === "*" || matchesIdentity(p, request.azure_identity)) || (r.roles ?? []).some((n) => roleAllows(lookup(n), request.azure_identity, t));
+    const scoped = r.azure_identities !== undefined || r.roles !== undefined;
+    const inScope = expandAll(r.azure_identities, t).some((p) => p === "*" || matchesIdentity(p, request.azure_identity)) || (r.roles ?? []).some((n) => roleAllows(lookup(n), request.azure_identity, t));
+    if (r.where === undefined) return inScope;
+    return (inScope || (side === "deny" && !scoped)) && predicate(r.where).test(vars);
   };
-  const denying = roles.find((r) => covers(r.spec.deny, traits));
-  if (denying) return { allowed: false, reason: `role "${denying.metadata.name}" denies reviewing requests for "${request.azure_identity}"` };
-  const allowing = roles.find((r) => covers(r.spec.allow, literalTraits(traits)));
+  const denying = roles.find((r) => covers(r.spec.deny, traits, "deny"));
+  if (denying) return { allowed: false, reason: `role "${denying.metadata.name}" denies reviewing requests for "${request.azure_identity}"${denying.spec.deny?.review_requests?.where ? ` where ${denying.spec.deny.review_requests.where}` : ""}` };
+  const allowing = roles.find((r) => covers(r.spec.allow, literalTraits(traits), "allow"));
   return allowing ? { allowed: true, reason: `role "${allowing.metadata.name}" allows reviewing requests for "${request.azure_identity}"` } : { allowed: false, reason: `no role lets you review requests for Azure identity "${request.azure_identity}"` };
+}
+
+export interface Threshold {
+  name?: string;
+  approve: number;
+  deny: number;
+  /** Only reviews for which this holds count toward this threshold. */
+  filter?: string;
+}
+
+/** The thresholds (by index) a review by `reviewer` counts toward. */
+export function thresholdsCounting(thresholds: Threshold[], reviewer: Reviewer, request: ReviewSubject, reviewReason: string): number[] {
+  const vars = predicateVars(reviewer, request, reviewReason);
+  return thresholds.flatMap((t, i) => (!t.filter || predicate(t.filter).test(vars) ? [i] : []));
+}
+
+/**
+ * The outcome of these reviews: DENIED once any threshold has its denials,
+ * APPROVED once every threshold has its approvals (counting, for each, the
+ * reviews that count toward it), PENDING otherwise. Stricter than Teleport,
+ * where one threshold per role suffices: here two thresholds mean both.
+ */
+export function reviewOutcome(thresholds: Threshold[], reviews: { state: "APPROVED" | "DENIED"; counts_for?: number[] }[]): "APPROVED" | "DENIED" | "PENDING" {
+  const count = (i: number, state: string) => reviews.filter((r) => r.state === state && (r.counts_for ?? [i]).includes(i)).length;
+  if (thresholds.some((t, i) => count(i, "DENIED") >= t.deny)) return "DENIED";
+  if (thresholds.every((t, i) => count(i, "APPROVED") >= t.approve)) return "APPROVED";
+  return "PENDING";
 }

@@ -28,7 +28,8 @@ export interface RequestConditions {
   azure_identities?: string[];
   max_duration?: string;
   suggested_reviewers?: string[];
-  thresholds?: { name?: string; approve?: number; deny?: number }[];
+  /** Teleport's: approvals and denials needed, counting only reviews that match `filter` (rbac/predicate.ts). */
+  thresholds?: { name?: string; approve?: number; deny?: number; filter?: string }[];
   reason?: { mode?: "required" | "optional"; prompt?: string };
   ticket?: { mode?: "required" | "optional"; pattern?: string };
 }
@@ -37,6 +38,8 @@ export interface RequestConditions {
 export interface ReviewConditions {
   roles?: string[];
   azure_identities?: string[];
+  /** Teleport's: only requests for which this predicate holds (rbac/predicate.ts). */
+  where?: string;
 }
 
 export interface RoleConditions {

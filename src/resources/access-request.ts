@@ -11,6 +11,8 @@ export interface Review {
   state: "APPROVED" | "DENIED";
   reason: string;
   created: string;
+  /** The thresholds (indexes into `threshold_rules`) this review counts toward, decided by their filters when it was made. */
+  counts_for?: number[];
 }
 
 export interface AccessRequest {
@@ -31,8 +33,10 @@ export interface AccessRequest {
     /** As stored; EXPIRED is also what a PENDING request past its deadline, or an APPROVED one past its window, reads as. */
     state: RequestState;
     reviews: Review[];
-    /** Approvals and denials needed, as the roles said at creation. */
+    /** Approvals and denials needed, as the roles said at creation (the strictest of threshold_rules). */
     thresholds: { approve: number; deny: number };
+    /** Every threshold, with its filter, as the roles said at creation: all must be met to approve, any one denies. */
+    threshold_rules?: { name?: string; approve: number; deny: number; filter?: string }[];
     suggested_reviewers: string[];
     created: string;
     review_deadline: string;

@@ -6,6 +6,17 @@ import { compileRegex } from "../rbac/labels.ts";
 import { parseDuration } from "../util/duration.ts";
 import { AZURE_METHODS } from "../azure/methods.ts";
 import { PRESETS } from "../rbac/azure-api.ts";
+import { compilePredicate, PredicateError } from "../rbac/predicate.ts";
+
+/** A Teleport predicate (threshold filter, review where), checked now so a typo cannot widen who may approve later. */
+const predicate = z.string().superRefine((v, ctx) => {
+  try {
+    compilePredicate(v);
+  } catch (e) {
+    if (!(e instanceof PredicateError)) throw e;
+    ctx.addIssue({ code: "custom", message: e.message });
+  }
+});
 
 /**
  * Teleport role fields that azgate does not use. A Teleport role file must load
@@ -119,8 +130,7 @@ const identityPatterns = patterns((v) => (v.startsWith("/") || v === "*" ? null 
 
 /**
  * `request`: what a user may ask for (Teleport's fields; `azure_identities`
- * and `ticket` are azgate's). Fields that would narrow access if honoured
- * and that azgate does not implement yet are refused, not ignored.
+ * and `ticket` are azgate's).
  */
 const requestConditions = z
   .strictObject({
@@ -129,7 +139,7 @@ const requestConditions = z
     azure_identities: identityPatterns.optional(),
     max_duration: duration.optional(),
     suggested_reviewers: z.array(z.string().min(1)).optional(),
-    thresholds: z.array(z.strictObject({ name: z.string().optional(), approve: z.number().int().min(1).max(10).optional(), deny: z.number().int().min(1).max(10).optional(), filter: z.string().optional() })).optional(),
+    thresholds: z.array(z.strictObject({ name: z.string().optional(), approve: z.number().int().min(1).max(10).optional(), deny: z.number().int().min(1).max(10).optional(), filter: predicate.optional() })).optional(),
     reason: z.strictObject({ mode: z.enum(["required", "optional"]).optional(), prompt: z.string().optional() }).optional(),
     ticket: z
       .strictObject({ mode: z.enum(["required", "optional"]).optional(), pattern: z.string().optional() })
@@ -141,11 +151,6 @@ const requestConditions = z
     claims_to_roles: z.unknown().optional(),
     annotations: z.unknown().optional(),
     kubernetes_resources: z.unknown().optional(),
-  })
-  .superRefine((r, ctx) => {
-    r.thresholds?.forEach((t, i) => {
-      if (t.filter !== undefined) ctx.addIssue({ code: "custom", path: ["thresholds", i, "filter"], message: "threshold filters are not supported yet; a filter narrows whose reviews count, so the role is refused rather than the filter ignored" });
-    });
   });
 
 /** `review_requests`: whose requests a user may review. */
@@ -153,12 +158,9 @@ const reviewConditions = z
   .strictObject({
     roles: z.array(z.string().min(1)).optional(),
     azure_identities: identityPatterns.optional(),
-    where: z.string().optional(),
+    where: predicate.optional(),
     preview_as_roles: z.unknown().optional(),
     claims_to_roles: z.unknown().optional(),
-  })
-  .superRefine((r, ctx) => {
-    if (r.where !== undefined) ctx.addIssue({ code: "custom", path: ["where"], message: "review_requests.where is not supported yet; it narrows what may be reviewed, so the role is refused rather than the condition ignored" });
   });
 
 const conditions = (side: "allow" | "deny") =>

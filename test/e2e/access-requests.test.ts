@@ -20,7 +20,8 @@ const ALL_IN_GROUP = "/subscriptions/*/resourceGroups/myResourceGroup/providers/
 const CONTRIB = IDENTITY("teleport-contributor");
 
 const ROLES = [
-  `kind: role\nversion: v7\nmetadata: {name: two-person}\nspec:\n  allow:\n    app_labels: {"*": "*"}\n    request:\n      azure_identities: ["${CONTRIB}"]\n      thresholds: [{approve: 2, deny: 1}]\n`,
+  `kind: role\nversion: v7\nmetadata: {name: two-person}\nspec:\n  allow:\n    app_labels: {"*": "*"}\n    request:\n      azure_identities: ["${CONTRIB}"]\n      thresholds: [{approve: 2, deny: 1, filter: 'contains(reviewer.roles, \"senior-reviewer\")'}]\n`,
+  `kind: role\nversion: v7\nmetadata: {name: senior-reviewer}\nspec:\n  allow: {}\n`,
   `kind: role\nversion: v7\nmetadata: {name: requester}\nspec:\n  allow:\n    app_labels: {"*": "*"}\n    request:\n      azure_identities: ["${READER}"]\n      max_duration: 1h\n      reason: {mode: required}\n`,
   `kind: role\nversion: v7\nmetadata: {name: reviewer}\nspec:\n  allow:\n    app_labels: {"*": "*"}\n    review_requests:\n      azure_identities: ["${ALL_IN_GROUP}"]\n`,
 ];
@@ -46,7 +47,7 @@ describe("access requests", () => {
     hooks = await startHttpReceiver();
     const target = `kind: notification_target\nversion: v1\nmetadata: {name: reviewers}\nspec: {type: webhook, url: "${hooks.url("/hook")}", signing_secret: "${hookSecret}", filter: {users: [alice]}}\n`;
     await cluster.admin.call("POST", "/v1/admin/resources", { text: target });
-    for (const [name, roles] of [["alice", ["requester"]], ["bob", ["reviewer"]], ["carol", ["reviewer"]], ["mallory", ["requester", "two-person"]]] as const) {
+    for (const [name, roles] of [["alice", ["requester"]], ["bob", ["reviewer", "senior-reviewer"]], ["carol", ["reviewer", "senior-reviewer"]], ["dave", ["reviewer"]], ["mallory", ["requester", "two-person"]]] as const) {
       homes.set(name, await workstationHome(cluster, await cluster.user(name, [...roles])));
     }
   }, 180_000);
@@ -90,6 +91,11 @@ describe("access requests", () => {
     expect(approved.code, approved.stderr).toBe(0);
     expect(approved.stdout).toContain("Request state: APPROVED");
 
+    // azgate status lists the grant with its time left (grants live on the proxy: status asks it).
+    const status = await as("alice", ["status"]);
+    expect(status.stdout).toMatch(new RegExp(`^  Access grant: +teleport-reader on azure-cli, (9|10)m\\d*s? left \\(request ${first}\\)$`, "m"));
+    expect(JSON.parse((await as("alice", ["status", "-f", "json"])).stdout).active.active_requests).toEqual([first]);
+
     // Approved: the session starts, and az works through it.
     const login = await as("alice", ["apps", "login", "azure-cli", "--azure-identity", "teleport-reader"]);
     expect(login.code, login.stderr).toBe(0);
@@ -118,6 +124,7 @@ describe("access requests", () => {
     const afterRevoke = await az();
     expect(afterRevoke.code).not.toBe(0);
     expect(afterRevoke.stderr).toMatch(/no role allows Azure identity/);
+    expect((await as("alice", ["status"])).stdout).not.toContain("Access grant");
     expect(await audit("access_grant.end")).toContainEqual(expect.objectContaining({ user: "alice", access_request_id: first, why: "revoked" }));
 
     // Reviewers heard each step through the webhook, signed: the Standard Webhooks library verifies every post.
@@ -155,9 +162,14 @@ describe("access requests", () => {
     expect((await as("bob", ["request", "revoke", second])).code).toBe(0);
   }, 240_000);
 
-  it("a two-approval threshold: one approval leaves it pending, the second approves; one denial ends another", async () => {
+  it("a two-approval threshold with a filter: a reviewer the filter leaves out is refused, one approval leaves it pending, the second approves; one denial ends another", async () => {
     const create = async () => idOf((await as("mallory", ["request", "create", "--azure-identity", CONTRIB, "--for", "5m", "--nowait"])).stdout);
     const id = await create();
+    // dave may review requests for this identity, but the threshold counts only senior reviewers' reviews.
+    const junior = await as("dave", ["request", "approve", id]);
+    expect(junior.code).not.toBe(0);
+    expect(junior.stderr).toContain('your review would not count: no threshold of this request counts reviews like yours (contains(reviewer.roles, "senior-reviewer"))');
+    expect(await audit("access_request.review")).toContainEqual(expect.objectContaining({ user: "dave", access_request_id: id, success: false }));
     expect((await as("bob", ["request", "approve", id])).stdout).toContain("Request state: PENDING");
     const twice = await as("bob", ["request", "approve", id]);
     expect(twice.code).not.toBe(0);
@@ -188,5 +200,28 @@ describe("access requests", () => {
     const after = await az();
     expect(after.code).not.toBe(0);
     expect(JSON.parse((await as("alice", ["request", "show", id, "--format", "json"])).stdout).spec.state).toBe("EXPIRED");
+  }, 120_000);
+
+  it("a pending request nobody reviews expires at its deadline: reviews are refused, the expiry is audited once and reviewers hear of it", async () => {
+    const created = await as("alice", ["request", "create", "--azure-identity", "teleport-reader", "--for", "5m", "--reason", "nobody looks", "--request-ttl", "5s", "--nowait"]);
+    expect(created.code, created.stderr).toBe(0);
+    const id = idOf(created.stdout);
+    const tooShort = await as("alice", ["request", "create", "--azure-identity", "teleport-reader", "--reason", "x", "--request-ttl", "1s", "--nowait"]);
+    expect(tooShort.stderr).toContain("request_ttl must be from 5s to 7 days");
+    const deadline = Date.parse(JSON.parse((await as("alice", ["request", "show", id, "--format", "json"])).stdout).spec.review_deadline);
+    await new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now()) + 200));
+    expect(JSON.parse((await as("alice", ["request", "show", id, "--format", "json"])).stdout).spec.state).toBe("EXPIRED");
+    const late = await as("bob", ["request", "approve", id]);
+    expect(late.code).not.toBe(0);
+    expect(late.stderr).toContain("is EXPIRED; only a PENDING request can be reviewed");
+    // The proxy records the expiry within its sweep interval (10 s), once.
+    const until = Date.now() + 20_000;
+    let expired: Record<string, unknown>[] = [];
+    while (Date.now() < until && (expired = (await audit("access_request.expire")).filter((e) => e.access_request_id === id)).length === 0) await new Promise((r) => setTimeout(r, 500));
+    expect(expired).toEqual([expect.objectContaining({ user: "alice", why: "not reviewed before its deadline" })]);
+    const heard = async () => hooks.posts.map((p) => JSON.parse(p.body) as { type: string; data: { request: { id: string } } }).filter((h) => h.data.request.id === id).map((h) => h.type);
+    const hearUntil = Date.now() + 10_000;
+    while (Date.now() < hearUntil && !(await heard()).includes("access_request.expire")) await new Promise((r) => setTimeout(r, 200));
+    expect(await heard()).toEqual(["access_request.create", "access_request.expire"]);
   }, 120_000);
 });

@@ -13,6 +13,9 @@ import { formatDuration, parseDuration } from "../../util/duration.ts";
 import { ask, confirm } from "../prompt.ts";
 import { fields, print, printErr, structured } from "../output.ts";
 import { run, subcommandNeeded } from "../run.ts";
+import { profileClient } from "../connect.ts";
+import type { AccessRequest } from "../../resources/access-request.ts";
+import { identityName } from "../../azure/resource-id.ts";
 
 interface TrustArgs {
   proxy?: string;
@@ -112,6 +115,7 @@ export function sessionCommands(y: Argv) {
         const active = current ? all.find((p) => p.profile_url === proxyBaseUrl(current)) : undefined;
         if (!active) throw new AzgateError("unauthenticated", "not logged in; run azgate login --proxy HOST:PORT --user NAME");
         const others = all.filter((p) => p !== active);
+        if (!active.expired) await addGrants(active);
         if (argv.format === "text") print([statusText(active, true), ...others.map((p) => statusText(p, false))].join("\n\n"));
         else print(await structured({ active, profiles: others }, argv.format as "json"));
       }),
@@ -145,6 +149,37 @@ export function sessionCommands(y: Argv) {
 }
 
 /** One profile as tsh status -f json shows it (Teleport's field names), plus whether it has expired. */
+/**
+ * The active profile's access grants (approved requests whose window has
+ * not ended), asked of the proxy: grants live there, not in the certificate.
+ * As tsh status, active_requests lists their IDs.
+ */
+async function addGrants(s: ReturnType<typeof statusData>): Promise<void> {
+  try {
+    const { items } = await (await profileClient()).call<{ items: AccessRequest[] }>("GET", "/v1/requests?filter=mine");
+    const now = Date.now();
+    const grants = items.filter((r) => r.spec.state === "APPROVED" && r.spec.grant && Date.parse(r.spec.grant.not_after) > now);
+    s.active_requests = grants.map((r) => r.metadata.name);
+    s.access_grants = grants.map((r) => ({ request_id: r.metadata.name, app: r.spec.app, azure_identity: r.spec.azure_identity, not_before: r.spec.grant!.not_before, not_after: r.spec.grant!.not_after }));
+  } catch (e) {
+    s.access_grants_error = (e as Error).message;
+  }
+}
+
+function grantLine(g: AccessGrantSummary, now: number): string {
+  const starts = Date.parse(g.not_before);
+  const when = starts > now ? `starts in ${formatDuration(starts - now)}, then ${formatDuration(Date.parse(g.not_after) - starts)}` : `${formatDuration(Date.parse(g.not_after) - now)} left`;
+  return `${identityName(g.azure_identity)} on ${g.app}, ${when} (request ${g.request_id})`;
+}
+
+interface AccessGrantSummary {
+  request_id: string;
+  app: string;
+  azure_identity: string;
+  not_before: string;
+  not_after: string;
+}
+
 function statusData(profile: Profile, certPem: string) {
   const cert = new x509.X509Certificate(certPem);
   const id = identityOf(cert);
@@ -157,6 +192,8 @@ function statusData(profile: Profile, certPem: string) {
     logins: [] as string[],
     active_requests: [] as string[],
     azure_identities: id.azure_identities,
+    access_grants: undefined as AccessGrantSummary[] | undefined,
+    access_grants_error: undefined as string | undefined,
     valid_until: cert.notAfter.toISOString(),
     expired: cert.notAfter.getTime() <= Date.now(),
   };
@@ -172,6 +209,8 @@ function statusText(s: ReturnType<typeof statusData>, active: boolean): string {
       ["Cluster", s.cluster],
       ["Roles", s.roles.join(", ") || "(none)"],
       ["Azure identities", s.azure_identities.join(", ") || "(none)"],
+      ...(s.access_grants ?? []).map((g): [string, string] => ["Access grant", grantLine(g, Date.now())]),
+      ...(s.access_grants_error ? ([["Access grants", `(could not ask the proxy: ${s.access_grants_error})`]] as [string, string][]) : []),
       ["Valid until", `${s.valid_until} [${s.expired ? "EXPIRED" : `valid for ${formatDuration(left)}`}]`],
     ]).replace(/\n/g, "\n  ")
   );
