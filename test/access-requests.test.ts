@@ -4,8 +4,9 @@
  * that feeds them.
  */
 import { describe, expect, it } from "vitest";
-import { mayReview, MAX_GRANT_MS, requestTerms, reviewOutcome, thresholdsCounting } from "../src/rbac/requests.ts";
+import { mayReview, MAX_GRANT_MS, requestTerms, reviewOutcome, ruleVars, thresholdsCounting } from "../src/rbac/requests.ts";
 import { compilePredicate } from "../src/rbac/predicate.ts";
+import { decidingRule, inSchedule, type AccessRule } from "../src/resources/access-rule.ts";
 import { activeGrant, effectiveState, type AccessGrant, type AccessRequest } from "../src/resources/access-request.ts";
 import type { Role } from "../src/rbac/types.ts";
 import { parseResources } from "../src/resources/parse.ts";
@@ -172,6 +173,43 @@ describe("Teleport's predicates: threshold filters and review_requests.where", (
     const roles = [role("a", { allow: { request: { azure_identities: [`${MI}/*`], thresholds: [{ approve: 2, deny: 2, filter: 'contains(reviewer.roles, "senior")' }] } } }), role("b", { allow: { request: { azure_identities: [READER], thresholds: [{ approve: 1, deny: 1 }] } } })];
     expect(requestTerms(roles, {}, READER, none)).toMatchObject({ approvals: 2, denials: 1, thresholds: [{ approve: 2, deny: 2, filter: 'contains(reviewer.roles, "senior")' }, { approve: 1, deny: 1 }] });
     expect(requestTerms([role("c", { allow: { request: { azure_identities: [READER] } } })], {}, READER, none).thresholds).toEqual([{ approve: 1, deny: 1 }]);
+  });
+});
+
+describe("auto-review rules (kind access_rule)", () => {
+  const load = (spec: string) => parseResources(`kind: access_rule\nversion: v1\nmetadata: {name: r}\nspec:\n${spec}`, "rule.yaml").resources[0] as AccessRule;
+  const rule = (name: string, decision: "APPROVED" | "DENIED", condition: string, schedule?: string) => ({ ...load(`  condition: '${condition}'\n  decision: ${decision}\n${schedule ? `  schedule: ${schedule}\n` : ""}`), metadata: { name } });
+  const subject = { user: "alice", app: "azure-cli", azure_identity: READER, roles: [], reason: "incident 7", ticket: "", suggested_reviewers: [] };
+  const vars = (traits: Record<string, string[]> = {}) => ruleVars(subject, { roles: [role("requester", {})], traits });
+  const monday10 = new Date("2026-11-30T09:00:00Z"); // 10:00 in Berlin, a Monday
+
+  it("refuses a rule that reads a reviewer (there is none), a bad timezone or hours, naming the field", () => {
+    expect(() => load(`  condition: 'contains(reviewer.roles, "x")'\n  decision: APPROVED\n`)).toThrow(/spec\.condition: reviewer\.roles cannot be used here \(only request\.\*, user\.\*\)/);
+    expect(() => load(`  condition: 'request.user == "a"'\n  decision: MAYBE\n`)).toThrow(/decision must be APPROVED or DENIED/);
+    expect(() => load(`  condition: 'request.user == "a"'\n  decision: APPROVED\n  schedule: {timezone: Mars/Olympus}\n`)).toThrow(/spec\.schedule\.timezone: timezone must be an IANA name/);
+    expect(() => load(`  condition: 'request.user == "a"'\n  decision: APPROVED\n  schedule: {timezone: UTC, hours: "8-18"}\n`)).toThrow(/hours must be "HH:MM-HH:MM"/);
+  });
+
+  it("office hours in the rule's timezone, weekdays, and shifts that run past midnight", () => {
+    const office = { timezone: "Europe/Berlin", days: ["Mon", "Tue", "Wed", "Thu", "Fri"] as ("Mon" | "Tue" | "Wed" | "Thu" | "Fri")[], hours: "08:00-18:00" };
+    expect(inSchedule(office, monday10)).toBe(true);
+    expect(inSchedule(office, new Date("2026-11-30T17:00:00Z"))).toBe(false); // 18:00 Berlin: the end is excluded
+    expect(inSchedule(office, new Date("2026-11-30T06:59:00Z"))).toBe(false); // 07:59 Berlin
+    expect(inSchedule(office, new Date("2026-12-05T09:00:00Z"))).toBe(false); // Saturday
+    const night = { timezone: "UTC", days: ["Fri"] as "Fri"[], hours: "22:00-06:00" };
+    expect(inSchedule(night, new Date("2026-12-04T23:00:00Z"))).toBe(true); // Friday night
+    expect(inSchedule(night, new Date("2026-12-05T05:59:00Z"))).toBe(true); // Saturday morning, Friday's shift
+    expect(inSchedule(night, new Date("2026-12-05T23:00:00Z"))).toBe(false); // Saturday night
+    expect(inSchedule(undefined, monday10)).toBe(true);
+  });
+
+  it("the rule that decides: its condition over the request and requester, in its schedule; deny wins", () => {
+    const approveReader = rule("approve-reader", "APPROVED", `request.azure_identity == "${READER}" && contains(user.traits["team"], "sre")`, "{timezone: Europe/Berlin, days: [Mon, Tue, Wed, Thu, Fri], hours: \"08:00-18:00\"}");
+    expect(decidingRule([approveReader], vars({ team: ["sre"] }), monday10)?.metadata.name).toBe("approve-reader");
+    expect(decidingRule([approveReader], vars({ team: ["dev"] }), monday10)).toBeUndefined();
+    expect(decidingRule([approveReader], vars({ team: ["sre"] }), new Date("2026-12-05T09:00:00Z"))).toBeUndefined();
+    const denyIncidents = rule("deny-incidents", "DENIED", 'regexp.match(request.reason, "^incident")');
+    expect(decidingRule([approveReader, denyIncidents], vars({ team: ["sre"] }), monday10)?.metadata.name).toBe("deny-incidents");
   });
 });
 

@@ -7,7 +7,8 @@
  * request.
  */
 import { AzgateError } from "../errors/index.ts";
-import { mayReview, requestTerms, reviewOutcome, thresholdsCounting, type RoleLookup, type Threshold } from "../rbac/requests.ts";
+import { mayReview, requestTerms, reviewOutcome, ruleVars, thresholdsCounting, type RoleLookup, type Threshold } from "../rbac/requests.ts";
+import { decidingRule, type AccessRule } from "../resources/access-rule.ts";
 import { checkRule } from "../rbac/engine.ts";
 import type { Role } from "../rbac/types.ts";
 import { effectiveState, type AccessGrant, type AccessRequest } from "../resources/access-request.ts";
@@ -103,10 +104,24 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
       review_deadline: new Date(input.request_ttl ? now + reviewWindow : Math.max(now, start) + REVIEW_WINDOW_MS).toISOString(),
     },
   };
-  await ctx.backend.compareAndSwap(KEYS.accessRequest(request.metadata.name), null, request);
+  // An auto-review rule decides now, or the request waits for reviewers.
+  const rules = (await ctx.backend.list<AccessRule>(KEYS.accessRules)).map((i) => i.value);
+  const rule = decidingRule(rules, ruleVars(request.spec, caller), new Date(now));
+  const decided = structuredClone(request);
+  if (rule) {
+    const why = rule.spec.reason ?? `auto-review rule "${rule.metadata.name}"`;
+    decided.spec.reviews.push({ author: `rule/${rule.metadata.name}`, state: rule.spec.decision, reason: why, created: new Date(now).toISOString() });
+    resolve(decided, rule.spec.decision, `rule/${rule.metadata.name}`, why);
+  }
+  await ctx.backend.compareAndSwap(KEYS.accessRequest(request.metadata.name), null, decided);
   await ctx.audit.emit({ event: "access_request.create", code: "T5000I", user: caller.name, access_request_id: request.metadata.name, app, azure_identity: identity, reason, ticket: ticket || null, duration_ms: durationMs, success: true });
   await enqueueNotifications(ctx.backend, { event: "access_request.create", request, actor: caller.name });
-  return withState(request);
+  if (rule) {
+    const why = decided.spec.resolution!.reason;
+    await ctx.audit.emit({ event: "access_request.review", code: "T5002I", user: "azgate", rule: rule.metadata.name, automatic: true, access_request_id: request.metadata.name, requester: caller.name, state: rule.spec.decision, reason: why, success: true });
+    await recordOutcome(ctx, decided, { user: "azgate", rule: rule.metadata.name }, why);
+  }
+  return withState(decided);
 }
 
 /**
@@ -218,38 +233,48 @@ export async function reviewRequest(ctx: ProxyContext, caller: Caller, id: strin
     await ctx.audit.emit({ event: "access_request.review", code: "T5002W", user: caller.name, access_request_id: id, requester: value.spec.user, state: verdict, success: false, reason: why });
     throw new AzgateError("access_denied", why);
   }
-  let granted: AccessGrant | null = null;
   const next = await update(ctx, id, (r) => {
     const state = effectiveState(r, Date.now());
     if (state !== "PENDING") throw new AzgateError("bad_parameter", `access request "${id}" is ${state}; only a PENDING request can be reviewed`);
     if (r.spec.reviews.some((x) => x.author === caller.name)) throw new AzgateError("already_exists", `you already reviewed access request "${id}"`);
     r.spec.reviews.push({ author: caller.name, state: verdict, reason, created: new Date().toISOString(), counts_for: countsFor });
     const outcome = reviewOutcome(r.spec.threshold_rules ?? [r.spec.thresholds], r.spec.reviews);
-    if (outcome === "DENIED") {
-      r.spec.state = "DENIED";
-      r.spec.resolution = { by: caller.name, at: new Date().toISOString(), reason };
-    } else if (outcome === "APPROVED") {
-      const notBefore = Math.max(Date.now(), Date.parse(r.spec.start));
-      r.spec.state = "APPROVED";
-      r.spec.grant = { not_before: new Date(notBefore).toISOString(), not_after: new Date(notBefore + r.spec.duration_ms).toISOString() };
-      r.spec.resolution = { by: caller.name, at: new Date().toISOString(), reason };
-      granted = { kind: "access_grant", version: "v1", metadata: { name: id }, spec: { request_id: id, user: r.spec.user, app: r.spec.app, azure_identity: r.spec.azure_identity, roles: r.spec.roles, ...r.spec.grant } };
-    }
+    if (outcome !== "PENDING") resolve(r, outcome, caller.name, reason);
     return r;
   });
   await ctx.audit.emit({ event: "access_request.review", code: "T5002I", user: caller.name, access_request_id: id, requester: next.spec.user, state: verdict, reason, success: true });
-  if (next.spec.state === "DENIED") await ctx.audit.emit({ event: "access_request.deny", code: "T5003I", user: caller.name, access_request_id: id, requester: next.spec.user, reason });
-  if (granted) {
-    const g = granted as AccessGrant;
+  await recordOutcome(ctx, next, { user: caller.name }, reason);
+  return withState(next);
+}
+
+/** Marks a request decided, with its grant's window when approved (it starts at the asked start, or now if later). */
+function resolve(r: AccessRequest, outcome: "APPROVED" | "DENIED", by: string, reason: string): void {
+  r.spec.state = outcome;
+  r.spec.resolution = { by, at: new Date().toISOString(), reason };
+  if (outcome === "APPROVED") {
+    const notBefore = Math.max(Date.now(), Date.parse(r.spec.start));
+    r.spec.grant = { not_before: new Date(notBefore).toISOString(), not_after: new Date(notBefore + r.spec.duration_ms).toISOString() };
+  }
+}
+
+/**
+ * What follows a review or a rule's decision: an approval writes the grant
+ * (which the per-request check reads), and each outcome is audited and
+ * notified. One message per step: the outcome when there is one, else the review.
+ */
+async function recordOutcome(ctx: ProxyContext, r: AccessRequest, by: { user: string; rule?: string }, reason: string): Promise<void> {
+  const id = r.metadata.name;
+  const who = { user: by.user, ...(by.rule ? { rule: by.rule, automatic: true } : {}), access_request_id: id, requester: r.spec.user, reason };
+  if (r.spec.state === "DENIED") await ctx.audit.emit({ event: "access_request.deny", code: "T5003I", ...who });
+  if (r.spec.state === "APPROVED" && r.spec.grant) {
+    const g: AccessGrant = { kind: "access_grant", version: "v1", metadata: { name: id }, spec: { request_id: id, user: r.spec.user, app: r.spec.app, azure_identity: r.spec.azure_identity, roles: r.spec.roles, ...r.spec.grant } };
     // The grant reads as absent once its window ends (and is swept).
     await ctx.backend.put(KEYS.accessGrant(id), g, { expires: new Date(g.spec.not_after) });
-    await ctx.audit.emit({ event: "access_request.approve", code: "T5004I", user: caller.name, access_request_id: id, requester: next.spec.user, reason });
-    await ctx.audit.emit({ event: "access_grant.start", code: "T5005I", user: next.spec.user, access_request_id: id, app: g.spec.app, azure_identity: g.spec.azure_identity, not_before: g.spec.not_before, not_after: g.spec.not_after });
+    await ctx.audit.emit({ event: "access_request.approve", code: "T5004I", ...who });
+    await ctx.audit.emit({ event: "access_grant.start", code: "T5005I", user: r.spec.user, access_request_id: id, app: g.spec.app, azure_identity: g.spec.azure_identity, not_before: g.spec.not_before, not_after: g.spec.not_after });
   }
-  // One message per review: the outcome when it decided the request, the review otherwise.
-  const event = next.spec.state === "DENIED" ? "access_request.deny" : next.spec.state === "APPROVED" ? "access_request.approve" : "access_request.review";
-  await enqueueNotifications(ctx.backend, { event, request: next, actor: caller.name, ...(reason ? { reason } : {}) });
-  return withState(next);
+  const event = r.spec.state === "DENIED" ? "access_request.deny" : r.spec.state === "APPROVED" ? "access_request.approve" : "access_request.review";
+  await enqueueNotifications(ctx.backend, { event, request: r, actor: by.rule ? `rule ${by.rule}` : by.user, ...(reason ? { reason } : {}) });
 }
 
 export async function cancelRequest(ctx: ProxyContext, caller: Caller, id: string): Promise<AccessRequest> {

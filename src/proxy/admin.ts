@@ -17,7 +17,7 @@ import { KEYS, newSecret, secretHash } from "./keys.ts";
 import { listLocks, removeLock } from "./locks.ts";
 import { checkUserName, createInvite, deleteInvitesOf, getUser, newUserStatus, requireRolesExist, userStamp } from "./users.ts";
 
-export const RESOURCE_KINDS = ["role", "user", "token", "github", "oidc", "saml", "lock", "notification_target"] as const;
+export const RESOURCE_KINDS = ["role", "user", "token", "github", "oidc", "saml", "lock", "notification_target", "access_rule"] as const;
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
 
 const isConnectorKind = (k: string): k is ConnectorKind => (CONNECTOR_KINDS as readonly string[]).includes(k);
@@ -25,6 +25,7 @@ const isConnectorKind = (k: string): k is ConnectorKind => (CONNECTOR_KINDS as r
 /** Where a created resource is stored. */
 function resourceKey(r: Resource): string {
   if (r.kind === "notification_target") return KEYS.notificationTarget(r.metadata.name);
+  if (r.kind === "access_rule") return KEYS.accessRule(r.metadata.name);
   return r.kind === "role" ? KEYS.role(r.metadata.name) : r.kind === "user" ? KEYS.user(r.metadata.name) : KEYS.connector(r.kind, r.metadata.name);
 }
 
@@ -86,7 +87,7 @@ export async function createResources(ctx: ProxyContext, caller: Caller, resourc
       const status = stored ? userStamp(stored as User) : newUserStatus();
       await ctx.backend.put<User>(KEYS.user(r.metadata.name), { ...r, spec: { ...r.spec, roles: unique(r.spec.roles), created_by: { time: new Date().toISOString(), user: caller.name } }, status });
     } else await ctx.backend.put(resourceKey(r), r);
-    const code = r.kind === "role" ? "T9000I" : r.kind === "user" ? "T1002I" : r.kind === "notification_target" ? "TN100I" : "T8000I";
+    const code = r.kind === "role" ? "T9000I" : r.kind === "user" ? "T1002I" : r.kind === "notification_target" ? "TN100I" : r.kind === "access_rule" ? "T5100I" : "T8000I";
     await ctx.audit.emit({ event: `${r.kind}.${exists ? "updated" : "created"}`, code, user: caller.name, name: r.metadata.name });
     done.push(`${r.kind} "${r.metadata.name}" has been ${exists ? "updated" : "created"}`);
   }
@@ -102,7 +103,7 @@ export async function getResources(ctx: ProxyContext, caller: Caller, kind: Reso
     const tokens = await listTokens(ctx);
     return name ? tokens.filter((t) => t.id === name || t.id === secretHash(name).slice(0, 16)) : tokens;
   }
-  const prefix = kind === "role" ? KEYS.roles : KEYS.users;
+  const prefix = kind === "role" ? KEYS.roles : kind === "access_rule" ? KEYS.accessRules : KEYS.users;
   if (name) {
     const item = await ctx.backend.get(prefix + name);
     if (!item) throw new AzgateError("not_found", `${kind} "${name}" is not found`);
@@ -150,10 +151,10 @@ export async function removeResource(ctx: ProxyContext, caller: Caller, kind: Re
   authorize(caller, kind, "delete");
   if (kind === "token") return removeToken(ctx, caller, name);
   if (kind === "lock") return removeLock(ctx, caller, name);
-  if (kind === "notification_target") {
-    if (!(await ctx.backend.delete(KEYS.notificationTarget(name)))) throw new AzgateError("not_found", `notification_target "${name}" is not found`);
-    await ctx.audit.emit({ event: "notification_target.deleted", code: "TN101I", user: caller.name, name });
-    return `notification_target "${name}" has been deleted`;
+  if (kind === "notification_target" || kind === "access_rule") {
+    if (!(await ctx.backend.delete(kind === "access_rule" ? KEYS.accessRule(name) : KEYS.notificationTarget(name)))) throw new AzgateError("not_found", `${kind} "${name}" is not found`);
+    await ctx.audit.emit({ event: `${kind}.deleted`, code: kind === "access_rule" ? "T5101I" : "TN101I", user: caller.name, name });
+    return `${kind} "${name}" has been deleted`;
   }
   if (kind === "role") {
     if (!(await ctx.backend.delete(KEYS.role(name)))) throw new AzgateError("not_found", `role "${name}" is not found`);

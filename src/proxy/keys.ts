@@ -36,6 +36,9 @@ export const KEYS = {
   /** Grants in force or to come: every replica reads them on every request that no role allows. */
   accessGrant: (id: string) => `access-grants/${id}`,
   accessGrants: "access-grants/",
+  /** Auto-review rules: read when a request is created (proxy/access-requests.ts). */
+  accessRule: (name: string) => `access-rules/${name}`,
+  accessRules: "access-rules/",
   /** Where access-request notifications go (they hold secrets: URLs, passwords), and the outbox of those not yet sent. */
   notificationTarget: (name: string) => `notification-targets/${name}`,
   notificationTargets: "notification-targets/",

@@ -24,6 +24,8 @@ const NAMES: Record<string, Type> = {
   "reviewer.roles": "list",
   "reviewer.traits": "map",
   "review.reason": "string",
+  "user.roles": "list",
+  "user.traits": "map",
   "request.user": "string",
   "request.app": "string",
   "request.azure_identity": "string",
@@ -52,8 +54,12 @@ export interface Predicate {
   test(vars: Vars): boolean;
 }
 
-/** Parses and checks an expression; throws PredicateError saying what is wrong and where. */
-export function compilePredicate(source: string): Predicate {
+/**
+ * Parses and checks an expression; throws PredicateError saying what is
+ * wrong and where. `roots` limits what it may read (an auto-review rule has
+ * no reviewer: `["request", "user"]`).
+ */
+export function compilePredicate(source: string, roots?: string[]): Predicate {
   const tokens = tokenize(source);
   let pos = 0;
   const peek = () => tokens[pos]?.t;
@@ -103,6 +109,7 @@ export function compilePredicate(source: string): Predicate {
     }
     let name = tok.v!;
     let key: string | undefined;
+    if (roots && !roots.includes(name.split(".")[0])) return fail(`${name} cannot be used here (only ${roots.map((r) => `${r}.*`).join(", ")})`);
     if (NAMES[name] === undefined) {
       // reviewer.traits.team is reviewer.traits["team"]
       const dot = name.lastIndexOf(".");

@@ -14,11 +14,11 @@ export const PRESET_ROLES: Role[] = [
   {
     kind: "role",
     version: "v7",
-    metadata: { name: "editor", description: "Manage users, roles, join tokens, connectors, notification targets and locks" },
+    metadata: { name: "editor", description: "Manage users, roles, join tokens, connectors, notification targets, auto-review rules and locks" },
     spec: {
       allow: {
         rules: [
-          { resources: ["user", "role", "token", "github", "oidc", "saml", "connector", "notification_target", "cluster", "lock"], verbs: ["list", "read", "create", "update", "delete"] },
+          { resources: ["user", "role", "token", "github", "oidc", "saml", "connector", "notification_target", "access_rule", "cluster", "lock"], verbs: ["list", "read", "create", "update", "delete"] },
           { resources: ["app"], verbs: ["list", "read"] },
         ],
       },

@@ -101,7 +101,7 @@ export interface Reviewer {
 
 const compiled = new Map<string, Predicate>();
 /** Compiled once per text; role validation already refused any that does not compile. */
-function predicate(text: string): Predicate {
+export function predicate(text: string): Predicate {
   let p = compiled.get(text);
   if (!p) compiled.set(text, (p = compilePredicate(text)));
   return p;
@@ -113,6 +113,17 @@ function predicateVars(reviewer: Reviewer, request: ReviewSubject, reviewReason?
     "reviewer.roles": reviewer.roles.map((r) => r.metadata.name),
     "reviewer.traits": reviewer.traits,
     "review.reason": reviewReason ?? "",
+    ...requestVars(request),
+  };
+}
+
+/** What an auto-review rule reads: the request, and its requester's roles and traits. */
+export function ruleVars(request: ReviewSubject, requester: { roles: Role[]; traits: Traits }): Vars {
+  return { ...requestVars(request), "user.roles": requester.roles.map((r) => r.metadata.name), "user.traits": requester.traits };
+}
+
+function requestVars(request: ReviewSubject): Vars {
+  return {
     "request.user": request.user,
     "request.app": request.app ?? "",
     "request.azure_identity": request.azure_identity,

@@ -77,5 +77,5 @@ export interface Decision {
 }
 
 /** Admin resources named in `rules`, and the verbs on them. */
-export const RULE_RESOURCES = ["role", "user", "token", "event", "app", "cluster", "github", "oidc", "saml", "connector", "access_request", "notification_target", "*"] as const;
+export const RULE_RESOURCES = ["role", "user", "token", "event", "app", "cluster", "github", "oidc", "saml", "connector", "access_request", "access_rule", "notification_target", "*"] as const;
 export const RULE_VERBS = ["list", "read", "readnosecrets", "create", "update", "delete", "*"] as const;

@@ -6,15 +6,16 @@ import { ignoredRoleFields, roleSchema } from "./role.ts";
 import { userSchema, type User } from "./user.ts";
 import { githubSchema, oidcSchema, samlSchema, type Connector } from "./connector.ts";
 import { notificationTargetSchema, type NotificationTarget } from "./notification-target.ts";
+import { accessRuleSchema, type AccessRule } from "./access-rule.ts";
 
-export type Resource = Role | User | Connector | NotificationTarget;
+export type Resource = Role | User | Connector | NotificationTarget | AccessRule;
 
 export interface ParsedResources {
   resources: Resource[];
   warnings: string[];
 }
 
-const SCHEMAS = { role: roleSchema, user: userSchema, github: githubSchema, oidc: oidcSchema, saml: samlSchema, notification_target: notificationTargetSchema } as const;
+const SCHEMAS = { role: roleSchema, user: userSchema, github: githubSchema, oidc: oidcSchema, saml: samlSchema, notification_target: notificationTargetSchema, access_rule: accessRuleSchema } as const;
 export const CREATABLE_KINDS = Object.keys(SCHEMAS);
 
 /**

@@ -11,7 +11,7 @@ import { compilePredicate, PredicateError } from "../rbac/predicate.ts";
 /** A Teleport predicate (threshold filter, review where), checked now so a typo cannot widen who may approve later. */
 const predicate = z.string().superRefine((v, ctx) => {
   try {
-    compilePredicate(v);
+    compilePredicate(v, ["reviewer", "review", "request"]);
   } catch (e) {
     if (!(e instanceof PredicateError)) throw e;
     ctx.addIssue({ code: "custom", message: e.message });

@@ -224,4 +224,30 @@ describe("access requests", () => {
     while (Date.now() < hearUntil && !(await heard()).includes("access_request.expire")) await new Promise((r) => setTimeout(r, 200));
     expect(await heard()).toEqual(["access_request.create", "access_request.expire"]);
   }, 120_000);
+
+  it("auto-review rules decide at creation, with no reviewer, deny winning; the audit log names the rule", async () => {
+    const rules = [
+      `kind: access_rule\nversion: v1\nmetadata: {name: audits}\nspec:\n  condition: 'request.azure_identity == "${READER}" && regexp.match(request.reason, "^audit: ")'\n  decision: APPROVED\n  reason: read-only audits need no reviewer\n`,
+      `kind: access_rule\nversion: v1\nmetadata: {name: no-friday-audits}\nspec:\n  condition: 'regexp.match(request.reason, "friday")'\n  decision: DENIED\n`,
+    ];
+    for (const text of rules) await cluster.admin.call("POST", "/v1/admin/resources", { text });
+    const approved = await as("alice", ["request", "create", "--azure-identity", "teleport-reader", "--for", "2m", "--reason", "audit: quarterly"]);
+    expect(approved.code, approved.stderr).toBe(0);
+    expect(approved.stdout).toContain("Approval received: your access to teleport-reader is in force until");
+    const id = idOf(approved.stdout);
+    const shown = JSON.parse((await as("alice", ["request", "show", id, "--format", "json"])).stdout);
+    expect(shown.spec.resolution).toMatchObject({ by: "rule/audits", reason: "read-only audits need no reviewer" });
+    expect(await audit("access_request.approve")).toContainEqual(expect.objectContaining({ access_request_id: id, rule: "audits", automatic: true, user: "azgate" }));
+    expect(await audit("access_grant.start")).toContainEqual(expect.objectContaining({ access_request_id: id, user: "alice" }));
+
+    const denied = await as("alice", ["request", "create", "--azure-identity", "teleport-reader", "--for", "2m", "--reason", "audit: friday"]);
+    expect(denied.code).not.toBe(0);
+    expect(denied.stderr).toMatch(/was denied: auto-review rule "no-friday-audits"/);
+    expect(await audit("access_request.deny")).toContainEqual(expect.objectContaining({ rule: "no-friday-audits", automatic: true }));
+    // A request no rule matches waits for a reviewer, as before.
+    const waits = await as("alice", ["request", "create", "--azure-identity", "teleport-reader", "--for", "2m", "--reason", "incident 9", "--nowait"]);
+    expect(waits.stdout).toMatch(/^Status:\s+PENDING$/m);
+    for (const name of ["audits", "no-friday-audits"]) expect((await cli(["admin", "--data-dir", cluster.proxy.dataDir, "rm", `access_rule/${name}`], { home: homes.get("bob")! })).code).toBe(0);
+    await as("bob", ["request", "revoke", id]);
+  }, 120_000);
 });
