@@ -18,6 +18,7 @@ import { accessSnapshot } from "./access-cache.ts";
 import type { Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
 import { KEYS } from "./keys.ts";
+import { USER_NAME } from "../resources/user.ts";
 import { enqueueNotifications } from "./notify/outbox.ts";
 
 /** How often the proxy records the ends that come with time (recordEndings). */
@@ -27,6 +28,8 @@ export const REVIEW_WINDOW_MS = 3_600_000;
 const MIN_REVIEW_WINDOW_MS = 5_000;
 const MAX_REVIEW_WINDOW_MS = 7 * 86_400_000;
 const MAX_TEXT = 1024;
+/** Pending requests one user may have at once: each one notifies reviewers, so this bounds what one account can make them read. */
+export const MAX_PENDING_PER_USER = 10;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export interface CreateRequestInput {
@@ -38,6 +41,8 @@ export interface CreateRequestInput {
   start?: string;
   /** How long it may wait for reviews (Teleport's --request-ttl). */
   request_ttl?: string;
+  /** Users the requester asks to review, besides the roles' suggested_reviewers (Teleport's --reviewers). */
+  reviewers?: string[];
 }
 
 function text(value: unknown, what: string, required: boolean): string {
@@ -77,6 +82,11 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
   const reason = text(input.reason, "a reason (--reason)", terms.reasonRequired);
   const ticket = text(input.ticket, "a ticket (--ticket)", terms.ticket.required);
   if (ticket && terms.ticket.pattern && !new RegExp(terms.ticket.pattern).test(ticket)) throw new AzgateError("bad_parameter", `ticket "${ticket}" does not match ${terms.ticket.pattern}`);
+  const pending = (await ctx.backend.list<AccessRequest>(KEYS.accessRequests)).filter((i) => i.value.spec.user === caller.name && effectiveState(i.value, Date.now()) === "PENDING").length;
+  if (pending >= MAX_PENDING_PER_USER) throw new AzgateError("rate_limited", `you have ${pending} pending requests, the most one user may have; cancel one (azgate request cancel ID) or wait for reviews`);
+  const asked = Array.isArray(input.reviewers) ? input.reviewers.map(String) : [];
+  if (asked.length > 10 || asked.some((n) => !USER_NAME.test(n))) throw new AzgateError("bad_parameter", "reviewers must be at most 10 user names");
+  if (asked.includes(caller.name)) throw new AzgateError("bad_parameter", "you cannot review your own request; name someone else in --reviewers");
   const reviewWindow = input.request_ttl ? parseDuration(String(input.request_ttl), "request_ttl") : REVIEW_WINDOW_MS;
   if (reviewWindow < MIN_REVIEW_WINDOW_MS || reviewWindow > MAX_REVIEW_WINDOW_MS) throw new AzgateError("bad_parameter", "request_ttl must be from 5s to 7 days (168h)");
   const now = Date.now();
@@ -99,7 +109,7 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
       reviews: [],
       thresholds: { approve: terms.approvals, deny: terms.denials },
       threshold_rules: terms.thresholds,
-      suggested_reviewers: terms.suggestedReviewers,
+      suggested_reviewers: [...new Set([...terms.suggestedReviewers, ...asked])],
       created: new Date(now).toISOString(),
       review_deadline: new Date(input.request_ttl ? now + reviewWindow : Math.max(now, start) + REVIEW_WINDOW_MS).toISOString(),
     },

@@ -73,7 +73,7 @@ async function revoke(client: ApiClient, id: string, reason: string | undefined)
 export function requestCommands(y: Argv) {
   return y.command("request", DESCRIBE.request, (r) =>
     r
-      .command<{ app: string; "azure-identity": string; for?: string; reason?: string; ticket?: string; start?: string; "request-ttl"?: string; nowait?: boolean }>(
+      .command<{ app: string; "azure-identity": string; for?: string; reason?: string; ticket?: string; start?: string; "request-ttl"?: string; reviewers?: string; nowait?: boolean }>(
         "create",
         "Request an Azure identity for a while; waits for the review unless --nowait",
         (b) =>
@@ -85,10 +85,11 @@ export function requestCommands(y: Argv) {
             .option("ticket", { type: "string", describe: "A change or incident ticket (required when a role says so)" })
             .option("start", { type: "string", describe: "When the access starts (an RFC 3339 time; default: at approval)" })
             .option("request-ttl", { type: "string", describe: "How long it may wait for reviews before it expires (5s to 168h; default: 1h after the start)" })
+            .option("reviewers", { type: "string", describe: "Users to ask to review, comma-separated (added to the roles' suggested reviewers; notified by mail when they have an e-mail)" })
             .option("nowait", { type: "boolean", describe: "Print the request and return without waiting" }),
         run(async (argv) => {
           const client = await profileClient();
-          let req = await client.call<AccessRequest>("POST", "/v1/requests", { app: argv.app, azure_identity: argv["azure-identity"], duration: argv.for, reason: argv.reason, ticket: argv.ticket, start: argv.start, request_ttl: argv["request-ttl"] });
+          let req = await client.call<AccessRequest>("POST", "/v1/requests", { app: argv.app, azure_identity: argv["azure-identity"], duration: argv.for, reason: argv.reason, ticket: argv.ticket, start: argv.start, request_ttl: argv["request-ttl"], reviewers: argv.reviewers ? argv.reviewers.split(",").map((n) => n.trim()).filter(Boolean) : undefined });
           print(`Creating request...\n${describe(req)}\n`);
           if (argv.nowait) return print(`hint: azgate request show ${req.metadata.name} shows its state; once approved, your requests go through without a new login`);
           printErr("Waiting for request approval...");

@@ -1,0 +1,43 @@
+/**
+ * The access-request service on the proxy's real state (file backend, audit
+ * log), called as the API calls it: what one user can make reviewers read,
+ * and who a request asks to review.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openState, settingsFrom } from "../src/proxy/state.ts";
+import { configSchema } from "../src/config/schema.ts";
+import type { ProxyContext } from "../src/proxy/context.ts";
+import type { Caller } from "../src/proxy/caller.ts";
+import type { Role } from "../src/rbac/types.ts";
+import { cancelRequest, createRequest, MAX_PENDING_PER_USER } from "../src/proxy/access-requests.ts";
+import { tempDir } from "./helpers/azgate.ts";
+
+const READER = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ops/providers/Microsoft.ManagedIdentity/userAssignedIdentities/reader";
+const requester: Role = { kind: "role", version: "v7", metadata: { name: "requester" }, spec: { allow: { request: { azure_identities: [READER], suggested_reviewers: ["lead"] } } } };
+const alice = { identity: { kind: "user" }, name: "alice", user: null, roles: [requester], traits: {} } as unknown as Caller;
+
+let ctx: ProxyContext;
+let close: () => Promise<void>;
+beforeAll(async () => {
+  ({ ctx, close } = await openState(tempDir("azgate-ars-"), { clusterName: "t", settings: settingsFrom(configSchema.parse({})), purpose: "request service tests" }));
+});
+afterAll(() => close?.());
+
+describe("creating access requests", () => {
+  it(`one user has at most ${MAX_PENDING_PER_USER} pending requests (each notifies reviewers); cancelling one makes room`, async () => {
+    const made = [];
+    for (let i = 0; i < MAX_PENDING_PER_USER; i++) made.push(await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: `r${i}` }));
+    await expect(createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "one more" })).rejects.toMatchObject({ code: "rate_limited", message: expect.stringContaining(`you have ${MAX_PENDING_PER_USER} pending requests`) });
+    await cancelRequest(ctx, alice, made[0].metadata.name);
+    expect((await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "room again" })).spec.state).toBe("PENDING");
+    for (const r of made.slice(1)) await cancelRequest(ctx, alice, r.metadata.name);
+  });
+
+  it("--reviewers adds to the roles' suggested reviewers; naming yourself or a bad name is refused", async () => {
+    const r = await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "x", reviewers: ["bob", "lead"] });
+    expect(r.spec.suggested_reviewers).toEqual(["lead", "bob"]);
+    await cancelRequest(ctx, alice, r.metadata.name);
+    await expect(createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reviewers: ["alice"] })).rejects.toThrow("you cannot review your own request");
+    await expect(createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reviewers: ["bob\nINJECTED"] })).rejects.toThrow("reviewers must be at most 10 user names");
+  });
+});
