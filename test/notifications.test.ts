@@ -82,6 +82,8 @@ describe("notification targets", () => {
     expect(verified.type).toBe("access_request.create");
     expect(verified.data.request).toMatchObject({ id: r.metadata.name, user: "alice", azure_identity: READER, reason: "INC-42 restart the app" });
     expect(verified.data.proxy).toBe(CONTEXT.proxyUrl);
+    // The link opens the request's page; nothing in a message acts when opened.
+    expect((verified.data as unknown as { links: { request: string } }).links.request).toBe(`${CONTEXT.proxyUrl}/web/requests/${r.metadata.name}`);
     expect(post.headers["webhook-id"]).toMatch(/^msg_/);
     expect(() => new Webhook(secret).verify(post.body.replace("alice", "mallory"), post.headers as Record<string, string>)).toThrow();
     expect(() => new Webhook(newWebhookSecret()).verify(post.body, post.headers as Record<string, string>)).toThrow();
@@ -108,6 +110,7 @@ describe("notification targets", () => {
       expect(validate(body), JSON.stringify(validate.errors)).toBe(true);
       expect(body.attachments[0].fields).toContainEqual({ title: "Request ID", value: expect.stringContaining(r.metadata.name.slice(0, 8)), short: true });
       expect(body.attachments[0].text).toContain(`azgate apps login azure-cli --azure-identity reader`);
+      expect(body.attachments[0].title_link).toBe(`${CONTEXT.proxyUrl}/web/requests/${r.metadata.name}`);
     }
     const teams = JSON.parse(byPath("/teams")[0].body);
     expect(teams).toMatchObject({ type: "message", attachments: [{ contentType: "application/vnd.microsoft.card.adaptive", contentUrl: null }] });
@@ -119,6 +122,7 @@ describe("notification targets", () => {
     const texts = JSON.stringify(teams.attachments[0].content.body);
     expect(texts).toContain("approved");
     expect(texts).toContain("azgate apps login azure-cli --azure-identity reader");
+    expect(teams.attachments[0].content.actions).toEqual([{ type: "Action.OpenUrl", title: "Open the request", url: `${CONTEXT.proxyUrl}/web/requests/${r.metadata.name}` }]);
   });
 
   it("a reason written to reach reviewers' chat cannot mention @channel or show a link: every text a user wrote is escaped for the target", async () => {
@@ -161,6 +165,7 @@ describe("notification targets", () => {
     expect(m.text).toContain(r.metadata.name);
     expect(m.text).toContain("Ticket:");
     expect(m.text).toContain(`azgate request approve ${r.metadata.name} --reason "..."`);
+    expect(m.text).toContain(`Open it: ${CONTEXT.proxyUrl}/web/requests/${r.metadata.name}`);
   });
 
   it("a wrong SMTP password fails the send, audited with the server's answer and never the password; the entry waits for its retry", async () => {

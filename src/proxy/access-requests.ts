@@ -152,6 +152,22 @@ function resolveRequested(roles: Role[], given: string, lookup: RoleLookup): str
   throw new AzgateError("bad_parameter", `"${given}" names no identity your roles let you request by name; give its full resource ID`);
 }
 
+/** The identities the caller's roles let them request by name, with each one's terms (the web UI's "you may request"). */
+export async function requestableIdentities(ctx: ProxyContext, caller: Caller): Promise<{ azure_identity: string; max_duration_ms: number; reason_required: boolean; ticket_required: boolean; prompt?: string }[]> {
+  if (caller.identity.kind !== "user") return [];
+  const { lookup, load } = await lookupFor(ctx, caller.roles);
+  await load(namedRoles(caller.roles));
+  const named = caller.roles.flatMap((r) => {
+    const req = r.spec.allow?.request;
+    return [...(req?.azure_identities ?? []), ...[...(req?.roles ?? []), ...(req?.search_as_roles ?? [])].flatMap((n) => lookup(n)?.spec.allow?.azure_identities ?? [])];
+  });
+  const ids = [...new Set(named.filter((id) => id.startsWith("/") && !id.includes("*") && !id.includes("{{")))];
+  return ids.flatMap((id) => {
+    const t = requestTerms(caller.roles, caller.traits, id, lookup);
+    return t.allowed ? [{ azure_identity: id, max_duration_ms: t.maxDurationMs, reason_required: t.reasonRequired, ticket_required: t.ticket.required, ...(t.prompt ? { prompt: t.prompt } : {}) }] : [];
+  });
+}
+
 /** What the caller could request for this identity (apps login's hint when no role allows it). */
 export async function requestableTerms(ctx: ProxyContext, caller: Caller, given: string): Promise<{ requestable: boolean; azure_identity?: string; max_duration_ms?: number; reason_required?: boolean; ticket_required?: boolean; prompt?: string }> {
   if (caller.identity.kind !== "user") return { requestable: false };
@@ -187,6 +203,12 @@ async function reviewerFor(ctx: ProxyContext, caller: Caller): Promise<(r: Acces
     if (!decision.allowed && caller.name !== r.spec.user && admin) return { allowed: true, reason: "an administrator may review any request" };
     return decision;
   };
+}
+
+/** What this caller may do with this request (the web UI shows only the actions that would succeed). */
+export async function requestPermissions(ctx: ProxyContext, caller: Caller, r: AccessRequest): Promise<{ review: boolean; revoke: boolean; cancel: boolean }> {
+  const review = (await reviewerFor(ctx, caller))(r).allowed;
+  return { review, cancel: r.spec.user === caller.name, revoke: review || r.spec.user === caller.name || checkRule(caller.roles, "access_request", "update").allowed };
 }
 
 async function reviewDecision(ctx: ProxyContext, caller: Caller, r: AccessRequest) {

@@ -18,6 +18,7 @@ import { KEYS } from "./keys.ts";
 import { LoginRateLimiter, remoteAddr } from "./rate-limit.ts";
 import { clientAddressMiddleware } from "./client-address.ts";
 import { invitePages } from "./web/invite.ts";
+import { webUi } from "./web/ui.ts";
 import { ssoRoutes } from "./sso/routes.ts";
 import { joinAgent } from "./join.ts";
 import { issueAppCert, listApps } from "./apps.ts";
@@ -98,6 +99,9 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
     return c.json(await acceptInvite(ctx, c.req.param("token"), { password: String(body.password ?? ""), otp_secret: body.otp_secret, otp_code: body.otp_code }, remote));
   });
   app.route("/web", invitePages(ctx, limiter));
+  app.route("/web", webUi(ctx, { limiter, registry: opts.registry, publicUrl: opts.publicUrl }));
+  app.get("/", (c) => c.redirect("/web", 302));
+  app.get("/web/", (c) => c.redirect("/web", 302));
   app.route("/", ssoRoutes(ctx, limiter));
   app.post("/v1/join", async (c) => {
     const remote = remoteAddr(c);

@@ -44,6 +44,9 @@ export const KEYS = {
   notificationTargets: "notification-targets/",
   notification: (id: string) => `notifications/${id}`,
   notifications: "notifications/",
+  /** Browser sessions by the hash of their cookie's token (proxy/web/session.ts). */
+  webSession: (tokenHash: string) => `web-sessions/${tokenHash}`,
+  webSessions: "web-sessions/",
   /** SAML request ids awaiting their response (InResponseTo), shared by every proxy. */
   samlRequest: (id: string) => `saml-requests/${id}`,
   samlRequests: "saml-requests/",

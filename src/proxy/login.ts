@@ -9,7 +9,8 @@ import { formatDuration } from "../util/duration.ts";
 import { KEYS } from "./keys.ts";
 import type { ProxyContext } from "./context.ts";
 import { getUser, loadRoles, userStamp, type UserAuth } from "./users.ts";
-import { USER_NAME } from "../resources/user.ts";
+import { USER_NAME, type User } from "../resources/user.ts";
+import type { Role } from "../rbac/types.ts";
 import { checkLocks } from "./locks.ts";
 import { pemOf } from "./cluster.ts";
 
@@ -35,27 +36,36 @@ export interface LoginResponse {
 
 const GENERIC_FAILURE = "invalid user name, password or second factor";
 
+export interface Authenticated {
+  user: User;
+  roles: Role[];
+  /** The session's identity, as a certificate or a browser session carries it. */
+  identity: Identity;
+  /** The longest session the roles allow. */
+  maxTtlMs: number;
+}
+
 /**
- * Password (and TOTP) login. Every failure looks the same to the caller; after
- * `maxAttempts` failures in the window the user is locked for `lockMs`, and an
- * administrator's reset (a new invite) unlocks it early.
+ * Password (and TOTP) authentication, shared by the CLI's login and the web
+ * UI's sign-in. Every failure looks the same to the caller; after
+ * `maxAttempts` failures in the window the user is locked for `lockMs`, and
+ * an administrator's reset (a new invite) unlocks it early.
  */
-export async function login(ctx: ProxyContext, req: LoginRequest): Promise<LoginResponse> {
+export async function authenticate(ctx: ProxyContext, req: { user: string; password: string; otp?: string; remote_addr?: string; via?: "web" }, beforeCheck?: () => Promise<void>): Promise<Authenticated> {
   const name = String(req.user ?? "");
   const now = Date.now();
+  const via = req.via ? { via: req.via } : {};
   // Refused before any lookup: such a name cannot exist, and it never reaches the backend or the audit log.
   if (!USER_NAME.test(name)) {
-    await ctx.audit.emit({ event: "user.login", code: "T1000W", success: false, method: "password", error: "malformed user name", remote_addr: req.remote_addr });
+    await ctx.audit.emit({ event: "user.login", code: "T1000W", success: false, method: "password", ...via, error: "malformed user name", remote_addr: req.remote_addr });
     throw new AzgateError("login_failed", GENERIC_FAILURE);
   }
   const failures = (await ctx.backend.get<Failures>(KEYS.loginFailures(name)))?.value;
   if (failures?.locked_until && failures.locked_until > now) {
-    await ctx.audit.emit({ event: "user.login", code: "T1000W", user: name, success: false, method: "password", error: "locked", remote_addr: req.remote_addr });
+    await ctx.audit.emit({ event: "user.login", code: "T1000W", user: name, success: false, method: "password", ...via, error: "locked", remote_addr: req.remote_addr });
     throw lockedError(name, failures.locked_until - now);
   }
-  const publicKey = await importPublicKeyPem(String(req.public_key_pem ?? "")).catch(() => {
-    throw new AzgateError("bad_parameter", "public_key_pem must be a PEM-encoded ECDSA P-256 public key");
-  });
+  await beforeCheck?.();
 
   const user = name ? await getUser(ctx, name) : null;
   const authItem = user ? await ctx.backend.get<UserAuth>(KEYS.userAuth(name)) : null;
@@ -79,11 +89,9 @@ export async function login(ctx: ProxyContext, req: LoginRequest): Promise<Login
   try {
     await checkLocks(ctx, { user: name, roles: roles.map((r) => r.metadata.name), session_ids: [] });
   } catch (e) {
-    await ctx.audit.emit({ event: "user.login", code: "T1000W", user: name, success: false, method: "password", error: (e as Error).message, remote_addr: req.remote_addr });
+    await ctx.audit.emit({ event: "user.login", code: "T1000W", user: name, success: false, method: "password", ...via, error: (e as Error).message, remote_addr: req.remote_addr });
     throw e;
   }
-  const maxTtl = sessionTtlMs(roles);
-  const ttl = req.ttl_ms && req.ttl_ms > 0 ? Math.min(req.ttl_ms, maxTtl) : maxTtl;
   const identity: Identity = {
     kind: "user",
     name,
@@ -95,9 +103,21 @@ export async function login(ctx: ProxyContext, req: LoginRequest): Promise<Login
     user_id: userStamp(user).id,
     generation: userStamp(user).generation,
   };
-  const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey, identity, notAfter: new Date(now + ttl) });
-  await ctx.audit.emit({ event: "user.login", code: "T1000I", user: name, success: true, method: "password", session_id: identity.session_id, remote_addr: req.remote_addr });
-  await ctx.audit.emit({ event: "cert.create", code: "TC000I", user: name, cert_type: "user", session_id: identity.session_id, expires: cert.notAfter.toISOString() });
+  await ctx.audit.emit({ event: "user.login", code: "T1000I", user: name, success: true, method: "password", ...via, session_id: identity.session_id, remote_addr: req.remote_addr });
+  return { user, roles, identity, maxTtlMs: sessionTtlMs(roles) };
+}
+
+/** The CLI's login: authenticate, then a certificate for the client's key. */
+export async function login(ctx: ProxyContext, req: LoginRequest): Promise<LoginResponse> {
+  let publicKey: CryptoKey | undefined;
+  const { identity, maxTtlMs } = await authenticate(ctx, req, async () => {
+    publicKey = await importPublicKeyPem(String(req.public_key_pem ?? "")).catch(() => {
+      throw new AzgateError("bad_parameter", "public_key_pem must be a PEM-encoded ECDSA P-256 public key");
+    });
+  });
+  const ttl = req.ttl_ms && req.ttl_ms > 0 ? Math.min(req.ttl_ms, maxTtlMs) : maxTtlMs;
+  const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey: publicKey!, identity, notAfter: new Date(Date.now() + ttl) });
+  await ctx.audit.emit({ event: "cert.create", code: "TC000I", user: identity.name, cert_type: "user", session_id: identity.session_id, expires: cert.notAfter.toISOString() });
   return { cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), identity };
 }
 

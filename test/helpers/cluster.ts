@@ -132,7 +132,7 @@ export interface AppSession {
 
 export async function startCluster(opts: { args?: string[]; clusterName?: string; env?: Record<string, string> } = {}): Promise<TestCluster> {
   const home = tempDir("azgate-home-");
-  const proxy = await startProxyProcess({ dataDir: tempDir("azgate-proxy-"), home, clusterName: opts.clusterName, env: opts.env, args: ["--second-factor", "off", ...(opts.args ?? [])] });
+  const proxy = await startProxyProcess({ dataDir: tempDir("azgate-proxy-"), home, clusterName: opts.clusterName, env: opts.env, args: [...(opts.args?.includes("--second-factor") ? [] : ["--second-factor", "off"]), ...(opts.args ?? [])] });
   const local = await readLocalAdmin(proxy.dataDir);
   if (!local) throw new Error("no local admin credentials");
   const target: ApiTarget = { baseUrl: `https://127.0.0.1:${proxy.port}`, ca_pem: local.ca_pem };

@@ -31,6 +31,8 @@ interface Text {
   headline: string;
   facts: [string, string][];
   commands: string[];
+  /** Ours, never escaped as user text is: it is built from the proxy's URL and a UUID. */
+  link: string;
 }
 
 function describe(n: Notice, c: Context): Text {
@@ -69,7 +71,12 @@ function describe(n: Notice, c: Context): Text {
     : n.event === "access_request.approve"
       ? [`azgate apps login ${r.app} --azure-identity ${identity}`, `azgate request revoke ${id}`]
       : [`azgate request show ${id}`];
-  return { headline, facts: [...facts, ["Proxy", c.proxyUrl]], commands };
+  return { headline, facts, commands, link: requestLink(n, c) };
+}
+
+/** The request's page in the web UI. Opening it shows the request (after sign-in); acting on it takes a form post there. */
+export function requestLink(n: Notice, c: Context): string {
+  return `${c.proxyUrl}/web/requests/${n.request.metadata.name}`;
 }
 
 /** Standard Webhooks' recommended shape: type, timestamp, data. */
@@ -78,7 +85,7 @@ export function webhookBody(n: Notice, c: Context, now: Date): string {
   return JSON.stringify({
     type: n.event,
     timestamp: now.toISOString(),
-    data: { cluster: c.cluster, proxy: c.proxyUrl, summary: headline, actor: n.actor ?? null, reason: n.reason ?? null, request: { id: n.request.metadata.name, ...n.request.spec } },
+    data: { cluster: c.cluster, proxy: c.proxyUrl, summary: headline, actor: n.actor ?? null, reason: n.reason ?? null, request: { id: n.request.metadata.name, ...n.request.spec }, links: { request: requestLink(n, c) } },
   });
 }
 
@@ -100,6 +107,8 @@ export function chatBody(n: Notice, c: Context, flavour: "slack" | "mattermost")
       {
         fallback: t.headline,
         color: COLOR[n.event] ?? "#888888",
+        title: `Access request ${n.request.metadata.name}`,
+        title_link: t.link,
         fields: t.facts.map(([title, value]) => ({ title, value: esc(value), short: value.length <= 40 })),
         text: t.commands.map(code).join("\n"),
         footer: `azgate · ${c.cluster}`,
@@ -126,6 +135,8 @@ export function teamsBody(n: Notice, c: Context): string {
             { type: "FactSet", facts: t.facts.map(([title, value]) => ({ title, value: markdownEscape(value) })) },
             ...t.commands.map((cmd) => ({ type: "TextBlock", text: cmd, fontType: "Monospace", wrap: true })),
           ],
+          // Opens the request's page; reviewing takes a signed-in form post there.
+          actions: [{ type: "Action.OpenUrl", title: "Open the request", url: t.link }],
         },
       },
     ],
@@ -138,6 +149,6 @@ export function mail(n: Notice, c: Context): { subject: string; text: string } {
   const width = Math.max(...t.facts.map(([k]) => k.length));
   return {
     subject: `[azgate] ${t.headline}`.replace(/[\r\n]+/g, " "),
-    text: [t.headline, "", ...t.facts.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v}`), "", "To act on it:", ...t.commands.map((cmd) => `  ${cmd}`), ""].join("\n"),
+    text: [t.headline, "", ...t.facts.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v}`), "", `Open it: ${t.link}`, "", "Or from a terminal:", ...t.commands.map((cmd) => `  ${cmd}`), ""].join("\n"),
   };
 }

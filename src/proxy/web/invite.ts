@@ -13,7 +13,8 @@ import { remoteAddr, type LoginRateLimiter } from "../rate-limit.ts";
  */
 export function invitePages(ctx: ProxyContext, limiter: LoginRateLimiter) {
   const web = new Hono();
-  web.use("*", async (c, next) => {
+  // Only the invite pages: the rest of /web is the web UI's, with its own headers (web/ui.ts).
+  web.use("/invite/*", async (c, next) => {
     await next();
     c.header("Referrer-Policy", "no-referrer");
     c.header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'");

@@ -1,0 +1,37 @@
+/**
+ * The web UI's only assets, served from the binary (no CDN, nothing
+ * inline: the Content-Security-Policy allows scripts and styles from this
+ * origin's /web/assets/ alone). The script only enhances: copy buttons and
+ * grant countdowns; every page works without it.
+ */
+export const STYLE = `
+:root{--fg:#1c1e21;--muted:#5f6368;--line:#d9dce1;--bg:#fff;--accent:#2f5fd0;--bad:#b3261e;--good:#1e7e34;--code:#f4f5f7}
+*{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);background:var(--bg)}
+header{display:flex;flex-wrap:wrap;gap:.25rem 1rem;align-items:center;padding:.6rem 1rem;border-bottom:1px solid var(--line)}
+header .brand{font-weight:700;margin-right:1rem}header nav a{margin-right:.8rem;color:var(--fg);text-decoration:none}
+header nav a[aria-current=page]{color:var(--accent);font-weight:600}header form{margin-left:auto}
+main{max-width:72rem;margin:0 auto;padding:1rem}h1{font-size:1.4rem;margin:.4rem 0 1rem}h2{font-size:1.1rem;margin:1.4rem 0 .5rem}
+table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
+th{font-weight:600;color:var(--muted);font-size:.85rem}td code,pre{background:var(--code);border-radius:4px}
+pre{padding:.5rem;overflow-x:auto;white-space:pre-wrap;word-break:break-all}code{padding:0 .2rem;word-break:break-all}
+label{display:block;margin:.6rem 0}input,select,textarea{display:block;width:100%;max-width:32rem;padding:.4rem;font:inherit;border:1px solid var(--line);border-radius:4px}
+button,.button{display:inline-block;padding:.4rem .9rem;font:inherit;border:1px solid var(--accent);background:var(--accent);color:#fff;border-radius:4px;cursor:pointer;text-decoration:none}
+button.secondary,.button.secondary{background:#fff;color:var(--accent)}button.danger{background:var(--bad);border-color:var(--bad)}
+.flash{padding:.6rem .8rem;border-radius:4px;margin:.5rem 0 1rem;background:#eef3fe}.flash.error{background:#fdecea;color:var(--bad)}
+.muted{color:var(--muted)}.state-APPROVED{color:var(--good)}.state-DENIED,.state-REVOKED,.state-EXPIRED{color:var(--bad)}
+.card{border:1px solid var(--line);border-radius:6px;padding:.8rem 1rem;margin:.8rem 0}.row{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:end}
+.row label{flex:1 1 12rem;margin:.2rem 0}.inline{display:inline}.copy{margin-left:.4rem;padding:.1rem .5rem;font-size:.8rem}
+@media (max-width:40rem){th:nth-child(n+4),td:nth-child(n+4){display:none}main{padding:.6rem}}
+`;
+
+export const SCRIPT = `
+document.querySelectorAll("[data-copy]").forEach(function (el) {
+  var b = document.createElement("button");
+  b.type = "button"; b.className = "copy secondary"; b.textContent = "Copy";
+  b.addEventListener("click", function () { navigator.clipboard.writeText(el.getAttribute("data-copy")).then(function () { b.textContent = "Copied"; }); });
+  el.after(b);
+});
+function left(ms) { if (ms <= 0) return "ended"; var s = Math.floor(ms / 1000), h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60); return (h ? h + "h" : "") + (m ? m + "m" : "") + (s % 60) + "s left"; }
+function tick() { document.querySelectorAll("[data-until]").forEach(function (el) { el.textContent = left(Date.parse(el.getAttribute("data-until")) - Date.now()); }); }
+tick(); setInterval(tick, 1000);
+`;

@@ -1,0 +1,66 @@
+/**
+ * The frame every page shares: header, navigation by what the caller may
+ * see, a flash message, and the sign-out form. hono/html escapes every
+ * value interpolated into a template; `raw` is never given user data.
+ */
+import { html } from "hono/html";
+import type { HtmlEscapedString } from "hono/utils/html";
+import { checkRule } from "../../rbac/engine.ts";
+import type { Caller } from "../caller.ts";
+
+export type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
+
+export interface Frame {
+  title: string;
+  caller?: Caller;
+  csrf?: string;
+  /** The nav entry to mark as current. */
+  current?: "access" | "requests" | "audit" | "admin";
+  flash?: { text: string; error?: boolean };
+  cluster: string;
+}
+
+export const mayReadAudit = (caller: Caller) => checkRule(caller.roles, "event", "list").allowed;
+export const mayAdmin = (caller: Caller) => checkRule(caller.roles, "user", "list").allowed || checkRule(caller.roles, "role", "list").allowed;
+
+export function layout(f: Frame, body: Html): Html {
+  const nav = (href: string, name: Frame["current"], label: string) => html`<a href="${href}" ${f.current === name ? html`aria-current="page"` : ""}>${label}</a>`;
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${f.title} · azgate</title>
+<link rel="stylesheet" href="/web/assets/app.css">
+<script src="/web/assets/app.js" defer></script>
+</head>
+<body>
+<header>
+  <span class="brand">azgate <span class="muted">${f.cluster}</span></span>
+  ${f.caller
+    ? html`<nav>
+        ${nav("/web", "access", "My access")}
+        ${nav("/web/requests", "requests", "Requests")}
+        ${mayReadAudit(f.caller) ? nav("/web/audit", "audit", "Audit") : ""}
+        ${mayAdmin(f.caller) ? nav("/web/admin", "admin", "Admin") : ""}
+      </nav>
+      <form method="post" action="/web/logout" class="inline">
+        <span class="muted">${f.caller.name}</span>
+        <input type="hidden" name="_csrf" value="${f.csrf ?? ""}">
+        <button type="submit" class="secondary">Sign out</button>
+      </form>`
+    : ""}
+</header>
+<main>
+  ${f.flash ? html`<p class="flash ${f.flash.error ? "error" : ""}" role="${f.flash.error ? "alert" : "status"}">${f.flash.text}</p>` : ""}
+  ${body}
+</main>
+</body>
+</html>`;
+}
+
+/** A hidden CSRF field for a form. */
+export const csrfField = (token: string) => html`<input type="hidden" name="_csrf" value="${token}">`;
+
+/** A command shown in full, with a copy button when scripts run. */
+export const command = (text: string) => html`<pre><code data-copy="${text}">${text}</code></pre>`;

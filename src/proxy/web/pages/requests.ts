@@ -1,0 +1,112 @@
+/**
+ * Requests: ask for an identity, follow one's own requests, and, for
+ * reviewers, an inbox to approve or deny (with a reason) and revoke. Every
+ * action goes through the same service as the CLI (proxy/access-requests.ts),
+ * so the same rules decide and the same events are audited.
+ */
+import { html } from "hono/html";
+import { identityName } from "../../../azure/resource-id.ts";
+import { formatDuration } from "../../../util/duration.ts";
+import type { AccessRequest } from "../../../resources/access-request.ts";
+import { listRequests, requestableIdentities } from "../../access-requests.ts";
+import type { Caller } from "../../caller.ts";
+import type { ProxyContext } from "../../context.ts";
+import { csrfField, type Html } from "../layout.ts";
+
+const state = (r: AccessRequest) => html`<span class="state-${r.spec.state}">${r.spec.state}</span>`;
+
+function table(rows: AccessRequest[], showUser: boolean): Html {
+  if (rows.length === 0) return html`<p class="muted">None.</p>`;
+  return html`<table>
+    <thead><tr><th>Request</th>${showUser ? html`<th>User</th>` : ""}<th>Identity</th><th>State</th><th>For</th><th>Created</th><th>Reason</th></tr></thead>
+    <tbody>
+      ${rows.map(
+        (r) => html`<tr>
+          <td><a href="/web/requests/${r.metadata.name}">${r.metadata.name.slice(0, 8)}</a></td>
+          ${showUser ? html`<td>${r.spec.user}</td>` : ""}
+          <td>${identityName(r.spec.azure_identity)} <span class="muted">on ${r.spec.app}</span></td>
+          <td>${state(r)}${r.spec.state === "APPROVED" && r.spec.grant ? html` <span data-until="${r.spec.grant.not_after}"></span>` : ""}</td>
+          <td>${formatDuration(r.spec.duration_ms)}</td>
+          <td>${r.spec.created.replace("T", " ").slice(0, 16)}</td>
+          <td>${r.spec.reason}</td>
+        </tr>`,
+      )}
+    </tbody>
+  </table>`;
+}
+
+export async function requestsPage(ctx: ProxyContext, caller: Caller): Promise<Html> {
+  const reviewable = (await listRequests(ctx, caller, "reviewable")).filter((r) => r.spec.state === "PENDING");
+  const mine = await listRequests(ctx, caller, "mine");
+  const canRequest = (await requestableIdentities(ctx, caller)).length > 0;
+  return html`<h1>Requests</h1>
+    ${canRequest ? html`<p><a class="button" href="/web/requests/new">New request</a></p>` : ""}
+    <h2>Awaiting your review</h2>
+    ${table(reviewable, true)}
+    <h2>My requests</h2>
+    ${table(mine, false)}`;
+}
+
+export async function newRequestPage(ctx: ProxyContext, caller: Caller, csrf: string, preset: { app?: string; azure_identity?: string }): Promise<Html> {
+  const options = await requestableIdentities(ctx, caller);
+  if (options.length === 0) return html`<h1>New request</h1><p>No role of yours lets you request an Azure identity.</p>`;
+  const prompt = options.find((o) => o.prompt)?.prompt;
+  return html`<h1>New request</h1>
+    <form method="post" action="/web/requests">
+      ${csrfField(csrf)}
+      <label>App <input name="app" value="${preset.app ?? "azure-cli"}" required></label>
+      <label>Azure identity
+        <select name="azure_identity" required>
+          ${options.map((o) => html`<option value="${o.azure_identity}" ${preset.azure_identity?.toLowerCase() === o.azure_identity.toLowerCase() ? "selected" : ""}>${identityName(o.azure_identity)} (up to ${formatDuration(o.max_duration_ms)})</option>`)}
+        </select>
+      </label>
+      <label>For how long <input name="duration" placeholder="1h" pattern="[0-9hms]+"></label>
+      <label>Reason${prompt ? html` <span class="muted">(${prompt})</span>` : ""} <textarea name="reason" rows="2" maxlength="1024"></textarea></label>
+      <label>Ticket <input name="ticket" maxlength="256"></label>
+      <button type="submit">Request</button>
+    </form>`;
+}
+
+export function requestDetail(r: AccessRequest, csrf: string, may: { review: boolean; revoke: boolean; cancel: boolean }): Html {
+  const s = r.spec;
+  return html`<h1>Request ${r.metadata.name}</h1>
+    <table>
+      <tbody>
+        <tr><th>State</th><td>${state(r)}${s.state === "APPROVED" && s.grant ? html` · from ${s.grant.not_before} until ${s.grant.not_after} (<span data-until="${s.grant.not_after}"></span>)` : ""}</td></tr>
+        <tr><th>User</th><td>${s.user}</td></tr>
+        <tr><th>App</th><td>${s.app}</td></tr>
+        <tr><th>Azure identity</th><td><b>${identityName(s.azure_identity)}</b> <span class="muted">${s.azure_identity}</span></td></tr>
+        <tr><th>Duration</th><td>${formatDuration(s.duration_ms)}</td></tr>
+        <tr><th>Reason</th><td>${s.reason || html`<span class="muted">none given</span>`}</td></tr>
+        ${s.ticket ? html`<tr><th>Ticket</th><td>${s.ticket}</td></tr>` : ""}
+        <tr><th>Approvals needed</th><td>${s.thresholds.approve}${(s.threshold_rules ?? []).some((t) => t.filter) ? html` <span class="muted">(${(s.threshold_rules ?? []).map((t) => t.filter).filter(Boolean).join("; ")})</span>` : ""}</td></tr>
+        <tr><th>Review deadline</th><td>${s.review_deadline}</td></tr>
+        ${s.suggested_reviewers.length ? html`<tr><th>Suggested reviewers</th><td>${s.suggested_reviewers.join(", ")}</td></tr>` : ""}
+        ${s.resolution ? html`<tr><th>Resolved</th><td>by ${s.resolution.by} at ${s.resolution.at}${s.resolution.reason ? html`: ${s.resolution.reason}` : ""}</td></tr>` : ""}
+      </tbody>
+    </table>
+    <h2>Reviews</h2>
+    ${s.reviews.length === 0
+      ? html`<p class="muted">None yet.</p>`
+      : html`<ul>${s.reviews.map((v) => html`<li><b>${v.author}</b> <span class="state-${v.state}">${v.state}</span> at ${v.created}${v.reason ? html`: ${v.reason}` : ""}</li>`)}</ul>`}
+    ${may.review && s.state === "PENDING"
+      ? html`<h2>Your review</h2>
+        <form method="post" action="/web/requests/${r.metadata.name}/review">
+          ${csrfField(csrf)}
+          <label>Reason (the requester sees it) <textarea name="reason" rows="2" maxlength="1024" required></textarea></label>
+          <button type="submit" name="state" value="APPROVED">Approve</button>
+          <button type="submit" name="state" value="DENIED" class="danger">Deny</button>
+        </form>`
+      : ""}
+    ${may.revoke && s.state === "APPROVED"
+      ? html`<form method="post" action="/web/requests/${r.metadata.name}/revoke">
+          ${csrfField(csrf)}
+          <label>Why revoke it <input name="reason" maxlength="1024"></label>
+          <button type="submit" class="danger">Revoke access now</button>
+        </form>`
+      : ""}
+    ${may.cancel && s.state === "PENDING"
+      ? html`<form method="post" action="/web/requests/${r.metadata.name}/cancel">${csrfField(csrf)}<button type="submit" class="secondary">Cancel this request</button></form>`
+      : ""}
+    <p class="muted">From a terminal: <code>azgate request show ${r.metadata.name}</code></p>`;
+}

@@ -1,0 +1,163 @@
+/**
+ * The web UI, served by the proxy on its own port under /web. Server-rendered
+ * pages (hono/html), one stylesheet and one small script from the binary.
+ * Every response forbids framing, inline script and anything from elsewhere;
+ * every page resolves the session's caller afresh (web/session.ts); every
+ * form post needs the session's CSRF token and a same-origin browser.
+ */
+import { Hono, type Context } from "hono";
+import { html } from "hono/html";
+import { AzgateError, isAzgateError } from "../../errors/index.ts";
+import type { ProxyContext } from "../context.ts";
+import type { AppRegistry } from "../registry.ts";
+import type { Caller } from "../caller.ts";
+import { authenticate } from "../login.ts";
+import { remoteAddr, type LoginRateLimiter } from "../rate-limit.ts";
+import * as requests from "../access-requests.ts";
+import { checkCsrf, currentSession, endWebSession, startWebSession, type WebSession } from "./session.ts";
+import { layout, type Frame, type Html } from "./layout.ts";
+import { SCRIPT, STYLE } from "./assets.ts";
+import { accessPage } from "./pages/access.ts";
+import { newRequestPage, requestDetail, requestsPage } from "./pages/requests.ts";
+
+type Env = { Variables: { session: WebSession; caller: Caller } };
+
+const SECURITY_HEADERS: Record<string, string> = {
+  "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  // Not no-referrer: with it, browsers send "Origin: null" on our own form posts, and the CSRF check needs the origin.
+  "Referrer-Policy": "same-origin",
+  "X-Content-Type-Options": "nosniff",
+  "X-Frame-Options": "DENY",
+  "Cache-Control": "no-store",
+  "Cross-Origin-Opener-Policy": "same-origin",
+};
+
+export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; registry: AppRegistry; publicUrl: () => string }) {
+  const web = new Hono<Env>();
+  web.use("*", async (c, next) => {
+    await next();
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) c.header(k, v);
+  });
+  web.get("/assets/app.css", (c) => c.body(STYLE, 200, { "content-type": "text/css; charset=utf-8" }));
+  web.get("/assets/app.js", (c) => c.body(SCRIPT, 200, { "content-type": "text/javascript; charset=utf-8" }));
+
+  const frame = (c: Context<Env>, title: string, current?: Frame["current"], flash?: Frame["flash"]): Frame => ({ title, current, flash, caller: c.get("caller"), csrf: c.get("session")?.csrf, cluster: ctx.cluster.name });
+  const flashOf = (c: Context) => {
+    const text = c.req.query("ok") ?? c.req.query("error");
+    return text ? { text: text.slice(0, 300), error: c.req.query("error") !== undefined } : undefined;
+  };
+  const signInPage = (c: Context, flash?: Frame["flash"], status: 200 | 400 | 401 | 403 | 429 = 200, next = "") =>
+    c.html(
+      layout(
+        { title: "Sign in", cluster: ctx.cluster.name, flash },
+        html`<h1>Sign in</h1>
+          <form method="post" action="/web/login">
+            ${next ? html`<input type="hidden" name="next" value="${next}">` : ""}
+            <label>User <input name="user" autocomplete="username" required autofocus></label>
+            <label>Password <input type="password" name="password" autocomplete="current-password" required></label>
+            ${ctx.settings.secondFactor === "otp" ? html`<label>Authenticator code <input name="otp" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" required></label>` : ""}
+            <button type="submit">Sign in</button>
+          </form>
+          <p class="muted">New here? Open the invite link your administrator sent you.</p>`,
+      ),
+      status,
+    );
+
+  // ---- sign in and out ----
+  web.get("/login", (c) => signInPage(c, flashOf(c), 200, safeNext(c.req.query("next"))));
+  web.post("/login", async (c) => {
+    const form = await c.req.parseBody();
+    const get = (k: string) => (typeof form[k] === "string" ? (form[k] as string) : "");
+    try {
+      checkCsrf(c, null, undefined);
+      const remote = remoteAddr(c);
+      opts.limiter.check(remote);
+      const { identity, maxTtlMs } = await authenticate(ctx, { user: get("user"), password: get("password"), otp: get("otp") || undefined, remote_addr: remote, via: "web" });
+      await startWebSession(ctx, c, identity, maxTtlMs);
+      return c.redirect(safeNext(get("next")) || "/web", 303);
+    } catch (e) {
+      if (!isAzgateError(e)) throw e;
+      return signInPage(c, { text: e.message, error: true }, e.status as 401, safeNext(get("next")));
+    }
+  });
+
+  // ---- everything else needs a live session ----
+  const authed = new Hono<Env>();
+  authed.use("*", async (c, next) => {
+    const now = await currentSession(ctx, c);
+    // A link (from a notification, say) comes back to where it pointed after sign-in.
+    if (!now) return c.redirect(c.req.method === "GET" && c.req.path !== "/web" ? `/web/login?next=${encodeURIComponent(c.req.path)}` : "/web/login", 303);
+    if ("ended" in now) return c.redirect(`/web/login?error=${encodeURIComponent(now.ended)}`, 303);
+    c.set("session", now.session);
+    c.set("caller", now.caller);
+    if (c.req.method === "POST") {
+      const form = await c.req.parseBody();
+      try {
+        checkCsrf(c, now.session, form._csrf);
+      } catch (e) {
+        await ctx.audit.emit({ event: "web.request.denied", code: "TW010W", user: now.caller.name, session_id: now.session.identity.session_id, method: "POST", path: c.req.path, reason: (e as Error).message, success: false });
+        throw e;
+      }
+    }
+    await next();
+  });
+  authed.onError((err, c) => {
+    if (!isAzgateError(err)) throw err;
+    const caller = c.get("caller");
+    return c.html(layout({ title: "Refused", cluster: ctx.cluster.name, caller, csrf: c.get("session")?.csrf, flash: { text: err.message, error: true } }, html`<p><a href="/web">Back to my access</a></p>`), err.status as 403);
+  });
+
+  authed.post("/logout", async (c) => {
+    await endWebSession(ctx, c, c.get("session"));
+    return c.redirect("/web/login?ok=Signed%20out.", 303);
+  });
+
+  authed.get("/", async (c) => c.html(layout(frame(c, "My access", "access", flashOf(c)), await accessPage(ctx, opts.registry, c.get("caller"), proxyHost(c, opts.publicUrl())))));
+
+  authed.get("/requests", async (c) => c.html(layout(frame(c, "Requests", "requests", flashOf(c)), await requestsPage(ctx, c.get("caller")))));
+  authed.get("/requests/new", async (c) => c.html(layout(frame(c, "New request", "requests"), await newRequestPage(ctx, c.get("caller"), c.get("session").csrf, { app: c.req.query("app"), azure_identity: c.req.query("azure_identity") }))));
+  authed.post("/requests", async (c) => {
+    const f = await c.req.parseBody();
+    const s = (k: string) => (typeof f[k] === "string" && f[k] !== "" ? (f[k] as string) : undefined);
+    try {
+      const r = await requests.createRequest(ctx, c.get("caller"), { app: s("app"), azure_identity: s("azure_identity"), duration: s("duration"), reason: s("reason"), ticket: s("ticket") });
+      return c.redirect(`/web/requests/${r.metadata.name}?ok=${encodeURIComponent(`Request created: ${r.spec.state}.`)}`, 303);
+    } catch (e) {
+      if (!isAzgateError(e) || e.code !== "bad_parameter") throw e;
+      return c.html(layout(frame(c, "New request", "requests", { text: e.message, error: true }), await newRequestPage(ctx, c.get("caller"), c.get("session").csrf, { app: s("app"), azure_identity: s("azure_identity") })), 400);
+    }
+  });
+  authed.get("/requests/:id", async (c) => {
+    const r = await requests.getRequest(ctx, c.get("caller"), c.req.param("id"));
+    return c.html(layout(frame(c, "Request", "requests", flashOf(c)), requestDetail(r, c.get("session").csrf, await requests.requestPermissions(ctx, c.get("caller"), r))));
+  });
+  authed.post("/requests/:id/review", async (c) => {
+    const f = await c.req.parseBody();
+    const reason = typeof f.reason === "string" ? f.reason.trim() : "";
+    if (!reason) throw new AzgateError("bad_parameter", "a review needs a reason (the requester sees it)");
+    const r = await requests.reviewRequest(ctx, c.get("caller"), c.req.param("id"), { state: String(f.state ?? ""), reason });
+    return c.redirect(`/web/requests/${r.metadata.name}?ok=${encodeURIComponent(`Reviewed. The request is ${r.spec.state}.`)}`, 303);
+  });
+  authed.post("/requests/:id/revoke", async (c) => {
+    const f = await c.req.parseBody();
+    const r = await requests.revokeRequest(ctx, c.get("caller"), c.req.param("id"), { reason: typeof f.reason === "string" ? f.reason : "" });
+    return c.redirect(`/web/requests/${r.metadata.name}?ok=${encodeURIComponent("Revoked: the next request under it is refused.")}`, 303);
+  });
+  authed.post("/requests/:id/cancel", async (c) => {
+    const r = await requests.cancelRequest(ctx, c.get("caller"), c.req.param("id"));
+    return c.redirect(`/web/requests/${r.metadata.name}?ok=Cancelled.`, 303);
+  });
+
+  web.route("/", authed);
+  return web;
+}
+
+/** Only a page of ours: a path under /web/, never another host (//evil.example) or a scheme. */
+function safeNext(next: string | undefined): string {
+  return next && /^\/web\/[A-Za-z0-9/_-]*$/.test(next) ? next : "";
+}
+
+/** host:port for `azgate login --proxy`, as the browser reached us. */
+function proxyHost(c: Context, publicUrl: string): string {
+  return publicUrl ? new URL(publicUrl).host : new URL(c.req.url).host;
+}

@@ -1,0 +1,236 @@
+/**
+ * The web UI in headless Chromium against a real proxy, agent and the real
+ * az: sign-in (password, and OTP on a cluster that requires it), My access
+ * showing exactly what the roles allow, a reviewer approving in the browser
+ * so the requester's running `azgate proxy azure` gets through, a CSRF
+ * attempt from another origin refused, and a lock ending a browser session
+ * on the next click. With AZGATE_SCREENSHOTS=1 the pages are saved to
+ * docs/screenshots/ (the README shows two).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import http from "node:http";
+import path from "node:path";
+import { mkdirSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import type { Browser, Page } from "playwright-core";
+import { TOTP, Secret } from "otpauth";
+import { useEmulator } from "../helpers/emulator.ts";
+import { IDENTITY, ROOT, spawnAgent, startCluster, workstationHome, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
+import { cli, startCli, tempDir, type LongRunningCli } from "../helpers/azgate.ts";
+import { runCommand } from "../helpers/run.ts";
+import { freshPage, launchBrowser } from "../helpers/browser.ts";
+import { ApiClient } from "../../src/api/client.ts";
+
+const fx = useEmulator({ projectToken: true });
+const READER = IDENTITY("teleport-reader");
+const CONTRIB = IDENTITY("teleport-contributor");
+const SHOTS = process.env.AZGATE_SCREENSHOTS ? path.join(ROOT, "docs/screenshots") : tempDir("azgate-shots-");
+const ROLES = [
+  `kind: role\nversion: v7\nmetadata: {name: both}\nspec:\n  allow:\n    app_labels: {"*": "*"}\n    azure_identities: ["${READER}", "${CONTRIB}"]\n`,
+  `kind: role\nversion: v7\nmetadata: {name: no-contributor}\nspec:\n  deny:\n    azure_identities: ["${CONTRIB}"]\n`,
+  `kind: role\nversion: v7\nmetadata: {name: requester}\nspec:\n  allow:\n    app_labels: {"*": "*"}\n    request:\n      azure_identities: ["${READER}"]\n      max_duration: 1h\n      reason: {mode: required}\n`,
+  `kind: role\nversion: v7\nmetadata: {name: reviewer}\nspec:\n  allow:\n    app_labels: {"*": "*"}\n    review_requests:\n      azure_identities: ["${READER}"]\n`,
+];
+const PASSWORD = (name: string) => `correct horse battery ${name}`;
+
+async function signIn(page: Page, base: string, user: string, otp?: string) {
+  await page.goto(`${base}/web`);
+  await page.waitForURL(/\/web\/login$/);
+  await page.fill("input[name=user]", user);
+  await page.fill("input[name=password]", PASSWORD(user));
+  if (otp) await page.fill("input[name=otp]", otp);
+  await page.click("button[type=submit]");
+}
+const shot = (page: Page, name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+
+describe("web UI", () => {
+  let cluster: TestCluster;
+  let agent: AgentProcess;
+  let browser: Browser;
+  let base: string;
+  let proxy: LongRunningCli | undefined;
+  const homes = new Map<string, string>();
+  const as = (user: string, args: string[]) => cli(args, { home: homes.get(user)!, env: { HOME: homes.get(user)! } });
+  const audit = async (event: string) => (await cluster.admin.call<{ items: Record<string, unknown>[] }>("GET", `/v1/admin/audit?event=${event}`)).items.filter((e) => e.event === event);
+
+  beforeAll(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    cluster = await startCluster();
+    base = `https://127.0.0.1:${cluster.proxy.port}`;
+    agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken() });
+    await agent.waitFor(/tunnel to .* is up/);
+    for (const text of ROLES) await cluster.admin.call("POST", "/v1/admin/resources", { text });
+    for (const [name, roles] of [["alice", ["requester"]], ["bob", ["reviewer"]], ["carol", ["both", "no-contributor"]]] as const) {
+      homes.set(name, await workstationHome(cluster, await cluster.user(name, [...roles])));
+    }
+    browser = await launchBrowser();
+  }, 180_000);
+  afterAll(async () => {
+    await browser?.close();
+    await proxy?.stop();
+    await agent?.stop();
+    await cluster?.stop();
+  });
+
+  it("My access shows exactly the identities the roles allow: a deny role hides one; what one may request, with its commands", async () => {
+    const { context, page } = await freshPage(browser);
+    await signIn(page, base, "carol");
+    await page.waitForURL(/\/web$/);
+    const card = page.locator("section.card", { hasText: "azure-cli" });
+    const allowed = await card.locator("ul.identities > li > b").allTextContents();
+    expect(allowed).toEqual(["teleport-reader"]);
+    expect(await card.textContent()).not.toContain("teleport-contributor");
+    expect(await card.locator("code").allTextContents()).toContain("azgate apps login azure-cli --azure-identity teleport-reader");
+    await shot(page, "my-access");
+    await context.close();
+
+    const alice = await freshPage(browser);
+    await signIn(alice.page, base, "alice");
+    await alice.page.waitForURL(/\/web$/);
+    expect(await alice.page.locator("ul.identities > li").count()).toBe(0);
+    expect(await alice.page.locator("ul.requestable > li > b").allTextContents()).toEqual(["teleport-reader"]);
+    await alice.context.close();
+  });
+
+  it("a reviewer approves in the browser and the requester's running proxy azure gets through on the next az group list", async () => {
+    // alice had access once (approved on the CLI), so her proxy azure runs; revoked, az is refused.
+    const first = /^Request ID:\s+(\S+)$/m.exec((await as("alice", ["request", "create", "--azure-identity", "teleport-reader", "--for", "10m", "--reason", "first", "--nowait"])).stdout)![1];
+    expect((await as("bob", ["request", "approve", first])).code).toBe(0);
+    expect((await as("alice", ["apps", "login", "azure-cli", "--azure-identity", "teleport-reader"])).code).toBe(0);
+    proxy = await startCli(["proxy", "azure", "--format", "unix"], { home: homes.get("alice")!, env: { HOME: homes.get("alice")! }, ready: /export NODE_EXTRA_CA_CERTS=.*\n/ });
+    const exports = proxy.output().split("\n").filter((l) => l.startsWith("export ")).join("\n");
+    const az = () => runCommand("/bin/sh", ["-c", `${exports}\naz group list -o json --only-show-errors`], { HOME: homes.get("alice")!, PATH: process.env.PATH! });
+    expect((await as("bob", ["request", "revoke", first])).code).toBe(0);
+    expect((await az()).code).not.toBe(0);
+
+    // alice asks in the browser...
+    const a = await freshPage(browser);
+    await signIn(a.page, base, "alice");
+    await a.page.goto(`${base}/web/requests/new`);
+    await a.page.fill("input[name=duration]", "10m");
+    await a.page.fill("textarea[name=reason]", "incident 12 from the browser");
+    await shot(a.page, "new-request");
+    await a.page.click("form[action='/web/requests'] button[type=submit]");
+    await a.page.waitForURL(/\/web\/requests\/[0-9a-f-]{36}\?ok=/);
+    const id = /\/web\/requests\/([0-9a-f-]{36})/.exec(a.page.url())![1];
+    expect(await a.page.locator(".flash").textContent()).toContain("Request created: PENDING.");
+
+    // ...bob sees it in his inbox and approves, with a reason.
+    // ...bob follows the link a notification carries: signed out, he signs in and lands on the request.
+    const b = await freshPage(browser);
+    await b.page.goto(`${base}/web/requests/${id}`);
+    await b.page.waitForURL(/\/web\/login\?next=/);
+    await b.page.fill("input[name=user]", "bob");
+    await b.page.fill("input[name=password]", PASSWORD("bob"));
+    await b.page.click("button[type=submit]");
+    await b.page.waitForURL(`${base}/web/requests/${id}`);
+    await b.page.goto(`${base}/web/requests`);
+    expect(await b.page.locator(`a[href="/web/requests/${id}"]`).count()).toBe(1);
+    await shot(b.page, "requests");
+    await b.page.click(`a[href="/web/requests/${id}"]`);
+    await shot(b.page, "review");
+    await b.page.fill("textarea[name=reason]", "ok for incident 12");
+    await b.page.click("button[value=APPROVED]");
+    await b.page.waitForURL(/\?ok=/);
+    expect(await b.page.locator(".flash").textContent()).toContain("Reviewed. The request is APPROVED.");
+    const after = await az();
+    expect(after.code, after.stderr).toBe(0);
+    expect(JSON.parse(after.stdout).map((g: { name: string }) => g.name)).toContain("myResourceGroup");
+    expect(await audit("access_request.approve")).toContainEqual(expect.objectContaining({ user: "bob", access_request_id: id, reason: "ok for incident 12" }));
+    await a.page.goto(`${base}/web`);
+    await shot(a.page, "my-access-grant");
+    expect(await a.page.locator("ul.identities > li").first().textContent()).toMatch(/granted by request .* left/);
+    await a.context.close();
+    await b.context.close();
+  }, 120_000);
+
+  it("refuses a state-changing request from another origin or without the form's token, and audits it", async () => {
+    const id = /Request ID:\s+(\S+)/.exec((await as("alice", ["request", "create", "--azure-identity", "teleport-reader", "--for", "5m", "--reason", "csrf target", "--nowait"])).stdout)![1];
+    const b = await freshPage(browser);
+    await signIn(b.page, base, "bob");
+    await b.page.waitForURL(/\/web$/);
+    // A page on another origin that bob happens to open, auto-submitting an approval.
+    const evil = http.createServer((_req, res) =>
+      res.writeHead(200, { "content-type": "text/html" }).end(`<form id=f method=post action="${base}/web/requests/${id}/review"><input name=state value=APPROVED><input name=reason value=pwned></form><script>document.getElementById("f").submit()</script>`),
+    );
+    await new Promise<void>((r) => evil.listen(0, "127.0.0.1", r));
+    await b.page.goto(`http://127.0.0.1:${(evil.address() as AddressInfo).port}/`);
+    await b.page.waitForLoadState("networkidle");
+    evil.close();
+    // With the cookie and bob's own origin but no token, or with another origin: refused either way.
+    const noToken = await b.context.request.post(`${base}/web/requests/${id}/review`, { form: { state: "APPROVED", reason: "x" }, headers: { origin: base }, maxRedirects: 0 });
+    expect(noToken.status()).toBe(403);
+    const otherOrigin = await b.context.request.post(`${base}/web/requests/${id}/review`, { form: { state: "APPROVED", reason: "x" }, headers: { origin: "https://evil.example" }, maxRedirects: 0 });
+    expect(otherOrigin.status()).toBe(403);
+    expect(JSON.parse((await as("alice", ["request", "show", id, "--format", "json"])).stdout).spec.state).toBe("PENDING");
+    expect((await audit("web.request.denied")).filter((e) => e.user === "bob").length).toBeGreaterThanOrEqual(2);
+    await b.context.close();
+  });
+
+  it("a locked user's browser session ends on the next click, audited; sign out ends it too", async () => {
+    const c = await freshPage(browser);
+    await signIn(c.page, base, "carol");
+    await c.page.waitForURL(/\/web$/);
+    await cluster.admin.call("POST", "/v1/admin/locks", { target: { user: "carol" }, message: "suspicious activity" });
+    await c.page.click("nav a[href='/web/requests']");
+    await c.page.waitForURL(/\/web\/login\?error=/);
+    expect(await c.page.locator(".flash").textContent()).toBe(`lock targeting user:"carol" is in force: suspicious activity`);
+    expect(await audit("web.session.end")).toContainEqual(expect.objectContaining({ user: "carol", error_code: "locked" }));
+    // The cookie is gone: the pages do not come back once the lock is lifted, only a new sign-in does.
+    await c.page.goto(`${base}/web`);
+    await c.page.waitForURL(/\/web\/login/);
+    await c.context.close();
+
+    // A next= that points elsewhere is ignored: sign-in lands on our own page.
+    const b = await freshPage(browser);
+    await b.page.goto(`${base}/web/login?next=${encodeURIComponent("//evil.example/web/")}`);
+    await b.page.fill("input[name=user]", "bob");
+    await b.page.fill("input[name=password]", PASSWORD("bob"));
+    await b.page.click("button[type=submit]");
+    await b.page.waitForURL(`${base}/web`);
+    await b.page.click("header form button[type=submit]");
+    await b.page.waitForURL(/\/web\/login\?ok=Signed%20out/);
+    await b.page.goto(`${base}/web/requests`);
+    await b.page.waitForURL(/\/web\/login\?next=%2Fweb%2Frequests$/);
+    await b.context.close();
+  });
+});
+
+describe("web UI sign-in with OTP", () => {
+  let cluster: TestCluster;
+  let browser: Browser;
+  beforeAll(async () => {
+    cluster = await startCluster({ args: ["--second-factor", "otp"] });
+    browser = await launchBrowser();
+  }, 120_000);
+  afterAll(async () => {
+    await browser?.close();
+    await cluster?.stop();
+  });
+
+  it("signs in with password and authenticator code; a wrong code is refused with the one message for every failure", async () => {
+    const base = `https://127.0.0.1:${cluster.proxy.port}`;
+    await cluster.admin.call("POST", "/v1/admin/resources", { text: ROLES[0] });
+    const { invite_token } = await cluster.admin.call<{ invite_token: string }>("POST", "/v1/admin/users", { name: "erin", roles: ["both"], traits: {} });
+    const secret = new Secret({ size: 20 }).base32;
+    const totp = new TOTP({ secret: Secret.fromBase32(secret), digits: 6, period: 30 });
+    await new ApiClient(cluster.target).call("POST", `/v1/invites/${invite_token}/accept`, { password: PASSWORD("erin"), otp_secret: secret, otp_code: totp.generate() });
+    const { page, context } = await freshPage(browser);
+    await signIn(page, base, "erin", "000000");
+    expect(await page.locator(".flash.error").textContent()).toBe("invalid user name, password or second factor");
+    await shot(page, "sign-in");
+    // The next period's code: the invite used this one, and a code is good once.
+    await page.fill("input[name=user]", "erin");
+    await page.fill("input[name=password]", PASSWORD("erin"));
+    await page.fill("input[name=otp]", totp.generate({ timestamp: Date.now() + 30_000 }));
+    await page.click("button[type=submit]");
+    await page.waitForURL(/\/web$/);
+    expect(await page.locator("h1").textContent()).toBe("My access");
+    const events = (await cluster.admin.call<{ items: Record<string, unknown>[] }>("GET", "/v1/admin/audit?event=user.login")).items.filter((e) => e.user === "erin");
+    expect(events.map((e) => [e.success, e.via])).toEqual([
+      [false, undefined],
+      [true, "web"],
+    ]);
+    await context.close();
+  });
+});
