@@ -33,6 +33,22 @@ export class PostgresAuditSink implements AuditSink {
     if (q.user) where.push(`"user" = ${param(q.user)}`);
     if (q.event) where.push(`(event = ${param(q.event)} OR starts_with(event, ${param(`${q.event}.`)}))`);
     if (q.request) where.push(`data ? 'access_request_id' AND data->>'access_request_id' = ${param(q.request)}`);
+    if (q.until) where.push(`time < ${param(q.until.toISOString())}`);
+    if (q.app) where.push(`data->>'app' = ${param(q.app)}`);
+    if (q.azureIdentity) where.push(`lower(azure_identity) = ${param(q.azureIdentity.toLowerCase())}`);
+    if (q.method) where.push(`data->>'method' = ${param(q.method.toUpperCase())}`);
+    if (q.status) {
+      const cls = /^([1-5])xx$/i.exec(q.status);
+      if (cls) where.push(`jsonb_typeof(data->'status') = 'number' AND (data->>'status')::int / 100 = ${param(Number(cls[1]))}`);
+      else where.push(`jsonb_typeof(data->'status') = 'number' AND (data->>'status')::numeric = ${param(Number(q.status))}`);
+    }
+    // LIKE patterns: the user's % and _ are literal; their * is the wildcard.
+    const like = (v: string) => v.replace(/[\\%_]/g, "\\$&");
+    if (q.action) where.push(`data->>'action' ILIKE ${param(like(q.action).replace(/\*/g, "%"))}`);
+    if (q.resource) where.push(`lower(data->>'scope') LIKE ${param(`${like(q.resource.toLowerCase())}%`)}`);
+    if (q.decision) where.push(`data->'policy'->>'decision' = ${param(q.decision)}`);
+    if (q.session) where.push(`data->>'session_id' = ${param(q.session)}`);
+    if (q.requestId) where.push(`data->>'request_id' = ${param(q.requestId)}`);
     const filter = where.length ? `WHERE ${where.join(" AND ")}` : "";
     const limit = param(q.limit ?? DEFAULT_AUDIT_LIMIT);
     const { rows } = await this.pool.query<{ data: AuditEvent }>(`SELECT data FROM (SELECT id, data FROM azgate_audit ${filter} ORDER BY id DESC LIMIT ${limit}) newest ORDER BY id`, params);

@@ -20,12 +20,30 @@ export interface AuditEvent {
 export interface AuditQuery {
   /** Only events at or after this time. */
   since?: Date;
+  /** Only events before this time (the web UI's "older" page). */
+  until?: Date;
   /** Only events about this user. */
   user?: string;
   /** Only events whose name is this or starts with it followed by "." (e.g. "app.request"). */
   event?: string;
   /** Only events of this access request: its steps and every request made under its grant. */
   request?: string;
+  app?: string;
+  /** Only this Azure identity (resource ID, case-insensitive). */
+  azureIdentity?: string;
+  method?: string;
+  /** An HTTP status (403) or a class (4xx). */
+  status?: string;
+  /** An Azure operation; `*` matches any run of characters (Microsoft.Compute/*). */
+  action?: string;
+  /** Only operations on this resource ID or below it (case-insensitive prefix of the scope). */
+  resource?: string;
+  /** The per-request policy's decision: unrestricted, allow, deny, would_deny. */
+  decision?: string;
+  /** One app or login session (all its requests). */
+  session?: string;
+  /** One request through azgate (x-azgate-request-id): its start and its end. */
+  requestId?: string;
   /** The newest this many matches (default 1000). */
   limit?: number;
 }
@@ -39,12 +57,34 @@ export interface AuditSink {
 
 export const DEFAULT_AUDIT_LIMIT = 1000;
 
+/** The file sink's filter; the PostgreSQL sink says the same in SQL (audit/postgres-sink.ts), and test/audit-query.test.ts holds them to it. */
 export function matchesQuery(e: AuditEvent, q: AuditQuery): boolean {
+  const f = e as Record<string, unknown>;
+  const str = (k: string) => (typeof f[k] === "string" ? (f[k] as string) : undefined);
   if (q.since && !(Date.parse(e.time) >= q.since.getTime())) return false;
+  if (q.until && !(Date.parse(e.time) < q.until.getTime())) return false;
   if (q.user && e.user !== q.user) return false;
   if (q.event && e.event !== q.event && !e.event.startsWith(`${q.event}.`)) return false;
-  if (q.request && (e as { access_request_id?: unknown }).access_request_id !== q.request) return false;
+  if (q.request && str("access_request_id") !== q.request) return false;
+  if (q.app && str("app") !== q.app) return false;
+  if (q.azureIdentity && str("azure_identity")?.toLowerCase() !== q.azureIdentity.toLowerCase()) return false;
+  if (q.method && str("method") !== q.method.toUpperCase()) return false;
+  if (q.status) {
+    const status = typeof f.status === "number" ? f.status : NaN;
+    const cls = /^([1-5])xx$/i.exec(q.status);
+    if (cls ? Math.floor(status / 100) !== Number(cls[1]) : status !== Number(q.status)) return false;
+  }
+  if (q.action && !actionPattern(q.action).test(str("action") ?? "")) return false;
+  if (q.resource && !(str("scope") ?? "").toLowerCase().startsWith(q.resource.toLowerCase())) return false;
+  if (q.decision && (f.policy as { decision?: string } | undefined)?.decision !== q.decision) return false;
+  if (q.session && str("session_id") !== q.session) return false;
+  if (q.requestId && str("request_id") !== q.requestId) return false;
   return true;
+}
+
+/** `*` is any run of characters; case-insensitive, as Azure's operation names are. */
+export function actionPattern(glob: string): RegExp {
+  return new RegExp(`^${glob.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`, "i");
 }
 
 /** How often the sink checks that its open file is still the one at its path (a rotation renamed it). */

@@ -3,7 +3,7 @@
  * Each one authorises the caller by `rules`, writes, and audits.
  */
 import { putIfAbsent } from "../storage/backend.ts";
-import type { AuditEvent } from "../audit/sink.ts";
+import type { AuditEvent, AuditQuery } from "../audit/sink.ts";
 import { CONNECTOR_KINDS, connectorRoles, withoutSecrets, type Connector, type ConnectorKind } from "../resources/connector.ts";
 import { AzgateError } from "../errors/index.ts";
 import type { Resource } from "../resources/parse.ts";
@@ -303,17 +303,48 @@ export async function sweepExpired(ctx: ProxyContext): Promise<void> {
  * Reads the audit log for `azgate admin audit ls`. `since` is an ISO time or
  * a duration back from now ("1h"); callers need `list` on `event`.
  */
-export async function searchAudit(ctx: ProxyContext, caller: Caller, q: { since?: string; user?: string; event?: string; limit?: string; request?: string }): Promise<AuditEvent[]> {
+/** The filters `admin audit ls` and the web UI's audit page take (the same names in both). */
+export const AUDIT_FILTERS = ["since", "until", "user", "event", "request", "app", "identity", "method", "status", "action", "resource", "decision", "session", "request_id"] as const;
+export type AuditFilters = Partial<Record<(typeof AUDIT_FILTERS)[number] | "limit", string>>;
+
+export async function searchAudit(ctx: ProxyContext, caller: Caller, q: AuditFilters): Promise<AuditEvent[]> {
   authorize(caller, "event", "list");
-  let since: Date | undefined;
-  if (q.since) {
-    since = /^\d{4}-\d\d-\d\d/.test(q.since) ? new Date(q.since) : new Date(Date.now() - parseDuration(q.since, "since"));
-    if (Number.isNaN(since.getTime())) throw new AzgateError("bad_parameter", `since: "${q.since}" is neither a time (2026-11-24T10:00:00Z) nor a duration (1h)`);
-  }
+  return ctx.audit.search(auditQuery(q));
+}
+
+/** Checks and converts the filters, naming the one that is wrong. */
+export function auditQuery(q: AuditFilters): AuditQuery {
+  const time = (v: string | undefined, name: string) => {
+    if (!v) return undefined;
+    const t = /^\d{4}-\d\d-\d\d/.test(v) ? new Date(v) : new Date(Date.now() - parseDuration(v, name));
+    if (Number.isNaN(t.getTime())) throw new AzgateError("bad_parameter", `${name}: "${v}" is neither a time (2026-11-24T10:00:00Z) nor a duration (1h)`);
+    return t;
+  };
   let limit: number | undefined;
-  if (q.limit !== undefined) {
+  if (q.limit !== undefined && q.limit !== "") {
     limit = Number(q.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new AzgateError("bad_parameter", `limit: "${q.limit}" must be a whole number from 1 to 100000`);
   }
-  return ctx.audit.search({ since, user: q.user || undefined, event: q.event || undefined, request: q.request || undefined, limit });
+  for (const k of AUDIT_FILTERS) if ((q[k]?.length ?? 0) > 1024) throw new AzgateError("bad_parameter", `${k}: at most 1024 characters`);
+  if (q.status && !/^([1-5][0-9][0-9]|[1-5]xx)$/i.test(q.status)) throw new AzgateError("bad_parameter", `status: "${q.status}" must be an HTTP status (403) or a class (4xx)`);
+  if (q.decision && !["unrestricted", "allow", "deny", "would_deny"].includes(q.decision)) throw new AzgateError("bad_parameter", `decision: "${q.decision}" must be unrestricted, allow, deny or would_deny`);
+  if (q.method && !/^[A-Za-z]{1,16}$/.test(q.method)) throw new AzgateError("bad_parameter", `method: "${q.method}" is not an HTTP method`);
+  const opt = (v: string | undefined) => v || undefined;
+  return {
+    since: time(q.since, "since"),
+    until: time(q.until, "until"),
+    user: opt(q.user),
+    event: opt(q.event),
+    request: opt(q.request),
+    app: opt(q.app),
+    azureIdentity: opt(q.identity),
+    method: opt(q.method),
+    status: opt(q.status),
+    action: opt(q.action),
+    resource: opt(q.resource),
+    decision: opt(q.decision),
+    session: opt(q.session),
+    requestId: opt(q.request_id),
+    limit,
+  };
 }

@@ -31,6 +31,10 @@ const MIGRATIONS: string[] = [
   `CREATE SEQUENCE azgate_changes;`,
   // 3: everything done under one access request (admin audit ls --request ID).
   `CREATE INDEX azgate_audit_access_request ON azgate_audit ((data->>'access_request_id'), id) WHERE data ? 'access_request_id';`,
+  // 4: the web UI's audit filters: an identity in any case, one session's requests, one request's start and end.
+  `CREATE INDEX azgate_audit_identity_ci ON azgate_audit (lower(azure_identity), time);
+   CREATE INDEX azgate_audit_session ON azgate_audit ((data->>'session_id'), id) WHERE data ? 'session_id';
+   CREATE INDEX azgate_audit_request_id ON azgate_audit ((data->>'request_id')) WHERE data ? 'request_id';`,
 ];
 
 /** An arbitrary constant: the advisory lock all azgate replicas agree on for migrations. */

@@ -49,6 +49,7 @@ describe("web UI", () => {
   let browser: Browser;
   let base: string;
   let proxy: LongRunningCli | undefined;
+  let approvedId = "";
   const homes = new Map<string, string>();
   const as = (user: string, args: string[]) => cli(args, { home: homes.get(user)!, env: { HOME: homes.get(user)! } });
   const audit = async (event: string) => (await cluster.admin.call<{ items: Record<string, unknown>[] }>("GET", `/v1/admin/audit?event=${event}`)).items.filter((e) => e.event === event);
@@ -60,7 +61,7 @@ describe("web UI", () => {
     agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken() });
     await agent.waitFor(/tunnel to .* is up/);
     for (const text of ROLES) await cluster.admin.call("POST", "/v1/admin/resources", { text });
-    for (const [name, roles] of [["alice", ["requester"]], ["bob", ["reviewer"]], ["carol", ["both", "no-contributor"]]] as const) {
+    for (const [name, roles] of [["alice", ["requester"]], ["bob", ["reviewer"]], ["carol", ["both", "no-contributor"]], ["dave", ["auditor"]]] as const) {
       homes.set(name, await workstationHome(cluster, await cluster.user(name, [...roles])));
     }
     browser = await launchBrowser();
@@ -113,6 +114,7 @@ describe("web UI", () => {
     await a.page.click("form[action='/web/requests'] button[type=submit]");
     await a.page.waitForURL(/\/web\/requests\/[0-9a-f-]{36}\?ok=/);
     const id = /\/web\/requests\/([0-9a-f-]{36})/.exec(a.page.url())![1];
+    approvedId = id;
     expect(await a.page.locator(".flash").textContent()).toContain("Request created: PENDING.");
 
     // ...bob sees it in his inbox and approves, with a reason.
@@ -143,6 +145,49 @@ describe("web UI", () => {
     await a.context.close();
     await b.context.close();
   }, 120_000);
+
+  it("the audit page filters by user, identity, status and request, matching admin audit ls for the same filter; exports it; only for auditors", async () => {
+    const d = await freshPage(browser);
+    await signIn(d.page, base, "dave");
+    await d.page.waitForURL(/\/web$/);
+    const pageEvents = async () => (await d.page.locator("table.audit pre").allTextContents()).map((t) => JSON.parse(t) as Record<string, unknown>);
+    const cliEvents = async (flags: string[]) => JSON.parse((await cli(["admin", "--data-dir", cluster.proxy.dataDir, "audit", "ls", ...flags, "--format", "json"], { home: homes.get("dave")! })).stdout) as Record<string, unknown>[];
+    const filters: [Record<string, string>, string[]][] = [
+      [{ user: "alice", identity: READER, status: "200" }, ["--user", "alice", "--identity", READER, "--status", "200"]],
+      [{ request: approvedId }, ["--request", approvedId]],
+      [{ event: "app.request.denied", user: "alice" }, ["--event", "app.request.denied", "--user", "alice"]],
+    ];
+    for (const [query, flags] of filters) {
+      await d.page.goto(`${base}/web/audit?${new URLSearchParams(query)}`);
+      const shown = await pageEvents();
+      const listed = await cliEvents(flags);
+      expect(shown.length, JSON.stringify(query)).toBeGreaterThan(0);
+      expect(shown).toEqual([...listed].reverse());
+    }
+    // The form itself: type a filter, search.
+    await d.page.goto(`${base}/web/audit`);
+    await d.page.fill("input[name=user]", "alice");
+    await d.page.fill("input[name=status]", "200");
+    await d.page.click("form[action='/web/audit'] button[type=submit]");
+    await d.page.waitForURL(/user=alice/);
+    expect((await pageEvents()).every((e) => e.user === "alice" && e.status === 200)).toBe(true);
+    await shot(d.page, "audit");
+    const exported = await d.context.request.get(`${base}/web/audit/export?format=jsonl&request=${approvedId}`);
+    expect(exported.headers()["content-disposition"]).toContain("azgate-audit.jsonl");
+    expect((await exported.text()).trim().split("\n").map((l) => JSON.parse(l))).toEqual(await cliEvents(["--request", approvedId]));
+    const csv = await (await d.context.request.get(`${base}/web/audit/export?format=csv&request=${approvedId}`)).text();
+    expect(csv.split("\r\n")[0]).toMatch(/^time,event,code,user,app,azure_identity/);
+    await d.context.close();
+
+    const a = await freshPage(browser);
+    await signIn(a.page, base, "alice");
+    await a.page.waitForURL(/\/web$/);
+    expect(await a.page.locator("nav a[href='/web/audit']").count()).toBe(0);
+    const refused = await a.page.goto(`${base}/web/audit`);
+    expect(refused?.status()).toBe(403);
+    expect(await a.page.locator(".flash.error").textContent()).toBe('access denied to perform action "list" on "event"');
+    await a.context.close();
+  });
 
   it("refuses a state-changing request from another origin or without the form's token, and audits it", async () => {
     const id = /Request ID:\s+(\S+)/.exec((await as("alice", ["request", "create", "--azure-identity", "teleport-reader", "--for", "5m", "--reason", "csrf target", "--nowait"])).stdout)![1];

@@ -333,25 +333,32 @@ function resourceTable(kind: string, items: unknown[]): string {
   );
 }
 
+/** `admin audit ls` flags: the web UI's audit filters, by the same names (proxy/admin.ts AUDIT_FILTERS). */
+const AUDIT_FLAGS: [string, string][] = [
+  ["since", "Only events since a time (2026-11-24T10:00:00Z) or for a duration back from now (1h)"],
+  ["until", "Only events before a time, or a duration back from now"],
+  ["user", "Only events about this user"],
+  ["event", "Only this event type and its sub-types (app.request)"],
+  ["request", "Only events of this access request: its steps and every request made under its grant"],
+  ["app", "Only this app"],
+  ["identity", "Only this Azure identity (resource ID, any case)"],
+  ["method", "Only this HTTP method"],
+  ["status", "Only this HTTP status (403) or class (4xx)"],
+  ["action", "Only this Azure operation; * for any run of characters (Microsoft.Compute/*)"],
+  ["resource", "Only operations on this resource ID or below it"],
+  ["decision", "Only this policy decision: unrestricted, allow, deny, would_deny"],
+  ["session", "Only this session (every request of one app session)"],
+  ["request-id", "Only this request through azgate (x-azgate-request-id): its start and end"],
+];
+
 function auditCommands(t: Argv<AdminArgs>) {
-  return t.command<AdminArgs & { since?: string; user?: string; event?: string; request?: string; limit?: number; format: Format }>(
+  return t.command<AdminArgs & Record<string, string | undefined> & { limit?: number; format: Format }>(
     "ls",
     "List audit events, oldest first",
-    (b) =>
-      formatOption(
-        b
-          .option("since", { type: "string", describe: "Only events since a time (2026-11-24T10:00:00Z) or for a duration back from now (1h)" })
-          .option("user", { type: "string", describe: "Only events about this user" })
-          .option("event", { type: "string", describe: "Only this event type and its sub-types (app.request)" })
-          .option("request", { type: "string", describe: "Only events of this access request: its steps and every request made under its grant" })
-          .option("limit", { type: "number", describe: "The newest N events (default 1000)" }),
-      ),
+    (b) => formatOption(AUDIT_FLAGS.reduce((a, [name, describe]) => a.option(name, { type: "string", describe }), b as Argv).option("limit", { type: "number", describe: "The newest N events (default 1000)" })),
     withAdmin(async ({ client }, argv) => {
       const q = new URLSearchParams();
-      if (argv.since) q.set("since", argv.since);
-      if (argv.user) q.set("user", argv.user);
-      if (argv.event) q.set("event", argv.event);
-      if (argv.request) q.set("request", argv.request);
+      for (const [name] of AUDIT_FLAGS) if (argv[name]) q.set(name.replace("-", "_"), String(argv[name]));
       if (argv.limit !== undefined) q.set("limit", String(argv.limit));
       const { items } = await client.call<{ items: AuditEvent[] }>("GET", `/v1/admin/audit?${q}`);
       print(argv.format === "text" ? table(["Time", "Event", "User", "Details"], items.map((e) => [e.time, e.event, e.user ?? "", auditSummary(e)])) : await structured(items, argv.format));

@@ -19,6 +19,7 @@ import { layout, type Frame, type Html } from "./layout.ts";
 import { SCRIPT, STYLE } from "./assets.ts";
 import { accessPage } from "./pages/access.ts";
 import { newRequestPage, requestDetail, requestsPage } from "./pages/requests.ts";
+import { auditExport, auditPage, filtersFrom } from "./pages/audit.ts";
 
 type Env = { Variables: { session: WebSession; caller: Caller } };
 
@@ -146,6 +147,13 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
   authed.post("/requests/:id/cancel", async (c) => {
     const r = await requests.cancelRequest(ctx, c.get("caller"), c.req.param("id"));
     return c.redirect(`/web/requests/${r.metadata.name}?ok=Cancelled.`, 303);
+  });
+
+  authed.get("/audit", async (c) => c.html(layout(frame(c, "Audit", "audit"), await auditPage(ctx, c.get("caller"), filtersFrom(c.req.query())))));
+  authed.get("/audit/export", async (c) => {
+    const out = await auditExport(ctx, c.get("caller"), filtersFrom(c.req.query()), c.req.query("format") ?? "jsonl");
+    await ctx.audit.emit({ event: "audit.export", code: "TW020I", user: c.get("caller").name, filters: filtersFrom(c.req.query()), format: out.ext });
+    return c.body(out.body, 200, { "content-type": out.type, "content-disposition": `attachment; filename="azgate-audit.${out.ext}"` });
   });
 
   web.route("/", authed);

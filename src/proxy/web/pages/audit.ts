@@ -1,0 +1,99 @@
+/**
+ * The audit log, searched on the server: the filters of `admin audit ls`
+ * (the same names, the same code: proxy/admin.ts auditQuery, run in SQL on
+ * PostgreSQL), newest first, a page at a time; one request's or one
+ * session's record a click away; the filtered set as JSON lines or CSV.
+ * Permission as `admin audit ls`: the rule to list events (the auditor role).
+ */
+import { html } from "hono/html";
+import type { AuditEvent } from "../../../audit/sink.ts";
+import { identityName } from "../../../azure/resource-id.ts";
+import { AUDIT_FILTERS, searchAudit, type AuditFilters } from "../../admin.ts";
+import type { Caller } from "../../caller.ts";
+import type { ProxyContext } from "../../context.ts";
+import type { Html } from "../layout.ts";
+
+export const PAGE_SIZE = 50;
+const LABELS: Record<(typeof AUDIT_FILTERS)[number], string> = {
+  since: "Since (time or 1h)",
+  until: "Before",
+  user: "User",
+  event: "Event",
+  request: "Access request ID",
+  app: "App",
+  identity: "Azure identity",
+  method: "Method",
+  status: "Status (403, 4xx)",
+  action: "Azure operation (* wildcard)",
+  resource: "Resource ID prefix",
+  decision: "Policy decision",
+  session: "Session ID",
+  request_id: "Request ID (x-azgate-request-id)",
+};
+
+export function filtersFrom(query: Record<string, string>): AuditFilters {
+  const f: AuditFilters = {};
+  for (const k of AUDIT_FILTERS) if (query[k]) f[k] = query[k];
+  return f;
+}
+
+const link = (f: AuditFilters, extra: AuditFilters = {}) => `/web/audit?${new URLSearchParams({ ...f, ...extra } as Record<string, string>)}`;
+
+export async function auditPage(ctx: ProxyContext, caller: Caller, f: AuditFilters): Promise<Html> {
+  // One more than a page: whether there is an older page.
+  const found = (await searchAudit(ctx, caller, { ...f, limit: String(PAGE_SIZE + 1) })).reverse();
+  const rows = found.slice(0, PAGE_SIZE);
+  const older = found.length > PAGE_SIZE ? rows[rows.length - 1].time : null;
+  const exportQuery = new URLSearchParams(f as Record<string, string>).toString();
+  return html`<h1>Audit log</h1>
+    <form method="get" action="/web/audit" class="card">
+      <div class="row">
+        ${AUDIT_FILTERS.map((k) =>
+          k === "decision"
+            ? html`<label>${LABELS[k]}<select name="decision"><option value="">any</option>${["unrestricted", "allow", "deny", "would_deny"].map((d) => html`<option ${f.decision === d ? "selected" : ""}>${d}</option>`)}</select></label>`
+            : html`<label>${LABELS[k]}<input name="${k}" value="${f[k] ?? ""}"></label>`,
+        )}
+      </div>
+      <p><button type="submit">Search</button> <a class="button secondary" href="/web/audit">Clear</a>
+        Export these: <a href="/web/audit/export?format=jsonl&${exportQuery}">JSON lines</a> · <a href="/web/audit/export?format=csv&${exportQuery}">CSV</a></p>
+    </form>
+    ${rows.length === 0 ? html`<p class="muted">No events match.</p>` : ""}
+    <table class="audit">
+      <thead><tr><th>Time</th><th>Event</th><th>User</th><th>Identity</th><th>Request</th><th>Status</th><th>Operation</th><th>Decision</th></tr></thead>
+      <tbody>${rows.map((e) => row(e, f))}</tbody>
+    </table>
+    ${older ? html`<p><a class="button secondary" href="${link(f, { until: older })}">Older</a></p>` : ""}`;
+}
+
+function row(e: AuditEvent, f: AuditFilters): Html {
+  const s = (k: string) => (typeof e[k] === "string" ? (e[k] as string) : "");
+  const policy = e.policy as { decision?: string; role?: string } | undefined;
+  return html`<tr>
+    <td>${e.time.replace("T", " ").slice(0, 23)}</td>
+    <td>${e.event}</td>
+    <td>${e.user ?? ""}</td>
+    <td>${s("azure_identity") ? html`<span title="${s("azure_identity")}">${identityName(s("azure_identity"))}</span>` : ""}</td>
+    <td>${s("method")} ${s("host")}${s("path")}</td>
+    <td>${e.status ?? ""}</td>
+    <td>${s("action")}</td>
+    <td>${policy?.decision ?? ""}${policy?.role ? html` <span class="muted">(${policy.role})</span>` : ""}</td>
+  </tr>
+  <tr class="detail"><td colspan="8"><details><summary>Details${s("request_id") ? html` · <a href="${link({}, { request_id: s("request_id") })}">this request</a>` : ""}${s("session_id") ? html` · <a href="${link({}, { session: s("session_id") })}">this session</a>` : ""}${s("access_request_id") ? html` · <a href="/web/requests/${s("access_request_id")}">access request</a> · <a href="${link({}, { request: s("access_request_id") })}">all done with it</a>` : ""}${s("azure_request_id") ? html` · Azure request ID <code>${s("azure_request_id")}</code>` : ""}</summary><pre>${JSON.stringify(e, null, 2)}</pre></details></td></tr>`;
+}
+
+const CSV_COLUMNS = ["time", "event", "code", "user", "app", "azure_identity", "session_id", "request_id", "method", "host", "path", "status", "action", "scope", "decision", "access_request_id", "azure_request_id", "success", "reason"];
+
+/** The filtered events, oldest first, as JSON lines or CSV (a cell that could start a spreadsheet formula is quoted as text). */
+export async function auditExport(ctx: ProxyContext, caller: Caller, f: AuditFilters, format: string): Promise<{ body: string; type: string; ext: string }> {
+  const events = await searchAudit(ctx, caller, { ...f, limit: "100000" });
+  if (format === "csv") {
+    const cell = (v: unknown) => {
+      let t = v === undefined || v === null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v);
+      if (/^[=+\-@\t\r]/.test(t)) t = `'${t}`;
+      return /[",\r\n]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t;
+    };
+    const lines = events.map((e) => CSV_COLUMNS.map((c) => cell(c === "decision" ? (e.policy as { decision?: string } | undefined)?.decision : e[c])).join(","));
+    return { body: [CSV_COLUMNS.join(","), ...lines].join("\r\n") + "\r\n", type: "text/csv; charset=utf-8", ext: "csv" };
+  }
+  return { body: events.map((e) => JSON.stringify(e)).join("\n") + (events.length ? "\n" : ""), type: "application/x-ndjson; charset=utf-8", ext: "jsonl" };
+}
