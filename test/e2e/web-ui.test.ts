@@ -20,6 +20,7 @@ import { cli, startCli, tempDir, type LongRunningCli } from "../helpers/azgate.t
 import { runCommand } from "../helpers/run.ts";
 import { freshPage, launchBrowser } from "../helpers/browser.ts";
 import { ApiClient } from "../../src/api/client.ts";
+import { startOidcIdp, type OidcIdp } from "../helpers/idp-oidc.ts";
 
 const fx = useEmulator({ projectToken: true });
 const READER = IDENTITY("teleport-reader");
@@ -241,21 +242,63 @@ describe("web UI", () => {
   });
 });
 
-describe("web UI sign-in with OTP", () => {
+describe("web UI sign-in with OTP, and with OIDC", () => {
   let cluster: TestCluster;
   let browser: Browser;
+  let idp: OidcIdp;
   beforeAll(async () => {
     cluster = await startCluster({ args: ["--second-factor", "otp"] });
+    await cluster.admin.call("POST", "/v1/admin/resources", { text: ROLES[0] });
+    idp = await startOidcIdp({ redirectUri: `https://127.0.0.1:${cluster.proxy.port}/v1/webapi/oidc/callback`, accounts: { "frank@example.com": { email: "frank@example.com", email_verified: true, groups: ["azure-users"] } } });
+    const connector = { kind: "oidc", version: "v3", metadata: { name: "corp" }, spec: { display: "Corporate SSO", issuer_url: idp.issuer, client_id: idp.clientId, client_secret: idp.clientSecret, redirect_url: `https://127.0.0.1:${cluster.proxy.port}/v1/webapi/oidc/callback`, scope: ["groups"], claims_to_roles: [{ claim: "groups", value: "azure-*", roles: ["both"] }] } };
+    await cluster.admin.call("POST", "/v1/admin/resources", { text: JSON.stringify(connector) });
     browser = await launchBrowser();
   }, 120_000);
   afterAll(async () => {
     await browser?.close();
+    await idp?.close();
     await cluster?.stop();
+  });
+
+  /** Types into oidc-provider's own login page, then its consent page. */
+  async function atIdp(page: Page, login: string) {
+    await page.fill('input[name="login"]', login);
+    await page.fill('input[name="password"]', "any password works on this IdP");
+    await page.click('button[type="submit"]');
+    const consent = page.locator('button[type="submit"]:has-text("Continue")');
+    if (await consent.isVisible({ timeout: 5_000 }).catch(() => false)) await consent.click();
+  }
+
+  it("signs in through the OIDC provider from the sign-in page's button; a callback finished in another browser is refused", async () => {
+    const base = `https://127.0.0.1:${cluster.proxy.port}`;
+    // An attacker starts a sign-in and sends the provider's URL to a victim: it ends in the victim's browser, refused.
+    const attacker = await freshPage(browser);
+    const started = await attacker.context.request.get(`${base}/web/sso/oidc/corp`, { maxRedirects: 0 });
+    const lure = started.headers().location;
+    expect(lure.startsWith(idp.issuer)).toBe(true);
+    const victim = await freshPage(browser);
+    await victim.page.goto(lure);
+    await atIdp(victim.page, "frank@example.com");
+    await victim.page.waitForURL(/\/web\/login\?error=/);
+    expect(await victim.page.locator(".flash.error").textContent()).toBe("this sign-in was started in another browser; start it again here");
+    await attacker.context.close();
+    await victim.context.close();
+
+    const { page, context } = await freshPage(browser);
+    await page.goto(`${base}/web/login`);
+    expect(await page.locator("a.sso").textContent()).toBe("Corporate SSO");
+    await page.click("a.sso");
+    await atIdp(page, "frank@example.com");
+    await page.waitForURL(`${base}/web`);
+    expect(await page.locator("h1").textContent()).toBe("My access");
+    expect(await page.locator("header form .muted").textContent()).toBe("frank@example.com");
+    const logins = (await cluster.admin.call<{ items: Record<string, unknown>[] }>("GET", "/v1/admin/audit?event=user.login")).items.filter((e) => e.user === "frank@example.com");
+    expect(logins.at(-1)).toMatchObject({ success: true, method: "oidc", via: "web" });
+    await context.close();
   });
 
   it("signs in with password and authenticator code; a wrong code is refused with the one message for every failure", async () => {
     const base = `https://127.0.0.1:${cluster.proxy.port}`;
-    await cluster.admin.call("POST", "/v1/admin/resources", { text: ROLES[0] });
     const { invite_token } = await cluster.admin.call<{ invite_token: string }>("POST", "/v1/admin/users", { name: "erin", roles: ["both"], traits: {} });
     const secret = new Secret({ size: 20 }).base32;
     const totp = new TOTP({ secret: Secret.fromBase32(secret), digits: 6, period: 30 });

@@ -33,6 +33,13 @@ export interface SsoAttempt {
   /** Protocol state kept between the redirect and the callback. */
   protocol: { pkce_verifier?: string; nonce?: string; saml_request_id?: string };
   remote_addr?: string;
+  /**
+   * A web UI sign-in: it ends in a browser session, not a certificate, and
+   * only in the browser that started it (the hash of a nonce in a cookie
+   * set at the start), so nobody can sign a victim's browser into their own
+   * account by sending it a callback URL.
+   */
+  web?: { browser_hash: string };
   /** Set by the callback; the certificate waits here for its pickup. */
   done?: { code_hash: string; result: SsoResult };
 }

@@ -33,13 +33,19 @@ export interface SsoIdentity {
   traits: Traits;
 }
 
-/** Issues the certificate and returns the URL the browser goes to next (the client's loopback, with the pickup code). */
+/**
+ * Where the sign-in ends: for the CLI, a certificate for its key and the URL
+ * of its loopback with the pickup code; for the web UI, the identity its
+ * browser session carries (web/session.ts), for as long as the certificate would last.
+ */
+export type SsoEnd = { redirect: string } | { web: Identity; ttlMs: number };
+
 export async function finishSsoLogin(
   ctx: ProxyContext,
   connector: Connector,
   attempt: { key: string; revision: string; value: SsoAttempt; expires?: string },
   who: SsoIdentity,
-): Promise<string> {
+): Promise<SsoEnd> {
   const audit = { user: who.user, method: connector.kind, connector: connector.metadata.name, remote_addr: attempt.value.remote_addr };
   if (who.roles.length === 0) {
     await ctx.audit.emit({ event: "user.login", code: "T1001W", ...audit, success: false, error: "no roles mapped" });
@@ -112,6 +118,12 @@ export async function finishSsoLogin(
     user_id: user.status!.id,
     generation: user.status!.generation,
   };
+  if (attempt.value.web) {
+    // Used once: of two deliveries of the same answer, one signs in.
+    if (!(await ctx.backend.delete(attempt.key))) throw new AzgateError("sso_attempt_invalid", "this login attempt has already been completed");
+    await ctx.audit.emit({ event: "user.login", code: "T1000I", ...audit, via: "web", success: true, session_id: identity.session_id, roles: identity.roles });
+    return { web: identity, ttlMs: notAfter.getTime() - now };
+  }
   const publicKey = await importPublicKeyPem(attempt.value.public_key_pem);
   const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey, identity, notAfter });
   const code = await completeAttempt(ctx, attempt, { cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), user: who.user, roles: identity.roles });
@@ -120,7 +132,7 @@ export async function finishSsoLogin(
 
   const back = new URL(attempt.value.client_redirect);
   back.searchParams.set("code", code);
-  return back.toString();
+  return { redirect: back.toString() };
 }
 
 function mappingField(c: Connector): string {

@@ -7,13 +7,16 @@
  * (POST /v1/sso/pickup) with that code and its secret.
  */
 import { Hono, type Context } from "hono";
+import { getCookie, deleteCookie } from "hono/cookie";
+import { timingSafeEqual } from "node:crypto";
+import { startWebSession } from "../web/session.ts";
 import { parseJsonObject } from "../../util/json.ts";
 import { html } from "hono/html";
 import { AzgateError, isAzgateError, toErrorBody } from "../../errors/index.ts";
 import { importPublicKeyPem } from "../../pki/keys.ts";
 import { CONNECTOR_KINDS, type Connector, type ConnectorKind, type GithubConnector, type OidcConnector, type SamlConnector } from "../../resources/connector.ts";
 import type { ProxyContext } from "../context.ts";
-import { KEYS } from "../keys.ts";
+import { KEYS, secretHash } from "../keys.ts";
 import { LoginRateLimiter, remoteAddr } from "../rate-limit.ts";
 import { checkClientRedirect, newAttemptId, pendingAttempt, pickUp, saveAttempt, type SsoAttempt } from "./attempt.ts";
 import { finishSsoLogin, type SsoIdentity } from "./finish.ts";
@@ -32,6 +35,19 @@ async function findConnector(ctx: ProxyContext, name: string, kind?: string): Pr
   throw new AzgateError("not_found", `no SSO connector named "${name}"${known.length ? `; this cluster has: ${known.join(", ")}` : "; this cluster has none"}`);
 }
 
+/** Starts an attempt at `connector`: its id is the OAuth state (SAML RelayState), which the IdP sends back with the answer. */
+export async function beginSso(ctx: ProxyContext, connector: Connector, fields: Omit<SsoAttempt, "kind" | "connector" | "protocol" | "done">): Promise<{ id: string; url: string; expires: Date }> {
+  const id = newAttemptId();
+  const start = connector.kind === "oidc" ? await oidcStart(connector, id) : connector.kind === "saml" ? await samlStart(ctx, connector, id) : githubStart(connector, id);
+  const expires = await saveAttempt(ctx, id, { kind: connector.kind, connector: connector.metadata.name, protocol: start.protocol, ...fields });
+  return { id, url: start.url, expires };
+}
+
+export { findConnector };
+
+/** The cookie that binds a web sign-in to the browser that started it (SameSite=None: SAML answers arrive by a cross-site POST). */
+export const SSO_BROWSER_COOKIE = "__Host-azgate_sso";
+
 export function ssoRoutes(ctx: ProxyContext, limiter: LoginRateLimiter) {
   const app = new Hono();
 
@@ -47,21 +63,14 @@ export function ssoRoutes(ctx: ProxyContext, limiter: LoginRateLimiter) {
     const secretHash = String(body.secret_hash ?? "");
     if (!/^[0-9a-f]{64}$/.test(secretHash)) throw new AzgateError("bad_parameter", "secret_hash must be the hex SHA-256 of the client's secret");
     const client_redirect = checkClientRedirect(String(body.redirect_url ?? ""));
-    // The attempt id is the OAuth state (SAML RelayState): the IdP sends it back with the answer.
-    const id = newAttemptId();
-    const start =
-      connector.kind === "oidc" ? await oidcStart(connector, id) : connector.kind === "saml" ? await samlStart(ctx, connector, id) : githubStart(connector, id);
-    const expires = await saveAttempt(ctx, id, {
-      kind: connector.kind,
-      connector: connector.metadata.name,
+    const { id, url, expires } = await beginSso(ctx, connector, {
       public_key_pem: publicKeyPem,
       client_redirect,
       secret_hash: secretHash,
       ttl_ms: typeof body.ttl_ms === "number" ? body.ttl_ms : undefined,
-      protocol: start.protocol,
       remote_addr: remote,
     });
-    return c.json({ attempt: id, auth_url: start.url, kind: connector.kind, display: connector.spec.display ?? connector.metadata.name, expires: expires.toISOString() });
+    return c.json({ attempt: id, auth_url: url, kind: connector.kind, display: connector.spec.display ?? connector.metadata.name, expires: expires.toISOString() });
   });
 
   app.post("/v1/sso/pickup", async (c) => {
@@ -117,19 +126,36 @@ async function callback(c: Context, ctx: ProxyContext, kind: ConnectorKind, stat
     await ctx.audit.emit({ event: "user.login", code: "T1001W", method: kind, success: false, error: (e as Error).message, remote_addr: remoteAddr(c) });
     return errorPage(c, e);
   }
+  const web = item.value.web;
   try {
+    if (web && !sameBrowser(c, web.browser_hash)) throw new AzgateError("sso_attempt_invalid", "this sign-in was started in another browser; start it again here");
     const connector = await findConnector(ctx, item.value.connector, kind);
     const who = await verify(connector, item.value);
-    return c.redirect(await finishSsoLogin(ctx, connector, item, who), 302);
+    const end = await finishSsoLogin(ctx, connector, item, who);
+    if ("redirect" in end) return c.redirect(end.redirect, 302);
+    deleteCookie(c, SSO_BROWSER_COOKIE, { path: "/", secure: true });
+    await startWebSession(ctx, c, end.web, end.ttlMs);
+    // Not a redirect: this request came from the identity provider's site, and a browser does not send a
+    // SameSite=Strict cookie on a redirect it started. A page of ours that moves on is same-site.
+    c.header("Content-Security-Policy", "default-src 'none'");
+    return c.html(html`<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=/web"><title>azgate</title></head><body><p>Signed in. <a href="/web">Continue</a></p></body></html>`);
   } catch (e) {
     await ctx.backend.delete(item.key);
     const message = isAzgateError(e) ? e.message : "internal error; see the proxy log";
     if (!isAzgateError(e)) console.error("[proxy] SSO callback failed:", e);
-    else if (e.code !== "sso_no_roles") await ctx.audit.emit({ event: "user.login", code: "T1001W", method: kind, connector: item.value.connector, success: false, error: message, remote_addr: remoteAddr(c) });
+    else if (e.code !== "sso_no_roles") await ctx.audit.emit({ event: "user.login", code: "T1001W", method: kind, connector: item.value.connector, ...(web ? { via: "web" } : {}), success: false, error: message, remote_addr: remoteAddr(c) });
+    if (web) return c.redirect(`/web/login?error=${encodeURIComponent(message)}`, 303);
     const back = new URL(item.value.client_redirect);
     back.searchParams.set("error", message);
     return c.redirect(back.toString(), 302);
   }
+}
+
+function sameBrowser(c: Context, hash: string): boolean {
+  const nonce = getCookie(c, SSO_BROWSER_COOKIE) ?? "";
+  const a = Buffer.from(secretHash(nonce), "hex");
+  const b = Buffer.from(hash, "hex");
+  return nonce.length > 0 && a.length === b.length && timingSafeEqual(a, b);
 }
 
 function noStore(c: Context) {

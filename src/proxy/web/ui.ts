@@ -12,6 +12,10 @@ import type { ProxyContext } from "../context.ts";
 import type { AppRegistry } from "../registry.ts";
 import type { Caller } from "../caller.ts";
 import { authenticate } from "../login.ts";
+import { setCookie } from "hono/cookie";
+import { CONNECTOR_KINDS, type Connector } from "../../resources/connector.ts";
+import { KEYS, newSecret, secretHash } from "../keys.ts";
+import { beginSso, findConnector, SSO_BROWSER_COOKIE } from "../sso/routes.ts";
 import { remoteAddr, type LoginRateLimiter } from "../rate-limit.ts";
 import * as requests from "../access-requests.ts";
 import { checkCsrf, currentSession, endWebSession, startWebSession, type WebSession } from "./session.ts";
@@ -47,8 +51,9 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
     const text = c.req.query("ok") ?? c.req.query("error");
     return text ? { text: text.slice(0, 300), error: c.req.query("error") !== undefined } : undefined;
   };
-  const signInPage = (c: Context, flash?: Frame["flash"], status: 200 | 400 | 401 | 403 | 429 = 200, next = "") =>
-    c.html(
+  const signInPage = async (c: Context, flash?: Frame["flash"], status: 200 | 400 | 401 | 403 | 404 | 429 = 200, next = "") => {
+    const connectors = (await Promise.all(CONNECTOR_KINDS.map((k) => ctx.backend.list<Connector>(KEYS.connectors(k))))).flat().map((i) => i.value);
+    return c.html(
       layout(
         { title: "Sign in", cluster: ctx.cluster.name, flash },
         html`<h1>Sign in</h1>
@@ -59,10 +64,15 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
             ${ctx.settings.secondFactor === "otp" ? html`<label>Authenticator code <input name="otp" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" required></label>` : ""}
             <button type="submit">Sign in</button>
           </form>
+          ${connectors.length
+            ? html`<h2>Or sign in with</h2>
+              <p>${connectors.map((k) => html`<a class="button secondary sso" href="/web/sso/${k.kind}/${encodeURIComponent(k.metadata.name)}">${k.spec.display ?? k.metadata.name}</a> `)}</p>`
+            : ""}
           <p class="muted">New here? Open the invite link your administrator sent you.</p>`,
       ),
       status,
     );
+  };
 
   // ---- sign in and out ----
   web.get("/login", (c) => signInPage(c, flashOf(c), 200, safeNext(c.req.query("next"))));
@@ -79,6 +89,23 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
     } catch (e) {
       if (!isAzgateError(e)) throw e;
       return signInPage(c, { text: e.message, error: true }, e.status as 401, safeNext(get("next")));
+    }
+  });
+
+  // A link, not a form: the browser leaves for the identity provider, which a form's CSP (form-action 'self') would stop.
+  // Starting an attempt changes nothing for anyone; it is bound to this browser by a cookie (sso/routes.ts).
+  web.get("/sso/:kind/:name", async (c) => {
+    try {
+      const remote = remoteAddr(c);
+      opts.limiter.check(remote);
+      const connector = await findConnector(ctx, c.req.param("name"), c.req.param("kind"));
+      const nonce = newSecret(24);
+      const { url, expires } = await beginSso(ctx, connector, { public_key_pem: "", client_redirect: "", secret_hash: "", remote_addr: remote, web: { browser_hash: secretHash(nonce) } });
+      setCookie(c, SSO_BROWSER_COOKIE, nonce, { path: "/", secure: true, httpOnly: true, sameSite: "None", expires });
+      return c.redirect(url, 303);
+    } catch (e) {
+      if (!isAzgateError(e)) throw e;
+      return signInPage(c, { text: e.message, error: true }, e.status as 404);
     }
   });
 
