@@ -62,7 +62,7 @@ describe("web UI", () => {
     agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken() });
     await agent.waitFor(/tunnel to .* is up/);
     for (const text of ROLES) await cluster.admin.call("POST", "/v1/admin/resources", { text });
-    for (const [name, roles] of [["alice", ["requester"]], ["bob", ["reviewer"]], ["carol", ["both", "no-contributor"]], ["dave", ["auditor"]]] as const) {
+    for (const [name, roles] of [["alice", ["requester"]], ["bob", ["reviewer"]], ["carol", ["both", "no-contributor"]], ["dave", ["auditor"]], ["ed", ["editor"]]] as const) {
       homes.set(name, await workstationHome(cluster, await cluster.user(name, [...roles])));
     }
     browser = await launchBrowser();
@@ -239,6 +239,45 @@ describe("web UI", () => {
     await b.page.goto(`${base}/web/requests`);
     await b.page.waitForURL(/\/web\/login\?next=%2Fweb%2Frequests$/);
     await b.context.close();
+  });
+
+  it("admin pages: users, roles as YAML, agents with their apps; an editor locks a user there (their browser session ends) and lifts it; nothing for others", async () => {
+    const victim = await freshPage(browser);
+    await signIn(victim.page, base, "dave");
+    await victim.page.waitForURL(/\/web$/);
+    const e = await freshPage(browser);
+    await signIn(e.page, base, "ed");
+    await e.page.waitForURL(/\/web$/);
+    await e.page.click("nav a[href='/web/admin']");
+    expect(await e.page.locator("table.users td:first-child").allTextContents()).toEqual(expect.arrayContaining(["alice", "bob", "carol", "dave", "ed"]));
+    await e.page.click("details.role summary:has-text('requester')");
+    expect(await e.page.locator("details.role[open] pre").textContent()).toContain("      reason:\n        mode: required");
+    expect(await e.page.locator("table.agents td:first-child").allTextContents()).toContain("azure-cli");
+    await shot(e.page, "admin");
+    await e.page.selectOption("select[name=kind]", "user");
+    await e.page.fill("input[name=value]", "dave");
+    await e.page.fill("input[name=message]", "leaving the company");
+    await e.page.click("form[action='/web/admin/locks'] button[type=submit]");
+    await e.page.waitForURL(/\/web\/admin\?ok=Locked/);
+    expect(await audit("lock.created")).toContainEqual(expect.objectContaining({ user: "ed" }));
+    await victim.page.click("nav a[href='/web/audit']");
+    await victim.page.waitForURL(/\/web\/login\?error=/);
+    expect(await victim.page.locator(".flash").textContent()).toBe(`lock targeting user:"dave" is in force: leaving the company`);
+    await e.page.click("table.locks tr:has-text('user=dave') button");
+    await e.page.waitForURL(/Lock%20lifted/);
+    expect(await e.page.locator("table.locks tr:has-text('user=dave')").count()).toBe(0);
+    await e.context.close();
+    await victim.context.close();
+
+    const a = await freshPage(browser);
+    await signIn(a.page, base, "alice");
+    await a.page.waitForURL(/\/web$/);
+    expect(await a.page.locator("nav a[href='/web/admin']").count()).toBe(0);
+    await a.page.goto(`${base}/web/admin`);
+    expect(await a.page.locator("main").textContent()).toContain("Your roles give you nothing to administer.");
+    const forged = await a.context.request.post(`${base}/web/admin/locks`, { form: { kind: "user", value: "bob", _csrf: await a.page.locator("header input[name=_csrf]").inputValue() }, headers: { origin: base }, maxRedirects: 0 });
+    expect(forged.status()).toBe(403);
+    await a.context.close();
   });
 });
 

@@ -24,6 +24,8 @@ import { SCRIPT, STYLE } from "./assets.ts";
 import { accessPage } from "./pages/access.ts";
 import { newRequestPage, requestDetail, requestsPage } from "./pages/requests.ts";
 import { auditExport, auditPage, filtersFrom } from "./pages/audit.ts";
+import { adminPage } from "./pages/admin.ts";
+import { createLock, removeLock } from "../locks.ts";
 
 type Env = { Variables: { session: WebSession; caller: Caller } };
 
@@ -181,6 +183,19 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
     const out = await auditExport(ctx, c.get("caller"), filtersFrom(c.req.query()), c.req.query("format") ?? "jsonl");
     await ctx.audit.emit({ event: "audit.export", code: "TW020I", user: c.get("caller").name, filters: filtersFrom(c.req.query()), format: out.ext });
     return c.body(out.body, 200, { "content-type": out.type, "content-disposition": `attachment; filename="azgate-audit.${out.ext}"` });
+  });
+
+  authed.get("/admin", async (c) => c.html(layout(frame(c, "Admin", "admin", flashOf(c)), await adminPage(ctx, opts.registry, c.get("caller"), c.get("session").csrf))));
+  authed.post("/admin/locks", async (c) => {
+    const f = await c.req.parseBody();
+    const kind = String(f.kind ?? "");
+    if (!["user", "session_id", "role", "azure_identity"].includes(kind)) throw new AzgateError("bad_parameter", "choose what to lock: a user, a session ID, a role or an Azure identity");
+    const lock = await createLock(ctx, c.get("caller"), { target: { [kind]: String(f.value ?? "").trim() }, message: typeof f.message === "string" && f.message ? f.message : undefined, ttl: typeof f.ttl === "string" && f.ttl ? f.ttl : undefined });
+    return c.redirect(`/web/admin?ok=${encodeURIComponent(`Locked (${lock.metadata.name}).`)}`, 303);
+  });
+  authed.post("/admin/locks/:name/delete", async (c) => {
+    await removeLock(ctx, c.get("caller"), c.req.param("name"));
+    return c.redirect("/web/admin?ok=Lock%20lifted.", 303);
   });
 
   web.route("/", authed);

@@ -1,0 +1,83 @@
+/**
+ * Admin, read-mostly: users and their roles, roles (as YAML, ready for
+ * `azgate admin create -f`), agents and the apps they serve with their
+ * labels and last heartbeat (this replica's view), and locks, with forms to
+ * lock a user or a session and to lift a lock. Each section needs the same
+ * rule as its CLI command; one the caller lacks is not shown. Nothing secret
+ * is rendered: users and roles hold none, connectors and join tokens are
+ * not listed here.
+ */
+import { html } from "hono/html";
+import { stringify } from "yaml";
+import { isAzgateError } from "../../../errors/index.ts";
+import { checkRule } from "../../../rbac/engine.ts";
+import type { Role } from "../../../rbac/types.ts";
+import type { Lock } from "../../../resources/lock.ts";
+import type { User } from "../../../resources/user.ts";
+import { formatDuration } from "../../../util/duration.ts";
+import { getResources } from "../../admin.ts";
+import type { Caller } from "../../caller.ts";
+import type { ProxyContext } from "../../context.ts";
+import type { AppRegistry } from "../../registry.ts";
+import { csrfField, type Html } from "../layout.ts";
+
+async function ifAllowed<T>(load: () => Promise<T>): Promise<T | null> {
+  try {
+    return await load();
+  } catch (e) {
+    if (isAzgateError(e) && e.code === "access_denied") return null;
+    throw e;
+  }
+}
+
+const describeTarget = (t: Lock["spec"]["target"]) => Object.entries(t).map(([k, v]) => `${k}=${v}`).join(", ");
+
+export async function adminPage(ctx: ProxyContext, registry: AppRegistry, caller: Caller, csrf: string): Promise<Html> {
+  const users = (await ifAllowed(() => getResources(ctx, caller, "user"))) as User[] | null;
+  const roles = (await ifAllowed(() => getResources(ctx, caller, "role"))) as Role[] | null;
+  const locks = (await ifAllowed(() => getResources(ctx, caller, "lock"))) as Lock[] | null;
+  const mayLock = checkRule(caller.roles, "lock", "create").allowed;
+  const mayUnlock = checkRule(caller.roles, "lock", "delete").allowed;
+  const servers = checkRule(caller.roles, "app", "list").allowed ? registry.all() : null;
+  const now = Date.now();
+  return html`<h1>Admin</h1>
+    ${users
+      ? html`<h2>Users</h2>
+        <table class="users"><thead><tr><th>User</th><th>Roles</th><th>Type</th><th>Azure identities</th></tr></thead>
+        <tbody>${users.map((u) => html`<tr><td>${u.metadata.name}</td><td>${u.spec.roles.join(", ")}</td><td>${u.spec.created_by?.connector ? `SSO (${u.spec.created_by.connector.type} ${u.spec.created_by.connector.id})` : "local"}</td><td>${(u.spec.traits.azure_identities ?? []).join(", ") || "-"}</td></tr>`)}</tbody></table>`
+      : ""}
+    ${roles
+      ? html`<h2>Roles</h2>
+        ${roles.map((r) => html`<details class="role"><summary><b>${r.metadata.name}</b> <span class="muted">${r.metadata.description ?? ""}</span></summary><pre>${stringify(r)}</pre></details>`)}`
+      : ""}
+    ${servers
+      ? html`<h2>Agents and apps <span class="muted">(as this proxy replica sees them)</span></h2>
+        ${servers.length === 0 ? html`<p class="muted">No agent is connected.</p>` : ""}
+        <table class="agents"><thead><tr><th>App</th><th>Labels</th><th>Agent</th><th>Connected</th><th>Last heartbeat</th></tr></thead>
+        <tbody>${servers.map((s) => html`<tr><td>${s.app.name}</td><td>${Object.entries(s.app.labels).map(([k, v]) => `${k}=${v}`).join(", ")}</td><td>${s.tunnel.hostName} <span class="muted">${s.tunnel.hostId.slice(0, 8)}</span></td><td>${new Date(s.tunnel.connectedAt).toISOString()}</td><td>${formatDuration(now - s.lastSeen)} ago</td></tr>`)}</tbody></table>`
+      : ""}
+    ${locks
+      ? html`<h2>Locks</h2>
+        ${locks.length === 0 ? html`<p class="muted">No lock is in force.</p>` : ""}
+        <table class="locks"><thead><tr><th>Target</th><th>Message</th><th>By</th><th>Expires</th><th></th></tr></thead>
+        <tbody>${locks.map(
+          (l) => html`<tr><td>${describeTarget(l.spec.target)}</td><td>${l.spec.message ?? ""}</td><td>${l.spec.created_by}</td><td>${l.metadata.expires ?? "never"}</td>
+            <td>${mayUnlock ? html`<form method="post" action="/web/admin/locks/${l.metadata.name}/delete">${csrfField(csrf)}<button type="submit" class="secondary">Lift</button></form>` : ""}</td></tr>`,
+        )}</tbody></table>`
+      : ""}
+    ${mayLock
+      ? html`<h2>Lock</h2>
+        <form method="post" action="/web/admin/locks" class="card">
+          ${csrfField(csrf)}
+          <p class="muted">A lock refuses the next request of what it names, on every replica, and ends matching browser sessions.</p>
+          <div class="row">
+            <label>What <select name="kind"><option value="user">user</option><option value="session_id">session ID</option><option value="role">role</option><option value="azure_identity">Azure identity</option></select></label>
+            <label>Name or ID <input name="value" required></label>
+            <label>Message <input name="message"></label>
+            <label>For <input name="ttl" placeholder="1h (empty: until lifted)"></label>
+          </div>
+          <button type="submit" class="danger">Lock</button>
+        </form>`
+      : ""}
+    ${!users && !roles && !locks && !servers && !mayLock ? html`<p>Your roles give you nothing to administer.</p>` : ""}`;
+}
