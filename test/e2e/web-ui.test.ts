@@ -279,6 +279,22 @@ describe("web UI", () => {
     expect(forged.status()).toBe(403);
     await a.context.close();
   });
+
+  it("an invited user sets a password on the invite page and signs in to the web UI from there", async () => {
+    const { invite_token } = await cluster.admin.call<{ invite_token: string }>("POST", "/v1/admin/users", { name: "gina", roles: ["both"], traits: {} });
+    const { page, context } = await freshPage(browser);
+    await page.goto(`${base}/web/invite/${invite_token}`);
+    await page.fill("input[name=password]", PASSWORD("gina"));
+    await page.fill("input[name=password_confirm]", PASSWORD("gina"));
+    await page.click("button[type=submit]");
+    await page.click("a[href='/web/login']");
+    await page.fill("input[name=user]", "gina");
+    await page.fill("input[name=password]", PASSWORD("gina"));
+    await page.click("button[type=submit]");
+    await page.waitForURL(`${base}/web`);
+    expect((await page.locator("ul.identities > li > b").allTextContents()).sort()).toEqual(["teleport-contributor", "teleport-reader"]);
+    await context.close();
+  });
 });
 
 describe("web UI sign-in with OTP, and with OIDC", () => {

@@ -12,7 +12,7 @@ header .brand{font-weight:700;margin-right:1rem}header nav a{margin-right:.8rem;
 header nav a[aria-current=page]{color:var(--accent);font-weight:600}header form{margin-left:auto}
 main{max-width:72rem;margin:0 auto;padding:1rem}h1{font-size:1.4rem;margin:.4rem 0 1rem}h2{font-size:1.1rem;margin:1.4rem 0 .5rem}
 table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
-th{font-weight:600;color:var(--muted);font-size:.85rem}td code,pre{background:var(--code);border-radius:4px}
+th{font-weight:600;color:var(--muted);font-size:.85rem}td{overflow-wrap:anywhere}td code,pre{background:var(--code);border-radius:4px}
 pre{padding:.5rem;overflow-x:auto;white-space:pre-wrap;word-break:break-all}code{padding:0 .2rem;word-break:break-all}
 label{display:block;margin:.6rem 0}input,select,textarea{display:block;width:100%;max-width:32rem;padding:.4rem;font:inherit;border:1px solid var(--line);border-radius:4px}
 button,.button{display:inline-block;padding:.4rem .9rem;font:inherit;border:1px solid var(--accent);background:var(--accent);color:#fff;border-radius:4px;cursor:pointer;text-decoration:none}

@@ -39,7 +39,7 @@ export function invitePages(ctx: ProxyContext, limiter: LoginRateLimiter) {
       limiter.check(remoteAddr(c));
       if (get("password") !== get("password_confirm")) throw Object.assign(new Error("the two passwords differ"), { retry: true });
       const { user } = await acceptInvite(ctx, c.req.param("token"), { password: get("password"), otp_secret: get("otp_secret") || undefined, otp_code: get("otp_code") });
-      return c.html(page(html`<p>Welcome, ${user}. Your account is ready. Sign in from a terminal:</p><pre>azgate login --proxy ${new URL(c.req.url).host} --user ${user}</pre>`));
+      return c.html(page(html`<p>Welcome, ${user}. Your account is ready. <a href="/web/login">Sign in to the web UI</a>, or from a terminal:</p><pre>azgate login --proxy ${c.req.header("host") ?? new URL(c.req.url).host} --user ${user}</pre>`));
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       const invite = await describeInvite(ctx, c.req.param("token")).catch(() => null);

@@ -207,7 +207,7 @@ function safeNext(next: string | undefined): string {
   return next && /^\/web\/[A-Za-z0-9/_-]*$/.test(next) ? next : "";
 }
 
-/** host:port for `azgate login --proxy`, as the browser reached us. */
+/** host:port for `azgate login --proxy`: as the browser reached us (through a TLS front, its public name), else the configured one. */
 function proxyHost(c: Context, publicUrl: string): string {
-  return publicUrl ? new URL(publicUrl).host : new URL(c.req.url).host;
+  return c.req.header("host") ?? new URL(publicUrl).host;
 }
