@@ -9,7 +9,9 @@ import { configSchema } from "../src/config/schema.ts";
 import type { ProxyContext } from "../src/proxy/context.ts";
 import type { Caller } from "../src/proxy/caller.ts";
 import type { Role } from "../src/rbac/types.ts";
-import { cancelRequest, createRequest, MAX_PENDING_PER_USER } from "../src/proxy/access-requests.ts";
+import { cancelRequest, createRequest, MAX_PENDING_PER_USER, reviewRequest } from "../src/proxy/access-requests.ts";
+import { KEYS } from "../src/proxy/keys.ts";
+import { TOTP, Secret } from "otpauth";
 import { tempDir } from "./helpers/azgate.ts";
 
 const READER = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ops/providers/Microsoft.ManagedIdentity/userAssignedIdentities/reader";
@@ -39,5 +41,29 @@ describe("creating access requests", () => {
     await cancelRequest(ctx, alice, r.metadata.name);
     await expect(createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reviewers: ["alice"] })).rejects.toThrow("you cannot review your own request");
     await expect(createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reviewers: ["bob\nINJECTED"] })).rejects.toThrow("reviewers must be at most 10 user names");
+  });
+});
+
+describe("a role that asks reviewers for an authenticator code (options.review_mfa)", () => {
+  const reviewerRole: Role = { kind: "role", version: "v7", metadata: { name: "careful-reviewer" }, spec: { allow: { review_requests: { azure_identities: [READER] } }, options: { review_mfa: true } } };
+  const bob = { identity: { kind: "user" }, name: "bob", user: null, roles: [reviewerRole], traits: {} } as unknown as Caller;
+  const sam = { ...bob, name: "sam" } as Caller;
+  const secret = new Secret({ size: 20 }).base32;
+  const totp = new TOTP({ secret: Secret.fromBase32(secret), digits: 6, period: 30 });
+
+  it("refuses a review without the code, with a wrong one, or with one already used, audited; takes a fresh one", async () => {
+    await ctx.backend.put(KEYS.userAuth("bob"), { password_hash: "x", totp_secret: secret });
+    const first = await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "mfa 1" });
+    await expect(reviewRequest(ctx, bob, first.metadata.name, { state: "APPROVED", reason: "ok" })).rejects.toThrow('role "careful-reviewer" requires an authenticator code with each review: give the code (--otp CODE)');
+    await expect(reviewRequest(ctx, bob, first.metadata.name, { state: "APPROVED", reason: "ok", otp: totp.generate({ timestamp: Date.now() - 10 * 60_000 }) })).rejects.toThrow("the code is wrong or already used");
+    const code = totp.generate();
+    expect((await reviewRequest(ctx, bob, first.metadata.name, { state: "APPROVED", reason: "ok", otp: code })).spec.state).toBe("APPROVED");
+    const second = await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "mfa 2" });
+    await expect(reviewRequest(ctx, bob, second.metadata.name, { state: "APPROVED", reason: "ok", otp: code })).rejects.toThrow("the code is wrong or already used");
+    const refusals = (await ctx.audit.search({ event: "access_request.review", user: "bob" })).filter((e) => e.success === false);
+    expect(refusals.map((e) => e.access_request_id)).toEqual([first.metadata.name, first.metadata.name, second.metadata.name]);
+    // A reviewer with no authenticator at azgate (an SSO user) cannot meet the role's demand.
+    await expect(reviewRequest(ctx, sam, second.metadata.name, { state: "APPROVED", reason: "ok", otp: "123456" })).rejects.toThrow("you have no authenticator registered with azgate");
+    expect((await reviewRequest(ctx, bob, second.metadata.name, { state: "DENIED", reason: "no", otp: totp.generate({ timestamp: Date.now() + 30_000 }) })).spec.state).toBe("DENIED");
   });
 });

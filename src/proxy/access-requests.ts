@@ -19,6 +19,8 @@ import type { Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
 import { KEYS } from "./keys.ts";
 import { USER_NAME } from "../resources/user.ts";
+import { checkTotp } from "../auth/totp.ts";
+import type { UserAuth } from "./users.ts";
 import { enqueueNotifications } from "./notify/outbox.ts";
 
 /** How often the proxy records the ends that come with time (recordEndings). */
@@ -247,15 +249,21 @@ async function update(ctx: ProxyContext, id: string, change: (r: AccessRequest) 
   throw new AzgateError("compare_failed", `access request "${id}" is being changed by others; try again`);
 }
 
-export async function reviewRequest(ctx: ProxyContext, caller: Caller, id: string, input: { state?: string; reason?: string }): Promise<AccessRequest> {
+export async function reviewRequest(ctx: ProxyContext, caller: Caller, id: string, input: { state?: string; reason?: string; otp?: string }): Promise<AccessRequest> {
   const verdict = input.state === "APPROVED" || input.state === "DENIED" ? input.state : null;
   if (!verdict) throw new AzgateError("bad_parameter", 'state must be "APPROVED" or "DENIED"');
   const reason = text(input.reason, "a reason (--reason)", false);
   const { value } = await load(ctx, id);
   const allowed = await reviewDecision(ctx, caller, value);
-  if (!allowed.allowed) {
-    await ctx.audit.emit({ event: "access_request.review", code: "T5002W", user: caller.name, access_request_id: id, requester: value.spec.user, state: verdict, success: false, reason: allowed.reason });
-    throw new AzgateError("access_denied", allowed.reason);
+  const refused = async (why: string, code: "access_denied" | "login_failed" = "access_denied") => {
+    await ctx.audit.emit({ event: "access_request.review", code: "T5002W", user: caller.name, access_request_id: id, requester: value.spec.user, state: verdict, success: false, reason: why });
+    return new AzgateError(code, why);
+  };
+  if (!allowed.allowed) throw await refused(allowed.reason);
+  const mfaRole = caller.roles.find((r) => r.spec.options?.review_mfa);
+  if (mfaRole) {
+    const why = await checkReviewCode(ctx, caller.name, String(input.otp ?? ""));
+    if (why) throw await refused(`role "${mfaRole.metadata.name}" requires an authenticator code with each review: ${why}`, input.otp ? "login_failed" : "access_denied");
   }
   // Which thresholds this review counts toward (their filters, over the reviewer and the request as they are now).
   const rules: Threshold[] = value.spec.threshold_rules ?? [value.spec.thresholds];
@@ -277,6 +285,25 @@ export async function reviewRequest(ctx: ProxyContext, caller: Caller, id: strin
   await ctx.audit.emit({ event: "access_request.review", code: "T5002I", user: caller.name, access_request_id: id, requester: next.spec.user, state: verdict, reason, success: true });
   await recordOutcome(ctx, next, { user: caller.name }, reason);
   return withState(next);
+}
+
+/**
+ * A reviewer's authenticator code, checked as at login: a code is good
+ * once (the step must be later than the last one used). Null when it holds;
+ * else why not.
+ */
+async function checkReviewCode(ctx: ProxyContext, user: string, otp: string): Promise<string | null> {
+  const item = await ctx.backend.get<UserAuth>(KEYS.userAuth(user));
+  if (!item?.value.totp_secret) return "you have no authenticator registered with azgate (SSO users and clusters without OTP cannot meet it)";
+  if (!otp) return "give the code (--otp CODE)";
+  const step = checkTotp(item.value.totp_secret, otp);
+  if (step === null || step <= (item.value.totp_last_step ?? -1)) return "the code is wrong or already used";
+  try {
+    await ctx.backend.compareAndSwap<UserAuth>(item.key, item.revision, { ...item.value, totp_last_step: step });
+  } catch {
+    return "the code is wrong or already used";
+  }
+  return null;
 }
 
 /** Marks a request decided, with its grant's window when approved (it starts at the asked start, or now if later). */

@@ -194,6 +194,8 @@ export const roleSchema = z.strictObject({
         azure_api_mode: z.enum(["enforce", "audit"]).optional(),
         azure_api_unknown: z.enum(["deny", "allow"]).optional(),
         request_prompt: z.string().optional(),
+        /** azgate's: a reviewer with this role gives an authenticator code with each review. */
+        review_mfa: z.boolean().optional(),
         ...ignoredShape(IGNORED_OPTION_FIELDS),
       })
       .optional(),

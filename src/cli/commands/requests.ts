@@ -144,10 +144,14 @@ function review(verb: "approve" | "deny", state: "APPROVED" | "DENIED", withClie
   return [
     `${verb} <id>`,
     `${verb === "approve" ? "Approve" : "Deny"} a request you may review (never your own)`,
-    (b: Argv) => b.positional("id", { type: "string", demandOption: true }).option("reason", { type: "string", describe: "Why (shown to the requester)" }),
-    withClient<{ id: string; reason?: string }>(async (client, argv) => {
+    (b: Argv) =>
+      b
+        .positional("id", { type: "string", demandOption: true })
+        .option("reason", { type: "string", describe: "Why (shown to the requester)" })
+        .option("otp", { type: "string", describe: "Your authenticator code (when a role of yours sets review_mfa)" }),
+    withClient<{ id: string; reason?: string; otp?: string }>(async (client, argv) => {
       if (!argv.id) throw new AzgateError("bad_parameter", "give the request ID");
-      const req = await client.call<AccessRequest>("POST", `/v1/requests/${encodeURIComponent(argv.id)}/review`, { state, reason: argv.reason });
+      const req = await client.call<AccessRequest>("POST", `/v1/requests/${encodeURIComponent(argv.id)}/review`, { state, reason: argv.reason, ...(argv.otp ? { otp: argv.otp } : {}) });
       print(`Successfully submitted review. Request state: ${req.spec.state}`);
     }),
   ] as const;

@@ -67,7 +67,7 @@ export async function newRequestPage(ctx: ProxyContext, caller: Caller, csrf: st
     </form>`;
 }
 
-export function requestDetail(r: AccessRequest, csrf: string, may: { review: boolean; revoke: boolean; cancel: boolean }): Html {
+export function requestDetail(r: AccessRequest, csrf: string, may: { review: boolean; revoke: boolean; cancel: boolean; reviewNeedsCode?: boolean }): Html {
   const s = r.spec;
   return html`<h1>Request ${r.metadata.name}</h1>
     <table>
@@ -94,6 +94,7 @@ export function requestDetail(r: AccessRequest, csrf: string, may: { review: boo
         <form method="post" action="/web/requests/${r.metadata.name}/review">
           ${csrfField(csrf)}
           <label>Reason (the requester sees it) <textarea name="reason" rows="2" maxlength="1024" required></textarea></label>
+          ${may.reviewNeedsCode ? html`<label>Authenticator code (your role asks for one with each review) <input name="otp" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" required></label>` : ""}
           <button type="submit" name="state" value="APPROVED">Approve</button>
           <button type="submit" name="state" value="DENIED" class="danger">Deny</button>
         </form>`
