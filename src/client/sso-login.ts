@@ -48,7 +48,7 @@ export async function ssoLogin(o: SsoLoginOptions): Promise<SsoLoginResult> {
 
   let settle: (x: Outcome) => void = () => undefined;
   const returned = new Promise<Outcome>((resolve) => (settle = resolve));
-  const server = createServer((req, res) => onCallback(req, res, settle));
+  const server = createServer((req, res) => onCallback(req, res, settle, `${o.target.baseUrl}/web/continue`));
   const listener = await listenTracked(server, 0, "127.0.0.1");
   let timer: ReturnType<typeof setTimeout> | undefined;
   let stopReading = () => {};
@@ -104,7 +104,7 @@ function readPasted(input: NodeJS.ReadableStream, settle: (x: Outcome) => void):
 }
 
 /** The browser's last stop: a page for the person, and the code or the error for the waiting login. */
-function onCallback(req: IncomingMessage, res: ServerResponse, settle: (x: Outcome) => void): void {
+function onCallback(req: IncomingMessage, res: ServerResponse, settle: (x: Outcome) => void, webUi: string): void {
   const url = new URL(req.url ?? "/", "http://127.0.0.1");
   if (req.method !== "GET" || url.pathname !== "/callback") {
     res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
@@ -114,7 +114,9 @@ function onCallback(req: IncomingMessage, res: ServerResponse, settle: (x: Outco
   const error = url.searchParams.get("error") ?? (code ? null : "the callback carried neither a code nor an error");
   const headers = { "content-type": "text/html; charset=utf-8", "cache-control": "no-store", "referrer-policy": "no-referrer", "content-security-policy": "default-src 'none'" };
   const text = error ? `Login failed: ${error}` : "Login successful. You can close this window and return to the terminal.";
-  res.writeHead(error ? 400 : 200, headers).end(`<!doctype html><meta charset="utf-8"><title>azgate</title><h1>azgate</h1><p id="result">${escapeHtml(text)}</p>\n`);
+  // This browser is signed in to the web UI as well (the proxy started its session at the callback).
+  const more = error ? "" : `<p>Or go on in the browser: <a id="web-ui" href="${escapeHtml(webUi)}">the azgate web UI</a>.</p>`;
+  res.writeHead(error ? 400 : 200, headers).end(`<!doctype html><meta charset="utf-8"><title>azgate</title><h1>azgate</h1><p id="result">${escapeHtml(text)}</p>${more}\n`);
   settle(error ? { error } : { code: code! });
 }
 

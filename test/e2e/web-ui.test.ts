@@ -21,6 +21,7 @@ import { runCommand } from "../helpers/run.ts";
 import { freshPage, launchBrowser } from "../helpers/browser.ts";
 import { ApiClient } from "../../src/api/client.ts";
 import { startOidcIdp, type OidcIdp } from "../helpers/idp-oidc.ts";
+import { startSsoLogin, waitForCallback } from "../helpers/sso.ts";
 
 const fx = useEmulator({ projectToken: true });
 const READER = IDENTITY("teleport-reader");
@@ -122,11 +123,19 @@ describe("web UI", () => {
     // ...bob follows the link a notification carries: signed out, he signs in and lands on the request.
     const b = await freshPage(browser);
     await b.page.goto(`${base}/web/requests/${id}`);
-    await b.page.waitForURL(/\/web\/login\?next=/);
+    await b.page.waitForURL(`${base}/web/login?next=${encodeURIComponent(`/web/requests/${id}`)}`);
     await b.page.fill("input[name=user]", "bob");
     await b.page.fill("input[name=password]", PASSWORD("bob"));
     await b.page.click("button[type=submit]");
     await b.page.waitForURL(`${base}/web/requests/${id}`);
+    // Signed in, the link from a chat or mail client (another site: no Strict cookie on the first hop) lands on the page.
+    const chat = http.createServer((_req, res) => res.writeHead(200, { "content-type": "text/html" }).end(`<a id=l href="${base}/web/requests/${id}">open the request</a>`));
+    await new Promise<void>((r) => chat.listen(0, "127.0.0.1", r));
+    await b.page.goto(`http://127.0.0.1:${(chat.address() as AddressInfo).port}/`);
+    await b.page.click("#l");
+    await b.page.waitForURL(`${base}/web/requests/${id}?hop=1`);
+    chat.close();
+    expect(await b.page.locator("h1").textContent()).toBe(`Request ${id}`);
     await b.page.goto(`${base}/web/requests`);
     expect(await b.page.locator(`a[href="/web/requests/${id}"]`).count()).toBe(1);
     await shot(b.page, "requests");
@@ -349,6 +358,20 @@ describe("web UI sign-in with OTP, and with OIDC", () => {
     expect(await page.locator("header form .muted").textContent()).toBe("frank@example.com");
     const logins = (await cluster.admin.call<{ items: Record<string, unknown>[] }>("GET", "/v1/admin/audit?event=user.login")).items.filter((e) => e.user === "frank@example.com");
     expect(logins.at(-1)).toMatchObject({ success: true, method: "oidc", via: "web" });
+    await context.close();
+  });
+
+  it("the CLI's browser sign-in hands over to the web UI: its last page links there, already signed in", async () => {
+    const base = `https://127.0.0.1:${cluster.proxy.port}`;
+    const login = await startSsoLogin(cluster, tempDir("azgate-home-"), "corp");
+    const { page, context } = await freshPage(browser);
+    await page.goto(login.url);
+    await atIdp(page, "frank@example.com");
+    await waitForCallback(page);
+    expect((await login.done).code).toBe(0);
+    await page.click("#web-ui");
+    await page.waitForURL(`${base}/web`);
+    expect(await page.locator("header form .muted").textContent()).toBe("frank@example.com");
     await context.close();
   });
 

@@ -38,7 +38,7 @@ export interface SsoIdentity {
  * of its loopback with the pickup code; for the web UI, the identity its
  * browser session carries (web/session.ts), for as long as the certificate would last.
  */
-export type SsoEnd = { redirect: string } | { web: Identity; ttlMs: number };
+export type SsoEnd = { redirect: string; identity: Identity; ttlMs: number } | { web: Identity; ttlMs: number };
 
 export async function finishSsoLogin(
   ctx: ProxyContext,
@@ -132,7 +132,7 @@ export async function finishSsoLogin(
 
   const back = new URL(attempt.value.client_redirect);
   back.searchParams.set("code", code);
-  return { redirect: back.toString() };
+  return { redirect: back.toString(), identity, ttlMs: notAfter.getTime() - now };
 }
 
 function mappingField(c: Connector): string {

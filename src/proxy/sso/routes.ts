@@ -132,13 +132,16 @@ async function callback(c: Context, ctx: ProxyContext, kind: ConnectorKind, stat
     const connector = await findConnector(ctx, item.value.connector, kind);
     const who = await verify(connector, item.value);
     const end = await finishSsoLogin(ctx, connector, item, who);
-    if ("redirect" in end) return c.redirect(end.redirect, 302);
+    if ("redirect" in end) {
+      // The same browser is signed in to the web UI too (the CLI's last page links to it): one sign-in, both.
+      await startWebSession(ctx, c, end.identity, end.ttlMs);
+      return c.redirect(end.redirect, 302);
+    }
     deleteCookie(c, SSO_BROWSER_COOKIE, { path: "/", secure: true });
     await startWebSession(ctx, c, end.web, end.ttlMs);
-    // Not a redirect: this request came from the identity provider's site, and a browser does not send a
-    // SameSite=Strict cookie on a redirect it started. A page of ours that moves on is same-site.
-    c.header("Content-Security-Policy", "default-src 'none'");
-    return c.html(html`<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=/web"><title>azgate</title></head><body><p>Signed in. <a href="/web">Continue</a></p></body></html>`);
+    // Through a page of ours (web/ui.ts /continue): this request came from the identity provider's site,
+    // and a browser does not send a SameSite=Strict cookie on a navigation another site started.
+    return c.redirect("/web/continue", 303);
   } catch (e) {
     await ctx.backend.delete(item.key);
     const message = isAzgateError(e) ? e.message : "internal error; see the proxy log";

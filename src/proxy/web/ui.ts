@@ -76,6 +76,14 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
     );
   };
 
+  // Arriving from another site (the CLI's loopback page, a mail client), a browser does not send the
+  // SameSite=Strict session cookie; this page of ours moves on, same-site, and then it does.
+  web.get("/continue", (c) => {
+    const next = safeNext(c.req.query("next"));
+    const to = next ? `${next}?hop=1` : "/web";
+    return c.html(html`<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=${to}"><title>azgate</title></head><body><p><a href="${to}">Continue to azgate</a></p></body></html>`);
+  });
+
   // ---- sign in and out ----
   web.get("/login", (c) => signInPage(c, flashOf(c), 200, safeNext(c.req.query("next"))));
   web.post("/login", async (c) => {
@@ -115,8 +123,12 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
   const authed = new Hono<Env>();
   authed.use("*", async (c, next) => {
     const now = await currentSession(ctx, c);
-    // A link (from a notification, say) comes back to where it pointed after sign-in.
-    if (!now) return c.redirect(c.req.method === "GET" && c.req.path !== "/web" ? `/web/login?next=${encodeURIComponent(c.req.path)}` : "/web/login", 303);
+    if (!now) {
+      // A link from elsewhere (a notification in chat or mail) arrives without the Strict cookie: one hop
+      // through a page of ours, and if there is still no session, sign-in, then back to where it pointed.
+      if (c.req.method === "GET" && c.req.path !== "/web" && c.req.header("sec-fetch-site") !== "same-origin" && !c.req.query("hop")) return c.redirect(`/web/continue?next=${encodeURIComponent(c.req.path)}`, 303);
+      return c.redirect(c.req.method === "GET" && c.req.path !== "/web" ? `/web/login?next=${encodeURIComponent(c.req.path)}` : "/web/login", 303);
+    }
     if ("ended" in now) return c.redirect(`/web/login?error=${encodeURIComponent(now.ended)}`, 303);
     c.set("session", now.session);
     c.set("caller", now.caller);
