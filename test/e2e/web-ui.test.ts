@@ -85,6 +85,10 @@ describe("web UI", () => {
     expect(await card.textContent()).not.toContain("teleport-contributor");
     expect(await card.locator("code").allTextContents()).toContain("azgate apps login azure-cli --azure-identity teleport-reader");
     await shot(page, "my-access");
+    // Readable on a phone: nothing wider than the screen, so no sideways scrolling.
+    await page.setViewportSize({ width: 390, height: 844 });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await shot(page, "my-access-phone");
     await context.close();
 
     const alice = await freshPage(browser);
@@ -167,6 +171,9 @@ describe("web UI", () => {
       [{ request: approvedId }, ["--request", approvedId]],
       [{ event: "app.request.denied", user: "alice" }, ["--event", "app.request.denied", "--user", "alice"]],
     ];
+    // One request through azgate (x-azgate-request-id): its start and its end.
+    const oneRequest = String((await cliEvents(["--request", approvedId, "--event", "app.request"]))[0].request_id);
+    filters.push([{ request_id: oneRequest }, ["--request-id", oneRequest]]);
     for (const [query, flags] of filters) {
       await d.page.goto(`${base}/web/audit?${new URLSearchParams(query)}`);
       const shown = await pageEvents();

@@ -6,7 +6,7 @@
  */
 export const STYLE = `
 :root{--fg:#1c1e21;--muted:#5f6368;--line:#d9dce1;--bg:#fff;--accent:#2f5fd0;--bad:#b3261e;--good:#1e7e34;--code:#f4f5f7}
-*{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);background:var(--bg)}
+*{box-sizing:border-box}body{margin:0;overflow-wrap:anywhere;font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);background:var(--bg)}
 header{display:flex;flex-wrap:wrap;gap:.25rem 1rem;align-items:center;padding:.6rem 1rem;border-bottom:1px solid var(--line)}
 header .brand{font-weight:700;margin-right:1rem}header nav a{margin-right:.8rem;color:var(--fg);text-decoration:none}
 header nav a[aria-current=page]{color:var(--accent);font-weight:600}header form{margin-left:auto}
