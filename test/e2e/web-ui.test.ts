@@ -181,6 +181,13 @@ describe("web UI", () => {
       expect(shown.length, JSON.stringify(query)).toBeGreaterThan(0);
       expect(shown).toEqual([...listed].reverse());
     }
+    // Page 2 is the next 50 back from the newest, exactly (no event skipped or repeated between pages).
+    const until = new Date().toISOString();
+    await d.page.goto(`${base}/web/audit?until=${until}&page=2`);
+    const second = await pageEvents();
+    const newest = [...(await cliEvents(["--until", until, "--limit", "100"]))].reverse();
+    expect(newest.length).toBeGreaterThan(50);
+    expect(second).toEqual(newest.slice(50, 100));
     // The form itself: type a filter, search.
     await d.page.goto(`${base}/web/audit`);
     await d.page.fill("input[name=user]", "alice");

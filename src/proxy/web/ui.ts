@@ -191,7 +191,7 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
     return c.redirect(`/web/requests/${r.metadata.name}?ok=Cancelled.`, 303);
   });
 
-  authed.get("/audit", async (c) => c.html(layout(frame(c, "Audit", "audit"), await auditPage(ctx, c.get("caller"), filtersFrom(c.req.query())))));
+  authed.get("/audit", async (c) => c.html(layout(frame(c, "Audit", "audit"), await auditPage(ctx, c.get("caller"), filtersFrom(c.req.query()), Number(c.req.query("page") ?? 1)))));
   authed.get("/audit/export", async (c) => {
     const out = await auditExport(ctx, c.get("caller"), filtersFrom(c.req.query()), c.req.query("format") ?? "jsonl");
     await ctx.audit.emit({ event: "audit.export", code: "TW020I", user: c.get("caller").name, filters: filtersFrom(c.req.query()), format: out.ext });

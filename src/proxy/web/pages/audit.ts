@@ -39,11 +39,14 @@ export function filtersFrom(query: Record<string, string>): AuditFilters {
 
 const link = (f: AuditFilters, extra: AuditFilters = {}) => `/web/audit?${new URLSearchParams({ ...f, ...extra } as Record<string, string>)}`;
 
-export async function auditPage(ctx: ProxyContext, caller: Caller, f: AuditFilters): Promise<Html> {
-  // One more than a page: whether there is an older page.
-  const found = (await searchAudit(ctx, caller, { ...f, limit: String(PAGE_SIZE + 1) })).reverse();
-  const rows = found.slice(0, PAGE_SIZE);
-  const older = found.length > PAGE_SIZE ? rows[rows.length - 1].time : null;
+/** Pages count back from the newest event (page 1); the searches return the newest N, so page P reads P pages and one more event. */
+const MAX_PAGE = Math.floor(100_000 / PAGE_SIZE) - 1;
+
+export async function auditPage(ctx: ProxyContext, caller: Caller, f: AuditFilters, pageNumber = 1): Promise<Html> {
+  const p = Math.min(Math.max(1, Math.floor(pageNumber) || 1), MAX_PAGE);
+  const found = (await searchAudit(ctx, caller, { ...f, limit: String(PAGE_SIZE * p + 1) })).reverse();
+  const rows = found.slice(PAGE_SIZE * (p - 1), PAGE_SIZE * p);
+  const older = found.length > PAGE_SIZE * p && p < MAX_PAGE;
   const exportQuery = new URLSearchParams(f as Record<string, string>).toString();
   return html`<h1>Audit log</h1>
     <form method="get" action="/web/audit" class="card">
@@ -62,7 +65,7 @@ export async function auditPage(ctx: ProxyContext, caller: Caller, f: AuditFilte
       <thead><tr><th>Time</th><th>Event</th><th>User</th><th>Identity</th><th>Request</th><th>Status</th><th>Operation</th><th>Decision</th></tr></thead>
       <tbody>${rows.map((e) => row(e, f))}</tbody>
     </table>
-    ${older ? html`<p><a class="button secondary" href="${link(f, { until: older })}">Older</a></p>` : ""}`;
+    <p>${p > 1 ? html`<a class="button secondary" href="${link(f)}&page=${p - 1}">Newer</a> ` : ""}${older ? html`<a class="button secondary" href="${link(f)}&page=${p + 1}">Older</a>` : ""}</p>`;
 }
 
 function row(e: AuditEvent, f: AuditFilters): Html {
