@@ -57,6 +57,17 @@ async function clearTargets() {
 }
 const deps = () => ({ backend: ctx.backend, audit: ctx.audit, context: async () => CONTEXT });
 const byPath = (p: string) => hooks.posts.filter((x) => x.path === p);
+/** One target of each chat kind, each posting to its own path on the receiver. */
+const chatTargets = () =>
+  (
+    [
+      ["slack", "slack", "/slack"],
+      ["mm", "mattermost", "/mm"],
+      ["teams", "teams_workflow", "/teams"],
+    ] as const
+  )
+    .map(([name, type, path]) => `kind: notification_target\nversion: v1\nmetadata: { name: ${name} }\nspec: { type: ${type}, url: "${hooks.url(path)}" }`)
+    .join("\n---\n");
 
 beforeAll(async () => {
   ({ ctx, close } = await openState(tempDir("azgate-notify-"), { clusterName: "test-cluster", settings: settingsFrom(configSchema.parse({})), purpose: "notification tests" }));
@@ -94,13 +105,7 @@ describe("notification targets", () => {
 
   it("Slack and Mattermost posts are Mattermost's documented incoming-webhook shape; Teams gets one Adaptive Card that Microsoft's library parses cleanly", async () => {
     await clearTargets();
-    await putTargets(
-      [
-        `kind: notification_target\nversion: v1\nmetadata: { name: slack }\nspec: { type: slack, url: "${hooks.url("/slack")}" }`,
-        `kind: notification_target\nversion: v1\nmetadata: { name: mm }\nspec: { type: mattermost, url: "${hooks.url("/mm")}" }`,
-        `kind: notification_target\nversion: v1\nmetadata: { name: teams }\nspec: { type: teams_workflow, url: "${hooks.url("/teams")}" }`,
-      ].join("\n---\n"),
-    );
+    await putTargets(chatTargets());
     const r = request({ state: "APPROVED", reviews: [{ author: "bob", state: "APPROVED", reason: "ok", created: T0.toISOString() }], grant: { not_before: T0.toISOString(), not_after: new Date(T0.getTime() + 3_600_000).toISOString() } });
     expect(await enqueueNotifications(ctx.backend, { event: "access_request.approve", request: r, actor: "bob", reason: "ok" }, T0)).toBe(3);
     expect(await dispatchDue(deps(), T0)).toBe(3);
@@ -128,13 +133,7 @@ describe("notification targets", () => {
   it("a reason written to reach reviewers' chat cannot mention @channel or show a link: every text a user wrote is escaped for the target", async () => {
     hooks.posts.length = 0;
     await clearTargets();
-    await putTargets(
-      [
-        `kind: notification_target\nversion: v1\nmetadata: { name: slack }\nspec: { type: slack, url: "${hooks.url("/slack")}" }`,
-        `kind: notification_target\nversion: v1\nmetadata: { name: mm }\nspec: { type: mattermost, url: "${hooks.url("/mm")}" }`,
-        `kind: notification_target\nversion: v1\nmetadata: { name: teams }\nspec: { type: teams_workflow, url: "${hooks.url("/teams")}" }`,
-      ].join("\n---\n"),
-    );
+    await putTargets(chatTargets());
     await enqueueNotifications(ctx.backend, { event: "access_request.create", request: request({ reason: HOSTILE }), actor: "alice" }, T0);
     expect(await dispatchDue(deps(), T0)).toBe(3);
     const slack = JSON.stringify(JSON.parse(byPath("/slack")[0].body).attachments[0].fields);

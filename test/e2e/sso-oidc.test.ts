@@ -11,7 +11,7 @@ import { useEmulator } from "../helpers/emulator.ts";
 import { IDENTITY, startCluster, startClusterWithAgent, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
 import { cli, tempDir } from "../helpers/azgate.ts";
 import { freshPage, launchBrowser, recordRequests, textOf } from "../helpers/browser.ts";
-import { startOidcIdp, startIssuerImpostor, type OidcIdp } from "../helpers/idp-oidc.ts";
+import { signInAtIdp, startOidcIdp, startIssuerImpostor, type OidcIdp } from "../helpers/idp-oidc.ts";
 import { x509 } from "../../src/pki/x509.ts";
 import { ApiClient } from "../../src/api/client.ts";
 import { generateKeyPair, publicKeyToPem } from "../../src/pki/keys.ts";
@@ -48,15 +48,10 @@ const connector = (idp: { issuer: string; clientId: string; clientSecret: string
   },
 });
 
-/** Types into oidc-provider's login page, then accepts its consent page. */
+/** Opens the provider's page and signs in there. */
 async function signIn(page: Page, url: string, login: string): Promise<void> {
   await page.goto(url);
-  await page.fill('input[name="login"]', login);
-  await page.fill('input[name="password"]', "any password works on this IdP");
-  await page.click('button[type="submit"]');
-  // The consent page; a returning user with consent already given skips it.
-  const consent = page.locator('button[type="submit"]:has-text("Continue")');
-  if (await consent.isVisible({ timeout: 5_000 }).catch(() => false)) await consent.click();
+  await signInAtIdp(page, login);
 }
 
 describe("OIDC login", () => {

@@ -20,7 +20,7 @@ import { cli, startCli, tempDir, type LongRunningCli } from "../helpers/azgate.t
 import { runCommand } from "../helpers/run.ts";
 import { freshPage, launchBrowser } from "../helpers/browser.ts";
 import { ApiClient } from "../../src/api/client.ts";
-import { startOidcIdp, type OidcIdp } from "../helpers/idp-oidc.ts";
+import { signInAtIdp, startOidcIdp, type OidcIdp } from "../helpers/idp-oidc.ts";
 import { startSsoLogin, waitForCallback } from "../helpers/sso.ts";
 
 const fx = useEmulator({ projectToken: true });
@@ -338,15 +338,6 @@ describe("web UI sign-in with OTP, and with OIDC", () => {
     await cluster?.stop();
   });
 
-  /** Types into oidc-provider's own login page, then its consent page. */
-  async function atIdp(page: Page, login: string) {
-    await page.fill('input[name="login"]', login);
-    await page.fill('input[name="password"]', "any password works on this IdP");
-    await page.click('button[type="submit"]');
-    const consent = page.locator('button[type="submit"]:has-text("Continue")');
-    if (await consent.isVisible({ timeout: 5_000 }).catch(() => false)) await consent.click();
-  }
-
   it("signs in through the OIDC provider from the sign-in page's button; a callback finished in another browser is refused", async () => {
     const base = `https://127.0.0.1:${cluster.proxy.port}`;
     // An attacker starts a sign-in and sends the provider's URL to a victim: it ends in the victim's browser, refused.
@@ -356,7 +347,7 @@ describe("web UI sign-in with OTP, and with OIDC", () => {
     expect(lure.startsWith(idp.issuer)).toBe(true);
     const victim = await freshPage(browser);
     await victim.page.goto(lure);
-    await atIdp(victim.page, "frank@example.com");
+    await signInAtIdp(victim.page, "frank@example.com");
     await victim.page.waitForURL(/\/web\/login\?error=/);
     expect(await victim.page.locator(".flash.error").textContent()).toBe("this sign-in was started in another browser; start it again here");
     await attacker.context.close();
@@ -366,7 +357,7 @@ describe("web UI sign-in with OTP, and with OIDC", () => {
     await page.goto(`${base}/web/login`);
     expect(await page.locator("a.sso").textContent()).toBe("Corporate SSO");
     await page.click("a.sso");
-    await atIdp(page, "frank@example.com");
+    await signInAtIdp(page, "frank@example.com");
     await page.waitForURL(`${base}/web`);
     expect(await page.locator("h1").textContent()).toBe("My access");
     expect(await page.locator("header form .muted").textContent()).toBe("frank@example.com");
@@ -380,7 +371,7 @@ describe("web UI sign-in with OTP, and with OIDC", () => {
     const login = await startSsoLogin(cluster, tempDir("azgate-home-"), "corp");
     const { page, context } = await freshPage(browser);
     await page.goto(login.url);
-    await atIdp(page, "frank@example.com");
+    await signInAtIdp(page, "frank@example.com");
     await waitForCallback(page);
     expect((await login.done).code).toBe(0);
     await page.click("#web-ui");

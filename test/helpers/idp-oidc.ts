@@ -3,6 +3,7 @@
  * login and consent pages. Any password is accepted on its development login
  * page; the login typed in picks the account, whose claims are given here.
  */
+import type { Page } from "playwright-core";
 import { createServer } from "node:http";
 import Provider from "oidc-provider";
 import { Hono } from "hono";
@@ -51,4 +52,13 @@ export async function startIssuerImpostor(real: OidcIdp): Promise<{ issuer: stri
   const server = await serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 });
   own = `http://127.0.0.1:${server.port}`;
   return { issuer: own, close: () => server.close() };
+}
+
+/** Types into oidc-provider's own login page (any password works there), then accepts its consent page; a returning user with consent given skips it. */
+export async function signInAtIdp(page: Page, login: string): Promise<void> {
+  await page.fill('input[name="login"]', login);
+  await page.fill('input[name="password"]', "any password works on this IdP");
+  await page.click('button[type="submit"]');
+  const consent = page.locator('button[type="submit"]:has-text("Continue")');
+  if (await consent.isVisible({ timeout: 5_000 }).catch(() => false)) await consent.click();
 }
