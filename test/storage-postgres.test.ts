@@ -92,7 +92,7 @@ describe("postgres backend shared by replicas", () => {
     const client = new pg.Client({ connectionString: url });
     await client.connect();
     try {
-      expect((await client.query("SELECT version FROM azgate_schema ORDER BY version")).rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
+      expect((await client.query("SELECT version FROM azgate_schema ORDER BY version")).rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
       await client.query("INSERT INTO azgate_schema (version) VALUES (99)");
     } finally {
       await client.end();

@@ -201,7 +201,7 @@ describe("cluster core end to end", () => {
     expect(user.spec.roles).toEqual(["access", "editor", "azure-cli-access"]);
     // The role change revoked nothing (a reset would): restore alice's roles for the tests after this one.
     expect((await asAlice(["admin", "users", "update", "alice", "--set-roles", "access,azure-cli-access,editor"])).code).toBe(0);
-  });
+  }, 120_000); // the login waits for the next TOTP period (up to 30 s) before a dozen CLI runs
 
   it("removes a role", async () => {
     expect((await asAlice(["admin", "rm", "role/no-azure-identities"])).stdout.trim()).toBe('role "no-azure-identities" has been deleted');

@@ -156,7 +156,8 @@ export function sessionCommands(y: Argv) {
  */
 async function addGrants(s: ReturnType<typeof statusData>): Promise<void> {
   try {
-    const { items } = await (await profileClient()).call<{ items: AccessRequest[] }>("GET", "/v1/requests?filter=mine");
+    // Status is what one runs when something is wrong: a proxy that does not answer costs it 5 s, not 30.
+    const { items } = await (await profileClient()).call<{ items: AccessRequest[] }>("GET", "/v1/requests?filter=mine", undefined, { timeoutMs: 5_000 });
     const now = Date.now();
     const grants = items.filter((r) => r.spec.state === "APPROVED" && r.spec.grant && Date.parse(r.spec.grant.not_after) > now);
     s.active_requests = grants.map((r) => r.metadata.name);
