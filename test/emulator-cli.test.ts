@@ -64,10 +64,12 @@ describe("azgate emulator (the command)", () => {
       });
       const ca = /^CA:\s+(\S+)$/m.exec(out)![1];
       expect(existsSync(ca)).toBe(true);
-      const exited = new Promise((resolve) => proc.on("exit", resolve));
+      let err = "";
+      proc.stderr!.on("data", (d) => (err += d));
+      const exited = new Promise((resolve) => proc.on("exit", (code, signal) => resolve(`${code} ${signal}`)));
       proc.kill("SIGTERM");
-      await exited;
-      expect(existsSync(ca)).toBe(args.length > 1);
+      const how = await exited;
+      expect(existsSync(ca), `exit ${how}: ${err}`).toBe(args.length > 1);
     }
     expect(readdirSync(tmp).filter((n) => n.startsWith("azgate-"))).toEqual([]);
   });

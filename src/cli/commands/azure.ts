@@ -208,6 +208,8 @@ export function proxyCommands(y: Argv) {
           const opened = await startLocalProxy(argv.app, argv.port ?? 0, argv.debug ? (line) => process.stderr.write(`[azgate] ${line}\n`) : undefined, argv["ca-bundle"]);
           const format = argv.format ?? (process.platform === "win32" ? "powershell" : "unix");
           const sessionExports = execEnv({}, { sessionEnv: opened.env, identity: opened.identity, tenant: opened.tenant, clientId: opened.clientId, cloud: opened.cloud });
+          // Listening for Ctrl-C before printing: whoever reads the exports may stop us at once.
+          const signalled = untilSignalled();
           print(
             [
               `Started Azure proxy on http://127.0.0.1:${opened.proxy.port}.`,
@@ -223,7 +225,7 @@ export function proxyCommands(y: Argv) {
             () => process.stderr.write(`The app session for "${opened.app}" expired at ${opened.expires.toISOString()}; requests are refused. Run azgate apps login ${opened.app}, then start azgate proxy azure again.\n`),
             Math.min(Math.max(opened.expires.getTime() - Date.now(), 0), 2 ** 31 - 1),
           );
-          await untilSignalled();
+          await signalled;
           clearTimeout(expiry);
           await opened.proxy.close();
         }),

@@ -70,8 +70,9 @@ export function demoCommands(y: Argv) {
           // The password goes to a 0600 file, not the terminal (terminals get recorded and shared).
           const passwordFile = path.join(dataDir, `${demo.user}.password`);
           await writeFileAtomic(passwordFile, demo.password + "\n", 0o600);
+          const signalled = untilSignalled(); // before the text a reader may act on at once
           print(nextSteps(demo.proxy.port, demo.user, passwordFile, demo.identity, dataDir, temporary, home));
-          await untilSignalled();
+          await signalled;
           print("Stopping the demo.");
         } finally {
           await demo.close();

@@ -37,6 +37,8 @@ export function emulatorCommand(y: Argv) {
       const tokenFile = path.join(dir, "sa-token");
       const projection = federated?.sa ? await emu.issuer.project(tokenFile, { namespace: federated.sa[1], serviceAccount: federated.sa[2] }) : null;
       const pad = Math.max(...w.identities.map((i) => i.name.length), 4);
+      // Listening for signals before the banner: a supervisor (or a test) may stop us the moment it reads it.
+      const signalled = untilSignalled();
       print(
         [
           "azgate Azure emulator is running.",
@@ -70,11 +72,14 @@ export function emulatorCommand(y: Argv) {
             : []),
         ].join("\n"),
       );
-      await untilSignalled();
-      projection?.stop();
-      await emu.close();
-      // A dir we chose holds only this run's state (blobs can be large): nobody can find it again.
-      if (!argv.dir) rmSync(dir, { recursive: true, force: true });
+      await signalled;
+      try {
+        projection?.stop();
+        await emu.close();
+      } finally {
+        // A dir we chose holds only this run's state (blobs can be large): nobody can find it again.
+        if (!argv.dir) rmSync(dir, { recursive: true, force: true });
+      }
     }),
   );
 }

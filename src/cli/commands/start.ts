@@ -93,6 +93,8 @@ export function startCommand(y: Argv) {
       if (argv.mode === "agent") return runAgent(config);
       const dataDir = path.resolve(config.data_dir ?? defaultDataDir());
       const proxy = await startProxy({ ...config, data_dir: dataDir });
+      // Listening for signals before the banner: a supervisor may stop us the moment it reads it.
+      const signalled = untilSignalled();
       print(
         [
           `azgate proxy ${VERSION} (${runtimeVersion()}) is running.`,
@@ -108,7 +110,7 @@ export function startCommand(y: Argv) {
           `Create the first user on this host: azgate admin --data-dir ${dataDir} users add NAME --roles access,editor`,
         ].join("\n"),
       );
-      await untilSignalled();
+      await signalled;
       await proxy.close();
       print("azgate proxy stopped.");
       exitAfterStop();
@@ -132,6 +134,7 @@ async function runAgent(config: Config): Promise<void> {
     connectTo: agent.connect_to ? { address: agent.connect_to.address, caFile: agent.connect_to.ca_file } : undefined,
     diagAddr: agent.diag_addr,
   });
+  const signalled = untilSignalled(); // before the banner, as for the proxy
   print(
     [
       `azgate agent ${VERSION} (${runtimeVersion()}) is running.`,
@@ -147,7 +150,7 @@ async function runAgent(config: Config): Promise<void> {
       ]),
     ].join("\n"),
   );
-  const fatal = await Promise.race([untilSignalled().then(() => null), running.stopped]);
+  const fatal = await Promise.race([signalled.then(() => null), running.stopped]);
   await running.close();
   exitAfterStop();
   if (fatal) throw fatal;
