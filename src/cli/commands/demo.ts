@@ -106,6 +106,7 @@ function nextSteps(port: number, user: string, passwordFile: string, identity: s
       ["Proxy", `https://127.0.0.1:${port} (cluster "demo")`],
       ["User", `${user}, logged in under the demo's own azgate home ${home} (password in ${passwordFile})`],
       ["Azure identity", identity],
+      ["Web UI", `https://127.0.0.1:${port}/web (sign in as ${user}; the demo's certificate is its own, so the browser warns once)`],
       ["Data dir", `${dataDir}${temporary ? " (removed when the demo stops)" : ""}`],
     ]),
     azNote,
