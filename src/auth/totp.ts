@@ -19,3 +19,9 @@ export function checkTotp(secret: string, code: string, now = Date.now()): numbe
   const delta = totp.validate({ token: code.trim(), timestamp: now, window: 1 });
   return delta === null ? null : Math.floor(now / 1000 / 30) + delta;
 }
+
+/** The step of a valid code used for the first time (later than `lastStep`), or null: the one rule for login and reviews. */
+export function freshTotpStep(secret: string, code: string, lastStep: number | undefined): number | null {
+  const step = checkTotp(secret, code);
+  return step !== null && step > (lastStep ?? -1) ? step : null;
+}

@@ -19,7 +19,7 @@ import type { Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
 import { KEYS } from "./keys.ts";
 import { USER_NAME } from "../resources/user.ts";
-import { checkTotp } from "../auth/totp.ts";
+import { freshTotpStep } from "../auth/totp.ts";
 import type { UserAuth } from "./users.ts";
 import { enqueueNotifications } from "./notify/outbox.ts";
 
@@ -296,8 +296,8 @@ async function checkReviewCode(ctx: ProxyContext, user: string, otp: string): Pr
   const item = await ctx.backend.get<UserAuth>(KEYS.userAuth(user));
   if (!item?.value.totp_secret) return "you have no authenticator registered with azgate (SSO users and clusters without OTP cannot meet it)";
   if (!otp) return "give the code (--otp CODE)";
-  const step = checkTotp(item.value.totp_secret, otp);
-  if (step === null || step <= (item.value.totp_last_step ?? -1)) return "the code is wrong or already used";
+  const step = freshTotpStep(item.value.totp_secret, otp, item.value.totp_last_step);
+  if (step === null) return "the code is wrong or already used";
   try {
     await ctx.backend.compareAndSwap<UserAuth>(item.key, item.revision, { ...item.value, totp_last_step: step });
   } catch {

@@ -1,6 +1,6 @@
 import { AzgateError } from "../errors/index.ts";
 import { verifyPassword } from "../auth/password.ts";
-import { checkTotp } from "../auth/totp.ts";
+import { freshTotpStep } from "../auth/totp.ts";
 import { importPublicKeyPem } from "../pki/keys.ts";
 import { issueIdentityCert } from "../pki/certificate.ts";
 import type { Identity } from "../pki/identity.ts";
@@ -75,8 +75,8 @@ export async function authenticate(ctx: ProxyContext, req: { user: string; passw
   let step: number | null = null;
   let otpOk = true;
   if (ctx.settings.secondFactor === "otp") {
-    step = auth?.totp_secret ? checkTotp(auth.totp_secret, String(req.otp ?? "")) : null;
-    otpOk = step !== null && step > (auth?.totp_last_step ?? -1);
+    step = auth?.totp_secret ? freshTotpStep(auth.totp_secret, String(req.otp ?? ""), auth.totp_last_step) : null;
+    otpOk = step !== null;
   }
   if (!user || !auth || !passwordOk || !otpOk) {
     await recordFailure(ctx, user ? name : null, name, now, req.remote_addr);

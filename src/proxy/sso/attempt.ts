@@ -117,7 +117,8 @@ export async function pickUp(ctx: ProxyContext, id: string, code: string, secret
   return done.result;
 }
 
-function sameHash(a: string, b: string): boolean {
+/** Two hex digests compared in constant time. */
+export function sameHash(a: string, b: string): boolean {
   const x = Buffer.from(a, "hex");
   const y = Buffer.from(b, "hex");
   return x.length === y.length && timingSafeEqual(x, y);

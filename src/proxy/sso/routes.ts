@@ -8,7 +8,6 @@
  */
 import { Hono, type Context } from "hono";
 import { getCookie, deleteCookie } from "hono/cookie";
-import { timingSafeEqual } from "node:crypto";
 import { startWebSession } from "../web/session.ts";
 import { parseJsonObject } from "../../util/json.ts";
 import { html } from "hono/html";
@@ -18,7 +17,7 @@ import { CONNECTOR_KINDS, type Connector, type ConnectorKind, type GithubConnect
 import type { ProxyContext } from "../context.ts";
 import { KEYS, secretHash } from "../keys.ts";
 import { LoginRateLimiter, remoteAddr } from "../rate-limit.ts";
-import { checkClientRedirect, newAttemptId, pendingAttempt, pickUp, saveAttempt, type SsoAttempt } from "./attempt.ts";
+import { checkClientRedirect, newAttemptId, pendingAttempt, pickUp, sameHash, saveAttempt, type SsoAttempt } from "./attempt.ts";
 import { finishSsoLogin, type SsoIdentity } from "./finish.ts";
 import { githubCallback, githubStart } from "./github.ts";
 import { oidcCallback, oidcStart } from "./oidc.ts";
@@ -156,9 +155,7 @@ async function callback(c: Context, ctx: ProxyContext, kind: ConnectorKind, stat
 
 function sameBrowser(c: Context, hash: string): boolean {
   const nonce = getCookie(c, SSO_BROWSER_COOKIE) ?? "";
-  const a = Buffer.from(secretHash(nonce), "hex");
-  const b = Buffer.from(hash, "hex");
-  return nonce.length > 0 && a.length === b.length && timingSafeEqual(a, b);
+  return nonce.length > 0 && sameHash(secretHash(nonce), hash);
 }
 
 function noStore(c: Context) {
