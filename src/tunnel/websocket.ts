@@ -8,12 +8,31 @@ const HIGH_WATER_BYTES = 1024 * 1024;
 /** The largest WebSocket message either side accepts: one frame. */
 export const WS_MAX_PAYLOAD = MAX_FRAME_SIZE;
 
-/** A `ws` WebSocket (server or client side; the same class on Node and Deno) as a frame transport. */
+/**
+ * A `ws` WebSocket (server or client side; the same class on Node and Deno) as a frame transport.
+ *
+ * Frames sent in one turn of the event loop (a request's open, metadata and
+ * end; a response's head, body and trailer) leave in one socket write: the
+ * socket is corked at the turn's first frame and uncorked once the turn's
+ * callbacks have run (setImmediate), so TLS seals them together instead of
+ * one record and one system call per frame.
+ */
 export function wsTransport(ws: WebSocket): FrameTransport {
   let flushed: Promise<void> = Promise.resolve();
+  const socket = (ws as unknown as { _socket?: { cork?(): void; uncork?(): void; destroyed?: boolean } })._socket;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket!.uncork!();
+  };
   return {
     send(frame) {
       if (ws.readyState !== ws.OPEN) return;
+      if (!corked && socket?.cork && !socket.destroyed) {
+        corked = true;
+        socket.cork();
+        setImmediate(uncork);
+      }
       flushed = new Promise<void>((resolve) => ws.send(frame, { binary: true }, () => resolve()));
     },
     writable() {
