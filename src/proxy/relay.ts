@@ -25,7 +25,7 @@ export interface RelayResult {
 
 /** Tries up to three servers of `app` that `allowed` lets through; answers the client (or resets its stream) in every case. */
 export async function relayToAgents(registry: AppRegistry, app: string, allowed: (s: AppServer) => boolean, request: AgentRequest, client: TunnelStream, refuse: (message: string) => Promise<void>): Promise<RelayResult> {
-  const body = new BodyPump(client.readable.getReader());
+  const body = new BodyPump(client);
   let outcome: Relayed | null = null;
   let lastError = "no agent could take the request";
   const tried = new Set<string>();
@@ -64,7 +64,7 @@ async function relay(server: AppServer, meta: AgentRequest, body: BodyPump, clie
   }
   // A reset on either side is passed to the other with its code and reason.
   void client.done().then(() => client.resetError && upstream.reset(client.resetError.code, client.resetError.reason));
-  body.attach(upstream.writable.getWriter());
+  body.attach(upstream);
 
   let head;
   try {
@@ -79,15 +79,13 @@ async function relay(server: AppServer, meta: AgentRequest, body: BodyPump, clie
   }
   void upstream.done().then(() => upstream.resetError && client.reset(upstream.resetError.code, upstream.resetError.reason));
   const result: Relayed = { ok: true, status: parsed.data.status, bytes: 0, azureRequestId: azureRequestId(parsed.data.headers), agent: server.tunnel.hostName, agentId: server.tunnel.hostId };
-  const count = new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, out) {
-      result.bytes += chunk.byteLength;
-      out.enqueue(chunk);
-    },
-  });
   try {
     client.sendMeta(parsed.data);
-    await upstream.readable.pipeThrough(count).pipeTo(client.writable, { preventClose: true, preventAbort: true, preventCancel: true });
+    // Chunk by chunk from stream to stream: each side's flow control holds the other back.
+    for (let chunk = await upstream.read(); chunk; chunk = await upstream.read()) {
+      result.bytes += chunk.byteLength;
+      await client.write(chunk);
+    }
     const trailer = responseTrailerSchema.safeParse(await upstream.readMeta()).data ?? null;
     if (trailer) client.sendMeta(trailer);
     if (trailer?.error) result.error = trailer.error;
@@ -107,23 +105,23 @@ async function relay(server: AppServer, meta: AgentRequest, body: BodyPump, clie
  * whether any byte was read, which decides if a failed attempt can be retried.
  */
 class BodyPump {
-  private writer: WritableStreamDefaultWriter<Uint8Array> | null = null;
+  private target: TunnelStream | null = null;
   private running = false;
   private ended = false;
   started = false;
   /** Request body bytes read from the client. */
   bytes = 0;
 
-  constructor(private readonly reader: ReadableStreamDefaultReader<Uint8Array>) {}
+  constructor(private readonly source: TunnelStream) {}
 
   get replayable(): boolean {
     return this.ended && !this.started;
   }
 
-  attach(writer: WritableStreamDefaultWriter<Uint8Array>): void {
-    this.writer = writer;
+  attach(target: TunnelStream): void {
+    this.target = target;
     if (this.ended) {
-      writer.close().catch(() => undefined);
+      target.end();
       return;
     }
     if (!this.running) {
@@ -135,19 +133,18 @@ class BodyPump {
   private async run(): Promise<void> {
     try {
       for (;;) {
-        const { done, value } = await this.reader.read();
-        if (done) {
+        const chunk = await this.source.read();
+        if (!chunk) {
           this.ended = true;
-          await this.writer?.close();
+          this.target?.end();
           return;
         }
         this.started = true;
-        this.bytes += value.byteLength;
-        await this.writer!.write(value);
+        this.bytes += chunk.byteLength;
+        await this.target!.write(chunk);
       }
     } catch (e) {
-      const reset = e instanceof StreamResetError ? e : null;
-      await this.writer?.abort(reset ?? e).catch(() => undefined);
+      this.target?.reset(ErrorCode.CANCEL, (e as Error).message);
     }
   }
 }

@@ -28,16 +28,16 @@ type Waiter = { resolve: () => void; reject: (e: unknown) => void };
 
 /**
  * One bidirectional stream: metadata on open, then DATA and META in each
- * direction, half-close with END, or RESET. Bytes are read from `readable` and
- * written to `writable` (web streams, so both runtimes and fetch bodies fit).
+ * direction, half-close with END, or RESET. Bytes are read with `read()` and
+ * written with `write()`, or through `readable` and `writable` (web streams,
+ * so both runtimes and fetch bodies fit; made on first use, since the
+ * proxy's relay copies chunks between streams without them).
  *
  * Flow control: the peer may send at most `initialWindow` bytes we have not
  * yet handed to our reader; we return credit (WINDOW) as our reader consumes.
  * A slow reader therefore stops the sender instead of growing a buffer.
  */
 export class TunnelStream {
-  readonly readable: ReadableStream<Uint8Array>;
-  readonly writable: WritableStream<Uint8Array>;
   /** Set once the stream was reset, by either side. */
   resetError: StreamResetError | null = null;
 
@@ -53,25 +53,42 @@ export class TunnelStream {
   private remoteEnded = false;
   private finished = false;
   private readonly doneResolvers: (() => void)[] = [];
+  private readableStream: ReadableStream<Uint8Array> | undefined;
+  private writableStream: WritableStream<Uint8Array> | undefined;
 
   constructor(
     readonly id: number,
     /** The metadata the opener sent. */
     readonly meta: Meta,
     private readonly host: StreamHost,
-  ) {
-    this.readable = new ReadableStream<Uint8Array>(
+  ) {}
+
+  /** The peer's bytes as a web stream (one reader: do not mix with `read()`). */
+  get readable(): ReadableStream<Uint8Array> {
+    return (this.readableStream ??= new ReadableStream<Uint8Array>(
       {
-        pull: (controller) => this.pull(controller),
+        pull: async (controller) => {
+          try {
+            const chunk = await this.read();
+            if (chunk) controller.enqueue(chunk);
+            else controller.close();
+          } catch (e) {
+            controller.error(e);
+          }
+        },
         cancel: () => this.reset(ErrorCode.CANCEL, "reader cancelled"),
       },
       { highWaterMark: 0 },
-    );
-    this.writable = new WritableStream<Uint8Array>({
+    ));
+  }
+
+  /** This side's bytes as a web stream: closing it ends the stream, aborting it resets. */
+  get writable(): WritableStream<Uint8Array> {
+    return (this.writableStream ??= new WritableStream<Uint8Array>({
       write: (chunk) => this.write(chunk),
       close: () => this.end(),
       abort: (reason) => this.reset(ErrorCode.CANCEL, reason instanceof Error ? reason.message : "writer aborted"),
-    });
+    }));
   }
 
   get isClosed(): boolean {
@@ -157,27 +174,44 @@ export class TunnelStream {
     this.finish();
   }
 
-  // ---- internals --------------------------------------------------------------
-
-  private async pull(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
+  /**
+   * The peer's next chunk, returning its credit to the peer as it is taken
+   * (a slow reader holds the sender back); null once the peer ended. Throws
+   * the StreamResetError when the stream was reset. One reader at a time.
+   */
+  async read(): Promise<Uint8Array | null> {
     for (;;) {
       const chunk = this.chunks.shift();
       if (chunk) {
-        controller.enqueue(chunk);
         this.grantCredit(chunk.length);
-        return;
+        return chunk;
       }
-      if (this.resetError) {
-        controller.error(this.resetError);
-        return;
-      }
-      if (this.remoteEnded) {
-        controller.close();
-        return;
-      }
+      if (this.resetError) throw this.resetError;
+      if (this.remoteEnded) return null;
       await new Promise<void>((resolve, reject) => (this.dataWaiter = { resolve, reject }));
     }
   }
+
+  /** Sends `chunk`, waiting for the peer's credit and the connection's room as it goes. */
+  async write(chunk: Uint8Array): Promise<void> {
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.resetError) throw this.resetError;
+      if (this.localEnded) throw new Error("stream already ended");
+      if (this.sendWindow === 0) {
+        await new Promise<void>((resolve, reject) => this.creditWaiters.push({ resolve, reject }));
+        continue;
+      }
+      await this.host.writable();
+      if (this.resetError) throw this.resetError;
+      const n = Math.min(chunk.length - offset, this.sendWindow, LIMITS.maxDataPayload);
+      this.host.sendData(this.id, chunk.subarray(offset, offset + n));
+      this.sendWindow -= n;
+      offset += n;
+    }
+  }
+
+  // ---- internals --------------------------------------------------------------
 
   private grantCredit(consumed: number): void {
     this.unacked += consumed;
@@ -195,24 +229,6 @@ export class TunnelStream {
     const w = this.dataWaiter;
     this.dataWaiter = null;
     w?.resolve();
-  }
-
-  private async write(chunk: Uint8Array): Promise<void> {
-    let offset = 0;
-    while (offset < chunk.length) {
-      if (this.resetError) throw this.resetError;
-      if (this.localEnded) throw new Error("stream already ended");
-      if (this.sendWindow === 0) {
-        await new Promise<void>((resolve, reject) => this.creditWaiters.push({ resolve, reject }));
-        continue;
-      }
-      await this.host.writable();
-      if (this.resetError) throw this.resetError;
-      const n = Math.min(chunk.length - offset, this.sendWindow, LIMITS.maxDataPayload);
-      this.host.sendData(this.id, chunk.subarray(offset, offset + n));
-      this.sendWindow -= n;
-      offset += n;
-    }
   }
 
   private maybeFinish(): void {
