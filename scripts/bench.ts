@@ -51,6 +51,8 @@ const REPLICA_CONCURRENCY = Number(process.env.BENCH_REPLICA_CONCURRENCY ?? 1000
 const REPLICA_REQUESTS = Number(process.env.BENCH_REPLICA_REQUESTS ?? 10_000);
 const N1 = Number(process.env.BENCH_REQUESTS_C1 ?? 1000);
 const SINK_HOST = "benchsink.blob.core.windows.net";
+/** BENCH_ONLY=arm,idle runs some parts (startup, arm, stream, az, idle, replicas); all by default. */
+const ONLY = new Set((process.env.BENCH_ONLY ?? "startup,arm,stream,az,idle,replicas").split(",").map((s) => s.trim()));
 const READER = IDENTITY("teleport-reader");
 
 /** The sink standing in for a fast Azure data plane: a PUT's body is counted and dropped, a GET returns ?size zero bytes. */
@@ -206,8 +208,8 @@ async function drain(body: ReadableStream<Uint8Array>): Promise<number> {
 
 async function main() {
   // First, while nothing else runs: start-up is what a person feels at a quiet workstation.
-  const binary = ensureBinary();
-  const startup = binaryStartup(binary);
+  const binary = ONLY.has("startup") || ONLY.has("az") ? ensureBinary() : "";
+  const startup = ONLY.has("startup") ? binaryStartup(binary) : [];
 
   const dir = tempDir("azgate-bench-");
   // A fast sink as well as the emulator's Blob store (bound by its disk): streaming figures measure the chain.
@@ -253,91 +255,96 @@ async function main() {
     }],
   ];
   const rows: { name: string; c1: Awaited<ReturnType<typeof load>>; c16: Awaited<ReturnType<typeof load>> }[] = [];
-  for (const [name, once] of paths) rows.push({ name, c1: await load(name, once, 1, N1), c16: await load(name, once) });
+  if (ONLY.has("arm")) for (const [name, once] of paths) rows.push({ name, c1: await load(name, once, 1, N1), c16: await load(name, once) });
 
-  const size = BLOB_MIB * 1024 * 1024;
-  const blobUrl = (n: string) => `https://teleportdemostore.blob.core.windows.net/reports/${n}`;
-  const put = [["x-ms-blob-type", "BlockBlob"], ["content-length", String(size)]] as [string, string][];
-  const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
-  let t = performance.now();
-  await direct(blobUrl("bench-direct.bin"), "PUT", blobToken, zeros(size), put);
-  const directUp = mbps(size, performance.now() - t);
-  t = performance.now();
-  await direct(blobUrl("bench-direct.bin"), "GET", blobToken);
-  const directDown = mbps(size, performance.now() - t);
-  t = performance.now();
-  const up = await blobApp.request(blobUrl("bench-tunnel.bin"), { method: "PUT", resource: "https://storage.azure.com", headers: put, body: zeros(size) });
-  await readBody(up);
-  const tunnelUp = mbps(size, performance.now() - t);
-  t = performance.now();
-  const down = await blobApp.request(blobUrl("bench-tunnel.bin"), { resource: "https://storage.azure.com" });
-  const got = await drain(down.body);
-  const tunnelDown = mbps(got, performance.now() - t);
+  const streaming = !ONLY.has("stream") ? null : await (async () => {
+    const size = BLOB_MIB * 1024 * 1024;
+    const blobUrl = (n: string) => `https://teleportdemostore.blob.core.windows.net/reports/${n}`;
+    const put = [["x-ms-blob-type", "BlockBlob"], ["content-length", String(size)]] as [string, string][];
+    const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
+    let t = performance.now();
+    await direct(blobUrl("bench-direct.bin"), "PUT", blobToken, zeros(size), put);
+    const directUp = mbps(size, performance.now() - t);
+    t = performance.now();
+    await direct(blobUrl("bench-direct.bin"), "GET", blobToken);
+    const directDown = mbps(size, performance.now() - t);
+    t = performance.now();
+    const up = await blobApp.request(blobUrl("bench-tunnel.bin"), { method: "PUT", resource: "https://storage.azure.com", headers: put, body: zeros(size) });
+    await readBody(up);
+    const tunnelUp = mbps(size, performance.now() - t);
+    t = performance.now();
+    const down = await blobApp.request(blobUrl("bench-tunnel.bin"), { resource: "https://storage.azure.com" });
+    const got = await drain(down.body);
+    const tunnelDown = mbps(got, performance.now() - t);
 
-  // Streaming through the fast sink, direct / naive / azgate, with the relaying process's peak memory.
-  const sinkUrl = `https://${SINK_HOST}/bench`;
-  const sinkPut = [["content-length", String(size)]] as [string, string][];
-  const streams: { name: string; up: number; down: number; rss?: string }[] = [];
-  {
-    let t0 = performance.now();
-    await direct(sinkUrl, "PUT", blobToken, zeros(size), sinkPut);
-    const up = mbps(size, performance.now() - t0);
-    t0 = performance.now();
-    const n = await direct(`${sinkUrl}?size=${size}`, "GET", blobToken);
-    streams.push({ name: "direct to the sink", up, down: mbps(n, performance.now() - t0) });
-  }
-  {
-    const watch = peakRss(naive.relayPid);
-    let t0 = performance.now();
-    const res = await naive.client.request(sinkUrl, { method: "PUT", headers: { "content-length": String(size) }, body: Readable.fromWeb(zeros(size) as import("node:stream/web").ReadableStream) });
-    await drainNode(res.body);
-    const up = mbps(size, performance.now() - t0);
-    t0 = performance.now();
-    const n = await drainNode((await naive.client.request(`${sinkUrl}?size=${size}`)).body);
-    streams.push({ name: "naive chain", up, down: mbps(n, performance.now() - t0), rss: watch.stop() });
-  }
-  {
-    const watch = peakRss(cluster.proxy.child.pid!);
-    let t0 = performance.now();
-    await readBody(await blobApp.request(sinkUrl, { method: "PUT", resource: "https://storage.azure.com", headers: sinkPut, body: zeros(size) }));
-    const up = mbps(size, performance.now() - t0);
-    t0 = performance.now();
-    const n = await drain((await blobApp.request(`${sinkUrl}?size=${size}`, { resource: "https://storage.azure.com" })).body);
-    streams.push({ name: "azgate", up, down: mbps(n, performance.now() - t0), rss: watch.stop() });
-  }
+    // Streaming through the fast sink, direct / naive / azgate, with the relaying process's peak memory.
+    const sinkUrl = `https://${SINK_HOST}/bench`;
+    const sinkPut = [["content-length", String(size)]] as [string, string][];
+    const streams: { name: string; up: number; down: number; rss?: string }[] = [];
+    {
+      let t0 = performance.now();
+      await direct(sinkUrl, "PUT", blobToken, zeros(size), sinkPut);
+      const up = mbps(size, performance.now() - t0);
+      t0 = performance.now();
+      const n = await direct(`${sinkUrl}?size=${size}`, "GET", blobToken);
+      streams.push({ name: "direct to the sink", up, down: mbps(n, performance.now() - t0) });
+    }
+    {
+      const watch = peakRss(naive.relayPid);
+      let t0 = performance.now();
+      const res = await naive.client.request(sinkUrl, { method: "PUT", headers: { "content-length": String(size) }, body: Readable.fromWeb(zeros(size) as import("node:stream/web").ReadableStream) });
+      await drainNode(res.body);
+      const up = mbps(size, performance.now() - t0);
+      t0 = performance.now();
+      const n = await drainNode((await naive.client.request(`${sinkUrl}?size=${size}`)).body);
+      streams.push({ name: "naive chain", up, down: mbps(n, performance.now() - t0), rss: watch.stop() });
+    }
+    {
+      const watch = peakRss(cluster.proxy.child.pid!);
+      let t0 = performance.now();
+      await readBody(await blobApp.request(sinkUrl, { method: "PUT", resource: "https://storage.azure.com", headers: sinkPut, body: zeros(size) }));
+      const up = mbps(size, performance.now() - t0);
+      t0 = performance.now();
+      const n = await drain((await blobApp.request(`${sinkUrl}?size=${size}`, { resource: "https://storage.azure.com" })).body);
+      streams.push({ name: "azgate", up, down: mbps(n, performance.now() - t0), rss: watch.stop() });
+    }
+    return { streams, directUp, directDown, tunnelUp, tunnelDown };
+  })();
   naive.stop();
 
-  const az = await azBench(emu, cluster, user, binary);
+  const az = ONLY.has("az") ? await azBench(emu, cluster, user, binary) : [];
   const diagPort = Number(/Diagnostics:\s+http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(cluster.proxy.output())?.[1]);
-  const idle = await idleTunnelBench(cluster.proxy.child.pid!, cluster.target.baseUrl, agent.dataDir, diagPort);
+  const idle = ONLY.has("idle") ? await idleTunnelBench(cluster.proxy.child.pid!, cluster.target.baseUrl, agent.dataDir, diagPort) : [];
   app.close();
   blobApp.close();
   await agent.stop();
   await cluster.stop();
-  const replicas = await replicaBench(fx);
+  const replicas = ONLY.has("replicas") ? await replicaBench(fx) : "not run (BENCH_ONLY)";
 
   console.log(`\nazgate bench (${process.version}, loopback; proxy and agent, and the naive chain's relay and agent, are separate processes)\n`);
-  console.log(`| ARM GET | c1 p50 ms | c1 p99 ms | added p50 vs direct | c${CONCURRENCY} req/s | share of direct |\n|---|---:|---:|---:|---:|---:|`);
+  if (rows.length) console.log(`| ARM GET | c1 p50 ms | c1 p99 ms | added p50 vs direct | c${CONCURRENCY} req/s | share of direct |\n|---|---:|---:|---:|---:|---:|`);
   for (const r of rows) {
     const first = r === rows[0];
     console.log(`| ${r.name} | ${r.c1.p50.toFixed(2)} | ${r.c1.p99.toFixed(2)} | ${first ? "" : `+${(r.c1.p50 - rows[0].c1.p50).toFixed(2)} ms`} | ${r.c16.rps.toFixed(0)} | ${first ? "" : `${((100 * r.c16.rps) / rows[0].c16.rps).toFixed(1)} %`} |`);
   }
-  console.log(`(c1: ${N1} requests one at a time; c${CONCURRENCY}: ${N} requests, ${CONCURRENCY} at a time; each after 50 to warm up)`);
-  console.log(`\n| ${BLOB_MIB} MiB through a sink | upload MB/s | download MB/s | peak RSS of the relaying process (proxy / relay) |\n|---|---:|---:|---|`);
-  for (const r of streams) console.log(`| ${r.name} | ${r.up.toFixed(0)} | ${r.down.toFixed(0)} | ${r.rss ?? ""} |`);
-  console.log(`\n| ${BLOB_MIB} MiB blob, the emulator's store (bound by its disk) | upload MB/s | download MB/s |\n|---|---:|---:|`);
-  console.log(`| direct to the emulator | ${directUp.toFixed(0)} | ${directDown.toFixed(0)} |`);
-  console.log(`| through client stream, proxy and agent | ${tunnelUp.toFixed(0)} | ${tunnelDown.toFixed(0)} |`);
+  if (rows.length) console.log(`(c1: ${N1} requests one at a time; c${CONCURRENCY}: ${N} requests, ${CONCURRENCY} at a time; each after 50 to warm up)`);
+  if (streaming) {
+    console.log(`\n| ${BLOB_MIB} MiB through a sink | upload MB/s | download MB/s | peak RSS of the relaying process (proxy / relay) |\n|---|---:|---:|---|`);
+    for (const r of streaming.streams) console.log(`| ${r.name} | ${r.up.toFixed(0)} | ${r.down.toFixed(0)} | ${r.rss ?? ""} |`);
+    console.log(`\n| ${BLOB_MIB} MiB blob, the emulator's store (bound by its disk) | upload MB/s | download MB/s |\n|---|---:|---:|`);
+    console.log(`| direct to the emulator | ${streaming.directUp.toFixed(0)} | ${streaming.directDown.toFixed(0)} |`);
+    console.log(`| through client stream, proxy and agent | ${streaming.tunnelUp.toFixed(0)} | ${streaming.tunnelDown.toFixed(0)} |`);
+  }
 
-  console.log(`\n| az group list (${AZ_RUNS} interleaved rounds) | median ms | median of each round's difference from direct |\n|---|---:|---:|`);
+  if (az.length) console.log(`\n| az group list (${AZ_RUNS} interleaved rounds) | median ms | median of each round's difference from direct |\n|---|---:|---:|`);
   for (const r of az) console.log(`| ${r.name} | ${r.median.toFixed(0)} | ${r === az[0] ? "" : `${r.added >= 0 ? "+" : ""}${r.added.toFixed(0)} ms`} |`);
 
-  console.log(`\n| idle agent tunnels on one proxy | proxy RSS MiB | RSS per tunnel (from none) | heap MiB | heap per tunnel | proxy CPU while idle, % of a core (10 s) |\n|---|---:|---:|---:|---:|---:|`);
+  if (idle.length) console.log(`\n| idle agent tunnels on one proxy | proxy RSS MiB | RSS per tunnel (from none) | heap MiB | heap per tunnel | proxy CPU while idle, % of a core (10 s) |\n|---|---:|---:|---:|---:|---:|`);
   const kib = (v: number | null) => (v === null ? "" : `${v.toFixed(1)} KiB`);
   for (const r of idle) console.log(`| ${r.tunnels} | ${r.rssMiB.toFixed(0)} | ${kib(r.perTunnelKiB)} | ${r.heapMiB.toFixed(0)} | ${kib(r.heapPerTunnelKiB)} | ${r.cpuPercent.toFixed(1)} |`);
-  console.log("(raw tunnels dialled with one agent's certificate; they answer pings but send no heartbeats, which a real agent sends every 10 s)");
+  if (idle.length) console.log("(raw tunnels dialled with one agent's certificate; they answer pings but send no heartbeats, which a real agent sends every 10 s)");
 
-  console.log(`\n| single binary | median ms (10 runs) |\n|---|---:|`);
+  if (startup.length) console.log(`\n| single binary | median ms (10 runs) |\n|---|---:|`);
   for (const [name, ms] of startup) console.log(`| ${name} | ${ms.toFixed(0)} |`);
 
   console.log(`\n| two proxy replicas on PostgreSQL | |\n|---|---|`);
@@ -377,7 +384,6 @@ function binaryStartup(binary: string): [string, number][] {
   ];
 }
 
-/** Wall-clock of whole `az group list` processes, as a user feels them. */
 /** 1,000 concurrent request streams through two replicas behind a balancer (needs Debian's PostgreSQL). */
 async function replicaBench(fx: EmulatorFixture): Promise<string> {
   let cluster;
@@ -393,6 +399,7 @@ async function replicaBench(fx: EmulatorFixture): Promise<string> {
   }
 }
 
+/** Wall-clock of whole `az group list` processes, as a user feels them. */
 async function azBench(emu: Awaited<ReturnType<typeof startEmulator>>, cluster: Awaited<ReturnType<typeof startCluster>>, user: Awaited<ReturnType<Awaited<ReturnType<typeof startCluster>>["user"]>>, binary: string) {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   type Variant = [name: string, once: () => Promise<{ code: number; stderr: string }>];
