@@ -1,5 +1,5 @@
 import { memoryPair } from "../src/tunnel/memory.ts";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import {
   decodeFrame,
   encodeFrame,
@@ -165,6 +165,28 @@ describe("tunnel sessions", () => {
     const s = new TunnelSession(silent, { role: "dialer", pingIntervalMs: 20, idleTimeoutMs: 60 });
     const closed = await s.closed();
     expect(closed.code).toBe(ErrorCode.TIMEOUT);
+  });
+
+  it("keeps an idle pair alive with the dialer's pings alone: a PING and a PONG per interval, not two of each", async () => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "Date"] });
+    try {
+      const { a, b, sent } = pair({ onStream: () => undefined, pingIntervalMs: 1_000, idleTimeoutMs: 3_000 });
+      const delivered = async () => {
+        for (let i = 0; i < 4; i++) await new Promise((r) => setImmediate(r));
+      };
+      const frame = encodeFrame({ type: "PING", stream: 0, opaque: bytes(8) }).length;
+      for (let ms = 0; ms < 20_000; ms += 100) {
+        vi.advanceTimersByTime(100);
+        await delivered();
+      }
+      // 20 PINGs from the dialer, 20 PONGs back; were both to ping, 40 each way.
+      expect(sent.a / frame).toBe(20);
+      expect(sent.b / frame).toBe(20);
+      expect(a.isClosed || b.isClosed).toBe(false);
+      expect(a.rttMs).not.toBeNull();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("refuses streams beyond the per-peer limit", async () => {

@@ -2,7 +2,7 @@ import { createReadStream, promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { ensureDir } from "../runtime/index.ts";
+import { appendDurably, ensureDir } from "../runtime/index.ts";
 
 /**
  * Audit events. Secrets never go in: callers pass names, ids and outcomes,
@@ -132,8 +132,7 @@ export class JsonLinesAuditSink implements AuditSink {
       this.pending = [];
       try {
         const fh = await this.openFile();
-        await fh.appendFile(batch.map((b) => b.line).join(""));
-        await fh.datasync();
+        await appendDurably(fh.fd, Buffer.from(batch.map((b) => b.line).join("")));
         for (const b of batch) b.done();
       } catch (e) {
         await this.closeFile();

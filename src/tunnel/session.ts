@@ -16,7 +16,7 @@ export interface SessionOptions {
   onStream?: (stream: TunnelStream) => void;
   /** Called when the peer announces it will take no new streams. */
   onGoAway?: (code: number, reason: string) => void;
-  /** PING interval; the connection is closed after `idleTimeoutMs` without any frame. */
+  /** PING interval (the dialer pings, the acceptor answers); either side closes the connection after `idleTimeoutMs` without any frame. */
   pingIntervalMs?: number;
   idleTimeoutMs?: number;
   name?: string;
@@ -62,6 +62,10 @@ export class TunnelSession {
     const idle = opts.idleTimeoutMs ?? 45_000;
     this.timer = setInterval(() => {
       if (Date.now() - this.lastReceived > idle) return this.close(ErrorCode.TIMEOUT, `no frames for ${Math.round(idle / 1000)}s`);
+      // Only the dialer pings; the acceptor answers and watches the silence. Both still hear a
+      // frame every interval, and an idle tunnel carries half the frames it would if both pinged
+      // (a proxy holding thousands of agent tunnels spends its idle CPU on these).
+      if (opts.role === "acceptor") return;
       this.pingSentAt = Date.now();
       this.send({ type: "PING", stream: 0, opaque: new Uint8Array(8) });
     }, ping);
