@@ -19,6 +19,7 @@ import { LoginRateLimiter, remoteAddr } from "./rate-limit.ts";
 import { clientAddressMiddleware } from "./client-address.ts";
 import { invitePages } from "./web/invite.ts";
 import { webUi } from "./web/ui.ts";
+import { isAuditedRefusal } from "./refusals.ts";
 import { ssoRoutes } from "./sso/routes.ts";
 import { joinAgent } from "./join.ts";
 import { issueAppCert, listApps } from "./apps.ts";
@@ -34,11 +35,8 @@ type Env = { Variables: { caller: Caller; body: string; certExpires: Date } };
  * Everything else needs a proof of possession (see auth/proof.ts) and is
  * authorised by the caller's current roles.
  */
-/** The refusals of the authenticated API that say "not you" or "not this": audited as api.request.denied. */
-const AUDITED_REFUSALS = new Set(["access_denied", "unauthenticated", "locked", "cert_untrusted", "payload_too_large"]);
-
 async function auditRefusal(ctx: ProxyContext, c: Context, identity: Identity, e: unknown): Promise<void> {
-  if (!isAzgateError(e) || !AUDITED_REFUSALS.has(e.code)) return;
+  if (!isAuditedRefusal(e)) return;
   await ctx.audit
     .emit({ event: "api.request.denied", code: "T1010W", user: identity.name, session_id: identity.session_id, ...(identity.route ? { app: identity.route.app, azure_identity: identity.route.azure_identity } : {}), method: c.req.method, path: new URL(c.req.url).pathname, error_code: e.code, reason: e.message, success: false })
     .catch((err) => console.error("[proxy] audit failed:", err));

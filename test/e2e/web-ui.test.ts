@@ -210,6 +210,7 @@ describe("web UI", () => {
     const refused = await a.page.goto(`${base}/web/audit`);
     expect(refused?.status()).toBe(403);
     expect(await a.page.locator(".flash.error").textContent()).toBe('access denied to perform action "list" on "event"');
+    expect(await audit("web.request.denied")).toContainEqual(expect.objectContaining({ user: "alice", method: "GET", path: "/web/audit", error_code: "access_denied", success: false }));
     await a.context.close();
   });
 
@@ -300,6 +301,8 @@ describe("web UI", () => {
     expect(await a.page.locator("main").textContent()).toContain("Your roles give you nothing to administer.");
     const forged = await a.context.request.post(`${base}/web/admin/locks`, { form: { kind: "user", value: "bob", _csrf: await a.page.locator("header input[name=_csrf]").inputValue() }, headers: { origin: base }, maxRedirects: 0 });
     expect(forged.status()).toBe(403);
+    expect(await audit("web.request.denied")).toContainEqual(expect.objectContaining({ user: "alice", method: "POST", path: "/web/admin/locks", error_code: "access_denied" }));
+    expect((await audit("lock.created")).filter((e) => e.user === "alice")).toEqual([]);
     await a.context.close();
   });
 
@@ -350,6 +353,9 @@ describe("web UI sign-in with OTP, and with OIDC", () => {
     await signInAtIdp(victim.page, "frank@example.com");
     await victim.page.waitForURL(/\/web\/login\?error=/);
     expect(await victim.page.locator(".flash.error").textContent()).toBe("this sign-in was started in another browser; start it again here");
+    const loginEvents = async () => (await cluster.admin.call<{ items: Record<string, unknown>[] }>("GET", "/v1/admin/audit?event=user.login")).items;
+    expect(await loginEvents()).toContainEqual(expect.objectContaining({ method: "oidc", via: "web", success: false, error: "this sign-in was started in another browser; start it again here" }));
+    expect((await loginEvents()).filter((e) => e.user === "frank@example.com" && e.success)).toEqual([]);
     await attacker.context.close();
     await victim.context.close();
 

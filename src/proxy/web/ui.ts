@@ -18,6 +18,7 @@ import { KEYS, newSecret, secretHash } from "../keys.ts";
 import { beginSso, findConnector, SSO_BROWSER_COOKIE } from "../sso/routes.ts";
 import { remoteAddr, type LoginRateLimiter } from "../rate-limit.ts";
 import * as requests from "../access-requests.ts";
+import { isAuditedRefusal } from "../refusals.ts";
 import { checkCsrf, currentSession, endWebSession, startWebSession, type WebSession } from "./session.ts";
 import { layout, type Frame, type Html } from "./layout.ts";
 import { SCRIPT, STYLE } from "./assets.ts";
@@ -134,19 +135,21 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
     c.set("caller", now.caller);
     if (c.req.method === "POST") {
       const form = await c.req.parseBody();
-      try {
-        checkCsrf(c, now.session, form._csrf);
-      } catch (e) {
-        await ctx.audit.emit({ event: "web.request.denied", code: "TW010W", user: now.caller.name, session_id: now.session.identity.session_id, method: "POST", path: c.req.path, reason: (e as Error).message, success: false });
-        throw e;
-      }
+      checkCsrf(c, now.session, form._csrf);
     }
     await next();
   });
-  authed.onError((err, c) => {
+  // A refused page or form (a forged post, a page the roles do not open, an admin form without the rule) is an access decision: audited.
+  authed.onError(async (err, c) => {
     if (!isAzgateError(err)) throw err;
     const caller = c.get("caller");
-    return c.html(layout({ title: "Refused", cluster: ctx.cluster.name, caller, csrf: c.get("session")?.csrf, flash: { text: err.message, error: true } }, html`<p><a href="/web">Back to my access</a></p>`), err.status as 403);
+    const session = c.get("session");
+    if (isAuditedRefusal(err) && caller && session) {
+      await ctx.audit
+        .emit({ event: "web.request.denied", code: "TW010W", user: caller.name, session_id: session.identity.session_id, method: c.req.method, path: c.req.path, error_code: err.code, reason: err.message, success: false })
+        .catch((e) => console.error("[proxy] audit failed:", e));
+    }
+    return c.html(layout({ title: "Refused", cluster: ctx.cluster.name, caller, csrf: session?.csrf, flash: { text: err.message, error: true } }, html`<p><a href="/web">Back to my access</a></p>`), err.status as 403);
   });
 
   authed.post("/logout", async (c) => {
