@@ -30,6 +30,8 @@ describe("creating access requests", () => {
     const made = [];
     for (let i = 0; i < MAX_PENDING_PER_USER; i++) made.push(await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: `r${i}` }));
     await expect(createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "one more" })).rejects.toMatchObject({ code: "rate_limited", message: expect.stringContaining(`you have ${MAX_PENDING_PER_USER} pending requests`) });
+    expect((await ctx.audit.search({ event: "access_request.create", user: "alice" })).filter((e) => e.success === false)).toEqual([expect.objectContaining({ error_code: "rate_limited", azure_identity: READER, success: false })]);
+    expect(await ctx.backend.list(KEYS.accessRequests)).toHaveLength(MAX_PENDING_PER_USER);
     await cancelRequest(ctx, alice, made[0].metadata.name);
     expect((await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "room again" })).spec.state).toBe("PENDING");
     for (const r of made.slice(1)) await cancelRequest(ctx, alice, r.metadata.name);

@@ -85,7 +85,11 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
   const ticket = text(input.ticket, "a ticket (--ticket)", terms.ticket.required);
   if (ticket && terms.ticket.pattern && !new RegExp(terms.ticket.pattern).test(ticket)) throw new AzgateError("bad_parameter", `ticket "${ticket}" does not match ${terms.ticket.pattern}`);
   const pending = (await ctx.backend.list<AccessRequest>(KEYS.accessRequests)).filter((i) => i.value.spec.user === caller.name && effectiveState(i.value, Date.now()) === "PENDING").length;
-  if (pending >= MAX_PENDING_PER_USER) throw new AzgateError("rate_limited", `you have ${pending} pending requests, the most one user may have; cancel one (azgate request cancel ID) or wait for reviews`);
+  if (pending >= MAX_PENDING_PER_USER) {
+    const why = `you have ${pending} pending requests, the most one user may have; cancel one (azgate request cancel ID) or wait for reviews`;
+    await ctx.audit.emit({ event: "access_request.create", code: "T5000W", user: caller.name, app, azure_identity: identity, success: false, error_code: "rate_limited", reason: why });
+    throw new AzgateError("rate_limited", why);
+  }
   const asked = Array.isArray(input.reviewers) ? input.reviewers.map(String) : [];
   if (asked.length > 10 || asked.some((n) => !USER_NAME.test(n))) throw new AzgateError("bad_parameter", "reviewers must be at most 10 user names");
   if (asked.includes(caller.name)) throw new AzgateError("bad_parameter", "you cannot review your own request; name someone else in --reviewers");
