@@ -57,6 +57,32 @@ describe("connector resources", () => {
     expect([refused.code, refused.stderr]).toEqual([1, expect.stringContaining('access denied to perform action "read" on "oidc"')]);
     const noDelete = await asVera(["rm", "oidc/myoidc"]);
     expect(noDelete.code).toBe(1);
+    const denied = (await cluster.admin.call<{ items: Record<string, unknown>[] }>("GET", "/v1/admin/audit?event=api.request.denied")).items;
+    expect(denied).toContainEqual(expect.objectContaining({ user: "vera", error_code: "access_denied", reason: expect.stringContaining('"read" on "oidc"') }));
+  });
+
+  it("notification targets hold secrets the same way: readnosecrets shows a target without its URL and signing secret, --with-secrets needs read, and a refusal is audited", async () => {
+    const file = path.join(tempDir(), "target.yaml");
+    writeFileSync(file, "kind: notification_target\nversion: v1\nmetadata: {name: approvals}\nspec: {type: webhook, url: 'https://hooks.example.com/azgate?key=hook-secret-value', signing_secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}\n");
+    expect((await admin(["create", "-f", file])).code).toBe(0);
+    const roleFile = path.join(tempDir(), "target-viewer.yaml");
+    writeFileSync(roleFile, "kind: role\nversion: v7\nmetadata: {name: target-viewer}\nspec: {allow: {rules: [{resources: [notification_target], verbs: [list, readnosecrets]}]}}\n");
+    expect((await admin(["create", "-f", roleFile])).code).toBe(0);
+    const viewer = await cluster.user("tess", ["target-viewer"]);
+    const home = tempDir("azgate-home-");
+    await saveProfile({ proxy: cluster.proxy.addr, user: "tess", cluster: "e2e", ca_pem: cluster.target.ca_pem }, viewer.keyPem, viewer.certPem, home);
+    const asTess = (args: string[]) => cli(["admin", ...args], { home });
+    const shown = await asTess(["get", "notification_target/approvals", "--format", "json"]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(JSON.parse(shown.stdout).spec).toEqual({ type: "webhook" });
+    expect(shown.stdout).not.toContain("hook-secret-value");
+    const refused = await asTess(["get", "notification_target/approvals", "--with-secrets"]);
+    expect([refused.code, refused.stderr]).toEqual([1, expect.stringContaining('access denied to perform action "read" on "notification_target"')]);
+    expect(refused.stdout + refused.stderr).not.toContain("hook-secret-value");
+    const denied = (await cluster.admin.call<{ items: Record<string, unknown>[] }>("GET", "/v1/admin/audit?event=api.request.denied")).items;
+    expect(denied).toContainEqual(expect.objectContaining({ user: "tess", error_code: "access_denied", reason: expect.stringContaining('"read" on "notification_target"') }));
+    const full = await admin(["get", "notification_target/approvals", "--format", "json", "--with-secrets"]);
+    expect(JSON.parse(full.stdout).spec.url).toBe("https://hooks.example.com/azgate?key=hook-secret-value");
   });
 
   it("refuses a connector that maps to a role that does not exist, naming it", async () => {
