@@ -29,6 +29,13 @@ export interface SessionClosed {
   local: boolean;
 }
 
+/**
+ * Receive window all of a connection's streams may hold beyond their initial
+ * windows, together: with MAX_GROWN_WINDOW it bounds what one tunnel can make
+ * this side buffer (HTTP/2 has a connection window for the same reason).
+ */
+export const SESSION_WINDOW_BUDGET = 32 * 1024 * 1024;
+
 /** WebSocket close codes used when a session ends. */
 const WS_NORMAL = 1000;
 const WS_PROTOCOL_ERROR = 1002;
@@ -43,6 +50,8 @@ export class TunnelSession {
   private lastPeerId = 0;
   private draining = false;
   private peerDraining = false;
+  /** Why the peer said GOAWAY (a lock's message, "proxy is shutting down"): told to whoever tries to open a stream after it. */
+  private peerGoAwayReason = "";
   private closedInfo: SessionClosed | null = null;
   private readonly closeWaiters: ((c: SessionClosed) => void)[] = [];
   private readonly drainWaiters: (() => void)[] = [];
@@ -52,6 +61,8 @@ export class TunnelSession {
   /** Round-trip time of the last PING, in ms. */
   rttMs: number | null = null;
   private pingSentAt = 0;
+  /** Receive window this connection's streams hold beyond their initial windows (at most SESSION_WINDOW_BUDGET). */
+  private grownWindow = 0;
 
   constructor(
     private readonly transport: FrameTransport,
@@ -77,6 +88,14 @@ export class TunnelSession {
       sendEnd: (stream) => send({ type: "END", stream }),
       sendReset: (stream, code, reason) => send({ type: "RESET", stream, code, reason }),
       sendWindow: (stream, increment) => send({ type: "WINDOW", stream, increment }),
+      reserveWindow: (bytes) => {
+        const granted = Math.max(0, Math.min(bytes, SESSION_WINDOW_BUDGET - this.grownWindow));
+        this.grownWindow += granted;
+        return granted;
+      },
+      releaseWindow: (bytes) => {
+        this.grownWindow -= bytes;
+      },
       writable: () => (this.closedInfo ? Promise.reject(this.closedError()) : this.transport.writable()),
       streamClosed: (id) => {
         this.streams.delete(id);
@@ -99,7 +118,7 @@ export class TunnelSession {
   /** Opens a stream with its metadata. Fails fast when the session is closed or draining. */
   open(meta: Meta): TunnelStream {
     if (this.closedInfo) throw this.closedError();
-    if (this.peerDraining || this.draining) throw new StreamResetError(ErrorCode.UNAVAILABLE, "tunnel is draining", !this.draining);
+    if (this.peerDraining || this.draining) throw new StreamResetError(ErrorCode.UNAVAILABLE, this.peerGoAwayReason && !this.draining ? `tunnel is closing: ${this.peerGoAwayReason}` : "tunnel is draining", !this.draining);
     const id = this.nextId;
     this.nextId += 2;
     const stream = new TunnelStream(id, meta, this.host);
@@ -170,6 +189,7 @@ export class TunnelSession {
         return;
       case "GOAWAY":
         this.peerDraining = true;
+        this.peerGoAwayReason = f.reason;
         this.opts.onGoAway?.(f.code, f.reason);
         return;
       case "OPEN":

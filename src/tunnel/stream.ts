@@ -19,10 +19,22 @@ export interface StreamHost {
   sendEnd(id: number): void;
   sendReset(id: number, code: number, reason: string): void;
   sendWindow(id: number, increment: number): void;
+  /** Up to `bytes` more receive window beyond a stream's initial one, from the connection's budget: what it may take (0 when spent). */
+  reserveWindow(bytes: number): number;
+  /** Gives back window a finished stream had reserved. */
+  releaseWindow(bytes: number): void;
   /** Resolves when the connection can take more bytes (connection-level backpressure). */
   writable(): Promise<void>;
   streamClosed(id: number): void;
 }
+
+/**
+ * How far a stream's receive window may grow while its reader keeps up. A
+ * receiver may grant any credit (a sender accepts windows up to 2^31-1), so
+ * this is this side's choice, not the protocol's: bulk transfers are not held
+ * to the initial 256 KiB in flight, which starves a sender on a busy machine.
+ */
+export const MAX_GROWN_WINDOW = 4 * 1024 * 1024;
 
 type Waiter = { resolve: () => void; reject: (e: unknown) => void };
 
@@ -43,7 +55,11 @@ export class TunnelStream {
 
   private sendWindow: number = LIMITS.initialWindow;
   private recvAllowance: number = LIMITS.initialWindow;
+  /** This side's receive window: the initial one, grown while the reader keeps up. */
+  private recvWindow: number = LIMITS.initialWindow;
   private unacked = 0;
+  /** Bytes the reader has taken, in all. */
+  private consumed = 0;
   private creditWaiters: Waiter[] = [];
   private chunks: Uint8Array[] = [];
   private dataWaiter: Waiter | null = null;
@@ -215,14 +231,24 @@ export class TunnelStream {
 
   private grantCredit(consumed: number): void {
     this.unacked += consumed;
+    this.consumed += consumed;
     // Batch credit so small reads do not each cost a frame. A quarter window
     // is safe: a sender that used up its window has given us four times that.
-    if (this.unacked >= LIMITS.initialWindow / 4) {
+    if (this.unacked >= this.recvWindow / 4) {
       if (this.remoteEnded || this.resetError) return;
-      this.recvAllowance += this.unacked;
-      this.host.sendWindow(this.id, this.unacked);
+      // A reader that has taken a whole window keeps up: double the window, as far as the
+      // connection's budget allows. A slow reader never gets here, so it still stops the sender.
+      const growth = this.consumed >= this.recvWindow && this.recvWindow < MAX_GROWN_WINDOW ? this.host.reserveWindow(Math.min(this.recvWindow, MAX_GROWN_WINDOW - this.recvWindow)) : 0;
+      this.recvWindow += growth;
+      this.recvAllowance += this.unacked + growth;
+      this.host.sendWindow(this.id, this.unacked + growth);
       this.unacked = 0;
     }
+  }
+
+  /** This side's receive window now (the most unread data the peer may have sent us). */
+  get receiveWindow(): number {
+    return this.recvWindow;
   }
 
   private wakeReader(): void {
@@ -238,6 +264,7 @@ export class TunnelStream {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    this.host.releaseWindow(this.recvWindow - LIMITS.initialWindow);
     this.host.streamClosed(this.id);
     for (const r of this.doneResolvers.splice(0)) r();
   }
