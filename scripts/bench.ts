@@ -66,12 +66,6 @@ async function sink(req: Request): Promise<Response> {
   return new Response(zeros(size), { headers: { "content-length": String(size) } });
 }
 
-async function drainNode(body: Readable): Promise<number> {
-  let n = 0;
-  for await (const chunk of body) n += (chunk as Buffer).length;
-  return n;
-}
-
 /** The highest VmRSS of a process while it runs, sampled every 50 ms. */
 /** A process's resident memory now, in MiB (Linux). */
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
@@ -198,14 +192,10 @@ function zeros(total: number): ReadableStream<Uint8Array> {
   } }, { highWaterMark: 0 });
 }
 
-async function drain(body: ReadableStream<Uint8Array>): Promise<number> {
+async function drain(body: AsyncIterable<Uint8Array>): Promise<number> {
   let n = 0;
-  const r = body.getReader();
-  for (;;) {
-    const { done, value } = await r.read();
-    if (done) return n;
-    n += value.length;
-  }
+  for await (const chunk of body) n += chunk.length;
+  return n;
 }
 
 async function main() {
@@ -247,7 +237,7 @@ async function main() {
     ["direct to the emulator", async () => void (await direct(URL_SUBS))],
     ["naive chain (WebSocket relay, TLS legs, token swap)", async () => {
       const res = await naive.client.request(URL_SUBS);
-      await drainNode(res.body);
+      await drain(res.body);
       if (res.status !== 200) throw new Error(`naive: ${res.status}`);
     }],
     ["azgate: client stream -> proxy -> agent", async () => {
@@ -295,10 +285,10 @@ async function main() {
       const watch = peakRss(naive.relayPid);
       let t0 = performance.now();
       const res = await naive.client.request(sinkUrl, { method: "PUT", headers: { "content-length": String(size) }, body: Readable.fromWeb(zeros(size) as import("node:stream/web").ReadableStream) });
-      await drainNode(res.body);
+      await drain(res.body);
       const up = mbps(size, performance.now() - t0);
       t0 = performance.now();
-      const n = await drainNode((await naive.client.request(`${sinkUrl}?size=${size}`)).body);
+      const n = await drain((await naive.client.request(`${sinkUrl}?size=${size}`)).body);
       streams.push({ name: "naive chain", up, down: mbps(n, performance.now() - t0), rss: watch.stop() });
     }
     {

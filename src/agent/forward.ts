@@ -87,7 +87,8 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
   void stream.done().then(() => stream.resetError && abort.abort(new Error(`stream reset: ${stream.resetError.reason}`)));
   let res;
   try {
-    res = await deps.outbound.send(url, pinned, { method: meta.method, headers, body: stream.readable, signal: abort.signal });
+    // A request whose body has already ended empty (a GET, a DELETE) needs no body stream.
+    res = await deps.outbound.send(url, pinned, { method: meta.method, headers, body: stream.drained ? null : stream.readable, signal: abort.signal });
   } catch (e) {
     if (stream.resetError) return;
     return refuse(new UpstreamFailed(`${url.host}: ${(e as Error).message}`));
@@ -96,7 +97,7 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
   const responseHeaders = forwardableHeaders(res.headers, "response");
   try {
     stream.sendMeta({ status: res.status, headers: responseHeaders });
-    await res.body.pipeTo(stream.writable, { preventClose: true });
+    for await (const chunk of res.body) await stream.write(chunk);
   } catch (e) {
     if (!stream.resetError) stream.reset(ErrorCode.INTERNAL_ERROR, `upstream body failed: ${(e as Error).message}`);
     abort.abort();

@@ -28,7 +28,9 @@ export function identityHttpClient(outbound: Outbound): HttpClient {
 async function viaOutbound(outbound: Outbound, url: URL, method: string, headers: [string, string][], body: Uint8Array | undefined, signal: AbortSignal) {
   const pinned = await outbound.pinTrusted(url.hostname, Number(url.port || 443));
   const res = await outbound.send(url, pinned, { method, headers, body: body ? new ReadableStream<Uint8Array>({ start: (c) => (c.enqueue(body), c.close()) }) : null, signal });
-  return { status: res.status, headers: res.headers, text: await new Response(res.body).text() };
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of res.body) chunks.push(chunk);
+  return { status: res.status, headers: res.headers, text: Buffer.concat(chunks).toString("utf8") };
 }
 
 function plainHttp(url: URL, method: string, headers: [string, string][], body: Uint8Array | undefined, signal: AbortSignal) {

@@ -37,7 +37,13 @@ export interface HttpsRequest {
 export interface HttpsResponse {
   status: number;
   headers: [string, string][];
-  body: ReadableStream<Uint8Array>;
+  /**
+   * The body, chunk by chunk, with backpressure (the next chunk is read when
+   * asked for); leaving the loop early cancels it. Node's response stream or
+   * fetch's web stream, as they are: wrapping Node's in a web stream
+   * (Readable.toWeb) cost the agent more than the copy itself.
+   */
+  body: AsyncIterable<Uint8Array>;
 }
 
 export function httpsRequest(req: HttpsRequest): Promise<HttpsResponse> {

@@ -107,6 +107,11 @@ export class TunnelStream {
     }));
   }
 
+  /** True once the peer has ended and every byte it sent has been read (a request without a body, say). */
+  get drained(): boolean {
+    return this.remoteEnded && this.chunks.length === 0;
+  }
+
   get isClosed(): boolean {
     return this.finished;
   }

@@ -3,7 +3,6 @@
  * agents per CA, request bodies paced by waitForWritable.
  */
 import https from "node:https";
-import { Readable } from "node:stream";
 import type { LookupFunction } from "node:net";
 import { waitForWritable } from "../backpressure.ts";
 import type { HttpsRequest, HttpsResponse } from "../https-client.ts";
@@ -49,7 +48,7 @@ export function viaNodeHttps(req: HttpsRequest): Promise<HttpsResponse> {
     out.once("response", (res) => {
       const rawHeaders: [string, string][] = [];
       for (let i = 0; i < res.rawHeaders.length; i += 2) rawHeaders.push([res.rawHeaders[i], res.rawHeaders[i + 1]]);
-      resolve({ status: res.statusCode ?? 502, headers: rawHeaders, body: Readable.toWeb(res) as unknown as ReadableStream<Uint8Array> });
+      resolve({ status: res.statusCode ?? 502, headers: rawHeaders, body: res });
     });
     void (async () => {
       try {
