@@ -60,10 +60,13 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
   const observe = log && ((i: { dialect: string; resource: string; selector?: string }) => log(`token for ${i.resource} (${i.dialect} dialect${i.selector ? `, by ${i.selector}` : ""})`));
   const tokens = tokenEndpoint({ secret: opts.secret, identity, clientId, principalId, tenant, key, expires, observe });
   let session: Promise<TunnelSession> | null = null;
+  // Closing gives up a dial still under way: a command that ended before the tunnel was up (az --version,
+  // a script that fails at once) must not wait for it, least of all for a proxy that never answers.
+  const closing = new AbortController();
   const tunnel = async (): Promise<TunnelSession> => {
     const current = session ? await session.catch(() => null) : null;
     if (current && !current.isClosed && !current.isDraining) return current;
-    session = dialTunnel({ baseUrl: opts.target.baseUrl, path: "/v1/tunnel/client", caPems: trustedCas(opts.target), insecure: opts.target.insecure, key: opts.creds.key, certPem: opts.creds.certPem, session: {} });
+    session = dialTunnel({ baseUrl: opts.target.baseUrl, path: "/v1/tunnel/client", caPems: trustedCas(opts.target), insecure: opts.target.insecure, key: opts.creds.key, certPem: opts.creds.certPem, session: {}, signal: closing.signal });
     return session;
   };
 
@@ -128,6 +131,7 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
     secret: opts.secret,
     connected,
     close: async () => {
+      closing.abort();
       await proxy.close();
       (await session?.catch(() => null))?.close();
     },

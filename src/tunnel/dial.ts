@@ -21,6 +21,8 @@ export interface DialOptions {
   certPem: string;
   session: Omit<SessionOptions, "role">;
   timeoutMs?: number;
+  /** Gives up the dial (a local proxy closing before its tunnel is up). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -47,6 +49,7 @@ export async function dialTunnel(opts: DialOptions): Promise<TunnelSession> {
   });
   return new Promise((resolve, reject) => {
     const fail = (err: Error) => {
+      opts.signal?.removeEventListener("abort", cancelled);
       ws.removeAllListeners();
       ws.on("error", () => undefined);
       ws.terminate();
@@ -66,7 +69,11 @@ export async function dialTunnel(opts: DialOptions): Promise<TunnelSession> {
       fail(err);
     });
     ws.once("error", (e) => fail(new AzgateError("connection_failed", `cannot open a tunnel to ${opts.baseUrl}: ${e.message}`, { cause: e })));
+    const cancelled = () => fail(new AzgateError("connection_failed", `the tunnel to ${opts.baseUrl} was given up before it opened`));
+    if (opts.signal?.aborted) return cancelled();
+    opts.signal?.addEventListener("abort", cancelled, { once: true });
     ws.once("open", () => {
+      opts.signal?.removeEventListener("abort", cancelled);
       ws.removeAllListeners("error");
       ws.removeAllListeners("unexpected-response");
       resolve(attachSession(ws, { ...opts.session, role: "dialer" }));

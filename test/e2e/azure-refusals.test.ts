@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
+import { createServer, type Socket } from "node:net";
 import { useEmulator } from "../helpers/emulator.ts";
 import { IDENTITY, startClusterWithAgent, workstationHome, type AgentProcess, type TestCluster, type UserSession } from "../helpers/cluster.ts";
 import { cli, parseExports, startCli } from "../helpers/azgate.ts";
@@ -127,5 +128,25 @@ describe("refusals on the workstation path", () => {
     expect(res.stderr).toMatch(/ERROR: cannot open a tunnel to https:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED.*; az was not run to the end\. Is the azgate proxy up\?/);
     // az was stopped because the dial failed (az alone would retry a 502 for about 8 s, then print its own error).
     expect(res.stderr).not.toContain("HTTPSConnectionPool");
-  });
+
+    // A proxy address that takes the connection and never answers (a dead load balancer): a command that ends
+    // at once ends azgate at once, with its exit code; the dial still under way is given up, not waited out.
+    const held: Promise<void>[] = [];
+    const blackhole = createServer((s) => {
+      held.push(new Promise((r) => s.once("close", () => r())));
+      s.resume(); // read (and drop) what comes, so the client's close is seen; never answer
+    });
+    await new Promise<void>((ok, fail) => blackhole.once("error", fail).listen(cluster.proxy.port, "127.0.0.1", () => ok()));
+    try {
+      const started = Date.now();
+      const quick = await Promise.race([ws.azgate(["exec", "--", "sh", "-c", "exit 7"]), new Promise<null>((r) => setTimeout(() => r(null), 30_000))]);
+      expect(quick, "azgate was still waiting for its dial 30 s after the command ended").not.toBeNull();
+      expect(quick!.code, quick!.stderr).toBe(7);
+      expect(Date.now() - started, "azgate waited for the dial").toBeLessThan(10_000);
+      // Whatever the dial had opened (it may not have got as far as connecting) is closed.
+      await Promise.all(held);
+    } finally {
+      blackhole.close();
+    }
+  }, 120_000);
 });
