@@ -67,6 +67,12 @@ async function sink(req: Request): Promise<Response> {
 }
 
 /** The highest VmRSS of a process while it runs, sampled every 50 ms. */
+/** A process's CPU time so far (user + system), in clock ticks: 100 a second here (Linux). */
+const cpuTicksOf = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return Number(fields[11]) + Number(fields[12]);
+};
+
 /** A process's resident memory now, in MiB (Linux). */
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
 
@@ -95,10 +101,7 @@ async function idleTunnelBench(pid: number, baseUrl: string, agentDataDir: strin
     const text = await (await fetch(`http://127.0.0.1:${diagPort}/metrics`)).text();
     return Number(/^azgate_process_memory_bytes\{kind="heap_used"\} (\d+)/m.exec(text)?.[1] ?? NaN) / 1024 / 1024;
   };
-  const cpuTicks = () => {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-    return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks (100 per second here)
-  };
+  const cpuTicks = () => cpuTicksOf(pid);
   // After a step's dials, the proxy writes their audit events and collects garbage for a while: idle means after that.
   const settle = () => new Promise((r) => setTimeout(r, 15_000));
   const measure = async (tunnels: number) => {
@@ -150,6 +153,7 @@ async function startNaiveChain(dir: string, emu: Awaited<ReturnType<typeof start
   return {
     client,
     relayPid: relay.pid!,
+    agentPid: agent.pid!,
     stop() {
       client.close();
       relay.kill();
@@ -233,21 +237,30 @@ async function main() {
 
   // The naive chain: the same three processes and legs, none of azgate's checks (scripts/naive/).
   const naive = await startNaiveChain(dir, emu, { arm: armToken, storage: blobToken });
-  const paths: [string, () => Promise<void>][] = [
-    ["direct to the emulator", async () => void (await direct(URL_SUBS))],
+  // Each path with the processes in the middle, whose CPU per request the c1 run reports (where the added time goes).
+  const paths: [string, () => Promise<void>, number[]][] = [
+    ["direct to the emulator", async () => void (await direct(URL_SUBS)), []],
     ["naive chain (WebSocket relay, TLS legs, token swap)", async () => {
       const res = await naive.client.request(URL_SUBS);
       await drain(res.body);
       if (res.status !== 200) throw new Error(`naive: ${res.status}`);
-    }],
+    }, [naive.relayPid, naive.agentPid]],
     ["azgate: client stream -> proxy -> agent", async () => {
       const res = await app.request(URL_SUBS);
       await readBody(res);
       if (res.status !== 200) throw new Error(`tunnel: ${res.status}`);
-    }],
+    }, [cluster.proxy.child.pid!, agent.child.pid!]],
   ];
-  const rows: { name: string; c1: Awaited<ReturnType<typeof load>>; c16: Awaited<ReturnType<typeof load>> }[] = [];
-  if (ONLY.has("arm")) for (const [name, once] of paths) rows.push({ name, c1: await load(name, once, 1, N1), c16: await load(name, once) });
+  const rows: { name: string; c1: Awaited<ReturnType<typeof load>>; c16: Awaited<ReturnType<typeof load>>; cpuMs: number[] }[] = [];
+  if (ONLY.has("arm")) {
+    for (const [name, once, pids] of paths) {
+      const before = pids.map(cpuTicksOf);
+      const c1 = await load(name, once, 1, N1);
+      // CPU per request of the middle processes over the c1 run (warm-up included: 50 more requests), in ms.
+      const cpuMs = pids.map((pid, i) => ((cpuTicksOf(pid) - before[i]) * 10) / (N1 + 50));
+      rows.push({ name, c1, c16: await load(name, once), cpuMs });
+    }
+  }
 
   const streaming = !ONLY.has("stream") ? null : await (async () => {
     const size = BLOB_MIB * 1024 * 1024;
@@ -314,10 +327,10 @@ async function main() {
   const replicas = ONLY.has("replicas") ? await replicaBench(fx) : "not run (BENCH_ONLY)";
 
   console.log(`\nazgate bench (${process.version}, loopback; proxy and agent, and the naive chain's relay and agent, are separate processes)\n`);
-  if (rows.length) console.log(`| ARM GET | c1 p50 ms | c1 p99 ms | added p50 vs direct | c${CONCURRENCY} req/s | share of direct |\n|---|---:|---:|---:|---:|---:|`);
+  if (rows.length) console.log(`| ARM GET | c1 p50 ms | c1 p99 ms | added p50 vs direct | CPU ms per request, c1 (relay or proxy / agent) | c${CONCURRENCY} req/s | share of direct |\n|---|---:|---:|---:|---:|---:|---:|`);
   for (const r of rows) {
     const first = r === rows[0];
-    console.log(`| ${r.name} | ${r.c1.p50.toFixed(2)} | ${r.c1.p99.toFixed(2)} | ${first ? "" : `+${(r.c1.p50 - rows[0].c1.p50).toFixed(2)} ms`} | ${r.c16.rps.toFixed(0)} | ${first ? "" : `${((100 * r.c16.rps) / rows[0].c16.rps).toFixed(1)} %`} |`);
+    console.log(`| ${r.name} | ${r.c1.p50.toFixed(2)} | ${r.c1.p99.toFixed(2)} | ${first ? "" : `+${(r.c1.p50 - rows[0].c1.p50).toFixed(2)} ms`} | ${r.cpuMs.map((ms) => ms.toFixed(2)).join(" / ")} | ${r.c16.rps.toFixed(0)} | ${first ? "" : `${((100 * r.c16.rps) / rows[0].c16.rps).toFixed(1)} %`} |`);
   }
   if (rows.length) console.log(`(c1: ${N1} requests one at a time; c${CONCURRENCY}: ${N} requests, ${CONCURRENCY} at a time; each after 50 to warm up)`);
   if (streaming) {
