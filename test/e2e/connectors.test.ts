@@ -17,6 +17,16 @@ describe("connector resources", () => {
   let cluster: TestCluster;
   const home = tempDir("azgate-admin-home-");
   const admin = (args: string[], env: Record<string, string> = {}) => cli(["admin", "--data-dir", cluster.proxy.dataDir, ...args], { home, env });
+  /** `azgate admin` as a new user whose one role has these rules (YAML), from their own workstation profile. */
+  async function adminWithRole(user: string, role: string, rules: string) {
+    const roleFile = path.join(tempDir(), `${role}.yaml`);
+    writeFileSync(roleFile, `kind: role\nversion: v7\nmetadata: {name: ${role}}\nspec: {allow: {rules: ${rules}}}\n`);
+    expect((await admin(["create", "-f", roleFile])).code).toBe(0);
+    const session = await cluster.user(user, [role]);
+    const userHome = tempDir("azgate-home-");
+    await saveProfile({ proxy: cluster.proxy.addr, user, cluster: "e2e", ca_pem: cluster.target.ca_pem }, session.keyPem, session.certPem, userHome);
+    return (args: string[]) => cli(["admin", ...args], { home: userHome });
+  }
 
   beforeAll(async () => {
     cluster = await startCluster();
@@ -43,13 +53,7 @@ describe("connector resources", () => {
     const shown = await admin(["get", "github/github", "--format", "yaml", "--with-secrets"]);
     expect(shown.stdout).toContain("client_secret: github-client-secret-value");
 
-    const roleFile = path.join(tempDir(), "viewer.yaml");
-    writeFileSync(roleFile, "kind: role\nversion: v7\nmetadata: {name: connector-viewer}\nspec: {allow: {rules: [{resources: [connector], verbs: [list, readnosecrets]}]}}\n");
-    expect((await admin(["create", "-f", roleFile])).code).toBe(0);
-    const viewer = await cluster.user("vera", ["connector-viewer"]);
-    const veraHome = tempDir("azgate-home-");
-    await saveProfile({ proxy: cluster.proxy.addr, user: "vera", cluster: "e2e", ca_pem: cluster.target.ca_pem }, viewer.keyPem, viewer.certPem, veraHome);
-    const asVera = (args: string[]) => cli(["admin", ...args], { home: veraHome });
+    const asVera = await adminWithRole("vera", "connector-viewer", "[{resources: [connector], verbs: [list, readnosecrets]}]");
     const ok = await asVera(["get", "saml/mysaml", "--format", "json"]);
     expect(ok.code, ok.stderr).toBe(0);
     expect(JSON.parse(ok.stdout).spec.entity_descriptor_url).toBe("https://idp.example.com/saml/metadata");
@@ -65,13 +69,7 @@ describe("connector resources", () => {
     const file = path.join(tempDir(), "target.yaml");
     writeFileSync(file, "kind: notification_target\nversion: v1\nmetadata: {name: approvals}\nspec: {type: webhook, url: 'https://hooks.example.com/azgate?key=hook-secret-value', signing_secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}\n");
     expect((await admin(["create", "-f", file])).code).toBe(0);
-    const roleFile = path.join(tempDir(), "target-viewer.yaml");
-    writeFileSync(roleFile, "kind: role\nversion: v7\nmetadata: {name: target-viewer}\nspec: {allow: {rules: [{resources: [notification_target], verbs: [list, readnosecrets]}]}}\n");
-    expect((await admin(["create", "-f", roleFile])).code).toBe(0);
-    const viewer = await cluster.user("tess", ["target-viewer"]);
-    const home = tempDir("azgate-home-");
-    await saveProfile({ proxy: cluster.proxy.addr, user: "tess", cluster: "e2e", ca_pem: cluster.target.ca_pem }, viewer.keyPem, viewer.certPem, home);
-    const asTess = (args: string[]) => cli(["admin", ...args], { home });
+    const asTess = await adminWithRole("tess", "target-viewer", "[{resources: [notification_target], verbs: [list, readnosecrets]}]");
     const shown = await asTess(["get", "notification_target/approvals", "--format", "json"]);
     expect(shown.code, shown.stderr).toBe(0);
     expect(JSON.parse(shown.stdout).spec).toEqual({ type: "webhook" });
