@@ -42,7 +42,7 @@ import { startReplicaCluster } from "../test/helpers/replicas.ts";
 import { describeLoad, replicaLoad } from "../test/helpers/replica-load.ts";
 
 void startProxyProcess;
-const N = Number(process.env.BENCH_REQUESTS ?? 2000);
+const N = Number(process.env.BENCH_REQUESTS ?? 4000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const BLOB_MIB = Number(process.env.BENCH_BLOB_MIB ?? 256);
 const URL_SUBS = "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups?api-version=2021-04-01";
@@ -50,6 +50,11 @@ const AZ_RUNS = Number(process.env.BENCH_AZ_RUNS ?? 11);
 const REPLICA_CONCURRENCY = Number(process.env.BENCH_REPLICA_CONCURRENCY ?? 1000);
 const REPLICA_REQUESTS = Number(process.env.BENCH_REPLICA_REQUESTS ?? 10_000);
 const N1 = Number(process.env.BENCH_REQUESTS_C1 ?? 1000);
+/** Interleaved rounds of the ARM and streaming rows (each round runs every path once); the requests are split among them. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const STREAM_ROUNDS = Number(process.env.BENCH_STREAM_ROUNDS ?? 3);
+/** Requests each ARM path gets before the rounds, so every path is measured warm. */
+const ARM_WARMUP = Number(process.env.BENCH_WARMUP ?? 500);
 const SINK_HOST = "benchsink.blob.core.windows.net";
 /** BENCH_ONLY=arm,idle runs some parts (startup, arm, stream, az, idle, replicas); all by default. */
 const ONLY = new Set((process.env.BENCH_ONLY ?? "startup,arm,stream,az,idle,replicas").split(",").map((s) => s.trim()));
@@ -167,8 +172,8 @@ function pct(sorted: number[], p: number) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function load(name: string, once: () => Promise<void>, concurrency = CONCURRENCY, requests = N) {
-  for (let i = 0; i < 50; i++) await once(); // warm up
+/** `requests` requests, `concurrency` at a time: each one's time in ms (sorted), and requests per second. */
+async function load(once: () => Promise<void>, concurrency: number, requests: number) {
   const times: number[] = [];
   let next = 0;
   const started = performance.now();
@@ -183,7 +188,49 @@ async function load(name: string, once: () => Promise<void>, concurrency = CONCU
   );
   const secs = (performance.now() - started) / 1000;
   times.sort((a, b) => a - b);
-  return { name, p50: pct(times, 50), p99: pct(times, 99), rps: times.length / secs };
+  return { times, rps: times.length / secs };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+type ArmPath = [name: string, once: () => Promise<void>, pids: number[]];
+
+/**
+ * ARM GETs on every path in interleaved rounds: each round runs every path's
+ * c1 and c16 share, in a rotating order, so a slow moment of the machine hits
+ * them all alike. A row's figure is the median over rounds; "added" and
+ * "share" compare each round with the direct run of the same round.
+ */
+async function armBench(paths: ArmPath[]) {
+  // A proxy runs for days: measure it warm (the JIT has compiled its hot path), and every path alike.
+  for (const [, once] of paths) for (let i = 0; i < ARM_WARMUP; i++) await once();
+  const rounds = paths.map(() => ({ p50: [] as number[], c1: [] as number[], rps: [] as number[], cpuMs: [] as number[][] }));
+  for (let r = 0; r < ROUNDS; r++) {
+    for (let k = 0; k < paths.length; k++) {
+      const i = (k + r) % paths.length;
+      const [, once, pids] = paths[i];
+      const before = pids.map(cpuTicksOf);
+      const c1 = await load(once, 1, Math.ceil(N1 / ROUNDS));
+      // CPU per request of the middle processes over the c1 share, in ms (ticks are 10 ms).
+      rounds[i].cpuMs.push(pids.map((pid, j) => ((cpuTicksOf(pid) - before[j]) * 10) / c1.times.length));
+      rounds[i].p50.push(pct(c1.times, 50));
+      rounds[i].c1.push(...c1.times);
+      rounds[i].rps.push((await load(once, CONCURRENCY, Math.ceil(N / ROUNDS))).rps);
+    }
+  }
+  const direct = rounds[0];
+  return paths.map(([name, , pids], i) => {
+    const x = rounds[i];
+    return {
+      name,
+      p50: median(x.p50),
+      p99: pct([...x.c1].sort((a, b) => a - b), 99),
+      added: median(x.p50.map((v, r) => v - direct.p50[r])),
+      cpuMs: pids.map((_, j) => median(x.cpuMs.map((c) => c[j]))),
+      rps: median(x.rps),
+      share: median(x.rps.map((v, r) => (100 * v) / direct.rps[r])),
+    };
+  });
 }
 
 function zeros(total: number): ReadableStream<Uint8Array> {
@@ -238,7 +285,7 @@ async function main() {
   // The naive chain: the same three processes and legs, none of azgate's checks (scripts/naive/).
   const naive = await startNaiveChain(dir, emu, { arm: armToken, storage: blobToken });
   // Each path with the processes in the middle, whose CPU per request the c1 run reports (where the added time goes).
-  const paths: [string, () => Promise<void>, number[]][] = [
+  const paths: ArmPath[] = [
     ["direct to the emulator", async () => void (await direct(URL_SUBS)), []],
     ["naive chain (WebSocket relay, TLS legs, token swap)", async () => {
       const res = await naive.client.request(URL_SUBS);
@@ -251,68 +298,47 @@ async function main() {
       if (res.status !== 200) throw new Error(`tunnel: ${res.status}`);
     }, [cluster.proxy.child.pid!, agent.child.pid!]],
   ];
-  const rows: { name: string; c1: Awaited<ReturnType<typeof load>>; c16: Awaited<ReturnType<typeof load>>; cpuMs: number[] }[] = [];
-  if (ONLY.has("arm")) {
-    for (const [name, once, pids] of paths) {
-      const before = pids.map(cpuTicksOf);
-      const c1 = await load(name, once, 1, N1);
-      // CPU per request of the middle processes over the c1 run (warm-up included: 50 more requests), in ms.
-      const cpuMs = pids.map((pid, i) => ((cpuTicksOf(pid) - before[i]) * 10) / (N1 + 50));
-      rows.push({ name, c1, c16: await load(name, once), cpuMs });
-    }
-  }
+  const rows = ONLY.has("arm") ? await armBench(paths) : [];
 
   const streaming = !ONLY.has("stream") ? null : await (async () => {
     const size = BLOB_MIB * 1024 * 1024;
     const blobUrl = (n: string) => `https://teleportdemostore.blob.core.windows.net/reports/${n}`;
     const put = [["x-ms-blob-type", "BlockBlob"], ["content-length", String(size)]] as [string, string][];
     const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
-    let t = performance.now();
-    await direct(blobUrl("bench-direct.bin"), "PUT", blobToken, zeros(size), put);
-    const directUp = mbps(size, performance.now() - t);
-    t = performance.now();
-    await direct(blobUrl("bench-direct.bin"), "GET", blobToken);
-    const directDown = mbps(size, performance.now() - t);
-    t = performance.now();
-    const up = await blobApp.request(blobUrl("bench-tunnel.bin"), { method: "PUT", resource: "https://storage.azure.com", headers: put, body: zeros(size) });
-    await readBody(up);
-    const tunnelUp = mbps(size, performance.now() - t);
-    t = performance.now();
-    const down = await blobApp.request(blobUrl("bench-tunnel.bin"), { resource: "https://storage.azure.com" });
-    const got = await drain(down.body);
-    const tunnelDown = mbps(got, performance.now() - t);
-
-    // Streaming through the fast sink, direct / naive / azgate, with the relaying process's peak memory.
+    /** MB/s of one transfer: `send` resolves with the bytes it moved. */
+    const rate = async (send: () => Promise<number>) => {
+      const t0 = performance.now();
+      return mbps(await send(), performance.now() - t0);
+    };
     const sinkUrl = `https://${SINK_HOST}/bench`;
     const sinkPut = [["content-length", String(size)]] as [string, string][];
-    const streams: { name: string; up: number; down: number; rss?: string }[] = [];
-    {
-      let t0 = performance.now();
-      await direct(sinkUrl, "PUT", blobToken, zeros(size), sinkPut);
-      const up = mbps(size, performance.now() - t0);
-      t0 = performance.now();
-      const n = await direct(`${sinkUrl}?size=${size}`, "GET", blobToken);
-      streams.push({ name: "direct to the sink", up, down: mbps(n, performance.now() - t0) });
+    // Each path: [name, upload, download, the pid whose peak RSS is watched]; figures are medians of interleaved rounds.
+    const paths: [string, () => Promise<number>, () => Promise<number>, number | null][] = [
+      ["direct to the sink", async () => (await direct(sinkUrl, "PUT", blobToken, zeros(size), sinkPut), size), () => direct(`${sinkUrl}?size=${size}`, "GET", blobToken), null],
+      ["naive chain", async () => {
+        const res = await naive.client.request(sinkUrl, { method: "PUT", headers: { "content-length": String(size) }, body: Readable.fromWeb(zeros(size) as import("node:stream/web").ReadableStream) });
+        await drain(res.body);
+        return size;
+      }, async () => drain((await naive.client.request(`${sinkUrl}?size=${size}`)).body), naive.relayPid],
+      ["azgate", async () => (await readBody(await blobApp.request(sinkUrl, { method: "PUT", resource: "https://storage.azure.com", headers: sinkPut, body: zeros(size) })), size),
+        async () => drain((await blobApp.request(`${sinkUrl}?size=${size}`, { resource: "https://storage.azure.com" })).body), cluster.proxy.child.pid!],
+      // The emulator's Blob store, bound by its disk: direct and through azgate.
+      ["direct to the emulator's Blob store", async () => (await direct(blobUrl("bench-direct.bin"), "PUT", blobToken, zeros(size), put), size), () => direct(blobUrl("bench-direct.bin"), "GET", blobToken), null],
+      ["azgate to the emulator's Blob store", async () => (await readBody(await blobApp.request(blobUrl("bench-tunnel.bin"), { method: "PUT", resource: "https://storage.azure.com", headers: put, body: zeros(size) })), size),
+        async () => drain((await blobApp.request(blobUrl("bench-tunnel.bin"), { resource: "https://storage.azure.com" })).body), null],
+    ];
+    const results = paths.map(() => ({ up: [] as number[], down: [] as number[] }));
+    const watches = paths.map(([, , , pid]) => (pid ? peakRss(pid) : null));
+    for (let r = 0; r < STREAM_ROUNDS; r++) {
+      for (let k = 0; k < paths.length; k++) {
+        const i = (k + r) % paths.length;
+        results[i].up.push(await rate(paths[i][1]));
+        results[i].down.push(await rate(paths[i][2]));
+      }
     }
-    {
-      const watch = peakRss(naive.relayPid);
-      let t0 = performance.now();
-      const res = await naive.client.request(sinkUrl, { method: "PUT", headers: { "content-length": String(size) }, body: Readable.fromWeb(zeros(size) as import("node:stream/web").ReadableStream) });
-      await drain(res.body);
-      const up = mbps(size, performance.now() - t0);
-      t0 = performance.now();
-      const n = await drain((await naive.client.request(`${sinkUrl}?size=${size}`)).body);
-      streams.push({ name: "naive chain", up, down: mbps(n, performance.now() - t0), rss: watch.stop() });
-    }
-    {
-      const watch = peakRss(cluster.proxy.child.pid!);
-      let t0 = performance.now();
-      await readBody(await blobApp.request(sinkUrl, { method: "PUT", resource: "https://storage.azure.com", headers: sinkPut, body: zeros(size) }));
-      const up = mbps(size, performance.now() - t0);
-      t0 = performance.now();
-      const n = await drain((await blobApp.request(`${sinkUrl}?size=${size}`, { resource: "https://storage.azure.com" })).body);
-      streams.push({ name: "azgate", up, down: mbps(n, performance.now() - t0), rss: watch.stop() });
-    }
+    const rows = paths.map(([name], i) => ({ name, up: median(results[i].up), down: median(results[i].down), rss: watches[i]?.stop() }));
+    const streams = rows.slice(0, 3);
+    const [directUp, directDown, tunnelUp, tunnelDown] = [rows[3].up, rows[3].down, rows[4].up, rows[4].down];
     return { streams, directUp, directDown, tunnelUp, tunnelDown };
   })();
   naive.stop();
@@ -330,11 +356,11 @@ async function main() {
   if (rows.length) console.log(`| ARM GET | c1 p50 ms | c1 p99 ms | added p50 vs direct | CPU ms per request, c1 (relay or proxy / agent) | c${CONCURRENCY} req/s | share of direct |\n|---|---:|---:|---:|---:|---:|---:|`);
   for (const r of rows) {
     const first = r === rows[0];
-    console.log(`| ${r.name} | ${r.c1.p50.toFixed(2)} | ${r.c1.p99.toFixed(2)} | ${first ? "" : `+${(r.c1.p50 - rows[0].c1.p50).toFixed(2)} ms`} | ${r.cpuMs.map((ms) => ms.toFixed(2)).join(" / ")} | ${r.c16.rps.toFixed(0)} | ${first ? "" : `${((100 * r.c16.rps) / rows[0].c16.rps).toFixed(1)} %`} |`);
+    console.log(`| ${r.name} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${first ? "" : `${r.added >= 0 ? "+" : ""}${r.added.toFixed(2)} ms`} | ${r.cpuMs.map((ms) => ms.toFixed(2)).join(" / ")} | ${r.rps.toFixed(0)} | ${first ? "" : `${r.share.toFixed(1)} %`} |`);
   }
-  if (rows.length) console.log(`(c1: ${N1} requests one at a time; c${CONCURRENCY}: ${N} requests, ${CONCURRENCY} at a time; each after 50 to warm up)`);
+  if (rows.length) console.log(`(medians of ${ROUNDS} interleaved rounds, each path warmed with ${ARM_WARMUP} requests first; c1: ${N1} requests one at a time, c${CONCURRENCY}: ${N} requests ${CONCURRENCY} at a time, split among the rounds; p99 over all of a path's c1 requests)`);
   if (streaming) {
-    console.log(`\n| ${BLOB_MIB} MiB through a sink | upload MB/s | download MB/s | peak RSS of the relaying process (proxy / relay) |\n|---|---:|---:|---|`);
+    console.log(`\n| ${BLOB_MIB} MiB through a sink (medians of ${STREAM_ROUNDS} interleaved rounds) | upload MB/s | download MB/s | peak RSS of the relaying process (proxy / relay) |\n|---|---:|---:|---|`);
     for (const r of streaming.streams) console.log(`| ${r.name} | ${r.up.toFixed(0)} | ${r.down.toFixed(0)} | ${r.rss ?? ""} |`);
     console.log(`\n| ${BLOB_MIB} MiB blob, the emulator's store (bound by its disk) | upload MB/s | download MB/s |\n|---|---:|---:|`);
     console.log(`| direct to the emulator | ${streaming.directUp.toFixed(0)} | ${streaming.directDown.toFixed(0)} |`);
