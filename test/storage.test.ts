@@ -93,6 +93,58 @@ describe("audit sink", () => {
     await sink.close();
   });
 
+  it("writes with O_DSYNC: each write is on disk when it returns (Linux: the open file's flags)", async () => {
+    const { JsonLinesAuditSink } = await import("../src/audit/sink.ts");
+    const { mkdtempSync, readFileSync, readdirSync, readlinkSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const path = await import("node:path");
+    const dir = mkdtempSync(path.join(tmpdir(), "azgate-audit-"));
+    const sink = await JsonLinesAuditSink.open(dir);
+    await sink.emit({ event: "test", code: "T0" });
+    const file = path.join(dir, "audit", "events.jsonl");
+    const fd = readdirSync("/proc/self/fd").find((n) => { try { return readlinkSync(`/proc/self/fd/${n}`) === file; } catch { return false; } });
+    expect(fd).toBeDefined();
+    const flags = parseInt(/^flags:\s+(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"))![1], 8);
+    expect(flags & 0o10000 /* O_DSYNC */).toBe(0o10000);
+    expect(flags & 0o2000 /* O_APPEND */).toBe(0o2000);
+    await sink.close();
+  });
+
+  it("emitLater: an event nothing waits on rides the next write, is written alone within AUDIT_LATER_MS, and is never missing from a search or lost at close", async () => {
+    const { JsonLinesAuditSink, AUDIT_LATER_MS } = await import("../src/audit/sink.ts");
+    const { mkdtempSync, readFileSync, existsSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const path = await import("node:path");
+    const dir = mkdtempSync(path.join(tmpdir(), "azgate-audit-"));
+    const sink = await JsonLinesAuditSink.open(dir);
+    const file = path.join(dir, "audit", "events.jsonl");
+    const ns = () => (existsSync(file) ? readFileSync(file, "utf8").trimEnd().split("\n").filter(Boolean).map((l) => JSON.parse(l).n) : []);
+    // A search with nothing waiting leaves the sink writing as before.
+    expect(await sink.search({})).toEqual([]);
+
+    // Waits for company: not written within half the wait, then written with the next emit, in order.
+    const end = sink.emitLater({ event: "test.end", code: "T0", n: 1 });
+    expect(await Promise.race([end.then(() => "written"), new Promise((r) => setTimeout(() => r("waiting"), AUDIT_LATER_MS / 2))])).toBe("waiting");
+    expect(ns()).toEqual([]);
+    await sink.emit({ event: "test.start", code: "T0", n: 2 });
+    await end;
+    expect(ns()).toEqual([1, 2]);
+
+    // Alone, it is written after the wait, and its promise says when.
+    await sink.emitLater({ event: "test.end", code: "T0", n: 3 });
+    expect(ns()).toEqual([1, 2, 3]);
+
+    // A search writes what waits first.
+    void sink.emitLater({ event: "test.end", code: "T0", n: 4 });
+    expect((await sink.search({ event: "test.end" })).map((e) => e.n)).toEqual([1, 3, 4]);
+
+    // So does close.
+    const last = sink.emitLater({ event: "test.end", code: "T0", n: 5 });
+    await sink.close();
+    expect(ns()).toEqual([1, 2, 3, 4, 5]);
+    await last;
+  });
+
   it("searches by time, user and event name, keeps the newest matches, and skips a torn last line", async () => {
     const { JsonLinesAuditSink } = await import("../src/audit/sink.ts");
     const { mkdtempSync, appendFileSync } = await import("node:fs");

@@ -24,6 +24,11 @@ export class PostgresAuditSink implements AuditSink {
     ]);
   }
 
+  /** Each INSERT is its own commit; there is no batch to join. */
+  emitLater(e: Omit<AuditEvent, "time">): Promise<void> {
+    return this.emit(e);
+  }
+
   /** The newest `limit` matches, returned oldest first (as the file sink does). */
   async search(q: AuditQuery): Promise<AuditEvent[]> {
     const where: string[] = [];

@@ -2,7 +2,7 @@ import { createReadStream, promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { appendDurably, ensureDir } from "../runtime/index.ts";
+import { appendDurably, ensureDir, openForDurableAppend } from "../runtime/index.ts";
 
 /**
  * Audit events. Secrets never go in: callers pass names, ids and outcomes,
@@ -49,7 +49,13 @@ export interface AuditQuery {
 }
 
 export interface AuditSink {
+  /** Records an event; resolves once it is stored (on disk, or committed). */
   emit(e: Omit<AuditEvent, "time">): Promise<void>;
+  /**
+   * The same for an event nothing waits on (a request's end): its write may
+   * wait up to AUDIT_LATER_MS to share the next one's. Resolves once stored.
+   */
+  emitLater(e: Omit<AuditEvent, "time">): Promise<void>;
   /** Matching events, oldest first. */
   search(q: AuditQuery): Promise<AuditEvent[]>;
   close(): Promise<void>;
@@ -87,12 +93,15 @@ export function actionPattern(glob: string): RegExp {
   return new RegExp(`^${glob.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`, "i");
 }
 
+/** How long an emitLater event may wait for company before it is written alone: the most a crash can lose of them. */
+export const AUDIT_LATER_MS = 50;
+
 /** How often the sink checks that its open file is still the one at its path (a rotation renamed it). */
 export const REOPEN_CHECK_MS = 1_000;
 
 /**
- * Append-only JSON lines, on disk (fdatasync) before an event is
- * acknowledged, so an acknowledged event survives a crash. Events that
+ * Append-only JSON lines, on disk (O_DSYNC writes; runtime/fs.ts) before an
+ * event is acknowledged, so an acknowledged event survives a crash. Events that
  * arrive while a write is in flight are written together with one sync
  * (group commit): each caller still waits for the sync that covers its line.
  *
@@ -102,10 +111,16 @@ export const REOPEN_CHECK_MS = 1_000;
  * another file, or none, and opens a new one; events written in between are
  * in the renamed file, none lost. A failed write closes the file, and the
  * next batch opens it again.
+ *
+ * An emitLater event joins the next batch instead of starting one, and starts
+ * its own after AUDIT_LATER_MS: a request's end rides with the next
+ * request's start, one write where there were two. A search or close writes
+ * what waits first, so nothing the sink was given is missing from a search.
  */
 export class JsonLinesAuditSink implements AuditSink {
   private pending: { line: string; done: () => void; fail: (e: unknown) => void }[] = [];
   private writing: Promise<void> | null = null;
+  private later: ReturnType<typeof setTimeout> | null = null;
   private handle: { fh: FileHandle; ino: number; checkedAt: number } | null = null;
   private constructor(
     private readonly file: string,
@@ -119,11 +134,30 @@ export class JsonLinesAuditSink implements AuditSink {
   }
 
   emit(e: Omit<AuditEvent, "time">): Promise<void> {
+    return this.enqueue(e, true);
+  }
+
+  emitLater(e: Omit<AuditEvent, "time">): Promise<void> {
+    return this.enqueue(e, false);
+  }
+
+  private enqueue(e: Omit<AuditEvent, "time">, now: boolean): Promise<void> {
     const line = JSON.stringify({ time: new Date().toISOString(), ...e }) + "\n";
     return new Promise<void>((done, fail) => {
       this.pending.push({ line, done, fail });
-      this.writing ??= this.flush();
+      if (now) void this.writeNow();
+      // A batch in flight takes it in its next round; otherwise it waits a little for company.
+      else if (!this.writing) this.later ??= setTimeout(() => void this.writeNow(), AUDIT_LATER_MS);
     });
+  }
+
+  /** Starts writing what waits (unless a write is already going), and resolves when nothing waits. */
+  private writeNow(): Promise<void> {
+    if (this.later) clearTimeout(this.later);
+    this.later = null;
+    // Nothing to write: flush() would end before `??=` stored it, and leave a finished write behind as if going.
+    if (!this.writing && this.pending.length === 0) return Promise.resolve();
+    return (this.writing ??= this.flush());
   }
 
   private async flush(): Promise<void> {
@@ -154,7 +188,7 @@ export class JsonLinesAuditSink implements AuditSink {
       }
       await this.closeFile();
     }
-    const fh = await fsp.open(this.file, "a", 0o600);
+    const fh = await openForDurableAppend(this.file);
     this.handle = { fh, ino: (await fh.stat()).ino, checkedAt: now };
     return fh;
   }
@@ -171,6 +205,7 @@ export class JsonLinesAuditSink implements AuditSink {
    * mid-append) is skipped, not fatal.
    */
   async search(q: AuditQuery): Promise<AuditEvent[]> {
+    await this.writeNow().catch(() => undefined);
     const limit = q.limit ?? DEFAULT_AUDIT_LIMIT;
     const out: AuditEvent[] = [];
     let input;
@@ -196,7 +231,7 @@ export class JsonLinesAuditSink implements AuditSink {
   }
 
   async close(): Promise<void> {
-    await this.writing?.catch(() => undefined);
+    await this.writeNow().catch(() => undefined);
     await this.closeFile();
   }
 }

@@ -88,7 +88,7 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
     ctx.metrics.openStreams.dec();
   }
 
-  // 5. Audit what it did (and count it).
+  // 5. Audit what it did (and count it). Nothing waits on this event: it shares the next write (audit/sink.ts).
   const { outcome, lastError, bytesIn } = result;
   const durationMs = Date.now() - started;
   ctx.metrics.requests.inc({ app: authorized.app, identity: authorized.azureIdentity, method: head.method, status: String(outcome ? outcome.status : 502) });
@@ -97,7 +97,7 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
     ctx.metrics.overhead.observe({ app: authorized.app }, Math.max(durationMs - outcome.upstreamMs, 0) / 1000);
   }
   void ctx.audit
-    .emit({
+    .emitLater({
       event: "app.request",
       code: outcome && !outcome.error ? "T2009I" : "T2009E",
       ...base,

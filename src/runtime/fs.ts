@@ -1,4 +1,5 @@
 import { promises as fsp, constants, fdatasync, write } from "node:fs";
+import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 
@@ -8,9 +9,18 @@ export async function ensureDir(dir: string, mode = 0o700): Promise<void> {
 }
 
 /**
- * Appends `data` at an open file's end and waits until it is on disk
- * (fdatasync). The callback API: a FileHandle's appendFile and datasync cost
- * several times more per call, and the audit log makes two per request.
+ * Opens `file` to append to it durably: with O_DSYNC, each write returns once
+ * its data is on disk, one thread-pool job where a write and an fdatasync
+ * were two. Where the platform has no O_DSYNC, appendDurably syncs instead.
+ */
+export function openForDurableAppend(file: string, mode = 0o600): Promise<FileHandle> {
+  return fsp.open(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | (constants.O_DSYNC ?? 0), mode);
+}
+
+/**
+ * Appends `data` at the end of a file opened by openForDurableAppend and
+ * waits until it is on disk. The callback API: a FileHandle's appendFile and
+ * datasync cost several times more per call.
  */
 export function appendDurably(fd: number, data: Uint8Array): Promise<void> {
   return new Promise((done, fail) => {
@@ -18,6 +28,7 @@ export function appendDurably(fd: number, data: Uint8Array): Promise<void> {
       write(fd, data, offset, data.length - offset, null, (e, n) => {
         if (e) return fail(e);
         if (offset + n < data.length) return from(offset + n);
+        if (constants.O_DSYNC !== undefined) return done();
         fdatasync(fd, (e2) => (e2 ? fail(e2) : done()));
       });
     from(0);

@@ -5,7 +5,7 @@
  */
 export { serve, upgradeWebSocket, type ServeOptions, type RunningServer } from "./serve.ts";
 export { request, type RequestOptions, type HttpResponse } from "./http.ts";
-export { writeFileAtomic, readTextOrNull, ensureDir, fsyncDir, removeFile, appendDurably } from "./fs.ts";
+export { writeFileAtomic, readTextOrNull, ensureDir, fsyncDir, removeFile, appendDurably, openForDurableAppend } from "./fs.ts";
 export { waitForWritable } from "./backpressure.ts";
 export { acquireDirLock, readLockHolder, isProcessAlive, type DirLock, type LockHolder } from "./lock.ts";
 
