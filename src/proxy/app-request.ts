@@ -89,6 +89,8 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
   }
 
   // 5. Audit what it did (and count it). Nothing waits on this event: it shares the next write (audit/sink.ts).
+  //    First let the answer go: the tunnel writes a turn's frames when the turn ends (websocket.ts), after this.
+  await new Promise((next) => setImmediate(next));
   const { outcome, lastError, bytesIn } = result;
   const durationMs = Date.now() - started;
   ctx.metrics.requests.inc({ app: authorized.app, identity: authorized.azureIdentity, method: head.method, status: String(outcome ? outcome.status : 502) });

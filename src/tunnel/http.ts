@@ -67,13 +67,17 @@ export async function tunnelRequest(
   body?: ReadableStream<Uint8Array> | Uint8Array,
 ): Promise<TunnelResponse> {
   const stream = session.open({ kind: "http", ...head });
+  // Straight onto the stream, not through its web stream: an empty body's END goes out in the same turn as the OPEN.
   const sending = (async () => {
-    if (body instanceof ReadableStream) return body.pipeTo(stream.writable);
-    const writer = stream.writable.getWriter();
-    if (body && body.length) await writer.write(body);
-    await writer.close();
+    try {
+      if (body instanceof ReadableStream) for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) await stream.write(chunk);
+      else if (body && body.length) await stream.write(body);
+      stream.end();
+    } catch (e) {
+      stream.reset(ErrorCode.CANCEL, (e as Error).message);
+    }
   })();
-  sending.catch(() => undefined);
+  void sending;
   const meta = await stream.readMeta();
   if (!meta) {
     stream.reset(ErrorCode.PROTOCOL_ERROR, "no response head");
