@@ -137,6 +137,41 @@ describe("the agent's forwarder", () => {
     }
   });
 
+  it("holds a held request until the proxy's release: anything else, or a reset, and Azure sees nothing", async () => {
+    const probe = (n: string) => `${SUBS}&probe=${n}`;
+    const seen = (n: string) => fx.emu.requests.some((r) => r.path.includes(`probe=${n}`));
+    const token = await signPlaceholder(f.key.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: READER, expires: new Date(Date.now() + 3_600_000) });
+    const open = (n: string) => {
+      return f.client.open({ kind: "http", method: "GET", url: probe(n), headers: [["authorization", `Bearer ${token}`]], session: { user: "alice", app: "azure-cli", azure_identity: READER, session_id: "s1" }, client_key: f.clientKey, request_id: n, hold: true });
+    };
+    const say = (stream: ReturnType<typeof open>, word: Record<string, unknown>) => {
+      stream.sendMeta(word);
+      stream.end();
+    };
+
+    // Released: forwarded.
+    const released = open("released");
+    say(released, { release: true });
+    expect(await released.readMeta()).toMatchObject({ status: 200 });
+    expect(seen("released")).toBe(true);
+
+    // Another word than the release: refused, never forwarded.
+    const other = open("other");
+    say(other, { release: false });
+    await expect(other.readMeta()).rejects.toMatchObject({ code: 1, reason: expect.stringMatching(/only after the proxy's release/) });
+    expect(seen("other")).toBe(false);
+
+    // The proxy resets it (its audit failed): never forwarded.
+    const dropped = open("dropped");
+    dropped.reset(4, "the request could not be audited");
+    await dropped.done();
+    // The same session's next request is answered, so the agent has dealt with the dropped one.
+    const after = open("after");
+    say(after, { release: true });
+    expect(await after.readMeta()).toMatchObject({ status: 200 });
+    expect(seen("dropped")).toBe(false);
+  });
+
   it("refuses placeholder tokens signed by another key, for another identity, or expired", async () => {
     const other = await generateKeyPair();
     const later = new Date(Date.now() + 3_600_000);

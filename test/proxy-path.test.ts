@@ -13,6 +13,7 @@ import { startMemoryCluster, type MemoryCluster } from "./helpers/memory-cluster
 import { createLock } from "../src/proxy/locks.ts";
 import { removeResource, resetUser, updateUser } from "../src/proxy/admin.ts";
 import type { AuditEvent } from "../src/audit/sink.ts";
+import type { TunnelStream } from "../src/tunnel/index.ts";
 
 const fx = useEmulator({ projectToken: true });
 const READER = IDENTITY("teleport-reader");
@@ -107,6 +108,55 @@ describe("the proxy's request path, in process", () => {
     expect(fx.emu.requests.slice(before).some((r) => r.path.includes(`probe=${user}`))).toBe(false);
   });
 
+  it.each([
+    ["an agent that holds: it has the request, checked, while the start event is written", true],
+    ["an agent from before held requests: it gets the request only once the start event is stored", false],
+  ])("Azure sees nothing before the start event is stored; %s", async (_name, holds) => {
+    const user = nextUser();
+    let atAgent: TunnelStream | null = null;
+    let waiting!: () => void;
+    const agentWaits = new Promise<void>((r) => (waiting = r));
+    c.agent({
+      app: `gate-${holds}`,
+      holds,
+      onStream: (s, forward) => {
+        atAgent = s;
+        // The forwarder reads a META only to wait for the release: it has made its checks.
+        const readMeta = s.readMeta.bind(s);
+        s.readMeta = () => (waiting(), readMeta());
+        void forward();
+      },
+    });
+    const app = await c.appSession(user, ["azure-cli-access"], READER, { app: `gate-${holds}` });
+    let store!: () => void;
+    const stored = new Promise<void>((r) => (store = r));
+    const emit = c.ctx.audit.emit.bind(c.ctx.audit);
+    c.ctx.audit.emit = async (e) => {
+      if (e.event === "app.request.start") await stored;
+      return emit(e);
+    };
+    const seen = () => fx.emu.requests.some((r) => r.path.includes(`probe=${user}`));
+    try {
+      const answer = app.request(`${GROUPS}&probe=${user}`);
+      if (holds) {
+        await agentWaits;
+        expect(atAgent!.meta.hold).toBe(true);
+      }
+      // A negative: the request is given the time to reach Azure, and must not.
+      await new Promise((r) => setTimeout(r, 100));
+      expect(seen()).toBe(false);
+      if (!holds) expect(atAgent).toBeNull();
+      store();
+      const res = await answer;
+      expect(res.status).toBe(200);
+      expect(seen()).toBe(true);
+      expect(atAgent!.meta.hold).toBe(holds ? true : undefined);
+    } finally {
+      c.ctx.audit.emit = emit;
+      store();
+    }
+  });
+
   it("apps login learns the identity's client, principal and tenant IDs from an agent, audited; one it cannot learn leaves them unknown and login still works", async () => {
     const user = nextUser();
     const app = await c.appSession(user, ["azure-cli-access"], READER);
@@ -134,7 +184,8 @@ describe("the proxy's request path, in process", () => {
   });
 
   it("fails over a request without a body to another agent when one goes away before answering; a request with a body is not replayed", async () => {
-    const dying = c.agent({ labels: { env: "prod" }, onStream: (s) => s.reset(6, "agent went away") });
+    // It goes away once the request's body (or its end) has reached it.
+    const dying = c.agent({ labels: { env: "prod" }, onStream: (s) => void s.read().then(() => s.reset(6, "agent went away"), () => undefined) });
     const user = nextUser();
     const app = await c.appSession(user, ["azure-cli-access"], READER);
     let answered = 0;

@@ -8,7 +8,7 @@
 import { scopeForResource } from "../azure/scopes.ts";
 import { tokenMayGoTo } from "../azure/audiences.ts";
 import { verifyPlaceholder } from "../azure/placeholder.ts";
-import { agentRequestSchema, checkAzureMethod, checkAzureTarget, forwardableHeaders, refusal } from "../azure/forwarding.ts";
+import { agentRequestSchema, checkAzureMethod, checkAzureTarget, forwardableHeaders, refusal, releaseSchema } from "../azure/forwarding.ts";
 import { differsFromDecided } from "../azure/operation.ts";
 import { AzgateError, BadRequest, PlaceholderInvalid, PolicyDenied, TargetUnreachable, TokenAudienceMismatch, TokenUnavailable, UpstreamFailed } from "../errors/index.ts";
 import { ErrorCode, type TunnelStream } from "../tunnel/index.ts";
@@ -81,7 +81,15 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
     tokenMs = performance.now() - t0;
   }
 
-  // 3. Forward, streaming both ways with backpressure.
+  // 3. A held request waits for the proxy's word that it is audited (docs/tunnel-protocol.md): nothing reaches Azure before.
+  if (meta.hold && !releaseSchema.safeParse(await stream.readMeta().catch(() => null)).success) {
+    if (!stream.resetError) stream.reset(ErrorCode.PROTOCOL_ERROR, "a held request goes on only after the proxy's release");
+    return;
+  }
+
+  // 4. Forward, streaming both ways with backpressure.
+  await stream.bodyKnown();
+  if (stream.resetError) return;
   const t1 = performance.now();
   const abort = new AbortController();
   void stream.done().then(() => stream.resetError && abort.abort(new Error(`stream reset: ${stream.resetError.reason}`)));

@@ -3,6 +3,7 @@
  * streams the proxy opens, and reconnect with jittered exponential backoff
  * when the proxy restarts, drains, or the network drops.
  */
+import { AGENT_FEATURES } from "../azure/forwarding.ts";
 import { AzgateError } from "../errors/index.ts";
 import { importPrivateKeyPem } from "../pki/keys.ts";
 import { controlCall, dialTunnel, type TunnelSession, type TunnelStream } from "../tunnel/index.ts";
@@ -146,6 +147,7 @@ export class ReverseTunnel {
       type: "heartbeat",
       host_name: this.opts.hostName,
       version: VERSION,
+      features: AGENT_FEATURES,
       apps: this.opts.apps,
       ...(this.opts.tenantId ? { tenant_id: this.opts.tenantId } : {}),
     });

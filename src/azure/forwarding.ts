@@ -28,8 +28,21 @@ export const agentRequestSchema = requestHeadSchema.extend({
   request_id: z.string(),
   /** The request an azure_api policy authorised (docs/tunnel-protocol.md): the agent forwards exactly that or nothing. */
   decided: z.object({ method: z.string(), host: z.string(), path: z.string(), action: z.string().nullable() }).optional(),
+  /**
+   * The proxy's audit event for this request may not be stored yet: the agent
+   * makes its checks but sends nothing to Azure before the proxy's RELEASE
+   * (docs/tunnel-protocol.md). Only to agents whose heartbeat lists "hold".
+   */
+  hold: z.literal(true).optional(),
 });
 export type AgentRequest = z.infer<typeof agentRequestSchema>;
+
+/** Proxy to agent, on a held request's stream once its audit event is stored: go ahead. */
+export const RELEASE = { release: true } as const;
+export const releaseSchema = z.object({ release: z.literal(true) });
+
+/** What this agent can do, in its heartbeats: "hold" is the wait for RELEASE above. */
+export const AGENT_FEATURES = ["hold"];
 
 // ---- the target ----
 

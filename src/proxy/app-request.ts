@@ -4,7 +4,8 @@
  *   1. parse the request head;
  *   2. authorise it (authorize-request.ts); a refusal is audited and answered;
  *   3. audit the start: when the log cannot be written, nothing is forwarded;
- *   4. relay it to an agent (relay.ts);
+ *   4. relay it to an agent (relay.ts), which may make its checks while
+ *      the start event is written, but sends nothing to Azure before;
  *   5. audit what it did.
  */
 import { refusal, type AgentRequest } from "../azure/forwarding.ts";
@@ -64,12 +65,11 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
   //    Azure operation and the policy's decision (an audit-mode "would_deny" is forwarded and recorded).
   const { operation, policy } = authorized;
   const audited = { ...request, query: redactQuery(url.search.slice(1)), action: operation?.action ?? null, scope: operation?.scope ?? null, policy: auditPolicy(policy), ...(authorized.accessRequestId ? { access_request_id: authorized.accessRequestId } : {}) };
-  try {
-    await ctx.audit.emit({ event: "app.request.start", code: "T2009I", ...base, ...audited });
-  } catch (e) {
+  const startAudited = ctx.audit.emit({ event: "app.request.start", code: "T2009I", ...base, ...audited }).catch((e) => {
     console.error("[proxy] audit failed, request refused:", (e as Error).message);
-    return answer(new AuditUnavailable("the audit log cannot be written; the request was not forwarded"));
-  }
+    throw new AuditUnavailable("the audit log cannot be written; the request was not forwarded");
+  });
+  startAudited.catch(() => undefined); // the relay waits on it, and reports its failure
 
   // 4. Relay.
   const agentRequest: AgentRequest = {
@@ -83,7 +83,10 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
   ctx.metrics.openStreams.inc();
   let result;
   try {
-    result = await relayToAgents(registry, authorized.app, authorized.allowedOn, agentRequest, stream, (message) => answer(new AgentUnavailable(message)));
+    result = await relayToAgents(registry, authorized.app, authorized.allowedOn, agentRequest, stream, (message) => answer(new AgentUnavailable(message)), startAudited);
+  } catch (e) {
+    if (e instanceof AuditUnavailable) return answer(e);
+    throw e;
   } finally {
     ctx.metrics.openStreams.dec();
   }

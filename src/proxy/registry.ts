@@ -8,6 +8,8 @@ export interface AgentTunnel {
   hostName: string;
   session: TunnelSession;
   connectedAt: number;
+  /** The agent waits for the proxy's RELEASE before it forwards a held request (its heartbeat says so). */
+  holds?: boolean;
 }
 
 export interface AppServer {

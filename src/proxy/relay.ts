@@ -3,8 +3,14 @@
  * use, open a stream on its tunnel, copy the body there and the answer back,
  * and fail over to another server when one goes away before answering (only
  * a request whose body was empty can be replayed).
+ *
+ * Nothing reaches Azure before the request's start event is stored
+ * (`audited`). An agent that can hold gets the request at once, marked held,
+ * and makes its checks while the event is written; the RELEASE follows once
+ * it is stored, or a reset if it cannot be. Any other agent gets the request
+ * only once it is stored.
  */
-import type { AgentRequest } from "../azure/forwarding.ts";
+import { RELEASE, type AgentRequest } from "../azure/forwarding.ts";
 import { ErrorCode, StreamResetError, type TunnelStream } from "../tunnel/index.ts";
 import { headerValue, responseHeadSchema, responseTrailerSchema, type HeaderList } from "../tunnel/http.ts";
 import type { AppRegistry, AppServer } from "./registry.ts";
@@ -23,8 +29,12 @@ export interface RelayResult {
   bytesIn: number;
 }
 
-/** Tries up to three servers of `app` that `allowed` lets through; answers the client (or resets its stream) in every case. */
-export async function relayToAgents(registry: AppRegistry, app: string, allowed: (s: AppServer) => boolean, request: AgentRequest, client: TunnelStream, refuse: (message: string) => Promise<void>): Promise<RelayResult> {
+/**
+ * Tries up to three servers of `app` that `allowed` lets through; answers the
+ * client (or resets its stream) in every case but one: when `audited` fails,
+ * it throws that error, and the caller answers.
+ */
+export async function relayToAgents(registry: AppRegistry, app: string, allowed: (s: AppServer) => boolean, request: AgentRequest, client: TunnelStream, refuse: (message: string) => Promise<void>, audited: Promise<void>): Promise<RelayResult> {
   const body = new BodyPump(client);
   let outcome: Relayed | null = null;
   let lastError = "no agent could take the request";
@@ -34,7 +44,7 @@ export async function relayToAgents(registry: AppRegistry, app: string, allowed:
     const server = registry.servers(app, allowed).find((s) => !tried.has(s.tunnel.id));
     if (!server) break;
     tried.add(server.tunnel.id);
-    const result = await relay(server, request, body, client);
+    const result = await relay(server, request, body, client, audited);
     if (result.ok) {
       outcome = result;
       break;
@@ -55,15 +65,28 @@ function azureRequestId(headers: HeaderList): string | null {
   return headerValue(headers, "x-ms-request-id")[0] ?? headerValue(headers, "x-ms-correlation-request-id")[0] ?? null;
 }
 
-async function relay(server: AppServer, meta: AgentRequest, body: BodyPump, client: TunnelStream): Promise<RelayOutcome> {
+async function relay(server: AppServer, meta: AgentRequest, body: BodyPump, client: TunnelStream, audited: Promise<void>): Promise<RelayOutcome> {
+  const held = server.tunnel.holds === true;
+  if (!held) await audited;
   let upstream: TunnelStream;
   try {
-    upstream = server.tunnel.session.open(meta);
+    upstream = server.tunnel.session.open(held ? { ...meta, hold: true } : meta);
   } catch (e) {
     return { ok: false, retryable: true, error: `agent ${server.tunnel.hostName}: ${(e as Error).message}` };
   }
   // A reset on either side is passed to the other with its code and reason.
   void client.done().then(() => client.resetError && upstream.reset(client.resetError.code, client.resetError.reason));
+  if (held) {
+    try {
+      await audited;
+    } catch (e) {
+      upstream.reset(ErrorCode.CANCEL, "the request could not be audited");
+      throw e;
+    }
+    if (upstream.resetError) return { ok: false, retryable: true, error: `agent ${server.tunnel.hostName}: ${upstream.resetError.reason}` };
+    upstream.sendMeta(RELEASE);
+  }
+  // The body (and its END) after the release: END closes this side of the stream.
   body.attach(upstream);
 
   let head;
@@ -114,8 +137,9 @@ class BodyPump {
 
   constructor(private readonly source: TunnelStream) {}
 
+  /** No byte of the body has gone to an agent yet (a held request fails before its body is attached). */
   get replayable(): boolean {
-    return this.ended && !this.started;
+    return !this.started;
   }
 
   attach(target: TunnelStream): void {

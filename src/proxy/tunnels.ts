@@ -36,6 +36,8 @@ const heartbeatSchema = z.object({
   type: z.literal("heartbeat"),
   host_name: z.string().max(253),
   version: z.string().max(64),
+  /** What the agent can do (forwarding.ts AGENT_FEATURES); older agents send none. */
+  features: z.array(z.string().max(32)).max(32).optional(),
   apps: z.array(agentAppSchema).max(100),
   tenant_id: z.string().max(64).optional(),
 });
@@ -196,6 +198,7 @@ async function handleAgentStream(ctx: ProxyContext, registry: AppRegistry, repli
     if (type === "heartbeat") {
       const hb = heartbeatSchema.parse(stream.meta);
       tunnel.hostName = hb.host_name || identity.name;
+      tunnel.holds = hb.features?.includes("hold") ?? false;
       registry.heartbeat(tunnel, hb.apps.map((a) => ({ ...a, ...(hb.tenant_id ? { tenant_id: hb.tenant_id } : {}) })));
       // Every answer lists the replicas, so the agent follows replicas coming and going.
       const peers = (await replica.peers()).map((p) => ({ id: p.id, addr: p.addr }));

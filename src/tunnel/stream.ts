@@ -107,6 +107,17 @@ export class TunnelStream {
     }));
   }
 
+  /**
+   * Resolves once the peer has sent bytes or ended, or the stream was reset:
+   * from then on `drained` says whether any body comes (a request's END can
+   * follow a META its reader waited for). Not while another read waits.
+   */
+  async bodyKnown(): Promise<void> {
+    while (this.chunks.length === 0 && !this.remoteEnded && !this.resetError) {
+      await new Promise<void>((resolve, reject) => (this.dataWaiter = { resolve, reject }));
+    }
+  }
+
   /** True once the peer has ended and every byte it sent has been read (a request without a body, say). */
   get drained(): boolean {
     return this.remoteEnded && this.chunks.length === 0;

@@ -63,7 +63,8 @@ export interface MemoryCluster {
   /** The registry's clock: `advance` moves it. */
   clock: { now: number; advance(ms: number): void };
   admin: Caller;
-  agent(opts?: { app?: string; labels?: Record<string, string>; onStream?: (s: TunnelStream, forward: () => Promise<void>) => void }): MemoryAgent;
+  /** An agent; `holds: false` is one from before held requests (its heartbeat lists no features). */
+  agent(opts?: { app?: string; labels?: Record<string, string>; holds?: boolean; onStream?: (s: TunnelStream, forward: () => Promise<void>) => void }): MemoryAgent;
   createRoles(yaml: string): Promise<void>;
   /** A user made, invited, signed up and logged in; returns an app session for `azureIdentity`. */
   appSession(user: string, roles: string[], azureIdentity: string, opts?: { traits?: Record<string, string[]>; app?: string }): Promise<MemoryApp>;
@@ -113,7 +114,7 @@ export async function startMemoryCluster(fx: EmulatorFixture): Promise<MemoryClu
         },
       });
       sessions.push(pair.dialer, pair.acceptor);
-      agent.tunnel = { id: crypto.randomUUID(), hostId: id, hostName: id, session: pair.acceptor, connectedAt: clock.now };
+      agent.tunnel = { id: crypto.randomUUID(), hostId: id, hostName: id, session: pair.acceptor, connectedAt: clock.now, holds: opts.holds ?? true };
       agent.heartbeat();
       return agent;
     },
