@@ -2,7 +2,7 @@
  * Relaying one authorised request to an agent: pick a server the caller may
  * use, open a stream on its tunnel, copy the body there and the answer back,
  * and fail over to another server when one goes away before answering (only
- * a request whose body was empty can be replayed).
+ * while no byte of the request's body has gone to an agent).
  *
  * Nothing reaches Azure before the request's start event is stored
  * (`audited`). An agent that can hold gets the request at once, marked held,
