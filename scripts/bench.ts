@@ -14,6 +14,8 @@
  *    (built first, so the figure is this checkout's);
  *  - two proxy replicas on PostgreSQL behind a TCP balancer: 1,000
  *    concurrent az-style requests (throughput, p50, p99, errors).
+ * The ARM and streaming parts run every path in interleaved rounds and print
+ * medians, so the machine's slow moments hit every path alike.
  * Real processes for the proxy and the agent; the emulator and the clients
  * run in this process. Figures only: nothing here passes or fails.
  */
