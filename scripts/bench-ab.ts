@@ -11,8 +11,8 @@
  * difference (B minus A), with every round's. Figures only, as npm run bench.
  */
 import "reflect-metadata";
-import { readFileSync } from "node:fs";
 import path from "node:path";
+import { cpuTicksOf, inRounds, load, median } from "./bench-measure.ts";
 
 const roots = (process.env.AB ?? "").split(",").filter(Boolean).map((r) => path.resolve(r));
 if (roots.length !== 2) throw new Error("AB=<checkout A>,<checkout B> (each with node_modules)");
@@ -20,13 +20,6 @@ const ROUNDS = Number(process.env.ROUNDS ?? 16);
 const PER = Number(process.env.PER ?? 300);
 const CONC = Number(process.env.CONC ?? 1);
 const URL_SUBS = "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups?api-version=2021-04-01";
-
-/** A process's CPU time so far (user + system), in clock ticks of 10 ms (Linux). */
-const cpuTicks = (pid: number) => {
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return Number(f[11]) + Number(f[12]);
-};
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const { startEmulator } = await import(path.join(roots[0], "src/emulator/server.ts"));
 const { tempDir } = await import(path.join(roots[0], "test/helpers/azgate.ts"));
@@ -63,24 +56,14 @@ for (const root of roots) {
   sides.push({ root, once, pids: [cluster.proxy.child.pid!, agent.child.pid!], p50: [], cpuMs: [[], []], stop: async () => (app.close(), await agent.stop(), await cluster.stop()) });
 }
 
-for (let r = 0; r < ROUNDS; r++) {
-  for (const s of r % 2 ? [...sides].reverse() : sides) {
-    const before = s.pids.map(cpuTicks);
-    const times: number[] = [];
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: CONC }, async () => {
-        while (next++ < PER) {
-          const t = performance.now();
-          await s.once();
-          times.push(performance.now() - t);
-        }
-      }),
-    );
-    s.p50.push(median(times));
-    s.pids.forEach((pid, i) => s.cpuMs[i].push(((cpuTicks(pid) - before[i]) * 10) / PER));
-  }
-}
+await inRounds(sides.length, ROUNDS, async (i) => {
+  const s = sides[i];
+  const before = s.pids.map(cpuTicksOf);
+  const { times } = await load(s.once, CONC, PER);
+  s.p50.push(median(times));
+  // Ticks are 10 ms.
+  s.pids.forEach((pid, j) => s.cpuMs[j].push(((cpuTicksOf(pid) - before[j]) * 10) / PER));
+});
 
 console.log(`${ROUNDS} interleaved rounds of ${PER} ARM GETs, ${CONC} at a time`);
 for (const s of sides) console.log(`${s.root}: p50 ${median(s.p50).toFixed(3)} ms; CPU per request: proxy ${median(s.cpuMs[0]).toFixed(3)} ms, agent ${median(s.cpuMs[1]).toFixed(3)} ms`);

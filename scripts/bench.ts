@@ -42,6 +42,7 @@ import { AzureTokenProvider } from "../src/agent/tokens.ts";
 import type { EmulatorFixture } from "../test/helpers/emulator.ts";
 import { startReplicaCluster } from "../test/helpers/replicas.ts";
 import { describeLoad, replicaLoad } from "../test/helpers/replica-load.ts";
+import { cpuTicksOf, inRounds, load, median, pct } from "./bench-measure.ts";
 
 void startProxyProcess;
 const N = Number(process.env.BENCH_REQUESTS ?? 4000);
@@ -73,16 +74,10 @@ async function sink(req: Request): Promise<Response> {
   return new Response(zeros(size), { headers: { "content-length": String(size) } });
 }
 
-/** The highest VmRSS of a process while it runs, sampled every 50 ms. */
-/** A process's CPU time so far (user + system), in clock ticks: 100 a second here (Linux). */
-const cpuTicksOf = (pid: number) => {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return Number(fields[11]) + Number(fields[12]);
-};
-
 /** A process's resident memory now, in MiB (Linux). */
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
 
+/** The highest VmRSS of a process while it runs, sampled every 50 ms. */
 function peakRss(pid: number): { stop(): string } {
   const rss = () => rssMiB(pid);
   const base = rss();
@@ -170,31 +165,6 @@ async function startNaiveChain(dir: string, emu: Awaited<ReturnType<typeof start
 }
 const CONTRIBUTOR = IDENTITY("teleport-contributor");
 
-function pct(sorted: number[], p: number) {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-/** `requests` requests, `concurrency` at a time: each one's time in ms (sorted), and requests per second. */
-async function load(once: () => Promise<void>, concurrency: number, requests: number) {
-  const times: number[] = [];
-  let next = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next++ < requests) {
-        const t = performance.now();
-        await once();
-        times.push(performance.now() - t);
-      }
-    }),
-  );
-  const secs = (performance.now() - started) / 1000;
-  times.sort((a, b) => a - b);
-  return { times, rps: times.length / secs };
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
 type ArmPath = [name: string, once: () => Promise<void>, pids: number[]];
 
 /**
@@ -207,19 +177,16 @@ async function armBench(paths: ArmPath[]) {
   // A proxy runs for days: measure it warm (the JIT has compiled its hot path), and every path alike.
   for (const [, once] of paths) for (let i = 0; i < ARM_WARMUP; i++) await once();
   const rounds = paths.map(() => ({ p50: [] as number[], c1: [] as number[], rps: [] as number[], cpuMs: [] as number[][] }));
-  for (let r = 0; r < ROUNDS; r++) {
-    for (let k = 0; k < paths.length; k++) {
-      const i = (k + r) % paths.length;
-      const [, once, pids] = paths[i];
-      const before = pids.map(cpuTicksOf);
-      const c1 = await load(once, 1, Math.ceil(N1 / ROUNDS));
-      // CPU per request of the middle processes over the c1 share, in ms (ticks are 10 ms).
-      rounds[i].cpuMs.push(pids.map((pid, j) => ((cpuTicksOf(pid) - before[j]) * 10) / c1.times.length));
-      rounds[i].p50.push(pct(c1.times, 50));
-      rounds[i].c1.push(...c1.times);
-      rounds[i].rps.push((await load(once, CONCURRENCY, Math.ceil(N / ROUNDS))).rps);
-    }
-  }
+  await inRounds(paths.length, ROUNDS, async (i) => {
+    const [, once, pids] = paths[i];
+    const before = pids.map(cpuTicksOf);
+    const c1 = await load(once, 1, Math.ceil(N1 / ROUNDS));
+    // CPU per request of the middle processes over the c1 share, in ms (ticks are 10 ms).
+    rounds[i].cpuMs.push(pids.map((pid, j) => ((cpuTicksOf(pid) - before[j]) * 10) / c1.times.length));
+    rounds[i].p50.push(pct(c1.times, 50));
+    rounds[i].c1.push(...c1.times);
+    rounds[i].rps.push((await load(once, CONCURRENCY, Math.ceil(N / ROUNDS))).rps);
+  });
   const direct = rounds[0];
   return paths.map(([name, , pids], i) => {
     const x = rounds[i];
@@ -331,13 +298,10 @@ async function main() {
     ];
     const results = paths.map(() => ({ up: [] as number[], down: [] as number[] }));
     const watches = paths.map(([, , , pid]) => (pid ? peakRss(pid) : null));
-    for (let r = 0; r < STREAM_ROUNDS; r++) {
-      for (let k = 0; k < paths.length; k++) {
-        const i = (k + r) % paths.length;
-        results[i].up.push(await rate(paths[i][1]));
-        results[i].down.push(await rate(paths[i][2]));
-      }
-    }
+    await inRounds(paths.length, STREAM_ROUNDS, async (i) => {
+      results[i].up.push(await rate(paths[i][1]));
+      results[i].down.push(await rate(paths[i][2]));
+    });
     const rows = paths.map(([name], i) => ({ name, up: median(results[i].up), down: median(results[i].down), rss: watches[i]?.stop() }));
     const streams = rows.slice(0, 3);
     const [directUp, directDown, tunnelUp, tunnelDown] = [rows[3].up, rows[3].down, rows[4].up, rows[4].down];
@@ -434,7 +398,6 @@ async function replicaBench(fx: EmulatorFixture): Promise<string> {
 
 /** Wall-clock of whole `az group list` processes, as a user feels them. */
 async function azBench(emu: Awaited<ReturnType<typeof startEmulator>>, cluster: Awaited<ReturnType<typeof startCluster>>, user: Awaited<ReturnType<Awaited<ReturnType<typeof startCluster>>["user"]>>, binary: string) {
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   type Variant = [name: string, once: () => Promise<{ code: number; stderr: string }>];
   /** Interleaved rounds (each round runs every variant once), so a slow moment of the machine hits them all alike. */
   const interleaved = async (variants: Variant[]) => {
