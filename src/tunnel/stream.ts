@@ -113,9 +113,7 @@ export class TunnelStream {
    * follow a META its reader waited for). Not while another read waits.
    */
   async bodyKnown(): Promise<void> {
-    while (this.chunks.length === 0 && !this.remoteEnded && !this.resetError) {
-      await new Promise<void>((resolve, reject) => (this.dataWaiter = { resolve, reject }));
-    }
+    while (this.chunks.length === 0 && !this.remoteEnded && !this.resetError) await this.nextArrival();
   }
 
   /** True once the peer has ended and every byte it sent has been read (a request without a body, say). */
@@ -220,7 +218,7 @@ export class TunnelStream {
       }
       if (this.resetError) throw this.resetError;
       if (this.remoteEnded) return null;
-      await new Promise<void>((resolve, reject) => (this.dataWaiter = { resolve, reject }));
+      await this.nextArrival();
     }
   }
 
@@ -265,6 +263,11 @@ export class TunnelStream {
   /** This side's receive window now (the most unread data the peer may have sent us). */
   get receiveWindow(): number {
     return this.recvWindow;
+  }
+
+  /** Until the peer's next DATA, END or a reset (wakeReader). One waiter at a time. */
+  private nextArrival(): Promise<void> {
+    return new Promise<void>((resolve, reject) => (this.dataWaiter = { resolve, reject }));
   }
 
   private wakeReader(): void {
