@@ -151,6 +151,8 @@ describe("the proxy's request path, in process", () => {
       expect(res.status).toBe(200);
       expect(seen()).toBe(true);
       expect(atAgent!.meta.hold).toBe(holds ? true : undefined);
+      // The start event that was held back is the one in the log, with the request it let through.
+      expect(await events("app.request.start", user)).toEqual([expect.objectContaining({ query: expect.stringContaining(`probe=${user}`), app: `gate-${holds}` })]);
     } finally {
       c.ctx.audit.emit = emit;
       store();
