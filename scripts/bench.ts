@@ -19,6 +19,7 @@
  * Real processes for the proxy and the agent; the emulator and the clients
  * run in this process. Figures only: nothing here passes or fails.
  */
+import { systemClock } from "../src/util/clock.ts";
 import https from "node:https";
 import "reflect-metadata";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
@@ -121,7 +122,7 @@ async function idleTunnelBench(pid: number, baseUrl: string, agentDataDir: strin
     for (const target of IDLE_STEPS) {
       while (sessions.length < target) {
         const n = Math.min(25, target - sessions.length);
-        sessions.push(...(await Promise.all(Array.from({ length: n }, () => dialTunnel({ baseUrl, path: "/v1/tunnel/agent", caPems: [state.identity.host_ca_pem], key, certPem: state.certPem, session: {} })))));
+        sessions.push(...(await Promise.all(Array.from({ length: n }, () => dialTunnel({ baseUrl, path: "/v1/tunnel/agent", caPems: [state.identity.host_ca_pem], key, certPem: state.certPem, session: {}, clock: systemClock })))));
       }
       const m = await measure(target);
       rows.push({ ...m, perTunnelKiB: ((m.rssMiB - none.rssMiB) * 1024) / target, heapPerTunnelKiB: ((m.heapMiB - none.heapMiB) * 1024) / target });
@@ -134,9 +135,9 @@ async function idleTunnelBench(pid: number, baseUrl: string, agentDataDir: strin
 
 /** Starts the naive chain's relay and agent (scripts/naive/chain.ts) and connects its client. */
 async function startNaiveChain(dir: string, emu: Awaited<ReturnType<typeof startEmulator>>, tokens: { arm: string; storage: string }) {
-  const ca = await createAuthority("host", "naive chain");
+  const ca = await createAuthority("host", "naive chain", new Date());
   const keys = await generateKeyPair();
-  const cert = await issueServerCert({ ca, publicKey: keys.publicKey, dnsNames: ["localhost"], ips: ["127.0.0.1"], notAfter: new Date(Date.now() + 86_400_000) });
+  const cert = await issueServerCert({ ca, publicKey: keys.publicKey, dnsNames: ["localhost"], ips: ["127.0.0.1"], now: new Date(), notAfter: new Date(Date.now() + 86_400_000) });
   const files = { cert: path.join(dir, "naive.crt"), key: path.join(dir, "naive.key"), ca: path.join(dir, "naive-ca.pem") };
   writeFileSync(files.cert, cert.toString("pem"));
   writeFileSync(files.key, await privateKeyToPem(keys.privateKey));
@@ -240,7 +241,7 @@ async function main() {
 
   // Direct: the same requests with real tokens, straight to the emulator over keep-alive HTTPS.
   const outbound = new Outbound({ connectTo: { host: "127.0.0.1", port: emu.httpsPort }, caPem: emu.caPem });
-  const tokens = new AzureTokenProvider({ env: { AZURE_CLIENT_ID: "00000000-0000-0000-0000-000000000001", AZURE_TENANT_ID: emu.world.tenant_id, AZURE_FEDERATED_TOKEN_FILE: tokenFile }, httpClient: identityHttpClient(outbound) });
+  const tokens = new AzureTokenProvider({ env: { AZURE_CLIENT_ID: "00000000-0000-0000-0000-000000000001", AZURE_TENANT_ID: emu.world.tenant_id, AZURE_FEDERATED_TOKEN_FILE: tokenFile }, httpClient: identityHttpClient(outbound), clock: systemClock });
   const armToken = (await tokens.getToken(READER, "https://management.core.windows.net//.default")).token;
   const blobToken = (await tokens.getToken(CONTRIBUTOR, "https://storage.azure.com/.default")).token;
   const pinned = await outbound.pinTrusted("management.azure.com", 443);

@@ -1,7 +1,9 @@
 /**
  * The access-request service on the proxy's real state (file backend, audit
  * log), called as the API calls it: what one user can make reviewers read,
- * and who a request asks to review.
+ * who a request asks to review, and what time does to a request. The state
+ * runs by a fake clock (helpers/fake-clock.ts) that tests move: a deadline is
+ * passed by moving it, never by waiting.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openState, settingsFrom } from "../src/proxy/state.ts";
@@ -9,7 +11,11 @@ import { configSchema } from "../src/config/schema.ts";
 import type { ProxyContext } from "../src/proxy/context.ts";
 import type { Caller } from "../src/proxy/caller.ts";
 import type { Role } from "../src/rbac/types.ts";
-import { cancelRequest, createRequest, MAX_PENDING_PER_USER, reviewRequest } from "../src/proxy/access-requests.ts";
+import { cancelRequest, createRequest, getRequest, MAX_PENDING_PER_USER, recordEndings, reviewRequest } from "../src/proxy/access-requests.ts";
+import { dispatchDue } from "../src/proxy/notify/outbox.ts";
+import { parseResources } from "../src/resources/parse.ts";
+import { FakeClock } from "./helpers/fake-clock.ts";
+import { startHttpReceiver } from "./helpers/receivers.ts";
 import { KEYS } from "../src/proxy/keys.ts";
 import { TOTP, Secret } from "otpauth";
 import { tempDir } from "./helpers/azgate.ts";
@@ -20,8 +26,10 @@ const alice = { identity: { kind: "user" }, name: "alice", user: null, roles: [r
 
 let ctx: ProxyContext;
 let close: () => Promise<void>;
+/** The state's one clock. */
+const clock = new FakeClock();
 beforeAll(async () => {
-  ({ ctx, close } = await openState(tempDir("azgate-ars-"), { clusterName: "t", settings: settingsFrom(configSchema.parse({})), purpose: "request service tests" }));
+  ({ ctx, close } = await openState(tempDir("azgate-ars-"), { clusterName: "t", settings: settingsFrom(configSchema.parse({})), purpose: "request service tests", clock }));
 });
 afterAll(() => close?.());
 
@@ -57,8 +65,8 @@ describe("a role that asks reviewers for an authenticator code (options.review_m
     await ctx.backend.put(KEYS.userAuth("bob"), { password_hash: "x", totp_secret: secret });
     const first = await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "mfa 1" });
     await expect(reviewRequest(ctx, bob, first.metadata.name, { state: "APPROVED", reason: "ok" })).rejects.toThrow('role "careful-reviewer" requires an authenticator code with each review: give the code (--otp CODE)');
-    await expect(reviewRequest(ctx, bob, first.metadata.name, { state: "APPROVED", reason: "ok", otp: totp.generate({ timestamp: Date.now() - 10 * 60_000 }) })).rejects.toThrow("the code is wrong or already used");
-    const code = totp.generate();
+    await expect(reviewRequest(ctx, bob, first.metadata.name, { state: "APPROVED", reason: "ok", otp: totp.generate({ timestamp: clock.now() - 10 * 60_000 }) })).rejects.toThrow("the code is wrong or already used");
+    const code = totp.generate({ timestamp: clock.now() });
     expect((await reviewRequest(ctx, bob, first.metadata.name, { state: "APPROVED", reason: "ok", otp: code })).spec.state).toBe("APPROVED");
     const second = await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "mfa 2" });
     await expect(reviewRequest(ctx, bob, second.metadata.name, { state: "APPROVED", reason: "ok", otp: code })).rejects.toThrow("the code is wrong or already used");
@@ -66,6 +74,43 @@ describe("a role that asks reviewers for an authenticator code (options.review_m
     expect(refusals.map((e) => e.access_request_id)).toEqual([first.metadata.name, first.metadata.name, second.metadata.name]);
     // A reviewer with no authenticator at azgate (an SSO user) cannot meet the role's demand.
     await expect(reviewRequest(ctx, sam, second.metadata.name, { state: "APPROVED", reason: "ok", otp: "123456" })).rejects.toThrow("you have no authenticator registered with azgate");
-    expect((await reviewRequest(ctx, bob, second.metadata.name, { state: "DENIED", reason: "no", otp: totp.generate({ timestamp: Date.now() + 30_000 }) })).spec.state).toBe("DENIED");
+    expect((await reviewRequest(ctx, bob, second.metadata.name, { state: "DENIED", reason: "no", otp: totp.generate({ timestamp: clock.now() + 30_000 }) })).spec.state).toBe("DENIED");
+  });
+});
+
+describe("what time does to a request (the state's clock, moved)", () => {
+  const reviewer: Role = { kind: "role", version: "v7", metadata: { name: "reviewer" }, spec: { allow: { review_requests: { azure_identities: [READER] } } } };
+  const bob = { identity: { kind: "user" }, name: "bob", user: null, roles: [reviewer], traits: {} } as unknown as Caller;
+
+  it("a pending request nobody reviews expires at its deadline: reviews are refused, the expiry is audited once and reviewers hear of it", async () => {
+    const hooks = await startHttpReceiver();
+    try {
+      for (const r of parseResources(`kind: notification_target\nversion: v1\nmetadata: {name: reviewers}\nspec: {type: slack, url: "${hooks.url("/hook")}"}\n`, "t.yaml").resources) await ctx.backend.put(KEYS.notificationTarget(r.metadata.name), r);
+      const deps = { backend: ctx.backend, audit: ctx.audit, clock: ctx.clock, context: async () => ({ cluster: "t", proxyUrl: "https://proxy.example.com" }) };
+      const made = await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "nobody looks", request_ttl: "5s" });
+      await expect(createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "x", request_ttl: "4s" })).rejects.toThrow("request_ttl must be from 5s to 7 days");
+      expect(Date.parse(made.spec.review_deadline)).toBe(clock.now() + 5_000);
+      expect(await dispatchDue(deps)).toBe(1);
+      clock.advance(4_999);
+      expect((await getRequest(ctx, alice, made.metadata.name)).spec.state).toBe("PENDING");
+      expect(await recordEndings(ctx)).toBe(0);
+      clock.advance(1);
+      // The state reads EXPIRED at once, before any sweep writes it.
+      expect((await getRequest(ctx, alice, made.metadata.name)).spec.state).toBe("EXPIRED");
+      await expect(reviewRequest(ctx, bob, made.metadata.name, { state: "APPROVED" })).rejects.toThrow("is EXPIRED; only a PENDING request can be reviewed");
+      // Two sweeps (two replicas, or two passes): recorded once.
+      expect((await Promise.all([recordEndings(ctx), recordEndings(ctx)])).reduce((a, b) => a + b)).toBe(1);
+      expect(await recordEndings(ctx)).toBe(0);
+      const expired = (await ctx.audit.search({ event: "access_request.expire" })).filter((e) => e.access_request_id === made.metadata.name);
+      expect(expired).toEqual([expect.objectContaining({ user: "alice", why: "not reviewed before its deadline" })]);
+      expect(await dispatchDue(deps)).toBe(1);
+      const heard = hooks.posts.map((p) => JSON.parse(p.body).attachments[0].fields.find((f: { title: string }) => f.title === "Request ID")?.value as string);
+      expect(heard.every((v) => v.includes(made.metadata.name.slice(0, 8)))).toBe(true);
+      expect(hooks.posts).toHaveLength(2);
+      expect(hooks.posts[1].body).toContain("expired");
+    } finally {
+      await hooks.close();
+      await ctx.backend.delete(KEYS.notificationTarget("reviewers"));
+    }
   });
 });

@@ -214,17 +214,19 @@ describe("auto-review rules (kind access_rule)", () => {
 });
 
 describe("ends that come with time (recordEndings)", () => {
-  it("records a pending request's expiry and a grant's end once each, whoever sweeps, at the time given", async () => {
+  it("records a pending request's expiry and a grant's end once each, whoever sweeps, as the clock moves", async () => {
+    const { FakeClock } = await import("./helpers/fake-clock.ts");
+    const clock = new FakeClock();
     const { FileBackend } = await import("../src/storage/file.ts");
     const { mkdtempSync } = await import("node:fs");
     const { tmpdir } = await import("node:os");
     const path = await import("node:path");
     const { KEYS } = await import("../src/proxy/keys.ts");
     const { recordEndings } = await import("../src/proxy/access-requests.ts");
-    const backend = await FileBackend.open(mkdtempSync(path.join(tmpdir(), "azgate-endings-")));
+    const backend = await FileBackend.open(mkdtempSync(path.join(tmpdir(), "azgate-endings-")), clock);
     const events: Record<string, unknown>[] = [];
     const audit = { emit: async (e: Record<string, unknown>) => void events.push(e) };
-    const t0 = Date.parse("2026-12-01T08:00:00Z");
+    const t0 = clock.now();
     const req = (id: string, state: AccessRequest["spec"]["state"], extra: Partial<AccessRequest["spec"]> = {}): AccessRequest => ({
       kind: "access_request",
       version: "v3",
@@ -235,21 +237,25 @@ describe("ends that come with time (recordEndings)", () => {
     const approved = "00000000-0000-4000-8000-00000000000b";
     await backend.put(KEYS.accessRequest(pending), req(pending, "PENDING"));
     await backend.put(KEYS.accessRequest(approved), req(approved, "APPROVED", { grant: { not_before: new Date(t0).toISOString(), not_after: new Date(t0 + 600_000).toISOString() } }));
-    const deps = { backend, audit } as unknown as Parameters<typeof recordEndings>[0];
+    const deps = { backend, audit, clock } as unknown as Parameters<typeof recordEndings>[0];
 
     // Nothing has ended yet.
-    expect(await recordEndings(deps, t0 + 599_999)).toBe(0);
+    clock.advance(599_999);
+    expect(await recordEndings(deps)).toBe(0);
     // The grant's window ends first; then the review deadline passes.
-    expect(await recordEndings(deps, t0 + 600_000)).toBe(1);
+    clock.advance(1);
+    expect(await recordEndings(deps)).toBe(1);
     expect(events).toEqual([expect.objectContaining({ event: "access_grant.end", access_request_id: approved, user: "alice", why: "window ended" })]);
-    expect(await recordEndings(deps, t0 + 3_600_000)).toBe(1);
+    clock.advance(3_000_000);
+    expect(await recordEndings(deps)).toBe(1);
     expect(events[1]).toMatchObject({ event: "access_request.expire", access_request_id: pending });
     // Two sweepers at once (two replicas): an end is recorded once.
     const third = "00000000-0000-4000-8000-00000000000c";
     await backend.put(KEYS.accessRequest(third), req(third, "APPROVED", { grant: { not_before: new Date(t0).toISOString(), not_after: new Date(t0 + 600_000).toISOString() } }));
-    expect((await Promise.all([recordEndings(deps, t0 + 7_200_000), recordEndings(deps, t0 + 7_200_000)])).reduce((a, b) => a + b)).toBe(1);
+    clock.advance(3_600_000);
+    expect((await Promise.all([recordEndings(deps), recordEndings(deps)])).reduce((a, b) => a + b)).toBe(1);
     expect(events).toHaveLength(3);
-    expect(await recordEndings(deps, t0 + 7_200_000)).toBe(0);
+    expect(await recordEndings(deps)).toBe(0);
     expect((await backend.get<AccessRequest>(KEYS.accessRequest(pending)))!.value.spec.state).toBe("EXPIRED");
     await backend.close();
   });

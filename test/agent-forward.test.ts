@@ -3,6 +3,7 @@
  * (real @azure/identity, real HTTPS). DNS for Azure names cannot run here, so
  * the DNS-rebinding cases give the forwarder a resolver; everything else is real.
  */
+import { systemClock } from "../src/util/clock.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeFileSync } from "node:fs";
 import http from "node:http";
@@ -49,7 +50,7 @@ const SUBS = "https://management.azure.com/subscriptions?api-version=2019-11-01"
 
 /** A client session wired to forwardStream on an acceptor session, as the proxy would open it. */
 function forwarderPair(outbound: Outbound, tokens: AzureTokenProvider) {
-  return memoryPair({}, { onStream: (s) => void forwardStream({ outbound, tokens }, s) }).dialer;
+  return memoryPair({}, { onStream: (s) => void forwardStream({ outbound, tokens, clock: systemClock }, s) }).dialer;
 }
 
 /**
@@ -61,7 +62,7 @@ function useForwarder(extra: () => Partial<ConstructorParameters<typeof AzureTok
   const f = {} as { outbound: Outbound; tokens: AzureTokenProvider; client: TunnelSession; key: CryptoKeyPair; clientKey: JsonWebKey };
   beforeAll(async () => {
     f.outbound = new Outbound({ connectTo: { host: "127.0.0.1", port: fx.emu.httpsPort }, caPem: fx.emu.caPem });
-    f.tokens = new AzureTokenProvider({ env: agentEnv(fx), httpClient: identityHttpClient(f.outbound), ...extra() });
+    f.tokens = new AzureTokenProvider({ env: agentEnv(fx), httpClient: identityHttpClient(f.outbound), clock: systemClock, ...extra() });
     f.client = forwarderPair(f.outbound, f.tokens);
     f.key = await generateKeyPair();
     f.clientKey = await crypto.subtle.exportKey("jwk", f.key.publicKey);
@@ -73,7 +74,7 @@ function useForwarder(extra: () => Partial<ConstructorParameters<typeof AzureTok
   const send = async (url: string, opts: { headers?: [string, string][]; identity?: string; session?: TunnelSession; token?: string | null; resource?: string; decided?: { method: string; host: string; path: string; action: string | null } } = {}) => {
     const headers = [...(opts.headers ?? [])];
     const resource = opts.resource ?? "https://management.core.windows.net/";
-    if (opts.token !== null) headers.push(["authorization", `Bearer ${opts.token ?? (await signPlaceholder(f.key.privateKey, { tid: "t", resource, identity: READER, expires: new Date(Date.now() + 3_600_000) }))}`]);
+    if (opts.token !== null) headers.push(["authorization", `Bearer ${opts.token ?? (await signPlaceholder(f.key.privateKey, { tid: "t", resource, identity: READER, now: new Date(), expires: new Date(Date.now() + 3_600_000) }))}`]);
     const res = await tunnelRequest(opts.session ?? f.client, {
       method: "GET",
       url,
@@ -140,7 +141,7 @@ describe("the agent's forwarder", () => {
   it("holds a held request until the proxy's release: anything else, or a reset, and Azure sees nothing", async () => {
     const probe = (n: string) => `${SUBS}&probe=${n}`;
     const seen = (n: string) => fx.emu.requests.some((r) => r.path.includes(`probe=${n}`));
-    const token = await signPlaceholder(f.key.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: READER, expires: new Date(Date.now() + 3_600_000) });
+    const token = await signPlaceholder(f.key.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: READER, now: new Date(), expires: new Date(Date.now() + 3_600_000) });
     const open = (n: string) => {
       return f.client.open({ kind: "http", method: "GET", url: probe(n), headers: [["authorization", `Bearer ${token}`]], session: { user: "alice", app: "azure-cli", azure_identity: READER, session_id: "s1" }, client_key: f.clientKey, request_id: n, hold: true });
     };
@@ -175,9 +176,9 @@ describe("the agent's forwarder", () => {
   it("refuses placeholder tokens signed by another key, for another identity, or expired", async () => {
     const other = await generateKeyPair();
     const later = new Date(Date.now() + 3_600_000);
-    const foreign = await signPlaceholder(other.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: READER, expires: later });
-    const otherIdentity = await signPlaceholder(f.key.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: IDENTITY("teleport-contributor"), expires: later });
-    const expired = await signPlaceholder(f.key.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: READER, expires: new Date(Date.now() - 120_000) });
+    const foreign = await signPlaceholder(other.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: READER, now: new Date(), expires: later });
+    const otherIdentity = await signPlaceholder(f.key.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: IDENTITY("teleport-contributor"), now: new Date(), expires: later });
+    const expired = await signPlaceholder(f.key.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: READER, now: new Date(), expires: new Date(Date.now() - 120_000) });
     expect(await send(SUBS, { token: foreign })).toMatchObject({ status: 401, body: expect.stringMatching(/not signed by this session's key/) });
     expect(await send(SUBS, { token: otherIdentity })).toMatchObject({ status: 401, body: expect.stringMatching(/is for identity .*teleport-contributor/) });
     expect(await send(SUBS, { token: expired })).toMatchObject({ status: 401, body: expect.stringMatching(/expired/) });
@@ -209,9 +210,9 @@ describe("the agent's forwarder", () => {
 
   it("does not follow a redirect to a private address", async () => {
     // An "Azure" that redirects: a fixture server with the emulator CA's trust, standing in for a hostile upstream.
-    const ca = await createAuthority("host", "redirect fixture");
+    const ca = await createAuthority("host", "redirect fixture", new Date());
     const k = await generateKeyPair();
-    const cert = await issueServerCert({ ca, publicKey: k.publicKey, dnsNames: ["management.azure.com"], ips: [], notAfter: new Date(Date.now() + 3_600_000) });
+    const cert = await issueServerCert({ ca, publicKey: k.publicKey, dnsNames: ["management.azure.com"], ips: [], now: new Date(), notAfter: new Date(Date.now() + 3_600_000) });
     let privateHits = 0;
     const privateServer = net.createServer((s) => {
       privateHits++;
@@ -274,9 +275,9 @@ describe("the agent's forwarder for an app in Azure US Government", () => {
 describe("the agent's forwarder against an upstream that honours TRACE", () => {
   it("refuses TRACE (and other methods Azure does not use) before a token is attached: the upstream sees nothing", async () => {
     // A hostile or misconfigured "Azure" that echoes a TRACE request back, Authorization header and all.
-    const ca = await createAuthority("host", "trace fixture");
+    const ca = await createAuthority("host", "trace fixture", new Date());
     const k = await generateKeyPair();
-    const cert = await issueServerCert({ ca, publicKey: k.publicKey, dnsNames: ["management.azure.com"], ips: [], notAfter: new Date(Date.now() + 3_600_000) });
+    const cert = await issueServerCert({ ca, publicKey: k.publicKey, dnsNames: ["management.azure.com"], ips: [], now: new Date(), notAfter: new Date(Date.now() + 3_600_000) });
     const seen: string[] = [];
     const upstream = https.createServer({ key: await privateKeyToPem(k.privateKey), cert: cert.toString("pem") }, (req, res) => {
       seen.push(req.method ?? "");
@@ -285,11 +286,11 @@ describe("the agent's forwarder against an upstream that honours TRACE", () => {
     });
     await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
     const echoing = new Outbound({ connectTo: { host: "127.0.0.1", port: (upstream.address() as net.AddressInfo).port }, caPem: ca.cert.toString("pem") });
-    const tokens = new AzureTokenProvider({ env: agentEnv(fx), httpClient: identityHttpClient(new Outbound({ connectTo: { host: "127.0.0.1", port: fx.emu.httpsPort }, caPem: fx.emu.caPem })) });
+    const tokens = new AzureTokenProvider({ env: agentEnv(fx), httpClient: identityHttpClient(new Outbound({ connectTo: { host: "127.0.0.1", port: fx.emu.httpsPort }, caPem: fx.emu.caPem })), clock: systemClock });
     const session = forwarderPair(echoing, tokens);
     const key = await generateKeyPair();
     const clientKey = await crypto.subtle.exportKey("jwk", key.publicKey);
-    const placeholder = await signPlaceholder(key.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: READER, expires: new Date(Date.now() + 3_600_000) });
+    const placeholder = await signPlaceholder(key.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: READER, now: new Date(), expires: new Date(Date.now() + 3_600_000) });
     const send = async (method: string) => {
       const res = await tunnelRequest(session, { method, url: SUBS, headers: [["authorization", `Bearer ${placeholder}`]], session: { user: "a", app: "azure-cli", azure_identity: READER, session_id: "s" }, client_key: clientKey, request_id: "r" });
       return { status: res.status, body: await readBody(res) };
@@ -322,7 +323,7 @@ describe("the agent's token provider", () => {
   });
   afterAll(() => outbound.close());
   const provider = (env = agentEnv(fx), extra: Partial<ConstructorParameters<typeof AzureTokenProvider>[0]> = {}) =>
-    new AzureTokenProvider({ env, httpClient: identityHttpClient(outbound), ...extra });
+    new AzureTokenProvider({ env, httpClient: identityHttpClient(outbound), clock: systemClock, ...extra });
 
   it("uses Workload ID from the AZURE_* environment, caches per identity and scope, and merges concurrent fetches", async () => {
     const p = provider();
@@ -390,7 +391,7 @@ describe("the agent's token provider", () => {
               out.end(typeof req.body === "string" ? req.body : undefined);
             }),
     };
-    const p = new AzureTokenProvider({ env: {}, httpClient: viaImds });
+    const p = new AzureTokenProvider({ env: {}, httpClient: viaImds, clock: systemClock });
     expect(p.mode).toBe("managed-identity");
     const t = await p.getToken(READER, "https://management.azure.com/.default");
     expect(JSON.parse(Buffer.from(t.token.split(".")[1], "base64url").toString())).toMatchObject({ xms_mirid: READER });
@@ -402,7 +403,7 @@ describe("the agent's token provider", () => {
     await new Promise<void>((r) => blackHole.listen(0, "127.0.0.1", r));
     const slow = new Outbound({ connectTo: { host: "127.0.0.1", port: (blackHole.address() as net.AddressInfo).port }, caPem: fx.emu.caPem });
     try {
-      const p = new AzureTokenProvider({ env: agentEnv(fx), httpClient: identityHttpClient(slow), timeoutMs: 300 });
+      const p = new AzureTokenProvider({ env: agentEnv(fx), httpClient: identityHttpClient(slow), timeoutMs: 300, clock: systemClock });
       const err = await p.getToken(READER, "https://management.azure.com/.default").catch((e) => e);
       expect(err.reason).toBe("timeout");
       expect(err.message).toMatch(/timeout waiting for an Azure token .* after 0.3s/);

@@ -4,6 +4,7 @@
  * PostgreSQL, and every query must find the same events in both. PostgreSQL
  * does it in SQL; the file sink in matchesQuery.
  */
+import { systemClock } from "../src/util/clock.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JsonLinesAuditSink, type AuditQuery, type AuditSink } from "../src/audit/sink.ts";
 import { PostgresAuditSink } from "../src/audit/postgres-sink.ts";
@@ -46,8 +47,8 @@ let server: TestPostgres;
 const sinks: [string, AuditSink][] = [];
 beforeAll(async () => {
   server = await startPostgres();
-  const pg = await PostgresBackend.open({ connectionString: await server.database("auditquery") });
-  sinks.push(["file", await JsonLinesAuditSink.open(tempDir("azgate-auditq-"))], ["postgres", new PostgresAuditSink(pg.pool)]);
+  const pg = await PostgresBackend.open({ connectionString: await server.database("auditquery"), clock: systemClock });
+  sinks.push(["file", await JsonLinesAuditSink.open(tempDir("azgate-auditq-"), systemClock)], ["postgres", new PostgresAuditSink(pg.pool, systemClock)]);
   for (const [, sink] of sinks) for (const e of EVENTS) await sink.emit(e);
   afterAll(() => pg.close());
 }, 60_000);
@@ -58,7 +59,7 @@ afterAll(async () => {
 
 describe("audit filters, the same on the file and PostgreSQL sinks", () => {
   it.each(QUERIES)("%s", async (_name, filters, expected) => {
-    const q: AuditQuery = auditQuery(filters);
+    const q: AuditQuery = auditQuery(filters, Date.now());
     for (const [name, sink] of sinks) {
       const found = (await sink.search(q)).map((e) => (e.request_id as string | undefined) ?? e.event.split(".").pop());
       expect(found, name).toEqual(expected);
@@ -66,9 +67,9 @@ describe("audit filters, the same on the file and PostgreSQL sinks", () => {
   });
 
   it("refuses a filter it cannot read, naming it", () => {
-    expect(() => auditQuery({ status: "2xxx" })).toThrow('status: "2xxx" must be an HTTP status (403) or a class (4xx)');
-    expect(() => auditQuery({ decision: "maybe" })).toThrow("decision:");
-    expect(() => auditQuery({ until: "yesterday" })).toThrow("until:");
-    expect(() => auditQuery({ method: "GET;DROP" })).toThrow("method:");
+    expect(() => auditQuery({ status: "2xxx" }, Date.now())).toThrow('status: "2xxx" must be an HTTP status (403) or a class (4xx)');
+    expect(() => auditQuery({ decision: "maybe" }, Date.now())).toThrow("decision:");
+    expect(() => auditQuery({ until: "yesterday" }, Date.now())).toThrow("until:");
+    expect(() => auditQuery({ method: "GET;DROP" }, Date.now())).toThrow("method:");
   });
 });

@@ -6,6 +6,7 @@
  * azgate's own processes, and a zero key lets `ws` skip the XOR on both ends
  * (it ran in JavaScript on every byte: streaming was 2.5 times slower).
  */
+import { systemClock } from "../src/util/clock.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import https from "node:https";
 import { createHash } from "node:crypto";
@@ -25,9 +26,9 @@ describe("dialTunnel's frames", () => {
   let received: Promise<Buffer>;
 
   beforeAll(async () => {
-    const ca = await createAuthority("host", "dial-test");
+    const ca = await createAuthority("host", "dial-test", new Date());
     const keys = await generateKeyPair();
-    const cert = await issueServerCert({ ca, publicKey: keys.publicKey, dnsNames: ["localhost"], ips: ["127.0.0.1"], notAfter: new Date(Date.now() + 3_600_000) });
+    const cert = await issueServerCert({ ca, publicKey: keys.publicKey, dnsNames: ["localhost"], ips: ["127.0.0.1"], now: new Date(), notAfter: new Date(Date.now() + 3_600_000) });
     caPem = ca.cert.toString("pem");
     // Any certificate serves for the proof of possession; this server does not check it.
     certPem = cert.toString("pem");
@@ -52,7 +53,7 @@ describe("dialTunnel's frames", () => {
   });
 
   it("are masked with an all-zero key, so the payload crosses unchanged", async () => {
-    const session = await dialTunnel({ baseUrl: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, path: "/v1/tunnel/client", caPems: [caPem], key: clientKey, certPem, session: {} });
+    const session = await dialTunnel({ baseUrl: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, path: "/v1/tunnel/client", caPems: [caPem], key: clientKey, certPem, session: {}, clock: systemClock });
     try {
       session.open({ type: "probe", marker: "zero-mask-marker" });
       const frame = await received;

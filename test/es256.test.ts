@@ -23,12 +23,13 @@ describe("ES256 verification with node:crypto", () => {
     const keys = await generateKeyPair();
     const jwk = await crypto.subtle.exportKey("jwk", keys.publicKey);
     const otherJwk = await crypto.subtle.exportKey("jwk", (await generateKeyPair()).publicKey);
-    const expires = new Date(Date.now() + 60_000);
-    const token = await signPlaceholder(keys.privateKey, { tid: "t", resource: "https://management.azure.com", identity: "/id", expires });
-    for (let i = 0; i < 3; i++) expect(verifyPlaceholder(token, jwk, "/id").resource).toBe("https://management.azure.com");
+    const now = new Date();
+    const expires = new Date(now.getTime() + 60_000);
+    const token = await signPlaceholder(keys.privateKey, { tid: "t", resource: "https://management.azure.com", identity: "/id", now, expires });
+    for (let i = 0; i < 3; i++) expect(verifyPlaceholder(token, jwk, "/id", now).resource).toBe("https://management.azure.com");
     // Remembered bytes under another key, another identity, or after the expiry: refused as the first time.
     expect(verifyEs256(token, otherJwk)).toBe(false);
-    expect(() => verifyPlaceholder(token, jwk, "/other")).toThrow(/not this session's/);
+    expect(() => verifyPlaceholder(token, jwk, "/other", now)).toThrow(/not this session's/);
     expect(() => verifyPlaceholder(token, jwk, "/id", new Date(expires.getTime() + 31_000))).toThrow(/expired/);
     const [h, p, sig] = token.split(".");
     const flipped = `${h}.${p}.${sig.slice(0, 10)}${sig[10] === "A" ? "B" : "A"}${sig.slice(11)}`;

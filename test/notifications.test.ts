@@ -4,10 +4,13 @@
  * Mattermost-style posts checked against Mattermost's documented schema, a
  * Teams Workflows post whose card Microsoft's own Adaptive Cards library
  * parses, and mail over STARTTLS with a password to smtp-server. The outbox
- * runs on the proxy's real state (file backend, audit log) with an injected
- * clock, so retries are tested without waiting them out.
+ * runs on the proxy's real state (file backend, audit log), opened afresh for
+ * each test with a fake clock (helpers/fake-clock.ts) that the outbox, the
+ * backend's expiry and the audit log all read: retries are tested by moving
+ * it, never by waiting, and every date is relative to it, so the file gives
+ * the same answers on any day it is run.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { Webhook } from "standardwebhooks";
@@ -24,17 +27,19 @@ import { KEYS } from "../src/proxy/keys.ts";
 import { parseResources } from "../src/resources/parse.ts";
 import { withoutTargetSecrets, type NotificationTarget } from "../src/resources/notification-target.ts";
 import type { AccessRequest } from "../src/resources/access-request.ts";
-import { BACKOFF_MS, dispatchDue, enqueueNotifications, type OutboxEntry } from "../src/proxy/notify/outbox.ts";
+import { BACKOFF_MS, dispatchDue, enqueueNotifications, OUTBOX_KEEP_MS, type OutboxEntry } from "../src/proxy/notify/outbox.ts";
+import { FakeClock } from "./helpers/fake-clock.ts";
 import { tempDir } from "./helpers/azgate.ts";
 import { newWebhookSecret, startHttpReceiver, startSmtpReceiver, type HttpReceiver, type SmtpReceiver } from "./helpers/receivers.ts";
 
 const READER = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ops/providers/Microsoft.ManagedIdentity/userAssignedIdentities/reader";
 const PROD = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/prod/providers/Microsoft.ManagedIdentity/userAssignedIdentities/prod-contributor";
-const T0 = new Date("2026-12-01T08:00:00Z");
 const CONTEXT = { cluster: "test-cluster", proxyUrl: "https://proxy.example.com" };
 const HOSTILE = "<!channel> please [Approve now](https://evil.example/approve) @here *urgent*";
 
+/** A request made now, by the test's clock. */
 function request(over: Partial<AccessRequest["spec"]> = {}): AccessRequest {
+  const T0 = clock.date();
   return {
     kind: "access_request",
     version: "v3",
@@ -45,6 +50,8 @@ function request(over: Partial<AccessRequest["spec"]> = {}): AccessRequest {
 
 let ctx: ProxyContext;
 let close: () => Promise<void>;
+/** The clock of this test's state: the outbox, the backend's expiry and the audit log read it. */
+let clock: FakeClock;
 let hooks: HttpReceiver;
 let smtp: SmtpReceiver;
 const secret = newWebhookSecret();
@@ -55,7 +62,7 @@ async function putTargets(yaml: string) {
 async function clearTargets() {
   for (const i of await ctx.backend.list(KEYS.notificationTargets)) await ctx.backend.delete(i.key);
 }
-const deps = () => ({ backend: ctx.backend, audit: ctx.audit, context: async () => CONTEXT });
+const deps = () => ({ backend: ctx.backend, audit: ctx.audit, clock: ctx.clock, context: async () => CONTEXT });
 const byPath = (p: string) => hooks.posts.filter((x) => x.path === p);
 /** One target of each chat kind, each posting to its own path on the receiver. */
 const chatTargets = () =>
@@ -70,13 +77,20 @@ const chatTargets = () =>
     .join("\n---\n");
 
 beforeAll(async () => {
-  ({ ctx, close } = await openState(tempDir("azgate-notify-"), { clusterName: "test-cluster", settings: settingsFrom(configSchema.parse({})), purpose: "notification tests" }));
   hooks = await startHttpReceiver();
   smtp = await startSmtpReceiver(tempDir("azgate-smtp-"));
 });
 afterAll(async () => {
   await hooks?.close();
   await smtp?.close();
+});
+// Each test: fresh state, and a fake clock that starts at the real now (receivers such as Standard Webhooks
+// check a message's timestamp against the real time) and moves only when the test moves it.
+beforeEach(async () => {
+  clock = new FakeClock();
+  ({ ctx, close } = await openState(tempDir("azgate-notify-"), { clusterName: "test-cluster", settings: settingsFrom(configSchema.parse({})), purpose: "notification tests", clock }));
+});
+afterEach(async () => {
   await close?.();
 });
 
@@ -86,7 +100,7 @@ describe("notification targets", () => {
     await putTargets(`kind: notification_target\nversion: v1\nmetadata: { name: hook }\nspec: { type: webhook, url: "${hooks.url("/hook")}", signing_secret: "${secret}" }\n`);
     const r = request();
     // Standard Webhooks receivers refuse a timestamp more than five minutes off: this one runs at the real now.
-    expect(await enqueueNotifications(ctx.backend, { event: "access_request.create", request: r, actor: "alice" })).toBe(1);
+    expect(await enqueueNotifications(ctx, { event: "access_request.create", request: r, actor: "alice" })).toBe(1);
     expect(await dispatchDue(deps())).toBe(1);
     const [post] = byPath("/hook");
     const verified = new Webhook(secret).verify(post.body, post.headers as Record<string, string>) as { type: string; data: { request: { id: string; user: string; azure_identity: string; reason: string }; proxy: string } };
@@ -106,9 +120,10 @@ describe("notification targets", () => {
   it("Slack and Mattermost posts are Mattermost's documented incoming-webhook shape; Teams gets one Adaptive Card that Microsoft's library parses cleanly", async () => {
     await clearTargets();
     await putTargets(chatTargets());
+    const T0 = clock.date();
     const r = request({ state: "APPROVED", reviews: [{ author: "bob", state: "APPROVED", reason: "ok", created: T0.toISOString() }], grant: { not_before: T0.toISOString(), not_after: new Date(T0.getTime() + 3_600_000).toISOString() } });
-    expect(await enqueueNotifications(ctx.backend, { event: "access_request.approve", request: r, actor: "bob", reason: "ok" }, T0)).toBe(3);
-    expect(await dispatchDue(deps(), T0)).toBe(3);
+    expect(await enqueueNotifications(ctx, { event: "access_request.approve", request: r, actor: "bob", reason: "ok" })).toBe(3);
+    expect(await dispatchDue(deps())).toBe(3);
     const validate = new Ajv({ allErrors: true }).compile(JSON.parse(readFileSync(path.resolve("test/fixtures/notifications/mattermost-incoming-webhook.schema.json"), "utf8")));
     for (const p of ["/slack", "/mm"]) {
       const body = JSON.parse(byPath(p)[0].body);
@@ -134,8 +149,8 @@ describe("notification targets", () => {
     hooks.posts.length = 0;
     await clearTargets();
     await putTargets(chatTargets());
-    await enqueueNotifications(ctx.backend, { event: "access_request.create", request: request({ reason: HOSTILE }), actor: "alice" }, T0);
-    expect(await dispatchDue(deps(), T0)).toBe(3);
+    await enqueueNotifications(ctx, { event: "access_request.create", request: request({ reason: HOSTILE }), actor: "alice" });
+    expect(await dispatchDue(deps())).toBe(3);
     const slack = JSON.stringify(JSON.parse(byPath("/slack")[0].body).attachments[0].fields);
     expect(slack).not.toContain("<!channel>");
     expect(slack).toContain("&lt;!channel&gt;");
@@ -154,8 +169,8 @@ describe("notification targets", () => {
     }
     await putTargets(`kind: notification_target\nversion: v1\nmetadata: { name: mail }\nspec:\n  type: smtp\n  smtp: { host: 127.0.0.1, port: ${smtp.port}, security: starttls, username: ${smtp.user}, password: ${smtp.password}, ca_file: ${smtp.caFile}, from: azgate@example.com, to: [security@example.com] }\n`);
     const r = request({ ticket: "INC-42" });
-    expect(await enqueueNotifications(ctx.backend, { event: "access_request.create", request: r, actor: "alice" }, T0)).toBe(1);
-    expect(await dispatchDue(deps(), T0)).toBe(1);
+    expect(await enqueueNotifications(ctx, { event: "access_request.create", request: r, actor: "alice" })).toBe(1);
+    expect(await dispatchDue(deps())).toBe(1);
     const [m] = await smtp.waitFor(1);
     expect(m.secure).toBe(true);
     expect(m.envelopeTo.sort()).toEqual(["alice@example.com", "bob@example.com", "security@example.com"]);
@@ -171,10 +186,11 @@ describe("notification targets", () => {
     await clearTargets();
     await putTargets(`kind: notification_target\nversion: v1\nmetadata: { name: mail }\nspec:\n  type: smtp\n  smtp: { host: 127.0.0.1, port: ${smtp.port}, username: ${smtp.user}, password: not-the-password, ca_file: ${smtp.caFile}, from: azgate@example.com, to: [security@example.com] }\n`);
     const r = request();
-    await enqueueNotifications(ctx.backend, { event: "access_request.create", request: r }, T0);
-    expect(await dispatchDue(deps(), T0)).toBe(0);
+    const T0 = clock.now();
+    await enqueueNotifications(ctx, { event: "access_request.create", request: r });
+    expect(await dispatchDue(deps())).toBe(0);
     const [failed] = await ctx.audit.search({ event: "notification.failed", request: r.metadata.name });
-    expect(failed).toMatchObject({ target: "mail", success: false, retry_at: new Date(T0.getTime() + BACKOFF_MS[0]).toISOString() });
+    expect(failed).toMatchObject({ target: "mail", success: false, retry_at: new Date(T0 + BACKOFF_MS[0]).toISOString() });
     expect(String(failed.error)).toMatch(/refused the mail: .*Invalid username or password/);
     expect(JSON.stringify(failed)).not.toContain("not-the-password");
     for (const i of await ctx.backend.list(KEYS.notifications)) await ctx.backend.delete(i.key);
@@ -185,13 +201,16 @@ describe("notification targets", () => {
     hooks.posts.length = 0;
     await putTargets(`kind: notification_target\nversion: v1\nmetadata: { name: hook }\nspec: { type: webhook, url: "${hooks.url("/hook")}", signing_secret: "${secret}" }\n`);
     const r = request();
-    await enqueueNotifications(ctx.backend, { event: "access_request.create", request: r }, T0);
+    await enqueueNotifications(ctx, { event: "access_request.create", request: r });
     hooks.failNext(503, 500);
-    expect(await dispatchDue(deps(), T0)).toBe(0);
-    // Not due again before its back-off...
-    expect(await dispatchDue(deps(), new Date(T0.getTime() + BACKOFF_MS[0] - 1))).toBe(0);
-    expect(await dispatchDue(deps(), new Date(T0.getTime() + BACKOFF_MS[0]))).toBe(0);
-    expect(await dispatchDue(deps(), new Date(T0.getTime() + BACKOFF_MS[0] + BACKOFF_MS[1]))).toBe(1);
+    expect(await dispatchDue(deps())).toBe(0);
+    // Not due again before its back-off (the clock moved to 1 ms short of it)...
+    clock.advance(BACKOFF_MS[0] - 1);
+    expect(await dispatchDue(deps())).toBe(0);
+    clock.advance(1);
+    expect(await dispatchDue(deps())).toBe(0);
+    clock.advance(BACKOFF_MS[1]);
+    expect(await dispatchDue(deps())).toBe(1);
     const failures = await ctx.audit.search({ event: "notification.failed", request: r.metadata.name });
     expect(failures.map((f) => [f.attempts, f.error])).toEqual([
       [1, "the webhook receiver answered HTTP 503: receiver is down"],
@@ -205,10 +224,12 @@ describe("notification targets", () => {
 
     // A receiver that never comes back: after the last back-off the entry is given up, and that is audited.
     const dead = request();
-    await enqueueNotifications(ctx.backend, { event: "access_request.create", request: dead }, T0);
+    await enqueueNotifications(ctx, { event: "access_request.create", request: dead });
     hooks.failNext(...Array(BACKOFF_MS.length + 1).fill(502));
-    let at = T0.getTime();
-    for (const wait of [0, ...BACKOFF_MS]) expect(await dispatchDue(deps(), new Date((at += wait)))).toBe(0);
+    for (const wait of [0, ...BACKOFF_MS]) {
+      clock.advance(wait);
+      expect(await dispatchDue(deps())).toBe(0);
+    }
     const last = (await ctx.audit.search({ event: "notification.failed", request: dead.metadata.name })).at(-1)!;
     expect(last).toMatchObject({ attempts: BACKOFF_MS.length + 1, gave_up: true });
     expect(await ctx.backend.list(KEYS.notifications)).toEqual([]);
@@ -221,21 +242,51 @@ describe("notification targets", () => {
     await gone.close();
     await putTargets(`kind: notification_target\nversion: v1\nmetadata: { name: slack }\nspec: { type: slack, url: "${url}" }\n`);
     const r = request();
-    await enqueueNotifications(ctx.backend, { event: "access_request.create", request: r }, T0);
-    expect(await dispatchDue(deps(), T0)).toBe(0);
+    await enqueueNotifications(ctx, { event: "access_request.create", request: r });
+    expect(await dispatchDue(deps())).toBe(0);
     const [failed] = await ctx.audit.search({ event: "notification.failed", request: r.metadata.name });
     expect(failed.error).toBe("could not reach the slack receiver: ECONNREFUSED");
     expect(JSON.stringify(failed)).not.toContain("XXXXSECRETXXXX");
     for (const i of await ctx.backend.list(KEYS.notifications)) await ctx.backend.delete(i.key);
   });
 
+  it("the outbox lives by the backend's clock, not the machine's: an entry is due at once and swept OUTBOX_KEEP_MS later, however far that clock is from today", async () => {
+    for (const offset of [-400 * 86_400_000, 400 * 86_400_000]) {
+      // A state whose one clock is 400 days behind, then ahead, of the machine's.
+      const far = new FakeClock(Date.now() + offset);
+      const state = await openState(tempDir("azgate-notify-far-"), { clusterName: "test-cluster", settings: settingsFrom(configSchema.parse({})), purpose: "notification tests", clock: far });
+      try {
+        hooks.posts.length = 0;
+        for (const r of parseResources(`kind: notification_target\nversion: v1\nmetadata: { name: chat }\nspec: { type: slack, url: "${hooks.url("/far")}" }\n`, "t.yaml").resources) await state.ctx.backend.put(KEYS.notificationTarget(r.metadata.name), r);
+        const farDeps = { backend: state.ctx.backend, audit: state.ctx.audit, clock: far, context: async () => CONTEXT };
+        const made = (): AccessRequest => ({ ...request(), spec: { ...request().spec, created: far.date().toISOString() } });
+        expect(await enqueueNotifications(state.ctx, { event: "access_request.create", request: made() })).toBe(1);
+        expect(await dispatchDue(farDeps)).toBe(1);
+        expect(byPath("/far")).toHaveLength(1);
+        // One the receiver refuses stays for its retries, and is gone once OUTBOX_KEEP_MS have passed on that clock.
+        hooks.failNext(503);
+        await enqueueNotifications(state.ctx, { event: "access_request.create", request: made() });
+        expect(await dispatchDue(farDeps)).toBe(0);
+        far.advance(OUTBOX_KEEP_MS - 1);
+        expect(await state.ctx.backend.list(KEYS.notifications)).toHaveLength(1);
+        far.advance(1);
+        expect(await state.ctx.backend.list(KEYS.notifications)).toEqual([]);
+        // The audit log is dated by the same clock.
+        const [sent] = await state.ctx.audit.search({ event: "notification.sent" });
+        expect(Math.abs(Date.parse(sent.time) - (Date.now() + offset))).toBeLessThan(OUTBOX_KEEP_MS + 60_000);
+      } finally {
+        await state.close();
+      }
+    }
+  });
+
   it("a target hears only its events and the requests its filter matches", async () => {
     await clearTargets();
     await putTargets(`kind: notification_target\nversion: v1\nmetadata: { name: prod }\nspec: { type: slack, url: "${hooks.url("/prod")}", events: [access_request.create], filter: { azure_identities: ["*/prod-*"], apps: [azure-cli] } }\n`);
-    expect(await enqueueNotifications(ctx.backend, { event: "access_request.create", request: request() }, T0)).toBe(0);
-    expect(await enqueueNotifications(ctx.backend, { event: "access_request.approve", request: request({ azure_identity: PROD }) }, T0)).toBe(0);
-    expect(await enqueueNotifications(ctx.backend, { event: "access_request.create", request: request({ azure_identity: PROD, app: "other" }) }, T0)).toBe(0);
-    expect(await enqueueNotifications(ctx.backend, { event: "access_request.create", request: request({ azure_identity: PROD }) }, T0)).toBe(1);
+    expect(await enqueueNotifications(ctx, { event: "access_request.create", request: request() })).toBe(0);
+    expect(await enqueueNotifications(ctx, { event: "access_request.approve", request: request({ azure_identity: PROD }) })).toBe(0);
+    expect(await enqueueNotifications(ctx, { event: "access_request.create", request: request({ azure_identity: PROD, app: "other" }) })).toBe(0);
+    expect(await enqueueNotifications(ctx, { event: "access_request.create", request: request({ azure_identity: PROD }) })).toBe(1);
     const [entry] = await ctx.backend.list<OutboxEntry>(KEYS.notifications);
     expect(entry.value).toMatchObject({ target: "prod", attempts: 0, notice: { event: "access_request.create" } });
     await ctx.backend.delete(entry.key);

@@ -12,6 +12,7 @@ import { IDENTITY } from "./helpers/cluster.ts";
 import { startMemoryCluster, type MemoryCluster } from "./helpers/memory-cluster.ts";
 import { createLock } from "../src/proxy/locks.ts";
 import { removeResource, resetUser, updateUser } from "../src/proxy/admin.ts";
+import { createRequest, recordEndings, reviewRequest, revokeRequest } from "../src/proxy/access-requests.ts";
 import type { AuditEvent } from "../src/audit/sink.ts";
 import type { TunnelStream } from "../src/tunnel/index.ts";
 
@@ -27,6 +28,11 @@ kind: role
 version: v7
 metadata: {name: dev-only}
 spec: {allow: {app_labels: {env: dev}, azure_identities: ['{{internal.azure_identities}}']}}
+---
+kind: role
+version: v7
+metadata: {name: requester}
+spec: {allow: {app_labels: {'*': '*'}, request: {azure_identities: ['${IDENTITY("teleport-reader")}'], max_duration: 1h}}}
 `;
 
 describe("the proxy's request path, in process", () => {
@@ -220,7 +226,66 @@ describe("the proxy's request path, in process", () => {
     expect(res.status).toBe(503);
     expect(JSON.parse(await res.text()).error.code).toBe("app_unavailable");
     expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: "app_unavailable" })]);
-    c.clock.advance(-46_000);
+    // (afterEach heartbeats the prod agent again, at the clock's new time.)
+  });
+
+  // Grants, their windows and TTL locks by the cluster's clock (c.clock), moved, never waited for.
+  const approvedSession = async (user: string, duration: string) => {
+    let id = "";
+    const app = await c.appSession(user, ["requester"], READER, {
+      traits: {},
+      beforeAppLogin: async (caller) => {
+        id = (await createRequest(c.ctx, caller, { app: "azure-cli", azure_identity: READER, duration, reason: "INC-1" })).metadata.name;
+        await reviewRequest(c.ctx, c.admin, id, { state: "APPROVED", reason: "on call" });
+      },
+    });
+    return { app, id };
+  };
+
+  it("a grant lets a user with no standing access through until its window ends (the cluster's clock): the next request after it is refused, audited, and the end is recorded once", async () => {
+    const user = nextUser();
+    const { app, id } = await approvedSession(user, "10m");
+    expect((await app.request(GROUPS)).status).toBe(200);
+    // (The end event is written after the answer: polled, as in the first test.)
+    await expect.poll(async () => await events("app.request", user)).toEqual([expect.objectContaining({ access_request_id: id, status: 200 })]);
+    c.clock.advance(10 * 60_000 - 1);
+    prod.heartbeat();
+    expect((await app.request(GROUPS)).status).toBe(200);
+    c.clock.advance(1);
+    prod.heartbeat();
+    const refused = await app.request(GROUPS);
+    expect(refused.status).toBe(403);
+    expect(JSON.parse(await refused.text()).error.code).toBe("access_denied");
+    expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: "access_denied", success: false })]);
+    expect(await recordEndings(c.ctx)).toBe(1);
+    expect(await recordEndings(c.ctx)).toBe(0);
+    expect(await events("access_grant.end", user)).toEqual([expect.objectContaining({ access_request_id: id, why: "window ended" })]);
+  });
+
+  it("a revoke ends a grant on the next request, with no time passing", async () => {
+    const user = nextUser();
+    const { app, id } = await approvedSession(user, "1h");
+    expect((await app.request(GROUPS)).status).toBe(200);
+    await revokeRequest(c.ctx, c.admin, id, { reason: "done" });
+    const refused = await app.request(GROUPS);
+    expect(refused.status).toBe(403);
+    expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: "access_denied" })]);
+  });
+
+  it("a lock with a TTL refuses every request until it ends by the cluster's clock, then lets them through", async () => {
+    const user = nextUser();
+    const app = await c.appSession(user, ["azure-cli-access"], READER);
+    await createLock(c.ctx, c.admin, { target: { user }, message: "cool-down", ttl: "15m" });
+    const refused = await app.request(GROUPS);
+    expect(refused.status).toBe(403);
+    expect(JSON.parse(await refused.text()).error).toMatchObject({ code: "locked", message: expect.stringContaining("cool-down") });
+    expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: "locked" })]);
+    c.clock.advance(15 * 60_000 - 1);
+    prod.heartbeat();
+    expect((await app.request(GROUPS)).status).toBe(403);
+    c.clock.advance(1);
+    prod.heartbeat();
+    expect((await app.request(GROUPS)).status).toBe(200);
   });
 
   it("refuses a target that is not Azure and a method Azure does not use, before anything is forwarded", async () => {

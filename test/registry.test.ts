@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { AppRegistry, type AgentTunnel } from "../src/proxy/registry.ts";
 import type { AppSpec } from "../src/api/types.ts";
 import type { TunnelSession } from "../src/tunnel/index.ts";
+import { FakeClock } from "./helpers/fake-clock.ts";
 
 const app = (name: string, labels: Record<string, string> = {}): AppSpec => ({ name, cloud: "Azure", uri: "cloud://Azure", labels });
 
@@ -22,20 +23,20 @@ function tunnel(id: string, state = { closed: false, draining: false, open: 0 })
 
 describe("app registry", () => {
   it("registers apps from heartbeats and expires agents that fall silent", () => {
-    let now = 0;
-    const reg = new AppRegistry(45_000, () => now);
+    const clock = new FakeClock();
+    const reg = new AppRegistry(clock, 45_000);
     const a = tunnel("a");
     reg.heartbeat(a, [app("azure-cli", { env: "prod" })]);
     expect(reg.all().map((s) => s.app)).toEqual([app("azure-cli", { env: "prod" })]);
-    now = 44_000;
+    clock.advance(44_000);
     expect(reg.servers("azure-cli")).toHaveLength(1);
-    now = 46_000;
+    clock.advance(2_000);
     expect(reg.servers("azure-cli")).toHaveLength(0);
     expect(reg.all("azure-cli")).toEqual([]);
   });
 
   it("drops an agent at once when its tunnel closes, and skips draining ones for new streams", () => {
-    const reg = new AppRegistry();
+    const reg = new AppRegistry(new FakeClock());
     const a = tunnel("a");
     const b = tunnel("b");
     reg.heartbeat(a, [app("azure-cli")]);
@@ -49,7 +50,7 @@ describe("app registry", () => {
   });
 
   it("spreads streams: least busy first, rotating among equals", () => {
-    const reg = new AppRegistry();
+    const reg = new AppRegistry(new FakeClock());
     const [a, b, c] = [tunnel("a"), tunnel("b"), tunnel("c")];
     for (const t of [a, b, c]) reg.heartbeat(t, [app("azure-cli")]);
     const firsts = Array.from({ length: 6 }, () => reg.servers("azure-cli")[0].tunnel.id);
@@ -61,14 +62,14 @@ describe("app registry", () => {
   });
 
   it("keeps each server's own labels when two agents announce one app name, and filters servers by the caller's check", () => {
-    let now = 0;
-    const reg = new AppRegistry(45_000, () => now);
+    const clock = new FakeClock();
+    const reg = new AppRegistry(clock, 45_000);
     reg.heartbeat(tunnel("a"), [app("azure-cli", { env: "dev" })]);
-    now = 10;
+    clock.advance(10);
     reg.heartbeat(tunnel("b"), [app("azure-cli", { env: "prod" })]);
     expect(reg.all("azure-cli").map((s) => [s.tunnel.id, s.app.labels.env])).toEqual([["a", "dev"], ["b", "prod"]]);
     // A heartbeat of the dev agent does not relabel the prod one (the old registry kept the last heartbeat's labels).
-    now = 20;
+    clock.advance(10);
     reg.heartbeat(tunnel("a"), [app("azure-cli", { env: "dev" })]);
     const devOnly = (s: { app: AppSpec }) => s.app.labels.env === "dev";
     for (let i = 0; i < 4; i++) expect(reg.servers("azure-cli", devOnly).map((s) => s.tunnel.id)).toEqual(["a"]);
@@ -83,12 +84,12 @@ describe("the peer list in heartbeat answers", () => {
     const { FileBackend } = await import("../src/storage/file.ts");
     const { cachedPeers, PEERS_MAX_AGE_MS } = await import("../src/proxy/peers.ts");
     const { KEYS } = await import("../src/proxy/keys.ts");
-    const backend = await FileBackend.open(mkdtempSync(path.join(tmpdir(), "azgate-peers-")));
+    const clock = new FakeClock();
+    const backend = await FileBackend.open(mkdtempSync(path.join(tmpdir(), "azgate-peers-")), clock);
     let lists = 0;
     const counted = Object.assign(Object.create(backend), { list: (prefix: string) => (lists++, backend.list(prefix)) });
-    let clock = 0;
-    const ctx = { backend: counted } as unknown as import("../src/proxy/context.ts").ProxyContext;
-    const peers = cachedPeers(ctx, () => clock);
+    const ctx = { backend: counted, clock } as unknown as import("../src/proxy/context.ts").ProxyContext;
+    const peers = cachedPeers(ctx);
     const advertise = (id: string) => backend.put(KEYS.proxy(id), { id, addr: `${id}:3080`, started: "" });
     await advertise("a");
     expect((await peers.peers()).map((p) => p.id)).toEqual(["a"]);
@@ -97,7 +98,7 @@ describe("the peer list in heartbeat answers", () => {
     await advertise("b");
     expect((await peers.peers()).map((p) => p.id)).toEqual(["a", "b"]);
     expect(lists).toBe(2);
-    clock += PEERS_MAX_AGE_MS;
+    clock.advance(PEERS_MAX_AGE_MS);
     await peers.peers();
     expect(lists).toBe(3);
     peers.close();

@@ -6,30 +6,32 @@ import { spawn } from "node:child_process";
 import { FileBackend } from "../src/storage/file.ts";
 import { acquireDirLock } from "../src/runtime/index.ts";
 import { backendSuite } from "./helpers/backend-suite.ts";
+import { FakeClock } from "./helpers/fake-clock.ts";
+import { systemClock } from "../src/util/clock.ts";
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), "azgate-store-"));
 
-backendSuite("file", () => FileBackend.open(tmp()));
+backendSuite("file", (clock) => FileBackend.open(tmp(), clock));
 
 describe("file backend on disk", () => {
   it("writes records 0600 and survives reopening", async () => {
     const dir = tmp();
-    const b = await FileBackend.open(dir);
+    const b = await FileBackend.open(dir, systemClock);
     await b.put("users/alice", { a: 1 });
     await b.close();
     const file = path.join(dir, "backend", "users", "alice.json");
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(statSync(path.join(dir, "backend")).mode & 0o777).toBe(0o700);
-    expect((await (await FileBackend.open(dir)).get("users/alice"))?.value).toEqual({ a: 1 });
+    expect((await (await FileBackend.open(dir, systemClock)).get("users/alice"))?.value).toEqual({ a: 1 });
   });
 
   it("removes temp files left by a write cut off by a crash, keeping the old record", async () => {
     const dir = tmp();
-    const b = await FileBackend.open(dir);
+    const b = await FileBackend.open(dir, systemClock);
     await b.put("users/alice", { v: "old" });
     const tmpFile = path.join(dir, "backend", "users", ".alice.json.tmp-deadbeef");
     writeFileSync(tmpFile, '{"key":"users/alice","value":{"v":"ne'); // torn
-    const reopened = await FileBackend.open(dir);
+    const reopened = await FileBackend.open(dir, systemClock);
     expect((await reopened.get("users/alice"))?.value).toEqual({ v: "old" });
     expect(readdirSync(path.join(dir, "backend", "users"))).toEqual(["alice.json"]);
   });
@@ -59,7 +61,7 @@ describe("audit sink", () => {
     const { tmpdir } = await import("node:os");
     const path = await import("node:path");
     const dir = mkdtempSync(path.join(tmpdir(), "azgate-audit-"));
-    const sink = await JsonLinesAuditSink.open(dir);
+    const sink = await JsonLinesAuditSink.open(dir, systemClock);
     const acked: number[] = [];
     await Promise.all(Array.from({ length: 300 }, (_, i) => sink.emit({ event: "test", code: "T0", n: i }).then(() => acked.push(i))));
     const file = path.join(dir, "audit", "events.jsonl");
@@ -76,15 +78,15 @@ describe("audit sink", () => {
     const { tmpdir } = await import("node:os");
     const path = await import("node:path");
     const dir = mkdtempSync(path.join(tmpdir(), "azgate-audit-"));
-    let clock = 1_000_000;
-    const sink = await JsonLinesAuditSink.open(dir, () => clock);
+    const clock = new FakeClock();
+    const sink = await JsonLinesAuditSink.open(dir, clock);
     const file = path.join(dir, "audit", "events.jsonl");
     const ns = (f: string) => readFileSync(f, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l).n);
     await sink.emit({ event: "test", code: "T0", n: 1 });
     renameSync(file, `${file}.1`);
     // Within the check interval the open file (now events.jsonl.1) takes the event: durable, in the rotated file.
     await sink.emit({ event: "test", code: "T0", n: 2 });
-    clock += REOPEN_CHECK_MS;
+    clock.advance(REOPEN_CHECK_MS);
     await sink.emit({ event: "test", code: "T0", n: 3 });
     await sink.emit({ event: "test", code: "T0", n: 4 });
     expect(ns(`${file}.1`)).toEqual([1, 2]);
@@ -99,7 +101,7 @@ describe("audit sink", () => {
     const { tmpdir } = await import("node:os");
     const path = await import("node:path");
     const dir = mkdtempSync(path.join(tmpdir(), "azgate-audit-"));
-    const sink = await JsonLinesAuditSink.open(dir);
+    const sink = await JsonLinesAuditSink.open(dir, systemClock);
     await sink.emit({ event: "test", code: "T0" });
     const file = path.join(dir, "audit", "events.jsonl");
     const fd = readdirSync("/proc/self/fd").find((n) => { try { return readlinkSync(`/proc/self/fd/${n}`) === file; } catch { return false; } });
@@ -116,7 +118,7 @@ describe("audit sink", () => {
     const { tmpdir } = await import("node:os");
     const path = await import("node:path");
     const dir = mkdtempSync(path.join(tmpdir(), "azgate-audit-"));
-    const sink = await JsonLinesAuditSink.open(dir);
+    const sink = await JsonLinesAuditSink.open(dir, systemClock);
     const file = path.join(dir, "audit", "events.jsonl");
     const ns = () => (existsSync(file) ? readFileSync(file, "utf8").trimEnd().split("\n").filter(Boolean).map((l) => JSON.parse(l).n) : []);
     // A search with nothing waiting leaves the sink writing as before.
@@ -151,7 +153,7 @@ describe("audit sink", () => {
     const { tmpdir } = await import("node:os");
     const path = await import("node:path");
     const dir = mkdtempSync(path.join(tmpdir(), "azgate-audit-"));
-    const sink = await JsonLinesAuditSink.open(dir);
+    const sink = await JsonLinesAuditSink.open(dir, systemClock);
     expect(await sink.search({})).toEqual([]);
     const file = path.join(dir, "audit", "events.jsonl");
     const at = (m: number) => new Date(Date.UTC(2026, 10, 24, 10, m)).toISOString();

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { systemClock } from "../src/util/clock.ts";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { establishTrust } from "../src/api/trust.ts";
@@ -15,7 +16,7 @@ const dataDir = tempDir("azgate-trust-");
 let addr: string;
 beforeAll(async () => {
   const config = loadConfig({ flags: [[["proxy", "listen"], "127.0.0.1:0"], [["cluster_name"], "trust"]] });
-  proxy = await startProxy({ ...config, data_dir: dataDir });
+  proxy = await startProxy({ ...config, data_dir: dataDir }, systemClock);
   addr = `127.0.0.1:${proxy.port}`;
 });
 afterAll(async () => proxy?.close());
@@ -34,7 +35,7 @@ describe("establishing trust in a proxy", () => {
   it("a CA saved at an earlier login is used as is, and a changed CA is refused", async () => {
     const { target } = await establishTrust({ proxy: addr, caPin: proxy.caPins[0] });
     expect((await establishTrust({ proxy: addr, knownCaPem: target.ca_pem })).ping.cluster_name).toBe("trust");
-    const other = (await createAuthority("host", "other")).cert.toString("pem");
+    const other = (await createAuthority("host", "other", new Date())).cert.toString("pem");
     await expect(establishTrust({ proxy: addr, knownCaPem: other })).rejects.toMatchObject({ code: "cert_untrusted", message: expect.stringContaining("no longer presents the CA trusted at your last login") });
   });
 

@@ -231,7 +231,7 @@ describe("tunnel sessions", () => {
   });
 
   it("keeps an idle pair alive with the dialer's pings alone: a PING and a PONG per interval, not two of each", async () => {
-    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "Date"] });
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "performance"] });
     try {
       const { a, b, sent } = pair({ onStream: () => undefined, pingIntervalMs: 1_000, idleTimeoutMs: 3_000 });
       const delivered = async () => {

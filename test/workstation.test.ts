@@ -2,6 +2,8 @@
  * The workstation pieces in-process: the token endpoint emulation (both
  * protocols, every refusal), the loopback check, and the export syntax.
  */
+import { systemClock } from "../src/util/clock.ts";
+import { FakeClock } from "./helpers/fake-clock.ts";
 import { describe, expect, it } from "vitest";
 import net from "node:net";
 import tls from "node:tls";
@@ -23,27 +25,30 @@ const TENANT = "11111111-1111-4111-8111-111111111111";
 const CLIENT_ID = "00000000-0000-4000-8000-000000000002";
 const PRINCIPAL_ID = "10000000-0000-4000-8000-000000000002";
 
-async function endpoint(expires = new Date(Date.now() + 3_600_000)) {
+/** The token endpoint on a fake clock (`clock` in the result): its expiry is tested by moving it. */
+async function endpoint(lifeMs = 3_600_000) {
+  const clock = new FakeClock();
+  const expires = new Date(clock.now() + lifeMs);
   const keys = await generateKeyPair();
   const seen: TokenDialect[] = [];
-  const answer = tokenEndpoint({ secret: "s3cret", identity: ID, clientId: CLIENT_ID, principalId: PRINCIPAL_ID, tenant: TENANT, key: keys.privateKey, expires, observe: (i) => seen.push(i.dialect) });
+  const answer = tokenEndpoint({ secret: "s3cret", identity: ID, clientId: CLIENT_ID, principalId: PRINCIPAL_ID, tenant: TENANT, key: keys.privateKey, expires, observe: (i) => seen.push(i.dialect), clock });
   const call = async (url: string, init: RequestInit = {}) => {
     const res = await answer(new Request(url, init))!;
     return { status: res.status, body: (await res.json()) as Record<string, string> };
   };
-  return { keys, expires, call, seen };
+  return { keys, expires, call, seen, clock };
 }
 
 const form = (body: string, headers: Record<string, string> = { metadata: "true" }) => ({ method: "POST", body, headers: { "content-type": "application/x-www-form-urlencoded", ...headers } });
 
 describe("token endpoint emulation", () => {
   it("MSI_ENDPOINT (az 2.45 style POST): a placeholder for the session's identity, bounded by the app certificate", async () => {
-    const { keys, expires, call } = await endpoint();
+    const { keys, expires, call, clock } = await endpoint();
     for (const body of ["resource=https%3A%2F%2Fmanagement.core.windows.net%2F", `resource=https%3A%2F%2Fmanagement.core.windows.net%2F&msi_res_id=${encodeURIComponent(ID.toLowerCase())}`]) {
       const res = await call(`https://${MSI_HOST}/s3cret`, form(body));
       expect(res.status).toBe(200);
       expect(res.body).toMatchObject({ token_type: "Bearer", resource: "https://management.core.windows.net/", expires_on: String(Math.floor(expires.getTime() / 1000)) });
-      const claims = verifyPlaceholder(res.body.access_token, await crypto.subtle.exportKey("jwk", keys.publicKey), ID);
+      const claims = verifyPlaceholder(res.body.access_token, await crypto.subtle.exportKey("jwk", keys.publicKey), ID, clock.date());
       expect(claims).toMatchObject({ tid: TENANT, resource: "https://management.core.windows.net/", xms_mirid: ID });
       expect(claims.exp).toBeLessThanOrEqual(Math.floor(expires.getTime() / 1000));
     }
@@ -130,15 +135,21 @@ describe("token endpoint emulation", () => {
     });
   });
 
-  it("after the app certificate ends it issues nothing", async () => {
-    const { call } = await endpoint(new Date(Date.now() - 1000));
+  it("after the app certificate ends it issues nothing (its clock moved to the end, not waited for)", async () => {
+    const { call, clock } = await endpoint(60_000);
+    // Token times are whole seconds: two seconds before the end it still issues, for what is left.
+    clock.advance(58_000);
+    const before = await call(`https://${MSI_HOST}/s3cret`, form("resource=x"));
+    expect(before.status).toBe(200);
+    expect(Number(before.body.expires_in)).toBeLessThanOrEqual(2);
+    clock.advance(2_000);
     const res = await call(`https://${MSI_HOST}/s3cret`, form("resource=x"));
     expect([res.status, res.body.error_description]).toEqual([401, expect.stringMatching(/app session expired at .*; run azgate apps login again/)]);
   });
 
   it("answers only its two host names", async () => {
     const keys = await generateKeyPair();
-    const answer = tokenEndpoint({ secret: "s", identity: ID, tenant: TENANT, key: keys.privateKey, expires: new Date(Date.now() + 60_000) });
+    const answer = tokenEndpoint({ secret: "s", identity: ID, tenant: TENANT, key: keys.privateKey, expires: new Date(Date.now() + 60_000), clock: systemClock });
     expect(answer(new Request("https://management.azure.com/s"))).toBeNull();
   });
 });
@@ -214,11 +225,11 @@ describe("the local CA", () => {
   }
 
   it("is name-constrained: a leaf it signs for any other site (or an IP) is refused by the clients that trust it", async () => {
-    const files = await createLocalCa(new Date(Date.now() + 3_600_000));
+    const files = await createLocalCa({ now: new Date(), notAfter: new Date(Date.now() + 3_600_000) });
     const ca = { cert: new x509.X509Certificate(files.certPem), key: await importPrivateKeyPem(files.keyPem) };
     const leafKey = await generateKeyPair();
     const pem = await privateKeyToPem(leafKey.privateKey);
-    const leaf = async (dnsNames: string[], ips: string[] = []) => (await issueServerCert({ ca, publicKey: leafKey.publicKey, dnsNames, ips, notAfter: ca.cert.notAfter })).toString("pem") + "\n" + files.certPem;
+    const leaf = async (dnsNames: string[], ips: string[] = []) => (await issueServerCert({ ca, publicKey: leafKey.publicKey, dnsNames, ips, now: new Date(), notAfter: ca.cert.notAfter })).toString("pem") + "\n" + files.certPem;
     expect(await handshake(files, "management.azure.com", pem, await leaf(["management.azure.com"]))).toBe("ok");
     expect(await handshake(files, "myvault.vault.azure.net", pem, await leaf(["myvault.vault.azure.net"]))).toBe("ok");
     // Someone who steals the key from the workstation cannot impersonate another site to this machine's clients.
@@ -229,21 +240,21 @@ describe("the local CA", () => {
   });
 
   it("for an app in another cloud, signs for that cloud's hosts only", async () => {
-    const files = await createLocalCa(new Date(Date.now() + 3_600_000), "AzureUSGovernment");
+    const files = await createLocalCa({ now: new Date(), notAfter: new Date(Date.now() + 3_600_000) }, "AzureUSGovernment");
     const ca = { cert: new x509.X509Certificate(files.certPem), key: await importPrivateKeyPem(files.keyPem) };
     const leafKey = await generateKeyPair();
     const pem = await privateKeyToPem(leafKey.privateKey);
-    const leaf = async (name: string) => (await issueServerCert({ ca, publicKey: leafKey.publicKey, dnsNames: [name], ips: [], notAfter: ca.cert.notAfter })).toString("pem") + "\n" + files.certPem;
+    const leaf = async (name: string) => (await issueServerCert({ ca, publicKey: leafKey.publicKey, dnsNames: [name], ips: [], now: new Date(), notAfter: ca.cert.notAfter })).toString("pem") + "\n" + files.certPem;
     expect(await handshake(files, "management.usgovcloudapi.net", pem, await leaf("management.usgovcloudapi.net"))).toBe("ok");
     expect(await handshake(files, "management.azure.com", pem, await leaf("management.azure.com"))).not.toBe("ok");
-    const minter = new LeafMinter(files, "AzureUSGovernment");
+    const minter = new LeafMinter(files, systemClock, "AzureUSGovernment");
     await expect(minter.context("management.azure.com")).rejects.toThrow(/does not sign for management\.azure\.com/);
     await minter.context("kv.vault.usgovcloudapi.net");
     expect(minter.cached).toEqual(["kv.vault.usgovcloudapi.net"]);
   });
 
   it("mints leaves only for intercepted names, and keeps a bounded number", async () => {
-    const minter = new LeafMinter(await createLocalCa(new Date(Date.now() + 3_600_000)));
+    const minter = new LeafMinter(await createLocalCa({ now: new Date(), notAfter: new Date(Date.now() + 3_600_000) }), systemClock);
     await expect(minter.context("github.com")).rejects.toThrow(/does not sign for github.com/);
     for (let i = 0; i < LEAF_CACHE_SIZE + 20; i++) await minter.context(`acct${i}.blob.core.windows.net`);
     expect(minter.cached).toHaveLength(LEAF_CACHE_SIZE);

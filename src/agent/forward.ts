@@ -15,11 +15,14 @@ import { ErrorCode, type TunnelStream } from "../tunnel/index.ts";
 import { headerValue, respondJson, type ResponseTrailer } from "../tunnel/http.ts";
 import type { Outbound } from "./outbound.ts";
 import type { AzureTokenProvider } from "./tokens.ts";
+import type { Clock } from "../util/clock.ts";
 
 export interface ForwarderDeps {
   outbound: Outbound;
   tokens: AzureTokenProvider;
   log?: (line: string) => void;
+  /** Judges the placeholder's expiry. */
+  clock: Clock;
 }
 
 export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): Promise<void> {
@@ -65,7 +68,7 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
     if (!m) return refuse(new PlaceholderInvalid("malformed", "Authorization must be a Bearer token from azgate's token endpoint"));
     let resource: string;
     try {
-      resource = verifyPlaceholder(m[1], meta.client_key as JsonWebKey, meta.session.azure_identity).resource;
+      resource = verifyPlaceholder(m[1], meta.client_key as JsonWebKey, meta.session.azure_identity, deps.clock.date()).resource;
     } catch (e) {
       return refuse(e instanceof PlaceholderInvalid ? e : new PlaceholderInvalid("malformed", "the client key is unusable"));
     }

@@ -11,6 +11,7 @@ import { establishTrust } from "../api/trust.ts";
 import type { HostCertificate, PingResponse } from "../api/types.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../pki/keys.ts";
 import { agentStateDir, loadAgentState, saveAgentState, type AgentState } from "./state.ts";
+import type { Clock } from "../util/clock.ts";
 
 export interface JoinOptions {
   dataDir: string;
@@ -21,6 +22,7 @@ export interface JoinOptions {
   proxyCaPems?: string[];
   insecure?: boolean;
   hostName?: string;
+  clock: Clock;
 }
 
 export async function ensureJoined(opts: JoinOptions): Promise<AgentState> {
@@ -29,7 +31,7 @@ export async function ensureJoined(opts: JoinOptions): Promise<AgentState> {
     await checkSameCluster(existing, opts);
     const expires = new x509.X509Certificate(existing.certPem).notAfter;
     // Still valid: use it; the renewal timer replaces it soon enough.
-    if (expires.getTime() > Date.now() + 1_000) return existing;
+    if (expires.getTime() > opts.clock.now() + 1_000) return existing;
     if (!opts.token) {
       throw new AzgateError("cert_expired", `the agent's certificate expired at ${expires.toISOString()} while it was away; give it a new join token (--token) to join again`);
     }
@@ -53,7 +55,7 @@ async function join(opts: JoinOptions, knownCaPem?: string): Promise<AgentState>
     host_name: opts.hostName ?? os.hostname(),
   });
   const state: AgentState = {
-    identity: { cluster_name: res.cluster_name, host_id: res.host_id, proxy_addr: opts.proxyAddr, host_ca_pem: ping.host_ca_pems[0] ?? res.host_ca_pem, joined: new Date().toISOString() },
+    identity: { cluster_name: res.cluster_name, host_id: res.host_id, proxy_addr: opts.proxyAddr, host_ca_pem: ping.host_ca_pems[0] ?? res.host_ca_pem, joined: opts.clock.date().toISOString() },
     keyPem: await privateKeyToPem(keys.privateKey),
     certPem: res.cert_pem,
   };

@@ -9,6 +9,7 @@ import { importPrivateKeyPem } from "../pki/keys.ts";
 import { controlCall, dialTunnel, type TunnelSession, type TunnelStream } from "../tunnel/index.ts";
 import { VERSION } from "../version.ts";
 import type { AppSpec } from "../api/types.ts";
+import type { Clock } from "../util/clock.ts";
 
 export interface ReverseTunnelOptions {
   baseUrl: string;
@@ -26,6 +27,8 @@ export interface ReverseTunnelOptions {
   onFatal?: (e: AzgateError) => void;
   /** Each heartbeat's answer: which replica this tunnel reached, and every replica there is. */
   onHeartbeat?: (answer: HeartbeatAnswer, tunnel: ReverseTunnel) => void;
+  /** Dates the dial's proof. (Reconnect back-off and heartbeats pace I/O, on the runtime's timers.) */
+  clock: Clock;
 }
 
 export interface HeartbeatAnswer {
@@ -139,6 +142,7 @@ export class ReverseTunnel {
       key: await importPrivateKeyPem(keyPem),
       certPem,
       session: { name: "reverse tunnel", onStream: this.opts.onStream },
+      clock: this.opts.clock,
     });
   }
 

@@ -22,6 +22,7 @@ import { Outbound } from "./outbound.ts";
 import { identityHttpClient } from "./identity-http.ts";
 import { AzureTokenProvider } from "./tokens.ts";
 import { TunnelPool } from "./tunnel-pool.ts";
+import type { Clock, Timer } from "../util/clock.ts";
 
 export interface AgentConfig {
   dataDir: string;
@@ -39,6 +40,8 @@ export interface AgentConfig {
   backoff?: { initialMs: number; maxMs: number };
   /** host:port for /healthz and /readyz (ready while the tunnel to the proxy is up). */
   diagAddr?: string;
+  /** Judges the stored certificate and times its renewal (util/clock.ts). */
+  clock: Clock;
 }
 
 export interface RunningAgent {
@@ -58,7 +61,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   await ensureDir(cfg.dataDir, 0o700);
   const lock = await acquireDirLock(cfg.dataDir, "azgate agent");
   try {
-    let state = await ensureJoined({ dataDir: cfg.dataDir, proxyAddr: cfg.proxyAddr, token: cfg.token, caPin: cfg.caPin, proxyCaPems: cfg.proxyCaPems, hostName: cfg.hostName });
+    let state = await ensureJoined({ dataDir: cfg.dataDir, proxyAddr: cfg.proxyAddr, token: cfg.token, caPin: cfg.caPin, proxyCaPems: cfg.proxyCaPems, hostName: cfg.hostName, clock: cfg.clock });
     let connectTo: { host: string; port: number } | undefined;
     let caPem: string | undefined;
     if (cfg.connectTo) {
@@ -77,6 +80,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     const clouds = new Set(cfg.apps.map((a) => a.cloud));
     if (clouds.size > 1) throw new AzgateError("config_invalid", `agent.apps: all apps of one agent must name the same cloud (they name ${[...clouds].join(", ")}); run an agent per cloud`);
     const tokens = new AzureTokenProvider({
+      clock: cfg.clock,
       env: cfg.env ?? process.env,
       cloud: cfg.apps[0]?.cloud,
       httpClient: identityHttpClient(outbound),
@@ -97,23 +101,23 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       log,
       backoff: cfg.backoff,
       onStream: (stream) =>
-        void serveProxyStream({ outbound, tokens, log }, stream).catch((e) => {
+        void serveProxyStream({ outbound, tokens, log, clock: cfg.clock }, stream).catch((e) => {
           log(`stream failed: ${(e as Error).message}`);
           stream.reset(2, "agent error");
         }),
       onFatal: (e) => fatal(e),
+      clock: cfg.clock,
     });
     tunnel.start();
 
     // Renew at two thirds of the certificate's life, over the tunnel.
-    let renewTimer: ReturnType<typeof setTimeout> | undefined;
+    let renewTimer: Timer | undefined;
     const scheduleRenewal = () => {
       const cert = new x509.X509Certificate(state.certPem);
       // notBefore is back-dated a minute for clock skew; the useful life starts after that.
       const life = cert.notAfter.getTime() - cert.notBefore.getTime() - 60_000;
       const at = cert.notAfter.getTime() - life / 3;
-      renewTimer = setTimeout(() => void renew(), Math.min(Math.max(at - Date.now(), 1_000), 2 ** 31 - 1));
-      (renewTimer as { unref?: () => void }).unref?.();
+      renewTimer = cfg.clock.after(Math.max(at - cfg.clock.now(), 1_000), () => void renew()).unref();
     };
     const renew = async () => {
       try {
@@ -129,8 +133,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         scheduleRenewal();
       } catch (e) {
         log(`certificate renewal failed (${(e as Error).message}); retrying in 10s`);
-        renewTimer = setTimeout(() => void renew(), 10_000);
-        (renewTimer as { unref?: () => void }).unref?.();
+        renewTimer = cfg.clock.after(10_000, () => void renew()).unref();
       }
     };
     scheduleRenewal();
@@ -157,7 +160,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       tokens,
       stopped,
       close: async () => {
-        clearTimeout(renewTimer);
+        renewTimer?.cancel();
         await probes?.close();
         await tunnel.stop();
         outbound.close();

@@ -20,6 +20,7 @@ import { createHttpHeaders, type HttpClient, type PipelineRequest } from "@azure
 import { parseIdentityId, identityName } from "../azure/resource-id.ts";
 import { armScope, cloudByName, cloudOfAuthority, type AzureCloud, type CloudName } from "../azure/clouds.ts";
 import { AzgateError } from "../errors/index.ts";
+import type { Clock } from "../util/clock.ts";
 /** Cache key of the agent's own identity (from AZURE_CLIENT_ID). */
 const AGENT_SELF = "agent:self";
 const ARM_IDENTITY_API = "2023-01-31";
@@ -34,7 +35,8 @@ export interface TokenProviderOptions {
   /** Refresh this long before a token expires. */
   refreshMarginMs?: number;
   clientIdTtlMs?: number;
-  now?: () => number;
+  /** When a cached token is refreshed (the fetch's deadline is an I/O watchdog, on the runtime's timer). */
+  clock: Clock;
   /** For metrics: every lookup (cache hit or not) and every fetch from Entra with its duration. */
   observe?: { lookup(hit: boolean): void; fetched(seconds: number, ok: boolean): void };
 }
@@ -54,7 +56,6 @@ export class AzureTokenProvider {
   private readonly credentials = new Map<string, TokenCredential>();
   private readonly timeoutMs: number;
   private readonly margin: number;
-  private readonly now: () => number;
   /** Counters for the metrics and the benchmark. */
   readonly stats = { hits: 0, fetches: 0 };
 
@@ -63,7 +64,6 @@ export class AzureTokenProvider {
     this.mode = e.AZURE_CLIENT_ID && e.AZURE_TENANT_ID && e.AZURE_FEDERATED_TOKEN_FILE ? "workload" : "managed-identity";
     this.timeoutMs = opts.timeoutMs ?? 5_000;
     this.margin = opts.refreshMarginMs ?? 5 * 60_000;
-    this.now = opts.now ?? Date.now;
     this.cloud = cloudByName(opts.cloud);
     const authority = e.AZURE_AUTHORITY_HOST ? cloudOfAuthority(e.AZURE_AUTHORITY_HOST) : null;
     if (authority && authority !== this.cloud) {
@@ -83,7 +83,7 @@ export class AzureTokenProvider {
   async getToken(identity: string, scope: string): Promise<{ token: string; expiresOn: number }> {
     const key = `${identity.toLowerCase()}\n${scope}`;
     const hit = this.cache.get(key);
-    if (hit && this.now() < hit.refreshAt) {
+    if (hit && this.opts.clock.now() < hit.refreshAt) {
       this.stats.hits++;
       this.opts.observe?.lookup(true);
       return hit;
@@ -114,7 +114,7 @@ export class AzureTokenProvider {
     try {
       const t = await Promise.race([this.fetch(identity, scope, abort.signal), deadline]);
       ok = true;
-      const lifetime = t.expiresOnTimestamp - this.now();
+      const lifetime = t.expiresOnTimestamp - this.opts.clock.now();
       // Short-lived tokens are refreshed at half-life rather than never cached.
       const refreshAt = t.expiresOnTimestamp - Math.min(this.margin, lifetime / 2);
       return { token: t.token, expiresOn: t.expiresOnTimestamp, refreshAt };
@@ -166,7 +166,7 @@ export class AzureTokenProvider {
   private async clientIdOf(identity: string, abortSignal: AbortSignal): Promise<string> {
     const key = identity.toLowerCase();
     const cached = this.clientIds.get(key);
-    if (cached && this.now() < cached.until) return cached.clientId;
+    if (cached && this.opts.clock.now() < cached.until) return cached.clientId;
     const parsed = parseIdentityId(identity);
     if (!parsed) throw new TokenUnavailable("not_an_identity", `"${identity}" is not a user-assigned managed identity resource ID`);
     const own = this.opts.env.AZURE_CLIENT_ID!;
@@ -199,7 +199,7 @@ export class AzureTokenProvider {
     if (res.status !== 200 || typeof clientId !== "string") {
       throw new TokenUnavailable("unavailable", `cannot find the client ID of Azure identity "${name}" (ARM answered HTTP ${res.status})`);
     }
-    this.clientIds.set(key, { clientId, until: this.now() + (this.opts.clientIdTtlMs ?? 30 * 60_000) });
+    this.clientIds.set(key, { clientId, until: this.opts.clock.now() + (this.opts.clientIdTtlMs ?? 30 * 60_000) });
     return clientId;
   }
 

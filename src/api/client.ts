@@ -2,6 +2,7 @@ import { AzgateError, fromErrorBody } from "../errors/index.ts";
 import { request } from "../runtime/index.ts";
 import { createProof, PROOF_SCHEME } from "../auth/proof.ts";
 import { importPrivateKeyPem } from "../pki/keys.ts";
+import { systemClock, type Clock } from "../util/clock.ts";
 
 export interface ApiTarget {
   /** https://host:port */
@@ -28,6 +29,8 @@ export class ApiClient {
   constructor(
     private readonly target: ApiTarget,
     private readonly creds?: ApiCredentials,
+    /** Dates each call's proof; the command's start chose it (the system clock, or a test's). */
+    private readonly clock: Clock = systemClock,
   ) {
     this.key = creds ? importPrivateKeyPem(creds.keyPem) : null;
   }
@@ -37,7 +40,7 @@ export class ApiClient {
     const headers: Record<string, string> = { accept: "application/json" };
     if (text !== undefined) headers["content-type"] = "application/json";
     if (this.creds && this.key) {
-      const proof = await createProof({ key: await this.key, certPem: this.creds.certPem, method, pathAndQuery: path, body: text });
+      const proof = await createProof({ key: await this.key, certPem: this.creds.certPem, method, pathAndQuery: path, body: text, now: this.clock.now() });
       headers.authorization = `${PROOF_SCHEME} ${proof}`;
     }
     let res: { status: number; body: string };

@@ -7,13 +7,18 @@
  */
 import type pg from "pg";
 import { DEFAULT_AUDIT_LIMIT, type AuditEvent, type AuditQuery, type AuditSink } from "./sink.ts";
+import type { Clock } from "../util/clock.ts";
 
 export class PostgresAuditSink implements AuditSink {
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(
+    private readonly pool: pg.Pool,
+    /** Stamps each event's time: this replica's clock, as the file sink does. */
+    private readonly clock: Clock,
+  ) {}
 
   async emit(e: Omit<AuditEvent, "time">): Promise<void> {
     // PostgreSQL text and jsonb refuse NUL: an event quoting hostile input must still be written.
-    const event = JSON.parse(JSON.stringify({ time: new Date().toISOString(), ...e }).replace(/\\u0000/g, "\\ufffd")) as AuditEvent;
+    const event = JSON.parse(JSON.stringify({ time: this.clock.date().toISOString(), ...e }).replace(/\\u0000/g, "\\ufffd")) as AuditEvent;
     const identity = typeof event.azure_identity === "string" ? event.azure_identity : null;
     await this.pool.query(`INSERT INTO azgate_audit (time, event, "user", azure_identity, data) VALUES ($1, $2, $3, $4, $5)`, [
       event.time,

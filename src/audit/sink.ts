@@ -3,6 +3,7 @@ import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { appendDurably, ensureDir, openForDurableAppend } from "../runtime/index.ts";
+import type { Clock } from "../util/clock.ts";
 
 /**
  * Audit events. Secrets never go in: callers pass names, ids and outcomes,
@@ -124,13 +125,14 @@ export class JsonLinesAuditSink implements AuditSink {
   private handle: { fh: FileHandle; ino: number; checkedAt: number } | null = null;
   private constructor(
     private readonly file: string,
-    private readonly now: () => number,
+    /** Stamps each event's time, and paces the rotation check. (The AUDIT_LATER_MS wait is I/O batching, on the runtime's timer.) */
+    private readonly clock: Clock,
   ) {}
 
-  static async open(dataDir: string, now: () => number = Date.now): Promise<JsonLinesAuditSink> {
+  static async open(dataDir: string, clock: Clock): Promise<JsonLinesAuditSink> {
     const dir = path.join(dataDir, "audit");
     await ensureDir(dir);
-    return new JsonLinesAuditSink(path.join(dir, "events.jsonl"), now);
+    return new JsonLinesAuditSink(path.join(dir, "events.jsonl"), clock);
   }
 
   emit(e: Omit<AuditEvent, "time">): Promise<void> {
@@ -142,7 +144,7 @@ export class JsonLinesAuditSink implements AuditSink {
   }
 
   private enqueue(e: Omit<AuditEvent, "time">, now: boolean): Promise<void> {
-    const line = JSON.stringify({ time: new Date().toISOString(), ...e }) + "\n";
+    const line = JSON.stringify({ time: this.clock.date().toISOString(), ...e }) + "\n";
     return new Promise<void>((done, fail) => {
       this.pending.push({ line, done, fail });
       if (now) void this.writeNow();
@@ -178,7 +180,7 @@ export class JsonLinesAuditSink implements AuditSink {
 
   /** The open file, reopened when the path no longer names it (checked at most every REOPEN_CHECK_MS). */
   private async openFile(): Promise<FileHandle> {
-    const now = this.now();
+    const now = this.clock.now();
     if (this.handle && now - this.handle.checkedAt < REOPEN_CHECK_MS) return this.handle.fh;
     if (this.handle) {
       const at = await fsp.stat(this.file).catch(() => null);

@@ -31,13 +31,14 @@ export async function createProof(opts: {
   method: string;
   pathAndQuery: string;
   body?: string | Uint8Array;
-  now?: number;
+  /** The signer's clock (ms): the proof is good within PROOF_WINDOW_MS of it. */
+  now: number;
 }): Promise<string> {
   const cert = new x509.X509Certificate(opts.certPem);
   const claims: ProofClaims = {
     htm: opts.method.toUpperCase(),
     htu: opts.pathAndQuery,
-    iat: Math.floor((opts.now ?? Date.now()) / 1000),
+    iat: Math.floor(opts.now / 1000),
     jti: crypto.randomUUID(),
     ...(opts.body !== undefined && opts.body.length > 0 ? { bh: await bodyHash(opts.body) } : {}),
   };
@@ -59,9 +60,10 @@ export async function verifyProof(opts: {
   bodyFollows?: boolean;
   cas: x509.X509Certificate[];
   replay: ReplayCache;
-  now?: number;
+  /** The verifier's clock (ms): judges the certificate and the proof's window, the replay cache forgets by the same clock. */
+  now: number;
 }): Promise<{ identity: Identity; cert: x509.X509Certificate; claims: ProofClaims }> {
-  const now = opts.now ?? Date.now();
+  const now = opts.now;
   const jws = parseAuthorization(opts.authorization);
   let cert: x509.X509Certificate;
   try {

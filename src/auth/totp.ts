@@ -13,7 +13,7 @@ export function totpFor(user: string, secret: string, issuer: string): TOTP {
  * The time step of a valid code (one step of drift either way), or null. The
  * caller refuses a step at or before the last one used, so a code works once.
  */
-export function checkTotp(secret: string, code: string, now = Date.now()): number | null {
+export function checkTotp(secret: string, code: string, now: number): number | null {
   if (!/^\d{6}$/.test(code.trim())) return null;
   const totp = totpFor("user", secret, "azgate");
   const delta = totp.validate({ token: code.trim(), timestamp: now, window: 1 });
@@ -21,7 +21,7 @@ export function checkTotp(secret: string, code: string, now = Date.now()): numbe
 }
 
 /** The step of a valid code used for the first time (later than `lastStep`), or null: the one rule for login and reviews. */
-export function freshTotpStep(secret: string, code: string, lastStep: number | undefined): number | null {
-  const step = checkTotp(secret, code);
+export function freshTotpStep(secret: string, code: string, lastStep: number | undefined, now: number): number | null {
+  const step = checkTotp(secret, code, now);
   return step !== null && step > (lastStep ?? -1) ? step : null;
 }

@@ -28,7 +28,7 @@ export const PLACEHOLDER_ISSUER = "azgate-client";
  * at apps login) it carries the claims tools read from a managed identity's
  * token: Terraform and Pulumi take `appid`, `oid` and `tid` from it, az `tid`.
  */
-export async function signPlaceholder(key: CryptoKey, claims: { tid: string; resource: string; identity: string; expires: Date; clientId?: string; principalId?: string }): Promise<string> {
+export async function signPlaceholder(key: CryptoKey, claims: { tid: string; resource: string; identity: string; now: Date; expires: Date; clientId?: string; principalId?: string }): Promise<string> {
   const facts = {
     aud: claims.resource,
     idtyp: "app",
@@ -39,7 +39,7 @@ export async function signPlaceholder(key: CryptoKey, claims: { tid: string; res
   return new SignJWT({ tid: claims.tid, resource: claims.resource, xms_mirid: claims.identity, ...facts })
     .setProtectedHeader({ alg: "ES256", typ: "JWT" })
     .setIssuer(PLACEHOLDER_ISSUER)
-    .setIssuedAt()
+    .setIssuedAt(Math.floor(claims.now.getTime() / 1000))
     .setExpirationTime(Math.floor(claims.expires.getTime() / 1000))
     .setJti(crypto.randomUUID())
     .sign(key);
@@ -53,7 +53,7 @@ export type PlaceholderProblem = PlaceholderInvalid["problem"];
  * The signature is checked with node:crypto (see runtime/es256.ts for why), the
  * claims here: issuer, expiry with 30 s of clock tolerance, jti.
  */
-export function verifyPlaceholder(token: string, clientKey: JsonWebKey, identity: string, now = new Date()): PlaceholderClaims {
+export function verifyPlaceholder(token: string, clientKey: JsonWebKey, identity: string, now: Date): PlaceholderClaims {
   let payload: Partial<PlaceholderClaims> & { iss?: unknown };
   try {
     if (!verifyEs256(token, clientKey)) throw new PlaceholderInvalid("signature", "the token was not signed by this session's key");

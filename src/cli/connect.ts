@@ -1,4 +1,5 @@
 import { AppRegistry } from "../proxy/registry.ts";
+import { systemClock } from "../util/clock.ts";
 import path from "node:path";
 import { AzgateError } from "../errors/index.ts";
 import { readLockHolder } from "../runtime/index.ts";
@@ -51,10 +52,11 @@ async function connectLocal(dataDir: string, configFile?: string): Promise<Admin
     return { client: new ApiClient({ baseUrl: creds.url, cert_sha256: creds.cert_sha256, ca_pem: creds.ca_pem }, { keyPem: creds.key_pem, certPem: creds.cert_pem }), close: async () => undefined };
   }
   const config = loadConfig({ file: configFile, env: process.env });
-  const { ctx, close } = await openState(dataDir, { settings: settingsFrom(config), purpose: "azgate admin", storage: config.storage });
+  // The offline admin path is a start of its own: it chooses the machine's clock (util/clock.ts).
+  const { ctx, close } = await openState(dataDir, { settings: settingsFrom(config), purpose: "azgate admin", storage: config.storage, clock: systemClock });
   const stored = await ctx.backend.get<{ url: string }>(KEYS.publicUrl);
   // Offline: no agents are connected, so the app registry is empty.
-  const api = createApi(ctx, { publicUrl: () => stored?.value.url ?? proxyBaseUrl("localhost"), registry: new AppRegistry() });
-  const creds = await issueLocalAdmin(ctx.cluster.user, ctx.localAdminSession);
+  const api = createApi(ctx, { publicUrl: () => stored?.value.url ?? proxyBaseUrl("localhost"), registry: new AppRegistry(ctx.clock) });
+  const creds = await issueLocalAdmin(ctx.cluster.user, ctx.localAdminSession, ctx.clock.date());
   return { client: new ApiClient({ baseUrl: "https://local.azgate", fetch: (req) => api.fetch(req) }, creds), close };
 }

@@ -17,18 +17,21 @@ import { chooseAzureIdentity } from "./identity-choice.ts";
 import { serveLocalProxy, type RunningLocalProxy } from "./local-proxy.ts";
 import type { PythonTrust } from "./session-env.ts";
 import { prepareLocalSession, type PreparedSession } from "./local-session.ts";
+import { systemClock, type Clock } from "../util/clock.ts";
 
 export interface UserSession {
   profile: Profile;
   client: ApiClient;
   target: ApiTarget;
+  /** The clock this command runs by (its start chose it: util/clock.ts). */
+  clock: Clock;
 }
 
-/** The current login profile with its credentials. */
-export async function currentSession(): Promise<UserSession> {
+/** The current login profile with its credentials; a command's start, so the clock is chosen here. */
+export async function currentSession(clock: Clock = systemClock): Promise<UserSession> {
   const { profile, credentials } = await currentLogin();
   const target = profileTarget(profile);
-  return { profile, client: new ApiClient(target, credentials), target };
+  return { profile, client: new ApiClient(target, credentials, clock), target, clock };
 }
 
 /** `apps login` without the az part: returns the chosen identity. */
@@ -48,7 +51,7 @@ export async function loginApp(s: UserSession, appName: string, identityFlag?: s
     azure_identity: identity,
     public_key_pem: await publicKeyToPem(keys.publicKey),
   });
-  const ca = await createLocalCa(new Date(res.expires), app.cloud);
+  const ca = await createLocalCa({ now: s.clock.date(), notAfter: new Date(res.expires) }, app.cloud);
   const info: AppSessionInfo = {
     app: app.name,
     cloud: app.cloud,
@@ -77,8 +80,8 @@ export interface LocalProxySession extends Omit<PreparedSession, "profile" | "st
 }
 
 /** Starts the local proxy for an app session stored on disk (the only one, when `appName` is not given); the caller closes it. */
-export async function startLocalProxy(appName: string | undefined, port = 0, log?: (line: string) => void, pythonTrust: PythonTrust = "local"): Promise<LocalProxySession> {
-  return openLocalProxy(await prepareLocalSession(appName, port, pythonTrust), log);
+export async function startLocalProxy(appName: string | undefined, port = 0, log?: (line: string) => void, pythonTrust: PythonTrust = "local", clock: Clock = systemClock): Promise<LocalProxySession> {
+  return openLocalProxy(await prepareLocalSession(appName, port, pythonTrust, clock), log);
 }
 
 /**
@@ -90,7 +93,7 @@ export async function openLocalProxy(prep: PreparedSession, log?: (line: string)
   try {
     const { stored, app } = prep;
     const expires = new x509.X509Certificate(stored.certPem).notAfter;
-    if (expires.getTime() <= Date.now()) throw new AzgateError("cert_expired", `your session for app "${app}" expired at ${expires.toISOString()}; run azgate apps login ${app} again`);
+    if (expires.getTime() <= prep.clock.now()) throw new AzgateError("cert_expired", `your session for app "${app}" expired at ${expires.toISOString()}; run azgate apps login ${app} again`);
     const proxy = await serveLocalProxy({
       creds: { app, cloud: prep.cloud, identity: prep.identity, clientId: prep.clientId, principalId: stored.info.principal_id, tenant: prep.tenant, key: await importPrivateKeyPem(stored.keyPem), certPem: stored.certPem, expires },
       target: profileTarget(prep.profile),
@@ -98,8 +101,9 @@ export async function openLocalProxy(prep: PreparedSession, log?: (line: string)
       secret: prep.secret,
       reserved: prep.reserved,
       log,
+      clock: prep.clock,
     });
-    return { proxy, env: prep.env, app, identity: prep.identity, tenant: prep.tenant, clientId: prep.clientId, cloud: prep.cloud, expires };
+    return { proxy, env: prep.env, app, identity: prep.identity, tenant: prep.tenant, clientId: prep.clientId, cloud: prep.cloud, expires, clock: prep.clock };
   } catch (e) {
     await prep.reserved.close();
     throw e;

@@ -13,6 +13,7 @@ import { generateKeyPair, importPrivateKeyPem, privateKeyToPem } from "../pki/ke
 import { isAzureEndpoint } from "../azure/endpoints.ts";
 import { cloudByName, type CloudName } from "../azure/clouds.ts";
 import { IDENTITY_HOST, MSI_HOST } from "./session-env.ts";
+import type { Clock } from "../util/clock.ts";
 
 /** Names the local CA of a session in `cloud` signs for: the token hosts and that cloud's API hosts. */
 export const isLocalCaName = (name: string, cloud: CloudName = "Azure") => name === MSI_HOST || name === IDENTITY_HOST || isAzureEndpoint(name, cloud);
@@ -28,8 +29,8 @@ export const localCaNames = (cloud: CloudName = "Azure") => [MSI_HOST, IDENTITY_
 /** Leaf contexts kept at once; the least recently used goes first. */
 export const LEAF_CACHE_SIZE = 64;
 
-export async function createLocalCa(notAfter: Date, cloud: CloudName = "Azure"): Promise<LocalCaFiles> {
-  const ca = await createSelfSignedCa("CN=azgate local CA, O=azgate", notAfter, localCaNames(cloud));
+export async function createLocalCa(validity: { now: Date; notAfter: Date }, cloud: CloudName = "Azure"): Promise<LocalCaFiles> {
+  const ca = await createSelfSignedCa("CN=azgate local CA, O=azgate", validity, localCaNames(cloud));
   return { certPem: ca.cert.toString("pem") + "\n", keyPem: await privateKeyToPem(ca.key) };
 }
 
@@ -41,6 +42,8 @@ export class LeafMinter {
 
   constructor(
     private readonly files: LocalCaFiles,
+    /** Dates the leaves it mints. */
+    private readonly clock: Clock,
     private readonly cloud: CloudName = "Azure",
   ) {}
 
@@ -65,7 +68,7 @@ export class LeafMinter {
     // One leaf key for all hosts of this session; each host gets its own certificate, ending with the CA.
     this.leafKey ??= generateKeyPair().then(async (pair) => ({ pair, pem: await privateKeyToPem(pair.privateKey) }));
     const [ca, { pair, pem }] = await Promise.all([this.ca, this.leafKey]);
-    const cert = await issueServerCert({ ca, publicKey: pair.publicKey, dnsNames: [host], ips: [], notAfter: ca.cert.notAfter });
+    const cert = await issueServerCert({ ca, publicKey: pair.publicKey, dnsNames: [host], ips: [], now: this.clock.date(), notAfter: ca.cert.notAfter });
     return tls.createSecureContext({ key: pem, cert: cert.toString("pem") + "\n" + this.files.certPem });
   }
 }

@@ -20,6 +20,7 @@ import { cloudByName, type CloudName } from "../azure/clouds.ts";
 import { otherCloudsOf } from "../azure/endpoints.ts";
 import { tokenEndpoint } from "./token-endpoint.ts";
 import { IDENTITY_HOST, LOOPBACK_TOKEN_PATH, MSI_HOST } from "./session-env.ts";
+import type { Clock } from "../util/clock.ts";
 
 export interface AppCredentials {
   app: string;
@@ -52,13 +53,14 @@ function refused(err: AzgateError): Response {
 }
 
 /** Serves the local proxy on a port reserved earlier (local-session.ts), which it adopts. */
-export async function serveLocalProxy(opts: { creds: AppCredentials; target: ApiTarget; ca: LocalCaFiles; secret: string; reserved: ReservedPort; log?: (l: string) => void }): Promise<RunningLocalProxy> {
+export async function serveLocalProxy(opts: { creds: AppCredentials; target: ApiTarget; ca: LocalCaFiles; secret: string; reserved: ReservedPort; log?: (l: string) => void; clock: Clock }): Promise<RunningLocalProxy> {
   const { cloud } = opts.creds;
-  const minter = new LeafMinter(opts.ca, cloud);
+  const { clock } = opts;
+  const minter = new LeafMinter(opts.ca, clock, cloud);
   const { identity, clientId, principalId, tenant, key, expires } = opts.creds;
   const log = opts.log;
   const observe = log && ((i: { dialect: string; resource: string; selector?: string }) => log(`token for ${i.resource} (${i.dialect} dialect${i.selector ? `, by ${i.selector}` : ""})`));
-  const tokens = tokenEndpoint({ secret: opts.secret, identity, clientId, principalId, tenant, key, expires, observe });
+  const tokens = tokenEndpoint({ secret: opts.secret, identity, clientId, principalId, tenant, key, expires, observe, clock });
   let session: Promise<TunnelSession> | null = null;
   // Closing gives up a dial still under way: a command that ended before the tunnel was up (az --version,
   // a script that fails at once) must not wait for it, least of all for a proxy that never answers.
@@ -66,7 +68,7 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
   const tunnel = async (): Promise<TunnelSession> => {
     const current = session ? await session.catch(() => null) : null;
     if (current && !current.isClosed && !current.isDraining) return current;
-    session = dialTunnel({ baseUrl: opts.target.baseUrl, path: "/v1/tunnel/client", caPems: trustedCas(opts.target), insecure: opts.target.insecure, key: opts.creds.key, certPem: opts.creds.certPem, session: {}, signal: closing.signal });
+    session = dialTunnel({ baseUrl: opts.target.baseUrl, path: "/v1/tunnel/client", caPems: trustedCas(opts.target), insecure: opts.target.insecure, key: opts.creds.key, certPem: opts.creds.certPem, session: {}, signal: closing.signal, clock });
     return session;
   };
 
@@ -106,7 +108,7 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
 
   const decide = async ({ host, port }: { host: string; port: number }): Promise<ConnectDecision> => {
     // After the app certificate ends, nothing here works (its local CA ended too): say so at CONNECT, before TLS fails obscurely.
-    if (Date.now() >= opts.creds.expires.getTime()) return { refuse: `azgate app session for "${opts.creds.app}" expired at ${opts.creds.expires.toISOString()}; run azgate apps login ${opts.creds.app}` };
+    if (clock.now() >= opts.creds.expires.getTime()) return { refuse: `azgate app session for "${opts.creds.app}" expired at ${opts.creds.expires.toISOString()}; run azgate apps login ${opts.creds.app}` };
     // What the local CA may sign for (the token hosts and Azure's) is exactly what is intercepted.
     if (port === 443 && isLocalCaName(host, cloud)) return { intercept: true };
     // Another cloud's API host: a client configured for the wrong cloud; say so rather than send it a placeholder.

@@ -14,6 +14,7 @@ import type { CloudName } from "../azure/clouds.ts";
 import { azureConfigDir, listAppSessions, loadAppSession, type StoredAppSession } from "./app-store.ts";
 import { currentLogin, type Profile } from "./profile.ts";
 import { azureEnv, tokenSecret, type PythonTrust } from "./session-env.ts";
+import { systemClock, type Clock } from "../util/clock.ts";
 
 export interface PreparedSession {
   profile: Profile;
@@ -30,16 +31,18 @@ export interface PreparedSession {
   clientId?: string;
   cloud: CloudName;
   expires: Date;
+  /** The clock the session runs by (chosen here, at the command's start). */
+  clock: Clock;
 }
 
-export async function prepareLocalSession(appName: string | undefined, port = 0, pythonTrust: PythonTrust = "local"): Promise<PreparedSession> {
+export async function prepareLocalSession(appName: string | undefined, port = 0, pythonTrust: PythonTrust = "local", clock: Clock = systemClock): Promise<PreparedSession> {
   // Logged in (the user's own key and certificate are there), though this half needs only the profile.
   const { profile } = await currentLogin();
   let app = appName;
   if (!app) {
     const sessions = await listAppSessions(profile);
     if (sessions.length === 0) throw new AzgateError("not_found", "please login using 'azgate apps login' first");
-    const live = sessions.filter((x) => Date.parse(x.expires) > Date.now());
+    const live = sessions.filter((x) => Date.parse(x.expires) > clock.now());
     if (live.length > 1) throw new AzgateError("bad_parameter", `multiple apps are available (${live.map((x) => x.app).join(", ")}), please specify one with --app`);
     // Only expired sessions: take the latest, so the error below says it expired rather than "not logged in".
     app = live[0]?.app ?? sessions.sort((a, b) => Date.parse(b.expires) - Date.parse(a.expires))[0].app;
@@ -48,10 +51,10 @@ export async function prepareLocalSession(appName: string | undefined, port = 0,
   if (!stored) throw new AzgateError("not_found", `not logged into app "${app}"; run azgate apps login ${app}`);
   // The app certificate's end, as the proxy said it at apps login (the certificate itself is parsed later, with the keys).
   const expires = new Date(stored.info.expires);
-  if (!(expires.getTime() > Date.now())) throw new AzgateError("cert_expired", `your session for app "${app}" expired at ${expires.toISOString()}; run azgate apps login ${app} again`);
+  if (!(expires.getTime() > clock.now())) throw new AzgateError("cert_expired", `your session for app "${app}" expired at ${expires.toISOString()}; run azgate apps login ${app} again`);
   const secret = tokenSecret();
   const reserved = await reservePort(port, "127.0.0.1");
   const cloud = stored.info.cloud ?? "Azure";
   const env = azureEnv({ port: reserved.port, secret, configDir: azureConfigDir(profile, app), caBundle: stored.bundleFile, localCa: stored.caFile, cloud, pythonTrust });
-  return { profile, stored, reserved, secret, env, app, identity: stored.info.azure_identity, tenant: stored.info.tenant, clientId: stored.info.client_id, cloud, expires };
+  return { profile, stored, reserved, secret, env, app, identity: stored.info.azure_identity, tenant: stored.info.tenant, clientId: stored.info.client_id, cloud, expires, clock };
 }

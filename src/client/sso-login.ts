@@ -7,6 +7,7 @@
  * picked up with code and secret together, so a browser that lands on
  * another client, or a code read from a URL, gets nobody a certificate.
  */
+import { systemClock } from "../util/clock.ts";
 import { createHash, randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createInterface } from "node:readline";
@@ -70,7 +71,7 @@ export async function ssoLogin(o: SsoLoginOptions): Promise<SsoLoginResult> {
       stopReading = readPasted(o.pasteFrom, settle);
     }
     const expired = new Promise<Outcome>((resolve) => {
-      timer = setTimeout(() => resolve({ error: "the login timed out; run azgate login --auth again" }), Math.max(Date.parse(start.expires) - Date.now(), 1_000));
+      timer = setTimeout(() => resolve({ error: "the login timed out; run azgate login --auth again" }), Math.max(Date.parse(start.expires) - systemClock.now(), 1_000));
     });
     const outcome = await Promise.race([returned, expired]);
     if ("error" in outcome) throw new AzgateError("sso_failed", outcome.error);

@@ -23,6 +23,7 @@ import { Hono, type Context } from "hono";
 import { timingSafeEqual } from "node:crypto";
 import { signPlaceholder } from "../azure/placeholder.ts";
 import { IDENTITY_HOST, MSI_HOST } from "./session-env.ts";
+import type { Clock } from "../util/clock.ts";
 
 export type TokenDialect = "cloud-shell" | "app-service-2019" | "app-service-2017" | "go-azure-sdk" | "imds";
 
@@ -39,6 +40,8 @@ export interface TokenEndpointOptions {
   expires: Date;
   /** Told of every token issued, with the dialect it was asked in. */
   observe?: (issued: { dialect: TokenDialect; resource: string; selector?: string }) => void;
+  /** Dates each token and refuses once the session has ended. */
+  clock: Clock;
 }
 
 /** Where clients put the identity they want. */
@@ -96,13 +99,13 @@ export function tokenEndpoint(opts: TokenEndpointOptions) {
     if (asked && !names.includes(asked.toLowerCase())) {
       return badRequest(c, `unexpected value for parameter '${field}': ${asked}; this app session uses ${opts.identity}${opts.clientId ? ` (client ID ${opts.clientId})` : ""} (run azgate apps login to change it)`);
     }
-    const now = Math.floor(Date.now() / 1000);
+    const now = Math.floor(opts.clock.now() / 1000);
     const expiresOn = Math.floor(opts.expires.getTime() / 1000);
     if (expiresOn <= now) {
       const message = `the azgate app session expired at ${opts.expires.toISOString()}; run azgate apps login again`;
       return c.json({ error: "unauthorized_client", error_description: message, message }, 401);
     }
-    const token = await signPlaceholder(opts.key, { tid: opts.tenant, resource, identity: opts.identity, expires: opts.expires, clientId: opts.clientId, principalId: opts.principalId });
+    const token = await signPlaceholder(opts.key, { tid: opts.tenant, resource, identity: opts.identity, now: opts.clock.date(), expires: opts.expires, clientId: opts.clientId, principalId: opts.principalId });
     opts.observe?.({ dialect, resource, selector: field });
     c.header("Cache-Control", "no-store");
     // Every value a string, as IMDS answers: each client parses the fields it reads from strings.

@@ -6,6 +6,7 @@
  * guide's role is created and logged in on this machine's azgate profile.
  * Everything goes through the same APIs a real deployment uses.
  */
+import { systemClock } from "../util/clock.ts";
 import path from "node:path";
 import { startEmulator, type RunningEmulator } from "../emulator/server.ts";
 import { identityResourceId } from "../emulator/world.ts";
@@ -64,7 +65,7 @@ export async function startDemo(opts: DemoOptions): Promise<RunningDemo> {
       ],
     });
     const proxyDir = path.join(opts.dataDir, "proxy");
-    const proxy = await startProxy({ ...config, data_dir: proxyDir }).catch((e: NodeJS.ErrnoException) => {
+    const proxy = await startProxy({ ...config, data_dir: proxyDir }, systemClock).catch((e: NodeJS.ErrnoException) => {
       if (e.code === "EADDRINUSE") throw new AzgateError("bad_parameter", `port ${opts.port} is in use; pick another with --port`);
       throw e;
     });
@@ -96,6 +97,7 @@ export async function startDemo(opts: DemoOptions): Promise<RunningDemo> {
         AZURE_AUTHORITY_HOST: "https://login.microsoftonline.com/",
       },
       log: (l) => opts.log(`agent: ${l}`),
+      clock: systemClock,
     });
     closers.push(() => agent.close());
     await waitFor(() => proxy.registry.all(DEMO_APP).length > 0, 15_000, "the agent did not register its app with the proxy");
@@ -123,9 +125,9 @@ export async function startDemo(opts: DemoOptions): Promise<RunningDemo> {
 }
 
 async function waitFor(ready: () => boolean, ms: number, failure: string): Promise<void> {
-  const deadline = Date.now() + ms;
+  const deadline = performance.now() + ms;
   while (!ready()) {
-    if (Date.now() > deadline) throw new AzgateError("internal", failure);
+    if (performance.now() > deadline) throw new AzgateError("internal", failure);
     await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -66,9 +66,11 @@ export async function startEmulator(opts: {
 }): Promise<RunningEmulator> {
   const world = opts.worldFile ? parseWorld(readFileSync(opts.worldFile, "utf8"), opts.worldFile) : parseWorld(DEFAULT_WORLD_YAML, "default world");
   await ensureDir(opts.dir);
-  const ca = await createAuthority("host", "azgate Azure emulator");
+  // The emulator stands in for Azure and Entra ID, whose clocks are not azgate's: it reads the machine's (util/clock.ts).
+  const now = new Date();
+  const ca = await createAuthority("host", "azgate Azure emulator", now);
   const keys = await generateKeyPair();
-  const cert = await issueServerCert({ ca, publicKey: keys.publicKey, dnsNames: EMULATED_HOSTS, ips: ["127.0.0.1"], notAfter: new Date(Date.now() + 7 * 86_400_000) });
+  const cert = await issueServerCert({ ca, publicKey: keys.publicKey, dnsNames: EMULATED_HOSTS, ips: ["127.0.0.1"], now, notAfter: new Date(now.getTime() + 7 * 86_400_000) });
   const caPem = ca.cert.toString("pem") + "\n";
   const tls = { key: await privateKeyToPem(keys.privateKey), cert: cert.toString("pem") + "\n" + caPem };
   const caFile = path.join(opts.dir, "emulator-ca.pem");

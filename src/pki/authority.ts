@@ -26,8 +26,9 @@ export interface StoredAuthority {
 
 const TEN_YEARS_MS = 10 * 365 * 86_400_000;
 
-export async function createAuthority(type: AuthorityType, clusterName: string): Promise<Authority> {
-  return { type, ...(await createSelfSignedCa(`CN=${escapeDn(clusterName)}, O=azgate ${type} CA`, new Date(Date.now() + TEN_YEARS_MS))) };
+/** A cluster authority made at `now`, valid for ten years. */
+export async function createAuthority(type: AuthorityType, clusterName: string, now: Date): Promise<Authority> {
+  return { type, ...(await createSelfSignedCa(`CN=${escapeDn(clusterName)}, O=azgate ${type} CA`, { now, notAfter: new Date(now.getTime() + TEN_YEARS_MS) })) };
 }
 
 /**
@@ -37,13 +38,14 @@ export async function createAuthority(type: AuthorityType, clusterName: string):
  * DNS names and their subdomains only, and for no IP address, so a stolen
  * local CA key cannot impersonate any other site to the clients that trust it.
  */
-export async function createSelfSignedCa(name: string, notAfter: Date, permittedDns?: readonly string[]): Promise<CaKey> {
+export async function createSelfSignedCa(name: string, validity: { now: Date; notAfter: Date }, permittedDns?: readonly string[]): Promise<CaKey> {
   const keys = await generateKeyPair();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerial(),
     name,
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter,
+    // Back-dated a minute: a client whose clock is a little behind still accepts it.
+    notBefore: new Date(validity.now.getTime() - 60_000),
+    notAfter: validity.notAfter,
     keys,
     signingAlgorithm: EC_ALG,
     extensions: [

@@ -8,14 +8,14 @@ import { randomSerial } from "./serial.ts";
 
 const CLOCK_SKEW_MS = 60_000;
 
-/** Signs a leaf certificate for `publicKey` with the CA; never valid past the CA itself. */
-async function signLeaf(opts: { ca: CaKey; publicKey: CryptoKey; subject: string; notAfter: Date; extensions: x509.Extension[] }): Promise<x509.X509Certificate> {
+/** Signs a leaf certificate for `publicKey` with the CA at `now`; never valid past the CA itself. */
+async function signLeaf(opts: { ca: CaKey; publicKey: CryptoKey; subject: string; now: Date; notAfter: Date; extensions: x509.Extension[] }): Promise<x509.X509Certificate> {
   const notAfter = opts.notAfter.getTime() > opts.ca.cert.notAfter.getTime() ? opts.ca.cert.notAfter : opts.notAfter;
   return x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
     subject: `CN=${escapeDn(opts.subject)}`,
     issuer: opts.ca.cert.subject,
-    notBefore: new Date(Date.now() - CLOCK_SKEW_MS),
+    notBefore: new Date(opts.now.getTime() - CLOCK_SKEW_MS),
     notAfter,
     signingKey: opts.ca.key,
     publicKey: opts.publicKey,
@@ -30,7 +30,7 @@ async function signLeaf(opts: { ca: CaKey; publicKey: CryptoKey; subject: string
 }
 
 /** A client certificate (user, local admin, or host) binding a public key to an identity. */
-export function issueIdentityCert(opts: { ca: Authority; publicKey: CryptoKey; identity: Identity; notAfter: Date }): Promise<x509.X509Certificate> {
+export function issueIdentityCert(opts: { ca: Authority; publicKey: CryptoKey; identity: Identity; now: Date; notAfter: Date }): Promise<x509.X509Certificate> {
   return signLeaf({
     ...opts,
     subject: opts.identity.name,
@@ -39,7 +39,7 @@ export function issueIdentityCert(opts: { ca: Authority; publicKey: CryptoKey; i
 }
 
 /** The proxy's TLS server certificate when the operator gives none. */
-export function issueServerCert(opts: { ca: CaKey; publicKey: CryptoKey; dnsNames: string[]; ips: string[]; notAfter: Date }): Promise<x509.X509Certificate> {
+export function issueServerCert(opts: { ca: CaKey; publicKey: CryptoKey; dnsNames: string[]; ips: string[]; now: Date; notAfter: Date }): Promise<x509.X509Certificate> {
   const names = [...opts.dnsNames.map((value) => ({ type: "dns" as const, value })), ...opts.ips.map((value) => ({ type: "ip" as const, value }))];
   return signLeaf({
     ...opts,
@@ -58,7 +58,7 @@ export function identityOf(cert: x509.X509Certificate): Identity {
  * Checks that `cert` was signed by one of `cas` and is valid now. Distinct
  * codes: a foreign or forged certificate is cert_untrusted, an old one cert_expired.
  */
-export async function verifyIdentityCert(cert: x509.X509Certificate, cas: x509.X509Certificate[], now = new Date()): Promise<Identity> {
+export async function verifyIdentityCert(cert: x509.X509Certificate, cas: x509.X509Certificate[], now: Date): Promise<Identity> {
   let signed = false;
   for (const ca of cas) {
     if (cert.issuer !== ca.subject) continue;

@@ -23,6 +23,7 @@ import type { Role } from "../rbac/types.ts";
 import type { Lock } from "../resources/lock.ts";
 import type { AccessGrant } from "../resources/access-request.ts";
 import { KEYS } from "./keys.ts";
+import type { Clock } from "../util/clock.ts";
 
 export interface AccessSnapshot {
   user(name: string): Promise<User | null>;
@@ -44,7 +45,7 @@ class Snapshot implements AccessSnapshot {
     readonly mark: string,
     readonly startedAt: number,
     private readonly backend: Backend,
-    private readonly now: () => number,
+    private readonly clock: Clock,
   ) {}
 
   user(name: string): Promise<User | null> {
@@ -66,7 +67,7 @@ class Snapshot implements AccessSnapshot {
   /** A prefix's items, listed once per snapshot; those expired since are left out. */
   private async live<T>(prefix: string): Promise<T[]> {
     const items = (await this.memo(this.lists, prefix, () => this.backend.list(prefix))) as Item<T>[];
-    const now = this.now();
+    const now = this.clock.now();
     return items.filter((i) => !isExpired(i, now)).map((i) => i.value);
   }
 
@@ -85,11 +86,11 @@ class Snapshot implements AccessSnapshot {
 const caches = new WeakMap<Backend, { current: Snapshot | null }>();
 
 /** The snapshot for the backend's change mark now: one mark read, then reads only for what this mark has not seen. */
-export async function accessSnapshot(backend: Backend, now: () => number = Date.now): Promise<AccessSnapshot> {
+export async function accessSnapshot(backend: Backend, clock: Clock): Promise<AccessSnapshot> {
   let cache = caches.get(backend);
   if (!cache) caches.set(backend, (cache = { current: null }));
   const mark = await backend.changeMark();
-  const at = now();
-  if (cache.current?.mark !== mark || at - cache.current.startedAt >= SNAPSHOT_MAX_AGE_MS) cache.current = new Snapshot(mark, at, backend, now);
+  const at = clock.now();
+  if (cache.current?.mark !== mark || at - cache.current.startedAt >= SNAPSHOT_MAX_AGE_MS) cache.current = new Snapshot(mark, at, backend, clock);
   return cache.current;
 }

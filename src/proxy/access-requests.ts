@@ -55,7 +55,7 @@ function text(value: unknown, what: string, required: boolean): string {
 }
 
 async function lookupFor(ctx: ProxyContext, roles: Role[]): Promise<{ lookup: RoleLookup; load: (names: string[]) => Promise<void> }> {
-  const now = await accessSnapshot(ctx.backend);
+  const now = await accessSnapshot(ctx.backend, ctx.clock);
   const known = new Map<string, Role | undefined>(roles.map((r) => [r.metadata.name, r]));
   return {
     lookup: (n) => known.get(n),
@@ -84,7 +84,7 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
   const reason = text(input.reason, "a reason (--reason)", terms.reasonRequired);
   const ticket = text(input.ticket, "a ticket (--ticket)", terms.ticket.required);
   if (ticket && terms.ticket.pattern && !new RegExp(terms.ticket.pattern).test(ticket)) throw new AzgateError("bad_parameter", `ticket "${ticket}" does not match ${terms.ticket.pattern}`);
-  const pending = (await ctx.backend.list<AccessRequest>(KEYS.accessRequests)).filter((i) => i.value.spec.user === caller.name && effectiveState(i.value, Date.now()) === "PENDING").length;
+  const pending = (await ctx.backend.list<AccessRequest>(KEYS.accessRequests)).filter((i) => i.value.spec.user === caller.name && effectiveState(i.value, ctx.clock.now()) === "PENDING").length;
   if (pending >= MAX_PENDING_PER_USER) {
     const why = `you have ${pending} pending requests, the most one user may have; cancel one (azgate request cancel ID) or wait for reviews`;
     await ctx.audit.emit({ event: "access_request.create", code: "T5000W", user: caller.name, app, azure_identity: identity, success: false, error_code: "rate_limited", reason: why });
@@ -95,7 +95,7 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
   if (asked.includes(caller.name)) throw new AzgateError("bad_parameter", "you cannot review your own request; name someone else in --reviewers");
   const reviewWindow = input.request_ttl ? parseDuration(String(input.request_ttl), "request_ttl") : REVIEW_WINDOW_MS;
   if (reviewWindow < MIN_REVIEW_WINDOW_MS || reviewWindow > MAX_REVIEW_WINDOW_MS) throw new AzgateError("bad_parameter", "request_ttl must be from 5s to 7 days (168h)");
-  const now = Date.now();
+  const now = ctx.clock.now();
   const start = input.start ? Date.parse(String(input.start)) : now;
   if (Number.isNaN(start) || start < now - 60_000 || start > now + 7 * 24 * 3_600_000) throw new AzgateError("bad_parameter", "start must be a time (2026-12-01T08:00:00Z) from now to a week ahead");
   const request: AccessRequest = {
@@ -127,17 +127,17 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
   if (rule) {
     const why = rule.spec.reason ?? `auto-review rule "${rule.metadata.name}"`;
     decided.spec.reviews.push({ author: `rule/${rule.metadata.name}`, state: rule.spec.decision, reason: why, created: new Date(now).toISOString() });
-    resolve(decided, rule.spec.decision, `rule/${rule.metadata.name}`, why);
+    resolve(decided, rule.spec.decision, `rule/${rule.metadata.name}`, why, now);
   }
   await ctx.backend.compareAndSwap(KEYS.accessRequest(request.metadata.name), null, decided);
   await ctx.audit.emit({ event: "access_request.create", code: "T5000I", user: caller.name, access_request_id: request.metadata.name, app, azure_identity: identity, reason, ticket: ticket || null, duration_ms: durationMs, success: true });
-  await enqueueNotifications(ctx.backend, { event: "access_request.create", request, actor: caller.name });
+  await enqueueNotifications(ctx, { event: "access_request.create", request, actor: caller.name });
   if (rule) {
     const why = decided.spec.resolution!.reason;
     await ctx.audit.emit({ event: "access_request.review", code: "T5002I", user: "azgate", rule: rule.metadata.name, automatic: true, access_request_id: request.metadata.name, requester: caller.name, state: rule.spec.decision, reason: why, success: true });
     await recordOutcome(ctx, decided, { user: "azgate", rule: rule.metadata.name }, why);
   }
-  return withState(decided);
+  return withState(ctx, decided);
 }
 
 /**
@@ -189,7 +189,7 @@ export async function requestableTerms(ctx: ProxyContext, caller: Caller, given:
   return t.allowed ? { requestable: true, azure_identity: identity, max_duration_ms: t.maxDurationMs, reason_required: t.reasonRequired, ticket_required: t.ticket.required, ...(t.prompt ? { prompt: t.prompt } : {}) } : { requestable: false };
 }
 
-const withState = (r: AccessRequest): AccessRequest => ({ ...r, spec: { ...r.spec, state: effectiveState(r, Date.now()) } });
+const withState = (ctx: ProxyContext, r: AccessRequest): AccessRequest => ({ ...r, spec: { ...r.spec, state: effectiveState(r, ctx.clock.now()) } });
 
 async function load(ctx: ProxyContext, id: string) {
   if (!UUID.test(id)) throw new AzgateError("bad_parameter", `"${id}" is not a request ID`);
@@ -228,14 +228,14 @@ const mayView = (caller: Caller, review: (r: AccessRequest) => { allowed: boolea
 export async function getRequest(ctx: ProxyContext, caller: Caller, id: string): Promise<AccessRequest> {
   const { value } = await load(ctx, id);
   if (!mayView(caller, await reviewerFor(ctx, caller))(value)) throw new AzgateError("not_found", `access request "${id}" not found`);
-  return withState(value);
+  return withState(ctx, value);
 }
 
 export async function listRequests(ctx: ProxyContext, caller: Caller, filter: string | undefined): Promise<AccessRequest[]> {
   const all = (await ctx.backend.list<AccessRequest>(KEYS.accessRequests)).map((i) => i.value);
   const review = await reviewerFor(ctx, caller);
   const shown = filter === "mine" ? (r: AccessRequest) => r.spec.user === caller.name : filter === "reviewable" ? (r: AccessRequest) => review(r).allowed : mayView(caller, review);
-  return all.filter(shown).map(withState).sort((a, b) => b.spec.created.localeCompare(a.spec.created));
+  return all.filter(shown).map((r) => withState(ctx, r)).sort((a, b) => b.spec.created.localeCompare(a.spec.created));
 }
 
 /** Applies `change` to the stored request with compare-and-swap (two reviewers at once cannot both count as the last). */
@@ -278,17 +278,17 @@ export async function reviewRequest(ctx: ProxyContext, caller: Caller, id: strin
     throw new AzgateError("access_denied", why);
   }
   const next = await update(ctx, id, (r) => {
-    const state = effectiveState(r, Date.now());
+    const state = effectiveState(r, ctx.clock.now());
     if (state !== "PENDING") throw new AzgateError("bad_parameter", `access request "${id}" is ${state}; only a PENDING request can be reviewed`);
     if (r.spec.reviews.some((x) => x.author === caller.name)) throw new AzgateError("already_exists", `you already reviewed access request "${id}"`);
-    r.spec.reviews.push({ author: caller.name, state: verdict, reason, created: new Date().toISOString(), counts_for: countsFor });
+    r.spec.reviews.push({ author: caller.name, state: verdict, reason, created: ctx.clock.date().toISOString(), counts_for: countsFor });
     const outcome = reviewOutcome(r.spec.threshold_rules ?? [r.spec.thresholds], r.spec.reviews);
-    if (outcome !== "PENDING") resolve(r, outcome, caller.name, reason);
+    if (outcome !== "PENDING") resolve(r, outcome, caller.name, reason, ctx.clock.now());
     return r;
   });
   await ctx.audit.emit({ event: "access_request.review", code: "T5002I", user: caller.name, access_request_id: id, requester: next.spec.user, state: verdict, reason, success: true });
   await recordOutcome(ctx, next, { user: caller.name }, reason);
-  return withState(next);
+  return withState(ctx, next);
 }
 
 /**
@@ -300,7 +300,7 @@ async function checkReviewCode(ctx: ProxyContext, user: string, otp: string): Pr
   const item = await ctx.backend.get<UserAuth>(KEYS.userAuth(user));
   if (!item?.value.totp_secret) return "you have no authenticator registered with azgate (SSO users and clusters without OTP cannot meet it)";
   if (!otp) return "give the code (--otp CODE)";
-  const step = freshTotpStep(item.value.totp_secret, otp, item.value.totp_last_step);
+  const step = freshTotpStep(item.value.totp_secret, otp, item.value.totp_last_step, ctx.clock.now());
   if (step === null) return "the code is wrong or already used";
   try {
     await ctx.backend.compareAndSwap<UserAuth>(item.key, item.revision, { ...item.value, totp_last_step: step });
@@ -310,12 +310,12 @@ async function checkReviewCode(ctx: ProxyContext, user: string, otp: string): Pr
   return null;
 }
 
-/** Marks a request decided, with its grant's window when approved (it starts at the asked start, or now if later). */
-function resolve(r: AccessRequest, outcome: "APPROVED" | "DENIED", by: string, reason: string): void {
+/** Marks a request decided at `now`, with its grant's window when approved (it starts at the asked start, or now if later). */
+function resolve(r: AccessRequest, outcome: "APPROVED" | "DENIED", by: string, reason: string, now: number): void {
   r.spec.state = outcome;
-  r.spec.resolution = { by, at: new Date().toISOString(), reason };
+  r.spec.resolution = { by, at: new Date(now).toISOString(), reason };
   if (outcome === "APPROVED") {
-    const notBefore = Math.max(Date.now(), Date.parse(r.spec.start));
+    const notBefore = Math.max(now, Date.parse(r.spec.start));
     r.spec.grant = { not_before: new Date(notBefore).toISOString(), not_after: new Date(notBefore + r.spec.duration_ms).toISOString() };
   }
 }
@@ -337,22 +337,22 @@ async function recordOutcome(ctx: ProxyContext, r: AccessRequest, by: { user: st
     await ctx.audit.emit({ event: "access_grant.start", code: "T5005I", user: r.spec.user, access_request_id: id, app: g.spec.app, azure_identity: g.spec.azure_identity, not_before: g.spec.not_before, not_after: g.spec.not_after });
   }
   const event = r.spec.state === "DENIED" ? "access_request.deny" : r.spec.state === "APPROVED" ? "access_request.approve" : "access_request.review";
-  await enqueueNotifications(ctx.backend, { event, request: r, actor: by.rule ? `rule ${by.rule}` : by.user, ...(reason ? { reason } : {}) });
+  await enqueueNotifications(ctx, { event, request: r, actor: by.rule ? `rule ${by.rule}` : by.user, ...(reason ? { reason } : {}) });
 }
 
 export async function cancelRequest(ctx: ProxyContext, caller: Caller, id: string): Promise<AccessRequest> {
   const { value } = await load(ctx, id);
   if (value.spec.user !== caller.name) throw new AzgateError("access_denied", "only the requester can cancel a request; reviewers deny it, or revoke it once approved");
   const next = await update(ctx, id, (r) => {
-    const state = effectiveState(r, Date.now());
+    const state = effectiveState(r, ctx.clock.now());
     if (state !== "PENDING") throw new AzgateError("bad_parameter", `access request "${id}" is ${state}; only a PENDING request can be cancelled (revoke an approved one)`);
     r.spec.state = "CANCELLED";
-    r.spec.resolution = { by: caller.name, at: new Date().toISOString(), reason: "cancelled by the requester" };
+    r.spec.resolution = { by: caller.name, at: ctx.clock.date().toISOString(), reason: "cancelled by the requester" };
     return r;
   });
   await ctx.audit.emit({ event: "access_request.cancel", code: "T5006I", user: caller.name, access_request_id: id });
-  await enqueueNotifications(ctx.backend, { event: "access_request.cancel", request: next, actor: caller.name });
-  return withState(next);
+  await enqueueNotifications(ctx, { event: "access_request.cancel", request: next, actor: caller.name });
+  return withState(ctx, next);
 }
 
 /** Ends an approved request's grant now: its requester, a reviewer, or whoever may update access requests. */
@@ -362,17 +362,17 @@ export async function revokeRequest(ctx: ProxyContext, caller: Caller, id: strin
   const may = value.spec.user === caller.name || checkRule(caller.roles, "access_request", "update").allowed || (await reviewDecision(ctx, caller, value)).allowed;
   if (!may) throw new AzgateError("access_denied", "only the requester, a reviewer of the request or an administrator can revoke it");
   const next = await update(ctx, id, (r) => {
-    const state = effectiveState(r, Date.now());
+    const state = effectiveState(r, ctx.clock.now());
     if (state !== "APPROVED") throw new AzgateError("bad_parameter", `access request "${id}" is ${state}; only an APPROVED request can be revoked`);
     r.spec.state = "REVOKED";
-    r.spec.resolution = { by: caller.name, at: new Date().toISOString(), reason };
+    r.spec.resolution = { by: caller.name, at: ctx.clock.date().toISOString(), reason };
     return r;
   });
   await ctx.backend.delete(KEYS.accessGrant(id));
   await ctx.audit.emit({ event: "access_request.revoke", code: "T5007I", user: caller.name, access_request_id: id, requester: next.spec.user, reason });
   await ctx.audit.emit({ event: "access_grant.end", code: "T5008I", user: next.spec.user, access_request_id: id, app: next.spec.app, azure_identity: next.spec.azure_identity, why: "revoked" });
-  await enqueueNotifications(ctx.backend, { event: "access_request.revoke", request: next, actor: caller.name, ...(reason ? { reason } : {}) });
-  return withState(next);
+  await enqueueNotifications(ctx, { event: "access_request.revoke", request: next, actor: caller.name, ...(reason ? { reason } : {}) });
+  return withState(ctx, next);
 }
 
 /**
@@ -383,7 +383,7 @@ export async function revokeRequest(ctx: ProxyContext, caller: Caller, id: strin
  * without a new apps login.
  */
 export async function openRequestsOf(ctx: ProxyContext, user: string): Promise<AccessRequest[]> {
-  const now = Date.now();
+  const now = ctx.clock.now();
   return (await ctx.backend.list<AccessRequest>(KEYS.accessRequests)).map((i) => i.value).filter((r) => r.spec.user === user && effectiveState(r, now) === "APPROVED");
 }
 
@@ -398,7 +398,8 @@ export async function openRequestFor(ctx: ProxyContext, user: string, app: strin
  * out (`access_grant.end`). Access itself never waits for this: the grant's
  * window is checked on every request.
  */
-export async function recordEndings(deps: Pick<ProxyContext, "backend" | "audit">, now = Date.now()): Promise<number> {
+export async function recordEndings(deps: Pick<ProxyContext, "backend" | "audit" | "clock">): Promise<number> {
+  const now = deps.clock.now();
   let recorded = 0;
   for (const item of await deps.backend.list<AccessRequest>(KEYS.accessRequests)) {
     const r = item.value;
@@ -416,7 +417,7 @@ export async function recordEndings(deps: Pick<ProxyContext, "backend" | "audit"
     const base = { user: r.spec.user, access_request_id: r.metadata.name, app: r.spec.app, azure_identity: r.spec.azure_identity };
     if (was === "PENDING") await deps.audit.emit({ event: "access_request.expire", code: "T5009I", ...base, why: "not reviewed before its deadline" });
     else await deps.audit.emit({ event: "access_grant.end", code: "T5008I", ...base, why: "window ended", not_after: r.spec.grant?.not_after ?? null });
-    await enqueueNotifications(deps.backend, { event: was === "PENDING" ? "access_request.expire" : "access_grant.end", request: next });
+    await enqueueNotifications(deps, { event: was === "PENDING" ? "access_request.expire" : "access_grant.end", request: next });
   }
   return recorded;
 }

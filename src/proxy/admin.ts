@@ -85,7 +85,7 @@ export async function createResources(ctx: ProxyContext, caller: Caller, resourc
     if (r.kind === "user") {
       // The record keeps its id and generation across an update; a new one gets its own (never the file's).
       const status = stored ? userStamp(stored as User) : newUserStatus();
-      await ctx.backend.put<User>(KEYS.user(r.metadata.name), { ...r, spec: { ...r.spec, roles: unique(r.spec.roles), created_by: { time: new Date().toISOString(), user: caller.name } }, status });
+      await ctx.backend.put<User>(KEYS.user(r.metadata.name), { ...r, spec: { ...r.spec, roles: unique(r.spec.roles), created_by: { time: ctx.clock.date().toISOString(), user: caller.name } }, status });
     } else await ctx.backend.put(resourceKey(r), r);
     const code = r.kind === "role" ? "T9000I" : r.kind === "user" ? "T1002I" : r.kind === "notification_target" ? "TN100I" : r.kind === "access_rule" ? "T5100I" : "T8000I";
     await ctx.audit.emit({ event: `${r.kind}.${exists ? "updated" : "created"}`, code, user: caller.name, name: r.metadata.name });
@@ -180,7 +180,7 @@ export async function addUser(ctx: ProxyContext, caller: Caller, name: string, r
     kind: "user",
     version: "v2",
     metadata: { name },
-    spec: { roles, traits, created_by: { time: new Date().toISOString(), user: caller.name } },
+    spec: { roles, traits, created_by: { time: ctx.clock.date().toISOString(), user: caller.name } },
     status: newUserStatus(),
   };
   if (!(await putIfAbsent(ctx.backend, KEYS.user(name), user))) throw new AzgateError("already_exists", `user "${name}" already exists`);
@@ -258,13 +258,13 @@ export async function addToken(ctx: ProxyContext, caller: Caller, type: string, 
   if (maxUses !== undefined && (!Number.isInteger(maxUses) || maxUses < 1)) throw new AzgateError("bad_parameter", "--uses must be a whole number of at least 1");
   const token = newSecret(16);
   const hash = secretHash(token);
-  const expires = new Date(Date.now() + ttlMs);
+  const expires = new Date(ctx.clock.now() + ttlMs);
   const info: TokenInfo = {
     id: hash.slice(0, 16),
     type: "app",
     roles: ["app"],
     expires: expires.toISOString(),
-    created: new Date().toISOString(),
+    created: ctx.clock.date().toISOString(),
     ...(maxUses ? { max_uses: maxUses, uses: 0 } : {}),
   };
   await ctx.backend.put<TokenInfo>(KEYS.token(hash), info, { expires: new Date(expires.getTime() + EXPIRED_TOKEN_GRACE_MS) });
@@ -274,7 +274,7 @@ export async function addToken(ctx: ProxyContext, caller: Caller, type: string, 
 
 /** Tokens that can still be used (expired and used-up ones are kept a while only to explain a failed join). */
 export async function listTokens(ctx: ProxyContext): Promise<TokenInfo[]> {
-  return (await ctx.backend.list<TokenInfo>(KEYS.tokens)).map((i) => i.value).filter((t) => Date.parse(t.expires) > Date.now() && !(t.max_uses && (t.uses ?? 0) >= t.max_uses));
+  return (await ctx.backend.list<TokenInfo>(KEYS.tokens)).map((i) => i.value).filter((t) => Date.parse(t.expires) > ctx.clock.now() && !(t.max_uses && (t.uses ?? 0) >= t.max_uses));
 }
 
 /** Accepts the token itself or its id (as `tokens ls` shows it). */
@@ -309,14 +309,14 @@ export type AuditFilters = Partial<Record<(typeof AUDIT_FILTERS)[number] | "limi
 
 export async function searchAudit(ctx: ProxyContext, caller: Caller, q: AuditFilters): Promise<AuditEvent[]> {
   authorize(caller, "event", "list");
-  return ctx.audit.search(auditQuery(q));
+  return ctx.audit.search(auditQuery(q, ctx.clock.now()));
 }
 
-/** Checks and converts the filters, naming the one that is wrong. */
-export function auditQuery(q: AuditFilters): AuditQuery {
+/** Checks and converts the filters, naming the one that is wrong; a duration counts back from `now`. */
+export function auditQuery(q: AuditFilters, now: number): AuditQuery {
   const time = (v: string | undefined, name: string) => {
     if (!v) return undefined;
-    const t = /^\d{4}-\d\d-\d\d/.test(v) ? new Date(v) : new Date(Date.now() - parseDuration(v, name));
+    const t = /^\d{4}-\d\d-\d\d/.test(v) ? new Date(v) : new Date(now - parseDuration(v, name));
     if (Number.isNaN(t.getTime())) throw new AzgateError("bad_parameter", `${name}: "${v}" is neither a time (2026-11-24T10:00:00Z) nor a duration (1h)`);
     return t;
   };

@@ -44,7 +44,7 @@ async function auditRefusal(ctx: ProxyContext, c: Context, identity: Identity, e
 
 export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; registry: AppRegistry; tunnels?: TunnelServer }) {
   const app = new Hono<Env>();
-  const limiter = new LoginRateLimiter();
+  const limiter = new LoginRateLimiter(ctx.clock);
   // Before anything reads the caller's address.
   app.use("*", clientAddressMiddleware(ctx.settings.trustedProxies));
 
@@ -122,6 +122,7 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
       bodyFollows: true,
       cas: [ctx.cluster.user.cert],
       replay: ctx.replay,
+      now: ctx.clock.now(),
     });
     // From here the caller is known (a valid proof for a certificate of ours): a refusal is audited.
     // (An invalid proof is not: anyone on the network could fill the log with those.)

@@ -27,7 +27,8 @@ export interface ClientSession {
 
 export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry, client: ClientSession, stream: TunnelStream): Promise<void> {
   const requestId = crypto.randomUUID();
-  const started = Date.now();
+  // Elapsed time for the audit event and metrics only (the monotonic clock; util/clock.ts says why not the Clock).
+  const started = performance.now();
   const answer = (err: AzgateError) => {
     const r = refusal(err, "azgate");
     return respondJson(stream, r.status, r.body, [["x-azgate-request-id", requestId]]).catch(() => undefined);
@@ -95,7 +96,7 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
   //    First let the answer go: the tunnel writes a turn's frames when the turn ends (websocket.ts), after this.
   await new Promise((next) => setImmediate(next));
   const { outcome, lastError, bytesIn } = result;
-  const durationMs = Date.now() - started;
+  const durationMs = Math.round(performance.now() - started);
   ctx.metrics.requests.inc({ app: authorized.app, identity: authorized.azureIdentity, method: head.method, status: String(outcome ? outcome.status : 502) });
   if (outcome?.upstreamMs !== undefined) {
     ctx.metrics.upstream.observe({ app: authorized.app }, outcome.upstreamMs / 1000);

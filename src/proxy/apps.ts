@@ -79,7 +79,7 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
     route: { app: app.name, azure_identity: req.azure_identity },
   };
   // An app certificate never outlives the user's session.
-  const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey, identity, notAfter: callerCertExpires });
+  const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey, identity, now: ctx.clock.date(), notAfter: callerCertExpires });
   const { facts, problem } = await askIdentityFacts(registry, app.name, (s) => (request ? s.app.name === app.name : checkAzureIdentity(caller.roles, caller.traits, s.app, req.azure_identity).allowed), req.azure_identity);
   await ctx.audit.emit({
     event: "app.session.start",

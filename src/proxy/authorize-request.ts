@@ -49,8 +49,8 @@ export async function authorizeRequest(ctx: ProxyContext, registry: AppRegistry,
   let grant: AccessGrant | undefined;
   let roles = caller.roles;
   if (!first) {
-    const snapshot = await accessSnapshot(ctx.backend);
-    grant = activeGrant(await snapshot.grants(), { user: caller.name, app: route.app, azure_identity: azureIdentity }, Date.now());
+    const snapshot = await accessSnapshot(ctx.backend, ctx.clock);
+    grant = activeGrant(await snapshot.grants(), { user: caller.name, app: route.app, azure_identity: azureIdentity }, ctx.clock.now());
     if (!grant) throw new AccessDenied(checkAzureIdentity(caller.roles, caller.traits, known[0].app, azureIdentity).reason);
     // The requested roles that allow the identity come with the grant, with their azure_api rules.
     const granted = (await Promise.all(grant.spec.roles.map((n) => snapshot.role(n)))).filter((r): r is Role => r !== null);

@@ -34,7 +34,7 @@ export async function resolveCaller(ctx: ProxyContext, identity: Identity): Prom
   }
   if (identity.kind !== "user") throw new AzgateError("access_denied", "this call is for users");
   // Users, roles and locks as the backend has them now (cached until anything is written; access-cache.ts).
-  const now = await accessSnapshot(ctx.backend);
+  const now = await accessSnapshot(ctx.backend, ctx.clock);
   const user = await now.user(identity.name);
   if (!user) throw new AzgateError("unauthenticated", `user "${identity.name}" no longer exists`);
   // The same record, not a later user of the same name, and no reset since the certificate was issued.

@@ -6,6 +6,7 @@ import { caPin } from "../pki/pin.ts";
 import { PRESET_ROLES } from "../rbac/presets.ts";
 import type { Role } from "../rbac/types.ts";
 import { KEYS } from "./keys.ts";
+import type { Clock } from "../util/clock.ts";
 
 export interface ClusterAuthorities {
   name: string;
@@ -18,7 +19,7 @@ export interface ClusterAuthorities {
  * preset roles. Later starts load them and refuse a different cluster name,
  * so a data dir never silently changes hands.
  */
-export async function initCluster(backend: Backend, clusterName: string): Promise<ClusterAuthorities> {
+export async function initCluster(backend: Backend, clusterName: string, clock: Clock): Promise<ClusterAuthorities> {
   // Replicas starting together on a shared backend race here: whoever writes first wins, the others read what it wrote.
   await putIfAbsent(backend, KEYS.clusterName, { name: clusterName });
   const stored = (await backend.get<{ name: string }>(KEYS.clusterName))!;
@@ -28,18 +29,18 @@ export async function initCluster(backend: Backend, clusterName: string): Promis
       `cluster_name: this data dir belongs to cluster "${stored.value.name}", not "${clusterName}"; use the same name or another data dir`,
     );
   }
-  const user = await loadOrCreateAuthority(backend, "user", clusterName);
-  const host = await loadOrCreateAuthority(backend, "host", clusterName);
+  const user = await loadOrCreateAuthority(backend, "user", clusterName, clock);
+  const host = await loadOrCreateAuthority(backend, "host", clusterName, clock);
   for (const role of PRESET_ROLES) {
     await putIfAbsent<Role>(backend, KEYS.role(role.metadata.name), role);
   }
   return { name: clusterName, user, host };
 }
 
-async function loadOrCreateAuthority(backend: Backend, type: "user" | "host", clusterName: string): Promise<Authority> {
+async function loadOrCreateAuthority(backend: Backend, type: "user" | "host", clusterName: string, clock: Clock): Promise<Authority> {
   const item = await backend.get<StoredAuthority>(KEYS.authority(type));
   if (item) return loadAuthority(item.value);
-  await putIfAbsent(backend, KEYS.authority(type), await storeAuthority(await createAuthority(type, clusterName)));
+  await putIfAbsent(backend, KEYS.authority(type), await storeAuthority(await createAuthority(type, clusterName, clock.date())));
   return loadAuthority((await backend.get<StoredAuthority>(KEYS.authority(type)))!.value);
 }
 

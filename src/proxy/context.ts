@@ -4,6 +4,7 @@ import type { ClusterAuthorities } from "./cluster.ts";
 import type { ReplayCache } from "../auth/replay-cache.ts";
 
 import type { ProxyMetrics } from "../metrics/proxy.ts";
+import type { Clock } from "../util/clock.ts";
 
 export interface AuthSettings {
   secondFactor: "otp" | "off";
@@ -20,6 +21,8 @@ export interface AuthSettings {
 
 /** What every proxy service needs; built once at start and passed down. */
 export interface ProxyContext {
+  /** The one clock every service decides by (util/clock.ts); the backend and the audit log were opened with it. */
+  clock: Clock;
   backend: Backend;
   audit: AuditSink;
   cluster: ClusterAuthorities;

@@ -59,7 +59,7 @@ async function subject(ctx: ProxyContext, caller: Caller, user: string | undefin
   }
   authorize(caller, "user", "read");
   authorize(caller, "role", "read");
-  const now = await accessSnapshot(ctx.backend);
+  const now = await accessSnapshot(ctx.backend, ctx.clock);
   const record = await now.user(user!);
   if (!record) throw new AzgateError("not_found", `user "${user}" not found`);
   const roles = (await Promise.all(record.spec.roles.map((r) => now.role(r)))).filter((r): r is Role => r !== null);

@@ -37,7 +37,7 @@ export async function joinAgent(ctx: ProxyContext, req: JoinRequest, remoteAddr?
   const hash = secretHash(req.token.trim());
   const token = await consumeToken(ctx, hash);
   const hostId = crypto.randomUUID();
-  const record: AgentRecord = { host_id: hostId, host_name: (req.host_name ?? "").slice(0, 253) || hostId, joined: new Date().toISOString(), token_id: token.id };
+  const record: AgentRecord = { host_id: hostId, host_name: (req.host_name ?? "").slice(0, 253) || hostId, joined: ctx.clock.date().toISOString(), token_id: token.id };
   await ctx.backend.put<AgentRecord>(KEYS.agent(hostId), record);
   const cert = await issueHostCert(ctx, hostId, publicKey);
   await ctx.audit.emit({ event: "agent.join", code: "TJ001I", host_id: hostId, host_name: record.host_name, token_id: token.id, remote_addr: remoteAddr, success: true });
@@ -50,7 +50,7 @@ export async function renewHostCert(ctx: ProxyContext, identity: Identity, publi
   const item = await ctx.backend.get<AgentRecord>(KEYS.agent(identity.name));
   if (!item) throw new AzgateError("access_denied", `agent ${identity.name} was removed from the cluster; join it again with a new token`);
   const cert = await issueHostCert(ctx, identity.name, await parsePublicKey(publicKeyPem));
-  await ctx.backend.put<AgentRecord>(item.key, { ...item.value, last_renewed: new Date().toISOString() });
+  await ctx.backend.put<AgentRecord>(item.key, { ...item.value, last_renewed: ctx.clock.date().toISOString() });
   await ctx.audit.emit({ event: "cert.create", code: "TC000I", cert_type: "host", host_id: identity.name, expires: cert.expires });
   return cert;
 }
@@ -66,7 +66,7 @@ async function consumeToken(ctx: ProxyContext, hash: string): Promise<TokenInfo>
     }
     const t = item.value;
     if (t.type !== "app") throw new AzgateError("token_invalid", `the join token is for "${t.type}", not for app agents; ${NEW_TOKEN}`);
-    const expiredFor = Date.now() - Date.parse(t.expires);
+    const expiredFor = ctx.clock.now() - Date.parse(t.expires);
     if (expiredFor >= 0) throw new AzgateError("token_invalid", `the join token expired ${formatDuration(expiredFor)} ago; ${NEW_TOKEN}`);
     const uses = t.uses ?? 0;
     if (t.max_uses && uses >= t.max_uses) {
@@ -92,7 +92,7 @@ async function issueHostCert(ctx: ProxyContext, hostId: string, publicKey: Crypt
     login_method: "join-token",
     session_id: crypto.randomUUID(),
   };
-  const cert = await issueIdentityCert({ ca: ctx.cluster.host, publicKey, identity, notAfter: new Date(Date.now() + ctx.settings.hostCertTtlMs) });
+  const cert = await issueIdentityCert({ ca: ctx.cluster.host, publicKey, identity, now: ctx.clock.date(), notAfter: new Date(ctx.clock.now() + ctx.settings.hostCertTtlMs) });
   return { host_id: hostId, cluster_name: ctx.cluster.name, cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), host_ca_pem: pemOf(ctx.cluster.host.cert) };
 }
 

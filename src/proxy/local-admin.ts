@@ -26,16 +26,16 @@ export interface LocalAdminCredentials {
 const dirOf = (dataDir: string) => path.join(dataDir, "local-admin");
 
 /** A local admin key and certificate, valid only while `sessionId` is this proxy run's. */
-export async function issueLocalAdmin(userCa: Authority, sessionId: string): Promise<{ keyPem: string; certPem: string }> {
+export async function issueLocalAdmin(userCa: Authority, sessionId: string, now: Date): Promise<{ keyPem: string; certPem: string }> {
   const keys = await generateKeyPair();
   const identity: Identity = { kind: "local-admin", name: LOCAL_ADMIN_NAME, roles: [], traits: {}, azure_identities: [], login_method: "local", session_id: sessionId };
-  const cert = await issueIdentityCert({ ca: userCa, publicKey: keys.publicKey, identity, notAfter: new Date(Date.now() + 365 * 86_400_000) });
+  const cert = await issueIdentityCert({ ca: userCa, publicKey: keys.publicKey, identity, now, notAfter: new Date(now.getTime() + 365 * 86_400_000) });
   return { keyPem: await privateKeyToPem(keys.privateKey), certPem: cert.toString("pem") + "\n" };
 }
 
-export async function writeLocalAdmin(dataDir: string, userCa: Authority, url: string, caPem: string, servedCertPem: string): Promise<string> {
+export async function writeLocalAdmin(dataDir: string, userCa: Authority, url: string, caPem: string, servedCertPem: string, now: Date): Promise<string> {
   const sessionId = crypto.randomUUID();
-  const { keyPem, certPem } = await issueLocalAdmin(userCa, sessionId);
+  const { keyPem, certPem } = await issueLocalAdmin(userCa, sessionId, now);
   const cert_sha256 = new X509Certificate(servedCertPem).fingerprint256;
   const creds: LocalAdminCredentials = { url, ca_pem: caPem, cert_sha256, key_pem: keyPem, cert_pem: certPem };
   await ensureDir(dirOf(dataDir), 0o700);

@@ -29,12 +29,12 @@ export async function createLock(ctx: ProxyContext, caller: Caller, input: { tar
   if (Object.keys(target).length === 0) throw new AzgateError("bad_parameter", "a lock needs a target: --user, --role, --azure-identity or --session");
   const message = input.message === undefined ? undefined : String(input.message);
   if (message !== undefined && (message.length > MAX_TEXT || /[\x00-\x08\x0b-\x1f\x7f]/.test(message))) throw new AzgateError("bad_parameter", `--message must be printable text of at most ${MAX_TEXT} characters`);
-  const expires = input.ttl ? new Date(Date.now() + parseDuration(input.ttl, "--ttl")) : undefined;
+  const expires = input.ttl ? new Date(ctx.clock.now() + parseDuration(input.ttl, "--ttl")) : undefined;
   const lock: Lock = {
     kind: "lock",
     version: "v2",
     metadata: { name: crypto.randomUUID(), ...(expires ? { expires: expires.toISOString() } : {}) },
-    spec: { target, ...(message ? { message } : {}), created_by: caller.name, created: new Date().toISOString() },
+    spec: { target, ...(message ? { message } : {}), created_by: caller.name, created: ctx.clock.date().toISOString() },
   };
   await ctx.backend.put<Lock>(KEYS.lock(lock.metadata.name), lock, expires ? { expires } : undefined);
   await ctx.audit.emit({ event: "lock.created", code: "T9006I", user: caller.name, name: lock.metadata.name, target, expires: lock.metadata.expires ?? null, message: message ?? null });
@@ -59,7 +59,7 @@ export async function removeLock(ctx: ProxyContext, caller: Caller, name: string
 
 /** Throws `locked` with the lock's message when a lock in force matches (the locks as the backend has them now). */
 export async function checkLocks(ctx: ProxyContext, subject: LockSubject): Promise<void> {
-  lockInForce(await (await accessSnapshot(ctx.backend)).locks(), subject);
+  lockInForce(await (await accessSnapshot(ctx.backend, ctx.clock)).locks(), subject);
 }
 
 /** Throws `locked` with the message of the first of `locks` that matches `subject`. */

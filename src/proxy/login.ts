@@ -53,7 +53,7 @@ export interface Authenticated {
  */
 export async function authenticate(ctx: ProxyContext, req: { user: string; password: string; otp?: string; remote_addr?: string; via?: "web" }, beforeCheck?: () => Promise<void>): Promise<Authenticated> {
   const name = String(req.user ?? "");
-  const now = Date.now();
+  const now = ctx.clock.now();
   const via = req.via ? { via: req.via } : {};
   // Refused before any lookup: such a name cannot exist, and it never reaches the backend or the audit log.
   if (!USER_NAME.test(name)) {
@@ -75,7 +75,7 @@ export async function authenticate(ctx: ProxyContext, req: { user: string; passw
   let step: number | null = null;
   let otpOk = true;
   if (ctx.settings.secondFactor === "otp") {
-    step = auth?.totp_secret ? freshTotpStep(auth.totp_secret, String(req.otp ?? ""), auth.totp_last_step) : null;
+    step = auth?.totp_secret ? freshTotpStep(auth.totp_secret, String(req.otp ?? ""), auth.totp_last_step, ctx.clock.now()) : null;
     otpOk = step !== null;
   }
   if (!user || !auth || !passwordOk || !otpOk) {
@@ -116,7 +116,7 @@ export async function login(ctx: ProxyContext, req: LoginRequest): Promise<Login
     });
   });
   const ttl = req.ttl_ms && req.ttl_ms > 0 ? Math.min(req.ttl_ms, maxTtlMs) : maxTtlMs;
-  const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey: publicKey!, identity, notAfter: new Date(Date.now() + ttl) });
+  const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey: publicKey!, identity, now: ctx.clock.date(), notAfter: new Date(ctx.clock.now() + ttl) });
   await ctx.audit.emit({ event: "cert.create", code: "TC000I", user: identity.name, cert_type: "user", session_id: identity.session_id, expires: cert.notAfter.toISOString() });
   return { cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), identity };
 }

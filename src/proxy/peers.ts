@@ -7,6 +7,7 @@
  */
 import type { ProxyContext } from "./context.ts";
 import { KEYS } from "./keys.ts";
+import type { Clock } from "../util/clock.ts";
 
 export interface ProxyPeer {
   id: string;
@@ -19,13 +20,12 @@ const TTL_MS = 30_000;
 const REFRESH_MS = 10_000;
 
 export function advertise(ctx: ProxyContext, peer: ProxyPeer): { stop(): Promise<void> } {
-  const write = () => ctx.backend.put<ProxyPeer>(KEYS.proxy(peer.id), peer, { expires: new Date(Date.now() + TTL_MS) });
+  const write = () => ctx.backend.put<ProxyPeer>(KEYS.proxy(peer.id), peer, { expires: new Date(ctx.clock.now() + TTL_MS) });
   const first = write().catch((e) => console.error("[proxy] cannot advertise this replica:", (e as Error).message));
-  const timer = setInterval(() => void write().catch((e) => console.error("[proxy] cannot advertise this replica:", (e as Error).message)), REFRESH_MS);
-  timer.unref?.();
+  const timer = ctx.clock.every(REFRESH_MS, () => void write().catch((e) => console.error("[proxy] cannot advertise this replica:", (e as Error).message))).unref();
   return {
     async stop() {
-      clearInterval(timer);
+      timer.cancel();
       await first;
       await ctx.backend.delete(KEYS.proxy(peer.id)).catch(() => undefined);
     },
@@ -45,7 +45,8 @@ export const PEERS_MAX_AGE_MS = 5_000;
  * PEERS_MAX_AGE_MS old: every agent heartbeats every 10 s, and listing the
  * backend for each was a directory read (a query on PostgreSQL) per heartbeat.
  */
-export function cachedPeers(ctx: ProxyContext, now: () => number = Date.now): { peers(): Promise<ProxyPeer[]>; close(): void } {
+export function cachedPeers(ctx: ProxyContext, clock: Clock = ctx.clock): { peers(): Promise<ProxyPeer[]>; close(): void } {
+  const now = () => clock.now();
   let cached: { at: number; list: Promise<ProxyPeer[]> } | null = null;
   const unwatch = ctx.backend.watch(KEYS.proxies, () => (cached = null));
   return {

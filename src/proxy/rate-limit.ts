@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import { AzgateError } from "../errors/index.ts";
 import { socketAddress } from "./client-address.ts";
+import type { Clock } from "../util/clock.ts";
 
 /**
  * The caller's address, as client-address.ts decided it for this request:
@@ -17,9 +18,13 @@ export function remoteAddr(c: Context): string {
  */
 export class LoginRateLimiter {
   private readonly hits = new Map<string, number[]>();
-  constructor(private readonly perMinute = 30) {}
+  constructor(
+    private readonly clock: Clock,
+    private readonly perMinute = 30,
+  ) {}
 
-  check(addr: string, now = Date.now()): void {
+  check(addr: string): void {
+    const now = this.clock.now();
     const recent = (this.hits.get(addr) ?? []).filter((t) => t > now - 60_000);
     if (recent.length >= this.perMinute) {
       throw new AzgateError("rate_limited", "too many login attempts from this address; wait a minute and try again");

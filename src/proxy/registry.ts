@@ -1,5 +1,6 @@
 import type { TunnelSession } from "../tunnel/index.ts";
 import type { AppSpec } from "../api/types.ts";
+import type { Clock } from "../util/clock.ts";
 
 /** One agent's tunnel to this proxy. */
 export interface AgentTunnel {
@@ -29,12 +30,13 @@ export class AppRegistry {
   private rotation = 0;
 
   constructor(
+    /** Judges heartbeats: a server is live within `ttlMs` of its last one. */
+    private readonly clock: Clock,
     private readonly ttlMs = 45_000,
-    private readonly now: () => number = Date.now,
   ) {}
 
   heartbeat(tunnel: AgentTunnel, apps: AppSpec[]): void {
-    const seen = this.now();
+    const seen = this.clock.now();
     this.byTunnel.set(
       tunnel.id,
       apps.map((app) => ({ app, tunnel, lastSeen: seen })),
@@ -46,7 +48,7 @@ export class AppRegistry {
   }
 
   private live(): AppServer[] {
-    const cutoff = this.now() - this.ttlMs;
+    const cutoff = this.clock.now() - this.ttlMs;
     const out: AppServer[] = [];
     for (const [id, servers] of this.byTunnel) {
       const session = servers[0]?.tunnel.session;

@@ -16,6 +16,7 @@ import { tunnelServer, type TunnelServer } from "./tunnels.ts";
 import { advertise, cachedPeers } from "./peers.ts";
 import { serveDiag } from "../health/probes.ts";
 import { WS_MAX_PAYLOAD } from "../tunnel/index.ts";
+import type { Clock } from "../util/clock.ts";
 
 export interface RunningProxy {
   /** A loopback URL of this proxy (for the local admin and tests). */
@@ -35,8 +36,8 @@ export interface RunningProxy {
 /** How long a stopping proxy lets open streams finish. */
 const DRAIN_DEADLINE_MS = 10_000;
 
-/** Starts proxy mode: lock the data dir, open state, serve the API over TLS. */
-export async function startProxy(config: Config & { data_dir: string }): Promise<RunningProxy> {
+/** Starts proxy mode: lock the data dir, open state, serve the API over TLS. Every service decides by `clock`. */
+export async function startProxy(config: Config & { data_dir: string }, clock: Clock): Promise<RunningProxy> {
   const listen = splitHostPort(config.proxy.listen, 3080);
   const pub = config.proxy.public_addr ? splitHostPort(config.proxy.public_addr, 443) : null;
   const { ctx, close } = await openState(config.data_dir, {
@@ -44,15 +45,16 @@ export async function startProxy(config: Config & { data_dir: string }): Promise
     settings: settingsFrom(config),
     purpose: "azgate proxy",
     storage: config.storage,
+    clock,
   });
   const closers: (() => Promise<unknown>)[] = [close];
   const shutdown = async () => {
     for (const fn of closers.reverse()) await fn().catch(() => undefined);
   };
   try {
-    const tls = await proxyTls({ certFile: config.proxy.tls?.cert_file, keyFile: config.proxy.tls?.key_file, hostCa: ctx.cluster.host, names: [pub?.host ?? "", listen.host, config.proxy.advertise_addr ? splitHostPort(config.proxy.advertise_addr, 0).host : "", ...(config.proxy.server_names ?? [])] });
+    const tls = await proxyTls({ certFile: config.proxy.tls?.cert_file, keyFile: config.proxy.tls?.key_file, hostCa: ctx.cluster.host, names: [pub?.host ?? "", listen.host, config.proxy.advertise_addr ? splitHostPort(config.proxy.advertise_addr, 0).host : "", ...(config.proxy.server_names ?? [])], now: clock.date() });
     const urls = { public: "" };
-    const registry = new AppRegistry();
+    const registry = new AppRegistry(clock);
     const replicaId = crypto.randomUUID();
     const peerList = cachedPeers(ctx);
     closers.push(async () => peerList.close());
@@ -71,13 +73,13 @@ export async function startProxy(config: Config & { data_dir: string }): Promise
 
     const loopback = listen.host === "0.0.0.0" || listen.host === "" ? "127.0.0.1" : listen.host === "::" ? "::1" : listen.host;
     const localUrl = `https://${urlHost(loopback)}:${server.port}`;
-    ctx.localAdminSession = await writeLocalAdmin(config.data_dir, ctx.cluster.user, localUrl, pemOf(ctx.cluster.host.cert), tls.cert);
+    ctx.localAdminSession = await writeLocalAdmin(config.data_dir, ctx.cluster.user, localUrl, pemOf(ctx.cluster.host.cert), tls.cert, clock.date());
     closers.push(() => removeLocalAdmin(config.data_dir));
 
     if (config.proxy.advertise_addr) {
       // Port 0 stands for the port this replica listens on (tests, or a listener on a random port).
       const adv = splitHostPort(config.proxy.advertise_addr, server.port);
-      const ad = advertise(ctx, { id: replicaId, addr: `${urlHost(adv.host)}:${adv.port || server.port}`, started: new Date().toISOString() });
+      const ad = advertise(ctx, { id: replicaId, addr: `${urlHost(adv.host)}:${adv.port || server.port}`, started: clock.date().toISOString() });
       closers.push(() => ad.stop());
     }
 
@@ -94,15 +96,13 @@ export async function startProxy(config: Config & { data_dir: string }): Promise
       closers.push(() => diag.close());
     }
 
-    const sweeper = setInterval(() => void sweepExpired(ctx).catch((e) => console.error("[proxy] sweep failed:", e)), 60_000);
-    sweeper.unref?.();
-    closers.push(async () => clearInterval(sweeper));
+    const sweeper = clock.every(60_000, () => void sweepExpired(ctx).catch((e) => console.error("[proxy] sweep failed:", e))).unref();
+    closers.push(async () => sweeper.cancel());
     // Access requests' ends that come with time, in the audit log within ENDINGS_MS of happening.
-    const endings = setInterval(() => void recordEndings(ctx).catch((e) => console.error("[proxy] recording access request endings failed:", e)), ENDINGS_MS);
-    endings.unref?.();
-    closers.push(async () => clearInterval(endings));
+    const endings = clock.every(ENDINGS_MS, () => void recordEndings(ctx).catch((e) => console.error("[proxy] recording access request endings failed:", e))).unref();
+    closers.push(async () => endings.cancel());
     // Access-request notifications: every replica sends what is due from the shared outbox.
-    const notifier = startDispatcher({ backend: ctx.backend, audit: ctx.audit, context: async () => ({ cluster: ctx.cluster.name, proxyUrl: urls.public }) });
+    const notifier = startDispatcher({ backend: ctx.backend, audit: ctx.audit, clock, context: async () => ({ cluster: ctx.cluster.name, proxyUrl: urls.public }) });
     closers.push(async () => (notifier.stop(), await notifier.idle()));
 
     await ctx.audit.emit({ event: "proxy.start", code: "TP000I", cluster: ctx.cluster.name, listen: `${listen.host}:${server.port}` });

@@ -12,6 +12,7 @@ import { proxyMetrics } from "../metrics/proxy.ts";
 import { BackendReplayCache, MemoryReplayCache } from "../auth/replay-cache.ts";
 import { parseDuration } from "../util/duration.ts";
 import type { Config } from "../config/schema.ts";
+import type { Clock } from "../util/clock.ts";
 import { initCluster } from "./cluster.ts";
 import type { AuthSettings, ProxyContext } from "./context.ts";
 import { KEYS } from "./keys.ts";
@@ -37,7 +38,7 @@ export function settingsFrom(config: Config): AuthSettings {
  */
 export async function openState(
   dataDir: string,
-  opts: { clusterName?: string; settings: AuthSettings; purpose: string; storage?: Config["storage"] },
+  opts: { clusterName?: string; settings: AuthSettings; purpose: string; storage?: Config["storage"]; clock: Clock },
 ): Promise<{ ctx: ProxyContext; close: () => Promise<void> }> {
   await ensureDir(dataDir, 0o700);
   const lock = await acquireDirLock(dataDir, opts.purpose);
@@ -47,7 +48,8 @@ export async function openState(
   };
   try {
     const metrics = proxyMetrics();
-    const storage = await openStorage(dataDir, opts.storage ?? { type: "file" });
+    const { clock } = opts;
+    const storage = await openStorage(dataDir, opts.storage ?? { type: "file" }, clock);
     const backend = timedBackend(storage.backend, (op, seconds) => metrics.backend.observe({ op }, seconds));
     const audit = storage.audit;
     closers.push(() => backend.close());
@@ -59,8 +61,9 @@ export async function openState(
         throw new AzgateError("not_found", `data dir ${dataDir} holds no cluster yet; start the proxy once (azgate start --mode proxy --data-dir ${dataDir})`);
       }
     }
-    const cluster = await initCluster(backend, clusterName);
-    const ctx: ProxyContext = { backend, audit, cluster, settings: opts.settings, replay: opts.storage?.type === "postgres" ? new BackendReplayCache(backend) : new MemoryReplayCache(), localAdminSession: crypto.randomUUID(), metrics };
+    const cluster = await initCluster(backend, clusterName, clock);
+    const replay = opts.storage?.type === "postgres" ? new BackendReplayCache(backend) : new MemoryReplayCache(clock);
+    const ctx: ProxyContext = { clock, backend, audit, cluster, settings: opts.settings, replay, localAdminSession: crypto.randomUUID(), metrics };
     return { ctx, close };
   } catch (e) {
     await close();
@@ -69,11 +72,11 @@ export async function openState(
 }
 
 /** The backend and audit log: files in the data dir, or PostgreSQL shared by every replica. */
-async function openStorage(dataDir: string, storage: Config["storage"]): Promise<{ backend: Backend; audit: AuditSink }> {
+async function openStorage(dataDir: string, storage: Config["storage"], clock: Clock): Promise<{ backend: Backend; audit: AuditSink }> {
   if (storage.type === "file") {
-    const backend = await FileBackend.open(dataDir);
+    const backend = await FileBackend.open(dataDir, clock);
     try {
-      return { backend, audit: await JsonLinesAuditSink.open(dataDir) };
+      return { backend, audit: await JsonLinesAuditSink.open(dataDir, clock) };
     } catch (e) {
       await backend.close();
       throw e;
@@ -90,8 +93,9 @@ async function openStorage(dataDir: string, storage: Config["storage"]): Promise
   const backend = await PostgresBackend.open({
     connectionString: storage.conn_string,
     caPem,
-    password: storage.auth === "entra" ? entraPassword() : undefined,
+    password: storage.auth === "entra" ? entraPassword(clock) : undefined,
     maxConnections: storage.max_connections,
+    clock,
   });
-  return { backend, audit: new PostgresAuditSink(backend.pool) };
+  return { backend, audit: new PostgresAuditSink(backend.pool, clock) };
 }

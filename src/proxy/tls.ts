@@ -9,7 +9,7 @@ import type { Authority } from "../pki/authority.ts";
  * The proxy's TLS identity: the operator's certificate when configured, else
  * one from the host CA for the public and listen names (clients pin the CA).
  */
-export async function proxyTls(opts: { certFile?: string; keyFile?: string; hostCa: Authority; names: string[] }): Promise<{ key: string; cert: string; selfIssued: boolean }> {
+export async function proxyTls(opts: { certFile?: string; keyFile?: string; hostCa: Authority; names: string[]; now: Date }): Promise<{ key: string; cert: string; selfIssued: boolean }> {
   if (opts.certFile && opts.keyFile) {
     try {
       return { key: readFileSync(opts.keyFile, "utf8"), cert: readFileSync(opts.certFile, "utf8"), selfIssued: false };
@@ -24,7 +24,8 @@ export async function proxyTls(opts: { certFile?: string; keyFile?: string; host
     publicKey: keys.publicKey,
     dnsNames: names.filter((n) => !isIP(n)),
     ips: names.filter((n) => isIP(n)),
-    notAfter: new Date(Date.now() + 90 * 86_400_000),
+    now: opts.now,
+    notAfter: new Date(opts.now.getTime() + 90 * 86_400_000),
   });
   return { key: await privateKeyToPem(keys.privateKey), cert: cert.toString("pem") + "\n" + opts.hostCa.cert.toString("pem") + "\n", selfIssued: true };
 }

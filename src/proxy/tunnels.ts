@@ -22,6 +22,7 @@ import type { AgentTunnel, AppRegistry } from "./registry.ts";
 import { handleAppRequest } from "./app-request.ts";
 import { resolveCaller } from "./caller.ts";
 import type { ProxyPeer } from "./peers.ts";
+import type { Clock } from "../util/clock.ts";
 
 export const HEARTBEAT_INTERVAL_MS = 10_000;
 
@@ -89,6 +90,7 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
         pathAndQuery: url.pathname + url.search,
         cas: [kind === "host" ? ctx.cluster.host.cert : ctx.cluster.user.cert],
         replay: ctx.replay,
+        now: ctx.clock.now(),
       });
       if (identity.kind !== kind) throw new AzgateError("access_denied", kind === "host" ? "this endpoint is for agents" : "this endpoint is for app sessions; run azgate apps login");
       if (kind === "host" && !(await ctx.backend.get(KEYS.agent(identity.name)))) {
@@ -123,14 +125,14 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
       const identity = c.get("identity");
       return {
         onOpen(_ev, ws) {
-          const tunnel: AgentTunnel = { id: crypto.randomUUID(), hostId: identity.name, hostName: identity.name, session: null as unknown as TunnelSession, connectedAt: Date.now() };
+          const tunnel: AgentTunnel = { id: crypto.randomUUID(), hostId: identity.name, hostName: identity.name, session: null as unknown as TunnelSession, connectedAt: ctx.clock.now() };
           tunnel.session = attachSession(ws.raw as WebSocket, {
             role: "acceptor",
             name: `agent ${identity.name}`,
             onStream: (stream) => void handleAgentStream(ctx, registry, replica, tunnel, identity, stream),
           });
           agents.add(tunnel.session);
-          closeAtExpiry(tunnel.session, c.get("notAfter"));
+          closeAtExpiry(ctx.clock, tunnel.session, c.get("notAfter"));
           void ctx.audit.emit({ event: "agent.connect", code: "TA001I", host_id: identity.name, remote_addr: remoteAddr(c) });
           void tunnel.session.closed().then((info) => {
             agents.delete(tunnel.session);
@@ -162,7 +164,7 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
             }),
           });
           clients.set(session, identity);
-          closeAtExpiry(session, notAfter);
+          closeAtExpiry(ctx.clock, session, notAfter);
           void session.closed().then(() => clients.delete(session));
         },
       };
@@ -185,11 +187,9 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
 }
 
 /** A tunnel lives no longer than the certificate it was opened with; the peer reconnects with a renewed one. */
-function closeAtExpiry(session: TunnelSession, notAfter: Date): void {
-  const ms = Math.min(notAfter.getTime() - Date.now(), 2 ** 31 - 1);
-  const t = setTimeout(() => void session.drain(10_000, "certificate expired; reconnect with a renewed one"), Math.max(ms, 0));
-  (t as { unref?: () => void }).unref?.();
-  void session.closed().then(() => clearTimeout(t));
+function closeAtExpiry(clock: Clock, session: TunnelSession, notAfter: Date): void {
+  const t = clock.after(notAfter.getTime() - clock.now(), () => void session.drain(10_000, "certificate expired; reconnect with a renewed one")).unref();
+  void session.closed().then(() => t.cancel());
 }
 
 async function handleAgentStream(ctx: ProxyContext, registry: AppRegistry, replica: ReplicaInfo, tunnel: AgentTunnel, identity: Identity, stream: TunnelStream): Promise<void> {

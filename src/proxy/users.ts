@@ -68,9 +68,9 @@ export async function createInvite(ctx: ProxyContext, user: User): Promise<{ tok
   const name = user.metadata.name;
   await deleteInvitesOf(ctx, name);
   const token = newSecret(24);
-  const expires = new Date(Date.now() + ctx.settings.inviteTtlMs);
+  const expires = new Date(ctx.clock.now() + ctx.settings.inviteTtlMs);
   const stamp = userStamp(user);
-  await ctx.backend.put<InviteRecord>(KEYS.invite(secretHash(token)), { user: name, user_id: stamp.id, generation: stamp.generation, created: new Date().toISOString() }, { expires });
+  await ctx.backend.put<InviteRecord>(KEYS.invite(secretHash(token)), { user: name, user_id: stamp.id, generation: stamp.generation, created: ctx.clock.date().toISOString() }, { expires });
   return { token, expires };
 }
 
@@ -122,7 +122,7 @@ export async function acceptInvite(
   const auth: UserAuth = {};
   if (ctx.settings.secondFactor === "otp") {
     if (!input.otp_secret || !/^[A-Z2-7]{16,}=*$/.test(input.otp_secret)) throw new AzgateError("bad_parameter", "an OTP secret (base32) is required: this cluster requires a second factor");
-    const step = checkTotp(input.otp_secret, input.otp_code ?? "");
+    const step = checkTotp(input.otp_secret, input.otp_code ?? "", ctx.clock.now());
     if (step === null) throw new AzgateError("bad_parameter", "the OTP code does not match the secret; check the authenticator app's clock and try again");
     auth.totp_secret = input.otp_secret;
     auth.totp_last_step = step;
@@ -141,8 +141,8 @@ export async function acceptInvite(
   return { user };
 }
 
-export function inviteMessage(user: string, token: string, expires: Date, proxyUrl: string): string {
-  const ttl = formatDuration(expires.getTime() - Date.now() + 500);
+export function inviteMessage(user: string, token: string, expires: Date, proxyUrl: string, now: number): string {
+  const ttl = formatDuration(expires.getTime() - now + 500);
   return [
     `User "${user}" has been created but requires a password. Share this URL with the user to complete user setup, link is valid for ${ttl}:`,
     `${proxyUrl}/web/invite/${token}`,

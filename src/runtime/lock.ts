@@ -1,4 +1,5 @@
 import { promises as fsp, readFileSync, rmSync } from "node:fs";
+import { systemClock } from "../util/clock.ts";
 import { AzgateError } from "../errors/index.ts";
 import { fsyncDir } from "./fs.ts";
 import path from "node:path";
@@ -50,7 +51,7 @@ export async function acquireDirLock(dir: string, purpose: string): Promise<DirL
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fh = await fsp.open(file, "wx", 0o600);
-      await fh.writeFile(JSON.stringify({ pid: process.pid, purpose, started: new Date().toISOString() }));
+      await fh.writeFile(JSON.stringify({ pid: process.pid, purpose, started: systemClock.date().toISOString() }));
       await fh.sync();
       await fh.close();
       await fsyncDir(dir);

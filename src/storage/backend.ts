@@ -23,6 +23,7 @@ export interface Backend {
   put<T>(key: string, value: T, opts?: PutOptions): Promise<Item<T>>;
   /** Fails with compare_failed when the stored revision is not `expected`. */
   compareAndSwap<T>(key: string, expected: string | null, value: T, opts?: PutOptions): Promise<Item<T>>;
+  /** True when a live (unexpired) item was deleted: an expired one reads as absent here too. */
   delete(key: string): Promise<boolean>;
   /** Items whose key starts with `prefix`, sorted by key. */
   list<T = unknown>(prefix: string): Promise<Item<T>[]>;
@@ -50,7 +51,8 @@ export function checkKey(key: string): void {
   }
 }
 
-export function isExpired(item: { expires?: string }, now = Date.now()): boolean {
+/** Whether an item has expired at `now` (the backend's clock: see util/clock.ts and docs/architecture.md, "Time"). */
+export function isExpired(item: { expires?: string }, now: number): boolean {
   return item.expires !== undefined && Date.parse(item.expires) <= now;
 }
 

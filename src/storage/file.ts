@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto";
 import { AzgateError } from "../errors/index.ts";
 import { ensureDir, writeFileAtomic, readTextOrNull, removeFile, fsyncDir } from "../runtime/index.ts";
 import { checkKey, isExpired, type Backend, type Item, type PutOptions, type WatchEvent } from "./backend.ts";
+import type { Clock } from "../util/clock.ts";
 
 const SUFFIX = ".json";
 
@@ -20,14 +21,18 @@ export class FileBackend implements Backend {
   /** Writes so far: every write goes through this process. */
   private writes = 0;
 
-  private constructor(root: string) {
+  private constructor(
+    root: string,
+    /** Decides what has expired. */
+    private readonly clock: Clock,
+  ) {
     this.root = root;
   }
 
-  static async open(dataDir: string): Promise<FileBackend> {
+  static async open(dataDir: string, clock: Clock): Promise<FileBackend> {
     const root = path.join(dataDir, "backend");
     await ensureDir(root);
-    const backend = new FileBackend(root);
+    const backend = new FileBackend(root, clock);
     await backend.removeLeftoverTempFiles(root);
     return backend;
   }
@@ -37,7 +42,7 @@ export class FileBackend implements Backend {
     const text = await readTextOrNull(this.fileOf(key));
     if (text === null) return null;
     const item = JSON.parse(text) as Item<T>;
-    return isExpired(item) ? null : item;
+    return isExpired(item, this.clock.now()) ? null : item;
   }
 
   put<T>(key: string, value: T, opts?: PutOptions): Promise<Item<T>> {
@@ -54,15 +59,17 @@ export class FileBackend implements Backend {
     });
   }
 
+  /** True when a live item was deleted (an expired one is removed too, but reads as absent, as on PostgreSQL). */
   delete(key: string): Promise<boolean> {
     checkKey(key);
     return this.serialize(async () => {
+      const live = (await this.get(key)) !== null;
       const existed = await removeFile(this.fileOf(key));
       if (existed) {
         await fsyncDir(path.dirname(this.fileOf(key)));
         this.emit({ type: "delete", key });
       }
-      return existed;
+      return existed && live;
     });
   }
 
@@ -77,14 +84,14 @@ export class FileBackend implements Backend {
       if (text === null) return;
       const item = JSON.parse(text) as Item<T>;
       if (!item.key.startsWith(prefix)) return;
-      if (isExpired(item)) expired.push(item.key);
+      if (isExpired(item, this.clock.now())) expired.push(item.key);
       else out.push(item);
     });
     // Sweep what has expired, unless it was rewritten meanwhile.
     for (const key of expired) {
       await this.serialize(async () => {
         const text = await readTextOrNull(this.fileOf(key));
-        if (text && isExpired(JSON.parse(text) as Item)) await removeFile(this.fileOf(key));
+        if (text && isExpired(JSON.parse(text) as Item, this.clock.now())) await removeFile(this.fileOf(key));
       });
     }
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));

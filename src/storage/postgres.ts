@@ -2,18 +2,29 @@
  * The backend on PostgreSQL (node-postgres), for several proxy replicas
  * sharing one state. One row per key; revisions come from one sequence, so
  * compare-and-swap is a conditional UPDATE (or INSERT) that either returns
- * the new row or nothing. Expiry uses the database's clock, the one clock all
- * replicas share. Watchers hear of changes through LISTEN/NOTIFY, from this
- * process and every other.
+ * the new row or nothing. Expiry is decided by this replica's Clock, the
+ * same clock that wrote the expiry and that judges the records' own times
+ * (a proof's window and its nonce's row, a grant's window and its row): never
+ * the database's now(), which would mix two clocks (docs/architecture.md,
+ * "Time"). Watchers hear of changes through LISTEN/NOTIFY, from this process
+ * and every other.
  */
 import pg from "pg";
 import { parse } from "pg-connection-string";
 import { AzgateError } from "../errors/index.ts";
 import { checkKey, type Backend, type Item, type PutOptions, type WatchEvent } from "./backend.ts";
 import { migrate } from "./postgres-schema.ts";
+import type { Clock, Timer } from "../util/clock.ts";
 
 const CHANNEL = "azgate_items";
-const LIVE = "(expires IS NULL OR expires > now())";
+/** A row that has not expired at the time in parameter `$n` (this replica's clock). */
+const live = (n: number) => `(expires IS NULL OR expires > $${n})`;
+/**
+ * Rows are deleted only this long after they expired: a replica whose clock
+ * runs ahead must not remove what the others still read as live (they read
+ * it as absent once their own clock passes its expiry, swept or not).
+ */
+export const SWEEP_GRACE_MS = 5 * 60_000;
 const MAX_PAYLOAD = 7900;
 
 type Row = { key: string; value: unknown; revision: string; expires: Date | null };
@@ -29,6 +40,8 @@ export interface PostgresOptions {
   /** A password source called for each new connection (Entra tokens expire; see postgres-auth.ts). */
   password?: () => Promise<string>;
   maxConnections?: number;
+  /** Decides what has expired, and when the sweeper runs. */
+  clock: Clock;
 }
 
 export class PostgresBackend implements Backend {
@@ -36,12 +49,22 @@ export class PostgresBackend implements Backend {
   private listener: pg.PoolClient | null = null;
   private listening: Promise<void> | undefined;
 
-  private readonly sweeper: ReturnType<typeof setInterval>;
+  private readonly sweeper: Timer;
 
-  private constructor(readonly pool: pg.Pool) {
+  private constructor(
+    readonly pool: pg.Pool,
+    private readonly clock: Clock,
+  ) {
     // Expired rows (proof nonces, login attempts, advertisements) are removed in bulk once a minute.
-    this.sweeper = setInterval(() => void pool.query(`DELETE FROM azgate_items WHERE expires <= now()`).catch(() => undefined), 60_000);
-    this.sweeper.unref?.();
+    this.sweeper = clock.every(60_000, () => void pool.query(`DELETE FROM azgate_items WHERE expires <= $1`, [this.sweepBefore()]).catch(() => undefined)).unref();
+  }
+
+  private nowDate(): Date {
+    return this.clock.date();
+  }
+
+  private sweepBefore(): Date {
+    return new Date(this.clock.now() - SWEEP_GRACE_MS);
   }
 
   static async open(o: PostgresOptions): Promise<PostgresBackend> {
@@ -54,12 +77,12 @@ export class PostgresBackend implements Backend {
       await pool.end().catch(() => undefined);
       throw new AzgateError("connection_failed", `PostgreSQL: ${(e as Error).message}`, { cause: e });
     }
-    return new PostgresBackend(pool);
+    return new PostgresBackend(pool, o.clock);
   }
 
   async get<T>(key: string): Promise<Item<T> | null> {
     checkKey(key);
-    const { rows } = await this.pool.query<Row>(`SELECT key, value, revision, expires FROM azgate_items WHERE key = $1 AND ${LIVE}`, [key]);
+    const { rows } = await this.pool.query<Row>(`SELECT key, value, revision, expires FROM azgate_items WHERE key = $1 AND ${live(2)}`, [key, this.nowDate()]);
     return rows[0] ? toItem<T>(rows[0]) : null;
   }
 
@@ -76,16 +99,16 @@ export class PostgresBackend implements Backend {
 
   async compareAndSwap<T>(key: string, expected: string | null, value: T, opts?: PutOptions): Promise<Item<T>> {
     checkKey(key);
-    const params = [key, JSON.stringify(value), opts?.expires ?? null];
+    const params = [key, JSON.stringify(value), opts?.expires ?? null, this.nowDate()];
     // null: the key must be absent, and an expired row counts as absent.
     const sql =
       expected === null
         ? `INSERT INTO azgate_items (key, value, revision, expires) VALUES ($1, $2, nextval('azgate_revisions'), $3)
            ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, revision = EXCLUDED.revision, expires = EXCLUDED.expires
-           WHERE azgate_items.expires IS NOT NULL AND azgate_items.expires <= now()
+           WHERE azgate_items.expires IS NOT NULL AND azgate_items.expires <= $4
            RETURNING key, value, revision, expires`
         : `UPDATE azgate_items SET value = $2, revision = nextval('azgate_revisions'), expires = $3
-           WHERE key = $1 AND revision = $4 AND ${LIVE} RETURNING key, value, revision, expires`;
+           WHERE key = $1 AND revision = $5 AND ${live(4)} RETURNING key, value, revision, expires`;
     if (expected !== null && !/^\d+$/.test(expected)) throw new AzgateError("compare_failed", `${key} has changed since it was read`);
     const { rows } = await this.pool.query<Row>(sql, expected === null ? params : [...params, expected]);
     if (!rows[0]) throw new AzgateError("compare_failed", `${key} has changed since it was read`);
@@ -94,7 +117,7 @@ export class PostgresBackend implements Backend {
 
   async delete(key: string): Promise<boolean> {
     checkKey(key);
-    const { rows } = await this.pool.query<{ live: boolean }>(`DELETE FROM azgate_items WHERE key = $1 RETURNING ${LIVE} AS live`, [key]);
+    const { rows } = await this.pool.query<{ live: boolean }>(`DELETE FROM azgate_items WHERE key = $1 RETURNING ${live(2)} AS live`, [key, this.nowDate()]);
     if (!rows[0]) return false;
     await this.notify({ type: "delete", key });
     return rows[0].live;
@@ -104,8 +127,8 @@ export class PostgresBackend implements Backend {
     // Expired rows are swept as lists pass over them, as the file backend does.
     // LIKE 'prefix%' on a "C"-collated key walks the primary key's index.
     const like = prefix.replace(/[\\%_]/g, "\\$&") + "%";
-    await this.pool.query(`DELETE FROM azgate_items WHERE key LIKE $1 AND expires <= now()`, [like]);
-    const { rows } = await this.pool.query<Row>(`SELECT key, value, revision, expires FROM azgate_items WHERE key LIKE $1 AND ${LIVE} ORDER BY key`, [like]);
+    await this.pool.query(`DELETE FROM azgate_items WHERE key LIKE $1 AND expires <= $2`, [like, this.sweepBefore()]);
+    const { rows } = await this.pool.query<Row>(`SELECT key, value, revision, expires FROM azgate_items WHERE key LIKE $1 AND ${live(2)} ORDER BY key`, [like, this.nowDate()]);
     return rows.map((r) => toItem<T>(r));
   }
 
@@ -126,7 +149,7 @@ export class PostgresBackend implements Backend {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.sweeper);
+    this.sweeper.cancel();
     this.watchers.clear();
     this.listener?.release();
     this.listener = null;

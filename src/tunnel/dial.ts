@@ -8,6 +8,7 @@ import { createProof, PROOF_SCHEME } from "../auth/proof.ts";
 import { tlsTrust } from "../runtime/index.ts";
 import { attachSession, WS_MAX_PAYLOAD } from "./websocket.ts";
 import type { SessionOptions, TunnelSession } from "./session.ts";
+import type { Clock } from "../util/clock.ts";
 
 export interface DialOptions {
   /** https://host:port of the proxy. */
@@ -23,6 +24,8 @@ export interface DialOptions {
   timeoutMs?: number;
   /** Gives up the dial (a local proxy closing before its tunnel is up). */
   signal?: AbortSignal;
+  /** Dates the upgrade's proof. */
+  clock: Clock;
 }
 
 /**
@@ -36,7 +39,7 @@ const zeroMask = (mask: Uint8Array) => void mask.fill(0);
 
 export async function dialTunnel(opts: DialOptions): Promise<TunnelSession> {
   const url = new URL(opts.path, opts.baseUrl);
-  const proof = await createProof({ key: opts.key, certPem: opts.certPem, method: "GET", pathAndQuery: url.pathname + url.search });
+  const proof = await createProof({ key: opts.key, certPem: opts.certPem, method: "GET", pathAndQuery: url.pathname + url.search, now: opts.clock.now() });
   url.protocol = "wss:";
   const ws = new WebSocket(url, {
     headers: { authorization: `${PROOF_SCHEME} ${proof}` },

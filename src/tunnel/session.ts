@@ -55,7 +55,7 @@ export class TunnelSession {
   private closedInfo: SessionClosed | null = null;
   private readonly closeWaiters: ((c: SessionClosed) => void)[] = [];
   private readonly drainWaiters: (() => void)[] = [];
-  private lastReceived = Date.now();
+  private lastReceived = performance.now();
   private readonly timer: ReturnType<typeof setInterval> | undefined;
   private readonly host: StreamHost;
   /** Round-trip time of the last PING, in ms. */
@@ -72,12 +72,12 @@ export class TunnelSession {
     const ping = opts.pingIntervalMs ?? 15_000;
     const idle = opts.idleTimeoutMs ?? 45_000;
     this.timer = setInterval(() => {
-      if (Date.now() - this.lastReceived > idle) return this.close(ErrorCode.TIMEOUT, `no frames for ${Math.round(idle / 1000)}s`);
+      if (performance.now() - this.lastReceived > idle) return this.close(ErrorCode.TIMEOUT, `no frames for ${Math.round(idle / 1000)}s`);
       // Only the dialer pings; the acceptor answers and watches the silence. Both still hear a
       // frame every interval, and an idle tunnel carries half the frames it would if both pinged
       // (a proxy holding thousands of agent tunnels spends its idle CPU on these).
       if (opts.role === "acceptor") return;
-      this.pingSentAt = Date.now();
+      this.pingSentAt = performance.now();
       this.send({ type: "PING", stream: 0, opaque: new Uint8Array(8) });
     }, ping);
     (this.timer as { unref?: () => void }).unref?.();
@@ -171,7 +171,7 @@ export class TunnelSession {
   /** Feeds one received message. Protocol errors close the session with a GOAWAY saying why. */
   receive(message: Uint8Array): void {
     if (this.closedInfo) return;
-    this.lastReceived = Date.now();
+    this.lastReceived = performance.now();
     try {
       this.handle(decodeFrame(message));
     } catch (e) {
@@ -185,7 +185,7 @@ export class TunnelSession {
       case "PING":
         return this.send({ type: "PONG", stream: 0, opaque: f.opaque });
       case "PONG":
-        if (this.pingSentAt) this.rttMs = Date.now() - this.pingSentAt;
+        if (this.pingSentAt) this.rttMs = performance.now() - this.pingSentAt;
         return;
       case "GOAWAY":
         this.peerDraining = true;

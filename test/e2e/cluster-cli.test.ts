@@ -310,7 +310,7 @@ describe("cluster core end to end", () => {
     const caPem = JSON.parse(readFileSync(profileFile(proxy.addr, bobHome), "utf8")).ca_pem;
     const call = (proof: string) => request(`https://${proxy.addr}/v1/whoami`, { headers: { authorization: `${PROOF_SCHEME} ${proof}` }, ca: caPem });
 
-    const proof = await createProof({ key, certPem, method: "GET", pathAndQuery: "/v1/whoami" });
+    const proof = await createProof({ key, certPem, method: "GET", pathAndQuery: "/v1/whoami", now: Date.now() });
     const first = await call(proof);
     expect(first.status).toBe(200);
     expect(JSON.parse(first.body).name).toBe("bob");
@@ -318,15 +318,16 @@ describe("cluster core end to end", () => {
     expect(replayed.status).toBe(401);
     expect(JSON.parse(replayed.body).error.code).toBe("proof_replayed");
 
-    const foreignCa = await createAuthority("user", "e2e");
+    const foreignCa = await createAuthority("user", "e2e", new Date());
     const keys = await generateKeyPair();
     const forged = await issueIdentityCert({
       ca: foreignCa,
       publicKey: keys.publicKey,
       identity: { kind: "user", name: "alice", roles: ["editor"], traits: {}, azure_identities: [], login_method: "password", session_id: "x" },
+      now: new Date(),
       notAfter: new Date(Date.now() + 3600_000),
     });
-    const res = await call(await createProof({ key: keys.privateKey, certPem: forged.toString("pem"), method: "GET", pathAndQuery: "/v1/whoami" }));
+    const res = await call(await createProof({ key: keys.privateKey, certPem: forged.toString("pem"), method: "GET", pathAndQuery: "/v1/whoami", now: Date.now() }));
     expect(res.status).toBe(401);
     expect(JSON.parse(res.body).error.code).toBe("cert_untrusted");
   });

@@ -9,6 +9,7 @@
  * Two clusters: the login rate limit (30 a minute per address) would not
  * let one proxy take every login these attacks make.
  */
+import { systemClock } from "../../src/util/clock.ts";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import http from "node:http";
@@ -105,7 +106,7 @@ describe("accounts: invites, resets, deletion, lockout, terminal output", () => 
 
     // The old tunnel was closed when the record went away; re-opening it, or calling the API, is refused.
     expect((await closed).reason).toMatch(/no longer exists|earlier account/);
-    await expect(dialTunnel({ baseUrl: cluster.target.baseUrl, path: "/v1/tunnel/client", caPems: [cluster.target.ca_pem!], key: app.key.privateKey, certPem: app.certPem, session: {} })).rejects.toThrow(
+    await expect(dialTunnel({ baseUrl: cluster.target.baseUrl, path: "/v1/tunnel/client", caPems: [cluster.target.ca_pem!], key: app.key.privateKey, certPem: app.certPem, session: {}, clock: systemClock })).rejects.toThrow(
       /issued to an earlier account "bob"/,
     );
     await expect(bob.api.call("GET", "/v1/whoami")).rejects.toThrow(/issued to an earlier account "bob"/);

@@ -1,8 +1,13 @@
 import { describe, expect, it } from "vitest";
 import type { Backend, WatchEvent } from "../../src/storage/backend.ts";
+import type { Clock } from "../../src/util/clock.ts";
+import { FakeClock } from "./fake-clock.ts";
 
-/** The behaviour every backend must have; run against each implementation. */
-export function backendSuite(name: string, open: () => Promise<Backend>) {
+const DAY = 86_400_000;
+
+/** The behaviour every backend must have; run against each implementation, opened with the clock given. */
+export function backendSuite(name: string, openWith: (clock: Clock) => Promise<Backend>) {
+  const open = () => openWith(new FakeClock());
   describe(`backend: ${name}`, () => {
     it("puts, gets and deletes", async () => {
       const b = await open();
@@ -46,13 +51,36 @@ export function backendSuite(name: string, open: () => Promise<Backend>) {
       await b.close();
     });
 
-    it("hides and sweeps expired items", async () => {
-      const b = await open();
-      await b.put("tokens/old", 1, { expires: new Date(Date.now() - 1000) });
-      await b.put("tokens/new", 2, { expires: new Date(Date.now() + 60_000) });
+    it("hides and sweeps expired items, judged by the backend's clock as it moves", async () => {
+      const clock = new FakeClock();
+      const b = await openWith(clock);
+      await b.put("tokens/old", 1, { expires: new Date(clock.now() - 1000) });
+      await b.put("tokens/new", 2, { expires: new Date(clock.now() + 60_000) });
       expect(await b.get("tokens/old")).toBeNull();
       expect((await b.list("tokens/")).map((i) => i.key)).toEqual(["tokens/new"]);
+      clock.advance(59_999);
+      expect((await b.get("tokens/new"))?.value).toBe(2);
+      clock.advance(1);
+      expect(await b.get("tokens/new")).toBeNull();
+      expect(await b.list("tokens/")).toEqual([]);
+      // An expired key reads as absent to compare-and-swap too: it can be claimed again.
+      expect((await b.compareAndSwap("tokens/new", null, 3)).value).toBe(3);
       await b.close();
+    });
+
+    it("expiry is the backend's clock's alone: 400 days from the machine's either way, an item lives exactly its time", async () => {
+      for (const offset of [-400 * DAY, 400 * DAY]) {
+        const clock = new FakeClock(Date.now() + offset);
+        const b = await openWith(clock);
+        await b.put("invites/x", 1, { expires: new Date(clock.now() + 60_000) });
+        expect((await b.get("invites/x"))?.value).toBe(1);
+        expect((await b.list("invites/")).map((i) => i.key)).toEqual(["invites/x"]);
+        await expect(b.compareAndSwap("invites/x", null, 2)).rejects.toMatchObject({ code: "compare_failed" });
+        clock.advance(60_000);
+        expect(await b.get("invites/x")).toBeNull();
+        expect(await b.delete("invites/x")).toBe(false);
+        await b.close();
+      }
     });
 
     it("keeps keys with unusual characters apart", async () => {

@@ -4,6 +4,7 @@
  * proxy's real API (in this process, to keep tests fast; the CLI paths have
  * their own tests).
  */
+import { systemClock } from "../../src/util/clock.ts";
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -173,7 +174,7 @@ export async function startCluster(opts: { args?: string[]; clusterName?: string
 export async function openAppSession(target: ApiTarget, api: ApiClient, app: string, identity: string): Promise<AppSession> {
   const key = await generateKeyPair();
   const res = await api.call<{ cert_pem: string; expires: string }>("POST", "/v1/apps/login", { app, azure_identity: identity, public_key_pem: await publicKeyToPem(key.publicKey) });
-  const tunnel = await dialTunnel({ baseUrl: target.baseUrl, path: "/v1/tunnel/client", caPems: trustedCas(target), key: key.privateKey, certPem: res.cert_pem, session: {} });
+  const tunnel = await dialTunnel({ baseUrl: target.baseUrl, path: "/v1/tunnel/client", caPems: trustedCas(target), key: key.privateKey, certPem: res.cert_pem, session: {}, clock: systemClock });
   const expires = new Date(res.expires);
   // One placeholder per resource, reused until it expires, as az and the SDKs do.
   const reused = new Map<string, Promise<string>>();
@@ -183,7 +184,7 @@ export async function openAppSession(target: ApiTarget, api: ApiClient, app: str
     expires,
     tunnel,
     placeholder: (resource, o = {}) =>
-      signPlaceholder(o.key ?? key.privateKey, { tid: "aaaaaaaa-0000-4000-8000-000000000001", resource, identity: o.identity ?? identity, expires: o.expires ?? expires }),
+      signPlaceholder(o.key ?? key.privateKey, { tid: "aaaaaaaa-0000-4000-8000-000000000001", resource, identity: o.identity ?? identity, now: new Date(), expires: o.expires ?? expires }),
     async request(url, o = {}) {
       const headers: [string, string][] = [...(o.headers ?? [])];
       const resource = o.resource === undefined ? "https://management.core.windows.net/" : o.resource;

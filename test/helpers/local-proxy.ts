@@ -4,6 +4,7 @@
  * middle that decrypts with the same local CA and keeps every byte the local
  * proxy sends back, so a test can search what reached the client.
  */
+import { systemClock } from "../../src/util/clock.ts";
 import http from "node:http";
 import net from "node:net";
 import tls from "node:tls";
@@ -63,7 +64,7 @@ export interface TrafficRecorder {
 
 /** A CONNECT proxy in front of the local proxy: clients point HTTPS_PROXY here instead. */
 export function startTrafficRecorder(opts: { upstreamPort: number; ca: LocalCaFiles }): Promise<TrafficRecorder> {
-  const minter = new LeafMinter(opts.ca);
+  const minter = new LeafMinter(opts.ca, systemClock);
   const chunks: Buffer[] = [];
   const problems: string[] = [];
   const note = (host: string, side: string) => (e: Error) => problems.push(`${host} ${side}: ${e.message}`);

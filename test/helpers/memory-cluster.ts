@@ -3,7 +3,8 @@
  * audit log, CAs) and request path (handleAppRequest), agents running the
  * real forwarder against the emulator, and clients, all joined by in-memory
  * tunnel pairs. Users are made and logged in through the proxy's own
- * functions. The registry takes an injected clock. A request costs a few
+ * functions. Everything in it runs by one fake clock (test/helpers/fake-clock.ts)
+ * that a test moves. A request costs a few
  * milliseconds, so the proxy's routing, authorisation, audit and failover can
  * be tested case by case; the spawned-process suites stay the safety net.
  */
@@ -36,6 +37,7 @@ import type { AppSpec } from "../../src/api/types.ts";
 import { agentEnv } from "./cluster.ts";
 import { tempDir } from "./azgate.ts";
 import type { EmulatorFixture } from "./emulator.ts";
+import { FakeClock } from "./fake-clock.ts";
 
 export interface MemoryAgent {
   id: string;
@@ -60,30 +62,28 @@ export interface MemoryApp {
 export interface MemoryCluster {
   ctx: ProxyContext;
   registry: AppRegistry;
-  /** The registry's clock: `advance` moves it. */
-  clock: { now: number; advance(ms: number): void };
+  /** The cluster's one clock (proxy, backend, audit, registry, agents): `advance` moves it. */
+  clock: FakeClock;
   admin: Caller;
   /** An agent; `holds: false` is one from before held requests (its heartbeat lists no features). */
   agent(opts?: { app?: string; labels?: Record<string, string>; holds?: boolean; onStream?: (s: TunnelStream, forward: () => Promise<void>) => void }): MemoryAgent;
   createRoles(yaml: string): Promise<void>;
-  /** A user made, invited, signed up and logged in; returns an app session for `azureIdentity`. */
-  appSession(user: string, roles: string[], azureIdentity: string, opts?: { traits?: Record<string, string[]>; app?: string }): Promise<MemoryApp>;
+  /**
+   * A user made, invited, signed up and logged in; returns an app session for `azureIdentity`.
+   * `beforeAppLogin` runs as the logged-in user before apps login (to request access, say).
+   */
+  appSession(user: string, roles: string[], azureIdentity: string, opts?: { traits?: Record<string, string[]>; app?: string; beforeAppLogin?: (caller: Caller) => Promise<void> }): Promise<MemoryApp>;
   close(): Promise<void>;
 }
 
 export async function startMemoryCluster(fx: EmulatorFixture): Promise<MemoryCluster> {
   const config = configSchema.parse({ auth: { second_factor: "off" } });
-  const { ctx, close } = await openState(tempDir("azgate-mem-"), { clusterName: "memory", settings: settingsFrom(config), purpose: "memory cluster" });
-  const clock = {
-    now: Date.now(),
-    advance(ms: number) {
-      clock.now += ms;
-    },
-  };
-  const registry = new AppRegistry(45_000, () => clock.now);
+  const clock = new FakeClock();
+  const { ctx, close } = await openState(tempDir("azgate-mem-"), { clusterName: "memory", settings: settingsFrom(config), purpose: "memory cluster", clock });
+  const registry = new AppRegistry(clock, 45_000);
   const admin = await resolveCaller(ctx, { kind: "local-admin", name: "@local-admin", roles: [], traits: {}, azure_identities: [], login_method: "local", session_id: ctx.localAdminSession });
   const outbound = new Outbound({ connectTo: { host: "127.0.0.1", port: fx.emu.httpsPort }, caPem: fx.emu.caPem });
-  const tokens = new AzureTokenProvider({ env: agentEnv(fx), httpClient: identityHttpClient(outbound) });
+  const tokens = new AzureTokenProvider({ env: agentEnv(fx), httpClient: identityHttpClient(outbound), clock });
   const sessions: TunnelSession[] = [];
   let agents = 0;
 
@@ -106,15 +106,15 @@ export async function startMemoryCluster(fx: EmulatorFixture): Promise<MemoryClu
       const pair = memoryPair({
         onStream: (s) => {
           // apps login asks the agent for the identity's facts: answered as the agent does, not counted as a request.
-          if (isIdentityFactsCall(s)) return void serveProxyStream({ outbound, tokens }, s);
+          if (isIdentityFactsCall(s)) return void serveProxyStream({ outbound, tokens, clock }, s);
           agent.streams++;
-          const forward = () => forwardStream({ outbound, tokens }, s);
+          const forward = () => forwardStream({ outbound, tokens, clock }, s);
           if (opts.onStream) opts.onStream(s, forward);
           else void forward();
         },
       });
       sessions.push(pair.dialer, pair.acceptor);
-      agent.tunnel = { id: crypto.randomUUID(), hostId: id, hostName: id, session: pair.acceptor, connectedAt: clock.now, holds: opts.holds ?? true };
+      agent.tunnel = { id: crypto.randomUUID(), hostId: id, hostName: id, session: pair.acceptor, connectedAt: clock.now(), holds: opts.holds ?? true };
       agent.heartbeat();
       return agent;
     },
@@ -128,6 +128,7 @@ export async function startMemoryCluster(fx: EmulatorFixture): Promise<MemoryClu
       const userKey = await generateKeyPair();
       const loggedIn = await login(ctx, { user, password, public_key_pem: await publicKeyToPem(userKey.publicKey) });
       const caller = await resolveCaller(ctx, loggedIn.identity);
+      await opts.beforeAppLogin?.(caller);
       const appKey = await generateKeyPair();
       const appCert = await issueAppCert(ctx, registry, caller, new Date(loggedIn.expires), { app: opts.app ?? "azure-cli", azure_identity: azureIdentity, public_key_pem: await publicKeyToPem(appKey.publicKey) });
       const cert = new x509.X509Certificate(appCert.cert_pem);
@@ -142,7 +143,7 @@ export async function startMemoryCluster(fx: EmulatorFixture): Promise<MemoryClu
         async request(url, o = {}) {
           const headers: [string, string][] = [...(o.headers ?? [])];
           const resource = o.resource === undefined ? "https://management.core.windows.net/" : o.resource;
-          if (resource !== null) headers.push(["authorization", `Bearer ${await signPlaceholder(appKey.privateKey, { tid: "t", resource, identity: azureIdentity, expires: cert.notAfter })}`]);
+          if (resource !== null) headers.push(["authorization", `Bearer ${await signPlaceholder(appKey.privateKey, { tid: "t", resource, identity: azureIdentity, now: clock.date(), expires: cert.notAfter })}`]);
           const res = await tunnelRequest(pair.dialer, { method: o.method ?? "GET", url, headers }, o.body);
           return { ...res, text: async () => new TextDecoder().decode(await new Response(res.body).arrayBuffer()) };
         },

@@ -67,9 +67,9 @@ export async function startPostgres(opts: { tls?: boolean } = {}): Promise<TestP
   const tlsArgs: string[] = [];
   let caPem: string | undefined;
   if (opts.tls) {
-    const ca = await createSelfSignedCa("CN=test postgres CA", new Date(Date.now() + 86_400_000));
+    const ca = await createSelfSignedCa("CN=test postgres CA", { now: new Date(), notAfter: new Date(Date.now() + 86_400_000) });
     const keys = await generateKeyPair();
-    const cert = await issueServerCert({ ca, publicKey: keys.publicKey, dnsNames: ["localhost"], ips: ["127.0.0.1"], notAfter: new Date(Date.now() + 86_400_000) });
+    const cert = await issueServerCert({ ca, publicKey: keys.publicKey, dnsNames: ["localhost"], ips: ["127.0.0.1"], now: new Date(), notAfter: new Date(Date.now() + 86_400_000) });
     writeFileSync(path.join(dir, "server.crt"), cert.toString("pem") + "\n");
     writeFileSync(path.join(dir, "server.key"), await privateKeyToPem(keys.privateKey), { mode: 0o600 });
     if (asRoot()) for (const f of ["server.crt", "server.key"]) chownSync(path.join(dir, f), postgresIds().uid, postgresIds().gid);

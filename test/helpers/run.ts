@@ -6,10 +6,20 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs a command to completion with exactly the given environment (plus PATH). */
+/**
+ * What a child with an otherwise clean environment still inherits: PATH, and
+ * libfaketime's variables, so a run moved in time (the CI's time-travel run,
+ * `faketime '+400 days' ...`) moves the clients it starts too.
+ */
+export function baseEnv(): Record<string, string> {
+  const keep = Object.entries(process.env).filter(([k, v]) => v !== undefined && (k === "LD_PRELOAD" || k.startsWith("FAKETIME") || k === "DONT_FAKE_MONOTONIC"));
+  return { PATH: process.env.PATH ?? "/usr/bin:/bin", ...(Object.fromEntries(keep) as Record<string, string>) };
+}
+
+/** Runs a command to completion with exactly the given environment (plus baseEnv()). */
 export function runCommand(cmd: string, args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(cmd, args, { env: { ...baseEnv(), ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);

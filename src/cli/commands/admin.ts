@@ -1,4 +1,5 @@
 import type { Argv } from "yargs";
+import { systemClock } from "../../util/clock.ts";
 import { DESCRIBE } from "../catalog.ts";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -186,7 +187,7 @@ function userCommands(u: Argv<AdminArgs>) {
           roles: csv(argv.roles),
           traits: ids.length ? { azure_identities: ids } : {},
         });
-        print(argv.format === "text" ? inviteMessage(argv.name, res.invite_token, new Date(res.invite_expires), res.public_url) : await structured({ user: argv.name, ...res }, argv.format));
+        print(argv.format === "text" ? inviteMessage(argv.name, res.invite_token, new Date(res.invite_expires), res.public_url, systemClock.now()) : await structured({ user: argv.name, ...res }, argv.format));
       }),
     )
     .command<AdminArgs & { name: string; "set-roles"?: string; "set-azure-identities"?: string }>(
@@ -212,7 +213,7 @@ function userCommands(u: Argv<AdminArgs>) {
       (b) => b.positional("name", { type: "string", demandOption: true }),
       withAdmin(async ({ client }, argv) => {
         const res = await client.call<{ invite_token: string; invite_expires: string; public_url: string }>("POST", `/v1/admin/users/${encodeURIComponent(argv.name)}/reset`);
-        print(inviteMessage(argv.name, res.invite_token, new Date(res.invite_expires), res.public_url).replace("has been created but requires", "has been reset and requires"));
+        print(inviteMessage(argv.name, res.invite_token, new Date(res.invite_expires), res.public_url, systemClock.now()).replace("has been created but requires", "has been reset and requires"));
       }),
     )
     .command<AdminArgs & { format: Format }>(
@@ -246,7 +247,7 @@ function tokenCommands(t: Argv<AdminArgs>) {
         print(
           [
             `The invite token: ${res.token}`,
-            `This token will expire in ${formatDuration(Date.parse(res.expires) - Date.now() + 500)}.`,
+            `This token will expire in ${formatDuration(Date.parse(res.expires) - systemClock.now() + 500)}.`,
             ``,
             `Run this on the new agent:`,
             `> azgate start --mode agent --proxy ${new URL(status.public_url).host} --token ${res.token} --ca-pin ${status.ca_pins[0]} --app azure-cli --app-cloud Azure`,
@@ -329,7 +330,7 @@ function resourceTable(kind: string, items: unknown[]): string {
   }
   return table(
     ["ID", "Type", "Uses", "Expires"],
-    (items as TokenInfo[]).map((t) => [t.id, t.type, t.max_uses ? `${t.uses ?? 0}/${t.max_uses}` : `${t.uses ?? 0}`, `${t.expires} (in ${formatDuration(Date.parse(t.expires) - Date.now())})`]),
+    (items as TokenInfo[]).map((t) => [t.id, t.type, t.max_uses ? `${t.uses ?? 0}/${t.max_uses}` : `${t.uses ?? 0}`, `${t.expires} (in ${formatDuration(Date.parse(t.expires) - systemClock.now())})`]),
   );
 }
 

@@ -2,6 +2,7 @@
  * Workstation commands for Azure apps: `apps login|logout`, `az ...`,
  * `exec -- COMMAND ...` and `proxy azure|az`.
  */
+import { systemClock } from "../../util/clock.ts";
 import type { Argv } from "yargs";
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -221,12 +222,11 @@ export function proxyCommands(y: Argv) {
               exportLines(sessionExports, format),
             ].join("\n"),
           );
-          const expiry = setTimeout(
-            () => process.stderr.write(`The app session for "${opened.app}" expired at ${opened.expires.toISOString()}; requests are refused. Run azgate apps login ${opened.app}, then start azgate proxy azure again.\n`),
-            Math.min(Math.max(opened.expires.getTime() - Date.now(), 0), 2 ** 31 - 1),
+          const expiry = opened.clock.after(opened.expires.getTime() - opened.clock.now(), () =>
+            process.stderr.write(`The app session for "${opened.app}" expired at ${opened.expires.toISOString()}; requests are refused. Run azgate apps login ${opened.app}, then start azgate proxy azure again.\n`),
           );
           await signalled;
-          clearTimeout(expiry);
+          expiry.cancel();
           await opened.proxy.close();
         }),
       )

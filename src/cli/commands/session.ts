@@ -1,4 +1,5 @@
 import type { Argv } from "yargs";
+import { systemClock } from "../../util/clock.ts";
 import { DESCRIBE } from "../catalog.ts";
 import { x509 } from "../../pki/x509.ts";
 import { AzgateError } from "../../errors/index.ts";
@@ -158,7 +159,7 @@ async function addGrants(s: ReturnType<typeof statusData>): Promise<void> {
   try {
     // Status is what one runs when something is wrong: a proxy that does not answer costs it 5 s, not 30.
     const { items } = await (await profileClient()).call<{ items: AccessRequest[] }>("GET", "/v1/requests?filter=mine", undefined, { timeoutMs: 5_000 });
-    const now = Date.now();
+    const now = systemClock.now();
     const grants = items.filter((r) => r.spec.state === "APPROVED" && r.spec.grant && Date.parse(r.spec.grant.not_after) > now);
     s.active_requests = grants.map((r) => r.metadata.name);
     s.access_grants = grants.map((r) => ({ request_id: r.metadata.name, app: r.spec.app, azure_identity: r.spec.azure_identity, not_before: r.spec.grant!.not_before, not_after: r.spec.grant!.not_after }));
@@ -196,12 +197,12 @@ function statusData(profile: Profile, certPem: string) {
     access_grants: undefined as AccessGrantSummary[] | undefined,
     access_grants_error: undefined as string | undefined,
     valid_until: cert.notAfter.toISOString(),
-    expired: cert.notAfter.getTime() <= Date.now(),
+    expired: cert.notAfter.getTime() <= systemClock.now(),
   };
 }
 
 function statusText(s: ReturnType<typeof statusData>, active: boolean): string {
-  const left = new Date(s.valid_until).getTime() - Date.now();
+  const left = new Date(s.valid_until).getTime() - systemClock.now();
   return (
     (active ? "> " : "  ") +
     fields([
@@ -210,7 +211,7 @@ function statusText(s: ReturnType<typeof statusData>, active: boolean): string {
       ["Cluster", s.cluster],
       ["Roles", s.roles.join(", ") || "(none)"],
       ["Azure identities", s.azure_identities.join(", ") || "(none)"],
-      ...(s.access_grants ?? []).map((g): [string, string] => ["Access grant", grantLine(g, Date.now())]),
+      ...(s.access_grants ?? []).map((g): [string, string] => ["Access grant", grantLine(g, systemClock.now())]),
       ...(s.access_grants_error ? ([["Access grants", `(could not ask the proxy: ${s.access_grants_error})`]] as [string, string][]) : []),
       ["Valid until", `${s.valid_until} [${s.expired ? "EXPIRED" : `valid for ${formatDuration(left)}`}]`],
     ]).replace(/\n/g, "\n  ")

@@ -1,3 +1,4 @@
+import { systemClock } from "../../util/clock.ts";
 import { readProxyCaFile } from "../../api/trust.ts";
 import type { Argv } from "yargs";
 import { DESCRIBE } from "../catalog.ts";
@@ -92,7 +93,8 @@ export function startCommand(y: Argv) {
       });
       if (argv.mode === "agent") return runAgent(config);
       const dataDir = path.resolve(config.data_dir ?? defaultDataDir());
-      const proxy = await startProxy({ ...config, data_dir: dataDir });
+      // A mode's start: the one place the machine's clock is chosen (util/clock.ts).
+      const proxy = await startProxy({ ...config, data_dir: dataDir }, systemClock);
       // Listening for signals before the banner: a supervisor may stop us the moment it reads it.
       const signalled = untilSignalled();
       print(
@@ -133,6 +135,7 @@ async function runAgent(config: Config): Promise<void> {
     apps: agent.apps.map((a) => ({ name: a.name, cloud: a.cloud, uri: a.uri, labels: a.labels, ...(a.description ? { description: a.description } : {}) })),
     connectTo: agent.connect_to ? { address: agent.connect_to.address, caFile: agent.connect_to.ca_file } : undefined,
     diagAddr: agent.diag_addr,
+    clock: systemClock,
   });
   const signalled = untilSignalled(); // before the banner, as for the proxy
   print(

@@ -22,7 +22,7 @@ export interface Delivery {
   to: string[];
 }
 
-export async function deliver(target: NotificationTarget, d: Delivery, c: Context, now = new Date()): Promise<void> {
+export async function deliver(target: NotificationTarget, d: Delivery, c: Context, now: Date): Promise<void> {
   const spec = target.spec;
   if (spec.type === "smtp") return sendMail(spec.smtp!, d, c);
   const body = spec.type === "webhook" ? webhookBody(d.notice, c, now) : spec.type === "teams_workflow" ? teamsBody(d.notice, c) : chatBody(d.notice, c, spec.type);

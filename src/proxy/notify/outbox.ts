@@ -14,6 +14,7 @@ import type { Backend, Item } from "../../storage/backend.ts";
 import { KEYS } from "../keys.ts";
 import { deliver, type Delivery } from "./deliver.ts";
 import type { Context, Notice } from "./messages.ts";
+import type { Clock } from "../../util/clock.ts";
 
 /** Waits before attempts 2, 3, ...: about an hour and a quarter in all, then the entry is given up (and audited). */
 export const BACKOFF_MS = [5_000, 30_000, 120_000, 600_000, 3_600_000];
@@ -29,8 +30,17 @@ export interface OutboxEntry extends Delivery {
   last_error?: string;
 }
 
-/** Writes one entry per target that hears this step. Never throws: the step has happened, whatever the outbox does. */
-export async function enqueueNotifications(backend: Backend, notice: Notice, now = new Date()): Promise<number> {
+/** How long an entry is kept (past its last retry), then swept: a receiver down for days does not grow the backend forever. */
+export const OUTBOX_KEEP_MS = 2 * 86_400_000;
+
+/**
+ * Writes one entry per target that hears this step, due now and kept for
+ * OUTBOX_KEEP_MS, both by `clock` (the backend's own, which drops the entry
+ * once it expires). Never throws: the step has happened, whatever the outbox does.
+ */
+export async function enqueueNotifications(deps: { backend: Backend; clock: Clock }, notice: Notice): Promise<number> {
+  const { backend } = deps;
+  const now = deps.clock.date();
   try {
     const r = notice.request.spec;
     let queued = 0;
@@ -40,8 +50,7 @@ export async function enqueueNotifications(backend: Backend, notice: Notice, now
       if (target.spec.type === "smtp" && to.length === 0) continue;
       const id = `msg_${crypto.randomUUID()}`;
       const entry: OutboxEntry = { id, target: target.metadata.name, notice, to, created: now.toISOString(), attempts: 0, next_at: now.toISOString() };
-      // Kept past the last retry, then swept: a receiver down for days does not grow the backend forever.
-      await backend.put(KEYS.notification(id), entry, { expires: new Date(now.getTime() + 2 * 86_400_000) });
+      await backend.put(KEYS.notification(id), entry, { expires: new Date(now.getTime() + OUTBOX_KEEP_MS) });
       queued++;
     }
     return queued;
@@ -67,12 +76,15 @@ async function recipients(backend: Backend, target: NotificationTarget, notice: 
 export interface DispatchDeps {
   backend: Backend;
   audit: AuditSink;
+  /** Which entries are due, their leases and retries: the backend's clock. */
+  clock: Clock;
   context: () => Promise<Context>;
   send?: typeof deliver;
 }
 
 /** Sends every entry that is due and not held by another replica. Returns how many were sent. */
-export async function dispatchDue(deps: DispatchDeps, now = new Date()): Promise<number> {
+export async function dispatchDue(deps: DispatchDeps): Promise<number> {
+  const now = deps.clock.date();
   const due = (await deps.backend.list<OutboxEntry>(KEYS.notifications)).filter((i) => Date.parse(i.value.next_at) <= now.getTime() && !(i.value.lease_until && Date.parse(i.value.lease_until) > now.getTime()));
   let sent = 0;
   for (const item of due) if (await attempt(deps, item, now)) sent++;
@@ -131,12 +143,11 @@ export function startDispatcher(deps: DispatchDeps, everyMs = 2_000): { stop(): 
       busy = false;
     })();
   };
-  const timer = setInterval(pass, everyMs);
-  timer.unref?.();
+  const timer = deps.clock.every(everyMs, pass).unref();
   const unwatch = deps.backend.watch(KEYS.notifications, (ev) => ev.type === "put" && (ev.item.value as OutboxEntry).attempts === 0 && pass());
   pass();
   return {
-    stop: () => (clearInterval(timer), unwatch()),
+    stop: () => (timer.cancel(), unwatch()),
     idle: () => running,
   };
 }

@@ -72,7 +72,7 @@ export function checkClientRedirect(value: string): string {
 export const newAttemptId = () => newSecret(24);
 
 export async function saveAttempt(ctx: ProxyContext, id: string, attempt: SsoAttempt): Promise<Date> {
-  const expires = new Date(Date.now() + ctx.settings.ssoLoginTimeoutMs);
+  const expires = new Date(ctx.clock.now() + ctx.settings.ssoLoginTimeoutMs);
   await ctx.backend.put<SsoAttempt>(itemKey(id), attempt, { expires });
   return expires;
 }

@@ -79,7 +79,7 @@ export async function finishSsoLogin(
     throw e;
   }
 
-  const now = Date.now();
+  const now = ctx.clock.now();
   const limits = [sessionTtlMs(roles)];
   if (connector.spec.max_session_ttl) limits.push(parseDuration(connector.spec.max_session_ttl));
   if (attempt.value.ttl_ms && attempt.value.ttl_ms > 0) limits.push(attempt.value.ttl_ms);
@@ -125,7 +125,7 @@ export async function finishSsoLogin(
     return { web: identity, ttlMs: notAfter.getTime() - now };
   }
   const publicKey = await importPublicKeyPem(attempt.value.public_key_pem);
-  const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey, identity, notAfter });
+  const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey, identity, now: new Date(now), notAfter });
   const code = await completeAttempt(ctx, attempt, { cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), user: who.user, roles: identity.roles });
   await ctx.audit.emit({ event: "user.login", code: "T1000I", ...audit, success: true, session_id: identity.session_id, roles: identity.roles });
   await ctx.audit.emit({ event: "cert.create", code: "TC000I", user: who.user, cert_type: "user", session_id: identity.session_id, expires: cert.notAfter.toISOString() });

@@ -10,13 +10,15 @@ import { AzgateError } from "../../errors/index.ts";
 import type { OidcConnector } from "../../resources/connector.ts";
 import { claimsToTraits, rolesFromTraits, ssoUserName } from "../../sso/mapping.ts";
 import { ttlCache } from "../../util/ttl-cache.ts";
+import { systemClock } from "../../util/clock.ts";
 import type { SsoIdentity } from "./finish.ts";
 
 /** Claims about the token itself, not the user: kept out of traits. */
 const PROTOCOL_CLAIMS = ["iss", "aud", "exp", "iat", "nbf", "nonce", "at_hash", "c_hash", "s_hash", "auth_time", "azp", "sid", "jti", "acr", "amr"];
 const CLOCK_SKEW_MS = 60_000;
 /** Discovery documents, for 5 minutes per issuer and client. */
-const discovered = ttlCache<oidc.Configuration>(5 * 60_000);
+// The IdP's documents, refreshed every 5 minutes: a cache, not an access decision, so the machine's clock.
+const discovered = ttlCache<oidc.Configuration>(5 * 60_000, systemClock);
 
 /** Plain http is accepted only for an issuer on this machine (tests, local IdPs); anywhere else it is https. */
 function isLoopback(url: URL): boolean {
@@ -53,7 +55,7 @@ export async function oidcStart(c: OidcConnector, state: string): Promise<{ url:
 }
 
 /** The callback: exchanges the code and validates the ID token, then maps claims to roles. */
-export async function oidcCallback(c: OidcConnector, query: URLSearchParams, expected: { state: string; pkce_verifier: string; nonce: string }): Promise<SsoIdentity> {
+export async function oidcCallback(c: OidcConnector, query: URLSearchParams, expected: { state: string; pkce_verifier: string; nonce: string }, now: number): Promise<SsoIdentity> {
   const config = await configuration(c);
   // The URL the IdP redirected to, as registered: the proxy may sit behind a different address.
   const current = new URL(redirectUrl(c));
@@ -69,7 +71,7 @@ export async function oidcCallback(c: OidcConnector, query: URLSearchParams, exp
     const idClaims = tokens.claims()!;
     // The library refuses an old iat but not one from the future: a token minted ahead of time (or by a
     // provider with a wrong clock) is refused past the same skew SAML allows.
-    if (typeof idClaims.iat !== "number" || idClaims.iat * 1000 > Date.now() + CLOCK_SKEW_MS) {
+    if (typeof idClaims.iat !== "number" || idClaims.iat * 1000 > now + CLOCK_SKEW_MS) {
       throw new AzgateError("sso_failed", "the OIDC login was refused: the ID token was issued in the future (iat); check the identity provider's clock");
     }
     let userinfo: Record<string, unknown> = {};

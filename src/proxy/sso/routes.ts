@@ -79,7 +79,7 @@ export function ssoRoutes(ctx: ProxyContext, limiter: LoginRateLimiter) {
   });
 
   // The callbacks cost the proxy a round trip to the IdP (or an XML signature check): rate-limited like logins.
-  const callbacks = new LoginRateLimiter(60);
+  const callbacks = new LoginRateLimiter(ctx.clock, 60);
   app.use("/v1/webapi/*", async (c, next) => {
     callbacks.check(remoteAddr(c));
     await next();
@@ -90,7 +90,7 @@ export function ssoRoutes(ctx: ProxyContext, limiter: LoginRateLimiter) {
         state: c.req.query("state") ?? "",
         pkce_verifier: attempt.protocol.pkce_verifier ?? "",
         nonce: attempt.protocol.nonce ?? "",
-      }),
+      }, ctx.clock.now()),
     ),
   );
   app.get("/v1/webapi/github/callback", (c) =>

@@ -16,11 +16,13 @@ import type { ProxyContext } from "../context.ts";
 import { KEYS, secretHash } from "../keys.ts";
 import type { SsoIdentity } from "./finish.ts";
 import { ttlCache } from "../../util/ttl-cache.ts";
+import { systemClock } from "../../util/clock.ts";
 
 const ASSERTION = "urn:oasis:names:tc:SAML:2.0:assertion";
 const CLOCK_SKEW_MS = 60_000;
 /** Metadata fetched from entity_descriptor_url, for 5 minutes. */
-const fetched = ttlCache<IdpMetadata>(5 * 60_000);
+// The IdP's documents, refreshed every 5 minutes: a cache, not an access decision, so the machine's clock.
+const fetched = ttlCache<IdpMetadata>(5 * 60_000, systemClock);
 
 async function idpMetadata(c: SamlConnector): Promise<IdpMetadata> {
   if (c.spec.entity_descriptor) return parse(c, c.spec.entity_descriptor);
@@ -48,8 +50,8 @@ function parse(c: SamlConnector, xml: string): IdpMetadata {
 function requestCache(ctx: ProxyContext, ttlMs: number): CacheProvider {
   return {
     async saveAsync(key, value) {
-      await ctx.backend.put(KEYS.samlRequest(secretHash(key)), value, { expires: new Date(Date.now() + ttlMs) });
-      return { value, createdAt: Date.now() };
+      await ctx.backend.put(KEYS.samlRequest(secretHash(key)), value, { expires: new Date(ctx.clock.now() + ttlMs) });
+      return { value, createdAt: ctx.clock.now() };
     },
     async getAsync(key) {
       return ((await ctx.backend.get<string>(KEYS.samlRequest(secretHash(key))))?.value as string) ?? null;

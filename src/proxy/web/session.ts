@@ -30,7 +30,7 @@ export interface WebSession {
 export async function startWebSession(ctx: ProxyContext, c: Context, identity: Identity, maxTtlMs: number): Promise<WebSession> {
   const token = newSecret(32);
   const ttl = Math.min(maxTtlMs, WEB_SESSION_MAX_MS);
-  const session: WebSession = { identity, csrf: newSecret(24), created: new Date().toISOString(), expires: new Date(Date.now() + ttl).toISOString() };
+  const session: WebSession = { identity, csrf: newSecret(24), created: ctx.clock.date().toISOString(), expires: new Date(ctx.clock.now() + ttl).toISOString() };
   await ctx.backend.put(KEYS.webSession(secretHash(token)), session, { expires: new Date(session.expires) });
   setCookie(c, COOKIE, token, { path: "/", secure: true, httpOnly: true, sameSite: "Strict", maxAge: Math.floor(ttl / 1000) });
   await ctx.audit.emit({ event: "web.session.start", code: "TW000I", user: identity.name, session_id: identity.session_id, expires: session.expires });

@@ -20,6 +20,7 @@ export async function accessPage(ctx: ProxyContext, registry: AppRegistry, calle
   const apps = await listApps(ctx, registry, caller);
   const grants = await openRequestsOf(ctx, caller.name);
   const requestable = await requestableIdentities(ctx, caller);
+  const now = ctx.clock.now();
   const login = html`<p class="muted">On your workstation, sign in once: </p>${command(`azgate login --proxy ${proxyHost} --user ${caller.name}`)}`;
   return html`<h1>My access</h1>
     ${apps.length === 0 ? html`<p>No app is available to you right now: either no agent serves one, or no role of yours allows its labels.</p>` : ""}
@@ -32,8 +33,8 @@ export async function accessPage(ctx: ProxyContext, registry: AppRegistry, calle
         <h3>Azure identities you may use now</h3>
         ${standing.length === 0 && granted.length === 0 ? html`<p class="muted">None.</p>` : ""}
         <ul class="identities">
-          ${standing.map((id) => identityItem(app, id, caller, null))}
-          ${granted.map((g) => identityItem(app, g.spec.azure_identity, caller, g.spec.grant!.not_after, g.metadata.name))}
+          ${standing.map((id) => identityItem(app, id, caller, now, null))}
+          ${granted.map((g) => identityItem(app, g.spec.azure_identity, caller, now, g.spec.grant!.not_after, g.metadata.name))}
         </ul>
         ${mayRequest.length
           ? html`<h3>You may request</h3>
@@ -53,11 +54,11 @@ export async function accessPage(ctx: ProxyContext, registry: AppRegistry, calle
     <p class="muted">Your workstation's session lasts as your roles allow; this browser session ends with it, or sooner.</p>`;
 }
 
-function identityItem(app: App, id: string, caller: Caller, until: string | null, requestId?: string): Html {
+function identityItem(app: App, id: string, caller: Caller, now: number, until: string | null, requestId?: string): Html {
   const name = identityName(id);
   return html`<li>
     <b>${name}</b> <span class="muted">${id}</span>
-    ${until ? html` · granted by request <a href="/web/requests/${requestId}">${requestId?.slice(0, 8)}</a>, <span data-until="${until}">${formatDuration(Date.parse(until) - Date.now())} left</span>` : ""}
+    ${until ? html` · granted by request <a href="/web/requests/${requestId}">${requestId?.slice(0, 8)}</a>, <span data-until="${until}">${formatDuration(Date.parse(until) - now)} left</span>` : ""}
     <p class="muted">API policy: ${policySummary(caller, app, id)}</p>
     ${command(`azgate apps login ${app.name} --azure-identity ${name}`)}
     ${command(`eval "$(azgate proxy azure --format unix)"   # then az, or any Azure SDK, in this shell`)}

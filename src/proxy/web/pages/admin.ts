@@ -39,7 +39,7 @@ export async function adminPage(ctx: ProxyContext, registry: AppRegistry, caller
   const mayLock = checkRule(caller.roles, "lock", "create").allowed;
   const mayUnlock = checkRule(caller.roles, "lock", "delete").allowed;
   const servers = checkRule(caller.roles, "app", "list").allowed ? registry.all() : null;
-  const now = Date.now();
+  const now = ctx.clock.now();
   return html`<h1>Admin</h1>
     ${users
       ? html`<h2>Users</h2>
