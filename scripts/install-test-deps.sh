@@ -5,7 +5,8 @@
 # servers on loopback), podman, runc and debootstrap (the container image),
 # jq (the seed guide's shell lines, run verbatim), nginx and openssl (a TLS
 # front with an operator's CA before the proxy, as ingress-nginx is), Go and
-# go-autorest (a Go client built offline by the tests).
+# go-autorest (a Go client built offline by the tests), faketime (the in-process
+# suite again with the clock 400 days ahead: scripts/test-all.mjs).
 # Installs what is missing when run as root; otherwise says what to install.
 set -euo pipefail
 
@@ -15,6 +16,7 @@ command -v az >/dev/null 2>&1 || need+=(azure-cli)
 for tool in podman runc debootstrap chromium jq openssl; do command -v "$tool" >/dev/null 2>&1 || need+=("$tool"); done
 [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v go >/dev/null 2>&1 || need+=(golang-go)
+command -v faketime >/dev/null 2>&1 || need+=(faketime)
 [ -d /usr/share/gocode/src/github.com/Azure/go-autorest/autorest/adal ] || need+=(golang-github-azure-go-autorest-dev)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 

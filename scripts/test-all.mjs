@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 // Runs the whole suite on Node, then the same files on Deno, then builds the
 // single binary and runs its smoke test (test/binary) against it alone, then
-// builds and runs the container image with podman (test/image), and prints
-// one line "N passed, N failed" summed over all four (CI reads it).
+// builds and runs the container image with podman (test/image), then the
+// in-process files (test/*.test.ts) again on Node with the clock moved 400
+// days ahead by libfaketime (a fixed date, a fixture certificate or a token
+// that the real clock will overtake fails now, not months later), and prints
+// one line "N passed, N failed" summed over all five (CI reads it).
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
@@ -16,6 +19,8 @@ const runs = [
   { name: "deno", cmd: "npx", args: ["deno", "run", "-A", "npm:vitest", "run"] },
   { name: "binary", build: ["npm", ["run", "build:binary"]], cmd: "npx", args: ["vitest", "run"], env: { AZGATE_TEST_BINARY: "1" } },
   { name: "image", cmd: "npx", args: ["vitest", "run"], env: { AZGATE_TEST_IMAGE: "1" } },
+  // test/clock.test.ts checks the clock really moved (past 399 days from now, read before the move).
+  { name: "node+400d", cmd: "faketime", args: ["+400 days", "npx", "vitest", "run"], env: { AZGATE_TEST_IN_PROCESS: "1", AZGATE_EXPECT_CLOCK_AFTER: String(Date.now() + 399 * 86_400_000) } },
 ];
 const only = process.argv[2];
 let passed = 0;
