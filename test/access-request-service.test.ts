@@ -10,7 +10,7 @@ import { openState, settingsFrom } from "../src/proxy/state.ts";
 import { configSchema } from "../src/config/schema.ts";
 import type { ProxyContext } from "../src/proxy/context.ts";
 import type { Caller } from "../src/proxy/caller.ts";
-import type { Role } from "../src/rbac/types.ts";
+import type { App, Role } from "../src/rbac/types.ts";
 import { cancelRequest, createRequest, getRequest, MAX_PENDING_PER_USER, recordEndings, reviewRequest } from "../src/proxy/access-requests.ts";
 import { dispatchDue } from "../src/proxy/notify/outbox.ts";
 import { parseResources } from "../src/resources/parse.ts";
@@ -21,8 +21,10 @@ import { TOTP, Secret } from "otpauth";
 import { tempDir } from "./helpers/azgate.ts";
 
 const READER = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ops/providers/Microsoft.ManagedIdentity/userAssignedIdentities/reader";
-const requester: Role = { kind: "role", version: "v7", metadata: { name: "requester" }, spec: { allow: { request: { azure_identities: [READER], suggested_reviewers: ["lead"] } } } };
-const alice = { identity: { kind: "user" }, name: "alice", user: null, roles: [requester], traits: {} } as unknown as Caller;
+const requester: Role = { kind: "role", version: "v7", metadata: { name: "requester" }, spec: { allow: { app_labels: { "*": "*" }, request: { azure_identities: [READER], suggested_reviewers: ["lead"] } } } };
+const alice = { identity: { kind: "user" }, name: "alice", user: { metadata: { name: "alice" }, spec: { roles: ["requester"], traits: {} }, status: { id: "id-alice", generation: 0 } }, roles: [requester], traits: {} } as unknown as Caller;
+/** The app as an agent serves it (the registry's view): requests are judged against it. */
+const served = (app: string): App[] => (app === "azure-cli" ? [{ name: "azure-cli", labels: { env: "prod" } }] : []);
 
 let ctx: ProxyContext;
 let close: () => Promise<void>;
@@ -36,21 +38,21 @@ afterAll(() => close?.());
 describe("creating access requests", () => {
   it(`one user has at most ${MAX_PENDING_PER_USER} pending requests (each notifies reviewers); cancelling one makes room`, async () => {
     const made = [];
-    for (let i = 0; i < MAX_PENDING_PER_USER; i++) made.push(await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: `r${i}` }));
-    await expect(createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "one more" })).rejects.toMatchObject({ code: "rate_limited", message: expect.stringContaining(`you have ${MAX_PENDING_PER_USER} pending requests`) });
+    for (let i = 0; i < MAX_PENDING_PER_USER; i++) made.push(await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: `r${i}` }, served));
+    await expect(createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "one more" }, served)).rejects.toMatchObject({ code: "rate_limited", message: expect.stringContaining(`you have ${MAX_PENDING_PER_USER} pending requests`) });
     expect((await ctx.audit.search({ event: "access_request.create", user: "alice" })).filter((e) => e.success === false)).toEqual([expect.objectContaining({ error_code: "rate_limited", azure_identity: READER, success: false })]);
     expect(await ctx.backend.list(KEYS.accessRequests)).toHaveLength(MAX_PENDING_PER_USER);
     await cancelRequest(ctx, alice, made[0].metadata.name);
-    expect((await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "room again" })).spec.state).toBe("PENDING");
+    expect((await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "room again" }, served)).spec.state).toBe("PENDING");
     for (const r of made.slice(1)) await cancelRequest(ctx, alice, r.metadata.name);
   });
 
   it("--reviewers adds to the roles' suggested reviewers; naming yourself or a bad name is refused", async () => {
-    const r = await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "x", reviewers: ["bob", "lead"] });
+    const r = await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "x", reviewers: ["bob", "lead"] }, served);
     expect(r.spec.suggested_reviewers).toEqual(["lead", "bob"]);
     await cancelRequest(ctx, alice, r.metadata.name);
-    await expect(createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reviewers: ["alice"] })).rejects.toThrow("you cannot review your own request");
-    await expect(createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reviewers: ["bob\nINJECTED"] })).rejects.toThrow("reviewers must be at most 10 user names");
+    await expect(createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reviewers: ["alice"] }, served)).rejects.toThrow("you cannot review your own request");
+    await expect(createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reviewers: ["bob\nINJECTED"] }, served)).rejects.toThrow("reviewers must be at most 10 user names");
   });
 });
 
@@ -63,12 +65,12 @@ describe("a role that asks reviewers for an authenticator code (options.review_m
 
   it("refuses a review without the code, with a wrong one, or with one already used, audited; takes a fresh one", async () => {
     await ctx.backend.put(KEYS.userAuth("bob"), { password_hash: "x", totp_secret: secret });
-    const first = await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "mfa 1" });
+    const first = await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "mfa 1" }, served);
     await expect(reviewRequest(ctx, bob, first.metadata.name, { state: "APPROVED", reason: "ok" })).rejects.toThrow('role "careful-reviewer" requires an authenticator code with each review: give the code (--otp CODE)');
     await expect(reviewRequest(ctx, bob, first.metadata.name, { state: "APPROVED", reason: "ok", otp: totp.generate({ timestamp: clock.now() - 10 * 60_000 }) })).rejects.toThrow("the code is wrong or already used");
     const code = totp.generate({ timestamp: clock.now() });
     expect((await reviewRequest(ctx, bob, first.metadata.name, { state: "APPROVED", reason: "ok", otp: code })).spec.state).toBe("APPROVED");
-    const second = await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "mfa 2" });
+    const second = await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "mfa 2" }, served);
     await expect(reviewRequest(ctx, bob, second.metadata.name, { state: "APPROVED", reason: "ok", otp: code })).rejects.toThrow("the code is wrong or already used");
     const refusals = (await ctx.audit.search({ event: "access_request.review", user: "bob" })).filter((e) => e.success === false);
     expect(refusals.map((e) => e.access_request_id)).toEqual([first.metadata.name, first.metadata.name, second.metadata.name]);
@@ -87,8 +89,8 @@ describe("what time does to a request (the state's clock, moved)", () => {
     try {
       for (const r of parseResources(`kind: notification_target\nversion: v1\nmetadata: {name: reviewers}\nspec: {type: slack, url: "${hooks.url("/hook")}"}\n`, "t.yaml").resources) await ctx.backend.put(KEYS.notificationTarget(r.metadata.name), r);
       const deps = { backend: ctx.backend, audit: ctx.audit, clock: ctx.clock, context: async () => ({ cluster: "t", proxyUrl: "https://proxy.example.com" }) };
-      const made = await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "nobody looks", request_ttl: "5s" });
-      await expect(createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "x", request_ttl: "4s" })).rejects.toThrow("request_ttl must be from 5s to 7 days");
+      const made = await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "nobody looks", request_ttl: "5s" }, served);
+      await expect(createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "x", request_ttl: "4s" }, served)).rejects.toThrow("request_ttl must be from 5s to 7 days");
       expect(Date.parse(made.spec.review_deadline)).toBe(clock.now() + 5_000);
       expect(await dispatchDue(deps)).toBe(1);
       clock.advance(4_999);

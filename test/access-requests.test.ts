@@ -67,7 +67,7 @@ describe("a request over time", () => {
     kind: "access_request",
     version: "v3",
     metadata: { name: "00000000-0000-4000-8000-000000000001" },
-    spec: { user: "alice", app: "azure-cli", azure_identity: READER, roles: [], reason: "r", start: new Date(t0).toISOString(), duration_ms: 600_000, state: "PENDING", reviews: [], thresholds: { approve: 1, deny: 1 }, suggested_reviewers: [], created: new Date(t0).toISOString(), review_deadline: new Date(t0 + 3_600_000).toISOString() },
+    spec: { user: "alice", user_id: "id-alice", app: "azure-cli", azure_identity: READER, roles: [], reason: "r", start: new Date(t0).toISOString(), duration_ms: 600_000, state: "PENDING", reviews: [], thresholds: { approve: 1, deny: 1 }, suggested_reviewers: [], created: new Date(t0).toISOString(), review_deadline: new Date(t0 + 3_600_000).toISOString() },
   };
   it("a pending request expires unreviewed at its deadline; an approved one when its window ends", () => {
     expect(effectiveState(base, t0 + 3_599_999)).toBe("PENDING");
@@ -78,14 +78,18 @@ describe("a request over time", () => {
     expect(effectiveState({ ...base, spec: { ...base.spec, state: "DENIED" } }, t0 + 10 * 3_600_000)).toBe("DENIED");
   });
 
-  it("a grant covers its user, app and identity, inside its window only", () => {
-    const g: AccessGrant = { kind: "access_grant", version: "v1", metadata: { name: "g" }, spec: { request_id: "g", user: "alice", app: "azure-cli", azure_identity: READER, roles: [], not_before: new Date(t0).toISOString(), not_after: new Date(t0 + 600_000).toISOString() } };
-    const who = { user: "alice", app: "azure-cli", azure_identity: READER.toUpperCase() };
+  it("a grant covers its user record, app and identity, inside its window only; a grant without a user id covers nobody", () => {
+    const g: AccessGrant = { kind: "access_grant", version: "v1", metadata: { name: "g" }, spec: { request_id: "g", user: "alice", user_id: "id-alice", app: "azure-cli", azure_identity: READER, roles: [], not_before: new Date(t0).toISOString(), not_after: new Date(t0 + 600_000).toISOString() } };
+    const who = { user: "alice", user_id: "id-alice", app: "azure-cli", azure_identity: READER.toUpperCase() };
     expect(activeGrant([g], who, t0)).toBe(g);
     expect(activeGrant([g], who, t0 - 1)).toBeUndefined();
     expect(activeGrant([g], who, t0 + 600_000)).toBeUndefined();
     expect(activeGrant([g], { ...who, user: "mallory" }, t0)).toBeUndefined();
     expect(activeGrant([g], { ...who, app: "other" }, t0)).toBeUndefined();
+    // A user re-created under the same name is another record.
+    expect(activeGrant([g], { ...who, user_id: "id-alice-2" }, t0)).toBeUndefined();
+    const legacy = { ...g, spec: { ...g.spec, user_id: "" } };
+    expect(activeGrant([legacy], { ...who, user_id: "" }, t0)).toBeUndefined();
   });
 });
 
@@ -231,7 +235,7 @@ describe("ends that come with time (recordEndings)", () => {
       kind: "access_request",
       version: "v3",
       metadata: { name: id },
-      spec: { user: "alice", app: "azure-cli", azure_identity: READER, roles: [], reason: "r", start: new Date(t0).toISOString(), duration_ms: 600_000, state, reviews: [], thresholds: { approve: 1, deny: 1 }, suggested_reviewers: [], created: new Date(t0).toISOString(), review_deadline: new Date(t0 + 3_600_000).toISOString(), ...extra },
+      spec: { user: "alice", user_id: "id-alice", app: "azure-cli", azure_identity: READER, roles: [], reason: "r", start: new Date(t0).toISOString(), duration_ms: 600_000, state, reviews: [], thresholds: { approve: 1, deny: 1 }, suggested_reviewers: [], created: new Date(t0).toISOString(), review_deadline: new Date(t0 + 3_600_000).toISOString(), ...extra },
     });
     const pending = "00000000-0000-4000-8000-00000000000a";
     const approved = "00000000-0000-4000-8000-00000000000b";

@@ -44,7 +44,7 @@ function request(over: Partial<AccessRequest["spec"]> = {}): AccessRequest {
     kind: "access_request",
     version: "v3",
     metadata: { name: crypto.randomUUID() },
-    spec: { user: "alice", app: "azure-cli", azure_identity: READER, roles: [], reason: "INC-42 restart the app", start: T0.toISOString(), duration_ms: 3_600_000, state: "PENDING", reviews: [], thresholds: { approve: 1, deny: 1 }, suggested_reviewers: ["bob"], created: T0.toISOString(), review_deadline: new Date(T0.getTime() + 3_600_000).toISOString(), ...over },
+    spec: { user: "alice", user_id: "id-alice", app: "azure-cli", azure_identity: READER, roles: [], reason: "INC-42 restart the app", start: T0.toISOString(), duration_ms: 3_600_000, state: "PENDING", reviews: [], thresholds: { approve: 1, deny: 1 }, suggested_reviewers: ["bob"], created: T0.toISOString(), review_deadline: new Date(T0.getTime() + 3_600_000).toISOString(), ...over },
   };
 }
 

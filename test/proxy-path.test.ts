@@ -13,6 +13,9 @@ import { startMemoryCluster, type MemoryCluster } from "./helpers/memory-cluster
 import { createLock } from "../src/proxy/locks.ts";
 import { removeResource, resetUser, updateUser } from "../src/proxy/admin.ts";
 import { createRequest, recordEndings, reviewRequest, revokeRequest } from "../src/proxy/access-requests.ts";
+import { servedApps } from "../src/proxy/registry.ts";
+import { KEYS } from "../src/proxy/keys.ts";
+import type { AccessGrant } from "../src/resources/access-request.ts";
 import type { AuditEvent } from "../src/audit/sink.ts";
 import type { TunnelStream } from "../src/tunnel/index.ts";
 
@@ -33,6 +36,21 @@ kind: role
 version: v7
 metadata: {name: requester}
 spec: {allow: {app_labels: {'*': '*'}, request: {azure_identities: ['${IDENTITY("teleport-reader")}'], max_duration: 1h}}}
+---
+kind: role
+version: v7
+metadata: {name: prod-reader}
+spec: {allow: {app_labels: {env: prod}, azure_identities: ['${IDENTITY("teleport-reader")}'], azure_api: [{actions: ['*/read']}]}}
+---
+kind: role
+version: v7
+metadata: {name: role-requester}
+spec: {allow: {request: {roles: [prod-reader], max_duration: 1h}}}
+`;
+const PROD_READER = `kind: role
+version: v7
+metadata: {name: prod-reader}
+spec: {allow: {app_labels: {env: prod}, azure_identities: ['${IDENTITY("teleport-reader")}'], azure_api: [{actions: ['*/read']}]}}
 `;
 
 describe("the proxy's request path, in process", () => {
@@ -230,12 +248,12 @@ describe("the proxy's request path, in process", () => {
   });
 
   // Grants, their windows and TTL locks by the cluster's clock (c.clock), moved, never waited for.
-  const approvedSession = async (user: string, duration: string) => {
+  const approvedSession = async (user: string, duration: string, roles = ["requester"]) => {
     let id = "";
-    const app = await c.appSession(user, ["requester"], READER, {
+    const app = await c.appSession(user, roles, READER, {
       traits: {},
       beforeAppLogin: async (caller) => {
-        id = (await createRequest(c.ctx, caller, { app: "azure-cli", azure_identity: READER, duration, reason: "INC-1" })).metadata.name;
+        id = (await createRequest(c.ctx, caller, { app: "azure-cli", azure_identity: READER, duration, reason: "INC-1" }, servedApps(c.registry))).metadata.name;
         await reviewRequest(c.ctx, c.admin, id, { state: "APPROVED", reason: "on call" });
       },
     });
@@ -270,6 +288,97 @@ describe("the proxy's request path, in process", () => {
     const refused = await app.request(GROUPS);
     expect(refused.status).toBe(403);
     expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: "access_denied" })]);
+  });
+
+  // Grants cannot outgrow their roles (issue 29, defects 5-8): each case plays the walk-around the review found.
+  const RG = "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/grant-test?api-version=2022-09-01";
+  const put = (app: Awaited<ReturnType<typeof approvedSession>>["app"]) => app.request(RG, { method: "PUT", body: new TextEncoder().encode('{"location":"westeurope"}'), headers: [["content-type", "application/json"]] });
+
+  it("a grant for a requested role ends when the role is edited or deleted mid-grant: never unrestricted, refused and audited", async () => {
+    for (const change of ["edit", "delete"] as const) {
+      await c.createRoles(PROD_READER);
+      const user = nextUser();
+      const { app, id } = await approvedSession(user, "1h", ["role-requester"]);
+      expect((await app.request(GROUPS)).status).toBe(200);
+      // The role's azure_api rule applies under the grant: reads only.
+      const write = await put(app);
+      expect(write.status).toBe(403);
+      expect(JSON.parse(await write.text()).error.code).toBe("AzgatePolicyDenied");
+      if (change === "edit") await c.createRoles(PROD_READER.replace(`azure_identities: ['${READER}'], `, "azure_identities: [], "));
+      else await removeResource(c.ctx, c.admin, "role", "prod-reader");
+      for (const attempt of [() => app.request(GROUPS), () => put(app)]) {
+        const refused = await attempt();
+        expect(refused.status, change).toBe(403);
+        expect(JSON.parse(await refused.text()).error).toMatchObject({ code: "access_denied", message: expect.stringContaining("no longer allows") });
+      }
+      expect((await events("app.request.denied", user)).map((e) => e.error_code)).toEqual(["policy_denied", "access_denied", "access_denied"]);
+      expect(id).toBeTruthy();
+    }
+    await c.createRoles(PROD_READER);
+  });
+
+  it("a lock on a role reaches users who hold it through a grant, on the next request", async () => {
+    await c.createRoles(PROD_READER);
+    const user = nextUser();
+    const { app } = await approvedSession(user, "1h", ["role-requester"]);
+    expect((await app.request(GROUPS)).status).toBe(200);
+    const lock = await createLock(c.ctx, c.admin, { target: { role: "prod-reader" }, message: "prod freeze" });
+    try {
+      const refused = await app.request(GROUPS);
+      expect(refused.status).toBe(403);
+      expect(JSON.parse(await refused.text()).error).toMatchObject({ code: "locked", message: expect.stringContaining("prod freeze") });
+      expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: "locked" })]);
+    } finally {
+      await removeResource(c.ctx, c.admin, "lock", lock.metadata.name);
+    }
+  });
+
+  it("a grant covers only the apps (labels) its roles allow: a request for an app outside them, or one nobody serves, is refused and audited; the grant never routes to another label's server", async () => {
+    await c.createRoles(PROD_READER);
+    const dev = c.agent({ app: "dev-app", labels: { env: "dev" } });
+    try {
+      const user = nextUser();
+      const refusals: unknown[] = [];
+      const session = await c.appSession(user, ["role-requester"], READER, {
+        traits: {},
+        beforeAppLogin: async (caller) => {
+          for (const appName of ["dev-app", "nobody-serves-this"]) refusals.push(await createRequest(c.ctx, caller, { app: appName, azure_identity: READER, duration: "10m", reason: "x" }, servedApps(c.registry)).catch((e) => e));
+          // The one it may ask for, so apps login below has something to use.
+          const r = await createRequest(c.ctx, caller, { app: "azure-cli", azure_identity: READER, duration: "10m", reason: "x" }, servedApps(c.registry));
+          await reviewRequest(c.ctx, c.admin, r.metadata.name, { state: "APPROVED", reason: "ok" });
+        },
+      });
+      expect(refusals).toEqual([expect.objectContaining({ code: "access_denied", message: expect.stringContaining('would not cover app "dev-app"') }), expect.objectContaining({ code: "not_found" })]);
+      const audited = (await c.ctx.audit.search({ event: "access_request.create", user })).filter((e) => e.success === false);
+      expect(audited.map((e) => [e.app, e.error_code])).toEqual([["dev-app", "access_denied"], ["nobody-serves-this", "not_found"]]);
+      expect(await c.ctx.backend.list(KEYS.accessRequests).then((l) => l.filter((i) => (i.value as { spec: { user: string } }).spec.user === user).length)).toBe(1);
+      // A dev-labelled server of the granted app is never used under a grant whose role covers env: prod.
+      const devOfSameApp = c.agent({ labels: { env: "dev" } });
+      try {
+        for (let i = 0; i < 4; i++) expect((await session.request(GROUPS)).status).toBe(200);
+        expect(devOfSameApp.streams).toBe(0);
+      } finally {
+        devOfSameApp.kill();
+      }
+    } finally {
+      dev.kill();
+    }
+  });
+
+  it("a grant follows the user record, not the name: deleting the user ends its requests (audited); a user re-created under the name inherits nothing", async () => {
+    const user = nextUser();
+    const { app, id } = await approvedSession(user, "1h");
+    expect((await app.request(GROUPS)).status).toBe(200);
+    const [grantItem] = (await c.ctx.backend.list<AccessGrant>(KEYS.accessGrants)).filter((i) => i.value.spec.request_id === id);
+    await removeResource(c.ctx, c.admin, "user", user);
+    expect(await events("access_request.revoke", c.admin.name).then((es) => es.filter((e) => e.access_request_id === id))).toEqual([expect.objectContaining({ requester: user, reason: "the user was deleted" })]);
+    expect(await c.ctx.backend.get(KEYS.accessGrant(id))).toBeNull();
+    // Even a grant left behind (written back here, as a replica that missed the deletion might hold it) is not the new user's.
+    await c.ctx.backend.put(grantItem.key, grantItem.value, { expires: new Date(grantItem.value.spec.not_after) });
+    const again = await c.appSession(user, ["requester"], READER, { traits: {} }).catch((e) => e);
+    expect(again).toMatchObject({ code: "access_denied" });
+    expect((await c.ctx.audit.search({ event: "app.session.denied", user })).length).toBeGreaterThan(0);
+    await c.ctx.backend.delete(grantItem.key);
   });
 
   it("a lock with a TTL refuses every request until it ends by the cluster's clock, then lets them through", async () => {

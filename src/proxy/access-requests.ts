@@ -7,11 +7,13 @@
  * request.
  */
 import { AzgateError } from "../errors/index.ts";
-import { mayReview, requestTerms, reviewOutcome, ruleVars, thresholdsCounting, type RoleLookup, type Threshold } from "../rbac/requests.ts";
+import { grantPermits, mayReview, requestTerms, reviewOutcome, rolesNamedInRequests, ruleVars, thresholdsCounting, type RoleLookup, type Threshold } from "../rbac/requests.ts";
 import { decidingRule, type AccessRule } from "../resources/access-rule.ts";
 import { checkRule } from "../rbac/engine.ts";
 import type { Role } from "../rbac/types.ts";
-import { effectiveState, type AccessGrant, type AccessRequest } from "../resources/access-request.ts";
+import { effectiveState, isRequestOf, type AccessGrant, type AccessRequest } from "../resources/access-request.ts";
+import type { App } from "../rbac/types.ts";
+import { userStamp } from "./users.ts";
 import { parseDuration } from "../util/duration.ts";
 import { identityName } from "../azure/resource-id.ts";
 import { accessSnapshot } from "./access-cache.ts";
@@ -66,19 +68,32 @@ async function lookupFor(ctx: ProxyContext, roles: Role[]): Promise<{ lookup: Ro
 }
 
 /** The roles named in `request` / `review_requests` blocks, loaded so the pure rules can read them. */
-const namedRoles = (roles: Role[]) => roles.flatMap((r) => [...(r.spec.allow?.request?.roles ?? []), ...(r.spec.allow?.request?.search_as_roles ?? []), ...(r.spec.deny?.request?.roles ?? []), ...(r.spec.allow?.review_requests?.roles ?? []), ...(r.spec.deny?.review_requests?.roles ?? [])]);
+const namedRoles = rolesNamedInRequests;
 
-export async function createRequest(ctx: ProxyContext, caller: Caller, input: CreateRequestInput): Promise<AccessRequest> {
-  if (caller.identity.kind !== "user") throw new AzgateError("access_denied", "access requests are made by users");
+/**
+ * `served` names the app specs (their labels) of the servers of an app this
+ * proxy knows now: a request is for an app some agent serves, on labels the
+ * roles that make it requestable cover (the grant would open nothing else).
+ */
+export async function createRequest(ctx: ProxyContext, caller: Caller, input: CreateRequestInput, served: (app: string) => App[]): Promise<AccessRequest> {
+  if (caller.identity.kind !== "user" || !caller.user) throw new AzgateError("access_denied", "access requests are made by users");
   const app = text(input.app, "app", true);
   const { lookup, load } = await lookupFor(ctx, caller.roles);
   await load(namedRoles(caller.roles));
   const identity = resolveRequested(caller.roles, text(input.azure_identity, "azure_identity", true), lookup);
   const terms = requestTerms(caller.roles, caller.traits, identity, lookup);
-  if (!terms.allowed) {
-    await ctx.audit.emit({ event: "access_request.create", code: "T5000W", user: caller.name, app, azure_identity: identity, success: false, reason: terms.reason });
-    throw new AzgateError("access_denied", terms.reason);
-  }
+  const refuse = async (reason: string, code: "access_denied" | "not_found" = "access_denied") => {
+    await ctx.audit.emit({ event: "access_request.create", code: "T5000W", user: caller.name, app, azure_identity: identity, success: false, error_code: code, reason });
+    return new AzgateError(code, reason);
+  };
+  if (!terms.allowed) throw await refuse(terms.reason);
+  // The app as served now, on labels the grant could be used on: what the request's roles would open there.
+  const servers = served(app);
+  if (servers.length === 0) throw await refuse(`no agent serves app "${app}" right now; azgate apps ls shows the apps that are up`, "not_found");
+  await load(terms.grantRoles);
+  const grantRoles = terms.grantRoles.map(lookup).filter((r): r is Role => !!r);
+  const coverage = servers.map((s) => grantPermits(caller.roles, caller.traits, { roles: terms.grantRoles, azure_identity: identity }, grantRoles, lookup, s));
+  if (!coverage.some((d) => d.allowed)) throw await refuse(`a grant of "${identity}" would not cover app "${app}": ${coverage[0].reason}`);
   const durationMs = input.duration ? parseDuration(String(input.duration), "duration") : terms.maxDurationMs;
   if (durationMs <= 0 || durationMs > terms.maxDurationMs) throw new AzgateError("bad_parameter", `duration must be at most ${Math.round(terms.maxDurationMs / 60_000)}m for this identity`);
   const reason = text(input.reason, "a reason (--reason)", terms.reasonRequired);
@@ -104,6 +119,7 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
     metadata: { name: crypto.randomUUID() },
     spec: {
       user: caller.name,
+      user_id: userStamp(caller.user).id,
       app,
       azure_identity: identity,
       roles: terms.grantRoles,
@@ -330,7 +346,7 @@ async function recordOutcome(ctx: ProxyContext, r: AccessRequest, by: { user: st
   const who = { user: by.user, ...(by.rule ? { rule: by.rule, automatic: true } : {}), access_request_id: id, requester: r.spec.user, reason };
   if (r.spec.state === "DENIED") await ctx.audit.emit({ event: "access_request.deny", code: "T5003I", ...who });
   if (r.spec.state === "APPROVED" && r.spec.grant) {
-    const g: AccessGrant = { kind: "access_grant", version: "v1", metadata: { name: id }, spec: { request_id: id, user: r.spec.user, app: r.spec.app, azure_identity: r.spec.azure_identity, roles: r.spec.roles, ...r.spec.grant } };
+    const g: AccessGrant = { kind: "access_grant", version: "v1", metadata: { name: id }, spec: { request_id: id, user: r.spec.user, user_id: r.spec.user_id, app: r.spec.app, azure_identity: r.spec.azure_identity, roles: r.spec.roles, ...r.spec.grant } };
     // The grant reads as absent once its window ends (and is swept).
     await ctx.backend.put(KEYS.accessGrant(id), g, { expires: new Date(g.spec.not_after) });
     await ctx.audit.emit({ event: "access_request.approve", code: "T5004I", ...who });
@@ -376,19 +392,53 @@ export async function revokeRequest(ctx: ProxyContext, caller: Caller, id: strin
 }
 
 /**
- * This user's APPROVED requests whose window has not ended: apps ls lists
- * their identities and apps login takes them. (A pending one is not enough:
- * apps login runs az login, which needs ARM to answer.) Once a session is up,
- * it lasts as long as the login; later grants for the same identity reach it
- * without a new apps login.
+ * This user record's APPROVED requests whose window has not ended: apps ls
+ * lists their identities and apps login takes them. (A pending one is not
+ * enough: apps login runs az login, which needs ARM to answer.) Once a
+ * session is up, it lasts as long as the login; later grants for the same
+ * identity reach it without a new apps login.
  */
-export async function openRequestsOf(ctx: ProxyContext, user: string): Promise<AccessRequest[]> {
+export async function openRequestsOf(ctx: ProxyContext, caller: Caller): Promise<AccessRequest[]> {
+  if (!caller.user) return [];
   const now = ctx.clock.now();
-  return (await ctx.backend.list<AccessRequest>(KEYS.accessRequests)).map((i) => i.value).filter((r) => r.spec.user === user && effectiveState(r, now) === "APPROVED");
+  const who = { user: caller.name, user_id: userStamp(caller.user).id };
+  return (await ctx.backend.list<AccessRequest>(KEYS.accessRequests)).map((i) => i.value).filter((r) => isRequestOf(r, who) && effectiveState(r, now) === "APPROVED");
 }
 
-export async function openRequestFor(ctx: ProxyContext, user: string, app: string, identity: string): Promise<AccessRequest | undefined> {
-  return (await openRequestsOf(ctx, user)).find((r) => r.spec.app === app && r.spec.azure_identity.toLowerCase() === identity.toLowerCase());
+export async function openRequestFor(ctx: ProxyContext, caller: Caller, app: string, identity: string): Promise<AccessRequest | undefined> {
+  return (await openRequestsOf(ctx, caller)).find((r) => r.spec.app === app && r.spec.azure_identity.toLowerCase() === identity.toLowerCase());
+}
+
+/**
+ * A user deleted: their pending requests are cancelled and their approved
+ * ones revoked, grants removed, each audited. (A re-created user of the same
+ * name is another record and could not use them anyway: ids differ.)
+ */
+export async function endRequestsOfUser(ctx: ProxyContext, by: Caller, name: string): Promise<number> {
+  let ended = 0;
+  for (const item of await ctx.backend.list<AccessRequest>(KEYS.accessRequests)) {
+    const r = item.value;
+    const state = effectiveState(r, ctx.clock.now());
+    if (r.spec.user !== name || (state !== "PENDING" && state !== "APPROVED")) continue;
+    const next = structuredClone(r);
+    next.spec.state = state === "PENDING" ? "CANCELLED" : "REVOKED";
+    next.spec.resolution = { by: by.name, at: ctx.clock.date().toISOString(), reason: "the user was deleted" };
+    try {
+      await ctx.backend.compareAndSwap(item.key, item.revision, next);
+    } catch (e) {
+      if (e instanceof AzgateError && e.code === "compare_failed") continue; // changed meanwhile: its own step audits it
+      throw e;
+    }
+    ended++;
+    const base = { user: by.name, access_request_id: r.metadata.name, requester: name, reason: "the user was deleted" };
+    if (state === "PENDING") await ctx.audit.emit({ event: "access_request.cancel", code: "T5006I", ...base });
+    else {
+      await ctx.backend.delete(KEYS.accessGrant(r.metadata.name));
+      await ctx.audit.emit({ event: "access_request.revoke", code: "T5007I", ...base });
+      await ctx.audit.emit({ event: "access_grant.end", code: "T5008I", user: name, access_request_id: r.metadata.name, app: r.spec.app, azure_identity: r.spec.azure_identity, why: "user deleted" });
+    }
+  }
+  return ended;
 }
 
 /**

@@ -2,6 +2,7 @@
  * Admin operations, shared by the HTTP API and the local bootstrap path.
  * Each one authorises the caller by `rules`, writes, and audits.
  */
+import { endRequestsOfUser } from "./access-requests.ts";
 import { putIfAbsent } from "../storage/backend.ts";
 import type { AuditEvent, AuditQuery } from "../audit/sink.ts";
 import { CONNECTOR_KINDS, connectorRoles, withoutSecrets, type Connector, type ConnectorKind } from "../resources/connector.ts";
@@ -165,6 +166,8 @@ export async function removeResource(ctx: ProxyContext, caller: Caller, kind: Re
     await deleteInvitesOf(ctx, name);
   }
   await ctx.audit.emit({ event: `${kind}.deleted`, code: kind === "role" ? "T9001I" : "T1004I", user: caller.name, name });
+  // Their pending requests are cancelled and approved ones revoked (each audited): nothing of theirs outlives them.
+  if (kind === "user") await endRequestsOfUser(ctx, caller, name);
   return `${kind} "${name}" has been deleted`;
 }
 

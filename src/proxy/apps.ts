@@ -4,8 +4,9 @@
  * current roles allow both.
  */
 import { AzgateError } from "../errors/index.ts";
-import { openRequestFor, openRequestsOf } from "./access-requests.ts";
-import { allowedAzureIdentities, checkAppAccess, checkAzureIdentity, checkDenials } from "../rbac/engine.ts";
+import { openRequestsOf } from "./access-requests.ts";
+import { grantInForce } from "./grants.ts";
+import { allowedAzureIdentities, checkAppAccess, checkAzureIdentity } from "../rbac/engine.ts";
 import { importPublicKeyPem } from "../pki/keys.ts";
 import { issueIdentityCert } from "../pki/certificate.ts";
 import type { Identity } from "../pki/identity.ts";
@@ -23,7 +24,7 @@ import type { AppView } from "../api/types.ts";
  */
 export async function listApps(ctx: ProxyContext, registry: AppRegistry, caller: Caller): Promise<AppView[]> {
   const rows = new Map<string, AppView>();
-  const requested = caller.identity.kind === "user" ? await openRequestsOf(ctx, caller.name) : [];
+  const requested = caller.identity.kind === "user" ? await openRequestsOf(ctx, caller) : [];
   for (const { app } of registry.all()) {
     if (!checkAppAccess(caller.roles, caller.traits, app).allowed) continue;
     const key = JSON.stringify([app.name, Object.entries(app.labels).sort()]);
@@ -48,17 +49,20 @@ export interface AppLoginRequest {
 export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, caller: Caller, callerCertExpires: Date, req: AppLoginRequest) {
   if (caller.identity.kind !== "user" || caller.identity.route) throw new AzgateError("access_denied", "app certificates are issued to a user session; run azgate login");
   // Without a live agent the app's labels are unknown, so access cannot be decided. Each server is judged on its own labels.
-  const visible = registry.all(req.app).filter((s) => checkAppAccess(caller.roles, caller.traits, s.app).allowed);
-  if (visible.length === 0) {
-    throw new AzgateError("not_found", `app "${req.app}" not found; azgate apps ls shows the apps you can use`);
-  }
+  const servers = registry.all(req.app);
+  const visible = servers.filter((s) => checkAppAccess(caller.roles, caller.traits, s.app).allowed);
   const decisions = visible.map((s) => ({ app: s.app, decision: checkAzureIdentity(caller.roles, caller.traits, s.app, req.azure_identity) }));
-  let { app, decision } = decisions.find((d) => d.decision.allowed) ?? decisions[0];
-  // An approved access request for it lets the session start; its requests go through while a grant is in force
-  // (authorize-request.ts), and later grants reach the same session without a new apps login.
-  const request = decision.allowed ? undefined : await openRequestFor(ctx, caller.name, app.name, req.azure_identity);
-  // Never around a deny of the app or the identity.
-  if (request) decision = checkDenials(caller.roles, caller.traits, app, req.azure_identity).allowed ? { allowed: true, reason: `access request ${request.metadata.name} is approved` } : checkDenials(caller.roles, caller.traits, app, req.azure_identity);
+  let found = decisions.find((d) => d.decision.allowed) ?? decisions[0];
+  // No role allows it: a grant in force may (grants.ts: the requested roles as they are now, locks with them included).
+  // Its requests go through while it lasts (authorize-request.ts); later grants reach the same session without a new apps login.
+  const inForce = found?.decision.allowed ? null : await grantInForce(ctx, caller, { app: req.app, azure_identity: req.azure_identity });
+  if (inForce) {
+    const judged = servers.map((s) => ({ app: s.app, decision: inForce.permits(s.app) }));
+    found = judged.find((d) => d.decision.allowed) ?? judged[0] ?? found;
+  }
+  if (!found) throw new AzgateError("not_found", `app "${req.app}" not found; azgate apps ls shows the apps you can use`);
+  const { app, decision } = found;
+  const request = inForce ? { metadata: { name: inForce.grant.spec.request_id } } : undefined;
   if (!decision.allowed) {
     await ctx.audit.emit({ event: "app.session.denied", code: "T2007W", user: caller.name, app: app.name, azure_identity: req.azure_identity, reason: decision.reason, success: false });
     throw new AzgateError("access_denied", `access to Azure identity "${req.azure_identity}" on app "${app.name}" denied: ${decision.reason}`);
@@ -80,7 +84,7 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
   };
   // An app certificate never outlives the user's session.
   const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey, identity, now: ctx.clock.date(), notAfter: callerCertExpires });
-  const { facts, problem } = await askIdentityFacts(registry, app.name, (s) => (request ? s.app.name === app.name : checkAzureIdentity(caller.roles, caller.traits, s.app, req.azure_identity).allowed), req.azure_identity);
+  const { facts, problem } = await askIdentityFacts(registry, app.name, (s) => (inForce ? inForce.permits(s.app).allowed : checkAzureIdentity(caller.roles, caller.traits, s.app, req.azure_identity).allowed), req.azure_identity);
   await ctx.audit.emit({
     event: "app.session.start",
     code: "T2007I",

@@ -12,14 +12,14 @@ import { checkAzureMethod, checkAzureTarget } from "../azure/forwarding.ts";
 import { mapRequest, type AzureOperation } from "../azure/operation.ts";
 import { AccessDenied, AppUnavailable, PolicyDenied } from "../errors/index.ts";
 import type { Identity } from "../pki/identity.ts";
-import { checkAzureIdentity, checkDenials } from "../rbac/engine.ts";
+import { checkAzureIdentity } from "../rbac/engine.ts";
 import { decideAzureApi, type AzureApiDecision } from "../rbac/azure-api.ts";
 import type { HeaderList } from "../tunnel/http.ts";
 import { resolveCaller, type Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
 import type { AppRegistry, AppServer } from "./registry.ts";
-import { accessSnapshot } from "./access-cache.ts";
-import { activeGrant, type AccessGrant } from "../resources/access-request.ts";
+import type { AccessGrant } from "../resources/access-request.ts";
+import { grantInForce } from "./grants.ts";
 import type { Role } from "../rbac/types.ts";
 
 export interface Authorized {
@@ -49,16 +49,16 @@ export async function authorizeRequest(ctx: ProxyContext, registry: AppRegistry,
   let grant: AccessGrant | undefined;
   let roles = caller.roles;
   if (!first) {
-    const snapshot = await accessSnapshot(ctx.backend, ctx.clock);
-    grant = activeGrant(await snapshot.grants(), { user: caller.name, app: route.app, azure_identity: azureIdentity }, ctx.clock.now());
-    if (!grant) throw new AccessDenied(checkAzureIdentity(caller.roles, caller.traits, known[0].app, azureIdentity).reason);
-    // The requested roles that allow the identity come with the grant, with their azure_api rules.
-    const granted = (await Promise.all(grant.spec.roles.map((n) => snapshot.role(n)))).filter((r): r is Role => r !== null);
-    roles = [...caller.roles, ...granted];
-    // A grant goes around the allows, never around a deny of the app or the identity.
-    permitted = (s: AppServer) => s.app.name === route.app && checkDenials(caller.roles, caller.traits, s.app, azureIdentity).allowed;
+    // grants.ts: found for this user record, locks checked with the granted roles, throws `locked`.
+    const inForce = await grantInForce(ctx, caller, { app: route.app, azure_identity: azureIdentity });
+    if (!inForce) throw new AccessDenied(checkAzureIdentity(caller.roles, caller.traits, known[0].app, azureIdentity).reason);
+    grant = inForce.grant;
+    // The requested roles come with the grant, with their azure_api rules; the grant opens only the servers
+    // they still allow the identity on (a role edited or deleted since ends it), never around a deny.
+    roles = [...caller.roles, ...inForce.granted];
+    permitted = (s: AppServer) => s.app.name === route.app && inForce.permits(s.app).allowed;
     first = known.find(permitted);
-    if (!first) throw new AccessDenied(checkDenials(caller.roles, caller.traits, known[0].app, azureIdentity).reason);
+    if (!first) throw new AccessDenied(inForce.permits(known[0].app).reason);
   }
   // An app's agents name one cloud; should two disagree, the request goes only to those of the first's.
   const cloud = first.app.cloud;

@@ -87,3 +87,6 @@ export class AppRegistry {
     return this.byTunnel.size;
   }
 }
+
+/** The app specs (labels) of the servers of an app this replica knows now: what an access request is judged against. */
+export const servedApps = (registry: AppRegistry) => (app: string): AppSpec[] => registry.all(app).map((s) => s.app);

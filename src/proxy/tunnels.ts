@@ -21,6 +21,7 @@ import { remoteAddr } from "./rate-limit.ts";
 import type { AgentTunnel, AppRegistry } from "./registry.ts";
 import { handleAppRequest } from "./app-request.ts";
 import { resolveCaller } from "./caller.ts";
+import { grantInForce } from "./grants.ts";
 import type { ProxyPeer } from "./peers.ts";
 import type { Clock } from "../util/clock.ts";
 
@@ -66,9 +67,14 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
   const clients = new Map<TunnelSession, Identity>();
   // A lock, a deleted or reset user: close the tunnels it covers at once, with their open streams
   // (every new request is refused anyway; this ends the ones in flight). Any replica's change is heard.
+  // A session used through a grant is checked with the granted roles too (a lock on one of them covers it).
   const recheck = () => {
     for (const [session, identity] of clients) {
-      resolveCaller(ctx, identity).catch((e) => {
+      const check = async () => {
+        const caller = await resolveCaller(ctx, identity);
+        if (identity.route?.azure_identity) await grantInForce(ctx, caller, { app: identity.route.app, azure_identity: identity.route.azure_identity });
+      };
+      check().catch((e) => {
         if (isAzgateError(e) && ["locked", "unauthenticated", "access_denied"].includes(e.code)) {
           void ctx.audit.emit({ event: "app.session.closed", code: "T2008W", user: identity.name, session_id: identity.session_id, reason: e.message });
           session.close(ErrorCode.REFUSED_STREAM, e.message);

@@ -16,6 +16,8 @@ import { expandAll } from "./template.ts";
 import type { Role, Traits } from "./types.ts";
 import { parseDuration } from "../util/duration.ts";
 import { compilePredicate, type Predicate, type Vars } from "./predicate.ts";
+import { checkAppAccess, checkAzureIdentity, checkDenials } from "./engine.ts";
+import type { App, Decision } from "./types.ts";
 
 /** No grant is longer than this, whatever a role says (Teleport's cap is 14 days; a day is plenty for JIT). */
 export const MAX_GRANT_MS = 24 * 3_600_000;
@@ -47,6 +49,11 @@ export interface RequestTerms {
   grantRoles: string[];
   prompt?: string;
 }
+
+/** The roles named in `request` and `review_requests` blocks: what the rules here need loaded to read them. */
+export const rolesNamedInRequests = (roles: Role[]): string[] => [
+  ...new Set(roles.flatMap((r) => [...(r.spec.allow?.request?.roles ?? []), ...(r.spec.allow?.request?.search_as_roles ?? []), ...(r.spec.deny?.request?.roles ?? []), ...(r.spec.allow?.review_requests?.roles ?? []), ...(r.spec.deny?.review_requests?.roles ?? [])])),
+];
 
 /** May a user with `roles` request `identity`, and on what terms. */
 export function requestTerms(roles: Role[], traits: Traits, identity: string, lookup: RoleLookup): RequestTerms {
@@ -80,6 +87,36 @@ export function requestTerms(roles: Role[], traits: Traits, identity: string, lo
     grantRoles,
     prompt: offering.map((r) => r.spec.options?.request_prompt).find((p) => !!p),
   };
+}
+
+/**
+ * May a grant be used on this app server now (pure): a grant is no wider than
+ * what made it requestable, judged on the roles as they are now, not as they
+ * were at approval.
+ *
+ * - A grant for requested roles (`roles` non-empty) is in force on a server
+ *   only while one of those roles, as defined now (`granted`; a deleted one is
+ *   missing), still allows the identity on that server's labels. A role
+ *   edited or deleted mid-grant ends it (fail closed), never widens it.
+ * - A grant for an identity named in `request.azure_identities` needs the
+ *   user's own roles to allow the app's labels, and to still let the user
+ *   request that identity.
+ * - Either way, any deny of the user's roles or the granted ones wins.
+ */
+export function grantPermits(callerRoles: Role[], traits: Traits, grant: { roles: string[]; azure_identity: string }, granted: Role[], lookup: RoleLookup, app: App): Decision {
+  const identity = grant.azure_identity;
+  const denial = checkDenials([...callerRoles, ...granted], traits, app, identity);
+  if (!denial.allowed) return denial;
+  if (grant.roles.length > 0) {
+    const allowing = granted.find((r) => checkAzureIdentity([r], traits, app, identity).allowed);
+    return allowing
+      ? { allowed: true, reason: `requested role "${allowing.metadata.name}" allows Azure identity "${identity}" on app "${app.name}"` }
+      : { allowed: false, reason: `the role${grant.roles.length > 1 ? "s" : ""} this access was granted for (${grant.roles.join(", ")}) no longer allow${grant.roles.length > 1 ? "" : "s"} Azure identity "${identity}" on app "${app.name}"` };
+  }
+  const appAccess = checkAppAccess(callerRoles, traits, app);
+  if (!appAccess.allowed) return { allowed: false, reason: `${appAccess.reason}: the grant for "${identity}" covers only apps your roles allow` };
+  const terms = requestTerms(callerRoles, traits, identity, lookup);
+  return terms.allowed ? { allowed: true, reason: terms.reason } : { allowed: false, reason: `${terms.reason}: the grant for it no longer holds` };
 }
 
 /** What a `where` or a threshold `filter` may read about the request. */

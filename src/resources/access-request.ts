@@ -21,6 +21,8 @@ export interface AccessRequest {
   metadata: { name: string };
   spec: {
     user: string;
+    /** The requester's user record (its id): a user deleted and re-created under the same name is another requester. */
+    user_id: string;
     app: string;
     azure_identity: string;
     /** Requested roles that allow the identity: their azure_api rules apply under the grant. */
@@ -53,6 +55,8 @@ export interface AccessGrant {
   spec: {
     request_id: string;
     user: string;
+    /** The user record the grant is for; a grant without one (stored before ids were kept) is in force for nobody. */
+    user_id: string;
     app: string;
     azure_identity: string;
     roles: string[];
@@ -69,9 +73,19 @@ export function effectiveState(r: AccessRequest, now: number): RequestState {
   return s;
 }
 
-/** The grant for this user, app and identity in force at `now`, if any. */
-export function activeGrant(grants: AccessGrant[], who: { user: string; app: string; azure_identity: string }, now: number): AccessGrant | undefined {
+/** The grant for this user (name and record id), app and identity in force at `now`, if any. */
+export function activeGrant(grants: AccessGrant[], who: { user: string; user_id: string; app: string; azure_identity: string }, now: number): AccessGrant | undefined {
   return grants.find(
-    (g) => g.spec.user === who.user && g.spec.app === who.app && g.spec.azure_identity.toLowerCase() === who.azure_identity.toLowerCase() && Date.parse(g.spec.not_before) <= now && now < Date.parse(g.spec.not_after),
+    (g) =>
+      g.spec.user === who.user &&
+      !!g.spec.user_id &&
+      g.spec.user_id === who.user_id &&
+      g.spec.app === who.app &&
+      g.spec.azure_identity.toLowerCase() === who.azure_identity.toLowerCase() &&
+      Date.parse(g.spec.not_before) <= now &&
+      now < Date.parse(g.spec.not_after),
   );
 }
+
+/** True when `r` was made by this user record (not by an earlier user of the same name). */
+export const isRequestOf = (r: AccessRequest, who: { user: string; user_id: string }) => r.spec.user === who.user && !!r.spec.user_id && r.spec.user_id === who.user_id;

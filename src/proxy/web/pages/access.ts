@@ -18,7 +18,7 @@ import { command, type Html } from "../layout.ts";
 
 export async function accessPage(ctx: ProxyContext, registry: AppRegistry, caller: Caller, proxyHost: string): Promise<Html> {
   const apps = await listApps(ctx, registry, caller);
-  const grants = await openRequestsOf(ctx, caller.name);
+  const grants = await openRequestsOf(ctx, caller);
   const requestable = await requestableIdentities(ctx, caller);
   const now = ctx.clock.now();
   const login = html`<p class="muted">On your workstation, sign in once: </p>${command(`azgate login --proxy ${proxyHost} --user ${caller.name}`)}`;
