@@ -6,7 +6,9 @@
  * would otherwise meet at the first request, told at apps login instead.
  */
 import { decodeJwt } from "jose";
-import { respondJsonMeta, type TunnelStream } from "../tunnel/index.ts";
+import type { TunnelStream } from "../tunnel/index.ts";
+import { answerControl, parseControlRequest } from "../api/control.ts";
+import { AzgateError } from "../errors/index.ts";
 import type { IdentityFacts } from "../api/types.ts";
 import type { AzureTokenProvider } from "./tokens.ts";
 
@@ -23,11 +25,10 @@ export async function identityFacts(tokens: AzureTokenProvider, identity: string
 }
 
 export async function answerIdentityFacts(tokens: AzureTokenProvider, stream: TunnelStream): Promise<void> {
-  const identity = stream.meta.identity;
   try {
-    if (typeof identity !== "string" || !identity) throw new Error("identity_facts needs an identity");
-    respondJsonMeta(stream, { ok: true, ...(await identityFacts(tokens, identity)) });
+    const { identity } = parseControlRequest("identity_facts", stream.meta);
+    answerControl(stream, "identity_facts", { ok: true, ...(await identityFacts(tokens, identity)) });
   } catch (e) {
-    respondJsonMeta(stream, { ok: false, message: (e as Error).message });
+    answerControl(stream, "identity_facts", { ok: false, ...(e instanceof AzgateError ? { code: e.code } : {}), message: (e as Error).message });
   }
 }

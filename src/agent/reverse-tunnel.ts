@@ -6,7 +6,8 @@
 import { AGENT_FEATURES } from "../azure/forwarding.ts";
 import { AzgateError } from "../errors/index.ts";
 import { importPrivateKeyPem } from "../pki/keys.ts";
-import { controlCall, dialTunnel, type TunnelSession, type TunnelStream } from "../tunnel/index.ts";
+import { dialTunnel, type TunnelSession, type TunnelStream } from "../tunnel/index.ts";
+import { callControl, type ControlAnswer } from "../api/control.ts";
 import { VERSION } from "../version.ts";
 import type { AppSpec } from "../api/types.ts";
 import type { Clock } from "../util/clock.ts";
@@ -31,14 +32,8 @@ export interface ReverseTunnelOptions {
   clock: Clock;
 }
 
-export interface HeartbeatAnswer {
-  ok: boolean;
-  interval_ms?: number;
-  message?: string;
-  code?: string;
-  proxy_id?: string;
-  peers?: { id: string; addr: string }[];
-}
+/** A heartbeat the proxy accepted (api/control.ts). */
+export type HeartbeatAnswer = Extract<ControlAnswer<"heartbeat">, { ok: true }>;
 
 /** Refusals that retrying will not fix. */
 const FATAL = new Set(["cert_expired", "cert_untrusted", "access_denied"]);
@@ -147,7 +142,7 @@ export class ReverseTunnel {
   }
 
   private async heartbeat(session: TunnelSession): Promise<void> {
-    const answer = await controlCall<HeartbeatAnswer>(session, {
+    const answer = await callControl(session, "heartbeat", {
       type: "heartbeat",
       host_name: this.opts.hostName,
       version: VERSION,
@@ -155,7 +150,7 @@ export class ReverseTunnel {
       apps: this.opts.apps,
       ...(this.opts.tenantId ? { tenant_id: this.opts.tenantId } : {}),
     });
-    if (!answer.ok) throw new AzgateError("bad_parameter", `the proxy refused the heartbeat: ${answer.message ?? "no reason"}`);
+    if (!answer.ok) throw new AzgateError("bad_parameter", `the proxy refused the heartbeat: ${answer.message}`);
     this.proxyId = answer.proxy_id ?? null;
     this.opts.onHeartbeat?.(answer, this);
     const next = Math.max(1_000, answer.interval_ms ?? 10_000);

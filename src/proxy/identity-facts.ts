@@ -5,11 +5,10 @@
  * (an older agent, no token for the identity yet) leaves them unknown, and
  * the workstation then knows the identity by its resource ID alone.
  */
-import { controlCall } from "../tunnel/index.ts";
-import { IDENTITY_FACTS_CALL, type IdentityFacts } from "../api/types.ts";
+import { callControl } from "../api/control.ts";
+import type { IdentityFacts } from "../api/types.ts";
 import type { AppRegistry, AppServer } from "./registry.ts";
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ASK_TIMEOUT_MS = 5_000;
 
 export async function askIdentityFacts(registry: AppRegistry, app: string, accept: (s: AppServer) => boolean, identity: string): Promise<{ facts: IdentityFacts | null; problem?: string }> {
@@ -17,11 +16,10 @@ export async function askIdentityFacts(registry: AppRegistry, app: string, accep
   // Two agents at most: the answer is the same from any, and apps login should not wait on many.
   for (const server of registry.servers(app, accept).slice(0, 2)) {
     try {
-      const a = await controlCall<Partial<IdentityFacts> & { ok?: boolean; message?: string }>(server.tunnel.session, { type: IDENTITY_FACTS_CALL, identity }, ASK_TIMEOUT_MS);
-      if (a.ok === true && [a.client_id, a.principal_id, a.tenant_id].every((v) => typeof v === "string" && GUID.test(v))) {
-        return { facts: { client_id: a.client_id!, principal_id: a.principal_id!, tenant_id: a.tenant_id! } };
-      }
-      problem = typeof a.message === "string" ? a.message : "the agent does not answer identity_facts";
+      // The answer is validated (api/control.ts): IDs are GUIDs, or the call failed.
+      const a = await callControl(server.tunnel.session, "identity_facts", { type: "identity_facts", identity }, ASK_TIMEOUT_MS);
+      if (a.ok) return { facts: { client_id: a.client_id, principal_id: a.principal_id, tenant_id: a.tenant_id } };
+      problem = a.message;
     } catch (e) {
       problem = (e as Error).message;
     }

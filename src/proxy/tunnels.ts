@@ -7,12 +7,11 @@
  */
 import { Hono, type Context } from "hono";
 import type { WebSocket } from "ws";
-import { z } from "zod";
 import { AzgateError, isAzgateError } from "../errors/index.ts";
 import { verifyProof } from "../auth/proof.ts";
 import type { Identity } from "../pki/identity.ts";
 import { upgradeWebSocket } from "../runtime/index.ts";
-import { agentAppSchema } from "../config/schema.ts";
+import { answerControl, parseControlRequest } from "../api/control.ts";
 import { attachSession, ErrorCode, respondJsonMeta, type TunnelSession, type TunnelStream } from "../tunnel/index.ts";
 import type { ProxyContext } from "./context.ts";
 import { KEYS } from "./keys.ts";
@@ -34,16 +33,6 @@ export const HEARTBEAT_INTERVAL_MS = 10_000;
  */
 type Env = { Variables: { identity: Identity; notAfter: Date; clientKey?: JsonWebKey } };
 
-const heartbeatSchema = z.object({
-  type: z.literal("heartbeat"),
-  host_name: z.string().max(253),
-  version: z.string().max(64),
-  /** What the agent can do (forwarding.ts AGENT_FEATURES); older agents send none. */
-  features: z.array(z.string().max(32)).max(32).optional(),
-  apps: z.array(agentAppSchema).max(100),
-  tenant_id: z.string().max(64).optional(),
-});
-const renewSchema = z.object({ type: z.literal("renew"), public_key_pem: z.string().max(4096) });
 
 export interface TunnelServer {
   routes: Hono<Env>;
@@ -135,7 +124,7 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
           tunnel.session = attachSession(ws.raw as WebSocket, {
             role: "acceptor",
             name: `agent ${identity.name}`,
-            onStream: (stream) => void handleAgentStream(ctx, registry, replica, tunnel, identity, stream),
+            onStream: (stream) => void serveAgentStream(ctx, registry, replica, tunnel, identity, stream),
           });
           agents.add(tunnel.session);
           closeAtExpiry(ctx.clock, tunnel.session, c.get("notAfter"));
@@ -198,25 +187,27 @@ function closeAtExpiry(clock: Clock, session: TunnelSession, notAfter: Date): vo
   void session.closed().then(() => t.cancel());
 }
 
-async function handleAgentStream(ctx: ProxyContext, registry: AppRegistry, replica: ReplicaInfo, tunnel: AgentTunnel, identity: Identity, stream: TunnelStream): Promise<void> {
+/** A control call an agent opens on its tunnel (api/control.ts): validated, answered, a malformed one refused and audited. */
+export async function serveAgentStream(ctx: ProxyContext, registry: AppRegistry, replica: ReplicaInfo, tunnel: AgentTunnel, identity: Identity, stream: TunnelStream): Promise<void> {
   try {
     const type = stream.meta.type;
     if (type === "heartbeat") {
-      const hb = heartbeatSchema.parse(stream.meta);
+      const hb = parseControlRequest("heartbeat", stream.meta);
       tunnel.hostName = hb.host_name || identity.name;
       tunnel.holds = hb.features?.includes("hold") ?? false;
       registry.heartbeat(tunnel, hb.apps.map((a) => ({ ...a, ...(hb.tenant_id ? { tenant_id: hb.tenant_id } : {}) })));
       // Every answer lists the replicas, so the agent follows replicas coming and going.
       const peers = (await replica.peers()).map((p) => ({ id: p.id, addr: p.addr }));
-      respondJsonMeta(stream, { ok: true, cluster_name: ctx.cluster.name, interval_ms: HEARTBEAT_INTERVAL_MS, proxy_id: replica.id, peers });
+      answerControl(stream, "heartbeat", { ok: true, cluster_name: ctx.cluster.name, interval_ms: HEARTBEAT_INTERVAL_MS, proxy_id: replica.id, peers });
     } else if (type === "renew") {
-      const req = renewSchema.parse(stream.meta);
-      respondJsonMeta(stream, { ok: true, ...(await renewHostCert(ctx, identity, req.public_key_pem)) });
+      const req = parseControlRequest("renew", stream.meta);
+      answerControl(stream, "renew", { ok: true, ...(await renewHostCert(ctx, identity, req.public_key_pem)) });
     } else {
       stream.reset(ErrorCode.REFUSED_STREAM, `unknown stream type "${String(type)}"`);
     }
   } catch (e) {
-    const message = e instanceof z.ZodError ? "malformed request" : (e as Error).message;
-    respondJsonMeta(stream, { ok: false, code: isAzgateError(e) ? e.code : "bad_request", message });
+    const err = isAzgateError(e) ? e : new AzgateError("internal", "internal error; see the proxy log");
+    if (err.code === "bad_request") void ctx.audit.emit({ event: "agent.control.refused", code: "TA003W", host_id: identity.name, call: String(stream.meta.type).slice(0, 32), error_code: err.code, reason: err.message, success: false });
+    respondJsonMeta(stream, { ok: false, code: err.code, message: err.message });
   }
 }
