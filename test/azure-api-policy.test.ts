@@ -4,10 +4,8 @@
  * in, audit mode, unknown operations, presets, templates, and the errors a
  * bad rule gets.
  */
-import { readFileSync } from "node:fs";
-import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { decideAzureApi, globMatch, PRESETS, scopeCovers } from "../src/rbac/azure-api.ts";
+import { decideAzureApi, globMatch, scopeCovers } from "../src/rbac/azure-api.ts";
 import type { Role } from "../src/rbac/types.ts";
 import { parseResources } from "../src/resources/parse.ts";
 import { mapRequest, readRequest } from "../src/azure/operation.ts";
@@ -114,18 +112,6 @@ describe("deny", () => {
     for (const [m, p] of [["GET", `${RG}/providers/Microsoft.Authorization/roleAssignments`], ["POST", `${RG}/providers/Microsoft.Compute/virtualMachines/vm/restart`], ["PUT", RG]]) {
       expect(decide(roles, req(m, p)).outcome, `${m} ${p}`).toBe("allow");
     }
-  });
-
-  it("every preset action is one Azure publishes (test/fixtures/azure-operations.txt), and each wildcard covers one", () => {
-    const published = readFileSync(path.join(import.meta.dirname, "fixtures/azure-operations.txt"), "utf8").split("\n").filter((l) => l && !l.startsWith("#"));
-    for (const rule of PRESETS["no-privilege-escalation"]) {
-      for (const a of rule.actions!) {
-        const covered = published.filter((op) => globMatch(a, op, "any"));
-        expect(covered.length, `${a} names no published operation`).toBeGreaterThan(0);
-        if (!a.includes("*")) expect(covered, a).toEqual([published.find((op) => op.toLowerCase() === a.toLowerCase())]);
-      }
-    }
-    for (const op of published) expect(PRESETS["no-privilege-escalation"][0].actions!.some((a) => globMatch(a, op, "any")), `${op} is listed but not denied`).toBe(true);
   });
 });
 

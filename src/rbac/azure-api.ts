@@ -34,36 +34,110 @@ import type { AzureOperation, CanonicalRequest, RequestReading } from "../azure/
 export const PRESETS: Record<string, AzureApiRule[]> = {
   /**
    * What would let a user out of azgate's control or above the identity's
-   * purpose: granting roles, elevating, giving the identity another way in
-   * (a federated credential), reading keys and credentials that work
-   * without azgate, running code on machines (which may hold other
-   * identities), and template deployments (many writes under one operation).
-   * Names as in Azure's resource provider operations list.
+   * purpose, one rule per family: granting access, another way in to the
+   * identity, credentials that work without azgate, running code where other
+   * identities live, and deploying (many writes, or code, under one
+   * operation). Built by pattern from Azure's published operations
+   * (test/fixtures/azure-operations.txt); test/fixtures/preset-catches.txt
+   * lists every one of them it catches, and the README summarises it. What
+   * hides inside a request body (an access policy in a vault PUT, an
+   * extension profile in a scale-set PUT) a name cannot show.
    */
   "no-privilege-escalation": [
+    // Granting access: Azure roles, locks and policy; delegation to another tenant; Key Vault access policies; Cosmos DB's own role assignments.
     {
       actions: [
         "Microsoft.Authorization/*/write",
         "Microsoft.Authorization/*/delete",
         "Microsoft.Authorization/elevateAccess/action",
-        "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/write",
-        "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action",
-        "*/listKeys/action",
-        "*/listCredentials/action",
-        "*/listAccountSas/action",
-        "*/listServiceSas/action",
-        "Microsoft.Web/sites/config/list/action",
-        "Microsoft.Web/sites/publishxml/action",
-        "Microsoft.ContainerService/managedClusters/listClusterAdminCredential/action",
-        "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action",
-        "Microsoft.Compute/virtualMachines/runCommand/action",
-        "Microsoft.Compute/virtualMachines/runCommands/write",
-        "Microsoft.Compute/virtualMachines/extensions/write",
-        "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/runCommand/action",
-        "Microsoft.Compute/virtualMachineScaleSets/extensions/write",
+        "Microsoft.ManagedServices/registrationAssignments/write",
+        "Microsoft.ManagedServices/registrationDefinitions/write",
         "Microsoft.KeyVault/vaults/accessPolicies/write",
+        "Microsoft.DocumentDB/databaseAccounts/*RoleAssignments/write",
+        "Microsoft.DocumentDB/databaseAccounts/*RoleDefinitions/write",
+      ],
+    },
+    // Another way in to the identity: a federated credential, or the identity assigned to a resource the user controls.
+    { actions: ["Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/write", "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action"] },
+    // Credentials that work without azgate: keys, connection strings, SAS and delegation keys, kubeconfigs, publishing profiles, function keys.
+    {
+      actions: [
+        "*/listKeys/action",
+        "*/regenerate*Key/action",
+        "*/regenerate*Keys/action",
+        "*/regenerateCredential/action",
+        "*/regeneratePassword/action",
+        "*/listConnectionStrings/action",
+        "*/readonlykeys/action",
+        "*/listAdminKeys/action",
+        "*/listQueryKeys/action",
+        "*/createQueryKey/action",
+        "*/sharedKeys/action",
+        "*/list*Secrets/action",
+        "*/list*Credential*/action",
+        "*/list*Kubeconfig/action",
+        "*/generate*Credentials/action",
+        "*/listTokens/action",
+        "*/list*Sas/action",
+        "*/generateUserDelegationKey/action",
+        "*/beginGetAccess/action",
+        "*/retrieveSasUris/action",
+        "Microsoft.Web/sites/*config/list/action",
+        "Microsoft.Web/sites/*publishxml/*",
+        "Microsoft.Web/sites/*keys/write",
+        "Microsoft.Web/sites/*keys/read",
+        "Microsoft.Web/sites/*masterkey/read",
+        "Microsoft.Web/sites/*_master/read",
+        "Microsoft.Web/sites/*token/read",
+        "Microsoft.Web/staticSites/*list*settings/action",
+        "Microsoft.App/*authtoken/action",
+        "Microsoft.ContainerRegistry/registries/*/listDetails/action",
+        "Microsoft.ContainerRegistry/registries/*/listBuildArguments/action",
+        "Microsoft.HDInsight/clusters/getGatewaySettings/action",
+        "Microsoft.HDInsight/clusters/configurations/action",
+      ],
+    },
+    // Running code on machines, containers and clusters (which may hold other identities).
+    {
+      actions: [
+        "*runCommand/action",
+        "*runCommands/write",
+        "*/extensions/write",
+        "Microsoft.Web/sites/*siteextensions/write",
+        "Microsoft.Web/sites/*extensions/api/action",
+        "Microsoft.Web/sites/*hostruntime/host/action",
+        "Microsoft.ContainerInstance/containerGroups/containers/exec/action",
+        "Microsoft.AVS/privateClouds/scriptExecutions/write",
+        "Microsoft.HDInsight/clusters/executeScriptActions/action",
+        "Microsoft.ContainerRegistry/registries/scheduleRun/action",
+        "Microsoft.ContainerRegistry/registries/tasks/write",
+        "Microsoft.ContainerRegistry/registries/taskruns/write",
+        "Microsoft.Automation/automationAccounts/jobs/write",
+        "Microsoft.Automation/automationAccounts/jobSchedules/write",
+        "Microsoft.Automation/automationAccounts/runbooks/*write",
+        "Microsoft.Automation/automationAccounts/runbooks/publish/action",
+        "Microsoft.Automation/automationAccounts/webhooks/write",
+        "Microsoft.Automation/automationAccounts/modules/write",
+        "Microsoft.Automation/automationAccounts/*Packages/write",
+        "Microsoft.Automation/automationAccounts/sourceControls/write",
+        "Microsoft.Automation/automationAccounts/hybridRunbookWorkerGroups/hybridRunbookWorkers/write",
+      ],
+    },
+    // Deploying: templates (one operation, many writes, through any path), deployment scripts and stacks; app code from source control or a package.
+    {
+      actions: [
         "Microsoft.Resources/deployments/write",
+        "Microsoft.Resources/*/deployments/write",
+        "Microsoft.Resources/deploymentStacks/write",
         "Microsoft.Resources/deploymentScripts/write",
+        "Microsoft.Web/sites/*sourcecontrols/write",
+        "Microsoft.Web/sourcecontrols/write",
+        "Microsoft.Web/sites/publish/action",
+        "Microsoft.Web/sites/slots/publish/action",
+        "Microsoft.Web/sites/sync/action",
+        "Microsoft.Web/sites/slots/sync/action",
+        "Microsoft.Web/staticSites/*zipdeploy/action",
+        "Microsoft.App/containerApps/sourcecontrols/write",
       ],
     },
   ],
