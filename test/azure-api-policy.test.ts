@@ -348,6 +348,7 @@ describe("role syntax", () => {
     [`  allow:\n    azure_api:\n      - {}\n`, /a rule needs actions/],
     [`  allow:\n    azure_api:\n      - actions: ["*"]\n        scopes: ["/subscriptions/{{internal.team}"]\n`, /unbalanced/],
     [`  options:\n    azure_api_mode: log\n`, /azure_api_mode/],
+    [`  deny:\n    azure_api:\n      - methods: [GET]\n        hosts: ["*.blob.core.windows.net"]\n        paths: ["/reports/%73ecret.txt"]\n`, /paths are matched decoded/],
   ])("refuses a bad rule, naming the field (%#)", (spec, message) => {
     expect(() => load(spec)).toThrow(message);
   });
