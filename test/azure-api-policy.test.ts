@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { decideAzureApi, globMatch, scopeCovers } from "../src/rbac/azure-api.ts";
 import type { Role } from "../src/rbac/types.ts";
 import { parseResources } from "../src/resources/parse.ts";
+import { policySummary } from "../src/proxy/web/policy-summary.ts";
 import { mapRequest, readRequest } from "../src/azure/operation.ts";
 
 const S = "/subscriptions/00000000-0000-0000-0000-000000000000";
@@ -351,5 +352,17 @@ describe("role syntax", () => {
     [`  deny:\n    azure_api:\n      - methods: [GET]\n        hosts: ["*.blob.core.windows.net"]\n        paths: ["/reports/%73ecret.txt"]\n`, /paths are matched decoded/],
   ])("refuses a bad rule, naming the field (%#)", (spec, message) => {
     expect(() => load(spec)).toThrow(message);
+  });
+});
+
+describe("the web UI's summary of the policy (src/proxy/web/policy-summary.ts)", () => {
+  it("says unnamed operations are refused exactly when decideAzureApi refuses them", () => {
+    const guard = (options?: Role["spec"]["options"]) => role("guard", { deny: { azure_api: [{ preset: "no-privilege-escalation" }] }, ...(options ? { options } : {}) });
+    const summary = (roles: Role[]) => policySummary({ roles, traits: {} } as unknown as Parameters<typeof policySummary>[0], app, CONTRIB);
+    const me = req("GET", "/v1.0/me", "graph.microsoft.com");
+    for (const roles of [[role("plain", { allow: uses() })], [role("plain", { allow: uses() }), guard()], [role("plain", { allow: uses() }), guard({ azure_api_unknown: "allow" })]]) {
+      const refused = decide(roles, me).outcome === "deny";
+      expect(summary(roles).includes("Operations azgate cannot name"), roles.map((r) => r.metadata.name).join(",")).toBe(refused);
+    }
   });
 });
