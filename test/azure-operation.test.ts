@@ -6,7 +6,9 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { mapRequest, safeSegments, UnsafePath } from "../src/azure/operation.ts";
+import { batchKind, canonicalRequest, differsFromDecided, mapRequest, readRequest, safeSegments, UnsafePath } from "../src/azure/operation.ts";
+import { armHostSuffixes, CLOUDS } from "../src/azure/clouds.ts";
+import { tokenMayGoTo } from "../src/azure/audiences.ts";
 
 const S = "/subscriptions/00000000-0000-0000-0000-000000000000";
 const RG = `${S}/resourceGroups/app-1`;
@@ -111,9 +113,97 @@ describe("paths the mapper refuses to read", () => {
     expect(() => mapRequest({ method: "GET", host: ARM, path: p })).toThrow(message);
   });
 
+  it.each([
+    ["/reports/%73ecret.txt", /%73 is "s"/],
+    ["/subscriptions/x/resourceGroups/%41pp", /%41 is "A"/],
+    ["/subscriptions/x/resourceGroups/app%2D1", /%2D is "-"/],
+    ["/subscriptions/x/resourceGroups/app%5f1", /%5f is "_"/],
+    ["/subscriptions/x/resourceGroups/app%7E1", /%7E is "~"/],
+    ["/subscriptions/x/resourceGroups/app%31", /%31 is "1"/],
+    ["/reports/%2573ecret.txt", /encoded twice/],
+  ])("refuses an encoded unreserved character or a double encoding: %s", (p, message) => {
+    expect(() => safeSegments(p)).toThrow(message);
+  });
+
   it("accepts a trailing slash and ordinary encoded characters", () => {
     expect(safeSegments(`${RG}/`)).toEqual(["subscriptions", "00000000-0000-0000-0000-000000000000", "resourceGroups", "app-1"]);
     expect(safeSegments("/subscriptions/x/resourceGroups/caf%C3%A9")).toEqual(["subscriptions", "x", "resourceGroups", "café"]);
+    expect(safeSegments("/subscriptions/x/resourceGroups/caf%c3%a9")).toEqual(["subscriptions", "x", "resourceGroups", "café"]);
+    expect(safeSegments("/v1.0/%24batch")).toEqual(["v1.0", "$batch"]);
+    expect(safeSegments("/reports/q1%20%28final%29.txt")).toEqual(["reports", "q1 (final).txt"]);
+  });
+});
+
+describe("the canonical request: one reading for every spelling Azure treats as the same", () => {
+  it("host in lower case without port or trailing dot; path decoded, without a trailing slash; method in upper case", () => {
+    const c = canonicalRequest({ method: "get", host: "Graph.Microsoft.COM.:443", path: "/v1.0/users/caf%C3%A9/" });
+    expect(c).toMatchObject({ method: "GET", host: "graph.microsoft.com", arm: false, segments: ["v1.0", "users", "café"], path: "/v1.0/users/café" });
+    expect(canonicalRequest({ method: "GET", host: "management.azure.com", path: "/" }).path).toBe("/");
+  });
+
+  it("every host an ARM token may go to is read as ARM, as the cloud's ARM host, but the container registry", () => {
+    for (const cloud of Object.values(CLOUDS)) {
+      const audienceHosts = cloud.audienceHosts.filter(([r]) => cloud.armAudiences.some((a) => a.replace(/\/$/, "") === r)).flatMap(([, hs]) => hs);
+      expect(armHostSuffixes(cloud)).toContain(cloud.armHost);
+      expect(audienceHosts).toContain(cloud.containerRegistrySuffix);
+      for (const suffix of new Set(audienceHosts)) {
+        for (const host of [suffix, `westeurope.${suffix}`, `${suffix.toUpperCase()}.`]) {
+          expect(tokenMayGoTo(cloud.armAudiences[0], host, cloud.name), host).toBe(true);
+          const c = canonicalRequest({ method: "GET", host, path: S }, cloud.name);
+          if (suffix === cloud.containerRegistrySuffix) {
+            expect(c, host).toMatchObject({ arm: false, host: host.toLowerCase().replace(/\.$/, "") });
+            expect(mapRequest({ method: "GET", host, path: S }, cloud.name), host).toMatchObject({ plane: "data", action: null });
+          } else {
+            expect(c, host).toMatchObject({ arm: true, host: cloud.armHost });
+            expect(mapRequest({ method: "GET", host, path: S }, cloud.name).action, host).toBe("Microsoft.Resources/subscriptions/read");
+          }
+        }
+      }
+    }
+    // A look-alike is not ARM.
+    expect(canonicalRequest({ method: "GET", host: "evilmanagement.azure.com", path: S }).arm).toBe(false);
+  });
+
+  it("the query parameters the mapper reads are read once, in one spelling", () => {
+    const blob = (q: string) => canonicalRequest({ method: "GET", host: "sa1.blob.core.windows.net", path: "/c1", query: new URLSearchParams(q) });
+    expect(() => blob("restype=container&Comp=list")).toThrow(/Comp must be spelt comp/);
+    expect(() => blob("comp=list&comp=batch")).toThrow(/comp may be given once/);
+    // Other parameters are Azure's business (api-version, a SAS, paging).
+    expect(blob("restype=container&comp=list&x=1&X=2&api-version=1&api-version=2").path).toBe("/c1");
+  });
+
+  it("names batch requests, whose bodies hold requests azgate does not read", () => {
+    const kind = (method: string, host: string, p: string, q = "") => batchKind(canonicalRequest({ method, host, path: p, query: new URLSearchParams(q) }));
+    expect(kind("POST", ARM, "/batch")).toBe("ARM's /batch");
+    expect(kind("POST", "northeurope.management.azure.com", "/Batch/")).toBe("ARM's /batch");
+    expect(kind("POST", "graph.microsoft.com", "/v1.0/$batch")).toMatch(/OData \$batch/);
+    expect(kind("POST", "graph.microsoft.com", "/beta/%24BATCH")).toMatch(/OData \$batch/);
+    expect(kind("POST", "sa1.table.core.windows.net", "/$batch")).toMatch(/OData \$batch/);
+    expect(kind("POST", "sa1.blob.core.windows.net", "/", "comp=batch")).toBe("a storage comp=batch");
+    expect(kind("POST", "sa1.blob.core.windows.net", "/c1", "restype=container&comp=Batch")).toBe("a storage comp=batch");
+    // Not batches: a resource or a blob named batch below the root, Azure Batch's own service.
+    expect(kind("GET", ARM, `${RG}/providers/Microsoft.Batch/batchAccounts/batch`)).toBeNull();
+    expect(kind("GET", "sa1.blob.core.windows.net", "/c1/batch")).toBeNull();
+    expect(kind("GET", "myaccount.westeurope.batch.core.windows.net", "/jobs")).toBeNull();
+  });
+
+  it("readRequest refuses what no rule may decide on, and says why", () => {
+    expect(readRequest({ method: "POST", host: ARM, path: "/batch" }).refused).toMatch(/^POST https:\/\/management\.azure\.com\/batch is refused: ARM's \/batch carries requests/);
+    expect(readRequest({ method: "GET", host: ARM, path: "/subscriptions/%73" })).toMatchObject({ canonical: null, operation: null, refused: expect.stringContaining("percent-encoded") });
+    expect(readRequest({ method: "POST", host: ARM, path: `${VM}/restart`, headers: [["X-HTTP-Method", "DELETE"]] }).refused).toContain("X-HTTP-Method header is not allowed");
+    expect(readRequest({ method: "GET", host: ARM, path: S })).toMatchObject({ refused: null, operation: { action: "Microsoft.Resources/subscriptions/read" } });
+  });
+
+  it("the agent compares the canonical request: another spelling of the decided request passes, another request does not", () => {
+    const decided = { method: "PUT", host: ARM, path: RG, action: "Microsoft.Resources/subscriptions/resourceGroups/write" };
+    const at = (method: string, host: string, p: string, headers: [string, string][] = []) => differsFromDecided(decided, { method, host, path: p, headers }, "Azure");
+    expect(at("PUT", ARM, RG)).toBeNull();
+    expect(at("put", "westeurope.management.azure.com.", `${RG}/`)).toBeNull();
+    expect(at("PUT", ARM, `${S}/resourceGroups/app-2`)).toMatch(/is not the one the proxy decided/);
+    expect(at("PUT", ARM, `${S}/resourceGroups/%61pp-1`)).toMatch(/percent-encoded/);
+    expect(at("PUT", ARM, RG, [["x-http-method-override", "DELETE"]])).toMatch(/header is not allowed/);
+    const batch = { method: "POST", host: ARM, path: "/batch", action: null };
+    expect(differsFromDecided(batch, { method: "POST", host: ARM, path: "/batch", headers: [] }, "Azure")).toMatch(/ARM's \/batch/);
   });
 });
 

@@ -9,7 +9,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { useEmulator } from "./helpers/emulator.ts";
 import { IDENTITY } from "./helpers/cluster.ts";
-import { startMemoryCluster, type MemoryCluster } from "./helpers/memory-cluster.ts";
+import { startMemoryCluster, type MemoryApp, type MemoryCluster } from "./helpers/memory-cluster.ts";
 import { createLock } from "../src/proxy/locks.ts";
 import { removeResource, resetUser, updateUser } from "../src/proxy/admin.ts";
 import { createRequest, recordEndings, reviewRequest, revokeRequest } from "../src/proxy/access-requests.ts";
@@ -36,6 +36,15 @@ kind: role
 version: v7
 metadata: {name: requester}
 spec: {allow: {app_labels: {'*': '*'}, request: {azure_identities: ['${IDENTITY("teleport-reader")}'], max_duration: 1h}}}
+---
+kind: role
+version: v7
+metadata: {name: guard}
+spec:
+  deny:
+    azure_api:
+      - preset: no-privilege-escalation
+      - {methods: [GET], hosts: ['*.blob.core.windows.net'], paths: ['/reports/secret.txt']}
 ---
 kind: role
 version: v7
@@ -412,5 +421,60 @@ describe("the proxy's request path, in process", () => {
     }
     expect((await events("app.request.denied", user)).map((e) => e.error_code)).toEqual(cases.map((x) => x[3]));
     expect(await events("app.request.start", user)).toEqual([]);
+  });
+
+  describe("per-request policy fails closed (issue 29): a deny-only role, the walk-arounds played through the proxy", () => {
+    const S = "/subscriptions/00000000-0000-0000-0000-000000000000";
+    const ASSIGNMENT = `${S}/resourceGroups/myResourceGroup/providers/Microsoft.Authorization/roleAssignments/3fa85f64-5717-4562-b3fc-2c963f66afa6`;
+    const reached = (from: number, part: string) => fx.emu.requests.slice(from).filter((r) => r.path.toLowerCase().includes(part.toLowerCase()));
+    const refusedWith = async (res: Awaited<ReturnType<MemoryApp["request"]>>) => {
+      expect(res.status).toBe(403);
+      return JSON.parse(await res.text()).error as { code: string; message: string };
+    };
+
+    it("ARM's /batch (a role assignment inside) is refused, audited; named operations still pass", async () => {
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "guard"], READER);
+      expect((await app.request(GROUPS)).status).toBe(200);
+      const from = fx.emu.requests.length;
+      const inner = { requests: [{ httpMethod: "PUT", url: `${ASSIGNMENT}?api-version=2022-04-01`, content: { properties: { roleDefinitionId: "x", principalId: "y" } } }] };
+      const res = await app.request("https://management.azure.com/batch?api-version=2020-06-01", { method: "POST", body: new TextEncoder().encode(JSON.stringify(inner)), headers: [["content-type", "application/json"]] });
+      expect(await refusedWith(res)).toEqual({ code: "AzgatePolicyDenied", message: expect.stringContaining("ARM's /batch carries requests azgate does not read") });
+      const [denied] = await events("app.request.denied", user);
+      expect(denied).toMatchObject({ method: "POST", host: "management.azure.com", path: "/batch", error_code: "policy_denied", success: false, action: null, policy: { decision: "deny", reason: expect.stringContaining("batches are not allowed") } });
+      expect(reached(from, "/batch")).toEqual([]);
+    });
+
+    it("an encoded letter in a blob path (/reports/%73ecret.txt) is refused, audited, and nothing reaches storage", async () => {
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "guard"], READER);
+      const from = fx.emu.requests.length;
+      for (const url of ["https://sa1.blob.core.windows.net/reports/secret.txt", "https://sa1.blob.core.windows.net/reports/%73ecret.txt", "https://sa1.blob.core.windows.net/reports/secret.txt/"]) {
+        const error = await refusedWith(await app.request(url, { resource: "https://storage.azure.com/" }));
+        expect(error.code, url).toBe("AzgatePolicyDenied");
+      }
+      const denied = await events("app.request.denied", user);
+      expect(denied.map((e) => [e.path, e.error_code])).toEqual([
+        ["/reports/secret.txt", "policy_denied"],
+        ["/reports/%73ecret.txt", "policy_denied"],
+        ["/reports/secret.txt/", "policy_denied"],
+      ]);
+      expect(denied[0]).toMatchObject({ action: "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read", policy: { decision: "deny", role: "guard", side: "deny", rule: 2 } });
+      expect(denied[1]).toMatchObject({ action: null, policy: { decision: "deny", reason: expect.stringContaining('percent-encoded letters, digits, - _ or ~ are not allowed in the path (%73 is "s"') } });
+      expect(denied[2]).toMatchObject({ policy: { decision: "deny", role: "guard", rule: 2 } });
+      expect(reached(from, "/reports/")).toEqual([]);
+    });
+
+    it("a role assignment through a regional ARM host is named and denied by the preset, audited", async () => {
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "guard"], READER);
+      const from = fx.emu.requests.length;
+      const res = await app.request(`https://westeurope.management.azure.com${ASSIGNMENT}?api-version=2022-04-01`, { method: "PUT", body: new TextEncoder().encode("{}") });
+      expect((await refusedWith(res)).message).toContain("is denied by role guard (preset no-privilege-escalation)");
+      expect(await events("app.request.denied", user)).toEqual([
+        expect.objectContaining({ host: "westeurope.management.azure.com", error_code: "policy_denied", action: "Microsoft.Authorization/roleAssignments/write", policy: expect.objectContaining({ decision: "deny", role: "guard", preset: "no-privilege-escalation" }) }),
+      ]);
+      expect(reached(from, "/roleAssignments/")).toEqual([]);
+    });
   });
 });

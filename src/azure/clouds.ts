@@ -34,6 +34,12 @@ export interface AzureCloud {
   hostSuffixes: string[];
   /** Which hosts a token for each resource may go to (see audiences.ts). */
   audienceHosts: [resource: string, hostSuffixes: string[]][];
+  /**
+   * The container registries' suffix: an ARM token may go there (az acr
+   * login trades it for a registry token), but it is not ARM. Every other
+   * host an ARM token may go to is read as ARM (armHostSuffixes).
+   */
+  containerRegistrySuffix: string;
 }
 
 const storageHosts = (suffix: string) => ["blob", "queue", "table", "file", "dfs"].map((s) => `${s}.${suffix}`);
@@ -77,6 +83,7 @@ const PUBLIC: AzureCloud = {
     ["https://rest.media.azure.net", ["rest.media.azure.net"]],
     ["https://login.microsoftonline.com", ["login.microsoftonline.com"]],
   ],
+  containerRegistrySuffix: "azurecr.io",
 };
 
 const US_GOVERNMENT: AzureCloud = {
@@ -112,6 +119,7 @@ const US_GOVERNMENT: AzureCloud = {
     ["https://rest.media.usgovcloudapi.net", ["rest.media.usgovcloudapi.net"]],
     ["https://login.microsoftonline.us", ["login.microsoftonline.us"]],
   ],
+  containerRegistrySuffix: "azurecr.us",
 };
 
 const CHINA: AzureCloud = {
@@ -147,6 +155,7 @@ const CHINA: AzureCloud = {
     ["https://rest.media.chinacloudapi.cn", ["rest.media.chinacloudapi.cn"]],
     ["https://login.chinacloudapi.cn", ["login.chinacloudapi.cn"]],
   ],
+  containerRegistrySuffix: "azurecr.cn",
 };
 
 export const CLOUDS: Record<CloudName, AzureCloud> = { Azure: PUBLIC, AzureUSGovernment: US_GOVERNMENT, AzureChinaCloud: CHINA };
@@ -161,6 +170,18 @@ export const normaliseHost = (host: string) => host.toLowerCase().replace(/\.$/,
 
 /** `host` is `suffix` or a name under it ("my.azurefd.net" yes, "my-azurefd.net" no). */
 export const hostMatches = (host: string, suffix: string) => host === suffix || host.endsWith("." + suffix);
+
+/**
+ * The host suffixes read as ARM: every host an ARM token may go to (its
+ * audiences' rows in audienceHosts, regional hosts such as
+ * westeurope.management.azure.com included, as hostMatches reads a suffix)
+ * but the container registries.
+ */
+export function armHostSuffixes(cloud: AzureCloud): string[] {
+  const audiences = cloud.armAudiences.map((a) => a.replace(/\/$/, ""));
+  const hosts = cloud.audienceHosts.filter(([r]) => audiences.includes(r)).flatMap(([, hs]) => hs);
+  return [...new Set(hosts)].filter((h) => h !== cloud.containerRegistrySuffix);
+}
 
 /** The cloud whose Entra ID is at this authority URL or host (AZURE_AUTHORITY_HOST), or null when none is. */
 export function cloudOfAuthority(authority: string): AzureCloud | null {

@@ -5,6 +5,12 @@
  * (rbac/azure-api.ts), the agent checks it saw the request that was decided,
  * and the emulator's Azure RBAC authorises with it.
  *
+ * One reading of a request (readRequest), computed once and carried: the
+ * canonical request every rule matches (host in lower case without port or
+ * trailing dot, every ARM host of the cloud as its one ARM host, the path
+ * decoded into segments once, without a trailing slash) and the operation
+ * named from it. Spellings Azure treats as one request read as one.
+ *
  * ARM's convention (Microsoft Learn, "Understand Azure role definitions"):
  * `{Provider}/{type}[/{childType}...]/{verb}`, where GET and HEAD read, PUT
  * and PATCH write, DELETE deletes, and a POST to `.../{name}` is
@@ -17,10 +23,14 @@
  *
  * Paths are compared case-insensitively (ARM's are). Anything a server could
  * read otherwise than this code does is refused, not guessed at: encoded
- * separators (%2F, %5C), encoded dots, empty segments, segments ending in a
- * dot or whitespace, control characters.
+ * separators (%2F, %5C), encoded dots, letters, digits and - _ ~ (Azure
+ * decodes them: `%73ecret` is `secret`), encodings encoded twice, empty
+ * segments, segments ending in a dot or whitespace, control characters, and
+ * the query parameters the mapper reads given twice or in another case. So
+ * are batch requests (ARM's /batch, Blob's comp=batch, OData's $batch): the
+ * requests inside their bodies are not read.
  */
-import { cloudByName, type CloudName } from "./clouds.ts";
+import { armHostSuffixes, cloudByName, hostMatches, normaliseHost, type CloudName } from "./clouds.ts";
 
 export type Plane = "control" | "data";
 export type Confidence = "exact" | "derived" | "unknown";
@@ -42,6 +52,33 @@ export interface RequestShape {
   /** The path as sent (percent-encoded), without the query. */
   path: string;
   query?: URLSearchParams;
+  headers?: [string, string][];
+}
+
+/** A request as every rule reads it: what Azure acts on, one spelling for all the ways of writing it. */
+export interface CanonicalRequest {
+  /** Upper case. */
+  method: string;
+  /** Lower case, no port, no trailing dot; a host read as ARM (a regional one included) is the cloud's ARM host. */
+  host: string;
+  /** Whether the host is read as ARM. */
+  arm: boolean;
+  /** The path's segments, decoded once (safeSegments). */
+  segments: string[];
+  /** "/" and the segments joined: decoded, without a trailing slash. What `paths` rules match. */
+  path: string;
+  query: URLSearchParams;
+}
+
+/** A request read once: its canonical form and operation, or why no rule may decide on it. */
+export interface RequestReading {
+  /** "METHOD https://host/path" as sent, for messages about a request that cannot be read. */
+  sent: string;
+  /** Null when the path or query cannot be read. */
+  canonical: CanonicalRequest | null;
+  operation: AzureOperation | null;
+  /** Why the request is refused wherever an azure_api rule applies (an unreadable path, a method override, a batch), or null. */
+  refused: string | null;
 }
 
 /** Request headers that would make a server do another method than the one decided on. */
@@ -50,11 +87,17 @@ export const METHOD_OVERRIDE_HEADERS = ["x-http-method-override", "x-http-method
 /** A path the mapper will not interpret: refused wherever a policy applies. */
 export class UnsafePath extends Error {}
 
+/** Percent-encodings of characters RFC 3986 calls unreserved: a server decodes them to the character itself. */
+const ENCODED_UNRESERVED = /%(3[0-9]|4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a]|2d|5f|7e)/i;
+
 /** Segments of a path, decoded; throws UnsafePath on anything ambiguous. */
 export function safeSegments(rawPath: string): string[] {
   if (!rawPath.startsWith("/")) throw new UnsafePath("the path must start with /");
   if (rawPath.includes("\\")) throw new UnsafePath("backslashes are not allowed in the path");
   if (/%(2f|5c|2e|00)/i.test(rawPath)) throw new UnsafePath("encoded separators, dots or NUL (%2F, %5C, %2E, %00) are not allowed in the path");
+  const unreserved = ENCODED_UNRESERVED.exec(rawPath);
+  if (unreserved) throw new UnsafePath(`percent-encoded letters, digits, - _ or ~ are not allowed in the path (${unreserved[0]} is "${decodeURIComponent(unreserved[0])}", and Azure reads it so)`);
+  if (/%25[0-9a-f]{2}/i.test(rawPath)) throw new UnsafePath("an encoded percent sign before hex digits (%25XX, an encoding encoded twice) is not allowed in the path");
   const raw = rawPath === "/" ? [] : rawPath.slice(1).replace(/\/$/, "").split("/");
   return raw.map((s) => {
     if (s === "") throw new UnsafePath("empty path segments (//) are not allowed");
@@ -71,6 +114,58 @@ export function safeSegments(rawPath: string): string[] {
   });
 }
 
+/** The query parameters the mapper reads: a server might read another spelling or another copy than this code. */
+const READ_PARAMETERS = ["comp", "restype"];
+
+function checkQuery(query: URLSearchParams): void {
+  const seen = new Set<string>();
+  for (const key of query.keys()) {
+    const lower = key.toLowerCase();
+    if (!READ_PARAMETERS.includes(lower)) continue;
+    if (key !== lower) throw new UnsafePath(`the query parameter ${key} must be spelt ${lower}`);
+    if (seen.has(lower)) throw new UnsafePath(`the query parameter ${lower} may be given once`);
+    seen.add(lower);
+  }
+}
+
+/** The request as every rule reads it; throws UnsafePath when its path or query cannot be read. */
+export function canonicalRequest(req: RequestShape, cloudName: CloudName = "Azure"): CanonicalRequest {
+  const cloud = cloudByName(cloudName);
+  const named = normaliseHost(req.host.replace(/:\d*$/, ""));
+  const arm = armHostSuffixes(cloud).some((s) => hostMatches(named, s));
+  const segments = safeSegments(req.path);
+  const query = req.query ?? new URLSearchParams();
+  checkQuery(query);
+  return { method: req.method.toUpperCase(), host: arm ? cloud.armHost : named, arm, segments, path: "/" + segments.join("/"), query };
+}
+
+/** What kind of batch request this is (its body holds requests azgate does not read), or null. */
+export function batchKind(c: CanonicalRequest): string | null {
+  if (c.arm && c.segments.length === 1 && c.segments[0].toLowerCase() === "batch") return "ARM's /batch";
+  if (c.segments.some((s) => s.toLowerCase() === "$batch")) return "an OData $batch (Microsoft Graph, Table storage)";
+  if ([...c.query.entries()].some(([k, v]) => k === "comp" && v.toLowerCase() === "batch")) return "a storage comp=batch";
+  return null;
+}
+
+/** Reads a request once: its canonical form, its operation, and whether it may be decided on at all. */
+export function readRequest(req: RequestShape, cloudName: CloudName = "Azure"): RequestReading {
+  const sent = `${req.method.toUpperCase()} https://${req.host}${req.path}`;
+  const override = (req.headers ?? []).find(([k]) => METHOD_OVERRIDE_HEADERS.includes(k.toLowerCase()));
+  let canonical: CanonicalRequest;
+  try {
+    canonical = canonicalRequest(req, cloudName);
+  } catch (e) {
+    if (!(e instanceof UnsafePath)) throw e;
+    return { sent, canonical: null, operation: null, refused: override ? overridden(override[0]) : `${sent} is refused: ${e.message}` };
+  }
+  const operation = operationOf(canonical, cloudName);
+  const batch = batchKind(canonical);
+  const refused = override ? overridden(override[0]) : batch ? `${sent} is refused: ${batch} carries requests azgate does not read, so batches are not allowed where an azure_api policy applies` : null;
+  return { sent, canonical, operation, refused };
+}
+
+const overridden = (header: string) => `the ${header} header is not allowed where an azure_api policy applies`;
+
 const VERB: Record<string, string> = { GET: "read", HEAD: "read", PUT: "write", PATCH: "write", DELETE: "delete" };
 
 /** Microsoft.Resources' own types, spelt as Azure's operation list spells them. */
@@ -84,24 +179,21 @@ const BUILT_IN_TYPES: Record<string, string> = {
   tenants: "tenants",
 };
 
+/** The operation a request names (throws UnsafePath when it cannot be read): canonicalRequest, then operationOf. */
 export function mapRequest(req: RequestShape, cloudName: CloudName = "Azure"): AzureOperation {
-  const host = req.host.toLowerCase().replace(/\.$/, "");
-  const segments = safeSegments(req.path);
-  const method = req.method.toUpperCase();
+  return operationOf(canonicalRequest(req, cloudName), cloudName);
+}
+
+/** The operation a canonical request names. */
+export function operationOf(c: CanonicalRequest, cloudName: CloudName = "Azure"): AzureOperation {
+  const { method, host, segments } = c;
   const cloud = cloudByName(cloudName);
-  if (armHosts(cloudName).includes(host)) return mapArm(method, segments);
+  if (c.arm) return mapArm(method, segments);
   const vaultSuffix = cloud.hostSuffixes.find((s) => s.startsWith("vault."));
   if (vaultSuffix && host.endsWith(`.${vaultSuffix}`)) return mapKeyVault(method, host, segments);
   const blobSuffix = storageBlobSuffix(cloudName);
-  if (blobSuffix && host.endsWith(`.${blobSuffix}`)) return mapBlob(method, host, segments, req.query ?? new URLSearchParams());
+  if (blobSuffix && host.endsWith(`.${blobSuffix}`)) return mapBlob(method, host, segments, c.query);
   return { plane: "data", action: null, scope: dataScope(host, segments), resource_id: null, confidence: "unknown" };
-}
-
-/** The hosts ARM answers on in a cloud (its API host and the classic management host). */
-export function armHosts(cloudName: CloudName): string[] {
-  const cloud = cloudByName(cloudName);
-  const hosts = cloud.audienceHosts.find(([r]) => r === cloud.armAudiences[0].replace(/\/$/, ""))?.[1] ?? [cloud.armHost];
-  return hosts.filter((h) => h.startsWith("management."));
 }
 
 function storageBlobSuffix(cloudName: CloudName): string | undefined {
@@ -261,7 +353,7 @@ function mapBlob(method: string, host: string, seg: string[], query: URLSearchPa
   return op(null);
 }
 
-/** What the proxy authorised, as it tells the agent (forwarding.ts `decided`). */
+/** What the proxy authorised, as it tells the agent (forwarding.ts `decided`): the canonical request's method, host and path. */
 export interface DecidedRequest {
   method: string;
   host: string;
@@ -269,22 +361,25 @@ export interface DecidedRequest {
   action: string | null;
 }
 
+/** What the agent is told was decided: the canonical request (the request as sent where it cannot be read; the agent then refuses it). */
+export function decidedRequest(reading: RequestReading, raw: { method: string; host: string; path: string }): DecidedRequest {
+  const c = reading.canonical;
+  return c ? { method: c.method, host: c.host, path: c.path, action: reading.operation?.action ?? null } : { ...raw, action: null };
+}
+
 /**
  * Why the request about to be forwarded is not the one decided, or null.
- * The agent asks, with the URL it will send: the same method, host and path,
- * a path this module reads, the same operation, and no method override.
+ * The agent asks, with the URL it will send: read by the same code
+ * (readRequest), it must be readable, carry no method override and no batch,
+ * and have the same canonical method, host and path and the same operation.
  */
 export function differsFromDecided(decided: DecidedRequest, req: RequestShape & { headers: [string, string][] }, cloud: CloudName): string | null {
-  if (req.method !== decided.method || req.host.toLowerCase() !== decided.host.toLowerCase() || req.path !== decided.path) {
-    return `the request (${req.method} ${req.host}${req.path}) is not the one the proxy decided (${decided.method} ${decided.host}${decided.path})`;
+  const reading = readRequest(req, cloud);
+  if (reading.refused) return reading.refused;
+  const c = reading.canonical!;
+  if (c.method !== decided.method.toUpperCase() || c.host !== decided.host || c.path !== decided.path) {
+    return `the request (${c.method} ${c.host}${c.path}) is not the one the proxy decided (${decided.method} ${decided.host}${decided.path})`;
   }
-  const override = req.headers.find(([k]) => METHOD_OVERRIDE_HEADERS.includes(k.toLowerCase()));
-  if (override) return `the ${override[0]} header is not allowed where an azure_api policy applies`;
-  let op: AzureOperation;
-  try {
-    op = mapRequest(req, cloud);
-  } catch (e) {
-    return (e as Error).message;
-  }
-  return op.action === decided.action ? null : `the request's operation (${op.action ?? "unknown"}) is not the one the proxy decided (${decided.action ?? "unknown"})`;
+  const action = reading.operation!.action;
+  return action === decided.action ? null : `the request's operation (${action ?? "unknown"}) is not the one the proxy decided (${decided.action ?? "unknown"})`;
 }

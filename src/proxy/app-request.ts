@@ -79,7 +79,7 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
     client_key: client.clientKey as Record<string, unknown>,
     request_id: requestId,
     // What was decided, for the agent to check it forwards exactly that (forward.ts).
-    ...(policy.outcome !== "unrestricted" ? { decided: { method: head.method, host: url.hostname, path: url.pathname, action: operation?.action ?? null } } : {}),
+    ...(authorized.decided ? { decided: authorized.decided } : {}),
   };
   ctx.metrics.openStreams.inc();
   let result;

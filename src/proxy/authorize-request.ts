@@ -9,7 +9,7 @@
  * (rbac/azure-api.ts).
  */
 import { checkAzureMethod, checkAzureTarget } from "../azure/forwarding.ts";
-import { mapRequest, type AzureOperation } from "../azure/operation.ts";
+import { decidedRequest, readRequest, type AzureOperation, type DecidedRequest } from "../azure/operation.ts";
 import { AccessDenied, AppUnavailable, PolicyDenied } from "../errors/index.ts";
 import type { Identity } from "../pki/identity.ts";
 import { checkAzureIdentity } from "../rbac/engine.ts";
@@ -32,6 +32,8 @@ export interface Authorized {
   policy: AzureApiDecision;
   /** The Azure operation, when it can be named (recorded in the audit log even where no policy applies). */
   operation: AzureOperation | null;
+  /** Where a policy applied, the request it decided on (canonical), for the agent to check it forwards that (forward.ts). */
+  decided: DecidedRequest | null;
   /** The access request whose grant allows this request, when no role does. */
   accessRequestId?: string;
 }
@@ -65,9 +67,10 @@ export async function authorizeRequest(ctx: ProxyContext, registry: AppRegistry,
   const problem = checkAzureMethod(request.method) ?? checkAzureTarget(request.url, request.headers, cloud);
   if (problem) throw problem;
 
-  // The operation, against the azure_api rules of the roles that allow the identity on each server's labels.
-  const shape = { method: request.method, host: request.url.hostname, path: request.url.pathname, query: request.url.searchParams, headers: request.headers };
-  const decide = (s: AppServer) => decideAzureApi(roles, caller.traits, s.app, azureIdentity, shape, cloud);
+  // The operation, against the azure_api rules of the roles that allow the identity on each server's labels:
+  // the request read once (its canonical form and operation), the same reading for every server.
+  const reading = readRequest({ method: request.method, host: request.url.hostname, path: request.url.pathname, query: request.url.searchParams, headers: request.headers }, cloud);
+  const decide = (s: AppServer) => decideAzureApi(roles, caller.traits, s.app, azureIdentity, reading);
   const decisions = new Map<AppServer, AzureApiDecision>();
   const passes = (s: AppServer) => {
     if (s.app.cloud !== cloud || !permitted(s)) return false;
@@ -77,17 +80,10 @@ export async function authorizeRequest(ctx: ProxyContext, registry: AppRegistry,
   };
   const chosen = known.find(passes);
   const policy = chosen ? decisions.get(chosen)! : decide(first);
-  const operation = policy.operation ?? tryMap(shape, cloud);
+  const operation = policy.operation ?? reading.operation;
   if (!chosen) throw new PolicyDenied(policy.reason, { action: operation?.action ?? null, scope: operation?.scope ?? null, policy: auditPolicy(policy) });
-  return { caller, app: route.app, azureIdentity, allowedOn: passes, policy, operation, accessRequestId: grant?.spec.request_id };
-}
-
-function tryMap(shape: Parameters<typeof mapRequest>[0], cloud: Parameters<typeof mapRequest>[1]): AzureOperation | null {
-  try {
-    return mapRequest(shape, cloud);
-  } catch {
-    return null;
-  }
+  const decided = policy.outcome === "unrestricted" ? null : decidedRequest(reading, { method: request.method, host: request.url.hostname, path: request.url.pathname });
+  return { caller, app: route.app, azureIdentity, allowedOn: passes, policy, operation, decided, accessRequestId: grant?.spec.request_id };
 }
 
 /** The decision as the audit log records it (app.request's `policy`). */

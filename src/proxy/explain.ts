@@ -9,6 +9,7 @@ import { allowedAzureIdentities, checkAzureIdentity } from "../rbac/engine.ts";
 import { explainAzureApi, type AzureApiExplanation } from "../rbac/azure-api.ts";
 import type { Role } from "../rbac/types.ts";
 import { identityName } from "../azure/resource-id.ts";
+import { readRequest } from "../azure/operation.ts";
 import { accessSnapshot } from "./access-cache.ts";
 import { authorize, type Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
@@ -47,7 +48,7 @@ export async function explainRequest(ctx: ProxyContext, registry: AppRegistry, c
   const identity = resolveIdentity(roles, traits, q.azure_identity);
   const server = servers.find((s) => s.app.name === appName && checkAzureIdentity(roles, traits, s.app, identity).allowed) ?? servers.find((s) => s.app.name === appName)!;
   const verdict = checkAzureIdentity(roles, traits, server.app, identity);
-  const explained = explainAzureApi(roles, traits, server.app, identity, { method, host: url.hostname, path: url.pathname, query: url.searchParams }, server.app.cloud);
+  const explained = explainAzureApi(roles, traits, server.app, identity, readRequest({ method, host: url.hostname, path: url.pathname, query: url.searchParams }, server.app.cloud));
   return { user: name, app: appName, azure_identity: identity, identity: { allowed: verdict.allowed, reason: verdict.reason }, request: { method, url: url.toString() }, ...explained };
 }
 

@@ -15,57 +15,133 @@
  * - `options.azure_api_mode: audit` makes a role's refusals "would deny":
  *   forwarded and recorded. A refusal is enforced when any role it comes
  *   from enforces.
- * - `options.azure_api_unknown: allow` in a role that restricts the identity
- *   lets operations the mapper cannot name through; the default refuses them.
+ * - What azgate cannot read it refuses wherever any rule applies, whatever
+ *   the options say: a path it will not decode, a method override, a batch.
+ * - An operation it reads but cannot name (action null) is refused wherever
+ *   any rule applies, unless `options.azure_api_unknown: allow` says
+ *   otherwise, role by role: each role with deny rules refuses it unless that
+ *   role says allow (a deny role's option speaks for itself only: it opens
+ *   nothing another role refuses), and where roles restrict the identity, one
+ *   of them must say allow (or match it by method, host and path), as with
+ *   an allow rule.
  */
 import { rolesAllowingIdentity } from "./engine.ts";
 import { expandAll } from "./template.ts";
 import type { App, AzureApiRule, Role, Traits } from "./types.ts";
-import { mapRequest, METHOD_OVERRIDE_HEADERS, UnsafePath, type AzureOperation, type RequestShape } from "../azure/operation.ts";
-import type { CloudName } from "../azure/clouds.ts";
+import type { AzureOperation, CanonicalRequest, RequestReading } from "../azure/operation.ts";
 
 /** Named sets of deny rules (`deny.azure_api: [{ preset: NAME }]`). */
 export const PRESETS: Record<string, AzureApiRule[]> = {
   /**
    * What would let a user out of azgate's control or above the identity's
-   * purpose: granting roles, elevating, giving the identity another way in
-   * (a federated credential), reading keys and credentials that work
-   * without azgate, running code on machines (which may hold other
-   * identities), and template deployments (many writes under one operation).
-   * Names as in Azure's resource provider operations list.
+   * purpose, one rule per family: granting access, another way in to the
+   * identity, credentials that work without azgate, running code where other
+   * identities live, and deploying (many writes, or code, under one
+   * operation). Built by pattern from Azure's published operations
+   * (test/fixtures/azure-operations.txt); test/fixtures/preset-catches.txt
+   * lists every one of them it catches, and the README summarises it. What
+   * hides inside a request body (an access policy in a vault PUT, an
+   * extension profile in a scale-set PUT) a name cannot show.
    */
   "no-privilege-escalation": [
+    // Granting access: Azure roles, locks and policy; delegation to another tenant; Key Vault access policies; Cosmos DB's own role assignments.
     {
       actions: [
         "Microsoft.Authorization/*/write",
         "Microsoft.Authorization/*/delete",
         "Microsoft.Authorization/elevateAccess/action",
-        "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/write",
-        "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action",
-        "*/listKeys/action",
-        "*/listCredentials/action",
-        "*/listAccountSas/action",
-        "*/listServiceSas/action",
-        "Microsoft.Web/sites/config/list/action",
-        "Microsoft.Web/sites/publishxml/action",
-        "Microsoft.ContainerService/managedClusters/listClusterAdminCredential/action",
-        "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action",
-        "Microsoft.Compute/virtualMachines/runCommand/action",
-        "Microsoft.Compute/virtualMachines/runCommands/write",
-        "Microsoft.Compute/virtualMachines/extensions/write",
-        "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/runCommand/action",
-        "Microsoft.Compute/virtualMachineScaleSets/extensions/write",
+        "Microsoft.ManagedServices/registrationAssignments/write",
+        "Microsoft.ManagedServices/registrationDefinitions/write",
         "Microsoft.KeyVault/vaults/accessPolicies/write",
+        "Microsoft.DocumentDB/databaseAccounts/*RoleAssignments/write",
+        "Microsoft.DocumentDB/databaseAccounts/*RoleDefinitions/write",
+      ],
+    },
+    // Another way in to the identity: a federated credential, or the identity assigned to a resource the user controls.
+    { actions: ["Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/write", "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action"] },
+    // Credentials that work without azgate: keys, connection strings, SAS and delegation keys, kubeconfigs, publishing profiles, function keys.
+    {
+      actions: [
+        "*/listKeys/action",
+        "*/regenerate*Key/action",
+        "*/regenerate*Keys/action",
+        "*/regenerateCredential/action",
+        "*/regeneratePassword/action",
+        "*/listConnectionStrings/action",
+        "*/readonlykeys/action",
+        "*/listAdminKeys/action",
+        "*/listQueryKeys/action",
+        "*/createQueryKey/action",
+        "*/sharedKeys/action",
+        "*/list*Secrets/action",
+        "*/list*Credential*/action",
+        "*/list*Kubeconfig/action",
+        "*/generate*Credentials/action",
+        "*/listTokens/action",
+        "*/list*Sas/action",
+        "*/generateUserDelegationKey/action",
+        "*/beginGetAccess/action",
+        "*/retrieveSasUris/action",
+        "Microsoft.Web/sites/*config/list/action",
+        "Microsoft.Web/sites/*publishxml/*",
+        "Microsoft.Web/sites/*keys/write",
+        "Microsoft.Web/sites/*keys/read",
+        "Microsoft.Web/sites/*masterkey/read",
+        "Microsoft.Web/sites/*_master/read",
+        "Microsoft.Web/sites/*token/read",
+        "Microsoft.Web/staticSites/*list*settings/action",
+        "Microsoft.App/*authtoken/action",
+        "Microsoft.ContainerRegistry/registries/*/listDetails/action",
+        "Microsoft.ContainerRegistry/registries/*/listBuildArguments/action",
+        "Microsoft.HDInsight/clusters/getGatewaySettings/action",
+        "Microsoft.HDInsight/clusters/configurations/action",
+      ],
+    },
+    // Running code on machines, containers and clusters (which may hold other identities).
+    {
+      actions: [
+        "*runCommand/action",
+        "*runCommands/write",
+        "*/extensions/write",
+        "Microsoft.Web/sites/*siteextensions/write",
+        "Microsoft.Web/sites/*extensions/api/action",
+        "Microsoft.Web/sites/*hostruntime/host/action",
+        "Microsoft.ContainerInstance/containerGroups/containers/exec/action",
+        "Microsoft.AVS/privateClouds/scriptExecutions/write",
+        "Microsoft.HDInsight/clusters/executeScriptActions/action",
+        "Microsoft.ContainerRegistry/registries/scheduleRun/action",
+        "Microsoft.ContainerRegistry/registries/tasks/write",
+        "Microsoft.ContainerRegistry/registries/taskruns/write",
+        "Microsoft.Automation/automationAccounts/jobs/write",
+        "Microsoft.Automation/automationAccounts/jobSchedules/write",
+        "Microsoft.Automation/automationAccounts/runbooks/*write",
+        "Microsoft.Automation/automationAccounts/runbooks/publish/action",
+        "Microsoft.Automation/automationAccounts/webhooks/write",
+        "Microsoft.Automation/automationAccounts/modules/write",
+        "Microsoft.Automation/automationAccounts/*Packages/write",
+        "Microsoft.Automation/automationAccounts/sourceControls/write",
+        "Microsoft.Automation/automationAccounts/hybridRunbookWorkerGroups/hybridRunbookWorkers/write",
+      ],
+    },
+    // Deploying: templates (one operation, many writes, through any path), deployment scripts and stacks; app code from source control or a package.
+    {
+      actions: [
         "Microsoft.Resources/deployments/write",
+        "Microsoft.Resources/*/deployments/write",
+        "Microsoft.Resources/deploymentStacks/write",
         "Microsoft.Resources/deploymentScripts/write",
+        "Microsoft.Web/sites/*sourcecontrols/write",
+        "Microsoft.Web/sourcecontrols/write",
+        "Microsoft.Web/sites/publish/action",
+        "Microsoft.Web/sites/slots/publish/action",
+        "Microsoft.Web/sites/sync/action",
+        "Microsoft.Web/sites/slots/sync/action",
+        "Microsoft.Web/staticSites/*zipdeploy/action",
+        "Microsoft.App/containerApps/sourcecontrols/write",
       ],
     },
   ],
 };
-
-export interface PolicyRequest extends RequestShape {
-  headers?: [string, string][];
-}
 
 export interface RuleRef {
   role: string;
@@ -86,8 +162,14 @@ export interface AzureApiDecision {
 }
 
 const mode = (r: Role) => (r.spec.options?.azure_api_mode === "audit" ? "audit" : "enforce");
+const lets = (r: Role) => r.spec.options?.azure_api_unknown === "allow";
+const plural = (rs: Role[], one: string, many: string) => `role${rs.length > 1 ? "s" : ""} ${rs.map((r) => r.metadata.name).join(", ")} ${rs.length > 1 ? many : one}`;
 
-export function decideAzureApi(roles: Role[], traits: Traits, app: App, identity: string, req: PolicyRequest, cloud: CloudName = "Azure"): AzureApiDecision {
+/**
+ * The decision for one request, read once (operation.ts readRequest): every
+ * rule sees its canonical form, never the spelling it was sent in.
+ */
+export function decideAzureApi(roles: Role[], traits: Traits, app: App, identity: string, reading: RequestReading): AzureApiDecision {
   // A role that says azure_api at all, even an empty list, restricts: an empty list allows nothing.
   const restricting = rolesAllowingIdentity(roles, traits, app, identity).filter((r) => r.spec.allow?.azure_api !== undefined);
   const denying = roles.filter((r) => (r.spec.deny?.azure_api ?? []).length > 0);
@@ -95,16 +177,10 @@ export function decideAzureApi(roles: Role[], traits: Traits, app: App, identity
   const concerned = [...new Set([...restricting, ...denying])];
   const anyEnforces = (rs: Role[]) => rs.some((r) => mode(r) === "enforce");
 
-  // A request the mapper will not read is refused whenever a rule applies: it could mean one thing here and another at Azure.
-  const override = (req.headers ?? []).find(([k]) => METHOD_OVERRIDE_HEADERS.includes(k.toLowerCase()));
-  if (override) return { outcome: "deny", enforced: anyEnforces(concerned), operation: null, matched: null, reason: `the ${override[0]} header is not allowed where an azure_api policy applies` };
-  let op: AzureOperation;
-  try {
-    op = mapRequest(req, cloud);
-  } catch (e) {
-    if (!(e instanceof UnsafePath)) throw e;
-    return { outcome: "deny", enforced: anyEnforces(concerned), operation: null, matched: null, reason: `${req.method} ${req.host}${req.path} is refused: ${e.message}` };
-  }
+  // A request that cannot be read (or a batch, or a method override) is refused whenever a rule applies: it could mean one thing here and another at Azure.
+  if (reading.refused) return { outcome: "deny", enforced: anyEnforces(concerned), operation: reading.operation, matched: null, reason: reading.refused };
+  const op = reading.operation!;
+  const req = reading.canonical!;
   const what = describe(op, req);
 
   // Deny wins, from any role.
@@ -114,6 +190,11 @@ export function decideAzureApi(roles: Role[], traits: Traits, app: App, identity
     const by = `role ${first.role.metadata.name} (${first.m.preset ? `preset ${first.m.preset}` : `deny rule ${first.m.rule + 1}`})`;
     return { outcome: "deny", enforced: anyEnforces(denied.map((d) => d.role)), operation: op, matched: first.m, reason: `${what} is denied by ${by}` };
   }
+  // A deny role cannot tell whether its rules cover an operation azgate cannot name: it refuses it, unless it says azure_api_unknown: allow itself.
+  const unsure = op.action === null ? denying.filter((r) => !lets(r)) : [];
+  if (unsure.length > 0) {
+    return { outcome: "deny", enforced: anyEnforces(unsure), operation: op, matched: null, reason: `${what}: azgate cannot name this Azure operation, so ${plural(unsure, "denies", "deny")} it (azure_api_unknown: deny)` };
+  }
   if (restricting.length === 0) return { outcome: "allow", enforced: false, operation: op, matched: null, reason: `${what}: no deny rule matches, and no role restricts this identity` };
 
   for (const role of restricting) {
@@ -122,16 +203,17 @@ export function decideAzureApi(roles: Role[], traits: Traits, app: App, identity
   }
   const names = restricting.map((r) => r.metadata.name).join(", ");
   if (op.action === null) {
-    const lenient = restricting.find((r) => r.spec.options?.azure_api_unknown === "allow");
+    // On the allow side, as an allow rule would: one restricting role that lets unnamed operations through is enough.
+    const lenient = restricting.find(lets);
     if (lenient) return { outcome: "allow", enforced: false, operation: op, matched: null, reason: `${what}: an operation azgate cannot name, let through by role ${lenient.metadata.name} (azure_api_unknown: allow)` };
-    return { outcome: "deny", enforced: anyEnforces(restricting), operation: op, matched: null, reason: `${what}: azgate cannot name this Azure operation, and role${restricting.length > 1 ? "s" : ""} ${names} allow${restricting.length > 1 ? "" : "s"} only operations named in azure_api (azure_api_unknown: deny)` };
+    return { outcome: "deny", enforced: anyEnforces(restricting), operation: op, matched: null, reason: `${what}: azgate cannot name this Azure operation, and ${plural(restricting, "allows", "allow")} only operations named in azure_api (azure_api_unknown: deny)` };
   }
   return { outcome: "deny", enforced: anyEnforces(restricting), operation: op, matched: null, reason: `${what} is not allowed by any azure_api rule of role${restricting.length > 1 ? "s" : ""} ${names}` };
 }
 
-/** "Microsoft.X/y/write on /subscriptions/..." or, unnamed, "POST host/path". */
-function describe(op: AzureOperation, req: PolicyRequest): string {
-  return op.action ? `${op.action} on ${op.scope}` : `${req.method.toUpperCase()} https://${req.host}${req.path}`;
+/** "Microsoft.X/y/write on /subscriptions/..." or, unnamed, "POST https://host/path" (canonical). */
+function describe(op: AzureOperation, req: CanonicalRequest): string {
+  return op.action ? `${op.action} on ${op.scope}` : `${req.method} https://${req.host}${req.path}`;
 }
 
 /**
@@ -144,7 +226,7 @@ export function literalTraits(traits: Traits): Traits {
   return Object.fromEntries(Object.entries(traits).map(([k, vs]) => [k, vs.filter((v) => !/[*^$]/.test(v))]));
 }
 
-function matchingRules(role: Role, side: "allow" | "deny", op: AzureOperation, req: PolicyRequest, allTraits: Traits): RuleRef[] {
+function matchingRules(role: Role, side: "allow" | "deny", op: AzureOperation, req: CanonicalRequest, allTraits: Traits): RuleRef[] {
   const traits = side === "allow" ? literalTraits(allTraits) : allTraits;
   const out: RuleRef[] = [];
   (role.spec[side]?.azure_api ?? []).forEach((rule, i) => {
@@ -154,17 +236,25 @@ function matchingRules(role: Role, side: "allow" | "deny", op: AzureOperation, r
   return out;
 }
 
-/** Every field present must hold (AND); within a field, any value (OR). */
-export function ruleMatches(rule: AzureApiRule, op: AzureOperation, req: PolicyRequest, traits: Traits): boolean {
+/**
+ * Every field present must hold (AND); within a field, any value (OR).
+ * Against the canonical request: `hosts` see the host in lower case without
+ * port or trailing dot (ARM's regional hosts as the ARM host), `paths` the
+ * decoded path without a trailing slash, as a pattern is read the same way.
+ */
+export function ruleMatches(rule: AzureApiRule, op: AzureOperation, req: CanonicalRequest, traits: Traits): boolean {
   const any = (values: string[] | undefined, test: (v: string) => boolean) => values === undefined || expandAll(values, traits).some(test);
   if (rule.actions && (op.plane !== "control" || !op.action || !any(rule.actions, (p) => globMatch(p, op.action!, "any")))) return false;
   if (rule.data_actions && (op.plane !== "data" || !op.action || !any(rule.data_actions, (p) => globMatch(p, op.action!, "any")))) return false;
   if (!any(rule.scopes, (p) => scopeCovers(p, op.scope))) return false;
-  if (!any(rule.hosts, (p) => globMatch(p, req.host.toLowerCase(), "label"))) return false;
-  if (!any(rule.methods, (m) => m.toUpperCase() === req.method.toUpperCase())) return false;
-  if (!any(rule.paths, (p) => globMatch(p, req.path, "any"))) return false;
+  if (!any(rule.hosts, (p) => globMatch(literal(p) ? p.replace(/\.$/, "") : p, req.host, "label"))) return false;
+  if (!any(rule.methods, (m) => m.toUpperCase() === req.method)) return false;
+  if (!any(rule.paths, (p) => globMatch(literal(p) && p !== "/" ? p.replace(/\/+$/, "") : p, req.path, "any"))) return false;
   return true;
 }
+
+/** A glob pattern, not a regular expression. */
+const literal = (p: string) => !(p.startsWith("^") && p.endsWith("$"));
 
 /**
  * `^...$` is a regular expression; otherwise `*` is a wildcard: across
@@ -204,7 +294,7 @@ export interface ExplainedRule extends RuleRef {
 
 export interface AzureApiExplanation {
   operation: AzureOperation | null;
-  /** Why the path cannot be read, when it cannot. */
+  /** Why the request is refused wherever a rule applies (an unreadable path, a batch, a method override), when it is. */
   unreadable: string | null;
   rules: ExplainedRule[];
   decision: AzureApiDecision;
@@ -213,28 +303,22 @@ export interface AzureApiExplanation {
 /**
  * Every azure_api rule of the roles, whether it matches this request and
  * whether it counts for this identity, with the decision: what
- * `roles explain` prints. The same code as the proxy's decision.
+ * `roles explain` prints. The same code, on the same reading, as the proxy's decision.
  */
-export function explainAzureApi(roles: Role[], traits: Traits, app: App, identity: string, req: PolicyRequest, cloud: CloudName = "Azure"): AzureApiExplanation {
-  const decision = decideAzureApi(roles, traits, app, identity, req, cloud);
-  let operation: AzureOperation | null = null;
-  let unreadable: string | null = null;
-  try {
-    operation = mapRequest(req, cloud);
-  } catch (e) {
-    if (!(e instanceof UnsafePath)) throw e;
-    unreadable = e.message;
-  }
+export function explainAzureApi(roles: Role[], traits: Traits, app: App, identity: string, reading: RequestReading): AzureApiExplanation {
+  const decision = decideAzureApi(roles, traits, app, identity, reading);
+  const operation = reading.operation;
+  const canonical = reading.canonical;
   const counting = new Set(rolesAllowingIdentity(roles, traits, app, identity));
   const rules: ExplainedRule[] = [];
   for (const role of roles) {
     for (const side of ["allow", "deny"] as const) {
       (role.spec[side]?.azure_api ?? []).forEach((rule, i) => {
         const expanded = rule.preset ? PRESETS[rule.preset] ?? [] : [rule];
-        const matched = !!operation && expanded.some((r) => ruleMatches(r, operation!, req, side === "allow" ? literalTraits(traits) : traits));
+        const matched = !!operation && !!canonical && expanded.some((r) => ruleMatches(r, operation, canonical, side === "allow" ? literalTraits(traits) : traits));
         rules.push({ role: role.metadata.name, side, rule: i, ...(rule.preset ? { preset: rule.preset } : {}), text: rule.preset ? `preset ${rule.preset}` : JSON.stringify(rule), matched, counts: side === "deny" || counting.has(role) });
       });
     }
   }
-  return { operation, unreadable, rules, decision };
+  return { operation, unreadable: reading.refused, rules, decision };
 }

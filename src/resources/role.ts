@@ -95,7 +95,8 @@ const actionPattern = patterns((v) => (ACTION.test(v) ? null : `"${v}" is not an
 const scopePattern = patterns((v) => (v === "*" || (v.startsWith("/") && !v.includes("//") && !/\s/.test(v)) ? null : `"${v}" is not a resource ID pattern (it starts with /subscriptions/...)`));
 const hostPattern = patterns((v) => (/^[a-z0-9*.-]+$/i.test(v) ? null : `"${v}" is not a host name pattern`));
 const methodList = z.array(z.enum(AZURE_METHODS, { message: `methods are ${AZURE_METHODS.join(", ")}` })).min(1);
-const pathPattern = patterns((v) => (v.startsWith("/") || v === "*" ? null : `"${v}" is not a path pattern (it starts with /)`));
+// Paths are matched decoded (the canonical request, azure/operation.ts): a percent-encoding in a pattern could never match.
+const pathPattern = patterns((v) => (!(v.startsWith("/") || v === "*") ? `"${v}" is not a path pattern (it starts with /)` : /%[0-9a-f]{2}/i.test(v) ? `"${v}": paths are matched decoded; write the characters themselves, not percent-encodings` : null));
 
 /** One azure_api rule: exactly one kind (actions, data_actions, methods/paths on hosts, or a preset in deny). */
 const azureApiRule = (side: "allow" | "deny") =>

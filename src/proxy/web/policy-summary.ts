@@ -29,5 +29,10 @@ export function policySummary(caller: Caller, app: App, identity: string, extraR
   const audit = roles.some((r) => r.spec.options?.azure_api_mode === "audit");
   const what = allows.length ? `Only ${allows.map(ruleText).join("; or ")}.` : "Anything the identity's Azure role allows.";
   const never = denies.length ? ` Never ${denies.map(ruleText).join("; ")}.` : "";
-  return `${what}${never}${audit && (allows.length || denies.length) ? " (Audit mode: refusals are recorded, not enforced.)" : ""}`;
+  // As decideAzureApi reads azure_api_unknown: every deny role must let unnamed operations through, and one restricting role.
+  const restricting = allowing.filter((r) => r.spec.allow?.azure_api !== undefined);
+  const lets = (r: Role) => r.spec.options?.azure_api_unknown === "allow";
+  const denying = roles.filter((r) => (r.spec.deny?.azure_api ?? []).length > 0);
+  const unnamed = (restricting.length || denying.length) && !(denying.every(lets) && (restricting.length === 0 || restricting.some(lets))) ? " Operations azgate cannot name (Microsoft Graph, for one) are refused." : "";
+  return `${what}${never}${unnamed}${audit && (allows.length || denies.length) ? " (Audit mode: refusals are recorded, not enforced.)" : ""}`;
 }

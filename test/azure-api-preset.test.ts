@@ -1,0 +1,206 @@
+/**
+ * The no-privilege-escalation preset (src/rbac/azure-api.ts PRESETS), built
+ * by pattern from Azure's published operations
+ * (test/fixtures/azure-operations.txt): every operation of the fixture it
+ * catches is listed in test/fixtures/preset-catches.txt (regenerate with
+ * `npx vitest run test/azure-api-preset.test.ts -u` and read the diff), what
+ * it must leave alone is checked here, and requests as az and the SDKs send
+ * them are decided through the mapper.
+ */
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { decideAzureApi, globMatch, PRESETS } from "../src/rbac/azure-api.ts";
+import { readRequest } from "../src/azure/operation.ts";
+import type { Role } from "../src/rbac/types.ts";
+
+const published = readFileSync(path.join(import.meta.dirname, "fixtures/azure-operations.txt"), "utf8")
+  .split("\n")
+  .filter((l) => l && !l.startsWith("#"));
+const patterns = PRESETS["no-privilege-escalation"].flatMap((r) => r.actions ?? []);
+const caught = (op: string) => patterns.some((p) => globMatch(p, op, "any"));
+const catches = [...new Set(published.filter(caught))].sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase()));
+
+describe("the no-privilege-escalation preset, by pattern from Azure's published operations", () => {
+  it("is actions only: every rule a list of ARM actions", () => {
+    for (const rule of PRESETS["no-privilege-escalation"]) expect(Object.keys(rule)).toEqual(["actions"]);
+  });
+
+  it("every literal name is one Azure publishes, and every wildcard catches at least one", () => {
+    for (const p of patterns) {
+      const covered = published.filter((op) => globMatch(p, op, "any"));
+      expect(covered.length, `${p} names no published operation`).toBeGreaterThan(0);
+      if (!p.includes("*")) expect(new Set(covered.map((op) => op.toLowerCase())), p).toEqual(new Set([p.toLowerCase()]));
+    }
+  });
+
+  it("catches exactly the operations listed in test/fixtures/preset-catches.txt", async () => {
+    await expect(catches.join("\n") + "\n").toMatchFileSnapshot("fixtures/preset-catches.txt");
+  });
+
+  it.each([
+    ["role assignments and definitions, locks, policy", ["Microsoft.Authorization/roleAssignments/write", "Microsoft.Authorization/roleDefinitions/write", "Microsoft.Authorization/locks/delete", "Microsoft.Authorization/policyAssignments/write", "Microsoft.Authorization/elevateAccess/action"]],
+    ["delegation and data-plane role grants", ["Microsoft.ManagedServices/registrationAssignments/write", "Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments/write", "Microsoft.KeyVault/vaults/accessPolicies/write"]],
+    ["another way in to the identity", ["Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/write", "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action"]],
+    ["deployments, stacks, scripts, the provider-less path", ["Microsoft.Resources/deployments/write", "Microsoft.Resources/subscriptions/resourcegroups/deployments/write", "Microsoft.Resources/deploymentStacks/write", "Microsoft.Resources/deploymentScripts/write"]],
+    [
+      "keys and connection strings",
+      [
+        "Microsoft.Storage/storageAccounts/listkeys/action",
+        "Microsoft.Storage/storageAccounts/regeneratekey/action",
+        "Microsoft.DocumentDB/databaseAccounts/regenerateKey/action",
+        "Microsoft.DocumentDB/databaseAccounts/listConnectionStrings/action",
+        "Microsoft.DocumentDB/databaseAccounts/readonlykeys/action",
+        "Microsoft.Search/searchServices/listAdminKeys/action",
+        "Microsoft.Search/searchServices/regenerateAdminKey/action",
+        "Microsoft.OperationalInsights/workspaces/sharedKeys/action",
+        "Microsoft.Automation/automationAccounts/listKeys/action",
+        "Microsoft.Storage/storageAccounts/localusers/regeneratePassword/action",
+      ],
+    ],
+    ["SAS and delegation keys, disk and snapshot access", ["Microsoft.Storage/storageAccounts/listAccountSas/action", "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action", "Microsoft.Compute/disks/beginGetAccess/action", "Microsoft.Compute/snapshots/beginGetAccess/action", "Microsoft.Compute/restorePointCollections/restorePoints/retrieveSasUris/action"]],
+    [
+      "cluster and registry credentials",
+      [
+        "Microsoft.ContainerService/managedClusters/listClusterAdminCredential/action",
+        "Microsoft.ContainerService/managedClusters/accessProfiles/listCredential/action",
+        "Microsoft.ContainerService/fleets/listCredentials/action",
+        "Microsoft.RedHatOpenShift/openShiftClusters/listAdminCredentials/action",
+        "Microsoft.HybridContainerService/provisionedClusterInstances/listAdminKubeconfig/action",
+        "Microsoft.ContainerRegistry/registries/listCredentials/action",
+        "Microsoft.ContainerRegistry/registries/generateCredentials/action",
+        "Microsoft.ContainerRegistry/registries/regenerateCredential/action",
+      ],
+    ],
+    [
+      "web app and function secrets, slots included",
+      [
+        "Microsoft.Web/sites/config/list/Action",
+        "Microsoft.Web/sites/slots/config/list/Action",
+        "Microsoft.Web/sites/publishxml/Action",
+        "Microsoft.Web/sites/slots/publishxml/Action",
+        "microsoft.web/sites/functions/listsecrets/action",
+        "microsoft.web/sites/host/listkeys/action",
+        "microsoft.web/sites/functions/masterkey/read",
+        "Microsoft.Web/sites/hostruntime/host/_master/read",
+        "microsoft.app/containerapps/listsecrets/action",
+        "microsoft.app/containerapps/getauthtoken/action",
+      ],
+    ],
+    [
+      "run command and extensions beyond virtual machines",
+      [
+        "Microsoft.Compute/virtualMachines/runCommand/action",
+        "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/runCommands/write",
+        "Microsoft.Compute/virtualMachineScaleSets/extensions/write",
+        "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/extensions/write",
+        "Microsoft.HybridCompute/machines/runcommands/write",
+        "Microsoft.HybridCompute/machines/extensions/write",
+        "Microsoft.ContainerService/managedClusters/runCommand/action",
+        "Microsoft.ContainerInstance/containerGroups/containers/exec/action",
+      ],
+    ],
+    ["Automation jobs and runbooks", ["Microsoft.Automation/automationAccounts/jobs/write", "Microsoft.Automation/automationAccounts/runbooks/write", "Microsoft.Automation/automationAccounts/runbooks/draft/content/write", "Microsoft.Automation/automationAccounts/webhooks/write"]],
+    ["source control and package deployments", ["Microsoft.Web/sites/sourcecontrols/Write", "Microsoft.Web/sites/slots/sourcecontrols/Write", "Microsoft.Web/sites/publish/Action", "Microsoft.Web/staticSites/zipdeploy/action"]],
+  ])("catches %s", (_family, ops) => {
+    for (const op of ops) {
+      expect(published, `${op} is not in the fixture`).toContain(op);
+      expect(caught(op), op).toBe(true);
+    }
+  });
+
+  it("leaves plain reads alone: the only reads it catches hand out a credential", () => {
+    const reads = catches.filter((op) => op.toLowerCase().endsWith("/read"));
+    expect(reads.map((op) => op.toLowerCase())).toEqual([
+      "microsoft.web/sites/functions/masterkey/read",
+      "microsoft.web/sites/functions/token/read",
+      "microsoft.web/sites/hostruntime/functions/keys/read",
+      "microsoft.web/sites/hostruntime/host/_master/read",
+      "microsoft.web/sites/publishxml/read",
+    ]);
+    // Thousands of reads in the fixture, all others left through.
+    expect(published.filter((op) => op.toLowerCase().endsWith("/read")).length).toBeGreaterThan(500);
+  });
+
+  it.each([
+    "Microsoft.Resources/subscriptions/resourceGroups/read",
+    "Microsoft.Resources/subscriptions/resourceGroups/write",
+    "Microsoft.Resources/deployments/read",
+    "Microsoft.Resources/deployments/validate/action",
+    "Microsoft.Resources/deployments/whatIf/action",
+    "Microsoft.Authorization/roleAssignments/read",
+    "Microsoft.Compute/virtualMachines/write",
+    "Microsoft.Compute/virtualMachines/start/action",
+    "Microsoft.Compute/virtualMachines/restart/action",
+    "Microsoft.Compute/virtualMachines/extensions/read",
+    "Microsoft.Compute/virtualMachines/runCommands/read",
+    "Microsoft.Compute/disks/endGetAccess/action",
+    "Microsoft.Storage/storageAccounts/read",
+    "Microsoft.Storage/storageAccounts/write",
+    "Microsoft.Storage/storageAccounts/revokeUserDelegationKeys/action",
+    "Microsoft.KeyVault/vaults/read",
+    "Microsoft.KeyVault/vaults/secrets/read",
+    "Microsoft.ContainerService/managedClusters/read",
+    "Microsoft.ContainerService/managedClusters/accessProfiles/read",
+    "Microsoft.ContainerService/managedClusters/agentPools/write",
+    "Microsoft.ContainerRegistry/registries/read",
+    "Microsoft.ContainerInstance/containerGroups/containers/logs/read",
+    "Microsoft.Web/sites/Read",
+    "Microsoft.Web/sites/config/Read",
+    "Microsoft.Web/sites/restart/Action",
+    "microsoft.web/sites/slots/deployments/read",
+    "Microsoft.Automation/automationAccounts/runbooks/read",
+    "Microsoft.Automation/automationAccounts/jobs/read",
+    "Microsoft.ManagedIdentity/userAssignedIdentities/read",
+    "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/read",
+  ])("does not catch %s", (op) => {
+    expect(published, `${op} is not in the fixture`).toContain(op);
+    expect(caught(op)).toBe(false);
+  });
+});
+
+describe("the preset on requests as clients send them (through the mapper)", () => {
+  const S = "/subscriptions/00000000-0000-0000-0000-000000000000";
+  const RG = `${S}/resourceGroups/app-1`;
+  const MI = `${S}/resourceGroups/ops/providers/Microsoft.ManagedIdentity/userAssignedIdentities/prod-contributor`;
+  const roles: Role[] = [
+    { kind: "role", version: "v7", metadata: { name: "plain" }, spec: { allow: { app_labels: { "*": "*" }, azure_identities: [MI] } } },
+    { kind: "role", version: "v7", metadata: { name: "guard" }, spec: { deny: { azure_api: [{ preset: "no-privilege-escalation" }] } } },
+  ];
+  const decide = (method: string, p: string) => decideAzureApi(roles, {}, { name: "azure-cli", labels: {} }, MI, readRequest({ method, host: "management.azure.com", path: p, query: new URLSearchParams("api-version=2024-01-01") }));
+
+  it.each([
+    ["PUT", `${RG}/deployments/d1`, "Microsoft.Resources/subscriptions/resourceGroups/deployments/write"],
+    ["PUT", `${S}/providers/Microsoft.Resources/deploymentStacks/s1`, "Microsoft.Resources/deploymentStacks/write"],
+    ["POST", `${RG}/providers/Microsoft.Storage/storageAccounts/sa/regenerateKey`, "Microsoft.Storage/storageAccounts/regenerateKey/action"],
+    ["POST", `${RG}/providers/Microsoft.DocumentDB/databaseAccounts/db/listConnectionStrings`, "Microsoft.DocumentDB/databaseAccounts/listConnectionStrings/action"],
+    ["POST", `${RG}/providers/Microsoft.Search/searchServices/s/listAdminKeys`, "Microsoft.Search/searchServices/listAdminKeys/action"],
+    ["POST", `${RG}/providers/Microsoft.OperationalInsights/workspaces/w/sharedKeys`, "Microsoft.OperationalInsights/workspaces/sharedKeys/action"],
+    ["POST", `${RG}/providers/Microsoft.ContainerService/managedClusters/k/accessProfiles/clusterAdmin/listCredential`, "Microsoft.ContainerService/managedClusters/accessProfiles/listCredential/action"],
+    ["POST", `${RG}/providers/Microsoft.ContainerRegistry/registries/r/generateCredentials`, "Microsoft.ContainerRegistry/registries/generateCredentials/action"],
+    ["POST", `${RG}/providers/Microsoft.Compute/disks/d/beginGetAccess`, "Microsoft.Compute/disks/beginGetAccess/action"],
+    ["PUT", `${RG}/providers/Microsoft.Compute/virtualMachineScaleSets/ss/virtualMachines/0/runCommands/rc`, "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/runCommands/write"],
+    ["PUT", `${RG}/providers/Microsoft.Compute/virtualMachineScaleSets/ss/extensions/e`, "Microsoft.Compute/virtualMachineScaleSets/extensions/write"],
+    ["PUT", `${RG}/providers/Microsoft.HybridCompute/machines/m/runCommands/rc`, "Microsoft.HybridCompute/machines/runCommands/write"],
+    ["POST", `${RG}/providers/Microsoft.ContainerInstance/containerGroups/g/containers/c/exec`, "Microsoft.ContainerInstance/containerGroups/containers/exec/action"],
+    ["PUT", `${RG}/providers/Microsoft.Automation/automationAccounts/a/jobs/j`, "Microsoft.Automation/automationAccounts/jobs/write"],
+    ["POST", `${RG}/providers/Microsoft.Web/sites/w/slots/staging/config/appsettings/list`, "Microsoft.Web/sites/slots/config/list/action"],
+    ["POST", `${RG}/providers/Microsoft.Web/sites/w/slots/staging/publishxml`, "Microsoft.Web/sites/slots/publishxml/action"],
+    ["PUT", `${RG}/providers/Microsoft.Web/sites/w/sourcecontrols/web`, "Microsoft.Web/sites/sourcecontrols/write"],
+    ["POST", `${RG}/providers/Microsoft.Web/sites/w/functions/f/listsecrets`, "Microsoft.Web/sites/functions/listsecrets/action"],
+  ])("refuses %s %s (%s)", (method, p, action) => {
+    const d = decide(method, p);
+    expect(d.operation?.action).toBe(action);
+    expect(d).toMatchObject({ outcome: "deny", enforced: true, matched: { role: "guard", preset: "no-privilege-escalation" } });
+  });
+
+  it.each([
+    ["GET", `${RG}/providers/Microsoft.Web/sites/w/config/appsettings`],
+    ["PUT", RG],
+    ["POST", `${RG}/providers/Microsoft.Compute/virtualMachines/vm/restart`],
+    ["GET", `${RG}/deployments/d1`],
+    ["POST", `${RG}/providers/Microsoft.Resources/deployments/d1/validate`],
+  ])("lets %s %s through", (method, p) => {
+    expect(decide(method, p).outcome).toBe("allow");
+  });
+});
