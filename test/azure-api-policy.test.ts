@@ -9,6 +9,7 @@ import { decideAzureApi, globMatch, scopeCovers } from "../src/rbac/azure-api.ts
 import type { Role } from "../src/rbac/types.ts";
 import { parseResources } from "../src/resources/parse.ts";
 import { policySummary } from "../src/proxy/web/policy-summary.ts";
+import { azureApiSummaryText, summarizeAzureApi } from "../src/rbac/azure-api.ts";
 import { mapRequest, readRequest } from "../src/azure/operation.ts";
 
 const S = "/subscriptions/00000000-0000-0000-0000-000000000000";
@@ -355,7 +356,51 @@ describe("role syntax", () => {
   });
 });
 
-describe("the web UI's summary of the policy (src/proxy/web/policy-summary.ts)", () => {
+describe("the web UI's summary of the policy (summarizeAzureApi, next to the decision)", () => {
+  // One table of roles: for each, the summary's claims are checked against decideAzureApi on the same roles.
+  const read = req("GET", `${S}/resourcegroups/rg`);
+  const write = req("PUT", `${S}/resourcegroups/rg`);
+  const unnamed = req("GET", "/v1.0/me", "graph.microsoft.com");
+  const table: [string, Role[]][] = [
+    ["no rule", [role("plain", { allow: uses() })]],
+    ["azure_api: [] allows nothing", [role("empty", { allow: uses(CONTRIB, { azure_api: [] }) })]],
+    ["reads only", [role("reads", { allow: uses(CONTRIB, { azure_api: [{ actions: ["*/read"] }] }) })]],
+    ["reads only, in audit mode", [role("reads", { allow: uses(CONTRIB, { azure_api: [{ actions: ["*/read"] }] }), options: { azure_api_mode: "audit" } })]],
+    ["deny-only preset", [role("plain", { allow: uses() }), role("guard", { deny: { azure_api: [{ preset: "no-privilege-escalation" }] } })]],
+    ["deny writes, unknown allowed", [role("plain", { allow: uses() }), role("guard", { deny: { azure_api: [{ actions: ["*/write"] }] }, options: { azure_api_unknown: "allow" } })]],
+    ["deny writes in audit mode, reads-only enforced", [role("reads", { allow: uses(CONTRIB, { azure_api: [{ actions: ["*/read"] }] }) }), role("guard", { deny: { azure_api: [{ actions: ["*/write"] }] }, options: { azure_api_mode: "audit" } })]],
+    ["a restricting role for another identity only", [role("plain", { allow: uses() }), role("elsewhere", { allow: uses(OTHER, { azure_api: [] }) })]],
+  ];
+  it.each(table)("%s: the summary says what the decision does", (_name, roles) => {
+    const s = summarizeAzureApi(roles, {}, app, CONTRIB);
+    const text = azureApiSummaryText(s);
+    const [r, w, u] = [read, write, unnamed].map((x) => decide(roles, x));
+    // Unrestricted exactly when the decision says no rule applies.
+    expect(s.kind === "unrestricted").toBe(r.outcome === "unrestricted");
+    expect(text.startsWith("Anything the identity's Azure role allows.")).toBe(r.outcome === "unrestricted");
+    // "Nothing" exactly when every probe is refused by the default-deny.
+    if (text.startsWith("Nothing")) for (const d of [r, w, u]) expect(d.outcome).toBe("deny");
+    // Only X: what X names goes, what it does not is refused.
+    if (s.kind === "only" && s.allows.length) expect([r.outcome, w.outcome]).toEqual(["allow", "deny"]);
+    // Unnamed operations: the sentence exactly when the decision refuses them.
+    expect(text.includes("Operations azgate cannot name")).toBe(u.outcome === "deny");
+    // Audit mode: "all" exactly when no refusal among the probes is enforced.
+    const refusals = [r, w, u].filter((d) => d.outcome === "deny");
+    if (refusals.length) expect(s.audit === "all").toBe(refusals.every((d) => !d.enforced));
+  });
+  it("an audit-mode deny rule never lets through what an enforcing role refuses (found by the table above: it used to answer 'would deny' and forward the write)", () => {
+    const [reads, auditGuard] = table[6][1];
+    expect(decide([reads, auditGuard], write)).toMatchObject({ outcome: "deny", enforced: true, reason: expect.stringContaining("not allowed by any azure_api rule of role reads") });
+    // Where the enforcing role allows it, the audit rule's refusal is recorded and the request goes ("would deny").
+    const auditReads = role("watch", { deny: { azure_api: [{ actions: ["*/read"] }] }, options: { azure_api_mode: "audit" } });
+    expect(decide([reads, auditReads], read)).toMatchObject({ outcome: "deny", enforced: false, matched: { role: "watch", side: "deny" } });
+  });
+
+  it("names each rule the decision reads: allow rules of restricting roles, every deny rule", () => {
+    const s = summarizeAzureApi(table[6][1], {}, app, CONTRIB);
+    expect(azureApiSummaryText(s)).toBe("Only */read. Never */write. Operations azgate cannot name (Microsoft Graph, for one) are refused. (Some of these roles are in audit mode: their refusals are recorded, not enforced.)");
+  });
+
   it("says unnamed operations are refused exactly when decideAzureApi refuses them", () => {
     const guard = (options?: Role["spec"]["options"]) => role("guard", { deny: { azure_api: [{ preset: "no-privilege-escalation" }] }, ...(options ? { options } : {}) });
     const summary = (roles: Role[]) => policySummary({ roles, traits: {} } as unknown as Parameters<typeof policySummary>[0], app, CONTRIB);

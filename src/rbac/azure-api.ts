@@ -170,9 +170,7 @@ const plural = (rs: Role[], one: string, many: string) => `role${rs.length > 1 ?
  * rule sees its canonical form, never the spelling it was sent in.
  */
 export function decideAzureApi(roles: Role[], traits: Traits, app: App, identity: string, reading: RequestReading): AzureApiDecision {
-  // A role that says azure_api at all, even an empty list, restricts: an empty list allows nothing.
-  const restricting = rolesAllowingIdentity(roles, traits, app, identity).filter((r) => r.spec.allow?.azure_api !== undefined);
-  const denying = roles.filter((r) => (r.spec.deny?.azure_api ?? []).length > 0);
+  const { restricting, denying } = identityPolicy(roles, traits, app, identity);
   if (restricting.length === 0 && denying.length === 0) return { outcome: "unrestricted", enforced: false, operation: null, matched: null, reason: "no azure_api rule applies to this identity" };
   const concerned = [...new Set([...restricting, ...denying])];
   const anyEnforces = (rs: Role[]) => rs.some((r) => mode(r) === "enforce");
@@ -183,20 +181,30 @@ export function decideAzureApi(roles: Role[], traits: Traits, app: App, identity
   const req = reading.canonical!;
   const what = describe(op, req);
 
-  // Deny wins, from any role.
+  // Deny wins, from any role: an enforcing role's deny rule ends it here.
   const denied = denying.flatMap((role) => matchingRules(role, "deny", op, req, traits).map((m) => ({ role, m })));
-  if (denied.length > 0) {
-    const first = denied.find((d) => mode(d.role) === "enforce") ?? denied[0];
-    const by = `role ${first.role.metadata.name} (${first.m.preset ? `preset ${first.m.preset}` : `deny rule ${first.m.rule + 1}`})`;
-    return { outcome: "deny", enforced: anyEnforces(denied.map((d) => d.role)), operation: op, matched: first.m, reason: `${what} is denied by ${by}` };
-  }
+  const byRule = (d: (typeof denied)[number]): AzureApiDecision => {
+    const by = `role ${d.role.metadata.name} (${d.m.preset ? `preset ${d.m.preset}` : `deny rule ${d.m.rule + 1}`})`;
+    return { outcome: "deny", enforced: mode(d.role) === "enforce", operation: op, matched: d.m, reason: `${what} is denied by ${by}` };
+  };
+  const enforcedDeny = denied.find((d) => mode(d.role) === "enforce");
+  if (enforcedDeny) return byRule(enforcedDeny);
   // A deny role cannot tell whether its rules cover an operation azgate cannot name: it refuses it, unless it says azure_api_unknown: allow itself.
   const unsure = op.action === null ? denying.filter((r) => !lets(r)) : [];
-  if (unsure.length > 0) {
-    return { outcome: "deny", enforced: anyEnforces(unsure), operation: op, matched: null, reason: `${what}: azgate cannot name this Azure operation, so ${plural(unsure, "denies", "deny")} it (azure_api_unknown: deny)` };
-  }
-  if (restricting.length === 0) return { outcome: "allow", enforced: false, operation: op, matched: null, reason: `${what}: no deny rule matches, and no role restricts this identity` };
+  const byUnsure = (rs: Role[]): AzureApiDecision => ({ outcome: "deny", enforced: anyEnforces(rs), operation: op, matched: null, reason: `${what}: azgate cannot name this Azure operation, so ${plural(rs, "denies", "deny")} it (azure_api_unknown: deny)` });
+  if (unsure.some((r) => mode(r) === "enforce")) return byUnsure(unsure.filter((r) => mode(r) === "enforce"));
+  // What is left of the deny side is audit mode ("would deny"): it never lets through what an enforcing restricting role refuses.
+  const allowSide = decideAllowSide(restricting, op, req, traits, what);
+  if (allowSide.outcome === "deny" && allowSide.enforced) return allowSide;
+  if (denied.length > 0) return byRule(denied[0]);
+  if (unsure.length > 0) return byUnsure(unsure);
+  return allowSide;
+}
 
+/** The allow side alone: with no restricting role, anything; else a matching allow rule (or, unnamed, a lenient role), or the default deny. */
+function decideAllowSide(restricting: Role[], op: AzureOperation, req: CanonicalRequest, traits: Traits, what: string): AzureApiDecision {
+  const anyEnforces = (rs: Role[]) => rs.some((r) => mode(r) === "enforce");
+  if (restricting.length === 0) return { outcome: "allow", enforced: false, operation: op, matched: null, reason: `${what}: no deny rule matches, and no role restricts this identity` };
   for (const role of restricting) {
     const [m] = matchingRules(role, "allow", op, req, traits);
     if (m) return { outcome: "allow", enforced: false, operation: op, matched: m, reason: `${what} is allowed by role ${role.metadata.name} (allow rule ${m.rule + 1})` };
@@ -209,6 +217,74 @@ export function decideAzureApi(roles: Role[], traits: Traits, app: App, identity
     return { outcome: "deny", enforced: anyEnforces(restricting), operation: op, matched: null, reason: `${what}: azgate cannot name this Azure operation, and ${plural(restricting, "allows", "allow")} only operations named in azure_api (azure_api_unknown: deny)` };
   }
   return { outcome: "deny", enforced: anyEnforces(restricting), operation: op, matched: null, reason: `${what} is not allowed by any azure_api rule of role${restricting.length > 1 ? "s" : ""} ${names}` };
+}
+
+/** Which roles' azure_api rules concern an identity on an app: the one selection the decision and the summary read. */
+export interface IdentityPolicy {
+  /** Roles that allow the identity and say `allow.azure_api` at all (an empty list allows nothing): the identity is default-deny. */
+  restricting: Role[];
+  /** Roles with `deny.azure_api` rules, whichever identity they allow: deny wins from any role. */
+  denying: Role[];
+}
+
+export function identityPolicy(roles: Role[], traits: Traits, app: App, identity: string): IdentityPolicy {
+  return {
+    restricting: rolesAllowingIdentity(roles, traits, app, identity).filter((r) => r.spec.allow?.azure_api !== undefined),
+    denying: roles.filter((r) => (r.spec.deny?.azure_api ?? []).length > 0),
+  };
+}
+
+/** What the policy for one identity is, in parts (the web UI's "API policy" line): from identityPolicy, as decideAzureApi reads it. */
+export interface AzureApiSummary {
+  /** unrestricted: no rule applies; only: the allow rules name what goes (none: nothing goes); except: anything but the deny rules. */
+  kind: "unrestricted" | "only" | "except";
+  allows: AzureApiRule[];
+  denies: AzureApiRule[];
+  /** Operations azgate cannot name (Microsoft Graph, say) are refused, as decideAzureApi refuses them. */
+  unnamedRefused: boolean;
+  /** none: every refusal is enforced; all: every role in audit mode (refusals recorded, not enforced); some: mixed. */
+  audit: "none" | "some" | "all";
+}
+
+export function summarizeAzureApi(roles: Role[], traits: Traits, app: App, identity: string): AzureApiSummary {
+  const { restricting, denying } = identityPolicy(roles, traits, app, identity);
+  const concerned = [...new Set([...restricting, ...denying])];
+  const audits = concerned.filter((r) => mode(r) === "audit").length;
+  return {
+    kind: restricting.length > 0 ? "only" : denying.length > 0 ? "except" : "unrestricted",
+    allows: restricting.flatMap((r) => r.spec.allow?.azure_api ?? []),
+    denies: denying.flatMap((r) => r.spec.deny?.azure_api ?? []),
+    // As the decision: every deny role must let them through itself, and one restricting role must, when there is one.
+    unnamedRefused: concerned.length > 0 && !(denying.every(lets) && (restricting.length === 0 || restricting.some(lets))),
+    audit: audits === 0 ? "none" : audits === concerned.length ? "all" : "some",
+  };
+}
+
+/** The summary in a sentence or three. */
+export function azureApiSummaryText(s: AzureApiSummary): string {
+  const rules = (rs: AzureApiRule[], join: string) => rs.map(ruleText).join(join);
+  const what =
+    s.kind === "unrestricted" ? "Anything the identity's Azure role allows." :
+    s.kind === "except" ? "Anything the identity's Azure role allows, except what is listed next." :
+    s.allows.length === 0 ? "Nothing: a role's azure_api allows no operation, so every request is refused." :
+    `Only ${rules(s.allows, "; or ")}.`;
+  const never = s.denies.length ? ` Never ${rules(s.denies, "; ")}.` : "";
+  const unnamed = s.unnamedRefused ? " Operations azgate cannot name (Microsoft Graph, for one) are refused." : "";
+  const audit = s.audit === "all" ? " (Audit mode: refusals are recorded, not enforced.)" : s.audit === "some" ? " (Some of these roles are in audit mode: their refusals are recorded, not enforced.)" : "";
+  return `${what}${never}${unnamed}${audit}`;
+}
+
+function ruleText(r: AzureApiRule): string {
+  if (r.preset) return `the ${r.preset} preset`;
+  const parts = [
+    r.actions && r.actions.join(", "),
+    r.data_actions && r.data_actions.join(", "),
+    r.methods && `${r.methods.join("/")} requests`,
+    r.paths && `to ${r.paths.join(", ")}`,
+    r.hosts && `on ${r.hosts.join(", ")}`,
+    r.scopes && `in ${r.scopes.join(", ")}`,
+  ].filter(Boolean);
+  return parts.join(" ");
 }
 
 /** "Microsoft.X/y/write on /subscriptions/..." or, unnamed, "POST https://host/path" (canonical). */
