@@ -21,6 +21,7 @@
  * dot or whitespace, control characters.
  */
 import { cloudByName, type CloudName } from "./clouds.ts";
+import { MAX_URL_CHARS } from "../tunnel/http.ts";
 
 export type Plane = "control" | "data";
 export type Confidence = "exact" | "derived" | "unknown";
@@ -52,6 +53,8 @@ export class UnsafePath extends Error {}
 
 /** Segments of a path, decoded; throws UnsafePath on anything ambiguous. */
 export function safeSegments(rawPath: string): string[] {
+  // No request through the tunnel is longer (tunnel/http.ts); a longer path only makes the policy's work grow.
+  if (rawPath.length > MAX_URL_CHARS) throw new UnsafePath(`the path is longer than ${MAX_URL_CHARS} characters, the most a request through azgate may have`);
   if (!rawPath.startsWith("/")) throw new UnsafePath("the path must start with /");
   if (rawPath.includes("\\")) throw new UnsafePath("backslashes are not allowed in the path");
   if (/%(2f|5c|2e|00)/i.test(rawPath)) throw new UnsafePath("encoded separators, dots or NUL (%2F, %5C, %2E, %00) are not allowed in the path");
