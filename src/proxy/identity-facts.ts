@@ -8,8 +8,7 @@
 import { controlCall } from "../tunnel/index.ts";
 import { IDENTITY_FACTS_CALL, type IdentityFacts } from "../api/types.ts";
 import type { AppRegistry, AppServer } from "./registry.ts";
-
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { isGuid } from "../azure/guid.ts";
 const ASK_TIMEOUT_MS = 5_000;
 
 export async function askIdentityFacts(registry: AppRegistry, app: string, accept: (s: AppServer) => boolean, identity: string): Promise<{ facts: IdentityFacts | null; problem?: string }> {
@@ -18,7 +17,7 @@ export async function askIdentityFacts(registry: AppRegistry, app: string, accep
   for (const server of registry.servers(app, accept).slice(0, 2)) {
     try {
       const a = await controlCall<Partial<IdentityFacts> & { ok?: boolean; message?: string }>(server.tunnel.session, { type: IDENTITY_FACTS_CALL, identity }, ASK_TIMEOUT_MS);
-      if (a.ok === true && [a.client_id, a.principal_id, a.tenant_id].every((v) => typeof v === "string" && GUID.test(v))) {
+      if (a.ok === true && [a.client_id, a.principal_id, a.tenant_id].every(isGuid)) {
         return { facts: { client_id: a.client_id!, principal_id: a.principal_id!, tenant_id: a.tenant_id! } };
       }
       problem = typeof a.message === "string" ? a.message : "the agent does not answer identity_facts";

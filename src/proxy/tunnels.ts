@@ -13,6 +13,7 @@ import { verifyProof } from "../auth/proof.ts";
 import type { Identity } from "../pki/identity.ts";
 import { upgradeWebSocket } from "../runtime/index.ts";
 import { agentAppSchema } from "../config/schema.ts";
+import { GUID } from "../azure/guid.ts";
 import { attachSession, ErrorCode, respondJsonMeta, type TunnelSession, type TunnelStream } from "../tunnel/index.ts";
 import type { ProxyContext } from "./context.ts";
 import { KEYS } from "./keys.ts";
@@ -33,14 +34,15 @@ export const HEARTBEAT_INTERVAL_MS = 10_000;
  */
 type Env = { Variables: { identity: Identity; notAfter: Date; clientKey?: JsonWebKey } };
 
-const heartbeatSchema = z.object({
+export const heartbeatSchema = z.object({
   type: z.literal("heartbeat"),
   host_name: z.string().max(253),
   version: z.string().max(64),
   /** What the agent can do (forwarding.ts AGENT_FEATURES); older agents send none. */
   features: z.array(z.string().max(32)).max(32).optional(),
   apps: z.array(agentAppSchema).max(100),
-  tenant_id: z.string().max(64).optional(),
+  /** A GUID, or nothing: it reaches workstations' shells and tokens (azure/guid.ts). */
+  tenant_id: z.string().regex(GUID, "must be a GUID (the Entra tenant's ID)").optional(),
 });
 const renewSchema = z.object({ type: z.literal("renew"), public_key_pem: z.string().max(4096) });
 
@@ -210,7 +212,7 @@ async function handleAgentStream(ctx: ProxyContext, registry: AppRegistry, repli
       stream.reset(ErrorCode.REFUSED_STREAM, `unknown stream type "${String(type)}"`);
     }
   } catch (e) {
-    const message = e instanceof z.ZodError ? "malformed request" : (e as Error).message;
+    const message = e instanceof z.ZodError ? `malformed request${e.issues[0] ? `: ${e.issues[0].path.join(".")}: ${e.issues[0].message}` : ""}` : (e as Error).message;
     respondJsonMeta(stream, { ok: false, code: isAzgateError(e) ? e.code : "bad_request", message });
   }
 }
