@@ -17,11 +17,13 @@ import { parseResources } from "../src/resources/parse.ts";
 import { FakeClock } from "./helpers/fake-clock.ts";
 import { startHttpReceiver } from "./helpers/receivers.ts";
 import { KEYS } from "../src/proxy/keys.ts";
+import type { AppRegistry, AppServer } from "../src/proxy/registry.ts";
 import { TOTP, Secret } from "otpauth";
 import { tempDir } from "./helpers/azgate.ts";
 
 const READER = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ops/providers/Microsoft.ManagedIdentity/userAssignedIdentities/reader";
-const requester: Role = { kind: "role", version: "v7", metadata: { name: "requester" }, spec: { allow: { request: { azure_identities: [READER], suggested_reviewers: ["lead"] } } } };
+// app_labels '*': '*': requests may name an app no agent serves in these tests (none runs); see "the app a request names".
+const requester: Role = { kind: "role", version: "v7", metadata: { name: "requester" }, spec: { allow: { app_labels: { "*": "*" }, request: { azure_identities: [READER], suggested_reviewers: ["lead"] } } } };
 const alice = { identity: { kind: "user" }, name: "alice", user: null, roles: [requester], traits: {} } as unknown as Caller;
 
 let ctx: ProxyContext;
@@ -51,6 +53,41 @@ describe("creating access requests", () => {
     await cancelRequest(ctx, alice, r.metadata.name);
     await expect(createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reviewers: ["alice"] })).rejects.toThrow("you cannot review your own request");
     await expect(createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reviewers: ["bob\nINJECTED"] })).rejects.toThrow("reviewers must be at most 10 user names");
+  });
+});
+
+describe("the app a request names (reviewers read it in chat and mail)", () => {
+  // A role that offers the request but matches no app by itself: the app must be one an agent serves.
+  const offers: Role = { kind: "role", version: "v7", metadata: { name: "offers-reader" }, spec: { allow: { request: { azure_identities: [READER] } } } };
+  const carol = { identity: { kind: "user" }, name: "carol", user: null, roles: [offers], traits: {} } as unknown as Caller;
+  const serving = (...apps: string[]): Pick<AppRegistry, "all"> => ({ all: (name?: string) => apps.filter((a) => a === name).map(() => ({}) as AppServer) });
+  const refusals = async () => (await ctx.audit.search({ event: "access_request.create", user: "carol" })).filter((e) => e.success === false);
+
+  it("an app name written to forge a notification (blank lines, a link, a mention) is refused and audited; nothing is stored or sent", async () => {
+    const before = (await ctx.backend.list(KEYS.accessRequests)).length;
+    const hostile = "azure-cli\n\n<!channel> [Approve now](https://evil.example/approve) @here";
+    await expect(createRequest(ctx, carol, { app: hostile, azure_identity: READER, reason: "x" }, serving("azure-cli"))).rejects.toMatchObject({ code: "bad_parameter", message: expect.stringContaining("is not an app name") });
+    // Printable, and still not an app name.
+    await expect(createRequest(ctx, carol, { app: "azure-cli [Approve](https://evil.example)", azure_identity: READER, reason: "x" }, serving("azure-cli"))).rejects.toMatchObject({ code: "bad_parameter", message: expect.stringContaining("is not an app name") });
+    expect(await refusals()).toEqual([
+      expect.objectContaining({ app: hostile, success: false, error_code: "bad_parameter", reason: expect.stringContaining("is not an app name") }),
+      expect.objectContaining({ app: "azure-cli [Approve](https://evil.example)", success: false, error_code: "bad_parameter", reason: expect.stringContaining("is not an app name") }),
+    ]);
+    expect(await ctx.backend.list(KEYS.accessRequests)).toHaveLength(before);
+    expect(await ctx.backend.list(KEYS.notifications)).toEqual([]);
+  });
+
+  it("an app no agent serves is refused, audited, unless a role could match any app; one an agent serves is taken", async () => {
+    await expect(createRequest(ctx, carol, { app: "nobody-serves-this", azure_identity: READER, reason: "x" }, serving("azure-cli"))).rejects.toMatchObject({ code: "bad_parameter", message: 'no agent serves app "nobody-serves-this" right now; azgate apps ls shows the apps you can use' });
+    expect((await refusals()).at(-1)).toMatchObject({ app: "nobody-serves-this", error_code: "bad_parameter" });
+    // No registry at all (nothing known to be served) is the same.
+    await expect(createRequest(ctx, carol, { app: "azure-cli", azure_identity: READER, reason: "x" })).rejects.toMatchObject({ code: "bad_parameter" });
+    const made = await createRequest(ctx, carol, { app: "azure-cli", azure_identity: READER, reason: "x" }, serving("azure-cli"));
+    expect(made.spec.app).toBe("azure-cli");
+    await cancelRequest(ctx, carol, made.metadata.name);
+    // alice's requester role matches every app ('*': '*'): the name is all that can be checked while no agent runs.
+    const hers = await createRequest(ctx, alice, { app: "served-later", azure_identity: READER, reason: "x" });
+    await cancelRequest(ctx, alice, hers.metadata.name);
   });
 });
 

@@ -162,6 +162,48 @@ describe("notification targets", () => {
     }
   });
 
+  it("an app name written to forge content (blank lines, a link, mentions) is escaped in every target's commands block, and cannot start a line of its own in mail", async () => {
+    hooks.posts.length = 0;
+    await clearTargets();
+    await ctx.backend.put(KEYS.user("alice"), { kind: "user", version: "v2", metadata: { name: "alice" }, spec: { roles: [], traits: { email: ["alice@example.com"] } } });
+    await putTargets(chatTargets() + `\n---\nkind: notification_target\nversion: v1\nmetadata: { name: mail }\nspec:\n  type: smtp\n  smtp: { host: 127.0.0.1, port: ${smtp.port}, username: ${smtp.user}, password: ${smtp.password}, ca_file: ${smtp.caFile}, from: azgate@example.com, to: [security@example.com] }\n`);
+    // A request stored before app names were checked (or through another door): the messages must hold anyway.
+    const app = "x\n\n" + HOSTILE + "\n\nOpen it: https://evil.example/approve\n  azgate request approve all";
+    const T0 = clock.date();
+    const r = request({ app, state: "APPROVED", reviews: [{ author: "bob", state: "APPROVED", reason: "ok", created: T0.toISOString() }], grant: { not_before: T0.toISOString(), not_after: new Date(T0.getTime() + 3_600_000).toISOString() } });
+    smtp.mails.splice(0);
+    expect(await enqueueNotifications(ctx, { event: "access_request.approve", request: r, actor: "bob" })).toBe(4);
+    expect(await dispatchDue(deps())).toBe(4);
+
+    const slack = JSON.parse(byPath("/slack")[0].body).attachments[0].text as string;
+    const mm = JSON.parse(byPath("/mm")[0].body).attachments[0].text as string;
+    for (const [name, commands] of [["slack", slack], ["mattermost", mm]]) {
+      // Each command is one line, one code span: nothing in it becomes markdown or a line of its own.
+      expect(commands.split("\n"), name).toHaveLength(2);
+      for (const line of commands.split("\n")) expect(line, name).toMatch(/^`[^`\n]*`$/);
+    }
+    expect(slack).not.toContain("<!channel>");
+    expect(slack).toContain("&lt;!channel&gt;");
+    const teams = JSON.parse(byPath("/teams")[0].body).attachments[0].content.body as { type: string; text?: string; fontType?: string }[];
+    const commands = teams.filter((b) => b.fontType === "Monospace").map((b) => b.text!);
+    expect(commands).toHaveLength(2);
+    for (const cmd of commands) {
+      expect(cmd).not.toMatch(/\n/);
+      expect(cmd).not.toContain("[Approve now](https://evil.example");
+      expect(cmd).not.toContain(" @here");
+    }
+    expect(commands[0]).toContain(String.raw`\[Approve now\]\(https\://evil\.example/approve\)`);
+
+    const [m] = await smtp.waitFor(1);
+    smtp.mails.splice(0);
+    const lines = m.text!.split("\n");
+    // Only azgate's own lines start at the margin: the headline, the facts, "Open it", "Or from a terminal", and the commands two spaces in.
+    expect(lines.filter((l) => l.startsWith("Open it:"))).toEqual([`Open it: ${CONTEXT.proxyUrl}/web/requests/${r.metadata.name}`]);
+    expect(lines.filter((l) => /^\s*azgate request approve/.test(l))).toEqual([]);
+    expect(m.subject).not.toMatch(/[\r\n]/);
+    expect(lines[0]).toBe(m.subject!.replace(/^\[azgate\] /, ""));
+  });
+
   it("mail goes over STARTTLS with a password to the target's list, the requester and the suggested reviewers who have an e-mail", async () => {
     await clearTargets();
     for (const [name, email] of [["alice", "alice@example.com"], ["bob", "bob@example.com"]]) {

@@ -14,8 +14,11 @@ const duration = z.string().refine((v) => {
   }
 }, "must be a duration such as 30m or 1h");
 
+/** An app's name, as agents announce it (and as access requests must name one). */
+export const APP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
 export const agentAppSchema = z.strictObject({
-  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be lowercase letters, digits and '-'"),
+  name: z.string().regex(APP_NAME, "must be lowercase letters, digits and '-'"),
   /** Azure (public), AzureUSGovernment or AzureChinaCloud (azure/clouds.ts). */
   cloud: z.enum(CLOUD_NAMES, { message: `must be one of ${CLOUD_NAMES.join(", ")}` }).default("Azure"),
   uri: z.string().default("cloud://Azure"),

@@ -22,6 +22,8 @@ import { USER_NAME } from "../resources/user.ts";
 import { freshTotpStep } from "../auth/totp.ts";
 import type { UserAuth } from "./users.ts";
 import { enqueueNotifications } from "./notify/outbox.ts";
+import { checkRequestedApp } from "./requested-app.ts";
+import type { AppRegistry } from "./registry.ts";
 
 /** How often the proxy records the ends that come with time (recordEndings). */
 export const ENDINGS_MS = 10_000;
@@ -68,11 +70,12 @@ async function lookupFor(ctx: ProxyContext, roles: Role[]): Promise<{ lookup: Ro
 /** The roles named in `request` / `review_requests` blocks, loaded so the pure rules can read them. */
 const namedRoles = (roles: Role[]) => roles.flatMap((r) => [...(r.spec.allow?.request?.roles ?? []), ...(r.spec.allow?.request?.search_as_roles ?? []), ...(r.spec.deny?.request?.roles ?? []), ...(r.spec.allow?.review_requests?.roles ?? []), ...(r.spec.deny?.review_requests?.roles ?? [])]);
 
-export async function createRequest(ctx: ProxyContext, caller: Caller, input: CreateRequestInput): Promise<AccessRequest> {
+export async function createRequest(ctx: ProxyContext, caller: Caller, input: CreateRequestInput, registry?: Pick<AppRegistry, "all">): Promise<AccessRequest> {
   if (caller.identity.kind !== "user") throw new AzgateError("access_denied", "access requests are made by users");
   const app = text(input.app, "app", true);
   const { lookup, load } = await lookupFor(ctx, caller.roles);
   await load(namedRoles(caller.roles));
+  await checkRequestedApp(ctx, caller, app, registry, namedRoles(caller.roles).map(lookup));
   const identity = resolveRequested(caller.roles, text(input.azure_identity, "azure_identity", true), lookup);
   const terms = requestTerms(caller.roles, caller.traits, identity, lookup);
   if (!terms.allowed) {

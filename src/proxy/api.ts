@@ -186,7 +186,7 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   authed.get("/admin/audit", async (c) => c.json({ items: await admin.searchAudit(ctx, c.get("caller"), c.req.query()) }));
   authed.get("/apps", async (c) => c.json({ items: await listApps(ctx, opts.registry, c.get("caller")) }));
   // Access requests (proxy/access-requests.ts).
-  authed.post("/requests", async (c) => c.json(await requests.createRequest(ctx, c.get("caller"), parseJson<requests.CreateRequestInput>(c.get("body")))));
+  authed.post("/requests", async (c) => c.json(await requests.createRequest(ctx, c.get("caller"), parseJson<requests.CreateRequestInput>(c.get("body")), opts.registry)));
   authed.get("/requests/terms", async (c) => c.json(await requests.requestableTerms(ctx, c.get("caller"), c.req.query("azure_identity") ?? "")));
   authed.get("/requests", async (c) => c.json({ items: await requests.listRequests(ctx, c.get("caller"), c.req.query("filter")) }));
   authed.get("/requests/:id", async (c) => c.json(await requests.getRequest(ctx, c.get("caller"), c.req.param("id"))));

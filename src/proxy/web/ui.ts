@@ -165,7 +165,7 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
     const f = await c.req.parseBody();
     const s = (k: string) => (typeof f[k] === "string" && f[k] !== "" ? (f[k] as string) : undefined);
     try {
-      const r = await requests.createRequest(ctx, c.get("caller"), { app: s("app"), azure_identity: s("azure_identity"), duration: s("duration"), reason: s("reason"), ticket: s("ticket") });
+      const r = await requests.createRequest(ctx, c.get("caller"), { app: s("app"), azure_identity: s("azure_identity"), duration: s("duration"), reason: s("reason"), ticket: s("ticket") }, opts.registry);
       return c.redirect(`/web/requests/${r.metadata.name}?ok=${encodeURIComponent(`Request created: ${r.spec.state}.`)}`, 303);
     } catch (e) {
       if (!isAzgateError(e) || e.code !== "bad_parameter") throw e;
