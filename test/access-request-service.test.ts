@@ -123,7 +123,7 @@ describe("what time does to a request (the state's clock, moved)", () => {
     const hooks = await startHttpReceiver();
     try {
       for (const r of parseResources(`kind: notification_target\nversion: v1\nmetadata: {name: reviewers}\nspec: {type: slack, url: "${hooks.url("/hook")}"}\n`, "t.yaml").resources) await ctx.backend.put(KEYS.notificationTarget(r.metadata.name), r);
-      const deps = { backend: ctx.backend, audit: ctx.audit, clock: ctx.clock, context: async () => ({ cluster: "t", proxyUrl: "https://proxy.example.com" }) };
+      const deps = { backend: ctx.backend, audit: ctx.audit, clock: ctx.clock, context: async () => ({ cluster: "t", proxyUrl: "https://proxy.example.com" }), allowPrivateAddresses: true }; // the receiver is on loopback
       const made = await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "nobody looks", request_ttl: "5s" });
       await expect(createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "x", request_ttl: "4s" })).rejects.toThrow("request_ttl must be from 5s to 7 days");
       expect(Date.parse(made.spec.review_deadline)).toBe(clock.now() + 5_000);
