@@ -17,6 +17,7 @@ import { parseResources } from "../src/resources/parse.ts";
 import { FakeClock } from "./helpers/fake-clock.ts";
 import { startHttpReceiver } from "./helpers/receivers.ts";
 import { KEYS } from "../src/proxy/keys.ts";
+import type { AppRegistry, AppServer } from "../src/proxy/registry.ts";
 import { TOTP, Secret } from "otpauth";
 import { tempDir } from "./helpers/azgate.ts";
 
@@ -56,6 +57,37 @@ describe("creating access requests", () => {
   });
 });
 
+describe("the app a request names (reviewers read it in chat and mail)", () => {
+  // A role that offers the request but matches no app by itself: a grant of it would open no server.
+  const offers: Role = { kind: "role", version: "v7", metadata: { name: "offers-reader" }, spec: { allow: { request: { azure_identities: [READER] } } } };
+  const carol = { identity: { kind: "user" }, name: "carol", user: { metadata: { name: "carol" }, spec: { roles: ["offers-reader"], traits: {} }, status: { id: "id-carol", generation: 0 } }, roles: [offers], traits: {} } as unknown as Caller;
+  const refusals = async (user: string) => (await ctx.audit.search({ event: "access_request.create", user })).filter((e) => e.success === false);
+
+  it("an app name written to forge a notification (blank lines, a link, a mention) is refused and audited; nothing is stored or sent", async () => {
+    const before = (await ctx.backend.list(KEYS.accessRequests)).length;
+    const hostile = "azure-cli\n\n<!channel> [Approve now](https://evil.example/approve) @here";
+    await expect(createRequest(ctx, alice, { app: hostile, azure_identity: READER, reason: "x" }, served)).rejects.toMatchObject({ code: "bad_parameter", message: expect.stringContaining("is not an app name") });
+    // Printable, and still not an app name.
+    await expect(createRequest(ctx, alice, { app: "azure-cli [Approve](https://evil.example)", azure_identity: READER, reason: "x" }, served)).rejects.toMatchObject({ code: "bad_parameter", message: expect.stringContaining("is not an app name") });
+    expect((await refusals("alice")).slice(-2)).toEqual([
+      expect.objectContaining({ app: hostile, success: false, error_code: "bad_parameter", reason: expect.stringContaining("is not an app name") }),
+      expect.objectContaining({ app: "azure-cli [Approve](https://evil.example)", success: false, error_code: "bad_parameter", reason: expect.stringContaining("is not an app name") }),
+    ]);
+    expect(await ctx.backend.list(KEYS.accessRequests)).toHaveLength(before);
+    expect(await ctx.backend.list(KEYS.notifications)).toEqual([]);
+  });
+
+  it("an app no agent serves is refused (not_found), and one whose labels the requester's roles do not cover (access_denied), audited; a served app they cover is taken", async () => {
+    await expect(createRequest(ctx, alice, { app: "nobody-serves-this", azure_identity: READER, reason: "x" }, served)).rejects.toMatchObject({ code: "not_found", message: 'no agent serves app "nobody-serves-this" right now; azgate apps ls shows the apps that are up' });
+    expect((await refusals("alice")).at(-1)).toMatchObject({ app: "nobody-serves-this", error_code: "not_found" });
+    await expect(createRequest(ctx, carol, { app: "azure-cli", azure_identity: READER, reason: "x" }, served)).rejects.toMatchObject({ code: "access_denied", message: expect.stringContaining('would not cover app "azure-cli"') });
+    expect((await refusals("carol")).at(-1)).toMatchObject({ app: "azure-cli", error_code: "access_denied" });
+    const made = await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "x" }, served);
+    expect(made.spec.app).toBe("azure-cli");
+    await cancelRequest(ctx, alice, made.metadata.name);
+  });
+});
+
 describe("a role that asks reviewers for an authenticator code (options.review_mfa)", () => {
   const reviewerRole: Role = { kind: "role", version: "v7", metadata: { name: "careful-reviewer" }, spec: { allow: { review_requests: { azure_identities: [READER] } }, options: { review_mfa: true } } };
   const bob = { identity: { kind: "user" }, name: "bob", user: null, roles: [reviewerRole], traits: {} } as unknown as Caller;
@@ -88,7 +120,7 @@ describe("what time does to a request (the state's clock, moved)", () => {
     const hooks = await startHttpReceiver();
     try {
       for (const r of parseResources(`kind: notification_target\nversion: v1\nmetadata: {name: reviewers}\nspec: {type: slack, url: "${hooks.url("/hook")}"}\n`, "t.yaml").resources) await ctx.backend.put(KEYS.notificationTarget(r.metadata.name), r);
-      const deps = { backend: ctx.backend, audit: ctx.audit, clock: ctx.clock, context: async () => ({ cluster: "t", proxyUrl: "https://proxy.example.com" }) };
+      const deps = { backend: ctx.backend, audit: ctx.audit, clock: ctx.clock, context: async () => ({ cluster: "t", proxyUrl: "https://proxy.example.com" }), allowPrivateAddresses: true }; // the receiver is on loopback
       const made = await createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "nobody looks", request_ttl: "5s" }, served);
       await expect(createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reason: "x", request_ttl: "4s" }, served)).rejects.toThrow("request_ttl must be from 5s to 7 days");
       expect(Date.parse(made.spec.review_deadline)).toBe(clock.now() + 5_000);

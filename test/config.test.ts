@@ -45,6 +45,14 @@ describe("configuration", () => {
     expect(() => apps("    - name: a\n    - name: b\n      cloud: AzureChinaCloud\n")).toThrow(/agent\.apps: all apps of one agent must name the same cloud/);
   });
 
+  it("notifications go to private, loopback and link-local addresses only when allowed (file or environment)", () => {
+    expect(loadConfig({}).notifications).toEqual({ allow_private_addresses: false });
+    expect(loadConfig({ file: file("notifications:\n  allow_private_addresses: true\n") }).notifications.allow_private_addresses).toBe(true);
+    expect(loadConfig({ env: { AZGATE_NOTIFICATIONS_ALLOW_PRIVATE_ADDRESSES: "true" } }).notifications.allow_private_addresses).toBe(true);
+    expect(loadConfig({ env: { AZGATE_NOTIFICATIONS_ALLOW_PRIVATE_ADDRESSES: "false" } }).notifications.allow_private_addresses).toBe(false);
+    expect(() => loadConfig({ env: { AZGATE_NOTIFICATIONS_ALLOW_PRIVATE_ADDRESSES: "yes" } })).toThrow(/notifications\.allow_private_addresses: must be true or false/);
+  });
+
   it("reports malformed YAML and a missing file", () => {
     expect(() => loadConfig({ file: file("proxy: [\n") })).toThrow(/malformed YAML/);
     expect(() => loadConfig({ file: "/nonexistent/azgate.yaml" })).toThrow(/cannot read config file/);

@@ -28,6 +28,8 @@ import { parseResources } from "../src/resources/parse.ts";
 import { withoutTargetSecrets, type NotificationTarget } from "../src/resources/notification-target.ts";
 import type { AccessRequest } from "../src/resources/access-request.ts";
 import { BACKOFF_MS, dispatchDue, enqueueNotifications, OUTBOX_KEEP_MS, type OutboxEntry } from "../src/proxy/notify/outbox.ts";
+import { deliver } from "../src/proxy/notify/deliver.ts";
+import { request as httpRequest } from "../src/runtime/index.ts";
 import { FakeClock } from "./helpers/fake-clock.ts";
 import { tempDir } from "./helpers/azgate.ts";
 import { newWebhookSecret, startHttpReceiver, startSmtpReceiver, type HttpReceiver, type SmtpReceiver } from "./helpers/receivers.ts";
@@ -62,7 +64,8 @@ async function putTargets(yaml: string) {
 async function clearTargets() {
   for (const i of await ctx.backend.list(KEYS.notificationTargets)) await ctx.backend.delete(i.key);
 }
-const deps = () => ({ backend: ctx.backend, audit: ctx.audit, clock: ctx.clock, context: async () => CONTEXT });
+// The receivers run on loopback: as a proxy configured with notifications.allow_private_addresses.
+const deps = (allowPrivateAddresses = true) => ({ backend: ctx.backend, audit: ctx.audit, clock: ctx.clock, context: async () => CONTEXT, allowPrivateAddresses });
 const byPath = (p: string) => hooks.posts.filter((x) => x.path === p);
 /** One target of each chat kind, each posting to its own path on the receiver. */
 const chatTargets = () =>
@@ -162,6 +165,48 @@ describe("notification targets", () => {
     }
   });
 
+  it("an app name written to forge content (blank lines, a link, mentions) is escaped in every target's commands block, and cannot start a line of its own in mail", async () => {
+    hooks.posts.length = 0;
+    await clearTargets();
+    await ctx.backend.put(KEYS.user("alice"), { kind: "user", version: "v2", metadata: { name: "alice" }, spec: { roles: [], traits: { email: ["alice@example.com"] } } });
+    await putTargets(chatTargets() + `\n---\nkind: notification_target\nversion: v1\nmetadata: { name: mail }\nspec:\n  type: smtp\n  smtp: { host: 127.0.0.1, port: ${smtp.port}, username: ${smtp.user}, password: ${smtp.password}, ca_file: ${smtp.caFile}, from: azgate@example.com, to: [security@example.com] }\n`);
+    // A request stored before app names were checked (or through another door): the messages must hold anyway.
+    const app = "x\n\n" + HOSTILE + "\n\nOpen it: https://evil.example/approve\n  azgate request approve all";
+    const T0 = clock.date();
+    const r = request({ app, state: "APPROVED", reviews: [{ author: "bob", state: "APPROVED", reason: "ok", created: T0.toISOString() }], grant: { not_before: T0.toISOString(), not_after: new Date(T0.getTime() + 3_600_000).toISOString() } });
+    smtp.mails.splice(0);
+    expect(await enqueueNotifications(ctx, { event: "access_request.approve", request: r, actor: "bob" })).toBe(4);
+    expect(await dispatchDue(deps())).toBe(4);
+
+    const slack = JSON.parse(byPath("/slack")[0].body).attachments[0].text as string;
+    const mm = JSON.parse(byPath("/mm")[0].body).attachments[0].text as string;
+    for (const [name, commands] of [["slack", slack], ["mattermost", mm]]) {
+      // Each command is one line, one code span: nothing in it becomes markdown or a line of its own.
+      expect(commands.split("\n"), name).toHaveLength(2);
+      for (const line of commands.split("\n")) expect(line, name).toMatch(/^`[^`\n]*`$/);
+    }
+    expect(slack).not.toContain("<!channel>");
+    expect(slack).toContain("&lt;!channel&gt;");
+    const teams = JSON.parse(byPath("/teams")[0].body).attachments[0].content.body as { type: string; text?: string; fontType?: string }[];
+    const commands = teams.filter((b) => b.fontType === "Monospace").map((b) => b.text!);
+    expect(commands).toHaveLength(2);
+    for (const cmd of commands) {
+      expect(cmd).not.toMatch(/\n/);
+      expect(cmd).not.toContain("[Approve now](https://evil.example");
+      expect(cmd).not.toContain(" @here");
+    }
+    expect(commands[0]).toContain(String.raw`\[Approve now\]\(https\://evil\.example/approve\)`);
+
+    const [m] = await smtp.waitFor(1);
+    smtp.mails.splice(0);
+    const lines = m.text!.split("\n");
+    // Only azgate's own lines start at the margin: the headline, the facts, "Open it", "Or from a terminal", and the commands two spaces in.
+    expect(lines.filter((l) => l.startsWith("Open it:"))).toEqual([`Open it: ${CONTEXT.proxyUrl}/web/requests/${r.metadata.name}`]);
+    expect(lines.filter((l) => /^\s*azgate request approve/.test(l))).toEqual([]);
+    expect(m.subject).not.toMatch(/[\r\n]/);
+    expect(lines[0]).toBe(m.subject!.replace(/^\[azgate\] /, ""));
+  });
+
   it("mail goes over STARTTLS with a password to the target's list, the requester and the suggested reviewers who have an e-mail", async () => {
     await clearTargets();
     for (const [name, email] of [["alice", "alice@example.com"], ["bob", "bob@example.com"]]) {
@@ -182,7 +227,7 @@ describe("notification targets", () => {
     expect(m.text).toContain(`Open it: ${CONTEXT.proxyUrl}/web/requests/${r.metadata.name}`);
   });
 
-  it("a wrong SMTP password fails the send, audited with the server's answer and never the password; the entry waits for its retry", async () => {
+  it("a wrong SMTP password fails the send, audited with the server's reply code (not its words) and never the password; the entry waits for its retry", async () => {
     await clearTargets();
     await putTargets(`kind: notification_target\nversion: v1\nmetadata: { name: mail }\nspec:\n  type: smtp\n  smtp: { host: 127.0.0.1, port: ${smtp.port}, username: ${smtp.user}, password: not-the-password, ca_file: ${smtp.caFile}, from: azgate@example.com, to: [security@example.com] }\n`);
     const r = request();
@@ -190,8 +235,8 @@ describe("notification targets", () => {
     await enqueueNotifications(ctx, { event: "access_request.create", request: r });
     expect(await dispatchDue(deps())).toBe(0);
     const [failed] = await ctx.audit.search({ event: "notification.failed", request: r.metadata.name });
-    expect(failed).toMatchObject({ target: "mail", success: false, retry_at: new Date(T0 + BACKOFF_MS[0]).toISOString() });
-    expect(String(failed.error)).toMatch(/refused the mail: .*Invalid username or password/);
+    expect(failed).toMatchObject({ target: "mail", success: false, receiver_status: 535, retry_at: new Date(T0 + BACKOFF_MS[0]).toISOString() });
+    expect(failed.error).toBe("the SMTP server 127.0.0.1 refused the mail: EAUTH, SMTP 535");
     expect(JSON.stringify(failed)).not.toContain("not-the-password");
     for (const i of await ctx.backend.list(KEYS.notifications)) await ctx.backend.delete(i.key);
   });
@@ -212,10 +257,12 @@ describe("notification targets", () => {
     clock.advance(BACKOFF_MS[1]);
     expect(await dispatchDue(deps())).toBe(1);
     const failures = await ctx.audit.search({ event: "notification.failed", request: r.metadata.name });
-    expect(failures.map((f) => [f.attempts, f.error])).toEqual([
-      [1, "the webhook receiver answered HTTP 503: receiver is down"],
-      [2, "the webhook receiver answered HTTP 500: receiver is down"],
+    // The status only: what the receiver said is its text, not the audit log's.
+    expect(failures.map((f) => [f.attempts, f.error, f.receiver_status])).toEqual([
+      [1, "the webhook receiver answered HTTP 503", 503],
+      [2, "the webhook receiver answered HTTP 500", 500],
     ]);
+    expect(JSON.stringify(failures)).not.toContain("receiver is down");
     const [sent] = await ctx.audit.search({ event: "notification.sent", request: r.metadata.name });
     expect(sent.attempts).toBe(3);
     const ids = new Set(failures.map((f) => f.notification_id));
@@ -258,7 +305,7 @@ describe("notification targets", () => {
       try {
         hooks.posts.length = 0;
         for (const r of parseResources(`kind: notification_target\nversion: v1\nmetadata: { name: chat }\nspec: { type: slack, url: "${hooks.url("/far")}" }\n`, "t.yaml").resources) await state.ctx.backend.put(KEYS.notificationTarget(r.metadata.name), r);
-        const farDeps = { backend: state.ctx.backend, audit: state.ctx.audit, clock: far, context: async () => CONTEXT };
+        const farDeps = { backend: state.ctx.backend, audit: state.ctx.audit, clock: far, context: async () => CONTEXT, allowPrivateAddresses: true };
         const made = (): AccessRequest => ({ ...request(), spec: { ...request().spec, created: far.date().toISOString() } });
         expect(await enqueueNotifications(state.ctx, { event: "access_request.create", request: made() })).toBe(1);
         expect(await dispatchDue(farDeps)).toBe(1);
@@ -290,6 +337,60 @@ describe("notification targets", () => {
     const [entry] = await ctx.backend.list<OutboxEntry>(KEYS.notifications);
     expect(entry.value).toMatchObject({ target: "prod", attempts: 0, notice: { event: "access_request.create" } });
     await ctx.backend.delete(entry.key);
+  });
+});
+
+describe("where notifications may go (notifications.allow_private_addresses)", () => {
+  const target = (spec: string) => parseResources(`kind: notification_target\nversion: v1\nmetadata: { name: t }\nspec: ${spec}\n`, "t.yaml").resources[0] as NotificationTarget;
+  const hook = `{ type: webhook, url: "URL", signing_secret: "${secret}" }`;
+  const send = (t: NotificationTarget, resolve?: (host: string) => Promise<{ address: string; family: number }[]>) =>
+    deliver(t, { id: "msg_1", notice: { event: "access_request.create", request: request() }, to: ["a@example.com"] }, CONTEXT, clock.date(), { resolve });
+
+  it("by default a receiver on loopback is refused before anything is sent, audited (target_refused), the entry kept for its retries", async () => {
+    hooks.posts.length = 0;
+    smtp.mails.splice(0);
+    await clearTargets();
+    await putTargets(chatTargets() + `\n---\nkind: notification_target\nversion: v1\nmetadata: { name: mail }\nspec:\n  type: smtp\n  smtp: { host: 127.0.0.1, port: ${smtp.port}, username: ${smtp.user}, password: ${smtp.password}, ca_file: ${smtp.caFile}, from: azgate@example.com, to: [security@example.com] }\n`);
+    const r = request();
+    expect(await enqueueNotifications(ctx, { event: "access_request.create", request: r, actor: "alice" })).toBe(4);
+    expect(await dispatchDue(deps(false))).toBe(0);
+    expect(hooks.posts).toEqual([]);
+    expect(smtp.mails).toEqual([]);
+    const failed = await ctx.audit.search({ event: "notification.failed", request: r.metadata.name });
+    expect(failed.map((f) => f.target).sort()).toEqual(["mail", "mm", "slack", "teams"]);
+    for (const f of failed) {
+      expect(f).toMatchObject({ success: false, error_code: "target_refused", retry_at: expect.any(String) });
+      expect(f.error).toMatch(/'s host 127\.0\.0\.1 resolves to 127\.0\.0\.1 \(loopback\); the proxy sends notifications there only with notifications\.allow_private_addresses: true/);
+    }
+    expect(await ctx.backend.list(KEYS.notifications)).toHaveLength(4);
+    for (const i of await ctx.backend.list(KEYS.notifications)) await ctx.backend.delete(i.key);
+  });
+
+  it("every address a name resolves to is checked: link-local (IMDS), private, CGNAT, IPv6 loopback and ULA, IPv4-mapped; for URLs and SMTP hosts", async () => {
+    const resolvesTo = (...addresses: string[]) => async () => addresses.map((address) => ({ address, family: address.includes(":") ? 6 : 4 }));
+    const refused = [
+      [target(hook.replace("URL", "https://hooks.example.com/h")), resolvesTo("93.184.216.34", "10.0.0.5"), "10.0.0.5 (private)"],
+      [target(hook.replace("URL", "https://metadata.example/h")), resolvesTo("169.254.169.254"), "169.254.169.254 (link-local (IMDS))"],
+      [target(hook.replace("URL", "https://cgnat.example/h")), resolvesTo("100.64.1.1"), "100.64.1.1 (carrier-grade NAT)"],
+      [target(hook.replace("URL", "https://v6.example/h")), resolvesTo("::1"), "::1 (loopback)"],
+      [target(hook.replace("URL", "https://ula.example/h")), resolvesTo("fd12::1"), "fd12::1 (private (ULA))"],
+      [target(hook.replace("URL", "https://mapped.example/h")), resolvesTo("::ffff:192.168.1.1"), "::ffff:192.168.1.1 (private)"],
+      [target(hook.replace("URL", "http://169.254.169.254/metadata")), undefined, "169.254.169.254 (link-local (IMDS))"],
+      [target(hook.replace("URL", "http://[::1]:8080/h")), undefined, "::1 (loopback)"],
+      [target(hook.replace("URL", "http://localhost:8080/h")), undefined, "(loopback)"],
+      [target(`{ type: smtp, smtp: { host: smtp.internal, from: a@example.com } }`), resolvesTo("192.168.1.10"), "192.168.1.10 (private)"],
+    ] as const;
+    for (const [t, resolve, why] of refused) {
+      await expect(send(t, resolve), t.spec.url ?? t.spec.smtp?.host).rejects.toThrow(why);
+    }
+  });
+
+  it("the checked address is the one connected to: the name serves for Host only", async () => {
+    hooks.posts.length = 0;
+    const port = new URL(hooks.url()).port;
+    const res = await httpRequest(`http://receiver.invalid:${port}/pinned`, { method: "POST", body: "{}", address: { address: "127.0.0.1", family: 4 } });
+    expect(res.status).toBe(200);
+    expect(hooks.posts).toEqual([expect.objectContaining({ path: "/pinned", headers: expect.objectContaining({ host: `receiver.invalid:${port}` }) })]);
   });
 });
 

@@ -15,7 +15,7 @@ import { verifyPlaceholder } from "../src/azure/placeholder.ts";
 import { tokenEndpoint, type TokenDialect } from "../src/client/token-endpoint.ts";
 import { azureEnv, IDENTITY_HOST, MSI_HOST, tokenSecret } from "../src/client/session-env.ts";
 import { isLoopback } from "../src/net/connect-server.ts";
-import { exportLines } from "../src/cli/commands/azure.ts";
+import { exportLines } from "../src/cli/shell-exports.ts";
 import { usesMsal } from "../src/client/az.ts";
 import { EXEC_VARIABLES, execEnv, SCRUBBED } from "../src/client/exec-env.ts";
 
@@ -163,7 +163,7 @@ describe("local proxy helpers", () => {
   it("prints exports in each shell's syntax, quoting only where a POSIX shell needs it", () => {
     const env = { A: "http://127.0.0.1:1", B: "/tmp/my dir/it's.pem" };
     expect(exportLines(env, "unix")).toBe(`export A=http://127.0.0.1:1\nexport B='/tmp/my dir/it'\\''s.pem'`);
-    expect(exportLines(env, "powershell")).toBe(`$Env:A="http://127.0.0.1:1"\n$Env:B="/tmp/my dir/it's.pem"`);
+    expect(exportLines(env, "powershell")).toBe(`$Env:A='http://127.0.0.1:1'\n$Env:B='/tmp/my dir/it''s.pem'`);
     expect(exportLines(env, "command-prompt")).toBe(`set A=http://127.0.0.1:1\nset B=/tmp/my dir/it's.pem`);
     expect(exportLines(env, "text")).toBe(`A=http://127.0.0.1:1\nB=/tmp/my dir/it's.pem`);
   });

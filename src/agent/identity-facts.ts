@@ -11,15 +11,14 @@ import { answerControl, parseControlRequest } from "../api/control.ts";
 import { AzgateError } from "../errors/index.ts";
 import type { IdentityFacts } from "../api/types.ts";
 import type { AzureTokenProvider } from "./tokens.ts";
-
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { isGuid } from "../azure/guid.ts";
 
 export async function identityFacts(tokens: AzureTokenProvider, identity: string): Promise<IdentityFacts> {
   const { token } = await tokens.getToken(identity, tokens.armScope);
   const claims = decodeJwt(token);
   const facts = { client_id: claims.appid ?? claims.azp, principal_id: claims.oid, tenant_id: claims.tid };
   for (const [k, v] of Object.entries(facts)) {
-    if (typeof v !== "string" || !GUID.test(v)) throw new Error(`the token Entra ID issued for ${identity} has no ${k.replace("_id", "")} ID claim`);
+    if (!isGuid(v)) throw new Error(`the token Entra ID issued for ${identity} has no ${k.replace("_id", "")} ID claim`);
   }
   return facts as IdentityFacts;
 }

@@ -23,6 +23,7 @@ import { identityHttpClient } from "./identity-http.ts";
 import { AzureTokenProvider } from "./tokens.ts";
 import { TunnelPool } from "./tunnel-pool.ts";
 import type { Clock, Timer } from "../util/clock.ts";
+import { isGuid } from "../azure/guid.ts";
 
 export interface AgentConfig {
   dataDir: string;
@@ -56,8 +57,21 @@ export interface RunningAgent {
   close(): Promise<void>;
 }
 
+/**
+ * The tenant the agent announces in its heartbeats (AZURE_TENANT_ID, as the
+ * Workload ID webhook sets it): a GUID or nothing. It reaches workstations'
+ * shell exports, so anything else is refused at start, not passed on.
+ */
+export function agentTenant(env: Record<string, string | undefined>): string | undefined {
+  const tenant = env.AZURE_TENANT_ID;
+  if (tenant === undefined || tenant === "") return undefined;
+  if (!isGuid(tenant)) throw new AzgateError("config_invalid", `AZURE_TENANT_ID must be the Entra tenant's ID, a GUID (like 72f988bf-86f1-41af-91ab-2d7cd011db47), not ${JSON.stringify(tenant.slice(0, 80))}`);
+  return tenant;
+}
+
 export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   const log = cfg.log ?? ((line: string) => console.log(`[agent] ${line}`));
+  const tenantId = agentTenant(cfg.env ?? process.env);
   await ensureDir(cfg.dataDir, 0o700);
   const lock = await acquireDirLock(cfg.dataDir, "azgate agent");
   try {
@@ -97,7 +111,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       credentials: () => state,
       hostName: cfg.hostName ?? os.hostname(),
       apps: cfg.apps,
-      tenantId: (cfg.env ?? process.env).AZURE_TENANT_ID,
+      tenantId,
       log,
       backoff: cfg.backoff,
       onStream: (stream) =>

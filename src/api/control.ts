@@ -8,6 +8,7 @@
 import { z } from "zod";
 import { agentAppSchema } from "../config/schema.ts";
 import { AzgateError } from "../errors/index.ts";
+import { GUID as GUID_PATTERN } from "../azure/guid.ts";
 import { controlCall, respondJsonMeta, type Meta, type TunnelSession, type TunnelStream } from "../tunnel/index.ts";
 
 /** The heartbeat: which apps this agent serves, every HEARTBEAT_INTERVAL_MS. */
@@ -18,13 +19,14 @@ export const heartbeatRequest = z.object({
   /** What the agent can do (azure/forwarding.ts AGENT_FEATURES); older agents send none. */
   features: z.array(z.string().max(32)).max(32).optional(),
   apps: z.array(agentAppSchema).max(100),
-  tenant_id: z.string().max(64).optional(),
+  /** A GUID, or nothing: it reaches workstations' shells and tokens (azure/guid.ts). */
+  tenant_id: z.string().regex(GUID_PATTERN, "must be a GUID (the Entra tenant's ID)").optional(),
 });
 
 /** A control call's failure, on any call: a registered error code (an agent one version older may send none) and its message. */
 const failure = z.object({ ok: z.literal(false), code: z.string().max(64).optional(), message: z.string().max(4096) });
 
-const GUID = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, "must be a GUID");
+const GUID = z.string().regex(GUID_PATTERN, "must be a GUID");
 
 export const heartbeatAnswer = z.union([
   // Optional fields: a proxy one version older may not send them (the agent then keeps its defaults).

@@ -31,6 +31,7 @@
  * requests inside their bodies are not read.
  */
 import { armHostSuffixes, cloudByName, hostMatches, normaliseHost, type CloudName } from "./clouds.ts";
+import { MAX_URL_CHARS } from "../tunnel/http.ts";
 
 export type Plane = "control" | "data";
 export type Confidence = "exact" | "derived" | "unknown";
@@ -92,6 +93,8 @@ const ENCODED_UNRESERVED = /%(3[0-9]|4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a]|2d|5f|7
 
 /** Segments of a path, decoded; throws UnsafePath on anything ambiguous. */
 export function safeSegments(rawPath: string): string[] {
+  // No request through the tunnel is longer (tunnel/http.ts); a longer path only makes the policy's work grow.
+  if (rawPath.length > MAX_URL_CHARS) throw new UnsafePath(`the path is longer than ${MAX_URL_CHARS} characters, the most a request through azgate may have`);
   if (!rawPath.startsWith("/")) throw new UnsafePath("the path must start with /");
   if (rawPath.includes("\\")) throw new UnsafePath("backslashes are not allowed in the path");
   if (/%(2f|5c|2e|00)/i.test(rawPath)) throw new UnsafePath("encoded separators, dots or NUL (%2F, %5C, %2E, %00) are not allowed in the path");

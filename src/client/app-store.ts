@@ -12,6 +12,7 @@ import { ensureDir, readTextOrNull, writeFileAtomic } from "../runtime/fs.ts";
 import { azgateHome, type Profile } from "./profile.ts";
 import type { LocalCaFiles } from "./local-ca.ts";
 import type { CloudName } from "../azure/clouds.ts";
+import { isGuid } from "../azure/guid.ts";
 
 export interface AppSessionInfo {
   app: string;
@@ -23,6 +24,19 @@ export interface AppSessionInfo {
   client_id?: string;
   principal_id?: string;
   expires: string;
+}
+
+/**
+ * What is wrong with a session's tenant, client or principal ID, or null: each
+ * is a GUID or absent (azure/guid.ts). They go into shell exports (`proxy
+ * azure`), a child's environment and the token endpoint's tokens, so the
+ * workstation takes nothing else, from the proxy's answer or from disk.
+ */
+export function identityFactsProblem(info: { tenant?: unknown; client_id?: unknown; principal_id?: unknown }): string | null {
+  for (const [name, value] of [["tenant", info.tenant], ["client", info.client_id], ["principal", info.principal_id]] as const) {
+    if (value !== undefined && value !== null && !isGuid(value)) return `the ${name} ID is not a GUID (${JSON.stringify(String(value).slice(0, 80))})`;
+  }
+  return null;
 }
 
 const safe = (s: string) => s.replace(/[^A-Za-z0-9._@-]/g, "_");

@@ -12,7 +12,7 @@ import { currentLogin, type Profile } from "./profile.ts";
 import { profileTarget } from "./target.ts";
 import { ApiClient, type ApiTarget } from "../api/client.ts";
 import { createLocalCa } from "./local-ca.ts";
-import { saveAppSession, type AppSessionInfo } from "./app-store.ts";
+import { identityFactsProblem, saveAppSession, type AppSessionInfo } from "./app-store.ts";
 import { chooseAzureIdentity } from "./identity-choice.ts";
 import { serveLocalProxy, type RunningLocalProxy } from "./local-proxy.ts";
 import type { PythonTrust } from "./session-env.ts";
@@ -51,6 +51,9 @@ export async function loginApp(s: UserSession, appName: string, identityFlag?: s
     azure_identity: identity,
     public_key_pem: await publicKeyToPem(keys.publicKey),
   });
+  // Stored, then printed into shells and tokens: a GUID or nothing, whatever the proxy (or an agent behind it) said.
+  const malformed = identityFactsProblem({ tenant: res.tenant_id, client_id: res.client_id, principal_id: res.principal_id });
+  if (malformed) throw new AzgateError("bad_request", `the proxy's answer to apps login is not usable: ${malformed}; nothing was stored`);
   const ca = await createLocalCa({ now: s.clock.date(), notAfter: new Date(res.expires) }, app.cloud);
   const info: AppSessionInfo = {
     app: app.name,

@@ -11,7 +11,7 @@
 import { AzgateError } from "../errors/index.ts";
 import { reservePort, type ReservedPort } from "../net/listen.ts";
 import type { CloudName } from "../azure/clouds.ts";
-import { azureConfigDir, listAppSessions, loadAppSession, type StoredAppSession } from "./app-store.ts";
+import { azureConfigDir, identityFactsProblem, listAppSessions, loadAppSession, type StoredAppSession } from "./app-store.ts";
 import { currentLogin, type Profile } from "./profile.ts";
 import { azureEnv, tokenSecret, type PythonTrust } from "./session-env.ts";
 import { systemClock, type Clock } from "../util/clock.ts";
@@ -49,6 +49,8 @@ export async function prepareLocalSession(appName: string | undefined, port = 0,
   }
   const stored = await loadAppSession(profile, app);
   if (!stored) throw new AzgateError("not_found", `not logged into app "${app}"; run azgate apps login ${app}`);
+  const damaged = identityFactsProblem(stored.info);
+  if (damaged) throw new AzgateError("bad_request", `the stored session for app "${app}" is not usable: ${damaged}; run azgate apps login ${app} again`);
   // The app certificate's end, as the proxy said it at apps login (the certificate itself is parsed later, with the keys).
   const expires = new Date(stored.info.expires);
   if (!(expires.getTime() > clock.now())) throw new AzgateError("cert_expired", `your session for app "${app}" expired at ${expires.toISOString()}; run azgate apps login ${app} again`);

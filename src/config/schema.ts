@@ -14,14 +14,20 @@ const duration = z.string().refine((v) => {
   }
 }, "must be a duration such as 30m or 1h");
 
+/** An app's name, as agents announce it (and as access requests must name one). */
+export const APP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
 export const agentAppSchema = z.strictObject({
-  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be lowercase letters, digits and '-'"),
+  name: z.string().regex(APP_NAME, "must be lowercase letters, digits and '-'"),
   /** Azure (public), AzureUSGovernment or AzureChinaCloud (azure/clouds.ts). */
   cloud: z.enum(CLOUD_NAMES, { message: `must be one of ${CLOUD_NAMES.join(", ")}` }).default("Azure"),
   uri: z.string().default("cloud://Azure"),
   description: z.string().optional(),
   labels: z.record(z.string(), z.string()).default({}),
 });
+
+/** true or false; from the environment, "true" or "false". */
+const flag = z.union([z.boolean(), z.enum(["true", "false"]).transform((v) => v === "true")], { message: "must be true or false" });
 
 const pinSchema = z.string().regex(/^sha256:[0-9a-f]{64}$/, "must be sha256:<64 hex digits>");
 
@@ -56,6 +62,13 @@ export const configSchema = z.strictObject({
         .default({ max_attempts: 5, window: "30m", lock_duration: "30m" }),
     })
     .default({ second_factor: "otp", invite_ttl: "1h", host_cert_ttl: "24h", sso_login_timeout: "3m", lockout: { max_attempts: 5, window: "30m", lock_duration: "30m" } }),
+  /** Access-request notifications (the targets themselves are resources: notification_target). */
+  notifications: z
+    .strictObject({
+      /** Send to receivers on loopback, link-local (IMDS), private and other special addresses (net/address-policy.ts); refused by default. */
+      allow_private_addresses: flag.default(false),
+    })
+    .default({ allow_private_addresses: false }),
   storage: z
     .discriminatedUnion(
       "type",

@@ -24,6 +24,8 @@ import { USER_NAME } from "../resources/user.ts";
 import { freshTotpStep } from "../auth/totp.ts";
 import type { UserAuth } from "./users.ts";
 import { enqueueNotifications } from "./notify/outbox.ts";
+import { checkRequestedApp } from "./requested-app.ts";
+import type { AppRegistry } from "./registry.ts";
 
 /** How often the proxy records the ends that come with time (recordEndings). */
 export const ENDINGS_MS = 10_000;
@@ -80,6 +82,7 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
   const app = text(input.app, "app", true);
   const { lookup, load } = await lookupFor(ctx, caller.roles);
   await load(namedRoles(caller.roles));
+  await checkRequestedApp(ctx, caller, app);
   const identity = resolveRequested(caller.roles, text(input.azure_identity, "azure_identity", true), lookup);
   const terms = requestTerms(caller.roles, caller.traits, identity, lookup);
   const refuse = async (reason: string, code: "access_denied" | "not_found" = "access_denied") => {

@@ -14,6 +14,7 @@ import { accessSnapshot } from "./access-cache.ts";
 import { authorize, type Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
 import type { AppRegistry } from "./registry.ts";
+import { MAX_URL_CHARS } from "../tunnel/http.ts";
 
 export interface ExplainRequest {
   user?: string;
@@ -35,9 +36,12 @@ export interface ExplainResponse extends AzureApiExplanation {
 export async function explainRequest(ctx: ProxyContext, registry: AppRegistry, caller: Caller, q: ExplainRequest): Promise<ExplainResponse> {
   const method = String(q.method ?? "").toUpperCase();
   if (!method) throw new AzgateError("bad_parameter", "give the request's method (--method GET)");
+  const given = String(q.url ?? "");
+  // What no request through the tunnel can be is refused before any work: the policy's cost grows with the path.
+  if (given.length > MAX_URL_CHARS) throw new AzgateError("bad_parameter", `the URL is ${given.length} characters long; a request through azgate has at most ${MAX_URL_CHARS}, so there is nothing to explain`);
   let url: URL;
   try {
-    url = new URL(String(q.url ?? ""));
+    url = new URL(given);
   } catch {
     throw new AzgateError("bad_parameter", `give the request's full URL (--url https://management.azure.com/subscriptions/...), not ${JSON.stringify(q.url ?? "")}`);
   }

@@ -102,7 +102,7 @@ export async function startProxy(config: Config & { data_dir: string }, clock: C
     const endings = clock.every(ENDINGS_MS, () => void recordEndings(ctx).catch((e) => console.error("[proxy] recording access request endings failed:", e))).unref();
     closers.push(async () => endings.cancel());
     // Access-request notifications: every replica sends what is due from the shared outbox.
-    const notifier = startDispatcher({ backend: ctx.backend, audit: ctx.audit, clock, context: async () => ({ cluster: ctx.cluster.name, proxyUrl: urls.public }) });
+    const notifier = startDispatcher({ backend: ctx.backend, audit: ctx.audit, clock, context: async () => ({ cluster: ctx.cluster.name, proxyUrl: urls.public }), allowPrivateAddresses: config.notifications.allow_private_addresses });
     closers.push(async () => (notifier.stop(), await notifier.idle()));
 
     await ctx.audit.emit({ event: "proxy.start", code: "TP000I", cluster: ctx.cluster.name, listen: `${listen.host}:${server.port}` });

@@ -29,6 +29,7 @@ import { rolesAllowingIdentity } from "./engine.ts";
 import { expandAll } from "./template.ts";
 import type { App, AzureApiRule, Role, Traits } from "./types.ts";
 import type { AzureOperation, CanonicalRequest, RequestReading } from "../azure/operation.ts";
+import { globMatch as linearGlob } from "../util/glob.ts";
 
 /** Named sets of deny rules (`deny.azure_api: [{ preset: NAME }]`). */
 export const PRESETS: Record<string, AzureApiRule[]> = {
@@ -345,8 +346,8 @@ export function globMatch(pattern: string, value: string, star: "any" | "label" 
       return false;
     }
   }
-  const wild = star === "any" ? ".*" : star === "label" ? "[^.]*" : "[^/]*";
-  return new RegExp("^" + pattern.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(wild) + "$", "i").test(value);
+  // Linear in time (util/glob.ts): the value is the caller's, and stars compiled to a regular expression backtrack.
+  return linearGlob(pattern, value, { caseInsensitive: true, separator: star === "any" ? undefined : star === "label" ? "." : "/" });
 }
 
 /** A scope pattern covers a resource ID when it matches the ID or one of its ancestors (on segment boundaries); `*` stays within a segment. */
@@ -354,8 +355,16 @@ export function scopeCovers(pattern: string, scope: string): boolean {
   const p = pattern.replace(/\/+$/, "") || "/";
   if (p === "/" || p === "*") return true;
   const segments = scope.split("/").filter(Boolean);
-  for (let n = segments.length; n >= 1; n--) {
-    if (globMatch(p, "/" + segments.slice(0, n).join("/"), "segment")) return true;
+  // A glob's stars stay within a segment, so only the ancestor with as many segments as the pattern can match:
+  // one test, not one per ancestor (that was quadratic in the path, which the caller chooses).
+  if (!(p.startsWith("^") && p.endsWith("$"))) {
+    const n = p.split("/").length - 1;
+    return n >= 1 && n <= segments.length && globMatch(p, "/" + segments.slice(0, n).join("/"), "segment");
+  }
+  // A regular expression may match any ancestor: each is a slice of one string, not a new join.
+  const id = "/" + segments.join("/");
+  for (let end = segments.length ? id.length : 0; end > 0; end = id.lastIndexOf("/", end - 1)) {
+    if (globMatch(p, id.slice(0, end), "segment")) return true;
   }
   return false;
 }

@@ -1,14 +1,13 @@
 import type { LabelSelector, Traits } from "./types.ts";
 import { expandAll } from "./template.ts";
+import { globMatch } from "../util/glob.ts";
 
 /** `*` matches anything; `^...$` is a regular expression; `*` inside a value is a glob; else exact. */
 export function matchLabelValue(pattern: string, value: string): boolean {
   if (pattern === "*") return true;
   if (pattern.startsWith("^") && pattern.endsWith("$")) return compileRegex(pattern)?.test(value) ?? false;
-  if (pattern.includes("*")) {
-    const re = new RegExp("^" + pattern.split("*").map(escapeRegex).join(".*") + "$");
-    return re.test(value);
-  }
+  // Linear in time (util/glob.ts): a trait can fill the pattern, and stars compiled to a regular expression backtrack.
+  if (pattern.includes("*")) return globMatch(pattern, value);
   return pattern === value;
 }
 
@@ -18,10 +17,6 @@ export function compileRegex(pattern: string): RegExp | null {
   } catch {
     return null;
   }
-}
-
-function escapeRegex(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 /**

@@ -1,6 +1,7 @@
 import http from "node:http";
 import https from "node:https";
 import tls from "node:tls";
+import type { LookupFunction } from "node:net";
 import { tlsTrust, type TlsTrust } from "./tls-trust.ts";
 
 export interface RequestOptions {
@@ -19,6 +20,11 @@ export interface RequestOptions {
    */
   certSha256?: string;
   timeoutMs?: number;
+  /**
+   * Connect to this address, checked by the caller, instead of resolving the
+   * URL's host again (the name still serves for Host, SNI and the certificate).
+   */
+  address?: { address: string; family: number };
 }
 
 /**
@@ -61,6 +67,7 @@ export async function request(url: string, opts: RequestOptions = {}): Promise<H
         ...(secure && !pinned ? trustOptions(typeof opts.ca === "string" ? [opts.ca] : opts.ca, !!opts.insecure) : {}),
         // No agent: with one, node:http ignores createConnection.
         ...(pinned ? { createConnection: () => pinned } : {}),
+        ...(opts.address ? { lookup: fixedLookup(opts.address) } : {}),
         timeout: timeoutMs,
       },
       (res) => {
@@ -75,6 +82,11 @@ export async function request(url: string, opts: RequestOptions = {}): Promise<H
     if (opts.body !== undefined) req.write(opts.body);
     req.end();
   });
+}
+
+/** A dns.lookup that answers with one address, in both of its callback shapes (net asks with `all: true` when it may try several). */
+function fixedLookup(to: { address: string; family: number }): LookupFunction {
+  return (_host, options, callback) => ((options as { all?: boolean })?.all ? (callback as (e: null, all: { address: string; family: number }[]) => void)(null, [to]) : callback(null, to.address, to.family));
 }
 
 function trustOptions(extra: readonly string[] | undefined, insecure: boolean) {

@@ -11,12 +11,15 @@ import type { TunnelSession } from "./session.ts";
 
 export type HeaderList = [string, string][];
 
+/** The longest URL a request through the tunnel may have; what reads a request's path (per-request policy, `roles explain`) reads no more. */
+export const MAX_URL_CHARS = 8192;
+
 const headerList = z.array(z.tuple([z.string().min(1).max(256), z.string().max(8192)])).max(256);
 
 export const requestHeadSchema = z.object({
   kind: z.literal("http"),
   method: z.string().regex(/^[A-Z]{1,16}$/, "must be an HTTP method"),
-  url: z.string().url().max(8192),
+  url: z.string().url().max(MAX_URL_CHARS),
   headers: headerList,
 });
 export type RequestHead = z.infer<typeof requestHeadSchema>;

@@ -14,6 +14,7 @@ import { azVersion, findAz, runAz, runChild, usesMsal } from "../../client/az.ts
 import { execEnv, SCRUBBED } from "../../client/exec-env.ts";
 import type { PythonTrust } from "../../client/session-env.ts";
 import { print } from "../output.ts";
+import { exportLines, unsetLine, type Shell } from "../shell-exports.ts";
 import { run, subcommandNeeded, untilSignalled } from "../run.ts";
 
 export function appLoginCommands(a: Argv) {
@@ -158,30 +159,6 @@ function hasAzAccount(configDir: string): boolean {
   } catch {
     return false;
   }
-}
-
-type Shell = "unix" | "powershell" | "command-prompt" | "text";
-
-/** Quotes for POSIX shells only when needed, so the usual case stays copy-pasteable. */
-const shQuote = (v: string) => (/^[A-Za-z0-9_@%+=:,./-]*$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`);
-
-export function exportLines(env: Record<string, string>, format: Shell): string {
-  return Object.entries(env)
-    .map(([k, v]) =>
-      format === "unix" ? `export ${k}=${shQuote(v)}`
-      : format === "powershell" ? `$Env:${k}="${v.replace(/[`"$]/g, "`$&")}"`
-      : format === "command-prompt" ? `set ${k}=${v}`
-      : `${k}=${v}`,
-    )
-    .join("\n");
-}
-
-/** The line that removes the user's own Azure credentials from a shell (exec-env.ts SCRUBBED), in its syntax. */
-export function unsetLine(names: readonly string[], format: Shell): string | null {
-  return format === "unix" ? `unset ${names.join(" ")}`
-    : format === "powershell" ? names.map((n) => `Remove-Item Env:${n} -ErrorAction SilentlyContinue`).join("\n")
-    : format === "command-prompt" ? names.map((n) => `set ${n}=`).join("\n")
-    : null;
 }
 
 export function proxyCommands(y: Argv) {

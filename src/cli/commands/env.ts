@@ -56,6 +56,17 @@ function isOurProxy(pid: number): boolean {
   }
 }
 
+/**
+ * The shell lines of `proxy azure --format unix`'s printout: from its first
+ * unset or export line to the end, whole. (Picking lines by their start would
+ * cut a quoted value that spans lines, and the shell would read the rest of
+ * the block inside that quote.)
+ */
+export function exportsIn(printout: string): string {
+  const start = printout.search(/^(unset|export) /m);
+  return start < 0 ? "" : printout.slice(start).trimEnd();
+}
+
 /** Starts `azgate proxy azure` detached, waits for its exports, and returns them with its pid. */
 function startInBackground(app: string | undefined, caBundle: string | undefined): Promise<string> {
   const [cmd, args] = selfCommand(["proxy", "azure", "--format", "unix", ...(app ? ["--app", app] : []), ...(caBundle ? ["--ca-bundle", caBundle] : [])]);
@@ -83,8 +94,7 @@ function startInBackground(app: string | undefined, caBundle: string | undefined
       // The proxy lives on without this process: nothing more is read from it.
       child.stdout!.destroy();
       child.unref();
-      const lines = out.split("\n").filter((l) => l.startsWith("unset ") || l.startsWith("export "));
-      resolve([`# azgate env: the local proxy runs in the background (pid ${child.pid}); eval "$(azgate env --unset)" stops it`, ...lines, `export AZGATE_ENV_PID=${child.pid}`].join("\n"));
+      resolve([`# azgate env: the local proxy runs in the background (pid ${child.pid}); eval "$(azgate env --unset)" stops it`, exportsIn(out), `export AZGATE_ENV_PID=${child.pid}`].join("\n"));
     });
     child.once("exit", (code) => fail(new AzgateError("internal", /ERROR: (.*)/.exec(err())?.[1] ?? `the background proxy exited (${code}); see ${logFile}`)));
     child.once("error", (e) => fail(e));

@@ -5,7 +5,10 @@
  * every text a user wrote is escaped for the target's markup, so a reason
  * cannot mention @channel, or show a link that looks like an approve button.
  * Messages carry the commands to act; they never carry anything that acts
- * when opened (chat apps open links to preview them).
+ * when opened (chat apps open links to preview them). The commands hold user
+ * text too (the app and identity asked for): each stays one line, and is
+ * escaped for the target like the rest (a code span in Slack and Mattermost,
+ * markdown in a Teams card).
  */
 import type { AccessRequest } from "../../resources/access-request.ts";
 import type { NotificationEvent } from "../../resources/notification-target.ts";
@@ -35,7 +38,11 @@ interface Text {
   link: string;
 }
 
-function describe(n: Notice, c: Context): Text {
+/** Line breaks and other control characters as spaces: text that must stay on its line (a headline, a command) cannot start one of its own. */
+export const oneLine = (s: string) => s.replace(/[\x00-\x1f\x7f\u2028\u2029]+/g, " ");
+
+/** `userText` escapes the user's words inside commands for the target (they are one line whatever it does). */
+function describe(n: Notice, c: Context, userText: (s: string) => string = (s) => s): Text {
   const r = n.request.spec;
   const id = n.request.metadata.name;
   const who = n.actor ?? "azgate";
@@ -66,12 +73,13 @@ function describe(n: Notice, c: Context): Text {
     ["Cluster", c.cluster],
   ];
   const reviewable = n.event === "access_request.create" || (n.event === "access_request.review" && r.state === "PENDING");
+  const user = (s: string) => userText(oneLine(s));
   const commands = reviewable
     ? [`azgate request show ${id}`, `azgate request approve ${id} --reason "..."`, `azgate request deny ${id} --reason "..."`]
     : n.event === "access_request.approve"
-      ? [`azgate apps login ${r.app} --azure-identity ${identity}`, `azgate request revoke ${id}`]
+      ? [`azgate apps login ${user(r.app)} --azure-identity ${user(identity)}`, `azgate request revoke ${id}`]
       : [`azgate request show ${id}`];
-  return { headline, facts, commands, link: requestLink(n, c) };
+  return { headline: oneLine(headline), facts, commands, link: requestLink(n, c) };
 }
 
 /** The request's page in the web UI. Opening it shows the request (after sign-in); acting on it takes a form post there. */
@@ -95,12 +103,15 @@ const COLOR: Partial<Record<NotificationEvent, string>> = { "access_request.crea
 const slackEscape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 /** Markdown (Mattermost, Teams' Adaptive Cards): backslash-escape what makes links, emphasis and mentions. */
 const markdownEscape = (s: string) => s.replace(/[\\`*_{}[\]()#+\-.!|<>~@:]/g, "\\$&");
+/** The same inside one line that starts with azgate's own words: what makes blocks (#, -, + at a line's start) cannot act there, and names keep their dashes. */
+const inlineMarkdownEscape = (s: string) => s.replace(/[\\`*_{}[\]().!|<>~@:]/g, "\\$&");
 
 /** Slack's and Mattermost's incoming webhooks: text plus one attachment (Mattermost takes Slack's attachments). */
 export function chatBody(n: Notice, c: Context, flavour: "slack" | "mattermost"): string {
   const t = describe(n, c);
   const esc = flavour === "slack" ? slackEscape : markdownEscape;
-  const code = (cmd: string) => "`" + cmd.replace(/`/g, "'") + "`";
+  // A code span shows markdown as it is, but Slack reads <!channel> and <url|label> even there.
+  const code = (cmd: string) => "`" + (flavour === "slack" ? slackEscape(cmd) : cmd).replace(/`/g, "'") + "`";
   return JSON.stringify({
     text: esc(t.headline),
     attachments: [
@@ -119,7 +130,8 @@ export function chatBody(n: Notice, c: Context, flavour: "slack" | "mattermost")
 
 /** A Teams Workflows "when a webhook request is received" post: one Adaptive Card (buttons do not work there, so none). */
 export function teamsBody(n: Notice, c: Context): string {
-  const t = describe(n, c);
+  // A TextBlock renders markdown, monospace or not: the user's words in a command are escaped for inline markdown.
+  const t = describe(n, c, inlineMarkdownEscape);
   return JSON.stringify({
     type: "message",
     attachments: [
@@ -143,12 +155,14 @@ export function teamsBody(n: Notice, c: Context): string {
   });
 }
 
-/** Plain-text mail. The subject holds only names azgate checked (no line breaks can reach a header). */
+/** Plain-text mail. The subject is the headline, one line (oneLine): no line break reaches a header. */
 export function mail(n: Notice, c: Context): { subject: string; text: string } {
   const t = describe(n, c);
   const width = Math.max(...t.facts.map(([k]) => k.length));
+  // Each fact on its one line: a reason or an app name cannot make a line that looks like ours ("Open it: ...", a command).
+  const fact = ([k, v]: [string, string]) => `${`${k}:`.padEnd(width + 2)}${oneLine(v)}`;
   return {
-    subject: `[azgate] ${t.headline}`.replace(/[\r\n]+/g, " "),
-    text: [t.headline, "", ...t.facts.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v}`), "", `Open it: ${t.link}`, "", "Or from a terminal:", ...t.commands.map((cmd) => `  ${cmd}`), ""].join("\n"),
+    subject: `[azgate] ${t.headline}`,
+    text: [t.headline, "", ...t.facts.map(fact), "", `Open it: ${t.link}`, "", "Or from a terminal:", ...t.commands.map((cmd) => `  ${cmd}`), ""].join("\n"),
   };
 }

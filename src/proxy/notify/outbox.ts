@@ -12,7 +12,8 @@ import { targetHears, type NotificationTarget } from "../../resources/notificati
 import type { User } from "../../resources/user.ts";
 import type { Backend, Item } from "../../storage/backend.ts";
 import { KEYS } from "../keys.ts";
-import { deliver, type Delivery } from "./deliver.ts";
+import { deliver, DeliveryFailed, type Delivery } from "./deliver.ts";
+import { DestinationRefused } from "./destination.ts";
 import type { Context, Notice } from "./messages.ts";
 import type { Clock } from "../../util/clock.ts";
 
@@ -79,6 +80,8 @@ export interface DispatchDeps {
   /** Which entries are due, their leases and retries: the backend's clock. */
   clock: Clock;
   context: () => Promise<Context>;
+  /** notifications.allow_private_addresses: receivers on loopback, link-local or private addresses are refused unless true. */
+  allowPrivateAddresses?: boolean;
   send?: typeof deliver;
 }
 
@@ -109,13 +112,14 @@ async function attempt(deps: DispatchDeps, item: Item<OutboxEntry>, now: Date): 
     return false;
   }
   try {
-    await (deps.send ?? deliver)(target, e, await deps.context(), now);
+    await (deps.send ?? deliver)(target, e, await deps.context(), now, { allowPrivateAddresses: deps.allowPrivateAddresses });
   } catch (err) {
     const error = (err as Error).message;
     const retryIn = BACKOFF_MS[e.attempts - 1];
     if (retryIn === undefined) await deps.backend.delete(item.key);
     else await deps.backend.compareAndSwap(item.key, held.revision, { ...e, lease_until: undefined, last_error: error, next_at: new Date(now.getTime() + retryIn).toISOString() }, { expires: item.expires ? new Date(item.expires) : undefined }).catch(() => undefined);
-    await deps.audit.emit({ ...base, event: "notification.failed", code: "TN001W", success: false, error, ...(retryIn === undefined ? { gave_up: true } : { retry_at: new Date(now.getTime() + retryIn).toISOString() }) });
+    const detail = err instanceof DeliveryFailed && err.status !== undefined ? { receiver_status: err.status } : err instanceof DestinationRefused ? { error_code: "target_refused" } : {};
+    await deps.audit.emit({ ...base, event: "notification.failed", code: "TN001W", success: false, error, ...detail, ...(retryIn === undefined ? { gave_up: true } : { retry_at: new Date(now.getTime() + retryIn).toISOString() }) });
     return false;
   }
   await deps.backend.delete(item.key);

@@ -86,16 +86,26 @@ function row(e: AuditEvent, f: AuditFilters): Html {
 
 const CSV_COLUMNS = ["time", "event", "code", "user", "app", "azure_identity", "session_id", "request_id", "method", "host", "path", "status", "action", "scope", "decision", "access_request_id", "azure_request_id", "success", "reason"];
 
-/** The filtered events, oldest first, as JSON lines or CSV (a cell that could start a spreadsheet formula is quoted as text). */
+/**
+ * One CSV cell for a spreadsheet: always quoted, and no piece of it that a
+ * spreadsheet may split off starts a formula. Quoting keeps a cell whole for
+ * a reader that honours quotes; a reader told to split on ; or tab (or a
+ * user's "text to columns") may still cut `a;=2+3` in two, so a formula
+ * starter (= + - @, tab, carriage return) at the start or after , ; tab |
+ * or a line break, spaces allowed between, gets a ' before it: shown as
+ * text. The JSON lines export keeps every value exact.
+ */
+export function csvCell(v: unknown): string {
+  const t = v === undefined || v === null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v);
+  const inert = t.replace(/(^|[,;\t\r\n|])([ ]*[=+\-@\t\r])/g, "$1'$2");
+  return `"${inert.replace(/"/g, '""')}"`;
+}
+
+/** The filtered events, oldest first, as JSON lines or CSV (csvCell: every cell quoted, no formula anywhere a spreadsheet splits). */
 export async function auditExport(ctx: ProxyContext, caller: Caller, f: AuditFilters, format: string): Promise<{ body: string; type: string; ext: string }> {
   const events = await searchAudit(ctx, caller, { ...f, limit: "100000" });
   if (format === "csv") {
-    const cell = (v: unknown) => {
-      let t = v === undefined || v === null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v);
-      if (/^[=+\-@\t\r]/.test(t)) t = `'${t}`;
-      return /[",\r\n]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t;
-    };
-    const lines = events.map((e) => CSV_COLUMNS.map((c) => cell(c === "decision" ? (e.policy as { decision?: string } | undefined)?.decision : e[c])).join(","));
+    const lines = events.map((e) => CSV_COLUMNS.map((c) => csvCell(c === "decision" ? (e.policy as { decision?: string } | undefined)?.decision : e[c])).join(","));
     return { body: [CSV_COLUMNS.join(","), ...lines].join("\r\n") + "\r\n", type: "text/csv; charset=utf-8", ext: "csv" };
   }
   return { body: events.map((e) => JSON.stringify(e)).join("\n") + (events.length ? "\n" : ""), type: "application/x-ndjson; charset=utf-8", ext: "jsonl" };

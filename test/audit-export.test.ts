@@ -1,0 +1,83 @@
+/**
+ * The web UI's audit export as CSV (issue 29, lower items): every cell is
+ * quoted, and no piece of a cell that a spreadsheet may split off starts a
+ * formula, whatever the caller put in a field the log records (a path, a
+ * reason, a query). Read back by the CSV rules (RFC 4180) and by a reader
+ * that splits on ; regardless of quotes, as a spreadsheet set to ; or a
+ * "text to columns" does.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openState, settingsFrom } from "../src/proxy/state.ts";
+import { configSchema } from "../src/config/schema.ts";
+import { resolveCaller, type Caller } from "../src/proxy/caller.ts";
+import type { ProxyContext } from "../src/proxy/context.ts";
+import { auditExport, csvCell } from "../src/proxy/web/pages/audit.ts";
+import { FakeClock } from "./helpers/fake-clock.ts";
+import { tempDir } from "./helpers/azgate.ts";
+
+const FORMULAS = ["=2+3", "+2+3", "-2+3", "@SUM(1)", "\t=1", "\r=1"];
+const HOSTILE_PATH = `/reports/a;=2+3,=HYPERLINK("https://evil.example","x")|=1;  -3+3\ttab\n@line`;
+
+let ctx: ProxyContext;
+let close: () => Promise<void>;
+let admin: Caller;
+beforeAll(async () => {
+  ({ ctx, close } = await openState(tempDir("azgate-csv-"), { clusterName: "t", settings: settingsFrom(configSchema.parse({})), purpose: "audit export tests", clock: new FakeClock() }));
+  admin = await resolveCaller(ctx, { kind: "local-admin", name: "@local-admin", roles: [], traits: {}, azure_identities: [], login_method: "local", session_id: ctx.localAdminSession });
+  await ctx.audit.emit({ event: "app.request", code: "T2009I", user: "mallory", method: "GET", path: HOSTILE_PATH, reason: "=cmd|' /C calc'!A0", request_id: "r-1" });
+});
+afterAll(() => close?.());
+
+/** RFC 4180: quoted cells, "" for a quote, separators and line breaks inside quotes are data. */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let i = 0;
+  while (i < text.length) {
+    expect(text[i], `cell at ${i} is quoted`).toBe('"');
+    let cell = "";
+    for (i++; ; i++) {
+      if (text[i] === '"' && text[i + 1] === '"') (cell += '"'), i++;
+      else if (text[i] === '"') break;
+      else cell += text[i];
+    }
+    row.push(cell);
+    i++;
+    if (text[i] === ",") i++;
+    else {
+      expect(text.slice(i, i + 2)).toBe("\r\n");
+      rows.push(row);
+      row = [];
+      i += 2;
+    }
+  }
+  return rows;
+}
+
+describe("audit export as CSV", () => {
+  it("quotes every cell; a formula starter anywhere a spreadsheet splits gets a ' before it", () => {
+    for (const f of FORMULAS) {
+      expect(csvCell(f)).toBe(`"'${f}"`);
+      expect(csvCell(`a;${f}`)).toBe(`"a;'${f}"`);
+      expect(csvCell(`a,${f}`)).toBe(`"a,'${f}"`);
+    }
+    expect(csvCell("a;  =1")).toBe(`"a;'  =1"`);
+    expect(csvCell('say "hi"')).toBe('"say ""hi"""');
+    expect(csvCell(200)).toBe('"200"');
+    expect(csvCell(undefined)).toBe('""');
+    expect(csvCell("Microsoft.Compute/virtualMachines/read")).toBe('"Microsoft.Compute/virtualMachines/read"');
+  });
+
+  it("an event whose path and reason the caller wrote: read by CSV rules or split on ; regardless of quotes, no piece starts a formula", async () => {
+    const { body, type } = await auditExport(ctx, admin, { request_id: "r-1" }, "csv");
+    expect(type).toBe("text/csv; charset=utf-8");
+    const [header, ...rows] = body.split("\r\n").filter(Boolean);
+    expect(header).toMatch(/^time,event,code,user/);
+    const cells = parseCsv(rows.join("\r\n") + "\r\n")[0];
+    const columns = header.split(",");
+    expect(cells[columns.indexOf("path")].replace(/'(?=[ ]*[=+\-@\t\r])/g, "")).toBe(HOSTILE_PATH);
+    // A reader that splits every line on ; , tab or | and ignores quotes: no piece is a formula.
+    const pieces = rows.join("\n").split(/[;,\t|\r\n]/).map((p) => p.replace(/^"+/, "").trimStart());
+    expect(pieces.filter((p) => /^[=+\-@]/.test(p))).toEqual([]);
+  });
+});
