@@ -1,7 +1,8 @@
 /**
  * The proxy's web pages and login answers in process (the real API on the
  * real state, called with Hono's request(), no browser): the invite page's
- * security headers, and flash messages named by code only. The browser suite (test/e2e/web-ui.test.ts)
+ * security headers, flash messages named by code only, and what a locked-out
+ * login tells an anonymous caller. The browser suite (test/e2e/web-ui.test.ts)
  * drives the same pages in Chromium.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,6 +15,7 @@ import { resolveCaller, type Caller } from "../src/proxy/caller.ts";
 import { addUser } from "../src/proxy/admin.ts";
 import { acceptInvite } from "../src/proxy/users.ts";
 import { createLock } from "../src/proxy/locks.ts";
+import { generateKeyPair, publicKeyToPem } from "../src/pki/keys.ts";
 import type { AuditEvent } from "../src/audit/sink.ts";
 import { tempDir } from "./helpers/azgate.ts";
 import { FakeClock } from "./helpers/fake-clock.ts";
@@ -123,4 +125,38 @@ describe("flash messages", () => {
   async function csrfOf(cookie: string): Promise<string> {
     return /name="_csrf" value="([^"]+)"/.exec(await (await get("/web", cookie)).text())![1];
   }
+});
+
+describe("a locked-out login", () => {
+  it("tells an anonymous caller only what every failure tells, at the API and in the web sign-in; the audit log keeps the reason", async () => {
+    const user = await newUser(["access"]);
+    const key = await publicKeyToPem((await generateKeyPair()).publicKey);
+    const login = (password: string) =>
+      api.request(`${BASE}/v1/auth/login`, { method: "POST", body: JSON.stringify({ user, password, public_key_pem: key }), headers: { host: "proxy.example:3080", "content-type": "application/json" } });
+    const wrong = await login("not the password");
+    const wrongBody = await wrong.json();
+    for (let i = 0; i < 4; i++) expect((await login(`guess ${i}`)).status).toBe(401);
+    expect(await events("user.locked", user)).toHaveLength(1);
+
+    // Locked now: the right password gets exactly what a wrong one got.
+    const right = await login(PASSWORD(user));
+    expect(right.status).toBe(wrong.status);
+    expect(await right.json()).toEqual(wrongBody);
+    expect(wrongBody).toEqual({ error: { code: "login_failed", message: "invalid user name, password or second factor" } });
+    // A malformed key gets its own answer, locked or not (it is checked before the lockout is read).
+    const badKey = await api.request(`${BASE}/v1/auth/login`, { method: "POST", body: JSON.stringify({ user, password: PASSWORD(user), public_key_pem: "x" }), headers: { host: "proxy.example:3080", "content-type": "application/json" } });
+    expect(badKey.status).toBe(400);
+
+    const web = await postForm("/web/login", { user, password: PASSWORD(user) });
+    expect(web.status).toBe(401);
+    const page = await web.text();
+    expect(page).toContain("invalid user name, password or second factor");
+    expect(page).not.toMatch(/locked|reset/i);
+
+    const refusals = (await events("user.login", user)).filter((e) => e.success === false);
+    expect(refusals.filter((e) => String(e.error).startsWith("locked for "))).toEqual([
+      expect.objectContaining({ error: expect.stringMatching(/^locked for 30m more after too many failed login attempts/) }),
+      expect.objectContaining({ via: "web", error: expect.stringMatching(/^locked for 30m more/) }),
+    ]);
+  });
 });

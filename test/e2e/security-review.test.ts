@@ -136,12 +136,13 @@ describe("accounts: invites, resets, deletion, lockout, terminal output", () => 
     const dave = await cluster.user("dave", ["azure-cli-access"], [READER]);
     const app = await dave.appSession("azure-cli", READER);
     for (let i = 0; i < 5; i++) await expect(passwordLogin(cluster, "dave", `guess ${i}`)).rejects.toMatchObject({ code: "login_failed" });
-    // Password logins are locked now, even with the right password...
-    await expect(passwordLogin(cluster, "dave", "correct horse battery dave")).rejects.toMatchObject({ code: "user_locked" });
+    // Password logins are locked now, even with the right password, answered as any failure (the audit log says locked)...
+    await expect(passwordLogin(cluster, "dave", "correct horse battery dave")).rejects.toMatchObject({ code: "login_failed", message: "invalid user name, password or second factor" });
     // ...but dave's session and its app tunnel go on.
     expect((await dave.api.call<{ name: string }>("GET", "/v1/whoami")).name).toBe("dave");
     expect((await app.request(GROUPS)).status).toBe(200);
     expect(await auditOf(cluster, "user.locked", since)).toContainEqual(expect.objectContaining({ user: "dave" }));
+    expect(await auditOf(cluster, "user.login", since)).toContainEqual(expect.objectContaining({ user: "dave", success: false, error: expect.stringMatching(/^locked for \d+m\d*s? more after too many failed login attempts/) }));
     app.close();
 
     // Failures of names nobody has are not stored (they could fill the backend), names that are no user name are refused before any lookup.
