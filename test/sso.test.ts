@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { claimsToTraits, rolesFromTeams, rolesFromTraits, ssoUserName } from "../src/sso/mapping.ts";
+import { traitsProblem } from "../src/resources/user.ts";
 import { parseIdpMetadata } from "../src/sso/saml-metadata.ts";
 import { checkClientRedirect } from "../src/proxy/sso/attempt.ts";
 import { parseResources } from "../src/resources/parse.ts";
@@ -52,6 +53,12 @@ describe("claims and attributes to traits and roles", () => {
     expect(traits.ok).toEqual(["fine"]);
     expect(Object.keys(traits).length).toBeLessThanOrEqual(128);
     expect(JSON.stringify(traits).length).toBeLessThan(64 * 1024);
+  });
+
+  it("drops claim values and names with control characters (a NUL would fail the login on PostgreSQL): the traits any user may hold", () => {
+    const traits = claimsToTraits({ groups: ["ops", "ops\u0000admin", "dev\u001b[2J"], "bad\u0000name": "v", fine: "ok" });
+    expect(traits).toEqual({ groups: ["ops"], fine: ["ok"] });
+    expect(traitsProblem(traits)).toBeNull();
   });
 });
 

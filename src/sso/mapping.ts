@@ -5,24 +5,27 @@
  */
 import { matchLabelValue } from "../rbac/labels.ts";
 import type { Traits } from "../rbac/types.ts";
+import { TRAIT_LIMITS, traitNameOk, traitValueOk } from "../resources/user.ts";
 
 /**
  * How much of what an IdP says becomes traits (traits travel in every
- * certificate): longer values, more values or more claims are dropped, so
- * one huge claim cannot make a certificate that breaks every later request.
+ * certificate): the limits every user's traits have (resources/user.ts).
+ * Here longer values, more values or more claims, and control characters,
+ * are dropped rather than refused: one huge or hostile claim cannot make a
+ * certificate that breaks every later request, nor fail the login.
  */
-export const TRAIT_LIMITS = { nameChars: 128, valueChars: 1024, valuesPerTrait: 256, traits: 128 };
+export { TRAIT_LIMITS };
 
-/** Each claim as a list of strings; objects, nulls and values over the limits are dropped (they cannot feed a template). */
+/** Each claim as a list of strings; objects, nulls and values over the limits or with control characters are dropped (they cannot feed a template). */
 export function claimsToTraits(claims: Record<string, unknown>): Traits {
   const traits: Traits = {};
   let count = 0;
   for (const [name, value] of Object.entries(claims)) {
-    if (count >= TRAIT_LIMITS.traits || name.length > TRAIT_LIMITS.nameChars) continue;
+    if (count >= TRAIT_LIMITS.traits || !traitNameOk(name)) continue;
     const list = (Array.isArray(value) ? value : [value])
       .filter((v) => ["string", "number", "boolean"].includes(typeof v))
       .map(String)
-      .filter((v) => v.length <= TRAIT_LIMITS.valueChars)
+      .filter(traitValueOk)
       .slice(0, TRAIT_LIMITS.valuesPerTrait);
     if (list.length) {
       traits[name] = list;
