@@ -11,7 +11,7 @@ import { useEmulator } from "./helpers/emulator.ts";
 import { IDENTITY } from "./helpers/cluster.ts";
 import { startMemoryCluster, type MemoryApp, type MemoryCluster } from "./helpers/memory-cluster.ts";
 import { createLock } from "../src/proxy/locks.ts";
-import { removeResource, resetUser, updateUser } from "../src/proxy/admin.ts";
+import { addUser, removeResource, resetUser, updateUser } from "../src/proxy/admin.ts";
 import { createRequest, recordEndings, reviewRequest, revokeRequest } from "../src/proxy/access-requests.ts";
 import { servedApps } from "../src/proxy/registry.ts";
 import { KEYS } from "../src/proxy/keys.ts";
@@ -111,7 +111,8 @@ describe("the proxy's request path, in process", () => {
     ["a lock on the user", async (user: string) => void (await createLock(c.ctx, c.admin, { target: { user }, message: "incident" })), "locked"],
     ["a reset", async (user: string) => void (await resetUser(c.ctx, c.admin, user)), "unauthenticated"],
     ["deleting the user", async (user: string) => void (await removeResource(c.ctx, c.admin, "user", user)), "unauthenticated"],
-  ])("revokes on the next request: %s", async (_name, revoke, code) => {
+    ["deleting and re-creating the user", async (user: string) => void (await removeResource(c.ctx, c.admin, "user", user), await addUser(c.ctx, c.admin, user, ["azure-cli-access"], { azure_identities: [READER] })), "unauthenticated"],
+  ])("revokes on the next request with the refusal's own status and code (403 locked, 401 unauthenticated; never a 5xx clients retry): %s", async (_name, revoke, code) => {
     const user = nextUser();
     const app = await c.appSession(user, ["azure-cli-access"], READER);
     expect((await app.request(GROUPS)).status).toBe(200);

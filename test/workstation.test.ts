@@ -276,6 +276,24 @@ describe("azgate exec's environment", () => {
     expect(env.ARM_MSI_ENDPOINT).toBe(`https://${MSI_HOST}/metadata/identity/oauth2/token`);
   });
 
+  it("drops storage keys, SAS tokens and connection strings, Terraform's certificate, secret-file, access-key, SAS and OIDC variables, and CI jobs' OIDC requests", () => {
+    // Written out here, not read from SCRUBBED: each is a credential a tool in the child would use instead of the session's identity.
+    const credentials = [
+      "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_KEY", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_SAS_TOKEN", "AZCOPY_SPA_CLIENT_SECRET", "AZCOPY_SPA_CERT_PASSWORD",
+      "ARM_CLIENT_CERTIFICATE", "ARM_CLIENT_CERTIFICATE_PATH", "ARM_CLIENT_CERTIFICATE_PASSWORD", "ARM_CLIENT_SECRET_FILE_PATH", "ARM_CLIENT_ID_FILE_PATH", "ARM_ACCESS_KEY", "ARM_SAS_TOKEN",
+      "ARM_OIDC_TOKEN", "ARM_OIDC_TOKEN_FILE_PATH", "ARM_OIDC_REQUEST_TOKEN", "ARM_OIDC_REQUEST_URL", "ARM_OIDC_AZURE_SERVICE_CONNECTION_ID", "ARM_ADO_PIPELINE_SERVICE_CONNECTION_ID",
+      "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL", "SYSTEM_OIDCREQUESTURI", "SYSTEM_ACCESSTOKEN", "AZURE_FEDERATED_TOKEN",
+      "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID", "AZURESUBSCRIPTION_CLIENT_ID", "AZURESUBSCRIPTION_TENANT_ID",
+    ];
+    for (const name of credentials) {
+      const env = execEnv({ PATH: "/usr/bin", [name]: "the user's own" }, session);
+      expect(env[name], name).toBeUndefined();
+      expect(env.PATH).toBe("/usr/bin");
+    }
+    // Names and choices, not credentials, stay (README, azgate exec).
+    expect(execEnv({ AZURE_STORAGE_ACCOUNT: "acct", AZURE_STORAGE_AUTH_MODE: "login" }, session)).toMatchObject({ AZURE_STORAGE_ACCOUNT: "acct", AZURE_STORAGE_AUTH_MODE: "login" });
+  });
+
   it("every variable it can set is in EXEC_VARIABLES, which azgate env --unset unsets", () => {
     const all = execEnv({}, { ...session, clientId: "c", sessionEnv: { AZURE_CONFIG_DIR: "d", HTTPS_PROXY: "p", HTTP_PROXY: "p", MSI_ENDPOINT: "m", IDENTITY_ENDPOINT: "i", IDENTITY_HEADER: "h", NO_PROXY: "n", no_proxy: "n", REQUESTS_CA_BUNDLE: "r", SSL_CERT_FILE: "s", NODE_EXTRA_CA_CERTS: "e" } });
     expect(Object.keys(all).filter((k) => !(EXEC_VARIABLES as readonly string[]).includes(k))).toEqual([]);

@@ -11,7 +11,14 @@ import { MSI_HOST } from "./session-env.ts";
 /**
  * Credentials and identity sources from the user's shell that would win over
  * the managed identity (a client secret, a certificate, a Workload ID token,
- * a username, another managed-identity endpoint), for the SDKs and Terraform.
+ * a username, another managed-identity endpoint), for the SDKs and Terraform;
+ * storage keys, SAS tokens and connection strings that az, the SDKs and
+ * Terraform's backend would send instead of a token; and what a CI job hands
+ * its steps to mint OIDC tokens for an identity of its own. Kept on purpose:
+ * AZURE_STORAGE_ACCOUNT (a name), AZURE_STORAGE_AUTH_MODE (`key` makes az ask
+ * ARM for the account's keys with the session's identity, which the proxy's
+ * azure_api rules decide), ARM_SUBSCRIPTION_ID (the user's choice), and a
+ * program's own variables azgate cannot know.
  */
 export const SCRUBBED = [
   "AZURE_CLIENT_SECRET",
@@ -28,14 +35,30 @@ export const SCRUBBED = [
   "MSI_SECRET",
   "IDENTITY_SERVER_THUMBPRINT",
   "IMDS_ENDPOINT",
+  "AZURE_FEDERATED_TOKEN",
+  // Storage: a key, a SAS or a connection string (holding either) is used instead of the identity's token.
+  "AZURE_STORAGE_CONNECTION_STRING",
+  "AZURE_STORAGE_KEY",
+  "AZURE_STORAGE_ACCOUNT_KEY",
+  "AZURE_STORAGE_SAS_TOKEN",
+  "AZCOPY_SPA_CLIENT_SECRET",
+  "AZCOPY_SPA_CERT_PASSWORD",
+  // Terraform (azurerm, azapi, the azurerm backend) and Pulumi.
   "ARM_CLIENT_ID",
+  "ARM_CLIENT_ID_FILE_PATH",
   "ARM_CLIENT_SECRET",
+  "ARM_CLIENT_SECRET_FILE_PATH",
+  "ARM_CLIENT_CERTIFICATE",
   "ARM_CLIENT_CERTIFICATE_PATH",
   "ARM_CLIENT_CERTIFICATE_PASSWORD",
+  "ARM_ACCESS_KEY",
+  "ARM_SAS_TOKEN",
   "ARM_OIDC_TOKEN",
   "ARM_OIDC_TOKEN_FILE_PATH",
   "ARM_OIDC_REQUEST_TOKEN",
   "ARM_OIDC_REQUEST_URL",
+  "ARM_OIDC_AZURE_SERVICE_CONNECTION_ID",
+  "ARM_ADO_PIPELINE_SERVICE_CONNECTION_ID",
   "ARM_USE_OIDC",
   "ARM_USE_CLI",
   "ARM_USE_AKS_WORKLOAD_IDENTITY",
@@ -44,6 +67,14 @@ export const SCRUBBED = [
   "ARM_USE_MSI",
   "ARM_ENVIRONMENT",
   "ARM_METADATA_HOSTNAME",
+  // CI jobs' OIDC token requests (GitHub Actions, Azure Pipelines) and the service connection they name.
+  "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+  "ACTIONS_ID_TOKEN_REQUEST_URL",
+  "SYSTEM_OIDCREQUESTURI",
+  "SYSTEM_ACCESSTOKEN",
+  "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID",
+  "AZURESUBSCRIPTION_CLIENT_ID",
+  "AZURESUBSCRIPTION_TENANT_ID",
 ] as const;
 
 /** Every variable `azgate exec` may set, for `azgate env --unset`. */

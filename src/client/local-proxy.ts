@@ -5,7 +5,7 @@
  * carries every other intercepted request as a stream (re-dialled when lost).
  */
 import { checkAzureMethod, forwardableHeaders, refusal } from "../azure/forwarding.ts";
-import { AzgateError, TargetRefused } from "../errors/index.ts";
+import { AzgateError, isAzgateError, TargetRefused } from "../errors/index.ts";
 import dns from "node:dns/promises";
 import net from "node:net";
 import { serveConnect, type ConnectDecision } from "../net/connect-server.ts";
@@ -52,6 +52,13 @@ function refused(err: AzgateError): Response {
   return Response.json(r.body, { status: r.status });
 }
 
+/**
+ * The proxy said no (a 4xx at the tunnel's upgrade: a lock, a deleted, reset
+ * or re-created user, an expired certificate), as opposed to a proxy that
+ * cannot be reached. Clients retry a 502; they must not retry a refusal.
+ */
+const isRefusal = (e: unknown): e is AzgateError => isAzgateError(e) && e.status >= 400 && e.status < 500;
+
 /** Serves the local proxy on a port reserved earlier (local-session.ts), which it adopts. */
 export async function serveLocalProxy(opts: { creds: AppCredentials; target: ApiTarget; ca: LocalCaFiles; secret: string; reserved: ReservedPort; log?: (l: string) => void; clock: Clock }): Promise<RunningLocalProxy> {
   const { cloud } = opts.creds;
@@ -72,6 +79,22 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
     return session;
   };
 
+  /**
+   * What the client hears when its request did not get through. A refusal keeps its own status and code
+   * (403 locked, 401 unauthenticated...), so az and the SDKs do not retry it; only a proxy that cannot be
+   * reached is azgate_unavailable, a 502 they retry. A request lost with a tunnel the proxy closed (a lock
+   * or an account change cuts open tunnels: proxy/tunnels.ts) learns nothing from the close itself, so
+   * the proxy is asked once more: the new dial's refusal says why. Nothing is resent.
+   */
+  const whyNot = async (e: unknown, used: TunnelSession | undefined): Promise<AzgateError> => {
+    if (isRefusal(e)) return e;
+    if (used && (used.isClosed || used.isDraining)) {
+      const redial = await tunnel().then(() => null, (err: unknown) => err);
+      if (isRefusal(redial)) return redial;
+    }
+    return new AzgateError("azgate_unavailable", (e as Error).message);
+  };
+
   const handle = async (req: Request): Promise<Response> => {
     const local = tokens(req);
     if (local) return local;
@@ -85,10 +108,12 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
     const headers = forwardableHeaders(all, "request");
     const body = req.body && !["GET", "HEAD"].includes(req.method) ? req.body : undefined;
     let res;
+    let used: TunnelSession | undefined;
     try {
-      res = await tunnelRequest(await tunnel(), { method: req.method, url: `https://${hostHeader}${url.pathname}${url.search}`, headers }, body);
+      used = await tunnel();
+      res = await tunnelRequest(used, { method: req.method, url: `https://${hostHeader}${url.pathname}${url.search}`, headers }, body);
     } catch (e) {
-      return refused(new AzgateError("azgate_unavailable", (e as Error).message));
+      return refused(await whyNot(e, used));
     }
     const out = new Headers();
     // The body is streamed on as it comes: its length is the new hop's business.

@@ -70,7 +70,10 @@ const statusByCode: Record<ErrorCode, number> = {
   sso_attempt_invalid: 403,
   /** Authenticated by the IdP, but the connector maps nothing the user has to a role. */
   sso_no_roles: 403,
-  /** Password logins only, after too many failures (not other calls: anyone can fail a login). */
+  /**
+   * No longer sent: a login during the failed-login lockout is answered `login_failed`, as every failure is
+   * (login.ts; the audit event says locked). Kept registered so the code keeps its meaning.
+   */
   user_locked: 403,
   /** An administrator's lock (azgate admin lock) matches the user, role, Azure identity or session. */
   locked: 403,

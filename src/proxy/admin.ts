@@ -9,7 +9,7 @@ import { CONNECTOR_KINDS, connectorRoles, withoutSecrets, type Connector, type C
 import { AzgateError } from "../errors/index.ts";
 import type { Resource } from "../resources/parse.ts";
 import { withoutTargetSecrets, type NotificationTarget } from "../resources/notification-target.ts";
-import type { User } from "../resources/user.ts";
+import { checkTraits, type User } from "../resources/user.ts";
 import { parseDuration } from "../util/duration.ts";
 import { authorize, type Caller } from "./caller.ts";
 import { checkRule } from "../rbac/engine.ts";
@@ -176,6 +176,7 @@ export async function removeResource(ctx: ProxyContext, caller: Caller, kind: Re
 export async function addUser(ctx: ProxyContext, caller: Caller, name: string, roles: string[], traits: Record<string, string[]>) {
   authorize(caller, "user", "create");
   checkUserName(name);
+  traits = checkTraits(traits);
   roles = unique(roles);
   if (roles.length === 0) throw new AzgateError("bad_parameter", "a user needs at least one role: --roles access,editor");
   await requireRolesExist(ctx, roles);
@@ -199,6 +200,9 @@ export interface UserUpdate {
 
 export async function updateUser(ctx: ProxyContext, caller: Caller, name: string, update: UserUpdate): Promise<User> {
   authorize(caller, "user", "update");
+  // Checked before anything is read or written, the same on every backend (a NUL would reach PostgreSQL's jsonb as a 500).
+  if (update.traits !== undefined) checkTraits(update.traits);
+  if (update.azure_identities !== undefined) checkTraits({ azure_identities: update.azure_identities });
   if (update.roles) update = { ...update, roles: unique(update.roles) };
   if (update.azure_identities) update = { ...update, azure_identities: unique(update.azure_identities) };
   if (update.roles) {
@@ -209,7 +213,7 @@ export async function updateUser(ctx: ProxyContext, caller: Caller, name: string
     const traits = { ...user.spec.traits, ...(update.traits ?? {}) };
     // --set-azure-identities replaces the trait, as in tctl.
     if (update.azure_identities) traits.azure_identities = update.azure_identities;
-    return { ...user, spec: { ...user.spec, roles: update.roles ?? user.spec.roles, traits } };
+    return { ...user, spec: { ...user.spec, roles: update.roles ?? user.spec.roles, traits: checkTraits(traits) } };
   });
   await ctx.audit.emit({ event: "user.update", code: "T1003I", user: caller.name, name, roles: next.spec.roles });
   return next;

@@ -47,9 +47,10 @@ export interface Authenticated {
 
 /**
  * Password (and TOTP) authentication, shared by the CLI's login and the web
- * UI's sign-in. Every failure looks the same to the caller; after
- * `maxAttempts` failures in the window the user is locked for `lockMs`, and
- * an administrator's reset (a new invite) unlocks it early.
+ * UI's sign-in. Every failure looks the same to the caller, a lockout
+ * included; after `maxAttempts` failures in the window the user's password
+ * logins are locked for `lockMs`, and an administrator's reset (a new
+ * invite) unlocks it early.
  */
 export async function authenticate(ctx: ProxyContext, req: { user: string; password: string; otp?: string; remote_addr?: string; via?: "web" }, beforeCheck?: () => Promise<void>): Promise<Authenticated> {
   const name = String(req.user ?? "");
@@ -60,12 +61,17 @@ export async function authenticate(ctx: ProxyContext, req: { user: string; passw
     await ctx.audit.emit({ event: "user.login", code: "T1000W", success: false, method: "password", ...via, error: "malformed user name", remote_addr: req.remote_addr });
     throw new AzgateError("login_failed", GENERIC_FAILURE);
   }
+  // Before the lockout is read: an answer that differs by it (a malformed key refused only when not locked) would tell.
+  await beforeCheck?.();
   const failures = (await ctx.backend.get<Failures>(KEYS.loginFailures(name)))?.value;
   if (failures?.locked_until && failures.locked_until > now) {
-    await ctx.audit.emit({ event: "user.login", code: "T1000W", user: name, success: false, method: "password", ...via, error: "locked", remote_addr: req.remote_addr });
-    throw lockedError(name, failures.locked_until - now);
+    // The caller gets what every failure gets: that the account exists and is locked, and for how long, is
+    // no business of an anonymous caller's. The password is still hashed, so the time does not tell either.
+    // The audit log keeps the reason.
+    await verifyPassword(String(req.password ?? ""), undefined);
+    await ctx.audit.emit({ event: "user.login", code: "T1000W", user: name, success: false, method: "password", ...via, error: lockedReason(failures.locked_until - now), remote_addr: req.remote_addr });
+    throw new AzgateError("login_failed", GENERIC_FAILURE);
   }
-  await beforeCheck?.();
 
   const user = name ? await getUser(ctx, name) : null;
   const authItem = user ? await ctx.backend.get<UserAuth>(KEYS.userAuth(name)) : null;
@@ -147,9 +153,7 @@ async function recordFailure(ctx: ProxyContext, existing: string | null, name: s
   await ctx.audit.emit({ event: "user.login", code: "T1000W", user: name, success: false, method: "password", error: GENERIC_FAILURE, remote_addr: remoteAddr });
 }
 
-function lockedError(name: string, remainingMs: number): AzgateError {
-  return new AzgateError(
-    "user_locked",
-    `user "${name}" is locked for ${formatDuration(remainingMs)} after too many failed login attempts; try again later or ask an administrator to reset it (azgate admin users reset ${name})`,
-  );
+/** Why a locked-out login was refused, for the audit log (never for the caller). */
+function lockedReason(remainingMs: number): string {
+  return `locked for ${formatDuration(remainingMs)} more after too many failed login attempts (azgate admin users reset lifts it)`;
 }

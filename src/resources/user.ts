@@ -1,6 +1,41 @@
 import { z } from "zod";
+import { AzgateError } from "../errors/index.ts";
 
 export const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
+
+/**
+ * What traits may hold, wherever they come from (an administrator through
+ * the API or a file, an SSO login's claims): traits travel in every
+ * certificate and stored user, so they are bounded, and they are printable
+ * text (no control characters: NUL above all, which PostgreSQL refuses,
+ * so the same input is refused alike on either backend).
+ */
+export const TRAIT_LIMITS = { nameChars: 128, valueChars: 1024, valuesPerTrait: 256, traits: 128 };
+const CONTROL = /[\x00-\x1f\x7f]/;
+export const traitNameOk = (name: string) => name.length > 0 && name.length <= TRAIT_LIMITS.nameChars && !CONTROL.test(name);
+export const traitValueOk = (value: string) => value.length <= TRAIT_LIMITS.valueChars && !CONTROL.test(value);
+
+/** Why `traits` cannot be a user's traits, or null when they can. */
+export function traitsProblem(traits: unknown): string | null {
+  if (typeof traits !== "object" || traits === null || Array.isArray(traits)) return "traits must be a mapping of trait names to lists of strings";
+  const entries = Object.entries(traits);
+  if (entries.length > TRAIT_LIMITS.traits) return `a user has at most ${TRAIT_LIMITS.traits} traits`;
+  for (const [name, values] of entries) {
+    if (!traitNameOk(name)) return `trait name ${JSON.stringify(name.slice(0, 64))} must be 1-${TRAIT_LIMITS.nameChars} characters with no control characters`;
+    if (!Array.isArray(values) || values.some((v) => typeof v !== "string")) return `trait "${name}" must be a list of strings`;
+    if (values.length > TRAIT_LIMITS.valuesPerTrait) return `trait "${name}" has more than ${TRAIT_LIMITS.valuesPerTrait} values`;
+    const bad = values.find((v) => !traitValueOk(v));
+    if (bad !== undefined) return `trait "${name}" has the value ${JSON.stringify(bad.slice(0, 64))}: values are at most ${TRAIT_LIMITS.valueChars} characters, with no control characters (NUL included)`;
+  }
+  return null;
+}
+
+/** `traits`, checked: refused with bad_parameter (400) before anything is stored. */
+export function checkTraits(traits: unknown): Record<string, string[]> {
+  const problem = traitsProblem(traits);
+  if (problem) throw new AzgateError("bad_parameter", problem);
+  return traits as Record<string, string[]>;
+}
 
 export interface User {
   kind: "user";
@@ -38,7 +73,13 @@ export const userSchema = z.strictObject({
   }),
   spec: z.strictObject({
     roles: z.array(z.string().min(1)).default([]),
-    traits: z.record(z.string(), z.array(z.string())).default({}),
+    traits: z
+      .record(z.string(), z.array(z.string()))
+      .default({})
+      .superRefine((traits, ctx) => {
+        const problem = traitsProblem(traits);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      }),
     created_by: z.unknown().optional(),
     status: z.unknown().optional(),
   }),

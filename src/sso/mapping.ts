@@ -5,24 +5,27 @@
  */
 import { matchLabelValue } from "../rbac/labels.ts";
 import type { Traits } from "../rbac/types.ts";
+import { TRAIT_LIMITS, traitNameOk, traitValueOk, USER_NAME } from "../resources/user.ts";
 
 /**
  * How much of what an IdP says becomes traits (traits travel in every
- * certificate): longer values, more values or more claims are dropped, so
- * one huge claim cannot make a certificate that breaks every later request.
+ * certificate): the limits every user's traits have (resources/user.ts).
+ * Here longer values, more values or more claims, and control characters,
+ * are dropped rather than refused: one huge or hostile claim cannot make a
+ * certificate that breaks every later request, nor fail the login.
  */
-export const TRAIT_LIMITS = { nameChars: 128, valueChars: 1024, valuesPerTrait: 256, traits: 128 };
+export { TRAIT_LIMITS };
 
-/** Each claim as a list of strings; objects, nulls and values over the limits are dropped (they cannot feed a template). */
+/** Each claim as a list of strings; objects, nulls and values over the limits or with control characters are dropped (they cannot feed a template). */
 export function claimsToTraits(claims: Record<string, unknown>): Traits {
   const traits: Traits = {};
   let count = 0;
   for (const [name, value] of Object.entries(claims)) {
-    if (count >= TRAIT_LIMITS.traits || name.length > TRAIT_LIMITS.nameChars) continue;
+    if (count >= TRAIT_LIMITS.traits || !traitNameOk(name)) continue;
     const list = (Array.isArray(value) ? value : [value])
       .filter((v) => ["string", "number", "boolean"].includes(typeof v))
       .map(String)
-      .filter((v) => v.length <= TRAIT_LIMITS.valueChars)
+      .filter(traitValueOk)
       .slice(0, TRAIT_LIMITS.valuesPerTrait);
     if (list.length) {
       traits[name] = list;
@@ -66,12 +69,15 @@ export function rolesFromTeams(rules: { organization: string; team: string; role
 }
 
 /**
- * A user name an SSO login may take: the IdP's value, cleaned to the
- * characters user names allow. Cleaning can make two people's names alike
- * ("ops/lead" and "ops_lead"): the user record is bound to the IdP's subject,
- * so the second is refused, never merged. Too long is refused, not cut.
+ * The user name an SSO login takes: the identity provider's value as it is,
+ * when it is a user name azgate allows; otherwise null, and the login is
+ * refused with what to change (proxy/sso/finish.ts). Never cleaned or cut:
+ * cleaning is many-to-one ("ops/lead@" and "ops_lead@" both became
+ * "ops_lead@"), so whoever signed in first held the name and the other could
+ * never sign in. Names as given are one per value, and the record is still
+ * bound to the IdP's subject for the one conflict left (two people given the
+ * very same name).
  */
 export function ssoUserName(value: string): string | null {
-  const cleaned = value.trim().replace(/[^A-Za-z0-9._@+-]/g, "_");
-  return cleaned.length <= 128 && /^[A-Za-z0-9]/.test(cleaned) ? cleaned : null;
+  return USER_NAME.test(value) ? value : null;
 }

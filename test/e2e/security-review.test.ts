@@ -136,12 +136,13 @@ describe("accounts: invites, resets, deletion, lockout, terminal output", () => 
     const dave = await cluster.user("dave", ["azure-cli-access"], [READER]);
     const app = await dave.appSession("azure-cli", READER);
     for (let i = 0; i < 5; i++) await expect(passwordLogin(cluster, "dave", `guess ${i}`)).rejects.toMatchObject({ code: "login_failed" });
-    // Password logins are locked now, even with the right password...
-    await expect(passwordLogin(cluster, "dave", "correct horse battery dave")).rejects.toMatchObject({ code: "user_locked" });
+    // Password logins are locked now, even with the right password, answered as any failure (the audit log says locked)...
+    await expect(passwordLogin(cluster, "dave", "correct horse battery dave")).rejects.toMatchObject({ code: "login_failed", message: "invalid user name, password or second factor" });
     // ...but dave's session and its app tunnel go on.
     expect((await dave.api.call<{ name: string }>("GET", "/v1/whoami")).name).toBe("dave");
     expect((await app.request(GROUPS)).status).toBe(200);
     expect(await auditOf(cluster, "user.locked", since)).toContainEqual(expect.objectContaining({ user: "dave" }));
+    expect(await auditOf(cluster, "user.login", since)).toContainEqual(expect.objectContaining({ user: "dave", success: false, error: expect.stringMatching(/^locked for \d+m\d*s? more after too many failed login attempts/) }));
     app.close();
 
     // Failures of names nobody has are not stored (they could fill the backend), names that are no user name are refused before any lookup.
@@ -254,7 +255,9 @@ describe("the request path: locks, per-server labels, methods, bodies, the works
     expect(ls.stdout).toMatch(new RegExp(`${id}\\s+user:"carol"\\s+incident 42: call the SOC\\s+\\d{4}-`));
     expect(await auditOf(cluster, "lock.created", since)).toContainEqual(expect.objectContaining({ name: id, target: { user: "carol" } }));
     // az's next request found its tunnel closed; the local proxy's new one was refused, and both are in the log.
-    expect(await auditOf(cluster, "app.tunnel.denied", since)).toContainEqual(expect.objectContaining({ user: "carol", error_code: "locked", success: false }));
+    // az got the refusal's own 403 "locked", not a 502 it would retry: one request, one refused dial (it was four).
+    expect(refused.stderr).toContain("(locked)");
+    expect((await auditOf(cluster, "app.tunnel.denied", since)).filter((e) => e.user === "carol")).toEqual([expect.objectContaining({ error_code: "locked", success: false })]);
     expect(await auditOf(cluster, "app.session.closed", since)).toContainEqual(expect.objectContaining({ user: "carol" }));
 
     expect((await admin(["rm", `lock/${id}`])).stdout).toContain(`lock "${id}" has been deleted`);

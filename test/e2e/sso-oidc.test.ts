@@ -24,7 +24,7 @@ const ACCOUNTS = {
   "bob@example.com": { email: "bob@example.com", email_verified: true, groups: ["staff"] },
   "carol@example.com": { email: "carol@example.com", email_verified: true, groups: ["azure-users"] },
   "dan@example.com": { email: "dan@example.com", email_verified: true, groups: ["azure-users"] },
-  // Two people whose e-mail addresses clean to one user name (ops_lead@example.com).
+  // Two people whose e-mail addresses differ by a character user names do not allow (cleaned, they were one name).
   "ops/lead@example.com": { email: "ops/lead@example.com", email_verified: true, groups: ["azure-users"] },
   "ops_lead@example.com": { email: "ops_lead@example.com", email_verified: true, groups: ["azure-users", "azure-admins"] },
   "unverified@example.com": { email: "unverified@example.com", email_verified: "true", groups: ["azure-users"] },
@@ -303,29 +303,30 @@ describe("OIDC identities and edges", () => {
   }
 
   const loginEvents = async (since: number) =>
-    ((await cluster.admin.call<{ items: { event: string; user?: string; success?: boolean; error?: string; subject?: string; time: string }[] }>("GET", "/v1/admin/audit?event=user.login")).items).filter((e) => Date.parse(e.time) >= since);
+    ((await cluster.admin.call<{ items: { event: string; user?: string; success?: boolean; error?: string; subject?: string; idp_user?: string; time: string }[] }>("GET", "/v1/admin/audit?event=user.login")).items).filter((e) => Date.parse(e.time) >= since);
 
-  it("never merges two people whose names clean to one user name, nor one name across connectors", async () => {
+  it("never merges two people into one user name: a name azgate would have to rewrite is refused with what to change, whoever signs in first; one name across connectors is refused too", async () => {
     const since = Date.now() - 1000;
+    // ops/lead@ is not a user name azgate allows: refused with the connector's field to change, not cleaned into ops_lead@.
     const first = await outcomeOf("corp", "ops/lead@example.com");
-    expect(first.error).toBeNull();
-    expect(first.cert!.user).toBe("ops_lead@example.com");
-    // The second person (another subject, more groups) is refused, and the first one's record is untouched.
+    expect(first.cert).toBeNull();
+    expect(first.error).toContain(`oidc connector "corp" names this user "ops/lead@example.com", which is not an azgate user name`);
+    expect(first.error).toContain(`Ask an administrator to set connector "corp"'s username_claim (now "email") to a claim whose values are such names`);
+    expect(await loginEvents(since)).toContainEqual(expect.objectContaining({ success: false, idp_user: "ops/lead@example.com", error: "the identity provider's user name is not an azgate user name", subject: expect.stringMatching(/:ops\/lead@example.com$/) }));
+    // So the person whose name it is signs in as themselves, with their own roles, after the other tried first.
     const second = await outcomeOf("corp", "ops_lead@example.com");
-    expect(second.cert).toBeNull();
-    expect(second.error).toMatch(/the user name "ops_lead@example.com" is in use by another person's sign-in \(oidc connector "corp"\)/);
-    const events = await loginEvents(since);
-    expect(events).toContainEqual(expect.objectContaining({ user: "ops_lead@example.com", success: false, error: "user name held by another SSO identity", subject: expect.stringMatching(/:ops_lead@example.com$/) }));
-    // The first person's certificate still works, with the first person's roles and nobody else's.
-    const whoami = await new ApiClient(cluster.target, { keyPem: first.keyPem, certPem: first.cert!.cert_pem }).call<{ name: string; roles: string[] }>("GET", "/v1/whoami");
+    expect(second.error).toBeNull();
+    expect(second.cert!.user).toBe("ops_lead@example.com");
+    const whoami = await new ApiClient(cluster.target, { keyPem: second.keyPem, certPem: second.cert!.cert_pem }).call<{ name: string; roles: string[] }>("GET", "/v1/whoami");
     expect(whoami).toMatchObject({ name: "ops_lead@example.com", roles: ["access", "azure-cli-access"] });
     const stored = (await cluster.admin.call<{ items: { spec: { created_by: { connector: { subject: string } } }; status: { id: string } }[] }>("GET", "/v1/admin/resources/user/ops_lead@example.com")).items[0];
-    expect(stored.spec.created_by.connector.subject).toMatch(/:ops\/lead@example.com$/);
+    expect(stored.spec.created_by.connector.subject).toMatch(/:ops_lead@example.com$/);
 
-    // The same person through another connector (same IdP, same subject) is another identity: refused too.
+    // The same person through another connector (same IdP, same subject) is another identity: refused.
     await cluster.admin.call("POST", "/v1/admin/resources", { text: JSON.stringify(connector(idp, "corp2", cluster.proxy.port)) });
-    const other = await outcomeOf("corp2", "ops/lead@example.com");
-    expect(other.error).toMatch(/in use by another person's sign-in \(oidc connector "corp"\)/);
+    const other = await outcomeOf("corp2", "ops_lead@example.com");
+    expect(other.error).toMatch(/the user name "ops_lead@example.com" is in use by another person's sign-in \(oidc connector "corp"\)/);
+    expect((await loginEvents(since)).filter((e) => e.user === "ops_lead@example.com" && e.success === false)).toEqual([expect.objectContaining({ error: "user name held by another SSO identity" })]);
   });
 
   it("a later short login of the same person does not cut the earlier session short", async () => {

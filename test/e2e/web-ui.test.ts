@@ -34,6 +34,7 @@ const ROLES = [
   `kind: role\nversion: v7\nmetadata: {name: reviewer}\nspec:\n  allow:\n    app_labels: {"*": "*"}\n    review_requests:\n      azure_identities: ["${READER}"]\n`,
 ];
 const PASSWORD = (name: string) => `correct horse battery ${name}`;
+const LOCKED_FLASH = "Your session has ended: a lock is in force for you. Sign in again once an administrator lifts it.";
 
 async function signIn(page: Page, base: string, user: string, otp?: string) {
   await page.goto(`${base}/web`);
@@ -118,10 +119,12 @@ describe("web UI", () => {
     await a.page.fill("textarea[name=reason]", "incident 12 from the browser");
     await shot(a.page, "new-request");
     await a.page.click("form[action='/web/requests'] button[type=submit]");
-    await a.page.waitForURL(/\/web\/requests\/[0-9a-f-]{36}\?ok=/);
+    await a.page.waitForURL(/\/web\/requests\/[0-9a-f-]{36}\?ok=request_created$/);
     const id = /\/web\/requests\/([0-9a-f-]{36})/.exec(a.page.url())![1];
     approvedId = id;
-    expect(await a.page.locator(".flash").textContent()).toContain("Request created: PENDING.");
+    // The flash is the code's fixed text (web/flash.ts); the page itself says the state.
+    expect(await a.page.locator(".flash").textContent()).toBe("Request created.");
+    expect(await a.page.locator("tr:has(th:text-is('State')) td > span").first().textContent()).toBe("PENDING");
 
     // ...bob sees it in his inbox and approves, with a reason.
     // ...bob follows the link a notification carries: signed out, he signs in and lands on the request.
@@ -147,8 +150,9 @@ describe("web UI", () => {
     await shot(b.page, "review");
     await b.page.fill("textarea[name=reason]", "ok for incident 12");
     await b.page.click("button[value=APPROVED]");
-    await b.page.waitForURL(/\?ok=/);
-    expect(await b.page.locator(".flash").textContent()).toContain("Reviewed. The request is APPROVED.");
+    await b.page.waitForURL(/\?ok=reviewed$/);
+    expect(await b.page.locator(".flash").textContent()).toBe("Review recorded.");
+    expect(await b.page.locator("tr:has(th:text-is('State')) td > span").first().textContent()).toBe("APPROVED");
     const after = await az();
     expect(after.code, after.stderr).toBe(0);
     expect(JSON.parse(after.stdout).map((g: { name: string }) => g.name)).toContain("myResourceGroup");
@@ -243,9 +247,10 @@ describe("web UI", () => {
     await c.page.waitForURL(/\/web$/);
     await cluster.admin.call("POST", "/v1/admin/locks", { target: { user: "carol" }, message: "suspicious activity" });
     await c.page.click("nav a[href='/web/requests']");
-    await c.page.waitForURL(/\/web\/login\?error=/);
-    expect(await c.page.locator(".flash").textContent()).toBe(`lock targeting user:"carol" is in force: suspicious activity`);
-    expect(await audit("web.session.end")).toContainEqual(expect.objectContaining({ user: "carol", error_code: "locked" }));
+    await c.page.waitForURL(/\/web\/login\?error=locked$/);
+    // The page says so in fixed words (never text from the URL); the lock's own message is in the audit event.
+    expect(await c.page.locator(".flash").textContent()).toBe(LOCKED_FLASH);
+    expect(await audit("web.session.end")).toContainEqual(expect.objectContaining({ user: "carol", error_code: "locked", why: `lock targeting user:"carol" is in force: suspicious activity` }));
     // The cookie is gone: the pages do not come back once the lock is lifted, only a new sign-in does.
     await c.page.goto(`${base}/web`);
     await c.page.waitForURL(/\/web\/login/);
@@ -259,7 +264,7 @@ describe("web UI", () => {
     await b.page.click("button[type=submit]");
     await b.page.waitForURL(`${base}/web`);
     await b.page.click("header form button[type=submit]");
-    await b.page.waitForURL(/\/web\/login\?ok=Signed%20out/);
+    await b.page.waitForURL(/\/web\/login\?ok=signed_out$/);
     await b.page.goto(`${base}/web/requests`);
     await b.page.waitForURL(/\/web\/login\?next=%2Fweb%2Frequests$/);
     await b.context.close();
@@ -282,13 +287,14 @@ describe("web UI", () => {
     await e.page.fill("input[name=value]", "dave");
     await e.page.fill("input[name=message]", "leaving the company");
     await e.page.click("form[action='/web/admin/locks'] button[type=submit]");
-    await e.page.waitForURL(/\/web\/admin\?ok=Locked/);
+    await e.page.waitForURL(/\/web\/admin\?ok=lock_created$/);
     expect(await audit("lock.created")).toContainEqual(expect.objectContaining({ user: "ed" }));
     await victim.page.click("nav a[href='/web/audit']");
-    await victim.page.waitForURL(/\/web\/login\?error=/);
-    expect(await victim.page.locator(".flash").textContent()).toBe(`lock targeting user:"dave" is in force: leaving the company`);
+    await victim.page.waitForURL(/\/web\/login\?error=locked$/);
+    expect(await victim.page.locator(".flash").textContent()).toBe(LOCKED_FLASH);
+    expect(await audit("web.session.end")).toContainEqual(expect.objectContaining({ user: "dave", error_code: "locked", why: `lock targeting user:"dave" is in force: leaving the company` }));
     await e.page.click("table.locks tr:has-text('user=dave') button");
-    await e.page.waitForURL(/Lock%20lifted/);
+    await e.page.waitForURL(/\/web\/admin\?ok=lock_lifted$/);
     expect(await e.page.locator("table.locks tr:has-text('user=dave')").count()).toBe(0);
     await e.context.close();
     await victim.context.close();
@@ -351,8 +357,8 @@ describe("web UI sign-in with OTP, and with OIDC", () => {
     const victim = await freshPage(browser);
     await victim.page.goto(lure);
     await signInAtIdp(victim.page, "frank@example.com");
-    await victim.page.waitForURL(/\/web\/login\?error=/);
-    expect(await victim.page.locator(".flash.error").textContent()).toBe("this sign-in was started in another browser; start it again here");
+    await victim.page.waitForURL(/\/web\/login\?error=sso_attempt_invalid$/);
+    expect(await victim.page.locator(".flash.error").textContent()).toBe("This sign-in was started in another browser, or it expired or was already used: start it again here.");
     const loginEvents = async () => (await cluster.admin.call<{ items: Record<string, unknown>[] }>("GET", "/v1/admin/audit?event=user.login")).items;
     expect(await loginEvents()).toContainEqual(expect.objectContaining({ method: "oidc", via: "web", success: false, error: "this sign-in was started in another browser; start it again here" }));
     expect((await loginEvents()).filter((e) => e.user === "frank@example.com" && e.success)).toEqual([]);

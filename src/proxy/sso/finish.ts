@@ -17,10 +17,11 @@ import type { ProxyContext } from "../context.ts";
 import { KEYS } from "../keys.ts";
 import { loadRoles, newUserStatus } from "../users.ts";
 import { checkLocks } from "../locks.ts";
+import { ssoUserName } from "../../sso/mapping.ts";
 import { completeAttempt, type SsoAttempt } from "./attempt.ts";
 
 export interface SsoIdentity {
-  /** The user name the IdP gave (email, login or subject), already cleaned. */
+  /** The user's name as the IdP gave it (username_claim, NameID, GitHub login); finishSsoLogin decides whether it can be one here. */
   user: string;
   /**
    * Who the person is at the IdP, stable for life: OIDC issuer and `sub`,
@@ -44,39 +45,60 @@ export async function finishSsoLogin(
   ctx: ProxyContext,
   connector: Connector,
   attempt: { key: string; revision: string; value: SsoAttempt; expires?: string },
-  who: SsoIdentity,
+  given: SsoIdentity,
 ): Promise<SsoEnd> {
+  const via = attempt.value.web ? { via: "web" } : {};
+  const refuse = async (err: AzgateError, what: Record<string, unknown>): Promise<never> => {
+    await ctx.audit.emit({ event: "user.login", code: "T1001W", method: connector.kind, connector: connector.metadata.name, ...via, remote_addr: attempt.value.remote_addr, ...what, success: false });
+    auditedHere.add(err);
+    throw err;
+  };
+  // The IdP's name as it is, or no login: a name cleaned into another could be another person's (sso/mapping.ts).
+  const name = ssoUserName(given.user);
+  if (!name) {
+    await refuse(
+      new AzgateError(
+        "sso_failed",
+        `${connector.kind} connector "${connector.metadata.name}" names this user ${JSON.stringify(given.user.slice(0, 200))}, which is not an azgate user name (1-128 letters, digits, '.', '_', '@', '+' or '-', starting with a letter or digit); azgate does not rewrite names, since two people's could become one. Ask an administrator to ${nameFix(connector)}`,
+      ),
+      { idp_user: given.user.slice(0, 200), subject: given.subject, error: "the identity provider's user name is not an azgate user name" },
+    );
+  }
+  const who = { ...given, user: name! };
   const audit = { user: who.user, method: connector.kind, connector: connector.metadata.name, remote_addr: attempt.value.remote_addr };
   if (who.roles.length === 0) {
-    await ctx.audit.emit({ event: "user.login", code: "T1001W", ...audit, success: false, error: "no roles mapped" });
-    throw new AzgateError(
-      "sso_no_roles",
-      `user "${who.user}" signed in with ${connector.kind} connector "${connector.metadata.name}", but nothing they have maps to a role; ask an administrator to check the connector's ${mappingField(connector)}`,
+    await refuse(
+      new AzgateError(
+        "sso_no_roles",
+        `user "${who.user}" signed in with ${connector.kind} connector "${connector.metadata.name}", but nothing they have maps to a role; ask an administrator to check the connector's ${mappingField(connector)}`,
+      ),
+      { ...audit, error: "no roles mapped" },
     );
   }
   const existingItem = await ctx.backend.get<User>(KEYS.user(who.user));
   const existing = existingItem?.value;
   const owner = existing?.spec.created_by?.connector;
   if (existing && !owner) {
-    await ctx.audit.emit({ event: "user.login", code: "T1001W", ...audit, success: false, error: "local user with this name" });
-    throw new AzgateError("already_exists", `a local user named "${who.user}" exists; an SSO login cannot take it over`);
+    await refuse(new AzgateError("already_exists", `a local user named "${who.user}" exists; an SSO login cannot take it over`), { ...audit, error: "local user with this name" });
   }
   // The name is held by another person (another connector, or another subject at this one): refused, never merged.
   // A record from before subjects were kept (no `subject`) is taken over by its connector's next login of that name.
   if (owner && (owner.type !== connector.kind || owner.id !== connector.metadata.name || (owner.subject !== undefined && owner.subject !== who.subject))) {
-    await ctx.audit.emit({ event: "user.login", code: "T1001W", ...audit, subject: who.subject, success: false, error: "user name held by another SSO identity" });
-    throw new AzgateError(
-      "already_exists",
-      `the user name "${who.user}" is in use by another person's sign-in (${owner.type} connector "${owner.id}"); ask an administrator to set the connector's username_claim to a unique claim`,
+    await refuse(
+      new AzgateError(
+        "already_exists",
+        `the user name "${who.user}" is in use by another person's sign-in (${owner.type} connector "${owner.id}"); ask an administrator to ${owner.type === connector.kind && owner.id === connector.metadata.name ? nameFix(connector, "unique") : `delete user "${who.user}" if it is the same person moving to this connector, or else to give each connector's people names of their own`}`,
+      ),
+      { ...audit, subject: who.subject, error: "user name held by another SSO identity" },
     );
   }
   const roles = await loadRoles(ctx, who.roles);
-  if (roles.length === 0) throw new AzgateError("sso_no_roles", `the roles ${who.roles.join(", ")} mapped by connector "${connector.metadata.name}" do not exist`);
+  if (roles.length === 0) await refuse(new AzgateError("sso_no_roles", `the roles ${who.roles.join(", ")} mapped by connector "${connector.metadata.name}" do not exist`), { ...audit, error: "mapped roles do not exist" });
   try {
     await checkLocks(ctx, { user: who.user, roles: roles.map((r) => r.metadata.name), session_ids: [] });
   } catch (e) {
-    await ctx.audit.emit({ event: "user.login", code: "T1001W", ...audit, success: false, error: (e as Error).message });
-    throw e;
+    if (!(e instanceof AzgateError)) throw e;
+    await refuse(e, { ...audit, error: e.message });
   }
 
   const now = ctx.clock.now();
@@ -133,6 +155,21 @@ export async function finishSsoLogin(
   const back = new URL(attempt.value.client_redirect);
   back.searchParams.set("code", code);
   return { redirect: back.toString(), identity, ttlMs: notAfter.getTime() - now };
+}
+
+/**
+ * Refusals finishSsoLogin audited itself, with what only it knows (the name, the subject): the callback
+ * (routes.ts) does not record them a second time.
+ */
+const auditedHere = new WeakSet<Error>();
+export const auditedByFinish = (e: unknown): boolean => e instanceof Error && auditedHere.has(e);
+
+/** What an administrator changes so that the connector names each person with a user name of their own. */
+function nameFix(c: Connector, kind: "valid" | "unique" = "valid"): string {
+  const names = kind === "valid" ? "such names" : "names unique to each person";
+  if (c.kind === "oidc") return `set connector "${c.metadata.name}"'s username_claim (now "${c.spec.username_claim ?? "email"}") to a claim whose values are ${names} (preferred_username or email, say)`;
+  if (c.kind === "saml") return `have the identity provider send connector "${c.metadata.name}" a NameID whose values are ${names} (the email address, say)`;
+  return `check connector "${c.metadata.name}": GitHub logins are ${names}`;
 }
 
 function mappingField(c: Connector): string {

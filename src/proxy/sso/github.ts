@@ -8,7 +8,7 @@
  */
 import { AzgateError } from "../../errors/index.ts";
 import type { GithubConnector } from "../../resources/connector.ts";
-import { rolesFromTeams, ssoUserName } from "../../sso/mapping.ts";
+import { rolesFromTeams } from "../../sso/mapping.ts";
 import type { SsoIdentity } from "./finish.ts";
 
 const endpoint = (c: GithubConnector) => (c.spec.endpoint_url ?? "https://github.com").replace(/\/$/, "");
@@ -34,11 +34,10 @@ export async function githubCallback(c: GithubConnector, code: string): Promise<
   const auth = { headers: { accept: "application/vnd.github+json", authorization: `Bearer ${token.access_token}` } };
   const me = await call<{ login?: string; id?: number }>(`${apiEndpoint(c)}/user`, auth);
   const teams = await call<{ slug: string; organization: { login: string } }[]>(`${apiEndpoint(c)}/user/teams?per_page=100`, auth);
-  const user = ssoUserName(me.login ?? "");
-  if (!user || typeof me.id !== "number") throw new AzgateError("sso_failed", "GitHub did not say who the user is");
+  if (!me.login || typeof me.id !== "number") throw new AzgateError("sso_failed", "GitHub did not say who the user is");
   const memberships = teams.map((t) => ({ organization: t.organization.login, team: t.slug }));
   return {
-    user,
+    user: me.login,
     // The numeric id survives a renamed login; the login name may be taken by someone else later.
     subject: `github:${apiEndpoint(c)}:${me.id}`,
     roles: rolesFromTeams(c.spec.teams_to_roles, memberships),

@@ -8,7 +8,7 @@
 import * as oidc from "openid-client";
 import { AzgateError } from "../../errors/index.ts";
 import type { OidcConnector } from "../../resources/connector.ts";
-import { claimsToTraits, rolesFromTraits, ssoUserName } from "../../sso/mapping.ts";
+import { claimsToTraits, rolesFromTraits } from "../../sso/mapping.ts";
 import { ttlCache } from "../../util/ttl-cache.ts";
 import { systemClock } from "../../util/clock.ts";
 import type { SsoIdentity } from "./finish.ts";
@@ -83,6 +83,11 @@ export async function oidcCallback(c: OidcConnector, query: URLSearchParams, exp
     if (e instanceof AzgateError) throw e;
     throw new AzgateError("sso_failed", `the OIDC login was refused: ${describe(e)}`);
   }
+  return oidcIdentity(c, claims);
+}
+
+/** Who the verified claims say the user is: the name (username_claim, as given), the subject, roles and traits. */
+export function oidcIdentity(c: OidcConnector, claims: Record<string, unknown>): SsoIdentity {
   const usernameClaim = c.spec.username_claim ?? "email";
   const raw = claims[usernameClaim];
   if (typeof raw !== "string" || !raw) throw new AzgateError("sso_failed", `the identity provider sent no "${usernameClaim}" claim to name the user (set username_claim in the connector)`);
@@ -90,12 +95,10 @@ export async function oidcCallback(c: OidcConnector, query: URLSearchParams, exp
   if (usernameClaim === "email" && claims.email_verified !== true && !c.spec.allow_unverified_email) {
     throw new AzgateError("sso_failed", `the email ${raw} is not verified by the identity provider`);
   }
-  const user = ssoUserName(raw);
-  if (!user) throw new AzgateError("sso_failed", `"${raw}" cannot be a user name`);
   if (typeof claims.sub !== "string" || !claims.sub) throw new AzgateError("sso_failed", "the ID token has no subject (sub)");
   const traits = claimsToTraits(Object.fromEntries(Object.entries(claims).filter(([k]) => !PROTOCOL_CLAIMS.includes(k))));
   const rules = c.spec.claims_to_roles.map((r) => ({ name: r.claim, value: r.value, roles: r.roles }));
-  return { user, subject: `oidc:${String(claims.iss)}:${claims.sub}`, roles: rolesFromTraits(rules, traits), traits };
+  return { user: raw, subject: `oidc:${String(claims.iss)}:${claims.sub}`, roles: rolesFromTraits(rules, traits), traits };
 }
 
 /** openid-client wraps the specific check that failed (nonce, iss, PKCE...) in `cause`; say both. */

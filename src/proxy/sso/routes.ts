@@ -9,6 +9,7 @@
 import { Hono, type Context } from "hono";
 import { getCookie, deleteCookie } from "hono/cookie";
 import { startWebSession } from "../web/session.ts";
+import { errorFlash, withFlash } from "../web/flash.ts";
 import { parseJsonObject } from "../../util/json.ts";
 import { html } from "hono/html";
 import { AzgateError, isAzgateError, toErrorBody } from "../../errors/index.ts";
@@ -18,7 +19,7 @@ import type { ProxyContext } from "../context.ts";
 import { KEYS, secretHash } from "../keys.ts";
 import { LoginRateLimiter, remoteAddr } from "../rate-limit.ts";
 import { checkClientRedirect, newAttemptId, pendingAttempt, pickUp, sameHash, saveAttempt, type SsoAttempt } from "./attempt.ts";
-import { finishSsoLogin, type SsoIdentity } from "./finish.ts";
+import { auditedByFinish, finishSsoLogin, type SsoIdentity } from "./finish.ts";
 import { githubCallback, githubStart } from "./github.ts";
 import { oidcCallback, oidcStart } from "./oidc.ts";
 import { samlAcs, samlStart } from "./saml.ts";
@@ -145,8 +146,9 @@ async function callback(c: Context, ctx: ProxyContext, kind: ConnectorKind, stat
     await ctx.backend.delete(item.key);
     const message = isAzgateError(e) ? e.message : "internal error; see the proxy log";
     if (!isAzgateError(e)) console.error("[proxy] SSO callback failed:", e);
-    else if (e.code !== "sso_no_roles") await ctx.audit.emit({ event: "user.login", code: "T1001W", method: kind, connector: item.value.connector, ...(web ? { via: "web" } : {}), success: false, error: message, remote_addr: remoteAddr(c) });
-    if (web) return c.redirect(`/web/login?error=${encodeURIComponent(message)}`, 303);
+    else if (!auditedByFinish(e)) await ctx.audit.emit({ event: "user.login", code: "T1001W", method: kind, connector: item.value.connector, ...(web ? { via: "web" } : {}), success: false, error: message, remote_addr: remoteAddr(c) });
+    // The page shows a fixed text for the code (web/flash.ts), never words from the URL; the audit event has the message.
+    if (web) return c.redirect(withFlash("/web/login", { error: errorFlash(e, "sso_failed") }), 303);
     const back = new URL(item.value.client_redirect);
     back.searchParams.set("error", message);
     return c.redirect(back.toString(), 302);

@@ -10,7 +10,7 @@ import { SAML, type CacheProvider, type Profile } from "@node-saml/node-saml";
 import { DOMParser } from "@xmldom/xmldom";
 import { AzgateError } from "../../errors/index.ts";
 import type { SamlConnector } from "../../resources/connector.ts";
-import { claimsToTraits, rolesFromTraits, ssoUserName } from "../../sso/mapping.ts";
+import { claimsToTraits, rolesFromTraits } from "../../sso/mapping.ts";
 import { certPem, parseIdpMetadata, type IdpMetadata } from "../../sso/saml-metadata.ts";
 import type { ProxyContext } from "../context.ts";
 import { KEYS, secretHash } from "../keys.ts";
@@ -107,10 +107,9 @@ export async function samlAcs(ctx: ProxyContext, c: SamlConnector, samlResponse:
   if (assertion.recipient !== c.spec.acs) throw new AzgateError("sso_failed", `the SAML assertion is for recipient ${assertion.recipient || "(none)"}, not ${c.spec.acs}`);
 
   const raw = profile.nameID || String(profile.email ?? profile.mail ?? "");
-  const user = ssoUserName(raw);
-  if (!user) throw new AzgateError("sso_failed", `the SAML assertion names no usable user ("${raw}")`);
+  if (!raw) throw new AzgateError("sso_failed", "the SAML assertion names no user (no NameID, email or mail)");
   const traits = claimsToTraits((profile.attributes as Record<string, unknown>) ?? {});
-  return { user, subject: `saml:${profile.issuer ?? ""}:${profile.nameID ?? raw}`, roles: rolesFromTraits(c.spec.attributes_to_roles, traits), traits };
+  return { user: raw, subject: `saml:${profile.issuer ?? ""}:${profile.nameID ?? raw}`, roles: rolesFromTraits(c.spec.attributes_to_roles, traits), traits };
 }
 
 /** The parts of the (already verified) assertion node-saml does not check for us. */

@@ -15,6 +15,7 @@ import type { Identity } from "../../pki/identity.ts";
 import { resolveCaller, type Caller } from "../caller.ts";
 import type { ProxyContext } from "../context.ts";
 import { KEYS, newSecret, secretHash } from "../keys.ts";
+import { errorFlash, type ErrorFlash } from "./flash.ts";
 
 export const COOKIE = "__Host-azgate_session";
 /** Browser sessions are short: at most this, and never longer than the roles' max_session_ttl. */
@@ -37,15 +38,18 @@ export async function startWebSession(ctx: ProxyContext, c: Context, identity: I
   return session;
 }
 
-/** The session and its caller, resolved now; null when there is none or it ended (the cookie is then cleared). */
-export async function currentSession(ctx: ProxyContext, c: Context): Promise<{ session: WebSession; caller: Caller } | { ended: string } | null> {
+/**
+ * The session and its caller, resolved now; null when there is none; when it ended (the cookie is then
+ * cleared), why, as the sign-in page's flash code (the audit event has the full reason).
+ */
+export async function currentSession(ctx: ProxyContext, c: Context): Promise<{ session: WebSession; caller: Caller } | { ended: ErrorFlash } | null> {
   const token = getCookie(c, COOKIE);
   if (!token || !/^[0-9a-f]{64}$/.test(token)) return null;
   const key = KEYS.webSession(secretHash(token));
   const item = await ctx.backend.get<WebSession>(key);
   if (!item) {
     deleteCookie(c, COOKIE, { path: "/", secure: true });
-    return { ended: "Your session has ended. Sign in again." };
+    return { ended: "session_ended" };
   }
   try {
     return { session: item.value, caller: await resolveCaller(ctx, item.value.identity) };
@@ -55,7 +59,7 @@ export async function currentSession(ctx: ProxyContext, c: Context): Promise<{ s
     await ctx.backend.delete(key);
     deleteCookie(c, COOKIE, { path: "/", secure: true });
     await ctx.audit.emit({ event: "web.session.end", code: "TW001W", user: item.value.identity.name, session_id: item.value.identity.session_id, why: e.message, error_code: e.code });
-    return { ended: e.message };
+    return { ended: errorFlash(e, "session_ended") };
   }
 }
 

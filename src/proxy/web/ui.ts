@@ -20,7 +20,8 @@ import { remoteAddr, type LoginRateLimiter } from "../rate-limit.ts";
 import * as requests from "../access-requests.ts";
 import { isAuditedRefusal } from "../refusals.ts";
 import { checkCsrf, currentSession, endWebSession, startWebSession, type WebSession } from "./session.ts";
-import { layout, type Frame, type Html } from "./layout.ts";
+import { layout, securityHeaders, type Frame, type Html } from "./layout.ts";
+import { flashFrom, withFlash } from "./flash.ts";
 import { SCRIPT, STYLE } from "./assets.ts";
 import { accessPage } from "./pages/access.ts";
 import { newRequestPage, requestDetail, requestsPage } from "./pages/requests.ts";
@@ -30,30 +31,14 @@ import { createLock, removeLock } from "../locks.ts";
 
 type Env = { Variables: { session: WebSession; caller: Caller } };
 
-const SECURITY_HEADERS: Record<string, string> = {
-  "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-  // Not no-referrer: with it, browsers send "Origin: null" on our own form posts, and the CSRF check needs the origin.
-  "Referrer-Policy": "same-origin",
-  "X-Content-Type-Options": "nosniff",
-  "X-Frame-Options": "DENY",
-  "Cache-Control": "no-store",
-  "Cross-Origin-Opener-Policy": "same-origin",
-};
-
 export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; registry: AppRegistry; publicUrl: () => string }) {
   const web = new Hono<Env>();
-  web.use("*", async (c, next) => {
-    await next();
-    for (const [k, v] of Object.entries(SECURITY_HEADERS)) c.header(k, v);
-  });
+  web.use("*", securityHeaders());
   web.get("/assets/app.css", (c) => c.body(STYLE, 200, { "content-type": "text/css; charset=utf-8" }));
   web.get("/assets/app.js", (c) => c.body(SCRIPT, 200, { "content-type": "text/javascript; charset=utf-8" }));
 
   const frame = (c: Context<Env>, title: string, current?: Frame["current"], flash?: Frame["flash"]): Frame => ({ title, current, flash, caller: c.get("caller"), csrf: c.get("session")?.csrf, cluster: ctx.cluster.name });
-  const flashOf = (c: Context) => {
-    const text = c.req.query("ok") ?? c.req.query("error");
-    return text ? { text: text.slice(0, 300), error: c.req.query("error") !== undefined } : undefined;
-  };
+  const flashOf = (c: Context) => flashFrom({ ok: c.req.query("ok"), error: c.req.query("error") });
   const signInPage = async (c: Context, flash?: Frame["flash"], status: 200 | 400 | 401 | 403 | 404 | 429 = 200, next = "") => {
     const connectors = (await Promise.all(CONNECTOR_KINDS.map((k) => ctx.backend.list<Connector>(KEYS.connectors(k))))).flat().map((i) => i.value);
     return c.html(
@@ -130,7 +115,7 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
       if (c.req.method === "GET" && c.req.path !== "/web" && c.req.header("sec-fetch-site") !== "same-origin" && !c.req.query("hop")) return c.redirect(`/web/continue?next=${encodeURIComponent(c.req.path)}`, 303);
       return c.redirect(c.req.method === "GET" && c.req.path !== "/web" ? `/web/login?next=${encodeURIComponent(c.req.path)}` : "/web/login", 303);
     }
-    if ("ended" in now) return c.redirect(`/web/login?error=${encodeURIComponent(now.ended)}`, 303);
+    if ("ended" in now) return c.redirect(withFlash("/web/login", { error: now.ended }), 303);
     c.set("session", now.session);
     c.set("caller", now.caller);
     if (c.req.method === "POST") {
@@ -154,7 +139,7 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
 
   authed.post("/logout", async (c) => {
     await endWebSession(ctx, c, c.get("session"));
-    return c.redirect("/web/login?ok=Signed%20out.", 303);
+    return c.redirect(withFlash("/web/login", { ok: "signed_out" }), 303);
   });
 
   authed.get("/", async (c) => c.html(layout(frame(c, "My access", "access", flashOf(c)), await accessPage(ctx, opts.registry, c.get("caller"), proxyHost(c, opts.publicUrl())))));
@@ -166,7 +151,7 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
     const s = (k: string) => (typeof f[k] === "string" && f[k] !== "" ? (f[k] as string) : undefined);
     try {
       const r = await requests.createRequest(ctx, c.get("caller"), { app: s("app"), azure_identity: s("azure_identity"), duration: s("duration"), reason: s("reason"), ticket: s("ticket") }, servedApps(opts.registry));
-      return c.redirect(`/web/requests/${r.metadata.name}?ok=${encodeURIComponent(`Request created: ${r.spec.state}.`)}`, 303);
+      return c.redirect(withFlash(`/web/requests/${r.metadata.name}`, { ok: "request_created" }), 303);
     } catch (e) {
       if (!isAzgateError(e) || e.code !== "bad_parameter") throw e;
       return c.html(layout(frame(c, "New request", "requests", { text: e.message, error: true }), await newRequestPage(ctx, c.get("caller"), c.get("session").csrf, { app: s("app"), azure_identity: s("azure_identity") })), 400);
@@ -182,16 +167,16 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
     const reason = typeof f.reason === "string" ? f.reason.trim() : "";
     if (!reason) throw new AzgateError("bad_parameter", "a review needs a reason (the requester sees it)");
     const r = await requests.reviewRequest(ctx, c.get("caller"), c.req.param("id"), { state: String(f.state ?? ""), reason, otp: typeof f.otp === "string" ? f.otp : undefined });
-    return c.redirect(`/web/requests/${r.metadata.name}?ok=${encodeURIComponent(`Reviewed. The request is ${r.spec.state}.`)}`, 303);
+    return c.redirect(withFlash(`/web/requests/${r.metadata.name}`, { ok: "reviewed" }), 303);
   });
   authed.post("/requests/:id/revoke", async (c) => {
     const f = await c.req.parseBody();
     const r = await requests.revokeRequest(ctx, c.get("caller"), c.req.param("id"), { reason: typeof f.reason === "string" ? f.reason : "" });
-    return c.redirect(`/web/requests/${r.metadata.name}?ok=${encodeURIComponent("Revoked: the next request under it is refused.")}`, 303);
+    return c.redirect(withFlash(`/web/requests/${r.metadata.name}`, { ok: "revoked" }), 303);
   });
   authed.post("/requests/:id/cancel", async (c) => {
     const r = await requests.cancelRequest(ctx, c.get("caller"), c.req.param("id"));
-    return c.redirect(`/web/requests/${r.metadata.name}?ok=Cancelled.`, 303);
+    return c.redirect(withFlash(`/web/requests/${r.metadata.name}`, { ok: "cancelled" }), 303);
   });
 
   authed.get("/audit", async (c) => c.html(layout(frame(c, "Audit", "audit"), await auditPage(ctx, c.get("caller"), filtersFrom(c.req.query()), Number(c.req.query("page") ?? 1)))));
@@ -206,12 +191,12 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
     const f = await c.req.parseBody();
     const kind = String(f.kind ?? "");
     if (!["user", "session_id", "role", "azure_identity"].includes(kind)) throw new AzgateError("bad_parameter", "choose what to lock: a user, a session ID, a role or an Azure identity");
-    const lock = await createLock(ctx, c.get("caller"), { target: { [kind]: String(f.value ?? "").trim() }, message: typeof f.message === "string" && f.message ? f.message : undefined, ttl: typeof f.ttl === "string" && f.ttl ? f.ttl : undefined });
-    return c.redirect(`/web/admin?ok=${encodeURIComponent(`Locked (${lock.metadata.name}).`)}`, 303);
+    await createLock(ctx, c.get("caller"), { target: { [kind]: String(f.value ?? "").trim() }, message: typeof f.message === "string" && f.message ? f.message : undefined, ttl: typeof f.ttl === "string" && f.ttl ? f.ttl : undefined });
+    return c.redirect(withFlash("/web/admin", { ok: "lock_created" }), 303);
   });
   authed.post("/admin/locks/:name/delete", async (c) => {
     await removeLock(ctx, c.get("caller"), c.req.param("name"));
-    return c.redirect("/web/admin?ok=Lock%20lifted.", 303);
+    return c.redirect(withFlash("/web/admin", { ok: "lock_lifted" }), 303);
   });
 
   web.route("/", authed);
