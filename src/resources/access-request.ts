@@ -1,3 +1,5 @@
+import { sameIdentity } from "../azure/resource-id.ts";
+
 /**
  * Access requests and the grants they lead to (Teleport's access_request
  * shape, for one Azure identity on one app). A request is the conversation
@@ -69,9 +71,9 @@ export function effectiveState(r: AccessRequest, now: number): RequestState {
   return s;
 }
 
-/** The grant for this user, app and identity in force at `now`, if any. */
+/** The grant for this user, app and identity in force at `now`, if any (identities compared in canonical form). */
 export function activeGrant(grants: AccessGrant[], who: { user: string; app: string; azure_identity: string }, now: number): AccessGrant | undefined {
   return grants.find(
-    (g) => g.spec.user === who.user && g.spec.app === who.app && g.spec.azure_identity.toLowerCase() === who.azure_identity.toLowerCase() && Date.parse(g.spec.not_before) <= now && now < Date.parse(g.spec.not_after),
+    (g) => g.spec.user === who.user && g.spec.app === who.app && sameIdentity(g.spec.azure_identity, who.azure_identity) && Date.parse(g.spec.not_before) <= now && now < Date.parse(g.spec.not_after),
   );
 }
