@@ -10,7 +10,7 @@ import type { Identity } from "../../pki/identity.ts";
 import { allowedAzureIdentities, sessionTtlMs } from "../../rbac/engine.ts";
 import type { Traits } from "../../rbac/types.ts";
 import type { Connector } from "../../resources/connector.ts";
-import type { User } from "../../resources/user.ts";
+import { checkIdentityTrait, type User } from "../../resources/user.ts";
 import { parseDuration } from "../../util/duration.ts";
 import { pemOf } from "../cluster.ts";
 import type { ProxyContext } from "../context.ts";
@@ -53,6 +53,13 @@ export async function finishSsoLogin(
       "sso_no_roles",
       `user "${who.user}" signed in with ${connector.kind} connector "${connector.metadata.name}", but nothing they have maps to a role; ask an administrator to check the connector's ${mappingField(connector)}`,
     );
+  }
+  try {
+    // An identity provider's azure_identities claim enters as the trait does from an administrator: in the one grammar.
+    checkIdentityTrait(who.traits.azure_identities, `the ${connector.kind} connector "${connector.metadata.name}" mapped azure_identities`);
+  } catch (e) {
+    await ctx.audit.emit({ event: "user.login", code: "T1001W", ...audit, success: false, error: (e as Error).message });
+    throw e;
   }
   const existingItem = await ctx.backend.get<User>(KEYS.user(who.user));
   const existing = existingItem?.value;
