@@ -421,6 +421,22 @@ describe("the proxy's request path, in process", () => {
       expect((await appLogin(allowed.caller, allowed.expires, READER_SPELLED)).azure_identity).toBe(READER_STORED);
     });
 
+    it("an auto-review rule reads the requested identity as Azure does: 'anything but the contributor' does not approve the contributor in another spelling", async () => {
+      const user = nextUser();
+      await c.createRoles(`kind: access_rule\nversion: v1\nmetadata: {name: all-but-contributor}\nspec:\n  condition: 'request.azure_identity != "${CONTRIB}" && request.reason == "auto ${user}"'\n  decision: APPROVED\n`);
+      try {
+        const { caller } = await c.signIn(user, ["group-requester"]);
+        const reader = await createRequest(c.ctx, caller, { app: "azure-cli", azure_identity: READER, reason: `auto ${user}` });
+        expect(reader.spec.state).toBe("APPROVED");
+        const contrib = await createRequest(c.ctx, caller, { app: "azure-cli", azure_identity: CONTRIB.replace("myResourceGroup", "myresourcegroup").replace("teleport-contributor", "Teleport-Contributor"), reason: `auto ${user}` });
+        expect(contrib.spec.state).toBe("PENDING");
+        const reviews = (await c.ctx.audit.search({ event: "access_request.review" })).filter((e) => e.requester === user);
+        expect(reviews).toEqual([expect.objectContaining({ access_request_id: reader.metadata.name, automatic: true, state: "APPROVED" })]);
+      } finally {
+        await removeResource(c.ctx, c.admin, "access_rule", "all-but-contributor");
+      }
+    });
+
     it("a lock on the identity in another spelling (or by its name in another case) refuses the next request, audited", async () => {
       const byId = nextUser();
       const app = await c.appSession(byId, ["azure-cli-access"], READER);

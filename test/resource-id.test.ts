@@ -21,6 +21,7 @@ import { lockIdentityTarget, lockMatches } from "../src/resources/lock.ts";
 import { activeGrant, type AccessGrant } from "../src/resources/access-request.ts";
 import { requestTerms } from "../src/rbac/requests.ts";
 import { parseResources } from "../src/resources/parse.ts";
+import { compilePredicate } from "../src/rbac/predicate.ts";
 import type { App, Role } from "../src/rbac/types.ts";
 
 const SUB = "8f3a4b2c-1d2e-4f5a-9b8c-7d6e5f4a3b2c";
@@ -195,6 +196,22 @@ describe("every rule compares the canonical form", () => {
     for (const held of SPELLINGS) for (const asked of SPELLINGS) expect(activeGrant([grant(held)], { user: "alice", app: "azure-cli", azure_identity: asked }, now)).toBeDefined();
     expect(activeGrant([grant(SMUGGLED)], { user: "alice", app: "azure-cli", azure_identity: SMUGGLED }, now)).toBeUndefined();
     expect(activeGrant([grant(SMUGGLED)], { user: "alice", app: "azure-cli", azure_identity: CONTRIB }, now)).toBeUndefined();
+  });
+
+  it("predicates (auto-review rules, review where, threshold filters) compare request.azure_identity as Azure does", () => {
+    const vars = (azure_identity: string) => ({ "request.azure_identity": azure_identity, "request.azure_identities": [azure_identity], "request.reason": "INC" });
+    const test = (source: string, identity: string) => compilePredicate(source, ["request"]).test(vars(identity));
+    for (const asked of SPELLINGS) {
+      // An auto-approve "anything but the contributor" must not approve the contributor in another spelling.
+      expect(test(`request.azure_identity != "${CONTRIB}"`, asked)).toBe(false);
+      expect(test(`"${SPELLINGS[5]}" == request.azure_identity`, asked)).toBe(true);
+      expect(test(`equals(request.azure_identity, "${SPELLINGS[4]}")`, asked)).toBe(true);
+      expect(test(`contains(request.azure_identities, "${SPELLINGS[2]}")`, asked)).toBe(true);
+      expect(test(`regexp.match(request.azure_identity, "^/subscriptions/.*/resourceGroups/ops/.*/teleport-contributor$")`, asked)).toBe(true);
+    }
+    expect(test(`request.azure_identity != "${CONTRIB}"`, id("teleport-reader"))).toBe(true);
+    // Other names keep Teleport's exact comparison.
+    expect(test('request.reason == "inc"', CONTRIB)).toBe(false);
   });
 
   it("request patterns match the canonical form: every spelling of the group's identities, never the smuggled ID", () => {
