@@ -21,6 +21,7 @@ import { identityHttpClient } from "../src/agent/identity-http.ts";
 import { AzureTokenProvider } from "../src/agent/tokens.ts";
 import { TokenUnavailable } from "../src/errors/index.ts";
 import { forwardStream } from "../src/agent/forward.ts";
+import { identityFacts } from "../src/agent/identity-facts.ts";
 import { forbiddenAddressReason } from "../src/net/address-policy.ts";
 import { backoffDelay } from "../src/agent/reverse-tunnel.ts";
 import { memoryPair } from "../src/tunnel/memory.ts";
@@ -46,6 +47,8 @@ const worldFile = path.join(tempDir("azgate-world-"), "world.yaml");
 }
 const fx = useEmulator({ projectToken: true, worldFile });
 const READER = IDENTITY("teleport-reader");
+/** Issue 29, defect 3: the contributor to ARM (which reads the first api-version), a stranger to azgate's rules. */
+const SMUGGLED = `${IDENTITY("teleport-contributor")}?api-version=2023-01-31&x=`;
 const SUBS = "https://management.azure.com/subscriptions?api-version=2019-11-01";
 
 /** A client session wired to forwardStream on an acceptor session, as the proxy would open it. */
@@ -183,6 +186,16 @@ describe("the agent's forwarder", () => {
     expect(await send(SUBS, { token: otherIdentity })).toMatchObject({ status: 401, body: expect.stringMatching(/is for identity .*teleport-contributor/) });
     expect(await send(SUBS, { token: expired })).toMatchObject({ status: 401, body: expect.stringMatching(/expired/) });
     expect(await send(SUBS, { token: "not-a-jwt" })).toMatchObject({ status: 401, body: expect.stringMatching(/not an azgate token/) });
+  });
+
+  it("refuses a session whose identity ARM would read as another (a query string): no token is fetched, nothing reaches Azure", async () => {
+    // The workstation's placeholder names the same smuggled ID, as an app session for it would.
+    const token = await signPlaceholder(f.key.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: SMUGGLED, now: new Date(), expires: new Date(Date.now() + 3_600_000) });
+    const before = fx.emu.requests.length;
+    const res = await send(SUBS, { identity: SMUGGLED, token });
+    expect(res.status).toBe(400);
+    expect(JSON.parse(res.body).error).toMatchObject({ code: "bad_request", message: expect.stringContaining("has a query string ('?')") });
+    expect(fx.emu.requests.slice(before)).toEqual([]);
   });
 
   it("sends a real token only to the service its audience names (no ARM token to a Front Door host)", async () => {
@@ -340,6 +353,27 @@ describe("the agent's token provider", () => {
     expect(p.stats.hits).toBeGreaterThanOrEqual(1);
     await p.getToken(READER, scopeForResource("https://management.core.windows.net/"));
     expect(p.stats.fetches).toBe(3);
+  });
+
+  it("refuses an identity ID ARM would read as another (a query string), for a request or identity_facts, before ARM or Entra is asked", async () => {
+    const p = provider();
+    const before = fx.emu.requests.length;
+    const err = await p.getToken(SMUGGLED, "https://management.azure.com/.default").catch((e) => e);
+    expect(err).toBeInstanceOf(TokenUnavailable);
+    expect(err).toMatchObject({ reason: "not_an_identity", message: expect.stringContaining("has a query string ('?')") });
+    await expect(identityFacts(p, SMUGGLED)).rejects.toThrow("has a query string ('?')");
+    // Nor is the agent's own identity a name the proxy can send.
+    await expect(p.getToken("agent:self", "https://management.azure.com/.default")).rejects.toMatchObject({ reason: "not_an_identity" });
+    expect(fx.emu.requests.slice(before)).toEqual([]);
+    expect(p.stats.fetches).toBe(0);
+  });
+
+  it("looks an identity up in ARM by its parsed segments, in Azure's spelling, with its one api-version", async () => {
+    const p = provider();
+    const spelled = READER.replace("resourceGroups", "resourcegroups").replace("Microsoft.ManagedIdentity/userAssignedIdentities", "microsoft.managedidentity/USERASSIGNEDIDENTITIES");
+    const before = fx.emu.requests.length;
+    await p.getToken(spelled, "https://management.azure.com/.default");
+    expect(fx.emu.requests.slice(before).filter((r) => r.host === "management.azure.com").map((r) => r.path)).toEqual([`${READER}?api-version=2023-01-31`]);
   });
 
   it("serves one cloud: AZURE_AUTHORITY_HOST naming another cloud's Entra ID is a configuration error", () => {

@@ -5,6 +5,8 @@ import { verifyEs256 } from "../src/runtime/index.ts";
 import { generateKeyPair } from "../src/pki/keys.ts";
 import { signPlaceholder, verifyPlaceholder } from "../src/azure/placeholder.ts";
 
+const ID = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/reader";
+
 describe("ES256 verification with node:crypto", () => {
   it("accepts what jose signed, and nothing changed or signed by another key", async () => {
     const keys = await generateKeyPair();
@@ -25,12 +27,12 @@ describe("ES256 verification with node:crypto", () => {
     const otherJwk = await crypto.subtle.exportKey("jwk", (await generateKeyPair()).publicKey);
     const now = new Date();
     const expires = new Date(now.getTime() + 60_000);
-    const token = await signPlaceholder(keys.privateKey, { tid: "t", resource: "https://management.azure.com", identity: "/id", now, expires });
-    for (let i = 0; i < 3; i++) expect(verifyPlaceholder(token, jwk, "/id", now).resource).toBe("https://management.azure.com");
+    const token = await signPlaceholder(keys.privateKey, { tid: "t", resource: "https://management.azure.com", identity: ID, now, expires });
+    for (let i = 0; i < 3; i++) expect(verifyPlaceholder(token, jwk, ID, now).resource).toBe("https://management.azure.com");
     // Remembered bytes under another key, another identity, or after the expiry: refused as the first time.
     expect(verifyEs256(token, otherJwk)).toBe(false);
-    expect(() => verifyPlaceholder(token, jwk, "/other", now)).toThrow(/not this session's/);
-    expect(() => verifyPlaceholder(token, jwk, "/id", new Date(expires.getTime() + 31_000))).toThrow(/expired/);
+    expect(() => verifyPlaceholder(token, jwk, ID.replace("/reader", "/other"), now)).toThrow(/not this session's/);
+    expect(() => verifyPlaceholder(token, jwk, ID, new Date(expires.getTime() + 31_000))).toThrow(/expired/);
     const [h, p, sig] = token.split(".");
     const flipped = `${h}.${p}.${sig.slice(0, 10)}${sig[10] === "A" ? "B" : "A"}${sig.slice(11)}`;
     expect(verifyEs256(flipped, jwk)).toBe(false);

@@ -15,12 +15,26 @@ import { addUser, removeResource, resetUser, updateUser } from "../src/proxy/adm
 import { createRequest, recordEndings, reviewRequest, revokeRequest } from "../src/proxy/access-requests.ts";
 import { servedApps } from "../src/proxy/registry.ts";
 import { KEYS } from "../src/proxy/keys.ts";
-import type { AccessGrant } from "../src/resources/access-request.ts";
+import { issueAppCert } from "../src/proxy/apps.ts";
+import { generateKeyPair, publicKeyToPem } from "../src/pki/keys.ts";
+import type { AccessGrant, AccessRequest } from "../src/resources/access-request.ts";
+import type { Lock } from "../src/resources/lock.ts";
+import { finishSsoLogin } from "../src/proxy/sso/finish.ts";
+import type { Connector } from "../src/resources/connector.ts";
+import type { SsoAttempt } from "../src/proxy/sso/attempt.ts";
 import type { AuditEvent } from "../src/audit/sink.ts";
 import type { TunnelStream } from "../src/tunnel/index.ts";
 
 const fx = useEmulator({ projectToken: true });
 const READER = IDENTITY("teleport-reader");
+const CONTRIB = IDENTITY("teleport-contributor");
+/** The review's case: ARM reads the first api-version and the contributor; azgate's rules read another string. */
+const SMUGGLED = `${CONTRIB}?api-version=2023-01-31&x=`;
+/** READER as Azure also reads it: keyword, provider and type segments, group and name in other cases. */
+const READER_SPELLED = READER.replace("/subscriptions/", "/SUBSCRIPTIONS/").replace("resourceGroups/myResourceGroup", "resourcegroups/MYRESOURCEGROUP").replace("Microsoft.ManagedIdentity/userAssignedIdentities/teleport-reader", "microsoft.managedidentity/USERASSIGNEDIDENTITIES/Teleport-Reader");
+/** How azgate stores READER_SPELLED: Azure's spelling of the fixed segments and the GUID, the group and name as written. */
+const READER_STORED = READER.replace("resourceGroups/myResourceGroup", "resourceGroups/MYRESOURCEGROUP").replace("/teleport-reader", "/Teleport-Reader");
+const GROUP_PATTERN = "/subscriptions/*/resourceGroups/myResourceGroup/providers/Microsoft.ManagedIdentity/userAssignedIdentities/*";
 const GROUPS = "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups?api-version=2022-09-01";
 const ROLES = `kind: role
 version: v7
@@ -36,6 +50,13 @@ kind: role
 version: v7
 metadata: {name: requester}
 spec: {allow: {app_labels: {'*': '*'}, request: {azure_identities: ['${IDENTITY("teleport-reader")}'], max_duration: 1h}}}
+---
+kind: role
+version: v7
+metadata: {name: group-requester}
+spec:
+  allow: {app_labels: {'*': '*'}, request: {azure_identities: ['${GROUP_PATTERN}'], max_duration: 1h}}
+  deny: {azure_identities: ['${CONTRIB}']}
 ---
 kind: role
 version: v7
@@ -476,6 +497,154 @@ describe("the proxy's request path, in process", () => {
         expect.objectContaining({ host: "westeurope.management.azure.com", error_code: "policy_denied", action: "Microsoft.Authorization/roleAssignments/write", policy: expect.objectContaining({ decision: "deny", role: "guard", preset: "no-privilege-escalation" }) }),
       ]);
       expect(reached(from, "/roleAssignments/")).toEqual([]);
+    });
+  });
+
+  // Issue 29, defect 3: an identity ID is one grammar (src/azure/resource-id.ts), compared in one canonical form.
+  describe("identity IDs: one grammar, one canonical form", () => {
+    const appLogin = async (caller: Parameters<typeof issueAppCert>[2], expires: Date, azure_identity: string) =>
+      issueAppCert(c.ctx, c.registry, caller, expires, { app: "azure-cli", azure_identity, public_key_pem: await publicKeyToPem((await generateKeyPair()).publicKey) });
+
+    it("refuses a request for an identity ID with a query string (ARM's contributor, a stranger to the deny), audited, nothing stored", async () => {
+      const user = nextUser();
+      const { caller } = await c.signIn(user, ["group-requester"]);
+      // The pattern's `*` would take `teleport-contributor?api-version=...&x=` as one segment; the grammar refuses it first.
+      await expect(createRequest(c.ctx, caller, { app: "azure-cli", azure_identity: SMUGGLED, reason: "INC-1" }, servedApps(c.registry))).rejects.toMatchObject({
+        code: "bad_parameter",
+        message: expect.stringContaining("has a query string ('?')"),
+      });
+      expect(await events("access_request.create", user)).toEqual([expect.objectContaining({ success: false, error_code: "bad_parameter", azure_identity: SMUGGLED })]);
+      expect((await c.ctx.backend.list<AccessRequest>(KEYS.accessRequests)).filter((i) => i.value.spec.user === user)).toEqual([]);
+    });
+
+    it("apps login refuses an identity ID with a query string, audited, even with an approved request for it stored from before the grammar", async () => {
+      const user = nextUser();
+      const { caller, expires } = await c.signIn(user, ["group-requester"]);
+      // What an approval before the fix left behind: a request and a grant for the smuggled ID.
+      const now = c.clock.now();
+      const grant = { not_before: new Date(now).toISOString(), not_after: new Date(now + 3_600_000).toISOString() };
+      const id = crypto.randomUUID();
+      const spec = { user, user_id: caller.user!.status!.id, app: "azure-cli", azure_identity: SMUGGLED, roles: [] };
+      await c.ctx.backend.put<AccessRequest>(KEYS.accessRequest(id), {
+        kind: "access_request",
+        version: "v3",
+        metadata: { name: id },
+        spec: { ...spec, reason: "INC-1", start: grant.not_before, duration_ms: 3_600_000, state: "APPROVED", reviews: [], thresholds: { approve: 1, deny: 1 }, suggested_reviewers: [], created: grant.not_before, review_deadline: grant.not_after, grant },
+      });
+      await c.ctx.backend.put<AccessGrant>(KEYS.accessGrant(id), { kind: "access_grant", version: "v1", metadata: { name: id }, spec: { request_id: id, ...spec, ...grant } });
+      await expect(appLogin(caller, expires, SMUGGLED)).rejects.toMatchObject({ code: "bad_parameter", message: expect.stringContaining("has a query string ('?')") });
+      expect(await events("app.session.denied", user)).toEqual([expect.objectContaining({ error_code: "bad_parameter", azure_identity: SMUGGLED, success: false })]);
+      expect(await events("app.session.start", user)).toEqual([]);
+    });
+
+    it.each([
+      ["a query string in allow.azure_identities", `allow: {azure_identities: ['${SMUGGLED}']}`, "has a query string ('?')"],
+      ["a trailing slash in deny.azure_identities", `deny: {azure_identities: ['${CONTRIB}/']}`, "ends with '/'"],
+      ["a dot segment in a template's literal part", `allow: {azure_identities: ['/subscriptions/{{internal.sub}}/resourceGroups/rg/../x/providers/Microsoft.ManagedIdentity/userAssignedIdentities/a']}`, "has a dot segment"],
+      ["percent-encoding in a request pattern", `allow: {request: {azure_identities: ['${GROUP_PATTERN.replace("myResourceGroup", "my%52esourceGroup")}']}}`, "has percent-encoding"],
+      ["a '#' in a review pattern", `allow: {review_requests: {azure_identities: ['${GROUP_PATTERN}#x']}}`, "has a fragment ('#')"],
+    ])("a role file with %s is refused at create, naming the part", async (_name, spec, problem) => {
+      const name = `bad-ids-${users}-${problem.length}`;
+      await expect(c.createRoles(`kind: role\nversion: v7\nmetadata: {name: ${name}}\nspec:\n  ${spec}\n`)).rejects.toMatchObject({ code: "resource_invalid", message: expect.stringContaining(problem) });
+      expect(await c.ctx.backend.get(KEYS.role(name))).toBeNull();
+    });
+
+    it.each([
+      ["a trailing slash", `${CONTRIB}/`, "ends with '/'"],
+      ["a query string", SMUGGLED, "has a query string ('?')"],
+      ["a name with a slash in it", "teleport-contributor/", "is not an identity name"],
+    ])("refuses a lock target that could never match: %s", async (_name, target, problem) => {
+      const before = (await c.ctx.backend.list<Lock>(KEYS.locks)).length;
+      await expect(createLock(c.ctx, c.admin, { target: { azure_identity: target } })).rejects.toMatchObject({ code: "bad_parameter", message: expect.stringContaining(problem) });
+      expect((await c.ctx.backend.list<Lock>(KEYS.locks)).length).toBe(before);
+    });
+
+    it("the azure_identities trait is refused with an ID that is no identity, from an administrator (add, update) or an identity provider's claim (audited), and nothing is written", async () => {
+      const user = nextUser();
+      await expect(c.signIn(user, ["azure-cli-access"], { azure_identities: [READER, SMUGGLED] })).rejects.toMatchObject({ code: "bad_parameter", message: expect.stringContaining("[1] \"" + SMUGGLED + "\" has a query string") });
+      expect(await c.ctx.backend.get(KEYS.user(user))).toBeNull();
+      const { caller } = await c.signIn(user, ["azure-cli-access"], { azure_identities: [READER] });
+      await expect(updateUser(c.ctx, c.admin, user, { azure_identities: [`${READER}/`] })).rejects.toMatchObject({ code: "bad_parameter", message: expect.stringContaining("ends with '/'") });
+      await expect(updateUser(c.ctx, c.admin, user, { traits: { azure_identities: [READER.replace("teleport-reader", "../x")] } })).rejects.toMatchObject({ code: "bad_parameter" });
+      expect((await c.ctx.backend.get<{ spec: { traits: Record<string, string[]> } }>(KEYS.user(user)))!.value.spec.traits.azure_identities).toEqual([READER]);
+      expect(caller.name).toBe(user);
+
+      const sso = nextUser();
+      const connector = { kind: "oidc", metadata: { name: "idp" }, spec: {} } as unknown as Connector;
+      const attempt = { key: "sso-attempts/x", revision: "1", value: { remote_addr: "127.0.0.1" } as SsoAttempt };
+      await expect(finishSsoLogin(c.ctx, connector, attempt, { user: sso, subject: "oidc:https://idp:1", roles: ["azure-cli-access"], traits: { azure_identities: [SMUGGLED] } })).rejects.toMatchObject({
+        code: "bad_parameter",
+        message: expect.stringContaining('oidc connector "idp" mapped azure_identities[0]'),
+      });
+      expect(await events("user.login", sso)).toEqual([expect.objectContaining({ success: false, connector: "idp", error: expect.stringContaining("has a query string ('?')") })]);
+      expect(await c.ctx.backend.get(KEYS.user(sso))).toBeNull();
+    });
+
+    it("spellings Azure reads as one identity are one to a deny and an allow: apps login refused by a deny written in another case, audited", async () => {
+      await c.createRoles(`kind: role\nversion: v7\nmetadata: {name: no-reader-spelled}\nspec: {deny: {azure_identities: ['${READER_SPELLED}']}}\n`);
+      const user = nextUser();
+      // The trait in a third spelling: the allow matches the canonical form too.
+      const trait = READER.replace("Microsoft.ManagedIdentity", "MICROSOFT.MANAGEDIDENTITY");
+      const { caller, expires } = await c.signIn(user, ["azure-cli-access", "no-reader-spelled"], { azure_identities: [trait] });
+      await expect(appLogin(caller, expires, READER)).rejects.toMatchObject({ code: "access_denied", message: expect.stringContaining('role "no-reader-spelled" denies Azure identity') });
+      expect(await events("app.session.denied", user)).toEqual([expect.objectContaining({ azure_identity: READER, success: false })]);
+      const other = nextUser();
+      const allowed = await c.signIn(other, ["azure-cli-access"], { azure_identities: [trait] });
+      expect((await appLogin(allowed.caller, allowed.expires, READER_SPELLED)).azure_identity).toBe(READER_STORED);
+    });
+
+    it("an auto-review rule reads the requested identity as Azure does: 'anything but the contributor' does not approve the contributor in another spelling", async () => {
+      const user = nextUser();
+      await c.createRoles(`kind: access_rule\nversion: v1\nmetadata: {name: all-but-contributor}\nspec:\n  condition: 'request.azure_identity != "${CONTRIB}" && request.reason == "auto ${user}"'\n  decision: APPROVED\n`);
+      // A requester whose roles do not deny the contributor: the rule alone stands between the request and an approval.
+      await c.createRoles(`kind: role\nversion: v7\nmetadata: {name: group-requester-any}\nspec:\n  allow: {app_labels: {'*': '*'}, request: {azure_identities: ['${GROUP_PATTERN}'], max_duration: 1h}}\n`);
+      try {
+        const { caller } = await c.signIn(user, ["group-requester-any"]);
+        const reader = await createRequest(c.ctx, caller, { app: "azure-cli", azure_identity: READER, reason: `auto ${user}` }, servedApps(c.registry));
+        expect(reader.spec.state).toBe("APPROVED");
+        const contrib = await createRequest(c.ctx, caller, { app: "azure-cli", azure_identity: CONTRIB.replace("myResourceGroup", "myresourcegroup").replace("teleport-contributor", "Teleport-Contributor"), reason: `auto ${user}` }, servedApps(c.registry));
+        expect(contrib.spec.state).toBe("PENDING");
+        const reviews = (await c.ctx.audit.search({ event: "access_request.review" })).filter((e) => e.requester === user);
+        expect(reviews).toEqual([expect.objectContaining({ access_request_id: reader.metadata.name, automatic: true, state: "APPROVED" })]);
+      } finally {
+        await removeResource(c.ctx, c.admin, "access_rule", "all-but-contributor");
+      }
+    });
+
+    it("a lock on the identity in another spelling (or by its name in another case) refuses the next request, audited", async () => {
+      const byId = nextUser();
+      const app = await c.appSession(byId, ["azure-cli-access"], READER);
+      expect((await app.request(GROUPS)).status).toBe(200);
+      const lock = await createLock(c.ctx, c.admin, { target: { user: byId, azure_identity: READER_SPELLED }, message: "rotated" });
+      // Stored in Azure's spelling: what the lock list shows is what it matches.
+      expect(lock.spec.target.azure_identity).toBe(READER_STORED);
+      const refused = await app.request(GROUPS);
+      expect(refused.status).toBe(403);
+      expect(JSON.parse(await refused.text()).error).toMatchObject({ code: "locked", message: expect.stringContaining("rotated") });
+      expect(await events("app.request.denied", byId)).toEqual([expect.objectContaining({ error_code: "locked" })]);
+
+      const byName = nextUser();
+      const app2 = await c.appSession(byName, ["azure-cli-access"], READER);
+      await createLock(c.ctx, c.admin, { target: { user: byName, azure_identity: "TELEPORT-READER" } });
+      expect((await app2.request(GROUPS)).status).toBe(403);
+      expect(await events("app.request.denied", byName)).toEqual([expect.objectContaining({ error_code: "locked" })]);
+    });
+
+    it("a grant requested in another spelling is the identity's grant: stored in Azure's spelling, apps login and requests go through under it", async () => {
+      const user = nextUser();
+      let id = "";
+      const app = await c.appSession(user, ["group-requester"], READER, {
+        traits: {},
+        beforeAppLogin: async (caller) => {
+          const r = await createRequest(c.ctx, caller, { app: "azure-cli", azure_identity: READER_SPELLED, duration: "10m", reason: "INC-2" }, servedApps(c.registry));
+          expect(r.spec.azure_identity).toBe(READER_STORED);
+          id = r.metadata.name;
+          await reviewRequest(c.ctx, c.admin, id, { state: "APPROVED", reason: "on call" });
+        },
+      });
+      expect(await events("app.session.start", user)).toEqual([expect.objectContaining({ access_request_id: id })]);
+      expect((await app.request(GROUPS)).status).toBe(200);
+      await expect.poll(async () => await events("app.request", user)).toEqual([expect.objectContaining({ access_request_id: id, status: 200 })]);
     });
   });
 });

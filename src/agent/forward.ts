@@ -10,6 +10,7 @@ import { tokenMayGoTo } from "../azure/audiences.ts";
 import { verifyPlaceholder } from "../azure/placeholder.ts";
 import { agentRequestSchema, checkAzureMethod, checkAzureTarget, forwardableHeaders, refusal, releaseSchema } from "../azure/forwarding.ts";
 import { differsFromDecided } from "../azure/operation.ts";
+import { identityRefusal } from "../azure/resource-id.ts";
 import { AzgateError, BadRequest, PlaceholderInvalid, PolicyDenied, TargetUnreachable, TokenAudienceMismatch, TokenUnavailable, UpstreamFailed } from "../errors/index.ts";
 import { ErrorCode, type TunnelStream } from "../tunnel/index.ts";
 import { headerValue, respondJson, type ResponseTrailer } from "../tunnel/http.ts";
@@ -35,6 +36,9 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
   const parsed = agentRequestSchema.safeParse(stream.meta);
   if (!parsed.success) return refuse(new BadRequest("malformed stream metadata"));
   const meta = parsed.data;
+  // The session's identity in the one grammar (azure/resource-id.ts), checked here again: no token for what ARM would read otherwise.
+  const badIdentity = identityRefusal(meta.session.azure_identity, "the session's Azure identity");
+  if (badIdentity) return refuse(new BadRequest(badIdentity));
   let url: URL;
   try {
     url = new URL(meta.url);

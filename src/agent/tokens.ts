@@ -17,12 +17,13 @@ import { readFileSync } from "node:fs";
 import { decodeJwt } from "jose";
 import { ManagedIdentityCredential, WorkloadIdentityCredential, type AccessToken, type TokenCredential } from "@azure/identity";
 import { createHttpHeaders, type HttpClient, type PipelineRequest } from "@azure/core-rest-pipeline";
-import { parseIdentityId, identityName } from "../azure/resource-id.ts";
+import { identityArmPath, identityRefusal, parseIdentityId, type IdentityResourceId } from "../azure/resource-id.ts";
 import { armScope, cloudByName, cloudOfAuthority, type AzureCloud, type CloudName } from "../azure/clouds.ts";
 import { AzgateError } from "../errors/index.ts";
 import type { Clock } from "../util/clock.ts";
-/** Cache key of the agent's own identity (from AZURE_CLIENT_ID). */
-const AGENT_SELF = "agent:self";
+/** The agent's own identity (from AZURE_CLIENT_ID): never reachable by a name the proxy sends, which must parse as an identity ID. */
+const AGENT_SELF = Symbol("agent's own identity");
+type Whom = IdentityResourceId | typeof AGENT_SELF;
 const ARM_IDENTITY_API = "2023-01-31";
 
 export interface TokenProviderOptions {
@@ -79,9 +80,20 @@ export class AzureTokenProvider {
     return armScope(this.cloud);
   }
 
-  /** A real token for `identity` (an ARM resource ID) and `scope`. */
+  /**
+   * A real token for `identity` (an ARM resource ID in the one grammar,
+   * azure/resource-id.ts) and `scope`. The agent checks it again, whatever
+   * the proxy decided: an ID ARM would read as another identity (a query
+   * string, say) gets nothing.
+   */
   async getToken(identity: string, scope: string): Promise<{ token: string; expiresOn: number }> {
-    const key = `${identity.toLowerCase()}\n${scope}`;
+    const parsed = parseIdentityId(identity);
+    if (!parsed) throw new TokenUnavailable("not_an_identity", identityRefusal(identity) ?? "not an identity");
+    return this.tokenFor(parsed, scope);
+  }
+
+  private async tokenFor(whom: Whom, scope: string): Promise<{ token: string; expiresOn: number }> {
+    const key = `${whom === AGENT_SELF ? "agent:self" : whom.canonical}\n${scope}`;
     const hit = this.cache.get(key);
     if (hit && this.opts.clock.now() < hit.refreshAt) {
       this.stats.hits++;
@@ -91,7 +103,7 @@ export class AzureTokenProvider {
     this.opts.observe?.lookup(false);
     let pending = this.inflight.get(key);
     if (!pending) {
-      pending = this.fetchWithDeadline(identity, scope).finally(() => this.inflight.delete(key));
+      pending = this.fetchWithDeadline(whom, scope).finally(() => this.inflight.delete(key));
       this.inflight.set(key, pending);
     }
     const fresh = await pending;
@@ -99,14 +111,14 @@ export class AzureTokenProvider {
     return fresh;
   }
 
-  private async fetchWithDeadline(identity: string, scope: string): Promise<Cached> {
+  private async fetchWithDeadline(identity: Whom, scope: string): Promise<Cached> {
     this.stats.fetches++;
     const abort = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         abort.abort();
-        reject(new TokenUnavailable("timeout", `timeout waiting for an Azure token for identity "${identityName(identity)}" (${scope}) after ${this.timeoutMs / 1000}s`));
+        reject(new TokenUnavailable("timeout", `timeout waiting for an Azure token for ${identity === AGENT_SELF ? "the agent's own identity" : `identity "${identity.name}"`} (${scope}) after ${this.timeoutMs / 1000}s`));
       }, this.timeoutMs);
     });
     const started = performance.now();
@@ -124,9 +136,10 @@ export class AzureTokenProvider {
     }
   }
 
-  private async fetch(identity: string, scope: string, abortSignal: AbortSignal): Promise<AccessToken> {
+  private async fetch(identity: Whom, scope: string, abortSignal: AbortSignal): Promise<AccessToken> {
     if (this.mode === "managed-identity") {
-      const cred = this.credential(`mi:${identity.toLowerCase()}`, () => new ManagedIdentityCredential({ resourceId: identity, httpClient: this.opts.httpClient }));
+      if (identity === AGENT_SELF) throw new TokenUnavailable("unavailable", "a VM managed identity agent has no identity of its own to look identities up with");
+      const cred = this.credential(`mi:${identity.canonical}`, () => new ManagedIdentityCredential({ resourceId: identity.id, httpClient: this.opts.httpClient }));
       return this.call(cred, scope, abortSignal, identity, undefined);
     }
     // The agent's own identity is the one the environment names; others are looked up in ARM.
@@ -152,7 +165,7 @@ export class AzureTokenProvider {
     return c;
   }
 
-  private async call(cred: TokenCredential, scope: string, abortSignal: AbortSignal, identity: string, clientId: string | undefined): Promise<AccessToken> {
+  private async call(cred: TokenCredential, scope: string, abortSignal: AbortSignal, identity: Whom, clientId: string | undefined): Promise<AccessToken> {
     try {
       const t = await cred.getToken(scope, { abortSignal });
       if (!t) throw new Error("no token returned");
@@ -162,17 +175,23 @@ export class AzureTokenProvider {
     }
   }
 
-  /** The identity's client ID, read from ARM with the agent's own Workload ID (cached 30 min). */
-  private async clientIdOf(identity: string, abortSignal: AbortSignal): Promise<string> {
-    const key = identity.toLowerCase();
+  /**
+   * The identity's client ID, read from ARM with the agent's own Workload ID
+   * (cached 30 min). The URL is built from the parsed segments, each encoded,
+   * and the one query parameter set as a parameter: nothing the proxy sent is
+   * pasted into it.
+   */
+  private async clientIdOf(parsed: IdentityResourceId, abortSignal: AbortSignal): Promise<string> {
+    const key = parsed.canonical;
     const cached = this.clientIds.get(key);
     if (cached && this.opts.clock.now() < cached.until) return cached.clientId;
-    const parsed = parseIdentityId(identity);
-    if (!parsed) throw new TokenUnavailable("not_an_identity", `"${identity}" is not a user-assigned managed identity resource ID`);
     const own = this.opts.env.AZURE_CLIENT_ID!;
-    const armToken = await this.getToken(AGENT_SELF, this.armScope);
+    const armToken = await this.tokenFor(AGENT_SELF, this.armScope);
+    const url = new URL(`https://${this.cloud.armHost}`);
+    url.pathname = identityArmPath(parsed);
+    url.searchParams.set("api-version", ARM_IDENTITY_API);
     const res = await this.opts.httpClient.sendRequest({
-      url: `https://${this.cloud.armHost}${identity}?api-version=${ARM_IDENTITY_API}`,
+      url: url.toString(),
       method: "GET",
       headers: createHttpHeaders({ authorization: `Bearer ${armToken.token}`, accept: "application/json" }),
       timeout: this.timeoutMs,
@@ -204,17 +223,17 @@ export class AzureTokenProvider {
   }
 
   /** Turns Entra's AADSTS codes into a cause an operator can act on. */
-  private explain(e: Error, identity: string, clientId: string | undefined): Error {
+  private explain(e: Error, identity: Whom, clientId: string | undefined): Error {
     if (e instanceof TokenUnavailable) return e;
     if (e.name === "AbortError") return e;
-    const name = identity === AGENT_SELF ? `the agent's own identity (client ID ${this.opts.env.AZURE_CLIENT_ID})` : `Azure identity "${identityName(identity)}"`;
+    const name = identity === AGENT_SELF ? `the agent's own identity (client ID ${this.opts.env.AZURE_CLIENT_ID})` : `Azure identity "${identity.name}"`;
     const code = /AADSTS(\d+)/.exec(e.message)?.[1];
     const sa = this.serviceAccount();
     if (code === "70021" || code === "700211" || code === "700212") {
       return new TokenUnavailable(
         "no_federated_credential",
         `Entra ID refused Workload ID for ${name}${clientId ? ` (client ID ${clientId})` : ""}: no federated credential on it trusts this agent's service account token` +
-          (sa ? ` (issuer ${sa.iss}, subject ${sa.sub}); add one: az identity federated-credential create --identity-name ${identityName(identity)} --resource-group <rg> --issuer ${sa.iss} --subject ${sa.sub} --audience api://AzureADTokenExchange` : "") +
+          (sa ? ` (issuer ${sa.iss}, subject ${sa.sub}); add one: az identity federated-credential create --identity-name ${identity === AGENT_SELF ? "<name>" : identity.name} --resource-group ${identity === AGENT_SELF ? "<rg>" : identity.resourceGroup} --issuer ${sa.iss} --subject ${sa.sub} --audience api://AzureADTokenExchange` : "") +
           ` [AADSTS${code}]`,
       );
     }

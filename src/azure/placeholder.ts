@@ -8,6 +8,7 @@
 import { PlaceholderInvalid } from "../errors/index.ts";
 import { SignJWT, decodeJwt } from "jose";
 import { verifyEs256 } from "../runtime/es256.ts";
+import { sameIdentity } from "./resource-id.ts";
 
 export interface PlaceholderClaims {
   /** Tenant id (az reads it at `az login`). */
@@ -49,7 +50,7 @@ export type PlaceholderProblem = PlaceholderInvalid["problem"];
 
 /**
  * Verifies a placeholder against the client's public key (JWK) and the
- * session's identity (compared ignoring case, as RBAC compares identities).
+ * session's identity (in canonical form, as RBAC compares identities).
  * The signature is checked with node:crypto (see runtime/es256.ts for why), the
  * claims here: issuer, expiry with 30 s of clock tolerance, jti.
  */
@@ -66,7 +67,7 @@ export function verifyPlaceholder(token: string, clientKey: JsonWebKey, identity
     throw new PlaceholderInvalid("malformed", "the token is not an azgate token (issuer, jti or exp missing)");
   }
   if (payload.exp * 1000 + CLOCK_TOLERANCE_MS <= now.getTime()) throw new PlaceholderInvalid("expired", "the token has expired; run azgate apps login again");
-  if (typeof payload.xms_mirid !== "string" || payload.xms_mirid.toLowerCase() !== identity.toLowerCase()) {
+  if (typeof payload.xms_mirid !== "string" || !sameIdentity(payload.xms_mirid, identity)) {
     throw new PlaceholderInvalid("identity", `the token is for identity "${payload.xms_mirid ?? "(none)"}", not this session's "${identity}"`);
   }
   if (typeof payload.resource !== "string" || !/^\S{1,512}$/.test(payload.resource)) {

@@ -15,7 +15,7 @@ import { effectiveState, isRequestOf, type AccessGrant, type AccessRequest } fro
 import type { App } from "../rbac/types.ts";
 import { userStamp } from "./users.ts";
 import { parseDuration } from "../util/duration.ts";
-import { identityName } from "../azure/resource-id.ts";
+import { distinctIdentities, identityName, refusedIdentityForAudit, requireIdentityId, sameIdentity } from "../azure/resource-id.ts";
 import { accessSnapshot } from "./access-cache.ts";
 import type { Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
@@ -83,7 +83,14 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
   const { lookup, load } = await lookupFor(ctx, caller.roles);
   await load(namedRoles(caller.roles));
   await checkRequestedApp(ctx, caller, app);
-  const identity = resolveRequested(caller.roles, text(input.azure_identity, "azure_identity", true), lookup);
+  const given = text(input.azure_identity, "azure_identity", true);
+  let identity: string;
+  try {
+    identity = resolveRequested(caller.roles, given, lookup);
+  } catch (e) {
+    await ctx.audit.emit({ event: "access_request.create", code: "T5000W", user: caller.name, app, azure_identity: refusedIdentityForAudit(given), success: false, error_code: (e as AzgateError).code, reason: (e as Error).message });
+    throw e;
+  }
   const terms = requestTerms(caller.roles, caller.traits, identity, lookup);
   const refuse = async (reason: string, code: "access_denied" | "not_found" = "access_denied") => {
     await ctx.audit.emit({ event: "access_request.create", code: "T5000W", user: caller.name, app, azure_identity: identity, success: false, error_code: code, reason });
@@ -160,18 +167,19 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
 }
 
 /**
- * A full resource ID as given; a name (teleport-reader) among the identities
- * the roles name for requests without a wildcard (request.azure_identities,
- * and those the requestable roles allow).
+ * A full resource ID in the one grammar (azure/resource-id.ts), in Azure's
+ * spelling; a name (teleport-reader) among the identities the roles name for
+ * requests without a wildcard (request.azure_identities, and those the
+ * requestable roles allow).
  */
 function resolveRequested(roles: Role[], given: string, lookup: RoleLookup): string {
-  if (given.startsWith("/")) return given;
+  if (given.startsWith("/")) return requireIdentityId(given, "azure_identity").id;
   const named = roles.flatMap((r) => {
     const req = r.spec.allow?.request;
     const viaRoles = [...(req?.roles ?? []), ...(req?.search_as_roles ?? [])].flatMap((n) => lookup(n)?.spec.allow?.azure_identities ?? []);
     return [...(req?.azure_identities ?? []), ...viaRoles];
   });
-  const matches = [...new Set(named.filter((id) => !id.includes("*") && !id.includes("{{") && identityName(id).toLowerCase() === given.toLowerCase()))];
+  const matches = distinctIdentities(named).filter((id) => identityName(id).toLowerCase() === given.toLowerCase());
   if (matches.length === 1) return matches[0];
   if (matches.length > 1) throw new AzgateError("bad_parameter", `"${given}" names several identities; give the resource ID: ${matches.join(", ")}`);
   throw new AzgateError("bad_parameter", `"${given}" names no identity your roles let you request by name; give its full resource ID`);
@@ -186,7 +194,7 @@ export async function requestableIdentities(ctx: ProxyContext, caller: Caller): 
     const req = r.spec.allow?.request;
     return [...(req?.azure_identities ?? []), ...[...(req?.roles ?? []), ...(req?.search_as_roles ?? [])].flatMap((n) => lookup(n)?.spec.allow?.azure_identities ?? [])];
   });
-  const ids = [...new Set(named.filter((id) => id.startsWith("/") && !id.includes("*") && !id.includes("{{")))];
+  const ids = distinctIdentities(named);
   return ids.flatMap((id) => {
     const t = requestTerms(caller.roles, caller.traits, id, lookup);
     return t.allowed ? [{ azure_identity: id, max_duration_ms: t.maxDurationMs, reason_required: t.reasonRequired, ticket_required: t.ticket.required, ...(t.prompt ? { prompt: t.prompt } : {}) }] : [];
@@ -409,7 +417,7 @@ export async function openRequestsOf(ctx: ProxyContext, caller: Caller): Promise
 }
 
 export async function openRequestFor(ctx: ProxyContext, caller: Caller, app: string, identity: string): Promise<AccessRequest | undefined> {
-  return (await openRequestsOf(ctx, caller)).find((r) => r.spec.app === app && r.spec.azure_identity.toLowerCase() === identity.toLowerCase());
+  return (await openRequestsOf(ctx, caller)).find((r) => r.spec.app === app && sameIdentity(r.spec.azure_identity, identity));
 }
 
 /**

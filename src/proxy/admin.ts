@@ -9,7 +9,7 @@ import { CONNECTOR_KINDS, connectorRoles, withoutSecrets, type Connector, type C
 import { AzgateError } from "../errors/index.ts";
 import type { Resource } from "../resources/parse.ts";
 import { withoutTargetSecrets, type NotificationTarget } from "../resources/notification-target.ts";
-import { checkTraits, type User } from "../resources/user.ts";
+import { checkIdentityTrait, checkTraits, type User } from "../resources/user.ts";
 import { parseDuration } from "../util/duration.ts";
 import { authorize, type Caller } from "./caller.ts";
 import { checkRule } from "../rbac/engine.ts";
@@ -179,6 +179,7 @@ export async function addUser(ctx: ProxyContext, caller: Caller, name: string, r
   traits = checkTraits(traits);
   roles = unique(roles);
   if (roles.length === 0) throw new AzgateError("bad_parameter", "a user needs at least one role: --roles access,editor");
+  checkIdentityTrait(traits?.azure_identities);
   await requireRolesExist(ctx, roles);
   const user: User = {
     kind: "user",
@@ -204,6 +205,8 @@ export async function updateUser(ctx: ProxyContext, caller: Caller, name: string
   if (update.traits !== undefined) checkTraits(update.traits);
   if (update.azure_identities !== undefined) checkTraits({ azure_identities: update.azure_identities });
   if (update.roles) update = { ...update, roles: unique(update.roles) };
+  checkIdentityTrait(update.azure_identities, "azure_identities");
+  checkIdentityTrait(update.traits?.azure_identities);
   if (update.azure_identities) update = { ...update, azure_identities: unique(update.azure_identities) };
   if (update.roles) {
     if (update.roles.length === 0) throw new AzgateError("bad_parameter", "--set-roles needs at least one role");

@@ -16,6 +16,7 @@ import { pemOf } from "./cluster.ts";
 import type { AppRegistry } from "./registry.ts";
 import { askIdentityFacts } from "./identity-facts.ts";
 import type { AppView } from "../api/types.ts";
+import { refusedIdentityForAudit, requireIdentityId, sameIdentity } from "../azure/resource-id.ts";
 
 /**
  * The app servers the caller's roles allow, each judged on its own labels;
@@ -34,7 +35,7 @@ export async function listApps(ctx: ProxyContext, registry: AppRegistry, caller:
       continue;
     }
     const allowed = allowedAzureIdentities(caller.roles, caller.traits).filter((id) => checkAzureIdentity(caller.roles, caller.traits, app, id).allowed);
-    const viaRequests = requested.filter((r) => r.spec.app === app.name && !allowed.some((id) => id.toLowerCase() === r.spec.azure_identity.toLowerCase())).map((r) => r.spec.azure_identity);
+    const viaRequests = requested.filter((r) => r.spec.app === app.name && !allowed.some((id) => sameIdentity(id, r.spec.azure_identity))).map((r) => r.spec.azure_identity);
     rows.set(key, { ...app, servers: 1, azure_identities: [...new Set([...allowed, ...viaRequests])] });
   }
   return [...rows.values()].sort((a, b) => a.name.localeCompare(b.name));
@@ -46,8 +47,16 @@ export interface AppLoginRequest {
   public_key_pem: string;
 }
 
-export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, caller: Caller, callerCertExpires: Date, req: AppLoginRequest) {
+export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, caller: Caller, callerCertExpires: Date, asked: AppLoginRequest) {
   if (caller.identity.kind !== "user" || caller.identity.route) throw new AzgateError("access_denied", "app certificates are issued to a user session; run azgate login");
+  // The identity in the one grammar (azure/resource-id.ts), in Azure's spelling from here on: the route, the audit, the agent.
+  let req: AppLoginRequest;
+  try {
+    req = { ...asked, azure_identity: requireIdentityId(asked.azure_identity, "azure_identity").id };
+  } catch (e) {
+    await ctx.audit.emit({ event: "app.session.denied", code: "T2007W", user: caller.name, app: asked.app, azure_identity: refusedIdentityForAudit(asked.azure_identity), error_code: (e as AzgateError).code, reason: (e as Error).message, success: false });
+    throw e;
+  }
   // Without a live agent the app's labels are unknown, so access cannot be decided. Each server is judged on its own labels.
   const servers = registry.all(req.app);
   const visible = servers.filter((s) => checkAppAccess(caller.roles, caller.traits, s.app).allowed);

@@ -8,7 +8,7 @@ import { AzgateError } from "../errors/index.ts";
 import { allowedAzureIdentities, checkAzureIdentity } from "../rbac/engine.ts";
 import { explainAzureApi, type AzureApiExplanation } from "../rbac/azure-api.ts";
 import type { Role } from "../rbac/types.ts";
-import { identityName } from "../azure/resource-id.ts";
+import { identityName, requireIdentityId } from "../azure/resource-id.ts";
 import { readRequest } from "../azure/operation.ts";
 import { accessSnapshot } from "./access-cache.ts";
 import { authorize, type Caller } from "./caller.ts";
@@ -71,10 +71,10 @@ async function subject(ctx: ProxyContext, caller: Caller, user: string | undefin
   return { name: record.metadata.name, roles, traits: record.spec.traits };
 }
 
-/** A resource ID as given, or a name (teleport-reader) among the identities the roles allow. */
+/** A resource ID (in the one grammar, Azure's spelling), or a name (teleport-reader) among the identities the roles allow. */
 function resolveIdentity(roles: Role[], traits: Record<string, string[]>, given: string | undefined): string {
   if (!given) throw new AzgateError("bad_parameter", "give the Azure identity (--azure-identity NAME or resource ID)");
-  if (given.startsWith("/")) return given;
+  if (given.startsWith("/")) return requireIdentityId(given, "--azure-identity").id;
   const matches = allowedAzureIdentities(roles, traits).filter((id) => identityName(id).toLowerCase() === given.toLowerCase());
   if (matches.length === 1) return matches[0];
   if (matches.length > 1) throw new AzgateError("bad_parameter", `"${given}" names several identities; give the resource ID: ${matches.join(", ")}`);

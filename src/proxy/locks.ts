@@ -11,7 +11,7 @@ import { authorize, type Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
 import { KEYS } from "./keys.ts";
 import { accessSnapshot } from "./access-cache.ts";
-import { describeTarget, lockMatches, TARGET_FIELDS, type Lock, type LockSubject, type LockTarget } from "../resources/lock.ts";
+import { describeTarget, lockIdentityTarget, lockMatches, TARGET_FIELDS, type Lock, type LockSubject, type LockTarget } from "../resources/lock.ts";
 
 export type { Lock, LockTarget };
 
@@ -24,7 +24,7 @@ export async function createLock(ctx: ProxyContext, caller: Caller, input: { tar
     const value = input.target?.[field];
     if (value === undefined || value === "") continue;
     if (typeof value !== "string" || value.length > MAX_TEXT || /[\x00-\x1f\x7f]/.test(value)) throw new AzgateError("bad_parameter", `lock target ${field} must be printable text`);
-    target[field] = value;
+    target[field] = field === "azure_identity" ? lockIdentityTarget(value) : value;
   }
   if (Object.keys(target).length === 0) throw new AzgateError("bad_parameter", "a lock needs a target: --user, --role, --azure-identity or --session");
   const message = input.message === undefined ? undefined : String(input.message);

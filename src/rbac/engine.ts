@@ -7,41 +7,54 @@ import type { App, Decision, Role, Rule, Traits } from "./types.ts";
 import { expandAll } from "./template.ts";
 import { matchLabels } from "./labels.ts";
 import { parseDuration } from "../util/duration.ts";
+import { identityIdProblem, identityKey, identityRefusal, parseIdentityId } from "../azure/resource-id.ts";
 
 export const DEFAULT_SESSION_TTL_MS = 12 * 3_600_000;
 
-const lower = (s: string) => s.toLowerCase();
-
-/** Identities denied by any role; `*` in deny removes every identity. Labels do not narrow a deny. */
+/**
+ * Identities denied by any role, by canonical ID (azure/resource-id.ts).
+ * `*` in deny removes every identity, and so does a value azgate cannot read
+ * as an identity ID (a trait expanded into one): a deny it cannot name
+ * fails closed. Labels do not narrow a deny.
+ */
 function deniedIdentities(roles: Role[], traits: Traits): { all: string | null; ids: Map<string, string> } {
   const ids = new Map<string, string>();
   let all: string | null = null;
   for (const role of roles) {
     for (const id of expandAll(role.spec.deny?.azure_identities, traits)) {
-      if (id === "*") all ??= role.metadata.name;
-      else ids.set(lower(id), role.metadata.name);
+      const key = id === "*" ? null : identityKey(id);
+      if (key) ids.set(key, role.metadata.name);
+      else all ??= id === "*" ? `role "${role.metadata.name}" denies all Azure identities` : `role "${role.metadata.name}" denies ${JSON.stringify(id)}, which ${identityIdProblem(id)}: a deny azgate cannot read as one identity refuses them all`;
     }
   }
   return { all, ids };
 }
 
 /**
- * Every Azure identity the roles allow (original case, first spelling kept,
+ * Every Azure identity the roles allow (Azure's spelling, first one kept,
  * sorted), after removing denied ones. Carried in certificates as a hint and
- * used by the client to resolve `--azure-identity`.
+ * used by the client to resolve `--azure-identity`. A value that is no
+ * identity ID allows nothing.
  */
 export function allowedAzureIdentities(roles: Role[], traits: Traits): string[] {
   const denied = deniedIdentities(roles, traits);
   if (denied.all) return [];
   const out = new Map<string, string>();
   for (const role of roles) {
-    for (const id of expandAll(role.spec.allow?.azure_identities, traits)) {
+    for (const value of expandAll(role.spec.allow?.azure_identities, traits)) {
       // A wildcard can only come from a trait value; it never grants anything in allow.
-      if (id === "*" || denied.ids.has(lower(id)) || out.has(lower(id))) continue;
-      out.set(lower(id), id);
+      const id = value === "*" ? null : parseIdentityId(value);
+      if (!id || denied.ids.has(id.canonical) || out.has(id.canonical)) continue;
+      out.set(id.canonical, id.id);
     }
   }
   return [...out.values()].sort((a, b) => a.localeCompare(b));
+}
+
+/** The refusal for an identity that is no identity ID (an app certificate from before the grammar, say); null for one that is. */
+function unreadable(identity: string): Decision | null {
+  const refused = identityRefusal(identity);
+  return refused ? { allowed: false, reason: refused } : null;
 }
 
 /** A role whose deny.app_labels match the app, as a refusal; null when none does. */
@@ -66,10 +79,8 @@ export function checkAppAccess(roles: Role[], traits: Traits, app: App): Decisio
 export function checkAzureIdentity(roles: Role[], traits: Traits, app: App, identity: string): Decision {
   const appDecision = checkAppAccess(roles, traits, app);
   if (!appDecision.allowed) return appDecision;
-  const denied = deniedIdentities(roles, traits);
-  if (denied.all) return { allowed: false, reason: `role "${denied.all}" denies all Azure identities` };
-  const byDeny = denied.ids.get(lower(identity));
-  if (byDeny) return { allowed: false, reason: `role "${byDeny}" denies Azure identity "${identity}"` };
+  const denied = unreadable(identity) ?? identityDenial(roles, traits, identity);
+  if (denied) return denied;
   const [allowing] = rolesAllowingIdentity(roles, traits, app, identity);
   return allowing
     ? { allowed: true, reason: `role "${allowing.metadata.name}" allows Azure identity "${identity}" on app "${app.name}"` }
@@ -78,7 +89,17 @@ export function checkAzureIdentity(roles: Role[], traits: Traits, app: App, iden
 
 /** The roles that allow this identity on this app (its labels): the allow side alone, denials aside. */
 export function rolesAllowingIdentity(roles: Role[], traits: Traits, app: App, identity: string): Role[] {
-  return roles.filter((r) => matchLabels(r.spec.allow?.app_labels, app.labels, traits) && expandAll(r.spec.allow?.azure_identities, traits).some((id) => id !== "*" && lower(id) === lower(identity)));
+  const key = identityKey(identity);
+  if (!key) return [];
+  return roles.filter((r) => matchLabels(r.spec.allow?.app_labels, app.labels, traits) && expandAll(r.spec.allow?.azure_identities, traits).some((id) => id !== "*" && identityKey(id) === key));
+}
+
+/** A role denying this identity (or every identity), as a refusal; null when none does. */
+function identityDenial(roles: Role[], traits: Traits, identity: string): Decision | null {
+  const denied = deniedIdentities(roles, traits);
+  if (denied.all) return { allowed: false, reason: denied.all };
+  const byDeny = denied.ids.get(identityKey(identity) ?? "");
+  return byDeny ? { allowed: false, reason: `role "${byDeny}" denies Azure identity "${identity}"` } : null;
 }
 
 /**
@@ -88,10 +109,8 @@ export function rolesAllowingIdentity(roles: Role[], traits: Traits, app: App, i
 export function checkDenials(roles: Role[], traits: Traits, app: App, identity: string): Decision {
   const appDenied = appDenial(roles, traits, app);
   if (appDenied) return appDenied;
-  const denied = deniedIdentities(roles, traits);
-  if (denied.all) return { allowed: false, reason: `role "${denied.all}" denies all Azure identities` };
-  const byDeny = denied.ids.get(lower(identity));
-  if (byDeny) return { allowed: false, reason: `role "${byDeny}" denies Azure identity "${identity}"` };
+  const denied = unreadable(identity) ?? identityDenial(roles, traits, identity);
+  if (denied) return denied;
   return { allowed: true, reason: "no role denies it" };
 }
 

@@ -13,7 +13,15 @@
  * Checked when the role is loaded: an unknown name, a bad regular
  * expression or an expression that is not true-or-false is refused there, so
  * a typo can never silently widen who may approve.
+ *
+ * `request.azure_identity(ies)` compare as Azure compares identities, in
+ * their canonical form (src/azure/resource-id.ts): `==`, `!=`, `equals` and
+ * `contains` on both sides' canonical forms, `regexp.match` ignoring case.
+ * Otherwise `!= "/.../teleport-contributor"` would hold for the contributor
+ * requested as `.../Teleport-Contributor`.
  */
+import { identityKey } from "../azure/resource-id.ts";
+
 
 export type Value = string | string[] | Record<string, string[]> | boolean;
 type Type = "string" | "list" | "map" | "bool";
@@ -38,6 +46,12 @@ const NAMES: Record<string, Type> = {
 };
 
 export type Vars = Partial<Record<keyof typeof NAMES, Value>>;
+
+/** Names whose values are Azure identity IDs. */
+const IDENTITY_NAMES = new Set(["request.azure_identity", "request.azure_identities"]);
+const namesIdentity = (n: Node | undefined) => n?.k === "name" && IDENTITY_NAMES.has(n.name);
+/** A value in canonical form where it is an identity ID; as it is otherwise. */
+const canonical = (v: Value): Value => (typeof v === "string" ? (identityKey(v) ?? v) : Array.isArray(v) ? v.map((x) => identityKey(x) ?? x) : v);
 
 type Node =
   | { k: "str"; v: string }
@@ -201,15 +215,20 @@ function evaluate(n: Node, vars: Vars): Value {
     case "or":
       return evaluate(n.l, vars) === true || evaluate(n.r, vars) === true;
     case "eq":
-      return same(evaluate(n.l, vars), evaluate(n.r, vars));
-    case "ne":
-      return !same(evaluate(n.l, vars), evaluate(n.r, vars));
+    case "ne": {
+      const identities = namesIdentity(n.l) || namesIdentity(n.r);
+      const [l, r] = [evaluate(n.l, vars), evaluate(n.r, vars)].map((v) => (identities ? canonical(v) : v));
+      return same(l, r) === (n.k === "eq");
+    }
     case "call": {
-      const a = evaluate(n.args[0], vars);
+      const identities = n.args.some(namesIdentity);
+      const a = identities ? canonical(evaluate(n.args[0], vars)) : evaluate(n.args[0], vars);
       const b = evaluate(n.args[1], vars) as string;
-      if (n.fn === "equals") return same(a, b);
+      if (n.fn === "equals") return same(a, identities ? canonical(b) : b);
       const list = typeof a === "string" ? [a] : (a as string[]);
-      return n.fn === "contains" ? list.includes(b) : list.some((x) => n.re!.test(x));
+      if (n.fn === "contains") return list.includes(identities ? (canonical(b) as string) : b);
+      const re = identities ? new RegExp(n.re!.source, n.re!.flags.includes("i") ? n.re!.flags : n.re!.flags + "i") : n.re!;
+      return list.some((x) => re.test(x));
     }
   }
 }

@@ -13,6 +13,7 @@
  */
 import { globMatch, literalTraits } from "./azure-api.ts";
 import { expandAll } from "./template.ts";
+import { identityKey, sameIdentity } from "../azure/resource-id.ts";
 import type { Role, Traits } from "./types.ts";
 import { parseDuration } from "../util/duration.ts";
 import { compilePredicate, type Predicate, type Vars } from "./predicate.ts";
@@ -26,11 +27,15 @@ export const DEFAULT_GRANT_MS = 3_600_000;
 
 export type RoleLookup = (name: string) => Role | undefined;
 
-const matchesIdentity = (pattern: string, identity: string) => pattern !== "*" && globMatch(pattern, identity, "segment");
+/** Patterns match the identity's canonical form; what is no identity ID matches no pattern. */
+const matchesIdentity = (pattern: string, identity: string) => {
+  const key = identityKey(identity);
+  return pattern !== "*" && key !== null && globMatch(pattern, key, "segment");
+};
 
 /** True when `role` allows `identity` outright (its allow.azure_identities), as a requested or reviewed role. */
 function roleAllows(role: Role | undefined, identity: string, traits: Traits): boolean {
-  return !!role && expandAll(role.spec.allow?.azure_identities, traits).some((id) => id.toLowerCase() === identity.toLowerCase());
+  return !!role && expandAll(role.spec.allow?.azure_identities, traits).some((id) => sameIdentity(id, identity));
 }
 
 export interface RequestTerms {

@@ -1,3 +1,5 @@
+import { sameIdentity } from "../azure/resource-id.ts";
+
 /**
  * Access requests and the grants they lead to (Teleport's access_request
  * shape, for one Azure identity on one app). A request is the conversation
@@ -73,7 +75,7 @@ export function effectiveState(r: AccessRequest, now: number): RequestState {
   return s;
 }
 
-/** The grant for this user (name and record id), app and identity in force at `now`, if any. */
+/** The grant for this user (name and record id), app and identity in force at `now`, if any (identities compared in canonical form). */
 export function activeGrant(grants: AccessGrant[], who: { user: string; user_id: string; app: string; azure_identity: string }, now: number): AccessGrant | undefined {
   return grants.find(
     (g) =>
@@ -81,7 +83,7 @@ export function activeGrant(grants: AccessGrant[], who: { user: string; user_id:
       !!g.spec.user_id &&
       g.spec.user_id === who.user_id &&
       g.spec.app === who.app &&
-      g.spec.azure_identity.toLowerCase() === who.azure_identity.toLowerCase() &&
+      sameIdentity(g.spec.azure_identity, who.azure_identity) &&
       Date.parse(g.spec.not_before) <= now &&
       now < Date.parse(g.spec.not_after),
   );

@@ -7,6 +7,7 @@ import { parseDuration } from "../util/duration.ts";
 import { AZURE_METHODS } from "../azure/methods.ts";
 import { PRESETS } from "../rbac/azure-api.ts";
 import { compilePredicate, PredicateError } from "../rbac/predicate.ts";
+import { identityPatternProblem, roleIdentityProblem } from "../azure/resource-id.ts";
 
 /** A Teleport predicate (threshold filter, review where), checked now so a typo cannot widen who may approve later. */
 const predicate = z.string().superRefine((v, ctx) => {
@@ -67,9 +68,11 @@ const azureIdentities = (side: "allow" | "deny") =>
         ctx.addIssue({ code: "custom", path: [i], message: "wildcard matcher is not allowed in allow.azure_identities" });
       } else if (side === "deny" && id !== "*" && id.includes("*")) {
         ctx.addIssue({ code: "custom", path: [i], message: "only a whole '*' is a wildcard in deny.azure_identities; partial globs are not supported" });
+      } else if (id !== "*") {
+        // An identity ID in the one grammar (azure/resource-id.ts); a template as far as its literal parts go.
+        const problem = templateProblem(id) ?? roleIdentityProblem(id);
+        if (problem) ctx.addIssue({ code: "custom", path: [i], message: id.includes("{{") ? problem : `${JSON.stringify(id)} ${problem}` });
       }
-      const problem = templateProblem(id);
-      if (problem) ctx.addIssue({ code: "custom", path: [i], message: problem });
     });
   });
 
@@ -126,8 +129,12 @@ const azureApiRule = (side: "allow" | "deny") =>
       }
     });
 
-/** Azure identity patterns (resource IDs; `*` stays within a segment). */
-const identityPatterns = patterns((v) => (v.startsWith("/") || v === "*" ? null : `"${v}" is not an Azure identity resource ID pattern (it starts with /subscriptions/...)`));
+/** Azure identity patterns (resource IDs; `*` stays within a segment), in the grammar of azure/resource-id.ts as far as a pattern can be. */
+const identityPatterns = patterns((v) => {
+  if (!v.startsWith("/") && v !== "*") return `"${v}" is not an Azure identity resource ID pattern (it starts with /subscriptions/...)`;
+  const problem = identityPatternProblem(v);
+  return problem ? `${JSON.stringify(v)} ${problem}` : null;
+});
 
 /**
  * `request`: what a user may ask for (Teleport's fields; `azure_identities`

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { AzgateError } from "../errors/index.ts";
+import { identityIdProblem, requireIdentityId } from "../azure/resource-id.ts";
 
 export const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
 
@@ -79,6 +80,10 @@ export const userSchema = z.strictObject({
       .superRefine((traits, ctx) => {
         const problem = traitsProblem(traits);
         if (problem) ctx.addIssue({ code: "custom", message: problem });
+        (traits.azure_identities ?? []).forEach((id, i) => {
+          const problem = identityIdProblem(id);
+          if (problem) ctx.addIssue({ code: "custom", path: ["azure_identities", i], message: `${JSON.stringify(id)} ${problem}` });
+        });
       }),
     created_by: z.unknown().optional(),
     status: z.unknown().optional(),
@@ -86,3 +91,16 @@ export const userSchema = z.strictObject({
   // Ignored on input: the proxy keeps the stored record's own.
   status: z.unknown().optional(),
 });
+
+/**
+ * The `azure_identities` trait (what `{{internal.azure_identities}}` expands
+ * to) where it enters, from an administrator or an identity provider: every
+ * value an identity ID in the one grammar (azure/resource-id.ts), or
+ * `bad_parameter` naming the bad one. Other traits are free text; where a
+ * role builds an identity from them, the engine checks what it expands to.
+ */
+export function checkIdentityTrait(values: unknown, where = "trait azure_identities"): void {
+  if (values === undefined) return;
+  if (!Array.isArray(values)) throw new AzgateError("bad_parameter", `${where} must be a list of Azure identity resource IDs`);
+  values.forEach((v, i) => requireIdentityId(v, `${where}[${i}]`));
+}

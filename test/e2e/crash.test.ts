@@ -24,7 +24,7 @@ async function adminClient(): Promise<ApiClient> {
 }
 
 function roleYaml(name: string, i: number): string {
-  return `kind: role\nversion: v7\nmetadata: {name: ${name}}\nspec:\n  allow:\n    app_labels: {env: e${i}}\n    azure_identities: [/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-${i}]\n`;
+  return `kind: role\nversion: v7\nmetadata: {name: ${name}}\nspec:\n  allow:\n    app_labels: {env: e${i}}\n    azure_identities: [/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-${i}]\n`;
 }
 
 function walk(dir: string): string[] {

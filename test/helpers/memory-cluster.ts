@@ -68,6 +68,8 @@ export interface MemoryCluster {
   /** An agent; `holds: false` is one from before held requests (its heartbeat lists no features). */
   agent(opts?: { app?: string; labels?: Record<string, string>; holds?: boolean; onStream?: (s: TunnelStream, forward: () => Promise<void>) => void }): MemoryAgent;
   createRoles(yaml: string): Promise<void>;
+  /** A user made, invited, signed up and logged in (the `azure_identities` trait from `traits`, none by default): the caller and its certificate's end. */
+  signIn(user: string, roles: string[], traits?: Record<string, string[]>): Promise<{ caller: Caller; expires: Date }>;
   /**
    * A user made, invited, signed up and logged in; returns an app session for `azureIdentity`.
    * `beforeAppLogin` runs as the logged-in user before apps login (to request access, say).
@@ -121,16 +123,19 @@ export async function startMemoryCluster(fx: EmulatorFixture): Promise<MemoryClu
     async createRoles(yaml) {
       await createResources(ctx, admin, parseResources(yaml, "test").resources, true);
     },
-    async appSession(user, roles, azureIdentity, opts = {}) {
-      const { invite } = await addUser(ctx, admin, user, roles, opts.traits ?? { azure_identities: [azureIdentity] });
+    async signIn(user, roles, traits = {}) {
+      const { invite } = await addUser(ctx, admin, user, roles, traits);
       const password = `correct horse battery ${user}`;
       await acceptInvite(ctx, invite.token, { password });
       const userKey = await generateKeyPair();
       const loggedIn = await login(ctx, { user, password, public_key_pem: await publicKeyToPem(userKey.publicKey) });
-      const caller = await resolveCaller(ctx, loggedIn.identity);
+      return { caller: await resolveCaller(ctx, loggedIn.identity), expires: new Date(loggedIn.expires) };
+    },
+    async appSession(user, roles, azureIdentity, opts = {}) {
+      const { caller, expires } = await cluster.signIn(user, roles, opts.traits ?? { azure_identities: [azureIdentity] });
       await opts.beforeAppLogin?.(caller);
       const appKey = await generateKeyPair();
-      const appCert = await issueAppCert(ctx, registry, caller, new Date(loggedIn.expires), { app: opts.app ?? "azure-cli", azure_identity: azureIdentity, public_key_pem: await publicKeyToPem(appKey.publicKey) });
+      const appCert = await issueAppCert(ctx, registry, caller, expires, { app: opts.app ?? "azure-cli", azure_identity: azureIdentity, public_key_pem: await publicKeyToPem(appKey.publicKey) });
       const cert = new x509.X509Certificate(appCert.cert_pem);
       const identity = identityOf(cert);
       const clientKey = (await crypto.subtle.exportKey("jwk", appKey.publicKey)) as JsonWebKey;

@@ -10,7 +10,7 @@ import type { Identity } from "../../pki/identity.ts";
 import { allowedAzureIdentities, sessionTtlMs } from "../../rbac/engine.ts";
 import type { Traits } from "../../rbac/types.ts";
 import type { Connector } from "../../resources/connector.ts";
-import type { User } from "../../resources/user.ts";
+import { checkIdentityTrait, type User } from "../../resources/user.ts";
 import { parseDuration } from "../../util/duration.ts";
 import { pemOf } from "../cluster.ts";
 import type { ProxyContext } from "../context.ts";
@@ -74,6 +74,13 @@ export async function finishSsoLogin(
       ),
       { ...audit, error: "no roles mapped" },
     );
+  }
+  try {
+    // An identity provider's azure_identities claim enters as the trait does from an administrator: in the one grammar.
+    checkIdentityTrait(who.traits.azure_identities, `the ${connector.kind} connector "${connector.metadata.name}" mapped azure_identities`);
+  } catch (e) {
+    await ctx.audit.emit({ event: "user.login", code: "T1001W", ...audit, success: false, error: (e as Error).message });
+    throw e;
   }
   const existingItem = await ctx.backend.get<User>(KEYS.user(who.user));
   const existing = existingItem?.value;

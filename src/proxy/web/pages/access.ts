@@ -5,7 +5,7 @@
  * "Launch" button here.
  */
 import { html } from "hono/html";
-import { identityName } from "../../../azure/resource-id.ts";
+import { identityName, sameIdentity } from "../../../azure/resource-id.ts";
 import { formatDuration } from "../../../util/duration.ts";
 import { listApps } from "../../apps.ts";
 import { openRequestsOf, requestableIdentities } from "../../access-requests.ts";
@@ -26,8 +26,8 @@ export async function accessPage(ctx: ProxyContext, registry: AppRegistry, calle
     ${apps.length === 0 ? html`<p>No app is available to you right now: either no agent serves one, or no role of yours allows its labels.</p>` : ""}
     ${apps.map((app) => {
       const granted = grants.filter((g) => g.spec.app === app.name);
-      const standing = app.azure_identities.filter((id) => !granted.some((g) => g.spec.azure_identity.toLowerCase() === id.toLowerCase()));
-      const mayRequest = requestable.filter((r) => !app.azure_identities.some((id) => id.toLowerCase() === r.azure_identity.toLowerCase()));
+      const standing = app.azure_identities.filter((id) => !granted.some((g) => sameIdentity(g.spec.azure_identity, id)));
+      const mayRequest = requestable.filter((r) => !app.azure_identities.some((id) => sameIdentity(id, r.azure_identity)));
       return html`<section class="card" aria-label="${app.name}">
         <h2>${app.name} <span class="muted">${Object.entries(app.labels).map(([k, v]) => `${k}=${v}`).join(" ")}</span></h2>
         <h3>Azure identities you may use now</h3>

@@ -5,7 +5,7 @@
  * so the same rules decide and the same events are audited.
  */
 import { html } from "hono/html";
-import { identityName } from "../../../azure/resource-id.ts";
+import { identityName, sameIdentity } from "../../../azure/resource-id.ts";
 import { formatDuration } from "../../../util/duration.ts";
 import type { AccessRequest } from "../../../resources/access-request.ts";
 import { listRequests, requestableIdentities } from "../../access-requests.ts";
@@ -57,7 +57,7 @@ export async function newRequestPage(ctx: ProxyContext, caller: Caller, csrf: st
       <label>App <input name="app" value="${preset.app ?? "azure-cli"}" required></label>
       <label>Azure identity
         <select name="azure_identity" required>
-          ${options.map((o) => html`<option value="${o.azure_identity}" ${preset.azure_identity?.toLowerCase() === o.azure_identity.toLowerCase() ? "selected" : ""}>${identityName(o.azure_identity)} (up to ${formatDuration(o.max_duration_ms)})</option>`)}
+          ${options.map((o) => html`<option value="${o.azure_identity}" ${sameIdentity(preset.azure_identity ?? "", o.azure_identity) ? "selected" : ""}>${identityName(o.azure_identity)} (up to ${formatDuration(o.max_duration_ms)})</option>`)}
         </select>
       </label>
       <label>For how long <input name="duration" placeholder="1h" pattern="[0-9hms]+"></label>
