@@ -7,11 +7,12 @@
  * request.
  */
 import { AzgateError } from "../errors/index.ts";
-import { grantPermits, mayReview, requestTerms, reviewOutcome, rolesNamedInRequests, ruleVars, thresholdsCounting, type RoleLookup, type Threshold } from "../rbac/requests.ts";
+import { grantPermits, mayReview, requestTerms, rolesNamedInRequests, ruleVars, thresholdsCounting, type RoleLookup, type Threshold } from "../rbac/requests.ts";
 import { decidingRule, type AccessRule } from "../resources/access-rule.ts";
 import { checkRule } from "../rbac/engine.ts";
 import type { Role } from "../rbac/types.ts";
-import { effectiveState, isRequestOf, type AccessGrant, type AccessRequest } from "../resources/access-request.ts";
+import { effectiveState, isRequestOf, type AccessRequest } from "../resources/access-request.ts";
+import { allowedActions, applyTransition, openRequest, type Action, type Allowed, type Rights, type Step, type Transition } from "../resources/access-request-lifecycle.ts";
 import type { App } from "../rbac/types.ts";
 import { userStamp } from "./users.ts";
 import { parseDuration } from "../util/duration.ts";
@@ -123,11 +124,10 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
   const now = ctx.clock.now();
   const start = input.start ? Date.parse(String(input.start)) : now;
   if (Number.isNaN(start) || start < now - 60_000 || start > now + 7 * 24 * 3_600_000) throw new AzgateError("bad_parameter", "start must be a time (2026-12-01T08:00:00Z) from now to a week ahead");
-  const request: AccessRequest = {
-    kind: "access_request",
-    version: "v3",
-    metadata: { name: crypto.randomUUID() },
-    spec: {
+  // Born PENDING (the lifecycle, resources/access-request-lifecycle.ts); an auto-review rule decides now, or it waits for reviewers.
+  const opened = openRequest(
+    {
+      id: crypto.randomUUID(),
       user: caller.name,
       user_id: userStamp(caller.user).id,
       app,
@@ -135,36 +135,26 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
       roles: terms.grantRoles,
       reason,
       ...(ticket ? { ticket } : {}),
-      start: new Date(start).toISOString(),
+      start,
       duration_ms: durationMs,
-      state: "PENDING",
-      reviews: [],
       thresholds: { approve: terms.approvals, deny: terms.denials },
       threshold_rules: terms.thresholds,
       suggested_reviewers: [...new Set([...terms.suggestedReviewers, ...asked])],
-      created: new Date(now).toISOString(),
-      review_deadline: new Date(input.request_ttl ? now + reviewWindow : Math.max(now, start) + REVIEW_WINDOW_MS).toISOString(),
+      review_deadline: input.request_ttl ? now + reviewWindow : Math.max(now, start) + REVIEW_WINDOW_MS,
     },
-  };
-  // An auto-review rule decides now, or the request waits for reviewers.
+    now,
+  );
   const rules = (await ctx.backend.list<AccessRule>(KEYS.accessRules)).map((i) => i.value);
-  const rule = decidingRule(rules, ruleVars(request.spec, caller), new Date(now));
-  const decided = structuredClone(request);
-  if (rule) {
-    const why = rule.spec.reason ?? `auto-review rule "${rule.metadata.name}"`;
-    decided.spec.reviews.push({ author: `rule/${rule.metadata.name}`, state: rule.spec.decision, reason: why, created: new Date(now).toISOString() });
-    resolve(decided, rule.spec.decision, `rule/${rule.metadata.name}`, why, now);
-  }
-  await ctx.backend.compareAndSwap(KEYS.accessRequest(request.metadata.name), null, decided);
-  await ctx.audit.emit({ event: "access_request.create", code: "T5000I", user: caller.name, access_request_id: request.metadata.name, app, azure_identity: identity, reason, ticket: ticket || null, duration_ms: durationMs, success: true });
-  await enqueueNotifications(ctx, { event: "access_request.create", request, actor: caller.name });
-  if (rule) {
-    const why = decided.spec.resolution!.reason;
-    await ctx.audit.emit({ event: "access_request.review", code: "T5002I", user: "azgate", rule: rule.metadata.name, automatic: true, access_request_id: request.metadata.name, requester: caller.name, state: rule.spec.decision, reason: why, success: true });
-    await recordOutcome(ctx, decided, { user: "azgate", rule: rule.metadata.name }, why);
-  }
-  return withState(ctx, decided);
+  const rule = decidingRule(rules, ruleVars(opened.next.spec, caller), new Date(now));
+  const decided = rule ? applyTransition(opened.next, { kind: "rule", rule: rule.metadata.name, verdict: rule.spec.decision, reason: rule.spec.reason ?? `auto-review rule "${rule.metadata.name}"` }, SYSTEM, now) : null;
+  await ctx.backend.compareAndSwap(KEYS.accessRequest(opened.next.metadata.name), null, (decided ?? opened).next);
+  await emitStep(ctx, opened);
+  if (decided) await emitStep(ctx, decided);
+  return withState(ctx, (decided ?? opened).next);
 }
+
+/** The rights of azgate itself (a rule deciding at creation, the sweeper): the transition's own checks are all that apply. */
+const SYSTEM: Rights = { actor: "azgate", requester: false, review: { allowed: false, reason: "azgate does not review" }, admin: false };
 
 /**
  * A full resource ID in the one grammar (azure/resource-id.ts), in Azure's
@@ -238,14 +228,17 @@ async function reviewerFor(ctx: ProxyContext, caller: Caller): Promise<(r: Acces
   };
 }
 
-/** What this caller may do with this request (the web UI shows only the actions that would succeed). */
-export async function requestPermissions(ctx: ProxyContext, caller: Caller, r: AccessRequest): Promise<{ review: boolean; revoke: boolean; cancel: boolean }> {
-  const review = (await reviewerFor(ctx, caller))(r).allowed;
-  return { review, cancel: r.spec.user === caller.name, revoke: review || r.spec.user === caller.name || checkRule(caller.roles, "access_request", "update").allowed };
+/** A caller's rights over requests (lifecycle Rights): the roles their review blocks name loaded once, then each request is pure. */
+async function rightsOf(ctx: ProxyContext, caller: Caller): Promise<(r: AccessRequest) => Rights> {
+  const review = await reviewerFor(ctx, caller);
+  const admin = checkRule(caller.roles, "access_request", "update").allowed;
+  const who = caller.user ? { user: caller.name, user_id: userStamp(caller.user).id } : null;
+  return (r) => ({ actor: caller.name, requester: !!who && isRequestOf(r, who), review: review(r), admin });
 }
 
-async function reviewDecision(ctx: ProxyContext, caller: Caller, r: AccessRequest) {
-  return (await reviewerFor(ctx, caller))(r);
+/** What this caller may do with this request now: the lifecycle's one answer (the web UI shows only the actions that would succeed). */
+export async function requestActions(ctx: ProxyContext, caller: Caller, r: AccessRequest): Promise<Record<Action, Allowed>> {
+  return allowedActions(r, (await rightsOf(ctx, caller))(r), ctx.clock.now());
 }
 
 /** Who may see a request: its requester, whoever may review it, and readers of access requests (rules). */
@@ -265,57 +258,67 @@ export async function listRequests(ctx: ProxyContext, caller: Caller, filter: st
   return all.filter(shown).map((r) => withState(ctx, r)).sort((a, b) => b.spec.created.localeCompare(a.spec.created));
 }
 
-/** Applies `change` to the stored request with compare-and-swap (two reviewers at once cannot both count as the last). */
-async function update(ctx: ProxyContext, id: string, change: (r: AccessRequest) => AccessRequest): Promise<AccessRequest> {
+/**
+ * One transition of a stored request: load, apply (the lifecycle decides),
+ * compare-and-swap (two reviewers at once cannot both count as the last;
+ * the loser reloads and is judged again), then emit what it causes.
+ */
+async function step(ctx: ProxyContext, id: string, rights: (r: AccessRequest) => Rights, transition: (r: AccessRequest) => Transition): Promise<AccessRequest> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const item = await load(ctx, id);
-    const next = change(structuredClone(item.value));
+    const done = applyTransition(item.value, transition(item.value), rights(item.value), ctx.clock.now());
     try {
-      await ctx.backend.compareAndSwap(KEYS.accessRequest(id), item.revision, next);
-      return next;
+      await ctx.backend.compareAndSwap(KEYS.accessRequest(id), item.revision, done.next);
     } catch (e) {
-      if (!(e instanceof AzgateError && e.code === "compare_failed")) throw e;
+      if (e instanceof AzgateError && e.code === "compare_failed") continue;
+      throw e;
     }
+    await emitStep(ctx, done);
+    return withState(ctx, done.next);
   }
   throw new AzgateError("compare_failed", `access request "${id}" is being changed by others; try again`);
 }
+
+/** What a stored step causes, in order: the grant (written or removed), the audit events, the notification. */
+async function emitStep(ctx: Pick<ProxyContext, "backend" | "audit" | "clock">, done: Step): Promise<void> {
+  const id = done.next.metadata.name;
+  if (done.grant && "put" in done.grant) {
+    // The grant reads as absent once its window ends (and is swept).
+    await ctx.backend.put(KEYS.accessGrant(id), done.grant.put, { expires: new Date(done.grant.put.spec.not_after) });
+  } else if (done.grant) await ctx.backend.delete(KEYS.accessGrant(id));
+  for (const e of done.audit) await ctx.audit.emit(e);
+  if (done.notice) await enqueueNotifications(ctx, { ...done.notice, request: done.next });
+}
+
+/** A refused step is audited as its event with success false, then thrown. */
+async function refused(ctx: ProxyContext, event: string, caller: Caller, r: AccessRequest, e: unknown, extra: Record<string, unknown> = {}): Promise<never> {
+  if (e instanceof AzgateError) {
+    await ctx.audit.emit({ event, code: REFUSAL_CODES[event] ?? "T5002W", user: caller.name, access_request_id: r.metadata.name, requester: r.spec.user, ...extra, success: false, error_code: e.code, reason: e.message });
+  }
+  throw e;
+}
+const REFUSAL_CODES: Record<string, string> = { "access_request.review": "T5002W", "access_request.cancel": "T5006W", "access_request.revoke": "T5007W" };
 
 export async function reviewRequest(ctx: ProxyContext, caller: Caller, id: string, input: { state?: string; reason?: string; otp?: string }): Promise<AccessRequest> {
   const verdict = input.state === "APPROVED" || input.state === "DENIED" ? input.state : null;
   if (!verdict) throw new AzgateError("bad_parameter", 'state must be "APPROVED" or "DENIED"');
   const reason = text(input.reason, "a reason (--reason)", false);
   const { value } = await load(ctx, id);
-  const allowed = await reviewDecision(ctx, caller, value);
-  const refused = async (why: string, code: "access_denied" | "login_failed" = "access_denied") => {
-    await ctx.audit.emit({ event: "access_request.review", code: "T5002W", user: caller.name, access_request_id: id, requester: value.spec.user, state: verdict, success: false, reason: why });
-    return new AzgateError(code, why);
-  };
-  if (!allowed.allowed) throw await refused(allowed.reason);
+  const rights = await rightsOf(ctx, caller);
+  const audited = (e: unknown) => refused(ctx, "access_request.review", caller, value, e, { state: verdict });
+  // Who may, in which state: the lifecycle's answer, asked first so a refusal costs no authenticator code.
+  const may = allowedActions(value, rights(value), ctx.clock.now()).review;
+  if (!may.allowed) await audited(new AzgateError(may.code ?? "access_denied", may.reason));
   const mfaRole = caller.roles.find((r) => r.spec.options?.review_mfa);
   if (mfaRole) {
     const why = await checkReviewCode(ctx, caller.name, String(input.otp ?? ""));
-    if (why) throw await refused(`role "${mfaRole.metadata.name}" requires an authenticator code with each review: ${why}`, input.otp ? "login_failed" : "access_denied");
+    if (why) await audited(new AzgateError(input.otp ? "login_failed" : "access_denied", `role "${mfaRole.metadata.name}" requires an authenticator code with each review: ${why}`));
   }
   // Which thresholds this review counts toward (their filters, over the reviewer and the request as they are now).
-  const rules: Threshold[] = value.spec.threshold_rules ?? [value.spec.thresholds];
-  const countsFor = thresholdsCounting(rules, { name: caller.name, roles: caller.roles, traits: caller.traits }, value.spec, reason);
-  if (countsFor.length === 0) {
-    const why = `your review would not count: no threshold of this request counts reviews like yours (${rules.map((t) => t.filter).filter(Boolean).join("; ")})`;
-    await ctx.audit.emit({ event: "access_request.review", code: "T5002W", user: caller.name, access_request_id: id, requester: value.spec.user, state: verdict, success: false, reason: why });
-    throw new AzgateError("access_denied", why);
-  }
-  const next = await update(ctx, id, (r) => {
-    const state = effectiveState(r, ctx.clock.now());
-    if (state !== "PENDING") throw new AzgateError("bad_parameter", `access request "${id}" is ${state}; only a PENDING request can be reviewed`);
-    if (r.spec.reviews.some((x) => x.author === caller.name)) throw new AzgateError("already_exists", `you already reviewed access request "${id}"`);
-    r.spec.reviews.push({ author: caller.name, state: verdict, reason, created: ctx.clock.date().toISOString(), counts_for: countsFor });
-    const outcome = reviewOutcome(r.spec.threshold_rules ?? [r.spec.thresholds], r.spec.reviews);
-    if (outcome !== "PENDING") resolve(r, outcome, caller.name, reason, ctx.clock.now());
-    return r;
-  });
-  await ctx.audit.emit({ event: "access_request.review", code: "T5002I", user: caller.name, access_request_id: id, requester: next.spec.user, state: verdict, reason, success: true });
-  await recordOutcome(ctx, next, { user: caller.name }, reason);
-  return withState(ctx, next);
+  const thresholds: Threshold[] = value.spec.threshold_rules ?? [value.spec.thresholds];
+  const countsFor = thresholdsCounting(thresholds, { name: caller.name, roles: caller.roles, traits: caller.traits }, value.spec, reason);
+  if (countsFor.length === 0) await audited(new AzgateError("access_denied", `your review would not count: no threshold of this request counts reviews like yours (${thresholds.map((t) => t.filter).filter(Boolean).join("; ")})`));
+  return step(ctx, id, rights, () => ({ kind: "review", verdict, reason, countsFor })).catch(audited);
 }
 
 /**
@@ -337,69 +340,17 @@ async function checkReviewCode(ctx: ProxyContext, user: string, otp: string): Pr
   return null;
 }
 
-/** Marks a request decided at `now`, with its grant's window when approved (it starts at the asked start, or now if later). */
-function resolve(r: AccessRequest, outcome: "APPROVED" | "DENIED", by: string, reason: string, now: number): void {
-  r.spec.state = outcome;
-  r.spec.resolution = { by, at: new Date(now).toISOString(), reason };
-  if (outcome === "APPROVED") {
-    const notBefore = Math.max(now, Date.parse(r.spec.start));
-    r.spec.grant = { not_before: new Date(notBefore).toISOString(), not_after: new Date(notBefore + r.spec.duration_ms).toISOString() };
-  }
-}
-
-/**
- * What follows a review or a rule's decision: an approval writes the grant
- * (which the per-request check reads), and each outcome is audited and
- * notified. One message per step: the outcome when there is one, else the review.
- */
-async function recordOutcome(ctx: ProxyContext, r: AccessRequest, by: { user: string; rule?: string }, reason: string): Promise<void> {
-  const id = r.metadata.name;
-  const who = { user: by.user, ...(by.rule ? { rule: by.rule, automatic: true } : {}), access_request_id: id, requester: r.spec.user, reason };
-  if (r.spec.state === "DENIED") await ctx.audit.emit({ event: "access_request.deny", code: "T5003I", ...who });
-  if (r.spec.state === "APPROVED" && r.spec.grant) {
-    const g: AccessGrant = { kind: "access_grant", version: "v1", metadata: { name: id }, spec: { request_id: id, user: r.spec.user, user_id: r.spec.user_id, app: r.spec.app, azure_identity: r.spec.azure_identity, roles: r.spec.roles, ...r.spec.grant } };
-    // The grant reads as absent once its window ends (and is swept).
-    await ctx.backend.put(KEYS.accessGrant(id), g, { expires: new Date(g.spec.not_after) });
-    await ctx.audit.emit({ event: "access_request.approve", code: "T5004I", ...who });
-    await ctx.audit.emit({ event: "access_grant.start", code: "T5005I", user: r.spec.user, access_request_id: id, app: g.spec.app, azure_identity: g.spec.azure_identity, not_before: g.spec.not_before, not_after: g.spec.not_after });
-  }
-  const event = r.spec.state === "DENIED" ? "access_request.deny" : r.spec.state === "APPROVED" ? "access_request.approve" : "access_request.review";
-  await enqueueNotifications(ctx, { event, request: r, actor: by.rule ? `rule ${by.rule}` : by.user, ...(reason ? { reason } : {}) });
-}
 
 export async function cancelRequest(ctx: ProxyContext, caller: Caller, id: string): Promise<AccessRequest> {
   const { value } = await load(ctx, id);
-  if (value.spec.user !== caller.name) throw new AzgateError("access_denied", "only the requester can cancel a request; reviewers deny it, or revoke it once approved");
-  const next = await update(ctx, id, (r) => {
-    const state = effectiveState(r, ctx.clock.now());
-    if (state !== "PENDING") throw new AzgateError("bad_parameter", `access request "${id}" is ${state}; only a PENDING request can be cancelled (revoke an approved one)`);
-    r.spec.state = "CANCELLED";
-    r.spec.resolution = { by: caller.name, at: ctx.clock.date().toISOString(), reason: "cancelled by the requester" };
-    return r;
-  });
-  await ctx.audit.emit({ event: "access_request.cancel", code: "T5006I", user: caller.name, access_request_id: id });
-  await enqueueNotifications(ctx, { event: "access_request.cancel", request: next, actor: caller.name });
-  return withState(ctx, next);
+  return step(ctx, id, await rightsOf(ctx, caller), () => ({ kind: "cancel" })).catch((e) => refused(ctx, "access_request.cancel", caller, value, e));
 }
 
 /** Ends an approved request's grant now: its requester, a reviewer, or whoever may update access requests. */
 export async function revokeRequest(ctx: ProxyContext, caller: Caller, id: string, input: { reason?: string }): Promise<AccessRequest> {
   const reason = text(input.reason, "a reason (--reason)", false);
   const { value } = await load(ctx, id);
-  const may = value.spec.user === caller.name || checkRule(caller.roles, "access_request", "update").allowed || (await reviewDecision(ctx, caller, value)).allowed;
-  if (!may) throw new AzgateError("access_denied", "only the requester, a reviewer of the request or an administrator can revoke it");
-  const next = await update(ctx, id, (r) => {
-    const state = effectiveState(r, ctx.clock.now());
-    if (state !== "APPROVED") throw new AzgateError("bad_parameter", `access request "${id}" is ${state}; only an APPROVED request can be revoked`);
-    r.spec.state = "REVOKED";
-    r.spec.resolution = { by: caller.name, at: ctx.clock.date().toISOString(), reason };
-    return r;
-  });
-  await ctx.backend.delete(KEYS.accessGrant(id));
-  await ctx.audit.emit({ event: "access_request.revoke", code: "T5007I", user: caller.name, access_request_id: id, requester: next.spec.user, reason });
-  await ctx.audit.emit({ event: "access_grant.end", code: "T5008I", user: next.spec.user, access_request_id: id, app: next.spec.app, azure_identity: next.spec.azure_identity, why: "revoked" });
-  await enqueueNotifications(ctx, { event: "access_request.revoke", request: next, actor: caller.name, ...(reason ? { reason } : {}) });
-  return withState(ctx, next);
+  return step(ctx, id, await rightsOf(ctx, caller), () => ({ kind: "revoke", reason })).catch((e) => refused(ctx, "access_request.revoke", caller, value, e));
 }
 
 /**
@@ -427,27 +378,19 @@ export async function openRequestFor(ctx: ProxyContext, caller: Caller, app: str
  */
 export async function endRequestsOfUser(ctx: ProxyContext, by: Caller, name: string): Promise<number> {
   let ended = 0;
+  const rights: Rights = { ...SYSTEM, actor: by.name };
   for (const item of await ctx.backend.list<AccessRequest>(KEYS.accessRequests)) {
-    const r = item.value;
-    const state = effectiveState(r, ctx.clock.now());
-    if (r.spec.user !== name || (state !== "PENDING" && state !== "APPROVED")) continue;
-    const next = structuredClone(r);
-    next.spec.state = state === "PENDING" ? "CANCELLED" : "REVOKED";
-    next.spec.resolution = { by: by.name, at: ctx.clock.date().toISOString(), reason: "the user was deleted" };
+    const state = effectiveState(item.value, ctx.clock.now());
+    if (item.value.spec.user !== name || (state !== "PENDING" && state !== "APPROVED")) continue;
+    const done = applyTransition(item.value, { kind: "user_deleted" }, rights, ctx.clock.now());
     try {
-      await ctx.backend.compareAndSwap(item.key, item.revision, next);
+      await ctx.backend.compareAndSwap(item.key, item.revision, done.next);
     } catch (e) {
       if (e instanceof AzgateError && e.code === "compare_failed") continue; // changed meanwhile: its own step audits it
       throw e;
     }
     ended++;
-    const base = { user: by.name, access_request_id: r.metadata.name, requester: name, reason: "the user was deleted" };
-    if (state === "PENDING") await ctx.audit.emit({ event: "access_request.cancel", code: "T5006I", ...base });
-    else {
-      await ctx.backend.delete(KEYS.accessGrant(r.metadata.name));
-      await ctx.audit.emit({ event: "access_request.revoke", code: "T5007I", ...base });
-      await ctx.audit.emit({ event: "access_grant.end", code: "T5008I", user: name, access_request_id: r.metadata.name, app: r.spec.app, azure_identity: r.spec.azure_identity, why: "user deleted" });
-    }
+    await emitStep(ctx, done);
   }
   return ended;
 }
@@ -463,22 +406,16 @@ export async function recordEndings(deps: Pick<ProxyContext, "backend" | "audit"
   const now = deps.clock.now();
   let recorded = 0;
   for (const item of await deps.backend.list<AccessRequest>(KEYS.accessRequests)) {
-    const r = item.value;
-    if (effectiveState(r, now) !== "EXPIRED" || r.spec.state === "EXPIRED") continue;
-    const was = r.spec.state;
-    const next = structuredClone(r);
-    next.spec.state = "EXPIRED";
+    if (effectiveState(item.value, now) !== "EXPIRED" || item.value.spec.state === "EXPIRED") continue;
+    const done = applyTransition(item.value, { kind: "expire" }, SYSTEM, now);
     try {
-      await deps.backend.compareAndSwap(item.key, item.revision, next);
+      await deps.backend.compareAndSwap(item.key, item.revision, done.next);
     } catch (e) {
       if (e instanceof AzgateError && e.code === "compare_failed") continue; // another replica recorded it, or it changed
       throw e;
     }
     recorded++;
-    const base = { user: r.spec.user, access_request_id: r.metadata.name, app: r.spec.app, azure_identity: r.spec.azure_identity };
-    if (was === "PENDING") await deps.audit.emit({ event: "access_request.expire", code: "T5009I", ...base, why: "not reviewed before its deadline" });
-    else await deps.audit.emit({ event: "access_grant.end", code: "T5008I", ...base, why: "window ended", not_after: r.spec.grant?.not_after ?? null });
-    await enqueueNotifications(deps, { event: was === "PENDING" ? "access_request.expire" : "access_grant.end", request: next });
+    await emitStep(deps, done);
   }
   return recorded;
 }

@@ -70,7 +70,8 @@ async function revoke(client: ApiClient, id: string, reason: string | undefined)
   print(`Request ${req.metadata.name} revoked. Status: ${req.spec.state}`);
 }
 
-export function requestCommands(y: Argv) {
+/** `withClient` is how each verb gets its API client: the login profile's (the default), or a test's. */
+export function requestCommands(y: Argv, withClient: WithClient = asUser) {
   return y.command("request", DESCRIBE.request, (r) =>
     r
       .command<{ app: string; "azure-identity": string; for?: string; reason?: string; ticket?: string; start?: string; "request-ttl"?: string; reviewers?: string; nowait?: boolean }>(
@@ -119,14 +120,14 @@ export function requestCommands(y: Argv) {
           print(argv.format === "text" ? describe(req) : await structured(req, argv.format));
         }),
       )
-      .command(...review("approve", "APPROVED", asUser))
-      .command(...review("deny", "DENIED", asUser))
+      .command(...review("approve", "APPROVED", withClient))
+      .command(...review("deny", "DENIED", withClient))
       .command<{ id: string }>(
         "cancel <id>",
         "Cancel your pending request",
         (b) => b.positional("id", { type: "string", demandOption: true }),
-        run(async (argv) => {
-          const req = await (await profileClient()).call<AccessRequest>("POST", `/v1/requests/${encodeURIComponent(argv.id)}/cancel`, {});
+        withClient<{ id: string }>(async (client, argv) => {
+          const req = await client.call<AccessRequest>("POST", `/v1/requests/${encodeURIComponent(argv.id)}/cancel`, {});
           print(`Request ${req.metadata.name} cancelled. Status: ${req.spec.state}`);
         }),
       )
@@ -134,7 +135,7 @@ export function requestCommands(y: Argv) {
         "revoke <id>",
         "End an approved request's access now (the next request is refused)",
         (b) => b.positional("id", { type: "string", demandOption: true }).option("reason", { type: "string" }),
-        run(async (argv) => revoke(await profileClient(), argv.id, argv.reason)),
+        withClient<{ id: string; reason?: string }>((client, argv) => revoke(client, argv.id, argv.reason)),
       )
       .demandCommand(...subcommandNeeded("request")),
   );

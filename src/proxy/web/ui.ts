@@ -159,13 +159,15 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
   });
   authed.get("/requests/:id", async (c) => {
     const r = await requests.getRequest(ctx, c.get("caller"), c.req.param("id"));
-    const may = { ...(await requests.requestPermissions(ctx, c.get("caller"), r)), reviewNeedsCode: c.get("caller").roles.some((role) => role.spec.options?.review_mfa) };
+    // The lifecycle's answer, as for the API: the page offers exactly the actions that would succeed.
+    const actions = await requests.requestActions(ctx, c.get("caller"), r);
+    const may = { review: actions.review.allowed, revoke: actions.revoke.allowed, cancel: actions.cancel.allowed, reviewNeedsCode: c.get("caller").roles.some((role) => role.spec.options?.review_mfa) };
     return c.html(layout(frame(c, "Request", "requests", flashOf(c)), requestDetail(r, c.get("session").csrf, may)));
   });
   authed.post("/requests/:id/review", async (c) => {
     const f = await c.req.parseBody();
+    // A reason is optional, as in the API and the CLI (one rule: the lifecycle's).
     const reason = typeof f.reason === "string" ? f.reason.trim() : "";
-    if (!reason) throw new AzgateError("bad_parameter", "a review needs a reason (the requester sees it)");
     const r = await requests.reviewRequest(ctx, c.get("caller"), c.req.param("id"), { state: String(f.state ?? ""), reason, otp: typeof f.otp === "string" ? f.otp : undefined });
     return c.redirect(withFlash(`/web/requests/${r.metadata.name}`, { ok: "reviewed" }), 303);
   });

@@ -89,24 +89,24 @@ export function requestDetail(r: AccessRequest, csrf: string, may: { review: boo
     ${s.reviews.length === 0
       ? html`<p class="muted">None yet.</p>`
       : html`<ul>${s.reviews.map((v) => html`<li><b>${v.author}</b> <span class="state-${v.state}">${v.state}</span> at ${v.created}${v.reason ? html`: ${v.reason}` : ""}</li>`)}</ul>`}
-    ${may.review && s.state === "PENDING"
+    ${may.review
       ? html`<h2>Your review</h2>
         <form method="post" action="/web/requests/${r.metadata.name}/review">
           ${csrfField(csrf)}
-          <label>Reason (the requester sees it) <textarea name="reason" rows="2" maxlength="1024" required></textarea></label>
+          <label>Reason, optional (the requester sees it) <textarea name="reason" rows="2" maxlength="1024"></textarea></label>
           ${may.reviewNeedsCode ? html`<label>Authenticator code (your role asks for one with each review) <input name="otp" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" required></label>` : ""}
           <button type="submit" name="state" value="APPROVED">Approve</button>
           <button type="submit" name="state" value="DENIED" class="danger">Deny</button>
         </form>`
       : ""}
-    ${may.revoke && s.state === "APPROVED"
+    ${may.revoke
       ? html`<form method="post" action="/web/requests/${r.metadata.name}/revoke">
           ${csrfField(csrf)}
           <label>Why revoke it <input name="reason" maxlength="1024"></label>
           <button type="submit" class="danger">Revoke access now</button>
         </form>`
       : ""}
-    ${may.cancel && s.state === "PENDING"
+    ${may.cancel
       ? html`<form method="post" action="/web/requests/${r.metadata.name}/cancel">${csrfField(csrf)}<button type="submit" class="secondary">Cancel this request</button></form>`
       : ""}
     <p class="muted">From a terminal: <code>azgate request show ${r.metadata.name}</code></p>`;
