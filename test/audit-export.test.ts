@@ -6,6 +6,7 @@
  * that splits on ; regardless of quotes, as a spreadsheet set to ; or a
  * "text to columns" does.
  */
+import { audit } from "../src/audit/events.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openState, settingsFrom } from "../src/proxy/state.ts";
 import { configSchema } from "../src/config/schema.ts";
@@ -24,7 +25,7 @@ let admin: Caller;
 beforeAll(async () => {
   ({ ctx, close } = await openState(tempDir("azgate-csv-"), { clusterName: "t", settings: settingsFrom(configSchema.parse({})), purpose: "audit export tests", clock: new FakeClock() }));
   admin = await resolveCaller(ctx, { kind: "local-admin", name: "@local-admin", roles: [], traits: {}, azure_identities: [], login_method: "local", session_id: ctx.localAdminSession });
-  await ctx.audit.emit({ event: "app.request", code: "T2009I", user: "mallory", method: "GET", path: HOSTILE_PATH, reason: "=cmd|' /C calc'!A0", request_id: "r-1" });
+  await ctx.audit.emit(audit("APP_REQUEST", { user: "mallory", app: "azure-cli", azure_identity: "/x", method: "GET", host: "management.azure.com", path: HOSTILE_PATH, status: 200, success: true, reason: "=cmd|' /C calc'!A0", request_id: "r-1" }));
 });
 afterAll(() => close?.());
 

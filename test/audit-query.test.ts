@@ -18,9 +18,9 @@ const RG = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/a
 const EVENTS = [
   { event: "app.request", code: "T2009I", user: "alice", app: "azure-cli", azure_identity: `${MI}/Reader`, method: "GET", status: 200, action: "Microsoft.Resources/subscriptions/resourceGroups/read", scope: RG, policy: { decision: "unrestricted" }, session_id: "s-1", request_id: "r-1" },
   { event: "app.request", code: "T2009I", user: "alice", app: "azure-cli", azure_identity: `${MI}/reader`, method: "POST", status: 202, action: "Microsoft.Compute/virtualMachines/restart/action", scope: `${RG}/providers/Microsoft.Compute/virtualMachines/vm1`, policy: { decision: "allow" }, session_id: "s-1", request_id: "r-2", access_request_id: "ar-1" },
-  { event: "app.request.denied", code: "T2009W", user: "bob", app: "azure-cli", azure_identity: `${MI}/contributor`, method: "PUT", action: "Microsoft.Authorization/roleAssignments/write", scope: `${RG}`, policy: { decision: "deny" }, session_id: "s-2", request_id: "r-3" },
+  { event: "app.request.denied", code: "AZ2004W", user: "bob", app: "azure-cli", azure_identity: `${MI}/contributor`, method: "PUT", action: "Microsoft.Authorization/roleAssignments/write", scope: `${RG}`, policy: { decision: "deny" }, session_id: "s-2", request_id: "r-3" },
   { event: "app.request", code: "T2009E", user: "bob", app: "other_app", azure_identity: `${MI}/contributor`, method: "DELETE", status: 404, action: "Microsoft.Storage/storageAccounts/delete", scope: "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/app-10", policy: { decision: "would_deny" }, session_id: "s-3", request_id: "r-4" },
-  { event: "access_request.approve", code: "T5004I", user: "carol", access_request_id: "ar-1", reason: "ok" },
+  { event: "access_request.approve", code: "AZ5001I", user: "carol", access_request_id: "ar-1", reason: "ok" },
   { event: "app.request", code: "T2009I", user: "alice", app: "azure-cli", azure_identity: `${MI}/reader`, method: "GET", status: "200", action: "Microsoft_Weird%/read", scope: RG, session_id: "s-1", request_id: "r-5" },
 ];
 

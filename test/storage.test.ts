@@ -160,7 +160,7 @@ describe("audit sink", () => {
     const events = [
       { time: at(0), event: "user.login", code: "T1000I", user: "alice" },
       { time: at(1), event: "app.request", code: "T2009I", user: "alice", n: 1 },
-      { time: at(2), event: "app.request.denied", code: "T2009W", user: "bob", n: 2 },
+      { time: at(2), event: "app.request.denied", code: "AZ2004W", user: "bob", n: 2 },
       { time: at(3), event: "app.requests", code: "X", user: "alice" },
       { time: at(4), event: "app.request", code: "T2009I", user: "alice", n: 3, access_request_id: "r-1" },
     ];

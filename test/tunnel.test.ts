@@ -202,9 +202,12 @@ describe("tunnel sessions", () => {
   });
 
   it("drains: no new streams, open ones finish, then the session closes", async () => {
+    // The open stream finishes when the test says so (not after a timer a busy machine could outrun).
+    let finish!: () => void;
+    const finished = new Promise<void>((r) => (finish = r));
     const { a, b } = pair({
       onStream: async (s) => {
-        await tick(50);
+        await finished;
         s.sendMeta({ done: true });
         s.end();
         await readAll(s.readable);
@@ -218,6 +221,7 @@ describe("tunnel sessions", () => {
     expect(a.isDraining).toBe(true);
     // Whoever opens a stream now learns why (a lock's message, a shutdown), not only that it is closing.
     expect(() => a.open({})).toThrow("tunnel is closing: proxy is shutting down");
+    finish();
     expect(await s.readMeta()).toEqual({ done: true });
     await draining;
     expect((await a.closed()).local).toBe(false);

@@ -6,6 +6,7 @@
  * certificate, no re-login; a revoke or the window's end acts on the next
  * request.
  */
+import { audit } from "../audit/events.ts";
 import { AzgateError } from "../errors/index.ts";
 import { grantPermits, mayReview, requestTerms, rolesNamedInRequests, ruleVars, thresholdsCounting, type RoleLookup, type Threshold } from "../rbac/requests.ts";
 import { decidingRule, type AccessRule } from "../resources/access-rule.ts";
@@ -89,12 +90,12 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
   try {
     identity = resolveRequested(caller.roles, given, lookup);
   } catch (e) {
-    await ctx.audit.emit({ event: "access_request.create", code: "T5000W", user: caller.name, app, azure_identity: refusedIdentityForAudit(given), success: false, error_code: (e as AzgateError).code, reason: (e as Error).message });
+    await ctx.audit.emit(audit("ACCESS_REQUEST_REFUSED", { user: caller.name, app, azure_identity: refusedIdentityForAudit(given), success: false, error_code: (e as AzgateError).code, reason: (e as Error).message }));
     throw e;
   }
   const terms = requestTerms(caller.roles, caller.traits, identity, lookup);
   const refuse = async (reason: string, code: "access_denied" | "not_found" = "access_denied") => {
-    await ctx.audit.emit({ event: "access_request.create", code: "T5000W", user: caller.name, app, azure_identity: identity, success: false, error_code: code, reason });
+    await ctx.audit.emit(audit("ACCESS_REQUEST_REFUSED", { user: caller.name, app, azure_identity: identity, success: false, error_code: code, reason }));
     return new AzgateError(code, reason);
   };
   if (!terms.allowed) throw await refuse(terms.reason);
@@ -113,7 +114,7 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
   const pending = (await ctx.backend.list<AccessRequest>(KEYS.accessRequests)).filter((i) => i.value.spec.user === caller.name && effectiveState(i.value, ctx.clock.now()) === "PENDING").length;
   if (pending >= MAX_PENDING_PER_USER) {
     const why = `you have ${pending} pending requests, the most one user may have; cancel one (azgate request cancel ID) or wait for reviews`;
-    await ctx.audit.emit({ event: "access_request.create", code: "T5000W", user: caller.name, app, azure_identity: identity, success: false, error_code: "rate_limited", reason: why });
+    await ctx.audit.emit(audit("ACCESS_REQUEST_REFUSED", { user: caller.name, app, azure_identity: identity, success: false, error_code: "rate_limited", reason: why }));
     throw new AzgateError("rate_limited", why);
   }
   const asked = Array.isArray(input.reviewers) ? input.reviewers.map(String) : [];
@@ -291,13 +292,12 @@ async function emitStep(ctx: Pick<ProxyContext, "backend" | "audit" | "clock">, 
 }
 
 /** A refused step is audited as its event with success false, then thrown. */
-async function refused(ctx: ProxyContext, event: string, caller: Caller, r: AccessRequest, e: unknown, extra: Record<string, unknown> = {}): Promise<never> {
+async function refused(ctx: ProxyContext, id: "ACCESS_REQUEST_REVIEW_REFUSED" | "ACCESS_REQUEST_CANCEL_REFUSED" | "ACCESS_REQUEST_REVOKE_REFUSED", caller: Caller, r: AccessRequest, e: unknown, extra: Record<string, unknown> = {}): Promise<never> {
   if (e instanceof AzgateError) {
-    await ctx.audit.emit({ event, code: REFUSAL_CODES[event] ?? "T5002W", user: caller.name, access_request_id: r.metadata.name, requester: r.spec.user, ...extra, success: false, error_code: e.code, reason: e.message });
+    await ctx.audit.emit(audit(id, { user: caller.name, access_request_id: r.metadata.name, requester: r.spec.user, ...extra, success: false, error_code: e.code, reason: e.message }));
   }
   throw e;
 }
-const REFUSAL_CODES: Record<string, string> = { "access_request.review": "T5002W", "access_request.cancel": "T5006W", "access_request.revoke": "T5007W" };
 
 export async function reviewRequest(ctx: ProxyContext, caller: Caller, id: string, input: { state?: string; reason?: string; otp?: string }): Promise<AccessRequest> {
   const verdict = input.state === "APPROVED" || input.state === "DENIED" ? input.state : null;
@@ -305,7 +305,7 @@ export async function reviewRequest(ctx: ProxyContext, caller: Caller, id: strin
   const reason = text(input.reason, "a reason (--reason)", false);
   const { value } = await load(ctx, id);
   const rights = await rightsOf(ctx, caller);
-  const audited = (e: unknown) => refused(ctx, "access_request.review", caller, value, e, { state: verdict });
+  const audited = (e: unknown) => refused(ctx, "ACCESS_REQUEST_REVIEW_REFUSED", caller, value, e, { state: verdict });
   // Who may, in which state: the lifecycle's answer, asked first so a refusal costs no authenticator code.
   const may = allowedActions(value, rights(value), ctx.clock.now()).review;
   if (!may.allowed) await audited(new AzgateError(may.code ?? "access_denied", may.reason));
@@ -343,14 +343,14 @@ async function checkReviewCode(ctx: ProxyContext, user: string, otp: string): Pr
 
 export async function cancelRequest(ctx: ProxyContext, caller: Caller, id: string): Promise<AccessRequest> {
   const { value } = await load(ctx, id);
-  return step(ctx, id, await rightsOf(ctx, caller), () => ({ kind: "cancel" })).catch((e) => refused(ctx, "access_request.cancel", caller, value, e));
+  return step(ctx, id, await rightsOf(ctx, caller), () => ({ kind: "cancel" })).catch((e) => refused(ctx, "ACCESS_REQUEST_CANCEL_REFUSED", caller, value, e));
 }
 
 /** Ends an approved request's grant now: its requester, a reviewer, or whoever may update access requests. */
 export async function revokeRequest(ctx: ProxyContext, caller: Caller, id: string, input: { reason?: string }): Promise<AccessRequest> {
   const reason = text(input.reason, "a reason (--reason)", false);
   const { value } = await load(ctx, id);
-  return step(ctx, id, await rightsOf(ctx, caller), () => ({ kind: "revoke", reason })).catch((e) => refused(ctx, "access_request.revoke", caller, value, e));
+  return step(ctx, id, await rightsOf(ctx, caller), () => ({ kind: "revoke", reason })).catch((e) => refused(ctx, "ACCESS_REQUEST_REVOKE_REFUSED", caller, value, e));
 }
 
 /**

@@ -2,6 +2,7 @@
  * Admin operations, shared by the HTTP API and the local bootstrap path.
  * Each one authorises the caller by `rules`, writes, and audits.
  */
+import { audit, type AuditEventId } from "../audit/events.ts";
 import { endRequestsOfUser } from "./access-requests.ts";
 import { putIfAbsent } from "../storage/backend.ts";
 import type { AuditEvent, AuditQuery } from "../audit/sink.ts";
@@ -88,8 +89,7 @@ export async function createResources(ctx: ProxyContext, caller: Caller, resourc
       const status = stored ? userStamp(stored as User) : newUserStatus();
       await ctx.backend.put<User>(KEYS.user(r.metadata.name), { ...r, spec: { ...r.spec, roles: unique(r.spec.roles), created_by: { time: ctx.clock.date().toISOString(), user: caller.name } }, status });
     } else await ctx.backend.put(resourceKey(r), r);
-    const code = r.kind === "role" ? "T9000I" : r.kind === "user" ? "T1002I" : r.kind === "notification_target" ? "TN100I" : r.kind === "access_rule" ? "T5100I" : "T8000I";
-    await ctx.audit.emit({ event: `${r.kind}.${exists ? "updated" : "created"}`, code, user: caller.name, name: r.metadata.name });
+    await ctx.audit.emit(resourceEvent(r.kind, exists ? "updated" : "created", { user: caller.name, name: r.metadata.name, ...(r.kind === "user" ? { roles: (r as User).spec.roles } : {}) }));
     done.push(`${r.kind} "${r.metadata.name}" has been ${exists ? "updated" : "created"}`);
   }
   return done;
@@ -146,7 +146,7 @@ export async function removeResource(ctx: ProxyContext, caller: Caller, kind: Re
   if (isConnectorKind(kind)) {
     authorizeConnector(caller, kind, "delete");
     if (!(await ctx.backend.delete(KEYS.connector(kind, name)))) throw new AzgateError("not_found", `${kind} "${name}" is not found`);
-    await ctx.audit.emit({ event: `${kind}.deleted`, code: "T8200I", user: caller.name, name });
+    await ctx.audit.emit(resourceEvent(kind, "deleted", { user: caller.name, name }));
     return `${kind} connector "${name}" has been deleted`;
   }
   authorize(caller, kind, "delete");
@@ -154,7 +154,7 @@ export async function removeResource(ctx: ProxyContext, caller: Caller, kind: Re
   if (kind === "lock") return removeLock(ctx, caller, name);
   if (kind === "notification_target" || kind === "access_rule") {
     if (!(await ctx.backend.delete(kind === "access_rule" ? KEYS.accessRule(name) : KEYS.notificationTarget(name)))) throw new AzgateError("not_found", `${kind} "${name}" is not found`);
-    await ctx.audit.emit({ event: `${kind}.deleted`, code: kind === "access_rule" ? "T5101I" : "TN101I", user: caller.name, name });
+    await ctx.audit.emit(resourceEvent(kind, "deleted", { user: caller.name, name }));
     return `${kind} "${name}" has been deleted`;
   }
   if (kind === "role") {
@@ -165,7 +165,7 @@ export async function removeResource(ctx: ProxyContext, caller: Caller, kind: Re
     await ctx.backend.delete(KEYS.loginFailures(name));
     await deleteInvitesOf(ctx, name);
   }
-  await ctx.audit.emit({ event: `${kind}.deleted`, code: kind === "role" ? "T9001I" : "T1004I", user: caller.name, name });
+  await ctx.audit.emit(resourceEvent(kind, "deleted", { user: caller.name, name }));
   // Their pending requests are cancelled and approved ones revoked (each audited): nothing of theirs outlives them.
   if (kind === "user") await endRequestsOfUser(ctx, caller, name);
   return `${kind} "${name}" has been deleted`;
@@ -189,7 +189,7 @@ export async function addUser(ctx: ProxyContext, caller: Caller, name: string, r
     status: newUserStatus(),
   };
   if (!(await putIfAbsent(ctx.backend, KEYS.user(name), user))) throw new AzgateError("already_exists", `user "${name}" already exists`);
-  await ctx.audit.emit({ event: "user.create", code: "T1002I", user: caller.name, name, roles });
+  await ctx.audit.emit(audit("USER_CREATED", { user: caller.name, name, roles }));
   return { user, invite: await createInvite(ctx, user) };
 }
 
@@ -218,7 +218,7 @@ export async function updateUser(ctx: ProxyContext, caller: Caller, name: string
     if (update.azure_identities) traits.azure_identities = update.azure_identities;
     return { ...user, spec: { ...user.spec, roles: update.roles ?? user.spec.roles, traits: checkTraits(traits) } };
   });
-  await ctx.audit.emit({ event: "user.update", code: "T1003I", user: caller.name, name, roles: next.spec.roles });
+  await ctx.audit.emit(audit("USER_UPDATED", { user: caller.name, name, roles: next.spec.roles }));
   return next;
 }
 
@@ -252,7 +252,7 @@ export async function resetUser(ctx: ProxyContext, caller: Caller, name: string)
   });
   await ctx.backend.delete(KEYS.userAuth(name));
   await ctx.backend.delete(KEYS.loginFailures(name));
-  await ctx.audit.emit({ event: "user.reset", code: "T1006I", user: caller.name, name, generation: user.status!.generation });
+  await ctx.audit.emit(audit("USER_RESET", { user: caller.name, name, generation: user.status!.generation }));
   return createInvite(ctx, user);
 }
 
@@ -278,7 +278,7 @@ export async function addToken(ctx: ProxyContext, caller: Caller, type: string, 
     ...(maxUses ? { max_uses: maxUses, uses: 0 } : {}),
   };
   await ctx.backend.put<TokenInfo>(KEYS.token(hash), info, { expires: new Date(expires.getTime() + EXPIRED_TOKEN_GRACE_MS) });
-  await ctx.audit.emit({ event: "join_token.create", code: "TJT00I", user: caller.name, token_id: info.id, roles: info.roles, expires: info.expires });
+  await ctx.audit.emit(audit("JOIN_TOKEN_CREATED", { user: caller.name, token_id: info.id, roles: info.roles, expires: info.expires }));
   return { token, ...info };
 }
 
@@ -294,7 +294,7 @@ export async function removeToken(ctx: ProxyContext, caller: Caller, tokenOrId: 
   const hash = secretHash(tokenOrId);
   const item = items.find((i) => i.key === KEYS.token(hash) || i.value.id === tokenOrId);
   if (!item || !(await ctx.backend.delete(item.key))) throw new AzgateError("not_found", `token "${tokenOrId}" is not found`);
-  await ctx.audit.emit({ event: "join_token.delete", code: "TJT01I", user: caller.name, token_id: item.value.id });
+  await ctx.audit.emit(audit("JOIN_TOKEN_DELETED", { user: caller.name, token_id: item.value.id }));
   return `token ${item.value.id} has been deleted`;
 }
 
@@ -358,3 +358,20 @@ export function auditQuery(q: AuditFilters, now: number): AuditQuery {
     limit,
   };
 }
+
+/** A resource's created/updated/deleted event, from the registry (a user's creation from a file is user.create, as from users add). */
+function resourceEvent(kind: string, what: "created" | "updated" | "deleted", fields: { user: string; name: string; roles?: string[] }) {
+  const ids: Record<string, Record<typeof what, ResourceEventId>> = {
+    role: { created: "ROLE_CREATED", updated: "ROLE_UPDATED", deleted: "ROLE_DELETED" },
+    user: { created: "USER_CREATED", updated: "USER_UPDATED", deleted: "USER_DELETED" },
+    github: { created: "GITHUB_CREATED", updated: "GITHUB_UPDATED", deleted: "GITHUB_DELETED" },
+    oidc: { created: "OIDC_CREATED", updated: "OIDC_UPDATED", deleted: "OIDC_DELETED" },
+    saml: { created: "SAML_CREATED", updated: "SAML_UPDATED", deleted: "SAML_DELETED" },
+    notification_target: { created: "NOTIFICATION_TARGET_CREATED", updated: "NOTIFICATION_TARGET_UPDATED", deleted: "NOTIFICATION_TARGET_DELETED" },
+    access_rule: { created: "ACCESS_RULE_CREATED", updated: "ACCESS_RULE_UPDATED", deleted: "ACCESS_RULE_DELETED" },
+  };
+  const id = ids[kind]?.[what];
+  if (!id) throw new AzgateError("internal", `no audit event is registered for ${kind}.${what}`);
+  return audit(id, { roles: [], ...fields });
+}
+type ResourceEventId = Extract<AuditEventId, `${"ROLE" | "USER" | "GITHUB" | "OIDC" | "SAML" | "NOTIFICATION_TARGET" | "ACCESS_RULE"}_${"CREATED" | "UPDATED" | "DELETED"}`>;

@@ -1,4 +1,5 @@
 import { Hono, type Context } from "hono";
+import { audit } from "../audit/events.ts";
 import { AzgateError, isAzgateError, toErrorBody } from "../errors/index.ts";
 import { checkProofBody, verifyProof } from "../auth/proof.ts";
 import { parseJsonObject } from "../util/json.ts";
@@ -38,7 +39,7 @@ type Env = { Variables: { caller: Caller; body: string; certExpires: Date } };
 async function auditRefusal(ctx: ProxyContext, c: Context, identity: Identity, e: unknown): Promise<void> {
   if (!isAuditedRefusal(e)) return;
   await ctx.audit
-    .emit({ event: "api.request.denied", code: "T1010W", user: identity.name, session_id: identity.session_id, ...(identity.route ? { app: identity.route.app, azure_identity: identity.route.azure_identity } : {}), method: c.req.method, path: new URL(c.req.url).pathname, error_code: e.code, reason: e.message, success: false })
+    .emit(audit("API_REQUEST_DENIED", { user: identity.name, session_id: identity.session_id, ...(identity.route ? { app: identity.route.app, azure_identity: identity.route.azure_identity } : {}), method: c.req.method, path: new URL(c.req.url).pathname, error_code: e.code, reason: e.message, success: false }))
     .catch((err) => console.error("[proxy] audit failed:", err));
 }
 

@@ -8,6 +8,7 @@
  *      the start event is written, but sends nothing to Azure before;
  *   5. audit what it did.
  */
+import { audit } from "../audit/events.ts";
 import { refusal, type AgentRequest } from "../azure/forwarding.ts";
 import { redactQuery } from "../azure/redact.ts";
 import { AuditUnavailable, AgentUnavailable, AzgateError, BadRequest, isAzgateError, PolicyDenied } from "../errors/index.ts";
@@ -52,7 +53,7 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
   async function refuse(err: AzgateError, what: Record<string, unknown>) {
     ctx.metrics.denials.inc({ reason: err.code });
     const details = err instanceof PolicyDenied ? err.details : {};
-    await ctx.audit.emit({ event: "app.request.denied", code: "T2009W", ...base, ...what, ...details, error_code: err.code, reason: err.message, success: false }).catch((e) => console.error("[proxy] audit failed:", e));
+    await ctx.audit.emit(audit("APP_REQUEST_DENIED", { ...base, ...what, ...details, error_code: err.code, reason: err.message, success: false })).catch((e) => console.error("[proxy] audit failed:", e));
     return answer(err);
   }
   let authorized;
@@ -66,7 +67,7 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
   //    Azure operation and the policy's decision (an audit-mode "would_deny" is forwarded and recorded).
   const { operation, policy } = authorized;
   const audited = { ...request, query: redactQuery(url.search.slice(1)), action: operation?.action ?? null, scope: operation?.scope ?? null, policy: auditPolicy(policy), ...(authorized.accessRequestId ? { access_request_id: authorized.accessRequestId } : {}) };
-  const startAudited = ctx.audit.emit({ event: "app.request.start", code: "T2009I", ...base, ...audited }).catch((e) => {
+  const startAudited = ctx.audit.emit(audit("APP_REQUEST_START", { ...base, ...audited })).catch((e) => {
     console.error("[proxy] audit failed, request refused:", (e as Error).message);
     throw new AuditUnavailable("the audit log cannot be written; the request was not forwarded");
   });
@@ -103,9 +104,8 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
     ctx.metrics.overhead.observe({ app: authorized.app }, Math.max(durationMs - outcome.upstreamMs, 0) / 1000);
   }
   void ctx.audit
-    .emitLater({
-      event: "app.request",
-      code: outcome && !outcome.error ? "T2009I" : "T2009E",
+    .emitLater(
+      audit(outcome && !outcome.error ? "APP_REQUEST" : "APP_REQUEST_FAILED", {
       ...base,
       ...audited,
       status: outcome?.status ?? 502,
@@ -117,6 +117,7 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
       agent_id: outcome?.agentId ?? null,
       ...(outcome?.error || !outcome ? { error: outcome?.error ?? lastError } : {}),
       success: !!outcome && !outcome.error && outcome.status < 400,
-    })
+      }),
+    )
     .catch((e) => console.error("[proxy] audit failed:", e));
 }

@@ -3,6 +3,7 @@
  * (one app and, for Azure, one Azure identity) issued only when the user's
  * current roles allow both.
  */
+import { audit } from "../audit/events.ts";
 import { AzgateError } from "../errors/index.ts";
 import { openRequestsOf } from "./access-requests.ts";
 import { grantInForce } from "./grants.ts";
@@ -54,7 +55,7 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
   try {
     req = { ...asked, azure_identity: requireIdentityId(asked.azure_identity, "azure_identity").id };
   } catch (e) {
-    await ctx.audit.emit({ event: "app.session.denied", code: "T2007W", user: caller.name, app: asked.app, azure_identity: refusedIdentityForAudit(asked.azure_identity), error_code: (e as AzgateError).code, reason: (e as Error).message, success: false });
+    await ctx.audit.emit(audit("APP_SESSION_DENIED", { user: caller.name, app: asked.app, azure_identity: refusedIdentityForAudit(asked.azure_identity), error_code: (e as AzgateError).code, reason: (e as Error).message, success: false }));
     throw e;
   }
   // Without a live agent the app's labels are unknown, so access cannot be decided. Each server is judged on its own labels.
@@ -73,7 +74,7 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
   const { app, decision } = found;
   const request = inForce ? { metadata: { name: inForce.grant.spec.request_id } } : undefined;
   if (!decision.allowed) {
-    await ctx.audit.emit({ event: "app.session.denied", code: "T2007W", user: caller.name, app: app.name, azure_identity: req.azure_identity, reason: decision.reason, success: false });
+    await ctx.audit.emit(audit("APP_SESSION_DENIED", { user: caller.name, app: app.name, azure_identity: req.azure_identity, reason: decision.reason, success: false }));
     throw new AzgateError("access_denied", `access to Azure identity "${req.azure_identity}" on app "${app.name}" denied: ${decision.reason}`);
   }
   let publicKey: CryptoKey;
@@ -94,9 +95,7 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
   // An app certificate never outlives the user's session.
   const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey, identity, now: ctx.clock.date(), notAfter: callerCertExpires });
   const { facts, problem } = await askIdentityFacts(registry, app.name, (s) => (inForce ? inForce.permits(s.app).allowed : checkAzureIdentity(caller.roles, caller.traits, s.app, req.azure_identity).allowed), req.azure_identity);
-  await ctx.audit.emit({
-    event: "app.session.start",
-    code: "T2007I",
+  await ctx.audit.emit(audit("APP_SESSION_START", {
     user: caller.name,
     app: app.name,
     azure_identity: req.azure_identity,
@@ -104,7 +103,7 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
     expires: cert.notAfter.toISOString(),
     ...(request ? { access_request_id: request.metadata.name } : {}),
     ...(facts ? { client_id: facts.client_id, principal_id: facts.principal_id } : { identity_facts: problem }),
-  });
+  }));
   return {
     cert_pem: pemOf(cert),
     expires: cert.notAfter.toISOString(),

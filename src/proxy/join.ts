@@ -3,6 +3,7 @@
  * certificate from the host CA. Tokens are stored by hash; expired and used-up
  * ones are kept a day so a failed join can say which it was.
  */
+import { audit } from "../audit/events.ts";
 import { AzgateError } from "../errors/index.ts";
 import { importPublicKeyPem } from "../pki/keys.ts";
 import { issueIdentityCert } from "../pki/certificate.ts";
@@ -40,7 +41,7 @@ export async function joinAgent(ctx: ProxyContext, req: JoinRequest, remoteAddr?
   const record: AgentRecord = { host_id: hostId, host_name: (req.host_name ?? "").slice(0, 253) || hostId, joined: ctx.clock.date().toISOString(), token_id: token.id };
   await ctx.backend.put<AgentRecord>(KEYS.agent(hostId), record);
   const cert = await issueHostCert(ctx, hostId, publicKey);
-  await ctx.audit.emit({ event: "agent.join", code: "TJ001I", host_id: hostId, host_name: record.host_name, token_id: token.id, remote_addr: remoteAddr, success: true });
+  await ctx.audit.emit(audit("AGENT_JOINED", { host_id: hostId, host_name: record.host_name, token_id: token.id, remote_addr: remoteAddr, success: true }));
   return cert;
 }
 
@@ -51,7 +52,7 @@ export async function renewHostCert(ctx: ProxyContext, identity: Identity, publi
   if (!item) throw new AzgateError("access_denied", `agent ${identity.name} was removed from the cluster; join it again with a new token`);
   const cert = await issueHostCert(ctx, identity.name, await parsePublicKey(publicKeyPem));
   await ctx.backend.put<AgentRecord>(item.key, { ...item.value, last_renewed: ctx.clock.date().toISOString() });
-  await ctx.audit.emit({ event: "cert.create", code: "TC000I", cert_type: "host", host_id: identity.name, expires: cert.expires });
+  await ctx.audit.emit(audit("CERT_CREATED", { cert_type: "host", host_id: identity.name, expires: cert.expires }));
   return cert;
 }
 

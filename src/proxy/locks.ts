@@ -5,6 +5,7 @@
  * so every replica sees them; the proxy checks them on every request (in
  * resolveCaller) and closes matching open tunnels when one is created.
  */
+import { audit } from "../audit/events.ts";
 import { AzgateError } from "../errors/index.ts";
 import { parseDuration } from "../util/duration.ts";
 import { authorize, type Caller } from "./caller.ts";
@@ -37,7 +38,7 @@ export async function createLock(ctx: ProxyContext, caller: Caller, input: { tar
     spec: { target, ...(message ? { message } : {}), created_by: caller.name, created: ctx.clock.date().toISOString() },
   };
   await ctx.backend.put<Lock>(KEYS.lock(lock.metadata.name), lock, expires ? { expires } : undefined);
-  await ctx.audit.emit({ event: "lock.created", code: "T9006I", user: caller.name, name: lock.metadata.name, target, expires: lock.metadata.expires ?? null, message: message ?? null });
+  await ctx.audit.emit(audit("LOCK_CREATED", { user: caller.name, name: lock.metadata.name, target, expires: lock.metadata.expires ?? null, message: message ?? null }));
   return lock;
 }
 
@@ -53,7 +54,7 @@ export async function listLocks(ctx: ProxyContext, name?: string): Promise<Lock[
 export async function removeLock(ctx: ProxyContext, caller: Caller, name: string): Promise<string> {
   authorize(caller, "lock", "delete");
   if (!(await ctx.backend.delete(KEYS.lock(name)))) throw new AzgateError("not_found", `lock "${name}" is not found`);
-  await ctx.audit.emit({ event: "lock.deleted", code: "T9007I", user: caller.name, name });
+  await ctx.audit.emit(audit("LOCK_DELETED", { user: caller.name, name }));
   return `lock "${name}" has been deleted`;
 }
 

@@ -1,4 +1,5 @@
 import { AzgateError } from "../errors/index.ts";
+import { audit } from "../audit/events.ts";
 import { verifyPassword } from "../auth/password.ts";
 import { freshTotpStep } from "../auth/totp.ts";
 import { importPublicKeyPem } from "../pki/keys.ts";
@@ -58,7 +59,7 @@ export async function authenticate(ctx: ProxyContext, req: { user: string; passw
   const via = req.via ? { via: req.via } : {};
   // Refused before any lookup: such a name cannot exist, and it never reaches the backend or the audit log.
   if (!USER_NAME.test(name)) {
-    await ctx.audit.emit({ event: "user.login", code: "T1000W", success: false, method: "password", ...via, error: "malformed user name", remote_addr: req.remote_addr });
+    await ctx.audit.emit(audit("USER_LOGIN_FAILED", { success: false, method: "password", ...via, error: "malformed user name", remote_addr: req.remote_addr }));
     throw new AzgateError("login_failed", GENERIC_FAILURE);
   }
   // Before the lockout is read: an answer that differs by it (a malformed key refused only when not locked) would tell.
@@ -69,7 +70,7 @@ export async function authenticate(ctx: ProxyContext, req: { user: string; passw
     // no business of an anonymous caller's. The password is still hashed, so the time does not tell either.
     // The audit log keeps the reason.
     await verifyPassword(String(req.password ?? ""), undefined);
-    await ctx.audit.emit({ event: "user.login", code: "T1000W", user: name, success: false, method: "password", ...via, error: lockedReason(failures.locked_until - now), remote_addr: req.remote_addr });
+    await ctx.audit.emit(audit("USER_LOGIN_FAILED", { user: name, success: false, method: "password", ...via, error: lockedReason(failures.locked_until - now), remote_addr: req.remote_addr }));
     throw new AzgateError("login_failed", GENERIC_FAILURE);
   }
 
@@ -95,7 +96,7 @@ export async function authenticate(ctx: ProxyContext, req: { user: string; passw
   try {
     await checkLocks(ctx, { user: name, roles: roles.map((r) => r.metadata.name), session_ids: [] });
   } catch (e) {
-    await ctx.audit.emit({ event: "user.login", code: "T1000W", user: name, success: false, method: "password", ...via, error: (e as Error).message, remote_addr: req.remote_addr });
+    await ctx.audit.emit(audit("USER_LOGIN_FAILED", { user: name, success: false, method: "password", ...via, error: (e as Error).message, remote_addr: req.remote_addr }));
     throw e;
   }
   const identity: Identity = {
@@ -109,7 +110,7 @@ export async function authenticate(ctx: ProxyContext, req: { user: string; passw
     user_id: userStamp(user).id,
     generation: userStamp(user).generation,
   };
-  await ctx.audit.emit({ event: "user.login", code: "T1000I", user: name, success: true, method: "password", ...via, session_id: identity.session_id, remote_addr: req.remote_addr });
+  await ctx.audit.emit(audit("USER_LOGIN", { user: name, success: true, method: "password", ...via, session_id: identity.session_id, remote_addr: req.remote_addr }));
   return { user, roles, identity, maxTtlMs: sessionTtlMs(roles) };
 }
 
@@ -123,7 +124,7 @@ export async function login(ctx: ProxyContext, req: LoginRequest): Promise<Login
   });
   const ttl = req.ttl_ms && req.ttl_ms > 0 ? Math.min(req.ttl_ms, maxTtlMs) : maxTtlMs;
   const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey: publicKey!, identity, now: ctx.clock.date(), notAfter: new Date(ctx.clock.now() + ttl) });
-  await ctx.audit.emit({ event: "cert.create", code: "TC000I", user: identity.name, cert_type: "user", session_id: identity.session_id, expires: cert.notAfter.toISOString() });
+  await ctx.audit.emit(audit("CERT_CREATED", { user: identity.name, cert_type: "user", session_id: identity.session_id, expires: cert.notAfter.toISOString() }));
   return { cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), identity };
 }
 
@@ -142,7 +143,7 @@ async function recordFailure(ctx: ProxyContext, existing: string | null, name: s
       try {
         await ctx.backend.compareAndSwap(key, item?.revision ?? null, next, { expires: new Date(next.locked_until ?? now + windowMs) });
         if (next.locked_until) {
-          await ctx.audit.emit({ event: "user.locked", code: "T1001W", user: name, until: new Date(next.locked_until).toISOString(), remote_addr: remoteAddr });
+          await ctx.audit.emit(audit("USER_LOCKED_OUT", { user: name, until: new Date(next.locked_until).toISOString(), remote_addr: remoteAddr }));
         }
         break;
       } catch (e) {
@@ -150,7 +151,7 @@ async function recordFailure(ctx: ProxyContext, existing: string | null, name: s
       }
     }
   }
-  await ctx.audit.emit({ event: "user.login", code: "T1000W", user: name, success: false, method: "password", error: GENERIC_FAILURE, remote_addr: remoteAddr });
+  await ctx.audit.emit(audit("USER_LOGIN_FAILED", { user: name, success: false, method: "password", error: GENERIC_FAILURE, remote_addr: remoteAddr }));
 }
 
 /** Why a locked-out login was refused, for the audit log (never for the caller). */

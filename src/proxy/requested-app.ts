@@ -6,6 +6,7 @@
  * `grantPermits`' (createRequest). A refusal is audited as a failed
  * access_request.create.
  */
+import { audit } from "../audit/events.ts";
 import { AzgateError } from "../errors/index.ts";
 import { APP_NAME } from "../config/schema.ts";
 import type { Caller } from "./caller.ts";
@@ -14,6 +15,6 @@ import type { ProxyContext } from "./context.ts";
 export async function checkRequestedApp(ctx: ProxyContext, caller: Caller, app: string): Promise<void> {
   if (APP_NAME.test(app)) return;
   const why = `app ${JSON.stringify(app.slice(0, 64))} is not an app name (lowercase letters, digits and '-', at most 63)`;
-  await ctx.audit.emit({ event: "access_request.create", code: "T5000W", user: caller.name, app, success: false, error_code: "bad_parameter", reason: why });
+  await ctx.audit.emit(audit("ACCESS_REQUEST_REFUSED", { user: caller.name, app, success: false, error_code: "bad_parameter", reason: why }));
   throw new AzgateError("bad_parameter", why);
 }

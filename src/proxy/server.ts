@@ -1,4 +1,5 @@
 import { splitHostPort, urlHost } from "../util/address.ts";
+import { audit } from "../audit/events.ts";
 import { serve } from "../runtime/index.ts";
 import type { Config } from "../config/schema.ts";
 import { clusterPins, pemOf } from "./cluster.ts";
@@ -105,7 +106,7 @@ export async function startProxy(config: Config & { data_dir: string }, clock: C
     const notifier = startDispatcher({ backend: ctx.backend, audit: ctx.audit, clock, context: async () => ({ cluster: ctx.cluster.name, proxyUrl: urls.public }), allowPrivateAddresses: config.notifications.allow_private_addresses });
     closers.push(async () => (notifier.stop(), await notifier.idle()));
 
-    await ctx.audit.emit({ event: "proxy.start", code: "TP000I", cluster: ctx.cluster.name, listen: `${listen.host}:${server.port}` });
+    await ctx.audit.emit(audit("PROXY_STARTED", { cluster: ctx.cluster.name, listen: `${listen.host}:${server.port}` }));
     return { url: localUrl, diagPort, publicUrl: urls.public, port: server.port, clusterName: ctx.cluster.name, caPins: await clusterPins(ctx.cluster), ctx, registry, tunnels, close: shutdown };
   } catch (e) {
     await shutdown();

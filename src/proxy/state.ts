@@ -7,6 +7,7 @@ import { entraPassword } from "../storage/postgres-auth.ts";
 import type { Backend } from "../storage/backend.ts";
 import { JsonLinesAuditSink, type AuditSink } from "../audit/sink.ts";
 import { PostgresAuditSink } from "../audit/postgres-sink.ts";
+import { registeredSink } from "../audit/registered.ts";
 import { timedBackend } from "../storage/timed.ts";
 import { proxyMetrics } from "../metrics/proxy.ts";
 import { BackendReplayCache, MemoryReplayCache } from "../auth/replay-cache.ts";
@@ -51,7 +52,8 @@ export async function openState(
     const { clock } = opts;
     const storage = await openStorage(dataDir, opts.storage ?? { type: "file" }, clock);
     const backend = timedBackend(storage.backend, (op, seconds) => metrics.backend.observe({ op }, seconds));
-    const audit = storage.audit;
+    // Every event the services emit must be one of the registry's (audit/events.ts).
+    const audit = registeredSink(storage.audit);
     closers.push(() => backend.close());
     closers.push(() => audit.close());
     let clusterName = opts.clusterName;

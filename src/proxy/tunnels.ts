@@ -5,6 +5,7 @@
  *                     the streams the proxy opens to them;
  *   /v1/tunnel/client clients (app certificates): one stream per Azure request.
  */
+import { audit } from "../audit/events.ts";
 import { Hono, type Context } from "hono";
 import type { WebSocket } from "ws";
 import { AzgateError, isAzgateError } from "../errors/index.ts";
@@ -65,7 +66,7 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
       };
       check().catch((e) => {
         if (isAzgateError(e) && ["locked", "unauthenticated", "access_denied"].includes(e.code)) {
-          void ctx.audit.emit({ event: "app.session.closed", code: "T2008W", user: identity.name, session_id: identity.session_id, reason: e.message });
+          void ctx.audit.emit(audit("APP_SESSION_CLOSED", { user: identity.name, session_id: identity.session_id, reason: e.message }));
           session.close(ErrorCode.REFUSED_STREAM, e.message);
         }
       });
@@ -96,7 +97,7 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
       if (kind === "user") {
         await resolveCaller(ctx, identity).catch(async (e) => {
           const code = isAzgateError(e) ? e.code : "internal";
-          await ctx.audit.emit({ event: "app.tunnel.denied", code: "T2010W", user: identity.name, session_id: identity.session_id, app: identity.route?.app, azure_identity: identity.route?.azure_identity, error_code: code, reason: (e as Error).message, success: false });
+          await ctx.audit.emit(audit("APP_TUNNEL_DENIED", { user: identity.name, session_id: identity.session_id, app: identity.route?.app, azure_identity: identity.route?.azure_identity, error_code: code, reason: (e as Error).message, success: false }));
           throw e;
         });
       }
@@ -128,11 +129,11 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
           });
           agents.add(tunnel.session);
           closeAtExpiry(ctx.clock, tunnel.session, c.get("notAfter"));
-          void ctx.audit.emit({ event: "agent.connect", code: "TA001I", host_id: identity.name, remote_addr: remoteAddr(c) });
+          void ctx.audit.emit(audit("AGENT_CONNECTED", { host_id: identity.name, remote_addr: remoteAddr(c) }));
           void tunnel.session.closed().then((info) => {
             agents.delete(tunnel.session);
             registry.removeTunnel(tunnel.id);
-            void ctx.audit.emit({ event: "agent.disconnect", code: "TA002I", host_id: identity.name, reason: info.reason });
+            void ctx.audit.emit(audit("AGENT_DISCONNECTED", { host_id: identity.name, reason: info.reason }));
           });
         },
       };
@@ -207,7 +208,7 @@ export async function serveAgentStream(ctx: ProxyContext, registry: AppRegistry,
     }
   } catch (e) {
     const err = isAzgateError(e) ? e : new AzgateError("internal", "internal error; see the proxy log");
-    if (err.code === "bad_request") void ctx.audit.emit({ event: "agent.control.refused", code: "TA003W", host_id: identity.name, call: String(stream.meta.type).slice(0, 32), error_code: err.code, reason: err.message, success: false });
+    if (err.code === "bad_request") void ctx.audit.emit(audit("AGENT_CONTROL_REFUSED", { host_id: identity.name, call: String(stream.meta.type).slice(0, 32), error_code: err.code, reason: err.message, success: false }));
     respondJsonMeta(stream, { ok: false, code: err.code, message: err.message });
   }
 }

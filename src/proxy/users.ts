@@ -1,4 +1,5 @@
 import { AzgateError } from "../errors/index.ts";
+import { audit } from "../audit/events.ts";
 import type { Role } from "../rbac/types.ts";
 import { USER_NAME, type User, type UserStatus } from "../resources/user.ts";
 import { checkPasswordStrength, hashPassword } from "../auth/password.ts";
@@ -106,7 +107,7 @@ export async function acceptInvite(
   remoteAddr?: string,
 ): Promise<{ user: string }> {
   const invite = await findInvite(ctx, token).catch(async (e) => {
-    await ctx.audit.emit({ event: "user.invite.refused", code: "T1005W", success: false, error: "unknown, used, voided or expired invite", remote_addr: remoteAddr });
+    await ctx.audit.emit(audit("INVITE_REFUSED", { success: false, error: "unknown, used, voided or expired invite", remote_addr: remoteAddr }));
     throw e;
   });
   const user = invite.value.user;
@@ -115,7 +116,7 @@ export async function acceptInvite(
   const stamp = record ? userStamp(record) : null;
   if (!stamp || stamp.id !== (invite.value.user_id ?? "") || stamp.generation !== (invite.value.generation ?? 0)) {
     await ctx.backend.delete(invite.key);
-    await ctx.audit.emit({ event: "user.invite.refused", code: "T1005W", user, success: false, error: record ? "invite issued before the latest reset" : "user no longer exists", remote_addr: remoteAddr });
+    await ctx.audit.emit(audit("INVITE_REFUSED", { user, success: false, error: record ? "invite issued before the latest reset" : "user no longer exists", remote_addr: remoteAddr }));
     throw new AzgateError("token_invalid", "this invite is invalid, used or expired; ask an administrator for a new one");
   }
   checkPasswordStrength(input.password ?? "");
@@ -137,7 +138,7 @@ export async function acceptInvite(
   await ctx.backend.put<UserAuth>(KEYS.userAuth(user), auth);
   await deleteInvitesOf(ctx, user);
   await ctx.backend.delete(KEYS.loginFailures(user));
-  await ctx.audit.emit({ event: "user.password_change", code: "T1005I", user, success: true });
+  await ctx.audit.emit(audit("USER_PASSWORD_SET", { user, success: true }));
   return { user };
 }
 

@@ -19,6 +19,7 @@ import { AzgateError } from "../errors/index.ts";
 import type { NotificationEvent } from "./notification-target.ts";
 import { effectiveState, type AccessGrant, type AccessRequest } from "./access-request.ts";
 import { reviewOutcome } from "../rbac/requests.ts";
+import { audit } from "../audit/events.ts";
 
 /** What an actor may do with one request, as the rules (rbac/requests.ts) and the actor's roles say. */
 export interface Rights {
@@ -41,12 +42,8 @@ export interface Allowed {
   code?: "access_denied" | "bad_parameter" | "already_exists";
 }
 
-/** One audit event a step causes (the sink adds the time). */
-export interface AuditEntry {
-  event: string;
-  code: string;
-  [field: string]: unknown;
-}
+/** One audit event a step causes, from the registry (audit/events.ts); the sink adds the time. */
+export type AuditEntry = ReturnType<typeof audit>;
 
 export interface Step {
   next: AccessRequest;
@@ -111,8 +108,8 @@ export function openRequest(n: NewRequest, now: number): Step {
       review_deadline: new Date(n.review_deadline).toISOString(),
     },
   };
-  const audit: AuditEntry = { event: "access_request.create", code: "T5000I", user: n.user, access_request_id: n.id, app: n.app, azure_identity: n.azure_identity, reason: n.reason, ticket: n.ticket || null, duration_ms: n.duration_ms, success: true };
-  return { next, audit: [audit], notice: { event: "access_request.create", actor: n.user }, grant: null };
+  const created: AuditEntry = audit("ACCESS_REQUEST_CREATED", { user: n.user, access_request_id: n.id, app: n.app, azure_identity: n.azure_identity, reason: n.reason, ticket: n.ticket || null, duration_ms: n.duration_ms, success: true });
+  return { next, audit: [created], notice: { event: "access_request.create", actor: n.user }, grant: null };
 }
 
 const ALLOW: Allowed = { allowed: true, reason: "" };
@@ -166,14 +163,14 @@ export function applyTransition(r: AccessRequest, t: Transition, rights: Rights,
       if (t.countsFor.length === 0) throw new AzgateError("access_denied", "your review would not count: no threshold of this request counts reviews like yours");
       next.spec.reviews.push({ author: rights.actor, state: t.verdict, reason: t.reason, created: at, counts_for: t.countsFor });
       const outcome = reviewOutcome(next.spec.threshold_rules ?? [next.spec.thresholds], next.spec.reviews);
-      const review: AuditEntry = { event: "access_request.review", code: "T5002I", user: rights.actor, access_request_id: id, requester, state: t.verdict, reason: t.reason, success: true };
+      const review: AuditEntry = audit("ACCESS_REQUEST_REVIEWED", { user: rights.actor, access_request_id: id, requester, state: t.verdict, reason: t.reason, success: true });
       if (outcome !== "APPROVED" && outcome !== "DENIED") return { next, audit: [review], notice: { event: "access_request.review", actor: rights.actor, ...(t.reason ? { reason: t.reason } : {}) }, grant: null };
       return decide(next, outcome, { user: rights.actor }, t.reason, at, now, [review]);
     }
     case "rule": {
       if (state !== "PENDING") throw new AzgateError("bad_parameter", `access request "${id}" is ${state}; a rule decides only at creation`);
       next.spec.reviews.push({ author: `rule/${t.rule}`, state: t.verdict, reason: t.reason, created: at });
-      const review: AuditEntry = { event: "access_request.review", code: "T5002I", user: "azgate", rule: t.rule, automatic: true, access_request_id: id, requester, state: t.verdict, reason: t.reason, success: true };
+      const review: AuditEntry = audit("ACCESS_REQUEST_REVIEWED", { user: "azgate", rule: t.rule, automatic: true, access_request_id: id, requester, state: t.verdict, reason: t.reason, success: true });
       return decide(next, t.verdict, { user: "azgate", rule: t.rule }, t.reason, at, now, [review]);
     }
     case "cancel": {
@@ -181,7 +178,7 @@ export function applyTransition(r: AccessRequest, t: Transition, rights: Rights,
       if (!may.allowed) refuse(may);
       next.spec.state = "CANCELLED";
       next.spec.resolution = { by: rights.actor, at, reason: "cancelled by the requester" };
-      return { next, audit: [{ event: "access_request.cancel", code: "T5006I", user: rights.actor, access_request_id: id }], notice: { event: "access_request.cancel", actor: rights.actor }, grant: null };
+      return { next, audit: [audit("ACCESS_REQUEST_CANCELLED", { user: rights.actor, access_request_id: id })], notice: { event: "access_request.cancel", actor: rights.actor }, grant: null };
     }
     case "revoke": {
       const may = allowedActions(r, rights, now).revoke;
@@ -191,8 +188,8 @@ export function applyTransition(r: AccessRequest, t: Transition, rights: Rights,
       return {
         next,
         audit: [
-          { event: "access_request.revoke", code: "T5007I", user: rights.actor, access_request_id: id, requester, reason: t.reason },
-          { event: "access_grant.end", code: "T5008I", user: requester, access_request_id: id, app: r.spec.app, azure_identity: r.spec.azure_identity, why: "revoked" },
+          audit("ACCESS_REQUEST_REVOKED", { user: rights.actor, access_request_id: id, requester, reason: t.reason }),
+          audit("ACCESS_GRANT_END", { user: requester, access_request_id: id, app: r.spec.app, azure_identity: r.spec.azure_identity, why: "revoked" }),
         ],
         notice: { event: "access_request.revoke", actor: rights.actor, ...(t.reason ? { reason: t.reason } : {}) },
         grant: { remove: true },
@@ -204,8 +201,8 @@ export function applyTransition(r: AccessRequest, t: Transition, rights: Rights,
       next.spec.state = "EXPIRED";
       const base = { user: requester, access_request_id: id, app: r.spec.app, azure_identity: r.spec.azure_identity };
       return r.spec.state === "PENDING"
-        ? { next, audit: [{ event: "access_request.expire", code: "T5009I", ...base, why: "not reviewed before its deadline" }], notice: { event: "access_request.expire" }, grant: null }
-        : { next, audit: [{ event: "access_grant.end", code: "T5008I", ...base, why: "window ended", not_after: r.spec.grant?.not_after ?? null }], notice: { event: "access_grant.end" }, grant: null };
+        ? { next, audit: [audit("ACCESS_REQUEST_EXPIRED", { ...base, why: "not reviewed before its deadline" })], notice: { event: "access_request.expire" }, grant: null }
+        : { next, audit: [audit("ACCESS_GRANT_END", { ...base, why: "window ended", not_after: r.spec.grant?.not_after ?? null })], notice: { event: "access_grant.end" }, grant: null };
     }
     case "user_deleted": {
       if (state !== "PENDING" && state !== "APPROVED") throw new AzgateError("bad_parameter", `access request "${id}" is ${state}; nothing to end`);
@@ -214,14 +211,14 @@ export function applyTransition(r: AccessRequest, t: Transition, rights: Rights,
       next.spec.resolution = { by: rights.actor, at, reason };
       if (state === "PENDING") {
         next.spec.state = "CANCELLED";
-        return { next, audit: [{ event: "access_request.cancel", code: "T5006I", ...base }], notice: null, grant: null };
+        return { next, audit: [audit("ACCESS_REQUEST_CANCELLED", { ...base })], notice: null, grant: null };
       }
       next.spec.state = "REVOKED";
       return {
         next,
         audit: [
-          { event: "access_request.revoke", code: "T5007I", ...base },
-          { event: "access_grant.end", code: "T5008I", user: requester, access_request_id: id, app: r.spec.app, azure_identity: r.spec.azure_identity, why: "user deleted" },
+          audit("ACCESS_REQUEST_REVOKED", { ...base }),
+          audit("ACCESS_GRANT_END", { user: requester, access_request_id: id, app: r.spec.app, azure_identity: r.spec.azure_identity, why: "user deleted" }),
         ],
         notice: null,
         grant: { remove: true },
@@ -231,13 +228,13 @@ export function applyTransition(r: AccessRequest, t: Transition, rights: Rights,
 }
 
 /** A decision (a review's outcome or a rule's): the state, the grant's window when approved, and what it causes. */
-function decide(next: AccessRequest, outcome: "APPROVED" | "DENIED", by: { user: string; rule?: string }, reason: string, at: string, now: number, audit: AuditEntry[]): Step {
+function decide(next: AccessRequest, outcome: "APPROVED" | "DENIED", by: { user: string; rule?: string }, reason: string, at: string, now: number, before: AuditEntry[]): Step {
   const id = next.metadata.name;
   next.spec.state = outcome;
   next.spec.resolution = { by: by.rule ? `rule/${by.rule}` : by.user, at, reason };
   const who = { user: by.user, ...(by.rule ? { rule: by.rule, automatic: true } : {}), access_request_id: id, requester: next.spec.user, reason };
   const notice = { event: outcome === "APPROVED" ? ("access_request.approve" as const) : ("access_request.deny" as const), actor: by.rule ? `rule ${by.rule}` : by.user, ...(reason ? { reason } : {}) };
-  if (outcome === "DENIED") return { next, audit: [...audit, { event: "access_request.deny", code: "T5003I", ...who }], notice, grant: null };
+  if (outcome === "DENIED") return { next, audit: [...before, audit("ACCESS_REQUEST_DENIED", { ...who })], notice, grant: null };
   // The window starts at the asked start, or now if later.
   const notBefore = Math.max(now, Date.parse(next.spec.start));
   next.spec.grant = { not_before: new Date(notBefore).toISOString(), not_after: new Date(notBefore + next.spec.duration_ms).toISOString() };
@@ -246,9 +243,9 @@ function decide(next: AccessRequest, outcome: "APPROVED" | "DENIED", by: { user:
   return {
     next,
     audit: [
-      ...audit,
-      { event: "access_request.approve", code: "T5004I", ...who },
-      { event: "access_grant.start", code: "T5005I", user: s.user, access_request_id: id, app: s.app, azure_identity: s.azure_identity, not_before: grant.spec.not_before, not_after: grant.spec.not_after },
+      ...before,
+      audit("ACCESS_REQUEST_APPROVED", { ...who }),
+      audit("ACCESS_GRANT_START", { user: s.user, access_request_id: id, app: s.app, azure_identity: s.azure_identity, not_before: grant.spec.not_before, not_after: grant.spec.not_after }),
     ],
     notice,
     grant: { put: grant },

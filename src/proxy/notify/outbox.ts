@@ -6,6 +6,7 @@
  * is retried with back-off, and each failure is audited. Entries survive a
  * restart; the request's own state never waits on a receiver.
  */
+import { audit } from "../../audit/events.ts";
 import { AzgateError } from "../../errors/index.ts";
 import type { AuditSink } from "../../audit/sink.ts";
 import { targetHears, type NotificationTarget } from "../../resources/notification-target.ts";
@@ -104,7 +105,7 @@ async function attempt(deps: DispatchDeps, item: Item<OutboxEntry>, now: Date): 
     throw e;
   }
   const e = claimed;
-  const base = { event: "notification.sent", target: e.target, notification_id: e.id, notification_event: e.notice.event, access_request_id: e.notice.request.metadata.name, attempts: e.attempts };
+  const base = { target: e.target, notification_id: e.id, notification_event: e.notice.event, access_request_id: e.notice.request.metadata.name, attempts: e.attempts };
   const target = (await deps.backend.get<NotificationTarget>(KEYS.notificationTarget(e.target)))?.value;
   if (!target) {
     // Removed since: nothing to send to.
@@ -119,11 +120,11 @@ async function attempt(deps: DispatchDeps, item: Item<OutboxEntry>, now: Date): 
     if (retryIn === undefined) await deps.backend.delete(item.key);
     else await deps.backend.compareAndSwap(item.key, held.revision, { ...e, lease_until: undefined, last_error: error, next_at: new Date(now.getTime() + retryIn).toISOString() }, { expires: item.expires ? new Date(item.expires) : undefined }).catch(() => undefined);
     const detail = err instanceof DeliveryFailed && err.status !== undefined ? { receiver_status: err.status } : err instanceof DestinationRefused ? { error_code: "target_refused" } : {};
-    await deps.audit.emit({ ...base, event: "notification.failed", code: "TN001W", success: false, error, ...detail, ...(retryIn === undefined ? { gave_up: true } : { retry_at: new Date(now.getTime() + retryIn).toISOString() }) });
+    await deps.audit.emit(audit("NOTIFICATION_FAILED", { ...base, success: false, error, ...detail, ...(retryIn === undefined ? { gave_up: true } : { retry_at: new Date(now.getTime() + retryIn).toISOString() }) }));
     return false;
   }
   await deps.backend.delete(item.key);
-  await deps.audit.emit({ ...base, code: "TN000I", success: true });
+  await deps.audit.emit(audit("NOTIFICATION_SENT", { ...base, success: true }));
   return true;
 }
 

@@ -3,6 +3,7 @@
  * user, the connector mapped them to roles; now make the temporary user,
  * issue the certificate for the client's key, and hand it to the attempt.
  */
+import { audit } from "../../audit/events.ts";
 import { AzgateError } from "../../errors/index.ts";
 import { importPublicKeyPem } from "../../pki/keys.ts";
 import { issueIdentityCert } from "../../pki/certificate.ts";
@@ -49,7 +50,7 @@ export async function finishSsoLogin(
 ): Promise<SsoEnd> {
   const via = attempt.value.web ? { via: "web" } : {};
   const refuse = async (err: AzgateError, what: Record<string, unknown>): Promise<never> => {
-    await ctx.audit.emit({ event: "user.login", code: "T1001W", method: connector.kind, connector: connector.metadata.name, ...via, remote_addr: attempt.value.remote_addr, ...what, success: false });
+    await ctx.audit.emit(audit("USER_SSO_LOGIN_FAILED", { method: connector.kind, connector: connector.metadata.name, ...via, remote_addr: attempt.value.remote_addr, ...what, success: false }));
     auditedHere.add(err);
     throw err;
   };
@@ -65,28 +66,28 @@ export async function finishSsoLogin(
     );
   }
   const who = { ...given, user: name! };
-  const audit = { user: who.user, method: connector.kind, connector: connector.metadata.name, remote_addr: attempt.value.remote_addr };
+  const login = { user: who.user, method: connector.kind, connector: connector.metadata.name, remote_addr: attempt.value.remote_addr };
   if (who.roles.length === 0) {
     await refuse(
       new AzgateError(
         "sso_no_roles",
         `user "${who.user}" signed in with ${connector.kind} connector "${connector.metadata.name}", but nothing they have maps to a role; ask an administrator to check the connector's ${mappingField(connector)}`,
       ),
-      { ...audit, error: "no roles mapped" },
+      { ...login, error: "no roles mapped" },
     );
   }
   try {
     // An identity provider's azure_identities claim enters as the trait does from an administrator: in the one grammar.
     checkIdentityTrait(who.traits.azure_identities, `the ${connector.kind} connector "${connector.metadata.name}" mapped azure_identities`);
   } catch (e) {
-    await ctx.audit.emit({ event: "user.login", code: "T1001W", ...audit, success: false, error: (e as Error).message });
+    await ctx.audit.emit(audit("USER_SSO_LOGIN_FAILED", { ...login, success: false, error: (e as Error).message }));
     throw e;
   }
   const existingItem = await ctx.backend.get<User>(KEYS.user(who.user));
   const existing = existingItem?.value;
   const owner = existing?.spec.created_by?.connector;
   if (existing && !owner) {
-    await refuse(new AzgateError("already_exists", `a local user named "${who.user}" exists; an SSO login cannot take it over`), { ...audit, error: "local user with this name" });
+    await refuse(new AzgateError("already_exists", `a local user named "${who.user}" exists; an SSO login cannot take it over`), { ...login, error: "local user with this name" });
   }
   // The name is held by another person (another connector, or another subject at this one): refused, never merged.
   // A record from before subjects were kept (no `subject`) is taken over by its connector's next login of that name.
@@ -96,16 +97,16 @@ export async function finishSsoLogin(
         "already_exists",
         `the user name "${who.user}" is in use by another person's sign-in (${owner.type} connector "${owner.id}"); ask an administrator to ${owner.type === connector.kind && owner.id === connector.metadata.name ? nameFix(connector, "unique") : `delete user "${who.user}" if it is the same person moving to this connector, or else to give each connector's people names of their own`}`,
       ),
-      { ...audit, subject: who.subject, error: "user name held by another SSO identity" },
+      { ...login, subject: who.subject, error: "user name held by another SSO identity" },
     );
   }
   const roles = await loadRoles(ctx, who.roles);
-  if (roles.length === 0) await refuse(new AzgateError("sso_no_roles", `the roles ${who.roles.join(", ")} mapped by connector "${connector.metadata.name}" do not exist`), { ...audit, error: "mapped roles do not exist" });
+  if (roles.length === 0) await refuse(new AzgateError("sso_no_roles", `the roles ${who.roles.join(", ")} mapped by connector "${connector.metadata.name}" do not exist`), { ...login, error: "mapped roles do not exist" });
   try {
     await checkLocks(ctx, { user: who.user, roles: roles.map((r) => r.metadata.name), session_ids: [] });
   } catch (e) {
     if (!(e instanceof AzgateError)) throw e;
-    await refuse(e, { ...audit, error: e.message });
+    await refuse(e, { ...login, error: e.message });
   }
 
   const now = ctx.clock.now();
@@ -150,14 +151,14 @@ export async function finishSsoLogin(
   if (attempt.value.web) {
     // Used once: of two deliveries of the same answer, one signs in.
     if (!(await ctx.backend.delete(attempt.key))) throw new AzgateError("sso_attempt_invalid", "this login attempt has already been completed");
-    await ctx.audit.emit({ event: "user.login", code: "T1000I", ...audit, via: "web", success: true, session_id: identity.session_id, roles: identity.roles });
+    await ctx.audit.emit(audit("USER_SSO_LOGIN", { ...login, via: "web", success: true, session_id: identity.session_id, roles: identity.roles }));
     return { web: identity, ttlMs: notAfter.getTime() - now };
   }
   const publicKey = await importPublicKeyPem(attempt.value.public_key_pem);
   const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey, identity, now: new Date(now), notAfter });
   const code = await completeAttempt(ctx, attempt, { cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), user: who.user, roles: identity.roles });
-  await ctx.audit.emit({ event: "user.login", code: "T1000I", ...audit, success: true, session_id: identity.session_id, roles: identity.roles });
-  await ctx.audit.emit({ event: "cert.create", code: "TC000I", user: who.user, cert_type: "user", session_id: identity.session_id, expires: cert.notAfter.toISOString() });
+  await ctx.audit.emit(audit("USER_SSO_LOGIN", { ...login, success: true, session_id: identity.session_id, roles: identity.roles }));
+  await ctx.audit.emit(audit("CERT_CREATED", { user: who.user, cert_type: "user", session_id: identity.session_id, expires: cert.notAfter.toISOString() }));
 
   const back = new URL(attempt.value.client_redirect);
   back.searchParams.set("code", code);

@@ -6,6 +6,7 @@
  * with a one-time code, and the client picks the certificate up
  * (POST /v1/sso/pickup) with that code and its secret.
  */
+import { audit } from "../../audit/events.ts";
 import { Hono, type Context } from "hono";
 import { getCookie, deleteCookie } from "hono/cookie";
 import { startWebSession } from "../web/session.ts";
@@ -123,7 +124,7 @@ async function callback(c: Context, ctx: ProxyContext, kind: ConnectorKind, stat
   try {
     item = await pendingAttempt(ctx, state, kind);
   } catch (e) {
-    await ctx.audit.emit({ event: "user.login", code: "T1001W", method: kind, success: false, error: (e as Error).message, remote_addr: remoteAddr(c) });
+    await ctx.audit.emit(audit("USER_SSO_LOGIN_FAILED", { method: kind, success: false, error: (e as Error).message, remote_addr: remoteAddr(c) }));
     return errorPage(c, e);
   }
   const web = item.value.web;
@@ -146,7 +147,7 @@ async function callback(c: Context, ctx: ProxyContext, kind: ConnectorKind, stat
     await ctx.backend.delete(item.key);
     const message = isAzgateError(e) ? e.message : "internal error; see the proxy log";
     if (!isAzgateError(e)) console.error("[proxy] SSO callback failed:", e);
-    else if (!auditedByFinish(e)) await ctx.audit.emit({ event: "user.login", code: "T1001W", method: kind, connector: item.value.connector, ...(web ? { via: "web" } : {}), success: false, error: message, remote_addr: remoteAddr(c) });
+    else if (!auditedByFinish(e)) await ctx.audit.emit(audit("USER_SSO_LOGIN_FAILED", { method: kind, connector: item.value.connector, ...(web ? { via: "web" } : {}), success: false, error: message, remote_addr: remoteAddr(c) }));
     // The page shows a fixed text for the code (web/flash.ts), never words from the URL; the audit event has the message.
     if (web) return c.redirect(withFlash("/web/login", { error: errorFlash(e, "sso_failed") }), 303);
     const back = new URL(item.value.client_redirect);

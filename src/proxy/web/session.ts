@@ -7,6 +7,7 @@
  * certificate: a deleted or reset user, a lock, or a deleted role acts on
  * the next click. Each session has its own CSRF token for forms.
  */
+import { audit } from "../../audit/events.ts";
 import { timingSafeEqual } from "node:crypto";
 import type { Context } from "hono";
 import { getCookie, setCookie, deleteCookie } from "hono/cookie";
@@ -34,7 +35,7 @@ export async function startWebSession(ctx: ProxyContext, c: Context, identity: I
   const session: WebSession = { identity, csrf: newSecret(24), created: ctx.clock.date().toISOString(), expires: new Date(ctx.clock.now() + ttl).toISOString() };
   await ctx.backend.put(KEYS.webSession(secretHash(token)), session, { expires: new Date(session.expires) });
   setCookie(c, COOKIE, token, { path: "/", secure: true, httpOnly: true, sameSite: "Strict", maxAge: Math.floor(ttl / 1000) });
-  await ctx.audit.emit({ event: "web.session.start", code: "TW000I", user: identity.name, session_id: identity.session_id, expires: session.expires });
+  await ctx.audit.emit(audit("WEB_SESSION_START", { user: identity.name, session_id: identity.session_id, expires: session.expires }));
   return session;
 }
 
@@ -58,7 +59,7 @@ export async function currentSession(ctx: ProxyContext, c: Context): Promise<{ s
     // Locked, deleted, reset: the session is over, not merely refused.
     await ctx.backend.delete(key);
     deleteCookie(c, COOKIE, { path: "/", secure: true });
-    await ctx.audit.emit({ event: "web.session.end", code: "TW001W", user: item.value.identity.name, session_id: item.value.identity.session_id, why: e.message, error_code: e.code });
+    await ctx.audit.emit(audit("WEB_SESSION_CUT", { user: item.value.identity.name, session_id: item.value.identity.session_id, why: e.message, error_code: e.code }));
     return { ended: errorFlash(e, "session_ended") };
   }
 }
@@ -67,7 +68,7 @@ export async function endWebSession(ctx: ProxyContext, c: Context, session: WebS
   const token = getCookie(c, COOKIE);
   if (token) await ctx.backend.delete(KEYS.webSession(secretHash(token)));
   deleteCookie(c, COOKIE, { path: "/", secure: true });
-  await ctx.audit.emit({ event: "web.session.end", code: "TW001I", user: session.identity.name, session_id: session.identity.session_id, why: "signed out" });
+  await ctx.audit.emit(audit("WEB_SESSION_END", { user: session.identity.name, session_id: session.identity.session_id, why: "signed out" }));
 }
 
 /**

@@ -5,6 +5,7 @@
  * every page resolves the session's caller afresh (web/session.ts); every
  * form post needs the session's CSRF token and a same-origin browser.
  */
+import { audit } from "../../audit/events.ts";
 import { Hono, type Context } from "hono";
 import { html } from "hono/html";
 import { AzgateError, isAzgateError } from "../../errors/index.ts";
@@ -131,7 +132,7 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
     const session = c.get("session");
     if (isAuditedRefusal(err) && caller && session) {
       await ctx.audit
-        .emit({ event: "web.request.denied", code: "TW010W", user: caller.name, session_id: session.identity.session_id, method: c.req.method, path: c.req.path, error_code: err.code, reason: err.message, success: false })
+        .emit(audit("WEB_REQUEST_DENIED", { user: caller.name, session_id: session.identity.session_id, method: c.req.method, path: c.req.path, error_code: err.code, reason: err.message, success: false }))
         .catch((e) => console.error("[proxy] audit failed:", e));
     }
     return c.html(layout({ title: "Refused", cluster: ctx.cluster.name, caller, csrf: session?.csrf, flash: { text: err.message, error: true } }, html`<p><a href="/web">Back to my access</a></p>`), err.status as 403);
@@ -184,7 +185,7 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
   authed.get("/audit", async (c) => c.html(layout(frame(c, "Audit", "audit"), await auditPage(ctx, c.get("caller"), filtersFrom(c.req.query()), Number(c.req.query("page") ?? 1)))));
   authed.get("/audit/export", async (c) => {
     const out = await auditExport(ctx, c.get("caller"), filtersFrom(c.req.query()), c.req.query("format") ?? "jsonl");
-    await ctx.audit.emit({ event: "audit.export", code: "TW020I", user: c.get("caller").name, filters: filtersFrom(c.req.query()), format: out.ext });
+    await ctx.audit.emit(audit("AUDIT_EXPORTED", { user: c.get("caller").name, filters: filtersFrom(c.req.query()), format: out.ext }));
     return c.body(out.body, 200, { "content-type": out.type, "content-disposition": `attachment; filename="azgate-audit.${out.ext}"` });
   });
 
