@@ -45,6 +45,9 @@ export function blobApp(opts: { world: World; key: SigningKey; dir: string; clou
     const method = c.req.method;
     const action = method === "PUT" ? "write" : method === "DELETE" ? "delete" : "read";
     if (!isDataAllowed(world, String(auth.claims.oid), `${BLOBS}/${action}`, scope)) {
+      // As Azure does, the refused upload's body is read (and dropped) before the answer: a client still sending
+      // it then reads the 403 instead of a broken pipe (seen under load).
+      if (c.req.raw.body) for await (const _ of c.req.raw.body as unknown as AsyncIterable<Uint8Array>) void _;
       return xmlError(c, 403, "AuthorizationPermissionMismatch", "This request is not authorized to perform this operation using this permission.");
     }
     if (method === "PUT") {
