@@ -14,7 +14,7 @@ import path from "node:path";
 import { parse, stringify } from "yaml";
 import { DEFAULT_WORLD_YAML } from "../src/emulator/default-world.ts";
 import { useEmulator } from "./helpers/emulator.ts";
-import { agentEnv, IDENTITY, readBody } from "./helpers/cluster.ts";
+import { agentEnv, IDENTITY, readBody, SUB } from "./helpers/cluster.ts";
 import { tempDir } from "./helpers/azgate.ts";
 import { Outbound } from "../src/agent/outbound.ts";
 import { identityHttpClient } from "../src/agent/identity-http.ts";
@@ -95,6 +95,28 @@ function useForwarder(extra: () => Partial<ConstructorParameters<typeof AzureTok
 describe("the agent's forwarder", () => {
   const f = useForwarder();
   const { send } = f;
+
+  it("frames every body itself: a GET with a body, a body past its declared length, or a DELETE body without one is refused, and nothing reaches Azure (request smuggling)", async () => {
+    const placeholder = await signPlaceholder(f.key.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: READER, now: new Date(), expires: new Date(Date.now() + 3_600_000) });
+    const smuggled = new TextEncoder().encode(`DELETE /subscriptions/${SUB}/resourcegroups/myResourceGroup?api-version=2022-09-01 HTTP/1.1\r\nX-Ignore: `);
+    const from = fx.emu.requests.length;
+    const cases: [string, [string, string][], Uint8Array][] = [
+      ["GET", [], smuggled],
+      ["DELETE", [], smuggled],
+      ["GET", [["content-length", String(smuggled.length)]], smuggled],
+      ["POST", [["content-length", "2"]], smuggled],
+    ];
+    for (const [method, extra, body] of cases) {
+      const outcome = await tunnelRequest(f.client, { method, url: SUBS, headers: [["authorization", `Bearer ${placeholder}`], ...extra], session: { user: "alice", app: "azure-cli", azure_identity: READER, session_id: "s1" }, client_key: f.clientKey, request_id: "r-smuggle" }, body)
+        .then(async (res) => (await readBody(res), res.status))
+        .catch((e: Error) => e.message);
+      expect(String(outcome), `${method} ${JSON.stringify(extra)}`).toMatch(/^400$|reset/);
+    }
+    // The next request on the same (pooled) connection is only itself.
+    expect((await send(SUBS)).status).toBe(200);
+    // Nothing but the requests themselves: no DELETE, nothing that names the group (a POST cut off at its declared length may have begun).
+    expect(fx.emu.requests.slice(from).filter((r) => r.method === "DELETE" || /resourcegroups\/myresourcegroup$/i.test(r.path.split("?")[0])).map((r) => `${r.method} ${r.host} ${r.path}`)).toEqual([]);
+  });
 
   it("forwards an allowed request with a real token", async () => {
     const res = await send(SUBS);

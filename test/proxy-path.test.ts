@@ -500,6 +500,59 @@ describe("the proxy's request path, in process", () => {
     });
   });
 
+  // Found by the attack on issue 29's controls: a body is framed by azgate (src/azure/framing.ts), never as the client sent it.
+  describe("request smuggling: a body the next hop could read as another request", () => {
+    const S = "/subscriptions/00000000-0000-0000-0000-000000000000";
+    const RG = `https://management.azure.com${S}/resourcegroups/myResourceGroup?api-version=2022-09-01`;
+    const smuggled = `DELETE ${S}/resourcegroups/myResourceGroup?api-version=2022-09-01 HTTP/1.1\r\nX-Ignore: `;
+    const deletes = (from: number) => fx.emu.requests.slice(from).filter((r) => r.method === "DELETE");
+
+    it("a GET with a body (an allowed read carrying a DELETE) is refused at the proxy, audited, and nothing reaches Azure; the next request is only itself", async () => {
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "guard"], READER);
+      const from = fx.emu.requests.length;
+      const res = await app.request(GROUPS, { body: new TextEncoder().encode(smuggled) });
+      expect(res.status).toBe(400);
+      expect(JSON.parse(await res.text()).error).toMatchObject({ code: "bad_request", message: expect.stringContaining("a GET request carries no body") });
+      expect((await app.request(GROUPS)).status).toBe(200);
+      expect(deletes(from)).toEqual([]);
+      expect(fx.emu.world.resource_groups.some((g) => g.name === "myResourceGroup")).toBe(true);
+      expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ method: "GET", error_code: "bad_request", success: false })]);
+    });
+
+    it("a declared length the body does not keep (a short POST whose tail is another request) never reaches Azure as two requests", async () => {
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access"], READER);
+      const from = fx.emu.requests.length;
+      const body = new TextEncoder().encode(`{}${smuggled}`);
+      // The agent sends exactly the declared 2 bytes or nothing: the upstream request is aborted, the stream reset.
+      const outcome = await app
+        .request(`https://management.azure.com${S}/resourcegroups/myResourceGroup/providers/Microsoft.Resources/tags/default/x?api-version=2022-09-01`, { method: "POST", body, headers: [["content-length", "2"], ["content-type", "application/json"]] })
+        .then(async (res) => (await res.text(), res.status))
+        .catch((e: Error) => e.message);
+      expect(String(outcome)).toMatch(/^4\d\d$|reset/);
+      expect(deletes(from)).toEqual([]);
+      for (const bad of [[["content-length", "2"], ["content-length", "5"]], [["transfer-encoding", "chunked"]], [["content-length", "-1"]]] as [string, string][][]) {
+        const r = await app.request(GROUPS.replace("resourcegroups?", "resourcegroups/x?"), { method: "PUT", body: new TextEncoder().encode("{}"), headers: bad });
+        expect(r.status, JSON.stringify(bad)).toBe(400);
+      }
+      expect(deletes(from)).toEqual([]);
+    });
+
+    it("a DELETE, HEAD or OPTIONS that claims a body is refused at its head", async () => {
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access"], READER);
+      for (const method of ["HEAD", "OPTIONS"]) {
+        const r = await app.request(GROUPS, { method, headers: [["content-length", "40"]] });
+        expect(r.status, method).toBe(400);
+      }
+      const from = fx.emu.requests.length;
+      const r = await app.request(RG, { method: "DELETE", body: new TextEncoder().encode(smuggled) });
+      expect(r.status).toBe(400);
+      expect(deletes(from)).toEqual([]);
+    });
+  });
+
   // Issue 29, defect 3: an identity ID is one grammar (src/azure/resource-id.ts), compared in one canonical form.
   describe("identity IDs: one grammar, one canonical form", () => {
     const appLogin = async (caller: Parameters<typeof issueAppCert>[2], expires: Date, azure_identity: string) =>

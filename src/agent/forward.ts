@@ -5,6 +5,7 @@
  * Azure and the response back, with the upstream status and timings in a
  * trailer.
  */
+import { checkFraming, checkFramingHead, framedBody } from "../azure/framing.ts";
 import { scopeForResource } from "../azure/scopes.ts";
 import { tokenMayGoTo } from "../azure/audiences.ts";
 import { verifyPlaceholder } from "../azure/placeholder.ts";
@@ -50,6 +51,11 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
   //    named only by the URL. Checked here again, whatever the proxy decided: nothing is attached before.
   const targetProblem = checkAzureMethod(meta.method) ?? checkAzureTarget(url, meta.headers, deps.tokens.cloud.name);
   if (targetProblem) return refuse(targetProblem);
+  try {
+    checkFramingHead(meta.method, meta.headers);
+  } catch (e) {
+    return refuse(e as AzgateError);
+  }
   //    Where an azure_api policy applied, exactly the request the proxy decided on (docs/tunnel-protocol.md).
   if (meta.decided) {
     const changed = differsFromDecided(meta.decided, { method: meta.method, host: url.hostname, path: url.pathname, query: url.searchParams, headers: meta.headers }, deps.tokens.cloud.name);
@@ -94,16 +100,26 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
     return;
   }
 
-  // 4. Forward, streaming both ways with backpressure.
+  // 4. Forward, streaming both ways with backpressure, the body framed as azure/framing.ts decides: a declared
+  //    length enforced byte for byte, or chunks; never a body Azure could read as a second request.
   await stream.bodyKnown();
   if (stream.resetError) return;
+  let length: number | null;
+  try {
+    length = checkFraming(meta.method, meta.headers, !stream.drained);
+  } catch (e) {
+    return refuse(e as AzgateError);
+  }
+  const sent: [string, string][] = headers.filter(([k]) => !["content-length", "expect"].includes(k.toLowerCase()));
+  if (length !== null) sent.push(["content-length", String(length)]);
   const t1 = performance.now();
   const abort = new AbortController();
   void stream.done().then(() => stream.resetError && abort.abort(new Error(`stream reset: ${stream.resetError.reason}`)));
   let res;
   try {
     // A request whose body has already ended empty (a GET, a DELETE) needs no body stream.
-    res = await deps.outbound.send(url, pinned, { method: meta.method, headers, body: stream.drained ? null : stream.readable, signal: abort.signal });
+    // Connections are pooled per Azure identity: none carries one identity's request into another's (defence in depth).
+    res = await deps.outbound.send(url, pinned, { method: meta.method, headers: sent, body: stream.drained ? null : framedBody(stream.readable, length), signal: abort.signal, pool: meta.session.azure_identity.toLowerCase() });
   } catch (e) {
     if (stream.resetError) return;
     return refuse(new UpstreamFailed(`${url.host}: ${(e as Error).message}`));

@@ -70,8 +70,8 @@ export class Outbound {
    * response back, with backpressure. Redirects are never followed: the
    * caller gets the 3xx as it is.
    */
-  send(url: URL, pinned: Pinned, opts: { method: string; headers: [string, string][]; body?: ReadableStream<Uint8Array> | null; signal?: AbortSignal }): Promise<HttpsResponse> {
-    return httpsRequest({ url, method: opts.method, headers: opts.headers, body: opts.body, connect: { host: pinned.address, port: pinned.port }, caPem: this.opts.caPem, signal: opts.signal });
+  send(url: URL, pinned: Pinned, opts: { method: string; headers: [string, string][]; body?: ReadableStream<Uint8Array> | null; signal?: AbortSignal; pool?: string }): Promise<HttpsResponse> {
+    return httpsRequest({ url, method: opts.method, headers: opts.headers, body: opts.body, connect: { host: pinned.address, port: pinned.port }, caPem: this.opts.caPem, signal: opts.signal, pool: opts.pool });
   }
 
   close(): void {

@@ -8,6 +8,7 @@
  *      the start event is written, but sends nothing to Azure before;
  *   5. audit what it did.
  */
+import { checkFramingHead, isBodyless } from "../azure/framing.ts";
 import { audit } from "../audit/events.ts";
 import { refusal, type AgentRequest } from "../azure/forwarding.ts";
 import { redactQuery } from "../azure/redact.ts";
@@ -55,6 +56,17 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
     const details = err instanceof PolicyDenied ? err.details : {};
     await ctx.audit.emit(audit("APP_REQUEST_DENIED", { ...base, ...what, ...details, error_code: err.code, reason: err.message, success: false })).catch((e) => console.error("[proxy] audit failed:", e));
     return answer(err);
+  }
+  // A body the next hop could read as another request is refused before anything else (azure/framing.ts).
+  try {
+    checkFramingHead(head.method, head.headers);
+    // A bodyless method's END comes in the OPEN's own write (the client sends it so): waiting for it costs nothing.
+    if (isBodyless(head.method)) {
+      await stream.bodyKnown();
+      if (!stream.drained) throw new BadRequest(`a ${head.method} request carries no body`);
+    }
+  } catch (e) {
+    return refuse(e as AzgateError, request);
   }
   let authorized;
   try {

@@ -32,6 +32,8 @@ export interface HttpsRequest {
   /** Extra CA to trust (the emulator's); the system store otherwise. */
   caPem?: string;
   signal?: AbortSignal;
+  /** Which pool of kept-alive connections to use: a request never shares a connection with another pool's. */
+  pool?: string;
 }
 
 export interface HttpsResponse {

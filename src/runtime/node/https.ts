@@ -16,9 +16,9 @@ export function closeNodeAgents(): void {
 }
 
 export function viaNodeHttps(req: HttpsRequest): Promise<HttpsResponse> {
-  const caKey = req.caPem ?? "";
-  let agent = nodeAgents.get(caKey);
-  if (!agent) nodeAgents.set(caKey, (agent = new https.Agent({ keepAlive: true, maxSockets: 256, ca: req.caPem })));
+  const poolKey = `${req.pool ?? ""}\n${req.caPem ?? ""}`;
+  let agent = nodeAgents.get(poolKey);
+  if (!agent) nodeAgents.set(poolKey, (agent = new https.Agent({ keepAlive: true, maxSockets: 256, ca: req.caPem })));
   const family = req.connect.host.includes(":") ? 6 : 4;
   const lookup: LookupFunction = (_host, options, cb) => {
     if ((options as { all?: boolean }).all) (cb as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address: req.connect.host, family }]);
@@ -43,6 +43,8 @@ export function viaNodeHttps(req: HttpsRequest): Promise<HttpsResponse> {
     ca: req.caPem,
     signal: req.signal,
   });
+  // A declared length is held to (azure/framing.ts checks it too): Node then refuses to send one byte more or less.
+  if (headers["content-length"] !== undefined) (out as { strictContentLength?: boolean }).strictContentLength = true;
   return new Promise((resolve, reject) => {
     out.once("error", reject);
     out.once("response", (res) => {
