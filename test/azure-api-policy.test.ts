@@ -11,6 +11,8 @@ import { parseResources } from "../src/resources/parse.ts";
 import { policySummary } from "../src/proxy/web/policy-summary.ts";
 import { azureApiSummaryText, summarizeAzureApi } from "../src/rbac/azure-api.ts";
 import { mapRequest, readRequest } from "../src/azure/operation.ts";
+import { requestTerms } from "../src/rbac/requests.ts";
+import { checkAzureIdentity } from "../src/rbac/engine.ts";
 
 const S = "/subscriptions/00000000-0000-0000-0000-000000000000";
 const MI = `${S}/resourceGroups/ops/providers/Microsoft.ManagedIdentity/userAssignedIdentities`;
@@ -409,5 +411,36 @@ describe("the web UI's summary of the policy (summarizeAzureApi, next to the dec
       const refused = decide(roles, me).outcome === "deny";
       expect(summary(roles).includes("Operations azgate cannot name"), roles.map((r) => r.metadata.name).join(",")).toBe(refused);
     }
+  });
+});
+
+// Found by the attack on issue 29's controls: a trait in an allow template widened the rule.
+describe("a trait never widens an allow rule (rbac/template.ts expandAllow), however it is spelt", () => {
+  const rolesOf = (yaml: string) => parseResources(yaml, "t.yaml").resources.map((r) => r as unknown as Role);
+  const del = readRequest(req("DELETE", `${S}/resourceGroups/db-prod`));
+  const teamRole = (scope: string) =>
+    rolesOf(`kind: role\nversion: v7\nmetadata: {name: team}\nspec:\n  allow:\n    app_labels: {'*': '*'}\n    azure_identities: ['${CONTRIB}']\n    azure_api: [{actions: ['*'], scopes: ['${scope}']}]\n`);
+
+  it("a '/' in a trait beside other text cannot climb to another depth of a scope or path", () => {
+    const roles = teamRole(`${S}/resourceGroups/{{external.team}}`);
+    for (const team of ["/", "x/..", "db-prod/.."]) expect(decideAzureApi(roles, { team: [team] }, app, CONTRIB, del).outcome, team).toBe("deny");
+    expect(decideAzureApi(roles, { team: ["db-prod"] }, app, CONTRIB, del).outcome).toBe("allow");
+  });
+
+  it("inside a regular expression a trait is escaped: 'x|.+|y' is those characters, not an alternation", () => {
+    const roles = teamRole(`^${S}/resourceGroups/{{external.team}}-dev$`);
+    expect(decideAzureApi(roles, { team: ["x|.+|y"] }, app, CONTRIB, del).outcome).toBe("deny");
+    expect(decideAzureApi(roles, { team: ["db"] }, app, CONTRIB, readRequest(req("DELETE", `${S}/resourceGroups/db-dev`))).outcome).toBe("allow");
+    const requester = rolesOf(`kind: role\nversion: v7\nmetadata: {name: req}\nspec:\n  allow:\n    app_labels: {'*': '*'}\n    request:\n      azure_identities: ['^/subscriptions/[^/]+/resourcegroups/{{external.team}}/providers/microsoft.managedidentity/userassignedidentities/[^/]+$']\n`);
+    expect(requestTerms(requester, { team: ["x|.+|y"] }, CONTRIB, () => undefined).allowed).toBe(false);
+    expect(requestTerms(requester, { team: ["ops"] }, CONTRIB, () => undefined).allowed).toBe(true);
+  });
+
+  it("an app_labels value filled with '*' by a trait opens no app (a deny takes it as it is: wider is safer)", () => {
+    const byEnv = rolesOf(`kind: role\nversion: v7\nmetadata: {name: by-env}\nspec:\n  allow:\n    app_labels: {env: '{{external.env}}'}\n    azure_identities: ['${CONTRIB}']\n`);
+    expect(checkAzureIdentity(byEnv, { env: ["*"] }, app, CONTRIB).allowed).toBe(false);
+    expect(checkAzureIdentity(byEnv, { env: ["prod"] }, app, CONTRIB).allowed).toBe(true);
+    const denyEnv = rolesOf(`kind: role\nversion: v7\nmetadata: {name: no-env}\nspec:\n  deny:\n    app_labels: {env: '{{external.env}}'}\n`);
+    expect(checkAzureIdentity([...byEnv, ...denyEnv], { env: ["prod"], denied: [] }, app, CONTRIB).allowed).toBe(false);
   });
 });

@@ -138,12 +138,12 @@ describe("azure_api rules", () => {
 describe("app_labels", () => {
   it("a label glob that a trait fills with stars, against an agent's long label value: no match, in linear comparisons", () => {
     const value = "a".repeat(8_000);
-    const { result, steps } = stepsOf(() => matchLabels({ team: "{{external.team}}" }, { team: value }, { team: [HOSTILE] }));
+    const { result, steps } = stepsOf(() => matchLabels({ team: "{{external.team}}" }, { team: value }, { team: [HOSTILE] }, "deny"));
     expect(result).toBe(false);
     expect(steps).toBeGreaterThan(0);
     expect(steps).toBeLessThanOrEqual(4 * (HOSTILE.length + value.length) + 100);
-    expect(matchLabels({ env: "prod-*" }, { env: "prod-eu" }, {})).toBe(true);
-    expect(matchLabels({ env: "prod-*" }, { env: "Prod-eu" }, {})).toBe(false);
+    expect(matchLabels({ env: "prod-*" }, { env: "prod-eu" }, {}, "allow")).toBe(true);
+    expect(matchLabels({ env: "prod-*" }, { env: "Prod-eu" }, {}, "allow")).toBe(false);
   });
 });
 

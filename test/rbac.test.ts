@@ -118,17 +118,17 @@ describe("app labels", () => {
     ["every key must match", { env: "prod", team: "security" }, false],
   ];
   it.each(cases)("%s", (_name, selector, expected) => {
-    expect(matchLabels(selector, app.labels, {})).toBe(expected);
+    expect(matchLabels(selector, app.labels, {}, "allow")).toBe(expected);
   });
 
   it("an empty selector matches nothing", () => {
-    expect(matchLabels({}, app.labels, {})).toBe(false);
-    expect(matchLabels(undefined, app.labels, {})).toBe(false);
+    expect(matchLabels({}, app.labels, {}, "allow")).toBe(false);
+    expect(matchLabels(undefined, app.labels, {}, "allow")).toBe(false);
   });
 
   it("label values may be templates", () => {
-    expect(matchLabels({ env: "{{internal.envs}}" }, app.labels, { envs: ["prod"] })).toBe(true);
-    expect(matchLabels({ env: "{{internal.envs}}" }, app.labels, {})).toBe(false);
+    expect(matchLabels({ env: "{{internal.envs}}" }, app.labels, { envs: ["prod"] }, "allow")).toBe(true);
+    expect(matchLabels({ env: "{{internal.envs}}" }, app.labels, {}, "allow")).toBe(false);
   });
 
   it("deny app_labels wins over allow", () => {

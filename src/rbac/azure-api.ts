@@ -26,7 +26,7 @@
  *   an allow rule.
  */
 import { rolesAllowingIdentity } from "./engine.ts";
-import { expandAll } from "./template.ts";
+import { expandFor } from "./template.ts";
 import type { App, AzureApiRule, Role, Traits } from "./types.ts";
 import type { AzureOperation, CanonicalRequest, RequestReading } from "../azure/operation.ts";
 import { globMatch as linearGlob } from "../util/glob.ts";
@@ -293,22 +293,11 @@ function describe(op: AzureOperation, req: CanonicalRequest): string {
   return op.action ? `${op.action} on ${op.scope}` : `${req.method} https://${req.host}${req.path}`;
 }
 
-/**
- * Traits as allow rules read them: a value with a wildcard or a regular
- * expression's anchors is left out, so a trait (from an identity provider,
- * where a user may be able to edit an attribute) can never widen an allow
- * rule into a pattern. Deny rules take traits as they are: wider is safer there.
- */
-export function literalTraits(traits: Traits): Traits {
-  return Object.fromEntries(Object.entries(traits).map(([k, vs]) => [k, vs.filter((v) => !/[*^$]/.test(v))]));
-}
-
-function matchingRules(role: Role, side: "allow" | "deny", op: AzureOperation, req: CanonicalRequest, allTraits: Traits): RuleRef[] {
-  const traits = side === "allow" ? literalTraits(allTraits) : allTraits;
+function matchingRules(role: Role, side: "allow" | "deny", op: AzureOperation, req: CanonicalRequest, traits: Traits): RuleRef[] {
   const out: RuleRef[] = [];
   (role.spec[side]?.azure_api ?? []).forEach((rule, i) => {
     const rules = rule.preset ? PRESETS[rule.preset] ?? [] : [rule];
-    if (rules.some((r) => ruleMatches(r, op, req, traits))) out.push({ role: role.metadata.name, side, rule: i, ...(rule.preset ? { preset: rule.preset } : {}) });
+    if (rules.some((r) => ruleMatches(r, op, req, traits, side))) out.push({ role: role.metadata.name, side, rule: i, ...(rule.preset ? { preset: rule.preset } : {}) });
   });
   return out;
 }
@@ -319,8 +308,10 @@ function matchingRules(role: Role, side: "allow" | "deny", op: AzureOperation, r
  * port or trailing dot (ARM's regional hosts as the ARM host), `paths` the
  * decoded path without a trailing slash, as a pattern is read the same way.
  */
-export function ruleMatches(rule: AzureApiRule, op: AzureOperation, req: CanonicalRequest, traits: Traits): boolean {
-  const any = (values: string[] | undefined, test: (v: string) => boolean) => values === undefined || expandAll(values, traits).some(test);
+export function ruleMatches(rule: AzureApiRule, op: AzureOperation, req: CanonicalRequest, traits: Traits, side: "allow" | "deny"): boolean {
+  // Allow rules read traits as literals, deny rules as they are (rbac/template.ts): a trait never widens an allow.
+  const expand = expandFor(side);
+  const any = (values: string[] | undefined, test: (v: string) => boolean) => values === undefined || expand(values, traits).some(test);
   if (rule.actions && (op.plane !== "control" || !op.action || !any(rule.actions, (p) => globMatch(p, op.action!, "any")))) return false;
   if (rule.data_actions && (op.plane !== "data" || !op.action || !any(rule.data_actions, (p) => globMatch(p, op.action!, "any")))) return false;
   if (!any(rule.scopes, (p) => scopeCovers(p, op.scope))) return false;
@@ -400,7 +391,7 @@ export function explainAzureApi(roles: Role[], traits: Traits, app: App, identit
     for (const side of ["allow", "deny"] as const) {
       (role.spec[side]?.azure_api ?? []).forEach((rule, i) => {
         const expanded = rule.preset ? PRESETS[rule.preset] ?? [] : [rule];
-        const matched = !!operation && !!canonical && expanded.some((r) => ruleMatches(r, operation, canonical, side === "allow" ? literalTraits(traits) : traits));
+        const matched = !!operation && !!canonical && expanded.some((r) => ruleMatches(r, operation, canonical, traits, side));
         rules.push({ role: role.metadata.name, side, rule: i, ...(rule.preset ? { preset: rule.preset } : {}), text: rule.preset ? `preset ${rule.preset}` : JSON.stringify(rule), matched, counts: side === "deny" || counting.has(role) });
       });
     }

@@ -4,7 +4,7 @@
  * allow in every role, for every field.
  */
 import type { App, Decision, Role, Rule, Traits } from "./types.ts";
-import { expandAll } from "./template.ts";
+import { expandAll, expandAllow } from "./template.ts";
 import { matchLabels } from "./labels.ts";
 import { parseDuration } from "../util/duration.ts";
 import { identityIdProblem, identityKey, identityRefusal, parseIdentityId } from "../azure/resource-id.ts";
@@ -41,7 +41,7 @@ export function allowedAzureIdentities(roles: Role[], traits: Traits): string[] 
   if (denied.all) return [];
   const out = new Map<string, string>();
   for (const role of roles) {
-    for (const value of expandAll(role.spec.allow?.azure_identities, traits)) {
+    for (const value of expandAllow(role.spec.allow?.azure_identities, traits)) {
       // A wildcard can only come from a trait value; it never grants anything in allow.
       const id = value === "*" ? null : parseIdentityId(value);
       if (!id || denied.ids.has(id.canonical) || out.has(id.canonical)) continue;
@@ -59,14 +59,14 @@ function unreadable(identity: string): Decision | null {
 
 /** A role whose deny.app_labels match the app, as a refusal; null when none does. */
 function appDenial(roles: Role[], traits: Traits, app: App): Decision | null {
-  const denying = roles.find((role) => matchLabels(role.spec.deny?.app_labels, app.labels, traits));
+  const denying = roles.find((role) => matchLabels(role.spec.deny?.app_labels, app.labels, traits, "deny"));
   return denying ? { allowed: false, reason: `role "${denying.metadata.name}" denies app "${app.name}"` } : null;
 }
 
 export function checkAppAccess(roles: Role[], traits: Traits, app: App): Decision {
   const denied = appDenial(roles, traits, app);
   if (denied) return denied;
-  const allowing = roles.find((r) => matchLabels(r.spec.allow?.app_labels, app.labels, traits));
+  const allowing = roles.find((r) => matchLabels(r.spec.allow?.app_labels, app.labels, traits, "allow"));
   return allowing
     ? { allowed: true, reason: `role "${allowing.metadata.name}" allows app "${app.name}"` }
     : { allowed: false, reason: `no role allows app "${app.name}"` };
@@ -91,7 +91,7 @@ export function checkAzureIdentity(roles: Role[], traits: Traits, app: App, iden
 export function rolesAllowingIdentity(roles: Role[], traits: Traits, app: App, identity: string): Role[] {
   const key = identityKey(identity);
   if (!key) return [];
-  return roles.filter((r) => matchLabels(r.spec.allow?.app_labels, app.labels, traits) && expandAll(r.spec.allow?.azure_identities, traits).some((id) => id !== "*" && identityKey(id) === key));
+  return roles.filter((r) => matchLabels(r.spec.allow?.app_labels, app.labels, traits, "allow") && expandAllow(r.spec.allow?.azure_identities, traits).some((id) => id !== "*" && identityKey(id) === key));
 }
 
 /** A role denying this identity (or every identity), as a refusal; null when none does. */

@@ -11,8 +11,8 @@
  * reviewable through `allow.review_requests.azure_identities`, or
  * `allow.review_requests.roles` naming a role that allows it.
  */
-import { globMatch, literalTraits } from "./azure-api.ts";
-import { expandAll } from "./template.ts";
+import { globMatch } from "./azure-api.ts";
+import { expandAll, expandAllow, expandFor } from "./template.ts";
 import { identityKey, sameIdentity } from "../azure/resource-id.ts";
 import type { Role, Traits } from "./types.ts";
 import { parseDuration } from "../util/duration.ts";
@@ -65,12 +65,11 @@ export function requestTerms(roles: Role[], traits: Traits, identity: string, lo
   const denied = roles.find((r) => expandAll(r.spec.deny?.request?.azure_identities, traits).some((p) => p === "*" || matchesIdentity(p, identity)) || (r.spec.deny?.request?.roles ?? []).some((n) => roleAllows(lookup(n), identity, traits)));
   const none: RequestTerms = { allowed: false, reason: "", maxDurationMs: 0, reasonRequired: false, ticket: { required: false }, approvals: 1, denials: 1, thresholds: [], suggestedReviewers: [], grantRoles: [] };
   if (denied) return { ...none, reason: `role "${denied.metadata.name}" denies requesting Azure identity "${identity}"` };
-  // Allow rules read traits literally (azure-api.ts literalTraits): a trait never becomes a pattern here.
-  const literal = literalTraits(traits);
+  // Allow rules read traits literally (rbac/template.ts expandAllow): a trait never becomes a pattern here.
   const offering = roles.filter((r) => {
     const req = r.spec.allow?.request;
     if (!req) return false;
-    return expandAll(req.azure_identities, literal).some((p) => matchesIdentity(p, identity)) || [...(req.roles ?? []), ...(req.search_as_roles ?? [])].some((n) => roleAllows(lookup(n), identity, traits));
+    return expandAllow(req.azure_identities, traits).some((p) => matchesIdentity(p, identity)) || [...(req.roles ?? []), ...(req.search_as_roles ?? [])].some((n) => roleAllows(lookup(n), identity, traits));
   });
   if (offering.length === 0) return { ...none, reason: `no role lets you request Azure identity "${identity}"` };
   const durations = offering.map((r) => (r.spec.allow?.request?.max_duration ? parseDuration(r.spec.allow.request.max_duration) : DEFAULT_GRANT_MS));
@@ -191,13 +190,13 @@ export function mayReview(reviewer: string, roles: Role[], traits: Traits, reque
     const r = c?.review_requests;
     if (!r) return false;
     const scoped = r.azure_identities !== undefined || r.roles !== undefined;
-    const inScope = expandAll(r.azure_identities, t).some((p) => p === "*" || matchesIdentity(p, request.azure_identity)) || (r.roles ?? []).some((n) => roleAllows(lookup(n), request.azure_identity, t));
+    const inScope = expandFor(side)(r.azure_identities, t).some((p) => p === "*" || matchesIdentity(p, request.azure_identity)) || (r.roles ?? []).some((n) => roleAllows(lookup(n), request.azure_identity, t));
     if (r.where === undefined) return inScope;
     return (inScope || (side === "deny" && !scoped)) && predicate(r.where).test(vars);
   };
   const denying = roles.find((r) => covers(r.spec.deny, traits, "deny"));
   if (denying) return { allowed: false, reason: `role "${denying.metadata.name}" denies reviewing requests for "${request.azure_identity}"${denying.spec.deny?.review_requests?.where ? ` where ${denying.spec.deny.review_requests.where}` : ""}` };
-  const allowing = roles.find((r) => covers(r.spec.allow, literalTraits(traits), "allow"));
+  const allowing = roles.find((r) => covers(r.spec.allow, traits, "allow"));
   return allowing ? { allowed: true, reason: `role "${allowing.metadata.name}" allows reviewing requests for "${request.azure_identity}"` } : { allowed: false, reason: `no role lets you review requests for Azure identity "${request.azure_identity}"` };
 }
 
