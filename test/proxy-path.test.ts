@@ -321,6 +321,55 @@ describe("the proxy's request path, in process", () => {
     expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: "access_denied" })]);
   });
 
+  it("a revoke that lands while the approval is still writing its grant wins: the grant left behind is refused, audited", async () => {
+    const user = nextUser();
+    const put = c.ctx.backend.put.bind(c.ctx.backend);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    // Hold the approval between storing APPROVED and writing the grant.
+    c.ctx.backend.put = async (key, value, opts) => {
+      if (key.startsWith(KEYS.accessGrants)) await gate;
+      return put(key, value, opts);
+    };
+    let id = "";
+    try {
+      const app = await c.appSession(user, ["requester"], READER, {
+        traits: {},
+        beforeAppLogin: async (caller) => {
+          id = (await createRequest(c.ctx, caller, { app: "azure-cli", azure_identity: READER, duration: "1h", reason: "INC-9" }, servedApps(c.registry))).metadata.name;
+          const reviewing = reviewRequest(c.ctx, c.admin, id, { state: "APPROVED", reason: "ok" });
+          await expect.poll(async () => (await c.ctx.backend.get<AccessRequest>(KEYS.accessRequest(id)))!.value.spec.state).toBe("APPROVED");
+          expect((await revokeRequest(c.ctx, c.admin, id, { reason: "wrong ticket" })).spec.state).toBe("REVOKED");
+          release();
+          await reviewing;
+        },
+      }).catch((e) => e);
+      expect(app).toMatchObject({ code: "access_denied" });
+      expect(await c.ctx.backend.get(KEYS.accessGrant(id))).not.toBeNull();
+      expect((await events("app.session.denied", user)).length).toBe(1);
+    } finally {
+      c.ctx.backend.put = put;
+      release();
+    }
+  });
+
+  it("a grant ends when the user may no longer request it: requester role taken away (identity or role grant), or a deny.request added", async () => {
+    await c.createRoles(PROD_READER);
+    for (const [requester, change] of [["requester", "roles"], ["role-requester", "roles"], ["role-requester", "deny"]] as const) {
+      const user = nextUser();
+      const { app, id } = await approvedSession(user, "1h", [requester]);
+      expect((await app.request(GROUPS)).status).toBe(200);
+      if (change === "roles") await updateUser(c.ctx, c.admin, user, { roles: ["azure-cli-access"] });
+      else await c.createRoles(`kind: role\nversion: v7\nmetadata: {name: role-requester}\nspec:\n  allow: {request: {roles: [prod-reader], max_duration: 1h}}\n  deny: {request: {roles: [prod-reader]}}\n`);
+      const refused = await app.request(GROUPS);
+      expect(refused.status, `${requester} ${change}`).toBe(403);
+      expect(JSON.parse(await refused.text()).error).toMatchObject({ code: "access_denied", message: expect.stringContaining("no longer holds") });
+      expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: "access_denied" })]);
+      expect(id).toBeTruthy();
+    }
+    await c.createRoles(ROLES);
+  });
+
   // Grants cannot outgrow their roles (issue 29, defects 5-8): each case plays the walk-around the review found.
   const RG = "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/grant-test?api-version=2022-09-01";
   const put = (app: Awaited<ReturnType<typeof approvedSession>>["app"]) => app.request(RG, { method: "PUT", body: new TextEncoder().encode('{"location":"westeurope"}'), headers: [["content-type", "application/json"]] });

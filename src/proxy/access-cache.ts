@@ -21,7 +21,7 @@ import { isExpired } from "../storage/backend.ts";
 import type { User } from "../resources/user.ts";
 import type { Role } from "../rbac/types.ts";
 import type { Lock } from "../resources/lock.ts";
-import type { AccessGrant } from "../resources/access-request.ts";
+import type { AccessGrant, AccessRequest } from "../resources/access-request.ts";
 import { KEYS } from "./keys.ts";
 import type { Clock } from "../util/clock.ts";
 
@@ -32,6 +32,8 @@ export interface AccessSnapshot {
   locks(): Promise<Lock[]>;
   /** Access grants stored now (each carries its own window: the caller checks the time). */
   grants(): Promise<AccessGrant[]>;
+  /** An access request as stored now (a grant is in force only while its request reads APPROVED). */
+  request(id: string): Promise<AccessRequest | null>;
 }
 
 export const SNAPSHOT_MAX_AGE_MS = 5_000;
@@ -40,6 +42,7 @@ class Snapshot implements AccessSnapshot {
   private readonly users = new Map<string, Promise<User | null>>();
   private readonly roles = new Map<string, Promise<Role | null>>();
   private readonly lists = new Map<string, Promise<Item<unknown>[]>>();
+  private readonly requests = new Map<string, Promise<AccessRequest | null>>();
 
   constructor(
     readonly mark: string,
@@ -62,6 +65,10 @@ class Snapshot implements AccessSnapshot {
 
   grants(): Promise<AccessGrant[]> {
     return this.live<AccessGrant>(KEYS.accessGrants);
+  }
+
+  request(id: string): Promise<AccessRequest | null> {
+    return this.memo(this.requests, id, async () => (await this.backend.get<AccessRequest>(KEYS.accessRequest(id)))?.value ?? null);
   }
 
   /** A prefix's items, listed once per snapshot; those expired since are left out. */

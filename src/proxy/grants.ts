@@ -11,7 +11,7 @@
  */
 import type { App, Decision, Role } from "../rbac/types.ts";
 import { grantPermits, rolesNamedInRequests } from "../rbac/requests.ts";
-import { activeGrant, type AccessGrant } from "../resources/access-request.ts";
+import { activeGrant, effectiveState, type AccessGrant } from "../resources/access-request.ts";
 import { accessSnapshot } from "./access-cache.ts";
 import type { Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
@@ -32,6 +32,10 @@ export async function grantInForce(ctx: ProxyContext, caller: Caller, route: { a
   const snapshot = await accessSnapshot(ctx.backend, ctx.clock);
   const grant = activeGrant(await snapshot.grants(), { user: caller.name, user_id: userStamp(caller.user).id, app: route.app, azure_identity: route.azure_identity }, ctx.clock.now());
   if (!grant) return null;
+  // The request it came from must still read APPROVED: a revoke that landed while the approval wrote the grant
+  // (the grant written after the revoke looked for it) leaves a grant its request no longer backs.
+  const request = await snapshot.request(grant.spec.request_id);
+  if (!request || effectiveState(request, ctx.clock.now()) !== "APPROVED") return null;
   lockInForce(await snapshot.locks(), {
     user: caller.name,
     roles: [...caller.roles.map((r) => r.metadata.name), ...grant.spec.roles],

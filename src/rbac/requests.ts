@@ -98,29 +98,36 @@ export function requestTerms(roles: Role[], traits: Traits, identity: string, lo
  * what made it requestable, judged on the roles as they are now, not as they
  * were at approval.
  *
+ * - Either way the user's roles, as they are now, must still let them request
+ *   the identity: a requester role taken away or a `deny.request` added ends
+ *   the grant on the next request.
  * - A grant for requested roles (`roles` non-empty) is in force on a server
  *   only while one of those roles, as defined now (`granted`; a deleted one is
- *   missing), still allows the identity on that server's labels. A role
- *   edited or deleted mid-grant ends it (fail closed), never widens it.
+ *   missing), is still one the user may request and still allows the identity
+ *   on that server's labels. A role edited or deleted mid-grant ends it (fail
+ *   closed), never widens it.
  * - A grant for an identity named in `request.azure_identities` needs the
- *   user's own roles to allow the app's labels, and to still let the user
- *   request that identity.
- * - Either way, any deny of the user's roles or the granted ones wins.
+ *   user's own roles to allow the app's labels.
+ * - Any deny of the user's roles or the granted ones wins.
  */
 export function grantPermits(callerRoles: Role[], traits: Traits, grant: { roles: string[]; azure_identity: string }, granted: Role[], lookup: RoleLookup, app: App): Decision {
   const identity = grant.azure_identity;
   const denial = checkDenials([...callerRoles, ...granted], traits, app, identity);
   if (!denial.allowed) return denial;
+  const terms = requestTerms(callerRoles, traits, identity, lookup);
+  const noLongerRequestable: Decision = { allowed: false, reason: `${terms.reason || `you may no longer request role ${grant.roles.join(", ")}`}: the grant for it no longer holds` };
   if (grant.roles.length > 0) {
-    const allowing = granted.find((r) => checkAzureIdentity([r], traits, app, identity).allowed);
-    return allowing
-      ? { allowed: true, reason: `requested role "${allowing.metadata.name}" allows Azure identity "${identity}" on app "${app.name}"` }
-      : { allowed: false, reason: `the role${grant.roles.length > 1 ? "s" : ""} this access was granted for (${grant.roles.join(", ")}) no longer allow${grant.roles.length > 1 ? "" : "s"} Azure identity "${identity}" on app "${app.name}"` };
+    const allowing = granted.filter((r) => checkAzureIdentity([r], traits, app, identity).allowed);
+    if (allowing.length === 0) {
+      return { allowed: false, reason: `the role${grant.roles.length > 1 ? "s" : ""} this access was granted for (${grant.roles.join(", ")}) no longer allow${grant.roles.length > 1 ? "" : "s"} Azure identity "${identity}" on app "${app.name}"` };
+    }
+    // The user's roles must still let them request one of those roles (a requester role taken away, a deny.request added).
+    const requestable = allowing.find((r) => terms.allowed && terms.grantRoles.includes(r.metadata.name));
+    return requestable ? { allowed: true, reason: `requested role "${requestable.metadata.name}" allows Azure identity "${identity}" on app "${app.name}"` } : noLongerRequestable;
   }
   const appAccess = checkAppAccess(callerRoles, traits, app);
   if (!appAccess.allowed) return { allowed: false, reason: `${appAccess.reason}: the grant for "${identity}" covers only apps your roles allow` };
-  const terms = requestTerms(callerRoles, traits, identity, lookup);
-  return terms.allowed ? { allowed: true, reason: terms.reason } : { allowed: false, reason: `${terms.reason}: the grant for it no longer holds` };
+  return terms.allowed ? { allowed: true, reason: terms.reason } : noLongerRequestable;
 }
 
 /** What a `where` or a threshold `filter` may read about the request. */
