@@ -461,6 +461,24 @@ describe("the proxy's request path, in process", () => {
     await c.ctx.backend.delete(grantItem.key);
   });
 
+  it("a lock on an Azure identity refuses apps login for it before a certificate is issued or an agent asked, audited", async () => {
+    const user = nextUser();
+    // Spelled another way than the lock's target: the lock still names it.
+    const lock = await createLock(c.ctx, c.admin, { target: { azure_identity: READER_SPELLED }, message: "compromised identity" });
+    try {
+      const tokens = fx.emu.issuedTokens.size;
+      const refused = await c.appSession(user, ["azure-cli-access"], READER).catch((e) => e);
+      expect(refused).toMatchObject({ code: "locked", message: expect.stringContaining("compromised identity") });
+      expect(await events("app.session.start", user)).toEqual([]);
+      expect(await events("app.session.denied", user)).toEqual([expect.objectContaining({ error_code: "locked", azure_identity: READER })]);
+      expect(fx.emu.issuedTokens.size).toBe(tokens);
+      // Another identity is not locked.
+      expect((await c.appSession(nextUser(), ["azure-cli-access"], CONTRIB)).login.cert_pem).toContain("BEGIN CERTIFICATE");
+    } finally {
+      await removeResource(c.ctx, c.admin, "lock", lock.metadata.name);
+    }
+  });
+
   it("a lock with a TTL refuses every request until it ends by the cluster's clock, then lets them through", async () => {
     const user = nextUser();
     const app = await c.appSession(user, ["azure-cli-access"], READER);

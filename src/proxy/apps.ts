@@ -7,6 +7,7 @@ import { audit } from "../audit/events.ts";
 import { AzgateError } from "../errors/index.ts";
 import { openRequestsOf } from "./access-requests.ts";
 import { grantInForce } from "./grants.ts";
+import { checkLocks } from "./locks.ts";
 import { allowedAzureIdentities, checkAppAccess, checkAzureIdentity } from "../rbac/engine.ts";
 import { importPublicKeyPem } from "../pki/keys.ts";
 import { issueIdentityCert } from "../pki/certificate.ts";
@@ -56,6 +57,14 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
     req = { ...asked, azure_identity: requireIdentityId(asked.azure_identity, "azure_identity").id };
   } catch (e) {
     await ctx.audit.emit(audit("APP_SESSION_DENIED", { user: caller.name, app: asked.app, azure_identity: refusedIdentityForAudit(asked.azure_identity), error_code: (e as AzgateError).code, reason: (e as Error).message, success: false }));
+    throw e;
+  }
+  // A lock on the identity (or the user, a role, the login session) refuses before anything is issued or
+  // any agent is asked for the identity's facts: the lock works at login as it does on each request.
+  try {
+    await checkLocks(ctx, { user: caller.name, roles: caller.roles.map((r) => r.metadata.name), azure_identity: req.azure_identity, session_ids: [caller.identity.session_id].filter((s): s is string => !!s) });
+  } catch (e) {
+    await ctx.audit.emit(audit("APP_SESSION_DENIED", { user: caller.name, app: req.app, azure_identity: req.azure_identity, error_code: (e as AzgateError).code, reason: (e as Error).message, success: false }));
     throw e;
   }
   // Without a live agent the app's labels are unknown, so access cannot be decided. Each server is judged on its own labels.
