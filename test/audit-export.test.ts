@@ -17,7 +17,7 @@ import { FakeClock } from "./helpers/fake-clock.ts";
 import { tempDir } from "./helpers/azgate.ts";
 
 const FORMULAS = ["=2+3", "+2+3", "-2+3", "@SUM(1)", "\t=1", "\r=1"];
-const HOSTILE_PATH = `/reports/a;=2+3,=HYPERLINK("https://evil.example","x")|=1;  -3+3\ttab\n@line`;
+const HOSTILE_PATH = `/reports/a;=2+3,=HYPERLINK("https://evil.example","x")|=1;  -3+3\ttab\n@line;\t=HYPERLINK("https://evil.example","tab")\r\n \t+1`;
 
 let ctx: ProxyContext;
 let close: () => Promise<void>;
@@ -57,12 +57,18 @@ function parseCsv(text: string): string[][] {
 
 describe("audit export as CSV", () => {
   it("quotes every cell; a formula starter anywhere a spreadsheet splits gets a ' before it", () => {
+    // The ' goes right before the starter, after any blanks: however a reader splits or trims, the piece is text.
+    const inert = (f: string) => f.replace(/[=+\-@]/, "'$&");
     for (const f of FORMULAS) {
-      expect(csvCell(f)).toBe(`"'${f}"`);
-      expect(csvCell(`a;${f}`)).toBe(`"a;'${f}"`);
-      expect(csvCell(`a,${f}`)).toBe(`"a,'${f}"`);
+      expect(csvCell(f)).toBe(`"${inert(f)}"`);
+      expect(csvCell(`a;${f}`)).toBe(`"a;${inert(f)}"`);
+      expect(csvCell(`a,${f}`)).toBe(`"a,${inert(f)}"`);
     }
-    expect(csvCell("a;  =1")).toBe(`"a;'  =1"`);
+    expect(csvCell("a;  =1")).toBe(`"a;  '=1"`);
+    // The attack: a separator, then a tab, then a formula (split on the tab, the bare formula was its own piece).
+    expect(csvCell("a;\t=1+1")).toBe(`"a;\t'=1+1"`);
+    expect(csvCell("a;\r\n\t @x")).toBe(`"a;\r\n\t '@x"`);
+    expect(csvCell("1-2=3")).toBe(`"1-2=3"`);
     expect(csvCell('say "hi"')).toBe('"say ""hi"""');
     expect(csvCell(200)).toBe('"200"');
     expect(csvCell(undefined)).toBe('""');
@@ -76,7 +82,7 @@ describe("audit export as CSV", () => {
     expect(header).toMatch(/^time,event,code,user/);
     const cells = parseCsv(rows.join("\r\n") + "\r\n")[0];
     const columns = header.split(",");
-    expect(cells[columns.indexOf("path")].replace(/'(?=[ ]*[=+\-@\t\r])/g, "")).toBe(HOSTILE_PATH);
+    expect(cells[columns.indexOf("path")].replace(/'(?=[=+\-@])/g, "")).toBe(HOSTILE_PATH);
     // A reader that splits every line on ; , tab or | and ignores quotes: no piece is a formula.
     const pieces = rows.join("\n").split(/[;,\t|\r\n]/).map((p) => p.replace(/^"+/, "").trimStart());
     expect(pieces.filter((p) => /^[=+\-@]/.test(p))).toEqual([]);

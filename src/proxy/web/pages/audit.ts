@@ -90,14 +90,16 @@ const CSV_COLUMNS = ["time", "event", "code", "user", "app", "azure_identity", "
  * One CSV cell for a spreadsheet: always quoted, and no piece of it that a
  * spreadsheet may split off starts a formula. Quoting keeps a cell whole for
  * a reader that honours quotes; a reader told to split on ; or tab (or a
- * user's "text to columns") may still cut `a;=2+3` in two, so a formula
- * starter (= + - @, tab, carriage return) at the start or after , ; tab |
- * or a line break, spaces allowed between, gets a ' before it: shown as
- * text. The JSON lines export keeps every value exact.
+ * user's "text to columns") may still cut `a;=2+3` in two, so wherever a
+ * piece may begin (the cell's start, or after , ; tab | or a line break),
+ * blanks (space, tab, CR, LF) are skipped and a formula starter (= + - @)
+ * gets a ' right before it: shown as text however the cell is split or
+ * trimmed (a ' put before the blanks, as this did, left `a;\t=1` a formula
+ * once split on the tab). The JSON lines export keeps every value exact.
  */
 export function csvCell(v: unknown): string {
   const t = v === undefined || v === null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v);
-  const inert = t.replace(/(^|[,;\t\r\n|])([ ]*[=+\-@\t\r])/g, "$1'$2");
+  const inert = t.replace(/(^|[,;\t\r\n|])([ \t\r\n]*)(?=[=+\-@])/g, "$1$2'");
   return `"${inert.replace(/"/g, '""')}"`;
 }
 
