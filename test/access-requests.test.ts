@@ -207,13 +207,36 @@ describe("auto-review rules (kind access_rule)", () => {
     expect(inSchedule(undefined, monday10)).toBe(true);
   });
 
+  /** A request made at `at` for a window of `minutes` starting then (or `startIn` minutes later). */
+  const times = (at: Date, minutes = 60, startIn = 0) => ({ now: at.getTime(), window: { from: at.getTime() + startIn * 60_000, to: at.getTime() + (startIn + minutes) * 60_000 } });
+
   it("the rule that decides: its condition over the request and requester, in its schedule; deny wins", () => {
     const approveReader = rule("approve-reader", "APPROVED", `request.azure_identity == "${READER}" && contains(user.traits["team"], "sre")`, "{timezone: Europe/Berlin, days: [Mon, Tue, Wed, Thu, Fri], hours: \"08:00-18:00\"}");
-    expect(decidingRule([approveReader], vars({ team: ["sre"] }), monday10)?.metadata.name).toBe("approve-reader");
-    expect(decidingRule([approveReader], vars({ team: ["dev"] }), monday10)).toBeUndefined();
-    expect(decidingRule([approveReader], vars({ team: ["sre"] }), new Date("2026-12-05T09:00:00Z"))).toBeUndefined();
+    expect(decidingRule([approveReader], vars({ team: ["sre"] }), times(monday10))?.metadata.name).toBe("approve-reader");
+    expect(decidingRule([approveReader], vars({ team: ["dev"] }), times(monday10))).toBeUndefined();
+    expect(decidingRule([approveReader], vars({ team: ["sre"] }), times(new Date("2026-12-05T09:00:00Z")))).toBeUndefined();
     const denyIncidents = rule("deny-incidents", "DENIED", 'regexp.match(request.reason, "^incident")');
-    expect(decidingRule([approveReader, denyIncidents], vars({ team: ["sre"] }), monday10)?.metadata.name).toBe("deny-incidents");
+    expect(decidingRule([approveReader, denyIncidents], vars({ team: ["sre"] }), times(monday10))?.metadata.name).toBe("deny-incidents");
+  });
+
+  it("a schedule is read over the grant window: an approval must fit inside it whole, a denial applies if it touches it (the attack: asked in office hours for a window after them)", () => {
+    const approveReader = rule("approve-reader", "APPROVED", `request.azure_identity == "${READER}"`, "{timezone: Europe/Berlin, days: [Mon, Tue, Wed, Thu, Fri], hours: \"08:00-18:00\"}");
+    const sre = vars({ team: ["sre"] });
+    const monday1630 = new Date("2026-11-30T15:30:00Z"); // 16:30 in Berlin
+    expect(decidingRule([approveReader], sre, times(monday1630, 90))?.metadata.name).toBe("approve-reader"); // ends 18:00, end excluded
+    expect(decidingRule([approveReader], sre, times(monday1630, 91))).toBeUndefined(); // one minute past the end
+    expect(decidingRule([approveReader], sre, times(monday1630, 60, 120))).toBeUndefined(); // asked in office hours for 18:30-19:30
+    expect(decidingRule([approveReader], sre, times(new Date("2026-11-30T05:00:00Z"), 60, 120))?.metadata.name).toBe("approve-reader"); // asked at 06:00 for 08:00-09:00
+    // Friday 17:00 for 24 hours runs into Saturday.
+    expect(decidingRule([approveReader], sre, times(new Date("2026-12-04T16:00:00Z"), 24 * 60))).toBeUndefined();
+    // A window with a part in a DST change (Berlin, 29 March 2026 02:00 -> 03:00): every minute is read in local time.
+    const night = rule("night", "APPROVED", `request.user == "alice"`, '{timezone: Europe/Berlin, hours: "01:00-02:30"}');
+    expect(decidingRule([night], sre, times(new Date("2026-03-29T00:00:00Z"), 59))?.metadata.name).toBe("night"); // 01:00-01:59 CET
+    expect(decidingRule([night], sre, times(new Date("2026-03-29T00:00:00Z"), 61))).toBeUndefined(); // 01:00 CET is followed by 03:00 CEST
+    // A denial whose schedule touches the window or the moment of asking applies.
+    const noWeekends = rule("no-weekends", "DENIED", `request.user == "alice"`, "{timezone: UTC, days: [Sat, Sun]}");
+    expect(decidingRule([noWeekends, approveReader], sre, times(new Date("2026-12-04T15:00:00Z"), 60, 24 * 60))?.metadata.name).toBe("no-weekends"); // Friday for Saturday
+    expect(decidingRule([noWeekends], sre, times(new Date("2026-12-04T15:00:00Z"), 60))).toBeUndefined(); // Friday for Friday
   });
 });
 

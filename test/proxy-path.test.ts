@@ -353,6 +353,27 @@ describe("the proxy's request path, in process", () => {
     }
   });
 
+  it("an auto-review rule's schedule covers the grant window: asked in its hours for a window after them, the request waits for a human; inside them it is approved", async () => {
+    const now = c.clock.date();
+    const hh = (h: number) => String(h % 24).padStart(2, "0");
+    // This hour and the next (UTC): a window that starts in 90 minutes is past them.
+    await c.createRoles(`kind: access_rule\nversion: v1\nmetadata: {name: office-hours}\nspec:\n  condition: 'request.reason == "auto-ok"'\n  schedule: {timezone: UTC, hours: "${hh(now.getUTCHours())}:00-${hh(now.getUTCHours() + 2)}:00"}\n  decision: APPROVED\n`);
+    try {
+      const states: Record<string, string> = {};
+      await c.signIn(nextUser(), ["requester"], {}).then(async ({ caller }) => {
+        for (const [name, startIn, duration] of [["after hours", 150 * 60_000, "30m"], ["inside", 0, "30m"]] as const) {
+          const start = new Date(c.clock.now() + startIn).toISOString();
+          const r = await createRequest(c.ctx, caller, { app: "azure-cli", azure_identity: READER, duration, reason: "auto-ok", start }, servedApps(c.registry));
+          states[name] = `${r.spec.state} ${r.spec.resolution?.by ?? "-"}`;
+          if (r.spec.state === "PENDING") await c.ctx.backend.delete(KEYS.accessRequest(r.metadata.name));
+        }
+      });
+      expect(states).toEqual({ "after hours": "PENDING -", inside: "APPROVED rule/office-hours" });
+    } finally {
+      await removeResource(c.ctx, c.admin, "access_rule", "office-hours");
+    }
+  });
+
   it("a grant ends when the user may no longer request it: requester role taken away (identity or role grant), or a deny.request added", async () => {
     await c.createRoles(PROD_READER);
     for (const [requester, change] of [["requester", "roles"], ["role-requester", "roles"], ["role-requester", "deny"]] as const) {

@@ -146,7 +146,9 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
     now,
   );
   const rules = (await ctx.backend.list<AccessRule>(KEYS.accessRules)).map((i) => i.value);
-  const rule = decidingRule(rules, ruleVars(opened.next.spec, caller), new Date(now));
+  // A rule's schedule reads the whole grant window (resources/access-rule.ts), not only this moment.
+  const windowFrom = Math.max(now, start);
+  const rule = decidingRule(rules, ruleVars(opened.next.spec, caller), { now, window: { from: windowFrom, to: windowFrom + durationMs } });
   const decided = rule ? applyTransition(opened.next, { kind: "rule", rule: rule.metadata.name, verdict: rule.spec.decision, reason: rule.spec.reason ?? `auto-review rule "${rule.metadata.name}"` }, SYSTEM, now) : null;
   await ctx.backend.compareAndSwap(KEYS.accessRequest(opened.next.metadata.name), null, (decided ?? opened).next);
   await emitStep(ctx, opened);

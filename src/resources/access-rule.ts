@@ -5,6 +5,12 @@
  * rule denies it and, failing that, a matching APPROVED rule approves it,
  * with no reviewer; the audit log names the rule. Pure: schema and matching.
  *
+ * A schedule is read over the time the decision covers, not only the moment
+ * it is made: an APPROVED rule's schedule must hold for the whole grant
+ * window (a request made in office hours for a window that starts after them
+ * waits for a human), a DENIED rule's applies if it holds at any minute from
+ * the request's creation to the window's end (deny wins).
+ *
  *   kind: access_rule
  *   version: v1
  *   metadata: { name: reader-office-hours }
@@ -75,8 +81,40 @@ export function inSchedule(s: AccessRule["spec"]["schedule"], at: Date): boolean
   return (minute >= from && (!s.days || s.days.includes(day))) || (minute < to && (!s.days || s.days.includes(previous)));
 }
 
-/** The rule that decides this request now, if any: deny wins over approve; among equals, the first by name. */
-export function decidingRule(rules: AccessRule[], vars: Vars, at: Date): AccessRule | undefined {
-  const matching = rules.filter((r) => inSchedule(r.spec.schedule, at) && compilePredicate(r.spec.condition, RULE_ROOTS).test(vars)).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+/** The minutes of [from, to): `from` itself, then every UTC minute boundary after it (schedules change only there). */
+function* minutes(from: number, to: number): Generator<Date> {
+  yield new Date(from);
+  for (let t = Math.floor(from / 60_000) * 60_000 + 60_000; t < to; t += 60_000) yield new Date(t);
+}
+
+/** Does the schedule hold at every minute of [from, to)? No schedule: yes. */
+export function scheduleCovers(s: AccessRule["spec"]["schedule"], from: number, to: number): boolean {
+  if (!s) return true;
+  for (const at of minutes(from, to)) if (!inSchedule(s, at)) return false;
+  return true;
+}
+
+/** Does the schedule hold at some minute of [from, to)? No schedule: yes. */
+export function scheduleTouches(s: AccessRule["spec"]["schedule"], from: number, to: number): boolean {
+  if (!s) return true;
+  for (const at of minutes(from, to)) if (inSchedule(s, at)) return true;
+  return false;
+}
+
+/** What a rule's schedule is read over: when the request is made, and the grant window it asks for. */
+export interface RuleTimes {
+  now: number;
+  window: { from: number; to: number };
+}
+
+/**
+ * The rule that decides this request, if any: deny wins over approve; among
+ * equals, the first by name. An APPROVED rule's schedule must cover the whole
+ * window; a DENIED rule's need only touch [now, window's end).
+ */
+export function decidingRule(rules: AccessRule[], vars: Vars, times: RuleTimes): AccessRule | undefined {
+  const inTime = (r: AccessRule) =>
+    r.spec.decision === "DENIED" ? scheduleTouches(r.spec.schedule, Math.min(times.now, times.window.from), times.window.to) : scheduleCovers(r.spec.schedule, times.window.from, times.window.to);
+  const matching = rules.filter((r) => inTime(r) && compilePredicate(r.spec.condition, RULE_ROOTS).test(vars)).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
   return matching.find((r) => r.spec.decision === "DENIED") ?? matching[0];
 }
