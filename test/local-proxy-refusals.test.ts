@@ -13,7 +13,9 @@ import { createHttpHeaders, createPipelineFromOptions, createPipelineRequest, ty
 import { startProxy, type RunningProxy } from "../src/proxy/server.ts";
 import { loadConfig } from "../src/config/load.ts";
 import { resolveCaller, type Caller } from "../src/proxy/caller.ts";
-import { addUser, createResources, removeResource, resetUser } from "../src/proxy/admin.ts";
+import { addUser, createResources, removeResource, resetUser, updateUser } from "../src/proxy/admin.ts";
+import { createRequest, reviewRequest, revokeRequest } from "../src/proxy/access-requests.ts";
+import { servedApps } from "../src/proxy/registry.ts";
 import { acceptInvite } from "../src/proxy/users.ts";
 import { login } from "../src/proxy/login.ts";
 import { issueAppCert } from "../src/proxy/apps.ts";
@@ -37,6 +39,7 @@ import { FakeClock } from "./helpers/fake-clock.ts";
 const READER = IDENTITY("teleport-reader");
 const GROUPS_PATH = "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups?api-version=2022-09-01";
 const ROLE = `kind: role\nversion: v7\nmetadata: {name: reader}\nspec: {allow: {app_labels: {'*': '*'}, azure_identities: ['${READER}']}}\n`;
+const ROLES = `${ROLE}---\nkind: role\nversion: v7\nmetadata: {name: requester}\nspec: {allow: {app_labels: {'*': '*'}, request: {azure_identities: ['${READER}'], max_duration: 1h}}}\n---\nkind: role\nversion: v7\nmetadata: {name: nothing}\nspec: {allow: {app_labels: {'*': '*'}}}\n`;
 
 let proxy: RunningProxy;
 let admin: Caller;
@@ -50,7 +53,7 @@ beforeAll(async () => {
   const config = loadConfig({ flags: [[["proxy", "listen"], "127.0.0.1:0"], [["cluster_name"], "refusals"], [["auth", "second_factor"], "off"]] });
   proxy = await startProxy({ ...config, data_dir: tempDir("azgate-refusals-") }, clock);
   admin = await resolveCaller(proxy.ctx, { kind: "local-admin", name: "@local-admin", roles: [], traits: {}, azure_identities: [], login_method: "local", session_id: proxy.ctx.localAdminSession });
-  await createResources(proxy.ctx, admin, parseResources(ROLE, "role.yaml").resources, false);
+  await createResources(proxy.ctx, admin, parseResources(ROLES, "role.yaml").resources, false);
   // An agent that answers every request with 200 (once a held request is let go), and knows no identity facts.
   const agent = memoryPair({
     onStream: (s: TunnelStream) => {
@@ -70,13 +73,14 @@ afterAll(async () => {
 
 let users = 0;
 /** A user signed up and logged in, with an app session and its local proxy up, its tunnel dialled. */
-async function session(): Promise<{ user: string; local: RunningLocalProxy; caPem: string; sessionId: string }> {
+async function session(roles = ["reader"], beforeAppLogin?: (caller: Caller) => Promise<void>): Promise<{ user: string; local: RunningLocalProxy; caPem: string; sessionId: string }> {
   const user = `user${++users}`;
-  const { invite } = await addUser(proxy.ctx, admin, user, ["reader"], {});
+  const { invite } = await addUser(proxy.ctx, admin, user, roles, {});
   await acceptInvite(proxy.ctx, invite.token, { password: `correct horse battery ${user}` });
   const userKey = await generateKeyPair();
   const loggedIn = await login(proxy.ctx, { user, password: `correct horse battery ${user}`, public_key_pem: await publicKeyToPem(userKey.publicKey) });
   const appKey = await generateKeyPair();
+  await beforeAppLogin?.(await resolveCaller(proxy.ctx, loggedIn.identity));
   const app = await issueAppCert(proxy.ctx, proxy.registry, await resolveCaller(proxy.ctx, loggedIn.identity), new Date(loggedIn.expires), { app: "azure-cli", azure_identity: READER, public_key_pem: await publicKeyToPem(appKey.publicKey) });
   const ca = await createLocalCa({ now: clock.date(), notAfter: new Date(app.expires) });
   const local = await serveLocalProxy({
@@ -151,6 +155,41 @@ describe("a session the proxy cuts, through the local proxy", () => {
       arrived = () => undefined;
       letGo();
     }
+  });
+
+  /** An approved access request for READER, made and approved before apps login; its id in `grant.id`. */
+  const grant = { id: "" };
+  const approved = async (caller: Caller) => {
+    grant.id = (await createRequest(proxy.ctx, caller, { app: "azure-cli", azure_identity: READER, duration: "1h", reason: "INC-1" }, servedApps(proxy.registry))).metadata.name;
+    await reviewRequest(proxy.ctx, admin, grant.id, { state: "APPROVED", reason: "ok" });
+  };
+  it.each([
+    ["the user's roles changed", ["reader"], undefined, (user: string) => updateUser(proxy.ctx, admin, user, { roles: ["nothing"] })],
+    ["the role edited to allow the identity no more", ["reader"], undefined, () => createResources(proxy.ctx, admin, parseResources(ROLE.replace(`['${READER}']`, "[]"), "role.yaml").resources, true)],
+    ["the grant revoked", ["requester"], approved, () => revokeRequest(proxy.ctx, admin, grant.id, { reason: "done" })],
+    ["the requester role taken away mid-grant", ["requester"], approved, (user: string) => updateUser(proxy.ctx, admin, user, { roles: ["nothing"] })],
+  ] as const)("%s: the open tunnel is closed at once, audited, and the next request is refused 403 access_denied, once", async (_what, roles, before, cut) => {
+    const s = await session([...roles], before);
+    try {
+      expect((await sdkGet(s)).status).toBe(200);
+      await cut(s.user);
+      await expect.poll(async () => (await events("app.session.closed", s.user)).map((e) => e.session_id)).toEqual([s.sessionId]);
+      const res = await sdkGet(s);
+      expect([res.status, res.attempts]).toEqual([403, 1]);
+      expect(JSON.parse(res.bodyAsText!).error.code).toBe("access_denied");
+      expect((await events("app.request.denied", s.user)).map((e) => e.error_code)).toEqual(["access_denied"]);
+    } finally {
+      await createResources(proxy.ctx, admin, parseResources(ROLE, "role.yaml").resources, true);
+    }
+  });
+
+  it("a change that leaves access as it was closes nothing", async () => {
+    const s = await session();
+    expect((await sdkGet(s)).status).toBe(200);
+    await updateUser(proxy.ctx, admin, s.user, { roles: ["reader", "nothing"] });
+    await createResources(proxy.ctx, admin, parseResources(ROLE, "role.yaml").resources, true);
+    expect((await sdkGet(s)).status).toBe(200);
+    expect(await events("app.session.closed", s.user)).toEqual([]);
   });
 
   it("a proxy that cannot be reached is still azgate_unavailable (502, which clients retry)", async () => {

@@ -49,7 +49,7 @@ export const AUDIT_EVENTS = {
   // ---- app sessions and Azure requests (Teleport's 2xxx) ----
   APP_SESSION_START: spec("app.session.start", "T2007I", "apps login: an app certificate for one app and Azure identity.", ["user", "app", "azure_identity", "session_id", "expires"] as const),
   APP_SESSION_DENIED: spec("app.session.denied", "AZ2001W", "apps login was refused for an app or Azure identity.", ["user", "app", "azure_identity", "reason", "success"] as const),
-  APP_SESSION_CLOSED: spec("app.session.closed", "AZ2002W", "A lock, a reset or a deletion closed an open app session's tunnel.", ["user", "session_id", "reason"] as const),
+  APP_SESSION_CLOSED: spec("app.session.closed", "AZ2002W", "A change that ended its access (a lock, a reset or deletion, roles changed or edited, a grant revoked) closed an open app session's tunnel.", ["user", "session_id", "reason"] as const),
   APP_TUNNEL_DENIED: spec("app.tunnel.denied", "AZ2005W", "An app session's tunnel was refused at its opening.", ["user", "session_id", "error_code", "reason", "success"] as const),
   APP_REQUEST_START: spec("app.request.start", "AZ2003I", "An Azure request was authorised; written before anything reaches Azure.", ["user", "app", "azure_identity", "method", "host", "path", "request_id", "session_id"] as const),
   APP_REQUEST: spec("app.request", "T2009I", "An Azure request and Azure's answer.", ["user", "app", "azure_identity", "method", "host", "path", "request_id", "status", "success"] as const),

@@ -38,30 +38,50 @@ export interface Authorized {
   accessRequestId?: string;
 }
 
-export async function authorizeRequest(ctx: ProxyContext, registry: AppRegistry, identity: Identity, request: { method: string; url: URL; headers: HeaderList }): Promise<Authorized> {
+/** Who may use the session's route now, and on which servers: its roles, or a grant in force with its roles. */
+export interface RouteAccess {
+  caller: Caller;
+  azureIdentity: string;
+  known: AppServer[];
+  /** The servers the caller may be routed to (before the request's own checks). */
+  permitted: (s: AppServer) => boolean;
+  first: AppServer;
+  /** The caller's roles, with the granted ones when a grant opens the route. */
+  roles: Role[];
+  grant?: AccessGrant;
+}
+
+/**
+ * May this app session use its route (app and Azure identity) now: the
+ * account as it is now, then a role that allows the identity on a server's
+ * labels or, failing that, a grant in force. Used on every request and when
+ * the proxy rechecks open tunnels after a change (tunnels.ts).
+ */
+export async function authorizeRoute(ctx: ProxyContext, registry: AppRegistry, identity: Identity): Promise<RouteAccess> {
   const route = identity.route;
   if (!route?.azure_identity) throw new AccessDenied("this session has no Azure identity; run azgate apps login APP --azure-identity NAME");
   const azureIdentity = route.azure_identity;
   const caller = await resolveCaller(ctx, identity);
   const known = registry.all(route.app);
   if (known.length === 0) throw new AppUnavailable(`no agent serves app "${route.app}" right now; azgate apps ls shows the apps that are up`);
-  let permitted = (s: AppServer) => checkAzureIdentity(caller.roles, caller.traits, s.app, azureIdentity).allowed;
-  let first = known.find(permitted);
+  const permitted = (s: AppServer) => checkAzureIdentity(caller.roles, caller.traits, s.app, azureIdentity).allowed;
+  const first = known.find(permitted);
+  if (first) return { caller, azureIdentity, known, permitted, first, roles: caller.roles };
   // No role allows it: an approved access request may (a grant, read on every request: a revoke or the window's end acts on the next one).
-  let grant: AccessGrant | undefined;
-  let roles = caller.roles;
-  if (!first) {
-    // grants.ts: found for this user record, locks checked with the granted roles, throws `locked`.
-    const inForce = await grantInForce(ctx, caller, { app: route.app, azure_identity: azureIdentity });
-    if (!inForce) throw new AccessDenied(checkAzureIdentity(caller.roles, caller.traits, known[0].app, azureIdentity).reason);
-    grant = inForce.grant;
-    // The requested roles come with the grant, with their azure_api rules; the grant opens only the servers
-    // they still allow the identity on (a role edited or deleted since ends it), never around a deny.
-    roles = [...caller.roles, ...inForce.granted];
-    permitted = (s: AppServer) => s.app.name === route.app && inForce.permits(s.app).allowed;
-    first = known.find(permitted);
-    if (!first) throw new AccessDenied(inForce.permits(known[0].app).reason);
-  }
+  // grants.ts: found for this user record, locks checked with the granted roles, throws `locked`.
+  const inForce = await grantInForce(ctx, caller, { app: route.app, azure_identity: azureIdentity });
+  if (!inForce) throw new AccessDenied(checkAzureIdentity(caller.roles, caller.traits, known[0].app, azureIdentity).reason);
+  // The requested roles come with the grant, with their azure_api rules; the grant opens only the servers
+  // they still allow the identity on (a role edited or deleted since ends it), never around a deny.
+  const byGrant = (s: AppServer) => s.app.name === route.app && inForce.permits(s.app).allowed;
+  const granted = known.find(byGrant);
+  if (!granted) throw new AccessDenied(inForce.permits(known[0].app).reason);
+  return { caller, azureIdentity, known, permitted: byGrant, first: granted, roles: [...caller.roles, ...inForce.granted], grant: inForce.grant };
+}
+
+export async function authorizeRequest(ctx: ProxyContext, registry: AppRegistry, identity: Identity, request: { method: string; url: URL; headers: HeaderList }): Promise<Authorized> {
+  const { caller, azureIdentity, known, permitted, first, roles, grant } = await authorizeRoute(ctx, registry, identity);
+  const route = identity.route!;
   // An app's agents name one cloud; should two disagree, the request goes only to those of the first's.
   const cloud = first.app.cloud;
   const problem = checkAzureMethod(request.method) ?? checkAzureTarget(request.url, request.headers, cloud);

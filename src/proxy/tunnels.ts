@@ -21,7 +21,7 @@ import { remoteAddr } from "./rate-limit.ts";
 import type { AgentTunnel, AppRegistry } from "./registry.ts";
 import { handleAppRequest } from "./app-request.ts";
 import { resolveCaller } from "./caller.ts";
-import { grantInForce } from "./grants.ts";
+import { authorizeRoute } from "./authorize-request.ts";
 import type { ProxyPeer } from "./peers.ts";
 import type { Clock } from "../util/clock.ts";
 
@@ -55,24 +55,31 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
   const agents = new Set<TunnelSession>();
   /** Open client tunnels and the app certificate each was opened with. */
   const clients = new Map<TunnelSession, Identity>();
-  // A lock, a deleted or reset user: close the tunnels it covers at once, with their open streams
-  // (every new request is refused anyway; this ends the ones in flight). Any replica's change is heard.
-  // A session used through a grant is checked with the granted roles too (a lock on one of them covers it).
+  // A change that may end access (a lock, a user deleted, reset or given other roles, a role edited or deleted,
+  // a grant revoked or ended): close the tunnels whose route is no longer allowed at once, with their open
+  // streams (every new request is refused anyway; this ends the ones in flight). The same decision as each
+  // request's (authorize-request.ts authorizeRoute: roles, or a grant in force with its roles and locks).
+  // Any replica's change is heard; changes that come together are checked once.
+  let pending = false;
   const recheck = () => {
-    for (const [session, identity] of clients) {
-      const check = async () => {
-        const caller = await resolveCaller(ctx, identity);
-        if (identity.route?.azure_identity) await grantInForce(ctx, caller, { app: identity.route.app, azure_identity: identity.route.azure_identity });
-      };
-      check().catch((e) => {
-        if (isAzgateError(e) && ["locked", "unauthenticated", "access_denied"].includes(e.code)) {
+    if (pending) return;
+    pending = true;
+    queueMicrotask(() => {
+      pending = false;
+      for (const [session, identity] of clients) {
+        authorizeRoute(ctx, registry, identity).catch((e) => {
+          if (!isAzgateError(e) || !["locked", "unauthenticated", "access_denied"].includes(e.code) || !clients.has(session)) return;
+          clients.delete(session);
           void ctx.audit.emit(audit("APP_SESSION_CLOSED", { user: identity.name, session_id: identity.session_id, reason: e.message }));
           session.close(ErrorCode.REFUSED_STREAM, e.message);
-        }
-      });
-    }
+        });
+      }
+    });
   };
-  const unwatch = [ctx.backend.watch(KEYS.locks, (e) => e.type === "put" && recheck()), ctx.backend.watch(KEYS.users, () => recheck())];
+  const unwatch = [
+    ctx.backend.watch(KEYS.locks, (e) => e.type === "put" && recheck()),
+    ...[KEYS.users, KEYS.roles, KEYS.accessGrants, KEYS.accessRequests].map((prefix) => ctx.backend.watch(prefix, () => recheck())),
+  ];
   const routes = new Hono<Env>();
   let draining = false;
 
