@@ -16,8 +16,8 @@ import { tempDir } from "./helpers/azgate.ts";
 const MI = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ops/providers/Microsoft.ManagedIdentity/userAssignedIdentities";
 const RG = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/app-1";
 const EVENTS = [
-  { event: "app.request", code: "T2009I", user: "alice", app: "azure-cli", azure_identity: `${MI}/Reader`, method: "GET", status: 200, action: "Microsoft.Resources/subscriptions/resourceGroups/read", scope: RG, policy: { decision: "unrestricted" }, session_id: "s-1", request_id: "r-1" },
-  { event: "app.request", code: "T2009I", user: "alice", app: "azure-cli", azure_identity: `${MI}/reader`, method: "POST", status: 202, action: "Microsoft.Compute/virtualMachines/restart/action", scope: `${RG}/providers/Microsoft.Compute/virtualMachines/vm1`, policy: { decision: "allow" }, session_id: "s-1", request_id: "r-2", access_request_id: "ar-1" },
+  { event: "app.request", code: "T2009I", user: "alice", app: "azure-cli", azure_identity: `${MI}/Reader`, method: "GET", status: 200, action: "Microsoft.Resources/subscriptions/resourceGroups/read", scope: RG, policy: { decision: "unrestricted" }, session_id: "s-1", request_id: "r-1", command_id: "az:c-1" },
+  { event: "app.request", code: "T2009I", user: "alice", app: "azure-cli", azure_identity: `${MI}/reader`, method: "POST", status: 202, action: "Microsoft.Compute/virtualMachines/restart/action", scope: `${RG}/providers/Microsoft.Compute/virtualMachines/vm1`, policy: { decision: "allow" }, session_id: "s-1", request_id: "r-2", access_request_id: "ar-1", command_id: "az:c-1" },
   { event: "app.request.denied", code: "AZ2004W", user: "bob", app: "azure-cli", azure_identity: `${MI}/contributor`, method: "PUT", action: "Microsoft.Authorization/roleAssignments/write", scope: `${RG}`, policy: { decision: "deny" }, session_id: "s-2", request_id: "r-3" },
   { event: "app.request", code: "T2009E", user: "bob", app: "other_app", azure_identity: `${MI}/contributor`, method: "DELETE", status: 404, action: "Microsoft.Storage/storageAccounts/delete", scope: "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/app-10", policy: { decision: "would_deny" }, session_id: "s-3", request_id: "r-4" },
   { event: "access_request.approve", code: "AZ5001I", user: "carol", access_request_id: "ar-1", reason: "ok" },
@@ -40,6 +40,8 @@ const QUERIES: [string, Record<string, string>, string[]][] = [
   ["session", { session: "s-1" }, ["r-1", "r-2", "r-5"]],
   ["access request", { request: "ar-1" }, ["r-2", "approve"]],
   ["request id", { request_id: "r-3" }, ["r-3"]],
+  ["command", { command: "az:c-1" }, ["r-1", "r-2"]],
+  ["command: exact, not a prefix", { command: "az:c" }, []],
   ["event and user together", { event: "app.request", user: "bob" }, ["r-3", "r-4"]],
 ];
 

@@ -62,6 +62,30 @@ describe("emulator with the real az CLI", () => {
     expect(write.stderr).toContain("Microsoft.Resources/subscriptions/resourceGroups/write");
   });
 
+  it("keeps an Activity Log of writes, allowed and refused, that az monitor activity-log list reads (caller, correlation and client request IDs)", async () => {
+    const CONTRIBUTOR = { client: "00000000-0000-4000-8000-000000000003", oid: "10000000-0000-4000-8000-000000000003" };
+    expect((await az("login", "--identity", "--username", CONTRIBUTOR.client, "--output", "json")).code).toBe(0);
+    const created = await az("group", "create", "--name", "myResourceGroup", "--location", "westeurope", "--output", "json", "--debug");
+    expect(created.code, created.stderr).toBe(0);
+    // az's own request ID for the command, from its debug log; ARM's correlation ID from the answer.
+    const clientRequestId = /'x-ms-client-request-id': '([0-9a-f-]+)'/.exec(created.stderr)?.[1];
+    const correlationId = /'x-ms-correlation-request-id': '([0-9a-f-]+)'/i.exec(created.stderr)?.[1];
+    expect(clientRequestId).toBeTruthy();
+    expect((await az("group", "delete", "--name", "production", "--yes")).code).toBe(1);
+    // The log is read at the subscription: the Reader reads it.
+    expect((await az("login", "--identity", "--username", READER_CLIENT, "--output", "json")).code).toBe(0);
+    const listed = await az("monitor", "activity-log", "list", "--offset", "1h", "--output", "json");
+    expect(listed.code, listed.stderr).toBe(0);
+    const entries = JSON.parse(listed.stdout) as { caller: string; correlationId: string; operationName: { value: string }; status: { value: string }; httpRequest: { clientRequestId: string }; resourceId: string }[];
+    const write = entries.find((e) => e.httpRequest.clientRequestId === clientRequestId);
+    expect(write).toMatchObject({ caller: CONTRIBUTOR.oid, operationName: { value: "Microsoft.Resources/subscriptions/resourceGroups/write" }, status: { value: "Succeeded" }, resourceId: expect.stringMatching(/\/resourceGroups\/myResourceGroup$/i) });
+    expect(write?.correlationId).toBe(correlationId);
+    expect(correlationId).toBeTruthy();
+    expect(entries.find((e) => e.operationName.value.endsWith("resourceGroups/delete"))).toMatchObject({ caller: CONTRIBUTOR.oid, status: { value: "Failed" } });
+    // Reads are not in it, as in Azure.
+    expect(entries.every((e) => !e.operationName.value.endsWith("/read"))).toBe(true);
+  });
+
   it("az login --identity with an object id falls back from client_id, as az does on IMDS", async () => {
     const login = await az("login", "--identity", "--username", "10000000-0000-4000-8000-000000000002", "--output", "json");
     expect(login.code, login.stderr).toBe(0);

@@ -117,6 +117,29 @@ describe("the proxy's request path, in process", () => {
     expect(Date.parse(start.time)).toBeLessThanOrEqual(Date.parse(done.time));
   });
 
+  it("records what the client says it ran (az's command and flag names, never values) and Azure's correlation ID, on every event of the request", async () => {
+    const user = nextUser();
+    const app = await c.appSession(user, ["azure-cli-access"], READER);
+    const said: [string, string][] = [
+      ["CommandName", "group list"],
+      ["ParameterSetName", "--query hunter2-SECRET -o"],
+      ["x-ms-client-request-id", "8d2b5f0e-1a2b-11ef-9f3c-0242ac120002"],
+      ["user-agent", "AZURECLI/2.45.0 (DEB) azsdk-python-azure-mgmt-resource/21.1.0 (token=SECRET-IN-COMMENT)"],
+    ];
+    expect((await app.request(GROUPS, { headers: said })).status).toBe(200);
+    const client = { command: "group list", parameters: "--query -o", client_request_id: "8d2b5f0e-1a2b-11ef-9f3c-0242ac120002", user_agent: "AZURECLI/2.45.0 azsdk-python-azure-mgmt-resource/21.1.0" };
+    await expect.poll(async () => (await events("app.request", user)).length).toBe(1);
+    const [start] = await events("app.request.start", user);
+    const [done] = await events("app.request", user);
+    for (const e of [start, done]) expect(e).toMatchObject({ client, command_id: "az:8d2b5f0e-1a2b-11ef-9f3c-0242ac120002" });
+    expect(done.azure_correlation_id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(JSON.stringify([start, done])).not.toMatch(/SECRET/);
+    // A refused request carries it too.
+    const refused = await app.request("https://169.254.169.254/metadata/identity/oauth2/token", { headers: said });
+    expect(refused.status).toBe(403);
+    expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ client, command_id: "az:8d2b5f0e-1a2b-11ef-9f3c-0242ac120002" })]);
+  });
+
   it("authorises on the current roles: a role taken away refuses the next request, audited", async () => {
     const user = nextUser();
     const app = await c.appSession(user, ["azure-cli-access"], READER);

@@ -59,6 +59,7 @@ export class PostgresAuditSink implements AuditSink {
     if (q.decision) where.push(`data->'policy'->>'decision' = ${param(q.decision)}`);
     if (q.session) where.push(`data->>'session_id' = ${param(q.session)}`);
     if (q.requestId) where.push(`data->>'request_id' = ${param(q.requestId)}`);
+    if (q.command) where.push(`data->>'command_id' = ${param(q.command)}`);
     const filter = where.length ? `WHERE ${where.join(" AND ")}` : "";
     const limit = param(q.limit ?? DEFAULT_AUDIT_LIMIT);
     const { rows } = await this.pool.query<{ data: AuditEvent }>(`SELECT data FROM (SELECT id, data FROM azgate_audit ${filter} ORDER BY id DESC LIMIT ${limit}) newest ORDER BY id`, params);

@@ -46,6 +46,8 @@ export interface AuditQuery {
   session?: string;
   /** One request through azgate (x-azgate-request-id): its start and its end. */
   requestId?: string;
+  /** The requests of one command (their `command_id`: azure/client-info.ts), within a session (pair it with `session`). */
+  command?: string;
   /** The newest this many matches (default 1000). */
   limit?: number;
 }
@@ -88,6 +90,7 @@ export function matchesQuery(e: AuditEvent, q: AuditQuery): boolean {
   if (q.decision && (f.policy as { decision?: string } | undefined)?.decision !== q.decision) return false;
   if (q.session && str("session_id") !== q.session) return false;
   if (q.requestId && str("request_id") !== q.requestId) return false;
+  if (q.command && str("command_id") !== q.command) return false;
   return true;
 }
 

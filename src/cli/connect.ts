@@ -12,6 +12,24 @@ import { createApi } from "../proxy/api.ts";
 import { issueLocalAdmin, readLocalAdmin } from "../proxy/local-admin.ts";
 import { openState, settingsFrom } from "../proxy/state.ts";
 import { KEYS } from "../proxy/keys.ts";
+import { run } from "./run.ts";
+
+export interface AdminArgs {
+  "data-dir"?: string;
+  config?: string;
+}
+
+/** Runs `fn` with a connection to the cluster and always closes it. */
+export function withAdmin<A extends AdminArgs>(fn: (conn: AdminConnection, argv: A) => Promise<void>) {
+  return run<A>(async (argv) => {
+    const conn = await connectAdmin({ dataDir: argv["data-dir"], config: argv.config });
+    try {
+      await fn(conn, argv);
+    } finally {
+      await conn.close();
+    }
+  });
+}
 
 export interface AdminConnection {
   client: ApiClient;

@@ -1,3 +1,4 @@
+import type { Argv } from "yargs";
 /**
  * Everything the CLI prints passes through here. Text that came from
  * elsewhere (user names, audit events, error messages from the proxy or an
@@ -39,6 +40,9 @@ export function fields(pairs: [string, string][]): string {
 }
 
 /** JSON or YAML text. Async because the YAML library is loaded only when asked for (CLI start-up time). */
+/** The --format option of commands that print a table or a document. */
+export const formatOption = <T>(a: Argv<T>) => a.option("format", { choices: ["text", "json", "yaml"] as const, default: "text" as const, describe: "Output format" });
+
 export async function structured(value: unknown, format: "json" | "yaml"): Promise<string> {
   return format === "json" ? JSON.stringify(value, null, 2) : (await import("yaml")).stringify(value).trimEnd();
 }

@@ -105,6 +105,7 @@ export async function openLocalProxy(prep: PreparedSession, log?: (line: string)
       reserved: prep.reserved,
       log,
       clock: prep.clock,
+      invocation: prep.invocation,
     });
     return { proxy, env: prep.env, app, identity: prep.identity, tenant: prep.tenant, clientId: prep.clientId, cloud: prep.cloud, expires, clock: prep.clock };
   } catch (e) {

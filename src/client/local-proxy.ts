@@ -14,6 +14,7 @@ import { sendsInterimContinue } from "../runtime/index.ts";
 import { localTargetReason } from "../net/address-policy.ts";
 import { dialTunnel, type TunnelSession } from "../tunnel/index.ts";
 import { tunnelRequest } from "../tunnel/http.ts";
+import type { Invocation } from "../azure/client-info.ts";
 import { trustedCas, type ApiTarget } from "../api/client.ts";
 import { isLocalCaName, LeafMinter, type LocalCaFiles } from "./local-ca.ts";
 import { cloudByName, type CloudName } from "../azure/clouds.ts";
@@ -60,7 +61,7 @@ function refused(err: AzgateError): Response {
 const isRefusal = (e: unknown): e is AzgateError => isAzgateError(e) && e.status >= 400 && e.status < 500;
 
 /** Serves the local proxy on a port reserved earlier (local-session.ts), which it adopts. */
-export async function serveLocalProxy(opts: { creds: AppCredentials; target: ApiTarget; ca: LocalCaFiles; secret: string; reserved: ReservedPort; log?: (l: string) => void; clock: Clock }): Promise<RunningLocalProxy> {
+export async function serveLocalProxy(opts: { creds: AppCredentials; target: ApiTarget; ca: LocalCaFiles; secret: string; reserved: ReservedPort; log?: (l: string) => void; clock: Clock; invocation?: Invocation }): Promise<RunningLocalProxy> {
   const { cloud } = opts.creds;
   const { clock } = opts;
   const minter = new LeafMinter(opts.ca, clock, cloud);
@@ -111,7 +112,7 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
     let used: TunnelSession | undefined;
     try {
       used = await tunnel();
-      res = await tunnelRequest(used, { method: req.method, url: `https://${hostHeader}${url.pathname}${url.search}`, headers }, body);
+      res = await tunnelRequest(used, { method: req.method, url: `https://${hostHeader}${url.pathname}${url.search}`, headers, ...(opts.invocation ? { invocation: opts.invocation } : {}) }, body);
     } catch (e) {
       return refused(await whyNot(e, used));
     }

@@ -15,6 +15,7 @@ import { azureConfigDir, identityFactsProblem, listAppSessions, loadAppSession, 
 import { currentLogin, type Profile } from "./profile.ts";
 import { azureEnv, tokenSecret, type PythonTrust } from "./session-env.ts";
 import { systemClock, type Clock } from "../util/clock.ts";
+import { INVOCATION_PRODUCT, type Invocation } from "../azure/client-info.ts";
 
 export interface PreparedSession {
   profile: Profile;
@@ -33,9 +34,11 @@ export interface PreparedSession {
   expires: Date;
   /** The clock the session runs by (chosen here, at the command's start). */
   clock: Clock;
+  /** One `azgate az`/`exec` run: stamped on each request (the audit's command view) and carried in AZURE_HTTP_USER_AGENT. */
+  invocation?: Invocation;
 }
 
-export async function prepareLocalSession(appName: string | undefined, port = 0, pythonTrust: PythonTrust = "local", clock: Clock = systemClock): Promise<PreparedSession> {
+export async function prepareLocalSession(appName: string | undefined, port = 0, pythonTrust: PythonTrust = "local", clock: Clock = systemClock, invocation?: Invocation): Promise<PreparedSession> {
   // Logged in (the user's own key and certificate are there), though this half needs only the profile.
   const { profile } = await currentLogin();
   let app = appName;
@@ -58,5 +61,7 @@ export async function prepareLocalSession(appName: string | undefined, port = 0,
   const reserved = await reservePort(port, "127.0.0.1");
   const cloud = stored.info.cloud ?? "Azure";
   const env = azureEnv({ port: reserved.port, secret, configDir: azureConfigDir(profile, app), caBundle: stored.bundleFile, localCa: stored.caFile, cloud, pythonTrust });
-  return { profile, stored, reserved, secret, env, app, identity: stored.info.azure_identity, tenant: stored.info.tenant, clientId: stored.info.client_id, cloud, expires, clock };
+  // Every Azure SDK (and az) appends AZURE_HTTP_USER_AGENT to its User-Agent: Azure's own logs see the run too.
+  if (invocation) env.AZURE_HTTP_USER_AGENT = [process.env.AZURE_HTTP_USER_AGENT, `${INVOCATION_PRODUCT}/${invocation.id}`].filter(Boolean).join(" ");
+  return { profile, stored, reserved, secret, env, app, identity: stored.info.azure_identity, tenant: stored.info.tenant, clientId: stored.info.client_id, cloud, expires, clock, invocation };
 }

@@ -7,6 +7,7 @@ import { PUBLIC_CLOUD, type EmulatedCloud } from "./clouds.ts";
 import { mapRequest, UnsafePath } from "../azure/operation.ts";
 
 type Env = { Variables: { oid: string } };
+import type { ActivityLog } from "./activity-log.ts";
 
 /**
  * ARM on management.azure.com (or another cloud's ARM host): bearer tokens checked like ARM (signature,
@@ -14,7 +15,7 @@ type Env = { Variables: { oid: string } };
  * assignments, errors in ARM's shape, nextLink paging. Resource groups can be
  * created and deleted; the rest is read-only.
  */
-export function armApp(opts: { world: World; key: SigningKey; pageSize?: number; cloud?: EmulatedCloud }) {
+export function armApp(opts: { world: World; key: SigningKey; pageSize?: number; cloud?: EmulatedCloud; activity?: ActivityLog }) {
   const { world } = opts;
   const AUDIENCES = (opts.cloud ?? PUBLIC_CLOUD).armAudiences;
   const cloudName = (opts.cloud ?? PUBLIC_CLOUD).cloud.name;
@@ -27,7 +28,12 @@ export function armApp(opts: { world: World; key: SigningKey; pageSize?: number;
     const r = await checkBearer(c.req.header("authorization"));
     if (r.ok) {
       c.set("oid", String(r.claims.oid));
-      return next();
+      // ARM's correlation ID: the client's when it sends one, else a new one; the Activity Log records it.
+      const correlationId = c.req.header("x-ms-correlation-request-id") ?? crypto.randomUUID();
+      await next();
+      c.res.headers.set("x-ms-correlation-request-id", correlationId);
+      opts.activity?.record({ method: c.req.method, url: new URL(c.req.url), status: c.res.status, caller: String(r.claims.oid), correlationId, clientRequestId: c.req.header("x-ms-client-request-id") ?? null, cloud: cloudName });
+      return;
     }
     if (r.reason === "missing") return armError(c, 401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.");
     if (r.reason === "expired") return armError(c, 401, "ExpiredAuthenticationToken", "The access token expiry UTC time is earlier than current UTC time.");
@@ -73,6 +79,13 @@ export function armApp(opts: { world: World; key: SigningKey; pageSize?: number;
     const subScope = `/subscriptions/${sub.id}`;
     if (parts.length === 2) {
       return isAllowed(world, oid, "Microsoft.Resources/subscriptions/read", subScope) ? c.json(subscriptionJson(sub)) : deny("Microsoft.Resources/subscriptions/read", subScope);
+    }
+    // The Activity Log (activity-log.ts), where az monitor activity-log list reads it.
+    if (lower.slice(2).join("/") === "providers/microsoft.insights/eventtypes/management/values" && method === "GET" && opts.activity) {
+      const action = "Microsoft.Insights/eventtypes/values/read";
+      if (!isAllowed(world, oid, action, subScope)) return deny(action, subScope);
+      const found = opts.activity.list(sub.id, url.searchParams.get("$filter"));
+      return "error" in found ? armError(c, 400, "InvalidFilter", found.error) : list(found);
     }
     // /subscriptions/{sub}/providers/{ns}/{type}
     if (lower[2] === "providers" && parts.length === 5) return listProviderResources(`${lower[3]}/${lower[4]}`, subScope, null);

@@ -13,6 +13,7 @@ import { newSigningKey } from "./keys.ts";
 import { WorkloadIssuer } from "./workload-issuer.ts";
 import { entraApp } from "./entra.ts";
 import { armApp } from "./arm.ts";
+import { ActivityLog } from "./activity-log.ts";
 import { imdsApp, IMDS_HOST } from "./imds.ts";
 import { keyVaultApp } from "./keyvault.ts";
 import { blobApp } from "./blob.ts";
@@ -35,6 +36,8 @@ export interface RunningEmulator {
   requests: SeenRequest[];
   /** Every access token Entra and IMDS issued, so tests can prove none reaches a client. */
   issuedTokens: Set<string>;
+  /** ARM's Activity Log: every write, as Azure records it (activity-log.ts). */
+  activity: ActivityLog;
   close(): Promise<void>;
 }
 
@@ -84,9 +87,10 @@ export async function startEmulator(opts: {
   const byHost = new Map<string, { fetch: (r: Request) => Response | Promise<Response> }>();
   const bySuffix: [string, { fetch: (r: Request) => Response | Promise<Response> }][] = [];
   const armHosts = new Set<string>();
+  const activity = new ActivityLog(world.tenant_id);
   for (const cloud of EMULATED_CLOUDS) {
     byHost.set(cloud.loginHost, entraApp({ world, key: entraKey, issuers: [issuer], onIssued, cloud }));
-    byHost.set(cloud.armHost, armApp({ world, key: entraKey, pageSize: opts.armPageSize, cloud }));
+    byHost.set(cloud.armHost, armApp({ world, key: entraKey, pageSize: opts.armPageSize, cloud, activity }));
     armHosts.add(cloud.armHost);
     bySuffix.push([cloud.vaultSuffix, keyVaultApp({ world, key: entraKey, cloud })], [cloud.blobSuffix, blobApp({ world, key: entraKey, dir: opts.dir, cloud })]);
   }
@@ -108,7 +112,8 @@ export async function startEmulator(opts: {
     if (requests.length > REQUEST_LOG_SIZE) requests.splice(0, requests.length - REQUEST_LOG_SIZE);
     await next();
     c.res.headers.set("x-ms-request-id", requestId);
-    if (armHosts.has(host)) c.res.headers.set("x-ms-correlation-request-id", c.req.header("x-ms-correlation-request-id") ?? requestId);
+    // ARM sets its own once it has read the token (arm.ts); what it refused before that still carries one.
+    if (armHosts.has(host) && !c.res.headers.has("x-ms-correlation-request-id")) c.res.headers.set("x-ms-correlation-request-id", c.req.header("x-ms-correlation-request-id") ?? requestId);
   });
   root.all("*", (c) => {
     const host = new URL(c.req.url).hostname.toLowerCase();
@@ -136,6 +141,7 @@ export async function startEmulator(opts: {
     issuer,
     requests,
     issuedTokens,
+    activity,
     close: async () => {
       await proxy.close();
       await direct.close();

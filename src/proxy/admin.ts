@@ -314,7 +314,7 @@ export async function sweepExpired(ctx: ProxyContext): Promise<void> {
  * a duration back from now ("1h"); callers need `list` on `event`.
  */
 /** The filters `admin audit ls` and the web UI's audit page take (the same names in both). */
-export const AUDIT_FILTERS = ["since", "until", "user", "event", "request", "app", "identity", "method", "status", "action", "resource", "decision", "session", "request_id"] as const;
+export const AUDIT_FILTERS = ["since", "until", "user", "event", "request", "app", "identity", "method", "status", "action", "resource", "decision", "session", "request_id", "command"] as const;
 export type AuditFilters = Partial<Record<(typeof AUDIT_FILTERS)[number] | "limit", string>>;
 
 export async function searchAudit(ctx: ProxyContext, caller: Caller, q: AuditFilters): Promise<AuditEvent[]> {
@@ -355,6 +355,7 @@ export function auditQuery(q: AuditFilters, now: number): AuditQuery {
     decision: opt(q.decision),
     session: opt(q.session),
     requestId: opt(q.request_id),
+    command: opt(q.command),
     limit,
   };
 }

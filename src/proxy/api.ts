@@ -1,5 +1,6 @@
 import { Hono, type Context } from "hono";
 import { audit } from "../audit/events.ts";
+import { auditCommands } from "./audit-commands.ts";
 import { AzgateError, isAzgateError, toErrorBody } from "../errors/index.ts";
 import { checkProofBody, verifyProof } from "../auth/proof.ts";
 import { parseJsonObject } from "../util/json.ts";
@@ -185,6 +186,7 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
     return c.json(await admin.addToken(ctx, c.get("caller"), String(body.type ?? "app"), String(body.ttl ?? "30m"), body.uses));
   });
   authed.get("/admin/audit", async (c) => c.json({ items: await admin.searchAudit(ctx, c.get("caller"), c.req.query()) }));
+  authed.get("/admin/audit/commands", async (c) => c.json({ items: await auditCommands(ctx, c.get("caller"), c.req.query()) }));
   authed.get("/apps", async (c) => c.json({ items: await listApps(ctx, opts.registry, c.get("caller")) }));
   // Access requests (proxy/access-requests.ts).
   authed.post("/requests", async (c) => c.json(await requests.createRequest(ctx, c.get("caller"), parseJson<requests.CreateRequestInput>(c.get("body")), servedApps(opts.registry))));

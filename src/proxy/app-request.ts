@@ -12,6 +12,7 @@ import { checkFramingHead, isBodyless } from "../azure/framing.ts";
 import { audit } from "../audit/events.ts";
 import { refusal, type AgentRequest } from "../azure/forwarding.ts";
 import { redactQuery } from "../azure/redact.ts";
+import { commandId, readClientInfo, type ClientInfo } from "../azure/client-info.ts";
 import { AuditUnavailable, AgentUnavailable, AzgateError, BadRequest, isAzgateError, PolicyDenied } from "../errors/index.ts";
 import type { Identity } from "../pki/identity.ts";
 import type { TunnelStream } from "../tunnel/index.ts";
@@ -37,6 +38,8 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
   };
   const { identity } = client;
   const base = { user: identity.name, app: identity.route?.app, azure_identity: identity.route?.azure_identity, session_id: identity.session_id, request_id: requestId };
+  /** The command the request belongs to and what the client said about itself, once its head is read. */
+  const about: { command_id?: string; client?: ClientInfo } = {};
 
   // 1. Parse.
   const parsed = requestHeadSchema.safeParse(stream.meta);
@@ -47,14 +50,17 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
     url = null;
   }
   if (!parsed.success || !url) return refuse(new BadRequest("malformed request metadata"), {});
-  const head = parsed.data;
+  const { invocation, ...head } = parsed.data;
   const request = { method: head.method, host: url.hostname, path: url.pathname };
+  // What the client says about itself (az's command and parameter names, its run): recorded on each event, never decided on.
+  const said = readClientInfo(head.headers, invocation);
+  Object.assign(about, { command_id: commandId(said, requestId), ...(Object.keys(said).length ? { client: said } : {}) });
 
   // 2. Authorise. Every refusal goes through here: counted, audited, answered.
   async function refuse(err: AzgateError, what: Record<string, unknown>) {
     ctx.metrics.denials.inc({ reason: err.code });
     const details = err instanceof PolicyDenied ? err.details : {};
-    await ctx.audit.emit(audit("APP_REQUEST_DENIED", { ...base, ...what, ...details, error_code: err.code, reason: err.message, success: false })).catch((e) => console.error("[proxy] audit failed:", e));
+    await ctx.audit.emit(audit("APP_REQUEST_DENIED", { ...base, ...about, ...what, ...details, error_code: err.code, reason: err.message, success: false })).catch((e) => console.error("[proxy] audit failed:", e));
     return answer(err);
   }
   // A body the next hop could read as another request is refused before anything else (azure/framing.ts).
@@ -79,7 +85,7 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
   //    Azure operation and the policy's decision (an audit-mode "would_deny" is forwarded and recorded).
   const { operation, policy } = authorized;
   const audited = { ...request, query: redactQuery(url.search.slice(1)), action: operation?.action ?? null, scope: operation?.scope ?? null, policy: auditPolicy(policy), ...(authorized.accessRequestId ? { access_request_id: authorized.accessRequestId } : {}) };
-  const startAudited = ctx.audit.emit(audit("APP_REQUEST_START", { ...base, ...audited })).catch((e) => {
+  const startAudited = ctx.audit.emit(audit("APP_REQUEST_START", { ...base, ...about, ...audited })).catch((e) => {
     console.error("[proxy] audit failed, request refused:", (e as Error).message);
     throw new AuditUnavailable("the audit log cannot be written; the request was not forwarded");
   });
@@ -119,12 +125,15 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
     .emitLater(
       audit(outcome && !outcome.error ? "APP_REQUEST" : "APP_REQUEST_FAILED", {
       ...base,
+      ...about,
       ...audited,
       status: outcome?.status ?? 502,
       bytes_in: bytesIn,
       bytes_out: outcome?.bytes ?? 0,
       duration_ms: durationMs,
       azure_request_id: outcome?.azureRequestId ?? null,
+      ...(outcome?.answer.correlation_id ? { azure_correlation_id: outcome.answer.correlation_id } : {}),
+      ...(outcome?.answer.operation_url ? { azure_operation_url: outcome.answer.operation_url } : {}),
       agent: outcome?.agent ?? null,
       agent_id: outcome?.agentId ?? null,
       ...(outcome?.error || !outcome ? { error: outcome?.error ?? lastError } : {}),

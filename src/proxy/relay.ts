@@ -10,6 +10,7 @@
  * it is stored, or a reset if it cannot be. Any other agent gets the request
  * only once it is stored.
  */
+import { readAzureAnswer, type AzureAnswer } from "../azure/client-info.ts";
 import { RELEASE, type AgentRequest } from "../azure/forwarding.ts";
 import { ErrorCode, StreamResetError, type TunnelStream } from "../tunnel/index.ts";
 import { headerValue, responseHeadSchema, responseTrailerSchema, type HeaderList } from "../tunnel/http.ts";
@@ -17,7 +18,7 @@ import type { AppRegistry, AppServer } from "./registry.ts";
 
 const MAX_ATTEMPTS = 3;
 
-export type Relayed = { ok: true; status: number; bytes: number; azureRequestId: string | null; agent: string; agentId: string; error?: string; upstreamMs?: number };
+export type Relayed = { ok: true; status: number; bytes: number; azureRequestId: string | null; answer: AzureAnswer; agent: string; agentId: string; error?: string; upstreamMs?: number };
 type RelayOutcome = Relayed | { ok: false; retryable: boolean; error: string };
 
 export interface RelayResult {
@@ -101,7 +102,7 @@ async function relay(server: AppServer, meta: AgentRequest, body: BodyPump, clie
     return { ok: false, retryable: false, error: `agent ${server.tunnel.hostName} sent a malformed response` };
   }
   void upstream.done().then(() => upstream.resetError && client.reset(upstream.resetError.code, upstream.resetError.reason));
-  const result: Relayed = { ok: true, status: parsed.data.status, bytes: 0, azureRequestId: azureRequestId(parsed.data.headers), agent: server.tunnel.hostName, agentId: server.tunnel.hostId };
+  const result: Relayed = { ok: true, status: parsed.data.status, bytes: 0, azureRequestId: azureRequestId(parsed.data.headers), answer: readAzureAnswer(parsed.data.status, parsed.data.headers), agent: server.tunnel.hostName, agentId: server.tunnel.hostId };
   try {
     client.sendMeta(parsed.data);
     // Chunk by chunk from stream to stream: each side's flow control holds the other back.

@@ -21,6 +21,8 @@ export const requestHeadSchema = z.object({
   method: z.string().regex(/^[A-Z]{1,16}$/, "must be an HTTP method"),
   url: z.string().url().max(MAX_URL_CHARS),
   headers: headerList,
+  /** Set by the local proxy of one `azgate az`/`exec` run: which run sent it (azure/client-info.ts; recorded, never decided on). */
+  invocation: z.object({ id: z.string().max(64), program: z.string().max(64).optional() }).optional(),
 });
 export type RequestHead = z.infer<typeof requestHeadSchema>;
 

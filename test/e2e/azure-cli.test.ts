@@ -4,10 +4,11 @@
  * The CLI runs as `azgate apps login` / `azgate az`, as a user would.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readFileSync, readdirSync, statSync } from "node:fs";
+import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { findIssuedTokens, useEmulator } from "../helpers/emulator.ts";
-import { IDENTITY, startClusterWithAgent, workstationHome, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
+import { clientEnv, findIssuedTokens, useEmulator } from "../helpers/emulator.ts";
+import { runCommand } from "../helpers/run.ts";
+import { IDENTITY, ROOT, startClusterWithAgent, workstationHome, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
 import { cli } from "../helpers/azgate.ts";
 
 const fx = useEmulator({ projectToken: true });
@@ -87,6 +88,69 @@ describe("az through azgate", () => {
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/failed to find the identity matching "teleport-azure-cli-aks-agent"[\s\S]*teleport-contributor[\s\S]*teleport-reader/);
   });
+
+  it("audit by command: az group create, list, a policy-denied delete and a Python SDK script under exec are four commands, with their parameter names and never their values; the Activity Log joins them to the user, and a write made around azgate stands out", async () => {
+    const CONTRIB = IDENTITY("teleport-contributor");
+    await cluster.admin.call("POST", "/v1/admin/resources", {
+      text: `kind: role\nversion: v7\nmetadata: {name: no-group-delete}\nspec:\n  allow: {app_labels: {'*': '*'}, azure_identities: ['${CONTRIB}']}\n  deny: {azure_api: [{actions: [Microsoft.Resources/subscriptions/resourceGroups/delete]}]}\n`,
+    });
+    const dave = await cluster.user("dave", ["no-group-delete"]);
+    const daveHome = await workstationHome(cluster, dave);
+    const as = (args: string[]) => cli(args, { home: daveHome, env: { HOME: daveHome } });
+    expect((await as(["apps", "login", "azure-cli", "--azure-identity", "teleport-contributor"])).code).toBe(0);
+    const since = new Date().toISOString();
+    const SECRETS = ["SECRET-TAG-VALUE-1", "SECRET-QUERY-VALUE-2", "SECRET-SCRIPT-ARG-3"];
+    expect((await as(["az", "group", "create", "-n", "myResourceGroup", "-l", "westeurope", "--tags", `owner=${SECRETS[0]}`, "-o", "none"])).code).toBe(0);
+    expect((await as(["az", "group", "list", "--query", `[?name!='${SECRETS[1]}'].name`, "-o", "json"])).code).toBe(0);
+    const deleted = await as(["az", "group", "delete", "-n", "myResourceGroup", "--yes"]);
+    expect([deleted.code, deleted.stderr]).toEqual([1, expect.stringContaining("AzgatePolicyDenied")]);
+    const script = await as(["exec", "--", "/usr/bin/python3", path.join(ROOT, "test/clients/py-tag-group.py"), SECRETS[2]]);
+    expect(script.stdout, script.stderr).toContain("{");
+    expect(JSON.parse(script.stdout)).toEqual({ ok: true, name: "myResourceGroup" });
+
+    const listed = await as(["admin", "--data-dir", cluster.proxy.dataDir, "audit", "commands", "--user", "dave", "--since", since, "--format", "json"]);
+    expect(listed.code, listed.stderr).toBe(0);
+    const rows = (JSON.parse(listed.stdout) as { command: string; parameters: string | null; actions: string[]; result: string; requests: number; azure_identity: string; invocation_id: string | null }[]).reverse();
+    const WRITE = "Microsoft.Resources/subscriptions/resourceGroups/write";
+    expect(rows.map((r) => [r.command, r.parameters, r.actions, r.result])).toEqual([
+      // az's own ParameterSetName: the flags as typed, never their values.
+      ["az group create", "-n -l --tags -o", [WRITE], "allowed"],
+      ["az group list", "--query -o", ["Microsoft.Resources/subscriptions/resourceGroups/read"], "allowed"],
+      ["az group delete", "-n --yes", ["Microsoft.Resources/subscriptions/resourceGroups/delete"], "denied"],
+      ["python3", null, [WRITE], "allowed"],
+    ]);
+    expect(rows.every((r) => r.azure_identity === CONTRIB && r.invocation_id)).toBe(true);
+    expect(new Set(rows.map((r) => r.invocation_id)).size).toBe(4);
+    // The values never reach the audit log (the tag went to Azure, in the body; the query stayed in az).
+    const log = readFileSync(path.join(cluster.proxy.dataDir, "audit", "events.jsonl"), "utf8");
+    for (const secret of SECRETS) expect(log).not.toContain(secret);
+
+    // A write around azgate: az straight at the emulator, as the same identity (its IMDS: a token from inside Azure).
+    const direct = clientEnv(fx, { HOME: fx.dir, AZURE_CONFIG_DIR: path.join(fx.dir, "direct-az"), AZURE_CORE_COLLECT_TELEMETRY: "false", HTTP_PROXY: `http://127.0.0.1:${fx.emu.proxyPort}` });
+    expect((await runCommand("az", ["login", "--identity", "--username", "00000000-0000-4000-8000-000000000003", "-o", "none"], direct)).code).toBe(0);
+    expect((await runCommand("az", ["group", "update", "-n", "myResourceGroup", "--tags", "bypass=1", "-o", "none"], direct)).code).toBe(0);
+    // The Activity Log as az exports it (read as the Reader, straight from the emulator), then joined.
+    expect((await runCommand("az", ["login", "--identity", "--username", "00000000-0000-4000-8000-000000000002", "-o", "none"], direct)).code).toBe(0);
+    const exported = await runCommand("az", ["monitor", "activity-log", "list", "--offset", "1h", "-o", "json"], direct);
+    expect(exported.code, exported.stderr).toBe(0);
+    const file = path.join(daveHome, "activity.json");
+    writeFileSync(file, exported.stdout);
+    const joined = await as(["admin", "--data-dir", cluster.proxy.dataDir, "audit", "correlate", "--activity-log", file, "--format", "json"]);
+    expect(joined.code, joined.stderr).toBe(0);
+    const found = JSON.parse(joined.stdout) as { operation: string; status: string; through_azgate: boolean; user?: string; command?: string }[];
+    const mine = found.filter((f) => f.user === "dave");
+    expect(mine.map((f) => [f.operation, f.status, f.command]).sort()).toEqual(
+      [
+        [WRITE, "Succeeded", "az group create"],
+        [WRITE, "Succeeded", "python3"],
+      ].sort(),
+    );
+    // Every entry is explained but the one made around azgate (a PATCH or PUT on the group, as the same identity).
+    expect(found.filter((f) => !f.through_azgate)).toEqual([expect.objectContaining({ operation: WRITE, status: "Succeeded", caller: "10000000-0000-4000-8000-000000000003" })]);
+    const text = await as(["admin", "--data-dir", cluster.proxy.dataDir, "audit", "correlate", "--activity-log", file]);
+    expect(text.stdout).toMatch(/NO: not made through azgate/);
+    expect(text.stdout).toMatch(/entries made through azgate; 1 not/);
+  }, 240_000);
 
   it("apps logout removes the app credentials; azgate az then asks for apps login", async () => {
     const out = await az(["apps", "logout", "azure-cli"]);

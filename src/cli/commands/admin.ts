@@ -11,36 +11,18 @@ import type { Role } from "../../rbac/types.ts";
 import type { User } from "../../resources/user.ts";
 import type { TokenInfo } from "../../proxy/admin.ts";
 import { describeTarget, type Lock } from "../../resources/lock.ts";
-import type { AuditEvent } from "../../audit/sink.ts";
 import { connectorRoles, type Connector } from "../../resources/connector.ts";
 import type { NotificationTarget } from "../../resources/notification-target.ts";
 import { inviteMessage } from "../../proxy/users.ts";
 import { formatDuration } from "../../util/duration.ts";
-import { connectAdmin, type AdminConnection } from "../connect.ts";
-import { fields, print, printErr, structured, table, type Format } from "../output.ts";
+import { withAdmin, type AdminArgs, type AdminConnection } from "../connect.ts";
+import { fields, formatOption, print, printErr, structured, table, type Format } from "../output.ts";
 import { csv, run, subcommandNeeded } from "../run.ts";
 import { explain, explainOptions, type ExplainArgs } from "./roles.ts";
 import { adminRequestCommands } from "./requests.ts";
+import { auditCommands } from "./audit.ts";
 import type { ApiClient } from "../../api/client.ts";
 
-interface AdminArgs {
-  "data-dir"?: string;
-  config?: string;
-}
-
-/** Runs `fn` with a connection to the cluster and always closes it. */
-function withAdmin<A extends AdminArgs>(fn: (conn: AdminConnection, argv: A) => Promise<void>) {
-  return run<A>(async (argv) => {
-    const conn = await connectAdmin({ dataDir: argv["data-dir"], config: argv.config });
-    try {
-      await fn(conn, argv);
-    } finally {
-      await conn.close();
-    }
-  });
-}
-
-const formatOption = <T>(a: Argv<T>) => a.option("format", { choices: ["text", "json", "yaml"] as const, default: "text" as const, describe: "Output format" });
 
 /** "roles", "role/NAME" or ("roles", "NAME"). */
 function kindAndName(ref: string, name?: string): { kind: string; name?: string } {
@@ -332,53 +314,6 @@ function resourceTable(kind: string, items: unknown[]): string {
     ["ID", "Type", "Uses", "Expires"],
     (items as TokenInfo[]).map((t) => [t.id, t.type, t.max_uses ? `${t.uses ?? 0}/${t.max_uses}` : `${t.uses ?? 0}`, `${t.expires} (in ${formatDuration(Date.parse(t.expires) - systemClock.now())})`]),
   );
-}
-
-/** `admin audit ls` flags: the web UI's audit filters, by the same names (proxy/admin.ts AUDIT_FILTERS). */
-const AUDIT_FLAGS: [string, string][] = [
-  ["since", "Only events since a time (2026-11-24T10:00:00Z) or for a duration back from now (1h)"],
-  ["until", "Only events before a time, or a duration back from now"],
-  ["user", "Only events about this user"],
-  ["event", "Only this event type and its sub-types (app.request)"],
-  ["request", "Only events of this access request: its steps and every request made under its grant"],
-  ["app", "Only this app"],
-  ["identity", "Only this Azure identity (resource ID, any case)"],
-  ["method", "Only this HTTP method"],
-  ["status", "Only this HTTP status (403) or class (4xx)"],
-  ["action", "Only this Azure operation; * for any run of characters (Microsoft.Compute/*)"],
-  ["resource", "Only operations on this resource ID or below it"],
-  ["decision", "Only this policy decision: unrestricted, allow, deny, would_deny"],
-  ["session", "Only this session (every request of one app session)"],
-  ["request-id", "Only this request through azgate (x-azgate-request-id): its start and end"],
-];
-
-function auditCommands(t: Argv<AdminArgs>) {
-  return t.command<AdminArgs & Record<string, string | undefined> & { limit?: number; format: Format }>(
-    "ls",
-    "List audit events, oldest first",
-    (b) => formatOption(AUDIT_FLAGS.reduce((a, [name, describe]) => a.option(name, { type: "string", describe }), b as Argv).option("limit", { type: "number", describe: "The newest N events (default 1000)" })),
-    withAdmin(async ({ client }, argv) => {
-      const q = new URLSearchParams();
-      for (const [name] of AUDIT_FLAGS) if (argv[name]) q.set(name.replace("-", "_"), String(argv[name]));
-      if (argv.limit !== undefined) q.set("limit", String(argv.limit));
-      const { items } = await client.call<{ items: AuditEvent[] }>("GET", `/v1/admin/audit?${q}`);
-      print(argv.format === "text" ? table(["Time", "Event", "User", "Details"], items.map((e) => [e.time, e.event, e.user ?? "", auditSummary(e)])) : await structured(items, argv.format));
-    }),
-  );
-}
-
-/** One readable line for the most telling fields of an event. */
-function auditSummary(e: AuditEvent): string {
-  if (typeof e.method === "string") {
-    const what = `${e.method} ${e.host ?? ""}${e.path ?? ""}${e.query ? `?${e.query}` : ""}`;
-    const result = e.status !== undefined ? ` -> ${e.status}${e.duration_ms !== undefined ? ` in ${e.duration_ms} ms` : ""}` : "";
-    return `${what}${result}${e.reason ? ` (${e.reason})` : ""}`;
-  }
-  const skip = new Set(["time", "event", "code", "user", "success"]);
-  return Object.entries(e)
-    .filter(([k, v]) => !skip.has(k) && v !== undefined && v !== null)
-    .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
-    .join(" ");
 }
 
 /**

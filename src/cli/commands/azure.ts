@@ -113,7 +113,8 @@ function appFlag(args: string[]): { app?: string; rest: string[] } {
  * A proxy that cannot be reached stops it at once (az would retry for seconds).
  */
 async function throughSession(app: string | undefined, name: string, child: (session: PreparedSession, signal: AbortSignal) => Promise<{ code: number }>, pythonTrust: PythonTrust = "local"): Promise<void> {
-  const prep = await prepareLocalSession(app, 0, pythonTrust);
+  // One ID for this run, on each of its requests (the audit's command view); the program's file name, never its arguments.
+  const prep = await prepareLocalSession(app, 0, pythonTrust, undefined, { id: crypto.randomUUID(), program: path.basename(name) });
   const stop = new AbortController();
   const running = child(prep, stop.signal);
   running.catch(() => undefined);

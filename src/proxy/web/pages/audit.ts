@@ -29,6 +29,7 @@ const LABELS: Record<(typeof AUDIT_FILTERS)[number], string> = {
   decision: "Policy decision",
   session: "Session ID",
   request_id: "Request ID (x-azgate-request-id)",
+  command: "Command ID",
 };
 
 export function filtersFrom(query: Record<string, string>): AuditFilters {

@@ -1,0 +1,166 @@
+/**
+ * `azgate admin audit`: the audit log as events (`ls`), as commands
+ * (`commands`: one row per az command or `azgate exec` run, with its
+ * requests folded in), and joined to Azure's Activity Log (`correlate`:
+ * which azgate user and command made each entry, or that none did).
+ */
+import type { Argv } from "yargs";
+import { readFileSync, statSync } from "node:fs";
+import { AzgateError } from "../../errors/index.ts";
+import type { AuditEvent } from "../../audit/sink.ts";
+import type { CommandRow } from "../../audit/commands.ts";
+import { activityEntrySchema, correlate, CLOCK_SKEW_MS, FINISH_MS, MAX_ACTIVITY_ENTRIES, type ActivityEntry, type Attribution } from "../../audit/correlate.ts";
+import { withAdmin, type AdminArgs } from "../connect.ts";
+import { formatOption, print, structured, table, type Format } from "../output.ts";
+
+/** `admin audit ls` flags: the web UI's audit filters, by the same names (proxy/admin.ts AUDIT_FILTERS). */
+const AUDIT_FLAGS: [string, string][] = [
+  ["since", "Only events since a time (2026-11-24T10:00:00Z) or for a duration back from now (1h)"],
+  ["until", "Only events before a time, or a duration back from now"],
+  ["user", "Only events about this user"],
+  ["event", "Only this event type and its sub-types (app.request)"],
+  ["request", "Only events of this access request: its steps and every request made under its grant"],
+  ["app", "Only this app"],
+  ["identity", "Only this Azure identity (resource ID, any case)"],
+  ["method", "Only this HTTP method"],
+  ["status", "Only this HTTP status (403) or class (4xx)"],
+  ["action", "Only this Azure operation; * for any run of characters (Microsoft.Compute/*)"],
+  ["resource", "Only operations on this resource ID or below it"],
+  ["decision", "Only this policy decision: unrestricted, allow, deny, would_deny"],
+  ["session", "Only this session (every request of one app session)"],
+  ["request-id", "Only this request through azgate (x-azgate-request-id): its start and end"],
+  ["command", "Only the requests of one command (its ID, as admin audit commands shows it)"],
+];
+
+/** `admin audit commands` flags (proxy/audit-commands.ts COMMAND_FILTERS). */
+const COMMAND_FLAGS: [string, string][] = [
+  ["since", "Only commands since a time (2026-11-24T10:00:00Z) or for a duration back from now (1h)"],
+  ["until", "Only commands before a time, or a duration back from now"],
+  ["user", "Only this user's (or bot's) commands"],
+  ["identity", "Only commands run as this Azure identity (resource ID, any case)"],
+  ["app", "Only this app"],
+  ["session", "Only this session"],
+  ["status", "Only commands with this result: allowed, denied (azgate refused a request), failed (Azure refused one), in_flight"],
+];
+
+export function auditCommands(t: Argv<AdminArgs>) {
+  return t
+    .command<AdminArgs & Record<string, string | undefined> & { limit?: number; format: Format }>(
+    "ls",
+    "List audit events, oldest first",
+    (b) => formatOption(AUDIT_FLAGS.reduce((a, [name, describe]) => a.option(name, { type: "string", describe }), b as Argv).option("limit", { type: "number", describe: "The newest N events (default 1000)" })),
+    withAdmin(async ({ client }, argv) => {
+      const q = new URLSearchParams();
+      for (const [name] of AUDIT_FLAGS) if (argv[name]) q.set(name.replace("-", "_"), String(argv[name]));
+      if (argv.limit !== undefined) q.set("limit", String(argv.limit));
+      const { items } = await client.call<{ items: AuditEvent[] }>("GET", `/v1/admin/audit?${q}`);
+      print(argv.format === "text" ? table(["Time", "Event", "User", "Details"], items.map((e) => [e.time, e.event, e.user ?? "", auditSummary(e)])) : await structured(items, argv.format));
+    }),
+  )
+    .command<AdminArgs & Record<string, string | undefined> & { limit?: number; format: Format }>(
+      "commands",
+      "List commands (one row per az command or azgate exec run), newest first",
+      (b) => formatOption(COMMAND_FLAGS.reduce((a, [name, describe]) => a.option(name, { type: "string", describe }), b as Argv).option("limit", { type: "number", describe: "The newest N commands (default 100)" })),
+      withAdmin(async ({ client }, argv) => {
+        const q = new URLSearchParams();
+        for (const [name] of COMMAND_FLAGS) if (argv[name]) q.set(name, String(argv[name]));
+        if (argv.limit !== undefined) q.set("limit", String(argv.limit));
+        const { items } = await client.call<{ items: CommandRow[] }>("GET", `/v1/admin/audit/commands?${q}`);
+        print(argv.format === "text" ? commandTable(items) : await structured(items, argv.format));
+      }),
+    )
+    .command<AdminArgs & { "activity-log": string; format: Format }>(
+      "correlate",
+      "Name the azgate user and command behind each entry of an Azure Activity Log export, or say that none made it",
+      (b) => formatOption(b.option("activity-log", { type: "string", demandOption: true, describe: "The export: a file, or - for stdin (JSON, as az monitor activity-log list -o json prints it)" })),
+      withAdmin(async ({ client }, argv) => {
+        const entries = readActivityLog(readExport(argv["activity-log"]));
+        if (entries.length === 0) return print("The Activity Log export holds no entries.");
+        // The commands that ran while these entries were written (with the slack correlate() allows).
+        const times = entries.map((e) => Date.parse(e.eventTimestamp));
+        const q = new URLSearchParams({ since: new Date(Math.min(...times) - FINISH_MS).toISOString(), until: new Date(Math.max(...times) + CLOCK_SKEW_MS + 1).toISOString(), limit: "10000" });
+        const { items } = await client.call<{ items: CommandRow[] }>("GET", `/v1/admin/audit/commands?${q}`);
+        const found = correlate(entries, items);
+        print(argv.format === "text" ? attributionTable(found) : await structured(found, argv.format));
+      }),
+    );
+}
+
+/** The largest export read (about 10,000 entries as az prints them). */
+const MAX_EXPORT_BYTES = 64 * 1024 * 1024;
+
+/** The export's text, from a file or stdin ("-"); larger than MAX_EXPORT_BYTES is refused before it is read whole. */
+function readExport(file: string): string {
+  try {
+    if (file !== "-" && statSync(file).size > MAX_EXPORT_BYTES) throw new AzgateError("bad_parameter", `${file} is larger than ${MAX_EXPORT_BYTES / 1024 / 1024} MB; export a shorter time range`);
+    return readFileSync(file === "-" ? 0 : file, "utf8");
+  } catch (e) {
+    if (e instanceof AzgateError) throw e;
+    throw new AzgateError("bad_parameter", `--activity-log ${file}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
+  }
+}
+
+/** An export as az prints it (an array), or as ARM answers it ({ value: [...] }); each entry checked, the bad one named. */
+export function readActivityLog(text: string): ActivityEntry[] {
+  if (text.length > MAX_EXPORT_BYTES) throw new AzgateError("bad_parameter", `the Activity Log export is larger than ${MAX_EXPORT_BYTES / 1024 / 1024} MB; export a shorter time range`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text.replace(/^\uFEFF/, ""));
+  } catch (e) {
+    throw new AzgateError("bad_parameter", `the Activity Log export is not JSON: ${(e as Error).message}`);
+  }
+  const list = Array.isArray(json) ? json : (json as { value?: unknown })?.value;
+  if (!Array.isArray(list)) throw new AzgateError("bad_parameter", "the Activity Log export must be a JSON array of entries (az monitor activity-log list -o json) or { \"value\": [...] }");
+  if (list.length > MAX_ACTIVITY_ENTRIES) throw new AzgateError("bad_parameter", `the Activity Log export holds ${list.length} entries, more than ${MAX_ACTIVITY_ENTRIES}; export a shorter time range`);
+  return list.map((item, i) => {
+    const parsed = activityEntrySchema.safeParse(item);
+    if (!parsed.success || Number.isNaN(Date.parse(parsed.data.eventTimestamp))) {
+      throw new AzgateError("bad_parameter", `Activity Log entry ${i + 1} is not an entry: ${parsed.success ? "eventTimestamp is not a time" : parsed.error.issues.map((x) => `${x.path.join(".")}: ${x.message}`).join("; ")}`);
+    }
+    return parsed.data;
+  });
+}
+
+const shortName = (id: string) => id.split("/").pop() ?? id;
+
+function commandTable(rows: CommandRow[]): string {
+  return table(
+    ["Time", "User", "Identity", "Command", "Parameters", "Requests", "Actions", "Result", "Duration", "ID"],
+    rows.map((r) => [
+      r.time,
+      r.user,
+      shortName(r.azure_identity),
+      r.command ?? `${r.first_request.method} ${r.first_request.host}${r.first_request.path}`,
+      r.parameters ?? "",
+      String(r.requests),
+      r.actions.join(", "),
+      r.result,
+      `${r.duration_ms} ms`,
+      r.id,
+    ]),
+  );
+}
+
+function attributionTable(rows: Attribution[]): string {
+  const unexplained = rows.filter((r) => !r.through_azgate).length;
+  const lines = table(
+    ["Time", "Operation", "Resource", "Status", "Through azgate", "User", "Command"],
+    rows.map((r) => [r.time, r.operation ?? "", r.resource_id ?? "", r.status ?? "", r.through_azgate ? "yes" : "NO: not made through azgate", r.user ?? "", r.command ?? (r.through_azgate ? "-" : "")]),
+  );
+  return `${lines}\n\n${rows.length - unexplained} of ${rows.length} entries made through azgate; ${unexplained} not${unexplained ? " (someone went around the gateway, or through another)" : ""}.`;
+}
+
+/** One readable line for the most telling fields of an event. */
+function auditSummary(e: AuditEvent): string {
+  if (typeof e.method === "string") {
+    const what = `${e.method} ${e.host ?? ""}${e.path ?? ""}${e.query ? `?${e.query}` : ""}`;
+    const result = e.status !== undefined ? ` -> ${e.status}${e.duration_ms !== undefined ? ` in ${e.duration_ms} ms` : ""}` : "";
+    return `${what}${result}${e.reason ? ` (${e.reason})` : ""}`;
+  }
+  const skip = new Set(["time", "event", "code", "user", "success"]);
+  return Object.entries(e)
+    .filter(([k, v]) => !skip.has(k) && v !== undefined && v !== null)
+    .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+    .join(" ");
+}
+
