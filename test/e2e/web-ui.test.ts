@@ -5,7 +5,7 @@
  * so the requester's running `azgate proxy azure` gets through, a CSRF
  * attempt from another origin refused, and a lock ending a browser session
  * on the next click. With AZGATE_SCREENSHOTS=1 the pages are saved to
- * docs/screenshots/ (the README shows two).
+ * docs/screenshots/ (docs/web-ui.md shows two).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import http from "node:http";
