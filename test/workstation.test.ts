@@ -290,7 +290,7 @@ describe("azgate exec's environment", () => {
       expect(env[name], name).toBeUndefined();
       expect(env.PATH).toBe("/usr/bin");
     }
-    // Names and choices, not credentials, stay (README, azgate exec).
+    // Names and choices, not credentials, stay (docs/clients.md, azgate exec).
     expect(execEnv({ AZURE_STORAGE_ACCOUNT: "acct", AZURE_STORAGE_AUTH_MODE: "login" }, session)).toMatchObject({ AZURE_STORAGE_ACCOUNT: "acct", AZURE_STORAGE_AUTH_MODE: "login" });
   });
 

@@ -3,8 +3,9 @@ import { parseDuration } from "../util/duration.ts";
 import { isCidr } from "../net/address-policy.ts";
 import { CLOUD_NAMES } from "../azure/clouds.ts";
 
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/, "must be host:port, for example 0.0.0.0:3080");
-const addr = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+)(:\d{1,5})?$/, "must be host or host:port, for example proxy.example.com:3080");
+// A title names a type for the configuration reference (config/reference.ts), where the JSON Schema type would only say "string".
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/, "must be host:port, for example 0.0.0.0:3080").meta({ title: "host:port" });
+const addr = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+)(:\d{1,5})?$/, "must be host or host:port, for example proxy.example.com:3080").meta({ title: "host or host:port" });
 const duration = z.string().refine((v) => {
   try {
     parseDuration(v);
@@ -12,102 +13,103 @@ const duration = z.string().refine((v) => {
   } catch {
     return false;
   }
-}, "must be a duration such as 30m or 1h");
+}, "must be a duration such as 30m or 1h").meta({ title: "duration" });
 
 /** An app's name, as agents announce it (and as access requests must name one). */
 export const APP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
+// Each key's .describe() is its line in docs/reference/configuration.md (config/reference.ts, npm run docs).
 export const agentAppSchema = z.strictObject({
-  name: z.string().regex(APP_NAME, "must be lowercase letters, digits and '-'"),
-  /** Azure (public), AzureUSGovernment or AzureChinaCloud (azure/clouds.ts). */
-  cloud: z.enum(CLOUD_NAMES, { message: `must be one of ${CLOUD_NAMES.join(", ")}` }).default("Azure"),
-  uri: z.string().default("cloud://Azure"),
-  description: z.string().optional(),
-  labels: z.record(z.string(), z.string()).default({}),
+  name: z.string().regex(APP_NAME, "must be lowercase letters, digits and '-'").describe("The app's name, as users and access requests name it: lowercase letters, digits and '-'."),
+  cloud: z.enum(CLOUD_NAMES, { message: `must be one of ${CLOUD_NAMES.join(", ")}` }).default("Azure").describe("The Azure cloud the app's identities live in (azure/clouds.ts); all apps of one agent name the same cloud."),
+  uri: z.string().default("cloud://Azure").describe("The app's URI, as Teleport's app definitions carry it."),
+  description: z.string().optional().describe("What `apps ls` shows for the app."),
+  labels: z.record(z.string(), z.string()).default({}).describe("The app's labels, which roles' app_labels match."),
 });
 
 /** true or false; from the environment, "true" or "false". */
 const flag = z.union([z.boolean(), z.enum(["true", "false"]).transform((v) => v === "true")], { message: "must be true or false" });
 
-const pinSchema = z.string().regex(/^sha256:[0-9a-f]{64}$/, "must be sha256:<64 hex digits>");
+const pinSchema = z.string().regex(/^sha256:[0-9a-f]{64}$/, "must be sha256:<64 hex digits>").meta({ title: "sha256:<64 hex digits>" });
 
 export const configSchema = z.strictObject({
-  version: z.literal("v1", { message: 'must be "v1"' }).default("v1"),
-  cluster_name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.\-]{0,62}$/, "must be letters, digits, '.' and '-'").optional(),
-  data_dir: z.string().min(1).optional(),
+  version: z.literal("v1", { message: 'must be "v1"' }).default("v1").describe("The configuration format: v1."),
+  cluster_name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.\-]{0,62}$/, "must be letters, digits, '.' and '-'").optional().describe("The cluster's name (letters, digits, '.' and '-'), fixed at the proxy's first start."),
+  data_dir: z.string().min(1).optional().describe("Where state is kept: the backend's files, the audit log, the agent's identity (default: /var/lib/azgate as root, else ~/.local/share/azgate)."),
   proxy: z
     .strictObject({
-      listen: hostPort.default("0.0.0.0:3080"),
-      public_addr: addr.optional(),
-      /** This replica's own address, advertised to agents so they hold a tunnel to every replica. */
-      advertise_addr: hostPort.optional(),
-      /** Plain-HTTP diagnostics: /metrics (Prometheus), /healthz, /readyz. */
-      diag_addr: hostPort.optional(),
-      tls: z.strictObject({ cert_file: z.string().min(1), key_file: z.string().min(1) }).optional(),
-      /** More names (DNS or IP) for the certificate the proxy issues itself, e.g. the Service name in-cluster agents dial. */
-      server_names: z.array(z.string().min(1).max(253)).max(32).optional(),
-      /** Fronts (an Ingress controller's, a load balancer's addresses, as CIDRs) trusted to say who the caller is in X-Forwarded-For. */
-      trusted_proxies: z.array(z.string().refine(isCidr, "must be an IP address or a CIDR range (10.0.0.0/8, fd00::/8)")).max(64).optional(),
+      listen: hostPort.default("0.0.0.0:3080").describe("The address (host:port) the proxy listens on: the API, the tunnels and the web UI, on one port."),
+      public_addr: addr.optional().describe("The address clients and agents reach the proxy by (host or host:port); its certificate names it."),
+      advertise_addr: hostPort.optional().describe("This replica's own address, advertised to agents so they hold a tunnel to every replica (in Kubernetes, the pod IP)."),
+      diag_addr: hostPort.optional().describe("Plain-HTTP diagnostics on this address: /metrics (Prometheus), /healthz, /readyz."),
+      tls: z.strictObject({ cert_file: z.string().min(1).describe("The certificate (PEM)."), key_file: z.string().min(1).describe("Its key (PEM).") }).optional().describe("An operator's certificate for the proxy's TLS, instead of one from the cluster's host CA."),
+      server_names: z.array(z.string().min(1).max(253)).max(32).optional().describe("More names (DNS or IP, at most 32) for the certificate the proxy issues itself, e.g. the Service name in-cluster agents dial."),
+      trusted_proxies: z.array(z.string().refine(isCidr, "must be an IP address or a CIDR range (10.0.0.0/8, fd00::/8)")).max(64).optional().describe("Fronts (an Ingress controller's, a load balancer's addresses, as IP addresses or CIDRs) trusted to say who the caller is in X-Forwarded-For: audit events and the per-address login limit use it."),
     })
-    .default({ listen: "0.0.0.0:3080" }),
+    .default({ listen: "0.0.0.0:3080" })
+    .describe("The proxy (start --mode proxy)."),
   auth: z
     .strictObject({
-      second_factor: z.enum(["otp", "off"], { message: 'must be "otp" or "off"' }).default("otp"),
-      invite_ttl: duration.default("1h"),
-      host_cert_ttl: duration.default("24h"),
-      /** How long an SSO login may take from start to certificate pickup. */
-      sso_login_timeout: duration.default("3m"),
+      second_factor: z.enum(["otp", "off"], { message: 'must be "otp" or "off"' }).default("otp").describe("The second factor of password logins: otp (TOTP) or off."),
+      invite_ttl: duration.default("1h").describe("How long an invite is good for (a duration: 30m, 1h)."),
+      host_cert_ttl: duration.default("24h").describe("How long an agent's certificate lives; the agent renews it at two thirds of its life."),
+      sso_login_timeout: duration.default("3m").describe("How long an SSO login may take, from login --auth to the certificate's pickup."),
       lockout: z
-        .strictObject({ max_attempts: z.number().int().min(1).max(100).default(5), window: duration.default("30m"), lock_duration: duration.default("30m") })
-        .default({ max_attempts: 5, window: "30m", lock_duration: "30m" }),
+        .strictObject({
+          max_attempts: z.number().int().min(1).max(100).default(5).describe("Failed password logins (1-100) that lock a user's password logins."),
+          window: duration.default("30m").describe("The window the failures are counted in."),
+          lock_duration: duration.default("30m").describe("How long password logins stay locked."),
+        })
+        .default({ max_attempts: 5, window: "30m", lock_duration: "30m" })
+        .describe("The failed-login lockout: it locks a user's password logins, not their sessions."),
     })
-    .default({ second_factor: "otp", invite_ttl: "1h", host_cert_ttl: "24h", sso_login_timeout: "3m", lockout: { max_attempts: 5, window: "30m", lock_duration: "30m" } }),
-  /** Access-request notifications (the targets themselves are resources: notification_target). */
+    .default({ second_factor: "otp", invite_ttl: "1h", host_cert_ttl: "24h", sso_login_timeout: "3m", lockout: { max_attempts: 5, window: "30m", lock_duration: "30m" } })
+    .describe("Sign-in: users, invites, SSO, agents' certificates."),
   notifications: z
     .strictObject({
-      /** Send to receivers on loopback, link-local (IMDS), private and other special addresses (net/address-policy.ts); refused by default. */
-      allow_private_addresses: flag.default(false),
+      allow_private_addresses: flag
+        .default(false)
+        .describe("Let notification targets reach loopback, link-local (IMDS), private and other special addresses (net/address-policy.ts), for a receiver inside the network; refused by default."),
     })
-    .default({ allow_private_addresses: false }),
+    .default({ allow_private_addresses: false })
+    .describe("Access-request notifications (the targets themselves are resources: notification_target)."),
   storage: z
     .discriminatedUnion(
       "type",
       [
-        z.strictObject({ type: z.literal("file") }),
+        z.strictObject({ type: z.literal("file").describe("file: one JSON file per record under the data dir.") }),
         z.strictObject({
-          type: z.literal("postgres"),
-          /** postgres://USER[:PASSWORD]@HOST:PORT/DB?sslmode=verify-full */
-          conn_string: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// connection string"),
-          /** CA certificates (PEM file) to verify the server with. */
-          ca_file: z.string().min(1).optional(),
-          /** password: from the connection string (or PGPASSWORD); entra: an Entra ID token from the pod's identity. */
-          auth: z.enum(["password", "entra"], { message: 'must be "password" or "entra"' }).default("password"),
-          max_connections: z.number().int().min(1).max(1000).optional(),
+          type: z.literal("postgres").describe("postgres: PostgreSQL, for several replicas."),
+          conn_string: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// connection string").describe("postgres://USER[:PASSWORD]@HOST:PORT/DB?sslmode=verify-full"),
+          ca_file: z.string().min(1).optional().describe("CA certificates (a PEM file) to verify the server with, whatever sslmode says."),
+          auth: z.enum(["password", "entra"], { message: 'must be "password" or "entra"' }).default("password").describe("password: from the connection string (or PGPASSWORD); entra: an Entra ID token from the pod's identity."),
+          max_connections: z.number().int().min(1).max(1000).optional().describe("The pool's size per replica (1-1000; default 10)."),
         }),
       ],
       { message: 'type must be "file" or "postgres"' },
     )
-    .default({ type: "file" }),
+    .default({ type: "file" })
+    .describe("The backend: file (the default) or postgres."),
   agent: z
     .strictObject({
-      proxy_addr: addr.optional(),
-      auth_token: z.string().min(1).optional(),
-      /** One pin, or a list (any may match: the old and the new CA while it rotates), as teleport-kube-agent's caPin. */
-      ca_pin: z.union([pinSchema, z.array(pinSchema).min(1).max(8)]).optional(),
-      /** CA (PEM) of the TLS certificate at proxy_addr when an ingress or an operator certificate serves it; the web PKI and the cluster's CA are trusted anyway. */
-      proxy_ca_file: z.string().min(1).optional(),
-      data_dir: z.string().optional(),
-      /** One agent serves one cloud: its identity and its Entra ID live there. */
+      proxy_addr: addr.optional().describe("The proxy's address (host or host:port)."),
+      auth_token: z.string().min(1).optional().describe("The join token (azgate admin tokens add --type=app); needed at the first start only."),
+      ca_pin: z.union([pinSchema, z.array(pinSchema).min(1).max(8)]).optional().describe("The cluster's CA pin (sha256:...), or a list of up to 8 (any may match: the old and the new CA while it rotates), as teleport-kube-agent's caPin."),
+      proxy_ca_file: z.string().min(1).optional().describe("CA (PEM) of the TLS certificate at proxy_addr when an ingress or an operator certificate serves it; the web PKI and the cluster's CA are trusted anyway."),
+      data_dir: z.string().optional().describe("Where the agent keeps its key, certificate and identity (default: data_dir)."),
       apps: z
         .array(agentAppSchema)
         .default([])
-        .refine((apps) => new Set(apps.map((a) => a.cloud)).size <= 1, "all apps of one agent must name the same cloud (an agent's identity lives in one); run an agent per cloud"),
-      /** Like curl's --connect-to: every Azure connection goes to this address (the emulator), names kept. */
-      connect_to: z.strictObject({ address: hostPort, ca_file: z.string().min(1).optional() }).optional(),
-      /** /healthz and /readyz over plain HTTP (Kubernetes probes). */
-      diag_addr: hostPort.optional(),
+        .refine((apps) => new Set(apps.map((a) => a.cloud)).size <= 1, "all apps of one agent must name the same cloud (an agent's identity lives in one); run an agent per cloud")
+        .describe("The apps the agent serves. One agent serves one cloud: its identity and its Entra ID live there."),
+      connect_to: z
+        .strictObject({ address: hostPort.describe("Where every Azure connection goes (host:port)."), ca_file: z.string().min(1).optional().describe("The CA (PEM) of that address; required with it.") })
+        .optional()
+        .describe("Like curl's --connect-to: every Azure connection goes to this address (the emulator), host names, SNI and Host kept."),
+      diag_addr: hostPort.optional().describe("Plain-HTTP diagnostics on this address: /metrics, /healthz and /readyz (ready while the tunnel is up)."),
     })
-    .optional(),
+    .optional()
+    .describe("The agent (start --mode agent)."),
 });
 
 export type Config = z.infer<typeof configSchema>;

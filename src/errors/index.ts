@@ -64,18 +64,10 @@ const statusByCode: Record<ErrorCode, number> = {
   access_denied: 403,
   unauthenticated: 401,
   login_failed: 401,
-  /** The identity provider's answer did not check out (signature, audience, nonce, issuer, replay...). */
   sso_failed: 401,
-  /** Unknown, expired, used or foreign login attempt. */
   sso_attempt_invalid: 403,
-  /** Authenticated by the IdP, but the connector maps nothing the user has to a role. */
   sso_no_roles: 403,
-  /**
-   * No longer sent: a login during the failed-login lockout is answered `login_failed`, as every failure is
-   * (login.ts; the audit event says locked). Kept registered so the code keeps its meaning.
-   */
   user_locked: 403,
-  /** An administrator's lock (azgate admin lock) matches the user, role, Azure identity or session. */
   locked: 403,
   method_not_allowed: 405,
   payload_too_large: 413,
@@ -87,7 +79,6 @@ const statusByCode: Record<ErrorCode, number> = {
   proof_mismatch: 401,
   proof_replayed: 401,
   proof_clock_skew: 401,
-  /** An invite, a join token or an Azure placeholder token that is not (or no longer) valid. */
   token_invalid: 401,
   backend_locked: 409,
   compare_failed: 409,
@@ -96,13 +87,9 @@ const statusByCode: Record<ErrorCode, number> = {
   rate_limited: 429,
   not_implemented: 501,
   internal: 500,
-  /** Malformed stream metadata or request (a client that is not azgate's, or a bug). */
   bad_request: 400,
-  /** Not an Azure API host over HTTPS on 443, or a header that steers the request elsewhere. */
   target_refused: 403,
-  /** The workstation: the Host header names another host than the CONNECT target. */
   host_mismatch: 421,
-  /** A token for one service sent to another (an ARM token to a storage host). */
   token_audience_mismatch: 403,
   token_timeout: 504,
   token_no_federated_credential: 502,
@@ -111,23 +98,73 @@ const statusByCode: Record<ErrorCode, number> = {
   token_not_an_identity: 502,
   token_entra: 502,
   token_unavailable: 502,
-  /** Azure could not be reached, or broke off. */
   upstream_failed: 502,
   target_unreachable: 502,
-  /** No agent serves the app right now. */
   app_unavailable: 503,
-  /** Every agent tried went away before answering. */
   agent_unavailable: 502,
-  /** The audit log cannot be written: nothing is forwarded. */
   audit_unavailable: 503,
-  /** The workstation's local proxy cannot reach the azgate proxy. */
   azgate_unavailable: 502,
-  /** The caller's azure_api rules refuse this Azure operation (rbac/azure-api.ts). */
   policy_denied: 403,
+};
+
+/** What each code means, for whoever meets it: docs/reference/errors.md is generated from this and the statuses (npm run docs). */
+const meaningByCode: Record<ErrorCode, string> = {
+  bad_parameter: "A parameter or argument is malformed, out of range or missing; the message names it.",
+  config_invalid: "The configuration (the YAML file, the AZGATE_* environment or the flags) is invalid; the message names the field and the sources.",
+  resource_invalid: "A resource (a role, user, connector, lock, access rule or notification target) is invalid; the message names the field.",
+  not_found: "What was named does not exist (a resource, user, access request or Azure identity), or az has no login for the app yet.",
+  already_exists: "It exists already: a resource of that name (create it with -f to overwrite), a user, or this reviewer's review of the request.",
+  access_denied: "The caller's roles do not allow this (deny wins), or no role allows the app or the Azure identity.",
+  unauthenticated: "No valid sign-in: not logged in, or the user was deleted, reset or re-created since the certificate was issued.",
+  login_failed: "A sign-in failed. A password login answers every failure alike (user name, password, second factor, a lockout); also az login through azgate, and a review's authenticator code.",
+  sso_failed: "The identity provider's answer did not check out (signature, audience, nonce, issuer, replay...).",
+  sso_attempt_invalid: "Unknown, expired, used or foreign login attempt.",
+  sso_no_roles: "Authenticated by the IdP, but the connector maps nothing the user has to a role.",
+  user_locked: "No longer sent: a login during the failed-login lockout is answered `login_failed`, as every failure is (login.ts; the audit event says locked). Kept registered so the code keeps its meaning.",
+  locked: "An administrator's lock (azgate admin lock) matches the user, role, Azure identity or session.",
+  method_not_allowed: "A method Azure APIs do not use (TRACE, CONNECT...): azgate forwards only GET, HEAD, PUT, POST, PATCH, DELETE and OPTIONS.",
+  payload_too_large: "A body over its limit: 64 KiB for login, invites, join and SSO, 512 KiB for a SAML response, 1 MiB for signed calls.",
+  unsupported_media_type: "A JSON route was sent something other than Content-Type: application/json.",
+  cert_expired: "The certificate expired: log in again (an agent: join again with a new token).",
+  cert_untrusted: "The certificate was not issued by this cluster (or is not valid yet), or the proxy's TLS certificate or CA is not the one trusted.",
+  proof_missing: "A call that needs a signed request came without its proof of possession.",
+  proof_invalid: "The proof of possession is malformed, has no nonce, or its signature does not verify against its certificate.",
+  proof_mismatch: "The proof was made for another request (method, path, query or body).",
+  proof_replayed: "The proof's nonce was used before.",
+  proof_clock_skew: "The proof's time is outside the allowed window (60 s) of the proxy's clock.",
+  token_invalid: "An invite, a join token or an Azure placeholder token that is not (or no longer) valid.",
+  backend_locked: "Another process holds the data dir.",
+  compare_failed: "A record changed since it was read (a compare-and-swap lost); read it again and retry.",
+  trust_required: "The proxy's CA is not trusted yet: give its CA pin (--ca-pin) or confirm it on a terminal.",
+  connection_failed: "The proxy cannot be reached, or did not answer like an azgate proxy.",
+  rate_limited: "Too many attempts: logins from one address, or a user's pending access requests.",
+  not_implemented: "Not implemented; nothing sends it now. Kept registered so the code keeps its meaning.",
+  internal: "An unexpected failure: a bug, or something that did not finish (the message says what; the proxy's log says more).",
+  bad_request: "Malformed stream metadata or request (a client that is not azgate's, or a bug).",
+  target_refused: "Not an Azure API host over HTTPS on 443, or a header that steers the request elsewhere.",
+  host_mismatch: "The workstation: the Host header names another host than the CONNECT target.",
+  token_audience_mismatch: "A token for one service sent to another (an ARM token to a storage host).",
+  token_timeout: "The agent: Entra ID did not answer in time.",
+  token_no_federated_credential: "The agent: no federated credential for its service account on this identity; the message gives the az command that makes one.",
+  token_identity_not_found: "The agent: Azure does not know the identity.",
+  token_agent_cannot_read_identity: "The agent's own identity may not read the identity in ARM (it needs Microsoft.ManagedIdentity/userAssignedIdentities/read).",
+  token_not_an_identity: "The agent: the ID names no user-assigned managed identity.",
+  token_entra: "The agent: Entra ID refused the token request; the message says why.",
+  token_unavailable: "The agent could get no real token for the identity, for another cause; the message names it.",
+  upstream_failed: "Azure could not be reached, or broke off.",
+  target_unreachable: "The agent: the Azure host's name does not resolve.",
+  app_unavailable: "No agent serves the app right now.",
+  agent_unavailable: "Every agent tried went away before answering.",
+  audit_unavailable: "The audit log cannot be written: nothing is forwarded.",
+  azgate_unavailable: "The workstation's local proxy cannot reach the azgate proxy.",
+  policy_denied: "The caller's azure_api rules refuse this Azure operation (rbac/azure-api.ts); Azure clients see AzgatePolicyDenied.",
 };
 
 /** Every registered code and its HTTP status (tests walk it; docs list it). */
 export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = statusByCode;
+
+/** Every registered code and what it means. */
+export const ERROR_MEANING: Readonly<Record<ErrorCode, string>> = meaningByCode;
 
 export class AzgateError extends Error {
   readonly code: ErrorCode;

@@ -40,7 +40,7 @@ export const PRESETS: Record<string, AzureApiRule[]> = {
    * identities live, and deploying (many writes, or code, under one
    * operation). Built by pattern from Azure's published operations
    * (test/fixtures/azure-operations.txt); test/fixtures/preset-catches.txt
-   * lists every one of them it catches, and the README summarises it. What
+   * lists every one of them it catches, and docs/policy.md summarises it. What
    * hides inside a request body (an access policy in a vault PUT, an
    * extension profile in a scale-set PUT) a name cannot show.
    */

@@ -11,6 +11,7 @@ import { IDENTITY, spawnAgent, startCluster, workstationHome, type AgentProcess,
 import { cli, parseExports, startCli, type LongRunningCli } from "../helpers/azgate.ts";
 import { runCommand } from "../helpers/run.ts";
 import { newWebhookSecret, startHttpReceiver, type HttpReceiver } from "../helpers/receivers.ts";
+import { stopAll } from "../helpers/stop.ts";
 import { Webhook } from "standardwebhooks";
 
 const fx = useEmulator({ projectToken: true });
@@ -52,12 +53,7 @@ describe("access requests", () => {
       homes.set(name, await workstationHome(cluster, await cluster.user(name, [...roles])));
     }
   }, 180_000);
-  afterAll(async () => {
-    await hooks?.close();
-    await proxy?.stop();
-    await agent?.stop();
-    await cluster?.stop();
-  });
+  afterAll(() => stopAll(hooks, proxy, agent, cluster));
 
   it("without standing access, apps login is refused with the exact request command; for an identity one may not request, without it", async () => {
     const res = await as("alice", ["apps", "login", "azure-cli", "--azure-identity", "teleport-reader"]);

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useEmulator } from "../helpers/emulator.ts";
 import { IDENTITY, readBody, spawnAgent, startCluster, type TestCluster } from "../helpers/cluster.ts";
 import { tempDir } from "../helpers/azgate.ts";
+import { stopAll } from "../helpers/stop.ts";
 
 const fx = useEmulator({ projectToken: true });
 
@@ -22,10 +23,7 @@ describe("agent join", () => {
     // Short host certificates, so renewal happens within the test.
     [cluster, other] = await Promise.all([startCluster({ env: { AZGATE_HOST_CERT_TTL: "9s" } }), startCluster({ clusterName: "other-cluster" })]);
   });
-  afterAll(async () => {
-    await cluster?.stop();
-    await other?.stop();
-  });
+  afterAll(() => stopAll(cluster, other));
 
   it("refuses a used-up token and says to create a new one", async () => {
     const token = await cluster.joinToken({ uses: 1 });

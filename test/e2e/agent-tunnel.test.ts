@@ -9,6 +9,7 @@ import path from "node:path";
 import { useEmulator } from "../helpers/emulator.ts";
 import { IDENTITY, readBody, spawnAgent, startCluster, type AgentProcess, type TestCluster, type UserSession } from "../helpers/cluster.ts";
 import { cli, tempDir } from "../helpers/azgate.ts";
+import { stopAll } from "../helpers/stop.ts";
 import { saveProfile } from "../../src/client/profile.ts";
 
 const fx = useEmulator({ projectToken: true });
@@ -28,10 +29,7 @@ describe("agent join, reverse tunnel and Azure forwarding", () => {
     });
     alice = await cluster.user("alice", ["azure-prod"], [READER]);
   });
-  afterAll(async () => {
-    await agent?.stop();
-    await cluster?.stop();
-  });
+  afterAll(() => stopAll(agent, cluster));
 
   it("stores the agent identity 0600 in a 0700 dir", () => {
     const dir = path.join(agent.dataDir, "agent");

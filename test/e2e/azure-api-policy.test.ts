@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useEmulator } from "../helpers/emulator.ts";
 import { IDENTITY, SUB, spawnAgent, startCluster, workstationHome, type AgentProcess, type TestCluster, type UserSession } from "../helpers/cluster.ts";
 import { cli } from "../helpers/azgate.ts";
+import { stopAll } from "../helpers/stop.ts";
 
 const fx = useEmulator({ projectToken: true });
 const OWNER_MI = IDENTITY("teleport-contributor");
@@ -64,10 +65,7 @@ describe("per-request Azure API policy", () => {
       expect(login.code, login.stderr).toBe(0);
     }
   }, 180_000);
-  afterAll(async () => {
-    await agent?.stop();
-    await cluster?.stop();
-  });
+  afterAll(() => stopAll(agent, cluster));
 
   it("allows az group create where a rule allows it, refuses it elsewhere with az printing AzgatePolicyDenied; reads stay allowed", async () => {
     const ok = await az("alice", ["group", "create", "-n", "app-1", "-l", "westeurope", "-o", "json"]);

@@ -10,6 +10,7 @@ import { clientEnv, findIssuedTokens, useEmulator } from "../helpers/emulator.ts
 import { runCommand } from "../helpers/run.ts";
 import { IDENTITY, ROOT, startClusterWithAgent, workstationHome, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
 import { cli } from "../helpers/azgate.ts";
+import { stopAll } from "../helpers/stop.ts";
 
 const fx = useEmulator({ projectToken: true });
 const READER = IDENTITY("teleport-reader");
@@ -30,10 +31,7 @@ describe("az through azgate", () => {
     const alice = await cluster.user("alice", ["azure-cli-access"], [READER, IDENTITY("teleport-contributor")]);
     home = await workstationHome(cluster, alice);
   });
-  afterAll(async () => {
-    await agent?.stop();
-    await cluster?.stop();
-  });
+  afterAll(() => stopAll(agent, cluster));
 
   it("apps login runs az login --identity through azgate and prints az's subscriptions, then the three lines", async () => {
     const ls = await az(["apps", "ls"]);

@@ -18,6 +18,7 @@ import { azgateCommand, cli, parseExports, startCli, startProxyProcess, tempDir,
 import { connectThrough, rawRequest, startTrafficRecorder } from "../helpers/local-proxy.ts";
 import { runCommand, runJsonClient } from "../helpers/run.ts";
 import { buildGoClient } from "../helpers/go.ts";
+import { stopAll } from "../helpers/stop.ts";
 import { loadAppSession, type StoredAppSession } from "../../src/client/app-store.ts";
 import { sendsInterimContinue } from "../../src/runtime/index.ts";
 
@@ -69,11 +70,7 @@ describe("azgate proxy azure, used from another process", () => {
     port = Number(/Started Azure proxy on http:\/\/127\.0\.0\.1:(\d+)\./.exec(proxy.output())?.[1]);
     session = (await loadAppSession(profile, "azure-cli", home))!;
   });
-  afterAll(async () => {
-    await proxy?.stop();
-    await agent?.stop();
-    await cluster?.stop();
-  });
+  afterAll(() => stopAll(proxy, agent, cluster));
 
   it("prints where it listens, the --port hint, and every export a client needs", () => {
     expect(port).toBeGreaterThan(0);

@@ -12,6 +12,7 @@ import { IDENTITY, startClusterWithAgent, workstationHome, type AgentProcess, ty
 import { cli, parseExports, startCli } from "../helpers/azgate.ts";
 import { runCommand } from "../helpers/run.ts";
 import { rawRequest } from "../helpers/local-proxy.ts";
+import { stopAll } from "../helpers/stop.ts";
 
 const fx = useEmulator({ projectToken: true });
 const READER = IDENTITY("teleport-reader");
@@ -29,10 +30,7 @@ describe("refusals on the workstation path", () => {
   beforeAll(async () => {
     ({ cluster, agent } = await startClusterWithAgent(fx, ["azure-cli-access-internal.yaml", "no-azure-identities.yaml"]));
   });
-  afterAll(async () => {
-    await agent?.stop();
-    await cluster?.stop();
-  });
+  afterAll(() => stopAll(agent, cluster));
 
   it("a no-azure-identities role (deny '*') wins over every allow, at apps login and at the proxy", async () => {
     const erin = await cluster.user("erin", ["azure-cli-access", "no-azure-identities"], [READER]);

@@ -3,6 +3,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { Authenticator, azgateCommand, cli, startProxyProcess, tempDir, type ProxyProcess } from "../helpers/azgate.ts";
 import { runCommand } from "../helpers/run.ts";
+import { stopAll } from "../helpers/stop.ts";
 import { request } from "../../src/runtime/index.ts";
 import { createProof, PROOF_SCHEME } from "../../src/auth/proof.ts";
 import { importPrivateKeyPem, generateKeyPair } from "../../src/pki/keys.ts";
@@ -56,9 +57,7 @@ function wrongCode(): string {
 beforeAll(async () => {
   proxy = await startProxyProcess({ dataDir, home: aliceHome });
 });
-afterAll(async () => {
-  await proxy?.stop();
-});
+afterAll(() => stopAll(proxy));
 
 describe("cluster core end to end", () => {
   it("bootstraps the first admin on the proxy host and reports the CA pin", async () => {

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cli, startProxyProcess, tempDir, type ProxyProcess } from "../helpers/azgate.ts";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.ts";
+import { stopAll } from "../helpers/stop.ts";
 import { readLocalAdmin } from "../../src/proxy/local-admin.ts";
 import { ApiClient } from "../../src/api/client.ts";
 import { generateKeyPair, publicKeyToPem } from "../../src/pki/keys.ts";
@@ -30,10 +31,7 @@ describe("proxies on PostgreSQL", () => {
     server = await startPostgres();
     env = { AZGATE_STORAGE_TYPE: "postgres", AZGATE_STORAGE_CONN_STRING: await server.database("azgate_proxies") };
   }, 60_000);
-  afterAll(async () => {
-    for (const p of proxies) await p.stop();
-    await server?.stop();
-  });
+  afterAll(() => stopAll(...proxies, server));
 
   it("two replicas started together make one cluster: same CA pin, shared users, invites and audit", async () => {
     const [a, b] = await Promise.all([start(), start()]);

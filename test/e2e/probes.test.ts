@@ -9,6 +9,7 @@ import https from "node:https";
 import { useEmulator } from "../helpers/emulator.ts";
 import { spawnAgent, startCluster, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
 import { cli, tempDir } from "../helpers/azgate.ts";
+import { stopAll } from "../helpers/stop.ts";
 
 const fx = useEmulator({ projectToken: true });
 
@@ -32,10 +33,7 @@ describe("health and readiness probes", () => {
     await agent.waitFor(/tunnel to .* is up/);
     await agent.waitFor(/Diagnostics:\s+http:\/\/127\.0\.0\.1:\d+/);
   });
-  afterAll(async () => {
-    await agent?.stop();
-    await cluster?.stop();
-  });
+  afterAll(() => stopAll(agent, cluster));
 
   it("proxy: /healthz and /readyz answer 200 on the API port", async () => {
     const base = `https://${cluster.proxy.addr}`;

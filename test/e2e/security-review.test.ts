@@ -21,6 +21,7 @@ import { IDENTITY, openAppSession, readBody, spawnAgent, startCluster, workstati
 import { cli, parseExports, startCli, tempDir } from "../helpers/azgate.ts";
 import { runCommand } from "../helpers/run.ts";
 import { connectThrough, rawRequest } from "../helpers/local-proxy.ts";
+import { stopAll } from "../helpers/stop.ts";
 import { ApiClient } from "../../src/api/client.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../../src/pki/keys.ts";
 import { identityOf } from "../../src/pki/certificate.ts";
@@ -58,10 +59,7 @@ describe("accounts: invites, resets, deletion, lockout, terminal output", () => 
     await agent.waitFor(/tunnel to .* is up/);
     await cluster.admin.call("POST", "/v1/admin/resources", { text: ACCESS_ROLE });
   });
-  afterAll(async () => {
-    await agent?.stop();
-    await cluster?.stop();
-  });
+  afterAll(() => stopAll(agent, cluster));
 
   it("an invite is bound to its user record: a reset voids earlier invites, the password and every certificate; an old invite cannot take the account over", async () => {
     const since = Date.now() - 1000;
@@ -226,12 +224,7 @@ describe("the request path: locks, per-server labels, methods, bodies, the works
     const { items } = await cluster.admin.call<{ items: { metadata: { name: string } }[] }>("GET", "/v1/admin/resources/lock");
     for (const l of items) await cluster.admin.call("DELETE", `/v1/admin/resources/lock/${l.metadata.name}`);
   });
-  afterAll(async () => {
-    await proxyAzure?.stop();
-    await prod?.stop();
-    await dev?.stop();
-    await cluster?.stop();
-  });
+  afterAll(() => stopAll(proxyAzure, prod, dev, cluster));
 
   it("a lock refuses the next request with its message, closes open tunnels, and is audited; removing it restores access", async () => {
     const since = Date.now() - 1000;

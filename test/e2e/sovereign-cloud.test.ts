@@ -13,6 +13,7 @@ import path from "node:path";
 import { findIssuedTokens, useEmulator } from "../helpers/emulator.ts";
 import { IDENTITY, spawnAgent, startCluster, workstationHome, type AgentProcess, type TestCluster, type UserSession } from "../helpers/cluster.ts";
 import { cli, startCli, type LongRunningCli } from "../helpers/azgate.ts";
+import { stopAll } from "../helpers/stop.ts";
 
 const fx = useEmulator({ projectToken: true });
 const READER = IDENTITY("teleport-reader");
@@ -43,10 +44,7 @@ describe("an app in Azure US Government", () => {
     alice = await cluster.user("alice", ["azure-cli-access"], [READER]);
     home = await workstationHome(cluster, alice);
   });
-  afterAll(async () => {
-    await agent?.stop();
-    await cluster?.stop();
-  });
+  afterAll(() => stopAll(agent, cluster));
 
   it("apps ls names the cloud; apps login and az work against that cloud's hosts only", async () => {
     const from = fx.emu.requests.length;

@@ -12,6 +12,7 @@ import { cli, tempDir } from "../helpers/azgate.ts";
 import { freshPage, launchBrowser, textOf } from "../helpers/browser.ts";
 import { startGithubDouble, type GithubDouble } from "../helpers/github-double.ts";
 import { startSsoLogin, waitForCallback } from "../helpers/sso.ts";
+import { stopAll } from "../helpers/stop.ts";
 
 const fx = useEmulator({ projectToken: true });
 const READER = IDENTITY("teleport-reader");
@@ -65,12 +66,7 @@ describe("GitHub login", () => {
     await cluster.admin.call("POST", "/v1/admin/resources", { text: JSON.stringify(connector) });
     browser = await launchBrowser();
   }, 60_000);
-  afterAll(async () => {
-    await browser?.close();
-    await github?.close();
-    await agent?.stop();
-    await cluster?.stop();
-  });
+  afterAll(() => stopAll(browser, github, agent, cluster));
 
   it("maps carol's teams to roles; her identities come from the static role, none from {{external...}}", async () => {
     const res = await loginAs("carol", "carol's github password");

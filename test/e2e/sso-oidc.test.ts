@@ -16,6 +16,7 @@ import { x509 } from "../../src/pki/x509.ts";
 import { ApiClient } from "../../src/api/client.ts";
 import { generateKeyPair, publicKeyToPem } from "../../src/pki/keys.ts";
 import { startRawAttempt, startSsoLogin, waitForCallback } from "../helpers/sso.ts";
+import { stopAll } from "../helpers/stop.ts";
 
 const fx = useEmulator({ projectToken: true });
 const READER = IDENTITY("teleport-reader");
@@ -67,12 +68,7 @@ describe("OIDC login", () => {
     await cluster.admin.call("POST", "/v1/admin/resources", { text: JSON.stringify(connector(idp, "corp", cluster.proxy.port)) });
     browser = await launchBrowser();
   }, 60_000);
-  afterAll(async () => {
-    await browser?.close();
-    await idp?.close();
-    await agent?.stop();
-    await cluster?.stop();
-  });
+  afterAll(() => stopAll(browser, idp, agent, cluster));
 
   it("signs alice in with her groups' roles and her azure_identities claim, and apps login honours it", async () => {
     const home = tempDir("azgate-home-");
@@ -280,11 +276,7 @@ describe("OIDC identities and edges", () => {
     await cluster.admin.call("POST", "/v1/admin/resources", { text: JSON.stringify(connector(idp, "corp", cluster.proxy.port)) });
     browser = await launchBrowser();
   }, 60_000);
-  afterAll(async () => {
-    await browser?.close();
-    await idp?.close();
-    await cluster?.stop();
-  });
+  afterAll(() => stopAll(browser, idp, cluster));
 
   /** The outcome a signed-in attempt's loopback received: a code, or the proxy's error. */
   async function outcomeOf(connectorName: string, login: string, opts: { ttlMs?: number } = {}) {

@@ -12,6 +12,7 @@ import { cli, tempDir } from "../helpers/azgate.ts";
 import { freshPage, launchBrowser, textOf } from "../helpers/browser.ts";
 import { startSamlIdp, type Misbehaviour, type SamlIdp } from "../helpers/idp-saml.ts";
 import { startRawAttempt, startSsoLogin, waitForCallback } from "../helpers/sso.ts";
+import { stopAll } from "../helpers/stop.ts";
 
 const fx = useEmulator({ projectToken: true });
 const READER = IDENTITY("teleport-reader");
@@ -71,12 +72,7 @@ describe("SAML login", () => {
     await cluster.admin.call("POST", "/v1/admin/resources", { text: JSON.stringify(connector) });
     browser = await launchBrowser();
   }, 60_000);
-  afterAll(async () => {
-    await browser?.close();
-    await idp?.close();
-    await agent?.stop();
-    await cluster?.stop();
-  });
+  afterAll(() => stopAll(browser, idp, agent, cluster));
 
   it("signs alice in from a signed assertion, with her attributes as traits, and apps login honours them", async () => {
     const res = await loginAs("alice@example.com", "alice's IdP password");

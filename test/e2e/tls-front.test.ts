@@ -13,6 +13,7 @@ import { useEmulator } from "../helpers/emulator.ts";
 import { IDENTITY, openAppSession, readBody, readBytes, spawnAgent, startCluster, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
 import { cli, startProxyProcess, tempDir, type ProxyProcess } from "../helpers/azgate.ts";
 import { operatorCa, startNginxFront, type NginxFront, type OperatorCa } from "../helpers/tls-front.ts";
+import { stopAll } from "../helpers/stop.ts";
 import { ApiClient, type ApiTarget } from "../../src/api/client.ts";
 import { readLocalAdmin } from "../../src/proxy/local-admin.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../../src/pki/keys.ts";
@@ -53,11 +54,7 @@ describe("behind nginx terminating TLS with the operator's CA", () => {
     await cluster.admin.call("POST", "/v1/admin/resources", { text: role("azure") });
     await addUser(cluster.admin, cluster.target, "alice");
   });
-  afterAll(async () => {
-    await agent?.stop();
-    await front?.stop();
-    await cluster?.stop();
-  });
+  afterAll(() => stopAll(agent, front, cluster));
 
   it("an agent joins through the front with --ca-pin and AZGATE_PROXY_CA_FILE, and serves", async () => {
     agent = spawnAgent({ proxy: viaFront(), fx, token: await cluster.joinToken(), env: { AZGATE_PROXY_CA_FILE: ca.caFile } });
@@ -153,10 +150,7 @@ describe("a proxy serving an operator certificate (proxy.tls)", () => {
     const cert = ca.issue("proxy", ["localhost", "127.0.0.1"]);
     proxy = await startProxyProcess({ dataDir, home: tempDir("azgate-home-"), args: ["--second-factor", "off", "--tls-cert-file", cert.certFile, "--tls-key-file", cert.keyFile] });
   });
-  afterAll(async () => {
-    await agent?.stop();
-    await proxy?.stop();
-  });
+  afterAll(() => stopAll(agent, proxy));
 
   it("admin --data-dir works against the running proxy, and an agent joins with agent.proxy_ca_file", async () => {
     const admin = (args: string[]) => cli(["admin", "--data-dir", dataDir, ...args], { home });

@@ -5,7 +5,7 @@
  * so the requester's running `azgate proxy azure` gets through, a CSRF
  * attempt from another origin refused, and a lock ending a browser session
  * on the next click. With AZGATE_SCREENSHOTS=1 the pages are saved to
- * docs/screenshots/ (the README shows two).
+ * docs/screenshots/ (docs/web-ui.md shows two).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import http from "node:http";
@@ -22,6 +22,7 @@ import { freshPage, launchBrowser } from "../helpers/browser.ts";
 import { ApiClient } from "../../src/api/client.ts";
 import { signInAtIdp, startOidcIdp, type OidcIdp } from "../helpers/idp-oidc.ts";
 import { startSsoLogin, waitForCallback } from "../helpers/sso.ts";
+import { stopAll } from "../helpers/stop.ts";
 
 const fx = useEmulator({ projectToken: true });
 const READER = IDENTITY("teleport-reader");
@@ -69,12 +70,7 @@ describe("web UI", () => {
     }
     browser = await launchBrowser();
   }, 180_000);
-  afterAll(async () => {
-    await browser?.close();
-    await proxy?.stop();
-    await agent?.stop();
-    await cluster?.stop();
-  });
+  afterAll(() => stopAll(browser, proxy, agent, cluster));
 
   it("My access shows exactly the identities the roles allow: a deny role hides one; what one may request, with its commands", async () => {
     const { context, page } = await freshPage(browser);
@@ -341,11 +337,7 @@ describe("web UI sign-in with OTP, and with OIDC", () => {
     await cluster.admin.call("POST", "/v1/admin/resources", { text: JSON.stringify(connector) });
     browser = await launchBrowser();
   }, 120_000);
-  afterAll(async () => {
-    await browser?.close();
-    await idp?.close();
-    await cluster?.stop();
-  });
+  afterAll(() => stopAll(browser, idp, cluster));
 
   it("signs in through the OIDC provider from the sign-in page's button; a callback finished in another browser is refused", async () => {
     const base = `https://127.0.0.1:${cluster.proxy.port}`;

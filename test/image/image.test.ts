@@ -84,7 +84,7 @@ describe("container image, built with podman", () => {
 
   beforeAll(() => {
     buildBases();
-    // Built by the script the README gives (scripts/build-image.sh REGISTRY TAG), with this sandbox's podman flags.
+    // Built by the script docs/deploying.md gives (scripts/build-image.sh REGISTRY TAG), with this sandbox's podman flags.
     const res = spawnSync("bash", [path.join(ROOT, "scripts/build-image.sh"), "localhost", "test"], {
       cwd: ROOT,
       encoding: "utf8",
