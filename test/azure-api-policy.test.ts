@@ -273,6 +273,45 @@ describe("the review's walk-arounds (issue 29), each against a deny-only role", 
     expect(decide(slashed, req("GET", "/reports/secret.txt", BLOB)).outcome).toBe("deny");
   });
 
+  // Attack finding 6: ARM's grammar by position (operation.ts keywordProviders).
+  describe("a name spelt providers does not move the provider", () => {
+    const SITE = `${S}/resourceGroups/web/providers/Microsoft.Web/sites/app1`;
+    const vm = (name: string) => `${S}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/${name}/runCommand`;
+    const guarded = [role("reader-guarded", { allow: uses(CONTRIB, { azure_api: [{ actions: ["*/read"] }] }), deny: { azure_api: [{ preset: "no-privilege-escalation" }] } })];
+    const lenientGuard = [plain, role("guard", { deny: { azure_api: [{ preset: "no-privilege-escalation" }] }, options: { azure_api_unknown: "allow" } })];
+
+    it.each([
+      ["a slot named providers", `${SITE}/slots/providers/functions/admin/token`],
+      ["PROVIDERS", `${SITE}/slots/PROVIDERS/functions/admin/token`],
+      ["Providers, trailing slash", `${SITE}/slots/Providers/functions/admin/token/`],
+    ])("the Functions admin token under %s is refused, not read as functions/admin/read and allowed by */read", (_what, p) => {
+      // The plain slot: the preset names the token read and denies it.
+      expect(decide(guarded, req("GET", `${SITE}/slots/staging/functions/admin/token`))).toMatchObject({ outcome: "deny", matched: { preset: "no-privilege-escalation" } });
+      for (const host of [ARM, "westeurope.management.azure.com"]) {
+        const d = decide(guarded, req("GET", p, host));
+        expect(d, host).toMatchObject({ outcome: "deny", enforced: true, matched: null, operation: null });
+        expect(d.reason, host).toMatch(/reads as ARM's providers keyword/);
+      }
+    });
+
+    it("runCommand on a VM named providers is refused even where the guard lets unnamed operations through", () => {
+      expect(decide(lenientGuard, req("POST", vm("web-01")))).toMatchObject({ outcome: "deny", matched: { preset: "no-privilege-escalation" } });
+      for (const name of ["providers", "PROVIDERS", "Providers"]) {
+        const d = decide(lenientGuard, req("POST", vm(name)));
+        expect(d, name).toMatchObject({ outcome: "deny", enforced: true, matched: null });
+        expect(d.reason, name).toContain("reads as ARM's providers keyword");
+      }
+      expect(decide(lenientGuard, req("POST", vm("provider%73"))).reason).toContain("percent-encoded");
+      // Where no rule applies, nothing changes: the identity's Azure role decides.
+      expect(decide([plain], req("POST", vm("providers"))).outcome).toBe("unrestricted");
+    });
+
+    it("an extension resource (providers at a keyword position) is still named and denied by the preset", () => {
+      const onVm = `${S}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1/providers/Microsoft.Authorization/roleAssignments/x`;
+      expect(decide(lenientGuard, req("PUT", onVm))).toMatchObject({ outcome: "deny", operation: { action: "Microsoft.Authorization/roleAssignments/write" }, matched: { preset: "no-privilege-escalation" } });
+    });
+  });
+
   it("a trailing dot on the host (graph.microsoft.com.) changes nothing: the hosts rule still denies Graph writes", () => {
     // This role lets unnamed operations through itself, so only its hosts rule can refuse them.
     const roles = [plain, role("graph-writes", { deny: { azure_api: [{ methods: ["POST", "PATCH", "PUT", "DELETE"], hosts: ["graph.microsoft.com"] }] }, options: { azure_api_unknown: "allow" } })];

@@ -56,6 +56,9 @@ const REQUESTS: Plain[] = [
   arm("PUT", `${RG}/deployments/d-1`),
   arm("POST", `${MI}/federatedIdentityCredentials/fic-1`),
   arm("GET", `${RG}/providers/Microsoft.Web/sites/web-1/config/appsettings`),
+  // Names spelt providers (issue 29, attack finding 6): refused in every spelling, never read as another provider's operation.
+  arm("POST", `${RG}/providers/Microsoft.Compute/virtualMachines/providers/runCommand`),
+  arm("GET", `${RG}/providers/Microsoft.Web/sites/web-1/slots/providers/functions/admin/token`),
   on(BLOB, "GET", "/reports/secret.txt"),
   on(BLOB, "GET", "/reports/other.txt"),
   on(BLOB, "DELETE", "/reports/q1 (final).txt"),

@@ -95,6 +95,51 @@ describe("ARM requests to Azure RBAC operations", () => {
   });
 });
 
+describe("ARM's grammar by position: a name spelt providers is not the providers keyword (issue 29, attack finding 6)", () => {
+  const SITE = `${RG}/providers/Microsoft.Web/sites/app1`;
+  // Keywords sit at even positions, names at odd ones: /subscriptions/{s}/resourceGroups/{g}/providers/{ns}/{type}/{name}...
+  it.each([
+    ["a web app slot named providers (the Functions admin token read as functions/admin/read)", "GET", `${SITE}/slots/providers/functions/admin/token`],
+    ["a VM named providers (runCommand)", "POST", `${RG}/providers/Microsoft.Compute/virtualMachines/providers/runCommand`],
+    ["a resource group named providers", "PUT", `${S}/resourceGroups/providers/providers/Microsoft.Authorization/roleAssignments/x`],
+    ["a deployment named providers on the provider-less path", "PUT", `${RG}/deployments/providers`],
+    ["a child resource named providers below an extension resource", "PUT", `${VM}/providers/Microsoft.Insights/diagnosticSettings/providers`],
+    // Other spellings of the same name: case, a trailing slash, a regional host (below).
+    ["PROVIDERS in capitals", "GET", `${SITE}/slots/PROVIDERS/functions/admin/token`],
+    ["Providers", "POST", `${RG}/providers/Microsoft.Compute/virtualMachines/Providers/runCommand`],
+    ["a trailing slash", "POST", `${RG}/providers/Microsoft.Compute/virtualMachines/providers/runCommand/`],
+  ])("%s is refused, with why", (_what, method, p) => {
+    expect(() => mapRequest({ method, host: ARM, path: p })).toThrow(UnsafePath);
+    expect(() => mapRequest({ method, host: ARM, path: p })).toThrow(/reads as ARM's providers keyword/);
+    for (const host of [ARM, "westeurope.management.azure.com", "MANAGEMENT.AZURE.COM."]) {
+      const reading = readRequest({ method, host, path: p });
+      // The path is text azgate reads (its canonical form is carried), but it names no one operation.
+      expect(reading, host).toMatchObject({ operation: null, refused: expect.stringMatching(/is refused: a name spelt "providers" \(segment \d+, after "[^"]+"\) reads as ARM's providers keyword/i) });
+      expect(reading.canonical?.host, host).toBe(ARM);
+    }
+  });
+
+  it("an encoded letter in the name (provider%73) is refused before the grammar is read", () => {
+    expect(readRequest({ method: "POST", host: ARM, path: `${RG}/providers/Microsoft.Compute/virtualMachines/provider%73/runCommand` })).toMatchObject({ canonical: null, refused: expect.stringContaining('%73 is "s"') });
+    expect(readRequest({ method: "POST", host: ARM, path: `${RG}/provider%73/Microsoft.Compute/virtualMachines/vm1/runCommand` })).toMatchObject({ canonical: null, refused: expect.stringContaining('%73 is "s"') });
+  });
+
+  it("providers at a keyword position still names the provider: extension resources, nested ones, the tenant and management groups", () => {
+    const named = (method: string, p: string) => mapRequest({ method, host: ARM, path: p });
+    expect(named("PUT", `${VM}/providers/Microsoft.Authorization/roleAssignments/x`)).toMatchObject({ action: "Microsoft.Authorization/roleAssignments/write", scope: `${VM}/providers/Microsoft.Authorization/roleAssignments/x` });
+    expect(named("PUT", `${RG}/providers/Microsoft.Web/sites/app1/slots/staging/providers/Microsoft.Authorization/roleAssignments/x`).action).toBe("Microsoft.Authorization/roleAssignments/write");
+    expect(named("PUT", `${RG}/providers/Microsoft.Web/sites/app1/slots/staging/PROVIDERS/Microsoft.Authorization/roleAssignments/x`).action).toBe("Microsoft.Authorization/roleAssignments/write");
+    expect(named("PUT", "/providers/Microsoft.Management/managementGroups/mg1/providers/Microsoft.Authorization/roleAssignments/x").action).toBe("Microsoft.Authorization/roleAssignments/write");
+    expect(named("GET", `${SITE}/slots/staging/functions/admin/token`)).toMatchObject({ action: "Microsoft.Web/sites/slots/functions/token/read" });
+    expect(named("POST", `${RG}/providers/Microsoft.Compute/virtualMachines/web-01/runCommand`).action).toBe("Microsoft.Compute/virtualMachines/runCommand/action");
+    // A name that only contains the word is a name like any other.
+    expect(named("POST", `${RG}/providers/Microsoft.Compute/virtualMachines/providers-1/runCommand`).action).toBe("Microsoft.Compute/virtualMachines/runCommand/action");
+    // The subscription's provider list, one provider and its registration: providers at position 2.
+    expect(named("GET", `${S}/providers`).action).toBe("Microsoft.Resources/subscriptions/providers/read");
+    expect(named("POST", `${S}/providers/Microsoft.Compute/register`).action).toBe("Microsoft.Compute/register/action");
+  });
+});
+
 describe("paths the mapper refuses to read", () => {
   it.each([
     ["/subscriptions/x/resourceGroups/a%2F..%2Fb", /encoded separators/],

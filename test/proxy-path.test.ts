@@ -536,6 +536,28 @@ describe("the proxy's request path, in process", () => {
       expect(reached(from, "/reports/")).toEqual([]);
     });
 
+    it("a web app slot named providers: the Functions admin token is refused, not read as functions/admin/read and let through by */read past the preset (attack finding 6), audited", async () => {
+      await c.createRoles(`kind: role
+version: v7
+metadata: {name: slot-reader}
+spec:
+  allow: {app_labels: {'*': '*'}, azure_identities: ['${READER}'], azure_api: [{actions: ['*/read']}]}
+  deny: {azure_api: [{preset: no-privilege-escalation}]}
+`);
+      const user = nextUser();
+      const app = await c.appSession(user, ["slot-reader"], READER);
+      expect((await app.request(GROUPS)).status).toBe(200);
+      const from = fx.emu.requests.length;
+      const site = `https://management.azure.com${S}/resourceGroups/web/providers/Microsoft.Web/sites/app1/slots`;
+      // The plain slot, then the name spelt providers in other ways: capitals, a trailing slash, a regional host.
+      const urls = [`${site}/staging/functions/admin/token`, `${site}/providers/functions/admin/token`, `${site}/PROVIDERS/functions/admin/token/`, `${site.replace("management.", "westeurope.management.")}/Providers/functions/admin/token`];
+      for (const url of urls) expect((await refusedWith(await app.request(`${url}?api-version=2022-03-01`))).code, url).toBe("AzgatePolicyDenied");
+      const denied = await events("app.request.denied", user);
+      expect(denied[0]).toMatchObject({ error_code: "policy_denied", success: false, action: "Microsoft.Web/sites/slots/functions/token/read", policy: { decision: "deny", role: "slot-reader", preset: "no-privilege-escalation" } });
+      expect(denied.slice(1)).toEqual([1, 2, 3].map(() => expect.objectContaining({ error_code: "policy_denied", success: false, action: null, policy: { decision: "deny", reason: expect.stringMatching(/a name spelt "providers" \(segment 10, after "slots"\) reads as ARM's providers keyword/i) } })));
+      expect(reached(from, "/functions/admin/token")).toEqual([]);
+    });
+
     it("a role assignment through a regional ARM host is named and denied by the preset, audited", async () => {
       const user = nextUser();
       const app = await c.appSession(user, ["azure-cli-access", "guard"], READER);

@@ -14,8 +14,9 @@
  * ARM's convention (Microsoft Learn, "Understand Azure role definitions"):
  * `{Provider}/{type}[/{childType}...]/{verb}`, where GET and HEAD read, PUT
  * and PATCH write, DELETE deletes, and a POST to `.../{name}` is
- * `{name}/action`. The last `/providers/{ns}/` segment names the provider
- * (extension resources: a diagnostic setting on a VM is Microsoft.Insights').
+ * `{name}/action`. The last `/providers/{ns}/` keyword names the provider
+ * (extension resources: a diagnostic setting on a VM is Microsoft.Insights');
+ * a name spelt `providers` is refused (keywordProviders).
  * Paths without a provider are Microsoft.Resources' (subscriptions, resource
  * groups, their resources). Resource providers may authorise under other
  * names than this derivation (ProviderHub's action mappings are private), so
@@ -77,6 +78,7 @@ export interface RequestReading {
   sent: string;
   /** Null when the path or query cannot be read. */
   canonical: CanonicalRequest | null;
+  /** Null when the request cannot be read, or is read but names no one operation (an ARM name spelt `providers`). */
   operation: AzureOperation | null;
   /** Why the request is refused wherever an azure_api rule applies (an unreadable path, a method override, a batch), or null. */
   refused: string | null;
@@ -161,7 +163,14 @@ export function readRequest(req: RequestShape, cloudName: CloudName = "Azure"): 
     if (!(e instanceof UnsafePath)) throw e;
     return { sent, canonical: null, operation: null, refused: override ? overridden(override[0]) : `${sent} is refused: ${e.message}` };
   }
-  const operation = operationOf(canonical, cloudName);
+  let operation: AzureOperation;
+  try {
+    operation = operationOf(canonical, cloudName);
+  } catch (e) {
+    // A path readable as text that still names no one operation (a name where ARM has a keyword).
+    if (!(e instanceof UnsafePath)) throw e;
+    return { sent, canonical, operation: null, refused: override ? overridden(override[0]) : `${sent} is refused: ${e.message}` };
+  }
   const batch = batchKind(canonical);
   const refused = override ? overridden(override[0]) : batch ? `${sent} is refused: ${batch} carries requests azgate does not read, so batches are not allowed where an azure_api policy applies` : null;
   return { sent, canonical, operation, refused };
@@ -208,11 +217,29 @@ const dataScope = (host: string, segments: string[]) => `https://${host}${segmen
 
 // ---- the control plane (ARM) ----
 
+/**
+ * ARM's resource IDs alternate keyword and name from the root
+ * (`/subscriptions/{s}/resourceGroups/{g}/providers/{ns}/{type}/{name}...`, an
+ * extension resource's `/providers/{ns}/{type}/{name}` after a whole ID), so
+ * a keyword sits at an even position (0-based) and a name at an odd one; an
+ * action or a collection comes after a whole ID, at a keyword position too.
+ * A name spelt `providers` (a slot, a VM, a group called so) would move the
+ * provider this code reads, and whether ARM's router reads it as a name or as
+ * the keyword is not documented: such a path cannot be named, so it is
+ * refused wherever a rule applies.
+ */
+function keywordProviders(seg: string[], lower: string[]): number {
+  const atName = lower.findIndex((s, i) => s === "providers" && i % 2 === 1);
+  if (atName >= 0) throw new UnsafePath(`a name spelt "${seg[atName]}" (segment ${atName + 1}, after "${seg[atName - 1]}") reads as ARM's providers keyword, so azgate cannot tell which operation this is`);
+  return lower.lastIndexOf("providers");
+}
+
 function mapArm(method: string, seg: string[]): AzureOperation {
   const lower = seg.map((s) => s.toLowerCase());
   const unknown = (scope: string): AzureOperation => ({ plane: "control", action: null, scope, resource_id: null, confidence: "unknown" });
   if (seg.length === 0) return unknown("/");
-  const lastProviders = lower.lastIndexOf("providers");
+  // The last providers keyword names the provider (an extension resource's); never a name that is spelt so.
+  const lastProviders = keywordProviders(seg, lower);
 
   // Provider resources (and extension resources): /[scope]/providers/{ns}/{type}/{name}[/{child}/{name}]...[/{action}]
   if (lastProviders >= 0 && seg.length > lastProviders + 2) {
