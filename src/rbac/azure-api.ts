@@ -36,9 +36,9 @@ export const PRESETS: Record<string, AzureApiRule[]> = {
   /**
    * What would let a user out of azgate's control or above the identity's
    * purpose, one rule per family: granting access, another way in to the
-   * identity, credentials that work without azgate, running code where other
-   * identities live, and deploying (many writes, or code, under one
-   * operation). Built by pattern from Azure's published operations
+   * identity, credentials that work without azgate, code that runs under a
+   * resource's own identity, running code where other identities live, and
+   * deploying (many writes, or code, under one operation). Built by pattern from Azure's published operations
    * (test/fixtures/azure-operations.txt); test/fixtures/preset-catches.txt
    * lists every one of them it catches, and the README summarises it. What
    * hides inside a request body (an access policy in a vault PUT, an
@@ -96,6 +96,32 @@ export const PRESETS: Record<string, AzureApiRule[]> = {
         "Microsoft.ContainerRegistry/registries/*/listBuildArguments/action",
         "Microsoft.HDInsight/clusters/getGatewaySettings/action",
         "Microsoft.HDInsight/clusters/configurations/action",
+        // A Logic Apps workflow's or trigger's callback URL carries its SAS signature: whoever holds it runs the
+        // workflow (under its identity) without azgate; the workflow's access keys sign those URLs.
+        "*/listCallbackUrl/action",
+        "Microsoft.Logic/workflows/accessKeys/list/action",
+        "Microsoft.Logic/workflows/accessKeys/regenerate/action",
+      ],
+    },
+    // Code that runs under the resource's own managed identity, set by writing the resource or its configuration:
+    // whoever sets it acts as that identity. A web app's config (app settings: WEBSITE_RUN_FROM_PACKAGE pointing
+    // at any package; the startup command; the container image; connection strings), the site and slot writes
+    // (their siteConfig carries the same settings, so denying config alone would leave the same write open), and
+    // a function's files; a container app's and a job's template (image, command); a job's start (its body may
+    // override the template); a Logic Apps workflow's definition, and the workflow artifacts deployed to Logic
+    // Apps on Container Apps. Their names cannot tell a tag change from new code, so the preset refuses both.
+    {
+      actions: [
+        "Microsoft.Web/sites/config/*write",
+        "Microsoft.Web/sites/slots/config/*write",
+        "Microsoft.Web/sites/write",
+        "Microsoft.Web/sites/slots/write",
+        "Microsoft.Web/sites/*functions/write",
+        "Microsoft.App/containerApps/write",
+        "Microsoft.App/jobs/write",
+        "Microsoft.App/jobs/start/action",
+        "Microsoft.App/logicApps/deployWorkflowArtifacts/action",
+        "Microsoft.Logic/workflows/write",
       ],
     },
     // Running code on machines, containers and clusters (which may hold other identities).
