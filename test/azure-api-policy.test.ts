@@ -9,7 +9,7 @@ import { decideAzureApi, globMatch, scopeCovers } from "../src/rbac/azure-api.ts
 import type { Role } from "../src/rbac/types.ts";
 import { parseResources } from "../src/resources/parse.ts";
 import { policySummary } from "../src/proxy/web/policy-summary.ts";
-import { azureApiSummaryText, summarizeAzureApi } from "../src/rbac/azure-api.ts";
+import { azureApiSummaryText, explainAzureApi, summarizeAzureApi } from "../src/rbac/azure-api.ts";
 import { mapRequest, readRequest } from "../src/azure/operation.ts";
 import { requestTerms } from "../src/rbac/requests.ts";
 import { checkAzureIdentity } from "../src/rbac/engine.ts";
@@ -309,6 +309,77 @@ describe("the review's walk-arounds (issue 29), each against a deny-only role", 
     it("an extension resource (providers at a keyword position) is still named and denied by the preset", () => {
       const onVm = `${S}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1/providers/Microsoft.Authorization/roleAssignments/x`;
       expect(decide(lenientGuard, req("PUT", onVm))).toMatchObject({ outcome: "deny", operation: { action: "Microsoft.Authorization/roleAssignments/write" }, matched: { preset: "no-privilege-escalation" } });
+    });
+  });
+
+  // Attack finding 7: ADLS Gen2 (operation.ts canonicalRequest, data-lake.ts).
+  describe("ADLS Gen2 (dfs) is the same blob data: Blob's rules decide it", () => {
+    const C = "Microsoft.Storage/storageAccounts/blobServices/containers";
+    const deleteGuard = [plain, role("data", { deny: { azure_api: [{ data_actions: [`${C}/blobs/delete`] }] }, options: { azure_api_unknown: "allow" } })];
+    const onHost = (method: string, host: string, p: string, query = "", headers: [string, string][] = [], cloud: "Azure" | "AzureUSGovernment" | "AzureChinaCloud" = "Azure") =>
+      readRequest({ method, host, path: p, query: new URLSearchParams(query), headers }, cloud);
+    const decideOn = (roles: Role[], r: ReturnType<typeof onHost>) => decideAzureApi(roles, {}, app, CONTRIB, r);
+
+    it.each([
+      ["sa1.dfs.core.windows.net", "Azure"],
+      ["SA1.DFS.core.windows.net.", "Azure"],
+      ["sa1.dfs.core.windows.net:443", "Azure"],
+      ["sa1-secondary.dfs.core.windows.net", "Azure"],
+      ["sa1.dfs.core.usgovcloudapi.net", "AzureUSGovernment"],
+      ["sa1.dfs.core.chinacloudapi.cn", "AzureChinaCloud"],
+    ] as const)("a deny on blobs/delete (azure_api_unknown: allow) refuses the same delete through %s", (host, cloud) => {
+      expect(decideOn(deleteGuard, onHost("DELETE", host.replace(/dfs/i, "blob"), "/reports/q1.csv", "", [], cloud))).toMatchObject({ outcome: "deny", matched: { role: "data" } });
+      for (const p of ["/reports/q1.csv", "/reports/q1.csv/", "/REPORTS/q1.csv"]) {
+        const d = decideOn(deleteGuard, onHost("DELETE", host, p, "", [], cloud));
+        expect(d, `${host}${p}`).toMatchObject({ outcome: "deny", enforced: true, operation: { action: `${C}/blobs/delete` }, matched: { role: "data", side: "deny", rule: 0 } });
+      }
+      // A directory deleted recursively is decided on its own path, as Azure decides it.
+      expect(decideOn(deleteGuard, onHost("DELETE", host, "/reports/2024", "recursive=true", [], cloud)).outcome).toBe("deny");
+      // Reads go on.
+      expect(decideOn(deleteGuard, onHost("GET", host, "/reports/q1.csv", "", [], cloud)).outcome).toBe("allow");
+    });
+
+    it("a rename is refused where its source may not be removed or read, or its destination written, or renaming is denied", () => {
+      const rename = (source: string, dest = "/trash/q1.csv") => onHost("PUT", "sa1.dfs.core.windows.net", dest, "mode=legacy", [["x-ms-rename-source", source]]);
+      const d = decideOn(deleteGuard, rename("/reports/q1.csv"));
+      expect(d).toMatchObject({ outcome: "deny", enforced: true, operation: { action: `${C}/blobs/delete`, scope: "https://sa1.blob.core.windows.net/reports/q1.csv" }, matched: { role: "data" } });
+      expect(d.reason).toMatch(/^the rename's source, removed: .*blobs\/delete on https:\/\/sa1\.blob\.core\.windows\.net\/reports\/q1\.csv is denied by role data/);
+      // A read denied on the source (by method, host and path, written for the blob host): no rename and read away.
+      const secret = [plain, role("secrets", { deny: { azure_api: [{ methods: ["GET"], hosts: ["*.blob.core.windows.net"], paths: ["/reports/secret.txt"] }] }, options: { azure_api_unknown: "allow" } })];
+      expect(decideOn(secret, rename("/reports/secret.txt"))).toMatchObject({ outcome: "deny", matched: { role: "secrets" } });
+      expect(decideOn(secret, rename("/reports/other.txt")).outcome).toBe("allow");
+      expect(decideOn(secret, onHost("GET", "sa1.dfs.core.windows.net", "/reports/secret.txt"))).toMatchObject({ outcome: "deny", matched: { role: "secrets" } });
+      // Writing the destination, and Azure's own name for a rename.
+      const noWrites = [plain, role("w", { deny: { azure_api: [{ data_actions: [`${C}/blobs/write`], paths: ["/public/*"] }] }, options: { azure_api_unknown: "allow" } })];
+      expect(decideOn(noWrites, rename("/reports/q1.csv", "/public/index.html"))).toMatchObject({ outcome: "deny", operation: { action: `${C}/blobs/write` } });
+      expect(decideOn(noWrites, rename("/reports/q1.csv"))).toMatchObject({ outcome: "allow", operation: { action: `${C}/blobs/move/action` } });
+      const noMoves = [plain, role("m", { deny: { azure_api: [{ data_actions: [`${C}/blobs/move/action`] }] } })];
+      expect(decideOn(noMoves, rename("/reports/q1.csv"))).toMatchObject({ outcome: "deny", operation: { action: `${C}/blobs/move/action` }, matched: { role: "m" } });
+      // A role that restricts the identity must allow all of it: moving alone is not enough.
+      const mover = (actions: string[]) => [role("mover", { allow: uses(CONTRIB, { azure_api: [{ data_actions: actions }] }) })];
+      expect(decideOn(mover([`${C}/blobs/move/action`]), rename("/reports/q1.csv"))).toMatchObject({ outcome: "deny", operation: { action: `${C}/blobs/read` } });
+      expect(decideOn(mover([`${C}/blobs/*`]), rename("/reports/q1.csv"))).toMatchObject({ outcome: "allow", operation: { action: `${C}/blobs/move/action` } });
+      // An unreadable source is refused, whatever the options say.
+      expect(decideOn(deleteGuard, rename("/reports/%711.csv"))).toMatchObject({ outcome: "deny", matched: null, reason: expect.stringContaining("x-ms-rename-source header: percent-encoded") });
+    });
+
+    it("roles explain shows the rule a rename's part matched, from the same reading", () => {
+      const explained = explainAzureApi(deleteGuard, {}, app, CONTRIB, onHost("PUT", "sa1.dfs.core.windows.net", "/trash/q1.csv", "", [["x-ms-rename-source", "/reports/q1.csv"]]));
+      expect(explained.operation?.action).toBe(`${C}/blobs/move/action`);
+      expect(explained.rules).toEqual([expect.objectContaining({ role: "data", side: "deny", rule: 0, matched: true })]);
+      expect(explained.decision).toMatchObject({ outcome: "deny", reason: expect.stringContaining("the rename's source, removed") });
+    });
+
+    it("a hosts rule written for either endpoint applies to both; what dfs cannot name is refused where a rule applies", () => {
+      const dfsWrites = [plain, role("lake", { deny: { azure_api: [{ methods: ["PUT", "PATCH", "DELETE"], hosts: ["*.dfs.core.windows.net"] }] }, options: { azure_api_unknown: "allow" } })];
+      expect(decideOn(dfsWrites, onHost("DELETE", "sa1.blob.core.windows.net", "/reports/q1.csv"))).toMatchObject({ outcome: "deny", matched: { role: "lake" } });
+      expect(decideOn(dfsWrites, onHost("PATCH", "sa1.dfs.core.windows.net", "/reports/q1.csv", "action=append&position=0"))).toMatchObject({ outcome: "deny", matched: { role: "lake" } });
+      expect(decideOn(dfsWrites, onHost("GET", "sa1.blob.core.windows.net", "/reports/q1.csv")).outcome).toBe("allow");
+      const regex = [plain, role("lake", { deny: { azure_api: [{ methods: ["DELETE"], hosts: ["^sa1\\.dfs\\.core\\.windows\\.net$"] }] }, options: { azure_api_unknown: "allow" } })];
+      expect(decideOn(regex, onHost("DELETE", "sa1.dfs.core.windows.net", "/reports/q1.csv"))).toMatchObject({ outcome: "deny", matched: { role: "lake" } });
+      // The preset's guard (azure_api_unknown: deny) refuses a dfs request it cannot name; names the rest.
+      expect(decide(preset, req("POST", "/reports/q1.csv", "sa1.dfs.core.windows.net"))).toMatchObject({ outcome: "deny", matched: null, reason: expect.stringContaining("azgate cannot name this Azure operation") });
+      expect(decide(preset, req("DELETE", "/reports/q1.csv", "sa1.dfs.core.windows.net"))).toMatchObject({ outcome: "allow", operation: { action: `${C}/blobs/delete` } });
     });
   });
 

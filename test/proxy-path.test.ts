@@ -580,6 +580,43 @@ spec:
       expect(fx.emu.requests.slice(from).filter((r) => /\/(config|jobs|workflows)\//i.test(r.path))).toEqual([]);
     });
 
+    it("ADLS Gen2: a delete and a rename through the account's dfs host are Blob's deletes, denied by the role that denies them (attack finding 7), audited", async () => {
+      const C = "Microsoft.Storage/storageAccounts/blobServices/containers";
+      await c.createRoles(`kind: role
+version: v7
+metadata: {name: blob-data-guard}
+spec:
+  deny: {azure_api: [{data_actions: ['${C}/blobs/delete']}]}
+  options: {azure_api_unknown: allow}
+`);
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "blob-data-guard"], READER);
+      const from = fx.emu.requests.length;
+      const storage = { resource: "https://storage.azure.com/" };
+      for (const url of ["https://sa1.blob.core.windows.net/reports/q1.csv", "https://sa1.dfs.core.windows.net/reports/q1.csv", "https://sa1.dfs.core.windows.net/reports/q1.csv/", "https://sa1.dfs.core.windows.net/reports/2024?recursive=true"]) {
+        expect((await refusedWith(await app.request(url, { ...storage, method: "DELETE" }))).code, url).toBe("AzgatePolicyDenied");
+      }
+      // A rename moves its source away: the source's delete is decided too.
+      const rename = await app.request("https://sa1.dfs.core.windows.net/trash/q1.csv?mode=legacy", { ...storage, method: "PUT", headers: [["x-ms-rename-source", "/reports/q1.csv"]] });
+      expect((await refusedWith(rename)).message).toMatch(/the rename's source, removed: .*blobs\/delete on https:\/\/sa1\.blob\.core\.windows\.net\/reports\/q1\.csv is denied by role blob-data-guard/);
+      const denied = await events("app.request.denied", user);
+      expect(denied.map((e) => [e.method, e.host, e.error_code, e.action, e.scope])).toEqual([
+        ["DELETE", "sa1.blob.core.windows.net", "policy_denied", `${C}/blobs/delete`, "https://sa1.blob.core.windows.net/reports/q1.csv"],
+        ["DELETE", "sa1.dfs.core.windows.net", "policy_denied", `${C}/blobs/delete`, "https://sa1.blob.core.windows.net/reports/q1.csv"],
+        ["DELETE", "sa1.dfs.core.windows.net", "policy_denied", `${C}/blobs/delete`, "https://sa1.blob.core.windows.net/reports/q1.csv"],
+        ["DELETE", "sa1.dfs.core.windows.net", "policy_denied", `${C}/blobs/delete`, "https://sa1.blob.core.windows.net/reports/2024"],
+        ["PUT", "sa1.dfs.core.windows.net", "policy_denied", `${C}/blobs/delete`, "https://sa1.blob.core.windows.net/reports/q1.csv"],
+      ]);
+      for (const e of denied) expect(e).toMatchObject({ success: false, policy: { decision: "deny", role: "blob-data-guard", side: "deny", rule: 1 } });
+      expect(fx.emu.requests.slice(from).filter((r) => /\/(reports|trash)/.test(r.path))).toEqual([]);
+
+      // The guard's rule written for the blob host (GET /reports/secret.txt) decides the dfs read by name.
+      const reader = nextUser();
+      const guarded = await c.appSession(reader, ["azure-cli-access", "guard"], READER);
+      expect((await refusedWith(await guarded.request("https://sa1.dfs.core.windows.net/reports/secret.txt", storage))).code).toBe("AzgatePolicyDenied");
+      expect(await events("app.request.denied", reader)).toEqual([expect.objectContaining({ host: "sa1.dfs.core.windows.net", action: `${C}/blobs/read`, policy: expect.objectContaining({ decision: "deny", role: "guard", side: "deny", rule: 2 }) })]);
+    });
+
     it("a role assignment through a regional ARM host is named and denied by the preset, audited", async () => {
       const user = nextUser();
       const app = await c.appSession(user, ["azure-cli-access", "guard"], READER);

@@ -7,9 +7,11 @@
  *
  * One reading of a request (readRequest), computed once and carried: the
  * canonical request every rule matches (host in lower case without port or
- * trailing dot, every ARM host of the cloud as its one ARM host, the path
- * decoded into segments once, without a trailing slash) and the operation
- * named from it. Spellings Azure treats as one request read as one.
+ * trailing dot, every ARM host of the cloud as its one ARM host, a storage
+ * account's Data Lake (dfs) host as its blob host, the path decoded into
+ * segments once, without a trailing slash) and the operation named from it,
+ * with what else the request does (a Data Lake rename's source: `parts`).
+ * Spellings Azure treats as one request read as one.
  *
  * ARM's convention (Microsoft Learn, "Understand Azure role definitions"):
  * `{Provider}/{type}[/{childType}...]/{verb}`, where GET and HEAD read, PUT
@@ -27,11 +29,13 @@
  * separators (%2F, %5C), encoded dots, letters, digits and - _ ~ (Azure
  * decodes them: `%73ecret` is `secret`), encodings encoded twice, empty
  * segments, segments ending in a dot or whitespace, control characters, and
- * the query parameters the mapper reads given twice or in another case. So
+ * the query parameters the mapper reads given twice or in another case, the
+ * headers it reads given twice, a rename source it cannot read as a path. So
  * are batch requests (ARM's /batch, Blob's comp=batch, OData's $batch): the
  * requests inside their bodies are not read.
  */
 import { armHostSuffixes, cloudByName, hostMatches, normaliseHost, type CloudName } from "./clouds.ts";
+import { DFS_HEADERS, DFS_PARAMETERS, mapDataLake } from "./data-lake.ts";
 import { MAX_URL_CHARS } from "../tunnel/http.ts";
 
 export type Plane = "control" | "data";
@@ -61,15 +65,32 @@ export interface RequestShape {
 export interface CanonicalRequest {
   /** Upper case. */
   method: string;
-  /** Lower case, no port, no trailing dot; a host read as ARM (a regional one included) is the cloud's ARM host. */
+  /**
+   * Lower case, no port, no trailing dot; a host read as ARM (a regional one included) is the cloud's ARM host,
+   * a storage account's Data Lake (dfs) host its blob host: the same data.
+   */
   host: string;
   /** Whether the host is read as ARM. */
   arm: boolean;
+  /** Whether the request came to a storage account's dfs host (the Data Lake API; `host` is the blob host). */
+  dfs: boolean;
+  /** Other names of the host's data a `hosts` rule answers to as well: a storage account's dfs host beside its blob host. */
+  aliases: string[];
   /** The path's segments, decoded once (safeSegments). */
   segments: string[];
   /** "/" and the segments joined: decoded, without a trailing slash. What `paths` rules match. */
   path: string;
   query: URLSearchParams;
+  /** The request headers the mapper reads (lower-case names, each given once; a rename source as its canonical path); no others. */
+  headers: Record<string, string>;
+}
+
+/** Another operation one request performs, on its own path or another (a rename's source), decided as the request itself is. */
+export interface ReadPart {
+  /** What it is, for a refusal's message ("the rename's source, removed"). */
+  what: string;
+  canonical: CanonicalRequest;
+  operation: AzureOperation;
 }
 
 /** A request read once: its canonical form and operation, or why no rule may decide on it. */
@@ -80,6 +101,8 @@ export interface RequestReading {
   canonical: CanonicalRequest | null;
   /** Null when the request cannot be read, or is read but names no one operation (an ARM name spelt `providers`). */
   operation: AzureOperation | null;
+  /** What else the request does that a rule may refuse (a Data Lake rename reads and removes its source): every part is decided. */
+  parts: ReadPart[];
   /** Why the request is refused wherever an azure_api rule applies (an unreadable path, a method override, a batch), or null. */
   refused: string | null;
 }
@@ -122,26 +145,69 @@ export function safeSegments(rawPath: string): string[] {
 /** The query parameters the mapper reads: a server might read another spelling or another copy than this code. */
 const READ_PARAMETERS = ["comp", "restype"];
 
-function checkQuery(query: URLSearchParams): void {
+function checkQuery(query: URLSearchParams, read: string[]): void {
   const seen = new Set<string>();
   for (const key of query.keys()) {
     const lower = key.toLowerCase();
-    if (!READ_PARAMETERS.includes(lower)) continue;
+    if (!read.includes(lower)) continue;
     if (key !== lower) throw new UnsafePath(`the query parameter ${key} must be spelt ${lower}`);
     if (seen.has(lower)) throw new UnsafePath(`the query parameter ${lower} may be given once`);
     seen.add(lower);
   }
 }
 
-/** The request as every rule reads it; throws UnsafePath when its path or query cannot be read. */
+/** The request as every rule reads it; throws UnsafePath when its path, query or the headers the mapper reads cannot be read. */
 export function canonicalRequest(req: RequestShape, cloudName: CloudName = "Azure"): CanonicalRequest {
   const cloud = cloudByName(cloudName);
   const named = normaliseHost(req.host.replace(/:\d*$/, ""));
   const arm = armHostSuffixes(cloud).some((s) => hostMatches(named, s));
+  const account = storageAccount(named, cloudName);
+  const dfs = account?.dfs ?? false;
   const segments = safeSegments(req.path);
   const query = req.query ?? new URLSearchParams();
-  checkQuery(query);
-  return { method: req.method.toUpperCase(), host: arm ? cloud.armHost : named, arm, segments, path: "/" + segments.join("/"), query };
+  checkQuery(query, dfs ? [...READ_PARAMETERS, ...DFS_PARAMETERS] : READ_PARAMETERS);
+  const headers = dfs ? readHeaders(req.headers ?? [], DFS_HEADERS) : {};
+  const host = arm ? cloud.armHost : account ? account.blobHost : named;
+  return { method: req.method.toUpperCase(), host, arm, dfs, aliases: account ? [account.dfsHost] : [], segments, path: "/" + segments.join("/"), query, headers };
+}
+
+/** A storage account's blob and Data Lake hosts, when `host` is one of them (a secondary or private-link name included). */
+function storageAccount(host: string, cloudName: CloudName): { blobHost: string; dfsHost: string; dfs: boolean } | null {
+  const blob = storageSuffix(cloudName, "blob");
+  const dfs = storageSuffix(cloudName, "dfs");
+  if (!blob || !dfs) return null;
+  for (const [suffix, isDfs] of [[blob, false], [dfs, true]] as const) {
+    if (host.endsWith(`.${suffix}`)) {
+      const name = host.slice(0, -suffix.length);
+      return { blobHost: name + blob, dfsHost: name + dfs, dfs: isDfs };
+    }
+  }
+  return null;
+}
+
+/** The headers the mapper reads, each once; a rename source (`/{filesystem}/{path}[?SAS]`) read as a path is, to its canonical path. */
+function readHeaders(headers: [string, string][], read: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of headers) {
+    const lower = name.toLowerCase();
+    if (!read.includes(lower)) continue;
+    if (lower in out) throw new UnsafePath(`the ${lower} header may be given once`);
+    out[lower] = lower === "x-ms-rename-source" ? renameSource(value) : value;
+  }
+  return out;
+}
+
+function renameSource(value: string): string {
+  let segments: string[];
+  try {
+    // Its query is the source's SAS, if any: not part of what is renamed.
+    segments = safeSegments(value.split("?")[0]);
+  } catch (e) {
+    if (e instanceof UnsafePath) throw new UnsafePath(`the x-ms-rename-source header: ${e.message}`);
+    throw e;
+  }
+  if (segments.length < 2) throw new UnsafePath("the x-ms-rename-source header must name a filesystem and a path in it (/{filesystem}/{path})");
+  return "/" + segments.join("/");
 }
 
 /** What kind of batch request this is (its body holds requests azgate does not read), or null. */
@@ -161,19 +227,19 @@ export function readRequest(req: RequestShape, cloudName: CloudName = "Azure"): 
     canonical = canonicalRequest(req, cloudName);
   } catch (e) {
     if (!(e instanceof UnsafePath)) throw e;
-    return { sent, canonical: null, operation: null, refused: override ? overridden(override[0]) : `${sent} is refused: ${e.message}` };
+    return { sent, canonical: null, operation: null, parts: [], refused: override ? overridden(override[0]) : `${sent} is refused: ${e.message}` };
   }
-  let operation: AzureOperation;
+  let named: { operation: AzureOperation; parts: ReadPart[] };
   try {
-    operation = operationOf(canonical, cloudName);
+    named = canonical.dfs ? mapDataLake(canonical) : { operation: operationOf(canonical, cloudName), parts: [] };
   } catch (e) {
     // A path readable as text that still names no one operation (a name where ARM has a keyword).
     if (!(e instanceof UnsafePath)) throw e;
-    return { sent, canonical, operation: null, refused: override ? overridden(override[0]) : `${sent} is refused: ${e.message}` };
+    return { sent, canonical, operation: null, parts: [], refused: override ? overridden(override[0]) : `${sent} is refused: ${e.message}` };
   }
   const batch = batchKind(canonical);
   const refused = override ? overridden(override[0]) : batch ? `${sent} is refused: ${batch} carries requests azgate does not read, so batches are not allowed where an azure_api policy applies` : null;
-  return { sent, canonical, operation, refused };
+  return { sent, canonical, ...named, refused };
 }
 
 const overridden = (header: string) => `the ${header} header is not allowed where an azure_api policy applies`;
@@ -201,15 +267,17 @@ export function operationOf(c: CanonicalRequest, cloudName: CloudName = "Azure")
   const { method, host, segments } = c;
   const cloud = cloudByName(cloudName);
   if (c.arm) return mapArm(method, segments);
+  if (c.dfs) return mapDataLake(c).operation;
   const vaultSuffix = cloud.hostSuffixes.find((s) => s.startsWith("vault."));
   if (vaultSuffix && host.endsWith(`.${vaultSuffix}`)) return mapKeyVault(method, host, segments);
-  const blobSuffix = storageBlobSuffix(cloudName);
+  const blobSuffix = storageSuffix(cloudName, "blob");
   if (blobSuffix && host.endsWith(`.${blobSuffix}`)) return mapBlob(method, host, segments, c.query);
   return { plane: "data", action: null, scope: dataScope(host, segments), resource_id: null, confidence: "unknown" };
 }
 
-function storageBlobSuffix(cloudName: CloudName): string | undefined {
-  return cloudByName(cloudName).audienceHosts.find(([r]) => r === "https://storage.azure.com")?.[1].find((h) => h.startsWith("blob."));
+/** A storage service's host suffix in this cloud ("blob.core.windows.net"), from the storage audience's hosts. */
+function storageSuffix(cloudName: CloudName, service: "blob" | "dfs"): string | undefined {
+  return cloudByName(cloudName).audienceHosts.find(([r]) => r === "https://storage.azure.com")?.[1].find((h) => h.startsWith(`${service}.`));
 }
 
 const idOf = (segments: string[]) => "/" + segments.join("/");
