@@ -36,7 +36,10 @@
  */
 import { armHostSuffixes, cloudByName, hostMatches, normaliseHost, type CloudName } from "./clouds.ts";
 import { DFS_HEADERS, DFS_PARAMETERS, mapDataLake } from "./data-lake.ts";
-import { MAX_URL_CHARS } from "../tunnel/http.ts";
+import { safeSegments, UnsafePath } from "./safe-path.ts";
+import { readHeaders, storageAccount, storageSuffix } from "./storage-hosts.ts";
+
+export { safeSegments, UnsafePath };
 
 export type Plane = "control" | "data";
 export type Confidence = "exact" | "derived" | "unknown";
@@ -110,38 +113,6 @@ export interface RequestReading {
 /** Request headers that would make a server do another method than the one decided on. */
 export const METHOD_OVERRIDE_HEADERS = ["x-http-method-override", "x-http-method", "x-method-override"];
 
-/** A path the mapper will not interpret: refused wherever a policy applies. */
-export class UnsafePath extends Error {}
-
-/** Percent-encodings of characters RFC 3986 calls unreserved: a server decodes them to the character itself. */
-const ENCODED_UNRESERVED = /%(3[0-9]|4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a]|2d|5f|7e)/i;
-
-/** Segments of a path, decoded; throws UnsafePath on anything ambiguous. */
-export function safeSegments(rawPath: string): string[] {
-  // No request through the tunnel is longer (tunnel/http.ts); a longer path only makes the policy's work grow.
-  if (rawPath.length > MAX_URL_CHARS) throw new UnsafePath(`the path is longer than ${MAX_URL_CHARS} characters, the most a request through azgate may have`);
-  if (!rawPath.startsWith("/")) throw new UnsafePath("the path must start with /");
-  if (rawPath.includes("\\")) throw new UnsafePath("backslashes are not allowed in the path");
-  if (/%(2f|5c|2e|00)/i.test(rawPath)) throw new UnsafePath("encoded separators, dots or NUL (%2F, %5C, %2E, %00) are not allowed in the path");
-  const unreserved = ENCODED_UNRESERVED.exec(rawPath);
-  if (unreserved) throw new UnsafePath(`percent-encoded letters, digits, - _ or ~ are not allowed in the path (${unreserved[0]} is "${decodeURIComponent(unreserved[0])}", and Azure reads it so)`);
-  if (/%25[0-9a-f]{2}/i.test(rawPath)) throw new UnsafePath("an encoded percent sign before hex digits (%25XX, an encoding encoded twice) is not allowed in the path");
-  const raw = rawPath === "/" ? [] : rawPath.slice(1).replace(/\/$/, "").split("/");
-  return raw.map((s) => {
-    if (s === "") throw new UnsafePath("empty path segments (//) are not allowed");
-    let d: string;
-    try {
-      d = decodeURIComponent(s);
-    } catch {
-      throw new UnsafePath("malformed percent-encoding in the path");
-    }
-    if (d === "." || d === "..") throw new UnsafePath("dot segments are not allowed in the path");
-    if (/[\x00-\x1f\x7f]/.test(d)) throw new UnsafePath("control characters are not allowed in the path");
-    if (/[.\s]$/.test(d)) throw new UnsafePath(`a path segment may not end in a dot or whitespace ("${d}")`);
-    return d;
-  });
-}
-
 /** The query parameters the mapper reads: a server might read another spelling or another copy than this code. */
 const READ_PARAMETERS = ["comp", "restype"];
 
@@ -169,45 +140,6 @@ export function canonicalRequest(req: RequestShape, cloudName: CloudName = "Azur
   const headers = dfs ? readHeaders(req.headers ?? [], DFS_HEADERS) : {};
   const host = arm ? cloud.armHost : account ? account.blobHost : named;
   return { method: req.method.toUpperCase(), host, arm, dfs, aliases: account ? [account.dfsHost] : [], segments, path: "/" + segments.join("/"), query, headers };
-}
-
-/** A storage account's blob and Data Lake hosts, when `host` is one of them (a secondary or private-link name included). */
-function storageAccount(host: string, cloudName: CloudName): { blobHost: string; dfsHost: string; dfs: boolean } | null {
-  const blob = storageSuffix(cloudName, "blob");
-  const dfs = storageSuffix(cloudName, "dfs");
-  if (!blob || !dfs) return null;
-  for (const [suffix, isDfs] of [[blob, false], [dfs, true]] as const) {
-    if (host.endsWith(`.${suffix}`)) {
-      const name = host.slice(0, -suffix.length);
-      return { blobHost: name + blob, dfsHost: name + dfs, dfs: isDfs };
-    }
-  }
-  return null;
-}
-
-/** The headers the mapper reads, each once; a rename source (`/{filesystem}/{path}[?SAS]`) read as a path is, to its canonical path. */
-function readHeaders(headers: [string, string][], read: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of headers) {
-    const lower = name.toLowerCase();
-    if (!read.includes(lower)) continue;
-    if (lower in out) throw new UnsafePath(`the ${lower} header may be given once`);
-    out[lower] = lower === "x-ms-rename-source" ? renameSource(value) : value;
-  }
-  return out;
-}
-
-function renameSource(value: string): string {
-  let segments: string[];
-  try {
-    // Its query is the source's SAS, if any: not part of what is renamed.
-    segments = safeSegments(value.split("?")[0]);
-  } catch (e) {
-    if (e instanceof UnsafePath) throw new UnsafePath(`the x-ms-rename-source header: ${e.message}`);
-    throw e;
-  }
-  if (segments.length < 2) throw new UnsafePath("the x-ms-rename-source header must name a filesystem and a path in it (/{filesystem}/{path})");
-  return "/" + segments.join("/");
 }
 
 /** What kind of batch request this is (its body holds requests azgate does not read), or null. */
@@ -273,11 +205,6 @@ export function operationOf(c: CanonicalRequest, cloudName: CloudName = "Azure")
   const blobSuffix = storageSuffix(cloudName, "blob");
   if (blobSuffix && host.endsWith(`.${blobSuffix}`)) return mapBlob(method, host, segments, c.query);
   return { plane: "data", action: null, scope: dataScope(host, segments), resource_id: null, confidence: "unknown" };
-}
-
-/** A storage service's host suffix in this cloud ("blob.core.windows.net"), from the storage audience's hosts. */
-function storageSuffix(cloudName: CloudName, service: "blob" | "dfs"): string | undefined {
-  return cloudByName(cloudName).audienceHosts.find(([r]) => r === "https://storage.azure.com")?.[1].find((h) => h.startsWith(`${service}.`));
 }
 
 const idOf = (segments: string[]) => "/" + segments.join("/");
