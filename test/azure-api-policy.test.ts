@@ -383,6 +383,60 @@ describe("the review's walk-arounds (issue 29), each against a deny-only role", 
     });
   });
 
+  // Found beside attack finding 7: Blob requests that read another blob or container named in a header.
+  describe("Blob's copies and container renames are decided with their sources", () => {
+    const C = "Microsoft.Storage/storageAccounts/blobServices/containers";
+    const secret = [plain, role("secrets", { deny: { azure_api: [{ methods: ["GET"], hosts: ["*.blob.core.windows.net"], paths: ["/reports/secret.txt"] }] }, options: { azure_api_unknown: "allow" } })];
+    const blob = (method: string, p: string, query = "", headers: [string, string][] = []) => readRequest({ method, host: BLOB, path: p, query: new URLSearchParams(query), headers });
+    const decideOn = (roles: Role[], r: ReturnType<typeof blob>) => decideAzureApi(roles, {}, app, CONTRIB, r);
+
+    it.each([
+      ["Copy Blob", "", "https://sa1.blob.core.windows.net/reports/secret.txt"],
+      ["Copy Blob, the source with a SAS", "", "https://sa1.blob.core.windows.net/reports/secret.txt?sv=2023-01-03&sig=abc"],
+      ["Copy Blob, the source spelt otherwise", "", "https://SA1.Blob.Core.Windows.Net.:443/REPORTS/secret.txt/"],
+      ["Copy Blob, the source through the dfs host", "", "https://sa1.dfs.core.windows.net/reports/secret.txt"],
+      ["Put Blob From URL's block form (Put Block From URL)", "comp=block&blockid=AAAA", "https://sa1.blob.core.windows.net/reports/secret.txt"],
+      ["Append Block From URL", "comp=appendblock", "https://sa1.blob.core.windows.net/reports/secret.txt"],
+    ])("%s of a blob whose read is denied is refused", (_what, query, source) => {
+      expect(decideOn(secret, blob("GET", "/reports/secret.txt"))).toMatchObject({ outcome: "deny", matched: { role: "secrets" } });
+      const d = decideOn(secret, blob("PUT", "/public/x.txt", query, [["x-ms-copy-source", source]]));
+      expect(d, source).toMatchObject({ outcome: "deny", enforced: true, operation: { action: `${C}/blobs/read` }, matched: { role: "secrets" } });
+      // The source's scope, read as a request's own URL is (the path keeps its case: the rule compares without it).
+      expect(d.operation?.scope.toLowerCase(), source).toBe("https://sa1.blob.core.windows.net/reports/secret.txt");
+      expect(d.reason).toMatch(/^the copy's source, read: /);
+      expect(decideOn(secret, blob("PUT", "/public/x.txt", query, [["x-ms-copy-source", source.replace("secret", "other")]])).outcome).toBe("allow");
+    });
+
+    it("a copy source outside this cloud's storage names nothing: refused where unnamed operations are", () => {
+      const r = blob("PUT", "/public/x.txt", "", [["x-ms-copy-source", "https://downloads.example.com/pkg.zip"]]);
+      expect(decideOn(secret, r).outcome).toBe("allow");
+      expect(decide(preset, { ...req("PUT", "/public/x.txt", BLOB), headers: [["x-ms-copy-source", "https://downloads.example.com/pkg.zip"]] })).toMatchObject({ outcome: "deny", reason: expect.stringMatching(/^the copy's source, read: GET https:\/\/downloads\.example\.com\/pkg\.zip: azgate cannot name/) });
+    });
+
+    it.each([
+      ["an encoded letter", [["x-ms-copy-source", "https://sa1.blob.core.windows.net/reports/%73ecret.txt"]], /x-ms-copy-source header: percent-encoded letters/],
+      ["dot segments", [["x-ms-copy-source", "https://sa1.blob.core.windows.net/public/../reports/secret.txt"]], /x-ms-copy-source header: dot segments/],
+      ["not a URL", [["x-ms-copy-source", "/reports/secret.txt"]], /x-ms-copy-source header must be an http or https URL/],
+      ["credentials in the URL", [["x-ms-copy-source", "https://user@sa1.blob.core.windows.net/reports/secret.txt"]], /x-ms-copy-source header must be an http or https URL/],
+      ["two sources", [["x-ms-copy-source", "https://sa1.blob.core.windows.net/a/b"], ["X-MS-Copy-Source", "https://sa1.blob.core.windows.net/c/d"]], /x-ms-copy-source header may be given once/],
+    ] as [string, [string, string][], RegExp][])("a copy source with %s is refused, whatever the options say", (_what, headers, message) => {
+      expect(decideOn(secret, blob("PUT", "/public/x.txt", "", headers))).toMatchObject({ outcome: "deny", matched: null, reason: expect.stringMatching(message) });
+    });
+
+    it("renaming a container is decided as removing the one renamed; a source header anywhere else names nothing", () => {
+      const keep = [plain, role("keep", { deny: { azure_api: [{ data_actions: [`${C}/delete`], paths: ["/reports"] }] }, options: { azure_api_unknown: "allow" } })];
+      const rename = (from: string) => blob("PUT", "/archive", "restype=container&comp=rename", [["x-ms-source-container-name", from]]);
+      expect(decideOn(keep, blob("DELETE", "/reports", "restype=container"))).toMatchObject({ outcome: "deny", matched: { role: "keep" } });
+      expect(decideOn(keep, rename("reports"))).toMatchObject({ outcome: "deny", operation: { action: `${C}/delete`, scope: "https://sa1.blob.core.windows.net/reports" }, reason: expect.stringMatching(/^the renamed container, removed: /) });
+      expect(decideOn(keep, rename("REPORTS")).outcome).toBe("deny");
+      expect(decideOn(keep, rename("drafts"))).toMatchObject({ outcome: "allow", operation: { action: `${C}/write` } });
+      expect(decideOn(keep, rename("a/b"))).toMatchObject({ outcome: "deny", matched: null, reason: expect.stringContaining("x-ms-source-container-name header must be one container name") });
+      // A copy source on anything but a PUT, a container source on anything but a container rename: unnamed.
+      expect(blob("DELETE", "/public/x.txt", "", [["x-ms-copy-source", "https://sa1.blob.core.windows.net/a/b"]]).operation?.action).toBeNull();
+      expect(blob("PUT", "/archive", "restype=container", [["x-ms-source-container-name", "reports"]]).operation?.action).toBeNull();
+    });
+  });
+
   it("a trailing dot on the host (graph.microsoft.com.) changes nothing: the hosts rule still denies Graph writes", () => {
     // This role lets unnamed operations through itself, so only its hosts rule can refuse them.
     const roles = [plain, role("graph-writes", { deny: { azure_api: [{ methods: ["POST", "PATCH", "PUT", "DELETE"], hosts: ["graph.microsoft.com"] }] }, options: { azure_api_unknown: "allow" } })];

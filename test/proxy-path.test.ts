@@ -617,6 +617,19 @@ spec:
       expect(await events("app.request.denied", reader)).toEqual([expect.objectContaining({ host: "sa1.dfs.core.windows.net", action: `${C}/blobs/read`, policy: expect.objectContaining({ decision: "deny", role: "guard", side: "deny", rule: 2 }) })]);
     });
 
+    it("a Blob copy whose source the guard denies reading (/reports/secret.txt) is refused: no copying it where it may be read, audited", async () => {
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "guard"], READER);
+      const from = fx.emu.requests.length;
+      const copy = (source: string) => app.request("https://sa1.blob.core.windows.net/public/leak.txt", { resource: "https://storage.azure.com/", method: "PUT", body: new Uint8Array(0), headers: [["x-ms-copy-source", source], ["x-ms-blob-type", "BlockBlob"]] });
+      for (const source of ["https://sa1.blob.core.windows.net/reports/secret.txt", "https://sa1.dfs.core.windows.net/reports/secret.txt?sv=2023-01-03&sig=x"]) {
+        expect((await refusedWith(await copy(source))).message, source).toMatch(/the copy's source, read: .*blobs\/read on https:\/\/sa1\.blob\.core\.windows\.net\/reports\/secret\.txt is denied by role guard \(deny rule 2\)/);
+      }
+      const denied = await events("app.request.denied", user);
+      expect(denied).toEqual([1, 2].map(() => expect.objectContaining({ method: "PUT", path: "/public/leak.txt", error_code: "policy_denied", action: "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read", scope: "https://sa1.blob.core.windows.net/reports/secret.txt", policy: expect.objectContaining({ decision: "deny", role: "guard", rule: 2 }) })));
+      expect(reached(from, "/public/")).toEqual([]);
+    });
+
     it("a role assignment through a regional ARM host is named and denied by the preset, audited", async () => {
       const user = nextUser();
       const app = await c.appSession(user, ["azure-cli-access", "guard"], READER);

@@ -20,7 +20,7 @@ import type { AzureOperation, CanonicalRequest, Confidence, ReadPart } from "./o
 
 const BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers";
 
-/** Headers a dfs request is named by: operation.ts reads each once, the rename source as its canonical path. */
+/** Headers a dfs request is named by: operation.ts reads each once, the rename source as a path (storage-hosts.ts sourceOf). */
 export const DFS_HEADERS = ["x-ms-rename-source", "x-ms-owner", "x-ms-group", "x-ms-permissions", "x-ms-acl"];
 /** Query parameters a dfs request is named by (read once, in lower case, as `comp` and `restype` are). */
 export const DFS_PARAMETERS = ["resource", "action"];
@@ -37,10 +37,10 @@ export function mapDataLake(c: CanonicalRequest): Named {
   const only = (action: string | null): Named => ({ operation: op(action), parts: [] });
   const resource = c.query.get("resource")?.toLowerCase();
   const action = c.query.get("action")?.toLowerCase();
-  const source = c.headers["x-ms-rename-source"];
+  const source = c.source;
   // Only a path is renamed: a rename source anywhere else is a request this does not know.
-  if (source !== undefined && (seg.length < 2 || method !== "PUT" || action !== undefined || resource === "filesystem" || resource === "account")) return only(null);
-  if (source !== undefined) return renamed(c, source, op);
+  if (source && (seg.length < 2 || method !== "PUT" || action !== undefined || resource === "filesystem" || resource === "account")) return only(null);
+  if (source) return renamed(c, source.segments, op);
 
   // The account: List Filesystems.
   if (seg.length === 0) return only(method === "GET" && resource === "account" ? `${BLOBS}/read` : null);
@@ -79,9 +79,8 @@ export function mapDataLake(c: CanonicalRequest): Named {
  * `blobs/move/action`; what it does is read and remove the source and write the destination, so a rule
  * against any of those refuses it (a read denied on the source would otherwise be a rename and a read away).
  */
-function renamed(c: CanonicalRequest, sourcePath: string, op: (action: string | null, on?: string[]) => AzureOperation): Named {
-  const sourceSegs = sourcePath.split("/").slice(1);
-  const at = (method: string, segs: string[]): CanonicalRequest => ({ ...c, method, segments: segs, path: "/" + segs.join("/"), query: new URLSearchParams(), headers: {} });
+function renamed(c: CanonicalRequest, sourceSegs: string[], op: (action: string | null, on?: string[]) => AzureOperation): Named {
+  const at = (method: string, segs: string[]): CanonicalRequest => ({ ...c, method, segments: segs, path: "/" + segs.join("/"), query: new URLSearchParams(), headers: {}, source: null });
   return {
     operation: op(`${BLOBS}/blobs/move/action`),
     parts: [

@@ -37,7 +37,7 @@
 import { armHostSuffixes, cloudByName, hostMatches, normaliseHost, type CloudName } from "./clouds.ts";
 import { DFS_HEADERS, DFS_PARAMETERS, mapDataLake } from "./data-lake.ts";
 import { safeSegments, UnsafePath } from "./safe-path.ts";
-import { readHeaders, storageAccount, storageSuffix } from "./storage-hosts.ts";
+import { BLOB_HEADERS, readHeaders, sourceOf, storageAccount, storageSuffix, type HeaderSource } from "./storage-hosts.ts";
 
 export { safeSegments, UnsafePath };
 
@@ -84,8 +84,10 @@ export interface CanonicalRequest {
   /** "/" and the segments joined: decoded, without a trailing slash. What `paths` rules match. */
   path: string;
   query: URLSearchParams;
-  /** The request headers the mapper reads (lower-case names, each given once; a rename source as its canonical path); no others. */
+  /** The request headers the mapper reads (lower-case names, each given once), as sent; no others. */
   headers: Record<string, string>;
+  /** Another blob, path or container the request reads or moves, named in a header (a rename's, a copy's source), canonical; or null. */
+  source: HeaderSource | null;
 }
 
 /** Another operation one request performs, on its own path or another (a rename's source), decided as the request itself is. */
@@ -137,9 +139,10 @@ export function canonicalRequest(req: RequestShape, cloudName: CloudName = "Azur
   const segments = safeSegments(req.path);
   const query = req.query ?? new URLSearchParams();
   checkQuery(query, dfs ? [...READ_PARAMETERS, ...DFS_PARAMETERS] : READ_PARAMETERS);
-  const headers = dfs ? readHeaders(req.headers ?? [], DFS_HEADERS) : {};
+  const headers = account ? readHeaders(req.headers ?? [], dfs ? DFS_HEADERS : BLOB_HEADERS) : {};
+  const source = account ? sourceOf(headers, account, cloudName) : null;
   const host = arm ? cloud.armHost : account ? account.blobHost : named;
-  return { method: req.method.toUpperCase(), host, arm, dfs, aliases: account ? [account.dfsHost] : [], segments, path: "/" + segments.join("/"), query, headers };
+  return { method: req.method.toUpperCase(), host, arm, dfs, aliases: account ? [account.dfsHost] : [], segments, path: "/" + segments.join("/"), query, headers, source };
 }
 
 /** What kind of batch request this is (its body holds requests azgate does not read), or null. */
@@ -163,7 +166,7 @@ export function readRequest(req: RequestShape, cloudName: CloudName = "Azure"): 
   }
   let named: { operation: AzureOperation; parts: ReadPart[] };
   try {
-    named = canonical.dfs ? mapDataLake(canonical) : { operation: operationOf(canonical, cloudName), parts: [] };
+    named = canonical.dfs ? mapDataLake(canonical) : { operation: operationOf(canonical, cloudName), parts: blobSourceParts(canonical, cloudName) };
   } catch (e) {
     // A path readable as text that still names no one operation (a name where ARM has a keyword).
     if (!(e instanceof UnsafePath)) throw e;
@@ -203,7 +206,7 @@ export function operationOf(c: CanonicalRequest, cloudName: CloudName = "Azure")
   const vaultSuffix = cloud.hostSuffixes.find((s) => s.startsWith("vault."));
   if (vaultSuffix && host.endsWith(`.${vaultSuffix}`)) return mapKeyVault(method, host, segments);
   const blobSuffix = storageSuffix(cloudName, "blob");
-  if (blobSuffix && host.endsWith(`.${blobSuffix}`)) return mapBlob(method, host, segments, c.query);
+  if (blobSuffix && host.endsWith(`.${blobSuffix}`)) return mapBlob(method, host, segments, c.query, c.source);
   return { plane: "data", action: null, scope: dataScope(host, segments), resource_id: null, confidence: "unknown" };
 }
 
@@ -353,11 +356,14 @@ function mapKeyVault(method: string, host: string, seg: string[]): AzureOperatio
 const BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers";
 
 /** Blob storage: containers and blobs (Blob service REST reference; RBAC actions per operation). */
-function mapBlob(method: string, host: string, seg: string[], query: URLSearchParams): AzureOperation {
+function mapBlob(method: string, host: string, seg: string[], query: URLSearchParams, source: HeaderSource | null): AzureOperation {
   const op = (action: string | null, confidence: Confidence = "derived"): AzureOperation => ({ plane: "data", action, scope: dataScope(host, seg), resource_id: null, confidence: action ? confidence : "unknown" });
   const restype = query.get("restype")?.toLowerCase();
   const comp = query.get("comp")?.toLowerCase();
   const read = method === "GET" || method === "HEAD";
+  // A source header where Blob reads none is a request this does not know (blobSourceParts decides the source itself).
+  if (source?.header === "x-ms-copy-source" && method !== "PUT") return op(null);
+  if (source?.header === "x-ms-source-container-name" && !(method === "PUT" && seg.length === 1 && restype === "container" && comp === "rename")) return op(null);
   if (seg.length === 0) {
     if (read && comp === "list") return op(`${BLOBS}/read`, "exact");
     // Account properties, statistics, user delegation keys: not mapped.
@@ -376,6 +382,19 @@ function mapBlob(method: string, host: string, seg: string[], query: URLSearchPa
   if (method === "PUT") return op(`${BLOBS}/blobs/${comp === "appendblock" ? "add/action" : "write"}`, "exact");
   if (method === "DELETE") return op(`${BLOBS}/blobs/delete`, "exact");
   return op(null);
+}
+
+/**
+ * What a Blob request does to the source a header names: a copy (Copy Blob, and the From URL
+ * operations) reads it, a container rename removes the container renamed. Decided as the request
+ * itself is, so a rule that refuses reading or removing the source refuses the copy or the rename.
+ */
+function blobSourceParts(c: CanonicalRequest, cloudName: CloudName): ReadPart[] {
+  const src = c.source;
+  if (!src) return [];
+  const at = (method: string, query: string): CanonicalRequest => ({ ...c, method, host: src.host, aliases: src.aliases, segments: src.segments, path: "/" + src.segments.join("/"), query: new URLSearchParams(query), headers: {}, source: null });
+  const part = (what: string, canonical: CanonicalRequest): ReadPart => ({ what, canonical, operation: operationOf(canonical, cloudName) });
+  return src.header === "x-ms-copy-source" ? [part("the copy's source, read", at("GET", ""))] : [part("the renamed container, removed", at("DELETE", "restype=container"))];
 }
 
 /** What the proxy authorised, as it tells the agent (forwarding.ts `decided`): the canonical request's method, host and path. */
