@@ -38,7 +38,8 @@ export const PRESETS: Record<string, AzureApiRule[]> = {
    * purpose, one rule per family: granting access, another way in to the
    * identity, credentials that work without azgate, code that runs under a
    * resource's own identity, running code where other identities live, and
-   * deploying (many writes, or code, under one operation). Built by pattern from Azure's published operations
+   * deploying (many writes, or code, under one operation). Built by pattern
+   * from Azure's published operations
    * (test/fixtures/azure-operations.txt); test/fixtures/preset-catches.txt
    * lists every one of them it catches, and the README summarises it. What
    * hides inside a request body (an access policy in a vault PUT, an
@@ -195,7 +196,7 @@ const plural = (rs: Role[], one: string, many: string) => `role${rs.length > 1 ?
 /**
  * The decision for one request, read once (operation.ts readRequest): every
  * rule sees its canonical form, never the spelling it was sent in. What else
- * the request does (its reading's parts: a Data Lake rename's source) is
+ * the request does (its reading's parts: a rename's or a copy's source) is
  * decided the same way, and a refusal of any part refuses it: enforced
  * before "would deny", the request's own operation before its parts.
  */
