@@ -9,7 +9,7 @@ import { decideAzureApi, globMatch, scopeCovers } from "../src/rbac/azure-api.ts
 import type { Role } from "../src/rbac/types.ts";
 import { parseResources } from "../src/resources/parse.ts";
 import { policySummary } from "../src/proxy/web/policy-summary.ts";
-import { azureApiSummaryText, summarizeAzureApi } from "../src/rbac/azure-api.ts";
+import { azureApiSummaryText, explainAzureApi, summarizeAzureApi } from "../src/rbac/azure-api.ts";
 import { mapRequest, readRequest } from "../src/azure/operation.ts";
 import { requestTerms } from "../src/rbac/requests.ts";
 import { checkAzureIdentity } from "../src/rbac/engine.ts";
@@ -271,6 +271,170 @@ describe("the review's walk-arounds (issue 29), each against a deny-only role", 
     // A pattern written with a trailing slash reads as the same path.
     const slashed = [plain, role("g", { deny: { azure_api: [{ methods: ["GET"], hosts: [BLOB], paths: ["/reports/secret.txt/"] }] } })];
     expect(decide(slashed, req("GET", "/reports/secret.txt", BLOB)).outcome).toBe("deny");
+  });
+
+  // Attack finding 6: ARM's grammar by position (operation.ts keywordProviders).
+  describe("a name spelt providers does not move the provider", () => {
+    const SITE = `${S}/resourceGroups/web/providers/Microsoft.Web/sites/app1`;
+    const vm = (name: string) => `${S}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/${name}/runCommand`;
+    const guarded = [role("reader-guarded", { allow: uses(CONTRIB, { azure_api: [{ actions: ["*/read"] }] }), deny: { azure_api: [{ preset: "no-privilege-escalation" }] } })];
+    const lenientGuard = [plain, role("guard", { deny: { azure_api: [{ preset: "no-privilege-escalation" }] }, options: { azure_api_unknown: "allow" } })];
+
+    it.each([
+      ["a slot named providers", `${SITE}/slots/providers/functions/admin/token`],
+      ["PROVIDERS", `${SITE}/slots/PROVIDERS/functions/admin/token`],
+      ["Providers, trailing slash", `${SITE}/slots/Providers/functions/admin/token/`],
+    ])("the Functions admin token under %s is refused, not read as functions/admin/read and allowed by */read", (_what, p) => {
+      // The plain slot: the preset names the token read and denies it.
+      expect(decide(guarded, req("GET", `${SITE}/slots/staging/functions/admin/token`))).toMatchObject({ outcome: "deny", matched: { preset: "no-privilege-escalation" } });
+      for (const host of [ARM, "westeurope.management.azure.com"]) {
+        const d = decide(guarded, req("GET", p, host));
+        expect(d, host).toMatchObject({ outcome: "deny", enforced: true, matched: null, operation: null });
+        expect(d.reason, host).toMatch(/reads as ARM's providers keyword/);
+      }
+    });
+
+    it("runCommand on a VM named providers is refused even where the guard lets unnamed operations through", () => {
+      expect(decide(lenientGuard, req("POST", vm("web-01")))).toMatchObject({ outcome: "deny", matched: { preset: "no-privilege-escalation" } });
+      for (const name of ["providers", "PROVIDERS", "Providers"]) {
+        const d = decide(lenientGuard, req("POST", vm(name)));
+        expect(d, name).toMatchObject({ outcome: "deny", enforced: true, matched: null });
+        expect(d.reason, name).toContain("reads as ARM's providers keyword");
+      }
+      expect(decide(lenientGuard, req("POST", vm("provider%73"))).reason).toContain("percent-encoded");
+      // Where no rule applies, nothing changes: the identity's Azure role decides.
+      expect(decide([plain], req("POST", vm("providers"))).outcome).toBe("unrestricted");
+    });
+
+    it("an extension resource (providers at a keyword position) is still named and denied by the preset", () => {
+      const onVm = `${S}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1/providers/Microsoft.Authorization/roleAssignments/x`;
+      expect(decide(lenientGuard, req("PUT", onVm))).toMatchObject({ outcome: "deny", operation: { action: "Microsoft.Authorization/roleAssignments/write" }, matched: { preset: "no-privilege-escalation" } });
+    });
+  });
+
+  // Attack finding 7: ADLS Gen2 (operation.ts canonicalRequest, data-lake.ts).
+  describe("ADLS Gen2 (dfs) is the same blob data: Blob's rules decide it", () => {
+    const C = "Microsoft.Storage/storageAccounts/blobServices/containers";
+    const deleteGuard = [plain, role("data", { deny: { azure_api: [{ data_actions: [`${C}/blobs/delete`] }] }, options: { azure_api_unknown: "allow" } })];
+    const onHost = (method: string, host: string, p: string, query = "", headers: [string, string][] = [], cloud: "Azure" | "AzureUSGovernment" | "AzureChinaCloud" = "Azure") =>
+      readRequest({ method, host, path: p, query: new URLSearchParams(query), headers }, cloud);
+    const decideOn = (roles: Role[], r: ReturnType<typeof onHost>) => decideAzureApi(roles, {}, app, CONTRIB, r);
+
+    it.each([
+      ["sa1.dfs.core.windows.net", "Azure"],
+      ["SA1.DFS.core.windows.net.", "Azure"],
+      ["sa1.dfs.core.windows.net:443", "Azure"],
+      ["sa1-secondary.dfs.core.windows.net", "Azure"],
+      ["sa1.dfs.core.usgovcloudapi.net", "AzureUSGovernment"],
+      ["sa1.dfs.core.chinacloudapi.cn", "AzureChinaCloud"],
+    ] as const)("a deny on blobs/delete (azure_api_unknown: allow) refuses the same delete through %s", (host, cloud) => {
+      expect(decideOn(deleteGuard, onHost("DELETE", host.replace(/dfs/i, "blob"), "/reports/q1.csv", "", [], cloud))).toMatchObject({ outcome: "deny", matched: { role: "data" } });
+      for (const p of ["/reports/q1.csv", "/reports/q1.csv/", "/REPORTS/q1.csv"]) {
+        const d = decideOn(deleteGuard, onHost("DELETE", host, p, "", [], cloud));
+        expect(d, `${host}${p}`).toMatchObject({ outcome: "deny", enforced: true, operation: { action: `${C}/blobs/delete` }, matched: { role: "data", side: "deny", rule: 0 } });
+      }
+      // A directory deleted recursively is decided on its own path, as Azure decides it.
+      expect(decideOn(deleteGuard, onHost("DELETE", host, "/reports/2024", "recursive=true", [], cloud)).outcome).toBe("deny");
+      // Reads go on.
+      expect(decideOn(deleteGuard, onHost("GET", host, "/reports/q1.csv", "", [], cloud)).outcome).toBe("allow");
+    });
+
+    it("a rename is refused where its source may not be removed or read, or its destination written, or renaming is denied", () => {
+      const rename = (source: string, dest = "/trash/q1.csv") => onHost("PUT", "sa1.dfs.core.windows.net", dest, "mode=legacy", [["x-ms-rename-source", source]]);
+      const d = decideOn(deleteGuard, rename("/reports/q1.csv"));
+      expect(d).toMatchObject({ outcome: "deny", enforced: true, operation: { action: `${C}/blobs/delete`, scope: "https://sa1.blob.core.windows.net/reports/q1.csv" }, matched: { role: "data" } });
+      expect(d.reason).toMatch(/^the rename's source, removed: .*blobs\/delete on https:\/\/sa1\.blob\.core\.windows\.net\/reports\/q1\.csv is denied by role data/);
+      // A read denied on the source (by method, host and path, written for the blob host): no rename and read away.
+      const secret = [plain, role("secrets", { deny: { azure_api: [{ methods: ["GET"], hosts: ["*.blob.core.windows.net"], paths: ["/reports/secret.txt"] }] }, options: { azure_api_unknown: "allow" } })];
+      expect(decideOn(secret, rename("/reports/secret.txt"))).toMatchObject({ outcome: "deny", matched: { role: "secrets" } });
+      expect(decideOn(secret, rename("/reports/other.txt")).outcome).toBe("allow");
+      expect(decideOn(secret, onHost("GET", "sa1.dfs.core.windows.net", "/reports/secret.txt"))).toMatchObject({ outcome: "deny", matched: { role: "secrets" } });
+      // Writing the destination, and Azure's own name for a rename.
+      const noWrites = [plain, role("w", { deny: { azure_api: [{ data_actions: [`${C}/blobs/write`], paths: ["/public/*"] }] }, options: { azure_api_unknown: "allow" } })];
+      expect(decideOn(noWrites, rename("/reports/q1.csv", "/public/index.html"))).toMatchObject({ outcome: "deny", operation: { action: `${C}/blobs/write` } });
+      expect(decideOn(noWrites, rename("/reports/q1.csv"))).toMatchObject({ outcome: "allow", operation: { action: `${C}/blobs/move/action` } });
+      const noMoves = [plain, role("m", { deny: { azure_api: [{ data_actions: [`${C}/blobs/move/action`] }] } })];
+      expect(decideOn(noMoves, rename("/reports/q1.csv"))).toMatchObject({ outcome: "deny", operation: { action: `${C}/blobs/move/action` }, matched: { role: "m" } });
+      // A role that restricts the identity must allow all of it: moving alone is not enough.
+      const mover = (actions: string[]) => [role("mover", { allow: uses(CONTRIB, { azure_api: [{ data_actions: actions }] }) })];
+      expect(decideOn(mover([`${C}/blobs/move/action`]), rename("/reports/q1.csv"))).toMatchObject({ outcome: "deny", operation: { action: `${C}/blobs/read` } });
+      expect(decideOn(mover([`${C}/blobs/*`]), rename("/reports/q1.csv"))).toMatchObject({ outcome: "allow", operation: { action: `${C}/blobs/move/action` } });
+      // An unreadable source is refused, whatever the options say.
+      expect(decideOn(deleteGuard, rename("/reports/%711.csv"))).toMatchObject({ outcome: "deny", matched: null, reason: expect.stringContaining("x-ms-rename-source header: percent-encoded") });
+    });
+
+    it("roles explain shows the rule a rename's part matched, from the same reading", () => {
+      const explained = explainAzureApi(deleteGuard, {}, app, CONTRIB, onHost("PUT", "sa1.dfs.core.windows.net", "/trash/q1.csv", "", [["x-ms-rename-source", "/reports/q1.csv"]]));
+      expect(explained.operation?.action).toBe(`${C}/blobs/move/action`);
+      expect(explained.rules).toEqual([expect.objectContaining({ role: "data", side: "deny", rule: 0, matched: true })]);
+      expect(explained.decision).toMatchObject({ outcome: "deny", reason: expect.stringContaining("the rename's source, removed") });
+    });
+
+    it("a hosts rule written for either endpoint applies to both; what dfs cannot name is refused where a rule applies", () => {
+      const dfsWrites = [plain, role("lake", { deny: { azure_api: [{ methods: ["PUT", "PATCH", "DELETE"], hosts: ["*.dfs.core.windows.net"] }] }, options: { azure_api_unknown: "allow" } })];
+      expect(decideOn(dfsWrites, onHost("DELETE", "sa1.blob.core.windows.net", "/reports/q1.csv"))).toMatchObject({ outcome: "deny", matched: { role: "lake" } });
+      expect(decideOn(dfsWrites, onHost("PATCH", "sa1.dfs.core.windows.net", "/reports/q1.csv", "action=append&position=0"))).toMatchObject({ outcome: "deny", matched: { role: "lake" } });
+      expect(decideOn(dfsWrites, onHost("GET", "sa1.blob.core.windows.net", "/reports/q1.csv")).outcome).toBe("allow");
+      const regex = [plain, role("lake", { deny: { azure_api: [{ methods: ["DELETE"], hosts: ["^sa1\\.dfs\\.core\\.windows\\.net$"] }] }, options: { azure_api_unknown: "allow" } })];
+      expect(decideOn(regex, onHost("DELETE", "sa1.dfs.core.windows.net", "/reports/q1.csv"))).toMatchObject({ outcome: "deny", matched: { role: "lake" } });
+      // The preset's guard (azure_api_unknown: deny) refuses a dfs request it cannot name; names the rest.
+      expect(decide(preset, req("POST", "/reports/q1.csv", "sa1.dfs.core.windows.net"))).toMatchObject({ outcome: "deny", matched: null, reason: expect.stringContaining("azgate cannot name this Azure operation") });
+      expect(decide(preset, req("DELETE", "/reports/q1.csv", "sa1.dfs.core.windows.net"))).toMatchObject({ outcome: "allow", operation: { action: `${C}/blobs/delete` } });
+    });
+  });
+
+  // Found beside attack finding 7: Blob requests that read another blob or container named in a header.
+  describe("Blob's copies and container renames are decided with their sources", () => {
+    const C = "Microsoft.Storage/storageAccounts/blobServices/containers";
+    const secret = [plain, role("secrets", { deny: { azure_api: [{ methods: ["GET"], hosts: ["*.blob.core.windows.net"], paths: ["/reports/secret.txt"] }] }, options: { azure_api_unknown: "allow" } })];
+    const blob = (method: string, p: string, query = "", headers: [string, string][] = []) => readRequest({ method, host: BLOB, path: p, query: new URLSearchParams(query), headers });
+    const decideOn = (roles: Role[], r: ReturnType<typeof blob>) => decideAzureApi(roles, {}, app, CONTRIB, r);
+
+    it.each([
+      ["Copy Blob", "", "https://sa1.blob.core.windows.net/reports/secret.txt"],
+      ["Copy Blob, the source with a SAS", "", "https://sa1.blob.core.windows.net/reports/secret.txt?sv=2023-01-03&sig=abc"],
+      ["Copy Blob, the source spelt otherwise", "", "https://SA1.Blob.Core.Windows.Net.:443/REPORTS/secret.txt/"],
+      ["Copy Blob, the source through the dfs host", "", "https://sa1.dfs.core.windows.net/reports/secret.txt"],
+      ["Put Blob From URL's block form (Put Block From URL)", "comp=block&blockid=AAAA", "https://sa1.blob.core.windows.net/reports/secret.txt"],
+      ["Append Block From URL", "comp=appendblock", "https://sa1.blob.core.windows.net/reports/secret.txt"],
+    ])("%s of a blob whose read is denied is refused", (_what, query, source) => {
+      expect(decideOn(secret, blob("GET", "/reports/secret.txt"))).toMatchObject({ outcome: "deny", matched: { role: "secrets" } });
+      const d = decideOn(secret, blob("PUT", "/public/x.txt", query, [["x-ms-copy-source", source]]));
+      expect(d, source).toMatchObject({ outcome: "deny", enforced: true, operation: { action: `${C}/blobs/read` }, matched: { role: "secrets" } });
+      // The source's scope, read as a request's own URL is (the path keeps its case: the rule compares without it).
+      expect(d.operation?.scope.toLowerCase(), source).toBe("https://sa1.blob.core.windows.net/reports/secret.txt");
+      expect(d.reason).toMatch(/^the copy's source, read: /);
+      expect(decideOn(secret, blob("PUT", "/public/x.txt", query, [["x-ms-copy-source", source.replace("secret", "other")]])).outcome).toBe("allow");
+    });
+
+    it("a copy source outside this cloud's storage names nothing: refused where unnamed operations are", () => {
+      const r = blob("PUT", "/public/x.txt", "", [["x-ms-copy-source", "https://downloads.example.com/pkg.zip"]]);
+      expect(decideOn(secret, r).outcome).toBe("allow");
+      expect(decide(preset, { ...req("PUT", "/public/x.txt", BLOB), headers: [["x-ms-copy-source", "https://downloads.example.com/pkg.zip"]] })).toMatchObject({ outcome: "deny", reason: expect.stringMatching(/^the copy's source, read: GET https:\/\/downloads\.example\.com\/pkg\.zip: azgate cannot name/) });
+    });
+
+    it.each([
+      ["an encoded letter", [["x-ms-copy-source", "https://sa1.blob.core.windows.net/reports/%73ecret.txt"]], /x-ms-copy-source header: percent-encoded letters/],
+      ["dot segments", [["x-ms-copy-source", "https://sa1.blob.core.windows.net/public/../reports/secret.txt"]], /x-ms-copy-source header: dot segments/],
+      ["not a URL", [["x-ms-copy-source", "/reports/secret.txt"]], /x-ms-copy-source header must be an http or https URL/],
+      ["credentials in the URL", [["x-ms-copy-source", "https://user@sa1.blob.core.windows.net/reports/secret.txt"]], /x-ms-copy-source header must be an http or https URL/],
+      ["two sources", [["x-ms-copy-source", "https://sa1.blob.core.windows.net/a/b"], ["X-MS-Copy-Source", "https://sa1.blob.core.windows.net/c/d"]], /x-ms-copy-source header may be given once/],
+    ] as [string, [string, string][], RegExp][])("a copy source with %s is refused, whatever the options say", (_what, headers, message) => {
+      expect(decideOn(secret, blob("PUT", "/public/x.txt", "", headers))).toMatchObject({ outcome: "deny", matched: null, reason: expect.stringMatching(message) });
+    });
+
+    it("renaming a container is decided as removing the one renamed; a source header anywhere else names nothing", () => {
+      const keep = [plain, role("keep", { deny: { azure_api: [{ data_actions: [`${C}/delete`], paths: ["/reports"] }] }, options: { azure_api_unknown: "allow" } })];
+      const rename = (from: string) => blob("PUT", "/archive", "restype=container&comp=rename", [["x-ms-source-container-name", from]]);
+      expect(decideOn(keep, blob("DELETE", "/reports", "restype=container"))).toMatchObject({ outcome: "deny", matched: { role: "keep" } });
+      expect(decideOn(keep, rename("reports"))).toMatchObject({ outcome: "deny", operation: { action: `${C}/delete`, scope: "https://sa1.blob.core.windows.net/reports" }, reason: expect.stringMatching(/^the renamed container, removed: /) });
+      expect(decideOn(keep, rename("REPORTS")).outcome).toBe("deny");
+      expect(decideOn(keep, rename("drafts"))).toMatchObject({ outcome: "allow", operation: { action: `${C}/write` } });
+      expect(decideOn(keep, rename("a/b"))).toMatchObject({ outcome: "deny", matched: null, reason: expect.stringContaining("x-ms-source-container-name header must be one container name") });
+      // A copy source on anything but a PUT, a container source on anything but a container rename: unnamed.
+      expect(blob("DELETE", "/public/x.txt", "", [["x-ms-copy-source", "https://sa1.blob.core.windows.net/a/b"]]).operation?.action).toBeNull();
+      expect(blob("PUT", "/archive", "restype=container", [["x-ms-source-container-name", "reports"]]).operation?.action).toBeNull();
+    });
   });
 
   it("a trailing dot on the host (graph.microsoft.com.) changes nothing: the hosts rule still denies Graph writes", () => {

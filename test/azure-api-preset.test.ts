@@ -102,6 +102,37 @@ describe("the no-privilege-escalation preset, by pattern from Azure's published 
     ],
     ["Automation jobs and runbooks", ["Microsoft.Automation/automationAccounts/jobs/write", "Microsoft.Automation/automationAccounts/runbooks/write", "Microsoft.Automation/automationAccounts/runbooks/draft/content/write", "Microsoft.Automation/automationAccounts/webhooks/write"]],
     ["source control and package deployments", ["Microsoft.Web/sites/sourcecontrols/Write", "Microsoft.Web/sites/slots/sourcecontrols/Write", "Microsoft.Web/sites/publish/Action", "Microsoft.Web/staticSites/zipdeploy/action"]],
+    // Attack finding 8 on issue 29: code set under the resource's own identity, and callback URLs.
+    [
+      "code that runs under the resource's own identity: web app config, sites and slots, function files, container apps and jobs, Logic Apps workflows",
+      [
+        "Microsoft.Web/sites/config/Write",
+        "Microsoft.Web/sites/slots/config/Write",
+        "microsoft.web/sites/config/web/appsettings/write",
+        "microsoft.web/sites/slots/config/appsettings/write",
+        "microsoft.web/sites/slots/config/web/connectionstrings/write",
+        "Microsoft.Web/sites/Write",
+        "Microsoft.Web/sites/slots/Write",
+        "microsoft.web/sites/functions/write",
+        "microsoft.app/containerapps/write",
+        "microsoft.app/jobs/write",
+        "microsoft.app/jobs/start/action",
+        "microsoft.app/logicApps/deployWorkflowArtifacts/action",
+        "Microsoft.Logic/workflows/write",
+      ],
+    ],
+    [
+      "callback URLs and the keys that sign them (bearer credentials to a workflow)",
+      [
+        "Microsoft.Logic/workflows/listCallbackUrl/action",
+        "Microsoft.Logic/workflows/triggers/listCallbackUrl/action",
+        "Microsoft.Logic/workflows/versions/triggers/listCallbackUrl/action",
+        "microsoft.web/sites/hostruntime/webhooks/api/workflows/triggers/listCallbackUrl/action",
+        "Microsoft.Logic/workflows/accessKeys/list/action",
+        "Microsoft.Logic/workflows/accessKeys/regenerate/action",
+        "Microsoft.Logic/workflows/regenerateAccessKey/action",
+      ],
+    ],
   ])("catches %s", (_family, ops) => {
     for (const op of ops) {
       expect(published, `${op} is not in the fixture`).toContain(op);
@@ -153,6 +184,15 @@ describe("the no-privilege-escalation preset, by pattern from Azure's published 
     "Microsoft.Automation/automationAccounts/jobs/read",
     "Microsoft.ManagedIdentity/userAssignedIdentities/read",
     "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/read",
+    // Beside the families of attack finding 8: network settings, stopping and running what is already deployed.
+    "microsoft.web/sites/networkConfig/write",
+    "Microsoft.Web/sites/basicPublishingCredentialsPolicies/Write",
+    "microsoft.app/jobs/stop/action",
+    "microsoft.app/containerapps/revisions/activate/action",
+    "Microsoft.Logic/workflows/read",
+    "Microsoft.Logic/workflows/run/action",
+    "Microsoft.Logic/workflows/triggers/run/action",
+    "Microsoft.Logic/workflows/disable/action",
   ])("does not catch %s", (op) => {
     expect(published, `${op} is not in the fixture`).toContain(op);
     expect(caught(op)).toBe(false);
@@ -188,6 +228,21 @@ describe("the preset on requests as clients send them (through the mapper)", () 
     ["POST", `${RG}/providers/Microsoft.Web/sites/w/slots/staging/publishxml`, "Microsoft.Web/sites/slots/publishxml/action"],
     ["PUT", `${RG}/providers/Microsoft.Web/sites/w/sourcecontrols/web`, "Microsoft.Web/sites/sourcecontrols/write"],
     ["POST", `${RG}/providers/Microsoft.Web/sites/w/functions/f/listsecrets`, "Microsoft.Web/sites/functions/listsecrets/action"],
+    // Attack finding 8 on issue 29 (the attack's requests, now refused), and their siblings.
+    ["PUT", `${RG}/providers/Microsoft.Web/sites/w/config/appsettings`, "Microsoft.Web/sites/config/write"],
+    ["PUT", `${RG}/providers/Microsoft.Web/sites/w/config/web`, "Microsoft.Web/sites/config/write"],
+    ["PATCH", `${RG}/providers/Microsoft.Web/sites/w/slots/staging/config/appsettings`, "Microsoft.Web/sites/slots/config/write"],
+    ["PATCH", `${RG}/providers/Microsoft.Web/sites/w`, "Microsoft.Web/sites/write"],
+    ["PUT", `${RG}/providers/Microsoft.Web/sites/w/slots/staging`, "Microsoft.Web/sites/slots/write"],
+    ["PUT", `${RG}/providers/Microsoft.Web/sites/w/functions/f`, "Microsoft.Web/sites/functions/write"],
+    ["PUT", `${RG}/providers/Microsoft.App/jobs/job1`, "Microsoft.App/jobs/write"],
+    ["POST", `${RG}/providers/Microsoft.App/jobs/job1/start`, "Microsoft.App/jobs/start/action"],
+    ["PATCH", `${RG}/providers/Microsoft.App/containerApps/app1`, "Microsoft.App/containerApps/write"],
+    ["PUT", `${RG}/providers/Microsoft.Logic/workflows/wf1`, "Microsoft.Logic/workflows/write"],
+    ["POST", `${RG}/providers/Microsoft.Logic/workflows/wf1/triggers/manual/listCallbackUrl`, "Microsoft.Logic/workflows/triggers/listCallbackUrl/action"],
+    ["POST", `${RG}/providers/Microsoft.Logic/workflows/wf1/listCallbackUrl`, "Microsoft.Logic/workflows/listCallbackUrl/action"],
+    ["POST", `${RG}/providers/Microsoft.Logic/workflows/wf1/versions/v1/triggers/manual/listCallbackUrl`, "Microsoft.Logic/workflows/versions/triggers/listCallbackUrl/action"],
+    ["POST", `${RG}/providers/Microsoft.Logic/workflows/wf1/accessKeys/default/list`, "Microsoft.Logic/workflows/accessKeys/list/action"],
   ])("refuses %s %s (%s)", (method, p, action) => {
     const d = decide(method, p);
     expect(d.operation?.action).toBe(action);
@@ -200,6 +255,9 @@ describe("the preset on requests as clients send them (through the mapper)", () 
     ["POST", `${RG}/providers/Microsoft.Compute/virtualMachines/vm/restart`],
     ["GET", `${RG}/deployments/d1`],
     ["POST", `${RG}/providers/Microsoft.Resources/deployments/d1/validate`],
+    ["POST", `${RG}/providers/Microsoft.App/jobs/job1/stop`],
+    ["POST", `${RG}/providers/Microsoft.Logic/workflows/wf1/triggers/manual/run`],
+    ["GET", `${RG}/providers/Microsoft.Logic/workflows/wf1`],
   ])("lets %s %s through", (method, p) => {
     expect(decide(method, p).outcome).toBe("allow");
   });

