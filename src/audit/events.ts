@@ -100,6 +100,7 @@ export const AUDIT_EVENTS = {
   AGENT_CONNECTED: spec("agent.connect", "AZA001I", "An agent's tunnel opened.", ["host_id"] as const),
   AGENT_DISCONNECTED: spec("agent.disconnect", "AZA002I", "An agent's tunnel closed.", ["host_id", "reason"] as const),
   AGENT_CONTROL_REFUSED: spec("agent.control.refused", "AZA003W", "An agent's control call was malformed and refused.", ["host_id", "call", "error_code", "reason", "success"] as const),
+  VERSION_REFUSED: spec("version.refused", "AZ0002W", "An agent's or client's tunnel was refused: the proxy no longer serves its version (both are named).", ["peer", "peer_version", "version", "error_code", "success"] as const),
   PROXY_STARTED: spec("proxy.start", "AZP000I", "A proxy replica started.", ["cluster", "listen"] as const),
 
   // ---- notifications ----

@@ -17,6 +17,10 @@ import type { Clock } from "../util/clock.ts";
 import { initCluster } from "./cluster.ts";
 import type { AuthSettings, ProxyContext } from "./context.ts";
 import { KEYS } from "./keys.ts";
+import { migrateDataDir } from "../storage/data-dir-schema.ts";
+
+/** Migrations are logged to stderr: the offline admin path's stdout is its output. */
+const logMigration = (line: string) => console.error(`[azgate] ${line}`);
 
 export function settingsFrom(config: Config): AuthSettings {
   return {
@@ -51,6 +55,8 @@ export async function openState(
   try {
     const metrics = proxyMetrics();
     const { clock } = opts;
+    // Under the lock, before anything reads the data dir: migrations run once, each logged (storage/data-dir-schema.ts).
+    await migrateDataDir(dataDir, logMigration);
     const storage = await openStorage(dataDir, opts.storage ?? { type: "file" }, clock, opts.audit);
     const backend = timedBackend(storage.backend, (op, seconds) => metrics.backend.observe({ op }, seconds));
     // Every event the services emit must be one of the registry's (audit/events.ts).
@@ -99,6 +105,7 @@ async function openStorage(dataDir: string, storage: Config["storage"], clock: C
     password: storage.auth === "entra" ? entraPassword(clock) : undefined,
     maxConnections: storage.max_connections,
     clock,
+    log: logMigration,
   });
   return { backend, audit: new PostgresAuditSink(backend.pool, clock) };
 }
