@@ -101,6 +101,8 @@ export const AUDIT_EVENTS = {
   AGENT_DISCONNECTED: spec("agent.disconnect", "AZA002I", "An agent's tunnel closed.", ["host_id", "reason"] as const),
   AGENT_CONTROL_REFUSED: spec("agent.control.refused", "AZA003W", "An agent's control call was malformed and refused.", ["host_id", "call", "error_code", "reason", "success"] as const),
   VERSION_REFUSED: spec("version.refused", "AZ0002W", "An agent's or client's tunnel was refused: the proxy no longer serves its version (both are named).", ["peer", "peer_version", "version", "error_code", "success"] as const),
+  BACKUP_CREATED: spec("backup.create", "AZ0003I", "A backup of the backend was taken (admin backup, admin backend clone): every record, secrets included.", ["user", "items"] as const),
+  BACKUP_RESTORED: spec("backup.restore", "AZ0004I", "A backup was restored into an empty backend (admin restore, admin backend clone).", ["items", "cluster", "taken"] as const),
   PROXY_STARTED: spec("proxy.start", "AZP000I", "A proxy replica started.", ["cluster", "listen"] as const),
 
   // ---- notifications ----

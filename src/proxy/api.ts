@@ -29,6 +29,7 @@ import { issueAppCert, listApps } from "./apps.ts";
 import { servedApps, type AppRegistry } from "./registry.ts";
 import { explainRequest, type ExplainRequest } from "./explain.ts";
 import * as requests from "./access-requests.ts";
+import { takeBackup } from "./backup.ts";
 import type { TunnelServer } from "./tunnels.ts";
 
 type Env = { Variables: { caller: Caller; body: string; certExpires: Date } };
@@ -197,6 +198,8 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   });
   authed.get("/admin/audit", async (c) => c.json({ items: await admin.searchAudit(ctx, c.get("caller"), c.req.query()), ...(await admin.auditReach(ctx, c.get("caller"))) }));
   authed.get("/admin/audit/commands", async (c) => c.json({ items: await auditCommands(ctx, c.get("caller"), c.req.query()) }));
+  // Every record, secrets included: the `backup` rule only (not the editor preset's), audited (proxy/backup.ts).
+  authed.get("/admin/backup", async (c) => c.json(await takeBackup(ctx, c.get("caller"))));
   authed.get("/apps", async (c) => c.json({ items: await listApps(ctx, opts.registry, c.get("caller")) }));
   // Access requests (proxy/access-requests.ts).
   authed.post("/requests", async (c) => c.json(await requests.createRequest(ctx, c.get("caller"), parseJson<requests.CreateRequestInput>(c.get("body")), servedApps(opts.registry))));

@@ -29,6 +29,13 @@ export interface Backend {
   list<T = unknown>(prefix: string): Promise<Item<T>[]>;
   watch(prefix: string, onEvent: (e: WatchEvent) => void): () => void;
   /**
+   * Every live item, sorted by key, as of one moment: no write lands between
+   * the first item read and the last (a backup's consistent snapshot; the
+   * file backend holds its writes meanwhile, PostgreSQL reads it in one
+   * statement).
+   */
+  snapshot(): Promise<Item[]>;
+  /**
    * A value that changes with every write through any process sharing this
    * backend, and moves only once the write is committed: a mark read after a
    * write returned reflects it. Readers that cache compare marks to know

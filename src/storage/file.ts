@@ -97,6 +97,21 @@ export class FileBackend implements Backend {
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
+  /** Walks every file while writes wait in the queue (they all go through serialize): one moment's state. */
+  snapshot(): Promise<Item[]> {
+    return this.serialize(async () => {
+      const out: Item[] = [];
+      const now = this.clock.now();
+      await this.walk(this.root, async (file) => {
+        const text = await readTextOrNull(file);
+        if (text === null) return;
+        const item = JSON.parse(text) as Item;
+        if (!isExpired(item, now)) out.push(item);
+      });
+      return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    });
+  }
+
   watch(prefix: string, fn: (e: WatchEvent) => void): () => void {
     const w = { prefix, fn };
     this.watchers.add(w);

@@ -134,6 +134,12 @@ export class PostgresBackend implements Backend {
     return rows.map((r) => toItem<T>(r));
   }
 
+  /** One statement: PostgreSQL reads it from one snapshot, whatever commits meanwhile. */
+  async snapshot(): Promise<Item[]> {
+    const { rows } = await this.pool.query<Row>(`SELECT key, value, revision, expires FROM azgate_items WHERE ${live(1)} ORDER BY key`, [this.nowDate()]);
+    return rows.map((r) => toItem(r));
+  }
+
   watch(prefix: string, fn: (e: WatchEvent) => void): () => void {
     const w = { prefix, fn };
     this.watchers.add(w);

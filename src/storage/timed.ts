@@ -23,6 +23,7 @@ export function timedBackend(inner: Backend, observe: Observe): Backend {
     delete: timed("delete", (key: string) => inner.delete(key)),
     list: timed("list", (prefix: string) => inner.list(prefix)) as Backend["list"],
     watch: (prefix, fn) => inner.watch(prefix, fn),
+    snapshot: timed("snapshot", () => inner.snapshot()),
     changeMark: timed("change_mark", () => inner.changeMark()),
     close: () => inner.close(),
   };

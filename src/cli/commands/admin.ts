@@ -21,6 +21,7 @@ import { csv, run, subcommandNeeded } from "../run.ts";
 import { explain, explainOptions, type ExplainArgs } from "./roles.ts";
 import { adminRequestCommands } from "./requests.ts";
 import { auditCommands } from "./audit.ts";
+import { backupCommands } from "./backup.ts";
 import type { ApiClient } from "../../api/client.ts";
 
 
@@ -35,7 +36,7 @@ export function adminCommands(y: Argv) {
     "admin",
     DESCRIBE.admin,
     (a) =>
-      a
+      backupCommands(a as Argv<AdminArgs>)
         .option("data-dir", { type: "string", describe: "On the proxy host: act on this data dir directly (bootstrap)" })
         .option("config", { type: "string", describe: "Proxy config file, with --data-dir" })
         .command(
