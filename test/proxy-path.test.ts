@@ -397,6 +397,32 @@ describe("the proxy's request path, in process", () => {
     }
   });
 
+  it("a granted role taken out of request.roles mid-grant stops widening the grant on the next request, while its denies still apply, audited", async () => {
+    const G = (name: string, rule: string, extra = "") => `kind: role\nversion: v7\nmetadata: {name: ${name}}\nspec: {allow: {app_labels: {'*': '*'}, azure_identities: ['${READER}'], azure_api: [${rule}]}${extra}}\n`;
+    const requester = (roles: string) => `kind: role\nversion: v7\nmetadata: {name: g-requester}\nspec: {allow: {app_labels: {'*': '*'}, request: {roles: [${roles}], max_duration: 1h}}}\n`;
+    await c.createRoles([G("g-reader", "{actions: ['*/read']}"), G("g-writer", "{actions: ['*']}", ", deny: {azure_api: [{actions: ['Microsoft.Resources/subscriptions/resourceGroups/read'], scopes: ['/subscriptions/*/resourceGroups/production']}]}"), requester("g-reader, g-writer")].join("---\n"));
+    const user = nextUser();
+    const { app, id } = await approvedSession(user, "1h", ["g-requester"]);
+    const PRODUCTION = "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/production?api-version=2022-09-01";
+    // Allowed by g-writer's '*' (then refused by Azure itself: the identity is a Reader there).
+    const before = await put(app);
+    expect(JSON.parse(await before.text()).error.code).toBe("AuthorizationFailed");
+    expect((await app.request(PRODUCTION)).status).toBe(403);
+    // g-writer may no longer be requested: its '*' no longer comes with the grant; its deny still does.
+    await c.createRoles(requester("g-reader"));
+    const write = await put(app);
+    expect(write.status).toBe(403);
+    expect(JSON.parse(await write.text()).error.code).toBe("AzgatePolicyDenied");
+    expect((await app.request(GROUPS)).status).toBe(200);
+    expect((await app.request(PRODUCTION)).status).toBe(403);
+    const denied = await events("app.request.denied", user);
+    expect(denied.map((e) => [e.action, e.access_request_id, (e.policy as { decision: string }).decision])).toEqual([
+      ["Microsoft.Resources/subscriptions/resourceGroups/read", id, "deny"],
+      ["Microsoft.Resources/subscriptions/resourceGroups/write", id, "deny"],
+      ["Microsoft.Resources/subscriptions/resourceGroups/read", id, "deny"],
+    ]);
+  });
+
   it("a grant ends when the user may no longer request it: requester role taken away (identity or role grant), or a deny.request added", async () => {
     await c.createRoles(PROD_READER);
     for (const [requester, change] of [["requester", "roles"], ["role-requester", "roles"], ["role-requester", "deny"]] as const) {

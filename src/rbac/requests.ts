@@ -109,8 +109,17 @@ export function requestTerms(roles: Role[], traits: Traits, identity: string, lo
  * - A grant for an identity named in `request.azure_identities` needs the
  *   user's own roles to allow the app's labels.
  * - Any deny of the user's roles or the granted ones wins.
+ *
+ * Allowed, it also says which roles' rules the requests under it are decided
+ * on (`roles`): the user's own, the granted roles that still count in full
+ * (requestable now and allowing the identity on this server), and the
+ * granted roles that no longer count with their deny rules only, so a role
+ * taken out of `request.roles` mid-grant stops widening what the grant allows
+ * on the next request, while its denies still apply.
  */
-export function grantPermits(callerRoles: Role[], traits: Traits, grant: { roles: string[]; azure_identity: string }, granted: Role[], lookup: RoleLookup, app: App): Decision {
+export type GrantDecision = Decision & { roles?: Role[] };
+
+export function grantPermits(callerRoles: Role[], traits: Traits, grant: { roles: string[]; azure_identity: string }, granted: Role[], lookup: RoleLookup, app: App): GrantDecision {
   const identity = grant.azure_identity;
   const denial = checkDenials([...callerRoles, ...granted], traits, app, identity);
   if (!denial.allowed) return denial;
@@ -121,14 +130,19 @@ export function grantPermits(callerRoles: Role[], traits: Traits, grant: { roles
     if (allowing.length === 0) {
       return { allowed: false, reason: `the role${grant.roles.length > 1 ? "s" : ""} this access was granted for (${grant.roles.join(", ")}) no longer allow${grant.roles.length > 1 ? "" : "s"} Azure identity "${identity}" on app "${app.name}"` };
     }
-    // The user's roles must still let them request one of those roles (a requester role taken away, a deny.request added).
-    const requestable = allowing.find((r) => terms.allowed && terms.grantRoles.includes(r.metadata.name));
-    return requestable ? { allowed: true, reason: `requested role "${requestable.metadata.name}" allows Azure identity "${identity}" on app "${app.name}"` } : noLongerRequestable;
+    // The user's roles must still let them request the role (a requester role taken away, a deny.request added).
+    const counting = allowing.filter((r) => terms.allowed && terms.grantRoles.includes(r.metadata.name));
+    if (counting.length === 0) return noLongerRequestable;
+    const denyOnly = granted.filter((r) => !counting.includes(r)).map(denyRulesOnly);
+    return { allowed: true, reason: `requested role "${counting[0].metadata.name}" allows Azure identity "${identity}" on app "${app.name}"`, roles: [...callerRoles, ...counting, ...denyOnly] };
   }
   const appAccess = checkAppAccess(callerRoles, traits, app);
   if (!appAccess.allowed) return { allowed: false, reason: `${appAccess.reason}: the grant for "${identity}" covers only apps your roles allow` };
-  return terms.allowed ? { allowed: true, reason: terms.reason } : noLongerRequestable;
+  return terms.allowed ? { allowed: true, reason: terms.reason, roles: callerRoles } : noLongerRequestable;
 }
+
+/** A role with its allow rules taken away: what still binds of a role that no longer grants. */
+const denyRulesOnly = (r: Role): Role => ({ ...r, spec: { ...r.spec, allow: {} } });
 
 /** What a `where` or a threshold `filter` may read about the request. */
 export interface ReviewSubject {
