@@ -125,14 +125,19 @@ describe("the proxy's request path, in process", () => {
       ["ParameterSetName", "--query hunter2-SECRET -o"],
       ["x-ms-client-request-id", "8d2b5f0e-1a2b-11ef-9f3c-0242ac120002"],
       ["user-agent", "AZURECLI/2.45.0 (DEB) azsdk-python-azure-mgmt-resource/21.1.0 (token=SECRET-IN-COMMENT)"],
+      ["x-ms-correlation-request-id", "c1a05e00-0000-4000-8000-00000000c1a0"],
     ];
     expect((await app.request(GROUPS, { headers: said })).status).toBe(200);
-    const client = { command: "group list", parameters: "--query -o", client_request_id: "8d2b5f0e-1a2b-11ef-9f3c-0242ac120002", user_agent: "AZURECLI/2.45.0 azsdk-python-azure-mgmt-resource/21.1.0" };
+    const client = { command: "group list", parameters: "--query -o", client_request_id: "8d2b5f0e-1a2b-11ef-9f3c-0242ac120002", correlation_request_id: "c1a05e00-0000-4000-8000-00000000c1a0", user_agent: "AZURECLI/2.45.0 azsdk-python-azure-mgmt-resource/21.1.0" };
     await expect.poll(async () => (await events("app.request", user)).length).toBe(1);
     const [start] = await events("app.request.start", user);
     const [done] = await events("app.request", user);
     for (const e of [start, done]) expect(e).toMatchObject({ client, command_id: "az:8d2b5f0e-1a2b-11ef-9f3c-0242ac120002" });
-    expect(done.azure_correlation_id).toMatch(/^[0-9a-f-]{36}$/);
+    // Azure got azgate's request ID as its correlation ID, not the client's; the agent says whose token Azure saw.
+    expect(done.azure_correlation_id).toBe(start.request_id);
+    expect(fx.emu.requests.find((r) => r.headers["x-ms-correlation-request-id"] === start.request_id)).toBeTruthy();
+    expect(fx.emu.requests.some((r) => r.headers["x-ms-correlation-request-id"] === client.correlation_request_id)).toBe(false);
+    expect(done.azure_principal_id).toBe("10000000-0000-4000-8000-000000000002");
     expect(JSON.stringify([start, done])).not.toMatch(/SECRET/);
     // A refused request carries it too.
     const refused = await app.request("https://169.254.169.254/metadata/identity/oauth2/token", { headers: said });

@@ -71,6 +71,7 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
   // 2. The token: verify the placeholder, then swap in a real one.
   const headers = forwardableHeaders(meta.headers, "request").filter(([k]) => k.toLowerCase() !== "authorization");
   let tokenMs: number | undefined;
+  let principalId: string | undefined;
   const auth = headerValue(meta.headers, "authorization");
   if (auth.length > 1) return refuse(new BadRequest("more than one Authorization header"));
   if (auth.length === 1) {
@@ -87,7 +88,9 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
     }
     const t0 = performance.now();
     try {
-      headers.push(["authorization", `Bearer ${(await deps.tokens.getToken(meta.session.azure_identity, scopeForResource(resource))).token}`]);
+      const got = await deps.tokens.getToken(meta.session.azure_identity, scopeForResource(resource));
+      headers.push(["authorization", `Bearer ${got.token}`]);
+      principalId = got.principalId;
     } catch (e) {
       return refuse(e instanceof TokenUnavailable ? e : new TokenUnavailable("unavailable", (e as Error).message));
     }
@@ -134,7 +137,7 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
     abort.abort();
     return;
   }
-  const trailer: ResponseTrailer = { timings: { total_ms: round(performance.now() - started), upstream_ms: round(upstreamMs), ...(tokenMs !== undefined ? { token_ms: round(tokenMs) } : {}) } };
+  const trailer: ResponseTrailer = { timings: { total_ms: round(performance.now() - started), upstream_ms: round(upstreamMs), ...(tokenMs !== undefined ? { token_ms: round(tokenMs) } : {}) }, ...(principalId ? { principal_id: principalId } : {}) };
   stream.sendMeta(trailer);
   stream.end();
 }

@@ -15,6 +15,7 @@
 import { TokenUnavailable } from "../errors/index.ts";
 import { readFileSync } from "node:fs";
 import { decodeJwt } from "jose";
+import { isGuid } from "../azure/guid.ts";
 import { ManagedIdentityCredential, WorkloadIdentityCredential, type AccessToken, type TokenCredential } from "@azure/identity";
 import { createHttpHeaders, type HttpClient, type PipelineRequest } from "@azure/core-rest-pipeline";
 import { identityArmPath, identityRefusal, parseIdentityId, type IdentityResourceId } from "../azure/resource-id.ts";
@@ -46,6 +47,8 @@ interface Cached {
   token: string;
   expiresOn: number;
   refreshAt: number;
+  /** The token's `oid`: the principal Azure sees call (its Activity Log's `caller`), when the token says. */
+  principalId?: string;
 }
 
 export class AzureTokenProvider {
@@ -86,13 +89,13 @@ export class AzureTokenProvider {
    * the proxy decided: an ID ARM would read as another identity (a query
    * string, say) gets nothing.
    */
-  async getToken(identity: string, scope: string): Promise<{ token: string; expiresOn: number }> {
+  async getToken(identity: string, scope: string): Promise<{ token: string; expiresOn: number; principalId?: string }> {
     const parsed = parseIdentityId(identity);
     if (!parsed) throw new TokenUnavailable("not_an_identity", identityRefusal(identity) ?? "not an identity");
     return this.tokenFor(parsed, scope);
   }
 
-  private async tokenFor(whom: Whom, scope: string): Promise<{ token: string; expiresOn: number }> {
+  private async tokenFor(whom: Whom, scope: string): Promise<{ token: string; expiresOn: number; principalId?: string }> {
     const key = `${whom === AGENT_SELF ? "agent:self" : whom.canonical}\n${scope}`;
     const hit = this.cache.get(key);
     if (hit && this.opts.clock.now() < hit.refreshAt) {
@@ -129,7 +132,7 @@ export class AzureTokenProvider {
       const lifetime = t.expiresOnTimestamp - this.opts.clock.now();
       // Short-lived tokens are refreshed at half-life rather than never cached.
       const refreshAt = t.expiresOnTimestamp - Math.min(this.margin, lifetime / 2);
-      return { token: t.token, expiresOn: t.expiresOnTimestamp, refreshAt };
+      return { token: t.token, expiresOn: t.expiresOnTimestamp, refreshAt, principalId: principalOf(t.token) };
     } finally {
       clearTimeout(timer);
       this.opts.observe?.fetched((performance.now() - started) / 1000, ok);
@@ -249,5 +252,15 @@ export class AzureTokenProvider {
     } catch {
       return null;
     }
+  }
+}
+
+/** The `oid` claim of an Entra token, read once when it is fetched (not verified: Azure verifies it; this only names it). */
+function principalOf(token: string): string | undefined {
+  try {
+    const oid = decodeJwt(token).oid;
+    return typeof oid === "string" && isGuid(oid) ? oid : undefined;
+  } catch {
+    return undefined;
   }
 }

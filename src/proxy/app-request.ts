@@ -94,6 +94,9 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
   // 4. Relay.
   const agentRequest: AgentRequest = {
     ...head,
+    // ARM's correlation ID is azgate's request ID (the client's own is recorded as it said it): the Activity Log's
+    // correlationId then names an azgate request no client chose (audit/correlate.ts joins on it).
+    headers: [...head.headers.filter(([k]) => k.toLowerCase() !== "x-ms-correlation-request-id"), ["x-ms-correlation-request-id", requestId]],
     session: { user: identity.name, app: authorized.app, azure_identity: authorized.azureIdentity, session_id: identity.session_id },
     client_key: client.clientKey as Record<string, unknown>,
     request_id: requestId,
@@ -133,6 +136,7 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
       duration_ms: durationMs,
       azure_request_id: outcome?.azureRequestId ?? null,
       ...(outcome?.answer.correlation_id ? { azure_correlation_id: outcome.answer.correlation_id } : {}),
+      ...(outcome?.principalId ? { azure_principal_id: outcome.principalId } : {}),
       ...(outcome?.answer.operation_url ? { azure_operation_url: outcome.answer.operation_url } : {}),
       agent: outcome?.agent ?? null,
       agent_id: outcome?.agentId ?? null,

@@ -141,11 +141,17 @@ function commandTable(rows: CommandRow[]): string {
   );
 }
 
+function throughAzgate(r: Attribution): string {
+  if (!r.through_azgate) return r.not_explained_because ? `NO: ${r.not_explained_because}` : "NO: not made through azgate";
+  const notes = [r.same_operation ? "" : "part of its request", r.caller_checked ? "" : "caller not checked"].filter(Boolean);
+  return notes.length ? `yes (${notes.join("; ")})` : "yes";
+}
+
 function attributionTable(rows: Attribution[]): string {
   const unexplained = rows.filter((r) => !r.through_azgate).length;
   const lines = table(
     ["Time", "Operation", "Resource", "Status", "Through azgate", "User", "Command"],
-    rows.map((r) => [r.time, r.operation ?? "", r.resource_id ?? "", r.status ?? "", r.through_azgate ? "yes" : "NO: not made through azgate", r.user ?? "", r.command ?? (r.through_azgate ? "-" : "")]),
+    rows.map((r) => [r.time, r.operation ?? "", r.resource_id ?? "", r.status ?? "", throughAzgate(r), r.user ?? "", r.command ?? (r.through_azgate ? "-" : "")]),
   );
   return `${lines}\n\n${rows.length - unexplained} of ${rows.length} entries made through azgate; ${unexplained} not${unexplained ? " (someone went around the gateway, or through another)" : ""}.`;
 }
