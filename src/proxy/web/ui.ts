@@ -27,6 +27,7 @@ import { SCRIPT, STYLE } from "./assets.ts";
 import { accessPage } from "./pages/access.ts";
 import { newRequestPage, requestDetail, requestsPage } from "./pages/requests.ts";
 import { auditExport, auditPage, filtersFrom } from "./pages/audit.ts";
+import { commandFiltersFrom, commandsPage } from "./pages/commands.ts";
 import { adminPage } from "./pages/admin.ts";
 import { createLock, removeLock } from "../locks.ts";
 
@@ -183,6 +184,7 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
   });
 
   authed.get("/audit", async (c) => c.html(layout(frame(c, "Audit", "audit"), await auditPage(ctx, c.get("caller"), filtersFrom(c.req.query()), Number(c.req.query("page") ?? 1)))));
+  authed.get("/audit/commands", async (c) => c.html(layout(frame(c, "Commands", "audit"), await commandsPage(ctx, c.get("caller"), commandFiltersFrom(c.req.query())))));
   authed.get("/audit/export", async (c) => {
     const out = await auditExport(ctx, c.get("caller"), filtersFrom(c.req.query()), c.req.query("format") ?? "jsonl");
     await ctx.audit.emit(audit("AUDIT_EXPORTED", { user: c.get("caller").name, filters: filtersFrom(c.req.query()), format: out.ext }));

@@ -50,6 +50,7 @@ export async function auditPage(ctx: ProxyContext, caller: Caller, f: AuditFilte
   const older = found.length > PAGE_SIZE * p && p < MAX_PAGE;
   const exportQuery = new URLSearchParams(f as Record<string, string>).toString();
   return html`<h1>Audit log</h1>
+    <p class="muted">Every event, newest first. <a href="/web/audit/commands">By command</a></p>
     <form method="get" action="/web/audit" class="card">
       <div class="row">
         ${AUDIT_FILTERS.map((k) =>
