@@ -12,7 +12,7 @@ import { grantPermits, mayReview, requestTerms, rolesNamedInRequests, ruleVars, 
 import { decidingRule, type AccessRule } from "../resources/access-rule.ts";
 import { checkRule } from "../rbac/engine.ts";
 import type { Role } from "../rbac/types.ts";
-import { effectiveState, isRequestOf, type AccessRequest } from "../resources/access-request.ts";
+import { effectiveState, endedGrantNote, isRequestOf, lastEndedGrant, requestCommand, type AccessRequest } from "../resources/access-request.ts";
 import { allowedActions, applyTransition, openRequest, type Action, type Allowed, type Rights, type Step, type Transition } from "../resources/access-request-lifecycle.ts";
 import type { App } from "../rbac/types.ts";
 import { userStamp } from "./users.ts";
@@ -205,6 +205,24 @@ export async function requestableTerms(ctx: ProxyContext, caller: Caller, given:
   }
   const t = requestTerms(caller.roles, caller.traits, identity, lookup);
   return t.allowed ? { requestable: true, azure_identity: identity, max_duration_ms: t.maxDurationMs, reason_required: t.reasonRequired, ticket_required: t.ticket.required, ...(t.prompt ? { prompt: t.prompt } : {}) } : { requestable: false };
+}
+
+/**
+ * For a denial of an identity the caller holds no role for: when a grant of
+ * theirs for this app and identity ended (revoked, or its window over), the
+ * sentence naming that request, how it ended and the command to ask again;
+ * null when none did. Read only on a denial, never on an allowed request.
+ */
+export async function endedGrantHint(ctx: ProxyContext, caller: Caller, route: { app: string; azure_identity: string }): Promise<string | null> {
+  if (caller.identity.kind !== "user" || !caller.user) return null;
+  const requests = (await ctx.backend.list<AccessRequest>(KEYS.accessRequests)).map((i) => i.value);
+  const ended = lastEndedGrant(requests, { user: caller.name, user_id: userStamp(caller.user).id, ...route }, ctx.clock.now());
+  if (!ended) return null;
+  const terms = await requestableTerms(ctx, caller, route.azure_identity);
+  // The short name when it names this identity alone (as a user types it), else the full ID.
+  const short = await requestableTerms(ctx, caller, identityName(route.azure_identity));
+  const asked = short.requestable && short.azure_identity && sameIdentity(short.azure_identity, route.azure_identity) ? identityName(route.azure_identity) : route.azure_identity;
+  return endedGrantNote(ended, terms.requestable ? requestCommand(route.app, asked, terms) : null);
 }
 
 const withState = (ctx: ProxyContext, r: AccessRequest): AccessRequest => ({ ...r, spec: { ...r.spec, state: effectiveState(r, ctx.clock.now()) } });

@@ -125,6 +125,8 @@ describe("access requests", () => {
     const afterRevoke = await az();
     expect(afterRevoke.code).not.toBe(0);
     expect(afterRevoke.stderr).toMatch(/no role allows Azure identity/);
+    // What az shows names the request, who revoked it and when, and the command to ask again (issue 31, item 3).
+    expect(afterRevoke.stderr).toMatch(new RegExp(`access request ${first} granted it and has ended: revoked by bob at \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\("incident closed"\\); to ask again: azgate request create --app azure-cli --azure-identity teleport-reader --for 1h --reason "\\.\\.\\."`));
     expect((await as("alice", ["status"])).stdout).not.toContain("Access grant");
     expect(await audit("access_grant.end")).toContainEqual(expect.objectContaining({ user: "alice", access_request_id: first, why: "revoked" }));
 
@@ -203,6 +205,7 @@ describe("access requests", () => {
     await new Promise((r) => setTimeout(r, Math.max(0, notAfter - Date.now()) + 300));
     const after = await az();
     expect(after.code).not.toBe(0);
+    expect(after.stderr).toContain(`access request ${id} granted it and has ended: expired at ${new Date(notAfter).toISOString()}, when its window ended; to ask again: azgate request create --app azure-cli --azure-identity teleport-reader`);
     expect(JSON.parse((await as("alice", ["request", "show", id, "--format", "json"])).stdout).spec.state).toBe("EXPIRED");
   }, 120_000);
 
