@@ -72,7 +72,9 @@ export async function loginApp(s: UserSession, appName: string, identityFlag?: s
 /** An identity the roles let the user request (not use): the refusal says how, with the exact command. */
 async function withRequestHint(s: UserSession, app: string, flag: string | undefined, e: unknown): Promise<unknown> {
   if (!flag || !(e instanceof AzgateError)) return e;
-  const terms = await s.client.call<{ requestable: boolean; azure_identity?: string; max_duration_ms?: number; reason_required?: boolean; ticket_required?: boolean }>("GET", `/v1/requests/terms?azure_identity=${encodeURIComponent(flag)}`).catch(() => ({ requestable: false }) as { requestable: false });
+  const terms = await s.client.call<{ requestable: boolean; azure_identity?: string; max_duration_ms?: number; reason_required?: boolean; ticket_required?: boolean; ambiguous?: string }>("GET", `/v1/requests/terms?azure_identity=${encodeURIComponent(flag)}`).catch(() => ({ requestable: false }) as { requestable: false; ambiguous?: undefined });
+  // A name several identities have (the proxy's one answer, as request create gives it): which, so the user can choose.
+  if (terms.ambiguous) return new AzgateError("bad_parameter", terms.ambiguous);
   if (!terms.requestable) return e;
   const command = requestCommand(app, flag, terms);
   return new AzgateError("access_denied", `you have no standing access to Azure identity "${terms.azure_identity}", but you may request it:\n  ${command}\nOnce a reviewer approves it, run azgate apps login ${app} --azure-identity ${flag} again.`);

@@ -75,7 +75,7 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
   const { app, decision } = found;
   const request = inForce ? { metadata: { name: inForce.grant.spec.request_id } } : undefined;
   if (!decision.allowed) {
-    const reason = inForce ? decision.reason : await withEndedGrant(ctx, caller, { app: app.name, azure_identity: req.azure_identity }, decision.reason);
+    const reason = inForce ? decision.reason : await withEndedGrant(ctx, registry, caller, { app: app.name, azure_identity: req.azure_identity }, decision.reason);
     await ctx.audit.emit(audit("APP_SESSION_DENIED", { user: caller.name, app: app.name, azure_identity: req.azure_identity, reason, success: false }));
     throw new AzgateError("access_denied", `access to Azure identity "${req.azure_identity}" on app "${app.name}" denied: ${reason}`);
   }

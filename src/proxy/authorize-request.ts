@@ -21,6 +21,7 @@ import type { AppRegistry, AppServer } from "./registry.ts";
 import type { AccessGrant } from "../resources/access-request.ts";
 import { grantInForce } from "./grants.ts";
 import { endedGrantHint } from "./access-requests.ts";
+import { knownIdentities } from "./known-identities.ts";
 import type { Role } from "../rbac/types.ts";
 
 export interface Authorized {
@@ -54,7 +55,7 @@ export async function authorizeRequest(ctx: ProxyContext, registry: AppRegistry,
   if (!first) {
     // grants.ts: found for this user record, locks checked with the granted roles, throws `locked`.
     const inForce = await grantInForce(ctx, caller, { app: route.app, azure_identity: azureIdentity });
-    if (!inForce) throw new AccessDenied(await withEndedGrant(ctx, caller, { app: route.app, azure_identity: azureIdentity }, checkAzureIdentity(caller.roles, caller.traits, known[0].app, azureIdentity).reason));
+    if (!inForce) throw new AccessDenied(await withEndedGrant(ctx, registry, caller, { app: route.app, azure_identity: azureIdentity }, checkAzureIdentity(caller.roles, caller.traits, known[0].app, azureIdentity).reason));
     grant = inForce.grant;
     // The requested roles come with the grant, with their azure_api rules; the grant opens only the servers
     // they still allow the identity on (a role edited or deleted since ends it), never around a deny.
@@ -88,8 +89,8 @@ export async function authorizeRequest(ctx: ProxyContext, registry: AppRegistry,
 }
 
 /** A refusal's reason, with the grant that ended when one did (access-requests.ts endedGrantHint): the user learns why and how to ask again. */
-export async function withEndedGrant(ctx: ProxyContext, caller: Caller, route: { app: string; azure_identity: string }, reason: string): Promise<string> {
-  const hint = await endedGrantHint(ctx, caller, route);
+export async function withEndedGrant(ctx: ProxyContext, registry: AppRegistry, caller: Caller, route: { app: string; azure_identity: string }, reason: string): Promise<string> {
+  const hint = await endedGrantHint(ctx, caller, route, () => knownIdentities(ctx, registry, caller));
   return hint ? `${reason}; ${hint}` : reason;
 }
 

@@ -24,6 +24,8 @@ const ROLES = [
   `kind: role\nversion: v7\nmetadata: {name: senior-reviewer}\nspec:\n  allow: {}\n`,
   `kind: role\nversion: v7\nmetadata: {name: requester}\nspec:\n  allow:\n    app_labels: {"*": "*"}\n    request:\n      azure_identities: ["${READER}"]\n      max_duration: 1h\n      reason: {mode: required}\n`,
   `kind: role\nversion: v7\nmetadata: {name: reviewer}\nspec:\n  allow:\n    app_labels: {"*": "*"}\n    review_requests:\n      azure_identities: ["${ALL_IN_GROUP}"]\n`,
+  // The README's form: every identity of a resource group, by a glob (issue 31, item 2).
+  `kind: role\nversion: v7\nmetadata: {name: group-requester}\nspec:\n  allow:\n    app_labels: {"*": "*"}\n    request:\n      azure_identities: ["${ALL_IN_GROUP}"]\n      max_duration: 2h\n      reason: {mode: required}\n`,
 ];
 
 describe("access requests", () => {
@@ -48,7 +50,7 @@ describe("access requests", () => {
     hooks = await startHttpReceiver();
     const target = `kind: notification_target\nversion: v1\nmetadata: {name: reviewers}\nspec: {type: webhook, url: "${hooks.url("/hook")}", signing_secret: "${hookSecret}", filter: {users: [alice]}}\n`;
     await cluster.admin.call("POST", "/v1/admin/resources", { text: target });
-    for (const [name, roles] of [["alice", ["requester"]], ["bob", ["reviewer", "senior-reviewer"]], ["carol", ["reviewer", "senior-reviewer"]], ["dave", ["reviewer"]], ["mallory", ["requester", "two-person"]]] as const) {
+    for (const [name, roles] of [["alice", ["requester"]], ["bob", ["reviewer", "senior-reviewer"]], ["carol", ["reviewer", "senior-reviewer"]], ["dave", ["reviewer"]], ["mallory", ["requester", "two-person"]], ["erin", ["group-requester"]]] as const) {
       homes.set(name, await workstationHome(cluster, await cluster.user(name, [...roles])));
     }
   }, 180_000);
@@ -66,6 +68,18 @@ describe("access requests", () => {
     const other = await as("alice", ["apps", "login", "azure-cli", "--azure-identity", "teleport-contributor"]);
     expect(other.code).not.toBe(0);
     expect(other.stderr).not.toContain("you may request it");
+  });
+
+  it("a glob in request.azure_identities (the README's form): apps login names the request command for a short name, request create takes it and stores the full ID", async () => {
+    const hint = await as("erin", ["apps", "login", "azure-cli", "--azure-identity", "teleport-contributor"]);
+    expect(hint.code).not.toBe(0);
+    expect(hint.stderr).toContain(`you have no standing access to Azure identity "${CONTRIB}", but you may request it:\n  azgate request create --app azure-cli --azure-identity teleport-contributor --for 2h --reason "..."`);
+    const created = await as("erin", ["request", "create", "--app", "azure-cli", "--azure-identity", "teleport-contributor", "--for", "2h", "--reason", "deploy", "--nowait"]);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toContain(`Azure identity: teleport-contributor (${CONTRIB})`);
+    const id = idOf(created.stdout);
+    expect(JSON.parse((await as("erin", ["request", "show", id, "--format", "json"])).stdout).spec.azure_identity).toBe(CONTRIB);
+    expect((await as("erin", ["request", "cancel", id])).code).toBe(0);
   });
 
   it("a reviewer who is not an admin approves; revoke refuses the next request; a new grant reaches the running proxy azure with no new login; self-approval refused", async () => {

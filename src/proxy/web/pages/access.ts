@@ -14,12 +14,13 @@ import type { App } from "../../../rbac/types.ts";
 import type { Caller } from "../../caller.ts";
 import type { ProxyContext } from "../../context.ts";
 import type { AppRegistry } from "../../registry.ts";
+import type { KnownIdentitiesOf } from "../../known-identities.ts";
 import { command, type Html } from "../layout.ts";
 
-export async function accessPage(ctx: ProxyContext, registry: AppRegistry, caller: Caller, proxyHost: string): Promise<Html> {
+export async function accessPage(ctx: ProxyContext, registry: AppRegistry, caller: Caller, proxyHost: string, known: KnownIdentitiesOf): Promise<Html> {
   const apps = await listApps(ctx, registry, caller);
   const grants = await openRequestsOf(ctx, caller);
-  const requestable = await requestableIdentities(ctx, caller);
+  const requestable = await requestableIdentities(ctx, caller, known);
   const now = ctx.clock.now();
   const login = html`<p class="muted">On your workstation, sign in once: </p>${command(`azgate login --proxy ${proxyHost} --user ${caller.name}`)}`;
   return html`<h1>My access</h1>

@@ -5,12 +5,13 @@
  * so the same rules decide and the same events are audited.
  */
 import { html } from "hono/html";
-import { identityName, sameIdentity } from "../../../azure/resource-id.ts";
+import { identityName, parseIdentityId, sameIdentity } from "../../../azure/resource-id.ts";
 import { formatDuration } from "../../../util/duration.ts";
 import type { AccessRequest } from "../../../resources/access-request.ts";
 import { listRequests, requestableIdentities } from "../../access-requests.ts";
 import type { Caller } from "../../caller.ts";
 import type { ProxyContext } from "../../context.ts";
+import type { KnownIdentitiesOf } from "../../known-identities.ts";
 import { csrfField, type Html } from "../layout.ts";
 
 const state = (r: AccessRequest) => html`<span class="state-${r.spec.state}">${r.spec.state}</span>`;
@@ -35,10 +36,10 @@ function table(rows: AccessRequest[], showUser: boolean): Html {
   </table>`;
 }
 
-export async function requestsPage(ctx: ProxyContext, caller: Caller): Promise<Html> {
+export async function requestsPage(ctx: ProxyContext, caller: Caller, known: KnownIdentitiesOf): Promise<Html> {
   const reviewable = (await listRequests(ctx, caller, "reviewable")).filter((r) => r.spec.state === "PENDING");
   const mine = await listRequests(ctx, caller, "mine");
-  const canRequest = (await requestableIdentities(ctx, caller)).length > 0;
+  const canRequest = (await requestableIdentities(ctx, caller, known)).length > 0 || caller.roles.some((r) => (r.spec.allow?.request?.azure_identities ?? []).length > 0);
   return html`<h1>Requests</h1>
     ${canRequest ? html`<p><a class="button" href="/web/requests/new">New request</a></p>` : ""}
     <h2>Awaiting your review</h2>
@@ -47,24 +48,36 @@ export async function requestsPage(ctx: ProxyContext, caller: Caller): Promise<H
     ${table(mine, false)}`;
 }
 
-export async function newRequestPage(ctx: ProxyContext, caller: Caller, csrf: string, preset: { app?: string; azure_identity?: string }): Promise<Html> {
-  const options = await requestableIdentities(ctx, caller);
-  if (options.length === 0) return html`<h1>New request</h1><p>No role of yours lets you request an Azure identity.</p>`;
+export async function newRequestPage(ctx: ProxyContext, caller: Caller, csrf: string, preset: { app?: string; azure_identity?: string }, known: KnownIdentitiesOf): Promise<Html> {
+  const options = await requestableIdentities(ctx, caller, known);
+  const patterns = caller.roles.flatMap((r) => r.spec.allow?.request?.azure_identities ?? []);
+  if (options.length === 0 && patterns.length === 0) return html`<h1>New request</h1><p>No role of yours lets you request an Azure identity.</p>`;
   const prompt = options.find((o) => o.prompt)?.prompt;
+  // A pattern whose identities azgate cannot list (no agent lists them): the user names one by its full ID, and the rules decide.
+  const choice = options.length
+    ? html`<select name="azure_identity" required>
+          ${options.map((o) => html`<option value="${o.azure_identity}" ${sameIdentity(preset.azure_identity ?? "", o.azure_identity) ? "selected" : ""}>${optionLabel(o.azure_identity)} (up to ${formatDuration(o.max_duration_ms)})</option>`)}
+        </select>`
+    : html`<input name="azure_identity" value="${preset.azure_identity ?? ""}" required placeholder="/subscriptions/.../userAssignedIdentities/NAME">
+        <span class="muted">Your roles let you request identities matching ${patterns.join(", ")}; azgate knows of none by name, so give the full resource ID.</span>`;
   return html`<h1>New request</h1>
     <form method="post" action="/web/requests">
       ${csrfField(csrf)}
       <label>App <input name="app" value="${preset.app ?? "azure-cli"}" required></label>
       <label>Azure identity
-        <select name="azure_identity" required>
-          ${options.map((o) => html`<option value="${o.azure_identity}" ${sameIdentity(preset.azure_identity ?? "", o.azure_identity) ? "selected" : ""}>${identityName(o.azure_identity)} (up to ${formatDuration(o.max_duration_ms)})</option>`)}
-        </select>
+        ${choice}
       </label>
       <label>For how long <input name="duration" placeholder="1h" pattern="[0-9hms]+"></label>
       <label>Reason${prompt ? html` <span class="muted">(${prompt})</span>` : ""} <textarea name="reason" rows="2" maxlength="1024"></textarea></label>
       <label>Ticket <input name="ticket" maxlength="256"></label>
       <button type="submit">Request</button>
     </form>`;
+}
+
+/** An identity by its name and resource group: two groups may hold one name, and the name alone must not decide which. */
+function optionLabel(id: string): string {
+  const p = parseIdentityId(id);
+  return p ? `${p.name} in ${p.resourceGroup}` : id;
 }
 
 export function requestDetail(r: AccessRequest, csrf: string, may: { review: boolean; revoke: boolean; cancel: boolean; reviewNeedsCode?: boolean }): Html {
