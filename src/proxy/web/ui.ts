@@ -41,7 +41,7 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
 
   // What a glob in request.azure_identities offers, and what a short name may mean (proxy/known-identities.ts).
   const known = (c: Context<Env>) => () => knownIdentities(ctx, opts.registry, c.get("caller"));
-  const frame = (c: Context<Env>, title: string, current?: Frame["current"], flash?: Frame["flash"]): Frame => ({ title, current, flash, caller: c.get("caller"), csrf: c.get("session")?.csrf, cluster: ctx.cluster.name });
+  const frame = (c: Context<Env>, title: string, current?: Frame["current"], flash?: Frame["flash"]): Frame => ({ title, current, flash, caller: c.get("caller"), csrf: c.get("session")?.csrf, cluster: ctx.cluster.name, now: ctx.clock.now() });
   const flashOf = (c: Context) => flashFrom({ ok: c.req.query("ok"), error: c.req.query("error") });
   const signInPage = async (c: Context, flash?: Frame["flash"], status: 200 | 400 | 401 | 403 | 404 | 429 = 200, next = "") => {
     const connectors = (await Promise.all(CONNECTOR_KINDS.map((k) => ctx.backend.list<Connector>(KEYS.connectors(k))))).flat().map((i) => i.value);
@@ -166,7 +166,7 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
     // The lifecycle's answer, as for the API: the page offers exactly the actions that would succeed.
     const actions = await requests.requestActions(ctx, c.get("caller"), r);
     const may = { review: actions.review.allowed, revoke: actions.revoke.allowed, cancel: actions.cancel.allowed, reviewNeedsCode: c.get("caller").roles.some((role) => role.spec.options?.review_mfa) };
-    return c.html(layout(frame(c, "Request", "requests", flashOf(c)), requestDetail(r, c.get("session").csrf, may)));
+    return c.html(layout(frame(c, "Request", "requests", flashOf(c)), requestDetail(r, c.get("session").csrf, may, ctx.clock.now())));
   });
   authed.post("/requests/:id/review", async (c) => {
     const f = await c.req.parseBody();
