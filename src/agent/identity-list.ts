@@ -39,7 +39,14 @@ export async function listIdentities(tokens: AzureTokenProvider): Promise<{ iden
   const subscriptions = (await armList(tokens, `/subscriptions?api-version=${SUBSCRIPTIONS_API}`, budget)).map((s) => s.subscriptionId).filter((id): id is string => typeof id === "string" && isGuid(id));
   const out = new Map<string, string>();
   for (const sub of subscriptions) {
-    const found = await armList(tokens, `/subscriptions/${sub}/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=${IDENTITIES_API}`, budget);
+    let found: Record<string, unknown>[];
+    try {
+      found = await armList(tokens, `/subscriptions/${sub}/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=${IDENTITIES_API}`, budget);
+    } catch (e) {
+      // A subscription the agent sees but may not list identities in holds none it could serve: the others still count.
+      if (e instanceof AzgateError && e.code === "access_denied") continue;
+      throw e;
+    }
     for (const item of found) {
       const id = typeof item.id === "string" ? parseIdentityId(item.id) : null;
       if (id && !out.has(id.canonical)) out.set(id.canonical, id.id);

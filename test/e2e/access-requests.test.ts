@@ -80,7 +80,10 @@ describe("access requests", () => {
     const id = idOf(created.stdout);
     expect(JSON.parse((await as("erin", ["request", "show", id, "--format", "json"])).stdout).spec.azure_identity).toBe(CONTRIB);
     expect((await as("erin", ["request", "cancel", id])).code).toBe(0);
-  });
+    // An identity no role names, known only from what the agent lists from ARM over its tunnel (identity_list).
+    const listed = await as("erin", ["apps", "login", "azure-cli", "--azure-identity", "teleport-azure-cli-aks-agent"]);
+    expect(listed.stderr).toContain(`but you may request it:\n  azgate request create --app azure-cli --azure-identity teleport-azure-cli-aks-agent --for 2h --reason "..."`);
+  }, 120_000);
 
   it("a reviewer who is not an admin approves; revoke refuses the next request; a new grant reaches the running proxy azure with no new login; self-approval refused", async () => {
     const noReason = await as("alice", ["request", "create", "--azure-identity", "teleport-reader", "--for", "10m", "--nowait"]);
