@@ -24,6 +24,7 @@ import type { Connector } from "../src/resources/connector.ts";
 import type { SsoAttempt } from "../src/proxy/sso/attempt.ts";
 import type { AuditEvent } from "../src/audit/sink.ts";
 import type { TunnelStream } from "../src/tunnel/index.ts";
+import type { Caller } from "../src/proxy/caller.ts";
 
 const fx = useEmulator({ projectToken: true });
 const READER = IDENTITY("teleport-reader");
@@ -309,14 +310,16 @@ describe("the proxy's request path, in process", () => {
   // Grants, their windows and TTL locks by the cluster's clock (c.clock), moved, never waited for.
   const approvedSession = async (user: string, duration: string, roles = ["requester"]) => {
     let id = "";
+    let caller = null as unknown as Caller;
     const app = await c.appSession(user, roles, READER, {
       traits: {},
-      beforeAppLogin: async (caller) => {
+      beforeAppLogin: async (signedIn) => {
+        caller = signedIn;
         id = (await createRequest(c.ctx, caller, { app: "azure-cli", azure_identity: READER, duration, reason: "INC-1" }, servedApps(c.registry))).metadata.name;
         await reviewRequest(c.ctx, c.admin, id, { state: "APPROVED", reason: "on call" });
       },
     });
-    return { app, id };
+    return { app, id, caller };
   };
 
   it("a grant lets a user with no standing access through until its window ends (the cluster's clock): the next request after it is refused, audited, and the end is recorded once", async () => {
@@ -332,8 +335,12 @@ describe("the proxy's request path, in process", () => {
     prod.heartbeat();
     const refused = await app.request(GROUPS);
     expect(refused.status).toBe(403);
-    expect(JSON.parse(await refused.text()).error.code).toBe("access_denied");
-    expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: "access_denied", success: false })]);
+    // The denial names the request that granted it, that its window ended (when), and the command to ask again (issue 31, item 3).
+    const notAfter = new Date(c.clock.now()).toISOString();
+    const said = `no role allows Azure identity "${READER}" on app "azure-cli"; access request ${id} granted it and has ended: expired at ${notAfter}, when its window ended; to ask again: azgate request create --app azure-cli --azure-identity teleport-reader --for 1h`;
+    expect(JSON.parse(await refused.text()).error).toEqual({ code: "access_denied", message: `azgate: ${said}` });
+    // The audit event keeps its code; its reason says the same.
+    expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: "access_denied", reason: said, success: false })]);
     expect(await recordEndings(c.ctx)).toBe(1);
     expect(await recordEndings(c.ctx)).toBe(0);
     expect(await events("access_grant.end", user)).toEqual([expect.objectContaining({ access_request_id: id, why: "window ended" })]);
@@ -341,12 +348,27 @@ describe("the proxy's request path, in process", () => {
 
   it("a revoke ends a grant on the next request, with no time passing", async () => {
     const user = nextUser();
-    const { app, id } = await approvedSession(user, "1h");
+    const { app, id, caller } = await approvedSession(user, "1h");
     expect((await app.request(GROUPS)).status).toBe(200);
+    // (The fake clock stands still: the revoke's time is its now.)
+    const revokedAt = new Date(c.clock.now()).toISOString();
     await revokeRequest(c.ctx, c.admin, id, { reason: "done" });
     const refused = await app.request(GROUPS);
     expect(refused.status).toBe(403);
-    expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: "access_denied" })]);
+    // Who revoked it, when and why, and the command to ask again (issue 31, item 3); the event keeps its code.
+    const said = `no role allows Azure identity "${READER}" on app "azure-cli"; access request ${id} granted it and has ended: revoked by @local-admin at ${revokedAt} ("done"); to ask again: azgate request create --app azure-cli --azure-identity teleport-reader --for 1h`;
+    expect(JSON.parse(await refused.text()).error).toEqual({ code: "access_denied", message: `azgate: ${said}` });
+    expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: "access_denied", reason: said })]);
+    // apps login says the same about the ended grant, audited.
+    const appKey = await generateKeyPair();
+    const login = issueAppCert(c.ctx, c.registry, caller, new Date(c.clock.now() + 3_600_000), { app: "azure-cli", azure_identity: READER, public_key_pem: await publicKeyToPem(appKey.publicKey) });
+    await expect(login).rejects.toThrow(`access to Azure identity "${READER}" on app "azure-cli" denied: ${said}`);
+    expect(await events("app.session.denied", user)).toEqual([expect.objectContaining({ reason: said, success: false })]);
+    // With the requester role gone, the note says the roles no longer let them ask (no command that would fail).
+    await updateUser(c.ctx, c.admin, user, { roles: ["access"] });
+    const gone = JSON.parse(await (await app.request(GROUPS)).text()).error.message;
+    expect(gone).toContain(`access request ${id} granted it and has ended: revoked by @local-admin`);
+    expect(gone).toMatch(/your roles no longer let you request it$/);
   });
 
   it("a revoke that lands while the approval is still writing its grant wins: the grant left behind is refused, audited", async () => {

@@ -160,3 +160,22 @@ describe("a locked-out login", () => {
     ]);
   });
 });
+
+describe("relative times (the web UI's, from the proxy's clock)", () => {
+  it("reads as a person says it: whole units, at most two, ahead or ago", async () => {
+    const { relativeTime } = await import("../src/util/relative-time.ts");
+    const now = Date.parse("2030-01-01T12:00:00Z");
+    const cases: [number, string][] = [
+      [0, "now"],
+      [999, "now"],
+      [58 * 60_000, "in 58 min"],
+      [58 * 60_000 + 59_000, "in 58 min"],
+      [-3 * 60_000, "3 min ago"],
+      [-45_000, "45 s ago"],
+      [2 * 3_600_000 + 5 * 60_000, "in 2 h 5 min"],
+      [3_600_000, "in 1 h"],
+      [-(86_400_000 + 4 * 3_600_000 + 59 * 60_000), "1 d 4 h ago"],
+    ];
+    for (const [offset, said] of cases) expect(relativeTime(now + offset, now), String(offset)).toBe(said);
+  });
+});

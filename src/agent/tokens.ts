@@ -179,6 +179,29 @@ export class AzureTokenProvider {
   }
 
   /**
+   * A GET on the agent's ARM host with the agent's own identity (Workload ID
+   * only: a VM managed identity agent has none of its own). `path` is a path
+   * and query built by the caller, or a nextLink, which must be on the ARM
+   * host over HTTPS: the agent's token goes nowhere else.
+   */
+  async armGetAsAgent(path: string, abortSignal?: AbortSignal): Promise<{ status: number; body: string }> {
+    const url = new URL(path, `https://${this.cloud.armHost}`);
+    if (url.protocol !== "https:" || url.host.toLowerCase() !== this.cloud.armHost) throw new TokenUnavailable("unavailable", `refusing to send the agent's ARM token to ${url.host}: not ${this.cloud.armHost}`);
+    if (this.mode !== "workload") throw new TokenUnavailable("unavailable", "a VM managed identity agent has no identity of its own to read ARM with");
+    const armToken = await this.tokenFor(AGENT_SELF, this.armScope);
+    const res = await this.opts.httpClient.sendRequest({
+      url: url.toString(),
+      method: "GET",
+      headers: createHttpHeaders({ authorization: `Bearer ${armToken.token}`, accept: "application/json" }),
+      timeout: this.timeoutMs,
+      withCredentials: false,
+      requestId: crypto.randomUUID(),
+      abortSignal,
+    } as PipelineRequest);
+    return { status: res.status, body: res.bodyAsText ?? "" };
+  }
+
+  /**
    * The identity's client ID, read from ARM with the agent's own Workload ID
    * (cached 30 min). The URL is built from the parsed segments, each encoded,
    * and the one query parameter set as a parameter: nothing the proxy sent is

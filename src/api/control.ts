@@ -3,12 +3,14 @@
  * message defined once, with its schema, for both ends. The caller validates
  * every answer it gets and the callee every request, so neither trusts the
  * other's shape: a malformed call or answer is `bad_request`. The agent calls
- * heartbeat and renew; the proxy calls identity_facts at apps login.
+ * heartbeat and renew; the proxy calls identity_facts at apps login and
+ * identity_list for access requests (a glob's matches, a short name).
  */
 import { z } from "zod";
 import { agentAppSchema } from "../config/schema.ts";
 import { AzgateError } from "../errors/index.ts";
 import { GUID as GUID_PATTERN } from "../azure/guid.ts";
+import { MAX_LISTED_IDENTITIES } from "./types.ts";
 import { controlCall, respondJsonMeta, type Meta, type TunnelSession, type TunnelStream } from "../tunnel/index.ts";
 
 /** The heartbeat: which apps this agent serves, every HEARTBEAT_INTERVAL_MS. */
@@ -62,11 +64,25 @@ export const identityFactsRequest = z.object({ type: z.literal("identity_facts")
 
 export const identityFactsAnswer = z.union([z.object({ ok: z.literal(true), client_id: GUID, principal_id: GUID, tenant_id: GUID }), failure]);
 
+/**
+ * Proxy to agent, for access requests: the user-assigned identities the
+ * agent's own identity can read in ARM. The META says how many; the stream's
+ * body carries them as one JSON array of resource IDs (a META frame holds
+ * 16 KiB, a list of identities more).
+ */
+export const identityListRequest = z.object({ type: z.literal("identity_list") });
+
+export const identityListAnswer = z.union([z.object({ ok: z.literal(true), count: z.number().int().min(0).max(MAX_LISTED_IDENTITIES), truncated: z.boolean() }), failure]);
+
+/** The body of an identity_list answer: resource IDs (each checked again by the proxy, parseIdentityId). */
+export const identityListBody = z.array(z.string().max(1024)).max(MAX_LISTED_IDENTITIES);
+
 /** Every control call: its request and answer, by the request's `type`. */
 export const CONTROL_CALLS = {
   heartbeat: { request: heartbeatRequest, answer: heartbeatAnswer },
   renew: { request: renewRequest, answer: renewAnswer },
   identity_facts: { request: identityFactsRequest, answer: identityFactsAnswer },
+  identity_list: { request: identityListRequest, answer: identityListAnswer },
 } as const;
 
 export type ControlCall = keyof typeof CONTROL_CALLS;
@@ -95,6 +111,46 @@ export function parseControlRequest<C extends ControlCall>(call: C, meta: Meta):
 /** Answers a control call with its typed answer. */
 export function answerControl<C extends ControlCall>(stream: TunnelStream, _call: C, answer: ControlAnswer<C>): void {
   respondJsonMeta(stream, answer as Meta);
+}
+
+/** Answers a control call whose answer carries a body (identity_list): the META, then the body, then the end. */
+export async function answerControlWithBody<C extends ControlCall>(stream: TunnelStream, _call: C, answer: ControlAnswer<C>, body: Uint8Array): Promise<void> {
+  if (stream.isClosed || stream.resetError) return;
+  stream.sendMeta(answer as Meta);
+  await stream.write(body);
+  stream.end();
+}
+
+/**
+ * A control call whose answer carries a body (identity_list): the answer
+ * validated as callControl does, the body read up to `maxBytes` (more is the
+ * peer's error), all within `timeoutMs`.
+ */
+export async function callControlWithBody<C extends ControlCall>(session: TunnelSession, call: C, request: ControlRequest<C>, opts: { maxBytes: number; timeoutMs: number }): Promise<{ answer: ControlAnswer<C>; body: Uint8Array }> {
+  const stream = session.open(CONTROL_CALLS[call].request.parse(request) as Meta);
+  stream.end();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const read = async () => {
+    const parsed = CONTROL_CALLS[call].answer.safeParse(await stream.readMeta());
+    if (!parsed.success) throw new AzgateError("bad_request", `the answer to ${call} is malformed (${parsed.error.issues[0]?.path.join(".") || "shape"}: ${parsed.error.issues[0]?.message})`);
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    for (let c = await stream.read(); c; c = await stream.read()) {
+      size += c.length;
+      if (size > opts.maxBytes) throw new AzgateError("bad_request", `the answer to ${call} is over ${opts.maxBytes} bytes`);
+      chunks.push(c);
+    }
+    const body = new Uint8Array(size);
+    let at = 0;
+    for (const c of chunks) body.set(c, (at += c.length) - c.length);
+    return { answer: parsed.data as ControlAnswer<C>, body };
+  };
+  try {
+    return await Promise.race([read(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer to ${call} within ${opts.timeoutMs / 1000}s`)), opts.timeoutMs)))]);
+  } finally {
+    clearTimeout(timer);
+    stream.reset(0, "done");
+  }
 }
 
 export const isControlCall = (type: unknown): type is ControlCall => typeof type === "string" && Object.hasOwn(CONTROL_CALLS, type);

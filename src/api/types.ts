@@ -52,6 +52,10 @@ export interface HostCertificate {
  * token endpoint recognises the identity by client and principal ID.
  */
 export const IDENTITY_FACTS_CALL = "identity_facts";
+/** Proxy to agent, for access requests: the identities the agent can read in ARM (api/control.ts identityListRequest). */
+export const IDENTITY_LIST_CALL = "identity_list";
+/** At most this many identities in one agent's identity_list answer (more: truncated). */
+export const MAX_LISTED_IDENTITIES = 5_000;
 export interface IdentityFacts {
   client_id: string;
   principal_id: string;

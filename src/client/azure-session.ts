@@ -14,6 +14,7 @@ import { ApiClient, type ApiTarget } from "../api/client.ts";
 import { createLocalCa } from "./local-ca.ts";
 import { identityFactsProblem, saveAppSession, type AppSessionInfo } from "./app-store.ts";
 import { chooseAzureIdentity } from "./identity-choice.ts";
+import { requestCommand } from "../resources/access-request.ts";
 import { serveLocalProxy, type RunningLocalProxy } from "./local-proxy.ts";
 import type { PythonTrust } from "./session-env.ts";
 import { prepareLocalSession, type PreparedSession } from "./local-session.ts";
@@ -71,10 +72,11 @@ export async function loginApp(s: UserSession, appName: string, identityFlag?: s
 /** An identity the roles let the user request (not use): the refusal says how, with the exact command. */
 async function withRequestHint(s: UserSession, app: string, flag: string | undefined, e: unknown): Promise<unknown> {
   if (!flag || !(e instanceof AzgateError)) return e;
-  const terms = await s.client.call<{ requestable: boolean; azure_identity?: string; max_duration_ms?: number; reason_required?: boolean; ticket_required?: boolean }>("GET", `/v1/requests/terms?azure_identity=${encodeURIComponent(flag)}`).catch(() => ({ requestable: false }) as { requestable: false });
+  const terms = await s.client.call<{ requestable: boolean; azure_identity?: string; max_duration_ms?: number; reason_required?: boolean; ticket_required?: boolean; ambiguous?: string }>("GET", `/v1/requests/terms?azure_identity=${encodeURIComponent(flag)}`).catch(() => ({ requestable: false }) as { requestable: false; ambiguous?: undefined });
+  // A name several identities have (the proxy's one answer, as request create gives it): which, so the user can choose.
+  if (terms.ambiguous) return new AzgateError("bad_parameter", terms.ambiguous);
   if (!terms.requestable) return e;
-  const hours = Math.max(1, Math.floor((terms.max_duration_ms ?? 3_600_000) / 3_600_000));
-  const command = `azgate request create --app ${app} --azure-identity ${flag} --for ${hours}h${terms.reason_required ? ' --reason "..."' : ""}${terms.ticket_required ? " --ticket ..." : ""}`;
+  const command = requestCommand(app, flag, terms);
   return new AzgateError("access_denied", `you have no standing access to Azure identity "${terms.azure_identity}", but you may request it:\n  ${command}\nOnce a reviewer approves it, run azgate apps login ${app} --azure-identity ${flag} again.`);
 }
 

@@ -28,6 +28,7 @@ import { issueAppCert, listApps } from "./apps.ts";
 import { servedApps, type AppRegistry } from "./registry.ts";
 import { explainRequest, type ExplainRequest } from "./explain.ts";
 import * as requests from "./access-requests.ts";
+import { knownIdentities } from "./known-identities.ts";
 import type { TunnelServer } from "./tunnels.ts";
 
 type Env = { Variables: { caller: Caller; body: string; certExpires: Date } };
@@ -189,8 +190,10 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   authed.get("/admin/audit/commands", async (c) => c.json({ items: await auditCommands(ctx, c.get("caller"), c.req.query()) }));
   authed.get("/apps", async (c) => c.json({ items: await listApps(ctx, opts.registry, c.get("caller")) }));
   // Access requests (proxy/access-requests.ts).
-  authed.post("/requests", async (c) => c.json(await requests.createRequest(ctx, c.get("caller"), parseJson<requests.CreateRequestInput>(c.get("body")), servedApps(opts.registry))));
-  authed.get("/requests/terms", async (c) => c.json(await requests.requestableTerms(ctx, c.get("caller"), c.req.query("azure_identity") ?? "")));
+  // A short name or a glob's matches: the identities azgate knows of (proxy/known-identities.ts).
+  const known = (caller: Caller) => () => knownIdentities(ctx, opts.registry, caller);
+  authed.post("/requests", async (c) => c.json(await requests.createRequest(ctx, c.get("caller"), parseJson<requests.CreateRequestInput>(c.get("body")), servedApps(opts.registry), known(c.get("caller")))));
+  authed.get("/requests/terms", async (c) => c.json(await requests.requestableTerms(ctx, c.get("caller"), c.req.query("azure_identity") ?? "", known(c.get("caller")))));
   authed.get("/requests", async (c) => c.json({ items: await requests.listRequests(ctx, c.get("caller"), c.req.query("filter")) }));
   authed.get("/requests/:id", async (c) => c.json(await requests.getRequest(ctx, c.get("caller"), c.req.param("id"))));
   authed.post("/requests/:id/review", async (c) => c.json(await requests.reviewRequest(ctx, c.get("caller"), c.req.param("id"), parseJson<{ state?: string; reason?: string; otp?: string }>(c.get("body")))));

@@ -8,6 +8,7 @@ import { AzgateError } from "../errors/index.ts";
 import { openRequestsOf } from "./access-requests.ts";
 import { grantInForce } from "./grants.ts";
 import { checkLocks } from "./locks.ts";
+import { withEndedGrant } from "./authorize-request.ts";
 import { allowedAzureIdentities, checkAppAccess, checkAzureIdentity } from "../rbac/engine.ts";
 import { importPublicKeyPem } from "../pki/keys.ts";
 import { issueIdentityCert } from "../pki/certificate.ts";
@@ -83,8 +84,9 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
   const { app, decision } = found;
   const request = inForce ? { metadata: { name: inForce.grant.spec.request_id } } : undefined;
   if (!decision.allowed) {
-    await ctx.audit.emit(audit("APP_SESSION_DENIED", { user: caller.name, app: app.name, azure_identity: req.azure_identity, reason: decision.reason, success: false }));
-    throw new AzgateError("access_denied", `access to Azure identity "${req.azure_identity}" on app "${app.name}" denied: ${decision.reason}`);
+    const reason = inForce ? decision.reason : await withEndedGrant(ctx, registry, caller, { app: app.name, azure_identity: req.azure_identity }, decision.reason);
+    await ctx.audit.emit(audit("APP_SESSION_DENIED", { user: caller.name, app: app.name, azure_identity: req.azure_identity, reason, success: false }));
+    throw new AzgateError("access_denied", `access to Azure identity "${req.azure_identity}" on app "${app.name}" denied: ${reason}`);
   }
   let publicKey: CryptoKey;
   try {

@@ -20,6 +20,8 @@ import type { ProxyContext } from "./context.ts";
 import type { AppRegistry, AppServer } from "./registry.ts";
 import type { AccessGrant } from "../resources/access-request.ts";
 import { grantInForce } from "./grants.ts";
+import { endedGrantHint } from "./access-requests.ts";
+import { knownIdentities } from "./known-identities.ts";
 import type { Role } from "../rbac/types.ts";
 
 export interface Authorized {
@@ -70,7 +72,7 @@ export async function authorizeRoute(ctx: ProxyContext, registry: AppRegistry, i
   // No role allows it: an approved access request may (a grant, read on every request: a revoke or the window's end acts on the next one).
   // grants.ts: found for this user record, locks checked with the granted roles, throws `locked`.
   const inForce = await grantInForce(ctx, caller, { app: route.app, azure_identity: azureIdentity });
-  if (!inForce) throw new AccessDenied(checkAzureIdentity(caller.roles, caller.traits, known[0].app, azureIdentity).reason);
+  if (!inForce) throw new AccessDenied(await withEndedGrant(ctx, registry, caller, { app: route.app, azure_identity: azureIdentity }, checkAzureIdentity(caller.roles, caller.traits, known[0].app, azureIdentity).reason));
   // The requested roles come with the grant, with their azure_api rules; the grant opens only the servers
   // they still allow the identity on (a role edited or deleted since ends it), never around a deny.
   const byGrant = (s: AppServer) => s.app.name === route.app && inForce.permits(s.app).allowed;
@@ -106,6 +108,12 @@ export async function authorizeRequest(ctx: ProxyContext, registry: AppRegistry,
   if (!chosen) throw new PolicyDenied(policy.reason, { action: operation?.action ?? null, scope: operation?.scope ?? null, policy: auditPolicy(policy), ...(grant ? { access_request_id: grant.spec.request_id } : {}) });
   const decided = policy.outcome === "unrestricted" ? null : decidedRequest(reading, { method: request.method, host: request.url.hostname, path: request.url.pathname });
   return { caller, app: route.app, azureIdentity, allowedOn: passes, policy, operation, decided, accessRequestId: grant?.spec.request_id };
+}
+
+/** A refusal's reason, with the grant that ended when one did (access-requests.ts endedGrantHint): the user learns why and how to ask again. */
+export async function withEndedGrant(ctx: ProxyContext, registry: AppRegistry, caller: Caller, route: { app: string; azure_identity: string }, reason: string): Promise<string> {
+  const hint = await endedGrantHint(ctx, caller, route, () => knownIdentities(ctx, registry, caller));
+  return hint ? `${reason}; ${hint}` : reason;
 }
 
 /** The decision as the audit log records it (app.request's `policy`). */

@@ -203,6 +203,7 @@ export async function serveAgentStream(ctx: ProxyContext, registry: AppRegistry,
       const hb = parseControlRequest("heartbeat", stream.meta);
       tunnel.hostName = hb.host_name || identity.name;
       tunnel.holds = hb.features?.includes("hold") ?? false;
+      tunnel.listsIdentities = hb.features?.includes("identity_list") ?? false;
       registry.heartbeat(tunnel, hb.apps.map((a) => ({ ...a, ...(hb.tenant_id ? { tenant_id: hb.tenant_id } : {}) })));
       // Every answer lists the replicas, so the agent follows replicas coming and going.
       const peers = (await replica.peers()).map((p) => ({ id: p.id, addr: p.addr }));

@@ -13,7 +13,8 @@
  */
 import { globMatch } from "./azure-api.ts";
 import { expandAll, expandAllow, expandFor } from "./template.ts";
-import { identityKey, sameIdentity } from "../azure/resource-id.ts";
+import { distinctIdentities, identityKey, identityName, identityNameProblem, requireIdentityId, sameIdentity } from "../azure/resource-id.ts";
+import { AzgateError } from "../errors/index.ts";
 import type { Role, Traits } from "./types.ts";
 import { parseDuration } from "../util/duration.ts";
 import { compilePredicate, type Predicate, type Vars } from "./predicate.ts";
@@ -91,6 +92,30 @@ export function requestTerms(roles: Role[], traits: Traits, identity: string, lo
     grantRoles,
     prompt: offering.map((r) => r.spec.options?.request_prompt).find((p) => !!p),
   };
+}
+
+/** The identities among `identities` whose name is `name` (without case, as Azure compares names), once each. */
+export const identitiesNamed = (name: string, identities: string[]): string[] => distinctIdentities(identities).filter((id) => identityName(id).toLowerCase() === name.toLowerCase());
+
+/**
+ * The identity a request names: a full resource ID as given (in the one
+ * grammar, Azure's spelling), or a short name (`prod-contributor`) that
+ * exactly one known identity has, compared without case as Azure names are.
+ * A name two known identities share is ambiguous whichever of them the roles
+ * offer (a name in another resource group must not land on an identity the
+ * user did not mean, nor an auto-review rule approve it): refused, listing
+ * them. So is a name found in a list that was cut short (`complete` false).
+ * Resolving decides nothing: requestTerms judges the full ID it returns.
+ */
+export function resolveRequestedName(given: string, known: { identities: string[]; complete: boolean }): string {
+  if (given.startsWith("/")) return requireIdentityId(given, "azure_identity").id;
+  const problem = identityNameProblem(given);
+  if (problem) throw new AzgateError("bad_parameter", `azure_identity: ${problem}; give an identity's name or its full resource ID`);
+  const matches = identitiesNamed(given, known.identities);
+  if (matches.length > 1) throw new AzgateError("bad_parameter", `"${given}" names ${matches.length} Azure identities; give the full resource ID of the one you mean: ${matches.sort().join(", ")}`);
+  if (!known.complete) throw new AzgateError("bad_parameter", `"${given}" cannot be told apart from every identity azgate was told of (an agent's list was cut short); give its full resource ID`);
+  if (matches.length === 1) return matches[0];
+  throw new AzgateError("bad_parameter", `"${given}" names no Azure identity azgate knows of (the roles' identities and those the agents read in ARM); give its full resource ID`);
 }
 
 /**

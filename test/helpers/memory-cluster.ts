@@ -29,7 +29,7 @@ import type { TunnelSession, TunnelStream } from "../../src/tunnel/index.ts";
 import { tunnelRequest, type TunnelResponse } from "../../src/tunnel/http.ts";
 import { signPlaceholder } from "../../src/azure/placeholder.ts";
 import { forwardStream } from "../../src/agent/forward.ts";
-import { isIdentityFactsCall, serveProxyStream } from "../../src/agent/streams.ts";
+import { isProxyCall, serveProxyStream } from "../../src/agent/streams.ts";
 import { Outbound } from "../../src/agent/outbound.ts";
 import { AzureTokenProvider } from "../../src/agent/tokens.ts";
 import { identityHttpClient } from "../../src/agent/identity-http.ts";
@@ -107,8 +107,8 @@ export async function startMemoryCluster(fx: EmulatorFixture): Promise<MemoryClu
       // The agent dials (dialer) and the proxy opens a stream per request on it, as over the real WebSocket.
       const pair = memoryPair({
         onStream: (s) => {
-          // apps login asks the agent for the identity's facts: answered as the agent does, not counted as a request.
-          if (isIdentityFactsCall(s)) return void serveProxyStream({ outbound, tokens, clock }, s);
+          // apps login asks the agent for the identity's facts, access requests for the identities it lists: answered as the agent does, not counted as requests.
+          if (isProxyCall(s)) return void serveProxyStream({ outbound, tokens, clock }, s);
           agent.streams++;
           const forward = () => forwardStream({ outbound, tokens, clock }, s);
           if (opts.onStream) opts.onStream(s, forward);
@@ -116,7 +116,7 @@ export async function startMemoryCluster(fx: EmulatorFixture): Promise<MemoryClu
         },
       });
       sessions.push(pair.dialer, pair.acceptor);
-      agent.tunnel = { id: crypto.randomUUID(), hostId: id, hostName: id, session: pair.acceptor, connectedAt: clock.now(), holds: opts.holds ?? true };
+      agent.tunnel = { id: crypto.randomUUID(), hostId: id, hostName: id, session: pair.acceptor, connectedAt: clock.now(), holds: opts.holds ?? true, listsIdentities: opts.holds ?? true };
       agent.heartbeat();
       return agent;
     },

@@ -10,7 +10,7 @@ import { identityName } from "../../../azure/resource-id.ts";
 import { auditCommands, COMMAND_FILTERS, type CommandFilters } from "../../audit-commands.ts";
 import type { Caller } from "../../caller.ts";
 import type { ProxyContext } from "../../context.ts";
-import type { Html } from "../layout.ts";
+import { cell, timeCell, type Html } from "../layout.ts";
 
 const SHOWN = COMMAND_FILTERS.filter((k) => k !== "limit");
 const LABELS: Record<(typeof SHOWN)[number], string> = {
@@ -31,6 +31,7 @@ export function commandFiltersFrom(query: Record<string, string>): CommandFilter
 
 export async function commandsPage(ctx: ProxyContext, caller: Caller, f: CommandFilters): Promise<Html> {
   const rows = await auditCommands(ctx, caller, { ...f, limit: "200" });
+  const now = ctx.clock.now();
   return html`<h1>Commands</h1>
     <p class="muted">One row per az command or <code>azgate exec</code> run; the command and its parameter names are what the client said it ran. <a href="/web/audit">Every event</a></p>
     <form method="get" action="/web/audit/commands" class="card">
@@ -44,24 +45,26 @@ export async function commandsPage(ctx: ProxyContext, caller: Caller, f: Command
       <p><button type="submit">Search</button> <a class="button secondary" href="/web/audit/commands">Clear</a></p>
     </form>
     ${rows.length === 0 ? html`<p class="muted">No commands match.</p>` : ""}
-    <table class="audit commands">
-      <thead><tr><th>Time</th><th>User</th><th>Identity</th><th>Command</th><th>Parameters</th><th>Requests</th><th>Operations</th><th>Result</th><th>Duration</th></tr></thead>
-      <tbody>${rows.map(row)}</tbody>
-    </table>`;
+    <div class="grid-wrap">
+    <table class="grid audit commands">
+      <thead><tr><th class="time">Time</th><th class="user">User</th><th class="wide identity">Identity</th><th>Command</th><th class="wide">Parameters</th><th>Requests</th><th class="wide">Operations</th><th>Result</th><th class="wide">Duration</th></tr></thead>
+      <tbody>${rows.map((r) => row(r, now))}</tbody>
+    </table>
+    </div>`;
 }
 
-function row(r: CommandRow): Html {
+function row(r: CommandRow, now: number): Html {
   const requests = `/web/audit?${new URLSearchParams({ session: r.session_id, command: r.id })}`;
   const what = r.command ?? `${r.first_request.method} ${r.first_request.host}${r.first_request.path}`;
   return html`<tr class="result-${r.result}">
-    <td>${r.time.replace("T", " ").slice(0, 19)}</td>
-    <td>${r.user}</td>
-    <td><span title="${r.azure_identity}">${identityName(r.azure_identity)}</span></td>
-    <td><a href="${requests}">${what}</a></td>
-    <td>${r.parameters ?? ""}</td>
-    <td>${r.requests}</td>
-    <td>${r.actions.join(", ")}</td>
-    <td>${r.result}</td>
-    <td>${r.duration_ms} ms</td>
+    ${timeCell(r.time, now)}
+    ${cell(r.user)}
+    <td class="wide" title="${r.azure_identity}">${identityName(r.azure_identity)}</td>
+    <td title="${what}"><a href="${requests}">${what}</a></td>
+    ${cell(r.parameters ?? "", "wide")}
+    ${cell(String(r.requests))}
+    ${cell(r.actions.join(", "), "wide")}
+    ${cell(r.result)}
+    ${cell(`${r.duration_ms} ms`, "wide")}
   </tr>`;
 }
