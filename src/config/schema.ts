@@ -2,6 +2,7 @@ import { z } from "zod";
 import { parseDuration } from "../util/duration.ts";
 import { isCidr } from "../net/address-policy.ts";
 import { CLOUD_NAMES } from "../azure/clouds.ts";
+import { LOG_LEVELS } from "../util/log.ts";
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/, "must be host:port, for example 0.0.0.0:3080");
 const addr = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+)(:\d{1,5})?$/, "must be host or host:port, for example proxy.example.com:3080");
@@ -106,6 +107,8 @@ export const configSchema = z.strictObject({
       connect_to: z.strictObject({ address: hostPort, ca_file: z.string().min(1).optional() }).optional(),
       /** /healthz and /readyz over plain HTTP (Kubernetes probes). */
       diag_addr: hostPort.optional(),
+      /** The lowest level of the agent's log lines written (teleport-kube-agent's log.level, in lower case). */
+      log_level: z.enum(LOG_LEVELS).optional(),
     })
     .optional(),
 });
