@@ -86,6 +86,17 @@ describe("deny", () => {
     expect(decide(roles, req("DELETE", `${S}/resourceGroups/db-test`)).outcome).toBe("allow");
   });
 
+  it("decides a list at the scope it is asked at, never by what it returns (README, What a gateway cannot see)", () => {
+    // Denying production's resourceGroups/read refuses reading that group; the subscription's list of groups
+    // is the same action at the subscription, outside the rule's scope, and its answer still names production.
+    // Documented, not filtered: azgate does not read response bodies. Deny the list at the subscription to stop it.
+    const roles = [role("plain", { allow: uses() }), role("hide-prod", { deny: { azure_api: [{ actions: ["Microsoft.Resources/subscriptions/resourceGroups/read"], scopes: [`${S}/resourceGroups/production`] }] } })];
+    expect(decide(roles, req("GET", `${S}/resourcegroups/production`))).toMatchObject({ outcome: "deny", matched: { role: "hide-prod" } });
+    expect(decide(roles, req("GET", `${S}/resourcegroups`))).toMatchObject({ outcome: "allow", operation: { action: "Microsoft.Resources/subscriptions/resourceGroups/read", scope: S } });
+    const wider = [role("plain", { allow: uses() }), role("no-group-list", { deny: { azure_api: [{ actions: ["Microsoft.Resources/subscriptions/resourceGroups/read"], scopes: [S] }] } })];
+    expect(decide(wider, req("GET", `${S}/resourcegroups`)).outcome).toBe("deny");
+  });
+
   it("applies where no role restricts the identity: the rest stays unrestricted", () => {
     const roles = [role("plain", { allow: uses() }), role("guard", { deny: { azure_api: [{ preset: "no-privilege-escalation" }] } })];
     expect(decide(roles, req("PUT", `${S}/resourceGroups/app-1`)).outcome).toBe("allow");

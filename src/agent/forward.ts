@@ -18,11 +18,12 @@ import { headerValue, respondJson, type ResponseTrailer } from "../tunnel/http.t
 import type { Outbound } from "./outbound.ts";
 import type { AzureTokenProvider } from "./tokens.ts";
 import type { Clock } from "../util/clock.ts";
+import type { LogLine } from "../util/log.ts";
 
 export interface ForwarderDeps {
   outbound: Outbound;
   tokens: AzureTokenProvider;
-  log?: (line: string) => void;
+  log?: LogLine;
   /** Judges the placeholder's expiry. */
   clock: Clock;
 }
@@ -30,7 +31,7 @@ export interface ForwarderDeps {
 export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): Promise<void> {
   const started = performance.now();
   const refuse = (err: AzgateError) => {
-    deps.log?.(`refused ${err.code}: ${err.message}`);
+    deps.log?.(`refused ${err.code}: ${err.message}`, "warn");
     const r = refusal(err, "azgate agent");
     return respondJson(stream, r.status, r.body).catch(() => undefined);
   };
@@ -46,6 +47,8 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
   } catch {
     return refuse(new BadRequest("malformed URL"));
   }
+  // The path only: a query may carry a SAS signature.
+  deps.log?.(`forwarding ${meta.method} ${url.host}${url.pathname} as ${meta.session.azure_identity}`, "debug");
 
   // 1. The method and the target (forwarding.ts): Azure's methods only, an Azure API host over HTTPS on 443
   //    named only by the URL. Checked here again, whatever the proxy decided: nothing is attached before.

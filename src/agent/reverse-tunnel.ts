@@ -11,6 +11,7 @@ import { callControl, type ControlAnswer } from "../api/control.ts";
 import { VERSION } from "../version.ts";
 import type { AppSpec } from "../api/types.ts";
 import type { Clock } from "../util/clock.ts";
+import type { LogLine } from "../util/log.ts";
 
 export interface ReverseTunnelOptions {
   baseUrl: string;
@@ -22,7 +23,7 @@ export interface ReverseTunnelOptions {
   apps: AppSpec[];
   tenantId?: string;
   onStream: (stream: TunnelStream) => void;
-  log: (line: string) => void;
+  log: LogLine;
   backoff?: { initialMs: number; maxMs: number };
   /** Called with errors that retrying cannot fix (the agent was removed, its certificate expired). */
   onFatal?: (e: AzgateError) => void;
@@ -90,17 +91,17 @@ export class ReverseTunnel {
         const closed = await Promise.race([session.closed(), this.untilDraining(session)]);
         clearTimeout(this.heartbeatTimer);
         if (this.stopped) return;
-        this.opts.log(`tunnel lost: ${closed}; reconnecting`);
+        this.opts.log(`tunnel lost: ${closed}; reconnecting`, "warn");
       } catch (e) {
         if (this.stopped) return;
         const err = e as AzgateError;
         if (FATAL.has(err.code)) {
-          this.opts.log(`the proxy refused this agent: ${err.message}`);
+          this.opts.log(`the proxy refused this agent: ${err.message}`, "error");
           this.opts.onFatal?.(err);
           return;
         }
         const delay = backoffDelay(this.attempt++, initialMs, maxMs);
-        this.opts.log(`cannot reach the proxy (${err.message}); retrying in ${(delay / 1000).toFixed(1)}s`);
+        this.opts.log(`cannot reach the proxy (${err.message}); retrying in ${(delay / 1000).toFixed(1)}s`, "warn");
         await new Promise<void>((r) => {
           const t = setTimeout(r, delay);
           this.wake = () => {
@@ -158,7 +159,7 @@ export class ReverseTunnel {
     this.heartbeatTimer = setTimeout(() => {
       if (session.isClosed || this.stopped) return;
       this.heartbeat(session).catch((e) => {
-        this.opts.log(`heartbeat failed: ${(e as Error).message}; reconnecting`);
+        this.opts.log(`heartbeat failed: ${(e as Error).message}; reconnecting`, "warn");
         session.close(6, "heartbeat failed");
       });
     }, next);

@@ -23,6 +23,7 @@ import { identityHttpClient } from "./identity-http.ts";
 import { AzureTokenProvider } from "./tokens.ts";
 import { TunnelPool } from "./tunnel-pool.ts";
 import type { Clock, Timer } from "../util/clock.ts";
+import { levelled, type LogLevel, type LogLine } from "../util/log.ts";
 import { isGuid } from "../azure/guid.ts";
 
 export interface AgentConfig {
@@ -37,7 +38,10 @@ export interface AgentConfig {
   /** Send all Azure connections to this host:port (the emulator), trusting `caFile`. */
   connectTo?: { address: string; caFile?: string };
   env?: Record<string, string | undefined>;
-  log?: (line: string) => void;
+  /** Where the agent's lines go (each with its level); stdout when not given. */
+  log?: LogLine;
+  /** The lowest level written (agent.log_level): info when not given. */
+  logLevel?: LogLevel;
   backoff?: { initialMs: number; maxMs: number };
   /** host:port for /healthz and /readyz (ready while the tunnel to the proxy is up). */
   diagAddr?: string;
@@ -70,7 +74,7 @@ export function agentTenant(env: Record<string, string | undefined>): string | u
 }
 
 export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
-  const log = cfg.log ?? ((line: string) => console.log(`[agent] ${line}`));
+  const log = levelled(cfg.logLevel ?? "info", cfg.log ?? ((line, level) => console.log(`[agent] ${level === "info" ? "" : `${level.toUpperCase()} `}${line}`)));
   const tenantId = agentTenant(cfg.env ?? process.env);
   await ensureDir(cfg.dataDir, 0o700);
   const lock = await acquireDirLock(cfg.dataDir, "azgate agent");
@@ -116,7 +120,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       backoff: cfg.backoff,
       onStream: (stream) =>
         void serveProxyStream({ outbound, tokens, log, clock: cfg.clock }, stream).catch((e) => {
-          log(`stream failed: ${(e as Error).message}`);
+          log(`stream failed: ${(e as Error).message}`, "warn");
           stream.reset(2, "agent error");
         }),
       onFatal: (e) => fatal(e),
@@ -146,7 +150,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         log(`host certificate renewed; valid until ${res.expires}`);
         scheduleRenewal();
       } catch (e) {
-        log(`certificate renewal failed (${(e as Error).message}); retrying in 10s`);
+        log(`certificate renewal failed (${(e as Error).message}); retrying in 10s`, "warn");
         renewTimer = cfg.clock.after(10_000, () => void renew()).unref();
       }
     };

@@ -20,7 +20,7 @@ import { isLocalCaName, LeafMinter, type LocalCaFiles } from "./local-ca.ts";
 import { cloudByName, type CloudName } from "../azure/clouds.ts";
 import { otherCloudsOf } from "../azure/endpoints.ts";
 import { tokenEndpoint } from "./token-endpoint.ts";
-import { IDENTITY_HOST, LOOPBACK_TOKEN_PATH, MSI_HOST } from "./session-env.ts";
+import { IDENTITY_HOST, isLoopbackTokenPath, LOOPBACK_TOKEN_PATH, MSI_HOST } from "./session-env.ts";
 import type { Clock } from "../util/clock.ts";
 
 export interface AppCredentials {
@@ -149,8 +149,10 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
   const plain = (req: Request): Response | Promise<Response> => {
     const host = (req.headers.get("host") ?? "").toLowerCase();
     const ours = [`127.0.0.1:${listenPort}`, `localhost:${listenPort}`, `[::1]:${listenPort}`].includes(host);
-    if (ours && new URL(req.url).pathname === LOOPBACK_TOKEN_PATH) return tokens.loopback(req);
-    return refused(new TargetRefused(`the azgate local proxy takes CONNECT for HTTPS, and serves only its token endpoint (http://127.0.0.1:${listenPort}${LOOPBACK_TOKEN_PATH}) over plain HTTP`));
+    const url = new URL(req.url);
+    if (ours && isLoopbackTokenPath(url.pathname)) return tokens.loopback(req);
+    const why = `the azgate local proxy takes CONNECT for HTTPS, and serves only its token endpoint (http://127.0.0.1:${listenPort}${LOOPBACK_TOKEN_PATH}) over plain HTTP`;
+    return refused(new TargetRefused(why));
   };
   const proxy = await serveConnect({ hostname: "127.0.0.1", port: opts.reserved.port, reserved: opts.reserved, loopbackOnly: true, decide, secureContext: (name) => minter.context(name), fetch: handle, plain, interimContinue: sendsInterimContinue(), log: opts.log });
   listenPort = proxy.port;

@@ -28,6 +28,7 @@ export const ENV_FIELDS: Record<string, string[]> = {
   AZGATE_PROXY_CA_FILE: ["agent", "proxy_ca_file"],
   AZGATE_AZURE_CONNECT_TO: ["agent", "connect_to", "address"],
   AZGATE_DIAG_ADDR: ["agent", "diag_addr"],
+  AZGATE_LOG_LEVEL: ["agent", "log_level"],
   AZGATE_AZURE_CA_FILE: ["agent", "connect_to", "ca_file"],
 };
 

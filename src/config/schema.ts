@@ -2,6 +2,7 @@ import { z } from "zod";
 import { parseDuration } from "../util/duration.ts";
 import { isCidr } from "../net/address-policy.ts";
 import { CLOUD_NAMES } from "../azure/clouds.ts";
+import { LOG_LEVELS } from "../util/log.ts";
 
 // A title names a type for the configuration reference (config/reference.ts), where the JSON Schema type would only say "string".
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/, "must be host:port, for example 0.0.0.0:3080").meta({ title: "host:port" });
@@ -107,6 +108,7 @@ export const configSchema = z.strictObject({
         .optional()
         .describe("Like curl's --connect-to: every Azure connection goes to this address (the emulator), host names, SNI and Host kept."),
       diag_addr: hostPort.optional().describe("Plain-HTTP diagnostics on this address: /metrics, /healthz and /readyz (ready while the tunnel is up)."),
+      log_level: z.enum(LOG_LEVELS).optional().describe("The lowest level of the agent's log lines written (teleport-kube-agent's log.level, in lower case)."),
     })
     .optional()
     .describe("The agent (start --mode agent)."),

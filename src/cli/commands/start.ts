@@ -36,6 +36,7 @@ interface StartArgs {
   labels?: string;
   "azure-connect-to"?: string;
   "azure-ca-file"?: string;
+  "log-level"?: string;
 }
 
 export function startCommand(y: Argv) {
@@ -65,7 +66,8 @@ export function startCommand(y: Argv) {
         .option("labels", { type: "string", describe: "agent: app labels, k=v,k2=v2" })
         .option("azure-connect-to", { type: "string", describe: "agent: send all Azure connections to host:port (an emulator), keeping host names" })
         .option("azure-ca-file", { type: "string", describe: "agent: CA to trust for --azure-connect-to" })
-        .option("diag-addr", { type: "string", describe: "serve /metrics (Prometheus), /healthz and /readyz on this host:port (plain HTTP)" }),
+        .option("diag-addr", { type: "string", describe: "serve /metrics (Prometheus), /healthz and /readyz on this host:port (plain HTTP)" })
+        .option("log-level", { type: "string", describe: "agent: the lowest level logged: debug (each forwarded request), info (default), warn or error (AZGATE_LOG_LEVEL)" }),
     run(async (argv) => {
       const config = loadConfig({
         file: argv.config,
@@ -89,6 +91,7 @@ export function startCommand(y: Argv) {
           [["agent", "connect_to", "address"], argv["azure-connect-to"]],
           [["agent", "connect_to", "ca_file"], argv["azure-ca-file"]],
           [[argv.mode === "agent" ? "agent" : "proxy", "diag_addr"], argv["diag-addr"]],
+          [["agent", "log_level"], argv["log-level"]],
         ],
       });
       if (argv.mode === "agent") return runAgent(config);
@@ -135,6 +138,7 @@ async function runAgent(config: Config): Promise<void> {
     apps: agent.apps.map((a) => ({ name: a.name, cloud: a.cloud, uri: a.uri, labels: a.labels, ...(a.description ? { description: a.description } : {}) })),
     connectTo: agent.connect_to ? { address: agent.connect_to.address, caFile: agent.connect_to.ca_file } : undefined,
     diagAddr: agent.diag_addr,
+    logLevel: agent.log_level,
     clock: systemClock,
   });
   const signalled = untilSignalled(); // before the banner, as for the proxy
