@@ -1,2 +1,2 @@
 /** Replaced at bundle time for the single binary; read from here everywhere else. */
-export const VERSION = "0.1.0";
+export const VERSION = "0.2.0";

@@ -37,7 +37,7 @@ export interface ReverseTunnelOptions {
 export type HeartbeatAnswer = Extract<ControlAnswer<"heartbeat">, { ok: true }>;
 
 /** Refusals that retrying will not fix. */
-const FATAL = new Set(["cert_expired", "cert_untrusted", "access_denied"]);
+const FATAL = new Set(["cert_expired", "cert_untrusted", "access_denied", "version_unsupported"]);
 
 export function backoffDelay(attempt: number, initialMs: number, maxMs: number, random = Math.random): number {
   const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 20));

@@ -3,6 +3,8 @@ import { request } from "../runtime/index.ts";
 import { createProof, PROOF_SCHEME } from "../auth/proof.ts";
 import { importPrivateKeyPem } from "../pki/keys.ts";
 import { systemClock, type Clock } from "../util/clock.ts";
+import { VERSION } from "../version.ts";
+import { VERSION_HEADER } from "./version.ts";
 
 export interface ApiTarget {
   /** https://host:port */
@@ -37,7 +39,7 @@ export class ApiClient {
 
   async call<T>(method: string, path: string, body?: unknown, opts: { timeoutMs?: number } = {}): Promise<T> {
     const text = body === undefined ? undefined : JSON.stringify(body);
-    const headers: Record<string, string> = { accept: "application/json" };
+    const headers: Record<string, string> = { accept: "application/json", [VERSION_HEADER]: VERSION };
     if (text !== undefined) headers["content-type"] = "application/json";
     if (this.creds && this.key) {
       const proof = await createProof({ key: await this.key, certPem: this.creds.certPem, method, pathAndQuery: path, body: text, now: this.clock.now() });

@@ -100,6 +100,7 @@ export const AUDIT_EVENTS = {
   AGENT_CONNECTED: spec("agent.connect", "AZA001I", "An agent's tunnel opened.", ["host_id"] as const),
   AGENT_DISCONNECTED: spec("agent.disconnect", "AZA002I", "An agent's tunnel closed.", ["host_id", "reason"] as const),
   AGENT_CONTROL_REFUSED: spec("agent.control.refused", "AZA003W", "An agent's control call was malformed and refused.", ["host_id", "call", "error_code", "reason", "success"] as const),
+  VERSION_REFUSED: spec("version.refused", "AZ0002W", "An agent's or client's tunnel was refused: the proxy no longer serves its version (both are named).", ["peer", "peer_version", "version", "error_code", "success"] as const),
   PROXY_STARTED: spec("proxy.start", "AZP000I", "A proxy replica started.", ["cluster", "listen"] as const),
 
   // ---- notifications ----
@@ -111,6 +112,7 @@ export const AUDIT_EVENTS = {
   WEB_SESSION_END: spec("web.session.end", "AZW001I", "A browser session ended (signed out).", ["user", "session_id", "why"] as const),
   WEB_SESSION_CUT: spec("web.session.end", "AZW001W", "A browser session was ended by a lock, a reset or a deletion.", ["user", "session_id", "why", "error_code"] as const),
   WEB_REQUEST_DENIED: spec("web.request.denied", "AZW010W", "A web page or form was refused (roles, CSRF).", ["user", "session_id", "method", "path", "error_code", "reason", "success"] as const),
+  AUDIT_RETENTION: spec("audit.retention", "AZ0001I", "Audit events older than audit.retention were deleted (the file sink's whole days, PostgreSQL's rows in batches).", ["before", "events", "oldest"] as const),
   AUDIT_EXPORTED: spec("audit.export", "AZW020I", "The audit log was exported from the web UI.", ["user", "format"] as const),
 } as const;
 

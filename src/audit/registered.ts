@@ -19,6 +19,8 @@ export function registeredSink(inner: AuditSink): AuditSink {
     emit: async (e) => inner.emit(checked(e)),
     emitLater: async (e) => inner.emitLater(checked(e)),
     search: (q) => inner.search(q),
+    prune: (before) => inner.prune(before),
+    oldest: () => inner.oldest(),
     close: () => inner.close(),
   };
 }

@@ -1,10 +1,10 @@
-import { createReadStream, promises as fsp } from "node:fs";
+import { promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
-import { createInterface } from "node:readline";
-import { appendDurably, ensureDir, openForDurableAppend } from "../runtime/index.ts";
+import { appendDurably, ensureDir, fsyncDir, openForDurableAppend } from "../runtime/index.ts";
 import type { Clock } from "../util/clock.ts";
 import { globMatch } from "../util/glob.ts";
+import { auditFiles, countLines, CURRENT, dayEnd, dayOf, filePath, firstTime, lastTime, linesOf, rotatedName } from "./files.ts";
 
 /**
  * Audit events. Secrets never go in: callers pass names, ids and outcomes,
@@ -62,7 +62,20 @@ export interface AuditSink {
   emitLater(e: Omit<AuditEvent, "time">): Promise<void>;
   /** Matching events, oldest first. */
   search(q: AuditQuery): Promise<AuditEvent[]>;
+  /**
+   * Deletes events older than `before` (audit.retention): the file sink
+   * whole files whose every event is older, PostgreSQL rows in batches.
+   * Says how many went and how far back the log reaches now.
+   */
+  prune(before: Date): Promise<Pruned>;
+  /** The time of the oldest event kept, or null when there is none: how far back the log reaches. */
+  oldest(): Promise<string | null>;
   close(): Promise<void>;
+}
+
+export interface Pruned {
+  events: number;
+  oldest: string | null;
 }
 
 export const DEFAULT_AUDIT_LIMIT = 1000;
@@ -107,11 +120,15 @@ export const REOPEN_CHECK_MS = 1_000;
  * (group commit): each caller still waits for the sync that covers its line.
  *
  * The file stays open between batches (open, append, fsync and close per
- * event were four thread-pool jobs, two per request). To rotate the log,
- * rename it: within REOPEN_CHECK_MS the sink sees that the path names
- * another file, or none, and opens a new one; events written in between are
- * in the renamed file, none lost. A failed write closes the file, and the
- * next batch opens it again.
+ * event were four thread-pool jobs, two per request). One file per day
+ * (UTC), or per `maxFileBytes` (audit/files.ts): `events.jsonl` takes the
+ * events, and is renamed `events-YYYY-MM-DD.jsonl` when a batch of a later
+ * day comes, or when it is full; `prune` deletes the renamed files past
+ * retention. An operator may still rotate it by renaming it: within
+ * REOPEN_CHECK_MS the sink sees that the path names another file, or none,
+ * and opens a new one; events written in between are in the renamed file,
+ * none lost. A failed write closes the file, and the next batch opens it
+ * again.
  *
  * An emitLater event joins the next batch instead of starting one, and starts
  * its own after AUDIT_LATER_MS: a request's end rides with the next
@@ -119,20 +136,28 @@ export const REOPEN_CHECK_MS = 1_000;
  * what waits first, so nothing the sink was given is missing from a search.
  */
 export class JsonLinesAuditSink implements AuditSink {
-  private pending: { line: string; done: () => void; fail: (e: unknown) => void }[] = [];
+  private pending: { line: string; day: string; done: () => void; fail: (e: unknown) => void }[] = [];
   private writing: Promise<void> | null = null;
   private later: ReturnType<typeof setTimeout> | null = null;
-  private handle: { fh: FileHandle; ino: number; checkedAt: number } | null = null;
+  /** The open current file: its inode (to see a rename), its size, and the day of its newest event. */
+  private handle: { fh: FileHandle; ino: number; checkedAt: number; size: number; day: string | null } | null = null;
+  /** File operations one at a time: writes, rotations and deletions never overlap. */
+  private ops: Promise<unknown> = Promise.resolve();
+  private readonly file: string;
   private constructor(
-    private readonly file: string,
-    /** Stamps each event's time, and paces the rotation check. (The AUDIT_LATER_MS wait is I/O batching, on the runtime's timer.) */
+    private readonly dir: string,
+    /** Stamps each event's time (and so the day of its file), and paces the rotation check. (The AUDIT_LATER_MS wait is I/O batching, on the runtime's timer.) */
     private readonly clock: Clock,
-  ) {}
+    /** Past this size the current file is renamed and a new one begun (audit.max_file_mb). */
+    private readonly maxFileBytes = Infinity,
+  ) {
+    this.file = path.join(dir, CURRENT);
+  }
 
-  static async open(dataDir: string, clock: Clock): Promise<JsonLinesAuditSink> {
+  static async open(dataDir: string, clock: Clock, opts: { maxFileBytes?: number } = {}): Promise<JsonLinesAuditSink> {
     const dir = path.join(dataDir, "audit");
     await ensureDir(dir);
-    return new JsonLinesAuditSink(path.join(dir, "events.jsonl"), clock);
+    return new JsonLinesAuditSink(dir, clock, opts.maxFileBytes);
   }
 
   emit(e: Omit<AuditEvent, "time">): Promise<void> {
@@ -144,9 +169,10 @@ export class JsonLinesAuditSink implements AuditSink {
   }
 
   private enqueue(e: Omit<AuditEvent, "time">, now: boolean): Promise<void> {
-    const line = JSON.stringify({ time: this.clock.date().toISOString(), ...e }) + "\n";
+    const time = this.clock.date().toISOString();
+    const line = JSON.stringify({ time, ...e }) + "\n";
     return new Promise<void>((done, fail) => {
-      this.pending.push({ line, done, fail });
+      this.pending.push({ line, day: dayOf(time), done, fail });
       if (now) void this.writeNow();
       // A batch in flight takes it in its next round; otherwise it waits a little for company.
       else if (!this.writing) this.later ??= setTimeout(() => void this.writeNow(), AUDIT_LATER_MS);
@@ -159,40 +185,73 @@ export class JsonLinesAuditSink implements AuditSink {
     this.later = null;
     // Nothing to write: flush() would end before `??=` stored it, and leave a finished write behind as if going.
     if (!this.writing && this.pending.length === 0) return Promise.resolve();
-    return (this.writing ??= this.flush());
+    return (this.writing ??= this.serial(() => this.flush()));
+  }
+
+  private serial<T>(op: () => Promise<T>): Promise<T> {
+    const next = this.ops.then(op, op);
+    this.ops = next.catch(() => undefined);
+    return next;
   }
 
   private async flush(): Promise<void> {
     while (this.pending.length > 0) {
       const batch = this.pending;
       this.pending = [];
-      try {
-        const fh = await this.openFile();
-        await appendDurably(fh.fd, Buffer.from(batch.map((b) => b.line).join("")));
-        for (const b of batch) b.done();
-      } catch (e) {
-        await this.closeFile();
-        for (const b of batch) b.fail(e);
+      // Around midnight a batch holds two days: each day's lines go to its own file.
+      for (let i = 0; i < batch.length; ) {
+        let j = i + 1;
+        while (j < batch.length && batch[j].day === batch[i].day) j++;
+        const group = batch.slice(i, j);
+        i = j;
+        try {
+          const data = Buffer.from(group.map((b) => b.line).join(""));
+          const h = await this.openFile(group[0].day, data.length);
+          await appendDurably(h.fh.fd, data);
+          h.size += data.length;
+          if (!h.day || group[0].day > h.day) h.day = group[0].day;
+          for (const b of group) b.done();
+        } catch (e) {
+          await this.closeFile();
+          for (const b of group) b.fail(e);
+        }
       }
     }
     this.writing = null;
   }
 
-  /** The open file, reopened when the path no longer names it (checked at most every REOPEN_CHECK_MS). */
-  private async openFile(): Promise<FileHandle> {
+  /**
+   * The open current file, reopened when the path no longer names it
+   * (checked at most every REOPEN_CHECK_MS), and first renamed when `day`
+   * is later than its newest event's or `bytes` would take it past the limit.
+   */
+  private async openFile(day: string, bytes: number): Promise<NonNullable<JsonLinesAuditSink["handle"]>> {
     const now = this.clock.now();
-    if (this.handle && now - this.handle.checkedAt < REOPEN_CHECK_MS) return this.handle.fh;
-    if (this.handle) {
+    if (this.handle && now - this.handle.checkedAt >= REOPEN_CHECK_MS) {
       const at = await fsp.stat(this.file).catch(() => null);
-      if (at?.ino === this.handle.ino) {
-        this.handle.checkedAt = now;
-        return this.handle.fh;
-      }
-      await this.closeFile();
+      if (at?.ino === this.handle.ino) this.handle.checkedAt = now;
+      else await this.closeFile();
     }
-    const fh = await openForDurableAppend(this.file);
-    this.handle = { fh, ino: (await fh.stat()).ino, checkedAt: now };
-    return fh;
+    if (!this.handle) {
+      const fh = await openForDurableAppend(this.file);
+      const st = await fh.stat();
+      const newest = st.size > 0 ? await lastTime(this.file) : null;
+      this.handle = { fh, ino: st.ino, checkedAt: now, size: st.size, day: newest ? dayOf(newest) : null };
+    }
+    const h = this.handle;
+    const full = h.size > 0 && h.size + bytes > this.maxFileBytes;
+    if (h.size > 0 && h.day && (day > h.day || full)) {
+      await this.rotate(h.day);
+      return this.openFile(day, bytes);
+    }
+    return h;
+  }
+
+  /** Renames the current file after the day of its newest event; the next write begins a new one. */
+  private async rotate(day: string): Promise<void> {
+    await this.closeFile();
+    await fsp.rename(this.file, path.join(this.dir, rotatedName(day, await auditFiles(this.dir))));
+    await fsyncDir(this.dir);
   }
 
   private async closeFile(): Promise<void> {
@@ -202,38 +261,74 @@ export class JsonLinesAuditSink implements AuditSink {
   }
 
   /**
-   * Reads the file line by line, keeping only the newest `limit` matches, so
-   * memory stays bounded however long the log is. A torn last line (a crash
-   * mid-append) is skipped, not fatal.
+   * Reads the files newest first, line by line, keeping only the newest
+   * `limit` matches, so memory stays bounded however long the log is, and
+   * stops once it has them; a file that ends before `since`, or begins at or
+   * after `until`, is not read. A torn line (a crash mid-append) is skipped,
+   * not fatal.
    */
   async search(q: AuditQuery): Promise<AuditEvent[]> {
     await this.writeNow().catch(() => undefined);
     const limit = q.limit ?? DEFAULT_AUDIT_LIMIT;
-    const out: AuditEvent[] = [];
-    let input;
-    try {
-      input = createReadStream(this.file, { encoding: "utf8" });
-      await new Promise<void>((ok, fail) => input!.once("open", () => ok()).once("error", fail));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
-      throw e;
-    }
-    for await (const line of createInterface({ input, crlfDelay: Infinity })) {
-      let e: AuditEvent;
-      try {
-        e = JSON.parse(line) as AuditEvent;
-      } catch {
-        continue;
+    const found: AuditEvent[][] = [];
+    let count = 0;
+    const files = await auditFiles(this.dir);
+    for (let i = files.length - 1; i >= 0 && count < limit; i--) {
+      const f = files[i];
+      if (q.since && f.day && dayEnd(f.day) <= q.since.getTime()) break; // this and every older file end before the window
+      if (q.until) {
+        const first = await firstTime(filePath(this.dir, f));
+        if (first && Date.parse(first) >= q.until.getTime()) continue;
       }
-      if (!matchesQuery(e, q)) continue;
-      out.push(e);
-      if (out.length > limit) out.shift();
+      const out: AuditEvent[] = [];
+      for await (const line of linesOf(filePath(this.dir, f))) {
+        let e: AuditEvent;
+        try {
+          e = JSON.parse(line) as AuditEvent;
+        } catch {
+          continue;
+        }
+        if (!matchesQuery(e, q)) continue;
+        out.push(e);
+        if (out.length > limit - count) out.shift();
+      }
+      found.unshift(out);
+      count += out.length;
     }
-    return out;
+    return found.flat();
+  }
+
+  /** Deletes the rotated files whose every event is older than `before` (the current one first renamed if its day is over). */
+  async prune(before: Date): Promise<Pruned> {
+    await this.writeNow().catch(() => undefined);
+    const cutoff = before.getTime();
+    const events = await this.serial(async () => {
+      // A current file nothing was written to since its day ended is renamed, so its day can pass too.
+      const newest = await lastTime(this.file);
+      if (newest && dayEnd(dayOf(newest)) <= cutoff) await this.rotate(dayOf(newest));
+      let n = 0;
+      for (const f of await auditFiles(this.dir)) {
+        if (!f.day || dayEnd(f.day) > cutoff) break;
+        n += await countLines(filePath(this.dir, f));
+        await fsp.rm(filePath(this.dir, f), { force: true });
+      }
+      if (n) await fsyncDir(this.dir);
+      return n;
+    });
+    return { events, oldest: await this.oldest() };
+  }
+
+  async oldest(): Promise<string | null> {
+    await this.writeNow().catch(() => undefined);
+    for (const f of await auditFiles(this.dir)) {
+      const t = await firstTime(filePath(this.dir, f));
+      if (t) return t;
+    }
+    return null;
   }
 
   async close(): Promise<void> {
     await this.writeNow().catch(() => undefined);
-    await this.closeFile();
+    await this.serial(() => this.closeFile());
   }
 }

@@ -71,7 +71,7 @@ async function connectLocal(dataDir: string, configFile?: string): Promise<Admin
   }
   const config = loadConfig({ file: configFile, env: process.env });
   // The offline admin path is a start of its own: it chooses the machine's clock (util/clock.ts).
-  const { ctx, close } = await openState(dataDir, { settings: settingsFrom(config), purpose: "azgate admin", storage: config.storage, clock: systemClock });
+  const { ctx, close } = await openState(dataDir, { settings: settingsFrom(config), purpose: "azgate admin", storage: config.storage, audit: config.audit, clock: systemClock });
   const stored = await ctx.backend.get<{ url: string }>(KEYS.publicUrl);
   // Offline: no agents are connected, so the app registry is empty.
   const api = createApi(ctx, { publicUrl: () => stored?.value.url ?? proxyBaseUrl("localhost"), registry: new AppRegistry(ctx.clock) });

@@ -20,6 +20,7 @@ export const ENV_FIELDS: Record<string, string[]> = {
   AZGATE_HOST_CERT_TTL: ["auth", "host_cert_ttl"],
   AZGATE_SSO_LOGIN_TIMEOUT: ["auth", "sso_login_timeout"],
   AZGATE_NOTIFICATIONS_ALLOW_PRIVATE_ADDRESSES: ["notifications", "allow_private_addresses"],
+  AZGATE_AUDIT_RETENTION: ["audit", "retention"],
   AZGATE_STORAGE_TYPE: ["storage", "type"],
   AZGATE_STORAGE_CONN_STRING: ["storage", "conn_string"],
   AZGATE_PROXY_ADDR: ["agent", "proxy_addr"],

@@ -74,6 +74,13 @@ export const configSchema = z.strictObject({
     })
     .default({ allow_private_addresses: false })
     .describe("Access-request notifications (the targets themselves are resources: notification_target)."),
+  audit: z
+    .strictObject({
+      retention: duration.optional().describe("How long audit events are kept (a duration: 90d); older ones are deleted (the file sink by whole days, PostgreSQL in batches), each deletion audited. Kept forever when unset."),
+      max_file_mb: z.number().int().min(1).max(1_000_000).optional().describe("The file sink starts a new file when the current one would pass this many MiB (besides one file per day)."),
+    })
+    .default({})
+    .describe("The audit log: how long it is kept."),
   storage: z
     .discriminatedUnion(
       "type",

@@ -34,6 +34,7 @@ export type ErrorCode =
   | "connection_failed"
   | "rate_limited"
   | "not_implemented"
+  | "version_unsupported"
   | "internal"
   // The Azure request path (client, proxy, agent): docs/tunnel-protocol.md lists them.
   | "bad_request"
@@ -86,6 +87,7 @@ const statusByCode: Record<ErrorCode, number> = {
   connection_failed: 502,
   rate_limited: 429,
   not_implemented: 501,
+  version_unsupported: 426,
   internal: 500,
   bad_request: 400,
   target_refused: 403,
@@ -139,6 +141,7 @@ const meaningByCode: Record<ErrorCode, string> = {
   connection_failed: "The proxy cannot be reached, or did not answer like an azgate proxy.",
   rate_limited: "Too many attempts: logins from one address, or a user's pending access requests.",
   not_implemented: "Not implemented; nothing sends it now. Kept registered so the code keeps its meaning.",
+  version_unsupported: "The proxy no longer serves an agent or client of this version (it serves one minor version behind its own, 0.x); the message names both versions and what to upgrade.",
   internal: "An unexpected failure: a bug, or something that did not finish (the message says what; the proxy's log says more).",
   bad_request: "Malformed stream metadata or request (a client that is not azgate's, or a bug).",
   target_refused: "Not an Azure API host over HTTPS on 443, or a header that steers the request elsewhere.",

@@ -322,6 +322,18 @@ export async function searchAudit(ctx: ProxyContext, caller: Caller, q: AuditFil
   return ctx.audit.search(auditQuery(q, ctx.clock.now()));
 }
 
+/** How far back the log reaches (its oldest event) and how long it is kept (audit.retention; null: forever). */
+export async function auditReach(ctx: ProxyContext, caller: Caller): Promise<{ oldest: string | null; retention: string | null }> {
+  authorize(caller, "event", "list");
+  return { oldest: await ctx.audit.oldest(), retention: ctx.settings.auditRetention?.text ?? null };
+}
+
+/** "The log reaches back to T (retention 90d)": what a search can find at most. */
+export function reachLine(oldest: string | null, retention: string | null): string {
+  const kept = retention ? `retention ${retention}: older events are deleted` : "no retention: events are kept forever";
+  return oldest ? `The audit log reaches back to ${oldest} (${kept}).` : `The audit log is empty (${kept}).`;
+}
+
 /** Checks and converts the filters, naming the one that is wrong; a duration counts back from `now`. */
 export function auditQuery(q: AuditFilters, now: number): AuditQuery {
   const time = (v: string | undefined, name: string) => {

@@ -7,6 +7,7 @@ import { parseJsonObject } from "../util/json.ts";
 import { BODY_LIMITS, limitBody, requireJson } from "./limits.ts";
 import { parseResources } from "../resources/parse.ts";
 import { VERSION } from "../version.ts";
+import { VERSION_HEADER, versionRefusal } from "../api/version.ts";
 import { clusterPins, pemOf } from "./cluster.ts";
 import type { ProxyContext } from "./context.ts";
 import { resolveCaller, type Caller } from "./caller.ts";
@@ -66,6 +67,15 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   });
   for (const route of ["/v1/auth/*", "/v1/invites/*", "/v1/join", "/v1/sso/*"]) app.post(route, limitBody(BODY_LIMITS.public));
   app.post("/web/*", limitBody(BODY_LIMITS.public));
+
+  // A client of a version this proxy no longer serves is refused, naming both (api/version.ts). Not /v1/ping, which
+  // says the proxy's version, nor the browser's routes (SSO, SAML), which carry none.
+  app.use("/v1/*", async (c, next) => {
+    if (c.req.path === "/v1/ping" || c.req.path.startsWith("/v1/sso/") || c.req.path.startsWith("/v1/webapi/") || c.req.path.startsWith("/v1/tunnel/")) return next();
+    const tooOld = versionRefusal(c.req.header(VERSION_HEADER), c.req.path === "/v1/join" ? "agent" : "client");
+    if (tooOld) throw tooOld;
+    return next();
+  });
 
   // ---- public ----
   app.route("/", probeRoutes(() => proxyReadiness(ctx, opts.tunnels)));
@@ -186,7 +196,7 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
     const body = parseJson<{ type?: string; ttl?: string; uses?: number }>(c.get("body"));
     return c.json(await admin.addToken(ctx, c.get("caller"), String(body.type ?? "app"), String(body.ttl ?? "30m"), body.uses));
   });
-  authed.get("/admin/audit", async (c) => c.json({ items: await admin.searchAudit(ctx, c.get("caller"), c.req.query()) }));
+  authed.get("/admin/audit", async (c) => c.json({ items: await admin.searchAudit(ctx, c.get("caller"), c.req.query()), ...(await admin.auditReach(ctx, c.get("caller"))) }));
   authed.get("/admin/audit/commands", async (c) => c.json({ items: await auditCommands(ctx, c.get("caller"), c.req.query()) }));
   authed.get("/apps", async (c) => c.json({ items: await listApps(ctx, opts.registry, c.get("caller")) }));
   // Access requests (proxy/access-requests.ts).

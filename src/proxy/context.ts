@@ -13,6 +13,8 @@ export interface AuthSettings {
   inviteTtlMs: number;
   /** Lifetime of agent (host) certificates; agents renew at two thirds of it. */
   hostCertTtlMs: number;
+  /** audit.retention as written (90d), and in ms: events older are deleted (proxy/audit-retention.ts); unset, kept forever. */
+  auditRetention?: { text: string; ms: number };
   /** From `login --auth` to certificate pickup: longer and the attempt is refused. */
   ssoLoginTimeoutMs: number;
   /** Fronts (CIDRs) whose X-Forwarded-For names the caller, for rate limits and audit (proxy.trusted_proxies). */

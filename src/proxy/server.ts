@@ -10,6 +10,7 @@ import { proxyTls } from "./tls.ts";
 import { startDispatcher } from "./notify/outbox.ts";
 import { ENDINGS_MS, recordEndings } from "./access-requests.ts";
 import { sweepExpired } from "./admin.ts";
+import { startRetention } from "./audit-retention.ts";
 import { openState, settingsFrom } from "./state.ts";
 import { KEYS } from "./keys.ts";
 import { AppRegistry } from "./registry.ts";
@@ -46,6 +47,7 @@ export async function startProxy(config: Config & { data_dir: string }, clock: C
     settings: settingsFrom(config),
     purpose: "azgate proxy",
     storage: config.storage,
+    audit: config.audit,
     clock,
   });
   const closers: (() => Promise<unknown>)[] = [close];
@@ -102,6 +104,11 @@ export async function startProxy(config: Config & { data_dir: string }, clock: C
     // Access requests' ends that come with time, in the audit log within ENDINGS_MS of happening.
     const endings = clock.every(ENDINGS_MS, () => void recordEndings(ctx).catch((e) => console.error("[proxy] recording access request endings failed:", e))).unref();
     closers.push(async () => endings.cancel());
+    // Audit retention: events past audit.retention are deleted (and the deletion audited), hourly and now.
+    if (ctx.settings.auditRetention) {
+      const retention = startRetention(ctx, ctx.settings.auditRetention.ms);
+      closers.push(() => retention.stop());
+    }
     // Access-request notifications: every replica sends what is due from the shared outbox.
     const notifier = startDispatcher({ backend: ctx.backend, audit: ctx.audit, clock, context: async () => ({ cluster: ctx.cluster.name, proxyUrl: urls.public }), allowPrivateAddresses: config.notifications.allow_private_addresses });
     closers.push(async () => (notifier.stop(), await notifier.idle()));

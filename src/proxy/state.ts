@@ -17,6 +17,10 @@ import type { Clock } from "../util/clock.ts";
 import { initCluster } from "./cluster.ts";
 import type { AuthSettings, ProxyContext } from "./context.ts";
 import { KEYS } from "./keys.ts";
+import { migrateDataDir } from "../storage/data-dir-schema.ts";
+
+/** Migrations are logged to stderr: the offline admin path's stdout is its output. */
+const logMigration = (line: string) => console.error(`[azgate] ${line}`);
 
 export function settingsFrom(config: Config): AuthSettings {
   return {
@@ -25,6 +29,7 @@ export function settingsFrom(config: Config): AuthSettings {
     hostCertTtlMs: parseDuration(config.auth.host_cert_ttl),
     ssoLoginTimeoutMs: parseDuration(config.auth.sso_login_timeout),
     trustedProxies: config.proxy.trusted_proxies ?? [],
+    ...(config.audit.retention ? { auditRetention: { text: config.audit.retention, ms: parseDuration(config.audit.retention, "audit.retention") } } : {}),
     lockout: {
       maxAttempts: config.auth.lockout.max_attempts,
       windowMs: parseDuration(config.auth.lockout.window),
@@ -39,7 +44,7 @@ export function settingsFrom(config: Config): AuthSettings {
  */
 export async function openState(
   dataDir: string,
-  opts: { clusterName?: string; settings: AuthSettings; purpose: string; storage?: Config["storage"]; clock: Clock },
+  opts: { clusterName?: string; settings: AuthSettings; purpose: string; storage?: Config["storage"]; audit?: Config["audit"]; clock: Clock },
 ): Promise<{ ctx: ProxyContext; close: () => Promise<void> }> {
   await ensureDir(dataDir, 0o700);
   const lock = await acquireDirLock(dataDir, opts.purpose);
@@ -50,7 +55,9 @@ export async function openState(
   try {
     const metrics = proxyMetrics();
     const { clock } = opts;
-    const storage = await openStorage(dataDir, opts.storage ?? { type: "file" }, clock);
+    // Under the lock, before anything reads the data dir: migrations run once, each logged (storage/data-dir-schema.ts).
+    await migrateDataDir(dataDir, logMigration);
+    const storage = await openStorage(dataDir, opts.storage ?? { type: "file" }, clock, opts.audit);
     const backend = timedBackend(storage.backend, (op, seconds) => metrics.backend.observe({ op }, seconds));
     // Every event the services emit must be one of the registry's (audit/events.ts).
     const audit = registeredSink(storage.audit);
@@ -74,11 +81,11 @@ export async function openState(
 }
 
 /** The backend and audit log: files in the data dir, or PostgreSQL shared by every replica. */
-async function openStorage(dataDir: string, storage: Config["storage"], clock: Clock): Promise<{ backend: Backend; audit: AuditSink }> {
+async function openStorage(dataDir: string, storage: Config["storage"], clock: Clock, audit: Config["audit"] = {}): Promise<{ backend: Backend; audit: AuditSink }> {
   if (storage.type === "file") {
     const backend = await FileBackend.open(dataDir, clock);
     try {
-      return { backend, audit: await JsonLinesAuditSink.open(dataDir, clock) };
+      return { backend, audit: await JsonLinesAuditSink.open(dataDir, clock, { maxFileBytes: audit.max_file_mb ? audit.max_file_mb * 1024 * 1024 : undefined }) };
     } catch (e) {
       await backend.close();
       throw e;
@@ -98,6 +105,7 @@ async function openStorage(dataDir: string, storage: Config["storage"], clock: C
     password: storage.auth === "entra" ? entraPassword(clock) : undefined,
     maxConnections: storage.max_connections,
     clock,
+    log: logMigration,
   });
   return { backend, audit: new PostgresAuditSink(backend.pool, clock) };
 }

@@ -24,6 +24,8 @@ import { resolveCaller } from "./caller.ts";
 import { authorizeRoute } from "./authorize-request.ts";
 import type { ProxyPeer } from "./peers.ts";
 import type { Clock } from "../util/clock.ts";
+import { VERSION } from "../version.ts";
+import { VERSION_HEADER, versionRefusal } from "../api/version.ts";
 
 export const HEARTBEAT_INTERVAL_MS = 10_000;
 
@@ -96,6 +98,13 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
         now: ctx.clock.now(),
       });
       if (identity.kind !== kind) throw new AzgateError("access_denied", kind === "host" ? "this endpoint is for agents" : "this endpoint is for app sessions; run azgate apps login");
+      // A version this proxy no longer serves (api/version.ts): refused, naming both, and audited (the caller is known now).
+      const peerVersion = c.req.header(VERSION_HEADER);
+      const tooOld = versionRefusal(peerVersion, kind === "host" ? "agent" : "client");
+      if (tooOld) {
+        await ctx.audit.emit(audit("VERSION_REFUSED", { ...(kind === "host" ? { host_id: identity.name } : { user: identity.name, session_id: identity.session_id }), peer: kind === "host" ? "agent" : "client", peer_version: peerVersion ?? null, version: VERSION, error_code: tooOld.code, reason: tooOld.message, success: false }));
+        throw tooOld;
+      }
       if (kind === "host" && !(await ctx.backend.get(KEYS.agent(identity.name)))) {
         throw new AzgateError("access_denied", `agent ${identity.name} was removed from the cluster; join it again with a new token`);
       }
@@ -201,6 +210,12 @@ export async function serveAgentStream(ctx: ProxyContext, registry: AppRegistry,
     const type = stream.meta.type;
     if (type === "heartbeat") {
       const hb = parseControlRequest("heartbeat", stream.meta);
+      // An agent too old to send its version at the upgrade says it here (api/version.ts).
+      const tooOld = versionRefusal(hb.version, "agent");
+      if (tooOld) {
+        await ctx.audit.emit(audit("VERSION_REFUSED", { host_id: identity.name, peer: "agent", peer_version: hb.version, version: VERSION, error_code: tooOld.code, reason: tooOld.message, success: false }));
+        throw tooOld;
+      }
       tunnel.hostName = hb.host_name || identity.name;
       tunnel.holds = hb.features?.includes("hold") ?? false;
       tunnel.listsIdentities = hb.features?.includes("identity_list") ?? false;

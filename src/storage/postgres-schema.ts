@@ -5,9 +5,8 @@
  */
 import type pg from "pg";
 
-const MIGRATIONS: string[] = [
-  // 1: key-value items, and the audit log with indexes for the queries `admin audit ls` makes.
-  `CREATE SEQUENCE azgate_revisions;
+const MIGRATIONS: [what: string, sql: string][] = [
+  ["key-value items, and the audit log with indexes for the queries admin audit ls makes", `CREATE SEQUENCE azgate_revisions;
    CREATE TABLE azgate_items (
      key text PRIMARY KEY COLLATE "C",
      value jsonb NOT NULL,
@@ -26,21 +25,25 @@ const MIGRATIONS: string[] = [
    CREATE INDEX azgate_audit_time ON azgate_audit (time);
    CREATE INDEX azgate_audit_user ON azgate_audit ("user", time);
    CREATE INDEX azgate_audit_identity ON azgate_audit (azure_identity, time);
-   CREATE INDEX azgate_audit_event ON azgate_audit (event, time);`,
-  // 2: a counter every write moves once committed: the change mark readers cache by (Backend.changeMark).
-  `CREATE SEQUENCE azgate_changes;`,
-  // 3: everything done under one access request (admin audit ls --request ID).
-  `CREATE INDEX azgate_audit_access_request ON azgate_audit ((data->>'access_request_id'), id) WHERE data ? 'access_request_id';`,
-  // 4: the web UI's audit filters: an identity in any case, one session's requests, one request's start and end.
-  `CREATE INDEX azgate_audit_identity_ci ON azgate_audit (lower(azure_identity), time);
+   CREATE INDEX azgate_audit_event ON azgate_audit (event, time);`],
+  ["a counter every write moves once committed: the change mark readers cache by (Backend.changeMark)", `CREATE SEQUENCE azgate_changes;`],
+  ["everything done under one access request (admin audit ls --request ID)", `CREATE INDEX azgate_audit_access_request ON azgate_audit ((data->>'access_request_id'), id) WHERE data ? 'access_request_id';`],
+  [
+    "the web UI's audit filters: an identity in any case, one session's requests, one request's start and end",
+    `CREATE INDEX azgate_audit_identity_ci ON azgate_audit (lower(azure_identity), time);
    CREATE INDEX azgate_audit_session ON azgate_audit ((data->>'session_id'), id) WHERE data ? 'session_id';
    CREATE INDEX azgate_audit_request_id ON azgate_audit ((data->>'request_id')) WHERE data ? 'request_id';`,
+  ],
 ];
+
+/** The schema this azgate writes. */
+export const POSTGRES_SCHEMA = MIGRATIONS.length;
 
 /** An arbitrary constant: the advisory lock all azgate replicas agree on for migrations. */
 const MIGRATION_LOCK = 4242_0001;
 
-export async function migrate(pool: pg.Pool): Promise<void> {
+/** Brings the database to POSTGRES_SCHEMA; returns the migrations it ran (none when it was current). */
+export async function migrate(pool: pg.Pool): Promise<{ from: number; to: number; what: string }[]> {
   const client = await pool.connect();
   try {
     await client.query("BEGIN");
@@ -49,11 +52,14 @@ export async function migrate(pool: pg.Pool): Promise<void> {
     const { rows } = await client.query<{ v: number | null }>("SELECT max(version) AS v FROM azgate_schema");
     const current = rows[0]?.v ?? 0;
     if (current > MIGRATIONS.length) throw new Error(`the database schema is version ${current}, newer than this azgate knows (${MIGRATIONS.length}); upgrade azgate`);
+    const applied: { from: number; to: number; what: string }[] = [];
     for (let v = current + 1; v <= MIGRATIONS.length; v++) {
-      await client.query(MIGRATIONS[v - 1]);
+      await client.query(MIGRATIONS[v - 1][1]);
       await client.query("INSERT INTO azgate_schema (version) VALUES ($1)", [v]);
+      applied.push({ from: v - 1, to: v, what: MIGRATIONS[v - 1][0] });
     }
     await client.query("COMMIT");
+    return applied;
   } catch (e) {
     await client.query("ROLLBACK").catch(() => undefined);
     throw e;

@@ -42,6 +42,8 @@ export interface PostgresOptions {
   maxConnections?: number;
   /** Decides what has expired, and when the sweeper runs. */
   clock: Clock;
+  /** Where each schema migration run at start is logged. */
+  log?: (line: string) => void;
 }
 
 export class PostgresBackend implements Backend {
@@ -72,7 +74,7 @@ export class PostgresBackend implements Backend {
     // An idle connection that breaks is dropped from the pool; without this handler it would crash the process.
     pool.on("error", (e) => console.error("[postgres] idle connection failed:", e.message));
     try {
-      await migrate(pool);
+      for (const m of await migrate(pool)) o.log?.(`PostgreSQL schema ${m.from} -> ${m.to}: ${m.what}`);
     } catch (e) {
       await pool.end().catch(() => undefined);
       throw new AzgateError("connection_failed", `PostgreSQL: ${(e as Error).message}`, { cause: e });

@@ -9,6 +9,10 @@ import { tlsTrust } from "../runtime/index.ts";
 import { attachSession, WS_MAX_PAYLOAD } from "./websocket.ts";
 import type { SessionOptions, TunnelSession } from "./session.ts";
 import type { Clock } from "../util/clock.ts";
+import { VERSION } from "../version.ts";
+
+/** The caller's version on every handshake (api/version.ts reads it; the name is there too). */
+const VERSION_HEADER = "x-azgate-version";
 
 export interface DialOptions {
   /** https://host:port of the proxy. */
@@ -26,6 +30,8 @@ export interface DialOptions {
   signal?: AbortSignal;
   /** Dates the upgrade's proof. */
   clock: Clock;
+  /** The version this side claims (VERSION; tests claim others). */
+  version?: string;
 }
 
 /**
@@ -42,7 +48,7 @@ export async function dialTunnel(opts: DialOptions): Promise<TunnelSession> {
   const proof = await createProof({ key: opts.key, certPem: opts.certPem, method: "GET", pathAndQuery: url.pathname + url.search, now: opts.clock.now() });
   url.protocol = "wss:";
   const ws = new WebSocket(url, {
-    headers: { authorization: `${PROOF_SCHEME} ${proof}` },
+    headers: { authorization: `${PROOF_SCHEME} ${proof}`, [VERSION_HEADER]: opts.version ?? VERSION },
     ...tlsTrust(opts.caPems).options,
     rejectUnauthorized: !opts.insecure,
     maxPayload: WS_MAX_PAYLOAD,

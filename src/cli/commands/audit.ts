@@ -11,6 +11,7 @@ import type { AuditEvent } from "../../audit/sink.ts";
 import type { CommandRow } from "../../audit/commands.ts";
 import { activityEntrySchema, correlate, CLOCK_SKEW_MS, FINISH_MS, MAX_ACTIVITY_ENTRIES, type ActivityEntry, type Attribution } from "../../audit/correlate.ts";
 import { withAdmin, type AdminArgs } from "../connect.ts";
+import { reachLine } from "../../proxy/admin.ts";
 import { formatOption, print, structured, table, type Format } from "../output.ts";
 
 /** `admin audit ls` flags: the web UI's audit filters, by the same names (proxy/admin.ts AUDIT_FILTERS). */
@@ -53,8 +54,11 @@ export function auditCommands(t: Argv<AdminArgs>) {
       const q = new URLSearchParams();
       for (const [name] of AUDIT_FLAGS) if (argv[name]) q.set(name.replace("-", "_"), String(argv[name]));
       if (argv.limit !== undefined) q.set("limit", String(argv.limit));
-      const { items } = await client.call<{ items: AuditEvent[] }>("GET", `/v1/admin/audit?${q}`);
-      print(argv.format === "text" ? table(["Time", "Event", "User", "Details"], items.map((e) => [e.time, e.event, e.user ?? "", auditSummary(e)])) : await structured(items, argv.format));
+      const { items, oldest, retention } = await client.call<{ items: AuditEvent[]; oldest?: string | null; retention?: string | null }>("GET", `/v1/admin/audit?${q}`);
+      if (argv.format !== "text") return print(await structured(items, argv.format));
+      print(table(["Time", "Event", "User", "Details"], items.map((e) => [e.time, e.event, e.user ?? "", auditSummary(e)])));
+      // How far back the log reaches: a search cannot find what retention deleted (an older proxy sends neither).
+      if (oldest !== undefined) print(`\n${reachLine(oldest, retention ?? null)}`);
     }),
   )
     .command<AdminArgs & Record<string, string | undefined> & { limit?: number; format: Format }>(

@@ -8,7 +8,7 @@
 import { html } from "hono/html";
 import type { AuditEvent } from "../../../audit/sink.ts";
 import { identityName } from "../../../azure/resource-id.ts";
-import { AUDIT_FILTERS, searchAudit, type AuditFilters } from "../../admin.ts";
+import { AUDIT_FILTERS, auditReach, reachLine, searchAudit, type AuditFilters } from "../../admin.ts";
 import type { Caller } from "../../caller.ts";
 import type { ProxyContext } from "../../context.ts";
 import { cell, timeCell, type Html } from "../layout.ts";
@@ -50,8 +50,10 @@ export async function auditPage(ctx: ProxyContext, caller: Caller, f: AuditFilte
   const older = found.length > PAGE_SIZE * p && p < MAX_PAGE;
   const exportQuery = new URLSearchParams(f as Record<string, string>).toString();
   const now = ctx.clock.now();
+  const reach = await auditReach(ctx, caller);
   return html`<h1>Audit log</h1>
     <p class="muted">Every event, newest first. <a href="/web/audit/commands">By command</a></p>
+    <p class="muted reach">${reachLine(reach.oldest, reach.retention)}</p>
     <form method="get" action="/web/audit" class="card">
       <div class="row">
         ${AUDIT_FILTERS.map((k) =>
