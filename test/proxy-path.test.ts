@@ -692,6 +692,39 @@ spec:
       expect(reached(from, "/public/")).toEqual([]);
     });
 
+    // Round 2 of the review (F1): one account's data under several host names.
+    it("a storage account's secondary, private-link and dfs names are its data: the account's deny refuses them, a copy from the secondary too, audited, nothing reaches storage", async () => {
+      await c.createRoles(`kind: role
+version: v7
+metadata: {name: sa-guard}
+spec:
+  deny:
+    azure_api:
+      - {data_actions: ['Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'], hosts: ['sa1.blob.core.windows.net']}
+  options: {azure_api_unknown: allow}
+`);
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "sa-guard"], READER);
+      const from = fx.emu.requests.length;
+      const storage = { resource: "https://storage.azure.com/" };
+      const hosts = ["sa1-secondary.blob.core.windows.net", "SA1-Secondary.dfs.core.windows.net", "sa1.privatelink.blob.core.windows.net", "sa1-secondary.privatelink.dfs.core.windows.net"];
+      for (const host of hosts) expect((await refusedWith(await app.request(`https://${host}/reports/q1.txt`, storage))).code, host).toBe("AzgatePolicyDenied");
+      const copy = await app.request("https://sa1.blob.core.windows.net/public/q1.txt", { ...storage, method: "PUT", body: new Uint8Array(0), headers: [["x-ms-copy-source", "https://sa1-secondary.blob.core.windows.net/reports/q1.txt"]] });
+      expect((await refusedWith(copy)).message).toMatch(/the copy's source, read: .*blobs\/read on https:\/\/sa1\.blob\.core\.windows\.net\/reports\/q1\.txt is denied by role sa-guard/);
+      // A storage host that names no one account is refused, not read as another host.
+      expect((await refusedWith(await app.request("https://x.sa1.blob.core.windows.net/reports/q1.txt", storage))).message).toContain("is not a storage account's host");
+      const denied = await events("app.request.denied", user);
+      expect(denied.map((e) => [e.host, e.error_code, e.action, e.scope])).toEqual([
+        ...hosts.map((h) => [h.toLowerCase(), "policy_denied", "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read", "https://sa1.blob.core.windows.net/reports/q1.txt"]),
+        ["sa1.blob.core.windows.net", "policy_denied", "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read", "https://sa1.blob.core.windows.net/reports/q1.txt"],
+        ["x.sa1.blob.core.windows.net", "policy_denied", null, null],
+      ]);
+      for (const e of denied.slice(0, 5)) expect(e).toMatchObject({ success: false, policy: { decision: "deny", role: "sa-guard", side: "deny", rule: 1 } });
+      expect(denied[5]).toMatchObject({ policy: { decision: "deny", reason: expect.stringContaining("is not a storage account's host") } });
+      expect(await events("app.request.start", user)).toEqual([]);
+      expect(fx.emu.requests.slice(from).filter((r) => /sa1/.test(r.host))).toEqual([]);
+    });
+
     it("a role assignment through a regional ARM host is named and denied by the preset, audited", async () => {
       const user = nextUser();
       const app = await c.appSession(user, ["azure-cli-access", "guard"], READER);

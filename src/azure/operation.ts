@@ -8,7 +8,8 @@
  * One reading of a request (readRequest), computed once and carried: the
  * canonical request every rule matches (host in lower case without port or
  * trailing dot, every ARM host of the cloud as its one ARM host, a storage
- * account's Data Lake (dfs) host as its blob host, the path decoded into
+ * account's secondary, private-link and Data Lake (dfs) names as its blob
+ * host (storage-hosts.ts), the path decoded into
  * segments once, without a trailing slash) and the operation named from it,
  * with what else the request does (a Data Lake rename's source: `parts`).
  * Spellings Azure treats as one request read as one.
@@ -37,7 +38,7 @@
 import { armHostSuffixes, cloudByName, hostMatches, normaliseHost, type CloudName } from "./clouds.ts";
 import { DFS_HEADERS, DFS_PARAMETERS, mapDataLake } from "./data-lake.ts";
 import { safeSegments, UnsafePath } from "./safe-path.ts";
-import { BLOB_HEADERS, readHeaders, sourceOf, storageAccount, storageSuffix, type HeaderSource } from "./storage-hosts.ts";
+import { BLOB_HEADERS, readHeaders, sourceOf, storageAccount, storageHost, storageSuffix, type HeaderSource, type StorageAccount } from "./storage-hosts.ts";
 
 export { safeSegments, UnsafePath };
 
@@ -70,9 +71,12 @@ export interface CanonicalRequest {
   method: string;
   /**
    * Lower case, no port, no trailing dot; a host read as ARM (a regional one included) is the cloud's ARM host,
-   * a storage account's Data Lake (dfs) host its blob host: the same data.
+   * a storage account's host its primary one (its secondary and private-link names read as it: storage-hosts.ts),
+   * and its Data Lake (dfs) host its blob host: the same data.
    */
   host: string;
+  /** The cloud it was read in (a literal `hosts` pattern is read the same way: rbac/azure-api.ts). */
+  cloud: CloudName;
   /** Whether the host is read as ARM. */
   arm: boolean;
   /** Whether the request came to a storage account's dfs host (the Data Lake API; `host` is the blob host). */
@@ -131,18 +135,33 @@ function checkQuery(query: URLSearchParams, read: string[]): void {
 
 /** The request as every rule reads it; throws UnsafePath when its path, query or the headers the mapper reads cannot be read. */
 export function canonicalRequest(req: RequestShape, cloudName: CloudName = "Azure"): CanonicalRequest {
-  const cloud = cloudByName(cloudName);
-  const named = normaliseHost(req.host.replace(/:\d*$/, ""));
-  const arm = armHostSuffixes(cloud).some((s) => hostMatches(named, s));
-  const account = storageAccount(named, cloudName);
+  const { host, arm, account, aliases } = readHost(req.host, cloudName);
   const dfs = account?.dfs ?? false;
   const segments = safeSegments(req.path);
   const query = req.query ?? new URLSearchParams();
   checkQuery(query, dfs ? [...READ_PARAMETERS, ...DFS_PARAMETERS] : READ_PARAMETERS);
   const headers = account ? readHeaders(req.headers ?? [], dfs ? DFS_HEADERS : BLOB_HEADERS) : {};
   const source = account ? sourceOf(headers, account, cloudName) : null;
-  const host = arm ? cloud.armHost : account ? account.blobHost : named;
-  return { method: req.method.toUpperCase(), host, arm, dfs, aliases: account ? [account.dfsHost] : [], segments, path: "/" + segments.join("/"), query, headers, source };
+  return { method: req.method.toUpperCase(), host, cloud: cloudName, arm, dfs, aliases, segments, path: "/" + segments.join("/"), query, headers, source };
+}
+
+/** A host as every rule reads it (see CanonicalRequest.host); throws UnsafePath for a storage host that names no one account. */
+export interface HostReading {
+  host: string;
+  arm: boolean;
+  /** The storage account's blob and dfs hosts, when the host is one of their names. */
+  account: StorageAccount | null;
+  aliases: string[];
+}
+
+export function readHost(sent: string, cloudName: CloudName = "Azure"): HostReading {
+  const cloud = cloudByName(cloudName);
+  const named = normaliseHost(sent.replace(/:\d*$/, ""));
+  if (armHostSuffixes(cloud).some((s) => hostMatches(named, s))) return { host: cloud.armHost, arm: true, account: null, aliases: [] };
+  const account = storageAccount(named, cloudName);
+  if (account) return { host: account.blobHost, arm: false, account, aliases: [account.dfsHost] };
+  // Queue, Table and Files: the account's primary host for that service (its secondary and private-link names read as it).
+  return { host: storageHost(named, cloudName)?.primary ?? named, arm: false, account: null, aliases: [] };
 }
 
 /** What kind of batch request this is (its body holds requests azgate does not read), or null. */

@@ -1,17 +1,63 @@
 /**
  * Storage hosts as the policy reads them: which hosts are a storage
- * account's Blob and Data Lake (dfs) endpoints in a cloud (one account's
- * data, read under its blob host), and the headers the mapper names their
- * requests by, each read once: among them a source, another blob, path or
- * container the request reads or moves (a Data Lake rename's, a Blob copy's,
- * a container rename's), read as a request's own path is, or refused.
+ * account's endpoints in a cloud, each read as the account's primary host
+ * for its service (a Data Lake (dfs) host as the blob host: one account's
+ * data), and the headers the mapper names their requests by, each read once:
+ * among them a source, another blob, path or container the request reads or
+ * moves (a Data Lake rename's, a Blob copy's, a container rename's), read as
+ * a request's own path is, or refused.
+ *
+ * One account's data answers to several names (Microsoft Learn, "Storage
+ * account overview", "Use private endpoints for Azure Storage"):
+ * `<account>.<service>.<suffix>`, its read-access secondary
+ * `<account>-secondary.<service>.<suffix>` (RA-GRS, RA-GZRS: the same data,
+ * the same token), and the private-link names `<account>.privatelink...` and
+ * `<account>-secondary.privatelink...`. They are read as the primary, so a
+ * rule naming the account applies to all of them. Any other name under a
+ * storage service's suffix (more labels, a name no account can have) is
+ * refused wherever a rule applies: azgate would not know whose data it is.
  */
 import { cloudByName, normaliseHost, type CloudName } from "./clouds.ts";
 import { safeSegments, UnsafePath } from "./safe-path.ts";
 
+/** The storage services whose hosts name one account each. */
+export const STORAGE_SERVICES = ["blob", "dfs", "queue", "table", "file"] as const;
+export type StorageService = (typeof STORAGE_SERVICES)[number];
+
+/** A storage account's name (Azure's rule): 3-24 lower-case letters and digits. A host is read in lower case. */
+const ACCOUNT_NAME = /^[a-z0-9]{3,24}$/;
+
 /** A storage service's host suffix in this cloud ("blob.core.windows.net"), from the storage audience's hosts. */
-export function storageSuffix(cloudName: CloudName, service: "blob" | "dfs"): string | undefined {
+export function storageSuffix(cloudName: CloudName, service: StorageService): string | undefined {
   return cloudByName(cloudName).audienceHosts.find(([r]) => r === "https://storage.azure.com")?.[1].find((h) => h.startsWith(`${service}.`));
+}
+
+/** A host read as one storage account's endpoint for one service. */
+export interface StorageHost {
+  account: string;
+  service: StorageService;
+  /** The account's primary host for that service: `<account>.<service>.<suffix>`. */
+  primary: string;
+}
+
+/**
+ * The storage account and service a host (lower case, no port or trailing dot) names, or null when it is
+ * under no storage service's suffix of this cloud. Its secondary and private-link names read as the
+ * primary; any other name under a storage suffix throws UnsafePath.
+ */
+export function storageHost(host: string, cloudName: CloudName): StorageHost | null {
+  for (const service of STORAGE_SERVICES) {
+    const suffix = storageSuffix(cloudName, service);
+    if (!suffix || !host.endsWith(`.${suffix}`)) continue;
+    const labels = host.slice(0, -suffix.length - 1).split(".");
+    const named = labels.length === 2 && labels[1] === "privatelink" ? labels[0] : labels.length === 1 ? labels[0] : null;
+    const account = named?.replace(/-secondary$/, "");
+    if (!account || !ACCOUNT_NAME.test(account)) {
+      throw new UnsafePath(`${host} is not a storage account's host: azgate reads <account>.${suffix}, its -secondary and .privatelink names, with an account name of 3-24 lower-case letters and digits`);
+    }
+    return { account, service, primary: `${account}.${suffix}` };
+  }
+  return null;
 }
 
 export interface StorageAccount {
@@ -21,18 +67,14 @@ export interface StorageAccount {
   dfs: boolean;
 }
 
-/** A storage account's blob and Data Lake hosts, when `host` is one of them (a secondary or private-link name included). */
+/** A storage account's blob and Data Lake hosts (primary), when `host` is one of their names; throws as storageHost does. */
 export function storageAccount(host: string, cloudName: CloudName): StorageAccount | null {
+  const found = storageHost(host, cloudName);
+  if (!found || (found.service !== "blob" && found.service !== "dfs")) return null;
   const blob = storageSuffix(cloudName, "blob");
   const dfs = storageSuffix(cloudName, "dfs");
   if (!blob || !dfs) return null;
-  for (const [suffix, isDfs] of [[blob, false], [dfs, true]] as const) {
-    if (host.endsWith(`.${suffix}`)) {
-      const name = host.slice(0, -suffix.length);
-      return { blobHost: name + blob, dfsHost: name + dfs, dfs: isDfs };
-    }
-  }
-  return null;
+  return { blobHost: `${found.account}.${blob}`, dfsHost: `${found.account}.${dfs}`, dfs: found.service === "dfs" };
 }
 
 /** Blob's headers that name a source: a copy's (Copy Blob, Put Blob, Block, Page From URL, Append Block From URL), a container rename's. */
@@ -80,13 +122,21 @@ export function sourceOf(headers: Record<string, string>, account: StorageAccoun
   return { ...here, segments };
 }
 
-/** A copy's source URL: this cloud's storage read as its blob host; any other host as it is (a copy from it names no Azure operation). */
+/** A copy's source URL: this cloud's storage read as a request's host is (a secondary as its primary, dfs as blob); any other host as it is (a copy from it names no Azure operation). */
 function urlSource(value: string, cloudName: CloudName): Omit<HeaderSource, "header"> {
   const m = /^https?:\/\/([^/?#@\\]+)(\/[^?#]*)?(?:[?#].*)?$/i.exec(value);
   if (!m) throw new UnsafePath("the x-ms-copy-source header must be an http or https URL, without credentials");
   const host = normaliseHost(m[1].replace(/:\d*$/, ""));
-  const account = storageAccount(host, cloudName);
-  return { host: account ? account.blobHost : host, aliases: account ? [account.dfsHost] : [], segments: pathIn("x-ms-copy-source", m[2] ?? "/") };
+  let account: StorageAccount | null;
+  let primary: string;
+  try {
+    account = storageAccount(host, cloudName);
+    primary = account ? account.blobHost : storageHost(host, cloudName)?.primary ?? host;
+  } catch (e) {
+    if (e instanceof UnsafePath) throw new UnsafePath(`the x-ms-copy-source header: ${e.message}`);
+    throw e;
+  }
+  return { host: primary, aliases: account ? [account.dfsHost] : [], segments: pathIn("x-ms-copy-source", m[2] ?? "/") };
 }
 
 function pathIn(header: string, path: string): string[] {

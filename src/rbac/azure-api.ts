@@ -28,7 +28,8 @@
 import { rolesAllowingIdentity } from "./engine.ts";
 import { expandFor } from "./template.ts";
 import type { App, AzureApiRule, Role, Traits } from "./types.ts";
-import type { AzureOperation, CanonicalRequest, RequestReading } from "../azure/operation.ts";
+import { readHost, UnsafePath, type AzureOperation, type CanonicalRequest, type RequestReading } from "../azure/operation.ts";
+import type { CloudName } from "../azure/clouds.ts";
 import { globMatch as linearGlob } from "../util/glob.ts";
 
 /** Named sets of deny rules (`deny.azure_api: [{ preset: NAME }]`). */
@@ -357,7 +358,7 @@ export function ruleMatches(rule: AzureApiRule, op: AzureOperation, req: Canonic
   if (!any(rule.scopes, (p) => scopeCovers(p, op.scope))) return false;
   // A storage account's blob and dfs hosts are one account's data: a hosts rule naming either applies to both.
   const hostNames = [req.host, ...req.aliases];
-  if (!any(rule.hosts, (p) => hostNames.some((h) => globMatch(literal(p) ? p.replace(/\.$/, "") : p, h, "label")))) return false;
+  if (!any(rule.hosts, (p) => hostNames.some((h) => globMatch(hostPattern(p, req.cloud), h, "label")))) return false;
   if (!any(rule.methods, (m) => m.toUpperCase() === req.method)) return false;
   if (!any(rule.paths, (p) => globMatch(literal(p) && p !== "/" ? p.replace(/\/+$/, "") : p, req.path, "any"))) return false;
   return true;
@@ -365,6 +366,25 @@ export function ruleMatches(rule: AzureApiRule, op: AzureOperation, req: Canonic
 
 /** A glob pattern, not a regular expression. */
 const literal = (p: string) => !(p.startsWith("^") && p.endsWith("$"));
+
+/**
+ * A hosts pattern read as the request's host is: a name without `*` through the same reader (a storage
+ * account's secondary or private-link name as its primary, a regional ARM host as ARM), so a rule naming any
+ * of them names the one host the request is read as; a glob or a regular expression as written (a glob
+ * matches the host as read: `sa1-*` is not a secondary of sa1).
+ */
+function hostPattern(p: string, cloud: CloudName): string {
+  if (!literal(p)) return p;
+  const bare = p.replace(/\.$/, "");
+  if (bare.includes("*")) return bare;
+  try {
+    return readHost(bare, cloud).host;
+  } catch (e) {
+    // A name no request is read as (refused wherever a rule applies): it matches nothing.
+    if (e instanceof UnsafePath) return bare;
+    throw e;
+  }
+}
 
 /**
  * `^...$` is a regular expression; otherwise `*` is a wildcard: across

@@ -1,0 +1,66 @@
+/**
+ * The second outside review's walk-arounds of the per-request policy (issue
+ * 29, round 2), on the policy's own entry points (readRequest, then
+ * decideAzureApi): each plays the attack and checks the refusal. The same
+ * attacks through the proxy, with their audit events, are in
+ * test/proxy-path.test.ts ("per-request policy fails closed").
+ */
+import { describe, expect, it } from "vitest";
+import { decideAzureApi } from "../src/rbac/azure-api.ts";
+import { readRequest } from "../src/azure/operation.ts";
+import type { CloudName } from "../src/azure/clouds.ts";
+import type { Role } from "../src/rbac/types.ts";
+
+const S = "/subscriptions/00000000-0000-0000-0000-000000000000";
+const MI = `${S}/resourceGroups/ops/providers/Microsoft.ManagedIdentity/userAssignedIdentities/prod-contributor`;
+const app = { name: "azure-cli", labels: { env: "prod" } };
+const BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers";
+
+const role = (name: string, spec: Role["spec"]): Role => ({ kind: "role", version: "v7", metadata: { name }, spec });
+const plain = role("plain", { allow: { app_labels: { "*": "*" }, azure_identities: [MI] } });
+const read = (method: string, url: string, headers: [string, string][] = [], cloud: CloudName = "Azure") => {
+  const u = new URL(url);
+  return readRequest({ method, host: u.host, path: u.pathname, query: u.searchParams, headers }, cloud);
+};
+const decide = (roles: Role[], method: string, url: string, headers: [string, string][] = [], cloud: CloudName = "Azure") => decideAzureApi(roles, {}, app, MI, read(method, url, headers, cloud));
+
+describe("F1: a storage account's secondary and private-link names are its data, under its rules", () => {
+  const blobGuard = [plain, role("blob-guard", { deny: { azure_api: [{ data_actions: [`${BLOBS}/blobs/read`], hosts: ["sa1.blob.core.windows.net"] }] } })];
+  const pathGuard = [plain, role("path-guard", { deny: { azure_api: [{ methods: ["GET", "HEAD"], hosts: ["sa1.blob.core.windows.net"], paths: ["/reports/*"] }] }, options: { azure_api_unknown: "allow" } })];
+
+  it.each([
+    "https://sa1-secondary.blob.core.windows.net/reports/q1.txt",
+    "https://SA1-Secondary.Blob.Core.Windows.Net./reports/q1.txt",
+    "https://sa1-secondary.dfs.core.windows.net/reports/q1.txt",
+    "https://sa1.privatelink.blob.core.windows.net/reports/q1.txt",
+    "https://sa1-secondary.privatelink.dfs.core.windows.net:443/reports/q1.txt",
+  ])("a host-scoped deny on reading sa1's blobs refuses %s", (url) => {
+    expect(decide(blobGuard, "GET", "https://sa1.blob.core.windows.net/reports/q1.txt")).toMatchObject({ outcome: "deny", matched: { role: "blob-guard" } });
+    expect(decide(blobGuard, "GET", url)).toMatchObject({ outcome: "deny", enforced: true, operation: { action: `${BLOBS}/blobs/read`, scope: "https://sa1.blob.core.windows.net/reports/q1.txt" }, matched: { role: "blob-guard", side: "deny", rule: 0 } });
+    expect(decide(pathGuard, "GET", url)).toMatchObject({ outcome: "deny", matched: { role: "path-guard" } });
+    // Another account's secondary is another account.
+    expect(decide(blobGuard, "GET", url.replace(/sa1/i, "sa2")).outcome).toBe("allow");
+  });
+
+  it("a copy whose source names the secondary is decided as reading the primary's blob", () => {
+    for (const source of ["https://sa1-secondary.blob.core.windows.net/reports/q1.txt", "https://sa1.privatelink.dfs.core.windows.net/reports/q1.txt"]) {
+      const d = decide(pathGuard, "PUT", "https://sa1.blob.core.windows.net/public/q1.txt", [["x-ms-copy-source", source]]);
+      expect(d, source).toMatchObject({ outcome: "deny", enforced: true, operation: { action: `${BLOBS}/blobs/read`, scope: "https://sa1.blob.core.windows.net/reports/q1.txt" }, matched: { role: "path-guard" }, reason: expect.stringMatching(/^the copy's source, read: /) });
+    }
+  });
+
+  it("a rule naming the secondary (or a private-link name) names the account: it applies to the primary too", () => {
+    const bySecondary = [plain, role("g", { deny: { azure_api: [{ methods: ["GET"], hosts: ["sa1-secondary.blob.core.windows.net."], paths: ["/reports/*"] }] }, options: { azure_api_unknown: "allow" } })];
+    for (const host of ["sa1.blob.core.windows.net", "sa1-secondary.blob.core.windows.net", "sa1.dfs.core.windows.net"]) expect(decide(bySecondary, "GET", `https://${host}/reports/q1.txt`).outcome, host).toBe("deny");
+    // Each cloud reads its own storage names.
+    const gov = [plain, role("g", { deny: { azure_api: [{ methods: ["GET"], hosts: ["sa1.privatelink.blob.core.usgovcloudapi.net"] }] }, options: { azure_api_unknown: "allow" } })];
+    expect(decide(gov, "GET", "https://sa1-secondary.dfs.core.usgovcloudapi.net/reports/q1.txt", [], "AzureUSGovernment").outcome).toBe("deny");
+  });
+
+  it("a storage host that names no one account is refused wherever a rule applies, whatever the options say", () => {
+    for (const url of ["https://x.sa1.blob.core.windows.net/reports/q1.txt", "https://sa1.secondary.blob.core.windows.net/reports/q1.txt", "https://sa_1.dfs.core.windows.net/reports/q1.txt"]) {
+      expect(decide(pathGuard, "GET", url), url).toMatchObject({ outcome: "deny", enforced: true, matched: null, reason: expect.stringContaining("is not a storage account's host") });
+      expect(decide([plain], "GET", url).outcome, url).toBe("unrestricted");
+    }
+  });
+});
