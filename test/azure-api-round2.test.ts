@@ -64,3 +64,57 @@ describe("F1: a storage account's secondary and private-link names are its data,
     }
   });
 });
+
+describe("F7: blob names are case-sensitive, so Blob and dfs paths compare with case; other services' paths without", () => {
+  const publicOnly = [role("public-only", { allow: { app_labels: { "*": "*" }, azure_identities: [MI], azure_api: [{ methods: ["GET"], hosts: ["sa3.blob.core.windows.net"], paths: ["/data/public/*"] }] } })];
+
+  it("an allow of GET /data/public/* does not allow /data/PUBLIC/payroll.csv, another blob, on the blob or the dfs host", () => {
+    expect(decide(publicOnly, "GET", "https://sa3.blob.core.windows.net/data/public/report.csv").outcome).toBe("allow");
+    expect(decide(publicOnly, "GET", "https://sa3.dfs.core.windows.net/data/public/report.csv").outcome).toBe("allow");
+    for (const url of ["https://sa3.blob.core.windows.net/data/PUBLIC/payroll.csv", "https://sa3.dfs.core.windows.net/data/Public/payroll.csv", "https://sa3-secondary.blob.core.windows.net/data/publiC/payroll.csv"]) {
+      expect(decide(publicOnly, "GET", url), url).toMatchObject({ outcome: "deny", enforced: true, matched: null, reason: expect.stringContaining("is not allowed by any azure_api rule") });
+    }
+    // A regular expression compares with case there too.
+    const byRegex = [role("re", { allow: { app_labels: { "*": "*" }, azure_identities: [MI], azure_api: [{ methods: ["GET"], hosts: ["sa3.blob.core.windows.net"], paths: ["^/data/public/[^/]+$"] }] } })];
+    expect(decide(byRegex, "GET", "https://sa3.blob.core.windows.net/data/public/a.csv").outcome).toBe("allow");
+    expect(decide(byRegex, "GET", "https://sa3.blob.core.windows.net/data/PUBLIC/a.csv").outcome).toBe("deny");
+  });
+
+  it("a deny compares with case too: /data/SECRET/x is another blob than /data/secret/x (write each name you mean)", () => {
+    const secret = [plain, role("secret", { deny: { azure_api: [{ methods: ["GET"], hosts: ["sa3.blob.core.windows.net"], paths: ["/data/secret/*"] }] }, options: { azure_api_unknown: "allow" } })];
+    expect(decide(secret, "GET", "https://sa3.blob.core.windows.net/data/secret/x.csv")).toMatchObject({ outcome: "deny", matched: { role: "secret" } });
+    expect(decide(secret, "GET", "https://sa3.blob.core.windows.net/data/SECRET/x.csv").outcome).toBe("allow");
+    // A copy's source compares as a request's own path does.
+    expect(decide(secret, "PUT", "https://sa3.blob.core.windows.net/public/x.csv", [["x-ms-copy-source", "https://sa3.blob.core.windows.net/data/secret/x.csv"]]).outcome).toBe("deny");
+  });
+
+  it("a container (filesystem) is lower case in Azure: a path whose container has capitals is refused where a rule applies, so containers compare one way", () => {
+    for (const url of ["https://sa3.blob.core.windows.net/DATA/public/x.csv", "https://sa3.dfs.core.windows.net/Data", "https://sa3.blob.core.windows.net/Data?restype=container"]) {
+      expect(decide(publicOnly, "GET", url), url).toMatchObject({ outcome: "deny", matched: null, reason: expect.stringContaining("a container's name is lower case in Azure") });
+    }
+    expect(decide(publicOnly, "PUT", "https://sa3.blob.core.windows.net/data/x.csv", [["x-ms-copy-source", "https://sa3.blob.core.windows.net/DATA/public/x.csv"]]).reason).toContain("the x-ms-copy-source header: a container's name is lower case");
+    // A lone segment on the blob host is a root container's blob, whose name may have capitals.
+    expect(read("GET", "https://sa3.blob.core.windows.net/Photo.JPG").refused).toBeNull();
+    expect(decide([plain], "GET", "https://sa3.blob.core.windows.net/DATA/public/x.csv").outcome).toBe("unrestricted");
+  });
+
+  it("ARM, Key Vault and Microsoft Graph ignore case in paths, and so do their rules", () => {
+    const guard = [
+      plain,
+      role("g", {
+        deny: {
+          azure_api: [
+            { methods: ["GET"], hosts: ["kv1.vault.azure.net"], paths: ["/secrets/db-password"] },
+            { methods: ["PATCH"], hosts: ["graph.microsoft.com"], paths: ["/v1.0/users/*"] },
+            { methods: ["DELETE"], hosts: ["management.azure.com"], paths: [`${S}/resourceGroups/db-prod`] },
+          ],
+        },
+        options: { azure_api_unknown: "allow" },
+      }),
+    ];
+    expect(decide(guard, "GET", "https://kv1.vault.azure.net/SECRETS/DB-Password").outcome).toBe("deny");
+    expect(decide(guard, "PATCH", "https://graph.microsoft.com/V1.0/Users/abc").outcome).toBe("deny");
+    expect(decide(guard, "DELETE", `https://management.azure.com${S.toUpperCase()}/RESOURCEGROUPS/DB-PROD`).outcome).toBe("deny");
+    expect(read("GET", "https://kv1.vault.azure.net/secrets/x").canonical?.caseSensitivePath).toBe(false);
+  });
+});

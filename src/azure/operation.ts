@@ -25,7 +25,9 @@
  * names than this derivation (ProviderHub's action mappings are private), so
  * a derived action is marked "derived", a built-in "exact".
  *
- * Paths are compared case-insensitively (ARM's are). Anything a server could
+ * ARM's paths are read case-insensitively (ARM's are); rules compare a
+ * path with case only where the service does, on Blob and its dfs host
+ * (CanonicalRequest.caseSensitivePath). Anything a server could
  * read otherwise than this code does is refused, not guessed at: encoded
  * separators (%2F, %5C), encoded dots, letters, digits and - _ ~ (Azure
  * decodes them: `%73ecret` is `secret`), encodings encoded twice, empty
@@ -38,7 +40,7 @@
 import { armHostSuffixes, cloudByName, hostMatches, normaliseHost, type CloudName } from "./clouds.ts";
 import { DFS_HEADERS, DFS_PARAMETERS, mapDataLake } from "./data-lake.ts";
 import { safeSegments, UnsafePath } from "./safe-path.ts";
-import { BLOB_HEADERS, readHeaders, sourceOf, storageAccount, storageHost, storageSuffix, type HeaderSource, type StorageAccount } from "./storage-hosts.ts";
+import { BLOB_HEADERS, checkContainer, readHeaders, sourceOf, storageAccount, storageHost, storageSuffix, type HeaderSource, type StorageAccount } from "./storage-hosts.ts";
 
 export { safeSegments, UnsafePath };
 
@@ -87,6 +89,12 @@ export interface CanonicalRequest {
   segments: string[];
   /** "/" and the segments joined: decoded, without a trailing slash. What `paths` rules match. */
   path: string;
+  /**
+   * Whether `paths` rules compare the path with case: on a storage account's blob (and dfs) host, where blob
+   * names are case-sensitive (`/data/PUBLIC/x` is another blob than `/data/public/x`); elsewhere (ARM, Key
+   * Vault, Microsoft Graph, the other storage services) the service ignores case, and so do the rules.
+   */
+  caseSensitivePath: boolean;
   query: URLSearchParams;
   /** The request headers the mapper reads (lower-case names, each given once), as sent; no others. */
   headers: Record<string, string>;
@@ -140,9 +148,10 @@ export function canonicalRequest(req: RequestShape, cloudName: CloudName = "Azur
   const segments = safeSegments(req.path);
   const query = req.query ?? new URLSearchParams();
   checkQuery(query, dfs ? [...READ_PARAMETERS, ...DFS_PARAMETERS] : READ_PARAMETERS);
+  if (account) checkContainer(segments, "the path", !dfs && segments.length === 1 && query.get("restype") !== "container");
   const headers = account ? readHeaders(req.headers ?? [], dfs ? DFS_HEADERS : BLOB_HEADERS) : {};
   const source = account ? sourceOf(headers, account, cloudName) : null;
-  return { method: req.method.toUpperCase(), host, cloud: cloudName, arm, dfs, aliases, segments, path: "/" + segments.join("/"), query, headers, source };
+  return { method: req.method.toUpperCase(), host, cloud: cloudName, arm, dfs, aliases, segments, path: "/" + segments.join("/"), caseSensitivePath: account !== null, query, headers, source };
 }
 
 /** A host as every rule reads it (see CanonicalRequest.host); throws UnsafePath for a storage host that names no one account. */
@@ -411,7 +420,7 @@ function mapBlob(method: string, host: string, seg: string[], query: URLSearchPa
 function blobSourceParts(c: CanonicalRequest, cloudName: CloudName): ReadPart[] {
   const src = c.source;
   if (!src) return [];
-  const at = (method: string, query: string): CanonicalRequest => ({ ...c, method, host: src.host, aliases: src.aliases, segments: src.segments, path: "/" + src.segments.join("/"), query: new URLSearchParams(query), headers: {}, source: null });
+  const at = (method: string, query: string): CanonicalRequest => ({ ...c, method, host: src.host, aliases: src.aliases, segments: src.segments, path: "/" + src.segments.join("/"), caseSensitivePath: src.caseSensitivePath, query: new URLSearchParams(query), headers: {}, source: null });
   const part = (what: string, canonical: CanonicalRequest): ReadPart => ({ what, canonical, operation: operationOf(canonical, cloudName) });
   return src.header === "x-ms-copy-source" ? [part("the copy's source, read", at("GET", ""))] : [part("the renamed container, removed", at("DELETE", "restype=container"))];
 }

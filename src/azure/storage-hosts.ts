@@ -100,6 +100,20 @@ export interface HeaderSource {
   host: string;
   aliases: string[];
   segments: string[];
+  /** Whether its path compares with case (a blob's: see checkContainer). */
+  caseSensitivePath: boolean;
+}
+
+/**
+ * Blob names are case-sensitive, container (and Data Lake filesystem) names lower case only: Azure has
+ * no container spelt with capitals. A path on a blob or dfs host whose container has one is refused, so the
+ * container compares one way whatever the service does with such a spelling, and the rest, the blob's
+ * name, compares with case (rbac/azure-api.ts). `rootBlob`: a lone segment on the blob host that is not a
+ * container request names a blob of the root container ($root), whose name may have capitals.
+ */
+export function checkContainer(segments: string[], where: string, rootBlob: boolean): void {
+  if (segments.length === 0 || rootBlob || !/[A-Z]/.test(segments[0])) return;
+  throw new UnsafePath(`${where}: a container's name is lower case in Azure, and "${segments[0]}" is not`);
 }
 
 /** The source the request's headers name, or null; throws UnsafePath when it cannot be read as a request's own path would be. */
@@ -109,16 +123,18 @@ export function sourceOf(headers: Record<string, string>, account: StorageAccoun
   if (named.length === 0) return null;
   const header = named[0];
   const value = headers[header];
-  const here = { header, host: account.blobHost, aliases: [account.dfsHost] };
+  const here = { header, host: account.blobHost, aliases: [account.dfsHost], caseSensitivePath: true };
   if (header === "x-ms-copy-source") return { header, ...urlSource(value, cloudName) };
   if (header === "x-ms-source-container-name") {
     const segments = pathIn(header, "/" + value);
     if (segments.length !== 1) throw new UnsafePath("the x-ms-source-container-name header must be one container name");
+    checkContainer(segments, `the ${header} header`, false);
     return { ...here, segments };
   }
   // x-ms-rename-source: /{filesystem}/{path}, in this account; its query is the source's SAS, if any, not part of what is renamed.
   const segments = pathIn(header, value.split("?")[0]);
   if (segments.length < 2) throw new UnsafePath("the x-ms-rename-source header must name a filesystem and a path in it (/{filesystem}/{path})");
+  checkContainer(segments, `the ${header} header`, false);
   return { ...here, segments };
 }
 
@@ -136,7 +152,10 @@ function urlSource(value: string, cloudName: CloudName): Omit<HeaderSource, "hea
     if (e instanceof UnsafePath) throw new UnsafePath(`the x-ms-copy-source header: ${e.message}`);
     throw e;
   }
-  return { host: primary, aliases: account ? [account.dfsHost] : [], segments: pathIn("x-ms-copy-source", m[2] ?? "/") };
+  const segments = pathIn("x-ms-copy-source", m[2] ?? "/");
+  // A copy's source is a blob: a lone segment is a root container's blob.
+  if (account) checkContainer(segments, "the x-ms-copy-source header", segments.length === 1);
+  return { host: primary, aliases: account ? [account.dfsHost] : [], segments, caseSensitivePath: account !== null };
 }
 
 function pathIn(header: string, path: string): string[] {

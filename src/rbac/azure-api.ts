@@ -360,7 +360,8 @@ export function ruleMatches(rule: AzureApiRule, op: AzureOperation, req: Canonic
   const hostNames = [req.host, ...req.aliases];
   if (!any(rule.hosts, (p) => hostNames.some((h) => globMatch(hostPattern(p, req.cloud), h, "label")))) return false;
   if (!any(rule.methods, (m) => m.toUpperCase() === req.method)) return false;
-  if (!any(rule.paths, (p) => globMatch(literal(p) && p !== "/" ? p.replace(/\/+$/, "") : p, req.path, "any"))) return false;
+  // Blob names compare with case (`/data/PUBLIC/x` is another blob), every other service's paths without (CanonicalRequest.caseSensitivePath).
+  if (!any(rule.paths, (p) => globMatch(literal(p) && p !== "/" ? p.replace(/\/+$/, "") : p, req.path, "any", req.caseSensitivePath))) return false;
   return true;
 }
 
@@ -389,18 +390,18 @@ function hostPattern(p: string, cloud: CloudName): string {
 /**
  * `^...$` is a regular expression; otherwise `*` is a wildcard: across
  * anything ("any": actions, paths) or within one DNS label ("label": hosts).
- * Case-insensitive, whole string.
+ * Whole string; case-insensitive unless `caseSensitive` (a blob's path).
  */
-export function globMatch(pattern: string, value: string, star: "any" | "label" | "segment"): boolean {
+export function globMatch(pattern: string, value: string, star: "any" | "label" | "segment", caseSensitive = false): boolean {
   if (pattern.startsWith("^") && pattern.endsWith("$")) {
     try {
-      return new RegExp(pattern, "i").test(value);
+      return new RegExp(pattern, caseSensitive ? "" : "i").test(value);
     } catch {
       return false;
     }
   }
   // Linear in time (util/glob.ts): the value is the caller's, and stars compiled to a regular expression backtrack.
-  return linearGlob(pattern, value, { caseInsensitive: true, separator: star === "any" ? undefined : star === "label" ? "." : "/" });
+  return linearGlob(pattern, value, { caseInsensitive: !caseSensitive, separator: star === "any" ? undefined : star === "label" ? "." : "/" });
 }
 
 /** A scope pattern covers a resource ID when it matches the ID or one of its ancestors (on segment boundaries); `*` stays within a segment. */
