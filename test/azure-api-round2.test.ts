@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { decideAzureApi } from "../src/rbac/azure-api.ts";
 import { readRequest } from "../src/azure/operation.ts";
 import type { CloudName } from "../src/azure/clouds.ts";
-import type { Role } from "../src/rbac/types.ts";
+import type { AzureApiRule, Role } from "../src/rbac/types.ts";
 
 const S = "/subscriptions/00000000-0000-0000-0000-000000000000";
 const MI = `${S}/resourceGroups/ops/providers/Microsoft.ManagedIdentity/userAssignedIdentities/prod-contributor`;
@@ -116,5 +116,50 @@ describe("F7: blob names are case-sensitive, so Blob and dfs paths compare with 
     expect(decide(guard, "PATCH", "https://graph.microsoft.com/V1.0/Users/abc").outcome).toBe("deny");
     expect(decide(guard, "DELETE", `https://management.azure.com${S.toUpperCase()}/RESOURCEGROUPS/DB-PROD`).outcome).toBe("deny");
     expect(read("GET", "https://kv1.vault.azure.net/secrets/x").canonical?.caseSensitivePath).toBe(false);
+  });
+});
+
+describe("F2: a Key Vault backup is the object itself, exportable: decided with the object's read as a part", () => {
+  const KV = "Microsoft.KeyVault/vaults";
+  const VAULT = "https://kv1.vault.azure.net";
+  const kvGuard = (rule: AzureApiRule) => [plain, role("kv-guard", { deny: { azure_api: [rule] }, options: { azure_api_unknown: "allow" } })];
+  const noSecrets = kvGuard({ data_actions: [`${KV}/secrets/getSecret/action`], hosts: ["kv1.vault.azure.net"] });
+
+  it("a getSecret deny refuses POST /secrets/{name}/backup (every spelling), with the part named; other secrets' backups follow the rule's scope", () => {
+    expect(decide(noSecrets, "GET", `${VAULT}/secrets/db-password`)).toMatchObject({ outcome: "deny", matched: { role: "kv-guard" } });
+    for (const url of [`${VAULT}/secrets/db-password/backup`, `${VAULT}/Secrets/DB-Password/BACKUP/`, "https://KV1.vault.azure.net.:443/secrets/db-password/backup"]) {
+      expect(decide(noSecrets, "POST", url), url).toMatchObject({
+        outcome: "deny",
+        enforced: true,
+        // Key Vault's names ignore case: the scope keeps the spelling sent.
+        operation: { action: `${KV}/secrets/getSecret/action`, scope: expect.stringMatching(/^https:\/\/kv1\.vault\.azure\.net\/secrets\/db-password$/i) },
+        matched: { role: "kv-guard", side: "deny", rule: 0 },
+        reason: expect.stringMatching(/^the backed-up secret, read: /),
+      });
+    }
+    // A paths deny on one secret refuses its backup, not another's.
+    const one = kvGuard({ methods: ["GET"], hosts: ["kv1.vault.azure.net"], paths: ["/secrets/db-password"] });
+    expect(decide(one, "POST", `${VAULT}/secrets/db-password/backup`).outcome).toBe("deny");
+    expect(decide(one, "POST", `${VAULT}/secrets/other/backup`)).toMatchObject({ outcome: "allow", operation: { action: `${KV}/secrets/backup/action` } });
+    // An allow-only role must allow the read as well as the backup.
+    const backupOnly = [role("backup-only", { allow: { app_labels: { "*": "*" }, azure_identities: [MI], azure_api: [{ data_actions: [`${KV}/secrets/backup/action`] }] } })];
+    expect(decide(backupOnly, "POST", `${VAULT}/secrets/db-password/backup`)).toMatchObject({ outcome: "deny", reason: expect.stringMatching(/^the backed-up secret, read: .* is not allowed by any azure_api rule/) });
+  });
+
+  it("a key's backup is the key read; a certificate's is the certificate and its private key (the secret of the same name)", () => {
+    const noKeys = kvGuard({ data_actions: [`${KV}/keys/read`] });
+    expect(decide(noKeys, "POST", `${VAULT}/keys/k1/backup`)).toMatchObject({ outcome: "deny", operation: { action: `${KV}/keys/read`, scope: `${VAULT}/keys/k1` }, reason: expect.stringMatching(/^the backed-up key, read: /) });
+    const certBackup = read("POST", `${VAULT}/certificates/c1/backup`);
+    expect(certBackup.operation).toMatchObject({ action: `${KV}/certificates/backup/action`, scope: `${VAULT}/certificates/c1` });
+    expect(certBackup.parts.map((p) => [p.what, p.canonical.method, p.canonical.path, p.operation.action])).toEqual([
+      ["the backed-up certificate, read", "GET", "/certificates/c1", `${KV}/certificates/read`],
+      ["the backed-up certificate's private key (its secret), read", "GET", "/secrets/c1", `${KV}/secrets/getSecret/action`],
+    ]);
+    expect(decide(noSecrets, "POST", `${VAULT}/certificates/c1/backup`)).toMatchObject({ outcome: "deny", operation: { action: `${KV}/secrets/getSecret/action`, scope: `${VAULT}/secrets/c1` } });
+    // Restores are named too (they were unnamed, so let through by azure_api_unknown: allow).
+    for (const kind of ["secrets", "keys", "certificates"]) expect(read("POST", `${VAULT}/${kind}/restore`).operation?.action).toBe(`${KV}/${kind}/restore/action`);
+    // Reads go on: the guard refuses nothing but what it names.
+    expect(decide(noSecrets, "GET", `${VAULT}/secrets`).outcome).toBe("allow");
+    expect(decide(noSecrets, "POST", `${VAULT}/keys/k1/backup`).outcome).toBe("allow");
   });
 });

@@ -725,6 +725,36 @@ spec:
       expect(fx.emu.requests.slice(from).filter((r) => /sa1/.test(r.host))).toEqual([]);
     });
 
+    // Round 2 (F2): a backup is the secret, exportable.
+    it("a vault's secret backup (and a certificate's, its private key) is refused by a deny on reading the secret, audited, nothing reaches the vault", async () => {
+      await c.createRoles(`kind: role
+version: v7
+metadata: {name: kv-guard}
+spec:
+  deny:
+    azure_api:
+      - {data_actions: ['Microsoft.KeyVault/vaults/secrets/getSecret/action'], hosts: ['kv1.vault.azure.net']}
+  options: {azure_api_unknown: allow}
+`);
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "kv-guard"], READER);
+      const from = fx.emu.requests.length;
+      const vault = { resource: "https://vault.azure.net", method: "POST", body: new Uint8Array(0), headers: [["content-length", "0"]] as [string, string][] };
+      for (const path of ["/secrets/db-password/backup", "/Secrets/db-password/Backup", "/certificates/web/backup"]) {
+        const error = await refusedWith(await app.request(`https://kv1.vault.azure.net${path}?api-version=7.4`, vault));
+        expect(error, path).toEqual({ code: "AzgatePolicyDenied", message: expect.stringMatching(/^azgate: the backed-up (secret|certificate's private key \(its secret\)), read: Microsoft\.KeyVault\/vaults\/secrets\/getSecret\/action on https:\/\/kv1\.vault\.azure\.net\/secrets\/(db-password|web) is denied by role kv-guard/i) });
+      }
+      const denied = await events("app.request.denied", user);
+      expect(denied.map((e) => [e.path, e.error_code, e.action, e.scope])).toEqual([
+        ["/secrets/db-password/backup", "policy_denied", "Microsoft.KeyVault/vaults/secrets/getSecret/action", "https://kv1.vault.azure.net/secrets/db-password"],
+        ["/Secrets/db-password/Backup", "policy_denied", "Microsoft.KeyVault/vaults/secrets/getSecret/action", "https://kv1.vault.azure.net/secrets/db-password"],
+        ["/certificates/web/backup", "policy_denied", "Microsoft.KeyVault/vaults/secrets/getSecret/action", "https://kv1.vault.azure.net/secrets/web"],
+      ]);
+      for (const e of denied) expect(e).toMatchObject({ success: false, policy: { decision: "deny", role: "kv-guard", side: "deny", rule: 1 } });
+      expect(await events("app.request.start", user)).toEqual([]);
+      expect(fx.emu.requests.slice(from).filter((r) => /kv1/.test(r.host))).toEqual([]);
+    });
+
     it("a role assignment through a regional ARM host is named and denied by the preset, audited", async () => {
       const user = nextUser();
       const app = await c.appSession(user, ["azure-cli-access", "guard"], READER);

@@ -38,7 +38,8 @@
  * requests inside their bodies are not read.
  */
 import { armHostSuffixes, cloudByName, hostMatches, normaliseHost, type CloudName } from "./clouds.ts";
-import { DFS_HEADERS, DFS_PARAMETERS, mapDataLake } from "./data-lake.ts";
+import { DFS_HEADERS, DFS_PARAMETERS, mapDataLake, type Named } from "./data-lake.ts";
+import { mapKeyVault } from "./key-vault.ts";
 import { safeSegments, UnsafePath } from "./safe-path.ts";
 import { BLOB_HEADERS, checkContainer, readHeaders, sourceOf, storageAccount, storageHost, storageSuffix, type HeaderSource, type StorageAccount } from "./storage-hosts.ts";
 
@@ -192,9 +193,9 @@ export function readRequest(req: RequestShape, cloudName: CloudName = "Azure"): 
     if (!(e instanceof UnsafePath)) throw e;
     return { sent, canonical: null, operation: null, parts: [], refused: override ? overridden(override[0]) : `${sent} is refused: ${e.message}` };
   }
-  let named: { operation: AzureOperation; parts: ReadPart[] };
+  let named: Named;
   try {
-    named = canonical.dfs ? mapDataLake(canonical) : { operation: operationOf(canonical, cloudName), parts: blobSourceParts(canonical, cloudName) };
+    named = namedRequest(canonical, cloudName);
   } catch (e) {
     // A path readable as text that still names no one operation (a name where ARM has a keyword).
     if (!(e instanceof UnsafePath)) throw e;
@@ -203,6 +204,18 @@ export function readRequest(req: RequestShape, cloudName: CloudName = "Azure"): 
   const batch = batchKind(canonical);
   const refused = override ? overridden(override[0]) : batch ? `${sent} is refused: ${batch} carries requests azgate does not read, so batches are not allowed where an azure_api policy applies` : null;
   return { sent, canonical, ...named, refused };
+}
+
+/** The operation a canonical request names, with what else it does (its parts: a rename's or copy's source, a backup's read). */
+function namedRequest(c: CanonicalRequest, cloudName: CloudName): Named {
+  if (c.dfs) return mapDataLake(c);
+  if (isVaultHost(c.host, cloudName)) return mapKeyVault(c);
+  return { operation: operationOf(c, cloudName), parts: blobSourceParts(c, cloudName) };
+}
+
+function isVaultHost(host: string, cloudName: CloudName): boolean {
+  const vaultSuffix = cloudByName(cloudName).hostSuffixes.find((s) => s.startsWith("vault."));
+  return !!vaultSuffix && host.endsWith(`.${vaultSuffix}`);
 }
 
 const overridden = (header: string) => `the ${header} header is not allowed where an azure_api policy applies`;
@@ -231,8 +244,7 @@ export function operationOf(c: CanonicalRequest, cloudName: CloudName = "Azure")
   const cloud = cloudByName(cloudName);
   if (c.arm) return mapArm(method, segments);
   if (c.dfs) return mapDataLake(c).operation;
-  const vaultSuffix = cloud.hostSuffixes.find((s) => s.startsWith("vault."));
-  if (vaultSuffix && host.endsWith(`.${vaultSuffix}`)) return mapKeyVault(method, host, segments);
+  if (isVaultHost(host, cloudName)) return mapKeyVault(c).operation;
   const blobSuffix = storageSuffix(cloudName, "blob");
   if (blobSuffix && host.endsWith(`.${blobSuffix}`)) return mapBlob(method, host, segments, c.query, c.source);
   return { plane: "data", action: null, scope: dataScope(host, segments), resource_id: null, confidence: "unknown" };
@@ -332,54 +344,6 @@ function typed(method: string, ns: string, rest: string[], scopeSegs: string[]):
 const KNOWN_BUILT_INS = new Set(Object.values(BUILT_IN_TYPES));
 
 // ---- data planes ----
-
-const KV = "Microsoft.KeyVault/vaults";
-
-/** Key Vault's data actions, by object kind and request shape (Key Vault REST reference; RBAC data actions). */
-function mapKeyVault(method: string, host: string, seg: string[]): AzureOperation {
-  const lower = seg.map((s) => s.toLowerCase());
-  const op = (action: string | null, confidence: Confidence = "derived"): AzureOperation => ({ plane: "data", action, scope: dataScope(host, seg.slice(0, 2)), resource_id: null, confidence: action ? confidence : "unknown" });
-  const [kind, name, third, fourth] = lower;
-  if (kind === "secrets") {
-    if (seg.length === 1) return op(method === "GET" ? `${KV}/secrets/readMetadata/action` : method === "POST" ? null : null, "exact");
-    if (name === "restore" && seg.length === 2 && method === "POST") return op(`${KV}/secrets/restore/action`, "exact");
-    if (seg.length === 2 && method === "GET") return op(`${KV}/secrets/getSecret/action`, "exact");
-    if (seg.length === 2 && method === "PUT") return op(`${KV}/secrets/setSecret/action`, "exact");
-    if (seg.length === 2 && method === "DELETE") return op(`${KV}/secrets/delete`, "exact");
-    if (seg.length === 3 && third === "versions" && method === "GET") return op(`${KV}/secrets/readMetadata/action`, "exact");
-    if (seg.length === 3 && third === "backup" && method === "POST") return op(`${KV}/secrets/backup/action`, "exact");
-    if (seg.length === 3 && method === "GET") return op(`${KV}/secrets/getSecret/action`, "exact");
-    if (seg.length === 3 && method === "PATCH") return op(`${KV}/secrets/update/action`, "exact");
-    return op(null);
-  }
-  if (kind === "deletedsecrets") {
-    if (method === "GET") return op(`${KV}/secrets/readMetadata/action`);
-    if (seg.length === 2 && method === "DELETE") return op(`${KV}/secrets/purge/action`, "exact");
-    if (seg.length === 3 && third === "recover" && method === "POST") return op(`${KV}/secrets/recover/action`, "exact");
-    return op(null);
-  }
-  if (kind === "keys") {
-    const crypto = ["encrypt", "decrypt", "sign", "verify", "wrapkey", "unwrapkey"];
-    if (seg.length === 4 && method === "POST" && crypto.includes(fourth)) return op(`${KV}/keys/${seg[3]}/action`, "exact");
-    if (seg.length === 3 && third === "create" && method === "POST") return op(`${KV}/keys/create/action`, "exact");
-    if (seg.length === 3 && third === "backup" && method === "POST") return op(`${KV}/keys/backup/action`, "exact");
-    if (seg.length === 3 && third === "rotate" && method === "POST") return op(`${KV}/keys/rotate/action`, "exact");
-    if (method === "GET" || method === "HEAD") return op(`${KV}/keys/read`, "exact");
-    if (seg.length === 2 && method === "PUT") return op(`${KV}/keys/import/action`, "exact");
-    if (seg.length >= 2 && method === "PATCH") return op(`${KV}/keys/update/action`, "exact");
-    if (seg.length === 2 && method === "DELETE") return op(`${KV}/keys/delete`, "exact");
-    return op(null);
-  }
-  if (kind === "certificates") {
-    if (method === "GET" || method === "HEAD") return op(`${KV}/certificates/read`);
-    if (seg.length === 3 && third === "create" && method === "POST") return op(`${KV}/certificates/create/action`);
-    if (seg.length === 3 && third === "import" && method === "POST") return op(`${KV}/certificates/import/action`);
-    if (seg.length === 2 && method === "DELETE") return op(`${KV}/certificates/delete`);
-    if (method === "PATCH") return op(`${KV}/certificates/update/action`);
-    return op(null);
-  }
-  return op(null);
-}
 
 const BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers";
 
