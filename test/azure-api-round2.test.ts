@@ -163,3 +163,36 @@ describe("F2: a Key Vault backup is the object itself, exportable: decided with 
     expect(decide(noSecrets, "POST", `${VAULT}/keys/k1/backup`).outcome).toBe("allow");
   });
 });
+
+describe("F3: credentials handed out on data hosts are named (a user delegation key) or refused (Key Vault's managed storage SAS)", () => {
+  const UDK = "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action";
+  // The preset with azure_api_unknown: allow: what it names it denies, what it cannot name goes through.
+  const lenient = [plain, role("lenient-guard", { deny: { azure_api: [{ preset: "no-privilege-escalation" }] }, options: { azure_api_unknown: "allow" } })];
+
+  it.each([
+    ["https://sa1.blob.core.windows.net/?restype=service&comp=userdelegationkey", "Azure"],
+    ["https://sa1.blob.core.windows.net?comp=userdelegationkey&restype=service", "Azure"],
+    ["https://sa1.dfs.core.windows.net/?restype=service&comp=userdelegationkey", "Azure"],
+    ["https://SA1-Secondary.Blob.Core.Windows.Net.:443/?restype=service&comp=UserDelegationKey", "Azure"],
+    ["https://sa1.blob.core.usgovcloudapi.net/?restype=service&comp=userdelegationkey", "AzureUSGovernment"],
+  ] as const)("Get User Delegation Key (%s) is named as Azure names it, and the preset denies it", (url, cloud) => {
+    const d = decide(lenient, "POST", url, [], cloud);
+    expect(d).toMatchObject({ outcome: "deny", enforced: true, operation: { plane: "control", action: UDK, scope: expect.stringMatching(/^https:\/\/sa1\.blob\.core\./) }, matched: { role: "lenient-guard", preset: "no-privilege-escalation" } });
+  });
+
+  it("a rule naming the action (an Action in Azure RBAC, not a DataAction) matches it; other account-level requests stay unnamed", () => {
+    const byAction = [plain, role("g", { deny: { azure_api: [{ actions: [UDK] }] }, options: { azure_api_unknown: "allow" } })];
+    expect(decide(byAction, "POST", "https://sa1.blob.core.windows.net/?restype=service&comp=userdelegationkey").outcome).toBe("deny");
+    expect(read("GET", "https://sa1.blob.core.windows.net/?restype=service&comp=properties").operation?.action).toBeNull();
+    expect(read("GET", "https://sa1.blob.core.windows.net/?restype=service&comp=userdelegationkey").operation?.action).toBeNull();
+    expect(decide(lenient, "GET", "https://sa1.blob.core.windows.net/?restype=service&comp=properties").outcome).toBe("allow");
+  });
+
+  it("Key Vault's managed storage accounts (a SAS by GET /storage/{account}/sas/{definition}) are refused wherever a rule applies, whatever the options say", () => {
+    for (const path of ["/storage/sa1/sas/readonly", "/Storage/sa1/sas/readonly/", "/storage/sa1", "/storage/sa1/regeneratekey", "/deletedstorage/sa1/sas/readonly"]) {
+      const d = decide(lenient, path.endsWith("regeneratekey") ? "POST" : "GET", `https://kv1.vault.azure.net${path}`);
+      expect(d, path).toMatchObject({ outcome: "deny", enforced: true, matched: null, reason: expect.stringContaining("Key Vault's managed storage accounts hand out the account's SAS tokens and keys") });
+    }
+    expect(decide([plain], "GET", "https://kv1.vault.azure.net/storage/sa1/sas/readonly").outcome).toBe("unrestricted");
+  });
+});

@@ -755,6 +755,39 @@ spec:
       expect(fx.emu.requests.slice(from).filter((r) => /kv1/.test(r.host))).toEqual([]);
     });
 
+    // Round 2 (F3): credentials handed out on data hosts, past a preset that lets unnamed operations through.
+    it("a user delegation key (blob and dfs hosts) is denied by the preset, Key Vault's managed storage SAS refused, even with azure_api_unknown: allow; audited, nothing reaches Azure", async () => {
+      await c.createRoles(`kind: role
+version: v7
+metadata: {name: lenient-guard}
+spec:
+  deny:
+    azure_api: [{preset: no-privilege-escalation}]
+  options: {azure_api_unknown: allow}
+`);
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "lenient-guard"], READER);
+      const from = fx.emu.requests.length;
+      const body = new TextEncoder().encode("<?xml version=\"1.0\"?><KeyInfo><Start>2030-01-01T00:00:00Z</Start><Expiry>2030-01-08T00:00:00Z</Expiry></KeyInfo>");
+      const post = { resource: "https://storage.azure.com/", method: "POST", body, headers: [["content-length", String(body.length)]] as [string, string][] };
+      for (const host of ["sa1.blob.core.windows.net", "sa1.dfs.core.windows.net"]) {
+        const error = await refusedWith(await app.request(`https://${host}/?restype=service&comp=userdelegationkey`, post));
+        expect(error, host).toEqual({ code: "AzgatePolicyDenied", message: expect.stringContaining("Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action on https://sa1.blob.core.windows.net is denied by role lenient-guard (preset no-privilege-escalation)") });
+      }
+      const sas = await refusedWith(await app.request("https://kv1.vault.azure.net/storage/sa1/sas/readonly?api-version=7.4", { resource: "https://vault.azure.net" }));
+      expect(sas).toEqual({ code: "AzgatePolicyDenied", message: expect.stringContaining("Key Vault's managed storage accounts hand out the account's SAS tokens and keys") });
+      const denied = await events("app.request.denied", user);
+      expect(denied.map((e) => [e.host, e.path, e.error_code, e.action])).toEqual([
+        ["sa1.blob.core.windows.net", "/", "policy_denied", "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action"],
+        ["sa1.dfs.core.windows.net", "/", "policy_denied", "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action"],
+        ["kv1.vault.azure.net", "/storage/sa1/sas/readonly", "policy_denied", null],
+      ]);
+      for (const e of denied.slice(0, 2)) expect(e).toMatchObject({ success: false, policy: { decision: "deny", role: "lenient-guard", preset: "no-privilege-escalation" } });
+      expect(denied[2]).toMatchObject({ success: false, policy: { decision: "deny", reason: expect.stringContaining("managed storage accounts") } });
+      expect(await events("app.request.start", user)).toEqual([]);
+      expect(fx.emu.requests.slice(from).filter((r) => /sa1|kv1/.test(r.host))).toEqual([]);
+    });
+
     it("a role assignment through a regional ARM host is named and denied by the preset, audited", async () => {
       const user = nextUser();
       const app = await c.appSession(user, ["azure-cli-access", "guard"], READER);

@@ -11,13 +11,20 @@
  * which Key Vault serves as the secret of the same name. Those are `parts`,
  * each decided as the request itself is, so a rule refusing the read refuses
  * the backup (as a Blob copy is decided with its source read).
+ *
+ * Managed storage accounts (`/storage`, `/deletedstorage`) hand out the
+ * account's SAS tokens (`GET /storage/{account}/sas/{definition}`) and
+ * regenerate its keys; Azure RBAC has no data action for them (access
+ * policies only), so azgate cannot name them and refuses them wherever a
+ * rule applies (UnsafePath), whatever `azure_api_unknown` says.
  */
 import type { Named } from "./data-lake.ts";
 import type { AzureOperation, CanonicalRequest, Confidence, ReadPart } from "./operation.ts";
+import { UnsafePath } from "./safe-path.ts";
 
 const KV = "Microsoft.KeyVault/vaults";
 
-/** The operation a vault request names, with what its backup reads. */
+/** The operation a vault request names, with what its backup reads; throws UnsafePath for a managed storage account's request. */
 export function mapKeyVault(c: CanonicalRequest): Named {
   const operation = keyVaultOperation(c.method, c.host, c.segments);
   return { operation, parts: backupParts(c, operation) };
@@ -28,6 +35,9 @@ function keyVaultOperation(method: string, host: string, seg: string[]): AzureOp
   const scope = `https://${host}${seg.length ? "/" + seg.slice(0, 2).join("/") : ""}`;
   const op = (action: string | null, confidence: Confidence = "derived"): AzureOperation => ({ plane: "data", action, scope, resource_id: null, confidence: action ? confidence : "unknown" });
   const [kind, name, third, fourth] = lower;
+  if (kind === "storage" || kind === "deletedstorage") {
+    throw new UnsafePath("Key Vault's managed storage accounts hand out the account's SAS tokens and keys, and Azure RBAC has no data action for them, so azgate cannot name this operation");
+  }
   if (kind === "secrets") {
     if (seg.length === 1) return op(method === "GET" ? `${KV}/secrets/readMetadata/action` : null, "exact");
     if (name === "restore" && seg.length === 2 && method === "POST") return op(`${KV}/secrets/restore/action`, "exact");

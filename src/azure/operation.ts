@@ -41,7 +41,7 @@ import { armHostSuffixes, cloudByName, hostMatches, normaliseHost, type CloudNam
 import { DFS_HEADERS, DFS_PARAMETERS, mapDataLake, type Named } from "./data-lake.ts";
 import { mapKeyVault } from "./key-vault.ts";
 import { safeSegments, UnsafePath } from "./safe-path.ts";
-import { BLOB_HEADERS, checkContainer, readHeaders, sourceOf, storageAccount, storageHost, storageSuffix, type HeaderSource, type StorageAccount } from "./storage-hosts.ts";
+import { BLOB_HEADERS, checkContainer, readHeaders, sourceOf, storageAccount, storageHost, storageSuffix, userDelegationKey, type HeaderSource, type StorageAccount } from "./storage-hosts.ts";
 
 export { safeSegments, UnsafePath };
 
@@ -49,6 +49,7 @@ export type Plane = "control" | "data";
 export type Confidence = "exact" | "derived" | "unknown";
 
 export interface AzureOperation {
+  /** Which of a role's lists Azure names it in: Actions (control) or DataActions (data); a data host's request may be either (a user delegation key is an Action). */
   plane: Plane;
   /** The RBAC action (or data action); null when it cannot be named. */
   action: string | null;
@@ -358,8 +359,8 @@ function mapBlob(method: string, host: string, seg: string[], query: URLSearchPa
   if (source?.header === "x-ms-source-container-name" && !(method === "PUT" && seg.length === 1 && restype === "container" && comp === "rename")) return op(null);
   if (seg.length === 0) {
     if (read && comp === "list") return op(`${BLOBS}/read`, "exact");
-    // Account properties, statistics, user delegation keys: not mapped.
-    return op(null);
+    // Account properties and statistics: not mapped.
+    return userDelegationKey(method, host, seg, query) ?? op(null);
   }
   if (seg.length === 1 && restype === "container") {
     if (read && comp === "list") return op(`${BLOBS}/blobs/read`, "exact");

@@ -19,6 +19,7 @@
  */
 import { cloudByName, normaliseHost, type CloudName } from "./clouds.ts";
 import { safeSegments, UnsafePath } from "./safe-path.ts";
+import type { AzureOperation } from "./operation.ts";
 
 /** The storage services whose hosts name one account each. */
 export const STORAGE_SERVICES = ["blob", "dfs", "queue", "table", "file"] as const;
@@ -75,6 +76,17 @@ export function storageAccount(host: string, cloudName: CloudName): StorageAccou
   const dfs = storageSuffix(cloudName, "dfs");
   if (!blob || !dfs) return null;
   return { blobHost: `${found.account}.${blob}`, dfsHost: `${found.account}.${dfs}`, dfs: found.service === "dfs" };
+}
+
+/**
+ * Get User Delegation Key (`POST /?restype=service&comp=userdelegationkey`, on an account's blob host and its
+ * dfs host): a key that signs SAS tokens for up to 7 days, good without azgate. Azure RBAC lists its action
+ * among a role's Actions, not DataActions, so it is a control-plane operation on a data host; its scope is
+ * the account's blob URL (azgate cannot know the account's ARM ID from its host).
+ */
+export function userDelegationKey(method: string, host: string, segments: string[], query: URLSearchParams): AzureOperation | null {
+  const asks = method === "POST" && segments.length === 0 && query.get("restype")?.toLowerCase() === "service" && query.get("comp")?.toLowerCase() === "userdelegationkey";
+  return asks ? { plane: "control", action: "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action", scope: `https://${host}`, resource_id: null, confidence: "exact" } : null;
 }
 
 /** Blob's headers that name a source: a copy's (Copy Blob, Put Blob, Block, Page From URL, Append Block From URL), a container rename's. */
