@@ -196,3 +196,47 @@ describe("F3: credentials handed out on data hosts are named (a user delegation 
     expect(decide([plain], "GET", "https://kv1.vault.azure.net/storage/sa1/sas/readonly").outcome).toBe("unrestricted");
   });
 });
+
+describe("F6: Microsoft Graph's other spellings of one call are refused, and any name under a Graph host is that host", () => {
+  const APP = "5b1d9f0e-0000-4000-8000-000000000001";
+  const graphGuard = [plain, role("graph-guard", { deny: { azure_api: [{ methods: ["POST"], hosts: ["graph.microsoft.com"], paths: ["/v1.0/applications/*/addPassword", "/v1.0/servicePrincipals/*/addPassword"] }] }, options: { azure_api_unknown: "allow" } })];
+
+  it("the plain spelling is denied by the rule; OData's key in parentheses, alternate keys and namespace-qualified actions are refused before any rule", () => {
+    expect(decide(graphGuard, "POST", `https://graph.microsoft.com/v1.0/applications/${APP}/addPassword`)).toMatchObject({ outcome: "deny", matched: { role: "graph-guard", rule: 0 } });
+    for (const url of [
+      "https://graph.microsoft.com/v1.0/applications(appId='00000000-0000-4000-8000-000000000010')/addPassword",
+      `https://graph.microsoft.com/v1.0/applications('${APP}')/addPassword`,
+      `https://graph.microsoft.com/v1.0/applications/${APP}/microsoft.graph.addPassword`,
+      `https://graph.microsoft.com/v1.0/applications/${APP}/Microsoft.Graph.AddPassword`,
+      `https://graph.microsoft.com/v1.0/applications/${APP}/graph.addPassword`,
+      `https://graph.microsoft.com/v1.0/applications%28appId='x'%29/addPassword`,
+      "https://graph.microsoft.com/v1.0/servicePrincipals(appId='00000000-0000-4000-8000-000000000010')/addPassword",
+      "https://graph.microsoft.com/v1.0/me/drive/root:/secret.txt:/content",
+      "https://graph.windows.net/contoso.onmicrosoft.com/applications/x/Microsoft.DirectoryServices.addPassword",
+    ]) {
+      expect(decide(graphGuard, "POST", url), url).toMatchObject({ outcome: "deny", enforced: true, matched: null, reason: expect.stringMatching(/another spelling of a Graph call/) });
+    }
+    // Where no rule applies, Graph is Graph's business; other Graph calls go on.
+    expect(decide([plain], "POST", `https://graph.microsoft.com/v1.0/applications('${APP}')/addPassword`).outcome).toBe("unrestricted");
+    expect(decide(graphGuard, "GET", "https://graph.microsoft.com/v1.0/users/alice@contoso.com").outcome).toBe("allow");
+  });
+
+  it.each([
+    ["https://canary.graph.microsoft.com/v1.0/applications/A/addPassword", "Azure"],
+    ["https://Canary.Graph.Microsoft.Com.:443/v1.0/Applications/A/AddPassword", "Azure"],
+    ["https://x.y.graph.microsoft.com/v1.0/servicePrincipals/A/addPassword", "Azure"],
+  ] as const)("a name under a Graph host (%s) is that host to a hosts rule", (url, cloud) => {
+    expect(read("POST", url, [], cloud).canonical?.host).toBe("graph.microsoft.com");
+    expect(decide(graphGuard, "POST", url, [], cloud)).toMatchObject({ outcome: "deny", matched: { role: "graph-guard" } });
+  });
+
+  it("each cloud's Graph hosts, and a rule naming a name under one names the host", () => {
+    expect(read("GET", "https://canary.graph.microsoft.us/v1.0/me", [], "AzureUSGovernment").canonical?.host).toBe("graph.microsoft.us");
+    expect(read("GET", "https://x.microsoftgraph.chinacloudapi.cn/v1.0/me", [], "AzureChinaCloud").canonical?.host).toBe("microsoftgraph.chinacloudapi.cn");
+    expect(read("GET", "https://graph.chinacloudapi.cn/t/users", [], "AzureChinaCloud").canonical?.host).toBe("graph.chinacloudapi.cn");
+    const byCanary = [plain, role("g", { deny: { azure_api: [{ methods: ["POST"], hosts: ["canary.graph.microsoft.com"], paths: ["/v1.0/applications/*/addPassword"] }] }, options: { azure_api_unknown: "allow" } })];
+    expect(decide(byCanary, "POST", "https://graph.microsoft.com/v1.0/applications/A/addPassword").outcome).toBe("deny");
+    // Not a Graph host: a look-alike is another host.
+    expect(read("GET", "https://graph.microsoft.com.evil.example/v1.0/me").canonical?.host).toBe("graph.microsoft.com.evil.example");
+  });
+});

@@ -788,6 +788,42 @@ spec:
       expect(fx.emu.requests.slice(from).filter((r) => /sa1|kv1/.test(r.host))).toEqual([]);
     });
 
+    // Round 2 (F6): Microsoft Graph names one call several ways.
+    it("Microsoft Graph: a paths deny on addPassword refuses OData's other spellings and another Graph host, audited, nothing reaches Graph", async () => {
+      await c.createRoles(`kind: role
+version: v7
+metadata: {name: graph-guard}
+spec:
+  deny:
+    azure_api:
+      - {methods: [POST], hosts: [graph.microsoft.com], paths: ['/v1.0/applications/*/addPassword']}
+  options: {azure_api_unknown: allow}
+`);
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "graph-guard"], READER);
+      const from = fx.emu.requests.length;
+      const APP = "5b1d9f0e-0000-4000-8000-000000000001";
+      const post = { resource: "https://graph.microsoft.com", method: "POST", body: new TextEncoder().encode("{}"), headers: [["content-type", "application/json"]] as [string, string][] };
+      const urls = [
+        `https://graph.microsoft.com/v1.0/applications/${APP}/addPassword`,
+        "https://graph.microsoft.com/v1.0/applications(appId='00000000-0000-4000-8000-000000000010')/addPassword",
+        `https://graph.microsoft.com/v1.0/applications/${APP}/microsoft.graph.addPassword`,
+        `https://canary.graph.microsoft.com/v1.0/applications/${APP}/addPassword`,
+      ];
+      for (const url of urls) expect((await refusedWith(await app.request(url, post))).code, url).toBe("AzgatePolicyDenied");
+      const denied = await events("app.request.denied", user);
+      expect(denied.map((e) => [e.host, e.error_code])).toEqual([
+        ["graph.microsoft.com", "policy_denied"],
+        ["graph.microsoft.com", "policy_denied"],
+        ["graph.microsoft.com", "policy_denied"],
+        ["canary.graph.microsoft.com", "policy_denied"],
+      ]);
+      for (const i of [0, 3]) expect(denied[i]).toMatchObject({ success: false, policy: { decision: "deny", role: "graph-guard", side: "deny", rule: 1 } });
+      for (const i of [1, 2]) expect(denied[i]).toMatchObject({ success: false, policy: { decision: "deny", reason: expect.stringContaining("another spelling of a Graph call") } });
+      expect(await events("app.request.start", user)).toEqual([]);
+      expect(fx.emu.requests.slice(from).filter((r) => /graph/.test(r.host))).toEqual([]);
+    });
+
     it("a role assignment through a regional ARM host is named and denied by the preset, audited", async () => {
       const user = nextUser();
       const app = await c.appSession(user, ["azure-cli-access", "guard"], READER);

@@ -40,6 +40,11 @@ export interface AzureCloud {
    * host an ARM token may go to is read as ARM (armHostSuffixes).
    */
   containerRegistrySuffix: string;
+  /**
+   * Microsoft Graph's and Azure AD Graph's hosts (OData services). A name under one
+   * (canary.graph.microsoft.com) gets the same token and reaches the same service: it is read as it (graph.ts).
+   */
+  graphHosts: string[];
 }
 
 const storageHosts = (suffix: string) => ["blob", "queue", "table", "file", "dfs"].map((s) => `${s}.${suffix}`);
@@ -84,6 +89,7 @@ const PUBLIC: AzureCloud = {
     ["https://login.microsoftonline.com", ["login.microsoftonline.com"]],
   ],
   containerRegistrySuffix: "azurecr.io",
+  graphHosts: ["graph.microsoft.com", "graph.windows.net"],
 };
 
 const US_GOVERNMENT: AzureCloud = {
@@ -120,6 +126,7 @@ const US_GOVERNMENT: AzureCloud = {
     ["https://login.microsoftonline.us", ["login.microsoftonline.us"]],
   ],
   containerRegistrySuffix: "azurecr.us",
+  graphHosts: ["graph.microsoft.us", "graph.windows.net"],
 };
 
 const CHINA: AzureCloud = {
@@ -156,6 +163,7 @@ const CHINA: AzureCloud = {
     ["https://login.chinacloudapi.cn", ["login.chinacloudapi.cn"]],
   ],
   containerRegistrySuffix: "azurecr.cn",
+  graphHosts: ["microsoftgraph.chinacloudapi.cn", "graph.chinacloudapi.cn"],
 };
 
 export const CLOUDS: Record<CloudName, AzureCloud> = { Azure: PUBLIC, AzureUSGovernment: US_GOVERNMENT, AzureChinaCloud: CHINA };

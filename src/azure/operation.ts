@@ -39,6 +39,7 @@
  */
 import { armHostSuffixes, cloudByName, hostMatches, normaliseHost, type CloudName } from "./clouds.ts";
 import { DFS_HEADERS, DFS_PARAMETERS, mapDataLake, type Named } from "./data-lake.ts";
+import { checkGraphSegments, graphHost } from "./graph.ts";
 import { mapKeyVault } from "./key-vault.ts";
 import { safeSegments, UnsafePath } from "./safe-path.ts";
 import { BLOB_HEADERS, checkContainer, readHeaders, sourceOf, storageAccount, storageHost, storageSuffix, userDelegationKey, type HeaderSource, type StorageAccount } from "./storage-hosts.ts";
@@ -145,9 +146,10 @@ function checkQuery(query: URLSearchParams, read: string[]): void {
 
 /** The request as every rule reads it; throws UnsafePath when its path, query or the headers the mapper reads cannot be read. */
 export function canonicalRequest(req: RequestShape, cloudName: CloudName = "Azure"): CanonicalRequest {
-  const { host, arm, account, aliases } = readHost(req.host, cloudName);
+  const { host, arm, account, aliases, graph } = readHost(req.host, cloudName);
   const dfs = account?.dfs ?? false;
   const segments = safeSegments(req.path);
+  if (graph) checkGraphSegments(segments);
   const query = req.query ?? new URLSearchParams();
   checkQuery(query, dfs ? [...READ_PARAMETERS, ...DFS_PARAMETERS] : READ_PARAMETERS);
   if (account) checkContainer(segments, "the path", !dfs && segments.length === 1 && query.get("restype") !== "container");
@@ -163,6 +165,8 @@ export interface HostReading {
   /** The storage account's blob and dfs hosts, when the host is one of their names. */
   account: StorageAccount | null;
   aliases: string[];
+  /** A Microsoft Graph (or Azure AD Graph) host: an OData service, whose paths graph.ts checks. */
+  graph?: boolean;
 }
 
 export function readHost(sent: string, cloudName: CloudName = "Azure"): HostReading {
@@ -171,6 +175,8 @@ export function readHost(sent: string, cloudName: CloudName = "Azure"): HostRead
   if (armHostSuffixes(cloud).some((s) => hostMatches(named, s))) return { host: cloud.armHost, arm: true, account: null, aliases: [] };
   const account = storageAccount(named, cloudName);
   if (account) return { host: account.blobHost, arm: false, account, aliases: [account.dfsHost] };
+  const graph = graphHost(named, cloud);
+  if (graph) return { host: graph, arm: false, account: null, aliases: [], graph: true };
   // Queue, Table and Files: the account's primary host for that service (its secondary and private-link names read as it).
   return { host: storageHost(named, cloudName)?.primary ?? named, arm: false, account: null, aliases: [] };
 }
