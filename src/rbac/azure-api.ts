@@ -103,6 +103,10 @@ export const PRESETS: Record<string, AzureApiRule[]> = {
         "*/listCallbackUrl/action",
         "Microsoft.Logic/workflows/accessKeys/list/action",
         "Microsoft.Logic/workflows/accessKeys/regenerate/action",
+        // Cosmos DB's read-only keys by GET (the POST twin is readonlykeys/action, above); API Management's named
+        // values hold secrets (backend keys, tokens), listValue returns them.
+        "Microsoft.DocumentDB/databaseAccounts/readonlykeys/read",
+        "Microsoft.ApiManagement/service/namedValues/listValue/action",
       ],
     },
     // Code that runs under the resource's own managed identity, set by writing the resource or its configuration:
@@ -124,6 +128,30 @@ export const PRESETS: Record<string, AzureApiRule[]> = {
         "Microsoft.App/jobs/start/action",
         "Microsoft.App/logicApps/deployWorkflowArtifacts/action",
         "Microsoft.Logic/workflows/write",
+        // Issue 29, round 2 (F8). Logic Apps Standard is a Microsoft.Web site: its workflow artifacts, as on Container
+        // Apps. A site's sidecar containers run under its identity. A site's code and settings restored from a backup
+        // blob, a snapshot or a deleted app the user names (the body says which) are new code as a write is.
+        "Microsoft.Web/sites/*deployWorkflowArtifacts/action",
+        "Microsoft.Web/sites/*sitecontainers/write",
+        "Microsoft.Web/sites/*restoreFromBackupBlob/action",
+        "Microsoft.Web/sites/*backups/restore/action",
+        "Microsoft.Web/sites/*restoreFromDeletedApp/action",
+        "Microsoft.Web/sites/*restoreSnapshot/action",
+        "Microsoft.Web/sites/*recover/action",
+        "Microsoft.Web/sites/*restore/write",
+        // A container group's image and command (its identities attached), as a container app's; a Spring Apps job's
+        // template and its start (which takes an override), as a Container Apps job's.
+        "Microsoft.ContainerInstance/containerGroups/write",
+        "Microsoft.AppPlatform/Spring/jobs/write",
+        "Microsoft.AppPlatform/Spring/jobs/start/action",
+        // A Data Factory pipeline runs under the factory's identity (a web activity can hand its token anywhere), as a
+        // workflow does. An API Management policy (any level, a fragment included in one) can fetch the gateway's
+        // managed-identity token and return it; a restore sets every policy from a blob the user names.
+        "Microsoft.DataFactory/factories/pipelines/write",
+        "Microsoft.ApiManagement/service/*policies/write",
+        "Microsoft.ApiManagement/service/*policy/write",
+        "Microsoft.ApiManagement/service/policyFragments/write",
+        "Microsoft.ApiManagement/service/restore/action",
       ],
     },
     // Running code on machines, containers and clusters (which may hold other identities).
@@ -136,6 +164,8 @@ export const PRESETS: Record<string, AzureApiRule[]> = {
         "Microsoft.Web/sites/*extensions/api/action",
         "Microsoft.Web/sites/*hostruntime/host/action",
         "Microsoft.ContainerInstance/containerGroups/containers/exec/action",
+        // Guest Configuration applies a package (any script) on a machine as root or SYSTEM.
+        "Microsoft.GuestConfiguration/*guestConfigurationAssignments/write",
         "Microsoft.AVS/privateClouds/scriptExecutions/write",
         "Microsoft.HDInsight/clusters/executeScriptActions/action",
         "Microsoft.ContainerRegistry/registries/scheduleRun/action",
@@ -167,8 +197,15 @@ export const PRESETS: Record<string, AzureApiRule[]> = {
         "Microsoft.Web/sites/slots/sync/action",
         "Microsoft.Web/staticSites/*zipdeploy/action",
         "Microsoft.App/containerApps/sourcecontrols/write",
+        // A managed application is a template deployment under another name: its definition's mainTemplate, and its
+        // `authorizations`, which grant a principal a role on the managed resource group.
+        "Microsoft.Solutions/applicationDefinitions/write",
+        "Microsoft.Solutions/applications/write",
       ],
     },
+    // Moving resources out of a resource group takes them out of every rule scoped to it (then deleted, say, where
+    // no deny applies): Azure asks only moveResources on the source and write on the target, so it is refused here.
+    { actions: ["Microsoft.Resources/subscriptions/resourceGroups/moveResources/action"] },
   ],
 };
 
