@@ -6,7 +6,7 @@
  * test/proxy-path.test.ts ("per-request policy fails closed").
  */
 import { describe, expect, it } from "vitest";
-import { decideAzureApi } from "../src/rbac/azure-api.ts";
+import { decideAzureApi, globMatch, scopeCovers } from "../src/rbac/azure-api.ts";
 import { readRequest } from "../src/azure/operation.ts";
 import type { CloudName } from "../src/azure/clouds.ts";
 import type { AzureApiRule, Role } from "../src/rbac/types.ts";
@@ -238,5 +238,40 @@ describe("F6: Microsoft Graph's other spellings of one call are refused, and any
     expect(decide(byCanary, "POST", "https://graph.microsoft.com/v1.0/applications/A/addPassword").outcome).toBe("deny");
     // Not a Graph host: a look-alike is another host.
     expect(read("GET", "https://graph.microsoft.com.evil.example/v1.0/me").canonical?.host).toBe("graph.microsoft.com.evil.example");
+  });
+});
+
+describe("F10: names compare without case in ASCII only; a name outside ASCII is refused where Azure's own folding would decide", () => {
+  const M = `https://management.azure.com${S}/resourcegroups`;
+  const kelvin = encodeURIComponent("\u212Aube-dev");
+  const kubeDevOnly = [role("kube-dev-only", { allow: { app_labels: { "*": "*" }, azure_identities: [MI], azure_api: [{ actions: ["*"], scopes: [`${S}/resourceGroups/kube-dev`] }] } })];
+
+  it("an allow scoped to kube-dev does not cover \\u212Aube-dev (U+212A KELVIN SIGN), nor anything in it; kube-dev in any ASCII case still is kube-dev", () => {
+    expect(decide(kubeDevOnly, "PUT", `${M}/kube-dev`).outcome).toBe("allow");
+    expect(decide(kubeDevOnly, "PUT", `${M.toUpperCase().replace("HTTPS://MANAGEMENT.AZURE.COM", "https://management.azure.com")}/KUBE-DEV`).outcome).toBe("allow");
+    expect(decide(kubeDevOnly, "PUT", `${M}/other-dev`).outcome).toBe("deny");
+    for (const url of [`${M}/${kelvin}`, `${M}/${kelvin}/providers/Microsoft.Compute/virtualMachines/miner`, `${M}/kube-dev/providers/Microsoft.Compute/virtualMachines/${encodeURIComponent("min\u212Aer")}`]) {
+      expect(decide(kubeDevOnly, "PUT", url), url).toMatchObject({ outcome: "deny", enforced: true, matched: null, reason: expect.stringContaining("a character outside ASCII (U+212A)") });
+    }
+  });
+
+  it("the matchers fold ASCII letters only: globs, scopes and regular expressions", () => {
+    expect(globMatch("kube-dev", "\u212Aube-dev", "any")).toBe(false);
+    expect(globMatch("KUBE-*", "kube-dev", "any")).toBe(true);
+    expect(globMatch("^kube-dev$", "\u212Aube-dev", "any")).toBe(false);
+    expect(globMatch("*.windows.net", "x.\u212A.windows.net", "label")).toBe(false);
+    expect(scopeCovers(`${S}/resourceGroups/kube-dev`, `${S}/resourceGroups/\u212Aube-dev/providers/Microsoft.Compute/virtualMachines/miner`)).toBe(false);
+    expect(scopeCovers(`${S}/resourceGroups/kube-dev`, `${S.toUpperCase()}/RESOURCEGROUPS/KUBE-DEV/providers/x/y/z`)).toBe(true);
+  });
+
+  it("a deny's group spelt with other non-ASCII case (CAFÉ for café: one group to Azure) is refused, not let through; a host outside ASCII is refused", () => {
+    const guard = [plain, role("g", { deny: { azure_api: [{ actions: ["*/delete"], scopes: [`${S}/resourceGroups/café`] }] }, options: { azure_api_unknown: "allow" } })];
+    expect(decide(guard, "DELETE", `${M}/${encodeURIComponent("CAFÉ")}`)).toMatchObject({ outcome: "deny", matched: null, reason: expect.stringContaining("outside ASCII (U+00C9)") });
+    const raw = readRequest({ method: "GET", host: "\u212Av1.vault.azure.net", path: "/secrets/x" });
+    expect(raw.refused).toContain("the host has a character outside ASCII (U+212A)");
+    // Where no rule applies nothing changes; Blob names (compared exactly) may have any character.
+    expect(decide([plain], "PUT", `${M}/${kelvin}`).outcome).toBe("unrestricted");
+    const publicOnly = [role("p", { allow: { app_labels: { "*": "*" }, azure_identities: [MI], azure_api: [{ methods: ["GET"], hosts: ["sa3.blob.core.windows.net"], paths: ["/data/public/*"] }] } })];
+    expect(decide(publicOnly, "GET", `https://sa3.blob.core.windows.net/data/public/${encodeURIComponent("café.csv")}`).outcome).toBe("allow");
   });
 });

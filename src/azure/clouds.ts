@@ -15,6 +15,8 @@
  * cloud, as in Teleport's app definitions.
  */
 
+import { asciiLower } from "../util/ascii.ts";
+
 export const CLOUD_NAMES = ["Azure", "AzureUSGovernment", "AzureChinaCloud"] as const;
 export type CloudName = (typeof CLOUD_NAMES)[number];
 
@@ -173,8 +175,8 @@ export const cloudByName = (name: CloudName | undefined): AzureCloud => CLOUDS[n
 /** The scope of an ARM token in this cloud (the agent's own lookups). */
 export const armScope = (cloud: AzureCloud) => `https://${cloud.armHost}/.default`;
 
-/** A host name as compared: lower case, no trailing dot. */
-export const normaliseHost = (host: string) => host.toLowerCase().replace(/\.$/, "");
+/** A host name as compared: lower case (ASCII letters only: util/ascii.ts), no trailing dot. */
+export const normaliseHost = (host: string) => asciiLower(host).replace(/\.$/, "");
 
 /** `host` is `suffix` or a name under it ("my.azurefd.net" yes, "my-azurefd.net" no). */
 export const hostMatches = (host: string, suffix: string) => host === suffix || host.endsWith("." + suffix);

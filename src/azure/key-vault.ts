@@ -21,6 +21,7 @@
 import type { Named } from "./data-lake.ts";
 import type { AzureOperation, CanonicalRequest, Confidence, ReadPart } from "./operation.ts";
 import { UnsafePath } from "./safe-path.ts";
+import { asciiLower } from "../util/ascii.ts";
 
 const KV = "Microsoft.KeyVault/vaults";
 
@@ -31,7 +32,7 @@ export function mapKeyVault(c: CanonicalRequest): Named {
 }
 
 function keyVaultOperation(method: string, host: string, seg: string[]): AzureOperation {
-  const lower = seg.map((s) => s.toLowerCase());
+  const lower = seg.map(asciiLower);
   const scope = `https://${host}${seg.length ? "/" + seg.slice(0, 2).join("/") : ""}`;
   const op = (action: string | null, confidence: Confidence = "derived"): AzureOperation => ({ plane: "data", action, scope, resource_id: null, confidence: action ? confidence : "unknown" });
   const [kind, name, third, fourth] = lower;

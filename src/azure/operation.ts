@@ -39,6 +39,7 @@
  */
 import { armHostSuffixes, cloudByName, hostMatches, normaliseHost, type CloudName } from "./clouds.ts";
 import { DFS_HEADERS, DFS_PARAMETERS, mapDataLake, type Named } from "./data-lake.ts";
+import { asciiLower, firstNonAscii } from "../util/ascii.ts";
 import { checkGraphSegments, graphHost } from "./graph.ts";
 import { mapKeyVault } from "./key-vault.ts";
 import { safeSegments, UnsafePath } from "./safe-path.ts";
@@ -150,12 +151,27 @@ export function canonicalRequest(req: RequestShape, cloudName: CloudName = "Azur
   const dfs = account?.dfs ?? false;
   const segments = safeSegments(req.path);
   if (graph) checkGraphSegments(segments);
+  if (arm || isVaultHost(host, cloudName)) checkAsciiNames(segments);
   const query = req.query ?? new URLSearchParams();
   checkQuery(query, dfs ? [...READ_PARAMETERS, ...DFS_PARAMETERS] : READ_PARAMETERS);
   if (account) checkContainer(segments, "the path", !dfs && segments.length === 1 && query.get("restype") !== "container");
   const headers = account ? readHeaders(req.headers ?? [], dfs ? DFS_HEADERS : BLOB_HEADERS) : {};
   const source = account ? sourceOf(headers, account, cloudName) : null;
   return { method: req.method.toUpperCase(), host, cloud: cloudName, arm, dfs, aliases, segments, path: "/" + segments.join("/"), caseSensitivePath: account !== null, query, headers, source };
+}
+
+/**
+ * ARM compares names ordinally without case, and its names may have non-ASCII letters, whose case Azure folds
+ * by its own tables (not JavaScript's); Key Vault's names are ASCII. Rules compare ASCII letters only
+ * (util/ascii.ts), so a name outside ASCII is refused wherever a rule applies: azgate cannot tell which
+ * resource it is to Azure (U+212A KELVIN SIGN in `\u212Aube-dev` is another group than `kube-dev`; `CAFÉ` and
+ * `café` may be one).
+ */
+function checkAsciiNames(segments: string[]): void {
+  for (const [i, s] of segments.entries()) {
+    const odd = firstNonAscii(s);
+    if (odd) throw new UnsafePath(`segment ${i + 1} has a character outside ASCII (U+${odd.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}): azgate compares Azure's names in ASCII only`);
+  }
 }
 
 /** A host as every rule reads it (see CanonicalRequest.host); throws UnsafePath for a storage host that names no one account. */
@@ -171,6 +187,9 @@ export interface HostReading {
 
 export function readHost(sent: string, cloudName: CloudName = "Azure"): HostReading {
   const cloud = cloudByName(cloudName);
+  // A URL's host is ASCII (IDNA); one that is not could be mapped onto another name by whoever parses it next.
+  const odd = firstNonAscii(sent);
+  if (odd) throw new UnsafePath(`the host has a character outside ASCII (U+${odd.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")})`);
   const named = normaliseHost(sent.replace(/:\d*$/, ""));
   if (armHostSuffixes(cloud).some((s) => hostMatches(named, s))) return { host: cloud.armHost, arm: true, account: null, aliases: [] };
   const account = storageAccount(named, cloudName);
@@ -183,8 +202,8 @@ export function readHost(sent: string, cloudName: CloudName = "Azure"): HostRead
 
 /** What kind of batch request this is (its body holds requests azgate does not read), or null. */
 export function batchKind(c: CanonicalRequest): string | null {
-  if (c.arm && c.segments.length === 1 && c.segments[0].toLowerCase() === "batch") return "ARM's /batch";
-  if (c.segments.some((s) => s.toLowerCase() === "$batch")) return "an OData $batch (Microsoft Graph, Table storage)";
+  if (c.arm && c.segments.length === 1 && asciiLower(c.segments[0]) === "batch") return "ARM's /batch";
+  if (c.segments.some((s) => asciiLower(s) === "$batch")) return "an OData $batch (Microsoft Graph, Table storage)";
   if ([...c.query.entries()].some(([k, v]) => k === "comp" && v.toLowerCase() === "batch")) return "a storage comp=batch";
   return null;
 }
@@ -280,7 +299,7 @@ function keywordProviders(seg: string[], lower: string[]): number {
 }
 
 function mapArm(method: string, seg: string[]): AzureOperation {
-  const lower = seg.map((s) => s.toLowerCase());
+  const lower = seg.map(asciiLower);
   const unknown = (scope: string): AzureOperation => ({ plane: "control", action: null, scope, resource_id: null, confidence: "unknown" });
   if (seg.length === 0) return unknown("/");
   // The last providers keyword names the provider (an extension resource's); never a name that is spelt so.
@@ -322,8 +341,8 @@ function readOnly(method: string, action: string, scope: string): AzureOperation
  * count a collection, or for a POST an action on what comes before it.
  */
 function typed(method: string, ns: string, rest: string[], scopeSegs: string[]): AzureOperation {
-  const builtIn = ns === "Microsoft.Resources" && scopeSegs.length === 0 && rest[0]?.toLowerCase() === "subscriptions";
-  const typeName = (s: string) => (builtIn ? BUILT_IN_TYPES[s.toLowerCase()] ?? s : s);
+  const builtIn = ns === "Microsoft.Resources" && scopeSegs.length === 0 && (rest[0] !== undefined && asciiLower(rest[0]) === "subscriptions");
+  const typeName = (s: string) => (builtIn ? BUILT_IN_TYPES[asciiLower(s)] ?? s : s);
   const types = (count: number) => rest.slice(0, count).filter((_, i) => i % 2 === 0).map(typeName);
   const base = builtIn ? [] : [...scopeSegs, "providers", ns];
   // Microsoft.Resources' own types are Azure's names exactly; everything else follows the convention.
