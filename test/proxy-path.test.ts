@@ -745,6 +745,138 @@ spec:
       expect(reached(from, "/public/")).toEqual([]);
     });
 
+    // Round 2 of the review (F1): one account's data under several host names.
+    it("a storage account's secondary, private-link and dfs names are its data: the account's deny refuses them, a copy from the secondary too, audited, nothing reaches storage", async () => {
+      await c.createRoles(`kind: role
+version: v7
+metadata: {name: sa-guard}
+spec:
+  deny:
+    azure_api:
+      - {data_actions: ['Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'], hosts: ['sa1.blob.core.windows.net']}
+  options: {azure_api_unknown: allow}
+`);
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "sa-guard"], READER);
+      const from = fx.emu.requests.length;
+      const storage = { resource: "https://storage.azure.com/" };
+      const hosts = ["sa1-secondary.blob.core.windows.net", "SA1-Secondary.dfs.core.windows.net", "sa1.privatelink.blob.core.windows.net", "sa1-secondary.privatelink.dfs.core.windows.net"];
+      for (const host of hosts) expect((await refusedWith(await app.request(`https://${host}/reports/q1.txt`, storage))).code, host).toBe("AzgatePolicyDenied");
+      const copy = await app.request("https://sa1.blob.core.windows.net/public/q1.txt", { ...storage, method: "PUT", body: new Uint8Array(0), headers: [["x-ms-copy-source", "https://sa1-secondary.blob.core.windows.net/reports/q1.txt"]] });
+      expect((await refusedWith(copy)).message).toMatch(/the copy's source, read: .*blobs\/read on https:\/\/sa1\.blob\.core\.windows\.net\/reports\/q1\.txt is denied by role sa-guard/);
+      // A storage host that names no one account is refused, not read as another host.
+      expect((await refusedWith(await app.request("https://x.sa1.blob.core.windows.net/reports/q1.txt", storage))).message).toContain("is not a storage account's host");
+      const denied = await events("app.request.denied", user);
+      expect(denied.map((e) => [e.host, e.error_code, e.action, e.scope])).toEqual([
+        ...hosts.map((h) => [h.toLowerCase(), "policy_denied", "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read", "https://sa1.blob.core.windows.net/reports/q1.txt"]),
+        ["sa1.blob.core.windows.net", "policy_denied", "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read", "https://sa1.blob.core.windows.net/reports/q1.txt"],
+        ["x.sa1.blob.core.windows.net", "policy_denied", null, null],
+      ]);
+      for (const e of denied.slice(0, 5)) expect(e).toMatchObject({ success: false, policy: { decision: "deny", role: "sa-guard", side: "deny", rule: 1 } });
+      expect(denied[5]).toMatchObject({ policy: { decision: "deny", reason: expect.stringContaining("is not a storage account's host") } });
+      expect(await events("app.request.start", user)).toEqual([]);
+      expect(fx.emu.requests.slice(from).filter((r) => /sa1/.test(r.host))).toEqual([]);
+    });
+
+    // Round 2 (F2): a backup is the secret, exportable.
+    it("a vault's secret backup (and a certificate's, its private key) is refused by a deny on reading the secret, audited, nothing reaches the vault", async () => {
+      await c.createRoles(`kind: role
+version: v7
+metadata: {name: kv-guard}
+spec:
+  deny:
+    azure_api:
+      - {data_actions: ['Microsoft.KeyVault/vaults/secrets/getSecret/action'], hosts: ['kv1.vault.azure.net']}
+  options: {azure_api_unknown: allow}
+`);
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "kv-guard"], READER);
+      const from = fx.emu.requests.length;
+      const vault = { resource: "https://vault.azure.net", method: "POST", body: new Uint8Array(0), headers: [["content-length", "0"]] as [string, string][] };
+      for (const path of ["/secrets/db-password/backup", "/Secrets/db-password/Backup", "/certificates/web/backup"]) {
+        const error = await refusedWith(await app.request(`https://kv1.vault.azure.net${path}?api-version=7.4`, vault));
+        expect(error, path).toEqual({ code: "AzgatePolicyDenied", message: expect.stringMatching(/^azgate: the backed-up (secret|certificate's private key \(its secret\)), read: Microsoft\.KeyVault\/vaults\/secrets\/getSecret\/action on https:\/\/kv1\.vault\.azure\.net\/secrets\/(db-password|web) is denied by role kv-guard/i) });
+      }
+      const denied = await events("app.request.denied", user);
+      expect(denied.map((e) => [e.path, e.error_code, e.action, e.scope])).toEqual([
+        ["/secrets/db-password/backup", "policy_denied", "Microsoft.KeyVault/vaults/secrets/getSecret/action", "https://kv1.vault.azure.net/secrets/db-password"],
+        ["/Secrets/db-password/Backup", "policy_denied", "Microsoft.KeyVault/vaults/secrets/getSecret/action", "https://kv1.vault.azure.net/secrets/db-password"],
+        ["/certificates/web/backup", "policy_denied", "Microsoft.KeyVault/vaults/secrets/getSecret/action", "https://kv1.vault.azure.net/secrets/web"],
+      ]);
+      for (const e of denied) expect(e).toMatchObject({ success: false, policy: { decision: "deny", role: "kv-guard", side: "deny", rule: 1 } });
+      expect(await events("app.request.start", user)).toEqual([]);
+      expect(fx.emu.requests.slice(from).filter((r) => /kv1/.test(r.host))).toEqual([]);
+    });
+
+    // Round 2 (F3): credentials handed out on data hosts, past a preset that lets unnamed operations through.
+    it("a user delegation key (blob and dfs hosts) is denied by the preset, Key Vault's managed storage SAS refused, even with azure_api_unknown: allow; audited, nothing reaches Azure", async () => {
+      await c.createRoles(`kind: role
+version: v7
+metadata: {name: lenient-guard}
+spec:
+  deny:
+    azure_api: [{preset: no-privilege-escalation}]
+  options: {azure_api_unknown: allow}
+`);
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "lenient-guard"], READER);
+      const from = fx.emu.requests.length;
+      const body = new TextEncoder().encode("<?xml version=\"1.0\"?><KeyInfo><Start>2030-01-01T00:00:00Z</Start><Expiry>2030-01-08T00:00:00Z</Expiry></KeyInfo>");
+      const post = { resource: "https://storage.azure.com/", method: "POST", body, headers: [["content-length", String(body.length)]] as [string, string][] };
+      for (const host of ["sa1.blob.core.windows.net", "sa1.dfs.core.windows.net"]) {
+        const error = await refusedWith(await app.request(`https://${host}/?restype=service&comp=userdelegationkey`, post));
+        expect(error, host).toEqual({ code: "AzgatePolicyDenied", message: expect.stringContaining("Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action on https://sa1.blob.core.windows.net is denied by role lenient-guard (preset no-privilege-escalation)") });
+      }
+      const sas = await refusedWith(await app.request("https://kv1.vault.azure.net/storage/sa1/sas/readonly?api-version=7.4", { resource: "https://vault.azure.net" }));
+      expect(sas).toEqual({ code: "AzgatePolicyDenied", message: expect.stringContaining("Key Vault's managed storage accounts hand out the account's SAS tokens and keys") });
+      const denied = await events("app.request.denied", user);
+      expect(denied.map((e) => [e.host, e.path, e.error_code, e.action])).toEqual([
+        ["sa1.blob.core.windows.net", "/", "policy_denied", "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action"],
+        ["sa1.dfs.core.windows.net", "/", "policy_denied", "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action"],
+        ["kv1.vault.azure.net", "/storage/sa1/sas/readonly", "policy_denied", null],
+      ]);
+      for (const e of denied.slice(0, 2)) expect(e).toMatchObject({ success: false, policy: { decision: "deny", role: "lenient-guard", preset: "no-privilege-escalation" } });
+      expect(denied[2]).toMatchObject({ success: false, policy: { decision: "deny", reason: expect.stringContaining("managed storage accounts") } });
+      expect(await events("app.request.start", user)).toEqual([]);
+      expect(fx.emu.requests.slice(from).filter((r) => /sa1|kv1/.test(r.host))).toEqual([]);
+    });
+
+    // Round 2 (F6): Microsoft Graph names one call several ways.
+    it("Microsoft Graph: a paths deny on addPassword refuses OData's other spellings and another Graph host, audited, nothing reaches Graph", async () => {
+      await c.createRoles(`kind: role
+version: v7
+metadata: {name: graph-guard}
+spec:
+  deny:
+    azure_api:
+      - {methods: [POST], hosts: [graph.microsoft.com], paths: ['/v1.0/applications/*/addPassword']}
+  options: {azure_api_unknown: allow}
+`);
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "graph-guard"], READER);
+      const from = fx.emu.requests.length;
+      const APP = "5b1d9f0e-0000-4000-8000-000000000001";
+      const post = { resource: "https://graph.microsoft.com", method: "POST", body: new TextEncoder().encode("{}"), headers: [["content-type", "application/json"]] as [string, string][] };
+      const urls = [
+        `https://graph.microsoft.com/v1.0/applications/${APP}/addPassword`,
+        "https://graph.microsoft.com/v1.0/applications(appId='00000000-0000-4000-8000-000000000010')/addPassword",
+        `https://graph.microsoft.com/v1.0/applications/${APP}/microsoft.graph.addPassword`,
+        `https://canary.graph.microsoft.com/v1.0/applications/${APP}/addPassword`,
+      ];
+      for (const url of urls) expect((await refusedWith(await app.request(url, post))).code, url).toBe("AzgatePolicyDenied");
+      const denied = await events("app.request.denied", user);
+      expect(denied.map((e) => [e.host, e.error_code])).toEqual([
+        ["graph.microsoft.com", "policy_denied"],
+        ["graph.microsoft.com", "policy_denied"],
+        ["graph.microsoft.com", "policy_denied"],
+        ["canary.graph.microsoft.com", "policy_denied"],
+      ]);
+      for (const i of [0, 3]) expect(denied[i]).toMatchObject({ success: false, policy: { decision: "deny", role: "graph-guard", side: "deny", rule: 1 } });
+      for (const i of [1, 2]) expect(denied[i]).toMatchObject({ success: false, policy: { decision: "deny", reason: expect.stringContaining("another spelling of a Graph call") } });
+      expect(await events("app.request.start", user)).toEqual([]);
+      expect(fx.emu.requests.slice(from).filter((r) => /graph/.test(r.host))).toEqual([]);
+    });
+
     it("a role assignment through a regional ARM host is named and denied by the preset, audited", async () => {
       const user = nextUser();
       const app = await c.appSession(user, ["azure-cli-access", "guard"], READER);
