@@ -283,6 +283,13 @@ describe("cluster core end to end", () => {
     expect(res.stderr).toMatch(/^ERROR: \/etc\/hostname(\/azgate)?: a part of this path is a file, not a directory; choose another path$/m);
   });
 
+  it("exec --help lists its --app option", async () => {
+    const help = await cli(["exec", "--help"], { home: tempDir() });
+    expect(help.code, help.stderr).toBe(0);
+    expect(help.stdout).toMatch(/^azgate exec \[--app NAME\] \[--\] COMMAND \[ARGS\.\.\.\]$/m);
+    expect(help.stdout).toMatch(/^\s+--app\s+The app session to use, when logged into several/m);
+  });
+
   it("a usage error exits 2 and runs nothing", async () => {
     const unused = path.join(tempDir(), "never-created");
     const badMode = await cli(["start", "--mode", "bogus", "--data-dir", unused], { home: aliceHome });
