@@ -167,12 +167,12 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   authed.post("/admin/users", async (c) => {
     const body = parseJson<{ name?: string; roles?: string[]; traits?: Record<string, string[]> }>(c.get("body"));
     const { user, invite } = await admin.addUser(ctx, c.get("caller"), String(body.name ?? ""), body.roles ?? [], body.traits ?? {});
-    return c.json({ user, invite_token: invite.token, invite_expires: invite.expires.toISOString(), public_url: opts.publicUrl() });
+    return c.json({ user, invite_token: invite.token, invite_expires: invite.expires.toISOString(), public_url: opts.publicUrl(), ca_pin: (await clusterPins(ctx.cluster))[0] });
   });
   authed.patch("/admin/users/:name", async (c) => c.json({ user: await admin.updateUser(ctx, c.get("caller"), c.req.param("name"), parseJson(c.get("body"))) }));
   authed.post("/admin/users/:name/reset", async (c) => {
     const invite = await admin.resetUser(ctx, c.get("caller"), c.req.param("name"));
-    return c.json({ invite_token: invite.token, invite_expires: invite.expires.toISOString(), public_url: opts.publicUrl() });
+    return c.json({ invite_token: invite.token, invite_expires: invite.expires.toISOString(), public_url: opts.publicUrl(), ca_pin: (await clusterPins(ctx.cluster))[0] });
   });
   authed.post("/admin/locks", async (c) => {
     const body = parseJson<{ target?: LockTarget; ttl?: string; message?: string }>(c.get("body"));

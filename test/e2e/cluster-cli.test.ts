@@ -32,7 +32,7 @@ const asAlice = as(aliceHome);
 const asBob = as(bobHome);
 
 function inviteToken(stdout: string): string {
-  const m = /accept-invite --proxy \S+ ([0-9a-f]+)/.exec(stdout);
+  const m = /accept-invite --proxy \S+ (?:--ca-pin \S+ )?([0-9a-f]+)/.exec(stdout);
   if (!m) throw new Error(`no invite in:\n${stdout}`);
   return m[1];
 }
@@ -75,11 +75,15 @@ describe("cluster core end to end", () => {
     expect(accepted.stdout).toContain("User alice is ready");
   });
 
-  it("an invite works once", async () => {
+  it("an invite works once; its CLI line, run as printed, pins the cluster's CA (no trust prompt)", async () => {
     const added = await admin(["users", "add", "carol", "--roles", "access"]);
     const token = inviteToken(added.stdout);
+    const line = /Or, on the user's machine: azgate (users accept-invite .*)$/m.exec(added.stdout)![1];
+    expect(line).toBe(`users accept-invite --proxy ${new URL(/^(https:\S+)\/web\/invite\//m.exec(added.stdout)![1]).host} --ca-pin ${proxy.pin} ${token}`);
     const carol = new Authenticator();
-    expect((await accept(tempDir(), token, carol)).code).toBe(0);
+    const first = await cli([...line.split(" "), "--otp-secret", carol.secret], { home: tempDir(), input: `${PASSWORD}\n${PASSWORD}\n${await carol.code()}\n` });
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).not.toContain("presents a CA not seen before");
     const again = await accept(tempDir(), token, carol);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain("ERROR: this invite is invalid, used or expired");

@@ -182,12 +182,12 @@ function userCommands(u: Argv<AdminArgs>) {
         ),
       withAdmin(async ({ client }, argv) => {
         const ids = csv(argv["azure-identities"]);
-        const res = await client.call<{ invite_token: string; invite_expires: string; public_url: string }>("POST", "/v1/admin/users", {
+        const res = await client.call<{ invite_token: string; invite_expires: string; public_url: string; ca_pin?: string }>("POST", "/v1/admin/users", {
           name: argv.name,
           roles: csv(argv.roles),
           traits: ids.length ? { azure_identities: ids } : {},
         });
-        print(argv.format === "text" ? inviteMessage(argv.name, res.invite_token, new Date(res.invite_expires), res.public_url, systemClock.now()) : await structured({ user: argv.name, ...res }, argv.format));
+        print(argv.format === "text" ? inviteMessage(argv.name, res.invite_token, new Date(res.invite_expires), res.public_url, systemClock.now(), res.ca_pin) : await structured({ user: argv.name, ...res }, argv.format));
       }),
     )
     .command<AdminArgs & { name: string; "set-roles"?: string; "set-azure-identities"?: string }>(
@@ -212,8 +212,8 @@ function userCommands(u: Argv<AdminArgs>) {
       "New invite for a user (new password and second factor; lifts a lockout)",
       (b) => b.positional("name", { type: "string", demandOption: true }),
       withAdmin(async ({ client }, argv) => {
-        const res = await client.call<{ invite_token: string; invite_expires: string; public_url: string }>("POST", `/v1/admin/users/${encodeURIComponent(argv.name)}/reset`);
-        print(inviteMessage(argv.name, res.invite_token, new Date(res.invite_expires), res.public_url, systemClock.now()).replace("has been created but requires", "has been reset and requires"));
+        const res = await client.call<{ invite_token: string; invite_expires: string; public_url: string; ca_pin?: string }>("POST", `/v1/admin/users/${encodeURIComponent(argv.name)}/reset`);
+        print(inviteMessage(argv.name, res.invite_token, new Date(res.invite_expires), res.public_url, systemClock.now(), res.ca_pin).replace("has been created but requires", "has been reset and requires"));
       }),
     )
     .command<AdminArgs & { format: Format }>(
