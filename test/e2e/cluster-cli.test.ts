@@ -159,6 +159,18 @@ describe("cluster core end to end", () => {
     expect(roles.stdout).toMatch(/^no-azure-identities\s+-\s+\*/m);
   });
 
+  it("get roles: a role made only of azure_api or request rules says what it carries, not a row of dashes", async () => {
+    const file = path.join(tempDir(), "roles.yaml");
+    writeFileSync(file, "kind: role\nversion: v7\nmetadata: {name: api-only}\nspec:\n  allow:\n    azure_api:\n      - actions: ['*/read']\n      - actions: ['Microsoft.Compute/virtualMachines/restart/action']\n  deny:\n    azure_api:\n      - preset: no-privilege-escalation\n---\nkind: role\nversion: v7\nmetadata: {name: requester}\nspec:\n  allow:\n    request:\n      roles: [azure-cli-access]\n");
+    const created = await asAlice(["admin", "create", file]);
+    expect(created.code, created.stderr).toBe(0);
+    const roles = await asAlice(["admin", "get", "roles"]);
+    expect(roles.stdout).toMatch(/^Role\s+Azure identities\s+Denied identities\s+App labels\s+Max session TTL\s+Other rules$/m);
+    expect(roles.stdout).toMatch(/^api-only\s+-\s+-\s+-\s+12h \(default\)\s+azure_api: 2 rules allow; deny preset no-privilege-escalation$/m);
+    expect(roles.stdout).toMatch(/^requester\s+-\s+-\s+-\s+12h \(default\)\s+request roles azure-cli-access$/m);
+    expect(roles.stdout).toMatch(/^editor\s+.*admin: /m);
+  });
+
   it("sets identities and roles, and shows them", async () => {
     // Like tctl: a comma-separated list becomes one trait value each, and replaces the trait.
     const ids = ["id-a", "id-b", "id-c"].map((n) => READER.replace("teleport-reader", n));

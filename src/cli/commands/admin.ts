@@ -20,6 +20,7 @@ import { connectAdmin, type AdminConnection } from "../connect.ts";
 import { fields, print, printErr, structured, table, type Format } from "../output.ts";
 import { csv, run, subcommandNeeded } from "../run.ts";
 import { explain, explainOptions, type ExplainArgs } from "./roles.ts";
+import { roleSummary } from "./role-summary.ts";
 import { adminRequestCommands } from "./requests.ts";
 import type { ApiClient } from "../../api/client.ts";
 
@@ -300,13 +301,14 @@ function resourceTable(kind: string, items: unknown[]): string {
   }
   if (k === "role") {
     return table(
-      ["Role", "Azure identities", "Denied identities", "App labels", "Max session TTL"],
+      ["Role", "Azure identities", "Denied identities", "App labels", "Max session TTL", "Other rules"],
       (items as Role[]).map((r) => [
         r.metadata.name,
         (r.spec.allow?.azure_identities ?? []).join(",") || "-",
         (r.spec.deny?.azure_identities ?? []).join(",") || "-",
         Object.entries(r.spec.allow?.app_labels ?? {}).map(([key, v]) => `${key}=${[v].flat().join("|")}`).join(",") || "-",
         r.spec.options?.max_session_ttl ?? "12h (default)",
+        roleSummary(r),
       ]),
     );
   }
