@@ -7,6 +7,7 @@ import { BODY_LIMITS, limitBody, requireJson } from "./limits.ts";
 import { parseResources } from "../resources/parse.ts";
 import { VERSION } from "../version.ts";
 import { clusterPins, pemOf } from "./cluster.ts";
+import { allowedAzureIdentities } from "../rbac/engine.ts";
 import type { ProxyContext } from "./context.ts";
 import { resolveCaller, type Caller } from "./caller.ts";
 import type { Identity } from "../pki/identity.ts";
@@ -146,9 +147,10 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
     if (c.error) await auditRefusal(ctx, c, identity, c.error);
   });
 
+  // What applies now (the backend's roles and traits, not the certificate's): `azgate status` shows it.
   authed.get("/whoami", (c) => {
     const caller = c.get("caller");
-    return c.json({ name: caller.name, kind: caller.identity.kind, roles: caller.roles.map((r) => r.metadata.name), traits: caller.traits });
+    return c.json({ name: caller.name, kind: caller.identity.kind, roles: caller.roles.map((r) => r.metadata.name), traits: caller.traits, azure_identities: allowedAzureIdentities(caller.roles, caller.traits) });
   });
   authed.get("/cluster/status", async (c) => c.json({ cluster_name: ctx.cluster.name, version: VERSION, ca_pins: await clusterPins(ctx.cluster), public_url: opts.publicUrl() }));
 

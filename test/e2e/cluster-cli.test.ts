@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import net from "node:net";
 import { Authenticator, azgateCommand, cli, startProxyProcess, tempDir, type ProxyProcess } from "../helpers/azgate.ts";
 import { runCommand } from "../helpers/run.ts";
 import { request } from "../../src/runtime/index.ts";
@@ -195,6 +196,17 @@ describe("cluster core end to end", () => {
     expect(missingRole.stderr).toContain('ERROR: role "nope" is not found');
   });
 
+  it("status shows the roles and Azure identities that apply now (the proxy's), not the certificate's from login", async () => {
+    // alice logged in as access,editor with no identities; an admin has since changed both, which applies on the next request.
+    const s = JSON.parse((await asAlice(["status", "-f", "json"])).stdout).active;
+    expect(s).toMatchObject({ roles: ["access", "azure-cli-access", "editor"], azure_identities: [READER], view: "proxy" });
+    expect(s.proxy_error).toBeUndefined();
+    const text = (await asAlice(["status"])).stdout;
+    expect(text).toMatch(/Roles:\s+access, azure-cli-access, editor\n/);
+    expect(text).toContain(READER);
+    expect(text).not.toContain("Note:");
+  });
+
   it("runs the seed guide's Step 4 verbatim, azgate for tsh and tctl: status -f json | jq, users update, get --with-secrets > file, create -f file", async () => {
     // The state the guide starts from: an OIDC connector, and alice without azure-cli-access.
     expect((await asAlice(["admin", "create", "-f", path.join(import.meta.dirname, "../fixtures/connectors/oidc.yaml")])).code).toBe(0);
@@ -383,6 +395,29 @@ describe("cluster core end to end", () => {
     // The lockout stops password guessing only: anyone can fail a login, so it must not cut bob's live session.
     const still = await asBob(["apps", "ls"]);
     expect(still.code, still.stderr).toBe(0);
+  });
+
+  it("status without the proxy: the certificate's view, said so; a proxy that does not answer costs it its short timeout, not the 30 s default", async () => {
+    await proxy.stop();
+    const refused = JSON.parse((await asBob(["status", "-f", "json"])).stdout).active;
+    expect(refused).toMatchObject({ view: "certificate", roles: ["access"], proxy_error: expect.stringContaining("nothing is listening there") });
+    // Something that accepts and never answers, where the proxy was.
+    const held: net.Socket[] = [];
+    const silent = net.createServer((socket) => void held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(proxy.port, "127.0.0.1", resolve));
+    try {
+      const started = Date.now();
+      const res = await asBob(["status"]);
+      const took = Date.now() - started;
+      expect(res.code, res.stderr).toBe(0);
+      expect(res.stdout).toMatch(/Roles:\s+access\n/);
+      expect(res.stdout).toMatch(/Note:\s+the proxy could not be asked \(.*timed out.*\): roles and Azure identities above are the certificate's, as of login, and access grants are unknown/);
+      // A CLI start plus 2 s; waiting for the default would take 30 s.
+      expect(took).toBeLessThan(25_000);
+    } finally {
+      for (const socket of held) socket.destroy();
+      silent.close();
+    }
   });
 
   it("logs out", async () => {
