@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { spawn } from "node:child_process";
+import { hostname } from "node:os";
 import net from "node:net";
 import { Authenticator, azgateCommand, cli, startProxyProcess, tempDir, type ProxyProcess } from "../helpers/azgate.ts";
 import { runCommand } from "../helpers/run.ts";
@@ -303,6 +305,22 @@ describe("cluster core end to end", () => {
     const apps = await cli(["apps", "ls"], { home: carlHome });
     expect(apps.stderr).toContain(`ERROR: ${keyFile(proxy.addr, "carl", carlHome)} is damaged (not a PEM private key); run azgate logout --proxy ${proxy.addr}, then log in again`);
     expect((await cli(["logout", "--proxy", proxy.addr], { home: carlHome })).code).toBe(0);
+  });
+
+  it("a proxy listening on every address (the image's default command) names the host name in its links, not localhost", async () => {
+    const [cmd, argv] = azgateCommand(["start", "--mode", "proxy", "--data-dir", tempDir(), "--listen", "0.0.0.0:0", "--cluster-name", "e2e"]);
+    const child = spawn(cmd, argv, { env: { ...process.env, AZGATE_HOME: tempDir() }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout!.on("data", (d) => (out += d));
+    child.stderr!.on("data", (d) => (out += d));
+    try {
+      await expect.poll(() => out, { timeout: 30_000, interval: 100 }).toMatch(/Public URL:/);
+      const host = hostname().toLowerCase();
+      expect(out).toMatch(new RegExp(`Public URL:\\s+https://${host.replace(/\./g, "\\.")}:\\d+ \\(this machine's host name; links name it: set --public-addr or AZGATE_PUBLIC_ADDR`));
+      expect(out).not.toContain("https://localhost:");
+    } finally {
+      child.kill("SIGTERM");
+    }
   });
 
   it("says what the operating system refused, with the path, not a raw errno", async () => {

@@ -106,7 +106,7 @@ export function startCommand(y: Argv) {
           fields([
             ["Cluster", proxy.clusterName],
             ["Listening", `${config.proxy.listen.replace(/:\d+$/, "")}:${proxy.port}`],
-            ["Public URL", proxy.publicUrl],
+            ["Public URL", proxy.publicUrlFrom ? `${proxy.publicUrl} (${proxy.publicUrlFrom === "hostname" ? "this machine's host name" : "listening on loopback"}; links name it: set --public-addr or AZGATE_PUBLIC_ADDR to the address users reach)` : proxy.publicUrl],
             ["CA pin", proxy.caPins.join(", ")],
             ["Data dir", dataDir],
             ...(proxy.diagPort ? [["Diagnostics", `http://${config.proxy.diag_addr!.replace(/:\d+$/, "")}:${proxy.diagPort}/metrics, /healthz, /readyz`] as [string, string]] : []),
