@@ -9,6 +9,7 @@ import { x509 } from "../pki/x509.ts";
 import { AzgateError } from "../errors/index.ts";
 import { acquireDirLock, ensureDir, type RunningServer } from "../runtime/index.ts";
 import { serveDiag } from "../health/probes.ts";
+import { loopbackUrl } from "../health/probe-record.ts";
 import { agentMetrics } from "../metrics/agent.ts";
 import { proxyBaseUrl } from "../api/trust.ts";
 import { splitHostPort } from "../util/address.ts";
@@ -58,6 +59,8 @@ export interface RunningAgent {
   stopped: Promise<AzgateError | null>;
   /** The probes' port, when diagAddr was given. */
   diagPort?: number;
+  /** Its readiness URL on loopback: the diagnostics port's, or a probe-only loopback port's when that cannot be reached there. */
+  probeUrl: string;
   close(): Promise<void>;
 }
 
@@ -156,22 +159,28 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     };
     scheduleRenewal();
 
+    const readiness = () => {
+      const s = tunnel.current;
+      return s && !s.isDraining ? ({ ready: true } as const) : ({ ready: false, reason: "no tunnel to the proxy" } as const);
+    };
     let probes: RunningServer | undefined;
+    let probeUrl: string | null = null;
     if (cfg.diagAddr) {
       const hp = splitHostPort(cfg.diagAddr, 3000);
-      probes = await serveDiag(
-        hp.host,
-        hp.port,
-        () => {
-          const s = tunnel.current;
-          return s && !s.isDraining ? { ready: true } : { ready: false, reason: "no tunnel to the proxy" };
-        },
-        async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }),
-      );
+      probes = await serveDiag(hp.host, hp.port, readiness, async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }));
+      probeUrl = loopbackUrl("http", hp.host, probes.port, "/readyz");
+    }
+    // No diagnostics port this machine reaches on loopback: the probes alone (no metrics) on a loopback port of
+    // their own, so the container's HEALTHCHECK (azgate healthcheck, health/probe-record.ts) can ask an agent too.
+    let loopbackProbes: RunningServer | undefined;
+    if (!probeUrl) {
+      loopbackProbes = await serveDiag("127.0.0.1", 0, readiness);
+      probeUrl = loopbackUrl("http", "127.0.0.1", loopbackProbes.port, "/readyz")!;
     }
 
     return {
       diagPort: probes?.port,
+      probeUrl,
       hostId: state.identity.host_id,
       clusterName: state.identity.cluster_name,
       tunnel,
@@ -180,6 +189,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       close: async () => {
         renewTimer?.cancel();
         await probes?.close();
+        await loopbackProbes?.close();
         await tunnel.stop();
         outbound.close();
         fatal(null);

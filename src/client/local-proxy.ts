@@ -152,6 +152,9 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
     const url = new URL(req.url);
     if (ours && isLoopbackTokenPath(url.pathname)) return tokens.loopback(req);
     const why = `the azgate local proxy takes CONNECT for HTTPS, and serves only its token endpoint (http://127.0.0.1:${listenPort}${LOOPBACK_TOKEN_PATH}) over plain HTTP`;
+    // --debug: a client that went to IMDS (169.254.169.254) or another plain-HTTP address shows up here. The
+    // query is left out: it may carry what a client meant for that address alone.
+    log?.(`refused plain HTTP ${req.method} ${host || url.host}${url.pathname}: ${why}`);
     return refused(new TargetRefused(why));
   };
   const proxy = await serveConnect({ hostname: "127.0.0.1", port: opts.reserved.port, reserved: opts.reserved, loopbackOnly: true, decide, secureContext: (name) => minter.context(name), fetch: handle, plain, interimContinue: sendsInterimContinue(), log: opts.log });

@@ -9,6 +9,7 @@ import { parseResources } from "../resources/parse.ts";
 import { VERSION } from "../version.ts";
 import { VERSION_HEADER, versionRefusal } from "../api/version.ts";
 import { clusterPins, pemOf } from "./cluster.ts";
+import { allowedAzureIdentities } from "../rbac/engine.ts";
 import type { ProxyContext } from "./context.ts";
 import { resolveCaller, type Caller } from "./caller.ts";
 import type { Identity } from "../pki/identity.ts";
@@ -158,9 +159,10 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
     if (c.error) await auditRefusal(ctx, c, identity, c.error);
   });
 
+  // What applies now (the backend's roles and traits, not the certificate's): `azgate status` shows it.
   authed.get("/whoami", (c) => {
     const caller = c.get("caller");
-    return c.json({ name: caller.name, kind: caller.identity.kind, roles: caller.roles.map((r) => r.metadata.name), traits: caller.traits });
+    return c.json({ name: caller.name, kind: caller.identity.kind, roles: caller.roles.map((r) => r.metadata.name), traits: caller.traits, azure_identities: allowedAzureIdentities(caller.roles, caller.traits) });
   });
   authed.get("/cluster/status", async (c) => c.json({ cluster_name: ctx.cluster.name, version: VERSION, ca_pins: await clusterPins(ctx.cluster), public_url: opts.publicUrl() }));
 
@@ -179,12 +181,12 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   authed.post("/admin/users", async (c) => {
     const body = parseJson<{ name?: string; roles?: string[]; traits?: Record<string, string[]> }>(c.get("body"));
     const { user, invite } = await admin.addUser(ctx, c.get("caller"), String(body.name ?? ""), body.roles ?? [], body.traits ?? {});
-    return c.json({ user, invite_token: invite.token, invite_expires: invite.expires.toISOString(), public_url: opts.publicUrl() });
+    return c.json({ user, invite_token: invite.token, invite_expires: invite.expires.toISOString(), public_url: opts.publicUrl(), ca_pin: (await clusterPins(ctx.cluster))[0] });
   });
   authed.patch("/admin/users/:name", async (c) => c.json({ user: await admin.updateUser(ctx, c.get("caller"), c.req.param("name"), parseJson(c.get("body"))) }));
   authed.post("/admin/users/:name/reset", async (c) => {
     const invite = await admin.resetUser(ctx, c.get("caller"), c.req.param("name"));
-    return c.json({ invite_token: invite.token, invite_expires: invite.expires.toISOString(), public_url: opts.publicUrl() });
+    return c.json({ invite_token: invite.token, invite_expires: invite.expires.toISOString(), public_url: opts.publicUrl(), ca_pin: (await clusterPins(ctx.cluster))[0] });
   });
   authed.post("/admin/locks", async (c) => {
     const body = parseJson<{ target?: LockTarget; ttl?: string; message?: string }>(c.get("body"));

@@ -1,4 +1,6 @@
+import os from "node:os";
 import { splitHostPort, urlHost } from "../util/address.ts";
+import { defaultPublicHost, type DefaultPublicHost } from "./public-url.ts";
 import { audit } from "../audit/events.ts";
 import { serve } from "../runtime/index.ts";
 import type { Config } from "../config/schema.ts";
@@ -26,6 +28,8 @@ export interface RunningProxy {
   /** The diagnostics listener's port (/metrics, probes), when one was asked for. */
   diagPort?: number;
   publicUrl: string;
+  /** Set when no public_addr was given: where the public URL's host came from. */
+  publicUrlFrom?: DefaultPublicHost["from"];
   port: number;
   clusterName: string;
   caPins: string[];
@@ -42,6 +46,8 @@ const DRAIN_DEADLINE_MS = 10_000;
 export async function startProxy(config: Config & { data_dir: string }, clock: Clock): Promise<RunningProxy> {
   const listen = splitHostPort(config.proxy.listen, 3080);
   const pub = config.proxy.public_addr ? splitHostPort(config.proxy.public_addr, 443) : null;
+  // Unset, links name the machine's host name when the proxy listens everywhere (public-url.ts).
+  const derived = pub ? null : defaultPublicHost(listen.host, os.hostname());
   const { ctx, close } = await openState(config.data_dir, {
     clusterName: config.cluster_name ?? pub?.host ?? "azgate",
     settings: settingsFrom(config),
@@ -55,7 +61,7 @@ export async function startProxy(config: Config & { data_dir: string }, clock: C
     for (const fn of closers.reverse()) await fn().catch(() => undefined);
   };
   try {
-    const tls = await proxyTls({ certFile: config.proxy.tls?.cert_file, keyFile: config.proxy.tls?.key_file, hostCa: ctx.cluster.host, names: [pub?.host ?? "", listen.host, config.proxy.advertise_addr ? splitHostPort(config.proxy.advertise_addr, 0).host : "", ...(config.proxy.server_names ?? [])], now: clock.date() });
+    const tls = await proxyTls({ certFile: config.proxy.tls?.cert_file, keyFile: config.proxy.tls?.key_file, hostCa: ctx.cluster.host, names: [pub?.host ?? derived!.host, listen.host, config.proxy.advertise_addr ? splitHostPort(config.proxy.advertise_addr, 0).host : "", ...(config.proxy.server_names ?? [])], now: clock.date() });
     const urls = { public: "" };
     const registry = new AppRegistry(clock);
     const replicaId = crypto.randomUUID();
@@ -70,7 +76,7 @@ export async function startProxy(config: Config & { data_dir: string }, clock: C
       await tunnels.drain(DRAIN_DEADLINE_MS);
       tunnels.close();
     });
-    urls.public = pub ? `https://${urlHost(pub.host)}${pub.port === 443 ? "" : `:${pub.port}`}` : `https://localhost:${server.port}`;
+    urls.public = pub ? `https://${urlHost(pub.host)}${pub.port === 443 ? "" : `:${pub.port}`}` : `https://${derived!.host}:${server.port}`;
     // Remembered so the offline admin path can print invite links.
     await ctx.backend.put(KEYS.publicUrl, { url: urls.public });
 
@@ -114,7 +120,7 @@ export async function startProxy(config: Config & { data_dir: string }, clock: C
     closers.push(async () => (notifier.stop(), await notifier.idle()));
 
     await ctx.audit.emit(audit("PROXY_STARTED", { cluster: ctx.cluster.name, listen: `${listen.host}:${server.port}` }));
-    return { url: localUrl, diagPort, publicUrl: urls.public, port: server.port, clusterName: ctx.cluster.name, caPins: await clusterPins(ctx.cluster), ctx, registry, tunnels, close: shutdown };
+    return { url: localUrl, diagPort, publicUrl: urls.public, publicUrlFrom: derived?.from, port: server.port, clusterName: ctx.cluster.name, caPins: await clusterPins(ctx.cluster), ctx, registry, tunnels, close: shutdown };
   } catch (e) {
     await shutdown();
     throw e;

@@ -142,12 +142,16 @@ export async function acceptInvite(
   return { user };
 }
 
-export function inviteMessage(user: string, token: string, expires: Date, proxyUrl: string, now: number): string {
+/**
+ * What `admin users add` and `reset` print. The CLI line carries the cluster's CA pin (when the proxy said
+ * it), so the user's first contact is authenticated instead of a trust-on-first-use prompt.
+ */
+export function inviteMessage(user: string, token: string, expires: Date, proxyUrl: string, now: number, caPin?: string): string {
   const ttl = formatDuration(expires.getTime() - now + 500);
   return [
     `User "${user}" has been created but requires a password. Share this URL with the user to complete user setup, link is valid for ${ttl}:`,
     `${proxyUrl}/web/invite/${token}`,
     ``,
-    `Or, on the user's machine: azgate users accept-invite --proxy ${new URL(proxyUrl).host} ${token}`,
+    `Or, on the user's machine: azgate users accept-invite --proxy ${new URL(proxyUrl).host}${caPin ? ` --ca-pin ${caPin}` : ""} ${token}`,
   ].join("\n");
 }

@@ -318,8 +318,12 @@ describe("azgate proxy azure, used from another process", () => {
     // A name an attacker's page could use (DNS rebinding), no secret, IMDS, another path: refused.
     expect((await get(q, { host: `rebind.example:${port}`, "x-identity-header": env.IDENTITY_HEADER })).status).toBe(403);
     expect((await get(q, { host: `127.0.0.1:${port}` })).status).toBe(400);
+    const from = proxy.output().length;
     const imds = await get("http://169.254.169.254/metadata/identity/oauth2/token?resource=x", { host: "169.254.169.254", metadata: "true" });
     expect([imds.status, JSON.parse(imds.body).error.code]).toEqual([403, "target_refused"]);
+    // --debug says so (a client that ignored the exported endpoints and went to IMDS), without the query.
+    await expect.poll(() => proxy.output().slice(from)).toContain("[azgate] refused plain HTTP GET 169.254.169.254/metadata/identity/oauth2/token: the azgate local proxy takes CONNECT for HTTPS");
+    expect(proxy.output().slice(from)).not.toContain("resource=x");
     expect((await get("/other", { host: `127.0.0.1:${port}` })).status).toBe(403);
   });
 

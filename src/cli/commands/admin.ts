@@ -19,6 +19,7 @@ import { withAdmin, type AdminArgs, type AdminConnection } from "../connect.ts";
 import { fields, formatOption, print, printErr, structured, table, type Format } from "../output.ts";
 import { csv, run, subcommandNeeded } from "../run.ts";
 import { explain, explainOptions, type ExplainArgs } from "./roles.ts";
+import { roleSummary } from "./role-summary.ts";
 import { adminRequestCommands } from "./requests.ts";
 import { auditCommands } from "./audit.ts";
 import type { ApiClient } from "../../api/client.ts";
@@ -164,12 +165,12 @@ function userCommands(u: Argv<AdminArgs>) {
         ),
       withAdmin(async ({ client }, argv) => {
         const ids = csv(argv["azure-identities"]);
-        const res = await client.call<{ invite_token: string; invite_expires: string; public_url: string }>("POST", "/v1/admin/users", {
+        const res = await client.call<{ invite_token: string; invite_expires: string; public_url: string; ca_pin?: string }>("POST", "/v1/admin/users", {
           name: argv.name,
           roles: csv(argv.roles),
           traits: ids.length ? { azure_identities: ids } : {},
         });
-        print(argv.format === "text" ? inviteMessage(argv.name, res.invite_token, new Date(res.invite_expires), res.public_url, systemClock.now()) : await structured({ user: argv.name, ...res }, argv.format));
+        print(argv.format === "text" ? inviteMessage(argv.name, res.invite_token, new Date(res.invite_expires), res.public_url, systemClock.now(), res.ca_pin) : await structured({ user: argv.name, ...res }, argv.format));
       }),
     )
     .command<AdminArgs & { name: string; "set-roles"?: string; "set-azure-identities"?: string }>(
@@ -194,8 +195,8 @@ function userCommands(u: Argv<AdminArgs>) {
       "New invite for a user (new password and second factor; lifts a lockout)",
       (b) => b.positional("name", { type: "string", demandOption: true }),
       withAdmin(async ({ client }, argv) => {
-        const res = await client.call<{ invite_token: string; invite_expires: string; public_url: string }>("POST", `/v1/admin/users/${encodeURIComponent(argv.name)}/reset`);
-        print(inviteMessage(argv.name, res.invite_token, new Date(res.invite_expires), res.public_url, systemClock.now()).replace("has been created but requires", "has been reset and requires"));
+        const res = await client.call<{ invite_token: string; invite_expires: string; public_url: string; ca_pin?: string }>("POST", `/v1/admin/users/${encodeURIComponent(argv.name)}/reset`);
+        print(inviteMessage(argv.name, res.invite_token, new Date(res.invite_expires), res.public_url, systemClock.now(), res.ca_pin).replace("has been created but requires", "has been reset and requires"));
       }),
     )
     .command<AdminArgs & { format: Format }>(
@@ -282,13 +283,14 @@ function resourceTable(kind: string, items: unknown[]): string {
   }
   if (k === "role") {
     return table(
-      ["Role", "Azure identities", "Denied identities", "App labels", "Max session TTL"],
+      ["Role", "Azure identities", "Denied identities", "App labels", "Max session TTL", "Other rules"],
       (items as Role[]).map((r) => [
         r.metadata.name,
         (r.spec.allow?.azure_identities ?? []).join(",") || "-",
         (r.spec.deny?.azure_identities ?? []).join(",") || "-",
         Object.entries(r.spec.allow?.app_labels ?? {}).map(([key, v]) => `${key}=${[v].flat().join("|")}`).join(",") || "-",
         r.spec.options?.max_session_ttl ?? "12h (default)",
+        roleSummary(r),
       ]),
     );
   }

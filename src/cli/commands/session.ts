@@ -116,7 +116,7 @@ export function sessionCommands(y: Argv) {
         const active = current ? all.find((p) => p.profile_url === proxyBaseUrl(current)) : undefined;
         if (!active) throw new AzgateError("unauthenticated", "not logged in; run azgate login --proxy HOST:PORT --user NAME");
         const others = all.filter((p) => p !== active);
-        if (!active.expired) await addGrants(active);
+        if (!active.expired) await askProxy(active);
         if (argv.format === "text") print([statusText(active, true), ...others.map((p) => statusText(p, false))].join("\n\n"));
         else print(await structured({ active, profiles: others }, argv.format as "json"));
       }),
@@ -149,22 +149,36 @@ export function sessionCommands(y: Argv) {
     );
 }
 
-/** One profile as tsh status -f json shows it (Teleport's field names), plus whether it has expired. */
 /**
- * The active profile's access grants (approved requests whose window has
- * not ended), asked of the proxy: grants live there, not in the certificate.
- * As tsh status, active_requests lists their IDs.
+ * Status is what one runs when something is wrong: a proxy that does not answer costs it this long, and
+ * then status shows the certificate's view and says so.
  */
-async function addGrants(s: ReturnType<typeof statusData>): Promise<void> {
+const STATUS_PROXY_TIMEOUT_MS = 2_000;
+
+/**
+ * What applies now, asked of the proxy (both calls at once: one round trip's wait): the roles, traits and
+ * Azure identities the backend holds (a change since login applies on the next request, so the
+ * certificate's copy may be old), and the access grants (approved requests whose window has not ended;
+ * as tsh status, active_requests lists their IDs). When the proxy cannot be asked, the certificate's
+ * view stays, marked as such, with the reason.
+ */
+async function askProxy(s: ReturnType<typeof statusData>): Promise<void> {
   try {
-    // Status is what one runs when something is wrong: a proxy that does not answer costs it 5 s, not 30.
-    const { items } = await (await profileClient()).call<{ items: AccessRequest[] }>("GET", "/v1/requests?filter=mine", undefined, { timeoutMs: 5_000 });
+    const client = await profileClient();
+    const [me, { items }] = await Promise.all([
+      client.call<{ roles: string[]; traits: Record<string, string[]>; azure_identities?: string[] }>("GET", "/v1/whoami", undefined, { timeoutMs: STATUS_PROXY_TIMEOUT_MS }),
+      client.call<{ items: AccessRequest[] }>("GET", "/v1/requests?filter=mine", undefined, { timeoutMs: STATUS_PROXY_TIMEOUT_MS }),
+    ]);
+    s.roles = me.roles;
+    s.traits = me.traits;
+    if (me.azure_identities) s.azure_identities = me.azure_identities;
+    s.view = "proxy";
     const now = systemClock.now();
     const grants = items.filter((r) => r.spec.state === "APPROVED" && r.spec.grant && Date.parse(r.spec.grant.not_after) > now);
     s.active_requests = grants.map((r) => r.metadata.name);
     s.access_grants = grants.map((r) => ({ request_id: r.metadata.name, app: r.spec.app, azure_identity: r.spec.azure_identity, not_before: r.spec.grant!.not_before, not_after: r.spec.grant!.not_after }));
   } catch (e) {
-    s.access_grants_error = (e as Error).message;
+    s.proxy_error = (e as Error).message;
   }
 }
 
@@ -182,6 +196,7 @@ interface AccessGrantSummary {
   not_after: string;
 }
 
+/** One profile as tsh status -f json shows it (Teleport's field names), plus whether it has expired, from its certificate. */
 function statusData(profile: Profile, certPem: string) {
   const cert = new x509.X509Certificate(certPem);
   const id = identityOf(cert);
@@ -195,7 +210,9 @@ function statusData(profile: Profile, certPem: string) {
     active_requests: [] as string[],
     azure_identities: id.azure_identities,
     access_grants: undefined as AccessGrantSummary[] | undefined,
-    access_grants_error: undefined as string | undefined,
+    /** Where roles, traits and identities come from: the proxy (now), or the certificate (as of login). */
+    view: "certificate" as "certificate" | "proxy",
+    proxy_error: undefined as string | undefined,
     valid_until: cert.notAfter.toISOString(),
     expired: cert.notAfter.getTime() <= systemClock.now(),
   };
@@ -212,8 +229,8 @@ function statusText(s: ReturnType<typeof statusData>, active: boolean): string {
       ["Roles", s.roles.join(", ") || "(none)"],
       ["Azure identities", s.azure_identities.join(", ") || "(none)"],
       ...(s.access_grants ?? []).map((g): [string, string] => ["Access grant", grantLine(g, systemClock.now())]),
-      ...(s.access_grants_error ? ([["Access grants", `(could not ask the proxy: ${s.access_grants_error})`]] as [string, string][]) : []),
       ["Valid until", `${s.valid_until} [${s.expired ? "EXPIRED" : `valid for ${formatDuration(left)}`}]`],
+      ...(s.proxy_error ? ([["Note", `the proxy could not be asked (${s.proxy_error}): roles and Azure identities above are the certificate's, as of login, and access grants are unknown`]] as [string, string][]) : []),
     ]).replace(/\n/g, "\n  ")
   );
 }

@@ -13,6 +13,8 @@ import { VERSION } from "../../version.ts";
 import { fields, print } from "../output.ts";
 import { csv, run, untilSignalled } from "../run.ts";
 import { exitAfterStop } from "../../runtime/index.ts";
+import { loopbackUrl, removeProbeRecord, writeProbeRecord } from "../../health/probe-record.ts";
+import { splitHostPort } from "../../util/address.ts";
 
 interface StartArgs {
   mode: "proxy" | "agent";
@@ -98,6 +100,9 @@ export function startCommand(y: Argv) {
       const dataDir = path.resolve(config.data_dir ?? defaultDataDir());
       // A mode's start: the one place the machine's clock is chosen (util/clock.ts).
       const proxy = await startProxy({ ...config, data_dir: dataDir }, systemClock);
+      // For azgate healthcheck: the diagnostics port when loopback reaches it (plain HTTP, off the busy main port), else the main port.
+      const diag = proxy.diagPort ? loopbackUrl("http", splitHostPort(config.proxy.diag_addr!, 3000).host, proxy.diagPort, "/readyz") : null;
+      await writeProbeRecord(dataDir, { mode: "proxy", url: diag ?? loopbackUrl("https", splitHostPort(config.proxy.listen, 3080).host, proxy.port, "/readyz") ?? `https://127.0.0.1:${proxy.port}/readyz` });
       // Listening for signals before the banner: a supervisor may stop us the moment it reads it.
       const signalled = untilSignalled();
       print(
@@ -106,7 +111,7 @@ export function startCommand(y: Argv) {
           fields([
             ["Cluster", proxy.clusterName],
             ["Listening", `${config.proxy.listen.replace(/:\d+$/, "")}:${proxy.port}`],
-            ["Public URL", proxy.publicUrl],
+            ["Public URL", proxy.publicUrlFrom ? `${proxy.publicUrl} (${proxy.publicUrlFrom === "hostname" ? "this machine's host name" : "listening on loopback"}; links name it: set --public-addr or AZGATE_PUBLIC_ADDR to the address users reach)` : proxy.publicUrl],
             ["CA pin", proxy.caPins.join(", ")],
             ["Data dir", dataDir],
             ...(proxy.diagPort ? [["Diagnostics", `http://${config.proxy.diag_addr!.replace(/:\d+$/, "")}:${proxy.diagPort}/metrics, /healthz, /readyz`] as [string, string]] : []),
@@ -117,6 +122,7 @@ export function startCommand(y: Argv) {
       );
       await signalled;
       await proxy.close();
+      await removeProbeRecord(dataDir);
       print("azgate proxy stopped.");
       exitAfterStop();
     }),
@@ -141,6 +147,7 @@ async function runAgent(config: Config): Promise<void> {
     logLevel: agent.log_level,
     clock: systemClock,
   });
+  await writeProbeRecord(dataDir, { mode: "agent", url: running.probeUrl });
   const signalled = untilSignalled(); // before the banner, as for the proxy
   print(
     [
@@ -159,6 +166,7 @@ async function runAgent(config: Config): Promise<void> {
   );
   const fatal = await Promise.race([signalled.then(() => null), running.stopped]);
   await running.close();
+  await removeProbeRecord(dataDir);
   exitAfterStop();
   if (fatal) throw fatal;
   print("azgate agent stopped.");
