@@ -13,6 +13,8 @@ export interface PingResponse {
   second_factor: "otp" | "off";
   host_ca_pems: string[];
   ca_pins: string[];
+  /** The audience a CI token must name for a bot to join (absent from proxies before bots). */
+  bot_audience?: string;
 }
 
 /** An app as an agent announces it in its heartbeats. */

@@ -13,7 +13,7 @@ import { isAzgateError } from "../../../errors/index.ts";
 import { checkRule } from "../../../rbac/engine.ts";
 import type { Role } from "../../../rbac/types.ts";
 import type { Lock } from "../../../resources/lock.ts";
-import type { User } from "../../../resources/user.ts";
+import { isBot, type User } from "../../../resources/user.ts";
 import { formatDuration } from "../../../util/duration.ts";
 import { getResources } from "../../admin.ts";
 import type { Caller } from "../../caller.ts";
@@ -44,7 +44,7 @@ export async function adminPage(ctx: ProxyContext, registry: AppRegistry, caller
     ${users
       ? html`<h2>Users</h2>
         <table class="users"><thead><tr><th>User</th><th>Roles</th><th>Type</th><th>Azure identities</th></tr></thead>
-        <tbody>${users.map((u) => html`<tr><td>${u.metadata.name}</td><td>${u.spec.roles.join(", ")}</td><td>${u.spec.created_by?.connector ? `SSO (${u.spec.created_by.connector.type} ${u.spec.created_by.connector.id})` : "local"}</td><td>${(u.spec.traits.azure_identities ?? []).join(", ") || "-"}</td></tr>`)}</tbody></table>`
+        <tbody>${users.map((u) => html`<tr><td>${u.metadata.name}</td><td>${u.spec.roles.join(", ")}</td><td>${isBot(u) ? "bot" : u.spec.created_by?.connector ? `SSO (${u.spec.created_by.connector.type} ${u.spec.created_by.connector.id})` : "local"}</td><td>${(u.spec.traits.azure_identities ?? []).join(", ") || "-"}</td></tr>`)}</tbody></table>`
       : ""}
     ${roles
       ? html`<h2>Roles</h2>
