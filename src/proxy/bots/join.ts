@@ -29,6 +29,7 @@ import { KEYS } from "../keys.ts";
 import { checkLocks } from "../locks.ts";
 import { loadRoles, userStamp } from "../users.ts";
 import { verifyCiToken } from "./id-token.ts";
+import type { BotCertificate } from "../../api/types.ts";
 import { methodOf } from "./methods/index.ts";
 import { firstMatch, type Claims } from "./rules.ts";
 
@@ -43,15 +44,7 @@ export interface BotJoinRequest {
   ttl_ms?: number;
 }
 
-/** POST /v1/join's answer to a bot, and /v1/bots/renew's. */
-export interface BotCertificate {
-  cert_pem: string;
-  expires: string;
-  /** No renewal goes past this. */
-  session_expires: string;
-  cluster_name: string;
-  identity: Identity;
-}
+export type { BotCertificate };
 
 /** Skew allowed past a CI token's exp before its ID is forgotten (the verify allows as much). */
 const ID_SKEW_MS = 60_000;
