@@ -35,7 +35,7 @@ import { serveLocalProxy, type RunningLocalProxy } from "./local-proxy.ts";
 import { azureEnv, tokenSecret } from "./session-env.ts";
 import type { JoinMethod } from "../resources/join-token.ts";
 
-export interface BotOptions extends Partial<Pick<CiTokenOptions, "idTokenEnv" | "idTokenFile" | "serviceConnection">> {
+export interface BotOptions extends Partial<Pick<CiTokenOptions, "idTokenEnv" | "idTokenFile" | "serviceConnection" | "caPems">> {
   proxy: string;
   caPin?: string;
   proxyCaPems?: string[];
@@ -69,7 +69,7 @@ export async function joinAsBot(o: BotOptions): Promise<BotLogin> {
   if (!method) throw new AzgateError("bad_parameter", "cannot tell which CI this is: pass --join-method github, azure_devops, gitlab or kubernetes");
   const { target, ping } = await establishTrust({ proxy: o.proxy, caPin: o.caPin, proxyCaPems: o.proxyCaPems });
   const audience = o.audience ?? ping.bot_audience ?? ping.cluster_name;
-  const idToken = await fetchCiToken({ method, audience, env: o.env, idTokenEnv: o.idTokenEnv, idTokenFile: o.idTokenFile, serviceConnection: o.serviceConnection });
+  const idToken = await fetchCiToken({ method, audience, env: o.env, idTokenEnv: o.idTokenEnv, idTokenFile: o.idTokenFile, serviceConnection: o.serviceConnection, caPems: o.caPems });
   const keys = await generateKeyPair();
   const publicKeyPem = await publicKeyToPem(keys.publicKey);
   const keyPem = await privateKeyToPem(keys.privateKey);

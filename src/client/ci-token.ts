@@ -28,6 +28,8 @@ export interface CiTokenOptions {
   idTokenFile?: string;
   /** Azure DevOps: a service connection's token instead of the pipeline's. */
   serviceConnection?: string;
+  /** More CAs for the token service (a GitHub Enterprise Server or Azure DevOps Server behind a company CA); the web PKI is trusted anyway. */
+  caPems?: string[];
 }
 
 /** The CI this runs in, from what each one sets in every job. */
@@ -62,14 +64,14 @@ async function fromCi(o: CiTokenOptions): Promise<string> {
       const url = new URL(need("ACTIONS_ID_TOKEN_REQUEST_URL", "give the job `permissions: id-token: write` (docs/bots.md)"));
       const bearer = need("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "give the job `permissions: id-token: write` (docs/bots.md)");
       url.searchParams.set("audience", o.audience);
-      return field(await ask(url.toString(), "GET", bearer, "GitHub Actions' token service"), "value", "GitHub Actions' token service");
+      return field(await ask(url.toString(), "GET", bearer, "GitHub Actions' token service", o.caPems), "value", "GitHub Actions' token service");
     }
     case "azure_devops": {
       const url = new URL(need("SYSTEM_OIDCREQUESTURI", "run in an Azure Pipelines job"));
       const bearer = need("SYSTEM_ACCESSTOKEN", "map it into the step: env: { SYSTEM_ACCESSTOKEN: $(System.AccessToken) } (docs/bots.md)");
       url.searchParams.set("api-version", "7.1");
       if (o.serviceConnection) url.searchParams.set("serviceConnectionId", o.serviceConnection);
-      return field(await ask(url.toString(), "POST", bearer, "Azure DevOps' token service"), "oidcToken", "Azure DevOps' token service");
+      return field(await ask(url.toString(), "POST", bearer, "Azure DevOps' token service", o.caPems), "oidcToken", "Azure DevOps' token service");
     }
     case "gitlab": {
       const name = o.idTokenEnv ?? DEFAULT_ID_TOKEN_ENV;
@@ -86,10 +88,10 @@ async function fromCi(o: CiTokenOptions): Promise<string> {
   }
 }
 
-async function ask(url: string, method: string, bearer: string, what: string): Promise<Record<string, unknown>> {
+async function ask(url: string, method: string, bearer: string, what: string, ca: string[] | undefined): Promise<Record<string, unknown>> {
   let res;
   try {
-    res = await request(url, { method, headers: { authorization: `Bearer ${bearer}`, accept: "application/json", "content-type": "application/json" }, ...(method === "POST" ? { body: "" } : {}), timeoutMs: 30_000, maxBytes: 64 * 1024 });
+    res = await request(url, { method, ca, headers: { authorization: `Bearer ${bearer}`, accept: "application/json", "content-type": "application/json" }, ...(method === "POST" ? { body: "" } : {}), timeoutMs: 30_000, maxBytes: 64 * 1024 });
   } catch (e) {
     throw new AzgateError("connection_failed", `cannot reach ${what}: ${(e as Error).message}`);
   }

@@ -93,10 +93,11 @@ describe("azgate bot exec and bot proxy azure, in a CI job's shoes", () => {
   let botProxy: LongRunningCli | undefined;
   /** The job: its home, its temp and its workspace, fresh for each run. */
   let job: { home: string; tmp: string; work: string };
-  const flags = () => ["--proxy", cluster.proxy.addr, "--ca-pin", cluster.proxy.pin, "--app", "azure-cli", "--azure-identity", "teleport-contributor"];
+  // The emulated runner's token service is served with the emulator's CA, as a GitHub Enterprise Server's may be with a company's.
+  const flags = () => ["--proxy", cluster.proxy.addr, "--ca-pin", cluster.proxy.pin, "--ci-ca-file", fx.emu.caFile, "--app", "azure-cli", "--azure-identity", "teleport-contributor"];
   const botExec = (token: string, env: Record<string, string>, command: string[], extra: string[] = []) => {
     job = { home: tempDir("azgate-job-home-"), tmp: tempDir("azgate-job-tmp-"), work: tempDir("azgate-job-work-") };
-    return cli(["bot", "exec", ...flags(), "--token", token, ...extra, "--", ...command], { home: path.join(job.home, ".azgate"), cwd: job.work, env: { HOME: job.home, TMPDIR: job.tmp, NODE_EXTRA_CA_CERTS: fx.emu.caFile, ...env } });
+    return cli(["bot", "exec", ...flags(), "--token", token, ...extra, "--", ...command], { home: path.join(job.home, ".azgate"), cwd: job.work, env: { HOME: job.home, TMPDIR: job.tmp, ...env } });
   };
   const groups = (res: CliResult) => {
     expect(res.stderr + res.stdout, res.stderr).not.toMatch(/ERROR/);
@@ -170,7 +171,7 @@ describe("azgate bot exec and bot proxy azure, in a CI job's shoes", () => {
 
   it("a lock on the bot ends a running bot proxy azure on its next request", async () => {
     const home = tempDir("azgate-job-home-");
-    const running = (botProxy = await startCli(["bot", "proxy", "azure", ...flags(), "--token", "deploy-prod"], { home, env: { HOME: home, NODE_EXTRA_CA_CERTS: fx.emu.caFile, ...fx.emu.ci.runner.githubJob({ environment: "production" }) }, ready: /export HTTPS_PROXY=/ }));
+    const running = (botProxy = await startCli(["bot", "proxy", "azure", ...flags(), "--token", "deploy-prod"], { home, env: { HOME: home, ...fx.emu.ci.runner.githubJob({ environment: "production" }) }, ready: /export HTTPS_PROXY=/ }));
     const env = { ...process.env, ...parseExports(running.output()) } as Record<string, string>;
     const url = `https://management.azure.com/subscriptions/${SUB}/resourcegroups?api-version=2021-04-01`;
     const token = async () => JSON.parse((await runCommand("curl", ["-sS", "--fail", "-H", `x-identity-header: ${env.IDENTITY_HEADER}`, `${env.IDENTITY_ENDPOINT}?resource=https://management.azure.com/&api-version=2019-08-01`], env)).stdout).access_token as string;

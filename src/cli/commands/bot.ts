@@ -10,7 +10,7 @@ import type { Argv } from "yargs";
 import { DESCRIBE } from "../catalog.ts";
 import { systemClock } from "../../util/clock.ts";
 import { AzgateError } from "../../errors/index.ts";
-import { proxyCaFromArgs } from "../../api/trust.ts";
+import { proxyCaFromArgs, readProxyCaFile } from "../../api/trust.ts";
 import { JOIN_METHODS, type JoinMethod } from "../../resources/join-token.ts";
 import { execEnv, SCRUBBED } from "../../client/exec-env.ts";
 import { print, printErr } from "../output.ts";
@@ -30,6 +30,7 @@ export interface BotArgs {
   "id-token-env"?: string;
   "id-token-file"?: string;
   "service-connection"?: string;
+  "ci-ca-file"?: string;
   "output-dir"?: string;
   debug?: boolean;
 }
@@ -48,6 +49,7 @@ export function botOptions<T>(b: Argv<T>): Argv<T & BotArgs> {
     .option("id-token-env", { type: "string", describe: "gitlab: the job's id_tokens variable (default AZGATE_ID_TOKEN)" })
     .option("id-token-file", { type: "string", describe: "kubernetes: the projected service-account token (default /var/run/secrets/tokens/azgate)" })
     .option("service-connection", { type: "string", describe: "azure_devops: join with this service connection's token instead of the pipeline's" })
+    .option("ci-ca-file", { type: "string", describe: "github, azure_devops: CA (PEM) of the CI's token service, when a company CA serves it (GitHub Enterprise Server, Azure DevOps Server); the web PKI is trusted anyway" })
     .option("output-dir", { type: "string", describe: "Keep the clients' files here (the local CA's certificate, a CA bundle, az's config dir; never a key or a token) instead of a temporary directory removed at the end" })
     .option("debug", { type: "boolean", describe: "Log tokens issued, renewals and refusals to stderr" }) as Argv<T & BotArgs>;
 }
@@ -124,6 +126,7 @@ function sessionArgs(argv: BotArgs) {
       idTokenEnv: argv["id-token-env"],
       idTokenFile: argv["id-token-file"],
       serviceConnection: argv["service-connection"],
+      caPems: argv["ci-ca-file"] ? readProxyCaFile(argv["ci-ca-file"], "--ci-ca-file") : undefined,
       env: process.env,
       clock: systemClock,
     },
