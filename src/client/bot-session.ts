@@ -191,7 +191,9 @@ export async function openBotApp(bot: BotLogin, o: BotAppOptions = {}): Promise<
         o.log?.(`renewed the bot's certificates until ${again.expires}`);
         schedule(new Date(again.expires));
       } catch (e) {
-        const refused = isAzgateError(e) && e.status >= 400 && e.status < 500;
+        // A refusal of the bot itself (a lock, the bot or its join token gone, its roles changed) ends the
+        // session; anything else (no agent serving the app for a moment, the proxy unreachable) is retried.
+        const refused = isAzgateError(e) && (e.status === 401 || e.status === 403);
         o.log?.(`renewing the bot's certificates failed: ${(e as Error).message}`);
         if (refused) o.onRefused?.(e as AzgateError);
         // The proxy could not be reached: try again while the certificate lasts.
