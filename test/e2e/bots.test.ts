@@ -2,10 +2,11 @@
  * Bots end to end: a real proxy (its CI issuers reached through
  * bots.issuer_connect_to, the emulator's, over HTTPS with its CA), a real
  * agent, the emulator's CI issuers and runner token services, and the real
- * CLI in a job's shoes: `azgate bot exec -- az group list` as a GitHub
- * Actions, an Azure DevOps, a GitLab and a Kubernetes bot, a Terraform-
- * dialect token request, a policy deny, a scan of the job's directories
- * afterwards, and `bot proxy azure` ended by a lock on its next request.
+ * CLI in a job's shoes: `azgate bot exec -- az group list` and Terraform's
+ * token request (client_id, x-ms-identity) as a GitHub Actions, an Azure
+ * DevOps, a GitLab and a Kubernetes bot, each followed by a scan of the
+ * job's directories; a policy deny; and `bot proxy azure` ended by a lock
+ * on its next request.
  * The many refusals are played in process (test/bots.test.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -99,6 +100,33 @@ describe("azgate bot exec and bot proxy azure, in a CI job's shoes", () => {
     job = { home: tempDir("azgate-job-home-"), tmp: tempDir("azgate-job-tmp-"), work: tempDir("azgate-job-work-") };
     return cli(["bot", "exec", ...flags(), "--token", token, ...extra, "--", ...command], { home: path.join(job.home, ".azgate"), cwd: job.work, env: { HOME: job.home, TMPDIR: job.tmp, ...env } });
   };
+  /** What the last run left in the job's home, temp and workspace that is a private key, a certificate or a token (Entra's or azgate's). */
+  const leftOnDisk = () => {
+    const left: string[] = [];
+    for (const dir of [job.home, job.tmp, job.work]) {
+      for (const f of readdirSync(dir, { recursive: true }).map((n) => path.join(dir, String(n)))) {
+        if (!statSync(f).isFile()) continue;
+        const text = readFileSync(f, "latin1");
+        if (SECRET_SHAPES.some((re) => re.test(text)) || findIssuedTokens(fx, text).length) left.push(f);
+      }
+    }
+    return left;
+  };
+  /** Terraform azurerm's token request (the IMDS path with client_id, x-ms-identity), then an ARM call with the token. */
+  // Terraform needs no az login.
+  const noAzLogin = (extra: string[] = []) => ["--no-az-login", ...extra];
+  const TERRAFORM = [
+    "sh",
+    "-c",
+    [
+      `T=$(curl -sS --fail --cacert "$SSL_CERT_FILE" -H "Metadata: true" -H "x-ms-identity: $IDENTITY_HEADER" "$ARM_MSI_ENDPOINT?api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com%2F&client_id=$ARM_CLIENT_ID" | jq -r .access_token)`,
+      `curl -sS --fail --cacert "$SSL_CERT_FILE" -H "Authorization: Bearer $T" "https://management.azure.com/subscriptions/$ARM_SUBSCRIPTION_ID/resourcegroups?api-version=2021-04-01"`,
+    ].join(" && "),
+  ];
+  const terraformGroups = (res: CliResult) => {
+    expect(res.code, res.stderr).toBe(0);
+    return (JSON.parse(res.stdout) as { value: { name: string }[] }).value.map((g) => g.name);
+  };
   const groups = (res: CliResult) => {
     expect(res.stderr + res.stdout, res.stderr).not.toMatch(/ERROR/);
     expect(res.code).toBe(0);
@@ -122,16 +150,7 @@ describe("azgate bot exec and bot proxy azure, in a CI job's shoes", () => {
     const issuedBefore = fx.emu.issuedTokens.size;
     expect(groups(await botExec("deploy-prod", jobEnv, ["az", "group", "list", "-o", "json"]))).toContain("myResourceGroup");
     expect(fx.emu.issuedTokens.size).toBeGreaterThan(issuedBefore);
-    // The job's home, temp and workspace hold no private key, certificate or token (Entra's or azgate's).
-    const left: string[] = [];
-    for (const dir of [job.home, job.tmp, job.work]) {
-      for (const f of readdirSync(dir, { recursive: true }).map((n) => path.join(dir, String(n)))) {
-        if (!statSync(f).isFile()) continue;
-        const text = readFileSync(f, "latin1");
-        if (SECRET_SHAPES.some((re) => re.test(text)) || findIssuedTokens(fx, text).length) left.push(f);
-      }
-    }
-    expect(left).toEqual([]);
+    expect(leftOnDisk()).toEqual([]);
     const { items } = await cluster.admin.call<{ items: Record<string, unknown>[] }>("GET", "/v1/admin/audit?bot=deploy-prod&ci=run_id%3D9001&event=app.request");
     const done = items.filter((e) => e.event === "app.request");
     expect(done.length).toBeGreaterThan(0);
@@ -141,13 +160,9 @@ describe("azgate bot exec and bot proxy azure, in a CI job's shoes", () => {
   });
 
   it("Terraform's token request (client_id, x-ms-identity) and an ARM call with its token, through bot exec", async () => {
-    const script = [
-      `T=$(curl -sS --fail --cacert "$SSL_CERT_FILE" -H "Metadata: true" -H "x-ms-identity: $IDENTITY_HEADER" "$ARM_MSI_ENDPOINT?api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com%2F&client_id=$ARM_CLIENT_ID" | jq -r .access_token)`,
-      `curl -sS --fail --cacert "$SSL_CERT_FILE" -H "Authorization: Bearer $T" "https://management.azure.com/subscriptions/$ARM_SUBSCRIPTION_ID/resourcegroups?api-version=2021-04-01"`,
-    ].join(" && ");
-    const res = await botExec("deploy-prod", fx.emu.ci.runner.githubJob({ environment: "production" }), ["sh", "-c", script], ["--no-az-login"]);
-    expect(res.code, res.stderr).toBe(0);
-    expect((JSON.parse(res.stdout) as { value: { name: string }[] }).value.map((g) => g.name)).toContain("myResourceGroup");
+    const res = await botExec("deploy-prod", fx.emu.ci.runner.githubJob({ environment: "production" }), TERRAFORM, noAzLogin());
+    expect(terraformGroups(res)).toContain("myResourceGroup");
+    expect(leftOnDisk()).toEqual([]);
   });
 
   it("a deny in the bot's azure_api policy refuses az group delete with AzgatePolicyDenied; nothing reaches Azure", async () => {
@@ -158,15 +173,29 @@ describe("azgate bot exec and bot proxy azure, in a CI job's shoes", () => {
     expect(fx.emu.requests.slice(from).filter((r) => r.method === "DELETE")).toEqual([]);
   });
 
-  it("Azure DevOps, GitLab and Kubernetes bots run az group list the same way", { timeout: 240_000 }, async () => {
-    expect(groups(await botExec("deploy-ado", fx.emu.ci.runner.azureDevopsJob({ project: "infra", pipeline: "deploy" }), ["az", "group", "list", "-o", "json"]))).toContain("myResourceGroup");
-    const gitlab = { GITLAB_CI: "true", AZGATE_ID_TOKEN: await fx.emu.ci.runner.gitlabToken("e2e", { project_path: "acme/infra" }) };
-    // The CI token's own variable never reaches the command.
-    const res = await botExec("deploy-gitlab", gitlab, ["sh", "-c", 'test -z "$AZGATE_ID_TOKEN" && az group list -o json']);
+  it("Azure DevOps, GitLab and Kubernetes bots run az group list and Terraform's token request the same way, leaving nothing on disk", { timeout: 240_000 }, async () => {
+    const ado = fx.emu.ci.runner.azureDevopsJob({ project: "infra", pipeline: "deploy" });
+    expect(groups(await botExec("deploy-ado", ado, ["az", "group", "list", "-o", "json"]))).toContain("myResourceGroup");
+    expect(leftOnDisk()).toEqual([]);
+    expect(terraformGroups(await botExec("deploy-ado", ado, TERRAFORM, noAzLogin()))).toContain("myResourceGroup");
+    expect(leftOnDisk()).toEqual([]);
+
+    // A GitLab job's id_tokens variable; the CI token's own variable never reaches the command.
+    const gitlab = async () => ({ GITLAB_CI: "true", AZGATE_ID_TOKEN: await fx.emu.ci.runner.gitlabToken("e2e", { project_path: "acme/infra" }) });
+    const res = await botExec("deploy-gitlab", await gitlab(), ["sh", "-c", 'test -z "$AZGATE_ID_TOKEN" && az group list -o json']);
     expect(groups(res)).toContain("myResourceGroup");
+    expect(leftOnDisk()).toEqual([]);
+    expect(terraformGroups(await botExec("deploy-gitlab", await gitlab(), TERRAFORM, noAzLogin()))).toContain("myResourceGroup");
+    expect(leftOnDisk()).toEqual([]);
+
+    // A projected service-account token (the kubelet reuses it: no replay cache for this method).
     const tokenFile = path.join(tempDir("azgate-sa-"), "token");
     writeFileSync(tokenFile, await fx.emu.issuer.sign({ namespace: "ci", serviceAccount: "deployer", audience: "e2e" }));
-    expect(groups(await botExec("deploy-k8s", {}, ["az", "group", "list", "-o", "json"], ["--join-method", "kubernetes", "--id-token-file", tokenFile]))).toContain("myResourceGroup");
+    const k8s = ["--join-method", "kubernetes", "--id-token-file", tokenFile];
+    expect(groups(await botExec("deploy-k8s", {}, ["az", "group", "list", "-o", "json"], k8s))).toContain("myResourceGroup");
+    expect(leftOnDisk()).toEqual([]);
+    expect(terraformGroups(await botExec("deploy-k8s", {}, TERRAFORM, noAzLogin(k8s)))).toContain("myResourceGroup");
+    expect(leftOnDisk()).toEqual([]);
   });
 
   it("a lock on the bot ends a running bot proxy azure on its next request", async () => {
