@@ -10,7 +10,7 @@
  * (test/e2e/bots.test.ts) runs the real CLI and az; this one moves time.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { startProxy, type RunningProxy } from "../src/proxy/server.ts";
 import { loadConfig } from "../src/config/load.ts";
@@ -175,5 +175,25 @@ describe("a bot command's session, in memory", () => {
     await expect.poll(() => logs.filter((l) => /^renewed/.test(l)).length).toBe(1);
     expect(refusals).toEqual([]);
     await session.close();
+  });
+  it("--output-dir keeps the clients' files there, says what it wrote, and never writes a key or a token; without it they go with the session", async () => {
+    const join = async () => {
+      const idToken = await fx.emu.ci.gitlab.sign(gitlabClaims(), { audience: "bot-session", now: Math.floor(clock.now() / 1000) });
+      return joinAsBot({ proxy: new URL(proxy.url).host, caPin: proxy.caPins[0], token: "deploy-gitlab", env: { GITLAB_CI: "true", AZGATE_ID_TOKEN: idToken }, clock });
+    };
+    const out = path.join(tempDir("azgate-bot-out-"), "azgate");
+    const kept = await openBotApp(await join(), { app: "azure-cli", azureIdentity: READER, outputDir: out });
+    expect(kept.dir).toBe(out);
+    expect(kept.wrote).toEqual([expect.stringContaining(path.join(out, "localca.pem")), expect.stringContaining(path.join(out, "ca-bundle.pem")), expect.stringContaining(path.join(out, "azure"))]);
+    await kept.close();
+    const files = readdirSync(out, { recursive: true }).map((f) => path.join(out, String(f))).filter((f) => statSync(f).isFile());
+    expect(files.map((f) => path.relative(out, f)).sort()).toEqual(["ca-bundle.pem", "localca.pem"]);
+    for (const f of files) expect(readFileSync(f, "utf8")).not.toMatch(/PRIVATE KEY|eyJ[\w-]+\.eyJ/);
+
+    const temporary = await openBotApp(await join(), { app: "azure-cli", azureIdentity: READER });
+    expect(temporary.wrote).toEqual([]);
+    expect(existsSync(path.join(temporary.dir, "localca.pem"))).toBe(true);
+    await temporary.close();
+    expect(existsSync(temporary.dir)).toBe(false);
   });
 });

@@ -10,7 +10,7 @@
  *
  * Read into memory only, bounded, and never printed.
  */
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readSync } from "node:fs";
 import { AzgateError } from "../errors/index.ts";
 import { request } from "../runtime/index.ts";
 import type { JoinMethod } from "../resources/join-token.ts";
@@ -80,11 +80,24 @@ async function fromCi(o: CiTokenOptions): Promise<string> {
     case "kubernetes": {
       const file = o.idTokenFile ?? DEFAULT_ID_TOKEN_FILE;
       try {
-        return readFileSync(file, "utf8").slice(0, MAX_TOKEN_CHARS + 1);
+        return readBounded(file, MAX_TOKEN_CHARS + 1);
       } catch (e) {
         throw new AzgateError("bad_parameter", `cannot read the projected service-account token ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): project one with audience ${o.audience} there, or pass --id-token-file (docs/bots.md)`);
       }
     }
+  }
+}
+
+/** At most `max` bytes of a file: a token file that is not one (a device, a log) is not read whole. */
+function readBounded(file: string, max: number): string {
+  const fd = openSync(file, "r");
+  try {
+    const buf = Buffer.alloc(max);
+    let n = 0;
+    for (let r; n < max && (r = readSync(fd, buf, n, max - n, null)) > 0; ) n += r;
+    return buf.subarray(0, n).toString("utf8");
+  } finally {
+    closeSync(fd);
   }
 }
 

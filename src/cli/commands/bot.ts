@@ -50,7 +50,7 @@ export function botOptions<T>(b: Argv<T>): Argv<T & BotArgs> {
     .option("id-token-file", { type: "string", describe: "kubernetes: the projected service-account token (default /var/run/secrets/tokens/azgate)" })
     .option("service-connection", { type: "string", describe: "azure_devops: join with this service connection's token instead of the pipeline's" })
     .option("ci-ca-file", { type: "string", describe: "github, azure_devops: CA (PEM) of the CI's token service, when a company CA serves it (GitHub Enterprise Server, Azure DevOps Server); the web PKI is trusted anyway" })
-    .option("output-dir", { type: "string", describe: "Keep the clients' files here (the local CA's certificate, a CA bundle, az's config dir; never a key or a token) instead of a temporary directory removed at the end" })
+    .option("output-dir", { type: "string", describe: "Keep the clients' files here (the local CA's certificate, a CA bundle, az's config dir; azgate writes no key or token there) instead of a temporary directory removed at the end" })
     .option("debug", { type: "boolean", describe: "Log tokens issued, renewals and refusals to stderr" }) as Argv<T & BotArgs>;
 }
 
