@@ -95,6 +95,7 @@ describe("azgate bot exec and bot proxy azure, in a CI job's shoes", () => {
   /** The job: its home, its temp and its workspace, fresh for each run. */
   let job: { home: string; tmp: string; work: string };
   // The emulated runner's token service is served with the emulator's CA, as a GitHub Enterprise Server's may be with a company's.
+  const admin = (args: string[]) => cli(["admin", "--data-dir", cluster.proxy.dataDir, ...args], { home: tempDir("azgate-admin-home-") });
   const flags = () => ["--proxy", cluster.proxy.addr, "--ca-pin", cluster.proxy.pin, "--ci-ca-file", fx.emu.caFile, "--app", "azure-cli", "--azure-identity", "teleport-contributor"];
   const botExec = (token: string, env: Record<string, string>, command: string[], extra: string[] = []) => {
     job = { home: tempDir("azgate-job-home-"), tmp: tempDir("azgate-job-tmp-"), work: tempDir("azgate-job-work-") };
@@ -139,10 +140,17 @@ describe("azgate bot exec and bot proxy azure, in a CI job's shoes", () => {
     cluster = await startCluster({ args: ["--config", config] });
     agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken() });
     await agent.waitFor(/tunnel to .* is up/);
-    await cluster.admin.call("POST", "/v1/admin/resources", { text: SETUP.split("\n---\n")[0] });
-    await cluster.admin.call("POST", "/v1/admin/bots", { name: "deploy-prod", roles: ["azure-deployer"] });
-    await cluster.admin.call("POST", "/v1/admin/resources", { text: SETUP.split("\n---\n").slice(1).join("\n---\n") });
-  }, 60_000);
+    // As an administrator would: the role, the bot, its join tokens, through the CLI.
+    const dir = tempDir("azgate-bots-setup-");
+    writeFileSync(path.join(dir, "role.yaml"), SETUP.split("\n---\n")[0]);
+    writeFileSync(path.join(dir, "tokens.yaml"), SETUP.split("\n---\n").slice(1).join("\n---\n"));
+    for (const args of [["create", path.join(dir, "role.yaml")], ["bots", "add", "deploy-prod", "--roles", "azure-deployer"], ["create", path.join(dir, "tokens.yaml")]]) {
+      const res = await admin(args);
+      expect(res.code, res.stderr).toBe(0);
+    }
+    const bots = JSON.parse((await admin(["bots", "ls", "--format", "json"])).stdout) as { name: string; user: string; roles: string[] }[];
+    expect(bots).toEqual([expect.objectContaining({ name: "deploy-prod", user: "bot-deploy-prod", roles: ["azure-deployer"] })]);
+  }, 90_000);
   afterAll(() => stopAll(botProxy, agent, cluster));
 
   it("GitHub Actions: bot exec -- az group list, with no credential on disk after it, and the run in every audit event", async () => {
@@ -206,7 +214,7 @@ describe("azgate bot exec and bot proxy azure, in a CI job's shoes", () => {
     const token = async () => JSON.parse((await runCommand("curl", ["-sS", "--fail", "-H", `x-identity-header: ${env.IDENTITY_HEADER}`, `${env.IDENTITY_ENDPOINT}?resource=https://management.azure.com/&api-version=2019-08-01`], env)).stdout).access_token as string;
     const arm = async () => runCommand("curl", ["-sS", "--cacert", env.SSL_CERT_FILE, "-o", "/dev/null", "-w", "%{http_code}", "-H", `Authorization: Bearer ${await token()}`, url], env);
     expect((await arm()).stdout).toBe("200");
-    await cluster.admin.call("POST", "/v1/admin/locks", { target: { user: "bot-deploy-prod" }, message: "release frozen" });
+    expect((await admin(["lock", "--bot", "deploy-prod", "--message", "release frozen"])).code).toBe(0);
     expect((await arm()).stdout).toBe("403");
     const code = running.child.exitCode ?? (await new Promise<number>((resolve) => running.child.once("exit", (c) => resolve(c ?? -1))));
     expect(code).toBe(1);
