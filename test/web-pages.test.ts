@@ -15,6 +15,7 @@ import { resolveCaller, type Caller } from "../src/proxy/caller.ts";
 import { addUser } from "../src/proxy/admin.ts";
 import { acceptInvite } from "../src/proxy/users.ts";
 import { createLock } from "../src/proxy/locks.ts";
+import { addBot } from "../src/proxy/bots/admin.ts";
 import { generateKeyPair, publicKeyToPem } from "../src/pki/keys.ts";
 import type { AuditEvent } from "../src/audit/sink.ts";
 import { tempDir } from "./helpers/azgate.ts";
@@ -125,6 +126,18 @@ describe("flash messages", () => {
   async function csrfOf(cookie: string): Promise<string> {
     return /name="_csrf" value="([^"]+)"/.exec(await (await get("/web", cookie)).text())![1];
   }
+});
+
+describe("the admin page", () => {
+  it("lists bots among the users, typed bot (a bot is a user of kind bot)", async () => {
+    await addBot(ctx, admin, "deploy-web", ["access"]);
+    const editor = await newUser(["editor"]);
+    const page = await (await get("/web/admin", await webSession(editor))).text();
+    // One cell each (layout.ts cell: its whole value in the title too).
+    const row = (...cells: string[]) => new RegExp(`<tr>${cells.map((c) => `<td class="" title="${c}">${c}</td>`).join("")}`);
+    expect(page).toMatch(row("bot-deploy-web", "access", "bot"));
+    expect(page).toMatch(row(editor, "editor", "local"));
+  });
 });
 
 describe("a locked-out login", () => {

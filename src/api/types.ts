@@ -5,6 +5,7 @@
  */
 
 import type { CloudName } from "../azure/clouds.ts";
+import type { Identity } from "../pki/identity.ts";
 
 /** GET /v1/ping: the cluster as an unauthenticated caller sees it. */
 export interface PingResponse {
@@ -13,6 +14,18 @@ export interface PingResponse {
   second_factor: "otp" | "off";
   host_ca_pems: string[];
   ca_pins: string[];
+  /** The audience a CI token must name for a bot to join (absent from proxies before bots). */
+  bot_audience?: string;
+}
+
+/** POST /v1/join's answer to a bot, and POST /v1/bots/renew's: a short user certificate carrying the bot and its run. */
+export interface BotCertificate {
+  cert_pem: string;
+  expires: string;
+  /** No renewal goes past this. */
+  session_expires: string;
+  cluster_name: string;
+  identity: Identity;
 }
 
 /** An app as an agent announces it in its heartbeats. */

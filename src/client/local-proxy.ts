@@ -41,6 +41,12 @@ export interface RunningLocalProxy {
   port: number;
   secret: string;
   close(): Promise<void>;
+  /**
+   * A renewed app certificate for the same key (a bot renews in memory:
+   * client/bot-session.ts): new tunnels and tokens use it, the token
+   * endpoint's tokens last to its end. The open tunnel ends with the old one.
+   */
+  renew(creds: { certPem: string; expires: Date }): void;
   /** Settles with the first tunnel dial (started at once, while the client boots): a proxy that is down is known early. */
   connected: Promise<void>;
 }
@@ -61,22 +67,37 @@ function refused(err: AzgateError): Response {
 const isRefusal = (e: unknown): e is AzgateError => isAzgateError(e) && e.status >= 400 && e.status < 500;
 
 /** Serves the local proxy on a port reserved earlier (local-session.ts), which it adopts. */
-export async function serveLocalProxy(opts: { creds: AppCredentials; target: ApiTarget; ca: LocalCaFiles; secret: string; reserved: ReservedPort; log?: (l: string) => void; clock: Clock; invocation?: Invocation }): Promise<RunningLocalProxy> {
+export async function serveLocalProxy(opts: {
+  creds: AppCredentials;
+  target: ApiTarget;
+  ca: LocalCaFiles;
+  secret: string;
+  reserved: ReservedPort;
+  log?: (l: string) => void;
+  clock: Clock;
+  invocation?: Invocation;
+  /** Told when the proxy refuses this session (a lock, the account gone): a bot's proxy ends on it. */
+  onRefused?: (e: AzgateError) => void;
+}): Promise<RunningLocalProxy> {
   const { cloud } = opts.creds;
   const { clock } = opts;
   const minter = new LeafMinter(opts.ca, clock, cloud);
-  const { identity, clientId, principalId, tenant, key, expires } = opts.creds;
+  // The certificate and its end may be renewed (renew below); everything reads them from here.
+  const creds = { ...opts.creds };
+  const { identity, clientId, principalId, tenant, key } = creds;
   const log = opts.log;
   const observe = log && ((i: { dialect: string; resource: string; selector?: string }) => log(`token for ${i.resource} (${i.dialect} dialect${i.selector ? `, by ${i.selector}` : ""})`));
-  const tokens = tokenEndpoint({ secret: opts.secret, identity, clientId, principalId, tenant, key, expires, observe, clock });
+  const tokens = tokenEndpoint({ secret: opts.secret, identity, clientId, principalId, tenant, key, get expires() { return creds.expires; }, observe, clock });
   let session: Promise<TunnelSession> | null = null;
+  /** Tunnels opened with a certificate since renewed, closed after a grace. */
+  const retired = new Set<Promise<TunnelSession>>();
   // Closing gives up a dial still under way: a command that ended before the tunnel was up (az --version,
   // a script that fails at once) must not wait for it, least of all for a proxy that never answers.
   const closing = new AbortController();
   const tunnel = async (): Promise<TunnelSession> => {
     const current = session ? await session.catch(() => null) : null;
     if (current && !current.isClosed && !current.isDraining) return current;
-    session = dialTunnel({ baseUrl: opts.target.baseUrl, path: "/v1/tunnel/client", caPems: trustedCas(opts.target), insecure: opts.target.insecure, key: opts.creds.key, certPem: opts.creds.certPem, session: {}, signal: closing.signal, clock });
+    session = dialTunnel({ baseUrl: opts.target.baseUrl, path: "/v1/tunnel/client", caPems: trustedCas(opts.target), insecure: opts.target.insecure, key: creds.key, certPem: creds.certPem, session: {}, signal: closing.signal, clock });
     return session;
   };
 
@@ -88,10 +109,11 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
    * the proxy is asked once more: the new dial's refusal says why. Nothing is resent.
    */
   const whyNot = async (e: unknown, used: TunnelSession | undefined): Promise<AzgateError> => {
-    if (isRefusal(e)) return e;
+    const refusedWith = (err: AzgateError) => (opts.onRefused?.(err), err);
+    if (isRefusal(e)) return refusedWith(e);
     if (used && (used.isClosed || used.isDraining)) {
       const redial = await tunnel().then(() => null, (err: unknown) => err);
-      if (isRefusal(redial)) return redial;
+      if (isRefusal(redial)) return refusedWith(redial);
     }
     return new AzgateError("azgate_unavailable", (e as Error).message);
   };
@@ -134,7 +156,7 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
 
   const decide = async ({ host, port }: { host: string; port: number }): Promise<ConnectDecision> => {
     // After the app certificate ends, nothing here works (its local CA ended too): say so at CONNECT, before TLS fails obscurely.
-    if (clock.now() >= opts.creds.expires.getTime()) return { refuse: `azgate app session for "${opts.creds.app}" expired at ${opts.creds.expires.toISOString()}; run azgate apps login ${opts.creds.app}` };
+    if (clock.now() >= creds.expires.getTime()) return { refuse: `azgate app session for "${creds.app}" expired at ${creds.expires.toISOString()}; run azgate apps login ${creds.app}` };
     // What the local CA may sign for (the token hosts and Azure's) is exactly what is intercepted.
     if (port === 443 && isLocalCaName(host, cloud)) return { intercept: true };
     // Another cloud's API host: a client configured for the wrong cloud; say so rather than send it a placeholder.
@@ -163,10 +185,22 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
     port: proxy.port,
     secret: opts.secret,
     connected,
+    renew(next) {
+      creds.certPem = next.certPem;
+      creds.expires = next.expires;
+      // The next request dials with the new certificate; the old tunnel is closed once its requests had a
+      // minute to finish (an I/O grace, on the runtime's timer: it decides no access).
+      const old = session;
+      session = null;
+      if (old) {
+        retired.add(old);
+        setTimeout(() => void old.then((s) => s.close(), () => undefined).finally(() => retired.delete(old)), 60_000).unref();
+      }
+    },
     close: async () => {
       closing.abort();
       await proxy.close();
-      (await session?.catch(() => null))?.close();
+      for (const s of [session, ...retired]) (await s?.catch(() => null))?.close();
     },
   };
 }

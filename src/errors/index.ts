@@ -28,6 +28,10 @@ export type ErrorCode =
   | "proof_replayed"
   | "proof_clock_skew"
   | "token_invalid"
+  | "id_token_invalid"
+  | "id_token_replayed"
+  | "join_denied"
+  | "issuer_unavailable"
   | "backend_locked"
   | "compare_failed"
   | "trust_required"
@@ -81,6 +85,10 @@ const statusByCode: Record<ErrorCode, number> = {
   proof_replayed: 401,
   proof_clock_skew: 401,
   token_invalid: 401,
+  id_token_invalid: 401,
+  id_token_replayed: 401,
+  join_denied: 403,
+  issuer_unavailable: 502,
   backend_locked: 409,
   compare_failed: 409,
   trust_required: 400,
@@ -135,6 +143,10 @@ const meaningByCode: Record<ErrorCode, string> = {
   proof_replayed: "The proof's nonce was used before.",
   proof_clock_skew: "The proof's time is outside the allowed window (60 s) of the proxy's clock.",
   token_invalid: "An invite, a join token or an Azure placeholder token that is not (or no longer) valid.",
+  id_token_invalid: "A bot's join: the CI's OIDC token did not check out (malformed, a signature by a key its issuer does not publish, another issuer, a wrong audience, expired, issued in the future or too old); the message says which.",
+  id_token_replayed: "A bot's join: this CI token (its issuer and token ID, jti) was used to join before; a CI token joins once.",
+  join_denied: "A bot's join: the CI token is genuine, but no allow rule of the join token matches what it says (the repository, ref, environment, a fork's pull request, the project...); the message names the closest rule's first difference.",
+  issuer_unavailable: "A bot's join: the proxy could not read the CI issuer's OIDC discovery document or its keys (JWKS).",
   backend_locked: "Another process holds the data dir.",
   compare_failed: "A record changed since it was read (a compare-and-swap lost); read it again and retry.",
   trust_required: "The proxy's CA is not trusted yet: give its CA pin (--ca-pin) or confirm it on a terminal.",

@@ -6,6 +6,7 @@
  * certificate, no re-login; a revoke or the window's end acts on the next
  * request.
  */
+import { botFields } from "../pki/identity.ts";
 import { audit } from "../audit/events.ts";
 import { AzgateError } from "../errors/index.ts";
 import { grantPermits, identitiesNamed, mayReview, requestTerms, resolveRequestedName, rolesNamedInRequests, ruleVars, thresholdsCounting, type RoleLookup, type Threshold } from "../rbac/requests.ts";
@@ -92,12 +93,12 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
   try {
     identity = await resolveRequested(caller, given, lookup, known);
   } catch (e) {
-    await ctx.audit.emit(audit("ACCESS_REQUEST_REFUSED", { user: caller.name, app, azure_identity: refusedIdentityForAudit(given), success: false, error_code: (e as AzgateError).code, reason: (e as Error).message }));
+    await ctx.audit.emit(audit("ACCESS_REQUEST_REFUSED", { user: caller.name, ...botFields(caller.identity), app, azure_identity: refusedIdentityForAudit(given), success: false, error_code: (e as AzgateError).code, reason: (e as Error).message }));
     throw e;
   }
   const terms = requestTerms(caller.roles, caller.traits, identity, lookup);
   const refuse = async (reason: string, code: "access_denied" | "not_found" = "access_denied") => {
-    await ctx.audit.emit(audit("ACCESS_REQUEST_REFUSED", { user: caller.name, app, azure_identity: identity, success: false, error_code: code, reason }));
+    await ctx.audit.emit(audit("ACCESS_REQUEST_REFUSED", { user: caller.name, ...botFields(caller.identity), app, azure_identity: identity, success: false, error_code: code, reason }));
     return new AzgateError(code, reason);
   };
   if (!terms.allowed) throw await refuse(terms.reason);
@@ -116,7 +117,7 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
   const pending = (await ctx.backend.list<AccessRequest>(KEYS.accessRequests)).filter((i) => i.value.spec.user === caller.name && effectiveState(i.value, ctx.clock.now()) === "PENDING").length;
   if (pending >= MAX_PENDING_PER_USER) {
     const why = `you have ${pending} pending requests, the most one user may have; cancel one (azgate request cancel ID) or wait for reviews`;
-    await ctx.audit.emit(audit("ACCESS_REQUEST_REFUSED", { user: caller.name, app, azure_identity: identity, success: false, error_code: "rate_limited", reason: why }));
+    await ctx.audit.emit(audit("ACCESS_REQUEST_REFUSED", { user: caller.name, ...botFields(caller.identity), app, azure_identity: identity, success: false, error_code: "rate_limited", reason: why }));
     throw new AzgateError("rate_limited", why);
   }
   const asked = Array.isArray(input.reviewers) ? input.reviewers.map(String) : [];
@@ -153,7 +154,8 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
   const rule = decidingRule(rules, ruleVars(opened.next.spec, caller), { now, window: { from: windowFrom, to: windowFrom + durationMs } });
   const decided = rule ? applyTransition(opened.next, { kind: "rule", rule: rule.metadata.name, verdict: rule.spec.decision, reason: rule.spec.reason ?? `auto-review rule "${rule.metadata.name}"` }, SYSTEM, now) : null;
   await ctx.backend.compareAndSwap(KEYS.accessRequest(opened.next.metadata.name), null, (decided ?? opened).next);
-  await emitStep(ctx, opened);
+  // A bot's request carries its name and run, as every event of a bot does.
+  await emitStep(ctx, { ...opened, audit: opened.audit.map((e) => ({ ...e, ...botFields(caller.identity) })) });
   if (decided) await emitStep(ctx, decided);
   return withState(ctx, (decided ?? opened).next);
 }
@@ -274,7 +276,9 @@ async function rightsOf(ctx: ProxyContext, caller: Caller): Promise<(r: AccessRe
   const review = await reviewerFor(ctx, caller);
   const admin = checkRule(caller.roles, "access_request", "update").allowed;
   const who = caller.user ? { user: caller.name, user_id: userStamp(caller.user).id } : null;
-  return (r) => ({ actor: caller.name, requester: !!who && isRequestOf(r, who), review: review(r), admin });
+  // A bot may ask; a person approves: a bot reviews nothing, whatever its roles say.
+  const bot = caller.identity.bot ? { allowed: false, reason: "a bot does not review access requests; a person does" } : null;
+  return (r) => ({ actor: caller.name, requester: !!who && isRequestOf(r, who), review: bot ?? review(r), admin: admin && !bot });
 }
 
 /** What this caller may do with this request now: the lifecycle's one answer (the web UI shows only the actions that would succeed). */
@@ -334,7 +338,7 @@ async function emitStep(ctx: Pick<ProxyContext, "backend" | "audit" | "clock">, 
 /** A refused step is audited as its event with success false, then thrown. */
 async function refused(ctx: ProxyContext, id: "ACCESS_REQUEST_REVIEW_REFUSED" | "ACCESS_REQUEST_CANCEL_REFUSED" | "ACCESS_REQUEST_REVOKE_REFUSED", caller: Caller, r: AccessRequest, e: unknown, extra: Record<string, unknown> = {}): Promise<never> {
   if (e instanceof AzgateError) {
-    await ctx.audit.emit(audit(id, { user: caller.name, access_request_id: r.metadata.name, requester: r.spec.user, ...extra, success: false, error_code: e.code, reason: e.message }));
+    await ctx.audit.emit(audit(id, { user: caller.name, ...botFields(caller.identity), access_request_id: r.metadata.name, requester: r.spec.user, ...extra, success: false, error_code: e.code, reason: e.message }));
   }
   throw e;
 }

@@ -12,7 +12,7 @@ import { clusterPins, pemOf } from "./cluster.ts";
 import { allowedAzureIdentities } from "../rbac/engine.ts";
 import type { ProxyContext } from "./context.ts";
 import { resolveCaller, type Caller } from "./caller.ts";
-import type { Identity } from "../pki/identity.ts";
+import { botFields, type Identity } from "../pki/identity.ts";
 import { login } from "./login.ts";
 import { acceptInvite, describeInvite } from "./users.ts";
 import * as admin from "./admin.ts";
@@ -25,7 +25,9 @@ import { invitePages } from "./web/invite.ts";
 import { webUi } from "./web/ui.ts";
 import { isAuditedRefusal } from "./refusals.ts";
 import { ssoRoutes } from "./sso/routes.ts";
-import { joinAgent } from "./join.ts";
+import { join } from "./join.ts";
+import { addBot, listBots, removeBot } from "./bots/admin.ts";
+import { renewBot } from "./bots/renew.ts";
 import { issueAppCert, listApps } from "./apps.ts";
 import { servedApps, type AppRegistry } from "./registry.ts";
 import { explainRequest, type ExplainRequest } from "./explain.ts";
@@ -43,7 +45,7 @@ type Env = { Variables: { caller: Caller; body: string; certExpires: Date } };
 async function auditRefusal(ctx: ProxyContext, c: Context, identity: Identity, e: unknown): Promise<void> {
   if (!isAuditedRefusal(e)) return;
   await ctx.audit
-    .emit(audit("API_REQUEST_DENIED", { user: identity.name, session_id: identity.session_id, ...(identity.route ? { app: identity.route.app, azure_identity: identity.route.azure_identity } : {}), method: c.req.method, path: new URL(c.req.url).pathname, error_code: e.code, reason: e.message, success: false }))
+    .emit(audit("API_REQUEST_DENIED", { user: identity.name, ...botFields(identity), session_id: identity.session_id, ...(identity.route ? { app: identity.route.app, azure_identity: identity.route.azure_identity } : {}), method: c.req.method, path: new URL(c.req.url).pathname, error_code: e.code, reason: e.message, success: false }))
     .catch((err) => console.error("[proxy] audit failed:", err));
 }
 
@@ -87,6 +89,8 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
       second_factor: ctx.settings.secondFactor,
       host_ca_pems: [pemOf(ctx.cluster.host.cert)],
       ca_pins: await clusterPins(ctx.cluster),
+      // What a CI token must name as its audience to join (bots.audience, else the cluster's name).
+      bot_audience: ctx.settings.bots.audience ?? ctx.cluster.name,
     }),
   );
   app.post("/v1/auth/login", async (c) => {
@@ -119,7 +123,14 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
     const remote = remoteAddr(c);
     limiter.check(remote);
     const body = await jsonBody<Record<string, unknown>>(c);
-    return c.json(await joinAgent(ctx, { token: String(body.token ?? ""), type: String(body.type ?? ""), public_key_pem: String(body.public_key_pem ?? ""), host_name: typeof body.host_name === "string" ? body.host_name : undefined }, remote));
+    const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+    return c.json(
+      await join(
+        ctx,
+        { token: String(body.token ?? ""), type: String(body.type ?? ""), public_key_pem: String(body.public_key_pem ?? ""), host_name: str(body.host_name), join_method: str(body.join_method), id_token: str(body.id_token), ttl_ms: typeof body.ttl_ms === "number" ? body.ttl_ms : undefined },
+        remote,
+      ),
+    );
   });
   // WebSocket tunnels authenticate at the upgrade themselves.
   if (opts.tunnels) app.route("/v1/tunnel", opts.tunnels.routes);
@@ -198,7 +209,14 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
     const body = parseJson<{ type?: string; ttl?: string; uses?: number }>(c.get("body"));
     return c.json(await admin.addToken(ctx, c.get("caller"), String(body.type ?? "app"), String(body.ttl ?? "30m"), body.uses));
   });
-  authed.get("/admin/audit", async (c) => c.json({ items: await admin.searchAudit(ctx, c.get("caller"), c.req.query()), ...(await admin.auditReach(ctx, c.get("caller"))) }));
+  authed.post("/admin/bots", async (c) => {
+    const body = parseJson<{ name?: string; roles?: string[]; traits?: Record<string, string[]> }>(c.get("body"));
+    return c.json(await addBot(ctx, c.get("caller"), String(body.name ?? ""), Array.isArray(body.roles) ? body.roles.map(String) : [], body.traits ?? {}));
+  });
+  authed.get("/admin/bots", async (c) => c.json({ items: await listBots(ctx, c.get("caller")) }));
+  authed.delete("/admin/bots/:name", async (c) => c.json({ message: await removeBot(ctx, c.get("caller"), c.req.param("name")) }));
+  authed.post("/bots/renew", async (c) => c.json(await renewBot(ctx, c.get("caller"), parseJson<Record<string, unknown>>(c.get("body")))));
+    authed.get("/admin/audit", async (c) => c.json({ items: await admin.searchAudit(ctx, c.get("caller"), c.req.query()), ...(await admin.auditReach(ctx, c.get("caller"))) }));
   authed.get("/admin/audit/commands", async (c) => c.json({ items: await auditCommands(ctx, c.get("caller"), c.req.query()) }));
   authed.get("/apps", async (c) => c.json({ items: await listApps(ctx, opts.registry, c.get("caller")) }));
   // Access requests (proxy/access-requests.ts).

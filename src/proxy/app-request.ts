@@ -14,7 +14,7 @@ import { refusal, type AgentRequest } from "../azure/forwarding.ts";
 import { redactQuery } from "../azure/redact.ts";
 import { commandId, readClientInfo, type ClientInfo } from "../azure/client-info.ts";
 import { AuditUnavailable, AgentUnavailable, AzgateError, BadRequest, isAzgateError, PolicyDenied } from "../errors/index.ts";
-import type { Identity } from "../pki/identity.ts";
+import { botFields, type Identity } from "../pki/identity.ts";
 import type { TunnelStream } from "../tunnel/index.ts";
 import { requestHeadSchema, respondJson } from "../tunnel/http.ts";
 import { auditPolicy, authorizeRequest } from "./authorize-request.ts";
@@ -37,7 +37,8 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
     return respondJson(stream, r.status, r.body, [["x-azgate-request-id", requestId]]).catch(() => undefined);
   };
   const { identity } = client;
-  const base = { user: identity.name, app: identity.route?.app, azure_identity: identity.route?.azure_identity, session_id: identity.session_id, request_id: requestId };
+  // A bot's name and its run's facts ride on every event of its requests (they are in its certificate).
+  const base = { user: identity.name, ...botFields(identity), app: identity.route?.app, azure_identity: identity.route?.azure_identity, session_id: identity.session_id, request_id: requestId };
   /** The command the request belongs to and what the client said about itself, once its head is read. */
   const about: { command_id?: string; client?: ClientInfo } = {};
 

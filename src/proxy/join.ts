@@ -1,7 +1,13 @@
 /**
- * Agents join with a join token and their own public key, and receive a host
- * certificate from the host CA. Tokens are stored by hash; expired and used-up
- * ones are kept a day so a failed join can say which it was.
+ * The one join path (POST /v1/join), by the join token's method:
+ *
+ * - agents (method `token`): a secret join token (`admin tokens add`) and
+ *   their own public key; a host certificate from the host CA. Tokens are
+ *   stored by hash; expired and used-up ones are kept a day so a failed
+ *   join can say which it was;
+ * - bots (github, azure_devops, gitlab, kubernetes): a named join token
+ *   (`kind: token`, resources/join-token.ts) and the CI's own signed OIDC
+ *   token; a short user certificate (proxy/bots/join.ts).
  */
 import { audit } from "../audit/events.ts";
 import { AzgateError } from "../errors/index.ts";
@@ -14,6 +20,8 @@ import type { ProxyContext } from "./context.ts";
 import type { HostCertificate } from "../api/types.ts";
 import { pemOf } from "./cluster.ts";
 import { KEYS, secretHash } from "./keys.ts";
+import { JOIN_TOKEN_NAME, type JoinToken } from "../resources/join-token.ts";
+import { joinBot, type BotCertificate } from "./bots/join.ts";
 
 export interface AgentRecord {
   host_id: string;
@@ -28,6 +36,19 @@ export interface JoinRequest {
   type: string;
   public_key_pem: string;
   host_name?: string;
+  /** Bots: how they join, and the CI's OIDC token. */
+  join_method?: string;
+  id_token?: string;
+  ttl_ms?: number;
+}
+
+/** Joins an agent or a bot: a named join token (or a bot's method) is a bot's, anything else an agent's secret. */
+export async function join(ctx: ProxyContext, req: JoinRequest, remoteAddr?: string): Promise<HostCertificate | BotCertificate> {
+  const named = JOIN_TOKEN_NAME.test(req.token) ? await ctx.backend.get<JoinToken>(KEYS.joinToken(req.token)) : null;
+  if (named || (req.join_method && req.join_method !== "token")) {
+    return joinBot(ctx, named?.value ?? null, { token: req.token, join_method: req.join_method, id_token: req.id_token ?? "", public_key_pem: req.public_key_pem, ttl_ms: req.ttl_ms }, remoteAddr);
+  }
+  return joinAgent(ctx, req, remoteAddr);
 }
 
 const NEW_TOKEN = "create a new one on the proxy: azgate admin tokens add --type=app";

@@ -10,7 +10,7 @@ import { Hono, type Context } from "hono";
 import type { WebSocket } from "ws";
 import { AzgateError, isAzgateError } from "../errors/index.ts";
 import { verifyProof } from "../auth/proof.ts";
-import type { Identity } from "../pki/identity.ts";
+import { botFields, type Identity } from "../pki/identity.ts";
 import { upgradeWebSocket } from "../runtime/index.ts";
 import { answerControl, parseControlRequest } from "../api/control.ts";
 import { attachSession, ErrorCode, respondJsonMeta, type TunnelSession, type TunnelStream } from "../tunnel/index.ts";
@@ -72,7 +72,7 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
         authorizeRoute(ctx, registry, identity).catch((e) => {
           if (!isAzgateError(e) || !["locked", "unauthenticated", "access_denied"].includes(e.code) || !clients.has(session)) return;
           clients.delete(session);
-          void ctx.audit.emit(audit("APP_SESSION_CLOSED", { user: identity.name, session_id: identity.session_id, reason: e.message }));
+          void ctx.audit.emit(audit("APP_SESSION_CLOSED", { user: identity.name, ...botFields(identity), session_id: identity.session_id, reason: e.message }));
           session.close(ErrorCode.REFUSED_STREAM, e.message);
         });
       }
@@ -113,7 +113,7 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
       if (kind === "user") {
         await resolveCaller(ctx, identity).catch(async (e) => {
           const code = isAzgateError(e) ? e.code : "internal";
-          await ctx.audit.emit(audit("APP_TUNNEL_DENIED", { user: identity.name, session_id: identity.session_id, app: identity.route?.app, azure_identity: identity.route?.azure_identity, error_code: code, reason: (e as Error).message, success: false }));
+          await ctx.audit.emit(audit("APP_TUNNEL_DENIED", { user: identity.name, ...botFields(identity), session_id: identity.session_id, app: identity.route?.app, azure_identity: identity.route?.azure_identity, error_code: code, reason: (e as Error).message, success: false }));
           throw e;
         });
       }

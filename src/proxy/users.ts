@@ -1,7 +1,7 @@
 import { AzgateError } from "../errors/index.ts";
 import { audit } from "../audit/events.ts";
 import type { Role } from "../rbac/types.ts";
-import { USER_NAME, type User, type UserStatus } from "../resources/user.ts";
+import { isBot, USER_NAME, type User, type UserStatus } from "../resources/user.ts";
 import { checkPasswordStrength, hashPassword } from "../auth/password.ts";
 import { checkTotp } from "../auth/totp.ts";
 import { formatDuration } from "../util/duration.ts";
@@ -67,6 +67,7 @@ export function checkUserName(name: string): void {
  */
 export async function createInvite(ctx: ProxyContext, user: User): Promise<{ token: string; expires: Date }> {
   const name = user.metadata.name;
+  if (isBot(user)) throw new AzgateError("bad_parameter", `"${name}" is a bot: bots have no password and no invite; they join with their CI's token`);
   await deleteInvitesOf(ctx, name);
   const token = newSecret(24);
   const expires = new Date(ctx.clock.now() + ctx.settings.inviteTtlMs);

@@ -25,10 +25,10 @@ export function tempDir(prefix = "azgate-e2e-"): string {
 }
 
 /** Runs `azgate ARGS` to completion, writing `input` to its stdin. */
-export function cli(args: string[], opts: { home: string; input?: string; env?: Record<string, string> }): Promise<CliResult> {
+export function cli(args: string[], opts: { home: string; input?: string; env?: Record<string, string>; cwd?: string }): Promise<CliResult> {
   const [cmd, argv] = azgateCommand(args);
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, { env: { ...process.env, AZGATE_HOME: opts.home, NO_COLOR: "1", ...opts.env }, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(cmd, argv, { env: { ...process.env, AZGATE_HOME: opts.home, NO_COLOR: "1", ...opts.env }, stdio: ["pipe", "pipe", "pipe"], cwd: opts.cwd });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));

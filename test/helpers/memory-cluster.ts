@@ -75,11 +75,14 @@ export interface MemoryCluster {
    * `beforeAppLogin` runs as the logged-in user before apps login (to request access, say).
    */
   appSession(user: string, roles: string[], azureIdentity: string, opts?: { traits?: Record<string, string[]>; app?: string; beforeAppLogin?: (caller: Caller) => Promise<void> }): Promise<MemoryApp>;
+  /** An app session (apps login, then a tunnel) for a caller already signed in (or joined: a bot), whose certificate ends at `expires`. */
+  appSessionAs(caller: Caller, expires: Date, azureIdentity: string, opts?: { app?: string }): Promise<MemoryApp>;
   close(): Promise<void>;
 }
 
-export async function startMemoryCluster(fx: EmulatorFixture): Promise<MemoryCluster> {
-  const config = configSchema.parse({ auth: { second_factor: "off" } });
+/** `config`: more configuration (bots' issuer connect-to, say), over second_factor off. */
+export async function startMemoryCluster(fx: EmulatorFixture, config_: Record<string, unknown> = {}): Promise<MemoryCluster> {
+  const config = configSchema.parse({ ...config_, auth: { second_factor: "off" } });
   const clock = new FakeClock();
   const { ctx, close } = await openState(tempDir("azgate-mem-"), { clusterName: "memory", settings: settingsFrom(config), purpose: "memory cluster", clock });
   const registry = new AppRegistry(clock, 45_000);
@@ -134,6 +137,9 @@ export async function startMemoryCluster(fx: EmulatorFixture): Promise<MemoryClu
     async appSession(user, roles, azureIdentity, opts = {}) {
       const { caller, expires } = await cluster.signIn(user, roles, opts.traits ?? { azure_identities: [azureIdentity] });
       await opts.beforeAppLogin?.(caller);
+      return cluster.appSessionAs(caller, expires, azureIdentity, opts);
+    },
+    async appSessionAs(caller, expires, azureIdentity, opts = {}) {
       const appKey = await generateKeyPair();
       const appCert = await issueAppCert(ctx, registry, caller, expires, { app: opts.app ?? "azure-cli", azure_identity: azureIdentity, public_key_pem: await publicKeyToPem(appKey.publicKey) });
       const cert = new x509.X509Certificate(appCert.cert_pem);

@@ -8,7 +8,8 @@ import path from "node:path";
 import { parseResources } from "../../resources/parse.ts";
 import { AzgateError } from "../../errors/index.ts";
 import type { Role } from "../../rbac/types.ts";
-import type { User } from "../../resources/user.ts";
+import { botUserName, isBot, type User } from "../../resources/user.ts";
+import type { JoinToken } from "../../resources/join-token.ts";
 import type { TokenInfo } from "../../proxy/admin.ts";
 import { describeTarget, type Lock } from "../../resources/lock.ts";
 import { connectorRoles, type Connector } from "../../resources/connector.ts";
@@ -111,12 +112,13 @@ export function adminCommands(y: Argv) {
             print(res.message);
           }),
         )
-        .command<AdminArgs & { user?: string; role?: string; "azure-identity"?: string; session?: string; ttl?: string; message?: string; format?: Format }>(
+        .command<AdminArgs & { user?: string; bot?: string; role?: string; "azure-identity"?: string; session?: string; ttl?: string; message?: string; format?: Format }>(
           "lock",
-          "Lock a user, role, Azure identity or session: matching requests are refused from the next one on, open tunnels close",
+          "Lock a user, bot, role, Azure identity or session: matching requests are refused from the next one on, open tunnels close",
           (b) =>
             b
               .option("user", { type: "string", describe: "Lock this user" })
+              .option("bot", { type: "string", describe: "Lock this bot (its user bot-NAME): its joins, renewals and requests" })
               .option("role", { type: "string", describe: "Lock every user with this role" })
               .option("azure-identity", { type: "string", describe: "Lock this Azure identity (resource ID or name) for everyone" })
               .option("session", { type: "string", describe: "Lock one login or app session (its ID, as audit events show it)" })
@@ -124,13 +126,15 @@ export function adminCommands(y: Argv) {
               .option("message", { type: "string", describe: "Shown to whoever is refused" })
               .option("format", { choices: ["text", "json", "yaml"] as const, describe: "Output format" }),
           withAdmin(async ({ client }, argv) => {
-            const target = { user: argv.user, role: argv.role, azure_identity: argv["azure-identity"], session_id: argv.session };
+            if (argv.user && argv.bot) throw new AzgateError("bad_parameter", "--user and --bot name the same field of a lock (a bot is user bot-NAME): give one");
+            const target = { user: argv.bot ? botUserName(argv.bot) : argv.user, role: argv.role, azure_identity: argv["azure-identity"], session_id: argv.session };
             const lock = await client.call<Lock>("POST", "/v1/admin/locks", { target, ttl: argv.ttl, message: argv.message });
             if (argv.format === "json" || argv.format === "yaml") return print(await structured(lock, argv.format));
             print(`Created a lock with name "${lock.metadata.name}".`);
           }),
         )
         .command("users", "Add, update and reset users", (u) => userCommands(u).demandCommand(...subcommandNeeded("admin users")))
+        .command("bots", "Bots: CI runs that join with their CI's own token (add, ls, rm)", (t) => botCommands(t).demandCommand(...subcommandNeeded("admin bots")))
         .command("tokens", "Join tokens for agents", (t) => tokenCommands(t).demandCommand(...subcommandNeeded("admin tokens")))
         .command("audit", "Read the audit log", (t) => auditCommands(t).demandCommand(...subcommandNeeded("admin audit")))
         .command("request", "Access requests, as tctl request: ls, approve, deny, revoke", (r) =>
@@ -210,6 +214,37 @@ function userCommands(u: Argv<AdminArgs>) {
     );
 }
 
+function botCommands(t: Argv<AdminArgs>) {
+  return t
+    .command<AdminArgs & { name: string; roles: string; format: Format }>(
+      "add <name>",
+      "Add a bot: a user of kind bot (bot-NAME) with ordinary roles, which joins with a join token (kind: token) naming it",
+      (b) => formatOption(b.positional("name", { type: "string", demandOption: true }).option("roles", { type: "string", demandOption: true, describe: "Comma-separated roles" })),
+      withAdmin(async ({ client }, argv) => {
+        const bot = await client.call<{ name: string; user: string; roles: string[] }>("POST", "/v1/admin/bots", { name: argv.name, roles: csv(argv.roles) });
+        if (argv.format !== "text") return print(await structured(bot, argv.format));
+        print([`Bot "${bot.name}" has been created (user ${bot.user}, roles ${bot.roles.join(", ")}).`, ``, `Now a join token naming it (bot_name: ${bot.name}) lets a CI run join: azgate admin create token.yaml (docs/bots.md).`].join("\n"));
+      }),
+    )
+    .command<AdminArgs & { format: Format }>(
+      "ls",
+      "List bots",
+      (b) => formatOption(b),
+      withAdmin(async ({ client }, argv) => {
+        const { items } = await client.call<{ items: { name: string; user: string; roles: string[]; created?: string }[] }>("GET", "/v1/admin/bots");
+        print(argv.format === "text" ? table(["Bot", "User", "Roles", "Created"], items.map((b) => [b.name, b.user, b.roles.join(","), b.created ?? "-"])) : await structured(items, argv.format));
+      }),
+    )
+    .command<AdminArgs & { name: string }>(
+      "rm <name>",
+      "Delete a bot: its certificates are refused on their next use",
+      (b) => b.positional("name", { type: "string", demandOption: true }),
+      withAdmin(async ({ client }, argv) => {
+        print((await client.call<{ message: string }>("DELETE", `/v1/admin/bots/${encodeURIComponent(argv.name)}`)).message);
+      }),
+    );
+}
+
 function tokenCommands(t: Argv<AdminArgs>) {
   return t
     .command<AdminArgs & { type: string; ttl: string; uses?: number; format?: Format }>(
@@ -268,6 +303,7 @@ function withoutStatus(item: unknown): unknown {
 
 /** Local, or the SSO connector that made the user and until when it lasts. */
 function userType(u: User): string {
+  if (isBot(u)) return "bot";
   const c = u.spec.created_by?.connector;
   if (!c) return "local";
   return `sso: ${c.type}/${c.id}${u.metadata.expires ? ` until ${u.metadata.expires}` : ""}`;
@@ -312,9 +348,13 @@ function resourceTable(kind: string, items: unknown[]): string {
       (items as User[]).map((u) => [u.metadata.name, u.spec.roles.join(","), (u.spec.traits.azure_identities ?? []).join(",") || "-", userType(u)]),
     );
   }
+  // Agents' secret tokens by ID, bots' join tokens by name.
+  const expiry = (at: string | undefined) => (at ? `${at} (in ${formatDuration(Date.parse(at) - systemClock.now())})` : "never");
   return table(
     ["ID", "Type", "Uses", "Expires"],
-    (items as TokenInfo[]).map((t) => [t.id, t.type, t.max_uses ? `${t.uses ?? 0}/${t.max_uses}` : `${t.uses ?? 0}`, `${t.expires} (in ${formatDuration(Date.parse(t.expires) - systemClock.now())})`]),
+    (items as (TokenInfo | JoinToken)[]).map((t) =>
+      "spec" in t ? [t.metadata.name, `bot ${t.spec.bot_name} (${t.spec.join_method})`, "-", expiry(t.metadata.expires)] : [t.id, t.type, t.max_uses ? `${t.uses ?? 0}/${t.max_uses}` : `${t.uses ?? 0}`, expiry(t.expires)],
+    ),
   );
 }
 

@@ -31,6 +31,8 @@ const AUDIT_FLAGS: [string, string][] = [
   ["session", "Only this session (every request of one app session)"],
   ["request-id", "Only this request through azgate (x-azgate-request-id): its start and end"],
   ["command", "Only the requests of one command (its ID, as admin audit commands shows it)"],
+  ["bot", "Only this bot's events (its name, as admin bots ls shows it)"],
+  ["ci", "Only bots' events with this CI fact: KEY=VALUE (repository=acme/infra, sha=..., run_id=...), or a value of any fact"],
 ];
 
 /** `admin audit commands` flags (proxy/audit-commands.ts COMMAND_FILTERS). */
@@ -161,11 +163,19 @@ function attributionTable(rows: Attribution[]): string {
 }
 
 /** One readable line for the most telling fields of an event. */
+/** A bot's request names its run: the repository (or project), the commit and the run. */
+function botRun(e: AuditEvent): string {
+  if (typeof e.bot !== "string") return "";
+  const ci = (e.ci ?? {}) as Record<string, string>;
+  const where = ci.repository ?? ci.project_path ?? ci.project ?? ci.namespace;
+  return ` [bot ${e.bot}${where ? ` ${where}` : ""}${ci.sha ? `@${ci.sha.slice(0, 12)}` : ""}${ci.run_id ?? ci.pipeline_id ? ` run ${ci.run_id ?? ci.pipeline_id}` : ""}]`;
+}
+
 function auditSummary(e: AuditEvent): string {
   if (typeof e.method === "string") {
     const what = `${e.method} ${e.host ?? ""}${e.path ?? ""}${e.query ? `?${e.query}` : ""}`;
     const result = e.status !== undefined ? ` -> ${e.status}${e.duration_ms !== undefined ? ` in ${e.duration_ms} ms` : ""}` : "";
-    return `${what}${result}${e.reason ? ` (${e.reason})` : ""}`;
+    return `${what}${result}${e.reason ? ` (${e.reason})` : ""}${botRun(e)}`;
   }
   const skip = new Set(["time", "event", "code", "user", "success"]);
   return Object.entries(e)

@@ -13,7 +13,8 @@ import { isAzgateError } from "../../../errors/index.ts";
 import { checkRule } from "../../../rbac/engine.ts";
 import type { Role } from "../../../rbac/types.ts";
 import type { Lock } from "../../../resources/lock.ts";
-import type { User } from "../../../resources/user.ts";
+import { isBot, type User } from "../../../resources/user.ts";
+import { formatDuration } from "../../../util/duration.ts";
 import { getResources } from "../../admin.ts";
 import type { Caller } from "../../caller.ts";
 import type { ProxyContext } from "../../context.ts";
@@ -45,7 +46,7 @@ export async function adminPage(ctx: ProxyContext, registry: AppRegistry, caller
     ${users
       ? html`<h2>Users</h2>
         <table class="grid users"><thead><tr><th>User</th><th>Roles</th><th class="kind">Type</th><th class="wide">Azure identities</th></tr></thead>
-        <tbody>${users.map((u) => html`<tr>${cell(u.metadata.name)}${cell(u.spec.roles.join(", "))}${cell(u.spec.created_by?.connector ? `SSO (${u.spec.created_by.connector.type} ${u.spec.created_by.connector.id})` : "local")}<td class="wide" title="${(u.spec.traits.azure_identities ?? []).join(", ")}">${(u.spec.traits.azure_identities ?? []).map(identityName).join(", ") || "-"}</td></tr>`)}</tbody></table>`
+        <tbody>${users.map((u) => html`<tr>${cell(u.metadata.name)}${cell(u.spec.roles.join(", "))}${cell(isBot(u) ? "bot" : u.spec.created_by?.connector ? `SSO (${u.spec.created_by.connector.type} ${u.spec.created_by.connector.id})` : "local")}<td class="wide" title="${(u.spec.traits.azure_identities ?? []).join(", ")}">${(u.spec.traits.azure_identities ?? []).map(identityName).join(", ") || "-"}</td></tr>`)}</tbody></table>`
       : ""}
     ${roles
       ? html`<h2>Roles</h2>

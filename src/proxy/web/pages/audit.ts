@@ -30,6 +30,8 @@ const LABELS: Record<(typeof AUDIT_FILTERS)[number], string> = {
   session: "Session ID",
   request_id: "Request ID (x-azgate-request-id)",
   command: "Command ID",
+  bot: "Bot",
+  ci: "CI fact (repository=acme/infra, a SHA, a run ID)",
 };
 
 export function filtersFrom(query: Record<string, string>): AuditFilters {
