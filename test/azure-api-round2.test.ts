@@ -162,6 +162,15 @@ describe("F2: a Key Vault backup is the object itself, exportable: decided with 
     expect(decide(noSecrets, "GET", `${VAULT}/secrets`).outcome).toBe("allow");
     expect(decide(noSecrets, "POST", `${VAULT}/keys/k1/backup`).outcome).toBe("allow");
   });
+
+  it("a secure key release is named (it was unnamed, so let through by azure_api_unknown: allow), with or without a version, and a deny of it holds", () => {
+    for (const url of [`${VAULT}/keys/k1/0123456789abcdef0123456789abcdef/release`, `${VAULT}/Keys/K1/RELEASE`, `${VAULT}/keys/k1/release/`]) {
+      expect(read("POST", url).operation, url).toMatchObject({ action: `${KV}/keys/release/action`, scope: expect.stringMatching(/^https:\/\/kv1\.vault\.azure\.net\/keys\/k1$/i) });
+    }
+    expect(read("GET", `${VAULT}/keys/k1/release`).operation?.action).toBeNull();
+    const noRelease = kvGuard({ data_actions: [`${KV}/keys/release/action`] });
+    expect(decide(noRelease, "POST", `${VAULT}/keys/k1/0123456789abcdef0123456789abcdef/release`)).toMatchObject({ outcome: "deny", operation: { action: `${KV}/keys/release/action` } });
+  });
 });
 
 describe("F3: credentials handed out on data hosts are named (a user delegation key) or refused (Key Vault's managed storage SAS)", () => {

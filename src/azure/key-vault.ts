@@ -64,6 +64,8 @@ function keyVaultOperation(method: string, host: string, seg: string[]): AzureOp
     if (seg.length === 3 && third === "create" && method === "POST") return op(`${KV}/keys/create/action`, "exact");
     if (seg.length === 3 && third === "backup" && method === "POST") return op(`${KV}/keys/backup/action`, "exact");
     if (seg.length === 3 && third === "rotate" && method === "POST") return op(`${KV}/keys/rotate/action`, "exact");
+    // Secure key release: the key itself, wrapped for an attested environment (its release policy decides which).
+    if ((seg.length === 3 && third === "release") || (seg.length === 4 && fourth === "release")) return method === "POST" ? op(`${KV}/keys/release/action`, "exact") : op(null);
     if (method === "GET" || method === "HEAD") return op(`${KV}/keys/read`, "exact");
     if (seg.length === 2 && method === "PUT") return op(`${KV}/keys/import/action`, "exact");
     if (seg.length >= 2 && method === "PATCH") return op(`${KV}/keys/update/action`, "exact");

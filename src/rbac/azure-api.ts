@@ -140,8 +140,10 @@ export const PRESETS: Record<string, AzureApiRule[]> = {
         "Microsoft.Web/sites/*recover/action",
         "Microsoft.Web/sites/*restore/write",
         // A container group's image and command (its identities attached), as a container app's; a Spring Apps job's
-        // template and its start (which takes an override), as a Container Apps job's.
+        // template and its start (which takes an override), as a Container Apps job's; a Spring app's deployment (its
+        // jar or image runs under the app's identity), as a container app's write.
         "Microsoft.ContainerInstance/containerGroups/write",
+        "Microsoft.AppPlatform/Spring/apps/deployments/write",
         "Microsoft.AppPlatform/Spring/jobs/write",
         "Microsoft.AppPlatform/Spring/jobs/start/action",
         // A Data Factory pipeline runs under the factory's identity (a web activity can hand its token anywhere), as a
