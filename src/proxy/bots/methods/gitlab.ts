@@ -5,6 +5,11 @@
  * ref_type, ref_protected, environment, environment_protected,
  * pipeline_source, user_login or sub; GitLab writes its booleans as the
  * strings "true" and "false", which a rule's true and false match.
+ *
+ * GitLab's `ref` is bare for branches and tags alike (`main` may be either),
+ * so a rule that names `ref` without `ref_type` means `ref_type: branch`: a
+ * tag anyone may push named `main` does not match a rule written for the
+ * branch. A rule for a tag says `ref_type: tag`.
  */
 import type { GitlabSpec } from "../../../resources/join-token.ts";
 import { claim, keptFacts, type MethodImpl } from "../rules.ts";
@@ -16,5 +21,10 @@ export const gitlab: MethodImpl<GitlabSpec> = {
   // A job's ID token lives as long as the job may (its timeout): its exp decides.
   singleUse: true,
   field: (claims, name) => claim(claims, name),
+  extra(rule, claims) {
+    if (rule.ref === undefined || rule.ref_type !== undefined) return null;
+    const type = claim(claims, "ref_type");
+    return type === "branch" ? null : `a rule naming ref without ref_type matches a branch only (this run's ref_type is ${type === undefined ? "missing" : JSON.stringify(type)}); a rule for a tag names ref_type: tag`;
+  },
   facts: (c) => keptFacts(["project_path", "ref", "sha", "pipeline_id", "job_id", "user_login", "environment", "pipeline_source"].map((k) => [k, claim(c, k)])),
 };
