@@ -101,3 +101,37 @@ describe("F1 GitLab: a rule naming ref without ref_type means a branch", () => {
     expect((await joinAs("gitlab-tag", "gitlab", await gl(tag("v1")))).identity.name).toBe("bot-deploy-prod");
   });
 });
+
+describe("F2 GitHub and GitLab: rules pin IDs and the workflow file; `workflow` is a display name", () => {
+  const pinned = token("gh-pinned", "github", `  github:\n    allow:\n      - { repository: acme/infra, repository_id: "892712345", workflow_ref: acme/infra/.github/workflows/deploy.yml@refs/heads/main }`);
+  const glPinned = token("gl-pinned", "gitlab", `  gitlab:\n    allow:\n      - { project_path: acme/infra, project_id: 4242, ref: main }`);
+  beforeAll(async () => {
+    await createResources(mc.ctx, admin, parseResources([pinned, glPinned].join("\n---\n"), "t").resources, false);
+  });
+
+  it("a re-registered acme/infra (another repository_id) and another workflow file named deploy are refused by a rule pinning repository_id and workflow_ref", async () => {
+    const jacked = { ...githubClaims({}), repository_id: "666666", repository_owner_id: "777777" };
+    const event = await refused("gh-pinned", "github", gh(jacked), "join_denied", /wants another repository_id \(this run's is "666666"\)/);
+    expect(event.rule_detail).toMatch(/the rule wants "892712345"/);
+    const evil = githubClaims({ ref: "refs/heads/attacker-branch", workflow: "deploy" });
+    evil.workflow_ref = evil.job_workflow_ref = "acme/infra/.github/workflows/evil.yml@refs/heads/attacker-branch";
+    await refused("gh-pinned", "github", gh(evil), "join_denied", /wants another workflow_ref/);
+    expect((await joinAs("gh-pinned", "github", await gh(githubClaims({})))).identity.name).toBe("bot-deploy-prod");
+  });
+
+  it("GitLab: a project re-created at the same path (another project_id) is refused by a rule pinning project_id (a YAML number, read as text)", async () => {
+    await refused("gl-pinned", "gitlab", gl({ ...gitlabClaims({ project_path: "acme/infra" }), project_id: "9999" }), "join_denied", /wants another project_id/);
+    expect((await joinAs("gl-pinned", "gitlab", await gl(gitlabClaims({ project_path: "acme/infra" })))).identity.name).toBe("bot-deploy-prod");
+  });
+
+  it("the ID fields parse (bad IDs refused with resource_invalid); a rule with no ID anchor is warned of, one with an ID is not; workflow alone is no anchor", () => {
+    expect(parseResources(pinned, "t").warnings).toEqual([]);
+    expect(parseResources(token("w", "github", `  github:\n    allow:\n      - { repository: acme/infra }`), "t").warnings).toEqual([expect.stringMatching(/rule 1 names no repository_id or repository_owner_id/)]);
+    expect(parseResources(token("w", "gitlab", `  gitlab:\n    allow:\n      - { project_path: acme/infra }`), "t").warnings).toEqual([expect.stringMatching(/rule 1 names no project_id or namespace_id/)]);
+    for (const field of ["repository_owner_id: 1", "job_workflow_sha: abc", "workflow_ref: 'acme/infra/.github/workflows/deploy.yml@refs/heads/main'"]) {
+      expect(parseResources(token("pin", "github", `  github:\n    allow:\n      - { repository: acme/infra, ${field} }`), "t").resources).toHaveLength(1);
+    }
+    expect(() => parseResources(token("pin", "github", `  github:\n    allow:\n      - { repository: acme/infra, repository_id: "12a" }`), "t")).toThrow(expect.objectContaining({ code: "resource_invalid", message: expect.stringMatching(/numeric ID/) }));
+    expect(() => parseResources(token("pin", "github", `  github:\n    allow:\n      - { workflow: deploy }`), "t")).toThrow(expect.objectContaining({ code: "resource_invalid" }));
+  });
+});

@@ -28,6 +28,8 @@ export type JoinMethod = (typeof JOIN_METHODS)[number];
 export const JOIN_TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 const value = z.string().min(1).max(256).regex(/^[^\x00-\x1f\x7f]+$/, "must be printable text");
+/** A numeric ID (a repository's, a project's, a pipeline definition's), as a string or a YAML number; kept as text. */
+const id = z.union([z.string().regex(/^[0-9]{1,20}$/, "must be a numeric ID"), z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)]).transform(String);
 const host = z.string().regex(/^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$/, "must be a host name (and port), without https://");
 /** The audience the CI token must carry, when it is not the cluster's (bots.audience). */
 const audience = value.optional();
@@ -46,12 +48,19 @@ const rules = <S extends z.ZodRawShape>(shape: S, anchors: (keyof S & string)[],
 export const githubRuleShape = {
   sub: value.optional(),
   repository: value.optional(),
+  /** The repository's numeric ID: a repository deleted or renamed and re-created under its name has another. */
+  repository_id: id.optional(),
   repository_owner: value.optional(),
+  repository_owner_id: id.optional(),
   ref: value.optional(),
   ref_type: z.enum(["branch", "tag"]).optional(),
   environment: value.optional(),
+  /** The workflow's display name (its `name:`), which whoever can push a workflow chooses: never an anchor. */
   workflow: value.optional(),
+  /** The workflow file and ref: OWNER/REPO/.github/workflows/FILE@REF. */
+  workflow_ref: value.optional(),
   job_workflow_ref: value.optional(),
+  job_workflow_sha: value.optional(),
   actor: value.optional(),
   event_name: value.optional(),
 };
@@ -71,7 +80,10 @@ export const azureDevopsRuleShape = {
 export const gitlabRuleShape = {
   sub: value.optional(),
   project_path: value.optional(),
+  /** The project's and its group's numeric IDs: a path re-created by someone else has others. */
+  project_id: id.optional(),
   namespace_path: value.optional(),
+  namespace_id: id.optional(),
   pipeline_source: value.optional(),
   environment: value.optional(),
   environment_protected: z.boolean().optional(),
@@ -89,7 +101,7 @@ export const kubernetesRuleShape = {
 
 const methodSpecs = {
   github: z.strictObject({
-    allow: rules(githubRuleShape, ["repository", "repository_owner", "sub"], "without one, any repository on GitHub could join"),
+    allow: rules(githubRuleShape, ["repository", "repository_id", "repository_owner", "repository_owner_id", "workflow_ref", "sub"], "without one, any repository on GitHub could join"),
     /** GitHub Enterprise Server: its issuer is https://HOST/_services/token. */
     enterprise_server_host: host.optional(),
     /** An enterprise's own issuer on github.com: https://token.actions.githubusercontent.com/SLUG. */
@@ -105,7 +117,7 @@ const methodSpecs = {
   gitlab: z.strictObject({
     /** A self-managed GitLab's host (gitlab.com when absent). */
     domain: host.optional(),
-    allow: rules(gitlabRuleShape, ["project_path", "namespace_path", "sub"], "without one, any project on the GitLab instance could join"),
+    allow: rules(gitlabRuleShape, ["project_path", "project_id", "namespace_path", "namespace_id", "sub"], "without one, any project on the GitLab instance could join"),
     audience,
   }),
   kubernetes: z.strictObject({
@@ -146,6 +158,21 @@ export const joinTokenSchema = z
       if (m !== t.spec.join_method && given) ctx.addIssue({ code: "custom", path: ["spec", m], message: `spec.${m} is for join_method ${m}, but join_method is ${t.spec.join_method}` });
     }
   });
+
+/** Fields that name a repository or project by its ID, which a name re-registered by someone else does not have. */
+const ID_ANCHORS: Partial<Record<JoinMethod, string[]>> = { github: ["repository_id", "repository_owner_id"], gitlab: ["project_id", "namespace_id"] };
+
+/** What \`admin create\` warns of in a valid join token: rules anchored by names only. */
+export function joinTokenWarnings(t: JoinToken): string[] {
+  const anchors = ID_ANCHORS[t.spec.join_method];
+  const spec = t.spec[t.spec.join_method] as { allow: Record<string, unknown>[] } | undefined;
+  if (!anchors || !spec) return [];
+  return spec.allow.flatMap((rule, i) =>
+    anchors.some((a) => rule[a] !== undefined)
+      ? []
+      : [`join token "${t.metadata.name}" rule ${i + 1} names no ${anchors.join(" or ")}: a ${t.spec.join_method === "github" ? "repository" : "project"} deleted or renamed and re-created under the same name by someone else would match it (docs/bots.md)`],
+  );
+}
 
 export type JoinToken = z.infer<typeof joinTokenSchema>;
 export type GithubSpec = z.infer<typeof methodSpecs.github>;
