@@ -135,3 +135,26 @@ describe("F2 GitHub and GitLab: rules pin IDs and the workflow file; `workflow` 
     expect(() => parseResources(token("pin", "github", `  github:\n    allow:\n      - { workflow: deploy }`), "t")).toThrow(expect.objectContaining({ code: "resource_invalid" }));
   });
 });
+
+describe("F3 Azure DevOps: a pipeline is named by its definition ID in its project, not by its name", () => {
+  const rule = (r: string) => token("ado-x", "azure_devops", `  azure_devops:\n    organization_id: ${ADO_ORGANIZATION_ID}\n    allow:\n      - ${r}`);
+  beforeAll(async () => {
+    await createResources(mc.ctx, admin, parseResources(token("ado-deploy", "azure_devops", `  azure_devops:\n    organization_id: ${ADO_ORGANIZATION_ID}\n    allow:\n      - { project_id: 271ef6f7-0000-4000-8000-00000000ad01, definition_id: 1, repository_ref: refs/heads/main }`), "t").resources, false);
+  });
+
+  it("another pipeline named deploy in the project (another definition, another repository) is refused; the pinned definition joins", async () => {
+    const other = azureDevopsClaims({ project: "infra", pipeline: "deploy", definition_id: "999", repository: "mallory/scratch", ref: "refs/heads/main" });
+    const event = await refused("ado-deploy", "azure_devops", ado(other), "join_denied", /wants another definition_id \(this run's is "999"\)/);
+    expect(event.ci).toMatchObject({ pipeline: "deploy", definition_id: "999", repository: "mallory/scratch" });
+    expect((await joinAs("ado-deploy", "azure_devops", await ado(azureDevopsClaims({ project: "infra", pipeline: "deploy" })))).identity.name).toBe("bot-deploy-prod");
+  });
+
+  it("the docs' old rule (project and pipeline name), a pipeline name alone, a definition ID alone, a pipeline's sub: refused as no anchor (resource_invalid); definition or service connection in a project, or a connection's sub, are anchors", () => {
+    for (const bad of ["{ project_name: infra, pipeline_name: deploy, repository_ref: refs/heads/main }", "{ pipeline_name: deploy }", "{ definition_id: 1 }", "{ project_name: infra }", "{ sub: p://acme/infra/deploy }"]) {
+      expect(() => parseResources(rule(bad), "t"), bad).toThrow(expect.objectContaining({ code: "resource_invalid", message: expect.stringMatching(/definition_id/) }));
+    }
+    for (const good of ["{ project_name: infra, definition_id: 12 }", "{ project_id: 271ef6f7-0000-4000-8000-00000000ad01, definition_id: '12' }", "{ project_name: infra, service_connection: azgate-prod }", "{ sub: sc://acme/infra/azgate-prod }"]) {
+      expect(parseResources(rule(good), "t").resources, good).toHaveLength(1);
+    }
+  });
+});

@@ -35,11 +35,11 @@ const host = z.string().regex(/^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$/, "must be a ho
 const audience = value.optional();
 
 /** A rule matches a run when every field it names equals the token's claim (exactly; no patterns). */
-const rules = <S extends z.ZodRawShape>(shape: S, anchors: (keyof S & string)[], what: string) =>
+const rules = <S extends z.ZodRawShape>(shape: S, anchors: (keyof S & string)[] | ((r: Record<string, unknown>) => boolean), what: string) =>
   z
     .array(
-      z.strictObject(shape).refine((r) => anchors.some((a) => (r as Record<string, unknown>)[a] !== undefined), {
-        message: `each rule names at least one of ${anchors.join(", ")}: ${what}`,
+      z.strictObject(shape).refine((r) => (typeof anchors === "function" ? anchors(r as Record<string, unknown>) : anchors.some((a) => (r as Record<string, unknown>)[a] !== undefined)), {
+        message: typeof anchors === "function" ? what : `each rule names at least one of ${anchors.join(", ")}: ${what}`,
       }),
     )
     .min(1, "at least one allow rule")
@@ -70,7 +70,8 @@ export const azureDevopsRuleShape = {
   project_name: value.optional(),
   pipeline_name: value.optional(),
   project_id: value.optional(),
-  definition_id: value.optional(),
+  /** The pipeline definition's numeric ID: unique in its project, where a pipeline's name is unique only in its folder. */
+  definition_id: id.optional(),
   repository_uri: value.optional(),
   repository_version: value.optional(),
   repository_ref: value.optional(),
@@ -99,6 +100,19 @@ export const kubernetesRuleShape = {
   namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a namespace name").optional(),
 };
 
+/**
+ * An Azure DevOps rule's anchor: a pipeline definition (definition_id) or a
+ * service connection, in a named project. A pipeline's name (pipeline_name,
+ * a pipeline's sub p://ORG/PROJECT/NAME) is unique only within its folder,
+ * so it narrows a rule but anchors none; a definition ID alone is a number
+ * every project has.
+ */
+function adoAnchored(r: Record<string, unknown>): boolean {
+  const project = r.project_id !== undefined || r.project_name !== undefined;
+  if (project && (r.definition_id !== undefined || r.service_connection !== undefined)) return true;
+  return typeof r.sub === "string" && r.sub.startsWith("sc://");
+}
+
 const methodSpecs = {
   github: z.strictObject({
     allow: rules(githubRuleShape, ["repository", "repository_id", "repository_owner", "repository_owner_id", "workflow_ref", "sub"], "without one, any repository on GitHub could join"),
@@ -111,7 +125,11 @@ const methodSpecs = {
   azure_devops: z.strictObject({
     /** The organisation's UUID: its issuer is https://vstoken.dev.azure.com/ORGANIZATION_ID. */
     organization_id: z.string().regex(/^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$/, "must be the organisation's ID (a UUID)"),
-    allow: rules(azureDevopsRuleShape, ["sub", "project_name", "project_id", "pipeline_name", "definition_id", "service_connection"], "without one, any pipeline of the organisation could join"),
+    allow: rules(
+      azureDevopsRuleShape,
+      adoAnchored,
+      "each rule names a project (project_id or project_name) and, in it, definition_id (a pipeline: its name is unique only in its folder) or service_connection, or a service connection's sub (sc://...): without one, any pipeline of the organisation, or any pipeline of that name, could join",
+    ),
     audience,
   }),
   gitlab: z.strictObject({

@@ -58,7 +58,7 @@ spec:
   azure_devops:
     organization_id: ${ADO_ORGANIZATION_ID}
     allow:
-      - { project_name: infra, pipeline_name: deploy }
+      - { project_name: infra, definition_id: 1 }
 ---
 kind: token
 version: v2
