@@ -15,7 +15,8 @@ import { addBot } from "../src/proxy/bots/admin.ts";
 import { renewBot } from "../src/proxy/bots/renew.ts";
 import type { BotCertificate } from "../src/proxy/bots/join.ts";
 import { resolveCaller, type Caller } from "../src/proxy/caller.ts";
-import { createLock, removeLock } from "../src/proxy/locks.ts";
+import { createLock, listLocks, removeLock } from "../src/proxy/locks.ts";
+import { botLockUser } from "../src/resources/user.ts";
 import { createResources } from "../src/proxy/admin.ts";
 import { parseResources } from "../src/resources/parse.ts";
 import { generateKeyPair, publicKeyToPem } from "../src/pki/keys.ts";
@@ -51,6 +52,7 @@ ${body}`;
 
 const TOKENS = [
   token("gitlab-main", "gitlab", `  gitlab:\n    allow:\n      - { project_path: acme/infra, ref: main }`),
+  token("gh-repo", "github", `  github:\n    allow:\n      - { repository: acme/infra, repository_id: "892712345" }`),
   token("gitlab-tag", "gitlab", `  gitlab:\n    allow:\n      - { project_path: acme/infra, ref: v1, ref_type: tag }`),
 ].join("\n---\n");
 
@@ -156,5 +158,32 @@ describe("F3 Azure DevOps: a pipeline is named by its definition ID in its proje
     for (const good of ["{ project_name: infra, definition_id: 12 }", "{ project_id: 271ef6f7-0000-4000-8000-00000000ad01, definition_id: '12' }", "{ project_name: infra, service_connection: azgate-prod }", "{ sub: sc://acme/infra/azgate-prod }"]) {
       expect(parseResources(rule(good), "t").resources, good).toHaveLength(1);
     }
+  });
+});
+
+describe("F5 admin lock --bot: a spelling that names no bot is refused, never a lock on nothing", () => {
+  it("the CLI's --bot takes the bot's name only: bot-NAME (with a hint), capitals and spaces are refused", () => {
+    expect(botLockUser("deploy-prod")).toBe("bot-deploy-prod");
+    expect(() => botLockUser("bot-deploy-prod")).toThrow(expect.objectContaining({ code: "bad_parameter", message: expect.stringContaining('--bot "deploy-prod"') }));
+    for (const bad of ["Deploy-Prod", "deploy-prod ", "", "deploy prod"]) expect(() => botLockUser(bad), bad).toThrow(expect.objectContaining({ code: "bad_parameter" }));
+  });
+
+  it("the proxy refuses a lock on a bot user that does not exist (not_found, nothing stored, no lock.create); a person's name that does not exist is warned of; the right lock refuses the join, audited", async () => {
+    const locks = (await listLocks(mc.ctx)).length;
+    const created = (await mc.ctx.audit.search({ event: "lock.create" })).length;
+    for (const user of ["bot-Deploy-Prod", "bot-bot-deploy-prod", "bot-deploy-prod "]) {
+      await expect(createLock(mc.ctx, admin, { target: { user }, message: "release freeze" }), user).rejects.toMatchObject({ code: "not_found", message: expect.stringContaining("admin bots ls") });
+    }
+    expect((await listLocks(mc.ctx)).length).toBe(locks);
+    expect((await mc.ctx.audit.search({ event: "lock.create" })).length).toBe(created);
+    const warnings: string[] = [];
+    const ghost = await createLock(mc.ctx, admin, { target: { user: "nobody-yet" } }, warnings);
+    expect(warnings).toEqual([expect.stringContaining('no user is named "nobody-yet"')]);
+    await removeLock(mc.ctx, admin, ghost.metadata.name);
+    // A bot named bot-x would be user bot-bot-x, which --bot cannot name.
+    await expect(addBot(mc.ctx, admin, "bot-x", ["azure-deployer"])).rejects.toMatchObject({ code: "bad_parameter" });
+    const lock = await createLock(mc.ctx, admin, { target: { user: botLockUser("deploy-prod") }, message: "release freeze" });
+    await refused("gh-repo", "github", gh(githubClaims({})), "locked", /release freeze/);
+    await removeLock(mc.ctx, admin, lock.metadata.name);
   });
 });
