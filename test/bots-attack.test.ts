@@ -187,3 +187,35 @@ describe("F5 admin lock --bot: a spelling that names no bot is refused, never a 
     await removeLock(mc.ctx, admin, lock.metadata.name);
   });
 });
+
+describe("F4 CI facts: invisible, bidi and control characters refuse the join; a long value is cut visibly", () => {
+  it("a ref with a zero-width space is not refs/heads/main: refused, the audit event shows the character escaped", async () => {
+    const event = await refused("gh-repo", "github", gh(githubClaims({ ref: "refs/heads/main\u200b" })), "join_denied", /ref holds an invisible or control character \(U\+200B\)/);
+    expect((event.ci as Record<string, string>).ref).toBe("refs/heads/main\\u{200b}");
+  });
+
+  it("a right-to-left override, an 8-bit CSI, a C0 control (once dropped silently), a line separator: refused; a matched claim that is no fact too", async () => {
+    for (const [claims, c] of [
+      [githubClaims({ workflow: "deploy\u202e" }), "U+202E"],
+      [githubClaims({ workflow: "deploy\u009b31m" }), "U+009B"],
+      [githubClaims({ actor: "octo\x1bcat" }), "U+001B"],
+      [githubClaims({ actor: "octo\u2028cat" }), "U+2028"],
+    ] as const) {
+      await refused("gh-repo", "github", gh(claims), "join_denied", new RegExp(`\\(${c.replace("+", "\\+")}\\)`));
+    }
+    const pinned = githubClaims({});
+    pinned.workflow_ref = "acme/infra/.github/workflows/deploy.yml@refs/heads/main\u200d";
+    await refused("gh-pinned", "github", gh(pinned), "join_denied", /workflow_ref holds an invisible/);
+  });
+
+  it("a value longer than 256 characters is kept cut and marked with …, not silently", async () => {
+    const wf = "deploy " + "x".repeat(300) + "TAIL";
+    const cert = await joinAs("gh-repo", "github", await gh(githubClaims({ workflow: wf })));
+    const kept = cert.identity.bot!.ci.workflow;
+    expect([...kept].length).toBe(256);
+    expect(kept.endsWith("…")).toBe(true);
+    expect(kept).not.toContain("TAIL");
+    const [joined] = (await mc.ctx.audit.search({ event: "bot.join" })).filter((e) => e.success === true).slice(-1);
+    expect((joined.ci as Record<string, string>).workflow).toBe(kept);
+  });
+});

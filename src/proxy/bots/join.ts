@@ -31,7 +31,7 @@ import { loadRoles, userStamp } from "../users.ts";
 import { verifyCiToken } from "./id-token.ts";
 import type { BotCertificate } from "../../api/types.ts";
 import { methodOf } from "./methods/index.ts";
-import { firstMatch, type Claims } from "./rules.ts";
+import { checkedFacts, firstMatch, type Claims } from "./rules.ts";
 
 export interface BotJoinRequest {
   /** The join token's name. */
@@ -80,7 +80,7 @@ async function admit(ctx: ProxyContext, stored: JoinToken | null, req: BotJoinRe
   const issuer = impl.issuer(spec);
   const audience = spec.audience ?? impl.defaultAudience(ctx.settings.bots.audience ?? ctx.cluster.name);
   const claims = (await verifyCiToken(ctx, req.id_token, { issuer, audience, maxAgeMs: impl.maxAgeMs })) as Claims;
-  seen.ci = impl.facts(claims);
+  seen.ci = checkedFacts(impl.facts(claims), (shown) => (seen.ci = shown));
   const wrong = impl.precheck?.(spec, claims);
   if (wrong) throw new AzgateError("id_token_invalid", `the CI token was refused: ${wrong}`);
 
