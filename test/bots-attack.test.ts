@@ -17,7 +17,10 @@ import type { BotCertificate } from "../src/proxy/bots/join.ts";
 import { resolveCaller, type Caller } from "../src/proxy/caller.ts";
 import { createLock, listLocks, removeLock } from "../src/proxy/locks.ts";
 import { botLockUser } from "../src/resources/user.ts";
-import { createResources } from "../src/proxy/admin.ts";
+import { addUser, createResources } from "../src/proxy/admin.ts";
+import { finishSsoLogin } from "../src/proxy/sso/finish.ts";
+import type { SsoAttempt } from "../src/proxy/sso/attempt.ts";
+import type { Connector } from "../src/resources/connector.ts";
 import { parseResources } from "../src/resources/parse.ts";
 import { generateKeyPair, publicKeyToPem } from "../src/pki/keys.ts";
 import { githubClaims, azureDevopsClaims, gitlabClaims } from "../src/emulator/ci-runner.ts";
@@ -217,5 +220,22 @@ describe("F4 CI facts: invisible, bidi and control characters refuse the join; a
     expect(kept).not.toContain("TAIL");
     const [joined] = (await mc.ctx.audit.search({ event: "bot.join" })).filter((e) => e.success === true).slice(-1);
     expect((joined.ci as Record<string, string>).workflow).toBe(kept);
+  });
+});
+
+describe("F6 a person cannot take a bot's name (bot-*)", () => {
+  it("admin users add, a user file and an SSO login's first sign-in refuse bot-ci (audited for SSO); the bot ci is then made and --bot ci locks it", async () => {
+    await expect(addUser(mc.ctx, admin, "bot-ci", ["azure-deployer"], {})).rejects.toMatchObject({ code: "bad_parameter", message: expect.stringContaining("admin bots add ci") });
+    await expect(addUser(mc.ctx, admin, "Bot-CI", ["azure-deployer"], {})).rejects.toMatchObject({ code: "bad_parameter" });
+    await expect(createResources(mc.ctx, admin, parseResources("kind: user\nversion: v2\nmetadata: { name: bot-ci }\nspec: { roles: [azure-deployer] }", "u").resources, false)).rejects.toMatchObject({ code: "bad_parameter" });
+    const connector = { kind: "oidc", metadata: { name: "idp" }, spec: {} } as unknown as Connector;
+    const attempt = { key: "sso-attempts/x", revision: "1", value: { remote_addr: "127.0.0.1" } as SsoAttempt };
+    await expect(finishSsoLogin(mc.ctx, connector, attempt, { user: "bot-ci", subject: "oidc:https://idp:1", roles: ["azure-deployer"], traits: {} })).rejects.toMatchObject({ code: "bad_parameter" });
+    expect((await mc.ctx.audit.search({ event: "user.login", user: "bot-ci" })).slice(-1)[0]).toMatchObject({ success: false, connector: "idp", error: "the name is a bot's" });
+    expect(await mc.ctx.backend.get(`users/bot-ci`)).toBeNull();
+    await addBot(mc.ctx, admin, "ci", ["azure-deployer"]);
+    const lock = await createLock(mc.ctx, admin, { target: { user: botLockUser("ci") } });
+    expect(lock.spec.target.user).toBe("bot-ci");
+    await removeLock(mc.ctx, admin, lock.metadata.name);
   });
 });
