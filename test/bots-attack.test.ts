@@ -239,3 +239,24 @@ describe("F6 a person cannot take a bot's name (bot-*)", () => {
     await removeLock(mc.ctx, admin, lock.metadata.name);
   });
 });
+
+describe("F7 renewal matches the join token's rules as they are now", () => {
+  it("after the rule is narrowed to another repository, a running bot's renewal is refused (join_denied), audited as bot.renew; the rule put back, it renews", async () => {
+    const narrow = (repo: string) => token("gh-narrow", "github", `  github:\n    allow:\n      - { repository: ${repo}, repository_id: "892712345" }`);
+    await createResources(mc.ctx, admin, parseResources(narrow("acme/infra"), "t").resources, false);
+    const cert = await joinAs("gh-narrow", "github", await gh(githubClaims({ repository: "acme/infra" })));
+    expect(cert.identity.bot!.run).toMatchObject({ repository: "acme/infra", repository_id: "892712345", event_name: "push" });
+    await createResources(mc.ctx, admin, parseResources(narrow("acme/elsewhere"), "t").resources, true);
+    const pem = await publicKeyToPem(cert.key.publicKey);
+    const from = fx.emu.requests.length;
+    await expect(renewBot(mc.ctx, await resolveCaller(mc.ctx, cert.identity), { public_key_pem: pem })).rejects.toMatchObject({ code: "join_denied", message: expect.stringMatching(/wants another repository \(this run's is "acme\/infra"\)/) });
+    expect((await mc.ctx.audit.search({ event: "bot.renew" })).slice(-1)[0]).toMatchObject({ code: "AZJ002E", success: false, error_code: "join_denied", bot: "deploy-prod", session_id: cert.identity.session_id, rule_detail: expect.stringContaining('the rule wants "acme/elsewhere"') });
+    expect(azureRequests(from)).toEqual([]);
+    // A certificate without the run's fields (from before rechecks) is not renewed: fail closed.
+    const { run: _run, ...older } = cert.identity.bot!;
+    await createResources(mc.ctx, admin, parseResources(narrow("acme/infra"), "t").resources, true);
+    await expect(renewBot(mc.ctx, await resolveCaller(mc.ctx, { ...cert.identity, bot: older }), { public_key_pem: pem })).rejects.toMatchObject({ code: "join_denied" });
+    const renewed = await renewBot(mc.ctx, await resolveCaller(mc.ctx, cert.identity), { public_key_pem: pem });
+    expect(renewed.identity.bot!.run).toEqual(cert.identity.bot!.run);
+  });
+});

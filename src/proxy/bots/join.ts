@@ -31,7 +31,7 @@ import { loadRoles, userStamp } from "../users.ts";
 import { verifyCiToken } from "./id-token.ts";
 import type { BotCertificate } from "../../api/types.ts";
 import { methodOf } from "./methods/index.ts";
-import { checkedFacts, firstMatch, type Claims } from "./rules.ts";
+import { checkedFacts, firstMatch, runFields, type Claims } from "./rules.ts";
 
 export interface BotJoinRequest {
   /** The join token's name. */
@@ -84,8 +84,9 @@ async function admit(ctx: ProxyContext, stored: JoinToken | null, req: BotJoinRe
   const wrong = impl.precheck?.(spec, claims);
   if (wrong) throw new AzgateError("id_token_invalid", `the CI token was refused: ${wrong}`);
 
-  // 3. The allow rules.
-  const match = firstMatch(impl, spec, claims);
+  // 3. The allow rules, on the run's fields read once (and kept in the certificate, for renewals).
+  const run = runFields(impl, claims);
+  const match = firstMatch(impl, spec, run);
   if (!("rule" in match)) {
     throw Object.assign(new AzgateError("join_denied", `no allow rule of join token "${name}" matches this run: ${match.mismatch}`), { auditReason: match.detail });
   }
@@ -121,7 +122,7 @@ async function admit(ctx: ProxyContext, stored: JoinToken | null, req: BotJoinRe
     session_id: crypto.randomUUID(),
     user_id: userStamp(user).id,
     generation: userStamp(user).generation,
-    bot: { name: bot, token: name, join_method: stored.spec.join_method, ci: seen.ci, session_expires: new Date(sessionEnd).toISOString() },
+    bot: { name: bot, token: name, join_method: stored.spec.join_method, ci: seen.ci, session_expires: new Date(sessionEnd).toISOString(), issuer, run },
   };
   const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey, identity, now: new Date(now), notAfter: new Date(Math.min(now + ttl, sessionEnd)) });
   const expires = cert.notAfter.toISOString();

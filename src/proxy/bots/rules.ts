@@ -53,10 +53,12 @@ export interface MethodImpl<S extends { allow: Record<string, unknown>[]; audien
   maxAgeMs?: number;
   /** False where the CI hands one token to a job for its whole life (a projected service-account token): no replay cache. */
   singleUse: boolean;
+  /** Every field a rule of this method may name (its rule shape's keys). */
+  ruleFields: readonly string[];
   /** A rule field's value in this run, from its claims. */
   field(claims: Claims, name: string): string | undefined;
-  /** A check beyond the fields (GitHub's pull requests), or null when the rule may match. */
-  extra?(rule: Record<string, unknown>, claims: Claims): string | null;
+  /** A check beyond the fields (GitHub's pull requests), on the run's fields, or null when the rule may match. */
+  extra?(rule: Record<string, unknown>, run: RunFields): string | null;
   /** A check of the token against the spec before any rule (Azure DevOps' organisation), or null. */
   precheck?(spec: S, claims: Claims): string | null;
   /** What the run is, for the certificate and every audit event. */
@@ -65,11 +67,29 @@ export interface MethodImpl<S extends { allow: Record<string, unknown>[]; audien
 
 export type Match = { rule: number } | { mismatch: string; detail: string };
 
+/** A run as rules see it: the value of each rule field of its method, read once from its claims (at the join) and kept in its certificate (for renewals). */
+export type RunFields = Record<string, string>;
+
+/** The longest rule field value read; a longer claim is missing to every rule (fail closed). */
+const MAX_FIELD_CHARS = 1024;
+
+/** The run's rule fields from its verified claims: refused (join_denied) when one holds an unreadable character. */
+export function runFields<S extends { allow: Record<string, unknown>[]; audience?: string }>(impl: MethodImpl<S>, claims: Claims): RunFields {
+  const out: RunFields = {};
+  for (const name of impl.ruleFields) {
+    const v = impl.field(claims, name);
+    if (v === undefined || v.length > MAX_FIELD_CHARS) continue;
+    refuseUnreadable(name, v);
+    out[name] = v;
+  }
+  return out;
+}
+
 /** The first rule all of whose fields the run has; else the closest rule's first difference. */
-export function firstMatch<S extends { allow: Record<string, unknown>[]; audience?: string }>(impl: MethodImpl<S>, spec: S, claims: Claims): Match {
+export function firstMatch<S extends { allow: Record<string, unknown>[]; audience?: string }>(impl: MethodImpl<S>, spec: S, run: RunFields): Match {
   let closest: { misses: number; mismatch: string; detail: string } | null = null;
   for (const [i, rule] of spec.allow.entries()) {
-    const misses = differences(impl, rule, claims, i + 1);
+    const misses = differences(impl, rule, run, i + 1);
     if (misses.length === 0) return { rule: i };
     if (!closest || misses.length < closest.misses) closest = { misses: misses.length, ...misses[0] };
   }
@@ -77,17 +97,16 @@ export function firstMatch<S extends { allow: Record<string, unknown>[]; audienc
 }
 
 /** Where one rule differs from the run: for the caller (what the run says) and for the audit log (what the rule wants too). */
-function differences<S extends { allow: Record<string, unknown>[]; audience?: string }>(impl: MethodImpl<S>, rule: Record<string, unknown>, claims: Claims, n: number): { mismatch: string; detail: string }[] {
+function differences<S extends { allow: Record<string, unknown>[]; audience?: string }>(impl: MethodImpl<S>, rule: Record<string, unknown>, run: RunFields, n: number): { mismatch: string; detail: string }[] {
   const out: { mismatch: string; detail: string }[] = [];
   for (const [name, want] of Object.entries(rule)) {
     if (want === undefined) continue;
-    const got = impl.field(claims, name);
-    if (got !== undefined) refuseUnreadable(name, got);
+    const got = Object.hasOwn(run, name) ? run[name] : undefined;
     if (got === String(want)) continue;
     const said = got === undefined ? "missing" : JSON.stringify(got);
     out.push({ mismatch: `rule ${n} wants another ${name} (this run's is ${said})`, detail: `rule ${n}: ${name} is ${said}, the rule wants ${JSON.stringify(String(want))}` });
   }
-  const extra = impl.extra?.(rule, claims);
+  const extra = impl.extra?.(rule, run);
   if (extra) out.push({ mismatch: `rule ${n}: ${extra}`, detail: `rule ${n}: ${extra}` });
   return out;
 }

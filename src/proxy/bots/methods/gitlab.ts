@@ -11,7 +11,7 @@
  * tag anyone may push named `main` does not match a rule written for the
  * branch. A rule for a tag says `ref_type: tag`.
  */
-import type { GitlabSpec } from "../../../resources/join-token.ts";
+import { gitlabRuleShape, type GitlabSpec } from "../../../resources/join-token.ts";
 import { claim, keptFacts, type MethodImpl } from "../rules.ts";
 
 export const gitlab: MethodImpl<GitlabSpec> = {
@@ -20,10 +20,11 @@ export const gitlab: MethodImpl<GitlabSpec> = {
   defaultAudience: (cluster) => cluster,
   // A job's ID token lives as long as the job may (its timeout): its exp decides.
   singleUse: true,
+  ruleFields: Object.keys(gitlabRuleShape),
   field: (claims, name) => claim(claims, name),
-  extra(rule, claims) {
+  extra(rule, run) {
     if (rule.ref === undefined || rule.ref_type !== undefined) return null;
-    const type = claim(claims, "ref_type");
+    const type = run.ref_type;
     return type === "branch" ? null : `a rule naming ref without ref_type matches a branch only (this run's ref_type is ${type === undefined ? "missing" : JSON.stringify(type)}); a rule for a tag names ref_type: tag`;
   },
   facts: (c) => keptFacts(["project_path", "ref", "sha", "pipeline_id", "job_id", "user_login", "environment", "pipeline_source"].map((k) => [k, claim(c, k)])),
