@@ -260,3 +260,14 @@ describe("F7 renewal matches the join token's rules as they are now", () => {
     expect(renewed.identity.bot!.run).toEqual(cert.identity.bot!.run);
   });
 });
+
+describe("F8 a join refused as locked does not spend the run's token ID", () => {
+  it("refused as locked (audited), the lock lifted, the same CI token joins; then it is spent", async () => {
+    const lock = await createLock(mc.ctx, admin, { target: { user: botLockUser("deploy-prod") }, message: "freeze" });
+    const t = await gh(githubClaims({}));
+    await refused("gh-repo", "github", t, "locked", /freeze/);
+    await removeLock(mc.ctx, admin, lock.metadata.name);
+    expect((await joinAs("gh-repo", "github", t)).identity.name).toBe("bot-deploy-prod");
+    await refused("gh-repo", "github", t, "id_token_replayed", /joined before/);
+  });
+});
