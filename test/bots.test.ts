@@ -81,7 +81,7 @@ ${body}`;
 const TOKENS = [
   token("deploy-prod", "github", `  github:\n    allow:\n      - { repository: acme/infra, ref: refs/heads/main, environment: production }`),
   token("gh-any-event", "github", `  github:\n    allow:\n      - { repository: acme/infra }\n      - { repository: acme/infra, event_name: pull_request_target, actor: trusted-maintainer }`),
-  token("ado-deploy", "azure_devops", `  azure_devops:\n    organization_id: ${ADO_ORGANIZATION_ID}\n    allow:\n      - { project_name: infra, pipeline_name: deploy, repository_ref: refs/heads/main }\n      - { project_name: infra, service_connection: azgate-prod }`),
+  token("ado-deploy", "azure_devops", `  azure_devops:\n    organization_id: ${ADO_ORGANIZATION_ID}\n    allow:\n      - { project_name: infra, definition_id: 1, repository_ref: refs/heads/main }\n      - { project_name: infra, service_connection: azgate-prod }`),
   token("gitlab-deploy", "gitlab", `  gitlab:\n    allow:\n      - { project_path: acme/infra, ref: main, ref_protected: true }`),
   token("k8s-deploy", "kubernetes", `  kubernetes:\n    oidc: { issuer: '${AKS_ISSUER}' }\n    allow:\n      - { service_account: 'ci:deployer' }`),
 ].join("\n---\n");

@@ -102,6 +102,7 @@ export const AUDIT_EVENTS = {
   BOT_JOINED: spec("bot.join", "TJ001I", "A bot joined with its CI's OIDC token: a short certificate carrying the CI facts.", ["user", "bot", "token_name", "join_method", "ci", "session_id", "expires", "success"] as const),
   BOT_JOIN_FAILED: spec("bot.join", "TJ001E", "A bot's join was refused (the CI token, the join token's allow rules, a replay, a lock, an expired join token).", ["token_name", "join_method", "error_code", "reason", "success"] as const),
   BOT_RENEWED: spec("bot.renew", "AZJ002I", "A running bot renewed its certificate (within its session's end).", ["user", "bot", "ci", "session_id", "expires"] as const),
+  BOT_RENEW_FAILED: spec("bot.renew", "AZJ002E", "A running bot's renewal was refused (its join token gone, expired or no longer admitting its run, its session ended).", ["user", "bot", "error_code", "reason", "success"] as const),
 
   // ---- agents and the proxy ----
   AGENT_JOINED: spec("agent.join", "AZJ001I", "An agent joined with a join token.", ["host_id", "token_id", "success"] as const),

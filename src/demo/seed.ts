@@ -30,7 +30,7 @@ export const AGENT_SERVICE_ACCOUNT = { namespace: "teleport-ns", serviceAccount:
  */
 export const DEMO_BOT = "deploy";
 export const DEMO_BOT_TOKEN = "deploy";
-export const DEMO_PIPELINE_RUN = { repository: "acme/infra", ref: "refs/heads/main", environment: "production", workflow: "deploy" };
+export const DEMO_PIPELINE_RUN = { repository: "acme/infra", repository_id: "892712345", ref: "refs/heads/main", environment: "production", workflow: "deploy" };
 
 export function demoBotYaml(identity: string): string {
   return `kind: role
@@ -61,5 +61,5 @@ spec:
   join_method: github
   github:
     allow:
-      - { repository: ${DEMO_PIPELINE_RUN.repository}, ref: ${DEMO_PIPELINE_RUN.ref}, environment: ${DEMO_PIPELINE_RUN.environment} }
+      - { repository: ${DEMO_PIPELINE_RUN.repository}, repository_id: "${DEMO_PIPELINE_RUN.repository_id}", ref: ${DEMO_PIPELINE_RUN.ref}, environment: ${DEMO_PIPELINE_RUN.environment} }
 `;

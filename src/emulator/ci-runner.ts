@@ -14,6 +14,9 @@ import { adoIssuer, ADO_AUDIENCE, ADO_ORGANIZATION_ID, type CiIssuers } from "./
 
 export interface GithubRun {
   repository: string;
+  /** The repository's and its owner's numeric IDs (stable across renames; a re-created repository of the same name has others). */
+  repository_id: string;
+  repository_owner_id: string;
   ref: string;
   environment?: string;
   event_name: string;
@@ -51,17 +54,23 @@ export interface GitlabRun {
   pipeline_source: string;
 }
 
+/** acme/infra's repository ID and acme's owner ID on the emulated GitHub (the docs' and fixtures' rules pin them). */
+export const ACME_INFRA_REPOSITORY_ID = "892712345";
+export const ACME_OWNER_ID = "73125678";
+
 const hex = (n: number) => Array.from(crypto.getRandomValues(new Uint8Array(n / 2)), (b) => b.toString(16).padStart(2, "0")).join("");
 const runId = () => String(1_000_000 + Math.floor(Math.random() * 8_000_000));
 
 export function githubClaims(given: Partial<GithubRun> = {}): Record<string, unknown> {
-  const r: GithubRun = { repository: "acme/infra", ref: "refs/heads/main", event_name: "push", actor: "octocat", workflow: "deploy", sha: hex(40), run_id: runId(), run_attempt: "1", ...given };
+  const r: GithubRun = { repository: "acme/infra", repository_id: ACME_INFRA_REPOSITORY_ID, repository_owner_id: ACME_OWNER_ID, ref: "refs/heads/main", event_name: "push", actor: "octocat", workflow: "deploy", sha: hex(40), run_id: runId(), run_attempt: "1", ...given };
   const sub = r.environment ? `repo:${r.repository}:environment:${r.environment}` : r.event_name.startsWith("pull_request") ? `repo:${r.repository}:pull_request` : `repo:${r.repository}:ref:${r.ref}`;
   const workflowRef = `${r.repository}/.github/workflows/${r.workflow}.yml@${r.ref}`;
   return {
     sub,
     repository: r.repository,
+    repository_id: r.repository_id,
     repository_owner: r.repository.split("/")[0],
+    repository_owner_id: r.repository_owner_id,
     repository_visibility: "private",
     ref: r.ref,
     ref_type: r.ref.startsWith("refs/tags/") ? "tag" : "branch",
@@ -72,6 +81,7 @@ export function githubClaims(given: Partial<GithubRun> = {}): Record<string, unk
     workflow: r.workflow,
     workflow_ref: workflowRef,
     job_workflow_ref: workflowRef,
+    job_workflow_sha: r.sha,
     actor: r.actor,
     event_name: r.event_name,
     runner_environment: "github-hosted",

@@ -38,6 +38,9 @@ export interface BotFacts {
   ci: Record<string, string>;
   /** The bot's session cannot be renewed past this time (its roles' max_session_ttl from the join). */
   session_expires: string;
+  /** The issuer its CI token was verified against, and the run's value of every field a rule of its method may name: renewal matches the join token's rules as they are now against these. */
+  issuer?: string;
+  run?: Record<string, string>;
 }
 
 /** The fields every audit event about a bot's certificate carries (none for a person's). */

@@ -18,7 +18,7 @@ import { checkRule } from "../rbac/engine.ts";
 import type { ProxyContext } from "./context.ts";
 import { KEYS, newSecret, secretHash } from "./keys.ts";
 import { listLocks, removeLock } from "./locks.ts";
-import { checkUserName, createInvite, deleteInvitesOf, getUser, newUserStatus, requireRolesExist, userStamp } from "./users.ts";
+import { checkPersonName, checkUserName, createInvite, deleteInvitesOf, getUser, newUserStatus, requireRolesExist, userStamp } from "./users.ts";
 
 export const RESOURCE_KINDS = ["role", "user", "token", "github", "oidc", "saml", "lock", "notification_target", "access_rule"] as const;
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
@@ -82,6 +82,7 @@ export async function createResources(ctx: ProxyContext, caller: Caller, resourc
     if (exists && !force) throw new AzgateError("already_exists", `${r.kind} "${r.metadata.name}" already exists; use -f (--force) to overwrite it`);
     // A bot is made and removed by admin bots; a user file must not turn it into a person (or keep a person's password).
     if (r.kind === "user" && isBot(stored?.value as User | undefined)) throw new AzgateError("already_exists", `"${r.metadata.name}" is a bot; manage it with azgate admin bots (roles: admin users update --set-roles)`);
+    if (r.kind === "user" && !exists) checkPersonName(r.metadata.name);
     if (r.kind === "user") await requireRolesExist(ctx, r.spec.roles.filter((n) => !definedHere(n)));
     if (r.kind === "github" || r.kind === "oidc" || r.kind === "saml") await requireRolesExist(ctx, connectorRoles(r).filter((n) => !definedHere(n)));
     plan.push({ resource: r, exists, stored: stored?.value });
@@ -189,7 +190,7 @@ export async function removeResource(ctx: ProxyContext, caller: Caller, kind: Re
 
 export async function addUser(ctx: ProxyContext, caller: Caller, name: string, roles: string[], traits: Record<string, string[]>) {
   authorize(caller, "user", "create");
-  checkUserName(name);
+  checkPersonName(name);
   traits = checkTraits(traits);
   roles = unique(roles);
   if (roles.length === 0) throw new AzgateError("bad_parameter", "a user needs at least one role: --roles access,editor");

@@ -201,9 +201,10 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   });
   authed.post("/admin/locks", async (c) => {
     const body = parseJson<{ target?: LockTarget; ttl?: string; message?: string }>(c.get("body"));
-    const lock = await createLock(ctx, c.get("caller"), body);
+    const warnings: string[] = [];
+    const lock = await createLock(ctx, c.get("caller"), body, warnings);
     // This replica's open tunnels are rechecked by the backend watch (tunnels.ts), as every replica's are.
-    return c.json(lock);
+    return c.json(warnings.length ? { ...lock, warnings } : lock);
   });
   authed.post("/admin/tokens", async (c) => {
     const body = parseJson<{ type?: string; ttl?: string; uses?: number }>(c.get("body"));

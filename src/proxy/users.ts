@@ -61,6 +61,17 @@ export function checkUserName(name: string): void {
 }
 
 /**
+ * A new person's name: a user name that is not a bot's (bot-NAME, made only
+ * by admin bots add), so no person holds a name a bot needs or that
+ * admin lock --bot would lock. Checked wherever a person's record is made:
+ * admin users add, a user file, an SSO login's first sign-in.
+ */
+export function checkPersonName(name: string): void {
+  checkUserName(name);
+  if (/^bot-/i.test(name)) throw new AzgateError("bad_parameter", `user name ${JSON.stringify(name.slice(0, 200))} starts with bot-, which names bots (azgate admin bots add ${name.slice(4, 68)}); a person takes another name`);
+}
+
+/**
  * Creates an invite for `user` (new user or password reset) and voids every
  * other invite of that name: a user has at most one live invite. Returns the
  * secret token.

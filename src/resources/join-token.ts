@@ -28,16 +28,18 @@ export type JoinMethod = (typeof JOIN_METHODS)[number];
 export const JOIN_TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 const value = z.string().min(1).max(256).regex(/^[^\x00-\x1f\x7f]+$/, "must be printable text");
+/** A numeric ID (a repository's, a project's, a pipeline definition's), as a string or a YAML number; kept as text. */
+const id = z.union([z.string().regex(/^[0-9]{1,20}$/, "must be a numeric ID"), z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)]).transform(String);
 const host = z.string().regex(/^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$/, "must be a host name (and port), without https://");
 /** The audience the CI token must carry, when it is not the cluster's (bots.audience). */
 const audience = value.optional();
 
 /** A rule matches a run when every field it names equals the token's claim (exactly; no patterns). */
-const rules = <S extends z.ZodRawShape>(shape: S, anchors: (keyof S & string)[], what: string) =>
+const rules = <S extends z.ZodRawShape>(shape: S, anchors: (keyof S & string)[] | ((r: Record<string, unknown>) => boolean), what: string) =>
   z
     .array(
-      z.strictObject(shape).refine((r) => anchors.some((a) => (r as Record<string, unknown>)[a] !== undefined), {
-        message: `each rule names at least one of ${anchors.join(", ")}: ${what}`,
+      z.strictObject(shape).refine((r) => (typeof anchors === "function" ? anchors(r as Record<string, unknown>) : anchors.some((a) => (r as Record<string, unknown>)[a] !== undefined)), {
+        message: typeof anchors === "function" ? what : `each rule names at least one of ${anchors.join(", ")}: ${what}`,
       }),
     )
     .min(1, "at least one allow rule")
@@ -46,12 +48,19 @@ const rules = <S extends z.ZodRawShape>(shape: S, anchors: (keyof S & string)[],
 export const githubRuleShape = {
   sub: value.optional(),
   repository: value.optional(),
+  /** The repository's numeric ID: a repository deleted or renamed and re-created under its name has another. */
+  repository_id: id.optional(),
   repository_owner: value.optional(),
+  repository_owner_id: id.optional(),
   ref: value.optional(),
   ref_type: z.enum(["branch", "tag"]).optional(),
   environment: value.optional(),
+  /** The workflow's display name (its `name:`), which whoever can push a workflow chooses: never an anchor. */
   workflow: value.optional(),
+  /** The workflow file and ref: OWNER/REPO/.github/workflows/FILE@REF. */
+  workflow_ref: value.optional(),
   job_workflow_ref: value.optional(),
+  job_workflow_sha: value.optional(),
   actor: value.optional(),
   event_name: value.optional(),
 };
@@ -61,7 +70,8 @@ export const azureDevopsRuleShape = {
   project_name: value.optional(),
   pipeline_name: value.optional(),
   project_id: value.optional(),
-  definition_id: value.optional(),
+  /** The pipeline definition's numeric ID: unique in its project, where a pipeline's name is unique only in its folder. */
+  definition_id: id.optional(),
   repository_uri: value.optional(),
   repository_version: value.optional(),
   repository_ref: value.optional(),
@@ -71,7 +81,10 @@ export const azureDevopsRuleShape = {
 export const gitlabRuleShape = {
   sub: value.optional(),
   project_path: value.optional(),
+  /** The project's and its group's numeric IDs: a path re-created by someone else has others. */
+  project_id: id.optional(),
   namespace_path: value.optional(),
+  namespace_id: id.optional(),
   pipeline_source: value.optional(),
   environment: value.optional(),
   environment_protected: z.boolean().optional(),
@@ -87,9 +100,22 @@ export const kubernetesRuleShape = {
   namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a namespace name").optional(),
 };
 
+/**
+ * An Azure DevOps rule's anchor: a pipeline definition (definition_id) or a
+ * service connection, in a named project. A pipeline's name (pipeline_name,
+ * a pipeline's sub p://ORG/PROJECT/NAME) is unique only within its folder,
+ * so it narrows a rule but anchors none; a definition ID alone is a number
+ * every project has.
+ */
+function adoAnchored(r: Record<string, unknown>): boolean {
+  const project = r.project_id !== undefined || r.project_name !== undefined;
+  if (project && (r.definition_id !== undefined || r.service_connection !== undefined)) return true;
+  return typeof r.sub === "string" && r.sub.startsWith("sc://");
+}
+
 const methodSpecs = {
   github: z.strictObject({
-    allow: rules(githubRuleShape, ["repository", "repository_owner", "sub"], "without one, any repository on GitHub could join"),
+    allow: rules(githubRuleShape, ["repository", "repository_id", "repository_owner", "repository_owner_id", "workflow_ref", "sub"], "without one, any repository on GitHub could join"),
     /** GitHub Enterprise Server: its issuer is https://HOST/_services/token. */
     enterprise_server_host: host.optional(),
     /** An enterprise's own issuer on github.com: https://token.actions.githubusercontent.com/SLUG. */
@@ -99,13 +125,17 @@ const methodSpecs = {
   azure_devops: z.strictObject({
     /** The organisation's UUID: its issuer is https://vstoken.dev.azure.com/ORGANIZATION_ID. */
     organization_id: z.string().regex(/^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$/, "must be the organisation's ID (a UUID)"),
-    allow: rules(azureDevopsRuleShape, ["sub", "project_name", "project_id", "pipeline_name", "definition_id", "service_connection"], "without one, any pipeline of the organisation could join"),
+    allow: rules(
+      azureDevopsRuleShape,
+      adoAnchored,
+      "each rule names a project (project_id or project_name) and, in it, definition_id (a pipeline: its name is unique only in its folder) or service_connection, or a service connection's sub (sc://...): without one, any pipeline of the organisation, or any pipeline of that name, could join",
+    ),
     audience,
   }),
   gitlab: z.strictObject({
     /** A self-managed GitLab's host (gitlab.com when absent). */
     domain: host.optional(),
-    allow: rules(gitlabRuleShape, ["project_path", "namespace_path", "sub"], "without one, any project on the GitLab instance could join"),
+    allow: rules(gitlabRuleShape, ["project_path", "project_id", "namespace_path", "namespace_id", "sub"], "without one, any project on the GitLab instance could join"),
     audience,
   }),
   kubernetes: z.strictObject({
@@ -146,6 +176,21 @@ export const joinTokenSchema = z
       if (m !== t.spec.join_method && given) ctx.addIssue({ code: "custom", path: ["spec", m], message: `spec.${m} is for join_method ${m}, but join_method is ${t.spec.join_method}` });
     }
   });
+
+/** Fields that name a repository or project by its ID, which a name re-registered by someone else does not have. */
+const ID_ANCHORS: Partial<Record<JoinMethod, string[]>> = { github: ["repository_id", "repository_owner_id"], gitlab: ["project_id", "namespace_id"] };
+
+/** What \`admin create\` warns of in a valid join token: rules anchored by names only. */
+export function joinTokenWarnings(t: JoinToken): string[] {
+  const anchors = ID_ANCHORS[t.spec.join_method];
+  const spec = t.spec[t.spec.join_method] as { allow: Record<string, unknown>[] } | undefined;
+  if (!anchors || !spec) return [];
+  return spec.allow.flatMap((rule, i) =>
+    anchors.some((a) => rule[a] !== undefined)
+      ? []
+      : [`join token "${t.metadata.name}" rule ${i + 1} names no ${anchors.join(" or ")}: a ${t.spec.join_method === "github" ? "repository" : "project"} deleted or renamed and re-created under the same name by someone else would match it (docs/bots.md)`],
+  );
+}
 
 export type JoinToken = z.infer<typeof joinTokenSchema>;
 export type GithubSpec = z.infer<typeof methodSpecs.github>;

@@ -7,7 +7,7 @@ import { userSchema, type User } from "./user.ts";
 import { githubSchema, oidcSchema, samlSchema, type Connector } from "./connector.ts";
 import { notificationTargetSchema, type NotificationTarget } from "./notification-target.ts";
 import { accessRuleSchema, type AccessRule } from "./access-rule.ts";
-import { joinTokenSchema, type JoinToken } from "./join-token.ts";
+import { joinTokenSchema, joinTokenWarnings, type JoinToken } from "./join-token.ts";
 
 export type Resource = Role | User | Connector | NotificationTarget | AccessRule | JoinToken;
 
@@ -61,6 +61,7 @@ export function parseResources(text: string, source: string): ParsedResources {
       const ignored = ignoredRoleFields(resource);
       if (ignored.length) warnings.push(`role "${resource.metadata.name}": ignored fields not used by azgate: ${ignored.join(", ")}`);
     }
+    if (resource.kind === "token") warnings.push(...joinTokenWarnings(resource));
     resources.push(resource);
   });
   if (problems.length > 0) throw new AzgateError("resource_invalid", problems.join("\n"));

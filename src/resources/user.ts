@@ -74,6 +74,16 @@ export interface UserStatus {
 export const BOT_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 /** A bot's user record is bot-NAME, as Teleport names them: a bot never takes a person's name. */
 export const botUserName = (bot: string) => `bot-${bot}`;
+/**
+ * The user a lock on bot `bot` targets (\`admin lock --bot NAME\`): the bot's
+ * name as \`admin bots ls\` shows it, never its user name (bot-NAME) nor
+ * another spelling, which would lock a user no bot is.
+ */
+export function botLockUser(bot: string): string {
+  if (/^bot-/i.test(bot)) throw new AzgateError("bad_parameter", `--bot takes the bot's name, not its user name: --bot ${JSON.stringify(bot.slice(4, 104))} (azgate admin bots ls), or --user ${JSON.stringify(bot.slice(0, 100))}`);
+  if (!BOT_NAME.test(bot)) throw new AzgateError("bad_parameter", `bot name ${JSON.stringify(bot.slice(0, 100))} must be 1-63 lowercase letters, digits, '.', '_' or '-' (azgate admin bots ls)`);
+  return botUserName(bot);
+}
 /** Whether a user record is a bot's. */
 export const isBot = (user: User | null | undefined): boolean => user?.status?.kind === "bot";
 

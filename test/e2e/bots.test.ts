@@ -46,7 +46,7 @@ spec:
   join_method: github
   github:
     allow:
-      - { repository: acme/infra, ref: refs/heads/main, environment: production }
+      - { repository: acme/infra, repository_id: "892712345", ref: refs/heads/main, environment: production }
 ---
 kind: token
 version: v2
@@ -58,7 +58,7 @@ spec:
   azure_devops:
     organization_id: ${ADO_ORGANIZATION_ID}
     allow:
-      - { project_name: infra, pipeline_name: deploy }
+      - { project_name: infra, definition_id: 1 }
 ---
 kind: token
 version: v2
@@ -69,7 +69,7 @@ spec:
   join_method: gitlab
   gitlab:
     allow:
-      - { project_path: acme/infra, ref_protected: true }
+      - { project_path: acme/infra, project_id: 4242, ref_protected: true }
 ---
 kind: token
 version: v2

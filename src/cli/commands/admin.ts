@@ -8,7 +8,7 @@ import path from "node:path";
 import { parseResources } from "../../resources/parse.ts";
 import { AzgateError } from "../../errors/index.ts";
 import type { Role } from "../../rbac/types.ts";
-import { botUserName, isBot, type User } from "../../resources/user.ts";
+import { botLockUser, isBot, type User } from "../../resources/user.ts";
 import type { JoinToken } from "../../resources/join-token.ts";
 import type { TokenInfo } from "../../proxy/admin.ts";
 import { describeTarget, type Lock } from "../../resources/lock.ts";
@@ -127,8 +127,9 @@ export function adminCommands(y: Argv) {
               .option("format", { choices: ["text", "json", "yaml"] as const, describe: "Output format" }),
           withAdmin(async ({ client }, argv) => {
             if (argv.user && argv.bot) throw new AzgateError("bad_parameter", "--user and --bot name the same field of a lock (a bot is user bot-NAME): give one");
-            const target = { user: argv.bot ? botUserName(argv.bot) : argv.user, role: argv.role, azure_identity: argv["azure-identity"], session_id: argv.session };
-            const lock = await client.call<Lock>("POST", "/v1/admin/locks", { target, ttl: argv.ttl, message: argv.message });
+            const target = { user: argv.bot !== undefined ? botLockUser(argv.bot) : argv.user, role: argv.role, azure_identity: argv["azure-identity"], session_id: argv.session };
+            const { warnings, ...lock } = await client.call<Lock & { warnings?: string[] }>("POST", "/v1/admin/locks", { target, ttl: argv.ttl, message: argv.message });
+            for (const w of warnings ?? []) printErr(`WARNING: ${w}`);
             if (argv.format === "json" || argv.format === "yaml") return print(await structured(lock, argv.format));
             print(`Created a lock with name "${lock.metadata.name}".`);
           }),

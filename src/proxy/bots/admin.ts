@@ -31,6 +31,8 @@ export function checkBotName(name: string): void {
 export async function addBot(ctx: ProxyContext, caller: Caller, name: string, roles: string[], traits: Record<string, string[]> = {}): Promise<BotView> {
   authorize(caller, "bot", "create");
   checkBotName(name);
+  // Its user would be bot-bot-NAME, which admin lock --bot cannot name.
+  if (name.startsWith("bot-")) throw new AzgateError("bad_parameter", `bot name ${JSON.stringify(name)} must not start with bot- (its user name is bot-NAME already): azgate admin bots add ${name.slice(4)}`);
   roles = [...new Set(roles)];
   if (roles.length === 0) throw new AzgateError("bad_parameter", "a bot needs at least one role: --roles azure-deployer");
   traits = checkTraits(traits);

@@ -6,8 +6,9 @@
  *   2. the CI token: its issuer's keys, audience, times (id-token.ts), and
  *      what its method checks first (the organisation, a service account);
  *   3. an allow rule of the join token that matches the run (rules.ts);
- *   4. its token ID not seen before (a CI token joins once, on every replica);
- *   5. the bot: it exists, is a bot, and no lock matches it or its roles.
+ *   4. the bot: it exists, is a bot, and no lock matches it or its roles;
+ *   5. its token ID not seen before (a CI token joins once, on every
+ *      replica), recorded only now: a refusal before it spends nothing.
  *
  * Then a short certificate (bots.cert_ttl, at most an hour, never past what
  * the roles allow) for the key the bot made in memory, carrying the bot's
@@ -31,7 +32,7 @@ import { loadRoles, userStamp } from "../users.ts";
 import { verifyCiToken } from "./id-token.ts";
 import type { BotCertificate } from "../../api/types.ts";
 import { methodOf } from "./methods/index.ts";
-import { firstMatch, type Claims } from "./rules.ts";
+import { checkedFacts, firstMatch, runFields, type Claims } from "./rules.ts";
 
 export interface BotJoinRequest {
   /** The join token's name. */
@@ -80,17 +81,25 @@ async function admit(ctx: ProxyContext, stored: JoinToken | null, req: BotJoinRe
   const issuer = impl.issuer(spec);
   const audience = spec.audience ?? impl.defaultAudience(ctx.settings.bots.audience ?? ctx.cluster.name);
   const claims = (await verifyCiToken(ctx, req.id_token, { issuer, audience, maxAgeMs: impl.maxAgeMs })) as Claims;
-  seen.ci = impl.facts(claims);
+  seen.ci = checkedFacts(impl.facts(claims), (shown) => (seen.ci = shown));
   const wrong = impl.precheck?.(spec, claims);
   if (wrong) throw new AzgateError("id_token_invalid", `the CI token was refused: ${wrong}`);
 
-  // 3. The allow rules.
-  const match = firstMatch(impl, spec, claims);
+  // 3. The allow rules, on the run's fields read once (and kept in the certificate, for renewals).
+  const run = runFields(impl, claims);
+  const match = firstMatch(impl, spec, run);
   if (!("rule" in match)) {
     throw Object.assign(new AzgateError("join_denied", `no allow rule of join token "${name}" matches this run: ${match.mismatch}`), { auditReason: match.detail });
   }
 
-  // 4. Once per token ID, on every replica (the backend), until the token could no longer pass.
+  // 4. The bot as the backend has it now: checked before its token ID is spent, so a join refused as locked can be tried again with the same token once the lock is lifted.
+  const bot = stored.spec.bot_name;
+  const user = (await ctx.backend.get<User>(KEYS.user(botUserName(bot))))?.value ?? null;
+  if (!user || !isBot(user)) throw new AzgateError("not_found", `bot "${bot}" (named by join token "${name}") does not exist; an administrator adds it with azgate admin bots add ${bot} --roles ...`);
+  const roles = await loadRoles(ctx, user.spec.roles);
+  await checkLocks(ctx, { user: user.metadata.name, roles: roles.map((r) => r.metadata.name), session_ids: [] });
+
+  // 5. Once per token ID, on every replica (the backend), until the token could no longer pass; before any certificate is issued.
   if (impl.singleUse) {
     const jti = typeof claims.jti === "string" && claims.jti.length <= 256 ? claims.jti : null;
     if (!jti) throw new AzgateError("id_token_invalid", "the CI token was refused: it has no token ID (jti) to be used once by");
@@ -100,13 +109,6 @@ async function admit(ctx: ProxyContext, stored: JoinToken | null, req: BotJoinRe
       throw new AzgateError("id_token_replayed", `this CI token (jti ${jti.slice(0, 64)}) has joined before; a CI token joins once: fetch a fresh one`);
     }
   }
-
-  // 5. The bot as the backend has it now.
-  const bot = stored.spec.bot_name;
-  const user = (await ctx.backend.get<User>(KEYS.user(botUserName(bot))))?.value ?? null;
-  if (!user || !isBot(user)) throw new AzgateError("not_found", `bot "${bot}" (named by join token "${name}") does not exist; an administrator adds it with azgate admin bots add ${bot} --roles ...`);
-  const roles = await loadRoles(ctx, user.spec.roles);
-  await checkLocks(ctx, { user: user.metadata.name, roles: roles.map((r) => r.metadata.name), session_ids: [] });
 
   const now = ctx.clock.now();
   const sessionEnd = now + sessionTtlMs(roles);
@@ -121,7 +123,7 @@ async function admit(ctx: ProxyContext, stored: JoinToken | null, req: BotJoinRe
     session_id: crypto.randomUUID(),
     user_id: userStamp(user).id,
     generation: userStamp(user).generation,
-    bot: { name: bot, token: name, join_method: stored.spec.join_method, ci: seen.ci, session_expires: new Date(sessionEnd).toISOString() },
+    bot: { name: bot, token: name, join_method: stored.spec.join_method, ci: seen.ci, session_expires: new Date(sessionEnd).toISOString(), issuer, run },
   };
   const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey, identity, now: new Date(now), notAfter: new Date(Math.min(now + ttl, sessionEnd)) });
   const expires = cert.notAfter.toISOString();

@@ -89,6 +89,9 @@ export async function finishSsoLogin(
   if (isBot(existing)) {
     await refuse(new AzgateError("already_exists", `"${who.user}" is a bot; bots join with their CI's token, never through SSO`), { ...login, error: "the name is a bot's" });
   }
+  if (!existing && /^bot-/i.test(who.user)) {
+    await refuse(new AzgateError("bad_parameter", `"${who.user}" starts with bot-, which names bots; an SSO login cannot make a person of that name (map the identity provider's user to another)`), { ...login, error: "the name is a bot's" });
+  }
   if (existing && !owner) {
     await refuse(new AzgateError("already_exists", `a local user named "${who.user}" exists; an SSO login cannot take it over`), { ...login, error: "local user with this name" });
   }

@@ -8,7 +8,7 @@
  * connection's (sub sc://org/project/connection, asked for with
  * serviceConnectionId) names only the connection.
  */
-import type { AzureDevopsSpec } from "../../../resources/join-token.ts";
+import { azureDevopsRuleShape, type AzureDevopsSpec } from "../../../resources/join-token.ts";
 import { claim, keptFacts, type Claims, type MethodImpl } from "../rules.ts";
 
 export const ADO_ISSUER_HOST = "https://vstoken.dev.azure.com";
@@ -28,6 +28,7 @@ export const azureDevops: MethodImpl<AzureDevopsSpec> = {
   defaultAudience: () => ADO_AUDIENCE,
   maxAgeMs: 10 * 60_000,
   singleUse: true,
+  ruleFields: Object.keys(azureDevopsRuleShape),
   field(claims, name) {
     const sub = subject(claims);
     if (name === "project_name") return sub?.project;

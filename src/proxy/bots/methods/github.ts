@@ -11,7 +11,7 @@
  * a rule written for pushes to main must not open to whoever opens a pull
  * request. A token without an event_name matches nothing.
  */
-import type { GithubSpec } from "../../../resources/join-token.ts";
+import { githubRuleShape, type GithubSpec } from "../../../resources/join-token.ts";
 import { claim, keptFacts, type MethodImpl } from "../rules.ts";
 
 export const GITHUB_ISSUER = "https://token.actions.githubusercontent.com";
@@ -23,9 +23,10 @@ export const github: MethodImpl<GithubSpec> = {
   // GitHub's tokens live minutes; the runner hands out a fresh one on every request.
   maxAgeMs: 10 * 60_000,
   singleUse: true,
+  ruleFields: Object.keys(githubRuleShape),
   field: (claims, name) => claim(claims, name),
-  extra(rule, claims) {
-    const event = claim(claims, "event_name");
+  extra(rule, run) {
+    const event = run.event_name;
     if (event === undefined) return "this run's token names no event_name";
     if (event.startsWith("pull_request") && rule.event_name !== event) return `a ${event} run (a pull request's, perhaps from a fork) matches only a rule that names event_name: ${event}`;
     return null;

@@ -6,7 +6,7 @@
  * hands one token to a pod for most of an hour, so no replay cache: a pod
  * may join again with the token it has.
  */
-import type { KubernetesSpec } from "../../../resources/join-token.ts";
+import { kubernetesRuleShape, type KubernetesSpec } from "../../../resources/join-token.ts";
 import { claim, keptFacts, type Claims, type MethodImpl } from "../rules.ts";
 
 function podOf(claims: Claims): { namespace?: string; serviceAccount?: string; pod?: string } {
@@ -20,6 +20,7 @@ export const kubernetes: MethodImpl<KubernetesSpec> = {
   issuer: (s) => s.oidc.issuer,
   defaultAudience: (cluster) => cluster,
   singleUse: false,
+  ruleFields: Object.keys(kubernetesRuleShape),
   field(claims, name) {
     const { namespace, serviceAccount } = podOf(claims);
     if (name === "namespace") return namespace;
