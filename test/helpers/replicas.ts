@@ -81,10 +81,24 @@ export async function startReplicaCluster(fx: EmulatorFixture, opts: { replicas?
       return openAppSession(t, alice(t), "azure-cli", READER);
     },
     async stop() {
-      await agent.stop();
-      for (const r of replicas) await r.stop();
-      await lb.close();
-      await db.stop();
+      // Each step bounded and named when it overruns (on Deno, teardown after the load test outlived 150 s).
+      const bounded = (what: string, step: () => Promise<unknown>) =>
+        new Promise<void>((done) => {
+          const timer = setTimeout(() => {
+            process.stderr.write(`[test] replica cluster: ${what} still going after 30 s; going on\n`);
+            done();
+          }, 30_000);
+          void step().finally(() => {
+            clearTimeout(timer);
+            done();
+          });
+        });
+      // KNOWN GAP (open): on Deno, the agent has been seen not to exit on SIGTERM after the 1,000-stream load; killed then.
+      await bounded("agent stop", () => agent.stop());
+      await agent.stop("SIGKILL");
+      for (const r of replicas) await bounded(`replica ${r.port} stop`, () => r.stop());
+      await bounded("balancer close", () => lb.close());
+      await bounded("PostgreSQL stop", () => db.stop());
     },
   };
 }
