@@ -95,7 +95,14 @@ export async function startReplicaCluster(fx: EmulatorFixture, opts: { replicas?
         });
       // KNOWN GAP (open): on Deno, the agent has been seen not to exit on SIGTERM after the 1,000-stream load; killed then.
       await bounded("agent stop", () => agent.stop());
-      await agent.stop("SIGKILL");
+      // By its process ID: after a first kill(), Deno's child_process sends nothing more through child.kill().
+      if (agent.child.pid) {
+        try {
+          process.kill(agent.child.pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
       for (const r of replicas) await bounded(`replica ${r.port} stop`, () => r.stop());
       await bounded("balancer close", () => lb.close());
       await bounded("PostgreSQL stop", () => db.stop());
