@@ -188,8 +188,14 @@ export class AzureTokenProvider {
     const url = new URL(path, `https://${this.cloud.armHost}`);
     if (url.protocol !== "https:" || url.host.toLowerCase() !== this.cloud.armHost) throw new TokenUnavailable("unavailable", `refusing to send the agent's ARM token to ${url.host}: not ${this.cloud.armHost}`);
     if (this.mode !== "workload") throw new TokenUnavailable("unavailable", "a VM managed identity agent has no identity of its own to read ARM with");
+    const res = await this.armGet(url, abortSignal);
+    return { status: res.status, body: res.bodyAsText ?? "" };
+  }
+
+  /** A GET to ARM with the agent's own token; callers build the URL on this cloud's ARM host. */
+  private async armGet(url: URL, abortSignal?: AbortSignal) {
     const armToken = await this.tokenFor(AGENT_SELF, this.armScope);
-    const res = await this.opts.httpClient.sendRequest({
+    return await this.opts.httpClient.sendRequest({
       url: url.toString(),
       method: "GET",
       headers: createHttpHeaders({ authorization: `Bearer ${armToken.token}`, accept: "application/json" }),
@@ -198,7 +204,6 @@ export class AzureTokenProvider {
       requestId: crypto.randomUUID(),
       abortSignal,
     } as PipelineRequest);
-    return { status: res.status, body: res.bodyAsText ?? "" };
   }
 
   /**
@@ -212,19 +217,10 @@ export class AzureTokenProvider {
     const cached = this.clientIds.get(key);
     if (cached && this.opts.clock.now() < cached.until) return cached.clientId;
     const own = this.opts.env.AZURE_CLIENT_ID!;
-    const armToken = await this.tokenFor(AGENT_SELF, this.armScope);
     const url = new URL(`https://${this.cloud.armHost}`);
     url.pathname = identityArmPath(parsed);
     url.searchParams.set("api-version", ARM_IDENTITY_API);
-    const res = await this.opts.httpClient.sendRequest({
-      url: url.toString(),
-      method: "GET",
-      headers: createHttpHeaders({ authorization: `Bearer ${armToken.token}`, accept: "application/json" }),
-      timeout: this.timeoutMs,
-      withCredentials: false,
-      requestId: crypto.randomUUID(),
-      abortSignal,
-    } as PipelineRequest);
+    const res = await this.armGet(url, abortSignal);
     const name = parsed.name;
     if (res.status === 404) {
       throw new TokenUnavailable("identity_not_found", `Azure identity "${name}" was not found (resource group ${parsed.resourceGroup}, subscription ${parsed.subscription}); check the ID in the role's azure_identities`);
