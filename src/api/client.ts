@@ -1,5 +1,5 @@
 import { AzgateError, fromErrorBody } from "../errors/index.ts";
-import { request } from "../runtime/index.ts";
+import { request } from "../runtime/http.ts";
 import { createProof, PROOF_SCHEME } from "../auth/proof.ts";
 import { importPrivateKeyPem } from "../pki/keys.ts";
 import { systemClock, type Clock } from "../util/clock.ts";

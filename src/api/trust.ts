@@ -1,7 +1,6 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { x509 } from "../pki/x509.ts";
-import { pemCertificates } from "../runtime/index.ts";
+import { pemCertificates } from "../runtime/tls-trust.ts";
 import { AzgateError } from "../errors/index.ts";
 import { caPin, normalizePin } from "../pki/pin.ts";
 import { ApiClient, isUntrustedTls, type ApiTarget } from "./client.ts";
@@ -38,6 +37,8 @@ export async function establishTrust(opts: {
   confirm?: (pin: string, cluster: string) => Promise<boolean>;
 }): Promise<{ target: ApiTarget; ping: PingResponse }> {
   const baseUrl = proxyBaseUrl(opts.proxy);
+  // Loaded here: the everyday commands use this module's small helpers and never parse a certificate.
+  const { x509 } = await import("../pki/x509.ts");
   // A malformed pin is the caller's mistake: said before anything is dialled.
   const pins = [opts.caPin ?? []].flat();
   const wantPins = pins.length ? pins.map(normalizePin) : opts.knownCaPem ? [await caPin(new x509.X509Certificate(opts.knownCaPem))] : [];
@@ -75,7 +76,8 @@ interface OfferedCa {
   pin: string;
 }
 
-function offeredCas(ping: PingResponse): Promise<OfferedCa[]> {
+async function offeredCas(ping: PingResponse): Promise<OfferedCa[]> {
+  const { x509 } = await import("../pki/x509.ts");
   return Promise.all(ping.host_ca_pems.map(async (pem) => ({ pem, pin: await caPin(new x509.X509Certificate(pem)) })));
 }
 

@@ -25,7 +25,7 @@ import type { CloudName } from "../azure/clouds.ts";
 import { AzgateError, isAzgateError } from "../errors/index.ts";
 import { reservePort } from "../net/listen.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../pki/keys.ts";
-import { ensureDir, writeFileAtomic } from "../runtime/index.ts";
+import { ensureDir, writeFileAtomic } from "../runtime/fs.ts";
 import type { Clock, Timer } from "../util/clock.ts";
 import { identityFactsProblem } from "./app-store.ts";
 import { detectJoinMethod, fetchCiToken, type CiTokenOptions } from "./ci-token.ts";

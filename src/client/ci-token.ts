@@ -12,7 +12,7 @@
  */
 import { closeSync, openSync, readSync } from "node:fs";
 import { AzgateError } from "../errors/index.ts";
-import { request } from "../runtime/index.ts";
+import { request } from "../runtime/http.ts";
 import type { JoinMethod } from "../resources/join-token.ts";
 
 export const DEFAULT_ID_TOKEN_ENV = "AZGATE_ID_TOKEN";

@@ -2,7 +2,7 @@ import { Hono, type Context } from "hono";
 import { audit } from "../audit/events.ts";
 import { auditCommands } from "./audit-commands.ts";
 import { AzgateError, isAzgateError, toErrorBody } from "../errors/index.ts";
-import { checkProofBody, verifyProof } from "../auth/proof.ts";
+import { checkProofBody, verifyProof } from "../auth/proof-verify.ts";
 import { parseJsonObject } from "../util/json.ts";
 import { BODY_LIMITS, limitBody, requireJson } from "./limits.ts";
 import { parseResources } from "../resources/parse.ts";

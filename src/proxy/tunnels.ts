@@ -9,7 +9,7 @@ import { audit } from "../audit/events.ts";
 import { Hono, type Context } from "hono";
 import type { WebSocket } from "ws";
 import { AzgateError, isAzgateError } from "../errors/index.ts";
-import { verifyProof } from "../auth/proof.ts";
+import { verifyProof } from "../auth/proof-verify.ts";
 import { botFields, type Identity } from "../pki/identity.ts";
 import { upgradeWebSocket } from "../runtime/index.ts";
 import { answerControl, parseControlRequest } from "../api/control.ts";

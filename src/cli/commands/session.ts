@@ -1,14 +1,13 @@
 import type { Argv } from "yargs";
 import { systemClock } from "../../util/clock.ts";
 import { DESCRIBE } from "../catalog.ts";
-import { x509 } from "../../pki/x509.ts";
+import { X509Certificate } from "node:crypto";
 import { AzgateError } from "../../errors/index.ts";
 import { ApiClient } from "../../api/client.ts";
 import { ssoLogin } from "../../client/sso-login.ts";
 import { establishTrust, PROXY_CA_FILE_ENV, proxyBaseUrl, proxyCaFromArgs } from "../../api/trust.ts";
 import { currentProfileName, listProfileNames, loadCredentials, loadProfile, rememberTrustedCa, removeCredentials, saveProfile, trustedCa, type Profile } from "../../client/profile.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../../pki/keys.ts";
-import { identityOf } from "../../pki/certificate.ts";
 import { newTotpSecret, totpFor } from "../../auth/totp.ts";
 import { formatDuration, parseDuration } from "../../util/duration.ts";
 import { ask, confirm } from "../prompt.ts";
@@ -73,7 +72,7 @@ export function sessionCommands(y: Argv) {
           const sso = await ssoLogin({ target, connector: argv.auth, browser: argv.browser, ttlMs, say: (line) => printErr(line), pasteFrom: process.stdin });
           const profile: Profile = { proxy, user: sso.user, cluster: ping.cluster_name, ca_pem: target.ca_pem, proxy_ca_pems: target.proxy_ca_pems, insecure: target.insecure };
           await saveProfile(profile, sso.keyPem, sso.certPem);
-          return print(statusText(statusData(profile, sso.certPem), true));
+          return print(statusText(statusData(profile, sso.certPem, await certIdentity(sso.certPem)), true));
         }
         const user = argv.user ?? (previous?.proxy === proxy ? previous.user : undefined) ?? (await ask("User: ")).trim();
         const password = await ask(`Enter password for ${user}: `, { secret: true });
@@ -88,7 +87,7 @@ export function sessionCommands(y: Argv) {
         });
         const profile: Profile = { proxy, user, cluster: ping.cluster_name, ca_pem: target.ca_pem, proxy_ca_pems: target.proxy_ca_pems, insecure: target.insecure };
         await saveProfile(profile, await privateKeyToPem(keys.privateKey), res.cert_pem);
-        print(statusText(statusData(profile, res.cert_pem), true));
+        print(statusText(statusData(profile, res.cert_pem, await certIdentity(res.cert_pem)), true));
       }),
     )
     .command<{ proxy?: string }>(
@@ -107,16 +106,20 @@ export function sessionCommands(y: Argv) {
       run(async (argv) => {
         // Every profile, the current one first and marked, as tsh status lists them.
         const current = await currentProfileName();
-        const all = [];
+        const all: { profile: Profile; certPem: string }[] = [];
         for (const name of [current, ...(await listProfileNames()).filter((n) => n !== current)]) {
           const profile = name ? await loadProfile(name) : null;
           const creds = profile ? await loadCredentials(profile) : null;
-          if (profile && creds) all.push(statusData(profile, creds.certPem));
+          if (profile && creds) all.push({ profile, certPem: creds.certPem });
         }
-        const active = current ? all.find((p) => p.profile_url === proxyBaseUrl(current)) : undefined;
-        if (!active) throw new AzgateError("unauthenticated", "not logged in; run azgate login --proxy HOST:PORT --user NAME");
-        const others = all.filter((p) => p !== active);
-        if (!active.expired) await askProxy(active);
+        const mine = current ? all.find((p) => proxyBaseUrl(p.profile.proxy) === proxyBaseUrl(current)) : undefined;
+        if (!mine) throw new AzgateError("unauthenticated", "not logged in; run azgate login --proxy HOST:PORT --user NAME");
+        // The current profile's view is the proxy's when it answers; the certificate's identity is decoded
+        // (a parser that costs start-up time) only for the views that need it.
+        const asked = certEnd(mine.certPem).getTime() > systemClock.now() ? await askProxy() : null;
+        const active = statusData(mine.profile, mine.certPem, asked && "me" in asked ? asked.me : await certIdentity(mine.certPem));
+        if (asked) Object.assign(active, "me" in asked ? { view: "proxy", active_requests: asked.grants.map((g) => g.request_id), access_grants: asked.grants } : { proxy_error: asked.error });
+        const others = await Promise.all(all.filter((p) => p !== mine).map(async (p) => statusData(p.profile, p.certPem, await certIdentity(p.certPem))));
         if (argv.format === "text") print([statusText(active, true), ...others.map((p) => statusText(p, false))].join("\n\n"));
         else print(await structured({ active, profiles: others }, argv.format as "json"));
       }),
@@ -162,23 +165,18 @@ const STATUS_PROXY_TIMEOUT_MS = 2_000;
  * as tsh status, active_requests lists their IDs). When the proxy cannot be asked, the certificate's
  * view stays, marked as such, with the reason.
  */
-async function askProxy(s: ReturnType<typeof statusData>): Promise<void> {
+async function askProxy(): Promise<{ me: IdentityView; grants: AccessGrantSummary[] } | { error: string }> {
   try {
     const client = await profileClient();
     const [me, { items }] = await Promise.all([
-      client.call<{ roles: string[]; traits: Record<string, string[]>; azure_identities?: string[] }>("GET", "/v1/whoami", undefined, { timeoutMs: STATUS_PROXY_TIMEOUT_MS }),
+      client.call<IdentityView>("GET", "/v1/whoami", undefined, { timeoutMs: STATUS_PROXY_TIMEOUT_MS }),
       client.call<{ items: AccessRequest[] }>("GET", "/v1/requests?filter=mine", undefined, { timeoutMs: STATUS_PROXY_TIMEOUT_MS }),
     ]);
-    s.roles = me.roles;
-    s.traits = me.traits;
-    if (me.azure_identities) s.azure_identities = me.azure_identities;
-    s.view = "proxy";
     const now = systemClock.now();
     const grants = items.filter((r) => r.spec.state === "APPROVED" && r.spec.grant && Date.parse(r.spec.grant.not_after) > now);
-    s.active_requests = grants.map((r) => r.metadata.name);
-    s.access_grants = grants.map((r) => ({ request_id: r.metadata.name, app: r.spec.app, azure_identity: r.spec.azure_identity, not_before: r.spec.grant!.not_before, not_after: r.spec.grant!.not_after }));
+    return { me, grants: grants.map((r) => ({ request_id: r.metadata.name, app: r.spec.app, azure_identity: r.spec.azure_identity, not_before: r.spec.grant!.not_before, not_after: r.spec.grant!.not_after })) };
   } catch (e) {
-    s.proxy_error = (e as Error).message;
+    return { error: (e as Error).message };
   }
 }
 
@@ -196,10 +194,28 @@ interface AccessGrantSummary {
   not_after: string;
 }
 
-/** One profile as tsh status -f json shows it (Teleport's field names), plus whether it has expired, from its certificate. */
-function statusData(profile: Profile, certPem: string) {
-  const cert = new x509.X509Certificate(certPem);
-  const id = identityOf(cert);
+/** Who a session is: its name, roles, traits and Azure identities (the proxy's whoami, or its certificate's copy). */
+interface IdentityView {
+  name: string;
+  roles: string[];
+  traits: Record<string, string[]>;
+  azure_identities?: string[];
+}
+
+/** The identity a certificate carries, as of login. */
+async function certIdentity(certPem: string): Promise<IdentityView> {
+  const [{ x509 }, { identityOf }] = await Promise.all([import("../../pki/x509.ts"), import("../../pki/certificate.ts")]);
+  return identityOf(new x509.X509Certificate(certPem));
+}
+
+/** When a certificate ends, read by the runtime's own parser (node:crypto, on Node and Deno). */
+function certEnd(certPem: string): Date {
+  return new Date(new X509Certificate(certPem).validTo);
+}
+
+/** One profile as tsh status -f json shows it (Teleport's field names), plus whether it has expired; `id` is the proxy's view or the certificate's. */
+function statusData(profile: Profile, certPem: string, id: IdentityView) {
+  const end = certEnd(certPem);
   return {
     profile_url: proxyBaseUrl(profile.proxy),
     username: id.name,
@@ -208,13 +224,13 @@ function statusData(profile: Profile, certPem: string) {
     traits: id.traits,
     logins: [] as string[],
     active_requests: [] as string[],
-    azure_identities: id.azure_identities,
+    azure_identities: id.azure_identities ?? [],
     access_grants: undefined as AccessGrantSummary[] | undefined,
     /** Where roles, traits and identities come from: the proxy (now), or the certificate (as of login). */
     view: "certificate" as "certificate" | "proxy",
     proxy_error: undefined as string | undefined,
-    valid_until: cert.notAfter.toISOString(),
-    expired: cert.notAfter.getTime() <= systemClock.now(),
+    valid_until: end.toISOString(),
+    expired: end.getTime() <= systemClock.now(),
   };
 }
 
