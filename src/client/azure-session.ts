@@ -85,8 +85,8 @@ export interface LocalProxySession extends Omit<PreparedSession, "profile" | "st
 }
 
 /** Starts the local proxy for an app session stored on disk (the only one, when `appName` is not given); the caller closes it. */
-export async function startLocalProxy(appName: string | undefined, port = 0, log?: (line: string) => void, pythonTrust: PythonTrust = "local", clock: Clock = systemClock): Promise<LocalProxySession> {
-  return openLocalProxy(await prepareLocalSession(appName, port, pythonTrust, clock), log);
+export async function startLocalProxy(appName: string | undefined, port = 0, log?: (line: string) => void, pythonTrust: PythonTrust = "local", clock: Clock = systemClock, onAppUnavailable?: (first: boolean) => void): Promise<LocalProxySession> {
+  return openLocalProxy(await prepareLocalSession(appName, port, pythonTrust, clock), log, onAppUnavailable);
 }
 
 /**
@@ -94,7 +94,7 @@ export async function startLocalProxy(appName: string | undefined, port = 0, log
  * leaves and the tunnel to the proxy, served on the port already taken.
  * On failure the port is released.
  */
-export async function openLocalProxy(prep: PreparedSession, log?: (line: string) => void): Promise<LocalProxySession> {
+export async function openLocalProxy(prep: PreparedSession, log?: (line: string) => void, onAppUnavailable?: (first: boolean) => void): Promise<LocalProxySession> {
   try {
     const { stored, app } = prep;
     const expires = new x509.X509Certificate(stored.certPem).notAfter;
@@ -108,6 +108,7 @@ export async function openLocalProxy(prep: PreparedSession, log?: (line: string)
       log,
       clock: prep.clock,
       invocation: prep.invocation,
+      onAppUnavailable,
     });
     return { proxy, env: prep.env, app, identity: prep.identity, tenant: prep.tenant, clientId: prep.clientId, cloud: prep.cloud, expires, clock: prep.clock };
   } catch (e) {

@@ -4,13 +4,13 @@
  * endpoint emulation, and one authenticated tunnel session to the proxy that
  * carries every other intercepted request as a stream (re-dialled when lost).
  */
-import { checkAzureMethod, forwardableHeaders, refusal } from "../azure/forwarding.ts";
+import { AZGATE_ERROR_HEADER, checkAzureMethod, forwardableHeaders, refusal } from "../azure/forwarding.ts";
 import { AzgateError, isAzgateError, TargetRefused } from "../errors/index.ts";
 import dns from "node:dns/promises";
 import net from "node:net";
 import { serveConnect, type ConnectDecision } from "../net/connect-server.ts";
 import type { ReservedPort } from "../net/listen.ts";
-import { sendsInterimContinue } from "../runtime/index.ts";
+import { sendsInterimContinue } from "../runtime/version.ts";
 import { localTargetReason } from "../net/address-policy.ts";
 import { dialTunnel, type TunnelSession } from "../tunnel/index.ts";
 import { tunnelRequest } from "../tunnel/http.ts";
@@ -78,6 +78,11 @@ export async function serveLocalProxy(opts: {
   invocation?: Invocation;
   /** Told when the proxy refuses this session (a lock, the account gone): a bot's proxy ends on it. */
   onRefused?: (e: AzgateError) => void;
+  /**
+   * Told when answers start saying that no agent serves the app (a 503 that az and the SDKs retry for
+   * seconds), with `first` when no request of this proxy had got through before; again after one has.
+   */
+  onAppUnavailable?: (first: boolean) => void;
 }): Promise<RunningLocalProxy> {
   const { cloud } = opts.creds;
   const { clock } = opts;
@@ -118,6 +123,9 @@ export async function serveLocalProxy(opts: {
     return new AzgateError("azgate_unavailable", (e as Error).message);
   };
 
+  /** Whether any request has had an answer from beyond the proxy (Azure's, or an agent's); whether the last said no agent serves the app. */
+  let gotThrough = false;
+  let appDown = false;
   const handle = async (req: Request): Promise<Response> => {
     const local = tokens(req);
     if (local) return local;
@@ -138,6 +146,10 @@ export async function serveLocalProxy(opts: {
     } catch (e) {
       return refused(await whyNot(e, used));
     }
+    if (res.headers.some(([k, v]) => k.toLowerCase() === AZGATE_ERROR_HEADER && v === "app_unavailable")) {
+      if (!appDown) opts.onAppUnavailable?.(!gotThrough);
+      appDown = true;
+    } else gotThrough = !(appDown = false);
     const out = new Headers();
     // The body is streamed on as it comes: its length is the new hop's business.
     for (const [k, v] of forwardableHeaders(res.headers, "response")) if (k.toLowerCase() !== "content-length") out.append(k, v);

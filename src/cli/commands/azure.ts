@@ -7,13 +7,13 @@ import type { Argv } from "yargs";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { DESCRIBE } from "../catalog.ts";
-import { AzgateError, isAzgateError } from "../../errors/index.ts";
+import { AppUnavailable, AzgateError, isAzgateError } from "../../errors/index.ts";
 import { listAppSessions, removeAppSession } from "../../client/app-store.ts";
-import { prepareLocalSession, type PreparedSession } from "../../client/local-session.ts";
+import type { PreparedSession } from "../../client/local-session.ts";
 import { azVersion, findAz, runAz, runChild, usesMsal } from "../../client/az.ts";
 import { execEnv, SCRUBBED } from "../../client/exec-env.ts";
 import type { PythonTrust } from "../../client/session-env.ts";
-import { print } from "../output.ts";
+import { print, printErr } from "../output.ts";
 import { exportLines, unsetLine, type Shell } from "../shell-exports.ts";
 import { run, subcommandNeeded, untilSignalled } from "../run.ts";
 
@@ -114,14 +114,25 @@ function appFlag(args: string[]): { app?: string; rest: string[] } {
  */
 async function throughSession(app: string | undefined, name: string, child: (session: PreparedSession, signal: AbortSignal) => Promise<{ code: number }>, pythonTrust: PythonTrust = "local"): Promise<void> {
   // One ID for this run, on each of its requests (the audit's command view); the program's file name, never its arguments.
+  // Loaded here, not at the top: apps ls and apps logout share this module and need none of it.
+  const { prepareLocalSession } = await import("../../client/local-session.ts");
   const prep = await prepareLocalSession(app, 0, pythonTrust, undefined, { id: crypto.randomUUID(), program: path.basename(name) });
   const stop = new AbortController();
   const running = child(prep, stop.signal);
   running.catch(() => undefined);
+  // No agent serves the app: az and the SDKs would retry the 503 for seconds. Before anything got through,
+  // the command is stopped and that is said; later (an agent restarting mid-run) it is said once, and retried.
+  let unavailable: AppUnavailable | null = null;
+  const appUnavailable = (first: boolean) => {
+    if (unavailable) return;
+    unavailable = new AppUnavailable(`no agent serves app "${prep.app}" right now; ${first ? `${name} was stopped rather than left to retry` : `${name} retries`}. azgate apps ls shows the apps that are up`);
+    if (first) stop.abort();
+    else printErr(`azgate: ${unavailable.message}`);
+  };
   let opened;
   try {
     const { openLocalProxy } = await import("../../client/azure-session.ts");
-    opened = await openLocalProxy(prep);
+    opened = await openLocalProxy(prep, undefined, appUnavailable);
   } catch (e) {
     // No proxy for the command to use (damaged keys, say): stop it, and say why.
     stop.abort();
@@ -136,8 +147,11 @@ async function throughSession(app: string | undefined, name: string, child: (ses
     },
   );
   try {
-    process.exitCode = (await running).code;
+    const { code } = await running;
+    if (stop.signal.aborted && unavailable) throw unavailable;
+    process.exitCode = code;
   } catch (e) {
+    if (stop.signal.aborted && unavailable) throw unavailable;
     const cause = await Promise.race([unreachable, new Promise<null>((r) => setTimeout(() => r(null), 100))]);
     // The proxy answered and refused the session (a deleted, reset or locked user): its words, as it said them.
     if (isAzgateError(cause) && cause.code !== "connection_failed") throw cause;
@@ -184,7 +198,8 @@ export function proxyCommands(y: Argv) {
             throw new AzgateError("bad_parameter", `--port ${argv.port} is not a port: use a whole number from 1 to 65535 (or leave it out for a free one)`);
           }
           const { startLocalProxy } = await import("../../client/azure-session.ts");
-          const opened = await startLocalProxy(argv.app, argv.port ?? 0, argv.debug ? (line) => process.stderr.write(`[azgate] ${line}\n`) : undefined, argv["ca-bundle"]);
+          const appDown = () => process.stderr.write(`[azgate] no agent serves app "${opened.app}" right now: requests get a 503 (which clients retry) until one does. azgate apps ls shows the apps that are up\n`);
+          const opened = await startLocalProxy(argv.app, argv.port ?? 0, argv.debug ? (line) => process.stderr.write(`[azgate] ${line}\n`) : undefined, argv["ca-bundle"], undefined, appDown);
           const format = argv.format ?? (process.platform === "win32" ? "powershell" : "unix");
           const sessionExports = execEnv({}, { sessionEnv: opened.env, identity: opened.identity, tenant: opened.tenant, clientId: opened.clientId, cloud: opened.cloud });
           // Listening for Ctrl-C before printing: whoever reads the exports may stop us at once.
