@@ -49,6 +49,8 @@ export interface RunningLocalProxy {
   renew(creds: { certPem: string; expires: Date }): void;
   /** Settles with the first tunnel dial (started at once, while the client boots): a proxy that is down is known early. */
   connected: Promise<void>;
+  /** True once a request has had an answer from beyond the proxy (Azure's, or an agent's). */
+  readonly gotThrough: boolean;
 }
 
 const NULL_BODY = new Set([101, 204, 205, 304]);
@@ -197,6 +199,9 @@ export async function serveLocalProxy(opts: {
     port: proxy.port,
     secret: opts.secret,
     connected,
+    get gotThrough() {
+      return gotThrough;
+    },
     renew(next) {
       creds.certPem = next.certPem;
       creds.expires = next.expires;

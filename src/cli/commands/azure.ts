@@ -10,6 +10,7 @@ import { DESCRIBE } from "../catalog.ts";
 import { AppUnavailable, AzgateError, isAzgateError } from "../../errors/index.ts";
 import { listAppSessions, removeAppSession } from "../../client/app-store.ts";
 import type { PreparedSession } from "../../client/local-session.ts";
+import type { AppView } from "../../api/types.ts";
 import { azVersion, findAz, runAz, runChild, usesMsal } from "../../client/az.ts";
 import { execEnv, SCRUBBED } from "../../client/exec-env.ts";
 import type { PythonTrust } from "../../client/session-env.ts";
@@ -125,7 +126,8 @@ async function throughSession(app: string | undefined, name: string, child: (ses
   let unavailable: AppUnavailable | null = null;
   const appUnavailable = (first: boolean) => {
     if (unavailable) return;
-    unavailable = new AppUnavailable(`no agent serves app "${prep.app}" right now; ${first ? `${name} was stopped rather than left to retry` : `${name} retries`}. azgate apps ls shows the apps that are up`);
+    // "for you": the probe below cannot tell an app no agent serves from one the user's roles no longer allow.
+    unavailable = new AppUnavailable(`no agent serves app "${prep.app}" for you right now; ${first ? `${name} was stopped rather than left to retry` : `${name} retries`}. azgate apps ls shows the apps that are up`);
     if (first) stop.abort();
     else printErr(`azgate: ${unavailable.message}`);
   };
@@ -139,6 +141,10 @@ async function throughSession(app: string | undefined, name: string, child: (ses
     await running.catch(() => undefined);
     throw e;
   }
+  // Asked at once, while the command boots: an app no agent serves is then said within a round trip,
+  // not at the command's first request (az needs most of a second to get that far).
+  const proxy = opened.proxy;
+  void servedNow(prep.app).then((served) => served || proxy.gotThrough || appUnavailable(true), () => undefined);
   const unreachable = opened.proxy.connected.then(
     () => null,
     (e: Error) => {
@@ -160,6 +166,13 @@ async function throughSession(app: string | undefined, name: string, child: (ses
   } finally {
     await opened.proxy.close();
   }
+}
+
+/** Whether an agent serves `app` now, as apps ls sees it (a failure to ask is left to the command's own requests). */
+async function servedNow(app: string): Promise<boolean> {
+  const { profileClient } = await import("../connect.ts");
+  const { items } = await (await profileClient()).call<{ items: AppView[] }>("GET", "/v1/apps", undefined, { timeoutMs: 2_000 });
+  return items.some((a) => a.name === app && a.servers > 0);
 }
 
 /** az commands that work without a logged-in account (the rest would print "Please run 'az login'"). */
