@@ -8,11 +8,22 @@ declare const Deno: { execPath(): string } | undefined;
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 
-/** The real CLI on the runtime running the tests: Node through tsx, or Deno directly. */
+/**
+ * The real CLI on the runtime running the tests: on Deno, the sources
+ * directly; on Node, the single binary this checkout builds (test/global-setup.ts
+ * builds it when a source is newer), or, with AZGATE_TEST_FROM_SOURCE=1,
+ * the sources through tsx (what the demo's alias runs), which start about
+ * 0.35 s slower each: thousands of processes in a run.
+ */
 export function azgateCommand(args: string[]): [string, string[]] {
   if (typeof Deno !== "undefined") return [Deno.execPath(), ["run", "-A", "--quiet", path.join(ROOT, "cmd/azgate.ts"), ...args]];
+  const binary = process.env[TEST_BINARY_ENV];
+  if (binary) return [binary, args];
   return [process.execPath, [path.join(ROOT, "bin/azgate.mjs"), ...args]];
 }
+
+/** Set by test/global-setup.ts to the single binary the Node run spawns. */
+export const TEST_BINARY_ENV = "AZGATE_TEST_CLI_BINARY";
 
 export interface CliResult {
   code: number;
