@@ -82,7 +82,7 @@ export async function everydayCommands(opts: {
     ["apps ls", azgate("apps", "ls"), ok],
     ["apps login", azgate("apps", "login", "azure-cli", "--azure-identity", "teleport-reader"), ok],
     ["az login --identity", () => runCommand("az", ["login", "--identity", "--username", opts.readerClientId, "-o", "none"], opts.directAzEnv), ok],
-    ["az with no agent", azgate("az", "--app", "bench-down", "group", "list", "-o", "none"), (r) => r.code === 1 && r.stderr.includes('no agent serves app "bench-down" for you right now')],
+    ["az with no agent", azgate("az", "--app", "bench-down", "group", "list", "-o", "none"), (r) => r.code === 1 && r.stderr.includes('no agent serves app "bench-down" right now')],
   ]);
   const twiceHelp = { ms: 2 * help + rtt, says: "2x --help + one round trip" };
   return [

@@ -157,7 +157,7 @@ describe("az through azgate", () => {
     await agent.stop();
     const down = await az(["az", "group", "list", "-o", "none"]);
     expect(down.code).toBe(1);
-    expect(down.stderr).toContain('ERROR: no agent serves app "azure-cli" for you right now; az was stopped rather than left to retry. azgate apps ls shows the apps that are up');
+    expect(down.stderr).toContain('ERROR: no agent serves app "azure-cli" right now; az was stopped rather than left to retry. azgate apps ls shows the apps that are up');
     // At most one refused request, audited: az sent no retry (it would send four more, backing off, without
     // azgate's stop). None when the apps probe stopped az first (it usually does: az takes most of a second to send one).
     expect(denied() - before).toBeLessThanOrEqual(1);

@@ -126,8 +126,7 @@ async function throughSession(app: string | undefined, name: string, child: (ses
   let unavailable: AppUnavailable | null = null;
   const appUnavailable = (first: boolean) => {
     if (unavailable) return;
-    // "for you": the probe below cannot tell an app no agent serves from one the user's roles no longer allow.
-    unavailable = new AppUnavailable(`no agent serves app "${prep.app}" for you right now; ${first ? `${name} was stopped rather than left to retry` : `${name} retries`}. azgate apps ls shows the apps that are up`);
+    unavailable = new AppUnavailable(`no agent serves app "${prep.app}" right now; ${first ? `${name} was stopped rather than left to retry` : `${name} retries`}. azgate apps ls shows the apps that are up`);
     if (first) stop.abort();
     else printErr(`azgate: ${unavailable.message}`);
   };
@@ -168,11 +167,22 @@ async function throughSession(app: string | undefined, name: string, child: (ses
   }
 }
 
-/** Whether an agent serves `app` now, as apps ls sees it (a failure to ask is left to the command's own requests). */
+/**
+ * Whether an agent serves `app` now. The apps list shows only the apps the user's roles allow; an app
+ * missing from it is asked about by name (roles explain: "no agent serves" is its not_found), so that a
+ * user whose roles changed gets the proxy's own refusal from the command, not "no agent". Anything
+ * but that answer (a failure to ask included) leaves the command to its own requests.
+ */
 async function servedNow(app: string): Promise<boolean> {
   const { profileClient } = await import("../connect.ts");
-  const { items } = await (await profileClient()).call<{ items: AppView[] }>("GET", "/v1/apps", undefined, { timeoutMs: 2_000 });
-  return items.some((a) => a.name === app && a.servers > 0);
+  const client = await profileClient();
+  const { items } = await client.call<{ items: AppView[] }>("GET", "/v1/apps", undefined, { timeoutMs: 2_000 });
+  if (items.some((a) => a.name === app && a.servers > 0)) return true;
+  const explained = await client.call("POST", "/v1/roles/explain", { app, method: "GET", url: "https://management.azure.com/" }, { timeoutMs: 2_000 }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  return !(isAzgateError(explained) && explained.code === "not_found");
 }
 
 /** az commands that work without a logged-in account (the rest would print "Please run 'az login'"). */
