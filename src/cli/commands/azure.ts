@@ -10,7 +10,6 @@ import { DESCRIBE } from "../catalog.ts";
 import { AppUnavailable, AzgateError, isAzgateError } from "../../errors/index.ts";
 import { listAppSessions, removeAppSession } from "../../client/app-store.ts";
 import type { PreparedSession } from "../../client/local-session.ts";
-import type { AppView } from "../../api/types.ts";
 import { azVersion, findAz, runAz, runChild, usesMsal } from "../../client/az.ts";
 import { execEnv, SCRUBBED } from "../../client/exec-env.ts";
 import type { PythonTrust } from "../../client/session-env.ts";
@@ -143,7 +142,7 @@ async function throughSession(app: string | undefined, name: string, child: (ses
   // Asked at once, while the command boots: an app no agent serves is then said within a round trip,
   // not at the command's first request (az needs most of a second to get that far).
   const proxy = opened.proxy;
-  void servedNow(prep.app).then((served) => served || proxy.gotThrough || appUnavailable(true), () => undefined);
+  void servedNow(prep.app, prep.identity).then((served) => served || proxy.gotThrough || appUnavailable(true), () => undefined);
   const unreachable = opened.proxy.connected.then(
     () => null,
     (e: Error) => {
@@ -168,21 +167,19 @@ async function throughSession(app: string | undefined, name: string, child: (ses
 }
 
 /**
- * Whether an agent serves `app` now. The apps list shows only the apps the user's roles allow; an app
- * missing from it is asked about by name (roles explain: "no agent serves" is its not_found), so that a
- * user whose roles changed gets the proxy's own refusal from the command, not "no agent". Anything
- * but that answer (a failure to ask included) leaves the command to its own requests.
+ * Whether an agent serves `app` now, asked as roles explain asks it: its not_found is "no agent serves
+ * the app" (it tells any signed-in user whether an app name is served; nothing new is disclosed). Any
+ * other answer, a refusal or a failure to ask included, leaves the command to its own requests, so a
+ * user whose roles changed gets the proxy's own refusal, not "no agent".
  */
-async function servedNow(app: string): Promise<boolean> {
+async function servedNow(app: string, azureIdentity: string): Promise<boolean> {
   const { profileClient } = await import("../connect.ts");
   const client = await profileClient();
-  const { items } = await client.call<{ items: AppView[] }>("GET", "/v1/apps", undefined, { timeoutMs: 2_000 });
-  if (items.some((a) => a.name === app && a.servers > 0)) return true;
-  const explained = await client.call("POST", "/v1/roles/explain", { app, method: "GET", url: "https://management.azure.com/" }, { timeoutMs: 2_000 }).then(
+  const asked = await client.call("POST", "/v1/roles/explain", { app, azure_identity: azureIdentity, method: "GET", url: "https://management.azure.com/" }, { timeoutMs: 2_000 }).then(
     () => null,
     (e: unknown) => e,
   );
-  return !(isAzgateError(explained) && explained.code === "not_found");
+  return !(isAzgateError(asked) && asked.code === "not_found");
 }
 
 /** az commands that work without a logged-in account (the rest would print "Please run 'az login'"). */
