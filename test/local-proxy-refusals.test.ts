@@ -34,6 +34,7 @@ import type { AuditEvent } from "../src/audit/sink.ts";
 import { IDENTITY } from "./helpers/cluster.ts";
 import { tempDir } from "./helpers/azgate.ts";
 import { rawRequest } from "./helpers/local-proxy.ts";
+import { readErrorHeader } from "../src/api/error-header.ts";
 import { FakeClock } from "./helpers/fake-clock.ts";
 
 const READER = IDENTITY("teleport-reader");
@@ -203,7 +204,7 @@ describe("a session the proxy cuts, through the local proxy", () => {
     proxy.registry.removeTunnel("stand-in");
     try {
       const res = await get();
-      expect([res.status, JSON.parse(res.body).error.code, res.headers["x-azgate-error"]]).toEqual([503, "app_unavailable", "app_unavailable"]);
+      expect([res.status, JSON.parse(res.body).error.code, readErrorHeader(String(res.headers["x-azgate-error"]))?.code]).toEqual([503, "app_unavailable", "app_unavailable"]);
       await get();
       expect(told).toEqual([true]);
       serveStandIn();

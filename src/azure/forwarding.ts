@@ -98,13 +98,6 @@ export function forwardableHeaders(headers: HeaderList, direction: "request" | "
 export type Speaker = "azgate" | "azgate agent";
 
 /** A refusal as every hop answers it: the error's registered status, and `{"error":{"code","message"}}` (ARM's shape, which az prints). */
-/**
- * The proxy's refusal code on the answer to a forwarded request (its body
- * says the same in Azure's error shape): the workstation reads it to tell
- * "no agent serves the app" from Azure's own 503, which clients retry.
- */
-export const AZGATE_ERROR_HEADER = "x-azgate-error";
-
 export function refusal(err: AzgateError, speaker: Speaker): { status: number; body: { error: { code: string; message: string } } } {
   return { status: err.status, body: { error: { code: err.azureCode ?? err.code, message: `${speaker}: ${err.message}` } } };
 }

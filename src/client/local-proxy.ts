@@ -4,7 +4,8 @@
  * endpoint emulation, and one authenticated tunnel session to the proxy that
  * carries every other intercepted request as a stream (re-dialled when lost).
  */
-import { AZGATE_ERROR_HEADER, checkAzureMethod, forwardableHeaders, refusal } from "../azure/forwarding.ts";
+import { checkAzureMethod, forwardableHeaders, refusal } from "../azure/forwarding.ts";
+import { AZGATE_ERROR_HEADER, readErrorHeader } from "../api/error-header.ts";
 import { AzgateError, isAzgateError, TargetRefused } from "../errors/index.ts";
 import dns from "node:dns/promises";
 import net from "node:net";
@@ -148,7 +149,7 @@ export async function serveLocalProxy(opts: {
     } catch (e) {
       return refused(await whyNot(e, used));
     }
-    if (res.headers.some(([k, v]) => k.toLowerCase() === AZGATE_ERROR_HEADER && v === "app_unavailable")) {
+    if (readErrorHeader(res.headers.find(([k]) => k.toLowerCase() === AZGATE_ERROR_HEADER)?.[1])?.code === "app_unavailable") {
       if (!appDown) opts.onAppUnavailable?.(!gotThrough);
       appDown = true;
     } else gotThrough = !(appDown = false);

@@ -10,7 +10,8 @@
  */
 import { checkFramingHead, isBodyless } from "../azure/framing.ts";
 import { audit } from "../audit/events.ts";
-import { AZGATE_ERROR_HEADER, refusal, type AgentRequest } from "../azure/forwarding.ts";
+import { refusal, type AgentRequest } from "../azure/forwarding.ts";
+import { AZGATE_ERROR_HEADER, errorHeaderValue } from "../api/error-header.ts";
 import { redactQuery } from "../azure/redact.ts";
 import { commandId, readClientInfo, type ClientInfo } from "../azure/client-info.ts";
 import { AuditUnavailable, AgentUnavailable, AzgateError, BadRequest, isAzgateError, PolicyDenied } from "../errors/index.ts";
@@ -34,7 +35,7 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
   const started = performance.now();
   const answer = (err: AzgateError) => {
     const r = refusal(err, "azgate");
-    return respondJson(stream, r.status, r.body, [["x-azgate-request-id", requestId], [AZGATE_ERROR_HEADER, err.code]]).catch(() => undefined);
+    return respondJson(stream, r.status, r.body, [["x-azgate-request-id", requestId], [AZGATE_ERROR_HEADER, errorHeaderValue(err)]]).catch(() => undefined);
   };
   const { identity } = client;
   // A bot's name and its run's facts ride on every event of its requests (they are in its certificate).

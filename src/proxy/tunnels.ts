@@ -10,6 +10,7 @@ import { Hono, type Context } from "hono";
 import type { WebSocket } from "ws";
 import { AzgateError, isAzgateError } from "../errors/index.ts";
 import { verifyProof } from "../auth/proof-verify.ts";
+import { AZGATE_ERROR_HEADER, errorHeaderValue } from "../api/error-header.ts";
 import { botFields, type Identity } from "../pki/identity.ts";
 import { upgradeWebSocket } from "../runtime/index.ts";
 import { answerControl, parseControlRequest } from "../api/control.ts";
@@ -125,7 +126,7 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
     } catch (e) {
       // An upgrade refusal carries no body, so the reason travels in a header.
       const err = isAzgateError(e) ? e : new AzgateError("internal", "internal error");
-      return c.body(null, err.status as 401, { "x-azgate-error": encodeURIComponent(JSON.stringify({ code: err.code, message: err.message })) });
+      return c.body(null, err.status as 401, { [AZGATE_ERROR_HEADER]: errorHeaderValue(err) });
     }
     await next();
   };
