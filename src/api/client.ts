@@ -37,7 +37,7 @@ export class ApiClient {
     this.key = creds ? importPrivateKeyPem(creds.keyPem) : null;
   }
 
-  async call<T>(method: string, path: string, body?: unknown, opts: { timeoutMs?: number } = {}): Promise<T> {
+  async call<T>(method: string, path: string, body?: unknown, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<T> {
     const text = body === undefined ? undefined : JSON.stringify(body);
     const headers: Record<string, string> = { accept: "application/json", [VERSION_HEADER]: VERSION };
     if (text !== undefined) headers["content-type"] = "application/json";
@@ -51,7 +51,7 @@ export class ApiClient {
         const r = await this.target.fetch(new Request(this.target.baseUrl + path, { method, headers, body: text }));
         res = { status: r.status, body: await r.text() };
       } else {
-        res = await request(this.target.baseUrl + path, { method, headers, body: text, ca: trustedCas(this.target), certSha256: this.target.cert_sha256, insecure: this.target.insecure, timeoutMs: opts.timeoutMs });
+        res = await request(this.target.baseUrl + path, { method, headers, body: text, ca: trustedCas(this.target), certSha256: this.target.cert_sha256, insecure: this.target.insecure, timeoutMs: opts.timeoutMs, signal: opts.signal });
       }
     } catch (e) {
       throw connectionError(this.target.baseUrl, e);

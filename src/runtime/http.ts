@@ -34,6 +34,8 @@ export interface RequestOptions {
   connectTo?: { host: string; port: number };
   /** Refuse a response body longer than this (bytes): what an outside server sends is bounded before it is kept. */
   maxBytes?: number;
+  /** Gives the request up (a question whose answer is no longer wanted must not keep the process alive). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -78,6 +80,7 @@ export async function request(url: string, opts: RequestOptions = {}): Promise<H
         ...(pinned ? { createConnection: () => pinned } : {}),
         ...(opts.address ? { lookup: fixedLookup(opts.address) } : {}),
         timeout: timeoutMs,
+        ...(opts.signal ? { signal: opts.signal } : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];

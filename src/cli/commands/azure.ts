@@ -142,7 +142,8 @@ async function throughSession(app: string | undefined, name: string, child: (ses
   // Asked at once, while the command boots: an app no agent serves is then said within a round trip,
   // not at the command's first request (az needs most of a second to get that far).
   const proxy = opened.proxy;
-  void servedNow(prep.app, prep.identity).then((served) => served || proxy.gotThrough || appUnavailable(true), () => undefined);
+  const probe = new AbortController();
+  void servedNow(prep.app, prep.identity, probe.signal).then((served) => served || proxy.gotThrough || appUnavailable(true), () => undefined);
   const unreachable = opened.proxy.connected.then(
     () => null,
     (e: Error) => {
@@ -162,6 +163,8 @@ async function throughSession(app: string | undefined, name: string, child: (ses
     if (cause) throw new AzgateError("connection_failed", `${cause.message}; ${name} was not run to the end. Is the azgate proxy up? (azgate status shows which one this session uses)`);
     throw e;
   } finally {
+    // A question still out (a proxy that takes connections and never answers) does not keep azgate up.
+    probe.abort();
     await opened.proxy.close();
   }
 }
@@ -172,10 +175,10 @@ async function throughSession(app: string | undefined, name: string, child: (ses
  * other answer, a refusal or a failure to ask included, leaves the command to its own requests, so a
  * user whose roles changed gets the proxy's own refusal, not "no agent".
  */
-async function servedNow(app: string, azureIdentity: string): Promise<boolean> {
+async function servedNow(app: string, azureIdentity: string, signal: AbortSignal): Promise<boolean> {
   const { profileClient } = await import("../connect.ts");
   const client = await profileClient();
-  const asked = await client.call("POST", "/v1/roles/explain", { app, azure_identity: azureIdentity, method: "GET", url: "https://management.azure.com/" }, { timeoutMs: 2_000 }).then(
+  const asked = await client.call("POST", "/v1/roles/explain", { app, azure_identity: azureIdentity, method: "GET", url: "https://management.azure.com/" }, { timeoutMs: 2_000, signal }).then(
     () => null,
     (e: unknown) => e,
   );
