@@ -5,7 +5,7 @@ import { AzgateError } from "../errors/index.ts";
 import { readLockHolder } from "../runtime/index.ts";
 import { ApiClient } from "../api/client.ts";
 import { loadCredentials, loadProfile } from "../client/profile.ts";
-import { profileTarget } from "../client/target.ts";
+import { profileApiClient } from "../client/rotation.ts";
 import { proxyBaseUrl } from "../api/trust.ts";
 import { loadConfig } from "../config/load.ts";
 import { createApi } from "../proxy/api.ts";
@@ -53,7 +53,8 @@ export async function profileClient(): Promise<ApiClient> {
   if (!profile || !creds) {
     throw new AzgateError("unauthenticated", "not logged in; run azgate login --proxy HOST:PORT --user NAME (or, on the proxy host, pass --data-dir)");
   }
-  return new ApiClient(profileTarget(profile), creds);
+  // It follows a rotation of the cluster's CAs at this call (client/rotation.ts).
+  return profileApiClient(profile, creds, systemClock);
 }
 
 async function connectLocal(dataDir: string, configFile?: string): Promise<AdminConnection> {

@@ -15,7 +15,9 @@ import { localTargetReason } from "../net/address-policy.ts";
 import { dialTunnel, type TunnelSession } from "../tunnel/index.ts";
 import { tunnelRequest } from "../tunnel/http.ts";
 import type { Invocation } from "../azure/client-info.ts";
-import { trustedCas, type ApiTarget } from "../api/client.ts";
+import { isUntrustedTls, trustedCas, type ApiTarget } from "../api/client.ts";
+import { SessionCredentials } from "./session-credentials.ts";
+import { followSessionRotation } from "./session-rotation.ts";
 import { isLocalCaName, LeafMinter, type LocalCaFiles } from "./local-ca.ts";
 import { cloudByName, type CloudName } from "../azure/clouds.ts";
 import { otherCloudsOf } from "../azure/endpoints.ts";
@@ -35,6 +37,17 @@ export interface AppCredentials {
   key: CryptoKey;
   certPem: string;
   expires: Date;
+}
+
+/** How a running local proxy follows a rotation of the cluster's CAs (client/session-rotation.ts). */
+export interface RotationHooks {
+  /** The cluster the session is in (its trust calls must name it). */
+  cluster: string;
+  proxy: string;
+  /** Store the reissued key and certificate beside the app session. */
+  onReissued?: (keyPem: string, certPem: string) => Promise<void>;
+  /** Store the host CAs trusted now in the login profile. */
+  onTrusted?: (pems: string[]) => Promise<void>;
 }
 
 export interface RunningLocalProxy {
@@ -61,24 +74,62 @@ function refused(err: AzgateError): Response {
 const isRefusal = (e: unknown): e is AzgateError => isAzgateError(e) && e.status >= 400 && e.status < 500;
 
 /** Serves the local proxy on a port reserved earlier (local-session.ts), which it adopts. */
-export async function serveLocalProxy(opts: { creds: AppCredentials; target: ApiTarget; ca: LocalCaFiles; secret: string; reserved: ReservedPort; log?: (l: string) => void; clock: Clock; invocation?: Invocation }): Promise<RunningLocalProxy> {
+export async function serveLocalProxy(opts: { creds: AppCredentials; target: ApiTarget; ca: LocalCaFiles; secret: string; reserved: ReservedPort; log?: (l: string) => void; clock: Clock; invocation?: Invocation; rotation?: RotationHooks }): Promise<RunningLocalProxy> {
   const { cloud } = opts.creds;
   const { clock } = opts;
   const minter = new LeafMinter(opts.ca, clock, cloud);
-  const { identity, clientId, principalId, tenant, key, expires } = opts.creds;
+  const { identity, clientId, principalId, tenant, expires } = opts.creds;
   const log = opts.log;
+  // The key and certificate, and the host CAs trusted: a rotation of the cluster's CAs replaces them while this runs.
+  const creds = await SessionCredentials.create(opts.creds.key, opts.creds.certPem, [...(opts.target.ca_pem ? [opts.target.ca_pem] : []), ...(opts.target.host_ca_pems ?? [])]);
   const observe = log && ((i: { dialect: string; resource: string; selector?: string }) => log(`token for ${i.resource} (${i.dialect} dialect${i.selector ? `, by ${i.selector}` : ""})`));
-  const tokens = tokenEndpoint({ secret: opts.secret, identity, clientId, principalId, tenant, key, expires, observe, clock });
+  const tokens = tokenEndpoint({ secret: opts.secret, identity, clientId, principalId, tenant, signer: () => ({ key: creds.key, kid: creds.kid }), expires, observe, clock });
   let session: Promise<TunnelSession> | null = null;
   // Closing gives up a dial still under way: a command that ended before the tunnel was up (az --version,
   // a script that fails at once) must not wait for it, least of all for a proxy that never answers.
   const closing = new AbortController();
+  const dial = async (): Promise<TunnelSession> => {
+    const open = async () => {
+      const kid = creds.kid;
+      const s = await dialTunnel({ baseUrl: opts.target.baseUrl, path: "/v1/tunnel/client", caPems: trustedCas({ ...opts.target, ca_pem: undefined, host_ca_pems: creds.hostCas }), insecure: opts.target.insecure, key: creds.key, certPem: creds.certPem, session: { onStream: (stream) => void rotation?.onStream(stream) }, signal: closing.signal, clock });
+      creds.opened(s, kid);
+      return s;
+    };
+    try {
+      return await open();
+    } catch (e) {
+      // The proxy's certificate is from a host CA this session missed (it rotated): learn it, or say what to do.
+      if (!rotation || !isUntrustedTls(e)) throw e;
+      await rotation.learn();
+      return open();
+    }
+  };
   const tunnel = async (): Promise<TunnelSession> => {
     const current = session ? await session.catch(() => null) : null;
     if (current && !current.isClosed && !current.isDraining) return current;
-    session = dialTunnel({ baseUrl: opts.target.baseUrl, path: "/v1/tunnel/client", caPems: trustedCas(opts.target), insecure: opts.target.insecure, key: opts.creds.key, certPem: opts.creds.certPem, session: {}, signal: closing.signal, clock });
+    session = dial();
     return session;
   };
+  const rotation = opts.rotation && !opts.target.insecure
+    ? followSessionRotation({
+        creds,
+        cluster: opts.rotation.cluster,
+        proxy: opts.rotation.proxy,
+        baseUrl: opts.target.baseUrl,
+        proxyCaPems: opts.target.proxy_ca_pems,
+        current: async () => (session ? await session.catch(() => null) : null),
+        // Make before break: the new tunnel is in use before the old one drains its open requests.
+        reopen: async () => {
+          const old = session ? await session.catch(() => null) : null;
+          const fresh = await dial();
+          session = Promise.resolve(fresh);
+          void old?.drain(30_000, "moved to a tunnel with a reissued certificate");
+        },
+        onReissued: opts.rotation.onReissued,
+        onTrusted: opts.rotation.onTrusted,
+        log,
+      })
+    : null;
 
   /**
    * What the client hears when its request did not get through. A refusal keeps its own status and code
@@ -112,6 +163,8 @@ export async function serveLocalProxy(opts: { creds: AppCredentials; target: Api
     let used: TunnelSession | undefined;
     try {
       used = await tunnel();
+      // A token this session signed before its key was rotated goes with the key of this tunnel (session-credentials.ts).
+      for (const h of headers) if (h[0].toLowerCase() === "authorization") h[1] = await creds.authorizationFor(h[1], used);
       res = await tunnelRequest(used, { method: req.method, url: `https://${hostHeader}${url.pathname}${url.search}`, headers, ...(opts.invocation ? { invocation: opts.invocation } : {}) }, body);
     } catch (e) {
       return refused(await whyNot(e, used));
