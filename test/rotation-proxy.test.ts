@@ -42,6 +42,7 @@ import { IDENTITY_HOST } from "../src/client/session-env.ts";
 import { reservePort } from "../src/net/listen.ts";
 import { agentTrust } from "../src/agent/rotation.ts";
 import { saveAgentState, type AgentState } from "../src/agent/state.ts";
+import { ensureJoined } from "../src/agent/join.ts";
 import type { AuditEvent } from "../src/audit/sink.ts";
 import type { Phase } from "../src/pki/rotation.ts";
 import { AzgateError, isAzgateError } from "../src/errors/index.ts";
@@ -299,6 +300,64 @@ describe("rotating the host CA", () => {
     await rotate("host", "rollback");
     await rotate("host", "standby");
   });
+
+  it("after standby, an agent that missed the rotation is refused with ca_retired, naming the new pin and the command to join again, audited: its open tunnel drains, its certificate is refused at the upgrade; started again, it is told the same; joined again as told, it connects", async () => {
+    // An agent joined before the rotation, with a tunnel open, that follows nothing (an old agent, or one stopped soon after).
+    const { token } = await addToken(proxy.ctx, admin, "app", "10m");
+    const key = await generateKeyPair();
+    const joined = await joinAgent(proxy.ctx, { token, type: "app", public_key_pem: await publicKeyToPem(key.publicKey) });
+    const dataDir = tempDir("azgate-agent-away-");
+    await saveAgentState(dataDir, { identity: { cluster_name: "rotation", host_id: joined.host_id, proxy_addr: proxy.url, host_ca_pem: joined.host_ca_pem, joined: clock.date().toISOString() }, keyPem: await privateKeyToPem(key.privateKey), certPem: joined.cert_pem });
+    const oldPin = await pinOf(joined.host_ca_pem);
+    const agentTunnel = (certPem: string, caPems: string[], k: CryptoKey) =>
+      dialTunnel({ baseUrl: proxy.url, path: "/v1/tunnel/agent", caPems, key: k, certPem, clock, session: { onStream: (s) => respondJsonMeta(s, { ok: false, message: "an agent that does not follow" }) } });
+    const open = await agentTunnel(joined.cert_pem, [joined.host_ca_pem], key.privateKey);
+    for (const phase of ["init", "update_clients", "update_servers", "standby"] as const) await rotate("host", phase);
+    const newPin = proxy.ctx.cluster.views.host.pins[0];
+    expect(newPin).not.toBe(oldPin);
+    const rejoin = `--token <token> --ca-pin ${newPin}`;
+
+    // The tunnel it had open is drained (no new request goes to it), its end audited with why.
+    await expect.poll(async () => (await events("agent.disconnect")).filter((e) => e.host_id === joined.host_id).map((e) => String(e.reason))).toEqual([expect.stringContaining(`host CA ${oldPin}, retired by a rotation`)]);
+    expect(open.isClosed).toBe(true);
+
+    // Its certificate at a new upgrade (trusting the new CA, as one that read the ping would): ca_retired, the pin and the command, audited.
+    const dial = await agentTunnel(joined.cert_pem, proxy.ctx.cluster.views.host.trusted.map(pemOf), key.privateKey).catch((e: AzgateError) => e);
+    expect(isAzgateError(dial) && [dial.code, dial.status]).toEqual(["ca_retired", 401]);
+    expect((dial as Error).message).toContain(rejoin);
+    expect((await events("cert.retired")).filter((e) => e.user === joined.host_id).map((e) => [e.cert_type, e.ca_pin, e.error_code, e.where, e.success])).toEqual([["host", oldPin, "ca_retired", "tunnel agent", false]]);
+
+    // Started again (it trusts the retired CA alone; the proxy now serves the new one): refused before it dials, with the same pin and command.
+    const proxyAddr = proxy.url.replace("https://", "");
+    const started = await ensureJoined({ dataDir, proxyAddr, clock }).catch((e: AzgateError) => e);
+    expect(isAzgateError(started) && started.code).toBe("ca_retired");
+    expect((started as Error).message).toContain(`while it was away; the proxy at ${proxyAddr} now presents ${newPin}`);
+    expect((started as Error).message).toContain(rejoin);
+    // A token without the pin is not enough: nothing it trusts vouches for the new CA.
+    const { token: again } = await addToken(proxy.ctx, admin, "app", "10m");
+    expect(await ensureJoined({ dataDir, proxyAddr, clock, token: again }).catch((e: AzgateError) => e.code)).toBe("ca_retired");
+
+    // Joined again as told: a certificate from the new CA, and its tunnel opens.
+    const state = await ensureJoined({ dataDir, proxyAddr, clock, token: again, caPin: newPin });
+    expect(await caPin((await issuerOfPem(state.certPem))!)).toBe(newPin);
+    const back = await agentTunnel(state.certPem, [state.identity.host_ca_pem], await (await import("../src/pki/keys.ts")).importPrivateKeyPem(state.keyPem));
+    expect(back.isClosed).toBe(false);
+    back.close(0, "done");
+  });
+});
+
+describe("who may rotate", () => {
+  it("a user without rotate on cert_authority is refused access_denied, audited, and the phase does not move", async () => {
+    const w = await workstation();
+    const client = new ApiClient({ baseUrl: proxy.url, ca_pem: pemOf(proxy.ctx.cluster.views.host.tls.cert) }, { keyPem: w.loginKeyPem, certPem: w.loginCertPem }, clock);
+    const before = proxy.ctx.cluster.views.host.rotation.phase;
+    const refused = await client.call("POST", "/v1/admin/rotation", { type: "host", manual: true, phase: "init" }).catch((e: AzgateError) => e);
+    expect(isAzgateError(refused) && [refused.code, refused.status]).toEqual(["access_denied", 403]);
+    expect(proxy.ctx.cluster.views.host.rotation.phase).toBe(before);
+    expect((await events("api.request.denied")).filter((e) => e.user === w.user).map((e) => [e.method, e.path, e.error_code, e.success])).toEqual([["POST", "/v1/admin/rotation", "access_denied", false]]);
+    const read = await client.call("GET", "/v1/admin/rotation").catch((e: AzgateError) => e);
+    expect(isAzgateError(read) && read.code).toBe("access_denied");
+  });
 });
 
 describe("rotating the user CA", () => {
@@ -360,6 +419,8 @@ describe("rotating the user CA", () => {
     const res = await tunnelRequest(newSession, { method: "GET", url: `https://management.azure.com${GROUPS_PATH}`, headers: [["authorization", `Bearer ${oldToken}`]] });
     expect(res.status).toBe(401);
     expect(JSON.parse(await new Response(res.body).text()).error).toMatchObject({ code: "token_invalid", message: expect.stringContaining("not signed by this session's key") });
+    // Audited at the proxy as that request's end: the agent's refusal, not a success.
+    await expect.poll(async () => (await proxy.ctx.audit.search({ event: "app.request", user: w.user, status: "401" })).filter((e) => e.event === "app.request").map((e) => [e.status, e.success])).toEqual([[401, false]]);
     newSession.close(0, "done");
     old.close(0, "done");
   });
@@ -390,6 +451,13 @@ describe("rotating the user CA", () => {
     await settle();
   });
 });
+
+/** The CA among the cluster's host CAs, current and retired, that signed a certificate. */
+async function issuerOfPem(certPem: string): Promise<x509.X509Certificate | null> {
+  const { issuerOf } = await import("../src/pki/certificate.ts");
+  const host = proxy.ctx.cluster.views.host;
+  return issuerOf(new x509.X509Certificate(certPem), [...host.trusted, ...host.retired.map((r) => r.cert)]);
+}
 
 /** A raw client tunnel opened with an app key and certificate, as an older local proxy that does not follow rotations. */
 async function tunnelWith(keyPem: string, certPem: string): Promise<TunnelSession> {

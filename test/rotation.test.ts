@@ -70,6 +70,13 @@ describe("the phase machine", () => {
       expect(r).toMatchObject({ phase: "standby", generation: 0 });
     }
     expect(code(() => nextRotation(STANDBY, manual("rollback"), at()))?.[1]).toContain("no rotation is under way");
+    // After a finished rotation's standby: refused, saying the old CA is gone for good and what to do instead.
+    let done: RotationState = STANDBY;
+    for (const phase of ["init", "update_clients", "update_servers", "standby"] as const) done = nextRotation(done, manual(phase), at());
+    expect(code(() => nextRotation(done, manual("rollback"), at()))).toEqual([
+      "bad_parameter",
+      `cannot go to phase rollback: rollback is possible only before the final standby; the last rotation ended at ${done.changed} and retired the old CA, which cannot come back: to replace the CA in force, start a new rotation with --phase init`,
+    ]);
   });
 
   it("semi-automatic: the grace period split in thirds, each phase due at its time by the clock given, the last one standby", () => {

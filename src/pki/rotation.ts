@@ -77,6 +77,8 @@ export function nextRotation(current: RotationState, cmd: RotateCommand, now: Da
   const allowed = [FORWARD[current.phase], ...(MAY_ROLL_BACK.includes(current.phase) ? ["rollback" as const] : [])];
   if (!allowed.includes(want)) {
     const why =
+      current.phase === "standby" && want === "rollback" && current.generation > 0 ?
+        `rollback is possible only before the final standby; the last rotation ended${current.changed ? ` at ${current.changed}` : ""} and retired the old CA, which cannot come back: to replace the CA in force, start a new rotation with --phase init` :
       current.phase === "standby" ? `no rotation is under way: start one with --phase init` :
       want === "rollback" ? `rollback is possible only before the final standby (the phase is ${current.phase})` :
       `the phase is ${current.phase}; the next one is ${allowed.join(" or ")}`;
