@@ -17,6 +17,8 @@ import { run, subcommandNeeded } from "../run.ts";
 import { profileClient } from "../connect.ts";
 import type { AccessRequest } from "../../resources/access-request.ts";
 import { identityName } from "../../azure/resource-id.ts";
+import { profileCas } from "../../client/rotation.ts";
+import { caPin } from "../../pki/pin.ts";
 
 interface TrustArgs {
   proxy?: string;
@@ -73,7 +75,7 @@ export function sessionCommands(y: Argv) {
           const sso = await ssoLogin({ target, connector: argv.auth, browser: argv.browser, ttlMs, say: (line) => printErr(line), pasteFrom: process.stdin });
           const profile: Profile = { proxy, user: sso.user, cluster: ping.cluster_name, ca_pem: target.ca_pem, proxy_ca_pems: target.proxy_ca_pems, insecure: target.insecure };
           await saveProfile(profile, sso.keyPem, sso.certPem);
-          return print(statusText(statusData(profile, sso.certPem), true));
+          return print(statusText(await statusData(profile, sso.certPem), true));
         }
         const user = argv.user ?? (previous?.proxy === proxy ? previous.user : undefined) ?? (await ask("User: ")).trim();
         const password = await ask(`Enter password for ${user}: `, { secret: true });
@@ -88,7 +90,7 @@ export function sessionCommands(y: Argv) {
         });
         const profile: Profile = { proxy, user, cluster: ping.cluster_name, ca_pem: target.ca_pem, proxy_ca_pems: target.proxy_ca_pems, insecure: target.insecure };
         await saveProfile(profile, await privateKeyToPem(keys.privateKey), res.cert_pem);
-        print(statusText(statusData(profile, res.cert_pem), true));
+        print(statusText(await statusData(profile, res.cert_pem), true));
       }),
     )
     .command<{ proxy?: string }>(
@@ -107,16 +109,18 @@ export function sessionCommands(y: Argv) {
       run(async (argv) => {
         // Every profile, the current one first and marked, as tsh status lists them.
         const current = await currentProfileName();
+        // The active profile asks the proxy first: its call follows a rotation of the cluster's CAs (client/rotation.ts), which status then shows.
+        const grants = await activeGrants(current);
         const all = [];
         for (const name of [current, ...(await listProfileNames()).filter((n) => n !== current)]) {
           const profile = name ? await loadProfile(name) : null;
           const creds = profile ? await loadCredentials(profile) : null;
-          if (profile && creds) all.push(statusData(profile, creds.certPem));
+          if (profile && creds) all.push(await statusData(profile, creds.certPem));
         }
         const active = current ? all.find((p) => p.profile_url === proxyBaseUrl(current)) : undefined;
         if (!active) throw new AzgateError("unauthenticated", "not logged in; run azgate login --proxy HOST:PORT --user NAME");
         const others = all.filter((p) => p !== active);
-        if (!active.expired) await addGrants(active);
+        if (!active.expired) Object.assign(active, grants);
         if (argv.format === "text") print([statusText(active, true), ...others.map((p) => statusText(p, false))].join("\n\n"));
         else print(await structured({ active, profiles: others }, argv.format as "json"));
       }),
@@ -153,18 +157,24 @@ export function sessionCommands(y: Argv) {
 /**
  * The active profile's access grants (approved requests whose window has
  * not ended), asked of the proxy: grants live there, not in the certificate.
- * As tsh status, active_requests lists their IDs.
+ * As tsh status, active_requests lists their IDs. Nothing is asked for an
+ * expired login.
  */
-async function addGrants(s: ReturnType<typeof statusData>): Promise<void> {
+async function activeGrants(current: string | null): Promise<Partial<Pick<StatusData, "active_requests" | "access_grants" | "access_grants_error">>> {
+  const profile = current ? await loadProfile(current).catch(() => null) : null;
+  const creds = profile ? await loadCredentials(profile).catch(() => null) : null;
+  if (!creds || new x509.X509Certificate(creds.certPem).notAfter.getTime() <= systemClock.now()) return {};
   try {
     // Status is what one runs when something is wrong: a proxy that does not answer costs it 5 s, not 30.
     const { items } = await (await profileClient()).call<{ items: AccessRequest[] }>("GET", "/v1/requests?filter=mine", undefined, { timeoutMs: 5_000 });
     const now = systemClock.now();
     const grants = items.filter((r) => r.spec.state === "APPROVED" && r.spec.grant && Date.parse(r.spec.grant.not_after) > now);
-    s.active_requests = grants.map((r) => r.metadata.name);
-    s.access_grants = grants.map((r) => ({ request_id: r.metadata.name, app: r.spec.app, azure_identity: r.spec.azure_identity, not_before: r.spec.grant!.not_before, not_after: r.spec.grant!.not_after }));
+    return {
+      active_requests: grants.map((r) => r.metadata.name),
+      access_grants: grants.map((r) => ({ request_id: r.metadata.name, app: r.spec.app, azure_identity: r.spec.azure_identity, not_before: r.spec.grant!.not_before, not_after: r.spec.grant!.not_after })),
+    };
   } catch (e) {
-    s.access_grants_error = (e as Error).message;
+    return { access_grants_error: (e as Error).message };
   }
 }
 
@@ -182,7 +192,15 @@ interface AccessGrantSummary {
   not_after: string;
 }
 
-function statusData(profile: Profile, certPem: string) {
+type StatusData = Awaited<ReturnType<typeof statusData>>;
+
+/** The CA that issued a certificate, by its name's organisation and unit ("azgate user CA, generation 1" after a rotation). */
+function issuerName(cert: x509.X509Certificate): string {
+  const parts = [...cert.issuer.matchAll(/(?:^|,\s*)(O|OU)=((?:\\.|[^,])+)/g)].map((m) => m[2].replace(/\\(.)/g, "$1"));
+  return parts.join(", ") || cert.issuer;
+}
+
+async function statusData(profile: Profile, certPem: string) {
   const cert = new x509.X509Certificate(certPem);
   const id = identityOf(cert);
   return {
@@ -198,10 +216,13 @@ function statusData(profile: Profile, certPem: string) {
     access_grants_error: undefined as string | undefined,
     valid_until: cert.notAfter.toISOString(),
     expired: cert.notAfter.getTime() <= systemClock.now(),
+    /** The host CAs the profile trusts (two while they rotate), and the CA its certificate is from: a rotation followed shows here. */
+    ca_pins: await Promise.all(profileCas(profile).map((pem) => caPin(new x509.X509Certificate(pem)))),
+    certificate_issuer: issuerName(cert),
   };
 }
 
-function statusText(s: ReturnType<typeof statusData>, active: boolean): string {
+function statusText(s: StatusData, active: boolean): string {
   const left = new Date(s.valid_until).getTime() - systemClock.now();
   return (
     (active ? "> " : "  ") +
@@ -214,6 +235,9 @@ function statusText(s: ReturnType<typeof statusData>, active: boolean): string {
       ...(s.access_grants ?? []).map((g): [string, string] => ["Access grant", grantLine(g, systemClock.now())]),
       ...(s.access_grants_error ? ([["Access grants", `(could not ask the proxy: ${s.access_grants_error})`]] as [string, string][]) : []),
       ["Valid until", `${s.valid_until} [${s.expired ? "EXPIRED" : `valid for ${formatDuration(left)}`}]`],
+      ["Certificate from", s.certificate_issuer],
+      // Two while the cluster's host CA rotates: the profile follows it at its calls (client/rotation.ts).
+      ...s.ca_pins.map((p): [string, string] => ["Cluster CA pin", p]),
     ]).replace(/\n/g, "\n  ")
   );
 }
