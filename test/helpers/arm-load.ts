@@ -4,7 +4,9 @@
  * ARM GETs one after another with the placeholder its token endpoint gave
  * once (cached, as the SDKs cache it). Every answer that is not a 200 is a
  * failure, kept with its body. Used by the rotation tests: zero failed
- * requests is the assertion.
+ * requests is the assertion. `paceMs` spaces each connection's requests: on
+ * a 2-core machine an unpaced load takes every cycle the proxy, the agent,
+ * the CLI and az need to run the rotation it is there to watch.
  */
 import http from "node:http";
 import type { Duplex } from "node:stream";
@@ -59,7 +61,7 @@ export interface ArmLoad {
   stop(): Promise<{ ok: number; failures: string[] }>;
 }
 
-export function startArmLoad(o: { proxyPort: number; caPem: string; token: string; connections: number }): ArmLoad {
+export function startArmLoad(o: { proxyPort: number; caPem: string; token: string; connections: number; paceMs?: number }): ArmLoad {
   const agent = new ConnectAgent(o.proxyPort, o.caPem, o.connections);
   let running = true;
   let ok = 0;
@@ -73,6 +75,7 @@ export function startArmLoad(o: { proxyPort: number; caPem: string; token: strin
       } catch (e) {
         failures.push(`${new Date().toISOString()} ${(e as Error).message}`);
       }
+      if (o.paceMs) await new Promise((r) => setTimeout(r, o.paceMs));
     }
   });
   return {
