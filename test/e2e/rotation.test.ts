@@ -8,8 +8,8 @@
  * real `az group list` works before, during (every phase) and after. An agent
  * stopped before init and started after standby is refused with the new pin
  * and the command; after joining again as told it serves. Then the same host
- * rotation on two PostgreSQL replicas: one replica advances the phase, the
- * other follows. Each phase's load runs a few seconds, not minutes: zero
+ * and user rotations on two PostgreSQL replicas: one replica advances the
+ * phase, the other follows and serves the workstation. Each phase's load runs a few seconds, not minutes: zero
  * failed requests is the assertion. The load is paced (PACE_MS) and the
  * waits ask the rotation report in process, so the file fits in about 90 s
  * on two cores. (The phase logic case by case is
@@ -122,8 +122,8 @@ describe("rotating the CAs of a running cluster, under load", () => {
     const out = await admin(dataDir(), cluster.home, ["auth", "rotate", "--type", type, "--manual", "--phase", phase]);
     expect(out).toContain(`The ${type} CA is in phase ${phase}.`);
     await everyoneMoved(dataDir(), sleeperId ? [sleeperId] : []);
-    if (o.az !== false) await azGroupList(w);
-    await w.load.more();
+    // The real az and more of the load side by side: both must go through.
+    await Promise.all([o.az !== false && azGroupList(w), w.load.more()]);
   }
 
   beforeAll(async () => {
@@ -263,36 +263,52 @@ describe("the same rotation on two PostgreSQL replicas", () => {
   beforeAll(async () => {
     cluster = await startReplicaCluster(fx);
     const local = (await readLocalAdmin(cluster.replicas[0].dataDir))!;
-    // alice's workstation, through the balancer.
+    // alice's workstation, straight to the second replica: the phases are advanced on the first, so every
+    // request of the load and of az is served by the replica that only follows the record.
     const home = tempDir("azgate-home-");
-    await saveProfile({ proxy: cluster.lb.addr, user: "alice", cluster: "e2e", ca_pem: local.ca_pem }, cluster.aliceCredentials.keyPem, cluster.aliceCredentials.certPem, home);
+    await saveProfile({ proxy: `127.0.0.1:${cluster.replicas[1].port}`, user: "alice", cluster: "e2e", ca_pem: local.ca_pem }, cluster.aliceCredentials.keyPem, cluster.aliceCredentials.certPem, home);
     w = await openWorkstation(home);
   }, 180_000);
   afterAll(() => stopAll(w?.proxy, cluster));
 
-  it("one replica advances each phase of a host CA rotation, the other follows within seconds; zero failed requests, az group list in every phase", async () => {
+  /** Each phase of a manual rotation advanced on the first replica; the second follows within seconds and serves through it. */
+  async function rotateOnFirst(type: "host" | "user", o: { azEach: boolean }): Promise<void> {
     const [first, second] = cluster.replicas;
     for (const phase of PHASES) {
-      const out = await admin(first.dataDir, w.home, ["auth", "rotate", "--type", "host", "--manual", "--phase", phase]);
-      expect(out).toContain(`The host CA is in phase ${phase}.`);
-      // The other replica serves the same phase (its ping names the same phase and pins) within seconds.
+      const out = await admin(first.dataDir, w.home, ["auth", "rotate", "--type", type, "--manual", "--phase", phase]);
+      expect(out).toContain(`The ${type} CA is in phase ${phase}.`);
+      // The other replica serves the same phase (its ping names the same phases and host pins) within seconds.
       const seenBy = async (port: number) => {
         const p = await pingOf(port);
-        return `${p.rotation?.host ?? "standby"} ${p.ca_pins.join()}`;
+        return `${p.rotation?.host ?? "standby"} ${p.rotation?.user ?? "standby"} ${p.ca_pins.join()}`;
       };
       const want = await seenBy(first.port);
-      expect(want.split(" ")[0]).toBe(phase);
+      expect(want.split(" ")[type === "host" ? 0 : 1]).toBe(phase);
       const until = Date.now() + 10_000;
       while ((await seenBy(second.port)) !== want) {
-        if (Date.now() > until) throw new Error(`replica ${second.port} did not follow phase ${phase}`);
+        if (Date.now() > until) throw new Error(`replica ${second.port} did not follow ${type} phase ${phase}`);
         await new Promise((r) => setTimeout(r, 100));
       }
+      // Agents (records shared by both) and the app session (open on the second) have moved.
       await everyoneMoved(first.dataDir);
-      await azGroupList(w);
-      await w.load.more();
+      await everyoneMoved(second.dataDir);
+      await Promise.all([(o.azEach || phase === "standby") && azGroupList(w), w.load.more()]);
     }
+  }
+
+  it("one replica advances each phase of a host CA rotation, the other follows within seconds and serves a workstation through it: zero failed requests, az group list in every phase", async () => {
+    await azGroupList(w);
+    await rotateOnFirst("host", { azEach: true });
     const { failures, ok } = await w.load.stop();
     expect(failures).toEqual([]);
     expect(ok).toBeGreaterThan(200);
+    w.load = await loadThrough(w.env);
+  }, 240_000);
+
+  it("the same for the user CA: the session on the follower gets its certificate from the new CA there; zero failed requests, az group list after", async () => {
+    await rotateOnFirst("user", { azEach: false });
+    expect(w.proxy.output()).toContain("app session certificate reissued by the cluster's rotated user CA");
+    const { failures } = await w.load.stop();
+    expect(failures).toEqual([]);
   }, 240_000);
 });
