@@ -195,10 +195,17 @@ export async function serveLocalProxy(opts: {
     const body = req.body && !["GET", "HEAD"].includes(req.method) ? req.body : undefined;
     let res;
     let used: TunnelSession | undefined;
+    const authorization = headers.find((h) => h[0].toLowerCase() === "authorization");
+    const token = authorization?.[1];
     try {
-      used = await tunnel();
-      // A token this session signed before its key was rotated goes with the key of this tunnel (session-credentials.ts).
-      for (const h of headers) if (h[0].toLowerCase() === "authorization") h[1] = await creds.authorizationFor(h[1], used);
+      for (let tries = 0; ; tries++) {
+        used = await tunnel();
+        // A token this session signed before its key was rotated goes with the key of this tunnel (session-credentials.ts).
+        if (authorization && token) authorization[1] = await creds.authorizationFor(token, used);
+        // While the token was signed again, a rotation may have moved the session to a new tunnel and closed
+        // this one (reopen, above): nothing was sent on it yet, so the request takes the new one.
+        if (!(used.isClosed || used.isDraining) || tries >= 2) break;
+      }
       res = await tunnelRequest(used, { method: req.method, url: `https://${hostHeader}${url.pathname}${url.search}`, headers, ...(opts.invocation ? { invocation: opts.invocation } : {}) }, body);
     } catch (e) {
       return refused(await whyNot(e, used));
