@@ -319,7 +319,8 @@ describe("rotating the host CA", () => {
 
     // The tunnel it had open is drained (no new request goes to it), its end audited with why.
     await expect.poll(async () => (await events("agent.disconnect")).filter((e) => e.host_id === joined.host_id).map((e) => String(e.reason))).toEqual([expect.stringContaining(`host CA ${oldPin}, retired by a rotation`)]);
-    expect(open.isClosed).toBe(true);
+    // The agent's end hears the close a moment after the proxy audited it (on Deno, later than on Node).
+    await expect.poll(() => open.isClosed).toBe(true);
 
     // Its certificate at a new upgrade (trusting the new CA, as one that read the ping would): ca_retired, the pin and the command, audited.
     const dial = await agentTunnel(joined.cert_pem, proxy.ctx.cluster.views.host.trusted.map(pemOf), key.privateKey).catch((e: AzgateError) => e);
@@ -394,7 +395,11 @@ describe("rotating the user CA", () => {
     const w = await workstation();
     const old = await tunnelWith(w.appKeyPem, w.appCertPem);
     const oldPin = proxy.ctx.cluster.views.user.pins[0];
-    for (const phase of ["init", "update_clients", "update_servers", "standby"] as const) await rotate("user", phase);
+    for (const phase of ["init", "update_clients", "update_servers"] as const) await rotate("user", phase);
+    // As an operator waits for admin status: the running session has moved (its tunnel from before the
+    // reissue is gone), so only the tunnel that never follows is left on the old CA when standby retires it.
+    await expect.poll(() => proxy.tunnels.clientIssuers().filter((c) => c.user === w.user && c.issuerPin === oldPin).length).toBe(1);
+    await rotate("user", "standby");
     // The open tunnel is drained at once, audited; a request on it is refused.
     await expect.poll(async () => (await events("app.session.closed")).filter((e) => e.user === w.user).map((e) => e.error_code)).toEqual(["ca_retired"]);
     expect(old.isDraining).toBe(true);
