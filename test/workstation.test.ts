@@ -33,7 +33,7 @@ async function endpoint(lifeMs = 3_600_000) {
   const expires = new Date(clock.now() + lifeMs);
   const keys = await generateKeyPair();
   const seen: TokenDialect[] = [];
-  const answer = tokenEndpoint({ secret: "s3cret", identity: ID, clientId: CLIENT_ID, principalId: PRINCIPAL_ID, tenant: TENANT, key: keys.privateKey, expires, observe: (i) => seen.push(i.dialect), clock });
+  const answer = tokenEndpoint({ secret: "s3cret", identity: ID, clientId: CLIENT_ID, principalId: PRINCIPAL_ID, tenant: TENANT, signer: () => ({ key: keys.privateKey }), expires, observe: (i) => seen.push(i.dialect), clock });
   const call = async (url: string, init: RequestInit = {}) => {
     const res = await answer(new Request(url, init))!;
     return { status: res.status, body: (await res.json()) as Record<string, string> };
@@ -239,7 +239,7 @@ describe("token endpoint emulation", () => {
 
   it("answers only its two host names", async () => {
     const keys = await generateKeyPair();
-    const answer = tokenEndpoint({ secret: "s", identity: ID, tenant: TENANT, key: keys.privateKey, expires: new Date(Date.now() + 60_000), clock: systemClock });
+    const answer = tokenEndpoint({ secret: "s", identity: ID, tenant: TENANT, signer: () => ({ key: keys.privateKey }), expires: new Date(Date.now() + 60_000), clock: systemClock });
     expect(answer(new Request("https://management.azure.com/s"))).toBeNull();
   });
 });

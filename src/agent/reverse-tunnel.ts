@@ -5,6 +5,7 @@
  */
 import { AGENT_FEATURES } from "../azure/forwarding.ts";
 import { AzgateError } from "../errors/index.ts";
+import { isUntrustedTls } from "../api/client.ts";
 import { importPrivateKeyPem } from "../pki/keys.ts";
 import { dialTunnel, type TunnelSession, type TunnelStream } from "../tunnel/index.ts";
 import { callControl, type ControlAnswer } from "../api/control.ts";
@@ -15,8 +16,13 @@ import type { LogLine } from "../util/log.ts";
 
 export interface ReverseTunnelOptions {
   baseUrl: string;
-  /** CAs trusted besides the web PKI: the cluster's host CA and any TLS front's (agent.proxy_ca_file). */
-  caPems: string[];
+  /** CAs trusted besides the web PKI, as they are now: the cluster's host CAs (two while they rotate) and any TLS front's (agent.proxy_ca_file). */
+  caPems: () => string[];
+  /**
+   * A dial's TLS handshake failed on the CAs trusted: the host CA rotated while this agent missed the trust
+   * call (it was away). Learns what to trust from /v1/ping (api/trust.ts learnHostCas) or throws saying what to do.
+   */
+  onUntrustedTls?: () => Promise<void>;
   /** Current credentials (they change when the certificate is renewed). */
   credentials: () => { keyPem: string; certPem: string };
   hostName: string;
@@ -37,7 +43,7 @@ export interface ReverseTunnelOptions {
 export type HeartbeatAnswer = Extract<ControlAnswer<"heartbeat">, { ok: true }>;
 
 /** Refusals that retrying will not fix. */
-const FATAL = new Set(["cert_expired", "cert_untrusted", "access_denied", "version_unsupported"]);
+const FATAL = new Set(["cert_expired", "cert_untrusted", "ca_retired", "access_denied", "version_unsupported"]);
 
 export function backoffDelay(attempt: number, initialMs: number, maxMs: number, random = Math.random): number {
   const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 20));
@@ -51,6 +57,8 @@ export class ReverseTunnel {
   private attempt = 0;
   private wake: (() => void) | null = null;
   private heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Set by cycle(): the loop dials a new tunnel before it lets this one go. */
+  private cycleAsked: (() => void) | null = null;
   /** Completed connections, for status output and tests. */
   connections = 0;
   /** The replica the current tunnel reached (from its heartbeat). */
@@ -78,20 +86,45 @@ export class ReverseTunnel {
     if (s && !s.isClosed) await s.drain(5_000, "agent is shutting down");
   }
 
+  /**
+   * Opens a new tunnel with the credentials of now (a certificate renewed under a rotated CA) and only then
+   * drains this one: the proxy routes to the new tunnel before the old one stops taking requests.
+   */
+  cycle(): void {
+    this.cycleAsked?.();
+  }
+
   private async loop(): Promise<void> {
     const { initialMs, maxMs } = this.opts.backoff ?? { initialMs: 500, maxMs: 30_000 };
+    let session: TunnelSession | null = null;
     while (!this.stopped) {
       try {
-        const session = await this.dial();
-        this.session = session;
-        await this.heartbeat(session);
-        this.attempt = 0;
-        this.connections++;
-        this.opts.log(`tunnel to ${this.opts.baseUrl} is up (${this.opts.apps.map((a) => a.name).join(", ")})`);
-        const closed = await Promise.race([session.closed(), this.untilDraining(session)]);
-        clearTimeout(this.heartbeatTimer);
+        if (!session) {
+          session = await this.dial();
+          this.session = session;
+          await this.heartbeat(session);
+          this.attempt = 0;
+          this.connections++;
+          this.opts.log(`tunnel to ${this.opts.baseUrl} is up (${this.opts.apps.map((a) => a.name).join(", ")})`);
+        }
+        const cycled = new Promise<"cycle">((r) => (this.cycleAsked = () => r("cycle")));
+        const closed = await Promise.race([session.closed(), this.untilDraining(session), cycled]);
+        this.cycleAsked = null;
         if (this.stopped) return;
-        this.opts.log(`tunnel lost: ${closed}; reconnecting`, "warn");
+        if (closed === "cycle") {
+          // Make before break: the new tunnel heartbeats (the proxy registers it) before the old one drains.
+          const old = session;
+          const fresh = await this.dial();
+          await this.heartbeat(fresh);
+          session = this.session = fresh;
+          this.connections++;
+          this.opts.log(`tunnel to ${this.opts.baseUrl} reopened with the renewed certificate`);
+          void old.drain(30_000, "the agent moved to a new tunnel");
+          continue;
+        }
+        clearTimeout(this.heartbeatTimer);
+        session = null;
+        this.opts.log(`tunnel lost: ${typeof closed === "string" ? closed : closed.reason}; reconnecting`, "warn");
       } catch (e) {
         if (this.stopped) return;
         const err = e as AzgateError;
@@ -130,16 +163,26 @@ export class ReverseTunnel {
   }
 
   private async dial(): Promise<TunnelSession> {
-    const { keyPem, certPem } = this.opts.credentials();
-    return dialTunnel({
-      baseUrl: this.opts.baseUrl,
-      path: "/v1/tunnel/agent",
-      caPems: this.opts.caPems,
-      key: await importPrivateKeyPem(keyPem),
-      certPem,
-      session: { name: "reverse tunnel", onStream: this.opts.onStream },
-      clock: this.opts.clock,
-    });
+    const open = async () => {
+      const { keyPem, certPem } = this.opts.credentials();
+      return dialTunnel({
+        baseUrl: this.opts.baseUrl,
+        path: "/v1/tunnel/agent",
+        caPems: this.opts.caPems(),
+        key: await importPrivateKeyPem(keyPem),
+        certPem,
+        session: { name: "reverse tunnel", onStream: this.opts.onStream },
+        clock: this.opts.clock,
+      });
+    };
+    try {
+      return await open();
+    } catch (e) {
+      // The proxy serves a certificate from a host CA this agent does not trust yet: learn it (or refuse, saying what to do), then dial again.
+      if (!this.opts.onUntrustedTls || !isUntrustedTls(e)) throw e;
+      await this.opts.onUntrustedTls();
+      return open();
+    }
   }
 
   private async heartbeat(session: TunnelSession): Promise<void> {

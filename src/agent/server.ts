@@ -18,7 +18,8 @@ import { callControl } from "../api/control.ts";
 import type { AppSpec, HostCertificate } from "../api/types.ts";
 import { serveProxyStream } from "./streams.ts";
 import { ensureJoined } from "./join.ts";
-import { saveAgentState, type AgentState } from "./state.ts";
+import { saveAgentState, trustedHostCas, type AgentState } from "./state.ts";
+import { agentTrust } from "./rotation.ts";
 import { Outbound } from "./outbound.ts";
 import { identityHttpClient } from "./identity-http.ts";
 import { AzureTokenProvider } from "./tokens.ts";
@@ -112,34 +113,54 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     });
     let fatal: (e: AzgateError | null) => void = () => undefined;
     const stopped = new Promise<AzgateError | null>((r) => (fatal = r));
+    // A rotation of the host CA, followed over the tunnel (agent/rotation.ts).
+    const trust = agentTrust({
+      dataDir: cfg.dataDir,
+      proxyAddr: cfg.proxyAddr,
+      pins: cfg.caPin ? [cfg.caPin].flat() : undefined,
+      proxyCaPems: cfg.proxyCaPems,
+      state: () => state,
+      setState: (s) => (state = s),
+      renew: async () => {
+        await renew();
+        tunnel.cycle();
+      },
+      log,
+      clock: cfg.clock,
+    });
     const tunnel = new TunnelPool({
       baseUrl: proxyBaseUrl(cfg.proxyAddr),
-      caPems: [state.identity.host_ca_pem, ...(cfg.proxyCaPems ?? [])],
+      caPems: () => [...trustedHostCas(state.identity), ...(cfg.proxyCaPems ?? [])],
+      onUntrustedTls: () => trust.learn(),
       credentials: () => state,
       hostName: cfg.hostName ?? os.hostname(),
       apps: cfg.apps,
       tenantId,
       log,
       backoff: cfg.backoff,
-      onStream: (stream) =>
+      onStream: (stream) => {
+        if (stream.meta.type === "trust") return void trust.answer(stream);
         void serveProxyStream({ outbound, tokens, log, clock: cfg.clock }, stream).catch((e) => {
           log(`stream failed: ${(e as Error).message}`, "warn");
           stream.reset(2, "agent error");
-        }),
+        });
+      },
       onFatal: (e) => fatal(e),
       clock: cfg.clock,
     });
     tunnel.start();
 
-    // Renew at two thirds of the certificate's life, over the tunnel.
+    // Renew at two thirds of the certificate's life, over the tunnel; at once when a rotation asks (agentTrust).
     let renewTimer: Timer | undefined;
     const scheduleRenewal = () => {
+      renewTimer?.cancel();
       const cert = new x509.X509Certificate(state.certPem);
       // notBefore is back-dated a minute for clock skew; the useful life starts after that.
       const life = cert.notAfter.getTime() - cert.notBefore.getTime() - 60_000;
       const at = cert.notAfter.getTime() - life / 3;
-      renewTimer = cfg.clock.after(Math.max(at - cfg.clock.now(), 1_000), () => void renew()).unref();
+      renewTimer = cfg.clock.after(Math.max(at - cfg.clock.now(), 1_000), () => void renew().catch(() => undefined)).unref();
     };
+    /** One renewal; a failure is retried in 10 s (and rethrown to a caller that waits on it). */
     const renew = async () => {
       try {
         const session = tunnel.current;
@@ -154,7 +175,9 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         scheduleRenewal();
       } catch (e) {
         log(`certificate renewal failed (${(e as Error).message}); retrying in 10s`, "warn");
-        renewTimer = cfg.clock.after(10_000, () => void renew()).unref();
+        renewTimer?.cancel();
+        renewTimer = cfg.clock.after(10_000, () => void renew().catch(() => undefined)).unref();
+        throw e;
       }
     };
     scheduleRenewal();
@@ -188,6 +211,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       stopped,
       close: async () => {
         renewTimer?.cancel();
+        trust.stop();
         await probes?.close();
         await loopbackProbes?.close();
         await tunnel.stop();

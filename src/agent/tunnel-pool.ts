@@ -40,6 +40,11 @@ export class TunnelPool {
     return [...new Set(this.tunnels.filter((t) => t.current && t.proxyId).map((t) => t.proxyId!))];
   }
 
+  /** Every tunnel reopens with the credentials of now, each new one up before its old one drains (after a renewal under a rotated CA). */
+  cycle(): void {
+    for (const t of this.tunnels) t.cycle();
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     await Promise.all(this.tunnels.map((t) => t.stop()));

@@ -3,14 +3,17 @@
  * message defined once, with its schema, for both ends. The caller validates
  * every answer it gets and the callee every request, so neither trusts the
  * other's shape: a malformed call or answer is `bad_request`. The agent calls
- * heartbeat and renew; the proxy calls identity_facts at apps login and
- * identity_list for access requests (a glob's matches, a short name).
+ * heartbeat and renew; the proxy calls identity_facts at apps login,
+ * identity_list for access requests (a glob's matches, a short name), and
+ * trust on agents' and app sessions' tunnels when a CA rotates; an app
+ * session's local proxy calls reissue on its own tunnel.
  */
 import { z } from "zod";
 import { agentAppSchema } from "../config/schema.ts";
 import { AzgateError } from "../errors/index.ts";
 import { GUID as GUID_PATTERN } from "../azure/guid.ts";
 import { MAX_LISTED_IDENTITIES } from "./types.ts";
+import { PHASES } from "../pki/rotation.ts";
 import { controlCall, respondJsonMeta, type Meta, type TunnelSession, type TunnelStream } from "../tunnel/index.ts";
 
 /** The heartbeat: which apps this agent serves, every HEARTBEAT_INTERVAL_MS. */
@@ -55,6 +58,9 @@ export const renewAnswer = z.union([
     cert_pem: z.string().max(16_384),
     expires: z.string().max(64),
     host_ca_pem: z.string().max(16_384),
+    /** Every host CA trusted now, and their endorsements (api/types.ts HostCertificate); a proxy one version older sends neither. */
+    host_ca_pems: z.array(z.string().max(16_384)).max(2).optional(),
+    ca_endorsements: z.array(z.object({ pem: z.string().max(16_384), jws: z.string().max(4_096) })).max(2).optional(),
   }),
   failure,
 ]);
@@ -77,12 +83,49 @@ export const identityListAnswer = z.union([z.object({ ok: z.literal(true), count
 /** The body of an identity_list answer: resource IDs (each checked again by the proxy, parseIdentityId). */
 export const identityListBody = z.array(z.string().max(1024)).max(MAX_LISTED_IDENTITIES);
 
+const PIN = z.string().regex(/^sha256:[0-9a-f]{64}$/, "must be a CA pin (sha256: and 64 hex digits)");
+const PEM = z.string().max(16_384).regex(/^-----BEGIN CERTIFICATE-----/, "must be a PEM certificate");
+const PHASE = z.enum(PHASES);
+
+/**
+ * Proxy to agent or app session, when a CA's rotation moves and when a tunnel
+ * opens (pki/rotation.ts): the host CAs trusted now, each one's signed word
+ * for the other (the peer adds a CA only on the word of one it trusts,
+ * pki/endorsement.ts), which CA signs each kind of certificate now, and
+ * whether the peer's certificate is from another (then it gets a new one: an
+ * agent by `renew`, an app session by `reissue`).
+ */
+export const trustRequest = z.object({
+  type: z.literal("trust"),
+  cluster_name: z.string().max(253),
+  host_ca_pems: z.array(PEM).min(1).max(2),
+  endorsements: z.array(z.object({ pem: PEM, jws: z.string().max(4_096) })).max(2),
+  signing: z.object({ host: PIN, user: PIN }),
+  phase: z.object({ host: PHASE, user: PHASE }),
+  /** The certificate this tunnel was opened with is not from the CA that signs now: get a new one (renew, or reissue). */
+  renew: z.boolean(),
+});
+
+/** The pins the peer trusts after it (the proxy records an agent's, for `admin status`). */
+export const trustAnswer = z.union([z.object({ ok: z.literal(true), trusted_pins: z.array(PIN).max(8) }), failure]);
+
+/**
+ * App session to proxy, on its own tunnel: its certificate again, for a new
+ * key, from the user CA that signs now; the same identity, route, session
+ * and end. Proxies answer it only for a caller whose account is still in good
+ * standing (caller.ts), as every request.
+ */
+export const reissueRequest = z.object({ type: z.literal("reissue"), public_key_pem: z.string().max(4096) });
+export const reissueAnswer = z.union([z.object({ ok: z.literal(true), cert_pem: z.string().max(16_384), expires: z.string().max(64) }), failure]);
+
 /** Every control call: its request and answer, by the request's `type`. */
 export const CONTROL_CALLS = {
   heartbeat: { request: heartbeatRequest, answer: heartbeatAnswer },
   renew: { request: renewRequest, answer: renewAnswer },
   identity_facts: { request: identityFactsRequest, answer: identityFactsAnswer },
   identity_list: { request: identityListRequest, answer: identityListAnswer },
+  trust: { request: trustRequest, answer: trustAnswer },
+  reissue: { request: reissueRequest, answer: reissueAnswer },
 } as const;
 
 export type ControlCall = keyof typeof CONTROL_CALLS;

@@ -112,6 +112,10 @@ export const AUDIT_EVENTS = {
   VERSION_REFUSED: spec("version.refused", "AZ0002W", "An agent's or client's tunnel was refused: the proxy no longer serves its version (both are named).", ["peer", "peer_version", "version", "error_code", "success"] as const),
   PROXY_STARTED: spec("proxy.start", "AZP000I", "A proxy replica started.", ["cluster", "listen"] as const),
 
+  // ---- key rotation (docs/rotation.md) ----
+  CERT_RETIRED_REFUSED: spec("cert.retired", "AZC001W", "A certificate from a CA that a rotation retired was refused (a client or agent that missed the rotation, or a retired key in other hands).", ["user", "cert_type", "ca_pin", "error_code", "success"] as const),
+  CA_ROTATED: spec("ca.rotate", "AZC000I", "A CA rotation moved to its next phase (by an administrator, or on its schedule); the final standby retires a CA.", ["user", "ca_type", "phase", "from_phase", "mode", "ca_pins"] as const),
+
   // ---- notifications ----
   NOTIFICATION_SENT: spec("notification.sent", "AZN000I", "A notification reached its target.", ["target", "notification_id", "notification_event", "attempts", "success"] as const),
   NOTIFICATION_FAILED: spec("notification.failed", "AZN001W", "A notification could not be sent; retried later, or given up.", ["target", "notification_id", "notification_event", "attempts", "error", "success"] as const),

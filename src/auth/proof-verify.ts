@@ -1,7 +1,7 @@
 import { x509 } from "../pki/x509.ts";
 import { compactVerify, decodeProtectedHeader } from "jose";
 import { AzgateError } from "../errors/index.ts";
-import { verifyIdentityCert } from "../pki/certificate.ts";
+import { verifyIdentityCertIssuer, type RetiredCas } from "../pki/certificate.ts";
 import type { Identity } from "../pki/identity.ts";
 import type { ReplayCache } from "./replay-cache.ts";
 import { bodyHash, PROOF_SCHEME, PROOF_TYP, PROOF_WINDOW_MS, type ProofClaims } from "./proof.ts";
@@ -19,11 +19,13 @@ export async function verifyProof(opts: {
   pathAndQuery: string;
   body?: string | Uint8Array;
   bodyFollows?: boolean;
-  cas: x509.X509Certificate[];
+  cas: readonly x509.X509Certificate[];
+  /** CAs a rotation retired: their certificates are refused as ca_retired, saying what to do. */
+  retired?: RetiredCas;
   replay: ReplayCache;
   /** The verifier's clock (ms): judges the certificate and the proof's window, the replay cache forgets by the same clock. */
   now: number;
-}): Promise<{ identity: Identity; cert: x509.X509Certificate; claims: ProofClaims }> {
+}): Promise<{ identity: Identity; cert: x509.X509Certificate; claims: ProofClaims; issuer: x509.X509Certificate }> {
   const now = opts.now;
   const jws = parseAuthorization(opts.authorization);
   let cert: x509.X509Certificate;
@@ -34,7 +36,7 @@ export async function verifyProof(opts: {
   } catch {
     throw new AzgateError("proof_invalid", "request proof is malformed");
   }
-  const identity = await verifyIdentityCert(cert, opts.cas, new Date(now));
+  const { identity, issuer } = await verifyIdentityCertIssuer(cert, opts.cas, new Date(now), opts.retired);
 
   let claims: ProofClaims;
   try {
@@ -54,7 +56,7 @@ export async function verifyProof(opts: {
   if (typeof claims.jti !== "string" || claims.jti.length < 16) throw new AzgateError("proof_invalid", "request proof has no nonce");
   const fresh = await opts.replay.remember(`${identity.session_id}:${claims.jti}`, claims.iat * 1000 + PROOF_WINDOW_MS);
   if (!fresh) throw new AzgateError("proof_replayed", "request proof was already used");
-  return { identity, cert, claims };
+  return { identity, cert, claims, issuer };
 }
 
 /** The body against the digest its proof signed (none when the body is empty). */

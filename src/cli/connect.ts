@@ -2,7 +2,8 @@ import path from "node:path";
 import { AzgateError } from "../errors/index.ts";
 import { ApiClient } from "../api/client.ts";
 import { loadCredentials, loadProfile } from "../client/profile.ts";
-import { profileTarget } from "../client/target.ts";
+import { systemClock } from "../util/clock.ts";
+import { profileApiClient } from "../client/rotation.ts";
 import { run } from "./run.ts";
 
 export interface AdminArgs {
@@ -46,5 +47,6 @@ export async function profileClient(): Promise<ApiClient> {
   if (!profile || !creds) {
     throw new AzgateError("unauthenticated", "not logged in; run azgate login --proxy HOST:PORT --user NAME (or, on the proxy host, pass --data-dir)");
   }
-  return new ApiClient(profileTarget(profile), creds);
+  // It follows a rotation of the cluster's CAs at this call (client/rotation.ts).
+  return profileApiClient(profile, creds, systemClock);
 }

@@ -10,9 +10,10 @@ import { generateKeyPair, importPrivateKeyPem, privateKeyToPem, publicKeyToPem }
 import type { AppView } from "../api/types.ts";
 import { currentLogin, type Profile } from "./profile.ts";
 import { profileTarget } from "./target.ts";
-import { ApiClient, type ApiTarget } from "../api/client.ts";
+import type { ApiClient, ApiTarget } from "../api/client.ts";
+import { adoptProfileCas, profileApiClient } from "./rotation.ts";
 import { createLocalCa } from "./local-ca.ts";
-import { identityFactsProblem, saveAppSession, type AppSessionInfo } from "./app-store.ts";
+import { identityFactsProblem, saveAppSession, saveAppSessionCert, type AppSessionInfo } from "./app-store.ts";
 import { chooseAzureIdentity } from "./identity-choice.ts";
 import { requestCommand } from "../resources/access-request.ts";
 import { serveLocalProxy, type RunningLocalProxy } from "./local-proxy.ts";
@@ -32,7 +33,8 @@ export interface UserSession {
 export async function currentSession(clock: Clock = systemClock): Promise<UserSession> {
   const { profile, credentials } = await currentLogin();
   const target = profileTarget(profile);
-  return { profile, client: new ApiClient(target, credentials, clock), target, clock };
+  // The client follows a rotation of the cluster's CAs at its calls (client/rotation.ts).
+  return { profile, client: profileApiClient(profile, credentials, clock), target, clock };
 }
 
 /** `apps login` without the az part: returns the chosen identity. */
@@ -109,6 +111,13 @@ export async function openLocalProxy(prep: PreparedSession, log?: (line: string)
       clock: prep.clock,
       invocation: prep.invocation,
       onAppUnavailable,
+      // A rotation of the cluster's CAs while it runs: the reissued key and certificate, and the host CAs trusted, are kept on disk.
+      rotation: {
+        cluster: prep.profile.cluster,
+        proxy: prep.profile.proxy,
+        onReissued: (keyPem, certPem) => saveAppSessionCert(prep.profile, app, keyPem, certPem),
+        onTrusted: (pems) => adoptProfileCas(prep.profile, pems),
+      },
     });
     return { proxy, env: prep.env, app, identity: prep.identity, tenant: prep.tenant, clientId: prep.clientId, cloud: prep.cloud, expires, clock: prep.clock };
   } catch (e) {

@@ -13,10 +13,12 @@ import { serveConnect, type ConnectDecision } from "../net/connect-server.ts";
 import type { ReservedPort } from "../net/listen.ts";
 import { sendsInterimContinue } from "../runtime/version.ts";
 import { localTargetReason } from "../net/address-policy.ts";
-import { dialTunnel, type TunnelSession } from "../tunnel/index.ts";
+import { dialTunnel, ErrorCode, type TunnelSession } from "../tunnel/index.ts";
 import { tunnelRequest } from "../tunnel/http.ts";
 import type { Invocation } from "../azure/client-info.ts";
-import { trustedCas, type ApiTarget } from "../api/client.ts";
+import { isUntrustedTls, trustedCas, type ApiTarget } from "../api/client.ts";
+import { SessionCredentials } from "./session-credentials.ts";
+import { followSessionRotation } from "./session-rotation.ts";
 import { isLocalCaName, LeafMinter, type LocalCaFiles } from "./local-ca.ts";
 import { cloudByName, type CloudName } from "../azure/clouds.ts";
 import { otherCloudsOf } from "../azure/endpoints.ts";
@@ -36,6 +38,17 @@ export interface AppCredentials {
   key: CryptoKey;
   certPem: string;
   expires: Date;
+}
+
+/** How a running local proxy follows a rotation of the cluster's CAs (client/session-rotation.ts). */
+export interface RotationHooks {
+  /** The cluster the session is in (its trust calls must name it). */
+  cluster: string;
+  proxy: string;
+  /** Store the reissued key and certificate beside the app session. */
+  onReissued?: (keyPem: string, certPem: string) => Promise<void>;
+  /** Store the host CAs trusted now in the login profile. */
+  onTrusted?: (pems: string[]) => Promise<void>;
 }
 
 export interface RunningLocalProxy {
@@ -86,28 +99,68 @@ export async function serveLocalProxy(opts: {
    * seconds), with `first` when no request of this proxy had got through before; again after one has.
    */
   onAppUnavailable?: (first: boolean) => void;
+  /** How it follows a rotation of the cluster's CAs (session-rotation.ts); none for a session that does not. */
+  rotation?: RotationHooks;
 }): Promise<RunningLocalProxy> {
   const { cloud } = opts.creds;
   const { clock } = opts;
   const minter = new LeafMinter(opts.ca, clock, cloud);
-  // The certificate and its end may be renewed (renew below); everything reads them from here.
-  const creds = { ...opts.creds };
-  const { identity, clientId, principalId, tenant, key } = creds;
+  const { identity, clientId, principalId, tenant } = opts.creds;
+  // The certificate's end may be renewed (renew below, a bot's); everything reads it from here.
+  let expires = opts.creds.expires;
   const log = opts.log;
+  // The key and certificate, and the host CAs trusted: a rotation of the cluster's CAs replaces them while this runs.
+  const creds = await SessionCredentials.create(opts.creds.key, opts.creds.certPem, [...(opts.target.ca_pem ? [opts.target.ca_pem] : []), ...(opts.target.host_ca_pems ?? [])]);
   const observe = log && ((i: { dialect: string; resource: string; selector?: string }) => log(`token for ${i.resource} (${i.dialect} dialect${i.selector ? `, by ${i.selector}` : ""})`));
-  const tokens = tokenEndpoint({ secret: opts.secret, identity, clientId, principalId, tenant, key, get expires() { return creds.expires; }, observe, clock });
+  const tokens = tokenEndpoint({ secret: opts.secret, identity, clientId, principalId, tenant, signer: () => ({ key: creds.key, kid: creds.kid }), get expires() { return expires; }, observe, clock });
   let session: Promise<TunnelSession> | null = null;
   /** Tunnels opened with a certificate since renewed, closed after a grace. */
   const retired = new Set<Promise<TunnelSession>>();
   // Closing gives up a dial still under way: a command that ended before the tunnel was up (az --version,
   // a script that fails at once) must not wait for it, least of all for a proxy that never answers.
   const closing = new AbortController();
+  const dial = async (): Promise<TunnelSession> => {
+    const open = async () => {
+      const kid = creds.kid;
+      const s = await dialTunnel({ baseUrl: opts.target.baseUrl, path: "/v1/tunnel/client", caPems: trustedCas({ ...opts.target, ca_pem: undefined, host_ca_pems: creds.hostCas }), insecure: opts.target.insecure, key: creds.key, certPem: creds.certPem, session: { onStream: (stream) => (rotation ? void rotation.onStream(stream) : stream.reset(ErrorCode.REFUSED_STREAM, "this session does not follow rotations")) }, signal: closing.signal, clock });
+      creds.opened(s, kid);
+      return s;
+    };
+    try {
+      return await open();
+    } catch (e) {
+      // The proxy's certificate is from a host CA this session missed (it rotated): learn it, or say what to do.
+      if (!rotation || !isUntrustedTls(e)) throw e;
+      await rotation.learn();
+      return open();
+    }
+  };
   const tunnel = async (): Promise<TunnelSession> => {
     const current = session ? await session.catch(() => null) : null;
     if (current && !current.isClosed && !current.isDraining) return current;
-    session = dialTunnel({ baseUrl: opts.target.baseUrl, path: "/v1/tunnel/client", caPems: trustedCas(opts.target), insecure: opts.target.insecure, key: creds.key, certPem: creds.certPem, session: {}, signal: closing.signal, clock });
+    session = dial();
     return session;
   };
+  const rotation = opts.rotation && !opts.target.insecure
+    ? followSessionRotation({
+        creds,
+        cluster: opts.rotation.cluster,
+        proxy: opts.rotation.proxy,
+        baseUrl: opts.target.baseUrl,
+        proxyCaPems: opts.target.proxy_ca_pems,
+        current: async () => (session ? await session.catch(() => null) : null),
+        // Make before break: the new tunnel is in use before the old one drains its open requests.
+        reopen: async () => {
+          const old = session ? await session.catch(() => null) : null;
+          const fresh = await dial();
+          session = Promise.resolve(fresh);
+          void old?.drain(30_000, "moved to a tunnel with a reissued certificate");
+        },
+        onReissued: opts.rotation.onReissued,
+        onTrusted: opts.rotation.onTrusted,
+        log,
+      })
+    : null;
 
   /**
    * What the client hears when its request did not get through. A refusal keeps its own status and code
@@ -143,8 +196,17 @@ export async function serveLocalProxy(opts: {
     const body = req.body && !["GET", "HEAD"].includes(req.method) ? req.body : undefined;
     let res;
     let used: TunnelSession | undefined;
+    const authorization = headers.find((h) => h[0].toLowerCase() === "authorization");
+    const token = authorization?.[1];
     try {
-      used = await tunnel();
+      for (let tries = 0; ; tries++) {
+        used = await tunnel();
+        // A token this session signed before its key was rotated goes with the key of this tunnel (session-credentials.ts).
+        if (authorization && token) authorization[1] = await creds.authorizationFor(token, used);
+        // While the token was signed again, a rotation may have moved the session to a new tunnel and closed
+        // this one (reopen, above): nothing was sent on it yet, so the request takes the new one.
+        if (!(used.isClosed || used.isDraining) || tries >= 2) break;
+      }
       res = await tunnelRequest(used, { method: req.method, url: `https://${hostHeader}${url.pathname}${url.search}`, headers, ...(opts.invocation ? { invocation: opts.invocation } : {}) }, body);
     } catch (e) {
       return refused(await whyNot(e, used));
@@ -171,7 +233,7 @@ export async function serveLocalProxy(opts: {
 
   const decide = async ({ host, port }: { host: string; port: number }): Promise<ConnectDecision> => {
     // After the app certificate ends, nothing here works (its local CA ended too): say so at CONNECT, before TLS fails obscurely.
-    if (clock.now() >= creds.expires.getTime()) return { refuse: `azgate app session for "${creds.app}" expired at ${creds.expires.toISOString()}; run azgate apps login ${creds.app}` };
+    if (clock.now() >= expires.getTime()) return { refuse: `azgate app session for "${opts.creds.app}" expired at ${expires.toISOString()}; run azgate apps login ${opts.creds.app}` };
     // What the local CA may sign for (the token hosts and Azure's) is exactly what is intercepted.
     if (port === 443 && isLocalCaName(host, cloud)) return { intercept: true };
     // Another cloud's API host: a client configured for the wrong cloud; say so rather than send it a placeholder.
@@ -204,8 +266,8 @@ export async function serveLocalProxy(opts: {
       return gotThrough;
     },
     renew(next) {
-      creds.certPem = next.certPem;
-      creds.expires = next.expires;
+      creds.renewed(next.certPem);
+      expires = next.expires;
       // The next request dials with the new certificate; the old tunnel is closed once its requests had a
       // minute to finish (an I/O grace, on the runtime's timer: it decides no access).
       const old = session;

@@ -41,7 +41,8 @@ export interface TokenEndpointOptions {
   clientId?: string;
   principalId?: string;
   tenant: string;
-  key: CryptoKey;
+  /** The key tokens are signed with now, and its thumbprint (the tokens' kid): a user CA rotation gives the session a new one. */
+  signer: () => { key: CryptoKey; kid?: string };
   /** The app certificate's end: no token outlives it. */
   expires: Date;
   /** Told of every token issued, with the dialect it was asked in. */
@@ -127,7 +128,8 @@ export function tokenEndpoint(opts: TokenEndpointOptions) {
       const message = `the azgate app session expired at ${opts.expires.toISOString()}; run azgate apps login again`;
       return c.json({ error: "unauthorized_client", error_description: message, message }, 401);
     }
-    const token = await signPlaceholder(opts.key, { tid: opts.tenant, resource, identity: opts.identity, now: opts.clock.date(), expires: opts.expires, clientId: opts.clientId, principalId: opts.principalId });
+    const { key, kid } = opts.signer();
+    const token = await signPlaceholder(key, { tid: opts.tenant, resource, identity: opts.identity, now: opts.clock.date(), expires: opts.expires, clientId: opts.clientId, principalId: opts.principalId }, kid);
     opts.observe?.({ dialect, resource, selector: field });
     c.header("Cache-Control", "no-store");
     // Every value a string, as IMDS answers: each client parses the fields it reads from strings.

@@ -22,6 +22,7 @@ export type ErrorCode =
   | "unsupported_media_type"
   | "cert_expired"
   | "cert_untrusted"
+  | "ca_retired"
   | "proof_missing"
   | "proof_invalid"
   | "proof_mismatch"
@@ -79,6 +80,7 @@ const statusByCode: Record<ErrorCode, number> = {
   unsupported_media_type: 415,
   cert_expired: 401,
   cert_untrusted: 401,
+  ca_retired: 401,
   proof_missing: 401,
   proof_invalid: 401,
   proof_mismatch: 401,
@@ -137,6 +139,7 @@ const meaningByCode: Record<ErrorCode, string> = {
   unsupported_media_type: "A JSON route was sent something other than Content-Type: application/json.",
   cert_expired: "The certificate expired: log in again (an agent: join again with a new token).",
   cert_untrusted: "The certificate was not issued by this cluster (or is not valid yet), or the proxy's TLS certificate or CA is not the one trusted.",
+  ca_retired: "The certificate was signed by a CA that a rotation retired (azgate admin auth rotate): log in again; an agent joins again with a new token and the CA pin the message names.",
   proof_missing: "A call that needs a signed request came without its proof of possession.",
   proof_invalid: "The proof of possession is malformed, has no nonce, or its signature does not verify against its certificate.",
   proof_mismatch: "The proof was made for another request (method, path, query or body).",

@@ -10,6 +10,11 @@ import { VERSION } from "../version.ts";
 import { VERSION_HEADER, versionRefusal } from "../api/version.ts";
 import { clusterPins, pemOf } from "./cluster.ts";
 import { allowedAzureIdentities } from "../rbac/engine.ts";
+import { auditRetired, pingTrust, reissueCert, trustHeader } from "./rotation-trust.ts";
+import { TRUST_HEADER } from "../api/client.ts";
+import { caType, rotateAuthority, rotateCommand, rotationReport } from "./rotation.ts";
+import { caPin } from "../pki/pin.ts";
+import type { PingResponse } from "../api/types.ts";
 import type { ProxyContext } from "./context.ts";
 import { resolveCaller, type Caller } from "./caller.ts";
 import { botFields, type Identity } from "../pki/identity.ts";
@@ -87,11 +92,11 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
       cluster_name: ctx.cluster.name,
       version: VERSION,
       second_factor: ctx.settings.secondFactor,
-      host_ca_pems: [pemOf(ctx.cluster.host.cert)],
       ca_pins: await clusterPins(ctx.cluster),
       // What a CI token must name as its audience to join (bots.audience, else the cluster's name).
       bot_audience: ctx.settings.bots.audience ?? ctx.cluster.name,
-    }),
+      ...pingTrust(ctx),
+    } satisfies PingResponse),
   );
   app.post("/v1/auth/login", async (c) => {
     const remote = remoteAddr(c);
@@ -140,17 +145,23 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   // The proof is checked before a byte of the body is read; then the body, bounded, against the proof's digest.
   authed.use("*", async (c, next) => {
     const url = new URL(c.req.url);
-    const { identity, cert, claims } = await verifyProof({
+    const { identity, cert, claims, issuer } = await verifyProof({
       authorization: c.req.header("authorization"),
       method: c.req.method,
       pathAndQuery: url.pathname + url.search,
       bodyFollows: true,
-      cas: [ctx.cluster.user.cert],
+      cas: ctx.cluster.views.user.trusted,
+      retired: { retired: ctx.cluster.views.user.retired, current: ctx.cluster.views.user.pins },
       replay: ctx.replay,
       now: ctx.clock.now(),
+    }).catch(async (e) => {
+      await auditRetired(ctx, e, `${c.req.method} ${url.pathname}`);
+      throw e;
     });
     // From here the caller is known (a valid proof for a certificate of ours): a refusal is audited.
     // (An invalid proof is not: anyone on the network could fill the log with those.)
+    // Every answer says the cluster's trust now: a client follows a rotation at its next call (client/rotation.ts).
+    c.header(TRUST_HEADER, trustHeader(ctx, await caPin(issuer)));
     try {
       // App certificates open tunnels; they never call the user API.
       if (identity.route) throw new AzgateError("access_denied", "an app certificate cannot call the user API; it only opens app tunnels");
@@ -176,6 +187,17 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
     return c.json({ name: caller.name, kind: caller.identity.kind, roles: caller.roles.map((r) => r.metadata.name), traits: caller.traits, azure_identities: allowedAzureIdentities(caller.roles, caller.traits) });
   });
   authed.get("/cluster/status", async (c) => c.json({ cluster_name: ctx.cluster.name, version: VERSION, ca_pins: await clusterPins(ctx.cluster), public_url: opts.publicUrl() }));
+  // CA rotation (docs/rotation.md): each CA's phase and who has not moved yet; one step, or a scheduled rotation.
+  authed.get("/admin/rotation", async (c) => c.json(await rotationReport(ctx, c.get("caller"), opts.tunnels)));
+  authed.post("/admin/rotation", async (c) => {
+    const body = parseJson<{ type?: string; manual?: boolean; phase?: string; grace_period?: string }>(c.get("body"));
+    return c.json(await rotateAuthority(ctx, c.get("caller"), caType(body.type), rotateCommand(body)));
+  });
+  // A signed-in user's certificate again, from the user CA that signs now (while a rotation runs): the same identity and end.
+  authed.post("/certs/reissue", async (c) => {
+    const body = parseJson<{ public_key_pem?: string }>(c.get("body"));
+    return c.json(await reissueCert(ctx, c.get("caller").identity, c.get("certExpires"), String(body.public_key_pem ?? "")));
+  });
 
   authed.post("/admin/resources", async (c) => {
     const body = parseJson<{ text?: string; source?: string; force?: boolean }>(c.get("body"));

@@ -22,11 +22,14 @@ import { auditPolicy, authorizeRequest } from "./authorize-request.ts";
 import type { ProxyContext } from "./context.ts";
 import type { AppRegistry } from "./registry.ts";
 import { relayToAgents } from "./relay.ts";
+import { retiredIssuer } from "./rotation-trust.ts";
 
 export interface ClientSession {
   identity: Identity;
   clientKey: JsonWebKey;
   remoteAddr?: string;
+  /** The pin of the CA that signed the tunnel's certificate: a rotation's final standby may retire it (rotation-trust.ts retiredIssuer). */
+  issuerPin?: string;
 }
 
 export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry, client: ClientSession, stream: TunnelStream): Promise<void> {
@@ -78,6 +81,9 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
   }
   let authorized;
   try {
+    // A tunnel opened before a rotation retired its certificate's CA serves nothing more.
+    const retired = client.issuerPin ? retiredIssuer(ctx, "user", client.issuerPin) : null;
+    if (retired) throw retired;
     authorized = await authorizeRequest(ctx, registry, identity, { method: head.method, url, headers: head.headers });
   } catch (e) {
     return refuse(isAzgateError(e) ? e : new AzgateError("internal", "internal error; see the proxy log"), request);

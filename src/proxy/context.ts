@@ -40,7 +40,10 @@ export interface ProxyContext {
   clock: Clock;
   backend: Backend;
   audit: AuditSink;
+  /** The CAs as their rotation's phase makes them now, followed on every replica (cluster.ts followAuthorities). */
   cluster: ClusterAuthorities;
+  /** Reads the authorities again now (the replica that moved a rotation does not wait for its watch). */
+  reloadAuthorities: () => Promise<void>;
   settings: AuthSettings;
   replay: ReplayCache;
   metrics: ProxyMetrics;

@@ -19,6 +19,7 @@ import type { TokenInfo } from "./admin.ts";
 import type { ProxyContext } from "./context.ts";
 import type { HostCertificate } from "../api/types.ts";
 import { pemOf } from "./cluster.ts";
+import { hostCaPems } from "./rotation-trust.ts";
 import { KEYS, secretHash } from "./keys.ts";
 import { JOIN_TOKEN_NAME, type JoinToken } from "../resources/join-token.ts";
 import { joinBot, type BotCertificate } from "./bots/join.ts";
@@ -29,6 +30,10 @@ export interface AgentRecord {
   joined: string;
   token_id: string;
   last_renewed?: string;
+  /** The pin of the host CA that signed its current certificate (a rotation's update_clients renews it under the new CA). */
+  ca_pin?: string;
+  /** The host CA pins it said it trusts, at its last answer to a trust call (admin status: who has not moved yet). */
+  trusted_pins?: string[];
 }
 
 export interface JoinRequest {
@@ -59,7 +64,7 @@ export async function joinAgent(ctx: ProxyContext, req: JoinRequest, remoteAddr?
   const hash = secretHash(req.token.trim());
   const token = await consumeToken(ctx, hash);
   const hostId = crypto.randomUUID();
-  const record: AgentRecord = { host_id: hostId, host_name: (req.host_name ?? "").slice(0, 253) || hostId, joined: ctx.clock.date().toISOString(), token_id: token.id };
+  const record: AgentRecord = { host_id: hostId, host_name: (req.host_name ?? "").slice(0, 253) || hostId, joined: ctx.clock.date().toISOString(), token_id: token.id, ca_pin: ctx.cluster.views.host.pins[0], trusted_pins: [...ctx.cluster.views.host.pins] };
   await ctx.backend.put<AgentRecord>(KEYS.agent(hostId), record);
   const cert = await issueHostCert(ctx, hostId, publicKey);
   await ctx.audit.emit(audit("AGENT_JOINED", { host_id: hostId, host_name: record.host_name, token_id: token.id, remote_addr: remoteAddr, success: true }));
@@ -72,7 +77,7 @@ export async function renewHostCert(ctx: ProxyContext, identity: Identity, publi
   const item = await ctx.backend.get<AgentRecord>(KEYS.agent(identity.name));
   if (!item) throw new AzgateError("access_denied", `agent ${identity.name} was removed from the cluster; join it again with a new token`);
   const cert = await issueHostCert(ctx, identity.name, await parsePublicKey(publicKeyPem));
-  await ctx.backend.put<AgentRecord>(item.key, { ...item.value, last_renewed: ctx.clock.date().toISOString() });
+  await ctx.backend.put<AgentRecord>(item.key, { ...item.value, last_renewed: ctx.clock.date().toISOString(), ca_pin: ctx.cluster.views.host.pins[0] });
   await ctx.audit.emit(audit("CERT_CREATED", { cert_type: "host", host_id: identity.name, expires: cert.expires }));
   return cert;
 }
@@ -115,7 +120,9 @@ async function issueHostCert(ctx: ProxyContext, hostId: string, publicKey: Crypt
     session_id: crypto.randomUUID(),
   };
   const cert = await issueIdentityCert({ ca: ctx.cluster.host, publicKey, identity, now: ctx.clock.date(), notAfter: new Date(ctx.clock.now() + ctx.settings.hostCertTtlMs) });
-  return { host_id: hostId, cluster_name: ctx.cluster.name, cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), host_ca_pem: pemOf(ctx.cluster.host.cert) };
+  const host = ctx.cluster.views.host;
+  // Every host CA trusted now (two while it rotates) and their endorsements: an agent joining mid-rotation trusts both.
+  return { host_id: hostId, cluster_name: ctx.cluster.name, cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), host_ca_pem: pemOf(host.tls.cert), host_ca_pems: hostCaPems(ctx), ...(host.endorsements.length ? { ca_endorsements: host.endorsements } : {}) };
 }
 
 async function parsePublicKey(pem: string): Promise<CryptoKey> {

@@ -4,7 +4,8 @@ import { defaultPublicHost, type DefaultPublicHost } from "./public-url.ts";
 import { audit } from "../audit/events.ts";
 import { serve } from "../runtime/index.ts";
 import type { Config } from "../config/schema.ts";
-import { clusterPins, pemOf } from "./cluster.ts";
+import { clusterPins, onAuthorityChange, pemOf } from "./cluster.ts";
+import { scheduleRotations } from "./rotation.ts";
 import type { ProxyContext } from "./context.ts";
 import { createApi, proxyReadiness } from "./api.ts";
 import { removeLocalAdmin, writeLocalAdmin } from "./local-admin.ts";
@@ -61,7 +62,9 @@ export async function startProxy(config: Config & { data_dir: string }, clock: C
     for (const fn of closers.reverse()) await fn().catch(() => undefined);
   };
   try {
-    const tls = await proxyTls({ certFile: config.proxy.tls?.cert_file, keyFile: config.proxy.tls?.key_file, hostCa: ctx.cluster.host, names: [pub?.host ?? derived!.host, listen.host, config.proxy.advertise_addr ? splitHostPort(config.proxy.advertise_addr, 0).host : "", ...(config.proxy.server_names ?? [])], now: clock.date() });
+    const tlsNames = [pub?.host ?? derived!.host, listen.host, config.proxy.advertise_addr ? splitHostPort(config.proxy.advertise_addr, 0).host : "", ...(config.proxy.server_names ?? [])];
+    // Self-issued from the host CA the rotation's phase names (pki/rotation.ts caRoles), unless the operator gives one.
+    const tls = await proxyTls({ certFile: config.proxy.tls?.cert_file, keyFile: config.proxy.tls?.key_file, hostCa: ctx.cluster.views.host.tls, names: tlsNames, now: clock.date() });
     const urls = { public: "" };
     const registry = new AppRegistry(clock);
     const replicaId = crypto.randomUUID();
@@ -82,8 +85,32 @@ export async function startProxy(config: Config & { data_dir: string }, clock: C
 
     const loopback = listen.host === "0.0.0.0" || listen.host === "" ? "127.0.0.1" : listen.host === "::" ? "::1" : listen.host;
     const localUrl = `https://${urlHost(loopback)}:${server.port}`;
-    ctx.localAdminSession = await writeLocalAdmin(config.data_dir, ctx.cluster.user, localUrl, pemOf(ctx.cluster.host.cert), tls.cert, clock.date());
+    ctx.localAdminSession = await writeLocalAdmin(config.data_dir, ctx.cluster.user, localUrl, pemOf(ctx.cluster.views.host.tls.cert), tls.cert, clock.date());
     closers.push(() => removeLocalAdmin(config.data_dir));
+    // A rotation (on any replica) that changes the host CA of the proxy's TLS certificate (update_servers, the final
+    // standby, a rollback) or the user CA that signs: serve a certificate from the new CA to new connections (open
+    // ones keep theirs), and write the local admin credentials again for the same session.
+    let tlsCaPem = pemOf(ctx.cluster.views.host.tls.cert);
+    let adminCaPem = pemOf(ctx.cluster.user.cert);
+    let served = tls;
+    let following = Promise.resolve();
+    const unfollow = onAuthorityChange(ctx.cluster, () => {
+      following = following.then(async () => {
+        const hostTls = ctx.cluster.views.host.tls;
+        const tlsMoved = pemOf(hostTls.cert) !== tlsCaPem;
+        const adminMoved = pemOf(ctx.cluster.user.cert) !== adminCaPem;
+        tlsCaPem = pemOf(hostTls.cert);
+        adminCaPem = pemOf(ctx.cluster.user.cert);
+        if (tlsMoved && served.selfIssued) {
+          served = await proxyTls({ hostCa: hostTls, names: tlsNames, now: clock.date() });
+          server.setTls(served);
+        }
+        if (tlsMoved || adminMoved) await writeLocalAdmin(config.data_dir, ctx.cluster.user, localUrl, tlsCaPem, served.cert, clock.date(), ctx.localAdminSession);
+      }).catch((e) => console.error("[proxy] following the CA rotation failed:", (e as Error).message));
+    });
+    closers.push(async () => unfollow());
+    const rotations = scheduleRotations(ctx);
+    closers.push(async () => rotations.stop());
 
     if (config.proxy.advertise_addr) {
       // Port 0 stands for the port this replica listens on (tests, or a listener on a random port).

@@ -14,7 +14,7 @@ import { BackendReplayCache, MemoryReplayCache } from "../auth/replay-cache.ts";
 import { parseDuration } from "../util/duration.ts";
 import type { Config } from "../config/schema.ts";
 import type { Clock } from "../util/clock.ts";
-import { initCluster } from "./cluster.ts";
+import { followAuthorities, initCluster } from "./cluster.ts";
 import type { AuthSettings, BotSettings, ProxyContext } from "./context.ts";
 import { readFileSync } from "node:fs";
 import { pemCertificates } from "../runtime/index.ts";
@@ -98,8 +98,11 @@ export async function openState(
       }
     }
     const cluster = await initCluster(backend, clusterName, clock);
+    // A rotation written by any replica (or the offline admin path) reaches this one's keys and trust (pki/rotation.ts).
+    const following = followAuthorities(cluster, backend, clock);
+    closers.push(async () => following.stop());
     const replay = opts.storage?.type === "postgres" ? new BackendReplayCache(backend) : new MemoryReplayCache(clock);
-    const ctx: ProxyContext = { clock, backend, audit, cluster, settings: opts.settings, replay, localAdminSession: crypto.randomUUID(), metrics };
+    const ctx: ProxyContext = { clock, backend, audit, cluster, reloadAuthorities: following.reload, settings: opts.settings, replay, localAdminSession: crypto.randomUUID(), metrics };
     return { ctx, close };
   } catch (e) {
     await close();

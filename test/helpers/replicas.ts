@@ -29,6 +29,8 @@ export interface ReplicaCluster {
   targetOf(p: { port: number }): Promise<ApiTarget>;
   /** alice's API client against a target. */
   alice(t: ApiTarget): ApiClient;
+  /** alice's login key and certificate (a workstation's profile). */
+  aliceCredentials: { keyPem: string; certPem: string };
   /** An app session for alice as the reader identity, through `via` (the balancer by default). */
   appSession(via?: { port: number }): Promise<AppSession>;
   stop(): Promise<void>;
@@ -76,6 +78,7 @@ export async function startReplicaCluster(fx: EmulatorFixture, opts: { replicas?
     addReplica: replica,
     targetOf,
     alice,
+    aliceCredentials: { keyPem, certPem: login.cert_pem },
     async appSession(via = lb) {
       const t = await targetOf(via);
       return openAppSession(t, alice(t), "azure-cli", READER);

@@ -23,6 +23,7 @@ import { explain, explainOptions, type ExplainArgs } from "./roles.ts";
 import { roleSummary } from "./role-summary.ts";
 import { adminRequestCommands } from "./requests.ts";
 import { auditCommands } from "./audit.ts";
+import { authCommands, rotationStatusText } from "./rotate.ts";
 import type { ApiClient } from "../../api/client.ts";
 
 
@@ -42,13 +43,15 @@ export function adminCommands(y: Argv) {
         .option("config", { type: "string", describe: "Proxy config file, with --data-dir" })
         .command(
           "status",
-          "Cluster name, version and CA pin",
+          "Cluster name, version and CA pin; each CA's rotation phase, both pins while it rotates, and who has not moved yet",
           (b) => b,
           withAdmin(async ({ client }) => {
             const s = await client.call<{ cluster_name: string; version: string; ca_pins: string[] }>("GET", "/v1/cluster/status");
             print(fields([["Cluster", s.cluster_name], ["Version", s.version], ...s.ca_pins.map((p): [string, string] => ["CA pin", p])]));
+            print(await rotationStatusText(client));
           }),
         )
+        .command("auth", "The cluster's CAs: rotate them in phases", (a) => authCommands(a))
         .command<AdminArgs & { file?: string; filename?: string; force?: boolean }>(
           "create [filename]",
           "Create resources from a YAML file (Teleport role files load unchanged): create [-f] FILE, as tctl create",

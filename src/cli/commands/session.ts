@@ -16,6 +16,8 @@ import { run, subcommandNeeded } from "../run.ts";
 import { profileClient } from "../connect.ts";
 import type { AccessRequest } from "../../resources/access-request.ts";
 import { identityName } from "../../azure/resource-id.ts";
+import { profileCas } from "../../client/rotation.ts";
+import { pemPin } from "../../pki/pin.ts";
 
 interface TrustArgs {
   proxy?: string;
@@ -106,6 +108,11 @@ export function sessionCommands(y: Argv) {
       run(async (argv) => {
         // Every profile, the current one first and marked, as tsh status lists them.
         const current = await currentProfileName();
+        // The active profile asks the proxy first: its call follows a rotation of the cluster's CAs
+        // (client/rotation.ts), which status then shows from the profile read after it.
+        const first = current ? await loadProfile(current) : null;
+        const firstCreds = first ? await loadCredentials(first) : null;
+        const asked = firstCreds && certEnd(firstCreds.certPem).getTime() > systemClock.now() ? await askProxy() : null;
         const all: { profile: Profile; certPem: string }[] = [];
         for (const name of [current, ...(await listProfileNames()).filter((n) => n !== current)]) {
           const profile = name ? await loadProfile(name) : null;
@@ -116,7 +123,6 @@ export function sessionCommands(y: Argv) {
         if (!mine) throw new AzgateError("unauthenticated", "not logged in; run azgate login --proxy HOST:PORT --user NAME");
         // The current profile's view is the proxy's when it answers; the certificate's identity is decoded
         // (a parser that costs start-up time) only for the views that need it.
-        const asked = certEnd(mine.certPem).getTime() > systemClock.now() ? await askProxy() : null;
         const active = statusData(mine.profile, mine.certPem, asked && "me" in asked ? asked.me : await certIdentity(mine.certPem));
         if (asked) Object.assign(active, "me" in asked ? { view: "proxy", active_requests: asked.grants.map((g) => g.request_id), access_grants: asked.grants } : { proxy_error: asked.error });
         const others = await Promise.all(all.filter((p) => p !== mine).map(async (p) => statusData(p.profile, p.certPem, await certIdentity(p.certPem))));
@@ -213,9 +219,18 @@ function certEnd(certPem: string): Date {
   return new Date(new X509Certificate(certPem).validTo);
 }
 
+type StatusData = ReturnType<typeof statusData>;
+
+/** The CA that issued a certificate, by its name's organisation and unit ("azgate user CA, generation 1" after a rotation). */
+function issuerName(cert: X509Certificate): string {
+  const parts = cert.issuer.split("\n").filter((l) => /^(O|OU)=/.test(l)).map((l) => l.replace(/^(O|OU)=/, ""));
+  return parts.join(", ") || cert.issuer;
+}
+
 /** One profile as tsh status -f json shows it (Teleport's field names), plus whether it has expired; `id` is the proxy's view or the certificate's. */
 function statusData(profile: Profile, certPem: string, id: IdentityView) {
-  const end = certEnd(certPem);
+  const cert = new X509Certificate(certPem);
+  const end = new Date(cert.validTo);
   return {
     profile_url: proxyBaseUrl(profile.proxy),
     username: id.name,
@@ -231,10 +246,13 @@ function statusData(profile: Profile, certPem: string, id: IdentityView) {
     proxy_error: undefined as string | undefined,
     valid_until: end.toISOString(),
     expired: end.getTime() <= systemClock.now(),
+    /** The host CAs the profile trusts (two while they rotate), and the CA its certificate is from: a rotation followed shows here. */
+    ca_pins: profileCas(profile).map(pemPin),
+    certificate_issuer: issuerName(cert),
   };
 }
 
-function statusText(s: ReturnType<typeof statusData>, active: boolean): string {
+function statusText(s: StatusData, active: boolean): string {
   const left = new Date(s.valid_until).getTime() - systemClock.now();
   return (
     (active ? "> " : "  ") +
@@ -246,7 +264,10 @@ function statusText(s: ReturnType<typeof statusData>, active: boolean): string {
       ["Azure identities", s.azure_identities.join(", ") || "(none)"],
       ...(s.access_grants ?? []).map((g): [string, string] => ["Access grant", grantLine(g, systemClock.now())]),
       ["Valid until", `${s.valid_until} [${s.expired ? "EXPIRED" : `valid for ${formatDuration(left)}`}]`],
+      ["Certificate from", s.certificate_issuer],
       ...(s.proxy_error ? ([["Note", `the proxy could not be asked (${s.proxy_error}): roles and Azure identities above are the certificate's, as of login, and access grants are unknown`]] as [string, string][]) : []),
+      // Two while the cluster's host CA rotates: the profile follows it at its calls (client/rotation.ts).
+      ...s.ca_pins.map((p): [string, string] => ["Cluster CA pin", p]),
     ]).replace(/\n/g, "\n  ")
   );
 }
