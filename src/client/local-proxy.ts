@@ -14,7 +14,7 @@ import type { ReservedPort } from "../net/listen.ts";
 import { sendsInterimContinue } from "../runtime/version.ts";
 import { localTargetReason } from "../net/address-policy.ts";
 import { dialTunnel, ErrorCode, type TunnelSession } from "../tunnel/index.ts";
-import { tunnelRequest } from "../tunnel/http.ts";
+import { headerValue, tunnelRequest } from "../tunnel/http.ts";
 import type { Invocation } from "../azure/client-info.ts";
 import { isUntrustedTls, trustedCas, type ApiTarget } from "../api/client.ts";
 import { SessionCredentials } from "./session-credentials.ts";
@@ -211,7 +211,7 @@ export async function serveLocalProxy(opts: {
     } catch (e) {
       return refused(await whyNot(e, used));
     }
-    if (readErrorHeader(res.headers.find(([k]) => k.toLowerCase() === AZGATE_ERROR_HEADER)?.[1])?.code === "app_unavailable") {
+    if (readErrorHeader(headerValue(res.headers, AZGATE_ERROR_HEADER)[0])?.code === "app_unavailable") {
       if (!appDown) opts.onAppUnavailable?.(!gotThrough);
       appDown = true;
     } else gotThrough = !(appDown = false);

@@ -113,9 +113,9 @@ function appFlag(args: string[]): { app?: string; rest: string[] } {
  * A proxy that cannot be reached stops it at once (az would retry for seconds).
  */
 async function throughSession(app: string | undefined, name: string, child: (session: PreparedSession, signal: AbortSignal) => Promise<{ code: number }>, pythonTrust: PythonTrust = "local"): Promise<void> {
-  // One ID for this run, on each of its requests (the audit's command view); the program's file name, never its arguments.
   // Loaded here, not at the top: apps ls and apps logout share this module and need none of it.
   const { prepareLocalSession } = await import("../../client/local-session.ts");
+  // One ID for this run, on each of its requests (the audit's command view); the program's file name, never its arguments.
   const prep = await prepareLocalSession(app, 0, pythonTrust, undefined, { id: crypto.randomUUID(), program: path.basename(name) });
   const stop = new AbortController();
   const running = child(prep, stop.signal);
