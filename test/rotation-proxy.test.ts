@@ -270,7 +270,9 @@ describe("rotating the host CA", () => {
     let state: AgentState = { identity: { cluster_name: "rotation", host_id: joined.host_id, proxy_addr: proxy.url, host_ca_pem: joined.host_ca_pem, joined: clock.date().toISOString() }, keyPem: await privateKeyToPem(key.privateKey), certPem: joined.cert_pem };
     await saveAgentState(dataDir, state);
     let renewals = 0;
-    const trust = agentTrust({ dataDir, proxyAddr: proxy.url, state: () => state, setState: (s) => (state = s), renew: async () => void renewals++, log: () => undefined, clock });
+    /** While set, a renewal does not end: a trust call that comes meanwhile finds one running. */
+    let holdRenewal: Promise<void> | undefined;
+    const trust = agentTrust({ dataDir, proxyAddr: proxy.url, state: () => state, setState: (s) => (state = s), renew: async () => void (renewals++, await holdRenewal), log: () => undefined, clock });
     const ask = async (meta: Record<string, unknown>) => {
       const pair = memoryPair({ onStream: (s) => void trust.answer(s) });
       const s = pair.acceptor.open(meta);
@@ -296,8 +298,22 @@ describe("rotating the host CA", () => {
     expect(await ask(trustMessage(proxy.ctx, "host", issuer))).toMatchObject({ ok: true });
     await clock.tick(1);
     expect(renewals).toBe(1);
-    trust.stop();
+    // A renewal that is still running when the CA changes again (a rollback) may have got its certificate from
+    // the CA that no longer signs: the trust call that comes meanwhile is not dropped, it renews after it.
+    let release!: () => void;
+    holdRenewal = new Promise((r) => (release = r));
+    await clock.tick(5_000);
+    expect(await ask(trustMessage(proxy.ctx, "host", issuer))).toMatchObject({ ok: true });
+    expect(renewals).toBe(2);
+    const rotated = proxy.ctx.cluster.views.host.pins[0];
     await rotate("host", "rollback");
+    expect(await ask(trustMessage(proxy.ctx, "host", rotated))).toMatchObject({ ok: true });
+    expect(renewals).toBe(2);
+    holdRenewal = undefined;
+    release();
+    await clock.tick(5_000);
+    expect(renewals).toBe(3);
+    trust.stop();
     await rotate("host", "standby");
   });
 

@@ -37,6 +37,8 @@ export function agentTrust(o: AgentTrustOptions) {
   let lastRenew = -Infinity;
   let pending: Timer | undefined;
   let renewing: Promise<void> | null = null;
+  /** A trust call asked for a renewal while one ran: that one may have got its certificate before the CA changed again (a rollback). */
+  let askedAgain = false;
 
   const adopt = async (trusted: string[]) => {
     const state = o.state();
@@ -47,14 +49,21 @@ export function agentTrust(o: AgentTrustOptions) {
     o.log(`trusting the cluster's host CA ${(await Promise.all(trusted.map((p) => caPin(new x509.X509Certificate(p))))).join(" and ")}`);
   };
 
-  /** Single-flight and spaced: one renewal at a time, the next at least RENEW_SPACING_MS after the last. */
+  /** Single-flight and spaced: one renewal at a time, the next at least RENEW_SPACING_MS after the last; a call during one runs after it. */
   const renewSoon = () => {
-    if (renewing || pending) return;
+    if (renewing) return void (askedAgain = true);
+    if (pending) return;
     const wait = lastRenew + RENEW_SPACING_MS - o.clock.now();
     const go = () => {
       pending = undefined;
       lastRenew = o.clock.now();
-      renewing = o.renew().catch((e) => o.log(`renewing under the rotated CA failed (${(e as Error).message}); the next trust call asks again`)).finally(() => (renewing = null));
+      renewing = o.renew().catch((e) => o.log(`renewing under the rotated CA failed (${(e as Error).message}); the next trust call asks again`)).finally(() => {
+          renewing = null;
+          if (askedAgain) {
+            askedAgain = false;
+            renewSoon();
+          }
+        });
     };
     if (wait <= 0) go();
     else pending = o.clock.after(wait, go).unref();
