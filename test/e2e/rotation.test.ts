@@ -15,7 +15,7 @@
  * on two cores. (The phase logic case by case is
  * test/rotation-proxy.test.ts, in process.)
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { useEmulator } from "../helpers/emulator.ts";
 import { IDENTITY, spawnAgent, startClusterWithAgent, workstationHome, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
@@ -66,6 +66,30 @@ async function openWorkstation(home: string): Promise<Workstation> {
 /** A fresh load through a workstation's running proxy azure, with the placeholder its token endpoint gives now. */
 async function loadThrough(env: Record<string, string>): Promise<ArmLoad> {
   return startArmLoad({ proxyPort: Number(new URL(env.HTTPS_PROXY).port), caPem: readFileSync(env.NODE_EXTRA_CA_CERTS, "utf8"), token: await placeholderFrom(env), connections: CONNECTIONS, paceMs: PACE_MS });
+}
+
+/**
+ * The load's figures so far, and a fresh load started before anything is asserted on them: a failure in one
+ * case is that case's, not a "stalled" load in every case after it.
+ */
+async function takeLoad(w: Workstation): Promise<{ ok: number; failures: string[] }> {
+  const result = await w.load.stop();
+  w.load = await loadThrough(w.env);
+  return result;
+}
+
+/**
+ * A case that failed mid-rotation leaves it under way; the next case would be refused ("a rotation is under way").
+ * Rolled back (or, past rollback, ended) here, so one failure reads as one.
+ */
+async function endRotations(dataDir: string, home: string): Promise<void> {
+  const report = await rotationReport(dataDir);
+  for (const type of ["host", "user"] as const) {
+    const phase = report[type].phase;
+    if (phase === "standby") continue;
+    if (phase !== "rollback") await cli(["admin", "--data-dir", dataDir, "auth", "rotate", "--type", type, "--manual", "--phase", "rollback"], { home });
+    await cli(["admin", "--data-dir", dataDir, "auth", "rotate", "--type", type, "--manual", "--phase", "standby"], { home });
+  }
 }
 
 /** The real az, in a second shell that sourced the exports. */
@@ -135,7 +159,8 @@ describe("rotating the CAs of a running cluster, under load", () => {
     sleeperId = (await loadAgentState(sleeper.dataDir))!.identity.host_id;
     w = await openWorkstation(await workstationHome(cluster, alice));
   }, 120_000);
-  afterAll(() => stopAll(w?.proxy, sleeper, agent, cluster));
+  afterEach(() => endRotations(dataDir(), cluster.home));
+  afterAll(() => stopAll(w?.load, w?.proxy, sleeper, agent, cluster));
 
   it("a full manual rotation of the host CA: az group list in every phase, zero failed requests; the proxy and the agent end on the new CA", async () => {
     await azGroupList(w);
@@ -150,10 +175,9 @@ describe("rotating the CAs of a running cluster, under load", () => {
     const profile = await profileOf(w.home);
     expect(profile.ca_pems).toBeUndefined();
     expect(await caPin(new x509.X509Certificate(profile.ca_pem!))).toBe(after[0]);
-    const { failures, ok } = await w.load.stop();
+    const { failures, ok } = await takeLoad(w);
     expect(failures).toEqual([]);
     expect(ok).toBeGreaterThan(200);
-    w.load = await loadThrough(w.env);
   }, 240_000);
 
   it("a full manual rotation of the user CA: the running proxy azure moves to the new CA on its own, azgate status says the profile took it; the old login certificate is refused with ca_retired after standby", async () => {
@@ -170,9 +194,8 @@ describe("rotating the CAs of a running cluster, under load", () => {
     const stale = await new ApiClient({ baseUrl: `https://127.0.0.1:${cluster.proxy.port}`, insecure: true }, oldCreds).call("GET", "/v1/whoami").catch((e: Error & { code?: string }) => e);
     expect((stale as { code?: string }).code).toBe("ca_retired");
     expect((stale as Error).message).toContain("run azgate login again");
-    const { failures } = await w.load.stop();
+    const { failures } = await takeLoad(w);
     expect(failures).toEqual([]);
-    w.load = await loadThrough(w.env);
   }, 240_000);
 
   it("a semi-automatic rotation of the user CA over a 12 s grace period: the phases follow on their own, zero failed requests", async () => {
@@ -196,9 +219,8 @@ describe("rotating the CAs of a running cluster, under load", () => {
     expect(order.every((o, i) => o >= 0 && (i === 0 || o > order[i - 1])), seen.join(", ")).toBe(true);
     expect(seen.some((p) => p === "update_clients" || p === "update_servers")).toBe(true);
     await azGroupList(w);
-    const { failures } = await w.load.stop();
+    const { failures } = await takeLoad(w);
     expect(failures).toEqual([]);
-    w.load = await loadThrough(w.env);
   }, 120_000);
 
   it("a rollback from update_servers returns to the old host CA with zero failed requests", async () => {
@@ -206,7 +228,7 @@ describe("rotating the CAs of a running cluster, under load", () => {
     // The real az where the rollback matters: served by the new CA's certificate, back on the old one, and after.
     for (const phase of ["init", "update_clients", "update_servers", "rollback", "standby"]) await step("host", phase, { az: ["update_servers", "rollback", "standby"].includes(phase) });
     expect((await ping()).ca_pins).toEqual(before);
-    const { failures } = await w.load.stop();
+    const { failures } = await takeLoad(w);
     expect(failures).toEqual([]);
   }, 240_000);
 
@@ -269,7 +291,8 @@ describe("the same rotation on two PostgreSQL replicas", () => {
     await saveProfile({ proxy: `127.0.0.1:${cluster.replicas[1].port}`, user: "alice", cluster: "e2e", ca_pem: local.ca_pem }, cluster.aliceCredentials.keyPem, cluster.aliceCredentials.certPem, home);
     w = await openWorkstation(home);
   }, 180_000);
-  afterAll(() => stopAll(w?.proxy, cluster));
+  afterEach(() => endRotations(cluster.replicas[0].dataDir, w.home));
+  afterAll(() => stopAll(w?.load, w?.proxy, cluster));
 
   /** Each phase of a manual rotation advanced on the first replica; the second follows within seconds and serves through it. */
   async function rotateOnFirst(type: "host" | "user", o: { azEach: boolean }): Promise<void> {
@@ -299,16 +322,15 @@ describe("the same rotation on two PostgreSQL replicas", () => {
   it("one replica advances each phase of a host CA rotation, the other follows within seconds and serves a workstation through it: zero failed requests, az group list in every phase", async () => {
     await azGroupList(w);
     await rotateOnFirst("host", { azEach: true });
-    const { failures, ok } = await w.load.stop();
+    const { failures, ok } = await takeLoad(w);
     expect(failures).toEqual([]);
     expect(ok).toBeGreaterThan(200);
-    w.load = await loadThrough(w.env);
   }, 240_000);
 
   it("the same for the user CA: the session on the follower gets its certificate from the new CA there; zero failed requests, az group list after", async () => {
     await rotateOnFirst("user", { azEach: false });
     expect(w.proxy.output()).toContain("app session certificate reissued by the cluster's rotated user CA");
-    const { failures } = await w.load.stop();
+    const { failures } = await takeLoad(w);
     expect(failures).toEqual([]);
   }, 240_000);
 });
