@@ -35,6 +35,11 @@ export interface ReverseTunnelOptions {
   onFatal?: (e: AzgateError) => void;
   /** Each heartbeat's answer: which replica this tunnel reached, and every replica there is. */
   onHeartbeat?: (answer: HeartbeatAnswer, tunnel: ReverseTunnel) => void;
+  /**
+   * A cycle's new tunnel reached another replica than the one it replaces (a balancer chose): resolves once that
+   * replica is served by another tunnel, so the old one drains only then (make before break, per replica).
+   */
+  beforeLeaving?: (replicaId: string) => Promise<void>;
   /** Dates the dial's proof. (Reconnect back-off and heartbeats pace I/O, on the runtime's timers.) */
   clock: Clock;
 }
@@ -61,6 +66,8 @@ export class ReverseTunnel {
   private cycleAsked: (() => void) | null = null;
   /** Completed connections, for status output and tests. */
   connections = 0;
+  /** Waiting for a tunnel to be up (heartbeated): whenUp. */
+  private upWaiters: (() => void)[] = [];
   /** The replica the current tunnel reached (from its heartbeat). */
   proxyId: string | null = null;
 
@@ -86,6 +93,23 @@ export class ReverseTunnel {
     if (s && !s.isClosed) await s.drain(5_000, "agent is shutting down");
   }
 
+  /** Resolves true once a tunnel is up (dialled and heartbeated), false after `timeoutMs`. */
+  whenUp(timeoutMs: number): Promise<boolean> {
+    if (this.current && this.connections > 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(false), timeoutMs);
+      this.upWaiters.push(() => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+  }
+
+  private isUp(): void {
+    this.connections++;
+    for (const w of this.upWaiters.splice(0)) w();
+  }
+
   /**
    * Opens a new tunnel with the credentials of now (a certificate renewed under a rotated CA) and only then
    * drains this one: the proxy routes to the new tunnel before the old one stops taking requests.
@@ -104,7 +128,7 @@ export class ReverseTunnel {
           this.session = session;
           await this.heartbeat(session);
           this.attempt = 0;
-          this.connections++;
+          this.isUp();
           this.opts.log(`tunnel to ${this.opts.baseUrl} is up (${this.opts.apps.map((a) => a.name).join(", ")})`);
         }
         const cycled = new Promise<"cycle">((r) => (this.cycleAsked = () => r("cycle")));
@@ -114,11 +138,13 @@ export class ReverseTunnel {
         if (closed === "cycle") {
           // Make before break: the new tunnel heartbeats (the proxy registers it) before the old one drains.
           const old = session;
+          const left = this.proxyId;
           const fresh = await this.dial();
           await this.heartbeat(fresh);
           session = this.session = fresh;
-          this.connections++;
+          this.isUp();
           this.opts.log(`tunnel to ${this.opts.baseUrl} reopened with the renewed certificate`);
+          if (left && this.proxyId !== left) await this.opts.beforeLeaving?.(left);
           void old.drain(30_000, "the agent moved to a new tunnel");
           continue;
         }
