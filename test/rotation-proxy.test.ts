@@ -285,17 +285,17 @@ describe("rotating the host CA", () => {
     await rotate("host", "init");
     // It has not answered a trust call yet: admin status names it.
     expect((await rotationReport(proxy.ctx, admin)).waiting).toEqual([expect.objectContaining({ who: expect.stringContaining(joined.host_id), why: expect.stringContaining("has not confirmed it trusts") })]);
-    const init = await ask(trustMessage(proxy.ctx, "host", issuer));
+    const init = await ask(await trustMessage(proxy.ctx, "host", issuer));
     expect(init).toMatchObject({ ok: true, trusted_pins: proxy.ctx.cluster.views.host.pins });
     expect(state.identity.host_ca_pems).toHaveLength(2);
     expect(renewals).toBe(0);
     // The attack: a trust call offering a CA nobody it trusts vouches for (a man in the middle with a CA of its own).
     const stranger = await (await import("../src/pki/authority.ts")).createAuthority("host", "rotation", clock.date());
-    const forged = await ask({ ...trustMessage(proxy.ctx, "host", issuer), host_ca_pems: [pemOf(stranger.cert)], endorsements: [] });
+    const forged = await ask({ ...(await trustMessage(proxy.ctx, "host", issuer)), host_ca_pems: [pemOf(stranger.cert)], endorsements: [] });
     expect(forged).toMatchObject({ ok: false, code: "cert_untrusted" });
     expect(state.identity.host_ca_pems).toHaveLength(2);
     await rotate("host", "update_clients");
-    expect(await ask(trustMessage(proxy.ctx, "host", issuer))).toMatchObject({ ok: true });
+    expect(await ask(await trustMessage(proxy.ctx, "host", issuer))).toMatchObject({ ok: true });
     await clock.tick(1);
     expect(renewals).toBe(1);
     // A renewal that is still running when the CA changes again (a rollback) may have got its certificate from
@@ -303,11 +303,11 @@ describe("rotating the host CA", () => {
     let release!: () => void;
     holdRenewal = new Promise((r) => (release = r));
     await clock.tick(5_000);
-    expect(await ask(trustMessage(proxy.ctx, "host", issuer))).toMatchObject({ ok: true });
+    expect(await ask(await trustMessage(proxy.ctx, "host", issuer))).toMatchObject({ ok: true });
     expect(renewals).toBe(2);
     const rotated = proxy.ctx.cluster.views.host.pins[0];
     await rotate("host", "rollback");
-    expect(await ask(trustMessage(proxy.ctx, "host", rotated))).toMatchObject({ ok: true });
+    expect(await ask(await trustMessage(proxy.ctx, "host", rotated))).toMatchObject({ ok: true });
     expect(renewals).toBe(2);
     holdRenewal = undefined;
     release();

@@ -10,7 +10,7 @@
 import { describe, expect, it } from "vitest";
 import { advanceAuto, caRoles, duePhase, keyChange, nextDue, nextRotation, STANDBY, type Phase, type RotationState } from "../src/pki/rotation.ts";
 import { createAuthority } from "../src/pki/authority.ts";
-import { endorse } from "../src/pki/endorsement.ts";
+import { endorse, ENDORSEMENT_TTL_S } from "../src/pki/endorsement.ts";
 import { caPin } from "../src/pki/pin.ts";
 import { followHostCas, rotatedAwayMessage } from "../src/api/trust.ts";
 import { parseTrustHeader } from "../src/client/rotation.ts";
@@ -22,7 +22,8 @@ import { calculateJwkThumbprint } from "jose";
 import { FakeClock } from "./helpers/fake-clock.ts";
 
 const clock = new FakeClock();
-const at = () => clock.date();
+/** The fake clock's time, or that moved by `ms`. */
+const at = (ms = 0) => new Date(clock.now() + ms);
 const manual = (phase: Phase) => ({ mode: "manual" as const, phase });
 const code = (fn: () => unknown) => {
   try {
@@ -121,18 +122,32 @@ describe("what a peer trusts after an offer of host CAs", () => {
     const pem = (a: { cert: { toString(f: "pem"): string } }) => a.cert.toString("pem") + "\n";
     const vouched = await endorse(old, next.cert, "c1", at());
     // Mid-rotation: the old CA vouches for the new one.
-    expect(await followHostCas({ known: [pem(old)], offered: [pem(old), pem(next)], endorsements: [vouched], cluster: "c1" })).toEqual([pem(old), pem(next)]);
+    expect(await followHostCas({ known: [pem(old)], offered: [pem(old), pem(next)], endorsements: [vouched], cluster: "c1", now: at() })).toEqual([pem(old), pem(next)]);
     // The attack: a CA offered with no word, or the word of a CA the peer does not trust, or for another cluster.
-    expect(await followHostCas({ known: [pem(old)], offered: [pem(old), pem(stranger)], cluster: "c1" })).toEqual([pem(old)]);
-    expect(await followHostCas({ known: [pem(old)], offered: [pem(stranger)], endorsements: [await endorse(stranger, stranger.cert, "c1", at())], cluster: "c1" })).toEqual([]);
-    expect(await followHostCas({ known: [pem(old)], offered: [pem(next)], endorsements: [await endorse(old, next.cert, "c2", at())], cluster: "c1" })).toEqual([]);
+    expect(await followHostCas({ known: [pem(old)], offered: [pem(old), pem(stranger)], cluster: "c1", now: at() })).toEqual([pem(old)]);
+    expect(await followHostCas({ known: [pem(old)], offered: [pem(stranger)], endorsements: [await endorse(stranger, stranger.cert, "c1", at())], cluster: "c1", now: at() })).toEqual([]);
+    expect(await followHostCas({ known: [pem(old)], offered: [pem(next)], endorsements: [await endorse(old, next.cert, "c2", at())], cluster: "c1", now: at() })).toEqual([]);
     // A word for one CA does not carry another certificate: the pin inside must be the one offered.
-    expect(await followHostCas({ known: [pem(old)], offered: [pem(stranger)], endorsements: [{ pem: pem(stranger), jws: vouched.jws }], cluster: "c1" })).toEqual([]);
+    expect(await followHostCas({ known: [pem(old)], offered: [pem(stranger)], endorsements: [{ pem: pem(stranger), jws: vouched.jws }], cluster: "c1", now: at() })).toEqual([]);
     // After the final standby only the new one is offered, with no word: a peer that trusted both keeps the new one.
-    expect(await followHostCas({ known: [pem(old), pem(next)], offered: [pem(next)], cluster: "c1" })).toEqual([pem(next)]);
+    expect(await followHostCas({ known: [pem(old), pem(next)], offered: [pem(next)], cluster: "c1", now: at() })).toEqual([pem(next)]);
     // A peer away through the whole rotation trusts nothing offered, unless its operator pinned the new CA.
-    expect(await followHostCas({ known: [pem(old)], offered: [pem(next)], cluster: "c1" })).toEqual([]);
-    expect(await followHostCas({ known: [pem(old)], offered: [pem(next)], pins: [await caPin(next.cert)], cluster: "c1" })).toEqual([pem(next)]);
+    expect(await followHostCas({ known: [pem(old)], offered: [pem(next)], cluster: "c1", now: at() })).toEqual([]);
+    expect(await followHostCas({ known: [pem(old)], offered: [pem(next)], pins: [await caPin(next.cert)], cluster: "c1", now: at() })).toEqual([pem(next)]);
+  });
+
+  it("takes a CA's word only within its ten minutes: the new CA's word for the old one, recorded during a rotation, cannot bring the retired CA back after it", async () => {
+    const old = await createAuthority("host", "c1", at());
+    const next = await createAuthority("host", "c1", at(), 1);
+    const pem = (a: { cert: { toString(f: "pem"): string } }) => a.cert.toString("pem") + "\n";
+    const backward = await endorse(next, old.cert, "c1", at());
+    const offer = { known: [pem(next)], offered: [pem(next), pem(old)], endorsements: [backward], cluster: "c1" };
+    // While it is good (a peer that pinned only the new CA, joining mid-rotation, must reach the proxy still on the old one).
+    expect(await followHostCas({ ...offer, now: at(ENDORSEMENT_TTL_S * 1000 - 1) })).toEqual([pem(next), pem(old)]);
+    // The attack, played back after the rotation ended: past its window (and the minute of skew forgiven), the word counts for nothing.
+    expect(await followHostCas({ ...offer, now: at((ENDORSEMENT_TTL_S + 61) * 1000) })).toEqual([pem(next)]);
+    // Nor before it was signed (a clock set back on the peer is forgiven a minute, not more).
+    expect(await followHostCas({ ...offer, now: at(-61_000) })).toEqual([pem(next)]);
   });
 
   it("tells a peer away through the rotation the new pin and the command, and another cluster's CA apart", async () => {

@@ -69,7 +69,7 @@ async function join(opts: JoinOptions, knownCaPems?: string[]): Promise<AgentSta
   // Joined mid-rotation: both host CAs, the second on the word of the one just checked (pki/endorsement.ts).
   const anchor = target.ca_pem ?? ping.host_ca_pems[0] ?? res.host_ca_pem;
   const offered = res.host_ca_pems?.length ? res.host_ca_pems : [res.host_ca_pem];
-  const trusted = await followHostCas({ known: [anchor], offered, endorsements: res.ca_endorsements, cluster: res.cluster_name });
+  const trusted = await followHostCas({ known: [anchor], offered, endorsements: res.ca_endorsements, cluster: res.cluster_name, now: opts.clock.date() });
   const identity: AgentIdentity = { cluster_name: res.cluster_name, host_id: res.host_id, proxy_addr: opts.proxyAddr, host_ca_pem: anchor, joined: opts.clock.date().toISOString() };
   const state: AgentState = {
     identity: trusted.length ? withHostCas(identity, trusted) : identity,
@@ -91,7 +91,7 @@ async function followCluster(state: AgentState, opts: JoinOptions): Promise<{ st
   const known = trustedHostCas(state.identity);
   let learnt: Awaited<ReturnType<typeof learnHostCas>>;
   try {
-    learnt = await learnHostCas({ baseUrl: proxyBaseUrl(opts.proxyAddr), proxy: opts.proxyAddr, known, pins: opts.caPin ? [opts.caPin].flat() : undefined, proxyCaPems: opts.proxyCaPems, cluster: state.identity.cluster_name, command: rejoinCommand });
+    learnt = await learnHostCas({ baseUrl: proxyBaseUrl(opts.proxyAddr), proxy: opts.proxyAddr, known, pins: opts.caPin ? [opts.caPin].flat() : undefined, proxyCaPems: opts.proxyCaPems, cluster: state.identity.cluster_name, command: rejoinCommand, now: opts.clock.date() });
   } catch (e) {
     const err = e as AzgateError;
     if (err.code === "connection_failed") return { state }; // unreachable now: the tunnel retries

@@ -76,7 +76,7 @@ export function agentTrust(o: AgentTrustOptions) {
         const req = parseControlRequest("trust", stream.meta);
         const state = o.state();
         if (req.cluster_name !== state.identity.cluster_name) throw new AzgateError("bad_request", `this agent is in cluster "${state.identity.cluster_name}", not "${req.cluster_name}"`);
-        const trusted = await followHostCas({ known: trustedHostCas(state.identity), offered: req.host_ca_pems, endorsements: req.endorsements, pins: o.pins, cluster: state.identity.cluster_name });
+        const trusted = await followHostCas({ known: trustedHostCas(state.identity), offered: req.host_ca_pems, endorsements: req.endorsements, pins: o.pins, cluster: state.identity.cluster_name, now: o.clock.date() });
         if (!trusted.length) throw new AzgateError("cert_untrusted", "none of the host CAs offered is one this agent trusts, or vouched for by one");
         await adopt(trusted);
         if (req.renew) renewSoon();
@@ -95,6 +95,7 @@ export function agentTrust(o: AgentTrustOptions) {
         pins: o.pins,
         proxyCaPems: o.proxyCaPems,
         cluster: state.identity.cluster_name,
+        now: o.clock.date(),
         command: (pin) => `join this agent again: create a join token on the proxy host (azgate admin tokens add --type=app) and start the agent with --token <token> --ca-pin ${pin}`,
       });
       await adopt(trusted);

@@ -52,7 +52,8 @@ export class ApiClient {
     this.key = creds ? importPrivateKeyPem(creds.keyPem) : null;
   }
 
-  async call<T>(method: string, path: string, body?: unknown, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<T> {
+  /** `maxBytes` bounds the answer read (an answer from a proxy not yet verified). */
+  async call<T>(method: string, path: string, body?: unknown, opts: { timeoutMs?: number; signal?: AbortSignal; maxBytes?: number } = {}): Promise<T> {
     let result: { value: T; trust?: string };
     try {
       result = await this.send<T>(method, path, body, opts);
@@ -65,7 +66,7 @@ export class ApiClient {
     return result.value;
   }
 
-  private async send<T>(method: string, path: string, body: unknown, opts: { timeoutMs?: number; signal?: AbortSignal }): Promise<{ value: T; trust?: string }> {
+  private async send<T>(method: string, path: string, body: unknown, opts: { timeoutMs?: number; signal?: AbortSignal; maxBytes?: number }): Promise<{ value: T; trust?: string }> {
     const text = body === undefined ? undefined : JSON.stringify(body);
     const headers: Record<string, string> = { accept: "application/json", [VERSION_HEADER]: VERSION };
     if (text !== undefined) headers["content-type"] = "application/json";
@@ -79,7 +80,7 @@ export class ApiClient {
         const r = await this.target.fetch(new Request(this.target.baseUrl + path, { method, headers, body: text }));
         res = { status: r.status, body: await r.text(), trust: r.headers.get(TRUST_HEADER) ?? undefined };
       } else {
-        const r = await request(this.target.baseUrl + path, { method, headers, body: text, ca: trustedCas(this.target), certSha256: this.target.cert_sha256, insecure: this.target.insecure, timeoutMs: opts.timeoutMs, signal: opts.signal });
+        const r = await request(this.target.baseUrl + path, { method, headers, body: text, ca: trustedCas(this.target), certSha256: this.target.cert_sha256, insecure: this.target.insecure, timeoutMs: opts.timeoutMs, signal: opts.signal, maxBytes: opts.maxBytes });
         const trust = r.headers[TRUST_HEADER];
         res = { ...r, trust: typeof trust === "string" ? trust : undefined };
       }

@@ -106,6 +106,22 @@ export const trustRequest = z.object({
   renew: z.boolean(),
 });
 
+/**
+ * What a peer reads of /v1/ping to learn the host CAs (api/trust.ts
+ * learnHostCas), often before it can verify who answers: only these fields,
+ * bounded, the pins in their one form, so a man in the middle can neither
+ * make the peer parse without end nor put text of his own in its messages.
+ */
+export const pingTrust = z.object({
+  cluster_name: z.string().max(253).regex(/^[\x21-\x7e]+$/, "printable, no spaces"),
+  ca_pins: z.array(PIN).min(1).max(2),
+  host_ca_pems: z.array(PEM).min(1).max(2),
+  ca_endorsements: z.array(z.object({ pem: PEM, jws: z.string().max(4_096) })).max(2).optional(),
+  retired_ca_pins: z.array(z.object({ pin: PIN, retired: z.string().datetime() })).max(32).optional(),
+});
+/** The most of /v1/ping a peer reads (two CAs, two endorsements, the rest small). */
+export const PING_MAX_BYTES = 64 * 1024;
+
 /** The pins the peer trusts after it (the proxy records an agent's, for `admin status`). */
 export const trustAnswer = z.union([z.object({ ok: z.literal(true), trusted_pins: z.array(PIN).max(8) }), failure]);
 

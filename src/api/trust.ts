@@ -142,7 +142,7 @@ export function proxyCaFromArgs(flag: string | undefined, env: Record<string, st
  * Nothing else: an offer of only unknown CAs leaves nothing trusted, and the
  * caller refuses (rotatedAwayMessage says what to do).
  */
-export async function followHostCas(opts: { known: readonly string[]; offered: readonly string[]; endorsements?: readonly CaEndorsement[]; pins?: readonly string[]; cluster: string }): Promise<string[]> {
+export async function followHostCas(opts: { known: readonly string[]; offered: readonly string[]; endorsements?: readonly CaEndorsement[]; pins?: readonly string[]; cluster: string; now: Date }): Promise<string[]> {
   // Loaded here, as in establishTrust: the everyday commands import this module and never parse a certificate.
   const [{ x509 }, { endorsedCa }] = await Promise.all([import("../pki/x509.ts"), import("../pki/endorsement.ts")]);
   const parsed = async (pem: string) => {
@@ -158,7 +158,7 @@ export async function followHostCas(opts: { known: readonly string[]; offered: r
     added = false;
     const vouchers = [...known.map((k) => k.cert), ...offered.filter((o) => trusted.has(o.pin)).map((o) => o.cert)];
     for (const e of opts.endorsements ?? []) {
-      const ca = await endorsedCa(e, vouchers, opts.cluster);
+      const ca = await endorsedCa(e, vouchers, opts.cluster, opts.now);
       const pin = ca && (await caPin(ca));
       if (pin && !trusted.has(pin) && offered.some((o) => o.pin === pin)) {
         trusted.add(pin);
@@ -192,19 +192,29 @@ export function rotatedAwayMessage(ping: Pick<PingResponse, "ca_pins" | "retired
  * What a peer that trusts `known` host CAs trusts now, read from /v1/ping
  * (over a connection verified by them when it still is, else unverified: the
  * endorsements prove themselves): how a workstation or an agent that missed
- * the trust calls (it was away) catches up with a rotation. Refuses, saying
- * what to do (`command`), when nothing offered can be trusted.
+ * the trust calls (it was away) catches up with a rotation. An unverified
+ * answer only adds to what is trusted, never takes away (whoever gave it may
+ * not be the proxy). Refuses, saying what to do (`command`), when nothing
+ * offered can be trusted.
  */
-export async function learnHostCas(opts: { baseUrl: string; proxy: string; known: readonly string[]; pins?: readonly string[]; proxyCaPems?: string[]; cluster: string; command: (pin: string) => string }): Promise<{ trusted: string[]; ping: PingResponse }> {
-  const ping = (t: ApiTarget) => new ApiClient(t).call<PingResponse>("GET", "/v1/ping");
+export async function learnHostCas(opts: { baseUrl: string; proxy: string; known: readonly string[]; pins?: readonly string[]; proxyCaPems?: string[]; cluster: string; command: (pin: string) => string; now: Date }): Promise<{ trusted: string[]; ping: PingResponse }> {
+  const { pingTrust, PING_MAX_BYTES } = await import("./control.ts");
+  const ping = async (t: ApiTarget) => {
+    const answer = pingTrust.safeParse(await new ApiClient(t).call<unknown>("GET", "/v1/ping", undefined, { maxBytes: PING_MAX_BYTES }));
+    if (!answer.success) throw new AzgateError("cert_untrusted", `the proxy at ${opts.proxy} did not answer /v1/ping as an azgate proxy does (${answer.error.issues[0]?.path.join(".")}: ${answer.error.issues[0]?.message})`);
+    return answer.data as PingResponse;
+  };
   let seen: PingResponse;
+  let verified = true;
   try {
     seen = await ping({ baseUrl: opts.baseUrl, host_ca_pems: [...opts.known], proxy_ca_pems: opts.proxyCaPems });
   } catch (e) {
     if (!isUntrustedTls(e)) throw e;
     seen = await ping({ baseUrl: opts.baseUrl, insecure: true });
+    verified = false;
   }
-  const trusted = await followHostCas({ known: opts.known, offered: seen.host_ca_pems, endorsements: seen.ca_endorsements, pins: opts.pins, cluster: opts.cluster });
+  let trusted = await followHostCas({ known: opts.known, offered: seen.host_ca_pems, endorsements: seen.ca_endorsements, pins: opts.pins, cluster: opts.cluster, now: opts.now });
+  if (!verified && trusted.length) trusted = [...trusted, ...opts.known.filter((k) => !trusted.some((t) => pemPin(t) === pemPin(k)))];
   if (trusted.length === 0 || seen.cluster_name !== opts.cluster) {
     const knownPins = opts.known.map(pemPin);
     const why = seen.cluster_name !== opts.cluster ? { code: "cert_untrusted" as const, message: `the proxy at ${opts.proxy} is cluster "${seen.cluster_name}", not "${opts.cluster}"` } : rotatedAwayMessage(seen, knownPins, opts.proxy, opts.command);

@@ -158,6 +158,7 @@ export async function serveLocalProxy(opts: {
         },
         onReissued: opts.rotation.onReissued,
         onTrusted: opts.rotation.onTrusted,
+        clock,
         log,
       })
     : null;

@@ -35,8 +35,8 @@ export async function adoptProfileCas(p: Profile, trusted: string[]): Promise<vo
 export const loginAgainCommand = (p: Profile) => (pin: string) => `azgate login --proxy ${p.proxy} --user ${p.user} --ca-pin ${pin}`;
 
 /** Learns the host CAs from /v1/ping (or refuses, saying what to do) and keeps them in the profile. */
-export async function learnProfileCas(p: Profile): Promise<void> {
-  const { trusted } = await learnHostCas({ baseUrl: proxyBaseUrl(p.proxy), proxy: p.proxy, known: profileCas(p), proxyCaPems: p.proxy_ca_pems, cluster: p.cluster, command: loginAgainCommand(p) });
+export async function learnProfileCas(p: Profile, clock: Clock): Promise<void> {
+  const { trusted } = await learnHostCas({ baseUrl: proxyBaseUrl(p.proxy), proxy: p.proxy, known: profileCas(p), proxyCaPems: p.proxy_ca_pems, cluster: p.cluster, command: loginAgainCommand(p), now: clock.date() });
   await adoptProfileCas(p, trusted);
 }
 
@@ -48,7 +48,7 @@ export function profileFollower(p: Profile, creds: ApiCredentials, clock: Clock)
       const { hostPins, reissue } = parseTrustHeader(header);
       // Every signed answer carries the header: the pins are read by the runtime's parser, cheap for everyday commands.
       const mine = profileCas(p).map(pemPin);
-      if (hostPins.length && hostPins.slice().sort().join() !== mine.slice().sort().join()) await learnProfileCas(p).catch(() => undefined);
+      if (hostPins.length && hostPins.slice().sort().join() !== mine.slice().sort().join()) await learnProfileCas(p, clock).catch(() => undefined);
       if (reissue) {
         // The same key, a certificate from the CA that signs now (an answer to this call says "reissue" again: it was made with the old one).
         const publicKey = await publicKeyToPem(await publicKeyOf(await importPrivateKeyPem(creds.keyPem)));
@@ -60,7 +60,7 @@ export function profileFollower(p: Profile, creds: ApiCredentials, clock: Clock)
       }
     },
     async onUntrustedTls() {
-      await learnProfileCas(p);
+      await learnProfileCas(p, clock);
       return profileTarget(p);
     },
   };

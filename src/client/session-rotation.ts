@@ -16,6 +16,7 @@ import { caPin } from "../pki/pin.ts";
 import { x509 } from "../pki/x509.ts";
 import { ErrorCode, type TunnelSession, type TunnelStream } from "../tunnel/index.ts";
 import type { SessionCredentials } from "./session-credentials.ts";
+import type { Clock } from "../util/clock.ts";
 
 export interface SessionRotationOptions {
   creds: SessionCredentials;
@@ -32,6 +33,8 @@ export interface SessionRotationOptions {
   /** The host CAs trusted now, to store in the login profile. */
   onTrusted?: (pems: string[]) => Promise<void>;
   log?: (line: string) => void;
+  /** Judges the endorsements' windows (pki/endorsement.ts). */
+  clock: Clock;
 }
 
 export function followSessionRotation(o: SessionRotationOptions) {
@@ -68,7 +71,7 @@ export function followSessionRotation(o: SessionRotationOptions) {
       try {
         const req = parseControlRequest("trust", stream.meta);
         if (req.cluster_name !== o.cluster) throw new AzgateError("bad_request", `this session is in cluster "${o.cluster}", not "${req.cluster_name}"`);
-        const trusted = await followHostCas({ known: o.creds.hostCas, offered: req.host_ca_pems, endorsements: req.endorsements, cluster: o.cluster });
+        const trusted = await followHostCas({ known: o.creds.hostCas, offered: req.host_ca_pems, endorsements: req.endorsements, cluster: o.cluster, now: o.clock.date() });
         if (!trusted.length) throw new AzgateError("cert_untrusted", "none of the host CAs offered is one this session trusts, or vouched for by one");
         await adopt(trusted);
         answerControl(stream, "trust", { ok: true, trusted_pins: await Promise.all(trusted.map((p) => caPin(new x509.X509Certificate(p)))) });
@@ -79,7 +82,7 @@ export function followSessionRotation(o: SessionRotationOptions) {
     },
     /** A dial failed its TLS handshake on the CAs trusted: learn them from /v1/ping, or throw saying what to do. */
     async learn(): Promise<void> {
-      const { trusted } = await learnHostCas({ baseUrl: o.baseUrl, proxy: o.proxy, known: o.creds.hostCas, proxyCaPems: o.proxyCaPems, cluster: o.cluster, command: (pin) => `azgate login --proxy ${o.proxy} --ca-pin ${pin}, then azgate apps login` });
+      const { trusted } = await learnHostCas({ baseUrl: o.baseUrl, proxy: o.proxy, known: o.creds.hostCas, proxyCaPems: o.proxyCaPems, cluster: o.cluster, command: (pin) => `azgate login --proxy ${o.proxy} --ca-pin ${pin}, then azgate apps login`, now: o.clock.date() });
       await adopt(trusted);
     },
   };

@@ -40,7 +40,7 @@ import * as requests from "./access-requests.ts";
 import { knownIdentities } from "./known-identities.ts";
 import type { TunnelServer } from "./tunnels.ts";
 
-type Env = { Variables: { caller: Caller; body: string; certExpires: Date } };
+type Env = { Variables: { caller: Caller; body: string; certExpires: Date; issuerPin: string } };
 
 /**
  * The proxy's HTTP API. Public routes: cluster discovery, login, invites.
@@ -95,7 +95,7 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
       ca_pins: await clusterPins(ctx.cluster),
       // What a CI token must name as its audience to join (bots.audience, else the cluster's name).
       bot_audience: ctx.settings.bots.audience ?? ctx.cluster.name,
-      ...pingTrust(ctx),
+      ...(await pingTrust(ctx)),
     } satisfies PingResponse),
   );
   app.post("/v1/auth/login", async (c) => {
@@ -161,12 +161,14 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
     // From here the caller is known (a valid proof for a certificate of ours): a refusal is audited.
     // (An invalid proof is not: anyone on the network could fill the log with those.)
     // Every answer says the cluster's trust now: a client follows a rotation at its next call (client/rotation.ts).
-    c.header(TRUST_HEADER, trustHeader(ctx, await caPin(issuer)));
+    const issuerPin = await caPin(issuer);
+    c.header(TRUST_HEADER, trustHeader(ctx, issuerPin));
     try {
       // App certificates open tunnels; they never call the user API.
       if (identity.route) throw new AzgateError("access_denied", "an app certificate cannot call the user API; it only opens app tunnels");
       c.set("caller", await resolveCaller(ctx, identity));
       c.set("certExpires", cert.notAfter);
+      c.set("issuerPin", issuerPin);
       await limitBody(BODY_LIMITS.authenticated)(c, async () => {
         const body = await c.req.text();
         await checkProofBody(claims, body);
@@ -196,7 +198,7 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   // A signed-in user's certificate again, from the user CA that signs now (while a rotation runs): the same identity and end.
   authed.post("/certs/reissue", async (c) => {
     const body = parseJson<{ public_key_pem?: string }>(c.get("body"));
-    return c.json(await reissueCert(ctx, c.get("caller").identity, c.get("certExpires"), String(body.public_key_pem ?? "")));
+    return c.json(await reissueCert(ctx, c.get("caller").identity, c.get("certExpires"), c.get("issuerPin"), String(body.public_key_pem ?? "")));
   });
 
   authed.post("/admin/resources", async (c) => {

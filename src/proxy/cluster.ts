@@ -3,7 +3,7 @@ import { AzgateError } from "../errors/index.ts";
 import { putIfAbsent, type Backend } from "../storage/backend.ts";
 import { createAuthority, loadAuthority, storeAuthority, type Authority, type AuthorityType, type StoredAuthority } from "../pki/authority.ts";
 import { caPin } from "../pki/pin.ts";
-import { endorse, type CaEndorsement } from "../pki/endorsement.ts";
+import { endorse, ENDORSEMENT_TTL_S, type CaEndorsement } from "../pki/endorsement.ts";
 import { caRoles, STANDBY, type RotationState } from "../pki/rotation.ts";
 import { PRESET_ROLES } from "../rbac/presets.ts";
 import type { Role } from "../rbac/types.ts";
@@ -28,8 +28,14 @@ export interface AuthorityView {
   /** The CA in force before the rotation, and the new one while it rotates. */
   current: Authority;
   next?: Authority;
-  /** While the host CA rotates, each CA's word for the other (pki/endorsement.ts): agents and workstations learn the new CA by it. */
+  /**
+   * While the host CA rotates, each CA's word for the other (pki/endorsement.ts): agents and workstations learn
+   * the new CA by it. Good for minutes only: read them with rotation-trust.ts currentEndorsements, which signs
+   * them again when half their time is gone.
+   */
   endorsements: CaEndorsement[];
+  /** When currentEndorsements signs them again (ms). */
+  endorsementsRenewAt: number;
   /** CAs retired by earlier rotations, newest first: what they signed is refused as ca_retired. */
   retired: { cert: x509.X509Certificate; pin: string; retired: string }[];
 }
@@ -86,13 +92,18 @@ export async function loadView(backend: Backend, type: AuthorityType, clusterNam
   const current = await loadAuthority(stored);
   const next = stored.next ? await loadAuthority({ type, ...stored.next }) : undefined;
   const roles = caRoles(rotation.phase, current, next);
-  const endorsements = type === "host" && next ? [await endorse(current, next.cert, clusterName, clock.date()), await endorse(next, current.cert, clusterName, clock.date())] : [];
+  const endorsements = type === "host" && next ? await endorsePair(current, next, clusterName, clock.date()) : [];
   const retired = await Promise.all((stored.retired ?? []).map(async (r) => {
     const cert = new x509.X509Certificate(r.cert_pem);
     return { cert, pin: await caPin(cert), retired: r.retired };
   }));
   const trusted = roles.trusted.map((a) => a.cert);
-  return { type, stored, revision: item.revision, rotation, signing: roles.signing, trusted, pins: await Promise.all(trusted.map(caPin)), tls: roles.tls, current, next, endorsements, retired };
+  return { type, stored, revision: item.revision, rotation, signing: roles.signing, trusted, pins: await Promise.all(trusted.map(caPin)), tls: roles.tls, current, next, endorsements, endorsementsRenewAt: clock.now() + (ENDORSEMENT_TTL_S * 1000) / 2, retired };
+}
+
+/** The old CA's word for the new one and the new one's for the old, while the host CA rotates. */
+export async function endorsePair(current: Authority, next: Authority, clusterName: string, now: Date): Promise<CaEndorsement[]> {
+  return [await endorse(current, next.cert, clusterName, now), await endorse(next, current.cert, clusterName, now)];
 }
 
 /**

@@ -19,7 +19,7 @@ import type { TokenInfo } from "./admin.ts";
 import type { ProxyContext } from "./context.ts";
 import type { HostCertificate } from "../api/types.ts";
 import { pemOf } from "./cluster.ts";
-import { hostCaPems } from "./rotation-trust.ts";
+import { currentEndorsements, hostCaPems } from "./rotation-trust.ts";
 import { KEYS, secretHash } from "./keys.ts";
 import { JOIN_TOKEN_NAME, type JoinToken } from "../resources/join-token.ts";
 import { joinBot, type BotCertificate } from "./bots/join.ts";
@@ -121,8 +121,9 @@ async function issueHostCert(ctx: ProxyContext, hostId: string, publicKey: Crypt
   };
   const cert = await issueIdentityCert({ ca: ctx.cluster.host, publicKey, identity, now: ctx.clock.date(), notAfter: new Date(ctx.clock.now() + ctx.settings.hostCertTtlMs) });
   const host = ctx.cluster.views.host;
+  const endorsements = await currentEndorsements(ctx);
   // Every host CA trusted now (two while it rotates) and their endorsements: an agent joining mid-rotation trusts both.
-  return { host_id: hostId, cluster_name: ctx.cluster.name, cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), host_ca_pem: pemOf(host.tls.cert), host_ca_pems: hostCaPems(ctx), ...(host.endorsements.length ? { ca_endorsements: host.endorsements } : {}) };
+  return { host_id: hostId, cluster_name: ctx.cluster.name, cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), host_ca_pem: pemOf(host.tls.cert), host_ca_pems: hostCaPems(ctx), ...(endorsements.length ? { ca_endorsements: endorsements } : {}) };
 }
 
 async function parsePublicKey(pem: string): Promise<CryptoKey> {

@@ -15,7 +15,8 @@ import { issueIdentityCert, RetiredCertificate } from "../pki/certificate.ts";
 import type { PingResponse } from "../api/types.ts";
 import type { ControlRequest } from "../api/control.ts";
 import { resolveCaller } from "./caller.ts";
-import { pemOf } from "./cluster.ts";
+import { endorsePair, pemOf } from "./cluster.ts";
+import { ENDORSEMENT_TTL_S, type CaEndorsement } from "../pki/endorsement.ts";
 import type { ProxyContext } from "./context.ts";
 
 /** The host CAs as PEM, the one the proxy's TLS certificate comes from first (older clients keep the first). */
@@ -24,26 +25,42 @@ export function hostCaPems(ctx: ProxyContext): string[] {
   return [host.tls.cert, ...host.trusted.filter((c) => c !== host.tls.cert)].map(pemOf);
 }
 
+/**
+ * While the host CA rotates, each CA's word for the other, good for minutes (pki/endorsement.ts): signed again
+ * here when half their time is gone, so whoever reads them always gets ones good for a while.
+ */
+export async function currentEndorsements(ctx: ProxyContext): Promise<CaEndorsement[]> {
+  const host = ctx.cluster.views.host;
+  if (!host.next) return [];
+  if (ctx.clock.now() >= host.endorsementsRenewAt) {
+    host.endorsements = await endorsePair(host.current, host.next, ctx.cluster.name, ctx.clock.date());
+    host.endorsementsRenewAt = ctx.clock.now() + (ENDORSEMENT_TTL_S * 1000) / 2;
+  }
+  return host.endorsements;
+}
+
 /** What /v1/ping says about the host CA: its CAs and, while it rotates, their endorsements and the phases. */
-export function pingTrust(ctx: ProxyContext): Pick<PingResponse, "host_ca_pems" | "ca_endorsements" | "rotation" | "retired_ca_pins"> {
+export async function pingTrust(ctx: ProxyContext): Promise<Pick<PingResponse, "host_ca_pems" | "ca_endorsements" | "rotation" | "retired_ca_pins">> {
   const { host } = ctx.cluster.views;
+  const endorsements = await currentEndorsements(ctx);
   const rotating = Object.fromEntries((["host", "user"] as const).filter((t) => ctx.cluster.views[t].rotation.phase !== "standby").map((t) => [t, ctx.cluster.views[t].rotation.phase]));
   return {
     host_ca_pems: hostCaPems(ctx),
-    ...(host.endorsements.length ? { ca_endorsements: host.endorsements } : {}),
+    ...(endorsements.length ? { ca_endorsements: endorsements } : {}),
     ...(Object.keys(rotating).length ? { rotation: rotating } : {}),
     ...(host.retired.length ? { retired_ca_pins: host.retired.map((r) => ({ pin: r.pin, retired: r.retired })) } : {}),
   };
 }
 
 /** What the trust call tells an agent (host) or app session (user) whose certificate's CA is `issuerPin` (api/control.ts trustRequest). */
-export function trustMessage(ctx: ProxyContext, peer: AuthorityType, issuerPin: string): ControlRequest<"trust"> {
+export async function trustMessage(ctx: ProxyContext, peer: AuthorityType, issuerPin: string): Promise<ControlRequest<"trust">> {
   const { host, user } = ctx.cluster.views;
+  const endorsements = await currentEndorsements(ctx);
   return {
     type: "trust",
     cluster_name: ctx.cluster.name,
     host_ca_pems: hostCaPems(ctx),
-    endorsements: host.endorsements,
+    endorsements,
     signing: { host: host.pins[0], user: user.pins[0] },
     phase: { host: host.rotation.phase, user: user.rotation.phase },
     renew: issuerPin !== ctx.cluster.views[peer].pins[0],
@@ -72,8 +89,10 @@ export function retiredIssuer(ctx: ProxyContext, type: AuthorityType, issuerPin:
  * move to a new user CA without logging in again (POST /v1/certs/reissue for
  * a login's certificate, the reissue call on an app session's tunnel).
  */
-export async function reissueCert(ctx: ProxyContext, identity: Identity, notAfter: Date, publicKeyPem: string): Promise<{ cert_pem: string; expires: string }> {
+export async function reissueCert(ctx: ProxyContext, identity: Identity, notAfter: Date, issuerPin: string, publicKeyPem: string): Promise<{ cert_pem: string; expires: string }> {
   if (identity.kind !== "user") throw new AzgateError("access_denied", "only users' and app sessions' certificates are reissued; agents renew theirs");
+  // Only to move to the CA that signs now: not a way to certify another key for the same session whenever one likes.
+  if (issuerPin === ctx.cluster.views.user.pins[0]) throw new AzgateError("bad_parameter", "this certificate is already from the user CA that signs now; there is nothing to reissue (a rotation's update_clients phase is when certificates move)");
   await resolveCaller(ctx, identity);
   let publicKey: CryptoKey;
   try {

@@ -87,18 +87,21 @@ async function step(ctx: ProxyContext, type: AuthorityType, item: { revision: st
   await ctx.backend.compareAndSwap<StoredAuthority>(KEYS.authority(type), item.revision, value);
   await ctx.reloadAuthorities();
   const view = ctx.cluster.views[type];
-  await ctx.audit.emit(
-    audit("CA_ROTATED", {
-      user: who,
-      ca_type: type,
-      phase: rotation.phase,
-      from_phase: from.phase,
-      mode: rotation.mode,
-      ca_pins: view.pins,
-      ...(change === "promote_new" || change === "drop_new" ? { retired_pin: view.retired[0]?.pin } : {}),
-      ...(rotation.schedule && rotation.phase !== "standby" ? { schedule: rotation.schedule } : {}),
-    }),
-  );
+  const event = audit("CA_ROTATED", {
+    user: who,
+    ca_type: type,
+    phase: rotation.phase,
+    from_phase: from.phase,
+    mode: rotation.mode,
+    ca_pins: view.pins,
+    ...(change === "promote_new" || change === "drop_new" ? { retired_pin: view.retired[0]?.pin } : {}),
+    ...(rotation.schedule && rotation.phase !== "standby" ? { schedule: rotation.schedule } : {}),
+  });
+  // The phase has moved (replicas follow the record): a sink that cannot write is not allowed to hide it.
+  await ctx.audit.emit(event).catch((e) => {
+    console.error(`[proxy] the ${type} CA moved to phase ${rotation.phase}, but the audit log could not record it: ${JSON.stringify(event)}`);
+    throw new AzgateError("internal", `the ${type} CA moved to phase ${rotation.phase}, but the audit log could not record it (${(e as Error).message}); the event is in the proxy's log; fix the audit sink`);
+  });
 }
 
 /** Moves every semi-automatic rotation whose next phase is due; another replica's win is no failure. */

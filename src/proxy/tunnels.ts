@@ -209,7 +209,7 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
             name: `client ${identity.name}`,
             onStream: (stream) => {
               // The one control call a workstation makes on its tunnel; every other stream is an Azure request.
-              if (stream.meta.type === "reissue") return void answerReissue(ctx, identity, notAfter, stream);
+              if (stream.meta.type === "reissue") return void answerReissue(ctx, identity, notAfter, issuerPin, stream);
               void handleAppRequest(ctx, registry, { identity, clientKey, remoteAddr: addr, issuerPin }, stream).catch((e) => {
                 console.error("[proxy] client stream failed:", e);
                 stream.reset(ErrorCode.INTERNAL_ERROR, "internal error; see the proxy log");
@@ -252,7 +252,7 @@ const DRAIN_RETIRED_MS = 10_000;
  */
 async function tellTrust(ctx: ProxyContext, session: TunnelSession, peer: "host" | "user", issuerPin: string, hostId?: string): Promise<void> {
   try {
-    const answer = await callControl(session, "trust", trustMessage(ctx, peer, issuerPin));
+    const answer = await callControl(session, "trust", await trustMessage(ctx, peer, issuerPin));
     if (!answer.ok || !hostId) return;
     const item = await ctx.backend.get<AgentRecord>(KEYS.agent(hostId));
     if (item) await ctx.backend.put<AgentRecord>(item.key, { ...item.value, trusted_pins: answer.trusted_pins });
@@ -262,10 +262,10 @@ async function tellTrust(ctx: ProxyContext, session: TunnelSession, peer: "host"
 }
 
 /** A workstation's reissue call on its app session's tunnel (api/control.ts), answered as the API answers one. */
-async function answerReissue(ctx: ProxyContext, identity: Identity, notAfter: Date, stream: TunnelStream): Promise<void> {
+async function answerReissue(ctx: ProxyContext, identity: Identity, notAfter: Date, issuerPin: string, stream: TunnelStream): Promise<void> {
   try {
     const req = parseControlRequest("reissue", stream.meta);
-    answerControl(stream, "reissue", { ok: true, ...(await reissueCert(ctx, identity, notAfter, req.public_key_pem)) });
+    answerControl(stream, "reissue", { ok: true, ...(await reissueCert(ctx, identity, notAfter, issuerPin, req.public_key_pem)) });
   } catch (e) {
     const err = isAzgateError(e) ? e : new AzgateError("internal", "internal error; see the proxy log");
     respondJsonMeta(stream, { ok: false, code: err.code, message: err.message });
