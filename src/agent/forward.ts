@@ -121,14 +121,20 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
   const t1 = performance.now();
   const abort = new AbortController();
   void stream.done().then(() => stream.resetError && abort.abort(new Error(`stream reset: ${stream.resetError.reason}`)));
+  // A request whose body has already ended empty (a GET, a DELETE) needs no body stream.
+  // Connections are pooled per Azure identity: none carries one identity's request into another's (defence in depth).
+  const send = () => deps.outbound.send(url, pinned, { method: meta.method, headers: sent, body: stream.drained ? null : framedBody(stream.readable, length), signal: abort.signal, pool: meta.session.azure_identity.toLowerCase() });
   let res;
   try {
-    // A request whose body has already ended empty (a GET, a DELETE) needs no body stream.
-    // Connections are pooled per Azure identity: none carries one identity's request into another's (defence in depth).
-    res = await deps.outbound.send(url, pinned, { method: meta.method, headers: sent, body: stream.drained ? null : framedBody(stream.readable, length), signal: abort.signal, pool: meta.session.azure_identity.toLowerCase() });
+    res = await send().catch((e) => {
+      // A pooled connection the other end closed as it was reused: a read with no body that got no answer goes once more, on a new one.
+      if (stream.resetError || abort.signal.aborted || !stream.drained || (meta.method !== "GET" && meta.method !== "HEAD")) throw e;
+      return send();
+    });
   } catch (e) {
     if (stream.resetError) return;
-    return refuse(new UpstreamFailed(`${url.host}: ${(e as Error).message}`));
+    const cause = (e as Error).cause as Error | undefined;
+    return refuse(new UpstreamFailed(`${url.host}: ${(e as Error).message}${cause?.message ? ` (${cause.message})` : ""}`));
   }
   const upstreamMs = performance.now() - t1;
   const responseHeaders = forwardableHeaders(res.headers, "response");
