@@ -240,6 +240,16 @@ describe("rotating the host CA", () => {
     expect(JSON.parse(res.body).error.message).toContain(`azgate login --proxy ${proxy.url.replace("https://", "")} --ca-pin ${proxy.ctx.cluster.views.host.pins[0]}`);
   });
 
+  it("after standby, a running session that still trusts the retired CA too (it redialled across the standby) is told at its tunnel's opening, and drops it", async () => {
+    const retired = pemOf(proxy.ctx.cluster.views.host.retired[0].cert);
+    const current = pemOf(proxy.ctx.cluster.views.host.current.cert);
+    const w = await workstation([current, retired]);
+    expect((await armGet(w)).status).toBe(200);
+    const until = Date.now() + 5_000;
+    while (!w.trusted.length && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    expect(w.trusted.at(-1)).toEqual([current]);
+  });
+
   it("a rollback from update_servers returns to the old CA with zero failed requests; the CA it dropped is retired", async () => {
     const w = await workstation();
     const before = pemOf(proxy.ctx.cluster.views.host.current.cert);

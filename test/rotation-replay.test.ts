@@ -27,7 +27,7 @@ import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../src/pki/key
 import { caPin } from "../src/pki/pin.ts";
 import { x509 } from "../src/pki/x509.ts";
 import { ApiClient, isUntrustedTls } from "../src/api/client.ts";
-import { ENDORSEMENT_TTL_S } from "../src/pki/endorsement.ts";
+import { ENDORSEMENT_TTL_S, SKEW_S } from "../src/pki/endorsement.ts";
 import { learnHostCas, proxyBaseUrl } from "../src/api/trust.ts";
 import type { PingResponse } from "../src/api/types.ts";
 import { agentTrust } from "../src/agent/rotation.ts";
@@ -103,8 +103,8 @@ async function followedAgent(proxyAddr: string, pins: string[] | undefined) {
   return { trust, state: () => state };
 }
 
-/** Past the recorded words' window, and the minute of clock skew forgiven: the playback comes "later". */
-const later = () => clock.tick((ENDORSEMENT_TTL_S + 120) * 1000);
+/** Past the recorded words' window, and the clock skew forgiven: the playback comes "later". */
+const later = () => clock.tick((ENDORSEMENT_TTL_S + SKEW_S + 60) * 1000);
 const codeOf = (p: Promise<unknown>) => p.then(() => "accepted", (e: { code?: string }) => e.code);
 
 describe("within the recorded words' ten minutes", () => {
@@ -115,7 +115,8 @@ describe("within the recorded words' ten minutes", () => {
     const addr = await mitm(own, { ...capturedPing, host_ca_pems: [retiredPem], ca_pins: [await pinOf(retiredPem)], ca_endorsements: newToOld });
     const agent = await followedAgent(addr, undefined);
     await agent.trust.learn();
-    expect(agent.state().identity.host_ca_pems).toEqual([retiredPem, newPem]);
+    // What it trusted stays, and first: whoever answered unverified does not reorder it either.
+    expect(agent.state().identity.host_ca_pems).toEqual([newPem, retiredPem]);
   });
 });
 

@@ -10,7 +10,7 @@
 import { describe, expect, it } from "vitest";
 import { advanceAuto, caRoles, duePhase, keyChange, nextDue, nextRotation, STANDBY, type Phase, type RotationState } from "../src/pki/rotation.ts";
 import { createAuthority } from "../src/pki/authority.ts";
-import { endorse, ENDORSEMENT_TTL_S } from "../src/pki/endorsement.ts";
+import { endorse, ENDORSEMENT_TTL_S, SKEW_S } from "../src/pki/endorsement.ts";
 import { caPin } from "../src/pki/pin.ts";
 import { followHostCas, rotatedAwayMessage } from "../src/api/trust.ts";
 import { parseTrustHeader } from "../src/client/rotation.ts";
@@ -136,7 +136,7 @@ describe("what a peer trusts after an offer of host CAs", () => {
     expect(await followHostCas({ known: [pem(old)], offered: [pem(next)], pins: [await caPin(next.cert)], cluster: "c1", now: at() })).toEqual([pem(next)]);
   });
 
-  it("takes a CA's word only within its ten minutes: the new CA's word for the old one, recorded during a rotation, cannot bring the retired CA back after it", async () => {
+  it("takes a CA's word only within its ten minutes (five more of clock skew either way): the new CA's word for the old one, recorded during a rotation, cannot bring the retired CA back after it", async () => {
     const old = await createAuthority("host", "c1", at());
     const next = await createAuthority("host", "c1", at(), 1);
     const pem = (a: { cert: { toString(f: "pem"): string } }) => a.cert.toString("pem") + "\n";
@@ -144,10 +144,13 @@ describe("what a peer trusts after an offer of host CAs", () => {
     const offer = { known: [pem(next)], offered: [pem(next), pem(old)], endorsements: [backward], cluster: "c1" };
     // While it is good (a peer that pinned only the new CA, joining mid-rotation, must reach the proxy still on the old one).
     expect(await followHostCas({ ...offer, now: at(ENDORSEMENT_TTL_S * 1000 - 1) })).toEqual([pem(next), pem(old)]);
-    // The attack, played back after the rotation ended: past its window (and the minute of skew forgiven), the word counts for nothing.
-    expect(await followHostCas({ ...offer, now: at((ENDORSEMENT_TTL_S + 61) * 1000) })).toEqual([pem(next)]);
-    // Nor before it was signed (a clock set back on the peer is forgiven a minute, not more).
-    expect(await followHostCas({ ...offer, now: at(-61_000) })).toEqual([pem(next)]);
+    // A peer whose clock is up to five minutes behind or ahead still takes it.
+    expect(await followHostCas({ ...offer, now: at(-(SKEW_S - 1) * 1000) })).toEqual([pem(next), pem(old)]);
+    expect(await followHostCas({ ...offer, now: at((ENDORSEMENT_TTL_S + SKEW_S - 1) * 1000) })).toEqual([pem(next), pem(old)]);
+    // The attack, played back after the rotation ended: past its window (and the five minutes of skew forgiven), the word counts for nothing.
+    expect(await followHostCas({ ...offer, now: at((ENDORSEMENT_TTL_S + SKEW_S + 1) * 1000) })).toEqual([pem(next)]);
+    // Nor long before it was signed.
+    expect(await followHostCas({ ...offer, now: at(-(SKEW_S + 1) * 1000) })).toEqual([pem(next)]);
   });
 
   it("tells a peer away through the rotation the new pin and the command, and another cluster's CA apart", async () => {

@@ -53,7 +53,7 @@ const rejoinCommand = (pin: string) =>
   `join this agent again: create a join token on the proxy host (azgate admin tokens add --type=app) and start the agent with --token <token> --ca-pin ${pin} (Helm: set authToken, and add the pin to caPin)`;
 
 async function join(opts: JoinOptions, knownCaPems?: string[]): Promise<AgentState> {
-  const { target, ping } = await establishTrust({ proxy: opts.proxyAddr, caPin: opts.caPin, insecure: opts.insecure, knownCaPem: opts.caPin ? undefined : knownCaPems?.[0], proxyCaPems: opts.proxyCaPems }).catch((e) => {
+  const { target, ping } = await establishTrust({ proxy: opts.proxyAddr, caPin: opts.caPin, insecure: opts.insecure, knownCaPems: opts.caPin ? undefined : knownCaPems, proxyCaPems: opts.proxyCaPems }).catch((e) => {
     if ((e as AzgateError).code === "trust_required") {
       throw new AzgateError("trust_required", `${(e as Error).message.replace(/, or --insecure.*$/, "")}; an agent needs the CA pin to join (--ca-pin or agent.ca_pin)`);
     }

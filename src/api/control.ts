@@ -118,7 +118,7 @@ export const pingTrust = z.object({
   host_ca_pems: z.array(PEM).min(1).max(2),
   ca_endorsements: z.array(z.object({ pem: PEM, jws: z.string().max(4_096) })).max(2).optional(),
   retired_ca_pins: z.array(z.object({ pin: PIN, retired: z.string().datetime() })).max(32).optional(),
-});
+}).passthrough();
 /** The most of /v1/ping a peer reads (two CAs, two endorsements, the rest small). */
 export const PING_MAX_BYTES = 64 * 1024;
 

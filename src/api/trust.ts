@@ -32,7 +32,8 @@ export async function establishTrust(opts: {
   /** One pin, or several (an agent's list while the cluster's CA rotates): any may match. */
   caPin?: string | string[];
   insecure?: boolean;
-  knownCaPem?: string;
+  /** The host CAs remembered from an earlier login or join (two while the cluster's CA rotates): any may match. */
+  knownCaPems?: string[];
   /** CAs of a TLS front (--proxy-ca-file). */
   proxyCaPems?: string[];
   confirm?: (pin: string, cluster: string) => Promise<boolean>;
@@ -42,9 +43,10 @@ export async function establishTrust(opts: {
   const { x509 } = await import("../pki/x509.ts");
   // A malformed pin is the caller's mistake: said before anything is dialled.
   const pins = [opts.caPin ?? []].flat();
-  const wantPins = pins.length ? pins.map(normalizePin) : opts.knownCaPem ? [await caPin(new x509.X509Certificate(opts.knownCaPem))] : [];
+  const known = opts.knownCaPems?.length ? opts.knownCaPems : undefined;
+  const wantPins = pins.length ? pins.map(normalizePin) : known ? await Promise.all(known.map((pem) => caPin(new x509.X509Certificate(pem)))) : [];
   const front = opts.proxyCaPems?.length ? opts.proxyCaPems : undefined;
-  const ping = (t: ApiTarget) => new ApiClient(t).call<PingResponse>("GET", "/v1/ping");
+  const ping = (t: ApiTarget) => readPing(t, opts.proxy);
   if (opts.insecure) {
     const target = { baseUrl, insecure: true };
     return { target, ping: await ping(target) };
@@ -52,7 +54,7 @@ export async function establishTrust(opts: {
   // 1. The connection verifies with what this client already trusts (web PKI, operator CA, the CA remembered from an earlier login): the ping is authentic.
   let verified: PingResponse | undefined;
   try {
-    verified = await ping({ baseUrl, ca_pem: pins.length ? undefined : opts.knownCaPem, proxy_ca_pems: front });
+    verified = await ping({ baseUrl, host_ca_pems: pins.length ? undefined : known, proxy_ca_pems: front });
   } catch (e) {
     if (!isUntrustedTls(e)) throw e;
   }
@@ -170,6 +172,19 @@ export async function followHostCas(opts: { known: readonly string[]; offered: r
 }
 
 /**
+ * /v1/ping, often read before whoever answers is verified: bounded, and the
+ * fields that decide trust checked (api/control.ts pingTrust), so a man in the
+ * middle can neither make the client read without end nor put text of his
+ * own (a cluster name with control characters) in its prompts and messages.
+ */
+async function readPing(t: ApiTarget, proxy: string): Promise<PingResponse> {
+  const { pingTrust, PING_MAX_BYTES } = await import("./control.ts");
+  const answer = pingTrust.safeParse(await new ApiClient(t).call<unknown>("GET", "/v1/ping", undefined, { maxBytes: PING_MAX_BYTES }));
+  if (!answer.success) throw new AzgateError("cert_untrusted", `the proxy at ${proxy} did not answer /v1/ping as an azgate proxy does (${answer.error.issues[0]?.path.join(".")}: ${answer.error.issues[0]?.message})`);
+  return answer.data as unknown as PingResponse;
+}
+
+/**
  * Why a peer that trusts `knownPins` cannot go on with a proxy that offers
  * `ping`'s CAs, and what to do: when one of its pins was retired by a
  * rotation, "while you were away" with the new pin and `command` (to be
@@ -198,12 +213,7 @@ export function rotatedAwayMessage(ping: Pick<PingResponse, "ca_pins" | "retired
  * offered can be trusted.
  */
 export async function learnHostCas(opts: { baseUrl: string; proxy: string; known: readonly string[]; pins?: readonly string[]; proxyCaPems?: string[]; cluster: string; command: (pin: string) => string; now: Date }): Promise<{ trusted: string[]; ping: PingResponse }> {
-  const { pingTrust, PING_MAX_BYTES } = await import("./control.ts");
-  const ping = async (t: ApiTarget) => {
-    const answer = pingTrust.safeParse(await new ApiClient(t).call<unknown>("GET", "/v1/ping", undefined, { maxBytes: PING_MAX_BYTES }));
-    if (!answer.success) throw new AzgateError("cert_untrusted", `the proxy at ${opts.proxy} did not answer /v1/ping as an azgate proxy does (${answer.error.issues[0]?.path.join(".")}: ${answer.error.issues[0]?.message})`);
-    return answer.data as PingResponse;
-  };
+  const ping = (t: ApiTarget) => readPing(t, opts.proxy);
   let seen: PingResponse;
   let verified = true;
   try {
@@ -214,7 +224,8 @@ export async function learnHostCas(opts: { baseUrl: string; proxy: string; known
     verified = false;
   }
   let trusted = await followHostCas({ known: opts.known, offered: seen.host_ca_pems, endorsements: seen.ca_endorsements, pins: opts.pins, cluster: opts.cluster, now: opts.now });
-  if (!verified && trusted.length) trusted = [...trusted, ...opts.known.filter((k) => !trusted.some((t) => pemPin(t) === pemPin(k)))];
+  // Unverified: what it trusted stays, first (whoever answered does not reorder it either), and what is vouched for is added.
+  if (!verified && trusted.length) trusted = [...opts.known, ...trusted.filter((t) => !opts.known.some((k) => pemPin(t) === pemPin(k)))];
   if (trusted.length === 0 || seen.cluster_name !== opts.cluster) {
     const knownPins = opts.known.map(pemPin);
     const why = seen.cluster_name !== opts.cluster ? { code: "cert_untrusted" as const, message: `the proxy at ${opts.proxy} is cluster "${seen.cluster_name}", not "${opts.cluster}"` } : rotatedAwayMessage(seen, knownPins, opts.proxy, opts.command);

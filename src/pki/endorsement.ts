@@ -19,8 +19,8 @@ import type { CaKey } from "./authority.ts";
 export const ENDORSEMENT_TYP = "azgate-ca-endorsement";
 /** How long an endorsement is good for; the proxy signs a new one when half of it is gone. */
 export const ENDORSEMENT_TTL_S = 600;
-/** Clock skew forgiven between the proxy that signed and the peer that reads. */
-const SKEW_S = 60;
+/** Clock skew forgiven either way between the proxy that signed and the peer that reads (peers keep time by NTP). */
+export const SKEW_S = 300;
 
 export interface CaEndorsement {
   /** The endorsed CA, PEM. */

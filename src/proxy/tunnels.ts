@@ -218,8 +218,10 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
           });
           clients.set(session, { identity, issuerPin });
           closeAtExpiry(ctx.clock, session, notAfter);
-          // Mid-rotation, the session hears at once which CAs to trust and whether to get a new certificate.
-          if (ctx.cluster.views.host.rotation.phase !== "standby" || ctx.cluster.views.user.rotation.phase !== "standby") void tellTrust(ctx, session, "user", issuerPin);
+          // Mid-rotation, the session hears at once which CAs to trust and whether to get a new certificate; after
+          // one, which CAs no longer count (a session that redialled across the final standby still trusts the old one).
+          const { host, user } = ctx.cluster.views;
+          if (host.rotation.phase !== "standby" || user.rotation.phase !== "standby" || host.retired.length > 0) void tellTrust(ctx, session, "user", issuerPin);
           void session.closed().then(() => clients.delete(session));
         },
       };

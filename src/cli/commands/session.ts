@@ -36,12 +36,14 @@ const trustOptions = <T>(a: Argv<T>) =>
 /** Trust in a proxy: a CA confirmed once (at accept-invite or login, by pin or at the prompt) is remembered for it. */
 async function trust(argv: TrustArgs, proxy: string) {
   const saved = await loadProfile(proxy).catch(() => null);
-  const known = saved?.ca_pem ?? (await trustedCa(proxy)) ?? undefined;
+  // Every host CA the profile trusts (two while the cluster's CA rotates), else the one remembered for the proxy.
+  const remembered = await trustedCa(proxy);
+  const known = saved?.ca_pem ? (saved.ca_pems ?? [saved.ca_pem]) : remembered ? [remembered] : undefined;
   const res = await establishTrust({
     proxy,
     caPin: argv["ca-pin"],
     insecure: argv.insecure,
-    knownCaPem: known,
+    knownCaPems: known,
     proxyCaPems: proxyCaFromArgs(argv["proxy-ca-file"]) ?? saved?.proxy_ca_pems,
     confirm: (pin, cluster) => {
       process.stderr.write(`The proxy ${proxy} (cluster "${cluster}") presents a CA not seen before.\nCA pin ${pin}\n`);
