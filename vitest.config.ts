@@ -8,7 +8,7 @@ export default defineConfig({
     // Two files at a time even on two cores (vitest's default there is one): the end-to-end files
     // spend much of their time waiting on the processes they spawn. Measured on this 2-core machine:
     // the Node suite in 683 s with two workers against 835 s with one, same 445 tests passing.
-    maxWorkers: Math.max(2, os.availableParallelism() - 1),
+    maxWorkers: Number(process.env.AZGATE_TEST_WORKERS) || Math.max(2, os.availableParallelism() - 1),
     // The single binary's smoke test and the container image test run on their own (scripts/test-all.mjs);
     // AZGATE_TEST_IN_PROCESS keeps to the in-process files (test/*.test.ts), for the time-travel run.
     include: process.env.AZGATE_TEST_BINARY ? ["test/binary/**/*.test.ts"] : process.env.AZGATE_TEST_IMAGE ? ["test/image/**/*.test.ts"] : process.env.AZGATE_TEST_IN_PROCESS ? ["test/*.test.ts"] : ["test/**/*.test.ts"],

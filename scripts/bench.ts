@@ -12,6 +12,8 @@
  *    azure` (medians of interleaved rounds, and the difference in ms);
  *  - how fast the single binary starts: `dist/azgate --help`, median of 10
  *    (built first, so the figure is this checkout's);
+ *  - the everyday commands (status, apps ls, apps login, an agent that is
+ *    down), each beside its target (scripts/bench-cli.ts);
  *  - two proxy replicas on PostgreSQL behind a TCP balancer: 1,000
  *    concurrent az-style requests (throughput, p50, p99, errors).
  * The ARM and streaming parts run every path in interleaved rounds and print
@@ -44,6 +46,7 @@ import type { EmulatorFixture } from "../test/helpers/emulator.ts";
 import { startReplicaCluster } from "../test/helpers/replicas.ts";
 import { describeLoad, replicaLoad } from "../test/helpers/replica-load.ts";
 import { cpuTicksOf, inRounds, load, median, pct } from "./bench-measure.ts";
+import { everydayCommands, printCliRows } from "./bench-cli.ts";
 
 void startProxyProcess;
 const N = Number(process.env.BENCH_REQUESTS ?? 4000);
@@ -60,8 +63,8 @@ const STREAM_ROUNDS = Number(process.env.BENCH_STREAM_ROUNDS ?? 3);
 /** Requests each ARM path gets before the rounds, so every path is measured warm. */
 const ARM_WARMUP = Number(process.env.BENCH_WARMUP ?? 500);
 const SINK_HOST = "benchsink.blob.core.windows.net";
-/** BENCH_ONLY=arm,idle runs some parts (startup, arm, stream, az, idle, replicas); all by default. */
-const ONLY = new Set((process.env.BENCH_ONLY ?? "startup,arm,stream,az,idle,replicas").split(",").map((s) => s.trim()));
+/** BENCH_ONLY=arm,idle runs some parts (startup, arm, stream, az, cli, idle, replicas); all by default. */
+const ONLY = new Set((process.env.BENCH_ONLY ?? "startup,arm,stream,az,cli,idle,replicas").split(",").map((s) => s.trim()));
 const READER = IDENTITY("teleport-reader");
 
 /** The sink standing in for a fast Azure data plane: a PUT's body is counted and dropped, a GET returns ?size zero bytes. */
@@ -221,7 +224,7 @@ async function drain(body: AsyncIterable<Uint8Array>): Promise<number> {
 
 async function main() {
   // First, while nothing else runs: start-up is what a person feels at a quiet workstation.
-  const binary = ONLY.has("startup") || ONLY.has("az") ? ensureBinary() : "";
+  const binary = ONLY.has("startup") || ONLY.has("az") || ONLY.has("cli") ? ensureBinary() : "";
   const startup = ONLY.has("startup") ? binaryStartup(binary) : [];
 
   const dir = tempDir("azgate-bench-");
@@ -311,6 +314,7 @@ async function main() {
   naive.stop();
 
   const az = ONLY.has("az") ? await azBench(emu, cluster, user, binary) : [];
+  const everyday = ONLY.has("cli") ? await everydayCommands({ binary, cluster, fx, home: await benchHome(cluster, user), directAzEnv: await directAz(emu), readerClientId: READER_CLIENT_ID }) : [];
   const diagPort = Number(/Diagnostics:\s+http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(cluster.proxy.output())?.[1]);
   const idle = ONLY.has("idle") ? await idleTunnelBench(cluster.proxy.child.pid!, cluster.target.baseUrl, agent.dataDir, diagPort) : [];
   app.close();
@@ -336,6 +340,8 @@ async function main() {
 
   if (az.length) console.log(`\n| az group list (${AZ_RUNS} interleaved rounds) | median ms | median of each round's difference from direct |\n|---|---:|---:|`);
   for (const r of az) console.log(`| ${r.name} | ${r.median.toFixed(0)} | ${r === az[0] ? "" : `${r.added >= 0 ? "+" : ""}${r.added.toFixed(0)} ms`} |`);
+
+  if (everyday.length) printCliRows(everyday);
 
   if (idle.length) console.log(`\n| idle agent tunnels on one proxy | proxy RSS MiB | RSS per tunnel (from none) | heap MiB | heap per tunnel | proxy CPU while idle, % of a core (${IDLE_WINDOW_S} s) |\n|---|---:|---:|---:|---:|---:|`);
   const kib = (v: number | null) => (v === null ? "" : `${v.toFixed(1)} KiB`);
@@ -397,6 +403,24 @@ async function replicaBench(fx: EmulatorFixture): Promise<string> {
   }
 }
 
+const READER_CLIENT_ID = "00000000-0000-4000-8000-000000000002";
+
+/** az logged in through the emulator's IMDS, talking to the emulator's ARM: the direct path; its environment. */
+async function directAz(emu: Awaited<ReturnType<typeof startEmulator>>): Promise<Record<string, string>> {
+  const dir = tempDir("azgate-bench-az-");
+  const env = { HOME: dir, AZURE_CONFIG_DIR: `${dir}/azure`, AZURE_CORE_COLLECT_TELEMETRY: "false", HTTPS_PROXY: `http://127.0.0.1:${emu.proxyPort}`, HTTP_PROXY: `http://127.0.0.1:${emu.proxyPort}`, REQUESTS_CA_BUNDLE: emu.caFile };
+  const login = await runCommand("az", ["login", "--identity", "--username", READER_CLIENT_ID, "-o", "none"], env);
+  if (login.code !== 0) throw new Error(`az login against the emulator: ${login.stderr}`);
+  return env;
+}
+
+/** A workstation's azgate home, logged in as the bench user. */
+async function benchHome(cluster: Awaited<ReturnType<typeof startCluster>>, user: Awaited<ReturnType<Awaited<ReturnType<typeof startCluster>>["user"]>>): Promise<string> {
+  const home = tempDir("azgate-bench-home-");
+  await saveProfile({ proxy: cluster.proxy.addr, user: user.name, cluster: "e2e", ca_pem: cluster.target.ca_pem }, user.keyPem, user.certPem, home);
+  return home;
+}
+
 /** Wall-clock of whole `az group list` processes, as a user feels them. */
 async function azBench(emu: Awaited<ReturnType<typeof startEmulator>>, cluster: Awaited<ReturnType<typeof startCluster>>, user: Awaited<ReturnType<Awaited<ReturnType<typeof startCluster>>["user"]>>, binary: string) {
   type Variant = [name: string, once: () => Promise<{ code: number; stderr: string }>];
@@ -419,15 +443,9 @@ async function azBench(emu: Awaited<ReturnType<typeof startEmulator>>, cluster: 
     return variants.map(([name], v) => ({ name, median: median(times[v]), added: median(times[v].map((t, i) => t - times[0][i])) }));
   };
 
-  // Direct: az logged in through the emulator's IMDS, talking to the emulator's ARM.
-  const dir = tempDir("azgate-bench-az-");
-  const directEnv = { HOME: dir, AZURE_CONFIG_DIR: `${dir}/azure`, AZURE_CORE_COLLECT_TELEMETRY: "false", HTTPS_PROXY: `http://127.0.0.1:${emu.proxyPort}`, HTTP_PROXY: `http://127.0.0.1:${emu.proxyPort}`, REQUESTS_CA_BUNDLE: emu.caFile };
-  const login = await runCommand("az", ["login", "--identity", "--username", "00000000-0000-4000-8000-000000000002", "-o", "none"], directEnv);
-  if (login.code !== 0) throw new Error(`az login against the emulator: ${login.stderr}`);
-
+  const directEnv = await directAz(emu);
   // Through azgate: a workstation logged in as the bench user, az logged in through apps login.
-  const home = tempDir("azgate-bench-home-");
-  await saveProfile({ proxy: cluster.proxy.addr, user: user.name, cluster: "e2e", ca_pem: cluster.target.ca_pem }, user.keyPem, user.certPem, home);
+  const home = await benchHome(cluster, user);
   const env = { HOME: home, AZURE_CORE_COLLECT_TELEMETRY: "false" };
   const appLogin = await cli(["apps", "login", "azure-cli", "--azure-identity", "teleport-reader"], { home, env });
   if (appLogin.code !== 0) throw new Error(`apps login: ${appLogin.stderr}`);

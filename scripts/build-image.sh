@@ -9,8 +9,13 @@
 #
 # The engine is $CONTAINER_ENGINE (words split, so global flags may follow),
 # else podman, else docker. Base images for mirrors: $BUILD_IMAGE and
-# $RUNTIME_IMAGE (the Dockerfile's build arguments). More build flags:
-# $CONTAINER_BUILD_FLAGS.
+# $RUNTIME_IMAGE (the Dockerfile's build arguments; NAME:TAG@sha256:... pins
+# one by digest). More build flags: $CONTAINER_BUILD_FLAGS.
+#
+# After a build it removes what the build left untagged: the build stage
+# (label org.azgate.stage=build, about 1 GB with podman, which keeps it) and
+# the azgate image the new tag replaced. KEEP_BUILD_STAGE=1 keeps the build
+# stages, as layer cache for the next build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +48,9 @@ read -r -a extra <<< "${CONTAINER_BUILD_FLAGS:-}"
 
 echo "Building $image with ${engine[0]}"
 "${engine[@]}" build ${extra[@]+"${extra[@]}"} ${args[@]+"${args[@]}"} -t "$image" .
+# Untagged leftovers of this project only (both labels are the Dockerfile's): never another image.
+"${engine[@]}" image prune -f --filter label=org.opencontainers.image.title=azgate >/dev/null
+if [ "${KEEP_BUILD_STAGE:-0}" != 1 ]; then "${engine[@]}" image prune -f --filter label=org.azgate.stage=build >/dev/null; fi
 if [ "$push" = 1 ]; then
   "${engine[@]}" push "$image"
   echo "Pushed $image"

@@ -124,6 +124,32 @@ describe("the agent's forwarder", () => {
     expect(JSON.parse(res.body).value[0].subscriptionId).toBe("00000000-0000-0000-0000-000000000000");
   });
 
+  it("sends a read that met a connection closed as it was reused once more, on a new one; twice closed, a 502 that says why", async () => {
+    let failuresLeft = 1;
+    let sends = 0;
+    class ClosingOnce extends Outbound {
+      override send(...args: Parameters<Outbound["send"]>) {
+        sends++;
+        if (failuresLeft-- > 0) return Promise.reject(new TypeError("fetch failed", { cause: new Error("other side closed") }));
+        return super.send(...args);
+      }
+    }
+    const flaky = new ClosingOnce({ connectTo: { host: "127.0.0.1", port: fx.emu.httpsPort }, caPem: fx.emu.caPem });
+    try {
+      const ok = await f.send(SUBS, { session: forwarderPair(flaky, f.tokens) });
+      expect(ok.status, ok.body).toBe(200);
+      expect(sends).toBe(2);
+      failuresLeft = 2;
+      sends = 0;
+      const failed = await f.send(SUBS, { session: forwarderPair(flaky, f.tokens) });
+      expect(failed.status).toBe(502);
+      expect(JSON.parse(failed.body).error).toMatchObject({ code: "upstream_failed", message: expect.stringContaining("fetch failed (other side closed)") });
+      expect(sends).toBe(2);
+    } finally {
+      flaky.close();
+    }
+  });
+
   it.each([
     ["a non-Azure host", "https://example.com/", /example\.com is not an Azure API host/],
     ["IMDS", "https://169.254.169.254/metadata/identity/oauth2/token", /169\.254\.169\.254 is not an Azure API host/],

@@ -74,7 +74,7 @@ describe("requests folded into commands", () => {
     ev("app.request.start", 0, { request_id: "r-1", command_id: "az:c-upd", client: { command: "group update", client_request_id: "c-upd" }, action: "Microsoft.Resources/subscriptions/resourceGroups/read" }),
     ev("app.request", 1, { request_id: "r-1", command_id: "az:c-upd", status: 200, success: true, action: "Microsoft.Resources/subscriptions/resourceGroups/read", azure_correlation_id: "corr-1" }),
     ev("app.request.start", 2, { request_id: "r-2", command_id: "az:c-upd", client: { command: "group update", client_request_id: "c-upd" }, action: "Microsoft.Resources/subscriptions/resourceGroups/write" }),
-    ev("app.request", 3, { request_id: "r-2", command_id: "az:c-upd", status: 200, success: true, action: "Microsoft.Resources/subscriptions/resourceGroups/write", azure_correlation_id: "corr-2", client: { client_request_id: "c-upd" } }),
+    ev("app.request", 3, { request_id: "r-2", command_id: "az:c-upd", status: 200, success: true, action: "Microsoft.Resources/subscriptions/resourceGroups/write", scope: "/subscriptions/s/resourceGroups/rg1", azure_correlation_id: "corr-2", azure_principal_id: "oid-contrib", client: { client_request_id: "c-upd" } }),
     ev("app.request.denied", 4, { request_id: "r-3", ...deleteCmd, action: "Microsoft.Resources/subscriptions/resourceGroups/delete" }),
     // The same command ID in another session (another user) is another command.
     ev("app.request", 5, { request_id: "r-4", ...deleteCmd, user: "mallory", session_id: "s-9", status: 202, success: true }),
@@ -95,7 +95,11 @@ describe("requests folded into commands", () => {
       ["alice", "az group update", 2, "allowed", 3000],
     ]);
     const update = rows[4];
-    expect(update).toMatchObject({ id: "az:c-upd", actions: ["Microsoft.Resources/subscriptions/resourceGroups/read", "Microsoft.Resources/subscriptions/resourceGroups/write"], correlation_ids: ["corr-1", "corr-2"], client_request_ids: ["c-upd"] });
+    expect(update).toMatchObject({ id: "az:c-upd", actions: ["Microsoft.Resources/subscriptions/resourceGroups/read", "Microsoft.Resources/subscriptions/resourceGroups/write"] });
+    expect(update.azure_calls.map((c) => [c.request_id, c.correlation_id, c.principal_id, c.status])).toEqual([
+      ["r-1", "corr-1", null, 200],
+      ["r-2", "corr-2", "oid-contrib", 200],
+    ]);
     expect(rows[0]).toMatchObject({ id: "req:r-7", first_request: { method: "GET", path: "/subscriptions" } });
     // A request with a start and no end yet is in flight.
     expect(commandsOf([events[0]])[0].result).toBe("in_flight");
@@ -103,24 +107,34 @@ describe("requests folded into commands", () => {
 
   const entry = (fields: Partial<ActivityEntry> & { eventTimestamp: string }): ActivityEntry => ({ operationName: { value: "Microsoft.Resources/subscriptions/resourceGroups/write" }, status: { value: "Succeeded" }, caller: "oid-contrib", ...fields }) as ActivityEntry;
 
-  it("joins an Activity Log entry to its command by Azure's correlation ID or the client's request ID, only while the command ran; the rest are not through azgate", () => {
+  it("joins an Activity Log entry to the azgate request whose correlation ID it carries, only for the principal azgate's agent sent and while the request ran; the rest are not through azgate", () => {
     const rows = commandsOf(events);
+    const WRITE = "Microsoft.Resources/subscriptions/resourceGroups/write";
     const found = correlate(
       [
-        entry({ eventTimestamp: t(3), correlationId: "CORR-2" }),
-        entry({ eventTimestamp: t(4), correlationId: "other", httpRequest: { clientRequestId: "c-upd" } }),
-        // The same ID a day later: not this command.
+        entry({ eventTimestamp: t(3), correlationId: "CORR-2", resourceId: "/subscriptions/s/resourcegroups/RG1", operationName: { value: WRITE.toLowerCase() } }),
+        // A deployment's resources share its correlation ID: part of the request, said so.
+        entry({ eventTimestamp: t(4), correlationId: "corr-2", resourceId: "/subscriptions/s/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/sa1", operationName: { value: "Microsoft.Storage/storageAccounts/write" } }),
+        // The ID copied from the Activity Log onto a write by another principal, or a day later: not explained.
+        entry({ eventTimestamp: t(3), correlationId: "corr-2", caller: "oid-someone-else" }),
         entry({ eventTimestamp: new Date(Date.parse(t(3)) + 86_400_000).toISOString(), correlationId: "corr-2" }),
-        entry({ eventTimestamp: t(3), correlationId: "made-around-azgate" }),
+        // A client request ID no longer joins anything (a client chooses it).
+        entry({ eventTimestamp: t(3), correlationId: "made-around-azgate", httpRequest: { clientRequestId: "c-upd" } } as never),
+        // The agent did not say whose token it sent (an older agent): explained, the caller not checked.
+        entry({ eventTimestamp: t(1), correlationId: "corr-1", operationName: { value: "Microsoft.Resources/subscriptions/resourceGroups/read" } }),
       ],
       rows,
     );
-    expect(found.map((f) => [f.through_azgate, f.matched_by, f.user, f.command])).toEqual([
-      [true, "correlation_id", "alice", "az group update"],
-      [true, "client_request_id", "alice", "az group update"],
-      [false, undefined, undefined, undefined],
-      [false, undefined, undefined, undefined],
+    expect(found.map((f) => [f.through_azgate, f.request_id, f.same_operation, f.caller_checked, f.user, f.command])).toEqual([
+      [true, "r-2", true, true, "alice", "az group update"],
+      [true, "r-2", false, true, "alice", "az group update"],
+      [false, "r-2", undefined, undefined, undefined, undefined],
+      [false, "r-2", undefined, undefined, undefined, undefined],
+      [false, undefined, undefined, undefined, undefined, undefined],
+      [true, "r-1", false, false, "alice", "az group update"],
     ]);
+    expect(found[2].not_explained_because).toMatch(/another principal called \(oid-someone-else, not oid-contrib\)/);
+    expect(found[3].not_explained_because).toMatch(/another time/);
   });
 
   it("reads an export as az prints it or as ARM answers it, and names the entry it cannot read", () => {

@@ -40,6 +40,10 @@ const TELEPORT_NAMES: Record<string, string[]> = {
   "lock.deleted": ["TLK01I"],
   "cert.create": ["TC000I"],
   "join_token.create": ["TJT00I"],
+  "bot.create": ["TB001I"],
+  "bot.update": ["TB002I"],
+  "bot.delete": ["TB003I"],
+  "bot.join": ["TJ001I", "TJ001E"],
 };
 /** Teleport codes whose meaning azgate must not take for another event (a subset of codes.go, the families azgate writes in). */
 const TELEPORT_CODES = new Set([

@@ -22,6 +22,8 @@ const EVENTS = [
   { event: "app.request", code: "T2009E", user: "bob", app: "other_app", azure_identity: `${MI}/contributor`, method: "DELETE", status: 404, action: "Microsoft.Storage/storageAccounts/delete", scope: "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/app-10", policy: { decision: "would_deny" }, session_id: "s-3", request_id: "r-4" },
   { event: "access_request.approve", code: "AZ5001I", user: "carol", access_request_id: "ar-1", reason: "ok" },
   { event: "app.request", code: "T2009I", user: "alice", app: "azure-cli", azure_identity: `${MI}/reader`, method: "GET", status: "200", action: "Microsoft_Weird%/read", scope: RG, session_id: "s-1", request_id: "r-5" },
+  { event: "app.request", code: "T2009I", user: "bot-deploy", bot: "deploy", ci: { repository: "acme/infra", sha: "abc123", run_id: "77" }, app: "azure-cli", azure_identity: `${MI}/contributor`, method: "GET", session_id: "s-4", request_id: "r-6" },
+  { event: "app.request", code: "T2009I", user: "bot-other", bot: "other", ci: { repository: "acme/web", sha: "77", run_id: "5" }, app: "azure-cli", azure_identity: `${MI}/contributor`, method: "GET", session_id: "s-5", request_id: "r-7" },
 ];
 
 const QUERIES: [string, Record<string, string>, string[]][] = [
@@ -43,6 +45,11 @@ const QUERIES: [string, Record<string, string>, string[]][] = [
   ["command", { command: "az:c-1" }, ["r-1", "r-2"]],
   ["command: exact, not a prefix", { command: "az:c" }, []],
   ["event and user together", { event: "app.request", user: "bob" }, ["r-3", "r-4"]],
+  ["bot", { bot: "deploy" }, ["r-6"]],
+  ["a CI fact by name", { ci: "repository=acme/infra" }, ["r-6"]],
+  ["a CI fact's value, any fact", { ci: "77" }, ["r-6", "r-7"]],
+  ["a CI fact by name is that fact only", { ci: "run_id=77" }, ["r-6"]],
+  ["a CI fact: exact, not a prefix", { ci: "acme" }, []],
 ];
 
 let server: TestPostgres;

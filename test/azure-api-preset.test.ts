@@ -133,6 +133,37 @@ describe("the no-privilege-escalation preset, by pattern from Azure's published 
         "Microsoft.Logic/workflows/regenerateAccessKey/action",
       ],
     ],
+    // Issue 29, round 2 (F8): the families' gaps the second review found.
+    [
+      "code under a resource's identity, round 2: Logic Apps Standard artifacts, sidecars, restores from what the user names, container groups, Spring jobs, pipelines, API Management policies",
+      [
+        "microsoft.web/sites/deployWorkflowArtifacts/action",
+        "microsoft.web/sites/slots/deployWorkflowArtifacts/action",
+        "microsoft.web/sites/sitecontainers/write",
+        "microsoft.web/sites/slots/sitecontainers/write",
+        "microsoft.web/sites/restorefrombackupblob/action",
+        "microsoft.web/sites/backups/restore/action",
+        "microsoft.web/sites/restorefromdeletedapp/action",
+        "microsoft.web/sites/restoresnapshot/action",
+        "microsoft.web/sites/recover/action",
+        "microsoft.web/sites/slots/recover/action",
+        "microsoft.web/sites/restore/write",
+        "Microsoft.ContainerInstance/containerGroups/write",
+        "Microsoft.AppPlatform/Spring/jobs/write",
+        "Microsoft.AppPlatform/Spring/jobs/start/action",
+        "Microsoft.DataFactory/factories/pipelines/write",
+        "Microsoft.ApiManagement/service/policies/write",
+        "Microsoft.ApiManagement/service/apis/policies/write",
+        "Microsoft.ApiManagement/service/apis/operations/policy/write",
+        "Microsoft.ApiManagement/service/products/policies/write",
+        "Microsoft.ApiManagement/service/policyFragments/write",
+        "Microsoft.ApiManagement/service/restore/action",
+      ],
+    ],
+    ["credentials, round 2: Cosmos DB's read-only keys by GET, API Management's named values", ["Microsoft.DocumentDB/databaseAccounts/readonlykeys/read", "Microsoft.ApiManagement/service/namedValues/listValue/action"]],
+    ["running code on machines, round 2: Guest Configuration", ["Microsoft.GuestConfiguration/guestConfigurationAssignments/write"]],
+    ["deploying, round 2: managed applications", ["Microsoft.Solutions/applicationDefinitions/write", "Microsoft.Solutions/applications/write"]],
+    ["moving resources out of the group a rule is scoped to", ["Microsoft.Resources/subscriptions/resourceGroups/moveResources/action"]],
   ])("catches %s", (_family, ops) => {
     for (const op of ops) {
       expect(published, `${op} is not in the fixture`).toContain(op);
@@ -143,6 +174,7 @@ describe("the no-privilege-escalation preset, by pattern from Azure's published 
   it("leaves plain reads alone: the only reads it catches hand out a credential", () => {
     const reads = catches.filter((op) => op.toLowerCase().endsWith("/read"));
     expect(reads.map((op) => op.toLowerCase())).toEqual([
+      "microsoft.documentdb/databaseaccounts/readonlykeys/read",
       "microsoft.web/sites/functions/masterkey/read",
       "microsoft.web/sites/functions/token/read",
       "microsoft.web/sites/hostruntime/functions/keys/read",
@@ -193,6 +225,19 @@ describe("the no-privilege-escalation preset, by pattern from Azure's published 
     "Microsoft.Logic/workflows/run/action",
     "Microsoft.Logic/workflows/triggers/run/action",
     "Microsoft.Logic/workflows/disable/action",
+    // Beside round 2's families: backing up, running what is deployed, validating a move, the plain writes.
+    "Microsoft.ApiManagement/service/write",
+    "Microsoft.ApiManagement/service/apis/write",
+    "Microsoft.ApiManagement/service/backup/action",
+    "Microsoft.ApiManagement/service/namedValues/read",
+    "Microsoft.ApiManagement/service/namedValues/write",
+    "Microsoft.DataFactory/factories/write",
+    "Microsoft.DataFactory/factories/pipelines/createrun/action",
+    "Microsoft.GuestConfiguration/guestConfigurationAssignments/delete",
+    "Microsoft.ContainerInstance/containerGroups/restart/action",
+    "Microsoft.Resources/subscriptions/resourceGroups/validateMoveResources/action",
+    "microsoft.web/sites/restore/read",
+    "Microsoft.Solutions/applications/read",
   ])("does not catch %s", (op) => {
     expect(published, `${op} is not in the fixture`).toContain(op);
     expect(caught(op)).toBe(false);
@@ -243,6 +288,27 @@ describe("the preset on requests as clients send them (through the mapper)", () 
     ["POST", `${RG}/providers/Microsoft.Logic/workflows/wf1/listCallbackUrl`, "Microsoft.Logic/workflows/listCallbackUrl/action"],
     ["POST", `${RG}/providers/Microsoft.Logic/workflows/wf1/versions/v1/triggers/manual/listCallbackUrl`, "Microsoft.Logic/workflows/versions/triggers/listCallbackUrl/action"],
     ["POST", `${RG}/providers/Microsoft.Logic/workflows/wf1/accessKeys/default/list`, "Microsoft.Logic/workflows/accessKeys/list/action"],
+    // Issue 29, round 2 (F8): the attack's requests, each let through before, now refused.
+    ["POST", `${RG}/providers/Microsoft.Web/sites/app1/deployWorkflowArtifacts`, "Microsoft.Web/sites/deployWorkflowArtifacts/action"],
+    ["POST", `${RG}/providers/Microsoft.Web/sites/app1/slots/s1/deployWorkflowArtifacts`, "Microsoft.Web/sites/slots/deployWorkflowArtifacts/action"],
+    ["POST", `${RG}/providers/Microsoft.Web/sites/app1/restoreFromBackupBlob`, "Microsoft.Web/sites/restoreFromBackupBlob/action"],
+    ["POST", `${RG}/providers/Microsoft.Web/sites/app1/slots/s1/restoreFromBackupBlob`, "Microsoft.Web/sites/slots/restoreFromBackupBlob/action"],
+    ["POST", `${RG}/providers/Microsoft.Web/sites/app1/backups/b1/restore`, "Microsoft.Web/sites/backups/restore/action"],
+    ["POST", `${RG}/providers/Microsoft.Web/sites/app1/restoreFromDeletedApp`, "Microsoft.Web/sites/restoreFromDeletedApp/action"],
+    ["POST", `${RG}/providers/Microsoft.Web/sites/app1/restoreSnapshot`, "Microsoft.Web/sites/restoreSnapshot/action"],
+    ["POST", `${RG}/providers/Microsoft.Web/sites/app1/recover`, "Microsoft.Web/sites/recover/action"],
+    ["PUT", `${RG}/providers/Microsoft.Web/sites/app1/sitecontainers/c1`, "Microsoft.Web/sites/sitecontainers/write"],
+    ["PUT", `${RG}/providers/Microsoft.ContainerInstance/containerGroups/cg1`, "Microsoft.ContainerInstance/containerGroups/write"],
+    ["GET", `${RG}/providers/Microsoft.DocumentDB/databaseAccounts/db1/readonlykeys`, "Microsoft.DocumentDB/databaseAccounts/readonlykeys/read"],
+    ["PUT", `${RG}/providers/Microsoft.ApiManagement/service/apim1/apis/a1/policies/policy`, "Microsoft.ApiManagement/service/apis/policies/write"],
+    ["PUT", `${RG}/providers/Microsoft.ApiManagement/service/apim1/policyFragments/f1`, "Microsoft.ApiManagement/service/policyFragments/write"],
+    ["POST", `${RG}/providers/Microsoft.ApiManagement/service/apim1/namedValues/nv1/listValue`, "Microsoft.ApiManagement/service/namedValues/listValue/action"],
+    ["PUT", `${RG}/providers/Microsoft.DataFactory/factories/f1/pipelines/p1`, "Microsoft.DataFactory/factories/pipelines/write"],
+    ["PUT", `${RG}/providers/Microsoft.Compute/virtualMachines/vm1/providers/Microsoft.GuestConfiguration/guestConfigurationAssignments/g1`, "Microsoft.GuestConfiguration/guestConfigurationAssignments/write"],
+    ["PUT", `${RG}/providers/Microsoft.Solutions/applicationDefinitions/def1`, "Microsoft.Solutions/applicationDefinitions/write"],
+    ["PUT", `${RG}/providers/Microsoft.Solutions/applications/ma1`, "Microsoft.Solutions/applications/write"],
+    ["POST", `${RG}/providers/Microsoft.AppPlatform/Spring/sp1/jobs/j1/start`, "Microsoft.AppPlatform/Spring/jobs/start/action"],
+    ["POST", `${RG}/moveResources`, "Microsoft.Resources/subscriptions/resourceGroups/moveResources/action"],
   ])("refuses %s %s (%s)", (method, p, action) => {
     const d = decide(method, p);
     expect(d.operation?.action).toBe(action);

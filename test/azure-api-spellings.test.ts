@@ -7,12 +7,15 @@
  * host and path, percent-encodings (of unreserved characters, which are
  * refused, and of others, which decode to the same path), a trailing slash,
  * a trailing dot and port 443 on the host, ARM's regional hosts, a storage
- * account's Data Lake (dfs) host for a blob read or delete, extra query
+ * account's Data Lake (dfs) host for a blob read or delete, its secondary
+ * and private-link names, extra query
  * parameters in any order; against roles that deny by actions, scopes,
  * paths, hosts, methods and the preset, and roles that restrict.
  *
- * Paths compare case-insensitively everywhere (ARM's and Key Vault's are;
- * for blob names, which are case-sensitive, that errs towards the rule).
+ * Paths compare case-insensitively where the service does (ARM, Key Vault,
+ * Graph), with case on Blob and its dfs host, where another case is another
+ * blob (test/azure-api-round2.test.ts, F7): so a path is respelt in another
+ * case only on the former.
  */
 import { describe, expect, it } from "vitest";
 import { decideAzureApi, type AzureApiDecision } from "../src/rbac/azure-api.ts";
@@ -179,6 +182,11 @@ function respell(p: Plain, rand: Rand): Spelling {
     host = host.replace(".blob.", ".dfs.");
     how.push("dfs host");
   }
+  if (rand.chance(0.3) && /^sa1\.(blob|dfs)\./.test(host)) {
+    // The account's read-access secondary or a private-link name: the same data (issue 29, round 2, F1).
+    host = host.replace(/^sa1\./, rand.pick(["sa1-secondary.", "sa1.privatelink.", "sa1-secondary.privatelink."]));
+    how.push("secondary or private-link host");
+  }
   if (rand.chance(0.5)) {
     host = randomCase(host, rand);
     how.push("host case");
@@ -191,7 +199,8 @@ function respell(p: Plain, rand: Rand): Spelling {
     host += ":443";
     how.push("port 443");
   }
-  if (rand.chance(0.5)) {
+  // Blob names are case-sensitive: another case is another blob, not another spelling (ARM's, Key Vault's and Graph's paths are not).
+  if (rand.chance(0.5) && !/\.(blob|dfs)\./.test(p.host)) {
     path = randomCase(path, rand).replace(/%[0-9a-f]{2}/gi, (m) => (rand.chance(0.5) ? m.toUpperCase() : m.toLowerCase()));
     how.push("path case");
   }
@@ -266,6 +275,6 @@ describe("every spelling of a request gets the plain spelling's decision, or a r
     expect(respelt).toBeGreaterThan(4_000);
     expect(refusedAsEncoded).toBeGreaterThan(500);
     // Every kind of respelling was tried, many times.
-    for (const h of ["regional host", "host case", "trailing dot", "port 443", "path case", "reserved characters encoded", "trailing slash", "extra query", "dfs host"]) expect(tried.get(h) ?? 0, h).toBeGreaterThan(100);
+    for (const h of ["regional host", "host case", "trailing dot", "port 443", "path case", "reserved characters encoded", "trailing slash", "extra query", "dfs host", "secondary or private-link host"]) expect(tried.get(h) ?? 0, h).toBeGreaterThan(100);
   });
 });

@@ -9,6 +9,7 @@ import path from "node:path";
 import { batchKind, canonicalRequest, differsFromDecided, mapRequest, readRequest, safeSegments, UnsafePath } from "../src/azure/operation.ts";
 import { armHostSuffixes, CLOUDS } from "../src/azure/clouds.ts";
 import { tokenMayGoTo } from "../src/azure/audiences.ts";
+import { isAzureEndpoint } from "../src/azure/endpoints.ts";
 
 const S = "/subscriptions/00000000-0000-0000-0000-000000000000";
 const RG = `${S}/resourceGroups/app-1`;
@@ -284,6 +285,51 @@ describe("data planes", () => {
   });
 });
 
+describe("a storage account's other names (issue 29, round 2, F1): its secondary and private-link hosts are its data", () => {
+  const C = "Microsoft.Storage/storageAccounts/blobServices/containers";
+  type Cloud = "Azure" | "AzureUSGovernment" | "AzureChinaCloud";
+  const SUFFIX: Record<Cloud, string> = { Azure: "core.windows.net", AzureUSGovernment: "core.usgovcloudapi.net", AzureChinaCloud: "core.chinacloudapi.cn" };
+  const read = (host: string, cloud: Cloud = "Azure", method = "GET", p = "/reports/q1.csv", headers: [string, string][] = []) => readRequest({ method, host, path: p, query: new URLSearchParams(), headers }, cloud);
+
+  it("every spelling of every name of the account, in every cloud, blob or dfs: one canonical blob host", () => {
+    for (const cloud of Object.keys(SUFFIX) as Cloud[]) {
+      const blob = `sa1.blob.${SUFFIX[cloud]}`;
+      for (const service of ["blob", "dfs"]) {
+        for (const name of ["sa1", "sa1-secondary", "sa1.privatelink", "sa1-secondary.privatelink"]) {
+          for (const spelt of [`${name}.${service}.${SUFFIX[cloud]}`, `${name}.${service}.${SUFFIX[cloud]}`.toUpperCase(), `${name}.${service}.${SUFFIX[cloud]}.`, `${name}.${service}.${SUFFIX[cloud]}:443`]) {
+            const r = read(spelt, cloud);
+            expect(r, spelt).toMatchObject({ refused: null, canonical: { host: blob, dfs: service === "dfs", aliases: [`sa1.dfs.${SUFFIX[cloud]}`] }, operation: { action: `${C}/blobs/read`, scope: `https://${blob}/reports/q1.csv` } });
+          }
+        }
+      }
+    }
+  });
+
+  it("Queue, Table and Files: the secondary and private-link names read as the account's primary host for that service", () => {
+    for (const service of ["queue", "table", "file"]) {
+      for (const name of ["sa1-secondary", "SA1.privatelink", "sa1-secondary.privatelink"]) {
+        expect(read(`${name}.${service}.core.windows.net.`).canonical, name).toMatchObject({ host: `sa1.${service}.core.windows.net`, dfs: false, aliases: [] });
+      }
+    }
+  });
+
+  it("a name under a storage suffix that is no account's (more labels, a name an account cannot have) is refused, not read as another host", () => {
+    for (const host of ["x.sa1.blob.core.windows.net", "sa1.secondary.blob.core.windows.net", "sa1-secondary-secondary.blob.core.windows.net", "sa_1.blob.core.windows.net", "s1.blob.core.windows.net", "a234567890123456789012345.dfs.core.windows.net", "sa1.privatelink.privatelink.blob.core.windows.net", "sa1-primary.queue.core.windows.net"]) {
+      expect(read(host), host).toMatchObject({ canonical: null, operation: null, refused: expect.stringContaining("is not a storage account's host") });
+    }
+    // As a copy's source too.
+    expect(read("sa1.blob.core.windows.net", "Azure", "PUT", "/public/x.txt", [["x-ms-copy-source", "https://x.sa1.blob.core.windows.net/reports/q1.csv"]]).refused).toMatch(/the x-ms-copy-source header: x\.sa1\.blob\.core\.windows\.net is not a storage account's host/);
+    // A copy whose source is the secondary reads the primary's blob.
+    const copy = read("sa1.blob.core.windows.net", "Azure", "PUT", "/public/x.txt", [["x-ms-copy-source", "https://SA1-secondary.blob.core.windows.net./reports/q1.csv"]]);
+    expect(copy.parts.map((p) => [p.what, p.canonical.host, p.operation.scope])).toEqual([["the copy's source, read", "sa1.blob.core.windows.net", "https://sa1.blob.core.windows.net/reports/q1.csv"]]);
+    // Not storage at all: the suffix itself, another cloud's storage, a look-alike, Azure's DNS-zone endpoints (not an API host azgate forwards to).
+    for (const host of ["blob.core.windows.net", "sa1.blob.core.usgovcloudapi.net", "sa1.blob.core.windows.net.evil.example", "sa1.z13.blob.storage.azure.net"]) {
+      expect(read(host), host).toMatchObject({ refused: null, canonical: { host, dfs: false, aliases: [] }, operation: { action: null } });
+    }
+    expect(isAzureEndpoint("sa1.z13.blob.storage.azure.net")).toBe(false);
+  });
+});
+
 describe("ADLS Gen2: a storage account's dfs host is its blob data, named with Blob's data actions (issue 29, attack finding 7)", () => {
   const DFS = "sa1.dfs.core.windows.net";
   const BLOB = "sa1.blob.core.windows.net";
@@ -340,8 +386,9 @@ describe("ADLS Gen2: a storage account's dfs host is its blob data, named with B
       ["sa1.dfs.core.windows.net", "Azure", "sa1.blob.core.windows.net", "sa1.dfs.core.windows.net"],
       ["SA1.DFS.Core.Windows.Net.", "Azure", "sa1.blob.core.windows.net", "sa1.dfs.core.windows.net"],
       ["sa1.dfs.core.windows.net:443", "Azure", "sa1.blob.core.windows.net", "sa1.dfs.core.windows.net"],
-      ["sa1-secondary.dfs.core.windows.net", "Azure", "sa1-secondary.blob.core.windows.net", "sa1-secondary.dfs.core.windows.net"],
-      ["sa1.privatelink.dfs.core.windows.net", "Azure", "sa1.privatelink.blob.core.windows.net", "sa1.privatelink.dfs.core.windows.net"],
+      // The account's read-access secondary and private-link names are its data too (issue 29, round 2, F1).
+      ["sa1-secondary.dfs.core.windows.net", "Azure", "sa1.blob.core.windows.net", "sa1.dfs.core.windows.net"],
+      ["sa1.privatelink.dfs.core.windows.net", "Azure", "sa1.blob.core.windows.net", "sa1.dfs.core.windows.net"],
       ["sa1.dfs.core.usgovcloudapi.net", "AzureUSGovernment", "sa1.blob.core.usgovcloudapi.net", "sa1.dfs.core.usgovcloudapi.net"],
       ["sa1.dfs.core.chinacloudapi.cn", "AzureChinaCloud", "sa1.blob.core.chinacloudapi.cn", "sa1.dfs.core.chinacloudapi.cn"],
     ];
@@ -358,15 +405,17 @@ describe("ADLS Gen2: a storage account's dfs host is its blob data, named with B
   });
 
   it("a rename (x-ms-rename-source) is named move/action, and reads as what it does: the source read and removed, the destination written", () => {
-    for (const source of ["/reports/q1.csv", "/reports/q1.csv?sv=2023-01-03&sig=abc", "/Reports/q1.csv/"]) {
+    for (const source of ["/reports/q1.csv", "/reports/q1.csv?sv=2023-01-03&sig=abc", "/reports/q1.csv/"]) {
       const r = read("PUT", "/trash/q1.csv", "mode=legacy", [["x-ms-rename-source", source]]);
       expect(r.operation, source).toMatchObject({ action: `${C}/blobs/move/action`, scope: `https://${BLOB}/trash/q1.csv` });
-      expect(r.parts.map((p) => [p.what, p.canonical.method, p.canonical.path.toLowerCase(), p.operation.action, p.operation.scope.toLowerCase()]), source).toEqual([
-        ["the rename's source, read", "GET", "/reports/q1.csv", `${C}/blobs/read`, `https://${BLOB}/reports/q1.csv`],
-        ["the rename's source, removed", "DELETE", "/reports/q1.csv", `${C}/blobs/delete`, `https://${BLOB}/reports/q1.csv`],
-        ["the rename's destination, written", "PUT", "/trash/q1.csv", `${C}/blobs/write`, `https://${BLOB}/trash/q1.csv`],
+      expect(r.parts.map((p) => [p.what, p.canonical.method, p.canonical.path, p.canonical.caseSensitivePath, p.operation.action, p.operation.scope]), source).toEqual([
+        ["the rename's source, read", "GET", "/reports/q1.csv", true, `${C}/blobs/read`, `https://${BLOB}/reports/q1.csv`],
+        ["the rename's source, removed", "DELETE", "/reports/q1.csv", true, `${C}/blobs/delete`, `https://${BLOB}/reports/q1.csv`],
+        ["the rename's destination, written", "PUT", "/trash/q1.csv", true, `${C}/blobs/write`, `https://${BLOB}/trash/q1.csv`],
       ]);
     }
+    // A filesystem (container) is lower case in Azure: one spelt with capitals is refused (issue 29, round 2, F7).
+    expect(read("PUT", "/trash/q1.csv", "mode=legacy", [["x-ms-rename-source", "/Reports/q1.csv"]]).refused).toContain('the x-ms-rename-source header: a container\'s name is lower case in Azure, and "Reports" is not');
     // Set Access Control setting both the ACL and the owner is both operations.
     const both = read("PATCH", "/reports/q1.csv", "action=setAccessControl", [["x-ms-acl", "user::rwx"], ["X-MS-Owner", "someone"]]);
     expect([both.operation?.action, ...both.parts.map((p) => p.operation.action)]).toEqual([`${C}/blobs/modifyPermissions/action`, `${C}/blobs/manageOwnership/action`]);

@@ -16,6 +16,7 @@ import { memoryPair } from "../src/tunnel/memory.ts";
 import type { Identity } from "../src/pki/identity.ts";
 import { FakeClock } from "./helpers/fake-clock.ts";
 import { tempDir } from "./helpers/azgate.ts";
+import { VERSION } from "../src/version.ts";
 
 const agent: Identity = { kind: "host", name: "host-1", roles: ["app"], traits: {}, azure_identities: [], login_method: "join-token", session_id: "s" };
 let ctx: ProxyContext;
@@ -37,7 +38,7 @@ describe("control calls", () => {
   it("a well-formed heartbeat registers the agent's apps and is answered in the typed shape", async () => {
     const registry = new AppRegistry(clock);
     const { agentSide } = agentTunnel(registry);
-    const answer = await callControl(agentSide, "heartbeat", { type: "heartbeat", host_name: "h", version: "1", apps: [{ name: "azure-cli", cloud: "Azure", uri: "cloud://Azure", labels: { env: "prod" } }] });
+    const answer = await callControl(agentSide, "heartbeat", { type: "heartbeat", host_name: "h", version: VERSION, apps: [{ name: "azure-cli", cloud: "Azure", uri: "cloud://Azure", labels: { env: "prod" } }] });
     expect(answer).toMatchObject({ ok: true, cluster_name: "c", proxy_id: "replica-1", peers: [] });
     expect(registry.all("azure-cli").map((s) => s.app.labels)).toEqual([{ env: "prod" }]);
   });
@@ -46,9 +47,9 @@ describe("control calls", () => {
     const registry = new AppRegistry(clock);
     const { agentSide } = agentTunnel(registry);
     for (const bad of [
-      { type: "heartbeat", host_name: "h", version: "1", apps: [{ name: "Bad Name!", labels: {} }] },
-      { type: "heartbeat", host_name: "x".repeat(300), version: "1", apps: [] },
-      { type: "heartbeat", host_name: "h", version: "1", apps: "azure-cli" },
+      { type: "heartbeat", host_name: "h", version: VERSION, apps: [{ name: "Bad Name!", labels: {} }] },
+      { type: "heartbeat", host_name: "x".repeat(300), version: VERSION, apps: [] },
+      { type: "heartbeat", host_name: "h", version: VERSION, apps: "azure-cli" },
       { type: "renew" },
     ]) {
       const answer = await controlCall<Record<string, unknown>>(agentSide, bad);
@@ -62,7 +63,7 @@ describe("control calls", () => {
 
   it("the caller refuses a malformed answer instead of trusting its type", async () => {
     const pair = memoryPair({}, { onStream: (s) => respondJsonMeta(s, { ok: true, interval_ms: "soon", peers: "all of them" }) });
-    await expect(callControl(pair.dialer, "heartbeat", { type: "heartbeat", host_name: "h", version: "1", apps: [] })).rejects.toMatchObject({ code: "bad_request", message: expect.stringContaining("the answer to heartbeat is malformed") });
+    await expect(callControl(pair.dialer, "heartbeat", { type: "heartbeat", host_name: "h", version: VERSION, apps: [] })).rejects.toMatchObject({ code: "bad_request", message: expect.stringContaining("the answer to heartbeat is malformed") });
     const facts = memoryPair({}, { onStream: (s) => respondJsonMeta(s, { ok: true, client_id: "x; rm -rf /", principal_id: "p", tenant_id: "t" }) });
     await expect(callControl(facts.dialer, "identity_facts", { type: "identity_facts", identity: "/x" })).rejects.toMatchObject({ code: "bad_request" });
   });

@@ -6,8 +6,10 @@
  * health check command itself is tested in test/e2e/probes.test.ts.
  */
 import { describe, expect, it } from "vitest";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { spawnSync } from "node:child_process";
+import { tempDir } from "./helpers/azgate.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 
@@ -61,8 +63,42 @@ describe("Dockerfile", () => {
 
   it("declares the data volume, a health check with azgate itself, and the binary as entrypoint", () => {
     expect(final.lines).toContain('VOLUME ["/var/lib/azgate"]');
-    expect(final.lines.find((l) => l.startsWith("HEALTHCHECK"))).toMatch(/CMD \["\/usr\/local\/bin\/azgate", "healthcheck"\]/);
+    // No --url: healthcheck asks what the mode running on /var/lib/azgate recorded (proxy or agent; test/e2e/probes.test.ts).
+    expect(final.lines.find((l) => l.startsWith("HEALTHCHECK"))).toMatch(/CMD \["\/usr\/local\/bin\/azgate", "healthcheck"\]$/);
+    expect(final.lines).toContain("ENV AZGATE_DATA_DIR=/var/lib/azgate");
     expect(final.lines).toContain('ENTRYPOINT ["/usr/local/bin/azgate"]');
     expect(readFileSync(path.join(ROOT, ".dockerignore"), "utf8")).toMatch(/^node_modules$/m);
+  });
+
+  it("base images are build arguments, so a mirror or a digest (NAME:TAG@sha256:...) can stand in; the defaults are tags, said why", () => {
+    expect(text).toMatch(/^ARG BUILD_IMAGE=node:20-bookworm-slim$/m);
+    expect(build.from).toBe("${BUILD_IMAGE}");
+    expect(text).toContain("Pin\n# them by digest where your build can resolve one (NAME:TAG@sha256:...)");
+  });
+});
+
+describe("scripts/build-image.sh", () => {
+  /** The script with an engine that only records what it is asked (no image is built). */
+  function run(env: Record<string, string> = {}) {
+    const dir = tempDir("azgate-engine-");
+    const log = path.join(dir, "calls");
+    writeFileSync(path.join(dir, "engine"), `#!/bin/sh\necho "$*" >> '${log}'\n`, { mode: 0o755 });
+    const res = spawnSync("bash", [path.join(ROOT, "scripts/build-image.sh"), "registry.example.com", "1.2.3"], { cwd: ROOT, encoding: "utf8", env: { PATH: process.env.PATH ?? "/usr/bin:/bin", CONTAINER_ENGINE: path.join(dir, "engine"), BUILD_IMAGE: "node:20-bookworm-slim@sha256:" + "a".repeat(64), ...env } });
+    expect(res.status, res.stderr).toBe(0);
+    return readFileSync(log, "utf8").trim().split("\n");
+  }
+
+  it("leaves no untagged image behind: after the build it prunes this project's build stage and the image the tag replaced", () => {
+    const calls = run();
+    expect(calls[0]).toBe(`build --build-arg BUILD_IMAGE=node:20-bookworm-slim@sha256:${"a".repeat(64)} -t registry.example.com/azgate:1.2.3 .`);
+    expect(calls.slice(1)).toEqual(["image prune -f --filter label=org.opencontainers.image.title=azgate", "image prune -f --filter label=org.azgate.stage=build"]);
+    // Both labels are the Dockerfile's own: nothing else is pruned.
+    const dockerfile = readFileSync(path.join(ROOT, "Dockerfile"), "utf8");
+    expect(dockerfile).toContain("LABEL org.azgate.stage=build");
+    expect(dockerfile).toContain("LABEL org.opencontainers.image.title=azgate");
+  });
+
+  it("KEEP_BUILD_STAGE=1 keeps the build stage as the next build's layer cache", () => {
+    expect(run({ KEEP_BUILD_STAGE: "1" }).slice(1)).toEqual(["image prune -f --filter label=org.opencontainers.image.title=azgate"]);
   });
 });

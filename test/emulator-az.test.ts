@@ -86,6 +86,54 @@ describe("emulator with the real az CLI", () => {
     expect(entries.every((e) => !e.operationName.value.endsWith("/read"))).toBe(true);
   });
 
+  it("what Debian's az 2.45 reads with the emulator: az resource list (and -g, --resource-type), storage account and keyvault list, storage container list, show, exists and blob list with --auth-mode login, identity list, group show, account show", async () => {
+    expect((await az("login", "--identity", "--username", READER_CLIENT, "-o", "none")).code).toBe(0);
+    const names = async (...args: string[]) => {
+      const res = await az(...args, "--query", "[].name", "-o", "tsv");
+      expect(res.code, `${args.join(" ")}: ${res.stderr}`).toBe(0);
+      return res.stdout.trim().split("\n").filter(Boolean);
+    };
+    expect(await names("resource", "list")).toEqual(["teleport-azure-cli-aks-agent", "teleport-reader", "teleport-contributor", "web-01", "web-02", "db-01", "teleport-demo-kv", "teleportdemostore"]);
+    expect(await names("resource", "list", "-g", "production")).toEqual(["db-01"]);
+    expect(await names("resource", "list", "--resource-type", "Microsoft.Compute/virtualMachines")).toEqual(["web-01", "web-02", "db-01"]);
+    expect(await names("storage", "account", "list")).toEqual(["teleportdemostore"]);
+    expect(await names("keyvault", "list")).toEqual(["teleport-demo-kv"]);
+    // The data plane with the identity's token (Storage Blob Data Reader on the account).
+    const storage = ["--account-name", "teleportdemostore", "--auth-mode", "login"];
+    expect(await names("storage", "container", "list", ...storage)).toEqual(["reports"]);
+    expect(await names("storage", "blob", "list", "-c", "reports", ...storage)).toEqual([]);
+    const exists = await az("storage", "container", "exists", "-n", "reports", ...storage, "--query", "exists", "-o", "tsv");
+    expect([exists.code, exists.stdout.trim()], exists.stderr).toEqual([0, "true"]);
+    const show = await az("storage", "container", "show", "-n", "reports", ...storage, "--query", "name", "-o", "tsv");
+    expect([show.code, show.stdout.trim()], show.stderr).toEqual([0, "reports"]);
+    // And the rest the README lists for 2.45.
+    expect(await names("identity", "list")).toEqual(["teleport-azure-cli-aks-agent", "teleport-reader", "teleport-contributor"]);
+    const group = await az("group", "show", "-n", "production", "--query", "location", "-o", "tsv");
+    expect([group.code, group.stdout.trim()], group.stderr).toEqual([0, "westeurope"]);
+    const account = await az("account", "show", "--query", "tenantId", "-o", "tsv");
+    expect([account.code, account.stdout.trim()], account.stderr).toEqual([0, emu.world.tenant_id]);
+  }, 180_000); // fourteen az runs
+
+  it("with --auth-mode login a data role uploads, lists and downloads blobs; a control-plane role alone lists no containers, as Azure answers", async () => {
+    const file = `${env.HOME}/hello.txt`;
+    await runCommand("/bin/sh", ["-c", `printf 'hello blob' > ${file}`], env);
+    const storage = ["--account-name", "teleportdemostore", "--auth-mode", "login"];
+    // teleport-contributor: Storage Blob Data Contributor on the account.
+    expect((await az("login", "--identity", "--username", "00000000-0000-4000-8000-000000000003", "-o", "none")).code).toBe(0);
+    const up = await az("storage", "blob", "upload", "-c", "reports", "-f", file, "-n", "dir/hello.txt", ...storage, "-o", "none");
+    expect(up.code, up.stderr).toBe(0);
+    const listed = await az("storage", "blob", "list", "-c", "reports", ...storage, "--query", "[].[name, properties.contentLength]", "-o", "tsv");
+    expect([listed.code, listed.stdout.trim()], listed.stderr).toEqual([0, "dir/hello.txt\t10"]);
+    const down = await az("storage", "blob", "download", "-c", "reports", "-n", "dir/hello.txt", "-f", `${file}.back`, ...storage, "-o", "none");
+    expect(down.code, down.stderr).toBe(0);
+    expect((await runCommand("cat", [`${file}.back`], env)).stdout).toBe("hello blob");
+    // The agent's identity reads identities in ARM and holds no data role: the listing is refused.
+    expect((await az("login", "--identity", "--username", "00000000-0000-0000-0000-000000000001", "-o", "none")).code).toBe(0);
+    const refused = await az("storage", "container", "list", ...storage);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain("You do not have the required permissions needed to perform this operation");
+  }, 120_000); // seven az runs
+
   it("az login --identity with an object id falls back from client_id, as az does on IMDS", async () => {
     const login = await az("login", "--identity", "--username", "10000000-0000-4000-8000-000000000002", "--output", "json");
     expect(login.code, login.stderr).toBe(0);

@@ -16,7 +16,8 @@ afterAll(() => child?.kill("SIGTERM"));
 
 describe("azgate emulator (the command)", () => {
   it("prints the environment to use: pasted into a shell as printed, the real az logs in with a printed identity and lists groups; an SDK client works too", async () => {
-    const [cmd, args] = azgateCommand(["emulator", "--dir", tempDir("azgate-emucli-")]);
+    const dir = tempDir("azgate-emucli-");
+    const [cmd, args] = azgateCommand(["emulator", "--dir", dir]);
     child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     await new Promise<void>((resolve, reject) => {
@@ -37,6 +38,8 @@ describe("azgate emulator (the command)", () => {
     // The agent's command names the identity and a token file the emulator keeps fresh.
     expect(out).toMatch(/AZURE_CLIENT_ID=00000000-0000-0000-0000-000000000001 AZURE_TENANT_ID=\S+ AZURE_FEDERATED_TOKEN_FILE=(\S+) /);
     expect(readFileSync(/AZURE_FEDERATED_TOKEN_FILE=(\S+)/.exec(out)![1], "utf8")).toMatch(/^ey/);
+    // Its own data dir in the emulator's (the default, /var/lib/azgate, is not a normal user's to write).
+    expect(/azgate start --mode agent .* --data-dir (\S+) \\$/m.exec(out)?.[1]).toBe(path.join(dir, "agent"));
     const res = await runCommand("node", [path.resolve("test/clients/js-identity.mjs"), "secret", "https://management.azure.com/.default"], {
       HTTPS_PROXY: env.HTTPS_PROXY,
       NODE_EXTRA_CA_CERTS: env.NODE_EXTRA_CA_CERTS,

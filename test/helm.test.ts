@@ -105,7 +105,11 @@ describe("Helm chart azgate-agent", () => {
     const file = path.join(tempDir("azgate-helm-"), "azgate.yaml");
     writeFileSync(file, find(objs, "ConfigMap").data["azgate.yaml"]);
     const config = loadConfig({ file, env: {} });
-    expect(config.agent).toMatchObject({ proxy_addr: "example.teleport.sh:443", data_dir: "/var/lib/azgate", diag_addr: "0.0.0.0:3000", apps: [{ name: "azure-cli", cloud: "Azure", uri: "cloud://Azure" }] });
+    expect(config.agent).toMatchObject({ proxy_addr: "example.teleport.sh:443", data_dir: "/var/lib/azgate", diag_addr: "0.0.0.0:3000", log_level: "info", apps: [{ name: "azure-cli", cloud: "Azure", uri: "cloud://Azure" }] });
+    // Each of teleport-kube-agent's log levels, in its capitals or in lower case.
+    for (const [level, want] of [["WARNING", "warn"], ["error", "error"], ["DEBUG", "debug"], ["info", "info"]]) {
+      expect(chartConfig(render(AGENT, ["-f", SEED_VALUES, "--set", `log.level=${level}`])).agent?.log_level).toBe(want);
+    }
     const gov = path.join(tempDir("azgate-helm-"), "azgate.yaml");
     writeFileSync(gov, find(render(AGENT, ["-f", SEED_VALUES, "--set", "apps[0].cloud=AzureUSGovernment"]), "ConfigMap").data["azgate.yaml"]);
     expect(loadConfig({ file: gov, env: {} }).agent?.apps).toMatchObject([{ name: "azure-cli", cloud: "AzureUSGovernment" }]);
@@ -152,7 +156,15 @@ describe("Helm chart azgate-agent", () => {
     expect(container.env).toEqual([
       { name: "AZGATE_AUTH_TOKEN", valueFrom: { secretKeyRef: { name: "azure-agent-join-token", key: "auth-token", optional: true } } },
       { name: "HTTPS_PROXY", value: "http://egress.example.com:3128" },
+      { name: "NODE_EXTRA_CA_CERTS", value: "/etc/egress-ca/ca.pem" },
     ]);
+    // teleport-kube-agent's podSecurityContext and securityContext, merged over the chart's defaults.
+    expect(pod.spec.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 2000, seccompProfile: { type: "RuntimeDefault" } });
+    expect(container.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] }, runAsUser: 10001 });
+    // extraVolumes and extraVolumeMounts: the egress proxy's CA, which NODE_EXTRA_CA_CERTS names; extraArgs after the chart's own.
+    expect(pod.spec.volumes).toContainEqual({ name: "egress-ca", configMap: { name: "egress-proxy-ca" } });
+    expect(container.volumeMounts).toContainEqual({ name: "egress-ca", mountPath: "/etc/egress-ca", readOnly: true });
+    expect(container.args).toEqual(["start", "--mode", "agent", "--config", "/etc/azgate/azgate.yaml", "--diag-addr=0.0.0.0:3000"]);
     // tls.existingCASecretName: the CA is mounted and the agent trusts it for the proxy's address.
     expect(pod.spec.volumes).toContainEqual({ name: "proxy-ca", secret: { secretName: "corp-ingress-ca" } });
     expect(container.volumeMounts).toContainEqual({ name: "proxy-ca", mountPath: "/etc/azgate-proxy-ca", readOnly: true });
@@ -161,6 +173,8 @@ describe("Helm chart azgate-agent", () => {
       ca_pin: ["sha256:1111111111111111111111111111111111111111111111111111111111111111", "sha256:2222222222222222222222222222222222222222222222222222222222222222"],
       proxy_ca_file: "/etc/azgate-proxy-ca/ca.pem",
       apps: [{ name: "azure-cli", labels: { env: "prod" } }],
+      // log.level: DEBUG, in azgate's spelling.
+      log_level: "debug",
     });
   });
 
@@ -185,6 +199,14 @@ describe("Helm chart azgate-agent", () => {
       ["caPin=abc", "caPin"],
       ["highAvailability.replicaCount=0", "replicaCount"],
       ["apps[0].cloud=AzureGermanCloud", "apps.0.cloud"],
+      // teleport-kube-agent's keys, misspelt, or a value azgate cannot act on.
+      ["log.levle=INFO", "Additional property levle is not allowed"],
+      ["log.level=TRACE", "log.level"],
+      ["log.format=json", "Additional property format is not allowed"],
+      ["podSecurityContext.runAsNonroot=true", "Additional property runAsNonroot is not allowed"],
+      ["securityContext.readOnlyRootFileSystem=true", "Additional property readOnlyRootFileSystem is not allowed"],
+      ["extraVolumeMounts[0].name=x", "mountPath"],
+      ["extraVolumeMount[0].name=x", "Additional property extraVolumeMount is not allowed"],
     ]) {
       const res = helm(["template", "demo", AGENT, "-f", SEED_VALUES, "--set", set]);
       expect(res.code, set).not.toBe(0);
@@ -198,7 +220,7 @@ describe("Helm chart azgate-agent", () => {
 });
 
 describe("Helm chart azgate-proxy", () => {
-  it("lints, and renders valid objects with a volume for the backend and HTTPS probes", async () => {
+  it("lints, and renders valid objects with a volume for the backend and its probes on the diagnostics port", async () => {
     const lint = helm(["lint", PROXY]);
     expect(lint.code, lint.stdout + lint.stderr).toBe(0);
     const objs = render(PROXY);
@@ -207,7 +229,18 @@ describe("Helm chart azgate-proxy", () => {
     const sts = find(objs, "StatefulSet");
     expect(sts.spec.replicas).toBe(1);
     expect(sts.spec.volumeClaimTemplates[0].spec.resources.requests.storage).toBe("1Gi");
-    expect(sts.spec.template.spec.containers[0].readinessProbe.httpGet).toMatchObject({ path: "/readyz", scheme: "HTTPS" });
+    // The probes on the diagnostics port (plain HTTP, the same probes), not the busy main port, and with more than 1 s.
+    const container = sts.spec.template.spec.containers[0];
+    expect(container.ports).toEqual([{ name: "https", containerPort: 3080 }, { name: "diag", containerPort: 3000 }]);
+    expect(container.readinessProbe).toMatchObject({ httpGet: { path: "/readyz", port: "diag" }, timeoutSeconds: 3 });
+    expect(container.livenessProbe).toMatchObject({ httpGet: { path: "/healthz", port: "diag" }, timeoutSeconds: 3 });
+    expect(container.readinessProbe.httpGet.scheme).toBeUndefined();
+    expect(chartConfig(objs).proxy.diag_addr).toBe("0.0.0.0:3000");
+    // With metrics off the port still serves the probes; only the Service port and scrape annotations go.
+    const quiet = render(PROXY, ["--set", "metrics.enabled=false"]);
+    expect(chartConfig(quiet).proxy.diag_addr).toBe("0.0.0.0:3000");
+    expect(find(quiet, "StatefulSet").spec.template.spec.containers[0].readinessProbe.httpGet.port).toBe("diag");
+    expect(find(quiet, "Service").spec.ports.map((p: { name: string }) => p.name)).toEqual(["https"]);
   });
 
   it("with the Ingress: WebSocket-friendly annotations, HTTPS to the proxy, and the public address set from the host", async () => {
@@ -237,9 +270,9 @@ describe("Helm chart azgate-proxy", () => {
         { name: "AZGATE_STORAGE_CONN_STRING", valueFrom: { secretKeyRef: { name: "azgate-pg", key: "conn_string" } } },
       ]),
     );
-    expect(container.ports).toContainEqual({ name: "metrics", containerPort: 3000 });
+    expect(container.ports).toContainEqual({ name: "diag", containerPort: 3000 });
     expect(sts.spec.template.metadata.annotations).toMatchObject({ "prometheus.io/scrape": "true", "prometheus.io/port": "3000" });
-    expect(find(objs, "Service").spec.ports).toContainEqual({ name: "metrics", port: 3000, targetPort: "metrics" });
+    expect(find(objs, "Service").spec.ports).toContainEqual({ name: "metrics", port: 3000, targetPort: "diag" });
     const file = path.join(tempDir("azgate-helm-"), "azgate.yaml");
     writeFileSync(file, find(objs, "ConfigMap").data["azgate.yaml"]);
     const config = loadConfig({ file, env: { AZGATE_STORAGE_CONN_STRING: "postgres://azgate@db.example.com/azgate", AZGATE_ADVERTISE_ADDR: "10.0.0.7:3080" } });

@@ -34,6 +34,7 @@ import type { AuditEvent } from "../src/audit/sink.ts";
 import { IDENTITY } from "./helpers/cluster.ts";
 import { tempDir } from "./helpers/azgate.ts";
 import { rawRequest } from "./helpers/local-proxy.ts";
+import { readErrorHeader } from "../src/api/error-header.ts";
 import { FakeClock } from "./helpers/fake-clock.ts";
 
 const READER = IDENTITY("teleport-reader");
@@ -48,6 +49,8 @@ const clock = new FakeClock();
 let hold: Promise<void> | null = null;
 let arrived: () => void = () => undefined;
 const closers: (() => Promise<unknown>)[] = [];
+/** Puts the stand-in agent (back) in the registry. */
+let serveStandIn = () => undefined as void;
 
 beforeAll(async () => {
   const config = loadConfig({ flags: [[["proxy", "listen"], "127.0.0.1:0"], [["cluster_name"], "refusals"], [["auth", "second_factor"], "off"]] });
@@ -63,7 +66,8 @@ beforeAll(async () => {
       void (hold ?? Promise.resolve()).then(() => respondJson(s, 200, { value: [] })).catch(() => undefined);
     },
   });
-  proxy.registry.heartbeat({ id: "stand-in", hostId: "stand-in", hostName: "stand-in", session: agent.acceptor, connectedAt: clock.now(), holds: false }, [{ name: "azure-cli", cloud: "Azure", uri: "cloud://Azure", labels: { env: "prod" } }]);
+  serveStandIn = () => proxy.registry.heartbeat({ id: "stand-in", hostId: "stand-in", hostName: "stand-in", session: agent.acceptor, connectedAt: clock.now(), holds: false }, [{ name: "azure-cli", cloud: "Azure", uri: "cloud://Azure", labels: { env: "prod" } }]);
+  serveStandIn();
   closers.push(async () => agent.dialer.close(0, "done"));
 }, 60_000);
 afterAll(async () => {
@@ -73,7 +77,7 @@ afterAll(async () => {
 
 let users = 0;
 /** A user signed up and logged in, with an app session and its local proxy up, its tunnel dialled. */
-async function session(roles = ["reader"], beforeAppLogin?: (caller: Caller) => Promise<void>): Promise<{ user: string; local: RunningLocalProxy; caPem: string; sessionId: string }> {
+async function session(roles = ["reader"], beforeAppLogin?: (caller: Caller) => Promise<void>, onAppUnavailable?: (first: boolean) => void): Promise<{ user: string; local: RunningLocalProxy; caPem: string; sessionId: string }> {
   const user = `user${++users}`;
   const { invite } = await addUser(proxy.ctx, admin, user, roles, {});
   await acceptInvite(proxy.ctx, invite.token, { password: `correct horse battery ${user}` });
@@ -90,6 +94,7 @@ async function session(roles = ["reader"], beforeAppLogin?: (caller: Caller) => 
     secret: "s".repeat(32),
     reserved: await reservePort(0, "127.0.0.1"),
     clock,
+    onAppUnavailable,
   });
   closers.push(() => local.close());
   await local.connected;
@@ -190,6 +195,30 @@ describe("a session the proxy cuts, through the local proxy", () => {
     await createResources(proxy.ctx, admin, parseResources(ROLE, "role.yaml").resources, true);
     expect((await sdkGet(s)).status).toBe(200);
     expect(await events("app.session.closed", s.user)).toEqual([]);
+  });
+
+  it("no agent serving the app: a 503 app_unavailable (which clients may retry), told to the workstation once per outage, as the first answer or after one got through", async () => {
+    const told: boolean[] = [];
+    const s = await session(["reader"], undefined, (first) => told.push(first));
+    const get = () => rawRequest(s.local.port, s.caPem, "management.azure.com", { method: "GET", path: GROUPS_PATH, headers: { host: "management.azure.com" } });
+    proxy.registry.removeTunnel("stand-in");
+    try {
+      const res = await get();
+      expect([res.status, JSON.parse(res.body).error.code, readErrorHeader(String(res.headers["x-azgate-error"]))?.code]).toEqual([503, "app_unavailable", "app_unavailable"]);
+      await get();
+      expect(told).toEqual([true]);
+      serveStandIn();
+      expect((await get()).status).toBe(200);
+      expect(told).toEqual([true]);
+      proxy.registry.removeTunnel("stand-in");
+      await get();
+      await get();
+      expect(told).toEqual([true, false]);
+      // Each refusal is audited, with its code.
+      expect((await events("app.request.denied", s.user)).map((e) => e.error_code)).toEqual(["app_unavailable", "app_unavailable", "app_unavailable", "app_unavailable"]);
+    } finally {
+      serveStandIn();
+    }
   });
 
   it("a proxy that cannot be reached is still azgate_unavailable (502, which clients retry)", async () => {

@@ -120,6 +120,27 @@ describe("notification targets", () => {
     expect(sent).toMatchObject({ target: "hook", notification_event: "access_request.create", attempts: 1, success: true });
   });
 
+  it("a webhook target's secret rotates with an overlap: until previous_signing_secret.until both signatures are sent and a receiver with either secret verifies; after it only the new one", async () => {
+    await clearTargets();
+    const previous = newWebhookSecret();
+    const until = new Date(clock.now() + 60_000).toISOString();
+    await putTargets(`kind: notification_target\nversion: v1\nmetadata: { name: hook }\nspec: { type: webhook, url: "${hooks.url("/rotating")}", signing_secret: "${secret}", previous_signing_secret: { secret: "${previous}", until: "${until}" } }\n`);
+    const send = async () => {
+      expect(await enqueueNotifications(ctx, { event: "access_request.create", request: request(), actor: "alice" })).toBe(1);
+      expect(await dispatchDue(deps())).toBe(1);
+      return byPath("/rotating").at(-1)!;
+    };
+    const during = await send();
+    expect(String(during.headers["webhook-signature"]).split(" ")).toHaveLength(2);
+    for (const s of [secret, previous]) expect(() => new Webhook(s).verify(during.body, during.headers as Record<string, string>)).not.toThrow();
+    // Past `until` (by the proxy's clock; still within the receivers' five minutes of the real time): the new secret alone.
+    await clock.tick(61_000);
+    const after = await send();
+    expect(String(after.headers["webhook-signature"]).split(" ")).toHaveLength(1);
+    expect(() => new Webhook(secret).verify(after.body, after.headers as Record<string, string>)).not.toThrow();
+    expect(() => new Webhook(previous).verify(after.body, after.headers as Record<string, string>)).toThrow();
+  });
+
   it("Slack and Mattermost posts are Mattermost's documented incoming-webhook shape; Teams gets one Adaptive Card that Microsoft's library parses cleanly", async () => {
     await clearTargets();
     await putTargets(chatTargets());
@@ -405,10 +426,16 @@ describe("the notification_target resource", () => {
     expect(() => load(`{ type: slack, url: "https://x.example", events: [access_request.created] }`)).toThrow(/events: each must be one of/);
     expect(() => load(`{ type: smtp, smtp: { host: mail, from: "not an address" } }`)).toThrow(/spec\.smtp\.from: must be an e-mail address/);
     expect(() => load(`{ type: slack, url: "https://x.example", colour: red }`)).toThrow(/colour/);
+    const prev = (p: string) => load(`{ type: webhook, url: "https://x.example/h", signing_secret: "${secret}", previous_signing_secret: ${p} }`);
+    expect(() => prev(`{ secret: "${secret}", until: "2030-01-01T00:00:00Z" }`)).toThrow(/previous_signing_secret is the secret being replaced: it must differ from signing_secret/);
+    expect(() => prev(`{ secret: "${newWebhookSecret()}", until: "tomorrow" }`)).toThrow(/previous_signing_secret.until must be a time/);
+    expect(() => prev(`{ secret: "${newWebhookSecret()}" }`)).toThrow(/until/);
+    expect(() => prev(`{ secret: "hunter2", until: "2030-01-01T00:00:00Z" }`)).toThrow(/previous_signing_secret.secret must be whsec_/);
+    expect(() => load(`{ type: slack, url: "https://x.example", previous_signing_secret: { secret: "${secret}", until: "2030-01-01T00:00:00Z" } }`)).toThrow(/previous_signing_secret is only for a webhook target/);
   });
 
   it("hides the URL, signing secret and SMTP password unless asked with secrets", () => {
-    const [t] = load(`{ type: webhook, url: "https://x.example/h", signing_secret: "${secret}" }`).resources as NotificationTarget[];
+    const [t] = load(`{ type: webhook, url: "https://x.example/h", signing_secret: "${secret}", previous_signing_secret: { secret: "${newWebhookSecret()}", until: "2030-01-01T00:00:00Z" } }`).resources as NotificationTarget[];
     expect(withoutTargetSecrets(t).spec).toEqual({ type: "webhook" });
     const [m] = load(`{ type: smtp, smtp: { host: mail, from: a@example.com, password: p } }`).resources as NotificationTarget[];
     expect(withoutTargetSecrets(m).spec.smtp).toEqual({ host: "mail", from: "a@example.com", to: [] });

@@ -24,6 +24,7 @@ import type { Connector } from "../src/resources/connector.ts";
 import type { SsoAttempt } from "../src/proxy/sso/attempt.ts";
 import type { AuditEvent } from "../src/audit/sink.ts";
 import type { TunnelStream } from "../src/tunnel/index.ts";
+import type { Caller } from "../src/proxy/caller.ts";
 
 const fx = useEmulator({ projectToken: true });
 const READER = IDENTITY("teleport-reader");
@@ -125,14 +126,19 @@ describe("the proxy's request path, in process", () => {
       ["ParameterSetName", "--query hunter2-SECRET -o"],
       ["x-ms-client-request-id", "8d2b5f0e-1a2b-11ef-9f3c-0242ac120002"],
       ["user-agent", "AZURECLI/2.45.0 (DEB) azsdk-python-azure-mgmt-resource/21.1.0 (token=SECRET-IN-COMMENT)"],
+      ["x-ms-correlation-request-id", "c1a05e00-0000-4000-8000-00000000c1a0"],
     ];
     expect((await app.request(GROUPS, { headers: said })).status).toBe(200);
-    const client = { command: "group list", parameters: "--query -o", client_request_id: "8d2b5f0e-1a2b-11ef-9f3c-0242ac120002", user_agent: "AZURECLI/2.45.0 azsdk-python-azure-mgmt-resource/21.1.0" };
+    const client = { command: "group list", parameters: "--query -o", client_request_id: "8d2b5f0e-1a2b-11ef-9f3c-0242ac120002", correlation_request_id: "c1a05e00-0000-4000-8000-00000000c1a0", user_agent: "AZURECLI/2.45.0 azsdk-python-azure-mgmt-resource/21.1.0" };
     await expect.poll(async () => (await events("app.request", user)).length).toBe(1);
     const [start] = await events("app.request.start", user);
     const [done] = await events("app.request", user);
     for (const e of [start, done]) expect(e).toMatchObject({ client, command_id: "az:8d2b5f0e-1a2b-11ef-9f3c-0242ac120002" });
-    expect(done.azure_correlation_id).toMatch(/^[0-9a-f-]{36}$/);
+    // Azure got azgate's request ID as its correlation ID, not the client's; the agent says whose token Azure saw.
+    expect(done.azure_correlation_id).toBe(start.request_id);
+    expect(fx.emu.requests.find((r) => r.headers["x-ms-correlation-request-id"] === start.request_id)).toBeTruthy();
+    expect(fx.emu.requests.some((r) => r.headers["x-ms-correlation-request-id"] === client.correlation_request_id)).toBe(false);
+    expect(done.azure_principal_id).toBe("10000000-0000-4000-8000-000000000002");
     expect(JSON.stringify([start, done])).not.toMatch(/SECRET/);
     // A refused request carries it too.
     const refused = await app.request("https://169.254.169.254/metadata/identity/oauth2/token", { headers: said });
@@ -304,14 +310,16 @@ describe("the proxy's request path, in process", () => {
   // Grants, their windows and TTL locks by the cluster's clock (c.clock), moved, never waited for.
   const approvedSession = async (user: string, duration: string, roles = ["requester"]) => {
     let id = "";
+    let caller = null as unknown as Caller;
     const app = await c.appSession(user, roles, READER, {
       traits: {},
-      beforeAppLogin: async (caller) => {
+      beforeAppLogin: async (signedIn) => {
+        caller = signedIn;
         id = (await createRequest(c.ctx, caller, { app: "azure-cli", azure_identity: READER, duration, reason: "INC-1" }, servedApps(c.registry))).metadata.name;
         await reviewRequest(c.ctx, c.admin, id, { state: "APPROVED", reason: "on call" });
       },
     });
-    return { app, id };
+    return { app, id, caller };
   };
 
   it("a grant lets a user with no standing access through until its window ends (the cluster's clock): the next request after it is refused, audited, and the end is recorded once", async () => {
@@ -327,8 +335,12 @@ describe("the proxy's request path, in process", () => {
     prod.heartbeat();
     const refused = await app.request(GROUPS);
     expect(refused.status).toBe(403);
-    expect(JSON.parse(await refused.text()).error.code).toBe("access_denied");
-    expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: "access_denied", success: false })]);
+    // The denial names the request that granted it, that its window ended (when), and the command to ask again (issue 31, item 3).
+    const notAfter = new Date(c.clock.now()).toISOString();
+    const said = `no role allows Azure identity "${READER}" on app "azure-cli"; access request ${id} granted it and has ended: expired at ${notAfter}, when its window ended; to ask again: azgate request create --app azure-cli --azure-identity teleport-reader --for 1h`;
+    expect(JSON.parse(await refused.text()).error).toEqual({ code: "access_denied", message: `azgate: ${said}` });
+    // The audit event keeps its code; its reason says the same.
+    expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: "access_denied", reason: said, success: false })]);
     expect(await recordEndings(c.ctx)).toBe(1);
     expect(await recordEndings(c.ctx)).toBe(0);
     expect(await events("access_grant.end", user)).toEqual([expect.objectContaining({ access_request_id: id, why: "window ended" })]);
@@ -336,12 +348,27 @@ describe("the proxy's request path, in process", () => {
 
   it("a revoke ends a grant on the next request, with no time passing", async () => {
     const user = nextUser();
-    const { app, id } = await approvedSession(user, "1h");
+    const { app, id, caller } = await approvedSession(user, "1h");
     expect((await app.request(GROUPS)).status).toBe(200);
+    // (The fake clock stands still: the revoke's time is its now.)
+    const revokedAt = new Date(c.clock.now()).toISOString();
     await revokeRequest(c.ctx, c.admin, id, { reason: "done" });
     const refused = await app.request(GROUPS);
     expect(refused.status).toBe(403);
-    expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: "access_denied" })]);
+    // Who revoked it, when and why, and the command to ask again (issue 31, item 3); the event keeps its code.
+    const said = `no role allows Azure identity "${READER}" on app "azure-cli"; access request ${id} granted it and has ended: revoked by @local-admin at ${revokedAt} ("done"); to ask again: azgate request create --app azure-cli --azure-identity teleport-reader --for 1h`;
+    expect(JSON.parse(await refused.text()).error).toEqual({ code: "access_denied", message: `azgate: ${said}` });
+    expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: "access_denied", reason: said })]);
+    // apps login says the same about the ended grant, audited.
+    const appKey = await generateKeyPair();
+    const login = issueAppCert(c.ctx, c.registry, caller, new Date(c.clock.now() + 3_600_000), { app: "azure-cli", azure_identity: READER, public_key_pem: await publicKeyToPem(appKey.publicKey) });
+    await expect(login).rejects.toThrow(`access to Azure identity "${READER}" on app "azure-cli" denied: ${said}`);
+    expect(await events("app.session.denied", user)).toEqual([expect.objectContaining({ reason: said, success: false })]);
+    // With the requester role gone, the note says the roles no longer let them ask (no command that would fail).
+    await updateUser(c.ctx, c.admin, user, { roles: ["access"] });
+    const gone = JSON.parse(await (await app.request(GROUPS)).text()).error.message;
+    expect(gone).toContain(`access request ${id} granted it and has ended: revoked by @local-admin`);
+    expect(gone).toMatch(/your roles no longer let you request it$/);
   });
 
   it("a revoke that lands while the approval is still writing its grant wins: the grant left behind is refused, audited", async () => {
@@ -395,6 +422,32 @@ describe("the proxy's request path, in process", () => {
     } finally {
       await removeResource(c.ctx, c.admin, "access_rule", "office-hours");
     }
+  });
+
+  it("a granted role taken out of request.roles mid-grant stops widening the grant on the next request, while its denies still apply, audited", async () => {
+    const G = (name: string, rule: string, extra = "") => `kind: role\nversion: v7\nmetadata: {name: ${name}}\nspec: {allow: {app_labels: {'*': '*'}, azure_identities: ['${READER}'], azure_api: [${rule}]}${extra}}\n`;
+    const requester = (roles: string) => `kind: role\nversion: v7\nmetadata: {name: g-requester}\nspec: {allow: {app_labels: {'*': '*'}, request: {roles: [${roles}], max_duration: 1h}}}\n`;
+    await c.createRoles([G("g-reader", "{actions: ['*/read']}"), G("g-writer", "{actions: ['*']}", ", deny: {azure_api: [{actions: ['Microsoft.Resources/subscriptions/resourceGroups/read'], scopes: ['/subscriptions/*/resourceGroups/production']}]}"), requester("g-reader, g-writer")].join("---\n"));
+    const user = nextUser();
+    const { app, id } = await approvedSession(user, "1h", ["g-requester"]);
+    const PRODUCTION = "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/production?api-version=2022-09-01";
+    // Allowed by g-writer's '*' (then refused by Azure itself: the identity is a Reader there).
+    const before = await put(app);
+    expect(JSON.parse(await before.text()).error.code).toBe("AuthorizationFailed");
+    expect((await app.request(PRODUCTION)).status).toBe(403);
+    // g-writer may no longer be requested: its '*' no longer comes with the grant; its deny still does.
+    await c.createRoles(requester("g-reader"));
+    const write = await put(app);
+    expect(write.status).toBe(403);
+    expect(JSON.parse(await write.text()).error.code).toBe("AzgatePolicyDenied");
+    expect((await app.request(GROUPS)).status).toBe(200);
+    expect((await app.request(PRODUCTION)).status).toBe(403);
+    const denied = await events("app.request.denied", user);
+    expect(denied.map((e) => [e.action, e.access_request_id, (e.policy as { decision: string }).decision])).toEqual([
+      ["Microsoft.Resources/subscriptions/resourceGroups/read", id, "deny"],
+      ["Microsoft.Resources/subscriptions/resourceGroups/write", id, "deny"],
+      ["Microsoft.Resources/subscriptions/resourceGroups/read", id, "deny"],
+    ]);
   });
 
   it("a grant ends when the user may no longer request it: requester role taken away (identity or role grant), or a deny.request added", async () => {
@@ -690,6 +743,138 @@ spec:
       const denied = await events("app.request.denied", user);
       expect(denied).toEqual([1, 2].map(() => expect.objectContaining({ method: "PUT", path: "/public/leak.txt", error_code: "policy_denied", action: "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read", scope: "https://sa1.blob.core.windows.net/reports/secret.txt", policy: expect.objectContaining({ decision: "deny", role: "guard", rule: 2 }) })));
       expect(reached(from, "/public/")).toEqual([]);
+    });
+
+    // Round 2 of the review (F1): one account's data under several host names.
+    it("a storage account's secondary, private-link and dfs names are its data: the account's deny refuses them, a copy from the secondary too, audited, nothing reaches storage", async () => {
+      await c.createRoles(`kind: role
+version: v7
+metadata: {name: sa-guard}
+spec:
+  deny:
+    azure_api:
+      - {data_actions: ['Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'], hosts: ['sa1.blob.core.windows.net']}
+  options: {azure_api_unknown: allow}
+`);
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "sa-guard"], READER);
+      const from = fx.emu.requests.length;
+      const storage = { resource: "https://storage.azure.com/" };
+      const hosts = ["sa1-secondary.blob.core.windows.net", "SA1-Secondary.dfs.core.windows.net", "sa1.privatelink.blob.core.windows.net", "sa1-secondary.privatelink.dfs.core.windows.net"];
+      for (const host of hosts) expect((await refusedWith(await app.request(`https://${host}/reports/q1.txt`, storage))).code, host).toBe("AzgatePolicyDenied");
+      const copy = await app.request("https://sa1.blob.core.windows.net/public/q1.txt", { ...storage, method: "PUT", body: new Uint8Array(0), headers: [["x-ms-copy-source", "https://sa1-secondary.blob.core.windows.net/reports/q1.txt"]] });
+      expect((await refusedWith(copy)).message).toMatch(/the copy's source, read: .*blobs\/read on https:\/\/sa1\.blob\.core\.windows\.net\/reports\/q1\.txt is denied by role sa-guard/);
+      // A storage host that names no one account is refused, not read as another host.
+      expect((await refusedWith(await app.request("https://x.sa1.blob.core.windows.net/reports/q1.txt", storage))).message).toContain("is not a storage account's host");
+      const denied = await events("app.request.denied", user);
+      expect(denied.map((e) => [e.host, e.error_code, e.action, e.scope])).toEqual([
+        ...hosts.map((h) => [h.toLowerCase(), "policy_denied", "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read", "https://sa1.blob.core.windows.net/reports/q1.txt"]),
+        ["sa1.blob.core.windows.net", "policy_denied", "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read", "https://sa1.blob.core.windows.net/reports/q1.txt"],
+        ["x.sa1.blob.core.windows.net", "policy_denied", null, null],
+      ]);
+      for (const e of denied.slice(0, 5)) expect(e).toMatchObject({ success: false, policy: { decision: "deny", role: "sa-guard", side: "deny", rule: 1 } });
+      expect(denied[5]).toMatchObject({ policy: { decision: "deny", reason: expect.stringContaining("is not a storage account's host") } });
+      expect(await events("app.request.start", user)).toEqual([]);
+      expect(fx.emu.requests.slice(from).filter((r) => /sa1/.test(r.host))).toEqual([]);
+    });
+
+    // Round 2 (F2): a backup is the secret, exportable.
+    it("a vault's secret backup (and a certificate's, its private key) is refused by a deny on reading the secret, audited, nothing reaches the vault", async () => {
+      await c.createRoles(`kind: role
+version: v7
+metadata: {name: kv-guard}
+spec:
+  deny:
+    azure_api:
+      - {data_actions: ['Microsoft.KeyVault/vaults/secrets/getSecret/action'], hosts: ['kv1.vault.azure.net']}
+  options: {azure_api_unknown: allow}
+`);
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "kv-guard"], READER);
+      const from = fx.emu.requests.length;
+      const vault = { resource: "https://vault.azure.net", method: "POST", body: new Uint8Array(0), headers: [["content-length", "0"]] as [string, string][] };
+      for (const path of ["/secrets/db-password/backup", "/Secrets/db-password/Backup", "/certificates/web/backup"]) {
+        const error = await refusedWith(await app.request(`https://kv1.vault.azure.net${path}?api-version=7.4`, vault));
+        expect(error, path).toEqual({ code: "AzgatePolicyDenied", message: expect.stringMatching(/^azgate: the backed-up (secret|certificate's private key \(its secret\)), read: Microsoft\.KeyVault\/vaults\/secrets\/getSecret\/action on https:\/\/kv1\.vault\.azure\.net\/secrets\/(db-password|web) is denied by role kv-guard/i) });
+      }
+      const denied = await events("app.request.denied", user);
+      expect(denied.map((e) => [e.path, e.error_code, e.action, e.scope])).toEqual([
+        ["/secrets/db-password/backup", "policy_denied", "Microsoft.KeyVault/vaults/secrets/getSecret/action", "https://kv1.vault.azure.net/secrets/db-password"],
+        ["/Secrets/db-password/Backup", "policy_denied", "Microsoft.KeyVault/vaults/secrets/getSecret/action", "https://kv1.vault.azure.net/secrets/db-password"],
+        ["/certificates/web/backup", "policy_denied", "Microsoft.KeyVault/vaults/secrets/getSecret/action", "https://kv1.vault.azure.net/secrets/web"],
+      ]);
+      for (const e of denied) expect(e).toMatchObject({ success: false, policy: { decision: "deny", role: "kv-guard", side: "deny", rule: 1 } });
+      expect(await events("app.request.start", user)).toEqual([]);
+      expect(fx.emu.requests.slice(from).filter((r) => /kv1/.test(r.host))).toEqual([]);
+    });
+
+    // Round 2 (F3): credentials handed out on data hosts, past a preset that lets unnamed operations through.
+    it("a user delegation key (blob and dfs hosts) is denied by the preset, Key Vault's managed storage SAS refused, even with azure_api_unknown: allow; audited, nothing reaches Azure", async () => {
+      await c.createRoles(`kind: role
+version: v7
+metadata: {name: lenient-guard}
+spec:
+  deny:
+    azure_api: [{preset: no-privilege-escalation}]
+  options: {azure_api_unknown: allow}
+`);
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "lenient-guard"], READER);
+      const from = fx.emu.requests.length;
+      const body = new TextEncoder().encode("<?xml version=\"1.0\"?><KeyInfo><Start>2030-01-01T00:00:00Z</Start><Expiry>2030-01-08T00:00:00Z</Expiry></KeyInfo>");
+      const post = { resource: "https://storage.azure.com/", method: "POST", body, headers: [["content-length", String(body.length)]] as [string, string][] };
+      for (const host of ["sa1.blob.core.windows.net", "sa1.dfs.core.windows.net"]) {
+        const error = await refusedWith(await app.request(`https://${host}/?restype=service&comp=userdelegationkey`, post));
+        expect(error, host).toEqual({ code: "AzgatePolicyDenied", message: expect.stringContaining("Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action on https://sa1.blob.core.windows.net is denied by role lenient-guard (preset no-privilege-escalation)") });
+      }
+      const sas = await refusedWith(await app.request("https://kv1.vault.azure.net/storage/sa1/sas/readonly?api-version=7.4", { resource: "https://vault.azure.net" }));
+      expect(sas).toEqual({ code: "AzgatePolicyDenied", message: expect.stringContaining("Key Vault's managed storage accounts hand out the account's SAS tokens and keys") });
+      const denied = await events("app.request.denied", user);
+      expect(denied.map((e) => [e.host, e.path, e.error_code, e.action])).toEqual([
+        ["sa1.blob.core.windows.net", "/", "policy_denied", "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action"],
+        ["sa1.dfs.core.windows.net", "/", "policy_denied", "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action"],
+        ["kv1.vault.azure.net", "/storage/sa1/sas/readonly", "policy_denied", null],
+      ]);
+      for (const e of denied.slice(0, 2)) expect(e).toMatchObject({ success: false, policy: { decision: "deny", role: "lenient-guard", preset: "no-privilege-escalation" } });
+      expect(denied[2]).toMatchObject({ success: false, policy: { decision: "deny", reason: expect.stringContaining("managed storage accounts") } });
+      expect(await events("app.request.start", user)).toEqual([]);
+      expect(fx.emu.requests.slice(from).filter((r) => /sa1|kv1/.test(r.host))).toEqual([]);
+    });
+
+    // Round 2 (F6): Microsoft Graph names one call several ways.
+    it("Microsoft Graph: a paths deny on addPassword refuses OData's other spellings and another Graph host, audited, nothing reaches Graph", async () => {
+      await c.createRoles(`kind: role
+version: v7
+metadata: {name: graph-guard}
+spec:
+  deny:
+    azure_api:
+      - {methods: [POST], hosts: [graph.microsoft.com], paths: ['/v1.0/applications/*/addPassword']}
+  options: {azure_api_unknown: allow}
+`);
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "graph-guard"], READER);
+      const from = fx.emu.requests.length;
+      const APP = "5b1d9f0e-0000-4000-8000-000000000001";
+      const post = { resource: "https://graph.microsoft.com", method: "POST", body: new TextEncoder().encode("{}"), headers: [["content-type", "application/json"]] as [string, string][] };
+      const urls = [
+        `https://graph.microsoft.com/v1.0/applications/${APP}/addPassword`,
+        "https://graph.microsoft.com/v1.0/applications(appId='00000000-0000-4000-8000-000000000010')/addPassword",
+        `https://graph.microsoft.com/v1.0/applications/${APP}/microsoft.graph.addPassword`,
+        `https://canary.graph.microsoft.com/v1.0/applications/${APP}/addPassword`,
+      ];
+      for (const url of urls) expect((await refusedWith(await app.request(url, post))).code, url).toBe("AzgatePolicyDenied");
+      const denied = await events("app.request.denied", user);
+      expect(denied.map((e) => [e.host, e.error_code])).toEqual([
+        ["graph.microsoft.com", "policy_denied"],
+        ["graph.microsoft.com", "policy_denied"],
+        ["graph.microsoft.com", "policy_denied"],
+        ["canary.graph.microsoft.com", "policy_denied"],
+      ]);
+      for (const i of [0, 3]) expect(denied[i]).toMatchObject({ success: false, policy: { decision: "deny", role: "graph-guard", side: "deny", rule: 1 } });
+      for (const i of [1, 2]) expect(denied[i]).toMatchObject({ success: false, policy: { decision: "deny", reason: expect.stringContaining("another spelling of a Graph call") } });
+      expect(await events("app.request.start", user)).toEqual([]);
+      expect(fx.emu.requests.slice(from).filter((r) => /graph/.test(r.host))).toEqual([]);
     });
 
     it("a role assignment through a regional ARM host is named and denied by the preset, audited", async () => {

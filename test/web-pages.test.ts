@@ -15,6 +15,7 @@ import { resolveCaller, type Caller } from "../src/proxy/caller.ts";
 import { addUser } from "../src/proxy/admin.ts";
 import { acceptInvite } from "../src/proxy/users.ts";
 import { createLock } from "../src/proxy/locks.ts";
+import { addBot } from "../src/proxy/bots/admin.ts";
 import { generateKeyPair, publicKeyToPem } from "../src/pki/keys.ts";
 import type { AuditEvent } from "../src/audit/sink.ts";
 import { tempDir } from "./helpers/azgate.ts";
@@ -127,6 +128,18 @@ describe("flash messages", () => {
   }
 });
 
+describe("the admin page", () => {
+  it("lists bots among the users, typed bot (a bot is a user of kind bot)", async () => {
+    await addBot(ctx, admin, "deploy-web", ["access"]);
+    const editor = await newUser(["editor"]);
+    const page = await (await get("/web/admin", await webSession(editor))).text();
+    // One cell each (layout.ts cell: its whole value in the title too).
+    const row = (...cells: string[]) => new RegExp(`<tr>${cells.map((c) => `<td class="" title="${c}">${c}</td>`).join("")}`);
+    expect(page).toMatch(row("bot-deploy-web", "access", "bot"));
+    expect(page).toMatch(row(editor, "editor", "local"));
+  });
+});
+
 describe("a locked-out login", () => {
   it("tells an anonymous caller only what every failure tells, at the API and in the web sign-in; the audit log keeps the reason", async () => {
     const user = await newUser(["access"]);
@@ -158,5 +171,24 @@ describe("a locked-out login", () => {
       expect.objectContaining({ error: expect.stringMatching(/^locked for 30m more after too many failed login attempts/) }),
       expect.objectContaining({ via: "web", error: expect.stringMatching(/^locked for 30m more/) }),
     ]);
+  });
+});
+
+describe("relative times (the web UI's, from the proxy's clock)", () => {
+  it("reads as a person says it: whole units, at most two, ahead or ago", async () => {
+    const { relativeTime } = await import("../src/util/relative-time.ts");
+    const now = Date.parse("2030-01-01T12:00:00Z");
+    const cases: [number, string][] = [
+      [0, "now"],
+      [999, "now"],
+      [58 * 60_000, "in 58 min"],
+      [58 * 60_000 + 59_000, "in 58 min"],
+      [-3 * 60_000, "3 min ago"],
+      [-45_000, "45 s ago"],
+      [2 * 3_600_000 + 5 * 60_000, "in 2 h 5 min"],
+      [3_600_000, "in 1 h"],
+      [-(86_400_000 + 4 * 3_600_000 + 59 * 60_000), "1 d 4 h ago"],
+    ];
+    for (const [offset, said] of cases) expect(relativeTime(now + offset, now), String(offset)).toBe(said);
   });
 });

@@ -13,7 +13,9 @@ import { issueServerCert } from "../src/pki/certificate.ts";
 import { x509 } from "../src/pki/x509.ts";
 import { verifyPlaceholder } from "../src/azure/placeholder.ts";
 import { tokenEndpoint, type TokenDialect } from "../src/client/token-endpoint.ts";
-import { azureEnv, IDENTITY_HOST, MSI_HOST, tokenSecret } from "../src/client/session-env.ts";
+import { azureEnv, IDENTITY_HOST, isLoopbackTokenPath, loopbackTokenEndpoint, MSI_HOST, tokenSecret } from "../src/client/session-env.ts";
+import { MSIAppServiceTokenCredentials } from "@azure/ms-rest-nodeauth";
+import type { HttpClient, HttpOperationResponse, WebResourceLike } from "@azure/ms-rest-js";
 import { isLoopback } from "../src/net/connect-server.ts";
 import { exportLines } from "../src/cli/shell-exports.ts";
 import { usesMsal } from "../src/client/az.ts";
@@ -31,13 +33,15 @@ async function endpoint(lifeMs = 3_600_000) {
   const expires = new Date(clock.now() + lifeMs);
   const keys = await generateKeyPair();
   const seen: TokenDialect[] = [];
-  const answer = tokenEndpoint({ secret: "s3cret", identity: ID, clientId: CLIENT_ID, principalId: PRINCIPAL_ID, tenant: TENANT, key: keys.privateKey, expires, observe: (i) => seen.push(i.dialect), clock });
+  const answer = tokenEndpoint({ secret: "s3cret", identity: ID, clientId: CLIENT_ID, principalId: PRINCIPAL_ID, tenant: TENANT, signer: () => ({ key: keys.privateKey }), expires, observe: (i) => seen.push(i.dialect), clock });
   const call = async (url: string, init: RequestInit = {}) => {
     const res = await answer(new Request(url, init))!;
     return { status: res.status, body: (await res.json()) as Record<string, string> };
   };
-  return { keys, expires, call, seen, clock };
+  return { keys, expires, call, seen, clock, answer };
 }
+
+const claimsOf = (jwt: string) => JSON.parse(Buffer.from(jwt.split(".")[1], "base64url").toString()) as Record<string, unknown>;
 
 const form = (body: string, headers: Record<string, string> = { metadata: "true" }) => ({ method: "POST", body, headers: { "content-type": "application/x-www-form-urlencoded", ...headers } });
 
@@ -86,7 +90,6 @@ describe("token endpoint emulation", () => {
   // Each client's exact token request, as its source builds it, answered and parsed the way that client parses it.
   describe("every client's dialect", () => {
     const ARM = "https://management.azure.com";
-    const claimsOf = (jwt: string) => JSON.parse(Buffer.from(jwt.split(".")[1], "base64url").toString()) as Record<string, unknown>;
 
     it("MSAL (az >= 2.73, @azure/identity, MSAL Python): App Service 2019 GET, X-IDENTITY-HEADER, mi_res_id or client_id; reads expires_on", async () => {
       // msal-node src/client/ManagedIdentitySources/AppService.ts; msal/managed_identity.py _obtain_token_on_app_service
@@ -135,6 +138,93 @@ describe("token endpoint emulation", () => {
     });
   });
 
+  describe("App Service and Cloud Shell spellings", () => {
+    const ARM = "https://management.azure.com/";
+    /**
+     * A request as the local proxy routes it: the emulated hosts to the endpoint, the loopback port's token
+     * path (isLoopbackTokenPath, what local-proxy.ts checks) to its loopback half, anything else refused.
+     */
+    const route = (answer: Awaited<ReturnType<typeof endpoint>>["answer"]) => async (req: Request): Promise<Response> => {
+      const url = new URL(req.url);
+      if (url.hostname === "127.0.0.1") return isLoopbackTokenPath(url.pathname) ? answer.loopback(req) : new Response("serves only its token endpoint", { status: 403 });
+      return (await answer(req)) ?? new Response("not intercepted", { status: 502 });
+    };
+    /** ms-rest-js's HttpClient over `route`: the client builds its own request, azgate answers it. */
+    const httpClient = (send: (req: Request) => Promise<Response>): HttpClient => ({
+      async sendRequest(req: WebResourceLike): Promise<HttpOperationResponse> {
+        const res = await send(new Request(req.url, { method: req.method, headers: req.headers.rawHeaders() }));
+        return { request: req, status: res.status, headers: req.headers, bodyAsText: await res.text() } as HttpOperationResponse;
+      },
+    });
+
+    it("ms-rest-nodeauth loginWithAppServiceMSI: its own GET (api-version 2017-09-01, the secret header, clientid, a trailing slash) on IDENTITY_ENDPOINT or MSI_ENDPOINT", async () => {
+      // @azure/ms-rest-nodeauth dist/lib/credentials/msiAppServiceTokenCredentials.js: endpoint + "/" unless it ends in one.
+      const { answer, seen } = await endpoint();
+      const send = route(answer);
+      const urls: string[] = [];
+      const recording = (req: Request) => (urls.push(req.url), send(req));
+      for (const msiEndpoint of [loopbackTokenEndpoint(4567), `https://${MSI_HOST}/s3cret`]) {
+        for (const clientId of [undefined, CLIENT_ID]) {
+          const creds = new MSIAppServiceTokenCredentials({ msiEndpoint, msiSecret: "s3cret", clientId, httpClient: httpClient(recording) });
+          const token = await creds.getToken();
+          expect([msiEndpoint, clientId, token.tokenType]).toEqual([msiEndpoint, clientId, "Bearer"]);
+          expect(claimsOf(token.accessToken)).toMatchObject({ xms_mirid: ID, aud: ARM });
+        }
+      }
+      expect(urls[0]).toBe(`http://127.0.0.1:4567/azgate/msi/token/?resource=${encodeURIComponent(ARM)}&api-version=2017-09-01`);
+      expect(seen).toEqual(Array(4).fill("app-service-2017"));
+      // Another identity's client ID, or the wrong secret: refused, and the client says so.
+      await expect(new MSIAppServiceTokenCredentials({ msiEndpoint: loopbackTokenEndpoint(4567), msiSecret: "s3cret", clientId: "00000000-0000-4000-8000-000000000099", httpClient: httpClient(send) }).getToken()).rejects.toThrow(/unexpected value for parameter 'clientid'/);
+      await expect(new MSIAppServiceTokenCredentials({ msiEndpoint: loopbackTokenEndpoint(4567), msiSecret: "guess", httpClient: httpClient(send) }).getToken()).rejects.toThrow(/invalid secret/);
+    });
+
+    it("each dialect with each selector spelling: resource, clientid, client_id, object_id, principal_id, mi_res_id, msi_res_id", async () => {
+      const { answer } = await endpoint();
+      const send = route(answer);
+      const selectors = ["", `clientid=${CLIENT_ID}`, `client_id=${CLIENT_ID}`, `object_id=${PRINCIPAL_ID}`, `principal_id=${PRINCIPAL_ID}`, `mi_res_id=${encodeURIComponent(ID)}`, `msi_res_id=${encodeURIComponent(ID.toLowerCase())}`];
+      const spellings: [string, string, Record<string, string>][] = [
+        ["App Service 2017 (IDENTITY_ENDPOINT, secret)", `https://${IDENTITY_HOST}/?api-version=2017-09-01&resource=${ARM}`, { secret: "s3cret" }],
+        ["App Service 2017 (loopback, trailing slash)", `http://127.0.0.1:4567/azgate/msi/token/?api-version=2017-09-01&resource=${encodeURIComponent(ARM)}`, { secret: "s3cret" }],
+        ["App Service 2017 (MSI_ENDPOINT with MSI_SECRET)", `https://${MSI_HOST}/s3cret?api-version=2017-09-01&resource=${encodeURIComponent(ARM)}`, { secret: "s3cret" }],
+        ["App Service 2019 (X-IDENTITY-HEADER)", `https://${IDENTITY_HOST}/msi/token?api-version=2019-08-01&resource=${encodeURIComponent(ARM)}`, { "X-IDENTITY-HEADER": "s3cret" }],
+        ["App Service 2019 (loopback, trailing slash)", `http://127.0.0.1:4567/azgate/msi/token/?api-version=2019-08-01&resource=${encodeURIComponent(ARM)}`, { "X-IDENTITY-HEADER": "s3cret" }],
+        ["Cloud Shell GET (MSI_ENDPOINT, trailing slash)", `https://${MSI_HOST}/s3cret/?resource=${encodeURIComponent(ARM)}`, { Metadata: "true" }],
+      ];
+      for (const [name, url, headers] of spellings) {
+        for (const selector of selectors) {
+          const res = await send(new Request(`${url}${selector ? "&" + selector : ""}`, { headers }));
+          const body = (await res.json()) as Record<string, string>;
+          expect([name, selector, res.status, body.error_description]).toEqual([name, selector, 200, undefined]);
+          expect(claimsOf(body.access_token)).toMatchObject({ xms_mirid: ID });
+        }
+      }
+    });
+
+    it("every secret a request carries must be the session's, and every selector it gives must name the session's identity", async () => {
+      const { answer } = await endpoint();
+      const send = route(answer);
+      const other = "00000000-0000-4000-8000-000000000099";
+      const refused: [string, RequestInit, RegExp][] = [
+        // MSI_ENDPOINT's path and the secret header both carry a secret: both must be this session's.
+        [`https://${MSI_HOST}/guess?resource=x`, { headers: { secret: "s3cret" } }, /invalid secret/],
+        [`https://${MSI_HOST}/s3cret?resource=x`, { headers: { secret: "guess" } }, /invalid secret/],
+        // The session's identity first, another second: not the first selector alone decides.
+        [`https://${IDENTITY_HOST}/?resource=x&client_id=${CLIENT_ID}&mi_res_id=${encodeURIComponent(ID.replace("reader", "owner"))}`, { headers: { "x-identity-header": "s3cret" } }, /unexpected value for parameter 'mi_res_id'/],
+        [`https://${IDENTITY_HOST}/?resource=x&clientid=${CLIENT_ID}&clientid=${other}`, { headers: { secret: "s3cret" } }, /unexpected value for parameter 'clientid': 00000000-0000-4000-8000-000000000099/],
+        // A POST's body cannot name another identity behind the query's own.
+        [`https://${MSI_HOST}/s3cret?client_id=${CLIENT_ID}`, form(`resource=x&client_id=${other}`), /unexpected value for parameter 'client_id'/],
+      ];
+      for (const [url, init, message] of refused) {
+        const res = await send(new Request(url, init));
+        expect([url, res.status]).toEqual([url, 400]);
+        expect(((await res.json()) as Record<string, string>).error_description).toMatch(message);
+      }
+      // The loopback port serves its token path only (with or without the trailing slash).
+      expect((await send(new Request("http://127.0.0.1:4567/azgate/msi/token/x?resource=x", { headers: { secret: "s3cret" } }))).status).toBe(403);
+      expect((await send(new Request("http://127.0.0.1:4567/azgate/msi/tokens?resource=x", { headers: { secret: "s3cret" } }))).status).toBe(403);
+    });
+  });
+
   it("after the app certificate ends it issues nothing (its clock moved to the end, not waited for)", async () => {
     const { call, clock } = await endpoint(60_000);
     // Token times are whole seconds: two seconds before the end it still issues, for what is left.
@@ -149,7 +239,7 @@ describe("token endpoint emulation", () => {
 
   it("answers only its two host names", async () => {
     const keys = await generateKeyPair();
-    const answer = tokenEndpoint({ secret: "s", identity: ID, tenant: TENANT, key: keys.privateKey, expires: new Date(Date.now() + 60_000), clock: systemClock });
+    const answer = tokenEndpoint({ secret: "s", identity: ID, tenant: TENANT, signer: () => ({ key: keys.privateKey }), expires: new Date(Date.now() + 60_000), clock: systemClock });
     expect(answer(new Request("https://management.azure.com/s"))).toBeNull();
   });
 });
@@ -175,6 +265,8 @@ describe("running az", () => {
     expect(tokenSecret({ MSI_ENDPOINT: `https://${MSI_HOST}/def456def456def456de` })).toBe("def456def456def456de");
     // What proxy azure exports now: the loopback endpoint on its port.
     expect(tokenSecret({ IDENTITY_ENDPOINT: "http://127.0.0.1:45678/azgate/msi/token", IDENTITY_HEADER: "abc123abc123abc123ab" })).toBe("abc123abc123abc123ab");
+    // MSI_SECRET, as proxy azure exports it: the same secret.
+    expect(tokenSecret({ IDENTITY_ENDPOINT: "http://127.0.0.1:45678/azgate/msi/token", IDENTITY_HEADER: "abc123abc123abc123ab", MSI_SECRET: "abc123abc123abc123ab" })).toBe("abc123abc123abc123ab");
     // Someone else's endpoint is not ours to reuse: a VM's, or App Service's own loopback one.
     for (const theirs of ["http://169.254.169.254/msi", "http://127.0.0.1:41741/MSI/token/"]) {
       const fresh = tokenSecret({ IDENTITY_ENDPOINT: theirs, IDENTITY_HEADER: "theirs" });
@@ -192,6 +284,7 @@ describe("running az", () => {
       { MSI_ENDPOINT: `https://${MSI_HOST}/` },
       { MSI_ENDPOINT: `https://${MSI_HOST}/abc123abc123abc123ab/../x` },
       { MSI_ENDPOINT: `https://${MSI_HOST}/abc123abc123abc123ab`, IDENTITY_ENDPOINT: `https://${IDENTITY_HOST}`, IDENTITY_HEADER: "def456def456def456de" },
+      { IDENTITY_ENDPOINT: "http://127.0.0.1:45678/azgate/msi/token", IDENTITY_HEADER: "abc123abc123abc123ab", MSI_SECRET: "def456def456def456de" },
     ];
     for (const env of bad) expect(() => tokenSecret(env), JSON.stringify(env)).toThrow(/not azgate's\. Unset them/);
   });
@@ -295,7 +388,7 @@ describe("azgate exec's environment", () => {
   });
 
   it("every variable it can set is in EXEC_VARIABLES, which azgate env --unset unsets", () => {
-    const all = execEnv({}, { ...session, clientId: "c", sessionEnv: { AZURE_CONFIG_DIR: "d", HTTPS_PROXY: "p", HTTP_PROXY: "p", MSI_ENDPOINT: "m", IDENTITY_ENDPOINT: "i", IDENTITY_HEADER: "h", NO_PROXY: "n", no_proxy: "n", REQUESTS_CA_BUNDLE: "r", SSL_CERT_FILE: "s", NODE_EXTRA_CA_CERTS: "e" } });
+    const all = execEnv({}, { ...session, clientId: "c", sessionEnv: azureEnv({ port: 1, secret: "ab", configDir: "d", caBundle: "b", localCa: "c" }) });
     expect(Object.keys(all).filter((k) => !(EXEC_VARIABLES as readonly string[]).includes(k))).toEqual([]);
   });
 

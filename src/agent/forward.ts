@@ -18,11 +18,12 @@ import { headerValue, respondJson, type ResponseTrailer } from "../tunnel/http.t
 import type { Outbound } from "./outbound.ts";
 import type { AzureTokenProvider } from "./tokens.ts";
 import type { Clock } from "../util/clock.ts";
+import type { LogLine } from "../util/log.ts";
 
 export interface ForwarderDeps {
   outbound: Outbound;
   tokens: AzureTokenProvider;
-  log?: (line: string) => void;
+  log?: LogLine;
   /** Judges the placeholder's expiry. */
   clock: Clock;
 }
@@ -30,7 +31,7 @@ export interface ForwarderDeps {
 export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): Promise<void> {
   const started = performance.now();
   const refuse = (err: AzgateError) => {
-    deps.log?.(`refused ${err.code}: ${err.message}`);
+    deps.log?.(`refused ${err.code}: ${err.message}`, "warn");
     const r = refusal(err, "azgate agent");
     return respondJson(stream, r.status, r.body).catch(() => undefined);
   };
@@ -46,6 +47,8 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
   } catch {
     return refuse(new BadRequest("malformed URL"));
   }
+  // The path only: a query may carry a SAS signature.
+  deps.log?.(`forwarding ${meta.method} ${url.host}${url.pathname} as ${meta.session.azure_identity}`, "debug");
 
   // 1. The method and the target (forwarding.ts): Azure's methods only, an Azure API host over HTTPS on 443
   //    named only by the URL. Checked here again, whatever the proxy decided: nothing is attached before.
@@ -71,6 +74,7 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
   // 2. The token: verify the placeholder, then swap in a real one.
   const headers = forwardableHeaders(meta.headers, "request").filter(([k]) => k.toLowerCase() !== "authorization");
   let tokenMs: number | undefined;
+  let principalId: string | undefined;
   const auth = headerValue(meta.headers, "authorization");
   if (auth.length > 1) return refuse(new BadRequest("more than one Authorization header"));
   if (auth.length === 1) {
@@ -87,7 +91,9 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
     }
     const t0 = performance.now();
     try {
-      headers.push(["authorization", `Bearer ${(await deps.tokens.getToken(meta.session.azure_identity, scopeForResource(resource))).token}`]);
+      const got = await deps.tokens.getToken(meta.session.azure_identity, scopeForResource(resource));
+      headers.push(["authorization", `Bearer ${got.token}`]);
+      principalId = got.principalId;
     } catch (e) {
       return refuse(e instanceof TokenUnavailable ? e : new TokenUnavailable("unavailable", (e as Error).message));
     }
@@ -115,14 +121,20 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
   const t1 = performance.now();
   const abort = new AbortController();
   void stream.done().then(() => stream.resetError && abort.abort(new Error(`stream reset: ${stream.resetError.reason}`)));
+  // A request whose body has already ended empty (a GET, a DELETE) needs no body stream.
+  // Connections are pooled per Azure identity: none carries one identity's request into another's (defence in depth).
+  const send = () => deps.outbound.send(url, pinned, { method: meta.method, headers: sent, body: stream.drained ? null : framedBody(stream.readable, length), signal: abort.signal, pool: meta.session.azure_identity.toLowerCase() });
   let res;
   try {
-    // A request whose body has already ended empty (a GET, a DELETE) needs no body stream.
-    // Connections are pooled per Azure identity: none carries one identity's request into another's (defence in depth).
-    res = await deps.outbound.send(url, pinned, { method: meta.method, headers: sent, body: stream.drained ? null : framedBody(stream.readable, length), signal: abort.signal, pool: meta.session.azure_identity.toLowerCase() });
+    res = await send().catch((e) => {
+      // A pooled connection the other end closed as it was reused: a read with no body that got no answer goes once more, on a new one.
+      if (stream.resetError || abort.signal.aborted || !stream.drained || (meta.method !== "GET" && meta.method !== "HEAD")) throw e;
+      return send();
+    });
   } catch (e) {
     if (stream.resetError) return;
-    return refuse(new UpstreamFailed(`${url.host}: ${(e as Error).message}`));
+    const cause = (e as Error).cause as Error | undefined;
+    return refuse(new UpstreamFailed(`${url.host}: ${(e as Error).message}${cause?.message ? ` (${cause.message})` : ""}`));
   }
   const upstreamMs = performance.now() - t1;
   const responseHeaders = forwardableHeaders(res.headers, "response");
@@ -134,7 +146,7 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
     abort.abort();
     return;
   }
-  const trailer: ResponseTrailer = { timings: { total_ms: round(performance.now() - started), upstream_ms: round(upstreamMs), ...(tokenMs !== undefined ? { token_ms: round(tokenMs) } : {}) } };
+  const trailer: ResponseTrailer = { timings: { total_ms: round(performance.now() - started), upstream_ms: round(upstreamMs), ...(tokenMs !== undefined ? { token_ms: round(tokenMs) } : {}) }, ...(principalId ? { principal_id: principalId } : {}) };
   stream.sendMeta(trailer);
   stream.end();
 }

@@ -9,6 +9,7 @@ import { x509 } from "../pki/x509.ts";
 import { AzgateError } from "../errors/index.ts";
 import { acquireDirLock, ensureDir, type RunningServer } from "../runtime/index.ts";
 import { serveDiag } from "../health/probes.ts";
+import { loopbackUrl } from "../health/probe-record.ts";
 import { agentMetrics } from "../metrics/agent.ts";
 import { proxyBaseUrl } from "../api/trust.ts";
 import { splitHostPort } from "../util/address.ts";
@@ -17,12 +18,14 @@ import { callControl } from "../api/control.ts";
 import type { AppSpec, HostCertificate } from "../api/types.ts";
 import { serveProxyStream } from "./streams.ts";
 import { ensureJoined } from "./join.ts";
-import { saveAgentState, type AgentState } from "./state.ts";
+import { saveAgentState, trustedHostCas, type AgentState } from "./state.ts";
+import { agentTrust } from "./rotation.ts";
 import { Outbound } from "./outbound.ts";
 import { identityHttpClient } from "./identity-http.ts";
 import { AzureTokenProvider } from "./tokens.ts";
 import { TunnelPool } from "./tunnel-pool.ts";
 import type { Clock, Timer } from "../util/clock.ts";
+import { levelled, type LogLevel, type LogLine } from "../util/log.ts";
 import { isGuid } from "../azure/guid.ts";
 
 export interface AgentConfig {
@@ -37,7 +40,10 @@ export interface AgentConfig {
   /** Send all Azure connections to this host:port (the emulator), trusting `caFile`. */
   connectTo?: { address: string; caFile?: string };
   env?: Record<string, string | undefined>;
-  log?: (line: string) => void;
+  /** Where the agent's lines go (each with its level); stdout when not given. */
+  log?: LogLine;
+  /** The lowest level written (agent.log_level): info when not given. */
+  logLevel?: LogLevel;
   backoff?: { initialMs: number; maxMs: number };
   /** host:port for /healthz and /readyz (ready while the tunnel to the proxy is up). */
   diagAddr?: string;
@@ -54,6 +60,8 @@ export interface RunningAgent {
   stopped: Promise<AzgateError | null>;
   /** The probes' port, when diagAddr was given. */
   diagPort?: number;
+  /** Its readiness URL on loopback: the diagnostics port's, or a probe-only loopback port's when that cannot be reached there. */
+  probeUrl: string;
   close(): Promise<void>;
 }
 
@@ -70,7 +78,7 @@ export function agentTenant(env: Record<string, string | undefined>): string | u
 }
 
 export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
-  const log = cfg.log ?? ((line: string) => console.log(`[agent] ${line}`));
+  const log = levelled(cfg.logLevel ?? "info", cfg.log ?? ((line, level) => console.log(`[agent] ${level === "info" ? "" : `${level.toUpperCase()} `}${line}`)));
   const tenantId = agentTenant(cfg.env ?? process.env);
   await ensureDir(cfg.dataDir, 0o700);
   const lock = await acquireDirLock(cfg.dataDir, "azgate agent");
@@ -105,34 +113,54 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     });
     let fatal: (e: AzgateError | null) => void = () => undefined;
     const stopped = new Promise<AzgateError | null>((r) => (fatal = r));
+    // A rotation of the host CA, followed over the tunnel (agent/rotation.ts).
+    const trust = agentTrust({
+      dataDir: cfg.dataDir,
+      proxyAddr: cfg.proxyAddr,
+      pins: cfg.caPin ? [cfg.caPin].flat() : undefined,
+      proxyCaPems: cfg.proxyCaPems,
+      state: () => state,
+      setState: (s) => (state = s),
+      renew: async () => {
+        await renew();
+        tunnel.cycle();
+      },
+      log,
+      clock: cfg.clock,
+    });
     const tunnel = new TunnelPool({
       baseUrl: proxyBaseUrl(cfg.proxyAddr),
-      caPems: [state.identity.host_ca_pem, ...(cfg.proxyCaPems ?? [])],
+      caPems: () => [...trustedHostCas(state.identity), ...(cfg.proxyCaPems ?? [])],
+      onUntrustedTls: () => trust.learn(),
       credentials: () => state,
       hostName: cfg.hostName ?? os.hostname(),
       apps: cfg.apps,
       tenantId,
       log,
       backoff: cfg.backoff,
-      onStream: (stream) =>
+      onStream: (stream) => {
+        if (stream.meta.type === "trust") return void trust.answer(stream);
         void serveProxyStream({ outbound, tokens, log, clock: cfg.clock }, stream).catch((e) => {
-          log(`stream failed: ${(e as Error).message}`);
+          log(`stream failed: ${(e as Error).message}`, "warn");
           stream.reset(2, "agent error");
-        }),
+        });
+      },
       onFatal: (e) => fatal(e),
       clock: cfg.clock,
     });
     tunnel.start();
 
-    // Renew at two thirds of the certificate's life, over the tunnel.
+    // Renew at two thirds of the certificate's life, over the tunnel; at once when a rotation asks (agentTrust).
     let renewTimer: Timer | undefined;
     const scheduleRenewal = () => {
+      renewTimer?.cancel();
       const cert = new x509.X509Certificate(state.certPem);
       // notBefore is back-dated a minute for clock skew; the useful life starts after that.
       const life = cert.notAfter.getTime() - cert.notBefore.getTime() - 60_000;
       const at = cert.notAfter.getTime() - life / 3;
-      renewTimer = cfg.clock.after(Math.max(at - cfg.clock.now(), 1_000), () => void renew()).unref();
+      renewTimer = cfg.clock.after(Math.max(at - cfg.clock.now(), 1_000), () => void renew().catch(() => undefined)).unref();
     };
+    /** One renewal; a failure is retried in 10 s (and rethrown to a caller that waits on it). */
     const renew = async () => {
       try {
         const session = tunnel.current;
@@ -146,28 +174,36 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         log(`host certificate renewed; valid until ${res.expires}`);
         scheduleRenewal();
       } catch (e) {
-        log(`certificate renewal failed (${(e as Error).message}); retrying in 10s`);
-        renewTimer = cfg.clock.after(10_000, () => void renew()).unref();
+        log(`certificate renewal failed (${(e as Error).message}); retrying in 10s`, "warn");
+        renewTimer?.cancel();
+        renewTimer = cfg.clock.after(10_000, () => void renew().catch(() => undefined)).unref();
+        throw e;
       }
     };
     scheduleRenewal();
 
+    const readiness = () => {
+      const s = tunnel.current;
+      return s && !s.isDraining ? ({ ready: true } as const) : ({ ready: false, reason: "no tunnel to the proxy" } as const);
+    };
     let probes: RunningServer | undefined;
+    let probeUrl: string | null = null;
     if (cfg.diagAddr) {
       const hp = splitHostPort(cfg.diagAddr, 3000);
-      probes = await serveDiag(
-        hp.host,
-        hp.port,
-        () => {
-          const s = tunnel.current;
-          return s && !s.isDraining ? { ready: true } : { ready: false, reason: "no tunnel to the proxy" };
-        },
-        async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }),
-      );
+      probes = await serveDiag(hp.host, hp.port, readiness, async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }));
+      probeUrl = loopbackUrl("http", hp.host, probes.port, "/readyz");
+    }
+    // No diagnostics port this machine reaches on loopback: the probes alone (no metrics) on a loopback port of
+    // their own, so the container's HEALTHCHECK (azgate healthcheck, health/probe-record.ts) can ask an agent too.
+    let loopbackProbes: RunningServer | undefined;
+    if (!probeUrl) {
+      loopbackProbes = await serveDiag("127.0.0.1", 0, readiness);
+      probeUrl = loopbackUrl("http", "127.0.0.1", loopbackProbes.port, "/readyz")!;
     }
 
     return {
       diagPort: probes?.port,
+      probeUrl,
       hostId: state.identity.host_id,
       clusterName: state.identity.cluster_name,
       tunnel,
@@ -175,7 +211,9 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       stopped,
       close: async () => {
         renewTimer?.cancel();
+        trust.stop();
         await probes?.close();
+        await loopbackProbes?.close();
         await tunnel.stop();
         outbound.close();
         fatal(null);

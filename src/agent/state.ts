@@ -13,7 +13,19 @@ export interface AgentIdentity {
   proxy_addr: string;
   /** The cluster's host CA: the proxy's TLS certificate must chain to it. */
   host_ca_pem: string;
+  /** Every host CA it trusts (two while the host CA rotates; docs/rotation.md); absent in state written before rotations. */
+  host_ca_pems?: string[];
   joined: string;
+}
+
+/** The host CAs an agent's identity trusts. */
+export function trustedHostCas(identity: AgentIdentity): string[] {
+  return identity.host_ca_pems?.length ? identity.host_ca_pems : [identity.host_ca_pem];
+}
+
+/** The identity trusting `pems` from now on (the first, for an agent one version older, is the one it keeps). */
+export function withHostCas(identity: AgentIdentity, pems: string[]): AgentIdentity {
+  return { ...identity, host_ca_pem: pems[0], host_ca_pems: pems };
 }
 
 export interface AgentState {

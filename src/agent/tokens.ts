@@ -15,6 +15,7 @@
 import { TokenUnavailable } from "../errors/index.ts";
 import { readFileSync } from "node:fs";
 import { decodeJwt } from "jose";
+import { isGuid } from "../azure/guid.ts";
 import { ManagedIdentityCredential, WorkloadIdentityCredential, type AccessToken, type TokenCredential } from "@azure/identity";
 import { createHttpHeaders, type HttpClient, type PipelineRequest } from "@azure/core-rest-pipeline";
 import { identityArmPath, identityRefusal, parseIdentityId, type IdentityResourceId } from "../azure/resource-id.ts";
@@ -46,6 +47,8 @@ interface Cached {
   token: string;
   expiresOn: number;
   refreshAt: number;
+  /** The token's `oid`: the principal Azure sees call (its Activity Log's `caller`), when the token says. */
+  principalId?: string;
 }
 
 export class AzureTokenProvider {
@@ -86,13 +89,13 @@ export class AzureTokenProvider {
    * the proxy decided: an ID ARM would read as another identity (a query
    * string, say) gets nothing.
    */
-  async getToken(identity: string, scope: string): Promise<{ token: string; expiresOn: number }> {
+  async getToken(identity: string, scope: string): Promise<{ token: string; expiresOn: number; principalId?: string }> {
     const parsed = parseIdentityId(identity);
     if (!parsed) throw new TokenUnavailable("not_an_identity", identityRefusal(identity) ?? "not an identity");
     return this.tokenFor(parsed, scope);
   }
 
-  private async tokenFor(whom: Whom, scope: string): Promise<{ token: string; expiresOn: number }> {
+  private async tokenFor(whom: Whom, scope: string): Promise<{ token: string; expiresOn: number; principalId?: string }> {
     const key = `${whom === AGENT_SELF ? "agent:self" : whom.canonical}\n${scope}`;
     const hit = this.cache.get(key);
     if (hit && this.opts.clock.now() < hit.refreshAt) {
@@ -129,7 +132,7 @@ export class AzureTokenProvider {
       const lifetime = t.expiresOnTimestamp - this.opts.clock.now();
       // Short-lived tokens are refreshed at half-life rather than never cached.
       const refreshAt = t.expiresOnTimestamp - Math.min(this.margin, lifetime / 2);
-      return { token: t.token, expiresOn: t.expiresOnTimestamp, refreshAt };
+      return { token: t.token, expiresOn: t.expiresOnTimestamp, refreshAt, principalId: principalOf(t.token) };
     } finally {
       clearTimeout(timer);
       this.opts.observe?.fetched((performance.now() - started) / 1000, ok);
@@ -176,6 +179,34 @@ export class AzureTokenProvider {
   }
 
   /**
+   * A GET on the agent's ARM host with the agent's own identity (Workload ID
+   * only: a VM managed identity agent has none of its own). `path` is a path
+   * and query built by the caller, or a nextLink, which must be on the ARM
+   * host over HTTPS: the agent's token goes nowhere else.
+   */
+  async armGetAsAgent(path: string, abortSignal?: AbortSignal): Promise<{ status: number; body: string }> {
+    const url = new URL(path, `https://${this.cloud.armHost}`);
+    if (url.protocol !== "https:" || url.host.toLowerCase() !== this.cloud.armHost) throw new TokenUnavailable("unavailable", `refusing to send the agent's ARM token to ${url.host}: not ${this.cloud.armHost}`);
+    if (this.mode !== "workload") throw new TokenUnavailable("unavailable", "a VM managed identity agent has no identity of its own to read ARM with");
+    const res = await this.armGet(url, abortSignal);
+    return { status: res.status, body: res.bodyAsText ?? "" };
+  }
+
+  /** A GET to ARM with the agent's own token; callers build the URL on this cloud's ARM host. */
+  private async armGet(url: URL, abortSignal?: AbortSignal) {
+    const armToken = await this.tokenFor(AGENT_SELF, this.armScope);
+    return await this.opts.httpClient.sendRequest({
+      url: url.toString(),
+      method: "GET",
+      headers: createHttpHeaders({ authorization: `Bearer ${armToken.token}`, accept: "application/json" }),
+      timeout: this.timeoutMs,
+      withCredentials: false,
+      requestId: crypto.randomUUID(),
+      abortSignal,
+    } as PipelineRequest);
+  }
+
+  /**
    * The identity's client ID, read from ARM with the agent's own Workload ID
    * (cached 30 min). The URL is built from the parsed segments, each encoded,
    * and the one query parameter set as a parameter: nothing the proxy sent is
@@ -186,19 +217,10 @@ export class AzureTokenProvider {
     const cached = this.clientIds.get(key);
     if (cached && this.opts.clock.now() < cached.until) return cached.clientId;
     const own = this.opts.env.AZURE_CLIENT_ID!;
-    const armToken = await this.tokenFor(AGENT_SELF, this.armScope);
     const url = new URL(`https://${this.cloud.armHost}`);
     url.pathname = identityArmPath(parsed);
     url.searchParams.set("api-version", ARM_IDENTITY_API);
-    const res = await this.opts.httpClient.sendRequest({
-      url: url.toString(),
-      method: "GET",
-      headers: createHttpHeaders({ authorization: `Bearer ${armToken.token}`, accept: "application/json" }),
-      timeout: this.timeoutMs,
-      withCredentials: false,
-      requestId: crypto.randomUUID(),
-      abortSignal,
-    } as PipelineRequest);
+    const res = await this.armGet(url, abortSignal);
     const name = parsed.name;
     if (res.status === 404) {
       throw new TokenUnavailable("identity_not_found", `Azure identity "${name}" was not found (resource group ${parsed.resourceGroup}, subscription ${parsed.subscription}); check the ID in the role's azure_identities`);
@@ -249,5 +271,15 @@ export class AzureTokenProvider {
     } catch {
       return null;
     }
+  }
+}
+
+/** The `oid` claim of an Entra token, read once when it is fetched (not verified: Azure verifies it; this only names it). */
+function principalOf(token: string): string | undefined {
+  try {
+    const oid = decodeJwt(token).oid;
+    return typeof oid === "string" && isGuid(oid) ? oid : undefined;
+  } catch {
+    return undefined;
   }
 }

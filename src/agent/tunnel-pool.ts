@@ -17,7 +17,7 @@ export class TunnelPool {
   private stopped = false;
 
   constructor(private readonly opts: ReverseTunnelOptions) {
-    this.seed = new ReverseTunnel({ ...opts, onHeartbeat: (a) => this.onHeartbeat(a) });
+    this.seed = new ReverseTunnel({ ...opts, onHeartbeat: (a) => this.onHeartbeat(a), beforeLeaving: (id) => this.servedDirectly(id) });
   }
 
   start(): void {
@@ -40,9 +40,23 @@ export class TunnelPool {
     return [...new Set(this.tunnels.filter((t) => t.current && t.proxyId).map((t) => t.proxyId!))];
   }
 
+  /** Every tunnel reopens with the credentials of now, each new one up before its old one drains (after a renewal under a rotated CA). */
+  cycle(): void {
+    for (const t of this.tunnels) t.cycle();
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     await Promise.all(this.tunnels.map((t) => t.stop()));
+  }
+
+  /**
+   * The seed's new tunnel (through the balancer) reached another replica than its old one: the replica it leaves
+   * got a direct tunnel in onHeartbeat; the old one drains once that is up (or after 15 s, when it cannot be reached).
+   */
+  private async servedDirectly(replicaId: string): Promise<void> {
+    const direct = this.direct.get(replicaId);
+    if (direct && !(await direct.whenUp(15_000))) this.opts.log(`proxy replica ${replicaId}: its direct tunnel is not up after 15s; the tunnel through ${this.opts.baseUrl} drains anyway`, "warn");
   }
 
   private onHeartbeat(answer: HeartbeatAnswer): void {

@@ -5,14 +5,35 @@
  */
 
 import type { CloudName } from "../azure/clouds.ts";
+import type { Identity } from "../pki/identity.ts";
+import type { CaEndorsement } from "../pki/endorsement.ts";
 
 /** GET /v1/ping: the cluster as an unauthenticated caller sees it. */
 export interface PingResponse {
   cluster_name: string;
   version: string;
   second_factor: "otp" | "off";
+  /** The host CAs: one, or two while it rotates (the one the proxy's TLS certificate comes from first). */
   host_ca_pems: string[];
   ca_pins: string[];
+  /** The audience a CI token must name for a bot to join (absent from proxies before bots). */
+  bot_audience?: string;
+  /** While the host CA rotates: each CA's signed word for the other (pki/endorsement.ts), how a peer that trusts one learns the other. */
+  ca_endorsements?: CaEndorsement[];
+  /** Each CA's rotation phase, when one is under way (a hint for messages, decided on by nobody). */
+  rotation?: Partial<Record<"host" | "user", string>>;
+  /** Host CA pins retired by rotations, newest first: tells "rotated while you were away" from "another cluster" in a refusal. */
+  retired_ca_pins?: { pin: string; retired: string }[];
+}
+
+/** POST /v1/join's answer to a bot, and POST /v1/bots/renew's: a short user certificate carrying the bot and its run. */
+export interface BotCertificate {
+  cert_pem: string;
+  expires: string;
+  /** No renewal goes past this. */
+  session_expires: string;
+  cluster_name: string;
+  identity: Identity;
 }
 
 /** An app as an agent announces it in its heartbeats. */
@@ -43,6 +64,9 @@ export interface HostCertificate {
   expires: string;
   /** The host CA: it signs the proxy's TLS certificate, so the agent trusts it from now on. */
   host_ca_pem: string;
+  /** Every host CA trusted now (two while it rotates), with each one's word for the other. */
+  host_ca_pems?: string[];
+  ca_endorsements?: CaEndorsement[];
 }
 
 /**
@@ -52,6 +76,10 @@ export interface HostCertificate {
  * token endpoint recognises the identity by client and principal ID.
  */
 export const IDENTITY_FACTS_CALL = "identity_facts";
+/** Proxy to agent, for access requests: the identities the agent can read in ARM (api/control.ts identityListRequest). */
+export const IDENTITY_LIST_CALL = "identity_list";
+/** At most this many identities in one agent's identity_list answer (more: truncated). */
+export const MAX_LISTED_IDENTITIES = 5_000;
 export interface IdentityFacts {
   client_id: string;
   principal_id: string;

@@ -36,12 +36,25 @@ export interface CommandRow {
   result: CommandResult;
   denied: number;
   failed: number;
-  /** ARM's correlation IDs and the client's request IDs: what Azure's Activity Log records (audit/correlate.ts). */
-  correlation_ids: string[];
-  client_request_ids: string[];
+  /** Its requests that Azure answered, as Azure's Activity Log can name them (audit/correlate.ts joins on these). */
+  azure_calls: AzureCall[];
   access_request_id?: string;
   /** The first request, for a command the client did not name. */
   first_request: { method: string; host: string; path: string };
+}
+
+/** One request Azure answered: the correlation ID azgate sent (its request ID), what it did, and who Azure saw call. */
+export interface AzureCall {
+  request_id: string;
+  correlation_id: string;
+  action: string | null;
+  scope: string | null;
+  /** The object ID of the token the agent sent, when the agent said. */
+  principal_id: string | null;
+  /** When the request started and when Azure's answer was recorded. */
+  start: string;
+  end: string;
+  status: number | null;
 }
 
 type Said = { command?: string; parameters?: string; invocation_id?: string; user_agent?: string; program?: string; client_request_id?: string };
@@ -100,8 +113,11 @@ function row(events: AuditEvent[]): CommandRow {
     result: denied ? "denied" : failed ? "failed" : open ? "in_flight" : "allowed",
     denied,
     failed,
-    correlation_ids: distinct(events.map((e) => e.azure_correlation_id)),
-    client_request_ids: distinct(events.map((e) => (e.client as Said | undefined)?.client_request_id)),
+    azure_calls: [...byRequest.values()].flatMap((evs) => {
+      const end = evs.find((e) => e.event === "app.request" && typeof e.azure_correlation_id === "string");
+      if (!end) return [];
+      return [{ request_id: end.request_id as string, correlation_id: end.azure_correlation_id as string, action: str(end.action), scope: str(end.scope), principal_id: str(end.azure_principal_id), start: evs[0].time, end: end.time, status: typeof end.status === "number" ? end.status : null }];
+    }),
     ...(distinct(events.map((e) => e.access_request_id))[0] ? { access_request_id: distinct(events.map((e) => e.access_request_id))[0] } : {}),
     first_request: { method: str(first.method) ?? "", host: str(first.host) ?? "", path: str(first.path) ?? "" },
   };

@@ -94,6 +94,15 @@ export const AUDIT_EVENTS = {
   LOCK_DELETED: spec("lock.deleted", "TLK01I", "A lock was lifted.", ["user", "name"] as const),
   JOIN_TOKEN_CREATED: spec("join_token.create", "TJT00I", "A join token was created.", ["user", "token_id", "expires"] as const),
   JOIN_TOKEN_DELETED: spec("join_token.delete", "AZJT01I", "A join token was deleted.", ["user", "token_id"] as const),
+  JOIN_TOKEN_UPDATED: spec("join_token.update", "AZJT02I", "A bot's join token was changed (admin create -f).", ["user", "token_id"] as const),
+
+  // ---- bots (Teleport's TB and TJ codes) ----
+  BOT_CREATED: spec("bot.create", "TB001I", "A bot was created: a user of kind bot, with ordinary roles.", ["user", "name", "roles"] as const),
+  BOT_DELETED: spec("bot.delete", "TB003I", "A bot was deleted: its certificates stop working on their next use.", ["user", "name"] as const),
+  BOT_JOINED: spec("bot.join", "TJ001I", "A bot joined with its CI's OIDC token: a short certificate carrying the CI facts.", ["user", "bot", "token_name", "join_method", "ci", "session_id", "expires", "success"] as const),
+  BOT_JOIN_FAILED: spec("bot.join", "TJ001E", "A bot's join was refused (the CI token, the join token's allow rules, a replay, a lock, an expired join token).", ["token_name", "join_method", "error_code", "reason", "success"] as const),
+  BOT_RENEWED: spec("bot.renew", "AZJ002I", "A running bot renewed its certificate (within its session's end).", ["user", "bot", "ci", "session_id", "expires"] as const),
+  BOT_RENEW_FAILED: spec("bot.renew", "AZJ002E", "A running bot's renewal was refused (its join token gone, expired or no longer admitting its run, its session ended).", ["user", "bot", "error_code", "reason", "success"] as const),
 
   // ---- agents and the proxy ----
   AGENT_JOINED: spec("agent.join", "AZJ001I", "An agent joined with a join token.", ["host_id", "token_id", "success"] as const),
@@ -104,6 +113,10 @@ export const AUDIT_EVENTS = {
   BACKUP_CREATED: spec("backup.create", "AZ0003I", "A backup of the backend was taken (admin backup, admin backend clone): every record, secrets included.", ["user", "items"] as const),
   BACKUP_RESTORED: spec("backup.restore", "AZ0004I", "A backup was restored into an empty backend (admin restore, admin backend clone).", ["items", "cluster", "taken"] as const),
   PROXY_STARTED: spec("proxy.start", "AZP000I", "A proxy replica started.", ["cluster", "listen"] as const),
+
+  // ---- key rotation (docs/rotation.md) ----
+  CERT_RETIRED_REFUSED: spec("cert.retired", "AZC001W", "A certificate from a CA that a rotation retired was refused (a client or agent that missed the rotation, or a retired key in other hands).", ["user", "cert_type", "ca_pin", "error_code", "success"] as const),
+  CA_ROTATED: spec("ca.rotate", "AZC000I", "A CA rotation moved to its next phase (by an administrator, or on its schedule); the final standby retires a CA.", ["user", "ca_type", "phase", "from_phase", "mode", "ca_pins"] as const),
 
   // ---- notifications ----
   NOTIFICATION_SENT: spec("notification.sent", "AZN000I", "A notification reached its target.", ["target", "notification_id", "notification_event", "attempts", "success"] as const),

@@ -6,7 +6,7 @@
  * JSON beside them.
  */
 import type pg from "pg";
-import { DEFAULT_AUDIT_LIMIT, type AuditEvent, type AuditQuery, type AuditSink, type Pruned } from "./sink.ts";
+import { ciFilter, DEFAULT_AUDIT_LIMIT, type AuditEvent, type AuditQuery, type AuditSink, type Pruned } from "./sink.ts";
 import type { Clock } from "../util/clock.ts";
 
 /** Rows one retention statement deletes. */
@@ -63,6 +63,12 @@ export class PostgresAuditSink implements AuditSink {
     if (q.session) where.push(`data->>'session_id' = ${param(q.session)}`);
     if (q.requestId) where.push(`data->>'request_id' = ${param(q.requestId)}`);
     if (q.command) where.push(`data->>'command_id' = ${param(q.command)}`);
+    if (q.bot) where.push(`data->>'bot' = ${param(q.bot)}`);
+    if (q.ci) {
+      const { key, value } = ciFilter(q.ci);
+      if (key) where.push(`jsonb_typeof(data->'ci') = 'object' AND data->'ci'->>${param(key)} = ${param(value)}`);
+      else where.push(`jsonb_typeof(data->'ci') = 'object' AND EXISTS (SELECT 1 FROM jsonb_each(data->'ci') f WHERE f.value = to_jsonb(${param(value)}::text))`);
+    }
     const filter = where.length ? `WHERE ${where.join(" AND ")}` : "";
     const limit = param(q.limit ?? DEFAULT_AUDIT_LIMIT);
     const { rows } = await this.pool.query<{ data: AuditEvent }>(`SELECT data FROM (SELECT id, data FROM azgate_audit ${filter} ORDER BY id DESC LIMIT ${limit}) newest ORDER BY id`, params);

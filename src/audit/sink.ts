@@ -48,6 +48,10 @@ export interface AuditQuery {
   requestId?: string;
   /** The requests of one command (their `command_id`: azure/client-info.ts), within a session (pair it with `session`). */
   command?: string;
+  /** Only events of this bot (its name, as `admin bots ls` shows it). */
+  bot?: string;
+  /** Only events of bots' runs with this CI fact: KEY=VALUE (repository=acme/infra), or a VALUE of any fact (a commit SHA, a run ID). */
+  ci?: string;
   /** The newest this many matches (default 1000). */
   limit?: number;
 }
@@ -104,7 +108,22 @@ export function matchesQuery(e: AuditEvent, q: AuditQuery): boolean {
   if (q.session && str("session_id") !== q.session) return false;
   if (q.requestId && str("request_id") !== q.requestId) return false;
   if (q.command && str("command_id") !== q.command) return false;
+  if (q.bot && str("bot") !== q.bot) return false;
+  if (q.ci && !ciMatches(f.ci, q.ci)) return false;
   return true;
+}
+
+/** A `ci` filter against an event's CI facts: KEY=VALUE names one fact, a bare VALUE matches any. */
+export function ciFilter(q: string): { key?: string; value: string } {
+  const eq = q.indexOf("=");
+  return eq > 0 && /^[a-z_]+$/.test(q.slice(0, eq)) ? { key: q.slice(0, eq), value: q.slice(eq + 1) } : { value: q };
+}
+
+function ciMatches(facts: unknown, q: string): boolean {
+  if (!facts || typeof facts !== "object") return false;
+  const { key, value } = ciFilter(q);
+  const entries = Object.entries(facts as Record<string, unknown>);
+  return entries.some(([k, v]) => v === value && (key === undefined || k === key));
 }
 
 /** How long an emitLater event may wait for company before it is written alone: the most a crash can lose of them. */

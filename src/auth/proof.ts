@@ -1,9 +1,5 @@
-import { x509 } from "../pki/x509.ts";
-import { CompactSign, compactVerify, decodeProtectedHeader } from "jose";
-import { AzgateError } from "../errors/index.ts";
-import { verifyIdentityCert } from "../pki/certificate.ts";
-import type { Identity } from "../pki/identity.ts";
-import type { ReplayCache } from "./replay-cache.ts";
+import { CompactSign } from "jose";
+import { pemDecodeFirst } from "../pki/pem.ts";
 
 /**
  * Proof of possession on every call, after RFC 9449 (DPoP): a compact JWS
@@ -11,6 +7,9 @@ import type { ReplayCache } from "./replay-cache.ts";
  * binding method, path and query, body digest, time and a nonce. The host of
  * the URL is not bound because an L7 ingress may rewrite it; the certificate
  * already binds the proof to this cluster.
+ *
+ * This module signs (every client); proof-verify.ts checks (the proxy), so
+ * a client does not load the certificate parser to make a call.
  */
 export const PROOF_SCHEME = "Azgate-PoP";
 export const PROOF_TYP = "azgate-pop+jws";
@@ -34,7 +33,6 @@ export async function createProof(opts: {
   /** The signer's clock (ms): the proof is good within PROOF_WINDOW_MS of it. */
   now: number;
 }): Promise<string> {
-  const cert = new x509.X509Certificate(opts.certPem);
   const claims: ProofClaims = {
     htm: opts.method.toUpperCase(),
     htu: opts.pathAndQuery,
@@ -43,76 +41,13 @@ export async function createProof(opts: {
     ...(opts.body !== undefined && opts.body.length > 0 ? { bh: await bodyHash(opts.body) } : {}),
   };
   return new CompactSign(new TextEncoder().encode(JSON.stringify(claims)))
-    .setProtectedHeader({ alg: "ES256", typ: PROOF_TYP, x5c: [Buffer.from(cert.rawData).toString("base64")] })
+    .setProtectedHeader({ alg: "ES256", typ: PROOF_TYP, x5c: [Buffer.from(pemDecodeFirst(opts.certPem)).toString("base64")] })
     .sign(opts.key);
 }
 
-/**
- * Verifies everything but the body unless `body` is given. With
- * `bodyFollows`, the body is left to checkProofBody, so a server can refuse
- * a call without a valid proof before it reads a byte of the body.
- */
-export async function verifyProof(opts: {
-  authorization: string | undefined;
-  method: string;
-  pathAndQuery: string;
-  body?: string | Uint8Array;
-  bodyFollows?: boolean;
-  cas: x509.X509Certificate[];
-  replay: ReplayCache;
-  /** The verifier's clock (ms): judges the certificate and the proof's window, the replay cache forgets by the same clock. */
-  now: number;
-}): Promise<{ identity: Identity; cert: x509.X509Certificate; claims: ProofClaims }> {
-  const now = opts.now;
-  const jws = parseAuthorization(opts.authorization);
-  let cert: x509.X509Certificate;
-  try {
-    const header = decodeProtectedHeader(jws);
-    if (header.typ !== PROOF_TYP || header.alg !== "ES256" || !Array.isArray(header.x5c) || header.x5c.length !== 1) throw new Error("header");
-    cert = new x509.X509Certificate(Buffer.from(header.x5c[0], "base64"));
-  } catch {
-    throw new AzgateError("proof_invalid", "request proof is malformed");
-  }
-  const identity = await verifyIdentityCert(cert, opts.cas, new Date(now));
-
-  let claims: ProofClaims;
-  try {
-    const key = await cert.publicKey.export({ name: "ECDSA", namedCurve: "P-256" }, ["verify"]);
-    const { payload } = await compactVerify(jws, key, { algorithms: ["ES256"] });
-    claims = JSON.parse(new TextDecoder().decode(payload)) as ProofClaims;
-  } catch {
-    throw new AzgateError("proof_invalid", "request proof signature does not verify against its certificate");
-  }
-  if (claims.htm !== opts.method.toUpperCase() || claims.htu !== opts.pathAndQuery) {
-    throw new AzgateError("proof_mismatch", "request proof was made for another request");
-  }
-  if (!opts.bodyFollows) await checkProofBody(claims, opts.body);
-  if (typeof claims.iat !== "number" || Math.abs(now - claims.iat * 1000) > PROOF_WINDOW_MS) {
-    throw new AzgateError("proof_clock_skew", "request proof is outside the allowed clock window (60s); check this machine's clock");
-  }
-  if (typeof claims.jti !== "string" || claims.jti.length < 16) throw new AzgateError("proof_invalid", "request proof has no nonce");
-  const fresh = await opts.replay.remember(`${identity.session_id}:${claims.jti}`, claims.iat * 1000 + PROOF_WINDOW_MS);
-  if (!fresh) throw new AzgateError("proof_replayed", "request proof was already used");
-  return { identity, cert, claims };
-}
-
-/** The body against the digest its proof signed (none when the body is empty). */
-export async function checkProofBody(claims: ProofClaims, body: string | Uint8Array | undefined): Promise<void> {
-  const expectedBh = body !== undefined && body.length > 0 ? await bodyHash(body) : undefined;
-  if (claims.bh !== expectedBh) throw new AzgateError("proof_mismatch", "request body does not match its proof");
-}
-
-function parseAuthorization(header: string | undefined): string {
-  if (!header) throw new AzgateError("proof_missing", "this call needs a signed request; run azgate login");
-  const [scheme, value, extra] = header.trim().split(/\s+/);
-  if (scheme !== PROOF_SCHEME || !value || extra !== undefined) {
-    throw new AzgateError("proof_missing", `authorization must use the ${PROOF_SCHEME} scheme; run azgate login`);
-  }
-  return value;
-}
-
-async function bodyHash(body: string | Uint8Array): Promise<string> {
+export async function bodyHash(body: string | Uint8Array): Promise<string> {
   const bytes = typeof body === "string" ? new TextEncoder().encode(body) : new Uint8Array(body);
   const digest = await crypto.subtle.digest("SHA-256", bytes);
   return Buffer.from(digest).toString("base64url");
 }
+

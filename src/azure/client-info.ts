@@ -22,6 +22,8 @@ export interface ClientInfo {
   parameters?: string;
   /** x-ms-client-request-id: az's is one per command; an SDK's, one per request. */
   client_request_id?: string;
+  /** An x-ms-correlation-request-id the client chose (azgate sends its own request ID to Azure in its place). */
+  correlation_request_id?: string;
   /** The User-Agent's product tokens (`AZURECLI/2.45.0 azsdk-python-azure-mgmt-resource/21.1.0`), comments dropped. */
   user_agent?: string;
   /** The run of `azgate az` or `azgate exec` that sent it (the local proxy stamps it; docs/tunnel-protocol.md). */
@@ -69,6 +71,8 @@ export function readClientInfo(headers: HeaderList, invocation?: Invocation): Cl
   if (flags.length) info.parameters = flags.join(" ");
   const requestId = first(headers, "x-ms-client-request-id");
   if (requestId && REQUEST_ID.test(requestId)) info.client_request_id = requestId;
+  const correlation = first(headers, "x-ms-correlation-request-id");
+  if (correlation && REQUEST_ID.test(correlation)) info.correlation_request_id = correlation;
   const products = productTokens(first(headers, "user-agent") ?? "");
   if (products.length) info.user_agent = products.join(" ");
   // The local proxy's stamp, else the one the SDK carried in its User-Agent (AZURE_HTTP_USER_AGENT).

@@ -15,6 +15,8 @@
  * cloud, as in Teleport's app definitions.
  */
 
+import { asciiLower } from "../util/ascii.ts";
+
 export const CLOUD_NAMES = ["Azure", "AzureUSGovernment", "AzureChinaCloud"] as const;
 export type CloudName = (typeof CLOUD_NAMES)[number];
 
@@ -40,6 +42,11 @@ export interface AzureCloud {
    * host an ARM token may go to is read as ARM (armHostSuffixes).
    */
   containerRegistrySuffix: string;
+  /**
+   * Microsoft Graph's and Azure AD Graph's hosts (OData services). A name under one
+   * (canary.graph.microsoft.com) gets the same token and reaches the same service: it is read as it (graph.ts).
+   */
+  graphHosts: string[];
 }
 
 const storageHosts = (suffix: string) => ["blob", "queue", "table", "file", "dfs"].map((s) => `${s}.${suffix}`);
@@ -84,6 +91,7 @@ const PUBLIC: AzureCloud = {
     ["https://login.microsoftonline.com", ["login.microsoftonline.com"]],
   ],
   containerRegistrySuffix: "azurecr.io",
+  graphHosts: ["graph.microsoft.com", "graph.windows.net"],
 };
 
 const US_GOVERNMENT: AzureCloud = {
@@ -120,6 +128,7 @@ const US_GOVERNMENT: AzureCloud = {
     ["https://login.microsoftonline.us", ["login.microsoftonline.us"]],
   ],
   containerRegistrySuffix: "azurecr.us",
+  graphHosts: ["graph.microsoft.us", "graph.windows.net"],
 };
 
 const CHINA: AzureCloud = {
@@ -156,6 +165,7 @@ const CHINA: AzureCloud = {
     ["https://login.chinacloudapi.cn", ["login.chinacloudapi.cn"]],
   ],
   containerRegistrySuffix: "azurecr.cn",
+  graphHosts: ["microsoftgraph.chinacloudapi.cn", "graph.chinacloudapi.cn"],
 };
 
 export const CLOUDS: Record<CloudName, AzureCloud> = { Azure: PUBLIC, AzureUSGovernment: US_GOVERNMENT, AzureChinaCloud: CHINA };
@@ -165,8 +175,8 @@ export const cloudByName = (name: CloudName | undefined): AzureCloud => CLOUDS[n
 /** The scope of an ARM token in this cloud (the agent's own lookups). */
 export const armScope = (cloud: AzureCloud) => `https://${cloud.armHost}/.default`;
 
-/** A host name as compared: lower case, no trailing dot. */
-export const normaliseHost = (host: string) => host.toLowerCase().replace(/\.$/, "");
+/** A host name as compared: lower case (ASCII letters only: util/ascii.ts), no trailing dot. */
+export const normaliseHost = (host: string) => asciiLower(host).replace(/\.$/, "");
 
 /** `host` is `suffix` or a name under it ("my.azurefd.net" yes, "my-azurefd.net" no). */
 export const hostMatches = (host: string, suffix: string) => host === suffix || host.endsWith("." + suffix);

@@ -17,6 +17,7 @@
  * any of them wins).
  */
 import type { AzureOperation, CanonicalRequest, Confidence, ReadPart } from "./operation.ts";
+import { userDelegationKey } from "./storage-hosts.ts";
 
 const BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers";
 
@@ -42,7 +43,9 @@ export function mapDataLake(c: CanonicalRequest): Named {
   if (source && (seg.length < 2 || method !== "PUT" || action !== undefined || resource === "filesystem" || resource === "account")) return only(null);
   if (source) return renamed(c, source.segments, op);
 
-  // The account: List Filesystems.
+  // The account: List Filesystems; a user delegation key, as on the blob host.
+  const key = userDelegationKey(method, host, seg, c.query);
+  if (key) return { operation: key, parts: [] };
   if (seg.length === 0) return only(method === "GET" && resource === "account" ? `${BLOBS}/read` : null);
   // A filesystem (a container): create, properties, list its paths, delete.
   if (seg.length === 1) {

@@ -41,8 +41,8 @@ export type AgentRequest = z.infer<typeof agentRequestSchema>;
 export const RELEASE = { release: true } as const;
 export const releaseSchema = z.object({ release: z.literal(true) });
 
-/** What this agent can do, in its heartbeats: "hold" is the wait for RELEASE above. */
-export const AGENT_FEATURES = ["hold"];
+/** What this agent can do, in its heartbeats: "hold" is the wait for RELEASE above; "identity_list" answers that call (api/control.ts). */
+export const AGENT_FEATURES = ["hold", "identity_list"];
 
 // ---- the target ----
 

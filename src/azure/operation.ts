@@ -8,7 +8,8 @@
  * One reading of a request (readRequest), computed once and carried: the
  * canonical request every rule matches (host in lower case without port or
  * trailing dot, every ARM host of the cloud as its one ARM host, a storage
- * account's Data Lake (dfs) host as its blob host, the path decoded into
+ * account's secondary, private-link and Data Lake (dfs) names as its blob
+ * host (storage-hosts.ts), the path decoded into
  * segments once, without a trailing slash) and the operation named from it,
  * with what else the request does (a Data Lake rename's source: `parts`).
  * Spellings Azure treats as one request read as one.
@@ -24,7 +25,9 @@
  * names than this derivation (ProviderHub's action mappings are private), so
  * a derived action is marked "derived", a built-in "exact".
  *
- * Paths are compared case-insensitively (ARM's are). Anything a server could
+ * ARM's paths are read case-insensitively (ARM's are); rules compare a
+ * path with case only where the service does, on Blob and its dfs host
+ * (CanonicalRequest.caseSensitivePath). Anything a server could
  * read otherwise than this code does is refused, not guessed at: encoded
  * separators (%2F, %5C), encoded dots, letters, digits and - _ ~ (Azure
  * decodes them: `%73ecret` is `secret`), encodings encoded twice, empty
@@ -35,9 +38,12 @@
  * requests inside their bodies are not read.
  */
 import { armHostSuffixes, cloudByName, hostMatches, normaliseHost, type CloudName } from "./clouds.ts";
-import { DFS_HEADERS, DFS_PARAMETERS, mapDataLake } from "./data-lake.ts";
+import { DFS_HEADERS, DFS_PARAMETERS, mapDataLake, type Named } from "./data-lake.ts";
+import { asciiLower, firstNonAscii } from "../util/ascii.ts";
+import { checkGraphSegments, graphHost } from "./graph.ts";
+import { mapKeyVault } from "./key-vault.ts";
 import { safeSegments, UnsafePath } from "./safe-path.ts";
-import { BLOB_HEADERS, readHeaders, sourceOf, storageAccount, storageSuffix, type HeaderSource } from "./storage-hosts.ts";
+import { BLOB_HEADERS, checkContainer, readHeaders, sourceOf, storageAccount, storageHost, storageSuffix, userDelegationKey, type HeaderSource, type StorageAccount } from "./storage-hosts.ts";
 
 export { safeSegments, UnsafePath };
 
@@ -45,6 +51,7 @@ export type Plane = "control" | "data";
 export type Confidence = "exact" | "derived" | "unknown";
 
 export interface AzureOperation {
+  /** Which of a role's lists Azure names it in: Actions (control) or DataActions (data); a data host's request may be either (a user delegation key is an Action). */
   plane: Plane;
   /** The RBAC action (or data action); null when it cannot be named. */
   action: string | null;
@@ -70,9 +77,12 @@ export interface CanonicalRequest {
   method: string;
   /**
    * Lower case, no port, no trailing dot; a host read as ARM (a regional one included) is the cloud's ARM host,
-   * a storage account's Data Lake (dfs) host its blob host: the same data.
+   * a storage account's host its primary one (its secondary and private-link names read as it: storage-hosts.ts),
+   * and its Data Lake (dfs) host its blob host: the same data.
    */
   host: string;
+  /** The cloud it was read in (a literal `hosts` pattern is read the same way: rbac/azure-api.ts). */
+  cloud: CloudName;
   /** Whether the host is read as ARM. */
   arm: boolean;
   /** Whether the request came to a storage account's dfs host (the Data Lake API; `host` is the blob host). */
@@ -83,6 +93,12 @@ export interface CanonicalRequest {
   segments: string[];
   /** "/" and the segments joined: decoded, without a trailing slash. What `paths` rules match. */
   path: string;
+  /**
+   * Whether `paths` rules compare the path with case: on a storage account's blob (and dfs) host, where blob
+   * names are case-sensitive (`/data/PUBLIC/x` is another blob than `/data/public/x`); elsewhere (ARM, Key
+   * Vault, Microsoft Graph, the other storage services) the service ignores case, and so do the rules.
+   */
+  caseSensitivePath: boolean;
   query: URLSearchParams;
   /** The request headers the mapper reads (lower-case names, each given once), as sent; no others. */
   headers: Record<string, string>;
@@ -131,24 +147,63 @@ function checkQuery(query: URLSearchParams, read: string[]): void {
 
 /** The request as every rule reads it; throws UnsafePath when its path, query or the headers the mapper reads cannot be read. */
 export function canonicalRequest(req: RequestShape, cloudName: CloudName = "Azure"): CanonicalRequest {
-  const cloud = cloudByName(cloudName);
-  const named = normaliseHost(req.host.replace(/:\d*$/, ""));
-  const arm = armHostSuffixes(cloud).some((s) => hostMatches(named, s));
-  const account = storageAccount(named, cloudName);
+  const { host, arm, account, aliases, graph } = readHost(req.host, cloudName);
   const dfs = account?.dfs ?? false;
   const segments = safeSegments(req.path);
+  if (graph) checkGraphSegments(segments);
+  if (arm || isVaultHost(host, cloudName)) checkAsciiNames(segments);
   const query = req.query ?? new URLSearchParams();
   checkQuery(query, dfs ? [...READ_PARAMETERS, ...DFS_PARAMETERS] : READ_PARAMETERS);
+  if (account) checkContainer(segments, "the path", !dfs && segments.length === 1 && query.get("restype") !== "container");
   const headers = account ? readHeaders(req.headers ?? [], dfs ? DFS_HEADERS : BLOB_HEADERS) : {};
   const source = account ? sourceOf(headers, account, cloudName) : null;
-  const host = arm ? cloud.armHost : account ? account.blobHost : named;
-  return { method: req.method.toUpperCase(), host, arm, dfs, aliases: account ? [account.dfsHost] : [], segments, path: "/" + segments.join("/"), query, headers, source };
+  return { method: req.method.toUpperCase(), host, cloud: cloudName, arm, dfs, aliases, segments, path: "/" + segments.join("/"), caseSensitivePath: account !== null, query, headers, source };
+}
+
+/**
+ * ARM compares names ordinally without case, and its names may have non-ASCII letters, whose case Azure folds
+ * by its own tables (not JavaScript's); Key Vault's names are ASCII. Rules compare ASCII letters only
+ * (util/ascii.ts), so a name outside ASCII is refused wherever a rule applies: azgate cannot tell which
+ * resource it is to Azure (U+212A KELVIN SIGN in `\u212Aube-dev` is another group than `kube-dev`; `CAFÉ` and
+ * `café` may be one).
+ */
+function checkAsciiNames(segments: string[]): void {
+  for (const [i, s] of segments.entries()) {
+    const odd = firstNonAscii(s);
+    if (odd) throw new UnsafePath(`segment ${i + 1} has a character outside ASCII (U+${odd.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}): azgate compares Azure's names in ASCII only`);
+  }
+}
+
+/** A host as every rule reads it (see CanonicalRequest.host); throws UnsafePath for a storage host that names no one account. */
+export interface HostReading {
+  host: string;
+  arm: boolean;
+  /** The storage account's blob and dfs hosts, when the host is one of their names. */
+  account: StorageAccount | null;
+  aliases: string[];
+  /** A Microsoft Graph (or Azure AD Graph) host: an OData service, whose paths graph.ts checks. */
+  graph?: boolean;
+}
+
+export function readHost(sent: string, cloudName: CloudName = "Azure"): HostReading {
+  const cloud = cloudByName(cloudName);
+  // A URL's host is ASCII (IDNA); one that is not could be mapped onto another name by whoever parses it next.
+  const odd = firstNonAscii(sent);
+  if (odd) throw new UnsafePath(`the host has a character outside ASCII (U+${odd.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")})`);
+  const named = normaliseHost(sent.replace(/:\d*$/, ""));
+  if (armHostSuffixes(cloud).some((s) => hostMatches(named, s))) return { host: cloud.armHost, arm: true, account: null, aliases: [] };
+  const account = storageAccount(named, cloudName);
+  if (account) return { host: account.blobHost, arm: false, account, aliases: [account.dfsHost] };
+  const graph = graphHost(named, cloud);
+  if (graph) return { host: graph, arm: false, account: null, aliases: [], graph: true };
+  // Queue, Table and Files: the account's primary host for that service (its secondary and private-link names read as it).
+  return { host: storageHost(named, cloudName)?.primary ?? named, arm: false, account: null, aliases: [] };
 }
 
 /** What kind of batch request this is (its body holds requests azgate does not read), or null. */
 export function batchKind(c: CanonicalRequest): string | null {
-  if (c.arm && c.segments.length === 1 && c.segments[0].toLowerCase() === "batch") return "ARM's /batch";
-  if (c.segments.some((s) => s.toLowerCase() === "$batch")) return "an OData $batch (Microsoft Graph, Table storage)";
+  if (c.arm && c.segments.length === 1 && asciiLower(c.segments[0]) === "batch") return "ARM's /batch";
+  if (c.segments.some((s) => asciiLower(s) === "$batch")) return "an OData $batch (Microsoft Graph, Table storage)";
   if ([...c.query.entries()].some(([k, v]) => k === "comp" && v.toLowerCase() === "batch")) return "a storage comp=batch";
   return null;
 }
@@ -164,9 +219,9 @@ export function readRequest(req: RequestShape, cloudName: CloudName = "Azure"): 
     if (!(e instanceof UnsafePath)) throw e;
     return { sent, canonical: null, operation: null, parts: [], refused: override ? overridden(override[0]) : `${sent} is refused: ${e.message}` };
   }
-  let named: { operation: AzureOperation; parts: ReadPart[] };
+  let named: Named;
   try {
-    named = canonical.dfs ? mapDataLake(canonical) : { operation: operationOf(canonical, cloudName), parts: blobSourceParts(canonical, cloudName) };
+    named = namedRequest(canonical, cloudName);
   } catch (e) {
     // A path readable as text that still names no one operation (a name where ARM has a keyword).
     if (!(e instanceof UnsafePath)) throw e;
@@ -175,6 +230,18 @@ export function readRequest(req: RequestShape, cloudName: CloudName = "Azure"): 
   const batch = batchKind(canonical);
   const refused = override ? overridden(override[0]) : batch ? `${sent} is refused: ${batch} carries requests azgate does not read, so batches are not allowed where an azure_api policy applies` : null;
   return { sent, canonical, ...named, refused };
+}
+
+/** The operation a canonical request names, with what else it does (its parts: a rename's or copy's source, a backup's read). */
+function namedRequest(c: CanonicalRequest, cloudName: CloudName): Named {
+  if (c.dfs) return mapDataLake(c);
+  if (isVaultHost(c.host, cloudName)) return mapKeyVault(c);
+  return { operation: operationOf(c, cloudName), parts: blobSourceParts(c, cloudName) };
+}
+
+function isVaultHost(host: string, cloudName: CloudName): boolean {
+  const vaultSuffix = cloudByName(cloudName).hostSuffixes.find((s) => s.startsWith("vault."));
+  return !!vaultSuffix && host.endsWith(`.${vaultSuffix}`);
 }
 
 const overridden = (header: string) => `the ${header} header is not allowed where an azure_api policy applies`;
@@ -203,8 +270,7 @@ export function operationOf(c: CanonicalRequest, cloudName: CloudName = "Azure")
   const cloud = cloudByName(cloudName);
   if (c.arm) return mapArm(method, segments);
   if (c.dfs) return mapDataLake(c).operation;
-  const vaultSuffix = cloud.hostSuffixes.find((s) => s.startsWith("vault."));
-  if (vaultSuffix && host.endsWith(`.${vaultSuffix}`)) return mapKeyVault(method, host, segments);
+  if (isVaultHost(host, cloudName)) return mapKeyVault(c).operation;
   const blobSuffix = storageSuffix(cloudName, "blob");
   if (blobSuffix && host.endsWith(`.${blobSuffix}`)) return mapBlob(method, host, segments, c.query, c.source);
   return { plane: "data", action: null, scope: dataScope(host, segments), resource_id: null, confidence: "unknown" };
@@ -233,7 +299,7 @@ function keywordProviders(seg: string[], lower: string[]): number {
 }
 
 function mapArm(method: string, seg: string[]): AzureOperation {
-  const lower = seg.map((s) => s.toLowerCase());
+  const lower = seg.map(asciiLower);
   const unknown = (scope: string): AzureOperation => ({ plane: "control", action: null, scope, resource_id: null, confidence: "unknown" });
   if (seg.length === 0) return unknown("/");
   // The last providers keyword names the provider (an extension resource's); never a name that is spelt so.
@@ -275,8 +341,8 @@ function readOnly(method: string, action: string, scope: string): AzureOperation
  * count a collection, or for a POST an action on what comes before it.
  */
 function typed(method: string, ns: string, rest: string[], scopeSegs: string[]): AzureOperation {
-  const builtIn = ns === "Microsoft.Resources" && scopeSegs.length === 0 && rest[0]?.toLowerCase() === "subscriptions";
-  const typeName = (s: string) => (builtIn ? BUILT_IN_TYPES[s.toLowerCase()] ?? s : s);
+  const builtIn = ns === "Microsoft.Resources" && scopeSegs.length === 0 && (rest[0] !== undefined && asciiLower(rest[0]) === "subscriptions");
+  const typeName = (s: string) => (builtIn ? BUILT_IN_TYPES[asciiLower(s)] ?? s : s);
   const types = (count: number) => rest.slice(0, count).filter((_, i) => i % 2 === 0).map(typeName);
   const base = builtIn ? [] : [...scopeSegs, "providers", ns];
   // Microsoft.Resources' own types are Azure's names exactly; everything else follows the convention.
@@ -305,54 +371,6 @@ const KNOWN_BUILT_INS = new Set(Object.values(BUILT_IN_TYPES));
 
 // ---- data planes ----
 
-const KV = "Microsoft.KeyVault/vaults";
-
-/** Key Vault's data actions, by object kind and request shape (Key Vault REST reference; RBAC data actions). */
-function mapKeyVault(method: string, host: string, seg: string[]): AzureOperation {
-  const lower = seg.map((s) => s.toLowerCase());
-  const op = (action: string | null, confidence: Confidence = "derived"): AzureOperation => ({ plane: "data", action, scope: dataScope(host, seg.slice(0, 2)), resource_id: null, confidence: action ? confidence : "unknown" });
-  const [kind, name, third, fourth] = lower;
-  if (kind === "secrets") {
-    if (seg.length === 1) return op(method === "GET" ? `${KV}/secrets/readMetadata/action` : method === "POST" ? null : null, "exact");
-    if (name === "restore" && seg.length === 2 && method === "POST") return op(`${KV}/secrets/restore/action`, "exact");
-    if (seg.length === 2 && method === "GET") return op(`${KV}/secrets/getSecret/action`, "exact");
-    if (seg.length === 2 && method === "PUT") return op(`${KV}/secrets/setSecret/action`, "exact");
-    if (seg.length === 2 && method === "DELETE") return op(`${KV}/secrets/delete`, "exact");
-    if (seg.length === 3 && third === "versions" && method === "GET") return op(`${KV}/secrets/readMetadata/action`, "exact");
-    if (seg.length === 3 && third === "backup" && method === "POST") return op(`${KV}/secrets/backup/action`, "exact");
-    if (seg.length === 3 && method === "GET") return op(`${KV}/secrets/getSecret/action`, "exact");
-    if (seg.length === 3 && method === "PATCH") return op(`${KV}/secrets/update/action`, "exact");
-    return op(null);
-  }
-  if (kind === "deletedsecrets") {
-    if (method === "GET") return op(`${KV}/secrets/readMetadata/action`);
-    if (seg.length === 2 && method === "DELETE") return op(`${KV}/secrets/purge/action`, "exact");
-    if (seg.length === 3 && third === "recover" && method === "POST") return op(`${KV}/secrets/recover/action`, "exact");
-    return op(null);
-  }
-  if (kind === "keys") {
-    const crypto = ["encrypt", "decrypt", "sign", "verify", "wrapkey", "unwrapkey"];
-    if (seg.length === 4 && method === "POST" && crypto.includes(fourth)) return op(`${KV}/keys/${seg[3]}/action`, "exact");
-    if (seg.length === 3 && third === "create" && method === "POST") return op(`${KV}/keys/create/action`, "exact");
-    if (seg.length === 3 && third === "backup" && method === "POST") return op(`${KV}/keys/backup/action`, "exact");
-    if (seg.length === 3 && third === "rotate" && method === "POST") return op(`${KV}/keys/rotate/action`, "exact");
-    if (method === "GET" || method === "HEAD") return op(`${KV}/keys/read`, "exact");
-    if (seg.length === 2 && method === "PUT") return op(`${KV}/keys/import/action`, "exact");
-    if (seg.length >= 2 && method === "PATCH") return op(`${KV}/keys/update/action`, "exact");
-    if (seg.length === 2 && method === "DELETE") return op(`${KV}/keys/delete`, "exact");
-    return op(null);
-  }
-  if (kind === "certificates") {
-    if (method === "GET" || method === "HEAD") return op(`${KV}/certificates/read`);
-    if (seg.length === 3 && third === "create" && method === "POST") return op(`${KV}/certificates/create/action`);
-    if (seg.length === 3 && third === "import" && method === "POST") return op(`${KV}/certificates/import/action`);
-    if (seg.length === 2 && method === "DELETE") return op(`${KV}/certificates/delete`);
-    if (method === "PATCH") return op(`${KV}/certificates/update/action`);
-    return op(null);
-  }
-  return op(null);
-}
-
 const BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers";
 
 /** Blob storage: containers and blobs (Blob service REST reference; RBAC actions per operation). */
@@ -366,8 +384,8 @@ function mapBlob(method: string, host: string, seg: string[], query: URLSearchPa
   if (source?.header === "x-ms-source-container-name" && !(method === "PUT" && seg.length === 1 && restype === "container" && comp === "rename")) return op(null);
   if (seg.length === 0) {
     if (read && comp === "list") return op(`${BLOBS}/read`, "exact");
-    // Account properties, statistics, user delegation keys: not mapped.
-    return op(null);
+    // Account properties and statistics: not mapped.
+    return userDelegationKey(method, host, seg, query) ?? op(null);
   }
   if (seg.length === 1 && restype === "container") {
     if (read && comp === "list") return op(`${BLOBS}/blobs/read`, "exact");
@@ -392,7 +410,7 @@ function mapBlob(method: string, host: string, seg: string[], query: URLSearchPa
 function blobSourceParts(c: CanonicalRequest, cloudName: CloudName): ReadPart[] {
   const src = c.source;
   if (!src) return [];
-  const at = (method: string, query: string): CanonicalRequest => ({ ...c, method, host: src.host, aliases: src.aliases, segments: src.segments, path: "/" + src.segments.join("/"), query: new URLSearchParams(query), headers: {}, source: null });
+  const at = (method: string, query: string): CanonicalRequest => ({ ...c, method, host: src.host, aliases: src.aliases, segments: src.segments, path: "/" + src.segments.join("/"), caseSensitivePath: src.caseSensitivePath, query: new URLSearchParams(query), headers: {}, source: null });
   const part = (what: string, canonical: CanonicalRequest): ReadPart => ({ what, canonical, operation: operationOf(canonical, cloudName) });
   return src.header === "x-ms-copy-source" ? [part("the copy's source, read", at("GET", ""))] : [part("the renamed container, removed", at("DELETE", "restype=container"))];
 }

@@ -6,7 +6,7 @@
  * the app certificate and names the Azure identity it was minted for.
  */
 import { PlaceholderInvalid } from "../errors/index.ts";
-import { SignJWT, decodeJwt } from "jose";
+import { SignJWT, decodeJwt, decodeProtectedHeader } from "jose";
 import { verifyEs256 } from "../runtime/es256.ts";
 import { sameIdentity } from "./resource-id.ts";
 
@@ -29,7 +29,7 @@ export const PLACEHOLDER_ISSUER = "azgate-client";
  * at apps login) it carries the claims tools read from a managed identity's
  * token: Terraform and Pulumi take `appid`, `oid` and `tid` from it, az `tid`.
  */
-export async function signPlaceholder(key: CryptoKey, claims: { tid: string; resource: string; identity: string; now: Date; expires: Date; clientId?: string; principalId?: string }): Promise<string> {
+export async function signPlaceholder(key: CryptoKey, claims: { tid: string; resource: string; identity: string; now: Date; expires: Date; clientId?: string; principalId?: string }, kid?: string): Promise<string> {
   const facts = {
     aud: claims.resource,
     idtyp: "app",
@@ -38,12 +38,39 @@ export async function signPlaceholder(key: CryptoKey, claims: { tid: string; res
     ...(claims.principalId ? { oid: claims.principalId, sub: claims.principalId } : {}),
   };
   return new SignJWT({ tid: claims.tid, resource: claims.resource, xms_mirid: claims.identity, ...facts })
-    .setProtectedHeader({ alg: "ES256", typ: "JWT" })
+    .setProtectedHeader({ alg: "ES256", typ: "JWT", ...(kid ? { kid } : {}) })
     .setIssuer(PLACEHOLDER_ISSUER)
     .setIssuedAt(Math.floor(claims.now.getTime() / 1000))
     .setExpirationTime(Math.floor(claims.expires.getTime() / 1000))
     .setJti(crypto.randomUUID())
     .sign(key);
+}
+
+/** The `kid` a placeholder names (the signing key's thumbprint, when its local proxy set one), or null. */
+export function placeholderKid(token: string): string | null {
+  try {
+    const kid = (decodeProtectedHeader(token) as { kid?: unknown }).kid;
+    return typeof kid === "string" ? kid : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The same placeholder signed again by `key` (named `kid`), when `signer`, the
+ * key it names, did sign it; else null. The workstation's local proxy does
+ * this for the tokens it handed out before its key was rotated (a user CA
+ * rotation gives an app session a new key): clients keep their cached token,
+ * and the agent sees only tokens of the key of the tunnel they come on.
+ */
+export async function resignPlaceholder(token: string, signer: JsonWebKey, key: CryptoKey, kid: string): Promise<string | null> {
+  try {
+    if (!verifyEs256(token, signer)) return null;
+  } catch {
+    return null;
+  }
+  const claims = decodeJwt(token);
+  return new SignJWT({ ...claims, jti: crypto.randomUUID() }).setProtectedHeader({ alg: "ES256", typ: "JWT", kid }).sign(key);
 }
 
 export type PlaceholderProblem = PlaceholderInvalid["problem"];

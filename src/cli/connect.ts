@@ -1,17 +1,9 @@
-import { AppRegistry } from "../proxy/registry.ts";
-import { systemClock } from "../util/clock.ts";
 import path from "node:path";
 import { AzgateError } from "../errors/index.ts";
-import { readLockHolder } from "../runtime/index.ts";
 import { ApiClient } from "../api/client.ts";
 import { loadCredentials, loadProfile } from "../client/profile.ts";
-import { profileTarget } from "../client/target.ts";
-import { proxyBaseUrl } from "../api/trust.ts";
-import { loadConfig } from "../config/load.ts";
-import { createApi } from "../proxy/api.ts";
-import { issueLocalAdmin, readLocalAdmin } from "../proxy/local-admin.ts";
-import { openState, settingsFrom } from "../proxy/state.ts";
-import { KEYS } from "../proxy/keys.ts";
+import { systemClock } from "../util/clock.ts";
+import { profileApiClient } from "../client/rotation.ts";
 import { run } from "./run.ts";
 
 export interface AdminArgs {
@@ -43,7 +35,9 @@ export interface AdminConnection {
  *  - otherwise: through the proxy of the current login profile.
  */
 export async function connectAdmin(opts: { dataDir?: string; config?: string }): Promise<AdminConnection> {
-  if (opts.dataDir) return connectLocal(path.resolve(opts.dataDir), opts.config);
+  // Loaded only here: the offline path runs the proxy's API in this process, which the
+  // everyday commands (status, apps ls) must not pay for at start-up.
+  if (opts.dataDir) return (await import("./connect-local.ts")).connectLocal(path.resolve(opts.dataDir), opts.config);
   return { client: await profileClient(), close: async () => undefined };
 }
 
@@ -53,28 +47,6 @@ export async function profileClient(): Promise<ApiClient> {
   if (!profile || !creds) {
     throw new AzgateError("unauthenticated", "not logged in; run azgate login --proxy HOST:PORT --user NAME (or, on the proxy host, pass --data-dir)");
   }
-  return new ApiClient(profileTarget(profile), creds);
-}
-
-async function connectLocal(dataDir: string, configFile?: string): Promise<AdminConnection> {
-  const holder = await readLockHolder(path.join(dataDir, "azgate.lock"));
-  if (holder) {
-    let creds;
-    try {
-      creds = await readLocalAdmin(dataDir);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "EACCES") throw new AzgateError("access_denied", `only the owner of ${dataDir} can use it for admin commands`);
-      throw e;
-    }
-    if (!creds) throw new AzgateError("backend_locked", `${dataDir} is held by pid ${holder.pid} (${holder.purpose}), which offers no local admin access; wait for it or stop it`);
-    return { client: new ApiClient({ baseUrl: creds.url, cert_sha256: creds.cert_sha256, ca_pem: creds.ca_pem }, { keyPem: creds.key_pem, certPem: creds.cert_pem }), close: async () => undefined };
-  }
-  const config = loadConfig({ file: configFile, env: process.env });
-  // The offline admin path is a start of its own: it chooses the machine's clock (util/clock.ts).
-  const { ctx, close } = await openState(dataDir, { settings: settingsFrom(config), purpose: "azgate admin", storage: config.storage, audit: config.audit, clock: systemClock });
-  const stored = await ctx.backend.get<{ url: string }>(KEYS.publicUrl);
-  // Offline: no agents are connected, so the app registry is empty.
-  const api = createApi(ctx, { publicUrl: () => stored?.value.url ?? proxyBaseUrl("localhost"), registry: new AppRegistry(ctx.clock) });
-  const creds = await issueLocalAdmin(ctx.cluster.user, ctx.localAdminSession, ctx.clock.date());
-  return { client: new ApiClient({ baseUrl: "https://local.azgate", fetch: (req) => api.fetch(req) }, creds), close };
+  // It follows a rotation of the cluster's CAs at this call (client/rotation.ts).
+  return profileApiClient(profile, creds, systemClock);
 }

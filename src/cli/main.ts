@@ -43,7 +43,8 @@ export async function commandTree(argv: string[], width: number): Promise<Argv> 
   for (const m of MODULES) {
     if (asked && (m.commands.includes(asked) || m.hidden?.includes(asked))) cli = (await m.load())(cli);
     else for (const name of m.commands) cli = cli.command(name, DESCRIBE[name as keyof typeof DESCRIBE]);
-    if (m.commands.includes("proxy")) cli = cli.command("az", DESCRIBE.az, (a) => a).command("exec", DESCRIBE.exec, (a) => a);
+    // Listed for --help only: both run before yargs (above). exec's help names its one option of its own.
+    if (m.commands.includes("proxy")) cli = cli.command("az", DESCRIBE.az, (a) => a).command("exec", DESCRIBE.exec, (a) => a.usage(`azgate exec [--app NAME] [--] COMMAND [ARGS...]\n\n${DESCRIBE.exec}`).option("app", { type: "string", describe: "The app session to use, when logged into several (apps login APP)" }));
   }
   cli = cli.command("version", DESCRIBE.version, (a) => a, () => print(`azgate ${VERSION} (${runtimeVersion()})`));
   return cli.demandCommand(1, "name a command").help().alias("h", "help");

@@ -59,6 +59,13 @@ export async function saveAppSession(p: Profile, info: AppSessionInfo, keyPem: s
   await ensureDir(azureConfigDir(p, info.app), 0o700);
 }
 
+/** An app session's key and certificate alone, replaced (a rotated user CA reissued them to a running local proxy). */
+export async function saveAppSessionCert(p: Profile, app: string, keyPem: string, certPem: string): Promise<void> {
+  const base = path.join(appDir(p), safe(app));
+  await writeFileAtomic(`${base}.key`, keyPem, 0o600);
+  await writeFileAtomic(`${base}.crt`, certPem, 0o600);
+}
+
 export interface StoredAppSession {
   info: AppSessionInfo;
   keyPem: string;

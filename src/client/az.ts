@@ -3,7 +3,7 @@
  * once (MSAL managed identity from 2.73 changes the login flag), and run it
  * with the local proxy's environment, passing stdio, signals and exit code.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import path from "node:path";
 import { AzgateError } from "../errors/index.ts";
@@ -23,22 +23,29 @@ export function findAz(env: Record<string, string | undefined> = process.env): s
   );
 }
 
-/** az's version, cached per binary (az version is slow); null when it cannot be read. */
-export async function azVersion(az: string): Promise<string | null> {
-  const cacheFile = path.join(azgateHome(), "az-version.json");
+/**
+ * az's version, cached per binary (az version is slow); null when it cannot
+ * be read. `configDir` (a bot's): az runs there and nothing is cached under
+ * the home directory.
+ */
+export async function azVersion(az: string, configDir?: string): Promise<string | null> {
+  const cacheFile = configDir ? null : path.join(azgateHome(), "az-version.json");
   const stamp = `${az}:${statSync(az).mtimeMs}`;
-  const cached = await readTextOrNull(cacheFile);
+  const cached = cacheFile ? await readTextOrNull(cacheFile) : null;
   if (cached) {
     const c = JSON.parse(cached) as { stamp: string; version: string };
     if (c.stamp === stamp) return c.version;
   }
   // A config dir of its own: a bare `az version` would create ~/.azure and try the network on its own.
-  const env = { ...process.env, AZURE_CONFIG_DIR: path.join(azgateHome(), "azure", ".az-version"), AZURE_CORE_COLLECT_TELEMETRY: "false" };
-  const out = spawnSync(az, ["version", "--output", "json"], { encoding: "utf8", env, timeout: 60_000 });
+  const env = { ...process.env, AZURE_CONFIG_DIR: configDir ?? path.join(azgateHome(), "azure", ".az-version"), AZURE_CORE_COLLECT_TELEMETRY: "false" };
+  // Not spawnSync: a bot asks while it joins, and waits for both at once.
+  const stdout = await new Promise<string>((resolve) => {
+    execFile(az, ["version", "--output", "json"], { encoding: "utf8", env, timeout: 60_000 }, (_err, out) => resolve(String(out ?? "")));
+  });
   try {
-    const version = String((JSON.parse(out.stdout) as Record<string, string>)["azure-cli-core"]);
+    const version = String((JSON.parse(stdout) as Record<string, string>)["azure-cli-core"]);
     if (!/^\d+\.\d+\.\d+/.test(version)) return null;
-    await writeFileAtomic(cacheFile, JSON.stringify({ stamp, version }) + "\n", 0o600).catch(() => undefined);
+    if (cacheFile) await writeFileAtomic(cacheFile, JSON.stringify({ stamp, version }) + "\n", 0o600).catch(() => undefined);
     return version;
   } catch {
     return null;

@@ -10,10 +10,12 @@ import { generateKeyPair, importPrivateKeyPem, privateKeyToPem, publicKeyToPem }
 import type { AppView } from "../api/types.ts";
 import { currentLogin, type Profile } from "./profile.ts";
 import { profileTarget } from "./target.ts";
-import { ApiClient, type ApiTarget } from "../api/client.ts";
+import type { ApiClient, ApiTarget } from "../api/client.ts";
+import { adoptProfileCas, profileApiClient } from "./rotation.ts";
 import { createLocalCa } from "./local-ca.ts";
-import { identityFactsProblem, saveAppSession, type AppSessionInfo } from "./app-store.ts";
+import { identityFactsProblem, saveAppSession, saveAppSessionCert, type AppSessionInfo } from "./app-store.ts";
 import { chooseAzureIdentity } from "./identity-choice.ts";
+import { requestCommand } from "../resources/access-request.ts";
 import { serveLocalProxy, type RunningLocalProxy } from "./local-proxy.ts";
 import type { PythonTrust } from "./session-env.ts";
 import { prepareLocalSession, type PreparedSession } from "./local-session.ts";
@@ -31,7 +33,8 @@ export interface UserSession {
 export async function currentSession(clock: Clock = systemClock): Promise<UserSession> {
   const { profile, credentials } = await currentLogin();
   const target = profileTarget(profile);
-  return { profile, client: new ApiClient(target, credentials, clock), target, clock };
+  // The client follows a rotation of the cluster's CAs at its calls (client/rotation.ts).
+  return { profile, client: profileApiClient(profile, credentials, clock), target, clock };
 }
 
 /** `apps login` without the az part: returns the chosen identity. */
@@ -71,10 +74,11 @@ export async function loginApp(s: UserSession, appName: string, identityFlag?: s
 /** An identity the roles let the user request (not use): the refusal says how, with the exact command. */
 async function withRequestHint(s: UserSession, app: string, flag: string | undefined, e: unknown): Promise<unknown> {
   if (!flag || !(e instanceof AzgateError)) return e;
-  const terms = await s.client.call<{ requestable: boolean; azure_identity?: string; max_duration_ms?: number; reason_required?: boolean; ticket_required?: boolean }>("GET", `/v1/requests/terms?azure_identity=${encodeURIComponent(flag)}`).catch(() => ({ requestable: false }) as { requestable: false });
+  const terms = await s.client.call<{ requestable: boolean; azure_identity?: string; max_duration_ms?: number; reason_required?: boolean; ticket_required?: boolean; ambiguous?: string }>("GET", `/v1/requests/terms?azure_identity=${encodeURIComponent(flag)}`).catch(() => ({ requestable: false }) as { requestable: false; ambiguous?: undefined });
+  // A name several identities have (the proxy's one answer, as request create gives it): which, so the user can choose.
+  if (terms.ambiguous) return new AzgateError("bad_parameter", terms.ambiguous);
   if (!terms.requestable) return e;
-  const hours = Math.max(1, Math.floor((terms.max_duration_ms ?? 3_600_000) / 3_600_000));
-  const command = `azgate request create --app ${app} --azure-identity ${flag} --for ${hours}h${terms.reason_required ? ' --reason "..."' : ""}${terms.ticket_required ? " --ticket ..." : ""}`;
+  const command = requestCommand(app, flag, terms);
   return new AzgateError("access_denied", `you have no standing access to Azure identity "${terms.azure_identity}", but you may request it:\n  ${command}\nOnce a reviewer approves it, run azgate apps login ${app} --azure-identity ${flag} again.`);
 }
 
@@ -83,8 +87,8 @@ export interface LocalProxySession extends Omit<PreparedSession, "profile" | "st
 }
 
 /** Starts the local proxy for an app session stored on disk (the only one, when `appName` is not given); the caller closes it. */
-export async function startLocalProxy(appName: string | undefined, port = 0, log?: (line: string) => void, pythonTrust: PythonTrust = "local", clock: Clock = systemClock): Promise<LocalProxySession> {
-  return openLocalProxy(await prepareLocalSession(appName, port, pythonTrust, clock), log);
+export async function startLocalProxy(appName: string | undefined, port = 0, log?: (line: string) => void, pythonTrust: PythonTrust = "local", clock: Clock = systemClock, onAppUnavailable?: (first: boolean) => void): Promise<LocalProxySession> {
+  return openLocalProxy(await prepareLocalSession(appName, port, pythonTrust, clock), log, onAppUnavailable);
 }
 
 /**
@@ -92,7 +96,7 @@ export async function startLocalProxy(appName: string | undefined, port = 0, log
  * leaves and the tunnel to the proxy, served on the port already taken.
  * On failure the port is released.
  */
-export async function openLocalProxy(prep: PreparedSession, log?: (line: string) => void): Promise<LocalProxySession> {
+export async function openLocalProxy(prep: PreparedSession, log?: (line: string) => void, onAppUnavailable?: (first: boolean) => void): Promise<LocalProxySession> {
   try {
     const { stored, app } = prep;
     const expires = new x509.X509Certificate(stored.certPem).notAfter;
@@ -106,6 +110,14 @@ export async function openLocalProxy(prep: PreparedSession, log?: (line: string)
       log,
       clock: prep.clock,
       invocation: prep.invocation,
+      onAppUnavailable,
+      // A rotation of the cluster's CAs while it runs: the reissued key and certificate, and the host CAs trusted, are kept on disk.
+      rotation: {
+        cluster: prep.profile.cluster,
+        proxy: prep.profile.proxy,
+        onReissued: (keyPem, certPem) => saveAppSessionCert(prep.profile, app, keyPem, certPem),
+        onTrusted: (pems) => adoptProfileCas(prep.profile, pems),
+      },
     });
     return { proxy, env: prep.env, app, identity: prep.identity, tenant: prep.tenant, clientId: prep.clientId, cloud: prep.cloud, expires, clock: prep.clock };
   } catch (e) {

@@ -18,6 +18,8 @@ export interface Profile {
   cluster: string;
   /** The cluster's host CA (pinned or confirmed at login); also verifies the proxy's own TLS certificate. */
   ca_pem?: string;
+  /** Every host CA trusted, ca_pem first: two while the host CA rotates (client/rotation.ts keeps it). */
+  ca_pems?: string[];
   /** The CA of a TLS front (an ingress, an operator certificate) given at login with --proxy-ca-file. */
   proxy_ca_pems?: string[];
   insecure?: boolean;
@@ -40,6 +42,16 @@ export async function saveProfile(p: Profile, keyPem: string, certPem: string, h
   await writeFileAtomic(certFile(p.proxy, p.user, home), certPem, 0o600);
   await writeFileAtomic(profileFile(p.proxy, home), JSON.stringify(p, null, 2) + "\n", 0o600);
   await writeFileAtomic(path.join(home, "current-profile"), p.proxy + "\n", 0o600);
+}
+
+/** Writes a profile's file alone (its trust followed a rotation); the keys stay as they are. */
+export async function saveProfileFile(p: Profile, home = azgateHome()): Promise<void> {
+  await writeFileAtomic(profileFile(p.proxy, home), JSON.stringify(p, null, 2) + "\n", 0o600);
+}
+
+/** Writes a login's certificate alone (reissued by a rotated CA, for the same key). */
+export async function saveCertificate(p: Profile, certPem: string, home = azgateHome()): Promise<void> {
+  await writeFileAtomic(certFile(p.proxy, p.user, home), certPem, 0o600);
 }
 
 export async function currentProfileName(): Promise<string | null> {

@@ -19,6 +19,8 @@ export const IDENTITY_HOST = "azure-identity.azgate.invalid";
  */
 export const LOOPBACK_TOKEN_PATH = "/azgate/msi/token";
 export const loopbackTokenEndpoint = (port: number) => `http://127.0.0.1:${port}${LOOPBACK_TOKEN_PATH}`;
+/** The loopback token path, with the trailing slash App Service accepts (ms-rest-nodeauth always adds one). */
+export const isLoopbackTokenPath = (pathname: string) => pathname === LOOPBACK_TOKEN_PATH || pathname === `${LOOPBACK_TOKEN_PATH}/`;
 const LOOPBACK_ENDPOINT = /^http:\/\/127\.0\.0\.1:\d{1,5}\/azgate\/msi\/token$/;
 
 /**
@@ -52,6 +54,12 @@ export function azureEnv(p: { port: number; secret: string; configDir: string; c
     NO_PROXY: "127.0.0.1,localhost,::1",
     no_proxy: "127.0.0.1,localhost,::1",
     IDENTITY_HEADER: p.secret,
+    // App Service's older name for the same secret, sent as the `secret` header (api-version 2017-09-01) by the
+    // clients that read it: ms-rest-nodeauth (which needs it or IDENTITY_SECRET), Python azure-identity with
+    // MSI_ENDPOINT alone, msrestazure in a web app. It is the value IDENTITY_HEADER and MSI_ENDPOINT's path
+    // already carry in this same environment, so it discloses nothing new; the token endpoint checks it like
+    // the others, on loopback, and answers only by its own names (local-proxy.ts).
+    MSI_SECRET: p.secret,
     REQUESTS_CA_BUNDLE: p.pythonTrust === "system" ? p.caBundle : p.localCa,
     SSL_CERT_FILE: p.caBundle,
     NODE_EXTRA_CA_CERTS: p.localCa,
@@ -61,7 +69,7 @@ export function azureEnv(p: { port: number; secret: string; configDir: string; c
 const SECRET = /^[0-9a-f]{16,128}$/;
 
 function inheritedError(what: string): AzgateError {
-  return new AzgateError("bad_parameter", `${what}; this shell's managed-identity variables are not azgate's. Unset them (unset MSI_ENDPOINT IDENTITY_ENDPOINT IDENTITY_HEADER) or open a new shell, then run the command again`);
+  return new AzgateError("bad_parameter", `${what}; this shell's managed-identity variables are not azgate's. Unset them (unset MSI_ENDPOINT MSI_SECRET IDENTITY_ENDPOINT IDENTITY_HEADER) or open a new shell, then run the command again`);
 }
 
 /**
@@ -91,5 +99,7 @@ export function tokenSecret(env: Record<string, string | undefined> = process.en
     fromMsi = secret;
   }
   if (fromIdentity && fromMsi && fromIdentity !== fromMsi) throw inheritedError("IDENTITY_HEADER and MSI_ENDPOINT carry different azgate secrets");
+  const found = fromIdentity ?? fromMsi;
+  if (found && env.MSI_SECRET !== undefined && env.MSI_SECRET !== found) throw inheritedError("MSI_SECRET differs from the secret of azgate's endpoint");
   return fromIdentity ?? fromMsi ?? Array.from(crypto.getRandomValues(new Uint8Array(10)), (b) => b.toString(16).padStart(2, "0")).join("");
 }

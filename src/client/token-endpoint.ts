@@ -8,16 +8,22 @@
  * |------------------|-----------------------------------------------|---------------------|----------------|
  * | cloud-shell      | az < 2.73, JS/Go/.NET with MSI_ENDPOINT alone | the URL path        | required       |
  * | app-service-2019 | MSAL (az >= 2.73, JS, Python, .NET), Go       | X-IDENTITY-HEADER   | no             |
- * | app-service-2017 | az in App Service mode, Azure ML style        | secret              | no             |
+ * | app-service-2017 | ms-rest-nodeauth, Python azure-identity's Azure ML source, az in App Service mode (MSI_SECRET set) | secret (on MSI_ENDPOINT: and the URL path) | no |
  * | go-azure-sdk     | Terraform azurerm (IDENTITY_HEADER set)       | x-ms-identity       | no             |
  * | imds             | any client pointed at .../metadata/identity/oauth2/token, with one of the headers above | | required |
  *
  * Azure itself wants Metadata only on the IMDS shape (and Cloud Shell, whose
- * clients all send it); Go and JS omit it on App Service. A selector
- * (client_id, clientid, object_id, principal_id, mi_res_id, msi_res_id) is
- * accepted when it names the session's identity by resource ID (any case),
- * client ID or principal ID, and refused with 400 "Bad Request" when it names
- * another (az's IMDS fallback from client_id to object_id relies on that).
+ * clients all send it); Go and JS omit it on App Service, and the 2017
+ * clients send the `secret` header instead (App Service's MSI_SECRET, which
+ * azgate exports with the same value as IDENTITY_HEADER). Every secret a
+ * request carries must be this session's. A trailing slash on the token
+ * path is accepted, as App Service accepts it (ms-rest-nodeauth always adds
+ * one). Every selector given (client_id, clientid, object_id, principal_id,
+ * mi_res_id, msi_res_id) must name the session's identity by resource ID (any
+ * case), client ID or principal ID; one that names another is refused with
+ * 400 "Bad Request" (az's IMDS fallback from client_id to object_id relies on
+ * that). The api-version is not read: every dialect gets the same answer,
+ * times as whole seconds in strings, which each of these clients parses.
  */
 import { Hono, type Context } from "hono";
 import { timingSafeEqual } from "node:crypto";
@@ -35,7 +41,8 @@ export interface TokenEndpointOptions {
   clientId?: string;
   principalId?: string;
   tenant: string;
-  key: CryptoKey;
+  /** The key tokens are signed with now, and its thumbprint (the tokens' kid): a user CA rotation gives the session a new one. */
+  signer: () => { key: CryptoKey; kid?: string };
   /** The app certificate's end: no token outlives it. */
   expires: Date;
   /** Told of every token issued, with the dialect it was asked in. */
@@ -64,22 +71,36 @@ function sameSecret(given: string | undefined, want: string): boolean {
 async function params(c: Context): Promise<URLSearchParams> {
   const q = new URL(c.req.url).searchParams;
   if (c.req.method === "POST") {
-    const form = new URLSearchParams(await c.req.text());
-    for (const [k, v] of form) if (!q.has(k)) q.set(k, v);
+    // The query's values come first (what get() reads); the body's are kept too, so every selector is checked.
+    for (const [k, v] of new URLSearchParams(await c.req.text())) q.append(k, v);
   }
   return q;
 }
 
-/** The dialect and the secret it carries, from the host, the path and the headers. */
-function classify(c: Context, host: string): { dialect: TokenDialect; secret?: string; needsMetadata: boolean } {
+/** The secret in MSI_ENDPOINT's path (/SECRET, or /SECRET/ as some clients add); undefined when the path cannot be decoded. */
+function pathSecret(path: string): string | undefined {
+  try {
+    return decodeURIComponent(path.slice(1)).replace(/\/$/, "");
+  } catch {
+    return undefined;
+  }
+}
+
+/** The dialect and the secrets it carries (all must be this session's), from the host, the path and the headers. */
+function classify(c: Context, host: string): { dialect: TokenDialect; secrets: (string | undefined)[]; needsMetadata: boolean } {
   const path = new URL(c.req.url).pathname;
   const header = (h: string) => c.req.header(h);
   const fromHeaders = header("x-identity-header") ?? header("x-ms-identity") ?? header("secret");
-  if (IMDS_PATH.test(path)) return { dialect: "imds", secret: fromHeaders, needsMetadata: true };
-  if (host === MSI_HOST) return { dialect: "cloud-shell", secret: decodeURIComponent(path.slice(1)).replace(/\/$/, ""), needsMetadata: true };
-  if (header("x-identity-header") !== undefined) return { dialect: "app-service-2019", secret: header("x-identity-header"), needsMetadata: false };
-  if (header("x-ms-identity") !== undefined) return { dialect: "go-azure-sdk", secret: header("x-ms-identity"), needsMetadata: false };
-  return { dialect: "app-service-2017", secret: header("secret"), needsMetadata: false };
+  if (IMDS_PATH.test(path)) return { dialect: "imds", secrets: [fromHeaders], needsMetadata: true };
+  if (host === MSI_HOST) {
+    // A 2017 client given MSI_ENDPOINT and MSI_SECRET (Python azure-identity's Azure ML source, ms-rest-nodeauth
+    // without IDENTITY_ENDPOINT) asks MSI_ENDPOINT itself: the path and the header both carry the secret.
+    if (header("secret") !== undefined) return { dialect: "app-service-2017", secrets: [pathSecret(path), header("secret")], needsMetadata: false };
+    return { dialect: "cloud-shell", secrets: [pathSecret(path)], needsMetadata: true };
+  }
+  if (header("x-identity-header") !== undefined) return { dialect: "app-service-2019", secrets: [header("x-identity-header")], needsMetadata: false };
+  if (header("x-ms-identity") !== undefined) return { dialect: "go-azure-sdk", secrets: [header("x-ms-identity")], needsMetadata: false };
+  return { dialect: "app-service-2017", secrets: [header("secret")], needsMetadata: false };
 }
 
 export function tokenEndpoint(opts: TokenEndpointOptions) {
@@ -88,24 +109,27 @@ export function tokenEndpoint(opts: TokenEndpointOptions) {
   const app = new Hono();
   app.all("*", async (c) => {
     const host = new URL(c.req.url).hostname.toLowerCase();
-    const { dialect, secret, needsMetadata } = classify(c, host);
-    if (!sameSecret(secret, opts.secret)) return badRequest(c, "invalid secret");
+    const { dialect, secrets, needsMetadata } = classify(c, host);
+    if (!secrets.every((s) => sameSecret(s, opts.secret))) return badRequest(c, "invalid secret");
     if (needsMetadata && c.req.header("metadata")?.toLowerCase() !== "true") return badRequest(c, "Required metadata header not specified (expected Metadata: true)");
     const p = await params(c);
     const resource = p.get("resource");
     if (!resource) return badRequest(c, "missing value for parameter 'resource'");
-    const field = SELECTORS.find((f) => p.get(f));
-    const asked = field ? p.get(field)! : undefined;
-    if (asked && !names.includes(asked.toLowerCase())) {
-      return badRequest(c, `unexpected value for parameter '${field}': ${asked}; this app session uses ${opts.identity}${opts.clientId ? ` (client ID ${opts.clientId})` : ""} (run azgate apps login to change it)`);
+    // Every selector given, not the first: a token for another identity than one the client named would be a lie.
+    const given = SELECTORS.filter((f) => p.getAll(f).some((v) => v));
+    for (const f of given) {
+      const other = p.getAll(f).find((v) => v && !names.includes(v.toLowerCase()));
+      if (other) return badRequest(c, `unexpected value for parameter '${f}': ${other}; this app session uses ${opts.identity}${opts.clientId ? ` (client ID ${opts.clientId})` : ""} (run azgate apps login to change it)`);
     }
+    const field = given[0];
     const now = Math.floor(opts.clock.now() / 1000);
     const expiresOn = Math.floor(opts.expires.getTime() / 1000);
     if (expiresOn <= now) {
       const message = `the azgate app session expired at ${opts.expires.toISOString()}; run azgate apps login again`;
       return c.json({ error: "unauthorized_client", error_description: message, message }, 401);
     }
-    const token = await signPlaceholder(opts.key, { tid: opts.tenant, resource, identity: opts.identity, now: opts.clock.date(), expires: opts.expires, clientId: opts.clientId, principalId: opts.principalId });
+    const { key, kid } = opts.signer();
+    const token = await signPlaceholder(key, { tid: opts.tenant, resource, identity: opts.identity, now: opts.clock.date(), expires: opts.expires, clientId: opts.clientId, principalId: opts.principalId }, kid);
     opts.observe?.({ dialect, resource, selector: field });
     c.header("Cache-Control", "no-store");
     // Every value a string, as IMDS answers: each client parses the fields it reads from strings.

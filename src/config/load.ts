@@ -19,6 +19,11 @@ export const ENV_FIELDS: Record<string, string[]> = {
   AZGATE_SECOND_FACTOR: ["auth", "second_factor"],
   AZGATE_HOST_CERT_TTL: ["auth", "host_cert_ttl"],
   AZGATE_SSO_LOGIN_TIMEOUT: ["auth", "sso_login_timeout"],
+  AZGATE_BOTS_CERT_TTL: ["bots", "cert_ttl"],
+  AZGATE_BOTS_AUDIENCE: ["bots", "audience"],
+  AZGATE_BOTS_ISSUER_CA_FILE: ["bots", "issuer_ca_file"],
+  AZGATE_BOTS_ISSUER_CONNECT_TO: ["bots", "issuer_connect_to", "address"],
+  AZGATE_BOTS_ISSUER_CONNECT_TO_CA_FILE: ["bots", "issuer_connect_to", "ca_file"],
   AZGATE_NOTIFICATIONS_ALLOW_PRIVATE_ADDRESSES: ["notifications", "allow_private_addresses"],
   AZGATE_AUDIT_RETENTION: ["audit", "retention"],
   AZGATE_STORAGE_TYPE: ["storage", "type"],
@@ -29,6 +34,7 @@ export const ENV_FIELDS: Record<string, string[]> = {
   AZGATE_PROXY_CA_FILE: ["agent", "proxy_ca_file"],
   AZGATE_AZURE_CONNECT_TO: ["agent", "connect_to", "address"],
   AZGATE_DIAG_ADDR: ["agent", "diag_addr"],
+  AZGATE_LOG_LEVEL: ["agent", "log_level"],
   AZGATE_AZURE_CA_FILE: ["agent", "connect_to", "ca_file"],
 };
 

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { parseDuration } from "../util/duration.ts";
 import { isCidr } from "../net/address-policy.ts";
 import { CLOUD_NAMES } from "../azure/clouds.ts";
+import { LOG_LEVELS } from "../util/log.ts";
 
 // A title names a type for the configuration reference (config/reference.ts), where the JSON Schema type would only say "string".
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/, "must be host:port, for example 0.0.0.0:3080").meta({ title: "host:port" });
@@ -65,6 +66,21 @@ export const configSchema = z.strictObject({
     })
     .default({ second_factor: "otp", invite_ttl: "1h", host_cert_ttl: "24h", sso_login_timeout: "3m", lockout: { max_attempts: 5, window: "30m", lock_duration: "30m" } })
     .describe("Sign-in: users, invites, SSO, agents' certificates."),
+  bots: z
+    .strictObject({
+      cert_ttl: duration
+        .refine((v) => parseDuration(v) <= 3_600_000, "bots' certificates live at most 1h")
+        .default("20m")
+        .describe("How long a bot's certificate lives (at most 1h); the running bot command renews it in memory."),
+      audience: z.string().min(1).max(256).optional().describe("The audience a CI token must name to join (default: the cluster's name); a join token's spec.<method>.audience overrides it."),
+      issuer_ca_file: z.string().min(1).optional().describe("More CAs (a PEM file) to trust for CI issuers, e.g. a GitHub Enterprise Server or a self-managed GitLab behind a company CA; the web PKI is trusted anyway."),
+      issuer_connect_to: z
+        .strictObject({ address: hostPort.describe("Where every issuer connection goes (host:port)."), ca_file: z.string().min(1).describe("The CA (PEM) of that address.") })
+        .optional()
+        .describe("Like curl's --connect-to: every connection to a CI issuer goes to this address (the emulator), host names, SNI and Host kept. For the demo and tests."),
+    })
+    .default({ cert_ttl: "20m" })
+    .describe("Bots: CI runs that join with their CI's own OIDC token (docs/bots.md)."),
   notifications: z
     .strictObject({
       allow_private_addresses: flag
@@ -114,6 +130,7 @@ export const configSchema = z.strictObject({
         .optional()
         .describe("Like curl's --connect-to: every Azure connection goes to this address (the emulator), host names, SNI and Host kept."),
       diag_addr: hostPort.optional().describe("Plain-HTTP diagnostics on this address: /metrics, /healthz and /readyz (ready while the tunnel is up)."),
+      log_level: z.enum(LOG_LEVELS).optional().describe("The lowest level of the agent's log lines written (teleport-kube-agent's log.level, in lower case)."),
     })
     .optional()
     .describe("The agent (start --mode agent)."),

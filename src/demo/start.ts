@@ -16,10 +16,12 @@ import { startAgent, type RunningAgent } from "../agent/server.ts";
 import { ApiClient } from "../api/client.ts";
 import { saveProfile, type Profile } from "../client/profile.ts";
 import { connectAdmin } from "../cli/connect.ts";
-import { AzgateError } from "../errors/index.ts";
+import { AzgateError, isAzgateError } from "../errors/index.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../pki/keys.ts";
-import { ensureDir } from "../runtime/index.ts";
-import { AGENT_IDENTITY_NAME, AGENT_SERVICE_ACCOUNT, DEMO_APP, DEMO_IDENTITY_NAME, DEMO_ROLE_YAML, DEMO_USER } from "./seed.ts";
+import { ensureDir, writeFileAtomic } from "../runtime/index.ts";
+import { AGENT_IDENTITY_NAME, AGENT_SERVICE_ACCOUNT, DEMO_APP, DEMO_IDENTITY_NAME, DEMO_ROLE_YAML, DEMO_USER, DEMO_BOT, DEMO_BOT_TOKEN_YAML, DEMO_PIPELINE_RUN, demoBotYaml } from "./seed.ts";
+import { azgateHome } from "../client/profile.ts";
+import { exportLines } from "../cli/shell-exports.ts";
 
 export interface DemoOptions {
   dataDir: string;
@@ -38,6 +40,8 @@ export interface RunningDemo {
   user: string;
   password: string;
   identity: string;
+  /** A GitHub Actions step's environment (sh), for `azgate bot exec` in a second shell. */
+  pipelineEnv: string;
   close(): Promise<void>;
 }
 
@@ -62,6 +66,9 @@ export async function startDemo(opts: DemoOptions): Promise<RunningDemo> {
         [["cluster_name"], "demo"],
         [["proxy", "listen"], `127.0.0.1:${opts.port}`],
         [["auth", "second_factor"], "off"],
+        // The CI issuers a bot's token comes from (GitHub's, Azure DevOps', GitLab's) are the emulator's.
+        [["bots", "issuer_connect_to", "address"], `127.0.0.1:${emulator.httpsPort}`],
+        [["bots", "issuer_connect_to", "ca_file"], emulator.caFile],
       ],
     });
     const proxyDir = path.join(opts.dataDir, "proxy");
@@ -117,11 +124,43 @@ export async function startDemo(opts: DemoOptions): Promise<RunningDemo> {
     const profile: Profile = { proxy: proxyAddr, user: DEMO_USER, cluster: proxy.clusterName, ca_pem };
     await saveProfile(profile, await privateKeyToPem(keys.privateKey), login.cert_pem, opts.home);
     opts.log(`user: ${DEMO_USER} (role azure-cli-access, identity ${DEMO_IDENTITY_NAME}), logged in`);
-    return { emulator, proxy, agent, profile, user: DEMO_USER, password, identity, close };
+
+    const pipelineEnv = await seedPipeline(admin.client, emulator, { proxyAddr, caPin: proxy.caPins[0], identity, home: opts.home ?? azgateHome() });
+    opts.log(`bot: ${DEMO_BOT} (role demo-pipeline), for a GitHub Actions run of ${DEMO_PIPELINE_RUN.repository} (${DEMO_PIPELINE_RUN.ref}, environment ${DEMO_PIPELINE_RUN.environment}); the run's environment is in ${pipelineEnv}`);
+    return { emulator, proxy, agent, profile, user: DEMO_USER, password, identity, pipelineEnv, close };
   } catch (e) {
     await close();
     throw e;
   }
+}
+
+/**
+ * The demo's pipeline: the bot, its role and its join token, and a file with
+ * what a GitHub Actions step of one run would have in its environment (the
+ * emulated runner's token service, which signs as GitHub's issuer) and what
+ * the step passes to azgate: the proxy, its CA pin, the runner's CA.
+ */
+async function seedPipeline(admin: ApiClient, emulator: RunningEmulator, o: { proxyAddr: string; caPin: string; identity: string; home: string }): Promise<string> {
+  await admin.call("POST", "/v1/admin/resources", { text: demoBotYaml(o.identity), source: "demo: pipeline", force: true });
+  // A reused data dir has the bot already.
+  await admin.call("POST", "/v1/admin/bots", { name: DEMO_BOT, roles: ["demo-pipeline"] }).catch((e: unknown) => {
+    if (!(isAzgateError(e) && e.code === "already_exists")) throw e;
+  });
+  await admin.call("POST", "/v1/admin/resources", { text: DEMO_BOT_TOKEN_YAML, source: "demo: pipeline", force: true });
+  const job = emulator.ci.runner.githubJob(DEMO_PIPELINE_RUN);
+  const file = path.join(o.home, "pipeline.env");
+  await ensureDir(o.home, 0o700);
+  const text = [
+    `# A GitHub Actions step of one run of ${DEMO_PIPELINE_RUN.repository} (${DEMO_PIPELINE_RUN.ref}, environment ${DEMO_PIPELINE_RUN.environment}),`,
+    `# with permissions: id-token: write, as the demo's emulated runner hands it out. Then:`,
+    `#   azgate bot exec --proxy "$AZGATE_DEMO_PROXY" --ca-pin "$AZGATE_DEMO_CA_PIN" --ci-ca-file "$AZGATE_DEMO_CI_CA" --token ${DEMO_BOT} -- az group list`,
+    exportLines(job, "unix"),
+    exportLines({ AZGATE_DEMO_PROXY: o.proxyAddr, AZGATE_DEMO_CA_PIN: o.caPin, AZGATE_DEMO_CI_CA: emulator.caFile }, "unix"),
+    ``,
+  ].join("\n");
+  // The runner's bearer secret is in it: private, as a runner keeps it.
+  await writeFileAtomic(file, text, 0o600);
+  return file;
 }
 
 async function waitFor(ready: () => boolean, ms: number, failure: string): Promise<void> {

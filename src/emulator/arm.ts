@@ -1,7 +1,8 @@
 import { Hono, type Context } from "hono";
 import { bearerChecker } from "./bearer.ts";
 import type { SigningKey } from "./keys.ts";
-import { identityResourceId, type World } from "./world.ts";
+import type { World } from "./world.ts";
+import { listResources, parseResourceFilter, RESOURCE_KINDS } from "./arm-kinds.ts";
 import { isAllowed, visibleSubscriptions } from "./arm-rbac.ts";
 import { PUBLIC_CLOUD, type EmulatedCloud } from "./clouds.ts";
 import { mapRequest, UnsafePath } from "../azure/operation.ts";
@@ -17,8 +18,9 @@ import type { ActivityLog } from "./activity-log.ts";
  */
 export function armApp(opts: { world: World; key: SigningKey; pageSize?: number; cloud?: EmulatedCloud; activity?: ActivityLog }) {
   const { world } = opts;
-  const AUDIENCES = (opts.cloud ?? PUBLIC_CLOUD).armAudiences;
-  const cloudName = (opts.cloud ?? PUBLIC_CLOUD).cloud.name;
+  const emulated = opts.cloud ?? PUBLIC_CLOUD;
+  const AUDIENCES = emulated.armAudiences;
+  const cloudName = emulated.cloud.name;
   const pageSize = opts.pageSize ?? 100;
   const checkBearer = bearerChecker(opts.key, AUDIENCES);
   const app = new Hono<Env>();
@@ -89,6 +91,8 @@ export function armApp(opts: { world: World; key: SigningKey; pageSize?: number;
     }
     // /subscriptions/{sub}/providers/{ns}/{type}
     if (lower[2] === "providers" && parts.length === 5) return listProviderResources(`${lower[3]}/${lower[4]}`, subScope, null);
+    // /subscriptions/{sub}/resources: az resource list, az keyvault list
+    if (lower[2] === "resources" && parts.length === 3) return listAll(null);
     if (lower[2] !== "resourcegroups") return armError(c, 404, "InvalidResourceType", `The resource type '${parts[2]}' could not be found.`);
     if (parts.length === 3) {
       const groups = world.resource_groups.filter((g) => g.subscription === sub.id && isAllowed(world, oid, "Microsoft.Resources/subscriptions/resourceGroups/read", groupId(g)));
@@ -108,10 +112,19 @@ export function armApp(opts: { world: World; key: SigningKey; pageSize?: number;
       return c.body(null, 202);
     }
     if (!group) return armError(c, 404, "ResourceGroupNotFound", `Resource group '${groupName}' could not be found.`);
+    if (lower[4] === "resources" && parts.length === 5) return listAll(group.name);
     if (lower[4] === "providers" && `${lower[5]}/${lower[6]}` === "microsoft.authorization/roleassignments" && parts.length === 8 && method === "PUT") return putRoleAssignment(groupId(group), parts[7]);
     if (lower[4] === "providers" && parts.length === 7) return listProviderResources(`${lower[5]}/${lower[6]}`, subScope, group.name);
     if (lower[4] === "providers" && parts.length === 8) return getProviderResource(`${lower[5]}/${lower[6]}`, group, parts[7]);
     return armError(c, 404, "InvalidResourceType", `The resource type could not be found.`);
+
+    /** Every resource the caller may read, as ARM lists them: each checked by its own kind's read action, as ARM filters. */
+    function listAll(rg: string | null) {
+      if (method !== "GET") return armError(c, 405, "MethodNotAllowed", `The method ${method} is not allowed.`);
+      const clauses = parseResourceFilter(url.searchParams.get("$filter"));
+      if (!clauses) return armError(c, 400, "InvalidFilterInQueryString", `The emulator reads only resourceType, name and resourceGroup eq '...' (joined by and) in $filter, not '${url.searchParams.get("$filter")}'.`);
+      return list(listResources(world, emulated, { subscription: sub!.id, resourceGroup: rg }, clauses, (action, id) => isAllowed(world, oid, action, id)));
+    }
 
     function listProviderResources(type: string, scope: string, rg: string | null) {
       if (type === "microsoft.authorization/roleassignments") {
@@ -122,7 +135,7 @@ export function armApp(opts: { world: World; key: SigningKey; pageSize?: number;
       const kind = RESOURCE_KINDS[type];
       if (!kind) return armError(c, 404, "InvalidResourceType", `The resource type '${type}' could not be found.`);
       const items = kind.items(world).filter((r) => r.subscription === sub!.id && (rg === null || r.resource_group.toLowerCase() === rg.toLowerCase()));
-      return list(items.filter((r) => isAllowed(world, oid, kind.action, kind.id(r))).map((r) => kind.json(r, world)));
+      return list(items.filter((r) => isAllowed(world, oid, kind.action, kind.id(r))).map((r) => kind.json(r, world, emulated)));
     }
 
     /** A role assignment at a resource group (what az role assignment create sends); ARM checks roleAssignments/write there. */
@@ -147,7 +160,7 @@ export function armApp(opts: { world: World; key: SigningKey; pageSize?: number;
       const id = `${groupId(rg)}/providers/${kind.type}/${name}`;
       if (!isAllowed(world, oid, kind.action, id)) return deny(kind.action, id);
       const item = kind.items(world).find((r) => r.subscription === rg.subscription && r.resource_group.toLowerCase() === rg.name.toLowerCase() && r.name.toLowerCase() === name.toLowerCase());
-      return item ? c.json(kind.json(item, world)) : armError(c, 404, "ResourceNotFound", `The Resource '${kind.type}/${name}' under resource group '${rg.name}' was not found.`);
+      return item ? c.json(kind.json(item, world, emulated)) : armError(c, 404, "ResourceNotFound", `The Resource '${kind.type}/${name}' under resource group '${rg.name}' was not found.`);
     }
   });
 
@@ -184,32 +197,3 @@ const BUILT_IN_ROLE_IDS: Record<string, string> = {
 
 const groupId = (g: World["resource_groups"][number]) => `/subscriptions/${g.subscription}/resourceGroups/${g.name}`;
 const groupJson = (g: World["resource_groups"][number]) => ({ id: groupId(g), name: g.name, type: "Microsoft.Resources/resourceGroups", location: g.location, properties: { provisioningState: "Succeeded" } });
-
-interface Kind<T extends { subscription: string; resource_group: string; name: string }> {
-  type: string;
-  action: string;
-  items: (w: World) => T[];
-  id: (r: T) => string;
-  json: (r: T, w: World) => unknown;
-}
-
-const identityKind: Kind<World["identities"][number]> = {
-  type: "Microsoft.ManagedIdentity/userAssignedIdentities",
-  action: "Microsoft.ManagedIdentity/userAssignedIdentities/read",
-  items: (w) => w.identities,
-  id: identityResourceId,
-  json: (i, w) => ({ id: identityResourceId(i), name: i.name, type: "Microsoft.ManagedIdentity/userAssignedIdentities", location: i.location, tags: {}, properties: { tenantId: w.tenant_id, principalId: i.principal_id, clientId: i.client_id } }),
-};
-
-const vmKind: Kind<World["virtual_machines"][number]> = {
-  type: "Microsoft.Compute/virtualMachines",
-  action: "Microsoft.Compute/virtualMachines/read",
-  items: (w) => w.virtual_machines,
-  id: (v) => `/subscriptions/${v.subscription}/resourceGroups/${v.resource_group}/providers/Microsoft.Compute/virtualMachines/${v.name}`,
-  json: (v) => ({ id: vmKind.id(v), name: v.name, type: "Microsoft.Compute/virtualMachines", location: v.location, properties: { hardwareProfile: { vmSize: v.vm_size }, provisioningState: "Succeeded" } }),
-};
-
-const RESOURCE_KINDS: Record<string, Kind<any>> = {
-  "microsoft.managedidentity/userassignedidentities": identityKind,
-  "microsoft.compute/virtualmachines": vmKind,
-};

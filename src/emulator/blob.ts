@@ -9,13 +9,15 @@ import type { World } from "./world.ts";
 import { bearerChecker } from "./bearer.ts";
 import { isDataAllowed } from "./arm-rbac.ts";
 import { PUBLIC_CLOUD, type EmulatedCloud } from "./clouds.ts";
+import { blobListXml, CONTAINER_PROPERTY_HEADERS, containerListXml } from "./blob-lists.ts";
 
 const BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs";
 
 /**
  * Blob storage on <account>.blob.core.windows.net: block blobs put and get,
- * streamed to and from disk (bodies may be large), data-plane RBAC, audience
- * https://storage.azure.com, errors in Storage's XML shape.
+ * streamed to and from disk (bodies may be large), the account's containers
+ * and a container's blobs listed, a container's properties, data-plane RBAC,
+ * audience https://storage.azure.com, errors in Storage's XML shape.
  */
 export function blobApp(opts: { world: World; key: SigningKey; dir: string; cloud?: EmulatedCloud }) {
   const { world } = opts;
@@ -36,15 +38,34 @@ export function blobApp(opts: { world: World; key: SigningKey; dir: string; clou
     }
     const [container, ...rest] = url.pathname.split("/").slice(1).map(decodeURIComponent);
     const blob = rest.join("/");
+    const oid = String(auth.claims.oid);
+    const accountScope = `/subscriptions/${account.subscription}/resourceGroups/${account.resource_group}/providers/Microsoft.Storage/storageAccounts/${account.name}`;
+    const endpoint = `https://${account.name}${suffix}/`;
+    const q = url.searchParams;
+    const method = c.req.method;
+    // Listing is reading data: a token needs a data role (Storage Blob Data Reader and up), as Azure asks;
+    // the control-plane Reader alone is refused, as it is there.
+    const refusedRead = () => xmlError(c, 403, "AuthorizationPermissionMismatch", "This request is not authorized to perform this operation using this permission.");
+    if (!container && method === "GET" && q.get("comp") === "list") {
+      if (!isDataAllowed(world, oid, `${BLOBS}/read`, accountScope)) return refusedRead();
+      return listing(c, containerListXml(endpoint, account.containers, q));
+    }
     if (!container || !account.containers.includes(container)) return xmlError(c, 404, "ContainerNotFound", "The specified container does not exist.");
+    const scope = `${accountScope}/blobServices/default/containers/${container}`;
+    if (!blob && q.get("restype") === "container" && (method === "GET" || method === "HEAD")) {
+      if (!isDataAllowed(world, oid, `${BLOBS}/read`, scope)) return refusedRead();
+      if (q.get("comp") === "list" && method === "GET") {
+        const etagOf = (name: string) => fsp.readFile(path.join(opts.dir, "blob-etags", account.name, container, ...name.split("/")), "utf8").catch(() => '"0x0"');
+        return listing(c, await blobListXml(endpoint, container, path.join(opts.dir, "blobs", account.name, container), q, etagOf));
+      }
+      if (!q.get("comp")) return c.body(null, 200, { ...CONTAINER_PROPERTY_HEADERS, "x-ms-version": "2021-08-06" });
+    }
     if (!blob || blob.split("/").some((s) => s === ".." || s === ".")) return xmlError(c, 400, "InvalidUri", "The requested URI does not represent any resource on the server.");
-    const scope = `/subscriptions/${account.subscription}/resourceGroups/${account.resource_group}/providers/Microsoft.Storage/storageAccounts/${account.name}/blobServices/default/containers/${container}`;
     const file = path.join(opts.dir, "blobs", account.name, container, ...blob.split("/"));
     // Metadata lives in its own tree, so no blob name can collide with it.
     const etagFile = path.join(opts.dir, "blob-etags", account.name, container, ...blob.split("/"));
-    const method = c.req.method;
     const action = method === "PUT" ? "write" : method === "DELETE" ? "delete" : "read";
-    if (!isDataAllowed(world, String(auth.claims.oid), `${BLOBS}/${action}`, scope)) {
+    if (!isDataAllowed(world, oid, `${BLOBS}/${action}`, scope)) {
       // As Azure does, the refused upload's body is read (and dropped) before the answer: a client still sending
       // it then reads the 403 instead of a broken pipe (seen under load).
       if (c.req.raw.body) for await (const _ of c.req.raw.body as unknown as AsyncIterable<Uint8Array>) void _;
@@ -97,6 +118,10 @@ export function blobApp(opts: { world: World; key: SigningKey; dir: string; clou
     return new Response(Readable.toWeb(createReadStream(file)) as ReadableStream, { status: 200, headers });
   });
   return app;
+}
+
+function listing(c: Context, xml: string): Response {
+  return c.body(xml, 200, { "Content-Type": "application/xml", "x-ms-version": "2021-08-06" });
 }
 
 /** `bytes=START-[END]` within a blob of `size` bytes; null when absent. */

@@ -18,9 +18,11 @@ import { imdsApp, IMDS_HOST } from "./imds.ts";
 import { keyVaultApp } from "./keyvault.ts";
 import { blobApp } from "./blob.ts";
 import { cloudHostNames, EMULATED_CLOUDS } from "./clouds.ts";
+import { startCiIssuers, type CiIssuers } from "./ci-issuers.ts";
+import { ciRunner, type CiRunner } from "./ci-runner.ts";
 
 /** Host names the emulator answers for (public Azure's, US Government's, China's); its certificate names all of them. */
-export const EMULATED_HOSTS = [...cloudHostNames(), "oidc.prod-aks.azure.com", "localhost"];
+export const EMULATED_HOSTS = [...cloudHostNames(), "oidc.prod-aks.azure.com", "token.actions.githubusercontent.com", "vstoken.dev.azure.com", "gitlab.com", "localhost"];
 
 export interface RunningEmulator {
   world: World;
@@ -32,6 +34,8 @@ export interface RunningEmulator {
   caFile: string;
   caPem: string;
   issuer: WorkloadIssuer;
+  /** CI systems' OIDC issuers (GitHub Actions, Azure DevOps, GitLab), for bots' joins (ci-issuers.ts). */
+  ci: CiIssuers & { runner: CiRunner };
   /** The most recent requests it served (bounded), so tests can see what reached "Azure". */
   requests: SeenRequest[];
   /** Every access token Entra and IMDS issued, so tests can prove none reaches a client. */
@@ -96,6 +100,8 @@ export async function startEmulator(opts: {
   }
   const imds = imdsApp({ world, key: entraKey, onIssued });
   const issuerPath = new URL(issuer.issuer).pathname.replace(/\/$/, "");
+  const ci = await startCiIssuers();
+  const runner = ciRunner(ci);
   const aks = new Hono()
     .get(`${issuerPath}/.well-known/openid-configuration`, (c) => c.json(issuer.discovery()))
     .get(`${issuerPath}/openid/v1/jwks`, (c) => c.json(issuer.jwks()));
@@ -122,6 +128,9 @@ export async function startEmulator(opts: {
     const service = byHost.get(host) ?? bySuffix.find(([suffix]) => host.endsWith(suffix))?.[1];
     if (service) return service.fetch(c.req.raw);
     if (host === "oidc.prod-aks.azure.com") return aks.fetch(c.req.raw);
+    if (ci.hosts[host]) return ci.hosts[host].fetch(c.req.raw);
+    // A CI runner's token service, on the emulator's own address (ci-runner.ts).
+    if (host === "localhost" || host === "127.0.0.1") return runner.app.fetch(c.req.raw);
     // IMDS is plain HTTP: it arrives as an absolute-URI request on the proxy port.
     if (host === IMDS_HOST) return imds.fetch(c.req.raw);
     return c.json({ error: { code: "UnknownHost", message: `the Azure emulator does not serve ${host || "(no host)"}` } }, 404);
@@ -129,6 +138,7 @@ export async function startEmulator(opts: {
 
   const hostname = opts.hostname ?? "127.0.0.1";
   const direct = await serve({ fetch: root.fetch, hostname, port: opts.httpsPort ?? 0, tls });
+  runner.baseUrl = `https://127.0.0.1:${direct.port}`;
   // Every CONNECT is terminated here with the one certificate that names all of the emulator's hosts.
   const context = createSecureContext({ key: tls.key, cert: tls.cert });
   const proxy = await serveConnect({ hostname, port: opts.proxyPort ?? 0, decide: () => ({ intercept: true }), secureContext: async () => context, fetch: root.fetch, plain: root.fetch });
@@ -139,6 +149,7 @@ export async function startEmulator(opts: {
     caFile,
     caPem,
     issuer,
+    ci: { ...ci, runner },
     requests,
     issuedTokens,
     activity,

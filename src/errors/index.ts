@@ -22,12 +22,17 @@ export type ErrorCode =
   | "unsupported_media_type"
   | "cert_expired"
   | "cert_untrusted"
+  | "ca_retired"
   | "proof_missing"
   | "proof_invalid"
   | "proof_mismatch"
   | "proof_replayed"
   | "proof_clock_skew"
   | "token_invalid"
+  | "id_token_invalid"
+  | "id_token_replayed"
+  | "join_denied"
+  | "issuer_unavailable"
   | "backend_locked"
   | "compare_failed"
   | "trust_required"
@@ -75,12 +80,17 @@ const statusByCode: Record<ErrorCode, number> = {
   unsupported_media_type: 415,
   cert_expired: 401,
   cert_untrusted: 401,
+  ca_retired: 401,
   proof_missing: 401,
   proof_invalid: 401,
   proof_mismatch: 401,
   proof_replayed: 401,
   proof_clock_skew: 401,
   token_invalid: 401,
+  id_token_invalid: 401,
+  id_token_replayed: 401,
+  join_denied: 403,
+  issuer_unavailable: 502,
   backend_locked: 409,
   compare_failed: 409,
   trust_required: 400,
@@ -129,12 +139,17 @@ const meaningByCode: Record<ErrorCode, string> = {
   unsupported_media_type: "A JSON route was sent something other than Content-Type: application/json.",
   cert_expired: "The certificate expired: log in again (an agent: join again with a new token).",
   cert_untrusted: "The certificate was not issued by this cluster (or is not valid yet), or the proxy's TLS certificate or CA is not the one trusted.",
+  ca_retired: "The certificate was signed by a CA that a rotation retired (azgate admin auth rotate): log in again; an agent joins again with a new token and the CA pin the message names.",
   proof_missing: "A call that needs a signed request came without its proof of possession.",
   proof_invalid: "The proof of possession is malformed, has no nonce, or its signature does not verify against its certificate.",
   proof_mismatch: "The proof was made for another request (method, path, query or body).",
   proof_replayed: "The proof's nonce was used before.",
   proof_clock_skew: "The proof's time is outside the allowed window (60 s) of the proxy's clock.",
   token_invalid: "An invite, a join token or an Azure placeholder token that is not (or no longer) valid.",
+  id_token_invalid: "A bot's join: the CI's OIDC token did not check out (malformed, a signature by a key its issuer does not publish, another issuer, a wrong audience, expired, issued in the future or too old); the message says which.",
+  id_token_replayed: "A bot's join: this CI token (its issuer and token ID, jti) was used to join before; a CI token joins once.",
+  join_denied: "A bot's join: the CI token is genuine, but no allow rule of the join token matches what it says (the repository, ref, environment, a fork's pull request, the project...); the message names the closest rule's first difference.",
+  issuer_unavailable: "A bot's join: the proxy could not read the CI issuer's OIDC discovery document or its keys (JWKS).",
   backend_locked: "Another process holds the data dir.",
   compare_failed: "A record changed since it was read (a compare-and-swap lost); read it again and retry.",
   trust_required: "The proxy's CA is not trusted yet: give its CA pin (--ca-pin) or confirm it on a terminal.",

@@ -15,6 +15,18 @@ import { HostMismatch } from "../errors/index.ts";
 import { refusal } from "../azure/forwarding.ts";
 import { connectTarget } from "../util/address.ts";
 import { listenTracked, type Listening, type ReservedPort } from "./listen.ts";
+import { runtimeName } from "../runtime/version.ts";
+
+/**
+ * Deno (2.9.6) serves a connection handed to an http.Server with `emit("connection")` (every connection
+ * here: the inner server's TLS sockets, and the outer server's, adopted from a reserved port) for one
+ * request only: it closes it after the response, yet the response says `Connection: keep-alive`. A
+ * kept-alive client (az, the SDKs, the rotation tests' load) may send its next request on the closing
+ * socket and get "socket hang up" (ECONNRESET on a reused socket): 1 to 4 of ~1600 requests in the
+ * rotation e2e test, where the phase changes load the machine. On Deno each response says
+ * `Connection: close`, which is what happens: clients open a new connection instead of racing the close.
+ */
+const closesEachConnection = runtimeName() === "deno";
 
 export type ConnectDecision = { intercept: true } | { tunnel: string } | { refuse: string };
 
@@ -78,6 +90,7 @@ export function serveConnect(opts: ConnectServerOptions): Promise<RunningConnect
   const targets = new WeakMap<net.Socket, { host: string; port: number }>();
   // Plain HTTP over the decrypted socket: the TLS socket is made below, where the target is known.
   const inner = http.createServer((req, res) => {
+    if (closesEachConnection) res.setHeader("connection", "close");
     const target = targets.get(req.socket);
     const host = hostOnly(req.headers.host ?? "", target?.port ?? 443);
     if (!target || host !== target.host) {
@@ -90,6 +103,7 @@ export function serveConnect(opts: ConnectServerOptions): Promise<RunningConnect
   });
   const plain = opts.plain ? getRequestListener(opts.plain) : null;
   const outer = http.createServer((req, res) => {
+    if (closesEachConnection) res.setHeader("connection", "close");
     if (plain) {
       if (opts.interimContinue) continueBody(req, res);
       return void plain(req, res);

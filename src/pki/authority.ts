@@ -3,10 +3,10 @@ import * as asn1 from "@peculiar/asn1-x509";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { EC_ALG, generateKeyPair, importPrivateKeyPem, privateKeyToPem } from "./keys.ts";
 import { randomSerial } from "./serial.ts";
+import type { RotationState } from "./rotation.ts";
 
 export type AuthorityType = "user" | "host";
 
-/** A certificate authority in memory: its certificate and signing key. */
 /** A CA certificate and its signing key. */
 export interface CaKey {
   cert: x509.X509Certificate;
@@ -17,18 +17,34 @@ export interface Authority extends CaKey {
   type: AuthorityType;
 }
 
-/** How an authority is kept in the backend (the backend dir is 0700, files 0600). */
+/**
+ * How an authority is kept in the backend (the backend dir is 0700, files
+ * 0600): the CA in force and, while it rotates (pki/rotation.ts), the new one
+ * and the phase, in one record so a phase and its keys change together.
+ */
 export interface StoredAuthority {
   type: AuthorityType;
+  /** The CA in force; during a rotation, the old one. */
   cert_pem: string;
   key_pem: string;
+  /** During a rotation: the new CA. */
+  next?: { cert_pem: string; key_pem: string };
+  /** The rotation's phase (absent: standby, never rotated). */
+  rotation?: RotationState;
+  /** CAs that rotations retired, newest first (certificates only, no keys): what they signed is refused as ca_retired. */
+  retired?: { cert_pem: string; retired: string }[];
 }
 
 const TEN_YEARS_MS = 10 * 365 * 86_400_000;
 
-/** A cluster authority made at `now`, valid for ten years. */
-export async function createAuthority(type: AuthorityType, clusterName: string, now: Date): Promise<Authority> {
-  return { type, ...(await createSelfSignedCa(`CN=${escapeDn(clusterName)}, O=azgate ${type} CA`, { now, notAfter: new Date(now.getTime() + TEN_YEARS_MS) })) };
+/**
+ * A cluster authority made at `now`, valid for ten years. A rotation's new CA
+ * (`generation` 1 and on) carries it in its name, so the old and the new CA
+ * are told apart by name as well as by key.
+ */
+export async function createAuthority(type: AuthorityType, clusterName: string, now: Date, generation = 0): Promise<Authority> {
+  const name = `CN=${escapeDn(clusterName)}, O=azgate ${type} CA${generation > 0 ? `, OU=generation ${generation}` : ""}`;
+  return { type, ...(await createSelfSignedCa(name, { now, notAfter: new Date(now.getTime() + TEN_YEARS_MS) })) };
 }
 
 /**
@@ -62,7 +78,8 @@ export async function storeAuthority(a: Authority): Promise<StoredAuthority> {
   return { type: a.type, cert_pem: a.cert.toString("pem") + "\n", key_pem: await privateKeyToPem(a.key) };
 }
 
-export async function loadAuthority(s: StoredAuthority): Promise<Authority> {
+/** The CA in force (during a rotation, the old one; `next` is the new one). */
+export async function loadAuthority(s: Pick<StoredAuthority, "type" | "cert_pem" | "key_pem">): Promise<Authority> {
   return { type: s.type, cert: new x509.X509Certificate(s.cert_pem), key: await importPrivateKeyPem(s.key_pem) };
 }
 

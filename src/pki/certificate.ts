@@ -48,29 +48,84 @@ export function issueServerCert(opts: { ca: CaKey; publicKey: CryptoKey; dnsName
   });
 }
 
+/**
+ * A certificate signed by a CA that a rotation retired: refused as ca_retired,
+ * with what the certificate says (it is ours, from before), so the refusal is
+ * audited: a client or agent that missed the rotation, or a retired key in
+ * other hands.
+ */
+export class RetiredCertificate extends AzgateError {
+  constructor(
+    message: string,
+    readonly identity: Identity | null,
+    readonly caPin: string,
+  ) {
+    super("ca_retired", message);
+  }
+}
+
+function identityOrNull(cert: x509.X509Certificate): Identity | null {
+  try {
+    return identityOf(cert);
+  } catch {
+    return null;
+  }
+}
+
+function retiredMessage(cert: x509.X509Certificate, ca: { pin: string; retired: string }, current: readonly string[]): string {
+  const kind = identityOrNull(cert)?.kind;
+  const what =
+    kind === "host" ? `join this agent again: create a token with "azgate admin tokens add --type=app" and start the agent with --token <token> --ca-pin ${current[0] ?? "(see azgate admin status)"}` :
+    kind === "local-admin" ? "the proxy writes new local admin credentials when its CA changes; run the command again" :
+    "run azgate login again";
+  return `this certificate is from the cluster's CA ${ca.pin}, retired by a rotation at ${ca.retired}; the cluster's CA is now ${current.join(" and ") || "another"}: ${what}`;
+}
+
 export function identityOf(cert: x509.X509Certificate): Identity {
   const ext = cert.getExtension(IDENTITY_OID);
   if (!ext) throw new AzgateError("cert_untrusted", "certificate carries no azgate identity");
   return decodeIdentity(ext.value);
 }
 
-/**
- * Checks that `cert` was signed by one of `cas` and is valid now. Distinct
- * codes: a foreign or forged certificate is cert_untrusted, an old one cert_expired.
- */
-export async function verifyIdentityCert(cert: x509.X509Certificate, cas: x509.X509Certificate[], now: Date): Promise<Identity> {
-  let signed = false;
+/** A CA a rotation retired (pki/rotation.ts), and the pins in force now: said to whoever still holds one of its certificates. */
+export interface RetiredCas {
+  retired: readonly { cert: x509.X509Certificate; pin: string; retired: string }[];
+  /** The pins of the CAs trusted now. */
+  current: readonly string[];
+}
+
+/** Which of `cas` signed `cert`, or null. */
+export async function issuerOf<T extends x509.X509Certificate>(cert: x509.X509Certificate, cas: readonly T[]): Promise<T | null> {
   for (const ca of cas) {
     if (cert.issuer !== ca.subject) continue;
-    if (await cert.verify({ publicKey: ca.publicKey, signatureOnly: true })) {
-      signed = true;
-      break;
-    }
+    if (await cert.verify({ publicKey: ca.publicKey, signatureOnly: true })) return ca;
   }
-  if (!signed) throw new AzgateError("cert_untrusted", "certificate was not issued by this cluster; run azgate login again");
+  return null;
+}
+
+/**
+ * Checks that `cert` was signed by one of `cas` and is valid now. Distinct
+ * codes: a foreign or forged certificate is cert_untrusted, an old one
+ * cert_expired, one from a CA a rotation retired ca_retired (saying what to do).
+ */
+export async function verifyIdentityCert(cert: x509.X509Certificate, cas: readonly x509.X509Certificate[], now: Date, retired?: RetiredCas): Promise<Identity> {
+  return (await verifyIdentityCertIssuer(cert, cas, now, retired)).identity;
+}
+
+/** verifyIdentityCert, also saying which of `cas` signed it (a tunnel remembers it: a rotation may retire that CA). */
+export async function verifyIdentityCertIssuer(cert: x509.X509Certificate, cas: readonly x509.X509Certificate[], now: Date, retired?: RetiredCas): Promise<{ identity: Identity; issuer: x509.X509Certificate }> {
+  const issuer = await issuerOf(cert, cas);
+  if (!issuer) {
+    const gone = retired && (await issuerOf(cert, retired.retired.map((r) => r.cert)));
+    if (gone) {
+      const ca = retired!.retired.find((r) => r.cert === gone)!;
+      throw new RetiredCertificate(retiredMessage(cert, ca, retired!.current), identityOrNull(cert), ca.pin);
+    }
+    throw new AzgateError("cert_untrusted", "certificate was not issued by this cluster; run azgate login again");
+  }
   if (now.getTime() < cert.notBefore.getTime() - CLOCK_SKEW_MS) throw new AzgateError("cert_untrusted", "certificate is not valid yet; check this machine's clock");
   if (now.getTime() > cert.notAfter.getTime()) {
     throw new AzgateError("cert_expired", `your session expired at ${cert.notAfter.toISOString()}; run azgate login again`);
   }
-  return identityOf(cert);
+  return { identity: identityOf(cert), issuer };
 }

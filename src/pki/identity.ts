@@ -15,7 +15,7 @@ export interface Identity {
   traits: Record<string, string[]>;
   /** Azure identities the roles allowed at issuance (a hint for the client; re-checked on use). */
   azure_identities: string[];
-  login_method: "password" | "invite" | "local" | "join-token" | "sso";
+  login_method: "password" | "invite" | "local" | "join-token" | "sso" | "bot";
   session_id: string;
   /** App certificates: the login session they were issued from (a lock on it covers them too). */
   login_session_id?: string;
@@ -24,6 +24,28 @@ export interface Identity {
   generation?: number;
   /** For app certificates: the app and, for Azure apps, the chosen identity. */
   route?: { app: string; azure_identity?: string };
+  /** A bot's certificate (and its app certificates): what its join proved, so every audit event carries it without a lookup. */
+  bot?: BotFacts;
+}
+
+export interface BotFacts {
+  /** The bot's name (its user record is bot-NAME). */
+  name: string;
+  /** The join token it joined with, and how. */
+  token: string;
+  join_method: string;
+  /** What the CI's signed token said about the run: repository, ref, sha, run ID and attempt, workflow, actor, or each method's equivalents. */
+  ci: Record<string, string>;
+  /** The bot's session cannot be renewed past this time (its roles' max_session_ttl from the join). */
+  session_expires: string;
+  /** The issuer its CI token was verified against, and the run's value of every field a rule of its method may name: renewal matches the join token's rules as they are now against these. */
+  issuer?: string;
+  run?: Record<string, string>;
+}
+
+/** The fields every audit event about a bot's certificate carries (none for a person's). */
+export function botFields(id: Pick<Identity, "bot">): { bot?: string; join_method?: string; ci?: Record<string, string> } {
+  return id.bot ? { bot: id.bot.name, join_method: id.bot.join_method, ci: id.bot.ci } : {};
 }
 
 export function encodeIdentity(id: Identity): ArrayBuffer {

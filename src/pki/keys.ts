@@ -1,4 +1,4 @@
-import { x509 } from "./x509.ts";
+import { pemDecodeFirst, pemEncode } from "./pem.ts";
 
 /** ECDSA P-256 with SHA-256 everywhere: CA keys, user keys, host keys, proofs. */
 export const EC_ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
@@ -10,19 +10,19 @@ export async function generateKeyPair(): Promise<CryptoKeyPair> {
 }
 
 export async function privateKeyToPem(key: CryptoKey): Promise<string> {
-  return x509.PemConverter.encode(await crypto.subtle.exportKey("pkcs8", key), "PRIVATE KEY") + "\n";
+  return pemEncode(await crypto.subtle.exportKey("pkcs8", key), "PRIVATE KEY") + "\n";
 }
 
 export async function publicKeyToPem(key: CryptoKey): Promise<string> {
-  return x509.PemConverter.encode(await crypto.subtle.exportKey("spki", key), "PUBLIC KEY") + "\n";
+  return pemEncode(await crypto.subtle.exportKey("spki", key), "PUBLIC KEY") + "\n";
 }
 
 export async function importPrivateKeyPem(pem: string): Promise<CryptoKey> {
-  return crypto.subtle.importKey("pkcs8", x509.PemConverter.decodeFirst(pem), EC_ALG, true, ["sign"]);
+  return crypto.subtle.importKey("pkcs8", pemDecodeFirst(pem), EC_ALG, true, ["sign"]);
 }
 
 export async function importPublicKeyPem(pem: string): Promise<CryptoKey> {
-  return crypto.subtle.importKey("spki", x509.PemConverter.decodeFirst(pem), EC_ALG, true, ["verify"]);
+  return crypto.subtle.importKey("spki", pemDecodeFirst(pem), EC_ALG, true, ["verify"]);
 }
 
 /** The public half of a private key, via its JWK (WebCrypto has no direct derivation). */

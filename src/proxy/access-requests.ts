@@ -6,18 +6,21 @@
  * certificate, no re-login; a revoke or the window's end acts on the next
  * request.
  */
+import { botFields } from "../pki/identity.ts";
 import { audit } from "../audit/events.ts";
 import { AzgateError } from "../errors/index.ts";
-import { grantPermits, mayReview, requestTerms, rolesNamedInRequests, ruleVars, thresholdsCounting, type RoleLookup, type Threshold } from "../rbac/requests.ts";
+import { grantPermits, identitiesNamed, mayReview, requestTerms, resolveRequestedName, rolesNamedInRequests, ruleVars, thresholdsCounting, type RoleLookup, type Threshold } from "../rbac/requests.ts";
 import { decidingRule, type AccessRule } from "../resources/access-rule.ts";
 import { checkRule } from "../rbac/engine.ts";
 import type { Role } from "../rbac/types.ts";
-import { effectiveState, isRequestOf, type AccessRequest } from "../resources/access-request.ts";
+import { effectiveState, endedGrantNote, isRequestOf, lastEndedGrant, requestCommand, type AccessRequest } from "../resources/access-request.ts";
 import { allowedActions, applyTransition, openRequest, type Action, type Allowed, type Rights, type Step, type Transition } from "../resources/access-request-lifecycle.ts";
 import type { App } from "../rbac/types.ts";
 import { userStamp } from "./users.ts";
 import { parseDuration } from "../util/duration.ts";
-import { distinctIdentities, identityName, refusedIdentityForAudit, requireIdentityId, sameIdentity } from "../azure/resource-id.ts";
+import { distinctIdentities, identityName, refusedIdentityForAudit, sameIdentity } from "../azure/resource-id.ts";
+import { expandAll } from "../rbac/template.ts";
+import type { KnownIdentitiesOf } from "./known-identities.ts";
 import { accessSnapshot } from "./access-cache.ts";
 import type { Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
@@ -79,7 +82,7 @@ const namedRoles = rolesNamedInRequests;
  * proxy knows now: a request is for an app some agent serves, on labels the
  * roles that make it requestable cover (the grant would open nothing else).
  */
-export async function createRequest(ctx: ProxyContext, caller: Caller, input: CreateRequestInput, served: (app: string) => App[]): Promise<AccessRequest> {
+export async function createRequest(ctx: ProxyContext, caller: Caller, input: CreateRequestInput, served: (app: string) => App[], known: KnownIdentitiesOf = NONE_KNOWN): Promise<AccessRequest> {
   if (caller.identity.kind !== "user" || !caller.user) throw new AzgateError("access_denied", "access requests are made by users");
   const app = text(input.app, "app", true);
   const { lookup, load } = await lookupFor(ctx, caller.roles);
@@ -88,14 +91,14 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
   const given = text(input.azure_identity, "azure_identity", true);
   let identity: string;
   try {
-    identity = resolveRequested(caller.roles, given, lookup);
+    identity = await resolveRequested(caller, given, lookup, known);
   } catch (e) {
-    await ctx.audit.emit(audit("ACCESS_REQUEST_REFUSED", { user: caller.name, app, azure_identity: refusedIdentityForAudit(given), success: false, error_code: (e as AzgateError).code, reason: (e as Error).message }));
+    await ctx.audit.emit(audit("ACCESS_REQUEST_REFUSED", { user: caller.name, ...botFields(caller.identity), app, azure_identity: refusedIdentityForAudit(given), success: false, error_code: (e as AzgateError).code, reason: (e as Error).message }));
     throw e;
   }
   const terms = requestTerms(caller.roles, caller.traits, identity, lookup);
   const refuse = async (reason: string, code: "access_denied" | "not_found" = "access_denied") => {
-    await ctx.audit.emit(audit("ACCESS_REQUEST_REFUSED", { user: caller.name, app, azure_identity: identity, success: false, error_code: code, reason }));
+    await ctx.audit.emit(audit("ACCESS_REQUEST_REFUSED", { user: caller.name, ...botFields(caller.identity), app, azure_identity: identity, success: false, error_code: code, reason }));
     return new AzgateError(code, reason);
   };
   if (!terms.allowed) throw await refuse(terms.reason);
@@ -114,7 +117,7 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
   const pending = (await ctx.backend.list<AccessRequest>(KEYS.accessRequests)).filter((i) => i.value.spec.user === caller.name && effectiveState(i.value, ctx.clock.now()) === "PENDING").length;
   if (pending >= MAX_PENDING_PER_USER) {
     const why = `you have ${pending} pending requests, the most one user may have; cancel one (azgate request cancel ID) or wait for reviews`;
-    await ctx.audit.emit(audit("ACCESS_REQUEST_REFUSED", { user: caller.name, app, azure_identity: identity, success: false, error_code: "rate_limited", reason: why }));
+    await ctx.audit.emit(audit("ACCESS_REQUEST_REFUSED", { user: caller.name, ...botFields(caller.identity), app, azure_identity: identity, success: false, error_code: "rate_limited", reason: why }));
     throw new AzgateError("rate_limited", why);
   }
   const asked = Array.isArray(input.reviewers) ? input.reviewers.map(String) : [];
@@ -151,7 +154,8 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
   const rule = decidingRule(rules, ruleVars(opened.next.spec, caller), { now, window: { from: windowFrom, to: windowFrom + durationMs } });
   const decided = rule ? applyTransition(opened.next, { kind: "rule", rule: rule.metadata.name, verdict: rule.spec.decision, reason: rule.spec.reason ?? `auto-review rule "${rule.metadata.name}"` }, SYSTEM, now) : null;
   await ctx.backend.compareAndSwap(KEYS.accessRequest(opened.next.metadata.name), null, (decided ?? opened).next);
-  await emitStep(ctx, opened);
+  // A bot's request carries its name and run, as every event of a bot does.
+  await emitStep(ctx, { ...opened, audit: opened.audit.map((e) => ({ ...e, ...botFields(caller.identity) })) });
   if (decided) await emitStep(ctx, decided);
   return withState(ctx, (decided ?? opened).next);
 }
@@ -159,35 +163,51 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
 /** The rights of azgate itself (a rule deciding at creation, the sweeper): the transition's own checks are all that apply. */
 const SYSTEM: Rights = { actor: "azgate", requester: false, review: { allowed: false, reason: "azgate does not review" }, admin: false };
 
+/** Without agents or roles to ask (tests of the service alone): only what the caller's own roles name. */
+export const NONE_KNOWN: KnownIdentitiesOf = async () => ({ identities: [], complete: true });
+
 /**
- * A full resource ID in the one grammar (azure/resource-id.ts), in Azure's
- * spelling; a name (teleport-reader) among the identities the roles name for
- * requests without a wildcard (request.azure_identities, and those the
- * requestable roles allow).
+ * The identities the caller's own roles name for requests, literally
+ * (request.azure_identities without a pattern, with the caller's traits;
+ * those the requestable roles allow).
  */
-function resolveRequested(roles: Role[], given: string, lookup: RoleLookup): string {
-  if (given.startsWith("/")) return requireIdentityId(given, "azure_identity").id;
-  const named = roles.flatMap((r) => {
-    const req = r.spec.allow?.request;
-    const viaRoles = [...(req?.roles ?? []), ...(req?.search_as_roles ?? [])].flatMap((n) => lookup(n)?.spec.allow?.azure_identities ?? []);
-    return [...(req?.azure_identities ?? []), ...viaRoles];
-  });
-  const matches = distinctIdentities(named).filter((id) => identityName(id).toLowerCase() === given.toLowerCase());
-  if (matches.length === 1) return matches[0];
-  if (matches.length > 1) throw new AzgateError("bad_parameter", `"${given}" names several identities; give the resource ID: ${matches.join(", ")}`);
-  throw new AzgateError("bad_parameter", `"${given}" names no identity your roles let you request by name; give its full resource ID`);
+function namedForRequests(caller: Caller, lookup: RoleLookup): string[] {
+  return distinctIdentities(
+    caller.roles.flatMap((r) => {
+      const req = r.spec.allow?.request;
+      const viaRoles = [...(req?.roles ?? []), ...(req?.search_as_roles ?? [])].flatMap((n) => expandAll(lookup(n)?.spec.allow?.azure_identities, caller.traits));
+      return [...expandAll(req?.azure_identities, caller.traits), ...viaRoles];
+    }),
+  );
 }
 
-/** The identities the caller's roles let them request by name, with each one's terms (the web UI's "you may request"). */
-export async function requestableIdentities(ctx: ProxyContext, caller: Caller): Promise<{ azure_identity: string; max_duration_ms: number; reason_required: boolean; ticket_required: boolean; prompt?: string }[]> {
+/** Every identity the caller might mean: what their roles name, and what azgate knows of (roles, agents' lists). */
+async function candidates(caller: Caller, lookup: RoleLookup, known: KnownIdentitiesOf): Promise<{ identities: string[]; complete: boolean }> {
+  const more = await known();
+  return { identities: distinctIdentities([...namedForRequests(caller, lookup), ...more.identities]), complete: more.complete };
+}
+
+/**
+ * A full resource ID in the one grammar, in Azure's spelling; a short name
+ * (teleport-reader) when exactly one identity azgate knows of has it
+ * (resolveRequestedName in rbac/requests.ts: ambiguous names are refused).
+ * The agents are asked only for a name.
+ */
+async function resolveRequested(caller: Caller, given: string, lookup: RoleLookup, known: KnownIdentitiesOf): Promise<string> {
+  return resolveRequestedName(given, given.startsWith("/") ? { identities: [], complete: true } : await candidates(caller, lookup, known));
+}
+
+/**
+ * The identities the caller may request, with each one's terms (the web UI's
+ * "you may request", its New request page): those their roles name, and those
+ * azgate knows of that a glob in request.azure_identities matches; requestTerms
+ * decides each.
+ */
+export async function requestableIdentities(ctx: ProxyContext, caller: Caller, known: KnownIdentitiesOf = NONE_KNOWN): Promise<{ azure_identity: string; max_duration_ms: number; reason_required: boolean; ticket_required: boolean; prompt?: string }[]> {
   if (caller.identity.kind !== "user") return [];
   const { lookup, load } = await lookupFor(ctx, caller.roles);
   await load(namedRoles(caller.roles));
-  const named = caller.roles.flatMap((r) => {
-    const req = r.spec.allow?.request;
-    return [...(req?.azure_identities ?? []), ...[...(req?.roles ?? []), ...(req?.search_as_roles ?? [])].flatMap((n) => lookup(n)?.spec.allow?.azure_identities ?? [])];
-  });
-  const ids = distinctIdentities(named);
+  const ids = (await candidates(caller, lookup, known)).identities.sort((a, b) => identityName(a).localeCompare(identityName(b)) || a.localeCompare(b));
   return ids.flatMap((id) => {
     const t = requestTerms(caller.roles, caller.traits, id, lookup);
     return t.allowed ? [{ azure_identity: id, max_duration_ms: t.maxDurationMs, reason_required: t.reasonRequired, ticket_required: t.ticket.required, ...(t.prompt ? { prompt: t.prompt } : {}) }] : [];
@@ -195,18 +215,38 @@ export async function requestableIdentities(ctx: ProxyContext, caller: Caller): 
 }
 
 /** What the caller could request for this identity (apps login's hint when no role allows it). */
-export async function requestableTerms(ctx: ProxyContext, caller: Caller, given: string): Promise<{ requestable: boolean; azure_identity?: string; max_duration_ms?: number; reason_required?: boolean; ticket_required?: boolean; prompt?: string }> {
+export async function requestableTerms(ctx: ProxyContext, caller: Caller, given: string, known: KnownIdentitiesOf = NONE_KNOWN): Promise<{ requestable: boolean; azure_identity?: string; max_duration_ms?: number; reason_required?: boolean; ticket_required?: boolean; prompt?: string; ambiguous?: string }> {
   if (caller.identity.kind !== "user") return { requestable: false };
   const { lookup, load } = await lookupFor(ctx, caller.roles);
   await load(namedRoles(caller.roles));
   let identity: string;
   try {
-    identity = resolveRequested(caller.roles, text(given, "azure_identity", true), lookup);
-  } catch {
-    return { requestable: false };
+    identity = await resolveRequested(caller, text(given, "azure_identity", true), lookup, known);
+  } catch (e) {
+    // A name several identities have: apps login says so, with them (the same refusal request create gives).
+    const ambiguous = !given.startsWith("/") && identitiesNamed(given, (await candidates(caller, lookup, known)).identities).length > 1;
+    return { requestable: false, ...(ambiguous && e instanceof AzgateError ? { ambiguous: e.message } : {}) };
   }
   const t = requestTerms(caller.roles, caller.traits, identity, lookup);
   return t.allowed ? { requestable: true, azure_identity: identity, max_duration_ms: t.maxDurationMs, reason_required: t.reasonRequired, ticket_required: t.ticket.required, ...(t.prompt ? { prompt: t.prompt } : {}) } : { requestable: false };
+}
+
+/**
+ * For a denial of an identity the caller holds no role for: when a grant of
+ * theirs for this app and identity ended (revoked, or its window over), the
+ * sentence naming that request, how it ended and the command to ask again;
+ * null when none did. Read only on a denial, never on an allowed request.
+ */
+export async function endedGrantHint(ctx: ProxyContext, caller: Caller, route: { app: string; azure_identity: string }, known: KnownIdentitiesOf = NONE_KNOWN): Promise<string | null> {
+  if (caller.identity.kind !== "user" || !caller.user) return null;
+  const requests = (await ctx.backend.list<AccessRequest>(KEYS.accessRequests)).map((i) => i.value);
+  const ended = lastEndedGrant(requests, { user: caller.name, user_id: userStamp(caller.user).id, ...route }, ctx.clock.now());
+  if (!ended) return null;
+  const terms = await requestableTerms(ctx, caller, route.azure_identity);
+  // The short name when it names this identity alone (as a user types it), else the full ID.
+  const short = await requestableTerms(ctx, caller, identityName(route.azure_identity), known);
+  const asked = short.requestable && short.azure_identity && sameIdentity(short.azure_identity, route.azure_identity) ? identityName(route.azure_identity) : route.azure_identity;
+  return endedGrantNote(ended, terms.requestable ? requestCommand(route.app, asked, terms) : null);
 }
 
 const withState = (ctx: ProxyContext, r: AccessRequest): AccessRequest => ({ ...r, spec: { ...r.spec, state: effectiveState(r, ctx.clock.now()) } });
@@ -236,7 +276,9 @@ async function rightsOf(ctx: ProxyContext, caller: Caller): Promise<(r: AccessRe
   const review = await reviewerFor(ctx, caller);
   const admin = checkRule(caller.roles, "access_request", "update").allowed;
   const who = caller.user ? { user: caller.name, user_id: userStamp(caller.user).id } : null;
-  return (r) => ({ actor: caller.name, requester: !!who && isRequestOf(r, who), review: review(r), admin });
+  // A bot may ask; a person approves: a bot reviews nothing, whatever its roles say.
+  const bot = caller.identity.bot ? { allowed: false, reason: "a bot does not review access requests; a person does" } : null;
+  return (r) => ({ actor: caller.name, requester: !!who && isRequestOf(r, who), review: bot ?? review(r), admin: admin && !bot });
 }
 
 /** What this caller may do with this request now: the lifecycle's one answer (the web UI shows only the actions that would succeed). */
@@ -296,7 +338,7 @@ async function emitStep(ctx: Pick<ProxyContext, "backend" | "audit" | "clock">, 
 /** A refused step is audited as its event with success false, then thrown. */
 async function refused(ctx: ProxyContext, id: "ACCESS_REQUEST_REVIEW_REFUSED" | "ACCESS_REQUEST_CANCEL_REFUSED" | "ACCESS_REQUEST_REVOKE_REFUSED", caller: Caller, r: AccessRequest, e: unknown, extra: Record<string, unknown> = {}): Promise<never> {
   if (e instanceof AzgateError) {
-    await ctx.audit.emit(audit(id, { user: caller.name, access_request_id: r.metadata.name, requester: r.spec.user, ...extra, success: false, error_code: e.code, reason: e.message }));
+    await ctx.audit.emit(audit(id, { user: caller.name, ...botFields(caller.identity), access_request_id: r.metadata.name, requester: r.spec.user, ...extra, success: false, error_code: e.code, reason: e.message }));
   }
   throw e;
 }

@@ -10,14 +10,15 @@ import { CONNECTOR_KINDS, connectorRoles, withoutSecrets, type Connector, type C
 import { AzgateError } from "../errors/index.ts";
 import type { Resource } from "../resources/parse.ts";
 import { withoutTargetSecrets, type NotificationTarget } from "../resources/notification-target.ts";
-import { checkIdentityTrait, checkTraits, type User } from "../resources/user.ts";
+import { checkIdentityTrait, checkTraits, isBot, type User } from "../resources/user.ts";
+import type { JoinToken } from "../resources/join-token.ts";
 import { parseDuration } from "../util/duration.ts";
 import { authorize, type Caller } from "./caller.ts";
 import { checkRule } from "../rbac/engine.ts";
 import type { ProxyContext } from "./context.ts";
 import { KEYS, newSecret, secretHash } from "./keys.ts";
 import { listLocks, removeLock } from "./locks.ts";
-import { checkUserName, createInvite, deleteInvitesOf, getUser, newUserStatus, requireRolesExist, userStamp } from "./users.ts";
+import { checkPersonName, checkUserName, createInvite, deleteInvitesOf, getUser, newUserStatus, requireRolesExist, userStamp } from "./users.ts";
 
 export const RESOURCE_KINDS = ["role", "user", "token", "github", "oidc", "saml", "lock", "notification_target", "access_rule"] as const;
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
@@ -26,6 +27,7 @@ const isConnectorKind = (k: string): k is ConnectorKind => (CONNECTOR_KINDS as r
 
 /** Where a created resource is stored. */
 function resourceKey(r: Resource): string {
+  if (r.kind === "token") return KEYS.joinToken(r.metadata.name);
   if (r.kind === "notification_target") return KEYS.notificationTarget(r.metadata.name);
   if (r.kind === "access_rule") return KEYS.accessRule(r.metadata.name);
   return r.kind === "role" ? KEYS.role(r.metadata.name) : r.kind === "user" ? KEYS.user(r.metadata.name) : KEYS.connector(r.kind, r.metadata.name);
@@ -78,6 +80,9 @@ export async function createResources(ctx: ProxyContext, caller: Caller, resourc
     if (isConnectorKind(r.kind)) authorizeConnector(caller, r.kind, exists ? "update" : "create");
     else authorize(caller, r.kind, exists ? "update" : "create");
     if (exists && !force) throw new AzgateError("already_exists", `${r.kind} "${r.metadata.name}" already exists; use -f (--force) to overwrite it`);
+    // A bot is made and removed by admin bots; a user file must not turn it into a person (or keep a person's password).
+    if (r.kind === "user" && isBot(stored?.value as User | undefined)) throw new AzgateError("already_exists", `"${r.metadata.name}" is a bot; manage it with azgate admin bots (roles: admin users update --set-roles)`);
+    if (r.kind === "user" && !exists) checkPersonName(r.metadata.name);
     if (r.kind === "user") await requireRolesExist(ctx, r.spec.roles.filter((n) => !definedHere(n)));
     if (r.kind === "github" || r.kind === "oidc" || r.kind === "saml") await requireRolesExist(ctx, connectorRoles(r).filter((n) => !definedHere(n)));
     plan.push({ resource: r, exists, stored: stored?.value });
@@ -88,6 +93,13 @@ export async function createResources(ctx: ProxyContext, caller: Caller, resourc
       // The record keeps its id and generation across an update; a new one gets its own (never the file's).
       const status = stored ? userStamp(stored as User) : newUserStatus();
       await ctx.backend.put<User>(KEYS.user(r.metadata.name), { ...r, spec: { ...r.spec, roles: unique(r.spec.roles), created_by: { time: ctx.clock.date().toISOString(), user: caller.name } }, status });
+    } else if (r.kind === "token") {
+      // Kept a day past its end, so a late join is told "expired", not "unknown".
+      const end = r.metadata.expires ? new Date(Date.parse(r.metadata.expires) + EXPIRED_TOKEN_GRACE_MS) : undefined;
+      await ctx.backend.put<JoinToken>(resourceKey(r), r, end ? { expires: end } : undefined);
+      await ctx.audit.emit(exists ? audit("JOIN_TOKEN_UPDATED", { user: caller.name, token_id: r.metadata.name, bot: r.spec.bot_name }) : audit("JOIN_TOKEN_CREATED", { user: caller.name, token_id: r.metadata.name, roles: r.spec.roles, bot: r.spec.bot_name, join_method: r.spec.join_method, expires: r.metadata.expires ?? null }));
+      done.push(`token "${r.metadata.name}" has been ${exists ? "updated" : "created"}`);
+      continue;
     } else await ctx.backend.put(resourceKey(r), r);
     await ctx.audit.emit(resourceEvent(r.kind, exists ? "updated" : "created", { user: caller.name, name: r.metadata.name, ...(r.kind === "user" ? { roles: (r as User).spec.roles } : {}) }));
     done.push(`${r.kind} "${r.metadata.name}" has been ${exists ? "updated" : "created"}`);
@@ -102,7 +114,10 @@ export async function getResources(ctx: ProxyContext, caller: Caller, kind: Reso
   if (kind === "lock") return listLocks(ctx, name);
   if (kind === "token") {
     const tokens = await listTokens(ctx);
-    return name ? tokens.filter((t) => t.id === name || t.id === secretHash(name).slice(0, 16)) : tokens;
+    const named = await listJoinTokens(ctx);
+    if (!name) return [...tokens, ...named];
+    const found = [...tokens.filter((t) => t.id === name || t.id === secretHash(name).slice(0, 16)), ...named.filter((t) => t.metadata.name === name)];
+    return found;
   }
   const prefix = kind === "role" ? KEYS.roles : kind === "access_rule" ? KEYS.accessRules : KEYS.users;
   if (name) {
@@ -175,7 +190,7 @@ export async function removeResource(ctx: ProxyContext, caller: Caller, kind: Re
 
 export async function addUser(ctx: ProxyContext, caller: Caller, name: string, roles: string[], traits: Record<string, string[]>) {
   authorize(caller, "user", "create");
-  checkUserName(name);
+  checkPersonName(name);
   traits = checkTraits(traits);
   roles = unique(roles);
   if (roles.length === 0) throw new AzgateError("bad_parameter", "a user needs at least one role: --roles access,editor");
@@ -247,6 +262,7 @@ export async function resetUser(ctx: ProxyContext, caller: Caller, name: string)
   authorize(caller, "user", "update");
   checkUserName(name);
   const user = await changeUser(ctx, name, (u) => {
+    if (isBot(u)) throw new AzgateError("bad_parameter", `"${name}" is a bot: bots have no password to reset; remove it (azgate admin bots rm) to end its sessions`);
     const stamp = userStamp(u);
     return { ...u, status: { id: stamp.id || crypto.randomUUID(), generation: stamp.generation + 1 } };
   });
@@ -287,9 +303,18 @@ export async function listTokens(ctx: ProxyContext): Promise<TokenInfo[]> {
   return (await ctx.backend.list<TokenInfo>(KEYS.tokens)).map((i) => i.value).filter((t) => Date.parse(t.expires) > ctx.clock.now() && !(t.max_uses && (t.uses ?? 0) >= t.max_uses));
 }
 
-/** Accepts the token itself or its id (as `tokens ls` shows it). */
+/** Bots' join tokens in force (expired ones are kept a day only to explain a refused join). */
+export async function listJoinTokens(ctx: ProxyContext): Promise<JoinToken[]> {
+  return (await ctx.backend.list<JoinToken>(KEYS.joinTokens)).map((i) => i.value).filter((t) => !t.metadata.expires || Date.parse(t.metadata.expires) > ctx.clock.now());
+}
+
+/** Accepts the token itself or its id (as `tokens ls` shows it), or a bot's join token by name. */
 export async function removeToken(ctx: ProxyContext, caller: Caller, tokenOrId: string): Promise<string> {
   authorize(caller, "token", "delete");
+  if (await ctx.backend.delete(KEYS.joinToken(tokenOrId)).catch(() => false)) {
+    await ctx.audit.emit(audit("JOIN_TOKEN_DELETED", { user: caller.name, token_id: tokenOrId }));
+    return `token "${tokenOrId}" has been deleted`;
+  }
   const items = await ctx.backend.list<TokenInfo>(KEYS.tokens);
   const hash = secretHash(tokenOrId);
   const item = items.find((i) => i.key === KEYS.token(hash) || i.value.id === tokenOrId);
@@ -301,6 +326,8 @@ export async function removeToken(ctx: ProxyContext, caller: Caller, tokenOrId: 
 /** Expired invites and tokens read as absent already; this removes their files too. */
 export async function sweepExpired(ctx: ProxyContext): Promise<void> {
   await ctx.backend.list(KEYS.tokens);
+  await ctx.backend.list(KEYS.joinTokens);
+  await ctx.backend.list(KEYS.ciTokenIds);
   await ctx.backend.list(KEYS.invites);
   await ctx.backend.list(KEYS.users); // SSO users end with their certificate
   await ctx.backend.list(KEYS.ssoAttempts);
@@ -314,7 +341,7 @@ export async function sweepExpired(ctx: ProxyContext): Promise<void> {
  * a duration back from now ("1h"); callers need `list` on `event`.
  */
 /** The filters `admin audit ls` and the web UI's audit page take (the same names in both). */
-export const AUDIT_FILTERS = ["since", "until", "user", "event", "request", "app", "identity", "method", "status", "action", "resource", "decision", "session", "request_id", "command"] as const;
+export const AUDIT_FILTERS = ["since", "until", "user", "event", "request", "app", "identity", "method", "status", "action", "resource", "decision", "session", "request_id", "command", "bot", "ci"] as const;
 export type AuditFilters = Partial<Record<(typeof AUDIT_FILTERS)[number] | "limit", string>>;
 
 export async function searchAudit(ctx: ProxyContext, caller: Caller, q: AuditFilters): Promise<AuditEvent[]> {
@@ -368,6 +395,8 @@ export function auditQuery(q: AuditFilters, now: number): AuditQuery {
     session: opt(q.session),
     requestId: opt(q.request_id),
     command: opt(q.command),
+    bot: opt(q.bot),
+    ci: opt(q.ci),
     limit,
   };
 }

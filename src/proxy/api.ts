@@ -2,16 +2,22 @@ import { Hono, type Context } from "hono";
 import { audit } from "../audit/events.ts";
 import { auditCommands } from "./audit-commands.ts";
 import { AzgateError, isAzgateError, toErrorBody } from "../errors/index.ts";
-import { checkProofBody, verifyProof } from "../auth/proof.ts";
+import { checkProofBody, verifyProof } from "../auth/proof-verify.ts";
 import { parseJsonObject } from "../util/json.ts";
 import { BODY_LIMITS, limitBody, requireJson } from "./limits.ts";
 import { parseResources } from "../resources/parse.ts";
 import { VERSION } from "../version.ts";
 import { VERSION_HEADER, versionRefusal } from "../api/version.ts";
 import { clusterPins, pemOf } from "./cluster.ts";
+import { allowedAzureIdentities } from "../rbac/engine.ts";
+import { auditRetired, pingTrust, reissueCert, trustHeader } from "./rotation-trust.ts";
+import { TRUST_HEADER } from "../api/client.ts";
+import { caType, rotateAuthority, rotateCommand, rotationReport } from "./rotation.ts";
+import { caPin } from "../pki/pin.ts";
+import type { PingResponse } from "../api/types.ts";
 import type { ProxyContext } from "./context.ts";
 import { resolveCaller, type Caller } from "./caller.ts";
-import type { Identity } from "../pki/identity.ts";
+import { botFields, type Identity } from "../pki/identity.ts";
 import { login } from "./login.ts";
 import { acceptInvite, describeInvite } from "./users.ts";
 import * as admin from "./admin.ts";
@@ -24,15 +30,18 @@ import { invitePages } from "./web/invite.ts";
 import { webUi } from "./web/ui.ts";
 import { isAuditedRefusal } from "./refusals.ts";
 import { ssoRoutes } from "./sso/routes.ts";
-import { joinAgent } from "./join.ts";
+import { join } from "./join.ts";
+import { addBot, listBots, removeBot } from "./bots/admin.ts";
+import { renewBot } from "./bots/renew.ts";
 import { issueAppCert, listApps } from "./apps.ts";
 import { servedApps, type AppRegistry } from "./registry.ts";
 import { explainRequest, type ExplainRequest } from "./explain.ts";
 import * as requests from "./access-requests.ts";
 import { takeBackup } from "./backup.ts";
+import { knownIdentities } from "./known-identities.ts";
 import type { TunnelServer } from "./tunnels.ts";
 
-type Env = { Variables: { caller: Caller; body: string; certExpires: Date } };
+type Env = { Variables: { caller: Caller; body: string; certExpires: Date; issuerPin: string } };
 
 /**
  * The proxy's HTTP API. Public routes: cluster discovery, login, invites.
@@ -42,7 +51,7 @@ type Env = { Variables: { caller: Caller; body: string; certExpires: Date } };
 async function auditRefusal(ctx: ProxyContext, c: Context, identity: Identity, e: unknown): Promise<void> {
   if (!isAuditedRefusal(e)) return;
   await ctx.audit
-    .emit(audit("API_REQUEST_DENIED", { user: identity.name, session_id: identity.session_id, ...(identity.route ? { app: identity.route.app, azure_identity: identity.route.azure_identity } : {}), method: c.req.method, path: new URL(c.req.url).pathname, error_code: e.code, reason: e.message, success: false }))
+    .emit(audit("API_REQUEST_DENIED", { user: identity.name, ...botFields(identity), session_id: identity.session_id, ...(identity.route ? { app: identity.route.app, azure_identity: identity.route.azure_identity } : {}), method: c.req.method, path: new URL(c.req.url).pathname, error_code: e.code, reason: e.message, success: false }))
     .catch((err) => console.error("[proxy] audit failed:", err));
 }
 
@@ -84,9 +93,11 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
       cluster_name: ctx.cluster.name,
       version: VERSION,
       second_factor: ctx.settings.secondFactor,
-      host_ca_pems: [pemOf(ctx.cluster.host.cert)],
       ca_pins: await clusterPins(ctx.cluster),
-    }),
+      // What a CI token must name as its audience to join (bots.audience, else the cluster's name).
+      bot_audience: ctx.settings.bots.audience ?? ctx.cluster.name,
+      ...(await pingTrust(ctx)),
+    } satisfies PingResponse),
   );
   app.post("/v1/auth/login", async (c) => {
     const remote = remoteAddr(c);
@@ -118,7 +129,14 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
     const remote = remoteAddr(c);
     limiter.check(remote);
     const body = await jsonBody<Record<string, unknown>>(c);
-    return c.json(await joinAgent(ctx, { token: String(body.token ?? ""), type: String(body.type ?? ""), public_key_pem: String(body.public_key_pem ?? ""), host_name: typeof body.host_name === "string" ? body.host_name : undefined }, remote));
+    const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+    return c.json(
+      await join(
+        ctx,
+        { token: String(body.token ?? ""), type: String(body.type ?? ""), public_key_pem: String(body.public_key_pem ?? ""), host_name: str(body.host_name), join_method: str(body.join_method), id_token: str(body.id_token), ttl_ms: typeof body.ttl_ms === "number" ? body.ttl_ms : undefined },
+        remote,
+      ),
+    );
   });
   // WebSocket tunnels authenticate at the upgrade themselves.
   if (opts.tunnels) app.route("/v1/tunnel", opts.tunnels.routes);
@@ -128,22 +146,30 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   // The proof is checked before a byte of the body is read; then the body, bounded, against the proof's digest.
   authed.use("*", async (c, next) => {
     const url = new URL(c.req.url);
-    const { identity, cert, claims } = await verifyProof({
+    const { identity, cert, claims, issuer } = await verifyProof({
       authorization: c.req.header("authorization"),
       method: c.req.method,
       pathAndQuery: url.pathname + url.search,
       bodyFollows: true,
-      cas: [ctx.cluster.user.cert],
+      cas: ctx.cluster.views.user.trusted,
+      retired: { retired: ctx.cluster.views.user.retired, current: ctx.cluster.views.user.pins },
       replay: ctx.replay,
       now: ctx.clock.now(),
+    }).catch(async (e) => {
+      await auditRetired(ctx, e, `${c.req.method} ${url.pathname}`);
+      throw e;
     });
     // From here the caller is known (a valid proof for a certificate of ours): a refusal is audited.
     // (An invalid proof is not: anyone on the network could fill the log with those.)
+    // Every answer says the cluster's trust now: a client follows a rotation at its next call (client/rotation.ts).
+    const issuerPin = await caPin(issuer);
+    c.header(TRUST_HEADER, trustHeader(ctx, issuerPin));
     try {
       // App certificates open tunnels; they never call the user API.
       if (identity.route) throw new AzgateError("access_denied", "an app certificate cannot call the user API; it only opens app tunnels");
       c.set("caller", await resolveCaller(ctx, identity));
       c.set("certExpires", cert.notAfter);
+      c.set("issuerPin", issuerPin);
       await limitBody(BODY_LIMITS.authenticated)(c, async () => {
         const body = await c.req.text();
         await checkProofBody(claims, body);
@@ -158,11 +184,23 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
     if (c.error) await auditRefusal(ctx, c, identity, c.error);
   });
 
+  // What applies now (the backend's roles and traits, not the certificate's): `azgate status` shows it.
   authed.get("/whoami", (c) => {
     const caller = c.get("caller");
-    return c.json({ name: caller.name, kind: caller.identity.kind, roles: caller.roles.map((r) => r.metadata.name), traits: caller.traits });
+    return c.json({ name: caller.name, kind: caller.identity.kind, roles: caller.roles.map((r) => r.metadata.name), traits: caller.traits, azure_identities: allowedAzureIdentities(caller.roles, caller.traits) });
   });
   authed.get("/cluster/status", async (c) => c.json({ cluster_name: ctx.cluster.name, version: VERSION, ca_pins: await clusterPins(ctx.cluster), public_url: opts.publicUrl() }));
+  // CA rotation (docs/rotation.md): each CA's phase and who has not moved yet; one step, or a scheduled rotation.
+  authed.get("/admin/rotation", async (c) => c.json(await rotationReport(ctx, c.get("caller"), opts.tunnels)));
+  authed.post("/admin/rotation", async (c) => {
+    const body = parseJson<{ type?: string; manual?: boolean; phase?: string; grace_period?: string }>(c.get("body"));
+    return c.json(await rotateAuthority(ctx, c.get("caller"), caType(body.type), rotateCommand(body)));
+  });
+  // A signed-in user's certificate again, from the user CA that signs now (while a rotation runs): the same identity and end.
+  authed.post("/certs/reissue", async (c) => {
+    const body = parseJson<{ public_key_pem?: string }>(c.get("body"));
+    return c.json(await reissueCert(ctx, c.get("caller").identity, c.get("certExpires"), c.get("issuerPin"), String(body.public_key_pem ?? "")));
+  });
 
   authed.post("/admin/resources", async (c) => {
     const body = parseJson<{ text?: string; source?: string; force?: boolean }>(c.get("body"));
@@ -179,31 +217,41 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   authed.post("/admin/users", async (c) => {
     const body = parseJson<{ name?: string; roles?: string[]; traits?: Record<string, string[]> }>(c.get("body"));
     const { user, invite } = await admin.addUser(ctx, c.get("caller"), String(body.name ?? ""), body.roles ?? [], body.traits ?? {});
-    return c.json({ user, invite_token: invite.token, invite_expires: invite.expires.toISOString(), public_url: opts.publicUrl() });
+    return c.json({ user, invite_token: invite.token, invite_expires: invite.expires.toISOString(), public_url: opts.publicUrl(), ca_pin: (await clusterPins(ctx.cluster))[0] });
   });
   authed.patch("/admin/users/:name", async (c) => c.json({ user: await admin.updateUser(ctx, c.get("caller"), c.req.param("name"), parseJson(c.get("body"))) }));
   authed.post("/admin/users/:name/reset", async (c) => {
     const invite = await admin.resetUser(ctx, c.get("caller"), c.req.param("name"));
-    return c.json({ invite_token: invite.token, invite_expires: invite.expires.toISOString(), public_url: opts.publicUrl() });
+    return c.json({ invite_token: invite.token, invite_expires: invite.expires.toISOString(), public_url: opts.publicUrl(), ca_pin: (await clusterPins(ctx.cluster))[0] });
   });
   authed.post("/admin/locks", async (c) => {
     const body = parseJson<{ target?: LockTarget; ttl?: string; message?: string }>(c.get("body"));
-    const lock = await createLock(ctx, c.get("caller"), body);
+    const warnings: string[] = [];
+    const lock = await createLock(ctx, c.get("caller"), body, warnings);
     // This replica's open tunnels are rechecked by the backend watch (tunnels.ts), as every replica's are.
-    return c.json(lock);
+    return c.json(warnings.length ? { ...lock, warnings } : lock);
   });
   authed.post("/admin/tokens", async (c) => {
     const body = parseJson<{ type?: string; ttl?: string; uses?: number }>(c.get("body"));
     return c.json(await admin.addToken(ctx, c.get("caller"), String(body.type ?? "app"), String(body.ttl ?? "30m"), body.uses));
   });
-  authed.get("/admin/audit", async (c) => c.json({ items: await admin.searchAudit(ctx, c.get("caller"), c.req.query()), ...(await admin.auditReach(ctx, c.get("caller"))) }));
+  authed.post("/admin/bots", async (c) => {
+    const body = parseJson<{ name?: string; roles?: string[]; traits?: Record<string, string[]> }>(c.get("body"));
+    return c.json(await addBot(ctx, c.get("caller"), String(body.name ?? ""), Array.isArray(body.roles) ? body.roles.map(String) : [], body.traits ?? {}));
+  });
+  authed.get("/admin/bots", async (c) => c.json({ items: await listBots(ctx, c.get("caller")) }));
+  authed.delete("/admin/bots/:name", async (c) => c.json({ message: await removeBot(ctx, c.get("caller"), c.req.param("name")) }));
+  authed.post("/bots/renew", async (c) => c.json(await renewBot(ctx, c.get("caller"), parseJson<Record<string, unknown>>(c.get("body")))));
+    authed.get("/admin/audit", async (c) => c.json({ items: await admin.searchAudit(ctx, c.get("caller"), c.req.query()), ...(await admin.auditReach(ctx, c.get("caller"))) }));
   authed.get("/admin/audit/commands", async (c) => c.json({ items: await auditCommands(ctx, c.get("caller"), c.req.query()) }));
   // Every record, secrets included: the `backup` rule only (not the editor preset's), audited (proxy/backup.ts).
   authed.get("/admin/backup", async (c) => c.json(await takeBackup(ctx, c.get("caller"))));
   authed.get("/apps", async (c) => c.json({ items: await listApps(ctx, opts.registry, c.get("caller")) }));
   // Access requests (proxy/access-requests.ts).
-  authed.post("/requests", async (c) => c.json(await requests.createRequest(ctx, c.get("caller"), parseJson<requests.CreateRequestInput>(c.get("body")), servedApps(opts.registry))));
-  authed.get("/requests/terms", async (c) => c.json(await requests.requestableTerms(ctx, c.get("caller"), c.req.query("azure_identity") ?? "")));
+  // A short name or a glob's matches: the identities azgate knows of (proxy/known-identities.ts).
+  const known = (caller: Caller) => () => knownIdentities(ctx, opts.registry, caller);
+  authed.post("/requests", async (c) => c.json(await requests.createRequest(ctx, c.get("caller"), parseJson<requests.CreateRequestInput>(c.get("body")), servedApps(opts.registry), known(c.get("caller")))));
+  authed.get("/requests/terms", async (c) => c.json(await requests.requestableTerms(ctx, c.get("caller"), c.req.query("azure_identity") ?? "", known(c.get("caller")))));
   authed.get("/requests", async (c) => c.json({ items: await requests.listRequests(ctx, c.get("caller"), c.req.query("filter")) }));
   authed.get("/requests/:id", async (c) => c.json(await requests.getRequest(ctx, c.get("caller"), c.req.param("id"))));
   authed.post("/requests/:id/review", async (c) => c.json(await requests.reviewRequest(ctx, c.get("caller"), c.req.param("id"), parseJson<{ state?: string; reason?: string; otp?: string }>(c.get("body")))));

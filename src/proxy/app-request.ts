@@ -11,21 +11,25 @@
 import { checkFramingHead, isBodyless } from "../azure/framing.ts";
 import { audit } from "../audit/events.ts";
 import { refusal, type AgentRequest } from "../azure/forwarding.ts";
+import { AZGATE_ERROR_HEADER, errorHeaderValue } from "../api/error-header.ts";
 import { redactQuery } from "../azure/redact.ts";
 import { commandId, readClientInfo, type ClientInfo } from "../azure/client-info.ts";
 import { AuditUnavailable, AgentUnavailable, AzgateError, BadRequest, isAzgateError, PolicyDenied } from "../errors/index.ts";
-import type { Identity } from "../pki/identity.ts";
+import { botFields, type Identity } from "../pki/identity.ts";
 import type { TunnelStream } from "../tunnel/index.ts";
 import { requestHeadSchema, respondJson } from "../tunnel/http.ts";
 import { auditPolicy, authorizeRequest } from "./authorize-request.ts";
 import type { ProxyContext } from "./context.ts";
 import type { AppRegistry } from "./registry.ts";
 import { relayToAgents } from "./relay.ts";
+import { retiredIssuer } from "./rotation-trust.ts";
 
 export interface ClientSession {
   identity: Identity;
   clientKey: JsonWebKey;
   remoteAddr?: string;
+  /** The pin of the CA that signed the tunnel's certificate: a rotation's final standby may retire it (rotation-trust.ts retiredIssuer). */
+  issuerPin?: string;
 }
 
 export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry, client: ClientSession, stream: TunnelStream): Promise<void> {
@@ -34,10 +38,11 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
   const started = performance.now();
   const answer = (err: AzgateError) => {
     const r = refusal(err, "azgate");
-    return respondJson(stream, r.status, r.body, [["x-azgate-request-id", requestId]]).catch(() => undefined);
+    return respondJson(stream, r.status, r.body, [["x-azgate-request-id", requestId], [AZGATE_ERROR_HEADER, errorHeaderValue(err)]]).catch(() => undefined);
   };
   const { identity } = client;
-  const base = { user: identity.name, app: identity.route?.app, azure_identity: identity.route?.azure_identity, session_id: identity.session_id, request_id: requestId };
+  // A bot's name and its run's facts ride on every event of its requests (they are in its certificate).
+  const base = { user: identity.name, ...botFields(identity), app: identity.route?.app, azure_identity: identity.route?.azure_identity, session_id: identity.session_id, request_id: requestId };
   /** The command the request belongs to and what the client said about itself, once its head is read. */
   const about: { command_id?: string; client?: ClientInfo } = {};
 
@@ -76,6 +81,9 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
   }
   let authorized;
   try {
+    // A tunnel opened before a rotation retired its certificate's CA serves nothing more.
+    const retired = client.issuerPin ? retiredIssuer(ctx, "user", client.issuerPin) : null;
+    if (retired) throw retired;
     authorized = await authorizeRequest(ctx, registry, identity, { method: head.method, url, headers: head.headers });
   } catch (e) {
     return refuse(isAzgateError(e) ? e : new AzgateError("internal", "internal error; see the proxy log"), request);
@@ -94,6 +102,9 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
   // 4. Relay.
   const agentRequest: AgentRequest = {
     ...head,
+    // ARM's correlation ID is azgate's request ID (the client's own is recorded as it said it): the Activity Log's
+    // correlationId then names an azgate request no client chose (audit/correlate.ts joins on it).
+    headers: [...head.headers.filter(([k]) => k.toLowerCase() !== "x-ms-correlation-request-id"), ["x-ms-correlation-request-id", requestId]],
     session: { user: identity.name, app: authorized.app, azure_identity: authorized.azureIdentity, session_id: identity.session_id },
     client_key: client.clientKey as Record<string, unknown>,
     request_id: requestId,
@@ -133,6 +144,7 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
       duration_ms: durationMs,
       azure_request_id: outcome?.azureRequestId ?? null,
       ...(outcome?.answer.correlation_id ? { azure_correlation_id: outcome.answer.correlation_id } : {}),
+      ...(outcome?.principalId ? { azure_principal_id: outcome.principalId } : {}),
       ...(outcome?.answer.operation_url ? { azure_operation_url: outcome.answer.operation_url } : {}),
       agent: outcome?.agent ?? null,
       agent_id: outcome?.agentId ?? null,

@@ -8,10 +8,11 @@ import { AzgateError } from "../errors/index.ts";
 import { openRequestsOf } from "./access-requests.ts";
 import { grantInForce } from "./grants.ts";
 import { checkLocks } from "./locks.ts";
+import { withEndedGrant } from "./authorize-request.ts";
 import { allowedAzureIdentities, checkAppAccess, checkAzureIdentity } from "../rbac/engine.ts";
 import { importPublicKeyPem } from "../pki/keys.ts";
 import { issueIdentityCert } from "../pki/certificate.ts";
-import type { Identity } from "../pki/identity.ts";
+import { botFields, type Identity } from "../pki/identity.ts";
 import type { Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
 import { pemOf } from "./cluster.ts";
@@ -56,7 +57,7 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
   try {
     req = { ...asked, azure_identity: requireIdentityId(asked.azure_identity, "azure_identity").id };
   } catch (e) {
-    await ctx.audit.emit(audit("APP_SESSION_DENIED", { user: caller.name, app: asked.app, azure_identity: refusedIdentityForAudit(asked.azure_identity), error_code: (e as AzgateError).code, reason: (e as Error).message, success: false }));
+    await ctx.audit.emit(audit("APP_SESSION_DENIED", { user: caller.name, ...botFields(caller.identity), app: asked.app, azure_identity: refusedIdentityForAudit(asked.azure_identity), error_code: (e as AzgateError).code, reason: (e as Error).message, success: false }));
     throw e;
   }
   // A lock on the identity (or the user, a role, the login session) refuses before anything is issued or
@@ -64,7 +65,7 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
   try {
     await checkLocks(ctx, { user: caller.name, roles: caller.roles.map((r) => r.metadata.name), azure_identity: req.azure_identity, session_ids: [caller.identity.session_id].filter((s): s is string => !!s) });
   } catch (e) {
-    await ctx.audit.emit(audit("APP_SESSION_DENIED", { user: caller.name, app: req.app, azure_identity: req.azure_identity, error_code: (e as AzgateError).code, reason: (e as Error).message, success: false }));
+    await ctx.audit.emit(audit("APP_SESSION_DENIED", { user: caller.name, ...botFields(caller.identity), app: req.app, azure_identity: req.azure_identity, error_code: (e as AzgateError).code, reason: (e as Error).message, success: false }));
     throw e;
   }
   // Without a live agent the app's labels are unknown, so access cannot be decided. Each server is judged on its own labels.
@@ -83,8 +84,9 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
   const { app, decision } = found;
   const request = inForce ? { metadata: { name: inForce.grant.spec.request_id } } : undefined;
   if (!decision.allowed) {
-    await ctx.audit.emit(audit("APP_SESSION_DENIED", { user: caller.name, app: app.name, azure_identity: req.azure_identity, reason: decision.reason, success: false }));
-    throw new AzgateError("access_denied", `access to Azure identity "${req.azure_identity}" on app "${app.name}" denied: ${decision.reason}`);
+    const reason = inForce ? decision.reason : await withEndedGrant(ctx, registry, caller, { app: app.name, azure_identity: req.azure_identity }, decision.reason);
+    await ctx.audit.emit(audit("APP_SESSION_DENIED", { user: caller.name, ...botFields(caller.identity), app: app.name, azure_identity: req.azure_identity, reason, success: false }));
+    throw new AzgateError("access_denied", `access to Azure identity "${req.azure_identity}" on app "${app.name}" denied: ${reason}`);
   }
   let publicKey: CryptoKey;
   try {
@@ -106,6 +108,7 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
   const { facts, problem } = await askIdentityFacts(registry, app.name, (s) => (inForce ? inForce.permits(s.app).allowed : checkAzureIdentity(caller.roles, caller.traits, s.app, req.azure_identity).allowed), req.azure_identity);
   await ctx.audit.emit(audit("APP_SESSION_START", {
     user: caller.name,
+    ...botFields(caller.identity),
     app: app.name,
     azure_identity: req.azure_identity,
     session_id: identity.session_id,

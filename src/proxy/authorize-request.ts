@@ -20,6 +20,8 @@ import type { ProxyContext } from "./context.ts";
 import type { AppRegistry, AppServer } from "./registry.ts";
 import type { AccessGrant } from "../resources/access-request.ts";
 import { grantInForce } from "./grants.ts";
+import { endedGrantHint } from "./access-requests.ts";
+import { knownIdentities } from "./known-identities.ts";
 import type { Role } from "../rbac/types.ts";
 
 export interface Authorized {
@@ -46,8 +48,8 @@ export interface RouteAccess {
   /** The servers the caller may be routed to (before the request's own checks). */
   permitted: (s: AppServer) => boolean;
   first: AppServer;
-  /** The caller's roles, with the granted ones when a grant opens the route. */
-  roles: Role[];
+  /** The roles a request on this server is decided on: the caller's, with the granted ones that count when a grant opens the route. */
+  rolesOn: (s: AppServer) => Role[];
   grant?: AccessGrant;
 }
 
@@ -66,21 +68,23 @@ export async function authorizeRoute(ctx: ProxyContext, registry: AppRegistry, i
   if (known.length === 0) throw new AppUnavailable(`no agent serves app "${route.app}" right now; azgate apps ls shows the apps that are up`);
   const permitted = (s: AppServer) => checkAzureIdentity(caller.roles, caller.traits, s.app, azureIdentity).allowed;
   const first = known.find(permitted);
-  if (first) return { caller, azureIdentity, known, permitted, first, roles: caller.roles };
+  if (first) return { caller, azureIdentity, known, permitted, first, rolesOn: () => caller.roles };
   // No role allows it: an approved access request may (a grant, read on every request: a revoke or the window's end acts on the next one).
   // grants.ts: found for this user record, locks checked with the granted roles, throws `locked`.
   const inForce = await grantInForce(ctx, caller, { app: route.app, azure_identity: azureIdentity });
-  if (!inForce) throw new AccessDenied(checkAzureIdentity(caller.roles, caller.traits, known[0].app, azureIdentity).reason);
+  if (!inForce) throw new AccessDenied(await withEndedGrant(ctx, registry, caller, { app: route.app, azure_identity: azureIdentity }, checkAzureIdentity(caller.roles, caller.traits, known[0].app, azureIdentity).reason));
   // The requested roles come with the grant, with their azure_api rules; the grant opens only the servers
   // they still allow the identity on (a role edited or deleted since ends it), never around a deny.
   const byGrant = (s: AppServer) => s.app.name === route.app && inForce.permits(s.app).allowed;
   const granted = known.find(byGrant);
   if (!granted) throw new AccessDenied(inForce.permits(known[0].app).reason);
-  return { caller, azureIdentity, known, permitted: byGrant, first: granted, roles: [...caller.roles, ...inForce.granted], grant: inForce.grant };
+  // Per server, the roles grantPermits says count: a granted role no longer requestable keeps only its denies.
+  const rolesOn = (s: AppServer) => inForce.permits(s.app).roles ?? caller.roles;
+  return { caller, azureIdentity, known, permitted: byGrant, first: granted, rolesOn, grant: inForce.grant };
 }
 
 export async function authorizeRequest(ctx: ProxyContext, registry: AppRegistry, identity: Identity, request: { method: string; url: URL; headers: HeaderList }): Promise<Authorized> {
-  const { caller, azureIdentity, known, permitted, first, roles, grant } = await authorizeRoute(ctx, registry, identity);
+  const { caller, azureIdentity, known, permitted, first, rolesOn, grant } = await authorizeRoute(ctx, registry, identity);
   const route = identity.route!;
   // An app's agents name one cloud; should two disagree, the request goes only to those of the first's.
   const cloud = first.app.cloud;
@@ -90,7 +94,7 @@ export async function authorizeRequest(ctx: ProxyContext, registry: AppRegistry,
   // The operation, against the azure_api rules of the roles that allow the identity on each server's labels:
   // the request read once (its canonical form and operation), the same reading for every server.
   const reading = readRequest({ method: request.method, host: request.url.hostname, path: request.url.pathname, query: request.url.searchParams, headers: request.headers }, cloud);
-  const decide = (s: AppServer) => decideAzureApi(roles, caller.traits, s.app, azureIdentity, reading);
+  const decide = (s: AppServer) => decideAzureApi(rolesOn(s), caller.traits, s.app, azureIdentity, reading);
   const decisions = new Map<AppServer, AzureApiDecision>();
   const passes = (s: AppServer) => {
     if (s.app.cloud !== cloud || !permitted(s)) return false;
@@ -101,9 +105,15 @@ export async function authorizeRequest(ctx: ProxyContext, registry: AppRegistry,
   const chosen = known.find(passes);
   const policy = chosen ? decisions.get(chosen)! : decide(first);
   const operation = policy.operation ?? reading.operation;
-  if (!chosen) throw new PolicyDenied(policy.reason, { action: operation?.action ?? null, scope: operation?.scope ?? null, policy: auditPolicy(policy) });
+  if (!chosen) throw new PolicyDenied(policy.reason, { action: operation?.action ?? null, scope: operation?.scope ?? null, policy: auditPolicy(policy), ...(grant ? { access_request_id: grant.spec.request_id } : {}) });
   const decided = policy.outcome === "unrestricted" ? null : decidedRequest(reading, { method: request.method, host: request.url.hostname, path: request.url.pathname });
   return { caller, app: route.app, azureIdentity, allowedOn: passes, policy, operation, decided, accessRequestId: grant?.spec.request_id };
+}
+
+/** A refusal's reason, with the grant that ended when one did (access-requests.ts endedGrantHint): the user learns why and how to ask again. */
+export async function withEndedGrant(ctx: ProxyContext, registry: AppRegistry, caller: Caller, route: { app: string; azure_identity: string }, reason: string): Promise<string> {
+  const hint = await endedGrantHint(ctx, caller, route, () => knownIdentities(ctx, registry, caller));
+  return hint ? `${reason}; ${hint}` : reason;
 }
 
 /** The decision as the audit log records it (app.request's `policy`). */

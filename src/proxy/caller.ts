@@ -2,7 +2,7 @@ import { AzgateError } from "../errors/index.ts";
 import type { Identity } from "../pki/identity.ts";
 import type { Role, Traits } from "../rbac/types.ts";
 import { checkRule } from "../rbac/engine.ts";
-import type { User } from "../resources/user.ts";
+import { isBot, type User } from "../resources/user.ts";
 import type { ProxyContext } from "./context.ts";
 import { lockInForce } from "./locks.ts";
 import { userStamp } from "./users.ts";
@@ -42,6 +42,8 @@ export async function resolveCaller(ctx: ProxyContext, identity: Identity): Prom
   if ((identity.user_id ?? "") !== stamp.id || (identity.generation ?? 0) !== stamp.generation) {
     throw new AzgateError("unauthenticated", `this certificate was issued to an earlier account "${identity.name}" (deleted or reset since); run azgate login`);
   }
+  // A bot's certificates come from a join, a person's from a login: neither stands for the other kind of account.
+  if (!!identity.bot !== isBot(user)) throw new AzgateError("unauthenticated", `this certificate is not for the ${isBot(user) ? "bot" : "user"} "${identity.name}"`);
   // The failed-login lockout is not checked here: it stops password guessing, not signed-in sessions.
   // Roles deleted since are skipped (deleting a role takes effect at once).
   const roles = (await Promise.all(user.spec.roles.map((r) => now.role(r)))).filter((r): r is Role => r !== null);

@@ -19,6 +19,19 @@ export interface AuthSettings {
   ssoLoginTimeoutMs: number;
   /** Fronts (CIDRs) whose X-Forwarded-For names the caller, for rate limits and audit (proxy.trusted_proxies). */
   trustedProxies: string[];
+  /** Bots (config `bots`): their certificates' life and how the proxy reaches CI issuers. */
+  bots: BotSettings;
+}
+
+export interface BotSettings {
+  /** A bot certificate's life (at most an hour). */
+  certTtlMs: number;
+  /** The audience CI tokens must name, when not the cluster's name. */
+  audience?: string;
+  /** CAs trusted for issuers besides the web PKI (PEM). */
+  issuerCas: string[];
+  /** Every issuer connection to this address (the emulator), names kept. */
+  connectTo?: { host: string; port: number };
 }
 
 /** What every proxy service needs; built once at start and passed down. */
@@ -27,7 +40,10 @@ export interface ProxyContext {
   clock: Clock;
   backend: Backend;
   audit: AuditSink;
+  /** The CAs as their rotation's phase makes them now, followed on every replica (cluster.ts followAuthorities). */
   cluster: ClusterAuthorities;
+  /** Reads the authorities again now (the replica that moved a rotation does not wait for its watch). */
+  reloadAuthorities: () => Promise<void>;
   settings: AuthSettings;
   replay: ReplayCache;
   metrics: ProxyMetrics;

@@ -9,8 +9,8 @@
  * it through a grant). Which servers it opens is the pure rule
  * `grantPermits` (rbac/requests.ts).
  */
-import type { App, Decision, Role } from "../rbac/types.ts";
-import { grantPermits, rolesNamedInRequests } from "../rbac/requests.ts";
+import type { App, Role } from "../rbac/types.ts";
+import { grantPermits, rolesNamedInRequests, type GrantDecision } from "../rbac/requests.ts";
 import { activeGrant, effectiveState, type AccessGrant } from "../resources/access-request.ts";
 import { accessSnapshot } from "./access-cache.ts";
 import type { Caller } from "./caller.ts";
@@ -22,8 +22,8 @@ export interface GrantInForce {
   grant: AccessGrant;
   /** The requested roles as defined now (a deleted one is missing). */
   granted: Role[];
-  /** May the grant be used on a server with this app spec (its labels), now. */
-  permits(app: App): Decision;
+  /** May the grant be used on a server with this app spec (its labels), now; allowed, with the roles its requests are decided on. */
+  permits(app: App): GrantDecision;
 }
 
 /** The caller's grant for this app and identity, or null; throws `locked` when a lock covers it with the granted roles. */

@@ -1,7 +1,13 @@
 /**
- * Agents join with a join token and their own public key, and receive a host
- * certificate from the host CA. Tokens are stored by hash; expired and used-up
- * ones are kept a day so a failed join can say which it was.
+ * The one join path (POST /v1/join), by the join token's method:
+ *
+ * - agents (method `token`): a secret join token (`admin tokens add`) and
+ *   their own public key; a host certificate from the host CA. Tokens are
+ *   stored by hash; expired and used-up ones are kept a day so a failed
+ *   join can say which it was;
+ * - bots (github, azure_devops, gitlab, kubernetes): a named join token
+ *   (`kind: token`, resources/join-token.ts) and the CI's own signed OIDC
+ *   token; a short user certificate (proxy/bots/join.ts).
  */
 import { audit } from "../audit/events.ts";
 import { AzgateError } from "../errors/index.ts";
@@ -13,7 +19,10 @@ import type { TokenInfo } from "./admin.ts";
 import type { ProxyContext } from "./context.ts";
 import type { HostCertificate } from "../api/types.ts";
 import { pemOf } from "./cluster.ts";
+import { currentEndorsements, hostCaPems } from "./rotation-trust.ts";
 import { KEYS, secretHash } from "./keys.ts";
+import { JOIN_TOKEN_NAME, type JoinToken } from "../resources/join-token.ts";
+import { joinBot, type BotCertificate } from "./bots/join.ts";
 
 export interface AgentRecord {
   host_id: string;
@@ -21,6 +30,10 @@ export interface AgentRecord {
   joined: string;
   token_id: string;
   last_renewed?: string;
+  /** The pin of the host CA that signed its current certificate (a rotation's update_clients renews it under the new CA). */
+  ca_pin?: string;
+  /** The host CA pins it said it trusts, at its last answer to a trust call (admin status: who has not moved yet). */
+  trusted_pins?: string[];
 }
 
 export interface JoinRequest {
@@ -28,6 +41,19 @@ export interface JoinRequest {
   type: string;
   public_key_pem: string;
   host_name?: string;
+  /** Bots: how they join, and the CI's OIDC token. */
+  join_method?: string;
+  id_token?: string;
+  ttl_ms?: number;
+}
+
+/** Joins an agent or a bot: a named join token (or a bot's method) is a bot's, anything else an agent's secret. */
+export async function join(ctx: ProxyContext, req: JoinRequest, remoteAddr?: string): Promise<HostCertificate | BotCertificate> {
+  const named = JOIN_TOKEN_NAME.test(req.token) ? await ctx.backend.get<JoinToken>(KEYS.joinToken(req.token)) : null;
+  if (named || (req.join_method && req.join_method !== "token")) {
+    return joinBot(ctx, named?.value ?? null, { token: req.token, join_method: req.join_method, id_token: req.id_token ?? "", public_key_pem: req.public_key_pem, ttl_ms: req.ttl_ms }, remoteAddr);
+  }
+  return joinAgent(ctx, req, remoteAddr);
 }
 
 const NEW_TOKEN = "create a new one on the proxy: azgate admin tokens add --type=app";
@@ -38,7 +64,7 @@ export async function joinAgent(ctx: ProxyContext, req: JoinRequest, remoteAddr?
   const hash = secretHash(req.token.trim());
   const token = await consumeToken(ctx, hash);
   const hostId = crypto.randomUUID();
-  const record: AgentRecord = { host_id: hostId, host_name: (req.host_name ?? "").slice(0, 253) || hostId, joined: ctx.clock.date().toISOString(), token_id: token.id };
+  const record: AgentRecord = { host_id: hostId, host_name: (req.host_name ?? "").slice(0, 253) || hostId, joined: ctx.clock.date().toISOString(), token_id: token.id, ca_pin: ctx.cluster.views.host.pins[0], trusted_pins: [...ctx.cluster.views.host.pins] };
   await ctx.backend.put<AgentRecord>(KEYS.agent(hostId), record);
   const cert = await issueHostCert(ctx, hostId, publicKey);
   await ctx.audit.emit(audit("AGENT_JOINED", { host_id: hostId, host_name: record.host_name, token_id: token.id, remote_addr: remoteAddr, success: true }));
@@ -51,7 +77,7 @@ export async function renewHostCert(ctx: ProxyContext, identity: Identity, publi
   const item = await ctx.backend.get<AgentRecord>(KEYS.agent(identity.name));
   if (!item) throw new AzgateError("access_denied", `agent ${identity.name} was removed from the cluster; join it again with a new token`);
   const cert = await issueHostCert(ctx, identity.name, await parsePublicKey(publicKeyPem));
-  await ctx.backend.put<AgentRecord>(item.key, { ...item.value, last_renewed: ctx.clock.date().toISOString() });
+  await ctx.backend.put<AgentRecord>(item.key, { ...item.value, last_renewed: ctx.clock.date().toISOString(), ca_pin: ctx.cluster.views.host.pins[0] });
   await ctx.audit.emit(audit("CERT_CREATED", { cert_type: "host", host_id: identity.name, expires: cert.expires }));
   return cert;
 }
@@ -94,7 +120,10 @@ async function issueHostCert(ctx: ProxyContext, hostId: string, publicKey: Crypt
     session_id: crypto.randomUUID(),
   };
   const cert = await issueIdentityCert({ ca: ctx.cluster.host, publicKey, identity, now: ctx.clock.date(), notAfter: new Date(ctx.clock.now() + ctx.settings.hostCertTtlMs) });
-  return { host_id: hostId, cluster_name: ctx.cluster.name, cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), host_ca_pem: pemOf(ctx.cluster.host.cert) };
+  const host = ctx.cluster.views.host;
+  const endorsements = await currentEndorsements(ctx);
+  // Every host CA trusted now (two while it rotates) and their endorsements: an agent joining mid-rotation trusts both.
+  return { host_id: hostId, cluster_name: ctx.cluster.name, cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), host_ca_pem: pemOf(host.tls.cert), host_ca_pems: hostCaPems(ctx), ...(endorsements.length ? { ca_endorsements: endorsements } : {}) };
 }
 
 async function parsePublicKey(pem: string): Promise<CryptoKey> {

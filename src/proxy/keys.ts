@@ -18,6 +18,12 @@ export const KEYS = {
   locks: "locks/",
   token: (tokenHash: string) => `tokens/${tokenHash}`,
   tokens: "tokens/",
+  /** Bots' join tokens by name (resources/join-token.ts): not secrets, so stored by name. */
+  joinToken: (name: string) => `join-tokens/${name}`,
+  joinTokens: "join-tokens/",
+  /** CI tokens that joined, by the hash of their issuer and jti, until they expire: a CI token joins once. */
+  ciTokenId: (hash: string) => `ci-token-ids/${hash}`,
+  ciTokenIds: "ci-token-ids/",
   /** Joined agents by host id: the proxy renews certificates only for hosts listed here. */
   agent: (hostId: string) => `agents/${hostId}`,
   agents: "agents/",

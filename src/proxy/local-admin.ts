@@ -33,8 +33,12 @@ export async function issueLocalAdmin(userCa: Authority, sessionId: string, now:
   return { keyPem: await privateKeyToPem(keys.privateKey), certPem: cert.toString("pem") + "\n" };
 }
 
-export async function writeLocalAdmin(dataDir: string, userCa: Authority, url: string, caPem: string, servedCertPem: string, now: Date): Promise<string> {
-  const sessionId = crypto.randomUUID();
+/**
+ * Writes this proxy run's local admin credentials; again, for the same
+ * session, when a rotation changes the CA that signs them or the certificate
+ * the proxy serves.
+ */
+export async function writeLocalAdmin(dataDir: string, userCa: Authority, url: string, caPem: string, servedCertPem: string, now: Date, sessionId: string = crypto.randomUUID()): Promise<string> {
   const { keyPem, certPem } = await issueLocalAdmin(userCa, sessionId, now);
   const cert_sha256 = new X509Certificate(servedCertPem).fingerprint256;
   const creds: LocalAdminCredentials = { url, ca_pem: caPem, cert_sha256, key_pem: keyPem, cert_pem: certPem };

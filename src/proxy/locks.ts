@@ -18,7 +18,19 @@ export type { Lock, LockTarget };
 
 const MAX_TEXT = 1024;
 
-export async function createLock(ctx: ProxyContext, caller: Caller, input: { target?: LockTarget; ttl?: string; message?: string }): Promise<Lock> {
+/**
+ * A lock on a user that names no user is refused when the name is a bot's
+ * (bot-NAME: bots are made by admin bots add, so none is to come) and warned
+ * of otherwise (an SSO user may sign in for the first time later): a
+ * misspelt lock reported as made while the bot still joins locks nothing.
+ */
+async function checkLockUser(ctx: ProxyContext, user: string, warnings?: string[]): Promise<void> {
+  if (await ctx.backend.get(KEYS.user(user))) return;
+  if (/^bot-/i.test(user)) throw new AzgateError("not_found", `no bot has user name ${JSON.stringify(user.slice(0, 200))}, so the lock would lock nothing; azgate admin bots ls lists the bots (lock one with --bot NAME)`);
+  warnings?.push(`no user is named ${JSON.stringify(user.slice(0, 200))} yet: the lock applies if one is made (azgate admin users ls)`);
+}
+
+export async function createLock(ctx: ProxyContext, caller: Caller, input: { target?: LockTarget; ttl?: string; message?: string }, warnings?: string[]): Promise<Lock> {
   authorize(caller, "lock", "create");
   const target: LockTarget = {};
   for (const field of TARGET_FIELDS) {
@@ -28,6 +40,7 @@ export async function createLock(ctx: ProxyContext, caller: Caller, input: { tar
     target[field] = field === "azure_identity" ? lockIdentityTarget(value) : value;
   }
   if (Object.keys(target).length === 0) throw new AzgateError("bad_parameter", "a lock needs a target: --user, --role, --azure-identity or --session");
+  if (target.user !== undefined) await checkLockUser(ctx, target.user, warnings);
   const message = input.message === undefined ? undefined : String(input.message);
   if (message !== undefined && (message.length > MAX_TEXT || /[\x00-\x08\x0b-\x1f\x7f]/.test(message))) throw new AzgateError("bad_parameter", `--message must be printable text of at most ${MAX_TEXT} characters`);
   const expires = input.ttl ? new Date(ctx.clock.now() + parseDuration(input.ttl, "--ttl")) : undefined;

@@ -10,7 +10,7 @@ import { formatDuration } from "../util/duration.ts";
 import { KEYS } from "./keys.ts";
 import type { ProxyContext } from "./context.ts";
 import { getUser, loadRoles, userStamp, type UserAuth } from "./users.ts";
-import { USER_NAME, type User } from "../resources/user.ts";
+import { isBot, USER_NAME, type User } from "../resources/user.ts";
 import type { Role } from "../rbac/types.ts";
 import { checkLocks } from "./locks.ts";
 import { pemOf } from "./cluster.ts";
@@ -84,6 +84,11 @@ export async function authenticate(ctx: ProxyContext, req: { user: string; passw
   if (ctx.settings.secondFactor === "otp") {
     step = auth?.totp_secret ? freshTotpStep(auth.totp_secret, String(req.otp ?? ""), auth.totp_last_step, ctx.clock.now()) : null;
     otpOk = step !== null;
+  }
+  // A bot never signs in with a password (it joins with its CI's token): the same answer as any failure, the reason in the log.
+  if (isBot(user)) {
+    await ctx.audit.emit(audit("USER_LOGIN_FAILED", { user: name, success: false, method: "password", ...via, error: "a bot cannot sign in with a password; bots join with their CI's token (azgate bot exec)", remote_addr: req.remote_addr }));
+    throw new AzgateError("login_failed", GENERIC_FAILURE);
   }
   if (!user || !auth || !passwordOk || !otpOk) {
     await recordFailure(ctx, user ? name : null, name, now, req.remote_addr);

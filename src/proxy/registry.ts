@@ -11,6 +11,8 @@ export interface AgentTunnel {
   connectedAt: number;
   /** The agent waits for the proxy's RELEASE before it forwards a held request (its heartbeat says so). */
   holds?: boolean;
+  /** The agent answers identity_list (its heartbeat says so): it can list the identities it reads in ARM. */
+  listsIdentities?: boolean;
 }
 
 export interface AppServer {
@@ -28,6 +30,8 @@ export interface AppServer {
 export class AppRegistry {
   private readonly byTunnel = new Map<string, AppServer[]>();
   private rotation = 0;
+  /** What each agent listed of its Azure identities, kept until `until` (proxy/known-identities.ts); dropped with its tunnel. */
+  readonly identityLists = new Map<string, { until: number; list: Promise<{ identities: string[]; truncated: boolean }> }>();
 
   constructor(
     /** Judges heartbeats: a server is live within `ttlMs` of its last one. */
@@ -45,6 +49,7 @@ export class AppRegistry {
 
   removeTunnel(tunnelId: string): void {
     this.byTunnel.delete(tunnelId);
+    this.identityLists.delete(tunnelId);
   }
 
   private live(): AppServer[] {
@@ -54,6 +59,7 @@ export class AppRegistry {
       const session = servers[0]?.tunnel.session;
       if (!session || session.isClosed || servers[0].lastSeen < cutoff) {
         this.byTunnel.delete(id);
+        this.identityLists.delete(id);
         continue;
       }
       out.push(...servers);

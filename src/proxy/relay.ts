@@ -11,6 +11,7 @@
  * only once it is stored.
  */
 import { readAzureAnswer, type AzureAnswer } from "../azure/client-info.ts";
+import { isGuid } from "../azure/guid.ts";
 import { RELEASE, type AgentRequest } from "../azure/forwarding.ts";
 import { ErrorCode, StreamResetError, type TunnelStream } from "../tunnel/index.ts";
 import { headerValue, responseHeadSchema, responseTrailerSchema, type HeaderList } from "../tunnel/http.ts";
@@ -18,7 +19,7 @@ import type { AppRegistry, AppServer } from "./registry.ts";
 
 const MAX_ATTEMPTS = 3;
 
-export type Relayed = { ok: true; status: number; bytes: number; azureRequestId: string | null; answer: AzureAnswer; agent: string; agentId: string; error?: string; upstreamMs?: number };
+export type Relayed = { ok: true; status: number; bytes: number; azureRequestId: string | null; answer: AzureAnswer; principalId?: string; agent: string; agentId: string; error?: string; upstreamMs?: number };
 type RelayOutcome = Relayed | { ok: false; retryable: boolean; error: string };
 
 export interface RelayResult {
@@ -114,6 +115,7 @@ async function relay(server: AppServer, meta: AgentRequest, body: BodyPump, clie
     if (trailer) client.sendMeta(trailer);
     if (trailer?.error) result.error = trailer.error;
     result.upstreamMs = trailer?.timings?.upstream_ms;
+    if (trailer?.principal_id && isGuid(trailer.principal_id)) result.principalId = trailer.principal_id;
     client.end();
   } catch (e) {
     const err = e instanceof StreamResetError ? e : new StreamResetError(ErrorCode.INTERNAL_ERROR, (e as Error).message, false);

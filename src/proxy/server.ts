@@ -1,8 +1,11 @@
+import os from "node:os";
 import { splitHostPort, urlHost } from "../util/address.ts";
+import { defaultPublicHost, type DefaultPublicHost } from "./public-url.ts";
 import { audit } from "../audit/events.ts";
 import { serve } from "../runtime/index.ts";
 import type { Config } from "../config/schema.ts";
-import { clusterPins, pemOf } from "./cluster.ts";
+import { clusterPins, onAuthorityChange, pemOf } from "./cluster.ts";
+import { scheduleRotations } from "./rotation.ts";
 import type { ProxyContext } from "./context.ts";
 import { createApi, proxyReadiness } from "./api.ts";
 import { removeLocalAdmin, writeLocalAdmin } from "./local-admin.ts";
@@ -26,6 +29,8 @@ export interface RunningProxy {
   /** The diagnostics listener's port (/metrics, probes), when one was asked for. */
   diagPort?: number;
   publicUrl: string;
+  /** Set when no public_addr was given: where the public URL's host came from. */
+  publicUrlFrom?: DefaultPublicHost["from"];
   port: number;
   clusterName: string;
   caPins: string[];
@@ -42,6 +47,8 @@ const DRAIN_DEADLINE_MS = 10_000;
 export async function startProxy(config: Config & { data_dir: string }, clock: Clock): Promise<RunningProxy> {
   const listen = splitHostPort(config.proxy.listen, 3080);
   const pub = config.proxy.public_addr ? splitHostPort(config.proxy.public_addr, 443) : null;
+  // Unset, links name the machine's host name when the proxy listens everywhere (public-url.ts).
+  const derived = pub ? null : defaultPublicHost(listen.host, os.hostname());
   const { ctx, close } = await openState(config.data_dir, {
     clusterName: config.cluster_name ?? pub?.host ?? "azgate",
     settings: settingsFrom(config),
@@ -55,7 +62,9 @@ export async function startProxy(config: Config & { data_dir: string }, clock: C
     for (const fn of closers.reverse()) await fn().catch(() => undefined);
   };
   try {
-    const tls = await proxyTls({ certFile: config.proxy.tls?.cert_file, keyFile: config.proxy.tls?.key_file, hostCa: ctx.cluster.host, names: [pub?.host ?? "", listen.host, config.proxy.advertise_addr ? splitHostPort(config.proxy.advertise_addr, 0).host : "", ...(config.proxy.server_names ?? [])], now: clock.date() });
+    const tlsNames = [pub?.host ?? derived!.host, listen.host, config.proxy.advertise_addr ? splitHostPort(config.proxy.advertise_addr, 0).host : "", ...(config.proxy.server_names ?? [])];
+    // Self-issued from the host CA the rotation's phase names (pki/rotation.ts caRoles), unless the operator gives one.
+    const tls = await proxyTls({ certFile: config.proxy.tls?.cert_file, keyFile: config.proxy.tls?.key_file, hostCa: ctx.cluster.views.host.tls, names: tlsNames, now: clock.date() });
     const urls = { public: "" };
     const registry = new AppRegistry(clock);
     const replicaId = crypto.randomUUID();
@@ -70,14 +79,38 @@ export async function startProxy(config: Config & { data_dir: string }, clock: C
       await tunnels.drain(DRAIN_DEADLINE_MS);
       tunnels.close();
     });
-    urls.public = pub ? `https://${urlHost(pub.host)}${pub.port === 443 ? "" : `:${pub.port}`}` : `https://localhost:${server.port}`;
+    urls.public = pub ? `https://${urlHost(pub.host)}${pub.port === 443 ? "" : `:${pub.port}`}` : `https://${derived!.host}:${server.port}`;
     // Remembered so the offline admin path can print invite links.
     await ctx.backend.put(KEYS.publicUrl, { url: urls.public });
 
     const loopback = listen.host === "0.0.0.0" || listen.host === "" ? "127.0.0.1" : listen.host === "::" ? "::1" : listen.host;
     const localUrl = `https://${urlHost(loopback)}:${server.port}`;
-    ctx.localAdminSession = await writeLocalAdmin(config.data_dir, ctx.cluster.user, localUrl, pemOf(ctx.cluster.host.cert), tls.cert, clock.date());
+    ctx.localAdminSession = await writeLocalAdmin(config.data_dir, ctx.cluster.user, localUrl, pemOf(ctx.cluster.views.host.tls.cert), tls.cert, clock.date());
     closers.push(() => removeLocalAdmin(config.data_dir));
+    // A rotation (on any replica) that changes the host CA of the proxy's TLS certificate (update_servers, the final
+    // standby, a rollback) or the user CA that signs: serve a certificate from the new CA to new connections (open
+    // ones keep theirs), and write the local admin credentials again for the same session.
+    let tlsCaPem = pemOf(ctx.cluster.views.host.tls.cert);
+    let adminCaPem = pemOf(ctx.cluster.user.cert);
+    let served = tls;
+    let following = Promise.resolve();
+    const unfollow = onAuthorityChange(ctx.cluster, () => {
+      following = following.then(async () => {
+        const hostTls = ctx.cluster.views.host.tls;
+        const tlsMoved = pemOf(hostTls.cert) !== tlsCaPem;
+        const adminMoved = pemOf(ctx.cluster.user.cert) !== adminCaPem;
+        tlsCaPem = pemOf(hostTls.cert);
+        adminCaPem = pemOf(ctx.cluster.user.cert);
+        if (tlsMoved && served.selfIssued) {
+          served = await proxyTls({ hostCa: hostTls, names: tlsNames, now: clock.date() });
+          server.setTls(served);
+        }
+        if (tlsMoved || adminMoved) await writeLocalAdmin(config.data_dir, ctx.cluster.user, localUrl, tlsCaPem, served.cert, clock.date(), ctx.localAdminSession);
+      }).catch((e) => console.error("[proxy] following the CA rotation failed:", (e as Error).message));
+    });
+    closers.push(async () => unfollow());
+    const rotations = scheduleRotations(ctx);
+    closers.push(async () => rotations.stop());
 
     if (config.proxy.advertise_addr) {
       // Port 0 stands for the port this replica listens on (tests, or a listener on a random port).
@@ -114,7 +147,7 @@ export async function startProxy(config: Config & { data_dir: string }, clock: C
     closers.push(async () => (notifier.stop(), await notifier.idle()));
 
     await ctx.audit.emit(audit("PROXY_STARTED", { cluster: ctx.cluster.name, listen: `${listen.host}:${server.port}` }));
-    return { url: localUrl, diagPort, publicUrl: urls.public, port: server.port, clusterName: ctx.cluster.name, caPins: await clusterPins(ctx.cluster), ctx, registry, tunnels, close: shutdown };
+    return { url: localUrl, diagPort, publicUrl: urls.public, publicUrlFrom: derived?.from, port: server.port, clusterName: ctx.cluster.name, caPins: await clusterPins(ctx.cluster), ctx, registry, tunnels, close: shutdown };
   } catch (e) {
     await shutdown();
     throw e;

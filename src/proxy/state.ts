@@ -14,8 +14,11 @@ import { BackendReplayCache, MemoryReplayCache } from "../auth/replay-cache.ts";
 import { parseDuration } from "../util/duration.ts";
 import type { Config } from "../config/schema.ts";
 import type { Clock } from "../util/clock.ts";
-import { initCluster } from "./cluster.ts";
-import type { AuthSettings, ProxyContext } from "./context.ts";
+import { followAuthorities, initCluster } from "./cluster.ts";
+import type { AuthSettings, BotSettings, ProxyContext } from "./context.ts";
+import { readFileSync } from "node:fs";
+import { pemCertificates } from "../runtime/index.ts";
+import { splitHostPort } from "../util/address.ts";
 import { KEYS } from "./keys.ts";
 import { migrateDataDir } from "../storage/data-dir-schema.ts";
 
@@ -30,11 +33,35 @@ export function settingsFrom(config: Config): AuthSettings {
     ssoLoginTimeoutMs: parseDuration(config.auth.sso_login_timeout),
     trustedProxies: config.proxy.trusted_proxies ?? [],
     ...(config.audit.retention ? { auditRetention: { text: config.audit.retention, ms: parseDuration(config.audit.retention, "audit.retention") } } : {}),
+    bots: botSettings(config.bots),
     lockout: {
       maxAttempts: config.auth.lockout.max_attempts,
       windowMs: parseDuration(config.auth.lockout.window),
       lockMs: parseDuration(config.auth.lockout.lock_duration),
     },
+  };
+}
+
+/** The bots section, with its CA files read (a file that cannot be read is a configuration error, said at start). */
+function botSettings(bots: Config["bots"]): BotSettings {
+  const cas = (file: string | undefined, key: string) => {
+    if (!file) return [];
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (e) {
+      throw new AzgateError("config_invalid", `${key}: cannot read ${file}: ${(e as Error).message}`);
+    }
+    const pems = pemCertificates(text);
+    if (pems.length === 0) throw new AzgateError("config_invalid", `${key}: ${file} holds no PEM certificate`);
+    return pems;
+  };
+  const to = bots.issuer_connect_to;
+  return {
+    certTtlMs: parseDuration(bots.cert_ttl),
+    audience: bots.audience,
+    issuerCas: [...cas(bots.issuer_ca_file, "bots.issuer_ca_file"), ...cas(to?.ca_file, "bots.issuer_connect_to.ca_file")],
+    connectTo: to ? (({ host, port }) => ({ host, port }))(splitHostPort(to.address, 443)) : undefined,
   };
 }
 
@@ -71,8 +98,11 @@ export async function openState(
       }
     }
     const cluster = await initCluster(backend, clusterName, clock);
+    // A rotation written by any replica (or the offline admin path) reaches this one's keys and trust (pki/rotation.ts).
+    const following = followAuthorities(cluster, backend, clock);
+    closers.push(async () => following.stop());
     const replay = opts.storage?.type === "postgres" ? new BackendReplayCache(backend) : new MemoryReplayCache(clock);
-    const ctx: ProxyContext = { clock, backend, audit, cluster, settings: opts.settings, replay, localAdminSession: crypto.randomUUID(), metrics };
+    const ctx: ProxyContext = { clock, backend, audit, cluster, reloadAuthorities: following.reload, settings: opts.settings, replay, localAdminSession: crypto.randomUUID(), metrics };
     return { ctx, close };
   } catch (e) {
     await close();

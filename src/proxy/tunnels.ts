@@ -9,10 +9,15 @@ import { audit } from "../audit/events.ts";
 import { Hono, type Context } from "hono";
 import type { WebSocket } from "ws";
 import { AzgateError, isAzgateError } from "../errors/index.ts";
-import { verifyProof } from "../auth/proof.ts";
-import type { Identity } from "../pki/identity.ts";
+import { verifyProof } from "../auth/proof-verify.ts";
+import { AZGATE_ERROR_HEADER, errorHeaderValue } from "../api/error-header.ts";
+import { botFields, type Identity } from "../pki/identity.ts";
 import { upgradeWebSocket } from "../runtime/index.ts";
-import { answerControl, parseControlRequest } from "../api/control.ts";
+import { answerControl, callControl, parseControlRequest } from "../api/control.ts";
+import { caPin } from "../pki/pin.ts";
+import { onAuthorityChange } from "./cluster.ts";
+import { auditRetired, reissueCert, retiredIssuer, trustMessage } from "./rotation-trust.ts";
+import type { AgentRecord } from "./join.ts";
 import { attachSession, ErrorCode, respondJsonMeta, type TunnelSession, type TunnelStream } from "../tunnel/index.ts";
 import type { ProxyContext } from "./context.ts";
 import { KEYS } from "./keys.ts";
@@ -34,7 +39,7 @@ export const HEARTBEAT_INTERVAL_MS = 10_000;
  * Not the certificate: the upgrade's context lives as long as the tunnel
  * (the WebSocket adapter holds it), and parsed X.509 objects per idle tunnel add up.
  */
-type Env = { Variables: { identity: Identity; notAfter: Date; clientKey?: JsonWebKey } };
+type Env = { Variables: { identity: Identity; notAfter: Date; clientKey?: JsonWebKey; issuerPin: string } };
 
 
 export interface TunnelServer {
@@ -43,6 +48,8 @@ export interface TunnelServer {
   drain(deadlineMs: number): Promise<void>;
   close(): void;
   counts(): { agents: number; clients: number };
+  /** Open app sessions and the pin of the CA of each one's certificate (admin status, during a rotation). */
+  clientIssuers(): { user: string; session_id: string; issuerPin: string }[];
   /** True once drain() began: the proxy is shutting down. */
   isDraining(): boolean;
 }
@@ -54,9 +61,10 @@ export interface ReplicaInfo {
 }
 
 export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: ReplicaInfo = { id: "single", peers: async () => [] }): TunnelServer {
-  const agents = new Set<TunnelSession>();
-  /** Open client tunnels and the app certificate each was opened with. */
-  const clients = new Map<TunnelSession, Identity>();
+  /** Open agent tunnels, with the host and the pin of the CA that signed the certificate each was opened with. */
+  const agents = new Map<TunnelSession, { hostId: string; issuerPin: string }>();
+  /** Open client tunnels, with the app certificate each was opened with and its CA's pin. */
+  const clients = new Map<TunnelSession, { identity: Identity; issuerPin: string }>();
   // A change that may end access (a lock, a user deleted, reset or given other roles, a role edited or deleted,
   // a grant revoked or ended): close the tunnels whose route is no longer allowed at once, with their open
   // streams (every new request is refused anyway; this ends the ones in flight). The same decision as each
@@ -68,11 +76,11 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
     pending = true;
     queueMicrotask(() => {
       pending = false;
-      for (const [session, identity] of clients) {
+      for (const [session, { identity }] of clients) {
         authorizeRoute(ctx, registry, identity).catch((e) => {
           if (!isAzgateError(e) || !["locked", "unauthenticated", "access_denied"].includes(e.code) || !clients.has(session)) return;
           clients.delete(session);
-          void ctx.audit.emit(audit("APP_SESSION_CLOSED", { user: identity.name, session_id: identity.session_id, reason: e.message }));
+          void ctx.audit.emit(audit("APP_SESSION_CLOSED", { user: identity.name, ...botFields(identity), session_id: identity.session_id, reason: e.message }));
           session.close(ErrorCode.REFUSED_STREAM, e.message);
         });
       }
@@ -81,7 +89,26 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
   const unwatch = [
     ctx.backend.watch(KEYS.locks, (e) => e.type === "put" && recheck()),
     ...[KEYS.users, KEYS.roles, KEYS.accessGrants, KEYS.accessRequests].map((prefix) => ctx.backend.watch(prefix, () => recheck())),
+    // A CA's rotation moved (on any replica): every peer hears the CAs trusted now, and a tunnel whose CA was retired drains.
+    onAuthorityChange(ctx.cluster, () => followRotation()),
   ];
+  const followRotation = () => {
+    for (const [session, agent] of agents) {
+      const retired = retiredIssuer(ctx, "host", agent.issuerPin);
+      if (retired) void session.drain(DRAIN_RETIRED_MS, retired.message);
+      else void tellTrust(ctx, session, "host", agent.issuerPin, agent.hostId);
+    }
+    for (const [session, client] of clients) {
+      const retired = retiredIssuer(ctx, "user", client.issuerPin);
+      if (!retired) {
+        void tellTrust(ctx, session, "user", client.issuerPin);
+        continue;
+      }
+      clients.delete(session);
+      void ctx.audit.emit(audit("APP_SESSION_CLOSED", { user: client.identity.name, session_id: client.identity.session_id, reason: retired.message, error_code: retired.code }));
+      void session.drain(DRAIN_RETIRED_MS, retired.message);
+    }
+  };
   const routes = new Hono<Env>();
   let draining = false;
 
@@ -89,14 +116,21 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
     try {
       if (draining) throw new AzgateError("connection_failed", "this proxy is shutting down; connect to another");
       const url = new URL(c.req.url);
-      const { identity, cert } = await verifyProof({
+      const view = ctx.cluster.views[kind];
+      const { identity, cert, issuer } = await verifyProof({
         authorization: c.req.header("authorization"),
         method: "GET",
         pathAndQuery: url.pathname + url.search,
-        cas: [kind === "host" ? ctx.cluster.host.cert : ctx.cluster.user.cert],
+        cas: view.trusted,
+        retired: { retired: view.retired, current: view.pins },
         replay: ctx.replay,
         now: ctx.clock.now(),
+      }).catch(async (e) => {
+        await auditRetired(ctx, e, `tunnel ${kind === "host" ? "agent" : "client"}`);
+        throw e;
       });
+      // The CA it came from: a rotation that retires it ends the tunnel (followRotation) and refuses its requests.
+      c.set("issuerPin", await caPin(issuer));
       if (identity.kind !== kind) throw new AzgateError("access_denied", kind === "host" ? "this endpoint is for agents" : "this endpoint is for app sessions; run azgate apps login");
       // A version this proxy no longer serves (api/version.ts): refused, naming both, and audited (the caller is known now).
       const peerVersion = c.req.header(VERSION_HEADER);
@@ -113,7 +147,7 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
       if (kind === "user") {
         await resolveCaller(ctx, identity).catch(async (e) => {
           const code = isAzgateError(e) ? e.code : "internal";
-          await ctx.audit.emit(audit("APP_TUNNEL_DENIED", { user: identity.name, session_id: identity.session_id, app: identity.route?.app, azure_identity: identity.route?.azure_identity, error_code: code, reason: (e as Error).message, success: false }));
+          await ctx.audit.emit(audit("APP_TUNNEL_DENIED", { user: identity.name, ...botFields(identity), session_id: identity.session_id, app: identity.route?.app, azure_identity: identity.route?.azure_identity, error_code: code, reason: (e as Error).message, success: false }));
           throw e;
         });
       }
@@ -125,7 +159,7 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
     } catch (e) {
       // An upgrade refusal carries no body, so the reason travels in a header.
       const err = isAzgateError(e) ? e : new AzgateError("internal", "internal error");
-      return c.body(null, err.status as 401, { "x-azgate-error": encodeURIComponent(JSON.stringify({ code: err.code, message: err.message })) });
+      return c.body(null, err.status as 401, { [AZGATE_ERROR_HEADER]: errorHeaderValue(err) });
     }
     await next();
   };
@@ -143,8 +177,10 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
             name: `agent ${identity.name}`,
             onStream: (stream) => void serveAgentStream(ctx, registry, replica, tunnel, identity, stream),
           });
-          agents.add(tunnel.session);
+          agents.set(tunnel.session, { hostId: identity.name, issuerPin: c.get("issuerPin") });
           closeAtExpiry(ctx.clock, tunnel.session, c.get("notAfter"));
+          // What it must trust now (after a rotation moved while it was away, or mid-rotation at its first start).
+          void tellTrust(ctx, tunnel.session, "host", c.get("issuerPin"), identity.name);
           void ctx.audit.emit(audit("AGENT_CONNECTED", { host_id: identity.name, remote_addr: remoteAddr(c) }));
           void tunnel.session.closed().then((info) => {
             agents.delete(tunnel.session);
@@ -163,6 +199,7 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
       const identity = c.get("identity");
       const notAfter = c.get("notAfter");
       const clientKey = c.get("clientKey")!;
+      const issuerPin = c.get("issuerPin");
       const addr = remoteAddr(c);
       return {
         // Synchronous on purpose: the session must listen before the first frame is delivered.
@@ -170,13 +207,21 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
           const session = attachSession(ws.raw as WebSocket, {
             role: "acceptor",
             name: `client ${identity.name}`,
-            onStream: (stream) => void handleAppRequest(ctx, registry, { identity, clientKey, remoteAddr: addr }, stream).catch((e) => {
-              console.error("[proxy] client stream failed:", e);
-              stream.reset(ErrorCode.INTERNAL_ERROR, "internal error; see the proxy log");
-            }),
+            onStream: (stream) => {
+              // The one control call a workstation makes on its tunnel; every other stream is an Azure request.
+              if (stream.meta.type === "reissue") return void answerReissue(ctx, identity, notAfter, issuerPin, stream);
+              void handleAppRequest(ctx, registry, { identity, clientKey, remoteAddr: addr, issuerPin }, stream).catch((e) => {
+                console.error("[proxy] client stream failed:", e);
+                stream.reset(ErrorCode.INTERNAL_ERROR, "internal error; see the proxy log");
+              });
+            },
           });
-          clients.set(session, identity);
+          clients.set(session, { identity, issuerPin });
           closeAtExpiry(ctx.clock, session, notAfter);
+          // Mid-rotation, the session hears at once which CAs to trust and whether to get a new certificate; after
+          // one, which CAs no longer count (a session that redialled across the final standby still trusts the old one).
+          const { host, user } = ctx.cluster.views;
+          if (host.rotation.phase !== "standby" || user.rotation.phase !== "standby" || host.retired.length > 0) void tellTrust(ctx, session, "user", issuerPin);
           void session.closed().then(() => clients.delete(session));
         },
       };
@@ -187,15 +232,46 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
     routes,
     async drain(deadlineMs) {
       draining = true;
-      await Promise.all([...agents, ...clients.keys()].map((s) => s.drain(deadlineMs, "proxy is shutting down")));
+      await Promise.all([...agents.keys(), ...clients.keys()].map((s) => s.drain(deadlineMs, "proxy is shutting down")));
     },
     close() {
       for (const stop of unwatch) stop();
-      for (const s of [...agents, ...clients.keys()]) s.close(ErrorCode.UNAVAILABLE, "proxy is shutting down");
+      for (const s of [...agents.keys(), ...clients.keys()]) s.close(ErrorCode.UNAVAILABLE, "proxy is shutting down");
     },
     counts: () => ({ agents: agents.size, clients: clients.size }),
+    clientIssuers: () => [...clients.values()].map((c) => ({ user: c.identity.name, session_id: c.identity.session_id, issuerPin: c.issuerPin })),
     isDraining: () => draining,
   };
+}
+
+/** How long a tunnel whose CA a rotation retired may finish its open streams. */
+const DRAIN_RETIRED_MS = 10_000;
+
+/**
+ * The trust call (api/control.ts): the CAs trusted now, their endorsements and
+ * who signs. An agent's answer (the pins it trusts now) goes into its record,
+ * for admin status; an older peer that does not know the call is left alone.
+ */
+async function tellTrust(ctx: ProxyContext, session: TunnelSession, peer: "host" | "user", issuerPin: string, hostId?: string): Promise<void> {
+  try {
+    const answer = await callControl(session, "trust", await trustMessage(ctx, peer, issuerPin));
+    if (!answer.ok || !hostId) return;
+    const item = await ctx.backend.get<AgentRecord>(KEYS.agent(hostId));
+    if (item) await ctx.backend.put<AgentRecord>(item.key, { ...item.value, trusted_pins: answer.trusted_pins });
+  } catch {
+    // The peer went away, or predates the call: it learns at its next connection, or from /v1/ping.
+  }
+}
+
+/** A workstation's reissue call on its app session's tunnel (api/control.ts), answered as the API answers one. */
+async function answerReissue(ctx: ProxyContext, identity: Identity, notAfter: Date, issuerPin: string, stream: TunnelStream): Promise<void> {
+  try {
+    const req = parseControlRequest("reissue", stream.meta);
+    answerControl(stream, "reissue", { ok: true, ...(await reissueCert(ctx, identity, notAfter, issuerPin, req.public_key_pem)) });
+  } catch (e) {
+    const err = isAzgateError(e) ? e : new AzgateError("internal", "internal error; see the proxy log");
+    respondJsonMeta(stream, { ok: false, code: err.code, message: err.message });
+  }
 }
 
 /** A tunnel lives no longer than the certificate it was opened with; the peer reconnects with a renewed one. */
@@ -218,6 +294,7 @@ export async function serveAgentStream(ctx: ProxyContext, registry: AppRegistry,
       }
       tunnel.hostName = hb.host_name || identity.name;
       tunnel.holds = hb.features?.includes("hold") ?? false;
+      tunnel.listsIdentities = hb.features?.includes("identity_list") ?? false;
       registry.heartbeat(tunnel, hb.apps.map((a) => ({ ...a, ...(hb.tenant_id ? { tenant_id: hb.tenant_id } : {}) })));
       // Every answer lists the replicas, so the agent follows replicas coming and going.
       const peers = (await replica.peers()).map((p) => ({ id: p.id, addr: p.addr }));

@@ -1,7 +1,7 @@
 import { AzgateError } from "../errors/index.ts";
 import { audit } from "../audit/events.ts";
 import type { Role } from "../rbac/types.ts";
-import { USER_NAME, type User, type UserStatus } from "../resources/user.ts";
+import { isBot, USER_NAME, type User, type UserStatus } from "../resources/user.ts";
 import { checkPasswordStrength, hashPassword } from "../auth/password.ts";
 import { checkTotp } from "../auth/totp.ts";
 import { formatDuration } from "../util/duration.ts";
@@ -61,12 +61,24 @@ export function checkUserName(name: string): void {
 }
 
 /**
+ * A new person's name: a user name that is not a bot's (bot-NAME, made only
+ * by admin bots add), so no person holds a name a bot needs or that
+ * admin lock --bot would lock. Checked wherever a person's record is made:
+ * admin users add, a user file, an SSO login's first sign-in.
+ */
+export function checkPersonName(name: string): void {
+  checkUserName(name);
+  if (/^bot-/i.test(name)) throw new AzgateError("bad_parameter", `user name ${JSON.stringify(name.slice(0, 200))} starts with bot-, which names bots (azgate admin bots add ${name.slice(4, 68)}); a person takes another name`);
+}
+
+/**
  * Creates an invite for `user` (new user or password reset) and voids every
  * other invite of that name: a user has at most one live invite. Returns the
  * secret token.
  */
 export async function createInvite(ctx: ProxyContext, user: User): Promise<{ token: string; expires: Date }> {
   const name = user.metadata.name;
+  if (isBot(user)) throw new AzgateError("bad_parameter", `"${name}" is a bot: bots have no password and no invite; they join with their CI's token`);
   await deleteInvitesOf(ctx, name);
   const token = newSecret(24);
   const expires = new Date(ctx.clock.now() + ctx.settings.inviteTtlMs);
@@ -142,12 +154,16 @@ export async function acceptInvite(
   return { user };
 }
 
-export function inviteMessage(user: string, token: string, expires: Date, proxyUrl: string, now: number): string {
+/**
+ * What `admin users add` and `reset` print. The CLI line carries the cluster's CA pin (when the proxy said
+ * it), so the user's first contact is authenticated instead of a trust-on-first-use prompt.
+ */
+export function inviteMessage(user: string, token: string, expires: Date, proxyUrl: string, now: number, caPin?: string): string {
   const ttl = formatDuration(expires.getTime() - now + 500);
   return [
     `User "${user}" has been created but requires a password. Share this URL with the user to complete user setup, link is valid for ${ttl}:`,
     `${proxyUrl}/web/invite/${token}`,
     ``,
-    `Or, on the user's machine: azgate users accept-invite --proxy ${new URL(proxyUrl).host} ${token}`,
+    `Or, on the user's machine: azgate users accept-invite --proxy ${new URL(proxyUrl).host}${caPin ? ` --ca-pin ${caPin}` : ""} ${token}`,
   ].join("\n");
 }

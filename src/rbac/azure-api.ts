@@ -28,7 +28,8 @@
 import { rolesAllowingIdentity } from "./engine.ts";
 import { expandFor } from "./template.ts";
 import type { App, AzureApiRule, Role, Traits } from "./types.ts";
-import type { AzureOperation, CanonicalRequest, RequestReading } from "../azure/operation.ts";
+import { readHost, UnsafePath, type AzureOperation, type CanonicalRequest, type RequestReading } from "../azure/operation.ts";
+import type { CloudName } from "../azure/clouds.ts";
 import { globMatch as linearGlob } from "../util/glob.ts";
 
 /** Named sets of deny rules (`deny.azure_api: [{ preset: NAME }]`). */
@@ -102,6 +103,10 @@ export const PRESETS: Record<string, AzureApiRule[]> = {
         "*/listCallbackUrl/action",
         "Microsoft.Logic/workflows/accessKeys/list/action",
         "Microsoft.Logic/workflows/accessKeys/regenerate/action",
+        // Cosmos DB's read-only keys by GET (the POST twin is readonlykeys/action, above); API Management's named
+        // values hold secrets (backend keys, tokens), listValue returns them.
+        "Microsoft.DocumentDB/databaseAccounts/readonlykeys/read",
+        "Microsoft.ApiManagement/service/namedValues/listValue/action",
       ],
     },
     // Code that runs under the resource's own managed identity, set by writing the resource or its configuration:
@@ -123,6 +128,32 @@ export const PRESETS: Record<string, AzureApiRule[]> = {
         "Microsoft.App/jobs/start/action",
         "Microsoft.App/logicApps/deployWorkflowArtifacts/action",
         "Microsoft.Logic/workflows/write",
+        // Issue 29, round 2 (F8). Logic Apps Standard is a Microsoft.Web site: its workflow artifacts, as on Container
+        // Apps. A site's sidecar containers run under its identity. A site's code and settings restored from a backup
+        // blob, a snapshot or a deleted app the user names (the body says which) are new code as a write is.
+        "Microsoft.Web/sites/*deployWorkflowArtifacts/action",
+        "Microsoft.Web/sites/*sitecontainers/write",
+        "Microsoft.Web/sites/*restoreFromBackupBlob/action",
+        "Microsoft.Web/sites/*backups/restore/action",
+        "Microsoft.Web/sites/*restoreFromDeletedApp/action",
+        "Microsoft.Web/sites/*restoreSnapshot/action",
+        "Microsoft.Web/sites/*recover/action",
+        "Microsoft.Web/sites/*restore/write",
+        // A container group's image and command (its identities attached), as a container app's; a Spring Apps job's
+        // template and its start (which takes an override), as a Container Apps job's; a Spring app's deployment (its
+        // jar or image runs under the app's identity), as a container app's write.
+        "Microsoft.ContainerInstance/containerGroups/write",
+        "Microsoft.AppPlatform/Spring/apps/deployments/write",
+        "Microsoft.AppPlatform/Spring/jobs/write",
+        "Microsoft.AppPlatform/Spring/jobs/start/action",
+        // A Data Factory pipeline runs under the factory's identity (a web activity can hand its token anywhere), as a
+        // workflow does. An API Management policy (any level, a fragment included in one) can fetch the gateway's
+        // managed-identity token and return it; a restore sets every policy from a blob the user names.
+        "Microsoft.DataFactory/factories/pipelines/write",
+        "Microsoft.ApiManagement/service/*policies/write",
+        "Microsoft.ApiManagement/service/*policy/write",
+        "Microsoft.ApiManagement/service/policyFragments/write",
+        "Microsoft.ApiManagement/service/restore/action",
       ],
     },
     // Running code on machines, containers and clusters (which may hold other identities).
@@ -135,6 +166,8 @@ export const PRESETS: Record<string, AzureApiRule[]> = {
         "Microsoft.Web/sites/*extensions/api/action",
         "Microsoft.Web/sites/*hostruntime/host/action",
         "Microsoft.ContainerInstance/containerGroups/containers/exec/action",
+        // Guest Configuration applies a package (any script) on a machine as root or SYSTEM.
+        "Microsoft.GuestConfiguration/*guestConfigurationAssignments/write",
         "Microsoft.AVS/privateClouds/scriptExecutions/write",
         "Microsoft.HDInsight/clusters/executeScriptActions/action",
         "Microsoft.ContainerRegistry/registries/scheduleRun/action",
@@ -166,8 +199,15 @@ export const PRESETS: Record<string, AzureApiRule[]> = {
         "Microsoft.Web/sites/slots/sync/action",
         "Microsoft.Web/staticSites/*zipdeploy/action",
         "Microsoft.App/containerApps/sourcecontrols/write",
+        // A managed application is a template deployment under another name: its definition's mainTemplate, and its
+        // `authorizations`, which grant a principal a role on the managed resource group.
+        "Microsoft.Solutions/applicationDefinitions/write",
+        "Microsoft.Solutions/applications/write",
       ],
     },
+    // Moving resources out of a resource group takes them out of every rule scoped to it (then deleted, say, where
+    // no deny applies): Azure asks only moveResources on the source and write on the target, so it is refused here.
+    { actions: ["Microsoft.Resources/subscriptions/resourceGroups/moveResources/action"] },
   ],
 };
 
@@ -357,9 +397,10 @@ export function ruleMatches(rule: AzureApiRule, op: AzureOperation, req: Canonic
   if (!any(rule.scopes, (p) => scopeCovers(p, op.scope))) return false;
   // A storage account's blob and dfs hosts are one account's data: a hosts rule naming either applies to both.
   const hostNames = [req.host, ...req.aliases];
-  if (!any(rule.hosts, (p) => hostNames.some((h) => globMatch(literal(p) ? p.replace(/\.$/, "") : p, h, "label")))) return false;
+  if (!any(rule.hosts, (p) => hostNames.some((h) => globMatch(hostPattern(p, req.cloud), h, "label")))) return false;
   if (!any(rule.methods, (m) => m.toUpperCase() === req.method)) return false;
-  if (!any(rule.paths, (p) => globMatch(literal(p) && p !== "/" ? p.replace(/\/+$/, "") : p, req.path, "any"))) return false;
+  // Blob names compare with case (`/data/PUBLIC/x` is another blob), every other service's paths without (CanonicalRequest.caseSensitivePath).
+  if (!any(rule.paths, (p) => globMatch(literal(p) && p !== "/" ? p.replace(/\/+$/, "") : p, req.path, "any", req.caseSensitivePath))) return false;
   return true;
 }
 
@@ -367,20 +408,39 @@ export function ruleMatches(rule: AzureApiRule, op: AzureOperation, req: Canonic
 const literal = (p: string) => !(p.startsWith("^") && p.endsWith("$"));
 
 /**
+ * A hosts pattern read as the request's host is: a name without `*` through the same reader (a storage
+ * account's secondary or private-link name as its primary, a regional ARM host as ARM), so a rule naming any
+ * of them names the one host the request is read as; a glob or a regular expression as written (a glob
+ * matches the host as read: `sa1-*` is not a secondary of sa1).
+ */
+function hostPattern(p: string, cloud: CloudName): string {
+  if (!literal(p)) return p;
+  const bare = p.replace(/\.$/, "");
+  if (bare.includes("*")) return bare;
+  try {
+    return readHost(bare, cloud).host;
+  } catch (e) {
+    // A name no request is read as (refused wherever a rule applies): it matches nothing.
+    if (e instanceof UnsafePath) return bare;
+    throw e;
+  }
+}
+
+/**
  * `^...$` is a regular expression; otherwise `*` is a wildcard: across
  * anything ("any": actions, paths) or within one DNS label ("label": hosts).
- * Case-insensitive, whole string.
+ * Whole string; case-insensitive unless `caseSensitive` (a blob's path).
  */
-export function globMatch(pattern: string, value: string, star: "any" | "label" | "segment"): boolean {
+export function globMatch(pattern: string, value: string, star: "any" | "label" | "segment", caseSensitive = false): boolean {
   if (pattern.startsWith("^") && pattern.endsWith("$")) {
     try {
-      return new RegExp(pattern, "i").test(value);
+      return new RegExp(pattern, caseSensitive ? "" : "i").test(value);
     } catch {
       return false;
     }
   }
   // Linear in time (util/glob.ts): the value is the caller's, and stars compiled to a regular expression backtrack.
-  return linearGlob(pattern, value, { caseInsensitive: true, separator: star === "any" ? undefined : star === "label" ? "." : "/" });
+  return linearGlob(pattern, value, { caseInsensitive: !caseSensitive, separator: star === "any" ? undefined : star === "label" ? "." : "/" });
 }
 
 /** A scope pattern covers a resource ID when it matches the ID or one of its ancestors (on segment boundaries); `*` stays within a segment. */

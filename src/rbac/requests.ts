@@ -13,7 +13,8 @@
  */
 import { globMatch } from "./azure-api.ts";
 import { expandAll, expandAllow, expandFor } from "./template.ts";
-import { identityKey, sameIdentity } from "../azure/resource-id.ts";
+import { distinctIdentities, identityKey, identityName, identityNameProblem, requireIdentityId, sameIdentity } from "../azure/resource-id.ts";
+import { AzgateError } from "../errors/index.ts";
 import type { Role, Traits } from "./types.ts";
 import { parseDuration } from "../util/duration.ts";
 import { compilePredicate, type Predicate, type Vars } from "./predicate.ts";
@@ -93,6 +94,30 @@ export function requestTerms(roles: Role[], traits: Traits, identity: string, lo
   };
 }
 
+/** The identities among `identities` whose name is `name` (without case, as Azure compares names), once each. */
+export const identitiesNamed = (name: string, identities: string[]): string[] => distinctIdentities(identities).filter((id) => identityName(id).toLowerCase() === name.toLowerCase());
+
+/**
+ * The identity a request names: a full resource ID as given (in the one
+ * grammar, Azure's spelling), or a short name (`prod-contributor`) that
+ * exactly one known identity has, compared without case as Azure names are.
+ * A name two known identities share is ambiguous whichever of them the roles
+ * offer (a name in another resource group must not land on an identity the
+ * user did not mean, nor an auto-review rule approve it): refused, listing
+ * them. So is a name found in a list that was cut short (`complete` false).
+ * Resolving decides nothing: requestTerms judges the full ID it returns.
+ */
+export function resolveRequestedName(given: string, known: { identities: string[]; complete: boolean }): string {
+  if (given.startsWith("/")) return requireIdentityId(given, "azure_identity").id;
+  const problem = identityNameProblem(given);
+  if (problem) throw new AzgateError("bad_parameter", `azure_identity: ${problem}; give an identity's name or its full resource ID`);
+  const matches = identitiesNamed(given, known.identities);
+  if (matches.length > 1) throw new AzgateError("bad_parameter", `"${given}" names ${matches.length} Azure identities; give the full resource ID of the one you mean: ${matches.sort().join(", ")}`);
+  if (!known.complete) throw new AzgateError("bad_parameter", `"${given}" cannot be told apart from every identity azgate was told of (an agent's list was cut short); give its full resource ID`);
+  if (matches.length === 1) return matches[0];
+  throw new AzgateError("bad_parameter", `"${given}" names no Azure identity azgate knows of (the roles' identities and those the agents read in ARM); give its full resource ID`);
+}
+
 /**
  * May a grant be used on this app server now (pure): a grant is no wider than
  * what made it requestable, judged on the roles as they are now, not as they
@@ -109,8 +134,17 @@ export function requestTerms(roles: Role[], traits: Traits, identity: string, lo
  * - A grant for an identity named in `request.azure_identities` needs the
  *   user's own roles to allow the app's labels.
  * - Any deny of the user's roles or the granted ones wins.
+ *
+ * Allowed, it also says which roles' rules the requests under it are decided
+ * on (`roles`): the user's own, the granted roles that still count in full
+ * (requestable now and allowing the identity on this server), and the
+ * granted roles that no longer count with their deny rules only, so a role
+ * taken out of `request.roles` mid-grant stops widening what the grant allows
+ * on the next request, while its denies still apply.
  */
-export function grantPermits(callerRoles: Role[], traits: Traits, grant: { roles: string[]; azure_identity: string }, granted: Role[], lookup: RoleLookup, app: App): Decision {
+export type GrantDecision = Decision & { roles?: Role[] };
+
+export function grantPermits(callerRoles: Role[], traits: Traits, grant: { roles: string[]; azure_identity: string }, granted: Role[], lookup: RoleLookup, app: App): GrantDecision {
   const identity = grant.azure_identity;
   const denial = checkDenials([...callerRoles, ...granted], traits, app, identity);
   if (!denial.allowed) return denial;
@@ -121,14 +155,19 @@ export function grantPermits(callerRoles: Role[], traits: Traits, grant: { roles
     if (allowing.length === 0) {
       return { allowed: false, reason: `the role${grant.roles.length > 1 ? "s" : ""} this access was granted for (${grant.roles.join(", ")}) no longer allow${grant.roles.length > 1 ? "" : "s"} Azure identity "${identity}" on app "${app.name}"` };
     }
-    // The user's roles must still let them request one of those roles (a requester role taken away, a deny.request added).
-    const requestable = allowing.find((r) => terms.allowed && terms.grantRoles.includes(r.metadata.name));
-    return requestable ? { allowed: true, reason: `requested role "${requestable.metadata.name}" allows Azure identity "${identity}" on app "${app.name}"` } : noLongerRequestable;
+    // The user's roles must still let them request the role (a requester role taken away, a deny.request added).
+    const counting = allowing.filter((r) => terms.allowed && terms.grantRoles.includes(r.metadata.name));
+    if (counting.length === 0) return noLongerRequestable;
+    const denyOnly = granted.filter((r) => !counting.includes(r)).map(denyRulesOnly);
+    return { allowed: true, reason: `requested role "${counting[0].metadata.name}" allows Azure identity "${identity}" on app "${app.name}"`, roles: [...callerRoles, ...counting, ...denyOnly] };
   }
   const appAccess = checkAppAccess(callerRoles, traits, app);
   if (!appAccess.allowed) return { allowed: false, reason: `${appAccess.reason}: the grant for "${identity}" covers only apps your roles allow` };
-  return terms.allowed ? { allowed: true, reason: terms.reason } : noLongerRequestable;
+  return terms.allowed ? { allowed: true, reason: terms.reason, roles: callerRoles } : noLongerRequestable;
 }
+
+/** A role with its allow rules taken away: what still binds of a role that no longer grants. */
+const denyRulesOnly = (r: Role): Role => ({ ...r, spec: { ...r.spec, allow: {} } });
 
 /** What a `where` or a threshold `filter` may read about the request. */
 export interface ReviewSubject {

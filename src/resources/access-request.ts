@@ -91,3 +91,60 @@ export function activeGrant(grants: AccessGrant[], who: { user: string; user_id:
 
 /** True when `r` was made by this user record (not by an earlier user of the same name). */
 export const isRequestOf = (r: AccessRequest, who: { user: string; user_id: string }) => r.spec.user === who.user && !!r.spec.user_id && r.spec.user_id === who.user_id;
+
+/** How this user record's last grant for an app and identity ended: the denial that follows names it (README, "Just-in-time access"). */
+export interface EndedGrant {
+  request_id: string;
+  how: "revoked" | "expired";
+  /** When: the revoke's time, or the window's end. */
+  at: string;
+  /** Who revoked it, and why, as they said. */
+  by?: string;
+  reason?: string;
+}
+
+/**
+ * The grant that ended last among this user record's requests for this app
+ * and identity (compared in canonical form), at `now`: a request that was
+ * approved (it has a window) and is now REVOKED or past its window. Null
+ * when none did.
+ */
+export function lastEndedGrant(requests: AccessRequest[], who: { user: string; user_id: string; app: string; azure_identity: string }, now: number): EndedGrant | null {
+  let last: EndedGrant | null = null;
+  for (const r of requests) {
+    if (!isRequestOf(r, who) || r.spec.app !== who.app || !r.spec.grant || !sameIdentity(r.spec.azure_identity, who.azure_identity)) continue;
+    const state = effectiveState(r, now);
+    const ended: EndedGrant | null =
+      state === "REVOKED"
+        ? { request_id: r.metadata.name, how: "revoked", at: r.spec.resolution?.at ?? r.spec.grant.not_after, ...(r.spec.resolution?.by ? { by: r.spec.resolution.by } : {}), ...(r.spec.resolution?.reason ? { reason: r.spec.resolution.reason } : {}) }
+        : state === "EXPIRED"
+          ? { request_id: r.metadata.name, how: "expired", at: r.spec.grant.not_after }
+          : null;
+    if (ended && (!last || Date.parse(ended.at) > Date.parse(last.at))) last = ended;
+  }
+  return last;
+}
+
+/** What may be asked for an identity, as the proxy's terms say (GET /v1/requests/terms). */
+export interface RequestableTerms {
+  max_duration_ms?: number;
+  reason_required?: boolean;
+  ticket_required?: boolean;
+}
+
+/** The one command that asks for an identity (apps login's hint, a denial after a grant ended): the flags the terms require, shown to fill in. */
+export function requestCommand(app: string, identity: string, terms: RequestableTerms): string {
+  const hours = Math.max(1, Math.floor((terms.max_duration_ms ?? 3_600_000) / 3_600_000));
+  return `azgate request create --app ${app} --azure-identity ${identity} --for ${hours}h${terms.reason_required ? ' --reason "..."' : ""}${terms.ticket_required ? " --ticket ..." : ""}`;
+}
+
+/**
+ * The sentence a denial adds after a grant ended: which request granted it,
+ * how it ended (revoked by whom and when, or expired when), and how to ask
+ * again (`again`: the command, or null when the roles no longer let the user
+ * request it).
+ */
+export function endedGrantNote(ended: EndedGrant, again: string | null): string {
+  const how = ended.how === "revoked" ? `revoked by ${ended.by ?? "azgate"} at ${ended.at}${ended.reason ? ` (${JSON.stringify(ended.reason)})` : ""}` : `expired at ${ended.at}, when its window ended`;
+  return `access request ${ended.request_id} granted it and has ended: ${how}; ${again ? `to ask again: ${again}` : "your roles no longer let you request it"}`;
+}

@@ -37,6 +37,7 @@ const httpUrl = z
   .url("url must be a URL")
   .refine((u) => /^https?:$/.test(new URL(u).protocol), { message: "url must be http or https" });
 const globs = (what: string) => z.array(z.string().min(1, `${what}: an empty pattern matches nothing`)).optional();
+const whsec = (field: string) => z.string().regex(/^whsec_[A-Za-z0-9+/]{24,}={0,2}$/, `${field} must be whsec_ followed by at least 18 base64-encoded bytes`);
 const email = z.string().regex(/^[^\s@<>]+@[^\s@<>]+$/, "must be an e-mail address");
 
 const smtp = z.strictObject({
@@ -62,9 +63,17 @@ export const notificationTargetSchema = z
       type: z.enum(TARGET_TYPES, { message: `type must be one of ${TARGET_TYPES.join(", ")}` }),
       url: httpUrl.optional(),
       /** Standard Webhooks secret, whsec_ and base64 (webhook only). */
-      signing_secret: z
-        .string()
-        .regex(/^whsec_[A-Za-z0-9+/]{24,}={0,2}$/, "signing_secret must be whsec_ followed by at least 18 base64-encoded bytes")
+      signing_secret: whsec("signing_secret").optional(),
+      /**
+       * Rotating the secret: the one it replaces, still signed with until `until`
+       * (Standard Webhooks lets `webhook-signature` carry several), so receivers
+       * can move to the new one without a delivery failing.
+       */
+      previous_signing_secret: z
+        .strictObject({
+          secret: whsec("previous_signing_secret.secret"),
+          until: z.string().refine((t) => /^\d{4}-\d{2}-\d{2}T/.test(t) && !Number.isNaN(Date.parse(t)), { message: "previous_signing_secret.until must be a time, e.g. 2026-12-31T00:00:00Z" }),
+        })
         .optional(),
       smtp: smtp.optional(),
       /** What this target hears (default: every event). */
@@ -84,6 +93,10 @@ export const notificationTargetSchema = z
     }
     if (t.spec.type === "webhook") need(t.spec.signing_secret !== undefined, "signing_secret", "signing_secret is required for a webhook target (receivers verify it): whsec_ and base64, e.g. from `openssl rand -base64 32`");
     else need(t.spec.signing_secret === undefined, "signing_secret", "signing_secret is only for a webhook target");
+    if (t.spec.previous_signing_secret) {
+      need(t.spec.type === "webhook", "previous_signing_secret", "previous_signing_secret is only for a webhook target");
+      need(t.spec.previous_signing_secret.secret !== t.spec.signing_secret, "previous_signing_secret", "previous_signing_secret is the secret being replaced: it must differ from signing_secret");
+    }
   });
 
 export type NotificationTarget = z.infer<typeof notificationTargetSchema>;
@@ -93,8 +106,15 @@ export function withoutTargetSecrets(t: NotificationTarget): NotificationTarget 
   const copy = structuredClone(t);
   delete copy.spec.url;
   delete copy.spec.signing_secret;
+  delete copy.spec.previous_signing_secret;
   if (copy.spec.smtp) delete copy.spec.smtp.password;
   return copy;
+}
+
+/** The secrets a webhook target signs with at `now`: its own, then the one it replaces until that one's `until`. */
+export function signingSecrets(t: NotificationTarget, now: Date): string[] {
+  const previous = t.spec.previous_signing_secret;
+  return [t.spec.signing_secret!, ...(previous && now.getTime() < Date.parse(previous.until) ? [previous.secret] : [])];
 }
 
 /** Does this target hear `event` about this request? */

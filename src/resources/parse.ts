@@ -7,15 +7,16 @@ import { userSchema, type User } from "./user.ts";
 import { githubSchema, oidcSchema, samlSchema, type Connector } from "./connector.ts";
 import { notificationTargetSchema, type NotificationTarget } from "./notification-target.ts";
 import { accessRuleSchema, type AccessRule } from "./access-rule.ts";
+import { joinTokenSchema, joinTokenWarnings, type JoinToken } from "./join-token.ts";
 
-export type Resource = Role | User | Connector | NotificationTarget | AccessRule;
+export type Resource = Role | User | Connector | NotificationTarget | AccessRule | JoinToken;
 
 export interface ParsedResources {
   resources: Resource[];
   warnings: string[];
 }
 
-const SCHEMAS = { role: roleSchema, user: userSchema, github: githubSchema, oidc: oidcSchema, saml: samlSchema, notification_target: notificationTargetSchema, access_rule: accessRuleSchema } as const;
+const SCHEMAS = { role: roleSchema, user: userSchema, github: githubSchema, oidc: oidcSchema, saml: samlSchema, notification_target: notificationTargetSchema, access_rule: accessRuleSchema, token: joinTokenSchema } as const;
 export const CREATABLE_KINDS = Object.keys(SCHEMAS);
 
 /**
@@ -60,6 +61,7 @@ export function parseResources(text: string, source: string): ParsedResources {
       const ignored = ignoredRoleFields(resource);
       if (ignored.length) warnings.push(`role "${resource.metadata.name}": ignored fields not used by azgate: ${ignored.join(", ")}`);
     }
+    if (resource.kind === "token") warnings.push(...joinTokenWarnings(resource));
     resources.push(resource);
   });
   if (problems.length > 0) throw new AzgateError("resource_invalid", problems.join("\n"));

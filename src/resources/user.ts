@@ -61,7 +61,31 @@ export interface User {
 export interface UserStatus {
   id: string;
   generation: number;
+  /**
+   * "bot" for a bot (azgate admin bots add): a user record with ordinary
+   * roles, whose certificates come only from a join with its CI's token
+   * (proxy/bots/), never from a password, an invite or SSO. Set by the
+   * proxy, never taken from a file: people have none.
+   */
+  kind?: "bot";
 }
+
+/** A bot's name (as join tokens' bot_name name it). */
+export const BOT_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+/** A bot's user record is bot-NAME, as Teleport names them: a bot never takes a person's name. */
+export const botUserName = (bot: string) => `bot-${bot}`;
+/**
+ * The user a lock on bot `bot` targets (\`admin lock --bot NAME\`): the bot's
+ * name as \`admin bots ls\` shows it, never its user name (bot-NAME) nor
+ * another spelling, which would lock a user no bot is.
+ */
+export function botLockUser(bot: string): string {
+  if (/^bot-/i.test(bot)) throw new AzgateError("bad_parameter", `--bot takes the bot's name, not its user name: --bot ${JSON.stringify(bot.slice(4, 104))} (azgate admin bots ls), or --user ${JSON.stringify(bot.slice(0, 100))}`);
+  if (!BOT_NAME.test(bot)) throw new AzgateError("bad_parameter", `bot name ${JSON.stringify(bot.slice(0, 100))} must be 1-63 lowercase letters, digits, '.', '_' or '-' (azgate admin bots ls)`);
+  return botUserName(bot);
+}
+/** Whether a user record is a bot's. */
+export const isBot = (user: User | null | undefined): boolean => user?.status?.kind === "bot";
 
 export const userSchema = z.strictObject({
   kind: z.literal("user"),

@@ -1,6 +1,7 @@
 import http from "node:http";
 import https from "node:https";
 import tls from "node:tls";
+import net from "node:net";
 import type { LookupFunction } from "node:net";
 import { tlsTrust, type TlsTrust } from "./tls-trust.ts";
 
@@ -25,6 +26,16 @@ export interface RequestOptions {
    * URL's host again (the name still serves for Host, SNI and the certificate).
    */
   address?: { address: string; family: number };
+  /**
+   * Connect to this host and port instead (an emulator, as curl's
+   * --connect-to), with the URL's host name kept for Host, SNI and the
+   * certificate check.
+   */
+  connectTo?: { host: string; port: number };
+  /** Refuse a response body longer than this (bytes): what an outside server sends is bounded before it is kept. */
+  maxBytes?: number;
+  /** Gives the request up (a question whose answer is no longer wanted must not keep the process alive). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -57,7 +68,7 @@ export async function request(url: string, opts: RequestOptions = {}): Promise<H
   const mod = secure ? https : http;
   const timeoutMs = opts.timeoutMs ?? 30_000;
   // A pinned certificate is checked on a connection of our own before a byte of the request is written.
-  const pinned = secure && opts.certSha256 ? await connectPinned(u, opts.certSha256, timeoutMs) : undefined;
+  const pinned = secure && opts.certSha256 ? await connectPinned(u, opts.certSha256, timeoutMs) : secure && opts.connectTo ? await connectRouted(u, opts.connectTo, tlsTrust(typeof opts.ca === "string" ? [opts.ca] : opts.ca), timeoutMs) : undefined;
   return new Promise((resolve, reject) => {
     const req = mod.request(
       u,
@@ -69,10 +80,16 @@ export async function request(url: string, opts: RequestOptions = {}): Promise<H
         ...(pinned ? { createConnection: () => pinned } : {}),
         ...(opts.address ? { lookup: fixedLookup(opts.address) } : {}),
         timeout: timeoutMs,
+        ...(opts.signal ? { signal: opts.signal } : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
+        let size = 0;
+        res.on("data", (c: Buffer) => {
+          size += c.length;
+          if (opts.maxBytes !== undefined && size > opts.maxBytes) return void req.destroy(new Error(`the answer from ${u.host} is larger than ${opts.maxBytes} bytes`));
+          chunks.push(c);
+        });
         res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }));
         res.on("error", reject);
       },
@@ -92,6 +109,25 @@ function fixedLookup(to: { address: string; family: number }): LookupFunction {
 function trustOptions(extra: readonly string[] | undefined, insecure: boolean) {
   const trust = tlsTrust(extra);
   return { ...trust.options, agent: agentFor(trust), rejectUnauthorized: !insecure };
+}
+
+/** A verified TLS connection to `to`, checked against the URL's host name (curl's --connect-to). */
+function connectRouted(u: URL, to: { host: string; port: number }, trust: TlsTrust, timeoutMs: number): Promise<tls.TLSSocket> {
+  const servername = u.hostname.replace(/^\[|\]$/g, "");
+  return new Promise((resolve, reject) => {
+    // An IP address is no SNI name; the certificate is still checked against it.
+    const name = net.isIP(servername) ? { checkServerIdentity: (_host: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(servername, cert) } : { servername };
+    const socket = tls.connect({ host: to.host, port: to.port, ...name, ...trust.options, rejectUnauthorized: true });
+    const timer = setTimeout(() => socket.destroy(new Error(`connecting to ${u.host} (at ${to.host}:${to.port}) timed out`)), timeoutMs);
+    socket.once("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    socket.once("secureConnect", () => {
+      clearTimeout(timer);
+      resolve(socket);
+    });
+  });
 }
 
 function connectPinned(u: URL, sha256: string, timeoutMs: number): Promise<tls.TLSSocket> {

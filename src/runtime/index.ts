@@ -2,6 +2,10 @@
  * The only module that knows which runtime it is on. Both Node (>= 20.19) and
  * Deno 2 implement the `node:` APIs used here, so most of this is shared; any
  * difference between them belongs in this folder and nowhere else.
+ *
+ * The servers import from here. The client's everyday paths (api/client.ts,
+ * client/*) import the one file of this folder they need instead, so that
+ * `azgate status` does not load the HTTP server and its framework.
  */
 export { serve, upgradeWebSocket, type ServeOptions, type RunningServer } from "./serve.ts";
 export { request, type RequestOptions, type HttpResponse } from "./http.ts";

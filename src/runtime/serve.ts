@@ -19,6 +19,8 @@ export { upgradeWebSocket };
 export interface RunningServer {
   port: number;
   hostname: string;
+  /** Serves another TLS key and certificate to connections from now on (open ones keep theirs): a rotated CA's. */
+  setTls(tls: { key: string; cert: string }): void;
   close(): Promise<void>;
 }
 
@@ -37,6 +39,8 @@ export function serve(opts: ServeOptions): Promise<RunningServer> {
         resolve({
           port: info.port,
           hostname: opts.hostname,
+          // node:https and Deno's node:https both take a new secure context for connections to come.
+          setTls: (tls) => (server as unknown as { setSecureContext(o: { key: string; cert: string }): void }).setSecureContext({ key: tls.key, cert: tls.cert }),
           close: () =>
             new Promise<void>((done) => {
               (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();

@@ -5,11 +5,12 @@
 import { WebSocket } from "ws";
 import { AzgateError, fromErrorBody } from "../errors/index.ts";
 import { createProof, PROOF_SCHEME } from "../auth/proof.ts";
-import { tlsTrust } from "../runtime/index.ts";
+import { tlsTrust } from "../runtime/tls-trust.ts";
 import { attachSession, WS_MAX_PAYLOAD } from "./websocket.ts";
 import type { SessionOptions, TunnelSession } from "./session.ts";
 import type { Clock } from "../util/clock.ts";
 import { VERSION } from "../version.ts";
+import { AZGATE_ERROR_HEADER, readErrorHeader } from "../api/error-header.ts";
 
 /** The caller's version on every handshake (api/version.ts reads it; the name is there too). */
 const VERSION_HEADER = "x-azgate-version";
@@ -65,15 +66,9 @@ export async function dialTunnel(opts: DialOptions): Promise<TunnelSession> {
       reject(err);
     };
     ws.once("unexpected-response", (_req, res) => {
-      const header = res.headers["x-azgate-error"];
-      let err = new AzgateError("connection_failed", `the proxy refused the tunnel (HTTP ${res.statusCode})`);
-      if (typeof header === "string") {
-        try {
-          err = fromErrorBody(res.statusCode ?? 500, { error: JSON.parse(decodeURIComponent(header)) });
-        } catch {
-          // keep the generic error
-        }
-      }
+      const header = res.headers[AZGATE_ERROR_HEADER];
+      const said = readErrorHeader(typeof header === "string" ? header : undefined);
+      const err = said ? fromErrorBody(res.statusCode ?? 500, { error: said }) : new AzgateError("connection_failed", `the proxy refused the tunnel (HTTP ${res.statusCode})`);
       res.resume();
       fail(err);
     });

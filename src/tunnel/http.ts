@@ -35,6 +35,8 @@ export type ResponseHead = z.infer<typeof responseHeadSchema>;
 /** The trailer the agent sends after the body: where the time went, and whether the upstream body ended abnormally. */
 export const responseTrailerSchema = z.object({
   timings: z.object({ total_ms: z.number(), token_ms: z.number().optional(), upstream_ms: z.number().optional() }),
+  /** The principal (object ID) of the token the agent sent: who Azure's logs say called. */
+  principal_id: z.string().max(64).optional(),
   error: z.string().max(4096).optional(),
 });
 export type ResponseTrailer = z.infer<typeof responseTrailerSchema>;

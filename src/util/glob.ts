@@ -13,19 +13,22 @@
  * constant times (pattern length + value length), whatever the input.
  */
 
+import { asciiLower } from "./ascii.ts";
+
 /** Comparisons made so far (tests read it to check the matcher stays linear). */
 export const globSteps = { count: 0 };
 
 export interface GlobOptions {
-  /** Compare without case (Azure's operation names, host names). */
+  /** Compare without case, ASCII letters only (Azure's operation names, host names). */
   caseInsensitive?: boolean;
   /** A character `*` does not match: "/" keeps a star within a path segment, "." within a DNS label. */
   separator?: string;
 }
 
 export function globMatch(pattern: string, value: string, opts: GlobOptions = {}): boolean {
-  const p = opts.caseInsensitive ? pattern.toLowerCase() : pattern;
-  const v = opts.caseInsensitive ? value.toLowerCase() : value;
+  // ASCII letters only (util/ascii.ts): toLowerCase would make U+212A KELVIN SIGN a `k`.
+  const p = opts.caseInsensitive ? asciiLower(pattern) : pattern;
+  const v = opts.caseInsensitive ? asciiLower(value) : value;
   if (!opts.separator) return matchAny(p, v);
   // A star cannot cross the separator, and literal separators must line up: segment by segment.
   const ps = p.split(opts.separator);

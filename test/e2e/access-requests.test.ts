@@ -25,6 +25,8 @@ const ROLES = [
   `kind: role\nversion: v7\nmetadata: {name: senior-reviewer}\nspec:\n  allow: {}\n`,
   `kind: role\nversion: v7\nmetadata: {name: requester}\nspec:\n  allow:\n    app_labels: {"*": "*"}\n    request:\n      azure_identities: ["${READER}"]\n      max_duration: 1h\n      reason: {mode: required}\n`,
   `kind: role\nversion: v7\nmetadata: {name: reviewer}\nspec:\n  allow:\n    app_labels: {"*": "*"}\n    review_requests:\n      azure_identities: ["${ALL_IN_GROUP}"]\n`,
+  // The README's form: every identity of a resource group, by a glob (issue 31, item 2).
+  `kind: role\nversion: v7\nmetadata: {name: group-requester}\nspec:\n  allow:\n    app_labels: {"*": "*"}\n    request:\n      azure_identities: ["${ALL_IN_GROUP}"]\n      max_duration: 2h\n      reason: {mode: required}\n`,
 ];
 
 describe("access requests", () => {
@@ -49,7 +51,7 @@ describe("access requests", () => {
     hooks = await startHttpReceiver();
     const target = `kind: notification_target\nversion: v1\nmetadata: {name: reviewers}\nspec: {type: webhook, url: "${hooks.url("/hook")}", signing_secret: "${hookSecret}", filter: {users: [alice]}}\n`;
     await cluster.admin.call("POST", "/v1/admin/resources", { text: target });
-    for (const [name, roles] of [["alice", ["requester"]], ["bob", ["reviewer", "senior-reviewer"]], ["carol", ["reviewer", "senior-reviewer"]], ["dave", ["reviewer"]], ["mallory", ["requester", "two-person"]]] as const) {
+    for (const [name, roles] of [["alice", ["requester"]], ["bob", ["reviewer", "senior-reviewer"]], ["carol", ["reviewer", "senior-reviewer"]], ["dave", ["reviewer"]], ["mallory", ["requester", "two-person"]], ["erin", ["group-requester"]]] as const) {
       homes.set(name, await workstationHome(cluster, await cluster.user(name, [...roles])));
     }
   }, 180_000);
@@ -63,6 +65,21 @@ describe("access requests", () => {
     expect(other.code).not.toBe(0);
     expect(other.stderr).not.toContain("you may request it");
   });
+
+  it("a glob in request.azure_identities (the README's form): apps login names the request command for a short name, request create takes it and stores the full ID", async () => {
+    const hint = await as("erin", ["apps", "login", "azure-cli", "--azure-identity", "teleport-contributor"]);
+    expect(hint.code).not.toBe(0);
+    expect(hint.stderr).toContain(`you have no standing access to Azure identity "${CONTRIB}", but you may request it:\n  azgate request create --app azure-cli --azure-identity teleport-contributor --for 2h --reason "..."`);
+    const created = await as("erin", ["request", "create", "--app", "azure-cli", "--azure-identity", "teleport-contributor", "--for", "2h", "--reason", "deploy", "--nowait"]);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toContain(`Azure identity: teleport-contributor (${CONTRIB})`);
+    const id = idOf(created.stdout);
+    expect(JSON.parse((await as("erin", ["request", "show", id, "--format", "json"])).stdout).spec.azure_identity).toBe(CONTRIB);
+    expect((await as("erin", ["request", "cancel", id])).code).toBe(0);
+    // An identity no role names, known only from what the agent lists from ARM over its tunnel (identity_list).
+    const listed = await as("erin", ["apps", "login", "azure-cli", "--azure-identity", "teleport-azure-cli-aks-agent"]);
+    expect(listed.stderr).toContain(`but you may request it:\n  azgate request create --app azure-cli --azure-identity teleport-azure-cli-aks-agent --for 2h --reason "..."`);
+  }, 120_000);
 
   it("a reviewer who is not an admin approves; revoke refuses the next request; a new grant reaches the running proxy azure with no new login; self-approval refused", async () => {
     const noReason = await as("alice", ["request", "create", "--azure-identity", "teleport-reader", "--for", "10m", "--nowait"]);
@@ -121,6 +138,8 @@ describe("access requests", () => {
     const afterRevoke = await az();
     expect(afterRevoke.code).not.toBe(0);
     expect(afterRevoke.stderr).toMatch(/no role allows Azure identity/);
+    // What az shows names the request, who revoked it and when, and the command to ask again (issue 31, item 3).
+    expect(afterRevoke.stderr).toMatch(new RegExp(`access request ${first} granted it and has ended: revoked by bob at \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\("incident closed"\\); to ask again: azgate request create --app azure-cli --azure-identity teleport-reader --for 1h --reason "\\.\\.\\."`));
     expect((await as("alice", ["status"])).stdout).not.toContain("Access grant");
     expect(await audit("access_grant.end")).toContainEqual(expect.objectContaining({ user: "alice", access_request_id: first, why: "revoked" }));
 
@@ -199,6 +218,7 @@ describe("access requests", () => {
     await new Promise((r) => setTimeout(r, Math.max(0, notAfter - Date.now()) + 300));
     const after = await az();
     expect(after.code).not.toBe(0);
+    expect(after.stderr).toContain(`access request ${id} granted it and has ended: expired at ${new Date(notAfter).toISOString()}, when its window ended; to ask again: azgate request create --app azure-cli --azure-identity teleport-reader`);
     expect(JSON.parse((await as("alice", ["request", "show", id, "--format", "json"])).stdout).spec.state).toBe("EXPIRED");
   }, 120_000);
 

@@ -67,11 +67,14 @@ describe("agent join", () => {
     const dataDir = tempDir("azgate-agent-");
     const first = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken(), dataDir });
     await first.waitFor(/tunnel to .* is up/);
+    // Its own line, on stdout: not ordered with the tunnel's log line on stderr (on Deno it came later once).
+    await first.waitFor(/Host ID:\s+\S+\n/);
     const hostId = /Host ID:\s+(\S+)/.exec(first.output())?.[1];
     await first.stop();
     const again = spawnAgent({ proxy: cluster.proxy, fx, dataDir });
     try {
       await again.waitFor(/tunnel to .* is up/);
+      await again.waitFor(/Host ID:\s+\S+\n/);
       expect(/Host ID:\s+(\S+)/.exec(again.output())?.[1]).toBe(hostId);
       // 9 s certificates renew at 6 s; the proxy closes a tunnel whose certificate expired, and the agent comes back with the new one.
       await again.waitFor(/host certificate renewed/, 20_000);

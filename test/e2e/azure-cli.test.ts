@@ -8,7 +8,7 @@ import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { clientEnv, findIssuedTokens, useEmulator } from "../helpers/emulator.ts";
 import { runCommand } from "../helpers/run.ts";
-import { IDENTITY, ROOT, startClusterWithAgent, workstationHome, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
+import { IDENTITY, ROOT, spawnAgent, startClusterWithAgent, workstationHome, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
 import { cli } from "../helpers/azgate.ts";
 import { stopAll } from "../helpers/stop.ts";
 
@@ -149,6 +149,25 @@ describe("az through azgate", () => {
     expect(text.stdout).toMatch(/NO: not made through azgate/);
     expect(text.stdout).toMatch(/entries made through azgate; 1 not/);
   }, 240_000);
+
+  it("an agent that is down: azgate az stops az at the first 503 and says why (az would retry it for seconds); with the agent back, az works", async () => {
+    const log = path.join(cluster.proxy.dataDir, "audit", "events.jsonl");
+    const denied = () => readFileSync(log, "utf8").split("\n").filter((l) => l.includes('"error_code":"app_unavailable"')).length;
+    const before = denied();
+    await agent.stop();
+    const down = await az(["az", "group", "list", "-o", "none"]);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain('ERROR: no agent serves app "azure-cli" right now; az was stopped rather than left to retry. azgate apps ls shows the apps that are up');
+    // At most one refused request, audited: az sent no retry (it would send four more, backing off, without
+    // azgate's stop). None when the apps probe stopped az first (it usually does: az takes most of a second to send one).
+    expect(denied() - before).toBeLessThanOrEqual(1);
+
+    agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken() });
+    await agent.waitFor(/tunnel to .* is up/);
+    const back = await az(["az", "group", "list", "-o", "none"]);
+    expect(back.stderr).toBe("");
+    expect(back.code).toBe(0);
+  });
 
   it("apps logout removes the app credentials; azgate az then asks for apps login", async () => {
     const out = await az(["apps", "logout", "azure-cli"]);

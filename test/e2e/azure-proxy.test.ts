@@ -30,6 +30,7 @@ const PY_CLIENT = path.resolve(import.meta.dirname, "../clients/py-msi-arm.py");
 const PY_DEFAULT = path.resolve(import.meta.dirname, "../clients/py-default.py");
 const MSAL_CLIENT = path.resolve(import.meta.dirname, "../clients/msal-mi-arm.mjs");
 const JS_DEFAULT = path.resolve(import.meta.dirname, "../clients/js-default.mjs");
+const MS_REST_CLIENT = path.resolve(import.meta.dirname, "../clients/ms-rest-nodeauth-arm.mjs");
 
 type ClientResult = { ok: boolean; message?: string; claims?: Record<string, unknown>; groups?: string[]; dialects?: string[] };
 
@@ -75,11 +76,13 @@ describe("azgate proxy azure, used from another process", () => {
   it("prints where it listens, the --port hint, and every export a client needs", () => {
     expect(port).toBeGreaterThan(0);
     expect(proxy.output()).toContain("To avoid port randomization, you can choose the listening port using the --port flag.");
-    for (const name of ["AZURE_CONFIG_DIR", "HTTPS_PROXY", "HTTP_PROXY", "MSI_ENDPOINT", "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"]) {
+    for (const name of ["AZURE_CONFIG_DIR", "HTTPS_PROXY", "HTTP_PROXY", "MSI_ENDPOINT", "MSI_SECRET", "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"]) {
       expect(env[name], name).toBeTruthy();
     }
     expect(env.HTTPS_PROXY).toBe(`http://127.0.0.1:${port}`);
     expect(env.MSI_ENDPOINT).toBe(`https://azure-msi.azgate.invalid/${env.IDENTITY_HEADER}`);
+    // App Service's older name for the same secret (session-env.ts says why that is safe).
+    expect(env.MSI_SECRET).toBe(env.IDENTITY_HEADER);
     expect(statSync(env.NODE_EXTRA_CA_CERTS).mode & 0o777).toBe(0o600);
     // Python parses REQUESTS_CA_BUNDLE on every connection: the local CA alone by default; SSL_CERT_FILE (read once by Go) keeps the system's roots.
     expect(env.REQUESTS_CA_BUNDLE).toBe(session.caFile);
@@ -109,12 +112,15 @@ describe("azgate proxy azure, used from another process", () => {
     }
   });
 
-  it("@azure/identity ManagedIdentityCredential with the ARM SDK, Cloud Shell style (MSI_ENDPOINT)", async () => {
-    const res = await client(JS_CLIENT, { IDENTITY_ENDPOINT: undefined, IDENTITY_HEADER: undefined });
-    expect(res.ok, res.message).toBe(true);
-    expect(res.claims).toMatchObject({ iss: "azgate-client", xms_mirid: READER });
-    expect(res.groups).toEqual(expect.arrayContaining(["myResourceGroup"]));
-    expect(res.dialects).toEqual(["cloud-shell"]);
+  it("@azure/identity ManagedIdentityCredential with the ARM SDK, MSI_ENDPOINT alone: Azure ML style with MSI_SECRET, Cloud Shell style without", async () => {
+    // MSAL's MachineLearning source takes MSI_ENDPOINT with MSI_SECRET (the secret header, api-version 2017-09-01); its CloudShell source MSI_ENDPOINT alone.
+    for (const [extra, dialect] of [[{}, "app-service-2017"], [{ MSI_SECRET: undefined }, "cloud-shell"]] as const) {
+      const res = await client(JS_CLIENT, { IDENTITY_ENDPOINT: undefined, IDENTITY_HEADER: undefined, ...extra });
+      expect(res.ok, res.message).toBe(true);
+      expect(res.claims).toMatchObject({ iss: "azgate-client", xms_mirid: READER });
+      expect(res.groups).toEqual(expect.arrayContaining(["myResourceGroup"]));
+      expect(res.dialects).toEqual([dialect]);
+    }
   });
 
   it("az 2.73+'s managed-identity path (MSAL's ManagedIdentityApplication): App Service source, with and without --resource-id, then ARM", async () => {
@@ -129,13 +135,38 @@ describe("azgate proxy azure, used from another process", () => {
   });
 
   it("Python's azure-identity with azure-mgmt-resource, both endpoint styles", async () => {
-    for (const extra of [{}, { RESOURCE_ID: READER }, { IDENTITY_ENDPOINT: undefined, IDENTITY_HEADER: undefined }]) {
+    const msiOnly = { IDENTITY_ENDPOINT: undefined, IDENTITY_HEADER: undefined };
+    const cases: [Record<string, string | undefined>, string][] = [
+      [{}, "app-service-2019"],
+      [{ RESOURCE_ID: READER }, "app-service-2019"],
+      // MSI_ENDPOINT with MSI_SECRET is its Azure ML source: App Service 2017 (the secret header) on MSI_ENDPOINT.
+      [msiOnly, "app-service-2017"],
+      [{ ...msiOnly, RESOURCE_ID: READER }, "app-service-2017"],
+      [{ ...msiOnly, MSI_SECRET: undefined }, "cloud-shell"],
+    ];
+    for (const [extra, dialect] of cases) {
       const res = await client(PY_CLIENT, extra);
       expect(res.ok, `${JSON.stringify(extra)}: ${res.message}`).toBe(true);
       expect(res.claims).toMatchObject({ iss: "azgate-client", xms_mirid: READER });
-      expect(res.dialects).toEqual([extra.IDENTITY_ENDPOINT === undefined && "IDENTITY_ENDPOINT" in extra ? "cloud-shell" : "app-service-2019"]);
+      expect(res.dialects).toEqual([dialect]);
       expect(res.groups).toEqual(expect.arrayContaining(["myResourceGroup", "production"]));
     }
+  });
+
+  // On Deno too: its node:http closes each connection handed over by emit("connection") after one response,
+  // so the local proxy says Connection: close there (net/connect-server.ts); node-fetch's kept-alive second
+  // request hung up on the closed socket before.
+  it("@azure/ms-rest-nodeauth loginWithAppServiceMSI (MSI_SECRET, a trailing slash, clientid) with ms-rest-js's ServiceClient, as the older @azure/arm-* SDKs use it", async () => {
+    for (const extra of [{}, { CLIENT_ID: "00000000-0000-4000-8000-000000000002" }]) {
+      const res = await client(MS_REST_CLIENT, extra);
+      expect(res.ok, `${JSON.stringify(extra)}: ${res.message}`).toBe(true);
+      expect(res.claims).toMatchObject({ iss: "azgate-client", xms_mirid: READER, tid: fx.emu.world.tenant_id });
+      expect(res.groups).toEqual(expect.arrayContaining(["myResourceGroup", "production"]));
+      expect(res.dialects).toEqual(["app-service-2017"]);
+    }
+    // Another identity by its client ID: refused by the token endpoint, and the client says so.
+    const other = await client(MS_REST_CLIENT, { CLIENT_ID: "00000000-0000-4000-8000-000000000003" });
+    expect([other.ok, other.message]).toEqual([false, expect.stringContaining("unexpected value for parameter 'clientid'")]);
   });
 
   it("the token endpoint refuses a wrong secret, a missing Metadata header, and another identity by client_id or resource ID", async () => {
@@ -254,7 +285,7 @@ describe("azgate proxy azure, used from another process", () => {
     const jsOut = JSON.parse(js.stdout.trim()) as ClientResult & { secret?: string; secret_seen: boolean };
     expect(jsOut, jsOut.message).toMatchObject({ ok: true, secret_seen: false, secret: "emulated-secret-value", claims: { xms_mirid: READER } });
     expect(jsOut.groups).toEqual(expect.arrayContaining(["myResourceGroup", "production"]));
-    // A Go program on go-autorest's adal (MSI_ENDPOINT: the Cloud Shell dialect), then an ARM GET: Go's own proxy and CA settings.
+    // A Go program on go-autorest's adal (MSI_ENDPOINT with MSI_SECRET: App Service 2017), then an ARM GET: Go's own proxy and CA settings.
     const goClient = buildGoClient("go-msi-arm");
     const go = keep(await cli(["exec", "--", goClient], { home, env: userShell }));
     expect(go.code, go.stderr).toBe(0);
@@ -280,14 +311,22 @@ describe("azgate proxy azure, used from another process", () => {
     const q = "/azgate/msi/token?api-version=2019-08-01&resource=https://management.azure.com";
     const ok = await get(q, { host: `127.0.0.1:${port}`, "x-identity-header": env.IDENTITY_HEADER });
     expect(ok.status, ok.body).toBe(200);
+    // App Service's spellings: a trailing slash, api-version 2017-09-01 with the secret header (MSI_SECRET).
+    const slash = await get("/azgate/msi/token/?api-version=2017-09-01&resource=https://management.azure.com", { host: `127.0.0.1:${port}`, secret: env.MSI_SECRET });
+    expect(slash.status, slash.body).toBe(200);
+    expect((await get("/azgate/msi/token/x?resource=https://management.azure.com", { host: `127.0.0.1:${port}`, secret: env.MSI_SECRET })).status).toBe(403);
     expect(JSON.parse(ok.body)).toMatchObject({ token_type: "Bearer", client_id: "00000000-0000-4000-8000-000000000002" });
     // Through HTTP_PROXY (absolute form), as a client that ignores NO_PROXY sends it: the same endpoint.
     expect((await get(`http://127.0.0.1:${port}${q}`, { host: `127.0.0.1:${port}`, "x-identity-header": env.IDENTITY_HEADER })).status).toBe(200);
     // A name an attacker's page could use (DNS rebinding), no secret, IMDS, another path: refused.
     expect((await get(q, { host: `rebind.example:${port}`, "x-identity-header": env.IDENTITY_HEADER })).status).toBe(403);
     expect((await get(q, { host: `127.0.0.1:${port}` })).status).toBe(400);
+    const from = proxy.output().length;
     const imds = await get("http://169.254.169.254/metadata/identity/oauth2/token?resource=x", { host: "169.254.169.254", metadata: "true" });
     expect([imds.status, JSON.parse(imds.body).error.code]).toEqual([403, "target_refused"]);
+    // --debug says so (a client that ignored the exported endpoints and went to IMDS), without the query.
+    await expect.poll(() => proxy.output().slice(from)).toContain("[azgate] refused plain HTTP GET 169.254.169.254/metadata/identity/oauth2/token: the azgate local proxy takes CONNECT for HTTPS");
+    expect(proxy.output().slice(from)).not.toContain("resource=x");
     expect((await get("/other", { host: `127.0.0.1:${port}` })).status).toBe(403);
   });
 

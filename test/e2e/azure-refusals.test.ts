@@ -129,6 +129,8 @@ describe("refusals on the workstation path", () => {
 
     // A proxy address that takes the connection and never answers (a dead load balancer): a command that ends
     // at once ends azgate at once, with its exit code; the dial still under way is given up, not waited out.
+    // The agent goes first: its own redials would land in the black hole and hold it open for their timeout.
+    await agent.stop();
     const held: Promise<void>[] = [];
     const blackhole = createServer((s) => {
       held.push(new Promise((r) => s.once("close", () => r())));

@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { spawn } from "node:child_process";
+import { hostname } from "node:os";
+import net from "node:net";
 import { Authenticator, azgateCommand, cli, startProxyProcess, tempDir, type ProxyProcess } from "../helpers/azgate.ts";
 import { runCommand } from "../helpers/run.ts";
 import { stopAll } from "../helpers/stop.ts";
@@ -33,7 +36,7 @@ const asAlice = as(aliceHome);
 const asBob = as(bobHome);
 
 function inviteToken(stdout: string): string {
-  const m = /accept-invite --proxy \S+ ([0-9a-f]+)/.exec(stdout);
+  const m = /accept-invite --proxy \S+ (?:--ca-pin \S+ )?([0-9a-f]+)/.exec(stdout);
   if (!m) throw new Error(`no invite in:\n${stdout}`);
   return m[1];
 }
@@ -74,11 +77,15 @@ describe("cluster core end to end", () => {
     expect(accepted.stdout).toContain("User alice is ready");
   });
 
-  it("an invite works once", async () => {
+  it("an invite works once; its CLI line, run as printed, pins the cluster's CA (no trust prompt)", async () => {
     const added = await admin(["users", "add", "carol", "--roles", "access"]);
     const token = inviteToken(added.stdout);
+    const line = /Or, on the user's machine: azgate (users accept-invite .*)$/m.exec(added.stdout)![1];
+    expect(line).toBe(`users accept-invite --proxy ${new URL(/^(https:\S+)\/web\/invite\//m.exec(added.stdout)![1]).host} --ca-pin ${proxy.pin} ${token}`);
     const carol = new Authenticator();
-    expect((await accept(tempDir(), token, carol)).code).toBe(0);
+    const first = await cli([...line.split(" "), "--otp-secret", carol.secret], { home: tempDir(), input: `${PASSWORD}\n${PASSWORD}\n${await carol.code()}\n` });
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).not.toContain("presents a CA not seen before");
     const again = await accept(tempDir(), token, carol);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain("ERROR: this invite is invalid, used or expired");
@@ -154,6 +161,18 @@ describe("cluster core end to end", () => {
     expect(roles.stdout).toMatch(/^no-azure-identities\s+-\s+\*/m);
   });
 
+  it("get roles: a role made only of azure_api or request rules says what it carries, not a row of dashes", async () => {
+    const file = path.join(tempDir(), "roles.yaml");
+    writeFileSync(file, "kind: role\nversion: v7\nmetadata: {name: api-only}\nspec:\n  allow:\n    azure_api:\n      - actions: ['*/read']\n      - actions: ['Microsoft.Compute/virtualMachines/restart/action']\n  deny:\n    azure_api:\n      - preset: no-privilege-escalation\n---\nkind: role\nversion: v7\nmetadata: {name: requester}\nspec:\n  allow:\n    request:\n      roles: [azure-cli-access]\n");
+    const created = await asAlice(["admin", "create", file]);
+    expect(created.code, created.stderr).toBe(0);
+    const roles = await asAlice(["admin", "get", "roles"]);
+    expect(roles.stdout).toMatch(/^Role\s+Azure identities\s+Denied identities\s+App labels\s+Max session TTL\s+Other rules$/m);
+    expect(roles.stdout).toMatch(/^api-only\s+-\s+-\s+-\s+12h \(default\)\s+azure_api: 2 rules allow; deny preset no-privilege-escalation$/m);
+    expect(roles.stdout).toMatch(/^requester\s+-\s+-\s+-\s+12h \(default\)\s+request roles azure-cli-access$/m);
+    expect(roles.stdout).toMatch(/^editor\s+.*admin: /m);
+  });
+
   it("sets identities and roles, and shows them", async () => {
     // Like tctl: a comma-separated list becomes one trait value each, and replaces the trait.
     const ids = ["id-a", "id-b", "id-c"].map((n) => READER.replace("teleport-reader", n));
@@ -176,6 +195,17 @@ describe("cluster core end to end", () => {
     expect(yaml.stdout).toContain("{{internal.azure_identities}}");
     const missingRole = await asAlice(["admin", "users", "update", "alice", "--set-roles", "nope"]);
     expect(missingRole.stderr).toContain('ERROR: role "nope" is not found');
+  });
+
+  it("status shows the roles and Azure identities that apply now (the proxy's), not the certificate's from login", async () => {
+    // alice logged in as access,editor with no identities; an admin has since changed both, which applies on the next request.
+    const s = JSON.parse((await asAlice(["status", "-f", "json"])).stdout).active;
+    expect(s).toMatchObject({ roles: ["access", "azure-cli-access", "editor"], azure_identities: [READER], view: "proxy" });
+    expect(s.proxy_error).toBeUndefined();
+    const text = (await asAlice(["status"])).stdout;
+    expect(text).toMatch(/Roles:\s+access, azure-cli-access, editor\n/);
+    expect(text).toContain(READER);
+    expect(text).not.toContain("Note:");
   });
 
   it("runs the seed guide's Step 4 verbatim, azgate for tsh and tctl: status -f json | jq, users update, get --with-secrets > file, create -f file", async () => {
@@ -276,10 +306,33 @@ describe("cluster core end to end", () => {
     expect((await cli(["logout", "--proxy", proxy.addr], { home: carlHome })).code).toBe(0);
   });
 
+  it("a proxy listening on every address (the image's default command) names the host name in its links, not localhost", async () => {
+    const [cmd, argv] = azgateCommand(["start", "--mode", "proxy", "--data-dir", tempDir(), "--listen", "0.0.0.0:0", "--cluster-name", "e2e"]);
+    const child = spawn(cmd, argv, { env: { ...process.env, AZGATE_HOME: tempDir() }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout!.on("data", (d) => (out += d));
+    child.stderr!.on("data", (d) => (out += d));
+    try {
+      await expect.poll(() => out, { timeout: 30_000, interval: 100 }).toMatch(/Public URL:/);
+      const host = hostname().toLowerCase();
+      expect(out).toMatch(new RegExp(`Public URL:\\s+https://${host.replace(/\./g, "\\.")}:\\d+ \\(this machine's host name; links name it: set --public-addr or AZGATE_PUBLIC_ADDR`));
+      expect(out).not.toContain("https://localhost:");
+    } finally {
+      child.kill("SIGTERM");
+    }
+  });
+
   it("says what the operating system refused, with the path, not a raw errno", async () => {
     const res = await cli(["start", "--mode", "proxy", "--data-dir", "/etc/hostname/azgate", "--listen", "127.0.0.1:0"], { home: tempDir() });
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/^ERROR: \/etc\/hostname(\/azgate)?: a part of this path is a file, not a directory; choose another path$/m);
+  });
+
+  it("exec --help lists its --app option", async () => {
+    const help = await cli(["exec", "--help"], { home: tempDir() });
+    expect(help.code, help.stderr).toBe(0);
+    expect(help.stdout).toMatch(/^azgate exec \[--app NAME\] \[--\] COMMAND \[ARGS\.\.\.\]$/m);
+    expect(help.stdout).toMatch(/^\s+--app\s+The app session to use, when logged into several/m);
   });
 
   it("a usage error exits 2 and runs nothing", async () => {
@@ -359,6 +412,29 @@ describe("cluster core end to end", () => {
     // The lockout stops password guessing only: anyone can fail a login, so it must not cut bob's live session.
     const still = await asBob(["apps", "ls"]);
     expect(still.code, still.stderr).toBe(0);
+  });
+
+  it("status without the proxy: the certificate's view, said so; a proxy that does not answer costs it its short timeout, not the 30 s default", async () => {
+    await proxy.stop();
+    const refused = JSON.parse((await asBob(["status", "-f", "json"])).stdout).active;
+    expect(refused).toMatchObject({ view: "certificate", roles: ["access"], proxy_error: expect.stringContaining("nothing is listening there") });
+    // Something that accepts and never answers, where the proxy was.
+    const held: net.Socket[] = [];
+    const silent = net.createServer((socket) => void held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(proxy.port, "127.0.0.1", resolve));
+    try {
+      const started = Date.now();
+      const res = await asBob(["status"]);
+      const took = Date.now() - started;
+      expect(res.code, res.stderr).toBe(0);
+      expect(res.stdout).toMatch(/Roles:\s+access\n/);
+      expect(res.stdout).toMatch(/Note:\s+the proxy could not be asked \(.*timed out.*\): roles and Azure identities above are the certificate's, as of login, and access grants are unknown/);
+      // A CLI start plus 2 s; waiting for the default would take 30 s.
+      expect(took).toBeLessThan(25_000);
+    } finally {
+      for (const socket of held) socket.destroy();
+      silent.close();
+    }
   });
 
   it("logs out", async () => {

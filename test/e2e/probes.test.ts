@@ -27,13 +27,17 @@ function getJson(url: string, ca?: string): Promise<{ status: number; body: Reco
 describe("health and readiness probes", () => {
   let cluster: TestCluster;
   let agent: AgentProcess;
+  /** An agent with no diagnostics port: its probes on a loopback port of their own, for the image's HEALTHCHECK. */
+  let bare: AgentProcess;
   beforeAll(async () => {
     cluster = await startCluster();
     agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken(), args: ["--diag-addr", "127.0.0.1:0"] });
+    bare = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken() });
     await agent.waitFor(/tunnel to .* is up/);
     await agent.waitFor(/Diagnostics:\s+http:\/\/127\.0\.0\.1:\d+/);
+    await bare.waitFor(/tunnel to .* is up/);
   });
-  afterAll(() => stopAll(agent, cluster));
+  afterAll(() => stopAll(agent, bare, cluster));
 
   it("proxy: /healthz and /readyz answer 200 on the API port", async () => {
     const base = `https://${cluster.proxy.addr}`;
@@ -53,6 +57,21 @@ describe("health and readiness probes", () => {
     expect(closed.code).toBe(1);
   });
 
+  it("azgate healthcheck with no --url fits the mode running on the data dir: the proxy's port, the agent's diagnostics port, or a probe-only loopback port", async () => {
+    const home = tempDir();
+    const port = /Diagnostics:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(agent.output())![1];
+    const proxyCheck = await cli(["healthcheck", "--data-dir", cluster.proxy.dataDir], { home });
+    expect([proxyCheck.code, proxyCheck.stdout], proxyCheck.stderr).toEqual([0, `https://127.0.0.1:${cluster.proxy.port}/readyz: ok (proxy)\n`]);
+    const agentCheck = await cli(["healthcheck"], { home, env: { AZGATE_DATA_DIR: agent.dataDir } });
+    expect([agentCheck.code, agentCheck.stdout], agentCheck.stderr).toEqual([0, `http://127.0.0.1:${port}/readyz: ok (agent)\n`]);
+    const bareCheck = await cli(["healthcheck", "--data-dir", bare.dataDir], { home });
+    expect([bareCheck.code, bareCheck.stdout], bareCheck.stderr).toEqual([0, expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/readyz: ok \(agent\)\n$/)]);
+    // The probe-only port serves no metrics (only --diag-addr does).
+    const probeOnly = new URL(bareCheck.stdout.split(": ok")[0]);
+    expect((await getJson(`http://127.0.0.1:${probeOnly.port}/healthz`)).status).toBe(200);
+    expect(await new Promise((resolve) => http.get(`http://127.0.0.1:${probeOnly.port}/metrics`, (res) => (res.resume(), resolve(res.statusCode))))).toBe(404);
+  });
+
   it("agent: ready while its tunnel is up, not ready (503, with the reason) once the proxy is gone, alive throughout", async () => {
     const port = /Diagnostics:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(agent.output())![1];
     const base = `http://127.0.0.1:${port}`;
@@ -65,5 +84,8 @@ describe("health and readiness probes", () => {
     }
     expect(ready).toEqual({ status: 503, body: { status: "not ready", reason: "no tunnel to the proxy" } });
     expect(await getJson(`${base}/healthz`)).toEqual({ status: 200, body: { status: "ok" } });
+    // The image's HEALTHCHECK says so for the agent, not for a proxy it never ran.
+    const check = await cli(["healthcheck", "--data-dir", agent.dataDir], { home: tempDir() });
+    expect([check.code, check.stderr]).toEqual([1, expect.stringContaining(`http://127.0.0.1:${port}/readyz answered 503`)]);
   });
 });

@@ -201,6 +201,24 @@ describe("web UI", () => {
     expect((await exported.text()).trim().split("\n").map((l) => JSON.parse(l))).toEqual(await cliEvents(["--request", approvedId]));
     const csv = await (await d.context.request.get(`${base}/web/audit/export?format=csv&request=${approvedId}`)).text();
     expect(csv.split("\r\n")[0]).toMatch(/^time,event,code,user,app,azure_identity/);
+
+    // By command (issue 32): the same rows as admin audit commands, each linking to its requests.
+    const cliCommands = JSON.parse((await cli(["admin", "--data-dir", cluster.proxy.dataDir, "audit", "commands", "--user", "alice", "--format", "json"], { home: homes.get("dave")! })).stdout) as { command: string | null; requests: number; result: string; id: string; session_id: string }[];
+    expect(cliCommands.some((r) => r.command === "az group list")).toBe(true);
+    await d.page.click("a[href='/web/audit/commands']");
+    await d.page.fill("input[name=user]", "alice");
+    await d.page.click("form[action='/web/audit/commands'] button[type=submit]");
+    await d.page.waitForURL(/\/web\/audit\/commands\?.*user=alice/);
+    const shownRows = await d.page.locator("table.commands tbody tr").evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent?.trim() ?? "")));
+    expect(shownRows.map((r) => [r[3], r[5], r[7]])).toEqual(cliCommands.map((r) => [r.command ?? expect.any(String), String(r.requests), r.result]));
+    const listRow = cliCommands.find((r) => r.command === "az group list")!;
+    await d.page.locator("table.commands a", { hasText: "az group list" }).first().click();
+    await d.page.waitForURL(/\/web\/audit\?session=.*&command=/);
+    const ofCommand = await pageEvents();
+    expect(ofCommand.length).toBeGreaterThan(0);
+    expect(ofCommand.every((e) => (e.client as { command?: string }).command === "group list" && e.user === "alice")).toBe(true);
+    expect(new Set(ofCommand.map((e) => e.request_id)).size).toBe(listRow.requests);
+    await shot(d.page, "audit-commands");
     await d.context.close();
 
     const a = await freshPage(browser);
@@ -211,6 +229,7 @@ describe("web UI", () => {
     expect(refused?.status()).toBe(403);
     expect(await a.page.locator(".flash.error").textContent()).toBe('access denied to perform action "list" on "event"');
     expect(await audit("web.request.denied")).toContainEqual(expect.objectContaining({ user: "alice", method: "GET", path: "/web/audit", error_code: "access_denied", success: false }));
+    expect((await a.page.goto(`${base}/web/audit/commands`))?.status()).toBe(403);
     await a.context.close();
   });
 

@@ -8,11 +8,22 @@ declare const Deno: { execPath(): string } | undefined;
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 
-/** The real CLI on the runtime running the tests: Node through tsx, or Deno directly. */
+/**
+ * The real CLI on the runtime running the tests: on Deno, the sources
+ * directly; on Node, the single binary this checkout builds (test/global-setup.ts
+ * builds it when a source is newer), or, with AZGATE_TEST_FROM_SOURCE=1,
+ * the sources through tsx (what the demo's alias runs), which start about
+ * 0.35 s slower each: thousands of processes in a run.
+ */
 export function azgateCommand(args: string[]): [string, string[]] {
   if (typeof Deno !== "undefined") return [Deno.execPath(), ["run", "-A", "--quiet", path.join(ROOT, "cmd/azgate.ts"), ...args]];
+  const binary = process.env[TEST_BINARY_ENV];
+  if (binary) return [binary, args];
   return [process.execPath, [path.join(ROOT, "bin/azgate.mjs"), ...args]];
 }
+
+/** Set by test/global-setup.ts to the single binary the Node run spawns. */
+export const TEST_BINARY_ENV = "AZGATE_TEST_CLI_BINARY";
 
 export interface CliResult {
   code: number;
@@ -25,10 +36,10 @@ export function tempDir(prefix = "azgate-e2e-"): string {
 }
 
 /** Runs `azgate ARGS` to completion, writing `input` to its stdin. */
-export function cli(args: string[], opts: { home: string; input?: string; env?: Record<string, string> }): Promise<CliResult> {
+export function cli(args: string[], opts: { home: string; input?: string; env?: Record<string, string>; cwd?: string }): Promise<CliResult> {
   const [cmd, argv] = azgateCommand(args);
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, { env: { ...process.env, AZGATE_HOME: opts.home, NO_COLOR: "1", ...opts.env }, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(cmd, argv, { env: { ...process.env, AZGATE_HOME: opts.home, NO_COLOR: "1", ...opts.env }, stdio: ["pipe", "pipe", "pipe"], cwd: opts.cwd });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
@@ -72,7 +83,16 @@ export function startProxyProcess(opts: { dataDir: string; home: string; args?: 
           stop: (signal = "SIGTERM") =>
             new Promise((done) => {
               if (child.exitCode !== null || child.signalCode !== null) return done();
-              child.once("exit", () => done());
+              // KNOWN GAP (open): on Deno, a proxy that carried 1,000 concurrent streams (replicas-load) has been seen
+              // still draining 60 s after SIGTERM. Teardown is bounded: after 30 s it is killed, and says so.
+              const killer = setTimeout(() => {
+                process.stderr.write(`[test] proxy on ${opts.dataDir} still running 30 s after ${signal}; killing it\n`);
+                child.kill("SIGKILL");
+              }, 30_000);
+              child.once("exit", () => {
+                clearTimeout(killer);
+                done();
+              });
               child.kill(signal);
             }),
         });
@@ -130,7 +150,15 @@ export function startCli(args: string[], opts: { home: string; env?: Record<stri
           child,
           output: () => out,
           stop: (signal = "SIGINT") => {
-            if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+            if (child.exitCode === null && child.signalCode === null) {
+              child.kill(signal);
+              // Teardown is bounded (see the proxy's stop above): killed after 30 s, said so.
+              const killer = setTimeout(() => {
+                process.stderr.write(`[test] azgate ${args[0]} still running 30 s after ${signal}; killing it\n`);
+                child.kill("SIGKILL");
+              }, 30_000);
+              void exited.finally(() => clearTimeout(killer));
+            }
             return exited;
           },
         });

@@ -128,6 +128,8 @@ export interface AppSession {
   tunnel: TunnelSession;
   placeholder(resource: string, opts?: { identity?: string; expires?: Date; key?: CryptoKey }): Promise<string>;
   request(url: string, opts?: { method?: string; headers?: [string, string][]; body?: Uint8Array | ReadableStream<Uint8Array>; resource?: string | null }): Promise<TunnelResponse>;
+  /** A new tunnel with the same app certificate, as the local proxy dials again after its tunnel was closed. */
+  redial(): Promise<void>;
   close(): void;
 }
 
@@ -174,7 +176,7 @@ export async function startCluster(opts: { args?: string[]; clusterName?: string
 export async function openAppSession(target: ApiTarget, api: ApiClient, app: string, identity: string): Promise<AppSession> {
   const key = await generateKeyPair();
   const res = await api.call<{ cert_pem: string; expires: string }>("POST", "/v1/apps/login", { app, azure_identity: identity, public_key_pem: await publicKeyToPem(key.publicKey) });
-  const tunnel = await dialTunnel({ baseUrl: target.baseUrl, path: "/v1/tunnel/client", caPems: trustedCas(target), key: key.privateKey, certPem: res.cert_pem, session: {}, clock: systemClock });
+  const dial = () => dialTunnel({ baseUrl: target.baseUrl, path: "/v1/tunnel/client", caPems: trustedCas(target), key: key.privateKey, certPem: res.cert_pem, session: {}, clock: systemClock });
   const expires = new Date(res.expires);
   // One placeholder per resource, reused until it expires, as az and the SDKs do.
   const reused = new Map<string, Promise<string>>();
@@ -182,7 +184,7 @@ export async function openAppSession(target: ApiTarget, api: ApiClient, app: str
     key,
     certPem: res.cert_pem,
     expires,
-    tunnel,
+    tunnel: await dial(),
     placeholder: (resource, o = {}) =>
       signPlaceholder(o.key ?? key.privateKey, { tid: "aaaaaaaa-0000-4000-8000-000000000001", resource, identity: o.identity ?? identity, now: new Date(), expires: o.expires ?? expires }),
     async request(url, o = {}) {
@@ -192,9 +194,13 @@ export async function openAppSession(target: ApiTarget, api: ApiClient, app: str
         if (!reused.has(resource)) reused.set(resource, session.placeholder(resource));
         headers.push(["authorization", `Bearer ${await reused.get(resource)}`]);
       }
-      return tunnelRequest(tunnel, { method: o.method ?? "GET", url, headers }, o.body);
+      return tunnelRequest(session.tunnel, { method: o.method ?? "GET", url, headers }, o.body);
     },
-    close: () => tunnel.close(),
+    async redial() {
+      session.tunnel.close();
+      session.tunnel = await dial();
+    },
+    close: () => session.tunnel.close(),
   };
   return session;
 }

@@ -29,7 +29,7 @@ import type { TunnelSession, TunnelStream } from "../../src/tunnel/index.ts";
 import { tunnelRequest, type TunnelResponse } from "../../src/tunnel/http.ts";
 import { signPlaceholder } from "../../src/azure/placeholder.ts";
 import { forwardStream } from "../../src/agent/forward.ts";
-import { isIdentityFactsCall, serveProxyStream } from "../../src/agent/streams.ts";
+import { isProxyCall, serveProxyStream } from "../../src/agent/streams.ts";
 import { Outbound } from "../../src/agent/outbound.ts";
 import { AzureTokenProvider } from "../../src/agent/tokens.ts";
 import { identityHttpClient } from "../../src/agent/identity-http.ts";
@@ -75,11 +75,14 @@ export interface MemoryCluster {
    * `beforeAppLogin` runs as the logged-in user before apps login (to request access, say).
    */
   appSession(user: string, roles: string[], azureIdentity: string, opts?: { traits?: Record<string, string[]>; app?: string; beforeAppLogin?: (caller: Caller) => Promise<void> }): Promise<MemoryApp>;
+  /** An app session (apps login, then a tunnel) for a caller already signed in (or joined: a bot), whose certificate ends at `expires`. */
+  appSessionAs(caller: Caller, expires: Date, azureIdentity: string, opts?: { app?: string }): Promise<MemoryApp>;
   close(): Promise<void>;
 }
 
-export async function startMemoryCluster(fx: EmulatorFixture): Promise<MemoryCluster> {
-  const config = configSchema.parse({ auth: { second_factor: "off" } });
+/** `config`: more configuration (bots' issuer connect-to, say), over second_factor off. */
+export async function startMemoryCluster(fx: EmulatorFixture, config_: Record<string, unknown> = {}): Promise<MemoryCluster> {
+  const config = configSchema.parse({ ...config_, auth: { second_factor: "off" } });
   const clock = new FakeClock();
   const { ctx, close } = await openState(tempDir("azgate-mem-"), { clusterName: "memory", settings: settingsFrom(config), purpose: "memory cluster", clock });
   const registry = new AppRegistry(clock, 45_000);
@@ -107,8 +110,8 @@ export async function startMemoryCluster(fx: EmulatorFixture): Promise<MemoryClu
       // The agent dials (dialer) and the proxy opens a stream per request on it, as over the real WebSocket.
       const pair = memoryPair({
         onStream: (s) => {
-          // apps login asks the agent for the identity's facts: answered as the agent does, not counted as a request.
-          if (isIdentityFactsCall(s)) return void serveProxyStream({ outbound, tokens, clock }, s);
+          // apps login asks the agent for the identity's facts, access requests for the identities it lists: answered as the agent does, not counted as requests.
+          if (isProxyCall(s)) return void serveProxyStream({ outbound, tokens, clock }, s);
           agent.streams++;
           const forward = () => forwardStream({ outbound, tokens, clock }, s);
           if (opts.onStream) opts.onStream(s, forward);
@@ -116,7 +119,7 @@ export async function startMemoryCluster(fx: EmulatorFixture): Promise<MemoryClu
         },
       });
       sessions.push(pair.dialer, pair.acceptor);
-      agent.tunnel = { id: crypto.randomUUID(), hostId: id, hostName: id, session: pair.acceptor, connectedAt: clock.now(), holds: opts.holds ?? true };
+      agent.tunnel = { id: crypto.randomUUID(), hostId: id, hostName: id, session: pair.acceptor, connectedAt: clock.now(), holds: opts.holds ?? true, listsIdentities: opts.holds ?? true };
       agent.heartbeat();
       return agent;
     },
@@ -134,6 +137,9 @@ export async function startMemoryCluster(fx: EmulatorFixture): Promise<MemoryClu
     async appSession(user, roles, azureIdentity, opts = {}) {
       const { caller, expires } = await cluster.signIn(user, roles, opts.traits ?? { azure_identities: [azureIdentity] });
       await opts.beforeAppLogin?.(caller);
+      return cluster.appSessionAs(caller, expires, azureIdentity, opts);
+    },
+    async appSessionAs(caller, expires, azureIdentity, opts = {}) {
       const appKey = await generateKeyPair();
       const appCert = await issueAppCert(ctx, registry, caller, expires, { app: opts.app ?? "azure-cli", azure_identity: azureIdentity, public_key_pem: await publicKeyToPem(appKey.publicKey) });
       const cert = new x509.X509Certificate(appCert.cert_pem);

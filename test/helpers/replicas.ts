@@ -29,6 +29,8 @@ export interface ReplicaCluster {
   targetOf(p: { port: number }): Promise<ApiTarget>;
   /** alice's API client against a target. */
   alice(t: ApiTarget): ApiClient;
+  /** alice's login key and certificate (a workstation's profile). */
+  aliceCredentials: { keyPem: string; certPem: string };
   /** An app session for alice as the reader identity, through `via` (the balancer by default). */
   appSession(via?: { port: number }): Promise<AppSession>;
   stop(): Promise<void>;
@@ -76,15 +78,37 @@ export async function startReplicaCluster(fx: EmulatorFixture, opts: { replicas?
     addReplica: replica,
     targetOf,
     alice,
+    aliceCredentials: { keyPem, certPem: login.cert_pem },
     async appSession(via = lb) {
       const t = await targetOf(via);
       return openAppSession(t, alice(t), "azure-cli", READER);
     },
     async stop() {
-      await agent.stop();
-      for (const r of replicas) await r.stop();
-      await lb.close();
-      await db.stop();
+      // Each step bounded and named when it overruns (on Deno, teardown after the load test outlived 150 s).
+      const bounded = (what: string, step: () => Promise<unknown>) =>
+        new Promise<void>((done) => {
+          const timer = setTimeout(() => {
+            process.stderr.write(`[test] replica cluster: ${what} still going after 30 s; going on\n`);
+            done();
+          }, 30_000);
+          void step().finally(() => {
+            clearTimeout(timer);
+            done();
+          });
+        });
+      // KNOWN GAP (open): on Deno, the agent has been seen not to exit on SIGTERM after the 1,000-stream load; killed then.
+      await bounded("agent stop", () => agent.stop());
+      // By its process ID: after a first kill(), Deno's child_process sends nothing more through child.kill().
+      if (agent.child.pid) {
+        try {
+          process.kill(agent.child.pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+      for (const r of replicas) await bounded(`replica ${r.port} stop`, () => r.stop());
+      await bounded("balancer close", () => lb.close());
+      await bounded("PostgreSQL stop", () => db.stop());
     },
   };
 }

@@ -90,7 +90,8 @@ describe("container image, built with podman", () => {
       encoding: "utf8",
       timeout: 900_000,
       maxBuffer: 64 * 1024 * 1024,
-      env: { ...env, CONTAINER_ENGINE: ["podman", ...GLOBAL].join(" "), CONTAINER_BUILD_FLAGS: "--isolation chroot --format docker", BUILD_IMAGE: NODE_BASE, RUNTIME_IMAGE: DEBIAN },
+      // KEEP_BUILD_STAGE: the newest build stage stays as the next run's layer cache (pruneOldBuilds keeps only it).
+      env: { ...env, CONTAINER_ENGINE: ["podman", ...GLOBAL].join(" "), CONTAINER_BUILD_FLAGS: "--isolation chroot --format docker", BUILD_IMAGE: NODE_BASE, RUNTIME_IMAGE: DEBIAN, KEEP_BUILD_STAGE: "1" },
     });
     build = { code: res.status ?? -1, stdout: res.stdout, stderr: res.stderr };
   }, 900_000);

@@ -8,7 +8,8 @@ import path from "node:path";
 import { parseResources } from "../../resources/parse.ts";
 import { AzgateError } from "../../errors/index.ts";
 import type { Role } from "../../rbac/types.ts";
-import type { User } from "../../resources/user.ts";
+import { botLockUser, isBot, type User } from "../../resources/user.ts";
+import type { JoinToken } from "../../resources/join-token.ts";
 import type { TokenInfo } from "../../proxy/admin.ts";
 import { describeTarget, type Lock } from "../../resources/lock.ts";
 import { connectorRoles, type Connector } from "../../resources/connector.ts";
@@ -19,9 +20,11 @@ import { withAdmin, type AdminArgs, type AdminConnection } from "../connect.ts";
 import { fields, formatOption, print, printErr, structured, table, type Format } from "../output.ts";
 import { csv, run, subcommandNeeded } from "../run.ts";
 import { explain, explainOptions, type ExplainArgs } from "./roles.ts";
+import { roleSummary } from "./role-summary.ts";
 import { adminRequestCommands } from "./requests.ts";
 import { auditCommands } from "./audit.ts";
 import { backupCommands } from "./backup.ts";
+import { authCommands, rotationStatusText } from "./rotate.ts";
 import type { ApiClient } from "../../api/client.ts";
 
 
@@ -41,13 +44,15 @@ export function adminCommands(y: Argv) {
         .option("config", { type: "string", describe: "Proxy config file, with --data-dir" })
         .command(
           "status",
-          "Cluster name, version and CA pin",
+          "Cluster name, version and CA pin; each CA's rotation phase, both pins while it rotates, and who has not moved yet",
           (b) => b,
           withAdmin(async ({ client }) => {
             const s = await client.call<{ cluster_name: string; version: string; ca_pins: string[] }>("GET", "/v1/cluster/status");
             print(fields([["Cluster", s.cluster_name], ["Version", s.version], ...s.ca_pins.map((p): [string, string] => ["CA pin", p])]));
+            print(await rotationStatusText(client));
           }),
         )
+        .command("auth", "The cluster's CAs: rotate them in phases", (a) => authCommands(a))
         .command<AdminArgs & { file?: string; filename?: string; force?: boolean }>(
           "create [filename]",
           "Create resources from a YAML file (Teleport role files load unchanged): create [-f] FILE, as tctl create",
@@ -111,12 +116,13 @@ export function adminCommands(y: Argv) {
             print(res.message);
           }),
         )
-        .command<AdminArgs & { user?: string; role?: string; "azure-identity"?: string; session?: string; ttl?: string; message?: string; format?: Format }>(
+        .command<AdminArgs & { user?: string; bot?: string; role?: string; "azure-identity"?: string; session?: string; ttl?: string; message?: string; format?: Format }>(
           "lock",
-          "Lock a user, role, Azure identity or session: matching requests are refused from the next one on, open tunnels close",
+          "Lock a user, bot, role, Azure identity or session: matching requests are refused from the next one on, open tunnels close",
           (b) =>
             b
               .option("user", { type: "string", describe: "Lock this user" })
+              .option("bot", { type: "string", describe: "Lock this bot (its user bot-NAME): its joins, renewals and requests" })
               .option("role", { type: "string", describe: "Lock every user with this role" })
               .option("azure-identity", { type: "string", describe: "Lock this Azure identity (resource ID or name) for everyone" })
               .option("session", { type: "string", describe: "Lock one login or app session (its ID, as audit events show it)" })
@@ -124,13 +130,16 @@ export function adminCommands(y: Argv) {
               .option("message", { type: "string", describe: "Shown to whoever is refused" })
               .option("format", { choices: ["text", "json", "yaml"] as const, describe: "Output format" }),
           withAdmin(async ({ client }, argv) => {
-            const target = { user: argv.user, role: argv.role, azure_identity: argv["azure-identity"], session_id: argv.session };
-            const lock = await client.call<Lock>("POST", "/v1/admin/locks", { target, ttl: argv.ttl, message: argv.message });
+            if (argv.user && argv.bot) throw new AzgateError("bad_parameter", "--user and --bot name the same field of a lock (a bot is user bot-NAME): give one");
+            const target = { user: argv.bot !== undefined ? botLockUser(argv.bot) : argv.user, role: argv.role, azure_identity: argv["azure-identity"], session_id: argv.session };
+            const { warnings, ...lock } = await client.call<Lock & { warnings?: string[] }>("POST", "/v1/admin/locks", { target, ttl: argv.ttl, message: argv.message });
+            for (const w of warnings ?? []) printErr(`WARNING: ${w}`);
             if (argv.format === "json" || argv.format === "yaml") return print(await structured(lock, argv.format));
             print(`Created a lock with name "${lock.metadata.name}".`);
           }),
         )
         .command("users", "Add, update and reset users", (u) => userCommands(u).demandCommand(...subcommandNeeded("admin users")))
+        .command("bots", "Bots: CI runs that join with their CI's own token (add, ls, rm)", (t) => botCommands(t).demandCommand(...subcommandNeeded("admin bots")))
         .command("tokens", "Join tokens for agents", (t) => tokenCommands(t).demandCommand(...subcommandNeeded("admin tokens")))
         .command("audit", "Read the audit log", (t) => auditCommands(t).demandCommand(...subcommandNeeded("admin audit")))
         .command("request", "Access requests, as tctl request: ls, approve, deny, revoke", (r) =>
@@ -165,12 +174,12 @@ function userCommands(u: Argv<AdminArgs>) {
         ),
       withAdmin(async ({ client }, argv) => {
         const ids = csv(argv["azure-identities"]);
-        const res = await client.call<{ invite_token: string; invite_expires: string; public_url: string }>("POST", "/v1/admin/users", {
+        const res = await client.call<{ invite_token: string; invite_expires: string; public_url: string; ca_pin?: string }>("POST", "/v1/admin/users", {
           name: argv.name,
           roles: csv(argv.roles),
           traits: ids.length ? { azure_identities: ids } : {},
         });
-        print(argv.format === "text" ? inviteMessage(argv.name, res.invite_token, new Date(res.invite_expires), res.public_url, systemClock.now()) : await structured({ user: argv.name, ...res }, argv.format));
+        print(argv.format === "text" ? inviteMessage(argv.name, res.invite_token, new Date(res.invite_expires), res.public_url, systemClock.now(), res.ca_pin) : await structured({ user: argv.name, ...res }, argv.format));
       }),
     )
     .command<AdminArgs & { name: string; "set-roles"?: string; "set-azure-identities"?: string }>(
@@ -195,8 +204,8 @@ function userCommands(u: Argv<AdminArgs>) {
       "New invite for a user (new password and second factor; lifts a lockout)",
       (b) => b.positional("name", { type: "string", demandOption: true }),
       withAdmin(async ({ client }, argv) => {
-        const res = await client.call<{ invite_token: string; invite_expires: string; public_url: string }>("POST", `/v1/admin/users/${encodeURIComponent(argv.name)}/reset`);
-        print(inviteMessage(argv.name, res.invite_token, new Date(res.invite_expires), res.public_url, systemClock.now()).replace("has been created but requires", "has been reset and requires"));
+        const res = await client.call<{ invite_token: string; invite_expires: string; public_url: string; ca_pin?: string }>("POST", `/v1/admin/users/${encodeURIComponent(argv.name)}/reset`);
+        print(inviteMessage(argv.name, res.invite_token, new Date(res.invite_expires), res.public_url, systemClock.now(), res.ca_pin).replace("has been created but requires", "has been reset and requires"));
       }),
     )
     .command<AdminArgs & { format: Format }>(
@@ -206,6 +215,37 @@ function userCommands(u: Argv<AdminArgs>) {
       withAdmin(async ({ client }, argv) => {
         const { items } = await client.call<{ items: unknown[] }>("GET", "/v1/admin/resources/user");
         print(argv.format === "text" ? resourceTable("user", items) : await structured(items, argv.format));
+      }),
+    );
+}
+
+function botCommands(t: Argv<AdminArgs>) {
+  return t
+    .command<AdminArgs & { name: string; roles: string; format: Format }>(
+      "add <name>",
+      "Add a bot: a user of kind bot (bot-NAME) with ordinary roles, which joins with a join token (kind: token) naming it",
+      (b) => formatOption(b.positional("name", { type: "string", demandOption: true }).option("roles", { type: "string", demandOption: true, describe: "Comma-separated roles" })),
+      withAdmin(async ({ client }, argv) => {
+        const bot = await client.call<{ name: string; user: string; roles: string[] }>("POST", "/v1/admin/bots", { name: argv.name, roles: csv(argv.roles) });
+        if (argv.format !== "text") return print(await structured(bot, argv.format));
+        print([`Bot "${bot.name}" has been created (user ${bot.user}, roles ${bot.roles.join(", ")}).`, ``, `Now a join token naming it (bot_name: ${bot.name}) lets a CI run join: azgate admin create token.yaml (docs/bots.md).`].join("\n"));
+      }),
+    )
+    .command<AdminArgs & { format: Format }>(
+      "ls",
+      "List bots",
+      (b) => formatOption(b),
+      withAdmin(async ({ client }, argv) => {
+        const { items } = await client.call<{ items: { name: string; user: string; roles: string[]; created?: string }[] }>("GET", "/v1/admin/bots");
+        print(argv.format === "text" ? table(["Bot", "User", "Roles", "Created"], items.map((b) => [b.name, b.user, b.roles.join(","), b.created ?? "-"])) : await structured(items, argv.format));
+      }),
+    )
+    .command<AdminArgs & { name: string }>(
+      "rm <name>",
+      "Delete a bot: its certificates are refused on their next use",
+      (b) => b.positional("name", { type: "string", demandOption: true }),
+      withAdmin(async ({ client }, argv) => {
+        print((await client.call<{ message: string }>("DELETE", `/v1/admin/bots/${encodeURIComponent(argv.name)}`)).message);
       }),
     );
 }
@@ -268,6 +308,7 @@ function withoutStatus(item: unknown): unknown {
 
 /** Local, or the SSO connector that made the user and until when it lasts. */
 function userType(u: User): string {
+  if (isBot(u)) return "bot";
   const c = u.spec.created_by?.connector;
   if (!c) return "local";
   return `sso: ${c.type}/${c.id}${u.metadata.expires ? ` until ${u.metadata.expires}` : ""}`;
@@ -283,13 +324,14 @@ function resourceTable(kind: string, items: unknown[]): string {
   }
   if (k === "role") {
     return table(
-      ["Role", "Azure identities", "Denied identities", "App labels", "Max session TTL"],
+      ["Role", "Azure identities", "Denied identities", "App labels", "Max session TTL", "Other rules"],
       (items as Role[]).map((r) => [
         r.metadata.name,
         (r.spec.allow?.azure_identities ?? []).join(",") || "-",
         (r.spec.deny?.azure_identities ?? []).join(",") || "-",
         Object.entries(r.spec.allow?.app_labels ?? {}).map(([key, v]) => `${key}=${[v].flat().join("|")}`).join(",") || "-",
         r.spec.options?.max_session_ttl ?? "12h (default)",
+        roleSummary(r),
       ]),
     );
   }
@@ -311,9 +353,13 @@ function resourceTable(kind: string, items: unknown[]): string {
       (items as User[]).map((u) => [u.metadata.name, u.spec.roles.join(","), (u.spec.traits.azure_identities ?? []).join(",") || "-", userType(u)]),
     );
   }
+  // Agents' secret tokens by ID, bots' join tokens by name.
+  const expiry = (at: string | undefined) => (at ? `${at} (in ${formatDuration(Date.parse(at) - systemClock.now())})` : "never");
   return table(
     ["ID", "Type", "Uses", "Expires"],
-    (items as TokenInfo[]).map((t) => [t.id, t.type, t.max_uses ? `${t.uses ?? 0}/${t.max_uses}` : `${t.uses ?? 0}`, `${t.expires} (in ${formatDuration(Date.parse(t.expires) - systemClock.now())})`]),
+    (items as (TokenInfo | JoinToken)[]).map((t) =>
+      "spec" in t ? [t.metadata.name, `bot ${t.spec.bot_name} (${t.spec.join_method})`, "-", expiry(t.metadata.expires)] : [t.id, t.type, t.max_uses ? `${t.uses ?? 0}/${t.max_uses}` : `${t.uses ?? 0}`, expiry(t.expires)],
+    ),
   );
 }
 

@@ -31,6 +31,8 @@ const AUDIT_FLAGS: [string, string][] = [
   ["session", "Only this session (every request of one app session)"],
   ["request-id", "Only this request through azgate (x-azgate-request-id): its start and end"],
   ["command", "Only the requests of one command (its ID, as admin audit commands shows it)"],
+  ["bot", "Only this bot's events (its name, as admin bots ls shows it)"],
+  ["ci", "Only bots' events with this CI fact: KEY=VALUE (repository=acme/infra, sha=..., run_id=...), or a value of any fact"],
 ];
 
 /** `admin audit commands` flags (proxy/audit-commands.ts COMMAND_FILTERS). */
@@ -145,21 +147,35 @@ function commandTable(rows: CommandRow[]): string {
   );
 }
 
+function throughAzgate(r: Attribution): string {
+  if (!r.through_azgate) return r.not_explained_because ? `NO: ${r.not_explained_because}` : "NO: not made through azgate";
+  const notes = [r.same_operation ? "" : "part of its request", r.caller_checked ? "" : "caller not checked"].filter(Boolean);
+  return notes.length ? `yes (${notes.join("; ")})` : "yes";
+}
+
 function attributionTable(rows: Attribution[]): string {
   const unexplained = rows.filter((r) => !r.through_azgate).length;
   const lines = table(
     ["Time", "Operation", "Resource", "Status", "Through azgate", "User", "Command"],
-    rows.map((r) => [r.time, r.operation ?? "", r.resource_id ?? "", r.status ?? "", r.through_azgate ? "yes" : "NO: not made through azgate", r.user ?? "", r.command ?? (r.through_azgate ? "-" : "")]),
+    rows.map((r) => [r.time, r.operation ?? "", r.resource_id ?? "", r.status ?? "", throughAzgate(r), r.user ?? "", r.command ?? (r.through_azgate ? "-" : "")]),
   );
   return `${lines}\n\n${rows.length - unexplained} of ${rows.length} entries made through azgate; ${unexplained} not${unexplained ? " (someone went around the gateway, or through another)" : ""}.`;
 }
 
 /** One readable line for the most telling fields of an event. */
+/** A bot's request names its run: the repository (or project), the commit and the run. */
+function botRun(e: AuditEvent): string {
+  if (typeof e.bot !== "string") return "";
+  const ci = (e.ci ?? {}) as Record<string, string>;
+  const where = ci.repository ?? ci.project_path ?? ci.project ?? ci.namespace;
+  return ` [bot ${e.bot}${where ? ` ${where}` : ""}${ci.sha ? `@${ci.sha.slice(0, 12)}` : ""}${ci.run_id ?? ci.pipeline_id ? ` run ${ci.run_id ?? ci.pipeline_id}` : ""}]`;
+}
+
 function auditSummary(e: AuditEvent): string {
   if (typeof e.method === "string") {
     const what = `${e.method} ${e.host ?? ""}${e.path ?? ""}${e.query ? `?${e.query}` : ""}`;
     const result = e.status !== undefined ? ` -> ${e.status}${e.duration_ms !== undefined ? ` in ${e.duration_ms} ms` : ""}` : "";
-    return `${what}${result}${e.reason ? ` (${e.reason})` : ""}`;
+    return `${what}${result}${e.reason ? ` (${e.reason})` : ""}${botRun(e)}`;
   }
   const skip = new Set(["time", "event", "code", "user", "success"]);
   return Object.entries(e)

@@ -7,13 +7,13 @@ import type { Argv } from "yargs";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { DESCRIBE } from "../catalog.ts";
-import { AzgateError, isAzgateError } from "../../errors/index.ts";
+import { AppUnavailable, AzgateError, isAzgateError } from "../../errors/index.ts";
 import { listAppSessions, removeAppSession } from "../../client/app-store.ts";
-import { prepareLocalSession, type PreparedSession } from "../../client/local-session.ts";
+import type { PreparedSession } from "../../client/local-session.ts";
 import { azVersion, findAz, runAz, runChild, usesMsal } from "../../client/az.ts";
 import { execEnv, SCRUBBED } from "../../client/exec-env.ts";
 import type { PythonTrust } from "../../client/session-env.ts";
-import { print } from "../output.ts";
+import { print, printErr } from "../output.ts";
 import { exportLines, unsetLine, type Shell } from "../shell-exports.ts";
 import { run, subcommandNeeded, untilSignalled } from "../run.ts";
 
@@ -113,21 +113,37 @@ function appFlag(args: string[]): { app?: string; rest: string[] } {
  * A proxy that cannot be reached stops it at once (az would retry for seconds).
  */
 async function throughSession(app: string | undefined, name: string, child: (session: PreparedSession, signal: AbortSignal) => Promise<{ code: number }>, pythonTrust: PythonTrust = "local"): Promise<void> {
+  // Loaded here, not at the top: apps ls and apps logout share this module and need none of it.
+  const { prepareLocalSession } = await import("../../client/local-session.ts");
   // One ID for this run, on each of its requests (the audit's command view); the program's file name, never its arguments.
   const prep = await prepareLocalSession(app, 0, pythonTrust, undefined, { id: crypto.randomUUID(), program: path.basename(name) });
   const stop = new AbortController();
   const running = child(prep, stop.signal);
   running.catch(() => undefined);
+  // No agent serves the app: az and the SDKs would retry the 503 for seconds. Before anything got through,
+  // the command is stopped and that is said; later (an agent restarting mid-run) it is said once, and retried.
+  let unavailable: AppUnavailable | null = null;
+  const appUnavailable = (first: boolean) => {
+    if (unavailable) return;
+    unavailable = new AppUnavailable(`no agent serves app "${prep.app}" right now; ${first ? `${name} was stopped rather than left to retry` : `${name} retries`}. azgate apps ls shows the apps that are up`);
+    if (first) stop.abort();
+    else printErr(`azgate: ${unavailable.message}`);
+  };
   let opened;
   try {
     const { openLocalProxy } = await import("../../client/azure-session.ts");
-    opened = await openLocalProxy(prep);
+    opened = await openLocalProxy(prep, undefined, appUnavailable);
   } catch (e) {
     // No proxy for the command to use (damaged keys, say): stop it, and say why.
     stop.abort();
     await running.catch(() => undefined);
     throw e;
   }
+  // Asked at once, while the command boots: an app no agent serves is then said within a round trip,
+  // not at the command's first request (az needs most of a second to get that far).
+  const proxy = opened.proxy;
+  const probe = new AbortController();
+  void servedNow(prep.app, prep.identity, probe.signal).then((served) => served || proxy.gotThrough || appUnavailable(true), () => undefined);
   const unreachable = opened.proxy.connected.then(
     () => null,
     (e: Error) => {
@@ -136,16 +152,37 @@ async function throughSession(app: string | undefined, name: string, child: (ses
     },
   );
   try {
-    process.exitCode = (await running).code;
+    const { code } = await running;
+    if (stop.signal.aborted && unavailable) throw unavailable;
+    process.exitCode = code;
   } catch (e) {
+    if (stop.signal.aborted && unavailable) throw unavailable;
     const cause = await Promise.race([unreachable, new Promise<null>((r) => setTimeout(() => r(null), 100))]);
     // The proxy answered and refused the session (a deleted, reset or locked user): its words, as it said them.
     if (isAzgateError(cause) && cause.code !== "connection_failed") throw cause;
     if (cause) throw new AzgateError("connection_failed", `${cause.message}; ${name} was not run to the end. Is the azgate proxy up? (azgate status shows which one this session uses)`);
     throw e;
   } finally {
+    // A question still out (a proxy that takes connections and never answers) does not keep azgate up.
+    probe.abort();
     await opened.proxy.close();
   }
+}
+
+/**
+ * Whether an agent serves `app` now, asked as roles explain asks it: its not_found is "no agent serves
+ * the app" (it tells any signed-in user whether an app name is served; nothing new is disclosed). Any
+ * other answer, a refusal or a failure to ask included, leaves the command to its own requests, so a
+ * user whose roles changed gets the proxy's own refusal, not "no agent".
+ */
+async function servedNow(app: string, azureIdentity: string, signal: AbortSignal): Promise<boolean> {
+  const { profileClient } = await import("../connect.ts");
+  const client = await profileClient();
+  const asked = await client.call("POST", "/v1/roles/explain", { app, azure_identity: azureIdentity, method: "GET", url: "https://management.azure.com/" }, { timeoutMs: 2_000, signal }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  return !(isAzgateError(asked) && asked.code === "not_found");
 }
 
 /** az commands that work without a logged-in account (the rest would print "Please run 'az login'"). */
@@ -184,7 +221,8 @@ export function proxyCommands(y: Argv) {
             throw new AzgateError("bad_parameter", `--port ${argv.port} is not a port: use a whole number from 1 to 65535 (or leave it out for a free one)`);
           }
           const { startLocalProxy } = await import("../../client/azure-session.ts");
-          const opened = await startLocalProxy(argv.app, argv.port ?? 0, argv.debug ? (line) => process.stderr.write(`[azgate] ${line}\n`) : undefined, argv["ca-bundle"]);
+          const appDown = () => process.stderr.write(`[azgate] no agent serves app "${opened.app}" right now: requests get a 503 (which clients retry) until one does. azgate apps ls shows the apps that are up\n`);
+          const opened = await startLocalProxy(argv.app, argv.port ?? 0, argv.debug ? (line) => process.stderr.write(`[azgate] ${line}\n`) : undefined, argv["ca-bundle"], undefined, appDown);
           const format = argv.format ?? (process.platform === "win32" ? "powershell" : "unix");
           const sessionExports = execEnv({}, { sessionEnv: opened.env, identity: opened.identity, tenant: opened.tenant, clientId: opened.clientId, cloud: opened.cloud });
           // Listening for Ctrl-C before printing: whoever reads the exports may stop us at once.

@@ -11,7 +11,7 @@ import path from "node:path";
 import { startDemo } from "../../demo/start.ts";
 import { checkDemo, type Outcome } from "../../demo/check.ts";
 import { runCheckClient } from "../../demo/check-client.ts";
-import { DEMO_APP, DEMO_IDENTITY_NAME } from "../../demo/seed.ts";
+import { DEMO_APP, DEMO_BOT, DEMO_IDENTITY_NAME, DEMO_PIPELINE_RUN } from "../../demo/seed.ts";
 import { findAz } from "../../client/az.ts";
 import { selfCommand, writeFileAtomic } from "../../runtime/index.ts";
 import { fields, print } from "../output.ts";
@@ -117,6 +117,10 @@ function nextSteps(port: number, user: string, passwordFile: string, identity: s
     `  azgate apps login ${DEMO_APP} --azure-identity ${DEMO_IDENTITY_NAME}`,
     `  azgate az group list`,
     `  azgate proxy azure`,
+    ``,
+    `A pipeline run: a GitHub Actions job of ${DEMO_PIPELINE_RUN.repository} joins as bot "${DEMO_BOT}" with its own OIDC token (docs/bots.md):`,
+    `  (. "$AZGATE_HOME/pipeline.env" && azgate bot exec --proxy "$AZGATE_DEMO_PROXY" --ca-pin "$AZGATE_DEMO_CA_PIN" --ci-ca-file "$AZGATE_DEMO_CI_CA" --token ${DEMO_BOT} -- az group list)`,
+    `  azgate admin audit ls --data-dir ${path.join(dataDir, "proxy")} --bot ${DEMO_BOT} --format json   # each request with the run: repository, ref, sha, run ID`,
     ``,
     `Press Ctrl-C to stop.`,
   ].join("\n");

@@ -66,7 +66,8 @@ export function emulatorCommand(y: Argv) {
                 "",
                 `An agent against it, with Workload ID (the emulator writes ${federated.sa![1]}/${federated.sa![2]}'s token to ${tokenFile}):`,
                 `  AZURE_CLIENT_ID=${federated.id.client_id} AZURE_TENANT_ID=${w.tenant_id} AZURE_FEDERATED_TOKEN_FILE=${tokenFile} AZURE_AUTHORITY_HOST=https://login.microsoftonline.com/ \\`,
-                `    azgate start --mode agent --proxy PROXY_HOST:PORT --token JOIN_TOKEN --ca-pin CA_PIN --app azure-cli \\`,
+                // Its own data dir, beside the emulator's state: the default (/var/lib/azgate) is not a normal user's to write.
+                `    azgate start --mode agent --proxy PROXY_HOST:PORT --token JOIN_TOKEN --ca-pin CA_PIN --app azure-cli --data-dir ${path.join(dir, "agent")} \\`,
                 `    --azure-connect-to ${direct.host}:${emu.httpsPort} --azure-ca-file ${emu.caFile}`,
               ]
             : []),

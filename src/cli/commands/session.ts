@@ -1,14 +1,13 @@
 import type { Argv } from "yargs";
 import { systemClock } from "../../util/clock.ts";
 import { DESCRIBE } from "../catalog.ts";
-import { x509 } from "../../pki/x509.ts";
+import { X509Certificate } from "node:crypto";
 import { AzgateError } from "../../errors/index.ts";
 import { ApiClient } from "../../api/client.ts";
 import { ssoLogin } from "../../client/sso-login.ts";
 import { establishTrust, PROXY_CA_FILE_ENV, proxyBaseUrl, proxyCaFromArgs } from "../../api/trust.ts";
 import { currentProfileName, listProfileNames, loadCredentials, loadProfile, rememberTrustedCa, removeCredentials, saveProfile, trustedCa, type Profile } from "../../client/profile.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../../pki/keys.ts";
-import { identityOf } from "../../pki/certificate.ts";
 import { newTotpSecret, totpFor } from "../../auth/totp.ts";
 import { formatDuration, parseDuration } from "../../util/duration.ts";
 import { ask, confirm } from "../prompt.ts";
@@ -17,6 +16,8 @@ import { run, subcommandNeeded } from "../run.ts";
 import { profileClient } from "../connect.ts";
 import type { AccessRequest } from "../../resources/access-request.ts";
 import { identityName } from "../../azure/resource-id.ts";
+import { profileCas } from "../../client/rotation.ts";
+import { pemPin } from "../../pki/pin.ts";
 
 interface TrustArgs {
   proxy?: string;
@@ -35,12 +36,14 @@ const trustOptions = <T>(a: Argv<T>) =>
 /** Trust in a proxy: a CA confirmed once (at accept-invite or login, by pin or at the prompt) is remembered for it. */
 async function trust(argv: TrustArgs, proxy: string) {
   const saved = await loadProfile(proxy).catch(() => null);
-  const known = saved?.ca_pem ?? (await trustedCa(proxy)) ?? undefined;
+  // Every host CA the profile trusts (two while the cluster's CA rotates), else the one remembered for the proxy.
+  const remembered = await trustedCa(proxy);
+  const known = saved?.ca_pem ? (saved.ca_pems ?? [saved.ca_pem]) : remembered ? [remembered] : undefined;
   const res = await establishTrust({
     proxy,
     caPin: argv["ca-pin"],
     insecure: argv.insecure,
-    knownCaPem: known,
+    knownCaPems: known,
     proxyCaPems: proxyCaFromArgs(argv["proxy-ca-file"]) ?? saved?.proxy_ca_pems,
     confirm: (pin, cluster) => {
       process.stderr.write(`The proxy ${proxy} (cluster "${cluster}") presents a CA not seen before.\nCA pin ${pin}\n`);
@@ -73,7 +76,7 @@ export function sessionCommands(y: Argv) {
           const sso = await ssoLogin({ target, connector: argv.auth, browser: argv.browser, ttlMs, say: (line) => printErr(line), pasteFrom: process.stdin });
           const profile: Profile = { proxy, user: sso.user, cluster: ping.cluster_name, ca_pem: target.ca_pem, proxy_ca_pems: target.proxy_ca_pems, insecure: target.insecure };
           await saveProfile(profile, sso.keyPem, sso.certPem);
-          return print(statusText(statusData(profile, sso.certPem), true));
+          return print(statusText(statusData(profile, sso.certPem, await certIdentity(sso.certPem)), true));
         }
         const user = argv.user ?? (previous?.proxy === proxy ? previous.user : undefined) ?? (await ask("User: ")).trim();
         const password = await ask(`Enter password for ${user}: `, { secret: true });
@@ -88,7 +91,7 @@ export function sessionCommands(y: Argv) {
         });
         const profile: Profile = { proxy, user, cluster: ping.cluster_name, ca_pem: target.ca_pem, proxy_ca_pems: target.proxy_ca_pems, insecure: target.insecure };
         await saveProfile(profile, await privateKeyToPem(keys.privateKey), res.cert_pem);
-        print(statusText(statusData(profile, res.cert_pem), true));
+        print(statusText(statusData(profile, res.cert_pem, await certIdentity(res.cert_pem)), true));
       }),
     )
     .command<{ proxy?: string }>(
@@ -107,16 +110,24 @@ export function sessionCommands(y: Argv) {
       run(async (argv) => {
         // Every profile, the current one first and marked, as tsh status lists them.
         const current = await currentProfileName();
-        const all = [];
+        // The active profile asks the proxy first: its call follows a rotation of the cluster's CAs
+        // (client/rotation.ts), which status then shows from the profile read after it.
+        const first = current ? await loadProfile(current) : null;
+        const firstCreds = first ? await loadCredentials(first) : null;
+        const asked = firstCreds && certEnd(firstCreds.certPem).getTime() > systemClock.now() ? await askProxy() : null;
+        const all: { profile: Profile; certPem: string }[] = [];
         for (const name of [current, ...(await listProfileNames()).filter((n) => n !== current)]) {
           const profile = name ? await loadProfile(name) : null;
           const creds = profile ? await loadCredentials(profile) : null;
-          if (profile && creds) all.push(statusData(profile, creds.certPem));
+          if (profile && creds) all.push({ profile, certPem: creds.certPem });
         }
-        const active = current ? all.find((p) => p.profile_url === proxyBaseUrl(current)) : undefined;
-        if (!active) throw new AzgateError("unauthenticated", "not logged in; run azgate login --proxy HOST:PORT --user NAME");
-        const others = all.filter((p) => p !== active);
-        if (!active.expired) await addGrants(active);
+        const mine = current ? all.find((p) => proxyBaseUrl(p.profile.proxy) === proxyBaseUrl(current)) : undefined;
+        if (!mine) throw new AzgateError("unauthenticated", "not logged in; run azgate login --proxy HOST:PORT --user NAME");
+        // The current profile's view is the proxy's when it answers; the certificate's identity is decoded
+        // (a parser that costs start-up time) only for the views that need it.
+        const active = statusData(mine.profile, mine.certPem, asked && "me" in asked ? asked.me : await certIdentity(mine.certPem));
+        if (asked) Object.assign(active, "me" in asked ? { view: "proxy", active_requests: asked.grants.map((g) => g.request_id), access_grants: asked.grants } : { proxy_error: asked.error });
+        const others = await Promise.all(all.filter((p) => p !== mine).map(async (p) => statusData(p.profile, p.certPem, await certIdentity(p.certPem))));
         if (argv.format === "text") print([statusText(active, true), ...others.map((p) => statusText(p, false))].join("\n\n"));
         else print(await structured({ active, profiles: others }, argv.format as "json"));
       }),
@@ -149,22 +160,31 @@ export function sessionCommands(y: Argv) {
     );
 }
 
-/** One profile as tsh status -f json shows it (Teleport's field names), plus whether it has expired. */
 /**
- * The active profile's access grants (approved requests whose window has
- * not ended), asked of the proxy: grants live there, not in the certificate.
- * As tsh status, active_requests lists their IDs.
+ * Status is what one runs when something is wrong: a proxy that does not answer costs it this long, and
+ * then status shows the certificate's view and says so.
  */
-async function addGrants(s: ReturnType<typeof statusData>): Promise<void> {
+const STATUS_PROXY_TIMEOUT_MS = 2_000;
+
+/**
+ * What applies now, asked of the proxy (both calls at once: one round trip's wait): the roles, traits and
+ * Azure identities the backend holds (a change since login applies on the next request, so the
+ * certificate's copy may be old), and the access grants (approved requests whose window has not ended;
+ * as tsh status, active_requests lists their IDs). When the proxy cannot be asked, the certificate's
+ * view stays, marked as such, with the reason.
+ */
+async function askProxy(): Promise<{ me: IdentityView; grants: AccessGrantSummary[] } | { error: string }> {
   try {
-    // Status is what one runs when something is wrong: a proxy that does not answer costs it 5 s, not 30.
-    const { items } = await (await profileClient()).call<{ items: AccessRequest[] }>("GET", "/v1/requests?filter=mine", undefined, { timeoutMs: 5_000 });
+    const client = await profileClient();
+    const [me, { items }] = await Promise.all([
+      client.call<IdentityView>("GET", "/v1/whoami", undefined, { timeoutMs: STATUS_PROXY_TIMEOUT_MS }),
+      client.call<{ items: AccessRequest[] }>("GET", "/v1/requests?filter=mine", undefined, { timeoutMs: STATUS_PROXY_TIMEOUT_MS }),
+    ]);
     const now = systemClock.now();
     const grants = items.filter((r) => r.spec.state === "APPROVED" && r.spec.grant && Date.parse(r.spec.grant.not_after) > now);
-    s.active_requests = grants.map((r) => r.metadata.name);
-    s.access_grants = grants.map((r) => ({ request_id: r.metadata.name, app: r.spec.app, azure_identity: r.spec.azure_identity, not_before: r.spec.grant!.not_before, not_after: r.spec.grant!.not_after }));
+    return { me, grants: grants.map((r) => ({ request_id: r.metadata.name, app: r.spec.app, azure_identity: r.spec.azure_identity, not_before: r.spec.grant!.not_before, not_after: r.spec.grant!.not_after })) };
   } catch (e) {
-    s.access_grants_error = (e as Error).message;
+    return { error: (e as Error).message };
   }
 }
 
@@ -182,9 +202,37 @@ interface AccessGrantSummary {
   not_after: string;
 }
 
-function statusData(profile: Profile, certPem: string) {
-  const cert = new x509.X509Certificate(certPem);
-  const id = identityOf(cert);
+/** Who a session is: its name, roles, traits and Azure identities (the proxy's whoami, or its certificate's copy). */
+interface IdentityView {
+  name: string;
+  roles: string[];
+  traits: Record<string, string[]>;
+  azure_identities?: string[];
+}
+
+/** The identity a certificate carries, as of login. */
+async function certIdentity(certPem: string): Promise<IdentityView> {
+  const [{ x509 }, { identityOf }] = await Promise.all([import("../../pki/x509.ts"), import("../../pki/certificate.ts")]);
+  return identityOf(new x509.X509Certificate(certPem));
+}
+
+/** When a certificate ends, read by the runtime's own parser (node:crypto, on Node and Deno). */
+function certEnd(certPem: string): Date {
+  return new Date(new X509Certificate(certPem).validTo);
+}
+
+type StatusData = ReturnType<typeof statusData>;
+
+/** The CA that issued a certificate, by its name's organisation and unit ("azgate user CA, generation 1" after a rotation). */
+function issuerName(cert: X509Certificate): string {
+  const parts = cert.issuer.split("\n").filter((l) => /^(O|OU)=/.test(l)).map((l) => l.replace(/^(O|OU)=/, ""));
+  return parts.join(", ") || cert.issuer;
+}
+
+/** One profile as tsh status -f json shows it (Teleport's field names), plus whether it has expired; `id` is the proxy's view or the certificate's. */
+function statusData(profile: Profile, certPem: string, id: IdentityView) {
+  const cert = new X509Certificate(certPem);
+  const end = new Date(cert.validTo);
   return {
     profile_url: proxyBaseUrl(profile.proxy),
     username: id.name,
@@ -193,15 +241,20 @@ function statusData(profile: Profile, certPem: string) {
     traits: id.traits,
     logins: [] as string[],
     active_requests: [] as string[],
-    azure_identities: id.azure_identities,
+    azure_identities: id.azure_identities ?? [],
     access_grants: undefined as AccessGrantSummary[] | undefined,
-    access_grants_error: undefined as string | undefined,
-    valid_until: cert.notAfter.toISOString(),
-    expired: cert.notAfter.getTime() <= systemClock.now(),
+    /** Where roles, traits and identities come from: the proxy (now), or the certificate (as of login). */
+    view: "certificate" as "certificate" | "proxy",
+    proxy_error: undefined as string | undefined,
+    valid_until: end.toISOString(),
+    expired: end.getTime() <= systemClock.now(),
+    /** The host CAs the profile trusts (two while they rotate), and the CA its certificate is from: a rotation followed shows here. */
+    ca_pins: profileCas(profile).map(pemPin),
+    certificate_issuer: issuerName(cert),
   };
 }
 
-function statusText(s: ReturnType<typeof statusData>, active: boolean): string {
+function statusText(s: StatusData, active: boolean): string {
   const left = new Date(s.valid_until).getTime() - systemClock.now();
   return (
     (active ? "> " : "  ") +
@@ -212,8 +265,11 @@ function statusText(s: ReturnType<typeof statusData>, active: boolean): string {
       ["Roles", s.roles.join(", ") || "(none)"],
       ["Azure identities", s.azure_identities.join(", ") || "(none)"],
       ...(s.access_grants ?? []).map((g): [string, string] => ["Access grant", grantLine(g, systemClock.now())]),
-      ...(s.access_grants_error ? ([["Access grants", `(could not ask the proxy: ${s.access_grants_error})`]] as [string, string][]) : []),
       ["Valid until", `${s.valid_until} [${s.expired ? "EXPIRED" : `valid for ${formatDuration(left)}`}]`],
+      ["Certificate from", s.certificate_issuer],
+      ...(s.proxy_error ? ([["Note", `the proxy could not be asked (${s.proxy_error}): roles and Azure identities above are the certificate's, as of login, and access grants are unknown`]] as [string, string][]) : []),
+      // Two while the cluster's host CA rotates: the profile follows it at its calls (client/rotation.ts).
+      ...s.ca_pins.map((p): [string, string] => ["Cluster CA pin", p]),
     ]).replace(/\n/g, "\n  ")
   );
 }

@@ -13,6 +13,8 @@ import { VERSION } from "../../version.ts";
 import { fields, print } from "../output.ts";
 import { csv, run, untilSignalled } from "../run.ts";
 import { exitAfterStop } from "../../runtime/index.ts";
+import { loopbackUrl, removeProbeRecord, writeProbeRecord } from "../../health/probe-record.ts";
+import { splitHostPort } from "../../util/address.ts";
 
 interface StartArgs {
   mode: "proxy" | "agent";
@@ -36,6 +38,7 @@ interface StartArgs {
   labels?: string;
   "azure-connect-to"?: string;
   "azure-ca-file"?: string;
+  "log-level"?: string;
 }
 
 export function startCommand(y: Argv) {
@@ -65,7 +68,8 @@ export function startCommand(y: Argv) {
         .option("labels", { type: "string", describe: "agent: app labels, k=v,k2=v2" })
         .option("azure-connect-to", { type: "string", describe: "agent: send all Azure connections to host:port (an emulator), keeping host names" })
         .option("azure-ca-file", { type: "string", describe: "agent: CA to trust for --azure-connect-to" })
-        .option("diag-addr", { type: "string", describe: "serve /metrics (Prometheus), /healthz and /readyz on this host:port (plain HTTP)" }),
+        .option("diag-addr", { type: "string", describe: "serve /metrics (Prometheus), /healthz and /readyz on this host:port (plain HTTP)" })
+        .option("log-level", { type: "string", describe: "agent: the lowest level logged: debug (each forwarded request), info (default), warn or error (AZGATE_LOG_LEVEL)" }),
     run(async (argv) => {
       const config = loadConfig({
         file: argv.config,
@@ -89,12 +93,16 @@ export function startCommand(y: Argv) {
           [["agent", "connect_to", "address"], argv["azure-connect-to"]],
           [["agent", "connect_to", "ca_file"], argv["azure-ca-file"]],
           [[argv.mode === "agent" ? "agent" : "proxy", "diag_addr"], argv["diag-addr"]],
+          [["agent", "log_level"], argv["log-level"]],
         ],
       });
       if (argv.mode === "agent") return runAgent(config);
       const dataDir = path.resolve(config.data_dir ?? defaultDataDir());
       // A mode's start: the one place the machine's clock is chosen (util/clock.ts).
       const proxy = await startProxy({ ...config, data_dir: dataDir }, systemClock);
+      // For azgate healthcheck: the diagnostics port when loopback reaches it (plain HTTP, off the busy main port), else the main port.
+      const diag = proxy.diagPort ? loopbackUrl("http", splitHostPort(config.proxy.diag_addr!, 3000).host, proxy.diagPort, "/readyz") : null;
+      await writeProbeRecord(dataDir, { mode: "proxy", url: diag ?? loopbackUrl("https", splitHostPort(config.proxy.listen, 3080).host, proxy.port, "/readyz") ?? `https://127.0.0.1:${proxy.port}/readyz` });
       // Listening for signals before the banner: a supervisor may stop us the moment it reads it.
       const signalled = untilSignalled();
       print(
@@ -103,7 +111,7 @@ export function startCommand(y: Argv) {
           fields([
             ["Cluster", proxy.clusterName],
             ["Listening", `${config.proxy.listen.replace(/:\d+$/, "")}:${proxy.port}`],
-            ["Public URL", proxy.publicUrl],
+            ["Public URL", proxy.publicUrlFrom ? `${proxy.publicUrl} (${proxy.publicUrlFrom === "hostname" ? "this machine's host name" : "listening on loopback"}; links name it: set --public-addr or AZGATE_PUBLIC_ADDR to the address users reach)` : proxy.publicUrl],
             ["CA pin", proxy.caPins.join(", ")],
             ["Data dir", dataDir],
             ...(proxy.diagPort ? [["Diagnostics", `http://${config.proxy.diag_addr!.replace(/:\d+$/, "")}:${proxy.diagPort}/metrics, /healthz, /readyz`] as [string, string]] : []),
@@ -114,6 +122,7 @@ export function startCommand(y: Argv) {
       );
       await signalled;
       await proxy.close();
+      await removeProbeRecord(dataDir);
       print("azgate proxy stopped.");
       exitAfterStop();
     }),
@@ -135,8 +144,10 @@ async function runAgent(config: Config): Promise<void> {
     apps: agent.apps.map((a) => ({ name: a.name, cloud: a.cloud, uri: a.uri, labels: a.labels, ...(a.description ? { description: a.description } : {}) })),
     connectTo: agent.connect_to ? { address: agent.connect_to.address, caFile: agent.connect_to.ca_file } : undefined,
     diagAddr: agent.diag_addr,
+    logLevel: agent.log_level,
     clock: systemClock,
   });
+  await writeProbeRecord(dataDir, { mode: "agent", url: running.probeUrl });
   const signalled = untilSignalled(); // before the banner, as for the proxy
   print(
     [
@@ -155,6 +166,7 @@ async function runAgent(config: Config): Promise<void> {
   );
   const fatal = await Promise.race([signalled.then(() => null), running.stopped]);
   await running.close();
+  await removeProbeRecord(dataDir);
   exitAfterStop();
   if (fatal) throw fatal;
   print("azgate agent stopped.");

@@ -9,7 +9,7 @@
  */
 import { readFile } from "node:fs/promises";
 import nodemailer from "nodemailer";
-import type { NotificationTarget } from "../../resources/notification-target.ts";
+import { signingSecrets, type NotificationTarget } from "../../resources/notification-target.ts";
 import { chatBody, mail, teamsBody, webhookBody, type Context, type Notice } from "./messages.ts";
 import { signWebhook } from "./standard-webhooks.ts";
 import { request, type HttpResponse } from "../../runtime/index.ts";
@@ -41,7 +41,7 @@ export async function deliver(target: NotificationTarget, d: Delivery, c: Contex
   if (spec.type === "smtp") return sendMail(spec.smtp!, d, c, policy);
   const address = await checkedDestination(new URL(spec.url!).hostname, `the ${spec.type} receiver`, policy);
   const body = spec.type === "webhook" ? webhookBody(d.notice, c, now) : spec.type === "teams_workflow" ? teamsBody(d.notice, c) : chatBody(d.notice, c, spec.type);
-  const headers: Record<string, string> = { "content-type": "application/json", "user-agent": "azgate-notifier", ...(spec.type === "webhook" ? signWebhook(spec.signing_secret!, d.id, now, body) : {}) };
+  const headers: Record<string, string> = { "content-type": "application/json", "user-agent": "azgate-notifier", ...(spec.type === "webhook" ? signWebhook(signingSecrets(target, now), d.id, now, body) : {}) };
   let res: HttpResponse;
   try {
     res = await request(spec.url!, { method: "POST", headers, body, timeoutMs: TIMEOUT_MS, ...(address ? { address } : {}) });

@@ -11,7 +11,7 @@ import type { Identity } from "../../pki/identity.ts";
 import { allowedAzureIdentities, sessionTtlMs } from "../../rbac/engine.ts";
 import type { Traits } from "../../rbac/types.ts";
 import type { Connector } from "../../resources/connector.ts";
-import { checkIdentityTrait, type User } from "../../resources/user.ts";
+import { checkIdentityTrait, isBot, type User } from "../../resources/user.ts";
 import { parseDuration } from "../../util/duration.ts";
 import { pemOf } from "../cluster.ts";
 import type { ProxyContext } from "../context.ts";
@@ -86,6 +86,12 @@ export async function finishSsoLogin(
   const existingItem = await ctx.backend.get<User>(KEYS.user(who.user));
   const existing = existingItem?.value;
   const owner = existing?.spec.created_by?.connector;
+  if (isBot(existing)) {
+    await refuse(new AzgateError("already_exists", `"${who.user}" is a bot; bots join with their CI's token, never through SSO`), { ...login, error: "the name is a bot's" });
+  }
+  if (!existing && /^bot-/i.test(who.user)) {
+    await refuse(new AzgateError("bad_parameter", `"${who.user}" starts with bot-, which names bots; an SSO login cannot make a person of that name (map the identity provider's user to another)`), { ...login, error: "the name is a bot's" });
+  }
   if (existing && !owner) {
     await refuse(new AzgateError("already_exists", `a local user named "${who.user}" exists; an SSO login cannot take it over`), { ...login, error: "local user with this name" });
   }

@@ -10,7 +10,7 @@ export const STYLE = `
 header{display:flex;flex-wrap:wrap;gap:.25rem 1rem;align-items:center;padding:.6rem 1rem;border-bottom:1px solid var(--line)}
 header .brand{font-weight:700;margin-right:1rem}header nav a{margin-right:.8rem;color:var(--fg);text-decoration:none}
 header nav a[aria-current=page]{color:var(--accent);font-weight:600}header form{margin-left:auto}
-main{max-width:72rem;margin:0 auto;padding:1rem}h1{font-size:1.4rem;margin:.4rem 0 1rem}h2{font-size:1.1rem;margin:1.4rem 0 .5rem}
+main{max-width:80rem;margin:0 auto;padding:1rem}h1{font-size:1.4rem;margin:.4rem 0 1rem}h2{font-size:1.1rem;margin:1.4rem 0 .5rem}
 table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
 th{font-weight:600;color:var(--muted);font-size:.85rem}td{overflow-wrap:anywhere}td code,pre{background:var(--code);border-radius:4px}
 pre{padding:.5rem;overflow-x:auto;white-space:pre-wrap;word-break:break-all}code{padding:0 .2rem;word-break:break-all}
@@ -21,7 +21,19 @@ button.secondary,.button.secondary{background:#fff;color:var(--accent)}button.da
 .muted{color:var(--muted)}.state-APPROVED{color:var(--good)}.state-DENIED,.state-REVOKED,.state-EXPIRED{color:var(--bad)}
 .card{border:1px solid var(--line);border-radius:6px;padding:.8rem 1rem;margin:.8rem 0}.row{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:end}
 .row label{flex:1 1 12rem;margin:.2rem 0}.inline{display:inline}.copy{margin-left:.4rem;padding:.1rem .5rem;font-size:.8rem}
-@media (max-width:40rem){th:nth-child(n+4),td:nth-child(n+4){display:none}main{padding:.6rem}}
+.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}.rel{color:var(--muted);font-size:.85em}
+.grid-wrap{position:relative}
+table.grid{table-layout:fixed}table.grid th,table.grid td{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;overflow-wrap:normal;word-break:normal}
+table.grid td code{word-break:normal}table.grid .time{width:14rem}table.grid .event{width:12.5rem}table.grid .user{width:8rem}
+table.grid .status{width:4.6rem}table.grid .decision{width:7rem}table.grid .more{width:4.2rem}table.grid .identity{width:10rem}
+table.grid .kind{width:8rem}table.grid .heartbeat{width:9rem}table.grid .action{width:4.6rem}table.grid .id{width:6rem}
+table.grid .state{width:11rem}table.grid .duration{width:4.5rem}
+table.grid td.more,table.grid td.action{overflow:visible}table.grid form{margin:0}table.grid button{padding:.1rem .6rem}
+table.grid summary{cursor:pointer;color:var(--accent)}
+table.grid details[open]>.pop{position:absolute;left:0;right:0;z-index:2;margin-top:.3rem;padding:.5rem .8rem;white-space:normal;background:var(--bg);border:1px solid var(--line);border-radius:6px;box-shadow:0 4px 14px rgba(0,0,0,.15)}
+table.grid .pop pre{max-height:60vh;margin:.3rem 0 0}
+@media (max-width:40rem){table.grid .wide{display:none}table.grid .time{width:6.5rem}table.grid td.time time{display:none}
+table.grid .event{width:auto}table.grid .user{width:5.5rem}table.grid .id{width:5.6rem}table.grid .state{width:6.5rem}main{padding:.6rem}}
 `;
 
 export const SCRIPT = `
@@ -31,7 +43,9 @@ document.querySelectorAll("[data-copy]").forEach(function (el) {
   b.addEventListener("click", function () { navigator.clipboard.writeText(el.getAttribute("data-copy")).then(function () { b.textContent = "Copied"; }); });
   el.after(b);
 });
+// Countdowns run from the proxy's clock (the page's data-now), moved on by the time since the page loaded: not the browser's clock.
+var skew = document.body.dataset.now ? Date.parse(document.body.dataset.now) - Date.now() : 0;
 function left(ms) { if (ms <= 0) return "ended"; var s = Math.floor(ms / 1000), h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60); return (h ? h + "h" : "") + (m ? m + "m" : "") + (s % 60) + "s left"; }
-function tick() { document.querySelectorAll("[data-until]").forEach(function (el) { el.textContent = left(Date.parse(el.getAttribute("data-until")) - Date.now()); }); }
+function tick() { document.querySelectorAll("[data-until]").forEach(function (el) { el.textContent = left(Date.parse(el.getAttribute("data-until")) - (Date.now() + skew)); }); }
 tick(); setInterval(tick, 1000);
 `;

@@ -8,6 +8,7 @@ import { html } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
 import { checkRule } from "../../rbac/engine.ts";
 import type { Caller } from "../caller.ts";
+import { relativeTime } from "../../util/relative-time.ts";
 
 export type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
@@ -19,6 +20,8 @@ export interface Frame {
   current?: "access" | "requests" | "audit" | "admin";
   flash?: { text: string; error?: boolean };
   cluster: string;
+  /** The proxy's now (ctx.clock): the page's relative times and countdowns run from it, not the browser's clock. */
+  now?: number;
 }
 
 /**
@@ -57,7 +60,7 @@ export function layout(f: Frame, body: Html): Html {
 <link rel="stylesheet" href="/web/assets/app.css">
 <script src="/web/assets/app.js" defer></script>
 </head>
-<body>
+<body${f.now === undefined ? "" : html` data-now="${new Date(f.now).toISOString()}"`}>
 <header>
   <span class="brand">azgate <span class="muted">${f.cluster}</span></span>
   ${f.caller
@@ -84,6 +87,21 @@ export function layout(f: Frame, body: Html): Html {
 
 /** A hidden CSRF field for a form. */
 export const csrfField = (token: string) => html`<input type="hidden" name="_csrf" value="${token}">`;
+
+/**
+ * A time in a table (class `grid`): one line, in the column's fixed width:
+ * month, day and time of day in UTC, then how long ago or ahead by the
+ * proxy's clock ("in 58 min"); the full ISO time on hover.
+ */
+export const timeCell = (iso: string, now: number, cls = "") => {
+  const at = Date.parse(iso);
+  return Number.isNaN(at)
+    ? html`<td class="time ${cls}" title="${iso}">${iso}</td>`
+    : html`<td class="time ${cls}" title="${iso}"><time datetime="${iso}">${iso.slice(5, 10)} ${iso.slice(11, 19)}</time> <span class="rel">${relativeTime(at, now)}</span></td>`;
+};
+
+/** A cell of a `grid` table: one line, cut to its column with an ellipsis, its whole text on hover. */
+export const cell = (text: string, cls = "") => html`<td class="${cls}" title="${text}">${text}</td>`;
 
 /** A command shown in full, with a copy button when scripts run. */
 export const command = (text: string) => html`<pre><code data-copy="${text}">${text}</code></pre>`;

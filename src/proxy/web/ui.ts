@@ -27,8 +27,10 @@ import { SCRIPT, STYLE } from "./assets.ts";
 import { accessPage } from "./pages/access.ts";
 import { newRequestPage, requestDetail, requestsPage } from "./pages/requests.ts";
 import { auditExport, auditPage, filtersFrom } from "./pages/audit.ts";
+import { commandFiltersFrom, commandsPage } from "./pages/commands.ts";
 import { adminPage } from "./pages/admin.ts";
 import { createLock, removeLock } from "../locks.ts";
+import { knownIdentities } from "../known-identities.ts";
 
 type Env = { Variables: { session: WebSession; caller: Caller } };
 
@@ -38,7 +40,9 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
   web.get("/assets/app.css", (c) => c.body(STYLE, 200, { "content-type": "text/css; charset=utf-8" }));
   web.get("/assets/app.js", (c) => c.body(SCRIPT, 200, { "content-type": "text/javascript; charset=utf-8" }));
 
-  const frame = (c: Context<Env>, title: string, current?: Frame["current"], flash?: Frame["flash"]): Frame => ({ title, current, flash, caller: c.get("caller"), csrf: c.get("session")?.csrf, cluster: ctx.cluster.name });
+  // What a glob in request.azure_identities offers, and what a short name may mean (proxy/known-identities.ts).
+  const known = (c: Context<Env>) => () => knownIdentities(ctx, opts.registry, c.get("caller"));
+  const frame = (c: Context<Env>, title: string, current?: Frame["current"], flash?: Frame["flash"]): Frame => ({ title, current, flash, caller: c.get("caller"), csrf: c.get("session")?.csrf, cluster: ctx.cluster.name, now: ctx.clock.now() });
   const flashOf = (c: Context) => flashFrom({ ok: c.req.query("ok"), error: c.req.query("error") });
   const signInPage = async (c: Context, flash?: Frame["flash"], status: 200 | 400 | 401 | 403 | 404 | 429 = 200, next = "") => {
     const connectors = (await Promise.all(CONNECTOR_KINDS.map((k) => ctx.backend.list<Connector>(KEYS.connectors(k))))).flat().map((i) => i.value);
@@ -143,19 +147,19 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
     return c.redirect(withFlash("/web/login", { ok: "signed_out" }), 303);
   });
 
-  authed.get("/", async (c) => c.html(layout(frame(c, "My access", "access", flashOf(c)), await accessPage(ctx, opts.registry, c.get("caller"), proxyHost(c, opts.publicUrl())))));
+  authed.get("/", async (c) => c.html(layout(frame(c, "My access", "access", flashOf(c)), await accessPage(ctx, opts.registry, c.get("caller"), proxyHost(c, opts.publicUrl()), known(c)))));
 
-  authed.get("/requests", async (c) => c.html(layout(frame(c, "Requests", "requests", flashOf(c)), await requestsPage(ctx, c.get("caller")))));
-  authed.get("/requests/new", async (c) => c.html(layout(frame(c, "New request", "requests"), await newRequestPage(ctx, c.get("caller"), c.get("session").csrf, { app: c.req.query("app"), azure_identity: c.req.query("azure_identity") }))));
+  authed.get("/requests", async (c) => c.html(layout(frame(c, "Requests", "requests", flashOf(c)), await requestsPage(ctx, c.get("caller"), known(c)))));
+  authed.get("/requests/new", async (c) => c.html(layout(frame(c, "New request", "requests"), await newRequestPage(ctx, c.get("caller"), c.get("session").csrf, { app: c.req.query("app"), azure_identity: c.req.query("azure_identity") }, known(c)))));
   authed.post("/requests", async (c) => {
     const f = await c.req.parseBody();
     const s = (k: string) => (typeof f[k] === "string" && f[k] !== "" ? (f[k] as string) : undefined);
     try {
-      const r = await requests.createRequest(ctx, c.get("caller"), { app: s("app"), azure_identity: s("azure_identity"), duration: s("duration"), reason: s("reason"), ticket: s("ticket") }, servedApps(opts.registry));
+      const r = await requests.createRequest(ctx, c.get("caller"), { app: s("app"), azure_identity: s("azure_identity"), duration: s("duration"), reason: s("reason"), ticket: s("ticket") }, servedApps(opts.registry), known(c));
       return c.redirect(withFlash(`/web/requests/${r.metadata.name}`, { ok: "request_created" }), 303);
     } catch (e) {
       if (!isAzgateError(e) || e.code !== "bad_parameter") throw e;
-      return c.html(layout(frame(c, "New request", "requests", { text: e.message, error: true }), await newRequestPage(ctx, c.get("caller"), c.get("session").csrf, { app: s("app"), azure_identity: s("azure_identity") })), 400);
+      return c.html(layout(frame(c, "New request", "requests", { text: e.message, error: true }), await newRequestPage(ctx, c.get("caller"), c.get("session").csrf, { app: s("app"), azure_identity: s("azure_identity") }, known(c))), 400);
     }
   });
   authed.get("/requests/:id", async (c) => {
@@ -163,7 +167,7 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
     // The lifecycle's answer, as for the API: the page offers exactly the actions that would succeed.
     const actions = await requests.requestActions(ctx, c.get("caller"), r);
     const may = { review: actions.review.allowed, revoke: actions.revoke.allowed, cancel: actions.cancel.allowed, reviewNeedsCode: c.get("caller").roles.some((role) => role.spec.options?.review_mfa) };
-    return c.html(layout(frame(c, "Request", "requests", flashOf(c)), requestDetail(r, c.get("session").csrf, may)));
+    return c.html(layout(frame(c, "Request", "requests", flashOf(c)), requestDetail(r, c.get("session").csrf, may, ctx.clock.now())));
   });
   authed.post("/requests/:id/review", async (c) => {
     const f = await c.req.parseBody();
@@ -183,6 +187,7 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
   });
 
   authed.get("/audit", async (c) => c.html(layout(frame(c, "Audit", "audit"), await auditPage(ctx, c.get("caller"), filtersFrom(c.req.query()), Number(c.req.query("page") ?? 1)))));
+  authed.get("/audit/commands", async (c) => c.html(layout(frame(c, "Commands", "audit"), await commandsPage(ctx, c.get("caller"), commandFiltersFrom(c.req.query())))));
   authed.get("/audit/export", async (c) => {
     const out = await auditExport(ctx, c.get("caller"), filtersFrom(c.req.query()), c.req.query("format") ?? "jsonl");
     await ctx.audit.emit(audit("AUDIT_EXPORTED", { user: c.get("caller").name, filters: filtersFrom(c.req.query()), format: out.ext }));

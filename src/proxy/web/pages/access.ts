@@ -10,18 +10,22 @@ import { formatDuration } from "../../../util/duration.ts";
 import { listApps } from "../../apps.ts";
 import { openRequestsOf, requestableIdentities } from "../../access-requests.ts";
 import { policySummary } from "../policy-summary.ts";
-import type { App } from "../../../rbac/types.ts";
+import type { AppView } from "../../../api/types.ts";
+import { clusterPins } from "../../cluster.ts";
 import type { Caller } from "../../caller.ts";
 import type { ProxyContext } from "../../context.ts";
 import type { AppRegistry } from "../../registry.ts";
+import type { KnownIdentitiesOf } from "../../known-identities.ts";
 import { command, type Html } from "../layout.ts";
 
-export async function accessPage(ctx: ProxyContext, registry: AppRegistry, caller: Caller, proxyHost: string): Promise<Html> {
+export async function accessPage(ctx: ProxyContext, registry: AppRegistry, caller: Caller, proxyHost: string, known: KnownIdentitiesOf): Promise<Html> {
   const apps = await listApps(ctx, registry, caller);
   const grants = await openRequestsOf(ctx, caller);
-  const requestable = await requestableIdentities(ctx, caller);
+  const requestable = await requestableIdentities(ctx, caller, known);
   const now = ctx.clock.now();
-  const login = html`<p class="muted">On your workstation, sign in once: </p>${command(`azgate login --proxy ${proxyHost} --user ${caller.name}`)}`;
+  // The pin authenticates the cluster on a workstation that has never seen it (no prompt to confirm, so it works pasted).
+  const [pin] = await clusterPins(ctx.cluster);
+  const login = html`<p class="muted">On your workstation, sign in once: </p>${command(`azgate login --proxy ${proxyHost} --user ${caller.name} --ca-pin ${pin}`)}`;
   return html`<h1>My access</h1>
     ${apps.length === 0 ? html`<p>No app is available to you right now: either no agent serves one, or no role of yours allows its labels.</p>` : ""}
     ${apps.map((app) => {
@@ -54,14 +58,22 @@ export async function accessPage(ctx: ProxyContext, registry: AppRegistry, calle
     <p class="muted">Your workstation's session lasts as your roles allow; this browser session ends with it, or sooner.</p>`;
 }
 
-function identityItem(app: App, id: string, caller: Caller, now: number, until: string | null, requestId?: string): Html {
+/**
+ * One identity the caller may use, with the commands for it. Every command
+ * returns (test/e2e/web-commands.test.ts runs each as pasted): `azgate env`
+ * starts the local proxy in the background and prints the exports, where
+ * `proxy azure` would hold the shell until Ctrl-C.
+ */
+function identityItem(app: AppView, id: string, caller: Caller, now: number, until: string | null, requestId?: string): Html {
   const name = identityName(id);
+  // apps login takes the name when it is the only one of the app's identities with it; else the full ID.
+  const asGiven = app.azure_identities.filter((other) => identityName(other).toLowerCase() === name.toLowerCase()).length > 1 ? id : name;
   return html`<li>
     <b>${name}</b> <span class="muted">${id}</span>
     ${until ? html` · granted by request <a href="/web/requests/${requestId}">${requestId?.slice(0, 8)}</a>, <span data-until="${until}">${formatDuration(Date.parse(until) - now)} left</span>` : ""}
     <p class="muted">API policy: ${policySummary(caller, app, id)}</p>
-    ${command(`azgate apps login ${app.name} --azure-identity ${name}`)}
-    ${command(`eval "$(azgate proxy azure --format unix)"   # then az, or any Azure SDK, in this shell`)}
-    ${command(`azgate exec -- az group list`)}
+    ${command(`azgate apps login ${app.name} --azure-identity ${asGiven}`)}
+    ${command(`eval "$(azgate env --app ${app.name})"   # then az, or any Azure SDK, in this shell; eval "$(azgate env --unset)" ends it`)}
+    ${command(`azgate exec --app ${app.name} -- az group list`)}
   </li>`;
 }

@@ -13,13 +13,15 @@ import { isAzgateError } from "../../../errors/index.ts";
 import { checkRule } from "../../../rbac/engine.ts";
 import type { Role } from "../../../rbac/types.ts";
 import type { Lock } from "../../../resources/lock.ts";
-import type { User } from "../../../resources/user.ts";
+import { isBot, type User } from "../../../resources/user.ts";
 import { formatDuration } from "../../../util/duration.ts";
 import { getResources } from "../../admin.ts";
 import type { Caller } from "../../caller.ts";
 import type { ProxyContext } from "../../context.ts";
 import type { AppRegistry } from "../../registry.ts";
-import { csrfField, type Html } from "../layout.ts";
+import { cell, csrfField, timeCell, type Html } from "../layout.ts";
+import { relativeTime } from "../../../util/relative-time.ts";
+import { identityName } from "../../../azure/resource-id.ts";
 
 async function ifAllowed<T>(load: () => Promise<T>): Promise<T | null> {
   try {
@@ -43,8 +45,8 @@ export async function adminPage(ctx: ProxyContext, registry: AppRegistry, caller
   return html`<h1>Admin</h1>
     ${users
       ? html`<h2>Users</h2>
-        <table class="users"><thead><tr><th>User</th><th>Roles</th><th>Type</th><th>Azure identities</th></tr></thead>
-        <tbody>${users.map((u) => html`<tr><td>${u.metadata.name}</td><td>${u.spec.roles.join(", ")}</td><td>${u.spec.created_by?.connector ? `SSO (${u.spec.created_by.connector.type} ${u.spec.created_by.connector.id})` : "local"}</td><td>${(u.spec.traits.azure_identities ?? []).join(", ") || "-"}</td></tr>`)}</tbody></table>`
+        <table class="grid users"><thead><tr><th>User</th><th>Roles</th><th class="kind">Type</th><th class="wide">Azure identities</th></tr></thead>
+        <tbody>${users.map((u) => html`<tr>${cell(u.metadata.name)}${cell(u.spec.roles.join(", "))}${cell(isBot(u) ? "bot" : u.spec.created_by?.connector ? `SSO (${u.spec.created_by.connector.type} ${u.spec.created_by.connector.id})` : "local")}<td class="wide" title="${(u.spec.traits.azure_identities ?? []).join(", ")}">${(u.spec.traits.azure_identities ?? []).map(identityName).join(", ") || "-"}</td></tr>`)}</tbody></table>`
       : ""}
     ${roles
       ? html`<h2>Roles</h2>
@@ -53,16 +55,16 @@ export async function adminPage(ctx: ProxyContext, registry: AppRegistry, caller
     ${servers
       ? html`<h2>Agents and apps <span class="muted">(as this proxy replica sees them)</span></h2>
         ${servers.length === 0 ? html`<p class="muted">No agent is connected.</p>` : ""}
-        <table class="agents"><thead><tr><th>App</th><th>Labels</th><th>Agent</th><th>Connected</th><th>Last heartbeat</th></tr></thead>
-        <tbody>${servers.map((s) => html`<tr><td>${s.app.name}</td><td>${Object.entries(s.app.labels).map(([k, v]) => `${k}=${v}`).join(", ")}</td><td>${s.tunnel.hostName} <span class="muted">${s.tunnel.hostId.slice(0, 8)}</span></td><td>${new Date(s.tunnel.connectedAt).toISOString()}</td><td>${formatDuration(now - s.lastSeen)} ago</td></tr>`)}</tbody></table>`
+        <table class="grid agents"><thead><tr><th>App</th><th>Labels</th><th class="wide">Agent</th><th class="time wide">Connected</th><th class="heartbeat">Last heartbeat</th></tr></thead>
+        <tbody>${servers.map((s) => html`<tr>${cell(s.app.name)}${cell(Object.entries(s.app.labels).map(([k, v]) => `${k}=${v}`).join(", "))}<td class="wide" title="${s.tunnel.hostName} (${s.tunnel.hostId})">${s.tunnel.hostName} <span class="muted">${s.tunnel.hostId.slice(0, 8)}</span></td>${timeCell(new Date(s.tunnel.connectedAt).toISOString(), now, "wide")}${cell(relativeTime(s.lastSeen, now))}</tr>`)}</tbody></table>`
       : ""}
     ${locks
       ? html`<h2>Locks</h2>
         ${locks.length === 0 ? html`<p class="muted">No lock is in force.</p>` : ""}
-        <table class="locks"><thead><tr><th>Target</th><th>Message</th><th>By</th><th>Expires</th><th></th></tr></thead>
+        <table class="grid locks"><thead><tr><th>Target</th><th class="wide">Message</th><th class="wide user">By</th><th class="time">Expires</th><th class="action"><span class="sr">Lift</span></th></tr></thead>
         <tbody>${locks.map(
-          (l) => html`<tr><td>${describeTarget(l.spec.target)}</td><td>${l.spec.message ?? ""}</td><td>${l.spec.created_by}</td><td>${l.metadata.expires ?? "never"}</td>
-            <td>${mayUnlock ? html`<form method="post" action="/web/admin/locks/${l.metadata.name}/delete">${csrfField(csrf)}<button type="submit" class="secondary">Lift</button></form>` : ""}</td></tr>`,
+          (l) => html`<tr>${cell(describeTarget(l.spec.target))}${cell(l.spec.message ?? "", "wide")}${cell(l.spec.created_by, "wide")}${l.metadata.expires ? timeCell(l.metadata.expires, now) : cell("never", "time")}
+            <td class="action">${mayUnlock ? html`<form method="post" action="/web/admin/locks/${l.metadata.name}/delete">${csrfField(csrf)}<button type="submit" class="secondary">Lift</button></form>` : ""}</td></tr>`,
         )}</tbody></table>`
       : ""}
     ${mayLock

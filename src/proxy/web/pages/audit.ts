@@ -11,7 +11,7 @@ import { identityName } from "../../../azure/resource-id.ts";
 import { AUDIT_FILTERS, auditReach, reachLine, searchAudit, type AuditFilters } from "../../admin.ts";
 import type { Caller } from "../../caller.ts";
 import type { ProxyContext } from "../../context.ts";
-import type { Html } from "../layout.ts";
+import { cell, timeCell, type Html } from "../layout.ts";
 
 export const PAGE_SIZE = 50;
 const LABELS: Record<(typeof AUDIT_FILTERS)[number], string> = {
@@ -30,6 +30,8 @@ const LABELS: Record<(typeof AUDIT_FILTERS)[number], string> = {
   session: "Session ID",
   request_id: "Request ID (x-azgate-request-id)",
   command: "Command ID",
+  bot: "Bot",
+  ci: "CI fact (repository=acme/infra, a SHA, a run ID)",
 };
 
 export function filtersFrom(query: Record<string, string>): AuditFilters {
@@ -49,8 +51,10 @@ export async function auditPage(ctx: ProxyContext, caller: Caller, f: AuditFilte
   const rows = found.slice(PAGE_SIZE * (p - 1), PAGE_SIZE * p);
   const older = found.length > PAGE_SIZE * p && p < MAX_PAGE;
   const exportQuery = new URLSearchParams(f as Record<string, string>).toString();
+  const now = ctx.clock.now();
   const reach = await auditReach(ctx, caller);
   return html`<h1>Audit log</h1>
+    <p class="muted">Every event, newest first. <a href="/web/audit/commands">By command</a></p>
     <p class="muted reach">${reachLine(reach.oldest, reach.retention)}</p>
     <form method="get" action="/web/audit" class="card">
       <div class="row">
@@ -64,27 +68,41 @@ export async function auditPage(ctx: ProxyContext, caller: Caller, f: AuditFilte
         Export these: <a href="/web/audit/export?format=jsonl&${exportQuery}">JSON lines</a> · <a href="/web/audit/export?format=csv&${exportQuery}">CSV</a></p>
     </form>
     ${rows.length === 0 ? html`<p class="muted">No events match.</p>` : ""}
-    <table class="audit">
-      <thead><tr><th>Time</th><th>Event</th><th>User</th><th>Identity</th><th>Request</th><th>Status</th><th>Operation</th><th>Decision</th></tr></thead>
-      <tbody>${rows.map((e) => row(e, f))}</tbody>
+    <div class="grid-wrap">
+    <table class="grid audit">
+      <thead><tr><th class="time">Time</th><th class="event">Event</th><th class="user">User</th><th class="wide identity">Identity</th><th class="wide">Request</th><th class="wide status">Status</th><th class="wide">Operation</th><th class="wide decision">Decision</th><th class="more"><span class="sr">Details</span></th></tr></thead>
+      <tbody>${rows.map((e) => row(e, now))}</tbody>
     </table>
+    </div>
     <p>${p > 1 ? html`<a class="button secondary" href="${link(f)}&page=${p - 1}">Newer</a> ` : ""}${older ? html`<a class="button secondary" href="${link(f)}&page=${p + 1}">Older</a>` : ""}</p>`;
 }
 
-function row(e: AuditEvent, f: AuditFilters): Html {
+/**
+ * One event, one row, one line a cell (cut with an ellipsis, the whole value
+ * on hover); its whole record and the links to what belongs with it open
+ * from the last cell, over the rows below, without breaking the table.
+ */
+function row(e: AuditEvent, now: number): Html {
   const s = (k: string) => (typeof e[k] === "string" ? (e[k] as string) : "");
   const policy = e.policy as { decision?: string; role?: string } | undefined;
+  const decision = `${policy?.decision ?? ""}${policy?.role ? ` (${policy.role})` : ""}`;
+  const links = [
+    s("request_id") ? html`<a href="${link({}, { request_id: s("request_id") })}">this request</a>` : "",
+    s("session_id") ? html`<a href="${link({}, { session: s("session_id") })}">this session</a>` : "",
+    s("access_request_id") ? html`<a href="/web/requests/${s("access_request_id")}">access request</a> · <a href="${link({}, { request: s("access_request_id") })}">all done with it</a>` : "",
+    s("azure_request_id") ? html`Azure request ID <code>${s("azure_request_id")}</code>` : "",
+  ].filter((l) => l !== "");
   return html`<tr>
-    <td>${e.time.replace("T", " ").slice(0, 23)}</td>
-    <td>${e.event}</td>
-    <td>${e.user ?? ""}</td>
-    <td>${s("azure_identity") ? html`<span title="${s("azure_identity")}">${identityName(s("azure_identity"))}</span>` : ""}</td>
-    <td>${s("method")} ${s("host")}${s("path")}</td>
-    <td>${e.status ?? ""}</td>
-    <td>${s("action")}</td>
-    <td>${policy?.decision ?? ""}${policy?.role ? html` <span class="muted">(${policy.role})</span>` : ""}</td>
-  </tr>
-  <tr class="detail"><td colspan="8"><details><summary>Details${s("request_id") ? html` · <a href="${link({}, { request_id: s("request_id") })}">this request</a>` : ""}${s("session_id") ? html` · <a href="${link({}, { session: s("session_id") })}">this session</a>` : ""}${s("access_request_id") ? html` · <a href="/web/requests/${s("access_request_id")}">access request</a> · <a href="${link({}, { request: s("access_request_id") })}">all done with it</a>` : ""}${s("azure_request_id") ? html` · Azure request ID <code>${s("azure_request_id")}</code>` : ""}</summary><pre>${JSON.stringify(e, null, 2)}</pre></details></td></tr>`;
+    ${timeCell(e.time, now)}
+    ${cell(e.event)}
+    ${cell(e.user ?? "")}
+    <td class="wide" title="${s("azure_identity")}">${s("azure_identity") ? identityName(s("azure_identity")) : ""}</td>
+    <td class="wide" title="${`${s("method")} ${s("host")}${s("path")}`.trim()}">${`${s("method")} ${s("path") || s("host")}`.trim()}</td>
+    ${cell(String(e.status ?? ""), "wide")}
+    ${cell(s("action"), "wide")}
+    ${cell(decision, "wide")}
+    <td class="more"><details><summary title="The whole event, and what belongs with it">More</summary><div class="pop">${links.length ? html`<p>${links.map((l, i) => html`${i ? " · " : ""}${l}`)}</p>` : ""}<pre>${JSON.stringify(e, null, 2)}</pre></div></details></td>
+  </tr>`;
 }
 
 const CSV_COLUMNS = ["time", "event", "code", "user", "app", "azure_identity", "session_id", "request_id", "method", "host", "path", "status", "action", "scope", "decision", "access_request_id", "azure_request_id", "success", "reason"];
