@@ -89,9 +89,12 @@ async function join(opts: JoinOptions, knownCaPems?: string[]): Promise<AgentSta
  */
 async function followCluster(state: AgentState, opts: JoinOptions): Promise<{ state: AgentState; retired?: string } | { refused: AzgateError }> {
   const known = trustedHostCas(state.identity);
+  // Another cluster is not a rotation it missed: a token and a pin do not make it join over its identity.
+  const otherCluster = (name: string) =>
+    new AzgateError("config_invalid", `the data dir ${agentStateDir(opts.dataDir)} belongs to cluster "${state.identity.cluster_name}", but the proxy at ${opts.proxyAddr} is cluster "${name}"; use another --data-dir, or delete ${agentStateDir(opts.dataDir)} to join "${name}"`);
   let learnt: Awaited<ReturnType<typeof learnHostCas>>;
   try {
-    learnt = await learnHostCas({ baseUrl: proxyBaseUrl(opts.proxyAddr), proxy: opts.proxyAddr, known, pins: opts.caPin ? [opts.caPin].flat() : undefined, proxyCaPems: opts.proxyCaPems, cluster: state.identity.cluster_name, command: rejoinCommand, now: opts.clock.date() });
+    learnt = await learnHostCas({ baseUrl: proxyBaseUrl(opts.proxyAddr), proxy: opts.proxyAddr, known, pins: opts.caPin ? [opts.caPin].flat() : undefined, proxyCaPems: opts.proxyCaPems, cluster: state.identity.cluster_name, command: rejoinCommand, now: opts.clock.date(), otherCluster });
   } catch (e) {
     const err = e as AzgateError;
     if (err.code === "connection_failed") return { state }; // unreachable now: the tunnel retries
@@ -99,12 +102,6 @@ async function followCluster(state: AgentState, opts: JoinOptions): Promise<{ st
     return { refused: new AzgateError(err.code, `${err.message}. (The data dir ${agentStateDir(opts.dataDir)} holds this agent's identity in cluster "${state.identity.cluster_name}"; joining again replaces it.)`) };
   }
   const { trusted, ping } = learnt;
-  if (ping.cluster_name !== state.identity.cluster_name) {
-    throw new AzgateError(
-      "config_invalid",
-      `the data dir ${agentStateDir(opts.dataDir)} belongs to cluster "${state.identity.cluster_name}", but the proxy at ${opts.proxyAddr} is cluster "${ping.cluster_name}"; use another --data-dir, or delete ${agentStateDir(opts.dataDir)} to join "${ping.cluster_name}"`,
-    );
-  }
   const next = trusted.join() === known.join() ? state : { ...state, identity: withHostCas(state.identity, trusted) };
   if (next !== state) await saveAgentState(opts.dataDir, next);
   const offered = ping.host_ca_pems.map((p) => new x509.X509Certificate(p));

@@ -212,7 +212,18 @@ export function rotatedAwayMessage(ping: Pick<PingResponse, "ca_pins" | "retired
  * not be the proxy). Refuses, saying what to do (`command`), when nothing
  * offered can be trusted.
  */
-export async function learnHostCas(opts: { baseUrl: string; proxy: string; known: readonly string[]; pins?: readonly string[]; proxyCaPems?: string[]; cluster: string; command: (pin: string) => string; now: Date }): Promise<{ trusted: string[]; ping: PingResponse }> {
+export async function learnHostCas(opts: {
+  baseUrl: string;
+  proxy: string;
+  known: readonly string[];
+  pins?: readonly string[];
+  proxyCaPems?: string[];
+  cluster: string;
+  command: (pin: string) => string;
+  now: Date;
+  /** The refusal when the proxy is another cluster altogether (an agent's data dir says what to do about it). */
+  otherCluster?: (name: string) => AzgateError;
+}): Promise<{ trusted: string[]; ping: PingResponse }> {
   const ping = (t: ApiTarget) => readPing(t, opts.proxy);
   let seen: PingResponse;
   let verified = true;
@@ -226,9 +237,9 @@ export async function learnHostCas(opts: { baseUrl: string; proxy: string; known
   let trusted = await followHostCas({ known: opts.known, offered: seen.host_ca_pems, endorsements: seen.ca_endorsements, pins: opts.pins, cluster: opts.cluster, now: opts.now });
   // Unverified: what it trusted stays, first (whoever answered does not reorder it either), and what is vouched for is added.
   if (!verified && trusted.length) trusted = [...opts.known, ...trusted.filter((t) => !opts.known.some((k) => pemPin(t) === pemPin(k)))];
-  if (trusted.length === 0 || seen.cluster_name !== opts.cluster) {
-    const knownPins = opts.known.map(pemPin);
-    const why = seen.cluster_name !== opts.cluster ? { code: "cert_untrusted" as const, message: `the proxy at ${opts.proxy} is cluster "${seen.cluster_name}", not "${opts.cluster}"` } : rotatedAwayMessage(seen, knownPins, opts.proxy, opts.command);
+  if (seen.cluster_name !== opts.cluster) throw opts.otherCluster?.(seen.cluster_name) ?? new AzgateError("cert_untrusted", `the proxy at ${opts.proxy} is cluster "${seen.cluster_name}", not "${opts.cluster}"`);
+  if (trusted.length === 0) {
+    const why = rotatedAwayMessage(seen, opts.known.map(pemPin), opts.proxy, opts.command);
     throw new AzgateError(why.code, why.message);
   }
   return { trusted, ping: seen };
