@@ -136,8 +136,8 @@ describe("admin backup and restore, through the API", () => {
     const sealed = await sealBackup(plain, { recipient: await age.identityToRecipient(identity) });
     expect(decodeBackup(await openBackup(sealed, { identity })).header.cluster).toBe("kept");
     await expect(openBackup(sealed, { identity: await age.generateX25519Identity() })).rejects.toMatchObject({ code: "bad_parameter", message: expect.stringContaining("not one it was encrypted to") });
-    const withPass = await sealBackup(plain, { passphrase: "right" });
-    await expect(openBackup(withPass, { passphrase: "wrong" })).rejects.toMatchObject({ message: expect.stringContaining("wrong passphrase") });
+    const withPass = await sealBackup(plain, { passphrase: "the right passphrase" });
+    await expect(openBackup(withPass, { passphrase: "the wrong passphrase" })).rejects.toMatchObject({ message: expect.stringContaining("wrong passphrase") });
     await expect(openBackup(new TextEncoder().encode("not a backup"), { passphrase: "x" })).rejects.toMatchObject({ message: expect.stringContaining("no age header") });
     const cut = new TextDecoder().decode(plain).split("\n").slice(0, 3).join("\n");
     expect(() => decodeBackup(new TextEncoder().encode(cut))).toThrow(/cut short/);

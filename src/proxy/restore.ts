@@ -6,7 +6,7 @@
  * (storage/backup.ts restoreInto), and the restore recorded in the target's
  * own audit log.
  */
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { audit } from "../audit/events.ts";
 import { PostgresAuditSink } from "../audit/postgres-sink.ts";
@@ -29,11 +29,12 @@ export function describeTarget(t: RestoreTarget): string {
   return "dataDir" in t ? `the data dir ${t.dataDir}` : `the database ${redactedUrl(t.storage.conn_string)}`;
 }
 
-/** A connection string without its password, to name a database in messages. */
+/** A connection string without its passwords (user info, and ?password= or ?sslpassword= that the driver reads too), to name a database in messages. */
 export function redactedUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = "***";
+    for (const key of [...u.searchParams.keys()]) if (/password/i.test(key)) u.searchParams.set(key, "***");
     return u.toString();
   } catch {
     return "(a connection string)";
@@ -46,6 +47,9 @@ export async function restoreBackup(target: RestoreTarget, backup: Backup, clock
     let backend: Backend;
     let sink: AuditSink;
     if ("dataDir" in target) {
+      // Refused before anything is touched (the lock, a schema migration): a data dir in use is not a target.
+      const held = await readdir(path.join(target.dataDir, "backend")).catch(() => []);
+      if (held.length) throw new AzgateError("already_exists", `${describeTarget(target)} is not empty (it holds a backend); restore into a new data dir or an empty database`);
       await ensureDir(target.dataDir, 0o700);
       const lock = await acquireDirLock(target.dataDir, "azgate admin restore");
       closers.push(() => lock.release());

@@ -12,7 +12,7 @@
 import * as age from "age-encryption";
 import { AzgateError } from "../errors/index.ts";
 import { VERSION } from "../version.ts";
-import type { Backend, Item } from "./backend.ts";
+import { checkKey, putIfAbsent, type Backend, type Item } from "./backend.ts";
 
 export const BACKUP_FORMAT = "azgate-backup";
 export const BACKUP_VERSION = 1;
@@ -64,11 +64,21 @@ export function decodeBackup(bytes: Uint8Array): Backup {
       throw new AzgateError("bad_parameter", `the backup is damaged: item ${n + 1} is not JSON`);
     }
     if (typeof item?.key !== "string" || !("value" in item)) throw new AzgateError("bad_parameter", `the backup is damaged: item ${n + 1} has no key or value`);
+    // Every item is checked before anything is written: a restore never stops half-way on a bad one.
+    try {
+      checkKey(item.key);
+    } catch {
+      throw new AzgateError("bad_parameter", `the backup is damaged: item ${n + 1} has a key no backend holds (${JSON.stringify(item.key.slice(0, 80))})`);
+    }
+    if (item.expires !== undefined && (typeof item.expires !== "string" || Number.isNaN(Date.parse(item.expires)))) throw new AzgateError("bad_parameter", `the backup is damaged: item ${n + 1} (${item.key}) has an expiry that is not a time`);
     return item;
   });
   if (items.length !== header.items) throw new AzgateError("bad_parameter", `the backup is cut short: its header says ${header.items} items, it holds ${items.length}`);
   return { header, items };
 }
+
+/** The shortest passphrase a backup is sealed with. */
+export const MIN_PASSPHRASE = 12;
 
 export type Seal = { passphrase: string } | { recipient: string };
 export type Unseal = { passphrase: string } | { identity: string };
@@ -77,7 +87,8 @@ export type Unseal = { passphrase: string } | { identity: string };
 export async function sealBackup(plain: Uint8Array, seal: Seal): Promise<Uint8Array> {
   const e = new age.Encrypter();
   if ("passphrase" in seal) {
-    if (!seal.passphrase) throw new AzgateError("bad_parameter", "the passphrase is empty");
+    // A backup holds every key of the cluster: a passphrase a guess finds is no encryption.
+    if (seal.passphrase.length < MIN_PASSPHRASE) throw new AzgateError("bad_parameter", `the passphrase is ${seal.passphrase.length ? "too short" : "empty"}: a backup holds every key of the cluster, so it takes ${MIN_PASSPHRASE} characters at least (or --recipient age1... to encrypt to a key)`);
     e.setPassphrase(seal.passphrase);
   } else {
     if (!/^age1[0-9a-z]{20,}$/.test(seal.recipient)) throw new AzgateError("bad_parameter", `--recipient: "${seal.recipient.slice(0, 80)}" is not an age X25519 recipient (age1...)`);
@@ -102,7 +113,10 @@ export async function openBackup(sealed: Uint8Array, unseal: Unseal): Promise<Ui
 /**
  * Writes a backup's items into an empty backend (a new data dir or
  * database); one that holds anything is refused, so a restore never mixes
- * two clusters. Items that expired since the backup are left out.
+ * two clusters. Each item is created, never overwritten: a proxy that
+ * starts on the same database meanwhile (and makes a cluster of its own)
+ * stops the restore instead of being written over. Items that expired
+ * since the backup are left out.
  */
 export async function restoreInto(backend: Backend, b: Backup, now: number, where: string): Promise<number> {
   const present = await backend.snapshot();
@@ -110,7 +124,9 @@ export async function restoreInto(backend: Backend, b: Backup, now: number, wher
   let n = 0;
   for (const i of b.items) {
     if (i.expires && Date.parse(i.expires) <= now) continue;
-    await backend.put(i.key, i.value, i.expires ? { expires: new Date(i.expires) } : undefined);
+    if (!(await putIfAbsent(backend, i.key, i.value, i.expires ? { expires: new Date(i.expires) } : undefined))) {
+      throw new AzgateError("already_exists", `${where} was written by something else during the restore (${i.key}): is a proxy running on it? Stop it, empty ${where}, and restore again`);
+    }
     n++;
   }
   return n;

@@ -121,6 +121,7 @@ describe("admin backup, restore and backend clone under load", () => {
     const dataDir = tempDir("azgate-restored-");
     const res = await cli(["admin", "--data-dir", dataDir, "restore", backupFile, "--passphrase-file", passFile], { home });
     expect(res.stdout).toMatch(/^Restored \d+ records of cluster "e2e"/);
+    expect(res.stdout).toContain(`Host CA pin: ${pin}`);
     const from = agent.output().length;
     restored = await startProxyProcess({ dataDir, home, port, args: ["--second-factor", "off"] });
     expect(restored.pin).toBe(pin);

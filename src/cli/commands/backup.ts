@@ -14,6 +14,7 @@ import { registeredSink } from "../../audit/registered.ts";
 import { loadConfig } from "../../config/load.ts";
 import { AzgateError } from "../../errors/index.ts";
 import { KEYS } from "../../proxy/keys.ts";
+import { pemPin } from "../../pki/pin.ts";
 import { LOCAL_ADMIN_NAME } from "../../proxy/local-admin.ts";
 import { describeTarget, parseStorageRef, redactedUrl, restoreBackup, type RestoreTarget } from "../../proxy/restore.ts";
 import { writeFileAtomic } from "../../runtime/index.ts";
@@ -61,10 +62,23 @@ function identityIn(file: string): string {
   return line.trim();
 }
 
-/** Where `admin restore` writes: the --config's database, or the --data-dir. */
+/** The host CA pin a backup holds (what the restored proxy will present), to check before serving it. */
+function hostPinOf(backup: Backup): string {
+  const item = backup.items.find((i) => i.key === KEYS.authority("host"));
+  const pem = (item?.value as { cert_pem?: unknown } | undefined)?.cert_pem;
+  try {
+    return typeof pem === "string" ? pemPin(pem) : "none (the backup holds no host CA)";
+  } catch {
+    return "unreadable (the backup's host CA is not a certificate)";
+  }
+}
+
+/** Where `admin restore` writes: the --config's database, else the --data-dir (never a database only the environment names). */
 function restoreTarget(argv: AdminArgs): RestoreTarget {
-  const config = loadConfig({ file: argv.config, env: process.env });
-  if (config.storage.type === "postgres") return { storage: config.storage };
+  if (argv.config || !argv["data-dir"]) {
+    const config = loadConfig({ file: argv.config, env: process.env });
+    if (config.storage.type === "postgres") return { storage: config.storage };
+  }
   if (!argv["data-dir"]) throw new AzgateError("bad_parameter", "say where to restore: azgate admin --data-dir NEW_DIR restore FILE (or --config with a postgres storage)");
   return { dataDir: path.resolve(argv["data-dir"]) };
 }
@@ -125,7 +139,7 @@ export function backupCommands(a: Argv<AdminArgs>) {
         }
         const backup = decodeBackup(await openBackup(sealed, await unsealFrom(argv)));
         const n = await restoreBackup(target, backup, systemClock, (l) => printErr(l));
-        print(`Restored ${n} records of cluster "${backup.header.cluster}" (taken ${backup.header.created} by azgate ${backup.header.azgate}) into ${describeTarget(target)}. Start the proxy on it; agents reconnect with the same CA pin.`);
+        print(`Restored ${n} records of cluster "${backup.header.cluster}" (taken ${backup.header.created} by azgate ${backup.header.azgate}) into ${describeTarget(target)}.\nHost CA pin: ${hostPinOf(backup)}\nCheck that pin is the cluster's, then start the proxy on it; agents reconnect with the same pin.`);
       }),
     )
     .command("backend", "Move a cluster between backends", (c) =>
