@@ -45,6 +45,13 @@ const servers: https.Server[] = [];
 const rotate = (phase: Phase) => rotateAuthority(proxy.ctx, admin, "host", { mode: "manual", phase });
 const realPing = () => new ApiClient({ baseUrl: proxy.url, insecure: true }).call<PingResponse>("GET", "/v1/ping");
 const pinOf = (pem: string) => caPin(new x509.X509Certificate(pem));
+/** The words a recorded ping carries for the CA `pem` (one while a rotation runs: the other CA's). */
+async function wordsFor(ping: PingResponse, pem: string) {
+  const pin = await pinOf(pem);
+  const words = [];
+  for (const e of ping.ca_endorsements ?? []) if ((await pinOf(e.pem)) === pin) words.push(e);
+  return words;
+}
 
 /** A man in the middle on 127.0.0.1: TLS from `ca` (a stolen retired CA, or any CA of its own), answering /v1/ping with `ping`. */
 async function mitm(ca: CaKey, ping: unknown): Promise<string> {
@@ -110,8 +117,7 @@ const codeOf = (p: Promise<unknown>) => p.then(() => "accepted", (e: { code?: st
 describe("within the recorded words' ten minutes", () => {
   it("with no key: offering only the retired CA and the new CA's word for it adds the retired CA at most, never drops the new one (an unverified ping only adds)", async () => {
     const own = await createAuthority("host", "mitm", clock.date());
-    const newToOld = [];
-    for (const e of capturedPing.ca_endorsements ?? []) if ((await pinOf(e.pem)) === (await pinOf(retiredPem))) newToOld.push(e);
+    const newToOld = await wordsFor(capturedPing, retiredPem);
     const addr = await mitm(own, { ...capturedPing, host_ca_pems: [retiredPem], ca_pins: [await pinOf(retiredPem)], ca_endorsements: newToOld });
     const agent = await followedAgent(addr, undefined);
     await agent.trust.learn();
@@ -142,8 +148,7 @@ describe("a finished rotation's word played back after standby", () => {
 
   it("with no key: offering only the retired CA and the new CA's word for it makes no peer drop the new CA (an unverified ping only adds)", async () => {
     const own = await createAuthority("host", "mitm", clock.date()); // any CA: the handshake only has to fail
-    const newToOld = [];
-    for (const e of capturedPing.ca_endorsements ?? []) if ((await pinOf(e.pem)) === (await pinOf(retiredPem))) newToOld.push(e);
+    const newToOld = await wordsFor(capturedPing, retiredPem);
     expect(newToOld).toHaveLength(1);
     const addr = await mitm(own, { ...capturedPing, host_ca_pems: [retiredPem], ca_pins: [await pinOf(retiredPem)], ca_endorsements: newToOld });
     const agent = await followedAgent(addr, undefined);
@@ -163,8 +168,8 @@ describe("a finished rotation's word played back after standby", () => {
     await later();
     const cPem = pemOf(proxy.ctx.cluster.views.host.current.cert);
     // The two words of the chain: C's for B (the second rotation), B's for A (the first).
-    const wordFor = async (ping: PingResponse, pem: string) => (await Promise.all((ping.ca_endorsements ?? []).map(async (e) => ((await pinOf(e.pem)) === (await pinOf(pem)) ? e : null)))).find(Boolean)!;
-    const chain = [await wordFor(ping2, bPem), await wordFor(capturedPing, retiredPem)];
+    const chain = [...(await wordsFor(ping2, bPem)), ...(await wordsFor(capturedPing, retiredPem))];
+    expect(chain).toHaveLength(2);
     const addr = await mitm(stolenRetiredKey, { ...capturedPing, host_ca_pems: [retiredPem, bPem], ca_endorsements: chain });
     expect(await codeOf(learnHostCas({ baseUrl: proxyBaseUrl(addr), proxy: addr, known: [cPem], cluster: CLUSTER, command: (p) => p, now: clock.date() }))).toBe("cert_untrusted");
   });

@@ -235,11 +235,12 @@ export async function learnHostCas(opts: {
     verified = false;
   }
   let trusted = await followHostCas({ known: opts.known, offered: seen.host_ca_pems, endorsements: seen.ca_endorsements, pins: opts.pins, cluster: opts.cluster, now: opts.now });
+  const knownPins = opts.known.map(pemPin);
   // Unverified: what it trusted stays, first (whoever answered does not reorder it either), and what is vouched for is added.
-  if (!verified && trusted.length) trusted = [...opts.known, ...trusted.filter((t) => !opts.known.some((k) => pemPin(t) === pemPin(k)))];
+  if (!verified && trusted.length) trusted = [...opts.known, ...trusted.filter((t) => !knownPins.includes(pemPin(t)))];
   if (seen.cluster_name !== opts.cluster) throw opts.otherCluster?.(seen.cluster_name) ?? new AzgateError("cert_untrusted", `the proxy at ${opts.proxy} is cluster "${seen.cluster_name}", not "${opts.cluster}"`);
   if (trusted.length === 0) {
-    const why = rotatedAwayMessage(seen, opts.known.map(pemPin), opts.proxy, opts.command);
+    const why = rotatedAwayMessage(seen, knownPins, opts.proxy, opts.command);
     throw new AzgateError(why.code, why.message);
   }
   return { trusted, ping: seen };

@@ -72,8 +72,8 @@ export function followSessionRotation(o: SessionRotationOptions) {
         const req = parseControlRequest("trust", stream.meta);
         if (req.cluster_name !== o.cluster) throw new AzgateError("bad_request", `this session is in cluster "${o.cluster}", not "${req.cluster_name}"`);
         // Nothing to do (the call every tunnel gets once a CA was retired): said without parsing a certificate.
-        const same = (a: string[]) => a.map(pemPin).join();
-        if (!req.renew && same(req.host_ca_pems) === same(o.creds.hostCas)) return void answerControl(stream, "trust", { ok: true, trusted_pins: o.creds.hostCas.map(pemPin) });
+        const knownPins = o.creds.hostCas.map(pemPin);
+        if (!req.renew && req.host_ca_pems.map(pemPin).join() === knownPins.join()) return void answerControl(stream, "trust", { ok: true, trusted_pins: knownPins });
         const trusted = await followHostCas({ known: o.creds.hostCas, offered: req.host_ca_pems, endorsements: req.endorsements, cluster: o.cluster, now: o.clock.date() });
         if (!trusted.length) throw new AzgateError("cert_untrusted", "none of the host CAs offered is one this session trusts, or vouched for by one");
         await adopt(trusted);
