@@ -6,7 +6,8 @@
 # jq (the seed guide's shell lines, run verbatim), nginx and openssl (a TLS
 # front with an operator's CA before the proxy, as ingress-nginx is), Go and
 # go-autorest (a Go client built offline by the tests), faketime (the in-process
-# suite again with the clock 400 days ahead: scripts/test-all.mjs).
+# suite again with the clock 400 days ahead: scripts/test-all.mjs), rsyslog with
+# its TLS driver (the audit export's syslog receiver).
 # Installs what is missing when run as root; otherwise says what to install.
 set -euo pipefail
 
@@ -19,6 +20,8 @@ command -v go >/dev/null 2>&1 || need+=(golang-go)
 command -v faketime >/dev/null 2>&1 || need+=(faketime)
 [ -d /usr/share/gocode/src/github.com/Azure/go-autorest/autorest/adal ] || need+=(golang-github-azure-go-autorest-dev)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+command -v rsyslogd >/dev/null 2>&1 || need+=(rsyslog)
+ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || need+=(rsyslog-gnutls)
 
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then

@@ -87,7 +87,7 @@ describe("the audit event registry", () => {
 
   it("the proxy's sink refuses an unregistered name or code, a name with another's code, or a missing field, and stores nothing", async () => {
     const stored: unknown[] = [];
-    const inner: AuditSink = { emit: async (e) => void stored.push(e), emitLater: async (e) => void stored.push(e), search: async () => [], prune: async () => ({ events: 0, oldest: null }), oldest: async () => null, close: async () => undefined };
+    const inner: AuditSink = { emit: async (e) => void stored.push(e), emitLater: async (e) => void stored.push(e), search: async () => [], prune: async () => ({ events: 0, oldest: null }), oldest: async () => null, readAfter: async (cursor) => ({ events: [], cursor }), close: async () => undefined };
     const sink = registeredSink(inner);
     await expect(sink.emit({ event: "made.up", code: "AZ9999I" })).rejects.toMatchObject({ code: "internal", message: expect.stringContaining("is not registered") });
     await expect(sink.emit({ event: "user.login", code: "T5000I", user: "x" } as Omit<AuditEvent, "time">)).rejects.toMatchObject({ message: expect.stringContaining("does not go with code T5000I") });

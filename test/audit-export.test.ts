@@ -12,7 +12,9 @@ import { openState, settingsFrom } from "../src/proxy/state.ts";
 import { configSchema } from "../src/config/schema.ts";
 import { resolveCaller, type Caller } from "../src/proxy/caller.ts";
 import type { ProxyContext } from "../src/proxy/context.ts";
-import { auditExport, csvCell } from "../src/proxy/web/pages/audit.ts";
+import { auditExport } from "../src/proxy/web/pages/audit.ts";
+import { csvCell } from "../src/audit/csv.ts";
+import { exportPage, PAGE } from "../src/proxy/audit-export/pages.ts";
 import { FakeClock } from "./helpers/fake-clock.ts";
 import { tempDir } from "./helpers/azgate.ts";
 
@@ -86,5 +88,28 @@ describe("audit export as CSV", () => {
     // A reader that splits every line on ; , tab or | and ignores quotes: no piece is a formula.
     const pieces = rows.join("\n").split(/[;,\t|\r\n]/).map((p) => p.replace(/^"+/, "").trimStart());
     expect(pieces.filter((p) => /^[=+\-@]/.test(p))).toEqual([]);
+  });
+});
+
+describe("admin audit export's pages (GET /v1/admin/audit/export)", () => {
+  it("pages through the whole log by cursor with ls's filters; a caller without list on event is refused", async () => {
+    for (let i = 0; i < PAGE + 5; i++) await ctx.audit.emit(audit("USER_LOGIN", { user: i % 2 ? "odd" : "even", method: "local", session_id: `s-${i}`, success: true }));
+    const pages: number[] = [];
+    const users: string[] = [];
+    for (let after: string | undefined; ; ) {
+      const page = await exportPage(ctx, admin, { user: "odd", ...(after ? { after } : {}) });
+      pages.push(page.items.length);
+      users.push(...page.items.map((e) => String(e.user)));
+      if (page.done) break;
+      after = page.cursor!;
+    }
+    expect(pages.length).toBe(2);
+    expect(users).toHaveLength(Math.floor((PAGE + 5) / 2));
+    expect(new Set(users)).toEqual(new Set(["odd"]));
+    await expect(exportPage(ctx, admin, { after: "file:1:2:nonsense" })).rejects.toMatchObject({ code: "bad_parameter" });
+    await expect(exportPage(ctx, admin, { since: "yesterday" })).rejects.toMatchObject({ code: "bad_parameter" });
+    // A signed-in caller whose roles grant nothing (the API audits the refusal: proxy/api.ts auditRefusal).
+    const nobody: Caller = { ...admin, name: "nobody", roles: [] };
+    await expect(exportPage(ctx, nobody, {})).rejects.toMatchObject({ code: "access_denied" });
   });
 });

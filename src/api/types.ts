@@ -7,6 +7,7 @@
 import type { CloudName } from "../azure/clouds.ts";
 import type { Identity } from "../pki/identity.ts";
 import type { CaEndorsement } from "../pki/endorsement.ts";
+import type { AuditEvent } from "../audit/sink.ts";
 
 /** GET /v1/ping: the cluster as an unauthenticated caller sees it. */
 export interface PingResponse {
@@ -84,4 +85,14 @@ export interface IdentityFacts {
   client_id: string;
   principal_id: string;
   tenant_id: string;
+}
+
+/** GET /v1/admin/audit/export: one page of the log in the order it was written (proxy/audit-export/pages.ts). */
+export interface AuditExportPage {
+  /** This page's events that match the filters (none, when none did). */
+  items: AuditEvent[];
+  /** Where the next page starts (pass it back as `after`). */
+  cursor: string | null;
+  /** True when the log has nothing after this page. */
+  done: boolean;
 }

@@ -21,6 +21,7 @@ export function registeredSink(inner: AuditSink): AuditSink {
     search: (q) => inner.search(q),
     prune: (before) => inner.prune(before),
     oldest: () => inner.oldest(),
+    readAfter: (cursor, limit, opts) => inner.readAfter(cursor, limit, opts),
     close: () => inner.close(),
   };
 }

@@ -1,9 +1,11 @@
+import { randomUUID } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { appendDurably, ensureDir, fsyncDir, openForDurableAppend } from "../runtime/index.ts";
 import type { Clock } from "../util/clock.ts";
 import { globMatch } from "../util/glob.ts";
+import { readAfter } from "./file-cursor.ts";
 import { auditFiles, countLines, CURRENT, dayEnd, dayOf, filePath, firstTime, lastTime, linesOf, rotatedName } from "./files.ts";
 
 /**
@@ -14,6 +16,8 @@ export interface AuditEvent {
   event: string;
   code: string;
   time: string;
+  /** Unique to the event (stamped by the sink with its time): what a receiver of the export drops duplicates by. */
+  uid?: string;
   user?: string;
   success?: boolean;
   [field: string]: unknown;
@@ -74,6 +78,15 @@ export interface AuditSink {
   prune(before: Date): Promise<Pruned>;
   /** The time of the oldest event kept, or null when there is none: how far back the log reaches. */
   oldest(): Promise<string | null>;
+  /**
+   * Up to `limit` stored events after `cursor` (null: from the start), in
+   * the order they were stored, whatever their type, and the cursor after
+   * the last (the same one when there is nothing new). Never returns an
+   * event before one that may still be written ahead of it, so a reader that
+   * keeps the cursor misses none (audit/file-cursor.ts, PostgreSQL below).
+   * `since` (with no cursor) starts at that time.
+   */
+  readAfter(cursor: string | null, limit: number, opts?: { since?: Date }): Promise<{ events: AuditEvent[]; cursor: string | null }>;
   close(): Promise<void>;
 }
 
@@ -189,7 +202,7 @@ export class JsonLinesAuditSink implements AuditSink {
 
   private enqueue(e: Omit<AuditEvent, "time">, now: boolean): Promise<void> {
     const time = this.clock.date().toISOString();
-    const line = JSON.stringify({ time, ...e }) + "\n";
+    const line = JSON.stringify({ time, uid: randomUUID(), ...e }) + "\n";
     return new Promise<void>((done, fail) => {
       this.pending.push({ line, day: dayOf(time), done, fail });
       if (now) void this.writeNow();
@@ -254,8 +267,14 @@ export class JsonLinesAuditSink implements AuditSink {
     if (!this.handle) {
       const fh = await openForDurableAppend(this.file);
       const st = await fh.stat();
-      const newest = st.size > 0 ? await lastTime(this.file) : null;
-      this.handle = { fh, ino: st.ino, checkedAt: now, size: st.size, day: newest ? dayOf(newest) : null };
+      let size = st.size;
+      // A crash mid-append left a torn last line: end it, so the next event starts a line of its own (and reads back).
+      if (size > 0 && !(await endsInNewline(this.file, size))) {
+        await appendDurably(fh.fd, Buffer.from("\n"));
+        size += 1;
+      }
+      const newest = size > 0 ? await lastTime(this.file) : null;
+      this.handle = { fh, ino: st.ino, checkedAt: now, size, day: newest ? dayOf(newest) : null };
     }
     const h = this.handle;
     const full = h.size > 0 && h.size + bytes > this.maxFileBytes;
@@ -346,8 +365,23 @@ export class JsonLinesAuditSink implements AuditSink {
     return null;
   }
 
+  readAfter(cursor: string | null, limit: number, opts?: { since?: Date }): Promise<{ events: AuditEvent[]; cursor: string | null }> {
+    return readAfter(this.dir, cursor, limit, opts);
+  }
+
   async close(): Promise<void> {
     await this.writeNow().catch(() => undefined);
     await this.serial(() => this.closeFile());
+  }
+}
+
+async function endsInNewline(file: string, size: number): Promise<boolean> {
+  const fh = await fsp.open(file, "r");
+  try {
+    const last = Buffer.alloc(1);
+    await fh.read(last, 0, 1, size - 1);
+    return last[0] === 10;
+  } finally {
+    await fh.close();
   }
 }

@@ -58,6 +58,7 @@ function rows(n: Node, key: string, defaults: unknown): Row[] {
   if (n.oneOf) return [...(n.description ? [own("one of the shapes below")] : []), ...mergeVariants(n.oneOf.map((v) => rows(v, key, defaults)))];
   if (n.properties) return [...(key && n.description ? [own("object")] : []), ...Object.entries(n.properties).flatMap(([k, v]) => below(v, k))];
   if (n.type === "array" && n.items?.properties) return [own("list of objects"), ...rows({ ...n.items, description: undefined }, `${key}[]`, defaults)];
+  if (n.type === "array" && n.items?.oneOf) return [own("list of objects, each one of the shapes below"), ...mergeVariants(n.items.oneOf.map((v) => rows(v, `${key}[]`, defaults)))];
   return [own(typeOf(n))];
 }
 
@@ -74,7 +75,12 @@ function mergeVariants(variants: Row[][]): Row[] {
   for (const row of variants.flat()) {
     const seen = merged.get(row.key);
     if (!seen) merged.set(row.key, { ...row });
-    else merged.set(row.key, { ...seen, type: `${seen.type} or ${row.type}`, description: [seen.description, row.description].filter(Boolean).join(" ") });
+    else {
+      // A key the shapes share (a name, a CA file) reads once where they say the same.
+      const type = seen.type.split(" or ").includes(row.type) ? seen.type : `${seen.type} or ${row.type}`;
+      const description = !row.description || seen.description.includes(row.description) ? seen.description : [seen.description, row.description].filter(Boolean).join(" ");
+      merged.set(row.key, { ...seen, type, description });
+    }
   }
   return [...merged.values()];
 }

@@ -28,6 +28,35 @@ export const agentAppSchema = z.strictObject({
   labels: z.record(z.string(), z.string()).default({}).describe("The app's labels, which roles' app_labels match."),
 });
 
+const exportName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be lowercase letters, digits and '-'").optional().describe("The target's name (its cursor is kept under it; default: its type). Renamed, it starts again from the log's beginning.");
+
+/** One audit export target (proxy/audit-export). */
+const auditExportTarget = z.discriminatedUnion(
+  "type",
+  [
+    z.strictObject({
+      type: z.literal("webhook").describe("webhook: each batch POSTed as JSON ({cluster, events}), signed as Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature)."),
+      name: exportName,
+      url: z.string().regex(/^https?:\/\/\S+$/, "must be an http:// or https:// URL").describe("The receiver's URL (https:// unless it is on the same host or network)."),
+      secret_file: z.string().min(1).describe("A file holding the signing secret (whsec_ and base64, as the notification webhooks')."),
+      ca_file: z.string().min(1).optional().describe("CA certificates (PEM) the receiver's certificate is checked against, besides the system's."),
+    }),
+    z.strictObject({ type: z.literal("stdout").describe("stdout: one JSON line per event on the proxy's standard output, for a cluster's log collector."), name: exportName }),
+    z.strictObject({
+      type: z.literal("syslog").describe("syslog: RFC 5424 messages over TCP with TLS (RFC 5425 framing), facility log audit, MSGID the event's code, the event as JSON."),
+      name: exportName,
+      address: hostPort.describe("The receiver's host:port (6514 is syslog over TLS's port)."),
+      ca_file: z.string().min(1).optional().describe("CA certificates (PEM) the receiver's certificate is checked against, besides the system's."),
+      cert_file: z.string().min(1).optional().describe("A client certificate (PEM) for a receiver that asks for one."),
+      key_file: z.string().min(1).optional().describe("The client certificate's key (PEM)."),
+      app_name: z.string().min(1).max(48).optional().describe("The APP-NAME field (default azgate)."),
+      hostname: z.string().min(1).max(255).optional().describe("The HOSTNAME field (default: the machine's name)."),
+    }).refine((t) => !t.cert_file === !t.key_file, "cert_file and key_file go together"),
+  ],
+  { message: 'type must be "webhook", "stdout" or "syslog"' },
+);
+export type AuditExportTarget = z.infer<typeof auditExportTarget>;
+
 /** true or false; from the environment, "true" or "false". */
 const flag = z.union([z.boolean(), z.enum(["true", "false"]).transform((v) => v === "true")], { message: "must be true or false" });
 
@@ -91,11 +120,17 @@ export const configSchema = z.strictObject({
     .describe("Access-request notifications (the targets themselves are resources: notification_target)."),
   audit: z
     .strictObject({
+      export: z
+        .array(auditExportTarget)
+        .max(8)
+        .default([])
+        .refine((ts) => new Set(ts.map((t) => t.name ?? t.type)).size === ts.length, "two targets have the same name: give each a name of its own")
+        .describe("Where every audit event is sent as well, at least once and in order, resuming after a restart (docs/operations.md, \"Audit export\"): webhook, stdout, syslog."),
       retention: duration.optional().describe("How long audit events are kept (a duration: 90d); older ones are deleted (the file sink by whole days, PostgreSQL in batches), each deletion audited. Kept forever when unset."),
       max_file_mb: z.number().int().min(1).max(1_000_000).optional().describe("The file sink starts a new file when the current one would pass this many MiB (besides one file per day)."),
     })
-    .default({})
-    .describe("The audit log: how long it is kept."),
+    .default({ export: [] })
+    .describe("The audit log: how long it is kept, and where it is sent."),
   storage: z
     .discriminatedUnion(
       "type",

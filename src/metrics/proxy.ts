@@ -19,6 +19,7 @@ export function proxyMetrics() {
     denials: new Counter({ name: "azgate_denials_total", help: "Requests refused, by reason", labelNames: ["reason"], registers }),
     backend: new Histogram({ name: "azgate_backend_seconds", help: "Backend operation latency", labelNames: ["op"], buckets: FAST, registers }),
     tunnels: new Gauge({ name: "azgate_tunnels", help: "Connected tunnels, by kind (agent, client)", labelNames: ["kind"], registers }),
+    auditExport: new Counter({ name: "azgate_audit_export_total", help: "Audit export, by target: events sent (a batch sent again after a crash counts again) and failed attempts", labelNames: ["target", "result"], registers }),
     openStreams: new Gauge({ name: "azgate_open_streams", help: "Client streams being relayed now", registers }),
     // Read when scraped (process.memoryUsage works on Node and Deno): what each connected tunnel costs shows here.
     memory: new Gauge({

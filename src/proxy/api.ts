@@ -1,6 +1,7 @@
 import { Hono, type Context } from "hono";
 import { audit } from "../audit/events.ts";
 import { auditCommands } from "./audit-commands.ts";
+import { exportPage } from "./audit-export/pages.ts";
 import { AzgateError, isAzgateError, toErrorBody } from "../errors/index.ts";
 import { checkProofBody, verifyProof } from "../auth/proof-verify.ts";
 import { parseJsonObject } from "../util/json.ts";
@@ -243,6 +244,7 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   authed.delete("/admin/bots/:name", async (c) => c.json({ message: await removeBot(ctx, c.get("caller"), c.req.param("name")) }));
   authed.post("/bots/renew", async (c) => c.json(await renewBot(ctx, c.get("caller"), parseJson<Record<string, unknown>>(c.get("body")))));
     authed.get("/admin/audit", async (c) => c.json({ items: await admin.searchAudit(ctx, c.get("caller"), c.req.query()), ...(await admin.auditReach(ctx, c.get("caller"))) }));
+  authed.get("/admin/audit/export", async (c) => c.json(await exportPage(ctx, c.get("caller"), c.req.query())));
   authed.get("/admin/audit/commands", async (c) => c.json({ items: await auditCommands(ctx, c.get("caller"), c.req.query()) }));
   // Every record, secrets included: the `backup` rule only (not the editor preset's), audited (proxy/backup.ts).
   authed.get("/admin/backup", async (c) => c.json(await takeBackup(ctx, c.get("caller"))));

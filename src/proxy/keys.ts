@@ -56,6 +56,8 @@ export const KEYS = {
   /** SAML request ids awaiting their response (InResponseTo), shared by every proxy. */
   samlRequest: (id: string) => `saml-requests/${id}`,
   samlRequests: "saml-requests/",
+  /** Each audit export target's cursor and which replica sends for it now (proxy/audit-export). */
+  auditExport: (target: string) => `audit-export/${target}`,
 };
 
 /** Secrets (invites, join tokens) are stored by hash, so a copy of the backend cannot be used to join or sign up. */

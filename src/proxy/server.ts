@@ -14,6 +14,8 @@ import { startDispatcher } from "./notify/outbox.ts";
 import { ENDINGS_MS, recordEndings } from "./access-requests.ts";
 import { sweepExpired } from "./admin.ts";
 import { startRetention } from "./audit-retention.ts";
+import { startAuditExport } from "./audit-export/exporter.ts";
+import { exportTarget } from "./audit-export/targets.ts";
 import { openState, settingsFrom } from "./state.ts";
 import { KEYS } from "./keys.ts";
 import { AppRegistry } from "./registry.ts";
@@ -141,6 +143,15 @@ export async function startProxy(config: Config & { data_dir: string }, clock: C
     if (ctx.settings.auditRetention) {
       const retention = startRetention(ctx, ctx.settings.auditRetention.ms);
       closers.push(() => retention.stop());
+    }
+    // Audit export: each target gets every event at least once, from its cursor in the backend (proxy/audit-export).
+    if (config.audit.export.length) {
+      const exporting = startAuditExport(
+        // On the file backend one proxy holds the data dir (its lock): a restart after a crash is the same sender, and need not wait out the lease.
+        { backend: ctx.backend, audit: ctx.audit, clock, replica: config.storage.type === "file" ? "data-dir" : replicaId, count: (target, what, n) => ctx.metrics.auditExport.inc({ target, result: what === "events" ? "sent" : "failed" }, n), log: (line) => console.error(line) },
+        config.audit.export.map((t) => exportTarget(t, clock, ctx.cluster.name)),
+      );
+      closers.push(() => exporting.stop());
     }
     // Access-request notifications: every replica sends what is due from the shared outbox.
     const notifier = startDispatcher({ backend: ctx.backend, audit: ctx.audit, clock, context: async () => ({ cluster: ctx.cluster.name, proxyUrl: urls.public }), allowPrivateAddresses: config.notifications.allow_private_addresses });

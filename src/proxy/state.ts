@@ -111,7 +111,7 @@ export async function openState(
 }
 
 /** The backend and audit log: files in the data dir, or PostgreSQL shared by every replica. */
-async function openStorage(dataDir: string, storage: Config["storage"], clock: Clock, audit: Config["audit"] = {}): Promise<{ backend: Backend; audit: AuditSink }> {
+async function openStorage(dataDir: string, storage: Config["storage"], clock: Clock, audit: Pick<Config["audit"], "max_file_mb"> = {}): Promise<{ backend: Backend; audit: AuditSink }> {
   if (storage.type === "file") {
     const backend = await FileBackend.open(dataDir, clock);
     try {

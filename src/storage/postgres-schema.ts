@@ -34,6 +34,11 @@ const MIGRATIONS: [what: string, sql: string][] = [
    CREATE INDEX azgate_audit_session ON azgate_audit ((data->>'session_id'), id) WHERE data ? 'session_id';
    CREATE INDEX azgate_audit_request_id ON azgate_audit ((data->>'request_id')) WHERE data ? 'request_id';`,
   ],
+  [
+    "the audit export's order: each event's transaction, so an export never reads past an event still being committed (audit/postgres-sink.ts readAfter)",
+    `ALTER TABLE azgate_audit ADD COLUMN txid xid8 NOT NULL DEFAULT pg_current_xact_id();
+   CREATE INDEX azgate_audit_export ON azgate_audit (txid, id);`,
+  ],
 ];
 
 /** The schema this azgate writes. */

@@ -5,14 +5,16 @@
  * which azgate user and command made each entry, or that none did).
  */
 import type { Argv } from "yargs";
-import { readFileSync, statSync } from "node:fs";
+import { closeSync, openSync, readFileSync, statSync, writeSync } from "node:fs";
+import { CSV_HEADER, csvRow } from "../../audit/csv.ts";
+import type { AuditExportPage } from "../../api/types.ts";
 import { AzgateError } from "../../errors/index.ts";
 import type { AuditEvent } from "../../audit/sink.ts";
 import type { CommandRow } from "../../audit/commands.ts";
 import { activityEntrySchema, correlate, CLOCK_SKEW_MS, FINISH_MS, MAX_ACTIVITY_ENTRIES, type ActivityEntry, type Attribution } from "../../audit/correlate.ts";
 import { withAdmin, type AdminArgs } from "../connect.ts";
 import { reachLine } from "../../proxy/admin.ts";
-import { formatOption, print, structured, table, type Format } from "../output.ts";
+import { formatOption, print, printErr, structured, table, type Format } from "../output.ts";
 
 /** `admin audit ls` flags: the web UI's audit filters, by the same names (proxy/admin.ts AUDIT_FILTERS). */
 const AUDIT_FLAGS: [string, string][] = [
@@ -63,6 +65,35 @@ export function auditCommands(t: Argv<AdminArgs>) {
       if (oldest !== undefined) print(`\n${reachLine(oldest, retention ?? null)}`);
     }),
   )
+    .command<AdminArgs & Record<string, string | undefined> & { format: "jsonl" | "csv"; output?: string }>(
+      "export",
+      "Write the whole audit log, or the events since a time, oldest first, as JSON lines or CSV (to a SIEM or a spreadsheet)",
+      (b) =>
+        AUDIT_FLAGS.reduce((a, [name, describe]) => a.option(name, { type: "string", describe }), b as Argv)
+          .option("format", { choices: ["jsonl", "csv"] as const, default: "jsonl" as const, describe: "jsonl: each event whole, one per line; csv: the usual columns, every cell quoted, no formula" })
+          .option("output", { alias: "o", type: "string", describe: "Write to this file (created, or replaced) instead of standard output" }),
+      withAdmin(async ({ client }, argv) => {
+        const q = new URLSearchParams();
+        for (const [name] of AUDIT_FLAGS) if (argv[name]) q.set(name.replace("-", "_"), String(argv[name]));
+        const out = argv.output ? openSync(argv.output, "w", 0o600) : 1;
+        // On a terminal, control characters are shown escaped (print); a file or a pipe gets the bytes.
+        const write = (text: string) => (out === 1 && process.stdout.isTTY ? print(text) : writeSync(out, text));
+        let n = 0;
+        try {
+          if (argv.format === "csv") write(CSV_HEADER);
+          for (;;) {
+            const page = await client.call<AuditExportPage>("GET", `/v1/admin/audit/export${q.size ? `?${q}` : ""}`);
+            if (page.items.length) write(page.items.map((e) => (argv.format === "csv" ? csvRow(e) : `${JSON.stringify(e)}\n`)).join(""));
+            n += page.items.length;
+            if (page.done || !page.cursor) break;
+            q.set("after", page.cursor);
+          }
+        } finally {
+          if (out !== 1) closeSync(out);
+        }
+        if (argv.output) printErr(`${n} event(s) written to ${argv.output}`);
+      }),
+    )
     .command<AdminArgs & Record<string, string | undefined> & { limit?: number; format: Format }>(
       "commands",
       "List commands (one row per az command or azgate exec run), newest first",

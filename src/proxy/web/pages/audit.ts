@@ -6,6 +6,7 @@
  * Permission as `admin audit ls`: the rule to list events (the auditor role).
  */
 import { html } from "hono/html";
+import { CSV_HEADER, csvRow } from "../../../audit/csv.ts";
 import type { AuditEvent } from "../../../audit/sink.ts";
 import { identityName } from "../../../azure/resource-id.ts";
 import { AUDIT_FILTERS, auditReach, reachLine, searchAudit, type AuditFilters } from "../../admin.ts";
@@ -105,31 +106,11 @@ function row(e: AuditEvent, now: number): Html {
   </tr>`;
 }
 
-const CSV_COLUMNS = ["time", "event", "code", "user", "app", "azure_identity", "session_id", "request_id", "method", "host", "path", "status", "action", "scope", "decision", "access_request_id", "azure_request_id", "success", "reason"];
-
-/**
- * One CSV cell for a spreadsheet: always quoted, and no piece of it that a
- * spreadsheet may split off starts a formula. Quoting keeps a cell whole for
- * a reader that honours quotes; a reader told to split on ; or tab (or a
- * user's "text to columns") may still cut `a;=2+3` in two, so wherever a
- * piece may begin (the cell's start, or after , ; tab | or a line break),
- * blanks (space, tab, CR, LF) are skipped and a formula starter (= + - @)
- * gets a ' right before it: shown as text however the cell is split or
- * trimmed (a ' put before the blanks, as this did, left `a;\t=1` a formula
- * once split on the tab). The JSON lines export keeps every value exact.
- */
-export function csvCell(v: unknown): string {
-  const t = v === undefined || v === null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v);
-  const inert = t.replace(/(^|[,;\t\r\n|])([ \t\r\n]*)(?=[=+\-@])/g, "$1$2'");
-  return `"${inert.replace(/"/g, '""')}"`;
-}
-
 /** The filtered events, oldest first, as JSON lines or CSV (csvCell: every cell quoted, no formula anywhere a spreadsheet splits). */
 export async function auditExport(ctx: ProxyContext, caller: Caller, f: AuditFilters, format: string): Promise<{ body: string; type: string; ext: string }> {
   const events = await searchAudit(ctx, caller, { ...f, limit: "100000" });
   if (format === "csv") {
-    const lines = events.map((e) => CSV_COLUMNS.map((c) => csvCell(c === "decision" ? (e.policy as { decision?: string } | undefined)?.decision : e[c])).join(","));
-    return { body: [CSV_COLUMNS.join(","), ...lines].join("\r\n") + "\r\n", type: "text/csv; charset=utf-8", ext: "csv" };
+    return { body: CSV_HEADER + events.map(csvRow).join(""), type: "text/csv; charset=utf-8", ext: "csv" };
   }
   return { body: events.map((e) => JSON.stringify(e)).join("\n") + (events.length ? "\n" : ""), type: "application/x-ndjson; charset=utf-8", ext: "jsonl" };
 }

@@ -1,0 +1,156 @@
+/**
+ * Reading the file sink's log forward from a position: what the audit export
+ * (proxy/audit-export) resumes from after a restart, and what a one-off
+ * `admin audit export` pages through.
+ *
+ * A cursor names a file by its inode, not its name: a rotation renames
+ * `events.jsonl` to `events-DAY.jsonl` and the inode stays, so a position
+ * read in the current file is still found after the rename. With the inode
+ * come the byte offset just past the last event read and that event's time.
+ * The time checks the position (the line that ends at the offset must carry
+ * it: a pruned file's inode may be taken by a new file), and it is where the
+ * reading starts again when the file is gone (pruned, or the log copied to
+ * another disk): at the first event of that time or later, so an event of
+ * the same millisecond may come twice, never none.
+ *
+ * Only whole lines are read: a line still being written (no newline yet)
+ * waits for the next read. A line that does not parse (torn by a crash) is
+ * passed over.
+ */
+import { AzgateError } from "../errors/index.ts";
+import { promises as fsp } from "node:fs";
+import type { FileHandle } from "node:fs/promises";
+import { auditFiles, dayEnd, filePath, type AuditFile } from "./files.ts";
+import type { AuditEvent } from "./sink.ts";
+
+export interface Position {
+  ino: number;
+  offset: number;
+  time: string;
+}
+
+/** The cursor as the export stores it (opaque to everyone but this module). */
+export const formatCursor = (p: Position): string => `file:${p.ino}:${p.offset}:${p.time}`;
+
+export function parseCursor(cursor: string): Position | null {
+  const m = /^file:(\d{1,20}):(\d{1,15}):(.{1,40})$/.exec(cursor);
+  if (!m || Number.isNaN(Date.parse(m[3]))) return null;
+  return { ino: Number(m[1]), offset: Number(m[2]), time: m[3] };
+}
+
+/** Bytes read at a time; a longer line is read whole by reading on. */
+const CHUNK = 256 * 1024;
+
+export interface ReadOptions {
+  /** With no cursor: start at the first event at or after this time (files that end before it are not read). */
+  since?: Date;
+}
+
+/** Up to `limit` events after `cursor` (null: from the log's start), in the log's order, and the cursor after the last one. */
+export async function readAfter(dir: string, cursor: string | null, limit: number, opts: ReadOptions = {}): Promise<{ events: AuditEvent[]; cursor: string | null }> {
+  const files = await withInodes(dir, await auditFiles(dir));
+  const at = cursor ? parseCursor(cursor) : null;
+  if (cursor && !at) throw new AzgateError("bad_parameter", `not a cursor of this audit log: ${JSON.stringify(cursor.slice(0, 80))}`);
+  let index = 0;
+  let offset = 0;
+  // Events older than this are passed over: reading again by time (the file is gone), or a one-off export's start.
+  let notBefore: number | undefined = opts.since?.getTime();
+  if (at) {
+    const i = files.findIndex((f) => f.ino === at.ino);
+    if (i >= 0 && (await endsWith(filePath(dir, files[i]), at.offset, at.time))) {
+      index = i;
+      offset = at.offset;
+      notBefore = undefined;
+    } else notBefore = Date.parse(at.time);
+  }
+  // Rotated files are named by their newest event's day: one whose day ends before the start holds nothing to read.
+  if (notBefore !== undefined && offset === 0) while (index < files.length - 1 && files[index].day && dayEnd(files[index].day!) <= notBefore) index++;
+
+  const events: AuditEvent[] = [];
+  let last: Position | null = null;
+  for (; index < files.length && events.length < limit; index++, offset = 0) {
+    const f = files[index];
+    const fh = await fsp.open(filePath(dir, f), "r").catch((e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? null : Promise.reject(e)));
+    if (!fh) continue; // pruned since it was listed
+    try {
+      for (;;) {
+        const lines = await wholeLines(fh, offset);
+        if (lines.length === 0) break;
+        for (const { text, end } of lines) {
+          offset = end;
+          const e = parse(text);
+          if (!e || (notBefore !== undefined && !(Date.parse(e.time) >= notBefore))) continue;
+          events.push(e);
+          last = { ino: f.ino, offset, time: e.time };
+          if (events.length >= limit) break;
+        }
+        if (events.length >= limit) break;
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+  return { events, cursor: last ? formatCursor(last) : cursor };
+}
+
+async function withInodes(dir: string, files: AuditFile[]): Promise<(AuditFile & { ino: number })[]> {
+  const out: (AuditFile & { ino: number })[] = [];
+  for (const f of files) {
+    const st = await fsp.stat(filePath(dir, f)).catch(() => null);
+    if (st) out.push({ ...f, ino: st.ino });
+  }
+  return out;
+}
+
+/** The whole lines from `offset` on (at least one if there is one, however long), each with the offset just past it. */
+async function wholeLines(fh: FileHandle, offset: number): Promise<{ text: string; end: number }[]> {
+  let size = CHUNK;
+  for (;;) {
+    const buf = Buffer.alloc(size);
+    const { bytesRead } = await fh.read(buf, 0, size, offset);
+    const data = buf.subarray(0, bytesRead);
+    const lastNewline = data.lastIndexOf(10);
+    if (lastNewline < 0) {
+      if (bytesRead < size) return []; // a line still being written, or nothing more
+      size *= 4;
+      continue;
+    }
+    const out: { text: string; end: number }[] = [];
+    let start = 0;
+    while (start <= lastNewline) {
+      const nl = data.indexOf(10, start);
+      out.push({ text: data.subarray(start, nl).toString("utf8"), end: offset + nl + 1 });
+      start = nl + 1;
+    }
+    return out;
+  }
+}
+
+/** Whether the line that ends at `offset` in `file` is an event of time `time` (the cursor still points where it did). */
+async function endsWith(file: string, offset: number, time: string): Promise<boolean> {
+  const fh = await fsp.open(file, "r").catch(() => null);
+  if (!fh) return false;
+  try {
+    if (offset < 2 || (await fh.stat()).size < offset) return false;
+    for (let want = 64 * 1024; ; want *= 4) {
+      const start = Math.max(0, offset - want);
+      const buf = Buffer.alloc(offset - start);
+      await fh.read(buf, 0, buf.length, start);
+      if (buf[buf.length - 1] !== 10) return false;
+      const prev = buf.lastIndexOf(10, buf.length - 2);
+      if (prev < 0 && start > 0) continue; // the line began before what was read
+      return parse(buf.subarray(prev + 1, buf.length - 1).toString("utf8"))?.time === time;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+function parse(line: string): AuditEvent | null {
+  try {
+    const e = JSON.parse(line) as AuditEvent;
+    return e && typeof e === "object" && typeof e.time === "string" && typeof e.event === "string" ? e : null;
+  } catch {
+    return null;
+  }
+}
