@@ -3,7 +3,7 @@
 // makes the SEA blob, postject injects it into a copy of this node binary.
 import { build } from "esbuild";
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 
@@ -47,6 +47,18 @@ function replaceOnce(source, from, to) {
   return source.replace(from, to);
 }
 
+// A single executable cannot import() (Node 20's SEA has no dynamic-import hook): the OTLP exporter's
+// import('http') / import('https') of built-ins become requires of them.
+const otlpWithoutDynamicImport = {
+  name: "otlp-without-dynamic-import",
+  setup(b) {
+    b.onLoad({ filter: /@opentelemetry[\\/]otlp-exporter-base[\\/]build[\\/].*\.js$/ }, async (a) => {
+      const source = await readFile(a.path, "utf8");
+      return { contents: source.replace(/import\('(https?)'\)/g, "Promise.resolve(require('$1'))"), loader: "js" };
+    });
+  },
+};
+
 mkdirSync(dist, { recursive: true });
 await build({
   entryPoints: [path.join(root, "scripts/binary-entry.ts")],
@@ -69,12 +81,17 @@ await build({
     },
     lazyStringWidth,
     yargsWithoutVersionGuess,
+    otlpWithoutDynamicImport,
   ],
   // yargs 18 and our runtime helpers use import.meta.url: give the CJS bundle one.
   banner: { js: "const __azgate_import_meta_url = require('url').pathToFileURL(__filename).href;" },
   define: { "import.meta.url": "__azgate_import_meta_url" },
   logLevel: "warning",
 });
+
+// What the executable cannot run is refused here, not found by a user: an import() of a module (see otlpWithoutDynamicImport).
+const dynamicImport = /(?<![\w$.])import\(\s*["'`]/.exec(readFileSync(bundle, "utf8"));
+if (dynamicImport) throw new Error(`build-binary: the bundle has an import() a single executable cannot run, near: ${readFileSync(bundle, "utf8").slice(dynamicImport.index - 80, dynamicImport.index + 40)}`);
 
 const seaConfig = path.join(dist, "sea-config.json");
 writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }));

@@ -11,7 +11,7 @@ import path from "node:path";
 const SRC = path.resolve(import.meta.dirname, "../src");
 const MODES = ["agent", "client", "proxy"];
 /** Shared folders: every mode may import them, and they import no mode. */
-const SHARED = ["api", "azure", "auth", "errors", "net", "pki", "rbac", "resources", "runtime", "storage", "tunnel", "util", "sso", "audit", "metrics", "health", "config"];
+const SHARED = ["api", "azure", "auth", "errors", "net", "pki", "rbac", "resources", "runtime", "storage", "tunnel", "util", "sso", "audit", "metrics", "health", "config", "tracing"];
 
 function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

@@ -19,6 +19,7 @@ import type { Outbound } from "./outbound.ts";
 import type { AzureTokenProvider } from "./tokens.ts";
 import type { Clock } from "../util/clock.ts";
 import type { LogLine } from "../util/log.ts";
+import { endWithStatus, NO_TRACING, SpanKind, withTraceparent, type Span, type Tracing } from "../tracing/index.ts";
 
 export interface ForwarderDeps {
   outbound: Outbound;
@@ -26,13 +27,23 @@ export interface ForwarderDeps {
   log?: LogLine;
   /** Judges the placeholder's expiry. */
   clock: Clock;
+  /** The agent's spans (tracing/): its part of the request, the token, the call to Azure. */
+  tracing?: Tracing;
 }
 
 export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): Promise<void> {
   const started = performance.now();
+  const tracing = deps.tracing ?? NO_TRACING;
+  /** The agent's span, once the request's head is read (a child of the proxy's: its traceparent); ended once. */
+  let span: Span | undefined;
+  const endSpan = (status: number | undefined, error?: string) => {
+    if (span) endWithStatus(span, status, error);
+    span = undefined;
+  };
   const refuse = (err: AzgateError) => {
     deps.log?.(`refused ${err.code}: ${err.message}`, "warn");
     const r = refusal(err, "azgate agent");
+    endSpan(r.status, err.code);
     return respondJson(stream, r.status, r.body).catch(() => undefined);
   };
   const parsed = agentRequestSchema.safeParse(stream.meta);
@@ -47,6 +58,8 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
   } catch {
     return refuse(new BadRequest("malformed URL"));
   }
+  const agentSpan = tracing.start(`azgate agent ${meta.method}`, SpanKind.SERVER, meta.headers, { "http.request.method": meta.method, "server.address": url.hostname, "url.path": url.pathname, "azgate.request_id": meta.request_id });
+  span = agentSpan;
   // The path only: a query may carry a SAS signature.
   deps.log?.(`forwarding ${meta.method} ${url.host}${url.pathname} as ${meta.session.azure_identity}`, "debug");
 
@@ -90,11 +103,14 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
       return refuse(new TokenAudienceMismatch(`a token for ${resource} is not sent to ${url.hostname}; ask the token endpoint for this service's resource`));
     }
     const t0 = performance.now();
+    const tokenSpan = tracing.start("Entra ID token", SpanKind.CLIENT, agentSpan, { "azgate.resource": resource });
     try {
       const got = await deps.tokens.getToken(meta.session.azure_identity, scopeForResource(resource));
       headers.push(["authorization", `Bearer ${got.token}`]);
       principalId = got.principalId;
+      tokenSpan.end();
     } catch (e) {
+      endWithStatus(tokenSpan, undefined, (e as Error).message);
       return refuse(e instanceof TokenUnavailable ? e : new TokenUnavailable("unavailable", (e as Error).message));
     }
     tokenMs = performance.now() - t0;
@@ -103,20 +119,22 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
   // 3. A held request waits for the proxy's word that it is audited (docs/tunnel-protocol.md): nothing reaches Azure before.
   if (meta.hold && !releaseSchema.safeParse(await stream.readMeta().catch(() => null)).success) {
     if (!stream.resetError) stream.reset(ErrorCode.PROTOCOL_ERROR, "a held request goes on only after the proxy's release");
-    return;
+    return endSpan(undefined, "not released");
   }
 
   // 4. Forward, streaming both ways with backpressure, the body framed as azure/framing.ts decides: a declared
   //    length enforced byte for byte, or chunks; never a body Azure could read as a second request.
   await stream.bodyKnown();
-  if (stream.resetError) return;
+  if (stream.resetError) return endSpan(undefined, "stream reset");
   let length: number | null;
   try {
     length = checkFraming(meta.method, meta.headers, !stream.drained);
   } catch (e) {
     return refuse(e as AzgateError);
   }
-  const sent: [string, string][] = headers.filter(([k]) => !["content-length", "expect"].includes(k.toLowerCase()));
+  // Azure's part: a span of its own, which Azure gets as its traceparent (ARM and the data planes log it).
+  const azureSpan = tracing.start(`Azure ${meta.method} ${url.hostname}`, SpanKind.CLIENT, agentSpan, { "http.request.method": meta.method, "server.address": url.hostname, "url.path": url.pathname });
+  const sent: [string, string][] = withTraceparent(headers, azureSpan).filter(([k]) => !["content-length", "expect"].includes(k.toLowerCase()));
   if (length !== null) sent.push(["content-length", String(length)]);
   const t1 = performance.now();
   const abort = new AbortController();
@@ -132,11 +150,14 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
       return send();
     });
   } catch (e) {
-    if (stream.resetError) return;
+    endWithStatus(azureSpan, undefined, (e as Error).message);
+    if (stream.resetError) return endSpan(undefined, "stream reset");
     const cause = (e as Error).cause as Error | undefined;
     return refuse(new UpstreamFailed(`${url.host}: ${(e as Error).message}${cause?.message ? ` (${cause.message})` : ""}`));
   }
   const upstreamMs = performance.now() - t1;
+  const msRequestId = headerValue(res.headers, "x-ms-request-id")[0];
+  if (msRequestId) azureSpan.setAttribute("azure.request_id", msRequestId);
   const responseHeaders = forwardableHeaders(res.headers, "response");
   try {
     stream.sendMeta({ status: res.status, headers: responseHeaders });
@@ -144,8 +165,11 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
   } catch (e) {
     if (!stream.resetError) stream.reset(ErrorCode.INTERNAL_ERROR, `upstream body failed: ${(e as Error).message}`);
     abort.abort();
-    return;
+    endWithStatus(azureSpan, res.status, (e as Error).message);
+    return endSpan(res.status, (e as Error).message);
   }
+  endWithStatus(azureSpan, res.status);
+  endSpan(res.status);
   const trailer: ResponseTrailer = { timings: { total_ms: round(performance.now() - started), upstream_ms: round(upstreamMs), ...(tokenMs !== undefined ? { token_ms: round(tokenMs) } : {}) }, ...(principalId ? { principal_id: principalId } : {}) };
   stream.sendMeta(trailer);
   stream.end();

@@ -2,6 +2,7 @@
  * Agent mode: join (or reuse the stored identity), open the reverse tunnel,
  * forward Azure requests, and renew the host certificate before it expires.
  */
+import { startTracing } from "../tracing/index.ts";
 import os from "node:os";
 import path from "node:path";
 import { readFileSync } from "node:fs";
@@ -49,6 +50,8 @@ export interface AgentConfig {
   diagAddr?: string;
   /** Judges the stored certificate and times its renewal (util/clock.ts). */
   clock: Clock;
+  /** Where the agent's spans go (an OTLP/HTTP .../v1/traces URL: tracing/); none when not given. */
+  tracingUrl?: string;
 }
 
 export interface RunningAgent {
@@ -98,6 +101,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       }
     }
     const outbound = new Outbound({ connectTo, caPem });
+    const tracing = startTracing("azgate-agent", cfg.tracingUrl);
     const metrics = agentMetrics();
     const clouds = new Set(cfg.apps.map((a) => a.cloud));
     if (clouds.size > 1) throw new AzgateError("config_invalid", `agent.apps: all apps of one agent must name the same cloud (they name ${[...clouds].join(", ")}); run an agent per cloud`);
@@ -140,7 +144,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       backoff: cfg.backoff,
       onStream: (stream) => {
         if (stream.meta.type === "trust") return void trust.answer(stream);
-        void serveProxyStream({ outbound, tokens, log, clock: cfg.clock }, stream).catch((e) => {
+        void serveProxyStream({ outbound, tokens, log, clock: cfg.clock, tracing }, stream).catch((e) => {
           log(`stream failed: ${(e as Error).message}`, "warn");
           stream.reset(2, "agent error");
         });
@@ -216,6 +220,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         await loopbackProbes?.close();
         await tunnel.stop();
         outbound.close();
+        await tracing.shutdown();
         fatal(null);
         await lock.release();
       },

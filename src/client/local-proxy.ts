@@ -4,6 +4,7 @@
  * endpoint emulation, and one authenticated tunnel session to the proxy that
  * carries every other intercepted request as a stream (re-dialled when lost).
  */
+import { endWithStatus, SpanKind, startTracing, tracingEndpoint, withTraceparent, type Tracing } from "../tracing/index.ts";
 import { checkAzureMethod, forwardableHeaders, refusal } from "../azure/forwarding.ts";
 import { AZGATE_ERROR_HEADER, readErrorHeader } from "../api/error-header.ts";
 import { AzgateError, isAzgateError, TargetRefused } from "../errors/index.ts";
@@ -101,7 +102,10 @@ export async function serveLocalProxy(opts: {
   onAppUnavailable?: (first: boolean) => void;
   /** How it follows a rotation of the cluster's CAs (session-rotation.ts); none for a session that does not. */
   rotation?: RotationHooks;
+  /** The client's spans (tracing/); by default from AZGATE_TRACING_ENDPOINT or OpenTelemetry's variables, else none. */
+  tracing?: Tracing;
 }): Promise<RunningLocalProxy> {
+  const tracing = opts.tracing ?? startTracing("azgate-client", tracingEndpoint(process.env.AZGATE_TRACING_ENDPOINT));
   const { cloud } = opts.creds;
   const { clock } = opts;
   const minter = new LeafMinter(opts.ca, clock, cloud);
@@ -193,7 +197,9 @@ export async function serveLocalProxy(opts: {
     const hostHeader = (req.headers.get("host") ?? "").toLowerCase().replace(/:443$/, "");
     const all: [string, string][] = [];
     req.headers.forEach((v, k) => all.push([k, v]));
-    const headers = forwardableHeaders(all, "request");
+    // The client's span: a child of the caller's own (an SDK that traces sends its traceparent), the proxy's parent.
+    const span = tracing.start(`azgate client ${req.method}`, SpanKind.CLIENT, all, { "http.request.method": req.method, "server.address": hostHeader, "url.path": url.pathname });
+    const headers = withTraceparent(forwardableHeaders(all, "request"), span);
     const body = req.body && !["GET", "HEAD"].includes(req.method) ? req.body : undefined;
     let res;
     let used: TunnelSession | undefined;
@@ -210,8 +216,11 @@ export async function serveLocalProxy(opts: {
       }
       res = await tunnelRequest(used, { method: req.method, url: `https://${hostHeader}${url.pathname}${url.search}`, headers, ...(opts.invocation ? { invocation: opts.invocation } : {}) }, body);
     } catch (e) {
-      return refused(await whyNot(e, used));
+      const err = await whyNot(e, used);
+      endWithStatus(span, undefined, err.code);
+      return refused(err);
     }
+    endWithStatus(span, res.status);
     if (readErrorHeader(headerValue(res.headers, AZGATE_ERROR_HEADER)[0])?.code === "app_unavailable") {
       if (!appDown) opts.onAppUnavailable?.(!gotThrough);
       appDown = true;
@@ -282,6 +291,7 @@ export async function serveLocalProxy(opts: {
       closing.abort();
       await proxy.close();
       for (const s of [session, ...retired]) (await s?.catch(() => null))?.close();
+      await tracing.shutdown();
     },
   };
 }

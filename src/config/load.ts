@@ -26,6 +26,7 @@ export const ENV_FIELDS: Record<string, string[]> = {
   AZGATE_BOTS_ISSUER_CONNECT_TO_CA_FILE: ["bots", "issuer_connect_to", "ca_file"],
   AZGATE_NOTIFICATIONS_ALLOW_PRIVATE_ADDRESSES: ["notifications", "allow_private_addresses"],
   AZGATE_AUDIT_RETENTION: ["audit", "retention"],
+  AZGATE_TRACING_ENDPOINT: ["tracing", "endpoint"],
   AZGATE_STORAGE_TYPE: ["storage", "type"],
   AZGATE_STORAGE_CONN_STRING: ["storage", "conn_string"],
   AZGATE_PROXY_ADDR: ["agent", "proxy_addr"],

@@ -131,6 +131,16 @@ export const configSchema = z.strictObject({
     })
     .default({ export: [] })
     .describe("The audit log: how long it is kept, and where it is sent."),
+  tracing: z
+    .strictObject({
+      endpoint: z
+        .string()
+        .regex(/^https?:\/\/\S+$/, "must be an http:// or https:// URL")
+        .optional()
+        .describe("An OpenTelemetry collector's OTLP/HTTP address (http://otel-collector:4318): each Azure request's spans go to its /v1/traces. Unset, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT if set; else nothing is traced."),
+    })
+    .default({})
+    .describe("Tracing (docs/operations.md, \"Tracing\"): spans of the proxy and the agent, linked with the client's through W3C traceparent."),
   storage: z
     .discriminatedUnion(
       "type",

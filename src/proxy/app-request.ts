@@ -23,6 +23,7 @@ import type { ProxyContext } from "./context.ts";
 import type { AppRegistry } from "./registry.ts";
 import { relayToAgents } from "./relay.ts";
 import { retiredIssuer } from "./rotation-trust.ts";
+import { endWithStatus, SpanKind, traceIdOf, withTraceparent, type Span } from "../tracing/index.ts";
 
 export interface ClientSession {
   identity: Identity;
@@ -36,15 +37,22 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
   const requestId = crypto.randomUUID();
   // Elapsed time for the audit event and metrics only (the monotonic clock; util/clock.ts says why not the Clock).
   const started = performance.now();
+  /** This request's span (tracing/), from its head on; ended once, with the answer's status. */
+  let span: Span | undefined;
+  const endSpan = (status: number | undefined, error?: string) => {
+    if (span) endWithStatus(span, status, error);
+    span = undefined;
+  };
   const answer = (err: AzgateError) => {
     const r = refusal(err, "azgate");
+    endSpan(r.status, err.code);
     return respondJson(stream, r.status, r.body, [["x-azgate-request-id", requestId], [AZGATE_ERROR_HEADER, errorHeaderValue(err)]]).catch(() => undefined);
   };
   const { identity } = client;
   // A bot's name and its run's facts ride on every event of its requests (they are in its certificate).
   const base = { user: identity.name, ...botFields(identity), app: identity.route?.app, azure_identity: identity.route?.azure_identity, session_id: identity.session_id, request_id: requestId };
-  /** The command the request belongs to and what the client said about itself, once its head is read. */
-  const about: { command_id?: string; client?: ClientInfo } = {};
+  /** The command the request belongs to, what the client said about itself, and the trace, once its head is read. */
+  const about: { command_id?: string; client?: ClientInfo; trace_id?: string } = {};
 
   // 1. Parse.
   const parsed = requestHeadSchema.safeParse(stream.meta);
@@ -57,6 +65,11 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
   if (!parsed.success || !url) return refuse(new BadRequest("malformed request metadata"), {});
   const { invocation, ...head } = parsed.data;
   const request = { method: head.method, host: url.hostname, path: url.pathname };
+  // A child of the client's span (its traceparent, which the client's local proxy set); its trace ID goes on every event.
+  const requestSpan = ctx.tracing.start(`azgate proxy ${head.method}`, SpanKind.SERVER, head.headers, { "http.request.method": head.method, "server.address": url.hostname, "url.path": url.pathname, "azgate.request_id": requestId, "azgate.user": identity.name });
+  span = requestSpan;
+  const traceId = traceIdOf(requestSpan);
+  if (traceId) about.trace_id = traceId;
   // What the client says about itself (az's command and parameter names, its run): recorded on each event, never decided on.
   const said = readClientInfo(head.headers, invocation);
   Object.assign(about, { command_id: commandId(said, requestId), ...(Object.keys(said).length ? { client: said } : {}) });
@@ -104,7 +117,7 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
     ...head,
     // ARM's correlation ID is azgate's request ID (the client's own is recorded as it said it): the Activity Log's
     // correlationId then names an azgate request no client chose (audit/correlate.ts joins on it).
-    headers: [...head.headers.filter(([k]) => k.toLowerCase() !== "x-ms-correlation-request-id"), ["x-ms-correlation-request-id", requestId]],
+    headers: withTraceparent([...head.headers.filter(([k]) => k.toLowerCase() !== "x-ms-correlation-request-id"), ["x-ms-correlation-request-id", requestId]], requestSpan),
     session: { user: identity.name, app: authorized.app, azure_identity: authorized.azureIdentity, session_id: identity.session_id },
     client_key: client.clientKey as Record<string, unknown>,
     request_id: requestId,
@@ -117,6 +130,7 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
     result = await relayToAgents(registry, authorized.app, authorized.allowedOn, agentRequest, stream, (message) => answer(new AgentUnavailable(message)), startAudited);
   } catch (e) {
     if (e instanceof AuditUnavailable) return answer(e);
+    endSpan(500, (e as Error).message);
     throw e;
   } finally {
     ctx.metrics.openStreams.dec();
@@ -126,6 +140,7 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
   //    First let the answer go: the tunnel writes a turn's frames when the turn ends (websocket.ts), after this.
   await new Promise((next) => setImmediate(next));
   const { outcome, lastError, bytesIn } = result;
+  endSpan(outcome?.status ?? 502, outcome?.error ?? (outcome ? undefined : lastError));
   const durationMs = Math.round(performance.now() - started);
   ctx.metrics.requests.inc({ app: authorized.app, identity: authorized.azureIdentity, method: head.method, status: String(outcome ? outcome.status : 502) });
   if (outcome?.upstreamMs !== undefined) {

@@ -5,6 +5,7 @@ import type { ReplayCache } from "../auth/replay-cache.ts";
 
 import type { ProxyMetrics } from "../metrics/proxy.ts";
 import type { Clock } from "../util/clock.ts";
+import type { Tracing } from "../tracing/index.ts";
 
 export interface AuthSettings {
   secondFactor: "otp" | "off";
@@ -47,6 +48,8 @@ export interface ProxyContext {
   settings: AuthSettings;
   replay: ReplayCache;
   metrics: ProxyMetrics;
+  /** Spans of each Azure request (tracing/): the proxy's, exported when tracing.endpoint is set; NO_TRACING otherwise. */
+  tracing: Tracing;
   /** The session id of this process's local admin identity; no other is accepted. */
   localAdminSession: string;
 }

@@ -15,6 +15,7 @@ import { ENDINGS_MS, recordEndings } from "./access-requests.ts";
 import { sweepExpired } from "./admin.ts";
 import { startRetention } from "./audit-retention.ts";
 import { startAuditExport } from "./audit-export/exporter.ts";
+import { startTracing, tracingEndpoint } from "../tracing/index.ts";
 import { exportTarget } from "./audit-export/targets.ts";
 import { openState, settingsFrom } from "./state.ts";
 import { KEYS } from "./keys.ts";
@@ -60,6 +61,9 @@ export async function startProxy(config: Config & { data_dir: string }, clock: C
     clock,
   });
   const closers: (() => Promise<unknown>)[] = [close];
+  // Each Azure request's span, exported when an endpoint is set (tracing/); its spans leave before the state closes.
+  ctx.tracing = startTracing("azgate-proxy", tracingEndpoint(config.tracing?.endpoint));
+  closers.push(() => ctx.tracing.shutdown());
   const shutdown = async () => {
     for (const fn of closers.reverse()) await fn().catch(() => undefined);
   };

@@ -1,4 +1,5 @@
 import { AzgateError } from "../errors/index.ts";
+import { NO_TRACING } from "../tracing/index.ts";
 import { acquireDirLock, ensureDir } from "../runtime/index.ts";
 import { readFile } from "node:fs/promises";
 import { FileBackend } from "../storage/file.ts";
@@ -102,7 +103,7 @@ export async function openState(
     const following = followAuthorities(cluster, backend, clock);
     closers.push(async () => following.stop());
     const replay = opts.storage?.type === "postgres" ? new BackendReplayCache(backend) : new MemoryReplayCache(clock);
-    const ctx: ProxyContext = { clock, backend, audit, cluster, reloadAuthorities: following.reload, settings: opts.settings, replay, localAdminSession: crypto.randomUUID(), metrics };
+    const ctx: ProxyContext = { clock, backend, audit, cluster, reloadAuthorities: following.reload, settings: opts.settings, replay, localAdminSession: crypto.randomUUID(), metrics, tracing: NO_TRACING };
     return { ctx, close };
   } catch (e) {
     await close();

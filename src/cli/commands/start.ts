@@ -1,4 +1,5 @@
 import { systemClock } from "../../util/clock.ts";
+import { tracingEndpoint } from "../../tracing/index.ts";
 import { readProxyCaFile } from "../../api/trust.ts";
 import type { Argv } from "yargs";
 import { DESCRIBE } from "../catalog.ts";
@@ -146,6 +147,7 @@ async function runAgent(config: Config): Promise<void> {
     diagAddr: agent.diag_addr,
     logLevel: agent.log_level,
     clock: systemClock,
+    tracingUrl: tracingEndpoint(config.tracing?.endpoint),
   });
   await writeProbeRecord(dataDir, { mode: "agent", url: running.probeUrl });
   const signalled = untilSignalled(); // before the banner, as for the proxy
