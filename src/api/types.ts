@@ -95,4 +95,6 @@ export interface AuditExportPage {
   cursor: string | null;
   /** True when the log has nothing after this page. */
   done: boolean;
+  /** Later events wait for a transaction still open in the database (PostgreSQL): ask again from `cursor` in a moment. */
+  held?: boolean;
 }

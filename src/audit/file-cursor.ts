@@ -17,11 +17,10 @@
  * waits for the next read. A line that does not parse (torn by a crash) is
  * passed over.
  */
-import { AzgateError } from "../errors/index.ts";
 import { promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { auditFiles, dayEnd, filePath, type AuditFile } from "./files.ts";
-import type { AuditEvent } from "./sink.ts";
+import { CursorUnusable, type AuditEvent } from "./sink.ts";
 
 export interface Position {
   ino: number;
@@ -46,18 +45,48 @@ export interface ReadOptions {
   since?: Date;
 }
 
+/** A rotation renamed a file between the listing and its opening: list again (this many times at most, then fail: the exporter tries again later). */
+const RELISTS = 20;
+
 /** Up to `limit` events after `cursor` (null: from the log's start), in the log's order, and the cursor after the last one. */
 export async function readAfter(dir: string, cursor: string | null, limit: number, opts: ReadOptions = {}): Promise<{ events: AuditEvent[]; cursor: string | null }> {
-  const files = await withInodes(dir, await auditFiles(dir));
+  for (let i = 0; ; i++) {
+    try {
+      return await readListed(dir, cursor, limit, opts);
+    } catch (e) {
+      if (!(e instanceof Relisted) || i >= RELISTS) throw e;
+    }
+  }
+}
+
+/** The listing no longer says what a name holds (a rotation renamed it since): read again from a new listing. */
+class Relisted extends Error {}
+
+/**
+ * Opens a listed file, and checks it is still the inode listed: a name now
+ * holding another file, or none (renamed, or pruned, since the listing),
+ * throws Relisted; a file read from a stale listing would be passed over.
+ */
+async function openListed(dir: string, f: AuditFile & { ino: number }): Promise<FileHandle> {
+  const fh = await fsp.open(filePath(dir, f), "r").catch((e: NodeJS.ErrnoException) => Promise.reject(e.code === "ENOENT" ? new Relisted() : e));
+  if ((await fh.stat()).ino !== f.ino) {
+    await fh.close();
+    throw new Relisted();
+  }
+  return fh;
+}
+
+async function readListed(dir: string, cursor: string | null, limit: number, opts: ReadOptions): Promise<{ events: AuditEvent[]; cursor: string | null }> {
+  const files = await listing(dir);
   const at = cursor ? parseCursor(cursor) : null;
-  if (cursor && !at) throw new AzgateError("bad_parameter", `not a cursor of this audit log: ${JSON.stringify(cursor.slice(0, 80))}`);
+  if (cursor && !at) throw new CursorUnusable(`not a cursor of this audit log (a file sink's): ${JSON.stringify(cursor.slice(0, 80))}`);
   let index = 0;
   let offset = 0;
   // Events older than this are passed over: reading again by time (the file is gone), or a one-off export's start.
   let notBefore: number | undefined = opts.since?.getTime();
   if (at) {
     const i = files.findIndex((f) => f.ino === at.ino);
-    if (i >= 0 && (await endsWith(filePath(dir, files[i]), at.offset, at.time))) {
+    if (i >= 0 && (await endsWith(dir, files[i], at.offset, at.time))) {
       index = i;
       offset = at.offset;
       notBefore = undefined;
@@ -70,8 +99,8 @@ export async function readAfter(dir: string, cursor: string | null, limit: numbe
   let last: Position | null = null;
   for (; index < files.length && events.length < limit; index++, offset = 0) {
     const f = files[index];
-    const fh = await fsp.open(filePath(dir, f), "r").catch((e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? null : Promise.reject(e)));
-    if (!fh) continue; // pruned since it was listed
+    // The listed inode: a name a rotation gave another file since (or none) is read from a new listing.
+    const fh = await openListed(dir, f);
     try {
       for (;;) {
         const lines = await wholeLines(fh, offset);
@@ -93,13 +122,24 @@ export async function readAfter(dir: string, cursor: string | null, limit: numbe
   return { events, cursor: last ? formatCursor(last) : cursor };
 }
 
-async function withInodes(dir: string, files: AuditFile[]): Promise<(AuditFile & { ino: number })[]> {
-  const out: (AuditFile & { ino: number })[] = [];
-  for (const f of files) {
-    const st = await fsp.stat(filePath(dir, f)).catch(() => null);
-    if (st) out.push({ ...f, ino: st.ino });
+/**
+ * The log's files with their inodes, as one moment saw them: the names are
+ * read again after the inodes, and the whole taken again if they changed (a
+ * rotation renamed the current file in between: its inode, which a cursor
+ * may name, would be missing, and the reading would go on by time past what
+ * was left in it).
+ */
+async function listing(dir: string): Promise<(AuditFile & { ino: number })[]> {
+  for (let i = 0; ; i++) {
+    const files = await auditFiles(dir);
+    const out: (AuditFile & { ino: number })[] = [];
+    for (const f of files) {
+      const st = await fsp.stat(filePath(dir, f)).catch(() => null);
+      if (st) out.push({ ...f, ino: st.ino });
+    }
+    const again = await auditFiles(dir);
+    if (i >= RELISTS || (again.length === files.length && again.every((f, j) => f.name === files[j].name))) return out;
   }
-  return out;
 }
 
 /** The whole lines from `offset` on (at least one if there is one, however long), each with the offset just past it. */
@@ -126,10 +166,9 @@ async function wholeLines(fh: FileHandle, offset: number): Promise<{ text: strin
   }
 }
 
-/** Whether the line that ends at `offset` in `file` is an event of time `time` (the cursor still points where it did). */
-async function endsWith(file: string, offset: number, time: string): Promise<boolean> {
-  const fh = await fsp.open(file, "r").catch(() => null);
-  if (!fh) return false;
+/** Whether the line that ends at `offset` in the listed file is an event of time `time` (the cursor still points where it did). */
+async function endsWith(dir: string, f: AuditFile & { ino: number }, offset: number, time: string): Promise<boolean> {
+  const fh = await openListed(dir, f);
   try {
     if (offset < 2 || (await fh.stat()).size < offset) return false;
     for (let want = 64 * 1024; ; want *= 4) {

@@ -29,8 +29,15 @@ export const dayOf = (iso: string): string => iso.slice(0, 10);
 /** The end of a day (its next midnight, UTC), in ms. */
 export const dayEnd = (day: string): number => Date.parse(`${day}T00:00:00.000Z`) + DAY_MS;
 
-/** The name a rotated file of `day` takes: the first free part. */
+/**
+ * The name a rotated file of `day` takes: the first free part. Never a name
+ * that sorts before a rotated file already there: a clock set back (a wrong
+ * RTC, an NTP step) must not put newer events ahead of older ones, which a
+ * reader by the files' order (the export) has passed.
+ */
 export function rotatedName(day: string, taken: AuditFile[]): string {
+  const latest = taken.reduce<string | null>((d, f) => (f.day && (!d || f.day > d) ? f.day : d), null);
+  if (latest && latest > day) day = latest;
   const parts = taken.filter((f) => f.day === day).map((f) => f.part);
   const part = parts.length ? Math.max(...parts) + 1 : 0;
   return part ? `events-${day}.${part}.jsonl` : `events-${day}.jsonl`;

@@ -5,11 +5,19 @@
  * `event` and `time` are columns with indexes; the whole event is kept as
  * JSON beside them.
  */
-import { AzgateError } from "../errors/index.ts";
-import { randomUUID } from "node:crypto";
 import type pg from "pg";
-import { ciFilter, DEFAULT_AUDIT_LIMIT, type AuditEvent, type AuditQuery, type AuditSink, type Pruned } from "./sink.ts";
+import { ciFilter, CursorUnusable, stamped, DEFAULT_AUDIT_LIMIT, type AuditEvent, type AuditQuery, type AuditSink, type Pruned, type ReadPage } from "./sink.ts";
 import type { Clock } from "../util/clock.ts";
+
+/** The export's order (storage/postgres-schema.ts migration 5 indexes it): a row's transaction, 0 for rows from before. */
+const ORDER = `coalesce(txid, '0'::xid8)`;
+
+/** A cursor of this sink: pg:TXID:ID, each in its type's range. */
+function parsePgCursor(cursor: string): { tx: string; id: string } {
+  const m = /^pg:(\d{1,20}):(\d{1,19})$/.exec(cursor);
+  if (!m || BigInt(m[1]) > 2n ** 64n - 1n || BigInt(m[2]) > 2n ** 63n - 1n) throw new CursorUnusable(`not a cursor of this audit log (PostgreSQL's): ${JSON.stringify(cursor.slice(0, 80))}`);
+  return { tx: m[1], id: m[2] };
+}
 
 /** Rows one retention statement deletes. */
 export const PRUNE_BATCH = 1000;
@@ -23,7 +31,7 @@ export class PostgresAuditSink implements AuditSink {
 
   async emit(e: Omit<AuditEvent, "time">): Promise<void> {
     // PostgreSQL text and jsonb refuse NUL: an event quoting hostile input must still be written.
-    const event = JSON.parse(JSON.stringify({ time: this.clock.date().toISOString(), uid: randomUUID(), ...e }).replace(/\\u0000/g, "\\ufffd")) as AuditEvent;
+    const event = JSON.parse(JSON.stringify(stamped(e, this.clock.date().toISOString())).replace(/\\u0000/g, "\\ufffd")) as AuditEvent;
     const identity = typeof event.azure_identity === "string" ? event.azure_identity : null;
     await this.pool.query(`INSERT INTO azgate_audit (time, event, "user", azure_identity, data) VALUES ($1, $2, $3, $4, $5)`, [
       event.time,
@@ -103,28 +111,43 @@ export class PostgresAuditSink implements AuditSink {
   }
 
   /**
-   * Events in the order of their transactions (the `txid` column), and only
-   * those of transactions older than every one still running
-   * (pg_snapshot_xmin): ids are taken before commit, so an INSERT that
-   * commits late may hold a smaller id than rows already read, but no
+   * Events in the order of their transactions (the `txid` column; rows from
+   * before it existed, or restored from another server, read as 0, so
+   * first), and only those of transactions older than every one still
+   * running (pg_snapshot_xmin): ids are taken before commit, so an INSERT
+   * that commits late may hold a smaller id than rows already read, but no
    * transaction that has not ended can have a txid below the snapshot's
    * xmin, and every later one gets a larger txid. So nothing is ever written
-   * behind the cursor. A long-running transaction anywhere in the database
-   * holds the export back (it waits; it loses nothing).
+   * behind the cursor. A long-running transaction anywhere on the server
+   * holds the reading back (`held`: it waits; it loses nothing).
    */
-  async readAfter(cursor: string | null, limit: number, opts: { since?: Date } = {}): Promise<{ events: AuditEvent[]; cursor: string | null }> {
-    const m = cursor === null ? ["", "0", "0"] : /^pg:(\d{1,20}):(\d{1,19})$/.exec(cursor);
-    if (!m) throw new AzgateError("bad_parameter", `not a cursor of this audit log: ${JSON.stringify(String(cursor).slice(0, 80))}`);
+  async readAfter(cursor: string | null, limit: number, opts: { since?: Date } = {}): Promise<ReadPage> {
+    const at = cursor === null ? { tx: "0", id: "0" } : parsePgCursor(cursor);
+    // Rows restored from another server carry its transaction IDs, which this one has not reached
+    // (no committed row can be at or past the snapshot's xmax): read them as from before, by id.
+    await this.pool.query(`UPDATE azgate_audit SET txid = NULL WHERE ${ORDER} >= pg_snapshot_xmax(pg_current_snapshot())`);
+    const { rows: [snap] } = await this.pool.query<{ xmax: string }>(`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS xmax`);
+    if (BigInt(at.tx) >= BigInt(snap.xmax)) throw new CursorUnusable("this cursor is another database server's (its transaction is one this server has not reached)");
     const since = cursor === null && opts.since ? opts.since.toISOString() : null;
     // (The text form is named tx: an output column named txid would be what ORDER BY sorts, as text.)
     const { rows } = await this.pool.query<{ tx: string; id: string; data: AuditEvent }>(
-      `SELECT txid::text AS tx, id, data FROM azgate_audit
-        WHERE (txid, id) > ($1::text::xid8, $2::bigint) AND txid < pg_snapshot_xmin(pg_current_snapshot()) AND ($4::timestamptz IS NULL OR time >= $4)
-        ORDER BY txid, id LIMIT $3`,
-      [m[1], m[2], limit, since],
+      `SELECT ${ORDER}::text AS tx, id, data FROM azgate_audit
+        WHERE (${ORDER}, id) > ($1::text::xid8, $2::bigint) AND ${ORDER} < pg_snapshot_xmin(pg_current_snapshot()) AND ($4::timestamptz IS NULL OR time >= $4)
+        ORDER BY ${ORDER}, id LIMIT $3`,
+      [at.tx, at.id, limit, since],
     );
     const last = rows.at(-1);
-    return { events: rows.map((r) => r.data), cursor: last ? `pg:${last.tx}:${last.id}` : cursor };
+    const next = last ? `pg:${last.tx}:${last.id}` : cursor;
+    let held = false;
+    if (rows.length < limit) {
+      const after = last ? { tx: last.tx, id: last.id } : at;
+      const { rows: waiting } = await this.pool.query<{ held: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM azgate_audit WHERE (${ORDER}, id) > ($1::text::xid8, $2::bigint) AND ${ORDER} >= pg_snapshot_xmin(pg_current_snapshot())) AS held`,
+        [after.tx, after.id],
+      );
+      held = waiting[0]?.held ?? false;
+    }
+    return { events: rows.map((r) => r.data), cursor: next, ...(held ? { held } : {}) };
   }
 
   async close(): Promise<void> {

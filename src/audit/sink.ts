@@ -4,6 +4,7 @@ import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { appendDurably, ensureDir, fsyncDir, openForDurableAppend } from "../runtime/index.ts";
 import type { Clock } from "../util/clock.ts";
+import { AzgateError } from "../errors/index.ts";
 import { globMatch } from "../util/glob.ts";
 import { readAfter } from "./file-cursor.ts";
 import { auditFiles, countLines, CURRENT, dayEnd, dayOf, filePath, firstTime, lastTime, linesOf, rotatedName } from "./files.ts";
@@ -86,8 +87,29 @@ export interface AuditSink {
    * keeps the cursor misses none (audit/file-cursor.ts, PostgreSQL below).
    * `since` (with no cursor) starts at that time.
    */
-  readAfter(cursor: string | null, limit: number, opts?: { since?: Date }): Promise<{ events: AuditEvent[]; cursor: string | null }>;
+  readAfter(cursor: string | null, limit: number, opts?: { since?: Date }): Promise<ReadPage>;
   close(): Promise<void>;
+}
+
+/**
+ * A cursor this log cannot read from: malformed, another sink's (a data dir
+ * cloned to PostgreSQL), or another database server's. An API caller gets
+ * bad_parameter; the export starts again from the log's beginning (at least
+ * once: a repeat, never a gap).
+ */
+export class CursorUnusable extends AzgateError {
+  constructor(message: string) {
+    super("bad_parameter", message);
+  }
+}
+
+/** What readAfter gives. */
+export interface ReadPage {
+  events: AuditEvent[];
+  /** After the last event read (the one given when there was none). */
+  cursor: string | null;
+  /** Events stored after these wait for a transaction still open elsewhere in the database (PostgreSQL): "nothing more" is not the log's end yet. */
+  held?: boolean;
 }
 
 export interface Pruned {
@@ -137,6 +159,16 @@ function ciMatches(facts: unknown, q: string): boolean {
   const { key, value } = ciFilter(q);
   const entries = Object.entries(facts as Record<string, unknown>);
   return entries.some(([k, v]) => v === value && (key === undefined || k === key));
+}
+
+/**
+ * An event with the sink's time and a new uid, first in its line: never the
+ * caller's (a `time` in the fields would misplace the event in the log's
+ * order, and a reader's cursor with it).
+ */
+export function stamped(e: Omit<AuditEvent, "time">, time: string): AuditEvent {
+  const { time: _time, uid: _uid, ...fields } = e as AuditEvent;
+  return { time, uid: randomUUID(), ...fields };
 }
 
 /** How long an emitLater event may wait for company before it is written alone: the most a crash can lose of them. */
@@ -202,7 +234,7 @@ export class JsonLinesAuditSink implements AuditSink {
 
   private enqueue(e: Omit<AuditEvent, "time">, now: boolean): Promise<void> {
     const time = this.clock.date().toISOString();
-    const line = JSON.stringify({ time, uid: randomUUID(), ...e }) + "\n";
+    const line = JSON.stringify(stamped(e, time)) + "\n";
     return new Promise<void>((done, fail) => {
       this.pending.push({ line, day: dayOf(time), done, fail });
       if (now) void this.writeNow();
@@ -365,7 +397,7 @@ export class JsonLinesAuditSink implements AuditSink {
     return null;
   }
 
-  readAfter(cursor: string | null, limit: number, opts?: { since?: Date }): Promise<{ events: AuditEvent[]; cursor: string | null }> {
+  readAfter(cursor: string | null, limit: number, opts?: { since?: Date }): Promise<ReadPage> {
     return readAfter(this.dir, cursor, limit, opts);
   }
 

@@ -33,7 +33,15 @@ export interface Backup {
 }
 
 /** A snapshot as a backup: the header and its items. */
+/**
+ * Records a backup leaves out: the audit export's cursors (proxy/keys.ts
+ * auditExport) point into an audit log a backup does not carry; restored
+ * elsewhere, the export starts from that log's beginning instead.
+ */
+const NOT_BACKED_UP = ["audit-export/"];
+
 export function backupOf(items: Item[], cluster: string, created: Date): Backup {
+  items = items.filter((i) => !NOT_BACKED_UP.some((p) => i.key.startsWith(p)));
   return {
     header: { format: BACKUP_FORMAT, version: BACKUP_VERSION, azgate: VERSION, cluster, created: created.toISOString(), items: items.length },
     items: items.map((i) => ({ key: i.key, value: i.value, ...(i.expires ? { expires: i.expires } : {}) })),

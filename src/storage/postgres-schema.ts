@@ -36,8 +36,11 @@ const MIGRATIONS: [what: string, sql: string][] = [
   ],
   [
     "the audit export's order: each event's transaction, so an export never reads past an event still being committed (audit/postgres-sink.ts readAfter)",
-    `ALTER TABLE azgate_audit ADD COLUMN txid xid8 NOT NULL DEFAULT pg_current_xact_id();
-   CREATE INDEX azgate_audit_export ON azgate_audit (txid, id);`,
+    // No rewrite of the table (a volatile default on ADD COLUMN would fill every row under a lock that stops
+    // audit writes, and so requests): existing rows keep NULL, read as 0 (before every new row), by id.
+    `ALTER TABLE azgate_audit ADD COLUMN txid xid8;
+   ALTER TABLE azgate_audit ALTER COLUMN txid SET DEFAULT pg_current_xact_id();
+   CREATE INDEX azgate_audit_export ON azgate_audit ((coalesce(txid, '0'::xid8)), id);`,
   ],
 ];
 

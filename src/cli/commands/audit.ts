@@ -9,6 +9,7 @@ import { closeSync, openSync, readFileSync, statSync, writeSync } from "node:fs"
 import { CSV_HEADER, csvRow } from "../../audit/csv.ts";
 import type { AuditExportPage } from "../../api/types.ts";
 import { AzgateError } from "../../errors/index.ts";
+import { parseDuration } from "../../util/duration.ts";
 import type { AuditEvent } from "../../audit/sink.ts";
 import type { CommandRow } from "../../audit/commands.ts";
 import { activityEntrySchema, correlate, CLOCK_SKEW_MS, FINISH_MS, MAX_ACTIVITY_ENTRIES, type ActivityEntry, type Attribution } from "../../audit/correlate.ts";
@@ -75,18 +76,30 @@ export function auditCommands(t: Argv<AdminArgs>) {
       withAdmin(async ({ client }, argv) => {
         const q = new URLSearchParams();
         for (const [name] of AUDIT_FLAGS) if (argv[name]) q.set(name.replace("-", "_"), String(argv[name]));
+        // A window given as a duration ("1h") is fixed once, here: each page would otherwise count back from its own now.
+        for (const name of ["since", "until"]) {
+          const v = q.get(name);
+          if (v && !/^\d{4}-\d\d-\d\d/.test(v)) q.set(name, new Date(Date.now() - parseDuration(v, name)).toISOString());
+        }
         const out = argv.output ? openSync(argv.output, "w", 0o600) : 1;
         // On a terminal, control characters are shown escaped (print); a file or a pipe gets the bytes.
         const write = (text: string) => (out === 1 && process.stdout.isTTY ? print(text) : writeSync(out, text));
         let n = 0;
         try {
           if (argv.format === "csv") write(CSV_HEADER);
+          let heldSince: number | null = null;
           for (;;) {
             const page = await client.call<AuditExportPage>("GET", `/v1/admin/audit/export${q.size ? `?${q}` : ""}`);
             if (page.items.length) write(page.items.map((e) => (argv.format === "csv" ? csvRow(e) : `${JSON.stringify(e)}\n`)).join(""));
             n += page.items.length;
-            if (page.done || !page.cursor) break;
-            q.set("after", page.cursor);
+            if (page.done) break;
+            if (page.cursor) q.set("after", page.cursor);
+            // Later events wait for a database transaction still open: wait a while for it, then say so rather than end short.
+            if (page.held) {
+              heldSince ??= Date.now();
+              if (Date.now() - heldSince > HELD_WAIT_MS) throw new AzgateError("audit_unavailable", `the export stopped after ${n} event(s): later events wait for a transaction open in the database for over ${HELD_WAIT_MS / 1000} s; run it again once that transaction ends (admin audit export --since the last time written)`);
+              await new Promise((r) => setTimeout(r, 1000));
+            } else heldSince = null;
           }
         } finally {
           if (out !== 1) closeSync(out);
@@ -122,6 +135,9 @@ export function auditCommands(t: Argv<AdminArgs>) {
       }),
     );
 }
+
+/** How long admin audit export waits for a database transaction that holds later events back. */
+const HELD_WAIT_MS = 30_000;
 
 /** The largest export read (about 10,000 entries as az prints them). */
 const MAX_EXPORT_BYTES = 64 * 1024 * 1024;

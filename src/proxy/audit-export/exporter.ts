@@ -19,7 +19,7 @@
  * after batch. Events of every type are sent, known to this azgate or not.
  */
 import { AzgateError } from "../../errors/index.ts";
-import type { AuditSink } from "../../audit/sink.ts";
+import { CursorUnusable, type AuditSink } from "../../audit/sink.ts";
 import type { Backend, Item } from "../../storage/backend.ts";
 import type { Clock, Timer } from "../../util/clock.ts";
 import { KEYS } from "../keys.ts";
@@ -63,6 +63,10 @@ export class AuditExporter {
   private running: Promise<void> = Promise.resolve();
   private stopped = true;
   private failures = 0;
+  /** Events per batch: BATCH, less after a receiver refused a batch as too large. */
+  private batch = BATCH;
+  private heldSince: number | null = null;
+  private heldToldAt = 0;
 
   constructor(private readonly d: ExporterDeps) {}
 
@@ -72,11 +76,28 @@ export class AuditExporter {
 
   /** One batch: claim (or renew) the lease, read after the cursor, send, move the cursor. */
   async step(): Promise<StepResult> {
-    const claimed = await this.claim();
+    let claimed = await this.claim();
     if (!claimed) return "held_elsewhere";
-    const { events, cursor } = await this.d.audit.readAfter(claimed.value.cursor, BATCH);
+    let page;
+    try {
+      page = await this.d.audit.readAfter(claimed.value.cursor, this.batch);
+    } catch (e) {
+      if (!(e instanceof CursorUnusable)) throw e;
+      // A cursor of another log (a data dir cloned to PostgreSQL, a database restored on another server): start again, repeating rather than losing.
+      this.d.log?.(`[proxy] audit export to ${this.d.target.name}: its cursor is not this log's (${e.message}); sending the log again from its beginning`);
+      claimed = await this.d.backend.compareAndSwap<ExportState>(this.key, claimed.revision, { ...claimed.value, cursor: null });
+      page = await this.d.audit.readAfter(null, this.batch);
+    }
+    const { events, cursor } = page;
+    this.noteHeld(!!page.held);
     if (events.length === 0) return { sent: 0, more: false };
-    await this.d.target.send(events);
+    try {
+      await this.d.target.send(events);
+    } catch (e) {
+      // A receiver that takes no body this large (HTTP 413): smaller batches, down to one event.
+      if ((e as { tooLarge?: boolean }).tooLarge && this.batch > 1) this.batch = Math.max(1, Math.floor(events.length / 2));
+      throw e;
+    }
     this.d.count?.(this.d.target.name, "events", events.length);
     try {
       await this.d.backend.compareAndSwap<ExportState>(this.key, claimed.revision, { ...claimed.value, cursor, sent: claimed.value.sent + events.length, until: this.leaseEnd() });
@@ -85,7 +106,18 @@ export class AuditExporter {
       if ((e as AzgateError).code === "compare_failed") return "held_elsewhere";
       throw e;
     }
-    return { sent: events.length, more: events.length === BATCH };
+    return { sent: events.length, more: events.length === this.batch };
+  }
+
+  /** Says once a minute (of reads) that events wait for a transaction open elsewhere in the database. */
+  private noteHeld(held: boolean): void {
+    if (!held) return void (this.heldSince = null);
+    const now = this.d.clock.now();
+    this.heldSince ??= now;
+    if (now - this.heldSince >= 60_000 && now - this.heldToldAt >= 60_000) {
+      this.heldToldAt = now;
+      this.d.log?.(`[proxy] audit export to ${this.d.target.name} is held back since ${new Date(this.heldSince).toISOString()}: a transaction open in the database since then keeps later events unreadable (it waits; nothing is lost)`);
+    }
   }
 
   /** Batches until the target has every event there is (or another replica holds it). Returns how many were sent. */

@@ -9,6 +9,7 @@ import { hostname } from "node:os";
 import tls from "node:tls";
 import type { AuditEvent } from "../../audit/sink.ts";
 import { tlsTrust } from "../../runtime/index.ts";
+import type { Clock } from "../../util/clock.ts";
 
 /** RFC 5424 facility 13: log audit. */
 const FACILITY = 13;
@@ -46,29 +47,44 @@ export interface SyslogOptions {
   /** The HOSTNAME field (default: this machine's name). */
   hostname?: string;
   timeoutMs?: number;
+  /** Times the connection's idleness (IDLE_MS): the exporter's clock. */
+  clock: Clock;
 }
 
+/** After a write, how long a refusal may take to arrive (TLS 1.3 refuses a client certificate after the handshake). */
+const SETTLE_MS = 150;
+/** A connection idle this long is opened again before the next batch (a middlebox may have dropped it silently). */
+export const IDLE_MS = 60_000;
+
 /**
- * A connection kept open between batches and opened again after a failure.
- * A batch counts as sent once its bytes are handed to the kernel: TLS over
- * TCP has no receipt, so bytes in flight when the connection breaks may be
- * lost; what the receiver got before is not sent again (RFC 5425 gives no
- * more than this, and rsyslog's own forwarding makes the same trade).
+ * A connection kept open between batches and opened again after a failure,
+ * or after IDLE_MS unused. A batch counts as sent once its bytes are handed
+ * to the kernel and no error or close came within SETTLE_MS: TLS over TCP
+ * has no receipt, so bytes in flight when a connection breaks may still be
+ * lost (RFC 5425 gives no more; rsyslog's own forwarding makes the same
+ * trade). Where every event must arrive, use the webhook.
  */
 export class SyslogSender {
   private socket: tls.TLSSocket | null = null;
+  private lastUsed = 0;
+  /** Why the connection failed, when it did between batches (the receiver's alert, a reset). */
+  private broken: Error | null = null;
   constructor(private readonly o: SyslogOptions) {}
 
   async send(events: AuditEvent[]): Promise<void> {
     const host = this.o.hostname ?? hostname();
     const data = Buffer.concat(events.map((e) => frame(syslogMessage(e, { host, appName: this.o.appName ?? "azgate" }))));
+    if (this.socket && (this.broken || this.o.clock.now() - this.lastUsed > IDLE_MS)) this.close();
     const socket = this.socket ?? (this.socket = await this.connect());
     try {
       await new Promise<void>((ok, fail) => {
         const timer = setTimeout(() => fail(new Error("the syslog receiver took too long to take the batch")), this.o.timeoutMs ?? 10_000);
         socket.write(data, (err) => (clearTimeout(timer), err ? fail(err) : ok()));
       });
-      if (socket.destroyed || socket.errored) throw new Error("the connection to the syslog receiver broke");
+      // A refusal (a client certificate it does not take, under TLS 1.3) or a close comes right after: then the batch did not arrive.
+      await new Promise((r) => setTimeout(r, SETTLE_MS));
+      if (this.broken || socket.destroyed) throw new Error(`the syslog receiver closed the connection${this.broken ? `: ${this.broken.message}` : ""}`);
+      this.lastUsed = this.o.clock.now();
     } catch (e) {
       this.close();
       throw e;
@@ -76,16 +92,19 @@ export class SyslogSender {
   }
 
   private connect(): Promise<tls.TLSSocket> {
+    this.broken = null;
     return new Promise((ok, fail) => {
       const socket = tls.connect({ host: this.o.host, port: this.o.port, servername: /^[\d.]+$|:/.test(this.o.host) ? undefined : this.o.host, ...tlsTrust(this.o.ca ? [this.o.ca] : []).options, cert: this.o.cert, key: this.o.key });
       const timer = setTimeout(() => socket.destroy(new Error("timed out connecting to the syslog receiver")), this.o.timeoutMs ?? 10_000);
       socket.once("secureConnect", () => {
         clearTimeout(timer);
-        // A receiver that goes away: the next batch reconnects.
-        socket.on("error", () => undefined);
-        socket.on("close", () => {
-          if (this.socket === socket) this.socket = null;
-        });
+        socket.setKeepAlive(true, 30_000);
+        // Whatever ends the connection between batches is kept, and fails the next batch (which reconnects).
+        // (This connection's only: an old one closed after a reconnect says nothing of the new.)
+        socket.on("error", (e) => void (this.socket === socket && (this.broken ??= e)));
+        socket.on("close", () => void (this.socket === socket && (this.broken ??= new Error("closed by the receiver"))));
+        // The receiver sends nothing back; reading keeps its close and alerts coming.
+        socket.resume();
         ok(socket);
       });
       socket.once("error", (e) => (clearTimeout(timer), fail(e)));
@@ -93,7 +112,8 @@ export class SyslogSender {
   }
 
   close(): void {
-    this.socket?.destroy();
+    const socket = this.socket;
     this.socket = null;
+    socket?.destroy();
   }
 }

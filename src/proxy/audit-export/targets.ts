@@ -23,10 +23,21 @@ export interface ExportTarget {
   close(): void;
 }
 
+/** The longest one batch's delivery may take (connection, body, answer). */
 const TIMEOUT_MS = 10_000;
+/** A batch's JSON at most (the default of many HTTP collectors' limits is larger; 413 halves it anyway). */
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** What is kept of a receiver's answer (its status is what counts). */
+const MAX_ANSWER_BYTES = 64 * 1024;
 
-/** Makes the target a configuration names; a file it names that cannot be read, or a secret that is not one, stops the start with the key named. */
-export function exportTarget(t: AuditExportTarget, clock: Clock, cluster: string): ExportTarget {
+/** A batch the receiver cannot take whole: the exporter sends smaller ones (exporter.ts). */
+export class TooLarge extends Error {
+  readonly tooLarge = true;
+}
+
+/** Makes the target a configuration names (`timeoutMs`: one batch's delivery at most, TIMEOUT_MS unless a test says); a file it names that cannot be read, or a secret that is not one, stops the start with the key named. */
+export function exportTarget(t: AuditExportTarget, clock: Clock, cluster: string, opts: { timeoutMs?: number } = {}): ExportTarget {
+  const timeoutMs = opts.timeoutMs ?? TIMEOUT_MS;
   const name = t.name ?? t.type;
   const file = (key: string, path: string | undefined) => {
     if (!path) return undefined;
@@ -36,10 +47,10 @@ export function exportTarget(t: AuditExportTarget, clock: Clock, cluster: string
       throw new AzgateError("bad_parameter", `audit.export ${name}: ${key} ${path} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
   };
-  if (t.type === "stdout") return { name, send: (events) => writeStdout(events), close: () => undefined };
+  if (t.type === "stdout") return { name, send: (events) => writeStdout(events, timeoutMs), close: () => undefined };
   if (t.type === "syslog") {
     const [host, port] = splitAddress(t.address);
-    const sender = new SyslogSender({ host, port, ca: file("ca_file", t.ca_file), cert: file("cert_file", t.cert_file), key: file("key_file", t.key_file), appName: t.app_name, hostname: t.hostname });
+    const sender = new SyslogSender({ host, port, ca: file("ca_file", t.ca_file), cert: file("cert_file", t.cert_file), key: file("key_file", t.key_file), appName: t.app_name, hostname: t.hostname, clock, timeoutMs });
     return { name, send: (events) => sender.send(events), close: () => sender.close() };
   }
   const secret = file("secret_file", t.secret_file)!.trim();
@@ -50,14 +61,18 @@ export function exportTarget(t: AuditExportTarget, clock: Clock, cluster: string
     close: () => undefined,
     async send(events) {
       const body = JSON.stringify({ cluster, events });
+      // A body past MAX_BODY_BYTES goes as smaller batches (the exporter halves them), as after a 413.
+      if (body.length > MAX_BODY_BYTES && events.length > 1) throw new TooLarge(`a batch of ${events.length} events is ${body.length} bytes, more than ${MAX_BODY_BYTES}`);
       const now = clock.date();
       const headers = { "content-type": "application/json", "user-agent": "azgate-audit-export", ...signWebhook([secret], batchId(events), now, body) };
       let status: number;
       try {
-        status = (await request(t.url, { method: "POST", headers, body, timeoutMs: TIMEOUT_MS, ...(ca ? { ca } : {}) })).status;
+        // The whole exchange within TIMEOUT_MS (a receiver that trickles its answer does not hold the export), its answer bounded.
+        status = (await request(t.url, { method: "POST", headers, body, timeoutMs, signal: AbortSignal.timeout(timeoutMs), maxBytes: MAX_ANSWER_BYTES, ...(ca ? { ca } : {}) })).status;
       } catch (e) {
         throw new Error(`could not reach the webhook receiver: ${(e as { code?: string }).code ?? (e as Error).message}`);
       }
+      if (status === 413) throw new TooLarge(`the webhook receiver refused a batch of ${events.length} events as too large (HTTP 413)`);
       if (status < 200 || status > 299) throw new Error(`the webhook receiver answered HTTP ${status}`);
     },
   };
@@ -74,9 +89,13 @@ export function batchId(events: AuditEvent[]): string {
   return `audit_${h.digest("hex").slice(0, 32)}`;
 }
 
-function writeStdout(events: AuditEvent[]): Promise<void> {
+/** JSON lines on standard output; a pipe nobody reads fails the batch after the timeout (it is tried again). */
+function writeStdout(events: AuditEvent[], timeoutMs: number): Promise<void> {
   const text = events.map((e) => JSON.stringify(e)).join("\n") + "\n";
-  return new Promise((ok, fail) => process.stdout.write(text, (err) => (err ? fail(err) : ok())));
+  return new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`standard output took no events for ${timeoutMs / 1000} s (a full pipe?)`)), timeoutMs);
+    process.stdout.write(text, (err) => (clearTimeout(timer), err ? fail(err) : ok()));
+  });
 }
 
 function splitAddress(address: string): [string, number] {
