@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-// Runs the whole suite on Node, then the same files on Deno, then builds the
+// Runs the whole suite on Node, then the same files on Deno (less the
+// end-to-end files of decisions, not of the runtime: vitest.config.ts
+// NODE_ONLY_E2E), then builds the
 // single binary and runs its smoke test (test/binary) against it alone, then
 // builds and runs the container image with podman (test/image), then the
 // in-process files (test/*.test.ts) again on Node with the clock moved 400
