@@ -21,6 +21,7 @@ import { AppRegistry } from "../src/proxy/registry.ts";
 import { redactedUrl, restoreBackup } from "../src/proxy/restore.ts";
 import { openState, settingsFrom } from "../src/proxy/state.ts";
 import { acceptInvite } from "../src/proxy/users.ts";
+import { VERSION } from "../src/version.ts";
 import { decodeBackup, encodeBackup, openBackup, sealBackup, type Backup } from "../src/storage/backup.ts";
 import { FileBackend } from "../src/storage/file.ts";
 import { FakeClock } from "./helpers/fake-clock.ts";
@@ -64,6 +65,13 @@ describe("who may take a backup", () => {
 });
 
 describe("restoring a crafted or damaged backup", () => {
+  it("a backup a later azgate took (its records may hold what this one does not know) is refused, naming both versions; a patch release's is not", () => {
+    const b = (azgate: string): Backup => ({ header: { format: "azgate-backup", version: 1, azgate, cluster: "c", created: new Date().toISOString(), items: 1 }, items: [{ key: "roles/first", value: { ok: 1 } }] });
+    expect(() => decodeBackup(encodeBackup(b("0.99.0")))).toThrow(/taken by azgate 0\.99\.0, newer than this azgate .*restore it with azgate 0\.99\.0 or later/);
+    expect(() => decodeBackup(encodeBackup(b("1.0.0")))).toThrow(/newer than this azgate/);
+    expect(decodeBackup(encodeBackup(b(VERSION.replace(/\.\d+$/, ".999")))).items).toHaveLength(1);
+  });
+
   it("one bad item (a ../ key) is refused before anything is written: the target stays empty, and a good backup restores into it after", async () => {
     const clock = new FakeClock();
     const dir = tempDir("azgate-attack-restore-");

@@ -23,6 +23,13 @@ function parse(v: string): Parsed | null {
   return m ? { major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3]) } : null;
 }
 
+/** Whether `v` is a later major.minor than `ours` (a patch release adds no records or fields): what it wrote, `ours` may not know. */
+export function newerMinor(v: string, ours = VERSION): boolean {
+  const p = parse(v);
+  const o = parse(ours)!;
+  return !!p && (p.major > o.major || (p.major === o.major && p.minor > o.minor));
+}
+
 /** The oldest version `ours` serves, as major.minor. */
 export function oldestServed(ours = VERSION): string {
   const o = parse(ours)!;

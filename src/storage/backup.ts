@@ -12,6 +12,7 @@
 import * as age from "age-encryption";
 import { AzgateError } from "../errors/index.ts";
 import { VERSION } from "../version.ts";
+import { newerMinor } from "../api/version.ts";
 import { checkKey, putIfAbsent, type Backend, type Item } from "./backend.ts";
 
 export const BACKUP_FORMAT = "azgate-backup";
@@ -64,6 +65,8 @@ export function decodeBackup(bytes: Uint8Array): Backup {
   }
   if (header?.format !== BACKUP_FORMAT) throw new AzgateError("bad_parameter", "the file is not an azgate backup (no azgate-backup header)");
   if (header.version !== BACKUP_VERSION) throw new AzgateError("bad_parameter", `the backup's format is version ${header.version}, which this azgate ${VERSION} does not read (it reads ${BACKUP_VERSION}); restore it with the azgate that took it (${header.azgate}) or a later one`);
+  // A later azgate's records may carry what this one does not know (and would drop, or misread): restore with that one.
+  if (typeof header.azgate !== "string" || newerMinor(header.azgate)) throw new AzgateError("bad_parameter", `the backup was taken by azgate ${String(header.azgate).slice(0, 40)}, newer than this azgate ${VERSION}; restore it with azgate ${String(header.azgate).slice(0, 40)} or later`);
   const items = lines.slice(1).map((line, n) => {
     let item: Backup["items"][number];
     try {

@@ -150,10 +150,15 @@ export function backupCommands(a: Argv<AdminArgs>) {
           (b) =>
             b
               .option("from", { type: "string", demandOption: true, describe: "file:DATA_DIR (through its proxy if one runs) or postgres://..." })
-              .option("to", { type: "string", demandOption: true, describe: "postgres://USER:PASSWORD@HOST:PORT/DB (empty) or file:NEW_DATA_DIR" }),
+              .option("to", { type: "string", demandOption: true, describe: "postgres://USER@HOST:PORT/DB?sslmode=verify-full (empty; the password from PGPASSWORD) or file:NEW_DATA_DIR" }),
           run(async (argv) => {
             const from = parseStorageRef(argv.from, "--from");
             const to = parseStorageRef(argv.to, "--to");
+            // A command line is readable by every user of the machine (ps, /proc): say where a password belongs.
+            for (const [flag, ref] of [["--from", argv.from], ["--to", argv.to]] as const) {
+              if (/^postgres(ql)?:\/\/[^/@]*:[^/@]*@/.test(ref) || /[?&](ssl)?password=/i.test(ref)) printErr(`warning: the password in ${flag} can be read by other users of this machine while the clone runs (ps); leave it out of the URL and set PGPASSWORD instead`);
+              if (/^postgres(ql)?:\/\//.test(ref) && !/[?&]sslmode=(require|verify-ca|verify-full)\b/.test(ref) && !/@(localhost|127\.0\.0\.1|\[::1\])[:/]/.test(ref)) printErr(`warning: ${flag} does not ask for TLS (sslmode=verify-full): every key of the cluster would cross the network in the clear`);
+            }
             const backup = await snapshotOf(from);
             const n = await restoreBackup(to, backup, systemClock, (l) => printErr(l));
             print(`Cloned ${n} records of cluster "${backup.header.cluster}" from ${describeTarget(from)} into ${describeTarget(to)}. Point the proxies at ${"dataDir" in to ? to.dataDir : `storage: { type: postgres, conn_string: ${redactedUrl(to.storage.conn_string)} }`}; the audit log stays where it was.`);
