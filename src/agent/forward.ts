@@ -19,7 +19,7 @@ import type { Outbound } from "./outbound.ts";
 import type { AzureTokenProvider } from "./tokens.ts";
 import type { Clock } from "../util/clock.ts";
 import type { LogLine } from "../util/log.ts";
-import { endWithStatus, NO_TRACING, SpanKind, withTraceparent, type Span, type Tracing } from "../tracing/index.ts";
+import { endWithStatus, NO_TRACING, SpanKind, type Span, type Tracing } from "../tracing/index.ts";
 
 export interface ForwarderDeps {
   outbound: Outbound;
@@ -134,7 +134,7 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
   }
   // Azure's part: a span of its own, which Azure gets as its traceparent (ARM and the data planes log it).
   const azureSpan = tracing.start(`Azure ${meta.method} ${url.hostname}`, SpanKind.CLIENT, agentSpan, { "http.request.method": meta.method, "server.address": url.hostname, "url.path": url.pathname });
-  const sent: [string, string][] = withTraceparent(headers, azureSpan).filter(([k]) => !["content-length", "expect"].includes(k.toLowerCase()));
+  const sent: [string, string][] = tracing.forward(headers, azureSpan).filter(([k]) => !["content-length", "expect"].includes(k.toLowerCase()));
   if (length !== null) sent.push(["content-length", String(length)]);
   const t1 = performance.now();
   const abort = new AbortController();

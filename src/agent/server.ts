@@ -101,7 +101,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       }
     }
     const outbound = new Outbound({ connectTo, caPem });
-    const tracing = startTracing("azgate-agent", cfg.tracingUrl);
+    const tracing = await startTracing("azgate-agent", cfg.tracingUrl);
     const metrics = agentMetrics();
     const clouds = new Set(cfg.apps.map((a) => a.cloud));
     if (clouds.size > 1) throw new AzgateError("config_invalid", `agent.apps: all apps of one agent must name the same cloud (they name ${[...clouds].join(", ")}); run an agent per cloud`);

@@ -4,7 +4,7 @@
  * endpoint emulation, and one authenticated tunnel session to the proxy that
  * carries every other intercepted request as a stream (re-dialled when lost).
  */
-import { endWithStatus, SpanKind, startTracing, tracingEndpoint, withTraceparent, type Tracing } from "../tracing/index.ts";
+import { endWithStatus, SpanKind, startTracing, tracingEndpoint, type Tracing } from "../tracing/index.ts";
 import { checkAzureMethod, forwardableHeaders, refusal } from "../azure/forwarding.ts";
 import { AZGATE_ERROR_HEADER, readErrorHeader } from "../api/error-header.ts";
 import { AzgateError, isAzgateError, TargetRefused } from "../errors/index.ts";
@@ -105,7 +105,7 @@ export async function serveLocalProxy(opts: {
   /** The client's spans (tracing/); by default from AZGATE_TRACING_ENDPOINT or OpenTelemetry's variables, else none. */
   tracing?: Tracing;
 }): Promise<RunningLocalProxy> {
-  const tracing = opts.tracing ?? startTracing("azgate-client", tracingEndpoint(process.env.AZGATE_TRACING_ENDPOINT));
+  const tracing = opts.tracing ?? (await startTracing("azgate-client", tracingEndpoint(process.env.AZGATE_TRACING_ENDPOINT)));
   const { cloud } = opts.creds;
   const { clock } = opts;
   const minter = new LeafMinter(opts.ca, clock, cloud);
@@ -199,7 +199,7 @@ export async function serveLocalProxy(opts: {
     req.headers.forEach((v, k) => all.push([k, v]));
     // The client's span: a child of the caller's own (an SDK that traces sends its traceparent), the proxy's parent.
     const span = tracing.start(`azgate client ${req.method}`, SpanKind.CLIENT, all, { "http.request.method": req.method, "server.address": hostHeader, "url.path": url.pathname });
-    const headers = withTraceparent(forwardableHeaders(all, "request"), span);
+    const headers = tracing.forward(forwardableHeaders(all, "request"), span);
     const body = req.body && !["GET", "HEAD"].includes(req.method) ? req.body : undefined;
     let res;
     let used: TunnelSession | undefined;

@@ -23,7 +23,7 @@ import type { ProxyContext } from "./context.ts";
 import type { AppRegistry } from "./registry.ts";
 import { relayToAgents } from "./relay.ts";
 import { retiredIssuer } from "./rotation-trust.ts";
-import { endWithStatus, SpanKind, traceIdOf, withTraceparent, type Span } from "../tracing/index.ts";
+import { endWithStatus, SpanKind, traceIdOf, type Span } from "../tracing/index.ts";
 
 export interface ClientSession {
   identity: Identity;
@@ -117,7 +117,7 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
     ...head,
     // ARM's correlation ID is azgate's request ID (the client's own is recorded as it said it): the Activity Log's
     // correlationId then names an azgate request no client chose (audit/correlate.ts joins on it).
-    headers: withTraceparent([...head.headers.filter(([k]) => k.toLowerCase() !== "x-ms-correlation-request-id"), ["x-ms-correlation-request-id", requestId]], requestSpan),
+    headers: ctx.tracing.forward([...head.headers.filter(([k]) => k.toLowerCase() !== "x-ms-correlation-request-id"), ["x-ms-correlation-request-id", requestId]], requestSpan),
     session: { user: identity.name, app: authorized.app, azure_identity: authorized.azureIdentity, session_id: identity.session_id },
     client_key: client.clientKey as Record<string, unknown>,
     request_id: requestId,

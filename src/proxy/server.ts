@@ -62,7 +62,7 @@ export async function startProxy(config: Config & { data_dir: string }, clock: C
   });
   const closers: (() => Promise<unknown>)[] = [close];
   // Each Azure request's span, exported when an endpoint is set (tracing/); its spans leave before the state closes.
-  ctx.tracing = startTracing("azgate-proxy", tracingEndpoint(config.tracing?.endpoint));
+  ctx.tracing = await startTracing("azgate-proxy", tracingEndpoint(config.tracing?.endpoint));
   closers.push(() => ctx.tracing.shutdown());
   const shutdown = async () => {
     for (const fn of closers.reverse()) await fn().catch(() => undefined);

@@ -3,34 +3,44 @@
  * local proxy, the proxy, the agent and the agent's call to Azure, linked by
  * W3C `traceparent` headers that ride with the request through the tunnels,
  * exported with OTLP over HTTP when an endpoint is set (`tracing.endpoint`,
- * or OpenTelemetry's own OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT). With none,
- * nothing is recorded or sent: spans are OpenTelemetry's no-op ones, which
- * still carry an incoming trace ID on (so an audit event can name the
- * trace a caller's SDK started).
+ * or OpenTelemetry's own OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT).
+ *
+ * With none, nothing is loaded, recorded or sent: OpenTelemetry's SDK costs
+ * a third of a second to load, which every CLI command would pay. Spans are
+ * then one inert object, and a caller's traceparent passes through as it
+ * came. With one, the SDK is loaded once, at the mode's start.
  *
  * Each mode makes its own Tracing and passes it down; nothing is registered
  * globally, so several proxies and agents in one process (the tests) keep
  * apart, and no context manager is needed: a span's parent is passed in.
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type Tracer } from "@opentelemetry/api";
-import { W3CTraceContextPropagator } from "@opentelemetry/core";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
-import { resourceFromAttributes } from "@opentelemetry/resources";
-import { BatchSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
 import { VERSION } from "../version.ts";
-
-export { SpanKind, SpanStatusCode, type Span };
 
 type HeaderList = [string, string][];
 
-const propagator = new W3CTraceContextPropagator();
-const TRACE_HEADERS = new Set(["traceparent", "tracestate"]);
+/** OpenTelemetry's span kinds (the same numbers). */
+export const SpanKind = { INTERNAL: 0, SERVER: 1, CLIENT: 2 } as const;
+export type SpanKind = (typeof SpanKind)[keyof typeof SpanKind];
+
+/** What azgate does with a span: OpenTelemetry's Span has all of it. */
+export interface Span {
+  spanContext(): { traceId: string; spanId: string };
+  setAttribute(key: string, value: string | number | boolean): unknown;
+  setStatus(status: { code: number; message?: string }): unknown;
+  end(): void;
+  isRecording(): boolean;
+}
+
+/** OpenTelemetry's status code for a failed span. */
+const STATUS_ERROR = 2;
 
 export interface Tracing {
   /** Whether spans are recorded and exported (an endpoint is set). */
   readonly enabled: boolean;
   /** A span, child of `parent` (a span, or the traceparent in request headers), or a new trace's root. */
-  start(name: string, kind: SpanKind, parent: Span | HeaderList | undefined, attributes?: Attributes): Span;
+  start(name: string, kind: SpanKind, parent: Span | HeaderList | undefined, attributes?: Record<string, string | number | boolean>): Span;
+  /** `headers` for the next hop: its traceparent and tracestate this span's (with no tracing, the caller's as they came). */
+  forward(headers: HeaderList, span: Span): HeaderList;
   /** Sends what is recorded and stops; a CLI calls it before it exits. */
   shutdown(): Promise<void>;
 }
@@ -43,30 +53,64 @@ export function tracingEndpoint(configured: string | undefined, env: Record<stri
   return undefined;
 }
 
-const noopTracer = trace.getTracer("azgate-noop");
+const INERT: Span = {
+  spanContext: () => ({ traceId: "", spanId: "" }),
+  setAttribute: () => INERT,
+  setStatus: () => INERT,
+  end: () => undefined,
+  isRecording: () => false,
+};
 
-/** The longest a stopping mode waits for its last spans to leave. */
-const SHUTDOWN_MS = 2_000;
-
-/** Tracing that records nothing (no endpoint); an incoming traceparent's trace ID still shows on its spans. */
+/** No tracing: nothing loaded or recorded; headers pass through untouched. */
 export const NO_TRACING: Tracing = {
   enabled: false,
-  start: (name, kind, parent, attributes) => noopTracer.startSpan(name, { kind, attributes }, parentContext(parent)),
+  start: () => INERT,
+  forward: (headers) => headers,
   shutdown: async () => undefined,
 };
 
+/** The longest a stopping mode waits for its last spans to leave. */
+const SHUTDOWN_MS = 2_000;
+const TRACE_HEADERS = new Set(["traceparent", "tracestate"]);
+
 /** Tracing for one mode (`service`: azgate-proxy, azgate-agent, azgate-client): OTLP/HTTP to `url` (a full .../v1/traces URL), or none. */
-export function startTracing(service: string, url: string | undefined): Tracing {
+export async function startTracing(service: string, url: string | undefined): Promise<Tracing> {
   if (!url) return NO_TRACING;
+  const [{ ROOT_CONTEXT, trace }, { W3CTraceContextPropagator }, { OTLPTraceExporter }, { resourceFromAttributes }, { BatchSpanProcessor, TracerProvider }] = await Promise.all([
+    import("@opentelemetry/api"),
+    import("@opentelemetry/core"),
+    import("@opentelemetry/exporter-trace-otlp-http"),
+    import("@opentelemetry/resources"),
+    import("@opentelemetry/sdk-trace"),
+  ]);
+  const propagator = new W3CTraceContextPropagator();
   const provider = new TracerProvider({
     resource: resourceFromAttributes({ "service.name": service, "service.version": VERSION }),
     // Batches leave every second (or at 512 spans); a CLI's spans leave at shutdown.
     spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url, timeoutMillis: SHUTDOWN_MS }), scheduledDelayMillis: 1000 })],
   });
-  const tracer: Tracer = provider.getTracer("azgate", VERSION);
+  const tracer = provider.getTracer("azgate", VERSION);
+  const parentContext = (parent: Span | HeaderList | undefined) => {
+    if (!parent) return ROOT_CONTEXT;
+    if (!Array.isArray(parent)) return trace.setSpan(ROOT_CONTEXT, parent as never);
+    // Only a well-formed traceparent counts (the propagator checks it); one header of each at most, the first.
+    const carrier: Record<string, string> = {};
+    for (const [k, v] of parent) {
+      const n = k.toLowerCase();
+      if (TRACE_HEADERS.has(n) && !(n in carrier)) carrier[n] = v;
+    }
+    return propagator.extract(ROOT_CONTEXT, carrier, { get: (c, k) => c[k], keys: (c) => Object.keys(c) });
+  };
   return {
     enabled: true,
-    start: (name, kind, parent, attributes) => tracer.startSpan(name, { kind, attributes }, parentContext(parent)),
+    start: (name, kind, parent, attributes) => tracer.startSpan(name, { kind, attributes }, parentContext(parent)) as Span,
+    forward(headers, span) {
+      const out = headers.filter(([k]) => !TRACE_HEADERS.has(k.toLowerCase()));
+      const carrier: Record<string, string> = {};
+      propagator.inject(trace.setSpan(ROOT_CONTEXT, span as never), carrier, { set: (c, k, v) => (c[k] = v) });
+      for (const [k, v] of Object.entries(carrier)) out.push([k, v]);
+      return out;
+    },
     // A collector that is down does not hold a CLI's exit: what is not sent in SHUTDOWN_MS is dropped.
     shutdown: () => {
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -76,37 +120,15 @@ export function startTracing(service: string, url: string | undefined): Tracing 
   };
 }
 
-function parentContext(parent: Span | HeaderList | undefined): Context {
-  if (!parent) return ROOT_CONTEXT;
-  if (!Array.isArray(parent)) return trace.setSpan(ROOT_CONTEXT, parent);
-  // Only a well-formed traceparent counts (the propagator checks it); one header of each at most, the first.
-  const carrier: Record<string, string> = {};
-  for (const [k, v] of parent) {
-    const n = k.toLowerCase();
-    if (TRACE_HEADERS.has(n) && !(n in carrier)) carrier[n] = v;
-  }
-  return propagator.extract(ROOT_CONTEXT, carrier, { get: (c, k) => c[k], keys: (c) => Object.keys(c) });
-}
-
-/** `headers` with this span as the next hop's parent: any traceparent and tracestate the caller sent replaced by the span's. */
-export function withTraceparent(headers: HeaderList, span: Span): HeaderList {
-  const out = headers.filter(([k]) => !TRACE_HEADERS.has(k.toLowerCase()));
-  if (!trace.isSpanContextValid(span.spanContext())) return out;
-  const carrier: Record<string, string> = {};
-  propagator.inject(trace.setSpan(ROOT_CONTEXT, span), carrier, { set: (c, k, v) => (c[k] = v) });
-  for (const [k, v] of Object.entries(carrier)) out.push([k, v]);
-  return out;
-}
-
-/** The span's trace ID, for an audit event; undefined when it has none (no tracing, and no traceparent came). */
+/** The span's trace ID, for an audit event; undefined with no tracing. */
 export function traceIdOf(span: Span): string | undefined {
-  const sc = span.spanContext();
-  return trace.isSpanContextValid(sc) ? sc.traceId : undefined;
+  const id = span.spanContext().traceId;
+  return /^[0-9a-f]{32}$/.test(id) && !/^0+$/.test(id) ? id : undefined;
 }
 
 /** Ends a span with an HTTP status: 5xx (or none) marks it failed. */
 export function endWithStatus(span: Span, status: number | undefined, error?: string): void {
   if (status !== undefined) span.setAttribute("http.response.status_code", status);
-  if (error || status === undefined || status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, ...(error ? { message: error } : {}) });
+  if (error || status === undefined || status >= 500) span.setStatus({ code: STATUS_ERROR, ...(error ? { message: error } : {}) });
   span.end();
 }
