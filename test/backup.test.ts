@@ -47,11 +47,13 @@ describe.each(["file", "postgres"] as const)("the %s backend's snapshot", (kind)
       let stop = false;
       // Round n writes n to k0, k1, ... k19 in turn (in folders of their own, so no walk order follows the writes).
       const KEYS = Array.from({ length: 20 }, (_, i) => `series/s${(i * 7) % 20}/k${i}`);
+      let rounds = 0;
       const writer = (async () => {
-        for (let n = 1; !stop; n++) for (const k of KEYS) await backend.put(k, n);
+        for (let n = 1; !stop; n++, rounds++) for (const k of KEYS) await backend.put(k, n);
       })();
       const seen: number[][] = [];
-      for (let i = 0; i < 30; i++) {
+      // Thirty snapshots, and on until the writer has gone round twice (a slow machine: the snapshots would all see round one).
+      for (let i = 0; i < 30 || (rounds < 2 && i < 10_000); i++) {
         const items = await backend.snapshot();
         seen.push(KEYS.map((k) => (items.find((x) => x.key === k)?.value as number | undefined) ?? 0));
       }
