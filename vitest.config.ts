@@ -4,14 +4,17 @@ import { defineConfig } from "vitest/config";
 declare const Deno: object | undefined;
 
 /**
- * End-to-end files whose subject is a decision (the policy's, a refusal's, an
- * access request's, a bot's join, the CLI's messages, the web UI's tables),
- * not the runtime: they run on Node only. The decisions are the same code,
- * and the in-process files that test them run on Deno too; what the runtime
- * does (tunnels, TLS and CONNECT, clients through the local proxy, SSO,
- * storage and crashes, upgrades, rotation, tracing, the audit export) keeps
- * its end-to-end files on both. This keeps the clean-clone CI within its 30
- * minutes on two cores (issue 30).
+ * End-to-end files that run on Node only. Their subject is a decision (the
+ * policy's, a refusal's, an access request's, a bot's join, the CLI's
+ * messages, the web UI's pages and tables, a cloud's hosts, a data dir's
+ * migration) or a flow whose every step the in-process files run on Deno
+ * with real tunnels and TLS (a CA rotation: rotation-proxy, rotation-replay,
+ * rotation-reissue), or the README's demo, which runs on Node. What the
+ * runtime itself does keeps its end-to-end files on both: tunnels and their
+ * resilience, agents joining, TLS fronts, clients through the local proxy
+ * (az, SDKs), SSO in a browser, PostgreSQL, replicas and load, crashes,
+ * backups, probes, tracing, the audit export. This keeps the clean-clone CI
+ * within its 30 minutes on two cores (issue 30).
  */
 const NODE_ONLY_E2E = [
   "test/e2e/access-requests.test.ts",
@@ -20,10 +23,15 @@ const NODE_ONLY_E2E = [
   "test/e2e/bots.test.ts",
   "test/e2e/cluster-cli.test.ts",
   "test/e2e/connectors.test.ts",
+  "test/e2e/demo.test.ts",
+  "test/e2e/rotation.test.ts",
   "test/e2e/security-review.test.ts",
+  "test/e2e/sovereign-cloud.test.ts",
   "test/e2e/sso-github.test.ts",
+  "test/e2e/upgrade.test.ts",
   "test/e2e/web-commands.test.ts",
   "test/e2e/web-tables.test.ts",
+  "test/e2e/web-ui.test.ts",
 ];
 
 export default defineConfig({
