@@ -19,6 +19,7 @@
  */
 import { promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
+import path from "node:path";
 import { auditFiles, dayEnd, filePath, type AuditFile } from "./files.ts";
 import { CursorUnusable, type AuditEvent } from "./sink.ts";
 
@@ -77,19 +78,28 @@ async function openListed(dir: string, f: AuditFile & { ino: number }): Promise<
 }
 
 async function readListed(dir: string, cursor: string | null, limit: number, opts: ReadOptions): Promise<{ events: AuditEvent[]; cursor: string | null }> {
-  const files = await listing(dir);
+  let files = await listing(dir);
   const at = cursor ? parseCursor(cursor) : null;
   if (cursor && !at) throw new CursorUnusable(`not a cursor of this audit log (a file sink's): ${JSON.stringify(cursor.slice(0, 80))}`);
   let index = 0;
   let offset = 0;
   // Events older than this are passed over: reading again by time (the file is gone), or a one-off export's start.
   let notBefore: number | undefined = opts.since?.getTime();
+  /** After a file read from its cursor that the log no longer names (an operator's rename): the log's own files from this time on. */
+  let thenFrom: number | undefined;
   if (at) {
     const i = files.findIndex((f) => f.ino === at.ino);
+    const renamed = i < 0 ? await renamedAway(dir, files, at.ino) : null;
     if (i >= 0 && (await endsWith(dir, files[i], at.offset, at.time))) {
       index = i;
       offset = at.offset;
       notBefore = undefined;
+    } else if (renamed && (await endsWith(dir, renamed, at.offset, at.time))) {
+      // Renamed to a name the log does not use (logrotate's events.jsonl.1): its rest first, then the log from the cursor's time.
+      files = [renamed, ...files];
+      offset = at.offset;
+      notBefore = undefined;
+      thenFrom = Date.parse(at.time);
     } else notBefore = Date.parse(at.time);
   }
   // Rotated files are named by their newest event's day: one whose day ends before the start holds nothing to read.
@@ -99,6 +109,7 @@ async function readListed(dir: string, cursor: string | null, limit: number, opt
   let last: Position | null = null;
   for (; index < files.length && events.length < limit; index++, offset = 0) {
     const f = files[index];
+    if (thenFrom !== undefined && index > 0) notBefore ??= thenFrom;
     // The listed inode: a name a rotation gave another file since (or none) is read from a new listing.
     const fh = await openListed(dir, f);
     try {
@@ -120,6 +131,17 @@ async function readListed(dir: string, cursor: string | null, limit: number, opt
     }
   }
   return { events, cursor: last ? formatCursor(last) : cursor };
+}
+
+/** A file in the log's folder, under a name the log does not use, that is the inode `ino` (the current file an operator renamed). */
+async function renamedAway(dir: string, listed: AuditFile[], ino: number): Promise<(AuditFile & { ino: number }) | null> {
+  const names = new Set(listed.map((f) => f.name));
+  for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
+    if (names.has(name) || !name.startsWith("events")) continue;
+    const st = await fsp.stat(path.join(dir, name)).catch(() => null);
+    if (st?.isFile() && st.ino === ino) return { name, day: null, part: 0, ino };
+  }
+  return null;
 }
 
 /**

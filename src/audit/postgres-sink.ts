@@ -111,9 +111,9 @@ export class PostgresAuditSink implements AuditSink {
   }
 
   /**
-   * Events in the order of their transactions (the `txid` column; rows from
-   * before it existed, or restored from another server, read as 0, so
-   * first), and only those of transactions older than every one still
+   * Events in the order of their transactions (the `txid` column, stamped by
+   * a trigger as each row is written here; rows from before it existed read
+   * as 0, so first), and only those of transactions older than every one still
    * running (pg_snapshot_xmin): ids are taken before commit, so an INSERT
    * that commits late may hold a smaller id than rows already read, but no
    * transaction that has not ended can have a txid below the snapshot's
@@ -121,11 +121,9 @@ export class PostgresAuditSink implements AuditSink {
    * behind the cursor. A long-running transaction anywhere on the server
    * holds the reading back (`held`: it waits; it loses nothing).
    */
-  async readAfter(cursor: string | null, limit: number, opts: { since?: Date } = {}): Promise<ReadPage> {
+  async readAfter(cursor: string | null, limit: number, opts: { since?: Date; until?: Date } = {}): Promise<ReadPage> {
     const at = cursor === null ? { tx: "0", id: "0" } : parsePgCursor(cursor);
-    // Rows restored from another server carry its transaction IDs, which this one has not reached
-    // (no committed row can be at or past the snapshot's xmax): read them as from before, by id.
-    await this.pool.query(`UPDATE azgate_audit SET txid = NULL WHERE ${ORDER} >= pg_snapshot_xmax(pg_current_snapshot())`);
+    // (Rows never carry another server's transaction IDs: a trigger stamps each row as it is written, restored or not.)
     const { rows: [snap] } = await this.pool.query<{ xmax: string }>(`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS xmax`);
     if (BigInt(at.tx) >= BigInt(snap.xmax)) throw new CursorUnusable("this cursor is another database server's (its transaction is one this server has not reached)");
     const since = cursor === null && opts.since ? opts.since.toISOString() : null;
@@ -142,8 +140,8 @@ export class PostgresAuditSink implements AuditSink {
     if (rows.length < limit) {
       const after = last ? { tx: last.tx, id: last.id } : at;
       const { rows: waiting } = await this.pool.query<{ held: boolean }>(
-        `SELECT EXISTS (SELECT 1 FROM azgate_audit WHERE (${ORDER}, id) > ($1::text::xid8, $2::bigint) AND ${ORDER} >= pg_snapshot_xmin(pg_current_snapshot())) AS held`,
-        [after.tx, after.id],
+        `SELECT EXISTS (SELECT 1 FROM azgate_audit WHERE (${ORDER}, id) > ($1::text::xid8, $2::bigint) AND ${ORDER} >= pg_snapshot_xmin(pg_current_snapshot()) AND ($3::timestamptz IS NULL OR time < $3)) AS held`,
+        [after.tx, after.id, opts.until ? opts.until.toISOString() : null],
       );
       held = waiting[0]?.held ?? false;
     }

@@ -85,9 +85,10 @@ export interface AuditSink {
    * the last (the same one when there is nothing new). Never returns an
    * event before one that may still be written ahead of it, so a reader that
    * keeps the cursor misses none (audit/file-cursor.ts, PostgreSQL below).
-   * `since` (with no cursor) starts at that time.
+   * `since` (with no cursor) starts at that time; `until` (a one-off
+   * export's end) leaves newer events out of `held`.
    */
-  readAfter(cursor: string | null, limit: number, opts?: { since?: Date }): Promise<ReadPage>;
+  readAfter(cursor: string | null, limit: number, opts?: { since?: Date; until?: Date }): Promise<ReadPage>;
   close(): Promise<void>;
 }
 
@@ -397,7 +398,7 @@ export class JsonLinesAuditSink implements AuditSink {
     return null;
   }
 
-  readAfter(cursor: string | null, limit: number, opts?: { since?: Date }): Promise<ReadPage> {
+  readAfter(cursor: string | null, limit: number, opts?: { since?: Date; until?: Date }): Promise<ReadPage> {
     return readAfter(this.dir, cursor, limit, opts);
   }
 

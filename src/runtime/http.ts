@@ -34,6 +34,8 @@ export interface RequestOptions {
   connectTo?: { host: string; port: number };
   /** Refuse a response body longer than this (bytes): what an outside server sends is bounded before it is kept. */
   maxBytes?: number;
+  /** Keep at most this many bytes of the answer and stop reading it there (a caller to whom the status is what counts). */
+  keepBytes?: number;
   /** Gives the request up (a question whose answer is no longer wanted must not keep the process alive). */
   signal?: AbortSignal;
 }
@@ -89,6 +91,10 @@ export async function request(url: string, opts: RequestOptions = {}): Promise<H
           size += c.length;
           if (opts.maxBytes !== undefined && size > opts.maxBytes) return void req.destroy(new Error(`the answer from ${u.host} is larger than ${opts.maxBytes} bytes`));
           chunks.push(c);
+          if (opts.keepBytes !== undefined && size >= opts.keepBytes) {
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).subarray(0, opts.keepBytes).toString("utf8") });
+            req.destroy();
+          }
         });
         res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }));
         res.on("error", reject);

@@ -38,8 +38,11 @@ const MIGRATIONS: [what: string, sql: string][] = [
     "the audit export's order: each event's transaction, so an export never reads past an event still being committed (audit/postgres-sink.ts readAfter)",
     // No rewrite of the table (a volatile default on ADD COLUMN would fill every row under a lock that stops
     // audit writes, and so requests): existing rows keep NULL, read as 0 (before every new row), by id.
+    // Every row, however it comes (an INSERT, a COPY of pg_restore), takes the transaction that writes it here: rows
+    // restored from another server never carry its transaction IDs (which this one's order would misplace).
     `ALTER TABLE azgate_audit ADD COLUMN txid xid8;
-   ALTER TABLE azgate_audit ALTER COLUMN txid SET DEFAULT pg_current_xact_id();
+   CREATE FUNCTION azgate_audit_txid() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.txid := pg_current_xact_id(); RETURN NEW; END $$;
+   CREATE TRIGGER azgate_audit_txid BEFORE INSERT ON azgate_audit FOR EACH ROW EXECUTE FUNCTION azgate_audit_txid();
    CREATE INDEX azgate_audit_export ON azgate_audit ((coalesce(txid, '0'::xid8)), id);`,
   ],
 ];

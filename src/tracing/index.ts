@@ -47,6 +47,8 @@ export interface Tracing {
 
 /** The endpoint to export to: the configured one, else OpenTelemetry's environment variables; undefined: none. */
 export function tracingEndpoint(configured: string | undefined, env: Record<string, string | undefined> = process.env): string | undefined {
+  // OpenTelemetry's own off switch wins over every endpoint.
+  if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === "true") return undefined;
   if (configured) return `${configured.replace(/\/+$/, "")}/v1/traces`;
   if (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) return env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
   if (env.OTEL_EXPORTER_OTLP_ENDPOINT) return `${env.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, "")}/v1/traces`;
@@ -76,7 +78,7 @@ const TRACE_HEADERS = new Set(["traceparent", "tracestate"]);
 /** Tracing for one mode (`service`: azgate-proxy, azgate-agent, azgate-client): OTLP/HTTP to `url` (a full .../v1/traces URL), or none. */
 export async function startTracing(service: string, url: string | undefined): Promise<Tracing> {
   if (!url) return NO_TRACING;
-  const [{ ROOT_CONTEXT, trace }, { W3CTraceContextPropagator }, { OTLPTraceExporter }, { resourceFromAttributes }, { BatchSpanProcessor, TracerProvider }] = await Promise.all([
+  const [{ ROOT_CONTEXT, trace }, { W3CTraceContextPropagator }, { OTLPTraceExporter }, { resourceFromAttributes }, { AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TracerProvider }] = await Promise.all([
     import("@opentelemetry/api"),
     import("@opentelemetry/core"),
     import("@opentelemetry/exporter-trace-otlp-http"),
@@ -85,6 +87,8 @@ export async function startTracing(service: string, url: string | undefined): Pr
   ]);
   const propagator = new W3CTraceContextPropagator();
   const provider = new TracerProvider({
+    // Every request is recorded: a caller's traceparent saying "not sampled" does not switch azgate's spans off (the operator's choice, not the client's).
+    sampler: new ParentBasedSampler({ root: new AlwaysOnSampler(), remoteParentNotSampled: new AlwaysOnSampler() }),
     resource: resourceFromAttributes({ "service.name": service, "service.version": VERSION }),
     // Batches leave every second (or at 512 spans); a CLI's spans leave at shutdown.
     spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url, timeoutMillis: SHUTDOWN_MS }), scheduledDelayMillis: 1000 })],

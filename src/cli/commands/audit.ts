@@ -82,6 +82,8 @@ export function auditCommands(t: Argv<AdminArgs>) {
           const v = q.get(name);
           if (v && !/^\d{4}-\d\d-\d\d/.test(v)) q.set(name, new Date(systemClock.now() - parseDuration(v, name)).toISOString());
         }
+        // The log as it is when the export starts: events written meanwhile are the next export's (a busy log would never end).
+        if (!q.get("until")) q.set("until", systemClock.date().toISOString());
         const out = argv.output ? openSync(argv.output, "w", 0o600) : 1;
         // On a terminal, control characters are shown escaped (print); a file or a pipe gets the bytes.
         const write = (text: string) => (out === 1 && process.stdout.isTTY ? print(text) : writeSync(out, text));
@@ -90,13 +92,15 @@ export function auditCommands(t: Argv<AdminArgs>) {
           if (argv.format === "csv") write(CSV_HEADER);
           let heldSince: number | null = null;
           for (;;) {
+            const before = q.get("after");
             const page = await client.call<AuditExportPage>("GET", `/v1/admin/audit/export${q.size ? `?${q}` : ""}`);
             if (page.items.length) write(page.items.map((e) => (argv.format === "csv" ? csvRow(e) : `${JSON.stringify(e)}\n`)).join(""));
             n += page.items.length;
             if (page.done) break;
             if (page.cursor) q.set("after", page.cursor);
             // Later events wait for a database transaction still open: wait a while for it, then say so rather than end short.
-            if (page.held) {
+            // The wait is timed from the first page that read nothing new; a page that read on (its cursor moved) is progress.
+            if (page.held && (page.cursor ?? null) === before) {
               // (A wait on I/O, on the runtime's timer: util/clock.ts says why not the Clock.)
               heldSince ??= performance.now();
               if (performance.now() - heldSince > HELD_WAIT_MS) throw new AzgateError("audit_unavailable", `the export stopped after ${n} event(s): later events wait for a transaction open in the database for over ${HELD_WAIT_MS / 1000} s; run it again once that transaction ends (admin audit export --since the last time written)`);

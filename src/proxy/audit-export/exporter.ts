@@ -89,7 +89,8 @@ export class AuditExporter {
       page = await this.d.audit.readAfter(null, this.batch);
     }
     const { events, cursor } = page;
-    this.noteHeld(!!page.held);
+    // Held back with nothing to read: the wait is timed from here; any event read is progress, and starts it again.
+    this.noteHeld(!!page.held && events.length === 0);
     if (events.length === 0) return { sent: 0, more: false };
     try {
       await this.d.target.send(events);
@@ -106,7 +107,10 @@ export class AuditExporter {
       if ((e as AzgateError).code === "compare_failed") return "held_elsewhere";
       throw e;
     }
-    return { sent: events.length, more: events.length === this.batch };
+    const full = events.length === this.batch;
+    // A batch taken after smaller ones (a 413): twice as many next time, back up to BATCH.
+    if (this.batch < BATCH) this.batch = Math.min(BATCH, this.batch * 2);
+    return { sent: events.length, more: full };
   }
 
   /** Says once a minute (of reads) that events wait for a transaction open elsewhere in the database. */

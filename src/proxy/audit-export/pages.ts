@@ -22,7 +22,7 @@ export async function exportPage(ctx: ProxyContext, caller: Caller, filters: Aud
   const q = auditQuery(filters, ctx.clock.now());
   const after = filters.after || null;
   if (after && after.length > 200) throw new AzgateError("bad_parameter", "after: not a cursor this proxy gave");
-  const { events, cursor, held } = await ctx.audit.readAfter(after, PAGE, { since: q.since });
+  const { events, cursor, held } = await ctx.audit.readAfter(after, PAGE, { since: q.since, until: q.until });
   // Not the end while later events wait for a transaction still open in the database: the caller asks again.
   const end = events.length < PAGE && !held;
   return { items: events.filter((e) => matchesQuery(e, { ...q, limit: undefined })), cursor, done: end, ...(held && events.length < PAGE ? { held: true } : {}) };

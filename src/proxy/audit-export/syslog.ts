@@ -51,7 +51,12 @@ export interface SyslogOptions {
   clock: Clock;
 }
 
-/** After a write, how long a refusal may take to arrive (TLS 1.3 refuses a client certificate after the handshake). */
+/**
+ * After a write, how long a refusal may take to arrive: at least this, and
+ * for a connection's first batch twice its handshake (TLS 1.3 refuses a
+ * client certificate after the handshake, a round trip later: a receiver far
+ * away answers late).
+ */
 const SETTLE_MS = 150;
 /** A connection idle this long is opened again before the next batch (a middlebox may have dropped it silently). */
 export const IDLE_MS = 60_000;
@@ -67,6 +72,9 @@ export const IDLE_MS = 60_000;
 export class SyslogSender {
   private socket: tls.TLSSocket | null = null;
   private lastUsed = 0;
+  /** The connection's handshake took this long; a batch it took already means it was not refused. */
+  private handshakeMs = 0;
+  private proven = false;
   /** Why the connection failed, when it did between batches (the receiver's alert, a reset). */
   private broken: Error | null = null;
   constructor(private readonly o: SyslogOptions) {}
@@ -82,9 +90,10 @@ export class SyslogSender {
         socket.write(data, (err) => (clearTimeout(timer), err ? fail(err) : ok()));
       });
       // A refusal (a client certificate it does not take, under TLS 1.3) or a close comes right after: then the batch did not arrive.
-      await new Promise((r) => setTimeout(r, SETTLE_MS));
+      await new Promise((r) => setTimeout(r, this.proven ? SETTLE_MS : Math.max(SETTLE_MS, 2 * this.handshakeMs)));
       if (this.broken || socket.destroyed) throw new Error(`the syslog receiver closed the connection${this.broken ? `: ${this.broken.message}` : ""}`);
       this.lastUsed = this.o.clock.now();
+      this.proven = true;
     } catch (e) {
       this.close();
       throw e;
@@ -93,11 +102,14 @@ export class SyslogSender {
 
   private connect(): Promise<tls.TLSSocket> {
     this.broken = null;
+    this.proven = false;
+    const started = performance.now();
     return new Promise((ok, fail) => {
       const socket = tls.connect({ host: this.o.host, port: this.o.port, servername: /^[\d.]+$|:/.test(this.o.host) ? undefined : this.o.host, ...tlsTrust(this.o.ca ? [this.o.ca] : []).options, cert: this.o.cert, key: this.o.key });
       const timer = setTimeout(() => socket.destroy(new Error("timed out connecting to the syslog receiver")), this.o.timeoutMs ?? 10_000);
       socket.once("secureConnect", () => {
         clearTimeout(timer);
+        this.handshakeMs = performance.now() - started;
         socket.setKeepAlive(true, 30_000);
         // Whatever ends the connection between batches is kept, and fails the next batch (which reconnects).
         // (This connection's only: an old one closed after a reconnect says nothing of the new.)

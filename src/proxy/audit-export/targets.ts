@@ -27,7 +27,7 @@ export interface ExportTarget {
 const TIMEOUT_MS = 10_000;
 /** A batch's JSON at most (the default of many HTTP collectors' limits is larger; 413 halves it anyway). */
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
-/** What is kept of a receiver's answer (its status is what counts). */
+/** What is read of a receiver's answer (its status is what counts: a long answer to a taken batch is still a taken batch). */
 const MAX_ANSWER_BYTES = 64 * 1024;
 
 /** A batch the receiver cannot take whole: the exporter sends smaller ones (exporter.ts). */
@@ -62,13 +62,14 @@ export function exportTarget(t: AuditExportTarget, clock: Clock, cluster: string
     async send(events) {
       const body = JSON.stringify({ cluster, events });
       // A body past MAX_BODY_BYTES goes as smaller batches (the exporter halves them), as after a 413.
-      if (body.length > MAX_BODY_BYTES && events.length > 1) throw new TooLarge(`a batch of ${events.length} events is ${body.length} bytes, more than ${MAX_BODY_BYTES}`);
+      const bytes = Buffer.byteLength(body);
+      if (bytes > MAX_BODY_BYTES && events.length > 1) throw new TooLarge(`a batch of ${events.length} events is ${bytes} bytes, more than ${MAX_BODY_BYTES}`);
       const now = clock.date();
       const headers = { "content-type": "application/json", "user-agent": "azgate-audit-export", ...signWebhook([secret], batchId(events), now, body) };
       let status: number;
       try {
         // The whole exchange within TIMEOUT_MS (a receiver that trickles its answer does not hold the export), its answer bounded.
-        status = (await request(t.url, { method: "POST", headers, body, timeoutMs, signal: AbortSignal.timeout(timeoutMs), maxBytes: MAX_ANSWER_BYTES, ...(ca ? { ca } : {}) })).status;
+        status = (await request(t.url, { method: "POST", headers, body, timeoutMs, signal: AbortSignal.timeout(timeoutMs), keepBytes: MAX_ANSWER_BYTES, ...(ca ? { ca } : {}) })).status;
       } catch (e) {
         throw new Error(`could not reach the webhook receiver: ${(e as { code?: string }).code ?? (e as Error).message}`);
       }
