@@ -50,8 +50,10 @@ describe("tracing", () => {
       const all = client ? otlp.spans.filter((s) => s.traceId === client.traceId) : [];
       return { client, all };
     };
+    // Until each part's span is in (each process sends its batch on its own second: the proxy's may come last).
+    const complete = (all: ReceivedSpan[]) => ["azgate-client", "azgate-proxy", "azgate agent", "Azure GET"].every((p) => all.some((s) => s.service === p || s.name.startsWith(p)));
     let found = find();
-    for (const deadline = Date.now() + 15_000; found.all.length < 4 && Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) found = find();
+    for (const deadline = Date.now() + 15_000; !complete(found.all) && Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) found = find();
     const { client, all } = found;
     expect(client, `spans: ${JSON.stringify(otlp.spans.map((s) => [s.service, s.name, s.attributes["url.path"]]))} (${before} before)`).toBeDefined();
     const proxy = all.find((s) => s.service === "azgate-proxy")!;
