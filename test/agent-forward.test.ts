@@ -403,6 +403,27 @@ describe("the agent's token provider", () => {
     expect(p.stats.fetches).toBe(3);
   });
 
+  it("asks Entra once more when a token request got no answer (a pooled connection closed as it was reused), not a third time", async () => {
+    const base = identityHttpClient(outbound);
+    let cut = 0;
+    const flaky = (times: number) => ({
+      sendRequest: async (req: Parameters<typeof base.sendRequest>[0]) => {
+        if (/\/oauth2\/v2\.0\/token$/.test(new URL(req.url).pathname) && cut < times) {
+          cut++;
+          throw Object.assign(new Error("socket hang up"), { code: "ECONNRESET" });
+        }
+        return base.sendRequest(req);
+      },
+    });
+    const once = provider(agentEnv(fx), { httpClient: flaky(1) });
+    expect((await once.getToken(READER, "https://vault.azure.net/.default")).token).toMatch(/^ey/);
+    expect(cut).toBe(1);
+    cut = 0;
+    const twice = provider(agentEnv(fx), { httpClient: flaky(99) });
+    await expect(twice.getToken(READER, "https://vault.azure.net/.default")).rejects.toBeInstanceOf(TokenUnavailable);
+    expect(cut).toBe(2);
+  });
+
   it("refuses an identity ID ARM would read as another (a query string), for a request or identity_facts, before ARM or Entra is asked", async () => {
     const p = provider();
     const before = fx.emu.requests.length;

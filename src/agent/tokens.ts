@@ -169,12 +169,17 @@ export class AzureTokenProvider {
   }
 
   private async call(cred: TokenCredential, scope: string, abortSignal: AbortSignal, identity: Whom, clientId: string | undefined): Promise<AccessToken> {
-    try {
-      const t = await cred.getToken(scope, { abortSignal });
-      if (!t) throw new Error("no token returned");
-      return t;
-    } catch (e) {
-      throw this.explain(e as Error, identity, clientId);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const t = await cred.getToken(scope, { abortSignal });
+        if (!t) throw new Error("no token returned");
+        return t;
+      } catch (e) {
+        // A token request that got no answer (MSAL's network_error: a pooled connection the other end closed as it
+        // was reused, seen under load) is asked once more, within the same deadline: it changes nothing to ask twice.
+        if (attempt === 0 && !abortSignal.aborted && /network_error/.test(`${(e as { errorCode?: string }).errorCode ?? ""} ${(e as Error).message}`)) continue;
+        throw this.explain(e as Error, identity, clientId);
+      }
     }
   }
 
