@@ -10,43 +10,17 @@ import { afterEach, describe, expect, it } from "vitest";
 import http from "node:http";
 import net from "node:net";
 import tls from "node:tls";
-import { randomBytes } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { AddressInfo } from "node:net";
-import { JsonLinesAuditSink } from "../src/audit/sink.ts";
-import { FileBackend } from "../src/storage/file.ts";
 import { AuditExporter, type ExportState } from "../src/proxy/audit-export/exporter.ts";
 import { exportTarget } from "../src/proxy/audit-export/targets.ts";
 import { IDLE_MS } from "../src/proxy/audit-export/syslog.ts";
 import { KEYS } from "../src/proxy/keys.ts";
-import { FakeClock } from "./helpers/fake-clock.ts";
-import { tempDir } from "./helpers/azgate.ts";
 import { operatorCa } from "./helpers/tls-front.ts";
+import { base, closeAll, closers, httpServer } from "./helpers/export-fixture.ts";
 
-const closers: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await Promise.resolve(c()).catch(() => undefined);
-});
-
-async function base(n: number, fields: Record<string, unknown> = {}) {
-  const dir = tempDir("azgate-attack-rx-");
-  const clock = new FakeClock();
-  const backend = await FileBackend.open(dir, clock);
-  const audit = await JsonLinesAuditSink.open(dir, clock);
-  closers.push(() => backend.close(), () => audit.close());
-  for (let i = 0; i < n; i++) await audit.emit({ event: "app.request", code: "T2009I", n: i, ...fields });
-  const secretFile = path.join(dir, "whsec");
-  writeFileSync(secretFile, `whsec_${randomBytes(24).toString("base64")}\n`);
-  return { dir, clock, backend, audit, secretFile };
-}
-
-async function httpServer(handler: http.RequestListener): Promise<string> {
-  const server = http.createServer(handler);
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  closers.push(() => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/audit`;
-}
+afterEach(closeAll);
 
 const settled = <T>(p: Promise<T>, ms: number) => Promise.race([p.then(() => "settled", () => "settled"), new Promise<string>((r) => setTimeout(() => r("still pending"), ms))]);
 
