@@ -63,11 +63,13 @@ const RUNNABLE = FILES.flatMap((file) => read(file).fences.filter((f) => f.info 
 describe.skipIf(!!process.env.AZGATE_TEST_IN_PROCESS)("runnable command blocks, against the demo", () => {
   let demo: RunningDemo;
   const dir = tempDir("azgate-docs-");
-  const home = path.join(dir, "home");
+  // As `azgate demo` lays it out: the home inside the data dir, so a block reaches the proxy's as $AZGATE_HOME/../proxy.
+  const dataDir = path.join(dir, "demo");
+  const home = path.join(dataDir, "home");
   const bin = path.join(dir, "bin");
 
   beforeAll(async () => {
-    demo = await startDemo({ dataDir: path.join(dir, "demo"), port: 0, home, log: () => undefined });
+    demo = await startDemo({ dataDir, port: 0, home, log: () => undefined });
     // `azgate` on PATH runs this checkout, on the runtime running the tests (what the demo's `alias azgate=` does).
     const [cmd, args] = azgateCommand([]);
     mkdirSync(bin, { recursive: true });

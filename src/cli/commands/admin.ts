@@ -63,7 +63,8 @@ export function adminCommands(y: Argv) {
               .option("force", { alias: "f", type: "boolean", describe: "Overwrite resources that exist (-f, as in tctl create -f FILE)" })
               .option("file", { type: "string", describe: "Resource file, as an option (the argument is the usual way)" }),
           withAdmin(async ({ client }, argv) => {
-            const file = argv.file ?? argv.filename;
+            // yargs reads a lone '-' (stdin) as an empty string.
+            const file = argv.file ?? (argv.filename === "" ? "-" : argv.filename);
             if (!file) throw new AzgateError("bad_parameter", "give a file: azgate admin create role.yaml (-f to overwrite what exists)");
             let text: string;
             try {
