@@ -38,6 +38,14 @@ describe("the no-privilege-escalation preset, by pattern from Azure's published 
     await expect(catches.join("\n") + "\n").toMatchFileSnapshot("fixtures/preset-catches.txt");
   });
 
+  it("docs/policy.md states the figures this test computes: the operations it is built from, and how many it denies", () => {
+    const doc = readFileSync(path.join(import.meta.dirname, "../docs/policy.md"), "utf8");
+    const section = doc.slice(doc.indexOf("### `no-privilege-escalation`"));
+    const figure = (re: RegExp) => Number(section.match(re)?.[1]?.replaceAll(",", ""));
+    const stated = { operations: figure(/azure-operations\.txt`, ([\d,]+) control-plane/), denied: figure(/lists every one of them it\s+denies \(([\d,]+)\)/) };
+    expect(stated, "update the figures in docs/policy.md's no-privilege-escalation section").toEqual({ operations: new Set(published).size, denied: catches.length });
+  });
+
   it.each([
     ["role assignments and definitions, locks, policy", ["Microsoft.Authorization/roleAssignments/write", "Microsoft.Authorization/roleDefinitions/write", "Microsoft.Authorization/locks/delete", "Microsoft.Authorization/policyAssignments/write", "Microsoft.Authorization/elevateAccess/action"]],
     ["delegation and data-plane role grants", ["Microsoft.ManagedServices/registrationAssignments/write", "Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments/write", "Microsoft.KeyVault/vaults/accessPolicies/write"]],
