@@ -41,6 +41,8 @@ const READER = IDENTITY("teleport-reader");
 const GROUPS_PATH = "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups?api-version=2022-09-01";
 const ROLE = `kind: role\nversion: v7\nmetadata: {name: reader}\nspec: {allow: {app_labels: {'*': '*'}, azure_identities: ['${READER}']}}\n`;
 const ROLES = `${ROLE}---\nkind: role\nversion: v7\nmetadata: {name: requester}\nspec: {allow: {app_labels: {'*': '*'}, request: {azure_identities: ['${READER}'], max_duration: 1h}}}\n---\nkind: role\nversion: v7\nmetadata: {name: nothing}\nspec: {allow: {app_labels: {'*': '*'}}}\n`;
+/** A role only a grant gives (request.roles), and the role that lets a user request it. */
+const GRANTED_ROLES = `kind: role\nversion: v7\nmetadata: {name: granted-reader}\nspec: {allow: {app_labels: {'*': '*'}, azure_identities: ['${READER}']}}\n---\nkind: role\nversion: v7\nmetadata: {name: role-requester}\nspec: {allow: {request: {roles: [granted-reader], max_duration: 1h}}}\n`;
 
 let proxy: RunningProxy;
 let admin: Caller;
@@ -57,6 +59,7 @@ beforeAll(async () => {
   proxy = await startProxy({ ...config, data_dir: tempDir("azgate-refusals-") }, clock);
   admin = await resolveCaller(proxy.ctx, { kind: "local-admin", name: "@local-admin", roles: [], traits: {}, azure_identities: [], login_method: "local", session_id: proxy.ctx.localAdminSession });
   await createResources(proxy.ctx, admin, parseResources(ROLES, "role.yaml").resources, false);
+  await createResources(proxy.ctx, admin, parseResources(GRANTED_ROLES, "role.yaml").resources, false);
   // An agent that answers every request with 200 (once a held request is let go), and knows no identity facts.
   const agent = memoryPair({
     onStream: (s: TunnelStream) => {
@@ -185,6 +188,22 @@ describe("a session the proxy cuts, through the local proxy", () => {
       expect((await events("app.request.denied", s.user)).map((e) => e.error_code)).toEqual(["access_denied"]);
     } finally {
       await createResources(proxy.ctx, admin, parseResources(ROLE, "role.yaml").resources, true);
+    }
+  });
+
+  it("a lock on a role the user holds only through a grant (request.roles): the open tunnel is closed at once, audited, and the next request gets 403 locked, once (issue 29, defect 6)", async () => {
+    const s = await session(["role-requester"], approved);
+    expect((await sdkGet(s)).status).toBe(200);
+    const lock = await createLock(proxy.ctx, admin, { target: { role: "granted-reader" }, message: "prod freeze" });
+    try {
+      await expect.poll(async () => (await events("app.session.closed", s.user)).map((e) => [e.session_id, e.reason])).toEqual([[s.sessionId, expect.stringContaining("prod freeze")]]);
+      const res = await sdkGet(s);
+      expect([res.status, res.attempts]).toEqual([403, 1]);
+      expect(JSON.parse(res.bodyAsText!).error).toMatchObject({ code: "locked", message: expect.stringContaining("prod freeze") });
+      // The account itself is not locked, so the tunnel opens again; the route (the grant and its role) is refused per request.
+      expect(await events("app.request.denied", s.user)).toEqual([expect.objectContaining({ error_code: "locked", success: false, session_id: s.sessionId })]);
+    } finally {
+      await removeResource(proxy.ctx, admin, "lock", lock.metadata.name);
     }
   });
 

@@ -888,6 +888,23 @@ spec:
       ]);
       expect(reached(from, "/roleAssignments/")).toEqual([]);
     });
+
+    it.each([
+      ["a trailing slash", (p: string) => `https://management.azure.com${p}/?api-version=2022-04-01`, "management.azure.com"],
+      ["a trailing dot on the host", (p: string) => `https://management.azure.com.${p}?api-version=2022-04-01`, "management.azure.com."],
+      ["both, and the port", (p: string) => `https://management.azure.com.:443${p}/?api-version=2022-04-01`, "management.azure.com."],
+    ])("a role assignment spelt with %s is the same operation: denied by the preset, audited, nothing reaches Azure (issue 29, defect 2)", async (_what, url, host) => {
+      const user = nextUser();
+      const app = await c.appSession(user, ["azure-cli-access", "guard"], READER);
+      const from = fx.emu.requests.length;
+      const res = await app.request(url(ASSIGNMENT), { method: "PUT", body: new TextEncoder().encode("{}") });
+      expect((await refusedWith(res)).message).toContain("is denied by role guard (preset no-privilege-escalation)");
+      expect(await events("app.request.denied", user)).toEqual([
+        expect.objectContaining({ host, error_code: "policy_denied", success: false, action: "Microsoft.Authorization/roleAssignments/write", policy: expect.objectContaining({ decision: "deny", role: "guard", preset: "no-privilege-escalation" }) }),
+      ]);
+      expect(await events("app.request.start", user)).toEqual([]);
+      expect(reached(from, "/roleAssignments/")).toEqual([]);
+    });
   });
 
   // Found by the attack on issue 29's controls: a body is framed by azgate (src/azure/framing.ts), never as the client sent it.
