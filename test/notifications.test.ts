@@ -8,7 +8,8 @@
  * each test with a fake clock (helpers/fake-clock.ts) that the outbox, the
  * backend's expiry and the audit log all read: retries are tested by moving
  * it, never by waiting, and every date is relative to it, so the file gives
- * the same answers on any day it is run.
+ * the same answers on any day it is run. The retries (at-least-once delivery)
+ * run on the PostgreSQL backend too.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
@@ -32,6 +33,7 @@ import { deliver } from "../src/proxy/notify/deliver.ts";
 import { request as httpRequest } from "../src/runtime/index.ts";
 import { FakeClock } from "./helpers/fake-clock.ts";
 import { tempDir } from "./helpers/azgate.ts";
+import { startPostgres, type TestPostgres } from "./helpers/postgres.ts";
 import { newWebhookSecret, startHttpReceiver, startSmtpReceiver, type HttpReceiver, type SmtpReceiver } from "./helpers/receivers.ts";
 
 const READER = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ops/providers/Microsoft.ManagedIdentity/userAssignedIdentities/reader";
@@ -86,7 +88,16 @@ beforeAll(async () => {
 afterAll(async () => {
   await hooks?.close();
   await smtp?.close();
+  await pgServer?.stop();
 });
+let pgServer: TestPostgres | undefined;
+/** This test's state on PostgreSQL instead (outbox, expiry and audit log there), on the same fake clock. */
+async function onPostgres() {
+  await close?.();
+  pgServer ??= await startPostgres();
+  const storage = configSchema.parse({ storage: { type: "postgres", conn_string: await pgServer.database(`notify_${crypto.randomUUID().slice(0, 8)}`) } }).storage;
+  ({ ctx, close } = await openState(tempDir("azgate-notify-pg-"), { clusterName: "test-cluster", settings: settingsFrom(configSchema.parse({})), purpose: "notification tests", storage, clock }));
+}
 // Each test: fresh state, and a fake clock that starts at the real now (receivers such as Standard Webhooks
 // check a message's timestamp against the real time) and moves only when the test moves it.
 beforeEach(async () => {
@@ -262,7 +273,8 @@ describe("notification targets", () => {
     for (const i of await ctx.backend.list(KEYS.notifications)) await ctx.backend.delete(i.key);
   });
 
-  it("retries a receiver that is down with back-off, with the same webhook-id; gives up after the last, audited each time", async () => {
+  it.each(["file", "PostgreSQL"])("%s backend: retries a receiver that is down with back-off, with the same webhook-id; gives up after the last, audited each time", async (backend) => {
+    if (backend === "PostgreSQL") await onPostgres();
     await clearTargets();
     hooks.posts.length = 0;
     await putTargets(`kind: notification_target\nversion: v1\nmetadata: { name: hook }\nspec: { type: webhook, url: "${hooks.url("/hook")}", signing_secret: "${secret}" }\n`);
