@@ -84,7 +84,7 @@ export interface MemoryCluster {
 export async function startMemoryCluster(fx: EmulatorFixture, config_: Record<string, unknown> = {}): Promise<MemoryCluster> {
   const config = configSchema.parse({ ...config_, auth: { second_factor: "off" } });
   const clock = new FakeClock();
-  const { ctx, close } = await openState(tempDir("azgate-mem-"), { clusterName: "memory", settings: settingsFrom(config), purpose: "memory cluster", clock });
+  const { ctx, close } = await openState(tempDir("azgate-mem-"), { clusterName: "memory", settings: settingsFrom(config), purpose: "memory cluster", storage: config.storage, clock });
   const registry = new AppRegistry(clock, 45_000);
   const admin = await resolveCaller(ctx, { kind: "local-admin", name: "@local-admin", roles: [], traits: {}, azure_identities: [], login_method: "local", session_id: ctx.localAdminSession });
   const outbound = new Outbound({ connectTo: { host: "127.0.0.1", port: fx.emu.httpsPort }, caPem: fx.emu.caPem });
