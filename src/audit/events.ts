@@ -44,6 +44,10 @@ export const AUDIT_EVENTS = {
   USER_LOCKED_OUT: spec("user.locked", "AZ1003W", "Too many failed sign-ins locked a user's password sign-in for a while.", ["user", "until"] as const),
   INVITE_REFUSED: spec("user.invite.refused", "AZ1001W", "An invite was refused (unknown, used, voided or expired).", ["error", "success"] as const),
   API_REQUEST_DENIED: spec("api.request.denied", "AZ1004W", "A signed-in caller was refused an API call by its roles.", ["user", "session_id", "method", "path", "error_code", "reason", "success"] as const),
+  MFA_DEVICE_ADDED: spec("mfa.add", "T1006I", "A user registered a passkey or security key.", ["user", "device", "device_id", "success"] as const),
+  MFA_DEVICE_DELETED: spec("mfa.delete", "T1007I", "A user removed a passkey or security key.", ["user", "device", "device_id", "success"] as const),
+  MFA_DEVICE_ADD_FAILED: spec("mfa.add.failed", "AZ1005W", "A passkey or security key was not registered: its answer did not verify (a wrong origin or RP ID, an unknown or used challenge).", ["user", "reason", "success"] as const),
+  MFA_DEVICE_USED: spec("mfa.used", "AZ1006I", "A passkey or security key answered a login's challenge.", ["user", "device", "device_id", "success"] as const),
   CERT_CREATED: spec("cert.create", "TC000I", "A certificate was issued (a user's at sign-in, an agent's at join or renewal).", ["cert_type", "expires"] as const),
 
   // ---- app sessions and Azure requests (Teleport's 2xxx) ----

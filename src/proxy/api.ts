@@ -2,6 +2,7 @@ import { Hono, type Context } from "hono";
 import { audit } from "../audit/events.ts";
 import { auditCommands } from "./audit-commands.ts";
 import { exportPage } from "./audit-export/pages.ts";
+import { beginRegistration, finishRegistration, listDevices, removeDevice } from "./webauthn.ts";
 import { AzgateError, isAzgateError, toErrorBody } from "../errors/index.ts";
 import { checkProofBody, verifyProof } from "../auth/proof-verify.ts";
 import { parseJsonObject } from "../util/json.ts";
@@ -19,7 +20,7 @@ import type { PingResponse } from "../api/types.ts";
 import type { ProxyContext } from "./context.ts";
 import { resolveCaller, type Caller } from "./caller.ts";
 import { botFields, type Identity } from "../pki/identity.ts";
-import { login } from "./login.ts";
+import { beginWebAuthnLogin, login, loginWithWebAuthn, relyingParty } from "./login.ts";
 import { acceptInvite, describeInvite } from "./users.ts";
 import * as admin from "./admin.ts";
 import { createLock, type LockTarget } from "./locks.ts";
@@ -113,6 +114,19 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
       remote_addr: remote,
     });
     return c.json(res);
+  });
+  // A login with a passkey or security key: the password, then a challenge; the authenticator's answer, then a certificate.
+  app.post("/v1/auth/webauthn/begin", async (c) => {
+    const remote = remoteAddr(c);
+    limiter.check(remote);
+    const body = await jsonBody<Record<string, unknown>>(c);
+    return c.json(await beginWebAuthnLogin(ctx, relyingParty(ctx, opts.publicUrl()), { user: String(body.user ?? ""), password: String(body.password ?? ""), remote_addr: remote }));
+  });
+  app.post("/v1/auth/webauthn/login", async (c) => {
+    const remote = remoteAddr(c);
+    limiter.check(remote);
+    const body = await jsonBody<Record<string, unknown>>(c);
+    return c.json(await loginWithWebAuthn(ctx, relyingParty(ctx, opts.publicUrl()), { user: String(body.user ?? ""), webauthn: body.webauthn, public_key_pem: String(body.public_key_pem ?? ""), ttl_ms: typeof body.ttl_ms === "number" ? body.ttl_ms : undefined, remote_addr: remote }));
   });
   app.get("/v1/invites/:token", async (c) => c.json(await describeInvite(ctx, c.req.param("token"))));
   app.post("/v1/invites/:token/accept", async (c) => {
@@ -244,6 +258,14 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   authed.delete("/admin/bots/:name", async (c) => c.json({ message: await removeBot(ctx, c.get("caller"), c.req.param("name")) }));
   authed.post("/bots/renew", async (c) => c.json(await renewBot(ctx, c.get("caller"), parseJson<Record<string, unknown>>(c.get("body")))));
     authed.get("/admin/audit", async (c) => c.json({ items: await admin.searchAudit(ctx, c.get("caller"), c.req.query()), ...(await admin.auditReach(ctx, c.get("caller"))) }));
+  // The caller's own passkeys and security keys (proxy/webauthn.ts).
+  authed.get("/webauthn/devices", async (c) => c.json({ items: await listDevices(ctx, c.get("caller")) }));
+  authed.post("/webauthn/devices/begin", async (c) => c.json(await beginRegistration(ctx, c.get("caller"), relyingParty(ctx, opts.publicUrl()))));
+  authed.post("/webauthn/devices", async (c) => {
+    const body = parseJson<Record<string, unknown>>(c.get("body"));
+    return c.json(await finishRegistration(ctx, c.get("caller"), relyingParty(ctx, opts.publicUrl()), body.response, String(body.name ?? "")));
+  });
+  authed.delete("/webauthn/devices/:id", async (c) => c.json({ message: await removeDevice(ctx, c.get("caller"), c.req.param("id")) }));
   authed.get("/admin/audit/export", async (c) => c.json(await exportPage(ctx, c.get("caller"), c.req.query())));
   authed.get("/admin/audit/commands", async (c) => c.json({ items: await auditCommands(ctx, c.get("caller"), c.req.query()) }));
   // Every record, secrets included: the `backup` rule only (not the editor preset's), audited (proxy/backup.ts).

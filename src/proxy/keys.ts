@@ -58,6 +58,8 @@ export const KEYS = {
   samlRequests: "saml-requests/",
   /** Each audit export target's cursor and which replica sends for it now (proxy/audit-export). */
   auditExport: (target: string) => `audit-export/${target}`,
+  /** A WebAuthn ceremony's challenge by its hash, until it is answered or expires (proxy/webauthn.ts). */
+  webauthnCeremony: (challengeHash: string) => `webauthn-ceremonies/${challengeHash}`,
 };
 
 /** Secrets (invites, join tokens) are stored by hash, so a copy of the backend cannot be used to join or sign up. */

@@ -14,6 +14,9 @@ import { isBot, USER_NAME, type User } from "../resources/user.ts";
 import type { Role } from "../rbac/types.ts";
 import { checkLocks } from "./locks.ts";
 import { pemOf } from "./cluster.ts";
+import type { Item } from "../storage/backend.ts";
+import { authenticationOptions, verifyAssertion, type RelyingParty, type WebAuthnDevice } from "../auth/webauthn.ts";
+import { newCeremony, takeCeremony } from "./webauthn.ts";
 
 interface Failures {
   times: number[];
@@ -51,9 +54,21 @@ export interface Authenticated {
  * UI's sign-in. Every failure looks the same to the caller, a lockout
  * included; after `maxAttempts` failures in the window the user's password
  * logins are locked for `lockMs`, and an administrator's reset (a new
- * invite) unlocks it early.
+ * invite) unlocks it early. With a passkey or security key instead of a
+ * code, the password is checked here first (beginWebAuthnLogin), and the
+ * login is finished by the authenticator's answer (finishWebAuthnLogin).
  */
 export async function authenticate(ctx: ProxyContext, req: { user: string; password: string; otp?: string; remote_addr?: string; via?: "web" }, beforeCheck?: () => Promise<void>): Promise<Authenticated> {
+  const { name, user, authItem } = await checkPassword(ctx, req, beforeCheck, ctx.settings.secondFactor === "otp" ? String(req.otp ?? "") : null);
+  return finishLogin(ctx, name, user, authItem, { method: "password", via: req.via, remote_addr: req.remote_addr });
+}
+
+/**
+ * The first factor (and TOTP when `otp` is given): the user's record and its
+ * auth record, or login_failed with the reason audited. Counts failures and
+ * keeps the lockout.
+ */
+async function checkPassword(ctx: ProxyContext, req: { user: string; password: string; remote_addr?: string; via?: "web" }, beforeCheck: (() => Promise<void>) | undefined, otp: string | null): Promise<{ name: string; user: User; authItem: Item<UserAuth> }> {
   const name = String(req.user ?? "");
   const now = ctx.clock.now();
   const via = req.via ? { via: req.via } : {};
@@ -81,8 +96,8 @@ export async function authenticate(ctx: ProxyContext, req: { user: string; passw
   const passwordOk = await verifyPassword(String(req.password ?? ""), auth?.password_hash);
   let step: number | null = null;
   let otpOk = true;
-  if (ctx.settings.secondFactor === "otp") {
-    step = auth?.totp_secret ? freshTotpStep(auth.totp_secret, String(req.otp ?? ""), auth.totp_last_step, ctx.clock.now()) : null;
+  if (otp !== null) {
+    step = auth?.totp_secret ? freshTotpStep(auth.totp_secret, otp, auth.totp_last_step, ctx.clock.now()) : null;
     otpOk = step !== null;
   }
   // A bot never signs in with a password (it joins with its CI's token): the same answer as any failure, the reason in the log.
@@ -90,18 +105,23 @@ export async function authenticate(ctx: ProxyContext, req: { user: string; passw
     await ctx.audit.emit(audit("USER_LOGIN_FAILED", { user: name, success: false, method: "password", ...via, error: "a bot cannot sign in with a password; bots join with their CI's token (azgate bot exec)", remote_addr: req.remote_addr }));
     throw new AzgateError("login_failed", GENERIC_FAILURE);
   }
-  if (!user || !auth || !passwordOk || !otpOk) {
+  if (!user || !authItem || !auth || !passwordOk || !otpOk) {
     await recordFailure(ctx, user ? name : null, name, now, req.remote_addr);
     throw new AzgateError("login_failed", GENERIC_FAILURE);
   }
-  if (step !== null) await ctx.backend.compareAndSwap<UserAuth>(authItem!.key, authItem!.revision, { ...auth, totp_last_step: step });
+  if (step !== null) await ctx.backend.compareAndSwap<UserAuth>(authItem.key, authItem.revision, { ...auth, totp_last_step: step });
   await ctx.backend.delete(KEYS.loginFailures(name));
+  return { name, user, authItem };
+}
 
+/** After the factors: the locks, then the session's identity, audited. */
+async function finishLogin(ctx: ProxyContext, name: string, user: User, _authItem: Item<UserAuth>, how: { method: string; via?: "web"; remote_addr?: string; second_factor?: string }): Promise<Authenticated> {
+  const via = how.via ? { via: how.via } : {};
   const roles = await loadRoles(ctx, user.spec.roles);
   try {
     await checkLocks(ctx, { user: name, roles: roles.map((r) => r.metadata.name), session_ids: [] });
   } catch (e) {
-    await ctx.audit.emit(audit("USER_LOGIN_FAILED", { user: name, success: false, method: "password", ...via, error: (e as Error).message, remote_addr: req.remote_addr }));
+    await ctx.audit.emit(audit("USER_LOGIN_FAILED", { user: name, success: false, method: how.method, ...via, error: (e as Error).message, remote_addr: how.remote_addr }));
     throw e;
   }
   const identity: Identity = {
@@ -115,8 +135,82 @@ export async function authenticate(ctx: ProxyContext, req: { user: string; passw
     user_id: userStamp(user).id,
     generation: userStamp(user).generation,
   };
-  await ctx.audit.emit(audit("USER_LOGIN", { user: name, success: true, method: "password", ...via, session_id: identity.session_id, remote_addr: req.remote_addr }));
+  await ctx.audit.emit(audit("USER_LOGIN", { user: name, success: true, method: how.method, ...via, ...(how.second_factor ? { second_factor: how.second_factor } : {}), session_id: identity.session_id, remote_addr: how.remote_addr }));
   return { user, roles, identity, maxTtlMs: sessionTtlMs(roles) };
+}
+
+/**
+ * A login with a passkey or security key, first half: the password (no
+ * code), then a challenge for the user's devices. A user without one gets
+ * what every failure gets (the log says why).
+ */
+export async function beginWebAuthnLogin(ctx: ProxyContext, rp: RelyingParty, req: { user: string; password: string; remote_addr?: string; via?: "web" }) {
+  const { name, user, authItem } = await checkPassword(ctx, req, undefined, null);
+  const devices = authItem.value.webauthn ?? [];
+  if (!devices.length) {
+    await ctx.audit.emit(audit("USER_LOGIN_FAILED", { user: name, success: false, method: "password", ...(req.via ? { via: req.via } : {}), error: "no passkey or security key is registered for this user", remote_addr: req.remote_addr }));
+    throw new AzgateError("login_failed", GENERIC_FAILURE);
+  }
+  const challenge = await newCeremony(ctx, "login", name, userStamp(user).id);
+  return authenticationOptions(rp, devices, challenge);
+}
+
+/**
+ * The second half: the authenticator's answer to that challenge. Refused
+ * (login_failed, the reason audited): no such challenge, or one expired,
+ * already answered, or another user's; a device not this user's; another
+ * origin or RP ID; a bad signature; a counter that did not go up.
+ */
+export async function finishWebAuthnLogin(ctx: ProxyContext, rp: RelyingParty, req: { user: string; webauthn: unknown; remote_addr?: string; via?: "web" }): Promise<Authenticated> {
+  const name = String(req.user ?? "");
+  const via = req.via ? { via: req.via } : {};
+  const fail = async (error: string): Promise<never> => {
+    await ctx.audit.emit(audit("USER_LOGIN_FAILED", { ...(USER_NAME.test(name) ? { user: name } : {}), success: false, method: "webauthn", ...via, error, remote_addr: req.remote_addr }));
+    throw new AzgateError("login_failed", GENERIC_FAILURE);
+  };
+  const user = USER_NAME.test(name) ? await getUser(ctx, name) : null;
+  if (!user || isBot(user)) return fail("no such user");
+  const id = userStamp(user).id;
+  let challenge: string;
+  try {
+    challenge = await takeCeremony(ctx, req.webauthn, "login", name, id);
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+  for (let attempt = 0; ; attempt++) {
+    const authItem = await ctx.backend.get<UserAuth>(KEYS.userAuth(name));
+    let used: { device: WebAuthnDevice; counter: number };
+    try {
+      used = await verifyAssertion(rp, req.webauthn as never, challenge, authItem?.value.webauthn ?? []);
+    } catch (e) {
+      return fail((e as Error).message);
+    }
+    // The counter moves with the login, or the login does not happen (a clone that raced it loses one of the two).
+    const devices = (authItem!.value.webauthn ?? []).map((d) => (d.id === used.device.id ? { ...d, counter: used.counter, last_used: ctx.clock.date().toISOString() } : d));
+    try {
+      await ctx.backend.compareAndSwap<UserAuth>(authItem!.key, authItem!.revision, { ...authItem!.value, webauthn: devices });
+    } catch (e) {
+      if ((e as AzgateError).code !== "compare_failed" || attempt >= 4) throw e;
+      continue;
+    }
+    await ctx.audit.emit(audit("MFA_DEVICE_USED", { user: name, device: used.device.name, device_id: used.device.id, success: true }));
+    return finishLogin(ctx, name, user, authItem!, { method: "password", second_factor: "webauthn", via: req.via, remote_addr: req.remote_addr });
+  }
+}
+
+/** The relying party of the cluster's public URL: its host is the RP ID, its origin the web UI's. */
+export function relyingParty(ctx: ProxyContext, publicUrl: string): RelyingParty {
+  const u = new URL(publicUrl);
+  return { id: u.hostname, origin: u.origin, name: `azgate ${ctx.cluster.name}` };
+}
+
+/** The CLI's login with a passkey or security key (finishWebAuthnLogin), then a certificate for the client's key. */
+export async function loginWithWebAuthn(ctx: ProxyContext, rp: RelyingParty, req: { user: string; webauthn: unknown; public_key_pem: string; ttl_ms?: number; remote_addr?: string }): Promise<LoginResponse> {
+  const publicKey = await importPublicKeyPem(String(req.public_key_pem ?? "")).catch(() => {
+    throw new AzgateError("bad_parameter", "public_key_pem must be a PEM-encoded ECDSA P-256 public key");
+  });
+  const { identity, maxTtlMs } = await finishWebAuthnLogin(ctx, rp, req);
+  return loginCert(ctx, identity, maxTtlMs, publicKey, req.ttl_ms);
 }
 
 /** The CLI's login: authenticate, then a certificate for the client's key. */
@@ -127,8 +221,13 @@ export async function login(ctx: ProxyContext, req: LoginRequest): Promise<Login
       throw new AzgateError("bad_parameter", "public_key_pem must be a PEM-encoded ECDSA P-256 public key");
     });
   });
+  return loginCert(ctx, identity, maxTtlMs, publicKey!, req.ttl_ms);
+}
+
+async function loginCert(ctx: ProxyContext, identity: Identity, maxTtlMs: number, publicKey: CryptoKey, ttlMs: number | undefined): Promise<LoginResponse> {
+  const req = { ttl_ms: ttlMs };
   const ttl = req.ttl_ms && req.ttl_ms > 0 ? Math.min(req.ttl_ms, maxTtlMs) : maxTtlMs;
-  const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey: publicKey!, identity, now: ctx.clock.date(), notAfter: new Date(ctx.clock.now() + ttl) });
+  const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey, identity, now: ctx.clock.date(), notAfter: new Date(ctx.clock.now() + ttl) });
   await ctx.audit.emit(audit("CERT_CREATED", { user: identity.name, cert_type: "user", session_id: identity.session_id, expires: cert.notAfter.toISOString() }));
   return { cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), identity };
 }

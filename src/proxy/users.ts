@@ -1,4 +1,5 @@
 import { AzgateError } from "../errors/index.ts";
+import type { WebAuthnDevice } from "../auth/webauthn.ts";
 import { audit } from "../audit/events.ts";
 import type { Role } from "../rbac/types.ts";
 import { isBot, USER_NAME, type User, type UserStatus } from "../resources/user.ts";
@@ -13,6 +14,8 @@ export interface UserAuth {
   totp_secret?: string;
   /** The last TOTP time step accepted; a code is never accepted twice. */
   totp_last_step?: number;
+  /** Passkeys and security keys (proxy/webauthn.ts). */
+  webauthn?: WebAuthnDevice[];
 }
 
 /** An invite is bound to one user record (its id) and one credential generation. */

@@ -1,0 +1,123 @@
+/**
+ * Passkeys and security keys (auth/webauthn.ts) for the proxy's users: a
+ * signed-in user registers and removes devices; a login answers a challenge
+ * with one after its password. Each ceremony's challenge is a record of its
+ * own (KEYS.webauthnCeremony), bound to its purpose and to one user record
+ * (its id: a user deleted and created again under the same name is another),
+ * living CEREMONY_MS and taken once: an answer replayed, late, for another
+ * purpose or by another user finds none. Every device added, removed or used
+ * is audited.
+ */
+import { randomBytes } from "node:crypto";
+import { audit } from "../audit/events.ts";
+import { answeredChallenge, CEREMONY_MS, registrationOptions, verifyRegistration, type RelyingParty, type WebAuthnDevice } from "../auth/webauthn.ts";
+import { AzgateError } from "../errors/index.ts";
+import type { Caller } from "./caller.ts";
+import type { ProxyContext } from "./context.ts";
+import { KEYS, secretHash } from "./keys.ts";
+import { getUser, userStamp, type UserAuth } from "./users.ts";
+import { isBot } from "../resources/user.ts";
+
+export type CeremonyPurpose = "register" | "login";
+
+interface Ceremony {
+  purpose: CeremonyPurpose;
+  user: string;
+  user_id: string;
+}
+
+/** A new challenge for `purpose`, bound to this user record; base64url, as the browser sends it back. */
+export async function newCeremony(ctx: ProxyContext, purpose: CeremonyPurpose, user: string, userId: string): Promise<string> {
+  const challenge = randomBytes(32).toString("base64url");
+  await ctx.backend.put<Ceremony>(KEYS.webauthnCeremony(secretHash(challenge)), { purpose, user, user_id: userId }, { expires: new Date(ctx.clock.now() + CEREMONY_MS) });
+  return challenge;
+}
+
+/**
+ * Takes the ceremony the browser's answer names (its clientDataJSON's
+ * challenge), once: throws an Error saying why it cannot (none, expired or
+ * used; another purpose; another user's) for the caller to audit.
+ */
+export async function takeCeremony(ctx: ProxyContext, answer: unknown, purpose: CeremonyPurpose, user: string, userId: string): Promise<string> {
+  const challenge = answeredChallenge(answer as never);
+  if (!challenge) throw new Error("the answer names no challenge");
+  const key = KEYS.webauthnCeremony(secretHash(challenge));
+  const item = await ctx.backend.get<Ceremony>(key);
+  // Deleted before it is judged: a second answer to the same challenge (a replay, a race) finds nothing.
+  if (!item || !(await ctx.backend.delete(key))) throw new Error("the challenge is unknown, expired or already answered");
+  const c = item.value;
+  if (c.purpose !== purpose) throw new Error(`the challenge was for ${c.purpose}, not ${purpose}`);
+  if (c.user !== user || c.user_id !== userId) throw new Error("the challenge was another user's");
+  return challenge;
+}
+
+/** The signed-in person's own account, for device changes: not a bot's, not the local admin's. */
+async function ownAccount(ctx: ProxyContext, caller: Caller) {
+  if (caller.identity.kind !== "user" || !caller.user || isBot(caller.user)) throw new AzgateError("access_denied", "only a signed-in person registers passkeys and security keys, for their own account");
+  const user = await getUser(ctx, caller.name);
+  if (!user || userStamp(user).id !== userStamp(caller.user).id) throw new AzgateError("unauthenticated", "this session's account no longer exists; sign in again");
+  return { user, id: userStamp(user).id };
+}
+
+export async function listDevices(ctx: ProxyContext, caller: Caller): Promise<Omit<WebAuthnDevice, "public_key">[]> {
+  await ownAccount(ctx, caller);
+  const auth = (await ctx.backend.get<UserAuth>(KEYS.userAuth(caller.name)))?.value;
+  return (auth?.webauthn ?? []).map(({ public_key: _k, ...d }) => d);
+}
+
+export async function beginRegistration(ctx: ProxyContext, caller: Caller, rp: RelyingParty) {
+  const { id } = await ownAccount(ctx, caller);
+  const auth = (await ctx.backend.get<UserAuth>(KEYS.userAuth(caller.name)))?.value;
+  const challenge = await newCeremony(ctx, "register", caller.name, id);
+  return registrationOptions(rp, { name: caller.name, id }, auth?.webauthn ?? [], challenge);
+}
+
+/** The most devices one user keeps. */
+export const MAX_DEVICES = 16;
+
+export async function finishRegistration(ctx: ProxyContext, caller: Caller, rp: RelyingParty, response: unknown, name: string): Promise<Omit<WebAuthnDevice, "public_key">> {
+  const { id } = await ownAccount(ctx, caller);
+  const label = String(name ?? "").trim();
+  if (!/^[\p{L}\p{N} ._'-]{1,40}$/u.test(label)) throw new AzgateError("bad_parameter", "name: 1-40 letters, digits, spaces and . _ ' -");
+  let device: WebAuthnDevice;
+  try {
+    const challenge = await takeCeremony(ctx, response, "register", caller.name, id);
+    device = await verifyRegistration(rp, response as never, challenge, label, ctx.clock.date());
+  } catch (e) {
+    const reason = (e as Error).message;
+    await ctx.audit.emit(audit("MFA_DEVICE_ADD_FAILED", { user: caller.name, session_id: caller.identity.session_id, reason, success: false }));
+    throw new AzgateError("bad_parameter", `the passkey was not added: ${reason}`);
+  }
+  for (let attempt = 0; ; attempt++) {
+    const item = await ctx.backend.get<UserAuth>(KEYS.userAuth(caller.name));
+    const devices = item?.value.webauthn ?? [];
+    if (devices.some((d) => d.id === device.id)) throw new AzgateError("already_exists", "this authenticator is registered already");
+    if (devices.length >= MAX_DEVICES) throw new AzgateError("bad_parameter", `at most ${MAX_DEVICES} passkeys and security keys; remove one first`);
+    try {
+      await ctx.backend.compareAndSwap<UserAuth>(KEYS.userAuth(caller.name), item?.revision ?? null, { ...(item?.value ?? {}), webauthn: [...devices, device] });
+      break;
+    } catch (e) {
+      if ((e as AzgateError).code !== "compare_failed" || attempt >= 4) throw e;
+    }
+  }
+  await ctx.audit.emit(audit("MFA_DEVICE_ADDED", { user: caller.name, session_id: caller.identity.session_id, device: device.name, device_id: device.id, success: true }));
+  const { public_key: _k, ...shown } = device;
+  return shown;
+}
+
+export async function removeDevice(ctx: ProxyContext, caller: Caller, deviceId: string): Promise<string> {
+  await ownAccount(ctx, caller);
+  for (let attempt = 0; ; attempt++) {
+    const item = await ctx.backend.get<UserAuth>(KEYS.userAuth(caller.name));
+    const devices = item?.value.webauthn ?? [];
+    const gone = devices.find((d) => d.id === deviceId);
+    if (!item || !gone) throw new AzgateError("not_found", "no such passkey or security key of yours");
+    try {
+      await ctx.backend.compareAndSwap<UserAuth>(item.key, item.revision, { ...item.value, webauthn: devices.filter((d) => d !== gone) });
+      await ctx.audit.emit(audit("MFA_DEVICE_DELETED", { user: caller.name, session_id: caller.identity.session_id, device: gone.name, device_id: gone.id, success: true }));
+      return `removed "${gone.name}"`;
+    } catch (e) {
+      if ((e as AzgateError).code !== "compare_failed" || attempt >= 4) throw e;
+    }
+  }
+}

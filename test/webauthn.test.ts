@@ -1,0 +1,152 @@
+/**
+ * Passkeys and security keys (issue 36 part 1, the server half): a signed-in
+ * user registers an authenticator (a software one that answers as a
+ * security key does: test/helpers/soft-authenticator.ts), then logs in with
+ * the password and the authenticator's answer instead of a code. Refused,
+ * each as login_failed (what every failure gets) with the reason in the
+ * audit log: a replayed answer, another origin (a phisher's page), another RP
+ * ID, a counter that goes back (a cloned key), an expired challenge, a
+ * challenge begun for another user, a device another user registered.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openState, settingsFrom } from "../src/proxy/state.ts";
+import { configSchema } from "../src/config/schema.ts";
+import type { ProxyContext } from "../src/proxy/context.ts";
+import { resolveCaller, type Caller } from "../src/proxy/caller.ts";
+import { addUser } from "../src/proxy/admin.ts";
+import { acceptInvite } from "../src/proxy/users.ts";
+import { beginWebAuthnLogin, finishWebAuthnLogin, relyingParty } from "../src/proxy/login.ts";
+import { beginRegistration, finishRegistration, listDevices, removeDevice } from "../src/proxy/webauthn.ts";
+import { CEREMONY_MS, type RelyingParty } from "../src/auth/webauthn.ts";
+import type { AuditEvent } from "../src/audit/sink.ts";
+import { SoftAuthenticator } from "./helpers/soft-authenticator.ts";
+import { tempDir } from "./helpers/azgate.ts";
+import { FakeClock } from "./helpers/fake-clock.ts";
+
+const ORIGIN = "https://proxy.example:3080";
+const PASSWORD = (user: string) => `correct horse battery ${user}`;
+
+let ctx: ProxyContext;
+let close: () => Promise<void>;
+let clock: FakeClock;
+let admin: Caller;
+let rp: RelyingParty;
+let users = 0;
+
+beforeAll(async () => {
+  clock = new FakeClock();
+  ({ ctx, close } = await openState(tempDir("azgate-webauthn-"), { clusterName: "keys", settings: settingsFrom(configSchema.parse({ auth: { second_factor: "off" } })), purpose: "webauthn tests", clock }));
+  admin = await resolveCaller(ctx, { kind: "local-admin", name: "@local-admin", roles: [], traits: {}, azure_identities: [], login_method: "local", session_id: ctx.localAdminSession });
+  rp = relyingParty(ctx, ORIGIN);
+});
+afterAll(async () => close?.());
+
+/** A user with a password, signed in (as the API resolves a session's caller). */
+async function newUser(): Promise<{ name: string; caller: Caller }> {
+  const name = `user${++users}`;
+  const { invite } = await addUser(ctx, admin, name, ["access"], {});
+  await acceptInvite(ctx, invite.token, { password: PASSWORD(name) });
+  const { identity } = await import("../src/proxy/login.ts").then((m) => m.authenticate(ctx, { user: name, password: PASSWORD(name) }));
+  return { name, caller: await resolveCaller(ctx, identity) };
+}
+
+/** A user with a registered authenticator. */
+async function withKey(): Promise<{ name: string; caller: Caller; key: SoftAuthenticator }> {
+  const u = await newUser();
+  const key = await SoftAuthenticator.create();
+  const options = await beginRegistration(ctx, u.caller, rp);
+  await finishRegistration(ctx, u.caller, rp, key.register(options, ORIGIN), "yubikey");
+  return { ...u, key };
+}
+
+const failures = async (user: string): Promise<string[]> => (await ctx.audit.search({ event: "user.login", user })).filter((e: AuditEvent) => e.success === false).map((e) => String(e.error));
+
+describe("passkeys and security keys", () => {
+  it("registers an authenticator for a signed-in user (audited, listed without its key), logs in with the password and its answer, and removes it", async () => {
+    const { name, caller, key } = await withKey();
+    expect(await listDevices(ctx, caller)).toEqual([expect.objectContaining({ id: key.id, name: "yubikey", counter: 0 })]);
+    expect(JSON.stringify(await listDevices(ctx, caller))).not.toContain("public_key");
+    const options = await beginWebAuthnLogin(ctx, rp, { user: name, password: PASSWORD(name) });
+    expect(options.allowCredentials).toEqual([expect.objectContaining({ id: key.id })]);
+    expect(options.rpId).toBe("proxy.example");
+    const done = await finishWebAuthnLogin(ctx, rp, { user: name, webauthn: await key.assert(options, ORIGIN) });
+    expect(done.identity.name).toBe(name);
+    const login = (await ctx.audit.search({ event: "user.login", user: name })).at(-1)!;
+    expect(login).toMatchObject({ success: true, second_factor: "webauthn" });
+    expect(await ctx.audit.search({ event: "mfa.used", user: name })).toEqual([expect.objectContaining({ device: "yubikey", device_id: key.id })]);
+    expect((await listDevices(ctx, caller))[0]).toMatchObject({ counter: 1, last_used: clock.date().toISOString() });
+    expect(await removeDevice(ctx, caller, key.id)).toBe('removed "yubikey"');
+    expect(await ctx.audit.search({ event: "mfa.delete", user: name })).toEqual([expect.objectContaining({ device: "yubikey" })]);
+    // No device left: a WebAuthn login is refused as every failure is, the log says why.
+    await expect(beginWebAuthnLogin(ctx, rp, { user: name, password: PASSWORD(name) })).rejects.toMatchObject({ code: "login_failed" });
+    expect((await failures(name)).at(-1)).toMatch(/no passkey or security key is registered/);
+  });
+
+  it("the begin needs the password: a wrong one is a failure that counts towards the lockout, and no challenge is made", async () => {
+    const { name } = await withKey();
+    const before = (await ctx.backend.list("webauthn-ceremonies/")).length;
+    await expect(beginWebAuthnLogin(ctx, rp, { user: name, password: "wrong password 123" })).rejects.toMatchObject({ code: "login_failed" });
+    expect(await failures(name)).toHaveLength(1);
+    expect((await ctx.backend.list("webauthn-ceremonies/")).length).toBe(before);
+  });
+
+  it.each([
+    ["a replayed answer (the challenge was answered already)", async (k: SoftAuthenticator, o: { challenge: string; rpId?: string }, name: string) => {
+      const answer = await k.assert(o, ORIGIN);
+      await finishWebAuthnLogin(ctx, rp, { user: name, webauthn: answer });
+      return answer;
+    }, /unknown, expired or already answered/],
+    ["an answer made on another origin (a phisher's page)", (k: SoftAuthenticator, o: { challenge: string; rpId?: string }) => k.assert(o, "https://proxy.example.evil.test"), /origin/i],
+    ["an answer scoped to another RP ID", (k: SoftAuthenticator, o: { challenge: string; rpId?: string }) => k.assert(o, ORIGIN, { rpId: "evil.test" }), /RP ID/i],
+    ["a counter that goes back (a cloned key)", async (k: SoftAuthenticator, o: { challenge: string; rpId?: string }) => {
+      k.counter = 10;
+      return k.assert(o, ORIGIN, { counter: 3 });
+    }, /counter/i],
+    ["an expired challenge", async (k: SoftAuthenticator, o: { challenge: string; rpId?: string }) => {
+      clock.advance(CEREMONY_MS + 1);
+      return k.assert(o, ORIGIN);
+    }, /unknown, expired or already answered/],
+  ])("refuses %s: login_failed, the reason audited", async (_what, answer, reason) => {
+    const { name, key } = await withKey();
+    if (String(_what).startsWith("a counter")) {
+      // The stored counter is 10 (a login with it counted up), the answer says 3.
+      key.counter = 9;
+      const first = await beginWebAuthnLogin(ctx, rp, { user: name, password: PASSWORD(name) });
+      await finishWebAuthnLogin(ctx, rp, { user: name, webauthn: await key.assert(first, ORIGIN) });
+    }
+    const options = await beginWebAuthnLogin(ctx, rp, { user: name, password: PASSWORD(name) });
+    const a = await answer(key, options, name);
+    await expect(finishWebAuthnLogin(ctx, rp, { user: name, webauthn: a })).rejects.toMatchObject({ code: "login_failed", message: "invalid user name, password or second factor" });
+    expect((await failures(name)).at(-1)).toMatch(reason);
+  });
+
+  it("refuses a challenge begun for another user, and a device another user registered", async () => {
+    const alice = await withKey();
+    const mallory = await withKey();
+    // Mallory begins her own login, and answers it for alice's account.
+    const hers = await beginWebAuthnLogin(ctx, rp, { user: mallory.name, password: PASSWORD(mallory.name) });
+    await expect(finishWebAuthnLogin(ctx, rp, { user: alice.name, webauthn: await mallory.key.assert(hers, ORIGIN) })).rejects.toMatchObject({ code: "login_failed" });
+    expect((await failures(alice.name)).at(-1)).toMatch(/another user's/);
+    // Alice's password (phished) and challenge, answered by mallory's key: not alice's device.
+    const alices = await beginWebAuthnLogin(ctx, rp, { user: alice.name, password: PASSWORD(alice.name) });
+    await expect(finishWebAuthnLogin(ctx, rp, { user: alice.name, webauthn: await mallory.key.assert(alices, ORIGIN) })).rejects.toMatchObject({ code: "login_failed" });
+    expect((await failures(alice.name)).at(-1)).toMatch(/not registered/);
+  });
+
+  it("registration: refused from another origin or for a used challenge (audited), twice the same key, and for a bot or the local admin", async () => {
+    const { name, caller } = await newUser();
+    const key = await SoftAuthenticator.create();
+    const options = await beginRegistration(ctx, caller, rp);
+    await expect(finishRegistration(ctx, caller, rp, key.register(options, "https://evil.test"), "k")).rejects.toMatchObject({ code: "bad_parameter" });
+    // That challenge is gone with the failed answer; a fresh one registers.
+    await expect(finishRegistration(ctx, caller, rp, key.register(options, ORIGIN), "k")).rejects.toThrow(/unknown, expired or already answered/);
+    const again = await beginRegistration(ctx, caller, rp);
+    await finishRegistration(ctx, caller, rp, key.register(again, ORIGIN), "k");
+    const third = await beginRegistration(ctx, caller, rp);
+    expect(third.excludeCredentials).toEqual([expect.objectContaining({ id: key.id })]);
+    await expect(finishRegistration(ctx, caller, rp, key.register(third, ORIGIN), "k2")).rejects.toMatchObject({ code: "already_exists" });
+    const refused = await ctx.audit.search({ event: "mfa.add.failed", user: name });
+    expect(refused.map((e) => e.reason)).toEqual([expect.stringMatching(/origin/i), expect.stringMatching(/unknown, expired or already answered/)]);
+    await expect(beginRegistration(ctx, admin, rp)).rejects.toMatchObject({ code: "access_denied" });
+  });
+});
