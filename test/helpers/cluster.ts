@@ -133,9 +133,9 @@ export interface AppSession {
   close(): void;
 }
 
-export async function startCluster(opts: { args?: string[]; clusterName?: string; env?: Record<string, string> } = {}): Promise<TestCluster> {
+export async function startCluster(opts: { args?: string[]; clusterName?: string; env?: Record<string, string>; port?: number } = {}): Promise<TestCluster> {
   const home = tempDir("azgate-home-");
-  const proxy = await startProxyProcess({ dataDir: tempDir("azgate-proxy-"), home, clusterName: opts.clusterName, env: opts.env, args: [...(opts.args?.includes("--second-factor") ? [] : ["--second-factor", "off"]), ...(opts.args ?? [])] });
+  const proxy = await startProxyProcess({ dataDir: tempDir("azgate-proxy-"), home, clusterName: opts.clusterName, env: opts.env, port: opts.port, args: [...(opts.args?.includes("--second-factor") ? [] : ["--second-factor", "off"]), ...(opts.args ?? [])] });
   const local = await readLocalAdmin(proxy.dataDir);
   if (!local) throw new Error("no local admin credentials");
   const target: ApiTarget = { baseUrl: `https://127.0.0.1:${proxy.port}`, ca_pem: local.ca_pem };

@@ -48,4 +48,40 @@ var skew = document.body.dataset.now ? Date.parse(document.body.dataset.now) - D
 function left(ms) { if (ms <= 0) return "ended"; var s = Math.floor(ms / 1000), h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60); return (h ? h + "h" : "") + (m ? m + "m" : "") + (s % 60) + "s left"; }
 function tick() { document.querySelectorAll("[data-until]").forEach(function (el) { el.textContent = left(Date.parse(el.getAttribute("data-until")) - (Date.now() + skew)); }); }
 tick(); setInterval(tick, 1000);
+// Passkeys (web/pages/keys.ts): WebAuthn's binary fields travel as base64url, forms as form posts (their CSRF token with them).
+function b64u(buf) { var s = ""; new Uint8Array(buf).forEach(function (c) { s += String.fromCharCode(c); }); return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, ""); }
+function unb64u(s) { s = s.replace(/-/g, "+").replace(/_/g, "/"); while (s.length % 4) s += "="; return Uint8Array.from(atob(s), function (c) { return c.charCodeAt(0); }); }
+function post(url, fields) { return fetch(url, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(fields), credentials: "same-origin" }).then(function (r) { return r.json().then(function (j) { if (!r.ok) throw new Error((j.error && j.error.message) || ("HTTP " + r.status)); return j; }); }); }
+function fields(form) { var f = {}; new FormData(form).forEach(function (v, k) { f[k] = String(v); }); return f; }
+function say(form, text) { var p = form.querySelector(".passkey-error") || form.appendChild(Object.assign(document.createElement("p"), { className: "error passkey-error", role: "alert" })); p.textContent = text; }
+document.querySelectorAll("[data-passkey-register]").forEach(function (form) {
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var f = fields(form);
+    post("/web/keys/begin", { _csrf: f._csrf }).then(function (o) {
+      o.challenge = unb64u(o.challenge); o.user.id = unb64u(o.user.id);
+      (o.excludeCredentials || []).forEach(function (c) { c.id = unb64u(c.id); });
+      return navigator.credentials.create({ publicKey: o });
+    }).then(function (cred) {
+      var r = { id: cred.id, rawId: b64u(cred.rawId), type: cred.type, clientExtensionResults: cred.getClientExtensionResults(),
+        response: { clientDataJSON: b64u(cred.response.clientDataJSON), attestationObject: b64u(cred.response.attestationObject), transports: cred.response.getTransports ? cred.response.getTransports() : [] } };
+      return post("/web/keys", { _csrf: f._csrf, name: f.name, response: JSON.stringify(r) });
+    }).then(function (j) { location.assign(j.next); }, function (err) { say(form, err.message); });
+  });
+});
+document.querySelectorAll("[data-passkey-login]").forEach(function (form) {
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var f = fields(form);
+    post("/web/login/passkey/begin", { user: f.user, password: f.password }).then(function (o) {
+      o.challenge = unb64u(o.challenge);
+      (o.allowCredentials || []).forEach(function (c) { c.id = unb64u(c.id); });
+      return navigator.credentials.get({ publicKey: o });
+    }).then(function (cred) {
+      var r = { id: cred.id, rawId: b64u(cred.rawId), type: cred.type, clientExtensionResults: cred.getClientExtensionResults(),
+        response: { clientDataJSON: b64u(cred.response.clientDataJSON), authenticatorData: b64u(cred.response.authenticatorData), signature: b64u(cred.response.signature), userHandle: cred.response.userHandle ? b64u(cred.response.userHandle) : undefined } };
+      return post("/web/login/passkey", { user: f.user, next: f.next || "", response: JSON.stringify(r) });
+    }).then(function (j) { location.assign(j.next); }, function (err) { say(form, err.message); });
+  });
+});
 `;

@@ -10,6 +10,8 @@ import { isAzgateError } from "../../errors/index.ts";
 
 const OK = {
   signed_out: "Signed out.",
+  passkey_added: "Passkey added: sign in with it next time.",
+  passkey_removed: "Passkey removed.",
   request_created: "Request created.",
   reviewed: "Review recorded.",
   revoked: "Revoked: the next request under it is refused.",

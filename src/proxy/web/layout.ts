@@ -17,7 +17,7 @@ export interface Frame {
   caller?: Caller;
   csrf?: string;
   /** The nav entry to mark as current. */
-  current?: "access" | "requests" | "audit" | "admin";
+  current?: "access" | "requests" | "audit" | "admin" | "keys";
   flash?: { text: string; error?: boolean };
   cluster: string;
   /** The proxy's now (ctx.clock): the page's relative times and countdowns run from it, not the browser's clock. */
@@ -69,6 +69,7 @@ export function layout(f: Frame, body: Html): Html {
         ${nav("/web/requests", "requests", "Requests")}
         ${mayReadAudit(f.caller) ? nav("/web/audit", "audit", "Audit") : ""}
         ${mayAdmin(f.caller) ? nav("/web/admin", "admin", "Admin") : ""}
+        ${f.caller.identity.kind === "user" && !f.caller.identity.bot ? nav("/web/keys", "keys", "Passkeys") : ""}
       </nav>
       <form method="post" action="/web/logout" class="inline">
         <span class="muted">${f.caller.name}</span>

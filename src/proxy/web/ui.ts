@@ -30,6 +30,9 @@ import { auditExport, auditPage, filtersFrom } from "./pages/audit.ts";
 import { commandFiltersFrom, commandsPage } from "./pages/commands.ts";
 import { adminPage } from "./pages/admin.ts";
 import { createLock, removeLock } from "../locks.ts";
+import { beginWebAuthnLogin, finishWebAuthnLogin, relyingParty } from "../login.ts";
+import { beginRegistration, finishRegistration, listDevices, removeDevice } from "../webauthn.ts";
+import { keysPage, passkeySignIn } from "./pages/keys.ts";
 import { knownIdentities } from "../known-identities.ts";
 
 type Env = { Variables: { session: WebSession; caller: Caller } };
@@ -61,6 +64,7 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
             ? html`<h2>Or sign in with</h2>
               <p>${connectors.map((k) => html`<a class="button secondary sso" href="/web/sso/${k.kind}/${encodeURIComponent(k.metadata.name)}">${k.spec.display ?? k.metadata.name}</a> `)}</p>`
             : ""}
+          <p><a href="/web/login/passkey${next ? `?next=${encodeURIComponent(next)}` : ""}">Sign in with a passkey or security key</a></p>
           <p class="muted">New here? Open the invite link your administrator sent you.</p>`,
       ),
       status,
@@ -90,6 +94,44 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
     } catch (e) {
       if (!isAzgateError(e)) throw e;
       return signInPage(c, { text: e.message, error: true }, e.status as 401, safeNext(get("next")));
+    }
+  });
+
+  // Passkeys (proxy/webauthn.ts): the password, then the browser's WebAuthn, then a session. The page's script posts forms and reads JSON.
+  const rp = () => relyingParty(ctx, opts.publicUrl());
+  web.get("/login/passkey", (c) => c.html(layout({ title: "Sign in with a passkey", cluster: ctx.cluster.name, flash: flashOf(c) }, passkeySignIn(safeNext(c.req.query("next"))))));
+  const jsonError = (c: Context, e: unknown) => {
+    if (!isAzgateError(e)) throw e;
+    return c.json({ error: { code: e.code, message: e.message } }, e.status as 401);
+  };
+  web.post("/login/passkey/begin", async (c) => {
+    try {
+      checkCsrf(c, null, undefined);
+      const remote = remoteAddr(c);
+      opts.limiter.check(remote);
+      const f = await c.req.parseBody();
+      return c.json(await beginWebAuthnLogin(ctx, rp(), { user: String(f.user ?? ""), password: String(f.password ?? ""), remote_addr: remote, via: "web" }));
+    } catch (e) {
+      return jsonError(c, e);
+    }
+  });
+  web.post("/login/passkey", async (c) => {
+    try {
+      checkCsrf(c, null, undefined);
+      const remote = remoteAddr(c);
+      opts.limiter.check(remote);
+      const f = await c.req.parseBody();
+      let answer: unknown;
+      try {
+        answer = JSON.parse(String(f.response ?? ""));
+      } catch {
+        throw new AzgateError("bad_parameter", "response: not the browser's WebAuthn answer");
+      }
+      const { identity, maxTtlMs } = await finishWebAuthnLogin(ctx, rp(), { user: String(f.user ?? ""), webauthn: answer, remote_addr: remote, via: "web" });
+      await startWebSession(ctx, c, identity, maxTtlMs);
+      return c.json({ next: safeNext(String(f.next ?? "")) || "/web" });
+    } catch (e) {
+      return jsonError(c, e);
     }
   });
 
@@ -184,6 +226,29 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
   authed.post("/requests/:id/cancel", async (c) => {
     const r = await requests.cancelRequest(ctx, c.get("caller"), c.req.param("id"));
     return c.redirect(withFlash(`/web/requests/${r.metadata.name}`, { ok: "cancelled" }), 303);
+  });
+
+  authed.get("/keys", async (c) => c.html(layout(frame(c, "Passkeys", "keys", flashOf(c)), keysPage(await listDevices(ctx, c.get("caller")), c.get("session").csrf))));
+  authed.post("/keys/begin", async (c) => c.json(await beginRegistration(ctx, c.get("caller"), rp())));
+  authed.post("/keys", async (c) => {
+    const f = await c.req.parseBody();
+    let answer: unknown;
+    try {
+      answer = JSON.parse(String(f.response ?? ""));
+    } catch {
+      return c.json({ error: { code: "bad_parameter", message: "response: not the browser's WebAuthn answer" } }, 400);
+    }
+    try {
+      await finishRegistration(ctx, c.get("caller"), rp(), answer, String(f.name ?? ""));
+    } catch (e) {
+      if (!isAzgateError(e)) throw e;
+      return c.json({ error: { code: e.code, message: e.message } }, e.status as 400);
+    }
+    return c.json({ next: withFlash("/web/keys", { ok: "passkey_added" }) });
+  });
+  authed.post("/keys/:id/delete", async (c) => {
+    await removeDevice(ctx, c.get("caller"), c.req.param("id"));
+    return c.redirect(withFlash("/web/keys", { ok: "passkey_removed" }), 303);
   });
 
   authed.get("/audit", async (c) => c.html(layout(frame(c, "Audit", "audit"), await auditPage(ctx, c.get("caller"), filtersFrom(c.req.query()), Number(c.req.query("page") ?? 1)))));
