@@ -6,7 +6,7 @@
  * signs in with a password, registers a passkey on the Passkeys page, signs
  * out, and signs in with the password and the passkey.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { createHash } from "node:crypto";
 import tls from "node:tls";
 import { existsSync } from "node:fs";
@@ -55,6 +55,10 @@ describe("passkeys in the web UI", () => {
     await cluster.user("alice", ["access"]);
     const context = await browser.newContext();
     const page = await context.newPage();
+    const seen: string[] = [];
+    page.on("console", (m) => seen.push(`console ${m.type()}: ${m.text()}`));
+    page.on("pageerror", (e) => seen.push(`pageerror: ${e.message}`));
+    onTestFailed(() => console.error(seen.join("\n")));
     const cdp = await context.newCDPSession(page);
     await cdp.send("WebAuthn.enable");
     const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", { options: { protocol: "ctap2", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true } });

@@ -49,7 +49,7 @@ function left(ms) { if (ms <= 0) return "ended"; var s = Math.floor(ms / 1000), 
 function tick() { document.querySelectorAll("[data-until]").forEach(function (el) { el.textContent = left(Date.parse(el.getAttribute("data-until")) - (Date.now() + skew)); }); }
 tick(); setInterval(tick, 1000);
 // Passkeys (web/pages/keys.ts): WebAuthn's binary fields travel as base64url, forms as form posts (their CSRF token with them).
-function b64u(buf) { var s = ""; new Uint8Array(buf).forEach(function (c) { s += String.fromCharCode(c); }); return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, ""); }
+function b64u(buf) { var s = ""; new Uint8Array(buf).forEach(function (c) { s += String.fromCharCode(c); }); return btoa(s).replace(/\\+/g, "-").replace(/\\//g, "_").replace(/=+$/, ""); }
 function unb64u(s) { s = s.replace(/-/g, "+").replace(/_/g, "/"); while (s.length % 4) s += "="; return Uint8Array.from(atob(s), function (c) { return c.charCodeAt(0); }); }
 function post(url, fields) { return fetch(url, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(fields), credentials: "same-origin" }).then(function (r) { return r.json().then(function (j) { if (!r.ok) throw new Error((j.error && j.error.message) || ("HTTP " + r.status)); return j; }); }); }
 function fields(form) { var f = {}; new FormData(form).forEach(function (v, k) { f[k] = String(v); }); return f; }
