@@ -10,10 +10,13 @@ import type { CaEndorsement } from "../pki/endorsement.ts";
 import type { AuditEvent } from "../audit/sink.ts";
 
 /** GET /v1/ping: the cluster as an unauthenticated caller sees it. */
+/** A cluster's auth.second_factor, as Teleport names them. */
+export type SecondFactor = "otp" | "webauthn" | "on" | "optional" | "off";
+
 export interface PingResponse {
   cluster_name: string;
   version: string;
-  second_factor: "otp" | "off";
+  second_factor: SecondFactor;
   /** The host CAs: one, or two while it rotates (the one the proxy's TLS certificate comes from first). */
   host_ca_pems: string[];
   ca_pins: string[];

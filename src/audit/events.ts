@@ -47,7 +47,8 @@ export const AUDIT_EVENTS = {
   MFA_DEVICE_ADDED: spec("mfa.add", "T1006I", "A user registered a passkey or security key.", ["user", "device", "device_id", "success"] as const),
   MFA_DEVICE_DELETED: spec("mfa.delete", "T1007I", "A user removed a passkey or security key.", ["user", "device", "device_id", "success"] as const),
   MFA_DEVICE_ADD_FAILED: spec("mfa.add.failed", "AZ1005W", "A passkey or security key was not registered: its answer did not verify (a wrong origin or RP ID, an unknown or used challenge).", ["user", "reason", "success"] as const),
-  MFA_DEVICE_USED: spec("mfa.used", "AZ1006I", "A passkey or security key answered a login's challenge.", ["user", "device", "device_id", "success"] as const),
+  MFA_DEVICE_USED: spec("mfa.used", "AZ1006I", "A passkey or security key answered a challenge: a login's, or a fresh check for an app session or a review (purpose).", ["user", "device", "device_id", "purpose", "success"] as const),
+  MFA_CHECK_FAILED: spec("mfa.check.failed", "AZ1007W", "A fresh passkey check for an app session or a review was refused (the reason says why: an expired, used or another's challenge, another origin or RP ID, a counter that went back).", ["user", "purpose", "reason", "success"] as const),
   CERT_CREATED: spec("cert.create", "TC000I", "A certificate was issued (a user's at sign-in, an agent's at join or renewal).", ["cert_type", "expires"] as const),
 
   // ---- app sessions and Azure requests (Teleport's 2xxx) ----

@@ -23,7 +23,14 @@ export interface AppSessionInfo {
   /** The identity's client and principal IDs, when the proxy could learn them at apps login. */
   client_id?: string;
   principal_id?: string;
+  /** The session's end (with per-session MFA, the certificate on disk ends a minute after apps login: the session does not). */
   expires: string;
+  /**
+   * Per-session MFA: the certificate on disk lives a minute; a command that
+   * serves the session (proxy azure, az, exec) asks for a fresh passkey check
+   * and keeps its own certificate in memory only.
+   */
+  session_mfa?: boolean;
 }
 
 /**

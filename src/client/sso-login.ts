@@ -44,39 +44,67 @@ type Outcome = { code: string } | { error: string };
 
 export async function ssoLogin(o: SsoLoginOptions): Promise<SsoLoginResult> {
   const keys = await generateKeyPair();
-  const secret = randomBytes(32).toString("hex");
   const api = new ApiClient(o.target);
+  const publicKeyPem = await publicKeyToPem(keys.publicKey);
+  const cert = await throughBrowser(o, {
+    failed: "sso_failed",
+    again: "run azgate login --auth again",
+    done: "Login successful. You can close this window and return to the terminal.",
+    webUi: `${o.target.baseUrl}/web/continue`,
+    start: async (redirect_url, secret_hash) => {
+      const r = await api.call<{ attempt: string; auth_url: string; expires: string }>("POST", "/v1/sso/login", { connector: o.connector, public_key_pem: publicKeyPem, redirect_url, secret_hash, ttl_ms: o.ttlMs });
+      return { attempt: r.attempt, url: r.auth_url, expires: r.expires };
+    },
+    finish: (attempt, code, secret) => api.call<{ cert_pem: string; user: string; roles: string[] }>("POST", "/v1/sso/pickup", { attempt, code, secret }),
+  });
+  return { user: cert.user, roles: cert.roles, keyPem: await privateKeyToPem(keys.privateKey), certPem: cert.cert_pem };
+}
 
+/** How a browser step begins and ends, for throughBrowser. */
+export interface BrowserStep<T> {
+  /** The error code and the hint a failure or a timeout gives. */
+  failed: "sso_failed" | "mfa_required" | "login_failed";
+  again: string;
+  /** What the browser's last page says, and (SSO: that browser is signed in too) a link on to the web UI. */
+  done: string;
+  webUi?: string;
+  /** Starts the attempt at the proxy, with the loopback's address and the secret's hash; the URL the browser opens. */
+  start: (redirectUrl: string, secretHash: string) => Promise<{ attempt: string; url: string; expires: string }>;
+  /** Takes the result with the code the browser brought and the secret. */
+  finish: (attempt: string, code: string, secret: string) => Promise<T>;
+}
+
+/**
+ * A step done in the browser, for the CLI: a secret kept in this process (its
+ * hash goes to the proxy), a loopback listener the browser comes back to with
+ * a one-time code, the result taken with code and secret together. SSO
+ * logins, browser logins with a passkey, and fresh passkey checks use it.
+ */
+export async function throughBrowser<T>(o: Pick<SsoLoginOptions, "browser" | "say" | "pasteFrom">, step: BrowserStep<T>): Promise<T> {
+  const secret = randomBytes(32).toString("hex");
   let settle: (x: Outcome) => void = () => undefined;
   const returned = new Promise<Outcome>((resolve) => (settle = resolve));
-  const server = createServer((req, res) => onCallback(req, res, settle, `${o.target.baseUrl}/web/continue`));
+  const server = createServer((req, res) => onCallback(req, res, settle, step.done, step.webUi));
   const listener = await listenTracked(server, 0, "127.0.0.1");
   let timer: ReturnType<typeof setTimeout> | undefined;
   let stopReading = () => {};
   try {
-    const start = await api.call<{ attempt: string; auth_url: string; display: string; expires: string }>("POST", "/v1/sso/login", {
-      connector: o.connector,
-      public_key_pem: await publicKeyToPem(keys.publicKey),
-      redirect_url: `http://127.0.0.1:${listener.port}/callback`,
-      secret_hash: createHash("sha256").update(secret).digest("hex"),
-      ttl_ms: o.ttlMs,
-    });
+    const start = await step.start(`http://127.0.0.1:${listener.port}/callback`, createHash("sha256").update(secret).digest("hex"));
     if (o.browser !== "none") {
-      const opened = await openBrowser(start.auth_url);
+      const opened = await openBrowser(start.url);
       if (!opened) o.say("Could not open a browser.");
     }
-    o.say(`If browser window does not open automatically, open it by clicking on the link:\n ${start.auth_url}`);
+    o.say(`If browser window does not open automatically, open it by clicking on the link:\n ${start.url}`);
     if (o.browser === "none" && o.pasteFrom) {
       o.say(`A browser on another machine ends at an address starting http://127.0.0.1:${listener.port}/callback that cannot load there: paste that address here.`);
       stopReading = readPasted(o.pasteFrom, settle);
     }
     const expired = new Promise<Outcome>((resolve) => {
-      timer = setTimeout(() => resolve({ error: "the login timed out; run azgate login --auth again" }), Math.max(Date.parse(start.expires) - systemClock.now(), 1_000));
+      timer = setTimeout(() => resolve({ error: `the browser step timed out; ${step.again}` }), Math.max(Date.parse(start.expires) - systemClock.now(), 1_000));
     });
     const outcome = await Promise.race([returned, expired]);
-    if ("error" in outcome) throw new AzgateError("sso_failed", outcome.error);
-    const cert = await api.call<{ cert_pem: string; user: string; roles: string[] }>("POST", "/v1/sso/pickup", { attempt: start.attempt, code: outcome.code, secret });
-    return { user: cert.user, roles: cert.roles, keyPem: await privateKeyToPem(keys.privateKey), certPem: cert.cert_pem };
+    if ("error" in outcome) throw new AzgateError(step.failed, outcome.error);
+    return await step.finish(start.attempt, outcome.code, secret);
   } finally {
     clearTimeout(timer);
     stopReading();
@@ -105,7 +133,7 @@ function readPasted(input: NodeJS.ReadableStream, settle: (x: Outcome) => void):
 }
 
 /** The browser's last stop: a page for the person, and the code or the error for the waiting login. */
-function onCallback(req: IncomingMessage, res: ServerResponse, settle: (x: Outcome) => void, webUi: string): void {
+function onCallback(req: IncomingMessage, res: ServerResponse, settle: (x: Outcome) => void, done: string, webUi?: string): void {
   const url = new URL(req.url ?? "/", "http://127.0.0.1");
   if (req.method !== "GET" || url.pathname !== "/callback") {
     res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
@@ -114,9 +142,9 @@ function onCallback(req: IncomingMessage, res: ServerResponse, settle: (x: Outco
   const code = url.searchParams.get("code");
   const error = url.searchParams.get("error") ?? (code ? null : "the callback carried neither a code nor an error");
   const headers = { "content-type": "text/html; charset=utf-8", "cache-control": "no-store", "referrer-policy": "no-referrer", "content-security-policy": "default-src 'none'" };
-  const text = error ? `Login failed: ${error}` : "Login successful. You can close this window and return to the terminal.";
+  const text = error ? `${done.startsWith("Login") ? "Login failed" : "Failed"}: ${error}` : done;
   // This browser is signed in to the web UI as well (the proxy started its session at the callback).
-  const more = error ? "" : `<p>Or go on in the browser: <a id="web-ui" href="${escapeHtml(webUi)}">the azgate web UI</a>.</p>`;
+  const more = error || !webUi ? "" : `<p>Or go on in the browser: <a id="web-ui" href="${escapeHtml(webUi)}">the azgate web UI</a>.</p>`;
   res.writeHead(error ? 400 : 200, headers).end(`<!doctype html><meta charset="utf-8"><title>azgate</title><h1>azgate</h1><p id="result">${escapeHtml(text)}</p>${more}\n`);
   settle(error ? { error } : { code: code! });
 }

@@ -80,7 +80,11 @@ export const configSchema = z.strictObject({
     .describe("The proxy (start --mode proxy)."),
   auth: z
     .strictObject({
-      second_factor: z.enum(["otp", "off"], { message: 'must be "otp" or "off"' }).default("otp").describe("The second factor of password logins: otp (TOTP) or off."),
+      second_factor: z
+        .enum(["otp", "webauthn", "on", "optional", "off"], { message: 'must be "otp", "webauthn", "on", "optional" or "off"' })
+        .default("otp")
+        .describe("The second factor of password logins, as Teleport names them: otp (a TOTP code), webauthn (a passkey or security key), on (either, required), optional (the user's device if they registered one), off."),
+      require_session_mfa: z.boolean().default(false).describe("Every app session needs a fresh passkey check, as the role option require_session_mfa asks for its identities."),
       invite_ttl: duration.default("1h").describe("How long an invite is good for (a duration: 30m, 1h)."),
       host_cert_ttl: duration.default("24h").describe("How long an agent's certificate lives; the agent renews it at two thirds of its life."),
       sso_login_timeout: duration.default("3m").describe("How long an SSO login may take, from login --auth to the certificate's pickup."),
@@ -93,7 +97,7 @@ export const configSchema = z.strictObject({
         .default({ max_attempts: 5, window: "30m", lock_duration: "30m" })
         .describe("The failed-login lockout: it locks a user's password logins, not their sessions."),
     })
-    .default({ second_factor: "otp", invite_ttl: "1h", host_cert_ttl: "24h", sso_login_timeout: "3m", lockout: { max_attempts: 5, window: "30m", lock_duration: "30m" } })
+    .default({ second_factor: "otp", require_session_mfa: false, invite_ttl: "1h", host_cert_ttl: "24h", sso_login_timeout: "3m", lockout: { max_attempts: 5, window: "30m", lock_duration: "30m" } })
     .describe("Sign-in: users, invites, SSO, agents' certificates."),
   bots: z
     .strictObject({

@@ -17,6 +17,7 @@ export type ErrorCode =
   | "sso_no_roles"
   | "user_locked"
   | "locked"
+  | "mfa_required"
   | "method_not_allowed"
   | "payload_too_large"
   | "unsupported_media_type"
@@ -75,6 +76,7 @@ const statusByCode: Record<ErrorCode, number> = {
   sso_no_roles: 403,
   user_locked: 403,
   locked: 403,
+  mfa_required: 403,
   method_not_allowed: 405,
   payload_too_large: 413,
   unsupported_media_type: 415,
@@ -134,6 +136,7 @@ const meaningByCode: Record<ErrorCode, string> = {
   sso_no_roles: "Authenticated by the IdP, but the connector maps nothing the user has to a role.",
   user_locked: "No longer sent: a login during the failed-login lockout is answered `login_failed`, as every failure is (login.ts; the audit event says locked). Kept registered so the code keeps its meaning.",
   locked: "An administrator's lock (azgate admin lock) matches the user, role, Azure identity or session.",
+  mfa_required: "A role (`require_session_mfa`, `review_mfa`) or the cluster (`auth.require_session_mfa`) asks for a fresh check with a passkey or security key for this: an app session or a review; the CLI opens the browser for it. Also a check that was missing, expired, used, another user's or for another purpose.",
   method_not_allowed: "A method Azure APIs do not use (TRACE, CONNECT...): azgate forwards only GET, HEAD, PUT, POST, PATCH, DELETE and OPTIONS.",
   payload_too_large: "A body over its limit: 64 KiB for login, invites, join and SSO, 512 KiB for a SAML response, 1 MiB for signed calls.",
   unsupported_media_type: "A JSON route was sent something other than Content-Type: application/json.",
@@ -219,6 +222,14 @@ export class AccessDenied extends AzgateError {
   static readonly code = "access_denied";
   constructor(message: string) {
     super(AccessDenied.code, message);
+  }
+}
+
+/** A role or the cluster asks this session for a fresh passkey check it did not have (require_session_mfa). */
+export class MfaRequired extends AzgateError {
+  static readonly code = "mfa_required";
+  constructor(message: string) {
+    super(MfaRequired.code, message);
   }
 }
 

@@ -24,6 +24,8 @@ export interface Identity {
   generation?: number;
   /** For app certificates: the app and, for Azure apps, the chosen identity. */
   route?: { app: string; azure_identity?: string };
+  /** App certificates: when a fresh passkey check opened this session (per-session MFA); a route that asks for one refuses a session without it. */
+  mfa_verified?: string;
   /** A bot's certificate (and its app certificates): what its join proved, so every audit event carries it without a lookup. */
   bot?: BotFacts;
 }

@@ -8,7 +8,10 @@
  */
 import { botFields } from "../pki/identity.ts";
 import { audit } from "../audit/events.ts";
-import { AzgateError } from "../errors/index.ts";
+import { AzgateError, MfaRequired } from "../errors/index.ts";
+import type { RelyingParty } from "../auth/webauthn.ts";
+import { checkAssertion } from "./webauthn.ts";
+import { takeSessionCheck } from "./session-check.ts";
 import { grantPermits, identitiesNamed, mayReview, requestTerms, resolveRequestedName, rolesNamedInRequests, ruleVars, thresholdsCounting, type RoleLookup, type Threshold } from "../rbac/requests.ts";
 import { decidingRule, type AccessRule } from "../resources/access-rule.ts";
 import { checkRule } from "../rbac/engine.ts";
@@ -343,7 +346,18 @@ async function refused(ctx: ProxyContext, id: "ACCESS_REQUEST_REVIEW_REFUSED" | 
   throw e;
 }
 
-export async function reviewRequest(ctx: ProxyContext, caller: Caller, id: string, input: { state?: string; reason?: string; otp?: string }): Promise<AccessRequest> {
+/**
+ * A review's fresh check (review_mfa): an authenticator code (`otp`), a
+ * passkey check the CLI had the browser do for this request (`mfa`,
+ * browser-attempt.ts), or the web page's own passkey answer (`passkey`).
+ */
+export interface ReviewCheck {
+  otp?: string;
+  mfa?: unknown;
+  passkey?: { rp: RelyingParty; answer: unknown };
+}
+
+export async function reviewRequest(ctx: ProxyContext, caller: Caller, id: string, input: { state?: string; reason?: string } & ReviewCheck): Promise<AccessRequest> {
   const verdict = input.state === "APPROVED" || input.state === "DENIED" ? input.state : null;
   if (!verdict) throw new AzgateError("bad_parameter", 'state must be "APPROVED" or "DENIED"');
   const reason = text(input.reason, "a reason (--reason)", false);
@@ -354,15 +368,35 @@ export async function reviewRequest(ctx: ProxyContext, caller: Caller, id: strin
   const may = allowedActions(value, rights(value), ctx.clock.now()).review;
   if (!may.allowed) await audited(new AzgateError(may.code ?? "access_denied", may.reason));
   const mfaRole = caller.roles.find((r) => r.spec.options?.review_mfa);
-  if (mfaRole) {
-    const why = await checkReviewCode(ctx, caller.name, String(input.otp ?? ""));
-    if (why) await audited(new AzgateError(input.otp ? "login_failed" : "access_denied", `role "${mfaRole.metadata.name}" requires an authenticator code with each review: ${why}`));
-  }
+  if (mfaRole) await checkReviewer(ctx, caller, id, input, `role "${mfaRole.metadata.name}" (review_mfa)`).catch(audited);
   // Which thresholds this review counts toward (their filters, over the reviewer and the request as they are now).
   const thresholds: Threshold[] = value.spec.threshold_rules ?? [value.spec.thresholds];
   const countsFor = thresholdsCounting(thresholds, { name: caller.name, roles: caller.roles, traits: caller.traits }, value.spec, reason);
   if (countsFor.length === 0) await audited(new AzgateError("access_denied", `your review would not count: no threshold of this request counts reviews like yours (${thresholds.map((t) => t.filter).filter(Boolean).join("; ")})`));
   return step(ctx, id, rights, () => ({ kind: "review", verdict, reason, countsFor })).catch(audited);
+}
+
+/** review_mfa: a passkey check for this request (the CLI's, or the web page's), else an authenticator code. */
+async function checkReviewer(ctx: ProxyContext, caller: Caller, id: string, input: ReviewCheck, rule: string): Promise<void> {
+  if (input.mfa) {
+    await takeSessionCheck(ctx, caller, input.mfa, { request: id }, rule);
+    return;
+  }
+  if (input.passkey) {
+    if (!caller.user) throw new MfaRequired(`${rule} asks for a passkey check, which this session cannot give`);
+    try {
+      await checkAssertion(ctx, input.passkey.rp, input.passkey.answer, "review", caller.name, userStamp(caller.user).id, id);
+    } catch (e) {
+      await ctx.audit.emit(audit("MFA_CHECK_FAILED", { user: caller.name, purpose: "review", reason: (e as Error).message, success: false }));
+      throw new MfaRequired(`the passkey check failed: ${(e as Error).message}`);
+    }
+    return;
+  }
+  const item = await ctx.backend.get<UserAuth>(KEYS.userAuth(caller.name));
+  // No code given, and the reviewer has a passkey: the CLI (or the page) asks for the passkey instead.
+  if (!input.otp && item?.value.webauthn?.length) throw new MfaRequired(`${rule} asks for a fresh check with each review: your passkey or security key (the azgate CLI opens the browser for it), or an authenticator code (--otp)`);
+  const why = await checkReviewCode(ctx, caller.name, String(input.otp ?? ""));
+  if (why) throw new AzgateError(input.otp ? "login_failed" : "access_denied", `${rule.replace(/ \(review_mfa\)$/, "")} requires an authenticator code with each review: ${why}`);
 }
 
 /**
@@ -372,7 +406,7 @@ export async function reviewRequest(ctx: ProxyContext, caller: Caller, id: strin
  */
 async function checkReviewCode(ctx: ProxyContext, user: string, otp: string): Promise<string | null> {
   const item = await ctx.backend.get<UserAuth>(KEYS.userAuth(user));
-  if (!item?.value.totp_secret) return "you have no authenticator registered with azgate (SSO users and clusters without OTP cannot meet it)";
+  if (!item?.value.totp_secret) return `you have no authenticator registered with azgate; add a passkey on the web UI's Passkeys page and review with it (SSO users and clusters without OTP cannot give a code)`;
   if (!otp) return "give the code (--otp CODE)";
   const step = freshTotpStep(item.value.totp_secret, otp, item.value.totp_last_step, ctx.clock.now());
   if (step === null) return "the code is wrong or already used";

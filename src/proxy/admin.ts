@@ -18,7 +18,7 @@ import { checkRule } from "../rbac/engine.ts";
 import type { ProxyContext } from "./context.ts";
 import { KEYS, newSecret, secretHash } from "./keys.ts";
 import { listLocks, removeLock } from "./locks.ts";
-import { checkPersonName, checkUserName, createInvite, deleteInvitesOf, getUser, newUserStatus, requireRolesExist, userStamp } from "./users.ts";
+import { checkPersonName, checkUserName, createInvite, deleteInvitesOf, getUser, newUserStatus, requireRolesExist, userStamp, type UserAuth } from "./users.ts";
 
 export const RESOURCE_KINDS = ["role", "user", "token", "github", "oidc", "saml", "lock", "notification_target", "access_rule"] as const;
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
@@ -266,9 +266,12 @@ export async function resetUser(ctx: ProxyContext, caller: Caller, name: string)
     const stamp = userStamp(u);
     return { ...u, status: { id: stamp.id || crypto.randomUUID(), generation: stamp.generation + 1 } };
   });
+  // Recovery: the password, the TOTP secret and every passkey go; the invite registers new ones.
+  const devices = (await ctx.backend.get<UserAuth>(KEYS.userAuth(name)))?.value.webauthn ?? [];
   await ctx.backend.delete(KEYS.userAuth(name));
   await ctx.backend.delete(KEYS.loginFailures(name));
-  await ctx.audit.emit(audit("USER_RESET", { user: caller.name, name, generation: user.status!.generation }));
+  await ctx.audit.emit(audit("USER_RESET", { user: caller.name, name, generation: user.status!.generation, ...(devices.length ? { devices_removed: devices.map((d) => d.name) } : {}) }));
+  for (const d of devices) await ctx.audit.emit(audit("MFA_DEVICE_DELETED", { user: caller.name, name, device: d.name, device_id: d.id, reason: "reset", success: true }));
   return createInvite(ctx, user);
 }
 

@@ -3,6 +3,7 @@ import { audit } from "../audit/events.ts";
 import { auditCommands } from "./audit-commands.ts";
 import { exportPage } from "./audit-export/pages.ts";
 import { beginRegistration, finishRegistration, listDevices, removeDevice } from "./webauthn.ts";
+import { pickUpBrowserLogin, startBrowserCheck, startBrowserLogin } from "./browser-flows.ts";
 import { AzgateError, isAzgateError, toErrorBody } from "../errors/index.ts";
 import { checkProofBody, verifyProof } from "../auth/proof-verify.ts";
 import { parseJsonObject } from "../util/json.ts";
@@ -128,6 +129,16 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
     const body = await jsonBody<Record<string, unknown>>(c);
     return c.json(await loginWithWebAuthn(ctx, relyingParty(ctx, opts.publicUrl()), { user: String(body.user ?? ""), webauthn: body.webauthn, public_key_pem: String(body.public_key_pem ?? ""), ttl_ms: typeof body.ttl_ms === "number" ? body.ttl_ms : undefined, remote_addr: remote }));
   });
+  // A CLI login done in the browser (browser-flows.ts): started here, finished on /web/cli/ID, the certificate picked up with code and secret.
+  app.post("/v1/auth/browser/login", async (c) => {
+    const remote = remoteAddr(c);
+    limiter.check(remote);
+    return c.json(await startBrowserLogin(ctx, await jsonBody<Record<string, unknown>>(c), opts.publicUrl(), remote));
+  });
+  app.post("/v1/auth/browser/pickup", async (c) => {
+    limiter.check(remoteAddr(c));
+    return c.json(await pickUpBrowserLogin(ctx, await jsonBody<Record<string, unknown>>(c)));
+  });
   app.get("/v1/invites/:token", async (c) => c.json(await describeInvite(ctx, c.req.param("token"))));
   app.post("/v1/invites/:token/accept", async (c) => {
     const remote = remoteAddr(c);
@@ -135,7 +146,7 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
     const body = await jsonBody<{ password?: string; otp_secret?: string; otp_code?: string }>(c);
     return c.json(await acceptInvite(ctx, c.req.param("token"), { password: String(body.password ?? ""), otp_secret: body.otp_secret, otp_code: body.otp_code }, remote));
   });
-  app.route("/web", invitePages(ctx, limiter));
+  app.route("/web", invitePages(ctx, limiter, () => relyingParty(ctx, opts.publicUrl())));
   app.route("/web", webUi(ctx, { limiter, registry: opts.registry, publicUrl: opts.publicUrl }));
   app.get("/", (c) => c.redirect("/web", 302));
   app.get("/web/", (c) => c.redirect("/web", 302));
@@ -259,6 +270,8 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   authed.post("/bots/renew", async (c) => c.json(await renewBot(ctx, c.get("caller"), parseJson<Record<string, unknown>>(c.get("body")))));
     authed.get("/admin/audit", async (c) => c.json({ items: await admin.searchAudit(ctx, c.get("caller"), c.req.query()), ...(await admin.auditReach(ctx, c.get("caller"))) }));
   // The caller's own passkeys and security keys (proxy/webauthn.ts).
+  // A fresh passkey check (per-session MFA, a review) the CLI has the browser do (browser-flows.ts).
+  authed.post("/mfa/browser", async (c) => c.json(await startBrowserCheck(ctx, c.get("caller"), parseJson<Record<string, unknown>>(c.get("body")), opts.publicUrl())));
   authed.get("/webauthn/devices", async (c) => c.json({ items: await listDevices(ctx, c.get("caller")) }));
   authed.post("/webauthn/devices/begin", async (c) => c.json(await beginRegistration(ctx, c.get("caller"), relyingParty(ctx, opts.publicUrl()))));
   authed.post("/webauthn/devices", async (c) => {
@@ -278,7 +291,11 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   authed.get("/requests/terms", async (c) => c.json(await requests.requestableTerms(ctx, c.get("caller"), c.req.query("azure_identity") ?? "", known(c.get("caller")))));
   authed.get("/requests", async (c) => c.json({ items: await requests.listRequests(ctx, c.get("caller"), c.req.query("filter")) }));
   authed.get("/requests/:id", async (c) => c.json(await requests.getRequest(ctx, c.get("caller"), c.req.param("id"))));
-  authed.post("/requests/:id/review", async (c) => c.json(await requests.reviewRequest(ctx, c.get("caller"), c.req.param("id"), parseJson<{ state?: string; reason?: string; otp?: string }>(c.get("body")))));
+  authed.post("/requests/:id/review", async (c) => {
+    // Named fields only: a review's passkey answer comes from the web page's own route, never from an API body.
+    const { state, reason, otp, mfa } = parseJson<{ state?: string; reason?: string; otp?: string; mfa?: unknown }>(c.get("body"));
+    return c.json(await requests.reviewRequest(ctx, c.get("caller"), c.req.param("id"), { state, reason, otp, mfa }));
+  });
   authed.post("/requests/:id/cancel", async (c) => c.json(await requests.cancelRequest(ctx, c.get("caller"), c.req.param("id"))));
   authed.post("/requests/:id/revoke", async (c) => c.json(await requests.revokeRequest(ctx, c.get("caller"), c.req.param("id"), parseJson<{ reason?: string }>(c.get("body")))));
   authed.post("/roles/explain", async (c) => {
@@ -287,12 +304,14 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
     return c.json(await explainRequest(ctx, opts.registry, c.get("caller"), { user: str(body.user), app: str(body.app), azure_identity: str(body.azure_identity), method: str(body.method), url: str(body.url) }));
   });
   authed.post("/apps/login", async (c) => {
-    const body = parseJson<{ app?: string; azure_identity?: string; public_key_pem?: string }>(c.get("body"));
+    const body = parseJson<{ app?: string; azure_identity?: string; public_key_pem?: string; mfa?: { attempt: string; code: string; secret: string }; in_memory?: boolean }>(c.get("body"));
     return c.json(
       await issueAppCert(ctx, opts.registry, c.get("caller"), c.get("certExpires"), {
         app: String(body.app ?? ""),
         azure_identity: String(body.azure_identity ?? ""),
         public_key_pem: String(body.public_key_pem ?? ""),
+        ...(body.mfa ? { mfa: body.mfa } : {}),
+        in_memory: body.in_memory === true,
       }),
     );
   });

@@ -20,6 +20,8 @@ import type { AppRegistry } from "./registry.ts";
 import { askIdentityFacts } from "./identity-facts.ts";
 import type { AppView } from "../api/types.ts";
 import { refusedIdentityForAudit, requireIdentityId, sameIdentity } from "../azure/resource-id.ts";
+import { sessionMfaRule } from "../rbac/session-mfa.ts";
+import { takeSessionCheck } from "./session-check.ts";
 
 /**
  * The app servers the caller's roles allow, each judged on its own labels;
@@ -48,7 +50,14 @@ export interface AppLoginRequest {
   app: string;
   azure_identity: string;
   public_key_pem: string;
+  /** Per-session MFA: the browser check this login asked for (browser-attempt.ts), taken once. */
+  mfa?: { attempt: string; code: string; secret: string };
+  /** The key and certificate stay in the process's memory (proxy azure, exec): an MFA session's certificate may then live as long as the login's. */
+  in_memory?: boolean;
 }
+
+/** How long an MFA-checked app certificate lives when it is written to disk (Teleport's one minute). */
+export const MFA_DISK_CERT_MS = 60_000;
 
 export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, caller: Caller, callerCertExpires: Date, asked: AppLoginRequest) {
   if (caller.identity.kind !== "user" || caller.identity.route) throw new AzgateError("access_denied", "app certificates are issued to a user session; run azgate login");
@@ -88,6 +97,18 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
     await ctx.audit.emit(audit("APP_SESSION_DENIED", { user: caller.name, ...botFields(caller.identity), app: app.name, azure_identity: req.azure_identity, reason, success: false }));
     throw new AzgateError("access_denied", `access to Azure identity "${req.azure_identity}" on app "${app.name}" denied: ${reason}`);
   }
+  // Per-session MFA: a role that opens the route (or the cluster) asks for a fresh passkey check, taken here once.
+  const opened = inForce ? servers.map((s) => ({ roles: inForce.permits(s.app).roles ?? caller.roles, app: s.app })) : visible.map((s) => ({ roles: caller.roles, app: s.app }));
+  const mfaRule = sessionMfaRule(ctx.settings.requireSessionMfa, opened, caller.traits, req.azure_identity);
+  let mfaVerified: string | undefined;
+  if (mfaRule) {
+    try {
+      mfaVerified = await takeSessionCheck(ctx, caller, asked.mfa, { app: app.name, azure_identity: req.azure_identity }, mfaRule);
+    } catch (e) {
+      await ctx.audit.emit(audit("APP_SESSION_DENIED", { user: caller.name, ...botFields(caller.identity), app: app.name, azure_identity: req.azure_identity, error_code: (e as AzgateError).code, reason: (e as Error).message, success: false }));
+      throw e;
+    }
+  }
   let publicKey: CryptoKey;
   try {
     publicKey = await importPublicKeyPem(req.public_key_pem);
@@ -102,9 +123,11 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
     session_id: crypto.randomUUID(),
     login_session_id: caller.identity.session_id,
     route: { app: app.name, azure_identity: req.azure_identity },
+    ...(mfaVerified ? { mfa_verified: mfaVerified } : {}),
   };
-  // An app certificate never outlives the user's session.
-  const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey, identity, now: ctx.clock.date(), notAfter: callerCertExpires });
+  // An app certificate never outlives the user's session; an MFA-checked one lives a minute on disk (in memory, the session's life).
+  const notAfter = mfaVerified && !asked.in_memory ? new Date(Math.min(callerCertExpires.getTime(), ctx.clock.now() + MFA_DISK_CERT_MS)) : callerCertExpires;
+  const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey, identity, now: ctx.clock.date(), notAfter });
   const { facts, problem } = await askIdentityFacts(registry, app.name, (s) => (inForce ? inForce.permits(s.app).allowed : checkAzureIdentity(caller.roles, caller.traits, s.app, req.azure_identity).allowed), req.azure_identity);
   await ctx.audit.emit(audit("APP_SESSION_START", {
     user: caller.name,
@@ -113,12 +136,16 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
     azure_identity: req.azure_identity,
     session_id: identity.session_id,
     expires: cert.notAfter.toISOString(),
+    ...(mfaVerified ? { mfa_verified: mfaVerified, in_memory: asked.in_memory === true } : {}),
     ...(request ? { access_request_id: request.metadata.name } : {}),
     ...(facts ? { client_id: facts.client_id, principal_id: facts.principal_id } : { identity_facts: problem }),
   }));
   return {
     cert_pem: pemOf(cert),
     expires: cert.notAfter.toISOString(),
+    /** The login's end: what a local CA for this session may live to (an MFA certificate on disk ends sooner). */
+    session_expires: callerCertExpires.toISOString(),
+    session_mfa: !!mfaVerified,
     app: app.name,
     azure_identity: req.azure_identity,
     tenant_id: facts?.tenant_id ?? app.tenant_id ?? null,

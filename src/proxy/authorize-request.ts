@@ -10,7 +10,8 @@
  */
 import { checkAzureMethod, checkAzureTarget } from "../azure/forwarding.ts";
 import { decidedRequest, readRequest, type AzureOperation, type DecidedRequest } from "../azure/operation.ts";
-import { AccessDenied, AppUnavailable, PolicyDenied } from "../errors/index.ts";
+import { AccessDenied, AppUnavailable, MfaRequired, PolicyDenied } from "../errors/index.ts";
+import { sessionMfaRule } from "../rbac/session-mfa.ts";
 import type { Identity } from "../pki/identity.ts";
 import { checkAzureIdentity } from "../rbac/engine.ts";
 import { decideAzureApi, type AzureApiDecision } from "../rbac/azure-api.ts";
@@ -68,7 +69,7 @@ export async function authorizeRoute(ctx: ProxyContext, registry: AppRegistry, i
   if (known.length === 0) throw new AppUnavailable(`no agent serves app "${route.app}" right now; azgate apps ls shows the apps that are up`);
   const permitted = (s: AppServer) => checkAzureIdentity(caller.roles, caller.traits, s.app, azureIdentity).allowed;
   const first = known.find(permitted);
-  if (first) return { caller, azureIdentity, known, permitted, first, rolesOn: () => caller.roles };
+  if (first) return withSessionCheck(ctx, identity, { caller, azureIdentity, known, permitted, first, rolesOn: () => caller.roles });
   // No role allows it: an approved access request may (a grant, read on every request: a revoke or the window's end acts on the next one).
   // grants.ts: found for this user record, locks checked with the granted roles, throws `locked`.
   const inForce = await grantInForce(ctx, caller, { app: route.app, azure_identity: azureIdentity });
@@ -80,7 +81,21 @@ export async function authorizeRoute(ctx: ProxyContext, registry: AppRegistry, i
   if (!granted) throw new AccessDenied(inForce.permits(known[0].app).reason);
   // Per server, the roles grantPermits says count: a granted role no longer requestable keeps only its denies.
   const rolesOn = (s: AppServer) => inForce.permits(s.app).roles ?? caller.roles;
-  return { caller, azureIdentity, known, permitted: byGrant, first: granted, rolesOn, grant: inForce.grant };
+  return withSessionCheck(ctx, identity, { caller, azureIdentity, known, permitted: byGrant, first: granted, rolesOn, grant: inForce.grant });
+}
+
+/**
+ * Per-session MFA, decided like the route, on every request and recheck: a
+ * role that opens the route asking for a fresh passkey check (or the
+ * cluster) refuses a session that was opened without one, so a role edited
+ * to ask acts on the next request of sessions already open.
+ */
+function withSessionCheck(ctx: ProxyContext, identity: Identity, access: RouteAccess): RouteAccess {
+  if (identity.mfa_verified) return access;
+  const opened = access.known.filter(access.permitted).map((s) => ({ roles: access.rolesOn(s), app: s.app }));
+  const rule = sessionMfaRule(ctx.settings.requireSessionMfa, opened, access.caller.traits, access.azureIdentity);
+  if (rule) throw new MfaRequired(`${rule} asks for a fresh passkey check for Azure identity "${access.azureIdentity}", and this session was opened without one; run azgate apps login ${identity.route!.app} --azure-identity ${access.azureIdentity} again`);
+  return access;
 }
 
 export async function authorizeRequest(ctx: ProxyContext, registry: AppRegistry, identity: Identity, request: { method: string; url: URL; headers: HeaderList }): Promise<Authorized> {

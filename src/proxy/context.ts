@@ -6,9 +6,12 @@ import type { ReplayCache } from "../auth/replay-cache.ts";
 import type { ProxyMetrics } from "../metrics/proxy.ts";
 import type { Clock } from "../util/clock.ts";
 import type { Tracing } from "../tracing/index.ts";
+import type { SecondFactor } from "../api/types.ts";
 
 export interface AuthSettings {
-  secondFactor: "otp" | "off";
+  secondFactor: SecondFactor;
+  /** auth.require_session_mfa: every app session needs a fresh passkey check. */
+  requireSessionMfa: boolean;
   /** Failures within `windowMs` that lock the user for `lockMs`. */
   lockout: { maxAttempts: number; windowMs: number; lockMs: number };
   inviteTtlMs: number;

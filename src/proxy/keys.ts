@@ -60,6 +60,8 @@ export const KEYS = {
   auditExport: (target: string) => `audit-export/${target}`,
   /** A WebAuthn ceremony's challenge by its hash, until it is answered or expires (proxy/webauthn.ts). */
   webauthnCeremony: (challengeHash: string) => `webauthn-ceremonies/${challengeHash}`,
+  /** A CLI's login or fresh check done in the browser, by the hash of its id (proxy/browser-attempt.ts). */
+  browserAttempt: (idHash: string) => `browser-attempts/${idHash}`,
 };
 
 /** Secrets (invites, join tokens) are stored by hash, so a copy of the backend cannot be used to join or sign up. */

@@ -12,11 +12,12 @@ import type { ProxyContext } from "./context.ts";
 import { getUser, loadRoles, userStamp, type UserAuth } from "./users.ts";
 import { isBot, USER_NAME, type User } from "../resources/user.ts";
 import type { Role } from "../rbac/types.ts";
+import type { SecondFactor } from "../api/types.ts";
 import { checkLocks } from "./locks.ts";
 import { pemOf } from "./cluster.ts";
 import type { Item } from "../storage/backend.ts";
-import { authenticationOptions, verifyAssertion, type RelyingParty, type WebAuthnDevice } from "../auth/webauthn.ts";
-import { newCeremony, takeCeremony } from "./webauthn.ts";
+import { authenticationOptions, type RelyingParty } from "../auth/webauthn.ts";
+import { checkAssertion, newCeremony, NO_DEVICE } from "./webauthn.ts";
 
 interface Failures {
   times: number[];
@@ -59,7 +60,7 @@ export interface Authenticated {
  * login is finished by the authenticator's answer (finishWebAuthnLogin).
  */
 export async function authenticate(ctx: ProxyContext, req: { user: string; password: string; otp?: string; remote_addr?: string; via?: "web" }, beforeCheck?: () => Promise<void>): Promise<Authenticated> {
-  const { name, user, authItem } = await checkPassword(ctx, req, beforeCheck, ctx.settings.secondFactor === "otp" ? String(req.otp ?? "") : null);
+  const { name, user, authItem } = await checkPassword(ctx, req, beforeCheck, { otp: String(req.otp ?? "") });
   return finishLogin(ctx, name, user, authItem, { method: "password", via: req.via, remote_addr: req.remote_addr });
 }
 
@@ -68,7 +69,7 @@ export async function authenticate(ctx: ProxyContext, req: { user: string; passw
  * auth record, or login_failed with the reason audited. Counts failures and
  * keeps the lockout.
  */
-async function checkPassword(ctx: ProxyContext, req: { user: string; password: string; remote_addr?: string; via?: "web" }, beforeCheck: (() => Promise<void>) | undefined, otp: string | null): Promise<{ name: string; user: User; authItem: Item<UserAuth> }> {
+async function checkPassword(ctx: ProxyContext, req: { user: string; password: string; remote_addr?: string; via?: "web" }, beforeCheck: (() => Promise<void>) | undefined, path: { otp: string } | "passkey"): Promise<{ name: string; user: User; authItem: Item<UserAuth> }> {
   const name = String(req.user ?? "");
   const now = ctx.clock.now();
   const via = req.via ? { via: req.via } : {};
@@ -96,9 +97,15 @@ async function checkPassword(ctx: ProxyContext, req: { user: string; password: s
   const passwordOk = await verifyPassword(String(req.password ?? ""), auth?.password_hash);
   let step: number | null = null;
   let otpOk = true;
-  if (otp !== null) {
-    step = auth?.totp_secret ? freshTotpStep(auth.totp_secret, otp, auth.totp_last_step, ctx.clock.now()) : null;
+  const needs = path === "passkey" ? "passkey" : passwordPathNeeds(ctx.settings.secondFactor, auth);
+  if (needs === "otp" && path !== "passkey") {
+    step = auth?.totp_secret ? freshTotpStep(auth.totp_secret, path.otp, auth.totp_last_step, ctx.clock.now()) : null;
     otpOk = step !== null;
+  }
+  // A code instead of the passkey this cluster (or this user's own device, with optional) asks for: refused, the reason audited.
+  if (needs === "passkey" && path !== "passkey" && passwordOk && user && !isBot(user)) {
+    await ctx.audit.emit(audit("USER_LOGIN_FAILED", { user: name, success: false, method: "password", ...via, error: "this user signs in with a passkey or security key (azgate login --mfa-mode browser, or the web UI's passkey sign-in)", remote_addr: req.remote_addr }));
+    throw new AzgateError("login_failed", GENERIC_FAILURE);
   }
   // A bot never signs in with a password (it joins with its CI's token): the same answer as any failure, the reason in the log.
   if (isBot(user)) {
@@ -112,6 +119,29 @@ async function checkPassword(ctx: ProxyContext, req: { user: string; password: s
   if (step !== null) await ctx.backend.compareAndSwap<UserAuth>(authItem.key, authItem.revision, { ...auth, totp_last_step: step });
   await ctx.backend.delete(KEYS.loginFailures(name));
   return { name, user, authItem };
+}
+
+/**
+ * What a password login without a passkey needs besides the password, by
+ * auth.second_factor: a TOTP code (otp; on and optional when the user has
+ * one), nothing (off; optional for a user with no device), or a passkey
+ * instead (webauthn; on and optional when the user registered only passkeys).
+ */
+export function passwordPathNeeds(mode: SecondFactor, auth: UserAuth | undefined): "otp" | "none" | "passkey" {
+  const hasOtp = !!auth?.totp_secret;
+  const hasPasskey = !!auth?.webauthn?.length;
+  switch (mode) {
+    case "off":
+      return "none";
+    case "otp":
+      return "otp";
+    case "webauthn":
+      return "passkey";
+    case "on":
+      return hasOtp ? "otp" : "passkey";
+    case "optional":
+      return hasOtp ? "otp" : hasPasskey ? "passkey" : "none";
+  }
 }
 
 /** After the factors: the locks, then the session's identity, audited. */
@@ -144,14 +174,15 @@ async function finishLogin(ctx: ProxyContext, name: string, user: User, _authIte
  * code), then a challenge for the user's devices. A user without one gets
  * what every failure gets (the log says why).
  */
-export async function beginWebAuthnLogin(ctx: ProxyContext, rp: RelyingParty, req: { user: string; password: string; remote_addr?: string; via?: "web" }) {
-  const { name, user, authItem } = await checkPassword(ctx, req, undefined, null);
+export async function beginWebAuthnLogin(ctx: ProxyContext, rp: RelyingParty, req: { user: string; password: string; remote_addr?: string; via?: "web"; bound?: string }) {
+  const { name, user, authItem } = await checkPassword(ctx, req, undefined, "passkey");
   const devices = authItem.value.webauthn ?? [];
   if (!devices.length) {
+    // The password was right: the person is told what to do (recovery), as a wrong code would not tell them anything.
     await ctx.audit.emit(audit("USER_LOGIN_FAILED", { user: name, success: false, method: "password", ...(req.via ? { via: req.via } : {}), error: "no passkey or security key is registered for this user", remote_addr: req.remote_addr }));
-    throw new AzgateError("login_failed", GENERIC_FAILURE);
+    throw new AzgateError("login_failed", NO_DEVICE);
   }
-  const challenge = await newCeremony(ctx, "login", name, userStamp(user).id);
+  const challenge = await newCeremony(ctx, "login", name, userStamp(user).id, req.bound);
   return authenticationOptions(rp, devices, challenge);
 }
 
@@ -161,7 +192,7 @@ export async function beginWebAuthnLogin(ctx: ProxyContext, rp: RelyingParty, re
  * already answered, or another user's; a device not this user's; another
  * origin or RP ID; a bad signature; a counter that did not go up.
  */
-export async function finishWebAuthnLogin(ctx: ProxyContext, rp: RelyingParty, req: { user: string; webauthn: unknown; remote_addr?: string; via?: "web" }): Promise<Authenticated> {
+export async function finishWebAuthnLogin(ctx: ProxyContext, rp: RelyingParty, req: { user: string; webauthn: unknown; remote_addr?: string; via?: "web"; bound?: string }): Promise<Authenticated> {
   const name = String(req.user ?? "");
   const via = req.via ? { via: req.via } : {};
   const fail = async (error: string): Promise<never> => {
@@ -171,31 +202,13 @@ export async function finishWebAuthnLogin(ctx: ProxyContext, rp: RelyingParty, r
   const user = USER_NAME.test(name) ? await getUser(ctx, name) : null;
   if (!user || isBot(user)) return fail("no such user");
   const id = userStamp(user).id;
-  let challenge: string;
   try {
-    challenge = await takeCeremony(ctx, req.webauthn, "login", name, id);
+    await checkAssertion(ctx, rp, req.webauthn, "login", name, id, req.bound);
   } catch (e) {
     return fail((e as Error).message);
   }
-  for (let attempt = 0; ; attempt++) {
-    const authItem = await ctx.backend.get<UserAuth>(KEYS.userAuth(name));
-    let used: { device: WebAuthnDevice; counter: number };
-    try {
-      used = await verifyAssertion(rp, req.webauthn as never, challenge, authItem?.value.webauthn ?? []);
-    } catch (e) {
-      return fail((e as Error).message);
-    }
-    // The counter moves with the login, or the login does not happen (a clone that raced it loses one of the two).
-    const devices = (authItem!.value.webauthn ?? []).map((d) => (d.id === used.device.id ? { ...d, counter: used.counter, last_used: ctx.clock.date().toISOString() } : d));
-    try {
-      await ctx.backend.compareAndSwap<UserAuth>(authItem!.key, authItem!.revision, { ...authItem!.value, webauthn: devices });
-    } catch (e) {
-      if ((e as AzgateError).code !== "compare_failed" || attempt >= 4) throw e;
-      continue;
-    }
-    await ctx.audit.emit(audit("MFA_DEVICE_USED", { user: name, device: used.device.name, device_id: used.device.id, success: true }));
-    return finishLogin(ctx, name, user, authItem!, { method: "password", second_factor: "webauthn", via: req.via, remote_addr: req.remote_addr });
-  }
+  const authItem = await ctx.backend.get<UserAuth>(KEYS.userAuth(name));
+  return finishLogin(ctx, name, user, authItem!, { method: "password", second_factor: "webauthn", via: req.via, remote_addr: req.remote_addr });
 }
 
 /** The relying party of the cluster's public URL: its host is the RP ID, its origin the web UI's. */
@@ -224,7 +237,7 @@ export async function login(ctx: ProxyContext, req: LoginRequest): Promise<Login
   return loginCert(ctx, identity, maxTtlMs, publicKey!, req.ttl_ms);
 }
 
-async function loginCert(ctx: ProxyContext, identity: Identity, maxTtlMs: number, publicKey: CryptoKey, ttlMs: number | undefined): Promise<LoginResponse> {
+export async function loginCert(ctx: ProxyContext, identity: Identity, maxTtlMs: number, publicKey: CryptoKey, ttlMs: number | undefined): Promise<LoginResponse> {
   const req = { ttl_ms: ttlMs };
   const ttl = req.ttl_ms && req.ttl_ms > 0 ? Math.min(req.ttl_ms, maxTtlMs) : maxTtlMs;
   const cert = await issueIdentityCert({ ca: ctx.cluster.user, publicKey, identity, now: ctx.clock.date(), notAfter: new Date(ctx.clock.now() + ttl) });

@@ -29,6 +29,7 @@ const logMigration = (line: string) => console.error(`[azgate] ${line}`);
 export function settingsFrom(config: Config): AuthSettings {
   return {
     secondFactor: config.auth.second_factor,
+    requireSessionMfa: config.auth.require_session_mfa,
     inviteTtlMs: parseDuration(config.auth.invite_ttl),
     hostCertTtlMs: parseDuration(config.auth.host_cert_ttl),
     ssoLoginTimeoutMs: parseDuration(config.auth.sso_login_timeout),

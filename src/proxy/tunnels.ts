@@ -78,7 +78,7 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
       pending = false;
       for (const [session, { identity }] of clients) {
         authorizeRoute(ctx, registry, identity).catch((e) => {
-          if (!isAzgateError(e) || !["locked", "unauthenticated", "access_denied"].includes(e.code) || !clients.has(session)) return;
+          if (!isAzgateError(e) || !["locked", "unauthenticated", "access_denied", "mfa_required"].includes(e.code) || !clients.has(session)) return;
           clients.delete(session);
           void ctx.audit.emit(audit("APP_SESSION_CLOSED", { user: identity.name, ...botFields(identity), session_id: identity.session_id, reason: e.message }));
           session.close(ErrorCode.REFUSED_STREAM, e.message);

@@ -1,5 +1,6 @@
 import { AzgateError } from "../errors/index.ts";
-import type { WebAuthnDevice } from "../auth/webauthn.ts";
+import { registrationOptions, verifyRegistration, type RelyingParty, type WebAuthnDevice } from "../auth/webauthn.ts";
+import { newCeremony, takeCeremony } from "./webauthn.ts";
 import { audit } from "../audit/events.ts";
 import type { Role } from "../rbac/types.ts";
 import { isBot, USER_NAME, type User, type UserStatus } from "../resources/user.ts";
@@ -118,7 +119,7 @@ export async function describeInvite(ctx: ProxyContext, token: string) {
 export async function acceptInvite(
   ctx: ProxyContext,
   token: string,
-  input: { password: string; otp_secret?: string; otp_code?: string },
+  input: { password: string; otp_secret?: string; otp_code?: string; passkey?: { rp: RelyingParty; response: unknown; name: string } },
   remoteAddr?: string,
 ): Promise<{ user: string }> {
   const invite = await findInvite(ctx, token).catch(async (e) => {
@@ -136,7 +137,20 @@ export async function acceptInvite(
   }
   checkPasswordStrength(input.password ?? "");
   const auth: UserAuth = {};
-  if (ctx.settings.secondFactor === "otp") {
+  const mode = ctx.settings.secondFactor;
+  // webauthn: a passkey, registered here (the web page's); on: a passkey or a TOTP code; optional: either, or neither.
+  if (input.passkey) {
+    try {
+      const challenge = await takeCeremony(ctx, input.passkey.response, "register", user, stamp.id, inviteBinding(token));
+      auth.webauthn = [await verifyRegistration(input.passkey.rp, input.passkey.response as never, challenge, input.passkey.name || "passkey", ctx.clock.date())];
+    } catch (e) {
+      await ctx.audit.emit(audit("MFA_DEVICE_ADD_FAILED", { user, reason: (e as Error).message, success: false }));
+      throw new AzgateError("bad_parameter", `the passkey was not added: ${(e as Error).message}`);
+    }
+  } else if (mode === "webauthn") {
+    throw new AzgateError("bad_parameter", "this cluster signs in with a passkey or security key: open the invite link in a browser to register one");
+  }
+  if (mode === "otp" || (mode === "on" && !auth.webauthn) || ((mode === "optional" || mode === "on") && input.otp_secret)) {
     if (!input.otp_secret || !/^[A-Z2-7]{16,}=*$/.test(input.otp_secret)) throw new AzgateError("bad_parameter", "an OTP secret (base32) is required: this cluster requires a second factor");
     const step = checkTotp(input.otp_secret, input.otp_code ?? "", ctx.clock.now());
     if (step === null) throw new AzgateError("bad_parameter", "the OTP code does not match the secret; check the authenticator app's clock and try again");
@@ -154,7 +168,20 @@ export async function acceptInvite(
   await deleteInvitesOf(ctx, user);
   await ctx.backend.delete(KEYS.loginFailures(user));
   await ctx.audit.emit(audit("USER_PASSWORD_SET", { user, success: true }));
+  for (const d of auth.webauthn ?? []) await ctx.audit.emit(audit("MFA_DEVICE_ADDED", { user, device: d.name, device_id: d.id, success: true }));
   return { user };
+}
+
+/** What an invite's passkey challenge is bound to: that invite (by its hash: the token itself is never stored). */
+export const inviteBinding = (token: string) => `invite:${secretHash(token)}`;
+
+/** The registration options for an invite's passkey (the invite page's script). */
+export async function invitePasskeyOptions(ctx: ProxyContext, rp: RelyingParty, token: string) {
+  const invite = await findInvite(ctx, token);
+  const record = await getUser(ctx, invite.value.user);
+  if (!record || userStamp(record).id !== (invite.value.user_id ?? "")) throw new AzgateError("token_invalid", "this invite is invalid, used or expired; ask an administrator for a new one");
+  const challenge = await newCeremony(ctx, "register", invite.value.user, userStamp(record).id, inviteBinding(token));
+  return registrationOptions(rp, { name: invite.value.user, id: userStamp(record).id }, [], challenge);
 }
 
 /**

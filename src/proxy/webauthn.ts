@@ -10,7 +10,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { audit } from "../audit/events.ts";
-import { answeredChallenge, CEREMONY_MS, registrationOptions, verifyRegistration, type RelyingParty, type WebAuthnDevice } from "../auth/webauthn.ts";
+import { answeredChallenge, authenticationOptions, CEREMONY_MS, registrationOptions, verifyAssertion, verifyRegistration, type RelyingParty, type WebAuthnDevice } from "../auth/webauthn.ts";
 import { AzgateError } from "../errors/index.ts";
 import type { Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
@@ -18,18 +18,25 @@ import { KEYS, secretHash } from "./keys.ts";
 import { getUser, userStamp, type UserAuth } from "./users.ts";
 import { isBot } from "../resources/user.ts";
 
-export type CeremonyPurpose = "register" | "login";
+/**
+ * What a challenge is for: adding a device, a login, a fresh check for an
+ * app session (per-session MFA) or for a review. A challenge of one purpose
+ * never answers another.
+ */
+export type CeremonyPurpose = "register" | "login" | "session" | "review";
 
 interface Ceremony {
   purpose: CeremonyPurpose;
   user: string;
   user_id: string;
+  /** What else it is bound to: the browser attempt or the access request it was asked for. */
+  bound?: string;
 }
 
-/** A new challenge for `purpose`, bound to this user record; base64url, as the browser sends it back. */
-export async function newCeremony(ctx: ProxyContext, purpose: CeremonyPurpose, user: string, userId: string): Promise<string> {
+/** A new challenge for `purpose`, bound to this user record (and to `bound`); base64url, as the browser sends it back. */
+export async function newCeremony(ctx: ProxyContext, purpose: CeremonyPurpose, user: string, userId: string, bound?: string): Promise<string> {
   const challenge = randomBytes(32).toString("base64url");
-  await ctx.backend.put<Ceremony>(KEYS.webauthnCeremony(secretHash(challenge)), { purpose, user, user_id: userId }, { expires: new Date(ctx.clock.now() + CEREMONY_MS) });
+  await ctx.backend.put<Ceremony>(KEYS.webauthnCeremony(secretHash(challenge)), { purpose, user, user_id: userId, ...(bound ? { bound } : {}) }, { expires: new Date(ctx.clock.now() + CEREMONY_MS) });
   return challenge;
 }
 
@@ -38,7 +45,7 @@ export async function newCeremony(ctx: ProxyContext, purpose: CeremonyPurpose, u
  * challenge), once: throws an Error saying why it cannot (none, expired or
  * used; another purpose; another user's) for the caller to audit.
  */
-export async function takeCeremony(ctx: ProxyContext, answer: unknown, purpose: CeremonyPurpose, user: string, userId: string): Promise<string> {
+export async function takeCeremony(ctx: ProxyContext, answer: unknown, purpose: CeremonyPurpose, user: string, userId: string, bound?: string): Promise<string> {
   const challenge = answeredChallenge(answer as never);
   if (!challenge) throw new Error("the answer names no challenge");
   const key = KEYS.webauthnCeremony(secretHash(challenge));
@@ -48,7 +55,42 @@ export async function takeCeremony(ctx: ProxyContext, answer: unknown, purpose: 
   const c = item.value;
   if (c.purpose !== purpose) throw new Error(`the challenge was for ${c.purpose}, not ${purpose}`);
   if (c.user !== user || c.user_id !== userId) throw new Error("the challenge was another user's");
+  if ((c.bound ?? "") !== (bound ?? "")) throw new Error("the challenge was asked for something else");
   return challenge;
+}
+
+/** A challenge for the user's devices, for a fresh check (`session`, `review`) or a login's second half. */
+export async function assertionOptions(ctx: ProxyContext, rp: RelyingParty, purpose: CeremonyPurpose, user: string, userId: string, bound?: string) {
+  const devices = (await ctx.backend.get<UserAuth>(KEYS.userAuth(user)))?.value.webauthn ?? [];
+  if (!devices.length) throw new AzgateError("mfa_required", NO_DEVICE);
+  return authenticationOptions(rp, devices, await newCeremony(ctx, purpose, user, userId, bound));
+}
+
+/** What a person with no device left is told (recovery: an administrator's reset and a new invite). */
+export const NO_DEVICE = "you have no passkey or security key registered with azgate: add one on the web UI's Passkeys page, or, if you lost them all, ask an administrator for a reset (azgate admin users reset NAME), which sends you a new invite";
+
+/**
+ * The authenticator's answer to a challenge of `purpose` for this user
+ * record: the challenge taken once, the assertion checked (origin, RP ID,
+ * signature, user verification, a counter that went up), the device's
+ * counter moved with it (a clone racing it loses), the use audited.
+ * Throws an Error saying why not, for the caller to refuse and audit.
+ */
+export async function checkAssertion(ctx: ProxyContext, rp: RelyingParty, answer: unknown, purpose: CeremonyPurpose, user: string, userId: string, bound?: string): Promise<WebAuthnDevice> {
+  const challenge = await takeCeremony(ctx, answer, purpose, user, userId, bound);
+  for (let attempt = 0; ; attempt++) {
+    const authItem = await ctx.backend.get<UserAuth>(KEYS.userAuth(user));
+    const used = await verifyAssertion(rp, answer as never, challenge, authItem?.value.webauthn ?? []);
+    const devices = (authItem!.value.webauthn ?? []).map((d) => (d.id === used.device.id ? { ...d, counter: used.counter, last_used: ctx.clock.date().toISOString() } : d));
+    try {
+      await ctx.backend.compareAndSwap<UserAuth>(authItem!.key, authItem!.revision, { ...authItem!.value, webauthn: devices });
+    } catch (e) {
+      if ((e as AzgateError).code !== "compare_failed" || attempt >= 4) throw e;
+      continue;
+    }
+    await ctx.audit.emit(audit("MFA_DEVICE_USED", { user, device: used.device.name, device_id: used.device.id, purpose, success: true }));
+    return used.device;
+  }
 }
 
 /** The signed-in person's own account, for device changes: not a bot's, not the local admin's. */

@@ -58,7 +58,7 @@ export interface Role {
   spec: {
     allow?: RoleConditions;
     deny?: RoleConditions;
-    options?: { max_session_ttl?: string; azure_api_mode?: "enforce" | "audit"; azure_api_unknown?: "deny" | "allow"; request_prompt?: string; review_mfa?: boolean; [k: string]: unknown };
+    options?: { max_session_ttl?: string; azure_api_mode?: "enforce" | "audit"; azure_api_unknown?: "deny" | "allow"; request_prompt?: string; review_mfa?: boolean; require_session_mfa?: boolean; [k: string]: unknown };
     [k: string]: unknown;
   };
 }

@@ -36,7 +36,7 @@ const IGNORED_CONDITION_FIELDS = [
 const IGNORED_OPTION_FIELDS = [
   "forward_agent", "port_forwarding", "ssh_port_forwarding", "cert_format", "client_idle_timeout",
   "disconnect_expired_cert", "enhanced_recording", "permit_x11_forwarding", "max_connections", "max_sessions",
-  "require_session_mfa", "record_session", "desktop_clipboard", "desktop_directory_sharing", "pin_source_ip",
+  "record_session", "desktop_clipboard", "desktop_directory_sharing", "pin_source_ip",
   "ssh_file_copy", "create_host_user", "create_host_user_mode", "create_db_user", "create_db_user_mode",
   "create_desktop_user", "idp", "lock", "device_trust_mode", "max_kubernetes_connections", "request_access",
   "cert_extensions", "create_host_user_default_shell", "ssh_max_sessions",
@@ -204,6 +204,8 @@ export const roleSchema = z.strictObject({
         request_prompt: z.string().optional(),
         /** azgate's: a reviewer with this role gives an authenticator code with each review. */
         review_mfa: z.boolean().optional(),
+        /** Teleport's: an app session to an Azure identity this role allows needs a fresh passkey check, and its certificate lives a minute on disk. */
+        require_session_mfa: z.boolean().optional(),
         ...ignoredShape(IGNORED_OPTION_FIELDS),
       })
       .optional(),

@@ -152,7 +152,16 @@ function review(verb: "approve" | "deny", state: "APPROVED" | "DENIED", withClie
         .option("otp", { type: "string", describe: "Your authenticator code (when a role of yours sets review_mfa)" }),
     withClient<{ id: string; reason?: string; otp?: string }>(async (client, argv) => {
       if (!argv.id) throw new AzgateError("bad_parameter", "give the request ID");
-      const req = await client.call<AccessRequest>("POST", `/v1/requests/${encodeURIComponent(argv.id)}/review`, { state, reason: argv.reason, ...(argv.otp ? { otp: argv.otp } : {}) });
+      const path = `/v1/requests/${encodeURIComponent(argv.id)}/review`;
+      const body = { state, reason: argv.reason, ...(argv.otp ? { otp: argv.otp } : {}) };
+      const req = await client.call<AccessRequest>("POST", path, body).catch(async (e) => {
+        // review_mfa and a passkey: the check in the browser, bound to this request, then the review with it.
+        if (!(e instanceof AzgateError) || e.code !== "mfa_required" || argv.otp || !/asks for a fresh check/.test(e.message)) throw e;
+        printErr(e.message);
+        const { browserCheck } = await import("../../client/browser-mfa.ts");
+        const mfa = await browserCheck(client, { say: (line) => printErr(line) }, { request: argv.id });
+        return client.call<AccessRequest>("POST", path, { ...body, mfa });
+      });
       print(`Successfully submitted review. Request state: ${req.spec.state}`);
     }),
   ] as const;

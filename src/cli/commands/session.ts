@@ -5,6 +5,7 @@ import { X509Certificate } from "node:crypto";
 import { AzgateError } from "../../errors/index.ts";
 import { ApiClient } from "../../api/client.ts";
 import { ssoLogin } from "../../client/sso-login.ts";
+import { browserLogin } from "../../client/browser-mfa.ts";
 import { establishTrust, PROXY_CA_FILE_ENV, proxyBaseUrl, proxyCaFromArgs } from "../../api/trust.ts";
 import { currentProfileName, listProfileNames, loadCredentials, loadProfile, rememberTrustedCa, removeCredentials, saveProfile, trustedCa, type Profile } from "../../client/profile.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../../pki/keys.ts";
@@ -56,7 +57,7 @@ async function trust(argv: TrustArgs, proxy: string) {
 
 export function sessionCommands(y: Argv) {
   return y
-    .command<TrustArgs & { user?: string; ttl?: string; auth?: string; browser?: string }>(
+    .command<TrustArgs & { user?: string; ttl?: string; auth?: string; browser?: string; "mfa-mode": string }>(
       "login",
       DESCRIBE.login,
       (a) =>
@@ -64,7 +65,8 @@ export function sessionCommands(y: Argv) {
           .option("user", { type: "string", describe: "User name (local users)" })
           .option("ttl", { type: "string", describe: "Shorter certificate lifetime (capped by your roles)" })
           .option("auth", { type: "string", describe: "Sign in with this SSO connector (github, oidc or saml) instead of a password" })
-          .option("browser", { type: "string", describe: 'With --auth: "none" prints the URL instead of opening a browser' }),
+          .option("browser", { type: "string", describe: 'With --auth or --mfa-mode browser: "none" prints the URL instead of opening a browser' })
+          .option("mfa-mode", { type: "string", choices: ["auto", "browser", "otp"], default: "auto", describe: "The second factor: browser (a passkey or security key in the proxy's web page), otp (a code), auto (what the cluster asks)" }),
       run(async (argv) => {
         const previous = await loadProfile();
         const proxy = argv.proxy ?? previous?.proxy;
@@ -78,9 +80,21 @@ export function sessionCommands(y: Argv) {
           await saveProfile(profile, sso.keyPem, sso.certPem);
           return print(statusText(statusData(profile, sso.certPem, await certIdentity(sso.certPem)), true));
         }
-        const user = argv.user ?? (previous?.proxy === proxy ? previous.user : undefined) ?? (await ask("User: ")).trim();
+        if (argv.browser !== undefined && argv.browser !== "none") throw new AzgateError("bad_parameter", '--browser takes only "none" (the default opens the system browser or $BROWSER)');
+        const knownUser = argv.user ?? (previous?.proxy === proxy ? previous.user : undefined);
+        const mode = argv["mfa-mode"] === "auto" ? (ping.second_factor === "webauthn" ? "browser" : ping.second_factor) : argv["mfa-mode"];
+        if (mode === "browser") {
+          // A passkey needs a browser (WebAuthn): the proxy's page asks the password and the passkey, the certificate comes back here.
+          const done = await browserLogin({ target, user: knownUser, browser: argv.browser, ttlMs, say: (line) => printErr(line), pasteFrom: process.stdin });
+          const profile: Profile = { proxy, user: done.user, cluster: ping.cluster_name, ca_pem: target.ca_pem, proxy_ca_pems: target.proxy_ca_pems, insecure: target.insecure };
+          await saveProfile(profile, done.keyPem, done.certPem);
+          return print(statusText(statusData(profile, done.certPem, await certIdentity(done.certPem)), true));
+        }
+        const user = knownUser ?? (await ask("User: ")).trim();
         const password = await ask(`Enter password for ${user}: `, { secret: true });
-        const otp = ping.second_factor === "otp" ? (await ask("Enter your OTP token: ")).trim() : undefined;
+        // on and optional: a code if the user has one; otherwise the passkey (--mfa-mode browser).
+        const otp =
+          mode === "otp" ? (await ask("Enter your OTP token: ")).trim() : mode === "on" || mode === "optional" ? (await ask("Enter your OTP token (or press Enter if you use a passkey; then run azgate login --mfa-mode browser if this fails): ")).trim() : undefined;
         const keys = await generateKeyPair();
         const res = await new ApiClient(target).call<{ cert_pem: string; expires: string }>("POST", "/v1/auth/login", {
           user,
@@ -143,11 +157,12 @@ export function sessionCommands(y: Argv) {
             const { target } = await trust(argv, argv.proxy);
             const api = new ApiClient(target);
             const invite = await api.call<{ user: string; second_factor: string }>("GET", `/v1/invites/${encodeURIComponent(argv.token)}`);
+            if (invite.second_factor === "webauthn") throw new AzgateError("bad_parameter", "this cluster signs in with a passkey or security key: open the invite link in a browser to register one");
             const password = await ask(`New password for ${invite.user} (12 characters or more): `, { secret: true });
             if ((await ask("Repeat the password: ", { secret: true })) !== password) throw new AzgateError("bad_parameter", "the two passwords differ");
             let otp_secret: string | undefined;
             let otp_code: string | undefined;
-            if (invite.second_factor === "otp") {
+            if (invite.second_factor === "otp" || invite.second_factor === "on") {
               otp_secret = argv["otp-secret"]?.toUpperCase() ?? newTotpSecret();
               process.stderr.write(`Add this key to your authenticator app (TOTP, 6 digits, 30 s):\n  ${otp_secret}\n  ${totpFor(invite.user, otp_secret, "azgate").toString()}\n`);
               otp_code = (await ask("Code shown by the app: ")).trim();

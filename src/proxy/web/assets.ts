@@ -58,29 +58,34 @@ document.querySelectorAll("[data-passkey-register]").forEach(function (form) {
   form.addEventListener("submit", function (e) {
     e.preventDefault();
     var f = fields(form);
-    post("/web/keys/begin", { _csrf: f._csrf }).then(function (o) {
+    if (f.password_confirm !== undefined && f.password !== f.password_confirm) { say(form, "the two passwords differ"); return; }
+    post(form.getAttribute("data-begin") || "/web/keys/begin", { _csrf: f._csrf || "" }).then(function (o) {
       o.challenge = unb64u(o.challenge); o.user.id = unb64u(o.user.id);
       (o.excludeCredentials || []).forEach(function (c) { c.id = unb64u(c.id); });
       return navigator.credentials.create({ publicKey: o });
     }).then(function (cred) {
       var r = { id: cred.id, rawId: b64u(cred.rawId), type: cred.type, clientExtensionResults: cred.getClientExtensionResults(),
         response: { clientDataJSON: b64u(cred.response.clientDataJSON), attestationObject: b64u(cred.response.attestationObject), transports: cred.response.getTransports ? cred.response.getTransports() : [] } };
-      return post("/web/keys", { _csrf: f._csrf, name: f.name, response: JSON.stringify(r) });
+      f.response = JSON.stringify(r);
+      return post(form.getAttribute("data-finish") || "/web/keys", f);
     }).then(function (j) { location.assign(j.next); }, function (err) { say(form, err.message); });
   });
 });
-document.querySelectorAll("[data-passkey-login]").forEach(function (form) {
+// A passkey's answer to a challenge: the form's fields to data-begin (a challenge back), the browser's WebAuthn, then the fields and the answer to data-finish, whose JSON names the next page.
+document.querySelectorAll("[data-passkey-get]").forEach(function (form) {
   form.addEventListener("submit", function (e) {
     e.preventDefault();
     var f = fields(form);
-    post("/web/login/passkey/begin", { user: f.user, password: f.password }).then(function (o) {
+    if (e.submitter && e.submitter.name) f[e.submitter.name] = e.submitter.value;
+    post(form.getAttribute("data-begin"), f).then(function (o) {
       o.challenge = unb64u(o.challenge);
       (o.allowCredentials || []).forEach(function (c) { c.id = unb64u(c.id); });
       return navigator.credentials.get({ publicKey: o });
     }).then(function (cred) {
       var r = { id: cred.id, rawId: b64u(cred.rawId), type: cred.type, clientExtensionResults: cred.getClientExtensionResults(),
         response: { clientDataJSON: b64u(cred.response.clientDataJSON), authenticatorData: b64u(cred.response.authenticatorData), signature: b64u(cred.response.signature), userHandle: cred.response.userHandle ? b64u(cred.response.userHandle) : undefined } };
-      return post("/web/login/passkey", { user: f.user, next: f.next || "", response: JSON.stringify(r) });
+      f.response = JSON.stringify(r); delete f.password;
+      return post(form.getAttribute("data-finish"), f);
     }).then(function (j) { location.assign(j.next); }, function (err) { say(form, err.message); });
   });
 });

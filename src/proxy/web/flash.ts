@@ -12,6 +12,7 @@ const OK = {
   signed_out: "Signed out.",
   passkey_added: "Passkey added: sign in with it next time.",
   passkey_removed: "Passkey removed.",
+  account_ready: "Your account is ready: sign in with your password and your passkey.",
   request_created: "Request created.",
   reviewed: "Review recorded.",
   revoked: "Revoked: the next request under it is refused.",

@@ -1,9 +1,13 @@
 import { Hono } from "hono";
 import { html, raw } from "hono/html";
-import { isAzgateError } from "../../errors/index.ts";
+import { AzgateError, isAzgateError } from "../../errors/index.ts";
+import type { Context } from "hono";
+import type { RelyingParty } from "../../auth/webauthn.ts";
+import { checkCsrf } from "./session.ts";
+import { withFlash } from "./flash.ts";
 import { newTotpSecret, totpFor } from "../../auth/totp.ts";
 import type { ProxyContext } from "../context.ts";
-import { acceptInvite, describeInvite } from "../users.ts";
+import { acceptInvite, describeInvite, invitePasskeyOptions } from "../users.ts";
 import { remoteAddr, type LoginRateLimiter } from "../rate-limit.ts";
 import { layout, securityHeaders, type Frame } from "./layout.ts";
 
@@ -13,7 +17,7 @@ import { layout, securityHeaders, type Frame } from "./layout.ts";
  * headers (nothing inline, nothing from elsewhere, no framing). The invite
  * token is in the URL, so the page also sends no Referer at all.
  */
-export function invitePages(ctx: ProxyContext, limiter: LoginRateLimiter) {
+export function invitePages(ctx: ProxyContext, limiter: LoginRateLimiter, rp: () => RelyingParty) {
   const web = new Hono();
   // Only the invite pages: the rest of /web is the web UI's, which sets the same headers (web/ui.ts).
   web.use("/invite/*", securityHeaders({ "Referrer-Policy": "no-referrer" }));
@@ -22,11 +26,46 @@ export function invitePages(ctx: ProxyContext, limiter: LoginRateLimiter) {
   web.get("/invite/:token", async (c) => {
     try {
       const invite = await describeInvite(ctx, c.req.param("token"));
+      if (invite.second_factor === "webauthn" || invite.second_factor === "on") return c.html(page(passkeyForm(invite.user, c.req.param("token"), ctx.cluster.name)));
       const secret = invite.second_factor === "otp" ? newTotpSecret() : undefined;
       return c.html(page(form(invite.user, secret, ctx.cluster.name)));
     } catch (e) {
       if (isAzgateError(e)) return c.html(page("", { text: e.message, error: true }), e.status as 403);
       throw e;
+    }
+  });
+
+  // With a passkey (auth.second_factor webauthn or on): the page's script registers it, then sends it with the password.
+  const json = (c: Context, e: unknown) => {
+    if (!isAzgateError(e)) throw e;
+    return c.json({ error: { code: e.code, message: e.message } }, e.status as 400);
+  };
+  web.post("/invite/:token/passkey/begin", async (c) => {
+    try {
+      checkCsrf(c, null, undefined);
+      limiter.check(remoteAddr(c));
+      return c.json(await invitePasskeyOptions(ctx, rp(), c.req.param("token")));
+    } catch (e) {
+      return json(c, e);
+    }
+  });
+  web.post("/invite/:token/passkey", async (c) => {
+    try {
+      checkCsrf(c, null, undefined);
+      limiter.check(remoteAddr(c));
+      const f = await c.req.parseBody();
+      const get = (k: string) => (typeof f[k] === "string" ? (f[k] as string) : "");
+      if (get("password") !== get("password_confirm")) throw new AzgateError("bad_parameter", "the two passwords differ");
+      let response: unknown;
+      try {
+        response = JSON.parse(get("response"));
+      } catch {
+        throw new AzgateError("bad_parameter", "response: not the browser's WebAuthn answer");
+      }
+      await acceptInvite(ctx, c.req.param("token"), { password: get("password"), passkey: { rp: rp(), response, name: get("name") } }, remoteAddr(c));
+      return c.json({ next: withFlash("/web/login/passkey", { ok: "account_ready" }) });
+    } catch (e) {
+      return json(c, e);
     }
   });
 
@@ -46,6 +85,18 @@ export function invitePages(ctx: ProxyContext, limiter: LoginRateLimiter) {
     }
   });
   return web;
+}
+
+function passkeyForm(user: string, token: string, cluster: string) {
+  const base = `/web/invite/${encodeURIComponent(token)}/passkey`;
+  return html`<form method="post" action="${base}" data-passkey-register data-begin="${base}/begin" data-finish="${base}">
+    <p>Set up the account <b>${user}</b> on cluster <b>${cluster}</b>: a password, and a passkey or security key to sign in with.</p>
+    <label>Password (12 characters or more)<input type="password" name="password" autocomplete="new-password" required minlength="12"></label>
+    <label>Repeat the password<input type="password" name="password_confirm" autocomplete="new-password" required minlength="12"></label>
+    <label>A name for the passkey<input name="name" required maxlength="40" value="passkey"></label>
+    <button type="submit">Create account with a passkey</button>
+    <noscript><p class="error">Registering a passkey needs this page's script (the browser's WebAuthn).</p></noscript>
+  </form>`;
 }
 
 function form(user: string, secret: string | undefined, cluster: string) {

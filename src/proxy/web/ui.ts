@@ -31,8 +31,11 @@ import { commandFiltersFrom, commandsPage } from "./pages/commands.ts";
 import { adminPage } from "./pages/admin.ts";
 import { createLock, removeLock } from "../locks.ts";
 import { beginWebAuthnLogin, finishWebAuthnLogin, relyingParty } from "../login.ts";
-import { beginRegistration, finishRegistration, listDevices, removeDevice } from "../webauthn.ts";
-import { keysPage, passkeySignIn } from "./pages/keys.ts";
+import { assertionOptions, beginRegistration, finishRegistration, listDevices, removeDevice } from "../webauthn.ts";
+import { cliStepPage, keysPage, passkeySignIn } from "./pages/keys.ts";
+import { pendingAttempt, scopeText } from "../browser-attempt.ts";
+import { userStamp } from "../users.ts";
+import { beginBrowserStep, finishBrowserStep } from "../browser-flows.ts";
 import { knownIdentities } from "../known-identities.ts";
 
 type Env = { Variables: { session: WebSession; caller: Caller } };
@@ -135,6 +138,44 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
     }
   });
 
+  // A CLI's login or fresh check in the browser (proxy/browser-flows.ts): no web session needed, the attempt says who and what.
+  web.get("/cli/:id", async (c) => {
+    try {
+      const { value } = await pendingAttempt(ctx, c.req.param("id"));
+      return c.html(layout({ title: "azgate CLI", cluster: ctx.cluster.name }, cliStepPage(c.req.param("id"), { purpose: value.purpose, user: value.user, what: scopeText(value.scope) })));
+    } catch (e) {
+      if (!isAzgateError(e)) throw e;
+      return c.html(layout({ title: "azgate CLI", cluster: ctx.cluster.name }, html`<h1>azgate CLI</h1><p class="error">${e.message}</p>`), 410);
+    }
+  });
+  web.post("/cli/:id/begin", async (c) => {
+    try {
+      checkCsrf(c, null, undefined);
+      const remote = remoteAddr(c);
+      opts.limiter.check(remote);
+      return c.json(await beginBrowserStep(ctx, rp(), c.req.param("id"), await c.req.parseBody(), remote));
+    } catch (e) {
+      return jsonError(c, e);
+    }
+  });
+  web.post("/cli/:id", async (c) => {
+    try {
+      checkCsrf(c, null, undefined);
+      const remote = remoteAddr(c);
+      opts.limiter.check(remote);
+      const f = await c.req.parseBody();
+      let answer: unknown;
+      try {
+        answer = JSON.parse(String(f.response ?? ""));
+      } catch {
+        throw new AzgateError("bad_parameter", "response: not the browser's WebAuthn answer");
+      }
+      return c.json(await finishBrowserStep(ctx, rp(), c.req.param("id"), { ...f, response: answer }, remote));
+    } catch (e) {
+      return jsonError(c, e);
+    }
+  });
+
   // A link, not a form: the browser leaves for the identity provider, which a form's CSP (form-action 'self') would stop.
   // Starting an attempt changes nothing for anyone; it is bound to this browser by a cookie (sso/routes.ts).
   web.get("/sso/:kind/:name", async (c) => {
@@ -208,7 +249,9 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
     const r = await requests.getRequest(ctx, c.get("caller"), c.req.param("id"));
     // The lifecycle's answer, as for the API: the page offers exactly the actions that would succeed.
     const actions = await requests.requestActions(ctx, c.get("caller"), r);
-    const may = { review: actions.review.allowed, revoke: actions.revoke.allowed, cancel: actions.cancel.allowed, reviewNeedsCode: c.get("caller").roles.some((role) => role.spec.options?.review_mfa) };
+    const reviewNeedsCode = c.get("caller").roles.some((role) => role.spec.options?.review_mfa);
+    const reviewWithPasskey = reviewNeedsCode && (await listDevices(ctx, c.get("caller")).catch(() => [])).length > 0;
+    const may = { review: actions.review.allowed, revoke: actions.revoke.allowed, cancel: actions.cancel.allowed, reviewNeedsCode, reviewWithPasskey };
     return c.html(layout(frame(c, "Request", "requests", flashOf(c)), requestDetail(r, c.get("session").csrf, may, ctx.clock.now())));
   });
   authed.post("/requests/:id/review", async (c) => {
@@ -217,6 +260,32 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
     const reason = typeof f.reason === "string" ? f.reason.trim() : "";
     const r = await requests.reviewRequest(ctx, c.get("caller"), c.req.param("id"), { state: String(f.state ?? ""), reason, otp: typeof f.otp === "string" ? f.otp : undefined });
     return c.redirect(withFlash(`/web/requests/${r.metadata.name}`, { ok: "reviewed" }), 303);
+  });
+  // review_mfa with a passkey: a challenge bound to this request, then the review with the answer (the page's script).
+  authed.post("/requests/:id/review/begin", async (c) => {
+    try {
+      const caller = c.get("caller");
+      if (!caller.user) throw new AzgateError("access_denied", "this session cannot give a passkey check");
+      return c.json(await assertionOptions(ctx, rp(), "review", caller.name, userStamp(caller.user).id, c.req.param("id")));
+    } catch (e) {
+      return jsonError(c, e);
+    }
+  });
+  authed.post("/requests/:id/review/passkey", async (c) => {
+    try {
+      const f = await c.req.parseBody();
+      let answer: unknown;
+      try {
+        answer = JSON.parse(String(f.response ?? ""));
+      } catch {
+        throw new AzgateError("bad_parameter", "response: not the browser's WebAuthn answer");
+      }
+      const reason = typeof f.reason === "string" ? f.reason.trim() : "";
+      const r = await requests.reviewRequest(ctx, c.get("caller"), c.req.param("id"), { state: String(f.state ?? ""), reason, passkey: { rp: rp(), answer } });
+      return c.json({ next: withFlash(`/web/requests/${r.metadata.name}`, { ok: "reviewed" }) });
+    } catch (e) {
+      return jsonError(c, e);
+    }
   });
   authed.post("/requests/:id/revoke", async (c) => {
     const f = await c.req.parseBody();

@@ -34,7 +34,7 @@ export function keysPage(devices: Omit<WebAuthnDevice, "public_key">[], csrf: st
 /** Sign-in with the password, then a passkey or security key. */
 export function passkeySignIn(next: string) {
   return html`<h1>Sign in with a passkey</h1>
-    <form data-passkey-login method="post" action="/web/login/passkey">
+    <form data-passkey-get data-begin="/web/login/passkey/begin" data-finish="/web/login/passkey" method="post" action="/web/login/passkey">
       ${next ? html`<input type="hidden" name="next" value="${next}">` : ""}
       <label>User <input name="user" autocomplete="username webauthn" required autofocus></label>
       <label>Password <input type="password" name="password" autocomplete="current-password" required></label>
@@ -42,4 +42,29 @@ export function passkeySignIn(next: string) {
       <noscript><p class="error">This needs the page's script (the browser's WebAuthn).</p></noscript>
     </form>
     <p><a href="/web/login">Sign in with an authenticator code instead</a></p>`;
+}
+
+/**
+ * A CLI's step in the browser (proxy/browser-flows.ts): a login (the
+ * password, then the passkey), or a fresh check (the passkey alone) that
+ * says what it is for. The browser then goes to the CLI's loopback.
+ */
+export function cliStepPage(id: string, step: { purpose: "login" | "check"; user?: string; what?: string }) {
+  const urls = { begin: `/web/cli/${id}/begin`, finish: `/web/cli/${id}` };
+  if (step.purpose === "login") {
+    return html`<h1>Sign in the azgate CLI</h1>
+      <p>The <code>azgate login</code> you started in a terminal waits for this sign-in. If you did not start one, close this page.</p>
+      <form data-passkey-get data-begin="${urls.begin}" data-finish="${urls.finish}" method="post" action="${urls.finish}">
+        <label>User <input name="user" autocomplete="username webauthn" value="${step.user ?? ""}" required ${step.user ? "" : "autofocus"}></label>
+        <label>Password <input type="password" name="password" autocomplete="current-password" required ${step.user ? "autofocus" : ""}></label>
+        <button type="submit">Sign in with a passkey or security key</button>
+        <noscript><p class="error">This needs the page's script (the browser's WebAuthn).</p></noscript>
+      </form>`;
+  }
+  return html`<h1>Confirm with your passkey</h1>
+    <p>The azgate CLI, signed in as <strong>${step.user}</strong>, asks for a fresh check to <strong>${step.what}</strong>. If you did not just run such a command, close this page.</p>
+    <form data-passkey-get data-begin="${urls.begin}" data-finish="${urls.finish}" method="post" action="${urls.finish}">
+      <button type="submit">Confirm with a passkey or security key</button>
+      <noscript><p class="error">This needs the page's script (the browser's WebAuthn).</p></noscript>
+    </form>`;
 }

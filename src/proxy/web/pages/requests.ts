@@ -90,7 +90,7 @@ function optionLabel(id: string): string {
   return p ? `${p.name} in ${p.resourceGroup}` : id;
 }
 
-export function requestDetail(r: AccessRequest, csrf: string, may: { review: boolean; revoke: boolean; cancel: boolean; reviewNeedsCode?: boolean }, now: number): Html {
+export function requestDetail(r: AccessRequest, csrf: string, may: { review: boolean; revoke: boolean; cancel: boolean; reviewNeedsCode?: boolean; reviewWithPasskey?: boolean }, now: number): Html {
   const s = r.spec;
   const when = (iso: string) => html`${iso} <span class="rel">(${relativeTime(Date.parse(iso), now)})</span>`;
   return html`<h1>Request ${r.metadata.name}</h1>
@@ -116,10 +116,13 @@ export function requestDetail(r: AccessRequest, csrf: string, may: { review: boo
       : html`<ul>${s.reviews.map((v) => html`<li><b>${v.author}</b> <span class="state-${v.state}">${v.state}</span> at ${v.created}${v.reason ? html`: ${v.reason}` : ""}</li>`)}</ul>`}
     ${may.review
       ? html`<h2>Your review</h2>
-        <form method="post" action="/web/requests/${r.metadata.name}/review">
+        ${may.reviewNeedsCode && may.reviewWithPasskey
+          ? html`<form method="post" action="/web/requests/${r.metadata.name}/review/passkey" data-passkey-get data-begin="/web/requests/${r.metadata.name}/review/begin" data-finish="/web/requests/${r.metadata.name}/review/passkey">`
+          : html`<form method="post" action="/web/requests/${r.metadata.name}/review">`}
           ${csrfField(csrf)}
           <label>Reason, optional (the requester sees it) <textarea name="reason" rows="2" maxlength="1024"></textarea></label>
-          ${may.reviewNeedsCode ? html`<label>Authenticator code (your role asks for one with each review) <input name="otp" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" required></label>` : ""}
+          ${may.reviewNeedsCode && may.reviewWithPasskey ? html`<p class="muted">Your role asks for a fresh check with each review: your passkey or security key confirms it.</p>` : ""}
+          ${may.reviewNeedsCode && !may.reviewWithPasskey ? html`<label>Authenticator code (your role asks for one with each review) <input name="otp" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" required></label>` : ""}
           <button type="submit" name="state" value="APPROVED">Approve</button>
           <button type="submit" name="state" value="DENIED" class="danger">Deny</button>
         </form>`
