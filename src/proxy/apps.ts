@@ -99,7 +99,7 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
   }
   // Per-session MFA: a role that opens the route (or the cluster) asks for a fresh passkey check, taken here once.
   const opened = inForce ? servers.map((s) => ({ roles: inForce.permits(s.app).roles ?? caller.roles, app: s.app })) : visible.map((s) => ({ roles: caller.roles, app: s.app }));
-  const mfaRule = sessionMfaRule(ctx.settings.requireSessionMfa, opened, caller.traits, req.azure_identity);
+  const mfaRule = sessionMfaRule(ctx.settings.requireSessionMfa, opened, caller.traits, req.azure_identity, inForce ? [...caller.roles, ...inForce.granted] : undefined);
   let mfaVerified: string | undefined;
   if (mfaRule) {
     try {

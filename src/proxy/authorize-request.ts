@@ -81,7 +81,7 @@ export async function authorizeRoute(ctx: ProxyContext, registry: AppRegistry, i
   if (!granted) throw new AccessDenied(inForce.permits(known[0].app).reason);
   // Per server, the roles grantPermits says count: a granted role no longer requestable keeps only its denies.
   const rolesOn = (s: AppServer) => inForce.permits(s.app).roles ?? caller.roles;
-  return withSessionCheck(ctx, identity, { caller, azureIdentity, known, permitted: byGrant, first: granted, rolesOn, grant: inForce.grant });
+  return withSessionCheck(ctx, identity, { caller, azureIdentity, known, permitted: byGrant, first: granted, rolesOn, grant: inForce.grant }, [...caller.roles, ...inForce.granted]);
 }
 
 /**
@@ -90,10 +90,10 @@ export async function authorizeRoute(ctx: ProxyContext, registry: AppRegistry, i
  * cluster) refuses a session that was opened without one, so a role edited
  * to ask acts on the next request of sessions already open.
  */
-function withSessionCheck(ctx: ProxyContext, identity: Identity, access: RouteAccess): RouteAccess {
+function withSessionCheck(ctx: ProxyContext, identity: Identity, access: RouteAccess, grantRoles?: Role[]): RouteAccess {
   if (identity.mfa_verified) return access;
   const opened = access.known.filter(access.permitted).map((s) => ({ roles: access.rolesOn(s), app: s.app }));
-  const rule = sessionMfaRule(ctx.settings.requireSessionMfa, opened, access.caller.traits, access.azureIdentity);
+  const rule = sessionMfaRule(ctx.settings.requireSessionMfa, opened, access.caller.traits, access.azureIdentity, grantRoles);
   if (rule) throw new MfaRequired(`${rule} asks for a fresh passkey check for Azure identity "${access.azureIdentity}", and this session was opened without one; run azgate apps login ${identity.route!.app} --azure-identity ${access.azureIdentity} again`);
   return access;
 }

@@ -76,7 +76,7 @@ export interface MemoryCluster {
    */
   appSession(user: string, roles: string[], azureIdentity: string, opts?: { traits?: Record<string, string[]>; app?: string; beforeAppLogin?: (caller: Caller) => Promise<void> }): Promise<MemoryApp>;
   /** An app session (apps login, then a tunnel) for a caller already signed in (or joined: a bot), whose certificate ends at `expires`. */
-  appSessionAs(caller: Caller, expires: Date, azureIdentity: string, opts?: { app?: string }): Promise<MemoryApp>;
+  appSessionAs(caller: Caller, expires: Date, azureIdentity: string, opts?: { app?: string; mfa?: { attempt: string; code: string; secret: string }; inMemory?: boolean }): Promise<MemoryApp>;
   close(): Promise<void>;
 }
 
@@ -141,7 +141,7 @@ export async function startMemoryCluster(fx: EmulatorFixture, config_: Record<st
     },
     async appSessionAs(caller, expires, azureIdentity, opts = {}) {
       const appKey = await generateKeyPair();
-      const appCert = await issueAppCert(ctx, registry, caller, expires, { app: opts.app ?? "azure-cli", azure_identity: azureIdentity, public_key_pem: await publicKeyToPem(appKey.publicKey) });
+      const appCert = await issueAppCert(ctx, registry, caller, expires, { app: opts.app ?? "azure-cli", azure_identity: azureIdentity, public_key_pem: await publicKeyToPem(appKey.publicKey), ...(opts.mfa ? { mfa: opts.mfa } : {}), in_memory: opts.inMemory });
       const cert = new x509.X509Certificate(appCert.cert_pem);
       const identity = identityOf(cert);
       const clientKey = (await crypto.subtle.exportKey("jwk", appKey.publicKey)) as JsonWebKey;
