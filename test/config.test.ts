@@ -22,7 +22,7 @@ describe("configuration", () => {
 
   it("names the field in a validation error", () => {
     expect(() => loadConfig({ env: { AZGATE_LISTEN: "nonsense" } })).toThrow(/proxy\.listen: must be host:port/);
-    expect(() => loadConfig({ file: file("auth:\n  second_factor: sms\n") })).toThrow(/auth\.second_factor: must be "otp" or "off"/);
+    expect(() => loadConfig({ file: file("auth:\n  second_factor: sms\n") })).toThrow(/auth\.second_factor: must be "otp", "webauthn", "on", "optional" or "off"/);
     expect(() => loadConfig({ file: file("proxy:\n  listn: 0.0.0.0:3080\n") })).toThrow(/proxy\.listn: unknown field/);
   });
 
