@@ -128,7 +128,7 @@ export interface LocalProxySession extends Omit<PreparedSession, "profile" | "st
 }
 
 /** Starts the local proxy for an app session stored on disk (the only one, when `appName` is not given); the caller closes it. */
-export async function startLocalProxy(appName: string | undefined, port = 0, log?: (line: string) => void, pythonTrust: PythonTrust = "local", clock: Clock = systemClock, onAppUnavailable?: (first: boolean) => void, prompt: MfaPrompt = stderrPrompt): Promise<LocalProxySession> {
+export async function startLocalProxy(appName: string | undefined, port = 0, log?: (line: string) => void, pythonTrust: PythonTrust = "local", clock: Clock = systemClock, onAppUnavailable?: (first: boolean) => void, prompt: MfaPrompt | null = stderrPrompt): Promise<LocalProxySession> {
   return openLocalProxy(await prepareLocalSession(appName, port, pythonTrust, clock), log, onAppUnavailable, prompt);
 }
 
@@ -137,10 +137,11 @@ export async function startLocalProxy(appName: string | undefined, port = 0, log
  * leaves and the tunnel to the proxy, served on the port already taken.
  * On failure the port is released.
  */
-export async function openLocalProxy(prep: PreparedSession, log?: (line: string) => void, onAppUnavailable?: (first: boolean) => void, prompt: MfaPrompt = stderrPrompt): Promise<LocalProxySession> {
+export async function openLocalProxy(prep: PreparedSession, log?: (line: string) => void, onAppUnavailable?: (first: boolean) => void, prompt: MfaPrompt | null = stderrPrompt): Promise<LocalProxySession> {
   try {
     const { stored, app } = prep;
-    const inMemory = stored.info.session_mfa ? await inMemoryCreds(prep, prompt) : null;
+    // prompt null: the caller just made the stored certificate (apps login's az login) and serves within its minute.
+    const inMemory = stored.info.session_mfa && prompt ? await inMemoryCreds(prep, prompt) : null;
     const expires = inMemory?.expires ?? new x509.X509Certificate(stored.certPem).notAfter;
     if (expires.getTime() <= prep.clock.now()) throw new AzgateError("cert_expired", `your session for app "${app}" expired at ${expires.toISOString()}; run azgate apps login ${app} again`);
     const proxy = await serveLocalProxy({

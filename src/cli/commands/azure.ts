@@ -41,7 +41,8 @@ export function appLoginCommands(a: Argv) {
           return;
         }
         const flag = usesMsal(await azVersion(az)) ? "--resource-id" : "--username";
-        const opened = await startLocalProxy(app);
+        // Within the minute the certificate just stored lives (per-session MFA): az login needs no second check.
+        const opened = await startLocalProxy(app, 0, undefined, undefined, undefined, undefined, null);
         try {
           const result = await runAz(az, ["login", "--identity", flag, identity, ...(argv.debug ? ["--debug"] : [])], opened.env);
           if (result.code !== 0) throw new AzgateError("login_failed", `failed to automatically login with az login using identity "${identity}"; run with --debug for details`);
