@@ -25,6 +25,10 @@ import { x509 } from "../src/pki/x509.ts";
 import { identityOf } from "../src/pki/certificate.ts";
 import type { Caller } from "../src/proxy/caller.ts";
 import type { AuditEvent } from "../src/audit/sink.ts";
+import { createRequest, reviewRequest } from "../src/proxy/access-requests.ts";
+import { servedApps } from "../src/proxy/registry.ts";
+import { assertionOptions } from "../src/proxy/webauthn.ts";
+import { userStamp } from "../src/proxy/users.ts";
 
 const fx = useEmulator({ projectToken: true });
 const READER = IDENTITY("teleport-reader");
@@ -42,6 +46,18 @@ kind: role
 version: v7
 metadata: {name: plain}
 spec: {allow: {app_labels: {'*': '*'}, azure_identities: ['${CONTRIB}']}}
+---
+kind: role
+version: v7
+metadata: {name: requester}
+spec: {allow: {app_labels: {'*': '*'}, request: {azure_identities: ['${READER}'], max_duration: 1h}}}
+---
+kind: role
+version: v7
+metadata: {name: careful-reviewer}
+spec:
+  allow: {review_requests: {azure_identities: ['${READER}']}}
+  options: {review_mfa: true}
 `;
 
 describe("per-session MFA", () => {
@@ -207,5 +223,30 @@ describe("per-session MFA", () => {
     expect((await events("user.login", p.name)).at(-1)).toMatchObject({ success: true, second_factor: "webauthn", via: "web" });
     // The loopback address is the CLI's only: anything else is refused at the start.
     await expect(startBrowserLogin(c.ctx, { public_key_pem: await publicKeyToPem(cliKey.publicKey), redirect_url: "https://evil.example/callback", secret_hash: "a".repeat(64) }, ORIGIN)).rejects.toMatchObject({ code: "bad_parameter" });
+  });
+
+  it("reviews with a passkey (review_mfa): none given is mfa_required (audited); the page's answer and the CLI's browser check each count for their own request only", async () => {
+    const asker = await c.signIn(`asker${++users}`, ["requester"]);
+    const reviewer = await person(["careful-reviewer"]);
+    const ask = async () => (await createRequest(c.ctx, asker.caller, { app: "azure-cli", azure_identity: READER, reason: "x" }, servedApps(c.registry))).metadata.name;
+    const [r1, r2, r3] = [await ask(), await ask(), await ask()];
+    const refusals = async () => (await events("access_request.review", reviewer.name)).filter((e) => e.success === false);
+    await expect(reviewRequest(c.ctx, reviewer.caller, r1, { state: "APPROVED" })).rejects.toMatchObject({ code: "mfa_required", message: expect.stringContaining("asks for a fresh check with each review") });
+    expect((await refusals()).at(-1)).toMatchObject({ access_request_id: r1, error_code: "mfa_required" });
+    const userId = userStamp(reviewer.caller.user!).id;
+    const pageAnswer = async (request: string) => reviewer.key.assert(await assertionOptions(c.ctx, rp(), "review", reviewer.name, userId, request), ORIGIN);
+    // The page's answer for r1, sent with a review of r2: refused, audited (and that challenge is spent).
+    await expect(reviewRequest(c.ctx, reviewer.caller, r2, { state: "APPROVED", passkey: { rp: rp(), answer: await pageAnswer(r1) } })).rejects.toMatchObject({ code: "mfa_required" });
+    expect((await events("mfa.check.failed", reviewer.name)).at(-1)).toMatchObject({ purpose: "review", reason: expect.stringMatching(/asked for something else/) });
+    const answer = await pageAnswer(r1);
+    expect((await reviewRequest(c.ctx, reviewer.caller, r1, { state: "APPROVED", passkey: { rp: rp(), answer } })).spec.state).toBe("APPROVED");
+    // Replayed on another request: the challenge is gone.
+    await expect(reviewRequest(c.ctx, reviewer.caller, r2, { state: "APPROVED", passkey: { rp: rp(), answer } })).rejects.toMatchObject({ code: "mfa_required" });
+    // The CLI's check in the browser: for r2 it reviews r2; an app session's check, or r2's again, does not review r3.
+    const forR2 = await check(reviewer.caller, reviewer.key, { request: r2 });
+    expect((await reviewRequest(c.ctx, reviewer.caller, r2, { state: "DENIED", mfa: forR2 })).spec.state).toBe("DENIED");
+    await expect(reviewRequest(c.ctx, reviewer.caller, r3, { state: "APPROVED", mfa: forR2 })).rejects.toMatchObject({ code: "mfa_required" });
+    await expect(reviewRequest(c.ctx, reviewer.caller, r3, { state: "APPROVED", mfa: await check(reviewer.caller, reviewer.key, { app: "azure-cli", azure_identity: READER }) })).rejects.toMatchObject({ code: "mfa_required", message: expect.stringContaining("was asked to use Azure identity") });
+    expect((await events("mfa.used", reviewer.name)).map((e) => e.purpose)).toEqual(["review", "review", "session"]);
   });
 });

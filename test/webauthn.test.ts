@@ -13,9 +13,9 @@ import { openState, settingsFrom } from "../src/proxy/state.ts";
 import { configSchema } from "../src/config/schema.ts";
 import type { ProxyContext } from "../src/proxy/context.ts";
 import { resolveCaller, type Caller } from "../src/proxy/caller.ts";
-import { addUser } from "../src/proxy/admin.ts";
-import { acceptInvite } from "../src/proxy/users.ts";
-import { beginWebAuthnLogin, finishWebAuthnLogin, relyingParty } from "../src/proxy/login.ts";
+import { addUser, resetUser } from "../src/proxy/admin.ts";
+import { acceptInvite, invitePasskeyOptions } from "../src/proxy/users.ts";
+import { authenticate, beginWebAuthnLogin, finishWebAuthnLogin, passwordPathNeeds, relyingParty } from "../src/proxy/login.ts";
 import { beginRegistration, finishRegistration, listDevices, removeDevice } from "../src/proxy/webauthn.ts";
 import { CEREMONY_MS, type RelyingParty } from "../src/auth/webauthn.ts";
 import type { AuditEvent } from "../src/audit/sink.ts";
@@ -148,5 +148,91 @@ describe("passkeys and security keys", () => {
     const refused = await ctx.audit.search({ event: "mfa.add.failed", user: name });
     expect(refused.map((e) => e.reason)).toEqual([expect.stringMatching(/origin/i), expect.stringMatching(/unknown, expired or already answered/)]);
     await expect(beginRegistration(ctx, admin, rp)).rejects.toMatchObject({ code: "access_denied" });
+  });
+});
+
+describe("auth.second_factor: what a password login needs besides the password", () => {
+  const withMode = async <T>(mode: typeof ctx.settings.secondFactor, fn: () => Promise<T>): Promise<T> => {
+    const before = ctx.settings.secondFactor;
+    ctx.settings.secondFactor = mode;
+    try {
+      return await fn();
+    } finally {
+      ctx.settings.secondFactor = before;
+    }
+  };
+  const passwordOnly = (name: string) => authenticate(ctx, { user: name, password: PASSWORD(name) });
+
+  it("the table: otp asks a code, webauthn a passkey, on either, optional the user's own device if any, off nothing", () => {
+    const none = {};
+    const otp = { totp_secret: "A".repeat(32) };
+    const key = { webauthn: [{} as never] };
+    const table = (["off", "otp", "webauthn", "on", "optional"] as const).map((m) => [m, passwordPathNeeds(m, none), passwordPathNeeds(m, otp), passwordPathNeeds(m, key)]);
+    expect(table).toEqual([
+      ["off", "none", "none", "none"],
+      ["otp", "otp", "otp", "otp"],
+      ["webauthn", "passkey", "passkey", "passkey"],
+      ["on", "passkey", "otp", "passkey"],
+      ["optional", "none", "otp", "passkey"],
+    ]);
+  });
+
+  it("webauthn: a right password alone is refused (login_failed as every failure, the reason audited); the passkey login goes through", async () => {
+    const { name, key } = await withKey();
+    await withMode("webauthn", async () => {
+      await expect(passwordOnly(name)).rejects.toMatchObject({ code: "login_failed", message: "invalid user name, password or second factor" });
+      expect((await failures(name)).at(-1)).toMatch(/this user signs in with a passkey or security key/);
+      const options = await beginWebAuthnLogin(ctx, rp, { user: name, password: PASSWORD(name) });
+      expect((await finishWebAuthnLogin(ctx, rp, { user: name, webauthn: await key.assert(options, ORIGIN) })).identity.name).toBe(name);
+    });
+  });
+
+  it("optional: a user with no device signs in with the password; one with a passkey must use it", async () => {
+    const plain = await newUser();
+    const keyed = await withKey();
+    await withMode("optional", async () => {
+      expect((await passwordOnly(plain.name)).identity.name).toBe(plain.name);
+      await expect(passwordOnly(keyed.name)).rejects.toMatchObject({ code: "login_failed" });
+    });
+  });
+
+  it("an invite on a webauthn cluster registers a passkey (audited) or is refused: the API's accept cannot skip it", async () => {
+    await withMode("webauthn", async () => {
+      const { invite } = await addUser(ctx, admin, "invited1", ["access"], {});
+      await expect(acceptInvite(ctx, invite.token, { password: PASSWORD("invited1") })).rejects.toMatchObject({ code: "bad_parameter", message: expect.stringContaining("open the invite link in a browser") });
+      const key = await SoftAuthenticator.create();
+      // A registration answered on another origin: refused, audited, nothing set.
+      await expect(acceptInvite(ctx, invite.token, { password: PASSWORD("invited1"), passkey: { rp, response: key.register(await invitePasskeyOptions(ctx, rp, invite.token), "https://evil.test"), name: "k" } })).rejects.toMatchObject({ code: "bad_parameter" });
+      expect((await ctx.audit.search({ event: "mfa.add.failed", user: "invited1" })).at(-1)).toMatchObject({ reason: expect.stringMatching(/origin/i) });
+      // A challenge made for another invite does not register on this one.
+      const other = await addUser(ctx, admin, "invited2", ["access"], {});
+      await expect(acceptInvite(ctx, invite.token, { password: PASSWORD("invited1"), passkey: { rp, response: key.register(await invitePasskeyOptions(ctx, rp, other.invite.token), ORIGIN), name: "k" } })).rejects.toThrow(/another user's|something else/);
+      await acceptInvite(ctx, invite.token, { password: PASSWORD("invited1"), passkey: { rp, response: key.register(await invitePasskeyOptions(ctx, rp, invite.token), ORIGIN), name: "laptop" } });
+      expect((await ctx.audit.search({ event: "mfa.add", user: "invited1" })).filter((e) => e.event === "mfa.add")).toEqual([expect.objectContaining({ device: "laptop", device_id: key.id })]);
+      const options = await beginWebAuthnLogin(ctx, rp, { user: "invited1", password: PASSWORD("invited1") });
+      expect((await finishWebAuthnLogin(ctx, rp, { user: "invited1", webauthn: await key.assert(options, ORIGIN) })).identity.name).toBe("invited1");
+    });
+  });
+
+  it("recovery: a user with no device left is told what to do (after the right password); an administrator's reset removes every device, audited, and the new invite registers a new one", async () => {
+    const { name, caller, key } = await withKey();
+    await removeDevice(ctx, caller, key.id);
+    await expect(beginWebAuthnLogin(ctx, rp, { user: name, password: PASSWORD(name) })).rejects.toMatchObject({ code: "login_failed", message: expect.stringContaining("ask an administrator for a reset (azgate admin users reset NAME)") });
+    // A wrong password learns nothing of the kind.
+    await expect(beginWebAuthnLogin(ctx, rp, { user: name, password: "wrong password 123" })).rejects.toMatchObject({ message: "invalid user name, password or second factor" });
+
+    const again = await withKey();
+    const invite = await resetUser(ctx, admin, again.name);
+    expect((await ctx.audit.search({ event: "user.reset" })).at(-1)).toMatchObject({ name: again.name, devices_removed: ["yubikey"] });
+    expect((await ctx.audit.search({ event: "mfa.delete" })).at(-1)).toMatchObject({ name: again.name, device_id: again.key.id, reason: "reset" });
+    await expect(beginWebAuthnLogin(ctx, rp, { user: again.name, password: PASSWORD(again.name) })).rejects.toMatchObject({ code: "login_failed" });
+    await withMode("webauthn", async () => {
+      const fresh = await SoftAuthenticator.create();
+      await acceptInvite(ctx, invite.token, { password: PASSWORD(again.name), passkey: { rp, response: fresh.register(await invitePasskeyOptions(ctx, rp, invite.token), ORIGIN), name: "new" } });
+      const options = await beginWebAuthnLogin(ctx, rp, { user: again.name, password: PASSWORD(again.name) });
+      // The old key is not this user's any more; the new one is.
+      expect(options.allowCredentials).toEqual([expect.objectContaining({ id: fresh.id })]);
+      expect((await finishWebAuthnLogin(ctx, rp, { user: again.name, webauthn: await fresh.assert(options, ORIGIN) })).identity.name).toBe(again.name);
+    });
   });
 });
