@@ -27,6 +27,8 @@ import { stopAll } from "../helpers/stop.ts";
 import { x509 } from "../../src/pki/x509.ts";
 import { loadAppSession } from "../../src/client/app-store.ts";
 import type { AuditEvent } from "../../src/audit/sink.ts";
+import { ApiClient } from "../../src/api/client.ts";
+import { generateKeyPair, publicKeyToPem } from "../../src/pki/keys.ts";
 
 const fx = useEmulator({ projectToken: true });
 const HOST = "proxy.azgate.test";
@@ -125,14 +127,14 @@ describe("passkeys: the web UI, the CLI through the browser, per-session MFA", (
     await page.click("form[data-passkey-register] button[type=submit]");
     await page.waitForURL(/\/web\/login\/passkey\?ok=account_ready/);
 
-    // The ordinary sign-in form (password, no passkey) is refused on this cluster.
+    // The sign-in page offers the passkey only; a password alone (the CLI's API) is refused on this cluster.
     await page.goto(`${base}/web/login`);
-    await page.fill("input[name=user]", "alice");
-    await page.fill("input[name=password]", PASSWORD);
-    await page.click("form[action='/web/login'] button[type=submit]");
-    await expect.poll(() => page.url()).toMatch(/\/web\/login/);
+    expect(await page.locator("form[action='/web/login']").count()).toBe(0);
+    const refusedLogin = await new ApiClient(cluster.target).call("POST", "/v1/auth/login", { user: "alice", password: PASSWORD, public_key_pem: await publicKeyToPem((await generateKeyPair()).publicKey) }).catch((e) => e);
+    expect(refusedLogin).toMatchObject({ code: "login_failed" });
+    await page.click("a[href^='/web/login/passkey']");
 
-    await page.goto(`${base}/web/login/passkey`);
+    await page.waitForURL(/\/web\/login\/passkey/);
     await page.fill("input[name=user]", "alice");
     await page.fill("input[name=password]", PASSWORD);
     await page.click("form[data-passkey-get] button[type=submit]");

@@ -52,22 +52,27 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
   const flashOf = (c: Context) => flashFrom({ ok: c.req.query("ok"), error: c.req.query("error") });
   const signInPage = async (c: Context, flash?: Frame["flash"], status: 200 | 400 | 401 | 403 | 404 | 429 = 200, next = "") => {
     const connectors = (await Promise.all(CONNECTOR_KINDS.map((k) => ctx.backend.list<Connector>(KEYS.connectors(k))))).flat().map((i) => i.value);
+    const mode = ctx.settings.secondFactor;
     return c.html(
       layout(
         { title: "Sign in", cluster: ctx.cluster.name, flash },
         html`<h1>Sign in</h1>
-          <form method="post" action="/web/login">
-            ${next ? html`<input type="hidden" name="next" value="${next}">` : ""}
-            <label>User <input name="user" autocomplete="username" required autofocus></label>
-            <label>Password <input type="password" name="password" autocomplete="current-password" required></label>
-            ${ctx.settings.secondFactor === "otp" ? html`<label>Authenticator code <input name="otp" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" required></label>` : ""}
-            <button type="submit">Sign in</button>
-          </form>
+          ${mode === "webauthn"
+            ? html`<p>This cluster signs in with a passkey or security key.</p>
+              <p><a class="button" href="/web/login/passkey${next ? `?next=${encodeURIComponent(next)}` : ""}">Sign in with a passkey or security key</a></p>`
+            : html`<form method="post" action="/web/login">
+                ${next ? html`<input type="hidden" name="next" value="${next}">` : ""}
+                <label>User <input name="user" autocomplete="username" required autofocus></label>
+                <label>Password <input type="password" name="password" autocomplete="current-password" required></label>
+                ${mode === "otp" || mode === "on" ? html`<label>Authenticator code <input name="otp" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" required></label>` : ""}
+                ${mode === "optional" ? html`<label>Authenticator code, if you set one up <input name="otp" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}"></label>` : ""}
+                <button type="submit">Sign in</button>
+              </form>`}
           ${connectors.length
             ? html`<h2>Or sign in with</h2>
               <p>${connectors.map((k) => html`<a class="button secondary sso" href="/web/sso/${k.kind}/${encodeURIComponent(k.metadata.name)}">${k.spec.display ?? k.metadata.name}</a> `)}</p>`
             : ""}
-          <p><a href="/web/login/passkey${next ? `?next=${encodeURIComponent(next)}` : ""}">Sign in with a passkey or security key</a></p>
+          ${mode === "webauthn" ? "" : html`<p><a href="/web/login/passkey${next ? `?next=${encodeURIComponent(next)}` : ""}">Sign in with a passkey or security key</a></p>`}
           <p class="muted">New here? Open the invite link your administrator sent you.</p>`,
       ),
       status,
@@ -102,7 +107,7 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
 
   // Passkeys (proxy/webauthn.ts): the password, then the browser's WebAuthn, then a session. The page's script posts forms and reads JSON.
   const rp = () => relyingParty(ctx, opts.publicUrl());
-  web.get("/login/passkey", (c) => c.html(layout({ title: "Sign in with a passkey", cluster: ctx.cluster.name, flash: flashOf(c) }, passkeySignIn(safeNext(c.req.query("next"))))));
+  web.get("/login/passkey", (c) => c.html(layout({ title: "Sign in with a passkey", cluster: ctx.cluster.name, flash: flashOf(c) }, passkeySignIn(safeNext(c.req.query("next")), ctx.settings.secondFactor === "webauthn"))));
   const jsonError = (c: Context, e: unknown) => {
     if (!isAzgateError(e)) throw e;
     return c.json({ error: { code: e.code, message: e.message } }, e.status as 401);

@@ -32,7 +32,7 @@ export function keysPage(devices: Omit<WebAuthnDevice, "public_key">[], csrf: st
 }
 
 /** Sign-in with the password, then a passkey or security key. */
-export function passkeySignIn(next: string) {
+export function passkeySignIn(next: string, passkeyOnly = false) {
   return html`<h1>Sign in with a passkey</h1>
     <form data-passkey-get data-begin="/web/login/passkey/begin" data-finish="/web/login/passkey" method="post" action="/web/login/passkey">
       ${next ? html`<input type="hidden" name="next" value="${next}">` : ""}
@@ -41,7 +41,7 @@ export function passkeySignIn(next: string) {
       <button type="submit">Continue with a passkey or security key</button>
       <noscript><p class="error">This needs the page's script (the browser's WebAuthn).</p></noscript>
     </form>
-    <p><a href="/web/login">Sign in with an authenticator code instead</a></p>`;
+    ${passkeyOnly ? "" : html`<p><a href="/web/login">Sign in without a passkey</a></p>`}`;
 }
 
 /**
