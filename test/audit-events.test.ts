@@ -20,6 +20,8 @@ const TELEPORT_NAMES: Record<string, string[]> = {
   "user.create": ["T1002I"],
   "user.update": ["T1003I"],
   "user.password_change": ["T1005I"],
+  "mfa.add": ["T1006I"],
+  "mfa.delete": ["T1007I"],
   "app.session.start": ["T2007I"],
   "access_request.create": ["T5000I"],
   "access_request.review": ["T5002I"],

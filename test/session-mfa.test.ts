@@ -81,7 +81,7 @@ describe("per-session MFA", () => {
     const name = `mfa${++users}`;
     const { caller, expires } = await c.signIn(name, roles);
     const key = await SoftAuthenticator.create();
-    await finishRegistration(c.ctx, caller, rp(), key.register(await beginRegistration(c.ctx, caller, rp()), ORIGIN), "key");
+    await finishRegistration(c.ctx, caller, rp(), key.register(await beginRegistration(c.ctx, caller, rp(), { password: `correct horse battery ${name}` }), ORIGIN), "key");
     return { name, caller, expires, key };
   }
 

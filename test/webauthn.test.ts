@@ -15,8 +15,8 @@ import type { ProxyContext } from "../src/proxy/context.ts";
 import { resolveCaller, type Caller } from "../src/proxy/caller.ts";
 import { addUser, resetUser } from "../src/proxy/admin.ts";
 import { acceptInvite, invitePasskeyOptions } from "../src/proxy/users.ts";
-import { authenticate, beginWebAuthnLogin, finishWebAuthnLogin, passwordPathNeeds, relyingParty } from "../src/proxy/login.ts";
-import { beginRegistration, finishRegistration, listDevices, removeDevice } from "../src/proxy/webauthn.ts";
+import { authenticate, beginWebAuthnLogin, finishWebAuthnLogin, PASSKEY_LOGIN_FAILURE, passwordPathNeeds, relyingParty } from "../src/proxy/login.ts";
+import { beginRegistration, finishRegistration, listDevices, registrationCheck, removeDevice } from "../src/proxy/webauthn.ts";
 import { CEREMONY_MS, type RelyingParty } from "../src/auth/webauthn.ts";
 import type { AuditEvent } from "../src/audit/sink.ts";
 import { SoftAuthenticator } from "./helpers/soft-authenticator.ts";
@@ -54,9 +54,14 @@ async function newUser(): Promise<{ name: string; caller: Caller }> {
 async function withKey(): Promise<{ name: string; caller: Caller; key: SoftAuthenticator }> {
   const u = await newUser();
   const key = await SoftAuthenticator.create();
-  const options = await beginRegistration(ctx, u.caller, rp);
+  const options = await beginRegistration(ctx, u.caller, rp, { password: PASSWORD(u.name) });
   await finishRegistration(ctx, u.caller, rp, key.register(options, ORIGIN), "yubikey");
   return { ...u, key };
+}
+
+/** A check with a passkey the user has, before a device change (as the Passkeys page asks it). */
+async function manageCheck(caller: Caller, key: SoftAuthenticator) {
+  return key.assert((await registrationCheck(ctx, caller, rp))!, ORIGIN);
 }
 
 const failures = async (user: string): Promise<string[]> => (await ctx.audit.search({ event: "user.login", user })).filter((e: AuditEvent) => e.success === false).map((e) => String(e.error));
@@ -75,7 +80,7 @@ describe("passkeys and security keys", () => {
     expect(login).toMatchObject({ success: true, second_factor: "webauthn" });
     expect(await ctx.audit.search({ event: "mfa.used", user: name })).toEqual([expect.objectContaining({ device: "yubikey", device_id: key.id })]);
     expect((await listDevices(ctx, caller))[0]).toMatchObject({ counter: 1, last_used: clock.date().toISOString() });
-    expect(await removeDevice(ctx, caller, key.id)).toBe('removed "yubikey"');
+    expect(await removeDevice(ctx, caller, rp, key.id, await manageCheck(caller, key))).toBe('removed "yubikey"');
     expect(await ctx.audit.search({ event: "mfa.delete", user: name })).toEqual([expect.objectContaining({ device: "yubikey" })]);
     // No device left: a WebAuthn login is refused as every failure is, the log says why.
     await expect(beginWebAuthnLogin(ctx, rp, { user: name, password: PASSWORD(name) })).rejects.toMatchObject({ code: "login_failed" });
@@ -136,13 +141,13 @@ describe("passkeys and security keys", () => {
   it("registration: refused from another origin or for a used challenge (audited), twice the same key, and for a bot or the local admin", async () => {
     const { name, caller } = await newUser();
     const key = await SoftAuthenticator.create();
-    const options = await beginRegistration(ctx, caller, rp);
+    const options = await beginRegistration(ctx, caller, rp, { password: PASSWORD(name) });
     await expect(finishRegistration(ctx, caller, rp, key.register(options, "https://evil.test"), "k")).rejects.toMatchObject({ code: "bad_parameter" });
     // That challenge is gone with the failed answer; a fresh one registers.
     await expect(finishRegistration(ctx, caller, rp, key.register(options, ORIGIN), "k")).rejects.toThrow(/unknown, expired or already answered/);
-    const again = await beginRegistration(ctx, caller, rp);
+    const again = await beginRegistration(ctx, caller, rp, { password: PASSWORD(name) });
     await finishRegistration(ctx, caller, rp, key.register(again, ORIGIN), "k");
-    const third = await beginRegistration(ctx, caller, rp);
+    const third = await beginRegistration(ctx, caller, rp, { check: await manageCheck(caller, key) });
     expect(third.excludeCredentials).toEqual([expect.objectContaining({ id: key.id })]);
     await expect(finishRegistration(ctx, caller, rp, key.register(third, ORIGIN), "k2")).rejects.toMatchObject({ code: "already_exists" });
     const refused = await ctx.audit.search({ event: "mfa.add.failed", user: name });
@@ -216,10 +221,11 @@ describe("auth.second_factor: what a password login needs besides the password",
 
   it("recovery: a user with no device left is told what to do (after the right password); an administrator's reset removes every device, audited, and the new invite registers a new one", async () => {
     const { name, caller, key } = await withKey();
-    await removeDevice(ctx, caller, key.id);
-    await expect(beginWebAuthnLogin(ctx, rp, { user: name, password: PASSWORD(name) })).rejects.toMatchObject({ code: "login_failed", message: expect.stringContaining("ask an administrator for a reset (azgate admin users reset NAME)") });
-    // A wrong password learns nothing of the kind.
-    await expect(beginWebAuthnLogin(ctx, rp, { user: name, password: "wrong password 123" })).rejects.toMatchObject({ message: "invalid user name, password or second factor" });
+    await removeDevice(ctx, caller, rp, key.id, await manageCheck(caller, key));
+    // The passkey sign-in's one answer to every failure says what to do with no device left; a wrong password gets the same words.
+    await expect(beginWebAuthnLogin(ctx, rp, { user: name, password: PASSWORD(name) })).rejects.toMatchObject({ code: "login_failed", message: PASSKEY_LOGIN_FAILURE });
+    expect(PASSKEY_LOGIN_FAILURE).toContain("ask an administrator for a reset (azgate admin users reset NAME)");
+    await expect(beginWebAuthnLogin(ctx, rp, { user: name, password: "wrong password 123" })).rejects.toMatchObject({ message: PASSKEY_LOGIN_FAILURE });
 
     const again = await withKey();
     const invite = await resetUser(ctx, admin, again.name);

@@ -2,7 +2,6 @@ import { Hono, type Context } from "hono";
 import { audit } from "../audit/events.ts";
 import { auditCommands } from "./audit-commands.ts";
 import { exportPage } from "./audit-export/pages.ts";
-import { beginRegistration, finishRegistration, listDevices, removeDevice } from "./webauthn.ts";
 import { pickUpBrowserLogin, startBrowserCheck, startBrowserLogin } from "./browser-flows.ts";
 import { AzgateError, isAzgateError, toErrorBody } from "../errors/index.ts";
 import { checkProofBody, verifyProof } from "../auth/proof-verify.ts";
@@ -269,16 +268,8 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   authed.delete("/admin/bots/:name", async (c) => c.json({ message: await removeBot(ctx, c.get("caller"), c.req.param("name")) }));
   authed.post("/bots/renew", async (c) => c.json(await renewBot(ctx, c.get("caller"), parseJson<Record<string, unknown>>(c.get("body")))));
     authed.get("/admin/audit", async (c) => c.json({ items: await admin.searchAudit(ctx, c.get("caller"), c.req.query()), ...(await admin.auditReach(ctx, c.get("caller"))) }));
-  // The caller's own passkeys and security keys (proxy/webauthn.ts).
   // A fresh passkey check (per-session MFA, a review) the CLI has the browser do (browser-flows.ts).
   authed.post("/mfa/browser", async (c) => c.json(await startBrowserCheck(ctx, c.get("caller"), parseJson<Record<string, unknown>>(c.get("body")), opts.publicUrl())));
-  authed.get("/webauthn/devices", async (c) => c.json({ items: await listDevices(ctx, c.get("caller")) }));
-  authed.post("/webauthn/devices/begin", async (c) => c.json(await beginRegistration(ctx, c.get("caller"), relyingParty(ctx, opts.publicUrl()))));
-  authed.post("/webauthn/devices", async (c) => {
-    const body = parseJson<Record<string, unknown>>(c.get("body"));
-    return c.json(await finishRegistration(ctx, c.get("caller"), relyingParty(ctx, opts.publicUrl()), body.response, String(body.name ?? "")));
-  });
-  authed.delete("/webauthn/devices/:id", async (c) => c.json({ message: await removeDevice(ctx, c.get("caller"), c.req.param("id")) }));
   authed.get("/admin/audit/export", async (c) => c.json(await exportPage(ctx, c.get("caller"), c.req.query())));
   authed.get("/admin/audit/commands", async (c) => c.json({ items: await auditCommands(ctx, c.get("caller"), c.req.query()) }));
   // Every record, secrets included: the `backup` rule only (not the editor preset's), audited (proxy/backup.ts).

@@ -9,15 +9,17 @@ import { audit } from "../audit/events.ts";
 import { AzgateError } from "../errors/index.ts";
 import { importPublicKeyPem } from "../pki/keys.ts";
 import { requireIdentityId } from "../azure/resource-id.ts";
+import { APP_NAME } from "../config/schema.ts";
 import type { RelyingParty } from "../auth/webauthn.ts";
 import type { Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
 import { completeAttempt, pendingAttempt, startAttempt, takeAttempt, type CheckScope } from "./browser-attempt.ts";
 import { beginWebAuthnLogin, finishWebAuthnLogin, loginCert, type LoginResponse } from "./login.ts";
-import { assertionOptions, checkAssertion } from "./webauthn.ts";
+import { assertionOptions, checkAssertion, pacePerUser } from "./webauthn.ts";
 import { userStamp } from "./users.ts";
 
 type Body = Record<string, unknown>;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const str = (v: unknown) => (typeof v === "string" ? v : "");
 
 /** `azgate login --mfa-mode browser`: the attempt, and the page the browser opens. */
@@ -41,9 +43,16 @@ export async function startBrowserLogin(ctx: ProxyContext, body: Body, publicUrl
 /** A signed-in user's fresh check, for an app session's identity or a review. */
 export async function startBrowserCheck(ctx: ProxyContext, caller: Caller, body: Body, publicUrl: string) {
   if (caller.identity.kind !== "user" || caller.identity.route || caller.identity.bot || !caller.user) throw new AzgateError("access_denied", "a fresh passkey check is asked by a person's login session (azgate login)");
+  // What the page will show the person: an app name or a request ID in their grammar, never text a caller wrote.
   let scope: CheckScope;
-  if (body.request !== undefined) scope = { request: str(body.request).slice(0, 64) };
-  else scope = { app: str(body.app).slice(0, 128), azure_identity: requireIdentityId(str(body.azure_identity), "azure_identity").id };
+  if (body.request !== undefined) {
+    if (!UUID.test(str(body.request))) throw new AzgateError("bad_parameter", "request must be an access request ID");
+    scope = { request: str(body.request).toLowerCase() };
+  } else {
+    if (!APP_NAME.test(str(body.app))) throw new AzgateError("bad_parameter", "app must be an app name (lowercase letters, digits and '-', at most 63)");
+    scope = { app: str(body.app), azure_identity: requireIdentityId(str(body.azure_identity), "azure_identity").id };
+  }
+  pacePerUser(ctx, `check:${caller.name}`, ctx.settings.ssoLoginTimeoutMs);
   const started = await startAttempt(ctx, {
     purpose: "check",
     user: caller.name,
@@ -68,8 +77,8 @@ export async function finishBrowserStep(ctx: ProxyContext, rp: RelyingParty, id:
   const item = await pendingAttempt(ctx, id);
   const a = item.value;
   if (a.purpose === "login") {
-    const { identity, maxTtlMs } = await finishWebAuthnLogin(ctx, rp, { user: str(body.user), webauthn: body.response, remote_addr: remote, via: "web", bound: id });
     // The page says who; the CLI's suggestion is a default, not a rule, but a login for another name than it asked is said in the log.
+    const { identity, maxTtlMs } = await finishWebAuthnLogin(ctx, rp, { user: str(body.user), webauthn: body.response, remote_addr: remote, via: "web", bound: id, cli_user: a.user });
     const login = await loginCert(ctx, identity, maxTtlMs, await importPublicKeyPem(a.public_key_pem!), a.ttl_ms);
     return { next: await completeAttempt(ctx, item, { login }) };
   }

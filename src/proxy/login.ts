@@ -17,7 +17,7 @@ import { checkLocks } from "./locks.ts";
 import { pemOf } from "./cluster.ts";
 import type { Item } from "../storage/backend.ts";
 import { authenticationOptions, type RelyingParty } from "../auth/webauthn.ts";
-import { checkAssertion, newCeremony, NO_DEVICE } from "./webauthn.ts";
+import { checkAssertion, newCeremony } from "./webauthn.ts";
 
 interface Failures {
   times: number[];
@@ -40,6 +40,18 @@ export interface LoginResponse {
 }
 
 const GENERIC_FAILURE = "invalid user name, password or second factor";
+/** A passkey sign-in's every failure: the same words, and what to do with no device left (recovery). */
+export const PASSKEY_LOGIN_FAILURE = `${GENERIC_FAILURE}; if you have no passkey or security key left, ask an administrator for a reset (azgate admin users reset NAME), which sends you a new invite`;
+const isLoginFailed = (e: unknown) => e instanceof AzgateError && e.code === "login_failed";
+
+/**
+ * A signed-in person proving it is them again before a device change when
+ * they have no passkey yet: the password, and the TOTP code when they have
+ * one; failures count towards the lockout as a login's do.
+ */
+export async function reauthenticate(ctx: ProxyContext, req: { user: string; password: string; otp?: string; remote_addr?: string }): Promise<void> {
+  await checkPassword(ctx, { ...req, via: "web" }, undefined, { otp: String(req.otp ?? ""), reauth: true });
+}
 
 export interface Authenticated {
   user: User;
@@ -69,7 +81,7 @@ export async function authenticate(ctx: ProxyContext, req: { user: string; passw
  * auth record, or login_failed with the reason audited. Counts failures and
  * keeps the lockout.
  */
-async function checkPassword(ctx: ProxyContext, req: { user: string; password: string; remote_addr?: string; via?: "web" }, beforeCheck: (() => Promise<void>) | undefined, path: { otp: string } | "passkey"): Promise<{ name: string; user: User; authItem: Item<UserAuth> }> {
+async function checkPassword(ctx: ProxyContext, req: { user: string; password: string; remote_addr?: string; via?: "web" }, beforeCheck: (() => Promise<void>) | undefined, path: { otp: string; reauth?: true } | "passkey"): Promise<{ name: string; user: User; authItem: Item<UserAuth> }> {
   const name = String(req.user ?? "");
   const now = ctx.clock.now();
   const via = req.via ? { via: req.via } : {};
@@ -97,7 +109,7 @@ async function checkPassword(ctx: ProxyContext, req: { user: string; password: s
   const passwordOk = await verifyPassword(String(req.password ?? ""), auth?.password_hash);
   let step: number | null = null;
   let otpOk = true;
-  const needs = path === "passkey" ? "passkey" : passwordPathNeeds(ctx.settings.secondFactor, auth);
+  const needs = path === "passkey" ? "passkey" : "reauth" in path ? (auth?.totp_secret ? "otp" : "none") : passwordPathNeeds(ctx.settings.secondFactor, auth);
   if (needs === "otp" && path !== "passkey") {
     step = auth?.totp_secret ? freshTotpStep(auth.totp_secret, path.otp, auth.totp_last_step, ctx.clock.now()) : null;
     otpOk = step !== null;
@@ -117,7 +129,8 @@ async function checkPassword(ctx: ProxyContext, req: { user: string; password: s
     throw new AzgateError("login_failed", GENERIC_FAILURE);
   }
   if (step !== null) await ctx.backend.compareAndSwap<UserAuth>(authItem.key, authItem.revision, { ...auth, totp_last_step: step });
-  await ctx.backend.delete(KEYS.loginFailures(name));
+  // The password alone (a passkey login's first half) proves one factor: the count of failures stays until the second.
+  if (path !== "passkey") await ctx.backend.delete(KEYS.loginFailures(name));
   return { name, user, authItem };
 }
 
@@ -145,7 +158,7 @@ export function passwordPathNeeds(mode: SecondFactor, auth: UserAuth | undefined
 }
 
 /** After the factors: the locks, then the session's identity, audited. */
-async function finishLogin(ctx: ProxyContext, name: string, user: User, _authItem: Item<UserAuth>, how: { method: string; via?: "web"; remote_addr?: string; second_factor?: string }): Promise<Authenticated> {
+async function finishLogin(ctx: ProxyContext, name: string, user: User, _authItem: Item<UserAuth>, how: { method: string; via?: "web"; remote_addr?: string; second_factor?: string; extra?: Record<string, string> }): Promise<Authenticated> {
   const via = how.via ? { via: how.via } : {};
   const roles = await loadRoles(ctx, user.spec.roles);
   try {
@@ -165,7 +178,7 @@ async function finishLogin(ctx: ProxyContext, name: string, user: User, _authIte
     user_id: userStamp(user).id,
     generation: userStamp(user).generation,
   };
-  await ctx.audit.emit(audit("USER_LOGIN", { user: name, success: true, method: how.method, ...via, ...(how.second_factor ? { second_factor: how.second_factor } : {}), session_id: identity.session_id, remote_addr: how.remote_addr }));
+  await ctx.audit.emit(audit("USER_LOGIN", { user: name, success: true, method: how.method, ...via, ...(how.second_factor ? { second_factor: how.second_factor } : {}), ...how.extra, session_id: identity.session_id, remote_addr: how.remote_addr }));
   return { user, roles, identity, maxTtlMs: sessionTtlMs(roles) };
 }
 
@@ -175,12 +188,14 @@ async function finishLogin(ctx: ProxyContext, name: string, user: User, _authIte
  * what every failure gets (the log says why).
  */
 export async function beginWebAuthnLogin(ctx: ProxyContext, rp: RelyingParty, req: { user: string; password: string; remote_addr?: string; via?: "web"; bound?: string }) {
-  const { name, user, authItem } = await checkPassword(ctx, req, undefined, "passkey");
+  // Every failure gets one answer, which says what to do when no device is left: whether the password was right is told to nobody.
+  const { name, user, authItem } = await checkPassword(ctx, req, undefined, "passkey").catch((e) => {
+    throw isLoginFailed(e) ? new AzgateError("login_failed", PASSKEY_LOGIN_FAILURE) : e;
+  });
   const devices = authItem.value.webauthn ?? [];
   if (!devices.length) {
-    // The password was right: the person is told what to do (recovery), as a wrong code would not tell them anything.
     await ctx.audit.emit(audit("USER_LOGIN_FAILED", { user: name, success: false, method: "password", ...(req.via ? { via: req.via } : {}), error: "no passkey or security key is registered for this user", remote_addr: req.remote_addr }));
-    throw new AzgateError("login_failed", NO_DEVICE);
+    throw new AzgateError("login_failed", PASSKEY_LOGIN_FAILURE);
   }
   const challenge = await newCeremony(ctx, "login", name, userStamp(user).id, req.bound);
   return authenticationOptions(rp, devices, challenge);
@@ -192,7 +207,7 @@ export async function beginWebAuthnLogin(ctx: ProxyContext, rp: RelyingParty, re
  * already answered, or another user's; a device not this user's; another
  * origin or RP ID; a bad signature; a counter that did not go up.
  */
-export async function finishWebAuthnLogin(ctx: ProxyContext, rp: RelyingParty, req: { user: string; webauthn: unknown; remote_addr?: string; via?: "web"; bound?: string }): Promise<Authenticated> {
+export async function finishWebAuthnLogin(ctx: ProxyContext, rp: RelyingParty, req: { user: string; webauthn: unknown; remote_addr?: string; via?: "web"; bound?: string; cli_user?: string }): Promise<Authenticated> {
   const name = String(req.user ?? "");
   const via = req.via ? { via: req.via } : {};
   const fail = async (error: string): Promise<never> => {
@@ -207,8 +222,11 @@ export async function finishWebAuthnLogin(ctx: ProxyContext, rp: RelyingParty, r
   } catch (e) {
     return fail((e as Error).message);
   }
+  // Both factors given: the failed-login count starts again (never at the begin, which checked the password alone).
+  await ctx.backend.delete(KEYS.loginFailures(name));
   const authItem = await ctx.backend.get<UserAuth>(KEYS.userAuth(name));
-  return finishLogin(ctx, name, user, authItem!, { method: "password", second_factor: "webauthn", via: req.via, remote_addr: req.remote_addr });
+  const other: Record<string, string> = req.cli_user && req.cli_user !== name ? { cli_user: req.cli_user } : {};
+  return finishLogin(ctx, name, user, authItem!, { method: "password", second_factor: "webauthn", via: req.via, remote_addr: req.remote_addr, extra: other });
 }
 
 /** The relying party of the cluster's public URL: its host is the RP ID, its origin the web UI's. */

@@ -1,6 +1,6 @@
 import { AzgateError } from "../errors/index.ts";
 import { registrationOptions, verifyRegistration, type RelyingParty, type WebAuthnDevice } from "../auth/webauthn.ts";
-import { newCeremony, takeCeremony } from "./webauthn.ts";
+import { deviceLabel, newCeremony, takeCeremony } from "./webauthn.ts";
 import { audit } from "../audit/events.ts";
 import type { Role } from "../rbac/types.ts";
 import { isBot, USER_NAME, type User, type UserStatus } from "../resources/user.ts";
@@ -140,9 +140,10 @@ export async function acceptInvite(
   const mode = ctx.settings.secondFactor;
   // webauthn: a passkey, registered here (the web page's); on: a passkey or a TOTP code; optional: either, or neither.
   if (input.passkey) {
+    const label = deviceLabel(input.passkey.name || "passkey");
     try {
       const challenge = await takeCeremony(ctx, input.passkey.response, "register", user, stamp.id, inviteBinding(token));
-      auth.webauthn = [await verifyRegistration(input.passkey.rp, input.passkey.response as never, challenge, input.passkey.name || "passkey", ctx.clock.date())];
+      auth.webauthn = [await verifyRegistration(input.passkey.rp, input.passkey.response as never, challenge, label, ctx.clock.date())];
     } catch (e) {
       await ctx.audit.emit(audit("MFA_DEVICE_ADD_FAILED", { user, reason: (e as Error).message, success: false }));
       throw new AzgateError("bad_parameter", `the passkey was not added: ${(e as Error).message}`);

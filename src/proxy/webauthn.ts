@@ -11,7 +11,8 @@
 import { randomBytes } from "node:crypto";
 import { audit } from "../audit/events.ts";
 import { answeredChallenge, authenticationOptions, CEREMONY_MS, registrationOptions, verifyAssertion, verifyRegistration, type RelyingParty, type WebAuthnDevice } from "../auth/webauthn.ts";
-import { AzgateError } from "../errors/index.ts";
+import { AzgateError, MfaRequired } from "../errors/index.ts";
+import { reauthenticate } from "./login.ts";
 import type { Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
 import { KEYS, secretHash } from "./keys.ts";
@@ -19,11 +20,12 @@ import { getUser, userStamp, type UserAuth } from "./users.ts";
 import { isBot } from "../resources/user.ts";
 
 /**
- * What a challenge is for: adding a device, a login, a fresh check for an
- * app session (per-session MFA) or for a review. A challenge of one purpose
+ * What a challenge is for: adding a device, a check before a device is
+ * added or removed (manage), a login, a fresh check for an app session
+ * (per-session MFA) or for a review. A challenge of one purpose
  * never answers another.
  */
-export type CeremonyPurpose = "register" | "login" | "session" | "review";
+export type CeremonyPurpose = "register" | "manage" | "login" | "session" | "review";
 
 interface Ceremony {
   purpose: CeremonyPurpose;
@@ -35,6 +37,7 @@ interface Ceremony {
 
 /** A new challenge for `purpose`, bound to this user record (and to `bound`); base64url, as the browser sends it back. */
 export async function newCeremony(ctx: ProxyContext, purpose: CeremonyPurpose, user: string, userId: string, bound?: string): Promise<string> {
+  pacePerUser(ctx, user);
   const challenge = randomBytes(32).toString("base64url");
   await ctx.backend.put<Ceremony>(KEYS.webauthnCeremony(secretHash(challenge)), { purpose, user, user_id: userId, ...(bound ? { bound } : {}) }, { expires: new Date(ctx.clock.now() + CEREMONY_MS) });
   return challenge;
@@ -57,6 +60,22 @@ export async function takeCeremony(ctx: ProxyContext, answer: unknown, purpose: 
   if (c.user !== user || c.user_id !== userId) throw new Error("the challenge was another user's");
   if ((c.bound ?? "") !== (bound ?? "")) throw new Error("the challenge was asked for something else");
   return challenge;
+}
+
+/** The most challenges (and browser steps) one user may have open on one replica: each is a record until it expires. */
+export const MAX_OPEN_PER_USER = 16;
+const opened = new WeakMap<ProxyContext, Map<string, number[]>>();
+
+/** Refuses a user's next challenge or browser step while MAX_OPEN_PER_USER of theirs are live (rate_limited). */
+export function pacePerUser(ctx: ProxyContext, user: string, windowMs = CEREMONY_MS): void {
+  let byUser = opened.get(ctx);
+  if (!byUser) opened.set(ctx, (byUser = new Map()));
+  const now = ctx.clock.now();
+  const live = (byUser.get(user) ?? []).filter((t) => t > now - windowMs);
+  if (live.length >= MAX_OPEN_PER_USER) throw new AzgateError("rate_limited", `too many passkey challenges started for ${user} in the last ${Math.round(windowMs / 60_000)} minutes; finish or wait for one to expire`);
+  live.push(now);
+  byUser.set(user, live);
+  if (byUser.size > 10_000) byUser.delete(byUser.keys().next().value!);
 }
 
 /** A challenge for the user's devices, for a fresh check (`session`, `review`) or a login's second half. */
@@ -107,11 +126,55 @@ export async function listDevices(ctx: ProxyContext, caller: Caller): Promise<Om
   return (auth?.webauthn ?? []).map(({ public_key: _k, ...d }) => d);
 }
 
-export async function beginRegistration(ctx: ProxyContext, caller: Caller, rp: RelyingParty) {
+/**
+ * How a device change is proven to be the person's, not a stolen session's:
+ * an answer from a passkey they have (`check`, to registrationCheck's
+ * challenge), or, before their first one, their password (and TOTP code
+ * when they have one) again.
+ */
+export interface DeviceProof {
+  check?: unknown;
+  password?: string;
+  otp?: string;
+}
+
+/** The challenge a device change is proven with, when the user has a passkey: null when they have none (the password then). */
+export async function registrationCheck(ctx: ProxyContext, caller: Caller, rp: RelyingParty) {
   const { id } = await ownAccount(ctx, caller);
+  const devices = (await ctx.backend.get<UserAuth>(KEYS.userAuth(caller.name)))?.value.webauthn ?? [];
+  return devices.length ? authenticationOptions(rp, devices, await newCeremony(ctx, "manage", caller.name, id)) : null;
+}
+
+/** Checks a device change's proof (DeviceProof); mfa_required (audited) when it does not hold. */
+async function proveDeviceChange(ctx: ProxyContext, caller: Caller, rp: RelyingParty, id: string, proof: DeviceProof): Promise<void> {
+  const devices = (await ctx.backend.get<UserAuth>(KEYS.userAuth(caller.name)))?.value.webauthn ?? [];
+  if (devices.length) {
+    if (!proof.check) throw new MfaRequired("adding or removing a passkey needs a check with one you have (the page asks it)");
+    try {
+      await checkAssertion(ctx, rp, proof.check, "manage", caller.name, id);
+    } catch (e) {
+      await ctx.audit.emit(audit("MFA_CHECK_FAILED", { user: caller.name, purpose: "manage", reason: (e as Error).message, success: false }));
+      throw new MfaRequired(`the passkey check failed: ${(e as Error).message}`);
+    }
+    return;
+  }
+  if (proof.password === undefined) throw new MfaRequired("adding your first passkey needs your password (and your authenticator code, when you have one) again");
+  await reauthenticate(ctx, { user: caller.name, password: proof.password, otp: proof.otp });
+}
+
+export async function beginRegistration(ctx: ProxyContext, caller: Caller, rp: RelyingParty, proof: DeviceProof = {}) {
+  const { id } = await ownAccount(ctx, caller);
+  await proveDeviceChange(ctx, caller, rp, id, proof);
   const auth = (await ctx.backend.get<UserAuth>(KEYS.userAuth(caller.name)))?.value;
   const challenge = await newCeremony(ctx, "register", caller.name, id);
   return registrationOptions(rp, { name: caller.name, id }, auth?.webauthn ?? [], challenge);
+}
+
+/** A device's name, as the person gave it: 1-40 letters, digits, spaces and . _ ' - (it is shown in pages and the audit log). */
+export function deviceLabel(name: unknown): string {
+  const label = String(name ?? "").trim();
+  if (!/^[\p{L}\p{N} ._'-]{1,40}$/u.test(label)) throw new AzgateError("bad_parameter", "name: 1-40 letters, digits, spaces and . _ ' -");
+  return label;
 }
 
 /** The most devices one user keeps. */
@@ -119,8 +182,7 @@ export const MAX_DEVICES = 16;
 
 export async function finishRegistration(ctx: ProxyContext, caller: Caller, rp: RelyingParty, response: unknown, name: string): Promise<Omit<WebAuthnDevice, "public_key">> {
   const { id } = await ownAccount(ctx, caller);
-  const label = String(name ?? "").trim();
-  if (!/^[\p{L}\p{N} ._'-]{1,40}$/u.test(label)) throw new AzgateError("bad_parameter", "name: 1-40 letters, digits, spaces and . _ ' -");
+  const label = deviceLabel(name);
   let device: WebAuthnDevice;
   try {
     const challenge = await takeCeremony(ctx, response, "register", caller.name, id);
@@ -147,8 +209,10 @@ export async function finishRegistration(ctx: ProxyContext, caller: Caller, rp: 
   return shown;
 }
 
-export async function removeDevice(ctx: ProxyContext, caller: Caller, deviceId: string): Promise<string> {
-  await ownAccount(ctx, caller);
+/** Removes a device, proven with a check by one of the user's passkeys (that one included): a stolen session cannot lock the person out. */
+export async function removeDevice(ctx: ProxyContext, caller: Caller, rp: RelyingParty, deviceId: string, check: unknown): Promise<string> {
+  const { id } = await ownAccount(ctx, caller);
+  await proveDeviceChange(ctx, caller, rp, id, { check });
   for (let attempt = 0; ; attempt++) {
     const item = await ctx.backend.get<UserAuth>(KEYS.userAuth(caller.name));
     const devices = item?.value.webauthn ?? [];

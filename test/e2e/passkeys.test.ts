@@ -16,7 +16,7 @@ import { createHash } from "node:crypto";
 import tls from "node:tls";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from "playwright-core";
 import { CHROMIUM } from "../helpers/browser.ts";
 import { IDENTITY, SEED_DIR, spawnAgent, startCluster, type AgentProcess, type TestCluster } from "../helpers/cluster.ts";
 import { useEmulator } from "../helpers/emulator.ts";
@@ -60,6 +60,7 @@ describe("passkeys: the web UI, the CLI through the browser, per-session MFA", (
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
+  let cdp: CDPSession;
   let base: string;
   /** The workstation: its azgate home, and a $BROWSER that writes down each URL the CLI opens (the test is the person at the browser). */
   const home = tempDir("azgate-home-");
@@ -103,7 +104,7 @@ describe("passkeys: the web UI, the CLI through the browser, per-session MFA", (
     page = await context.newPage();
     page.on("console", (m) => seen.push(`console ${m.type()}: ${m.text()}`));
     page.on("pageerror", (e) => seen.push(`pageerror: ${e.message}`));
-    const cdp = await context.newCDPSession(page);
+    cdp = await context.newCDPSession(page);
     await cdp.send("WebAuthn.enable");
     await cdp.send("WebAuthn.addVirtualAuthenticator", { options: { protocol: "ctap2", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true } });
   });
@@ -142,8 +143,18 @@ describe("passkeys: the web UI, the CLI through the browser, per-session MFA", (
     expect(await page.locator("header .muted").last().textContent()).toBe("alice");
     await page.click("a[href='/web/keys']");
     expect(await page.locator("table tbody tr td").first().textContent()).toBe("laptop");
+    // A second one (a security key): the page asks the passkey alice has first, then registers the new one; then it is removed, with a check again.
+    await cdp.send("WebAuthn.addVirtualAuthenticator", { options: { protocol: "ctap2", transport: "usb", hasResidentKey: false, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true } });
+    await page.fill("input[name=name]", "yubikey");
+    await page.click("form[data-passkey-register] button[type=submit]");
+    await page.waitForURL(/\/web\/keys\?ok=passkey_added/);
+    expect(await page.locator("table tbody tr td:first-child").allTextContents()).toEqual(["laptop", "yubikey"]);
+    await page.locator("table tbody tr").nth(1).locator("button").click();
+    await page.waitForURL(/\/web\/keys\?ok=passkey_removed/);
+    expect(await page.locator("table tbody tr td:first-child").allTextContents()).toEqual(["laptop"]);
 
-    expect(await audit("mfa.add")).toEqual([expect.objectContaining({ device: "laptop" })]);
+    expect((await audit("mfa.add")).filter((e) => e.event === "mfa.add").map((e) => e.device)).toEqual(["laptop", "yubikey"]);
+    expect((await audit("mfa.delete")).map((e) => e.device)).toEqual(["yubikey"]);
     const logins = await audit("user.login");
     expect(logins.filter((e) => e.success === false).map((e) => e.error)).toContain("this user signs in with a passkey or security key (azgate login --mfa-mode browser, or the web UI's passkey sign-in)");
     expect(logins.filter((e) => e.success && e.second_factor === "webauthn")).toHaveLength(1);
@@ -204,6 +215,6 @@ describe("passkeys: the web UI, the CLI through the browser, per-session MFA", (
     }
     const starts = await audit("app.session.start");
     expect(starts.map((e) => e.in_memory)).toEqual([false, true]);
-    expect((await audit("mfa.used")).map((e) => e.purpose)).toEqual(["login", "login", "session", "session"]);
+    expect((await audit("mfa.used")).map((e) => e.purpose)).toEqual(["login", "manage", "manage", "login", "session", "session"]);
   }, 150_000);
 });

@@ -54,19 +54,36 @@ function unb64u(s) { s = s.replace(/-/g, "+").replace(/_/g, "/"); while (s.lengt
 function post(url, fields) { return fetch(url, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(fields), credentials: "same-origin" }).then(function (r) { return r.json().then(function (j) { if (!r.ok) throw new Error((j.error && j.error.message) || ("HTTP " + r.status)); return j; }); }); }
 function fields(form) { var f = {}; new FormData(form).forEach(function (v, k) { f[k] = String(v); }); return f; }
 function say(form, text) { var p = form.querySelector(".passkey-error") || form.appendChild(Object.assign(document.createElement("p"), { className: "error passkey-error", role: "alert" })); p.textContent = text; }
+// Adding a passkey: the begin (with the password before the first), a check with one you have when it asks, then the browser's create.
+function answerOf(cred) {
+  return JSON.stringify({ id: cred.id, rawId: b64u(cred.rawId), type: cred.type, clientExtensionResults: cred.getClientExtensionResults(),
+    response: { clientDataJSON: b64u(cred.response.clientDataJSON), authenticatorData: b64u(cred.response.authenticatorData), signature: b64u(cred.response.signature), userHandle: cred.response.userHandle ? b64u(cred.response.userHandle) : undefined } });
+}
+function getWith(o) {
+  o.challenge = unb64u(o.challenge);
+  (o.allowCredentials || []).forEach(function (c) { c.id = unb64u(c.id); });
+  return navigator.credentials.get({ publicKey: o });
+}
 document.querySelectorAll("[data-passkey-register]").forEach(function (form) {
   form.addEventListener("submit", function (e) {
     e.preventDefault();
     var f = fields(form);
     if (f.password_confirm !== undefined && f.password !== f.password_confirm) { say(form, "the two passwords differ"); return; }
-    post(form.getAttribute("data-begin") || "/web/keys/begin", { _csrf: f._csrf || "" }).then(function (o) {
+    var begin = form.getAttribute("data-begin") || "/web/keys/begin";
+    var first = { _csrf: f._csrf || "" };
+    if (f.password !== undefined && !form.hasAttribute("data-begin")) { first.password = f.password; if (f.otp !== undefined) first.otp = f.otp; }
+    post(begin, first).then(function (o) {
+      if (!o.check) return o;
+      return getWith(o.check).then(function (cred) { return post(begin, { _csrf: f._csrf || "", check: answerOf(cred) }); });
+    }).then(function (o) {
       o.challenge = unb64u(o.challenge); o.user.id = unb64u(o.user.id);
       (o.excludeCredentials || []).forEach(function (c) { c.id = unb64u(c.id); });
       return navigator.credentials.create({ publicKey: o });
     }).then(function (cred) {
       var r = { id: cred.id, rawId: b64u(cred.rawId), type: cred.type, clientExtensionResults: cred.getClientExtensionResults(),
         response: { clientDataJSON: b64u(cred.response.clientDataJSON), attestationObject: b64u(cred.response.attestationObject), transports: cred.response.getTransports ? cred.response.getTransports() : [] } };
-      f.response = JSON.stringify(r);
+      f.response = JSON.stringify(r); delete f.otp;
+      if (!form.hasAttribute("data-begin")) delete f.password;
       return post(form.getAttribute("data-finish") || "/web/keys", f);
     }).then(function (j) { location.assign(j.next); }, function (err) { say(form, err.message); });
   });
@@ -77,14 +94,8 @@ document.querySelectorAll("[data-passkey-get]").forEach(function (form) {
     e.preventDefault();
     var f = fields(form);
     if (e.submitter && e.submitter.name) f[e.submitter.name] = e.submitter.value;
-    post(form.getAttribute("data-begin"), f).then(function (o) {
-      o.challenge = unb64u(o.challenge);
-      (o.allowCredentials || []).forEach(function (c) { c.id = unb64u(c.id); });
-      return navigator.credentials.get({ publicKey: o });
-    }).then(function (cred) {
-      var r = { id: cred.id, rawId: b64u(cred.rawId), type: cred.type, clientExtensionResults: cred.getClientExtensionResults(),
-        response: { clientDataJSON: b64u(cred.response.clientDataJSON), authenticatorData: b64u(cred.response.authenticatorData), signature: b64u(cred.response.signature), userHandle: cred.response.userHandle ? b64u(cred.response.userHandle) : undefined } };
-      f.response = JSON.stringify(r); delete f.password;
+    post(form.getAttribute("data-begin"), f).then(getWith).then(function (cred) {
+      f.response = answerOf(cred); delete f.password;
       return post(form.getAttribute("data-finish"), f);
     }).then(function (j) { location.assign(j.next); }, function (err) { say(form, err.message); });
   });

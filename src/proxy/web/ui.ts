@@ -31,10 +31,10 @@ import { commandFiltersFrom, commandsPage } from "./pages/commands.ts";
 import { adminPage } from "./pages/admin.ts";
 import { createLock, removeLock } from "../locks.ts";
 import { beginWebAuthnLogin, finishWebAuthnLogin, relyingParty } from "../login.ts";
-import { assertionOptions, beginRegistration, finishRegistration, listDevices, removeDevice } from "../webauthn.ts";
+import { assertionOptions, beginRegistration, finishRegistration, listDevices, registrationCheck, removeDevice } from "../webauthn.ts";
 import { cliStepPage, keysPage, passkeySignIn } from "./pages/keys.ts";
 import { pendingAttempt, scopeText } from "../browser-attempt.ts";
-import { userStamp } from "../users.ts";
+import { userStamp, type UserAuth } from "../users.ts";
 import { beginBrowserStep, finishBrowserStep } from "../browser-flows.ts";
 import { knownIdentities } from "../known-identities.ts";
 
@@ -271,6 +271,8 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
     try {
       const caller = c.get("caller");
       if (!caller.user) throw new AzgateError("access_denied", "this session cannot give a passkey check");
+      // A challenge only for a request the reviewer may see (getRequest refuses others): no records for made-up IDs.
+      await requests.getRequest(ctx, caller, c.req.param("id"));
       return c.json(await assertionOptions(ctx, rp(), "review", caller.name, userStamp(caller.user).id, c.req.param("id")));
     } catch (e) {
       return jsonError(c, e);
@@ -302,27 +304,59 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
     return c.redirect(withFlash(`/web/requests/${r.metadata.name}`, { ok: "cancelled" }), 303);
   });
 
-  authed.get("/keys", async (c) => c.html(layout(frame(c, "Passkeys", "keys", flashOf(c)), keysPage(await listDevices(ctx, c.get("caller")), c.get("session").csrf))));
-  authed.post("/keys/begin", async (c) => c.json(await beginRegistration(ctx, c.get("caller"), rp())));
-  authed.post("/keys", async (c) => {
-    const f = await c.req.parseBody();
-    let answer: unknown;
+  // Passkeys: a change is proven with one the person has (or, before the first, the password again): web/pages/keys.ts's script.
+  const answerOf = (f: Record<string, unknown>, field: string): unknown => {
+    if (typeof f[field] !== "string" || !f[field]) return undefined;
     try {
-      answer = JSON.parse(String(f.response ?? ""));
+      return JSON.parse(f[field] as string);
     } catch {
-      return c.json({ error: { code: "bad_parameter", message: "response: not the browser's WebAuthn answer" } }, 400);
+      throw new AzgateError("bad_parameter", `${field}: not the browser's WebAuthn answer`);
     }
+  };
+  authed.get("/keys", async (c) => {
+    const caller = c.get("caller");
+    const devices = await listDevices(ctx, caller);
+    const auth = (await ctx.backend.get<UserAuth>(KEYS.userAuth(caller.name)))?.value;
+    return c.html(layout(frame(c, "Passkeys", "keys", flashOf(c)), keysPage(devices, c.get("session").csrf, { password: !!auth?.password_hash, otp: !!auth?.totp_secret })));
+  });
+  // The first call: the check's challenge when the person has a passkey; with the check's answer (or the password), the registration's.
+  authed.post("/keys/begin", async (c) => {
     try {
-      await finishRegistration(ctx, c.get("caller"), rp(), answer, String(f.name ?? ""));
+      const f = await c.req.parseBody();
+      const check = answerOf(f, "check");
+      if (!check && typeof f.password !== "string") {
+        const challenge = await registrationCheck(ctx, c.get("caller"), rp());
+        if (challenge) return c.json({ check: challenge });
+      }
+      return c.json(await beginRegistration(ctx, c.get("caller"), rp(), { check, password: typeof f.password === "string" ? f.password : undefined, otp: typeof f.otp === "string" ? f.otp : undefined }));
     } catch (e) {
-      if (!isAzgateError(e)) throw e;
-      return c.json({ error: { code: e.code, message: e.message } }, e.status as 400);
+      return jsonError(c, e);
     }
-    return c.json({ next: withFlash("/web/keys", { ok: "passkey_added" }) });
+  });
+  authed.post("/keys", async (c) => {
+    try {
+      const f = await c.req.parseBody();
+      await finishRegistration(ctx, c.get("caller"), rp(), answerOf(f, "response"), String(f.name ?? ""));
+      return c.json({ next: withFlash("/web/keys", { ok: "passkey_added" }) });
+    } catch (e) {
+      return jsonError(c, e);
+    }
+  });
+  authed.post("/keys/:id/delete/begin", async (c) => {
+    try {
+      return c.json(await registrationCheck(ctx, c.get("caller"), rp()));
+    } catch (e) {
+      return jsonError(c, e);
+    }
   });
   authed.post("/keys/:id/delete", async (c) => {
-    await removeDevice(ctx, c.get("caller"), c.req.param("id"));
-    return c.redirect(withFlash("/web/keys", { ok: "passkey_removed" }), 303);
+    try {
+      const f = await c.req.parseBody();
+      await removeDevice(ctx, c.get("caller"), rp(), c.req.param("id"), answerOf(f, "response"));
+      return c.json({ next: withFlash("/web/keys", { ok: "passkey_removed" }) });
+    } catch (e) {
+      return jsonError(c, e);
+    }
   });
 
   authed.get("/audit", async (c) => c.html(layout(frame(c, "Audit", "audit"), await auditPage(ctx, c.get("caller"), filtersFrom(c.req.query()), Number(c.req.query("page") ?? 1)))));

@@ -6,9 +6,11 @@
 import { html } from "hono/html";
 import type { WebAuthnDevice } from "../../../auth/webauthn.ts";
 
-export function keysPage(devices: Omit<WebAuthnDevice, "public_key">[], csrf: string) {
+export function keysPage(devices: Omit<WebAuthnDevice, "public_key">[], csrf: string, has: { password: boolean; otp: boolean }) {
+  // A change is proven: with one of your passkeys (the browser asks it first), or before the first, your password (and code) again.
+  const first = devices.length === 0;
   return html`<h1>Passkeys and security keys</h1>
-    <p class="muted">Sign in with one of these instead of an authenticator code. A passkey lives on this device or your phone; a security key plugs in.</p>
+    <p class="muted">Sign in with one of these instead of an authenticator code. A passkey lives on this device or your phone; a security key plugs in. Adding or removing one asks one you have first.</p>
     ${devices.length
       ? html`<table>
           <thead><tr><th>Name</th><th>Added</th><th>Last used</th><th></th></tr></thead>
@@ -16,19 +18,23 @@ export function keysPage(devices: Omit<WebAuthnDevice, "public_key">[], csrf: st
             ${devices.map(
               (d) => html`<tr>
                 <td>${d.name}</td><td>${d.added}</td><td>${d.last_used ?? "never"}</td>
-                <td><form method="post" action="/web/keys/${encodeURIComponent(d.id)}/delete" class="inline"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit" class="secondary">Remove</button></form></td>
+                <td><form method="post" action="/web/keys/${encodeURIComponent(d.id)}/delete" data-passkey-get data-begin="/web/keys/${encodeURIComponent(d.id)}/delete/begin" data-finish="/web/keys/${encodeURIComponent(d.id)}/delete" class="inline"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit" class="secondary">Remove</button></form></td>
               </tr>`,
             )}
           </tbody>
         </table>`
       : html`<p>None yet.</p>`}
     <h2>Add one</h2>
-    <form data-passkey-register method="post" action="/web/keys">
-      <input type="hidden" name="_csrf" value="${csrf}">
-      <label>Name <input name="name" required maxlength="40" placeholder="laptop, yubikey"></label>
-      <button type="submit">Add a passkey or security key</button>
-      <noscript><p class="error">Adding one needs this page's script (the browser's WebAuthn).</p></noscript>
-    </form>`;
+    ${first && !has.password
+      ? html`<p class="muted">Your account has no password at azgate (single sign-on): adding a passkey is not offered for it.</p>`
+      : html`<form data-passkey-register method="post" action="/web/keys">
+          <input type="hidden" name="_csrf" value="${csrf}">
+          <label>Name <input name="name" required maxlength="40" placeholder="laptop, yubikey"></label>
+          ${first ? html`<label>Your password, again <input type="password" name="password" autocomplete="current-password" required></label>` : ""}
+          ${first && has.otp ? html`<label>Authenticator code <input name="otp" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" required></label>` : ""}
+          <button type="submit">Add a passkey or security key</button>
+          <noscript><p class="error">Adding one needs this page's script (the browser's WebAuthn).</p></noscript>
+        </form>`}`;
 }
 
 /** Sign-in with the password, then a passkey or security key. */
