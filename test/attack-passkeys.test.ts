@@ -71,7 +71,7 @@ describe("attacks on passkeys, browser steps and per-session MFA", () => {
   /** The CLI's fresh check, done in the browser by whoever holds `key`. */
   async function check(caller: Caller, key: SoftAuthenticator, what: Record<string, string>) {
     const secret = randomBytes(32).toString("hex");
-    const { attempt } = await startBrowserCheck(c.ctx, caller, { ...what, redirect_url: "http://127.0.0.1:9/callback", secret_hash: hash(secret) }, ORIGIN);
+    const { attempt } = await startBrowserCheck(c.ctx, caller, { ...what, redirect_url: "http://127.0.0.1:9/callback", secret_hash: hash(secret) }, ORIGIN, c.registry);
     const options = await beginBrowserStep(c.ctx, rp(), attempt, {});
     const { next } = await finishBrowserStep(c.ctx, rp(), attempt, { response: await key.assert(options, ORIGIN) });
     return { attempt, code: new URL(next).searchParams.get("code")!, secret };
@@ -155,7 +155,7 @@ describe("attacks on passkeys, browser steps and per-session MFA", () => {
     const victim = await person();
     const bait = "azure-cli. Routine re-verification by IT: confirm, then paste the address your browser shows into the chat";
     const secret = randomBytes(32).toString("hex");
-    await expect(startBrowserCheck(c.ctx, victim.caller, { app: bait, azure_identity: READER, redirect_url: "http://127.0.0.1:9/callback", secret_hash: hash(secret) }, ORIGIN)).rejects.toMatchObject({
+    await expect(startBrowserCheck(c.ctx, victim.caller, { app: bait, azure_identity: READER, redirect_url: "http://127.0.0.1:9/callback", secret_hash: hash(secret) }, ORIGIN, c.registry)).rejects.toMatchObject({
       code: expect.stringMatching(/bad_parameter|not_found/),
     });
   });
@@ -187,7 +187,7 @@ describe("attacks on passkeys, browser steps and per-session MFA", () => {
     for (let i = 0; i < 200; i++) {
       await registrationCheck(c.ctx, victim.caller, rp()).catch(() => undefined);
       await beginRegistration(c.ctx, victim.caller, rp()).catch(() => undefined);
-      await startBrowserCheck(c.ctx, victim.caller, { app: "azure-cli", azure_identity: READER, redirect_url: "http://127.0.0.1:9/callback", secret_hash: hash(String(i)) }, ORIGIN).catch(() => undefined);
+      await startBrowserCheck(c.ctx, victim.caller, { app: "azure-cli", azure_identity: READER, redirect_url: "http://127.0.0.1:9/callback", secret_hash: hash(String(i)) }, ORIGIN, c.registry).catch(() => undefined);
     }
     expect((await c.ctx.backend.list("browser-attempts/")).length).toBeLessThanOrEqual(32);
     const after = (await c.ctx.backend.list("webauthn-ceremonies/")).length;
@@ -208,12 +208,12 @@ describe("attacks on passkeys, browser steps and per-session MFA", () => {
     await expect(c.appSessionAs(p.caller, p.expires, READER.toUpperCase().replace("/SUBSCRIPTIONS/", "/subscriptions/"))).rejects.toMatchObject({ code: expect.stringMatching(/mfa_required|bad_parameter/) });
     // The other user's passkey on this user's check.
     const secret = randomBytes(32).toString("hex");
-    const { attempt } = await startBrowserCheck(c.ctx, p.caller, { app: "azure-cli", azure_identity: READER, redirect_url: "http://127.0.0.1:9/callback", secret_hash: hash(secret) }, ORIGIN);
+    const { attempt } = await startBrowserCheck(c.ctx, p.caller, { app: "azure-cli", azure_identity: READER, redirect_url: "http://127.0.0.1:9/callback", secret_hash: hash(secret) }, ORIGIN, c.registry);
     await expect(finishBrowserStep(c.ctx, rp(), attempt, { response: await other.key.assert(await beginBrowserStep(c.ctx, rp(), attempt, {}), ORIGIN) })).rejects.toMatchObject({ code: "mfa_required" });
     // An app certificate's identity (route set) never starts a check nor gets another app certificate.
     const ok = await c.appSessionAs(p.caller, p.expires, READER, { mfa: await check(p.caller, p.key, { app: "azure-cli", azure_identity: READER }) });
     const appCaller = await resolveCaller(c.ctx, ok.identity);
-    await expect(startBrowserCheck(c.ctx, appCaller, { app: "azure-cli", azure_identity: READER, redirect_url: "http://127.0.0.1:9/callback", secret_hash: hash(secret) }, ORIGIN)).rejects.toMatchObject({ code: "access_denied" });
+    await expect(startBrowserCheck(c.ctx, appCaller, { app: "azure-cli", azure_identity: READER, redirect_url: "http://127.0.0.1:9/callback", secret_hash: hash(secret) }, ORIGIN, c.registry)).rejects.toMatchObject({ code: "access_denied" });
     await expect(c.appSessionAs(appCaller, p.expires, READER)).rejects.toMatchObject({ code: "access_denied" });
     // A role edited to ask mid-way: a plain session opened before is refused on its next request.
     const plain = await c.appSessionAs(p.caller, p.expires, CONTRIB);

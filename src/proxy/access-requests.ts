@@ -12,6 +12,7 @@ import { AzgateError, MfaRequired } from "../errors/index.ts";
 import type { RelyingParty } from "../auth/webauthn.ts";
 import { checkAssertion } from "./webauthn.ts";
 import { takeSessionCheck } from "./session-check.ts";
+import { countAttempt, failed, lockedReason, succeeded } from "./lockout.ts";
 import { grantPermits, identitiesNamed, mayReview, requestTerms, resolveRequestedName, rolesNamedInRequests, ruleVars, thresholdsCounting, type RoleLookup, type Threshold } from "../rbac/requests.ts";
 import { decidingRule, type AccessRule } from "../resources/access-rule.ts";
 import { checkRule } from "../rbac/engine.ts";
@@ -408,13 +409,21 @@ async function checkReviewCode(ctx: ProxyContext, user: string, otp: string): Pr
   const item = await ctx.backend.get<UserAuth>(KEYS.userAuth(user));
   if (!item?.value.totp_secret) return `you have no authenticator registered with azgate; add a passkey on the web UI's Passkeys page and review with it (SSO users and clusters without OTP cannot give a code)`;
   if (!otp) return "give the code (--otp CODE)";
+  // A stolen session guessing codes meets the sign-in's lockout (lockout.ts): counted before judged, the lock shared.
+  const counted = await countAttempt(ctx, user);
+  if (counted.locked) return lockedReason(counted.locked);
   const step = freshTotpStep(item.value.totp_secret, otp, item.value.totp_last_step, ctx.clock.now());
-  if (step === null) return "the code is wrong or already used";
-  try {
-    await ctx.backend.compareAndSwap<UserAuth>(item.key, item.revision, { ...item.value, totp_last_step: step });
-  } catch {
+  const taken =
+    step !== null &&
+    (await ctx.backend.compareAndSwap<UserAuth>(item.key, item.revision, { ...item.value, totp_last_step: step }).then(
+      () => true,
+      () => false,
+    ));
+  if (!taken) {
+    await failed(ctx, user, counted);
     return "the code is wrong or already used";
   }
+  await succeeded(ctx, user);
   return null;
 }
 

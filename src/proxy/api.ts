@@ -269,7 +269,7 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
   authed.post("/bots/renew", async (c) => c.json(await renewBot(ctx, c.get("caller"), parseJson<Record<string, unknown>>(c.get("body")))));
     authed.get("/admin/audit", async (c) => c.json({ items: await admin.searchAudit(ctx, c.get("caller"), c.req.query()), ...(await admin.auditReach(ctx, c.get("caller"))) }));
   // A fresh passkey check (per-session MFA, a review) the CLI has the browser do (browser-flows.ts).
-  authed.post("/mfa/browser", async (c) => c.json(await startBrowserCheck(ctx, c.get("caller"), parseJson<Record<string, unknown>>(c.get("body")), opts.publicUrl())));
+  authed.post("/mfa/browser", async (c) => c.json(await startBrowserCheck(ctx, c.get("caller"), parseJson<Record<string, unknown>>(c.get("body")), opts.publicUrl(), opts.registry)));
   authed.get("/admin/audit/export", async (c) => c.json(await exportPage(ctx, c.get("caller"), c.req.query())));
   authed.get("/admin/audit/commands", async (c) => c.json({ items: await auditCommands(ctx, c.get("caller"), c.req.query()) }));
   // Every record, secrets included: the `backup` rule only (not the editor preset's), audited (proxy/backup.ts).

@@ -16,6 +16,7 @@ import { KEYS, newSecret, secretHash } from "./keys.ts";
 import type { ProxyContext } from "./context.ts";
 import { checkClientRedirect, sameHash } from "./sso/attempt.ts";
 import type { LoginResponse } from "./login.ts";
+import { releaseOne } from "./webauthn.ts";
 
 /** What a fresh check is for: one app session's identity, or one review. */
 export type CheckScope = { app: string; azure_identity: string } | { request: string };
@@ -73,6 +74,7 @@ export async function completeAttempt(ctx: ProxyContext, item: { key: string; re
     if ((e as AzgateError).code === "compare_failed") throw new AzgateError("sso_attempt_invalid", "this browser step has already been completed");
     throw e;
   }
+  if (item.value.purpose === "check" && item.value.user) releaseOne(ctx, checkBudget(item.value.user));
   const url = new URL(item.value.client_redirect);
   url.searchParams.set("code", code);
   return url.toString();
@@ -86,6 +88,8 @@ export async function takeAttempt(ctx: ProxyContext, id: string, code: string, s
   const item = id && id.length <= 64 ? await ctx.backend.get<BrowserAttempt>(key(String(id))) : null;
   if (!item) throw new AzgateError("sso_attempt_invalid", EXPIRED);
   if (!(await ctx.backend.delete(item.key))) throw new AzgateError("sso_attempt_invalid", EXPIRED);
+  // Open until the browser finished it (completeAttempt), or until it is taken unfinished.
+  if (item.value.purpose === "check" && item.value.user && !item.value.done) releaseOne(ctx, checkBudget(item.value.user));
   const done = item.value.done;
   if (!done) throw new AzgateError("sso_attempt_invalid", "this step has not been completed in the browser; the attempt has been cancelled");
   if (!sameHash(done.code_hash, secretHash(String(code ?? ""))) || !sameHash(item.value.secret_hash, secretHash(String(secret ?? "")))) {
@@ -94,3 +98,6 @@ export async function takeAttempt(ctx: ProxyContext, id: string, code: string, s
   if (item.value.purpose !== purpose) throw new AzgateError("sso_attempt_invalid", `this browser step was a ${item.value.purpose}, not a ${purpose}`);
   return item.value;
 }
+
+/** The budget a user's browser checks are paced in (webauthn.ts pacePerUser). */
+export const checkBudget = (user: string) => `check:${user}`;

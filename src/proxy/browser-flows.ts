@@ -13,7 +13,12 @@ import { APP_NAME } from "../config/schema.ts";
 import type { RelyingParty } from "../auth/webauthn.ts";
 import type { Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
-import { completeAttempt, pendingAttempt, startAttempt, takeAttempt, type CheckScope } from "./browser-attempt.ts";
+import { checkBudget, completeAttempt, pendingAttempt, startAttempt, takeAttempt, type CheckScope } from "./browser-attempt.ts";
+import type { AppRegistry } from "./registry.ts";
+import { checkAzureIdentity } from "../rbac/engine.ts";
+import { grantInForce } from "./grants.ts";
+import { getRequest } from "./access-requests.ts";
+import { USER_NAME } from "../resources/user.ts";
 import { beginWebAuthnLogin, finishWebAuthnLogin, loginCert, type LoginResponse } from "./login.ts";
 import { assertionOptions, checkAssertion, pacePerUser } from "./webauthn.ts";
 import { userStamp } from "./users.ts";
@@ -27,7 +32,9 @@ export async function startBrowserLogin(ctx: ProxyContext, body: Body, publicUrl
   await importPublicKeyPem(str(body.public_key_pem)).catch(() => {
     throw new AzgateError("bad_parameter", "public_key_pem must be a PEM-encoded ECDSA P-256 public key");
   });
-  const user = str(body.user).slice(0, 128);
+  // A suggestion the page fills in: a user name or nothing (never text an anonymous caller put on the proxy's page).
+  const user = str(body.user);
+  if (user && !USER_NAME.test(user)) throw new AzgateError("bad_parameter", "user must be a user name");
   const started = await startAttempt(ctx, {
     purpose: "login",
     public_key_pem: str(body.public_key_pem),
@@ -40,19 +47,30 @@ export async function startBrowserLogin(ctx: ProxyContext, body: Body, publicUrl
   return { ...started, url: `${publicUrl}/web/cli/${started.attempt}` };
 }
 
-/** A signed-in user's fresh check, for an app session's identity or a review. */
-export async function startBrowserCheck(ctx: ProxyContext, caller: Caller, body: Body, publicUrl: string) {
+/**
+ * A signed-in user's fresh check, for an app session's identity or a review:
+ * only for an app an agent serves and an identity the caller's roles (or a
+ * grant) allow on it, or a request the caller may see, since the page shows
+ * what the check is for.
+ */
+export async function startBrowserCheck(ctx: ProxyContext, caller: Caller, body: Body, publicUrl: string, registry: AppRegistry) {
   if (caller.identity.kind !== "user" || caller.identity.route || caller.identity.bot || !caller.user) throw new AzgateError("access_denied", "a fresh passkey check is asked by a person's login session (azgate login)");
   // What the page will show the person: an app name or a request ID in their grammar, never text a caller wrote.
   let scope: CheckScope;
   if (body.request !== undefined) {
     if (!UUID.test(str(body.request))) throw new AzgateError("bad_parameter", "request must be an access request ID");
-    scope = { request: str(body.request).toLowerCase() };
+    scope = { request: (await getRequest(ctx, caller, str(body.request).toLowerCase())).metadata.name };
   } else {
     if (!APP_NAME.test(str(body.app))) throw new AzgateError("bad_parameter", "app must be an app name (lowercase letters, digits and '-', at most 63)");
-    scope = { app: str(body.app), azure_identity: requireIdentityId(str(body.azure_identity), "azure_identity").id };
+    const app = str(body.app);
+    const azure_identity = requireIdentityId(str(body.azure_identity), "azure_identity").id;
+    const servers = registry.all(app);
+    if (!servers.length) throw new AzgateError("not_found", `no agent serves app "${app}" right now`);
+    const allowed = servers.some((s) => checkAzureIdentity(caller.roles, caller.traits, s.app, azure_identity).allowed) || !!(await grantInForce(ctx, caller, { app, azure_identity }));
+    if (!allowed) throw new AzgateError("access_denied", `your roles do not allow Azure identity "${azure_identity}" on app "${app}"`);
+    scope = { app, azure_identity };
   }
-  pacePerUser(ctx, `check:${caller.name}`, ctx.settings.ssoLoginTimeoutMs);
+  pacePerUser(ctx, checkBudget(caller.name), ctx.settings.ssoLoginTimeoutMs);
   const started = await startAttempt(ctx, {
     purpose: "check",
     user: caller.name,

@@ -14,15 +14,11 @@ import { isBot, USER_NAME, type User } from "../resources/user.ts";
 import type { Role } from "../rbac/types.ts";
 import type { SecondFactor } from "../api/types.ts";
 import { checkLocks } from "./locks.ts";
+import { countAttempt, failed, lockedReason, succeeded, uncount } from "./lockout.ts";
 import { pemOf } from "./cluster.ts";
 import type { Item } from "../storage/backend.ts";
 import { authenticationOptions, type RelyingParty } from "../auth/webauthn.ts";
-import { checkAssertion, newCeremony } from "./webauthn.ts";
-
-interface Failures {
-  times: number[];
-  locked_until?: number;
-}
+import { budgetOf, checkAssertion, newCeremony, pacePerUser } from "./webauthn.ts";
 
 export interface LoginRequest {
   user: string;
@@ -92,17 +88,18 @@ async function checkPassword(ctx: ProxyContext, req: { user: string; password: s
   }
   // Before the lockout is read: an answer that differs by it (a malformed key refused only when not locked) would tell.
   await beforeCheck?.();
-  const failures = (await ctx.backend.get<Failures>(KEYS.loginFailures(name)))?.value;
-  if (failures?.locked_until && failures.locked_until > now) {
+  const user = name ? await getUser(ctx, name) : null;
+  // Counted before it is judged (lockout.ts): attempts sent all at once cannot outrun the count. Only a user's
+  // (a name nobody has fills nothing); a bot's never (it is refused below whatever it sends).
+  const counted = user && !isBot(user) ? await countAttempt(ctx, name) : { locked: 0, locking: false, at: 0 };
+  if (counted.locked) {
     // The caller gets what every failure gets: that the account exists and is locked, and for how long, is
     // no business of an anonymous caller's. The password is still hashed, so the time does not tell either.
     // The audit log keeps the reason.
     await verifyPassword(String(req.password ?? ""), undefined);
-    await ctx.audit.emit(audit("USER_LOGIN_FAILED", { user: name, success: false, method: "password", ...via, error: lockedReason(failures.locked_until - now), remote_addr: req.remote_addr }));
+    await ctx.audit.emit(audit("USER_LOGIN_FAILED", { user: name, success: false, method: "password", ...via, error: lockedReason(counted.locked), remote_addr: req.remote_addr }));
     throw new AzgateError("login_failed", GENERIC_FAILURE);
   }
-
-  const user = name ? await getUser(ctx, name) : null;
   const authItem = user ? await ctx.backend.get<UserAuth>(KEYS.userAuth(name)) : null;
   const auth = authItem?.value;
   // Always hash, even for an unknown user, so timing does not reveal which users exist.
@@ -116,6 +113,7 @@ async function checkPassword(ctx: ProxyContext, req: { user: string; password: s
   }
   // A code instead of the passkey this cluster (or this user's own device, with optional) asks for: refused, the reason audited.
   if (needs === "passkey" && path !== "passkey" && passwordOk && user && !isBot(user)) {
+    await failed(ctx, name, counted, req.remote_addr);
     await ctx.audit.emit(audit("USER_LOGIN_FAILED", { user: name, success: false, method: "password", ...via, error: "this user signs in with a passkey or security key (azgate login --mfa-mode browser, or the web UI's passkey sign-in)", remote_addr: req.remote_addr }));
     throw new AzgateError("login_failed", GENERIC_FAILURE);
   }
@@ -125,12 +123,15 @@ async function checkPassword(ctx: ProxyContext, req: { user: string; password: s
     throw new AzgateError("login_failed", GENERIC_FAILURE);
   }
   if (!user || !authItem || !auth || !passwordOk || !otpOk) {
-    await recordFailure(ctx, user ? name : null, name, now, req.remote_addr);
+    await failed(ctx, name, counted, req.remote_addr);
+    await ctx.audit.emit(audit("USER_LOGIN_FAILED", { user: name, success: false, method: "password", ...via, error: GENERIC_FAILURE, remote_addr: req.remote_addr }));
     throw new AzgateError("login_failed", GENERIC_FAILURE);
   }
   if (step !== null) await ctx.backend.compareAndSwap<UserAuth>(authItem.key, authItem.revision, { ...auth, totp_last_step: step });
-  // The password alone (a passkey login's first half) proves one factor: the count of failures stays until the second.
-  if (path !== "passkey") await ctx.backend.delete(KEYS.loginFailures(name));
+  // The password alone (a passkey login's first half) proves one factor of two: this attempt is taken out of
+  // the count again, the failures before it stay until the second factor (finishWebAuthnLogin).
+  if (path === "passkey") await uncount(ctx, name, counted);
+  else await succeeded(ctx, name);
   return { name, user, authItem };
 }
 
@@ -188,6 +189,8 @@ async function finishLogin(ctx: ProxyContext, name: string, user: User, _authIte
  * what every failure gets (the log says why).
  */
 export async function beginWebAuthnLogin(ctx: ProxyContext, rp: RelyingParty, req: { user: string; password: string; remote_addr?: string; via?: "web"; bound?: string }) {
+  // Paced before the password is checked: a full budget is refused whatever the password (no oracle in it).
+  if (USER_NAME.test(String(req.user ?? ""))) pacePerUser(ctx, budgetOf("login", String(req.user)));
   // Every failure gets one answer, which says what to do when no device is left: whether the password was right is told to nobody.
   const { name, user, authItem } = await checkPassword(ctx, req, undefined, "passkey").catch((e) => {
     throw isLoginFailed(e) ? new AzgateError("login_failed", PASSKEY_LOGIN_FAILURE) : e;
@@ -223,7 +226,7 @@ export async function finishWebAuthnLogin(ctx: ProxyContext, rp: RelyingParty, r
     return fail((e as Error).message);
   }
   // Both factors given: the failed-login count starts again (never at the begin, which checked the password alone).
-  await ctx.backend.delete(KEYS.loginFailures(name));
+  await succeeded(ctx, name);
   const authItem = await ctx.backend.get<UserAuth>(KEYS.userAuth(name));
   const other: Record<string, string> = req.cli_user && req.cli_user !== name ? { cli_user: req.cli_user } : {};
   return finishLogin(ctx, name, user, authItem!, { method: "password", second_factor: "webauthn", via: req.via, remote_addr: req.remote_addr, extra: other });
@@ -263,33 +266,3 @@ export async function loginCert(ctx: ProxyContext, identity: Identity, maxTtlMs:
   return { cert_pem: pemOf(cert), expires: cert.notAfter.toISOString(), identity };
 }
 
-/**
- * Counts a failure against an existing user only (a name nobody has cannot
- * fill the backend); the record expires with its window or its lock.
- */
-async function recordFailure(ctx: ProxyContext, existing: string | null, name: string, now: number, remoteAddr?: string): Promise<void> {
-  const { maxAttempts, windowMs, lockMs } = ctx.settings.lockout;
-  if (existing) {
-    const key = KEYS.loginFailures(name);
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const item = await ctx.backend.get<Failures>(key);
-      const times = [...(item?.value.times ?? []).filter((t) => t > now - windowMs), now];
-      const next: Failures = times.length >= maxAttempts ? { times: [], locked_until: now + lockMs } : { times };
-      try {
-        await ctx.backend.compareAndSwap(key, item?.revision ?? null, next, { expires: new Date(next.locked_until ?? now + windowMs) });
-        if (next.locked_until) {
-          await ctx.audit.emit(audit("USER_LOCKED_OUT", { user: name, until: new Date(next.locked_until).toISOString(), remote_addr: remoteAddr }));
-        }
-        break;
-      } catch (e) {
-        if ((e as AzgateError).code !== "compare_failed") throw e;
-      }
-    }
-  }
-  await ctx.audit.emit(audit("USER_LOGIN_FAILED", { user: name, success: false, method: "password", error: GENERIC_FAILURE, remote_addr: remoteAddr }));
-}
-
-/** Why a locked-out login was refused, for the audit log (never for the caller). */
-function lockedReason(remainingMs: number): string {
-  return `locked for ${formatDuration(remainingMs)} more after too many failed login attempts (azgate admin users reset lifts it)`;
-}

@@ -12,7 +12,7 @@ import { randomBytes } from "node:crypto";
 import { audit } from "../audit/events.ts";
 import { answeredChallenge, authenticationOptions, CEREMONY_MS, registrationOptions, verifyAssertion, verifyRegistration, type RelyingParty, type WebAuthnDevice } from "../auth/webauthn.ts";
 import { AzgateError, MfaRequired } from "../errors/index.ts";
-import { reauthenticate } from "./login.ts";
+import { passwordPathNeeds, reauthenticate } from "./login.ts";
 import type { Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
 import { KEYS, secretHash } from "./keys.ts";
@@ -37,7 +37,8 @@ interface Ceremony {
 
 /** A new challenge for `purpose`, bound to this user record (and to `bound`); base64url, as the browser sends it back. */
 export async function newCeremony(ctx: ProxyContext, purpose: CeremonyPurpose, user: string, userId: string, bound?: string): Promise<string> {
-  pacePerUser(ctx, user);
+  // A login's challenge was paced before its password was checked (beginWebAuthnLogin): a refusal then tells nothing of it.
+  if (purpose !== "login") pacePerUser(ctx, budgetOf(purpose, user));
   const challenge = randomBytes(32).toString("base64url");
   await ctx.backend.put<Ceremony>(KEYS.webauthnCeremony(secretHash(challenge)), { purpose, user, user_id: userId, ...(bound ? { bound } : {}) }, { expires: new Date(ctx.clock.now() + CEREMONY_MS) });
   return challenge;
@@ -56,26 +57,41 @@ export async function takeCeremony(ctx: ProxyContext, answer: unknown, purpose: 
   // Deleted before it is judged: a second answer to the same challenge (a replay, a race) finds nothing.
   if (!item || !(await ctx.backend.delete(key))) throw new Error("the challenge is unknown, expired or already answered");
   const c = item.value;
+  releaseOne(ctx, budgetOf(c.purpose, c.user));
   if (c.purpose !== purpose) throw new Error(`the challenge was for ${c.purpose}, not ${purpose}`);
   if (c.user !== user || c.user_id !== userId) throw new Error("the challenge was another user's");
   if ((c.bound ?? "") !== (bound ?? "")) throw new Error("the challenge was asked for something else");
   return challenge;
 }
 
-/** The most challenges (and browser steps) one user may have open on one replica: each is a record until it expires. */
+/**
+ * The most challenges (and browser steps) one user may have open on one
+ * replica, per budget: each is a record until it is answered or expires.
+ * Three budgets, so a stolen session filling its own cannot stop the person
+ * signing in: `login:` (a sign-in's, paced before its password is checked),
+ * `user:` (a signed-in person's: device changes, checks, reviews) and
+ * `check:` (the CLI's browser steps).
+ */
 export const MAX_OPEN_PER_USER = 16;
 const opened = new WeakMap<ProxyContext, Map<string, number[]>>();
 
-/** Refuses a user's next challenge or browser step while MAX_OPEN_PER_USER of theirs are live (rate_limited). */
-export function pacePerUser(ctx: ProxyContext, user: string, windowMs = CEREMONY_MS): void {
+export const budgetOf = (purpose: CeremonyPurpose, user: string) => `${purpose === "login" ? "login" : "user"}:${user}`;
+
+/** Refuses the budget's next challenge while MAX_OPEN_PER_USER of it are open (rate_limited). */
+export function pacePerUser(ctx: ProxyContext, budget: string, windowMs = CEREMONY_MS): void {
   let byUser = opened.get(ctx);
   if (!byUser) opened.set(ctx, (byUser = new Map()));
   const now = ctx.clock.now();
-  const live = (byUser.get(user) ?? []).filter((t) => t > now - windowMs);
-  if (live.length >= MAX_OPEN_PER_USER) throw new AzgateError("rate_limited", `too many passkey challenges started for ${user} in the last ${Math.round(windowMs / 60_000)} minutes; finish or wait for one to expire`);
+  const live = (byUser.get(budget) ?? []).filter((t) => t > now - windowMs);
+  if (live.length >= MAX_OPEN_PER_USER) throw new AzgateError("rate_limited", `too many passkey challenges open for ${budget.slice(budget.indexOf(":") + 1)}; finish one or wait a few minutes`);
   live.push(now);
-  byUser.set(user, live);
+  byUser.set(budget, live);
   if (byUser.size > 10_000) byUser.delete(byUser.keys().next().value!);
+}
+
+/** One of the budget's challenges was answered (or taken and refused): it is open no more. */
+export function releaseOne(ctx: ProxyContext, budget: string): void {
+  opened.get(ctx)?.get(budget)?.shift();
 }
 
 /** A challenge for the user's devices, for a fresh check (`session`, `review`) or a login's second half. */
@@ -218,6 +234,11 @@ export async function removeDevice(ctx: ProxyContext, caller: Caller, rp: Relyin
     const devices = item?.value.webauthn ?? [];
     const gone = devices.find((d) => d.id === deviceId);
     if (!item || !gone) throw new AzgateError("not_found", "no such passkey or security key of yours");
+    // The last one, where signing in needs one: refused, as the person would be locked out (Teleport refuses it too).
+    const left = { ...item.value, webauthn: devices.filter((d) => d !== gone) };
+    if (devices.length === 1 && passwordPathNeeds(ctx.settings.secondFactor, left) === "passkey") {
+      throw new AzgateError("bad_parameter", "this is your last passkey or security key, and you sign in with one: add another first");
+    }
     try {
       await ctx.backend.compareAndSwap<UserAuth>(item.key, item.revision, { ...item.value, webauthn: devices.filter((d) => d !== gone) });
       await ctx.audit.emit(audit("MFA_DEVICE_DELETED", { user: caller.name, session_id: caller.identity.session_id, device: gone.name, device_id: gone.id, success: true }));
