@@ -409,8 +409,8 @@ async function checkReviewCode(ctx: ProxyContext, user: string, otp: string): Pr
   const item = await ctx.backend.get<UserAuth>(KEYS.userAuth(user));
   if (!item?.value.totp_secret) return `you have no authenticator registered with azgate; add a passkey on the web UI's Passkeys page and review with it (SSO users and clusters without OTP cannot give a code)`;
   if (!otp) return "give the code (--otp CODE)";
-  // A stolen session guessing codes meets the sign-in's lockout (lockout.ts): counted before judged, the lock shared.
-  const counted = await countAttempt(ctx, user);
+  // A stolen session guessing codes meets a lockout (lockout.ts): counted before judged, a count of its own.
+  const counted = await countAttempt(ctx, user, "review");
   if (counted.locked) return lockedReason(counted.locked);
   const step = freshTotpStep(item.value.totp_secret, otp, item.value.totp_last_step, ctx.clock.now());
   const taken =
@@ -423,7 +423,7 @@ async function checkReviewCode(ctx: ProxyContext, user: string, otp: string): Pr
     await failed(ctx, user, counted);
     return "the code is wrong or already used";
   }
-  await succeeded(ctx, user);
+  await succeeded(ctx, user, "review");
   return null;
 }
 

@@ -16,6 +16,7 @@ import { parseDuration } from "../util/duration.ts";
 import { authorize, type Caller } from "./caller.ts";
 import { checkRule } from "../rbac/engine.ts";
 import type { ProxyContext } from "./context.ts";
+import { clearAll } from "./lockout.ts";
 import { KEYS, newSecret, secretHash } from "./keys.ts";
 import { listLocks, removeLock } from "./locks.ts";
 import { checkPersonName, checkUserName, createInvite, deleteInvitesOf, getUser, newUserStatus, requireRolesExist, userStamp, type UserAuth } from "./users.ts";
@@ -177,7 +178,7 @@ export async function removeResource(ctx: ProxyContext, caller: Caller, kind: Re
   } else {
     if (!(await ctx.backend.delete(KEYS.user(name)))) throw new AzgateError("not_found", `user "${name}" is not found`);
     await ctx.backend.delete(KEYS.userAuth(name));
-    await ctx.backend.delete(KEYS.loginFailures(name));
+    await clearAll(ctx, name);
     await deleteInvitesOf(ctx, name);
   }
   await ctx.audit.emit(resourceEvent(kind, "deleted", { user: caller.name, name }));
@@ -269,7 +270,7 @@ export async function resetUser(ctx: ProxyContext, caller: Caller, name: string)
   // Recovery: the password, the TOTP secret and every passkey go; the invite registers new ones.
   const devices = (await ctx.backend.get<UserAuth>(KEYS.userAuth(name)))?.value.webauthn ?? [];
   await ctx.backend.delete(KEYS.userAuth(name));
-  await ctx.backend.delete(KEYS.loginFailures(name));
+  await clearAll(ctx, name);
   await ctx.audit.emit(audit("USER_RESET", { user: caller.name, name, generation: user.status!.generation, ...(devices.length ? { devices_removed: devices.map((d) => d.name) } : {}) }));
   for (const d of devices) await ctx.audit.emit(audit("MFA_DEVICE_DELETED", { user: caller.name, name, device: d.name, device_id: d.id, reason: "reset", success: true }));
   return createInvite(ctx, user);

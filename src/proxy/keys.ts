@@ -11,6 +11,8 @@ export const KEYS = {
   users: "users/",
   userAuth: (name: string) => `user-auth/${name}`,
   loginFailures: (name: string) => `login-failures/${name}`,
+  /** A reviewer's wrong authenticator codes (review_mfa): a count of their own, so a stranger's wrong passwords cannot block reviews. */
+  reviewFailures: (name: string) => `review-failures/${name}`,
   invite: (tokenHash: string) => `invites/${tokenHash}`,
   invites: "invites/",
   /** Locks by id (Teleport's lock resource): every replica reads them on every request. */

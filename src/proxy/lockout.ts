@@ -19,9 +19,17 @@ interface Failures {
   locked_until?: number;
 }
 
+/**
+ * Which count: a sign-in's (password, passkey begin, the password again before
+ * a first passkey), or a review's authenticator code, counted apart so that
+ * wrong passwords anyone can send never block a signed-in reviewer.
+ */
+export type Kind = "login" | "review";
+const keyOf = (kind: Kind, user: string) => (kind === "login" ? KEYS.loginFailures(user) : KEYS.reviewFailures(user));
+
 /** How long the user stays locked from now: 0 when not locked. */
-export async function lockedFor(ctx: ProxyContext, user: string): Promise<number> {
-  const until = (await ctx.backend.get<Failures>(KEYS.loginFailures(user)))?.value.locked_until ?? 0;
+export async function lockedFor(ctx: ProxyContext, user: string, kind: Kind = "login"): Promise<number> {
+  const until = (await ctx.backend.get<Failures>(keyOf(kind, user)))?.value.locked_until ?? 0;
   return Math.max(0, until - ctx.clock.now());
 }
 
@@ -36,9 +44,9 @@ export function lockedReason(remainingMs: number): string {
  * set the lock, which stands unless it succeeds (then `failed(...)` is not
  * called and `succeeded` clears it).
  */
-export async function countAttempt(ctx: ProxyContext, user: string): Promise<{ locked: number; locking: boolean; at: number }> {
+export async function countAttempt(ctx: ProxyContext, user: string, kind: Kind = "login"): Promise<{ locked: number; locking: boolean; at: number }> {
   const { maxAttempts, windowMs, lockMs } = ctx.settings.lockout;
-  const key = KEYS.loginFailures(user);
+  const key = keyOf(kind, user);
   // Until the count lands: a conflict is another attempt counting itself; after many, refuse (fail closed).
   for (let attempt = 0; attempt < 100; attempt++) {
     const now = ctx.clock.now();
@@ -87,6 +95,12 @@ export async function uncount(ctx: ProxyContext, user: string, counted: { lockin
 }
 
 /** Both factors given: the count starts again. */
-export async function succeeded(ctx: ProxyContext, user: string): Promise<void> {
+export async function succeeded(ctx: ProxyContext, user: string, kind: Kind = "login"): Promise<void> {
+  await ctx.backend.delete(keyOf(kind, user));
+}
+
+/** An administrator's reset, or new credentials from an invite: both counts start again. */
+export async function clearAll(ctx: ProxyContext, user: string): Promise<void> {
   await ctx.backend.delete(KEYS.loginFailures(user));
+  await ctx.backend.delete(KEYS.reviewFailures(user));
 }

@@ -18,7 +18,7 @@ import { countAttempt, failed, lockedReason, succeeded, uncount } from "./lockou
 import { pemOf } from "./cluster.ts";
 import type { Item } from "../storage/backend.ts";
 import { authenticationOptions, type RelyingParty } from "../auth/webauthn.ts";
-import { budgetOf, checkAssertion, newCeremony, pacePerUser } from "./webauthn.ts";
+import { budgetOf, checkAssertion, newCeremony, pacePerUser, releaseOne } from "./webauthn.ts";
 
 export interface LoginRequest {
   user: string;
@@ -189,19 +189,26 @@ async function finishLogin(ctx: ProxyContext, name: string, user: User, _authIte
  * what every failure gets (the log says why).
  */
 export async function beginWebAuthnLogin(ctx: ProxyContext, rp: RelyingParty, req: { user: string; password: string; remote_addr?: string; via?: "web"; bound?: string }) {
-  // Paced before the password is checked: a full budget is refused whatever the password (no oracle in it).
-  if (USER_NAME.test(String(req.user ?? ""))) pacePerUser(ctx, budgetOf("login", String(req.user)));
-  // Every failure gets one answer, which says what to do when no device is left: whether the password was right is told to nobody.
-  const { name, user, authItem } = await checkPassword(ctx, req, undefined, "passkey").catch((e) => {
-    throw isLoginFailed(e) ? new AzgateError("login_failed", PASSKEY_LOGIN_FAILURE) : e;
-  });
-  const devices = authItem.value.webauthn ?? [];
-  if (!devices.length) {
-    await ctx.audit.emit(audit("USER_LOGIN_FAILED", { user: name, success: false, method: "password", ...(req.via ? { via: req.via } : {}), error: "no passkey or security key is registered for this user", remote_addr: req.remote_addr }));
-    throw new AzgateError("login_failed", PASSKEY_LOGIN_FAILURE);
+  // Paced before the password is checked, so a full budget is refused whatever the password (no oracle in it);
+  // only a user's (made-up names take no place), and a begin that makes no challenge gives its place back.
+  const budget = USER_NAME.test(String(req.user ?? "")) && (await getUser(ctx, String(req.user))) ? budgetOf("login", String(req.user)) : null;
+  if (budget) pacePerUser(ctx, budget);
+  try {
+    // Every failure gets one answer, which says what to do when no device is left: whether the password was right is told to nobody.
+    const { name, user, authItem } = await checkPassword(ctx, req, undefined, "passkey").catch((e) => {
+      throw isLoginFailed(e) ? new AzgateError("login_failed", PASSKEY_LOGIN_FAILURE) : e;
+    });
+    const devices = authItem.value.webauthn ?? [];
+    if (!devices.length) {
+      await ctx.audit.emit(audit("USER_LOGIN_FAILED", { user: name, success: false, method: "password", ...(req.via ? { via: req.via } : {}), error: "no passkey or security key is registered for this user", remote_addr: req.remote_addr }));
+      throw new AzgateError("login_failed", PASSKEY_LOGIN_FAILURE);
+    }
+    const challenge = await newCeremony(ctx, "login", name, userStamp(user).id, req.bound);
+    return authenticationOptions(rp, devices, challenge);
+  } catch (e) {
+    if (budget) releaseOne(ctx, budget);
+    throw e;
   }
-  const challenge = await newCeremony(ctx, "login", name, userStamp(user).id, req.bound);
-  return authenticationOptions(rp, devices, challenge);
 }
 
 /**

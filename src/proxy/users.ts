@@ -7,6 +7,7 @@ import { isBot, USER_NAME, type User, type UserStatus } from "../resources/user.
 import { checkPasswordStrength, hashPassword } from "../auth/password.ts";
 import { checkTotp } from "../auth/totp.ts";
 import { formatDuration } from "../util/duration.ts";
+import { clearAll } from "./lockout.ts";
 import { KEYS, newSecret, secretHash } from "./keys.ts";
 import type { ProxyContext } from "./context.ts";
 
@@ -167,7 +168,7 @@ export async function acceptInvite(
   }
   await ctx.backend.put<UserAuth>(KEYS.userAuth(user), auth);
   await deleteInvitesOf(ctx, user);
-  await ctx.backend.delete(KEYS.loginFailures(user));
+  await clearAll(ctx, user);
   await ctx.audit.emit(audit("USER_PASSWORD_SET", { user, success: true }));
   for (const d of auth.webauthn ?? []) await ctx.audit.emit(audit("MFA_DEVICE_ADDED", { user, device: d.name, device_id: d.id, success: true }));
   return { user };

@@ -86,8 +86,16 @@ export function pacePerUser(ctx: ProxyContext, budget: string, windowMs = CEREMO
   if (live.length >= MAX_OPEN_PER_USER) throw new AzgateError("rate_limited", `too many passkey challenges open for ${budget.slice(budget.indexOf(":") + 1)}; finish one or wait a few minutes`);
   live.push(now);
   byUser.set(budget, live);
-  if (byUser.size > 10_000) byUser.delete(byUser.keys().next().value!);
+  // Bounded by forgetting what has expired, never what is open (dropping a live budget would reopen its cap).
+  if (byUser.size > MAX_BUDGETS) for (const [k, times] of byUser) if (!times.some((t) => t > now - windowMs)) byUser.delete(k);
+  if (byUser.size > MAX_BUDGETS) {
+    byUser.delete(budget);
+    throw new AzgateError("rate_limited", "too many passkey challenges open on this proxy; try again in a few minutes");
+  }
 }
+
+/** Budgets kept at once on one replica (each a user's, with a challenge open in the last minutes). */
+const MAX_BUDGETS = 10_000;
 
 /** One of the budget's challenges was answered (or taken and refused): it is open no more. */
 export function releaseOne(ctx: ProxyContext, budget: string): void {
