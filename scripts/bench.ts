@@ -12,6 +12,9 @@
  *    azure` (medians of interleaved rounds, and the difference in ms);
  *  - how fast the single binary starts: `dist/azgate --help`, median of 10
  *    (built first, so the figure is this checkout's);
+ *  - the SDK path (scripts/bench-sdk.ts): HTTPS through a running `proxy
+ *    azure`, with kept connections and with a new one per request, and the
+ *    real @azure/arm-resources behind its HTTPS_PROXY, beside direct;
  *  - the everyday commands (status, apps ls, apps login, an agent that is
  *    down), each beside its target (scripts/bench-cli.ts);
  *  - two proxy replicas on PostgreSQL behind a TCP balancer: 1,000
@@ -35,7 +38,7 @@ import { loadAgentState } from "../src/agent/state.ts";
 import { dialTunnel, type TunnelSession } from "../src/tunnel/index.ts";
 import path from "node:path";
 import { startEmulator } from "../src/emulator/server.ts";
-import { cli, startCli, startProxyProcess, tempDir } from "../test/helpers/azgate.ts";
+import { cli, parseExports, startCli, startProxyProcess, tempDir } from "../test/helpers/azgate.ts";
 import { runCommand } from "../test/helpers/run.ts";
 import { saveProfile } from "../src/client/profile.ts";
 import { IDENTITY, readBody, spawnAgent, startCluster } from "../test/helpers/cluster.ts";
@@ -47,6 +50,7 @@ import { startReplicaCluster } from "../test/helpers/replicas.ts";
 import { describeLoad, replicaLoad } from "../test/helpers/replica-load.ts";
 import { cpuTicksOf, inRounds, load, median, pct } from "./bench-measure.ts";
 import { everydayCommands, printCliRows } from "./bench-cli.ts";
+import { sdkPathBench } from "./bench-sdk.ts";
 
 void startProxyProcess;
 const N = Number(process.env.BENCH_REQUESTS ?? 4000);
@@ -63,8 +67,8 @@ const STREAM_ROUNDS = Number(process.env.BENCH_STREAM_ROUNDS ?? 3);
 /** Requests each ARM path gets before the rounds, so every path is measured warm. */
 const ARM_WARMUP = Number(process.env.BENCH_WARMUP ?? 500);
 const SINK_HOST = "benchsink.blob.core.windows.net";
-/** BENCH_ONLY=arm,idle runs some parts (startup, arm, stream, az, cli, idle, replicas); all by default. */
-const ONLY = new Set((process.env.BENCH_ONLY ?? "startup,arm,stream,az,cli,idle,replicas").split(",").map((s) => s.trim()));
+/** BENCH_ONLY=arm,idle runs some parts (startup, arm, stream, az, sdk, cli, idle, replicas); all by default. */
+const ONLY = new Set((process.env.BENCH_ONLY ?? "startup,arm,stream,az,sdk,cli,idle,replicas").split(",").map((s) => s.trim()));
 const READER = IDENTITY("teleport-reader");
 
 /** The sink standing in for a fast Azure data plane: a PUT's body is counted and dropped, a GET returns ?size zero bytes. */
@@ -314,6 +318,7 @@ async function main() {
   naive.stop();
 
   const az = ONLY.has("az") ? await azBench(emu, cluster, user, binary) : [];
+  const sdk = ONLY.has("sdk") ? await withProxyAzure(cluster, user, (env) => sdkPathBench({ url: URL_SUBS, emulator: { port: emu.httpsPort, caPem: emu.caPem, caFile: emu.caFile, proxyPort: emu.proxyPort }, directToken: armToken, env, requestsC1: N1, requestsC16: N, rounds: ROUNDS, warmup: ARM_WARMUP })) : null;
   const everyday = ONLY.has("cli") ? await everydayCommands({ binary, cluster, fx, home: await benchHome(cluster, user), directAzEnv: await directAz(emu), readerClientId: READER_CLIENT_ID }) : [];
   const diagPort = Number(/Diagnostics:\s+http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(cluster.proxy.output())?.[1]);
   const idle = ONLY.has("idle") ? await idleTunnelBench(cluster.proxy.child.pid!, cluster.target.baseUrl, agent.dataDir, diagPort) : [];
@@ -341,6 +346,11 @@ async function main() {
   if (az.length) console.log(`\n| az group list (${AZ_RUNS} interleaved rounds) | median ms | median of each round's difference from direct |\n|---|---:|---:|`);
   for (const r of az) console.log(`| ${r.name} | ${r.median.toFixed(0)} | ${r === az[0] ? "" : `${r.added >= 0 ? "+" : ""}${r.added.toFixed(0)} ms`} |`);
 
+  if (sdk) {
+    console.log(`\n| the SDK path: HTTPS through a running proxy azure (its printed HTTPS_PROXY and CA, a token from its IDENTITY_ENDPOINT) | c1 p50 ms | added p50 | c16 req/s | share of direct |\n|---|---:|---:|---:|---:|`);
+    for (const r of [...sdk.raw, ...sdk.sdk]) console.log(`| ${r.name} | ${r.p50.toFixed(2)} | ${r.added === null ? "" : `${r.added >= 0 ? "+" : ""}${r.added.toFixed(2)} ms`} | ${r.rps.toFixed(0)} | ${r.share === null ? "" : `${r.share.toFixed(1)} %`} |`);
+    console.log(`(each "through" row against the direct row above it; medians of ${ROUNDS} interleaved rounds; the SDK rows in a process of their own per round)`);
+  }
   if (everyday.length) printCliRows(everyday);
 
   if (idle.length) console.log(`\n| idle agent tunnels on one proxy | proxy RSS MiB | RSS per tunnel (from none) | heap MiB | heap per tunnel | proxy CPU while idle, % of a core (${IDLE_WINDOW_S} s) |\n|---|---:|---:|---:|---:|---:|`);
@@ -419,6 +429,20 @@ async function benchHome(cluster: Awaited<ReturnType<typeof startCluster>>, user
   const home = tempDir("azgate-bench-home-");
   await saveProfile({ proxy: cluster.proxy.addr, user: user.name, cluster: "e2e", ca_pem: cluster.target.ca_pem }, user.keyPem, user.certPem, home);
   return home;
+}
+
+/** Runs `fn` with the exports of a running `azgate proxy azure` (apps login first), then stops it. */
+async function withProxyAzure<T>(cluster: Awaited<ReturnType<typeof startCluster>>, user: Awaited<ReturnType<Awaited<ReturnType<typeof startCluster>>["user"]>>, fn: (env: Record<string, string>) => Promise<T>): Promise<T> {
+  const home = await benchHome(cluster, user);
+  const env = { HOME: home, AZURE_CORE_COLLECT_TELEMETRY: "false" };
+  const appLogin = await cli(["apps", "login", "azure-cli", "--azure-identity", "teleport-reader"], { home, env });
+  if (appLogin.code !== 0) throw new Error(`apps login: ${appLogin.stderr}`);
+  const proxy = await startCli(["proxy", "azure", "--format", "unix"], { home, env, ready: /export NODE_EXTRA_CA_CERTS=.*\n/ });
+  try {
+    return await fn(parseExports(proxy.output().split("\n").filter((l) => l.startsWith("export ")).join("\n")));
+  } finally {
+    await proxy.stop();
+  }
 }
 
 /** Wall-clock of whole `az group list` processes, as a user feels them. */
