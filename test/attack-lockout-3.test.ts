@@ -7,9 +7,9 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { useEmulator } from "./helpers/emulator.ts";
-import { IDENTITY } from "./helpers/cluster.ts";
 import { startMemoryCluster, type MemoryCluster } from "./helpers/memory-cluster.ts";
 import { SoftAuthenticator } from "./helpers/soft-authenticator.ts";
+import { ORIGIN, PASSKEY_ROLES, PASSWORD, READER } from "./helpers/passkeys.ts";
 import { beginWebAuthnLogin, finishWebAuthnLogin, login, relyingParty } from "../src/proxy/login.ts";
 import { beginRegistration, finishRegistration, pacePerUser, registrationCheck } from "../src/proxy/webauthn.ts";
 import { CEREMONY_MS } from "../src/auth/webauthn.ts";
@@ -22,27 +22,7 @@ import { createRequest, reviewRequest } from "../src/proxy/access-requests.ts";
 import { servedApps } from "../src/proxy/registry.ts";
 
 const fx = useEmulator({ projectToken: true });
-const READER = IDENTITY("teleport-reader");
-const CONTRIB = IDENTITY("teleport-contributor");
-const ORIGIN = "https://proxy.example:3080";
-const PASSWORD = (u: string) => `correct horse battery ${u}`;
-const ROLES = `kind: role
-version: v7
-metadata: {name: plain}
-spec: {allow: {app_labels: {'*': '*'}, azure_identities: ['${CONTRIB}']}}
----
-kind: role
-version: v7
-metadata: {name: requester}
-spec: {allow: {app_labels: {'*': '*'}, request: {azure_identities: ['${READER}'], max_duration: 1h}}}
----
-kind: role
-version: v7
-metadata: {name: careful-reviewer}
-spec:
-  allow: {review_requests: {azure_identities: ['${READER}']}}
-  options: {review_mfa: true}
-`;
+const ROLES = PASSKEY_ROLES;
 
 describe("third attack: the failed-login lockout and the challenge budgets", () => {
   let c: MemoryCluster;

@@ -7,9 +7,9 @@
 import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { useEmulator } from "./helpers/emulator.ts";
-import { IDENTITY } from "./helpers/cluster.ts";
 import { startMemoryCluster, type MemoryCluster } from "./helpers/memory-cluster.ts";
 import { SoftAuthenticator } from "./helpers/soft-authenticator.ts";
+import { browserCheck, ORIGIN, PASSKEY_ROLES, PASSWORD, READER } from "./helpers/passkeys.ts";
 import { beginWebAuthnLogin, finishWebAuthnLogin, login, relyingParty } from "../src/proxy/login.ts";
 import { beginRegistration, finishRegistration, listDevices, registrationCheck, removeDevice } from "../src/proxy/webauthn.ts";
 import { beginBrowserStep, finishBrowserStep, startBrowserCheck, startBrowserLogin } from "../src/proxy/browser-flows.ts";
@@ -27,34 +27,7 @@ import { VERSION_HEADER } from "../src/api/version.ts";
 import type { SecondFactor } from "../src/api/types.ts";
 
 const fx = useEmulator({ projectToken: true });
-const READER = IDENTITY("teleport-reader");
-const CONTRIB = IDENTITY("teleport-contributor");
-const ORIGIN = "https://proxy.example:3080";
-const PASSWORD = (u: string) => `correct horse battery ${u}`;
-const ROLES = `kind: role
-version: v7
-metadata: {name: prod-mfa}
-spec:
-  allow: {app_labels: {'*': '*'}, azure_identities: ['${READER}']}
-  options: {require_session_mfa: true}
----
-kind: role
-version: v7
-metadata: {name: plain}
-spec: {allow: {app_labels: {'*': '*'}, azure_identities: ['${CONTRIB}']}}
----
-kind: role
-version: v7
-metadata: {name: requester}
-spec: {allow: {app_labels: {'*': '*'}, request: {azure_identities: ['${READER}'], max_duration: 1h}}}
----
-kind: role
-version: v7
-metadata: {name: careful-reviewer}
-spec:
-  allow: {review_requests: {azure_identities: ['${READER}']}}
-  options: {review_mfa: true}
-`;
+const ROLES = PASSKEY_ROLES;
 
 describe("second attack on passkeys and per-session MFA", () => {
   let c: MemoryCluster;
@@ -106,14 +79,7 @@ describe("second attack on passkeys and per-session MFA", () => {
     return { name, code, caller: await resolveCaller(c.ctx, res.identity), expires: new Date(res.expires) };
   }
 
-  /** The CLI's fresh check, done in the browser by whoever holds `key`. */
-  async function check(caller: Caller, key: SoftAuthenticator, what: Record<string, string>) {
-    const secret = randomBytes(32).toString("hex");
-    const { attempt } = await startBrowserCheck(c.ctx, caller, { ...what, redirect_url: "http://127.0.0.1:9/callback", secret_hash: hash(secret) }, ORIGIN, c.registry);
-    const options = await beginBrowserStep(c.ctx, rp(), attempt, {});
-    const { next } = await finishBrowserStep(c.ctx, rp(), attempt, { response: await key.assert(options, ORIGIN) });
-    return { attempt, code: new URL(next).searchParams.get("code")!, secret };
-  }
+  const check = (caller: Caller, key: SoftAuthenticator, what: Record<string, string>, origin?: string) => browserCheck(c, caller, key, what, origin);
 
   const failures = async (user: string) => (await c.ctx.audit.search({ event: "user.login" })).filter((e) => e.user === user && e.success === false);
 

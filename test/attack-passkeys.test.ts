@@ -7,9 +7,9 @@
 import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { useEmulator } from "./helpers/emulator.ts";
-import { IDENTITY } from "./helpers/cluster.ts";
 import { startMemoryCluster, type MemoryCluster } from "./helpers/memory-cluster.ts";
 import { SoftAuthenticator } from "./helpers/soft-authenticator.ts";
+import { browserCheck, CONTRIB, ORIGIN, PASSKEY_ROLES, PASSWORD, READER } from "./helpers/passkeys.ts";
 import { authenticate, beginWebAuthnLogin, relyingParty } from "../src/proxy/login.ts";
 import { beginRegistration, finishRegistration, listDevices, registrationCheck, removeDevice } from "../src/proxy/webauthn.ts";
 import { beginBrowserStep, finishBrowserStep, startBrowserCheck, startBrowserLogin } from "../src/proxy/browser-flows.ts";
@@ -24,22 +24,7 @@ import { VERSION } from "../src/version.ts";
 import { VERSION_HEADER } from "../src/api/version.ts";
 
 const fx = useEmulator({ projectToken: true });
-const READER = IDENTITY("teleport-reader");
-const CONTRIB = IDENTITY("teleport-contributor");
-const ORIGIN = "https://proxy.example:3080";
-const PASSWORD = (u: string) => `correct horse battery ${u}`;
-const ROLES = `kind: role
-version: v7
-metadata: {name: prod-mfa}
-spec:
-  allow: {app_labels: {'*': '*'}, azure_identities: ['${READER}']}
-  options: {require_session_mfa: true}
----
-kind: role
-version: v7
-metadata: {name: plain}
-spec: {allow: {app_labels: {'*': '*'}, azure_identities: ['${CONTRIB}']}}
-`;
+const ROLES = PASSKEY_ROLES;
 
 describe("attacks on passkeys, browser steps and per-session MFA", () => {
   let c: MemoryCluster;
@@ -68,14 +53,7 @@ describe("attacks on passkeys, browser steps and per-session MFA", () => {
     return { name, caller, expires, key };
   }
 
-  /** The CLI's fresh check, done in the browser by whoever holds `key`. */
-  async function check(caller: Caller, key: SoftAuthenticator, what: Record<string, string>) {
-    const secret = randomBytes(32).toString("hex");
-    const { attempt } = await startBrowserCheck(c.ctx, caller, { ...what, redirect_url: "http://127.0.0.1:9/callback", secret_hash: hash(secret) }, ORIGIN, c.registry);
-    const options = await beginBrowserStep(c.ctx, rp(), attempt, {});
-    const { next } = await finishBrowserStep(c.ctx, rp(), attempt, { response: await key.assert(options, ORIGIN) });
-    return { attempt, code: new URL(next).searchParams.get("code")!, secret };
-  }
+  const check = (caller: Caller, key: SoftAuthenticator, what: Record<string, string>, origin?: string) => browserCheck(c, caller, key, what, origin);
 
   // ---------------------------------------------------------------- findings
 

@@ -13,9 +13,9 @@
 import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { useEmulator } from "./helpers/emulator.ts";
-import { IDENTITY } from "./helpers/cluster.ts";
 import { startMemoryCluster, type MemoryCluster } from "./helpers/memory-cluster.ts";
 import { SoftAuthenticator } from "./helpers/soft-authenticator.ts";
+import { browserCheck, CONTRIB, ORIGIN, PASSKEY_ROLES, READER } from "./helpers/passkeys.ts";
 import { relyingParty } from "../src/proxy/login.ts";
 import { beginRegistration, finishRegistration } from "../src/proxy/webauthn.ts";
 import { beginBrowserStep, finishBrowserStep, pickUpBrowserLogin, startBrowserCheck, startBrowserLogin } from "../src/proxy/browser-flows.ts";
@@ -31,34 +31,8 @@ import { assertionOptions } from "../src/proxy/webauthn.ts";
 import { userStamp } from "../src/proxy/users.ts";
 
 const fx = useEmulator({ projectToken: true });
-const READER = IDENTITY("teleport-reader");
-const CONTRIB = IDENTITY("teleport-contributor");
-const ORIGIN = "https://proxy.example:3080";
 const GROUPS = "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups?api-version=2022-09-01";
-const ROLES = `kind: role
-version: v7
-metadata: {name: prod-mfa}
-spec:
-  allow: {app_labels: {'*': '*'}, azure_identities: ['${READER}']}
-  options: {require_session_mfa: true}
----
-kind: role
-version: v7
-metadata: {name: plain}
-spec: {allow: {app_labels: {'*': '*'}, azure_identities: ['${CONTRIB}']}}
----
-kind: role
-version: v7
-metadata: {name: requester}
-spec: {allow: {app_labels: {'*': '*'}, request: {azure_identities: ['${READER}'], max_duration: 1h}}}
----
-kind: role
-version: v7
-metadata: {name: careful-reviewer}
-spec:
-  allow: {review_requests: {azure_identities: ['${READER}']}}
-  options: {review_mfa: true}
-`;
+const ROLES = PASSKEY_ROLES;
 
 describe("per-session MFA", () => {
   let c: MemoryCluster;
@@ -85,16 +59,12 @@ describe("per-session MFA", () => {
     return { name, caller, expires, key };
   }
 
-  /** The CLI's check as the browser does it: started by the caller, answered by `key` on `origin`. */
-  async function check(caller: Caller, key: SoftAuthenticator, what: Record<string, string>, origin = ORIGIN) {
-    const secret = randomBytes(32).toString("hex");
-    const { attempt } = await startBrowserCheck(c.ctx, caller, { ...what, redirect_url: "http://127.0.0.1:9/callback", secret_hash: createHash("sha256").update(secret).digest("hex") }, ORIGIN, c.registry);
-    const options = await beginBrowserStep(c.ctx, rp(), attempt, {});
-    const { next } = await finishBrowserStep(c.ctx, rp(), attempt, { response: await key.assert(options, origin) });
-    const code = new URL(next).searchParams.get("code")!;
-    expect(next).toMatch(/^http:\/\/127\.0\.0\.1:9\/callback\?code=/);
-    return { attempt, code, secret };
-  }
+  /** The CLI's check as the browser does it (helpers/passkeys.ts): the browser ends at the CLI's loopback with the code. */
+  const check = async (caller: Caller, key: SoftAuthenticator, what: Record<string, string>, origin?: string) => {
+    const done = await browserCheck(c, caller, key, what, origin);
+    expect(done.next).toMatch(/^http:\/\/127\.0\.0\.1:9\/callback\?code=/);
+    return done;
+  };
 
   it("refuses apps login without a fresh check (mfa_required, audited); with one the certificate lives a minute on disk, the login's life in memory, and serves", async () => {
     const p = await person();

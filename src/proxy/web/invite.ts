@@ -1,9 +1,8 @@
 import { Hono } from "hono";
 import { html, raw } from "hono/html";
 import { AzgateError, isAzgateError } from "../../errors/index.ts";
-import type { Context } from "hono";
 import type { RelyingParty } from "../../auth/webauthn.ts";
-import { checkCsrf } from "./session.ts";
+import { answerOf, anonymousJsonForm } from "./json-form.ts";
 import { withFlash } from "./flash.ts";
 import { newTotpSecret, totpFor } from "../../auth/totp.ts";
 import type { ProxyContext } from "../context.ts";
@@ -36,38 +35,16 @@ export function invitePages(ctx: ProxyContext, limiter: LoginRateLimiter, rp: ()
   });
 
   // With a passkey (auth.second_factor webauthn or on): the page's script registers it, then sends it with the password.
-  const json = (c: Context, e: unknown) => {
-    if (!isAzgateError(e)) throw e;
-    return c.json({ error: { code: e.code, message: e.message } }, e.status as 400);
-  };
-  web.post("/invite/:token/passkey/begin", async (c) => {
-    try {
-      checkCsrf(c, null, undefined);
-      limiter.check(remoteAddr(c));
-      return c.json(await invitePasskeyOptions(ctx, rp(), c.req.param("token")));
-    } catch (e) {
-      return json(c, e);
-    }
-  });
-  web.post("/invite/:token/passkey", async (c) => {
-    try {
-      checkCsrf(c, null, undefined);
-      limiter.check(remoteAddr(c));
-      const f = await c.req.parseBody();
+  web.post("/invite/:token/passkey/begin", anonymousJsonForm(limiter, (c) => invitePasskeyOptions(ctx, rp(), (c.req.param("token") ?? ""))));
+  web.post(
+    "/invite/:token/passkey",
+    anonymousJsonForm(limiter, async (c, f, remote) => {
       const get = (k: string) => (typeof f[k] === "string" ? (f[k] as string) : "");
       if (get("password") !== get("password_confirm")) throw new AzgateError("bad_parameter", "the two passwords differ");
-      let response: unknown;
-      try {
-        response = JSON.parse(get("response"));
-      } catch {
-        throw new AzgateError("bad_parameter", "response: not the browser's WebAuthn answer");
-      }
-      await acceptInvite(ctx, c.req.param("token"), { password: get("password"), passkey: { rp: rp(), response, name: get("name") } }, remoteAddr(c));
-      return c.json({ next: withFlash("/web/login/passkey", { ok: "account_ready" }) });
-    } catch (e) {
-      return json(c, e);
-    }
-  });
+      await acceptInvite(ctx, (c.req.param("token") ?? ""), { password: get("password"), passkey: { rp: rp(), response: answerOf(f, "response"), name: get("name") } }, remote);
+      return { next: withFlash("/web/login/passkey", { ok: "account_ready" }) };
+    }),
+  );
 
   web.post("/invite/:token", async (c) => {
     const f = await c.req.parseBody();

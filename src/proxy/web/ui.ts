@@ -33,6 +33,7 @@ import { createLock, removeLock } from "../locks.ts";
 import { beginWebAuthnLogin, finishWebAuthnLogin, relyingParty } from "../login.ts";
 import { assertionOptions, beginRegistration, finishRegistration, listDevices, registrationCheck, removeDevice } from "../webauthn.ts";
 import { cliStepPage, keysPage, passkeySignIn } from "./pages/keys.ts";
+import { answerOf, anonymousJsonForm, jsonForm } from "./json-form.ts";
 import { pendingAttempt, scopeText } from "../browser-attempt.ts";
 import { userStamp, type UserAuth } from "../users.ts";
 import { beginBrowserStep, finishBrowserStep } from "../browser-flows.ts";
@@ -108,40 +109,16 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
   // Passkeys (proxy/webauthn.ts): the password, then the browser's WebAuthn, then a session. The page's script posts forms and reads JSON.
   const rp = () => relyingParty(ctx, opts.publicUrl());
   web.get("/login/passkey", (c) => c.html(layout({ title: "Sign in with a passkey", cluster: ctx.cluster.name, flash: flashOf(c) }, passkeySignIn(safeNext(c.req.query("next")), ctx.settings.secondFactor === "webauthn"))));
-  const jsonError = (c: Context, e: unknown) => {
-    if (!isAzgateError(e)) throw e;
-    return c.json({ error: { code: e.code, message: e.message } }, e.status as 401);
-  };
-  web.post("/login/passkey/begin", async (c) => {
-    try {
-      checkCsrf(c, null, undefined);
-      const remote = remoteAddr(c);
-      opts.limiter.check(remote);
-      const f = await c.req.parseBody();
-      return c.json(await beginWebAuthnLogin(ctx, rp(), { user: String(f.user ?? ""), password: String(f.password ?? ""), remote_addr: remote, via: "web" }));
-    } catch (e) {
-      return jsonError(c, e);
-    }
-  });
-  web.post("/login/passkey", async (c) => {
-    try {
-      checkCsrf(c, null, undefined);
-      const remote = remoteAddr(c);
-      opts.limiter.check(remote);
-      const f = await c.req.parseBody();
-      let answer: unknown;
-      try {
-        answer = JSON.parse(String(f.response ?? ""));
-      } catch {
-        throw new AzgateError("bad_parameter", "response: not the browser's WebAuthn answer");
-      }
-      const { identity, maxTtlMs } = await finishWebAuthnLogin(ctx, rp(), { user: String(f.user ?? ""), webauthn: answer, remote_addr: remote, via: "web" });
+  const anonymous = (handler: Parameters<typeof anonymousJsonForm>[1]) => anonymousJsonForm(opts.limiter, handler);
+  web.post("/login/passkey/begin", anonymous((_c, f, remote) => beginWebAuthnLogin(ctx, rp(), { user: String(f.user ?? ""), password: String(f.password ?? ""), remote_addr: remote, via: "web" })));
+  web.post(
+    "/login/passkey",
+    anonymous(async (c, f, remote) => {
+      const { identity, maxTtlMs } = await finishWebAuthnLogin(ctx, rp(), { user: String(f.user ?? ""), webauthn: answerOf(f, "response"), remote_addr: remote, via: "web" });
       await startWebSession(ctx, c, identity, maxTtlMs);
-      return c.json({ next: safeNext(String(f.next ?? "")) || "/web" });
-    } catch (e) {
-      return jsonError(c, e);
-    }
-  });
+      return { next: safeNext(String(f.next ?? "")) || "/web" };
+    }),
+  );
 
   // A CLI's login or fresh check in the browser (proxy/browser-flows.ts): no web session needed, the attempt says who and what.
   web.get("/cli/:id", async (c) => {
@@ -153,33 +130,8 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
       return c.html(layout({ title: "azgate CLI", cluster: ctx.cluster.name }, html`<h1>azgate CLI</h1><p class="error">${e.message}</p>`), 410);
     }
   });
-  web.post("/cli/:id/begin", async (c) => {
-    try {
-      checkCsrf(c, null, undefined);
-      const remote = remoteAddr(c);
-      opts.limiter.check(remote);
-      return c.json(await beginBrowserStep(ctx, rp(), c.req.param("id"), await c.req.parseBody(), remote));
-    } catch (e) {
-      return jsonError(c, e);
-    }
-  });
-  web.post("/cli/:id", async (c) => {
-    try {
-      checkCsrf(c, null, undefined);
-      const remote = remoteAddr(c);
-      opts.limiter.check(remote);
-      const f = await c.req.parseBody();
-      let answer: unknown;
-      try {
-        answer = JSON.parse(String(f.response ?? ""));
-      } catch {
-        throw new AzgateError("bad_parameter", "response: not the browser's WebAuthn answer");
-      }
-      return c.json(await finishBrowserStep(ctx, rp(), c.req.param("id"), { ...f, response: answer }, remote));
-    } catch (e) {
-      return jsonError(c, e);
-    }
-  });
+  web.post("/cli/:id/begin", anonymous((c, f, remote) => beginBrowserStep(ctx, rp(), (c.req.param("id") ?? ""), f, remote)));
+  web.post("/cli/:id", anonymous((c, f, remote) => finishBrowserStep(ctx, rp(), (c.req.param("id") ?? ""), { ...f, response: answerOf(f, "response") }, remote)));
 
   // A link, not a form: the browser leaves for the identity provider, which a form's CSP (form-action 'self') would stop.
   // Starting an attempt changes nothing for anyone; it is bound to this browser by a cookie (sso/routes.ts).
@@ -267,33 +219,24 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
     return c.redirect(withFlash(`/web/requests/${r.metadata.name}`, { ok: "reviewed" }), 303);
   });
   // review_mfa with a passkey: a challenge bound to this request, then the review with the answer (the page's script).
-  authed.post("/requests/:id/review/begin", async (c) => {
-    try {
+  authed.post(
+    "/requests/:id/review/begin",
+    jsonForm<Context<Env>>(async (c) => {
       const caller = c.get("caller");
       if (!caller.user) throw new AzgateError("access_denied", "this session cannot give a passkey check");
       // A challenge only for a request the reviewer may see (getRequest refuses others): no records for made-up IDs.
-      await requests.getRequest(ctx, caller, c.req.param("id"));
-      return c.json(await assertionOptions(ctx, rp(), "review", caller.name, userStamp(caller.user).id, c.req.param("id")));
-    } catch (e) {
-      return jsonError(c, e);
-    }
-  });
-  authed.post("/requests/:id/review/passkey", async (c) => {
-    try {
-      const f = await c.req.parseBody();
-      let answer: unknown;
-      try {
-        answer = JSON.parse(String(f.response ?? ""));
-      } catch {
-        throw new AzgateError("bad_parameter", "response: not the browser's WebAuthn answer");
-      }
+      await requests.getRequest(ctx, caller, (c.req.param("id") ?? ""));
+      return assertionOptions(ctx, rp(), "review", caller.name, userStamp(caller.user).id, c.req.param("id"));
+    }),
+  );
+  authed.post(
+    "/requests/:id/review/passkey",
+    jsonForm<Context<Env>>(async (c, f) => {
       const reason = typeof f.reason === "string" ? f.reason.trim() : "";
-      const r = await requests.reviewRequest(ctx, c.get("caller"), c.req.param("id"), { state: String(f.state ?? ""), reason, passkey: { rp: rp(), answer } });
-      return c.json({ next: withFlash(`/web/requests/${r.metadata.name}`, { ok: "reviewed" }) });
-    } catch (e) {
-      return jsonError(c, e);
-    }
-  });
+      const r = await requests.reviewRequest(ctx, c.get("caller"), (c.req.param("id") ?? ""), { state: String(f.state ?? ""), reason, passkey: { rp: rp(), answer: answerOf(f, "response") } });
+      return { next: withFlash(`/web/requests/${r.metadata.name}`, { ok: "reviewed" }) };
+    }),
+  );
   authed.post("/requests/:id/revoke", async (c) => {
     const f = await c.req.parseBody();
     const r = await requests.revokeRequest(ctx, c.get("caller"), c.req.param("id"), { reason: typeof f.reason === "string" ? f.reason : "" });
@@ -305,14 +248,6 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
   });
 
   // Passkeys: a change is proven with one the person has (or, before the first, the password again): web/pages/keys.ts's script.
-  const answerOf = (f: Record<string, unknown>, field: string): unknown => {
-    if (typeof f[field] !== "string" || !f[field]) return undefined;
-    try {
-      return JSON.parse(f[field] as string);
-    } catch {
-      throw new AzgateError("bad_parameter", `${field}: not the browser's WebAuthn answer`);
-    }
-  };
   authed.get("/keys", async (c) => {
     const caller = c.get("caller");
     const devices = await listDevices(ctx, caller);
@@ -320,44 +255,32 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
     return c.html(layout(frame(c, "Passkeys", "keys", flashOf(c)), keysPage(devices, c.get("session").csrf, { password: !!auth?.password_hash, otp: !!auth?.totp_secret })));
   });
   // The first call: the check's challenge when the person has a passkey; with the check's answer (or the password), the registration's.
-  authed.post("/keys/begin", async (c) => {
-    try {
-      const f = await c.req.parseBody();
+  authed.post(
+    "/keys/begin",
+    jsonForm<Context<Env>>(async (c, f) => {
       const check = answerOf(f, "check");
       if (!check && typeof f.password !== "string") {
         const challenge = await registrationCheck(ctx, c.get("caller"), rp());
-        if (challenge) return c.json({ check: challenge });
+        if (challenge) return { check: challenge };
       }
-      return c.json(await beginRegistration(ctx, c.get("caller"), rp(), { check, password: typeof f.password === "string" ? f.password : undefined, otp: typeof f.otp === "string" ? f.otp : undefined }));
-    } catch (e) {
-      return jsonError(c, e);
-    }
-  });
-  authed.post("/keys", async (c) => {
-    try {
-      const f = await c.req.parseBody();
+      return beginRegistration(ctx, c.get("caller"), rp(), { check, password: typeof f.password === "string" ? f.password : undefined, otp: typeof f.otp === "string" ? f.otp : undefined });
+    }),
+  );
+  authed.post(
+    "/keys",
+    jsonForm<Context<Env>>(async (c, f) => {
       await finishRegistration(ctx, c.get("caller"), rp(), answerOf(f, "response"), String(f.name ?? ""));
-      return c.json({ next: withFlash("/web/keys", { ok: "passkey_added" }) });
-    } catch (e) {
-      return jsonError(c, e);
-    }
-  });
-  authed.post("/keys/:id/delete/begin", async (c) => {
-    try {
-      return c.json(await registrationCheck(ctx, c.get("caller"), rp()));
-    } catch (e) {
-      return jsonError(c, e);
-    }
-  });
-  authed.post("/keys/:id/delete", async (c) => {
-    try {
-      const f = await c.req.parseBody();
-      await removeDevice(ctx, c.get("caller"), rp(), c.req.param("id"), answerOf(f, "response"));
-      return c.json({ next: withFlash("/web/keys", { ok: "passkey_removed" }) });
-    } catch (e) {
-      return jsonError(c, e);
-    }
-  });
+      return { next: withFlash("/web/keys", { ok: "passkey_added" }) };
+    }),
+  );
+  authed.post("/keys/:id/delete/begin", jsonForm<Context<Env>>((c) => registrationCheck(ctx, c.get("caller"), rp())));
+  authed.post(
+    "/keys/:id/delete",
+    jsonForm<Context<Env>>(async (c, f) => {
+      await removeDevice(ctx, c.get("caller"), rp(), (c.req.param("id") ?? ""), answerOf(f, "response"));
+      return { next: withFlash("/web/keys", { ok: "passkey_removed" }) };
+    }),
+  );
 
   authed.get("/audit", async (c) => c.html(layout(frame(c, "Audit", "audit"), await auditPage(ctx, c.get("caller"), filtersFrom(c.req.query()), Number(c.req.query("page") ?? 1)))));
   authed.get("/audit/commands", async (c) => c.html(layout(frame(c, "Commands", "audit"), await commandsPage(ctx, c.get("caller"), commandFiltersFrom(c.req.query())))));
