@@ -6,7 +6,6 @@ import { importPublicKeyPem } from "../pki/keys.ts";
 import { issueIdentityCert } from "../pki/certificate.ts";
 import type { Identity } from "../pki/identity.ts";
 import { allowedAzureIdentities, sessionTtlMs } from "../rbac/engine.ts";
-import { formatDuration } from "../util/duration.ts";
 import { KEYS } from "./keys.ts";
 import type { ProxyContext } from "./context.ts";
 import { getUser, loadRoles, userStamp, type UserAuth } from "./users.ts";
@@ -79,7 +78,6 @@ export async function authenticate(ctx: ProxyContext, req: { user: string; passw
  */
 async function checkPassword(ctx: ProxyContext, req: { user: string; password: string; remote_addr?: string; via?: "web" }, beforeCheck: (() => Promise<void>) | undefined, path: { otp: string; reauth?: true } | "passkey"): Promise<{ name: string; user: User; authItem: Item<UserAuth> }> {
   const name = String(req.user ?? "");
-  const now = ctx.clock.now();
   const via = req.via ? { via: req.via } : {};
   // Refused before any lookup: such a name cannot exist, and it never reaches the backend or the audit log.
   if (!USER_NAME.test(name)) {
