@@ -9,13 +9,13 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import fs, { appendFileSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
-import { JsonLinesAuditSink, type AuditEvent } from "../src/audit/sink.ts";
+import { JsonLinesAuditSink } from "../src/audit/sink.ts";
 import { FileBackend } from "../src/storage/file.ts";
 import { AuditExporter } from "../src/proxy/audit-export/exporter.ts";
-import type { ExportTarget } from "../src/proxy/audit-export/targets.ts";
 import type { Clock, Timer } from "../src/util/clock.ts";
 import { FakeClock } from "./helpers/fake-clock.ts";
 import { tempDir } from "./helpers/azgate.ts";
+import { collector, fileExport, firstSeen } from "./helpers/file-export.ts";
 
 const DAY = 86_400_000;
 const closers: (() => Promise<unknown>)[] = [];
@@ -23,12 +23,6 @@ afterEach(async () => {
   vi.restoreAllMocks();
   for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
 });
-
-/** A target that takes everything, in order, duplicates included. */
-function collector(): ExportTarget & { got: AuditEvent[] } {
-  const got: AuditEvent[] = [];
-  return { name: "siem", got, send: async (events) => void got.push(...events), close: () => undefined };
-}
 
 /** A clock that can be set anywhere, backwards included (an NTP step, a wrong RTC corrected). */
 class SettableClock implements Clock {
@@ -48,17 +42,10 @@ class SettableClock implements Clock {
   }
 }
 
-const firstSeen = (events: AuditEvent[]) => [...new Map(events.map((e) => [e.uid, e])).values()].map((e) => e.n);
-
 describe("file sink: reading while the sink rotates", () => {
   it("a rotation between listing the files and opening events.jsonl: no event is skipped", async () => {
-    const dir = tempDir("azgate-attack-rot-");
     const clock = new FakeClock(Date.parse("2026-12-07T10:00:00.000Z"));
-    const backend = await FileBackend.open(dir, clock);
-    const audit = await JsonLinesAuditSink.open(dir, clock);
-    closers.push(() => backend.close(), () => audit.close());
-    const target = collector();
-    const x = new AuditExporter({ backend, audit, clock, replica: "r1", target });
+    const { dir, audit, target, x } = await fileExport("azgate-attack-rot-", clock, closers);
 
     const emit = async (n: number) => (clock.advance(1), audit.emit({ event: "app.request", code: "T2009I", n }));
     for (let n = 0; n < 2; n++) await emit(n);
@@ -86,13 +73,8 @@ describe("file sink: reading while the sink rotates", () => {
   });
 
   it("stress: an exporter polling while the sink rotates by size every few events misses none (real timing, no mocks)", async () => {
-    const dir = tempDir("azgate-attack-stress-");
     const clock = new FakeClock();
-    const backend = await FileBackend.open(dir, clock);
-    const audit = await JsonLinesAuditSink.open(dir, clock, { maxFileBytes: 900 });
-    closers.push(() => backend.close(), () => audit.close());
-    const target = collector();
-    const x = new AuditExporter({ backend, audit, clock, replica: "r1", target });
+    const { audit, target, x } = await fileExport("azgate-attack-stress-", clock, closers, { maxFileBytes: 900 });
     const N = 1000;
     let writing = true;
     const writer = (async () => {

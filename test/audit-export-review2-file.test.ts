@@ -4,32 +4,19 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { renameSync } from "node:fs";
 import path from "node:path";
-import { JsonLinesAuditSink, REOPEN_CHECK_MS, type AuditEvent } from "../src/audit/sink.ts";
-import { FileBackend } from "../src/storage/file.ts";
-import { AuditExporter } from "../src/proxy/audit-export/exporter.ts";
-import type { ExportTarget } from "../src/proxy/audit-export/targets.ts";
+import { REOPEN_CHECK_MS } from "../src/audit/sink.ts";
 import { FakeClock } from "./helpers/fake-clock.ts";
-import { tempDir } from "./helpers/azgate.ts";
+import { fileExport } from "./helpers/file-export.ts";
 
 const closers: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
 });
 
-function collector(): ExportTarget & { got: AuditEvent[] } {
-  const got: AuditEvent[] = [];
-  return { name: "siem", got, send: async (events) => void got.push(...events), close: () => undefined };
-}
-
 describe("file sink: an operator's rotation (docs/operations.md: 'An operator may still rotate it by renaming the file')", () => {
   it("logrotate's rename (events.jsonl -> events.jsonl.1) while the export is behind: the events after the cursor in the renamed file still reach the target", async () => {
-    const dir = tempDir("azgate-attack2-logrotate-");
     const clock = new FakeClock();
-    const backend = await FileBackend.open(dir, clock);
-    const audit = await JsonLinesAuditSink.open(dir, clock);
-    closers.push(() => backend.close(), () => audit.close());
-    const target = collector();
-    const x = new AuditExporter({ backend, audit, clock, replica: "r1", target });
+    const { dir, audit, target, x } = await fileExport("azgate-attack2-logrotate-", clock, closers);
     const emit = async (n: number) => (clock.advance(1), audit.emit({ event: "app.request", code: "T2009I", n }));
     for (let n = 0; n < 2; n++) await emit(n);
     expect(await x.drain()).toBe(2);
