@@ -9,9 +9,19 @@
  * so the machine's slow moments hit both alike. Prints each side's median p50
  * and CPU per request of its proxy and agent, and the median of each round's
  * difference (B minus A), with every round's. Figures only, as npm run bench.
+ *
+ * MODE=sdk-kept or MODE=sdk-new measures the SDK path instead: each side's
+ * own `azgate proxy azure` process, HTTPS through its printed HTTPS_PROXY
+ * with kept connections, or with a new connection (a new CONNECT and TLS
+ * handshake) per request as @azure/core-rest-pipeline makes them; the CPU
+ * column then adds the local proxy's.
  */
 import "reflect-metadata";
 import path from "node:path";
+import http from "node:http";
+import https from "node:https";
+import { readFileSync } from "node:fs";
+import { HttpsProxyAgent } from "https-proxy-agent";
 import { cpuTicksOf, inRounds, load, median } from "./bench-measure.ts";
 
 const roots = (process.env.AB ?? "").split(",").filter(Boolean).map((r) => path.resolve(r));
@@ -19,6 +29,7 @@ if (roots.length !== 2) throw new Error("AB=<checkout A>,<checkout B> (each with
 const ROUNDS = Number(process.env.ROUNDS ?? 16);
 const PER = Number(process.env.PER ?? 300);
 const CONC = Number(process.env.CONC ?? 1);
+const MODE = process.env.MODE ?? "arm";
 const URL_SUBS = "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups?api-version=2021-04-01";
 
 const { startEmulator } = await import(path.join(roots[0], "src/emulator/server.ts"));
@@ -47,13 +58,64 @@ for (const root of roots) {
   await cluster.admin.call("POST", "/v1/admin/resources", { text: `kind: role\nversion: v7\nmetadata: {name: bench}\nspec: {allow: {app_labels: {"*": "*"}, azure_identities: ["${reader}"]}}\n` });
   const user = await cluster.user("bench", ["bench"]);
   const app = await user.appSession("azure-cli", reader);
-  const once = async () => {
+  let once = async () => {
     const res = await app.request(URL_SUBS);
     await readBody(res);
     if (res.status !== 200) throw new Error(`${root}: ${res.status}`);
   };
+  const pids = [cluster.proxy.child.pid!, agent.child.pid!];
+  let stopLocal = async () => undefined as unknown;
+  if (MODE !== "arm") {
+    const local = await sdkPath(root, cluster, user);
+    once = MODE === "sdk-new" ? local.fresh : local.kept;
+    pids.push(local.pid);
+    stopLocal = local.stop;
+  }
   for (let i = 0; i < 500; i++) await once(); // warm, as a proxy that runs for days is
-  sides.push({ root, once, pids: [cluster.proxy.child.pid!, agent.child.pid!], p50: [], cpuMs: [[], []], stop: async () => (app.close(), await agent.stop(), await cluster.stop()) });
+  sides.push({ root, once, pids, p50: [], cpuMs: pids.map(() => []), stop: async () => (await stopLocal(), app.close(), await agent.stop(), await cluster.stop()) });
+}
+
+/** A side's own `proxy azure` (apps login first, from that checkout), and GETs through its printed HTTPS_PROXY. */
+async function sdkPath(root: string, cluster: any, user: any) {
+  const { cli, startCli, parseExports } = await import(path.join(root, "test/helpers/azgate.ts"));
+  const { saveProfile } = await import(path.join(root, "src/client/profile.ts"));
+  const home = tempDir("azgate-ab-home-");
+  await saveProfile({ proxy: cluster.proxy.addr, user: user.name, cluster: "e2e", ca_pem: cluster.target.ca_pem }, user.keyPem, user.certPem, home);
+  const env = { HOME: home, AZURE_CORE_COLLECT_TELEMETRY: "false" };
+  const login = await cli(["apps", "login", "azure-cli", "--azure-identity", "teleport-reader"], { home, env });
+  if (login.code !== 0) throw new Error(`apps login: ${login.stderr}`);
+  const proxy = await startCli(["proxy", "azure", "--format", "unix"], { home, env, ready: /export NODE_EXTRA_CA_CERTS=.*\n/ });
+  const exports = parseExports(proxy.output().split("\n").filter((l: string) => l.startsWith("export ")).join("\n"));
+  const ca = readFileSync(exports.NODE_EXTRA_CA_CERTS, "utf8");
+  const token = await tokenFrom(exports, ca);
+  const kept = new HttpsProxyAgent(exports.HTTPS_PROXY, { keepAlive: true, maxSockets: 16 });
+  const get = (agent: https.Agent) =>
+    new Promise<void>((resolve, reject) => {
+      const u = new URL(URL_SUBS);
+      https
+        .request({ protocol: "https:", host: u.hostname, path: u.pathname + u.search, agent, ca, headers: { authorization: `Bearer ${token}` } }, (res) => {
+          res.on("data", () => undefined);
+          res.on("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`${root}: ${res.statusCode}`))));
+        })
+        .on("error", reject)
+        .end();
+    });
+  return { pid: proxy.child.pid as number, kept: () => get(kept), fresh: () => get(new HttpsProxyAgent(exports.HTTPS_PROXY)), stop: async () => (kept.destroy(), await proxy.stop()) };
+}
+
+/** The token from the printed loopback IDENTITY_ENDPOINT, once. */
+async function tokenFrom(env: Record<string, string>, ca: string): Promise<string> {
+  const u = new URL(env.IDENTITY_ENDPOINT);
+  u.searchParams.set("resource", "https://management.azure.com/");
+  u.searchParams.set("api-version", "2019-08-01");
+  const body = await new Promise<string>((resolve, reject) =>
+    http.get(u, { ca, headers: { "x-identity-header": env.IDENTITY_HEADER } }, (res) => {
+      let text = "";
+      res.on("data", (d) => (text += d));
+      res.on("end", () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`token: ${res.statusCode} ${text}`))));
+    }).on("error", reject),
+  );
+  return JSON.parse(body).access_token;
 }
 
 await inRounds(sides.length, ROUNDS, async (i) => {
@@ -66,7 +128,8 @@ await inRounds(sides.length, ROUNDS, async (i) => {
 });
 
 console.log(`${ROUNDS} interleaved rounds of ${PER} ARM GETs, ${CONC} at a time`);
-for (const s of sides) console.log(`${s.root}: p50 ${median(s.p50).toFixed(3)} ms; CPU per request: proxy ${median(s.cpuMs[0]).toFixed(3)} ms, agent ${median(s.cpuMs[1]).toFixed(3)} ms`);
+console.log(`mode ${MODE}`);
+for (const s of sides) console.log(`${s.root}: p50 ${median(s.p50).toFixed(3)} ms; CPU per request: proxy ${median(s.cpuMs[0]).toFixed(3)} ms, agent ${median(s.cpuMs[1]).toFixed(3)} ms${s.cpuMs[2] ? `, proxy azure ${median(s.cpuMs[2]).toFixed(3)} ms` : ""}`);
 const diff = sides[1].p50.map((v, i) => v - sides[0].p50[i]);
 console.log(`B - A, p50: median ${median(diff).toFixed(3)} ms (${diff.filter((d) => d < 0).length} of ${diff.length} rounds lower); rounds: ${diff.map((d) => d.toFixed(2)).join(" ")}`);
 for (const s of sides) await s.stop();

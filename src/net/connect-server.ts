@@ -86,6 +86,12 @@ const hostOnly = (value: string, port: number) => {
 
 export function serveConnect(opts: ConnectServerOptions): Promise<RunningConnectServer> {
   const listener = getRequestListener(opts.fetch);
+  // Every intercepted connection starts from this one context, and SNI picks its leaf. Without it, each
+  // TLSSocket made its own default context (an OpenSSL context built per connection) with its own random
+  // session-ticket keys, so no client could ever resume: the JavaScript SDKs open a new connection per
+  // request behind HTTPS_PROXY. OpenSSL seals and opens tickets with the first context's keys, so a
+  // client that offers its ticket (Node's https.Agent, curl) skips the full handshake.
+  const initial = tls.createSecureContext();
   /** Each terminated TLS socket and the CONNECT target it was opened for. */
   const targets = new WeakMap<net.Socket, { host: string; port: number }>();
   // Plain HTTP over the decrypted socket: the TLS socket is made below, where the target is known.
@@ -139,6 +145,7 @@ export function serveConnect(opts: ConnectServerOptions): Promise<RunningConnect
           if (head.length) socket.unshift(head);
           const secure = new tls.TLSSocket(socket, {
             isServer: true,
+            secureContext: initial,
             SNICallback: (name, cb) => opts.secureContext(name).then((c) => cb(null, c), (e) => cb(e as Error)),
           });
           secure.on("error", () => socket.destroy());

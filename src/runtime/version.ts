@@ -19,3 +19,11 @@ export function runtimeVersion(): string {
  * alone); until that is understood, Deno's local proxy does without.
  */
 export const sendsInterimContinue = (): boolean => runtimeName() === "node";
+
+/**
+ * Whether TLS sessions resume (connect-server.ts). Node: yes, by session
+ * ticket. Deno (2.x): its node:tls keeps no sessions on either side
+ * (`isSessionReused()` stays false, no "session" ticket is kept), so every
+ * connection is a full handshake there.
+ */
+export const resumesTlsSessions = (): boolean => runtimeName() === "node";

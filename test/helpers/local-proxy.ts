@@ -11,8 +11,8 @@ import tls from "node:tls";
 import type { AddressInfo } from "node:net";
 import { LeafMinter, type LocalCaFiles } from "../../src/client/local-ca.ts";
 
-/** CONNECT host:443 through the local proxy, then TLS to the intercepted host (trusting `caPem`). */
-export function connectThrough(proxyPort: number, host: string, caPem: string): Promise<tls.TLSSocket> {
+/** CONNECT host:443 through the local proxy, then TLS to the intercepted host (trusting `caPem`), offering `session` when given. */
+export function connectThrough(proxyPort: number, host: string, caPem: string, session?: Buffer): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: "127.0.0.1", port: proxyPort, method: "CONNECT", path: `${host}:443` });
     req.once("connect", (res, socket) => {
@@ -20,7 +20,7 @@ export function connectThrough(proxyPort: number, host: string, caPem: string): 
         socket.destroy();
         return reject(new Error(`CONNECT ${host}: ${res.statusCode} ${res.statusMessage}`));
       }
-      const t = tls.connect({ socket, servername: host, ca: caPem });
+      const t = tls.connect({ socket, servername: host, ca: caPem, ...(session ? { session } : {}) });
       t.once("secureConnect", () => resolve(t));
       t.once("error", reject);
     });
