@@ -85,9 +85,9 @@ async function sdkPath(root: string, cluster: any, user: any) {
   const login = await cli(["apps", "login", "azure-cli", "--azure-identity", "teleport-reader"], { home, env });
   if (login.code !== 0) throw new Error(`apps login: ${login.stderr}`);
   const proxy = await startCli(["proxy", "azure", "--format", "unix"], { home, env, ready: /export NODE_EXTRA_CA_CERTS=.*\n/ });
-  const exports = parseExports(proxy.output().split("\n").filter((l: string) => l.startsWith("export ")).join("\n"));
+  const exports: Record<string, string> = parseExports(proxy.output().split("\n").filter((l: string) => l.startsWith("export ")).join("\n"));
   const ca = readFileSync(exports.NODE_EXTRA_CA_CERTS, "utf8");
-  const token = await tokenFrom(exports, ca);
+  const token = await tokenFrom(exports);
   const kept = new HttpsProxyAgent(exports.HTTPS_PROXY, { keepAlive: true, maxSockets: 16 });
   const get = (agent: https.Agent) =>
     new Promise<void>((resolve, reject) => {
@@ -104,12 +104,12 @@ async function sdkPath(root: string, cluster: any, user: any) {
 }
 
 /** The token from the printed loopback IDENTITY_ENDPOINT, once. */
-async function tokenFrom(env: Record<string, string>, ca: string): Promise<string> {
+async function tokenFrom(env: Record<string, string>): Promise<string> {
   const u = new URL(env.IDENTITY_ENDPOINT);
   u.searchParams.set("resource", "https://management.azure.com/");
   u.searchParams.set("api-version", "2019-08-01");
   const body = await new Promise<string>((resolve, reject) =>
-    http.get(u, { ca, headers: { "x-identity-header": env.IDENTITY_HEADER } }, (res) => {
+    http.get(u, { headers: { "x-identity-header": env.IDENTITY_HEADER } }, (res) => {
       let text = "";
       res.on("data", (d) => (text += d));
       res.on("end", () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`token: ${res.statusCode} ${text}`))));
