@@ -22,7 +22,8 @@
  * The ARM and streaming parts run every path in interleaved rounds and print
  * medians, so the machine's slow moments hit every path alike.
  * Real processes for the proxy and the agent; the emulator and the clients
- * run in this process. Figures only: nothing here passes or fails.
+ * run in this process, except on the SDK path, where the emulator is an
+ * `azgate emulator` process of its own (sdkRows). Figures only: nothing here passes or fails.
  */
 import { systemClock } from "../src/util/clock.ts";
 import https from "node:https";
@@ -318,7 +319,7 @@ async function main() {
   naive.stop();
 
   const az = ONLY.has("az") ? await azBench(emu, cluster, user, binary) : [];
-  const sdk = ONLY.has("sdk") ? await withProxyAzure(cluster, user, (env) => sdkPathBench({ url: URL_SUBS, emulator: { port: emu.httpsPort, caPem: emu.caPem, caFile: emu.caFile, proxyPort: emu.proxyPort }, directToken: armToken, env, requestsC1: N1, requestsC16: N, rounds: ROUNDS, warmup: ARM_WARMUP })) : null;
+  const sdk = ONLY.has("sdk") ? await sdkRows(cluster, user) : null;
   const everyday = ONLY.has("cli") ? await everydayCommands({ binary, cluster, fx, home: await benchHome(cluster, user), directAzEnv: await directAz(emu), readerClientId: READER_CLIENT_ID }) : [];
   const diagPort = Number(/Diagnostics:\s+http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(cluster.proxy.output())?.[1]);
   const idle = ONLY.has("idle") ? await idleTunnelBench(cluster.proxy.child.pid!, cluster.target.baseUrl, agent.dataDir, diagPort) : [];
@@ -431,11 +432,42 @@ async function benchHome(cluster: Awaited<ReturnType<typeof startCluster>>, user
   return home;
 }
 
+/**
+ * The SDK path's rows, with every party in a process of its own, as a
+ * workstation and a cluster are: an `azgate emulator` process (so the direct
+ * rows, a new TLS handshake per request included, do not share this
+ * process's CPU with the client), an agent serving app "azure-sdk" against
+ * it, and `proxy azure` for that app. The client is this process.
+ */
+async function sdkRows(cluster: Awaited<ReturnType<typeof startCluster>>, user: Awaited<ReturnType<Awaited<ReturnType<typeof startCluster>>["user"]>>) {
+  const dir = tempDir("azgate-bench-emulator-");
+  const emulator = await startCli(["emulator", "--dir", dir], { home: dir, ready: /Managed identities[^]*\n\n/ });
+  const banner = emulator.output();
+  const httpsPort = Number(/HTTPS:\s+127\.0\.0\.1:(\d+)/.exec(banner)![1]);
+  const proxyPort = Number(/HTTP proxy:\s+127\.0\.0\.1:(\d+)/.exec(banner)![1]);
+  const caFile = /CA:\s+(\S+\.pem)/.exec(banner)![1];
+  const tenant = /Tenant:\s+(\S+)/.exec(banner)![1];
+  const tokenFile = path.join(dir, "sa-token");
+  const fx = { emu: { httpsPort, caFile, world: { tenant_id: tenant } }, dir, tokenFile } as unknown as EmulatorFixture;
+  const agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken(), app: "azure-sdk" });
+  try {
+    await agent.waitFor(/tunnel to .* is up/);
+    const outbound = new Outbound({ connectTo: { host: "127.0.0.1", port: httpsPort }, caPem: readFileSync(caFile, "utf8") });
+    const tokens = new AzureTokenProvider({ env: { AZURE_CLIENT_ID: "00000000-0000-0000-0000-000000000001", AZURE_TENANT_ID: tenant, AZURE_FEDERATED_TOKEN_FILE: tokenFile }, httpClient: identityHttpClient(outbound), clock: systemClock });
+    const directToken = (await tokens.getToken(READER, "https://management.core.windows.net//.default")).token;
+    outbound.close();
+    return await withProxyAzure(cluster, user, "azure-sdk", (env) => sdkPathBench({ url: URL_SUBS, emulator: { port: httpsPort, caPem: readFileSync(caFile, "utf8"), caFile, proxyPort }, directToken, env, requestsC1: N1, requestsC16: N, rounds: ROUNDS, warmup: ARM_WARMUP }));
+  } finally {
+    await agent.stop();
+    await emulator.stop();
+  }
+}
+
 /** Runs `fn` with the exports of a running `azgate proxy azure` (apps login first), then stops it. */
-async function withProxyAzure<T>(cluster: Awaited<ReturnType<typeof startCluster>>, user: Awaited<ReturnType<Awaited<ReturnType<typeof startCluster>>["user"]>>, fn: (env: Record<string, string>) => Promise<T>): Promise<T> {
+async function withProxyAzure<T>(cluster: Awaited<ReturnType<typeof startCluster>>, user: Awaited<ReturnType<Awaited<ReturnType<typeof startCluster>>["user"]>>, app: string, fn: (env: Record<string, string>) => Promise<T>): Promise<T> {
   const home = await benchHome(cluster, user);
   const env = { HOME: home, AZURE_CORE_COLLECT_TELEMETRY: "false" };
-  const appLogin = await cli(["apps", "login", "azure-cli", "--azure-identity", "teleport-reader"], { home, env });
+  const appLogin = await cli(["apps", "login", app, "--azure-identity", "teleport-reader"], { home, env });
   if (appLogin.code !== 0) throw new Error(`apps login: ${appLogin.stderr}`);
   const proxy = await startCli(["proxy", "azure", "--format", "unix"], { home, env, ready: /export NODE_EXTRA_CA_CERTS=.*\n/ });
   try {
