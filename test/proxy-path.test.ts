@@ -256,6 +256,63 @@ describe("the proxy's request path, in process", () => {
     expect((await events("app.session.start", other))[0].identity_facts).toMatch(/ghost/);
   });
 
+  // What each request of a tunnel is decided on is worked out once per tunnel and access snapshot (caller.ts,
+  // authorize-request.ts onServer), not per request: each way the decision could be left stale, played on one
+  // tunnel that was allowed a moment before. Each is refused on its very next request, audited.
+  describe("one tunnel's cached decisions follow every change on the next request", () => {
+    const edited = (name: string, spec: string) => c.createRoles(`kind: role\nversion: v7\nmetadata: {name: ${name}}\nspec: ${spec}\n`);
+
+    it("its role edited in place to drop the identity (the role, not the user, changed)", async () => {
+      await edited("cached-a", `{allow: {app_labels: {'*': '*'}, azure_identities: ['${READER}']}}`);
+      const user = nextUser();
+      const app = await c.appSession(user, ["cached-a"], READER);
+      for (let i = 0; i < 3; i++) expect((await app.request(GROUPS)).status).toBe(200);
+      await edited("cached-a", `{allow: {app_labels: {'*': '*'}, azure_identities: ['${CONTRIB}']}}`);
+      const refused = await app.request(GROUPS);
+      expect(refused.status).toBe(403);
+      expect(JSON.parse(await refused.text()).error.code).toBe("access_denied");
+      expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: "access_denied", success: false })]);
+    });
+
+    it("its role edited to restrict the API (azure_api added): the policy worked out before is not reused", async () => {
+      await edited("cached-b", `{allow: {app_labels: {'*': '*'}, azure_identities: ['${READER}']}}`);
+      const user = nextUser();
+      const app = await c.appSession(user, ["cached-b"], READER);
+      for (let i = 0; i < 3; i++) expect((await app.request(GROUPS)).status).toBe(200);
+      await edited("cached-b", `{allow: {app_labels: {'*': '*'}, azure_identities: ['${READER}'], azure_api: [{actions: ['Microsoft.Storage/*']}]}}`);
+      const refused = await app.request(GROUPS);
+      expect(refused.status).toBe(403);
+      expect(JSON.parse(await refused.text()).error.code).toBe("AzgatePolicyDenied");
+      expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: "policy_denied", action: "Microsoft.Resources/subscriptions/resourceGroups/read" })]);
+    });
+
+    it("a lock on one of its roles, written after its decisions were made", async () => {
+      await edited("cached-c", `{allow: {app_labels: {'*': '*'}, azure_identities: ['${READER}']}}`);
+      const user = nextUser();
+      const app = await c.appSession(user, ["cached-c"], READER);
+      for (let i = 0; i < 3; i++) expect((await app.request(GROUPS)).status).toBe(200);
+      await createLock(c.ctx, c.admin, { target: { role: "cached-c" }, message: "role frozen" });
+      const refused = await app.request(GROUPS);
+      expect(refused.status).toBe(403);
+      expect(JSON.parse(await refused.text()).error).toMatchObject({ code: "locked", message: expect.stringContaining("role frozen") });
+      expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: "locked" })]);
+    });
+
+    it("its only server relabelled by a heartbeat, with no write to the backend: decided on the new labels", async () => {
+      const dev = c.agent({ app: "cached-app", labels: { env: "dev" } });
+      const user = nextUser();
+      const app = await c.appSession(user, ["dev-only"], READER, { app: "cached-app" });
+      for (let i = 0; i < 3; i++) expect((await app.request(GROUPS)).status).toBe(200);
+      c.registry.heartbeat(dev.tunnel, [{ name: "cached-app", cloud: "Azure", uri: "cloud://Azure", labels: { env: "prod" } }]);
+      const refused = await app.request(GROUPS);
+      expect(refused.status).toBe(403);
+      expect(JSON.parse(await refused.text()).error.code).toBe("access_denied");
+      expect(await events("app.request.denied", user)).toEqual([expect.objectContaining({ error_code: "access_denied" })]);
+      expect(dev.streams).toBe(3);
+      dev.kill();
+    });
+  });
+
   it("routes only to servers the caller's roles allow, each on its own labels", async () => {
     const dev = c.agent({ labels: { env: "dev" } });
     const user = nextUser();

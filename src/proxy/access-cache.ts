@@ -34,6 +34,13 @@ export interface AccessSnapshot {
   grants(): Promise<AccessGrant[]>;
   /** An access request as stored now (a grant is in force only while its request reads APPROVED). */
   request(id: string): Promise<AccessRequest | null>;
+  /**
+   * What `make` derives from this snapshot's reads for `owner` (a tunnel's
+   * identity: its caller), made once and kept as long as the snapshot is: a
+   * write moves the mark, the next request starts a new snapshot, and derives
+   * again. A promise that fails is not kept (the next request tries again).
+   */
+  derived<T>(owner: object, key: string, make: () => Promise<T>): Promise<T>;
 }
 
 export const SNAPSHOT_MAX_AGE_MS = 5_000;
@@ -43,6 +50,7 @@ class Snapshot implements AccessSnapshot {
   private readonly roles = new Map<string, Promise<Role | null>>();
   private readonly lists = new Map<string, Promise<Item<unknown>[]>>();
   private readonly requests = new Map<string, Promise<AccessRequest | null>>();
+  private readonly derivations = new WeakMap<object, Map<string, Promise<unknown>>>();
 
   constructor(
     readonly mark: string,
@@ -69,6 +77,12 @@ class Snapshot implements AccessSnapshot {
 
   request(id: string): Promise<AccessRequest | null> {
     return this.memo(this.requests, id, async () => (await this.backend.get<AccessRequest>(KEYS.accessRequest(id)))?.value ?? null);
+  }
+
+  derived<T>(owner: object, key: string, make: () => Promise<T>): Promise<T> {
+    let byKey = this.derivations.get(owner);
+    if (!byKey) this.derivations.set(owner, (byKey = new Map()));
+    return this.memo(byKey as Map<string, Promise<T>>, key, make);
   }
 
   /** A prefix's items, listed once per snapshot; those expired since are left out. */

@@ -14,7 +14,7 @@ import { AccessDenied, AppUnavailable, MfaRequired, PolicyDenied } from "../erro
 import { sessionMfaRule } from "../rbac/session-mfa.ts";
 import type { Identity } from "../pki/identity.ts";
 import { checkAzureIdentity } from "../rbac/engine.ts";
-import { decideAzureApi, type AzureApiDecision } from "../rbac/azure-api.ts";
+import { decideAzureApi, identityPolicy, type AzureApiDecision, type IdentityPolicy } from "../rbac/azure-api.ts";
 import type { HeaderList } from "../tunnel/http.ts";
 import { resolveCaller, type Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
@@ -23,7 +23,7 @@ import type { AccessGrant } from "../resources/access-request.ts";
 import { grantInForce } from "./grants.ts";
 import { endedGrantHint } from "./access-requests.ts";
 import { knownIdentities } from "./known-identities.ts";
-import type { Role } from "../rbac/types.ts";
+import type { App, Role } from "../rbac/types.ts";
 
 export interface Authorized {
   caller: Caller;
@@ -67,7 +67,7 @@ export async function authorizeRoute(ctx: ProxyContext, registry: AppRegistry, i
   const caller = await resolveCaller(ctx, identity);
   const known = registry.all(route.app);
   if (known.length === 0) throw new AppUnavailable(`no agent serves app "${route.app}" right now; azgate apps ls shows the apps that are up`);
-  const permitted = (s: AppServer) => checkAzureIdentity(caller.roles, caller.traits, s.app, azureIdentity).allowed;
+  const permitted = (s: AppServer) => onServer(caller, s.app, azureIdentity).allowed;
   const first = known.find(permitted);
   if (first) return withSessionCheck(ctx, identity, { caller, azureIdentity, known, permitted, first, rolesOn: () => caller.roles });
   // No role allows it: an approved access request may (a grant, read on every request: a revoke or the window's end acts on the next one).
@@ -82,6 +82,26 @@ export async function authorizeRoute(ctx: ProxyContext, registry: AppRegistry, i
   // Per server, the roles grantPermits says count: a granted role no longer requestable keeps only its denies.
   const rolesOn = (s: AppServer) => inForce.permits(s.app).roles ?? caller.roles;
   return withSessionCheck(ctx, identity, { caller, azureIdentity, known, permitted: byGrant, first: granted, rolesOn, grant: inForce.grant }, [...caller.roles, ...inForce.granted]);
+}
+
+/**
+ * What the caller's roles decide for an Azure identity on one server (its
+ * app spec): allowed there, and which roles' azure_api rules concern it
+ * (templates expanded, labels matched). Worked out once per caller and app
+ * spec, not per request: a caller is resolved once per tunnel and access
+ * snapshot (caller.ts), so any write (a role edited, a lock, a user changed)
+ * brings a new caller and a new reckoning on the next request; an app spec
+ * is replaced by each heartbeat, so relabelled servers are read again.
+ */
+const decisions = new WeakMap<Caller, Map<string, WeakMap<App, { allowed: boolean; policy: IdentityPolicy }>>>();
+function onServer(caller: Caller, app: App, azureIdentity: string): { allowed: boolean; policy: IdentityPolicy } {
+  let byIdentity = decisions.get(caller);
+  if (!byIdentity) decisions.set(caller, (byIdentity = new Map()));
+  let byApp = byIdentity.get(azureIdentity);
+  if (!byApp) byIdentity.set(azureIdentity, (byApp = new WeakMap()));
+  let decided = byApp.get(app);
+  if (!decided) byApp.set(app, (decided = { allowed: checkAzureIdentity(caller.roles, caller.traits, app, azureIdentity).allowed, policy: identityPolicy(caller.roles, caller.traits, app, azureIdentity) }));
+  return decided;
 }
 
 /**
@@ -109,7 +129,8 @@ export async function authorizeRequest(ctx: ProxyContext, registry: AppRegistry,
   // The operation, against the azure_api rules of the roles that allow the identity on each server's labels:
   // the request read once (its canonical form and operation), the same reading for every server.
   const reading = readRequest({ method: request.method, host: request.url.hostname, path: request.url.pathname, query: request.url.searchParams, headers: request.headers }, cloud);
-  const decide = (s: AppServer) => decideAzureApi(rolesOn(s), caller.traits, s.app, azureIdentity, reading);
+  // On a server the caller's own roles open, their policy for the identity is the one worked out once (onServer).
+  const decide = (s: AppServer) => (grant ? decideAzureApi(rolesOn(s), caller.traits, s.app, azureIdentity, reading) : decideAzureApi(caller.roles, caller.traits, s.app, azureIdentity, reading, onServer(caller, s.app, azureIdentity).policy));
   const decisions = new Map<AppServer, AzureApiDecision>();
   const passes = (s: AppServer) => {
     if (s.app.cloud !== cloud || !permitted(s)) return false;

@@ -6,7 +6,7 @@ import { isBot, type User } from "../resources/user.ts";
 import type { ProxyContext } from "./context.ts";
 import { lockInForce } from "./locks.ts";
 import { userStamp } from "./users.ts";
-import { accessSnapshot } from "./access-cache.ts";
+import { accessSnapshot, type AccessSnapshot } from "./access-cache.ts";
 
 /** Who is calling, with roles and traits as the backend says now, not as the certificate said. */
 export interface Caller {
@@ -33,8 +33,15 @@ export async function resolveCaller(ctx: ProxyContext, identity: Identity): Prom
     return { identity, name: identity.name, user: null, roles: [LOCAL_ADMIN_ROLE], traits: {} };
   }
   if (identity.kind !== "user") throw new AzgateError("access_denied", "this call is for users");
-  // Users, roles and locks as the backend has them now (cached until anything is written; access-cache.ts).
+  // Users, roles and locks as the backend has them now (cached until anything is written; access-cache.ts). A tunnel's
+  // identity is one object for all its requests: its caller is resolved once per snapshot, and again after any write.
+  // Only an answer is kept, never a refusal: a lock that expires lifts on the next request.
   const now = await accessSnapshot(ctx.backend, ctx.clock);
+  return now.derived(identity, "caller", () => readCaller(now, identity));
+}
+
+/** The caller as the snapshot has it: the same account record, its roles as defined now, and no lock in force. */
+async function readCaller(now: AccessSnapshot, identity: Identity): Promise<Caller> {
   const user = await now.user(identity.name);
   if (!user) throw new AzgateError("unauthenticated", `user "${identity.name}" no longer exists`);
   // The same record, not a later user of the same name, and no reset since the certificate was issued.

@@ -240,8 +240,8 @@ const plural = (rs: Role[], one: string, many: string) => `role${rs.length > 1 ?
  * decided the same way, and a refusal of any part refuses it: enforced
  * before "would deny", the request's own operation before its parts.
  */
-export function decideAzureApi(roles: Role[], traits: Traits, app: App, identity: string, reading: RequestReading): AzureApiDecision {
-  const { restricting, denying } = identityPolicy(roles, traits, app, identity);
+export function decideAzureApi(roles: Role[], traits: Traits, app: App, identity: string, reading: RequestReading, policy: IdentityPolicy = identityPolicy(roles, traits, app, identity)): AzureApiDecision {
+  const { restricting, denying } = policy;
   if (restricting.length === 0 && denying.length === 0) return { outcome: "unrestricted", enforced: false, operation: null, matched: null, reason: "no azure_api rule applies to this identity" };
   const concerned = [...new Set([...restricting, ...denying])];
   const anyEnforces = (rs: Role[]) => rs.some((r) => mode(r) === "enforce");
