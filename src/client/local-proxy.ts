@@ -200,7 +200,8 @@ export async function serveLocalProxy(opts: {
     // The client's span: a child of the caller's own (an SDK that traces sends its traceparent), the proxy's parent.
     const span = tracing.start(`azgate client ${req.method}`, SpanKind.CLIENT, all, { "http.request.method": req.method, "server.address": hostHeader, "url.path": url.pathname });
     const headers = tracing.forward(forwardableHeaders(all, "request"), span);
-    const body = req.body && !["GET", "HEAD"].includes(req.method) ? req.body : undefined;
+    // The method first: reading `req.body` makes the adapter build a web stream over the socket, even for a GET.
+    const body = !["GET", "HEAD"].includes(req.method) && req.body ? req.body : undefined;
     let res;
     let used: TunnelSession | undefined;
     const authorization = headers.find((h) => h[0].toLowerCase() === "authorization");
