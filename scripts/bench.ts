@@ -19,6 +19,8 @@
  *    down), each beside its target (scripts/bench-cli.ts);
  *  - two proxy replicas on PostgreSQL behind a TCP balancer: 1,000
  *    concurrent az-style requests (throughput, p50, p99, errors).
+ * Last, each speed target (issue 37) with this run's direct, naive and
+ * azgate figures side by side, and whether it was met.
  * The ARM and streaming parts run every path in interleaved rounds and print
  * medians, so the machine's slow moments hit every path alike.
  * Real processes for the proxy and the agent; the emulator and the clients
@@ -83,6 +85,52 @@ async function sink(req: Request): Promise<Response> {
   return new Response(zeros(size), { headers: { "content-length": String(size) } });
 }
 
+type Row = { name: string; direct: string; naive: string; azgate: string; target: string; met: boolean | null };
+
+/**
+ * The speed targets (issue 37), each with this run's figures beside the
+ * direct path and the naive chain where it has one, and whether it was met.
+ * A part not run (BENCH_ONLY) or not at the target's size prints "not run".
+ */
+function printTargets(r: {
+  arm: { p50: number; added: number; cpuMs: number[]; rps: number; share: number }[];
+  streaming: { streams: { up: number; down: number; rss?: string }[] } | null;
+  az: { name: string; added: number }[];
+  sdk: { raw: { p50: number; added: number | null; rps: number; share: number | null }[] } | null;
+  idle: { tunnels: number; rssMiB: number; cpuPercent: number }[];
+}): void {
+  const ms = (v: number) => `${v >= 0 ? "+" : ""}${v.toFixed(2)} ms`;
+  const rows: Row[] = [];
+  const notRun = (name: string, target: string) => rows.push({ name, direct: "not run", naive: "", azgate: "", target, met: null });
+  const [direct, naive, azgate] = r.arm;
+  if (azgate) {
+    rows.push({ name: "ARM GET added p50 at 1 connection", direct: `${direct.p50.toFixed(2)} ms`, naive: ms(naive.added), azgate: ms(azgate.added), target: "<= +1.0 ms", met: azgate.added <= 1.0 });
+    rows.push({ name: `ARM GET at ${CONCURRENCY} connections, share of direct`, direct: `${direct.rps.toFixed(0)} req/s`, naive: `${naive.share.toFixed(1)} %`, azgate: `${azgate.share.toFixed(1)} %`, target: ">= 55 %", met: azgate.share >= 55 });
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    rows.push({ name: "CPU per request, proxy + agent, at 1 connection", direct: "", naive: `${sum(naive.cpuMs).toFixed(2)} ms`, azgate: `${sum(azgate.cpuMs).toFixed(2)} ms`, target: "<= 1.0 ms", met: sum(azgate.cpuMs) <= 1.0 });
+  } else ["ARM GET added p50 at 1 connection", "ARM GET share of direct", "CPU per request, proxy + agent"].forEach((n) => notRun(n, ""));
+  if (r.streaming) {
+    const [d, n, a] = r.streaming.streams;
+    rows.push({ name: `${BLOB_MIB} MiB up / down, MB/s (proxy peak RSS)`, direct: `${d.up.toFixed(0)} / ${d.down.toFixed(0)}`, naive: `${n.up.toFixed(0)} / ${n.down.toFixed(0)}`, azgate: `${a.up.toFixed(0)} / ${a.down.toFixed(0)} (${a.rss})`, target: ">= 350 / 350, memory flat", met: a.up >= 350 && a.down >= 350 });
+  } else notRun(`${BLOB_MIB} MiB up / down`, ">= 350 / 350");
+  const tenThousand = r.idle.find((x) => x.tunnels === 10_000);
+  if (tenThousand) rows.push({ name: "10,000 idle tunnels: proxy RSS, idle CPU", direct: "", naive: "", azgate: `${(tenThousand.rssMiB / 1024).toFixed(2)} GiB, ${tenThousand.cpuPercent.toFixed(1)} % of a core`, target: "<= 0.4 GiB, <= 5 %", met: tenThousand.rssMiB / 1024 <= 0.4 && tenThousand.cpuPercent <= 5 });
+  else notRun("10,000 idle tunnels (BENCH_IDLE_TUNNELS=...,10000)", "<= 0.4 GiB, <= 5 %");
+  if (r.sdk) {
+    const [kd, ka, nd, na] = r.sdk.raw;
+    rows.push({ name: "SDK path through proxy azure, kept connections: added p50 at 1 connection", direct: `${kd.p50.toFixed(2)} ms`, naive: "", azgate: ms(ka.added!), target: "<= +1.5 ms", met: ka.added! <= 1.5 });
+    rows.push({ name: `the same at ${CONCURRENCY} connections, share of direct`, direct: `${kd.rps.toFixed(0)} req/s`, naive: "", azgate: `${ka.share!.toFixed(1)} %`, target: ">= 45 %", met: ka.share! >= 45 });
+    rows.push({ name: "SDK path, a new connection per request: added p50", direct: `${nd.p50.toFixed(2)} ms`, naive: "", azgate: ms(na.added!), target: "<= +2.5 ms", met: na.added! <= 2.5 });
+    rows.push({ name: `the same at ${CONCURRENCY} connections, share of direct`, direct: `${nd.rps.toFixed(0)} req/s`, naive: "", azgate: `${na.share!.toFixed(1)} %`, target: ">= 25 %", met: na.share! >= 25 });
+  } else notRun("SDK path rows", "");
+  const azRow = (re: RegExp) => r.az.find((x) => re.test(x.name));
+  const [viaProxy, binaryAz] = [azRow(/running azgate proxy azure/), azRow(/single binary/)];
+  if (viaProxy && binaryAz) rows.push({ name: "az group list: with proxy azure's exports / dist/azgate az, added", direct: "", naive: "", azgate: `+${viaProxy.added.toFixed(0)} / +${binaryAz.added.toFixed(0)} ms`, target: "kept: <= +22 / +146 ms", met: viaProxy.added <= 22 && binaryAz.added <= 146 });
+  else notRun("az group list through azgate", "kept: <= +22 / +146 ms");
+  console.log(`\n| speed target (issue 37) | direct | naive chain | azgate | target | met |\n|---|---:|---:|---:|---|---|`);
+  for (const x of rows) console.log(`| ${x.name} | ${x.direct} | ${x.naive} | ${x.azgate} | ${x.target} | ${x.met === null ? "" : x.met ? "yes" : "no"} |`);
+}
+
 /** A process's resident memory now, in MiB (Linux). */
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
 
@@ -101,7 +149,7 @@ function peakRss(pid: number): { stop(): string } {
 }
 
 const IDLE_WINDOW_S = 30;
-const IDLE_STEPS = (process.env.BENCH_IDLE_TUNNELS ?? "1000,2000").split(",").map(Number).filter((n) => n > 0);
+const IDLE_STEPS = (process.env.BENCH_IDLE_TUNNELS ?? "1000,10000").split(",").map(Number).filter((n) => n > 0);
 
 /** The proxy's memory and idle CPU with many agent tunnels open and nothing on them. */
 async function idleTunnelBench(pid: number, baseUrl: string, agentDataDir: string, diagPort: number) {
@@ -361,6 +409,8 @@ async function main() {
 
   if (startup.length) console.log(`\n| single binary | median ms (10 runs) |\n|---|---:|`);
   for (const [name, ms] of startup) console.log(`| ${name} | ${ms.toFixed(0)} |`);
+
+  printTargets({ arm: rows, streaming, az, sdk, idle });
 
   console.log(`\n| two proxy replicas on PostgreSQL | |\n|---|---|`);
   console.log(`| ${REPLICA_CONCURRENCY} concurrent az-style requests | ${replicas} |`);
