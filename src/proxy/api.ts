@@ -163,8 +163,7 @@ export function createApi(ctx: ProxyContext, opts: { publicUrl: () => string; re
       ),
     );
   });
-  // WebSocket tunnels authenticate at the upgrade themselves.
-  if (opts.tunnels) app.route("/v1/tunnel", opts.tunnels.routes);
+  // WebSocket tunnels are not routes here: the server answers their upgrades (tunnels.ts upgrade, runtime/serve.ts).
 
   // ---- authenticated ----
   const authed = new Hono<Env>();

@@ -78,7 +78,7 @@ export async function startProxy(config: Config & { data_dir: string }, clock: C
     closers.push(async () => peerList.close());
     const tunnels = tunnelServer(ctx, registry, { id: replicaId, peers: peerList.peers });
     const api = createApi(ctx, { publicUrl: () => urls.public, registry, tunnels });
-    const server = await serve({ fetch: api.fetch, hostname: listen.host, port: listen.port, tls, websocket: { maxPayload: WS_MAX_PAYLOAD } });
+    const server = await serve({ fetch: api.fetch, hostname: listen.host, port: listen.port, tls, websocket: { maxPayload: WS_MAX_PAYLOAD, upgrade: (req) => tunnels.upgrade(req) } });
     closers.push(() => server.close());
     // Runs before the listener closes: agents and clients are told to move, open streams finish.
     closers.push(async () => {

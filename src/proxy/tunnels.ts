@@ -6,13 +6,12 @@
  *   /v1/tunnel/client clients (app certificates): one stream per Azure request.
  */
 import { audit } from "../audit/events.ts";
-import { Hono, type Context } from "hono";
 import type { WebSocket } from "ws";
 import { AzgateError, isAzgateError } from "../errors/index.ts";
 import { verifyProof } from "../auth/proof-verify.ts";
 import { AZGATE_ERROR_HEADER, errorHeaderValue } from "../api/error-header.ts";
 import { botFields, type Identity } from "../pki/identity.ts";
-import { upgradeWebSocket } from "../runtime/index.ts";
+import type { UpgradeAnswer, UpgradeRequest } from "../runtime/index.ts";
 import { answerControl, callControl, parseControlRequest } from "../api/control.ts";
 import { caPin } from "../pki/pin.ts";
 import { onAuthorityChange } from "./cluster.ts";
@@ -22,7 +21,7 @@ import { attachSession, ErrorCode, respondJsonMeta, type TunnelSession, type Tun
 import type { ProxyContext } from "./context.ts";
 import { KEYS } from "./keys.ts";
 import { renewHostCert } from "./join.ts";
-import { remoteAddr } from "./rate-limit.ts";
+import { clientAddress } from "./client-address.ts";
 import type { AgentTunnel, AppRegistry } from "./registry.ts";
 import { handleAppRequest } from "./app-request.ts";
 import { resolveCaller } from "./caller.ts";
@@ -34,16 +33,19 @@ import { VERSION_HEADER, versionRefusal } from "../api/version.ts";
 
 export const HEARTBEAT_INTERVAL_MS = 10_000;
 
-/**
- * What an upgrade keeps of its certificate: its end and, for clients, its key.
- * Not the certificate: the upgrade's context lives as long as the tunnel
- * (the WebSocket adapter holds it), and parsed X.509 objects per idle tunnel add up.
- */
-type Env = { Variables: { identity: Identity; notAfter: Date; clientKey?: JsonWebKey; issuerPin: string } };
+/** What a tunnel keeps of its upgrade: who opened it, its certificate's end and CA, a client's key and address. */
+interface Opened {
+  identity: Identity;
+  notAfter: Date;
+  clientKey?: JsonWebKey;
+  issuerPin: string;
+  addr: string;
+}
 
 
 export interface TunnelServer {
-  routes: Hono<Env>;
+  /** Answers a WebSocket upgrade to /v1/tunnel/agent or /v1/tunnel/client (runtime/serve.ts); null for any other path. */
+  upgrade(req: UpgradeRequest): Promise<UpgradeAnswer>;
   /** Tells every connected agent and client to move, waits up to `deadlineMs` for open streams, then closes. */
   drain(deadlineMs: number): Promise<void>;
   close(): void;
@@ -109,127 +111,111 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
       void session.drain(DRAIN_RETIRED_MS, retired.message);
     }
   };
-  const routes = new Hono<Env>();
   let draining = false;
 
-  const authenticate = (kind: "host" | "user") => async (c: Context<Env>, next: () => Promise<void>) => {
-    try {
-      if (draining) throw new AzgateError("connection_failed", "this proxy is shutting down; connect to another");
-      const url = new URL(c.req.url);
-      const view = ctx.cluster.views[kind];
-      const { identity, cert, issuer } = await verifyProof({
-        authorization: c.req.header("authorization"),
-        method: "GET",
-        pathAndQuery: url.pathname + url.search,
-        cas: view.trusted,
-        retired: { retired: view.retired, current: view.pins },
-        replay: ctx.replay,
-        now: ctx.clock.now(),
-      }).catch(async (e) => {
-        await auditRetired(ctx, e, `tunnel ${kind === "host" ? "agent" : "client"}`);
+  /** Who opens the tunnel, checked once at the upgrade: a certificate and a proof of possession, the account as it is now. */
+  const authenticate = async (kind: "host" | "user", req: UpgradeRequest): Promise<Opened> => {
+    if (draining) throw new AzgateError("connection_failed", "this proxy is shutting down; connect to another");
+    const view = ctx.cluster.views[kind];
+    const { identity, cert, issuer } = await verifyProof({
+      authorization: req.header("authorization"),
+      method: "GET",
+      pathAndQuery: req.path + req.search,
+      cas: view.trusted,
+      retired: { retired: view.retired, current: view.pins },
+      replay: ctx.replay,
+      now: ctx.clock.now(),
+    }).catch(async (e) => {
+      await auditRetired(ctx, e, `tunnel ${kind === "host" ? "agent" : "client"}`);
+      throw e;
+    });
+    // The CA it came from: a rotation that retires it ends the tunnel (followRotation) and refuses its requests.
+    const issuerPin = await caPin(issuer);
+    if (identity.kind !== kind) throw new AzgateError("access_denied", kind === "host" ? "this endpoint is for agents" : "this endpoint is for app sessions; run azgate apps login");
+    // A version this proxy no longer serves (api/version.ts): refused, naming both, and audited (the caller is known now).
+    const peerVersion = req.header(VERSION_HEADER);
+    const tooOld = versionRefusal(peerVersion, kind === "host" ? "agent" : "client");
+    if (tooOld) {
+      await ctx.audit.emit(audit("VERSION_REFUSED", { ...(kind === "host" ? { host_id: identity.name } : { user: identity.name, session_id: identity.session_id }), peer: kind === "host" ? "agent" : "client", peer_version: peerVersion ?? null, version: VERSION, error_code: tooOld.code, reason: tooOld.message, success: false }));
+      throw tooOld;
+    }
+    if (kind === "host" && !(await ctx.backend.get(KEYS.agent(identity.name)))) {
+      throw new AzgateError("access_denied", `agent ${identity.name} was removed from the cluster; join it again with a new token`);
+    }
+    if (kind === "user" && !identity.route) throw new AzgateError("access_denied", "a user session cannot open a tunnel; run azgate apps login first");
+    // The account as it is now: deleted, reset, recreated or locked accounts open no tunnel.
+    if (kind === "user") {
+      await resolveCaller(ctx, identity).catch(async (e) => {
+        const code = isAzgateError(e) ? e.code : "internal";
+        await ctx.audit.emit(audit("APP_TUNNEL_DENIED", { user: identity.name, ...botFields(identity), session_id: identity.session_id, app: identity.route?.app, azure_identity: identity.route?.azure_identity, error_code: code, reason: (e as Error).message, success: false }));
         throw e;
       });
-      // The CA it came from: a rotation that retires it ends the tunnel (followRotation) and refuses its requests.
-      c.set("issuerPin", await caPin(issuer));
-      if (identity.kind !== kind) throw new AzgateError("access_denied", kind === "host" ? "this endpoint is for agents" : "this endpoint is for app sessions; run azgate apps login");
-      // A version this proxy no longer serves (api/version.ts): refused, naming both, and audited (the caller is known now).
-      const peerVersion = c.req.header(VERSION_HEADER);
-      const tooOld = versionRefusal(peerVersion, kind === "host" ? "agent" : "client");
-      if (tooOld) {
-        await ctx.audit.emit(audit("VERSION_REFUSED", { ...(kind === "host" ? { host_id: identity.name } : { user: identity.name, session_id: identity.session_id }), peer: kind === "host" ? "agent" : "client", peer_version: peerVersion ?? null, version: VERSION, error_code: tooOld.code, reason: tooOld.message, success: false }));
-        throw tooOld;
-      }
-      if (kind === "host" && !(await ctx.backend.get(KEYS.agent(identity.name)))) {
-        throw new AzgateError("access_denied", `agent ${identity.name} was removed from the cluster; join it again with a new token`);
-      }
-      if (kind === "user" && !identity.route) throw new AzgateError("access_denied", "a user session cannot open a tunnel; run azgate apps login first");
-      // The account as it is now: deleted, reset, recreated or locked accounts open no tunnel.
-      if (kind === "user") {
-        await resolveCaller(ctx, identity).catch(async (e) => {
-          const code = isAzgateError(e) ? e.code : "internal";
-          await ctx.audit.emit(audit("APP_TUNNEL_DENIED", { user: identity.name, ...botFields(identity), session_id: identity.session_id, app: identity.route?.app, azure_identity: identity.route?.azure_identity, error_code: code, reason: (e as Error).message, success: false }));
-          throw e;
-        });
-      }
-      c.set("identity", identity);
-      c.set("notAfter", cert.notAfter);
-      // A client's key checks its placeholders at the agent. Exported here, not in onOpen: frames that arrive
-      // before the session is attached would be lost. Agents have no use for theirs.
-      if (kind === "user") c.set("clientKey", (await crypto.subtle.exportKey("jwk", await cert.publicKey.export({ name: "ECDSA", namedCurve: "P-256" }, ["verify"]))) as JsonWebKey);
-    } catch (e) {
-      // An upgrade refusal carries no body, so the reason travels in a header.
-      const err = isAzgateError(e) ? e : new AzgateError("internal", "internal error");
-      return c.body(null, err.status as 401, { [AZGATE_ERROR_HEADER]: errorHeaderValue(err) });
     }
-    await next();
+    // A client's key checks its placeholders at the agent, exported once here. Agents have no use for theirs.
+    const clientKey = kind === "user" ? ((await crypto.subtle.exportKey("jwk", await cert.publicKey.export({ name: "ECDSA", namedCurve: "P-256" }, ["verify"]))) as JsonWebKey) : undefined;
+    // What the tunnel keeps of its certificate: its end and, for clients, its key (not the parsed certificate:
+    // it would live as long as the tunnel, and parsed X.509 objects per idle tunnel add up).
+    return { identity, notAfter: cert.notAfter, clientKey, issuerPin, addr: clientAddress(req.socketAddr, req.header("x-forwarded-for"), ctx.settings.trustedProxies) };
   };
 
-  routes.get(
-    "/agent",
-    authenticate("host"),
-    upgradeWebSocket((c) => {
-      const identity = c.get("identity");
-      return {
-        onOpen(_ev, ws) {
-          const tunnel: AgentTunnel = { id: crypto.randomUUID(), hostId: identity.name, hostName: identity.name, session: null as unknown as TunnelSession, connectedAt: ctx.clock.now() };
-          tunnel.session = attachSession(ws.raw as WebSocket, {
-            role: "acceptor",
-            name: `agent ${identity.name}`,
-            onStream: (stream) => void serveAgentStream(ctx, registry, replica, tunnel, identity, stream),
-          });
-          agents.set(tunnel.session, { hostId: identity.name, issuerPin: c.get("issuerPin") });
-          closeAtExpiry(ctx.clock, tunnel.session, c.get("notAfter"));
-          // What it must trust now (after a rotation moved while it was away, or mid-rotation at its first start).
-          void tellTrust(ctx, tunnel.session, "host", c.get("issuerPin"), identity.name);
-          void ctx.audit.emit(audit("AGENT_CONNECTED", { host_id: identity.name, remote_addr: remoteAddr(c) }));
-          void tunnel.session.closed().then((info) => {
-            agents.delete(tunnel.session);
-            registry.removeTunnel(tunnel.id);
-            void ctx.audit.emit(audit("AGENT_DISCONNECTED", { host_id: identity.name, reason: info.reason }));
-          });
-        },
-      };
-    }),
-  );
+  const openAgent = ({ identity, notAfter, issuerPin, addr }: Opened, ws: WebSocket) => {
+    const tunnel: AgentTunnel = { id: crypto.randomUUID(), hostId: identity.name, hostName: identity.name, session: null as unknown as TunnelSession, connectedAt: ctx.clock.now() };
+    tunnel.session = attachSession(ws, {
+      role: "acceptor",
+      name: `agent ${identity.name}`,
+      onStream: (stream) => void serveAgentStream(ctx, registry, replica, tunnel, identity, stream),
+    });
+    agents.set(tunnel.session, { hostId: identity.name, issuerPin });
+    closeAtExpiry(ctx.clock, tunnel.session, notAfter);
+    // What it must trust now (after a rotation moved while it was away, or mid-rotation at its first start).
+    void tellTrust(ctx, tunnel.session, "host", issuerPin, identity.name);
+    void ctx.audit.emit(audit("AGENT_CONNECTED", { host_id: identity.name, remote_addr: addr }));
+    void tunnel.session.closed().then((info) => {
+      agents.delete(tunnel.session);
+      registry.removeTunnel(tunnel.id);
+      void ctx.audit.emit(audit("AGENT_DISCONNECTED", { host_id: identity.name, reason: info.reason }));
+    });
+  };
 
-  routes.get(
-    "/client",
-    authenticate("user"),
-    upgradeWebSocket((c) => {
-      const identity = c.get("identity");
-      const notAfter = c.get("notAfter");
-      const clientKey = c.get("clientKey")!;
-      const issuerPin = c.get("issuerPin");
-      const addr = remoteAddr(c);
-      return {
-        // Synchronous on purpose: the session must listen before the first frame is delivered.
-        onOpen(_ev, ws) {
-          const session = attachSession(ws.raw as WebSocket, {
-            role: "acceptor",
-            name: `client ${identity.name}`,
-            onStream: (stream) => {
-              // The one control call a workstation makes on its tunnel; every other stream is an Azure request.
-              if (stream.meta.type === "reissue") return void answerReissue(ctx, identity, notAfter, issuerPin, stream);
-              void handleAppRequest(ctx, registry, { identity, clientKey, remoteAddr: addr, issuerPin }, stream).catch((e) => {
-                console.error("[proxy] client stream failed:", e);
-                stream.reset(ErrorCode.INTERNAL_ERROR, "internal error; see the proxy log");
-              });
-            },
-          });
-          clients.set(session, { identity, issuerPin });
-          closeAtExpiry(ctx.clock, session, notAfter);
-          // Mid-rotation, the session hears at once which CAs to trust and whether to get a new certificate; after
-          // one, which CAs no longer count (a session that redialled across the final standby still trusts the old one).
-          const { host, user } = ctx.cluster.views;
-          if (host.rotation.phase !== "standby" || user.rotation.phase !== "standby" || host.retired.length > 0) void tellTrust(ctx, session, "user", issuerPin);
-          void session.closed().then(() => clients.delete(session));
-        },
-      };
-    }),
-  );
+  // Synchronous on purpose: the session must listen before the first frame is delivered.
+  const openClient = ({ identity, notAfter, clientKey, issuerPin, addr }: Opened, ws: WebSocket) => {
+    const session = attachSession(ws, {
+      role: "acceptor",
+      name: `client ${identity.name}`,
+      onStream: (stream) => {
+        // The one control call a workstation makes on its tunnel; every other stream is an Azure request.
+        if (stream.meta.type === "reissue") return void answerReissue(ctx, identity, notAfter, issuerPin, stream);
+        void handleAppRequest(ctx, registry, { identity, clientKey: clientKey!, remoteAddr: addr, issuerPin }, stream).catch((e) => {
+          console.error("[proxy] client stream failed:", e);
+          stream.reset(ErrorCode.INTERNAL_ERROR, "internal error; see the proxy log");
+        });
+      },
+    });
+    clients.set(session, { identity, issuerPin });
+    closeAtExpiry(ctx.clock, session, notAfter);
+    // Mid-rotation, the session hears at once which CAs to trust and whether to get a new certificate; after
+    // one, which CAs no longer count (a session that redialled across the final standby still trusts the old one).
+    const { host, user } = ctx.cluster.views;
+    if (host.rotation.phase !== "standby" || user.rotation.phase !== "standby" || host.retired.length > 0) void tellTrust(ctx, session, "user", issuerPin);
+    void session.closed().then(() => clients.delete(session));
+  };
+
+  const endpoints: Record<string, ["host" | "user", (o: Opened, ws: WebSocket) => void]> = { "/v1/tunnel/agent": ["host", openAgent], "/v1/tunnel/client": ["user", openClient] };
 
   return {
-    routes,
+    async upgrade(req) {
+      const endpoint = endpoints[req.path];
+      if (!endpoint) return null;
+      const [kind, open] = endpoint;
+      try {
+        const opened = await authenticate(kind, req);
+        return { accept: (ws: WebSocket) => open(opened, ws) };
+      } catch (e) {
+        // An upgrade refusal carries no body, so the reason travels in a header.
+        const err = isAzgateError(e) ? e : new AzgateError("internal", "internal error");
+        return { refuse: { status: err.status, headers: { [AZGATE_ERROR_HEADER]: errorHeaderValue(err) } } };
+      }
+    },
     async drain(deadlineMs) {
       draining = true;
       await Promise.all([...agents.keys(), ...clients.keys()].map((s) => s.drain(deadlineMs, "proxy is shutting down")));

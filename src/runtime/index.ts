@@ -7,7 +7,7 @@
  * client/*) import the one file of this folder they need instead, so that
  * `azgate status` does not load the HTTP server and its framework.
  */
-export { serve, upgradeWebSocket, type ServeOptions, type RunningServer } from "./serve.ts";
+export { serve, type ServeOptions, type RunningServer, type UpgradeRequest, type UpgradeAnswer } from "./serve.ts";
 export { request, type RequestOptions, type HttpResponse } from "./http.ts";
 export { writeFileAtomic, readTextOrNull, ensureDir, fsyncDir, removeFile, appendDurably, openForDurableAppend } from "./fs.ts";
 export { waitForWritable } from "./backpressure.ts";
