@@ -40,6 +40,7 @@ import { naiveClient } from "./naive/client.ts";
 import { loadAgentState } from "../src/agent/state.ts";
 import { dialTunnel, type TunnelSession } from "../src/tunnel/index.ts";
 import path from "node:path";
+import { WebSocket } from "ws";
 import { startEmulator } from "../src/emulator/server.ts";
 import { cli, parseExports, startCli, startProxyProcess, tempDir } from "../test/helpers/azgate.ts";
 import { runCommand } from "../test/helpers/run.ts";
@@ -98,6 +99,7 @@ function printTargets(r: {
   az: { name: string; added: number }[];
   sdk: { raw: { p50: number; added: number | null; rps: number; share: number | null }[] } | null;
   idle: { tunnels: number; rssMiB: number; cpuPercent: number }[];
+  naiveIdle: { tunnels: number; rssMiB: number } | null;
 }): void {
   const ms = (v: number) => `${v >= 0 ? "+" : ""}${v.toFixed(2)} ms`;
   const rows: Row[] = [];
@@ -114,7 +116,8 @@ function printTargets(r: {
     rows.push({ name: `${BLOB_MIB} MiB up / down, MB/s (proxy peak RSS)`, direct: `${d.up.toFixed(0)} / ${d.down.toFixed(0)}`, naive: `${n.up.toFixed(0)} / ${n.down.toFixed(0)}`, azgate: `${a.up.toFixed(0)} / ${a.down.toFixed(0)} (${a.rss})`, target: ">= 350 / 350, memory flat", met: a.up >= 350 && a.down >= 350 });
   } else notRun(`${BLOB_MIB} MiB up / down`, ">= 350 / 350");
   const tenThousand = r.idle.find((x) => x.tunnels === 10_000);
-  if (tenThousand) rows.push({ name: "10,000 idle tunnels: proxy RSS, idle CPU", direct: "", naive: "", azgate: `${(tenThousand.rssMiB / 1024).toFixed(2)} GiB, ${tenThousand.cpuPercent.toFixed(1)} % of a core`, target: "<= 0.4 GiB, <= 5 %", met: tenThousand.rssMiB / 1024 <= 0.4 && tenThousand.cpuPercent <= 5 });
+  const naiveTen = r.naiveIdle?.tunnels === 10_000 ? `${(r.naiveIdle.rssMiB / 1024).toFixed(2)} GiB` : "";
+  if (tenThousand) rows.push({ name: "10,000 idle tunnels: proxy RSS, idle CPU", direct: "", naive: naiveTen, azgate: `${(tenThousand.rssMiB / 1024).toFixed(2)} GiB, ${tenThousand.cpuPercent.toFixed(1)} % of a core`, target: "<= 0.4 GiB, <= 5 %", met: tenThousand.rssMiB / 1024 <= 0.4 && tenThousand.cpuPercent <= 5 });
   else notRun("10,000 idle tunnels (BENCH_IDLE_TUNNELS=...,10000)", "<= 0.4 GiB, <= 5 %");
   if (r.sdk) {
     const [kd, ka, nd, na] = r.sdk.raw;
@@ -189,6 +192,31 @@ async function idleTunnelBench(pid: number, baseUrl: string, agentDataDir: strin
   return rows;
 }
 
+/**
+ * The floor for idle tunnels: the naive relay holding `tunnels` WebSocket
+ * connections over TLS and nothing else (no pings, no state of its own), its
+ * RSS after they settle, beside its RSS before.
+ */
+async function naiveIdleBench(naive: { relayUrl: string; caPem: string; relayPid: number }, tunnels: number) {
+  const before = rssMiB(naive.relayPid);
+  const sockets: WebSocket[] = [];
+  try {
+    while (sockets.length < tunnels) {
+      const n = Math.min(25, tunnels - sockets.length);
+      sockets.push(...(await Promise.all(Array.from({ length: n }, () => new Promise<WebSocket>((resolve, reject) => {
+        const ws = new WebSocket(`${naive.relayUrl}/idle`, { ca: naive.caPem, perMessageDeflate: false });
+        ws.once("open", () => resolve(ws));
+        ws.once("error", reject);
+      })))));
+    }
+    await new Promise((r) => setTimeout(r, 15_000));
+    const rss = rssMiB(naive.relayPid);
+    return { tunnels, rssMiB: rss, perTunnelKiB: ((rss - before) * 1024) / tunnels };
+  } finally {
+    for (const ws of sockets) ws.terminate();
+  }
+}
+
 /** Starts the naive chain's relay and agent (scripts/naive/chain.ts) and connects its client. */
 async function startNaiveChain(dir: string, emu: Awaited<ReturnType<typeof startEmulator>>, tokens: { arm: string; storage: string }) {
   const ca = await createAuthority("host", "naive chain", new Date());
@@ -211,6 +239,8 @@ async function startNaiveChain(dir: string, emu: Awaited<ReturnType<typeof start
   const client = await naiveClient(`wss://127.0.0.1:${port}`, ca.cert.toString("pem"));
   return {
     client,
+    relayUrl: `wss://127.0.0.1:${port}`,
+    caPem: ca.cert.toString("pem"),
     relayPid: relay.pid!,
     agentPid: agent.pid!,
     stop() {
@@ -364,13 +394,14 @@ async function main() {
     const [directUp, directDown, tunnelUp, tunnelDown] = [rows[3].up, rows[3].down, rows[4].up, rows[4].down];
     return { streams, directUp, directDown, tunnelUp, tunnelDown };
   })();
-  naive.stop();
 
   const az = ONLY.has("az") ? await azBench(emu, cluster, user, binary) : [];
   const sdk = ONLY.has("sdk") ? await sdkRows(cluster, user) : null;
   const everyday = ONLY.has("cli") ? await everydayCommands({ binary, cluster, fx, home: await benchHome(cluster, user), directAzEnv: await directAz(emu), readerClientId: READER_CLIENT_ID }) : [];
   const diagPort = Number(/Diagnostics:\s+http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(cluster.proxy.output())?.[1]);
   const idle = ONLY.has("idle") ? await idleTunnelBench(cluster.proxy.child.pid!, cluster.target.baseUrl, agent.dataDir, diagPort) : [];
+  const naiveIdle = ONLY.has("idle") ? await naiveIdleBench(naive, Math.max(...IDLE_STEPS)) : null;
+  naive.stop();
   app.close();
   blobApp.close();
   await agent.stop();
@@ -405,12 +436,13 @@ async function main() {
   if (idle.length) console.log(`\n| idle agent tunnels on one proxy | proxy RSS MiB | RSS per tunnel (from none) | heap MiB | heap per tunnel | proxy CPU while idle, % of a core (${IDLE_WINDOW_S} s) |\n|---|---:|---:|---:|---:|---:|`);
   const kib = (v: number | null) => (v === null ? "" : `${v.toFixed(1)} KiB`);
   for (const r of idle) console.log(`| ${r.tunnels} | ${r.rssMiB.toFixed(0)} | ${kib(r.perTunnelKiB)} | ${r.heapMiB.toFixed(0)} | ${kib(r.heapPerTunnelKiB)} | ${r.cpuPercent.toFixed(1)} |`);
-  if (idle.length) console.log("(raw tunnels dialled with one agent's certificate; they ping every 15 s as agents do, but send no heartbeats, which a real agent sends every 10 s)");
+  if (naiveIdle) console.log(`| naive relay, ${naiveIdle.tunnels} (WebSocket over TLS held open, nothing else) | ${naiveIdle.rssMiB.toFixed(0)} | ${kib(naiveIdle.perTunnelKiB)} |  |  |  |`);
+  if (idle.length) console.log("(raw tunnels dialled with one agent's certificate; they ping every 15 s as agents do, but send no heartbeats, which a real agent sends every 10 s; the naive relay's connections send nothing)");
 
   if (startup.length) console.log(`\n| single binary | median ms (10 runs) |\n|---|---:|`);
   for (const [name, ms] of startup) console.log(`| ${name} | ${ms.toFixed(0)} |`);
 
-  printTargets({ arm: rows, streaming, az, sdk, idle });
+  printTargets({ arm: rows, streaming, az, sdk, idle, naiveIdle });
 
   console.log(`\n| two proxy replicas on PostgreSQL | |\n|---|---|`);
   console.log(`| ${REPLICA_CONCURRENCY} concurrent az-style requests | ${replicas} |`);
