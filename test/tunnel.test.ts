@@ -190,6 +190,42 @@ describe("tunnel sessions", () => {
     expect(b.isClosed).toBe(false);
   });
 
+  it("hands over an answer whole once its sender has ended, and only then: not while more may come (nothing lost), not after a reset", async () => {
+    let serve: (s: TunnelStream) => void = () => undefined;
+    const { a } = pair({ onStream: (s) => serve(s) });
+    // Whole: three chunks and END before the reader looks.
+    serve = (s) => void (async () => {
+      for (const chunk of ["ab", "cd", "e"]) await s.write(text(chunk));
+      s.end();
+    })();
+    const whole = a.open({ kind: "test" });
+    whole.end();
+    await whole.done();
+    expect(new TextDecoder().decode(whole.takeWhole()!)).toBe("abcde");
+    // Not ended yet: null, and nothing is lost; the reader gets every byte after.
+    let finish = () => undefined as void;
+    serve = (s) => void (async () => {
+      await s.write(text("part"));
+      finish = () => void s.write(text(" rest")).then(() => s.end());
+    })();
+    const partial = a.open({ kind: "test" });
+    partial.end();
+    await tick();
+    expect(partial.takeWhole()).toBeNull();
+    finish();
+    expect(new TextDecoder().decode(await readAll(partial.readable))).toBe("part rest");
+    // Reset by the peer: null, and reading says why.
+    serve = (s) => void (async () => {
+      await s.write(text("x"));
+      s.reset(ErrorCode.CANCEL, "gone");
+    })();
+    const reset = a.open({ kind: "test" });
+    reset.end();
+    await reset.done();
+    expect(reset.takeWhole()).toBeNull();
+    await expect(reset.read()).rejects.toThrow(/gone/);
+  });
+
   it("passes a reset to the other side with its code and reason", async () => {
     let accepted!: TunnelStream;
     const { a } = pair({ onStream: (s) => (accepted = s) });

@@ -233,7 +233,8 @@ export async function serveLocalProxy(opts: {
       void res.body.cancel().catch(() => undefined);
       return new Response(null, { status: res.status, headers: out });
     }
-    return new Response(res.body, { status: res.status, headers: out });
+    // An answer that is already whole (most ARM reads) goes out as bytes; a longer one is streamed as it comes.
+    return new Response((res.stream.takeWhole() as Uint8Array<ArrayBuffer> | null) ?? res.body, { status: res.status, headers: out });
   };
 
   // Warm up while the client starts (az needs most of a second to boot Python): dial the tunnel and mint

@@ -98,7 +98,10 @@ export async function tunnelRequest(
   return {
     status: parsed.data.status,
     headers: parsed.data.headers,
-    body: stream.readable,
+    // Made on first use: a caller that takes a whole answer (takeWhole) never needs one.
+    get body() {
+      return stream.readable;
+    },
     trailer: async () => responseTrailerSchema.safeParse(await stream.readMeta().catch(() => null)).data ?? null,
     stream,
   };

@@ -116,6 +116,24 @@ export class TunnelStream {
     while (this.chunks.length === 0 && !this.remoteEnded && !this.resetError) await this.nextArrival();
   }
 
+  /**
+   * Every byte the peer sent, at once, when it has already ended (an ARM
+   * answer usually comes whole in one read): no reader and no web stream
+   * needed. Null while more may come, after a reset, or once reading began.
+   */
+  takeWhole(): Uint8Array | null {
+    if (!this.remoteEnded || this.resetError || this.readableStream) return null;
+    const chunks = this.chunks.splice(0);
+    if (chunks.length === 1) return chunks[0];
+    const whole = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const c of chunks) {
+      whole.set(c, at);
+      at += c.length;
+    }
+    return whole;
+  }
+
   /** True once the peer has ended and every byte it sent has been read (a request without a body, say). */
   get drained(): boolean {
     return this.remoteEnded && this.chunks.length === 0;
