@@ -595,6 +595,8 @@ async function azBench(emu: Awaited<ReturnType<typeof startEmulator>>, cluster: 
       ["azgate az, from source through tsx (starts the local proxy each time)", () => cli(["az", "group", "list", "-o", "none"], { home, env })],
       ["dist/azgate az (the single binary)", () => runCommand(binary, ["az", "group", "list", "-o", "none"], { ...env, AZGATE_HOME: home })],
       ["az with the exports of a running azgate proxy azure", () => runCommand("/bin/sh", ["-c", `${exports}\naz group list -o none`], env)],
+      // BENCH_AZ_VS: another checkout's single binary in the same rounds, to see what a change did to `azgate az`.
+      ...(process.env.BENCH_AZ_VS ? [[`${process.env.BENCH_AZ_VS} az (BENCH_AZ_VS)`, () => runCommand(process.env.BENCH_AZ_VS!, ["az", "group", "list", "-o", "none"], { ...env, AZGATE_HOME: home })] as Variant] : []),
     ]);
   } finally {
     await proxy.stop();

@@ -119,6 +119,8 @@ describe("attack: tunnel upgrades answered outside the router", () => {
 
   it("held: an upgrade to an API route reaches no handler (and a non-websocket upgrade is refused, not left hanging)", async () => {
     expect((await rawUpgrade("/v1/ping", {})).status).toBe(404);
+    // Names every object has: an endpoint table that were a plain object would find them (and answer 500).
+    for (const path of ["/constructor", "/__proto__", "/toString", "/hasOwnProperty"]) expect((await rawUpgrade(path, {})).status).toBe(404);
     const r = await new Promise<number>((resolve) => {
       const s = tls.connect({ host: "127.0.0.1", port: proxy.port, rejectUnauthorized: false }, () => s.write(`GET /v1/tunnel/client HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n`));
       let b = "";

@@ -200,11 +200,12 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
     void session.closed().then(() => clients.delete(session));
   };
 
-  const endpoints: Record<string, ["host" | "user", (o: Opened, ws: WebSocket) => void]> = { "/v1/tunnel/agent": ["host", openAgent], "/v1/tunnel/client": ["user", openClient] };
+  // A Map, not an object: a path such as /constructor must find nothing.
+  const endpoints = new Map<string, ["host" | "user", (o: Opened, ws: WebSocket) => void]>([["/v1/tunnel/agent", ["host", openAgent]], ["/v1/tunnel/client", ["user", openClient]]]);
 
   return {
     async upgrade(req) {
-      const endpoint = endpoints[req.path];
+      const endpoint = endpoints.get(req.path);
       if (!endpoint) return null;
       const [kind, open] = endpoint;
       try {
