@@ -84,6 +84,10 @@ beforeAll(async () => {
   await createResources(proxy.ctx, admin, parseResources(ROLE, "role.yaml").resources, false);
   standIn = memoryPair({ onStream: standInAgent });
   heartbeat();
+  // It heartbeats every 10 s by the proxy's clock, as an agent does: a test that moves the clock by minutes keeps it
+  // live all the way (a heartbeat only after the move left requests in flight meanwhile to find no agent: app_unavailable).
+  const beat = clock.every(10_000, heartbeat);
+  closers.push(async () => beat.cancel());
   closers.push(async () => standIn.dialer.close(0, "done"));
 }, 60_000);
 afterAll(async () => {
