@@ -23,6 +23,7 @@ export function memoryPair(dialerOpts: Omit<SessionOptions, "role"> = {}, accept
       setImmediate(() => to().receive(copy));
     },
     writable: () => Promise.resolve(),
+    hasRoom: () => true,
     close() {
       setImmediate(() => to().transportClosed("peer closed"));
     },
