@@ -106,9 +106,11 @@ async function relay(server: AppServer, meta: AgentRequest, body: BodyPump, clie
   const result: Relayed = { ok: true, status: parsed.data.status, bytes: 0, azureRequestId: azureRequestId(parsed.data.headers), answer: readAzureAnswer(parsed.data.status, parsed.data.headers), agent: server.tunnel.hostName, agentId: server.tunnel.hostId };
   try {
     client.sendMeta(parsed.data);
-    // The body frame by frame as the agent sent it, only the stream ID rewritten (TunnelStream.forwardTo): each
-    // side's flow control still holds the other back, and nothing is decoded and encoded again.
-    result.bytes = await upstream.forwardTo(client);
+    // Chunk by chunk from stream to stream: each side's flow control holds the other back.
+    for (let chunk = await upstream.read(); chunk; chunk = await upstream.read()) {
+      result.bytes += chunk.byteLength;
+      await client.write(chunk);
+    }
     const trailer = responseTrailerSchema.safeParse(await upstream.readMeta()).data ?? null;
     if (trailer) client.sendMeta(trailer);
     if (trailer?.error) result.error = trailer.error;

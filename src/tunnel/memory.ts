@@ -23,7 +23,6 @@ export function memoryPair(dialerOpts: Omit<SessionOptions, "role"> = {}, accept
       setImmediate(() => to().receive(copy));
     },
     writable: () => Promise.resolve(),
-    hasRoom: () => true,
     close() {
       setImmediate(() => to().transportClosed("peer closed"));
     },

@@ -6,8 +6,6 @@ export interface FrameTransport {
   send(frame: Uint8Array): void;
   /** Resolves when queued output is below the transport's high-water mark. */
   writable(): Promise<void>;
-  /** Whether queued output is below the high-water mark now (a frame passed on as it came waits for nothing). */
-  hasRoom(): boolean;
   close(code: number, reason: string): void;
 }
 
@@ -99,12 +97,6 @@ export class TunnelSession {
         this.grownWindow -= bytes;
       },
       writable: () => (this.closedInfo ? Promise.reject(this.closedError()) : this.transport.writable()),
-      hasRoom: () => !this.closedInfo && this.transport.hasRoom(),
-      sendRaw: (stream, frame) => {
-        // A DATA frame received on another session, passed on as it is: only its stream ID is this side's.
-        new DataView(frame.buffer, frame.byteOffset, frame.byteLength).setUint32(2, stream);
-        if (!this.closedInfo) this.transport.send(frame);
-      },
       streamClosed: (id) => {
         this.streams.delete(id);
         if (this.streams.size === 0) for (const w of this.drainWaiters.splice(0)) w();
@@ -181,15 +173,14 @@ export class TunnelSession {
     if (this.closedInfo) return;
     this.lastReceived = performance.now();
     try {
-      this.handle(decodeFrame(message), message);
+      this.handle(decodeFrame(message));
     } catch (e) {
       if (e instanceof TunnelProtocolError) return this.close(e.code, e.message);
       throw e;
     }
   }
 
-  /** One decoded frame; `raw` is its bytes as received (a DATA frame may be passed on as it is: TunnelStream.forwardTo). */
-  private handle(f: Frame, raw: Uint8Array): void {
+  private handle(f: Frame): void {
     switch (f.type) {
       case "PING":
         return this.send({ type: "PONG", stream: 0, opaque: f.opaque });
@@ -213,7 +204,7 @@ export class TunnelSession {
     }
     switch (f.type) {
       case "DATA":
-        if (!stream.onData(f.data, raw)) {
+        if (!stream.onData(f.data)) {
           stream.reset(ErrorCode.FLOW_CONTROL_ERROR, "peer sent more than its window");
         }
         return;

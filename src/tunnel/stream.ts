@@ -25,10 +25,6 @@ export interface StreamHost {
   releaseWindow(bytes: number): void;
   /** Resolves when the connection can take more bytes (connection-level backpressure). */
   writable(): Promise<void>;
-  /** Whether the connection can take more bytes now. */
-  hasRoom(): boolean;
-  /** Sends a DATA frame received elsewhere as it is, under this stream's ID (it is rewritten in place). */
-  sendRaw(id: number, frame: Uint8Array): void;
   streamClosed(id: number): void;
 }
 
@@ -74,8 +70,6 @@ export class TunnelStream {
   private finished = false;
   private readonly doneResolvers: (() => void)[] = [];
   private readableStream: ReadableStream<Uint8Array> | undefined;
-  /** Where the peer's bytes go as they come (forwardTo), and how that is going. */
-  private forward: { target: TunnelStream; pumping: boolean; bytes: number; done: Waiter & { settled: boolean } } | null = null;
   private writableStream: WritableStream<Uint8Array> | undefined;
 
   constructor(
@@ -186,85 +180,12 @@ export class TunnelStream {
 
   // ---- called by the session -------------------------------------------------
 
-  onData(data: Uint8Array, raw?: Uint8Array): boolean {
+  onData(data: Uint8Array): boolean {
     if (this.remoteEnded || this.resetError) return true; // late frame after our reset: drop
     if (data.length > this.recvAllowance) return false; // flow-control violation
     this.recvAllowance -= data.length;
-    const f = this.forward;
-    if (f) {
-      // Passed on as it came, when nothing is queued before it and the target may take it now; else queued, in order.
-      if (raw && !f.pumping && this.chunks.length === 0 && f.target.takeRaw(raw, data.length)) {
-        f.bytes += data.length;
-        this.grantCredit(data.length);
-        return true;
-      }
-      this.chunks.push(data);
-      this.pump();
-      return true;
-    }
     this.chunks.push(data);
     this.wakeReader();
-    return true;
-  }
-
-  /**
-   * Passes the peer's bytes on to `target` as they come, each DATA frame as
-   * it was received (its stream ID rewritten), instead of through read() and
-   * write(): no copy, no wait. Flow control holds as with read() and write():
-   * a frame goes on only within `target`'s send window and while its
-   * connection has room; otherwise it is queued here and written in order as
-   * room comes, and this side returns credit to its peer only for bytes that
-   * went on (a slow reader at the far end stops the sender). Resolves with
-   * the bytes passed on once the peer has ended (its METAs stay for
-   * readMeta); rejects with the reset of either stream.
-   */
-  forwardTo(target: TunnelStream): Promise<number> {
-    return new Promise<number>((resolve, reject) => {
-      const done = { resolve: () => resolve(this.forward!.bytes), reject, settled: false };
-      this.forward = { target, pumping: false, bytes: 0, done };
-      this.pump();
-    });
-  }
-
-  /** Writes what forwardTo queued, in order; settles forwardTo once the peer has ended and nothing is left. */
-  private pump(): void {
-    const f = this.forward;
-    if (!f || f.pumping || f.done.settled) return;
-    if (this.resetError) return this.settleForward(this.resetError);
-    if (this.chunks.length === 0) {
-      if (this.remoteEnded) this.settleForward(null);
-      return;
-    }
-    f.pumping = true;
-    void (async () => {
-      try {
-        for (let chunk = this.chunks.shift(); chunk; chunk = this.chunks.shift()) {
-          await f.target.write(chunk);
-          f.bytes += chunk.length;
-          this.grantCredit(chunk.length);
-        }
-      } catch (e) {
-        f.pumping = false;
-        return this.settleForward(e);
-      }
-      f.pumping = false;
-      this.pump();
-    })();
-  }
-
-  private settleForward(error: unknown): void {
-    const done = this.forward?.done;
-    if (!done || done.settled) return;
-    done.settled = true;
-    if (error) done.reject(error);
-    else done.resolve();
-  }
-
-  /** Takes a DATA frame received elsewhere (forwardTo) when this stream may send it now; false when it must wait. */
-  takeRaw(frame: Uint8Array, length: number): boolean {
-    if (this.resetError || this.localEnded || this.sendWindow < length || !this.host.hasRoom()) return false;
-    this.host.sendRaw(this.id, frame);
-    this.sendWindow -= length;
     return true;
   }
 
@@ -280,7 +201,6 @@ export class TunnelStream {
     this.remoteEnded = true;
     for (const w of this.metaWaiters.splice(0)) w.resolve(null);
     this.wakeReader();
-    this.pump();
     this.maybeFinish();
   }
 
@@ -299,7 +219,6 @@ export class TunnelStream {
     for (const w of this.creditWaiters.splice(0)) w.reject(err);
     for (const w of this.metaWaiters.splice(0)) w.reject(err);
     this.wakeReader();
-    this.settleForward(err);
     this.finish();
   }
 

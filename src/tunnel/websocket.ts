@@ -38,7 +38,6 @@ export function wsTransport(ws: WebSocket): FrameTransport {
     writable() {
       return ws.bufferedAmount < HIGH_WATER_BYTES ? Promise.resolve() : flushed;
     },
-    hasRoom: () => ws.bufferedAmount < HIGH_WATER_BYTES,
     close(code, reason) {
       if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
     },
