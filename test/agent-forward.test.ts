@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
+import tls from "node:tls";
 import { createHttpHeaders, type HttpClient } from "@azure/core-rest-pipeline";
 import net from "node:net";
 import path from "node:path";
@@ -45,6 +46,7 @@ const worldFile = path.join(tempDir("azgate-world-"), "world.yaml");
   );
   writeFileSync(worldFile, stringify(world));
 }
+declare const Deno: object | undefined;
 const fx = useEmulator({ projectToken: true, worldFile });
 const READER = IDENTITY("teleport-reader");
 /** Issue 29, defect 3: the contributor to ARM (which reads the first api-version), a stranger to azgate's rules. */
@@ -128,10 +130,10 @@ describe("the agent's forwarder", () => {
     let failuresLeft = 1;
     let sends = 0;
     class ClosingOnce extends Outbound {
-      override send(...args: Parameters<Outbound["send"]>) {
+      override prepare(...args: Parameters<Outbound["prepare"]>) {
         sends++;
-        if (failuresLeft-- > 0) return Promise.reject(new TypeError("fetch failed", { cause: new Error("other side closed") }));
-        return super.send(...args);
+        if (failuresLeft-- > 0) return { send: () => Promise.reject(new TypeError("fetch failed", { cause: new Error("other side closed") })), cancel: () => undefined };
+        return super.prepare(...args);
       }
     }
     const flaky = new ClosingOnce({ connectTo: { host: "127.0.0.1", port: fx.emu.httpsPort }, caPem: fx.emu.caPem });
@@ -372,6 +374,75 @@ describe("the agent's forwarder against an upstream that honours TRACE", () => {
     } finally {
       session.close();
       echoing.close();
+      upstream.close();
+    }
+  });
+});
+
+describe("the agent's forwarder, a held request against an upstream that records every byte", () => {
+  it("builds the call while held (a connection taken) but sends no byte of it before the release; a reset drops it", async () => {
+    const ca = await createAuthority("host", "held fixture", new Date());
+    const k = await generateKeyPair();
+    const cert = await issueServerCert({ ca, publicKey: k.publicKey, dnsNames: ["management.azure.com"], ips: [], now: new Date(), notAfter: new Date(Date.now() + 3_600_000) });
+    // Each connection's bytes as they came; a request's head, once whole, gets a small answer.
+    const conns: { bytes: string; closed: boolean }[] = [];
+    let connected: () => void = () => undefined;
+    const upstream = tls.createServer({ key: await privateKeyToPem(k.privateKey), cert: cert.toString("pem") }, (socket) => {
+      const c = { bytes: "", closed: false };
+      conns.push(c);
+      connected();
+      socket.on("data", (d) => {
+        c.bytes += d.toString("latin1");
+        if (c.bytes.endsWith("\r\n\r\n")) socket.write("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}");
+      });
+      socket.on("close", () => (c.closed = true));
+      socket.on("error", () => undefined);
+    });
+    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+    const recording = new Outbound({ connectTo: { host: "127.0.0.1", port: (upstream.address() as net.AddressInfo).port }, caPem: ca.cert.toString("pem") });
+    const tokens = new AzureTokenProvider({ env: agentEnv(fx), httpClient: identityHttpClient(new Outbound({ connectTo: { host: "127.0.0.1", port: fx.emu.httpsPort }, caPem: fx.emu.caPem })), clock: systemClock });
+    const session = forwarderPair(recording, tokens);
+    const key = await generateKeyPair();
+    const clientKey = await crypto.subtle.exportKey("jwk", key.publicKey);
+    const placeholder = await signPlaceholder(key.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: READER, now: new Date(), expires: new Date(Date.now() + 3_600_000) });
+    const request = (probe: string, hold: boolean) => ({ kind: "http", method: "GET", url: `${SUBS}&probe=${probe}`, headers: [["authorization", `Bearer ${placeholder}`]] as [string, string][], session: { user: "a", app: "azure-cli", azure_identity: READER, session_id: "s" }, client_key: clientKey, request_id: probe, ...(hold ? { hold: true } : {}) });
+    const sentAnywhere = (probe: string) => conns.filter((c) => c.bytes.includes(`probe=${probe}`)).length;
+    try {
+      const firstConnection = new Promise<void>((r) => (connected = r));
+      // The proxy's order: the release, then the (empty) body's END.
+      const held = session.open(request("held", true));
+      // node:https takes its connection during the hold (Deno's fetch path builds nothing ahead: it has no connection to show).
+      if (typeof Deno === "undefined") await firstConnection;
+      // Another request, answered whole, while the first is held: the held one's connection carried nothing.
+      const other = await tunnelRequest(session, request("other", false));
+      expect([other.status, await readBody(other)]).toEqual([200, "{}"]);
+      expect(sentAnywhere("other")).toBe(1);
+      expect(sentAnywhere("held")).toBe(0);
+      if (typeof Deno === "undefined") expect(conns[0].bytes).toBe("");
+
+      held.sendMeta({ release: true });
+      held.end();
+      expect(await held.readMeta()).toMatchObject({ status: 200 });
+      expect(sentAnywhere("held")).toBe(1);
+      // Its own head (Deno's fetch may send it on the connection "other" used).
+      const sent = conns.find((c) => c.bytes.includes("probe=held"))!.bytes.split(/\r\n\r\n/).find((h) => h.includes("probe=held"))!;
+      expect(sent).toMatch(/^GET \/subscriptions\?api-version=2019-11-01&probe=held HTTP\/1\.1\r\n/);
+      expect(sent).toMatch(/authorization: Bearer ey/i);
+      expect(sent).not.toContain(placeholder);
+
+      // Held, then reset by the proxy (its audit failed): the call built for it is dropped unsent.
+      const dropped = session.open(request("dropped", true));
+      dropped.reset(4, "the request could not be audited");
+      await dropped.done();
+      // The next one is answered, so the forwarder has dealt with the dropped one.
+      const after = await tunnelRequest(session, request("after", false));
+      expect(after.status).toBe(200);
+      await readBody(after);
+      expect(sentAnywhere("dropped")).toBe(0);
+      expect(sentAnywhere("after")).toBe(1);
+    } finally {
+      session.close();
+      recording.close();
       upstream.close();
     }
   });

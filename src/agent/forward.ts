@@ -5,7 +5,7 @@
  * Azure and the response back, with the upstream status and timings in a
  * trailer.
  */
-import { checkFraming, checkFramingHead, framedBody } from "../azure/framing.ts";
+import { checkFraming, checkFramingHead, framedBody, isBodyless } from "../azure/framing.ts";
 import { scopeForResource } from "../azure/scopes.ts";
 import { tokenMayGoTo } from "../azure/audiences.ts";
 import { verifyPlaceholder } from "../azure/placeholder.ts";
@@ -16,6 +16,7 @@ import { AzgateError, BadRequest, PlaceholderInvalid, PolicyDenied, TargetUnreac
 import { ErrorCode, type TunnelStream } from "../tunnel/index.ts";
 import { headerValue, respondJson, type ResponseTrailer } from "../tunnel/http.ts";
 import type { Outbound } from "./outbound.ts";
+import type { PreparedHttpsRequest } from "../runtime/index.ts";
 import type { AzureTokenProvider } from "./tokens.ts";
 import type { Clock } from "../util/clock.ts";
 import type { LogLine } from "../util/log.ts";
@@ -116,38 +117,48 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
     tokenMs = performance.now() - t0;
   }
 
-  // 3. A held request waits for the proxy's word that it is audited (docs/tunnel-protocol.md): nothing reaches Azure before.
+  // 3. The call to Azure, in a span of its own, which Azure gets as its traceparent (ARM and the data planes log it).
+  //    Connections are pooled per Azure identity: none carries one identity's request into another's (defence in depth).
+  const azureSpan = tracing.start(`Azure ${meta.method} ${url.hostname}`, SpanKind.CLIENT, agentSpan, { "http.request.method": meta.method, "server.address": url.hostname, "url.path": url.pathname });
+  const forwarded: [string, string][] = tracing.forward(headers, azureSpan).filter(([k]) => !["content-length", "expect"].includes(k.toLowerCase()));
+  const abort = new AbortController();
+  void stream.done().then(() => stream.resetError && abort.abort(new Error(`stream reset: ${stream.resetError.reason}`)));
+  const call = (length: number | null, withBody: boolean) =>
+    deps.outbound.prepare(url, pinned, { method: meta.method, headers: length === null ? forwarded : [...forwarded, ["content-length", String(length)]], body: withBody ? framedBody(stream.readable, length) : null, signal: abort.signal, pool: meta.session.azure_identity.toLowerCase() });
+  //    A held request of a method without a body has its call built while the proxy writes the audit event (a
+  //    pooled connection taken, the head serialised), to go on the release: nothing of it is sent before.
+  let early = meta.hold && isBodyless(meta.method) ? prepareEarly(meta.method, meta.headers, call) : null;
+
+  // 4. A held request waits for the proxy's word that it is audited (docs/tunnel-protocol.md): nothing reaches Azure before.
   if (meta.hold && !releaseSchema.safeParse(await stream.readMeta().catch(() => null)).success) {
+    early?.cancel();
     if (!stream.resetError) stream.reset(ErrorCode.PROTOCOL_ERROR, "a held request goes on only after the proxy's release");
+    endWithStatus(azureSpan, undefined, "not released");
     return endSpan(undefined, "not released");
   }
 
-  // 4. Forward, streaming both ways with backpressure, the body framed as azure/framing.ts decides: a declared
+  // 5. Forward, streaming both ways with backpressure, the body framed as azure/framing.ts decides: a declared
   //    length enforced byte for byte, or chunks; never a body Azure could read as a second request.
   await stream.bodyKnown();
-  if (stream.resetError) return endSpan(undefined, "stream reset");
-  let length: number | null;
+  let length: number | null = null;
   try {
+    if (stream.resetError) throw new Error("stream reset");
     length = checkFraming(meta.method, meta.headers, !stream.drained);
   } catch (e) {
+    early?.cancel();
+    endWithStatus(azureSpan, undefined, (e as Error).message);
+    if (stream.resetError) return endSpan(undefined, "stream reset");
     return refuse(e as AzgateError);
   }
-  // Azure's part: a span of its own, which Azure gets as its traceparent (ARM and the data planes log it).
-  const azureSpan = tracing.start(`Azure ${meta.method} ${url.hostname}`, SpanKind.CLIENT, agentSpan, { "http.request.method": meta.method, "server.address": url.hostname, "url.path": url.pathname });
-  const sent: [string, string][] = tracing.forward(headers, azureSpan).filter(([k]) => !["content-length", "expect"].includes(k.toLowerCase()));
-  if (length !== null) sent.push(["content-length", String(length)]);
-  const t1 = performance.now();
-  const abort = new AbortController();
-  void stream.done().then(() => stream.resetError && abort.abort(new Error(`stream reset: ${stream.resetError.reason}`)));
+  if (early && !stream.drained) early = (early.cancel(), null);
   // A request whose body has already ended empty (a GET, a DELETE) needs no body stream.
-  // Connections are pooled per Azure identity: none carries one identity's request into another's (defence in depth).
-  const send = () => deps.outbound.send(url, pinned, { method: meta.method, headers: sent, body: stream.drained ? null : framedBody(stream.readable, length), signal: abort.signal, pool: meta.session.azure_identity.toLowerCase() });
+  const t1 = performance.now();
   let res;
   try {
-    res = await send().catch((e) => {
+    res = await (early ?? call(length, !stream.drained)).send().catch((e) => {
       // A pooled connection the other end closed as it was reused: a read with no body that got no answer goes once more, on a new one.
       if (stream.resetError || abort.signal.aborted || !stream.drained || (meta.method !== "GET" && meta.method !== "HEAD")) throw e;
-      return send();
+      return call(length, false).send();
     });
   } catch (e) {
     endWithStatus(azureSpan, undefined, (e as Error).message);
@@ -176,3 +187,12 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
 }
 
 const round = (ms: number) => Math.round(ms * 10) / 10;
+
+/** The call of a bodyless request as its head frames it (no body, a length of 0 at most); none when that framing is refused (step 5 says why). */
+function prepareEarly(method: string, headers: [string, string][], call: (length: number | null, withBody: boolean) => PreparedHttpsRequest): PreparedHttpsRequest | null {
+  try {
+    return call(checkFraming(method, headers, false), false);
+  } catch {
+    return null;
+  }
+}

@@ -12,7 +12,7 @@
 import dns from "node:dns";
 import { TargetRefused } from "../errors/index.ts";
 import { forbiddenAddressReason } from "../net/address-policy.ts";
-import { closeHttpsClients, httpsRequest, type HttpsResponse } from "../runtime/index.ts";
+import { closeHttpsClients, prepareHttpsRequest, type HttpsResponse, type PreparedHttpsRequest } from "../runtime/index.ts";
 
 export interface OutboundOptions {
   connectTo?: { host: string; port: number };
@@ -20,6 +20,15 @@ export interface OutboundOptions {
   caPem?: string;
   /** DNS resolution; tests replace it, as DNS for Azure names cannot run here. */
   resolve?: (host: string) => Promise<{ address: string; family: number }[]>;
+}
+
+interface SendOptions {
+  method: string;
+  headers: [string, string][];
+  body?: ReadableStream<Uint8Array> | null;
+  signal?: AbortSignal;
+  /** Which pool of kept connections (runtime/https-client.ts). */
+  pool?: string;
 }
 
 interface Pinned {
@@ -70,8 +79,13 @@ export class Outbound {
    * response back, with backpressure. Redirects are never followed: the
    * caller gets the 3xx as it is.
    */
-  send(url: URL, pinned: Pinned, opts: { method: string; headers: [string, string][]; body?: ReadableStream<Uint8Array> | null; signal?: AbortSignal; pool?: string }): Promise<HttpsResponse> {
-    return httpsRequest({ url, method: opts.method, headers: opts.headers, body: opts.body, connect: { host: pinned.address, port: pinned.port }, caPem: this.opts.caPem, signal: opts.signal, pool: opts.pool });
+  send(url: URL, pinned: Pinned, opts: SendOptions): Promise<HttpsResponse> {
+    return this.prepare(url, pinned, opts).send();
+  }
+
+  /** The same request built but not sent (runtime/https-client.ts): nothing reaches the target before its send(). */
+  prepare(url: URL, pinned: Pinned, opts: SendOptions): PreparedHttpsRequest {
+    return prepareHttpsRequest({ url, method: opts.method, headers: opts.headers, body: opts.body, connect: { host: pinned.address, port: pinned.port }, caPem: this.opts.caPem, signal: opts.signal, pool: opts.pool });
   }
 
   close(): void {

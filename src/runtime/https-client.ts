@@ -18,7 +18,7 @@
  * paced by waitForWritable); its response is usually small.
  */
 import { closeDenoClients, viaDenoFetch } from "./deno/https.ts";
-import { closeNodeAgents, viaNodeHttps } from "./node/https.ts";
+import { closeNodeAgents, prepareNodeHttps } from "./node/https.ts";
 
 declare const Deno: object | undefined;
 
@@ -49,8 +49,24 @@ export interface HttpsResponse {
 }
 
 export function httpsRequest(req: HttpsRequest): Promise<HttpsResponse> {
+  return prepareHttpsRequest(req).send();
+}
+
+/**
+ * A request made ready to go but not sent: the agent builds a held request's
+ * call while the proxy writes its audit event, and sends it on the RELEASE.
+ * Nothing of the request reaches the server before `send()` (node:https may
+ * take a pooled connection, or open one, meanwhile); `cancel()` drops it.
+ */
+export interface PreparedHttpsRequest {
+  send(): Promise<HttpsResponse>;
+  cancel(): void;
+}
+
+export function prepareHttpsRequest(req: HttpsRequest): PreparedHttpsRequest {
   const declaredLength = req.headers.some(([k]) => k.toLowerCase() === "content-length") && !["GET", "HEAD"].includes(req.method);
-  return typeof Deno !== "undefined" && !declaredLength ? viaDenoFetch(req) : viaNodeHttps(req);
+  if (typeof Deno !== "undefined" && !declaredLength) return { send: () => viaDenoFetch(req), cancel: () => undefined };
+  return prepareNodeHttps(req);
 }
 
 /** Closes pooled connections and, on Deno, the pinning proxy, so a stopping process can exit. */

@@ -14,7 +14,7 @@ export { waitForWritable } from "./backpressure.ts";
 export { acquireDirLock, readLockHolder, isProcessAlive, type DirLock, type LockHolder } from "./lock.ts";
 
 export { runtimeName, runtimeVersion, sendsInterimContinue, type RuntimeName } from "./version.ts";
-export { httpsRequest, closeHttpsClients, type HttpsRequest, type HttpsResponse } from "./https-client.ts";
+export { httpsRequest, prepareHttpsRequest, closeHttpsClients, type HttpsRequest, type HttpsResponse, type PreparedHttpsRequest } from "./https-client.ts";
 export { selfCommand } from "./self.ts";
 export { verifyEs256 } from "./es256.ts";
 export { exitAfterStop } from "./exit.ts";

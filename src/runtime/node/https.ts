@@ -5,7 +5,7 @@
 import https from "node:https";
 import type { LookupFunction } from "node:net";
 import { waitForWritable } from "../backpressure.ts";
-import type { HttpsRequest, HttpsResponse } from "../https-client.ts";
+import type { HttpsRequest, HttpsResponse, PreparedHttpsRequest } from "../https-client.ts";
 
 const nodeAgents = new Map<string, https.Agent>();
 
@@ -15,7 +15,12 @@ export function closeNodeAgents(): void {
   nodeAgents.clear();
 }
 
-export function viaNodeHttps(req: HttpsRequest): Promise<HttpsResponse> {
+/**
+ * Builds the ClientRequest (its head serialised, a pooled connection taken)
+ * without writing to it: node:https sends the head with the first write or
+ * end(), which only send() makes.
+ */
+export function prepareNodeHttps(req: HttpsRequest): PreparedHttpsRequest {
   const poolKey = `${req.pool ?? ""}\n${req.caPem ?? ""}`;
   let agent = nodeAgents.get(poolKey);
   if (!agent) nodeAgents.set(poolKey, (agent = new https.Agent({ keepAlive: true, maxSockets: 256, ca: req.caPem })));
@@ -45,28 +50,41 @@ export function viaNodeHttps(req: HttpsRequest): Promise<HttpsResponse> {
   });
   // A declared length is held to (azure/framing.ts checks it too): Node then refuses to send one byte more or less.
   if (headers["content-length"] !== undefined) (out as { strictContentLength?: boolean }).strictContentLength = true;
-  return new Promise((resolve, reject) => {
+  const response = new Promise<HttpsResponse>((resolve, reject) => {
     out.once("error", reject);
     out.once("response", (res) => {
       const rawHeaders: [string, string][] = [];
       for (let i = 0; i < res.rawHeaders.length; i += 2) rawHeaders.push([res.rawHeaders[i], res.rawHeaders[i + 1]]);
       resolve({ status: res.statusCode ?? 502, headers: rawHeaders, body: res });
     });
-    void (async () => {
-      try {
-        if (req.body) {
-          const reader = req.body.getReader();
-          for (;;) {
-            const { done, value } = await reader.read();
-            if (done) break;
-            out.write(value);
-            await waitForWritable(out);
-          }
-        }
-        out.end();
-      } catch (e) {
-        out.destroy(e as Error);
-      }
-    })();
   });
+  // A pooled connection may fail before send() (closed by the server while the request waited): send() reports it.
+  response.catch(() => undefined);
+  let sent = false;
+  return {
+    send() {
+      if (sent) throw new Error("a prepared request is sent once");
+      sent = true;
+      void (async () => {
+        try {
+          if (req.body) {
+            const reader = req.body.getReader();
+            for (;;) {
+              const { done, value } = await reader.read();
+              if (done) break;
+              out.write(value);
+              await waitForWritable(out);
+            }
+          }
+          out.end();
+        } catch (e) {
+          out.destroy(e as Error);
+        }
+      })();
+      return response;
+    },
+    cancel() {
+      if (!sent) out.destroy(new Error("request not sent"));
+    },
+  };
 }
