@@ -45,6 +45,7 @@ interface Side {
   once: () => Promise<void>;
   pids: number[];
   p50: number[];
+  rps: number[];
   cpuMs: number[][];
   stop: () => Promise<void>;
 }
@@ -72,7 +73,7 @@ for (const root of roots) {
     stopLocal = local.stop;
   }
   for (let i = 0; i < 500; i++) await once(); // warm, as a proxy that runs for days is
-  sides.push({ root, once, pids, p50: [], cpuMs: pids.map(() => []), stop: async () => (await stopLocal(), app.close(), await agent.stop(), await cluster.stop()) });
+  sides.push({ root, once, pids, p50: [], rps: [], cpuMs: pids.map(() => []), stop: async () => (await stopLocal(), app.close(), await agent.stop(), await cluster.stop()) });
 }
 
 /** A side's own `proxy azure` (apps login first, from that checkout), and GETs through its printed HTTPS_PROXY. */
@@ -121,15 +122,16 @@ async function tokenFrom(env: Record<string, string>): Promise<string> {
 await inRounds(sides.length, ROUNDS, async (i) => {
   const s = sides[i];
   const before = s.pids.map(cpuTicksOf);
-  const { times } = await load(s.once, CONC, PER);
+  const { times, rps } = await load(s.once, CONC, PER);
   s.p50.push(median(times));
+  s.rps.push(rps);
   // Ticks are 10 ms.
   s.pids.forEach((pid, j) => s.cpuMs[j].push(((cpuTicksOf(pid) - before[j]) * 10) / PER));
 });
 
 console.log(`${ROUNDS} interleaved rounds of ${PER} ARM GETs, ${CONC} at a time`);
 console.log(`mode ${MODE}`);
-for (const s of sides) console.log(`${s.root}: p50 ${median(s.p50).toFixed(3)} ms; CPU per request: proxy ${median(s.cpuMs[0]).toFixed(3)} ms, agent ${median(s.cpuMs[1]).toFixed(3)} ms${s.cpuMs[2] ? `, proxy azure ${median(s.cpuMs[2]).toFixed(3)} ms` : ""}`);
+for (const s of sides) console.log(`${s.root}: p50 ${median(s.p50).toFixed(3)} ms, ${median(s.rps).toFixed(0)} req/s; CPU per request: proxy ${median(s.cpuMs[0]).toFixed(3)} ms, agent ${median(s.cpuMs[1]).toFixed(3)} ms${s.cpuMs[2] ? `, proxy azure ${median(s.cpuMs[2]).toFixed(3)} ms` : ""}`);
 const diff = sides[1].p50.map((v, i) => v - sides[0].p50[i]);
 console.log(`B - A, p50: median ${median(diff).toFixed(3)} ms (${diff.filter((d) => d < 0).length} of ${diff.length} rounds lower); rounds: ${diff.map((d) => d.toFixed(2)).join(" ")}`);
 for (const s of sides) await s.stop();
