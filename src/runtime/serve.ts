@@ -76,7 +76,9 @@ export function serve(opts: ServeOptions): Promise<RunningServer> {
 function serveUpgrades(server: import("node:http").Server, ws: NonNullable<ServeOptions["websocket"]>): void {
   const wss = new WebSocketServer({ noServer: true, maxPayload: ws.maxPayload });
   server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => {
-    socket.on("error", () => socket.destroy());
+    // A function of the module's, not a closure here: the socket keeps its listeners for the tunnel's life,
+    // and a closure here would keep this scope, the IncomingMessage and its headers (the caller's proof) with it.
+    socket.on("error", destroySocket);
     if (req.headers.upgrade?.toLowerCase() !== "websocket") return refuseUpgrade(socket, 400);
     const target = req.url ?? "/";
     const q = target.indexOf("?");
@@ -100,6 +102,10 @@ function serveUpgrades(server: import("node:http").Server, ws: NonNullable<Serve
     );
   });
   server.on("close", () => wss.close());
+}
+
+function destroySocket(this: Socket): void {
+  this.destroy();
 }
 
 function refuseUpgrade(socket: Socket, status: number, headers: Record<string, string> = {}): void {
