@@ -15,12 +15,19 @@
  * with kept connections, or with a new connection (a new CONNECT and TLS
  * handshake) per request as @azure/core-rest-pipeline makes them; the CPU
  * column then adds the local proxy's.
+ *
+ * BIN=1 runs each side's processes as its single binary (dist/azgate, built
+ * first by its own scripts/build-binary.mjs), as the image and releases ship
+ * them; BIN=a or BIN=b only that side's. Otherwise they run through tsx, whose
+ * transform names every function (esbuild's keepNames): a closure made per
+ * request or per tunnel costs more there than in the bundle.
  */
 import "reflect-metadata";
 import path from "node:path";
 import http from "node:http";
 import https from "node:https";
 import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { HttpsProxyAgent } from "https-proxy-agent";
 import { cpuTicksOf, inRounds, load, median } from "./bench-measure.ts";
 
@@ -50,7 +57,13 @@ interface Side {
   stop: () => Promise<void>;
 }
 const sides: Side[] = [];
-for (const root of roots) {
+const BIN = (process.env.BIN ?? "").toLowerCase();
+for (const [i, root] of roots.entries()) {
+  // The helpers spawn AZGATE_TEST_CLI_BINARY when it is set (test/helpers/azgate.ts), read as each process starts.
+  if (BIN === "1" || BIN.includes("ab"[i])) {
+    execFileSync(process.execPath, [path.join(root, "scripts/build-binary.mjs")], { stdio: "inherit", cwd: root });
+    process.env.AZGATE_TEST_CLI_BINARY = path.join(root, "dist/azgate");
+  } else delete process.env.AZGATE_TEST_CLI_BINARY;
   const { startCluster, spawnAgent, IDENTITY, readBody } = await import(path.join(root, "test/helpers/cluster.ts"));
   const reader = IDENTITY("teleport-reader");
   const cluster = await startCluster({});
