@@ -21,7 +21,8 @@ declare const Deno:
 const denoClients = new Map<string, { close(): void }>();
 
 export async function viaDenoFetch(req: HttpsRequest): Promise<HttpsResponse> {
-  const key = `${req.connect.host}:${req.connect.port}\n${req.caPem ?? ""}`;
+  // One client per pool as well (HttpsRequest.pool: per Azure identity), as on Node: no connection carries two identities' requests.
+  const key = `${req.pool ?? ""}\n${req.connect.host}:${req.connect.port}\n${req.caPem ?? ""}`;
   let client = denoClients.get(key);
   if (!client) {
     const proxy = await (pinningProxy ??= startPinningProxy());

@@ -31,6 +31,8 @@ export function prepareNodeHttps(req: HttpsRequest): PreparedHttpsRequest {
   };
   const headers: Record<string, string | string[]> = {};
   for (const [k, v] of req.headers) {
+    // Node writes a request's head as soon as it has a connection when it expects a 100 Continue: never before send().
+    if (k.toLowerCase() === "expect") throw new Error("an Expect header is not sent (azure/framing.ts refuses it)");
     const prev = headers[k];
     headers[k] = prev === undefined ? v : [...[prev].flat(), v];
   }
@@ -50,21 +52,35 @@ export function prepareNodeHttps(req: HttpsRequest): PreparedHttpsRequest {
   });
   // A declared length is held to (azure/framing.ts checks it too): Node then refuses to send one byte more or less.
   if (headers["content-length"] !== undefined) (out as { strictContentLength?: boolean }).strictContentLength = true;
+  let sent = false;
+  /** The connection failed, or the server spoke, before the request was written: send() makes it anew (nothing of it went). */
+  let failedUnsent = false;
   const response = new Promise<HttpsResponse>((resolve, reject) => {
-    out.once("error", reject);
+    out.once("error", (e) => {
+      if (!sent) failedUnsent = true;
+      reject(e);
+    });
     out.once("response", (res) => {
+      // An answer to a request not yet written (bytes the server sent on the kept connection the prepared request
+      // took) is no answer to it; and that connection would answer the next request with this one's. Both go.
+      if (!sent) {
+        failedUnsent = true;
+        res.destroy();
+        out.destroy(new Error("the server answered a request not sent yet"));
+        return;
+      }
       const rawHeaders: [string, string][] = [];
       for (let i = 0; i < res.rawHeaders.length; i += 2) rawHeaders.push([res.rawHeaders[i], res.rawHeaders[i + 1]]);
       resolve({ status: res.statusCode ?? 502, headers: rawHeaders, body: res });
     });
   });
-  // A pooled connection may fail before send() (closed by the server while the request waited): send() reports it.
+  // A pooled connection may fail before send() (closed by the server while the request waited): send() starts again.
   response.catch(() => undefined);
-  let sent = false;
   return {
     send() {
       if (sent) throw new Error("a prepared request is sent once");
       sent = true;
+      if (failedUnsent) return prepareNodeHttps(req).send();
       void (async () => {
         try {
           if (req.body) {
