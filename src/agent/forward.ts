@@ -127,7 +127,7 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
     deps.outbound.prepare(url, pinned, { method: meta.method, headers: length === null ? forwarded : [...forwarded, ["content-length", String(length)]], body: withBody ? framedBody(stream.readable, length) : null, signal: abort.signal, pool: meta.session.azure_identity.toLowerCase() });
   //    A held request of a method without a body has its call built while the proxy writes the audit event (a
   //    pooled connection taken, the head serialised), to go on the release: nothing of it is sent before.
-  let early = meta.hold && isBodyless(meta.method) ? prepareEarly(meta.method, meta.headers, call) : null;
+  const early = meta.hold && isBodyless(meta.method) ? prepareEarly(meta.method, meta.headers, call) : null;
 
   // 4. A held request waits for the proxy's word that it is audited (docs/tunnel-protocol.md): nothing reaches Azure before.
   if (meta.hold && !releaseSchema.safeParse(await stream.readMeta().catch(() => null)).success) {
@@ -150,7 +150,6 @@ export async function forwardStream(deps: ForwarderDeps, stream: TunnelStream): 
     if (stream.resetError) return endSpan(undefined, "stream reset");
     return refuse(e as AzgateError);
   }
-  if (early && !stream.drained) early = (early.cancel(), null);
   // A request whose body has already ended empty (a GET, a DELETE) needs no body stream.
   const t1 = performance.now();
   let res;
