@@ -121,7 +121,17 @@ async function rotationReport(dataDir: string): Promise<{ host: { phase: string 
 async function everyoneMoved(dataDir: string, away: string[] = [], timeoutMs = 30_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const { waiting } = await rotationReport(dataDir);
+    // The proxy switches its certificate and rewrites the local admin's pin as a phase moves: read in between,
+    // the file's pin and the served certificate differ for a moment. Asked again (the file read again), as below.
+    const report = await rotationReport(dataDir).catch((e) => {
+      if ((e as { code?: string }).code !== "connection_failed" || Date.now() > until) throw e;
+      return null;
+    });
+    if (!report) {
+      await new Promise((r) => setTimeout(r, 200));
+      continue;
+    }
+    const { waiting } = report;
     const left = waiting.filter((x) => !away.some((id) => x.who.includes(id)));
     if (!left.length) return;
     if (Date.now() > until) throw new Error(`still not moved after ${timeoutMs} ms: ${left.map((x) => `${x.who}: ${x.why}`).join("; ")}`);
