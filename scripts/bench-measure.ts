@@ -36,13 +36,32 @@ export async function load(once: () => Promise<void>, concurrency: number, reque
   return { times, rps: times.length / secs };
 }
 
+/** A path's run in one round that has not ended in this long has stalled (BENCH_STALL_S; a round takes seconds). */
+const STALL_MS = Number(process.env.BENCH_STALL_S ?? 180) * 1000;
+
 /**
  * Runs every one of `count` paths once per round, `rounds` times, starting
  * each round one path further on, so a slow moment of the machine hits them
- * all alike.
+ * all alike. A run that stalls fails the bench, naming the path (`names`),
+ * rather than leaving it waiting for ever with nothing printed.
  */
-export async function inRounds(count: number, rounds: number, run: (path: number, round: number) => Promise<void>): Promise<void> {
+export async function inRounds(count: number, rounds: number, run: (path: number, round: number) => Promise<void>, names: readonly string[] = []): Promise<void> {
   for (let r = 0; r < rounds; r++) {
-    for (let k = 0; k < count; k++) await run((k + r) % count, r);
+    for (let k = 0; k < count; k++) {
+      const i = (k + r) % count;
+      await withinStallLimit(run(i, r), `${names[i] ?? `path ${i + 1}`}, round ${r + 1} of ${rounds}`);
+    }
+  }
+}
+
+async function withinStallLimit<T>(running: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`bench: ${what} did not end in ${STALL_MS / 1000} s: stalled, so the bench stops (BENCH_STALL_S sets the limit)`)), STALL_MS);
+  });
+  try {
+    return await Promise.race([running, stalled]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -104,7 +104,7 @@ export async function sdkPathBench(o: {
     const c1 = await load(paths[i][1], 1, Math.ceil(o.requestsC1 / o.rounds));
     rounds[i].p50.push(pct(c1.times, 50));
     rounds[i].rps.push((await load(paths[i][1], 16, Math.ceil(o.requestsC16 / o.rounds))).rps);
-  });
+  }, paths.map(([name]) => `SDK path, ${name}`));
   kept.destroy();
   keptProxy.destroy();
   const baseOf = (key: string) => paths.findIndex(([, , k], j) => k === key && j % 2 === 0);
@@ -128,7 +128,7 @@ export async function sdkPathBench(o: {
   const directEnv = { HTTPS_PROXY: `http://127.0.0.1:${o.emulator.proxyPort}`, NODE_EXTRA_CA_CERTS: o.emulator.caFile, DIRECT_TOKEN: o.directToken };
   const sdkRuns = [[], []] as { p50: number; rps: number }[][];
   const [c1, c16] = [Math.ceil(o.requestsC1 / o.rounds), Math.ceil(o.requestsC16 / o.rounds)];
-  await inRounds(2, o.rounds, async (i) => void sdkRuns[i].push(await runSdk(script, i === 0 ? directEnv : o.env, c1, c16)));
+  await inRounds(2, o.rounds, async (i) => void sdkRuns[i].push(await runSdk(script, i === 0 ? directEnv : o.env, c1, c16)), ["@azure/arm-resources, direct", "@azure/arm-resources through proxy azure"]);
   const [d, a] = sdkRuns;
   const sdk: SdkRow[] = [
     { name: "@azure/arm-resources, direct (through a plain CONNECT tunnel to the emulator)", p50: median(d.map((x) => x.p50)), added: null, rps: median(d.map((x) => x.rps)), share: null },

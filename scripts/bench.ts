@@ -31,7 +31,7 @@ import { systemClock } from "../src/util/clock.ts";
 import https from "node:https";
 import "reflect-metadata";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { Readable } from "node:stream";
 import { createAuthority } from "../src/pki/authority.ts";
 import { issueServerCert } from "../src/pki/certificate.ts";
@@ -142,7 +142,11 @@ function peakRss(pid: number): { stop(): string } {
   const rss = () => rssMiB(pid);
   const base = rss();
   let peak = base;
-  const timer = setInterval(() => (peak = Math.max(peak, rss())), 50);
+  const timer = setInterval(() => {
+    // A process gone (the bench stopping after a failure) has no peak to add.
+    if (existsSync(`/proc/${pid}/status`)) peak = Math.max(peak, rss());
+    else clearInterval(timer);
+  }, 50);
   return {
     stop() {
       clearInterval(timer);
@@ -273,7 +277,7 @@ async function armBench(paths: ArmPath[]) {
     rounds[i].p50.push(pct(c1.times, 50));
     rounds[i].c1.push(...c1.times);
     rounds[i].rps.push((await load(once, CONCURRENCY, Math.ceil(N / ROUNDS))).rps);
-  });
+  }, paths.map(([name]) => `ARM GET, ${name}`));
   const direct = rounds[0];
   return paths.map(([name, , pids], i) => {
     const x = rounds[i];
@@ -318,7 +322,9 @@ async function main() {
   const fx = { emu, dir, tokenFile } as EmulatorFixture;
   // The diagnostics listener's /metrics gives the proxy's heap (the idle-tunnel rows).
   const cluster = await startCluster({ args: ["--diag-addr", "127.0.0.1:0"] });
+  onFailure.push(() => cluster.stop());
   const agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken() });
+  onFailure.push(() => agent.stop());
   await agent.waitFor(/tunnel to .* is up/);
   await cluster.admin.call("POST", "/v1/admin/resources", { text: `kind: role\nversion: v7\nmetadata: {name: bench}\nspec: {allow: {app_labels: {"*": "*"}, azure_identities: ["${READER}", "${CONTRIBUTOR}"]}}\n` });
   const user = await cluster.user("bench", ["bench"]);
@@ -340,6 +346,7 @@ async function main() {
 
   // The naive chain: the same three processes and legs, none of azgate's checks (scripts/naive/).
   const naive = await startNaiveChain(dir, emu, { arm: armToken, storage: blobToken });
+  onFailure.push(() => naive.stop());
   // Each path with the processes in the middle, whose CPU per request the c1 run reports (where the added time goes).
   const paths: ArmPath[] = [
     ["direct to the emulator", async () => void (await direct(URL_SUBS)), []],
@@ -388,7 +395,7 @@ async function main() {
     await inRounds(paths.length, STREAM_ROUNDS, async (i) => {
       results[i].up.push(await rate(paths[i][1]));
       results[i].down.push(await rate(paths[i][2]));
-    });
+    }, paths.map(([name]) => `${BLOB_MIB} MiB up and down, ${name}`));
     const rows = paths.map(([name], i) => ({ name, up: median(results[i].up), down: median(results[i].down), rss: watches[i]?.stop() }));
     const streams = rows.slice(0, 3);
     const [directUp, directDown, tunnelUp, tunnelDown] = [rows[3].up, rows[3].down, rows[4].up, rows[4].down];
@@ -603,4 +610,10 @@ async function azBench(emu: Awaited<ReturnType<typeof startEmulator>>, cluster: 
   }
 }
 
-await main();
+/** What main started, stopped when it fails (a stalled path, say) so that no process of the bench outlives it. */
+const onFailure: (() => unknown)[] = [];
+await main().catch(async (e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  for (const stop of onFailure.reverse()) await Promise.resolve().then(stop).catch(() => undefined);
+  process.exit(1);
+});
