@@ -12,7 +12,7 @@
  * from its parsed command and `safe_params` (names only: client_factory.py);
  * a ParameterSetName token that is not a flag name is dropped.
  */
-import { headerValue, type HeaderList } from "../tunnel/http.ts";
+import { headerValue, type HeaderList } from "../tunnel/headers.ts";
 import { redactQuery } from "./redact.ts";
 
 export interface ClientInfo {

@@ -9,7 +9,8 @@ import { ErrorCode, type Meta } from "./frame.ts";
 import type { TunnelStream } from "./stream.ts";
 import type { TunnelSession } from "./session.ts";
 
-export type HeaderList = [string, string][];
+import type { HeaderList } from "./headers.ts";
+export { headerValue, type HeaderList } from "./headers.ts";
 
 /** The longest URL a request through the tunnel may have; what reads a request's path (per-request policy, `roles explain`) reads no more. */
 export const MAX_URL_CHARS = 8192;
@@ -48,11 +49,6 @@ export async function respondJson(stream: TunnelStream, status: number, body: un
   const writer = stream.writable.getWriter();
   await writer.write(bytes);
   await writer.close();
-}
-
-export function headerValue(headers: HeaderList, name: string): string[] {
-  const n = name.toLowerCase();
-  return headers.filter(([k]) => k.toLowerCase() === n).map(([, v]) => v);
 }
 
 export interface TunnelResponse {
