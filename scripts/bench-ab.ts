@@ -29,7 +29,7 @@ import https from "node:https";
 import { readFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { HttpsProxyAgent } from "https-proxy-agent";
-import { cpuTicksOf, inRounds, load, median } from "./bench-measure.ts";
+import { cpuTicksOf, inRounds, load, median, warm } from "./bench-measure.ts";
 
 const roots = (process.env.AB ?? "").split(",").filter(Boolean).map((r) => path.resolve(r));
 if (roots.length !== 2) throw new Error("AB=<checkout A>,<checkout B> (each with node_modules)");
@@ -85,7 +85,7 @@ for (const [i, root] of roots.entries()) {
     pids.push(local.pid);
     stopLocal = local.stop;
   }
-  for (let i = 0; i < 500; i++) await once(); // warm, as a proxy that runs for days is
+  await warm(once); // as a proxy that runs for days is (BENCH_WARMUP)
   sides.push({ root, once, pids, p50: [], rps: [], cpuMs: pids.map(() => []), stop: async () => (await stopLocal(), app.close(), await agent.stop(), await cluster.stop()) });
 }
 

@@ -17,7 +17,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { spawn } from "node:child_process";
 import { HttpsProxyAgent } from "https-proxy-agent";
-import { inRounds, load, median, pct } from "./bench-measure.ts";
+import { inRounds, load, median, pct, warm } from "./bench-measure.ts";
 import { tempDir } from "../test/helpers/azgate.ts";
 
 /** One request's outcome is drained and checked; a client is `once`. */
@@ -98,7 +98,7 @@ export async function sdkPathBench(o: {
     // A new HttpsProxyAgent per request, as core-rest-pipeline's is per client without keep-alive: a new CONNECT and handshake each time.
     ["through proxy azure, a new connection per request", () => get(o.url, new HttpsProxyAgent(o.env.HTTPS_PROXY), localCa, { authorization: `Bearer ${proxied}` }), "direct-new"],
   ];
-  for (const [, once] of paths) for (let i = 0; i < o.warmup; i++) await once();
+  for (const [, once] of paths) await warm(once, o.warmup);
   const rounds = paths.map(() => ({ p50: [] as number[], rps: [] as number[] }));
   await inRounds(paths.length, o.rounds, async (i) => {
     const c1 = await load(paths[i][1], 1, Math.ceil(o.requestsC1 / o.rounds));

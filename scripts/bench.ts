@@ -52,7 +52,7 @@ import { AzureTokenProvider } from "../src/agent/tokens.ts";
 import type { EmulatorFixture } from "../test/helpers/emulator.ts";
 import { startReplicaCluster } from "../test/helpers/replicas.ts";
 import { describeLoad, replicaLoad } from "../test/helpers/replica-load.ts";
-import { cpuTicksOf, inRounds, load, median, pct } from "./bench-measure.ts";
+import { cpuTicksOf, inRounds, load, median, pct, warm, WARMUP } from "./bench-measure.ts";
 import { everydayCommands, printCliRows } from "./bench-cli.ts";
 import { sdkPathBench } from "./bench-sdk.ts";
 
@@ -68,8 +68,6 @@ const N1 = Number(process.env.BENCH_REQUESTS_C1 ?? 1000);
 /** Interleaved rounds of the ARM and streaming rows (each round runs every path once); the requests are split among them. */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const STREAM_ROUNDS = Number(process.env.BENCH_STREAM_ROUNDS ?? 3);
-/** Requests each ARM path gets before the rounds, so every path is measured warm. */
-const ARM_WARMUP = Number(process.env.BENCH_WARMUP ?? 500);
 const SINK_HOST = "benchsink.blob.core.windows.net";
 /** BENCH_ONLY=arm,idle runs some parts (startup, arm, stream, az, sdk, cli, idle, replicas); all by default. */
 const ONLY = new Set((process.env.BENCH_ONLY ?? "startup,arm,stream,az,sdk,cli,idle,replicas").split(",").map((s) => s.trim()));
@@ -266,7 +264,7 @@ type ArmPath = [name: string, once: () => Promise<void>, pids: number[]];
  */
 async function armBench(paths: ArmPath[]) {
   // A proxy runs for days: measure it warm (the JIT has compiled its hot path), and every path alike.
-  for (const [, once] of paths) for (let i = 0; i < ARM_WARMUP; i++) await once();
+  for (const [, once] of paths) await warm(once);
   const rounds = paths.map(() => ({ p50: [] as number[], c1: [] as number[], rps: [] as number[], cpuMs: [] as number[][] }));
   await inRounds(paths.length, ROUNDS, async (i) => {
     const [, once, pids] = paths[i];
@@ -425,7 +423,7 @@ async function main() {
     const first = r === rows[0];
     console.log(`| ${r.name} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${first ? "" : `${r.added >= 0 ? "+" : ""}${r.added.toFixed(2)} ms`} | ${r.cpuMs.map((ms) => ms.toFixed(2)).join(" / ")} | ${r.rps.toFixed(0)} | ${first ? "" : `${r.share.toFixed(1)} %`} |`);
   }
-  if (rows.length) console.log(`(medians of ${ROUNDS} interleaved rounds, each path warmed with ${ARM_WARMUP} requests first; c1: ${N1} requests one at a time, c${CONCURRENCY}: ${N} requests ${CONCURRENCY} at a time, split among the rounds; p99 over all of a path's c1 requests)`);
+  if (rows.length) console.log(`(medians of ${ROUNDS} interleaved rounds, each path warmed with ${WARMUP} requests first (bench-measure.ts warm); c1: ${N1} requests one at a time, c${CONCURRENCY}: ${N} requests ${CONCURRENCY} at a time, split among the rounds; p99 over all of a path's c1 requests)`);
   if (streaming) {
     console.log(`\n| ${BLOB_MIB} MiB through a sink (medians of ${STREAM_ROUNDS} interleaved rounds) | upload MB/s | download MB/s | peak RSS of the relaying process (proxy / relay) |\n|---|---:|---:|---|`);
     for (const r of streaming.streams) console.log(`| ${r.name} | ${r.up.toFixed(0)} | ${r.down.toFixed(0)} | ${r.rss ?? ""} |`);
@@ -549,7 +547,7 @@ async function sdkRows(cluster: Awaited<ReturnType<typeof startCluster>>, user: 
     const tokens = new AzureTokenProvider({ env: { AZURE_CLIENT_ID: "00000000-0000-0000-0000-000000000001", AZURE_TENANT_ID: tenant, AZURE_FEDERATED_TOKEN_FILE: tokenFile }, httpClient: identityHttpClient(outbound), clock: systemClock });
     const directToken = (await tokens.getToken(READER, "https://management.core.windows.net//.default")).token;
     outbound.close();
-    return await withProxyAzure(cluster, user, "azure-sdk", (env) => sdkPathBench({ url: URL_SUBS, emulator: { port: httpsPort, caPem: readFileSync(caFile, "utf8"), caFile, proxyPort }, directToken, env, requestsC1: N1, requestsC16: N, rounds: ROUNDS, warmup: ARM_WARMUP }));
+    return await withProxyAzure(cluster, user, "azure-sdk", (env) => sdkPathBench({ url: URL_SUBS, emulator: { port: httpsPort, caPem: readFileSync(caFile, "utf8"), caFile, proxyPort }, directToken, env, requestsC1: N1, requestsC16: N, rounds: ROUNDS, warmup: WARMUP }));
   } finally {
     await agent.stop();
     await emulator.stop();
