@@ -16,6 +16,9 @@
  * handshake) per request as @azure/core-rest-pipeline makes them; the CPU
  * column then adds the local proxy's.
  *
+ * PG=1 runs each side's proxy on PostgreSQL (state and audit log; a local
+ * server started here), where an audit event is a committed transaction.
+ *
  * BIN=1 runs each side's processes as its single binary (dist/azgate, built
  * first by its own scripts/build-binary.mjs), as the image and releases ship
  * them; BIN=a or BIN=b only that side's. Otherwise they run through tsx, whose
@@ -57,6 +60,8 @@ interface Side {
   stop: () => Promise<void>;
 }
 const sides: Side[] = [];
+// PG=1: each side's proxy keeps its state and audit log in PostgreSQL (its own database), as replicas do.
+const pg = process.env.PG === "1" ? await (await import(path.join(roots[0], "test/helpers/postgres.ts"))).startPostgres() : null;
 const BIN = (process.env.BIN ?? "").toLowerCase();
 for (const [i, root] of roots.entries()) {
   // The helpers spawn AZGATE_TEST_CLI_BINARY when it is set (test/helpers/azgate.ts), read as each process starts.
@@ -66,7 +71,7 @@ for (const [i, root] of roots.entries()) {
   } else delete process.env.AZGATE_TEST_CLI_BINARY;
   const { startCluster, spawnAgent, IDENTITY, readBody } = await import(path.join(root, "test/helpers/cluster.ts"));
   const reader = IDENTITY("teleport-reader");
-  const cluster = await startCluster({});
+  const cluster = await startCluster(pg ? { env: { AZGATE_STORAGE_TYPE: "postgres", AZGATE_STORAGE_CONN_STRING: await pg.database(`azgate_ab_${i}`) } } : {});
   const agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken() });
   await agent.waitFor(/tunnel to .* is up/);
   await cluster.admin.call("POST", "/v1/admin/resources", { text: `kind: role\nversion: v7\nmetadata: {name: bench}\nspec: {allow: {app_labels: {"*": "*"}, azure_identities: ["${reader}"]}}\n` });
@@ -77,7 +82,7 @@ for (const [i, root] of roots.entries()) {
     await readBody(res);
     if (res.status !== 200) throw new Error(`${root}: ${res.status}`);
   };
-  const pids = [cluster.proxy.child.pid!, agent.child.pid!];
+  const pids = [cluster.proxy.child.pid!, agent.child.pid!, ...(process.env.SELF ? [process.pid] : [])];
   let stopLocal = async () => undefined as unknown;
   if (MODE !== "arm") {
     const local = await sdkPath(root, cluster, user);
@@ -144,10 +149,11 @@ await inRounds(sides.length, ROUNDS, async (i) => {
 
 console.log(`${ROUNDS} interleaved rounds of ${PER} ARM GETs, ${CONC} at a time`);
 console.log(`mode ${MODE}`);
-for (const s of sides) console.log(`${s.root}: p50 ${median(s.p50).toFixed(3)} ms, ${median(s.rps).toFixed(0)} req/s; CPU per request: proxy ${median(s.cpuMs[0]).toFixed(3)} ms, agent ${median(s.cpuMs[1]).toFixed(3)} ms${s.cpuMs[2] ? `, proxy azure ${median(s.cpuMs[2]).toFixed(3)} ms` : ""}`);
+for (const s of sides) console.log(`${s.root}: p50 ${median(s.p50).toFixed(3)} ms, ${median(s.rps).toFixed(0)} req/s; CPU per request: proxy ${median(s.cpuMs[0]).toFixed(3)} ms, agent ${median(s.cpuMs[1]).toFixed(3)} ms${s.cpuMs[2] ? `, third (SELF: this process; else proxy azure) ${median(s.cpuMs[2]).toFixed(3)} ms` : ""}`);
 const diff = sides[1].p50.map((v, i) => v - sides[0].p50[i]);
 console.log(`B - A, p50: median ${median(diff).toFixed(3)} ms (${diff.filter((d) => d < 0).length} of ${diff.length} rounds lower); rounds: ${diff.map((d) => d.toFixed(2)).join(" ")}`);
 for (const s of sides) await s.stop();
 projection.stop();
 await emu.close();
+await pg?.stop();
 process.exit(0);

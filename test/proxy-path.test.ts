@@ -193,16 +193,20 @@ describe("the proxy's request path, in process", () => {
   });
 
   it.each([
-    ["an agent that holds: it has the request, checked, while the start event is written", true],
-    ["an agent from before held requests: it gets the request only once the start event is stored", false],
-  ])("Azure sees nothing before the start event is stored; %s", async (_name, holds) => {
+    ["a remote log (PostgreSQL) and an agent that holds: it has the request, checked, while the start event is written", true, true],
+    ["a local log (files): the agent gets the request once the start event is stored, even one that could hold", false, false],
+    ["a remote log and an agent from before held requests: it gets the request only once the start event is stored", true, false],
+  ])("Azure sees nothing before the start event is stored; %s", async (_name, remote, agentHolds) => {
+    const holds = remote && agentHolds;
     const user = nextUser();
+    const wasRemote = c.ctx.audit.remote;
+    Object.assign(c.ctx.audit, { remote });
     let atAgent: TunnelStream | null = null;
     let waiting!: () => void;
     const agentWaits = new Promise<void>((r) => (waiting = r));
     c.agent({
-      app: `gate-${holds}`,
-      holds,
+      app: `gate-${remote}-${agentHolds}`,
+      holds: agentHolds,
       onStream: (s, forward) => {
         atAgent = s;
         // The forwarder reads a META only to wait for the release: it has made its checks.
@@ -211,7 +215,7 @@ describe("the proxy's request path, in process", () => {
         void forward();
       },
     });
-    const app = await c.appSession(user, ["azure-cli-access"], READER, { app: `gate-${holds}` });
+    const app = await c.appSession(user, ["azure-cli-access"], READER, { app: `gate-${remote}-${agentHolds}` });
     let store!: () => void;
     const stored = new Promise<void>((r) => (store = r));
     const emit = c.ctx.audit.emit.bind(c.ctx.audit);
@@ -236,9 +240,10 @@ describe("the proxy's request path, in process", () => {
       expect(seen()).toBe(true);
       expect(atAgent!.meta.hold).toBe(holds ? true : undefined);
       // The start event that was held back is the one in the log, with the request it let through.
-      expect(await events("app.request.start", user)).toEqual([expect.objectContaining({ query: expect.stringContaining(`probe=${user}`), app: `gate-${holds}` })]);
+      expect(await events("app.request.start", user)).toEqual([expect.objectContaining({ query: expect.stringContaining(`probe=${user}`), app: `gate-${remote}-${agentHolds}` })]);
     } finally {
       c.ctx.audit.emit = emit;
+      Object.assign(c.ctx.audit, { remote: wasRemote });
       store();
     }
   });

@@ -23,6 +23,7 @@ function parsePgCursor(cursor: string): { tx: string; id: string } {
 export const PRUNE_BATCH = 1000;
 
 export class PostgresAuditSink implements AuditSink {
+  readonly remote = true;
   constructor(
     private readonly pool: pg.Pool,
     /** Stamps each event's time: this replica's clock, as the file sink does. */

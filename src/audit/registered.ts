@@ -16,6 +16,7 @@ export function registeredSink(inner: AuditSink): AuditSink {
     return e;
   };
   return {
+    remote: inner.remote,
     emit: async (e) => inner.emit(checked(e)),
     emitLater: async (e) => inner.emitLater(checked(e)),
     search: (q) => inner.search(q),

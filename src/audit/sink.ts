@@ -62,6 +62,13 @@ export interface AuditQuery {
 }
 
 export interface AuditSink {
+  /**
+   * Its writes are commits over the network (PostgreSQL): long enough that
+   * the proxy has an agent make its checks while a request's start event is
+   * written (proxy/relay.ts). A local append (the file sink) is not: there
+   * the overlap cost a message each way and saved nothing measurable.
+   */
+  readonly remote?: boolean;
   /** Records an event; resolves once it is stored (on disk, or committed). */
   emit(e: Omit<AuditEvent, "time">): Promise<void>;
   /**

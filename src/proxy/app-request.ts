@@ -127,7 +127,7 @@ export async function handleAppRequest(ctx: ProxyContext, registry: AppRegistry,
   ctx.metrics.openStreams.inc();
   let result;
   try {
-    result = await relayToAgents(registry, authorized.app, authorized.allowedOn, agentRequest, stream, (message) => answer(new AgentUnavailable(message)), startAudited);
+    result = await relayToAgents(registry, authorized.app, authorized.allowedOn, agentRequest, stream, (message) => answer(new AgentUnavailable(message)), { stored: startAudited, remote: ctx.audit.remote === true });
   } catch (e) {
     if (e instanceof AuditUnavailable) return answer(e);
     endSpan(500, (e as Error).message);

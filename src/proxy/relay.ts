@@ -5,10 +5,14 @@
  * while no byte of the request's body has gone to an agent).
  *
  * Nothing reaches Azure before the request's start event is stored
- * (`audited`). An agent that can hold gets the request at once, marked held,
- * and makes its checks while the event is written; the RELEASE follows once
- * it is stored, or a reset if it cannot be. Any other agent gets the request
- * only once it is stored.
+ * (`audited`). When the audit log is remote (a PostgreSQL commit), an agent
+ * that can hold gets the request at once, marked held, and makes its checks
+ * while the event is written; the RELEASE follows once it is stored, or a
+ * reset if it cannot be. Otherwise the agent gets the request once it is
+ * stored: a local append is over before the hold would have paid for its
+ * second message (A/B at 16 connections: 7 % more requests a second and 15 %
+ * less CPU without it, the same latency at one; on PostgreSQL the hold saves
+ * 0.17 ms a request at one connection).
  */
 import { readAzureAnswer, type AzureAnswer } from "../azure/client-info.ts";
 import { isGuid } from "../azure/guid.ts";
@@ -21,6 +25,12 @@ const MAX_ATTEMPTS = 3;
 
 export type Relayed = { ok: true; status: number; bytes: number; azureRequestId: string | null; answer: AzureAnswer; principalId?: string; agent: string; agentId: string; error?: string; upstreamMs?: number };
 type RelayOutcome = Relayed | { ok: false; retryable: boolean; error: string };
+
+/** The request's start event: stored once `stored` resolves; `remote` when the log is PostgreSQL (above). */
+export interface Audited {
+  stored: Promise<void>;
+  remote: boolean;
+}
 
 export interface RelayResult {
   /** The answer an agent gave, or null when none could take the request. */
@@ -36,7 +46,7 @@ export interface RelayResult {
  * client (or resets its stream) in every case but one: when `audited` fails,
  * it throws that error, and the caller answers.
  */
-export async function relayToAgents(registry: AppRegistry, app: string, allowed: (s: AppServer) => boolean, request: AgentRequest, client: TunnelStream, refuse: (message: string) => Promise<void>, audited: Promise<void>): Promise<RelayResult> {
+export async function relayToAgents(registry: AppRegistry, app: string, allowed: (s: AppServer) => boolean, request: AgentRequest, client: TunnelStream, refuse: (message: string) => Promise<void>, audited: Audited): Promise<RelayResult> {
   const body = new BodyPump(client);
   let outcome: Relayed | null = null;
   let lastError = "no agent could take the request";
@@ -67,9 +77,9 @@ function azureRequestId(headers: HeaderList): string | null {
   return headerValue(headers, "x-ms-request-id")[0] ?? headerValue(headers, "x-ms-correlation-request-id")[0] ?? null;
 }
 
-async function relay(server: AppServer, meta: AgentRequest, body: BodyPump, client: TunnelStream, audited: Promise<void>): Promise<RelayOutcome> {
-  const held = server.tunnel.holds === true;
-  if (!held) await audited;
+async function relay(server: AppServer, meta: AgentRequest, body: BodyPump, client: TunnelStream, audited: Audited): Promise<RelayOutcome> {
+  const held = audited.remote && server.tunnel.holds === true;
+  if (!held) await audited.stored;
   let upstream: TunnelStream;
   try {
     upstream = server.tunnel.session.open(held ? { ...meta, hold: true } : meta);
@@ -80,7 +90,7 @@ async function relay(server: AppServer, meta: AgentRequest, body: BodyPump, clie
   void client.done().then(() => client.resetError && upstream.reset(client.resetError.code, client.resetError.reason));
   if (held) {
     try {
-      await audited;
+      await audited.stored;
     } catch (e) {
       upstream.reset(ErrorCode.CANCEL, "the request could not be audited");
       throw e;
