@@ -357,6 +357,76 @@ describe("the proxy's request path, in process", () => {
     dying.kill();
   });
 
+  // Found by an outside review (an attack helper): a DELETE without a body whose agent died after sending it to Azure
+  // was sent again by another agent, under the one start event. Only a safe method is sent again once it may have gone.
+  it.each([
+    ["DELETE", 1, "is answered as failed and not sent to Azure again"],
+    ["POST", 1, "is answered as failed and not sent to Azure again"],
+    ["GET", 2, "is sent again on the other agent (a safe method)"],
+  ])("a %s whose agent goes away after it may have reached Azure, before its answer, %s", async (method, times, _what) => {
+    const user = nextUser();
+    const app = `once-${method}`;
+    let streams = 0;
+    const agents: ReturnType<typeof c.agent>[] = [];
+    // Whichever agent gets the first stream forwards it for real, then its tunnel drops as Azure's answer comes back.
+    const onStream = (s: TunnelStream, forward: () => Promise<void>) => {
+      if (++streams === 1) {
+        const mine = agents.find((a) => a.streams === 1)!;
+        // Azure answered; nothing of the answer leaves the agent before its tunnel drops.
+        s.sendMeta = () => void setImmediate(() => mine.kill());
+        s.write = () => new Promise<void>(() => undefined);
+      }
+      void forward().catch(() => undefined);
+    };
+    agents.push(c.agent({ app, onStream }), c.agent({ app, onStream }));
+    const session = await c.appSession(user, ["azure-cli-access"], READER, { app });
+    const url = method === "POST" ? `https://management.azure.com${READER}/listAssociatedResources?api-version=2024-11-30&probe=${user}` : method === "GET" ? `${GROUPS}&probe=${user}` : `https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg-${user}?api-version=2022-09-01&probe=${user}`;
+    const res = await session.request(url, { method });
+    await res.text().catch(() => undefined);
+    const reached = () => fx.emu.requests.filter((r) => r.path.includes(`probe=${user}`)).length;
+    await expect.poll(async () => (await c.ctx.audit.search({ event: "app.request", user })).filter((e) => e.event !== "app.request.start").length).toBe(1);
+    expect(reached()).toBe(times);
+    expect(streams).toBe(times);
+    expect(await events("app.request.start", user)).toHaveLength(1);
+    if (times === 1) {
+      expect(res.status).toBe(502);
+      expect((await events("app.request", user)).filter((e) => e.code === "T2009E")).toEqual([expect.objectContaining({ method, error: expect.stringContaining(`the ${method} may have reached Azure, so it is not sent again`) })]);
+    } else expect(res.status).toBe(200);
+    for (const a of agents) a.kill();
+  });
+
+  it("a request the client gives up on while its start event is written goes to no agent", async () => {
+    const user = nextUser();
+    const app = "given-up";
+    let streams = 0;
+    const agents = [c.agent({ app, onStream: (_s, forward) => void (streams++, forward().catch(() => undefined)) }), c.agent({ app, onStream: (_s, forward) => void (streams++, forward().catch(() => undefined)) })];
+    const session = await c.appSession(user, ["azure-cli-access"], READER, { app });
+    let store!: () => void;
+    const stored = new Promise<void>((r) => (store = r));
+    let asked!: () => void;
+    const writing = new Promise<void>((r) => (asked = r));
+    const emit = c.ctx.audit.emit.bind(c.ctx.audit);
+    c.ctx.audit.emit = async (e) => {
+      if (e.event === "app.request.start") (asked(), await stored);
+      return emit(e);
+    };
+    try {
+      const stream = session.session.open({ kind: "http", method: "GET", url: `${GROUPS}&probe=${user}`, headers: [] });
+      stream.end();
+      await writing;
+      stream.reset(4, "client cancelled");
+      await new Promise((r) => setTimeout(r, 50));
+      store();
+      await expect.poll(async () => (await c.ctx.audit.search({ event: "app.request", user })).filter((e) => e.event !== "app.request.start").length).toBe(1);
+      expect(streams).toBe(0);
+      expect(fx.emu.requests.some((r) => r.path.includes(`probe=${user}`))).toBe(false);
+    } finally {
+      c.ctx.audit.emit = emit;
+      store();
+      for (const a of agents) a.kill();
+    }
+  });
+
   it("drops an agent that falls silent for 45 s (the registry's clock): its app is unavailable, audited", async () => {
     const user = nextUser();
     const app = await c.appSession(user, ["azure-cli-access"], READER);

@@ -1,8 +1,13 @@
 /**
  * Relaying one authorised request to an agent: pick a server the caller may
  * use, open a stream on its tunnel, copy the body there and the answer back,
- * and fail over to another server when one goes away before answering (only
- * while no byte of the request's body has gone to an agent).
+ * and fail over to another server when one goes away before answering: only
+ * while no byte of the request's body has gone to an agent, and, unless the
+ * method is safe (GET, HEAD, OPTIONS), only while the request cannot have
+ * reached Azure (the agent had not been let forward it, or it refused the
+ * stream unread). A DELETE or a POST action whose agent died after sending
+ * it is answered as failed, not sent to Azure a second time under one start
+ * event; nor is a request the client has given up on.
  *
  * Nothing reaches Azure before the request's start event is stored
  * (`audited`). When the audit log is remote (a PostgreSQL commit), an agent
@@ -52,6 +57,7 @@ export async function relayToAgents(registry: AppRegistry, app: string, allowed:
   let lastError = "no agent could take the request";
   const tried = new Set<string>();
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    if (client.resetError) break; // the client gave up: nothing more to try for
     // The next server not tried yet (a retry on the one that just failed would fail again).
     const server = registry.servers(app, allowed).find((s) => !tried.has(s.tunnel.id));
     if (!server) break;
@@ -72,6 +78,9 @@ export async function relayToAgents(registry: AppRegistry, app: string, allowed:
   return { outcome, lastError, bytesIn: body.bytes };
 }
 
+/** Methods Azure never changes anything for: sent again on another agent even after the first may have forwarded them. */
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
 /** Azure's own id for the request (ARM, Storage, Key Vault all send one), for matching with Azure's logs. */
 function azureRequestId(headers: HeaderList): string | null {
   return headerValue(headers, "x-ms-request-id")[0] ?? headerValue(headers, "x-ms-correlation-request-id")[0] ?? null;
@@ -80,12 +89,17 @@ function azureRequestId(headers: HeaderList): string | null {
 async function relay(server: AppServer, meta: AgentRequest, body: BodyPump, client: TunnelStream, audited: Audited): Promise<RelayOutcome> {
   const held = audited.remote && server.tunnel.holds === true;
   if (!held) await audited.stored;
+  // A client that gave up while the event was written has nothing to send on.
+  if (client.resetError) return { ok: false, retryable: false, error: `the client cancelled the request: ${client.resetError.reason}` };
   let upstream: TunnelStream;
   try {
     upstream = server.tunnel.session.open(held ? { ...meta, hold: true } : meta);
   } catch (e) {
     return { ok: false, retryable: true, error: `agent ${server.tunnel.hostName}: ${(e as Error).message}` };
   }
+  // From here (or from the release, for a held request) the agent may have sent the request to Azure: only a safe
+  // method is tried again elsewhere, or a stream the agent refused unread (REFUSED_STREAM: it was draining).
+  const resendable = () => SAFE_METHODS.has(meta.method.toUpperCase()) || upstream.resetError?.code === ErrorCode.REFUSED_STREAM;
   // A reset on either side is passed to the other with its code and reason.
   void client.done().then(() => client.resetError && upstream.reset(client.resetError.code, client.resetError.reason));
   if (held) {
@@ -105,7 +119,8 @@ async function relay(server: AppServer, meta: AgentRequest, body: BodyPump, clie
   try {
     head = await upstream.readMeta();
   } catch (e) {
-    return { ok: false, retryable: true, error: `agent ${server.tunnel.hostName} went away: ${(e as Error).message}` };
+    const retryable = resendable();
+    return { ok: false, retryable, error: `agent ${server.tunnel.hostName} went away: ${(e as Error).message}${retryable ? "" : `; the ${meta.method} may have reached Azure, so it is not sent again`}` };
   }
   const parsed = responseHeadSchema.safeParse(head);
   if (!parsed.success) {
