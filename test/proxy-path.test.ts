@@ -363,9 +363,12 @@ describe("the proxy's request path, in process", () => {
     ["DELETE", 1, "is answered as failed and not sent to Azure again"],
     ["POST", 1, "is answered as failed and not sent to Azure again"],
     ["GET", 2, "is sent again on the other agent (a safe method)"],
-  ])("a %s whose agent goes away after it may have reached Azure, before its answer, %s", async (method, times, _what) => {
+    ["GET with X-HTTP-Method-Override: DELETE", 1, "is answered as failed and not sent to Azure again"],
+  ])("a %s whose agent goes away after it may have reached Azure, before its answer, %s", async (what, times, _what) => {
+    const method = what.split(" ")[0];
+    const headers: [string, string][] = what.includes("Override") ? [["X-HTTP-Method-Override", "DELETE"]] : [];
     const user = nextUser();
-    const app = `once-${method}`;
+    const app = `once-${what.replace(/\W+/g, "-")}`;
     let streams = 0;
     const agents: ReturnType<typeof c.agent>[] = [];
     // Whichever agent gets the first stream forwards it for real, then its tunnel drops as Azure's answer comes back.
@@ -381,7 +384,7 @@ describe("the proxy's request path, in process", () => {
     agents.push(c.agent({ app, onStream }), c.agent({ app, onStream }));
     const session = await c.appSession(user, ["azure-cli-access"], READER, { app });
     const url = method === "POST" ? `https://management.azure.com${READER}/listAssociatedResources?api-version=2024-11-30&probe=${user}` : method === "GET" ? `${GROUPS}&probe=${user}` : `https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg-${user}?api-version=2022-09-01&probe=${user}`;
-    const res = await session.request(url, { method });
+    const res = await session.request(url, { method, headers });
     await res.text().catch(() => undefined);
     const reached = () => fx.emu.requests.filter((r) => r.path.includes(`probe=${user}`)).length;
     await expect.poll(async () => (await c.ctx.audit.search({ event: "app.request", user })).filter((e) => e.event !== "app.request.start").length).toBe(1);

@@ -22,6 +22,7 @@
 import { readAzureAnswer, type AzureAnswer } from "../azure/client-info.ts";
 import { isGuid } from "../azure/guid.ts";
 import { RELEASE, type AgentRequest } from "../azure/forwarding.ts";
+import { METHOD_OVERRIDE_HEADERS } from "../azure/operation.ts";
 import { ErrorCode, StreamResetError, type TunnelStream } from "../tunnel/index.ts";
 import { headerValue, responseHeadSchema, responseTrailerSchema, type HeaderList } from "../tunnel/http.ts";
 import type { AppRegistry, AppServer } from "./registry.ts";
@@ -81,6 +82,16 @@ export async function relayToAgents(registry: AppRegistry, app: string, allowed:
 /** Methods Azure never changes anything for: sent again on another agent even after the first may have forwarded them. */
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
+/** A safe method that says it is another (X-HTTP-Method-Override: DELETE) is not taken as safe: who knows what reads it. */
+function isSafe(request: AgentRequest): boolean {
+  return SAFE_METHODS.has(request.method.toUpperCase()) && !request.headers.some(([k]) => METHOD_OVERRIDE_HEADERS.includes(k.toLowerCase()));
+}
+
+/** Why the client gave up on its request (its stream reset), or null while it waits (read afresh: it changes across awaits). */
+function cancelled(client: TunnelStream): string | null {
+  return client.resetError ? `the client cancelled the request: ${client.resetError.reason}` : null;
+}
+
 /** Azure's own id for the request (ARM, Storage, Key Vault all send one), for matching with Azure's logs. */
 function azureRequestId(headers: HeaderList): string | null {
   return headerValue(headers, "x-ms-request-id")[0] ?? headerValue(headers, "x-ms-correlation-request-id")[0] ?? null;
@@ -90,7 +101,7 @@ async function relay(server: AppServer, meta: AgentRequest, body: BodyPump, clie
   const held = audited.remote && server.tunnel.holds === true;
   if (!held) await audited.stored;
   // A client that gave up while the event was written has nothing to send on.
-  if (client.resetError) return { ok: false, retryable: false, error: `the client cancelled the request: ${client.resetError.reason}` };
+  if (cancelled(client)) return { ok: false, retryable: false, error: cancelled(client)! };
   let upstream: TunnelStream;
   try {
     upstream = server.tunnel.session.open(held ? { ...meta, hold: true } : meta);
@@ -99,7 +110,9 @@ async function relay(server: AppServer, meta: AgentRequest, body: BodyPump, clie
   }
   // From here (or from the release, for a held request) the agent may have sent the request to Azure: only a safe
   // method is tried again elsewhere, or a stream the agent refused unread (REFUSED_STREAM: it was draining).
-  const resendable = () => SAFE_METHODS.has(meta.method.toUpperCase()) || upstream.resetError?.code === ErrorCode.REFUSED_STREAM;
+  // (An agent that lies, forwarding a request and then saying REFUSED_STREAM, can call Azure twice: it holds the
+  // identity's tokens anyway, and could call Azure as often as it likes.)
+  const resendable = () => isSafe(meta) || upstream.resetError?.code === ErrorCode.REFUSED_STREAM;
   // A reset on either side is passed to the other with its code and reason.
   void client.done().then(() => client.resetError && upstream.reset(client.resetError.code, client.resetError.reason));
   if (held) {
@@ -110,6 +123,11 @@ async function relay(server: AppServer, meta: AgentRequest, body: BodyPump, clie
       throw e;
     }
     if (upstream.resetError) return { ok: false, retryable: true, error: `agent ${server.tunnel.hostName}: ${upstream.resetError.reason}` };
+    // The client's reset reaches the held stream before this (above), but nothing here should hang on that order.
+    if (cancelled(client)) {
+      upstream.reset(ErrorCode.CANCEL, "the client cancelled the request");
+      return { ok: false, retryable: false, error: cancelled(client)! };
+    }
     upstream.sendMeta(RELEASE);
   }
   // The body (and its END) after the release: END closes this side of the stream.
