@@ -36,6 +36,26 @@ export interface AgentRecord {
   trusted_pins?: string[];
 }
 
+/**
+ * Changes a joined agent's record: read, changed, written only if no one wrote
+ * it in between (compare and swap; a concurrent change is read again and this
+ * one made on top of it). False when the record is gone: a change never brings
+ * back an agent removed meanwhile (a get, then a put, would).
+ */
+export async function updateAgentRecord(ctx: ProxyContext, hostId: string, change: (r: AgentRecord) => AgentRecord): Promise<boolean> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const item = await ctx.backend.get<AgentRecord>(KEYS.agent(hostId));
+    if (!item) return false;
+    try {
+      await ctx.backend.compareAndSwap<AgentRecord>(item.key, item.revision, change(item.value));
+      return true;
+    } catch (e) {
+      if ((e as { code?: string }).code !== "compare_failed") throw e;
+    }
+  }
+  throw new AzgateError("compare_failed", `agent ${hostId}'s record kept changing; try again`);
+}
+
 export interface JoinRequest {
   token: string;
   type: string;
@@ -74,10 +94,11 @@ export async function joinAgent(ctx: ProxyContext, req: JoinRequest, remoteAddr?
 /** A new certificate for a joined agent, for its current or a new key. */
 export async function renewHostCert(ctx: ProxyContext, identity: Identity, publicKeyPem: string): Promise<HostCertificate> {
   if (identity.kind !== "host") throw new AzgateError("access_denied", "only agents renew host certificates");
-  const item = await ctx.backend.get<AgentRecord>(KEYS.agent(identity.name));
-  if (!item) throw new AzgateError("access_denied", `agent ${identity.name} was removed from the cluster; join it again with a new token`);
+  const removed = () => new AzgateError("access_denied", `agent ${identity.name} was removed from the cluster; join it again with a new token`);
+  if (!(await ctx.backend.get<AgentRecord>(KEYS.agent(identity.name)))) throw removed();
   const cert = await issueHostCert(ctx, identity.name, await parsePublicKey(publicKeyPem));
-  await ctx.backend.put<AgentRecord>(item.key, { ...item.value, last_renewed: ctx.clock.date().toISOString(), ca_pin: ctx.cluster.views.host.pins[0] });
+  // Removed while the certificate was made: it is not handed out, and the record stays gone.
+  if (!(await updateAgentRecord(ctx, identity.name, (r) => ({ ...r, last_renewed: ctx.clock.date().toISOString(), ca_pin: ctx.cluster.views.host.pins[0] })))) throw removed();
   await ctx.audit.emit(audit("CERT_CREATED", { cert_type: "host", host_id: identity.name, expires: cert.expires }));
   return cert;
 }

@@ -16,11 +16,10 @@ import { answerControl, callControl, parseControlRequest } from "../api/control.
 import { caPin } from "../pki/pin.ts";
 import { onAuthorityChange } from "./cluster.ts";
 import { auditRetired, reissueCert, retiredIssuer, trustMessage } from "./rotation-trust.ts";
-import type { AgentRecord } from "./join.ts";
 import { attachSession, ErrorCode, respondJsonMeta, type TunnelSession, type TunnelStream } from "../tunnel/index.ts";
 import type { ProxyContext } from "./context.ts";
 import { KEYS } from "./keys.ts";
-import { renewHostCert } from "./join.ts";
+import { renewHostCert, updateAgentRecord } from "./join.ts";
 import { clientAddress } from "./client-address.ts";
 import type { AgentTunnel, AppRegistry } from "./registry.ts";
 import { handleAppRequest } from "./app-request.ts";
@@ -243,8 +242,7 @@ async function tellTrust(ctx: ProxyContext, session: TunnelSession, peer: "host"
   try {
     const answer = await callControl(session, "trust", await trustMessage(ctx, peer, issuerPin));
     if (!answer.ok || !hostId) return;
-    const item = await ctx.backend.get<AgentRecord>(KEYS.agent(hostId));
-    if (item) await ctx.backend.put<AgentRecord>(item.key, { ...item.value, trusted_pins: answer.trusted_pins });
+    await updateAgentRecord(ctx, hostId, (r) => ({ ...r, trusted_pins: answer.trusted_pins }));
   } catch {
     // The peer went away, or predates the call: it learns at its next connection, or from /v1/ping.
   }
