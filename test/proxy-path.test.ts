@@ -90,6 +90,19 @@ describe("the proxy's request path, in process", () => {
   let users = 0;
   const nextUser = () => `user${++users}`;
   const events = async (event: string, user: string): Promise<AuditEvent[]> => (await c.ctx.audit.search({ event })).filter((e) => e.event === event && e.user === user);
+  /** Holds every request's start event back until `store()`: `writing` resolves once one is being written; `restore()` undoes it. */
+  const gateStartEvents = () => {
+    let store!: () => void;
+    const stored = new Promise<void>((r) => (store = r));
+    let asked!: () => void;
+    const writing = new Promise<void>((r) => (asked = r));
+    const emit = c.ctx.audit.emit.bind(c.ctx.audit);
+    c.ctx.audit.emit = async (e) => {
+      if (e.event === "app.request.start") (asked(), await stored);
+      return emit(e);
+    };
+    return { store, writing, restore: () => ((c.ctx.audit.emit = emit), store()) };
+  };
 
   beforeAll(async () => {
     c = await startMemoryCluster(fx);
@@ -216,13 +229,7 @@ describe("the proxy's request path, in process", () => {
       },
     });
     const app = await c.appSession(user, ["azure-cli-access"], READER, { app: `gate-${remote}-${agentHolds}` });
-    let store!: () => void;
-    const stored = new Promise<void>((r) => (store = r));
-    const emit = c.ctx.audit.emit.bind(c.ctx.audit);
-    c.ctx.audit.emit = async (e) => {
-      if (e.event === "app.request.start") await stored;
-      return emit(e);
-    };
+    const { store, restore } = gateStartEvents();
     const seen = () => fx.emu.requests.some((r) => r.path.includes(`probe=${user}`));
     try {
       const answer = app.request(`${GROUPS}&probe=${user}`);
@@ -242,9 +249,8 @@ describe("the proxy's request path, in process", () => {
       // The start event that was held back is the one in the log, with the request it let through.
       expect(await events("app.request.start", user)).toEqual([expect.objectContaining({ query: expect.stringContaining(`probe=${user}`), app: `gate-${remote}-${agentHolds}` })]);
     } finally {
-      c.ctx.audit.emit = emit;
+      restore();
       Object.assign(c.ctx.audit, { remote: wasRemote });
-      store();
     }
   });
 
@@ -387,7 +393,7 @@ describe("the proxy's request path, in process", () => {
     const res = await session.request(url, { method, headers });
     await res.text().catch(() => undefined);
     const reached = () => fx.emu.requests.filter((r) => r.path.includes(`probe=${user}`)).length;
-    await expect.poll(async () => (await c.ctx.audit.search({ event: "app.request", user })).filter((e) => e.event !== "app.request.start").length).toBe(1);
+    await expect.poll(async () => (await events("app.request", user)).length).toBe(1);
     expect(reached()).toBe(times);
     expect(streams).toBe(times);
     expect(await events("app.request.start", user)).toHaveLength(1);
@@ -402,17 +408,9 @@ describe("the proxy's request path, in process", () => {
     const user = nextUser();
     const app = "given-up";
     let streams = 0;
-    const agents = [c.agent({ app, onStream: (_s, forward) => void (streams++, forward().catch(() => undefined)) }), c.agent({ app, onStream: (_s, forward) => void (streams++, forward().catch(() => undefined)) })];
+    const agents = [1, 2].map(() => c.agent({ app, onStream: (_s, forward) => void (streams++, forward().catch(() => undefined)) }));
     const session = await c.appSession(user, ["azure-cli-access"], READER, { app });
-    let store!: () => void;
-    const stored = new Promise<void>((r) => (store = r));
-    let asked!: () => void;
-    const writing = new Promise<void>((r) => (asked = r));
-    const emit = c.ctx.audit.emit.bind(c.ctx.audit);
-    c.ctx.audit.emit = async (e) => {
-      if (e.event === "app.request.start") (asked(), await stored);
-      return emit(e);
-    };
+    const { store, writing, restore } = gateStartEvents();
     try {
       const stream = session.session.open({ kind: "http", method: "GET", url: `${GROUPS}&probe=${user}`, headers: [] });
       stream.end();
@@ -420,12 +418,11 @@ describe("the proxy's request path, in process", () => {
       stream.reset(4, "client cancelled");
       await new Promise((r) => setTimeout(r, 50));
       store();
-      await expect.poll(async () => (await c.ctx.audit.search({ event: "app.request", user })).filter((e) => e.event !== "app.request.start").length).toBe(1);
+      await expect.poll(async () => (await events("app.request", user)).length).toBe(1);
       expect(streams).toBe(0);
       expect(fx.emu.requests.some((r) => r.path.includes(`probe=${user}`))).toBe(false);
     } finally {
-      c.ctx.audit.emit = emit;
-      store();
+      restore();
       for (const a of agents) a.kill();
     }
   });

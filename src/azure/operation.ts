@@ -208,10 +208,15 @@ export function batchKind(c: CanonicalRequest): string | null {
   return null;
 }
 
+/** The first method-override header a request carries (X-HTTP-Method-Override and its kin), as [name, value]. */
+export function methodOverride(headers: [string, string][]): [string, string] | undefined {
+  return headers.find(([k]) => METHOD_OVERRIDE_HEADERS.includes(k.toLowerCase()));
+}
+
 /** Reads a request once: its canonical form, its operation, and whether it may be decided on at all. */
 export function readRequest(req: RequestShape, cloudName: CloudName = "Azure"): RequestReading {
   const sent = `${req.method.toUpperCase()} https://${req.host}${req.path}`;
-  const override = (req.headers ?? []).find(([k]) => METHOD_OVERRIDE_HEADERS.includes(k.toLowerCase()));
+  const override = methodOverride(req.headers ?? []);
   let canonical: CanonicalRequest;
   try {
     canonical = canonicalRequest(req, cloudName);
