@@ -147,6 +147,27 @@ describe("audit sink", () => {
     await last;
   });
 
+  it("acknowledges each event only once it is in the file; a failed write (a full disk) rejects its callers, and the next batch writes", async () => {
+    const { JsonLinesAuditSink } = await import("../src/audit/sink.ts");
+    const { mkdtempSync, readFileSync, symlinkSync, unlinkSync, mkdirSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const path = await import("node:path");
+    const dir = mkdtempSync(path.join(tmpdir(), "azgate-audit-"));
+    const file = path.join(dir, "audit", "events.jsonl");
+    const ns = () => readFileSync(file, "utf8").trimEnd().split("\n").filter(Boolean).map((l) => JSON.parse(l).n as number);
+    // A full disk: every write fails with ENOSPC.
+    mkdirSync(path.dirname(file));
+    symlinkSync("/dev/full", file);
+    const sink = await JsonLinesAuditSink.open(dir, systemClock);
+    await expect(sink.emit({ event: "test", code: "T0", n: 0 })).rejects.toThrow(/ENOSPC|no space/i);
+    unlinkSync(file);
+    // Room again: concurrent events, each looked for in the file the moment it is acknowledged.
+    const inFileAtAck = await Promise.all(Array.from({ length: 40 }, (_, i) => sink.emit({ event: "test", code: "T0", n: i + 1 }).then(() => ns().includes(i + 1))));
+    expect(inFileAtAck.every(Boolean)).toBe(true);
+    expect(ns().sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    await sink.close();
+  });
+
   it("searches by time, user and event name, keeps the newest matches, and skips a torn last line", async () => {
     const { JsonLinesAuditSink } = await import("../src/audit/sink.ts");
     const { mkdtempSync, appendFileSync } = await import("node:fs");
