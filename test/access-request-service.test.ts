@@ -55,6 +55,16 @@ describe("creating access requests", () => {
     await expect(createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reviewers: ["alice"] }, served)).rejects.toThrow("you cannot review your own request");
     await expect(createRequest(ctx, alice, { app: "azure-cli", azure_identity: READER, reviewers: ["bob\nINJECTED"] }, served)).rejects.toThrow("reviewers must be at most 10 user names");
   });
+
+  it("a ticket is matched against the role's pattern in linear time (RE2, util/regex.ts): a pattern that backtracks answers at once", async () => {
+    // `^(a+)+$` against forty `a`s and a `b` is 2^40 steps for a JavaScript RegExp: the requester would have stalled the proxy.
+    const ticketed: Role = { ...requester, metadata: { name: "ticketed" }, spec: { allow: { ...requester.spec.allow, request: { ...requester.spec.allow!.request, ticket: { mode: "required", pattern: "^(a+)+$" } } } } };
+    const carol = { ...alice, name: "carol", user: { ...alice.user, metadata: { name: "carol" } }, roles: [ticketed] } as unknown as Caller;
+    await expect(createRequest(ctx, carol, { app: "azure-cli", azure_identity: READER, reason: "x", ticket: "a".repeat(40) + "b" }, served)).rejects.toMatchObject({ code: "bad_parameter", message: expect.stringContaining("does not match ^(a+)+$") });
+    const made = await createRequest(ctx, carol, { app: "azure-cli", azure_identity: READER, reason: "x", ticket: "aaaa" }, served);
+    expect(made.spec.ticket).toBe("aaaa");
+    await cancelRequest(ctx, carol, made.metadata.name);
+  });
 });
 
 describe("the app a request names (reviewers read it in chat and mail)", () => {

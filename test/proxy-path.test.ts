@@ -374,7 +374,7 @@ describe("the proxy's request path, in process", () => {
     const method = what.split(" ")[0];
     const headers: [string, string][] = what.includes("Override") ? [["X-HTTP-Method-Override", "DELETE"]] : [];
     const user = nextUser();
-    const app = `once-${what.replace(/\W+/g, "-")}`;
+    const app = `once-${what.replace(/\W+/g, "-").toLowerCase()}`.slice(0, 63).replace(/-+$/, "");
     let streams = 0;
     const agents: ReturnType<typeof c.agent>[] = [];
     // Whichever agent gets the first stream forwards it for real, then its tunnel drops as Azure's answer comes back.

@@ -30,6 +30,7 @@ import type { Caller } from "./caller.ts";
 import type { ProxyContext } from "./context.ts";
 import { KEYS } from "./keys.ts";
 import { USER_NAME } from "../resources/user.ts";
+import { compilePattern } from "../util/regex.ts";
 import { freshTotpStep } from "../auth/totp.ts";
 import type { UserAuth } from "./users.ts";
 import { enqueueNotifications } from "./notify/outbox.ts";
@@ -117,7 +118,7 @@ export async function createRequest(ctx: ProxyContext, caller: Caller, input: Cr
   if (durationMs <= 0 || durationMs > terms.maxDurationMs) throw new AzgateError("bad_parameter", `duration must be at most ${Math.round(terms.maxDurationMs / 60_000)}m for this identity`);
   const reason = text(input.reason, "a reason (--reason)", terms.reasonRequired);
   const ticket = text(input.ticket, "a ticket (--ticket)", terms.ticket.required);
-  if (ticket && terms.ticket.pattern && !new RegExp(terms.ticket.pattern).test(ticket)) throw new AzgateError("bad_parameter", `ticket "${ticket}" does not match ${terms.ticket.pattern}`);
+  if (ticket && terms.ticket.pattern && !compilePattern(terms.ticket.pattern)?.test(ticket)) throw new AzgateError("bad_parameter", `ticket "${ticket}" does not match ${terms.ticket.pattern}`);
   const pending = (await ctx.backend.list<AccessRequest>(KEYS.accessRequests)).filter((i) => i.value.spec.user === caller.name && effectiveState(i.value, ctx.clock.now()) === "PENDING").length;
   if (pending >= MAX_PENDING_PER_USER) {
     const why = `you have ${pending} pending requests, the most one user may have; cancel one (azgate request cancel ID) or wait for reviews`;

@@ -3,6 +3,7 @@
  * (one app and, for Azure, one Azure identity) issued only when the user's
  * current roles allow both.
  */
+import { APP_NAME } from "../config/schema.ts";
 import { audit } from "../audit/events.ts";
 import { AzgateError } from "../errors/index.ts";
 import { openRequestsOf } from "./access-requests.ts";
@@ -61,6 +62,8 @@ export const MFA_DISK_CERT_MS = 60_000;
 
 export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, caller: Caller, callerCertExpires: Date, asked: AppLoginRequest) {
   if (caller.identity.kind !== "user" || caller.identity.route) throw new AzgateError("access_denied", "app certificates are issued to a user session; run azgate login");
+  // An app is named as agents name it (config APP_NAME): anything else names no app, and goes into no audit event as it came (up to a body's size).
+  if (typeof asked.app !== "string" || !APP_NAME.test(asked.app)) throw new AzgateError("bad_parameter", "app must be an app's name: lowercase letters, digits and '-', at most 63 (azgate apps ls)");
   // The identity in the one grammar (azure/resource-id.ts), in Azure's spelling from here on: the route, the audit, the agent.
   let req: AppLoginRequest;
   try {
@@ -89,7 +92,12 @@ export async function issueAppCert(ctx: ProxyContext, registry: AppRegistry, cal
     const judged = servers.map((s) => ({ app: s.app, decision: inForce.permits(s.app) }));
     found = judged.find((d) => d.decision.allowed) ?? judged[0] ?? found;
   }
-  if (!found) throw new AzgateError("not_found", `app "${req.app}" not found; azgate apps ls shows the apps you can use`);
+  if (!found) {
+    // The caller is told only "not found" (an app a role hides is not named to them); the log says why.
+    const why = servers.length === 0 ? `no agent serves app "${req.app}"` : checkAppAccess(caller.roles, caller.traits, servers[0].app).reason;
+    await ctx.audit.emit(audit("APP_SESSION_DENIED", { user: caller.name, ...botFields(caller.identity), app: req.app, azure_identity: req.azure_identity, error_code: "not_found", reason: why, success: false }));
+    throw new AzgateError("not_found", `app "${req.app}" not found; azgate apps ls shows the apps you can use`);
+  }
   const { app, decision } = found;
   const request = inForce ? { metadata: { name: inForce.grant.spec.request_id } } : undefined;
   if (!decision.allowed) {

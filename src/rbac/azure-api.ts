@@ -31,6 +31,7 @@ import type { App, AzureApiRule, Role, Traits } from "./types.ts";
 import { readHost, UnsafePath, type AzureOperation, type CanonicalRequest, type RequestReading } from "../azure/operation.ts";
 import type { CloudName } from "../azure/clouds.ts";
 import { globMatch as linearGlob } from "../util/glob.ts";
+import { compilePattern, isUnreadableRegex } from "../util/regex.ts";
 
 /** Named sets of deny rules (`deny.azure_api: [{ preset: NAME }]`). */
 export const PRESETS: Record<string, AzureApiRule[]> = {
@@ -391,7 +392,9 @@ function matchingRules(role: Role, side: "allow" | "deny", op: AzureOperation, r
 export function ruleMatches(rule: AzureApiRule, op: AzureOperation, req: CanonicalRequest, traits: Traits, side: "allow" | "deny"): boolean {
   // Allow rules read traits as literals, deny rules as they are (rbac/template.ts): a trait never widens an allow.
   const expand = expandFor(side);
-  const any = (values: string[] | undefined, test: (v: string) => boolean) => values === undefined || expand(values, traits).some(test);
+  // A trait-made regular expression RE2 cannot read matches in a deny (fail closed), nothing in an allow (util/regex.ts).
+  const unreadable = side === "deny" ? isUnreadableRegex : () => false;
+  const any = (values: string[] | undefined, test: (v: string) => boolean) => values === undefined || expand(values, traits).some((p) => unreadable(p) || test(p));
   if (rule.actions && (op.plane !== "control" || !op.action || !any(rule.actions, (p) => globMatch(p, op.action!, "any")))) return false;
   if (rule.data_actions && (op.plane !== "data" || !op.action || !any(rule.data_actions, (p) => globMatch(p, op.action!, "any")))) return false;
   if (!any(rule.scopes, (p) => scopeCovers(p, op.scope))) return false;
@@ -427,18 +430,12 @@ function hostPattern(p: string, cloud: CloudName): string {
 }
 
 /**
- * `^...$` is a regular expression; otherwise `*` is a wildcard: across
+ * `^...$` is a regular expression (RE2, linear: util/regex.ts); otherwise `*` is a wildcard: across
  * anything ("any": actions, paths) or within one DNS label ("label": hosts).
  * Whole string; case-insensitive unless `caseSensitive` (a blob's path).
  */
 export function globMatch(pattern: string, value: string, star: "any" | "label" | "segment", caseSensitive = false): boolean {
-  if (pattern.startsWith("^") && pattern.endsWith("$")) {
-    try {
-      return new RegExp(pattern, caseSensitive ? "" : "i").test(value);
-    } catch {
-      return false;
-    }
-  }
+  if (pattern.startsWith("^") && pattern.endsWith("$")) return compilePattern(pattern, { caseInsensitive: !caseSensitive })?.test(value) ?? false;
   // Linear in time (util/glob.ts): the value is the caller's, and stars compiled to a regular expression backtrack.
   return linearGlob(pattern, value, { caseInsensitive: !caseSensitive, separator: star === "any" ? undefined : star === "label" ? "." : "/" });
 }

@@ -1,22 +1,17 @@
 import type { LabelSelector, Traits } from "./types.ts";
 import { expandFor } from "./template.ts";
 import { globMatch } from "../util/glob.ts";
+import { asciiLower } from "../util/ascii.ts";
+import { compilePattern, isUnreadableRegex } from "../util/regex.ts";
 
-/** `*` matches anything; `^...$` is a regular expression; `*` inside a value is a glob; else exact. */
-export function matchLabelValue(pattern: string, value: string): boolean {
+/** `*` matches anything; `^...$` is a regular expression (RE2, linear: util/regex.ts); `*` inside a value is a glob; else exact. */
+export function matchLabelValue(pattern: string, value: string, opts: { caseInsensitive?: boolean } = {}): boolean {
   if (pattern === "*") return true;
-  if (pattern.startsWith("^") && pattern.endsWith("$")) return compileRegex(pattern)?.test(value) ?? false;
+  // The pattern as written, case or not an option of the match: lowering a regular expression would turn \D into \d.
+  if (pattern.startsWith("^") && pattern.endsWith("$")) return compilePattern(pattern, opts)?.test(value) ?? false;
   // Linear in time (util/glob.ts): a trait can fill the pattern, and stars compiled to a regular expression backtrack.
-  if (pattern.includes("*")) return globMatch(pattern, value);
-  return pattern === value;
-}
-
-export function compileRegex(pattern: string): RegExp | null {
-  try {
-    return new RegExp(pattern);
-  } catch {
-    return null;
-  }
+  if (pattern.includes("*")) return globMatch(pattern, value, opts);
+  return opts.caseInsensitive ? asciiLower(pattern) === asciiLower(value) : pattern === value;
 }
 
 /**
@@ -32,6 +27,7 @@ export function matchLabels(selector: LabelSelector | undefined, labels: Record<
     const patterns = expandFor(side)(Array.isArray(raw) ? raw : [raw], traits);
     if (key === "*") return patterns.includes("*");
     const value = labels[key];
-    return value !== undefined && patterns.some((p) => matchLabelValue(p, value));
+    // A trait-made regular expression RE2 cannot read matches in a deny (fail closed), nothing in an allow (util/regex.ts).
+    return value !== undefined && patterns.some((p) => (side === "deny" && isUnreadableRegex(p)) || matchLabelValue(p, value));
   });
 }

@@ -21,6 +21,7 @@
  * requested as `.../Teleport-Contributor`.
  */
 import { identityKey } from "../azure/resource-id.ts";
+import { compilePattern, patternProblem } from "../util/regex.ts";
 
 
 export type Value = string | string[] | Record<string, string[]> | boolean;
@@ -59,7 +60,7 @@ type Node =
   | { k: "not"; e: Node }
   | { k: "and" | "or"; l: Node; r: Node }
   | { k: "eq" | "ne"; l: Node; r: Node }
-  | { k: "call"; fn: "equals" | "contains" | "regexp.match"; args: Node[]; re?: RegExp };
+  | { k: "call"; fn: "equals" | "contains" | "regexp.match"; args: Node[]; re?: string };
 
 export class PredicateError extends Error {}
 
@@ -146,11 +147,9 @@ export function compilePredicate(source: string, roots?: string[]): Predicate {
     if (fn === "regexp.match") {
       const re = args[1];
       if (re.k !== "str") return fail("regexp.match takes a quoted regular expression");
-      try {
-        return { k: "call", fn, args, re: new RegExp(re.v) };
-      } catch {
-        return fail(`invalid regular expression ${JSON.stringify(re.v)}`);
-      }
+      const problem = patternProblem(re.v);
+      if (problem) return fail(`invalid regular expression ${JSON.stringify(re.v)} (${problem})`);
+      return { k: "call", fn, args, re: re.v };
     }
     return { k: "call", fn, args };
   };
@@ -227,8 +226,9 @@ function evaluate(n: Node, vars: Vars): Value {
       if (n.fn === "equals") return same(a, identities ? canonical(b) : b);
       const list = typeof a === "string" ? [a] : (a as string[]);
       if (n.fn === "contains") return list.includes(identities ? (canonical(b) as string) : b);
-      const re = identities ? new RegExp(n.re!.source, n.re!.flags.includes("i") ? n.re!.flags : n.re!.flags + "i") : n.re!;
-      return list.some((x) => re.test(x));
+      // RE2, linear (util/regex.ts); an identity compares without case, as sameIdentity does.
+      const re = compilePattern(n.re!, { caseInsensitive: identities });
+      return re !== null && list.some((x) => re.test(x));
     }
   }
 }

@@ -13,6 +13,7 @@
  */
 import { globMatch } from "./azure-api.ts";
 import { expandAll, expandAllow, expandFor } from "./template.ts";
+import { isUnreadableRegex } from "../util/regex.ts";
 import { distinctIdentities, identityKey, identityName, identityNameProblem, requireIdentityId, sameIdentity } from "../azure/resource-id.ts";
 import { AzgateError } from "../errors/index.ts";
 import type { Role, Traits } from "./types.ts";
@@ -63,7 +64,7 @@ export const rolesNamedInRequests = (roles: Role[]): string[] => [
 
 /** May a user with `roles` request `identity`, and on what terms. */
 export function requestTerms(roles: Role[], traits: Traits, identity: string, lookup: RoleLookup): RequestTerms {
-  const denied = roles.find((r) => expandAll(r.spec.deny?.request?.azure_identities, traits).some((p) => p === "*" || matchesIdentity(p, identity)) || (r.spec.deny?.request?.roles ?? []).some((n) => roleAllows(lookup(n), identity, traits)));
+  const denied = roles.find((r) => expandAll(r.spec.deny?.request?.azure_identities, traits).some((p) => p === "*" || isUnreadableRegex(p) || matchesIdentity(p, identity)) || (r.spec.deny?.request?.roles ?? []).some((n) => roleAllows(lookup(n), identity, traits)));
   const none: RequestTerms = { allowed: false, reason: "", maxDurationMs: 0, reasonRequired: false, ticket: { required: false }, approvals: 1, denials: 1, thresholds: [], suggestedReviewers: [], grantRoles: [] };
   if (denied) return { ...none, reason: `role "${denied.metadata.name}" denies requesting Azure identity "${identity}"` };
   // Allow rules read traits literally (rbac/template.ts expandAllow): a trait never becomes a pattern here.
@@ -236,7 +237,8 @@ export function mayReview(reviewer: string, roles: Role[], traits: Traits, reque
     const r = c?.review_requests;
     if (!r) return false;
     const scoped = r.azure_identities !== undefined || r.roles !== undefined;
-    const inScope = expandFor(side)(r.azure_identities, t).some((p) => p === "*" || matchesIdentity(p, request.azure_identity)) || (r.roles ?? []).some((n) => roleAllows(lookup(n), request.azure_identity, t));
+    // A pattern RE2 cannot read (only a trait makes one: rbac/template.ts TRAIT_REGEX) covers every request in a deny.
+    const inScope = expandFor(side)(r.azure_identities, t).some((p) => p === "*" || (side === "deny" && isUnreadableRegex(p)) || matchesIdentity(p, request.azure_identity)) || (r.roles ?? []).some((n) => roleAllows(lookup(n), request.azure_identity, t));
     if (r.where === undefined) return inScope;
     return (inScope || (side === "deny" && !scoped)) && predicate(r.where).test(vars);
   };

@@ -5,7 +5,7 @@
  * accepted and kept; anything else is refused with the field's name.
  */
 import { z } from "zod";
-import { compileRegex } from "../rbac/labels.ts";
+import { patternProblem } from "../util/regex.ts";
 import { parseDuration } from "../util/duration.ts";
 
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "name must be 1-64 letters, digits, '.', '_' or '-'");
@@ -23,7 +23,10 @@ const roles = z.array(z.string().min(1)).min(1, "roles: give at least one role")
 const matchValue = z
   .string()
   .min(1)
-  .refine((v) => !(v.startsWith("^") && v.endsWith("$")) || compileRegex(v) !== null, { message: "invalid regular expression" });
+  .superRefine((v, ctx) => {
+    const problem = v.startsWith("^") && v.endsWith("$") ? patternProblem(v) : null;
+    if (problem) ctx.addIssue({ code: "custom", message: `invalid regular expression (RE2 syntax, as Teleport's): ${problem}` });
+  });
 
 /** azgate's own field: SSO users' certificates last no longer than this (and no longer than their roles allow). */
 const maxSessionTtl = z

@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { Role } from "../rbac/types.ts";
 import { RULE_RESOURCES, RULE_VERBS } from "../rbac/types.ts";
 import { templateProblem } from "../rbac/template.ts";
-import { compileRegex } from "../rbac/labels.ts";
+import { patternProblem } from "../util/regex.ts";
 import { parseDuration } from "../util/duration.ts";
 import { AZURE_METHODS } from "../azure/methods.ts";
 import { PRESETS } from "../rbac/azure-api.ts";
@@ -51,7 +51,7 @@ const labelSelector = z.record(z.string(), stringOrList).superRefine((sel, ctx) 
     for (const v of Array.isArray(raw) ? raw : [raw]) {
       const problem = templateProblem(v);
       if (problem) ctx.addIssue({ code: "custom", path: [key], message: problem });
-      else if (v.startsWith("^") && v.endsWith("$") && !compileRegex(v)) ctx.addIssue({ code: "custom", path: [key], message: `invalid regular expression ${v}` });
+      else if (v.startsWith("^") && v.endsWith("$") && patternProblem(v)) ctx.addIssue({ code: "custom", path: [key], message: invalidRegex(v) });
     }
   }
 });
@@ -88,7 +88,7 @@ const duration = z.string().superRefine((v, ctx) => {
 const patterns = (check: (v: string) => string | null) =>
   z.array(z.string().min(1)).min(1).superRefine((values, ctx) => {
     values.forEach((v, i) => {
-      const problem = templateProblem(v) ?? (v.startsWith("^") && v.endsWith("$") ? (compileRegex(v) ? null : `invalid regular expression ${v}`) : check(v));
+      const problem = templateProblem(v) ?? (v.startsWith("^") && v.endsWith("$") ? (patternProblem(v) ? invalidRegex(v) : null) : check(v));
       if (problem) ctx.addIssue({ code: "custom", path: [i], message: problem });
     });
   });
@@ -152,7 +152,7 @@ const requestConditions = z
     ticket: z
       .strictObject({ mode: z.enum(["required", "optional"]).optional(), pattern: z.string().optional() })
       .superRefine((t, ctx) => {
-        if (t.pattern !== undefined && !compileRegex(t.pattern)) ctx.addIssue({ code: "custom", path: ["pattern"], message: `invalid regular expression ${t.pattern}` });
+        if (t.pattern !== undefined && patternProblem(t.pattern)) ctx.addIssue({ code: "custom", path: ["pattern"], message: invalidRegex(t.pattern) });
       })
       .optional(),
     // Teleport fields azgate does not use; ignoring them grants nothing more.
@@ -222,4 +222,9 @@ export function ignoredRoleFields(role: Role): string[] {
   const o = role.spec.options as Record<string, unknown> | undefined;
   for (const f of IGNORED_OPTION_FIELDS) if (o?.[f] !== undefined) out.push(`spec.options.${f}`);
   return out;
+}
+
+/** What a role file is told of a pattern RE2 (util/regex.ts) cannot read: RE2's words, which name the construct. */
+function invalidRegex(v: string): string {
+  return `invalid regular expression ${v} (RE2 syntax, as Teleport's: ${patternProblem(v)})`;
 }

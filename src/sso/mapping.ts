@@ -4,6 +4,7 @@
  * in roles expands to them), and the connector's mapping picks the roles.
  */
 import { matchLabelValue } from "../rbac/labels.ts";
+import { asciiLower } from "../util/ascii.ts";
 import type { Traits } from "../rbac/types.ts";
 import { TRAIT_LIMITS, traitNameOk, traitValueOk, USER_NAME } from "../resources/user.ts";
 
@@ -60,9 +61,9 @@ export interface GithubTeam {
 /** GitHub: the roles of every (organization, team) pair the user is in; names compare case-insensitively, as GitHub's do. */
 export function rolesFromTeams(rules: { organization: string; team: string; roles: string[] }[], teams: GithubTeam[]): string[] {
   const roles = new Set<string>();
-  const lower = (s: string) => s.toLowerCase();
   for (const rule of rules) {
-    const hit = teams.some((t) => lower(t.organization) === lower(rule.organization) && matchLabelValue(lower(rule.team), lower(t.team)));
+    // ASCII letters only (util/ascii.ts), and the team pattern matched without case rather than lowered (a lowered \D is \d).
+    const hit = teams.some((t) => asciiLower(t.organization) === asciiLower(rule.organization) && matchLabelValue(rule.team, t.team, { caseInsensitive: true }));
     if (hit) for (const r of rule.roles) roles.add(r);
   }
   return [...roles];

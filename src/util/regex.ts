@@ -1,0 +1,102 @@
+/**
+ * The regular expressions azgate's files hold (`^...$` in role rules and
+ * labels, connectors' mappings, access rules' `regexp.match`, ticket
+ * patterns, notification filters): RE2 syntax, as Teleport's Go regexp
+ * reads them, matched in time linear in the value (re2js, a port of RE2).
+ *
+ * Why not RegExp: it backtracks. `^(a+)+$` against thirty `a`s and a `b`
+ * takes seconds, and some values are the caller's (a ticket, a path), some
+ * patterns an identity provider's (deny rules take traits as they are): one
+ * request could stall every authorisation. What RE2 has not, back-references
+ * and look-around, is refused when a file is loaded, as Teleport refuses it.
+ *
+ * Linear is not free: RE2 simulates the pattern's program over the value,
+ * so a match costs up to (instructions x value length), and a counted
+ * repeat multiplies instructions (`.{999}` is a thousand). A pattern past
+ * MAX_INSTRUCTIONS is refused as one RE2 cannot read, and a trait never
+ * writes one (rbac/template.ts): the patterns that run are the files'.
+ *
+ * Case: RE2 folds U+212A KELVIN SIGN with `k` and U+017F LONG S with `s`,
+ * which ARM's ordinal comparison keeps apart (util/ascii.ts). In the value
+ * and in the pattern's text both become noncharacters (U+FDD0, U+FDD1) that
+ * fold with nothing: a KELVIN SIGN matches a KELVIN SIGN, never a `k`, with
+ * case or without, as globs and RegExp's `i` did. (Written as an escape,
+ * `\x{212A}`, in a pattern with `(?i)`, it would still fold: an
+ * administrator's choice. `\p{Lu}` no longer sees the two.)
+ */
+import { RE2JS } from "re2js";
+
+export interface Pattern {
+  /** True when the pattern matches the value (anywhere: a `^...$` pattern, the whole of it). */
+  test(value: string): boolean;
+}
+
+/** The most instructions a pattern may compile to: about 50 times what a rule needs (a path pattern with a few alternatives is a hundred). */
+export const MAX_INSTRUCTIONS = 5_000;
+
+const compiled = new Map<string, Pattern | null>();
+/** Patterns come from files and traits: a bounded number, but bounded here too. */
+const MAX_COMPILED = 2000;
+
+/** The pattern compiled, or null when it is not an RE2 regular expression. */
+export function compilePattern(source: string, opts: { caseInsensitive?: boolean } = {}): Pattern | null {
+  const key = `${opts.caseInsensitive ? "i" : "-"}${source}`;
+  let pattern = compiled.get(key);
+  if (pattern === undefined) {
+    pattern = compile(source, opts.caseInsensitive === true);
+    if (compiled.size >= MAX_COMPILED) compiled.delete(compiled.keys().next().value!);
+    compiled.set(key, pattern);
+  }
+  return pattern;
+}
+
+/**
+ * A value written as a regular expression (`^...$`, the files' way) that RE2
+ * cannot read. Files are checked as they load, so only a trait can make one;
+ * a deny rule takes it as matching (fail closed), an allow as matching nothing.
+ */
+export function isUnreadableRegex(value: string): boolean {
+  return value.startsWith("^") && value.endsWith("$") && compilePattern(value) === null;
+}
+
+/** Why `source` is not an RE2 regular expression, or null when it is. */
+export function patternProblem(source: string): string | null {
+  let re: RE2JS;
+  try {
+    re = RE2JS.compile(unfolded(source));
+  } catch (e) {
+    return (e as Error).message;
+  }
+  const size = re.re2().numberOfInstructions();
+  return size > MAX_INSTRUCTIONS ? `too large: ${size} instructions, at most ${MAX_INSTRUCTIONS} (a counted repeat such as {100} multiplies what it repeats)` : null;
+}
+
+/** RE2's metacharacters escaped (and `-`, which a class would read as a range): `text` matches itself only. */
+export function escapeRegex(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
+}
+
+function compile(source: string, caseInsensitive: boolean): Pattern | null {
+  let re: RE2JS;
+  try {
+    re = RE2JS.compile(unfolded(source), caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0);
+  } catch {
+    return null;
+  }
+  return re.re2().numberOfInstructions() > MAX_INSTRUCTIONS ? null : new Re2Pattern(re);
+}
+
+export class Re2Pattern implements Pattern {
+  constructor(readonly re: RE2JS) {}
+
+  test(value: string): boolean {
+    // matcher().find(), not RE2JS's test(): that runs RE2's lazy DFA, whose state cache each compiled pattern
+    // keeps, up to 8 MB, growing with the values it meets (a trait-made pattern and a caller's paths could grow
+    // one per trait value). find() asks for the match's place, so RE2 takes its one-pass, bit-state or NFA
+    // matchers: linear time too, memory bounded by pattern and value, nothing kept (as fast as test() here).
+    return this.re.matcher(unfolded(value)).find();
+  }
+}
+
+/** The text with the two non-ASCII letters RE2 would fold onto ASCII ones replaced by noncharacters, which fold with nothing. */
+const unfolded = (text: string): string => (/[\u212a\u017f]/.test(text) ? text.replace(/\u212a/g, "\ufdd0").replace(/\u017f/g, "\ufdd1") : text);

@@ -1,0 +1,162 @@
+/**
+ * Regular expressions (`^...$`) wherever a rule reads them are RE2's, matched
+ * in linear time (src/util/regex.ts), where a JavaScript RegExp backtracks:
+ * `^(a+)+$` against forty `a`s and a `b` takes 2^40 steps. Each case below
+ * puts such a pattern where a caller or an identity provider has a hand in
+ * it (a deny rule's trait, a request's path, a ticket, a request's reason, a
+ * claim) and expects an answer, not a stall: with RegExp each of them runs
+ * past the test's timeout. RE2 is linear in the value but not in the
+ * pattern, so a trait never writes a regular expression (rbac/template.ts):
+ * inside one it is a literal; a value it makes one takes nothing in an allow
+ * and makes a deny apply (fail closed). KELVIN SIGN stays apart from `k`, as
+ * ARM keeps it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { useEmulator } from "./helpers/emulator.ts";
+import { IDENTITY } from "./helpers/cluster.ts";
+import { startMemoryCluster, type MemoryCluster } from "./helpers/memory-cluster.ts";
+import { compilePredicate } from "../src/rbac/predicate.ts";
+import { rolesFromTeams, rolesFromTraits } from "../src/sso/mapping.ts";
+import { expandAll, expandAllow, TRAIT_REGEX } from "../src/rbac/template.ts";
+import { matchLabels, matchLabelValue } from "../src/rbac/labels.ts";
+import { globMatch as ruleGlob } from "../src/rbac/azure-api.ts";
+import { parseResources } from "../src/resources/parse.ts";
+import { compilePattern, Re2Pattern } from "../src/util/regex.ts";
+
+const fx = useEmulator({ projectToken: true });
+const READER = IDENTITY("teleport-reader");
+const SUB = "/subscriptions/00000000-0000-0000-0000-000000000000";
+const GROUPS = `https://management.azure.com${SUB}/resourcegroups?api-version=2022-09-01`;
+/** Forty `a`s and a `b`: what `^(a+)+$` backtracks on exponentially. */
+const HOSTILE_VALUE = "a".repeat(40) + "b";
+const HOSTILE = "^(a+)+$";
+/** A lookahead: a JavaScript RegExp, not an RE2 one. */
+const UNREADABLE = "^(?=a).*$";
+
+describe("attack: trait-made regular expressions on the request path", () => {
+  let c: MemoryCluster;
+  let n = 0;
+  beforeAll(async () => {
+    c = await startMemoryCluster(fx);
+    c.agent({ labels: { env: HOSTILE_VALUE } });
+  }, 60_000);
+  afterAll(() => c?.close());
+
+  const session = async (spec: string, traits: Record<string, string[]>) => {
+    const name = `rx-${++n}`;
+    await c.createRoles(`kind: role\nversion: v7\nmetadata: {name: ${name}}\nspec: ${spec}\n`);
+    return { user: name, app: () => c.appSession(name, [name], READER, { traits: { azure_identities: [READER], ...traits } }) };
+  };
+  const allowAll = `allow: {app_labels: {'*': '*'}, azure_identities: ['${READER}']}`;
+  const denials = async (event: string, user: string) => (await c.ctx.audit.search({ event })).filter((e) => e.user === user);
+
+  it.each([
+    ["one that backtracks", HOSTILE],
+    ["one RE2 cannot read", UNREADABLE],
+  ])("a deny rule's label value that a trait makes a regular expression (%s): not run; the deny applies (fail closed), refused and audited", async (_what, trait) => {
+    const { user, app } = await session(`{${allowAll}, deny: {app_labels: {env: '{{internal.env}}'}}}`, { env: [trait] });
+    // Refused at apps login, as a deny of the app always is: the user is told "not found", the log why.
+    await expect(app()).rejects.toThrow(/not found/);
+    expect(await denials("app.session.denied", user)).toEqual([expect.objectContaining({ success: false, error_code: "not_found", reason: `role "${user}" denies app "azure-cli"` })]);
+  });
+
+  it("a trait inside a deny rule's regular expression is a literal: a backtracking one is not run, and matches only itself", async () => {
+    const { app } = await session(`{${allowAll}, deny: {app_labels: {env: '^{{internal.env}}$'}}}`, { env: ["(a+)+b"] });
+    expect((await (await app()).request(GROUPS)).status).toBe(200);
+  });
+
+  it("a trait inside an azure_api deny rule's path pattern is a literal: judged at once against a long path, forwarded", async () => {
+    const { app } = await session(`{${allowAll}, deny: {azure_api: [{hosts: [management.azure.com], paths: ['^${SUB}/resourcegroups/{{internal.p}}$']}]}}`, { p: ["(a+)+"] });
+    // The emulator has no such group: a 404 from Azure is an answer the deny did not stop.
+    const res = await (await app()).request(`https://management.azure.com${SUB}/resourcegroups/${HOSTILE_VALUE}?api-version=2022-09-01`);
+    expect(res.status).toBe(404);
+  });
+
+  it("an app name that is no app's (here 100 KB) is refused before anything is judged or written to the log", async () => {
+    const name = `rx-${++n}`;
+    await c.createRoles(`kind: role\nversion: v7\nmetadata: {name: ${name}}\nspec: {${allowAll}}\n`);
+    await expect(c.appSession(name, [name], READER, { app: "a".repeat(100_000) })).rejects.toMatchObject({ code: "bad_parameter" });
+    expect((await c.ctx.audit.search({ event: "app.session.denied" })).filter((e) => e.user === name)).toEqual([]);
+  });
+});
+
+describe("attack: regular expressions a caller's value meets elsewhere", () => {
+  it("an access rule's regexp.match against the requester's reason: an answer, false", () => {
+    const p = compilePredicate(`regexp.match(request.reason, "${HOSTILE}")`);
+    expect(p.test({ "request.reason": HOSTILE_VALUE })).toBe(false);
+    expect(p.test({ "request.reason": "aaaa" })).toBe(true);
+  });
+
+  it("a connector's claims_to_roles value against an identity provider's claim: an answer, no role", () => {
+    const rules = [{ name: "groups", value: HOSTILE, roles: ["admin"] }];
+    expect(rolesFromTraits(rules, { groups: [HOSTILE_VALUE] })).toEqual([]);
+    expect(rolesFromTraits(rules, { groups: ["aaaa"] })).toEqual(["admin"]);
+  });
+
+  it("a trait never writes a regular expression: escaped inside one (- too), and a value it makes one takes nothing in an allow and applies in a deny", () => {
+    expect(matchLabels({ env: "^{{internal.env}}$" }, { env: "(?=a)" }, { env: ["(?=a)"] }, "allow")).toBe(true);
+    // `-` from a trait is not a range in an administrator's class.
+    expect(matchLabels({ env: "^[{{internal.env}}]$" }, { env: "m" }, { env: ["a-z"] }, "allow")).toBe(false);
+    expect(matchLabels({ env: "^[{{internal.env}}]$" }, { env: "-" }, { env: ["a-z"] }, "allow")).toBe(true);
+    for (const trait of [UNREADABLE, "^.*$"]) {
+      expect(matchLabels({ env: "{{internal.env}}" }, { env: "a" }, { env: [trait] }, "allow")).toBe(false);
+      expect(matchLabels({ env: "{{internal.env}}" }, { env: "a" }, { env: [trait] }, "deny")).toBe(true);
+    }
+    // A `^` the trait brings to a value the administrator ended with `$`: an allow took `^.+-dev$` as a regular expression.
+    expect(expandAllow(["{{internal.team}}-dev$"], { team: ["^.+"] })).toEqual([]);
+    expect(matchLabels({ team: "{{internal.team}}-dev$" }, { team: "payroll-dev" }, { team: ["^.+"] }, "allow")).toBe(false);
+    expect(expandAll(["{{internal.team}}-dev$"], { team: ["^.+"] })).toEqual([TRAIT_REGEX]);
+    expect(matchLabels({ team: "{{internal.team}}-dev$" }, { team: "payroll-dev" }, { team: ["^.+"] }, "deny")).toBe(true);
+  });
+
+  it("GitHub teams_to_roles: the team pattern is matched without case, not lowered (a lowered \\D is \\d), and RE2's syntax works", () => {
+    const rules = (team: string) => [{ organization: "Acme", team, roles: ["r"] }];
+    expect(rolesFromTeams(rules("^eng-\\D+$"), [{ organization: "acme", team: "eng-123" }])).toEqual([]);
+    expect(rolesFromTeams(rules("^eng-\\D+$"), [{ organization: "ACME", team: "ENG-abc" }])).toEqual(["r"]);
+    expect(rolesFromTeams(rules("^\\pL+$"), [{ organization: "acme", team: "Ops" }])).toEqual(["r"]);
+    expect(rolesFromTeams(rules("ops"), [{ organization: "acme", team: "OPS" }])).toEqual(["r"]);
+    // KELVIN SIGN is not k here either.
+    expect(rolesFromTeams(rules("kube"), [{ organization: "acme", team: "\u212Aube" }])).toEqual([]);
+  });
+});
+
+describe("RE2 syntax, as Teleport's role files are written", () => {
+  it("loads Teleport's inline flags and refuses what RE2 has not (look-around, back-references), saying so", () => {
+    const role = (v: string) => `kind: role\nversion: v7\nmetadata: {name: r}\nspec: {allow: {app_labels: {env: '${v}'}}}\n`;
+    expect(() => parseResources(role("^(?i)prod$"), "test")).not.toThrow();
+    expect(matchLabelValue("^(?i)prod$", "PROD")).toBe(true);
+    expect(() => parseResources(role("^(?=p)rod$"), "test")).toThrow(/invalid regular expression \^\(\?=p\)rod\$ \(RE2 syntax, as Teleport's: .*Perl syntax/);
+    expect(() => parseResources(role("^(a)\\1$"), "test")).toThrow(/invalid regular expression.*RE2 syntax.*escape/);
+    // A counted repeat multiplies what it repeats: 6,000 instructions is past the bound.
+    expect(() => parseResources(role("^a{1000}b{1000}c{1000}d{1000}e{1000}f{1000}$"), "test")).toThrow(/too large: \d+ instructions, at most 5000/);
+    expect(() => parseResources(role("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"), "test")).not.toThrow();
+  });
+
+  it("KELVIN SIGN and LONG S stay apart from k and s, with case or without (ARM compares ordinally)", () => {
+    expect(ruleGlob("^/subscriptions/.*/resourcegroups/k.*$", `${SUB}/resourcegroups/\u212Aube-prod`, "any")).toBe(false);
+    expect(ruleGlob("^/subscriptions/.*/resourcegroups/k.*$", `${SUB}/resourcegroups/Kube-prod`, "any")).toBe(true);
+    expect(matchLabelValue("^(?i)s$", "\u017F")).toBe(false);
+    expect(matchLabelValue("^(?i)s$", "S")).toBe(true);
+    // A KELVIN SIGN in the pattern (a trait escaped into an allow, say) matches a KELVIN SIGN, not k: "\u212Aate" is not kate.
+    expect(matchLabels({ owner: "^(?i){{internal.name}}$" }, { owner: "kate" }, { name: ["\u212Aate"] }, "allow")).toBe(false);
+    expect(matchLabels({ owner: "^(?i){{internal.name}}$" }, { owner: "\u212Aate" }, { name: ["\u212Aate"] }, "allow")).toBe(true);
+    // Still a character: `.` takes it.
+    expect(compilePattern("^.ube$")!.test("\u212Aube")).toBe(true);
+  });
+});
+
+describe("what a compiled pattern keeps", () => {
+  it("no DFA state cache grows with the values it meets (RE2's is up to 8 MB a pattern): matching leaves the pattern as compiled", () => {
+    const dfaOf = (p: Re2Pattern) => (p.re.re2() as unknown as { lazyDFA: unknown }).lazyDFA;
+    // A pattern whose DFA has 2^16 states, and values that visit many of them.
+    const p = compilePattern("^(a|b)*a(a|b){15}$") as Re2Pattern;
+    for (let i = 0; i < 20; i++) p.test(Array.from({ length: 2_000 }, (_, j) => ((i * 7919 + j * 31) % 3 ? "a" : "b")).join(""));
+    // The 16th letter from the end is an a, or not.
+    expect(p.test("a" + "b".repeat(15))).toBe(true);
+    expect(p.test("b".repeat(16))).toBe(false);
+    expect(dfaOf(p)).toBeNull();
+    // The engine's test() would have built one: the reason Re2Pattern does not use it.
+    p.re.test("ab".repeat(1_000));
+    expect(dfaOf(p)).not.toBeNull();
+  });
+});
