@@ -19,7 +19,9 @@ import { compilePredicate } from "../src/rbac/predicate.ts";
 import { rolesFromTeams, rolesFromTraits } from "../src/sso/mapping.ts";
 import { expandAll, expandAllow, TRAIT_REGEX } from "../src/rbac/template.ts";
 import { matchLabels, matchLabelValue } from "../src/rbac/labels.ts";
-import { globMatch as ruleGlob } from "../src/rbac/azure-api.ts";
+import { globMatch as ruleGlob, scopeCovers } from "../src/rbac/azure-api.ts";
+import { requestTerms } from "../src/rbac/requests.ts";
+import type { Role } from "../src/rbac/types.ts";
 import { parseResources } from "../src/resources/parse.ts";
 import { compilePattern, Re2Pattern } from "../src/util/regex.ts";
 
@@ -128,7 +130,7 @@ describe("RE2 syntax, as Teleport's role files are written", () => {
     expect(() => parseResources(role("^(?=p)rod$"), "test")).toThrow(/invalid regular expression \^\(\?=p\)rod\$ \(RE2 syntax, as Teleport's: .*Perl syntax/);
     expect(() => parseResources(role("^(a)\\1$"), "test")).toThrow(/invalid regular expression.*RE2 syntax.*escape/);
     // A counted repeat multiplies what it repeats: 6,000 instructions is past the bound.
-    expect(() => parseResources(role("^a{1000}b{1000}c{1000}d{1000}e{1000}f{1000}$"), "test")).toThrow(/too large: \d+ instructions, at most 5000/);
+    expect(() => parseResources(role("^a{1000}b{1000}c{1000}d{1000}e{1000}f{1000}$"), "test")).toThrow(/too large: \d+ instructions, at most 2000/);
     expect(() => parseResources(role("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"), "test")).not.toThrow();
   });
 
@@ -158,5 +160,64 @@ describe("what a compiled pattern keeps", () => {
     // The engine's test() would have built one: the reason Re2Pattern does not use it.
     p.re.test("ab".repeat(1_000));
     expect(dfaOf(p)).not.toBeNull();
+  });
+});
+
+describe("attack, second round: what loads is what runs, and a scope is matched once", () => {
+  const roleWith = (spec: string) => `kind: role\nversion: v7\nmetadata: {name: r}\nspec: ${spec}\n`;
+
+  it("a pattern is checked as it runs, with case and without: one small with case but past the bound without is refused at load", () => {
+    // (?-i:x)|x is one branch with case, two without: 1,225 instructions with case, 2,325 without.
+    const p = "^/s/resourcegroups(?:/(?:(?-i:abcdefghij)|abcdefghij)){0,100}(?:/.*)?$";
+    expect(() => parseResources(roleWith(`{deny: {azure_api: [{hosts: [management.azure.com], paths: ['${p}']}]}}`), "test")).toThrow(/too large: 2325 instructions, at most 2000/);
+    // And a deny that nonetheless meets one (made some other way) applies.
+    expect(ruleGlob(p, "/s/resourcegroups", "any")).toBe(false);
+  });
+
+  it("a scope's regular expression is matched once over the ID, as trying each ancestor meant, and linear in a long one", () => {
+    // The old meaning: the pattern matches the ID or one of its ancestors (on segment boundaries).
+    const byAncestors = (p: string, scope: string) => {
+      const segments = scope.split("/").filter(Boolean);
+      const id = "/" + segments.join("/");
+      for (let end = segments.length ? id.length : 0; end > 0; end = id.lastIndexOf("/", end - 1)) if (ruleGlob(p, id.slice(0, end), "segment")) return true;
+      return false;
+    };
+    const patterns = ["^/subscriptions/[^/]+/resourceGroups/prod-.*$", "^/subscriptions/(a|b)/resourcegroups/x$", "^/[ab]+(/c)*$", "^/a/.*/d$", "^/(?i)A/B$", "^/.*$"];
+    const scopes = ["/subscriptions/a/resourceGroups/x", "/subscriptions/a/resourcegroups/x/providers/p/t/n", "/subscriptions/s/resourceGroups/prod-1/providers/x", "/ab/c/c/d", "/a/b/c/d/e", "/a/b", "/A/b/c", "/c"];
+    for (const p of patterns) for (const s of scopes) expect(scopeCovers(p, s), `${p} over ${s}`).toBe(byAncestors(p, s));
+    // 4,000 one-letter segments (8 KB): the ancestors tried one by one were 4,000 matches of up to 8 KB each.
+    const deep = "/a".repeat(4_000);
+    expect(scopeCovers("^/subscriptions/[^/]+/resourceGroups/.*$", deep)).toBe(false);
+    expect(scopeCovers("^/a/a$", deep)).toBe(true);
+  });
+
+  it("a scope regular expression with anchors inside, or one that takes an empty scope, is refused at load (and matches nothing)", () => {
+    const scopeRole = (p: string) => roleWith(`{allow: {azure_api: [{actions: ['*/read'], scopes: ['${p}']}]}}`);
+    expect(() => parseResources(scopeRole("^/subscriptions/a$|^/subscriptions/b$"), "test")).toThrow(/no anchors inside \(\^\(a\|b\)\$, not \^a\$\|\^b\$\)/);
+    expect(() => parseResources(scopeRole("^.*$"), "test")).toThrow(/must not match an empty scope/);
+    expect(() => parseResources(scopeRole("^/subscriptions/[^/]+/resourceGroups/(a|b)$"), "test")).not.toThrow();
+    expect(scopeCovers("^/subscriptions/a$|^/subscriptions/b$", "/subscriptions/b/resourceGroups/x")).toBe(false);
+  });
+
+  it("a {{...}} template right after \\ or { in a regular expression is refused at load: the trait's text would be read with it", () => {
+    expect(() => parseResources(roleWith(`{allow: {app_labels: {n: '^x{{{internal.n}}}$'}}}`), "test")).toThrow(/template right after/);
+    expect(() => parseResources(roleWith(`{allow: {app_labels: {n: '^x\\\\{{internal.c}}$'}}}`), "test")).toThrow(/template right after/);
+    expect(() => parseResources(roleWith(`{allow: {app_labels: {n: '^x-{{internal.c}}$'}}}`), "test")).not.toThrow();
+  });
+
+  it("a requested role's allowed identities read the requester's traits as an allow does: a trait does not pick the identity to request", () => {
+    const PROD = `${SUB}/resourceGroups/prod/providers/Microsoft.ManagedIdentity/userAssignedIdentities/deployer`;
+    const deployer = parseResources(roleWith(`{allow: {azure_identities: ['{{external.scope}}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/deployer']}}`).replace("name: r", "name: deployer"), "test").resources[0] as Role;
+    const requester = parseResources(roleWith(`{allow: {request: {roles: [deployer]}}}`).replace("name: r", "name: requester"), "test").resources[0] as Role;
+    const lookup = (n: string) => (n === "deployer" ? deployer : undefined);
+    const terms = requestTerms([requester], { scope: [`${SUB}/resourceGroups/prod`] }, PROD, lookup);
+    expect(terms.allowed).toBe(false);
+  });
+
+  it("notification filters and GitHub team patterns are checked as they load, as every other pattern is", () => {
+    const target = `kind: notification_target\nversion: v1\nmetadata: {name: t}\nspec: {type: webhook, url: 'https://example.com/h', events: [access_request.created], filter: {apps: ['^(?=a).*$']}}\n`;
+    expect(() => parseResources(target, "test")).toThrow(/filter\.apps: invalid regular expression/);
+    const github = `kind: github\nversion: v3\nmetadata: {name: gh}\nspec: {client_id: x, client_secret: y, teams_to_roles: [{organization: acme, team: '^(?=a)admins$', roles: [access]}]}\n`;
+    expect(() => parseResources(github, "test")).toThrow(/invalid regular expression/);
   });
 });

@@ -23,7 +23,7 @@ import type { App } from "../rbac/types.ts";
 import { userStamp } from "./users.ts";
 import { parseDuration } from "../util/duration.ts";
 import { distinctIdentities, identityName, refusedIdentityForAudit, sameIdentity } from "../azure/resource-id.ts";
-import { expandAll } from "../rbac/template.ts";
+import { expandAllow } from "../rbac/template.ts";
 import type { KnownIdentitiesOf } from "./known-identities.ts";
 import { accessSnapshot } from "./access-cache.ts";
 import type { Caller } from "./caller.ts";
@@ -180,8 +180,8 @@ function namedForRequests(caller: Caller, lookup: RoleLookup): string[] {
   return distinctIdentities(
     caller.roles.flatMap((r) => {
       const req = r.spec.allow?.request;
-      const viaRoles = [...(req?.roles ?? []), ...(req?.search_as_roles ?? [])].flatMap((n) => expandAll(lookup(n)?.spec.allow?.azure_identities, caller.traits));
-      return [...expandAll(req?.azure_identities, caller.traits), ...viaRoles];
+      const viaRoles = [...(req?.roles ?? []), ...(req?.search_as_roles ?? [])].flatMap((n) => expandAllow(lookup(n)?.spec.allow?.azure_identities, caller.traits));
+      return [...expandAllow(req?.azure_identities, caller.traits), ...viaRoles];
     }),
   );
 }

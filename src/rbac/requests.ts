@@ -35,9 +35,13 @@ const matchesIdentity = (pattern: string, identity: string) => {
   return pattern !== "*" && key !== null && globMatch(pattern, key, "segment");
 };
 
-/** True when `role` allows `identity` outright (its allow.azure_identities), as a requested or reviewed role. */
-function roleAllows(role: Role | undefined, identity: string, traits: Traits): boolean {
-  return !!role && expandAll(role.spec.allow?.azure_identities, traits).some((id) => sameIdentity(id, identity));
+/**
+ * True when `role` allows `identity` outright (its allow.azure_identities), as a requested or reviewed role.
+ * Its traits read as the rule naming the role reads them: an allow's as literals (a trait never picks the
+ * identity that may be requested or reviewed), a deny's as they are (wider is safer there).
+ */
+function roleAllows(role: Role | undefined, identity: string, traits: Traits, side: "allow" | "deny"): boolean {
+  return !!role && expandFor(side)(role.spec.allow?.azure_identities, traits).some((id) => sameIdentity(id, identity));
 }
 
 export interface RequestTerms {
@@ -64,21 +68,21 @@ export const rolesNamedInRequests = (roles: Role[]): string[] => [
 
 /** May a user with `roles` request `identity`, and on what terms. */
 export function requestTerms(roles: Role[], traits: Traits, identity: string, lookup: RoleLookup): RequestTerms {
-  const denied = roles.find((r) => expandAll(r.spec.deny?.request?.azure_identities, traits).some((p) => p === "*" || isUnreadableRegex(p) || matchesIdentity(p, identity)) || (r.spec.deny?.request?.roles ?? []).some((n) => roleAllows(lookup(n), identity, traits)));
+  const denied = roles.find((r) => expandAll(r.spec.deny?.request?.azure_identities, traits).some((p) => p === "*" || isUnreadableRegex(p) || matchesIdentity(p, identity)) || (r.spec.deny?.request?.roles ?? []).some((n) => roleAllows(lookup(n), identity, traits, "deny")));
   const none: RequestTerms = { allowed: false, reason: "", maxDurationMs: 0, reasonRequired: false, ticket: { required: false }, approvals: 1, denials: 1, thresholds: [], suggestedReviewers: [], grantRoles: [] };
   if (denied) return { ...none, reason: `role "${denied.metadata.name}" denies requesting Azure identity "${identity}"` };
   // Allow rules read traits literally (rbac/template.ts expandAllow): a trait never becomes a pattern here.
   const offering = roles.filter((r) => {
     const req = r.spec.allow?.request;
     if (!req) return false;
-    return expandAllow(req.azure_identities, traits).some((p) => matchesIdentity(p, identity)) || [...(req.roles ?? []), ...(req.search_as_roles ?? [])].some((n) => roleAllows(lookup(n), identity, traits));
+    return expandAllow(req.azure_identities, traits).some((p) => matchesIdentity(p, identity)) || [...(req.roles ?? []), ...(req.search_as_roles ?? [])].some((n) => roleAllows(lookup(n), identity, traits, "allow"));
   });
   if (offering.length === 0) return { ...none, reason: `no role lets you request Azure identity "${identity}"` };
   const durations = offering.map((r) => (r.spec.allow?.request?.max_duration ? parseDuration(r.spec.allow.request.max_duration) : DEFAULT_GRANT_MS));
   const given = offering.flatMap((r) => r.spec.allow?.request?.thresholds ?? []);
   const thresholds: Threshold[] = given.length ? given.map((t) => ({ ...(t.name ? { name: t.name } : {}), approve: t.approve ?? 1, deny: t.deny ?? 1, ...(t.filter ? { filter: t.filter } : {}) })) : [{ approve: 1, deny: 1 }];
   const tickets = offering.map((r) => r.spec.allow?.request?.ticket).filter((t): t is NonNullable<typeof t> => !!t);
-  const grantRoles = [...new Set(offering.flatMap((r) => [...(r.spec.allow?.request?.roles ?? []), ...(r.spec.allow?.request?.search_as_roles ?? [])]).filter((n) => roleAllows(lookup(n), identity, traits)))];
+  const grantRoles = [...new Set(offering.flatMap((r) => [...(r.spec.allow?.request?.roles ?? []), ...(r.spec.allow?.request?.search_as_roles ?? [])]).filter((n) => roleAllows(lookup(n), identity, traits, "allow")))];
   return {
     allowed: true,
     reason: `role "${offering[0].metadata.name}" lets you request Azure identity "${identity}"`,
@@ -238,7 +242,7 @@ export function mayReview(reviewer: string, roles: Role[], traits: Traits, reque
     if (!r) return false;
     const scoped = r.azure_identities !== undefined || r.roles !== undefined;
     // A pattern RE2 cannot read (only a trait makes one: rbac/template.ts TRAIT_REGEX) covers every request in a deny.
-    const inScope = expandFor(side)(r.azure_identities, t).some((p) => p === "*" || (side === "deny" && isUnreadableRegex(p)) || matchesIdentity(p, request.azure_identity)) || (r.roles ?? []).some((n) => roleAllows(lookup(n), request.azure_identity, t));
+    const inScope = expandFor(side)(r.azure_identities, t).some((p) => p === "*" || (side === "deny" && isUnreadableRegex(p)) || matchesIdentity(p, request.azure_identity)) || (r.roles ?? []).some((n) => roleAllows(lookup(n), request.azure_identity, t, side));
     if (r.where === undefined) return inScope;
     return (inScope || (side === "deny" && !scoped)) && predicate(r.where).test(vars);
   };

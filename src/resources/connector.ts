@@ -56,7 +56,7 @@ export const githubSchema = z.strictObject({
     endpoint_url: url("endpoint_url").optional(),
     api_endpoint_url: url("api_endpoint_url").optional(),
     max_session_ttl: maxSessionTtl,
-    teams_to_roles: z.array(z.strictObject({ organization: z.string().min(1), team: z.string().min(1), roles })).min(1, "teams_to_roles: map at least one team to roles"),
+    teams_to_roles: z.array(z.strictObject({ organization: z.string().min(1), team: matchValue, roles })).min(1, "teams_to_roles: map at least one team to roles"),
     ...ignored(["teams_to_logins", "client_redirect_settings", "user_matchers"]),
   }),
 });

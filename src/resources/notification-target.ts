@@ -15,6 +15,7 @@
  */
 import { z } from "zod";
 import { globMatch } from "../rbac/azure-api.ts";
+import { patternProblem } from "../util/regex.ts";
 
 /** The events a target can hear: every step of an access request's life. */
 export const NOTIFICATION_EVENTS = [
@@ -36,7 +37,19 @@ const httpUrl = z
   .string()
   .url("url must be a URL")
   .refine((u) => /^https?:$/.test(new URL(u).protocol), { message: "url must be http or https" });
-const globs = (what: string) => z.array(z.string().min(1, `${what}: an empty pattern matches nothing`)).optional();
+/** Globs or `^...$` regular expressions (RE2's, checked here: a filter RE2 cannot read would silence the target). */
+const globs = (what: string) =>
+  z
+    .array(
+      z
+        .string()
+        .min(1, `${what}: an empty pattern matches nothing`)
+        .superRefine((v, ctx) => {
+          const problem = v.startsWith("^") && v.endsWith("$") ? patternProblem(v) : null;
+          if (problem) ctx.addIssue({ code: "custom", message: `${what}: invalid regular expression ${v} (RE2 syntax, as Teleport's: ${problem})` });
+        }),
+    )
+    .optional();
 const whsec = (field: string) => z.string().regex(/^whsec_[A-Za-z0-9+/]{24,}={0,2}$/, `${field} must be whsec_ followed by at least 18 base64-encoded bytes`);
 const email = z.string().regex(/^[^\s@<>]+@[^\s@<>]+$/, "must be an e-mail address");
 

@@ -3,6 +3,7 @@ import type { Role } from "../rbac/types.ts";
 import { RULE_RESOURCES, RULE_VERBS } from "../rbac/types.ts";
 import { templateProblem } from "../rbac/template.ts";
 import { patternProblem } from "../util/regex.ts";
+import { scopeRegexProblem } from "../rbac/azure-api.ts";
 import { parseDuration } from "../util/duration.ts";
 import { AZURE_METHODS } from "../azure/methods.ts";
 import { PRESETS } from "../rbac/azure-api.ts";
@@ -51,7 +52,7 @@ const labelSelector = z.record(z.string(), stringOrList).superRefine((sel, ctx) 
     for (const v of Array.isArray(raw) ? raw : [raw]) {
       const problem = templateProblem(v);
       if (problem) ctx.addIssue({ code: "custom", path: [key], message: problem });
-      else if (v.startsWith("^") && v.endsWith("$") && patternProblem(v)) ctx.addIssue({ code: "custom", path: [key], message: invalidRegex(v) });
+      else if (v.startsWith("^") && v.endsWith("$") && regexProblem(v)) ctx.addIssue({ code: "custom", path: [key], message: regexProblem(v)! });
     }
   }
 });
@@ -84,18 +85,18 @@ const duration = z.string().superRefine((v, ctx) => {
   }
 });
 
-/** A pattern list: templates valid, `^...$` regular expressions compile, each value checked by `check`. */
-const patterns = (check: (v: string) => string | null) =>
+/** A pattern list: templates valid, `^...$` regular expressions compile (and pass `regexCheck`), each other value checked by `check`. */
+const patterns = (check: (v: string) => string | null, regexCheck: (v: string) => string | null = () => null) =>
   z.array(z.string().min(1)).min(1).superRefine((values, ctx) => {
     values.forEach((v, i) => {
-      const problem = templateProblem(v) ?? (v.startsWith("^") && v.endsWith("$") ? (patternProblem(v) ? invalidRegex(v) : null) : check(v));
+      const problem = templateProblem(v) ?? (v.startsWith("^") && v.endsWith("$") ? regexProblem(v) ?? regexCheck(v) : check(v));
       if (problem) ctx.addIssue({ code: "custom", path: [i], message: problem });
     });
   });
 
 const ACTION = /^(\*|[A-Za-z0-9*]+(\.[A-Za-z0-9*]+)*\/[A-Za-z0-9*./_-]+)$/;
 const actionPattern = patterns((v) => (ACTION.test(v) ? null : `"${v}" is not an Azure action pattern (like Microsoft.Compute/virtualMachines/read or */read)`));
-const scopePattern = patterns((v) => (v === "*" || (v.startsWith("/") && !v.includes("//") && !/\s/.test(v)) ? null : `"${v}" is not a resource ID pattern (it starts with /subscriptions/...)`));
+const scopePattern = patterns((v) => (v === "*" || (v.startsWith("/") && !v.includes("//") && !/\s/.test(v)) ? null : `"${v}" is not a resource ID pattern (it starts with /subscriptions/...)`), scopeRegexProblem);
 const hostPattern = patterns((v) => (/^[a-z0-9*.-]+$/i.test(v) ? null : `"${v}" is not a host name pattern`));
 const methodList = z.array(z.enum(AZURE_METHODS, { message: `methods are ${AZURE_METHODS.join(", ")}` })).min(1);
 // Paths are matched decoded (the canonical request, azure/operation.ts): a percent-encoding in a pattern could never match.
@@ -152,7 +153,7 @@ const requestConditions = z
     ticket: z
       .strictObject({ mode: z.enum(["required", "optional"]).optional(), pattern: z.string().optional() })
       .superRefine((t, ctx) => {
-        if (t.pattern !== undefined && patternProblem(t.pattern)) ctx.addIssue({ code: "custom", path: ["pattern"], message: invalidRegex(t.pattern) });
+        if (t.pattern !== undefined && patternProblem(t.pattern)) ctx.addIssue({ code: "custom", path: ["pattern"], message: regexProblem(t.pattern)! });
       })
       .optional(),
     // Teleport fields azgate does not use; ignoring them grants nothing more.
@@ -224,7 +225,13 @@ export function ignoredRoleFields(role: Role): string[] {
   return out;
 }
 
-/** What a role file is told of a pattern RE2 (util/regex.ts) cannot read: RE2's words, which name the construct. */
-function invalidRegex(v: string): string {
-  return `invalid regular expression ${v} (RE2 syntax, as Teleport's: ${patternProblem(v)})`;
+/**
+ * What a role file is told of a `^...$` value RE2 (util/regex.ts) cannot read, in RE2's words, which name the
+ * construct; or of a template right after `\` or `{`, where a trait's text (escaped only where it is syntax)
+ * would be read with the character before it: `x{{{internal.n}}}` a count the trait chooses, `\{{internal.c}}` an escape.
+ */
+function regexProblem(v: string): string | null {
+  const problem = patternProblem(v);
+  if (problem) return `invalid regular expression ${v} (RE2 syntax, as Teleport's: ${problem})`;
+  return /[\\{]\{\{/.test(v) ? `a {{...}} template right after \\ or { in a regular expression (${v}) would let a trait's text be read with it` : null;
 }
