@@ -19,7 +19,8 @@ import { compilePredicate } from "../src/rbac/predicate.ts";
 import { rolesFromTeams, rolesFromTraits } from "../src/sso/mapping.ts";
 import { expandAll, expandAllow, TRAIT_REGEX } from "../src/rbac/template.ts";
 import { matchLabels, matchLabelValue } from "../src/rbac/labels.ts";
-import { globMatch as ruleGlob, scopeCovers } from "../src/rbac/azure-api.ts";
+import { decideAzureApi, globMatch as ruleGlob, scopeCovers } from "../src/rbac/azure-api.ts";
+import { readRequest } from "../src/azure/operation.ts";
 import { requestTerms } from "../src/rbac/requests.ts";
 import type { Role } from "../src/rbac/types.ts";
 import { parseResources } from "../src/resources/parse.ts";
@@ -219,5 +220,27 @@ describe("attack, second round: what loads is what runs, and a scope is matched 
     expect(() => parseResources(target, "test")).toThrow(/filter\.apps: invalid regular expression/);
     const github = `kind: github\nversion: v3\nmetadata: {name: gh}\nspec: {client_id: x, client_secret: y, teams_to_roles: [{organization: acme, team: '^(?=a)admins$', roles: [access]}]}\n`;
     expect(() => parseResources(github, "test")).toThrow(/invalid regular expression/);
+  });
+});
+
+describe("roles stored before this release (read from the backend as they were, not loaded again)", () => {
+  const S0 = "/subscriptions/00000000-0000-0000-0000-000000000000";
+  const MI = `${S0}/resourceGroups/ops/providers/Microsoft.ManagedIdentity/userAssignedIdentities/prod-contributor`;
+  const app = { name: "azure-cli", labels: { env: "prod" } };
+  const allow: Role = { kind: "role", version: "v7", metadata: { name: "allow" }, spec: { allow: { app_labels: { "*": "*" }, azure_identities: [MI] } } };
+  const denyWith = (field: Record<string, unknown>): Role => ({ kind: "role", version: "v7", metadata: { name: "old-deny" }, spec: { deny: { azure_api: [field as never] } } });
+  const decide = (roles: Role[]) => {
+    const u = new URL(`https://management.azure.com${S0}/resourceGroups/ops?api-version=2022-09-01`);
+    return decideAzureApi(roles, {}, app, MI, readRequest({ method: "GET", host: u.host, path: u.pathname, query: u.searchParams, headers: [] }, "Azure"));
+  };
+
+  it.each([
+    ["a scope regex with anchors inside", { actions: ["*"], scopes: [`^${S0}/resourceGroups/x$|^${S0}/resourceGroups/ops$`] }],
+    ["a scope regex that takes an empty scope", { actions: ["*"], scopes: ["^.*$"] }],
+    ["a JavaScript look-ahead", { actions: ["*"], scopes: [`^${S0}(?=/).*$`] }],
+    ["a pattern past the bound", { actions: ["^(?:Microsoft\\.Resources/subscriptions/resourceGroups/read|" + "x".repeat(2_100) + ")$"] }],
+  ])("a deny with %s, which loading now refuses, still applies (fail closed)", (_what, rule) => {
+    expect(decide([allow])).toMatchObject({ outcome: "unrestricted" });
+    expect(decide([allow, denyWith(rule)])).toMatchObject({ outcome: "deny" });
   });
 });

@@ -407,7 +407,9 @@ export function ruleMatches(rule: AzureApiRule, op: AzureOperation, req: Canonic
   const any = (values: string[] | undefined, test: (v: string) => boolean) => values === undefined || expand(values, traits).some((p) => unreadable(p) || test(p));
   if (rule.actions && (op.plane !== "control" || !op.action || !any(rule.actions, (p) => globMatch(p, op.action!, "any")))) return false;
   if (rule.data_actions && (op.plane !== "data" || !op.action || !any(rule.data_actions, (p) => globMatch(p, op.action!, "any")))) return false;
-  if (!any(rule.scopes, (p) => scopeCovers(p, op.scope))) return false;
+  // A scope regex scopeCovers cannot read as written (one stored before its rules, which loading now refuses) applies in a deny.
+  const unusableScope = (p: string) => side === "deny" && p.startsWith("^") && p.endsWith("$") && scopeRegexProblem(p) !== null;
+  if (!any(rule.scopes, (p) => unusableScope(p) || scopeCovers(p, op.scope))) return false;
   // A storage account's blob and dfs hosts are one account's data: a hosts rule naming either applies to both.
   const hostNames = [req.host, ...req.aliases];
   if (!any(rule.hosts, (p) => hostNames.some((h) => globMatch(hostPattern(p, req.cloud), h, "label")))) return false;
