@@ -18,6 +18,7 @@ import { startAuditExport } from "./audit-export/exporter.ts";
 import { startTracing, tracingEndpoint } from "../tracing/index.ts";
 import { exportTarget } from "./audit-export/targets.ts";
 import { openState, settingsFrom } from "./state.ts";
+import { storedResourcesNotLoading } from "./stored-check.ts";
 import { KEYS } from "./keys.ts";
 import { AppRegistry } from "./registry.ts";
 import { tunnelServer, type TunnelServer } from "./tunnels.ts";
@@ -61,6 +62,8 @@ export async function startProxy(config: Config & { data_dir: string }, clock: C
     clock,
   });
   const closers: (() => Promise<unknown>)[] = [close];
+  // What an earlier release stored and this one would not load: served as each matcher reads it (deny applies, allow opens nothing), said here.
+  for (const line of await storedResourcesNotLoading(ctx)) console.warn(`[proxy] stored by an earlier release, no longer loads (its deny rules apply where they cannot be read, its allow rules open nothing there; fix it and create it again): ${line}`);
   // Each Azure request's span, exported when an endpoint is set (tracing/); its spans leave before the state closes.
   ctx.tracing = await startTracing("azgate-proxy", tracingEndpoint(config.tracing?.endpoint));
   closers.push(() => ctx.tracing.shutdown());

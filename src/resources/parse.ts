@@ -24,6 +24,18 @@ export const CREATABLE_KINDS = Object.keys(SCHEMAS);
  * anything is written, so a bad document leaves nothing half-applied. Errors
  * name the source, the document and the field.
  */
+/**
+ * What loading would refuse in a resource as it is stored (the backend keeps
+ * what an earlier release accepted): its problems, one a line; none when it
+ * loads.
+ */
+export function storedResourceProblems(value: unknown): string[] {
+  const kind = (value as { kind?: unknown } | null)?.kind;
+  if (typeof kind !== "string" || !(kind in SCHEMAS)) return [`unknown kind ${JSON.stringify(kind)}`];
+  const result = SCHEMAS[kind as keyof typeof SCHEMAS].safeParse(value);
+  return result.success ? [] : formatIssues(result.error.issues);
+}
+
 export function parseResources(text: string, source: string): ParsedResources {
   const docs = parseAllDocuments(text, { uniqueKeys: true });
   const problems: string[] = [];
