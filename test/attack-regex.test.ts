@@ -244,3 +244,29 @@ describe("roles stored before this release (read from the backend as they were, 
     expect(decide([allow, denyWith(rule)])).toMatchObject({ outcome: "deny" });
   });
 });
+
+describe("the proxy's start: what an earlier release stored that this one would not load is named", () => {
+  it("each such role, connector and notification target is listed with its problems; what loads is not", async () => {
+    const { openState, settingsFrom } = await import("../src/proxy/state.ts");
+    const { configSchema } = await import("../src/config/schema.ts");
+    const { KEYS } = await import("../src/proxy/keys.ts");
+    const { storedResourcesNotLoading } = await import("../src/proxy/stored-check.ts");
+    const { tempDir } = await import("./helpers/azgate.ts");
+    const { ctx, close } = await openState(tempDir("azgate-stored-"), { clusterName: "t", settings: settingsFrom(configSchema.parse({})), purpose: "stored check", clock: new (await import("./helpers/fake-clock.ts")).FakeClock() });
+    try {
+      const role = (name: string, spec: unknown) => ({ kind: "role", version: "v7", metadata: { name }, spec });
+      await ctx.backend.put(KEYS.role("fine"), role("fine", { allow: { app_labels: { env: "^(?i)prod$" } } }));
+      await ctx.backend.put(KEYS.role("old-scope"), role("old-scope", { deny: { azure_api: [{ actions: ["*"], scopes: ["^.*$"] }] } }));
+      await ctx.backend.put(KEYS.role("old-lookahead"), role("old-lookahead", { allow: { app_labels: { env: "^(?=p)rod$" } } }));
+      await ctx.backend.put(KEYS.notificationTarget("t"), { kind: "notification_target", version: "v1", metadata: { name: "t" }, spec: { type: "webhook", url: "https://example.com/h", filter: { apps: ["^(a)\\1$"] } } });
+      const lines = await storedResourcesNotLoading(ctx);
+      expect(lines).toEqual([
+        expect.stringMatching(/^role "old-lookahead": .*invalid regular expression \^\(\?=p\)rod\$/),
+        expect.stringMatching(/^role "old-scope": .*must not match an empty scope/),
+        expect.stringMatching(/^notification_target "t": .*filter\.apps: invalid regular expression/),
+      ]);
+    } finally {
+      await close();
+    }
+  });
+});

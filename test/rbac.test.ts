@@ -148,6 +148,16 @@ describe("admin rules", () => {
     expect(checkRule([access], "role", "create").allowed).toBe(false);
     expect(checkRule([access], "user", "list").reason).toContain('"list" on "user"');
   });
+  it("every resource the proxy authorises on can be named in a role file, and the built-in roles load as one (lock, bot, cert_authority, rotate)", () => {
+    const text = `kind: role\nversion: v7\nmetadata: {name: ops}\nspec: {allow: {rules: [{resources: [lock, bot, cert_authority], verbs: [list, read, create, delete, rotate]}]}}\n`;
+    const [ops] = parseResources(text, "test").resources as Role[];
+    expect(checkRule([ops], "cert_authority", "rotate").allowed).toBe(true);
+    expect(checkRule([ops], "lock", "create").allowed).toBe(true);
+    expect(checkRule([ops], "bot", "delete").allowed).toBe(true);
+    expect(checkRule([ops], "user", "list").allowed).toBe(false);
+    // A preset written out as a file loads: the editor's rules name locks.
+    for (const preset of PRESET_ROLES) expect(() => parseResources(JSON.stringify(preset), preset.metadata.name)).not.toThrow();
+  });
   it("a deny rule wins over an allow rule", () => {
     const noDelete = role("no-delete", { deny: { rules: [{ resources: ["role"], verbs: ["delete"] }] } });
     expect(checkRule([editor, noDelete], "role", "delete").allowed).toBe(false);

@@ -77,5 +77,7 @@ export interface Decision {
 }
 
 /** Admin resources named in `rules`, and the verbs on them. */
-export const RULE_RESOURCES = ["role", "user", "token", "event", "app", "cluster", "github", "oidc", "saml", "connector", "access_request", "access_rule", "notification_target", "*"] as const;
-export const RULE_VERBS = ["list", "read", "readnosecrets", "create", "update", "delete", "*"] as const;
+/** Every resource the proxy authorises on (authorize and checkRule calls): a role file may name each. */
+export const RULE_RESOURCES = ["role", "user", "token", "event", "app", "cluster", "github", "oidc", "saml", "connector", "access_request", "access_rule", "notification_target", "lock", "bot", "cert_authority", "*"] as const;
+/** `rotate` is Teleport's, on cert_authority (a CA rotation's phases). */
+export const RULE_VERBS = ["list", "read", "readnosecrets", "create", "update", "delete", "rotate", "*"] as const;
