@@ -303,7 +303,15 @@ function keywordProviders(seg: string[], lower: string[]): number {
   return lower.lastIndexOf("providers");
 }
 
+/**
+ * The most segments an ARM path may have and be named: ARM's deepest IDs (an extension resource on a nested child
+ * resource, an action on it) have about twenty. A rule's scope pattern is tried against each ancestor of the scope
+ * (rbac/azure-api.ts scopeCovers), so the count bounds that work; a deeper path is refused wherever a rule applies.
+ */
+export const MAX_ARM_SEGMENTS = 64;
+
 function mapArm(method: string, seg: string[]): AzureOperation {
+  if (seg.length > MAX_ARM_SEGMENTS) throw new UnsafePath(`an ARM path of ${seg.length} segments: azgate names paths of at most ${MAX_ARM_SEGMENTS}`);
   const lower = seg.map(asciiLower);
   const unknown = (scope: string): AzureOperation => ({ plane: "control", action: null, scope, resource_id: null, confidence: "unknown" });
   if (seg.length === 0) return unknown("/");

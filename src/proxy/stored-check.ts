@@ -18,9 +18,15 @@ const STORED = [KEYS.roles, KEYS.accessRules, KEYS.notificationTargets, KEYS.con
 export async function storedResourcesNotLoading(ctx: ProxyContext): Promise<string[]> {
   const lines: string[] = [];
   for (const prefix of STORED) {
-    for (const { value } of await ctx.backend.list<{ kind?: string; metadata?: { name?: string } }>(prefix)) {
-      const problems = storedResourceProblems(value);
-      if (problems.length) lines.push(`${value.kind ?? "resource"} "${value.metadata?.name ?? "?"}": ${problems.join("; ")}`);
+    for (const { key, value } of await ctx.backend.list<{ kind?: unknown; metadata?: { name?: unknown } } | null>(prefix)) {
+      // Whatever is stored there, the check says so and the proxy starts.
+      let problems: string[];
+      try {
+        problems = storedResourceProblems(value);
+      } catch (e) {
+        problems = [`cannot be checked: ${(e as Error).message}`];
+      }
+      if (problems.length) lines.push(`${String(value?.kind ?? "resource")} "${String(value?.metadata?.name ?? key)}": ${problems.join("; ")}`);
     }
   }
   return lines;

@@ -31,17 +31,7 @@ import type { App, AzureApiRule, Role, Traits } from "./types.ts";
 import { readHost, UnsafePath, type AzureOperation, type CanonicalRequest, type RequestReading } from "../azure/operation.ts";
 import type { CloudName } from "../azure/clouds.ts";
 import { globMatch as linearGlob } from "../util/glob.ts";
-import { compilePattern, hasInnerAnchors, isUnreadableRegex } from "../util/regex.ts";
-
-/**
- * Why a scope's regular expression cannot be read as "matches the ID or an ancestor" in one match (scopeCovers),
- * or null: anchors inside it (`^a$|^b$`: write `^(a|b)$`), or a match of the empty scope (`^.*$`: write `^/.*$`).
- */
-export function scopeRegexProblem(pattern: string): string | null {
-  if (hasInnerAnchors(pattern)) return "a scope's regular expression is matched against each ancestor of a resource ID: write one ^...$ around it, no anchors inside (^(a|b)$, not ^a$|^b$)";
-  if (compilePattern(pattern, { caseInsensitive: true })?.test("")) return "a scope's regular expression must not match an empty scope (write ^/.*$ for any)";
-  return null;
-}
+import { compilePattern, isUnreadableRegex } from "../util/regex.ts";
 
 /** Named sets of deny rules (`deny.azure_api: [{ preset: NAME }]`). */
 export const PRESETS: Record<string, AzureApiRule[]> = {
@@ -407,9 +397,7 @@ export function ruleMatches(rule: AzureApiRule, op: AzureOperation, req: Canonic
   const any = (values: string[] | undefined, test: (v: string) => boolean) => values === undefined || expand(values, traits).some((p) => unreadable(p) || test(p));
   if (rule.actions && (op.plane !== "control" || !op.action || !any(rule.actions, (p) => globMatch(p, op.action!, "any")))) return false;
   if (rule.data_actions && (op.plane !== "data" || !op.action || !any(rule.data_actions, (p) => globMatch(p, op.action!, "any")))) return false;
-  // A scope regex scopeCovers cannot read as written (one stored before its rules, which loading now refuses) applies in a deny.
-  const unusableScope = (p: string) => side === "deny" && p.startsWith("^") && p.endsWith("$") && scopeRegexProblem(p) !== null;
-  if (!any(rule.scopes, (p) => unusableScope(p) || scopeCovers(p, op.scope))) return false;
+  if (!any(rule.scopes, (p) => scopeCovers(p, op.scope))) return false;
   // A storage account's blob and dfs hosts are one account's data: a hosts rule naming either applies to both.
   const hostNames = [req.host, ...req.aliases];
   if (!any(rule.hosts, (p) => hostNames.some((h) => globMatch(hostPattern(p, req.cloud), h, "label")))) return false;
@@ -463,12 +451,15 @@ export function scopeCovers(pattern: string, scope: string): boolean {
     const n = p.split("/").length - 1;
     return n >= 1 && n <= segments.length && globMatch(p, "/" + segments.slice(0, n).join("/"), "segment");
   }
-  // A regular expression may match any ancestor: one match of `^(?:body)(?:/anything)?$` over the ID says whether
-  // it does, in time linear in the ID (trying each ancestor was quadratic in the path, which the caller chooses).
-  // Equivalent only without anchors inside the body, and for a body that takes no empty prefix (which is no
-  // ancestor): a role with either is refused as it loads (resources/role.ts scopeRegexProblem).
-  if (segments.length === 0 || scopeRegexProblem(p)) return false;
-  return globMatch(`^(?:${p.slice(1, -1)})(?:/(?s:.*))?$`, "/" + segments.join("/"), "segment");
+  // A regular expression may match any ancestor: each is tried, a slice of one string. An ARM scope has at most
+  // MAX_ARM_SEGMENTS segments (a deeper path is refused wherever a rule applies: azure/operation.ts), so this is
+  // at most that many linear matches. (One match of the pattern wrapped as `^(?:body)(?:/.*)?$` is not the same
+  // pattern: `^a|b$` is `(^a)|(b$)` in RE2, and `\Q...\E` or a trailing `\` change what a wrapper means.)
+  const id = "/" + segments.join("/");
+  for (let end = segments.length ? id.length : 0; end > 0; end = id.lastIndexOf("/", end - 1)) {
+    if (globMatch(p, id.slice(0, end), "segment")) return true;
+  }
+  return false;
 }
 
 export interface ExplainedRule extends RuleRef {

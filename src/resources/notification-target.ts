@@ -15,7 +15,7 @@
  */
 import { z } from "zod";
 import { globMatch } from "../rbac/azure-api.ts";
-import { patternProblem } from "../util/regex.ts";
+import { isUnreadableRegex, patternProblem } from "../util/regex.ts";
 
 /** The events a target can hear: every step of an access request's life. */
 export const NOTIFICATION_EVENTS = [
@@ -134,6 +134,7 @@ export function signingSecrets(t: NotificationTarget, now: Date): string[] {
 export function targetHears(t: NotificationTarget, event: NotificationEvent, request: { app: string; azure_identity: string; user: string }): boolean {
   if (t.spec.events && !t.spec.events.includes(event)) return false;
   const f = t.spec.filter;
-  const any = (patterns: string[] | undefined, value: string) => !patterns || patterns.some((p) => globMatch(p, value, "any"));
+  // A filter RE2 cannot read (one stored before loading checked it) hears everything rather than silencing the target.
+  const any = (patterns: string[] | undefined, value: string) => !patterns || patterns.some((p) => isUnreadableRegex(p) || globMatch(p, value, "any"));
   return any(f?.apps, request.app) && any(f?.azure_identities, request.azure_identity) && any(f?.users, request.user);
 }

@@ -31,7 +31,7 @@ export const CREATABLE_KINDS = Object.keys(SCHEMAS);
  */
 export function storedResourceProblems(value: unknown): string[] {
   const kind = (value as { kind?: unknown } | null)?.kind;
-  if (typeof kind !== "string" || !(kind in SCHEMAS)) return [`unknown kind ${JSON.stringify(kind)}`];
+  if (typeof kind !== "string" || !Object.hasOwn(SCHEMAS, kind)) return [`unknown kind ${JSON.stringify(kind)}`];
   const result = SCHEMAS[kind as keyof typeof SCHEMAS].safeParse(value);
   return result.success ? [] : formatIssues(result.error.issues);
 }

@@ -3,7 +3,6 @@ import type { Role } from "../rbac/types.ts";
 import { RULE_RESOURCES, RULE_VERBS } from "../rbac/types.ts";
 import { templateProblem } from "../rbac/template.ts";
 import { patternProblem } from "../util/regex.ts";
-import { scopeRegexProblem } from "../rbac/azure-api.ts";
 import { parseDuration } from "../util/duration.ts";
 import { AZURE_METHODS } from "../azure/methods.ts";
 import { PRESETS } from "../rbac/azure-api.ts";
@@ -96,7 +95,7 @@ const patterns = (check: (v: string) => string | null, regexCheck: (v: string) =
 
 const ACTION = /^(\*|[A-Za-z0-9*]+(\.[A-Za-z0-9*]+)*\/[A-Za-z0-9*./_-]+)$/;
 const actionPattern = patterns((v) => (ACTION.test(v) ? null : `"${v}" is not an Azure action pattern (like Microsoft.Compute/virtualMachines/read or */read)`));
-const scopePattern = patterns((v) => (v === "*" || (v.startsWith("/") && !v.includes("//") && !/\s/.test(v)) ? null : `"${v}" is not a resource ID pattern (it starts with /subscriptions/...)`), scopeRegexProblem);
+const scopePattern = patterns((v) => (v === "*" || (v.startsWith("/") && !v.includes("//") && !/\s/.test(v)) ? null : `"${v}" is not a resource ID pattern (it starts with /subscriptions/...)`));
 const hostPattern = patterns((v) => (/^[a-z0-9*.-]+$/i.test(v) ? null : `"${v}" is not a host name pattern`));
 const methodList = z.array(z.enum(AZURE_METHODS, { message: `methods are ${AZURE_METHODS.join(", ")}` })).min(1);
 // Paths are matched decoded (the canonical request, azure/operation.ts): a percent-encoding in a pattern could never match.
@@ -232,6 +231,7 @@ export function ignoredRoleFields(role: Role): string[] {
  */
 function regexProblem(v: string): string | null {
   const problem = patternProblem(v);
-  if (problem) return `invalid regular expression ${v} (RE2 syntax, as Teleport's: ${problem})`;
+  // A long pattern is named by its start: the message goes to a terminal and to the proxy's log.
+  if (problem) return `invalid regular expression ${v.length > 240 ? `${v.slice(0, 201)}... (${v.length} characters)` : v} (RE2 syntax, as Teleport's: ${problem})`;
   return /[\\{]\{\{/.test(v) ? `a {{...}} template right after \\ or { in a regular expression (${v}) would let a trait's text be read with it` : null;
 }

@@ -38,6 +38,9 @@ export interface Pattern {
  */
 export const MAX_INSTRUCTIONS = 2_000;
 
+/** The longest pattern compiled at all: checking one costs about 10 ms a kilobyte here, and no rule needs more. */
+export const MAX_PATTERN_CHARS = 4_096;
+
 const compiled = new Map<string, Pattern | null>();
 /** Patterns come from files and traits: a bounded number, but bounded here too. */
 const MAX_COMPILED = 2000;
@@ -65,6 +68,7 @@ export function isUnreadableRegex(value: string): boolean {
 
 /** Why `source` is not an RE2 regular expression, or null when it is. */
 export function patternProblem(source: string): string | null {
+  if (source.length > MAX_PATTERN_CHARS) return `longer than ${MAX_PATTERN_CHARS} characters`;
   // Both ways a rule may run it: a pattern that loads must compile wherever it is used (with case, or without).
   let size = 0;
   for (const flags of [0, RE2JS.CASE_INSENSITIVE]) {
@@ -77,37 +81,13 @@ export function patternProblem(source: string): string | null {
   return size > MAX_INSTRUCTIONS ? `too large: ${size} instructions, at most ${MAX_INSTRUCTIONS} (a counted repeat such as {100} multiplies what it repeats)` : null;
 }
 
-/**
- * The anchors (`^`, `$`, `\A`, `\z`) a regular expression has inside its outer
- * `^...$`, outside character classes: where a pattern is matched against each
- * ancestor of a resource ID, none may be there (rbac/azure-api.ts scopeCovers).
- */
-export function hasInnerAnchors(pattern: string): boolean {
-  const body = pattern.slice(1, -1);
-  let inClass = false;
-  for (let i = 0; i < body.length; i++) {
-    const c = body[i];
-    if (c === "\\") {
-      if (!inClass && (body[i + 1] === "A" || body[i + 1] === "z")) return true;
-      i++;
-    } else if (inClass) {
-      if (c === "]") inClass = false;
-    } else if (c === "[") {
-      inClass = true;
-      // `[^` negates and `[]` or `[^]` begins with a literal `]`: neither is an anchor or the class's end.
-      if (body[i + 1] === "^") i++;
-      if (body[i + 1] === "]") i++;
-    } else if (c === "^" || c === "$") return true;
-  }
-  return false;
-}
-
 /** RE2's metacharacters escaped (and `-`, which a class would read as a range): `text` matches itself only. */
 export function escapeRegex(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
 }
 
 function compile(source: string, caseInsensitive: boolean): Pattern | null {
+  if (source.length > MAX_PATTERN_CHARS) return null;
   let re: RE2JS;
   try {
     re = RE2JS.compile(unfolded(source), caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0);
