@@ -5,9 +5,8 @@
  * reads them, matched in time linear in the value (re2js, a port of RE2).
  *
  * Why not RegExp: it backtracks. `^(a+)+$` against thirty `a`s and a `b`
- * takes seconds, and some values are the caller's (a ticket, a path), some
- * patterns an identity provider's (deny rules take traits as they are): one
- * request could stall every authorisation. What RE2 has not, back-references
+ * takes seconds, and some values are the caller's (a ticket, a path, a
+ * claim): one request could stall every authorisation. What RE2 has not, back-references
  * and look-around, is refused when a file is loaded, as Teleport refuses it.
  *
  * Linear is not free: RE2 simulates the pattern's program over the value,
