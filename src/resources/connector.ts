@@ -5,7 +5,7 @@
  * accepted and kept; anything else is refused with the field's name.
  */
 import { z } from "zod";
-import { patternProblem } from "../util/regex.ts";
+import { invalidRegexMessage } from "../util/regex.ts";
 import { parseDuration } from "../util/duration.ts";
 
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "name must be 1-64 letters, digits, '.', '_' or '-'");
@@ -24,8 +24,8 @@ const matchValue = z
   .string()
   .min(1)
   .superRefine((v, ctx) => {
-    const problem = v.startsWith("^") && v.endsWith("$") ? patternProblem(v) : null;
-    if (problem) ctx.addIssue({ code: "custom", message: `invalid regular expression (RE2 syntax, as Teleport's): ${problem}` });
+    const invalid = v.startsWith("^") && v.endsWith("$") ? invalidRegexMessage(v) : null;
+    if (invalid) ctx.addIssue({ code: "custom", message: invalid });
   });
 
 /** azgate's own field: SSO users' certificates last no longer than this (and no longer than their roles allow). */

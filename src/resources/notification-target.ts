@@ -15,7 +15,7 @@
  */
 import { z } from "zod";
 import { globMatch } from "../rbac/azure-api.ts";
-import { isUnreadableRegex, patternProblem } from "../util/regex.ts";
+import { invalidRegexMessage, isUnreadableRegex } from "../util/regex.ts";
 
 /** The events a target can hear: every step of an access request's life. */
 export const NOTIFICATION_EVENTS = [
@@ -45,8 +45,8 @@ const globs = (what: string) =>
         .string()
         .min(1, `${what}: an empty pattern matches nothing`)
         .superRefine((v, ctx) => {
-          const problem = v.startsWith("^") && v.endsWith("$") ? patternProblem(v) : null;
-          if (problem) ctx.addIssue({ code: "custom", message: `${what}: invalid regular expression ${v} (RE2 syntax, as Teleport's: ${problem})` });
+          const invalid = v.startsWith("^") && v.endsWith("$") ? invalidRegexMessage(v) : null;
+          if (invalid) ctx.addIssue({ code: "custom", message: `${what}: ${invalid}` });
         }),
     )
     .optional();

@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { Role } from "../rbac/types.ts";
 import { RULE_RESOURCES, RULE_VERBS } from "../rbac/types.ts";
 import { templateProblem } from "../rbac/template.ts";
-import { patternProblem } from "../util/regex.ts";
+import { invalidRegexMessage } from "../util/regex.ts";
 import { parseDuration } from "../util/duration.ts";
 import { AZURE_METHODS } from "../azure/methods.ts";
 import { PRESETS } from "../rbac/azure-api.ts";
@@ -49,9 +49,8 @@ const stringOrList = z.union([z.string(), z.array(z.string())]);
 const labelSelector = z.record(z.string(), stringOrList).superRefine((sel, ctx) => {
   for (const [key, raw] of Object.entries(sel)) {
     for (const v of Array.isArray(raw) ? raw : [raw]) {
-      const problem = templateProblem(v);
+      const problem = templateProblem(v) ?? (v.startsWith("^") && v.endsWith("$") ? regexProblem(v) : null);
       if (problem) ctx.addIssue({ code: "custom", path: [key], message: problem });
-      else if (v.startsWith("^") && v.endsWith("$") && regexProblem(v)) ctx.addIssue({ code: "custom", path: [key], message: regexProblem(v)! });
     }
   }
 });
@@ -84,11 +83,11 @@ const duration = z.string().superRefine((v, ctx) => {
   }
 });
 
-/** A pattern list: templates valid, `^...$` regular expressions compile (and pass `regexCheck`), each other value checked by `check`. */
-const patterns = (check: (v: string) => string | null, regexCheck: (v: string) => string | null = () => null) =>
+/** A pattern list: templates valid, `^...$` regular expressions compile, each other value checked by `check`. */
+const patterns = (check: (v: string) => string | null) =>
   z.array(z.string().min(1)).min(1).superRefine((values, ctx) => {
     values.forEach((v, i) => {
-      const problem = templateProblem(v) ?? (v.startsWith("^") && v.endsWith("$") ? regexProblem(v) ?? regexCheck(v) : check(v));
+      const problem = templateProblem(v) ?? (v.startsWith("^") && v.endsWith("$") ? regexProblem(v) : check(v));
       if (problem) ctx.addIssue({ code: "custom", path: [i], message: problem });
     });
   });
@@ -152,7 +151,8 @@ const requestConditions = z
     ticket: z
       .strictObject({ mode: z.enum(["required", "optional"]).optional(), pattern: z.string().optional() })
       .superRefine((t, ctx) => {
-        if (t.pattern !== undefined && patternProblem(t.pattern)) ctx.addIssue({ code: "custom", path: ["pattern"], message: regexProblem(t.pattern)! });
+        const invalid = t.pattern !== undefined ? invalidRegexMessage(t.pattern) : null;
+        if (invalid) ctx.addIssue({ code: "custom", path: ["pattern"], message: invalid });
       })
       .optional(),
     // Teleport fields azgate does not use; ignoring them grants nothing more.
@@ -230,8 +230,7 @@ export function ignoredRoleFields(role: Role): string[] {
  * would be read with the character before it: `x{{{internal.n}}}` a count the trait chooses, `\{{internal.c}}` an escape.
  */
 function regexProblem(v: string): string | null {
-  const problem = patternProblem(v);
-  // A long pattern is named by its start: the message goes to a terminal and to the proxy's log.
-  if (problem) return `invalid regular expression ${v.length > 240 ? `${v.slice(0, 201)}... (${v.length} characters)` : v} (RE2 syntax, as Teleport's: ${problem})`;
+  const invalid = invalidRegexMessage(v);
+  if (invalid) return invalid;
   return /[\\{]\{\{/.test(v) ? `a {{...}} template right after \\ or { in a regular expression (${v}) would let a trait's text be read with it` : null;
 }

@@ -80,6 +80,17 @@ export function patternProblem(source: string): string | null {
   return size > MAX_INSTRUCTIONS ? `too large: ${size} instructions, at most ${MAX_INSTRUCTIONS} (a counted repeat such as {100} multiplies what it repeats)` : null;
 }
 
+/**
+ * What a file is told of a pattern RE2 cannot read, in RE2's words (which name
+ * the construct), the pattern named by its start when long (the message goes
+ * to a terminal and to the proxy's log); null when it reads.
+ */
+export function invalidRegexMessage(source: string): string | null {
+  const problem = patternProblem(source);
+  if (!problem) return null;
+  return `invalid regular expression ${source.length > 240 ? `${source.slice(0, 201)}... (${source.length} characters)` : source} (RE2 syntax, as Teleport's: ${problem})`;
+}
+
 /** RE2's metacharacters escaped (and `-`, which a class would read as a range): `text` matches itself only. */
 export function escapeRegex(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
