@@ -16,6 +16,12 @@
  * handshake) per request as @azure/core-rest-pipeline makes them; the CPU
  * column then adds the local proxy's.
  *
+ * MODE=stream-up or MODE=stream-down moves STREAM_MIB (32) MiB per request
+ * through each side's tunnel to a sink in this process (a PUT's body counted
+ * and dropped, a GET answered with zeros), as npm run bench's streaming rows;
+ * it prints MB/s and CPU per MiB instead (SELF=1 adds this process's, which
+ * plays both the client and the sink).
+ *
  * PG=1 runs each side's proxy on PostgreSQL (state and audit log; a local
  * server started here), where an audit event is a committed transaction.
  *
@@ -32,7 +38,7 @@ import https from "node:https";
 import { readFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { HttpsProxyAgent } from "https-proxy-agent";
-import { cpuTicksOf, inRounds, load, median, warm } from "./bench-measure.ts";
+import { cpuTicksOf, inRounds, load, median, sink, SINK_HOST, warm, zeros } from "./bench-measure.ts";
 
 const roots = (process.env.AB ?? "").split(",").filter(Boolean).map((r) => path.resolve(r));
 if (roots.length !== 2) throw new Error("AB=<checkout A>,<checkout B> (each with node_modules)");
@@ -45,7 +51,9 @@ const URL_SUBS = "https://management.azure.com/subscriptions/00000000-0000-0000-
 const { startEmulator } = await import(path.join(roots[0], "src/emulator/server.ts"));
 const { tempDir } = await import(path.join(roots[0], "test/helpers/azgate.ts"));
 const dir = tempDir("azgate-ab-");
-const emu = await startEmulator({ dir });
+const STREAM_MIB = Number(process.env.STREAM_MIB ?? 32);
+const streaming = MODE.startsWith("stream-");
+const emu = await startEmulator({ dir, extraHosts: { [SINK_HOST]: sink } });
 const tokenFile = path.join(dir, "sa-token");
 const projection = await emu.issuer.project(tokenFile, { namespace: "teleport-ns", serviceAccount: "teleport-azure-cli-aks-service-account" });
 const fx = { emu, dir, tokenFile };
@@ -74,23 +82,40 @@ for (const [i, root] of roots.entries()) {
   const cluster = await startCluster(pg ? { env: { AZGATE_STORAGE_TYPE: "postgres", AZGATE_STORAGE_CONN_STRING: await pg.database(`azgate_ab_${i}`) } } : {});
   const agent = spawnAgent({ proxy: cluster.proxy, fx, token: await cluster.joinToken() });
   await agent.waitFor(/tunnel to .* is up/);
-  await cluster.admin.call("POST", "/v1/admin/resources", { text: `kind: role\nversion: v7\nmetadata: {name: bench}\nspec: {allow: {app_labels: {"*": "*"}, azure_identities: ["${reader}"]}}\n` });
+  const contributor = IDENTITY("teleport-contributor");
+  await cluster.admin.call("POST", "/v1/admin/resources", { text: `kind: role\nversion: v7\nmetadata: {name: bench}\nspec: {allow: {app_labels: {"*": "*"}, azure_identities: ["${reader}", "${contributor}"]}}\n` });
   const user = await cluster.user("bench", ["bench"]);
-  const app = await user.appSession("azure-cli", reader);
+  const app = await user.appSession("azure-cli", streaming ? contributor : reader);
   let once = async () => {
     const res = await app.request(URL_SUBS);
     await readBody(res);
     if (res.status !== 200) throw new Error(`${root}: ${res.status}`);
   };
+  if (streaming) {
+    const size = STREAM_MIB * 1024 * 1024;
+    const url = `https://${SINK_HOST}/bench`;
+    once = MODE === "stream-up"
+      ? async () => {
+          const res = await app.request(url, { method: "PUT", resource: "https://storage.azure.com", headers: [["content-length", String(size)]], body: zeros(size) });
+          await readBody(res);
+          if (res.status !== 201) throw new Error(`${root}: ${res.status}`);
+        }
+      : async () => {
+          const res = await app.request(`${url}?size=${size}`, { resource: "https://storage.azure.com" });
+          let n = 0;
+          for await (const chunk of res.body as AsyncIterable<Uint8Array>) n += chunk.length;
+          if (n !== size) throw new Error(`${root}: ${n} of ${size} bytes`);
+        };
+  }
   const pids = [cluster.proxy.child.pid!, agent.child.pid!, ...(process.env.SELF ? [process.pid] : [])];
   let stopLocal = async () => undefined as unknown;
-  if (MODE !== "arm") {
+  if (MODE.startsWith("sdk-")) {
     const local = await sdkPath(root, cluster, user);
     once = MODE === "sdk-new" ? local.fresh : local.kept;
     pids.push(local.pid);
     stopLocal = local.stop;
   }
-  await warm(once); // as a proxy that runs for days is (BENCH_WARMUP)
+  await warm(once, streaming ? 8 : undefined, streaming ? 2 : undefined); // as a proxy that runs for days is (BENCH_WARMUP)
   sides.push({ root, once, pids, p50: [], rps: [], cpuMs: pids.map(() => []), stop: async () => (await stopLocal(), app.close(), await agent.stop(), await cluster.stop()) });
 }
 
@@ -147,9 +172,11 @@ await inRounds(sides.length, ROUNDS, async (i) => {
   s.pids.forEach((pid, j) => s.cpuMs[j].push(((cpuTicksOf(pid) - before[j]) * 10) / PER));
 });
 
-console.log(`${ROUNDS} interleaved rounds of ${PER} ARM GETs, ${CONC} at a time`);
+console.log(`${ROUNDS} interleaved rounds of ${PER} ${streaming ? `transfers of ${STREAM_MIB} MiB` : "ARM GETs"}, ${CONC} at a time`);
 console.log(`mode ${MODE}`);
-for (const s of sides) console.log(`${s.root}: p50 ${median(s.p50).toFixed(3)} ms, ${median(s.rps).toFixed(0)} req/s; CPU per request: proxy ${median(s.cpuMs[0]).toFixed(3)} ms, agent ${median(s.cpuMs[1]).toFixed(3)} ms${s.cpuMs[2] ? `, third (SELF: this process; else proxy azure) ${median(s.cpuMs[2]).toFixed(3)} ms` : ""}`);
+const mib = streaming ? STREAM_MIB : 0;
+if (streaming) for (const s of sides) console.log(`${s.root}: ${((median(s.rps) * mib * 1.048576)).toFixed(0)} MB/s; CPU per MiB: proxy ${(median(s.cpuMs[0]) / mib).toFixed(2)} ms, agent ${(median(s.cpuMs[1]) / mib).toFixed(2)} ms${s.cpuMs[2] ? `, this process ${(median(s.cpuMs[2]) / mib).toFixed(2)} ms` : ""}`);
+else for (const s of sides) console.log(`${s.root}: p50 ${median(s.p50).toFixed(3)} ms, ${median(s.rps).toFixed(0)} req/s; CPU per request: proxy ${median(s.cpuMs[0]).toFixed(3)} ms, agent ${median(s.cpuMs[1]).toFixed(3)} ms${s.cpuMs[2] ? `, third (SELF: this process; else proxy azure) ${median(s.cpuMs[2]).toFixed(3)} ms` : ""}`);
 const diff = sides[1].p50.map((v, i) => v - sides[0].p50[i]);
 console.log(`B - A, p50: median ${median(diff).toFixed(3)} ms (${diff.filter((d) => d < 0).length} of ${diff.length} rounds lower); rounds: ${diff.map((d) => d.toFixed(2)).join(" ")}`);
 for (const s of sides) await s.stop();

@@ -1,6 +1,7 @@
 /**
  * What npm run bench and scripts/bench-ab.ts measure with: a process's CPU
- * time, a load of requests, medians and percentiles, and interleaved rounds.
+ * time, a load of requests, medians and percentiles, interleaved rounds, and
+ * the sink the streaming rows move their bytes to.
  */
 import { readFileSync } from "node:fs";
 
@@ -81,4 +82,29 @@ async function withinStallLimit<T>(running: Promise<T>, what: string): Promise<T
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The host the streaming rows' sink answers as (the emulator's extraHosts): a fast stand-in for Azure's data plane. */
+export const SINK_HOST = "benchsink.blob.core.windows.net";
+
+/** `total` zero bytes, in 256 KiB chunks, made as they are read. */
+export function zeros(total: number): ReadableStream<Uint8Array> {
+  let sent = 0;
+  return new ReadableStream({ pull(c) {
+    if (sent >= total) return c.close();
+    const n = Math.min(256 * 1024, total - sent);
+    sent += n;
+    c.enqueue(new Uint8Array(n));
+  } }, { highWaterMark: 0 });
+}
+
+/** The sink: a PUT's body is counted and dropped, a GET returns ?size zero bytes. */
+export async function sink(req: Request): Promise<Response> {
+  if (req.method === "PUT") {
+    let n = 0;
+    for await (const chunk of req.body as unknown as AsyncIterable<Uint8Array>) n += chunk.length;
+    return new Response(null, { status: 201, headers: { "x-bench-bytes": String(n) } });
+  }
+  const size = Number(new URL(req.url).searchParams.get("size") ?? 0);
+  return new Response(zeros(size), { headers: { "content-length": String(size) } });
 }

@@ -52,7 +52,7 @@ import { AzureTokenProvider } from "../src/agent/tokens.ts";
 import type { EmulatorFixture } from "../test/helpers/emulator.ts";
 import { startReplicaCluster } from "../test/helpers/replicas.ts";
 import { describeLoad, replicaLoad } from "../test/helpers/replica-load.ts";
-import { cpuTicksOf, inRounds, load, median, pct, warm, WARMUP } from "./bench-measure.ts";
+import { cpuTicksOf, inRounds, load, median, pct, sink, SINK_HOST, warm, WARMUP, zeros } from "./bench-measure.ts";
 import { everydayCommands, printCliRows } from "./bench-cli.ts";
 import { sdkPathBench } from "./bench-sdk.ts";
 
@@ -68,21 +68,10 @@ const N1 = Number(process.env.BENCH_REQUESTS_C1 ?? 1000);
 /** Interleaved rounds of the ARM and streaming rows (each round runs every path once); the requests are split among them. */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const STREAM_ROUNDS = Number(process.env.BENCH_STREAM_ROUNDS ?? 3);
-const SINK_HOST = "benchsink.blob.core.windows.net";
 /** BENCH_ONLY=arm,idle runs some parts (startup, arm, stream, az, sdk, cli, idle, replicas); all by default. */
 const ONLY = new Set((process.env.BENCH_ONLY ?? "startup,arm,stream,az,sdk,cli,idle,replicas").split(",").map((s) => s.trim()));
 const READER = IDENTITY("teleport-reader");
 
-/** The sink standing in for a fast Azure data plane: a PUT's body is counted and dropped, a GET returns ?size zero bytes. */
-async function sink(req: Request): Promise<Response> {
-  if (req.method === "PUT") {
-    let n = 0;
-    for await (const chunk of req.body as unknown as AsyncIterable<Uint8Array>) n += chunk.length;
-    return new Response(null, { status: 201, headers: { "x-bench-bytes": String(n) } });
-  }
-  const size = Number(new URL(req.url).searchParams.get("size") ?? 0);
-  return new Response(zeros(size), { headers: { "content-length": String(size) } });
-}
 
 type Row = { name: string; direct: string; naive: string; azgate: string; target: string; met: boolean | null };
 
@@ -291,15 +280,6 @@ async function armBench(paths: ArmPath[]) {
   });
 }
 
-function zeros(total: number): ReadableStream<Uint8Array> {
-  let sent = 0;
-  return new ReadableStream({ pull(c) {
-    if (sent >= total) return c.close();
-    const n = Math.min(256 * 1024, total - sent);
-    sent += n;
-    c.enqueue(new Uint8Array(n));
-  } }, { highWaterMark: 0 });
-}
 
 async function drain(body: AsyncIterable<Uint8Array>): Promise<number> {
   let n = 0;
