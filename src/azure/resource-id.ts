@@ -20,6 +20,7 @@
  * case-insensitive in Azure, and so are the keyword segments.
  */
 import { AzgateError } from "../errors/index.ts";
+import { isRegexValue } from "../util/regex.ts";
 
 export interface IdentityResourceId {
   /** The subscription GUID, lower-case. */
@@ -188,7 +189,7 @@ const PATTERN_SEGMENT = /^[A-Za-z0-9_.()*-]+$/;
  */
 export function identityPatternProblem(pattern: string): string | null {
   if (pattern === "*") return null;
-  if (pattern.startsWith("^") && pattern.endsWith("$")) return null; // matched against canonical IDs only, which hold none of ? # %
+  if (isRegexValue(pattern)) return null; // matched against canonical IDs only, which hold none of ? # %
   if (pattern.includes("{{")) return templatedIdentityProblem(pattern);
   if (!pattern.includes("*")) return identityIdProblem(pattern);
   const bad = forbiddenPart(pattern) ?? pathProblem(pattern);

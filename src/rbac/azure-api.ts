@@ -31,7 +31,7 @@ import type { App, AzureApiRule, Role, Traits } from "./types.ts";
 import { readHost, UnsafePath, type AzureOperation, type CanonicalRequest, type RequestReading } from "../azure/operation.ts";
 import type { CloudName } from "../azure/clouds.ts";
 import { globMatch as linearGlob } from "../util/glob.ts";
-import { compilePattern, isUnreadableRegex } from "../util/regex.ts";
+import { compilePattern, isRegexValue, isUnreadableRegex } from "../util/regex.ts";
 
 /** Named sets of deny rules (`deny.azure_api: [{ preset: NAME }]`). */
 export const PRESETS: Record<string, AzureApiRule[]> = {
@@ -408,7 +408,7 @@ export function ruleMatches(rule: AzureApiRule, op: AzureOperation, req: Canonic
 }
 
 /** A glob pattern, not a regular expression. */
-const literal = (p: string) => !(p.startsWith("^") && p.endsWith("$"));
+const literal = (p: string) => !isRegexValue(p);
 
 /**
  * A hosts pattern read as the request's host is: a name without `*` through the same reader (a storage
@@ -435,7 +435,7 @@ function hostPattern(p: string, cloud: CloudName): string {
  * Whole string; case-insensitive unless `caseSensitive` (a blob's path).
  */
 export function globMatch(pattern: string, value: string, star: "any" | "label" | "segment", caseSensitive = false): boolean {
-  if (pattern.startsWith("^") && pattern.endsWith("$")) return compilePattern(pattern, { caseInsensitive: !caseSensitive })?.test(value) ?? false;
+  if (isRegexValue(pattern)) return compilePattern(pattern, { caseInsensitive: !caseSensitive })?.test(value) ?? false;
   // Linear in time (util/glob.ts): the value is the caller's, and stars compiled to a regular expression backtrack.
   return linearGlob(pattern, value, { caseInsensitive: !caseSensitive, separator: star === "any" ? undefined : star === "label" ? "." : "/" });
 }
@@ -447,7 +447,7 @@ export function scopeCovers(pattern: string, scope: string): boolean {
   const segments = scope.split("/").filter(Boolean);
   // A glob's stars stay within a segment, so only the ancestor with as many segments as the pattern can match:
   // one test, not one per ancestor (that was quadratic in the path, which the caller chooses).
-  if (!(p.startsWith("^") && p.endsWith("$"))) {
+  if (!isRegexValue(p)) {
     const n = p.split("/").length - 1;
     return n >= 1 && n <= segments.length && globMatch(p, "/" + segments.slice(0, n).join("/"), "segment");
   }

@@ -2,13 +2,13 @@ import type { LabelSelector, Traits } from "./types.ts";
 import { expandFor } from "./template.ts";
 import { globMatch } from "../util/glob.ts";
 import { asciiLower } from "../util/ascii.ts";
-import { compilePattern, isUnreadableRegex } from "../util/regex.ts";
+import { compilePattern, isRegexValue, isUnreadableRegex } from "../util/regex.ts";
 
 /** `*` matches anything; `^...$` is a regular expression (RE2, linear: util/regex.ts); `*` inside a value is a glob; else exact. */
 export function matchLabelValue(pattern: string, value: string, opts: { caseInsensitive?: boolean } = {}): boolean {
   if (pattern === "*") return true;
   // The pattern as written, case or not an option of the match: lowering a regular expression would turn \D into \d.
-  if (pattern.startsWith("^") && pattern.endsWith("$")) return compilePattern(pattern, opts)?.test(value) ?? false;
+  if (isRegexValue(pattern)) return compilePattern(pattern, opts)?.test(value) ?? false;
   // Linear in time (util/glob.ts): a trait can fill the pattern, and stars compiled to a regular expression backtrack.
   if (pattern.includes("*")) return globMatch(pattern, value, opts);
   return opts.caseInsensitive ? asciiLower(pattern) === asciiLower(value) : pattern === value;

@@ -1,5 +1,5 @@
 import type { Traits } from "./types.ts";
-import { escapeRegex } from "../util/regex.ts";
+import { escapeRegex, isRegexValue } from "../util/regex.ts";
 
 const TEMPLATE = /\{\{\s*([^{}]*?)\s*\}\}/g;
 const VARIABLE = /^(internal|external)\.([A-Za-z0-9_\-:.\/]+)$|^(internal|external)\["([^"]+)"\]$/;
@@ -23,7 +23,6 @@ type Fill = (trait: string, where: { whole: boolean; regex: boolean }) => string
  */
 export const TRAIT_REGEX = "^(?=a trait may not write a regular expression)$";
 
-const isRegex = (v: string) => v.startsWith("^") && v.endsWith("$");
 
 /**
  * Deny rules take traits as they are, wider being safer there, but a trait
@@ -67,13 +66,13 @@ export function expandTemplate(value: string, traits: Traits, fill: Fill = asWri
   const name = v[2] ?? v[4];
   const prefix = value.slice(0, m.index);
   const suffix = value.slice((m.index ?? 0) + m[0].length);
-  const where = { whole: prefix === "" && suffix === "", regex: isRegex(value) };
+  const where = { whole: prefix === "" && suffix === "", regex: isRegexValue(value) };
   return (traits[name] ?? []).filter((t) => t !== "").flatMap((t) => {
     const filled = fill(t, where);
     if (filled === null) return [];
     const made = prefix + filled + suffix;
     // A trait that made the value a regular expression (a `^` or `$` it brought): an allow takes nothing, a deny applies.
-    if (!where.regex && isRegex(made)) return fill === asLiteral ? [] : [TRAIT_REGEX];
+    if (!where.regex && isRegexValue(made)) return fill === asLiteral ? [] : [TRAIT_REGEX];
     return [made];
   });
 }

@@ -5,7 +5,7 @@
  * accepted and kept; anything else is refused with the field's name.
  */
 import { z } from "zod";
-import { invalidRegexMessage } from "../util/regex.ts";
+import { invalidRegexMessage, isRegexValue } from "../util/regex.ts";
 import { parseDuration } from "../util/duration.ts";
 
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "name must be 1-64 letters, digits, '.', '_' or '-'");
@@ -24,7 +24,7 @@ const matchValue = z
   .string()
   .min(1)
   .superRefine((v, ctx) => {
-    const invalid = v.startsWith("^") && v.endsWith("$") ? invalidRegexMessage(v) : null;
+    const invalid = isRegexValue(v) ? invalidRegexMessage(v) : null;
     if (invalid) ctx.addIssue({ code: "custom", message: invalid });
   });
 

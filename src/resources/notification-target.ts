@@ -15,7 +15,7 @@
  */
 import { z } from "zod";
 import { globMatch } from "../rbac/azure-api.ts";
-import { invalidRegexMessage, isUnreadableRegex } from "../util/regex.ts";
+import { invalidRegexMessage, isRegexValue, isUnreadableRegex } from "../util/regex.ts";
 
 /** The events a target can hear: every step of an access request's life. */
 export const NOTIFICATION_EVENTS = [
@@ -45,7 +45,7 @@ const globs = (what: string) =>
         .string()
         .min(1, `${what}: an empty pattern matches nothing`)
         .superRefine((v, ctx) => {
-          const invalid = v.startsWith("^") && v.endsWith("$") ? invalidRegexMessage(v) : null;
+          const invalid = isRegexValue(v) ? invalidRegexMessage(v) : null;
           if (invalid) ctx.addIssue({ code: "custom", message: `${what}: ${invalid}` });
         }),
     )

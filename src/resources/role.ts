@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { Role } from "../rbac/types.ts";
 import { RULE_RESOURCES, RULE_VERBS } from "../rbac/types.ts";
 import { templateProblem } from "../rbac/template.ts";
-import { invalidRegexMessage } from "../util/regex.ts";
+import { invalidRegexMessage, isRegexValue } from "../util/regex.ts";
 import { parseDuration } from "../util/duration.ts";
 import { AZURE_METHODS } from "../azure/methods.ts";
 import { PRESETS } from "../rbac/azure-api.ts";
@@ -49,7 +49,7 @@ const stringOrList = z.union([z.string(), z.array(z.string())]);
 const labelSelector = z.record(z.string(), stringOrList).superRefine((sel, ctx) => {
   for (const [key, raw] of Object.entries(sel)) {
     for (const v of Array.isArray(raw) ? raw : [raw]) {
-      const problem = templateProblem(v) ?? (v.startsWith("^") && v.endsWith("$") ? regexProblem(v) : null);
+      const problem = templateProblem(v) ?? (isRegexValue(v) ? regexProblem(v) : null);
       if (problem) ctx.addIssue({ code: "custom", path: [key], message: problem });
     }
   }
@@ -87,7 +87,7 @@ const duration = z.string().superRefine((v, ctx) => {
 const patterns = (check: (v: string) => string | null) =>
   z.array(z.string().min(1)).min(1).superRefine((values, ctx) => {
     values.forEach((v, i) => {
-      const problem = templateProblem(v) ?? (v.startsWith("^") && v.endsWith("$") ? regexProblem(v) : check(v));
+      const problem = templateProblem(v) ?? (isRegexValue(v) ? regexProblem(v) : check(v));
       if (problem) ctx.addIssue({ code: "custom", path: [i], message: problem });
     });
   });

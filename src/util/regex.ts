@@ -57,12 +57,20 @@ export function compilePattern(source: string, opts: { caseInsensitive?: boolean
 }
 
 /**
+ * A value written as a regular expression: `^...$`, the files' way (Teleport's);
+ * anything else is a glob or a literal. The one test every rule and loader uses.
+ */
+export function isRegexValue(value: string): boolean {
+  return value.startsWith("^") && value.endsWith("$");
+}
+
+/**
  * A value written as a regular expression (`^...$`, the files' way) that RE2
  * cannot read. Files are checked as they load, so only a trait can make one;
  * a deny rule takes it as matching (fail closed), an allow as matching nothing.
  */
 export function isUnreadableRegex(value: string): boolean {
-  return value.startsWith("^") && value.endsWith("$") && (compilePattern(value) === null || compilePattern(value, { caseInsensitive: true }) === null);
+  return isRegexValue(value) && (compilePattern(value) === null || compilePattern(value, { caseInsensitive: true }) === null);
 }
 
 /** Why `source` is not an RE2 regular expression, or null when it is. */
