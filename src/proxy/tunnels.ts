@@ -88,7 +88,7 @@ export function tunnelServer(ctx: ProxyContext, registry: AppRegistry, replica: 
     });
   };
   const unwatch = [
-    ctx.backend.watch(KEYS.locks, (e) => e.type === "put" && recheck()),
+    ctx.backend.watch(KEYS.locks, (e) => e.type !== "delete" && recheck()),
     ...[KEYS.users, KEYS.roles, KEYS.accessGrants, KEYS.accessRequests].map((prefix) => ctx.backend.watch(prefix, () => recheck())),
     // A CA's rotation moved (on any replica): every peer hears the CAs trusted now, and a tunnel whose CA was retired drains.
     onAuthorityChange(ctx.cluster, () => followRotation()),

@@ -16,7 +16,12 @@ export interface PutOptions {
   expires?: Date;
 }
 
-export type WatchEvent = { type: "put"; item: Item } | { type: "delete"; key: string };
+/**
+ * A change to a watched prefix. `resync`: changes may have been missed (a
+ * replica's change feed was cut and is back, or is still down while others
+ * write): reload whatever is followed.
+ */
+export type WatchEvent = { type: "put"; item: Item } | { type: "delete"; key: string } | { type: "resync" };
 
 export interface Backend {
   get<T = unknown>(key: string): Promise<Item<T> | null>;

@@ -143,7 +143,7 @@ export class FileBackend implements Backend {
     return Promise.resolve(String(this.writes));
   }
 
-  private emit(e: WatchEvent): void {
+  private emit(e: Exclude<WatchEvent, { type: "resync" }>): void {
     this.writes++;
     const key = e.type === "put" ? e.item.key : e.key;
     for (const w of this.watchers) if (key.startsWith(w.prefix)) w.fn(e);

@@ -26,6 +26,8 @@ const live = (n: number) => `(expires IS NULL OR expires > $${n})`;
  */
 export const SWEEP_GRACE_MS = 5 * 60_000;
 const MAX_PAYLOAD = 7900;
+/** How often a replica whose change feed is down tries to LISTEN again. */
+export const RELISTEN_MS = 1_000;
 
 type Row = { key: string; value: unknown; revision: string; expires: Date | null };
 
@@ -50,6 +52,11 @@ export class PostgresBackend implements Backend {
   private readonly watchers = new Set<{ prefix: string; fn: (e: WatchEvent) => void }>();
   private listener: pg.PoolClient | null = null;
   private listening: Promise<void> | undefined;
+  /** The next attempt to LISTEN again, while the change feed is down. */
+  private relistenTimer: Timer | null = null;
+  /** A retry has failed since the feed was last up. */
+  private feedOutage = false;
+  private closed = false;
 
   private readonly sweeper: Timer;
 
@@ -79,7 +86,10 @@ export class PostgresBackend implements Backend {
       await pool.end().catch(() => undefined);
       throw new AzgateError("connection_failed", `PostgreSQL: ${(e as Error).message}`, { cause: e });
     }
-    return new PostgresBackend(pool, o.clock);
+    const backend = new PostgresBackend(pool, o.clock);
+    // A new connection made while the feed waits to retry: the database takes connections again, so LISTEN now.
+    pool.on("connect", () => backend.relistenNow());
+    return backend;
   }
 
   async get<T>(key: string): Promise<Item<T> | null> {
@@ -157,7 +167,9 @@ export class PostgresBackend implements Backend {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.sweeper.cancel();
+    this.relistenTimer?.cancel();
     this.watchers.clear();
     this.listener?.release();
     this.listener = null;
@@ -175,7 +187,9 @@ export class PostgresBackend implements Backend {
    * otherwise the key only, and watchers read the item.
    */
   private async notify(e: { type: "put" | "delete"; key: string; item?: Item }): Promise<void> {
-    await this.listening; // a watcher added just before this write must hear of it
+    // A watcher added just before this write must hear of it; a feed that is down is being re-established (and the
+    // watchers resynced), and the write has committed: it does not fail for that.
+    await this.listening?.catch(() => undefined);
     let payload = JSON.stringify(e);
     if (payload.length > MAX_PAYLOAD) payload = JSON.stringify({ type: e.type, key: e.key });
     // The change mark moves here, after the write committed (a revision's nextval runs before its commit).
@@ -188,13 +202,83 @@ export class PostgresBackend implements Backend {
   }
 
   private listen(): Promise<void> {
-    this.listening ??= (async () => {
-      const client = await this.pool.connect();
-      this.listener = client;
-      client.on("notification", (n) => void this.dispatch(n.payload ?? "").catch((err) => console.error("[postgres] watch:", (err as Error).message)));
-      await client.query(`LISTEN ${CHANNEL}`);
-    })();
+    this.listening ??= this.openFeed();
     return this.listening;
+  }
+
+  /**
+   * The change feed: one connection, out of the pool, LISTENing. The database
+   * may cut it at any time (a restart, a failover, idle_session_timeout, a
+   * pooler or a firewall): an error on a checked-out client is not the pool's
+   * to handle, and unhandled it would end the process.
+   */
+  private async openFeed(): Promise<void> {
+    const client = await this.pool.connect().catch((e) => {
+      this.feedDown(null, e);
+      throw e;
+    });
+    this.listener = client;
+    client.on("error", (e) => this.feedDown(client, e));
+    client.on("end", () => this.feedDown(client, new Error("connection ended")));
+    client.on("notification", (n) => void this.dispatch(n.payload ?? "").catch((err) => console.error("[postgres] watch:", (err as Error).message)));
+    try {
+      await client.query(`LISTEN ${CHANNEL}`);
+    } catch (e) {
+      this.feedDown(client, e as Error);
+      throw e;
+    }
+  }
+
+  /**
+   * The feed is down (`client` null: it could not be opened). What other
+   * replicas commit until it is back is not heard, so it is opened again at
+   * once, then every RELISTEN_MS while the database refuses, and once it is
+   * back every watcher hears a resync (reload what you follow). A feed that
+   * cannot open means the pool cannot connect either: this replica's
+   * requests, whose start events are committed there, are refused meanwhile.
+   */
+  private feedDown(client: pg.PoolClient | null, e: Error): void {
+    if (this.closed) return;
+    if (client) {
+      if (this.listener !== client) return; // heard already (an error, then its end)
+      this.listener = null;
+      client.release(e);
+      console.error(`[postgres] the change feed (LISTEN) was cut: ${e.message}; listening again`);
+    }
+    this.listening = undefined;
+    if (client) void Promise.resolve().then(() => this.relisten()); // at once: the database is most likely there
+    else if (!this.relistenTimer) {
+      this.relistenTimer = this.clock.after(RELISTEN_MS, () => {
+        this.relistenTimer = null;
+        void this.relisten();
+      });
+    }
+  }
+
+  private relistenNow(): void {
+    if (!this.relistenTimer) return; // the feed is up, or an attempt is under way (its own connection)
+    this.relistenTimer.cancel();
+    this.relistenTimer = null;
+    void this.relisten();
+  }
+
+  private async relisten(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.listen();
+    } catch (e) {
+      // Said once an outage, not every retry.
+      if (!this.feedOutage) console.error(`[postgres] cannot LISTEN for changes: ${(e as Error).message}; trying again every ${RELISTEN_MS / 1000}s`);
+      this.feedOutage = true;
+      return;
+    }
+    if (this.feedOutage) console.error("[postgres] the change feed is back");
+    this.feedOutage = false;
+    this.resync();
+  }
+
+  private resync(): void {
+    for (const w of [...this.watchers]) w.fn({ type: "resync" });
   }
 
   private async dispatch(payload: string): Promise<void> {

@@ -124,7 +124,7 @@ export function backendSuite(name: string, openWith: (clock: Clock) => Promise<B
       await b.put("users/x", 1);
       await b.delete("roles/a");
       // A shared backend tells watchers asynchronously (other replicas' changes too): wait for them.
-      const names = () => seen.map((e) => (e.type === "put" ? `put ${e.item.key}=${JSON.stringify(e.item.value)}` : `delete ${e.key}`));
+      const names = () => seen.map((e) => (e.type === "put" ? `put ${e.item.key}=${JSON.stringify(e.item.value)}` : e.type === "delete" ? `delete ${e.key}` : "resync"));
       await expect.poll(names).toEqual(["put roles/a=1", "delete roles/a"]);
       stop();
       await b.put("roles/b", 1);

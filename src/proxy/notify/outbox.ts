@@ -149,7 +149,7 @@ export function startDispatcher(deps: DispatchDeps, everyMs = 2_000): { stop(): 
     })();
   };
   const timer = deps.clock.every(everyMs, pass).unref();
-  const unwatch = deps.backend.watch(KEYS.notifications, (ev) => ev.type === "put" && (ev.item.value as OutboxEntry).attempts === 0 && pass());
+  const unwatch = deps.backend.watch(KEYS.notifications, (ev) => (ev.type === "resync" || (ev.type === "put" && (ev.item.value as OutboxEntry).attempts === 0)) && pass());
   pass();
   return {
     stop: () => (timer.cancel(), unwatch()),

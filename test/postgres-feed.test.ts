@@ -1,0 +1,167 @@
+/**
+ * The PostgreSQL change feed (LISTEN) cut by the database: a restart, a
+ * failover, idle_session_timeout, a pooler or a firewall. From an outside
+ * review: the cut ended the proxy process (an error on a checked-out client
+ * nobody handled), and a replica that survived it would never have heard of
+ * a CA a rotation on another replica retired. The feed now comes back at
+ * once (or every RELISTEN_MS while the database refuses connections) and
+ * watchers hear a resync.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import pg from "pg";
+import { useEmulator } from "./helpers/emulator.ts";
+import { IDENTITY, startCluster } from "./helpers/cluster.ts";
+import { startMemoryCluster, type MemoryCluster } from "./helpers/memory-cluster.ts";
+import { startPostgres, type TestPostgres } from "./helpers/postgres.ts";
+import { rotateAuthority } from "../src/proxy/rotation.ts";
+import { issueAppCert } from "../src/proxy/apps.ts";
+import { handleAppRequest } from "../src/proxy/app-request.ts";
+import { identityOf } from "../src/pki/certificate.ts";
+import { x509 } from "../src/pki/x509.ts";
+import { caPin } from "../src/pki/pin.ts";
+import { generateKeyPair, publicKeyToPem } from "../src/pki/keys.ts";
+import { memoryPair } from "../src/tunnel/memory.ts";
+import { tunnelRequest } from "../src/tunnel/http.ts";
+import { signPlaceholder } from "../src/azure/placeholder.ts";
+import { RELISTEN_MS } from "../src/storage/postgres.ts";
+import type { Phase } from "../src/pki/rotation.ts";
+
+const fx = useEmulator({ projectToken: true });
+const READER = IDENTITY("teleport-reader");
+const GROUPS = "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups?api-version=2022-09-01";
+const role = (name: string) => `kind: role\nversion: v7\nmetadata: {name: ${name}}\nspec: {allow: {app_labels: {'*': '*'}, azure_identities: ['${READER}']}}\n`;
+
+/** A statement as the server's superuser, on another database than the one under test. */
+async function admin<T extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+  const u = new URL(url);
+  u.pathname = "/postgres";
+  const db = new pg.Client({ connectionString: u.toString() });
+  await db.connect();
+  try {
+    return (await db.query<T>(sql, params)).rows;
+  } finally {
+    await db.end();
+  }
+}
+
+/** The backends LISTENing on `database` (each replica's change feed). */
+const listeners = async (url: string, database: string) => (await admin<{ pid: number }>(url, `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'`, [database])).map((r) => r.pid).sort();
+
+describe("a proxy process on PostgreSQL whose change feed is cut", () => {
+  let server: TestPostgres;
+  beforeAll(async () => {
+    server = await startPostgres();
+  }, 60_000);
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it("keeps running, says so, and LISTENs again", async () => {
+    const conn = await server.database("feedproc");
+    const cluster = await startCluster({ env: { AZGATE_STORAGE_TYPE: "postgres", AZGATE_STORAGE_CONN_STRING: conn } });
+    try {
+      await expect.poll(() => listeners(conn, "feedproc"), { timeout: 15_000 }).toHaveLength(1);
+      const [before] = await listeners(conn, "feedproc");
+      await admin(conn, `SELECT pg_terminate_backend($1)`, [before]);
+      await expect.poll(async () => (await listeners(conn, "feedproc")).filter((p) => p !== before), { timeout: 15_000 }).toHaveLength(1);
+      expect(cluster.proxy.child.exitCode).toBeNull();
+      expect(cluster.proxy.output()).toMatch(/the change feed \(LISTEN\) was cut: .*; listening again/);
+      // Still serving: the API answers.
+      expect(await cluster.admin.call("GET", "/v1/whoami")).toMatchObject({ name: expect.any(String) });
+    } finally {
+      await cluster.stop();
+    }
+  }, 60_000);
+});
+
+/** An app session on `c` whose tunnel remembers its certificate's CA (as tunnels.ts does), so a retired CA is checked. */
+async function pinnedAppSession(c: MemoryCluster, user: string, roles: string[]) {
+  const { caller, expires } = await c.signIn(user, roles);
+  const appKey = await generateKeyPair();
+  const issuerPin = await caPin(c.ctx.cluster.user.cert);
+  const appCert = await issueAppCert(c.ctx, c.registry, caller, expires, { app: "azure-cli", azure_identity: READER, public_key_pem: await publicKeyToPem(appKey.publicKey) });
+  const cert = new x509.X509Certificate(appCert.cert_pem);
+  const identity = identityOf(cert);
+  const clientKey = (await crypto.subtle.exportKey("jwk", appKey.publicKey)) as JsonWebKey;
+  const pair = memoryPair({}, { onStream: (s) => void handleAppRequest(c.ctx, c.registry, { identity, clientKey, issuerPin }, s) });
+  return {
+    close: () => pair.dialer.close(0, "done"),
+    async request() {
+      const token = await signPlaceholder(appKey.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: READER, now: c.clock.date(), expires: cert.notAfter });
+      const res = await tunnelRequest(pair.dialer, { method: "GET", url: GROUPS, headers: [["authorization", `Bearer ${token}`]] });
+      const text = new TextDecoder().decode(await new Response(res.body).arrayBuffer());
+      return { status: res.status, code: res.status === 200 ? null : (JSON.parse(text).error?.code as string) };
+    },
+  };
+}
+
+describe("two replicas on PostgreSQL: B's change feed cut, a CA retired on A", () => {
+  let server: TestPostgres;
+  let conn: string;
+  let a: MemoryCluster;
+  let b: MemoryCluster;
+  let n = 0;
+  beforeAll(async () => {
+    server = await startPostgres();
+    conn = await server.database("feedpg");
+    a = await startMemoryCluster(fx, { storage: { type: "postgres", conn_string: conn } });
+    b = await startMemoryCluster(fx, { storage: { type: "postgres", conn_string: conn } });
+    a.agent();
+    b.agent();
+  }, 90_000);
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+    await server?.stop();
+  });
+
+  /** A session on B of the user CA signing now, answered once. */
+  const onB = async () => {
+    const r = `feed-${++n}`;
+    await a.createRoles(role(r));
+    const user = `feeduser-${n}`;
+    const app = await pinnedAppSession(b, user, [r]);
+    expect((await app.request()).status).toBe(200);
+    return { user, app };
+  };
+  const rotateUserCaToRetirement = async () => {
+    for (const phase of ["init", "update_clients", "update_servers", "standby"] as Phase[]) await rotateAuthority(a.ctx, a.admin, "user", { mode: "manual", phase });
+  };
+  const refusedOnB = async (user: string) => (await b.ctx.audit.search({ event: "app.request.denied" })).filter((e) => e.user === user).map((e) => e.error_code);
+
+  it("cut and back at once: B hears the rotation, and the old CA's tunnel is refused on its next request, audited", async () => {
+    const { user, app } = await onB();
+    const before = await listeners(conn, "feedpg");
+    expect(before).toHaveLength(2);
+    await admin(conn, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'feedpg' AND query ILIKE 'LISTEN%'`);
+    // Both replicas LISTEN again, on new connections, with no clock moved.
+    await expect.poll(async () => (await listeners(conn, "feedpg")).filter((p) => !before.includes(p)), { timeout: 15_000 }).toHaveLength(2);
+    await rotateUserCaToRetirement();
+    await expect.poll(() => app.request(), { timeout: 10_000 }).toEqual({ status: 401, code: "ca_retired" });
+    expect(await refusedOnB(user)).toContain("ca_retired");
+    app.close();
+  }, 60_000);
+
+  it("the database refusing connections for a while: B refuses meanwhile, LISTENs again on its next retry, and the resync brings the rotation it missed", async () => {
+    const { user, app } = await onB();
+    const cut = await listeners(conn, "feedpg");
+    await admin(conn, `ALTER DATABASE feedpg ALLOW_CONNECTIONS false`);
+    try {
+      // Every connection to it goes: the feeds and the pools' (a restart, as a replica sees one).
+      await admin(conn, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'feedpg' AND pid <> pg_backend_pid()`);
+      await expect.poll(() => listeners(conn, "feedpg"), { timeout: 10_000 }).toEqual([]);
+      // B cannot read its state or commit a start event: refused (500 internal), nothing answered as if allowed.
+      expect(await app.request()).toEqual({ status: 500, code: "internal" });
+    } finally {
+      await admin(conn, `ALTER DATABASE feedpg ALLOW_CONNECTIONS true`);
+    }
+    // A rotates while B's feed waits for its retry: the NOTIFY goes out with nobody on B to hear it.
+    await rotateUserCaToRetirement();
+    b.clock.advance(RELISTEN_MS);
+    await expect.poll(async () => (await listeners(conn, "feedpg")).filter((p) => !cut.includes(p)), { timeout: 10_000 }).toHaveLength(2);
+    // Back, B resyncs: it reloads the authorities and hears of the retired CA it missed.
+    await expect.poll(() => app.request(), { timeout: 10_000 }).toEqual({ status: 401, code: "ca_retired" });
+    expect(await refusedOnB(user)).toContain("ca_retired");
+    app.close();
+  }, 60_000);
+});
