@@ -65,7 +65,7 @@ export interface BrowserStep<T> {
   /** The error code and the hint a failure or a timeout gives. */
   failed: "sso_failed" | "mfa_required" | "login_failed";
   again: string;
-  /** What the browser's last page says, and (SSO: that browser is signed in too) a link on to the web UI. */
+  /** What the browser's last page says, and (SSO) a link to the web UI's own sign-in. */
   done: string;
   webUi?: string;
   /** Starts the attempt at the proxy, with the loopback's address and the secret's hash; the URL the browser opens. */
@@ -143,8 +143,8 @@ function onCallback(req: IncomingMessage, res: ServerResponse, settle: (x: Outco
   const error = url.searchParams.get("error") ?? (code ? null : "the callback carried neither a code nor an error");
   const headers = { "content-type": "text/html; charset=utf-8", "cache-control": "no-store", "referrer-policy": "no-referrer", "content-security-policy": "default-src 'none'" };
   const text = error ? `${done.startsWith("Login") ? "Login failed" : "Failed"}: ${error}` : done;
-  // This browser is signed in to the web UI as well (the proxy started its session at the callback).
-  const more = error || !webUi ? "" : `<p>Or go on in the browser: <a id="web-ui" href="${escapeHtml(webUi)}">the azgate web UI</a>.</p>`;
+  // Only the CLI is signed in: the proxy starts no browser session for a CLI's attempt (sso/routes.ts says why).
+  const more = error || !webUi ? "" : `<p>To use the browser too: <a id="web-ui" href="${escapeHtml(webUi)}">sign in to the azgate web UI</a>.</p>`;
   res.writeHead(error ? 400 : 200, headers).end(`<!doctype html><meta charset="utf-8"><title>azgate</title><h1>azgate</h1><p id="result">${escapeHtml(text)}</p>${more}\n`);
   settle(error ? { error } : { code: code! });
 }

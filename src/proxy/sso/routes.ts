@@ -134,8 +134,9 @@ async function callback(c: Context, ctx: ProxyContext, kind: ConnectorKind, stat
     const who = await verify(connector, item.value);
     const end = await finishSsoLogin(ctx, connector, item, who);
     if ("redirect" in end) {
-      // The same browser is signed in to the web UI too (the CLI's last page links to it): one sign-in, both.
-      await startWebSession(ctx, c, end.identity, end.ttlMs);
+      // A CLI's attempt signs in the CLI only. Nothing ties it to this browser (it started in a terminal), and its
+      // callback link works in any browser: signing that one in would let an attacker's own link plant the
+      // attacker's session in a victim's browser (login CSRF). The web UI has its own sign-in.
       return c.redirect(end.redirect, 302);
     }
     deleteCookie(c, SSO_BROWSER_COOKIE, { path: "/", secure: true });

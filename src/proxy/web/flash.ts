@@ -52,3 +52,21 @@ export function flashFrom(query: { ok?: string; error?: string }): { text: strin
   if (query.ok !== undefined) return Object.hasOwn(OK, query.ok) ? { text: OK[query.ok as OkFlash] } : undefined;
   return undefined;
 }
+
+/**
+ * What the Refused page says for a refusal of a GET: a fixed text for its
+ * code, never its message. A GET is a link anyone can send, and messages may
+ * quote the link (`access request "..." not found`, an audit filter's
+ * value). A refused form post shows its message: the post carries this
+ * session's token, so its words are the person's own.
+ */
+const REFUSED = {
+  not_found: "Not found: the link may be mistyped, or what it named is gone.",
+  bad_parameter: "This address holds a value azgate cannot read: check the link, or use the page's own form.",
+  access_denied: "Your roles do not open this page.",
+  mfa_required: "This needs a check with your passkey first.",
+} as const;
+
+export function refusedText(code: string): string {
+  return Object.hasOwn(REFUSED, code) ? REFUSED[code as keyof typeof REFUSED] : "This page cannot be shown. The audit log says why.";
+}

@@ -84,6 +84,10 @@ export function checkCsrf(c: Context, session: WebSession | null, formToken: unk
   const own = `https://${c.req.header("host") ?? ""}`;
   if (site && site !== "same-origin") throw new AzgateError("access_denied", "refused: this form was sent from another site");
   if (origin && origin !== own) throw new AzgateError("access_denied", "refused: this form was sent from another origin");
+  // Without a session there is no token to check, so the browser must say where the post came from: every
+  // browser azgate's pages support sends Origin on a POST (and Sec-Fetch-Site); a post that says neither could
+  // be a login CSRF from a browser that does not, and is refused.
+  if (!session && !site && !origin) throw new AzgateError("access_denied", "refused: this form did not say where it was sent from (no Origin); sign in from azgate's own page");
   if (!session) return;
   const given = Buffer.from(typeof formToken === "string" ? formToken : "");
   const want = Buffer.from(session.csrf);

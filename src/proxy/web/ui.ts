@@ -22,7 +22,7 @@ import * as requests from "../access-requests.ts";
 import { isAuditedRefusal } from "../refusals.ts";
 import { checkCsrf, currentSession, endWebSession, startWebSession, type WebSession } from "./session.ts";
 import { layout, securityHeaders, type Frame, type Html } from "./layout.ts";
-import { flashFrom, withFlash } from "./flash.ts";
+import { errorFlash, flashFrom, refusedText, withFlash } from "./flash.ts";
 import { SCRIPT, STYLE } from "./assets.ts";
 import { accessPage } from "./pages/access.ts";
 import { newRequestPage, requestDetail, requestsPage } from "./pages/requests.ts";
@@ -146,7 +146,8 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
       return c.redirect(url, 303);
     } catch (e) {
       if (!isAzgateError(e)) throw e;
-      return signInPage(c, { text: e.message, error: true }, e.status as 404);
+      // The connector's name is the link's: the page names the refusal by its code (web/flash.ts), never the words.
+      return signInPage(c, flashFrom({ error: errorFlash(e, "sso_failed") }), e.status as 404);
     }
   });
 
@@ -179,7 +180,8 @@ export function webUi(ctx: ProxyContext, opts: { limiter: LoginRateLimiter; regi
         .emit(audit("WEB_REQUEST_DENIED", { user: caller.name, session_id: session.identity.session_id, method: c.req.method, path: c.req.path, error_code: err.code, reason: err.message, success: false }))
         .catch((e) => console.error("[proxy] audit failed:", e));
     }
-    return c.html(layout({ title: "Refused", cluster: ctx.cluster.name, caller, csrf: session?.csrf, flash: { text: err.message, error: true } }, html`<p><a href="/web">Back to my access</a></p>`), err.status as 403);
+    const text = c.req.method === "GET" ? refusedText(err.code) : err.message;
+    return c.html(layout({ title: "Refused", cluster: ctx.cluster.name, caller, csrf: session?.csrf, flash: { text, error: true } }, html`<p><a href="/web">Back to my access</a></p>`), err.status as 403);
   });
 
   authed.post("/logout", async (c) => {
