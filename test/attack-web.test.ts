@@ -269,14 +269,13 @@ describe("cross-site request forgery", () => {
     const csrf = await csrfOf(cookie);
     for (const path of ["/web", "/web/requests", "/web/keys", "/web/requests/new"]) {
       const page = await (await get(path, cookie)).text();
-      expect(page.split(csrf).length - 1, path).toBeGreaterThanOrEqual(0);
       expect(page).not.toMatch(new RegExp(`href="[^"]*${csrf}`));
     }
   });
 
   it("login csrf: a cross-site sign-in post (Origin evil, same-site, null) is refused", async () => {
     const user = await newUser(["access"]);
-    for (const h of [{ origin: "https://evil.example" }, { "sec-fetch-site": "same-site" }, { origin: "null" }, { "sec-fetch-site": "cross-site", origin: BASE }]) {
+    for (const h of [{ origin: "https://evil.example" }, { "sec-fetch-site": "same-site" }, { origin: "null" }, { "sec-fetch-site": "cross-site", origin: BASE }] as Headers[]) {
       const res = await postForm("/web/login", { user, password: PASSWORD(user) }, undefined, h);
       expect(cookieOf(res), JSON.stringify(h)).toBeUndefined();
     }
