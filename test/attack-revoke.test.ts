@@ -10,25 +10,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useEmulator } from "./helpers/emulator.ts";
 import { IDENTITY } from "./helpers/cluster.ts";
-import { startMemoryCluster, type MemoryCluster } from "./helpers/memory-cluster.ts";
-import { startPostgres, type TestPostgres } from "./helpers/postgres.ts";
+import { memoryReplicas, startMemoryCluster, type MemoryCluster } from "./helpers/memory-cluster.ts";
 import { createLock, removeLock } from "../src/proxy/locks.ts";
 import { addUser, removeResource, updateUser } from "../src/proxy/admin.ts";
 import { rotateAuthority } from "../src/proxy/rotation.ts";
-import { issueAppCert } from "../src/proxy/apps.ts";
-import { handleAppRequest } from "../src/proxy/app-request.ts";
 import { createApi } from "../src/proxy/api.ts";
 import { acceptInvite } from "../src/proxy/users.ts";
 import { login } from "../src/proxy/login.ts";
 import { ApiClient } from "../src/api/client.ts";
-import { identityOf } from "../src/pki/certificate.ts";
-import { x509 } from "../src/pki/x509.ts";
-import { caPin } from "../src/pki/pin.ts";
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from "../src/pki/keys.ts";
-import { memoryPair } from "../src/tunnel/memory.ts";
-import { tunnelRequest } from "../src/tunnel/http.ts";
-import { signPlaceholder } from "../src/azure/placeholder.ts";
-import type { Caller } from "../src/proxy/caller.ts";
 import type { ProxyContext } from "../src/proxy/context.ts";
 import type { AppRegistry } from "../src/proxy/registry.ts";
 import type { Phase } from "../src/pki/rotation.ts";
@@ -41,26 +31,6 @@ const GROUPS = "https://management.azure.com/subscriptions/00000000-0000-0000-00
 const role = (name: string, extra = "") => `kind: role\nversion: v7\nmetadata: {name: ${name}}\nspec: {allow: {app_labels: {'*': '*'}, azure_identities: ['${READER}']}${extra}}\n`;
 const BASE = "https://attack-revoke.test";
 
-/** An app session like memory-cluster's, but its tunnel remembers its certificate's CA (as tunnels.ts does), so a retired CA is checked. */
-async function pinnedAppSession(ctx: ProxyContext, registry: AppRegistry, clock: { date(): Date }, caller: Caller, expires: Date, azureIdentity: string) {
-  const appKey = await generateKeyPair();
-  const issuerPin = await caPin(ctx.cluster.user.cert);
-  const appCert = await issueAppCert(ctx, registry, caller, expires, { app: "azure-cli", azure_identity: azureIdentity, public_key_pem: await publicKeyToPem(appKey.publicKey) });
-  const cert = new x509.X509Certificate(appCert.cert_pem);
-  const identity = identityOf(cert);
-  const clientKey = (await crypto.subtle.exportKey("jwk", appKey.publicKey)) as JsonWebKey;
-  const pair = memoryPair({}, { onStream: (s) => void handleAppRequest(ctx, registry, { identity, clientKey, issuerPin }, s) });
-  return {
-    identity,
-    close: () => pair.dialer.close(0, "done"),
-    async request(url: string) {
-      const headers: [string, string][] = [["authorization", `Bearer ${await signPlaceholder(appKey.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: azureIdentity, now: clock.date(), expires: cert.notAfter })}`]];
-      const res = await tunnelRequest(pair.dialer, { method: "GET", url, headers });
-      const text = new TextDecoder().decode(await new Response(res.body).arrayBuffer());
-      return { status: res.status, text };
-    },
-  };
-}
 
 /** A person made, invited and logged in on `c`, with an API client (in process, signed proofs) on `ctxApi`'s API. */
 async function personWithApi(c: MemoryCluster, name: string, roles: string[], apiCtx: ProxyContext, apiRegistry: AppRegistry, apiClock: MemoryCluster["clock"]) {
@@ -200,23 +170,16 @@ describe("attack: revocation on one replica (file backend, one process)", () => 
 });
 
 describe("attack: two replicas on one PostgreSQL: written on A, next request on B", () => {
-  let server: TestPostgres;
-  let conn: string;
+  let replicas: Awaited<ReturnType<typeof memoryReplicas>>;
   let a: MemoryCluster;
   let b: MemoryCluster;
   let n = 0;
   beforeAll(async () => {
-    server = await startPostgres();
-    conn = await server.database("revokepg");
-    a = await startMemoryCluster(fx, { storage: { type: "postgres", conn_string: conn } });
-    b = await startMemoryCluster(fx, { storage: { type: "postgres", conn_string: conn } });
-    a.agent();
-    b.agent();
+    replicas = await memoryReplicas(fx, "revokepg");
+    ({ a, b } = replicas);
   }, 90_000);
   afterAll(async () => {
-    await b?.close();
-    await a?.close();
-    await server?.stop();
+    await replicas?.close();
   });
 
   const onB = async () => {
@@ -224,7 +187,7 @@ describe("attack: two replicas on one PostgreSQL: written on A, next request on 
     await a.createRoles(role(r));
     const user = `u2-${n}`;
     const { caller, expires } = await b.signIn(user, [r]);
-    const app = await pinnedAppSession(b.ctx, b.registry, b.clock, caller, expires, READER);
+    const app = await b.appSessionAs(caller, expires, READER, { pinned: true });
     expect((await app.request(GROUPS)).status).toBe(200);
     return { user, app, r, caller, expires };
   };
@@ -256,7 +219,7 @@ describe("attack: two replicas on one PostgreSQL: written on A, next request on 
     await rotateUserCaToRetirement();
     const res = await app.request(GROUPS);
     expect(res.status).toBe(401);
-    expect(JSON.parse(res.text).error.code).toBe("ca_retired");
+    expect(JSON.parse(await res.text()).error.code).toBe("ca_retired");
     expect(await deniedOnB(user)).toEqual([expect.objectContaining({ error_code: "ca_retired" })]);
   });
 

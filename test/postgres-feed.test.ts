@@ -11,18 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { useEmulator } from "./helpers/emulator.ts";
 import { IDENTITY, startCluster } from "./helpers/cluster.ts";
-import { startMemoryCluster, type MemoryCluster } from "./helpers/memory-cluster.ts";
+import { memoryReplicas, type MemoryCluster } from "./helpers/memory-cluster.ts";
 import { startPostgres, type TestPostgres } from "./helpers/postgres.ts";
 import { rotateAuthority } from "../src/proxy/rotation.ts";
-import { issueAppCert } from "../src/proxy/apps.ts";
-import { handleAppRequest } from "../src/proxy/app-request.ts";
-import { identityOf } from "../src/pki/certificate.ts";
-import { x509 } from "../src/pki/x509.ts";
-import { caPin } from "../src/pki/pin.ts";
-import { generateKeyPair, publicKeyToPem } from "../src/pki/keys.ts";
-import { memoryPair } from "../src/tunnel/memory.ts";
-import { tunnelRequest } from "../src/tunnel/http.ts";
-import { signPlaceholder } from "../src/azure/placeholder.ts";
 import { RELISTEN_MS } from "../src/storage/postgres.ts";
 import type { Phase } from "../src/pki/rotation.ts";
 
@@ -74,45 +65,19 @@ describe("a proxy process on PostgreSQL whose change feed is cut", () => {
   }, 60_000);
 });
 
-/** An app session on `c` whose tunnel remembers its certificate's CA (as tunnels.ts does), so a retired CA is checked. */
-async function pinnedAppSession(c: MemoryCluster, user: string, roles: string[]) {
-  const { caller, expires } = await c.signIn(user, roles);
-  const appKey = await generateKeyPair();
-  const issuerPin = await caPin(c.ctx.cluster.user.cert);
-  const appCert = await issueAppCert(c.ctx, c.registry, caller, expires, { app: "azure-cli", azure_identity: READER, public_key_pem: await publicKeyToPem(appKey.publicKey) });
-  const cert = new x509.X509Certificate(appCert.cert_pem);
-  const identity = identityOf(cert);
-  const clientKey = (await crypto.subtle.exportKey("jwk", appKey.publicKey)) as JsonWebKey;
-  const pair = memoryPair({}, { onStream: (s) => void handleAppRequest(c.ctx, c.registry, { identity, clientKey, issuerPin }, s) });
-  return {
-    close: () => pair.dialer.close(0, "done"),
-    async request() {
-      const token = await signPlaceholder(appKey.privateKey, { tid: "t", resource: "https://management.core.windows.net/", identity: READER, now: c.clock.date(), expires: cert.notAfter });
-      const res = await tunnelRequest(pair.dialer, { method: "GET", url: GROUPS, headers: [["authorization", `Bearer ${token}`]] });
-      const text = new TextDecoder().decode(await new Response(res.body).arrayBuffer());
-      return { status: res.status, code: res.status === 200 ? null : (JSON.parse(text).error?.code as string) };
-    },
-  };
-}
 
 describe("two replicas on PostgreSQL: B's change feed cut, a CA retired on A", () => {
-  let server: TestPostgres;
+  let replicas: Awaited<ReturnType<typeof memoryReplicas>>;
   let conn: string;
   let a: MemoryCluster;
   let b: MemoryCluster;
   let n = 0;
   beforeAll(async () => {
-    server = await startPostgres();
-    conn = await server.database("feedpg");
-    a = await startMemoryCluster(fx, { storage: { type: "postgres", conn_string: conn } });
-    b = await startMemoryCluster(fx, { storage: { type: "postgres", conn_string: conn } });
-    a.agent();
-    b.agent();
+    replicas = await memoryReplicas(fx, "feedpg");
+    ({ a, b, conn } = replicas);
   }, 90_000);
   afterAll(async () => {
-    await b?.close();
-    await a?.close();
-    await server?.stop();
+    await replicas?.close();
   });
 
   /** A session on B of the user CA signing now, answered once. */
@@ -120,7 +85,16 @@ describe("two replicas on PostgreSQL: B's change feed cut, a CA retired on A", (
     const r = `feed-${++n}`;
     await a.createRoles(role(r));
     const user = `feeduser-${n}`;
-    const app = await pinnedAppSession(b, user, [r]);
+    const { caller, expires } = await b.signIn(user, [r]);
+    const session = await b.appSessionAs(caller, expires, READER, { pinned: true });
+    const app = {
+      async request() {
+        const res = await session.request(GROUPS);
+        const text = await res.text();
+        return { status: res.status, code: res.status === 200 ? null : (JSON.parse(text).error?.code as string) };
+      },
+      close: () => session.session.close(0, "done"),
+    };
     expect((await app.request()).status).toBe(200);
     return { user, app };
   };

@@ -22,6 +22,7 @@ import { parseResources } from "../../src/resources/parse.ts";
 import { createResources } from "../../src/proxy/admin.ts";
 import { identityOf } from "../../src/pki/certificate.ts";
 import { x509 } from "../../src/pki/x509.ts";
+import { caPin } from "../../src/pki/pin.ts";
 import { generateKeyPair, publicKeyToPem } from "../../src/pki/keys.ts";
 import type { Identity } from "../../src/pki/identity.ts";
 import { memoryPair } from "../../src/tunnel/memory.ts";
@@ -38,6 +39,7 @@ import { agentEnv } from "./cluster.ts";
 import { tempDir } from "./azgate.ts";
 import type { EmulatorFixture } from "./emulator.ts";
 import { FakeClock } from "./fake-clock.ts";
+import { startPostgres } from "./postgres.ts";
 
 export interface MemoryAgent {
   id: string;
@@ -76,7 +78,8 @@ export interface MemoryCluster {
    */
   appSession(user: string, roles: string[], azureIdentity: string, opts?: { traits?: Record<string, string[]>; app?: string; beforeAppLogin?: (caller: Caller) => Promise<void> }): Promise<MemoryApp>;
   /** An app session (apps login, then a tunnel) for a caller already signed in (or joined: a bot), whose certificate ends at `expires`. */
-  appSessionAs(caller: Caller, expires: Date, azureIdentity: string, opts?: { app?: string; mfa?: { attempt: string; code: string; secret: string }; inMemory?: boolean }): Promise<MemoryApp>;
+  /** `pinned`: the tunnel remembers its certificate's CA, as tunnels.ts does, so a rotation that retires it is checked. */
+  appSessionAs(caller: Caller, expires: Date, azureIdentity: string, opts?: { app?: string; mfa?: { attempt: string; code: string; secret: string }; inMemory?: boolean; pinned?: boolean }): Promise<MemoryApp>;
   close(): Promise<void>;
 }
 
@@ -145,7 +148,9 @@ export async function startMemoryCluster(fx: EmulatorFixture, config_: Record<st
       const cert = new x509.X509Certificate(appCert.cert_pem);
       const identity = identityOf(cert);
       const clientKey = (await crypto.subtle.exportKey("jwk", appKey.publicKey)) as JsonWebKey;
-      const pair = memoryPair({}, { onStream: (s) => void handleAppRequest(ctx, registry, { identity, clientKey }, s) });
+      // The user CA signing now issued it (issueAppCert, just above).
+      const issuerPin = opts.pinned ? await caPin(ctx.cluster.user.cert) : undefined;
+      const pair = memoryPair({}, { onStream: (s) => void handleAppRequest(ctx, registry, { identity, clientKey, ...(issuerPin ? { issuerPin } : {}) }, s) });
       sessions.push(pair.dialer, pair.acceptor);
       return {
         identity,
@@ -167,4 +172,18 @@ export async function startMemoryCluster(fx: EmulatorFixture, config_: Record<st
     },
   };
   return cluster;
+}
+
+/**
+ * Two replicas of one cluster (A and B) on a PostgreSQL server of their own,
+ * database `database`, each with an agent: what one writes, the other reads.
+ */
+export async function memoryReplicas(fx: EmulatorFixture, database: string): Promise<{ a: MemoryCluster; b: MemoryCluster; conn: string; close(): Promise<void> }> {
+  const server = await startPostgres();
+  const conn = await server.database(database);
+  const a = await startMemoryCluster(fx, { storage: { type: "postgres", conn_string: conn } });
+  const b = await startMemoryCluster(fx, { storage: { type: "postgres", conn_string: conn } });
+  a.agent();
+  b.agent();
+  return { a, b, conn, close: async () => (await b.close(), await a.close(), await server.stop()) };
 }
