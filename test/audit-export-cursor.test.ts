@@ -63,8 +63,11 @@ describe("the file sink read from a cursor", () => {
     const mid = await sink.readAfter(null, 2);
     clock.advance(86_400_000);
     for (let i = 3; i < 6; i++) await sink.emit(ev(i));
-    // Retention deletes the day the cursor points into (and event 2, never read, with it).
-    await sink.prune(new Date(clock.now() - 3_600_000));
+    // Retention deletes the day the cursor points into (and event 2, never read, with it): everything before today
+    // (UTC), whatever the time of day (an hour back from just after midnight is still in that day).
+    const today = new Date(clock.now());
+    today.setUTCHours(0, 0, 0, 0);
+    await sink.prune(today);
     expect((await readAll(sink, mid.cursor)).ns).toEqual([3, 4, 5]);
     await sink.close();
   });
