@@ -65,16 +65,28 @@ describe("attack: revocation on one replica (file backend, one process)", () => 
   const deniedFor = async (user: string) => (await c.ctx.audit.search({ event: "app.request.denied" })).filter((e) => e.user === user);
 
   it.each([
-    ["client ID (what az and the portal show)", "client_id"],
-    ["principal (object) ID", "principal_id"],
-  ] as const)("a lock naming the identity by its %s is refused when made (the proxy decides on resource IDs: it would lock nothing)", async (_what, field) => {
+    ["client ID (what az and the portal show)", "client_id", (g: string) => g],
+    ["principal (object) ID", "principal_id", (g: string) => g],
+    ["client ID without hyphens (a GUID's N format)", "client_id", (g: string) => g.replaceAll("-", "")],
+  ] as const)("a lock naming the identity by its %s is refused when made (the proxy decides on resource IDs: it would lock nothing)", async (_what, field, spell) => {
     const { user, app } = await warm();
     const guid = app.login[field];
     expect(guid).toMatch(/^[0-9a-f-]{36}$/);
-    await expect(createLock(c.ctx, c.admin, { target: { azure_identity: guid! } })).rejects.toMatchObject({ code: "bad_parameter", message: expect.stringContaining("full resource ID") });
+    await expect(createLock(c.ctx, c.admin, { target: { azure_identity: spell(guid!) } })).rejects.toMatchObject({ code: "bad_parameter", message: expect.stringContaining("full resource ID") });
     expect((await c.ctx.backend.list("locks/")).length).toBe(0);
     expect((await app.request(GROUPS)).status).toBe(200);
     expect(await deniedFor(user)).toEqual([]);
+  });
+
+  it.each([
+    ["a Cyrillic look-alike letter", READER.replace("teleport-reader", "tеleport-reader")],
+    ["a trailing dot on the name", "teleport-reader."],
+    ["a trailing space", "teleport-reader "],
+    ["percent-encoding", READER.replace("teleport-reader", "teleport%2Dreader")],
+    ["a trailing dot on the resource ID", READER + "."],
+    ["another resource type's ID", READER.replace("Microsoft.ManagedIdentity/userAssignedIdentities", "Microsoft.Compute/virtualMachines")],
+  ])("held: a lock on an identity spelt with %s is refused when made", async (_what, spelling) => {
+    await expect(createLock(c.ctx, c.admin, { target: { azure_identity: spelling } })).rejects.toMatchObject({ code: "bad_parameter" });
   });
 
   it.each([

@@ -603,6 +603,22 @@ describe("words from a link shown on azgate's pages", () => {
   const LURE = "Your session expired Call 555 0100 to restore access";
   const flashText = async (res: Response) => (await res.text()).match(/<p class="flash[^"]*"[^>]*>([^<]*)<\/p>|<p class="error">([^<]*)<\/p>/)?.slice(1).join("") ?? "";
 
+  it("text injection: no anonymous GET (invite, CLI step, SSO callbacks and starts, sign-in flash) puts a link's words on the page", async () => {
+    const e = encodeURIComponent(LURE);
+    const paths = [
+      `/web/invite/${e}%2F..`, `/web/invite/${e}%01`, `/web/cli/${e}%2F..`, `/web/cli/${e}%01`, `/web/login?error=${e}`, `/web/login?ok=${e}`, `/web/continue?next=${e}`,
+      `/v1/webapi/oidc/callback?state=${e}&error=${e}&error_description=${e}`, `/v1/webapi/github/callback?state=${e}&error=${e}&error_description=${e}`,
+      `/web/sso/oidc/${e}`, `/web/sso/saml/${e}`, `/web/login/passkey?error=${e}`,
+    ];
+    const shown: string[] = [];
+    for (const p of paths) {
+      const res = await get(p);
+      // Attribute values may carry it (a form's next, a link): escaped and never read as the page's words.
+      if ((await res.text()).replace(/value="[^"]*"|href="[^"]*"|action="[^"]*"/g, "").includes(LURE)) shown.push(`${p} -> ${res.status}`);
+    }
+    expect(shown).toEqual([]);
+  });
+
   it("text injection: an SSO start link with a made-up connector name does not put the link's words on the sign-in page", async () => {
     const res = await get(`/web/sso/github/${encodeURIComponent(LURE)}`);
     expect(await flashText(res)).not.toContain(LURE);

@@ -4,8 +4,10 @@
  * review: the cut ended the proxy process (an error on a checked-out client
  * nobody handled), and a replica that survived it would never have heard of
  * a CA a rotation on another replica retired. The feed now comes back at
- * once (or every RELISTEN_MS while the database refuses connections) and
- * watchers hear a resync.
+ * once (or after RELISTEN_MS, doubling, while it cannot), watchers hear a
+ * resync, and a connection that goes silent is found by a check every
+ * FEED_CHECK_MS. A second review's cases: no reconnect loop, close() during a
+ * reconnect, five cuts in a row, a silent connection.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
@@ -14,7 +16,10 @@ import { IDENTITY, startCluster } from "./helpers/cluster.ts";
 import { memoryReplicas, type MemoryCluster } from "./helpers/memory-cluster.ts";
 import { startPostgres, type TestPostgres } from "./helpers/postgres.ts";
 import { rotateAuthority } from "../src/proxy/rotation.ts";
-import { RELISTEN_MS } from "../src/storage/postgres.ts";
+import { FEED_CHECK_MS, FEED_CHECK_TIMEOUT_MS, PostgresBackend, RELISTEN_MS } from "../src/storage/postgres.ts";
+import { startMemoryCluster } from "./helpers/memory-cluster.ts";
+import { startRelay, viaRelay } from "./helpers/pg-relay.ts";
+import { FakeClock } from "./helpers/fake-clock.ts";
 import type { Phase } from "../src/pki/rotation.ts";
 
 const fx = useEmulator({ projectToken: true });
@@ -137,5 +142,122 @@ describe("two replicas on PostgreSQL: B's change feed cut, a CA retired on A", (
     await expect.poll(() => app.request(), { timeout: 10_000 }).toEqual({ status: 401, code: "ca_retired" });
     expect(await refusedOnB(user)).toContain("ca_retired");
     app.close();
+  }, 60_000);
+});
+
+describe("the change feed of one backend, through a relay that cuts, holds or silences it", () => {
+  let server: TestPostgres;
+  beforeAll(async () => {
+    server = await startPostgres();
+  }, 60_000);
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it("a LISTEN cut every time is tried again on the backend's clock, not in a loop", async () => {
+    const conn = await server.database("feedloop");
+    const relay = await startRelay(Number(new URL(conn).port));
+    const clock = new FakeClock();
+    const backend = await PostgresBackend.open({ connectionString: viaRelay(conn, relay.port), clock });
+    try {
+      relay.mode.killListen = true;
+      const before = relay.listens;
+      const heard: string[] = [];
+      backend.watch("x/", (e) => heard.push(e.type));
+      await expect.poll(() => relay.listens - before, { timeout: 10_000 }).toBe(1);
+      // The clock has not moved: whatever else happens in real time, no second attempt (a loop made 57 in 2 s).
+      await new Promise((r) => setTimeout(r, 500));
+      expect(relay.listens - before).toBe(1);
+      // Each retry waits on the clock, the waits doubling: 1 s, then 2 s more.
+      clock.advance(RELISTEN_MS);
+      await expect.poll(() => relay.listens - before, { timeout: 10_000 }).toBe(2);
+      clock.advance(RELISTEN_MS);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(relay.listens - before).toBe(2);
+      relay.mode.killListen = false;
+      clock.advance(RELISTEN_MS);
+      await expect.poll(() => heard, { timeout: 10_000 }).toEqual(["resync"]);
+    } finally {
+      await backend.close();
+      await relay.close();
+    }
+  }, 30_000);
+
+  it("close() while the feed is being opened again ends, and leaves no connection LISTENing", async () => {
+    const conn = await server.database("feedclose");
+    const relay = await startRelay(Number(new URL(conn).port));
+    const backend = await PostgresBackend.open({ connectionString: viaRelay(conn, relay.port), clock: new FakeClock() });
+    backend.watch("x/", () => undefined);
+    await expect.poll(() => listeners(conn, "feedclose"), { timeout: 10_000 }).toHaveLength(1);
+    relay.mode.hold = true; // the next connection (the feed's, opened again) waits at the relay
+    const accepted = relay.accepted;
+    const [pid] = await listeners(conn, "feedclose");
+    await admin(conn, `SELECT pg_terminate_backend($1)`, [pid]);
+    await expect.poll(() => relay.accepted, { timeout: 10_000 }).toBe(accepted + 1);
+    const closing = backend.close().then(() => "closed");
+    relay.release();
+    expect(await Promise.race([closing, new Promise((r) => setTimeout(() => r("hung"), 8_000))])).toBe("closed");
+    await expect.poll(() => listeners(conn, "feedclose"), { timeout: 10_000 }).toEqual([]);
+    await relay.close();
+  }, 30_000);
+
+  it("five cuts in a row: one connection LISTENing, none leaked, and a writer's change still heard", async () => {
+    const conn = await server.database("feedcuts");
+    const backend = await PostgresBackend.open({ connectionString: conn, clock: new FakeClock() });
+    const writer = await PostgresBackend.open({ connectionString: conn, clock: new FakeClock() });
+    try {
+      const heard: string[] = [];
+      backend.watch("x/", (e) => heard.push(e.type === "put" ? e.item.key : e.type));
+      for (let i = 0; i < 5; i++) {
+        await expect.poll(() => listeners(conn, "feedcuts"), { timeout: 10_000 }).toHaveLength(1);
+        await admin(conn, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'feedcuts' AND query ILIKE 'LISTEN%'`);
+      }
+      await expect.poll(() => listeners(conn, "feedcuts"), { timeout: 10_000 }).toHaveLength(1);
+      await writer.put("x/after", { v: 1 });
+      await expect.poll(() => heard.includes("x/after"), { timeout: 5_000 }).toBe(true);
+      const open = await admin<{ n: string }>(conn, `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = 'feedcuts'`);
+      expect(Number(open[0].n)).toBeLessThanOrEqual(12);
+    } finally {
+      await writer.close();
+      await backend.close();
+    }
+  }, 60_000);
+});
+
+describe("two replicas, B's change feed silent (no error, no end: a NAT's or a load balancer's idle timeout)", () => {
+  let server: TestPostgres;
+  let relay: Awaited<ReturnType<typeof startRelay>>;
+  let a: MemoryCluster;
+  let b: MemoryCluster;
+  beforeAll(async () => {
+    server = await startPostgres();
+    const conn = await server.database("feedsilent");
+    relay = await startRelay(Number(new URL(conn).port));
+    relay.mode.blackholeListen = true;
+    a = await startMemoryCluster(fx, { storage: { type: "postgres", conn_string: conn } });
+    b = await startMemoryCluster(fx, { storage: { type: "postgres", conn_string: viaRelay(conn, relay.port) } });
+    a.agent();
+    b.agent();
+  }, 90_000);
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+    await relay?.close();
+    await server?.stop();
+  });
+
+  it("a user CA retired on A: B's check finds its feed dead, LISTENs again, and refuses the old CA's tunnel", async () => {
+    await expect.poll(() => relay.blackholed, { timeout: 10_000 }).toBeGreaterThan(0);
+    await a.createRoles(role("silent"));
+    const { caller, expires } = await b.signIn("silent-user", ["silent"]);
+    const app = await b.appSessionAs(caller, expires, READER, { pinned: true });
+    expect((await app.request(GROUPS)).status).toBe(200);
+    for (const phase of ["init", "update_clients", "update_servers", "standby"] as Phase[]) await rotateAuthority(a.ctx, a.admin, "user", { mode: "manual", phase });
+    const silenced = relay.blackholed;
+    // The check goes out; no answer comes; the feed is opened again (and silenced again by the relay), and B resyncs.
+    await b.clock.advance(FEED_CHECK_MS + FEED_CHECK_TIMEOUT_MS);
+    await expect.poll(() => relay.blackholed, { timeout: 10_000 }).toBe(silenced + 1);
+    await expect.poll(async () => (await app.request(GROUPS)).status, { timeout: 10_000 }).toBe(401);
+    expect((await b.ctx.audit.search({ event: "app.request.denied" })).filter((e) => e.user === "silent-user").map((e) => e.error_code)).toContain("ca_retired");
   }, 60_000);
 });

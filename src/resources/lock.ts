@@ -42,8 +42,8 @@ export const TARGET_FIELDS = ["user", "role", "azure_identity", "session_id"] as
 export function lockIdentityTarget(value: string): string {
   if (value.startsWith("/")) return requireIdentityId(value, "lock target azure_identity").id;
   // A client or principal (object) ID is what az and the portal show, but the proxy decides on resource IDs and
-  // knows no GUID of an identity: taken as a name, such a lock would match nothing.
-  if (isGuid(value)) throw new AzgateError("bad_parameter", `lock target azure_identity: ${value} is a GUID (a client or principal ID?); a lock names an identity by its name or full resource ID (az identity list --query "[?clientId=='${value}'].id" finds it); an identity whose name is a GUID is locked by its resource ID`);
+  // knows no GUID of an identity: taken as a name, such a lock would match nothing. (With hyphens or without.)
+  if (isGuid(value) || /^[0-9a-f]{32}$/i.test(value)) throw new AzgateError("bad_parameter", `lock target azure_identity: ${value} is a GUID (a client or principal ID?); a lock names an identity by its name or full resource ID (az identity list --query "[?clientId=='${value}'].id" finds it); an identity whose name is a GUID is locked by its resource ID`);
   if (!isIdentityName(value)) throw new AzgateError("bad_parameter", `lock target azure_identity: ${identityNameProblem(value)}; give the identity's name or its full resource ID`);
   return value;
 }

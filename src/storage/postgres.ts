@@ -26,8 +26,17 @@ const live = (n: number) => `(expires IS NULL OR expires > $${n})`;
  */
 export const SWEEP_GRACE_MS = 5 * 60_000;
 const MAX_PAYLOAD = 7900;
-/** How often a replica whose change feed is down tries to LISTEN again. */
+/** A replica whose change feed is down tries to LISTEN again after this, doubling each failure up to RELISTEN_MAX_MS. */
 export const RELISTEN_MS = 1_000;
+const RELISTEN_MAX_MS = 30_000;
+/**
+ * The feed's connection is asked `SELECT 1` this often, and is taken as dead
+ * without an answer within FEED_CHECK_TIMEOUT_MS: a NAT or a load balancer's
+ * idle timeout drops a connection without a word, and a LISTEN connection
+ * says nothing of its own.
+ */
+export const FEED_CHECK_MS = 30_000;
+export const FEED_CHECK_TIMEOUT_MS = 10_000;
 
 type Row = { key: string; value: unknown; revision: string; expires: Date | null };
 
@@ -52,10 +61,16 @@ export class PostgresBackend implements Backend {
   private readonly watchers = new Set<{ prefix: string; fn: (e: WatchEvent) => void }>();
   private listener: pg.PoolClient | null = null;
   private listening: Promise<void> | undefined;
-  /** The next attempt to LISTEN again, while the change feed is down. */
+  /** LISTEN has been answered on `listener`. */
+  private feedUp = false;
+  /** The next attempt to LISTEN again, while the change feed is down, and the wait before the one after. */
   private relistenTimer: Timer | null = null;
-  /** A retry has failed since the feed was last up. */
+  private relistenDelay = RELISTEN_MS;
+  /** A retry has failed since the feed was last up (said once an outage). */
   private feedOutage = false;
+  private readonly feedCheck: Timer;
+  /** The feed's connection a check is out on (its answer may never come: a new connection is checked afresh). */
+  private checking: pg.PoolClient | null = null;
   private closed = false;
 
   private readonly sweeper: Timer;
@@ -66,6 +81,7 @@ export class PostgresBackend implements Backend {
   ) {
     // Expired rows (proof nonces, login attempts, advertisements) are removed in bulk once a minute.
     this.sweeper = clock.every(60_000, () => void pool.query(`DELETE FROM azgate_items WHERE expires <= $1`, [this.sweepBefore()]).catch(() => undefined)).unref();
+    this.feedCheck = clock.every(FEED_CHECK_MS, () => this.checkFeed()).unref();
   }
 
   private nowDate(): Date {
@@ -169,6 +185,7 @@ export class PostgresBackend implements Backend {
   async close(): Promise<void> {
     this.closed = true;
     this.sweeper.cancel();
+    this.feedCheck.cancel();
     this.relistenTimer?.cancel();
     this.watchers.clear();
     this.listener?.release();
@@ -217,6 +234,7 @@ export class PostgresBackend implements Backend {
       this.feedDown(null, e);
       throw e;
     });
+    if (this.closed) return client.release(); // closed while it connected: pool.end() waits for it
     this.listener = client;
     client.on("error", (e) => this.feedDown(client, e));
     client.on("end", () => this.feedDown(client, new Error("connection ended")));
@@ -227,28 +245,41 @@ export class PostgresBackend implements Backend {
       this.feedDown(client, e as Error);
       throw e;
     }
+    if (this.closed) {
+      this.listener = null;
+      return client.release();
+    }
+    this.feedUp = true;
+    this.relistenDelay = RELISTEN_MS;
   }
 
   /**
    * The feed is down (`client` null: it could not be opened). What other
-   * replicas commit until it is back is not heard, so it is opened again at
-   * once, then every RELISTEN_MS while the database refuses, and once it is
-   * back every watcher hears a resync (reload what you follow). A feed that
-   * cannot open means the pool cannot connect either: this replica's
-   * requests, whose start events are committed there, are refused meanwhile.
+   * replicas commit until it is back is not heard. A feed that was up is
+   * opened again at once (the database is most likely there); one that could
+   * not be opened, or whose LISTEN failed, is tried again after RELISTEN_MS,
+   * doubling to RELISTEN_MAX_MS, or as soon as the pool makes a connection.
+   * Once it is back every watcher hears a resync (reload what you follow).
+   * While the pool cannot connect either, this replica's requests, whose
+   * state and start events are read and committed there, are refused.
    */
   private feedDown(client: pg.PoolClient | null, e: Error): void {
     if (this.closed) return;
+    let wasUp = false;
     if (client) {
       if (this.listener !== client) return; // heard already (an error, then its end)
+      wasUp = this.feedUp;
       this.listener = null;
+      this.feedUp = false;
       client.release(e);
-      console.error(`[postgres] the change feed (LISTEN) was cut: ${e.message}; listening again`);
+      if (wasUp) console.error(`[postgres] the change feed (LISTEN) was cut: ${e.message}; listening again`);
     }
     this.listening = undefined;
-    if (client) void Promise.resolve().then(() => this.relisten()); // at once: the database is most likely there
+    if (wasUp) void Promise.resolve().then(() => this.relisten());
     else if (!this.relistenTimer) {
-      this.relistenTimer = this.clock.after(RELISTEN_MS, () => {
+      const delay = this.relistenDelay;
+      this.relistenDelay = Math.min(delay * 2, RELISTEN_MAX_MS);
+      this.relistenTimer = this.clock.after(delay, () => {
         this.relistenTimer = null;
         void this.relisten();
       });
@@ -267,14 +298,29 @@ export class PostgresBackend implements Backend {
     try {
       await this.listen();
     } catch (e) {
-      // Said once an outage, not every retry.
-      if (!this.feedOutage) console.error(`[postgres] cannot LISTEN for changes: ${(e as Error).message}; trying again every ${RELISTEN_MS / 1000}s`);
+      if (!this.feedOutage) console.error(`[postgres] cannot LISTEN for changes: ${(e as Error).message}; trying again (every ${RELISTEN_MAX_MS / 1000}s at most)`);
       this.feedOutage = true;
       return;
     }
+    if (this.closed) return;
     if (this.feedOutage) console.error("[postgres] the change feed is back");
     this.feedOutage = false;
     this.resync();
+  }
+
+  /** Asks the feed's connection a question: no answer in time, and it is taken as cut (FEED_CHECK_MS says why). */
+  private checkFeed(): void {
+    const client = this.listener;
+    if (!client || !this.feedUp || this.checking === client) return;
+    this.checking = client;
+    const timeout = this.clock.after(FEED_CHECK_TIMEOUT_MS, () => this.feedDown(client, new Error(`no answer to a check in ${FEED_CHECK_TIMEOUT_MS / 1000}s`)));
+    client
+      .query("SELECT 1")
+      .catch((e) => this.feedDown(client, e as Error))
+      .finally(() => {
+        timeout.cancel();
+        if (this.checking === client) this.checking = null;
+      });
   }
 
   private resync(): void {
@@ -299,7 +345,8 @@ export class PostgresBackend implements Backend {
 function poolConfig(o: PostgresOptions): pg.PoolConfig {
   // Fields parsed from the string would override the ones given beside it, so it is parsed here and merged once.
   const fromString = parse(o.connectionString) as pg.PoolConfig & { sslmode?: string };
-  const config: pg.PoolConfig = { ...fromString, max: o.maxConnections ?? 10, connectionTimeoutMillis: 10_000, application_name: "azgate" };
+  // keepAlive: TCP keepalive on every connection, so one a middlebox dropped fails rather than waits for ever.
+  const config: pg.PoolConfig = { ...fromString, max: o.maxConnections ?? 10, connectionTimeoutMillis: 10_000, application_name: "azgate", keepAlive: true };
   // A CA given here means: verify the server against it, whatever sslmode the string says.
   if (o.caPem) config.ssl = { ca: o.caPem, rejectUnauthorized: true };
   if (o.password) config.password = o.password;
