@@ -78,3 +78,12 @@ export async function putIfAbsent<T>(backend: Backend, key: string, value: T, op
     throw e;
   }
 }
+
+/** One watcher told of an event: one that throws is logged, and the others are still told. */
+export function tell(fn: (e: WatchEvent) => void, e: WatchEvent): void {
+  try {
+    fn(e);
+  } catch (err) {
+    console.error("[storage] a watcher failed:", (err as Error).message);
+  }
+}

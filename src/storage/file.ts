@@ -3,7 +3,7 @@ import path from "node:path";
 import { randomUUID } from "node:crypto";
 import { AzgateError } from "../errors/index.ts";
 import { ensureDir, writeFileAtomic, readTextOrNull, removeFile, fsyncDir } from "../runtime/index.ts";
-import { checkKey, isExpired, type Backend, type Item, type PutOptions, type WatchEvent } from "./backend.ts";
+import { checkKey, isExpired, tell, type Backend, type Item, type PutOptions, type WatchEvent } from "./backend.ts";
 import type { Clock } from "../util/clock.ts";
 
 const SUFFIX = ".json";
@@ -146,7 +146,7 @@ export class FileBackend implements Backend {
   private emit(e: Exclude<WatchEvent, { type: "resync" }>): void {
     this.writes++;
     const key = e.type === "put" ? e.item.key : e.key;
-    for (const w of this.watchers) if (key.startsWith(w.prefix)) w.fn(e);
+    for (const w of this.watchers) if (key.startsWith(w.prefix)) tell(w.fn, e);
   }
 
   private fileOf(key: string): string {

@@ -12,7 +12,7 @@
 import pg from "pg";
 import { parse } from "pg-connection-string";
 import { AzgateError } from "../errors/index.ts";
-import { checkKey, type Backend, type Item, type PutOptions, type WatchEvent } from "./backend.ts";
+import { checkKey, tell, type Backend, type Item, type PutOptions, type WatchEvent } from "./backend.ts";
 import { migrate } from "./postgres-schema.ts";
 import type { Clock, Timer } from "../util/clock.ts";
 
@@ -28,7 +28,7 @@ export const SWEEP_GRACE_MS = 5 * 60_000;
 const MAX_PAYLOAD = 7900;
 /** A replica whose change feed is down tries to LISTEN again after this, doubling each failure up to RELISTEN_MAX_MS. */
 export const RELISTEN_MS = 1_000;
-const RELISTEN_MAX_MS = 30_000;
+export const RELISTEN_MAX_MS = 30_000;
 /**
  * The feed's connection is asked `SELECT 1` this often, and is taken as dead
  * without an answer within FEED_CHECK_TIMEOUT_MS: a NAT or a load balancer's
@@ -61,8 +61,9 @@ export class PostgresBackend implements Backend {
   private readonly watchers = new Set<{ prefix: string; fn: (e: WatchEvent) => void }>();
   private listener: pg.PoolClient | null = null;
   private listening: Promise<void> | undefined;
-  /** LISTEN has been answered on `listener`. */
+  /** LISTEN has been answered on `listener`; `everUp`: on any connection, ever. */
   private feedUp = false;
+  private everUp = false;
   /** The next attempt to LISTEN again, while the change feed is down, and the wait before the one after. */
   private relistenTimer: Timer | null = null;
   private relistenDelay = RELISTEN_MS;
@@ -169,7 +170,9 @@ export class PostgresBackend implements Backend {
   watch(prefix: string, fn: (e: WatchEvent) => void): () => void {
     const w = { prefix, fn };
     this.watchers.add(w);
-    this.listen().catch((e) => console.error("[postgres] cannot LISTEN for changes:", (e as Error).message));
+    // While the feed waits for a retry, a new watcher brings the retry forward: those waiting hear the resync with it.
+    if (this.relistenTimer) this.relistenNow();
+    else this.listen().catch((e) => console.error("[postgres] cannot LISTEN for changes:", (e as Error).message));
     return () => this.watchers.delete(w);
   }
 
@@ -204,9 +207,9 @@ export class PostgresBackend implements Backend {
    * otherwise the key only, and watchers read the item.
    */
   private async notify(e: { type: "put" | "delete"; key: string; item?: Item }): Promise<void> {
-    // A watcher added just before this write must hear of it; a feed that is down is being re-established (and the
-    // watchers resynced), and the write has committed: it does not fail for that.
-    await this.listening?.catch(() => undefined);
+    // A watcher added just before this write must hear of it: the first LISTEN is awaited. A feed that went down
+    // since is not: its watchers hear a resync once it is back, and the write has committed already.
+    if (!this.everUp) await this.listening?.catch(() => undefined);
     let payload = JSON.stringify(e);
     if (payload.length > MAX_PAYLOAD) payload = JSON.stringify({ type: e.type, key: e.key });
     // The change mark moves here, after the write committed (a revision's nextval runs before its commit).
@@ -240,7 +243,9 @@ export class PostgresBackend implements Backend {
     client.on("end", () => this.feedDown(client, new Error("connection ended")));
     client.on("notification", (n) => void this.dispatch(n.payload ?? "").catch((err) => console.error("[postgres] watch:", (err as Error).message)));
     try {
-      await client.query(`LISTEN ${CHANNEL}`);
+      // On the clock, as the checks are: a LISTEN whose answer never comes (a connection silenced as it was sent)
+      // would otherwise hold the feed down for as long as TCP takes to notice, hours.
+      await this.answered(client, `LISTEN ${CHANNEL}`);
     } catch (e) {
       this.feedDown(client, e as Error);
       throw e;
@@ -250,15 +255,27 @@ export class PostgresBackend implements Backend {
       return client.release();
     }
     this.feedUp = true;
-    this.relistenDelay = RELISTEN_MS;
+    this.everUp = true;
+  }
+
+  /** `sql` on the feed's connection, failed when no answer comes within FEED_CHECK_TIMEOUT_MS on the clock. */
+  private answered(client: pg.PoolClient, sql: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timeout = this.clock.after(FEED_CHECK_TIMEOUT_MS, () => reject(new Error(`no answer to ${sql.split(" ")[0]} in ${FEED_CHECK_TIMEOUT_MS / 1000}s`)));
+      client.query(sql).then(
+        () => (timeout.cancel(), resolve()),
+        (e: Error) => (timeout.cancel(), reject(e)),
+      );
+    });
   }
 
   /**
    * The feed is down (`client` null: it could not be opened). What other
-   * replicas commit until it is back is not heard. A feed that was up is
-   * opened again at once (the database is most likely there); one that could
-   * not be opened, or whose LISTEN failed, is tried again after RELISTEN_MS,
-   * doubling to RELISTEN_MAX_MS, or as soon as the pool makes a connection.
+   * replicas commit until it is back is not heard. A feed that had passed a
+   * check is opened again at once (the database is most likely there); any
+   * other is tried again after RELISTEN_MS, doubling to RELISTEN_MAX_MS until
+   * a check passes again (a connection cut as soon as LISTEN is answered
+   * would otherwise loop), or as soon as the pool makes a connection.
    * Once it is back every watcher hears a resync (reload what you follow).
    * While the pool cannot connect either, this replica's requests, whose
    * state and start events are read and committed there, are refused.
@@ -275,8 +292,10 @@ export class PostgresBackend implements Backend {
       if (wasUp) console.error(`[postgres] the change feed (LISTEN) was cut: ${e.message}; listening again`);
     }
     this.listening = undefined;
-    if (wasUp) void Promise.resolve().then(() => this.relisten());
-    else if (!this.relistenTimer) {
+    if (wasUp && this.relistenDelay === RELISTEN_MS) {
+      this.relistenDelay = RELISTEN_MS * 2;
+      void Promise.resolve().then(() => this.relisten());
+    } else if (!this.relistenTimer) {
       const delay = this.relistenDelay;
       this.relistenDelay = Math.min(delay * 2, RELISTEN_MAX_MS);
       this.relistenTimer = this.clock.after(delay, () => {
@@ -313,18 +332,19 @@ export class PostgresBackend implements Backend {
     const client = this.listener;
     if (!client || !this.feedUp || this.checking === client) return;
     this.checking = client;
-    const timeout = this.clock.after(FEED_CHECK_TIMEOUT_MS, () => this.feedDown(client, new Error(`no answer to a check in ${FEED_CHECK_TIMEOUT_MS / 1000}s`)));
-    client
-      .query("SELECT 1")
-      .catch((e) => this.feedDown(client, e as Error))
+    this.answered(client, "SELECT 1")
+      .then(
+        // Healthy for a check's period: a cut from here is retried at once.
+        () => void (this.listener === client && (this.relistenDelay = RELISTEN_MS)),
+        (e: Error) => this.feedDown(client, e),
+      )
       .finally(() => {
-        timeout.cancel();
         if (this.checking === client) this.checking = null;
       });
   }
 
   private resync(): void {
-    for (const w of [...this.watchers]) w.fn({ type: "resync" });
+    for (const w of [...this.watchers]) tell(w.fn, { type: "resync" });
   }
 
   private async dispatch(payload: string): Promise<void> {
@@ -338,9 +358,10 @@ export class PostgresBackend implements Backend {
       if (!item) return; // too large to carry, and deleted since: its delete event follows
       event = { type: "put", item };
     }
-    for (const w of interested) w.fn(event);
+    for (const w of interested) tell(w.fn, event);
   }
 }
+
 
 function poolConfig(o: PostgresOptions): pg.PoolConfig {
   // Fields parsed from the string would override the ones given beside it, so it is parsed here and merged once.

@@ -1,18 +1,31 @@
 /**
- * A TCP relay in front of PostgreSQL for tests of the change feed: it can cut
- * the connection that sends LISTEN, let LISTEN be answered and then go silent
- * on it (a NAT or a load balancer's idle timeout: no error, no end), or hold
- * new connections until released.
+ * A TCP relay in front of PostgreSQL for tests of the change feed, the
+ * connection that sends LISTEN: it can cut it at LISTEN or just after its
+ * answer, swallow LISTEN's answer, silence it after LISTEN's or the first
+ * check's answer (a NAT or a load balancer's idle timeout: no error, no end),
+ * or hold new connections until released. Event-driven: nothing is timed.
  */
 import { connect, createServer, type Server, type Socket } from "node:net";
 
 export interface Relay {
   port: number;
   accepted: number;
-  /** LISTENs that went through (or were cut). */
   listens: number;
-  mode: { killListen: boolean; blackholeListen: boolean; hold: boolean };
-  blackholed: number;
+  checks: number;
+  mode: {
+    /** Forward LISTEN, never its answer (silenced between LISTEN and its answer), for this many LISTENs. */
+    swallowListen: number;
+    /** Forward LISTEN's answer, then cut the connection at once. */
+    killAfterAnswer: boolean;
+    /** Forward LISTEN's answer, then go silent both ways. */
+    blackholeAfterAnswer: boolean;
+    /** On a LISTEN connection: forward the first check's answer, then go silent both ways. */
+    blackholeAfterFirstCheck: boolean;
+    /** Hold new connections until released. */
+    hold: boolean;
+    /** Cut the connection when it sends LISTEN (before any answer). */
+    killListen: boolean;
+  };
   release(): void;
   close(): Promise<void>;
 }
@@ -23,16 +36,17 @@ export async function startRelay(upstreamPort: number): Promise<Relay> {
     port: 0,
     accepted: 0,
     listens: 0,
-    blackholed: 0,
-    mode: { killListen: false, blackholeListen: false, hold: false },
+    checks: 0,
+    mode: { swallowListen: 0, killAfterAnswer: false, blackholeAfterAnswer: false, blackholeAfterFirstCheck: false, hold: false, killListen: false },
     release() {
       relay.mode.hold = false;
       for (const f of held.splice(0)) f();
     },
-    close: () => new Promise<void>((r) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => r());
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
   };
   const server: Server = createServer({ pauseOnConnect: true }, (client) => {
     relay.accepted++;
@@ -41,28 +55,41 @@ export async function startRelay(upstreamPort: number): Promise<Relay> {
       const up = connect(upstreamPort, "127.0.0.1");
       sockets.add(up);
       let dead = false;
-      /** LISTEN went up: once its answer has come back, this connection goes silent both ways. */
-      let silentAfterAnswer = false;
+      let isListen = false;
+      let swallow = false;
+      let afterAnswer: "kill" | "blackhole" | null = null;
+      let checkAnswer = false;
       client.on("data", (d: Buffer) => {
+        if (isListen && d.includes("SELECT 1")) relay.checks++;
         if (dead) return;
         if (d.includes("LISTEN azgate_items")) {
           relay.listens++;
+          isListen = true;
           if (relay.mode.killListen) {
             client.destroy();
             up.destroy();
             return;
           }
-          if (relay.mode.blackholeListen) silentAfterAnswer = true;
+          if (relay.mode.swallowListen > 0) {
+            relay.mode.swallowListen--;
+            swallow = true;
+          } else if (relay.mode.killAfterAnswer) afterAnswer = "kill";
+          else if (relay.mode.blackholeAfterAnswer) afterAnswer = "blackhole";
         }
+        if (isListen && d.includes("SELECT 1") && relay.mode.blackholeAfterFirstCheck) checkAnswer = true;
         up.write(d);
       });
       up.on("data", (d: Buffer) => {
         if (dead) return;
-        client.write(d);
-        if (silentAfterAnswer) {
+        if (swallow) {
           dead = true;
-          relay.blackholed++;
+          return;
         }
+        client.write(d);
+        if (afterAnswer === "kill") {
+          client.destroy();
+          up.destroy();
+        } else if (afterAnswer === "blackhole" || checkAnswer) dead = true;
       });
       client.on("error", () => up.destroy());
       up.on("error", () => client.destroy());
@@ -77,7 +104,6 @@ export async function startRelay(upstreamPort: number): Promise<Relay> {
   relay.port = (server.address() as { port: number }).port;
   return relay;
 }
-
 
 /** `url` (a postgres:// URL) through the relay on `port`. */
 export function viaRelay(url: string, port: number): string {
