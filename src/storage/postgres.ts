@@ -362,7 +362,6 @@ export class PostgresBackend implements Backend {
   }
 }
 
-
 function poolConfig(o: PostgresOptions): pg.PoolConfig {
   // Fields parsed from the string would override the ones given beside it, so it is parsed here and merged once.
   const fromString = parse(o.connectionString) as pg.PoolConfig & { sslmode?: string };
