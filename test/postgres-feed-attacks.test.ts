@@ -13,30 +13,18 @@
  * a row and a silenced feed on two replicas.)
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import pg from "pg";
-import { startPostgres, type TestPostgres } from "./helpers/postgres.ts";
+import { asSuperuser, startPostgres, type TestPostgres } from "./helpers/postgres.ts";
 import { startRelay, viaRelay } from "./helpers/pg-relay.ts";
 import { FEED_CHECK_MS, FEED_CHECK_TIMEOUT_MS, PostgresBackend, RELISTEN_MAX_MS, RELISTEN_MS } from "../src/storage/postgres.ts";
 import { FakeClock } from "./helpers/fake-clock.ts";
 
-async function admin<T extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
-  const u = new URL(url);
-  u.pathname = "/postgres";
-  const db = new pg.Client({ connectionString: u.toString() });
-  await db.connect();
-  try {
-    return (await db.query<T>(sql, params)).rows;
-  } finally {
-    await db.end();
-  }
-}
 /** Backends of `database` whose session has LISTENed (whatever their last statement). */
 const listenerPids = async (url: string, database: string) =>
-  (await admin<{ pid: number }>(url, `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND (query ILIKE 'LISTEN%' OR query = 'SELECT 1')`, [database])).map((r) => r.pid).sort();
-const connections = async (url: string, database: string) => Number((await admin<{ n: string }>(url, `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1`, [database]))[0].n);
+  (await asSuperuser<{ pid: number }>(url, `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND (query ILIKE 'LISTEN%' OR query = 'SELECT 1')`, [database])).map((r) => r.pid).sort();
+const connections = async (url: string, database: string) => Number((await asSuperuser<{ n: string }>(url, `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1`, [database]))[0].n);
 
 /** The feed's connection has answered a check: its last statement is SELECT 1, done. */
-const checkAnswered = async (url: string, database: string) => (await admin<{ n: string }>(url, `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND query = 'SELECT 1' AND state = 'idle'`, [database]))[0].n === "1";
+const checkAnswered = async (url: string, database: string) => (await asSuperuser<{ n: string }>(url, `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND query = 'SELECT 1' AND state = 'idle'`, [database]))[0].n === "1";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const within = <T>(p: Promise<T>, ms: number) => Promise.race([p.then(() => "done" as const), sleep(ms).then(() => "hung" as const)]);
 
@@ -112,7 +100,7 @@ describe("the PostgreSQL change feed under attack", () => {
     const heard: string[] = [];
     backend.watch("y/", (e) => heard.push(e.type));
     await backend.watching();
-    await admin(conn, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'`, [name]);
+    await asSuperuser(conn, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'`, [name]);
     await expect.poll(() => listenerPids(conn, name), { timeout: 10_000 }).toHaveLength(1);
     await expect.poll(() => heard, { timeout: 5_000 }).toEqual(["resync"]);
     expect(unhandled.slice(before).map((e) => (e as Error).message)).toEqual([]);
@@ -139,10 +127,10 @@ describe("the PostgreSQL change feed under attack", () => {
     // Every pooled connection busy for a second, so the feed's re-open needs a new one (held at the relay);
     // the write below gets one of these back once they finish.
     const busy = Promise.all([1, 2, 3].map(() => backend.pool.query("SELECT pg_sleep(1)")));
-    await expect.poll(async () => (await admin<{ n: string }>(conn, `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND query = 'SELECT pg_sleep(1)' AND state = 'active'`, [name]))[0].n, { timeout: 5_000 }).toBe("3");
+    await expect.poll(async () => (await asSuperuser<{ n: string }>(conn, `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND query = 'SELECT pg_sleep(1)' AND state = 'active'`, [name]))[0].n, { timeout: 5_000 }).toBe("3");
     relay.mode.hold = true;
     const accepted = relay.accepted;
-    await admin(conn, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'`, [name]);
+    await asSuperuser(conn, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'`, [name]);
     await expect.poll(() => relay.accepted, { timeout: 10_000 }).toBe(accepted + 1);
     await busy;
     const started = Date.now();
@@ -222,7 +210,7 @@ describe("the PostgreSQL change feed under attack", () => {
     // The feed is cut and its immediate retry is cut too: the next try waits RELISTEN_MS on the (frozen) clock.
     relay.mode.killListen = true;
     const listens = relay.listens;
-    await admin(conn, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'`, [name]);
+    await asSuperuser(conn, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'`, [name]);
     await expect.poll(() => relay.listens - listens, { timeout: 5_000 }).toBeGreaterThanOrEqual(1);
     await sleep(300);
     relay.mode.killListen = false;

@@ -10,14 +10,12 @@
  * reconnect, five cuts in a row, a silent connection.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import pg from "pg";
 import { useEmulator } from "./helpers/emulator.ts";
 import { IDENTITY, startCluster } from "./helpers/cluster.ts";
-import { memoryReplicas, type MemoryCluster } from "./helpers/memory-cluster.ts";
-import { startPostgres, type TestPostgres } from "./helpers/postgres.ts";
+import { memoryReplicas, startMemoryCluster, type MemoryCluster } from "./helpers/memory-cluster.ts";
+import { asSuperuser, startPostgres, type TestPostgres } from "./helpers/postgres.ts";
 import { rotateAuthority } from "../src/proxy/rotation.ts";
 import { FEED_CHECK_MS, FEED_CHECK_TIMEOUT_MS, PostgresBackend, RELISTEN_MAX_MS, RELISTEN_MS } from "../src/storage/postgres.ts";
-import { startMemoryCluster } from "./helpers/memory-cluster.ts";
 import { startRelay, viaRelay } from "./helpers/pg-relay.ts";
 import { FakeClock } from "./helpers/fake-clock.ts";
 import type { Phase } from "../src/pki/rotation.ts";
@@ -27,21 +25,9 @@ const READER = IDENTITY("teleport-reader");
 const GROUPS = "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups?api-version=2022-09-01";
 const role = (name: string) => `kind: role\nversion: v7\nmetadata: {name: ${name}}\nspec: {allow: {app_labels: {'*': '*'}, azure_identities: ['${READER}']}}\n`;
 
-/** A statement as the server's superuser, on another database than the one under test. */
-async function admin<T extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
-  const u = new URL(url);
-  u.pathname = "/postgres";
-  const db = new pg.Client({ connectionString: u.toString() });
-  await db.connect();
-  try {
-    return (await db.query<T>(sql, params)).rows;
-  } finally {
-    await db.end();
-  }
-}
 
 /** The backends LISTENing on `database` (each replica's change feed). */
-const listeners = async (url: string, database: string) => (await admin<{ pid: number }>(url, `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'`, [database])).map((r) => r.pid).sort();
+const listeners = async (url: string, database: string) => (await asSuperuser<{ pid: number }>(url, `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'`, [database])).map((r) => r.pid).sort();
 
 describe("a proxy process on PostgreSQL whose change feed is cut", () => {
   let server: TestPostgres;
@@ -58,7 +44,7 @@ describe("a proxy process on PostgreSQL whose change feed is cut", () => {
     try {
       await expect.poll(() => listeners(conn, "feedproc"), { timeout: 15_000 }).toHaveLength(1);
       const [before] = await listeners(conn, "feedproc");
-      await admin(conn, `SELECT pg_terminate_backend($1)`, [before]);
+      await asSuperuser(conn, `SELECT pg_terminate_backend($1)`, [before]);
       await expect.poll(async () => (await listeners(conn, "feedproc")).filter((p) => p !== before), { timeout: 15_000 }).toHaveLength(1);
       expect(cluster.proxy.child.exitCode).toBeNull();
       expect(cluster.proxy.output()).toMatch(/the change feed \(LISTEN\) was cut: .*; listening again/);
@@ -112,7 +98,7 @@ describe("two replicas on PostgreSQL: B's change feed cut, a CA retired on A", (
     const { user, app } = await onB();
     const before = await listeners(conn, "feedpg");
     expect(before).toHaveLength(2);
-    await admin(conn, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'feedpg' AND query ILIKE 'LISTEN%'`);
+    await asSuperuser(conn, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'feedpg' AND query ILIKE 'LISTEN%'`);
     // Both replicas LISTEN again, on new connections, with no clock moved.
     await expect.poll(async () => (await listeners(conn, "feedpg")).filter((p) => !before.includes(p)), { timeout: 15_000 }).toHaveLength(2);
     await rotateUserCaToRetirement();
@@ -124,15 +110,15 @@ describe("two replicas on PostgreSQL: B's change feed cut, a CA retired on A", (
   it("the database refusing connections for a while: B refuses meanwhile, LISTENs again on its next retry, and the resync brings the rotation it missed", async () => {
     const { user, app } = await onB();
     const cut = await listeners(conn, "feedpg");
-    await admin(conn, `ALTER DATABASE feedpg ALLOW_CONNECTIONS false`);
+    await asSuperuser(conn, `ALTER DATABASE feedpg ALLOW_CONNECTIONS false`);
     try {
       // Every connection to it goes: the feeds and the pools' (a restart, as a replica sees one).
-      await admin(conn, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'feedpg' AND pid <> pg_backend_pid()`);
+      await asSuperuser(conn, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'feedpg' AND pid <> pg_backend_pid()`);
       await expect.poll(() => listeners(conn, "feedpg"), { timeout: 10_000 }).toEqual([]);
       // B cannot read its state or commit a start event: refused (500 internal), nothing answered as if allowed.
       expect(await app.request()).toEqual({ status: 500, code: "internal" });
     } finally {
-      await admin(conn, `ALTER DATABASE feedpg ALLOW_CONNECTIONS true`);
+      await asSuperuser(conn, `ALTER DATABASE feedpg ALLOW_CONNECTIONS true`);
     }
     // A rotates while B's feed waits for its retry: the NOTIFY goes out with nobody on B to hear it.
     await rotateUserCaToRetirement();
@@ -192,7 +178,7 @@ describe("the change feed of one backend, through a relay that cuts, holds or si
     relay.mode.hold = true; // the next connection (the feed's, opened again) waits at the relay
     const accepted = relay.accepted;
     const [pid] = await listeners(conn, "feedclose");
-    await admin(conn, `SELECT pg_terminate_backend($1)`, [pid]);
+    await asSuperuser(conn, `SELECT pg_terminate_backend($1)`, [pid]);
     await expect.poll(() => relay.accepted, { timeout: 10_000 }).toBe(accepted + 1);
     const closing = backend.close().then(() => "closed");
     relay.release();
@@ -211,7 +197,7 @@ describe("the change feed of one backend, through a relay that cuts, holds or si
       backend.watch("x/", (e) => heard.push(e.type === "put" ? e.item.key : e.type));
       for (let i = 0; i < 5; i++) {
         await expect.poll(() => listeners(conn, "feedcuts"), { timeout: 10_000 }).toHaveLength(1);
-        await admin(conn, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'feedcuts' AND query ILIKE 'LISTEN%'`);
+        await asSuperuser(conn, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'feedcuts' AND query ILIKE 'LISTEN%'`);
         // The first cut is taken up at once; the next ones (no check passed in between) wait a retry, doubling.
         if (i > 0) {
           await expect.poll(() => listeners(conn, "feedcuts"), { timeout: 10_000 }).toEqual([]);
@@ -221,7 +207,7 @@ describe("the change feed of one backend, through a relay that cuts, holds or si
       await expect.poll(() => listeners(conn, "feedcuts"), { timeout: 10_000 }).toHaveLength(1);
       await writer.put("x/after", { v: 1 });
       await expect.poll(() => heard.includes("x/after"), { timeout: 5_000 }).toBe(true);
-      const open = await admin<{ n: string }>(conn, `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = 'feedcuts'`);
+      const open = await asSuperuser<{ n: string }>(conn, `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = 'feedcuts'`);
       expect(Number(open[0].n)).toBeLessThanOrEqual(12);
     } finally {
       await writer.close();

@@ -9,6 +9,7 @@ import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSyn
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import pg from "pg";
 import { createSelfSignedCa } from "../../src/pki/authority.ts";
 import { issueServerCert } from "../../src/pki/certificate.ts";
 import { generateKeyPair, privateKeyToPem } from "../../src/pki/keys.ts";
@@ -112,4 +113,17 @@ export async function startPostgres(opts: { tls?: boolean } = {}): Promise<TestP
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A statement as the server's superuser, on its `postgres` database rather than `url`'s (which a test may cut or close). */
+export async function asSuperuser<T extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+  const u = new URL(url);
+  u.pathname = "/postgres";
+  const db = new pg.Client({ connectionString: u.toString() });
+  await db.connect();
+  try {
+    return (await db.query<T>(sql, params)).rows;
+  } finally {
+    await db.end();
+  }
 }
